@@ -1,0 +1,3 @@
+"""Linli API gateway."""
+
+SERVICE = "gateway"

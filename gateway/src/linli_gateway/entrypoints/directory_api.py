@@ -1,0 +1,173 @@
+"""HTTP API of the directory: `/api/v1/directory/{streets,communities,compounds}`.
+
+Reads are public (the directory is what a sign-up form offers); writes need a city admin, or a
+street official for their own street's communities and compounds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from linli_gateway.domain.directory import Community, Compound, Street
+from linli_gateway.service_layer import directory
+from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
+from linli_kit.web import require_principal
+
+blp = Blueprint("directory", __name__, url_prefix="/api/v1/directory", description="Streets, communities, compounds")
+
+
+class StreetSchema(Schema):
+    id = fields.String(dump_only=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    city = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    revision = fields.Integer(dump_only=True)
+
+
+class StreetPatchSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    city = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class CommunitySchema(Schema):
+    id = fields.String(dump_only=True)
+    street_id = fields.UUID(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    revision = fields.Integer(dump_only=True)
+
+
+class CommunityPatchSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    street_id = fields.UUID()
+
+
+class CompoundSchema(Schema):
+    id = fields.String(dump_only=True)
+    community_id = fields.UUID(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    latitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(-90, 90))
+    longitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(-180, 180))
+    revision = fields.Integer(dump_only=True)
+
+
+class CompoundPatchSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    latitude = fields.Float(validate=validate.Range(-90, 90))
+    longitude = fields.Float(validate=validate.Range(-180, 180))
+
+
+class CommunityFilter(Schema):
+    street_id = fields.UUID(load_default=None)
+
+
+class CompoundFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+
+
+def _uow() -> GatewayUnitOfWork:
+    return GatewayUnitOfWork(current_app.extensions["linli.database"])
+
+
+def _strings(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if k.endswith("_id") and v is not None else v for k, v in values.items()}
+
+
+@blp.route("/streets")
+class Streets(MethodView):
+    @blp.response(200, StreetSchema(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters: Any) -> list:
+        items, total = directory.list_entries(
+            _uow(), Street, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+        )
+        pagination_parameters.item_count = total
+        return items
+
+    @blp.arguments(StreetSchema)
+    @blp.response(201, StreetSchema)
+    def post(self, body: dict) -> Street:
+        return directory.create_street(_uow(), require_principal(), **body)
+
+
+@blp.route("/streets/<uuid:street_id>")
+class StreetById(MethodView):
+    @blp.response(200, StreetSchema)
+    def get(self, street_id: Any) -> Street:
+        return directory.get_entry(_uow(), Street, str(street_id))
+
+    @blp.arguments(StreetPatchSchema)
+    @blp.response(200, StreetSchema)
+    def patch(self, body: dict, street_id: Any) -> Street:
+        return directory.update_street(_uow(), require_principal(), str(street_id), **body)
+
+
+@blp.route("/communities")
+class Communities(MethodView):
+    @blp.arguments(CommunityFilter, location="query")
+    @blp.response(200, CommunitySchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        items, total = directory.list_entries(
+            _uow(),
+            Community,
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+            **_strings(filters),
+        )
+        pagination_parameters.item_count = total
+        return items
+
+    @blp.arguments(CommunitySchema)
+    @blp.response(201, CommunitySchema)
+    def post(self, body: dict) -> Community:
+        return directory.create_community(_uow(), require_principal(), **_strings(body))
+
+
+@blp.route("/communities/<uuid:community_id>")
+class CommunityById(MethodView):
+    @blp.response(200, CommunitySchema)
+    def get(self, community_id: Any) -> Community:
+        return directory.get_entry(_uow(), Community, str(community_id))
+
+    @blp.arguments(CommunityPatchSchema)
+    @blp.response(200, CommunitySchema)
+    def patch(self, body: dict, community_id: Any) -> Community:
+        return directory.update_community(_uow(), require_principal(), str(community_id), **_strings(body))
+
+
+@blp.route("/compounds")
+class Compounds(MethodView):
+    @blp.arguments(CompoundFilter, location="query")
+    @blp.response(200, CompoundSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        items, total = directory.list_entries(
+            _uow(),
+            Compound,
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+            **_strings(filters),
+        )
+        pagination_parameters.item_count = total
+        return items
+
+    @blp.arguments(CompoundSchema)
+    @blp.response(201, CompoundSchema)
+    def post(self, body: dict) -> Compound:
+        return directory.create_compound(_uow(), require_principal(), **_strings(body))
+
+
+@blp.route("/compounds/<uuid:compound_id>")
+class CompoundById(MethodView):
+    @blp.response(200, CompoundSchema)
+    def get(self, compound_id: Any) -> Compound:
+        return directory.get_entry(_uow(), Compound, str(compound_id))
+
+    @blp.arguments(CompoundPatchSchema)
+    @blp.response(200, CompoundSchema)
+    def patch(self, body: dict, compound_id: Any) -> Compound:
+        return directory.update_compound(_uow(), require_principal(), str(compound_id), **body)

@@ -1,0 +1,4 @@
+from linli_gateway.adapters.tables import metadata
+from linli_kit.migrations import run_env
+
+run_env(metadata)

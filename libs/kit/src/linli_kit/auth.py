@@ -1,0 +1,126 @@
+"""Identity (DESIGN section 4): RS256 access tokens, roles and community scope. No framework here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import jwt
+
+from linli_kit.errors import Forbidden, Unauthorized
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    COMMUNITY_STAFF = "community_staff"
+    PROPERTY_MANAGER = "property_manager"
+    AGENCY = "agency"
+    STREET_OFFICIAL = "street_official"
+    CITY_ADMIN = "city_admin"
+
+
+STAFF_ROLES = frozenset({Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN})
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    role: Role
+    street_id: str | None = None
+    community_ids: tuple[str, ...] = ()
+    token_id: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    def can_access_community(self, community_id: str, street_of: Callable[[str], str | None]) -> bool:
+        """Whether this principal's scope covers `community_id` (street looked up in the replica)."""
+        if self.role == Role.CITY_ADMIN:
+            return True
+        if self.role == Role.STREET_OFFICIAL:
+            return self.street_id is not None and street_of(community_id) == self.street_id
+        return community_id in self.community_ids
+
+    def require_role(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"role {self.role.value} may not do this")
+
+    def require_community(self, community_id: str, street_of: Callable[[str], str | None]) -> None:
+        if not self.can_access_community(community_id, street_of):
+            raise Forbidden("outside your community scope")
+
+
+class TokenVerifier:
+    def __init__(self, public_key: str, *, issuer: str, leeway_seconds: int = 10) -> None:
+        self._public_key = public_key
+        self._issuer = issuer
+        self._leeway = leeway_seconds
+
+    def verify(self, token: str) -> Principal:
+        try:
+            # The algorithm list is fixed: a token that names another (HS256 with the public key
+            # as secret, or "none") is refused, whatever its header says.
+            claims = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=["RS256"],
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "sub", "role", "jti"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("token expired") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from exc
+        if claims.get("typ", "access") != "access":
+            raise Unauthorized("not an access token")
+        try:
+            role = Role(claims["role"])
+        except ValueError as exc:
+            raise Unauthorized("unknown role in token") from exc
+        return Principal(
+            user_id=str(claims["sub"]),
+            role=role,
+            street_id=claims.get("street_id"),
+            community_ids=tuple(claims.get("community_ids") or ()),
+            token_id=claims.get("jti"),
+        )
+
+
+class TokenSigner:
+    """Signs access tokens. Only the gateway holds the private key; tests use a throwaway one."""
+
+    def __init__(self, private_key: str, *, issuer: str, ttl: timedelta = timedelta(minutes=15)) -> None:
+        self._private_key = private_key
+        self._issuer = issuer
+        self.ttl = ttl
+
+    def sign(
+        self,
+        *,
+        user_id: str,
+        role: Role | str,
+        street_id: str | None = None,
+        community_ids: Iterable[str] = (),
+        ttl: timedelta | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> str:
+        now = datetime.now(UTC)
+        claims: dict[str, object] = {
+            "iss": self._issuer,
+            "sub": user_id,
+            "role": str(Role(role)),
+            "street_id": street_id,
+            "community_ids": list(community_ids),
+            "iat": now,
+            "exp": now + (ttl or self.ttl),
+            "jti": str(uuid.uuid4()),
+            "typ": "access",
+        }
+        claims.update(extra or {})
+        return jwt.encode(claims, self._private_key, algorithm="RS256")

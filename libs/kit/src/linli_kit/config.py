@@ -1,0 +1,124 @@
+"""Settings read from the environment, with embedded defaults so a laptop needs nothing set.
+
+Every process of the platform (web, worker, command) builds one `Settings` at start. A bad value
+stops the process at once with a message naming the variable, instead of failing on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from environs import Env, EnvError
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a process that can start."""
+
+
+@dataclass(frozen=True)
+class BusNames:
+    """Names on the broker. A test run sets its own prefix so it never meets another run's messages."""
+
+    exchange: str = "linli.events"
+    dead_letter_exchange: str = "linli.dead"
+    queue_prefix: str = ""
+
+    def queue(self, service: str) -> str:
+        return f"{self.queue_prefix}{service}.events"
+
+    def dead_letter_queue(self, service: str) -> str:
+        return f"{self.queue(service)}.dead"
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    data_dir: Path
+    database_url: str
+    amqp_url: str
+    bus: BusNames
+    delivery_limit: int
+    prefetch: int
+    relay_batch_size: int
+    relay_idle_seconds: float
+    consumer_batch_size: int
+    jwt_public_key_file: Path
+    jwt_issuer: str
+    timezone: str
+    log_level: str
+    log_json: bool
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def jwt_public_key(self) -> str:
+        inline = os.environ.get("JWT_PUBLIC_KEY")
+        if inline:
+            return inline
+        try:
+            return self.jwt_public_key_file.read_text()
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"JWT public key not found at {self.jwt_public_key_file}: set JWT_PUBLIC_KEY or "
+                "JWT_PUBLIC_KEY_FILE, or run `make run` once to generate a local key pair"
+            ) from exc
+
+
+def load_settings(service: str) -> Settings:
+    """Read and check the settings of `service`; raise ConfigError naming every bad variable."""
+    env = Env(eager=False)
+    try:
+        data_dir = env.path("LINLI_DATA_DIR", Path("var"))
+        prefix = service.upper()
+        database_url = env.str(f"{prefix}_DATABASE_URL", None) or env.str(
+            "DATABASE_URL", f"sqlite:///{data_dir.resolve() / (service + '.db')}"
+        )
+        settings = Settings(
+            service=service,
+            data_dir=data_dir,
+            database_url=database_url,
+            amqp_url=env.str("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+            bus=BusNames(
+                exchange=env.str("EVENTS_EXCHANGE", "linli.events"),
+                dead_letter_exchange=env.str("DEAD_LETTER_EXCHANGE", "linli.dead"),
+                queue_prefix=env.str("QUEUE_PREFIX", ""),
+            ),
+            delivery_limit=env.int("EVENTS_DELIVERY_LIMIT", 5, validate=lambda n: 1 <= n <= 100),
+            prefetch=env.int("EVENTS_PREFETCH", 500, validate=lambda n: 1 <= n <= 10_000),
+            relay_batch_size=env.int("OUTBOX_BATCH_SIZE", 500, validate=lambda n: 1 <= n <= 10_000),
+            relay_idle_seconds=env.float("OUTBOX_IDLE_SECONDS", 0.02, validate=lambda x: 0 < x <= 60),
+            consumer_batch_size=env.int("EVENTS_BATCH_SIZE", 200, validate=lambda n: 1 <= n <= 10_000),
+            jwt_public_key_file=env.path("JWT_PUBLIC_KEY_FILE", data_dir / "jwt_public.pem"),
+            jwt_issuer=env.str("JWT_ISSUER", "linli-gateway"),
+            timezone=env.str("LINLI_TIMEZONE", "Asia/Shanghai"),
+            log_level=env.str(
+                "LOG_LEVEL", "INFO", validate=lambda v: v.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"}
+            ),
+            log_json=env.bool("LOG_JSON", True),
+        )
+        env.seal()
+    except EnvError as exc:
+        raise ConfigError(f"invalid configuration for {service}: {exc}") from exc
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    problems = []
+    scheme = urlparse(settings.database_url).scheme
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+        problems.append(f"DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)")
+    if urlparse(settings.amqp_url).scheme not in {"amqp", "amqps"}:
+        problems.append("AMQP_URL: must start with amqp:// or amqps://")
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"LINLI_TIMEZONE: unknown time zone {settings.timezone!r}")
+    if problems:
+        raise ConfigError(f"invalid configuration for {settings.service}: " + "; ".join(problems))

@@ -1,0 +1,6 @@
+"""The event bus: envelope and catalogue, topology, transactional outbox and relay, idempotent consumer."""
+
+from linli_kit.events.catalogue import CATALOGUE, EventSchema, InvalidEvent
+from linli_kit.events.envelope import Event, new_event
+
+__all__ = ["CATALOGUE", "Event", "EventSchema", "InvalidEvent", "new_event"]

@@ -1,0 +1,84 @@
+"""The event catalogue: every event type and version, declared once, checked by producer and consumer.
+
+Adding an optional field to a schema is compatible. Removing or renaming one is not: declare the
+next version beside the old one, and consumers keep accepting both until producers have moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+
+class InvalidEvent(ValueError):
+    """An envelope or its data does not match the catalogue; retrying will not help."""
+
+
+class EventSchema(Schema):
+    class Meta:
+        # Newer producers may add fields; an older consumer keeps them and reads what it knows.
+        unknown = INCLUDE
+
+
+class Catalogue:
+    def __init__(self) -> None:
+        self._schemas: dict[tuple[str, int], Schema] = {}
+
+    def register(self, event_type: str, version: int, schema: type[Schema]) -> None:
+        self._schemas[(event_type, version)] = schema()
+
+    def types(self) -> list[str]:
+        return sorted({t for t, _ in self._schemas})
+
+    def latest_version(self, event_type: str) -> int:
+        versions = [v for t, v in self._schemas if t == event_type]
+        if not versions:
+            raise InvalidEvent(f"unknown event type {event_type!r}")
+        return max(versions)
+
+    def validate(self, event_type: str, version: int, data: Any) -> dict[str, Any]:
+        schema = self._schemas.get((event_type, version))
+        if schema is None:
+            raise InvalidEvent(f"unknown event type {event_type!r} version {version}")
+        if not isinstance(data, dict):
+            raise InvalidEvent(f"{event_type}: data must be an object")
+        try:
+            schema.load(data)
+        except ValidationError as exc:
+            raise InvalidEvent(f"{event_type} v{version}: {exc.messages}") from exc
+        return data
+
+
+CATALOGUE = Catalogue()
+
+_id = fields.UUID
+
+
+# --- directory (gateway) -----------------------------------------------------------------------
+class StreetUpserted(EventSchema):
+    street_id = _id(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    city = fields.String(load_default=None, allow_none=True)
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class CommunityUpserted(EventSchema):
+    community_id = _id(required=True)
+    street_id = _id(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class CompoundUpserted(EventSchema):
+    compound_id = _id(required=True)
+    community_id = _id(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    latitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(-90, 90))
+    longitude = fields.Float(load_default=None, allow_none=True, validate=validate.Range(-180, 180))
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+CATALOGUE.register("directory.street.upserted", 1, StreetUpserted)
+CATALOGUE.register("directory.community.upserted", 1, CommunityUpserted)
+CATALOGUE.register("directory.compound.upserted", 1, CompoundUpserted)

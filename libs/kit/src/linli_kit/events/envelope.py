@@ -1,0 +1,98 @@
+"""The envelope every event travels in (DESIGN section 3)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from linli_kit import context
+from linli_kit.events.catalogue import CATALOGUE, InvalidEvent
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    data: dict[str, Any]
+    producer: str
+    version: int = 1
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str | None = None
+    street_id: str | None = None
+    community_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "producer": self.producer,
+            "correlation_id": self.correlation_id,
+            "street_id": self.street_id,
+            "community_id": self.community_id,
+            "data": self.data,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_json(cls, body: bytes | str) -> Event:
+        """Parse and validate an envelope and its data; raise InvalidEvent when either is wrong."""
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidEvent(f"body is not JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise InvalidEvent("envelope must be a JSON object")
+        missing = [k for k in ("id", "type", "version", "occurred_at", "producer", "data") if k not in raw]
+        if missing:
+            raise InvalidEvent(f"envelope lacks {', '.join(missing)}")
+        try:
+            uuid.UUID(str(raw["id"]))
+            occurred_at = datetime.fromisoformat(str(raw["occurred_at"]).replace("Z", "+00:00"))
+            version = int(raw["version"])
+        except (ValueError, TypeError) as exc:
+            raise InvalidEvent(f"envelope field has a bad value: {exc}") from exc
+        if occurred_at.tzinfo is None:
+            raise InvalidEvent("occurred_at must carry a UTC offset")
+        data = CATALOGUE.validate(str(raw["type"]), version, raw["data"])
+        return cls(
+            id=str(raw["id"]),
+            type=str(raw["type"]),
+            version=version,
+            occurred_at=occurred_at,
+            producer=str(raw["producer"]),
+            correlation_id=raw.get("correlation_id"),
+            street_id=raw.get("street_id"),
+            community_id=raw.get("community_id"),
+            data=data,
+        )
+
+
+def new_event(
+    type: str,
+    data: dict[str, Any],
+    *,
+    producer: str,
+    street_id: str | None = None,
+    community_id: str | None = None,
+    correlation_id: str | None = None,
+    version: int | None = None,
+) -> Event:
+    """An event checked against the catalogue, carrying the current request id as correlation id."""
+    version = version or CATALOGUE.latest_version(type)
+    checked = CATALOGUE.validate(type, version, data)
+    return Event(
+        type=type,
+        version=version,
+        data=json.loads(json.dumps(checked, default=str)),
+        producer=producer,
+        street_id=street_id,
+        community_id=community_id,
+        correlation_id=correlation_id or context.request_id.get(),
+    )

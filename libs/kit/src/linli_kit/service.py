@@ -1,0 +1,111 @@
+"""What a service declares about itself, and the command line every service shares.
+
+linli-<service> migrate        apply the service's Alembic migrations
+linli-<service> worker         run relay, consumer and timers (with probes on --health-port)
+linli-<service> check-config   print the settings in force, or what is wrong with them
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import MetaData
+
+from linli_kit import migrations
+from linli_kit.config import ConfigError, Settings, load_settings
+from linli_kit.db import Database
+from linli_kit.events.consumer import Handler
+from linli_kit.logs import configure_logging
+from linli_kit.tables import MessagingTables
+from linli_kit.web import broker_check
+from linli_kit.worker import Timer, Worker
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    metadata: MetaData
+    messaging: MessagingTables
+    migrations_dir: Path
+    handlers: Callable[[Settings, Database], dict[str, Handler]] = lambda _s, _d: {}
+    timers: Callable[[Settings, Database], list[Timer]] = lambda _s, _d: []
+    commands: dict[str, Callable[[Settings, Database, list[str]], int]] = field(default_factory=dict)
+
+    def settings(self) -> Settings:
+        return load_settings(self.name)
+
+    def build_worker(self, settings: Settings, database: Database) -> Worker:
+        return Worker(
+            settings,
+            database,
+            self.messaging,
+            handlers=self.handlers(settings, database),
+            timers=self.timers(settings, database),
+        )
+
+
+def service_main(definition: ServiceDefinition, argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"linli-{definition.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations")
+    worker = sub.add_parser("worker", help="run the worker process")
+    worker.add_argument("--health-port", type=int, default=int(os.environ.get("WORKER_HEALTH_PORT", "0")) or None)
+    sub.add_parser("check-config", help="validate the configuration, database and broker")
+    sub.add_parser("declare", help="declare the service's queue and bindings")
+    for name in definition.commands:
+        extra = sub.add_parser(name)
+        extra.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        settings = definition.settings()
+    except ConfigError as exc:
+        print(f"linli-{definition.name}: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.service, level=settings.log_level, json_format=settings.log_json)
+    database = Database(settings.database_url)
+    if args.command == "migrate":
+        migrations.upgrade(definition.migrations_dir, settings.database_url)
+        print(f"linli-{definition.name}: database at head")
+        return 0
+    if args.command == "check-config":
+        return _check(definition.name, settings, database)
+    if args.command == "declare":
+        consumer = definition.build_worker(settings, database).consumer
+        if consumer is not None:
+            consumer.declare()
+        return 0
+    if args.command == "worker":
+        definition.build_worker(settings, database).serve_forever(args.health_port)
+        return 0
+    return definition.commands[args.command](settings, database, args.args)
+
+
+def _check(name: str, settings: Settings, database: Database) -> int:
+    problems = []
+    try:
+        database.ping()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        problems.append(f"database unreachable at {database.engine.url.render_as_string()}: {exc}")
+    try:
+        broker_check(settings.amqp_url)()
+    except Exception as exc:  # noqa: BLE001
+        problems.append(
+            f"RabbitMQ unreachable at {settings.amqp_url.split('@')[-1]} ({type(exc).__name__}); "
+            "start it (rabbitmq-server -detached) or set AMQP_URL"
+        )
+    if problems:
+        for problem in problems:
+            print(f"linli-{name}: {problem}", file=sys.stderr)
+        return 1
+    print(
+        f"linli-{name}: configuration ok (database {database.engine.url.get_backend_name()}, "
+        f"exchange {settings.bus.exchange})"
+    )
+    return 0

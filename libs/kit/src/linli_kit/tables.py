@@ -1,0 +1,101 @@
+"""Tables services carry in their own databases: outbox and inbox, and the directory replica.
+
+Each service adds them to its own MetaData, so its own Alembic history creates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants a bigint for a busy outbox.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: Table
+    inbox: Table
+
+
+@dataclass(frozen=True)
+class ReplicaTables:
+    streets: Table
+    communities: Table
+    compounds: Table
+
+
+def add_messaging_tables(metadata: MetaData) -> MessagingTables:
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", BigId, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(120), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+    )
+    # The relay reads only unpublished rows, oldest first: keep that index small.
+    Index(
+        "ix_outbox_unpublished",
+        outbox.c.id,
+        postgresql_where=outbox.c.published_at.is_(None),
+        sqlite_where=outbox.c.published_at.is_(None),
+    )
+    Index("ix_outbox_published_at", outbox.c.published_at)
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(80), nullable=False),
+        Column("event_id", String(36), nullable=False),
+        Column("event_type", String(120), nullable=False),
+        Column("handled_at", DateTime(timezone=True), nullable=False),
+        PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+    )
+    Index("ix_inbox_handled_at", inbox.c.handled_at)
+    return MessagingTables(outbox, inbox)
+
+
+def add_directory_replica(metadata: MetaData) -> ReplicaTables:
+    """community → street (and compound → community), kept from `directory.*.upserted` events."""
+    streets = Table(
+        "directory_streets",
+        metadata,
+        Column("street_id", String(36), primary_key=True),
+        Column("name", String(200), nullable=False),
+        Column("city", String(200), nullable=True),
+        Column("revision", Integer, nullable=False),
+    )
+    communities = Table(
+        "directory_communities",
+        metadata,
+        Column("community_id", String(36), primary_key=True),
+        Column("street_id", String(36), nullable=False, index=True),
+        Column("name", String(200), nullable=False),
+        Column("revision", Integer, nullable=False),
+    )
+    compounds = Table(
+        "directory_compounds",
+        metadata,
+        Column("compound_id", String(36), primary_key=True),
+        Column("community_id", String(36), nullable=False, index=True),
+        Column("name", String(200), nullable=False),
+        Column("latitude", Float, nullable=True),
+        Column("longitude", Float, nullable=True),
+        Column("revision", Integer, nullable=False),
+    )
+    return ReplicaTables(streets, communities, compounds)

@@ -1,0 +1,114 @@
+"""Finding the real PostgreSQL and RabbitMQ for tests, and isolating each run on them.
+
+Order: URLs from the environment; else the local defaults when they answer; else testcontainers
+when a Docker engine answers; else fail with a message saying what to start. Never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pika
+import psycopg
+from psycopg import sql
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+class InfraUnavailable(RuntimeError):
+    pass
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means no engine
+        return False
+
+
+def find_postgres() -> tuple[str, object | None]:
+    """(admin URL, container or None)."""
+    url = os.environ.get("LINLI_TEST_PG_URL", DEFAULT_PG)
+    if _reachable(url, 5432):
+        return url, None
+    if "LINLI_TEST_PG_URL" not in os.environ and _docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16", driver=None).start()
+        return container.get_connection_url(), container
+    raise InfraUnavailable(
+        f"PostgreSQL is not reachable at {url}. Start it (pg_ctlcluster --skip-systemctl-redirect "
+        "$(ls /etc/postgresql) main start), set LINLI_TEST_PG_URL, or run a Docker engine for testcontainers."
+    )
+
+
+def find_rabbitmq() -> tuple[str, object | None]:
+    url = os.environ.get("LINLI_TEST_AMQP_URL", DEFAULT_AMQP)
+    if _reachable(url, 5672):
+        return url, None
+    if "LINLI_TEST_AMQP_URL" not in os.environ and _docker_available():
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        container = RabbitMqContainer("rabbitmq:3.13").start()
+        params = container.get_connection_params()
+        return f"amqp://guest:guest@{params.host}:{params.port}/%2F", container
+    raise InfraUnavailable(
+        f"RabbitMQ is not reachable at {url}. Start it (rabbitmq-server -detached), set "
+        "LINLI_TEST_AMQP_URL, or run a Docker engine for testcontainers."
+    )
+
+
+class PostgresDatabases:
+    """Creates databases named after this test run and drops them at the end."""
+
+    def __init__(self, admin_url: str, run_id: str) -> None:
+        self.admin_url = admin_url
+        self.run_id = run_id
+        self.created: list[str] = []
+
+    def create(self, label: str) -> str:
+        name = f"lt_{self.run_id}_{label}_{len(self.created)}".lower()
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        self.created.append(name)
+        parsed = urlparse(self.admin_url)
+        return parsed._replace(scheme="postgresql+psycopg", path=f"/{name}").geturl()
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self.created.clear()
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def delete_bus(amqp_url: str, exchange: str, dead_exchange: str, queues: list[str]) -> None:
+    """Remove what a test declared on the broker."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = conn.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        channel.exchange_delete(exchange)
+        channel.exchange_delete(dead_exchange)
+    finally:
+        conn.close()

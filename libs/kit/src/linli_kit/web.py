@@ -1,0 +1,211 @@
+"""The Flask app factory every service and the gateway use.
+
+It gives each app: OpenAPI from marshmallow schemas (flask-smorest) at `/openapi.json`; one error
+body for every 4xx naming the bad fields; `X-Request-ID` in and out; JSON logs; `/healthz`,
+`/readyz` and `/metrics`; and the caller's identity from the bearer token.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pika
+from flask import Flask, Response, current_app, g, jsonify, request
+from flask_smorest import Api, Blueprint
+from werkzeug.exceptions import HTTPException
+
+from linli_kit import context
+from linli_kit.auth import Principal, Role, TokenVerifier
+from linli_kit.config import Settings
+from linli_kit.db import Database
+from linli_kit.errors import ServiceError, Unauthorized
+from linli_kit.events.topology import connection_parameters
+from linli_kit.logs import configure_logging
+from linli_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, render
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ReadinessCheck = Callable[[], None]
+
+
+def error_body(status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body, "request_id": context.request_id.get()}
+
+
+class LinliApi(Api):
+    """flask-smorest's Api with the platform's one error format."""
+
+    def handle_http_exception(self, error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        data = getattr(error, "data", None) or {}
+        fields: dict[str, Any] = {}
+        # webargs puts validation messages under their location ("json", "query", ...).
+        for location, messages in (data.get("messages") or {}).items():
+            if isinstance(messages, dict):
+                fields.update(messages)
+            else:
+                fields[location] = messages
+        code = {
+            400: "bad_request",
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            409: "conflict",
+            413: "too_large",
+            415: "unsupported_media_type",
+            422: "validation_error",
+            429: "rate_limited",
+        }.get(status, "error")
+        message = data.get("message") or error.description or error.name
+        if status == 422 and fields:
+            message = "invalid input: " + ", ".join(sorted(str(f) for f in fields))
+        response = jsonify(error_body(status, code, message, fields))
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="linli"'
+        return response, status
+
+
+def create_app(
+    settings: Settings,
+    database: Database,
+    *,
+    title: str,
+    blueprints: Iterable[Blueprint] = (),
+    readiness_checks: Iterable[tuple[str, ReadinessCheck]] | None = None,
+    verifier: TokenVerifier | None = None,
+) -> Flask:
+    configure_logging(settings.service, level=settings.log_level, json_format=settings.log_json)
+    app = Flask(settings.service)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=12 * 1024 * 1024,
+        API_SPEC_OPTIONS={
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    app.extensions["linli.settings"] = settings
+    app.extensions["linli.database"] = database
+    app.extensions["linli.verifier"] = verifier or TokenVerifier(settings.jwt_public_key(), issuer=settings.jwt_issuer)
+    api = LinliApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.extensions["linli.api"] = api
+
+    checks = (
+        list(readiness_checks)
+        if readiness_checks is not None
+        else [
+            ("database", database.ping),
+            ("broker", broker_check(settings.amqp_url)),
+        ]
+    )
+    _install_request_hooks(app, settings.service)
+    _install_error_handlers(app)
+    _install_probes(app, checks)
+    return app
+
+
+def broker_check(amqp_url: str) -> ReadinessCheck:
+    def check() -> None:
+        params = connection_parameters(amqp_url, name="readyz")
+        params.socket_timeout = 2
+        pika.BlockingConnection(params).close()
+
+    return check
+
+
+def _install_request_hooks(app: Flask, service: str) -> None:
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        g.request_id_token = context.request_id.set(g.request_id)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        HTTP_REQUESTS.labels(service, request.method, endpoint, response.status_code).inc()
+        if "started" in g:
+            HTTP_LATENCY.labels(service, request.method, endpoint).observe(time.perf_counter() - g.started)
+        return response
+
+    @app.teardown_request
+    def _reset(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            context.request_id.reset(token)
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(error: ServiceError) -> tuple[Response, int]:
+        response = jsonify(error_body(error.status, error.code, error.message, error.fields))
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="linli"'
+        return response, error.status
+
+
+def _install_probes(app: Flask, checks: list[tuple[str, ReadinessCheck]]) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        results: dict[str, str] = {}
+        for name, check in checks:
+            try:
+                check()
+                results[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+                results[name] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in results.values())
+        return jsonify({"status": "ready" if ready else "not ready", "checks": results}), 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body, content_type = render()
+        return Response(body, content_type=content_type)
+
+
+# --- identity in a request ---------------------------------------------------------------------
+def current_principal(*, required: bool = True) -> Principal | None:
+    """The verified caller of this request; 401 when `required` and no valid token was sent."""
+    if "principal" in g:
+        return g.principal
+    header = request.headers.get("Authorization", "")
+    if not header:
+        if required:
+            raise Unauthorized("missing bearer token")
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    verifier: TokenVerifier = current_app.extensions["linli.verifier"]
+    g.principal = verifier.verify(token.strip())
+    return g.principal
+
+
+def require_principal(*roles: Role) -> Principal:
+    principal = current_principal()
+    assert principal is not None
+    if roles:
+        principal.require_role(*roles)
+    return principal

@@ -1,0 +1,3 @@
+"""Linli activities service."""
+
+SERVICE = "activities"

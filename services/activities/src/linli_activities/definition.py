@@ -1,0 +1,16 @@
+"""How the activities service plugs into the shared runtime: tables, migrations, event handlers."""
+
+from pathlib import Path
+
+from linli_activities import SERVICE
+from linli_activities.adapters.tables import messaging, metadata, replica
+from linli_kit.replica import replica_handlers
+from linli_kit.service import ServiceDefinition
+
+definition = ServiceDefinition(
+    name=SERVICE,
+    metadata=metadata,
+    messaging=messaging,
+    migrations_dir=Path(__file__).parent / "migrations",
+    handlers=lambda _settings, _database: {**replica_handlers(replica)},
+)

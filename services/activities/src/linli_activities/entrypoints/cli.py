@@ -1,0 +1,10 @@
+"""`linli-activities migrate | worker | check-config`."""
+
+import sys
+
+from linli_activities.definition import definition
+from linli_kit.service import service_main
+
+
+def main() -> None:
+    sys.exit(service_main(definition))

@@ -1,0 +1,3 @@
+"""Linli issues service."""
+
+SERVICE = "issues"

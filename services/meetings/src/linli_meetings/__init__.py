@@ -1,0 +1,3 @@
+"""Linli meetings service."""
+
+SERVICE = "meetings"

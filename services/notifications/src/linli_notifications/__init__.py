@@ -1,0 +1,3 @@
+"""Linli notifications service."""
+
+SERVICE = "notifications"
