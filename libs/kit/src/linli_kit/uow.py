@@ -29,7 +29,8 @@ class UnitOfWork:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.session.rollback()
+        # close() rolls back whatever was not committed and detaches the loaded objects without
+        # expiring them, so what a use case returns stays readable after the block.
         self.session.close()
         self._pending = []
 

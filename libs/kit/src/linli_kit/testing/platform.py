@@ -1,0 +1,169 @@
+"""Running the platform's real processes (gunicorn web, workers, commands) for cross-service tests.
+
+Each test run gets its own PostgreSQL databases, exchange and queue names, data folder and free
+ports, so runs never meet each other or a developer's running stack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from linli_kit.config import BusNames
+from linli_kit.testing.infra import PostgresDatabases
+from linli_kit.testing.waiting import eventually
+
+SERVICES = ("gateway", "issues", "meetings", "activities", "notifications")
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+    port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@dataclass
+class Platform:
+    databases: PostgresDatabases
+    amqp_url: str
+    bus: BusNames
+    public_key: str
+    private_key: str
+    workdir: Path
+    database_urls: dict[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    web_ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "jwt_private.pem").write_text(self.private_key)
+        (self.workdir / "jwt_public.pem").write_text(self.public_key)
+        for service in SERVICES:
+            self.web_ports[service] = free_port()
+
+    def database_url(self, service: str) -> str:
+        if service not in self.database_urls:
+            self.database_urls[service] = self.databases.create(service)
+        return self.database_urls[service]
+
+    def env(self, service: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+        env.update(
+            {
+                "LINLI_DATA_DIR": str(self.workdir),
+                "DATABASE_URL": self.database_url(service),
+                "AMQP_URL": self.amqp_url,
+                "EVENTS_EXCHANGE": self.bus.exchange,
+                "DEAD_LETTER_EXCHANGE": self.bus.dead_letter_exchange,
+                "QUEUE_PREFIX": self.bus.queue_prefix,
+                "JWT_PUBLIC_KEY_FILE": str(self.workdir / "jwt_public.pem"),
+                "JWT_PRIVATE_KEY_FILE": str(self.workdir / "jwt_private.pem"),
+                "LOG_JSON": "true",
+                "WEB_CONCURRENCY": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for other in SERVICES:
+            env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{self.web_ports[other]}"
+        env.update(self.extra_env)
+        return env
+
+    def command(self, service: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(BIN / f"linli-{service}"), *args], env=self.env(service), capture_output=True, text=True, timeout=120
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"linli-{service} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], port: int | None) -> Process:
+        log_path = self.workdir / f"{name}.log"
+        log = log_path.open("ab")
+        popen = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        process = Process(name, popen, log_path, port)
+        self.processes.append(process)
+        return process
+
+    def start_web(self, service: str) -> Process:
+        self.command(service, "migrate")
+        port = self.web_ports[service]
+        module = "linli_gateway" if service == "gateway" else f"linli_{service}"
+        metrics_dir = self.workdir / "metrics" / service
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = self.env(service) | {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        argv = [
+            str(BIN / "gunicorn"),
+            "-c",
+            "python:linli_kit.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{port}",
+            f"{module}.entrypoints.web:create_app()",
+        ]
+        process = self._spawn(f"{service}-web", argv, env, port)
+        self._await_ready(process, "/healthz")
+        return process
+
+    def start_worker(self, service: str) -> Process:
+        self.command(service, "migrate")
+        port = free_port()
+        argv = [str(BIN / f"linli-{service}"), "worker", "--health-port", str(port)]
+        process = self._spawn(f"{service}-worker", argv, self.env(service), port)
+        self._await_ready(process, "/readyz")
+        return process
+
+    def _await_ready(self, process: Process, path: str) -> None:
+        def ready() -> bool:
+            if process.popen.poll() is not None:
+                raise AssertionError(f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}")
+            try:
+                return requests.get(process.url + path, timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        eventually(ready, timeout=60, interval=0.1, what=f"{process.name} ready")
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def logs(self) -> str:
+        return "\n\n".join(f"== {p.name} ==\n{p.log_tail()}" for p in self.processes)
