@@ -4,6 +4,6 @@ Each module declares its producer's events with marshmallow schemas and register
 (type, version). Consumers validate what they receive against the same declaration.
 """
 
-from linli_kit.events.contracts import directory
+from linli_kit.events.contracts import accounts, activities, directory, issues, meetings, notifications
 
-__all__ = ["directory"]
+__all__ = ["accounts", "activities", "directory", "issues", "meetings", "notifications"]

@@ -1,0 +1,82 @@
+"""Events the activities service publishes. Events about people carry their user ids (never phone
+numbers): the notifications service looks up how to reach them."""
+
+from marshmallow import fields, validate
+
+from linli_kit.events.catalogue import CATALOGUE, EventSchema
+from linli_kit.events.contracts._fields import id_list, one_of, text, uuid, when
+
+KINDS = ("festival", "sports", "culture", "volunteering", "education", "service_day", "other")
+
+
+class ActivitySnapshot(EventSchema):
+    activity_id = uuid()
+    community_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1))
+    kind = one_of(*KINDS)
+    title = text(300)
+    starts_at = when()
+    ends_at = when()
+    place = text(300, required=False)
+    capacity = fields.Integer(load_default=None, allow_none=True)
+    organiser_id = uuid()
+    registrant_ids = id_list()  # confirmed and waiting: who to tell of a change
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ActivityCancelled(ActivitySnapshot):
+    reason = text(2000)
+
+
+class ActivityRescheduled(ActivitySnapshot):
+    previous_starts_at = when()
+
+
+class RegistrationChanged(EventSchema):
+    registration_id = uuid()
+    activity_id = uuid()
+    community_id = uuid()
+    user_id = uuid()
+    title = text(300)  # the activity's, so a message needs no lookup
+    starts_at = when()
+    party_size = fields.Integer(required=True, validate=validate.Range(min=1))
+    status = one_of("confirmed", "waitlisted", "cancelled", "checked_in")
+    waitlist_position = fields.Integer(load_default=None, allow_none=True)
+
+
+class CheckinRecorded(EventSchema):
+    registration_id = uuid(required=False)  # null for walk-ins
+    activity_id = uuid()
+    community_id = uuid()
+    user_id = uuid(required=False)
+    participants = fields.Integer(required=True, validate=validate.Range(min=1))
+    checked_in_at = when()
+
+
+class BookingChanged(EventSchema):
+    booking_id = uuid()
+    offering_id = uuid()
+    service_name = text(200)
+    community_id = uuid()
+    resident_id = uuid()
+    booked_by_id = uuid()
+    provider_id = uuid(required=False)
+    slot_start = when()
+    slot_end = when()
+    door_to_door = fields.Boolean(required=True)
+    status = one_of("requested", "confirmed", "completed", "cancelled")
+
+
+for _type, _schema in {
+    "activities.activity.published": ActivitySnapshot,
+    "activities.activity.cancelled": ActivityCancelled,
+    "activities.activity.rescheduled": ActivityRescheduled,
+    "activities.registration.confirmed": RegistrationChanged,
+    "activities.registration.waitlisted": RegistrationChanged,
+    "activities.registration.promoted": RegistrationChanged,
+    "activities.registration.cancelled": RegistrationChanged,
+    "activities.checkin.recorded": CheckinRecorded,
+    "activities.booking.requested": BookingChanged,
+    "activities.booking.confirmed": BookingChanged,
+    "activities.booking.completed": BookingChanged,
+}.items():
+    CATALOGUE.register(_type, 1, _schema)

@@ -1,0 +1,84 @@
+"""Events the issues service publishes. Every one carries a snapshot of the issue as it is after
+the change, with its `revision`, so a consumer can ignore a late, older one."""
+
+from marshmallow import fields, validate
+
+from linli_kit.events.catalogue import CATALOGUE, EventSchema
+from linli_kit.events.contracts._fields import one_of, text, uuid, when
+
+STATUSES = ("reported", "accepted", "rejected", "duplicate", "deliberating", "resolving", "resolved", "closed")
+TIERS = ("compound", "community", "street", "city")
+URGENCIES = ("low", "normal", "high", "urgent")
+BODIES = ("property_company", "owners_committee", "community", "bureau")
+
+
+class IssueSnapshot(EventSchema):
+    issue_id = uuid()
+    community_id = uuid()
+    compound_id = uuid(required=False)
+    title = text(200)
+    category = text(80)
+    urgency = one_of(*URGENCIES)
+    status = one_of(*STATUSES)
+    tier = one_of(*TIERS)
+    reporter_id = uuid()
+    assignee_type = one_of(*BODIES, required=False)
+    assignee_id = uuid(required=False)
+    supporter_count = fields.Integer(load_default=0)
+    due_at = when(required=False)
+    actor_id = uuid(required=False)  # who made this change; null for the system (timers, events)
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class IssueReported(IssueSnapshot):
+    anonymous = fields.Boolean(load_default=False)
+
+
+class IssueStatusChanged(IssueSnapshot):
+    from_status = one_of(*STATUSES)
+    reason = text(2000, required=False)
+
+
+class IssueAssigned(IssueSnapshot):
+    pass
+
+
+class IssueEscalated(IssueSnapshot):
+    from_tier = one_of(*TIERS)
+    reason = text(2000, required=False)
+    automatic = fields.Boolean(load_default=False)
+
+
+class IssueResolved(IssueSnapshot):
+    summary = text(4000, required=False)
+
+
+class IssueClosed(IssueSnapshot):
+    rating = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 5))
+
+
+class IssueReopened(IssueSnapshot):
+    reason = text(2000, required=False)
+
+
+class IssueOverdue(IssueSnapshot):
+    pass
+
+
+class IssueSupported(IssueSnapshot):
+    supporter_id = uuid()
+
+
+for _type, _schema in {
+    "issues.issue.reported": IssueReported,
+    "issues.issue.accepted": IssueStatusChanged,
+    "issues.issue.assigned": IssueAssigned,
+    "issues.issue.status_changed": IssueStatusChanged,
+    "issues.issue.escalated": IssueEscalated,
+    "issues.issue.resolved": IssueResolved,
+    "issues.issue.closed": IssueClosed,
+    "issues.issue.reopened": IssueReopened,
+    "issues.issue.overdue": IssueOverdue,
+    "issues.issue.supported": IssueSupported,
+}.items():
+    CATALOGUE.register(_type, 1, _schema)

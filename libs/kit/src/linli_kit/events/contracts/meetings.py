@@ -1,0 +1,112 @@
+"""Events the meetings service publishes. `issue_ids` name the issues on the agenda (or linked to
+the decision), so the issues service can follow its consultations."""
+
+from marshmallow import fields, validate
+
+from linli_kit.events.catalogue import CATALOGUE, EventSchema
+from linli_kit.events.contracts._fields import id_list, one_of, text, uuid, when
+
+OUTCOMES = ("adopted", "rejected", "no_quorum")
+# What an adopted decision does to its linked issues.
+ISSUE_EFFECTS = ("none", "resolution_plan", "resolve", "escalate", "reconsult")
+BODIES = ("property_company", "owners_committee", "community", "bureau", "party_members", "residents")
+
+
+class AgendaItem(EventSchema):
+    item_id = uuid()
+    title = text(300)
+    issue_id = uuid(required=False)
+
+
+class MeetingSnapshot(EventSchema):
+    meeting_id = uuid()
+    community_id = uuid()
+    meeting_type = text(40)  # bench | pavilion | round_table | a community's own type key
+    title = text(300)
+    starts_at = when()
+    ends_at = when()
+    place = text(300, required=False)
+    online_url = text(500, required=False)
+    convener_id = uuid()
+    public = fields.Boolean(load_default=True)
+    agenda = fields.List(fields.Nested(AgendaItem), load_default=list)
+    issue_ids = id_list()
+    participant_ids = id_list()  # invited people and registrants: who to tell
+    revision = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class MeetingRescheduled(MeetingSnapshot):
+    previous_starts_at = when()
+    reason = text(2000, required=False)
+
+
+class MeetingCancelled(MeetingSnapshot):
+    reason = text(2000)
+
+
+class MeetingConcluded(MeetingSnapshot):
+    attendees_count = fields.Integer(required=True, validate=validate.Range(min=0))
+    concluded_at = when()
+
+
+class AgendaItemAdded(EventSchema):
+    """An item linked to an issue joined the agenda of an already scheduled meeting."""
+
+    meeting_id = uuid()
+    community_id = uuid()
+    meeting_type = text(40)
+    title = text(300)
+    starts_at = when()
+    item_id = uuid()
+    issue_id = uuid()
+
+
+class ActionItemRef(EventSchema):
+    action_item_id = uuid()
+    title = text(300)
+    owner_body = one_of(*BODIES)
+    due_date = fields.Date(load_default=None, allow_none=True)
+
+
+class DecisionRecorded(EventSchema):
+    decision_id = uuid()
+    meeting_id = uuid()
+    community_id = uuid()
+    motion = text(2000)
+    outcome = one_of(*OUTCOMES)
+    rule = text(500)  # the rule of procedure that produced the outcome, in words
+    votes_for = fields.Integer(required=True)
+    votes_against = fields.Integer(required=True)
+    abstentions = fields.Integer(required=True)
+    issue_ids = id_list()
+    issue_effect = one_of(*ISSUE_EFFECTS)
+    resolution_plan = text(4000, required=False)
+    action_items = fields.List(fields.Nested(ActionItemRef), load_default=list)
+    participant_ids = id_list()
+
+
+class ActionItemChanged(EventSchema):
+    action_item_id = uuid()
+    decision_id = uuid()
+    meeting_id = uuid()
+    community_id = uuid()
+    issue_id = uuid(required=False)
+    title = text(300)
+    owner_body = one_of(*BODIES)
+    owner_user_id = uuid(required=False)
+    due_date = fields.Date(load_default=None, allow_none=True)
+    status = one_of("open", "in_progress", "done", "cancelled")
+    note = text(2000, required=False)
+
+
+for _type, _schema in {
+    "meetings.meeting.scheduled": MeetingSnapshot,
+    "meetings.meeting.rescheduled": MeetingRescheduled,
+    "meetings.meeting.cancelled": MeetingCancelled,
+    "meetings.meeting.concluded": MeetingConcluded,
+    "meetings.agenda_item.added": AgendaItemAdded,
+    "meetings.decision.recorded": DecisionRecorded,
+    "meetings.action_item.assigned": ActionItemChanged,
+    "meetings.action_item.completed": ActionItemChanged,
+}.items():
+    CATALOGUE.register(_type, 1, _schema)
