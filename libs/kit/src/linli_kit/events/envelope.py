@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from linli_kit import context
@@ -74,6 +74,16 @@ class Event:
         )
 
 
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidEvent("datetimes in events must carry a UTC offset")
+        return value.isoformat()
+    if isinstance(value, date | uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def new_event(
     type: str,
     data: dict[str, Any],
@@ -86,11 +96,13 @@ def new_event(
 ) -> Event:
     """An event checked against the catalogue, carrying the current request id as correlation id."""
     version = version or CATALOGUE.latest_version(type)
-    checked = CATALOGUE.validate(type, version, data)
+    # Datetimes, dates and UUIDs become their JSON forms first, so the check sees what travels.
+    plain = json.loads(json.dumps(data, default=_json_default))
+    checked = CATALOGUE.validate(type, version, plain)
     return Event(
         type=type,
         version=version,
-        data=json.loads(json.dumps(checked, default=str)),
+        data=checked,
         producer=producer,
         street_id=street_id,
         community_id=community_id,
