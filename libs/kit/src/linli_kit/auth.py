@@ -20,6 +20,9 @@ class Role(StrEnum):
     AGENCY = "agency"
     STREET_OFFICIAL = "street_official"
     CITY_ADMIN = "city_admin"
+    # A third-party client (city hotline, Open311 app) acting with an API key the gateway issued;
+    # the gateway exchanges the key for a short-lived token carrying the key's scope.
+    API_CLIENT = "api_client"
 
 
 STAFF_ROLES = frozenset({Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN})
