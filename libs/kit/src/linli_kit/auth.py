@@ -25,6 +25,9 @@ class Role(StrEnum):
     API_CLIENT = "api_client"
 
 
+_STANDARD_CLAIMS = frozenset(
+    {"iss", "sub", "role", "street_id", "community_ids", "iat", "exp", "jti", "typ", "organisation_id"}
+)
 STAFF_ROLES = frozenset({Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN})
 
 
@@ -35,6 +38,8 @@ class Principal:
     street_id: str | None = None
     community_ids: tuple[str, ...] = ()
     token_id: str | None = None
+    # The property company (property_manager) or bureau (agency) the account acts for.
+    organisation_id: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -92,6 +97,8 @@ class TokenVerifier:
             street_id=claims.get("street_id"),
             community_ids=tuple(claims.get("community_ids") or ()),
             token_id=claims.get("jti"),
+            organisation_id=claims.get("organisation_id"),
+            extra={k: v for k, v in claims.items() if k not in _STANDARD_CLAIMS},
         )
 
 
@@ -110,6 +117,7 @@ class TokenSigner:
         role: Role | str,
         street_id: str | None = None,
         community_ids: Iterable[str] = (),
+        organisation_id: str | None = None,
         ttl: timedelta | None = None,
         extra: dict[str, object] | None = None,
     ) -> str:
@@ -125,5 +133,7 @@ class TokenSigner:
             "jti": str(uuid.uuid4()),
             "typ": "access",
         }
+        if organisation_id is not None:
+            claims["organisation_id"] = organisation_id
         claims.update(extra or {})
         return jwt.encode(claims, self._private_key, algorithm="RS256")
