@@ -74,10 +74,11 @@ def load_settings(service: str) -> Settings:
     """Read and check the settings of `service`; raise ConfigError naming every bad variable."""
     env = Env(eager=False)
     try:
-        data_dir = env.path("LINLI_DATA_DIR", Path("var"))
+        # Absolute, so a process finds the same files whatever folder it was started from.
+        data_dir = env.path("LINLI_DATA_DIR", Path("var")).resolve()
         prefix = service.upper()
         database_url = env.str(f"{prefix}_DATABASE_URL", None) or env.str(
-            "DATABASE_URL", f"sqlite:///{data_dir.resolve() / (service + '.db')}"
+            "DATABASE_URL", f"sqlite:///{data_dir / (service + '.db')}"
         )
         settings = Settings(
             service=service,
