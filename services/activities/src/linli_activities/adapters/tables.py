@@ -1,9 +1,325 @@
-"""The activities service's own database schema."""
+"""The activities service's own database schema, and the mapping of the domain objects onto it."""
 
-from sqlalchemy import MetaData
+from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import registry
+
+from linli_activities.domain.activities import Activity, Checkin, Registration
+from linli_activities.domain.care import (
+    Booking,
+    GroupMember,
+    HelpLog,
+    MutualAidGroup,
+    ServiceOffering,
+    SupportFlag,
+    Talent,
+    TalentMatch,
+)
+from linli_activities.domain.places import ServicePost
 from linli_kit.tables import add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
+
+
+class UtcDateTime(TypeDecorator):
+    """Stored in UTC, always read back aware (SQLite forgets the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class TagList(TypeDecorator):
+    """A short list of tags stored as ",a,b," so that one tag is found with LIKE '%,a,%' on any database."""
+
+    impl = String(500)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return "," + ",".join(value) + "," if value else ""
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> list[str]:
+        return [tag for tag in (value or "").split(",") if tag]
+
+
+def _id(name: str = "id", *args: Any, **kwargs: Any) -> Column:
+    return Column(name, String(36), *args, **kwargs)
+
+
+activities = Table(
+    "activities",
+    metadata,
+    _id(primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("place", String(300)),
+    _id("post_id"),
+    Column("organiser_type", String(10), nullable=False),
+    _id("organiser_id", nullable=False),
+    Column("audience", JSON, nullable=False),
+    Column("photos", JSON, nullable=False),
+    Column("community_ids", JSON, nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("capacity", Integer),
+    Column("max_party_size", Integer, nullable=False),
+    Column("registration_opens_at", UtcDateTime),
+    Column("registration_closes_at", UtcDateTime),
+    Column("status", String(12), nullable=False),
+    Column("cancel_reason", Text),
+    Column("checkin_code", String(12), nullable=False),
+    Column("confirmed_places", Integer, nullable=False),
+    Column("waiting_parties", Integer, nullable=False),
+    Column("waitlist_counter", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# One row per (activity, community), with what lists and statistics filter on copied from the
+# activity, so "activities of these communities in this period" is one index range per community.
+activity_communities = Table(
+    "activity_communities",
+    metadata,
+    _id("activity_id", ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True),
+    _id("community_id", primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Index("ix_activity_communities_community_starts", "community_id", "starts_at"),
+)
+
+registrations = Table(
+    "registrations",
+    metadata,
+    _id(primary_key=True),
+    _id("activity_id", ForeignKey("activities.id"), nullable=False),
+    _id("user_id", nullable=False),
+    _id("community_id", nullable=False),
+    Column("party_size", Integer, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("waitlist_seq", Integer),
+    _id("registered_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime),
+    # The last line of defence against a double registration: one row per person and activity.
+    UniqueConstraint("activity_id", "user_id", name="uq_registrations_activity_user"),
+    Index("ix_registrations_activity_status_seq", "activity_id", "status", "waitlist_seq"),
+    Index("ix_registrations_community_created", "community_id", "created_at"),
+    Index("ix_registrations_user", "user_id"),
+)
+
+checkins = Table(
+    "checkins",
+    metadata,
+    _id(primary_key=True),
+    _id("activity_id", ForeignKey("activities.id"), nullable=False, index=True),
+    # Unique: a registration checks in once, even if two volunteers tick it at the same moment.
+    _id("registration_id", ForeignKey("registrations.id"), unique=True),
+    _id("user_id"),
+    _id("community_id", nullable=False),
+    Column("participants", Integer, nullable=False),
+    Column("method", String(10), nullable=False),
+    _id("recorded_by", nullable=False),
+    Column("checked_in_at", UtcDateTime, nullable=False),
+    Index("ix_checkins_community_at", "community_id", "checked_in_at"),
+)
+
+service_posts = Table(
+    "service_posts",
+    metadata,
+    _id(primary_key=True),
+    _id("community_id", nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("address", String(300), nullable=False),
+    Column("opening_hours", String(500), nullable=False),
+    Column("facilities", JSON, nullable=False),
+    Column("services", JSON, nullable=False),
+    Column("compound_ids", JSON, nullable=False),
+    Column("residents_served", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_service_posts_lat_lon", "latitude", "longitude"),
+)
+
+mutual_aid_groups = Table(
+    "mutual_aid_groups",
+    metadata,
+    _id(primary_key=True),
+    _id("community_id", nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("purpose", Text, nullable=False),
+    _id("coordinator_id", nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("community_id", "name", name="uq_groups_community_name"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    _id(primary_key=True),
+    _id("group_id", ForeignKey("mutual_aid_groups.id"), nullable=False),
+    _id("user_id", nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("joined_at", UtcDateTime, nullable=False),
+    UniqueConstraint("group_id", "user_id", name="uq_group_members_group_user"),
+)
+
+help_logs = Table(
+    "help_logs",
+    metadata,
+    _id(primary_key=True),
+    _id("group_id", ForeignKey("mutual_aid_groups.id"), nullable=False, index=True),
+    _id("community_id", nullable=False),
+    _id("helper_id", nullable=False),
+    _id("helped_id"),
+    Column("helped_description", String(300), nullable=False),
+    Column("helped_on", Date, nullable=False),
+    Column("hours", Float, nullable=False),
+    Column("note", Text, nullable=False),
+    _id("recorded_by", nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_help_logs_community_on", "community_id", "helped_on"),
+)
+
+talents = Table(
+    "talents",
+    metadata,
+    _id(primary_key=True),
+    _id("community_id", nullable=False),
+    _id("user_id", nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("skills", TagList, nullable=False),
+    Column("availability", String(500), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("contact_note", String(500), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("community_id", "user_id", name="uq_talents_community_user"),
+)
+
+talent_matches = Table(
+    "talent_matches",
+    metadata,
+    _id(primary_key=True),
+    _id("talent_id", ForeignKey("talents.id"), nullable=False, index=True),
+    _id("community_id", nullable=False),
+    _id("issue_id"),
+    _id("booking_id"),
+    Column("note", Text, nullable=False),
+    _id("matched_by", nullable=False),
+    Column("matched_at", UtcDateTime, nullable=False),
+)
+
+service_offerings = Table(
+    "service_offerings",
+    metadata,
+    _id(primary_key=True),
+    _id("community_id", nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("description", Text, nullable=False),
+    _id("post_id", ForeignKey("service_posts.id")),
+    Column("provider_type", String(10), nullable=False),
+    _id("provider_id"),
+    Column("provider_name", String(200), nullable=False),
+    Column("at_post", Boolean, nullable=False),
+    Column("door_to_door", Boolean, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    _id(primary_key=True),
+    _id("offering_id", ForeignKey("service_offerings.id"), nullable=False, index=True),
+    _id("community_id", nullable=False),
+    _id("resident_id", nullable=False, index=True),
+    _id("booked_by", nullable=False),
+    Column("slot_start", UtcDateTime, nullable=False),
+    Column("slot_end", UtcDateTime, nullable=False),
+    Column("door_to_door", Boolean, nullable=False),
+    Column("address", String(500)),
+    Column("note", Text, nullable=False),
+    Column("status", String(12), nullable=False),
+    _id("provider_talent_id"),
+    Column("person_times", Integer, nullable=False),
+    Column("completed_at", UtcDateTime),
+    Column("feedback_rating", Integer),
+    Column("feedback_comment", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_bookings_community_completed", "community_id", "completed_at"),
+)
+
+support_flags = Table(
+    "support_flags",
+    metadata,
+    _id(primary_key=True),
+    _id("community_id", nullable=False, index=True),
+    _id("resident_id"),
+    Column("display_name", String(200), nullable=False),
+    Column("needs", TagList, nullable=False),
+    Column("address", String(500), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+    _id("recorded_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+mapper_registry = registry()
+for _class, _table in (
+    (Activity, activities),
+    (Registration, registrations),
+    (Checkin, checkins),
+    (ServicePost, service_posts),
+    (MutualAidGroup, mutual_aid_groups),
+    (GroupMember, group_members),
+    (HelpLog, help_logs),
+    (Talent, talents),
+    (TalentMatch, talent_matches),
+    (ServiceOffering, service_offerings),
+    (Booking, bookings),
+    (SupportFlag, support_flags),
+):
+    mapper_registry.map_imperatively(_class, _table)

@@ -1,12 +1,29 @@
 """The web process: `gunicorn 'linli_activities.entrypoints.web:create_app()'`."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
 from flask import Flask
 
+from linli_activities.config import load_activities_config
 from linli_activities.definition import definition
+from linli_activities.domain.common import now_utc
+from linli_activities.entrypoints.activities_api import blp as activities_blueprint
 from linli_kit.db import Database
 from linli_kit.web import create_app as create_kit_app
 
 
-def create_app() -> Flask:
+def create_app(clock: Callable[[], datetime] = now_utc) -> Flask:
+    """The app; tests pass a clock to stand at a chosen moment (registration windows, check-in)."""
     settings = definition.settings()
-    return create_kit_app(settings, Database(settings.database_url), title="Linli activities")
+    app = create_kit_app(
+        settings,
+        Database(settings.database_url),
+        title="Linli activities",
+        blueprints=[activities_blueprint],
+    )
+    app.extensions["activities.clock"] = clock
+    app.extensions["activities.config"] = load_activities_config()
+    return app

@@ -1,0 +1,142 @@
+"""Reading and writing the service's objects with SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from linli_activities.adapters import tables
+from linli_activities.domain.activities import Activity, Registration, RegistrationStatus
+from linli_activities.domain.places import CompoundPoint, ServicePost
+
+T = TypeVar("T")
+
+
+class Repository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- generic ---------------------------------------------------------------------------------
+    def add(self, obj: object) -> None:
+        self.session.add(obj)
+
+    def get(self, kind: type[T], obj_id: str) -> T | None:
+        return self.session.get(kind, obj_id)
+
+    def page(
+        self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any], *, offset: int, limit: int
+    ) -> tuple[list[T], int]:
+        query = select(kind)
+        for condition in where:
+            query = query.where(condition)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(*order_by).offset(offset).limit(limit)).all()
+        return list(rows), total
+
+    def all(self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any] = ()) -> list[T]:
+        query = select(kind)
+        for condition in where:
+            query = query.where(condition)
+        return list(self.session.scalars(query.order_by(*order_by)))
+
+    # --- activities --------------------------------------------------------------------------------
+    def add_activity(self, activity: Activity) -> None:
+        self.session.add(activity)
+        self.session.flush()
+        self.sync_activity_links(activity)
+
+    def activity_for_update(self, activity_id: str) -> Activity | None:
+        """The activity, its row locked until commit: every change of places goes through here."""
+        return self.session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
+
+    def sync_activity_links(self, activity: Activity) -> None:
+        links = tables.activity_communities
+        self.session.execute(delete(links).where(links.c.activity_id == activity.id))
+        self.session.execute(
+            insert(links),
+            [
+                {
+                    "activity_id": activity.id,
+                    "community_id": community_id,
+                    "kind": activity.kind,
+                    "status": activity.status,
+                    "starts_at": activity.starts_at,
+                }
+                for community_id in dict.fromkeys(activity.community_ids)
+            ],
+        )
+
+    def update_activity_links(self, activity: Activity) -> None:
+        links = tables.activity_communities
+        self.session.execute(
+            update(links)
+            .where(links.c.activity_id == activity.id)
+            .values(kind=activity.kind, status=activity.status, starts_at=activity.starts_at)
+        )
+
+    def registration_of(self, activity_id: str, user_id: str) -> Registration | None:
+        return self.session.scalars(
+            select(Registration).where(Registration.activity_id == activity_id, Registration.user_id == user_id)
+        ).first()
+
+    def waitlist(self, activity_id: str) -> list[Registration]:
+        return list(
+            self.session.scalars(
+                select(Registration)
+                .where(
+                    Registration.activity_id == activity_id,
+                    Registration.status == RegistrationStatus.WAITLISTED,
+                )
+                .order_by(Registration.waitlist_seq)
+            )
+        )
+
+    def registrant_ids(self, activity_id: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(Registration.user_id).where(
+                    Registration.activity_id == activity_id, Registration.status != RegistrationStatus.CANCELLED
+                )
+            )
+        )
+
+    # --- places and the directory replica ----------------------------------------------------------------
+    def posts_in_box(self, min_lat: float, max_lat: float, min_lon: float, max_lon: float) -> list[ServicePost]:
+        return list(
+            self.session.scalars(
+                select(ServicePost).where(
+                    ServicePost.active.is_(True),
+                    ServicePost.latitude.between(min_lat, max_lat),
+                    ServicePost.longitude.between(min_lon, max_lon),
+                )
+            )
+        )
+
+    def compound(self, compound_id: str) -> tuple[CompoundPoint, str] | None:
+        c = tables.replica.compounds.c
+        row = self.session.execute(
+            select(c.compound_id, c.name, c.latitude, c.longitude, c.community_id).where(c.compound_id == compound_id)
+        ).first()
+        if row is None:
+            return None
+        return CompoundPoint(row.compound_id, row.name, row.latitude, row.longitude), row.community_id
+
+    def compounds_of(self, community_id: str) -> list[CompoundPoint]:
+        c = tables.replica.compounds.c
+        rows = self.session.execute(
+            select(c.compound_id, c.name, c.latitude, c.longitude)
+            .where(c.community_id == community_id)
+            .order_by(c.name)
+        )
+        return [CompoundPoint(r.compound_id, r.name, r.latitude, r.longitude) for r in rows]
+
+    def street_of(self, community_id: str) -> str | None:
+        c = tables.replica.communities.c
+        return self.session.scalar(select(c.street_id).where(c.community_id == community_id))
+
+    def community_exists(self, community_id: str) -> bool:
+        c = tables.replica.communities.c
+        return self.session.scalar(select(c.community_id).where(c.community_id == community_id)) is not None

@@ -1,0 +1,249 @@
+"""Mutual-aid groups, the talent pool, services for vulnerable residents and who needs support."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from linli_activities.domain.common import new_id, utc
+from linli_kit.errors import Conflict, Invalid
+
+SKILLS = ("repair", "medical", "legal", "teaching", "care", "massage", "haircut", "handcraft", "cooking", "other")
+SERVICE_KINDS = ("massage", "haircut", "handcraft", "repair", "meal_delivery", "cleaning", "health_check", "other")
+PROVIDER_TYPES = ("talent", "group", "business")
+SUPPORT_NEEDS = ("elderly_alone", "disability", "mobility", "chronic_illness", "other")
+MAX_HELP_HOURS_PER_ENTRY = 24.0
+
+
+def _fail(what: str, problems: dict[str, list[str]]) -> None:
+    if problems:
+        raise Invalid(f"invalid {what}: " + ", ".join(sorted(problems)), fields=problems)
+
+
+# --- mutual-aid groups ------------------------------------------------------------------------------
+@dataclass
+class MutualAidGroup:
+    community_id: str
+    name: str
+    purpose: str
+    coordinator_id: str
+    created_at: datetime
+    active: bool = True
+    id: str = field(default_factory=new_id)
+
+
+@dataclass
+class GroupMember:
+    group_id: str
+    user_id: str
+    display_name: str
+    joined_at: datetime
+    id: str = field(default_factory=new_id)
+
+
+@dataclass
+class HelpLog:
+    group_id: str
+    community_id: str
+    helper_id: str
+    helped_on: date
+    hours: float
+    recorded_by: str
+    recorded_at: datetime
+    helped_id: str | None = None  # the resident helped, when they have an account
+    helped_description: str = ""  # "Mrs Li, Building 3" when they have none
+    note: str = ""
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        problems: dict[str, list[str]] = {}
+        if not 0 < self.hours <= MAX_HELP_HOURS_PER_ENTRY:
+            problems["hours"] = [f"more than 0 and at most {MAX_HELP_HOURS_PER_ENTRY:g} per entry"]
+        if self.helped_id is None and not self.helped_description.strip():
+            problems["helped_id"] = ["name who was helped: helped_id or helped_description"]
+        if self.helped_on > utc(self.recorded_at).date():
+            problems["helped_on"] = ["cannot be in the future"]
+        _fail("help log", problems)
+
+
+# --- talent pool ---------------------------------------------------------------------------------------
+@dataclass
+class Talent:
+    community_id: str
+    user_id: str
+    display_name: str
+    skills: list[str]
+    availability: str
+    created_at: datetime
+    description: str = ""
+    contact_note: str = ""  # how staff reach them (never a phone number: those live in notifications)
+    active: bool = True
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        problems: dict[str, list[str]] = {}
+        if not self.skills:
+            problems["skills"] = ["at least one skill"]
+        unknown = [s for s in self.skills if s not in SKILLS]
+        if unknown:
+            problems["skills"] = [f"unknown: {', '.join(unknown)}; use {', '.join(SKILLS)}"]
+        _fail("talent", problems)
+
+
+@dataclass
+class TalentMatch:
+    """A talent put in touch with a need: an issue of the issues service, or a booking here."""
+
+    talent_id: str
+    community_id: str
+    matched_by: str
+    matched_at: datetime
+    issue_id: str | None = None
+    booking_id: str | None = None
+    note: str = ""
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        if (self.issue_id is None) == (self.booking_id is None):
+            raise Invalid("name exactly one need", fields={"issue_id": ["give issue_id or booking_id, not both"]})
+
+
+# --- services for vulnerable residents ---------------------------------------------------------------------
+@dataclass
+class ServiceOffering:
+    community_id: str
+    name: str
+    kind: str
+    provider_type: str
+    provider_name: str
+    created_at: datetime
+    description: str = ""
+    post_id: str | None = None
+    provider_id: str | None = None  # the talent or group id; a business has only a name
+    at_post: bool = True
+    door_to_door: bool = False
+    active: bool = True
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        problems: dict[str, list[str]] = {}
+        if self.kind not in SERVICE_KINDS:
+            problems["kind"] = [f"must be one of {', '.join(SERVICE_KINDS)}"]
+        if self.provider_type not in PROVIDER_TYPES:
+            problems["provider_type"] = [f"must be one of {', '.join(PROVIDER_TYPES)}"]
+        elif self.provider_type != "business" and self.provider_id is None:
+            problems["provider_id"] = [f"the {self.provider_type}'s id is required"]
+        if not (self.at_post or self.door_to_door):
+            problems["door_to_door"] = ["offered neither at a post nor door-to-door"]
+        if self.at_post and self.post_id is None:
+            problems["post_id"] = ["a service at a post names the post"]
+        _fail("service offering", problems)
+
+
+class BookingStatus:
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class Booking:
+    offering_id: str
+    community_id: str
+    resident_id: str
+    booked_by: str
+    slot_start: datetime
+    slot_end: datetime
+    door_to_door: bool
+    created_at: datetime
+    address: str | None = None  # only for door-to-door; shown to the resident and staff only
+    note: str = ""
+    status: str = BookingStatus.REQUESTED
+    provider_talent_id: str | None = None
+    person_times: int = 0  # counted on completion
+    completed_at: datetime | None = None
+    feedback_rating: int | None = None
+    feedback_comment: str | None = None
+    id: str = field(default_factory=new_id)
+
+    @classmethod
+    def request(cls, offering: ServiceOffering, **values: object) -> Booking:
+        booking = cls(offering_id=offering.id, community_id=offering.community_id, **values)  # type: ignore[arg-type]
+        problems: dict[str, list[str]] = {}
+        if utc(booking.slot_end) <= utc(booking.slot_start):
+            problems["slot_end"] = ["must be after slot_start"]
+        if not offering.active:
+            problems["offering_id"] = ["this service is no longer offered"]
+        if booking.door_to_door:
+            if not offering.door_to_door:
+                problems["door_to_door"] = ["this service is not offered door-to-door"]
+            if not (booking.address or "").strip():
+                problems["address"] = ["required for a door-to-door visit"]
+        else:
+            if not offering.at_post:
+                problems["door_to_door"] = ["this service is only offered door-to-door"]
+            booking.address = None
+        _fail("booking", problems)
+        return booking
+
+    def confirm(self, provider_talent_id: str | None) -> None:
+        if self.status != BookingStatus.REQUESTED:
+            raise Conflict(f"booking is {self.status}; only a requested one can be confirmed")
+        self.status = BookingStatus.CONFIRMED
+        self.provider_talent_id = provider_talent_id or self.provider_talent_id
+
+    def complete(self, person_times: int, now: datetime) -> None:
+        if self.status != BookingStatus.CONFIRMED:
+            raise Conflict(f"booking is {self.status}; only a confirmed one can be completed")
+        if person_times < 1:
+            raise Invalid("person_times out of range", fields={"person_times": ["at least 1"]})
+        self.status, self.person_times, self.completed_at = BookingStatus.COMPLETED, person_times, now
+
+    def cancel(self) -> None:
+        if self.status in (BookingStatus.COMPLETED, BookingStatus.CANCELLED):
+            raise Conflict(f"booking is {self.status}")
+        self.status = BookingStatus.CANCELLED
+
+    def give_feedback(self, rating: int, comment: str | None) -> None:
+        if self.status != BookingStatus.COMPLETED:
+            raise Conflict("feedback is given after the service is completed")
+        if self.feedback_rating is not None:
+            raise Conflict("feedback already given")
+        if not 1 <= rating <= 5:
+            raise Invalid("rating out of range", fields={"rating": ["between 1 and 5"]})
+        self.feedback_rating, self.feedback_comment = rating, comment
+
+
+# --- residents needing support -------------------------------------------------------------------------------
+@dataclass
+class SupportFlag:
+    """A resident who needs support. Seen only by the staff of their community."""
+
+    community_id: str
+    needs: list[str]
+    recorded_by: str
+    created_at: datetime
+    resident_id: str | None = None
+    display_name: str = ""
+    address: str = ""
+    note: str = ""
+    active: bool = True
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        problems: dict[str, list[str]] = {}
+        if not self.needs:
+            problems["needs"] = ["at least one"]
+        unknown = [n for n in self.needs if n not in SUPPORT_NEEDS]
+        if unknown:
+            problems["needs"] = [f"unknown: {', '.join(unknown)}; use {', '.join(SUPPORT_NEEDS)}"]
+        if self.resident_id is None and not self.display_name.strip():
+            problems["display_name"] = ["name the resident: resident_id or display_name"]
+        _fail("support flag", problems)

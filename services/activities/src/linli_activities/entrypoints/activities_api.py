@@ -1,0 +1,273 @@
+"""HTTP API of activities, registrations and check-ins. The gateway forwards /api/v1/activities/<rest>
+here as /<rest>, so the collection of activities is "/"."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from linli_activities.domain.activities import AUDIENCES, KINDS, ORGANISER_TYPES, RegistrationStatus
+from linli_activities.entrypoints.common import Redacted, plain, uow
+from linli_activities.service_layer import activities
+from linli_kit.errors import Invalid
+from linli_kit.web import require_principal
+
+blp = Blueprint("activities", __name__, url_prefix="/", description="Activities, registrations, check-ins")
+
+STATUSES = ("draft", "published", "cancelled")
+REGISTRATION_STATUSES = (
+    RegistrationStatus.CONFIRMED,
+    RegistrationStatus.WAITLISTED,
+    RegistrationStatus.CANCELLED,
+    RegistrationStatus.CHECKED_IN,
+)
+CALENDAR_LOOKBACK = timedelta(days=90)
+
+
+class ActivitySchema(Schema):
+    id = fields.String(dump_only=True)
+    community_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    description = fields.String(load_default="", validate=validate.Length(max=10_000))
+    place = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
+    post_id = fields.UUID(load_default=None, allow_none=True)
+    organiser_type = fields.String(load_default="staff", validate=validate.OneOf(ORGANISER_TYPES))
+    organiser_id = fields.UUID(load_default=None, allow_none=True)
+    audience = fields.List(fields.String(validate=validate.OneOf(AUDIENCES)), load_default=list)
+    photos = fields.List(fields.Url(), load_default=list, validate=validate.Length(max=20))
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=100_000))
+    max_party_size = fields.Integer(load_default=4, validate=validate.Range(min=1, max=20))
+    registration_opens_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    registration_closes_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    publish = fields.Boolean(load_default=False, load_only=True)
+    status = fields.String(dump_only=True)
+    cancel_reason = fields.String(dump_only=True)
+    free_places = fields.Integer(dump_only=True)
+    confirmed_places = fields.Integer(dump_only=True)
+    waiting_parties = fields.Integer(dump_only=True)
+    checkin_code = fields.String(dump_only=True, metadata={"description": "shown to the activity's staff only"})
+    revision = fields.Integer(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class ActivityPatchSchema(Schema):
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    title = fields.String(validate=validate.Length(min=1, max=300))
+    description = fields.String(validate=validate.Length(max=10_000))
+    place = fields.String(allow_none=True, validate=validate.Length(max=300))
+    post_id = fields.UUID(allow_none=True)
+    audience = fields.List(fields.String(validate=validate.OneOf(AUDIENCES)))
+    photos = fields.List(fields.Url(), validate=validate.Length(max=20))
+    starts_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime()
+    capacity = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100_000))
+    max_party_size = fields.Integer(validate=validate.Range(min=1, max=20))
+    registration_opens_at = fields.AwareDateTime(allow_none=True)
+    registration_closes_at = fields.AwareDateTime(allow_none=True)
+
+
+class ActivityFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    starts_from = fields.AwareDateTime(load_default=None, data_key="from")
+    starts_before = fields.AwareDateTime(load_default=None, data_key="to")
+
+
+class CancelSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class RegistrationInSchema(Schema):
+    party_size = fields.Integer(load_default=1, validate=validate.Range(min=1, max=20))
+    user_id = fields.UUID(load_default=None, metadata={"description": "staff registering a resident"})
+    community_id = fields.UUID(load_default=None)
+
+
+class RegistrationSchema(Schema):
+    id = fields.String()
+    activity_id = fields.String()
+    user_id = fields.String()
+    community_id = fields.String()
+    party_size = fields.Integer()
+    status = fields.String()
+    waitlist_position = fields.Integer(allow_none=True)
+    registered_by = fields.String()
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime(allow_none=True)
+
+
+class RegistrationFilter(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(REGISTRATION_STATUSES))
+
+
+class CheckinInSchema(Schema):
+    registration_id = fields.UUID(load_default=None, metadata={"description": "staff ticking the list"})
+    code = fields.String(load_default=None, validate=validate.Length(min=1, max=12))
+    participants = fields.Integer(load_default=None, validate=validate.Range(min=1, max=20))
+
+
+class WalkInSchema(Schema):
+    community_id = fields.UUID(required=True)
+    participants = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
+    user_id = fields.UUID(load_default=None)
+
+
+class CheckinSchema(Schema):
+    id = fields.String()
+    activity_id = fields.String()
+    registration_id = fields.String(allow_none=True)
+    user_id = fields.String(allow_none=True)
+    community_id = fields.String()
+    participants = fields.Integer()
+    method = fields.String()
+    recorded_by = fields.String()
+    checked_in_at = fields.AwareDateTime()
+
+
+def _as_seen(activity: Any, manages: bool) -> Any:
+    return activity if manages else Redacted(activity, "checkin_code")
+
+
+def _registration_out(view: activities.RegistrationView) -> dict[str, Any]:
+    r = view.registration
+    return {
+        **{k: getattr(r, k) for k in RegistrationSchema().fields if k != "waitlist_position"},
+        "waitlist_position": view.waitlist_position,
+    }
+
+
+@blp.route("/")
+class Activities(MethodView):
+    @blp.arguments(ActivityFilter, location="query")
+    @blp.response(200, ActivitySchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        principal = require_principal()
+        items, total = activities.list_activities(
+            uow(),
+            principal,
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+            **plain(filters),
+        )
+        pagination_parameters.item_count = total
+        return [Redacted(a, "checkin_code") for a in items]
+
+    @blp.arguments(ActivitySchema)
+    @blp.response(201, ActivitySchema)
+    def post(self, body: dict) -> Any:
+        return activities.create_activity(uow(), require_principal(), **plain(body))
+
+
+@blp.route("/<uuid:activity_id>")
+class ActivityById(MethodView):
+    @blp.response(200, ActivitySchema)
+    def get(self, activity_id: Any) -> Any:
+        activity, manages = activities.get_activity(uow(), require_principal(), str(activity_id))
+        return _as_seen(activity, manages)
+
+    @blp.arguments(ActivityPatchSchema)
+    @blp.response(200, ActivitySchema)
+    def patch(self, body: dict, activity_id: Any) -> Any:
+        return activities.update_activity(uow(), require_principal(), str(activity_id), **plain(body))
+
+
+@blp.route("/<uuid:activity_id>/publish", methods=["POST"])
+@blp.response(200, ActivitySchema)
+def publish(activity_id: Any) -> Any:
+    return activities.publish_activity(uow(), require_principal(), str(activity_id))
+
+
+@blp.route("/<uuid:activity_id>/cancel", methods=["POST"])
+@blp.arguments(CancelSchema)
+@blp.response(200, ActivitySchema)
+def cancel(body: dict, activity_id: Any) -> Any:
+    return activities.cancel_activity(uow(), require_principal(), str(activity_id), body["reason"])
+
+
+@blp.route("/<uuid:activity_id>/calendar.ics", methods=["GET"])
+@blp.doc(security=[], description="Public: an .ics file for a published activity")
+def activity_ics(activity_id: Any) -> Response:
+    body = activities.activity_calendar(uow(), str(activity_id))
+    return Response(body, mimetype="text/calendar", headers={"Content-Disposition": "inline; filename=activity.ics"})
+
+
+@blp.route("/calendar/<uuid:community_id>.ics", methods=["GET"])
+@blp.doc(security=[], description="Public: a subscribable calendar of a community's activities")
+def community_ics(community_id: Any) -> Response:
+    clock = uow().clock
+    body = activities.community_calendar(uow(), str(community_id), since=clock() - CALENDAR_LOOKBACK)
+    return Response(body, mimetype="text/calendar", headers={"Content-Disposition": "inline; filename=community.ics"})
+
+
+@blp.route("/<uuid:activity_id>/registrations")
+class Registrations(MethodView):
+    @blp.arguments(RegistrationFilter, location="query")
+    @blp.response(200, RegistrationSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, activity_id: Any, pagination_parameters: Any) -> list:
+        items, total = activities.list_registrations(
+            uow(),
+            require_principal(),
+            str(activity_id),
+            status=filters["status"],
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        return [_registration_out(v) for v in items]
+
+    @blp.arguments(RegistrationInSchema)
+    @blp.response(201, RegistrationSchema)
+    def post(self, body: dict, activity_id: Any) -> dict:
+        view = activities.register(uow(), require_principal(), str(activity_id), **plain(body))
+        return _registration_out(view)
+
+
+@blp.route("/<uuid:activity_id>/registrations/<uuid:registration_id>/cancel", methods=["POST"])
+@blp.response(200, RegistrationSchema)
+def cancel_registration(activity_id: Any, registration_id: Any) -> dict:
+    registration = activities.cancel_registration(uow(), require_principal(), str(activity_id), str(registration_id))
+    return _registration_out(activities.RegistrationView(registration, None))
+
+
+@blp.route("/<uuid:activity_id>/checkins")
+class Checkins(MethodView):
+    @blp.response(200, CheckinSchema(many=True))
+    @blp.paginate()
+    def get(self, activity_id: Any, pagination_parameters: Any) -> list:
+        items, total = activities.list_checkins(
+            uow(),
+            require_principal(),
+            str(activity_id),
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+        )
+        pagination_parameters.item_count = total
+        return items
+
+    @blp.arguments(CheckinInSchema)
+    @blp.response(201, CheckinSchema)
+    def post(self, body: dict, activity_id: Any) -> Any:
+        values = plain(body)
+        if (values["registration_id"] is None) == (values["code"] is None):
+            raise Invalid(
+                "give registration_id (staff list) or code", fields={"registration_id": ["or code, one of them"]}
+            )
+        return activities.check_in(uow(), require_principal(), str(activity_id), **values)
+
+
+@blp.route("/<uuid:activity_id>/walk-ins", methods=["POST"])
+@blp.arguments(WalkInSchema)
+@blp.response(201, CheckinSchema)
+def walk_in(body: dict, activity_id: Any) -> Any:
+    return activities.walk_in(uow(), require_principal(), str(activity_id), **plain(body))

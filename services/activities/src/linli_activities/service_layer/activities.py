@@ -1,0 +1,460 @@
+"""Use cases of activities: create, publish, change, cancel; register, cancel a registration with
+automatic promotion from the waiting list; check-in by staff list, by code, or as a walk-in.
+
+Every change of places happens with the activity row locked (Repository.activity_for_update), so
+concurrent sign-ups for the last places are serialised by the database, not by this process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+
+from linli_activities import SERVICE
+from linli_activities.adapters.tables import activity_communities as links
+from linli_activities.domain.activities import (
+    Activity,
+    ActivityStatus,
+    Checkin,
+    Registration,
+    RegistrationStatus,
+)
+from linli_activities.domain.calendar import render_calendar
+from linli_activities.domain.places import ServicePost
+from linli_activities.service_layer import scope
+from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
+from linli_kit.auth import Principal
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.events import Event, new_event
+
+DESCRIPTIVE_FIELDS = ("title", "description", "place", "post_id", "audience", "photos", "kind")
+
+
+# --- events ---------------------------------------------------------------------------------------
+def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity) -> dict[str, Any]:
+    return {
+        "activity_id": activity.id,
+        "community_ids": activity.community_ids,
+        "kind": activity.kind,
+        "title": activity.title,
+        "starts_at": activity.starts_at,
+        "ends_at": activity.ends_at,
+        "place": activity.place,
+        "capacity": activity.capacity,
+        "organiser_id": activity.organiser_id,
+        "registrant_ids": uow.repo.registrant_ids(activity.id),
+        "revision": activity.revision,
+    }
+
+
+def _activity_event(uow: ActivitiesUnitOfWork, event_type: str, activity: Activity, **extra: Any) -> Event:
+    community_id = activity.community_ids[0] if len(activity.community_ids) == 1 else None
+    street_id = uow.repo.street_of(activity.community_ids[0])
+    return new_event(
+        event_type,
+        {**_snapshot(uow, activity), **extra},
+        producer=SERVICE,
+        community_id=community_id,
+        street_id=street_id,
+    )
+
+
+def _registration_event(event_type: str, activity: Activity, registration: Registration, position: int | None) -> Event:
+    return new_event(
+        event_type,
+        {
+            "registration_id": registration.id,
+            "activity_id": activity.id,
+            "community_id": registration.community_id,
+            "user_id": registration.user_id,
+            "title": activity.title,
+            "starts_at": activity.starts_at,
+            "party_size": registration.party_size,
+            "status": registration.status,
+            "waitlist_position": position,
+        },
+        producer=SERVICE,
+        community_id=registration.community_id,
+    )
+
+
+def _checkin_event(checkin: Checkin) -> Event:
+    return new_event(
+        "activities.checkin.recorded",
+        {
+            "registration_id": checkin.registration_id,
+            "activity_id": checkin.activity_id,
+            "community_id": checkin.community_id,
+            "user_id": checkin.user_id,
+            "participants": checkin.participants,
+            "checked_in_at": checkin.checked_in_at,
+        },
+        producer=SERVICE,
+        community_id=checkin.community_id,
+    )
+
+
+# --- authorisation --------------------------------------------------------------------------
+def _require_manager(uow: ActivitiesUnitOfWork, principal: Principal, community_ids: list[str]) -> None:
+    """Organising an activity takes staff rights over every community it is for."""
+    for community_id in community_ids:
+        scope.require_staff_of(uow, principal, community_id)
+
+
+def may_manage(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity) -> bool:
+    return any(scope.is_staff_of(uow, principal, c) for c in activity.community_ids)
+
+
+def _require_visible(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity) -> None:
+    if not any(scope.can_see(uow, principal, c) for c in activity.community_ids):
+        raise Forbidden("this activity is outside your community scope")
+    if activity.status == ActivityStatus.DRAFT and not may_manage(uow, principal, activity):
+        raise Forbidden("a draft is seen only by its organisers")
+
+
+def _load(uow: ActivitiesUnitOfWork, activity_id: str, *, lock: bool = False) -> Activity:
+    activity = uow.repo.activity_for_update(activity_id) if lock else uow.repo.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound(f"activity {activity_id} not found")
+    return activity
+
+
+def _check_post(uow: ActivitiesUnitOfWork, post_id: str | None) -> None:
+    if post_id is not None and uow.repo.get(ServicePost, post_id) is None:
+        raise Invalid("unknown service post", fields={"post_id": ["no such service post"]})
+
+
+# --- activities -------------------------------------------------------------------------------------
+def create_activity(
+    uow: ActivitiesUnitOfWork, principal: Principal, *, publish: bool = False, **values: Any
+) -> Activity:
+    with uow:
+        community_ids = list(dict.fromkeys(values.pop("community_ids")))
+        _require_manager(uow, principal, community_ids)
+        _check_post(uow, values.get("post_id"))
+        if values.get("organiser_type", "staff") == "staff":
+            values["organiser_id"] = values.get("organiser_id") or principal.user_id
+        elif not values.get("organiser_id"):
+            raise Invalid("name the organising group", fields={"organiser_id": ["required for a group"]})
+        activity = Activity(community_ids=community_ids, created_by=principal.user_id, created_at=uow.clock(), **values)
+        if publish:
+            activity.publish()
+        uow.repo.add_activity(activity)
+        if publish:
+            uow.publish(_activity_event(uow, "activities.activity.published", activity))
+        uow.commit()
+        return activity
+
+
+def get_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> tuple[Activity, bool]:
+    """The activity and whether the caller manages it (and so may see its check-in code)."""
+    with uow:
+        activity = _load(uow, activity_id)
+        _require_visible(uow, principal, activity)
+        return activity, may_manage(uow, principal, activity)
+
+
+def list_activities(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    offset: int,
+    limit: int,
+    community_id: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+) -> tuple[list[Activity], int]:
+    with uow:
+        where: list[ColumnElement[bool]] = []
+        visible = scope.visible_communities(principal, links.c.community_id)
+        if visible is not None:
+            where.append(visible)
+        if community_id is not None:
+            scope.require_visible(uow, principal, community_id)
+            where.append(links.c.community_id == community_id)
+        if kind is not None:
+            where.append(links.c.kind == kind)
+        if principal.role not in scope.STAFF:
+            # Drafts are the organisers' business; residents see what was published (or cancelled).
+            where.append(links.c.status != ActivityStatus.DRAFT)
+        if status is not None:
+            where.append(links.c.status == status)
+        if starts_from is not None:
+            where.append(links.c.starts_at >= starts_from)
+        if starts_before is not None:
+            where.append(links.c.starts_at < starts_before)
+        ids = select(links.c.activity_id).where(*where).distinct()
+        return uow.repo.page(
+            Activity, [Activity.id.in_(ids)], [Activity.starts_at, Activity.id], offset=offset, limit=limit
+        )
+
+
+def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> Activity:
+    with uow:
+        activity = _load(uow, activity_id, lock=True)
+        _require_manager(uow, principal, activity.community_ids)
+        activity.publish()
+        uow.repo.update_activity_links(activity)
+        uow.publish(_activity_event(uow, "activities.activity.published", activity))
+        uow.commit()
+        return activity
+
+
+def update_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, **changes: Any) -> Activity:
+    """Change what an activity is, when it is, or how many it takes; registrants hear of a new time."""
+    with uow:
+        activity = _load(uow, activity_id, lock=True)
+        _require_manager(uow, principal, activity.community_ids)
+        _check_post(uow, changes.get("post_id"))
+        events: list[Event] = []
+        descriptive = {k: v for k, v in changes.items() if k in DESCRIPTIVE_FIELDS}
+        activity.edit(**descriptive)
+        if "registration_opens_at" in changes or "registration_closes_at" in changes:
+            activity.edit(
+                registration_opens_at=changes.get("registration_opens_at", activity.registration_opens_at),
+                registration_closes_at=changes.get("registration_closes_at", activity.registration_closes_at),
+            )
+        if "starts_at" in changes or "ends_at" in changes:
+            previous = activity.reschedule(
+                changes.get("starts_at", activity.starts_at), changes.get("ends_at", activity.ends_at)
+            )
+            if previous is not None and activity.status == ActivityStatus.PUBLISHED:
+                events.append(
+                    _activity_event(uow, "activities.activity.rescheduled", activity, previous_starts_at=previous)
+                )
+        if "capacity" in changes or "max_party_size" in changes:
+            promoted = activity.change_capacity(
+                changes.get("capacity", activity.capacity),
+                changes.get("max_party_size"),
+                uow.repo.waitlist(activity.id),
+            )
+            events.extend(_registration_event("activities.registration.promoted", activity, r, None) for r in promoted)
+        uow.repo.update_activity_links(activity)
+        uow.publish(*events)
+        uow.commit()
+        return activity
+
+
+def cancel_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, reason: str) -> Activity:
+    with uow:
+        activity = _load(uow, activity_id, lock=True)
+        _require_manager(uow, principal, activity.community_ids)
+        was_published = activity.status == ActivityStatus.PUBLISHED
+        activity.cancel(reason)
+        uow.repo.update_activity_links(activity)
+        if was_published:
+            uow.publish(_activity_event(uow, "activities.activity.cancelled", activity, reason=reason))
+        uow.commit()
+        return activity
+
+
+def activity_calendar(uow: ActivitiesUnitOfWork, activity_id: str) -> str:
+    """A published (or cancelled, so calendars drop it) activity as iCalendar; public like a poster."""
+    with uow:
+        activity = uow.repo.get(Activity, activity_id)
+        if activity is None or activity.status == ActivityStatus.DRAFT:
+            raise NotFound(f"activity {activity_id} not found")
+        return render_calendar([activity], name=activity.title, now=uow.clock())
+
+
+def community_calendar(uow: ActivitiesUnitOfWork, community_id: str, *, since: datetime) -> str:
+    with uow:
+        ids = select(links.c.activity_id).where(
+            links.c.community_id == community_id,
+            links.c.status != ActivityStatus.DRAFT,
+            links.c.starts_at >= since,
+        )
+        activities = uow.repo.all(Activity, [Activity.id.in_(ids)], [Activity.starts_at])
+        return render_calendar(activities, name="Neighbourhood activities", now=uow.clock())
+
+
+# --- registrations -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegistrationView:
+    registration: Registration
+    waitlist_position: int | None
+
+
+def _registrant(
+    uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, user_id: str | None, community_id: str | None
+) -> tuple[str, str]:
+    """Whose registration this is, and for which of the activity's communities."""
+    user = user_id or principal.user_id
+    if user != principal.user_id:
+        # Staff register residents who have no phone; nobody else registers someone else.
+        if community_id is None:
+            raise Invalid(
+                "name the resident's community", fields={"community_id": ["required when registering someone else"]}
+            )
+        scope.require_staff_of(uow, principal, community_id)
+    if community_id is None:
+        mine = [c for c in activity.community_ids if c in principal.community_ids]
+        if not mine:
+            raise Forbidden("this activity is not open to your community")
+        community_id = mine[0]
+    elif user == principal.user_id and community_id not in principal.community_ids:
+        raise Forbidden("you can only register as a member of your own community")
+    if community_id not in activity.community_ids:
+        raise Forbidden("this activity is not open to that community")
+    return user, community_id
+
+
+def register(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    activity_id: str,
+    *,
+    party_size: int,
+    user_id: str | None = None,
+    community_id: str | None = None,
+) -> RegistrationView:
+    with uow:
+        activity = _load(uow, activity_id, lock=True)
+        user, community = _registrant(uow, principal, activity, user_id, community_id)
+        existing = uow.repo.registration_of(activity.id, user)
+        registration = activity.register(
+            user_id=user,
+            community_id=community,
+            party_size=party_size,
+            registered_by=principal.user_id,
+            now=uow.clock(),
+            existing=existing,
+        )
+        if existing is None:
+            uow.repo.add(registration)
+        position = activity.waiting_parties if registration.status == RegistrationStatus.WAITLISTED else None
+        kind = "confirmed" if registration.status == RegistrationStatus.CONFIRMED else "waitlisted"
+        uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
+        uow.commit()
+        return RegistrationView(registration, position)
+
+
+def _registration(uow: ActivitiesUnitOfWork, activity: Activity, registration_id: str) -> Registration:
+    registration = uow.repo.get(Registration, registration_id)
+    if registration is None or registration.activity_id != activity.id:
+        raise NotFound(f"registration {registration_id} not found")
+    return registration
+
+
+def cancel_registration(
+    uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, registration_id: str
+) -> Registration:
+    with uow:
+        activity = _load(uow, activity_id, lock=True)
+        registration = _registration(uow, activity, registration_id)
+        if registration.user_id != principal.user_id:
+            scope.require_staff_of(uow, principal, registration.community_id)
+        promoted = activity.cancel_registration(registration, waitlist=uow.repo.waitlist(activity.id), now=uow.clock())
+        uow.publish(_registration_event("activities.registration.cancelled", activity, registration, None))
+        for r in promoted:
+            uow.publish(_registration_event("activities.registration.promoted", activity, r, None))
+        uow.commit()
+        return registration
+
+
+def list_registrations(
+    uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, *, status: str | None, offset: int, limit: int
+) -> tuple[list[RegistrationView], int]:
+    """Staff see the whole list (their communities' part of it); anyone else, their own registration."""
+    with uow:
+        activity = _load(uow, activity_id)
+        _require_visible(uow, principal, activity)
+        where: list[ColumnElement[bool]] = [Registration.activity_id == activity.id]
+        if principal.role in scope.STAFF:
+            visible = scope.visible_communities(principal, Registration.community_id)
+            if visible is not None:
+                where.append(visible)
+        else:
+            where.append(Registration.user_id == principal.user_id)
+        if status is not None:
+            where.append(Registration.status == status)
+        items, total = uow.repo.page(
+            Registration,
+            where,
+            [Registration.waitlist_seq, Registration.created_at, Registration.id],
+            offset=offset,
+            limit=limit,
+        )
+        waitlist = (
+            uow.repo.waitlist(activity.id) if any(r.status == RegistrationStatus.WAITLISTED for r in items) else []
+        )
+        return [RegistrationView(r, activity.waitlist_position(r, waitlist)) for r in items], total
+
+
+# --- check-in ---------------------------------------------------------------------------------------------
+def check_in(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    activity_id: str,
+    *,
+    registration_id: str | None = None,
+    code: str | None = None,
+    participants: int | None = None,
+) -> Checkin:
+    """By the staff list (registration_id, staff only) or by the code shown at the door (the registrant)."""
+    with uow:
+        activity = _load(uow, activity_id, lock=True)
+        if registration_id is not None:
+            registration = _registration(uow, activity, registration_id)
+            scope.require_staff_of(uow, principal, registration.community_id)
+            method = "list"
+        else:
+            if code is None or code != activity.checkin_code:
+                raise Invalid("wrong check-in code", fields={"code": ["does not match this activity's code"]})
+            found = uow.repo.registration_of(activity.id, principal.user_id)
+            if found is None or not found.is_active:
+                raise Conflict("you have no registration for this activity")
+            registration, method = found, "code"
+        checkin = activity.check_in(
+            registration, participants=participants, method=method, recorded_by=principal.user_id, now=uow.clock()
+        )
+        uow.repo.add(checkin)
+        uow.publish(_checkin_event(checkin))
+        uow.commit()
+        return checkin
+
+
+def walk_in(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    activity_id: str,
+    *,
+    community_id: str,
+    participants: int,
+    user_id: str | None = None,
+) -> Checkin:
+    with uow:
+        activity = _load(uow, activity_id, lock=True)
+        scope.require_staff_of(uow, principal, community_id)
+        checkin = activity.walk_in(
+            community_id=community_id,
+            participants=participants,
+            user_id=user_id,
+            recorded_by=principal.user_id,
+            now=uow.clock(),
+        )
+        uow.repo.add(checkin)
+        uow.publish(_checkin_event(checkin))
+        uow.commit()
+        return checkin
+
+
+def list_checkins(
+    uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, *, offset: int, limit: int
+) -> tuple[list[Checkin], int]:
+    with uow:
+        activity = _load(uow, activity_id)
+        if not may_manage(uow, principal, activity):
+            raise Forbidden("only the activity's staff see who came")
+        return uow.repo.page(
+            Checkin,
+            [Checkin.activity_id == activity.id],
+            [Checkin.checked_in_at, Checkin.id],
+            offset=offset,
+            limit=limit,
+        )

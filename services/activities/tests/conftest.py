@@ -1,0 +1,135 @@
+"""Fixtures of the activities tests: one migrated PostgreSQL database for the session (tests keep
+apart by making their own communities), the Flask app on it with a settable clock, and tokens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert
+
+from linli_activities.adapters.tables import replica
+from linli_activities.definition import definition
+from linli_activities.entrypoints.web import create_app
+from linli_kit.db import Database
+from linli_kit.migrations import upgrade
+
+
+@dataclass
+class Clock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def activities_db_url(pg_databases) -> str:
+    url = pg_databases.create("activities")
+    upgrade(definition.migrations_dir, url)
+    return url
+
+
+@pytest.fixture
+def database(activities_db_url) -> Iterator[Database]:
+    db = Database(activities_db_url, pool_size=10)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(monkeypatch, activities_db_url, amqp_url, bus_names, token_keys, clock):
+    monkeypatch.setenv("DATABASE_URL", activities_db_url)
+    monkeypatch.setenv("AMQP_URL", amqp_url)
+    monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
+    monkeypatch.setenv("DEAD_LETTER_EXCHANGE", bus_names.dead_letter_exchange)
+    monkeypatch.setenv("QUEUE_PREFIX", bus_names.queue_prefix)
+    monkeypatch.setenv("JWT_PUBLIC_KEY", token_keys[1])
+    monkeypatch.setenv("LOG_JSON", "false")
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    application = create_app(clock=clock)
+    yield application
+    application.extensions["linli.database"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass
+class World:
+    """A street with two communities in the directory replica, and tokens for people in them."""
+
+    database: Database
+    sign: Callable[..., str]
+    street_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    community_a: str = field(default_factory=lambda: str(uuid.uuid4()))
+    community_b: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        with self.database.transaction() as s:
+            s.execute(
+                insert(replica.streets).values(street_id=self.street_id, name=f"street {self.street_id}", revision=1)
+            )
+            for cid in (self.community_a, self.community_b):
+                s.execute(
+                    insert(replica.communities).values(
+                        community_id=cid, street_id=self.street_id, name=f"community {cid}", revision=1
+                    )
+                )
+
+    def add_compound(self, community_id: str, name: str, lat: float | None, lon: float | None) -> str:
+        compound_id = str(uuid.uuid4())
+        with self.database.transaction() as s:
+            s.execute(
+                insert(replica.compounds).values(
+                    compound_id=compound_id,
+                    community_id=community_id,
+                    name=name,
+                    latitude=lat,
+                    longitude=lon,
+                    revision=1,
+                )
+            )
+        return compound_id
+
+    def headers(
+        self,
+        role: str = "resident",
+        *,
+        community: str | None = None,
+        user: str | None = None,
+        street: str | None = None,
+        communities: list[str] | None = None,
+    ) -> dict[str, str]:
+        ids = communities if communities is not None else [community or self.community_a]
+        if role in ("street_official", "city_admin"):
+            ids = communities or []
+        token = self.sign(
+            user_id=user or str(uuid.uuid4()),
+            role=role,
+            street_id=street or (self.street_id if role == "street_official" else None),
+            community_ids=ids,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    def person(self, role: str = "resident", **kwargs) -> tuple[str, dict[str, str]]:
+        user = str(uuid.uuid4())
+        return user, self.headers(role, user=user, **kwargs)
+
+
+@pytest.fixture
+def world(database, token_signer) -> World:
+    return World(database, token_signer.sign)
