@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from linli_gateway import SERVICE
 from linli_gateway.adapters.tables import messaging, metadata
 from linli_gateway.service_layer.directory import republish_directory
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
+from linli_gateway.settings import load_gateway_settings
 from linli_kit.config import Settings
 from linli_kit.db import Database
 from linli_kit.keys import ensure_keypair
 from linli_kit.service import ServiceDefinition
-
-
-def private_key_path(settings: Settings) -> Path:
-    return Path(os.environ.get("JWT_PRIVATE_KEY_FILE", settings.data_dir / "jwt_private.pem"))
 
 
 def _republish(_settings: Settings, database: Database, _args: list[str]) -> int:
@@ -26,8 +22,9 @@ def _republish(_settings: Settings, database: Database, _args: list[str]) -> int
 
 
 def _init_keys(settings: Settings, _database: Database, _args: list[str]) -> int:
-    made = ensure_keypair(private_key_path(settings), settings.jwt_public_key_file)
-    print(f"linli-gateway: {'generated' if made else 'kept'} token key pair at {private_key_path(settings)}")
+    private = load_gateway_settings(settings).private_key_file
+    made = ensure_keypair(private, settings.jwt_public_key_file)
+    print(f"linli-gateway: {'generated' if made else 'kept'} token key pair at {private}")
     return 0
 
 

@@ -1,8 +1,21 @@
 """The gateway's own database schema, and the mapping of directory entries onto it."""
 
-from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import registry
 
+from linli_gateway.domain.accounts import ApiKey, OneTimeCode, RefreshToken, User
 from linli_gateway.domain.directory import Community, Compound, Street
 from linli_kit.tables import add_messaging_tables
 
@@ -39,7 +52,73 @@ compounds = Table(
     UniqueConstraint("community_id", "name", name="uq_compounds_community_name"),
 )
 
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("phone", String(20), nullable=True, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("role", String(32), nullable=False, index=True),
+    Column("street_id", String(36), nullable=True, index=True),
+    Column("community_ids", JSON, nullable=False),
+    Column("home_community_id", String(36), nullable=True, index=True),
+    Column("organisation_id", String(36), nullable=True),
+    Column("organisation_name", String(200), nullable=True),
+    Column("locale", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("failed_logins", Integer, nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=True),
+)
+one_time_codes = Table(
+    "one_time_codes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("phone", String(20), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id"), nullable=False, index=True),
+    Column("family_id", String(36), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+revoked_access_tokens = Table(
+    "revoked_access_tokens",
+    metadata,
+    Column("jti", String(36), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(12), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_by", String(36), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("street_id", String(36), nullable=True),
+    Column("community_ids", JSON, nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=True),
+)
+
 mapper_registry = registry()
+mapper_registry.map_imperatively(User, users)
+mapper_registry.map_imperatively(OneTimeCode, one_time_codes)
+mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
+mapper_registry.map_imperatively(ApiKey, api_keys)
 mapper_registry.map_imperatively(Street, streets)
 mapper_registry.map_imperatively(Community, communities)
 mapper_registry.map_imperatively(Compound, compounds)

@@ -1,15 +1,99 @@
 """The gateway web process: `gunicorn 'linli_gateway.entrypoints.web:create_app()'`."""
 
-from flask import Flask
+from __future__ import annotations
+
+import jwt
+from flask import Flask, Response, request
+from flask_limiter import Limiter
 
 from linli_gateway.definition import definition
-from linli_gateway.entrypoints.directory_api import blp as directory_blueprint
+from linli_gateway.entrypoints import auth_api, directory_api, openapi, proxy
+from linli_gateway.service_layer.accounts import Identity, is_revoked
+from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
+from linli_gateway.settings import ROUTED_SERVICES, load_gateway_settings
+from linli_kit.auth import Principal, TokenSigner, TokenVerifier
 from linli_kit.db import Database
+from linli_kit.errors import NotFound, Unauthorized
 from linli_kit.web import create_app as create_kit_app
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_PROBES = {"/healthz", "/readyz", "/metrics"}
+
+
+class RevocationAwareVerifier(TokenVerifier):
+    """Refuses access tokens revoked by logout, which a signature check alone would accept."""
+
+    def __init__(self, public_key: str, *, issuer: str, database: Database) -> None:
+        super().__init__(public_key, issuer=issuer)
+        self._database = database
+
+    def verify(self, token: str) -> Principal:
+        principal = super().verify(token)
+        if principal.token_id and is_revoked(GatewayUnitOfWork(self._database), principal.token_id):
+            raise Unauthorized("token revoked (logged out)")
+        return principal
+
+
+def client_key() -> str:
+    """Who a per-client limit counts: the API client's key id, else the caller's address."""
+    key = request.headers.get("X-API-Key") or request.args.get("api_key")
+    if key and key.count("_") >= 2:
+        return "key:" + key.split("_", 2)[1]
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def account_key() -> str:
+    """Who a per-account limit counts: the token's subject (the signature is checked later; a forged
+    subject only buys a 401 and still counts against the client's limit)."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        try:
+            return "account:" + str(jwt.decode(header[7:], options={"verify_signature": False}).get("sub"))
+        except jwt.PyJWTError:
+            return "account:invalid"
+    return "anonymous:" + client_key()
 
 
 def create_app() -> Flask:
     settings = definition.settings()
-    return create_kit_app(
-        settings, Database(settings.database_url), title="Linli gateway", blueprints=[directory_blueprint]
+    gateway = load_gateway_settings(settings)
+    database = Database(settings.database_url)
+    app = create_kit_app(
+        settings,
+        database,
+        title="Linli gateway",
+        blueprints=[directory_api.blp, auth_api.blp],
+        verifier=RevocationAwareVerifier(settings.jwt_public_key(), issuer=settings.jwt_issuer, database=database),
     )
+    app.extensions["linli.identity"] = Identity(
+        TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
+    )
+    proxy.install(app, gateway)
+    app.register_blueprint(openapi.blp)
+
+    limiter = Limiter(
+        key_func=client_key,
+        app=app,
+        storage_uri=gateway.redis_url or "memory://",
+        headers_enabled=True,
+        default_limits=[gateway.client_rate_limit],
+        default_limits_exempt_when=lambda: request.path in _PROBES,
+        strategy="moving-window",
+    )
+    limiter.limit(gateway.auth_rate_limit, key_func=client_key, methods=["POST"])(auth_api.blp)
+
+    @limiter.limit(gateway.account_rate_limit, key_func=account_key)
+    def route(service: str, path: str = "") -> Response:
+        if service not in ROUTED_SERVICES:
+            raise NotFound(f"no service {service!r}; known: {', '.join(sorted(ROUTED_SERVICES))}")
+        return proxy.forward(service, path)
+
+    @limiter.limit(gateway.account_rate_limit, key_func=account_key)
+    def open311(path: str) -> Response:
+        return proxy.forward("issues", f"open311/v2/{path}")
+
+    app.add_url_rule("/api/v1/<service>/", "route", route, methods=ALL_METHODS, defaults={"path": ""})
+    app.add_url_rule("/api/v1/<service>/<path:path>", "route", route, methods=ALL_METHODS)
+    app.add_url_rule("/open311/v2/<path:path>", "open311", open311, methods=ALL_METHODS)
+
+    return app

@@ -1,7 +1,8 @@
-"""The gateway's unit of work: the directory repository plus the outbox, committed together."""
+"""The gateway's unit of work: directory and accounts repositories plus the outbox, committed together."""
 
 from __future__ import annotations
 
+from linli_gateway.adapters.accounts_repository import AccountRepository
 from linli_gateway.adapters.repository import DirectoryRepository
 from linli_gateway.adapters.tables import messaging
 from linli_kit.db import Database
@@ -11,6 +12,7 @@ from linli_kit.uow import UnitOfWork
 
 class GatewayUnitOfWork(UnitOfWork):
     directory: DirectoryRepository
+    accounts: AccountRepository
 
     def __init__(self, database: Database) -> None:
         super().__init__(database, Outbox(messaging.outbox))
@@ -18,4 +20,5 @@ class GatewayUnitOfWork(UnitOfWork):
     def __enter__(self) -> GatewayUnitOfWork:
         super().__enter__()
         self.directory = DirectoryRepository(self.session)
+        self.accounts = AccountRepository(self.session)
         return self

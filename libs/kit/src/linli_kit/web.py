@@ -159,6 +159,9 @@ def _install_error_handlers(app: Flask) -> None:
         response = jsonify(error_body(error.status, error.code, error.message, error.fields))
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="linli"'
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response, error.status
 
 

@@ -1,0 +1,73 @@
+"""The gateway's own settings (beyond the kit's): where the services are, timeouts, breaker, limits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from environs import Env, EnvError
+
+from linli_kit.config import ConfigError, Settings
+
+ROUTED_SERVICES = {"issues": 8001, "meetings": 8002, "activities": 8003, "notifications": 8004}
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    service_urls: dict[str, str]
+    timeouts: dict[str, float]
+    breaker_fail_max: int
+    breaker_reset_seconds: float
+    redis_url: str | None
+    client_rate_limit: str
+    account_rate_limit: str
+    auth_rate_limit: str
+    access_token_ttl: timedelta
+    private_key_file: Path
+    retries: int = 2
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def private_key(self) -> str:
+        inline = os.environ.get("JWT_PRIVATE_KEY")
+        if inline:
+            return inline
+        try:
+            return self.private_key_file.read_text()
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"JWT private key not found at {self.private_key_file}: set JWT_PRIVATE_KEY(_FILE) "
+                "or run `linli-gateway init-keys`"
+            ) from exc
+
+
+def load_gateway_settings(settings: Settings) -> GatewaySettings:
+    env = Env(eager=False)
+    try:
+        urls = {
+            name: env.str(f"{name.upper()}_URL", f"http://127.0.0.1:{port}").rstrip("/")
+            for name, port in ROUTED_SERVICES.items()
+        }
+        default_timeout = env.float("PROXY_TIMEOUT_SECONDS", 10.0, validate=lambda x: 0 < x <= 120)
+        timeouts = {
+            name: env.float(f"{name.upper()}_TIMEOUT_SECONDS", default_timeout, validate=lambda x: 0 < x <= 120)
+            for name in ROUTED_SERVICES
+        }
+        gateway = GatewaySettings(
+            service_urls=urls,
+            timeouts=timeouts,
+            breaker_fail_max=env.int("BREAKER_FAIL_MAX", 5, validate=lambda n: n >= 1),
+            breaker_reset_seconds=env.float("BREAKER_RESET_SECONDS", 15.0, validate=lambda x: x > 0),
+            redis_url=env.str("REDIS_URL", None) or None,
+            client_rate_limit=env.str("RATE_LIMIT_PER_CLIENT", "300/minute"),
+            account_rate_limit=env.str("RATE_LIMIT_PER_ACCOUNT", "600/minute"),
+            auth_rate_limit=env.str("RATE_LIMIT_AUTH", "20/minute"),
+            access_token_ttl=timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900, validate=lambda n: n >= 30)),
+            private_key_file=env.path("JWT_PRIVATE_KEY_FILE", settings.data_dir / "jwt_private.pem"),
+            retries=env.int("PROXY_RETRIES", 2, validate=lambda n: 0 <= n <= 5),
+        )
+        env.seal()
+    except EnvError as exc:
+        raise ConfigError(f"invalid gateway configuration: {exc}") from exc
+    return gateway

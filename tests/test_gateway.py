@@ -1,0 +1,300 @@
+"""The gateway as residents' apps and third-party clients meet it: real gunicorn and worker processes,
+PostgreSQL, RabbitMQ; stand-in services on loopback where the proxy's mechanics are under test."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import jwt
+import pika
+import pytest
+import requests
+
+from linli_kit.auth import TokenSigner
+from linli_kit.events.topology import declare_exchanges
+from linli_kit.keys import generate_keypair
+from linli_kit.testing.platform import free_port
+from linli_kit.testing.waiting import eventually
+
+pytestmark = pytest.mark.integration
+PHONE = "13800138000"
+
+
+class BusTap:
+    """What the gateway published: a queue bound to the test exchange."""
+
+    def __init__(self, amqp_url, bus, keys=("accounts.#",)):
+        self.conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        self.channel = self.conn.channel()
+        declare_exchanges(self.channel, bus)
+        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        for key in keys:
+            self.channel.queue_bind(self.queue, bus.exchange, routing_key=key)
+        self.seen: list[dict] = []
+
+    def events(self, event_type: str) -> list[dict]:
+        while True:
+            method, _props, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                break
+            self.seen.append(json.loads(body))
+        return [e for e in self.seen if e["type"] == event_type]
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.fixture
+def tap(amqp_url, bus_names):
+    t = BusTap(amqp_url, bus_names)
+    yield t
+    t.close()
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_community(api: str, admin: dict) -> tuple[str, str]:
+    street = requests.post(f"{api}/directory/streets", json={"name": "Chengqu"}, headers=admin).json()["id"]
+    community = requests.post(
+        f"{api}/directory/communities", json={"street_id": street, "name": "Xihu"}, headers=admin
+    ).json()["id"]
+    return street, community
+
+
+def test_sign_up_by_sms_code_approval_login_refresh_logout_and_lockout(platform, token_signer, tap):
+    gateway = platform.start_web("gateway")
+    platform.start_worker("gateway")
+    api = gateway.url + "/api/v1"
+    admin = bearer(token_signer.sign(user_id="00000000-0000-4000-8000-000000000001", role="city_admin"))
+    street_id, community_id = make_community(api, admin)
+
+    # A resident asks for a code; it leaves through the outbox for the notifications service.
+    assert requests.post(f"{api}/auth/codes", json={"phone": "12"}).status_code == 422
+    sent = requests.post(f"{api}/auth/codes", json={"phone": PHONE})
+    assert sent.status_code == 202, sent.text
+    [code_event] = eventually(lambda: tap.events("accounts.code.requested"), what="code event")
+    assert code_event["data"]["phone"] == "+86" + PHONE and code_event["data"]["purpose"] == "signup"
+    code = code_event["data"]["code"]
+    again = requests.post(f"{api}/auth/codes", json={"phone": PHONE})
+    assert again.status_code == 429  # one code a minute
+
+    signup = {"phone": PHONE, "password": "wall-7-safe", "display_name": "Yang Jing", "community_id": community_id}
+    wrong = requests.post(f"{api}/auth/signup", json={**signup, "code": "000000" if code != "000000" else "111111"})
+    assert wrong.status_code == 422 and "code" in wrong.json()["error"]["fields"]
+    created = requests.post(f"{api}/auth/signup", json={**signup, "code": code})
+    assert created.status_code == 201, created.text
+    resident_id = created.json()["id"]
+    assert created.json()["status"] == "pending"
+    pending = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
+    assert pending.status_code == 403 and pending.json()["error"]["code"] == "pending_approval"
+
+    # Community staff (registered by a city admin) approve the new resident.
+    staff_created = requests.post(
+        f"{api}/auth/users",
+        json={
+            "display_name": "Tang Kun",
+            "role": "community_staff",
+            "phone": "13900139000",
+            "community_ids": [community_id],
+            "password": "round-table-1",
+        },
+        headers=admin,
+    )
+    assert staff_created.status_code == 201, staff_created.text
+    staff_login = requests.post(f"{api}/auth/login", json={"phone": "13900139000", "password": "round-table-1"})
+    staff = bearer(staff_login.json()["access_token"])
+    assert staff_login.json()["user"]["street_id"] == street_id
+    claims = jwt.decode(staff_login.json()["access_token"], options={"verify_signature": False})
+    assert claims["role"] == "community_staff" and claims["community_ids"] == [community_id]
+    seen_by_staff = requests.get(f"{api}/auth/users/{resident_id}", headers=staff).json()
+    assert seen_by_staff["phone"] == "+86138****8000"  # staff see a masked number
+    assert requests.post(f"{api}/auth/users/{resident_id}/approve", headers=staff).status_code == 200
+    # An elderly resident without a smartphone: registered by staff, no password.
+    elderly = requests.post(
+        f"{api}/auth/users",
+        json={
+            "display_name": "Grandma Li",
+            "role": "resident",
+            "phone": "13700137000",
+            "community_ids": [community_id],
+        },
+        headers=staff,
+    )
+    assert elderly.status_code == 201 and elderly.json()["status"] == "active"
+    not_staff_work = requests.post(
+        f"{api}/auth/users",
+        json={"display_name": "X", "role": "community_staff", "community_ids": [community_id], "phone": "13600136000"},
+        headers=staff,
+    )
+    assert not_staff_work.status_code == 403
+
+    login = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
+    assert login.status_code == 200, login.text
+    pair = login.json()
+    me = requests.get(f"{api}/auth/me", headers=bearer(pair["access_token"])).json()
+    assert me["phone"] == "+86" + PHONE and me["community_ids"] == [community_id]
+
+    # Refresh rotates; presenting the old refresh token again ends the whole session family.
+    rotated = requests.post(f"{api}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert rotated.status_code == 200 and rotated.json()["refresh_token"] != pair["refresh_token"]
+    reused = requests.post(f"{api}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert reused.status_code == 401
+    after_theft = requests.post(f"{api}/auth/refresh", json={"refresh_token": rotated.json()["refresh_token"]})
+    assert after_theft.status_code == 401
+
+    # Logout revokes both the access token and the refresh token.
+    fresh = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"}).json()
+    out = requests.post(
+        f"{api}/auth/logout", json={"refresh_token": fresh["refresh_token"]}, headers=bearer(fresh["access_token"])
+    )
+    assert out.status_code == 204
+    assert requests.get(f"{api}/auth/me", headers=bearer(fresh["access_token"])).status_code == 401
+    assert requests.post(f"{api}/auth/refresh", json={"refresh_token": fresh["refresh_token"]}).status_code == 401
+
+    # Repeated wrong passwords lock the account, even against the right one, for a while.
+    statuses = [
+        requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": f"wrong-{i}x"}).status_code
+        for i in range(5)
+    ]
+    assert statuses == [401, 401, 401, 401, 429]
+    locked = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
+    assert locked.status_code == 429 and locked.json()["error"]["code"] == "locked_out"
+
+    # Account events carry what notifications needs; the code itself never reaches a log.
+    registered = eventually(lambda: tap.events("accounts.user.registered"), what="registered events")
+    assert {e["data"]["user_id"] for e in registered} >= {resident_id, staff_created.json()["id"]}
+    updated = eventually(lambda: tap.events("accounts.user.updated"), what="approval event")
+    assert updated[-1]["data"]["active"] is True and updated[-1]["data"]["phone"] == "+86" + PHONE
+    logs = "".join(p.log_path.read_text() for p in platform.processes)
+    assert code not in logs and PHONE not in logs
+
+
+def test_bad_tokens_are_refused(platform, token_signer, token_keys):
+    gateway = platform.start_web("gateway")
+    me = gateway.url + "/api/v1/auth/me"
+    good = token_signer.sign(user_id="00000000-0000-4000-8000-000000000002", role="city_admin")
+    expired = token_signer.sign(user_id="u", role="city_admin", ttl=timedelta(minutes=-5))
+    header, payload, signature = good.split(".")
+    tampered_claims = jwt.utils.base64url_encode(
+        json.dumps({**jwt.decode(good, options={"verify_signature": False}), "role": "street_official"}).encode()
+    ).decode()
+    unsigned = jwt.encode(jwt.decode(good, options={"verify_signature": False}), None, algorithm="none")
+    stranger = TokenSigner(generate_keypair()[0], issuer="linli-gateway").sign(user_id="u", role="city_admin")
+    hs256 = jwt.encode(jwt.decode(good, options={"verify_signature": False}), "x" * 32, algorithm="HS256")
+    for token in (expired, f"{header}.{tampered_claims}.{signature}", unsigned, stranger, hs256, "garbage"):
+        response = requests.get(me, headers=bearer(token))
+        assert response.status_code == 401, token
+        assert response.json()["error"]["code"] == "unauthorized"
+    assert requests.get(me, headers={"Authorization": "Basic abc"}).status_code == 401
+    assert requests.get(me).status_code == 401
+
+
+def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_signer, upstream_factory):
+    echo = upstream_factory()
+    platform.extra_env.update({"ISSUES_URL": echo.url, "NOTIFICATIONS_URL": echo.url})
+    gateway = platform.start_web("gateway")
+    api = gateway.url + "/api/v1"
+    admin_token = token_signer.sign(user_id="00000000-0000-4000-8000-000000000003", role="city_admin")
+
+    got = requests.patch(
+        f"{api}/issues/abc/def?x=1&y=two",
+        json={"title": "wall"},
+        headers={**bearer(admin_token), "X-Custom": "kept", "Keep-Alive": "timeout=5", "X-Request-ID": "req-123"},
+    )
+    assert got.status_code == 200, got.text
+    seen = got.json()
+    assert seen["method"] == "PATCH" and seen["path"] == "/abc/def?x=1&y=two"
+    assert json.loads(seen["body"]) == {"title": "wall"}
+    headers = {k.lower(): v for k, v in seen["headers"].items()}
+    assert headers["authorization"] == f"Bearer {admin_token}" and headers["x-custom"] == "kept"
+    assert headers["x-request-id"] == "req-123" and "keep-alive" not in headers
+    assert got.headers["X-Upstream"] == "echo" and got.headers["X-Request-ID"] == "req-123"
+    generated = requests.get(f"{api}/issues/").json()["headers"]
+    assert {k.lower() for k in generated} >= {"x-request-id"} and "Authorization" not in generated
+
+    before = len(echo.requests)
+    assert requests.post(f"{api}/issues/", json={"title": "x"}).status_code == 401  # anonymous write
+    assert requests.get(f"{api}/issues/", headers=bearer("bad")).status_code == 401  # invalid token
+    assert len(echo.requests) == before  # the service never saw either
+    assert requests.get(f"{api}/issues/missing").status_code == 404  # the service's own answers pass
+    assert requests.get(f"{api}/nosuch/thing").status_code == 404
+
+    open311 = requests.get(gateway.url + "/open311/v2/services.json")
+    assert open311.json()["path"] == "/open311/v2/services.json"
+
+    # API keys: issued by an admin, exchanged for a scoped short-lived token, revocable.
+    street = requests.post(f"{api}/directory/streets", json={"name": "S"}, headers=bearer(admin_token)).json()["id"]
+    community = requests.post(
+        f"{api}/directory/communities", json={"street_id": street, "name": "C"}, headers=bearer(admin_token)
+    ).json()["id"]
+    made = requests.post(
+        f"{api}/auth/api-keys", json={"name": "city hotline", "community_ids": [community]}, headers=bearer(admin_token)
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    via_key = requests.post(gateway.url + "/open311/v2/requests.json", data={"api_key": key, "description": "d"})
+    forwarded = via_key.json()["headers"]
+    claims = jwt.decode(forwarded["Authorization"].split()[1], options={"verify_signature": False})
+    assert claims["role"] == "api_client" and claims["community_ids"] == [community]
+    assert claims["client_name"] == "city hotline"
+    assert requests.delete(f"{api}/auth/api-keys/{made.json()['id']}", headers=bearer(admin_token)).status_code == 200
+    refused = requests.post(f"{api}/issues/", json={}, headers={"X-API-Key": key})
+    assert refused.status_code == 401
+
+    spec = requests.get(gateway.url + "/api/openapi.json").json()
+    assert "/api/v1/issues/{id}" in spec["paths"] and "/api/v1/notifications/{id}" in spec["paths"]
+    assert "IssuesThing" in spec["components"]["schemas"] and "/api/v1/auth/login" in spec["paths"]
+    assert set(spec["info"]["x-missing-services"]) == {"meetings", "activities"}
+    assert "swagger-ui" in requests.get(gateway.url + "/api/docs").text
+    assert requests.get(gateway.url + "/api/docs/static/swagger-ui-bundle.js").status_code == 200
+
+
+def test_dead_or_slow_services_answer_503_without_tying_up_the_gateway(platform, token_signer, upstream_factory):
+    slow = upstream_factory(hang=True)
+    platform.extra_env.update(
+        {
+            "MEETINGS_URL": slow.url,
+            "MEETINGS_TIMEOUT_SECONDS": "1",
+            "ACTIVITIES_URL": f"http://127.0.0.1:{free_port()}",
+            "BREAKER_FAIL_MAX": "2",
+            "BREAKER_RESET_SECONDS": "30",
+            "PROXY_RETRIES": "0",
+        }
+    )
+    gateway = platform.start_web("gateway")
+    api = gateway.url + "/api/v1"
+    token = bearer(token_signer.sign(user_id="00000000-0000-4000-8000-000000000004", role="city_admin"))
+
+    dead = requests.get(f"{api}/activities/", headers=token, timeout=5)
+    assert dead.status_code == 503 and dead.json()["error"]["code"] == "service_unavailable"
+    assert "Retry-After" in dead.headers
+
+    for _ in range(2):  # each waits for the 1 s timeout, then the circuit opens
+        hung = requests.post(f"{api}/meetings/", json={}, headers=token, timeout=5)
+        assert hung.status_code == 503
+        assert requests.get(gateway.url + "/healthz", timeout=5).status_code == 200
+    calls = len(slow.requests)
+    opened = requests.get(f"{api}/meetings/", headers=token, timeout=5)
+    assert opened.status_code == 503 and "circuit open" in opened.json()["error"]["message"]
+    assert len(slow.requests) == calls  # answered by the breaker: the slow service was spared
+    assert requests.get(f"{api}/directory/streets", timeout=5).status_code == 200
+
+
+def test_rate_limit_answers_429_and_recovers(platform, token_signer):
+    platform.extra_env.update({"RATE_LIMIT_PER_CLIENT": "5/second", "RATE_LIMIT_AUTH": "3/second"})
+    gateway = platform.start_web("gateway")
+    streets = gateway.url + "/api/v1/directory/streets"
+    answers = [requests.get(streets) for _ in range(8)]
+    limited = [a for a in answers if a.status_code == 429]
+    assert limited, [a.status_code for a in answers]
+    assert limited[0].json()["error"]["code"] == "rate_limited" and int(limited[0].headers["Retry-After"]) >= 0
+    eventually(lambda: requests.get(streets).status_code == 200, timeout=5, interval=0.2, what="limit recovers")
+    assert requests.get(gateway.url + "/healthz").status_code == 200  # probes are never limited
+    logins = [
+        requests.post(gateway.url + "/api/v1/auth/login", json={"phone": PHONE, "password": "x"}).status_code
+        for _ in range(5)
+    ]
+    assert 429 in logins
