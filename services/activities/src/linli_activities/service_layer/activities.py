@@ -135,7 +135,8 @@ def create_activity(
         community_ids = list(dict.fromkeys(values.pop("community_ids")))
         _require_manager(uow, principal, community_ids)
         _check_post(uow, values.get("post_id"))
-        if values.get("organiser_type", "staff") == "staff":
+        values.setdefault("organiser_type", "staff")
+        if values["organiser_type"] == "staff":
             values["organiser_id"] = values.get("organiser_id") or principal.user_id
         elif not values.get("organiser_id"):
             raise Invalid("name the organising group", fields={"organiser_id": ["required for a group"]})
