@@ -7,7 +7,7 @@ from flask import Flask, Response, request
 from flask_limiter import Limiter
 
 from linli_gateway.definition import definition
-from linli_gateway.entrypoints import auth_api, directory_api, openapi, proxy
+from linli_gateway.entrypoints import auth_api, directory_api, openapi, proxy, stats_api
 from linli_gateway.service_layer.accounts import Identity, is_revoked
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import ROUTED_SERVICES, load_gateway_settings
@@ -62,7 +62,7 @@ def create_app() -> Flask:
         settings,
         database,
         title="Linli gateway",
-        blueprints=[directory_api.blp, auth_api.blp],
+        blueprints=[directory_api.blp, auth_api.blp, stats_api.blp],
         verifier=RevocationAwareVerifier(settings.jwt_public_key(), issuer=settings.jwt_issuer, database=database),
     )
     app.extensions["linli.identity"] = Identity(

@@ -1,0 +1,161 @@
+"""`/api/v1/stats/...`: the overview a street office reads, rankings across communities, and exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app, g, request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from linli_gateway.domain.directory import Community
+from linli_gateway.service_layer import statistics
+from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
+from linli_gateway.settings import ROUTED_SERVICES
+from linli_kit.errors import Forbidden, Invalid, NotFound
+from linli_kit.web import require_principal
+
+blp = Blueprint("stats", __name__, url_prefix="/api/v1/stats", description="Statistics across services")
+_ERRORS = {"invalid": Invalid, "forbidden": Forbidden, "not_found": NotFound}
+
+
+class ScopeQuery(Schema):
+    community_id = fields.UUID(load_default=None)
+    street_id = fields.UUID(load_default=None)
+    period_from = fields.Date(load_default=None, data_key="from")
+    period_to = fields.Date(load_default=None, data_key="to")
+
+
+class RankingQuery(ScopeQuery):
+    metric = fields.String(required=True, validate=validate.OneOf(sorted(statistics.RANKING_METRICS)))
+
+
+class ExportQuery(ScopeQuery):
+    format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))
+
+
+def _fetcher(upstream: Any, authorization: str, request_id: str) -> statistics.Fetch:
+    """Asks one service for its /stats with the caller's own token, so it applies its scope rules too.
+    Runs on the pool's threads: everything it needs is bound here, nothing from the request."""
+
+    def fetch(service: str, query: dict[str, str]) -> dict[str, Any]:
+        response = upstream.session.get(
+            f"{upstream.settings.service_urls[service]}/stats",
+            params=query,
+            headers={"Authorization": authorization, "X-Request-ID": request_id},
+            timeout=(2.0, upstream.settings.timeouts[service]),
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"answered {response.status_code}")
+        return response.json()
+
+    return fetch
+
+
+def _overview(query: dict[str, Any]) -> dict[str, Any]:
+    principal = require_principal()
+    database = current_app.extensions["linli.database"]
+    settings = current_app.extensions["linli.settings"]
+    with GatewayUnitOfWork(database) as uow:
+
+        def street_of(community_id: str) -> str | None:
+            community = uow.directory.get(Community, community_id)
+            return community.street_id if community else None
+
+        try:
+            scope = statistics.resolve_scope(
+                principal,
+                community_id=str(query["community_id"]) if query["community_id"] else None,
+                street_id=str(query["street_id"]) if query["street_id"] else None,
+                period_from=query["period_from"],
+                period_to=query["period_to"],
+                street_of=street_of,
+                today=datetime.now(ZoneInfo(settings.timezone)).date(),
+            )
+        except statistics.ScopeError as exc:
+            raise _ERRORS[exc.kind](exc.message) from exc
+        if scope.community_id:
+            communities = [uow.directory.get(Community, scope.community_id)]
+        else:
+            communities = uow.directory.list(Community, offset=0, limit=100_000, street_id=scope.street_id)[0]
+        names = {c.id: c.name for c in communities}
+    upstream = current_app.extensions["linli.upstream"]
+    upstream.ensure()
+    fetch = _fetcher(upstream, request.headers.get("Authorization", ""), g.request_id)
+    answers, missing = statistics.gather(list(ROUTED_SERVICES), scope, fetch)
+    overview = statistics.merge(scope, answers, missing, names)
+    known = {entry["community_id"] for entry in overview["by_community"]}
+    for community_id, name in names.items():
+        if community_id not in known and scope.community_id is None:
+            overview["by_community"].append({"community_id": community_id, "community_name": name})
+    overview["by_community"].sort(key=lambda e: (e["community_name"] or "", e["community_id"]))
+    return overview
+
+
+@blp.route("/overview")
+@blp.arguments(ScopeQuery, location="query")
+def overview(query: dict) -> dict:
+    """Every service's figures for a community, a street or the city over a period; parts from a
+    service that did not answer are listed under `missing`."""
+    return _overview(query)
+
+
+@blp.route("/rankings")
+@blp.arguments(RankingQuery, location="query")
+def rankings(query: dict) -> dict:
+    """The communities of the scope ranked by one figure (resolution rate, overdue, participation...)."""
+    data = _overview(query)
+    return {
+        "metric": query["metric"],
+        "scope": data["scope"],
+        "period": data["period"],
+        "ranking": statistics.ranking(data, query["metric"]),
+        "missing": data["missing"],
+    }
+
+
+@blp.route("/export")
+@blp.arguments(ExportQuery, location="query")
+def export(query: dict) -> Response:
+    """The overview per community as CSV or Excel, for reporting upward."""
+    data = _overview(query)
+    header, rows = statistics.flatten(data)
+    stem = f"linli-{data['scope']['level']}-{data['period']['from']}-{data['period']['to']}"
+    if query["format"] == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        writer.writerows(rows)
+        return Response(
+            "\ufeff" + buffer.getvalue(),  # a BOM so Excel opens Chinese names correctly
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'},
+        )
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "communities"
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    trend = workbook.create_sheet("monthly")
+    trend.append(["month", "service", "figure", "value"])
+    for month in data["monthly"]:
+        for service, figures in month.items():
+            if service == "month":
+                continue
+            for figure, value in figures.items():
+                if not isinstance(value, dict | list):
+                    trend.append([month["month"], service, figure, value])
+    out = io.BytesIO()
+    workbook.save(out)
+    return Response(
+        out.getvalue(),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'},
+    )

@@ -1,0 +1,174 @@
+"""The street office's view: every service's `/stats` for one scope and period, merged.
+
+The gateway asks every service in parallel and answers with what it got, naming the services that
+did not answer instead of failing whole. Merging is by community (for rankings and comparisons)
+and by month (for trends); the figures themselves belong to the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from linli_kit.auth import Principal, Role
+
+# The figures a ranking may be by: (service, figure, higher is better).
+RANKING_METRICS: dict[str, tuple[str, str, bool]] = {
+    "resolution_rate": ("issues", "resolution_rate", True),
+    "overdue": ("issues", "overdue", False),
+    "issues_raised": ("issues", "raised", True),
+    "satisfaction": ("issues", "satisfaction_avg", True),
+    "meetings_held": ("meetings", "meetings_held", True),
+    "participant_times": ("activities", "participant_times", True),
+    "services_delivered": ("activities", "services_delivered", True),
+}
+
+
+class ScopeError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StatsScope:
+    community_id: str | None
+    street_id: str | None
+    period_from: date
+    period_to: date
+
+    def query(self) -> dict[str, str]:
+        params = {"from": self.period_from.isoformat(), "to": self.period_to.isoformat()}
+        if self.community_id:
+            params["community_id"] = self.community_id
+        if self.street_id:
+            params["street_id"] = self.street_id
+        return params
+
+    def describe(self) -> dict[str, Any]:
+        level = "community" if self.community_id else "street" if self.street_id else "city"
+        return {"level": level, "community_id": self.community_id, "street_id": self.street_id}
+
+
+def resolve_scope(
+    principal: Principal,
+    *,
+    community_id: str | None,
+    street_id: str | None,
+    period_from: date | None,
+    period_to: date | None,
+    street_of: Callable[[str], str | None],
+    today: date,
+) -> StatsScope:
+    """What this person may look at: a street official their street, community staff their community,
+    a city admin anything; the default is the widest they may see, over the last twelve months."""
+    to = period_to or today
+    start = period_from or (to - timedelta(days=365))
+    if start > to:
+        raise ScopeError("invalid", "'from' is after 'to'")
+    if community_id is not None and street_of(community_id) is None:
+        raise ScopeError("not_found", f"no community {community_id}")
+    if principal.role == Role.CITY_ADMIN:
+        pass
+    elif principal.role == Role.STREET_OFFICIAL:
+        if street_id is not None and street_id != principal.street_id:
+            raise ScopeError("forbidden", "outside your street")
+        if community_id is not None and street_of(community_id) != principal.street_id:
+            raise ScopeError("forbidden", "outside your street")
+        street_id = street_id or (None if community_id else principal.street_id)
+    elif principal.role == Role.COMMUNITY_STAFF:
+        if street_id is not None or (community_id is not None and community_id not in principal.community_ids):
+            raise ScopeError("forbidden", "outside your community")
+        community_id = principal.community_ids[0]
+    else:
+        raise ScopeError("forbidden", "statistics are for community staff, street officials and city admins")
+    if community_id is not None:
+        street_id = None  # a community is the narrower scope
+    return StatsScope(community_id, street_id, start, to)
+
+
+Fetch = Callable[[str, dict[str, str]], dict[str, Any]]
+
+
+def gather(services: list[str], scope: StatsScope, fetch: Fetch) -> tuple[dict[str, dict], list[dict[str, str]]]:
+    """Ask every service at once; a service that fails is reported as missing, not fatal."""
+    answers: dict[str, dict] = {}
+    missing: list[dict[str, str]] = []
+    with ThreadPoolExecutor(max_workers=len(services)) as pool:
+        futures = {name: pool.submit(fetch, name, scope.query()) for name in services}
+        for name, future in futures.items():
+            try:
+                answers[name] = future.result()
+            except Exception as exc:  # noqa: BLE001 - any failure marks the part missing
+                missing.append({"service": name, "reason": str(exc) or type(exc).__name__})
+    return answers, missing
+
+
+def merge(
+    scope: StatsScope, answers: dict[str, dict], missing: list[dict[str, str]], names: dict[str, str]
+) -> dict[str, Any]:
+    by_community: dict[str, dict[str, Any]] = {}
+    monthly: dict[str, dict[str, Any]] = {}
+    for service, answer in answers.items():
+        for row in answer.get("by_community") or []:
+            community_id = str(row.get("community_id"))
+            entry = by_community.setdefault(
+                community_id, {"community_id": community_id, "community_name": names.get(community_id)}
+            )
+            entry[service] = {k: v for k, v in row.items() if k != "community_id"}
+        for row in answer.get("monthly") or []:
+            month = str(row.get("month"))
+            monthly.setdefault(month, {"month": month})[service] = {k: v for k, v in row.items() if k != "month"}
+    return {
+        "scope": scope.describe(),
+        "period": {"from": scope.period_from.isoformat(), "to": scope.period_to.isoformat()},
+        "totals": {service: answer.get("totals", {}) for service, answer in answers.items()},
+        "by_community": sorted(by_community.values(), key=lambda e: (e["community_name"] or "", e["community_id"])),
+        "monthly": [monthly[m] for m in sorted(monthly)],
+        "missing": missing,
+        "complete": not missing,
+    }
+
+
+def ranking(overview: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    """Communities of the scope ordered by one figure, best first; those without it last."""
+    if metric not in RANKING_METRICS:
+        raise ScopeError("invalid", f"unknown metric {metric!r}; one of {', '.join(sorted(RANKING_METRICS))}")
+    service, figure, higher_is_better = RANKING_METRICS[metric]
+    rows = []
+    for entry in overview["by_community"]:
+        value = (entry.get(service) or {}).get(figure)
+        rows.append({"community_id": entry["community_id"], "community_name": entry["community_name"], "value": value})
+    present = [r for r in rows if r["value"] is not None]
+    absent = [r for r in rows if r["value"] is None]
+    present.sort(key=lambda r: r["value"], reverse=higher_is_better)
+    ranked = present + absent
+    for position, row in enumerate(ranked, start=1):
+        row["rank"] = position if row["value"] is not None else None
+    return ranked
+
+
+def flatten(overview: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One row per community, one column per figure: what a spreadsheet reporting upward wants."""
+    columns: list[str] = []
+    for entry in overview["by_community"]:
+        for service in sorted(k for k in entry if k not in {"community_id", "community_name"}):
+            for figure, value in entry[service].items():
+                if isinstance(value, dict | list):
+                    continue
+                column = f"{service}.{figure}"
+                if column not in columns:
+                    columns.append(column)
+    header = ["community_id", "community_name", *columns]
+    rows = []
+    for entry in overview["by_community"]:
+        row: list[Any] = [entry["community_id"], entry["community_name"]]
+        for column in columns:
+            service, figure = column.split(".", 1)
+            row.append((entry.get(service) or {}).get(figure))
+        rows.append(row)
+    return header, rows

@@ -1,0 +1,81 @@
+"""Scope rules, merging and ranking of the street overview, without services."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from linli_gateway.service_layer.statistics import (
+    ScopeError,
+    StatsScope,
+    flatten,
+    gather,
+    merge,
+    ranking,
+    resolve_scope,
+)
+from linli_kit.auth import Principal, Role
+
+STREETS = {"c1": "s1", "c2": "s1", "c3": "s2"}
+TODAY = date(2026, 11, 28)
+
+
+def scope_for(principal, **kw):
+    args = {"community_id": None, "street_id": None, "period_from": None, "period_to": None} | kw
+    return resolve_scope(principal, street_of=STREETS.get, today=TODAY, **args)
+
+
+def test_each_role_sees_its_own_scope_by_default_and_nothing_wider():
+    official = Principal(user_id="o", role=Role.STREET_OFFICIAL, street_id="s1")
+    assert scope_for(official).street_id == "s1"
+    assert scope_for(official, community_id="c2").community_id == "c2"
+    for kw in ({"street_id": "s2"}, {"community_id": "c3"}):
+        with pytest.raises(ScopeError) as caught:
+            scope_for(official, **kw)
+        assert caught.value.kind == "forbidden"
+    staff = Principal(user_id="s", role=Role.COMMUNITY_STAFF, community_ids=("c1",))
+    assert scope_for(staff).community_id == "c1"
+    with pytest.raises(ScopeError):
+        scope_for(staff, community_id="c2")
+    admin = Principal(user_id="a", role=Role.CITY_ADMIN)
+    city = scope_for(admin)
+    assert city.describe()["level"] == "city" and city.period_from == date(2025, 11, 28)
+    with pytest.raises(ScopeError):
+        scope_for(Principal(user_id="r", role=Role.RESIDENT, community_ids=("c1",)))
+    with pytest.raises(ScopeError) as caught:
+        scope_for(admin, community_id="nope")
+    assert caught.value.kind == "not_found"
+    with pytest.raises(ScopeError):
+        scope_for(admin, period_from=date(2026, 2, 1), period_to=date(2026, 1, 1))
+
+
+def test_a_service_that_fails_is_named_missing_and_the_rest_is_merged():
+    scope = StatsScope(None, "s1", date(2026, 1, 1), date(2026, 11, 30))
+
+    def fetch(service, query):
+        assert query == {"from": "2026-01-01", "to": "2026-11-30", "street_id": "s1"}
+        if service == "meetings":
+            raise RuntimeError("answered 503")
+        return {
+            "totals": {"raised": 3},
+            "by_community": [
+                {"community_id": "c1", "raised": 2, "resolution_rate": 0.5},
+                {"community_id": "c2", "raised": 1, "resolution_rate": 1.0},
+            ],
+            "monthly": [{"month": "2026-11", "raised": 3}],
+        }
+
+    answers, missing = gather(["issues", "meetings"], scope, fetch)
+    overview = merge(scope, answers, missing, {"c1": "Xihu", "c2": "Yucai"})
+    assert overview["missing"] == [{"service": "meetings", "reason": "answered 503"}]
+    assert overview["complete"] is False and overview["totals"] == {"issues": {"raised": 3}}
+    assert [e["community_name"] for e in overview["by_community"]] == ["Xihu", "Yucai"]
+    assert overview["monthly"] == [{"month": "2026-11", "issues": {"raised": 3}}]
+    ranked = ranking(overview, "resolution_rate")
+    assert [(r["community_name"], r["rank"]) for r in ranked] == [("Yucai", 1), ("Xihu", 2)]
+    with pytest.raises(ScopeError):
+        ranking(overview, "happiness")
+    header, rows = flatten(overview)
+    assert header == ["community_id", "community_name", "issues.raised", "issues.resolution_rate"]
+    assert rows[0] == ["c1", "Xihu", 2, 0.5]
