@@ -1,9 +1,234 @@
-"""The meetings service's own database schema."""
+"""The meetings service's own database schema, and the mapping of the domain onto it."""
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import registry, relationship
 
 from linli_kit.tables import add_directory_replica, add_messaging_tables
+from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
+from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
+
+Id = String(36)
+When = DateTime(timezone=True)
+
+meeting_types = Table(
+    "meeting_types",
+    metadata,
+    Column("community_id", Id, nullable=False),
+    Column("key", String(40), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", When, nullable=False),
+    PrimaryKeyConstraint("community_id", "key", name="pk_meeting_types"),
+)
+
+series = Table(
+    "meeting_series",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("community_id", Id, nullable=False, index=True),
+    Column("meeting_type", String(40), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("rrule", String(300), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("created_by", Id, nullable=False),
+    Column("created_at", When, nullable=False),
+)
+
+meetings = Table(
+    "meetings",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("community_id", Id, nullable=False),
+    Column("series_id", Id, ForeignKey("meeting_series.id"), nullable=True, index=True),
+    Column("meeting_type", String(40), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("place", String(300), nullable=True),
+    Column("online_url", String(500), nullable=True),
+    Column("starts_at", When, nullable=False),
+    Column("ends_at", When, nullable=False),
+    # The start's date in the city's time zone: statistics group by it without time-zone SQL.
+    Column("local_date", Date, nullable=False),
+    Column("convener_id", Id, nullable=False),
+    Column("public", Boolean, nullable=False),
+    Column("capacity", Integer, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("previous_starts_at", When, nullable=True),
+    Column("rescheduled_count", Integer, nullable=False),
+    Column("checkin_code", String(12), nullable=True),
+    Column("minutes", Text, nullable=True),
+    Column("closing_report", Text, nullable=True),
+    Column("attendees_count", Integer, nullable=True),
+    Column("photo_urls", JSON, nullable=False),
+    Column("started_at", When, nullable=True),
+    Column("concluded_at", When, nullable=True),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", When, nullable=False),
+)
+Index("ix_meetings_community_date", meetings.c.community_id, meetings.c.local_date)
+Index("ix_meetings_status_date", meetings.c.status, meetings.c.local_date)
+
+agenda_items = Table(
+    "agenda_items",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("meeting_id", Id, ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("duration_minutes", Integer, nullable=True),
+    Column("issue_id", Id, nullable=True, index=True),
+    Column("notes", Text, nullable=True),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("meeting_id", Id, ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, nullable=True),
+    Column("name", String(200), nullable=True),
+    Column("organisation_id", Id, nullable=True),
+    Column("role", String(40), nullable=False),
+    Column("enrolment", String(20), nullable=False),
+    Column("response", String(20), nullable=False),
+    Column("enrolled_at", When, nullable=False),
+    Column("checked_in_at", When, nullable=True),
+    Column("check_in_method", String(10), nullable=True),
+    UniqueConstraint("meeting_id", "user_id", name="uq_participants_meeting_user"),
+)
+Index("ix_participants_user", participants.c.user_id)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("meeting_id", Id, ForeignKey("meetings.id"), nullable=False, index=True),
+    Column("community_id", Id, nullable=False),
+    Column("agenda_item_id", Id, nullable=True),
+    Column("issue_id", Id, nullable=True),
+    Column("motion", Text, nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("threshold", String(20), nullable=False),
+    Column("issue_effect", String(20), nullable=False),
+    Column("resolution_plan", Text, nullable=True),
+    Column("proposed_actions", JSON, nullable=False),
+    Column("document_kind", String(30), nullable=True),
+    Column("document_title", String(300), nullable=True),
+    Column("document_body", Text, nullable=True),
+    Column("document_rules", JSON, nullable=True),
+    Column("status", String(10), nullable=False),
+    Column("outcome", String(20), nullable=True),
+    Column("rule", Text, nullable=True),
+    Column("votes_for", Integer, nullable=False),
+    Column("votes_against", Integer, nullable=False),
+    Column("abstentions", Integer, nullable=False),
+    Column("voting_members", Integer, nullable=True),
+    Column("present_voting_members", Integer, nullable=True),
+    Column("opened_at", When, nullable=False),
+    Column("recorded_at", When, nullable=True),
+)
+Index("ix_decisions_community_outcome", decisions.c.community_id, decisions.c.outcome)
+
+votes = Table(
+    "votes",
+    metadata,
+    Column("decision_id", Id, ForeignKey("decisions.id", ondelete="CASCADE"), nullable=False),
+    Column("voter_id", Id, nullable=False),
+    Column("choice", String(10), nullable=False),
+    Column("cast_at", When, nullable=False),
+    # One vote per member per motion, whatever races the application layer loses.
+    PrimaryKeyConstraint("decision_id", "voter_id", name="pk_votes"),
+)
+
+action_items = Table(
+    "action_items",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("decision_id", Id, ForeignKey("decisions.id"), nullable=False, index=True),
+    Column("meeting_id", Id, nullable=False),
+    Column("community_id", Id, nullable=False),
+    Column("issue_id", Id, nullable=True),
+    Column("title", String(300), nullable=False),
+    Column("owner_body", String(30), nullable=False),
+    Column("owner_user_id", Id, nullable=True),
+    Column("owner_organisation_id", Id, nullable=True, index=True),
+    Column("due_date", Date, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", When, nullable=False),
+    Column("completed_at", When, nullable=True),
+)
+Index("ix_action_items_community_status", action_items.c.community_id, action_items.c.status)
+
+documents = Table(
+    "community_documents",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("community_id", Id, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("rules", JSON, nullable=True),
+    Column("decision_id", Id, nullable=True),
+    Column("meeting_id", Id, nullable=True),
+    Column("adopted_at", When, nullable=False),
+    UniqueConstraint("community_id", "kind", "version", name="uq_documents_version"),
+)
+
+# Issues of each community as the issues service last described them (candidate agenda items).
+issue_replica = Table(
+    "issue_replica",
+    metadata,
+    Column("issue_id", Id, primary_key=True),
+    Column("community_id", Id, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("category", String(80), nullable=False),
+    Column("urgency", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("tier", String(10), nullable=False),
+    Column("supporter_count", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", When, nullable=False),
+)
+Index("ix_issue_replica_community_status", issue_replica.c.community_id, issue_replica.c.status)
+
+mapper_registry = registry()
+mapper_registry.map_imperatively(AgendaItem, agenda_items)
+mapper_registry.map_imperatively(Participant, participants)
+mapper_registry.map_imperatively(
+    Meeting,
+    meetings,
+    properties={
+        "agenda": relationship(
+            AgendaItem, order_by=agenda_items.c.position, cascade="all, delete-orphan", lazy="selectin"
+        ),
+        "participants": relationship(
+            Participant, order_by=participants.c.enrolled_at, cascade="all, delete-orphan", lazy="selectin"
+        ),
+    },
+)
+mapper_registry.map_imperatively(Decision, decisions)
+mapper_registry.map_imperatively(Vote, votes)
+mapper_registry.map_imperatively(ActionItem, action_items)
+mapper_registry.map_imperatively(CommunityDocument, documents)

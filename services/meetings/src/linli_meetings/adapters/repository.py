@@ -1,0 +1,221 @@
+"""Meetings, decisions, documents and the issue replica stored with SQLAlchemy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy.orm import Session
+
+from linli_meetings.adapters import tables
+from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
+from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant
+from linli_meetings.domain.procedure import Count
+
+
+class MeetingRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, *entities: object) -> None:
+        self.session.add_all(entities)
+
+    # --- meetings --------------------------------------------------------------------------------
+    def get(self, meeting_id: str, *, lock: bool = False) -> Meeting | None:
+        if lock:
+            # Registrations and check-ins change the meeting's seats: one writer at a time.
+            return self.session.scalars(
+                select(Meeting).where(tables.meetings.c.id == meeting_id).with_for_update()
+            ).first()
+        return self.session.get(Meeting, meeting_id)
+
+    def list(
+        self, visible: ColumnElement[bool], *, offset: int, limit: int, **filters: Any
+    ) -> tuple[list[Meeting], int]:
+        m = tables.meetings.c
+        query = select(Meeting).where(visible)
+        for name in ("community_id", "meeting_type", "status", "series_id"):
+            if filters.get(name) is not None:
+                query = query.where(m[name] == filters[name])
+        if filters.get("public") is not None:
+            query = query.where(m.public == filters["public"])
+        if filters.get("starts_after") is not None:
+            query = query.where(m.starts_at >= filters["starts_after"])
+        if filters.get("starts_before") is not None:
+            query = query.where(m.starts_at < filters["starts_before"])
+        if filters.get("issue_id") is not None:
+            query = query.where(
+                m.id.in_(
+                    select(tables.agenda_items.c.meeting_id).where(
+                        tables.agenda_items.c.issue_id == filters["issue_id"]
+                    )
+                )
+            )
+        if filters.get("participant_id") is not None:
+            query = query.where(m.id.in_(self.meetings_of_user(filters["participant_id"])))
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(m.starts_at, m.id).offset(offset).limit(limit)).all()
+        return list(rows), total
+
+    def iter_for_feed(self, community_id: str, visible: ColumnElement[bool], limit: int = 500) -> list[Meeting]:
+        m = tables.meetings.c
+        query = select(Meeting).where(m.community_id == community_id, visible).order_by(m.starts_at.desc()).limit(limit)
+        return list(self.session.scalars(query))
+
+    @staticmethod
+    def meetings_of_user(user_id: str) -> Select:
+        p = tables.participants.c
+        return select(p.meeting_id).where(p.user_id == user_id)
+
+    @staticmethod
+    def meetings_of_organisation(organisation_id: str) -> Select:
+        p = tables.participants.c
+        return select(p.meeting_id).where(p.organisation_id == organisation_id)
+
+    def agenda_item(self, item_id: str) -> AgendaItem | None:
+        return self.session.get(AgendaItem, item_id)
+
+    def participant(self, participant_id: str) -> Participant | None:
+        return self.session.get(Participant, participant_id)
+
+    # --- directory replica ----------------------------------------------------------------------------
+    def street_of(self, community_id: str) -> str | None:
+        c = tables.replica.communities.c
+        return self.session.scalar(select(c.street_id).where(c.community_id == community_id))
+
+    @staticmethod
+    def communities_of_street(street_id: str) -> Select:
+        c = tables.replica.communities.c
+        return select(c.community_id).where(c.street_id == street_id)
+
+    # --- meeting types -----------------------------------------------------------------------------
+    def meeting_types(self, community_id: str) -> list[dict[str, Any]]:
+        t = tables.meeting_types.c
+        rows = self.session.execute(
+            select(t.key, t.name, t.description).where(t.community_id == community_id).order_by(t.key)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    def has_meeting_type(self, community_id: str, key: str) -> bool:
+        t = tables.meeting_types.c
+        return self.session.scalar(select(t.key).where(t.community_id == community_id, t.key == key)) is not None
+
+    def add_meeting_type(self, row: dict[str, Any]) -> None:
+        self.session.execute(tables.meeting_types.insert().values(**row))
+
+    def add_series(self, row: dict[str, Any]) -> None:
+        self.session.execute(tables.series.insert().values(**row))
+
+    # --- decisions ------------------------------------------------------------------------------------
+    def decision(self, decision_id: str, *, lock: bool = False) -> Decision | None:
+        if lock:
+            return self.session.scalars(
+                select(Decision).where(tables.decisions.c.id == decision_id).with_for_update()
+            ).first()
+        return self.session.get(Decision, decision_id)
+
+    def decisions_of(self, meeting_id: str) -> list[Decision]:
+        d = tables.decisions.c
+        return list(self.session.scalars(select(Decision).where(d.meeting_id == meeting_id).order_by(d.opened_at)))
+
+    def has_voted(self, decision_id: str, voter_id: str) -> bool:
+        v = tables.votes.c
+        return (
+            self.session.scalar(select(v.voter_id).where(v.decision_id == decision_id, v.voter_id == voter_id))
+            is not None
+        )
+
+    def roll_call(self, decision_id: str) -> Count:
+        v = tables.votes.c
+        counts = dict(
+            self.session.execute(
+                select(v.choice, func.count()).where(v.decision_id == decision_id).group_by(v.choice)
+            ).all()
+        )
+        return Count(counts.get("for", 0), counts.get("against", 0), counts.get("abstain", 0))
+
+    def votes_of(self, decision_id: str) -> list[Vote]:
+        v = tables.votes.c
+        return list(self.session.scalars(select(Vote).where(v.decision_id == decision_id).order_by(v.cast_at)))
+
+    # --- action items -----------------------------------------------------------------------------------
+    def action_item(self, item_id: str) -> ActionItem | None:
+        return self.session.get(ActionItem, item_id)
+
+    def action_items_of(self, decision_ids: list[str]) -> list[ActionItem]:
+        if not decision_ids:
+            return []
+        a = tables.action_items.c
+        return list(
+            self.session.scalars(select(ActionItem).where(a.decision_id.in_(decision_ids)).order_by(a.created_at))
+        )
+
+    def list_action_items(
+        self, visible: ColumnElement[bool], *, offset: int, limit: int, **filters: Any
+    ) -> tuple[list[ActionItem], int]:
+        a = tables.action_items.c
+        query = select(ActionItem).where(visible)
+        for name in (
+            "community_id",
+            "meeting_id",
+            "decision_id",
+            "issue_id",
+            "status",
+            "owner_body",
+            "owner_organisation_id",
+        ):
+            if filters.get(name) is not None:
+                query = query.where(a[name] == filters[name])
+        if filters.get("overdue_on") is not None:
+            query = query.where(a.due_date < filters["overdue_on"], a.status.in_(("open", "in_progress")))
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(a.due_date.is_(None), a.due_date, a.id).offset(offset).limit(limit))
+        return list(rows), total
+
+    # --- documents -------------------------------------------------------------------------------------
+    def current_document(self, community_id: str, kind: str) -> CommunityDocument | None:
+        d = tables.documents.c
+        return self.session.scalars(
+            select(CommunityDocument)
+            .where(d.community_id == community_id, d.kind == kind)
+            .order_by(d.version.desc())
+            .limit(1)
+        ).first()
+
+    def document_history(self, community_id: str, kind: str) -> list[CommunityDocument]:
+        d = tables.documents.c
+        return list(
+            self.session.scalars(
+                select(CommunityDocument)
+                .where(d.community_id == community_id, d.kind == kind)
+                .order_by(d.version.desc())
+            )
+        )
+
+    # --- issue replica ----------------------------------------------------------------------------------
+    def candidate_issues(
+        self, community_id: str, pending: tuple[str, ...], *, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        i = tables.issue_replica.c
+        a = tables.agenda_items.c
+        m = tables.meetings.c
+        query = select(i).where(i.community_id == community_id, i.status.in_(pending))
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        # How often each issue has already been on the agenda of a concluded meeting.
+        consultations = (
+            select(func.count())
+            .select_from(a.table.join(tables.meetings, m.id == a.meeting_id))
+            .where(a.issue_id == i.issue_id, m.status == "concluded")
+            .scalar_subquery()
+        )
+        rows = self.session.execute(
+            query.add_columns(consultations.label("consultations"))
+            .order_by(i.supporter_count.desc(), i.updated_at, i.issue_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows], total
+
+
+def everything() -> ColumnElement[bool]:
+    return true()

@@ -1,0 +1,267 @@
+"""Motions put to a meeting, their votes, the decision they become, and the action items it creates.
+
+A motion is opened on an agenda item of a meeting in progress and voted either by roll call (each
+attending voting member casts one vote) or by show of hands (the chair records the tallies). On
+recording, the rules of procedure give the outcome; an adopted motion creates its action items,
+may adopt a new version of a community document, and carries its effect on the linked issue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any
+
+from linli_kit.errors import Conflict, Invalid
+from linli_meetings.domain.meeting import Meeting, Participant, Status, new_id, utcnow
+from linli_meetings.domain.procedure import Count, MeetingPolicy, Outcome, Threshold, decide
+
+
+class Method(StrEnum):
+    ROLL_CALL = "roll_call"
+    SHOW_OF_HANDS = "show_of_hands"
+
+
+class Choice(StrEnum):
+    FOR = "for"
+    AGAINST = "against"
+    ABSTAIN = "abstain"
+
+
+class IssueEffect(StrEnum):
+    NONE = "none"
+    RESOLUTION_PLAN = "resolution_plan"
+    RESOLVE = "resolve"
+    ESCALATE = "escalate"
+    RECONSULT = "reconsult"
+
+
+class DocumentKind(StrEnum):
+    RULES_OF_PROCEDURE = "rules_of_procedure"
+    CONVENTION = "convention"
+
+
+class ActionStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+OWNER_BODIES = ("property_company", "owners_committee", "community", "bureau", "party_members", "residents")
+
+
+@dataclass(eq=False)
+class Vote:
+    decision_id: str
+    voter_id: str
+    choice: str
+    cast_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(eq=False)
+class ActionItem:
+    decision_id: str
+    meeting_id: str
+    community_id: str
+    title: str
+    owner_body: str
+    issue_id: str | None = None
+    owner_user_id: str | None = None
+    owner_organisation_id: str | None = None
+    due_date: date | None = None
+    status: str = ActionStatus.OPEN.value
+    note: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    completed_at: datetime | None = None
+    id: str = field(default_factory=new_id)
+
+    _NEXT = {
+        ActionStatus.OPEN: {ActionStatus.IN_PROGRESS, ActionStatus.DONE, ActionStatus.CANCELLED},
+        ActionStatus.IN_PROGRESS: {ActionStatus.DONE, ActionStatus.CANCELLED, ActionStatus.OPEN},
+        ActionStatus.DONE: {ActionStatus.IN_PROGRESS},  # reopened when the work was not finished
+        ActionStatus.CANCELLED: set(),
+    }
+
+    def change_status(self, status: ActionStatus, note: str | None, now: datetime) -> None:
+        if status == self.status:
+            return
+        if status not in self._NEXT[ActionStatus(self.status)]:
+            raise Conflict(
+                f"an action item that is {self.status} cannot become {status}", fields={"status": [self.status]}
+            )
+        self.status = status.value
+        self.note = note if note is not None else self.note
+        self.completed_at = now if status == ActionStatus.DONE else None
+
+    def is_overdue(self, today: date) -> bool:
+        return self.due_date is not None and self.due_date < today and self.status in ("open", "in_progress")
+
+
+@dataclass(eq=False)
+class Decision:
+    """A motion, and once recorded, the decision with its outcome and the rule that produced it."""
+
+    meeting_id: str
+    community_id: str
+    motion: str
+    method: str
+    threshold: str
+    issue_effect: str = IssueEffect.NONE.value
+    agenda_item_id: str | None = None
+    issue_id: str | None = None
+    resolution_plan: str | None = None
+    proposed_actions: list[dict[str, Any]] = field(default_factory=list)
+    document_kind: str | None = None
+    document_title: str | None = None
+    document_body: str | None = None
+    document_rules: dict[str, Any] | None = None
+    status: str = "open"  # open | recorded
+    outcome: str | None = None
+    rule: str | None = None
+    votes_for: int = 0
+    votes_against: int = 0
+    abstentions: int = 0
+    voting_members: int | None = None
+    present_voting_members: int | None = None
+    opened_at: datetime = field(default_factory=utcnow)
+    recorded_at: datetime | None = None
+    id: str = field(default_factory=new_id)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    def _require_open(self) -> None:
+        if not self.is_open:
+            raise Conflict("the vote on this motion is closed", fields={"status": [self.status]})
+
+    def cast(self, meeting: Meeting, policy: MeetingPolicy, voter_id: str, choice: Choice, already_voted: bool) -> Vote:
+        """One vote by an attending voting member; anyone else, or a second vote, is refused (409)."""
+        self._require_open()
+        if self.method != Method.ROLL_CALL:
+            raise Conflict("this motion is voted by show of hands", fields={"method": [self.method]})
+        if meeting.status != Status.IN_PROGRESS:
+            raise Conflict(
+                f"voting needs the meeting in progress; it is {meeting.status}", fields={"status": [meeting.status]}
+            )
+        voter: Participant | None = meeting.participant_of(voter_id)
+        if voter is None or not voter.present:
+            raise Conflict("only members present at the meeting may vote", fields={"voter": ["not checked in"]})
+        if voter.role not in {r.value for r in policy.voting_roles}:
+            raise Conflict(
+                f"a {voter.role} does not vote at {meeting.meeting_type} meetings under the rules",
+                fields={"voter": ["not a voting member"]},
+            )
+        if already_voted:
+            raise Conflict("you have already voted on this motion", fields={"voter": ["already voted"]})
+        # The counts are taken from the stored votes when the motion is recorded, so concurrent
+        # voters never overwrite each other's count.
+        return Vote(decision_id=self.id, voter_id=voter_id, choice=choice.value)
+
+    def record_tally(self, votes_for: int, votes_against: int, abstentions: int) -> None:
+        self._require_open()
+        if self.method != Method.SHOW_OF_HANDS:
+            raise Conflict(
+                "this motion is voted by roll call; votes are cast one by one", fields={"method": [self.method]}
+            )
+        Count(votes_for, votes_against, abstentions)  # refuses negatives
+        self.votes_for, self.votes_against, self.abstentions = votes_for, votes_against, abstentions
+
+    def record(
+        self,
+        meeting: Meeting,
+        policy: MeetingPolicy,
+        *,
+        quorum: Fraction,
+        abstention_blocks_unanimity: bool,
+        now: datetime,
+        roll_call: Count | None = None,
+    ) -> list[ActionItem]:
+        """Close the vote: the outcome under the rules; the action items when adopted.
+
+        `roll_call` is the count of the stored votes, for a roll-call motion.
+        """
+        self._require_open()
+        if self.method == Method.ROLL_CALL:
+            count = roll_call or Count(0, 0, 0)
+            self.votes_for, self.votes_against, self.abstentions = (
+                count.votes_for,
+                count.votes_against,
+                count.abstentions,
+            )
+        if meeting.status != Status.IN_PROGRESS:
+            raise Conflict(
+                f"decisions are recorded during the meeting; it is {meeting.status}",
+                fields={"status": [meeting.status]},
+            )
+        members = meeting.voting_members(policy)
+        present = meeting.present_voting_members(policy)
+        result = decide(
+            Count(self.votes_for, self.votes_against, self.abstentions),
+            voting_members=len(members),
+            present_voting_members=len(present),
+            quorum=quorum,
+            threshold=Threshold(self.threshold),
+            abstention_blocks_unanimity=abstention_blocks_unanimity,
+        )
+        self.status = "recorded"
+        self.outcome = result.outcome.value
+        self.rule = result.rule
+        self.voting_members = len(members)
+        self.present_voting_members = len(present)
+        self.recorded_at = now
+        if result.outcome != Outcome.ADOPTED:
+            return []
+        return [
+            ActionItem(
+                decision_id=self.id,
+                meeting_id=self.meeting_id,
+                community_id=self.community_id,
+                issue_id=self.issue_id,
+                title=a["title"],
+                owner_body=a["owner_body"],
+                owner_user_id=a.get("owner_user_id"),
+                owner_organisation_id=a.get("owner_organisation_id"),
+                due_date=date.fromisoformat(a["due_date"]) if a.get("due_date") else None,
+            )
+            for a in self.proposed_actions
+        ]
+
+    @property
+    def adopted(self) -> bool:
+        return self.outcome == Outcome.ADOPTED
+
+    @property
+    def effective_issue_effect(self) -> str:
+        """What happens to the linked issue: the proposed effect if adopted, else nothing."""
+        return self.issue_effect if self.adopted else IssueEffect.NONE.value
+
+
+@dataclass(eq=False)
+class CommunityDocument:
+    """A version of a community's rules of procedure or residents' convention, adopted by a decision."""
+
+    community_id: str
+    kind: str
+    version: int
+    title: str
+    body: str
+    rules: dict[str, Any] | None = None
+    decision_id: str | None = None
+    meeting_id: str | None = None
+    adopted_at: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=new_id)
+
+
+def check_proposed_actions(actions: list[dict[str, Any]]) -> None:
+    problems = {}
+    for n, action in enumerate(actions):
+        if action.get("owner_body") not in OWNER_BODIES:
+            problems[f"action_items.{n}.owner_body"] = [f"must be one of {', '.join(OWNER_BODIES)}"]
+        if not action.get("title"):
+            problems[f"action_items.{n}.title"] = ["required"]
+    if problems:
+        raise Invalid("invalid action items", fields=problems)

@@ -1,0 +1,353 @@
+"""HTTP API of the meetings service. The gateway forwards /api/v1/meetings/<rest> here as /<rest>.
+
+Thin views: parse with the schemas, call a use case with the verified caller, dump the result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from linli_kit.web import current_principal, require_principal
+from linli_meetings.domain.decision import Choice, DocumentKind
+from linli_meetings.entrypoints import schemas as s
+from linli_meetings.service_layer import calendar, candidates, decisions, meetings, stats
+from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
+
+blp = Blueprint("meetings", __name__, url_prefix="/", description="Meetings, agenda, attendance, decisions")
+
+ICS = "text/calendar; charset=utf-8"
+
+
+def _uow() -> MeetingsUnitOfWork:
+    settings = current_app.extensions["linli.settings"]
+    clock = current_app.extensions.get("meetings.clock")
+    kwargs = {"clock": clock} if clock else {}
+    return MeetingsUnitOfWork(current_app.extensions["linli.database"], timezone=settings.timezone, **kwargs)
+
+
+def plain(value: Any) -> Any:
+    """UUIDs from the schemas as the strings the core stores."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def _decision_out(decision: Any, actions: list, votes: list | None = None) -> dict:
+    return s.DecisionOut().dump(decision) | {
+        "action_items": s.ActionItemOut(many=True).dump(actions),
+        "votes": s.VoteOut(many=True).dump(votes or []),
+    }
+
+
+# --- meetings ---------------------------------------------------------------------------------------
+@blp.route("")
+class Meetings(MethodView):
+    @blp.arguments(s.MeetingFilter, location="query")
+    @blp.response(200, s.MeetingOut(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        principal = require_principal()
+        filters = plain(filters)
+        if filters.pop("mine"):
+            filters["participant_id"] = principal.user_id
+        items, total = meetings.list_meetings(
+            _uow(), principal, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size, **filters
+        )
+        pagination_parameters.item_count = total
+        return items
+
+    @blp.arguments(s.MeetingIn)
+    @blp.response(201, s.MeetingOut)
+    def post(self, body: dict) -> Any:
+        return meetings.schedule_meeting(_uow(), require_principal(), plain(body))
+
+
+@blp.route("series")
+class Series(MethodView):
+    @blp.arguments(s.SeriesIn)
+    @blp.response(201, s.MeetingOut(many=True))
+    def post(self, body: dict) -> list:
+        """A recurring meeting: every occurrence, in the city's time zone."""
+        return meetings.schedule_series(_uow(), require_principal(), plain(body))
+
+
+@blp.route("<uuid:meeting_id>")
+class MeetingById(MethodView):
+    @blp.response(200, s.MeetingOut)
+    def get(self, meeting_id: uuid.UUID) -> Any:
+        return meetings.get_meeting(_uow(), require_principal(), str(meeting_id))
+
+    @blp.arguments(s.MeetingPatch)
+    @blp.response(200, s.MeetingOut)
+    def patch(self, body: dict, meeting_id: uuid.UUID) -> Any:
+        return meetings.update_meeting(_uow(), require_principal(), str(meeting_id), plain(body))
+
+
+@blp.route("<uuid:meeting_id>/reschedule", methods=["POST"])
+@blp.arguments(s.RescheduleIn)
+@blp.response(200, s.MeetingOut)
+def reschedule(body: dict, meeting_id: uuid.UUID) -> Any:
+    return meetings.reschedule_meeting(_uow(), require_principal(), str(meeting_id), **body)
+
+
+@blp.route("<uuid:meeting_id>/cancel", methods=["POST"])
+@blp.arguments(s.CancelIn)
+@blp.response(200, s.MeetingOut)
+def cancel(body: dict, meeting_id: uuid.UUID) -> Any:
+    return meetings.cancel_meeting(_uow(), require_principal(), str(meeting_id), reason=body["reason"])
+
+
+@blp.route("<uuid:meeting_id>/start", methods=["POST"])
+@blp.response(200, s.MeetingOut)
+def start(meeting_id: uuid.UUID) -> Any:
+    return meetings.start_meeting(_uow(), require_principal(), str(meeting_id))
+
+
+@blp.route("<uuid:meeting_id>/conclude", methods=["POST"])
+@blp.arguments(s.ConcludeIn)
+@blp.response(200, s.MeetingOut)
+def conclude(body: dict, meeting_id: uuid.UUID) -> Any:
+    return meetings.conclude_meeting(_uow(), require_principal(), str(meeting_id), body)
+
+
+@blp.route("<uuid:meeting_id>/checkin-code", methods=["GET"])
+@blp.response(200, s.CodeOut)
+def show_checkin_code(meeting_id: uuid.UUID) -> dict:
+    """The code to show at the meeting (staff only)."""
+    return {"code": meetings.checkin_code(_uow(), require_principal(), str(meeting_id))}
+
+
+# --- agenda -----------------------------------------------------------------------------------------
+@blp.route("<uuid:meeting_id>/agenda", methods=["POST"])
+@blp.arguments(s.AgendaItemIn)
+@blp.response(201, s.AgendaItemOut)
+def add_agenda_item(body: dict, meeting_id: uuid.UUID) -> Any:
+    return meetings.add_agenda_item(_uow(), require_principal(), str(meeting_id), plain(body))
+
+
+@blp.route("<uuid:meeting_id>/agenda/<uuid:item_id>")
+class AgendaItemById(MethodView):
+    @blp.arguments(s.AgendaItemPatch)
+    @blp.response(200, s.AgendaItemOut)
+    def patch(self, body: dict, meeting_id: uuid.UUID, item_id: uuid.UUID) -> Any:
+        return meetings.update_agenda_item(_uow(), require_principal(), str(meeting_id), str(item_id), body)
+
+    @blp.response(204)
+    def delete(self, meeting_id: uuid.UUID, item_id: uuid.UUID) -> None:
+        meetings.remove_agenda_item(_uow(), require_principal(), str(meeting_id), str(item_id))
+
+
+# --- participants and attendance ----------------------------------------------------------------------------
+@blp.route("<uuid:meeting_id>/participants")
+class Participants(MethodView):
+    @blp.response(200, s.ParticipantOut(many=True))
+    def get(self, meeting_id: uuid.UUID) -> list:
+        return meetings.list_participants(_uow(), require_principal(), str(meeting_id))
+
+    @blp.arguments(s.InviteIn)
+    @blp.response(201, s.ParticipantOut)
+    def post(self, body: dict, meeting_id: uuid.UUID) -> Any:
+        """Invite someone (a user, or a body's representative by name)."""
+        return meetings.invite(_uow(), require_principal(), str(meeting_id), plain(body))
+
+
+@blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>", methods=["DELETE"])
+@blp.response(200, s.ParticipantOut)
+def cancel_registration(meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
+    """Cancel a registration (its owner or staff); the first on the waiting list moves up."""
+    return meetings.cancel_registration(_uow(), require_principal(), str(meeting_id), str(participant_id))
+
+
+@blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>/check-in", methods=["POST"])
+@blp.response(200, s.ParticipantOut)
+def staff_check_in(meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
+    return meetings.check_in_participant(_uow(), require_principal(), str(meeting_id), str(participant_id))
+
+
+@blp.route("<uuid:meeting_id>/check-in", methods=["POST"])
+@blp.arguments(s.CodeIn)
+@blp.response(200, s.ParticipantOut)
+def code_check_in(body: dict, meeting_id: uuid.UUID) -> Any:
+    """Check yourself in with the code shown at the meeting."""
+    return meetings.check_in_with_code(_uow(), require_principal(), str(meeting_id), body["code"])
+
+
+@blp.route("<uuid:meeting_id>/invitation", methods=["POST"])
+@blp.arguments(s.InvitationAnswer)
+@blp.response(200, s.ParticipantOut)
+def answer_invitation(body: dict, meeting_id: uuid.UUID) -> Any:
+    return meetings.respond_to_invitation(
+        _uow(), require_principal(), str(meeting_id), confirmed=body["response"] == "confirmed"
+    )
+
+
+@blp.route("<uuid:meeting_id>/registrations", methods=["POST"])
+@blp.arguments(s.RegistrationIn)
+@blp.response(201, s.ParticipantOut)
+def register(body: dict, meeting_id: uuid.UUID) -> Any:
+    """Register for an open meeting: a seat while capacity lasts, else the waiting list."""
+    return meetings.register(_uow(), require_principal(), str(meeting_id), body.get("name"))
+
+
+# --- motions, votes, decisions -----------------------------------------------------------------------------
+@blp.route("<uuid:meeting_id>/motions")
+class Motions(MethodView):
+    @blp.response(200, s.DecisionOut(many=True))
+    def get(self, meeting_id: uuid.UUID) -> list:
+        return [_decision_out(d, a) for d, a in decisions.list_decisions(_uow(), require_principal(), str(meeting_id))]
+
+    @blp.arguments(s.MotionIn)
+    @blp.response(201, s.DecisionOut)
+    def post(self, body: dict, meeting_id: uuid.UUID) -> dict:
+        return _decision_out(decisions.open_motion(_uow(), require_principal(), str(meeting_id), plain(body)), [])
+
+
+@blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>")
+class MotionById(MethodView):
+    @blp.response(200, s.DecisionOut)
+    def get(self, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> dict:
+        return _decision_out(*decisions.get_decision(_uow(), require_principal(), str(meeting_id), str(decision_id)))
+
+    @blp.response(204)
+    def delete(self, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> None:
+        decisions.withdraw_motion(_uow(), require_principal(), str(meeting_id), str(decision_id))
+
+
+@blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/votes", methods=["POST"])
+@blp.arguments(s.VoteIn)
+@blp.response(201, s.VoteOut)
+def vote(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> Any:
+    """Your vote: once, and only while checked in as a voting member."""
+    return decisions.cast_vote(_uow(), require_principal(), str(meeting_id), str(decision_id), Choice(body["choice"]))
+
+
+@blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/tally", methods=["PUT"])
+@blp.arguments(s.TallyIn)
+@blp.response(200, s.DecisionOut)
+def tally(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> dict:
+    """Show-of-hands counts, recorded by the chair."""
+    return _decision_out(
+        decisions.record_tally(_uow(), require_principal(), str(meeting_id), str(decision_id), body), []
+    )
+
+
+@blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/record", methods=["POST"])
+@blp.response(200, s.DecisionOut)
+def record(meeting_id: uuid.UUID, decision_id: uuid.UUID) -> dict:
+    """Close the vote: outcome under the rules of procedure, action items, issue effect."""
+    decision, actions = decisions.record_decision(_uow(), require_principal(), str(meeting_id), str(decision_id))
+    return _decision_out(decision, actions)
+
+
+# --- calendar -------------------------------------------------------------------------------------------
+@blp.route("<uuid:meeting_id>.ics", methods=["GET"])
+@blp.doc(security=[], responses={"200": {"content": {"text/calendar": {}}}})
+def meeting_ics(meeting_id: uuid.UUID) -> Response:
+    """The meeting as iCalendar; public meetings need no token."""
+    body = calendar.meeting_calendar(_uow(), current_principal(required=False), str(meeting_id))
+    return Response(body, content_type=ICS)
+
+
+@blp.route("calendar/<uuid:community_id>.ics", methods=["GET"])
+@blp.doc(security=[], responses={"200": {"content": {"text/calendar": {}}}})
+def community_ics(community_id: uuid.UUID) -> Response:
+    """A community's meetings feed: public meetings, plus what a signed-in caller may see."""
+    body = calendar.community_feed(_uow(), current_principal(required=False), str(community_id))
+    return Response(body, content_type=ICS)
+
+
+# --- action items ----------------------------------------------------------------------------------------
+@blp.route("action-items", methods=["GET"])
+@blp.arguments(s.ActionItemFilter, location="query")
+@blp.response(200, s.ActionItemOut(many=True))
+@blp.paginate()
+def list_action_items(filters: dict, pagination_parameters: Any) -> list:
+    items, total = decisions.list_action_items(
+        _uow(),
+        require_principal(),
+        offset=pagination_parameters.first_item,
+        limit=pagination_parameters.page_size,
+        **plain(filters),
+    )
+    pagination_parameters.item_count = total
+    return items
+
+
+@blp.route("action-items/<uuid:item_id>")
+class ActionItemById(MethodView):
+    @blp.response(200, s.ActionItemOut)
+    def get(self, item_id: uuid.UUID) -> Any:
+        return decisions.get_action_item(_uow(), require_principal(), str(item_id))
+
+    @blp.arguments(s.ActionItemPatch)
+    @blp.response(200, s.ActionItemOut)
+    def patch(self, body: dict, item_id: uuid.UUID) -> Any:
+        return decisions.update_action_item(_uow(), require_principal(), str(item_id), plain(body))
+
+
+# --- community documents, rules, types, candidates ----------------------------------------------------------
+@blp.route("documents", methods=["GET"])
+@blp.arguments(s.DocumentQuery, location="query")
+@blp.response(200, s.DocumentsOut)
+def community_documents(query: dict) -> dict:
+    """The current rules of procedure or convention of a community, and every earlier version."""
+    current, history = decisions.documents(
+        _uow(), require_principal(), str(query["community_id"]), DocumentKind(query["kind"])
+    )
+    return {"current": current, "history": history}
+
+
+@blp.route("rules", methods=["GET"])
+@blp.arguments(s.CommunityQuery, location="query")
+@blp.response(200, s.RulesOut)
+def rules_in_force(query: dict) -> dict:
+    """The rules of procedure votes are counted under (the platform's defaults when none adopted)."""
+    community_id = str(query["community_id"])
+    rules, version = decisions.effective_rules(_uow(), require_principal(), community_id)
+    return {"community_id": community_id, "version": version, "rules": rules.to_dict()}
+
+
+@blp.route("types")
+class MeetingTypes(MethodView):
+    @blp.arguments(s.CommunityQuery, location="query")
+    @blp.response(200, s.MeetingTypeOut(many=True))
+    def get(self, query: dict) -> list:
+        return meetings.meeting_types(_uow(), require_principal(), str(query["community_id"]))
+
+    @blp.arguments(s.MeetingTypeIn)
+    @blp.response(201, s.MeetingTypeOut)
+    def post(self, body: dict) -> dict:
+        return meetings.define_meeting_type(_uow(), require_principal(), plain(body))
+
+
+@blp.route("candidates", methods=["GET"])
+@blp.arguments(s.CommunityQuery, location="query")
+@blp.response(200, s.CandidateOut(many=True))
+@blp.paginate()
+def candidate_items(query: dict, pagination_parameters: Any) -> list:
+    """The community's pending issues, offered as agenda items (most supported first)."""
+    items, total = candidates.candidates(
+        _uow(),
+        require_principal(),
+        str(query["community_id"]),
+        offset=pagination_parameters.first_item,
+        limit=pagination_parameters.page_size,
+    )
+    pagination_parameters.item_count = total
+    return items
+
+
+@blp.route("stats", methods=["GET"])
+@blp.arguments(s.StatsQuery, location="query")
+@blp.response(200, s.StatsOut)
+def statistics(query: dict) -> dict:
+    return stats.statistics(_uow(), require_principal(), **plain(query))

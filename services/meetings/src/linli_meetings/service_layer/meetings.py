@@ -1,0 +1,394 @@
+"""Use cases of meetings: schedule, edit, reschedule, cancel, run and conclude; agenda; participants,
+registrations and attendance; recurring series. Each change and its events commit together."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant
+from linli_meetings.domain.recurrence import Frequency, Recurrence
+from linli_meetings.service_layer import access, events
+from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
+
+DETAIL_FIELDS = ("title", "description", "place", "online_url", "public", "capacity")
+
+
+# --- reading ------------------------------------------------------------------------------------------
+def load_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, *, lock: bool = False) -> Meeting:
+    meeting = uow.meetings.get(meeting_id, lock=lock)
+    if meeting is None or not access.can_see_meeting(principal, uow.meetings, meeting):
+        # A meeting outside your scope is as good as absent: its existence is not disclosed.
+        raise NotFound(f"meeting {meeting_id} not found")
+    return meeting
+
+
+def managed_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, *, lock: bool = False) -> Meeting:
+    meeting = load_meeting(uow, principal, meeting_id, lock=lock)
+    access.require_manager(principal, uow.meetings, meeting.community_id)
+    return meeting
+
+
+def get_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> Meeting:
+    with uow:
+        return load_meeting(uow, principal, meeting_id)
+
+
+def list_meetings(
+    uow: MeetingsUnitOfWork, principal: Principal, *, offset: int, limit: int, **filters: Any
+) -> tuple[list[Meeting], int]:
+    with uow:
+        return uow.meetings.list(access.visible_meetings(principal), offset=offset, limit=limit, **filters)
+
+
+def checkin_code(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> str:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id)
+        if meeting.checkin_code is None:
+            raise Conflict(
+                f"the check-in code exists while the meeting is in progress; it is {meeting.status}",
+                fields={"status": [meeting.status]},
+            )
+        return meeting.checkin_code
+
+
+# --- scheduling ---------------------------------------------------------------------------------------
+def _check_type(uow: MeetingsUnitOfWork, community_id: str, meeting_type: str) -> None:
+    if meeting_type not in BUILT_IN_TYPES and not uow.meetings.has_meeting_type(community_id, meeting_type):
+        raise Invalid(
+            "unknown meeting type",
+            fields={"meeting_type": [f"not one of {', '.join(BUILT_IN_TYPES)} nor a type of this community"]},
+        )
+
+
+def _new_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) -> Meeting:
+    Meeting.check_times(data["starts_at"], data["ends_at"])
+    Meeting.check_place(data.get("place"), data.get("online_url"))
+    meeting = Meeting(
+        community_id=data["community_id"],
+        meeting_type=data["meeting_type"],
+        title=data["title"],
+        starts_at=data["starts_at"],
+        ends_at=data["ends_at"],
+        local_date=data["starts_at"].astimezone(uow.tz).date(),
+        convener_id=data.get("convener_id") or principal.user_id,
+        place=data.get("place"),
+        online_url=data.get("online_url"),
+        description=data.get("description"),
+        public=data.get("public", True),
+        capacity=data.get("capacity"),
+        series_id=data.get("series_id"),
+    )
+    meeting.set_times(data["starts_at"], data["ends_at"], uow.tz)
+    for n, item in enumerate(data.get("agenda") or [], start=1):
+        meeting.agenda.append(
+            AgendaItem(
+                title=item["title"],
+                position=n,
+                duration_minutes=item.get("duration_minutes"),
+                issue_id=item.get("issue_id"),
+                notes=item.get("notes"),
+            )
+        )
+    issue_ids = [i.issue_id for i in meeting.agenda if i.issue_id]
+    if len(issue_ids) != len(set(issue_ids)):
+        raise Invalid("an issue appears twice on the agenda", fields={"agenda": ["each issue at most once"]})
+    for person in data.get("participants") or []:
+        meeting.invite(
+            role=person["role"],
+            user_id=person.get("user_id"),
+            name=person.get("name"),
+            organisation_id=person.get("organisation_id"),
+        )
+    meeting.revision = 1
+    return meeting
+
+
+def schedule_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) -> Meeting:
+    with uow:
+        access.require_manager(principal, uow.meetings, data["community_id"])
+        _check_type(uow, data["community_id"], data["meeting_type"])
+        meeting = _new_meeting(uow, principal, data)
+        uow.meetings.add(meeting)
+        uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+        return meeting
+
+
+def schedule_series(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) -> list[Meeting]:
+    """A recurring meeting: one meeting per occurrence, each scheduled (and announced) on its own."""
+    recurrence = Recurrence(
+        frequency=Frequency(data["frequency"]),
+        first_date=data["first_date"],
+        start_time=data["start_time"],
+        duration=timedelta(minutes=data["duration_minutes"]),
+        interval=data.get("interval", 1),
+        weekdays=tuple(data.get("weekdays") or ()),
+        count=data.get("count"),
+        until=data.get("until"),
+    )
+    occurrences = recurrence.occurrences(uow.tz)
+    with uow:
+        access.require_manager(principal, uow.meetings, data["community_id"])
+        _check_type(uow, data["community_id"], data["meeting_type"])
+        series_id = str(uuid.uuid4())
+        uow.meetings.add_series(
+            {
+                "id": series_id,
+                "community_id": data["community_id"],
+                "meeting_type": data["meeting_type"],
+                "title": data["title"],
+                "rrule": recurrence.rrule_text(),
+                "timezone": uow.tz.key,
+                "created_by": principal.user_id,
+                "created_at": uow.now(),
+            }
+        )
+        street_id = uow.meetings.street_of(data["community_id"])
+        created = []
+        for starts_at, ends_at in occurrences:
+            meeting = _new_meeting(
+                uow, principal, data | {"starts_at": starts_at, "ends_at": ends_at, "series_id": series_id}
+            )
+            uow.meetings.add(meeting)
+            uow.publish(events.scheduled(meeting, street_id))
+            created.append(meeting)
+        _commit(uow)
+        return created
+
+
+def update_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, changes: dict[str, Any]) -> Meeting:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        details = {k: v for k, v in changes.items() if k in DETAIL_FIELDS}
+        if "meeting_type" in changes:
+            _check_type(uow, meeting.community_id, changes["meeting_type"])
+            details["meeting_type"] = changes["meeting_type"]
+        if meeting.update_details(**details):
+            # Details that change what people were told go out as a fresh scheduled snapshot.
+            uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+        return meeting
+
+
+def reschedule_meeting(
+    uow: MeetingsUnitOfWork,
+    principal: Principal,
+    meeting_id: str,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str | None,
+) -> Meeting:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        previous = meeting.starts_at
+        meeting.reschedule(starts_at, ends_at, reason, uow.tz)
+        uow.publish(events.rescheduled(meeting, previous, reason, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+        return meeting
+
+
+def cancel_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, *, reason: str) -> Meeting:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        meeting.cancel(reason)
+        uow.publish(events.cancelled(meeting, reason, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+        return meeting
+
+
+def start_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> Meeting:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        meeting.start(uow.now())
+        _commit(uow)
+        return meeting
+
+
+def conclude_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> Meeting:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        if any(d.is_open for d in uow.meetings.decisions_of(meeting.id)):
+            raise Conflict("a motion is still open: record or withdraw it first", fields={"motions": ["open"]})
+        meeting.conclude(
+            uow.now(),
+            minutes=data.get("minutes"),
+            closing_report=data.get("closing_report"),
+            attendees_count=data.get("attendees_count"),
+            photo_urls=data.get("photo_urls"),
+        )
+        uow.publish(events.concluded(meeting, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+        return meeting
+
+
+# --- agenda --------------------------------------------------------------------------------------------
+def add_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> AgendaItem:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        item = meeting.add_agenda_item(
+            data["title"],
+            duration_minutes=data.get("duration_minutes"),
+            issue_id=data.get("issue_id"),
+            notes=data.get("notes"),
+        )
+        if data.get("position") is not None:
+            meeting.move_agenda_item(item, data["position"])
+        if item.issue_id:
+            # The issues service counts consultations from this (and from the snapshots).
+            uow.publish(events.agenda_item_added(meeting, item, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+        return item
+
+
+def update_agenda_item(
+    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, item_id: str, changes: dict[str, Any]
+) -> AgendaItem:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        item = meeting.agenda_item(item_id)
+        if item is None:
+            raise NotFound(f"agenda item {item_id} not found")
+        for name in ("title", "duration_minutes", "notes"):
+            if name in changes:
+                setattr(item, name, changes[name])
+        if changes.get("position") is not None:
+            meeting.move_agenda_item(item, changes["position"])
+        else:
+            meeting.update_details()  # status check only
+        _commit(uow)
+        return item
+
+
+def remove_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, item_id: str) -> None:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        item = meeting.agenda_item(item_id)
+        if item is None:
+            raise NotFound(f"agenda item {item_id} not found")
+        meeting.remove_agenda_item(item)
+        if item.issue_id:
+            # The snapshot without the item tells the issue side it left the agenda.
+            uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+
+
+# --- participants ------------------------------------------------------------------------------------------
+def invite(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> Participant:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        participant = meeting.invite(
+            role=data["role"],
+            user_id=data.get("user_id"),
+            name=data.get("name"),
+            organisation_id=data.get("organisation_id"),
+        )
+        _commit(uow)
+        return participant
+
+
+def respond_to_invitation(
+    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, *, confirmed: bool
+) -> Participant:
+    with uow:
+        meeting = load_meeting(uow, principal, meeting_id, lock=True)
+        participant = meeting.participant_of(principal.user_id)
+        if participant is None:
+            raise NotFound("you are not invited to this meeting")
+        meeting.respond(participant, confirmed)
+        _commit(uow)
+        return participant
+
+
+def register(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, name: str | None) -> Participant:
+    with uow:
+        meeting = load_meeting(uow, principal, meeting_id, lock=True)
+        if principal.role != Role.RESIDENT or meeting.community_id not in principal.community_ids:
+            raise Forbidden("residents register for open meetings of their own community")
+        participant = meeting.register(principal.user_id, name)
+        _commit(uow)
+        return participant
+
+
+def cancel_registration(
+    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, participant_id: str
+) -> Participant:
+    with uow:
+        meeting = load_meeting(uow, principal, meeting_id, lock=True)
+        participant = meeting.participant(participant_id)
+        if participant is None:
+            raise NotFound(f"participant {participant_id} not found")
+        if participant.user_id != principal.user_id:
+            access.require_manager(principal, uow.meetings, meeting.community_id)
+        meeting.cancel_registration(participant)
+        _commit(uow)
+        return participant
+
+
+def check_in_participant(
+    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, participant_id: str
+) -> Participant:
+    """Staff tick off someone present."""
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        participant = meeting.participant(participant_id)
+        if participant is None:
+            raise NotFound(f"participant {participant_id} not found")
+        meeting.check_in(participant, uow.now(), "staff")
+        _commit(uow)
+        return participant
+
+
+def check_in_with_code(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, code: str) -> Participant:
+    with uow:
+        meeting = load_meeting(uow, principal, meeting_id, lock=True)
+        if meeting.participant_of(principal.user_id) is None and not (
+            principal.role == Role.RESIDENT and meeting.community_id in principal.community_ids
+        ):
+            raise Forbidden("only residents of the community or invited people check in to this meeting")
+        participant = meeting.check_in_with_code(code, principal.user_id, uow.now())
+        _commit(uow)
+        return participant
+
+
+def list_participants(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> list[Participant]:
+    with uow:
+        meeting = load_meeting(uow, principal, meeting_id)
+        if access.can_manage_community(principal, uow.meetings, meeting.community_id):
+            return list(meeting.participants)
+        # Others see who takes part in which role, not who is waiting or who declined.
+        return [p for p in meeting.participants if p.is_active]
+
+
+# --- meeting types ------------------------------------------------------------------------------------------
+def meeting_types(uow: MeetingsUnitOfWork, principal: Principal, community_id: str) -> list[dict[str, Any]]:
+    with uow:
+        access.require_community_member(principal, uow.meetings, community_id)
+        built_in = [{"key": k, "name": v, "description": None, "built_in": True} for k, v in BUILT_IN_TYPES.items()]
+        own = [t | {"built_in": False} for t in uow.meetings.meeting_types(community_id)]
+        return built_in + own
+
+
+def define_meeting_type(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) -> dict[str, Any]:
+    with uow:
+        access.require_manager(principal, uow.meetings, data["community_id"])
+        if data["key"] in BUILT_IN_TYPES or uow.meetings.has_meeting_type(data["community_id"], data["key"]):
+            raise Conflict("this meeting type already exists", fields={"key": ["already exists"]})
+        row = {**data, "created_at": uow.now()}
+        uow.meetings.add_meeting_type(row)
+        _commit(uow)
+        return {"key": data["key"], "name": data["name"], "description": data.get("description"), "built_in": False}
+
+
+def _commit(uow: MeetingsUnitOfWork) -> None:
+    try:
+        uow.commit()
+    except IntegrityError as exc:
+        uow.rollback()
+        raise Conflict("a concurrent change conflicts with this one; retry") from exc

@@ -1,0 +1,275 @@
+"""`GET /stats`: figures of meetings, decisions and follow-up for a scope and a period.
+
+The period is of local dates in the city's time zone (a meeting counts on the day it started
+there). Every figure is an aggregate query grouped in the database, using the indexes on
+(community_id, local_date) and (status, local_date), so a city of 10,000 communities is a handful
+of grouped scans, not a loop over communities.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, distinct, extract, func, select, true
+
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Forbidden, Invalid
+from linli_meetings.adapters import tables
+from linli_meetings.adapters.repository import MeetingRepository
+from linli_meetings.domain.decision import DocumentKind
+from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
+
+m = tables.meetings.c
+a = tables.agenda_items.c
+d = tables.decisions.c
+ai = tables.action_items.c
+doc = tables.documents.c
+iss = tables.issue_replica.c
+FINISHED_ISSUE = ("resolved", "closed")
+
+
+def _scope(
+    uow: MeetingsUnitOfWork, principal: Principal, community_id: str | None, street_id: str | None
+) -> tuple[dict[str, Any], Any]:
+    """({scope description}, the community ids as a list, a subquery, or None for the whole city)."""
+    if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
+        raise Forbidden(f"role {principal.role.value} may not read statistics")
+    if community_id:
+        if not principal.can_access_community(community_id, uow.meetings.street_of):
+            raise Forbidden("outside your community scope")
+        return {"level": "community", "community_id": community_id}, [community_id]
+    if street_id:
+        if principal.role == Role.COMMUNITY_STAFF or (
+            principal.role == Role.STREET_OFFICIAL and principal.street_id != street_id
+        ):
+            raise Forbidden("outside your street scope")
+        return {"level": "street", "street_id": street_id}, MeetingRepository.communities_of_street(street_id)
+    if principal.role == Role.CITY_ADMIN:
+        return {"level": "city"}, None
+    if principal.role == Role.STREET_OFFICIAL:
+        if not principal.street_id:
+            raise Forbidden("your token names no street")
+        return {"level": "street", "street_id": principal.street_id}, MeetingRepository.communities_of_street(
+            principal.street_id
+        )
+    return {"level": "communities", "community_ids": list(principal.community_ids)}, list(principal.community_ids)
+
+
+def _within(column: ColumnElement, communities: Any) -> ColumnElement[bool]:
+    return true() if communities is None else column.in_(communities)
+
+
+def period_of(today: date, start: date | None, end: date | None) -> tuple[date, date]:
+    """Default: the last 12 months, ending today."""
+    end = end or today
+    if start is None:
+        try:
+            start = end.replace(year=end.year - 1) + timedelta(days=1)
+        except ValueError:  # 29 February
+            start = end.replace(year=end.year - 1, day=28) + timedelta(days=1)
+    if start > end:
+        raise Invalid("the period ends before it starts", fields={"from": ["must not be after 'to'"]})
+    return start, end
+
+
+def statistics(
+    uow: MeetingsUnitOfWork,
+    principal: Principal,
+    *,
+    community_id: str | None = None,
+    street_id: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> dict[str, Any]:
+    with uow:
+        scope, communities = _scope(uow, principal, community_id, street_id)
+        start, end = period_of(uow.today(), start, end)
+        held = and_(_within(m.community_id, communities), m.status == "concluded", m.local_date.between(start, end))
+        session = uow.session
+        today = uow.today()
+
+        by_community: dict[str, dict[str, Any]] = defaultdict(_empty_community)
+        monthly: dict[str, dict[str, Any]] = defaultdict(_empty_month)
+
+        # Meetings held and attendance, by community and type, and by month.
+        for cid, mtype, n, people in session.execute(
+            select(m.community_id, m.meeting_type, func.count(), func.coalesce(func.sum(m.attendees_count), 0))
+            .where(held)
+            .group_by(m.community_id, m.meeting_type)
+        ):
+            row = by_community[cid]
+            row["meetings_held"] += n
+            row["meetings_by_type"][mtype] = row["meetings_by_type"].get(mtype, 0) + n
+            row["attendance_sum"] += int(people)
+        year, month = extract("year", m.local_date), extract("month", m.local_date)
+        for y, mo, n, people in session.execute(
+            select(year, month, func.count(), func.coalesce(func.sum(m.attendees_count), 0))
+            .where(held)
+            .group_by(year, month)
+        ):
+            row = monthly[f"{int(y):04d}-{int(mo):02d}"]
+            row["meetings_held"] = n
+            row["attendance_sum"] = int(people)
+
+        # Issues deliberated: distinct issues on the agenda of meetings held.
+        deliberated = (
+            select(m.community_id, a.issue_id, m.local_date)
+            .join_from(tables.agenda_items, tables.meetings, a.meeting_id == m.id)
+            .where(held, a.issue_id.is_not(None))
+        )
+        for cid, n in session.execute(
+            select(deliberated.c.community_id, func.count(distinct(deliberated.c.issue_id))).group_by(
+                deliberated.c.community_id
+            )
+        ):
+            by_community[cid]["issues_deliberated"] = n
+        sub = deliberated.subquery()
+        for y, mo, n in session.execute(
+            select(
+                extract("year", sub.c.local_date),
+                extract("month", sub.c.local_date),
+                func.count(distinct(sub.c.issue_id)),
+            ).group_by(extract("year", sub.c.local_date), extract("month", sub.c.local_date))
+        ):
+            monthly[f"{int(y):04d}-{int(mo):02d}"]["issues_deliberated"] = n
+        issues_deliberated = session.scalar(select(func.count(distinct(sub.c.issue_id)))) or 0
+
+        # Consultations per resolved issue: for the issues deliberated in the period that are now
+        # resolved or closed, how many held meetings (ever) had them on the agenda, on average.
+        resolved = (
+            select(distinct(sub.c.issue_id).label("issue_id"))
+            .join(tables.issue_replica, iss.issue_id == sub.c.issue_id)
+            .where(iss.status.in_(FINISHED_ISSUE))
+        )
+        resolved_sub = resolved.subquery()
+        resolved_count = session.scalar(select(func.count()).select_from(resolved_sub)) or 0
+        consultations = 0
+        if resolved_count:
+            consultations = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(tables.agenda_items)
+                    .join(tables.meetings, a.meeting_id == m.id)
+                    .where(m.status == "concluded", a.issue_id.in_(select(resolved_sub.c.issue_id)))
+                )
+                or 0
+            )
+
+        # Decisions recorded at meetings held in the period.
+        decided = (
+            select(d.community_id, d.outcome, m.local_date)
+            .join_from(tables.decisions, tables.meetings, d.meeting_id == m.id)
+            .where(held, d.status == "recorded")
+        )
+        dsub = decided.subquery()
+        for cid, outcome, n in session.execute(
+            select(dsub.c.community_id, dsub.c.outcome, func.count()).group_by(dsub.c.community_id, dsub.c.outcome)
+        ):
+            by_community[cid][f"decisions_{outcome}"] = n
+        for y, mo, outcome, n in session.execute(
+            select(
+                extract("year", dsub.c.local_date), extract("month", dsub.c.local_date), dsub.c.outcome, func.count()
+            ).group_by(extract("year", dsub.c.local_date), extract("month", dsub.c.local_date), dsub.c.outcome)
+        ):
+            monthly[f"{int(y):04d}-{int(mo):02d}"][f"decisions_{outcome}"] = n
+
+        # Action items created by those decisions, by their state now.
+        overdue = and_(ai.due_date < today, ai.status.in_(("open", "in_progress")))
+        for cid, status, is_overdue, n in session.execute(
+            select(ai.community_id, ai.status, overdue, func.count())
+            .join(tables.meetings, ai.meeting_id == m.id)
+            .where(held)
+            .group_by(ai.community_id, ai.status, overdue)
+        ):
+            row = by_community[cid]
+            if status in ("open", "in_progress"):
+                row["action_items_open"] += n
+                if is_overdue:
+                    row["action_items_overdue"] += n
+            elif status == "done":
+                row["action_items_done"] += n
+
+        # Communities with a current (adopted) convention and rules of procedure.
+        for cid, kind in session.execute(
+            select(distinct(doc.community_id), doc.kind).where(_within(doc.community_id, communities))
+        ):
+            key = "has_convention" if kind == DocumentKind.CONVENTION else "has_rules_of_procedure"
+            by_community[cid][key] = True
+
+        totals = _totals(by_community.values())
+        totals["issues_deliberated"] = issues_deliberated
+        totals["resolved_issues_deliberated"] = resolved_count
+        totals["consultations_per_resolved_issue"] = (
+            round(consultations / resolved_count, 2) if resolved_count else None
+        )
+        return {
+            "scope": scope,
+            "period": {"from": start.isoformat(), "to": end.isoformat()},
+            "totals": totals,
+            "by_community": [{"community_id": cid, **row} for cid, row in sorted(by_community.items())],
+            "monthly": [{"month": key, **row} for key, row in sorted(monthly.items())],
+        }
+
+
+def _empty_community() -> dict[str, Any]:
+    return {
+        "meetings_held": 0,
+        "meetings_by_type": {},
+        "attendance_sum": 0,
+        "issues_deliberated": 0,
+        "decisions_adopted": 0,
+        "decisions_rejected": 0,
+        "decisions_no_quorum": 0,
+        "action_items_open": 0,
+        "action_items_done": 0,
+        "action_items_overdue": 0,
+        "has_convention": False,
+        "has_rules_of_procedure": False,
+    }
+
+
+def _empty_month() -> dict[str, Any]:
+    return {
+        "meetings_held": 0,
+        "attendance_sum": 0,
+        "issues_deliberated": 0,
+        "decisions_adopted": 0,
+        "decisions_rejected": 0,
+        "decisions_no_quorum": 0,
+    }
+
+
+def _totals(rows: Any) -> dict[str, Any]:
+    totals: dict[str, Any] = {
+        "meetings_held": 0,
+        "meetings_by_type": {},
+        "attendance_sum": 0,
+        "decisions_adopted": 0,
+        "decisions_rejected": 0,
+        "decisions_no_quorum": 0,
+        "action_items_open": 0,
+        "action_items_done": 0,
+        "action_items_overdue": 0,
+        "communities_with_convention": 0,
+        "communities_with_rules_of_procedure": 0,
+    }
+    for row in rows:
+        for key in (
+            "meetings_held",
+            "attendance_sum",
+            "decisions_adopted",
+            "decisions_rejected",
+            "decisions_no_quorum",
+        ):
+            totals[key] += row[key]
+        for key in ("action_items_open", "action_items_done", "action_items_overdue"):
+            totals[key] += row[key]
+        for mtype, n in row["meetings_by_type"].items():
+            totals["meetings_by_type"][mtype] = totals["meetings_by_type"].get(mtype, 0) + n
+        totals["communities_with_convention"] += row["has_convention"]
+        totals["communities_with_rules_of_procedure"] += row["has_rules_of_procedure"]
+    held = totals["meetings_held"]
+    totals["attendance_mean"] = round(totals["attendance_sum"] / held, 2) if held else None
+    return totals

@@ -1,0 +1,190 @@
+"""Fixtures of the meetings tests: a migrated PostgreSQL database, the app on it, tokens, a clock."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from linli_kit import migrations
+from linli_kit.config import load_settings
+from linli_kit.db import Database
+from linli_kit.events import new_event
+from linli_kit.replica import replica_handlers
+from linli_meetings.adapters.tables import replica
+from linli_meetings.definition import definition
+from linli_meetings.entrypoints.web import create_app
+
+
+@pytest.fixture(scope="session")
+def meetings_db_url(pg_databases) -> str:
+    """One migrated database for the session; tests isolate themselves by fresh community ids."""
+    url = pg_databases.create("meetings")
+    migrations.upgrade(definition.migrations_dir, url)
+    return url
+
+
+@dataclass
+class Clock:
+    """Real time unless a test moves it."""
+
+    offset: timedelta = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(monkeypatch, meetings_db_url, amqp_url, bus_names, token_keys):
+    monkeypatch.setenv("DATABASE_URL", meetings_db_url)
+    monkeypatch.setenv("AMQP_URL", amqp_url)
+    monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
+    monkeypatch.setenv("DEAD_LETTER_EXCHANGE", bus_names.dead_letter_exchange)
+    monkeypatch.setenv("QUEUE_PREFIX", bus_names.queue_prefix)
+    monkeypatch.setenv("JWT_PUBLIC_KEY", token_keys[1])
+    monkeypatch.setenv("LOG_JSON", "false")
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    return load_settings("meetings")
+
+
+@pytest.fixture
+def database(settings) -> Iterator[Database]:
+    db = Database(settings.database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def app(settings, database, clock):
+    return create_app(settings, database, clock=clock)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass
+class World:
+    """A street with two communities in the replica, and people with tokens."""
+
+    signer: object
+    street_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    community_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    other_community_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    other_street_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def headers(self, role: str, *, user_id: str | None = None, community_id: str | None = None, **claims) -> dict:
+        community = community_id or self.community_id
+        defaults = {
+            "resident": {"community_ids": [community]},
+            "community_staff": {"community_ids": [community]},
+            "property_manager": {"community_ids": [community]},
+            "street_official": {"street_id": self.street_id},
+            "city_admin": {},
+            "agency": {},
+            "api_client": {"community_ids": [community]},
+        }[role]
+        token = self.signer.sign(user_id=user_id or str(uuid.uuid4()), role=role, **(defaults | claims))
+        return {"Authorization": f"Bearer {token}"}
+
+    def person(self, role: str = "resident", **claims) -> tuple[str, dict]:
+        user_id = str(uuid.uuid4())
+        return user_id, self.headers(role, user_id=user_id, **claims)
+
+
+@pytest.fixture
+def world(database, token_signer) -> World:
+    w = World(signer=token_signer)
+    handlers = replica_handlers(replica)
+    with database.transaction() as session:
+        for street in (w.street_id, w.other_street_id):
+            handlers["directory.street.upserted"](
+                session,
+                new_event(
+                    "directory.street.upserted",
+                    {"street_id": street, "name": f"S {street[:8]}", "revision": 1},
+                    producer="gateway",
+                ),
+            )
+        for community, street in ((w.community_id, w.street_id), (w.other_community_id, w.other_street_id)):
+            handlers["directory.community.upserted"](
+                session,
+                new_event(
+                    "directory.community.upserted",
+                    {"community_id": community, "street_id": street, "name": f"C {community[:8]}", "revision": 1},
+                    producer="gateway",
+                ),
+            )
+    return w
+
+
+@pytest.fixture
+def staff(world) -> dict:
+    return world.headers("community_staff")
+
+
+@pytest.fixture
+def meeting_body(world) -> Callable[..., dict]:
+    def make(**overrides) -> dict:
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+        body = {
+            "community_id": world.community_id,
+            "meeting_type": "round_table",
+            "title": "Leaking roof of Building 7",
+            "place": "Community hall, room 2",
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=2)).isoformat(),
+        }
+        return body | overrides
+
+    return make
+
+
+@pytest.fixture
+def outbox_events(database) -> Callable[[str], list[dict]]:
+    """The events this service committed to its outbox, of one type, for one community."""
+    from linli_meetings.adapters.tables import messaging
+
+    def read(event_type: str, community_id: str | None = None) -> list[dict]:
+        import json
+
+        with database.session() as s:
+            rows = s.scalars(
+                select(messaging.outbox.c.payload)
+                .where(messaging.outbox.c.event_type == event_type)
+                .order_by(messaging.outbox.c.id)
+            ).all()
+        events = [json.loads(r) for r in rows]
+        return [e for e in events if community_id is None or e["community_id"] == community_id]
+
+    return read
+
+
+@pytest.fixture
+def threads() -> Iterator[Callable]:
+    """Start `target(stop)` on a thread; every one is stopped and joined after the test."""
+    started: list[tuple[threading.Event, threading.Thread]] = []
+
+    def start(target: Callable[[threading.Event], None]) -> threading.Event:
+        stop = threading.Event()
+        thread = threading.Thread(target=target, args=(stop,), daemon=True)
+        thread.start()
+        started.append((stop, thread))
+        return stop
+
+    yield start
+    for stop, _ in started:
+        stop.set()
+    for _, thread in started:
+        thread.join(15)
