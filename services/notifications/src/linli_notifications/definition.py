@@ -1,16 +1,52 @@
-"""How the notifications service plugs into the shared runtime: tables, migrations, event handlers."""
+"""How the notifications service plugs into the shared runtime: tables, migrations, event handlers,
+and the worker's loops (delivery, reminders and broadcast planning)."""
+
+from __future__ import annotations
 
 from pathlib import Path
 
+from linli_kit.config import Settings
+from linli_kit.db import Database
+from linli_kit.events.consumer import Handler
 from linli_kit.replica import replica_handlers
 from linli_kit.service import ServiceDefinition
+from linli_kit.worker import Timer
 from linli_notifications import SERVICE
 from linli_notifications.adapters.tables import messaging, metadata, replica
+from linli_notifications.config import build_providers, load_config
+from linli_notifications.domain.clock import Clock, system_clock
+from linli_notifications.service_layer.broadcasts import plan_broadcasts
+from linli_notifications.service_layer.delivery import Deliverer
+from linli_notifications.service_layer.handlers import fire_due_reminders, make_handlers
+from linli_notifications.service_layer.recipient import prune_stale_devices
+
+
+def handlers(settings: Settings, _database: Database, clock: Clock = system_clock) -> dict[str, Handler]:
+    return {**replica_handlers(replica), **make_handlers(clock, settings.timezone)}
+
+
+def timers(settings: Settings, database: Database, clock: Clock = system_clock) -> list[Timer]:
+    config = load_config()
+    deliverer = Deliverer(database, config, build_providers(config), clock=clock, city_timezone=settings.timezone)
+
+    def reminders() -> None:
+        with database.transaction() as session:
+            fire_due_reminders(session, clock, settings.timezone)
+            prune_stale_devices(session, clock())
+
+    return [
+        # The delivery round returns at once when nothing is due; a short interval keeps latency low.
+        Timer("deliver", config.delivery_interval_seconds, lambda: deliverer.drain(max_rounds=50)),
+        Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone)),
+        Timer("reminders", config.reminder_interval_seconds, reminders),
+    ]
+
 
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
     messaging=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    handlers=lambda _settings, _database: {**replica_handlers(replica)},
+    handlers=handlers,
+    timers=timers,
 )

@@ -1,9 +1,246 @@
-"""The notifications service's own database schema."""
+"""The notifications service's own database schema.
 
-from sqlalchemy import MetaData
+Tables are used through SQLAlchemy Core: planning a broadcast writes tens of thousands of rows at
+once and the delivery loop claims rows in bulk, which an identity map would only slow down.
+"""
 
-from linli_kit.tables import add_directory_replica, add_messaging_tables
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from linli_kit.tables import BigId, add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("role", String(40), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("phone", String(20), nullable=True, index=True),
+    Column("locale", String(16), nullable=False),
+    Column("timezone", String(64), nullable=True),  # null: the city's
+    Column("quiet_start", String(5), nullable=False, server_default="22:00"),
+    Column("quiet_end", String(5), nullable=False, server_default="08:00"),
+    Column("street_id", String(36), nullable=True, index=True),
+    Column("organisation_id", String(36), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Who belongs to which community, for staff look-ups and community broadcasts.
+recipient_communities = Table(
+    "recipient_communities",
+    metadata,
+    Column("community_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("role", String(40), nullable=False),
+    PrimaryKeyConstraint("community_id", "user_id", name="pk_recipient_communities"),
+)
+Index("ix_recipient_communities_user", recipient_communities.c.user_id)
+
+sms_opt_outs = Table(
+    "sms_opt_outs",
+    metadata,
+    Column("phone", String(20), primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("opted_out_at", DateTime(timezone=True), nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), nullable=False, index=True),
+    Column("platform", String(10), nullable=False),  # ios | android
+    Column("provider", String(10), nullable=False),  # jpush | fcm
+    Column("token", String(512), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("pruned_at", DateTime(timezone=True), nullable=True),
+    Column("pruned_reason", String(200), nullable=True),
+    UniqueConstraint("provider", "token", name="uq_devices_provider_token"),
+)
+
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("user_id", String(36), nullable=False),
+    Column("category", String(30), nullable=False),
+    Column("channel", String(10), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    PrimaryKeyConstraint("user_id", "category", "channel", name="pk_preferences"),
+)
+
+follows = Table(
+    "follows",
+    metadata,
+    Column("user_id", String(36), nullable=False),
+    Column("target_type", String(20), nullable=False),  # community | issue | meeting
+    Column("target_id", String(36), nullable=False),
+    Column("reason", String(20), nullable=False),  # followed | reporter | supporter
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("target_type", "target_id", "user_id", name="pk_follows"),
+)
+Index("ix_follows_user", follows.c.user_id)
+
+# The latest known state of the things reminders and stale-event checks depend on.
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("subject_type", String(20), nullable=False),  # issue | meeting | activity
+    Column("subject_id", String(36), nullable=False),
+    Column("community_id", String(36), nullable=True),
+    Column("title", String(300), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=True),
+    Column("place", String(300), nullable=True),
+    Column("status", String(30), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("member_ids", JSON, nullable=False),  # participants / registrants
+    PrimaryKeyConstraint("subject_type", "subject_id", name="pk_subjects"),
+)
+
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subject_type", String(20), nullable=False),
+    Column("subject_id", String(36), nullable=False),
+    Column("kind", String(20), nullable=False),  # day_before | hour_before
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(12), nullable=False),  # scheduled | fired | cancelled
+    UniqueConstraint("subject_type", "subject_id", "kind", "starts_at", name="uq_reminders_occurrence"),
+)
+Index("ix_reminders_due", reminders.c.state, reminders.c.due_at)
+
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False, index=True),
+    Column("author_id", String(36), nullable=False),
+    Column("title", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("state", String(12), nullable=False),  # planning | planned
+    Column("cursor", String(36), nullable=True),  # last user id planned, to resume after a crash
+    Column("planned_count", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("planned_at", DateTime(timezone=True), nullable=True),
+)
+
+# One per recipient and source: the in-app inbox.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), nullable=False),
+    Column("source_key", String(80), nullable=False),
+    Column("source_type", String(120), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("category", String(30), nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("community_id", String(36), nullable=True),
+    Column("subject_type", String(20), nullable=True),
+    Column("subject_id", String(36), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("source_key", "user_id", name="uq_notifications_source_user"),
+)
+Index("ix_notifications_user_created", notifications.c.user_id, notifications.c.created_at)
+Index(
+    "ix_notifications_unread",
+    notifications.c.user_id,
+    postgresql_where=notifications.c.read_at.is_(None),
+    sqlite_where=notifications.c.read_at.is_(None),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # source × recipient × channel: a redelivered event can never plan a second delivery.
+    Column("key", String(160), nullable=False, unique=True),
+    Column("notification_id", String(36), nullable=True),
+    Column("user_id", String(36), nullable=True),  # null for one-time codes (a phone, no account yet)
+    Column("channel", String(10), nullable=False),
+    Column("address", String(20), nullable=True),  # the phone for SMS; push resolves devices at send
+    Column("locale", String(16), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("batch_key", String(80), nullable=False),  # same content: may share one provider call
+    Column("params", JSON, nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("reason", String(300), nullable=True),
+    Column("community_id", String(36), nullable=True),
+    Column("source_type", String(120), nullable=False),
+    Column("provider", String(20), nullable=True),
+    Column("providers_tried", JSON, nullable=False),
+    Column("provider_message_id", String(120), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("segments", Integer, nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("outcome_unknown", Boolean, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+Index(
+    "ix_deliveries_due",
+    deliveries.c.next_attempt_at,
+    postgresql_where=deliveries.c.state.in_(["pending", "sending"]),
+    sqlite_where=deliveries.c.state.in_(["pending", "sending"]),
+)
+Index("ix_deliveries_address_sent", deliveries.c.address, deliveries.c.sent_at)
+Index("ix_deliveries_provider_message", deliveries.c.provider, deliveries.c.provider_message_id)
+Index("ix_deliveries_notification", deliveries.c.notification_id)
+Index("ix_deliveries_community_created", deliveries.c.community_id, deliveries.c.created_at)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), nullable=False, index=True),
+    Column("provider", String(20), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("latency_ms", Integer, nullable=False),
+    Column("outcome", String(12), nullable=False),  # ok | retryable | permanent | unknown
+    Column("request_id", String(120), nullable=True),
+    Column("error_code", String(80), nullable=True),
+    Column("error_message", String(500), nullable=True),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("provider", String(20), nullable=False),
+    Column("dedup_key", String(200), nullable=False),
+    Column("provider_message_id", String(120), nullable=True),
+    Column("status", String(30), nullable=False),
+    Column("error_code", String(80), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("provider", "dedup_key", name="uq_receipts_provider_key"),
+)

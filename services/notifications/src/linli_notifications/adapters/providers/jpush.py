@@ -1,0 +1,89 @@
+"""JPush (极光推送) REST API v3 `POST /v3/push`, HTTP basic auth with the app key and master secret.
+
+One call reaches up to 1,000 registration ids with the same content.
+"""
+
+from __future__ import annotations
+
+from linli_notifications.adapters.providers.base import (
+    HttpProvider,
+    OutboundMessage,
+    Outcome,
+    SendResult,
+    classify_http_status,
+    json_or_empty,
+)
+from linli_notifications.domain.model import Channel
+
+DEFAULT_ENDPOINT = "https://api.jpush.cn/v3/push"
+# https://docs.jiguang.cn/jpush/server/push/rest_api_v3_push (error codes)
+NO_AUDIENCE = 1011  # none of the registration ids is (still) registered
+RETRYABLE_ERRORS = {1000, 2002, 2008}  # system error, rate limit, timeout inside JPush
+PROVIDER_ERRORS = {1004, 1008, 1009}  # authentication, app key, unsupported
+
+
+class JPush(HttpProvider):
+    name = "jpush"
+    channel = Channel.PUSH
+    max_batch = 1000
+
+    def __init__(
+        self, app_key: str, master_secret: str, endpoint: str = DEFAULT_ENDPOINT, apns_production: bool = True
+    ) -> None:
+        super().__init__()
+        self.app_key = app_key
+        self.master_secret = master_secret
+        self.endpoint = endpoint
+        self.apns_production = apns_production
+
+    def send(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        first = messages[0]
+        payload = {
+            "platform": "all",
+            "audience": {"registration_id": [m.address for m in messages]},
+            "notification": {
+                "alert": first.body,
+                "android": {"alert": first.body, "title": first.title, "extras": first.data},
+                "ios": {"alert": {"title": first.title, "body": first.body}, "sound": "default", "extras": first.data},
+            },
+            "options": {"time_to_live": 86400, "apns_production": self.apns_production},
+        }
+        response, failure, latency = self._call(
+            "POST", self.endpoint, json=payload, auth=(self.app_key, self.master_secret)
+        )
+        if response is None:
+            # A duplicate push is a nuisance, not a second SMS bill: an unknown outcome is retried.
+            outcome = Outcome.RETRYABLE if failure == Outcome.UNKNOWN else failure
+            return [SendResult(m.delivery_id, m.address, outcome, latency_ms=latency) for m in messages]
+        body = json_or_empty(response)
+        if response.status_code == 200 and "msg_id" in body:
+            return [
+                SendResult(m.delivery_id, m.address, Outcome.OK, message_id=str(body["msg_id"]), latency_ms=latency)
+                for m in messages
+            ]
+        error = body.get("error") or {}
+        code = error.get("code")
+        gone = code == NO_AUDIENCE
+        if gone:
+            outcome = Outcome.PERMANENT
+        elif code in RETRYABLE_ERRORS:
+            outcome = Outcome.RETRYABLE
+        elif code in PROVIDER_ERRORS:
+            outcome = Outcome.PROVIDER
+        else:
+            outcome = classify_http_status(response.status_code) or Outcome.PERMANENT
+        return [
+            SendResult(
+                m.delivery_id,
+                m.address,
+                outcome,
+                request_id=str(body.get("msg_id") or "") or None,
+                error_code=str(code or response.status_code),
+                error_message=error.get("message"),
+                latency_ms=latency,
+                # With one id, "no audience" means that token is gone. With many, JPush does not say
+                # which: the tokens are kept and retried one by one next time.
+                address_gone=gone and len(messages) == 1,
+            )
+            for m in messages
+        ]

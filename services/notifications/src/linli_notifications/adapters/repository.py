@@ -1,0 +1,122 @@
+"""Queries over the notifications tables (SQLAlchemy Core), shared by the use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from linli_notifications.adapters.tables import (
+    devices,
+    follows,
+    preferences,
+    recipient_communities,
+    recipients,
+    sms_opt_outs,
+)
+from linli_notifications.domain.model import Recipient
+
+CHUNK = 2000
+
+
+def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> int:
+    """Insert rows, skipping those that collide on `keys`; return how many were inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    inserted = 0
+    for start in range(0, len(rows), CHUNK):
+        statement = module.insert(table).on_conflict_do_nothing(index_elements=keys)
+        result = session.execute(statement, list(rows[start : start + CHUNK]))
+        inserted += max(result.rowcount or 0, 0)
+    return inserted
+
+
+def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: str) -> dict[str, Recipient]:
+    """Recipients by id, with their opt-out and whether they have a live device."""
+    ids = sorted(set(user_ids))
+    found: dict[str, Recipient] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        rows = session.execute(select(recipients).where(recipients.c.user_id.in_(chunk))).mappings().all()
+        phones = [r["phone"] for r in rows if r["phone"]]
+        opted = set(session.scalars(select(sms_opt_outs.c.phone).where(sms_opt_outs.c.phone.in_(phones))))
+        with_devices = set(
+            session.scalars(
+                select(devices.c.user_id).where(devices.c.user_id.in_(chunk), devices.c.pruned_at.is_(None)).distinct()
+            )
+        )
+        for r in rows:
+            found[r["user_id"]] = Recipient(
+                user_id=r["user_id"],
+                role=r["role"],
+                locale=r["locale"],
+                phone=r["phone"],
+                timezone=r["timezone"] or city_timezone,
+                quiet_start=r["quiet_start"],
+                quiet_end=r["quiet_end"],
+                active=r["active"],
+                sms_opted_out=r["phone"] in opted,
+                has_devices=r["user_id"] in with_devices,
+            )
+    return found
+
+
+def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], bool]]:
+    ids = sorted(set(user_ids))
+    result: dict[str, dict[tuple[str, str], bool]] = {}
+    for start in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            select(preferences).where(preferences.c.user_id.in_(ids[start : start + CHUNK]))
+        ).mappings()
+        for r in rows:
+            result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
+    return result
+
+
+def members_with_role(session: Session, community_ids: Iterable[str], roles: Iterable[str]) -> list[str]:
+    return list(
+        session.scalars(
+            select(recipient_communities.c.user_id)
+            .where(
+                recipient_communities.c.community_id.in_(list(community_ids)),
+                recipient_communities.c.role.in_(list(roles)),
+            )
+            .distinct()
+        )
+    )
+
+
+def officials_of_street(session: Session, street_id: str | None) -> list[str]:
+    if not street_id:
+        return []
+    return list(
+        session.scalars(
+            select(recipients.c.user_id).where(
+                recipients.c.street_id == street_id,
+                recipients.c.role == "street_official",
+                recipients.c.active.is_(True),
+            )
+        )
+    )
+
+
+def users_with_role(session: Session, role: str) -> list[str]:
+    return list(session.scalars(select(recipients.c.user_id).where(recipients.c.role == role)))
+
+
+def followers(session: Session, target_type: str, target_ids: Iterable[str]) -> list[str]:
+    ids = [str(t) for t in target_ids]
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(follows.c.user_id)
+            .where(follows.c.target_type == target_type, follows.c.target_id.in_(ids))
+            .distinct()
+        )
+    )

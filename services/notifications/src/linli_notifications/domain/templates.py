@@ -1,0 +1,292 @@
+"""Message templates per kind, channel and locale, and SMS length in segments.
+
+An SMS provider that needs pre-approved templates (Alibaba Cloud) gets the template code and the
+parameters; the others get the rendered text. Parameters are checked before anything is sent.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from linli_kit.errors import Invalid
+
+LOCALES = ("zh-CN", "en")
+SIGNATURE = {"zh-CN": "【邻里】", "en": "[Linli] "}
+# Alibaba Cloud limits a template variable to 35 characters (codes to 6 digits, but ours are checked
+# by the contract); longer titles are cut before they reach a template.
+MAX_PARAM_LENGTH = 35
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+
+
+@dataclass(frozen=True)
+class Template:
+    kind: str
+    title: dict[str, str]
+    body: dict[str, str]
+    sms_template_code: str  # the code approved at Alibaba Cloud for this kind
+
+
+def _t(kind: str, code: str, zh: tuple[str, str], en: tuple[str, str]) -> Template:
+    return Template(kind, {"zh-CN": zh[0], "en": en[0]}, {"zh-CN": zh[1], "en": en[1]}, code)
+
+
+TEMPLATES: dict[str, Template] = {
+    t.kind: t
+    for t in [
+        _t(
+            "account.code",
+            "SMS_460001",
+            ("验证码", "您的验证码是{code}，{minutes}分钟内有效，请勿告诉他人。"),
+            ("Verification code", "Your code is {code}, valid for {minutes} minutes. Do not share it."),
+        ),
+        _t(
+            "issue.reported",
+            "SMS_460010",
+            ("新议题", "{community}有新议题：{title}（{urgency}）"),
+            ("New issue", "New issue in {community}: {title} ({urgency})"),
+        ),
+        _t(
+            "issue.progress",
+            "SMS_460011",
+            ("议题进展", "您关注的议题“{title}”状态更新为：{status}"),
+            ("Issue update", 'The issue "{title}" you follow is now: {status}'),
+        ),
+        _t(
+            "issue.escalated",
+            "SMS_460012",
+            ("议题升级", "议题“{title}”已升级至{tier}层级处理，请关注。"),
+            ("Issue escalated", 'The issue "{title}" was escalated to the {tier} level.'),
+        ),
+        _t(
+            "issue.overdue",
+            "SMS_460013",
+            ("议题逾期", "议题“{title}”已超过处理期限，请尽快处理。"),
+            ("Issue overdue", 'The issue "{title}" is past its deadline.'),
+        ),
+        _t(
+            "issue.on_agenda",
+            "SMS_460014",
+            ("议题上会", "您关注的议题“{title}”将在{when}的{meeting}上讨论。"),
+            ("Issue on the agenda", 'The issue "{title}" will be discussed at {meeting} on {when}.'),
+        ),
+        _t(
+            "meeting.scheduled",
+            "SMS_460020",
+            ("会议通知", "{meeting}定于{when}在{place}召开，欢迎参加。"),
+            ("Meeting", "{meeting} will be held on {when} at {place}."),
+        ),
+        _t(
+            "meeting.rescheduled",
+            "SMS_460021",
+            ("会议改期", "{meeting}改期至{when}，地点：{place}。"),
+            ("Meeting moved", "{meeting} moved to {when} at {place}."),
+        ),
+        _t(
+            "meeting.cancelled",
+            "SMS_460022",
+            ("会议取消", "原定{when}的{meeting}已取消：{reason}"),
+            ("Meeting cancelled", "{meeting} on {when} is cancelled: {reason}"),
+        ),
+        _t(
+            "meeting.reminder",
+            "SMS_460023",
+            ("会议提醒", "提醒：{meeting}将于{when}在{place}召开。"),
+            ("Meeting reminder", "Reminder: {meeting} on {when} at {place}."),
+        ),
+        _t(
+            "decision.recorded",
+            "SMS_460024",
+            ("议事结果", "{meeting}议题“{motion}”表决结果：{outcome}"),
+            ("Decision", 'At {meeting}, the motion "{motion}" was {outcome}.'),
+        ),
+        _t(
+            "action_item.assigned",
+            "SMS_460025",
+            ("任务分派", "您被指派任务：{title}，期限{due}。"),
+            ("Action item", "You were assigned: {title}, due {due}."),
+        ),
+        _t(
+            "action_item.completed",
+            "SMS_460026",
+            ("任务完成", "任务“{title}”已完成。"),
+            ("Action item done", 'The action item "{title}" is done.'),
+        ),
+        _t(
+            "activity.published",
+            "SMS_460030",
+            ("新活动", "新活动：{title}，{when}，{place}。"),
+            ("New activity", "New activity: {title}, {when}, {place}."),
+        ),
+        _t(
+            "activity.rescheduled",
+            "SMS_460031",
+            ("活动改期", "活动{title}改期至{when}。"),
+            ("Activity moved", "The activity {title} moved to {when}."),
+        ),
+        _t(
+            "activity.cancelled",
+            "SMS_460032",
+            ("活动取消", "活动{title}（{when}）已取消：{reason}"),
+            ("Activity cancelled", "The activity {title} ({when}) is cancelled: {reason}"),
+        ),
+        _t(
+            "activity.reminder",
+            "SMS_460033",
+            ("活动提醒", "提醒：活动{title}将于{when}开始。"),
+            ("Activity reminder", "Reminder: {title} starts on {when}."),
+        ),
+        _t(
+            "registration.confirmed",
+            "SMS_460034",
+            ("报名成功", "您已成功报名{title}（{when}）。"),
+            ("Registered", "You are registered for {title} ({when})."),
+        ),
+        _t(
+            "registration.waitlisted",
+            "SMS_460035",
+            ("候补中", "{title}名额已满，您在候补第{position}位。"),
+            ("Waiting list", "{title} is full; you are number {position} on the waiting list."),
+        ),
+        _t(
+            "registration.promoted",
+            "SMS_460036",
+            ("候补成功", "好消息：您已从候补转为正式报名{title}（{when}）。"),
+            ("You got a place", "Good news: you now have a place at {title} ({when})."),
+        ),
+        _t(
+            "registration.cancelled",
+            "SMS_460037",
+            ("报名取消", "您对{title}的报名已取消。"),
+            ("Registration cancelled", "Your registration for {title} is cancelled."),
+        ),
+        _t(
+            "booking.requested",
+            "SMS_460040",
+            ("服务预约", "新的服务预约：{service}，{when}。"),
+            ("Service booking", "New booking: {service}, {when}."),
+        ),
+        _t(
+            "booking.confirmed",
+            "SMS_460041",
+            ("预约确认", "您预约的{service}已确认：{when}。"),
+            ("Booking confirmed", "Your {service} is confirmed for {when}."),
+        ),
+        _t("broadcast.notice", "SMS_460050", ("{title}", "{title}：{body}"), ("{title}", "{title}: {body}")),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    title: str
+    body: str
+    sms_text: str
+    sms_template_code: str
+    sms_params: dict[str, str]
+    segments: int
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+# Words that travel in events as English keys, shown in the recipient's language.
+LABELS_ZH = {
+    "reported": "已上报",
+    "accepted": "已受理",
+    "rejected": "未受理",
+    "duplicate": "重复",
+    "deliberating": "协商中",
+    "resolving": "办理中",
+    "resolved": "已解决",
+    "closed": "已办结",
+    "reopened": "重新打开",
+    "assigned": "已分派",
+    "compound": "小区",
+    "community": "社区",
+    "street": "街道",
+    "city": "市级",
+    "low": "一般",
+    "normal": "普通",
+    "high": "紧急",
+    "urgent": "特急",
+    "adopted": "通过",
+    "no_quorum": "未达法定人数",
+}
+LABELLED = ("status", "tier", "urgency", "outcome")
+
+
+def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia/Shanghai") -> Rendered:
+    """Render a template; raise Invalid naming missing or oversized parameters.
+
+    `params["when_at"]` (ISO 8601) becomes `when` in the recipient's time zone and language.
+    """
+    template = TEMPLATES.get(kind)
+    if template is None:
+        raise Invalid(f"no template for {kind}", fields={"kind": ["unknown template"]})
+    locale = locale if locale in LOCALES else "zh-CN"
+    params = dict(params)
+    if params.get("when_at"):
+        params["when"] = format_when(params["when_at"], timezone, locale)
+    if locale == "zh-CN":
+        for key in LABELLED:
+            if key in params:
+                params[key] = LABELS_ZH.get(str(params[key]), params[key])
+    needed = placeholders(template.body[locale]) | placeholders(template.title[locale])
+    problems: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    for name in sorted(needed):
+        value = params.get(name)
+        if value is None or str(value) == "":
+            problems[name] = ["missing template parameter"]
+        else:
+            values[name] = str(value)
+    if problems:
+        raise Invalid(f"template {kind} lacks parameters", fields=problems)
+    body = template.body[locale].format(**values)
+    sms_params = {k: v for k, v in values.items() if k in placeholders(template.body[locale])}
+    too_long = [k for k, v in sms_params.items() if len(v) > MAX_PARAM_LENGTH and kind != "broadcast.notice"]
+    if too_long:
+        raise Invalid("template parameters too long", fields={k: ["longer than 35 characters"] for k in too_long})
+    sms_text = SIGNATURE[locale] + body
+    return Rendered(
+        title=template.title[locale].format(**values),
+        body=body,
+        sms_text=sms_text,
+        sms_template_code=template.sms_template_code,
+        sms_params=sms_params,
+        segments=sms_segments(sms_text),
+    )
+
+
+def sms_segments(text: str) -> int:
+    """Segments an SMS takes: GSM-7 fits 160 (153 per part), anything else UCS-2 70 (67 per part)."""
+    if all(ch in GSM7 for ch in text):
+        single, part = 160, 153
+    else:
+        single, part = 70, 67
+    if len(text) <= single:
+        return 1
+    return -(-len(text) // part)
+
+
+def shorten(value: str | None, limit: int = 20) -> str:
+    """Cut a free text (a title) so it fits a template variable."""
+    if not value:
+        return ""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def format_when(value: str | datetime, timezone: str, locale: str) -> str:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    local = moment.astimezone(ZoneInfo(timezone))
+    if locale == "en":
+        return local.strftime("%d %b %H:%M")
+    return f"{local.month}月{local.day}日{local:%H:%M}"

@@ -1,0 +1,394 @@
+"""HTTP API of notifications (the gateway forwards /api/v1/notifications/<rest> here as /<rest>).
+
+/                      the caller's in-app inbox (GET list; /<id> read; /<id>/read mark; /read-all)
+/unread-count          how many are unread
+/devices               the caller's device tokens (register, list, remove)
+/preferences           per category x channel, quiet hours, time zone
+/follows               communities, issues and meetings the caller follows
+/broadcasts            community-wide notices (staff, street officials, city admins)
+/deliveries            delivery states of the caller's communities (staff)
+/stats                 delivery figures per community and month (staff)
+/receipts/...          provider callbacks (authenticated as each provider documents; no bearer token)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from linli_kit.auth import Principal
+from linli_kit.db import Database
+from linli_kit.replica import DirectoryReplica
+from linli_kit.web import require_principal
+from linli_notifications.adapters.tables import replica
+from linli_notifications.domain.model import Category, Channel
+from linli_notifications.service_layer import broadcasts as broadcast_cases
+from linli_notifications.service_layer import recipient as cases
+
+blp = Blueprint("notifications", __name__, url_prefix="/", description="Inbox, devices, preferences, broadcasts")
+
+
+def _db() -> Database:
+    return current_app.extensions["linli.database"]
+
+
+def _now():  # noqa: ANN202
+    return current_app.extensions["linli.clock"]()
+
+
+def _tz() -> str:
+    return current_app.extensions["linli.settings"].timezone
+
+
+def _street_of(principal: Principal):  # noqa: ANN202, ARG001
+    return DirectoryReplica(replica, _db().session).street_of
+
+
+# --- schemas ------------------------------------------------------------------------------------
+class NotificationSchema(Schema):
+    id = fields.String()
+    kind = fields.String()
+    category = fields.String()
+    urgent = fields.Boolean()
+    title = fields.String()
+    body = fields.String()
+    community_id = fields.String(allow_none=True)
+    subject_type = fields.String(allow_none=True)
+    subject_id = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    read_at = fields.AwareDateTime(allow_none=True)
+
+
+class InboxFilter(Schema):
+    unread = fields.Boolean(load_default=None)
+    category = fields.String(load_default=None, validate=validate.OneOf([c.value for c in Category]))
+
+
+class CountSchema(Schema):
+    count = fields.Integer()
+
+
+class DeviceIn(Schema):
+    platform = fields.String(required=True, validate=validate.OneOf(["ios", "android"]))
+    provider = fields.String(required=True, validate=validate.OneOf(["jpush", "fcm"]))
+    token = fields.String(required=True, validate=validate.Length(min=8, max=512))
+
+
+class DeviceOut(Schema):
+    id = fields.String()
+    platform = fields.String()
+    provider = fields.String()
+    token = fields.String()
+    created_at = fields.AwareDateTime()
+    last_seen_at = fields.AwareDateTime()
+    pruned_at = fields.AwareDateTime(allow_none=True)
+    pruned_reason = fields.String(allow_none=True)
+
+
+class PreferenceItem(Schema):
+    category = fields.String(required=True, validate=validate.OneOf([c.value for c in Category]))
+    channel = fields.String(required=True, validate=validate.OneOf([c.value for c in Channel]))
+    enabled = fields.Boolean(required=True)
+    default = fields.Boolean(dump_only=True)
+    mandatory = fields.Boolean(dump_only=True)
+
+
+class QuietHours(Schema):
+    start = fields.String(required=True, validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+    end = fields.String(required=True, validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+
+
+class PreferencesSchema(Schema):
+    quiet_hours = fields.Nested(QuietHours, load_default=None)
+    timezone = fields.String(load_default=None, validate=validate.Length(max=64))
+    items = fields.List(fields.Nested(PreferenceItem), load_default=list)
+
+
+class FollowSchema(Schema):
+    target_type = fields.String(required=True, validate=validate.OneOf(["community", "issue", "meeting"]))
+    target_id = fields.UUID(required=True)
+    reason = fields.String(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class BroadcastIn(Schema):
+    community_id = fields.UUID(required=True)
+    title = fields.String(required=True, validate=validate.Length(min=1, max=30))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    urgent = fields.Boolean(load_default=False)
+    channels = fields.List(
+        fields.String(validate=validate.OneOf([c.value for c in Channel])),
+        load_default=lambda: ["push", "sms"],
+        validate=validate.Length(min=1),
+    )
+
+
+class BroadcastOut(Schema):
+    id = fields.String()
+    community_id = fields.String()
+    author_id = fields.String()
+    title = fields.String()
+    body = fields.String()
+    urgent = fields.Boolean()
+    channels = fields.List(fields.String())
+    state = fields.String()
+    planned_count = fields.Integer()
+    created_at = fields.AwareDateTime()
+    planned_at = fields.AwareDateTime(allow_none=True)
+    deliveries = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class DeliveryFilter(Schema):
+    state = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["pending", "sending", "sent", "delivered", "failed", "suppressed", "expired"]),
+    )
+    channel = fields.String(load_default=None, validate=validate.OneOf([c.value for c in Channel]))
+    community_id = fields.UUID(load_default=None)
+    notification_id = fields.UUID(load_default=None)
+    user_id = fields.UUID(load_default=None)
+
+
+class AttemptSchema(Schema):
+    provider = fields.String()
+    started_at = fields.AwareDateTime()
+    latency_ms = fields.Integer()
+    outcome = fields.String()
+    request_id = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True)
+    error_message = fields.String(allow_none=True)
+
+
+class DeliverySchema(Schema):
+    id = fields.String()
+    notification_id = fields.String(allow_none=True)
+    user_id = fields.String(allow_none=True)
+    community_id = fields.String(allow_none=True)
+    channel = fields.String()
+    kind = fields.String()
+    state = fields.String()
+    reason = fields.String(allow_none=True)
+    provider = fields.String(allow_none=True)
+    providers_tried = fields.List(fields.String())
+    attempts = fields.Integer()
+    segments = fields.Integer(allow_none=True)
+    urgent = fields.Boolean()
+    next_attempt_at = fields.AwareDateTime()
+    created_at = fields.AwareDateTime()
+    sent_at = fields.AwareDateTime(allow_none=True)
+    finished_at = fields.AwareDateTime(allow_none=True)
+    attempt_log = fields.List(fields.Nested(AttemptSchema))
+
+
+class StatsQuery(Schema):
+    community_id = fields.UUID(load_default=None)
+    street_id = fields.UUID(load_default=None)
+    from_ = fields.Date(load_default=None, data_key="from")
+    to = fields.Date(load_default=None)
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- inbox --------------------------------------------------------------------------------------
+@blp.route("/")
+class Inbox(MethodView):
+    @blp.arguments(InboxFilter, location="query")
+    @blp.response(200, NotificationSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        principal = require_principal()
+        with _db().session() as session:
+            items, total = cases.list_inbox(
+                session,
+                principal,
+                unread=filters["unread"],
+                category=filters["category"],
+                offset=pagination_parameters.first_item,
+                limit=pagination_parameters.page_size,
+            )
+        pagination_parameters.item_count = total
+        return items
+
+
+@blp.route("/<uuid:notification_id>")
+class InboxItem(MethodView):
+    @blp.response(200, NotificationSchema)
+    def get(self, notification_id: Any) -> dict:
+        with _db().session() as session:
+            return cases.get_notification(session, require_principal(), str(notification_id))
+
+
+@blp.route("/<uuid:notification_id>/read")
+class InboxRead(MethodView):
+    @blp.response(200, NotificationSchema)
+    def post(self, notification_id: Any) -> dict:
+        with _db().session() as session:
+            return cases.mark_read(session, require_principal(), str(notification_id), _now())
+
+
+@blp.route("/read-all")
+class InboxReadAll(MethodView):
+    @blp.response(200, CountSchema)
+    def post(self) -> dict:
+        with _db().session() as session:
+            return {"count": cases.mark_all_read(session, require_principal(), _now())}
+
+
+@blp.route("/unread-count")
+class UnreadCount(MethodView):
+    @blp.response(200, CountSchema)
+    def get(self) -> dict:
+        with _db().session() as session:
+            return {"count": cases.unread_count(session, require_principal())}
+
+
+# --- devices ------------------------------------------------------------------------------------
+@blp.route("/devices")
+class Devices(MethodView):
+    @blp.response(200, DeviceOut(many=True))
+    def get(self) -> list:
+        with _db().session() as session:
+            return cases.list_devices(session, require_principal())
+
+    @blp.arguments(DeviceIn)
+    @blp.response(201, DeviceOut)
+    def post(self, body: dict) -> dict:
+        with _db().session() as session:
+            return cases.register_device(session, require_principal(), now=_now(), **body)
+
+
+@blp.route("/devices/<uuid:device_id>")
+class DeviceById(MethodView):
+    @blp.response(204)
+    def delete(self, device_id: Any) -> None:
+        with _db().session() as session:
+            cases.delete_device(session, require_principal(), str(device_id))
+
+
+# --- preferences --------------------------------------------------------------------------------
+@blp.route("/preferences")
+class Preferences(MethodView):
+    @blp.response(200, PreferencesSchema)
+    def get(self) -> dict:
+        with _db().session() as session:
+            return cases.get_preferences(session, require_principal(), _tz())
+
+    @blp.arguments(PreferencesSchema)
+    @blp.response(200, PreferencesSchema)
+    def put(self, body: dict) -> dict:
+        with _db().session() as session:
+            return cases.set_preferences(session, require_principal(), body, _tz())
+
+
+# --- follows ------------------------------------------------------------------------------------
+@blp.route("/follows")
+class Follows(MethodView):
+    @blp.response(200, FollowSchema(many=True))
+    def get(self) -> list:
+        with _db().session() as session:
+            return cases.list_follows(session, require_principal())
+
+    @blp.arguments(FollowSchema)
+    @blp.response(201, FollowSchema)
+    def post(self, body: dict) -> dict:
+        principal = require_principal()
+        with _db().session() as session:
+            return cases.follow(
+                session,
+                principal,
+                _street_of(principal),
+                target_type=body["target_type"],
+                target_id=str(body["target_id"]),
+                now=_now(),
+            )
+
+
+@blp.route("/follows/<string:target_type>/<uuid:target_id>")
+class FollowById(MethodView):
+    @blp.response(204)
+    def delete(self, target_type: str, target_id: Any) -> None:
+        with _db().session() as session:
+            cases.unfollow(session, require_principal(), target_type=target_type, target_id=str(target_id))
+
+
+# --- broadcasts ---------------------------------------------------------------------------------
+@blp.route("/broadcasts")
+class Broadcasts(MethodView):
+    @blp.arguments(BroadcastIn)
+    @blp.response(202, BroadcastOut)
+    def post(self, body: dict) -> dict:
+        principal = require_principal()
+        with _db().session() as session:
+            row = broadcast_cases.create_broadcast(
+                session,
+                principal,
+                _street_of(principal),
+                community_id=str(body["community_id"]),
+                title=body["title"],
+                body=body["body"],
+                urgent=body["urgent"],
+                channels=body["channels"],
+                now=_now(),
+            )
+        return {**row, "deliveries": {}}
+
+
+@blp.route("/broadcasts/<uuid:broadcast_id>")
+class BroadcastById(MethodView):
+    @blp.response(200, BroadcastOut)
+    def get(self, broadcast_id: Any) -> dict:
+        principal = require_principal()
+        with _db().session() as session:
+            return cases.get_broadcast(session, principal, _street_of(principal), str(broadcast_id))
+
+
+# --- deliveries and stats -----------------------------------------------------------------------
+@blp.route("/deliveries")
+class Deliveries(MethodView):
+    @blp.arguments(DeliveryFilter, location="query")
+    @blp.response(200, DeliverySchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        with _db().session() as session:
+            items, total = cases.list_deliveries(
+                session,
+                require_principal(),
+                filters={k: _s(v) for k, v in filters.items()},
+                offset=pagination_parameters.first_item,
+                limit=pagination_parameters.page_size,
+            )
+        pagination_parameters.item_count = total
+        return items
+
+
+@blp.route("/deliveries/<uuid:delivery_id>")
+class DeliveryById(MethodView):
+    @blp.response(200, DeliverySchema)
+    def get(self, delivery_id: Any) -> dict:
+        principal = require_principal()
+        with _db().session() as session:
+            return cases.get_delivery(session, principal, _street_of(principal), str(delivery_id))
+
+
+@blp.route("/stats")
+class Stats(MethodView):
+    @blp.arguments(StatsQuery, location="query")
+    def get(self, query: dict) -> dict:
+        principal = require_principal()
+        with _db().session() as session:
+            return cases.stats(
+                session,
+                principal,
+                _street_of(principal),
+                community_id=_s(query["community_id"]),
+                street_id=_s(query["street_id"]),
+                period_from=query["from_"],
+                period_to=query["to"],
+                city_timezone=_tz(),
+            )

@@ -1,0 +1,575 @@
+"""Rules from domain events to notifications (who is told what), and the state they keep:
+recipients from accounts, follows of reporters and supporters, meetings and activities for reminders.
+
+Every handler runs inside the consumer's transaction with its inbox row: it never commits, and a
+redelivered event is skipped by the inbox before it gets here. Order is checked with `revision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from linli_kit.events import Event
+from linli_kit.events.consumer import Handler
+from linli_notifications.adapters import repository
+from linli_notifications.adapters.tables import (
+    deliveries,
+    follows,
+    notifications,
+    recipient_communities,
+    recipients,
+    reminders,
+    replica,
+    subjects,
+)
+from linli_notifications.domain.clock import Clock
+from linli_notifications.domain.model import Category, Intent
+from linli_notifications.domain.templates import shorten
+from linli_notifications.service_layer.planning import plan, plan_code, stable_id
+
+STAFF = ("community_staff",)
+REMINDER_OFFSETS = {"day_before": timedelta(days=1), "hour_before": timedelta(hours=1)}
+PROGRESS = {
+    "issues.issue.accepted",
+    "issues.issue.assigned",
+    "issues.issue.status_changed",
+    "issues.issue.resolved",
+    "issues.issue.closed",
+    "issues.issue.reopened",
+}
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class Rules:
+    def __init__(self, clock: Clock, city_timezone: str) -> None:
+        self.clock = clock
+        self.tz = city_timezone
+
+    def handlers(self) -> dict[str, Handler]:
+        table: dict[str, Handler] = {
+            "accounts.user.registered": self.user_changed,
+            "accounts.user.updated": self.user_changed,
+            "accounts.code.requested": self.code_requested,
+            "issues.issue.reported": self.issue_reported,
+            "issues.issue.supported": self.issue_supported,
+            "issues.issue.escalated": self.issue_escalated,
+            "issues.issue.overdue": self.issue_overdue,
+            "meetings.meeting.scheduled": self.meeting_changed,
+            "meetings.meeting.rescheduled": self.meeting_changed,
+            "meetings.meeting.cancelled": self.meeting_changed,
+            "meetings.meeting.concluded": self.meeting_changed,
+            "meetings.agenda_item.added": self.agenda_item_added,
+            "meetings.decision.recorded": self.decision_recorded,
+            "meetings.action_item.assigned": self.action_item,
+            "meetings.action_item.completed": self.action_item,
+            "activities.activity.published": self.activity_changed,
+            "activities.activity.rescheduled": self.activity_changed,
+            "activities.activity.cancelled": self.activity_changed,
+            "activities.registration.confirmed": self.registration_changed,
+            "activities.registration.waitlisted": self.registration_changed,
+            "activities.registration.promoted": self.registration_changed,
+            "activities.registration.cancelled": self.registration_changed,
+            "activities.booking.requested": self.booking_changed,
+            "activities.booking.confirmed": self.booking_changed,
+        }
+        for event_type in PROGRESS:
+            table[event_type] = self.issue_progress
+        return table
+
+    def _plan(self, session: Session, event: Event, **fields: object) -> None:
+        intent = Intent(source_key=event.id, source_type=event.type, **fields)  # type: ignore[arg-type]
+        plan(session, intent, self.clock(), self.tz)
+
+    # --- accounts -----------------------------------------------------------------------------
+    def user_changed(self, session: Session, event: Event) -> None:
+        d = event.data
+        current = session.scalar(select(recipients.c.revision).where(recipients.c.user_id == d["user_id"]))
+        if current is not None and current >= d["revision"]:
+            return  # an older or repeated snapshot
+        row = {
+            "role": d["role"],
+            "display_name": d["display_name"],
+            "phone": d.get("phone"),
+            "locale": d.get("locale") or "zh-CN",
+            "street_id": d.get("street_id"),
+            "organisation_id": d.get("organisation_id"),
+            "active": d.get("active", True),
+            "revision": d["revision"],
+            "updated_at": self.clock(),
+        }
+        if current is None:
+            session.execute(recipients.insert().values(user_id=d["user_id"], **row))
+        else:
+            session.execute(update(recipients).where(recipients.c.user_id == d["user_id"]).values(**row))
+        session.execute(delete(recipient_communities).where(recipient_communities.c.user_id == d["user_id"]))
+        community_ids = sorted(set(d.get("community_ids") or []))
+        if community_ids:
+            session.execute(
+                recipient_communities.insert(),
+                [{"community_id": c, "user_id": d["user_id"], "role": d["role"]} for c in community_ids],
+            )
+
+    def code_requested(self, session: Session, event: Event) -> None:
+        d = event.data
+        expires_at = _when(d["expires_at"])
+        minutes = max(1, int((expires_at - self.clock()).total_seconds() // 60))
+        plan_code(
+            session,
+            source_key=event.id,
+            phone=d["phone"],
+            locale=d.get("locale") or "zh-CN",
+            params={"code": d["code"], "minutes": minutes},
+            expires_at=expires_at,
+            now=self.clock(),
+        )
+
+    # --- issues -------------------------------------------------------------------------------
+    def _issue_is_stale(self, session: Session, d: dict) -> bool:
+        """Record the issue's revision; True when a newer one was already seen."""
+        current = session.scalar(
+            select(subjects.c.revision).where(
+                subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"]
+            )
+        )
+        if current is not None and current >= d["revision"]:
+            return True
+        values = {
+            "community_id": d["community_id"],
+            "title": d["title"],
+            "status": d["status"],
+            "revision": d["revision"],
+        }
+        if current is None:
+            session.execute(
+                subjects.insert().values(subject_type="issue", subject_id=d["issue_id"], member_ids=[], **values)
+            )
+        else:
+            session.execute(
+                update(subjects)
+                .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+                .values(**values)
+            )
+        return False
+
+    def _follow(self, session: Session, users: Iterable[str], target_type: str, target_id: str, reason: str) -> None:
+        rows = [
+            {
+                "user_id": u,
+                "target_type": target_type,
+                "target_id": target_id,
+                "reason": reason,
+                "created_at": self.clock(),
+            }
+            for u in users
+            if u
+        ]
+        repository.insert_ignore(session, follows, rows, ["target_type", "target_id", "user_id"])
+
+    def _issue_params(self, d: dict) -> dict:
+        return {
+            "title": shorten(d["title"]),
+            "status": d["status"],
+            "tier": d["tier"],
+            "urgency": d["urgency"],
+            "community": self._community_name(d["community_id"]),
+        }
+
+    def _community_name(self, community_id: str) -> str:
+        return community_id[:8]
+
+    def issue_reported(self, session: Session, event: Event) -> None:
+        d = event.data
+        self._follow(session, [d["reporter_id"]], "issue", d["issue_id"], "reporter")
+        if self._issue_is_stale(session, d):
+            return
+        name = session.scalar(
+            select(replica.communities.c.name).where(replica.communities.c.community_id == d["community_id"])
+        )
+        params = {**self._issue_params(d), "community": shorten(name or "社区", 15)}
+        staff = repository.members_with_role(session, [d["community_id"]], STAFF)
+        self._plan(
+            session,
+            event,
+            kind="issue.reported",
+            category=Category.SAFETY if d["urgency"] == "urgent" else Category.NEW_ISSUE,
+            user_ids=tuple(staff),
+            params=params,
+            urgent=d["urgency"] == "urgent",
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+        )
+
+    def issue_supported(self, session: Session, event: Event) -> None:
+        d = event.data
+        self._follow(session, [d["supporter_id"]], "issue", d["issue_id"], "supporter")
+        self._issue_is_stale(session, d)
+
+    def issue_progress(self, session: Session, event: Event) -> None:
+        d = event.data
+        if self._issue_is_stale(session, d):
+            return  # a later change was already told: telling an older status would mislead
+        status = "reopened" if event.type.endswith("reopened") else d["status"]
+        if event.type.endswith("assigned"):
+            status = "assigned"
+        people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
+        people.discard(d.get("actor_id"))
+        self._plan(
+            session,
+            event,
+            kind="issue.progress",
+            category=Category.ISSUE_PROGRESS,
+            user_ids=tuple(people),
+            params={**self._issue_params(d), "status": status},
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+        )
+
+    def issue_escalated(self, session: Session, event: Event) -> None:
+        d = event.data
+        if self._issue_is_stale(session, d):
+            return
+        street = session.scalar(
+            select(replica.communities.c.street_id).where(replica.communities.c.community_id == d["community_id"])
+        )
+        if d["tier"] == "city":
+            officials = repository.users_with_role(session, "city_admin")
+        elif d["tier"] == "street":
+            officials = repository.officials_of_street(session, street or event.street_id)
+        else:
+            officials = repository.members_with_role(session, [d["community_id"]], STAFF)
+        self._plan(
+            session,
+            event,
+            kind="issue.escalated",
+            category=Category.ESCALATION,
+            user_ids=tuple(officials),
+            params=self._issue_params(d),
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+        )
+        people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
+        intent = Intent(
+            source_key=f"{event.id}:followers",
+            source_type=event.type,
+            kind="issue.progress",
+            category=Category.ISSUE_PROGRESS,
+            user_ids=tuple(people - set(officials)),
+            params={**self._issue_params(d), "status": d["status"]},
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+        )
+        plan(session, intent, self.clock(), self.tz)
+
+    def issue_overdue(self, session: Session, event: Event) -> None:
+        d = event.data
+        if self._issue_is_stale(session, d):
+            return
+        staff = repository.members_with_role(session, [d["community_id"]], STAFF)
+        self._plan(
+            session,
+            event,
+            kind="issue.overdue",
+            category=Category.ESCALATION,
+            user_ids=tuple(staff),
+            params=self._issue_params(d),
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+        )
+
+    # --- meetings -----------------------------------------------------------------------------
+    def _remember_subject(
+        self, session: Session, kind: str, subject_id: str, d: dict, status: str, members: list[str], community_id: str
+    ) -> bool:
+        """Keep the latest snapshot; False when this one is older than what is known."""
+        current = session.execute(
+            select(subjects.c.revision, subjects.c.member_ids).where(
+                subjects.c.subject_type == kind, subjects.c.subject_id == subject_id
+            )
+        ).first()
+        if current is not None and current.revision >= d["revision"]:
+            return False
+        values = {
+            "community_id": community_id,
+            "title": d["title"],
+            "starts_at": _when(d["starts_at"]),
+            "place": d.get("place"),
+            "status": status,
+            "revision": d["revision"],
+            "member_ids": sorted(set(members) | set(current.member_ids if current else [])),
+        }
+        if current is None:
+            session.execute(subjects.insert().values(subject_type=kind, subject_id=subject_id, **values))
+        else:
+            session.execute(
+                update(subjects)
+                .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
+                .values(**values)
+            )
+        return True
+
+    def _schedule_reminders(self, session: Session, kind: str, subject_id: str, starts_at: datetime | None) -> None:
+        """Cancel reminders of an old start time; schedule the ones still ahead for the new one."""
+        now = self.clock()
+        # Reminders already fired for another start time (or a cancelled subject) must not go out.
+        stale = select(notifications.c.id).where(
+            notifications.c.subject_type == kind,
+            notifications.c.subject_id == subject_id,
+            notifications.c.source_type.like("reminder.%"),
+        )
+        if starts_at is not None:
+            stale = stale.where(notifications.c.params["when_at"].as_string() != starts_at.isoformat())
+        session.execute(
+            update(deliveries)
+            .where(deliveries.c.state == "pending", deliveries.c.notification_id.in_(stale.scalar_subquery()))
+            .values(state="expired", reason=f"{kind} changed", finished_at=now)
+        )
+        cancel = update(reminders).where(
+            reminders.c.subject_type == kind, reminders.c.subject_id == subject_id, reminders.c.state == "scheduled"
+        )
+        if starts_at is not None:
+            cancel = cancel.where(reminders.c.starts_at != starts_at)
+        session.execute(cancel.values(state="cancelled"))
+        if starts_at is None:
+            return
+        rows = []
+        for name, offset in REMINDER_OFFSETS.items():
+            due = starts_at - offset
+            if due > now:
+                rows.append(
+                    {
+                        "id": stable_id(kind, subject_id, name, starts_at.isoformat()),
+                        "subject_type": kind,
+                        "subject_id": subject_id,
+                        "kind": name,
+                        "starts_at": starts_at,
+                        "due_at": due,
+                        "state": "scheduled",
+                    }
+                )
+        repository.insert_ignore(session, reminders, rows, ["subject_type", "subject_id", "kind", "starts_at"])
+
+    def meeting_changed(self, session: Session, event: Event) -> None:
+        d = event.data
+        verb = event.type.rsplit(".", 1)[1]
+        if not self._remember_subject(
+            session, "meeting", d["meeting_id"], d, verb, d["participant_ids"], d["community_id"]
+        ):
+            return
+        active = verb in ("scheduled", "rescheduled")
+        self._schedule_reminders(session, "meeting", d["meeting_id"], _when(d["starts_at"]) if active else None)
+        if verb == "concluded":
+            return
+        people = set(d["participant_ids"]) | set(repository.followers(session, "meeting", [d["meeting_id"]]))
+        if d.get("public", True):
+            people |= set(repository.followers(session, "community", [d["community_id"]]))
+        people.discard(d["convener_id"])
+        self._plan(
+            session,
+            event,
+            kind=f"meeting.{verb}",
+            category=Category.MEETING,
+            user_ids=tuple(people),
+            params={
+                "meeting": shorten(d["title"]),
+                "when_at": d["starts_at"],
+                "place": shorten(d.get("place") or d.get("online_url") or "-"),
+                "reason": shorten(d.get("reason") or "-"),
+            },
+            community_id=d["community_id"],
+            subject_type="meeting",
+            subject_id=d["meeting_id"],
+        )
+
+    def agenda_item_added(self, session: Session, event: Event) -> None:
+        d = event.data
+        title = session.scalar(
+            select(subjects.c.title).where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+        )
+        people = repository.followers(session, "issue", [d["issue_id"]])
+        self._plan(
+            session,
+            event,
+            kind="issue.on_agenda",
+            category=Category.ISSUE_PROGRESS,
+            user_ids=tuple(people),
+            params={"title": shorten(title or d["title"]), "meeting": shorten(d["title"]), "when_at": d["starts_at"]},
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+        )
+
+    def decision_recorded(self, session: Session, event: Event) -> None:
+        d = event.data
+        meeting = session.scalar(
+            select(subjects.c.title).where(
+                subjects.c.subject_type == "meeting", subjects.c.subject_id == d["meeting_id"]
+            )
+        )
+        people = set(d["participant_ids"]) | set(repository.followers(session, "issue", d["issue_ids"]))
+        self._plan(
+            session,
+            event,
+            kind="decision.recorded",
+            category=Category.DECISION,
+            user_ids=tuple(people),
+            params={"meeting": shorten(meeting or "会议"), "motion": shorten(d["motion"]), "outcome": d["outcome"]},
+            community_id=d["community_id"],
+            subject_type="meeting",
+            subject_id=d["meeting_id"],
+        )
+
+    def action_item(self, session: Session, event: Event) -> None:
+        d = event.data
+        if event.type.endswith("assigned"):
+            people = [d["owner_user_id"]] if d.get("owner_user_id") else []
+            kind = "action_item.assigned"
+        else:
+            people = repository.followers(session, "issue", [d["issue_id"]]) if d.get("issue_id") else []
+            kind = "action_item.completed"
+        self._plan(
+            session,
+            event,
+            kind=kind,
+            category=Category.DECISION,
+            user_ids=tuple(people),
+            params={"title": shorten(d["title"]), "due": d.get("due_date") or "-"},
+            community_id=d["community_id"],
+            subject_type="meeting",
+            subject_id=d["meeting_id"],
+        )
+
+    # --- activities ---------------------------------------------------------------------------
+    def activity_changed(self, session: Session, event: Event) -> None:
+        d = event.data
+        verb = event.type.rsplit(".", 1)[1]
+        community_id = d["community_ids"][0]
+        if not self._remember_subject(
+            session, "activity", d["activity_id"], d, verb, d["registrant_ids"], community_id
+        ):
+            return
+        starts_at = _when(d["starts_at"]) if verb != "cancelled" else None
+        self._schedule_reminders(session, "activity", d["activity_id"], starts_at)
+        if verb == "published":
+            people = set(repository.followers(session, "community", d["community_ids"]))
+        else:
+            people = set(d["registrant_ids"])
+        people.discard(d["organiser_id"])
+        self._plan(
+            session,
+            event,
+            kind=f"activity.{verb}",
+            category=Category.ACTIVITY,
+            user_ids=tuple(people),
+            params={
+                "title": shorten(d["title"]),
+                "when_at": d["starts_at"],
+                "place": shorten(d.get("place") or "-"),
+                "reason": shorten(d.get("reason") or "-"),
+            },
+            community_id=community_id,
+            subject_type="activity",
+            subject_id=d["activity_id"],
+        )
+
+    def registration_changed(self, session: Session, event: Event) -> None:
+        d = event.data
+        verb = event.type.rsplit(".", 1)[1]
+        key = (subjects.c.subject_type == "activity", subjects.c.subject_id == d["activity_id"])
+        members = session.scalar(select(subjects.c.member_ids).where(*key))
+        if members is not None:
+            updated = set(members) - {d["user_id"]} if verb == "cancelled" else set(members) | {d["user_id"]}
+            session.execute(update(subjects).where(*key).values(member_ids=sorted(updated)))
+        self._plan(
+            session,
+            event,
+            kind=f"registration.{verb}",
+            category=Category.REGISTRATION,
+            user_ids=(d["user_id"],),
+            params={
+                "title": shorten(d["title"]),
+                "when_at": d["starts_at"],
+                "position": d.get("waitlist_position") or "-",
+            },
+            community_id=d["community_id"],
+            subject_type="activity",
+            subject_id=d["activity_id"],
+        )
+
+    def booking_changed(self, session: Session, event: Event) -> None:
+        d = event.data
+        verb = event.type.rsplit(".", 1)[1]
+        people = [d["provider_id"]] if verb == "requested" else [d["resident_id"], d["booked_by_id"]]
+        self._plan(
+            session,
+            event,
+            kind=f"booking.{verb}",
+            category=Category.BOOKING,
+            user_ids=tuple(p for p in people if p),
+            params={"service": shorten(d["service_name"]), "when_at": d["slot_start"]},
+            community_id=d["community_id"],
+            subject_type="booking",
+            subject_id=d["booking_id"],
+        )
+
+
+def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit: int = 500) -> int:
+    """Plan the reminders whose time has come; expire those whose subject already started."""
+    now = clock()
+    due = (
+        session.execute(
+            select(reminders, subjects.c.title, subjects.c.place, subjects.c.member_ids, subjects.c.community_id)
+            .join(
+                subjects,
+                (subjects.c.subject_type == reminders.c.subject_type)
+                & (subjects.c.subject_id == reminders.c.subject_id),
+            )
+            .where(reminders.c.state == "scheduled", reminders.c.due_at <= now)
+            .order_by(reminders.c.due_at)
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
+    for r in due:
+        starts_at = r["starts_at"] if r["starts_at"].tzinfo else r["starts_at"].replace(tzinfo=now.tzinfo)
+        if starts_at <= now:
+            session.execute(update(reminders).where(reminders.c.id == r["id"]).values(state="expired"))
+            continue
+        kind = "meeting.reminder" if r["subject_type"] == "meeting" else "activity.reminder"
+        intent = Intent(
+            source_key=f"reminder:{r['id']}",
+            source_type=f"reminder.{r['kind']}",
+            kind=kind,
+            category=Category.REMINDER,
+            user_ids=tuple(r["member_ids"] or ()),
+            params={
+                "meeting": shorten(r["title"]),
+                "title": shorten(r["title"]),
+                "when_at": starts_at.isoformat(),
+                "place": shorten(r["place"] or "-"),
+            },
+            community_id=r["community_id"],
+            subject_type=r["subject_type"],
+            subject_id=r["subject_id"],
+            expires_at=starts_at,  # a reminder after the start is noise: it expires
+        )
+        plan(session, intent, now, city_timezone)
+        session.execute(update(reminders).where(reminders.c.id == r["id"]).values(state="fired"))
+    # Reminders of a cancelled subject are cancelled by its event; pending deliveries of them too.
+    return len(due)
+
+
+def make_handlers(clock: Clock, city_timezone: str) -> dict[str, Callable[[Session, Event], None]]:
+    return Rules(clock, city_timezone).handlers()

@@ -1,0 +1,181 @@
+"""Stage one: turn an intent into inbox entries and deliveries, in the caller's transaction.
+
+Every row has a key made of its source and recipient (and channel for deliveries) and is inserted
+with "on conflict do nothing": a redelivered event, a re-fired reminder or a resumed broadcast
+never plans twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from linli_kit.errors import Invalid
+from linli_notifications.adapters import repository
+from linli_notifications.adapters.tables import deliveries, notifications
+from linli_notifications.domain.model import Channel, DeliveryState, Intent
+from linli_notifications.domain.policy import plan_for
+from linli_notifications.domain.templates import render
+
+_NAMESPACE = uuid.UUID("6f1d3c38-61a4-4c1e-9d2b-6b0c1d8f7e11")
+
+
+def stable_id(*parts: str) -> str:
+    """The same id for the same source and recipient, so a replay finds the row it made before."""
+    return str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
+
+
+def delivery_key(source_key: str, recipient: str, channel: Channel) -> str:
+    return f"{source_key}|{recipient}|{channel.value}"
+
+
+def plan(session: Session, intent: Intent, now: datetime, city_timezone: str) -> int:
+    """Plan `intent` for its users; return the number of deliveries inserted."""
+    user_ids = sorted(set(intent.user_ids))
+    if not user_ids:
+        return 0
+    found = repository.load_recipients(session, user_ids, city_timezone)
+    prefs = repository.load_preferences(session, user_ids)
+    inbox_rows: list[dict[str, Any]] = []
+    delivery_rows: list[dict[str, Any]] = []
+    for user_id in user_ids:
+        recipient = found.get(user_id)
+        if recipient is None:
+            continue  # not (yet) known from accounts: nobody to tell
+        params = {**intent.params, "tz": recipient.timezone}
+        try:
+            rendered = render(intent.kind, recipient.locale, params, recipient.timezone)
+            title, body, bad_params = rendered.title, rendered.body, None
+        except Invalid as exc:
+            title, body, bad_params = intent.kind, intent.kind, ", ".join(sorted(exc.fields))
+        notification_id = stable_id(intent.source_key, user_id)
+        inbox_rows.append(
+            {
+                "id": notification_id,
+                "user_id": user_id,
+                "source_key": intent.source_key,
+                "source_type": intent.source_type,
+                "kind": intent.kind,
+                "category": intent.category.value,
+                "urgent": intent.urgent,
+                "title": title[:200],
+                "body": body,
+                "params": params,
+                "community_id": intent.community_id,
+                "subject_type": intent.subject_type,
+                "subject_id": intent.subject_id,
+                "created_at": now,
+                "read_at": None,
+            }
+        )
+        for planned in plan_for(intent, recipient, prefs.get(user_id, {}), now).deliveries:
+            state, reason = planned.state, planned.reason
+            if bad_params and state == DeliveryState.PENDING:
+                state, reason = DeliveryState.FAILED, f"invalid template parameters: {bad_params}"
+            delivery_rows.append(
+                _delivery_row(
+                    intent,
+                    channel=planned.channel,
+                    key=delivery_key(intent.source_key, user_id, planned.channel),
+                    user_id=user_id,
+                    notification_id=notification_id,
+                    address=recipient.phone if planned.channel == Channel.SMS else None,
+                    locale=recipient.locale,
+                    params=params,
+                    state=state,
+                    reason=reason,
+                    not_before=planned.not_before,
+                    now=now,
+                )
+            )
+    repository.insert_ignore(session, notifications, inbox_rows, ["source_key", "user_id"])
+    return repository.insert_ignore(session, deliveries, delivery_rows, ["key"])
+
+
+def plan_code(
+    session: Session, *, source_key: str, phone: str, locale: str, params: dict, expires_at: datetime, now: datetime
+) -> int:
+    """A one-time code: SMS to a phone (maybe of nobody yet), at once, whatever the hour."""
+    intent_like = {
+        "kind": "account.code",
+        "batch_key": source_key,
+        "urgent": True,
+        "community_id": None,
+        "source_type": "accounts.code.requested",
+        "expires_at": expires_at,
+    }
+    row = {
+        "id": str(uuid.uuid4()),
+        "key": delivery_key(source_key, phone, Channel.SMS),
+        "notification_id": None,
+        "user_id": None,
+        "channel": Channel.SMS.value,
+        "address": phone,
+        "locale": locale,
+        "params": params,
+        "state": DeliveryState.PENDING.value,
+        "reason": None,
+        "provider": None,
+        "providers_tried": [],
+        "provider_message_id": None,
+        "attempts": 0,
+        "segments": None,
+        "next_attempt_at": now,
+        "lease_until": None,
+        "outcome_unknown": False,
+        "created_at": now,
+        "sent_at": None,
+        "finished_at": None,
+        **intent_like,
+    }
+    return repository.insert_ignore(session, deliveries, [row], ["key"])
+
+
+def _delivery_row(
+    intent: Intent,
+    *,
+    channel: Channel,
+    key: str,
+    user_id: str,
+    notification_id: str,
+    address: str | None,
+    locale: str,
+    params: dict,
+    state: DeliveryState,
+    reason: str | None,
+    not_before: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    final = state not in (DeliveryState.PENDING,)
+    return {
+        "id": str(uuid.uuid4()),
+        "key": key,
+        "notification_id": notification_id,
+        "user_id": user_id,
+        "channel": channel.value,
+        "address": address,
+        "locale": locale,
+        "kind": intent.kind,
+        "batch_key": intent.source_key[:80],
+        "params": params,
+        "urgent": intent.urgent,
+        "state": state.value,
+        "reason": reason,
+        "community_id": intent.community_id,
+        "source_type": intent.source_type,
+        "provider": None,
+        "providers_tried": [],
+        "provider_message_id": None,
+        "attempts": 0,
+        "segments": None,
+        "next_attempt_at": not_before,
+        "lease_until": None,
+        "outcome_unknown": False,
+        "expires_at": intent.expires_at,
+        "created_at": now,
+        "sent_at": None,
+        "finished_at": now if final else None,
+    }

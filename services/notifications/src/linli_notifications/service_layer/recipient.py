@@ -1,0 +1,416 @@
+"""What a person manages for themselves: inbox, devices, preferences and quiet hours, follows;
+and what staff may read (deliveries of their communities, statistics)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Forbidden, Invalid, NotFound
+from linli_notifications.adapters import repository
+from linli_notifications.adapters.tables import (
+    attempts,
+    broadcasts,
+    deliveries,
+    devices,
+    follows,
+    notifications,
+    preferences,
+    recipients,
+    replica,
+)
+from linli_notifications.domain.model import DEFAULT_CHANNELS, Category, Channel
+from linli_notifications.domain.policy import MANDATORY, parse_hhmm
+
+StreetOf = Callable[[str], str | None]
+
+
+# --- inbox --------------------------------------------------------------------------------------
+def list_inbox(
+    session: Session, principal: Principal, *, unread: bool | None, category: str | None, offset: int, limit: int
+) -> tuple[list[dict], int]:
+    conditions = [notifications.c.user_id == principal.user_id]
+    if unread is True:
+        conditions.append(notifications.c.read_at.is_(None))
+    elif unread is False:
+        conditions.append(notifications.c.read_at.isnot(None))
+    if category:
+        conditions.append(notifications.c.category == category)
+    total = session.scalar(select(func.count()).select_from(notifications).where(*conditions))
+    rows = session.execute(
+        select(notifications)
+        .where(*conditions)
+        .order_by(notifications.c.created_at.desc(), notifications.c.id)
+        .offset(offset)
+        .limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows], total
+
+
+def get_notification(session: Session, principal: Principal, notification_id: str) -> dict:
+    row = session.execute(select(notifications).where(notifications.c.id == notification_id)).mappings().first()
+    if row is None or row["user_id"] != principal.user_id:
+        raise NotFound(f"notification {notification_id} not found")
+    return dict(row)
+
+
+def mark_read(session: Session, principal: Principal, notification_id: str, now: datetime) -> dict:
+    row = get_notification(session, principal, notification_id)
+    if row["read_at"] is None:
+        session.execute(update(notifications).where(notifications.c.id == notification_id).values(read_at=now))
+        session.commit()
+        row["read_at"] = now
+    return row
+
+
+def mark_all_read(session: Session, principal: Principal, now: datetime) -> int:
+    result = session.execute(
+        update(notifications)
+        .where(notifications.c.user_id == principal.user_id, notifications.c.read_at.is_(None))
+        .values(read_at=now)
+    )
+    session.commit()
+    return result.rowcount or 0
+
+
+def unread_count(session: Session, principal: Principal) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(notifications)
+        .where(notifications.c.user_id == principal.user_id, notifications.c.read_at.is_(None))
+    )
+
+
+# --- devices ------------------------------------------------------------------------------------
+def register_device(
+    session: Session, principal: Principal, *, platform: str, provider: str, token: str, now: datetime
+) -> dict:
+    """Register (or move to this user) a device token; registering again revives a pruned one."""
+    existing = (
+        session.execute(select(devices).where(devices.c.provider == provider, devices.c.token == token))
+        .mappings()
+        .first()
+    )
+    if existing is None:
+        row = {
+            "id": str(uuid.uuid4()),
+            "user_id": principal.user_id,
+            "platform": platform,
+            "provider": provider,
+            "token": token,
+            "created_at": now,
+            "last_seen_at": now,
+            "pruned_at": None,
+            "pruned_reason": None,
+        }
+        session.execute(devices.insert().values(**row))
+    else:
+        # A phone changes hands (or accounts): the token now belongs to whoever registered it last.
+        session.execute(
+            update(devices)
+            .where(devices.c.id == existing["id"])
+            .values(user_id=principal.user_id, platform=platform, last_seen_at=now, pruned_at=None, pruned_reason=None)
+        )
+        row = {
+            **existing,
+            "user_id": principal.user_id,
+            "platform": platform,
+            "last_seen_at": now,
+            "pruned_at": None,
+            "pruned_reason": None,
+        }
+    session.commit()
+    return row
+
+
+def list_devices(session: Session, principal: Principal) -> list[dict]:
+    rows = session.execute(
+        select(devices).where(devices.c.user_id == principal.user_id).order_by(devices.c.created_at)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def delete_device(session: Session, principal: Principal, device_id: str) -> None:
+    result = session.execute(delete(devices).where(devices.c.id == device_id, devices.c.user_id == principal.user_id))
+    if not result.rowcount:
+        raise NotFound(f"device {device_id} not found")
+    session.commit()
+
+
+def prune_stale_devices(session: Session, now: datetime, days: int = 270) -> int:
+    """Tokens not seen for `days` are dropped (JPush forgets inactive ids after 255 days, FCM after 270)."""
+    result = session.execute(
+        update(devices)
+        .where(devices.c.pruned_at.is_(None), devices.c.last_seen_at < now - timedelta(days=days))
+        .values(pruned_at=now, pruned_reason="not seen for a long time")
+    )
+    return result.rowcount or 0
+
+
+# --- preferences --------------------------------------------------------------------------------
+def _recipient(session: Session, user_id: str) -> dict:
+    row = session.execute(select(recipients).where(recipients.c.user_id == user_id)).mappings().first()
+    if row is None:
+        raise NotFound("no recipient profile yet for this account")
+    return dict(row)
+
+
+def get_preferences(session: Session, principal: Principal, city_timezone: str) -> dict:
+    person = _recipient(session, principal.user_id)
+    chosen = repository.load_preferences(session, [principal.user_id]).get(principal.user_id, {})
+    items = []
+    for category in Category:
+        for channel in Channel:
+            default = channel in DEFAULT_CHANNELS[category]
+            items.append(
+                {
+                    "category": category.value,
+                    "channel": channel.value,
+                    "enabled": chosen.get((category.value, channel.value), default),
+                    "default": default,
+                    "mandatory": category in MANDATORY,
+                }
+            )
+    return {
+        "quiet_hours": {"start": person["quiet_start"], "end": person["quiet_end"]},
+        "timezone": person["timezone"] or city_timezone,
+        "items": items,
+    }
+
+
+def set_preferences(session: Session, principal: Principal, body: dict, city_timezone: str) -> dict:
+    person = _recipient(session, principal.user_id)
+    problems: dict[str, list[str]] = {}
+    for index, item in enumerate(body.get("items") or []):
+        if Category(item["category"]) in MANDATORY and not item["enabled"]:
+            problems[f"items.{index}"] = [f"{item['category']} messages cannot be switched off"]
+    quiet = body.get("quiet_hours")
+    if quiet:
+        for key in ("start", "end"):
+            try:
+                parse_hhmm(quiet[key])
+            except (ValueError, KeyError):
+                problems[f"quiet_hours.{key}"] = ["expected HH:MM"]
+    zone = body.get("timezone")
+    if zone:
+        try:
+            ZoneInfo(zone)
+        except Exception:  # noqa: BLE001 - any failure means an unknown zone
+            problems["timezone"] = ["unknown time zone"]
+    if problems:
+        raise Invalid("invalid preferences", fields=problems)
+    for item in body.get("items") or []:
+        session.execute(
+            delete(preferences).where(
+                preferences.c.user_id == principal.user_id,
+                preferences.c.category == item["category"],
+                preferences.c.channel == item["channel"],
+            )
+        )
+        session.execute(
+            preferences.insert().values(
+                user_id=principal.user_id, category=item["category"], channel=item["channel"], enabled=item["enabled"]
+            )
+        )
+    changes = {}
+    if quiet:
+        changes.update(quiet_start=quiet["start"], quiet_end=quiet["end"])
+    if zone:
+        changes["timezone"] = zone
+    if changes:
+        session.execute(update(recipients).where(recipients.c.user_id == person["user_id"]).values(**changes))
+    session.commit()
+    return get_preferences(session, principal, city_timezone)
+
+
+# --- follows ------------------------------------------------------------------------------------
+def follow(
+    session: Session, principal: Principal, street_of: StreetOf, *, target_type: str, target_id: str, now: datetime
+) -> dict:
+    if target_type == "community" and not principal.can_access_community(target_id, street_of):
+        raise Forbidden("you can only follow communities in your scope")
+    row = {
+        "user_id": principal.user_id,
+        "target_type": target_type,
+        "target_id": target_id,
+        "reason": "followed",
+        "created_at": now,
+    }
+    repository.insert_ignore(session, follows, [row], ["target_type", "target_id", "user_id"])
+    session.commit()
+    return row
+
+
+def unfollow(session: Session, principal: Principal, *, target_type: str, target_id: str) -> None:
+    result = session.execute(
+        delete(follows).where(
+            follows.c.user_id == principal.user_id,
+            follows.c.target_type == target_type,
+            follows.c.target_id == target_id,
+        )
+    )
+    if not result.rowcount:
+        raise NotFound("not following that")
+    session.commit()
+
+
+def list_follows(session: Session, principal: Principal) -> list[dict]:
+    rows = session.execute(
+        select(follows).where(follows.c.user_id == principal.user_id).order_by(follows.c.created_at)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+# --- staff reads --------------------------------------------------------------------------------
+STAFF_READERS = (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN)
+
+
+def _scope_condition(principal: Principal, column):  # noqa: ANN001, ANN202 - a SQL expression
+    if principal.role == Role.CITY_ADMIN:
+        return None
+    if principal.role == Role.STREET_OFFICIAL:
+        return column.in_(
+            select(replica.communities.c.community_id).where(replica.communities.c.street_id == principal.street_id)
+        )
+    return column.in_(list(principal.community_ids))
+
+
+def list_deliveries(
+    session: Session, principal: Principal, *, filters: dict, offset: int, limit: int
+) -> tuple[list[dict], int]:
+    """Deliveries of the caller's communities (without addresses: staff see states, not phones)."""
+    principal.require_role(*STAFF_READERS)
+    conditions = []
+    scope = _scope_condition(principal, deliveries.c.community_id)
+    if scope is not None:
+        conditions.append(scope)
+    for key in ("state", "channel", "community_id", "notification_id", "user_id"):
+        if filters.get(key):
+            conditions.append(deliveries.c[key] == str(filters[key]))
+    total = session.scalar(select(func.count()).select_from(deliveries).where(*conditions))
+    rows = session.execute(
+        select(deliveries).where(*conditions).order_by(deliveries.c.created_at.desc()).offset(offset).limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows], total
+
+
+def get_delivery(session: Session, principal: Principal, street_of: StreetOf, delivery_id: str) -> dict:
+    row = session.execute(select(deliveries).where(deliveries.c.id == delivery_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"delivery {delivery_id} not found")
+    mine = row["user_id"] == principal.user_id
+    if not mine:
+        principal.require_role(*STAFF_READERS)
+        if row["community_id"] is None or not principal.can_access_community(row["community_id"], street_of):
+            raise NotFound(f"delivery {delivery_id} not found")
+    tried = session.execute(
+        select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.id)
+    ).mappings()
+    return {**row, "attempt_log": [dict(a) for a in tried]}
+
+
+def get_broadcast(session: Session, principal: Principal, street_of: StreetOf, broadcast_id: str) -> dict:
+    row = session.execute(select(broadcasts).where(broadcasts.c.id == broadcast_id)).mappings().first()
+    if row is None or not principal.can_access_community(row["community_id"], street_of):
+        raise NotFound(f"broadcast {broadcast_id} not found")
+    counts = dict(
+        session.execute(
+            select(deliveries.c.state, func.count())
+            .where(deliveries.c.batch_key == f"broadcast:{broadcast_id}")
+            .group_by(deliveries.c.state)
+        ).all()
+    )
+    return {**row, "deliveries": counts}
+
+
+def stats(
+    session: Session,
+    principal: Principal,
+    street_of: StreetOf,
+    *,
+    community_id: str | None,
+    street_id: str | None,
+    period_from: date | None,
+    period_to: date | None,
+    city_timezone: str,
+) -> dict:
+    """Deliveries by state and channel for a community, a street or the city, per month."""
+    principal.require_role(*STAFF_READERS)
+    zone = ZoneInfo(city_timezone)
+    today = datetime.now(zone).date()
+    period_to = period_to or today
+    period_from = period_from or (period_to.replace(day=1) - timedelta(days=365)).replace(day=1)
+    if period_from > period_to:
+        raise Invalid("empty period", fields={"from": ["must not be after 'to'"]})
+    conditions = [
+        deliveries.c.created_at >= datetime.combine(period_from, time(), zone),
+        deliveries.c.created_at < datetime.combine(period_to + timedelta(days=1), time(), zone),
+        deliveries.c.community_id.isnot(None),
+    ]
+    if community_id:
+        principal.require_community(community_id, street_of)
+        conditions.append(deliveries.c.community_id == community_id)
+    elif street_id:
+        if principal.role == Role.COMMUNITY_STAFF or (
+            principal.role == Role.STREET_OFFICIAL and principal.street_id != street_id
+        ):
+            raise Forbidden("outside your scope")
+        conditions.append(
+            deliveries.c.community_id.in_(
+                select(replica.communities.c.community_id).where(replica.communities.c.street_id == street_id)
+            )
+        )
+    else:
+        scope = _scope_condition(principal, deliveries.c.community_id)
+        if scope is not None:
+            if principal.role == Role.COMMUNITY_STAFF:
+                raise Forbidden("community staff must name their community")
+            conditions.append(scope)
+    figures = [
+        func.sum(func.cast(deliveries.c.state.in_(["sent", "delivered"]), _int())).label("sent"),
+        func.sum(func.cast(deliveries.c.state == "delivered", _int())).label("delivered"),
+        func.sum(func.cast(deliveries.c.state == "failed", _int())).label("failed"),
+        func.sum(func.cast(deliveries.c.state == "suppressed", _int())).label("suppressed"),
+        func.sum(func.cast(and_(deliveries.c.channel == "sms"), _int())).label("sms"),
+        func.sum(func.cast(and_(deliveries.c.channel == "push"), _int())).label("push"),
+        func.count().label("planned"),
+    ]
+    names = ["sent", "delivered", "failed", "suppressed", "sms", "push", "planned"]
+
+    def pack(row) -> dict:  # noqa: ANN001
+        return {n: int(getattr(row, n) or 0) for n in names}
+
+    totals = session.execute(select(*figures).where(*conditions)).first()
+    by_community = session.execute(
+        select(deliveries.c.community_id, *figures).where(*conditions).group_by(deliveries.c.community_id)
+    ).all()
+    rows = session.execute(select(deliveries.c.created_at, deliveries.c.state, deliveries.c.channel).where(*conditions))
+    monthly: dict[str, dict] = {}
+    for created_at, state, channel in rows:
+        month = created_at.astimezone(zone).strftime("%Y-%m")
+        m = monthly.setdefault(month, dict.fromkeys(names, 0))
+        m["planned"] += 1
+        m[channel] += 1
+        if state in ("sent", "delivered"):
+            m["sent"] += 1
+        if state in ("delivered", "failed", "suppressed"):
+            m[state] += 1
+    return {
+        "scope": {"community_id": community_id, "street_id": street_id},
+        "period": {"from": period_from.isoformat(), "to": period_to.isoformat()},
+        "totals": pack(totals),
+        "by_community": [{"community_id": r.community_id, **pack(r)} for r in by_community],
+        "monthly": [{"month": k, **v} for k, v in sorted(monthly.items())],
+    }
+
+
+def _int():  # noqa: ANN202
+    from sqlalchemy import Integer
+
+    return Integer

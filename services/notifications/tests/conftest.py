@@ -1,0 +1,525 @@
+"""Fixtures of the notifications tests: a migrated PostgreSQL database, the app, the consumer on a
+thread, a fixed clock, and one loopback HTTP server playing Alibaba Cloud SMS, Twilio, JPush and FCM
+(checking auth and signatures the way they do, answering with their documented bodies)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlparse
+
+import jwt
+import pika
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from linli_kit.config import load_settings
+from linli_kit.db import Database
+from linli_kit.events import new_event
+from linli_kit.events.consumer import EventConsumer
+from linli_kit.events.topology import declare_exchanges
+from linli_kit.migrations import upgrade
+from linli_notifications.adapters.tables import messaging
+from linli_notifications.domain.clock import FixedClock
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "linli_notifications" / "migrations"
+# A Tuesday, 10:00 in Shanghai: outside quiet hours.
+DAYTIME = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+ALIYUN_KEY, ALIYUN_SECRET = "LTAI-test-key", "aliyun-test-secret"
+TWILIO_SID, TWILIO_TOKEN = "AC" + "0" * 32, "twilio-test-token"
+JPUSH_KEY, JPUSH_SECRET = "jpush-app-key", "jpush-master-secret"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(DAYTIME)
+
+
+@pytest.fixture
+def database(pg_databases) -> Database:
+    url = pg_databases.create("notif")
+    upgrade(MIGRATIONS, url)
+    db = Database(url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def env(monkeypatch, database, amqp_url, bus_names, token_keys):
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    monkeypatch.setenv("AMQP_URL", amqp_url)
+    monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
+    monkeypatch.setenv("DEAD_LETTER_EXCHANGE", bus_names.dead_letter_exchange)
+    monkeypatch.setenv("QUEUE_PREFIX", bus_names.queue_prefix)
+    monkeypatch.setenv("JWT_PUBLIC_KEY", token_keys[1])
+    monkeypatch.setenv("LOG_JSON", "false")
+    return monkeypatch
+
+
+@pytest.fixture
+def settings(env):
+    return load_settings("notifications")
+
+
+@pytest.fixture
+def threads():
+    stops = []
+    started = []
+
+    def start(target):
+        stop = threading.Event()
+        thread = threading.Thread(target=target, args=(stop,), daemon=True)
+        thread.start()
+        stops.append(stop)
+        started.append(thread)
+        return stop
+
+    yield start
+    for stop in stops:
+        stop.set()
+    for thread in started:
+        thread.join(15)
+
+
+@pytest.fixture
+def bus(settings, database, amqp_url, bus_names, clock, threads):
+    """The service's consumer on a thread, and `publish(type, data, ...)` for producers' events."""
+    from linli_notifications.definition import handlers
+
+    consumer = EventConsumer(
+        database,
+        messaging.inbox,
+        amqp_url,
+        bus_names,
+        service="notifications",
+        handlers=handlers(settings, database, clock),
+        batch_size=50,
+    )
+    consumer.declare()
+    threads(consumer.run)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    declare_exchanges(channel, bus_names)
+    channel.confirm_delivery()
+
+    class Bus:
+        def publish(self, event_type, data, *, producer=None, event=None, **envelope):
+            event = event or new_event(event_type, data, producer=producer or event_type.split(".")[0], **envelope)
+            channel.basic_publish(
+                bus_names.exchange,
+                event.type,
+                event.to_json().encode(),
+                pika.BasicProperties(message_id=event.id, type=event.type, delivery_mode=2),
+            )
+            return event
+
+        def handled(self, event):
+            from sqlalchemy import select
+
+            with database.session() as s:
+                return s.scalar(select(messaging.inbox.c.event_id).where(messaging.inbox.c.event_id == event.id))
+
+    yield Bus()
+    connection.close()
+
+
+@pytest.fixture
+def app(env, database, clock):
+    from linli_notifications.config import load_config
+    from linli_notifications.entrypoints.web import create_app
+
+    env.setenv("ALIYUN_CALLBACK_TOKEN", "callback-secret")
+    env.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    flask_app = create_app(clock=clock, config=load_config())
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def auth(token_signer):
+    def headers(user_id, role="resident", community_ids=(), street_id=None):
+        token = token_signer.sign(user_id=user_id, role=role, community_ids=list(community_ids), street_id=street_id)
+        return {"Authorization": f"Bearer {token}"}
+
+    return headers
+
+
+# --- the provider fakes -------------------------------------------------------------------------
+def _aliyun_percent(value: str) -> str:
+    # Written from the documentation, independently of the adapter: URL-encode with UTF-8, then
+    # "+" -> "%20", "*" -> "%2A", "%7E" -> "~".
+    return quote(value, safe="").replace("+", "%20").replace("*", "%2A").replace("%7E", "~")
+
+
+class FakeProviders:
+    def __init__(self) -> None:
+        self.requests: dict[str, list[dict]] = defaultdict(list)
+        self.script: dict[str, list] = defaultdict(list)  # api -> [(status, body) | "hang"]
+        self.unregistered: set[str] = set()
+        self.nonces: set[str] = set()
+        self.hang = threading.Event()  # set: hanging requests may finish
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.fcm_private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        self.fcm_public = key.public_key()
+        self.fcm_tokens: set[str] = set()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self, api: str) -> int:
+        return len(self.requests[api])
+
+    def env(self) -> dict[str, str]:
+        return {
+            "ALIYUN_ACCESS_KEY_ID": ALIYUN_KEY,
+            "ALIYUN_ACCESS_KEY_SECRET": ALIYUN_SECRET,
+            "ALIYUN_SMS_SIGN_NAME": "邻里",
+            "ALIYUN_SMS_ENDPOINT": self.url + "/aliyun/",
+            "TWILIO_ACCOUNT_SID": TWILIO_SID,
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_FROM_NUMBER": "+15005550006",
+            "TWILIO_BASE_URL": self.url + "/twilio",
+            "JPUSH_APP_KEY": JPUSH_KEY,
+            "JPUSH_MASTER_SECRET": JPUSH_SECRET,
+            "JPUSH_ENDPOINT": self.url + "/jpush/v3/push",
+            "FCM_PROJECT_ID": "linli-test",
+            "FCM_CLIENT_EMAIL": "sender@linli-test.iam.gserviceaccount.com",
+            "FCM_PRIVATE_KEY": self.fcm_private_pem,
+            "FCM_TOKEN_URI": self.url + "/oauth2/token",
+            "FCM_BASE_URL": self.url + "/fcm",
+        }
+
+    def _scripted(self, api: str):
+        if self.script[api]:
+            return self.script[api].pop(0)
+        return None
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status, body, content_type="application/json"):
+                data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _basic(self):
+                header = self.headers.get("Authorization", "")
+                if not header.startswith("Basic "):
+                    return None
+                return tuple(base64.b64decode(header[6:]).decode().split(":", 1))
+
+            def _body(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def do_GET(self):
+                self._route("GET")
+
+            def do_POST(self):
+                self._route("POST")
+
+            def _route(self, method):
+                path = urlparse(self.path)
+                raw = self._body()
+                if path.path.startswith("/aliyun"):
+                    return self._aliyun(dict(parse_qsl(raw.decode(), keep_blank_values=True)))
+                if path.path.startswith("/twilio"):
+                    return self._twilio(method, path, raw)
+                if path.path.startswith("/jpush"):
+                    return self._jpush(raw)
+                if path.path.startswith("/oauth2/token"):
+                    return self._oauth(dict(parse_qsl(raw.decode())))
+                if path.path.startswith("/fcm"):
+                    return self._fcm(path, raw)
+                return self._reply(404, {"error": "no such fake"})
+
+            def _maybe_scripted(self, api):
+                step = fake._scripted(api)
+                if step == "hang":
+                    fake.hang.wait(30)  # longer than the client's read timeout
+                    return "hung"
+                if step is not None:
+                    self._reply(*step)
+                    return True
+                return False
+
+            # Alibaba Cloud Dysmsapi RPC ---------------------------------------------------------
+            def _aliyun(self, params):
+                signature = params.pop("Signature", "")
+                canonical = "&".join(f"{_aliyun_percent(k)}={_aliyun_percent(v)}" for k, v in sorted(params.items()))
+                to_sign = "POST&%2F&" + _aliyun_percent(canonical)
+                expected = base64.b64encode(
+                    hmac.new((ALIYUN_SECRET + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
+                ).decode()
+                request_id = str(uuid.uuid4()).upper()
+                if params.get("AccessKeyId") != ALIYUN_KEY:
+                    return self._reply(
+                        404,
+                        {
+                            "RequestId": request_id,
+                            "Message": "Specified access key is not found.",
+                            "Code": "InvalidAccessKeyId.NotFound",
+                        },
+                    )
+                if signature != expected:
+                    return self._reply(
+                        400,
+                        {
+                            "RequestId": request_id,
+                            "Message": "Specified signature is not matched with our calculation.",
+                            "Code": "SignatureDoesNotMatch",
+                        },
+                    )
+                nonce = params.get("SignatureNonce")
+                if nonce in fake.nonces:
+                    return self._reply(
+                        400,
+                        {
+                            "RequestId": request_id,
+                            "Message": "Specified signature nonce was used already.",
+                            "Code": "SignatureNonceUsed",
+                        },
+                    )
+                fake.nonces.add(nonce)
+                for name in ("Format", "SignatureMethod", "SignatureVersion", "Timestamp", "Version", "RegionId"):
+                    if name not in params:
+                        return self._reply(
+                            400,
+                            {
+                                "RequestId": request_id,
+                                "Code": "MissingParameter",
+                                "Message": f"{name} is mandatory for this action.",
+                            },
+                        )
+                datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ")
+                action = params.get("Action")
+                if action in ("SendSms", "SendBatchSms"):
+                    fake.requests["aliyun"].append(params)
+                    outcome = self._maybe_scripted("aliyun")
+                    if outcome:
+                        if outcome == "hung":
+                            return None
+                        return None
+                    phones = [params["PhoneNumbers"]] if action == "SendSms" else json.loads(params["PhoneNumberJson"])
+                    if action == "SendBatchSms":
+                        assert len(phones) <= 100
+                        assert len(json.loads(params["TemplateParamJson"])) == len(phones)
+                        assert len(json.loads(params["SignNameJson"])) == len(phones)
+                    else:
+                        json.loads(params["TemplateParam"])
+                    biz_id = f"{uuid.uuid4().int % 10**18}^0"
+                    params["_biz_id"] = biz_id
+                    return self._reply(200, {"Message": "OK", "RequestId": request_id, "BizId": biz_id, "Code": "OK"})
+                if action == "QuerySendDetails":
+                    fake.requests["aliyun_query"].append(params)
+                    details = [
+                        {
+                            "SendStatus": 3,
+                            "ErrCode": "DELIVERED",
+                            "TemplateCode": p["TemplateCode"],
+                            "PhoneNum": p["PhoneNumbers"],
+                            "OutId": p.get("OutId"),
+                            "BizId": p.get("_biz_id"),
+                            "SendDate": "2026-11-24 10:00:00",
+                            "ReceiveDate": "2026-11-24 10:00:05",
+                            "Content": "...",
+                        }
+                        for p in fake.requests["aliyun"]
+                        if p.get("Action") == "SendSms" and p.get("PhoneNumbers") == params["PhoneNumber"]
+                    ]
+                    return self._reply(
+                        200,
+                        {
+                            "TotalCount": len(details),
+                            "Message": "OK",
+                            "RequestId": request_id,
+                            "SmsSendDetailDTOs": {"SmsSendDetailDTO": details},
+                            "Code": "OK",
+                        },
+                    )
+                return self._reply(
+                    400,
+                    {
+                        "RequestId": request_id,
+                        "Code": "InvalidAction.NotFound",
+                        "Message": "Specified api is not found, please check your url and method.",
+                    },
+                )
+
+            # Twilio REST ----------------------------------------------------------------------
+            def _twilio(self, method, path, raw):
+                if self._basic() != (TWILIO_SID, TWILIO_TOKEN):
+                    return self._reply(
+                        401,
+                        {
+                            "code": 20003,
+                            "message": "Authenticate",
+                            "more_info": "https://www.twilio.com/docs/errors/20003",
+                            "status": 401,
+                        },
+                    )
+                expected = f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+                if path.path != expected:
+                    return self._reply(
+                        404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+                    )
+                if method == "GET":
+                    query = dict(parse_qsl(path.query))
+                    sent = [m for m in fake.requests["twilio"] if m["To"] == query.get("To") and "_sid" in m]
+                    return self._reply(
+                        200,
+                        {
+                            "messages": [
+                                {
+                                    "sid": m["_sid"],
+                                    "to": m["To"],
+                                    "from": m["From"],
+                                    "body": m["Body"],
+                                    "status": "delivered",
+                                }
+                                for m in sent
+                            ],
+                            "page": 0,
+                            "page_size": 50,
+                        },
+                    )
+                form = dict(parse_qsl(raw.decode()))
+                fake.requests["twilio"].append(form)
+                if self._maybe_scripted("twilio"):
+                    return None
+                if not form.get("To", "").startswith("+") or len(form["To"]) < 8:
+                    return self._reply(
+                        400,
+                        {
+                            "code": 21211,
+                            "message": f"The 'To' number {form.get('To')} is not a valid phone number.",
+                            "more_info": "https://www.twilio.com/docs/errors/21211",
+                            "status": 400,
+                        },
+                    )
+                sid = "SM" + uuid.uuid4().hex
+                form["_sid"] = sid
+                return self._reply(
+                    201,
+                    {
+                        "sid": sid,
+                        "account_sid": TWILIO_SID,
+                        "to": form["To"],
+                        "from": form["From"],
+                        "body": form["Body"],
+                        "status": "queued",
+                        "num_segments": "1",
+                        "error_code": None,
+                        "error_message": None,
+                        "api_version": "2010-04-01",
+                        "direction": "outbound-api",
+                    },
+                )
+
+            # JPush v3 --------------------------------------------------------------------------
+            def _jpush(self, raw):
+                if self._basic() != (JPUSH_KEY, JPUSH_SECRET):
+                    return self._reply(401, {"error": {"code": 1004, "message": "Authen failed"}})
+                payload = json.loads(raw)
+                fake.requests["jpush"].append(payload)
+                if self._maybe_scripted("jpush"):
+                    return None
+                ids = payload["audience"]["registration_id"]
+                assert payload["platform"] == "all" and payload["notification"]["alert"]
+                if all(i in fake.unregistered for i in ids):
+                    return self._reply(
+                        400,
+                        {
+                            "error": {
+                                "code": 1011,
+                                "message": "cannot find user by this audience "
+                                "or has been inactive for more than 255 days",
+                            }
+                        },
+                    )
+                return self._reply(200, {"sendno": "0", "msg_id": str(uuid.uuid4().int % 10**17)})
+
+            # Google OAuth2 and FCM v1 -------------------------------------------------------------
+            def _oauth(self, form):
+                if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                    return self._reply(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant"})
+                try:
+                    claims = jwt.decode(
+                        form["assertion"], fake.fcm_public, algorithms=["RS256"], audience=fake.url + "/oauth2/token"
+                    )
+                except jwt.InvalidTokenError:
+                    return self._reply(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+                assert claims["scope"] == "https://www.googleapis.com/auth/firebase.messaging"
+                token = "ya29." + uuid.uuid4().hex
+                fake.fcm_tokens.add(token)
+                fake.requests["oauth"].append(claims)
+                return self._reply(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+            def _fcm(self, path, raw):
+                bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if bearer not in fake.fcm_tokens:
+                    return self._reply(
+                        401,
+                        {
+                            "error": {
+                                "code": 401,
+                                "message": "Request had invalid authentication credentials.",
+                                "status": "UNAUTHENTICATED",
+                            }
+                        },
+                    )
+                assert path.path == "/fcm/v1/projects/linli-test/messages:send"
+                message = json.loads(raw)["message"]
+                fake.requests["fcm"].append(message)
+                if self._maybe_scripted("fcm"):
+                    return None
+                if message["token"] in fake.unregistered:
+                    return self._reply(
+                        404,
+                        {
+                            "error": {
+                                "code": 404,
+                                "message": "Requested entity was not found.",
+                                "status": "NOT_FOUND",
+                                "details": [
+                                    {
+                                        "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                        "errorCode": "UNREGISTERED",
+                                    }
+                                ],
+                            }
+                        },
+                    )
+                return self._reply(200, {"name": f"projects/linli-test/messages/0:{uuid.uuid4().hex}"})
+
+        return Handler
+
+    def close(self) -> None:
+        self.hang.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fakes():
+    server = FakeProviders()
+    yield server
+    server.close()
