@@ -1,0 +1,161 @@
+"""Every rule from a real event on the bus (PostgreSQL, RabbitMQ): who is told what, once."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from linli_kit.testing.waiting import eventually
+from linli_notifications.adapters.tables import deliveries, notifications, reminders
+
+pytestmark = pytest.mark.integration
+
+STREET, COMMUNITY = str(uuid.uuid4()), str(uuid.uuid4())
+
+
+def ids(n):
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def user(bus, user_id, role="resident", phone="+8613800138000", community=COMMUNITY, revision=1, **extra):
+    return bus.publish(
+        "accounts.user.registered",
+        {"user_id": user_id, "role": role, "display_name": "张三", "phone": phone, "locale": extra.get("locale", "zh-CN"),
+         "street_id": STREET, "community_ids": [community] if community else [], "revision": revision},
+        producer="gateway",
+    )
+
+
+def wait(bus, event):
+    eventually(lambda: bus.handled(event), what=f"{event.type} handled")
+
+
+def told(database, source_key):
+    with database.session() as s:
+        rows = s.execute(select(deliveries.c.user_id, deliveries.c.channel, deliveries.c.state)
+                         .where(deliveries.c.key.like(f"{source_key}%"))).all()
+    return {(r.user_id, r.channel): r.state for r in rows}
+
+
+def inbox(database, source_key):
+    with database.session() as s:
+        return set(s.scalars(select(notifications.c.user_id).where(notifications.c.source_key == source_key)))
+
+
+def issue(issue_id, reporter, revision, status="reported", urgency="normal", tier="community", **extra):
+    return {"issue_id": issue_id, "community_id": COMMUNITY, "title": "文化墙有安全隐患", "category": "safety",
+            "urgency": urgency, "status": status, "tier": tier, "reporter_id": reporter, "revision": revision, **extra}
+
+
+def test_issue_rules_staff_reporter_supporters_officials_and_stale_events(bus, database, clock):
+    staff, reporter, supporter, official, stranger = ids(5)
+    bus.publish("directory.community.upserted",
+                {"community_id": COMMUNITY, "street_id": STREET, "name": "育才街社区", "revision": 1}, producer="gateway")
+    for person, role in ((staff, "community_staff"), (reporter, "resident"), (supporter, "resident"),
+                         (official, "street_official"), (stranger, "resident")):
+        wait(bus, user(bus, person, role=role, community=None if role == "street_official" else COMMUNITY))
+    issue_id = str(uuid.uuid4())
+
+    reported = bus.publish("issues.issue.reported", issue(issue_id, reporter, 1, urgency="urgent"))
+    wait(bus, reported)
+    # An urgent new issue reaches the community's staff (SMS too, as a safety matter), no one else.
+    assert inbox(database, reported.id) == {staff}
+    assert told(database, reported.id)[(staff, "sms")] == "pending"
+
+    supported = bus.publish("issues.issue.supported", issue(issue_id, reporter, 2, supporter_id=supporter))
+    resolved = bus.publish("issues.issue.resolved", issue(issue_id, reporter, 4, status="resolved", actor_id=staff))
+    late = bus.publish("issues.issue.accepted", issue(issue_id, reporter, 3, status="accepted", from_status="reported"))
+    wait(bus, late)
+    assert inbox(database, resolved.id) == {reporter, supporter}  # the actor is not told of their own change
+    assert inbox(database, late.id) == set()  # older than what was told: not sent
+
+    escalated = bus.publish("issues.issue.escalated",
+                            issue(issue_id, reporter, 5, status="resolving", tier="street", from_tier="community"),
+                            street_id=STREET, community_id=COMMUNITY)
+    wait(bus, escalated)
+    assert inbox(database, escalated.id) == {official}
+    assert inbox(database, f"{escalated.id}:followers") == {reporter, supporter}
+
+    # The same event again (a redelivery, a producer retry) plans nothing twice.
+    before = told(database, escalated.id)
+    again = bus.publish("issues.issue.escalated", None, event=escalated)
+    sentinel = user(bus, str(uuid.uuid4()))
+    wait(bus, sentinel)
+    with database.session() as s:
+        keys = list(s.scalars(select(deliveries.c.key).where(deliveries.c.key.like(f"{again.id}%"))))
+    assert len(keys) == len(set(keys)) == len(before)
+
+
+def test_meeting_rules_followers_reminders_and_cancellation(bus, database, clock, app, auth):
+    participant, follower, convener = ids(3)
+    for person in (participant, follower, convener):
+        wait(bus, user(bus, person))
+    client = app.test_client()
+    response = client.post("/follows", json={"target_type": "community", "target_id": COMMUNITY},
+                           headers=auth(follower, community_ids=[COMMUNITY]))
+    assert response.status_code == 201, response.json
+    meeting_id = str(uuid.uuid4())
+    starts = clock() + timedelta(days=3)
+    meeting = {"meeting_id": meeting_id, "community_id": COMMUNITY, "meeting_type": "round_table",
+               "title": "邻里议事圆桌会", "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=2)).isoformat(),
+               "place": "邻里驿站", "convener_id": convener, "participant_ids": [participant], "revision": 1}
+    scheduled = bus.publish("meetings.meeting.scheduled", meeting)
+    wait(bus, scheduled)
+    assert inbox(database, scheduled.id) == {participant, follower}
+    with database.session() as s:
+        planned = s.execute(select(reminders.c.kind, reminders.c.due_at, reminders.c.state)).all()
+    assert {(r.kind, r.due_at, r.state) for r in planned} == {
+        ("day_before", starts - timedelta(days=1), "scheduled"), ("hour_before", starts - timedelta(hours=1), "scheduled")}
+
+    # The day-before reminder fires for the participants, and expires when the meeting starts.
+    from linli_notifications.service_layer.handlers import fire_due_reminders
+
+    clock.advance(days=2, minutes=1)
+    with database.transaction() as s:
+        assert fire_due_reminders(s, clock, "Asia/Shanghai") == 1
+    with database.session() as s:
+        reminder_rows = s.execute(select(deliveries.c.user_id, deliveries.c.expires_at, deliveries.c.state)
+                                  .where(deliveries.c.source_type == "reminder.day_before")).all()
+    assert {r.user_id for r in reminder_rows} == {participant}
+    assert all(r.expires_at == starts for r in reminder_rows)
+
+    cancelled = bus.publish("meetings.meeting.cancelled", {**meeting, "revision": 2, "reason": "场地维修"})
+    wait(bus, cancelled)
+    assert inbox(database, cancelled.id) == {participant, follower}
+    with database.session() as s:
+        states = dict(s.execute(select(reminders.c.kind, reminders.c.state)).all())
+        pending_reminders = s.scalars(select(deliveries.c.state).where(
+            deliveries.c.source_type == "reminder.day_before")).all()
+    assert states == {"day_before": "fired", "hour_before": "cancelled"}
+    assert set(pending_reminders) <= {"expired", "suppressed"}
+
+
+def test_activity_registration_booking_and_code_rules(bus, database, clock):
+    person, organiser, provider = ids(3)
+    for who in (person, organiser, provider):
+        wait(bus, user(bus, who))
+    activity_id = str(uuid.uuid4())
+    starts = clock() + timedelta(days=2)
+    promoted = bus.publish("activities.registration.promoted", {
+        "registration_id": str(uuid.uuid4()), "activity_id": activity_id, "community_id": COMMUNITY,
+        "user_id": person, "title": "亲子运动会", "starts_at": starts.isoformat(), "party_size": 2,
+        "status": "confirmed"})
+    booking = bus.publish("activities.booking.confirmed", {
+        "booking_id": str(uuid.uuid4()), "offering_id": str(uuid.uuid4()), "service_name": "上门理发",
+        "community_id": COMMUNITY, "resident_id": person, "booked_by_id": organiser, "provider_id": provider,
+        "slot_start": starts.isoformat(), "slot_end": (starts + timedelta(hours=1)).isoformat(),
+        "door_to_door": True, "status": "confirmed"})
+    clock.now = clock.now.replace(hour=16)  # 00:00 in Shanghai: quiet hours
+    code = bus.publish("accounts.code.requested", {"phone": "+8613900139000", "code": "482913", "purpose": "login",
+                                                   "expires_at": (clock() + timedelta(minutes=5)).isoformat()},
+                       producer="gateway")
+    wait(bus, code)
+    wait(bus, booking)
+    assert inbox(database, promoted.id) == {person}
+    assert told(database, promoted.id) == {(person, "sms"): "pending", (person, "push"): "suppressed"}
+    assert inbox(database, booking.id) == {person, organiser}
+    with database.session() as s:
+        row = s.execute(select(deliveries).where(deliveries.c.source_type == "accounts.code.requested")).mappings().one()
+    # The code goes at once, whatever the hour, to the phone that asked.
+    assert (row["address"], row["state"], row["next_attempt_at"]) == ("+8613900139000", "pending", clock())
