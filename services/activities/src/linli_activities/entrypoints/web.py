@@ -11,6 +11,7 @@ from linli_activities.config import load_activities_config
 from linli_activities.definition import definition
 from linli_activities.domain.common import now_utc
 from linli_activities.entrypoints.activities_api import blp as activities_blueprint
+from linli_activities.entrypoints.care_api import blp as care_blueprint
 from linli_activities.entrypoints.places_api import blp as places_blueprint
 from linli_kit.db import Database
 from linli_kit.web import create_app as create_kit_app
@@ -23,7 +24,7 @@ def create_app(clock: Callable[[], datetime] = now_utc) -> Flask:
         settings,
         Database(settings.database_url),
         title="Linli activities",
-        blueprints=[activities_blueprint, places_blueprint],
+        blueprints=[activities_blueprint, places_blueprint, care_blueprint],
     )
     app.extensions["activities.clock"] = clock
     app.extensions["activities.config"] = load_activities_config()

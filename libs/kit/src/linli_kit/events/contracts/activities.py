@@ -78,5 +78,7 @@ for _type, _schema in {
     "activities.booking.requested": BookingChanged,
     "activities.booking.confirmed": BookingChanged,
     "activities.booking.completed": BookingChanged,
+    # Added (compatible): a resident or staff cancels a booking; the provider must know.
+    "activities.booking.cancelled": BookingChanged,
 }.items():
     CATALOGUE.register(_type, 1, _schema)

@@ -1,0 +1,392 @@
+"""HTTP API of mutual-aid groups (/groups), the talent pool (/talents), services for vulnerable
+residents (/offerings, /bookings) and residents needing support (/support)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from linli_activities.domain.care import PROVIDER_TYPES, SERVICE_KINDS, SKILLS, SUPPORT_NEEDS, BookingStatus
+from linli_activities.entrypoints.common import Redacted, plain, uow
+from linli_activities.service_layer import care
+from linli_kit.web import require_principal
+
+blp = Blueprint("care", __name__, url_prefix="/", description="Mutual aid, talents, services, support")
+
+BOOKING_STATUSES = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.CANCELLED)
+
+
+def _paged(pagination_parameters: Any, result: tuple[list, int]) -> list:
+    items, total = result
+    pagination_parameters.item_count = total
+    return items
+
+
+def _page(pagination_parameters: Any) -> dict[str, int]:
+    return {"offset": pagination_parameters.first_item, "limit": pagination_parameters.page_size}
+
+
+# --- schemas ----------------------------------------------------------------------------------------
+class GroupSchema(Schema):
+    id = fields.String(dump_only=True)
+    community_id = fields.UUID(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    purpose = fields.String(load_default="", validate=validate.Length(max=5000))
+    coordinator_id = fields.UUID(required=True)
+    active = fields.Boolean(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class CommunityFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+
+
+class MemberSchema(Schema):
+    id = fields.String(dump_only=True)
+    group_id = fields.String(dump_only=True)
+    user_id = fields.UUID(load_default=None)
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    joined_at = fields.AwareDateTime(dump_only=True)
+
+
+class HelpSchema(Schema):
+    id = fields.String(dump_only=True)
+    group_id = fields.String(dump_only=True)
+    helper_id = fields.UUID(load_default=None)
+    helped_id = fields.UUID(load_default=None)
+    helped_description = fields.String(load_default="", validate=validate.Length(max=300))
+    helped_on = fields.Date(required=True)
+    hours = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False, max=24))
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    recorded_by = fields.String(dump_only=True)
+    recorded_at = fields.AwareDateTime(dump_only=True)
+
+
+class TalentSchema(Schema):
+    id = fields.String(dump_only=True)
+    community_id = fields.UUID(load_default=None)
+    user_id = fields.UUID(load_default=None)
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    skills = fields.List(fields.String(validate=validate.OneOf(SKILLS)), required=True, validate=validate.Length(min=1))
+    availability = fields.String(load_default="", validate=validate.Length(max=500))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    contact_note = fields.String(
+        load_default="", allow_none=True, validate=validate.Length(max=500), metadata={"description": "staff only"}
+    )
+    active = fields.Boolean(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class TalentPatchSchema(Schema):
+    display_name = fields.String(validate=validate.Length(min=1, max=200))
+    skills = fields.List(fields.String(validate=validate.OneOf(SKILLS)), validate=validate.Length(min=1))
+    availability = fields.String(validate=validate.Length(max=500))
+    description = fields.String(validate=validate.Length(max=2000))
+    contact_note = fields.String(validate=validate.Length(max=500))
+    active = fields.Boolean()
+
+
+class TalentFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    skill = fields.String(load_default=None, validate=validate.OneOf(SKILLS))
+
+
+class MatchSchema(Schema):
+    id = fields.String(dump_only=True)
+    talent_id = fields.String(dump_only=True)
+    issue_id = fields.UUID(load_default=None)
+    booking_id = fields.UUID(load_default=None)
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    matched_by = fields.String(dump_only=True)
+    matched_at = fields.AwareDateTime(dump_only=True)
+
+    @validates_schema
+    def one_need(self, data: dict, **_kwargs: Any) -> None:
+        if (data.get("issue_id") is None) == (data.get("booking_id") is None):
+            raise ValidationError("give issue_id or booking_id", field_name="issue_id")
+
+
+class OfferingSchema(Schema):
+    id = fields.String(dump_only=True)
+    community_id = fields.UUID(required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(required=True, validate=validate.OneOf(SERVICE_KINDS))
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    post_id = fields.UUID(load_default=None, allow_none=True)
+    provider_type = fields.String(required=True, validate=validate.OneOf(PROVIDER_TYPES))
+    provider_id = fields.UUID(load_default=None, allow_none=True)
+    provider_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    at_post = fields.Boolean(load_default=True)
+    door_to_door = fields.Boolean(load_default=False)
+    active = fields.Boolean(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class OfferingFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    kind = fields.String(load_default=None, validate=validate.OneOf(SERVICE_KINDS))
+    door_to_door = fields.Boolean(load_default=None)
+
+
+class BookingSchema(Schema):
+    id = fields.String(dump_only=True)
+    offering_id = fields.UUID(required=True)
+    community_id = fields.String(dump_only=True)
+    resident_id = fields.UUID(load_default=None, metadata={"description": "staff booking for a resident"})
+    booked_by = fields.String(dump_only=True)
+    slot_start = fields.AwareDateTime(required=True)
+    slot_end = fields.AwareDateTime(required=True)
+    door_to_door = fields.Boolean(load_default=False)
+    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    status = fields.String(dump_only=True)
+    provider_talent_id = fields.String(dump_only=True, allow_none=True)
+    person_times = fields.Integer(dump_only=True)
+    completed_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    feedback_rating = fields.Integer(dump_only=True, allow_none=True)
+    feedback_comment = fields.String(dump_only=True, allow_none=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class BookingFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(BOOKING_STATUSES))
+
+
+class ConfirmSchema(Schema):
+    provider_talent_id = fields.UUID(load_default=None)
+
+
+class CompleteSchema(Schema):
+    person_times = fields.Integer(load_default=1, validate=validate.Range(min=1, max=500))
+
+
+class FeedbackSchema(Schema):
+    rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    comment = fields.String(load_default=None, validate=validate.Length(max=2000))
+
+
+class SupportSchema(Schema):
+    id = fields.String(dump_only=True)
+    community_id = fields.UUID(required=True)
+    resident_id = fields.UUID(load_default=None)
+    display_name = fields.String(load_default="", validate=validate.Length(max=200))
+    needs = fields.List(
+        fields.String(validate=validate.OneOf(SUPPORT_NEEDS)), required=True, validate=validate.Length(min=1)
+    )
+    address = fields.String(load_default="", validate=validate.Length(max=500))
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    active = fields.Boolean(dump_only=True)
+    recorded_by = fields.String(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+
+
+class SupportPatchSchema(Schema):
+    display_name = fields.String(validate=validate.Length(max=200))
+    needs = fields.List(fields.String(validate=validate.OneOf(SUPPORT_NEEDS)), validate=validate.Length(min=1))
+    address = fields.String(validate=validate.Length(max=500))
+    note = fields.String(validate=validate.Length(max=2000))
+    active = fields.Boolean()
+
+
+class SupportFilter(Schema):
+    community_id = fields.UUID(required=True)
+    need = fields.String(load_default=None, validate=validate.OneOf(SUPPORT_NEEDS))
+
+
+# --- mutual-aid groups ------------------------------------------------------------------------------
+@blp.route("/groups")
+class Groups(MethodView):
+    @blp.arguments(CommunityFilter, location="query")
+    @blp.response(200, GroupSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_groups(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(GroupSchema)
+    @blp.response(201, GroupSchema)
+    def post(self, body: dict) -> Any:
+        return care.create_group(uow(), require_principal(), **plain(body))
+
+
+@blp.route("/groups/<uuid:group_id>", methods=["GET"])
+@blp.response(200, GroupSchema)
+def group_by_id(group_id: Any) -> Any:
+    return care.get_group(uow(), require_principal(), str(group_id))
+
+
+@blp.route("/groups/<uuid:group_id>/members")
+class Members(MethodView):
+    @blp.response(200, MemberSchema(many=True))
+    @blp.paginate()
+    def get(self, group_id: Any, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_members(uow(), require_principal(), str(group_id), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(MemberSchema)
+    @blp.response(201, MemberSchema)
+    def post(self, body: dict, group_id: Any) -> Any:
+        return care.add_member(uow(), require_principal(), str(group_id), **plain(body))
+
+
+@blp.route("/groups/<uuid:group_id>/members/<uuid:user_id>", methods=["DELETE"])
+@blp.response(204)
+def remove_member(group_id: Any, user_id: Any) -> None:
+    care.remove_member(uow(), require_principal(), str(group_id), str(user_id))
+
+
+@blp.route("/groups/<uuid:group_id>/help")
+class Help(MethodView):
+    @blp.response(200, HelpSchema(many=True))
+    @blp.paginate()
+    def get(self, group_id: Any, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_help(uow(), require_principal(), str(group_id), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(HelpSchema)
+    @blp.response(201, HelpSchema)
+    def post(self, body: dict, group_id: Any) -> Any:
+        return care.log_help(uow(), require_principal(), str(group_id), **plain(body))
+
+
+# --- talents ------------------------------------------------------------------------------------------
+def _talent_as_seen(talent: Any, staff: bool) -> Any:
+    return talent if staff else Redacted(talent, "contact_note")
+
+
+@blp.route("/talents")
+class Talents(MethodView):
+    @blp.arguments(TalentFilter, location="query")
+    @blp.response(200, TalentSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        principal = require_principal()
+        items = _paged(
+            pagination_parameters, care.list_talents(uow(), principal, **plain(filters), **_page(pagination_parameters))
+        )
+        staff = care.sees_contacts(principal)
+        return [_talent_as_seen(t, staff or t.user_id == principal.user_id) for t in items]
+
+    @blp.arguments(TalentSchema)
+    @blp.response(201, TalentSchema)
+    def post(self, body: dict) -> Any:
+        values = plain(body)
+        values["contact_note"] = values.get("contact_note") or ""
+        return care.add_talent(uow(), require_principal(), **values)
+
+
+@blp.route("/talents/<uuid:talent_id>", methods=["PATCH"])
+@blp.arguments(TalentPatchSchema)
+@blp.response(200, TalentSchema)
+def update_talent(body: dict, talent_id: Any) -> Any:
+    return care.update_talent(uow(), require_principal(), str(talent_id), **plain(body))
+
+
+@blp.route("/talents/<uuid:talent_id>/matches", methods=["POST"])
+@blp.arguments(MatchSchema)
+@blp.response(201, MatchSchema)
+def match_talent(body: dict, talent_id: Any) -> Any:
+    return care.match_talent(uow(), require_principal(), str(talent_id), **plain(body))
+
+
+# --- offerings and bookings ----------------------------------------------------------------------------------
+@blp.route("/offerings")
+class Offerings(MethodView):
+    @blp.arguments(OfferingFilter, location="query")
+    @blp.response(200, OfferingSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_offerings(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(OfferingSchema)
+    @blp.response(201, OfferingSchema)
+    def post(self, body: dict) -> Any:
+        return care.create_offering(uow(), require_principal(), **plain(body))
+
+
+@blp.route("/bookings")
+class Bookings(MethodView):
+    @blp.arguments(BookingFilter, location="query")
+    @blp.response(200, BookingSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_bookings(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(BookingSchema)
+    @blp.response(201, BookingSchema)
+    def post(self, body: dict) -> Any:
+        return care.book(uow(), require_principal(), **plain(body))
+
+
+@blp.route("/bookings/<uuid:booking_id>", methods=["GET"])
+@blp.response(200, BookingSchema)
+def booking_by_id(booking_id: Any) -> Any:
+    return care.get_booking(uow(), require_principal(), str(booking_id))
+
+
+@blp.route("/bookings/<uuid:booking_id>/confirm", methods=["POST"])
+@blp.arguments(ConfirmSchema)
+@blp.response(200, BookingSchema)
+def confirm_booking(body: dict, booking_id: Any) -> Any:
+    return care.change_booking(uow(), require_principal(), str(booking_id), "confirm", **plain(body))
+
+
+@blp.route("/bookings/<uuid:booking_id>/complete", methods=["POST"])
+@blp.arguments(CompleteSchema)
+@blp.response(200, BookingSchema)
+def complete_booking(body: dict, booking_id: Any) -> Any:
+    return care.change_booking(uow(), require_principal(), str(booking_id), "complete", **body)
+
+
+@blp.route("/bookings/<uuid:booking_id>/cancel", methods=["POST"])
+@blp.response(200, BookingSchema)
+def cancel_booking(booking_id: Any) -> Any:
+    return care.change_booking(uow(), require_principal(), str(booking_id), "cancel")
+
+
+@blp.route("/bookings/<uuid:booking_id>/feedback", methods=["POST"])
+@blp.arguments(FeedbackSchema)
+@blp.response(200, BookingSchema)
+def booking_feedback(body: dict, booking_id: Any) -> Any:
+    return care.change_booking(uow(), require_principal(), str(booking_id), "feedback", **body)
+
+
+# --- residents needing support ---------------------------------------------------------------------------------
+@blp.route("/support")
+class Support(MethodView):
+    @blp.arguments(SupportFilter, location="query")
+    @blp.response(200, SupportSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_support(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(SupportSchema)
+    @blp.response(201, SupportSchema)
+    def post(self, body: dict) -> Any:
+        return care.flag_support(uow(), require_principal(), **plain(body))
+
+
+@blp.route("/support/<uuid:flag_id>", methods=["PATCH"])
+@blp.arguments(SupportPatchSchema)
+@blp.response(200, SupportSchema)
+def update_support(body: dict, flag_id: Any) -> Any:
+    return care.update_support(uow(), require_principal(), str(flag_id), **plain(body))

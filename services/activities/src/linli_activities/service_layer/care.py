@@ -1,0 +1,491 @@
+"""Use cases of mutual-aid groups, the talent pool, services for vulnerable residents and the
+residents flagged as needing support."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
+from linli_activities import SERVICE
+from linli_activities.domain.care import (
+    Booking,
+    BookingStatus,
+    GroupMember,
+    HelpLog,
+    MutualAidGroup,
+    ServiceOffering,
+    SupportFlag,
+    Talent,
+    TalentMatch,
+)
+from linli_activities.domain.places import ServicePost
+from linli_activities.service_layer import scope
+from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.events import Event, new_event
+
+
+def _get(uow: ActivitiesUnitOfWork, kind: type, obj_id: str, label: str) -> Any:
+    obj = uow.repo.get(kind, obj_id)
+    if obj is None:
+        raise NotFound(f"{label} {obj_id} not found")
+    return obj
+
+
+def _scoped(principal: Principal, column: Any, community_id: str | None, uow: ActivitiesUnitOfWork) -> list:
+    where: list[ColumnElement[bool]] = []
+    visible = scope.visible_communities(principal, column)
+    if visible is not None:
+        where.append(visible)
+    if community_id is not None:
+        scope.require_visible(uow, principal, community_id)
+        where.append(column == community_id)
+    return where
+
+
+def _own_community(principal: Principal, community_id: str | None) -> str:
+    """The community a resident acts in: the one named (if theirs) or their only one."""
+    if community_id is not None:
+        if community_id not in principal.community_ids:
+            raise Forbidden("you can only act in your own community")
+        return community_id
+    if not principal.community_ids:
+        raise Forbidden("your account belongs to no community")
+    return principal.community_ids[0]
+
+
+# --- mutual-aid groups ---------------------------------------------------------------------------------
+def create_group(uow: ActivitiesUnitOfWork, principal: Principal, **values: Any) -> MutualAidGroup:
+    with uow:
+        scope.require_staff_of(uow, principal, values["community_id"])
+        existing = uow.repo.all(
+            MutualAidGroup,
+            [MutualAidGroup.community_id == values["community_id"], MutualAidGroup.name == values["name"]],
+        )
+        if existing:
+            raise Conflict("the community already has a group of that name", fields={"name": ["already exists"]})
+        group = MutualAidGroup(created_at=uow.clock(), **values)
+        uow.repo.add(group)
+        uow.commit()
+        return group
+
+
+def list_groups(
+    uow: ActivitiesUnitOfWork, principal: Principal, *, community_id: str | None, offset: int, limit: int
+) -> tuple[list[MutualAidGroup], int]:
+    with uow:
+        where = _scoped(principal, MutualAidGroup.community_id, community_id, uow)
+        return uow.repo.page(
+            MutualAidGroup, where, [MutualAidGroup.name, MutualAidGroup.id], offset=offset, limit=limit
+        )
+
+
+def get_group(uow: ActivitiesUnitOfWork, principal: Principal, group_id: str) -> MutualAidGroup:
+    with uow:
+        group = _get(uow, MutualAidGroup, group_id, "group")
+        scope.require_visible(uow, principal, group.community_id)
+        return group
+
+
+def _may_run(uow: ActivitiesUnitOfWork, principal: Principal, group: MutualAidGroup) -> bool:
+    return principal.user_id == group.coordinator_id or scope.is_staff_of(uow, principal, group.community_id)
+
+
+def add_member(
+    uow: ActivitiesUnitOfWork, principal: Principal, group_id: str, *, user_id: str | None, display_name: str
+) -> GroupMember:
+    """Staff and the coordinator add anyone of the community; a resident may join by themselves."""
+    with uow:
+        group = _get(uow, MutualAidGroup, group_id, "group")
+        user = user_id or principal.user_id
+        if user == principal.user_id and not _may_run(uow, principal, group):
+            if group.community_id not in principal.community_ids:
+                raise Forbidden("only residents of the group's community may join it")
+        elif not _may_run(uow, principal, group):
+            raise Forbidden("only the coordinator or staff add other members")
+        if uow.repo.all(GroupMember, [GroupMember.group_id == group.id, GroupMember.user_id == user]):
+            raise Conflict("already a member", fields={"user_id": ["already a member"]})
+        member = GroupMember(group_id=group.id, user_id=user, display_name=display_name, joined_at=uow.clock())
+        uow.repo.add(member)
+        uow.commit()
+        return member
+
+
+def remove_member(uow: ActivitiesUnitOfWork, principal: Principal, group_id: str, user_id: str) -> None:
+    with uow:
+        group = _get(uow, MutualAidGroup, group_id, "group")
+        if user_id != principal.user_id and not _may_run(uow, principal, group):
+            raise Forbidden("only the coordinator or staff remove other members")
+        found = uow.repo.all(GroupMember, [GroupMember.group_id == group.id, GroupMember.user_id == user_id])
+        if not found:
+            raise NotFound("not a member of this group")
+        uow.session.delete(found[0])
+        uow.commit()
+
+
+def list_members(
+    uow: ActivitiesUnitOfWork, principal: Principal, group_id: str, *, offset: int, limit: int
+) -> tuple[list[GroupMember], int]:
+    with uow:
+        group = _get(uow, MutualAidGroup, group_id, "group")
+        scope.require_visible(uow, principal, group.community_id)
+        return uow.repo.page(
+            GroupMember,
+            [GroupMember.group_id == group.id],
+            [GroupMember.joined_at, GroupMember.id],
+            offset=offset,
+            limit=limit,
+        )
+
+
+def log_help(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    group_id: str,
+    *,
+    helper_id: str | None,
+    hours: float,
+    helped_on: date,
+    helped_id: str | None = None,
+    helped_description: str = "",
+    note: str = "",
+) -> HelpLog:
+    """A member logs their own help; the coordinator and staff log anyone's."""
+    with uow:
+        group = _get(uow, MutualAidGroup, group_id, "group")
+        helper = helper_id or principal.user_id
+        runs_it = _may_run(uow, principal, group)
+        is_member = bool(uow.repo.all(GroupMember, [GroupMember.group_id == group.id, GroupMember.user_id == helper]))
+        if helper != principal.user_id and not runs_it:
+            raise Forbidden("members log their own help; the coordinator and staff log anyone's")
+        if helper == principal.user_id and not (is_member or runs_it):
+            raise Forbidden("only members of the group log help in it")
+        if helper != principal.user_id and not is_member and helper != group.coordinator_id:
+            raise Invalid("the helper is not a member of this group", fields={"helper_id": ["not a member"]})
+        entry = HelpLog(
+            group_id=group.id,
+            community_id=group.community_id,
+            helper_id=helper,
+            helped_id=helped_id,
+            helped_description=helped_description,
+            helped_on=helped_on,
+            hours=hours,
+            note=note,
+            recorded_by=principal.user_id,
+            recorded_at=uow.clock(),
+        )
+        uow.repo.add(entry)
+        uow.commit()
+        return entry
+
+
+def list_help(
+    uow: ActivitiesUnitOfWork, principal: Principal, group_id: str, *, offset: int, limit: int
+) -> tuple[list[HelpLog], int]:
+    """Who was helped is personal: the coordinator and staff see the log."""
+    with uow:
+        group = _get(uow, MutualAidGroup, group_id, "group")
+        if not _may_run(uow, principal, group):
+            raise Forbidden("the help log is seen by the coordinator and staff")
+        return uow.repo.page(
+            HelpLog, [HelpLog.group_id == group.id], [HelpLog.helped_on.desc(), HelpLog.id], offset=offset, limit=limit
+        )
+
+
+# --- the talent pool ----------------------------------------------------------------------------------------
+def add_talent(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    community_id: str | None = None,
+    user_id: str | None = None,
+    **values: Any,
+) -> Talent:
+    """A resident volunteers a skill; staff may enter one for a resident."""
+    with uow:
+        user = user_id or principal.user_id
+        if user != principal.user_id:
+            if community_id is None:
+                raise Invalid("name the resident's community", fields={"community_id": ["required"]})
+            scope.require_staff_of(uow, principal, community_id)
+        elif community_id is None or not scope.is_staff_of(uow, principal, community_id):
+            community_id = _own_community(principal, community_id)
+        if uow.repo.all(Talent, [Talent.community_id == community_id, Talent.user_id == user]):
+            raise Conflict(
+                "already in the talent pool; change the entry instead", fields={"user_id": ["already listed"]}
+            )
+        talent = Talent(community_id=community_id, user_id=user, created_at=uow.clock(), **values)
+        uow.repo.add(talent)
+        uow.commit()
+        return talent
+
+
+def update_talent(uow: ActivitiesUnitOfWork, principal: Principal, talent_id: str, **changes: Any) -> Talent:
+    with uow:
+        talent = _get(uow, Talent, talent_id, "talent")
+        if talent.user_id != principal.user_id:
+            scope.require_staff_of(uow, principal, talent.community_id)
+        for name, value in changes.items():
+            setattr(talent, name, value)
+        talent.check()
+        uow.commit()
+        return talent
+
+
+def list_talents(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    community_id: str | None,
+    skill: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Talent], int]:
+    with uow:
+        where = _scoped(principal, Talent.community_id, community_id, uow)
+        where.append(Talent.active.is_(True))
+        if skill is not None:
+            where.append(Talent.skills.like(f"%,{skill},%"))
+        return uow.repo.page(Talent, where, [Talent.display_name, Talent.id], offset=offset, limit=limit)
+
+
+def sees_contacts(principal: Principal) -> bool:
+    """Contact details of talents are for staff only (their scope is applied to the list itself)."""
+    return principal.role in scope.STAFF
+
+
+def match_talent(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    talent_id: str,
+    *,
+    issue_id: str | None = None,
+    booking_id: str | None = None,
+    note: str = "",
+) -> TalentMatch:
+    """Staff put a talent in touch with a need; matched to a booking, the talent becomes its provider."""
+    with uow:
+        talent = _get(uow, Talent, talent_id, "talent")
+        scope.require_staff_of(uow, principal, talent.community_id)
+        match = TalentMatch(
+            talent_id=talent.id,
+            community_id=talent.community_id,
+            issue_id=issue_id,
+            booking_id=booking_id,
+            note=note,
+            matched_by=principal.user_id,
+            matched_at=uow.clock(),
+        )
+        if booking_id is not None:
+            booking = _get(uow, Booking, booking_id, "booking")
+            scope.require_staff_of(uow, principal, booking.community_id)
+            if booking.status in (BookingStatus.COMPLETED, BookingStatus.CANCELLED):
+                raise Conflict(f"booking is {booking.status}")
+            booking.provider_talent_id = talent.id
+        uow.repo.add(match)
+        uow.commit()
+        return match
+
+
+# --- service offerings and bookings ---------------------------------------------------------------------
+def create_offering(uow: ActivitiesUnitOfWork, principal: Principal, **values: Any) -> ServiceOffering:
+    with uow:
+        scope.require_staff_of(uow, principal, values["community_id"])
+        if values.get("post_id") is not None and uow.repo.get(ServicePost, values["post_id"]) is None:
+            raise Invalid("unknown service post", fields={"post_id": ["no such service post"]})
+        provider = values.get("provider_id")
+        kind = {"talent": Talent, "group": MutualAidGroup}.get(values.get("provider_type", ""))
+        if kind is not None and provider is not None and uow.repo.get(kind, provider) is None:
+            raise Invalid(f"unknown {values['provider_type']}", fields={"provider_id": ["not found"]})
+        offering = ServiceOffering(created_at=uow.clock(), **values)
+        uow.repo.add(offering)
+        uow.commit()
+        return offering
+
+
+def list_offerings(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    community_id: str | None,
+    kind: str | None,
+    door_to_door: bool | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[ServiceOffering], int]:
+    with uow:
+        where = _scoped(principal, ServiceOffering.community_id, community_id, uow)
+        where.append(ServiceOffering.active.is_(True))
+        if kind is not None:
+            where.append(ServiceOffering.kind == kind)
+        if door_to_door is not None:
+            where.append(ServiceOffering.door_to_door.is_(door_to_door))
+        return uow.repo.page(
+            ServiceOffering, where, [ServiceOffering.name, ServiceOffering.id], offset=offset, limit=limit
+        )
+
+
+def _booking_event(event_type: str, booking: Booking, offering: ServiceOffering) -> Event:
+    return new_event(
+        event_type,
+        {
+            "booking_id": booking.id,
+            "offering_id": offering.id,
+            "service_name": offering.name,
+            "community_id": booking.community_id,
+            "resident_id": booking.resident_id,
+            "booked_by_id": booking.booked_by,
+            "provider_id": booking.provider_talent_id,
+            "slot_start": booking.slot_start,
+            "slot_end": booking.slot_end,
+            "door_to_door": booking.door_to_door,
+            "status": booking.status,
+        },
+        producer=SERVICE,
+        community_id=booking.community_id,
+    )
+
+
+def book(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    offering_id: str,
+    resident_id: str | None,
+    slot_start: datetime,
+    slot_end: datetime,
+    door_to_door: bool,
+    address: str | None,
+    note: str,
+) -> Booking:
+    """A resident books for themselves; staff book for residents (who may have no phone at all)."""
+    with uow:
+        offering = _get(uow, ServiceOffering, offering_id, "service offering")
+        resident = resident_id or principal.user_id
+        if resident != principal.user_id:
+            scope.require_staff_of(uow, principal, offering.community_id)
+        elif offering.community_id not in principal.community_ids and not scope.is_staff_of(
+            uow, principal, offering.community_id
+        ):
+            raise Forbidden("this service is offered to another community")
+        booking = Booking.request(
+            offering,
+            resident_id=resident,
+            booked_by=principal.user_id,
+            slot_start=slot_start,
+            slot_end=slot_end,
+            door_to_door=door_to_door,
+            address=address,
+            note=note,
+            created_at=uow.clock(),
+        )
+        uow.repo.add(booking)
+        uow.publish(_booking_event("activities.booking.requested", booking, offering))
+        uow.commit()
+        return booking
+
+
+def _booking_for(uow: ActivitiesUnitOfWork, principal: Principal, booking_id: str, *, staff_only: bool) -> Booking:
+    booking = _get(uow, Booking, booking_id, "booking")
+    is_staff = scope.is_staff_of(uow, principal, booking.community_id)
+    if staff_only and not is_staff:
+        raise Forbidden("only staff of the community do this")
+    if not is_staff and booking.resident_id != principal.user_id:
+        raise Forbidden("not your booking")
+    return booking
+
+
+def get_booking(uow: ActivitiesUnitOfWork, principal: Principal, booking_id: str) -> Booking:
+    with uow:
+        return _booking_for(uow, principal, booking_id, staff_only=False)
+
+
+def list_bookings(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    community_id: str | None,
+    status: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[Booking], int]:
+    """Staff see the bookings of their communities; a resident sees their own."""
+    with uow:
+        if principal.role in scope.STAFF:
+            where = _scoped(principal, Booking.community_id, community_id, uow)
+        else:
+            where = [Booking.resident_id == principal.user_id]
+        if status is not None:
+            where.append(Booking.status == status)
+        return uow.repo.page(Booking, where, [Booking.slot_start, Booking.id], offset=offset, limit=limit)
+
+
+def change_booking(
+    uow: ActivitiesUnitOfWork, principal: Principal, booking_id: str, action: str, **values: Any
+) -> Booking:
+    """confirm / complete (staff), cancel / feedback (the resident or staff)."""
+    with uow:
+        booking = _booking_for(uow, principal, booking_id, staff_only=action in ("confirm", "complete"))
+        offering = _get(uow, ServiceOffering, booking.offering_id, "service offering")
+        event_type = None
+        if action == "confirm":
+            provider = values.get("provider_talent_id")
+            if provider is not None and uow.repo.get(Talent, provider) is None:
+                raise Invalid("unknown talent", fields={"provider_talent_id": ["not found"]})
+            booking.confirm(provider)
+            event_type = "activities.booking.confirmed"
+        elif action == "complete":
+            booking.complete(values.get("person_times") or 1, uow.clock())
+            event_type = "activities.booking.completed"
+        elif action == "cancel":
+            booking.cancel()
+            event_type = "activities.booking.cancelled"
+        elif action == "feedback":
+            if booking.resident_id != principal.user_id and principal.role == Role.RESIDENT:
+                raise Forbidden("feedback comes from the resident served")
+            booking.give_feedback(values["rating"], values.get("comment"))
+        if event_type is not None:
+            uow.publish(_booking_event(event_type, booking, offering))
+        uow.commit()
+        return booking
+
+
+# --- residents needing support ----------------------------------------------------------------------------
+def _require_community_staff(principal: Principal, community_id: str) -> None:
+    """Stricter than other staff rights: only the community's own staff, who visit these residents."""
+    if principal.role != Role.COMMUNITY_STAFF or community_id not in principal.community_ids:
+        raise Forbidden("residents needing support are seen only by the staff of their community")
+
+
+def flag_support(uow: ActivitiesUnitOfWork, principal: Principal, **values: Any) -> SupportFlag:
+    _require_community_staff(principal, values["community_id"])
+    with uow:
+        flag = SupportFlag(recorded_by=principal.user_id, created_at=uow.clock(), **values)
+        uow.repo.add(flag)
+        uow.commit()
+        return flag
+
+
+def update_support(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str, **changes: Any) -> SupportFlag:
+    with uow:
+        flag = _get(uow, SupportFlag, flag_id, "support record")
+        _require_community_staff(principal, flag.community_id)
+        for name, value in changes.items():
+            setattr(flag, name, value)
+        flag.check()
+        uow.commit()
+        return flag
+
+
+def list_support(
+    uow: ActivitiesUnitOfWork, principal: Principal, *, community_id: str, need: str | None, offset: int, limit: int
+) -> tuple[list[SupportFlag], int]:
+    _require_community_staff(principal, community_id)
+    with uow:
+        where: list[ColumnElement[bool]] = [SupportFlag.community_id == community_id, SupportFlag.active.is_(True)]
+        if need is not None:
+            where.append(SupportFlag.needs.like(f"%,{need},%"))
+        return uow.repo.page(SupportFlag, where, [SupportFlag.display_name, SupportFlag.id], offset=offset, limit=limit)
