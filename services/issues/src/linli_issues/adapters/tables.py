@@ -1,9 +1,149 @@
-"""The issues service's own database schema."""
+"""The issues service's own database schema, and the mapping of the domain objects onto it."""
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import registry
 
+from linli_issues.domain.model import Category, Issue, TimelineEntry
 from linli_kit.tables import add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
+
+When = DateTime(timezone=True)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("default_tier", String(20), nullable=False),
+    Column("responsible_body", String(40), nullable=False),
+    Column("deadline_hours", JSON, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("position", Integer, nullable=False, default=0),
+)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("compound_id", String(36), nullable=True),
+    Column("building", String(100), nullable=True),
+    Column("address", String(300), nullable=True),
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("category", String(80), ForeignKey("categories.key"), nullable=False),
+    Column("urgency", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("tier", String(20), nullable=False),
+    Column("reporter_id", String(36), nullable=False),
+    Column("reported_by", String(36), nullable=True),
+    Column("channel", String(20), nullable=False),
+    Column("client_name", String(100), nullable=True),
+    Column("anonymous", Boolean, nullable=False, default=False),
+    Column("assignee_type", String(40), nullable=True),
+    Column("assignee_id", String(36), nullable=True),
+    Column("supporter_count", Integer, nullable=False, default=0),
+    Column("consultation_count", Integer, nullable=False, default=0),
+    Column("duplicate_of", String(36), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("resolution_plan", Text, nullable=True),
+    Column("resolution_summary", Text, nullable=True),
+    Column("rating", Integer, nullable=True),
+    Column("rating_comment", Text, nullable=True),
+    Column("created_at", When, nullable=False),
+    Column("due_at", When, nullable=True),
+    Column("accepted_at", When, nullable=True),
+    Column("resolved_at", When, nullable=True),
+    Column("closed_at", When, nullable=True),
+    Column("overdue_at", When, nullable=True),
+    Column("updated_at", When, nullable=True),
+    Column("revision", Integer, nullable=False),
+)
+# Lists and statistics always filter by community (or a street's communities) and time.
+Index("ix_issues_community_created", issues.c.community_id, issues.c.created_at)
+Index("ix_issues_created", issues.c.created_at)
+Index("ix_issues_resolved", issues.c.resolved_at)
+Index("ix_issues_accepted", issues.c.accepted_at)
+Index("ix_issues_closed", issues.c.closed_at)
+Index("ix_issues_status_due", issues.c.status, issues.c.due_at)
+Index("ix_issues_assignee", issues.c.assignee_id)
+Index("ix_issues_reporter", issues.c.reporter_id)
+
+issue_updates = Table(
+    "issue_updates",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("issue_id", String(36), ForeignKey("issues.id"), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("body", Text, nullable=True),
+    Column("internal", Boolean, nullable=False, default=False),
+    Column("author_id", String(36), nullable=True),
+    Column("data", JSON, nullable=False),
+    Column("created_at", When, nullable=False),
+)
+Index("ix_issue_updates_issue_created", issue_updates.c.issue_id, issue_updates.c.created_at)
+Index("ix_issue_updates_created", issue_updates.c.created_at)
+
+supporters = Table(
+    "issue_supporters",
+    metadata,
+    Column("issue_id", String(36), ForeignKey("issues.id"), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("created_at", When, nullable=False),
+    PrimaryKeyConstraint("issue_id", "user_id", name="pk_issue_supporters"),
+)
+
+# The meetings that put an issue on their agenda: its consultation history.
+issue_meetings = Table(
+    "issue_meetings",
+    metadata,
+    Column("issue_id", String(36), ForeignKey("issues.id"), nullable=False),
+    Column("meeting_id", String(36), nullable=False),
+    Column("community_id", String(36), nullable=False),
+    Column("meeting_type", String(40), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("starts_at", When, nullable=False),
+    Column("status", String(20), nullable=False),  # scheduled | cancelled | concluded
+    Column("concluded_at", When, nullable=True),
+    Column("meeting_revision", Integer, nullable=False),
+    Column("linked_at", When, nullable=False),
+    PrimaryKeyConstraint("issue_id", "meeting_id", name="pk_issue_meetings"),
+)
+Index("ix_issue_meetings_meeting", issue_meetings.c.meeting_id)
+Index("ix_issue_meetings_community_concluded", issue_meetings.c.community_id, issue_meetings.c.concluded_at)
+
+photos = Table(
+    "issue_photos",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("issue_id", String(36), ForeignKey("issues.id"), nullable=False, index=True),
+    Column("content_type", String(40), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("file_name", String(100), nullable=False),  # under <data_dir>/photos
+    Column("uploaded_by", String(36), nullable=False),
+    Column("created_at", When, nullable=False),
+)
+
+mapper_registry = registry()
+mapper_registry.map_imperatively(Category, categories)
+mapper_registry.map_imperatively(Issue, issues)
+mapper_registry.map_imperatively(TimelineEntry, issue_updates)

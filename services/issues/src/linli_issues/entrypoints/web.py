@@ -1,12 +1,24 @@
 """The web process: `gunicorn 'linli_issues.entrypoints.web:create_app()'`."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
 from flask import Flask
 
 from linli_issues.definition import definition
+from linli_issues.entrypoints.issues_api import blp as issues_blueprint
+from linli_issues.entrypoints.open311 import blp as open311_blueprint
+from linli_issues.service_layer.issues import utc_now
 from linli_kit.db import Database
 from linli_kit.web import create_app as create_kit_app
 
 
-def create_app() -> Flask:
+def create_app(clock: Callable[[], datetime] = utc_now) -> Flask:
+    """The app; `clock` is the time the use cases see (tests move it instead of waiting)."""
     settings = definition.settings()
-    return create_kit_app(settings, Database(settings.database_url), title="Linli issues")
+    app = create_kit_app(settings, Database(settings.database_url), title="Linli issues", blueprints=[issues_blueprint])
+    app.extensions["linli.issues.clock"] = clock
+    app.register_blueprint(open311_blueprint)
+    return app

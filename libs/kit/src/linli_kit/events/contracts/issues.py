@@ -27,11 +27,16 @@ class IssueSnapshot(EventSchema):
     supporter_count = fields.Integer(load_default=0)
     due_at = when(required=False)
     actor_id = uuid(required=False)  # who made this change; null for the system (timers, events)
+    # Added (optional): meetings held on the issue, and the residents who support it, so that
+    # consumers can tell the supporters of progress without asking the issues service.
+    consultation_count = fields.Integer(load_default=0)
+    supporter_ids = fields.List(fields.UUID(), load_default=list)
     revision = fields.Integer(required=True, validate=validate.Range(min=1))
 
 
 class IssueReported(IssueSnapshot):
     anonymous = fields.Boolean(load_default=False)
+    channel = text(20, required=False)  # app | phone | doorstep | open311 (added, optional)
 
 
 class IssueStatusChanged(IssueSnapshot):

@@ -1,0 +1,250 @@
+"""Issues, their timelines, supporters, meetings and photos in the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, asc, desc, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from linli_issues.adapters.tables import issue_meetings, photos, replica, supporters
+from linli_issues.domain.model import DONE_STATUSES, Category, Issue, TimelineEntry
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which issues a caller may see, as a filter: None for a field means no limit on it."""
+
+    everything: bool = False
+    community_ids: tuple[str, ...] | None = None
+    street_id: str | None = None
+    assignee_id: str | None = None
+
+    def clause(self) -> Any:
+        if self.everything:
+            return None
+        parts = []
+        if self.community_ids is not None:
+            parts.append(Issue.community_id.in_(self.community_ids))
+        if self.street_id is not None:
+            parts.append(Issue.community_id.in_(_communities_of_street(self.street_id)))
+        if self.assignee_id is not None:
+            parts.append(Issue.assignee_id == self.assignee_id)
+        return or_(*parts) if parts else Issue.id.is_(None)
+
+
+def _communities_of_street(street_id: str) -> Select:
+    return select(replica.communities.c.community_id).where(replica.communities.c.street_id == street_id)
+
+
+SORTS = {
+    "created_at": Issue.created_at,
+    "updated_at": Issue.updated_at,
+    "due_at": Issue.due_at,
+    "supporter_count": Issue.supporter_count,
+    "urgency": Issue.urgency,
+    "consultation_count": Issue.consultation_count,
+}
+
+
+class IssueRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- categories ---------------------------------------------------------------------------
+    def categories(self, *, include_inactive: bool = False) -> list[Category]:
+        query = select(Category).order_by(Category.position, Category.key)
+        if not include_inactive:
+            query = query.where(Category.active.is_(True))
+        return list(self.session.scalars(query))
+
+    def category(self, key: str) -> Category | None:
+        return self.session.get(Category, key)
+
+    def add(self, thing: Issue | Category | TimelineEntry) -> None:
+        self.session.add(thing)
+
+    # --- issues ---------------------------------------------------------------------------------
+    def get(self, issue_id: str, *, for_update: bool = False) -> Issue | None:
+        if for_update:
+            return self.session.scalars(select(Issue).where(Issue.id == issue_id).with_for_update()).first()
+        return self.session.get(Issue, issue_id)
+
+    def list(
+        self,
+        scope: Scope,
+        *,
+        offset: int,
+        limit: int,
+        filters: dict[str, Any],
+        now: datetime,
+        sort: str = "-created_at",
+    ) -> tuple[list[Issue], int]:
+        query = select(Issue)
+        clause = scope.clause()
+        if clause is not None:
+            query = query.where(clause)
+        for name in ("community_id", "status", "tier", "category", "urgency", "assignee_type", "assignee_id"):
+            value = filters.get(name)
+            if value:
+                column = getattr(Issue, name)
+                query = query.where(column.in_(value) if isinstance(value, list | tuple) else column == value)
+        if filters.get("street_id"):
+            query = query.where(Issue.community_id.in_(_communities_of_street(filters["street_id"])))
+        if filters.get("reporter_id"):
+            query = query.where(Issue.reporter_id == filters["reporter_id"])
+        if filters.get("overdue") is not None:
+            overdue = and_(Issue.status.not_in(DONE_STATUSES), Issue.due_at <= now)
+            query = query.where(overdue if filters["overdue"] else ~overdue)
+        if filters.get("q"):
+            pattern = f"%{filters['q'].lower()}%"
+            query = query.where(or_(func.lower(Issue.title).like(pattern), func.lower(Issue.description).like(pattern)))
+        if filters.get("created_from"):
+            query = query.where(Issue.created_at >= filters["created_from"])
+        if filters.get("created_to"):
+            query = query.where(Issue.created_at < filters["created_to"])
+        total = self.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+        descending = sort.startswith("-")
+        column = SORTS[sort.lstrip("-")]
+        order = desc(column).nulls_last() if descending else asc(column).nulls_last()
+        rows = self.session.scalars(query.order_by(order, Issue.id).offset(offset).limit(limit))
+        return list(rows), total
+
+    def overdue(self, now: datetime, limit: int = 500) -> list[Issue]:
+        """Open issues past their deadline, locked so two workers never escalate one twice."""
+        query = (
+            select(Issue)
+            .where(Issue.status.not_in(DONE_STATUSES), Issue.due_at <= now)
+            .where(or_(Issue.overdue_at.is_(None), Issue.tier != "city"))
+            .order_by(Issue.due_at)
+            .limit(limit)
+        )
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
+
+    def resolved_before(self, cutoff: datetime, limit: int = 500) -> list[Issue]:
+        query = select(Issue).where(Issue.status == "resolved", Issue.resolved_at <= cutoff).limit(limit)
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
+
+    def candidates_for_similarity(self, community_id: str, limit: int = 300) -> list[Issue]:
+        """Recent open issues of a community; the few hundred a resident could be duplicating."""
+        query = (
+            select(Issue)
+            .where(Issue.community_id == community_id, Issue.status.not_in(("rejected", "duplicate", "closed")))
+            .order_by(Issue.created_at.desc())
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
+    # --- timeline ---------------------------------------------------------------------------------
+    def timeline(self, issue_id: str, *, include_internal: bool) -> list[TimelineEntry]:
+        query = select(TimelineEntry).where(TimelineEntry.issue_id == issue_id)
+        if not include_internal:
+            query = query.where(TimelineEntry.internal.is_(False))
+        return list(self.session.scalars(query.order_by(TimelineEntry.created_at, TimelineEntry.id)))
+
+    def public_updates(
+        self, *, since: datetime | None, until: datetime | None, issue_ids: list[str] | None, limit: int
+    ) -> list[TimelineEntry]:
+        query = select(TimelineEntry).where(
+            TimelineEntry.internal.is_(False), TimelineEntry.kind.in_(("report", "status", "reply", "escalation"))
+        )
+        if since is not None:
+            query = query.where(TimelineEntry.created_at >= since)
+        if until is not None:
+            query = query.where(TimelineEntry.created_at <= until)
+        if issue_ids:
+            query = query.where(TimelineEntry.issue_id.in_(issue_ids))
+        return list(self.session.scalars(query.order_by(TimelineEntry.created_at.desc()).limit(limit)))
+
+    # --- supporters ---------------------------------------------------------------------------------
+    def is_supporter(self, issue_id: str, user_id: str) -> bool:
+        found = self.session.scalar(
+            select(supporters.c.user_id).where(supporters.c.issue_id == issue_id, supporters.c.user_id == user_id)
+        )
+        return found is not None
+
+    def add_supporter(self, issue_id: str, user_id: str, now: datetime) -> None:
+        self.session.execute(insert(supporters).values(issue_id=issue_id, user_id=user_id, created_at=now))
+
+    def supporter_ids(self, issue_id: str) -> list[str]:
+        return list(self.session.scalars(select(supporters.c.user_id).where(supporters.c.issue_id == issue_id)))
+
+    # --- meetings -------------------------------------------------------------------------------------
+    def meeting_link(self, issue_id: str, meeting_id: str) -> dict[str, Any] | None:
+        row = self.session.execute(
+            select(issue_meetings).where(
+                issue_meetings.c.issue_id == issue_id, issue_meetings.c.meeting_id == meeting_id
+            )
+        ).first()
+        return dict(row._mapping) if row else None
+
+    def add_meeting_link(self, **values: Any) -> None:
+        self.session.execute(insert(issue_meetings).values(**values))
+
+    def update_meeting_link(self, issue_id: str, meeting_id: str, **values: Any) -> None:
+        self.session.execute(
+            update(issue_meetings)
+            .where(issue_meetings.c.issue_id == issue_id, issue_meetings.c.meeting_id == meeting_id)
+            .values(**values)
+        )
+
+    def meeting_links_of_meeting(self, meeting_id: str) -> list[dict[str, Any]]:
+        rows = self.session.execute(select(issue_meetings).where(issue_meetings.c.meeting_id == meeting_id))
+        return [dict(r._mapping) for r in rows]
+
+    def meetings_of(self, issue_id: str) -> list[dict[str, Any]]:
+        rows = self.session.execute(
+            select(issue_meetings).where(issue_meetings.c.issue_id == issue_id).order_by(issue_meetings.c.starts_at)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    def count_consultations(self, issue_id: str) -> int:
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(issue_meetings)
+                .where(issue_meetings.c.issue_id == issue_id, issue_meetings.c.status != "cancelled")
+            )
+            or 0
+        )
+
+    # --- photos ----------------------------------------------------------------------------------------
+    def add_photo(self, **values: Any) -> None:
+        self.session.execute(insert(photos).values(**values))
+
+    def photos_of(self, issue_id: str) -> list[dict[str, Any]]:
+        rows = self.session.execute(select(photos).where(photos.c.issue_id == issue_id).order_by(photos.c.created_at))
+        return [dict(r._mapping) for r in rows]
+
+    def photo(self, issue_id: str, photo_id: str) -> dict[str, Any] | None:
+        row = self.session.execute(select(photos).where(photos.c.issue_id == issue_id, photos.c.id == photo_id)).first()
+        return dict(row._mapping) if row else None
+
+    # --- directory replica -------------------------------------------------------------------------------
+    def street_of(self, community_id: str) -> str | None:
+        return self.session.scalar(
+            select(replica.communities.c.street_id).where(replica.communities.c.community_id == community_id)
+        )
+
+    def community_exists(self, community_id: str) -> bool:
+        return self.street_of(community_id) is not None
+
+    def compound(self, compound_id: str) -> dict[str, Any] | None:
+        row = self.session.execute(
+            select(replica.compounds).where(replica.compounds.c.compound_id == compound_id)
+        ).first()
+        return dict(row._mapping) if row else None
+
+    def compounds_in(self, community_ids: list[str] | None, street_id: str | None) -> list[dict[str, Any]]:
+        query = select(replica.compounds).where(replica.compounds.c.latitude.is_not(None))
+        if community_ids is not None:
+            query = query.where(replica.compounds.c.community_id.in_(community_ids))
+        if street_id is not None:
+            query = query.where(replica.compounds.c.community_id.in_(_communities_of_street(street_id)))
+        return [dict(r._mapping) for r in self.session.execute(query)]

@@ -1,0 +1,279 @@
+"""Issues as the platform understands them: lifecycle, tiers, deadlines. Plain Python, no framework.
+
+An issue moves through explicit states; every change bumps `revision` so that consumers of the
+published snapshots can ignore an older one that arrives late.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from linli_kit.errors import Conflict, Invalid
+
+STATUSES = ("reported", "accepted", "rejected", "duplicate", "deliberating", "resolving", "resolved", "closed")
+TIERS = ("compound", "community", "street", "city")
+URGENCIES = ("low", "normal", "high", "urgent")
+BODIES = ("property_company", "owners_committee", "community", "bureau")
+CHANNELS = ("app", "phone", "doorstep", "open311")
+# Finished issues: no deadline runs, nothing escalates.
+FINAL_STATUSES = frozenset({"rejected", "duplicate", "closed"})
+DONE_STATUSES = FINAL_STATUSES | {"resolved"}
+
+# The legal moves of the lifecycle. Reopening goes back to "accepted": the issue is handled again.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "reported": frozenset({"accepted", "rejected", "duplicate", "deliberating"}),
+    "accepted": frozenset({"deliberating", "resolving", "resolved"}),
+    "deliberating": frozenset({"resolving", "resolved"}),
+    "resolving": frozenset({"deliberating", "resolved"}),
+    "resolved": frozenset({"closed", "accepted"}),
+    "closed": frozenset({"accepted"}),
+    "rejected": frozenset(),
+    "duplicate": frozenset(),
+}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+_last_v7 = (0, 0)  # (milliseconds, counter) of the last id made here
+
+
+def sortable_id() -> str:
+    """A UUIDv7 (RFC 9562): ids made later sort later, so same-instant timeline entries keep their order."""
+    global _last_v7
+    millis = time.time_ns() // 1_000_000
+    last_millis, last_counter = _last_v7
+    if millis <= last_millis:
+        millis, counter = last_millis, last_counter + 1
+    else:
+        counter = int.from_bytes(os.urandom(9), "big") >> 8  # 64 random bits, room left to count up
+    _last_v7 = (millis, counter)
+    # 48 bits of time, version 7, 12 high bits of the counter, variant 10, 62 low bits of the counter.
+    value = millis << 80 | 0x7 << 76 | (counter >> 62 & 0xFFF) << 64 | 0x2 << 62 | (counter & (1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+@dataclass
+class Category:
+    """A kind of issue, configured per city: where it starts, who is responsible, how long it may take."""
+
+    key: str
+    name: str
+    default_tier: str = "community"
+    responsible_body: str = "community"
+    # Hours allowed to resolve, by urgency.
+    deadline_hours: dict[str, int] = field(
+        default_factory=lambda: {"low": 720, "normal": 336, "high": 72, "urgent": 24}
+    )
+    active: bool = True
+    position: int = 0
+
+    def __post_init__(self) -> None:
+        problems: dict[str, list[str]] = {}
+        if self.default_tier not in TIERS:
+            problems["default_tier"] = [f"must be one of {', '.join(TIERS)}"]
+        if self.responsible_body not in BODIES:
+            problems["responsible_body"] = [f"must be one of {', '.join(BODIES)}"]
+        hours = self.deadline_hours or {}
+        if set(hours) != set(URGENCIES) or any(not isinstance(h, int) or h <= 0 for h in hours.values()):
+            problems["deadline_hours"] = [f"give a positive number of hours for each of {', '.join(URGENCIES)}"]
+        if problems:
+            raise Invalid("invalid category", fields=problems)
+
+    def deadline(self, urgency: str, start: datetime) -> datetime:
+        return start + timedelta(hours=self.deadline_hours[urgency])
+
+
+def _hours(low: int, normal: int, high: int, urgent: int) -> dict[str, int]:
+    return {"low": low, "normal": normal, "high": high, "urgent": urgent}
+
+
+def default_categories() -> list[Category]:
+    """The eight categories every city starts with (the issue's list); cities change them freely.
+
+    A function, not a constant: mapped classes must not have instances made before the mapping.
+    """
+    return [
+        Category("safety_hazard", "Safety hazard", "community", "community", _hours(72, 48, 24, 4), position=1),
+        Category(
+            "repairs_facilities",
+            "Repairs and facilities",
+            "compound",
+            "property_company",
+            _hours(720, 336, 120, 24),
+            True,
+            2,
+        ),
+        Category(
+            "environment_sanitation",
+            "Environment and sanitation",
+            "compound",
+            "property_company",
+            _hours(336, 168, 72, 24),
+            True,
+            3,
+        ),
+        Category(
+            "property_management",
+            "Property management",
+            "compound",
+            "owners_committee",
+            _hours(720, 336, 120, 48),
+            True,
+            4,
+        ),
+        Category("parking", "Parking", "compound", "property_company", _hours(720, 336, 168, 48), position=5),
+        Category(
+            "neighbour_dispute", "Neighbour dispute", "community", "community", _hours(720, 336, 120, 48), position=6
+        ),
+        Category(
+            "elderly_vulnerable_support",
+            "Elderly and vulnerable support",
+            "community",
+            "community",
+            _hours(168, 72, 24, 6),
+            True,
+            7,
+        ),
+        Category("other", "Other", "community", "community", _hours(720, 336, 168, 48), position=8),
+    ]
+
+
+@dataclass
+class TimelineEntry:
+    """One line of an issue's history. Internal entries are for staff and the assignee only."""
+
+    issue_id: str
+    kind: str  # report | reply | note | status | inspection | escalation | assignment | meeting | decision | ...
+    created_at: datetime
+    body: str | None = None
+    internal: bool = False
+    author_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=sortable_id)
+
+
+@dataclass
+class Issue:
+    community_id: str
+    title: str
+    description: str
+    category: str
+    urgency: str
+    tier: str
+    reporter_id: str
+    created_at: datetime
+    due_at: datetime | None = None
+    compound_id: str | None = None
+    building: str | None = None
+    address: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    anonymous: bool = False
+    channel: str = "app"
+    reported_by: str | None = None  # the staff member who took a phone or door-step report
+    client_name: str | None = None  # the Open311 client that sent it
+    status: str = "reported"
+    assignee_type: str | None = None
+    assignee_id: str | None = None
+    supporter_count: int = 0
+    consultation_count: int = 0
+    duplicate_of: str | None = None
+    reason: str | None = None  # of the last rejection, escalation or reopening
+    resolution_plan: str | None = None
+    resolution_summary: str | None = None
+    rating: int | None = None
+    rating_comment: str | None = None
+    accepted_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    overdue_at: datetime | None = None
+    updated_at: datetime | None = None
+    revision: int = 1
+    id: str = field(default_factory=new_id)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def can_move_to(self, status: str) -> bool:
+        return status in TRANSITIONS.get(self.status, frozenset())
+
+    def move_to(self, status: str, now: datetime) -> str:
+        """Change status or raise Conflict naming the illegal move; returns the previous status."""
+        if status not in STATUSES:
+            raise Invalid("unknown status", fields={"status": [f"must be one of {', '.join(STATUSES)}"]})
+        if not self.can_move_to(status):
+            raise Conflict(f"an issue that is {self.status} cannot become {status}", fields={"status": [self.status]})
+        previous = self.status
+        self.status = status
+        if status in {"accepted", "deliberating"} and self.accepted_at is None:
+            self.accepted_at = now
+        if status == "resolved":
+            self.resolved_at = now
+        if status == "closed":
+            self.closed_at = now
+        if status == "accepted" and previous in {"resolved", "closed"}:
+            # Reopened: it is being handled again, with neither resolution nor rating.
+            self.resolved_at = None
+            self.closed_at = None
+            self.rating = None
+            self.rating_comment = None
+        self.touch(now)
+        return previous
+
+    def touch(self, now: datetime) -> None:
+        self.updated_at = now
+        self.revision += 1
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in DONE_STATUSES
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.is_open and self.due_at is not None and self.due_at <= now
+
+    # --- tiers ----------------------------------------------------------------------------------
+    def next_tier(self) -> str | None:
+        index = TIERS.index(self.tier)
+        return TIERS[index + 1] if index + 1 < len(TIERS) else None
+
+    def escalate(self, category: Category, now: datetime, reason: str | None) -> str:
+        """Move one tier up with a fresh deadline; returns the tier it left."""
+        if not self.is_open:
+            raise Conflict(f"an issue that is {self.status} cannot be escalated")
+        target = self.next_tier()
+        if target is None:
+            raise Conflict("the issue is already handled by the city, the highest tier")
+        previous = self.tier
+        self.tier = target
+        self.reason = reason
+        self.due_at = category.deadline(self.urgency, now)
+        self.touch(now)
+        return previous
+
+    def assign(self, body: str, assignee_id: str | None, now: datetime) -> None:
+        if body not in BODIES:
+            raise Invalid("unknown body", fields={"assignee_type": [f"must be one of {', '.join(BODIES)}"]})
+        if not self.is_open:
+            raise Conflict(f"an issue that is {self.status} cannot be assigned")
+        self.assignee_type = body
+        self.assignee_id = assignee_id
+        self.touch(now)
+
+    def rate(self, rating: int, comment: str | None, now: datetime) -> None:
+        if not 1 <= rating <= 5:
+            raise Invalid("rating out of range", fields={"rating": ["must be between 1 and 5"]})
+        if self.status != "resolved":
+            raise Conflict(f"only a resolved issue can be rated; this one is {self.status}")
+        self.rating = rating
+        self.rating_comment = comment
+        self.move_to("closed", now)
+
+
+def priority(issue: Issue) -> int:
+    """Higher first: urgency weighs most, then how many residents support it."""
+    return URGENCIES.index(issue.urgency) * 1000 + issue.supporter_count

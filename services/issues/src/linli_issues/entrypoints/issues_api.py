@@ -1,0 +1,340 @@
+"""HTTP API of the issues service. The gateway forwards `/api/v1/issues/<rest>` here as `/<rest>`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app, jsonify, request, send_file
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from linli_issues.entrypoints import schemas
+from linli_issues.service_layer import issues as use_cases
+from linli_issues.service_layer import stats
+from linli_issues.service_layer.issues import IssueView
+from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
+from linli_kit.auth import Role
+from linli_kit.errors import Forbidden, Invalid
+from linli_kit.web import current_principal, require_principal
+
+blp = Blueprint("issues", __name__, url_prefix="", description="Residents' issues from report to resolution")
+
+# The target status a handler asks for, and the use case's action that reaches it.
+ACTIONS = {
+    "accepted": "accept",
+    "rejected": "reject",
+    "duplicate": "duplicate",
+    "deliberating": "deliberate",
+    "resolving": "start_resolving",
+    "resolved": "resolve",
+}
+
+
+@blp.before_request
+def _authenticate_first() -> None:
+    # Who is asking is checked before what they sent: no token, 401, whatever the body holds.
+    if request.method == "GET" and request.url_rule is not None and request.url_rule.rule == "/categories":
+        return
+    current_principal()
+
+
+def _uow() -> IssuesUnitOfWork:
+    return IssuesUnitOfWork(current_app.extensions["linli.database"])
+
+
+def _now() -> datetime:
+    clock: Callable[[], datetime] = current_app.extensions["linli.issues.clock"]
+    return clock()
+
+
+def _photo_dir() -> Path:
+    return Path(current_app.extensions["linli.settings"].data_dir) / "photos"
+
+
+def present(item: IssueView, now: datetime | None = None) -> dict[str, Any]:
+    issue = item.issue
+    now = now or _now()
+    body = {name: getattr(issue, name) for name in schemas.IssueSchema._declared_fields if hasattr(issue, name)}
+    body["reporter_id"] = issue.reporter_id if item.show_reporter else None
+    if not item.internal:
+        body["reported_by"] = None
+    body["overdue"] = issue.is_overdue(now)
+    body["supported_by_me"] = item.supported_by_me
+    return body
+
+
+def _strings(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if k.endswith("_id") and v is not None else v for k, v in values.items()}
+
+
+@blp.route("/")
+class Issues(MethodView):
+    @blp.arguments(schemas.IssueFilterSchema, location="query")
+    @blp.response(200, schemas.IssueSchema(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        """List the issues you may see, filtered and sorted."""
+        principal = require_principal()
+        now = _now()
+        sort = filters.pop("sort")
+        items, total = use_cases.list_issues(
+            _uow(),
+            principal,
+            now,
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+            filters=_strings(filters),
+            sort=sort,
+        )
+        pagination_parameters.item_count = total
+        return [present(i, now) for i in items]
+
+    @blp.arguments(schemas.IssueCreateSchema)
+    @blp.response(201, schemas.IssueSchema)
+    def post(self, body: dict) -> dict:
+        """Report an issue (residents for themselves; staff may report on a resident's behalf)."""
+        principal = require_principal()
+        now = _now()
+        issue = use_cases.report_issue(_uow(), principal, now, **_strings(body))
+        return present(IssueView(issue, show_reporter=True, internal=principal.is_staff), now)
+
+
+@blp.route("/similar")
+class Similar(MethodView):
+    @blp.arguments(schemas.SimilarQuerySchema, location="query")
+    @blp.response(200, schemas.SimilarSchema(many=True))
+    def get(self, query: dict) -> list:
+        """Issues that may already describe what is about to be reported."""
+        principal = require_principal()
+        found = use_cases.similar_issues(
+            _uow(),
+            principal,
+            community_id=str(query["community_id"]),
+            text=f"{query['title']} {query.get('description') or ''}",
+            category=query.get("category"),
+            latitude=query.get("latitude"),
+            longitude=query.get("longitude"),
+        )
+        now = _now()
+        return [
+            {"score": score, "issue": present(IssueView(issue, show_reporter=not issue.anonymous, internal=False), now)}
+            for issue, score in found
+        ]
+
+
+@blp.route("/export.csv")
+class Export(MethodView):
+    @blp.arguments(schemas.IssueFilterSchema, location="query")
+    @blp.response(200, {"type": "string"}, content_type="text/csv")
+    def get(self, filters: dict) -> Response:
+        """The filtered list as CSV, for staff (at most 50,000 rows)."""
+        principal = require_principal(Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN)
+        now = _now()
+        sort = filters.pop("sort")
+        items, _total = use_cases.list_issues(
+            _uow(), principal, now, offset=0, limit=50_000, filters=_strings(filters), sort=sort
+        )
+        zone = ZoneInfo(current_app.extensions["linli.settings"].timezone)
+        columns = [
+            "id", "community_id", "title", "category", "urgency", "status", "tier", "assignee_type",
+            "supporter_count", "consultation_count", "created_at", "due_at", "resolved_at", "overdue", "rating",
+        ]  # fmt: skip
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for item in items:
+            row = present(item, now)
+            writer.writerow(
+                [row[c].astimezone(zone).isoformat() if isinstance(row[c], datetime) else row[c] for c in columns]
+            )
+        return Response(
+            out.getvalue(),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="issues.csv"'},
+        )
+
+
+@blp.route("/<uuid:issue_id>")
+class IssueById(MethodView):
+    @blp.response(200, schemas.IssueSchema)
+    def get(self, issue_id: Any) -> dict:
+        return present(use_cases.get_issue(_uow(), require_principal(), str(issue_id)))
+
+
+@blp.route("/<uuid:issue_id>/status")
+class Status(MethodView):
+    @blp.arguments(schemas.StatusChangeSchema)
+    @blp.response(200, schemas.IssueSchema)
+    def post(self, body: dict, issue_id: Any) -> dict:
+        """Move the issue (accept, reject with a reason, mark duplicate, deliberate, resolve...). 409 if illegal."""
+        view = use_cases.transition(
+            _uow(),
+            require_principal(),
+            str(issue_id),
+            ACTIONS[body["status"]],
+            _now(),
+            reason=body.get("reason"),
+            duplicate_of=str(body["duplicate_of"]) if body.get("duplicate_of") else None,
+            summary=body.get("summary"),
+            plan=body.get("plan"),
+        )
+        return present(view)
+
+
+@blp.route("/<uuid:issue_id>/reopen")
+class Reopen(MethodView):
+    @blp.arguments(schemas.ReasonSchema)
+    @blp.response(200, schemas.IssueSchema)
+    def post(self, body: dict, issue_id: Any) -> dict:
+        """The reporter is not satisfied: the issue is handled again."""
+        view = use_cases.transition(_uow(), require_principal(), str(issue_id), "reopen", _now(), reason=body["reason"])
+        return present(view)
+
+
+@blp.route("/<uuid:issue_id>/escalations")
+class Escalations(MethodView):
+    @blp.arguments(schemas.ReasonSchema)
+    @blp.response(200, schemas.IssueSchema)
+    def post(self, body: dict, issue_id: Any) -> dict:
+        """Move the issue one tier up (compound → community → street → city)."""
+        return present(use_cases.escalate(_uow(), require_principal(), str(issue_id), body["reason"], _now()))
+
+
+@blp.route("/<uuid:issue_id>/assignment")
+class Assignment(MethodView):
+    @blp.arguments(schemas.AssignmentSchema)
+    @blp.response(200, schemas.IssueSchema)
+    def put(self, body: dict, issue_id: Any) -> dict:
+        """Give the issue to a responsible body (property company, bureau...)."""
+        view = use_cases.assign(
+            _uow(),
+            require_principal(),
+            str(issue_id),
+            _now(),
+            assignee_type=body["assignee_type"],
+            assignee_id=str(body["assignee_id"]) if body.get("assignee_id") else None,
+            note=body.get("note"),
+        )
+        return present(view)
+
+
+@blp.route("/<uuid:issue_id>/supporters")
+class Supporters(MethodView):
+    @blp.response(200, schemas.IssueSchema)
+    def post(self, issue_id: Any) -> dict:
+        """'Me too': support the issue (once)."""
+        return present(use_cases.support(_uow(), require_principal(), str(issue_id), _now()))
+
+
+@blp.route("/<uuid:issue_id>/rating")
+class Rating(MethodView):
+    @blp.arguments(schemas.RatingSchema)
+    @blp.response(200, schemas.IssueSchema)
+    def post(self, body: dict, issue_id: Any) -> dict:
+        """The reporter rates the resolution (1-5); this closes the issue."""
+        view = use_cases.rate(
+            _uow(), require_principal(), str(issue_id), _now(), rating=body["rating"], comment=body.get("comment")
+        )
+        return present(view)
+
+
+@blp.route("/<uuid:issue_id>/updates")
+class Updates(MethodView):
+    @blp.response(200, schemas.TimelineEntrySchema(many=True))
+    def get(self, issue_id: Any) -> list:
+        """The timeline; internal notes only for staff and the assignee."""
+        return use_cases.timeline(_uow(), require_principal(), str(issue_id))
+
+    @blp.arguments(schemas.UpdateCreateSchema)
+    @blp.response(201, schemas.TimelineEntrySchema)
+    def post(self, body: dict, issue_id: Any) -> Any:
+        """A public reply, an internal note or an on-site inspection (who attended, findings)."""
+        return use_cases.add_update(_uow(), require_principal(), str(issue_id), _now(), **body)
+
+
+@blp.route("/<uuid:issue_id>/meetings")
+class Meetings(MethodView):
+    @blp.response(200, schemas.MeetingLinkSchema(many=True))
+    def get(self, issue_id: Any) -> list:
+        """Every meeting that took the issue up: its consultation history."""
+        return use_cases.meetings(_uow(), require_principal(), str(issue_id))
+
+
+def _with_url(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "url": f"{row['issue_id']}/photos/{row['id']}"}
+
+
+@blp.route("/<uuid:issue_id>/photos")
+class Photos(MethodView):
+    @blp.response(200, schemas.PhotoSchema(many=True))
+    def get(self, issue_id: Any) -> list:
+        return [_with_url(r) for r in use_cases.list_photos(_uow(), require_principal(), str(issue_id))]
+
+    @blp.response(201, schemas.PhotoSchema)
+    def post(self, issue_id: Any) -> dict:
+        """Attach a JPEG or PNG (multipart field `photo`, at most 5 MB)."""
+        principal = require_principal()
+        upload = request.files.get("photo")
+        if upload is None:
+            raise Invalid("no photo", fields={"photo": ["send the image as multipart field 'photo'"]})
+        row = use_cases.add_photo(_uow(), principal, str(issue_id), upload.read(), _photo_dir(), _now())
+        return _with_url(row)
+
+
+@blp.route("/<uuid:issue_id>/photos/<uuid:photo_id>")
+class PhotoFile(MethodView):
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="image/*")
+    def get(self, issue_id: Any, photo_id: Any) -> Response:
+        path, content_type = use_cases.photo_file(
+            _uow(), require_principal(), str(issue_id), str(photo_id), _photo_dir()
+        )
+        response = send_file(path, mimetype=content_type, max_age=0)
+        response.headers["Cache-Control"] = "private, max-age=3600"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+@blp.route("/categories")
+class Categories(MethodView):
+    @blp.arguments(schemas.CategoryFilterSchema, location="query")
+    @blp.response(200, schemas.CategorySchema(many=True))
+    def get(self, query: dict) -> list:
+        """The city's categories (public: a report form shows them)."""
+        return use_cases.list_categories(_uow(), include_inactive=query["include_inactive"])
+
+
+@blp.route("/categories/<string:key>")
+class CategoryByKey(MethodView):
+    @blp.arguments(schemas.CategorySchema)
+    @blp.response(200, schemas.CategorySchema)
+    def put(self, body: dict, key: str) -> Any:
+        """Create or change a category (city admin)."""
+        if not key.replace("_", "").isalnum() or len(key) > 80:
+            raise Invalid("bad key", fields={"key": ["letters, digits and underscores, at most 80"]})
+        return use_cases.save_category(_uow(), require_principal(), key, **body)
+
+
+@blp.route("/stats")
+class Stats(MethodView):
+    @blp.arguments(schemas.StatsQuerySchema, location="query")
+    def get(self, query: dict) -> Response:
+        """Figures for a community, a street or the city over a period (default: the last 12 months)."""
+        principal = require_principal()
+        if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
+            raise Forbidden(f"role {principal.role.value} may not read statistics")
+        settings = current_app.extensions["linli.settings"]
+        today = _now().astimezone(ZoneInfo(settings.timezone)).date()
+        start, end = stats.default_period(today)
+        request_query = stats.StatsQuery(
+            community_id=str(query["community_id"]) if query.get("community_id") else None,
+            street_id=str(query["street_id"]) if query.get("street_id") else None,
+            start=query.get("from_") or start,
+            end=query.get("to") or end,
+        )
+        return jsonify(stats.compute(_uow(), principal, request_query, settings.timezone))

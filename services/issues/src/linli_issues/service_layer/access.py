@@ -1,0 +1,87 @@
+"""Who may see and do what with an issue (DESIGN section 4), as plain decisions over a Principal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from linli_issues.adapters.repository import Scope
+from linli_issues.domain.model import Issue
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Forbidden, NotFound
+
+StreetOf = Callable[[str], str | None]
+ORGANISATION_ROLES = frozenset({Role.PROPERTY_MANAGER, Role.AGENCY})
+
+
+def scope_of(principal: Principal) -> Scope:
+    if principal.role == Role.CITY_ADMIN:
+        return Scope(everything=True)
+    if principal.role == Role.STREET_OFFICIAL:
+        return Scope(street_id=principal.street_id or "-")
+    if principal.role in ORGANISATION_ROLES:
+        # A property company or bureau sees what was assigned to it, nothing else.
+        return Scope(assignee_id=principal.organisation_id or "-")
+    if principal.role == Role.API_CLIENT and principal.street_id:
+        return Scope(street_id=principal.street_id, community_ids=tuple(principal.community_ids))
+    return Scope(community_ids=tuple(principal.community_ids))
+
+
+def is_assignee(principal: Principal, issue: Issue) -> bool:
+    return (
+        principal.role in ORGANISATION_ROLES
+        and principal.organisation_id is not None
+        and issue.assignee_id == principal.organisation_id
+    )
+
+
+def in_scope(principal: Principal, community_id: str, street_of: StreetOf) -> bool:
+    if principal.role in ORGANISATION_ROLES:
+        return False
+    if principal.role == Role.API_CLIENT and principal.street_id:
+        return community_id in principal.community_ids or street_of(community_id) == principal.street_id
+    return principal.can_access_community(community_id, street_of)
+
+
+def can_see(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
+    return (
+        issue.reporter_id == principal.user_id
+        or is_assignee(principal, issue)
+        or in_scope(principal, issue.community_id, street_of)
+    )
+
+
+def require_visible(principal: Principal, issue: Issue | None, street_of: StreetOf, issue_id: str) -> Issue:
+    """The issue, or 404 when it does not exist or lies outside the caller's scope."""
+    # Outside the scope answers 404, not 403: another community's issues are not even confirmed.
+    if issue is None or not can_see(principal, issue, street_of):
+        raise NotFound(f"issue {issue_id} not found")
+    return issue
+
+
+def is_staff_in_scope(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
+    return principal.is_staff and in_scope(principal, issue.community_id, street_of)
+
+
+def may_handle(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
+    """Accept, reject, assign, escalate, resolve: the office responsible for the issue's tier."""
+    if principal.role == Role.CITY_ADMIN:
+        return True
+    if principal.role == Role.STREET_OFFICIAL:
+        return in_scope(principal, issue.community_id, street_of)
+    if principal.role == Role.COMMUNITY_STAFF:
+        # Once an issue reached the street or the city, the community no longer decides it.
+        return issue.tier in ("compound", "community") and in_scope(principal, issue.community_id, street_of)
+    return False
+
+
+def require_handler(principal: Principal, issue: Issue, street_of: StreetOf) -> None:
+    if not may_handle(principal, issue, street_of):
+        raise Forbidden("only the office handling this issue's tier may do this")
+
+
+def sees_internal(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
+    return is_staff_in_scope(principal, issue, street_of) or is_assignee(principal, issue)
+
+
+def sees_reporter(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
+    return not issue.anonymous or issue.reporter_id == principal.user_id or sees_internal(principal, issue, street_of)

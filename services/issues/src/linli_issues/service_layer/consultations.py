@@ -1,0 +1,277 @@
+"""Following the meetings service: agendas, decisions and action items move the issues they name.
+
+These run as event handlers inside the consumer's transaction (with the inbox row), so each is
+applied once. Events may come late or out of order: a meeting's snapshot carries a revision, and a
+link to a meeting is only changed by a newer revision. A handler never raises for a state the issue
+cannot take (a decision on an issue closed meanwhile): it records what happened on the timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from linli_issues.adapters.repository import IssueRepository
+from linli_issues.adapters.tables import messaging
+from linli_issues.domain.model import Issue, TimelineEntry
+from linli_issues.service_layer.events import issue_event
+from linli_kit.errors import Conflict
+from linli_kit.events import Event
+from linli_kit.events.outbox import Outbox
+
+log = logging.getLogger(__name__)
+# Issues in these states are moved into deliberation when a meeting takes them up.
+ENTERS_DELIBERATION = frozenset({"reported", "accepted", "resolving"})
+
+
+class _Changes:
+    """Collects the events a handler raises; written to the outbox in the consumer's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.repo = IssueRepository(session)
+        self.events: list[Event] = []
+
+    def publish(self, event_type: str, issue: Issue, **extra: Any) -> None:
+        self.events.append(
+            issue_event(
+                event_type,
+                issue,
+                actor_id=None,
+                street_id=self.repo.street_of(issue.community_id),
+                supporter_ids=self.repo.supporter_ids(issue.id),
+                **extra,
+            )
+        )
+
+    def note(self, issue: Issue, kind: str, now: datetime, body: str | None, data: dict[str, Any]) -> None:
+        self.repo.add(TimelineEntry(issue_id=issue.id, kind=kind, created_at=now, body=body, data=data))
+
+    def move(self, issue: Issue, status: str, now: datetime, reason: str | None) -> bool:
+        if issue.status == status:
+            return False
+        try:
+            previous = issue.move_to(status, now)
+        except Conflict:
+            return False
+        self.note(issue, "status", now, reason, {"from": previous, "to": status})
+        if status == "resolved":
+            self.publish("issues.issue.resolved", issue, summary=issue.resolution_summary)
+        else:
+            self.publish("issues.issue.status_changed", issue, from_status=previous, reason=reason)
+        return True
+
+    def flush(self) -> None:
+        self.session.flush()
+        Outbox(messaging.outbox).add(self.session, self.events)
+        self.events = []
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _issue_ids(data: dict[str, Any]) -> list[str]:
+    ids = [str(i) for i in data.get("issue_ids") or []]
+    ids += [str(item["issue_id"]) for item in data.get("agenda") or [] if item.get("issue_id")]
+    return list(dict.fromkeys(ids))
+
+
+def _link(changes: _Changes, issue: Issue, meeting: dict[str, Any], revision: int, now: datetime) -> None:
+    """Put the meeting in the issue's history; the first time, the issue enters deliberation."""
+    repo = changes.repo
+    existing = repo.meeting_link(issue.id, meeting["meeting_id"])
+    starts_at = _dt(meeting["starts_at"])
+    if existing is None:
+        repo.add_meeting_link(
+            issue_id=issue.id,
+            meeting_id=meeting["meeting_id"],
+            community_id=meeting["community_id"],
+            meeting_type=meeting["meeting_type"],
+            title=meeting["title"],
+            starts_at=starts_at,
+            status=meeting.get("status", "scheduled"),
+            concluded_at=meeting.get("concluded_at"),
+            meeting_revision=revision,
+            linked_at=now,
+        )
+        changes.note(
+            issue,
+            "meeting",
+            now,
+            meeting["title"],
+            {
+                "meeting_id": meeting["meeting_id"],
+                "meeting_type": meeting["meeting_type"],
+                "starts_at": meeting["starts_at"],
+            },
+        )
+        _recount(changes, issue, now)
+        if issue.status in ENTERS_DELIBERATION and meeting.get("status") != "cancelled":
+            changes.move(issue, "deliberating", now, f"on the agenda of {meeting['title']}")
+    elif existing["meeting_revision"] < revision:
+        repo.update_meeting_link(
+            issue.id,
+            meeting["meeting_id"],
+            title=meeting["title"],
+            starts_at=starts_at,
+            status=meeting.get("status", existing["status"]),
+            concluded_at=meeting.get("concluded_at") or existing["concluded_at"],
+            meeting_revision=revision,
+        )
+        _recount(changes, issue, now)
+
+
+def _recount(changes: _Changes, issue: Issue, now: datetime) -> None:
+    changes.session.flush()
+    count = changes.repo.count_consultations(issue.id)
+    if count != issue.consultation_count:
+        issue.consultation_count = count
+        issue.touch(now)
+        changes.publish("issues.issue.status_changed", issue, from_status=issue.status, reason="consultations")
+
+
+def _meeting_snapshot(status: str) -> Any:
+    def handle(session: Session, event: Event) -> None:
+        data = event.data
+        changes = _Changes(session)
+        now = datetime.now(UTC)
+        meeting = {
+            "meeting_id": str(data["meeting_id"]),
+            "community_id": str(data["community_id"]),
+            "meeting_type": data["meeting_type"],
+            "title": data["title"],
+            "starts_at": data["starts_at"],
+            "status": status,
+            "concluded_at": _dt(data.get("concluded_at")),
+        }
+        revision = int(data["revision"])
+        wanted = set(_issue_ids(data))
+        # Issues already linked to this meeting follow it even if it no longer lists them.
+        linked = {link["issue_id"] for link in changes.repo.meeting_links_of_meeting(meeting["meeting_id"])}
+        for issue_id in sorted(wanted | linked):
+            issue = changes.repo.get(issue_id, for_update=True)
+            if issue is None:
+                log.warning("meeting names an unknown issue", extra={"issue_id": issue_id})
+                continue
+            _link(changes, issue, meeting, revision, now)
+            if status == "cancelled" and issue_id in linked:
+                changes.note(issue, "meeting_cancelled", now, data.get("reason"), {"meeting_id": meeting["meeting_id"]})
+        changes.flush()
+
+    return handle
+
+
+def on_agenda_item_added(session: Session, event: Event) -> None:
+    data = event.data
+    changes = _Changes(session)
+    issue = changes.repo.get(str(data["issue_id"]), for_update=True)
+    if issue is None:
+        return
+    meeting = {
+        "meeting_id": str(data["meeting_id"]),
+        "community_id": str(data["community_id"]),
+        "meeting_type": data["meeting_type"],
+        "title": data["title"],
+        "starts_at": data["starts_at"],
+    }
+    # Revision 0: any snapshot of the meeting itself is newer and will refresh this link.
+    _link(changes, issue, meeting, 0, datetime.now(UTC))
+    changes.flush()
+
+
+def on_decision_recorded(session: Session, event: Event) -> None:
+    data = event.data
+    changes = _Changes(session)
+    now = datetime.now(UTC)
+    effect = data["issue_effect"] if data["outcome"] == "adopted" else "none"
+    for issue_id in [str(i) for i in data.get("issue_ids") or []]:
+        issue = changes.repo.get(issue_id, for_update=True)
+        if issue is None:
+            continue
+        changes.note(
+            issue,
+            "decision",
+            now,
+            data["motion"],
+            {
+                "decision_id": str(data["decision_id"]),
+                "meeting_id": str(data["meeting_id"]),
+                "outcome": data["outcome"],
+                "rule": data["rule"],
+                "votes_for": data["votes_for"],
+                "votes_against": data["votes_against"],
+                "abstentions": data["abstentions"],
+                "issue_effect": effect,
+                "resolution_plan": data.get("resolution_plan"),
+            },
+        )
+        if effect == "resolution_plan":
+            issue.resolution_plan = data.get("resolution_plan") or data["motion"]
+            if issue.status in ("reported", "accepted"):
+                changes.move(issue, "deliberating", now, "decided at a meeting")
+            changes.move(issue, "resolving", now, issue.resolution_plan)
+        elif effect == "resolve":
+            issue.resolution_summary = data.get("resolution_plan") or data["motion"]
+            if issue.status == "reported":
+                changes.move(issue, "accepted", now, "decided at a meeting")
+            changes.move(issue, "resolved", now, issue.resolution_summary)
+        elif effect == "escalate":
+            _escalate(changes, issue, now, data["motion"])
+        elif effect == "reconsult":
+            if issue.status in ENTERS_DELIBERATION:
+                changes.move(issue, "deliberating", now, "to be consulted again")
+        issue.updated_at = now
+    changes.flush()
+
+
+def _escalate(changes: _Changes, issue: Issue, now: datetime, reason: str) -> None:
+    category = changes.repo.category(issue.category)
+    if category is None or not issue.is_open or issue.next_tier() is None:
+        return
+    previous = issue.escalate(category, now, reason)
+    changes.note(issue, "escalation", now, reason, {"from": previous, "to": issue.tier, "automatic": False})
+    changes.publish("issues.issue.escalated", issue, from_tier=previous, reason=reason, automatic=False)
+
+
+def on_action_item(session: Session, event: Event) -> None:
+    data = event.data
+    if not data.get("issue_id"):
+        return
+    repo = IssueRepository(session)
+    issue = repo.get(str(data["issue_id"]))
+    if issue is None:
+        return
+    repo.add(
+        TimelineEntry(
+            issue_id=issue.id,
+            kind="action_item",
+            created_at=datetime.now(UTC),
+            body=data["title"],
+            data={
+                "action_item_id": str(data["action_item_id"]),
+                "decision_id": str(data["decision_id"]),
+                "owner_body": data["owner_body"],
+                "due_date": data.get("due_date"),
+                "status": data["status"],
+                "note": data.get("note"),
+                "event": event.type,
+            },
+        )
+    )
+
+
+def meeting_handlers() -> dict[str, Any]:
+    return {
+        "meetings.meeting.scheduled": _meeting_snapshot("scheduled"),
+        "meetings.meeting.rescheduled": _meeting_snapshot("scheduled"),
+        "meetings.meeting.cancelled": _meeting_snapshot("cancelled"),
+        "meetings.meeting.concluded": _meeting_snapshot("concluded"),
+        "meetings.agenda_item.added": on_agenda_item_added,
+        "meetings.decision.recorded": on_decision_recorded,
+        "meetings.action_item.assigned": on_action_item,
+        "meetings.action_item.completed": on_action_item,
+    }

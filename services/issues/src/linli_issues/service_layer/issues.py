@@ -1,0 +1,567 @@
+"""Use cases of the issue lifecycle, over a unit of work; every change goes out as an `issues.*` event."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from linli_issues.domain import similarity
+from linli_issues.domain.model import Category, Issue, TimelineEntry, new_id
+from linli_issues.domain.photos import EXTENSIONS, photo_type
+from linli_issues.service_layer import access
+from linli_issues.service_layer.events import issue_event
+from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Which event a status change raises; other moves raise `issues.issue.status_changed`.
+STATUS_EVENTS = {
+    "accepted": "issues.issue.accepted",
+    "resolved": "issues.issue.resolved",
+    "closed": "issues.issue.closed",
+}
+
+
+@dataclass(frozen=True)
+class IssueView:
+    """An issue as one caller may see it."""
+
+    issue: Issue
+    show_reporter: bool
+    internal: bool
+    supported_by_me: bool = False
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def _load(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, *, for_update: bool = False) -> Issue:
+    issue = uow.issues.get(issue_id, for_update=for_update)
+    return access.require_visible(principal, issue, uow.issues.street_of, issue_id)
+
+
+def _category(uow: IssuesUnitOfWork, key: str) -> Category:
+    category = uow.issues.category(key)
+    if category is None:
+        raise Invalid("unknown category", fields={"category": [f"no category {key!r}"]})
+    return category
+
+
+def _note(uow: IssuesUnitOfWork, issue: Issue, kind: str, now: datetime, **values: Any) -> TimelineEntry:
+    entry = TimelineEntry(issue_id=issue.id, kind=kind, created_at=now, **values)
+    uow.issues.add(entry)
+    return entry
+
+
+def _publish(uow: IssuesUnitOfWork, event_type: str, issue: Issue, actor_id: str | None, **extra: Any) -> None:
+    uow.publish(
+        issue_event(
+            event_type,
+            issue,
+            actor_id=actor_id,
+            street_id=uow.issues.street_of(issue.community_id),
+            supporter_ids=uow.issues.supporter_ids(issue.id),
+            **extra,
+        )
+    )
+
+
+def change_status(
+    uow: IssuesUnitOfWork,
+    issue: Issue,
+    status: str,
+    now: datetime,
+    *,
+    actor_id: str | None,
+    reason: str | None = None,
+    internal_reason: bool = False,
+) -> None:
+    """Move the issue, record it on the timeline and publish the matching event."""
+    previous = issue.move_to(status, now)
+    if reason is not None:
+        issue.reason = reason
+    _note(
+        uow,
+        issue,
+        "status",
+        now,
+        body=reason,
+        author_id=actor_id,
+        internal=internal_reason,
+        data={"from": previous, "to": status},
+    )
+    if previous in {"resolved", "closed"} and status == "accepted":
+        _publish(uow, "issues.issue.reopened", issue, actor_id, reason=reason)
+    elif status == "resolved":
+        _publish(uow, "issues.issue.resolved", issue, actor_id, summary=issue.resolution_summary)
+    elif status == "closed":
+        _publish(uow, "issues.issue.closed", issue, actor_id, rating=issue.rating)
+    else:
+        _publish(
+            uow,
+            STATUS_EVENTS.get(status, "issues.issue.status_changed"),
+            issue,
+            actor_id,
+            from_status=previous,
+            reason=reason,
+        )
+
+
+def escalate_issue(
+    uow: IssuesUnitOfWork, issue: Issue, now: datetime, *, actor_id: str | None, reason: str | None, automatic: bool
+) -> None:
+    category = _category(uow, issue.category)
+    previous = issue.escalate(category, now, reason)
+    _note(
+        uow,
+        issue,
+        "escalation",
+        now,
+        body=reason,
+        author_id=actor_id,
+        data={"from": previous, "to": issue.tier, "automatic": automatic},
+    )
+    _publish(uow, "issues.issue.escalated", issue, actor_id, from_tier=previous, reason=reason, automatic=automatic)
+
+
+# --- reporting ---------------------------------------------------------------------------------------
+def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **fields: Any) -> Issue:
+    """A resident reports for themself; staff take a report on a resident's behalf; a client via Open311."""
+    community_id = str(fields["community_id"])
+    on_behalf_of = fields.pop("on_behalf_of", None)
+    channel = fields.pop("channel", None) or "app"
+    with uow:
+        if not uow.issues.community_exists(community_id):
+            raise Invalid("unknown community", fields={"community_id": ["no such community"]})
+        if not access.in_scope(principal, community_id, uow.issues.street_of):
+            raise Forbidden("you may only report issues in your own community")
+        reporter_id = principal.user_id
+        reported_by = None
+        if principal.role == Role.RESIDENT:
+            if on_behalf_of is not None or channel not in ("app",):
+                raise Invalid(
+                    "residents report for themselves",
+                    fields={"on_behalf_of" if on_behalf_of else "channel": ["only staff report for others"]},
+                )
+        elif principal.is_staff:
+            if on_behalf_of is not None:
+                reporter_id, reported_by = str(on_behalf_of), principal.user_id
+                if channel == "app":
+                    channel = "phone"
+        elif principal.role != Role.API_CLIENT:
+            raise Forbidden(f"role {principal.role.value} may not report issues")
+        category = _category(uow, fields["category"])
+        if not category.active:
+            raise Invalid("category retired", fields={"category": ["this category no longer takes reports"]})
+        compound_id = fields.get("compound_id")
+        if compound_id is not None:
+            compound = uow.issues.compound(str(compound_id))
+            if compound is None or compound["community_id"] != community_id:
+                raise Invalid("unknown compound", fields={"compound_id": ["not a compound of this community"]})
+        issue = Issue(
+            community_id=community_id,
+            compound_id=str(compound_id) if compound_id else None,
+            building=fields.get("building"),
+            address=fields.get("address"),
+            latitude=fields.get("latitude"),
+            longitude=fields.get("longitude"),
+            title=fields["title"].strip(),
+            description=fields["description"].strip(),
+            category=category.key,
+            urgency=fields.get("urgency") or "normal",
+            tier=category.default_tier,
+            reporter_id=reporter_id,
+            reported_by=reported_by,
+            channel=channel,
+            client_name=fields.get("client_name"),
+            anonymous=bool(fields.get("anonymous")),
+            created_at=now,
+            updated_at=now,
+            assignee_type=category.responsible_body,
+        )
+        issue.due_at = category.deadline(issue.urgency, now)
+        uow.issues.add(issue)
+        _note(uow, issue, "report", now, author_id=reporter_id, data={"channel": channel, "tier": issue.tier})
+        uow.session.flush()
+        _publish(uow, "issues.issue.reported", issue, principal.user_id, anonymous=issue.anonymous, channel=channel)
+        uow.commit()
+        return issue
+
+
+def similar_issues(
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    *,
+    community_id: str,
+    text: str,
+    category: str | None,
+    latitude: float | None,
+    longitude: float | None,
+    limit: int = 5,
+) -> list[tuple[Issue, float]]:
+    with uow:
+        if not access.in_scope(principal, community_id, uow.issues.street_of):
+            raise Forbidden("outside your community scope")
+        scored = []
+        compounds: dict[str, dict[str, Any] | None] = {}
+        for candidate in uow.issues.candidates_for_similarity(community_id):
+            lat, lon = candidate.latitude, candidate.longitude
+            if lat is None and candidate.compound_id:
+                if candidate.compound_id not in compounds:
+                    compounds[candidate.compound_id] = uow.issues.compound(candidate.compound_id)
+                place = compounds[candidate.compound_id]
+                if place:
+                    lat, lon = place["latitude"], place["longitude"]
+            distance = None
+            if None not in (latitude, longitude, lat, lon):
+                distance = similarity.distance_metres(latitude, longitude, lat, lon)  # type: ignore[arg-type]
+            score = similarity.similarity_score(
+                text=text,
+                candidate_text=f"{candidate.title} {candidate.description}",
+                same_category=category is not None and candidate.category == category,
+                distance=distance,
+            )
+            if score >= 0.25:
+                scored.append((candidate, round(score, 3)))
+        scored.sort(key=lambda pair: (-pair[1], pair[0].created_at))
+        return scored[:limit]
+
+
+# --- reading -------------------------------------------------------------------------------------------
+def view(uow: IssuesUnitOfWork, principal: Principal, issue: Issue) -> IssueView:
+    street_of = uow.issues.street_of
+    return IssueView(
+        issue=issue,
+        show_reporter=access.sees_reporter(principal, issue, street_of),
+        internal=access.sees_internal(principal, issue, street_of),
+        supported_by_me=uow.issues.is_supporter(issue.id, principal.user_id),
+    )
+
+
+def get_issue(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> IssueView:
+    with uow:
+        return view(uow, principal, _load(uow, principal, issue_id))
+
+
+def list_issues(
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    now: datetime,
+    *,
+    offset: int,
+    limit: int,
+    filters: dict[str, Any],
+    sort: str,
+) -> tuple[list[IssueView], int]:
+    with uow:
+        if filters.get("mine"):
+            filters["reporter_id"] = principal.user_id
+        items, total = uow.issues.list(
+            access.scope_of(principal), offset=offset, limit=limit, filters=filters, now=now, sort=sort
+        )
+        street_of = _memo(uow.issues.street_of)
+        views = [
+            IssueView(
+                issue=i,
+                show_reporter=access.sees_reporter(principal, i, street_of),
+                internal=access.sees_internal(principal, i, street_of),
+            )
+            for i in items
+        ]
+        return views, total
+
+
+def _memo(function: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    cache: dict[str, str | None] = {}
+
+    def cached(key: str) -> str | None:
+        if key not in cache:
+            cache[key] = function(key)
+        return cache[key]
+
+    return cached
+
+
+def timeline(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list[TimelineEntry]:
+    with uow:
+        issue = _load(uow, principal, issue_id)
+        internal = access.sees_internal(principal, issue, uow.issues.street_of)
+        return uow.issues.timeline(issue_id, include_internal=internal)
+
+
+def meetings(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list[dict[str, Any]]:
+    with uow:
+        _load(uow, principal, issue_id)
+        return uow.issues.meetings_of(issue_id)
+
+
+# --- handling ----------------------------------------------------------------------------------------------
+def transition(
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    issue_id: str,
+    action: str,
+    now: datetime,
+    *,
+    reason: str | None = None,
+    duplicate_of: str | None = None,
+    summary: str | None = None,
+    plan: str | None = None,
+) -> IssueView:
+    """accept | reject | duplicate | deliberate | start_resolving | resolve | reopen."""
+    with uow:
+        issue = _load(uow, principal, issue_id, for_update=True)
+        street_of = uow.issues.street_of
+        if action == "reopen":
+            if issue.reporter_id != principal.user_id and not access.may_handle(principal, issue, street_of):
+                raise Forbidden("only the reporter or the office handling the issue may reopen it")
+            if not reason:
+                raise Invalid("a reason is required", fields={"reason": ["say why the issue is not solved"]})
+            if issue.status not in ("resolved", "closed"):
+                raise Conflict(f"only a resolved or closed issue can be reopened; this one is {issue.status}")
+            change_status(uow, issue, "accepted", now, actor_id=principal.user_id, reason=reason)
+        elif action in {"start_resolving", "resolve"} and access.is_assignee(principal, issue):
+            _resolution_step(uow, issue, action, now, principal, summary=summary, plan=plan)
+        else:
+            access.require_handler(principal, issue, street_of)
+            if action == "accept":
+                change_status(uow, issue, "accepted", now, actor_id=principal.user_id)
+            elif action == "reject":
+                if not reason:
+                    raise Invalid("a reason is required", fields={"reason": ["say why the issue is rejected"]})
+                change_status(uow, issue, "rejected", now, actor_id=principal.user_id, reason=reason)
+            elif action == "duplicate":
+                if not duplicate_of:
+                    raise Invalid("name the original", fields={"duplicate_of": ["required"]})
+                original = uow.issues.get(duplicate_of)
+                if original is None or original.id == issue.id or original.community_id != issue.community_id:
+                    raise Invalid(
+                        "unknown original", fields={"duplicate_of": ["no other issue of this community has that id"]}
+                    )
+                issue.duplicate_of = original.id
+                change_status(uow, issue, "duplicate", now, actor_id=principal.user_id, reason=reason)
+            elif action == "deliberate":
+                change_status(uow, issue, "deliberating", now, actor_id=principal.user_id, reason=reason)
+            else:
+                _resolution_step(uow, issue, action, now, principal, summary=summary, plan=plan)
+        uow.commit()
+        return view(uow, principal, issue)
+
+
+def _resolution_step(
+    uow: IssuesUnitOfWork,
+    issue: Issue,
+    action: str,
+    now: datetime,
+    principal: Principal,
+    *,
+    summary: str | None,
+    plan: str | None,
+) -> None:
+    if action == "start_resolving":
+        if plan:
+            issue.resolution_plan = plan
+        change_status(uow, issue, "resolving", now, actor_id=principal.user_id, reason=plan)
+    elif action == "resolve":
+        if not summary:
+            raise Invalid("a resolution summary is required", fields={"summary": ["say what was done"]})
+        issue.resolution_summary = summary
+        change_status(uow, issue, "resolved", now, actor_id=principal.user_id, reason=summary)
+    else:
+        raise Invalid("unknown action", fields={"action": [f"no action {action!r}"]})
+
+
+def escalate(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, reason: str, now: datetime) -> IssueView:
+    with uow:
+        issue = _load(uow, principal, issue_id, for_update=True)
+        access.require_handler(principal, issue, uow.issues.street_of)
+        escalate_issue(uow, issue, now, actor_id=principal.user_id, reason=reason, automatic=False)
+        uow.commit()
+        return view(uow, principal, issue)
+
+
+def assign(
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    issue_id: str,
+    now: datetime,
+    *,
+    assignee_type: str,
+    assignee_id: str | None,
+    note: str | None = None,
+) -> IssueView:
+    with uow:
+        issue = _load(uow, principal, issue_id, for_update=True)
+        access.require_handler(principal, issue, uow.issues.street_of)
+        issue.assign(assignee_type, assignee_id, now)
+        _note(
+            uow,
+            issue,
+            "assignment",
+            now,
+            body=note,
+            author_id=principal.user_id,
+            data={"assignee_type": assignee_type, "assignee_id": assignee_id},
+        )
+        _publish(uow, "issues.issue.assigned", issue, principal.user_id)
+        uow.commit()
+        return view(uow, principal, issue)
+
+
+def support(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: datetime) -> IssueView:
+    """'Me too': a resident of the community backs the issue, once."""
+    with uow:
+        issue = _load(uow, principal, issue_id, for_update=True)
+        if principal.role != Role.RESIDENT or issue.community_id not in principal.community_ids:
+            raise Forbidden("only residents of the community can support its issues")
+        if issue.reporter_id == principal.user_id:
+            raise Conflict("you reported this issue yourself")
+        if not issue.is_open:
+            raise Conflict(f"an issue that is {issue.status} takes no more support")
+        if uow.issues.is_supporter(issue.id, principal.user_id):
+            raise Conflict("you already support this issue")
+        uow.issues.add_supporter(issue.id, principal.user_id, now)
+        issue.supporter_count += 1
+        issue.touch(now)
+        _publish(uow, "issues.issue.supported", issue, principal.user_id, supporter_id=principal.user_id)
+        uow.commit()
+        return view(uow, principal, issue)
+
+
+def rate(
+    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: datetime, *, rating: int, comment: str | None
+) -> IssueView:
+    with uow:
+        issue = _load(uow, principal, issue_id, for_update=True)
+        if issue.reporter_id != principal.user_id:
+            raise Forbidden("only the reporter rates the resolution")
+        issue.rate(rating, comment, now)
+        _note(uow, issue, "rating", now, body=comment, author_id=principal.user_id, data={"rating": rating})
+        _publish(uow, "issues.issue.closed", issue, principal.user_id, rating=rating)
+        uow.commit()
+        return view(uow, principal, issue)
+
+
+UPDATE_KINDS = ("reply", "note", "inspection")
+
+
+def add_update(
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    issue_id: str,
+    now: datetime,
+    *,
+    kind: str,
+    body: str,
+    attendees: list[str] | None = None,
+    findings: str | None = None,
+) -> TimelineEntry:
+    """Public replies (reporter, staff, assignee), internal notes and on-site inspections (staff, assignee)."""
+    with uow:
+        issue = _load(uow, principal, issue_id)
+        insider = access.sees_internal(principal, issue, uow.issues.street_of)
+        if kind == "reply":
+            if not insider and issue.reporter_id != principal.user_id:
+                raise Forbidden("only the reporter, staff and the assignee reply on an issue")
+        elif not insider:
+            raise Forbidden("only staff and the assignee add notes and inspections")
+        data: dict[str, Any] = {}
+        if kind == "inspection":
+            if not attendees:
+                raise Invalid("who attended?", fields={"attendees": ["name at least one attendee"]})
+            data = {"attendees": attendees, "findings": findings}
+        entry = _note(uow, issue, kind, now, body=body, author_id=principal.user_id, internal=kind == "note", data=data)
+        issue.updated_at = now
+        uow.commit()
+        return entry
+
+
+# --- photos ---------------------------------------------------------------------------------------------------
+def add_photo(
+    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, content: bytes, photo_dir: Path, now: datetime
+) -> dict[str, Any]:
+    content_type = photo_type(content)
+    with uow:
+        issue = _load(uow, principal, issue_id)
+        if issue.reporter_id != principal.user_id and not access.sees_internal(principal, issue, uow.issues.street_of):
+            raise Forbidden("only the reporter, staff and the assignee add photos")
+        photo_id = new_id()
+        file_name = f"{photo_id}.{EXTENSIONS[content_type]}"
+        photo_dir.mkdir(parents=True, exist_ok=True)
+        # Written first under a temporary name: a crash leaves no half file behind a stored row.
+        temporary = photo_dir / f".{file_name}.part"
+        temporary.write_bytes(content)
+        os.replace(temporary, photo_dir / file_name)
+        row = {
+            "id": photo_id,
+            "issue_id": issue.id,
+            "content_type": content_type,
+            "size": len(content),
+            "file_name": file_name,
+            "uploaded_by": principal.user_id,
+            "created_at": now,
+        }
+        uow.issues.add_photo(**row)
+        try:
+            uow.commit()
+        except BaseException:
+            (photo_dir / file_name).unlink(missing_ok=True)
+            raise
+        return row
+
+
+def list_photos(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list[dict[str, Any]]:
+    with uow:
+        _load(uow, principal, issue_id)
+        return uow.issues.photos_of(issue_id)
+
+
+def photo_file(
+    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, photo_id: str, photo_dir: Path
+) -> tuple[Path, str]:
+    with uow:
+        _load(uow, principal, issue_id)
+        row = uow.issues.photo(issue_id, photo_id)
+        if row is None:
+            raise NotFound(f"photo {photo_id} not found")
+        return photo_dir / row["file_name"], row["content_type"]
+
+
+# --- categories -------------------------------------------------------------------------------------------------
+def list_categories(uow: IssuesUnitOfWork, *, include_inactive: bool = False) -> list[Category]:
+    with uow:
+        return uow.issues.categories(include_inactive=include_inactive)
+
+
+def save_category(uow: IssuesUnitOfWork, principal: Principal, key: str, **values: Any) -> Category:
+    """Create or change a category; only the city configures them."""
+    principal.require_role(Role.CITY_ADMIN)
+    with uow:
+        category = uow.issues.category(key)
+        if category is None:
+            category = Category(key=key, **values)
+            uow.issues.add(category)
+        else:
+            merged = {
+                "name": category.name,
+                "default_tier": category.default_tier,
+                "responsible_body": category.responsible_body,
+                "deadline_hours": dict(category.deadline_hours),
+                "active": category.active,
+                "position": category.position,
+                **values,
+            }
+            Category(key=key, **merged)  # validates the result before anything changes
+            for attribute, value in merged.items():
+                setattr(category, attribute, value)
+        uow.commit()
+        return category

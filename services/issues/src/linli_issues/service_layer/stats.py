@@ -1,0 +1,245 @@
+"""`GET /stats`: what the street office overview shows, for a community, a street or the city, over a period.
+
+Figures (per scope, per community and per month): issues raised, accepted and resolved in the
+period; resolution rate (share of the period's issues resolved or closed by now); median and 90th
+percentile hours from report to resolution; how many of the period's issues went overdue; average
+satisfaction of the ratings given; consultations held (meetings on these issues concluded in the
+period); issues raised by category and by tier.
+
+Every figure is an aggregate in the database over indexed time ranges, so a city of 2,000,000
+issues answers without loading them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, case, cast, distinct, func, literal, select
+from sqlalchemy.types import Float
+
+from linli_issues.adapters.repository import _communities_of_street
+from linli_issues.adapters.tables import issue_meetings, issues
+from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Forbidden, Invalid
+
+DONE = ("resolved", "closed")
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    community_id: str | None
+    street_id: str | None
+    start: date
+    end: date  # inclusive
+
+
+def authorise(principal: Principal, uow: IssuesUnitOfWork, query: StatsQuery) -> StatsQuery:
+    """Check the caller may see the scope; a caller who names none gets their own."""
+    if query.community_id and query.street_id:
+        raise Invalid("choose one scope", fields={"street_id": ["give a community or a street, not both"]})
+    if principal.role == Role.CITY_ADMIN:
+        return query
+    if principal.role == Role.STREET_OFFICIAL:
+        if query.community_id:
+            if uow.issues.street_of(query.community_id) != principal.street_id:
+                raise Forbidden("that community is not in your street")
+            return query
+        if query.street_id and query.street_id != principal.street_id:
+            raise Forbidden("that is not your street")
+        return StatsQuery(None, principal.street_id, query.start, query.end)
+    if principal.role == Role.COMMUNITY_STAFF:
+        if query.street_id:
+            raise Forbidden("community staff see their own community")
+        community_id = query.community_id
+        if community_id is None and len(principal.community_ids) == 1:
+            community_id = principal.community_ids[0]
+        if community_id is None or community_id not in principal.community_ids:
+            raise Forbidden("outside your community scope")
+        return StatsQuery(community_id, None, query.start, query.end)
+    raise Forbidden(f"role {principal.role.value} may not read statistics")
+
+
+def default_period(today: date) -> tuple[date, date]:
+    """The last twelve months, today included."""
+    try:
+        start = today.replace(year=today.year - 1) + timedelta(days=1)
+    except ValueError:  # 29 February
+        start = today.replace(year=today.year - 1, day=28) + timedelta(days=1)
+    return start, today
+
+
+def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, timezone: str) -> dict[str, Any]:
+    if query.end < query.start:
+        raise Invalid("empty period", fields={"to": ["must not be before from"]})
+    if (query.end - query.start).days > 3660:
+        raise Invalid("period too long", fields={"from": ["at most ten years"]})
+    with uow:
+        query = authorise(principal, uow, query)
+        zone = ZoneInfo(timezone)
+        start = datetime.combine(query.start, time.min, zone).astimezone(UTC)
+        end = datetime.combine(query.end + timedelta(days=1), time.min, zone).astimezone(UTC)
+        figures = _Figures(uow, query, start, end, zone)
+        totals = figures.grouped(lambda _col: literal("all")).get("all", _empty())
+        totals["by_category"] = figures.counts(issues.c.category)
+        totals["by_tier"] = figures.counts(issues.c.tier)
+        by_community = figures.grouped(lambda _col: issues.c.community_id, meetings_key=issue_meetings.c.community_id)
+        monthly = figures.grouped(figures.month)
+        months = _months(query.start, query.end)
+        return {
+            "scope": {
+                "level": "community" if query.community_id else "street" if query.street_id else "city",
+                "community_id": query.community_id,
+                "street_id": query.street_id,
+            },
+            "period": {"from": query.start.isoformat(), "to": query.end.isoformat(), "timezone": timezone},
+            "totals": totals,
+            "by_community": [{"community_id": key, **value} for key, value in sorted(by_community.items())],
+            "monthly": [{"month": month, **monthly.get(month, _empty())} for month in months],
+        }
+
+
+def _months(start: date, end: date) -> list[str]:
+    months, cursor = [], start.replace(day=1)
+    while cursor <= end:
+        months.append(cursor.strftime("%Y-%m"))
+        cursor = (cursor + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        "raised": 0,
+        "accepted": 0,
+        "resolved": 0,
+        "resolution_rate": None,
+        "median_hours_to_resolve": None,
+        "p90_hours_to_resolve": None,
+        "overdue": 0,
+        "average_satisfaction": None,
+        "ratings": 0,
+        "consultations_held": 0,
+    }
+
+
+class _Figures:
+    def __init__(self, uow: IssuesUnitOfWork, query: StatsQuery, start: datetime, end: datetime, zone: ZoneInfo):
+        self.session = uow.session
+        self.postgres = self.session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+        self.query = query
+        self.start, self.end, self.zone = start, end, zone
+
+    def _scope(self, community_column: Any) -> list[ColumnElement[bool]]:
+        if self.query.community_id:
+            return [community_column == self.query.community_id]
+        if self.query.street_id:
+            return [community_column.in_(_communities_of_street(self.query.street_id))]
+        return []
+
+    def _between(self, column: Any) -> ColumnElement[bool]:
+        return and_(column >= self.start, column < self.end)
+
+    def month(self, column: Any) -> Any:
+        if self.postgres:
+            return func.to_char(func.timezone(self.zone.key, column), "YYYY-MM")
+        # SQLite keeps naive UTC text; the city's offset (no daylight saving in most of China) is added.
+        offset = datetime.now(self.zone).utcoffset() or timedelta()
+        return func.strftime("%Y-%m", column, f"{int(offset.total_seconds())} seconds")
+
+    def _hours(self) -> Any:
+        if self.postgres:
+            return func.extract("epoch", issues.c.resolved_at - issues.c.created_at) / 3600.0
+        return (func.julianday(issues.c.resolved_at) - func.julianday(issues.c.created_at)) * 24.0
+
+    def counts(self, column: Any) -> dict[str, int]:
+        rows = self.session.execute(
+            select(column, func.count())
+            .where(self._between(issues.c.created_at), *self._scope(issues.c.community_id))
+            .group_by(column)
+        )
+        return {key: count for key, count in rows}
+
+    def grouped(self, key_of: Any, meetings_key: Any = None) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+
+        def slot(key: Any) -> dict[str, Any]:
+            return out.setdefault(str(key), _empty())
+
+        scope = self._scope(issues.c.community_id)
+        key = key_of(issues.c.created_at)
+        done = func.sum(case((issues.c.status.in_(DONE), 1), else_=0))
+        overdue = func.sum(case((issues.c.overdue_at.is_not(None), 1), else_=0))
+        raised = select(key, func.count(), done, overdue).where(self._between(issues.c.created_at), *scope)
+        for group, count, resolved_now, went_overdue in self.session.execute(raised.group_by(key)):
+            figures = slot(group)
+            figures["raised"] = count
+            figures["overdue"] = int(went_overdue or 0)
+            figures["resolution_rate"] = round((resolved_now or 0) / count, 3) if count else None
+
+        key = key_of(issues.c.accepted_at)
+        accepted = select(key, func.count()).where(self._between(issues.c.accepted_at), *scope).group_by(key)
+        for group, count in self.session.execute(accepted):
+            slot(group)["accepted"] = count
+
+        key = key_of(issues.c.resolved_at)
+        resolved_where = [self._between(issues.c.resolved_at), *scope]
+        if self.postgres:
+            hours = self._hours()
+            resolved = select(
+                key,
+                func.count(),
+                func.percentile_cont(0.5).within_group(hours),
+                func.percentile_cont(0.9).within_group(hours),
+            ).where(*resolved_where)
+            for group, count, median, p90 in self.session.execute(resolved.group_by(key)):
+                figures = slot(group)
+                figures["resolved"] = count
+                figures["median_hours_to_resolve"] = round(float(median), 2) if median is not None else None
+                figures["p90_hours_to_resolve"] = round(float(p90), 2) if p90 is not None else None
+        else:
+            durations: dict[str, list[float]] = {}
+            for group, hours in self.session.execute(select(key, self._hours()).where(*resolved_where)):
+                durations.setdefault(str(group), []).append(float(hours))
+            for group, values in durations.items():
+                figures = slot(group)
+                figures["resolved"] = len(values)
+                figures["median_hours_to_resolve"] = round(statistics.median(values), 2)
+                figures["p90_hours_to_resolve"] = round(_percentile(values, 0.9), 2)
+
+        key = key_of(issues.c.closed_at)
+        rated = (
+            select(key, func.avg(cast(issues.c.rating, Float)), func.count())
+            .where(self._between(issues.c.closed_at), issues.c.rating.is_not(None), *scope)
+            .group_by(key)
+        )
+        for group, average, count in self.session.execute(rated):
+            figures = slot(group)
+            figures["average_satisfaction"] = round(float(average), 2)
+            figures["ratings"] = count
+
+        meetings_group = meetings_key if meetings_key is not None else key_of(issue_meetings.c.concluded_at)
+        held = (
+            select(meetings_group, func.count(distinct(issue_meetings.c.meeting_id)))
+            .where(
+                self._between(issue_meetings.c.concluded_at),
+                issue_meetings.c.status == "concluded",
+                *self._scope(issue_meetings.c.community_id),
+            )
+            .group_by(meetings_group)
+        )
+        for group, count in self.session.execute(held):
+            slot(group)["consultations_held"] = count
+        return out
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
