@@ -21,8 +21,16 @@ def ids(n):
 def user(bus, user_id, role="resident", phone="+8613800138000", community=COMMUNITY, revision=1, **extra):
     return bus.publish(
         "accounts.user.registered",
-        {"user_id": user_id, "role": role, "display_name": "张三", "phone": phone, "locale": extra.get("locale", "zh-CN"),
-         "street_id": STREET, "community_ids": [community] if community else [], "revision": revision},
+        {
+            "user_id": user_id,
+            "role": role,
+            "display_name": "张三",
+            "phone": phone,
+            "locale": extra.get("locale", "zh-CN"),
+            "street_id": STREET,
+            "community_ids": [community] if community else [],
+            "revision": revision,
+        },
         producer="gateway",
     )
 
@@ -33,8 +41,11 @@ def wait(bus, event):
 
 def told(database, source_key):
     with database.session() as s:
-        rows = s.execute(select(deliveries.c.user_id, deliveries.c.channel, deliveries.c.state)
-                         .where(deliveries.c.key.like(f"{source_key}%"))).all()
+        rows = s.execute(
+            select(deliveries.c.user_id, deliveries.c.channel, deliveries.c.state).where(
+                deliveries.c.key.like(f"{source_key}%")
+            )
+        ).all()
     return {(r.user_id, r.channel): r.state for r in rows}
 
 
@@ -44,16 +55,34 @@ def inbox(database, source_key):
 
 
 def issue(issue_id, reporter, revision, status="reported", urgency="normal", tier="community", **extra):
-    return {"issue_id": issue_id, "community_id": COMMUNITY, "title": "文化墙有安全隐患", "category": "safety",
-            "urgency": urgency, "status": status, "tier": tier, "reporter_id": reporter, "revision": revision, **extra}
+    return {
+        "issue_id": issue_id,
+        "community_id": COMMUNITY,
+        "title": "文化墙有安全隐患",
+        "category": "safety",
+        "urgency": urgency,
+        "status": status,
+        "tier": tier,
+        "reporter_id": reporter,
+        "revision": revision,
+        **extra,
+    }
 
 
 def test_issue_rules_staff_reporter_supporters_officials_and_stale_events(bus, database, clock):
     staff, reporter, supporter, official, stranger = ids(5)
-    bus.publish("directory.community.upserted",
-                {"community_id": COMMUNITY, "street_id": STREET, "name": "育才街社区", "revision": 1}, producer="gateway")
-    for person, role in ((staff, "community_staff"), (reporter, "resident"), (supporter, "resident"),
-                         (official, "street_official"), (stranger, "resident")):
+    bus.publish(
+        "directory.community.upserted",
+        {"community_id": COMMUNITY, "street_id": STREET, "name": "育才街社区", "revision": 1},
+        producer="gateway",
+    )
+    for person, role in (
+        (staff, "community_staff"),
+        (reporter, "resident"),
+        (supporter, "resident"),
+        (official, "street_official"),
+        (stranger, "resident"),
+    ):
         wait(bus, user(bus, person, role=role, community=None if role == "street_official" else COMMUNITY))
     issue_id = str(uuid.uuid4())
 
@@ -70,9 +99,12 @@ def test_issue_rules_staff_reporter_supporters_officials_and_stale_events(bus, d
     assert inbox(database, resolved.id) == {reporter, supporter}  # the actor is not told of their own change
     assert inbox(database, late.id) == set()  # older than what was told: not sent
 
-    escalated = bus.publish("issues.issue.escalated",
-                            issue(issue_id, reporter, 5, status="resolving", tier="street", from_tier="community"),
-                            street_id=STREET, community_id=COMMUNITY)
+    escalated = bus.publish(
+        "issues.issue.escalated",
+        issue(issue_id, reporter, 5, status="resolving", tier="street", from_tier="community"),
+        street_id=STREET,
+        community_id=COMMUNITY,
+    )
     wait(bus, escalated)
     assert inbox(database, escalated.id) == {official}
     assert inbox(database, f"{escalated.id}:followers") == {reporter, supporter}
@@ -92,21 +124,35 @@ def test_meeting_rules_followers_reminders_and_cancellation(bus, database, clock
     for person in (participant, follower, convener):
         wait(bus, user(bus, person))
     client = app.test_client()
-    response = client.post("/follows", json={"target_type": "community", "target_id": COMMUNITY},
-                           headers=auth(follower, community_ids=[COMMUNITY]))
+    response = client.post(
+        "/follows",
+        json={"target_type": "community", "target_id": COMMUNITY},
+        headers=auth(follower, community_ids=[COMMUNITY]),
+    )
     assert response.status_code == 201, response.json
     meeting_id = str(uuid.uuid4())
     starts = clock() + timedelta(days=3)
-    meeting = {"meeting_id": meeting_id, "community_id": COMMUNITY, "meeting_type": "round_table",
-               "title": "邻里议事圆桌会", "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(hours=2)).isoformat(),
-               "place": "邻里驿站", "convener_id": convener, "participant_ids": [participant], "revision": 1}
+    meeting = {
+        "meeting_id": meeting_id,
+        "community_id": COMMUNITY,
+        "meeting_type": "round_table",
+        "title": "邻里议事圆桌会",
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=2)).isoformat(),
+        "place": "邻里驿站",
+        "convener_id": convener,
+        "participant_ids": [participant],
+        "revision": 1,
+    }
     scheduled = bus.publish("meetings.meeting.scheduled", meeting)
     wait(bus, scheduled)
     assert inbox(database, scheduled.id) == {participant, follower}
     with database.session() as s:
         planned = s.execute(select(reminders.c.kind, reminders.c.due_at, reminders.c.state)).all()
     assert {(r.kind, r.due_at, r.state) for r in planned} == {
-        ("day_before", starts - timedelta(days=1), "scheduled"), ("hour_before", starts - timedelta(hours=1), "scheduled")}
+        ("day_before", starts - timedelta(days=1), "scheduled"),
+        ("hour_before", starts - timedelta(hours=1), "scheduled"),
+    }
 
     # The day-before reminder fires for the participants, and expires when the meeting starts.
     from linli_notifications.service_layer.handlers import fire_due_reminders
@@ -115,8 +161,11 @@ def test_meeting_rules_followers_reminders_and_cancellation(bus, database, clock
     with database.transaction() as s:
         assert fire_due_reminders(s, clock, "Asia/Shanghai") == 1
     with database.session() as s:
-        reminder_rows = s.execute(select(deliveries.c.user_id, deliveries.c.expires_at, deliveries.c.state)
-                                  .where(deliveries.c.source_type == "reminder.day_before")).all()
+        reminder_rows = s.execute(
+            select(deliveries.c.user_id, deliveries.c.expires_at, deliveries.c.state).where(
+                deliveries.c.source_type == "reminder.day_before"
+            )
+        ).all()
     assert {r.user_id for r in reminder_rows} == {participant}
     assert all(r.expires_at == starts for r in reminder_rows)
 
@@ -125,8 +174,9 @@ def test_meeting_rules_followers_reminders_and_cancellation(bus, database, clock
     assert inbox(database, cancelled.id) == {participant, follower}
     with database.session() as s:
         states = dict(s.execute(select(reminders.c.kind, reminders.c.state)).all())
-        pending_reminders = s.scalars(select(deliveries.c.state).where(
-            deliveries.c.source_type == "reminder.day_before")).all()
+        pending_reminders = s.scalars(
+            select(deliveries.c.state).where(deliveries.c.source_type == "reminder.day_before")
+        ).all()
     assert states == {"day_before": "fired", "hour_before": "cancelled"}
     assert set(pending_reminders) <= {"expired", "suppressed"}
 
@@ -137,25 +187,54 @@ def test_activity_registration_booking_and_code_rules(bus, database, clock):
         wait(bus, user(bus, who))
     activity_id = str(uuid.uuid4())
     starts = clock() + timedelta(days=2)
-    promoted = bus.publish("activities.registration.promoted", {
-        "registration_id": str(uuid.uuid4()), "activity_id": activity_id, "community_id": COMMUNITY,
-        "user_id": person, "title": "亲子运动会", "starts_at": starts.isoformat(), "party_size": 2,
-        "status": "confirmed"})
-    booking = bus.publish("activities.booking.confirmed", {
-        "booking_id": str(uuid.uuid4()), "offering_id": str(uuid.uuid4()), "service_name": "上门理发",
-        "community_id": COMMUNITY, "resident_id": person, "booked_by_id": organiser, "provider_id": provider,
-        "slot_start": starts.isoformat(), "slot_end": (starts + timedelta(hours=1)).isoformat(),
-        "door_to_door": True, "status": "confirmed"})
+    promoted = bus.publish(
+        "activities.registration.promoted",
+        {
+            "registration_id": str(uuid.uuid4()),
+            "activity_id": activity_id,
+            "community_id": COMMUNITY,
+            "user_id": person,
+            "title": "亲子运动会",
+            "starts_at": starts.isoformat(),
+            "party_size": 2,
+            "status": "confirmed",
+        },
+    )
+    booking = bus.publish(
+        "activities.booking.confirmed",
+        {
+            "booking_id": str(uuid.uuid4()),
+            "offering_id": str(uuid.uuid4()),
+            "service_name": "上门理发",
+            "community_id": COMMUNITY,
+            "resident_id": person,
+            "booked_by_id": organiser,
+            "provider_id": provider,
+            "slot_start": starts.isoformat(),
+            "slot_end": (starts + timedelta(hours=1)).isoformat(),
+            "door_to_door": True,
+            "status": "confirmed",
+        },
+    )
     clock.now = clock.now.replace(hour=16)  # 00:00 in Shanghai: quiet hours
-    code = bus.publish("accounts.code.requested", {"phone": "+8613900139000", "code": "482913", "purpose": "login",
-                                                   "expires_at": (clock() + timedelta(minutes=5)).isoformat()},
-                       producer="gateway")
+    code = bus.publish(
+        "accounts.code.requested",
+        {
+            "phone": "+8613900139000",
+            "code": "482913",
+            "purpose": "login",
+            "expires_at": (clock() + timedelta(minutes=5)).isoformat(),
+        },
+        producer="gateway",
+    )
     wait(bus, code)
     wait(bus, booking)
     assert inbox(database, promoted.id) == {person}
     assert told(database, promoted.id) == {(person, "sms"): "pending", (person, "push"): "suppressed"}
     assert inbox(database, booking.id) == {person, organiser}
     with database.session() as s:
-        row = s.execute(select(deliveries).where(deliveries.c.source_type == "accounts.code.requested")).mappings().one()
+        row = (
+            s.execute(select(deliveries).where(deliveries.c.source_type == "accounts.code.requested")).mappings().one()
+        )
     # The code goes at once, whatever the hour, to the phone that asked.
     assert (row["address"], row["state"], row["next_attempt_at"]) == ("+8613900139000", "pending", clock())

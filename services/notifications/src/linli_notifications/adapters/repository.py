@@ -30,9 +30,9 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     module = postgresql if dialect == "postgresql" else sqlite
     inserted = 0
     for start in range(0, len(rows), CHUNK):
-        statement = module.insert(table).on_conflict_do_nothing(index_elements=keys)
-        result = session.execute(statement, list(rows[start : start + CHUNK]))
-        inserted += max(result.rowcount or 0, 0)
+        # RETURNING counts what was really inserted (rowcount is not reliable for executemany).
+        statement = module.insert(table).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
+        inserted += len(session.execute(statement, list(rows[start : start + CHUNK])).all())
     return inserted
 
 

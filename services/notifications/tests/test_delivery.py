@@ -1,0 +1,283 @@
+"""The delivery stage against loopback providers that check requests as the real APIs do."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, recipients
+from linli_notifications.config import build_providers, load_config
+from linli_notifications.domain.model import Category, Intent
+from linli_notifications.service_layer.delivery import Deliverer
+from linli_notifications.service_layer.handlers import Rules
+from linli_notifications.service_layer.planning import plan
+
+pytestmark = pytest.mark.integration
+TZ = "Asia/Shanghai"
+
+
+def deliverer(database, clock, fakes, **env):
+    values = {
+        **fakes.env(),
+        "SMS_PROVIDERS": "aliyun",
+        "PUSH_PROVIDERS": "jpush,fcm",
+        "DELIVERY_RETRY_FIRST_SECONDS": "10",
+        **env,
+    }
+    config = load_config(values)
+    providers = build_providers(config)
+    for provider in providers.values():
+        if hasattr(provider, "read_timeout"):
+            provider.read_timeout = 1.0
+    return Deliverer(database, config, providers, clock=clock, city_timezone=TZ)
+
+
+def add_people(database, clock, n=1, phone_base=13800138000, with_device=None):
+    people = []
+    with database.transaction() as s:
+        for i in range(n):
+            user_id = str(uuid.uuid4())
+            s.execute(
+                recipients.insert().values(
+                    user_id=user_id,
+                    role="resident",
+                    display_name="x",
+                    phone=f"+86{phone_base + i}",
+                    locale="zh-CN",
+                    active=True,
+                    revision=1,
+                    updated_at=clock(),
+                )
+            )
+            if with_device:
+                s.execute(
+                    devices.insert().values(
+                        id=str(uuid.uuid4()),
+                        user_id=user_id,
+                        platform="android",
+                        provider=with_device,
+                        token=f"token-{user_id}",
+                        created_at=clock(),
+                        last_seen_at=clock(),
+                    )
+                )
+            people.append(user_id)
+    return people
+
+
+def notify(database, clock, people, *, category=Category.REGISTRATION, urgent=False, source=None):
+    intent = Intent(
+        source_key=source or str(uuid.uuid4()),
+        source_type="activities.registration.promoted",
+        kind="registration.promoted",
+        category=category,
+        user_ids=tuple(people),
+        params={"title": "亲子运动会", "when_at": "2026-11-30T01:00:00Z"},
+        urgent=urgent,
+        community_id=str(uuid.uuid4()),
+    )
+    with database.transaction() as s:
+        plan(s, intent, clock(), TZ)
+    return intent
+
+
+def states(database, channel="sms"):
+    with database.session() as s:
+        return s.execute(select(deliveries).where(deliveries.c.channel == channel)).mappings().all()
+
+
+def failed_events(database):
+    with database.session() as s:
+        return s.scalars(
+            select(messaging.outbox.c.payload).where(messaging.outbox.c.event_type == "notifications.delivery.failed")
+        ).all()
+
+
+def test_aliyun_sends_signed_request_and_receipt_marks_delivered(database, clock, fakes, app):
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    d = deliverer(database, clock, fakes)
+    assert d.drain() == 1
+    [row] = states(database)
+    assert (row["state"], row["provider"], row["attempts"], row["segments"]) == ("sent", "aliyun", 1, 1)
+    [sent] = fakes.requests["aliyun"]
+    assert sent["PhoneNumbers"] == "13800138000" and sent["TemplateCode"] == "SMS_460036"
+    assert sent["OutId"] == row["id"] and sent["SignName"] == "邻里"
+    with database.session() as s:
+        [attempt] = s.execute(select(attempts)).mappings().all()
+    assert attempt["outcome"] == "ok" and attempt["request_id"]
+
+    client = app.test_client()
+    report = [
+        {
+            "phone_number": "13800138000",
+            "send_time": "2026-11-24 10:00:00",
+            "report_time": "2026-11-24 10:00:05",
+            "success": True,
+            "err_code": "DELIVERED",
+            "err_msg": "用户接收成功",
+            "sms_size": "1",
+            "biz_id": row["provider_message_id"],
+            "out_id": row["id"],
+        }
+    ]
+    assert client.post("/receipts/aliyun/report", json=report).status_code == 401
+    for _ in range(2):  # the provider retries its push: the second is a no-op
+        response = client.post("/receipts/aliyun/report?token=callback-secret", json=report)
+        assert response.json == {"code": 0, "msg": "成功"}
+    [row] = states(database)
+    assert row["state"] == "delivered"
+
+
+def test_retryable_errors_back_off_then_give_up_with_an_event(database, clock, fakes):
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    d = deliverer(database, clock, fakes, DELIVERY_MAX_ATTEMPTS="3", SMS_PER_PHONE_PER_MINUTE="100")
+    busy = (500, {"Code": "isp.SYSTEM_ERROR", "Message": "isp.SYSTEM_ERROR", "RequestId": "R1"})
+    fakes.script["aliyun"] = [busy, busy, busy]
+    d.drain()
+    [row] = states(database)
+    assert (row["state"], row["attempts"]) == ("pending", 1)
+    first_wait = row["next_attempt_at"] - clock()
+    assert timedelta(seconds=5) <= first_wait <= timedelta(seconds=10)
+    assert d.drain() == 0  # not due yet: nothing is resent early
+    clock.advance(seconds=11)
+    d.drain()
+    [row] = states(database)
+    assert timedelta(seconds=10) <= row["next_attempt_at"] - clock() <= timedelta(seconds=20)
+    clock.advance(seconds=21)
+    d.drain()
+    [row] = states(database)
+    assert (row["state"], row["attempts"]) == ("failed", 3)
+    assert fakes.count("aliyun") == 3
+    [event] = failed_events(database)
+    assert '"attempts":3' in event and '"providers_tried":["aliyun","aliyun","aliyun"]' in event
+
+
+def test_permanent_error_is_not_retried(database, clock, fakes):
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    fakes.script["aliyun"] = [(200, {"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号", "RequestId": "R"})]
+    deliverer(database, clock, fakes).drain()
+    clock.advance(hours=2)
+    deliverer(database, clock, fakes).drain()
+    [row] = states(database)
+    assert row["state"] == "failed" and "isv.MOBILE_NUMBER_ILLEGAL" in row["reason"]
+    assert fakes.count("aliyun") == 1
+
+
+def test_provider_error_falls_back_to_the_next_provider(database, clock, fakes):
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    fakes.script["aliyun"] = [(200, {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "模板不合法", "RequestId": "R"})]
+    deliverer(database, clock, fakes, SMS_PROVIDERS="aliyun,twilio", SMS_PER_PHONE_PER_MINUTE="5").drain()
+    [row] = states(database)
+    assert (row["state"], row["provider"], row["providers_tried"]) == ("sent", "twilio", ["aliyun", "twilio"])
+    [sent] = fakes.requests["twilio"]
+    assert sent["To"] == "+8613800138000" and sent["Body"].startswith("【邻里】好消息")
+
+
+def test_unknown_outcome_is_checked_not_resent(database, clock, fakes):
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    fakes.script["aliyun"] = ["hang"]  # processed by the provider, but the answer never arrives in time
+    d = deliverer(database, clock, fakes, SMS_PER_PHONE_PER_MINUTE="5")
+    d.drain()
+    [row] = states(database)
+    assert (row["state"], row["outcome_unknown"]) == ("pending", True)
+    clock.advance(minutes=1)
+    d.drain()
+    [row] = states(database)
+    assert row["state"] == "sent" and fakes.count("aliyun") == 1 and fakes.count("aliyun_query") == 1
+
+
+def test_crash_between_provider_call_and_record_sends_no_second_sms(database, clock, fakes):
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+
+    class Crash(BaseException):
+        pass
+
+    def die(_claimed):
+        raise Crash()
+
+    crashing = deliverer(database, clock, fakes)
+    crashing.after_send = die
+    with pytest.raises(Crash):
+        crashing.run_once()
+    [row] = states(database)
+    assert row["state"] == "sending"
+    clock.advance(minutes=5)  # the lease runs out; another worker takes over
+    deliverer(database, clock, fakes).drain()
+    [row] = states(database)
+    assert row["state"] == "sent"
+    assert fakes.count("aliyun") == 1
+
+
+def test_per_phone_limit_defers_instead_of_dropping(database, clock, fakes):
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    notify(database, clock, [person])
+    d = deliverer(database, clock, fakes)
+    d.drain()
+    rows = sorted(states(database), key=lambda r: r["state"])
+    assert [r["state"] for r in rows] == ["pending", "sent"]
+    assert rows[0]["next_attempt_at"] == clock() + timedelta(minutes=1)
+    clock.advance(minutes=1, seconds=1)
+    d.drain()
+    assert {r["state"] for r in states(database)} == {"sent"}
+
+
+def test_push_through_jpush_and_fcm_prunes_unregistered_tokens(database, clock, fakes):
+    jpush_people = add_people(database, clock, 3, with_device="jpush")
+    fcm_people = add_people(database, clock, 2, phone_base=13900000000, with_device="fcm")
+    fakes.unregistered.add(f"token-{fcm_people[0]}")
+    intent = notify(database, clock, jpush_people + fcm_people, category=Category.ACTIVITY)
+    deliverer(database, clock, fakes).drain()
+    push = {r["user_id"]: r for r in states(database, "push")}
+    assert len(fakes.requests["jpush"]) == 1  # one call for the three JPush devices
+    assert sorted(fakes.requests["jpush"][0]["audience"]["registration_id"]) == sorted(
+        f"token-{p}" for p in jpush_people
+    )
+    assert {push[p]["state"] for p in jpush_people} == {"sent"}
+    assert push[fcm_people[1]]["state"] == "sent"
+    assert push[fcm_people[0]]["state"] == "failed"
+    assert len(fakes.requests["oauth"]) == 1  # the access token is reused
+    with database.session() as s:
+        pruned = s.execute(select(devices.c.user_id).where(devices.c.pruned_at.isnot(None))).scalars().all()
+    assert pruned == [fcm_people[0]]
+    assert intent.source_key
+
+
+def test_quiet_hours_hold_messages_until_morning(database, clock, fakes, bus):
+    [person] = add_people(database, clock)
+    clock.now = clock.now.replace(hour=15)  # 23:00 in Shanghai
+    rules = Rules(clock, TZ)
+    notify(database, clock, [person])
+    d = deliverer(database, clock, fakes)
+    assert d.drain() == 0 and fakes.count("aliyun") == 0
+    clock.advance(hours=9)  # 08:00 in Shanghai
+    d.drain()
+    assert fakes.count("aliyun") == 1
+    assert rules.tz == TZ
+
+
+def test_stop_reply_opts_out_at_once(database, clock, fakes, app):
+    from linli_notifications.adapters.providers.twilio import request_signature
+
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    client = app.test_client()
+    form = {"From": "+8613800138000", "Body": "STOP", "MessageSid": "SM1", "AccountSid": "AC1"}
+    bad = client.post("/receipts/twilio/inbound", data=form, headers={"X-Twilio-Signature": "nope"})
+    assert bad.status_code == 401
+    signature = request_signature("twilio-test-token", "http://localhost/receipts/twilio/inbound", form)
+    ok = client.post("/receipts/twilio/inbound", data=form, headers={"X-Twilio-Signature": signature})
+    assert ok.status_code == 200 and b"<Response>" in ok.data
+    [row] = states(database)
+    assert (row["state"], row["reason"]) == ("suppressed", "sms opt-out")
+    notify(database, clock, [person])
+    assert {r["state"] for r in states(database)} == {"suppressed"}
+    notify(database, clock, [person], category=Category.SAFETY, urgent=True)
+    assert sorted(r["state"] for r in states(database)) == ["pending", "suppressed", "suppressed"]
