@@ -1,0 +1,154 @@
+"""`GET /stats`: what the activities service did for a community, a street or the city in a period."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from linli_activities.adapters.stats_queries import StatsQueries
+from linli_activities.adapters.tables import replica
+from linli_activities.service_layer import scope as scopes
+from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Forbidden, Invalid
+
+MAX_PERIOD = timedelta(days=366 * 5)
+ZERO_FIGURES = {
+    "activities_held": 0,
+    "participant_times": 0,
+    "distinct_participants": 0,
+    "registrations": 0,
+    "registered_places": 0,
+    "registrations_attended": 0,
+    "still_waitlisted": 0,
+    "service_posts": 0,
+    "residents_covered": 0,
+    "mutual_aid_groups": 0,
+    "group_members": 0,
+    "help_hours": 0.0,
+    "help_entries": 0,
+    "talents": 0,
+    "service_person_times": 0,
+    "door_to_door_person_times": 0,
+    "services_completed": 0,
+}
+MONTHLY_FIGURES = (
+    "activities_held",
+    "participant_times",
+    "service_person_times",
+    "door_to_door_person_times",
+    "help_hours",
+)
+
+
+def default_period(today: date) -> tuple[date, date]:
+    """The last twelve months: from the first day of the month eleven months back, to today."""
+    month_index = today.year * 12 + today.month - 1 - 11
+    return date(month_index // 12, month_index % 12 + 1, 1), today
+
+
+def _resolve_scope(
+    uow: ActivitiesUnitOfWork, principal: Principal, community_id: str | None, street_id: str | None
+) -> tuple[dict[str, Any], Any]:
+    """(the scope as answered, a function giving the SQL condition on a community id column)."""
+    principal.require_role(Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN)
+    if community_id is not None:
+        scopes.require_staff_of(uow, principal, community_id)
+        return {"community_id": community_id}, lambda column: column == community_id
+    if street_id is None and principal.role == Role.STREET_OFFICIAL:
+        street_id = principal.street_id
+    if street_id is not None:
+        if principal.role == Role.STREET_OFFICIAL and principal.street_id != street_id:
+            raise Forbidden("a street official sees their own street")
+        if principal.role == Role.COMMUNITY_STAFF:
+            raise Forbidden("community staff see their own community")
+        communities = select(replica.communities.c.community_id).where(replica.communities.c.street_id == street_id)
+        return {"street_id": street_id}, lambda column: column.in_(communities)
+    if principal.role == Role.CITY_ADMIN:
+        return {"city": True}, lambda _column: None
+    ids = list(principal.community_ids)
+    return {"community_ids": ids}, lambda column: column.in_(ids)
+
+
+def _month_keys(first: date, last: date) -> list[str]:
+    keys, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        keys.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return keys
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _with_ratios(figures: dict[str, Any]) -> dict[str, Any]:
+    figures["attendance_rate"] = _share(figures["registrations_attended"], figures["registrations"])
+    figures["door_to_door_share"] = _share(figures["door_to_door_person_times"], figures["service_person_times"])
+    figures["help_hours"] = round(float(figures["help_hours"]), 2)
+    return figures
+
+
+def statistics(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    timezone: str,
+    community_id: str | None = None,
+    street_id: str | None = None,
+    first: date | None = None,
+    last: date | None = None,
+) -> dict[str, Any]:
+    zone = ZoneInfo(timezone)
+    today = uow.clock().astimezone(zone).date()
+    default_first, default_last = default_period(today)
+    first, last = first or default_first, last or default_last
+    if last < first:
+        raise Invalid("the period ends before it starts", fields={"to": ["must not be before from"]})
+    if last - first > MAX_PERIOD:
+        raise Invalid("period too long", fields={"from": ["at most five years"]})
+    start = datetime.combine(first, time.min, zone)
+    end = datetime.combine(last + timedelta(days=1), time.min, zone)
+    # "Held" means it took place: a future activity in the period is not counted yet.
+    held_end = min(end, uow.clock())
+    with uow:
+        answered_scope, condition = _resolve_scope(uow, principal, community_id, street_id)
+        q = StatsQueries(uow.session, timezone)
+        totals: dict[str, Any] = dict(ZERO_FIGURES)
+        per_community: dict[str, dict[str, Any]] = defaultdict(lambda: dict(ZERO_FIGURES))
+        monthly: dict[str, dict[str, Any]] = {m: {k: 0 for k in MONTHLY_FIGURES} for m in _month_keys(first, last)}
+
+        def merge(total: dict, by_community: dict | None = None, by_month: dict | None = None) -> None:
+            totals.update(total)
+            for key, figures in (by_community or {}).items():
+                per_community[key].update(figures)
+            for key, figures in (by_month or {}).items():
+                if key in monthly:
+                    monthly[key].update(figures)
+
+        activity_totals, by_kind, activity_communities, activity_months = q.activities(condition, start, held_end)
+        merge(activity_totals, activity_communities, activity_months)
+        merge(*q.checkins(condition, start, end))
+        merge(*q.registrations(condition, start, held_end))
+        merge(*q.posts(condition))
+        merge(*q.groups(condition))
+        merge(*q.help(condition, first, last))
+        merge(*q.talents(condition))
+        merge(*q.services(condition, start, end))
+    totals["activities_by_kind"] = by_kind
+    return {
+        "scope": answered_scope,
+        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": timezone},
+        "totals": _with_ratios(totals),
+        "by_community": [
+            {"community_id": key, **_with_ratios(figures)} for key, figures in sorted(per_community.items())
+        ],
+        "monthly": [
+            {"month": key, **{**figures, "help_hours": round(float(figures["help_hours"]), 2)}}
+            for key, figures in monthly.items()
+        ],
+    }
