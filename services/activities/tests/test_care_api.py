@@ -292,3 +292,31 @@ def test_support_flags_only_for_the_communitys_own_staff(client, world):
     assert bad.status_code == 422 and "needs" in bad.get_json()["error"]["fields"]
     no_name = client.post("/support", json={"community_id": world.community_a, "needs": ["disability"]}, headers=staff)
     assert no_name.status_code == 422 and "display_name" in no_name.get_json()["error"]["fields"]
+
+
+def test_a_group_organises_an_activity(client, world):
+    staff = world.headers("community_staff")
+    group = created(
+        client.post(
+            "/groups",
+            json={
+                "community_id": world.community_a,
+                "name": "Small mutual aid society",
+                "coordinator_id": str(uuid.uuid4()),
+            },
+            headers=staff,
+        )
+    )
+    body = {
+        "community_ids": [world.community_a],
+        "kind": "volunteering",
+        "title": "Clean-up",
+        "starts_at": "2026-12-06T09:00:00+08:00",
+        "ends_at": "2026-12-06T11:00:00+08:00",
+        "organiser_type": "group",
+        "organiser_id": group["id"],
+    }
+    activity = created(client.post("/", json=body, headers=staff))
+    assert (activity["organiser_type"], activity["organiser_id"]) == ("group", group["id"])
+    unknown = client.post("/", json={**body, "organiser_id": str(uuid.uuid4())}, headers=staff)
+    assert unknown.status_code == 422 and "organiser_id" in unknown.get_json()["error"]["fields"]

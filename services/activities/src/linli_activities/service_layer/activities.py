@@ -23,6 +23,7 @@ from linli_activities.domain.activities import (
     RegistrationStatus,
 )
 from linli_activities.domain.calendar import render_calendar
+from linli_activities.domain.care import MutualAidGroup
 from linli_activities.domain.places import ServicePost
 from linli_activities.service_layer import scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
@@ -138,8 +139,12 @@ def create_activity(
         values.setdefault("organiser_type", "staff")
         if values["organiser_type"] == "staff":
             values["organiser_id"] = values.get("organiser_id") or principal.user_id
-        elif not values.get("organiser_id"):
-            raise Invalid("name the organising group", fields={"organiser_id": ["required for a group"]})
+        else:
+            group = uow.repo.get(MutualAidGroup, values.get("organiser_id") or "")
+            if group is None or group.community_id not in community_ids:
+                raise Invalid(
+                    "name the organising group", fields={"organiser_id": ["a mutual-aid group of these communities"]}
+                )
         activity = Activity(community_ids=community_ids, created_by=principal.user_id, created_at=uow.clock(), **values)
         if publish:
             activity.publish()
