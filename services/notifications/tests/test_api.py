@@ -1,0 +1,122 @@
+"""The HTTP API: inbox, devices, preferences, scope, errors, broadcasts (20,000 recipients)."""
+
+import uuid
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from linli_notifications.adapters.tables import deliveries, notifications, recipient_communities, recipients, replica
+from linli_notifications.config import build_providers, load_config
+from linli_notifications.domain.model import Category, Intent
+from linli_notifications.service_layer.broadcasts import plan_broadcasts
+from linli_notifications.service_layer.delivery import Deliverer
+from linli_notifications.service_layer.planning import plan
+
+pytestmark = pytest.mark.integration
+TZ = "Asia/Shanghai"
+COMMUNITY, OTHER, STREET = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+
+
+def residents(database, clock, n, community=COMMUNITY, role="resident"):
+    people = [str(uuid.UUID(int=i + 1 + (0 if community == COMMUNITY else 10**9))) for i in range(n)]
+    with database.transaction() as s:
+        s.execute(insert(recipients), [
+            {"user_id": p, "role": role, "display_name": "x", "phone": f"+86139{i:08d}", "locale": "zh-CN",
+             "active": True, "revision": 1, "updated_at": clock()} for i, p in enumerate(people)])
+        s.execute(insert(recipient_communities), [{"community_id": community, "user_id": p, "role": role}
+                                                  for p in people])
+    return people
+
+
+def test_inbox_lists_marks_read_and_counts_unread(app, auth, database, clock):
+    me, other = residents(database, clock, 2)
+    with database.transaction() as s:
+        for n in range(3):
+            plan(s, Intent(source_key=f"e{n}", source_type="t", kind="issue.progress", category=Category.ISSUE_PROGRESS,
+                           user_ids=(me, other), params={"title": f"议题{n}", "status": "accepted"}), clock(), TZ)
+    client = app.test_client()
+    headers = auth(me, community_ids=[COMMUNITY])
+    assert client.get("/").status_code == 401
+    listed = client.get("/?page_size=2", headers=headers)
+    assert listed.status_code == 200 and len(listed.json) == 2
+    assert '"total": 3' in listed.headers["X-Pagination"] or '"total":3' in listed.headers["X-Pagination"]
+    assert listed.json[0]["body"] == "您关注的议题“议题0”状态更新为：已受理" or listed.json[0]["title"] == "议题进展"
+    assert client.get("/unread-count", headers=headers).json == {"count": 3}
+    first = listed.json[0]["id"]
+    read = client.post(f"/{first}/read", headers=headers)
+    assert read.status_code == 200 and read.json["read_at"]
+    assert client.get("/unread-count", headers=headers).json == {"count": 2}
+    assert len(client.get("/?unread=true", headers=headers).json) == 2
+    # Someone else's notification does not exist for me.
+    with database.session() as s:
+        theirs = s.scalar(select(notifications.c.id).where(notifications.c.user_id == other))
+    assert client.post(f"/{theirs}/read", headers=headers).status_code == 404
+    assert client.get(f"/{uuid.uuid4()}", headers=headers).status_code == 404
+    assert client.post("/read-all", headers=headers).json == {"count": 2}
+
+
+def test_devices_and_preferences_validate_and_persist(app, auth, database, clock):
+    [me] = residents(database, clock, 1)
+    client = app.test_client()
+    headers = auth(me, community_ids=[COMMUNITY])
+    bad = client.post("/devices", json={"platform": "nokia", "provider": "jpush"}, headers=headers)
+    assert bad.status_code == 422 and set(bad.json["error"]["fields"]) == {"platform", "token"}
+    device = client.post("/devices", json={"platform": "android", "provider": "jpush", "token": "1a0018970a"},
+                         headers=headers)
+    assert device.status_code == 201
+    assert [d["token"] for d in client.get("/devices", headers=headers).json] == ["1a0018970a"]
+
+    prefs = client.get("/preferences", headers=headers).json
+    assert prefs["quiet_hours"] == {"start": "22:00", "end": "08:00"} and prefs["timezone"] == TZ
+    refused = client.put("/preferences", json={"items": [{"category": "safety", "channel": "sms", "enabled": False}]},
+                         headers=headers)
+    assert refused.status_code == 422 and "items.0" in refused.json["error"]["fields"]
+    bad_hours = client.put("/preferences", json={"quiet_hours": {"start": "25:00", "end": "07:00"}}, headers=headers)
+    assert bad_hours.status_code == 422
+    saved = client.put("/preferences", json={"quiet_hours": {"start": "23:00", "end": "07:00"},
+                                             "items": [{"category": "meeting", "channel": "sms", "enabled": False}]},
+                       headers=headers)
+    assert saved.status_code == 200
+    meeting_sms = [i for i in saved.json["items"] if (i["category"], i["channel"]) == ("meeting", "sms")][0]
+    assert meeting_sms["enabled"] is False and saved.json["quiet_hours"]["start"] == "23:00"
+    assert client.delete(f"/devices/{device.json['id']}", headers=headers).status_code == 204
+
+
+def test_broadcast_to_20000_residents_accounts_for_every_delivery(app, auth, database, clock, fakes):
+    people = residents(database, clock, 20_000)
+    residents(database, clock, 5, community=OTHER)
+    with database.transaction() as s:
+        s.execute(insert(replica.communities).values(community_id=COMMUNITY, street_id=STREET, name="c", revision=1))
+    client = app.test_client()
+    staff = auth(str(uuid.uuid4()), role="community_staff", community_ids=[COMMUNITY])
+    body = {"community_id": COMMUNITY, "title": "停水通知", "body": "明日9:00-17:00停水，请提前储水。",
+            "channels": ["sms"]}
+    assert client.post("/broadcasts", json={**body, "community_id": OTHER}, headers=staff).status_code == 403
+    assert client.post("/broadcasts", json=body, headers=auth(people[0], community_ids=[COMMUNITY])).status_code == 403
+    created = client.post("/broadcasts", json=body, headers=staff)
+    assert created.status_code == 202, created.json
+
+    assert plan_broadcasts(database, clock, TZ) == 20_000
+    assert plan_broadcasts(database, clock, TZ) == 0  # planned once, whatever happens next
+    config = load_config({**fakes.env(), "SMS_PROVIDERS": "aliyun", "DELIVERY_CLAIM_BATCH": "5000",
+                          "ALIYUN_RATE_PER_SECOND": "1000000"})
+    Deliverer(database, config, build_providers(config), clock=clock, city_timezone=TZ).drain()
+
+    report = client.get(f"/broadcasts/{created.json['id']}", headers=staff).json
+    assert report["state"] == "planned" and report["planned_count"] == 20_000
+    assert report["deliveries"] == {"sent": 20_000}
+    calls = fakes.requests["aliyun"]
+    assert len(calls) == 200 and all(c["Action"] == "SendBatchSms" for c in calls)
+    phones = [p for c in calls for p in __import__("json").loads(c["PhoneNumberJson"])]
+    assert len(phones) == len(set(phones)) == 20_000
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(deliveries).where(deliveries.c.community_id == OTHER)) == 0
+
+    stats = client.get(f"/stats?community_id={COMMUNITY}", headers=staff)
+    assert stats.status_code == 200, stats.json
+    assert stats.json["totals"]["sent"] == 20_000 and stats.json["totals"]["sms"] == 20_000
+    official = auth(str(uuid.uuid4()), role="street_official", street_id=STREET)
+    assert client.get(f"/stats?street_id={STREET}", headers=official).json["by_community"][0]["sent"] == 20_000
+    assert client.get(f"/stats?street_id={uuid.uuid4()}", headers=official).status_code == 403
+    listed = client.get("/deliveries?state=sent&page_size=5", headers=staff)
+    assert listed.status_code == 200 and len(listed.json) == 5 and "address" not in listed.json[0]
