@@ -188,3 +188,79 @@ def threads() -> Iterator[Callable]:
         stop.set()
     for _, thread in started:
         thread.join(15)
+
+
+class BusTap:
+    """A queue bound to keys of the test exchange: the events that really reached the broker."""
+
+    def __init__(self, amqp_url: str, bus, keys: tuple[str, ...]) -> None:
+        import pika
+
+        from linli_kit.events.topology import declare_exchanges
+
+        self.conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        self.channel = self.conn.channel()
+        declare_exchanges(self.channel, bus)
+        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        for key in keys:
+            self.channel.queue_bind(self.queue, bus.exchange, routing_key=key)
+        self.seen: list[dict] = []
+
+    def events(self) -> list[dict]:
+        import json
+
+        while True:
+            method, _props, body = self.channel.basic_get(self.queue, auto_ack=True)
+            if method is None:
+                return self.seen
+            self.seen.append(json.loads(body))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@pytest.fixture
+def bus_tap(amqp_url, bus_names):
+    taps = []
+
+    def make(*keys: str) -> BusTap:
+        tap = BusTap(amqp_url, bus_names, keys)
+        taps.append(tap)
+        return tap
+
+    yield make
+    for tap in taps:
+        tap.close()
+
+
+@pytest.fixture
+def publish(amqp_url, bus_names):
+    """Publish an event onto the test exchange as another service's relay would."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = conn.channel()
+    channel.confirm_delivery()
+
+    def send(event) -> None:
+        channel.basic_publish(
+            bus_names.exchange,
+            event.type,
+            event.to_json().encode(),
+            pika.BasicProperties(
+                message_id=event.id, type=event.type, content_type="application/json", delivery_mode=2
+            ),
+        )
+
+    yield send
+    conn.close()
+
+
+@pytest.fixture
+def worker(settings, database):
+    """The service's worker (relay, consumer) on threads, its queue declared before it starts."""
+    w = definition.build_worker(settings, database)
+    w.consumer.declare()
+    w.start()
+    yield w
+    w.shutdown(15)

@@ -204,7 +204,7 @@ class MeetingRepository:
         # How often each issue has already been on the agenda of a concluded meeting.
         consultations = (
             select(func.count())
-            .select_from(a.table.join(tables.meetings, m.id == a.meeting_id))
+            .select_from(tables.agenda_items.join(tables.meetings, m.id == a.meeting_id))
             .where(a.issue_id == i.issue_id, m.status == "concluded")
             .scalar_subquery()
         )

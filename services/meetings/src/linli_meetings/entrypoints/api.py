@@ -41,11 +41,20 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _decision_out(decision: Any, actions: list, votes: list | None = None) -> dict:
-    return s.DecisionOut().dump(decision) | {
-        "action_items": s.ActionItemOut(many=True).dump(actions),
-        "votes": s.VoteOut(many=True).dump(votes or []),
-    }
+class DecisionView:
+    """A decision with its action items and the votes the caller may see, for DecisionOut."""
+
+    def __init__(self, decision: Any, action_items: list, votes: list | None = None) -> None:
+        self._decision = decision
+        self.action_items = action_items
+        self.votes = votes or []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._decision, name)
+
+
+def _decision_out(decision: Any, actions: list, votes: list | None = None) -> DecisionView:
+    return DecisionView(decision, actions, votes)
 
 
 # --- meetings ---------------------------------------------------------------------------------------
@@ -207,14 +216,14 @@ class Motions(MethodView):
 
     @blp.arguments(s.MotionIn)
     @blp.response(201, s.DecisionOut)
-    def post(self, body: dict, meeting_id: uuid.UUID) -> dict:
+    def post(self, body: dict, meeting_id: uuid.UUID) -> DecisionView:
         return _decision_out(decisions.open_motion(_uow(), require_principal(), str(meeting_id), plain(body)), [])
 
 
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>")
 class MotionById(MethodView):
     @blp.response(200, s.DecisionOut)
-    def get(self, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> dict:
+    def get(self, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> DecisionView:
         return _decision_out(*decisions.get_decision(_uow(), require_principal(), str(meeting_id), str(decision_id)))
 
     @blp.response(204)
@@ -233,7 +242,7 @@ def vote(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> Any:
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/tally", methods=["PUT"])
 @blp.arguments(s.TallyIn)
 @blp.response(200, s.DecisionOut)
-def tally(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> dict:
+def tally(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> DecisionView:
     """Show-of-hands counts, recorded by the chair."""
     return _decision_out(
         decisions.record_tally(_uow(), require_principal(), str(meeting_id), str(decision_id), body), []
@@ -242,7 +251,7 @@ def tally(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> dict:
 
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/record", methods=["POST"])
 @blp.response(200, s.DecisionOut)
-def record(meeting_id: uuid.UUID, decision_id: uuid.UUID) -> dict:
+def record(meeting_id: uuid.UUID, decision_id: uuid.UUID) -> DecisionView:
     """Close the vote: outcome under the rules of procedure, action items, issue effect."""
     decision, actions = decisions.record_decision(_uow(), require_principal(), str(meeting_id), str(decision_id))
     return _decision_out(decision, actions)

@@ -114,24 +114,19 @@ def statistics(
             row["attendance_sum"] = int(people)
 
         # Issues deliberated: distinct issues on the agenda of meetings held.
-        deliberated = (
+        sub = (
             select(m.community_id, a.issue_id, m.local_date)
             .join_from(tables.agenda_items, tables.meetings, a.meeting_id == m.id)
             .where(held, a.issue_id.is_not(None))
+            .subquery()
         )
         for cid, n in session.execute(
-            select(deliberated.c.community_id, func.count(distinct(deliberated.c.issue_id))).group_by(
-                deliberated.c.community_id
-            )
+            select(sub.c.community_id, func.count(distinct(sub.c.issue_id))).group_by(sub.c.community_id)
         ):
             by_community[cid]["issues_deliberated"] = n
-        sub = deliberated.subquery()
+        sub_year, sub_month = extract("year", sub.c.local_date), extract("month", sub.c.local_date)
         for y, mo, n in session.execute(
-            select(
-                extract("year", sub.c.local_date),
-                extract("month", sub.c.local_date),
-                func.count(distinct(sub.c.issue_id)),
-            ).group_by(extract("year", sub.c.local_date), extract("month", sub.c.local_date))
+            select(sub_year, sub_month, func.count(distinct(sub.c.issue_id))).group_by(sub_year, sub_month)
         ):
             monthly[f"{int(y):04d}-{int(mo):02d}"]["issues_deliberated"] = n
         issues_deliberated = session.scalar(select(func.count(distinct(sub.c.issue_id)))) or 0
@@ -139,9 +134,10 @@ def statistics(
         # Consultations per resolved issue: for the issues deliberated in the period that are now
         # resolved or closed, how many held meetings (ever) had them on the agenda, on average.
         resolved = (
-            select(distinct(sub.c.issue_id).label("issue_id"))
+            select(sub.c.issue_id)
             .join(tables.issue_replica, iss.issue_id == sub.c.issue_id)
             .where(iss.status.in_(FINISHED_ISSUE))
+            .distinct()
         )
         resolved_sub = resolved.subquery()
         resolved_count = session.scalar(select(func.count()).select_from(resolved_sub)) or 0
@@ -193,7 +189,7 @@ def statistics(
 
         # Communities with a current (adopted) convention and rules of procedure.
         for cid, kind in session.execute(
-            select(distinct(doc.community_id), doc.kind).where(_within(doc.community_id, communities))
+            select(doc.community_id, doc.kind).where(_within(doc.community_id, communities)).distinct()
         ):
             key = "has_convention" if kind == DocumentKind.CONVENTION else "has_rules_of_procedure"
             by_community[cid][key] = True
