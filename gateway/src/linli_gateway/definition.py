@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from linli_gateway import SERVICE
@@ -28,10 +29,45 @@ def _init_keys(settings: Settings, _database: Database, _args: list[str]) -> int
     return 0
 
 
+def _create_admin(settings: Settings, database: Database, args: list[str]) -> int:
+    """The first city admin, who then creates everyone else (idempotent for the same phone)."""
+    import argparse
+
+    from linli_gateway.domain.accounts import AccountError
+    from linli_gateway.service_layer.accounts import Identity, register_user
+    from linli_kit.auth import Principal, Role, TokenSigner
+
+    parser = argparse.ArgumentParser(prog="linli-gateway create-admin")
+    parser.add_argument("--phone", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--name", default="City administrator")
+    options = parser.parse_args(args)
+    bootstrap = Principal(user_id="bootstrap", role=Role.CITY_ADMIN)
+    identity = Identity(TokenSigner(load_gateway_settings(settings).private_key(), issuer=settings.jwt_issuer))
+    try:
+        user = register_user(
+            GatewayUnitOfWork(database),
+            bootstrap,
+            identity,
+            display_name=options.name,
+            role=Role.CITY_ADMIN,
+            phone=options.phone,
+            password=options.password,
+        )
+    except AccountError as exc:
+        if exc.kind == "conflict":
+            print("linli-gateway: an account with this phone already exists; nothing changed")
+            return 0
+        print(f"linli-gateway: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"linli-gateway: city admin {user.display_name} created (id {user.id})")
+    return 0
+
+
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
     messaging=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    commands={"republish-directory": _republish, "init-keys": _init_keys},
+    commands={"republish-directory": _republish, "init-keys": _init_keys, "create-admin": _create_admin},
 )

@@ -59,10 +59,12 @@ def service_main(definition: ServiceDefinition, argv: list[str] | None = None) -
     worker.add_argument("--health-port", type=int, default=int(os.environ.get("WORKER_HEALTH_PORT", "0")) or None)
     sub.add_parser("check-config", help="validate the configuration, database and broker")
     sub.add_parser("declare", help="declare the service's queue and bindings")
-    for name in definition.commands:
-        extra = sub.add_parser(name)
-        extra.add_argument("args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    for name, command in definition.commands.items():
+        sub.add_parser(name, help=(command.__doc__ or "").strip().split("\n")[0] or None, add_help=False)
+    # A service's own commands parse their own options: hand them whatever follows their name.
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in definition.commands:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         settings = definition.settings()
     except ConfigError as exc:
@@ -84,7 +86,7 @@ def service_main(definition: ServiceDefinition, argv: list[str] | None = None) -
     if args.command == "worker":
         definition.build_worker(settings, database).serve_forever(args.health_port)
         return 0
-    return definition.commands[args.command](settings, database, args.args)
+    return definition.commands[args.command](settings, database, rest)
 
 
 def _check(name: str, settings: Settings, database: Database) -> int:
