@@ -117,7 +117,8 @@ class IssueRepository:
         query = (
             select(Issue)
             .where(Issue.status.not_in(DONE_STATUSES), Issue.due_at <= now)
-            .where(or_(Issue.overdue_at.is_(None), Issue.tier != "city"))
+            # At the city tier an issue is reported overdue once per deadline, then left alone.
+            .where(or_(Issue.tier != "city", Issue.overdue_at.is_(None), Issue.overdue_at < Issue.due_at))
             .order_by(Issue.due_at)
             .limit(limit)
         )

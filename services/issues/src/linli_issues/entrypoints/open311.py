@@ -7,14 +7,17 @@ The `servicerequestupdates` extension lists the public steps of each request's l
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree
 
-from flask import Blueprint, Response, current_app, json, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from linli_issues.adapters.repository import Scope
 from linli_issues.domain import similarity
 from linli_issues.domain.model import URGENCIES, Category, Issue
 from linli_issues.service_layer import issues as use_cases
@@ -75,6 +78,7 @@ def _xml_value(parent: ElementTree.Element, name: str, value: Any) -> None:
 def render(fmt: str, payload: Any, root: str, item: str, status: int = 200) -> Response:
     """JSON as the spec shows it; XML as `<root><item>...</item></root>` (or one element for a dict)."""
     if fmt == "json":
+        # The spec's field order, not sorted keys.
         return Response(json.dumps(payload, ensure_ascii=False), status=status, content_type="application/json")
     top = ElementTree.Element(root)
     if isinstance(payload, list):
@@ -248,8 +252,6 @@ def _category_names() -> dict[str, str]:
 
 @blp.get(f"/requests.<{FORMATS}:fmt>")
 def list_requests(fmt: str) -> Response:
-    from linli_issues.adapters.repository import Scope
-
     ids = [i for i in (request.args.get("service_request_id") or "").split(",") if i]
     codes = [c for c in (request.args.get("service_code") or "").split(",") if c]
     statuses = [s for s in (request.args.get("status") or "").split(",") if s]
@@ -301,8 +303,6 @@ def get_token(token: str, fmt: str) -> Response:
 
 
 def _looks_like_id(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(value)
     except ValueError:

@@ -25,7 +25,7 @@ def escalate_overdue(uow: IssuesUnitOfWork, now: datetime, batch: int = 200) -> 
         with uow:
             issues = uow.issues.overdue(now, limit=batch)
             for issue in issues:
-                issue.overdue_at = issue.overdue_at or now
+                issue.overdue_at = now  # the last time it was found overdue
                 issue.touch(now)
                 _publish(uow, "issues.issue.overdue", issue, None)
                 if issue.next_tier() is not None:
