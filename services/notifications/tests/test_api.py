@@ -20,11 +20,25 @@ COMMUNITY, OTHER, STREET = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4(
 def residents(database, clock, n, community=COMMUNITY, role="resident"):
     people = [str(uuid.UUID(int=i + 1 + (0 if community == COMMUNITY else 10**9))) for i in range(n)]
     with database.transaction() as s:
-        s.execute(insert(recipients), [
-            {"user_id": p, "role": role, "display_name": "x", "phone": f"+86139{i:08d}", "locale": "zh-CN",
-             "active": True, "revision": 1, "updated_at": clock()} for i, p in enumerate(people)])
-        s.execute(insert(recipient_communities), [{"community_id": community, "user_id": p, "role": role}
-                                                  for p in people])
+        s.execute(
+            insert(recipients),
+            [
+                {
+                    "user_id": p,
+                    "role": role,
+                    "display_name": "x",
+                    "phone": f"+86139{i:08d}",
+                    "locale": "zh-CN",
+                    "active": True,
+                    "revision": 1,
+                    "updated_at": clock(),
+                }
+                for i, p in enumerate(people)
+            ],
+        )
+        s.execute(
+            insert(recipient_communities), [{"community_id": community, "user_id": p, "role": role} for p in people]
+        )
     return people
 
 
@@ -32,8 +46,19 @@ def test_inbox_lists_marks_read_and_counts_unread(app, auth, database, clock):
     me, other = residents(database, clock, 2)
     with database.transaction() as s:
         for n in range(3):
-            plan(s, Intent(source_key=f"e{n}", source_type="t", kind="issue.progress", category=Category.ISSUE_PROGRESS,
-                           user_ids=(me, other), params={"title": f"议题{n}", "status": "accepted"}), clock(), TZ)
+            plan(
+                s,
+                Intent(
+                    source_key=f"e{n}",
+                    source_type="t",
+                    kind="issue.progress",
+                    category=Category.ISSUE_PROGRESS,
+                    user_ids=(me, other),
+                    params={"title": f"议题{n}", "status": "accepted"},
+                ),
+                clock(),
+                TZ,
+            )
     client = app.test_client()
     headers = auth(me, community_ids=[COMMUNITY])
     assert client.get("/").status_code == 401
@@ -61,21 +86,28 @@ def test_devices_and_preferences_validate_and_persist(app, auth, database, clock
     headers = auth(me, community_ids=[COMMUNITY])
     bad = client.post("/devices", json={"platform": "nokia", "provider": "jpush"}, headers=headers)
     assert bad.status_code == 422 and set(bad.json["error"]["fields"]) == {"platform", "token"}
-    device = client.post("/devices", json={"platform": "android", "provider": "jpush", "token": "1a0018970a"},
-                         headers=headers)
+    device = client.post(
+        "/devices", json={"platform": "android", "provider": "jpush", "token": "1a0018970a"}, headers=headers
+    )
     assert device.status_code == 201
     assert [d["token"] for d in client.get("/devices", headers=headers).json] == ["1a0018970a"]
 
     prefs = client.get("/preferences", headers=headers).json
     assert prefs["quiet_hours"] == {"start": "22:00", "end": "08:00"} and prefs["timezone"] == TZ
-    refused = client.put("/preferences", json={"items": [{"category": "safety", "channel": "sms", "enabled": False}]},
-                         headers=headers)
+    refused = client.put(
+        "/preferences", json={"items": [{"category": "safety", "channel": "sms", "enabled": False}]}, headers=headers
+    )
     assert refused.status_code == 422 and "items.0" in refused.json["error"]["fields"]
     bad_hours = client.put("/preferences", json={"quiet_hours": {"start": "25:00", "end": "07:00"}}, headers=headers)
     assert bad_hours.status_code == 422
-    saved = client.put("/preferences", json={"quiet_hours": {"start": "23:00", "end": "07:00"},
-                                             "items": [{"category": "meeting", "channel": "sms", "enabled": False}]},
-                       headers=headers)
+    saved = client.put(
+        "/preferences",
+        json={
+            "quiet_hours": {"start": "23:00", "end": "07:00"},
+            "items": [{"category": "meeting", "channel": "sms", "enabled": False}],
+        },
+        headers=headers,
+    )
     assert saved.status_code == 200
     meeting_sms = [i for i in saved.json["items"] if (i["category"], i["channel"]) == ("meeting", "sms")][0]
     assert meeting_sms["enabled"] is False and saved.json["quiet_hours"]["start"] == "23:00"
@@ -89,8 +121,12 @@ def test_broadcast_to_20000_residents_accounts_for_every_delivery(app, auth, dat
         s.execute(insert(replica.communities).values(community_id=COMMUNITY, street_id=STREET, name="c", revision=1))
     client = app.test_client()
     staff = auth(str(uuid.uuid4()), role="community_staff", community_ids=[COMMUNITY])
-    body = {"community_id": COMMUNITY, "title": "停水通知", "body": "明日9:00-17:00停水，请提前储水。",
-            "channels": ["sms"]}
+    body = {
+        "community_id": COMMUNITY,
+        "title": "停水通知",
+        "body": "明日9:00-17:00停水，请提前储水。",
+        "channels": ["sms"],
+    }
     assert client.post("/broadcasts", json={**body, "community_id": OTHER}, headers=staff).status_code == 403
     assert client.post("/broadcasts", json=body, headers=auth(people[0], community_ids=[COMMUNITY])).status_code == 403
     created = client.post("/broadcasts", json=body, headers=staff)
@@ -98,8 +134,9 @@ def test_broadcast_to_20000_residents_accounts_for_every_delivery(app, auth, dat
 
     assert plan_broadcasts(database, clock, TZ) == 20_000
     assert plan_broadcasts(database, clock, TZ) == 0  # planned once, whatever happens next
-    config = load_config({**fakes.env(), "SMS_PROVIDERS": "aliyun", "DELIVERY_CLAIM_BATCH": "5000",
-                          "ALIYUN_RATE_PER_SECOND": "1000000"})
+    config = load_config(
+        {**fakes.env(), "SMS_PROVIDERS": "aliyun", "DELIVERY_CLAIM_BATCH": "5000", "ALIYUN_RATE_PER_SECOND": "1000000"}
+    )
     Deliverer(database, config, build_providers(config), clock=clock, city_timezone=TZ).drain()
 
     report = client.get(f"/broadcasts/{created.json['id']}", headers=staff).json

@@ -92,7 +92,7 @@ def test_issue_rules_staff_reporter_supporters_officials_and_stale_events(bus, d
     assert inbox(database, reported.id) == {staff}
     assert told(database, reported.id)[(staff, "sms")] == "pending"
 
-    supported = bus.publish("issues.issue.supported", issue(issue_id, reporter, 2, supporter_id=supporter))
+    bus.publish("issues.issue.supported", issue(issue_id, reporter, 2, supporter_id=supporter))
     resolved = bus.publish("issues.issue.resolved", issue(issue_id, reporter, 4, status="resolved", actor_id=staff))
     late = bus.publish("issues.issue.accepted", issue(issue_id, reporter, 3, status="accepted", from_status="reported"))
     wait(bus, late)

@@ -1,0 +1,76 @@
+"""The worker as deployed (definition.build_worker): an event on the bus ends as a recorded
+delivery, and a delivery that gives up is announced on the bus as notifications.delivery.failed."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pika
+import pytest
+from sqlalchemy import select
+
+from linli_kit.events import new_event
+from linli_kit.events.topology import declare_exchanges
+from linli_kit.testing.waiting import eventually
+from linli_notifications.adapters.tables import attempts, deliveries
+from linli_notifications.definition import definition
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_sends_codes_and_announces_failures(env, settings, database, amqp_url, bus_names, fakes):
+    for key, value in fakes.env().items():
+        env.setenv(key, value)
+    env.setenv("SMS_PROVIDERS", "twilio")
+    env.setenv("DELIVERY_INTERVAL_SECONDS", "0.05")
+    worker = definition.build_worker(settings, database)
+    worker.consumer.declare()
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    declare_exchanges(channel, bus_names)
+    tap = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(tap, bus_names.exchange, "notifications.delivery.failed")
+    worker.start()
+    try:
+        expires = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+        good = new_event(
+            "accounts.code.requested",
+            {"phone": "+8613800138000", "code": "123456", "purpose": "signup", "expires_at": expires},
+            producer="gateway",
+        )
+        bad = new_event(
+            "accounts.code.requested",
+            {"phone": "861380013", "code": "654321", "purpose": "login", "expires_at": expires},
+            producer="gateway",
+        )
+        for event in (good, bad):
+            channel.basic_publish(
+                bus_names.exchange,
+                event.type,
+                event.to_json().encode(),
+                pika.BasicProperties(message_id=event.id, delivery_mode=2),
+            )
+
+        def finished():
+            with database.session() as s:
+                rows = s.execute(select(deliveries.c.address, deliveries.c.state, deliveries.c.params)).all()
+            return len(rows) == 2 and all(r.state in ("sent", "failed") for r in rows) and rows
+
+        rows = {r.address: r for r in eventually(finished, timeout=30, what="both codes handled")}
+        assert rows["+8613800138000"].state == "sent" and rows["861380013"].state == "failed"
+        assert all(r.params == {} for r in rows.values())  # the codes do not stay in the database
+        [sent] = [m for m in fakes.requests["twilio"] if m["To"] == "+8613800138000"]
+        assert "123456" in sent["Body"]
+
+        def announced():
+            method, _props, body = channel.basic_get(tap, auto_ack=True)
+            return body
+
+        failure = json.loads(eventually(announced, timeout=30, what="delivery.failed on the bus"))
+        assert failure["type"] == "notifications.delivery.failed"
+        assert failure["data"]["providers_tried"] == ["twilio"] and "21211" in failure["data"]["reason"]
+        with database.session() as s:
+            codes = s.scalars(select(attempts.c.error_code)).all()
+        assert sorted(c or "" for c in codes) == ["", "21211"]
+    finally:
+        worker.shutdown(10)
+        connection.close()
