@@ -1,0 +1,272 @@
+"""Registrations per second for one popular activity under concurrent clients, against the bare
+Flask + SQLAlchemy baseline, in one run (DESIGN section 7: 0 over-booked under 50 concurrent
+clients; at least 500 registrations/s; create at least 60 % of the bare endpoint).
+
+Starts, under the same gunicorn settings (workers, threads), the activities service and
+bench/activities_baseline.py, each on its own PostgreSQL database migrated by the service's
+migrations. For each: one activity with `--capacity` places (one per household); `--clients`
+threads post `--registrations` sign-ups of distinct residents as fast as they can; the clock runs
+from the first request to the last answer. Then the database is checked: places confirmed never
+above capacity, one row per person, and the waiting list one gap-free order.
+
+    .venv/bin/python bench/activities_http.py [--clients 50] [--registrations 3000] [--capacity 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+
+from linli_activities.definition import definition
+from linli_kit.auth import TokenSigner
+from linli_kit.config import BusNames
+from linli_kit.keys import generate_keypair
+from linli_kit.migrations import upgrade
+from linli_kit.testing import infra
+from linli_kit.testing.platform import Platform, free_port
+from linli_kit.testing.waiting import eventually
+
+BIN = Path(sys.executable).parent
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def drive(
+    base_url: str, activity_id: str, requests_headers: list[dict], clients: int
+) -> tuple[float, list[float], dict]:
+    """Post every sign-up from `clients` threads; return (seconds, latencies, status counts)."""
+    chunks = [requests_headers[i::clients] for i in range(clients)]
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+
+    def client(mine: list[dict]) -> None:
+        session = requests.Session()
+        local, codes = [], {}
+        barrier.wait()
+        for headers in mine:
+            started = time.perf_counter()
+            response = session.post(
+                f"{base_url}/{activity_id}/registrations", json={"party_size": 1}, headers=headers, timeout=30
+            )
+            local.append(time.perf_counter() - started)
+            codes[response.status_code] = codes.get(response.status_code, 0) + 1
+        with lock:
+            latencies.extend(local)
+            for code, n in codes.items():
+                statuses[code] = statuses.get(code, 0) + n
+
+    threads = [threading.Thread(target=client, args=(chunk,)) for chunk in chunks]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started, latencies, statuses
+
+
+def check_booking(database_url: str, activity_id: str, capacity: int) -> dict:
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        confirmed = conn.execute(
+            text(
+                "SELECT coalesce(sum(party_size), 0) FROM registrations WHERE activity_id = :a AND status = 'confirmed'"
+            ),
+            {"a": activity_id},
+        ).scalar()
+        rows, people = conn.execute(
+            text("SELECT count(*), count(DISTINCT user_id) FROM registrations WHERE activity_id = :a"),
+            {"a": activity_id},
+        ).one()
+        seqs = [
+            s
+            for (s,) in conn.execute(
+                text(
+                    "SELECT waitlist_seq FROM registrations WHERE activity_id = :a AND status = 'waitlisted' "
+                    "ORDER BY waitlist_seq"
+                ),
+                {"a": activity_id},
+            )
+        ]
+        counter = conn.execute(
+            text("SELECT confirmed_places FROM activities WHERE id = :a"), {"a": activity_id}
+        ).scalar()
+    engine.dispose()
+    return {
+        "confirmed": confirmed,
+        "over_booked": max(0, confirmed - capacity),
+        "counter_agrees": counter == confirmed,
+        "rows": rows,
+        "one_row_per_person": rows == people,
+        "waitlist_gap_free": seqs == list(range(1, len(seqs) + 1)),
+        "waitlisted": len(seqs),
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def start_baseline(database_url: str, env: dict, workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = (workdir / "baseline.log").open("ab")
+    popen = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "-c",
+            "python:linli_kit.gunicorn_conf",
+            "--pythonpath",
+            str(BENCH_DIR),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "activities_baseline:create_app()",
+        ],
+        env={**env, "DATABASE_URL": database_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if popen.poll() is not None:
+            raise RuntimeError(f"baseline exited: {(workdir / 'baseline.log').read_text()[-2000:]}")
+        try:
+            requests.get(url + "/", timeout=1)
+            return True
+        except requests.RequestException:
+            return False
+
+    eventually(up, timeout=60, interval=0.1, what="baseline up")
+    return popen, url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--registrations", type=int, default=3000)
+    parser.add_argument("--capacity", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for both servers")
+    args = parser.parse_args()
+
+    admin_url, _ = infra.find_postgres()
+    amqp_url, _ = infra.find_rabbitmq()
+    run = infra.new_run_id()
+    databases = infra.PostgresDatabases(admin_url, f"bench{run}")
+    bus = BusNames(exchange=f"b.{run}.events", dead_letter_exchange=f"b.{run}.dead", queue_prefix=f"b.{run}.")
+    private, public = generate_keypair()
+    signer = TokenSigner(private, issuer="linli-gateway")
+    workdir = Path(tempfile.mkdtemp(prefix="linli-bench-activities-"))
+    platform = Platform(databases, amqp_url, bus, public, private, workdir)
+    platform.extra_env.update({"WEB_CONCURRENCY": str(args.workers), "LOG_LEVEL": "WARNING"})
+    baseline = None
+    community, street = str(uuid.uuid4()), str(uuid.uuid4())
+    try:
+        # --- ours ------------------------------------------------------------------------------
+        service = platform.start_web("activities")
+        ours_db = platform.database_url("activities")
+        engine = create_engine(ours_db)
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO directory_communities VALUES (:c, :s, 'bench', 1)"), {"c": community, "s": street}
+            )
+        engine.dispose()
+        staff = {
+            "Authorization": "Bearer "
+            + signer.sign(user_id=str(uuid.uuid4()), role="community_staff", community_ids=[community])
+        }
+        created = requests.post(
+            service.url + "/",
+            json={
+                "community_ids": [community],
+                "kind": "festival",
+                "title": "Neighbourhood festival",
+                "starts_at": "2099-01-01T10:00:00+08:00",
+                "ends_at": "2099-01-01T16:00:00+08:00",
+                "capacity": args.capacity,
+                "max_party_size": 1,
+                "publish": True,
+            },
+            headers=staff,
+            timeout=10,
+        )
+        created.raise_for_status()
+        ours_activity = created.json()["id"]
+        print(f"signing {args.registrations} resident tokens ...", flush=True)
+        ours_headers = [
+            {
+                "Authorization": "Bearer "
+                + signer.sign(user_id=str(uuid.uuid4()), role="resident", community_ids=[community])
+            }
+            for _ in range(args.registrations)
+        ]
+        ours_seconds, ours_lat, ours_codes = drive(service.url, ours_activity, ours_headers, args.clients)
+        ours_check = check_booking(ours_db, ours_activity, args.capacity)
+        platform.stop_all()
+
+        # --- bare Flask + SQLAlchemy --------------------------------------------------------------
+        bare_db = databases.create("baseline")
+        upgrade(definition.migrations_dir, bare_db)
+        bare_activity = str(uuid.uuid4())
+        engine = create_engine(bare_db)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO activities (id, kind, title, description, organiser_type, organiser_id, audience, photos, "
+                    "community_ids, starts_at, ends_at, capacity, max_party_size, status, checkin_code, confirmed_places, "
+                    "waiting_parties, waitlist_counter, revision, created_by, created_at) VALUES (:id, 'festival', 'f', '', "
+                    "'staff', :u, '[]', '[]', :cs, '2099-01-01T02:00:00Z', '2099-01-01T08:00:00Z', :cap, 1, 'published', "
+                    "'000000', 0, 0, 0, 2, :u, now())"
+                ),
+                {"id": bare_activity, "u": str(uuid.uuid4()), "cs": f'["{community}"]', "cap": args.capacity},
+            )
+        engine.dispose()
+        env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+        env.update({"WEB_CONCURRENCY": str(args.workers)})
+        baseline, bare_url = start_baseline(bare_db, env, workdir)
+        bare_headers = [{"X-User": str(uuid.uuid4()), "X-Community": community} for _ in range(args.registrations)]
+        bare_seconds, bare_lat, bare_codes = drive(bare_url, bare_activity, bare_headers, args.clients)
+        bare_check = check_booking(bare_db, bare_activity, args.capacity)
+    finally:
+        platform.stop_all()
+        if baseline is not None and baseline.poll() is None:
+            baseline.send_signal(signal.SIGTERM)
+            baseline.wait(20)
+        databases.drop_all()
+
+    ours_rate = args.registrations / ours_seconds
+    bare_rate = args.registrations / bare_seconds
+    print()
+    print(
+        f"{args.registrations} sign-ups for one activity of {args.capacity} places, {args.clients} concurrent "
+        f"clients, {args.workers} gunicorn workers x 4 threads each"
+    )
+    print(f"{'':28}{'reg/s':>10}{'p50 ms':>10}{'p99 ms':>10}  statuses            booking check")
+    for name, rate, lat, codes, check in (
+        ("activities service", ours_rate, ours_lat, ours_codes, ours_check),
+        ("bare Flask + SQLAlchemy", bare_rate, bare_lat, bare_codes, bare_check),
+    ):
+        print(
+            f"{name:28}{rate:10.0f}{percentile(lat, 0.5) * 1000:10.1f}{percentile(lat, 0.99) * 1000:10.1f}  "
+            f"{str(dict(sorted(codes.items()))):20}{check}"
+        )
+    print(
+        f"ratio ours / bare: {ours_rate / bare_rate:.2f} (target >= 0.60); ours >= 500/s: {ours_rate >= 500}; "
+        f"over-booked: ours {ours_check['over_booked']}, bare {bare_check['over_booked']} (target 0)"
+    )
+
+
+if __name__ == "__main__":
+    main()
