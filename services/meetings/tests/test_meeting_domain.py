@@ -104,15 +104,15 @@ def test_only_present_voting_members_vote():
     motion = Decision(
         meeting_id=m.id, community_id="c", motion="Fix it", method=Method.ROLL_CALL, threshold="two_thirds"
     )
-    assert motion.cast(m, policy, "rep", Choice.FOR, already_voted=False).choice == "for"
+    assert motion.cast(m, policy, m.participant_of("rep"), Choice.FOR, already_voted=False).choice == "for"
     with pytest.raises(Conflict, match="already voted"):
-        motion.cast(m, policy, "rep", Choice.FOR, already_voted=True)
+        motion.cast(m, policy, m.participant_of("rep"), Choice.FOR, already_voted=True)
     with pytest.raises(Conflict, match="does not vote"):
-        motion.cast(m, policy, "bureau", Choice.FOR, already_voted=False)  # advisory at a round table
+        motion.cast(m, policy, m.participant_of("bureau"), Choice.FOR, already_voted=False)  # advisory at a round table
     with pytest.raises(Conflict, match="present"):
-        motion.cast(m, policy, "absent", Choice.FOR, already_voted=False)
+        motion.cast(m, policy, m.participant_of("absent"), Choice.FOR, already_voted=False)
     with pytest.raises(Conflict, match="present"):
-        motion.cast(m, policy, "stranger", Choice.FOR, already_voted=False)
+        motion.cast(m, policy, None, Choice.FOR, already_voted=False)
 
 
 def test_recording_counts_only_voting_members_and_creates_actions_when_adopted():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, raiseload
 
 from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
@@ -71,6 +71,16 @@ class MeetingRepository:
     def meetings_of_organisation(organisation_id: str) -> Select:
         p = tables.participants.c
         return select(p.meeting_id).where(p.organisation_id == organisation_id)
+
+    def get_without_people(self, meeting_id: str) -> Meeting | None:
+        """The meeting alone: its agenda and participants are not loaded, and touching them raises."""
+        return self.session.get(
+            Meeting, meeting_id, options=[raiseload(Meeting.agenda), raiseload(Meeting.participants)]
+        )
+
+    def participation(self, meeting_id: str, user_id: str) -> Participant | None:
+        p = tables.participants.c
+        return self.session.scalars(select(Participant).where(p.meeting_id == meeting_id, p.user_id == user_id)).first()
 
     def agenda_item(self, item_id: str) -> AgendaItem | None:
         return self.session.get(AgendaItem, item_id)

@@ -138,8 +138,19 @@ class Decision:
         if not self.is_open:
             raise Conflict("the vote on this motion is closed", fields={"status": [self.status]})
 
-    def cast(self, meeting: Meeting, policy: MeetingPolicy, voter_id: str, choice: Choice, already_voted: bool) -> Vote:
-        """One vote by an attending voting member; anyone else, or a second vote, is refused (409)."""
+    def cast(
+        self,
+        meeting: Meeting,
+        policy: MeetingPolicy,
+        voter: Participant | None,
+        choice: Choice,
+        already_voted: bool,
+    ) -> Vote:
+        """One vote by an attending voting member; anyone else, or a second vote, is refused (409).
+
+        `voter` is the caller's participation in the meeting (None when they have none); the
+        meeting's own participant list is not needed, so a vote does not load it.
+        """
         self._require_open()
         if self.method != Method.ROLL_CALL:
             raise Conflict("this motion is voted by show of hands", fields={"method": [self.method]})
@@ -147,7 +158,6 @@ class Decision:
             raise Conflict(
                 f"voting needs the meeting in progress; it is {meeting.status}", fields={"status": [meeting.status]}
             )
-        voter: Participant | None = meeting.participant_of(voter_id)
         if voter is None or not voter.present:
             raise Conflict("only members present at the meeting may vote", fields={"voter": ["not checked in"]})
         if voter.role not in {r.value for r in policy.voting_roles}:
@@ -159,7 +169,7 @@ class Decision:
             raise Conflict("you have already voted on this motion", fields={"voter": ["already voted"]})
         # The counts are taken from the stored votes when the motion is recorded, so concurrent
         # voters never overwrite each other's count.
-        return Vote(decision_id=self.id, voter_id=voter_id, choice=choice.value)
+        return Vote(decision_id=self.id, voter_id=str(voter.user_id), choice=choice.value)
 
     def record_tally(self, votes_for: int, votes_against: int, abstentions: int) -> None:
         self._require_open()

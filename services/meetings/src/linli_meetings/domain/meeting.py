@@ -281,6 +281,31 @@ class Meeting:
         self.touch()
         return participant
 
+    def invite_all(self, people: list[dict[str, str | None]]) -> None:
+        """The invitation list of a new meeting: one participant per person, nobody twice."""
+        self._require(Status.SCHEDULED, action="invite people to")
+        seen = {p.user_id for p in self.participants if p.user_id}
+        invited = []
+        for n, person in enumerate(people):
+            user_id = person.get("user_id")
+            if user_id is None and not person.get("name"):
+                raise Invalid("who is invited?", fields={f"participants.{n}.user_id": ["give a user_id or a name"]})
+            if user_id is not None and user_id in seen:
+                raise Invalid("invited twice", fields={f"participants.{n}.user_id": ["already on the list"]})
+            if user_id is not None:
+                seen.add(user_id)
+            invited.append(
+                Participant(
+                    role=str(person["role"]),
+                    enrolment=Enrolment.INVITED.value,
+                    user_id=user_id,
+                    name=person.get("name"),
+                    organisation_id=person.get("organisation_id"),
+                )
+            )
+        # One assignment of the collection instead of an append per person.
+        self.participants = [*self.participants, *invited]
+
     def respond(self, participant: Participant, confirmed: bool) -> None:
         self._require(Status.SCHEDULED, Status.IN_PROGRESS, action="answer an invitation to")
         if participant.enrolment != Enrolment.INVITED:

@@ -95,6 +95,15 @@ def can_see_meeting(principal: Principal, repo: MeetingRepository, meeting: Meet
     return meeting.public and meeting.community_id in principal.community_ids
 
 
+def can_see_meeting_in_scope(principal: Principal, repo: MeetingRepository, meeting: Meeting) -> bool:
+    """Whether a caller who takes no part in the meeting may see it (without loading its people)."""
+    if principal.role in MANAGERS:
+        return principal.can_access_community(meeting.community_id, repo.street_of)
+    if principal.role == Role.AGENCY:
+        return False
+    return meeting.public and meeting.community_id in principal.community_ids
+
+
 def can_see_action_item(principal: Principal, repo: MeetingRepository, item: ActionItem) -> bool:
     if principal.role in MANAGERS or principal.role in (Role.RESIDENT, Role.API_CLIENT, Role.PROPERTY_MANAGER):
         if principal.can_access_community(item.community_id, repo.street_of):

@@ -119,11 +119,19 @@ def _decision_of(
 
 def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str, choice: Choice) -> Vote:
     with uow:
-        meeting, decision = _decision_of(uow, principal, meeting_id, decision_id)
+        # A vote reads the meeting, the voter's own participation and the motion: not the whole
+        # list of people, which every one of fifty votes would otherwise load again.
+        meeting = uow.meetings.get_without_people(meeting_id)
+        voter = uow.meetings.participation(meeting_id, principal.user_id) if meeting else None
+        if meeting is None or (voter is None and not access.can_see_meeting_in_scope(principal, uow.meetings, meeting)):
+            raise NotFound(f"meeting {meeting_id} not found")
+        decision = uow.meetings.decision(decision_id)
+        if decision is None or decision.meeting_id != meeting.id:
+            raise NotFound(f"motion {decision_id} not found")
         rules, _ = rules_in_force(uow, meeting.community_id)
         policy = rules.policy_for(meeting.meeting_type)
         already = uow.meetings.has_voted(decision.id, principal.user_id)
-        vote = decision.cast(meeting, policy, principal.user_id, choice, already)
+        vote = decision.cast(meeting, policy, voter, choice, already)
         uow.meetings.add(vote)
         try:
             uow.commit()

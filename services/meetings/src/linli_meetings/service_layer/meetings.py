@@ -85,26 +85,20 @@ def _new_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, 
         series_id=data.get("series_id"),
     )
     meeting.set_times(data["starts_at"], data["ends_at"], uow.tz)
-    for n, item in enumerate(data.get("agenda") or [], start=1):
-        meeting.agenda.append(
-            AgendaItem(
-                title=item["title"],
-                position=n,
-                duration_minutes=item.get("duration_minutes"),
-                issue_id=item.get("issue_id"),
-                notes=item.get("notes"),
-            )
+    meeting.agenda = [
+        AgendaItem(
+            title=item["title"],
+            position=n,
+            duration_minutes=item.get("duration_minutes"),
+            issue_id=item.get("issue_id"),
+            notes=item.get("notes"),
         )
+        for n, item in enumerate(data.get("agenda") or [], start=1)
+    ]
     issue_ids = [i.issue_id for i in meeting.agenda if i.issue_id]
     if len(issue_ids) != len(set(issue_ids)):
         raise Invalid("an issue appears twice on the agenda", fields={"agenda": ["each issue at most once"]})
-    for person in data.get("participants") or []:
-        meeting.invite(
-            role=person["role"],
-            user_id=person.get("user_id"),
-            name=person.get("name"),
-            organisation_id=person.get("organisation_id"),
-        )
+    meeting.invite_all(data.get("participants") or [])
     meeting.revision = 1
     return meeting
 
