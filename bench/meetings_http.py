@@ -330,7 +330,8 @@ def main() -> None:
         )
 
         print(
-            f"\nMeetings over HTTP (in-process WSGI, PostgreSQL), {args.meetings} meetings and {args.decisions} decisions per side"
+            f"\nMeetings over HTTP (in-process WSGI, PostgreSQL), "
+            f"{args.meetings} meetings and {args.decisions} decisions per side"
         )
         print(f"{'operation':<52}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}")
         rows = (
