@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
@@ -28,6 +28,7 @@ from linli_kit.events import new_event
 from linli_kit.events.outbox import Outbox
 from linli_kit.uow import UnitOfWork
 from linli_notifications import SERVICE
+from linli_notifications.adapters import repository
 from linli_notifications.adapters.providers.aliyun import ProviderCheckFailed
 from linli_notifications.adapters.providers.base import OutboundMessage, Outcome, Provider, SendResult
 from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging
@@ -154,29 +155,31 @@ class Deliverer:
             )
 
     def _claim(self, now: datetime) -> list[Claimed]:
+        """Mark a batch of due deliveries `sending` (with a lease) and return them, in one statement."""
+        due = (
+            select(deliveries.c.id)
+            .where(deliveries.c.state == DeliveryState.PENDING.value, deliveries.c.next_attempt_at <= now)
+            .order_by(deliveries.c.urgent.desc(), deliveries.c.next_attempt_at)
+            .limit(self.config.claim_batch)
+            .with_for_update(skip_locked=True)
+        )
         with self.database.transaction() as session:
             rows = (
                 session.execute(
-                    select(deliveries)
-                    .where(deliveries.c.state == DeliveryState.PENDING.value, deliveries.c.next_attempt_at <= now)
-                    .order_by(deliveries.c.urgent.desc(), deliveries.c.next_attempt_at)
-                    .limit(self.config.claim_batch)
-                    .with_for_update(skip_locked=True)
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(due.scalar_subquery()))
+                    .values(
+                        state=DeliveryState.SENDING.value,
+                        lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                    )
+                    .returning(*deliveries.c)
                 )
                 .mappings()
                 .all()
             )
-            if not rows:
-                return []
-            session.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_([r["id"] for r in rows]))
-                .values(
-                    state=DeliveryState.SENDING.value,
-                    lease_until=now + timedelta(seconds=self.config.lease_seconds),
-                )
-            )
-        return [Claimed(dict(r)) for r in rows]
+        claimed = [Claimed(dict(r)) for r in rows]
+        claimed.sort(key=lambda c: (not c.row["urgent"], c.row["next_attempt_at"]))
+        return claimed
 
     def _apply_phone_limits(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> when to try again) so no number gets more than the caps."""
@@ -455,16 +458,11 @@ class Deliverer:
         uow = UnitOfWork(self.database, self.outbox)
         with uow:
             session = uow.session
-            if updates:
-                session.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == bindparam("b_id"))
-                    .values(lease_until=None)
-                    .execution_options(synchronize_session=False),
-                    updates,
-                )
-            if attempt_rows:
-                session.execute(attempts.insert(), attempt_rows)
+            for row in updates:
+                row["id"] = row.pop("b_id")
+                row["lease_until"] = None
+            repository.bulk_update(session, deliveries, updates, "id")
+            repository.bulk_insert(session, attempts, attempt_rows)
             if gone_tokens:
                 prune_tokens(session, gone_tokens, now, "provider says the token is no longer registered")
             for row, final in failed_events:
