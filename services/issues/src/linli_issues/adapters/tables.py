@@ -1,5 +1,7 @@
 """The issues service's own database schema, and the mapping of the domain objects onto it."""
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -15,7 +17,9 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import registry
+from sqlalchemy.types import TypeDecorator
 
 from linli_issues.domain.model import Category, Issue, TimelineEntry
 from linli_kit.tables import add_directory_replica, add_messaging_tables
@@ -24,7 +28,23 @@ metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
 
-When = DateTime(timezone=True)
+
+class When(TypeDecorator):
+    """A moment in UTC, aware on the way out on every database (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: give a UTC offset")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 categories = Table(
     "categories",
@@ -69,13 +89,13 @@ issues = Table(
     Column("resolution_summary", Text, nullable=True),
     Column("rating", Integer, nullable=True),
     Column("rating_comment", Text, nullable=True),
-    Column("created_at", When, nullable=False),
-    Column("due_at", When, nullable=True),
-    Column("accepted_at", When, nullable=True),
-    Column("resolved_at", When, nullable=True),
-    Column("closed_at", When, nullable=True),
-    Column("overdue_at", When, nullable=True),
-    Column("updated_at", When, nullable=True),
+    Column("created_at", When(), nullable=False),
+    Column("due_at", When(), nullable=True),
+    Column("accepted_at", When(), nullable=True),
+    Column("resolved_at", When(), nullable=True),
+    Column("closed_at", When(), nullable=True),
+    Column("overdue_at", When(), nullable=True),
+    Column("updated_at", When(), nullable=True),
     Column("revision", Integer, nullable=False),
 )
 # Lists and statistics always filter by community (or a street's communities) and time.
@@ -98,7 +118,7 @@ issue_updates = Table(
     Column("internal", Boolean, nullable=False, default=False),
     Column("author_id", String(36), nullable=True),
     Column("data", JSON, nullable=False),
-    Column("created_at", When, nullable=False),
+    Column("created_at", When(), nullable=False),
 )
 Index("ix_issue_updates_issue_created", issue_updates.c.issue_id, issue_updates.c.created_at)
 Index("ix_issue_updates_created", issue_updates.c.created_at)
@@ -108,7 +128,7 @@ supporters = Table(
     metadata,
     Column("issue_id", String(36), ForeignKey("issues.id"), nullable=False),
     Column("user_id", String(36), nullable=False),
-    Column("created_at", When, nullable=False),
+    Column("created_at", When(), nullable=False),
     PrimaryKeyConstraint("issue_id", "user_id", name="pk_issue_supporters"),
 )
 
@@ -121,11 +141,11 @@ issue_meetings = Table(
     Column("community_id", String(36), nullable=False),
     Column("meeting_type", String(40), nullable=False),
     Column("title", String(300), nullable=False),
-    Column("starts_at", When, nullable=False),
+    Column("starts_at", When(), nullable=False),
     Column("status", String(20), nullable=False),  # scheduled | cancelled | concluded
-    Column("concluded_at", When, nullable=True),
+    Column("concluded_at", When(), nullable=True),
     Column("meeting_revision", Integer, nullable=False),
-    Column("linked_at", When, nullable=False),
+    Column("linked_at", When(), nullable=False),
     PrimaryKeyConstraint("issue_id", "meeting_id", name="pk_issue_meetings"),
 )
 Index("ix_issue_meetings_meeting", issue_meetings.c.meeting_id)
@@ -140,7 +160,7 @@ photos = Table(
     Column("size", Integer, nullable=False),
     Column("file_name", String(100), nullable=False),  # under <data_dir>/photos
     Column("uploaded_by", String(36), nullable=False),
-    Column("created_at", When, nullable=False),
+    Column("created_at", When(), nullable=False),
 )
 
 mapper_registry = registry()
