@@ -224,11 +224,11 @@ def main() -> None:
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "INSERT INTO activities (id, kind, title, description, organiser_type, organiser_id, audience, photos, "
-                    "community_ids, starts_at, ends_at, capacity, max_party_size, status, checkin_code, confirmed_places, "
-                    "waiting_parties, waitlist_counter, revision, created_by, created_at) VALUES (:id, 'festival', 'f', '', "
-                    "'staff', :u, '[]', '[]', :cs, '2099-01-01T02:00:00Z', '2099-01-01T08:00:00Z', :cap, 1, 'published', "
-                    "'000000', 0, 0, 0, 2, :u, now())"
+                    "INSERT INTO activities (id, kind, title, description, organiser_type, organiser_id, audience, "
+                    "photos, community_ids, starts_at, ends_at, capacity, max_party_size, status, checkin_code, "
+                    "confirmed_places, waiting_parties, waitlist_counter, revision, created_by, created_at) "
+                    "VALUES (:id, 'festival', 'f', '', 'staff', :u, '[]', '[]', :cs, '2099-01-01T02:00:00Z', "
+                    "'2099-01-01T08:00:00Z', :cap, 1, 'published', '000000', 0, 0, 0, 2, :u, now())"
                 ),
                 {"id": bare_activity, "u": str(uuid.uuid4()), "cs": f'["{community}"]', "cap": args.capacity},
             )

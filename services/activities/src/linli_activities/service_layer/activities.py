@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
 
 from linli_activities import SERVICE
 from linli_activities.adapters.tables import activity_communities as links
@@ -320,9 +321,13 @@ def register(
     community_id: str | None = None,
 ) -> RegistrationView:
     with uow:
+        # The look for an earlier registration comes before the lock, to keep the lock short; a
+        # double sign-up racing past it is stopped by the unique (activity, user) constraint.
+        existing = uow.repo.registration_of(activity_id, user_id or principal.user_id)
         activity = _load(uow, activity_id, lock=True)
+        if existing is not None:
+            uow.session.refresh(existing)  # as it is now that the activity is locked
         user, community = _registrant(uow, principal, activity, user_id, community_id)
-        existing = uow.repo.registration_of(activity.id, user)
         registration = activity.register(
             user_id=user,
             community_id=community,
@@ -336,7 +341,10 @@ def register(
         position = activity.waiting_parties if registration.status == RegistrationStatus.WAITLISTED else None
         kind = "confirmed" if registration.status == RegistrationStatus.CONFIRMED else "waitlisted"
         uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
-        uow.commit()
+        try:
+            uow.commit()
+        except IntegrityError as exc:
+            raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
         return RegistrationView(registration, position)
 
 
