@@ -264,3 +264,24 @@ def worker(settings, database):
     w.start()
     yield w
     w.shutdown(15)
+
+
+@pytest.fixture
+def platform(request, pg_databases, amqp_url, bus_names, token_keys, tmp_path):
+    """The platform's real processes (gunicorn web, workers) on PostgreSQL and RabbitMQ."""
+    from linli_kit.testing.platform import Platform
+
+    private_key, public_key = token_keys
+    stack = Platform(pg_databases, amqp_url, bus_names, public_key, private_key, tmp_path / "platform")
+    stack.extra_env.update({"LOG_LEVEL": "WARNING"})
+    yield stack
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        print(stack.logs())
+    stack.stop_all()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
