@@ -239,3 +239,34 @@ def test_reschedule_cancel_and_calendars(client, world):
     assert "STATUS:CANCELLED" in client.get(f"/{aid}/calendar.ics").get_data(as_text=True)
     assert register(client, aid, world.headers()).status_code == 409
     assert client.post(f"/{aid}/cancel", json={"reason": "again"}, headers=staff).status_code == 409
+
+
+def test_more_places_promote_the_waiting_and_fewer_than_taken_is_refused(client, world):
+    staff = world.headers("community_staff")
+    aid = new_activity(client, world, staff, capacity=3, max_party_size=3)["id"]
+    register(client, aid, world.person()[1], party_size=3)
+    waiting = register(client, aid, world.person()[1], party_size=2).get_json()
+    assert waiting["status"] == "waitlisted"
+    bigger = client.patch(f"/{aid}", json={"capacity": 5}, headers=staff)
+    assert bigger.status_code == 200 and bigger.get_json()["waiting_parties"] == 0
+    mine = client.get(f"/{aid}/registrations", headers=staff, query_string={"status": "confirmed"}).get_json()
+    assert waiting["id"] in [r["id"] for r in mine]
+    smaller = client.patch(f"/{aid}", json={"capacity": 4}, headers=staff)
+    assert smaller.status_code == 409 and "capacity" in smaller.get_json()["error"]["fields"]
+
+
+def test_openapi_documents_the_service(client):
+    spec = client.get("/openapi.json").get_json()
+    for path in (
+        "/",
+        "/{activity_id}/registrations",
+        "/posts/nearby",
+        "/coverage/{community_id}",
+        "/groups",
+        "/talents",
+        "/bookings",
+        "/support",
+        "/stats",
+        "/calendar/{community_id}.ics",
+    ):
+        assert path in spec["paths"], path

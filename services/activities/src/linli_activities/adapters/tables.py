@@ -124,6 +124,8 @@ activity_communities = Table(
     Column("status", String(12), nullable=False),
     Column("starts_at", UtcDateTime, nullable=False),
     Index("ix_activity_communities_community_starts", "community_id", "starts_at"),
+    # City-wide statistics filter on the period alone.
+    Index("ix_activity_communities_starts", "starts_at"),
 )
 
 registrations = Table(
@@ -160,6 +162,7 @@ checkins = Table(
     _id("recorded_by", nullable=False),
     Column("checked_in_at", UtcDateTime, nullable=False),
     Index("ix_checkins_community_at", "community_id", "checked_in_at"),
+    Index("ix_checkins_at", "checked_in_at"),
 )
 
 service_posts = Table(
@@ -290,6 +293,7 @@ bookings = Table(
     Column("feedback_comment", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_bookings_community_completed", "community_id", "completed_at"),
+    Index("ix_bookings_completed", "completed_at"),
 )
 
 support_flags = Table(

@@ -44,7 +44,11 @@ class ActivitySchema(Schema):
     starts_at = fields.AwareDateTime(required=True)
     ends_at = fields.AwareDateTime(required=True)
     capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=100_000))
-    max_party_size = fields.Integer(load_default=4, validate=validate.Range(min=1, max=20))
+    max_party_size = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=20),
+        metadata={"description": "default 4, or the capacity"},
+    )
     registration_opens_at = fields.AwareDateTime(load_default=None, allow_none=True)
     registration_closes_at = fields.AwareDateTime(load_default=None, allow_none=True)
     publish = fields.Boolean(load_default=False, load_only=True)

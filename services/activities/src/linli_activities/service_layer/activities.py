@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from linli_activities import SERVICE
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
+    DEFAULT_MAX_PARTY_SIZE,
     Activity,
     ActivityStatus,
     Checkin,
@@ -137,6 +138,9 @@ def create_activity(
         community_ids = list(dict.fromkeys(values.pop("community_ids")))
         _require_manager(uow, principal, community_ids)
         _check_post(uow, values.get("post_id"))
+        if values.get("max_party_size") is None:
+            # A household of four by default, but never more than the whole activity holds.
+            values["max_party_size"] = min(DEFAULT_MAX_PARTY_SIZE, values.get("capacity") or DEFAULT_MAX_PARTY_SIZE)
         values.setdefault("organiser_type", "staff")
         if values["organiser_type"] == "staff":
             values["organiser_id"] = values.get("organiser_id") or principal.user_id
