@@ -69,6 +69,8 @@ def test_capacity_waiting_list_and_promotion_in_order(client, world):
     assert again.status_code == 409
     mine = client.get(f"/{aid}/registrations", headers=residents[4][1]).get_json()
     assert [r["id"] for r in mine] == [fifth["id"]]
+    everywhere = client.get("/registrations/mine", headers=residents[4][1]).get_json()
+    assert [(r["id"], r["waitlist_position"]) for r in everywhere] == [(fifth["id"], 1)]
 
 
 def test_strict_order_a_big_party_at_the_head_is_not_jumped(client, world):
@@ -270,3 +272,24 @@ def test_openapi_documents_the_service(client):
         "/calendar/{community_id}.ics",
     ):
         assert path in spec["paths"], path
+
+
+def test_staff_register_a_resident_without_a_phone_and_a_street_wide_festival(client, world):
+    both = world.headers("community_staff", communities=[world.community_a, world.community_b])
+    aid = new_activity(client, world, both, community_ids=[world.community_a, world.community_b])["id"]
+    elder = "6f1c1f5e-8a55-4d55-9a0c-2d1f3c4b5a69"
+    staff_a = world.headers("community_staff")
+    by_staff = register(client, aid, staff_a, user_id=elder, community_id=world.community_a, party_size=2)
+    assert by_staff.status_code == 201
+    body = by_staff.get_json()
+    assert (body["user_id"], body["community_id"]) == (elder, world.community_a) and body["registered_by"] != elder
+    # Staff of one community cannot register people of another; residents cannot register others.
+    assert register(client, aid, staff_a, user_id=world.person()[0], community_id=world.community_b).status_code == 403
+    assert (
+        register(client, aid, world.headers(), user_id=world.person()[0], community_id=world.community_a).status_code
+        == 403
+    )
+    # A resident of the second community signs up as one of theirs.
+    from_b = register(client, aid, world.headers(community=world.community_b)).get_json()
+    assert from_b["community_id"] == world.community_b
+    assert client.get(f"/{aid}", headers=world.headers(community=world.community_b)).status_code == 200

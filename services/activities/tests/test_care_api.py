@@ -249,6 +249,12 @@ def test_a_resident_books_for_themselves_and_cancels(client, world):
         ).status_code
         == 403
     )
+    # Staff match another talent to the booking: it becomes the provider.
+    helper = created(
+        client.post("/talents", json={"display_name": "Mr Hu", "skills": ["handcraft"]}, headers=world.headers())
+    )
+    created(client.post(f"/talents/{helper['id']}/matches", json={"booking_id": booking["id"]}, headers=staff))
+    assert client.get(f"/bookings/{booking['id']}", headers=headers).get_json()["provider_talent_id"] == helper["id"]
     assert client.post(f"/bookings/{booking['id']}/cancel", headers=headers).get_json()["status"] == "cancelled"
     assert client.post(f"/bookings/{booking['id']}/cancel", headers=headers).status_code == 409
 

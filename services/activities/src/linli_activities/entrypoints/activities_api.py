@@ -237,6 +237,23 @@ class Registrations(MethodView):
         return _registration_out(view)
 
 
+@blp.route("/registrations/mine", methods=["GET"])
+@blp.arguments(RegistrationFilter, location="query")
+@blp.response(200, RegistrationSchema(many=True))
+@blp.paginate()
+def my_registrations(filters: dict, pagination_parameters: Any) -> list:
+    """The caller's own registrations, newest first."""
+    items, total = activities.my_registrations(
+        uow(),
+        require_principal(),
+        status=filters["status"],
+        offset=pagination_parameters.first_item,
+        limit=pagination_parameters.page_size,
+    )
+    pagination_parameters.item_count = total
+    return [_registration_out(v) for v in items]
+
+
 @blp.route("/<uuid:activity_id>/registrations/<uuid:registration_id>/cancel", methods=["POST"])
 @blp.response(200, RegistrationSchema)
 def cancel_registration(activity_id: Any, registration_id: Any) -> dict:

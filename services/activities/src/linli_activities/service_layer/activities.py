@@ -404,6 +404,28 @@ def list_registrations(
         return [RegistrationView(r, activity.waitlist_position(r, waitlist)) for r in items], total
 
 
+def my_registrations(
+    uow: ActivitiesUnitOfWork, principal: Principal, *, status: str | None, offset: int, limit: int
+) -> tuple[list[RegistrationView], int]:
+    """What the caller signed up for, across activities, with their place in each waiting list."""
+    with uow:
+        where: list[ColumnElement[bool]] = [Registration.user_id == principal.user_id]
+        if status is not None:
+            where.append(Registration.status == status)
+        items, total = uow.repo.page(
+            Registration, where, [Registration.created_at.desc(), Registration.id], offset=offset, limit=limit
+        )
+        views = []
+        for r in items:
+            position = None
+            if r.status == RegistrationStatus.WAITLISTED:
+                activity = uow.repo.get(Activity, r.activity_id)
+                assert activity is not None
+                position = activity.waitlist_position(r, uow.repo.waitlist(r.activity_id))
+            views.append(RegistrationView(r, position))
+        return views, total
+
+
 # --- check-in ---------------------------------------------------------------------------------------------
 def check_in(
     uow: ActivitiesUnitOfWork,
