@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from linli_kit.config import BusNames, load_settings
 from linli_kit.db import Database
 from linli_kit.events import Event, new_event
-from linli_kit.events.consumer import EventConsumer
+from linli_kit.events.consumer import EventConsumer, batch_handler
 from linli_kit.events.outbox import Outbox
 from linli_kit.events.relay import OutboxRelay
 from linli_kit.events.topology import declare_exchanges, declare_service_queue
@@ -82,10 +82,24 @@ _handled = None  # multiprocessing.Value: effects committed so far
 
 
 def record_effect(session: Session, evt: Event) -> None:
-    """The benchmark's handler: one effect row, in the consumer's transaction."""
+    """The usual handler: one effect row per event, in the consumer's transaction."""
     n = int(evt.data["n"])
     session.execute(insert(effects).values(event_id=evt.id, n=n, occurred_at=evt.occurred_at))
     session.info.setdefault("bench", []).append((n, evt.occurred_at.timestamp()))
+
+
+def record_effects(session: Session, events: list[Event]) -> None:
+    """The batch handler: the effect rows of every event of the batch in one INSERT."""
+    rows = [{"event_id": e.id, "n": int(e.data["n"]), "occurred_at": e.occurred_at} for e in events]
+    session.execute(insert(effects), rows)
+    session.info.setdefault("bench", []).extend((row["n"], row["occurred_at"].timestamp()) for row in rows)
+
+
+HANDLERS = {"per-event": lambda: record_effect, "batch": lambda: batch_handler(record_effects)}
+LABELS = {
+    "per-event": "ours, handler: one INSERT per event",
+    "batch": "ours, batch handler: one INSERT per batch",
+}
 
 
 def _on_commit(session: Session) -> None:
@@ -101,7 +115,7 @@ def _on_rollback(session: Session) -> None:
     session.info.pop("bench", None)
 
 
-def consumer_process(db_url, amqp_url, bus, options, handled, ready, stop, results) -> None:
+def consumer_process(db_url, amqp_url, bus, options, variant, handled, ready, stop, results) -> None:
     global _handled
     _quiet_logs()
     try:
@@ -115,7 +129,7 @@ def consumer_process(db_url, amqp_url, bus, options, handled, ready, stop, resul
             amqp_url,
             bus,
             service=SERVICE,
-            handlers={PROBE_EVENT: record_effect},
+            handlers={PROBE_EVENT: HANDLERS[variant]()},
             prefetch=options["prefetch"],
             batch_size=options["consumer_batch_size"],
             delivery_limit=options["delivery_limit"],
@@ -229,17 +243,25 @@ def pika_publisher_process(amqp_url, exchange, routing_key, count, confirms, bod
 
 # --- the run -----------------------------------------------------------------------------------------
 @dataclass
-class Figures:
-    ours_events: int = 0
-    ours_seconds: float | None = None
-    ours_relay_seconds: float | None = None
-    ours_effects: int = 0
-    ours_relay_cpu: float | None = None
-    ours_consumer_cpu: float | None = None
+class Ours:
+    """One run of our pipeline, with one kind of handler."""
+
+    label: str
+    events: int = 0
+    seconds: float | None = None
+    relay_seconds: float | None = None
+    effects: int = 0
+    relay_cpu: float | None = None
+    consumer_cpu: float | None = None
     latency_events: int = 0
     latency_received: int = 0
     latency_achieved_rate: float | None = None
     latencies_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Figures:
+    ours: dict[str, Ours] = field(default_factory=dict)
     pika: dict[str, tuple[int, float | None, float | None]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     settings: dict[str, float] = field(default_factory=dict)
@@ -294,7 +316,22 @@ def _wait_for(value, target: int, timeout: float) -> float | None:
     return time.time() - start
 
 
-def run_ours(args, figures: Figures, producer: Database, consumer_db: Database, amqp_url: str, bus: BusNames) -> None:
+def run_ours(args, figures: Figures, variant: str, databases, amqp_url: str, bus: BusNames) -> None:
+    ours = figures.ours[variant] = Ours(LABELS[variant])
+    producer = Database(databases.create(f"producer_{variant.replace('-', '_')}"))
+    consumer_db = Database(databases.create(f"consumer_{variant.replace('-', '_')}"))
+    try:
+        metadata.create_all(producer.engine)
+        metadata.create_all(consumer_db.engine)
+        _run_ours(args, figures, ours, variant, producer, consumer_db, amqp_url, bus)
+    finally:
+        producer.dispose()
+        consumer_db.dispose()
+
+
+def _run_ours(
+    args, figures, ours: Ours, variant: str, producer: Database, consumer_db: Database, amqp_url, bus
+) -> None:
     settings = load_settings(SERVICE)
     options = {
         "prefetch": settings.prefetch,
@@ -309,13 +346,13 @@ def run_ours(args, figures: Figures, producer: Database, consumer_db: Database, 
     ready, relay_ready, go, stop = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
     results = ctx.Queue()
 
-    print(f"pre-filling the outbox with {args.events:,} events ...", flush=True)
+    print(f"{ours.label}: pre-filling the outbox with {args.events:,} events ...", flush=True)
     _write_events(producer, range(args.events), per_transaction=1000)
 
     procs = [
         ctx.Process(
             target=consumer_process,
-            args=(consumer_db.url, amqp_url, bus, options, handled, ready, stop, results),
+            args=(consumer_db.url, amqp_url, bus, options, variant, handled, ready, stop, results),
             name="consumer",
         ),
         ctx.Process(
@@ -330,8 +367,8 @@ def run_ours(args, figures: Figures, producer: Database, consumer_db: Database, 
         if not (ready.wait(60) and relay_ready.wait(60)):
             figures.problems.append("the consumer or the relay never became ready")
             return
-        print("throughput: relay let go ...", flush=True)
-        figures.ours_events = args.events
+        print(f"{ours.label}: throughput, relay let go ...", flush=True)
+        ours.events = args.events
         start = time.time()
         go.set()
         relay_done = None
@@ -341,16 +378,16 @@ def run_ours(args, figures: Figures, producer: Database, consumer_db: Database, 
                 relay_done = time.time() - start
             time.sleep(0.002 if relay_done is not None else 0.05)
         if handled.value >= args.events:
-            figures.ours_seconds = time.time() - start
+            ours.seconds = time.time() - start
         else:
-            figures.problems.append(f"throughput phase timed out: {handled.value} of {args.events} effects")
-        figures.ours_relay_seconds = relay_done if relay_done is not None else figures.ours_seconds
+            figures.problems.append(f"{variant}: throughput phase timed out: {handled.value} of {args.events} effects")
+        ours.relay_seconds = relay_done if relay_done is not None else ours.seconds
 
         # Latency: the pipeline keeps running; events are committed one per transaction at a fixed rate.
         time.sleep(1.0)
         total = round(args.rate * args.seconds)
-        print(f"latency: {total:,} events at {args.rate:g}/s ...", flush=True)
-        figures.latency_events = total
+        print(f"{ours.label}: latency, {total:,} events at {args.rate:g}/s ...", flush=True)
+        ours.latency_events = total
         outbox = Outbox(messaging.outbox)
         t0 = time.perf_counter()
         for i in range(total):
@@ -361,9 +398,11 @@ def run_ours(args, figures: Figures, producer: Database, consumer_db: Database, 
             with uow:
                 uow.publish(new_event(PROBE_EVENT, {"n": args.events + i}, producer=PRODUCER))
                 uow.commit()
-        figures.latency_achieved_rate = total / (time.perf_counter() - t0) if total else None
+        ours.latency_achieved_rate = total / (time.perf_counter() - t0) if total else None
         if _wait_for(handled, args.events + total, 30) is None:
-            figures.problems.append(f"latency phase timed out: {handled.value - args.events} of {total} effects")
+            figures.problems.append(
+                f"{variant}: latency phase timed out: {handled.value - args.events} of {total} effects"
+            )
     finally:
         go.set()
         stop.set()
@@ -372,16 +411,18 @@ def run_ours(args, figures: Figures, producer: Database, consumer_db: Database, 
             p.join(10)
             if p.is_alive():
                 p.terminate()
-    figures.ours_relay_cpu = got.get("relay", {}).get("cpu")
-    figures.ours_consumer_cpu = got.get("consumer", {}).get("cpu")
+    ours.relay_cpu = got.get("relay", {}).get("cpu")
+    ours.consumer_cpu = got.get("consumer", {}).get("cpu")
     with consumer_db.session() as s:
-        figures.ours_effects = s.scalar(select(func.count(func.distinct(effects.c.n)))) or 0
-        duplicates = (s.scalar(select(func.count()).select_from(effects)) or 0) - figures.ours_effects
+        ours.effects = s.scalar(select(func.count(func.distinct(effects.c.n)))) or 0
+        duplicates = (s.scalar(select(func.count()).select_from(effects)) or 0) - ours.effects
         if duplicates:
-            figures.problems.append(f"{duplicates} duplicate effect rows")
+            figures.problems.append(f"{variant}: {duplicates} duplicate effect rows")
         rows = s.execute(select(commits.c.occurred, commits.c.committed).where(commits.c.n >= args.events)).all()
-    figures.latency_received = len(rows)
-    figures.latencies_ms = sorted((c - o) * 1000 for o, c in rows)
+    ours.latency_received = len(rows)
+    ours.latencies_ms = sorted((c - o) * 1000 for o, c in rows)
+    if ours.effects != ours.events + ours.latency_events:
+        figures.problems.append(f"{variant}: {ours.effects} effects for {ours.events + ours.latency_events} events")
 
 
 def run_pika(args, figures: Figures, amqp_url: str, bus: BusNames, queue: str, body: bytes) -> None:
@@ -437,17 +478,18 @@ def _fmt(value: float | None, spec: str = ",.0f", unit: str = "") -> str:
 
 
 def report(args, figures: Figures, versions: dict[str, str]) -> None:
-    ours = _rate(figures.ours_events, figures.ours_seconds)
-    relay_rate = _rate(figures.ours_events, figures.ours_relay_seconds)
     pika_c = figures.pika.get("confirms", (0, None, None))
     pika_n = figures.pika.get("no-confirms", (0, None, None))
     pika_conf = _rate(pika_c[0], pika_c[1])
     pika_noconf = _rate(pika_n[0], pika_n[1])
-    p50 = _percentile(figures.latencies_ms, 50)
-    p99 = _percentile(figures.latencies_ms, 99)
-    pmax = figures.latencies_ms[-1] if figures.latencies_ms else None
     s = figures.settings
-    line = "-" * 100
+    width = 104
+    line = "-" * width
+
+    def row(label: str, count: int | str, seconds: float | None, rate: float | None) -> None:
+        count = f"{count:,}" if isinstance(count, int) else count
+        print(f"{label:<70}{count:>10}{_fmt(seconds, '.2f'):>10}{_fmt(rate):>12}")
+
     print()
     print(line)
     print(
@@ -460,53 +502,56 @@ def report(args, figures: Figures, versions: dict[str, str]) -> None:
             f"consumer prefetch {s['prefetch']}, batch {s['consumer_batch_size']}"
         )
     print(line)
-    print(f"{'pipeline':<66}{'messages':>10}{'seconds':>10}{'msgs/s':>12}")
-    print(
-        f"{'ours: outbox -> relay -> quorum queue -> consumer + inbox + effect':<66}"
-        f"{figures.ours_events:>10,}{_fmt(figures.ours_seconds, '.2f'):>10}{_fmt(ours):>12}"
-    )
-    print(
-        f"{'  of which the relay had published everything after':<66}"
-        f"{'':>10}{_fmt(figures.ours_relay_seconds, '.2f'):>10}{_fmt(relay_rate):>12}"
-    )
-    if figures.ours_relay_cpu is not None and figures.ours_consumer_cpu is not None and figures.ours_events:
+    print(f"{'throughput':<70}{'messages':>10}{'seconds':>10}{'msgs/s':>12}")
+    for ours in figures.ours.values():
+        row(ours.label, ours.events, ours.seconds, _rate(ours.events, ours.seconds))
+        row(
+            "  outbox empty (everything published and confirmed) after",
+            "",
+            ours.relay_seconds,
+            _rate(ours.events, ours.relay_seconds),
+        )
+        if ours.relay_cpu is not None and ours.consumer_cpu is not None:
+            print(
+                f"  CPU, throughput and latency runs: relay process {ours.relay_cpu:.1f} s, "
+                f"consumer process {ours.consumer_cpu:.1f} s"
+            )
+    row("bare pika: confirm per message, persistent, ack per message", pika_c[0], pika_c[1], pika_conf)
+    row("  publisher alone", "", pika_c[2], _rate(pika_c[0], pika_c[2]))
+    row("bare pika: no confirms, persistent, ack per message (ceiling)", pika_n[0], pika_n[1], pika_noconf)
+    row("  publisher alone", "", pika_n[2], _rate(pika_n[0], pika_n[2]))
+    print(line)
+    print("ratio to bare pika                                      with confirms   without confirms (ceiling)")
+    for ours in figures.ours.values():
+        rate = _rate(ours.events, ours.seconds)
+        ratio = rate / pika_conf if rate and pika_conf else None
+        ceiling = rate / pika_noconf if rate and pika_noconf else None
+        print(f"  {ours.label:<54}{_fmt(ratio, '.2f', 'x'):>13}{_fmt(ceiling, '.2f', 'x'):>19}")
+    print(line)
+    print(f"latency at {args.rate:g} events/s for {args.seconds:g} s, one event per producer transaction:")
+    for ours in figures.ours.values():
+        lat = ours.latencies_ms
         print(
-            f"  CPU: relay process {figures.ours_relay_cpu:.1f} s, consumer process "
-            f"{figures.ours_consumer_cpu:.1f} s (both phases)"
+            f"  {ours.label:<54}p50 {_fmt(_percentile(lat, 50), '.1f', ' ms')}, "
+            f"p99 {_fmt(_percentile(lat, 99), '.1f', ' ms')}, max {_fmt(lat[-1] if lat else None, '.1f', ' ms')}  "
+            f"({ours.latency_received:,} of {ours.latency_events:,} events, produced at "
+            f"{_fmt(ours.latency_achieved_rate, '.0f')}/s)"
         )
-    print(
-        f"{'bare pika: confirm per message, persistent, ack per message':<66}"
-        f"{pika_c[0]:>10,}{_fmt(pika_c[1], '.2f'):>10}{_fmt(pika_conf):>12}"
-    )
-    print(f"{'  publisher alone':<66}{'':>10}{_fmt(pika_c[2], '.2f'):>10}{_fmt(_rate(pika_c[0], pika_c[2])):>12}")
-    print(
-        f"{'bare pika: no confirms, persistent, ack per message (ceiling)':<66}"
-        f"{pika_n[0]:>10,}{_fmt(pika_n[1], '.2f'):>10}{_fmt(pika_noconf):>12}"
-    )
-    print(f"{'  publisher alone':<66}{'':>10}{_fmt(pika_n[2], '.2f'):>10}{_fmt(_rate(pika_n[0], pika_n[2])):>12}")
     print(line)
-    ratio = ours / pika_conf if ours and pika_conf else None
-    ceiling = ours / pika_noconf if ours and pika_noconf else None
-    print(f"ratio ours / bare pika with confirms:     {_fmt(ratio, '.2f', 'x')}")
-    print(f"ratio ours / bare pika without confirms:  {_fmt(ceiling, '.2f', 'x')}")
     print(
-        f"latency at {args.rate:g} events/s for {args.seconds:g} s ({figures.latency_received:,} of "
-        f"{figures.latency_events:,} events, produced at {_fmt(figures.latency_achieved_rate, '.0f')}/s): "
-        f"p50 {_fmt(p50, '.1f', ' ms')}, p99 {_fmt(p99, '.1f', ' ms')}, max {_fmt(pmax, '.1f', ' ms')}"
+        f"DESIGN section 7 targets: >= {TARGET_EVENTS_PER_SECOND:,} events/s end to end; "
+        f"p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE} events/s"
     )
-    print(line)
-    print("DESIGN section 7 targets:")
-    verdict = "n/a" if ours is None else ("meets" if ours >= TARGET_EVENTS_PER_SECOND else "BELOW")
-    print(f"  throughput >= {TARGET_EVENTS_PER_SECOND:,} events/s: ours {_fmt(ours)} events/s -> {verdict}")
-    if args.rate == TARGET_RATE:
-        verdict = "n/a" if p99 is None else ("meets" if p99 <= TARGET_P99_MS else "ABOVE")
-        print(f"  p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE} events/s: ours {_fmt(p99, '.1f', ' ms')} -> {verdict}")
-    else:
-        print(f"  p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE} events/s: not measured (ran at {args.rate:g}/s)")
-    if figures.ours_effects != figures.ours_events + figures.latency_events:
-        figures.problems.append(
-            f"{figures.ours_effects} distinct effects for {figures.ours_events + figures.latency_events} events"
-        )
+    for ours in figures.ours.values():
+        rate = _rate(ours.events, ours.seconds)
+        p99 = _percentile(ours.latencies_ms, 99)
+        verdict = "n/a" if rate is None else ("meets" if rate >= TARGET_EVENTS_PER_SECOND else "BELOW")
+        if args.rate != TARGET_RATE:
+            latency = f"p99 not measured at {TARGET_RATE}/s"
+        else:
+            latency = "n/a" if p99 is None else ("meets" if p99 <= TARGET_P99_MS else "ABOVE")
+            latency = f"p99 {_fmt(p99, '.1f', ' ms')} -> {latency}"
+        print(f"  {ours.label:<54}{_fmt(rate)} events/s -> {verdict}; {latency}")
     for problem in figures.problems:
         print(f"PROBLEM: {problem}")
     print(line, flush=True)
@@ -537,6 +582,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run (default 10)")
     parser.add_argument("--pika-prefetch", type=int, default=None, help="bare pika prefetch (default: ours)")
     parser.add_argument("--skip-pika", action="store_true", help="measure our pipeline only")
+    parser.add_argument(
+        "--handlers",
+        nargs="+",
+        choices=sorted(HANDLERS),
+        default=["per-event", "batch"],
+        help="which consumer handlers to run ours with (default both)",
+    )
     args = parser.parse_args(argv)
     _quiet_logs()
 
@@ -554,13 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     pika_queue = f"bench.{run_id}.pika"
     databases = infra.PostgresDatabases(admin_url, f"bench_{run_id}")
     figures = Figures()
-    opened: list[Database] = []
     try:
-        producer = Database(databases.create("producer"))
-        consumer_db = Database(databases.create("consumer"))
-        opened += [producer, consumer_db]
-        metadata.create_all(producer.engine)
-        metadata.create_all(consumer_db.engine)
         conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
         try:
             channel = conn.channel()
@@ -574,13 +620,12 @@ def main(argv: list[str] | None = None) -> int:
             conn.close()
         body = new_event(PROBE_EVENT, {"n": 1}, producer=PRODUCER).to_json().encode()
 
-        run_ours(args, figures, producer, consumer_db, amqp_url, bus)
+        for variant in args.handlers:
+            run_ours(args, figures, variant, databases, amqp_url, bus)
         if not args.skip_pika:
             run_pika(args, figures, amqp_url, bus, pika_queue, body)
         report(args, figures, _versions(admin_url, amqp_url))
     finally:
-        for database in opened:
-            database.dispose()
         try:
             databases.drop_all()
         except Exception as exc:  # noqa: BLE001

@@ -1,8 +1,13 @@
 """The idempotent consumer: handler effects and the inbox row commit together; the ack follows the commit.
 
 Messages are taken in batches (bounded by the prefetch) and a batch is handled in one transaction,
-so the database sees one commit per batch instead of one per event. If the batch fails, its
-messages are handled one by one so that one bad message cannot hold back the good ones:
+so the database sees one commit per batch instead of one per event. The inbox rows of a batch are
+written first, with one `INSERT ... ON CONFLICT DO NOTHING RETURNING`: the events it returns are new
+and go to their handlers; the others were handled before and are only acked. A concurrent consumer
+handling the same event waits on that row's lock, so an event's effects commit once.
+
+If the batch fails, its messages are handled one by one so that one bad message cannot hold back
+the good ones:
 
 - an event whose id is already in the inbox is acked and skipped (redelivery, duplicate publish);
 - an envelope that does not parse or match the catalogue is rejected at once (dead-lettered):
@@ -12,22 +17,32 @@ messages are handled one by one so that one bad message cannot hold back the goo
 - a database outage (OperationalError) is not the message's fault: the batch is retried in place
   with back-off, without spending deliveries, until the database answers again.
 
-Handlers run on a helper thread while the connection's thread keeps serving heartbeats.
+Batches are handled on a helper thread, one at a time and in order. Meanwhile the connection's
+thread keeps serving heartbeats, receives and parses the next messages, and acks a batch as soon as
+the helper reports its commit, so the broker, the parsing and the database work overlap.
+
+A handler is called once per new event. A `BatchHandler` (see `batch_handler`) is called once per
+run of consecutive new events of its type in a batch, so it can write all their effects with one
+statement; it runs in the same transaction as the inbox rows.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pika
 from pika.exceptions import AMQPError
-from sqlalchemy import Table, insert, select
+from sqlalchemy import DateTime, String, Table, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -44,6 +59,23 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Event], None]
 HEARTBEAT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """Handles several events of one type with one call, e.g. to insert all their effects at once.
+
+    It gets the new (not yet handled) events in their order of arrival. Like a handler, it must do
+    its work through the session it is given, and raise to fail the batch; the consumer then
+    retries the events one by one, each in a call with a single event.
+    """
+
+    handle: Callable[[Session, list[Event]], None]
+
+
+def batch_handler(handle: Callable[[Session, list[Event]], None]) -> BatchHandler:
+    """Mark `handle(session, events)` as a batch handler, for the handlers mapping of a consumer."""
+    return BatchHandler(handle)
 
 
 @dataclass
@@ -63,9 +95,9 @@ class EventConsumer:
         bus: BusNames,
         *,
         service: str,
-        handlers: dict[str, Handler],
-        prefetch: int = 500,
-        batch_size: int = 200,
+        handlers: Mapping[str, Handler | BatchHandler],
+        prefetch: int = 1000,
+        batch_size: int = 500,
         delivery_limit: int = 5,
     ) -> None:
         self.database = database
@@ -79,6 +111,7 @@ class EventConsumer:
         self.delivery_limit = delivery_limit
         self.ready = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{service}-handler")
+        self._claim_statement: Any = None
 
     @property
     def routing_keys(self) -> list[str]:
@@ -102,6 +135,9 @@ class EventConsumer:
                 self._consume(stop, backoff)
             except (AMQPError, OSError) as exc:
                 log.warning("broker connection lost", extra={"service": self.service, "error": repr(exc)})
+            except Exception:
+                # Unacked messages come back to the next connection; the inbox keeps them single.
+                log.exception("consumer failed, starting again", extra={"service": self.service})
             finally:
                 self.ready.clear()
             if not stop.is_set():
@@ -117,19 +153,11 @@ class EventConsumer:
                 channel, self.bus, self.service, self.routing_keys, delivery_limit=self.delivery_limit
             )
             channel.basic_qos(prefetch_count=self.prefetch)
-            pending: list[_Delivery] = []
-
-            def on_message(_ch: Any, method: Any, _props: Any, body: bytes) -> None:
-                pending.append(_Delivery(method.delivery_tag, body))
-
-            channel.basic_consume(queue, on_message_callback=on_message)
+            link = _Link(self, conn, channel, stop)
+            channel.basic_consume(queue, on_message_callback=link.on_message)
             self.ready.set()
             backoff.reset()
-            while not stop.is_set():
-                conn.process_data_events(time_limit=0 if pending else 0.2)
-                while pending and not stop.is_set():
-                    batch, pending[:] = pending[: self.batch_size], pending[self.batch_size :]
-                    self._handle_batch(conn, channel, batch, stop)
+            link.run()
         finally:
             if conn.is_open:
                 try:
@@ -137,24 +165,7 @@ class EventConsumer:
                 except AMQPError:
                     pass
 
-    # --- one batch ---------------------------------------------------------------------------
-    def _handle_batch(self, conn: Any, channel: Any, batch: list[_Delivery], stop: threading.Event) -> None:
-        for delivery in batch:
-            try:
-                delivery.event = Event.from_json(delivery.body)
-            except InvalidEvent as exc:
-                log.error("rejecting malformed event", extra={"service": self.service, "error": str(exc)})
-                delivery.outcome = "reject"
-        valid = [d for d in batch if d.event is not None]
-        if valid:
-            try:
-                self._run_in_background(conn, lambda: self._apply(valid, stop), stop)
-            except _Abandoned:
-                # Stopping during a database outage: leave the batch unacked; the broker
-                # redelivers it to the next consumer, whose inbox check keeps it single.
-                return
-        self._settle(channel, batch)
-
+    # --- one batch, on the helper thread ----------------------------------------------------------
     def _apply(self, deliveries: list[_Delivery], stop: threading.Event) -> None:
         """Handle in one transaction; on failure, fall back to one transaction per message."""
         backoff = Backoff(0.1, 10.0)
@@ -166,7 +177,7 @@ class EventConsumer:
                         for d in deliveries:
                             d.outcome = "ack"
                         return
-                    except OperationalError:
+                    except (OperationalError, _Disconnected):
                         raise
                     except Exception:
                         log.info("batch failed, handling one by one", extra={"service": self.service})
@@ -176,7 +187,7 @@ class EventConsumer:
                     try:
                         self._handle_in_one_transaction([d])
                         d.outcome = "ack"
-                    except OperationalError:
+                    except (OperationalError, _Disconnected):
                         raise
                     except Exception:
                         log.exception(
@@ -198,33 +209,11 @@ class EventConsumer:
     def _handle_in_one_transaction(self, deliveries: list[_Delivery]) -> None:
         session = self.database.session()
         try:
-            ids = [d.event.id for d in deliveries]
-            seen = set(
-                session.scalars(
-                    select(self.inbox.c.event_id).where(
-                        self.inbox.c.consumer == self.service, self.inbox.c.event_id.in_(ids)
-                    )
-                )
-            )
-            rows = []
-            now = datetime.now(UTC)
+            first: dict[str, _Delivery] = {}
             for d in deliveries:
-                event = d.event
-                if event.id in seen:
-                    continue
-                seen.add(event.id)
-                handler = self.handlers.get(event.type)
-                token = context.request_id.set(event.correlation_id)
-                try:
-                    if handler is not None:
-                        handler(session, event)
-                finally:
-                    context.request_id.reset(token)
-                rows.append(
-                    {"consumer": self.service, "event_id": event.id, "event_type": event.type, "handled_at": now}
-                )
-            if rows:
-                session.execute(insert(self.inbox), rows)
+                first.setdefault(d.event.id, d)
+            claimed = self._claim(session, {event_id: d.event.type for event_id, d in first.items()})
+            self._run_handlers(session, [d.event for event_id, d in first.items() if event_id in claimed])
             session.commit()
         except DBAPIError as exc:
             session.rollback()
@@ -237,30 +226,157 @@ class EventConsumer:
         finally:
             session.close()
 
-    def _run_in_background(self, conn: Any, work: Callable[[], None], stop: threading.Event) -> None:
-        # Keep the connection alive (heartbeats) while a slow handler or a database outage lasts.
-        future = self._executor.submit(work)
-        while True:
-            done, _ = wait([future], timeout=HEARTBEAT_SECONDS / 4)
-            if done:
-                future.result()
-                return
-            conn.process_data_events(time_limit=0)
+    def _claim(self, session: Session, types: dict[str, str]) -> set[str]:
+        """INSERT the inbox rows, skipping those already there; the ids inserted are the new events."""
+        now = datetime.now(UTC)
+        if self.database.is_sqlite:
+            if self._claim_statement is None:
+                self._claim_statement = (
+                    sqlite.insert(self.inbox).on_conflict_do_nothing().returning(self.inbox.c.event_id)
+                )
+            rows = [
+                {"consumer": self.service, "event_id": event_id, "event_type": event_type, "handled_at": now}
+                for event_id, event_type in types.items()
+            ]
+            return set(session.scalars(self._claim_statement, rows))
+        if self._claim_statement is None:
+            # One statement of fixed text whatever the batch size: the ids and types go as two arrays.
+            inbox = self.inbox
+            incoming = (
+                func.unnest(bindparam("event_ids", type_=ARRAY(String)), bindparam("event_types", type_=ARRAY(String)))
+                .table_valued("event_id", "event_type")
+                .render_derived()
+            )
+            self._claim_statement = (
+                postgresql.insert(inbox)
+                .from_select(
+                    ["consumer", "event_id", "event_type", "handled_at"],
+                    select(
+                        bindparam("consumer", type_=String),
+                        incoming.c.event_id,
+                        incoming.c.event_type,
+                        bindparam("handled_at", type_=DateTime(timezone=True)),
+                    ),
+                )
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+        params = {
+            "consumer": self.service,
+            "event_ids": list(types),
+            "event_types": list(types.values()),
+            "handled_at": now,
+        }
+        return set(session.scalars(self._claim_statement, params))
 
-    def _settle(self, channel: Any, batch: Iterable[_Delivery]) -> None:
-        batch = list(batch)
-        if all(d.outcome == "ack" for d in batch):
-            channel.basic_ack(batch[-1].tag, multiple=True)
-        else:
+    def _run_handlers(self, session: Session, events: list[Event]) -> None:
+        i = 0
+        while i < len(events):
+            event = events[i]
+            handler = self.handlers.get(event.type)
+            if isinstance(handler, BatchHandler):
+                j = i + 1
+                while j < len(events) and events[j].type == event.type:
+                    j += 1
+                handler.handle(session, events[i:j])
+                i = j
+                continue
+            if handler is not None:
+                token = context.request_id.set(event.correlation_id)
+                try:
+                    handler(session, event)
+                finally:
+                    context.request_id.reset(token)
+            i += 1
+
+
+class _Link:
+    """One connection's worth of consuming. Everything here runs on the connection's thread, except
+    `_wake`, which the helper thread calls when a batch is done."""
+
+    def __init__(self, consumer: EventConsumer, conn: Any, channel: Any, stop: threading.Event) -> None:
+        self.consumer = consumer
+        self.conn = conn
+        self.channel = channel
+        self.stop = stop
+        self.pending: deque[_Delivery] = deque()
+        self.inflight: list[_Delivery] | None = None
+
+    def on_message(self, _ch: Any, method: Any, _props: Any, body: bytes) -> None:
+        delivery = _Delivery(method.delivery_tag, body)
+        try:
+            delivery.event = Event.from_json(body)
+        except InvalidEvent as exc:
+            log.error("rejecting malformed event", extra={"service": self.consumer.service, "error": str(exc)})
+            delivery.outcome = "reject"
+        except Exception:  # noqa: BLE001 - a body that breaks the parser is malformed too
+            log.exception("rejecting unparsable event", extra={"service": self.consumer.service})
+            delivery.outcome = "reject"
+        self.pending.append(delivery)
+
+    def run(self) -> None:
+        while True:
+            if self.inflight is None:
+                if self.stop.is_set():
+                    return
+                if self.pending:
+                    self._start_batch()
+                    continue
+            # Returns as soon as a message arrives or the helper reports a batch done.
+            self.conn.process_data_events(time_limit=0.2)
+
+    def _start_batch(self) -> None:
+        size = min(len(self.pending), self.consumer.batch_size)
+        batch = [self.pending.popleft() for _ in range(size)]
+        valid = [d for d in batch if d.event is not None]
+        if not valid:
+            self._settle(batch)
+            return
+        self.inflight = batch
+        future = self.consumer._executor.submit(self.consumer._apply, valid, self.stop)
+        future.add_done_callback(self._wake)
+
+    def _wake(self, future: Future) -> None:
+        try:
+            self.conn.add_callback_threadsafe(functools.partial(self._on_batch_done, future))
+        except Exception:  # noqa: BLE001 - the connection is gone: the batch stays unacked, comes back
+            if future.exception() is not None and not isinstance(future.exception(), _Abandoned):
+                log.error(
+                    "batch failed after the connection closed",
+                    extra={"service": self.consumer.service, "error": repr(future.exception())},
+                )
+
+    def _on_batch_done(self, future: Future) -> None:
+        batch, self.inflight = self.inflight, None
+        assert batch is not None
+        try:
+            future.result()
+        except _Abandoned:
+            # Stopping during a database outage: leave the batch unacked; the broker
+            # redelivers it to the next consumer, whose inbox keeps it single.
+            return
+        except Exception:
+            log.exception("batch failed unexpectedly", extra={"service": self.consumer.service})
             for d in batch:
-                if d.outcome == "ack":
-                    channel.basic_ack(d.tag)
-                elif d.outcome == "reject":
-                    channel.basic_nack(d.tag, requeue=False)
-                else:
-                    channel.basic_nack(d.tag, requeue=True)
+                if d.outcome == "pending":
+                    d.outcome = "requeue"
+        self._settle(batch)
+
+    def _settle(self, batch: list[_Delivery]) -> None:
+        channel = self.channel
+        last_ack = None
         for d in batch:
-            EVENTS_HANDLED.labels(self.service, d.outcome).inc()
+            if d.outcome == "ack":
+                last_ack = d.tag
+            elif d.outcome == "reject":
+                channel.basic_nack(d.tag, requeue=False)
+            else:
+                channel.basic_nack(d.tag, requeue=True)
+        if last_ack is not None:
+            # Every earlier delivery is either in this batch, acked here, or settled already.
+            channel.basic_ack(last_ack, multiple=True)
+        for outcome, count in Counter(d.outcome for d in batch).items():
+            EVENTS_HANDLED.labels(self.consumer.service, outcome).inc(count)
 
 
 class _Disconnected(Exception):

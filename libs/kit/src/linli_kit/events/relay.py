@@ -1,12 +1,20 @@
 """The outbox relay: publishes outbox rows in batches and marks them only after the broker confirms.
 
 A confirm round trip per message caps a publisher near 1,300 messages/s. The relay publishes a whole
-batch, then waits for the broker's (usually cumulative) confirms, so one round trip covers the batch.
-Rows are claimed with FOR UPDATE SKIP LOCKED inside a transaction that stays open until the confirms
-arrive, so two relays of the same service never publish the same row at once; a row is marked
-published only when its confirm is an ack. If the broker or the connection fails mid-batch, the
-transaction rolls back and the rows go out again later: delivery is at-least-once and consumers
-are idempotent.
+batch, then takes the broker's (usually cumulative) confirms, so one round trip covers the batch.
+Rows are claimed and marked with one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
+RETURNING` inside a transaction that stays open until the confirms arrive, so two relays of the same
+service never publish the same row at once. The mark commits only after the broker has confirmed
+the batch, and rows the broker refused (nack) are unmarked before that commit, so a row is
+published, as anyone else sees it, only once its confirm is an ack. If the broker or the connection
+fails mid-batch, the transaction rolls back and the rows go out again later: delivery is
+at-least-once and consumers are idempotent.
+
+While a full batch waits for its confirms, the relay already reads and publishes the next one (its
+own transaction; SKIP LOCKED passes over the rows of the first), so the confirm round trip and the
+database work overlap. Up to `batches_in_flight` batches are open at once (one on SQLite, which
+has no row locks). When a batch comes back short the relay polls again soon, and backs off towards
+`idle_seconds` while the outbox stays empty.
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +54,8 @@ class OutboxRelay:
         service: str,
         batch_size: int = 500,
         idle_seconds: float = 0.02,
+        busy_poll_seconds: float = 0.002,
+        batches_in_flight: int = 2,
         confirm_timeout: float = 30.0,
         retention: timedelta = timedelta(days=7),
     ) -> None:
@@ -55,6 +66,9 @@ class OutboxRelay:
         self.service = service
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
+        self.busy_poll_seconds = min(busy_poll_seconds, idle_seconds)
+        # SQLite has no row locks: a second open batch would read the first one's rows again.
+        self.batches_in_flight = 1 if database.is_sqlite else max(1, batches_in_flight)
         self.confirm_timeout = confirm_timeout
         self.retention = retention
         self.connected = threading.Event()
@@ -63,6 +77,7 @@ class OutboxRelay:
         """Relay until `stop` is set, reconnecting with back-off whenever the broker goes away."""
         backoff = Backoff()
         while not stop.is_set():
+            link = None
             try:
                 params = connection_parameters(self.amqp_url, name=f"{self.service}-relay")
                 declare = pika.BlockingConnection(params)
@@ -78,7 +93,11 @@ class OutboxRelay:
                     log.warning("relay connection lost", extra={"service": self.service, "error": str(link.error)})
             except (AMQPError, OSError) as exc:
                 log.warning("broker unreachable for relay", extra={"service": self.service, "error": repr(exc)})
+            except Exception:
+                log.exception("relay failed, starting again", extra={"service": self.service})
             finally:
+                if link is not None:
+                    link.abandon_batches()  # rows still in flight go out again with the next link
                 self.connected.clear()
             if not stop.is_set():
                 stop.wait(backoff.next())
@@ -93,6 +112,20 @@ class OutboxRelay:
             )
 
 
+class _Batch:
+    """Outbox rows published together, in the transaction that holds their row locks."""
+
+    __slots__ = ("session", "unconfirmed", "acked", "nacked", "full", "timer")
+
+    def __init__(self, session: Session, full: bool) -> None:
+        self.session: Session | None = session
+        self.unconfirmed: OrderedDict[int, int] = OrderedDict()  # delivery tag -> outbox row id
+        self.acked = 0
+        self.nacked: list[int] = []
+        self.full = full
+        self.timer: Any = None
+
+
 class _RelayLink:
     """One broker connection's worth of relaying, driven by pika's SelectConnection event loop."""
 
@@ -103,12 +136,10 @@ class _RelayLink:
         self.published = 0
         self.channel: Any = None
         self.next_tag = 0
-        self.inflight: OrderedDict[int, int] = OrderedDict()  # delivery tag -> outbox row id
-        self.acked: list[int] = []
-        self.nacked = 0
-        self.batch_full = False
-        self.session: Session | None = None
-        self.confirm_timer: Any = None
+        self.batches: deque[_Batch] = deque()  # oldest first; delivery tags ascend across them
+        self.poll_timer: Any = None
+        self.poll_due = 0.0
+        self.idle_delay = relay.busy_poll_seconds
         self.closing = False
         self.db_backoff = Backoff(0.1, 5.0)
         self.last_prune = datetime.min.replace(tzinfo=UTC)
@@ -131,7 +162,7 @@ class _RelayLink:
         conn.ioloop.stop()
 
     def _on_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
-        self._abandon_batch()
+        self.abandon_batches()
         if not self.closing:
             self.error = reason
         conn.ioloop.stop()
@@ -156,43 +187,80 @@ class _RelayLink:
             self.conn.close()
 
     def _schedule(self, delay: float) -> None:
-        self.conn.ioloop.call_later(delay, self._poll)
+        """Poll after `delay` seconds, unless a poll is already due sooner."""
+        due = time.monotonic() + delay
+        if self.poll_timer is not None:
+            if self.poll_due <= due:
+                return
+            self.conn.ioloop.remove_timeout(self.poll_timer)
+        self.poll_due = due
+        self.poll_timer = self.conn.ioloop.call_later(delay, self._poll)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Something unexpected broke this link: drop its batches and close; `run` starts afresh."""
+        log.exception("relay link failed", extra={"service": self.relay.service})
+        self.error = exc
+        self.abandon_batches()
+        self._close()
 
     # --- batches --------------------------------------------------------------------------------
     def _poll(self) -> None:
+        self.poll_timer = None
+        try:
+            self._poll_once()
+        except Exception as exc:  # noqa: BLE001 - never let a callback kill the event loop
+            self._fail(exc)
+
+    def _poll_once(self) -> None:
         if self.stop.is_set():
             self._close()
             return
-        if self.inflight or not self.conn.is_open:
+        if self.closing or not self.conn.is_open:
             return
+        if len(self.batches) >= self.relay.batches_in_flight:
+            return  # the next finished batch polls again
         table = self.relay.table
+        session = None
         try:
-            self.session = self.relay.database.session()
-            rows = self.session.execute(
-                select(table.c.id, table.c.event_id, table.c.event_type, table.c.payload, table.c.created_at)
+            session = self.relay.database.session()
+            # Claim and mark in one statement. The mark stays uncommitted (invisible to everyone
+            # else, and undone by a rollback) until the broker has confirmed the batch.
+            claim = (
+                select(table.c.id)
                 .where(table.c.published_at.is_(None))
                 .order_by(table.c.id)
                 .limit(self.relay.batch_size)
                 .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            rows = session.execute(
+                update(table)
+                .where(table.c.id.in_(claim))
+                .values(published_at=datetime.now(UTC))
+                .returning(table.c.id, table.c.event_id, table.c.event_type, table.c.payload, table.c.created_at)
             ).all()
         except SQLAlchemyError as exc:
             log.warning("outbox read failed", extra={"service": self.relay.service, "error": repr(exc)})
-            self._end_session(commit=False)
+            _end(session, commit=False)
             self._schedule(self.db_backoff.next())
             return
         self.db_backoff.reset()
         if not rows:
-            self._end_session(commit=False)
-            self._maybe_prune()
-            self._schedule(self.relay.idle_seconds)
+            _end(session, commit=False)
+            if not self.batches:
+                self._maybe_prune()
+                self._schedule(self.idle_delay)
+                self.idle_delay = min(self.idle_delay * 2, self.relay.idle_seconds)
             return
-        self.batch_full = len(rows) == self.relay.batch_size
-        self.acked = []
-        self.nacked = 0
+        self.idle_delay = self.relay.busy_poll_seconds
+        rows.sort(key=lambda r: r.id)  # RETURNING does not keep the subquery's order
+        batch = _Batch(session, full=len(rows) == self.relay.batch_size)
+        exchange = self.relay.bus.exchange
+        publish = self.channel.basic_publish
         for row in rows:
             envelope = json.loads(row.payload)
-            self.channel.basic_publish(
-                exchange=self.relay.bus.exchange,
+            publish(
+                exchange=exchange,
                 routing_key=row.event_type,
                 body=row.payload.encode(),
                 properties=pika.BasicProperties(
@@ -206,75 +274,75 @@ class _RelayLink:
                 ),
             )
             self.next_tag += 1
-            self.inflight[self.next_tag] = row.id
-        self.confirm_timer = self.conn.ioloop.call_later(self.relay.confirm_timeout, self._on_confirm_timeout)
+            batch.unconfirmed[self.next_tag] = row.id
+        batch.timer = self.conn.ioloop.call_later(self.relay.confirm_timeout, self._on_confirm_timeout)
+        self.batches.append(batch)
+        if batch.full:
+            # More rows are waiting: read and send them while this batch's confirms come back.
+            self._schedule(0)
 
     def _on_confirm(self, frame: Any) -> None:
-        method = frame.method
-        is_ack = isinstance(method, spec.Basic.Ack)
-        if method.multiple:
-            while self.inflight and next(iter(self.inflight)) <= method.delivery_tag:
-                _, row_id = self.inflight.popitem(last=False)
-                self._settle(row_id, is_ack)
-        else:
-            row_id = self.inflight.pop(method.delivery_tag, None)
-            if row_id is not None:
-                self._settle(row_id, is_ack)
-        if not self.inflight:
-            self._finish_batch()
-
-    def _settle(self, row_id: int, is_ack: bool) -> None:
-        if is_ack:
-            self.acked.append(row_id)
-        else:
-            self.nacked += 1
-
-    def _finish_batch(self) -> None:
-        if self.confirm_timer is not None:
-            self.conn.ioloop.remove_timeout(self.confirm_timer)
-            self.confirm_timer = None
-        table = self.relay.table
-        assert self.session is not None
         try:
-            if self.acked:
-                self.session.execute(
-                    update(table).where(table.c.id.in_(self.acked)).values(published_at=datetime.now(UTC))
-                )
-            self._end_session(commit=True)
-            self.published += len(self.acked)
-            EVENTS_PUBLISHED.labels(self.relay.service).inc(len(self.acked))
+            self._confirmed(frame.method)
+        except Exception as exc:  # noqa: BLE001 - never let a callback kill the event loop
+            self._fail(exc)
+
+    def _confirmed(self, method: Any) -> None:
+        is_ack = isinstance(method, spec.Basic.Ack)
+        tag = method.delivery_tag
+        for batch in self.batches:
+            unconfirmed = batch.unconfirmed
+            if method.multiple:
+                while unconfirmed and next(iter(unconfirmed)) <= tag:
+                    _settle(batch, unconfirmed.popitem(last=False)[1], is_ack)
+                if unconfirmed:
+                    break  # later batches hold higher tags
+            else:
+                row_id = unconfirmed.pop(tag, None)
+                if row_id is not None:
+                    _settle(batch, row_id, is_ack)
+                    break
+        while self.batches and not self.batches[0].unconfirmed:
+            self._finish_batch(self.batches.popleft())
+        for batch in [b for b in self.batches if not b.unconfirmed]:
+            self.batches.remove(batch)
+            self._finish_batch(batch)
+
+    def _finish_batch(self, batch: _Batch) -> None:
+        if batch.timer is not None:
+            self.conn.ioloop.remove_timeout(batch.timer)
+            batch.timer = None
+        table = self.relay.table
+        try:
+            if batch.nacked:
+                # Refused by the broker: unmark them, they go out again with a later batch.
+                batch.session.execute(update(table).where(table.c.id.in_(batch.nacked)).values(published_at=None))
+            _end(batch.session, commit=True)
+            self.published += batch.acked
+            EVENTS_PUBLISHED.labels(self.relay.service).inc(batch.acked)
         except SQLAlchemyError as exc:
             # The events did reach the broker; they will be sent again and deduplicated downstream.
             log.warning("marking outbox rows failed", extra={"service": self.relay.service, "error": repr(exc)})
-            self._end_session(commit=False)
-        if self.nacked:
-            log.warning("broker refused events", extra={"service": self.relay.service, "count": self.nacked})
+            _end(batch.session, commit=False)
+        batch.session = None
+        if batch.nacked:
+            log.warning("broker refused events", extra={"service": self.relay.service, "count": len(batch.nacked)})
             self._schedule(self.relay.idle_seconds)
         else:
-            self._schedule(0 if self.batch_full else self.relay.idle_seconds)
+            self._schedule(0 if batch.full else self.relay.busy_poll_seconds)
 
     def _on_confirm_timeout(self) -> None:
-        self.confirm_timer = None
         log.warning("broker did not confirm in time", extra={"service": self.relay.service})
         self.error = TimeoutError("publisher confirms timed out")
-        self._abandon_batch()
+        self.abandon_batches()
         self._close()
 
-    def _abandon_batch(self) -> None:
-        self.inflight.clear()
-        self._end_session(commit=False)
-
-    def _end_session(self, *, commit: bool) -> None:
-        if self.session is None:
-            return
-        try:
-            if commit:
-                self.session.commit()
-            else:
-                self.session.rollback()
-        finally:
-            self.session.close()
-            self.session = None
+    def abandon_batches(self) -> None:
+        while self.batches:
+            batch = self.batches.popleft()
+            if batch.timer is not None:
+                self.conn.ioloop.remove_timeout(batch.timer)
+            _end(batch.session, commit=False)
 
     def _maybe_prune(self) -> None:
         now = datetime.now(UTC)
@@ -287,3 +355,27 @@ class _RelayLink:
                 session.execute(delete(table).where(table.c.published_at < now - self.relay.retention))
         except SQLAlchemyError as exc:
             log.warning("outbox prune failed", extra={"service": self.relay.service, "error": repr(exc)})
+
+
+def _settle(batch: _Batch, row_id: int, is_ack: bool) -> None:
+    if is_ack:
+        batch.acked += 1
+    else:
+        batch.nacked.append(row_id)
+
+
+def _end(session: Session | None, *, commit: bool) -> None:
+    """Commit (raising on failure) or roll back (never raising: if the connection is gone, the
+    server has rolled the transaction back already), and give the connection back."""
+    if session is None:
+        return
+    try:
+        if commit:
+            session.commit()
+        else:
+            try:
+                session.rollback()
+            except SQLAlchemyError as exc:
+                log.debug("rollback failed", extra={"error": repr(exc)})
+    finally:
+        session.close()
