@@ -152,6 +152,9 @@ def test_registration_capacity_and_waiting_list(client, world, staff, meeting_bo
     assert client.delete(f"/{mid}/participants/{mine['id']}", headers=first).status_code == 200
     counts = client.get(f"/{mid}", headers=staff).get_json()["counts"]
     assert counts["registered"] == 1 and counts["waitlisted"] == 0
+    # A list counts people in the database instead of loading them; it must agree.
+    [listed] = client.get("/", query_string={"community_id": world.community_id}, headers=staff).get_json()
+    assert listed["counts"] == counts
 
 
 def test_check_in_by_staff_and_by_code(client, world, staff, meeting_body):

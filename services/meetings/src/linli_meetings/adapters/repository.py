@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, raiseload
 
 from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
-from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant
+from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.procedure import Count
 
 
@@ -54,8 +54,25 @@ class MeetingRepository:
         if filters.get("participant_id") is not None:
             query = query.where(m.id.in_(self.meetings_of_user(filters["participant_id"])))
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = self.session.scalars(query.order_by(m.starts_at, m.id).offset(offset).limit(limit)).all()
+        # A list shows how many people each meeting has, not who: the participants are counted in
+        # the database (people_counts) and never loaded here.
+        rows = self.session.scalars(
+            query.options(raiseload(Meeting.participants)).order_by(m.starts_at, m.id).offset(offset).limit(limit)
+        ).all()
         return list(rows), total
+
+    def people_counts(self, meeting_ids: list[str]) -> dict[str, PeopleCounts]:
+        p = tables.participants.c
+        present = p.checked_in_at.is_not(None)
+        rows = self.session.execute(
+            select(p.meeting_id, p.enrolment, p.response, present, func.count())
+            .where(p.meeting_id.in_(meeting_ids))
+            .group_by(p.meeting_id, p.enrolment, p.response, present)
+        ).all()
+        by_meeting: dict[str, list[tuple[str, str, bool, int]]] = {i: [] for i in meeting_ids}
+        for meeting_id, enrolment, response, is_present, n in rows:
+            by_meeting[meeting_id].append((enrolment, response, bool(is_present), n))
+        return {i: PeopleCounts.tally(r) for i, r in by_meeting.items()}
 
     def iter_for_feed(self, community_id: str, visible: ColumnElement[bool], limit: int = 500) -> list[Meeting]:
         m = tables.meetings.c

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -53,6 +54,35 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PeopleCounts:
+    """Who a meeting has, by how they came and whether they came."""
+
+    invited: int = 0
+    confirmed: int = 0
+    registered: int = 0
+    waitlisted: int = 0
+    checked_in: int = 0
+
+    @classmethod
+    def tally(cls, rows: Iterable[tuple[str, str, bool, int]]) -> PeopleCounts:
+        """From (enrolment, response, present, how many) rows."""
+        counts = dict.fromkeys(("invited", "confirmed", "registered", "waitlisted", "checked_in"), 0)
+        for enrolment, response, present, n in rows:
+            active = enrolment != Enrolment.WAITLISTED and response not in (Response.DECLINED, Response.CANCELLED)
+            if enrolment == Enrolment.INVITED and active:
+                counts["invited"] += n
+            if enrolment == Enrolment.REGISTERED and active:
+                counts["registered"] += n
+            if response == Response.CONFIRMED and active:
+                counts["confirmed"] += n
+            if enrolment == Enrolment.WAITLISTED and response != Response.CANCELLED:
+                counts["waitlisted"] += n
+            if present:
+                counts["checked_in"] += n
+        return cls(**counts)
 
 
 @dataclass(eq=False)
@@ -401,6 +431,10 @@ class Meeting:
             participant.response = Response.CONFIRMED.value
         self.check_in(participant, now, "code")
         return participant
+
+    @property
+    def counts(self) -> PeopleCounts:
+        return PeopleCounts.tally((p.enrolment, p.response, p.present, 1) for p in self.participants)
 
     @property
     def checked_in_count(self) -> int:

@@ -3,6 +3,8 @@ field) and what goes out (documented in /openapi.json)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from linli_meetings.domain.decision import OWNER_BODIES, ActionStatus, Choice, DocumentKind, IssueEffect, Method
@@ -275,16 +277,7 @@ class MeetingOut(Schema):
         return AgendaItemOut(many=True).dump(meeting.ordered_agenda())
 
     def _counts(self, meeting: object) -> dict:
-        people = meeting.participants
-        return {
-            "invited": sum(1 for p in people if p.enrolment == Enrolment.INVITED and p.is_active),
-            "confirmed": sum(1 for p in people if p.response == Response.CONFIRMED and p.is_active),
-            "registered": sum(1 for p in people if p.enrolment == Enrolment.REGISTERED and p.is_active),
-            "waitlisted": sum(
-                1 for p in people if p.enrolment == Enrolment.WAITLISTED and p.response != Response.CANCELLED
-            ),
-            "checked_in": meeting.checked_in_count,
-        }
+        return dataclasses.asdict(meeting.counts)
 
 
 class ActionItemOut(Schema):

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
-from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant
+from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.recurrence import Frequency, Recurrence
 from linli_meetings.service_layer import access, events
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
@@ -39,11 +39,27 @@ def get_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) 
         return load_meeting(uow, principal, meeting_id)
 
 
+class MeetingSummary:
+    """A meeting in a list: the meeting without its people, and how many people it has."""
+
+    def __init__(self, meeting: Meeting, counts: PeopleCounts) -> None:
+        self._meeting = meeting
+        self.counts = counts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._meeting, name)
+
+    def ordered_agenda(self) -> list[AgendaItem]:
+        return self._meeting.ordered_agenda()
+
+
 def list_meetings(
     uow: MeetingsUnitOfWork, principal: Principal, *, offset: int, limit: int, **filters: Any
-) -> tuple[list[Meeting], int]:
+) -> tuple[list[MeetingSummary], int]:
     with uow:
-        return uow.meetings.list(access.visible_meetings(principal), offset=offset, limit=limit, **filters)
+        meetings, total = uow.meetings.list(access.visible_meetings(principal), offset=offset, limit=limit, **filters)
+        counts = uow.meetings.people_counts([m.id for m in meetings])
+        return [MeetingSummary(m, counts[m.id]) for m in meetings], total
 
 
 def checkin_code(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> str:
