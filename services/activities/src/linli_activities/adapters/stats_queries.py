@@ -53,6 +53,11 @@ class StatsQueries:
             out[row.key] = {name: row[i] for i, name in enumerate(names)}
         return out
 
+    @staticmethod
+    def _summed(per_community: dict[str, Figures], names: list[str]) -> Figures:
+        """Totals of additive figures from the per-community rows: one query fewer per figure."""
+        return {name: sum(row[name] for row in per_community.values()) for name in names}
+
     # --- activities ----------------------------------------------------------------------------------
     def activities(self, scope: ScopeFilter, start: datetime, end: datetime) -> tuple[Figures, dict, dict, dict]:
         """(totals, by kind, by community, by month) of activities held: published and started in the period."""
@@ -105,8 +110,8 @@ class StatsQueries:
                 *self._where(scope(r.community_id), a.status == "published", a.starts_at >= start, a.starts_at < end)
             )
         )
-        row = self.session.execute(query).one()
-        return dict(zip(names, row, strict=True)), self._grouped(query, r.community_id, names)
+        per_community = self._grouped(query, r.community_id, names)
+        return self._summed(per_community, names), per_community
 
     # --- places, groups, talents, services ----------------------------------------------------------------
     def posts(self, scope: ScopeFilter) -> tuple[Figures, dict]:
@@ -114,8 +119,8 @@ class StatsQueries:
         figures = [func.count(p.id), func.coalesce(func.sum(p.residents_served), 0)]
         names = ["service_posts", "residents_covered"]
         query = select(*figures).where(*self._where(scope(p.community_id), p.active.is_(True)))
-        row = self.session.execute(query).one()
-        return dict(zip(names, row, strict=True)), self._grouped(query, p.community_id, names)
+        per_community = self._grouped(query, p.community_id, names)
+        return self._summed(per_community, names), per_community
 
     def groups(self, scope: ScopeFilter) -> tuple[Figures, dict]:
         g, m = t.mutual_aid_groups.c, t.group_members.c
@@ -126,12 +131,14 @@ class StatsQueries:
             .select_from(t.group_members.join(t.mutual_aid_groups, g.id == m.group_id))
             .where(*where)
         )
+        group_counts = self._grouped(groups_q, g.community_id, ["mutual_aid_groups"])
+        # Members are counted once each, even when they belong to two groups: not a sum.
         totals = {
-            "mutual_aid_groups": self.session.scalar(groups_q) or 0,
+            **self._summed(group_counts, ["mutual_aid_groups"]),
             "group_members": self.session.scalar(members_q) or 0,
         }
         per_community: dict[str, Figures] = defaultdict(dict)
-        for key, figures in self._grouped(groups_q, g.community_id, ["mutual_aid_groups"]).items():
+        for key, figures in group_counts.items():
             per_community[key].update(figures)
         for key, figures in self._grouped(members_q, g.community_id, ["group_members"]).items():
             per_community[key].update(figures)
@@ -142,15 +149,15 @@ class StatsQueries:
         where = self._where(scope(h.community_id), h.helped_on >= first, h.helped_on <= last)
         figures = [func.coalesce(func.sum(h.hours), 0.0), func.count(h.id)]
         names = ["help_hours", "help_entries"]
-        row = self.session.execute(select(*figures).where(*where)).one()
         per_community = self._grouped(select(*figures).where(*where), h.community_id, names)
         monthly = self._grouped(select(figures[0]).where(*where), self._date_month(h.helped_on), names[:1])
-        return dict(zip(names, row, strict=True)), per_community, monthly
+        return self._summed(per_community, names), per_community, monthly
 
     def talents(self, scope: ScopeFilter) -> tuple[Figures, dict]:
         tl = t.talents.c
         query = select(func.count(tl.id)).where(*self._where(scope(tl.community_id), tl.active.is_(True)))
-        return {"talents": self.session.scalar(query) or 0}, self._grouped(query, tl.community_id, ["talents"])
+        per_community = self._grouped(query, tl.community_id, ["talents"])
+        return self._summed(per_community, ["talents"]), per_community
 
     def services(self, scope: ScopeFilter, start: datetime, end: datetime) -> tuple[Figures, dict, dict]:
         b = t.bookings.c
@@ -163,7 +170,6 @@ class StatsQueries:
             func.count(b.id),
         ]
         names = ["service_person_times", "door_to_door_person_times", "services_completed"]
-        row = self.session.execute(select(*figures).where(*where)).one()
         per_community = self._grouped(select(*figures).where(*where), b.community_id, names)
         monthly = self._grouped(select(*figures[:2]).where(*where), self._month(b.completed_at), names[:2])
-        return dict(zip(names, row, strict=True)), per_community, monthly
+        return self._summed(per_community, names), per_community, monthly
