@@ -3,6 +3,8 @@ window and waiting list, check-in, scope, bad input, calendars."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -293,3 +295,8 @@ def test_staff_register_a_resident_without_a_phone_and_a_street_wide_festival(cl
     from_b = register(client, aid, world.headers(community=world.community_b)).get_json()
     assert from_b["community_id"] == world.community_b
     assert client.get(f"/{aid}", headers=world.headers(community=world.community_b)).status_code == 200
+    # The organisers at the door see and tick everyone, whichever community they come from.
+    listed = {r["id"] for r in client.get(f"/{aid}/registrations", headers=staff_a).get_json()}
+    assert {body["id"], from_b["id"]} <= listed
+    outsider_staff = world.headers("community_staff", community=str(uuid.uuid4()))
+    assert client.get(f"/{aid}/registrations", headers=outsider_staff).status_code == 403
