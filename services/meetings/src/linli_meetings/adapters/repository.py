@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy import ColumnElement, Select, func, insert, select, true
 from sqlalchemy.orm import Session, raiseload
 
 from linli_meetings.adapters import tables
@@ -98,6 +98,30 @@ class MeetingRepository:
     def participation(self, meeting_id: str, user_id: str) -> Participant | None:
         p = tables.participants.c
         return self.session.scalars(select(Participant).where(p.meeting_id == meeting_id, p.user_id == user_id)).first()
+
+    def record_deliberations(self, meeting: Meeting) -> None:
+        """A concluded meeting deliberated the issues on its agenda (for statistics), each for the
+        n-th time counting the meetings that took it up before."""
+        issue_ids = list(dict.fromkeys(meeting.issue_ids))
+        if not issue_ids:
+            return
+        dl = tables.deliberations.c
+        before = dict(
+            self.session.execute(
+                select(dl.issue_id, func.count()).where(dl.issue_id.in_(issue_ids)).group_by(dl.issue_id)
+            ).all()
+        )
+        rows = [
+            {
+                "meeting_id": meeting.id,
+                "issue_id": issue_id,
+                "community_id": meeting.community_id,
+                "local_date": meeting.local_date,
+                "consultation_number": before.get(issue_id, 0) + 1,
+            }
+            for issue_id in issue_ids
+        ]
+        self.session.execute(insert(tables.deliberations), rows)
 
     def agenda_item(self, item_id: str) -> AgendaItem | None:
         return self.session.get(AgendaItem, item_id)

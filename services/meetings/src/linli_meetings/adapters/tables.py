@@ -146,8 +146,10 @@ decisions = Table(
     Column("present_voting_members", Integer, nullable=True),
     Column("opened_at", When, nullable=False),
     Column("recorded_at", When, nullable=True),
+    # The meeting's local date, set when recorded: statistics read decisions without a join.
+    Column("local_date", Date, nullable=True),
 )
-Index("ix_decisions_community_outcome", decisions.c.community_id, decisions.c.outcome)
+Index("ix_decisions_community_date", decisions.c.community_id, decisions.c.local_date)
 
 votes = Table(
     "votes",
@@ -179,6 +181,8 @@ action_items = Table(
     Column("completed_at", When, nullable=True),
 )
 Index("ix_action_items_community_status", action_items.c.community_id, action_items.c.status)
+# Statistics join action items to the meetings held in a period.
+Index("ix_action_items_meeting", action_items.c.meeting_id)
 
 documents = Table(
     "community_documents",
@@ -195,6 +199,21 @@ documents = Table(
     Column("adopted_at", When, nullable=False),
     UniqueConstraint("community_id", "kind", "version", name="uq_documents_version"),
 )
+
+# One row per issue per meeting held with it on the agenda, written when the meeting concludes:
+# the read model behind "issues deliberated" and "consultations per resolved issue".
+deliberations = Table(
+    "deliberations",
+    metadata,
+    Column("meeting_id", Id, ForeignKey("meetings.id"), nullable=False),
+    Column("issue_id", Id, nullable=False, index=True),
+    Column("community_id", Id, nullable=False),
+    Column("local_date", Date, nullable=False),
+    # 1 for the first meeting that took the issue up, 2 for the second... (the roof needed six).
+    Column("consultation_number", Integer, nullable=False),
+    PrimaryKeyConstraint("meeting_id", "issue_id", name="pk_deliberations"),
+)
+Index("ix_deliberations_community_date", deliberations.c.community_id, deliberations.c.local_date)
 
 # Issues of each community as the issues service last described them (candidate agenda items).
 issue_replica = Table(

@@ -128,6 +128,7 @@ class Decision:
     present_voting_members: int | None = None
     opened_at: datetime = field(default_factory=utcnow)
     recorded_at: datetime | None = None
+    local_date: date | None = None
     id: str = field(default_factory=new_id)
 
     @property
@@ -223,6 +224,7 @@ class Decision:
         self.voting_members = len(members)
         self.present_voting_members = len(present)
         self.recorded_at = now
+        self.local_date = meeting.local_date
         if result.outcome != Outcome.ADOPTED:
             return []
         return [

@@ -233,6 +233,7 @@ def conclude_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: 
             attendees_count=data.get("attendees_count"),
             photo_urls=data.get("photo_urls"),
         )
+        uow.meetings.record_deliberations(meeting)
         uow.publish(events.concluded(meeting, uow.meetings.street_of(meeting.community_id)))
         _commit(uow)
         return meeting

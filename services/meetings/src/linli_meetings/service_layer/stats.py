@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, distinct, extract, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, extract, func, select, true
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden, Invalid
@@ -22,7 +22,7 @@ from linli_meetings.domain.decision import DocumentKind
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 m = tables.meetings.c
-a = tables.agenda_items.c
+dl = tables.deliberations.c
 d = tables.decisions.c
 ai = tables.action_items.c
 doc = tables.documents.c
@@ -86,14 +86,13 @@ def statistics(
     with uow:
         scope, communities = _scope(uow, principal, community_id, street_id)
         start, end = period_of(uow.today(), start, end)
-        held = and_(_within(m.community_id, communities), m.status == "concluded", m.local_date.between(start, end))
-        session = uow.session
         today = uow.today()
-
+        session = uow.session
         by_community: dict[str, dict[str, Any]] = defaultdict(_empty_community)
         monthly: dict[str, dict[str, Any]] = defaultdict(_empty_month)
 
-        # Meetings held and attendance, by community and type, and by month.
+        # Meetings held (concluded) and attendance, by community and type, and by month.
+        held = and_(_within(m.community_id, communities), m.status == "concluded", m.local_date.between(start, end))
         for cid, mtype, n, people in session.execute(
             select(m.community_id, m.meeting_type, func.count(), func.coalesce(func.sum(m.attendees_count), 0))
             .where(held)
@@ -103,73 +102,51 @@ def statistics(
             row["meetings_held"] += n
             row["meetings_by_type"][mtype] = row["meetings_by_type"].get(mtype, 0) + n
             row["attendance_sum"] += int(people)
-        year, month = extract("year", m.local_date), extract("month", m.local_date)
         for y, mo, n, people in session.execute(
-            select(year, month, func.count(), func.coalesce(func.sum(m.attendees_count), 0))
-            .where(held)
-            .group_by(year, month)
+            _by_month(m.local_date, func.count(), func.coalesce(func.sum(m.attendees_count), 0)).where(held)
         ):
-            row = monthly[f"{int(y):04d}-{int(mo):02d}"]
-            row["meetings_held"] = n
-            row["attendance_sum"] = int(people)
+            monthly[_month(y, mo)]["meetings_held"] = n
+            monthly[_month(y, mo)]["attendance_sum"] = int(people)
 
-        # Issues deliberated: distinct issues on the agenda of meetings held.
-        sub = (
-            select(m.community_id, a.issue_id, m.local_date)
-            .join_from(tables.agenda_items, tables.meetings, a.meeting_id == m.id)
-            .where(held, a.issue_id.is_not(None))
-            .subquery()
-        )
-        for cid, n in session.execute(
-            select(sub.c.community_id, func.count(distinct(sub.c.issue_id))).group_by(sub.c.community_id)
-        ):
+        # Issues deliberated: distinct issues on the agenda of meetings held in the period. Each
+        # count is over a DISTINCT subquery (hash aggregation), much cheaper than count(DISTINCT).
+        deliberated = and_(_within(dl.community_id, communities), dl.local_date.between(start, end))
+        pairs = select(dl.community_id, dl.issue_id).where(deliberated).distinct().subquery()
+        for cid, n in session.execute(select(pairs.c.community_id, func.count()).group_by(pairs.c.community_id)):
             by_community[cid]["issues_deliberated"] = n
-        sub_year, sub_month = extract("year", sub.c.local_date), extract("month", sub.c.local_date)
+        year, month = extract("year", dl.local_date).label("y"), extract("month", dl.local_date).label("m")
+        in_months = select(year, month, dl.issue_id).where(deliberated).distinct().subquery()
         for y, mo, n in session.execute(
-            select(sub_year, sub_month, func.count(distinct(sub.c.issue_id))).group_by(sub_year, sub_month)
+            select(in_months.c.y, in_months.c.m, func.count()).group_by(in_months.c.y, in_months.c.m)
         ):
-            monthly[f"{int(y):04d}-{int(mo):02d}"]["issues_deliberated"] = n
-        issues_deliberated = session.scalar(select(func.count(distinct(sub.c.issue_id)))) or 0
+            monthly[_month(y, mo)]["issues_deliberated"] = n
+        # An issue belongs to one community, so the distinct issues of the scope are the sum of
+        # each community's.
+        issues_deliberated = sum(row["issues_deliberated"] for row in by_community.values())
 
         # Consultations per resolved issue: for the issues deliberated in the period that are now
-        # resolved or closed, how many held meetings (ever) had them on the agenda, on average.
-        resolved = (
-            select(sub.c.issue_id)
-            .join(tables.issue_replica, iss.issue_id == sub.c.issue_id)
-            .where(iss.status.in_(FINISHED_ISSUE))
-            .distinct()
+        # resolved or closed, how many meetings had taken each up by the end of the period.
+        taken_up = (
+            select(dl.issue_id, func.max(dl.consultation_number).label("times"))
+            .join(tables.issue_replica, iss.issue_id == dl.issue_id)
+            .where(deliberated, iss.status.in_(FINISHED_ISSUE))
+            .group_by(dl.issue_id)
+            .subquery()
         )
-        resolved_sub = resolved.subquery()
-        resolved_count = session.scalar(select(func.count()).select_from(resolved_sub)) or 0
-        consultations = 0
-        if resolved_count:
-            consultations = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(tables.agenda_items)
-                    .join(tables.meetings, a.meeting_id == m.id)
-                    .where(m.status == "concluded", a.issue_id.in_(select(resolved_sub.c.issue_id)))
-                )
-                or 0
-            )
+        resolved_count, consultations = session.execute(
+            select(func.count(), func.coalesce(func.sum(taken_up.c.times), 0))
+        ).one()
 
         # Decisions recorded at meetings held in the period.
-        decided = (
-            select(d.community_id, d.outcome, m.local_date)
-            .join_from(tables.decisions, tables.meetings, d.meeting_id == m.id)
-            .where(held, d.status == "recorded")
-        )
-        dsub = decided.subquery()
+        decided = and_(_within(d.community_id, communities), d.status == "recorded", d.local_date.between(start, end))
         for cid, outcome, n in session.execute(
-            select(dsub.c.community_id, dsub.c.outcome, func.count()).group_by(dsub.c.community_id, dsub.c.outcome)
+            select(d.community_id, d.outcome, func.count()).where(decided).group_by(d.community_id, d.outcome)
         ):
             by_community[cid][f"decisions_{outcome}"] = n
         for y, mo, outcome, n in session.execute(
-            select(
-                extract("year", dsub.c.local_date), extract("month", dsub.c.local_date), dsub.c.outcome, func.count()
-            ).group_by(extract("year", dsub.c.local_date), extract("month", dsub.c.local_date), dsub.c.outcome)
+            _by_month(d.local_date, d.outcome, func.count()).where(decided).group_by(d.outcome)
         ):
-            monthly[f"{int(y):04d}-{int(mo):02d}"][f"decisions_{outcome}"] = n
+            monthly[_month(y, mo)][f"decisions_{outcome}"] = n
 
         # Action items created by those decisions, by their state now.
         overdue = and_(ai.due_date < today, ai.status.in_(("open", "in_progress")))
@@ -207,6 +184,16 @@ def statistics(
             "by_community": [{"community_id": cid, **row} for cid, row in sorted(by_community.items())],
             "monthly": [{"month": key, **row} for key, row in sorted(monthly.items())],
         }
+
+
+def _by_month(day: ColumnElement, *figures: ColumnElement) -> Select:
+    """SELECT year, month of `day`, figures... GROUP BY year, month (add keys with .group_by)."""
+    year, month = extract("year", day), extract("month", day)
+    return select(year, month, *figures).group_by(year, month)
+
+
+def _month(year: Any, month: Any) -> str:
+    return f"{int(year):04d}-{int(month):02d}"
 
 
 def _empty_community() -> dict[str, Any]:
