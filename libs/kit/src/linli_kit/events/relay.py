@@ -52,7 +52,7 @@ class OutboxRelay:
         bus: BusNames,
         *,
         service: str,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         idle_seconds: float = 0.02,
         busy_poll_seconds: float = 0.002,
         batches_in_flight: int = 2,
@@ -275,11 +275,22 @@ class _RelayLink:
             )
             self.next_tag += 1
             batch.unconfirmed[self.next_tag] = row.id
+        self._coalesce_output()
         batch.timer = self.conn.ioloop.call_later(self.relay.confirm_timeout, self._on_confirm_timeout)
         self.batches.append(batch)
         if batch.full:
             # More rows are waiting: read and send them while this batch's confirms come back.
             self._schedule(0)
+
+    def _coalesce_output(self) -> None:
+        """pika queues every frame (three a message) as its own buffer and sends each with its own
+        system call; join what a batch queued so it leaves in a few large writes. Relies on pika's
+        transport keeping a deque of buffers; when it does not, this does nothing."""
+        buffers = getattr(getattr(self.conn, "_transport", None), "_tx_buffers", None)
+        if isinstance(buffers, deque) and len(buffers) > 1:
+            joined = b"".join(buffers)
+            buffers.clear()
+            buffers.append(joined)
 
     def _on_confirm(self, frame: Any) -> None:
         try:
