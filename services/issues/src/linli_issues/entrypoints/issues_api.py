@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -57,16 +58,27 @@ def _photo_dir() -> Path:
     return Path(current_app.extensions["linli.settings"].data_dir) / "photos"
 
 
-def present(item: IssueView, now: datetime | None = None) -> dict[str, Any]:
+_DETAIL_FIELDS = [n for n in schemas.IssueSchema._declared_fields if n not in ("overdue", "supported_by_me")]
+_SUMMARY_FIELDS = [n for n in schemas.IssueSummarySchema._declared_fields if n not in ("overdue", "reporter_id")]
+
+
+def present(item: IssueView, now: datetime | None = None, *, summary: bool = False) -> dict[str, Any]:
     issue = item.issue
     now = now or _now()
-    body = {name: getattr(issue, name) for name in schemas.IssueSchema._declared_fields if hasattr(issue, name)}
+    body = {name: getattr(issue, name) for name in (_SUMMARY_FIELDS if summary else _DETAIL_FIELDS)}
     body["reporter_id"] = issue.reporter_id if item.show_reporter else None
-    if not item.internal:
-        body["reported_by"] = None
     body["overdue"] = issue.is_overdue(now)
-    body["supported_by_me"] = item.supported_by_me
+    if not summary:
+        if not item.internal:
+            body["reported_by"] = None
+        body["supported_by_me"] = item.supported_by_me
     return body
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _strings(values: dict[str, Any]) -> dict[str, Any]:
@@ -75,11 +87,11 @@ def _strings(values: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/")
 class Issues(MethodView):
-    @blp.arguments(schemas.IssueFilterSchema, location="query")
-    @blp.response(200, schemas.IssueSchema(many=True))
+    @blp.arguments(schemas.IssueFilterSchema(), location="query")
+    @blp.response(200, schemas.IssueSummarySchema(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
-        """List the issues you may see, filtered and sorted."""
+        """List the issues you may see, filtered and sorted (summaries; GET /<id> for the whole issue)."""
         principal = require_principal()
         now = _now()
         sort = filters.pop("sort")
@@ -93,9 +105,12 @@ class Issues(MethodView):
             sort=sort,
         )
         pagination_parameters.item_count = total
-        return [present(i, now) for i in items]
+        # Serialised here rather than by the schema (which documents it): a page is the hottest
+        # read, and the rows are already plain values.
+        rows = [present(i, now, summary=True) for i in items]
+        return Response(json.dumps(rows, default=_json_value, ensure_ascii=False), content_type="application/json")
 
-    @blp.arguments(schemas.IssueCreateSchema)
+    @blp.arguments(schemas.IssueCreateSchema())
     @blp.response(201, schemas.IssueSchema)
     def post(self, body: dict) -> dict:
         """Report an issue (residents for themselves; staff may report on a resident's behalf)."""
@@ -107,7 +122,7 @@ class Issues(MethodView):
 
 @blp.route("/similar")
 class Similar(MethodView):
-    @blp.arguments(schemas.SimilarQuerySchema, location="query")
+    @blp.arguments(schemas.SimilarQuerySchema(), location="query")
     @blp.response(200, schemas.SimilarSchema(many=True))
     def get(self, query: dict) -> list:
         """Issues that may already describe what is about to be reported."""
@@ -130,7 +145,7 @@ class Similar(MethodView):
 
 @blp.route("/export.csv")
 class Export(MethodView):
-    @blp.arguments(schemas.IssueFilterSchema, location="query")
+    @blp.arguments(schemas.IssueFilterSchema(), location="query")
     @blp.response(200, {"type": "string"}, content_type="text/csv")
     def get(self, filters: dict) -> Response:
         """The filtered list as CSV, for staff (at most 50,000 rows)."""
@@ -169,7 +184,7 @@ class IssueById(MethodView):
 
 @blp.route("/<uuid:issue_id>/status")
 class Status(MethodView):
-    @blp.arguments(schemas.StatusChangeSchema)
+    @blp.arguments(schemas.StatusChangeSchema())
     @blp.response(200, schemas.IssueSchema)
     def post(self, body: dict, issue_id: Any) -> dict:
         """Move the issue (accept, reject with a reason, mark duplicate, deliberate, resolve...). 409 if illegal."""
@@ -189,7 +204,7 @@ class Status(MethodView):
 
 @blp.route("/<uuid:issue_id>/reopen")
 class Reopen(MethodView):
-    @blp.arguments(schemas.ReasonSchema)
+    @blp.arguments(schemas.ReasonSchema())
     @blp.response(200, schemas.IssueSchema)
     def post(self, body: dict, issue_id: Any) -> dict:
         """The reporter is not satisfied: the issue is handled again."""
@@ -199,7 +214,7 @@ class Reopen(MethodView):
 
 @blp.route("/<uuid:issue_id>/escalations")
 class Escalations(MethodView):
-    @blp.arguments(schemas.ReasonSchema)
+    @blp.arguments(schemas.ReasonSchema())
     @blp.response(200, schemas.IssueSchema)
     def post(self, body: dict, issue_id: Any) -> dict:
         """Move the issue one tier up (compound → community → street → city)."""
@@ -208,7 +223,7 @@ class Escalations(MethodView):
 
 @blp.route("/<uuid:issue_id>/assignment")
 class Assignment(MethodView):
-    @blp.arguments(schemas.AssignmentSchema)
+    @blp.arguments(schemas.AssignmentSchema())
     @blp.response(200, schemas.IssueSchema)
     def put(self, body: dict, issue_id: Any) -> dict:
         """Give the issue to a responsible body (property company, bureau...)."""
@@ -234,7 +249,7 @@ class Supporters(MethodView):
 
 @blp.route("/<uuid:issue_id>/rating")
 class Rating(MethodView):
-    @blp.arguments(schemas.RatingSchema)
+    @blp.arguments(schemas.RatingSchema())
     @blp.response(200, schemas.IssueSchema)
     def post(self, body: dict, issue_id: Any) -> dict:
         """The reporter rates the resolution (1-5); this closes the issue."""
@@ -251,7 +266,7 @@ class Updates(MethodView):
         """The timeline; internal notes only for staff and the assignee."""
         return use_cases.timeline(_uow(), require_principal(), str(issue_id))
 
-    @blp.arguments(schemas.UpdateCreateSchema)
+    @blp.arguments(schemas.UpdateCreateSchema())
     @blp.response(201, schemas.TimelineEntrySchema)
     def post(self, body: dict, issue_id: Any) -> Any:
         """A public reply, an internal note or an on-site inspection (who attended, findings)."""
@@ -302,7 +317,7 @@ class PhotoFile(MethodView):
 
 @blp.route("/categories")
 class Categories(MethodView):
-    @blp.arguments(schemas.CategoryFilterSchema, location="query")
+    @blp.arguments(schemas.CategoryFilterSchema(), location="query")
     @blp.response(200, schemas.CategorySchema(many=True))
     def get(self, query: dict) -> list:
         """The city's categories (public: a report form shows them)."""
@@ -311,7 +326,7 @@ class Categories(MethodView):
 
 @blp.route("/categories/<string:key>")
 class CategoryByKey(MethodView):
-    @blp.arguments(schemas.CategorySchema)
+    @blp.arguments(schemas.CategorySchema())
     @blp.response(200, schemas.CategorySchema)
     def put(self, body: dict, key: str) -> Any:
         """Create or change a category (city admin)."""
@@ -322,7 +337,7 @@ class CategoryByKey(MethodView):
 
 @blp.route("/stats")
 class Stats(MethodView):
-    @blp.arguments(schemas.StatsQuerySchema, location="query")
+    @blp.arguments(schemas.StatsQuerySchema(), location="query")
     def get(self, query: dict) -> Response:
         """Figures for a community, a street or the city over a period (default: the last 12 months)."""
         principal = require_principal()

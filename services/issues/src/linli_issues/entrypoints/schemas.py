@@ -72,6 +72,28 @@ class IssueSchema(Schema):
     supported_by_me = fields.Boolean()
 
 
+class IssueSummarySchema(Schema):
+    """An issue in a list: what a list row shows; GET /<id> gives the rest."""
+
+    id = fields.String()
+    community_id = fields.String()
+    compound_id = fields.String(allow_none=True)
+    title = fields.String()
+    category = fields.String()
+    urgency = fields.String()
+    status = fields.String()
+    tier = fields.String()
+    reporter_id = fields.String(allow_none=True, metadata={"description": "null when anonymous to you"})
+    assignee_type = fields.String(allow_none=True)
+    assignee_id = fields.String(allow_none=True)
+    supporter_count = fields.Integer()
+    consultation_count = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
+    overdue = fields.Boolean()
+
+
 class IssueFilterSchema(Schema):
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +57,31 @@ def _category(uow: IssuesUnitOfWork, key: str) -> Category:
     return category
 
 
+# Categories are configuration: read on every report, changed a few times a year. Each process keeps
+# them for a short while; a change made in another process is seen within CATEGORY_CACHE_SECONDS.
+CATEGORY_CACHE_SECONDS = 30.0
+_category_cache: dict[str, tuple[float, Category]] = {}
+
+
+def _cached_category(uow: IssuesUnitOfWork, key: str) -> Category:
+    hit = _category_cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CATEGORY_CACHE_SECONDS:
+        return hit[1]
+    stored = _category(uow, key)
+    # A plain copy, never attached to a session, so threads can share it.
+    copy = Category(
+        key=stored.key,
+        name=stored.name,
+        default_tier=stored.default_tier,
+        responsible_body=stored.responsible_body,
+        deadline_hours=dict(stored.deadline_hours),
+        active=stored.active,
+        position=stored.position,
+    )
+    _category_cache[key] = (time.monotonic(), copy)
+    return copy
+
+
 def _note(uow: IssuesUnitOfWork, issue: Issue, kind: str, now: datetime, **values: Any) -> TimelineEntry:
     entry = TimelineEntry(issue_id=issue.id, kind=kind, created_at=now, **values)
     uow.issues.add(entry)
@@ -63,13 +89,15 @@ def _note(uow: IssuesUnitOfWork, issue: Issue, kind: str, now: datetime, **value
 
 
 def _publish(uow: IssuesUnitOfWork, event_type: str, issue: Issue, actor_id: str | None, **extra: Any) -> None:
+    # A just-reported issue has no supporters yet: no need to ask the database.
+    supporters = uow.issues.supporter_ids(issue.id) if issue.supporter_count else []
     uow.publish(
         issue_event(
             event_type,
             issue,
             actor_id=actor_id,
             street_id=uow.issues.street_of(issue.community_id),
-            supporter_ids=uow.issues.supporter_ids(issue.id),
+            supporter_ids=supporters,
             **extra,
         )
     )
@@ -159,7 +187,7 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
                     channel = "phone"
         elif principal.role != Role.API_CLIENT:
             raise Forbidden(f"role {principal.role.value} may not report issues")
-        category = _category(uow, fields["category"])
+        category = _cached_category(uow, fields["category"])
         if not category.active:
             raise Invalid("category retired", fields={"category": ["this category no longer takes reports"]})
         compound_id = fields.get("compound_id")
@@ -191,7 +219,6 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
         issue.due_at = category.deadline(issue.urgency, now)
         uow.issues.add(issue)
         _note(uow, issue, "report", now, author_id=reporter_id, data={"channel": channel, "tier": issue.tier})
-        uow.session.flush()
         _publish(uow, "issues.issue.reported", issue, principal.user_id, anonymous=issue.anonymous, channel=channel)
         uow.commit()
         return issue
@@ -564,4 +591,5 @@ def save_category(uow: IssuesUnitOfWork, principal: Principal, key: str, **value
             for attribute, value in merged.items():
                 setattr(category, attribute, value)
         uow.commit()
+        _category_cache.pop(key, None)
         return category

@@ -1,0 +1,310 @@
+"""Issues over HTTP against a bare Flask + SQLAlchemy endpoint, same database, same gunicorn settings.
+
+Two operations, each measured on the issues service and on the baseline in one run, alternating
+rounds so that load from other processes on the shared machine falls on both sides alike:
+
+1. **Create an issue**: ours = bearer token check, marshmallow validation, scope check against the
+   directory replica, category and deadline, the ORM insert of the issue and its first timeline
+   entry, `issues.issue.reported` into the outbox, one transaction. Baseline = `request.get_json()`
+   and one Core INSERT.
+2. **A filtered list page** (one community, status reported, newest first, 20 per page, over a
+   table of `--seed` issues): ours = token, query-string validation, scope, the count for the
+   X-Pagination header and the page query, serialisation. Baseline = one SELECT ... LIMIT 20.
+
+Both apps run under gunicorn with `linli_kit.gunicorn_conf` (WEB_CONCURRENCY and WEB_THREADS as in
+production, default 2 x 4) on the same PostgreSQL database (the baseline has its own table); the
+client keeps `--clients` persistent connections busy. Prints requests per second and the ratio
+ours / baseline (DESIGN section 7 targets: list >= 0.70, create >= 0.60). Never asserts on time.
+
+    .venv/bin/python bench/issues_http.py [--requests 2000] [--clients 8] [--seed 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, create_engine, insert, select
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+
+bare = MetaData()
+bare_issues = Table(
+    "bench_bare_issues",
+    bare,
+    Column("id", String(36), primary_key=True),
+    Column("community_id", String(36), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("category", String(80), nullable=False),
+    Column("urgency", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reporter_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_bench_bare_community_created", bare_issues.c.community_id, bare_issues.c.created_at)
+
+
+def baseline_app() -> Flask:
+    """The bare endpoint: gunicorn imports this module and calls it in each worker."""
+    url = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url, pool_size=5, max_overflow=5)
+    app = Flask("baseline")
+
+    @app.post("/")
+    def create():
+        body = request.get_json()
+        row = {
+            "id": str(uuid.uuid4()),
+            "community_id": body["community_id"],
+            "title": body["title"],
+            "description": body["description"],
+            "category": body["category"],
+            "urgency": body.get("urgency", "normal"),
+            "status": "reported",
+            "reporter_id": request.headers.get("X-User", ""),
+            "created_at": datetime.now(UTC),
+        }
+        with engine.begin() as conn:
+            conn.execute(insert(bare_issues).values(**row))
+        return jsonify({**row, "created_at": row["created_at"].isoformat()}), 201
+
+    @app.get("/")
+    def page():
+        query = (
+            select(bare_issues)
+            .where(
+                bare_issues.c.community_id == request.args["community_id"],
+                bare_issues.c.status == request.args["status"],
+            )
+            .order_by(bare_issues.c.created_at.desc())
+            .limit(20)
+        )
+        with engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for r in rows:
+            r["created_at"] = r["created_at"].isoformat()
+        return jsonify(rows)
+
+    return app
+
+
+# --- set-up -----------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed(url: str, communities: list[str], street_id: str, count: int) -> None:
+    """The directory replica and `count` issues in both tables, spread over the communities and a year."""
+    from linli_issues.adapters.tables import issue_updates, issues, replica
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    bare.create_all(engine)
+    now = datetime.now(UTC)
+    rnd = random.Random(7)
+    with engine.begin() as conn:
+        conn.execute(insert(replica.streets).values(street_id=street_id, name="Bench Street", city="C", revision=1))
+        conn.execute(
+            insert(replica.communities),
+            [
+                {"community_id": c, "street_id": street_id, "name": f"C{i}", "revision": 1}
+                for i, c in enumerate(communities)
+            ],
+        )
+        for start in range(0, count, 5000):
+            ours_rows, bare_rows, timeline = [], [], []
+            for _ in range(start, min(start + 5000, count)):
+                created = now - timedelta(minutes=rnd.randrange(525_600))
+                community = rnd.choice(communities)
+                status = rnd.choice(("reported", "accepted", "resolved", "closed"))
+                common = {
+                    "id": str(uuid.uuid4()),
+                    "community_id": community,
+                    "title": "Roof of Building 7 leaks",
+                    "description": "Rain comes through the roof into the top-floor flats.",
+                    "category": "repairs_facilities",
+                    "urgency": "normal",
+                    "status": status,
+                    "reporter_id": str(uuid.uuid4()),
+                    "created_at": created,
+                }
+                bare_rows.append(common)
+                ours_rows.append(
+                    {**common, "tier": "compound", "channel": "app", "anonymous": False, "supporter_count": 0,
+                     "consultation_count": 0, "revision": 1, "due_at": created + timedelta(days=14),
+                     "updated_at": created, "assignee_type": "property_company"}
+                )  # fmt: skip
+                timeline.append(
+                    {"id": str(uuid.uuid4()), "issue_id": common["id"], "kind": "report", "internal": False,
+                     "data": {}, "created_at": created}
+                )  # fmt: skip
+            conn.execute(insert(issues), ours_rows)
+            conn.execute(insert(issue_updates), timeline)
+            conn.execute(insert(bare_issues), bare_rows)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def start_gunicorn(app_spec: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
+    argv = [str(BIN / "gunicorn"), "-c", "python:linli_kit.gunicorn_conf", "--bind", f"127.0.0.1:{port}", app_spec]
+    process = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=HERE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{app_spec} exited:\n{log.read_text()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{app_spec} did not start")
+
+
+# --- load -------------------------------------------------------------------------------------------------
+def run(port: int, clients: int, total: int, make_request) -> float:
+    """Requests per second with `clients` persistent connections sharing `total` requests."""
+    per_client = max(1, total // clients)
+    errors: list[str] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for _ in range(per_client):
+            method, path, body, headers, expected = make_request()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != expected and len(errors) < 3:
+                errors.append(f"{method} {path}: {response.status} {data[:300]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return per_client * clients / elapsed
+
+
+def compare(ours, theirs, rounds: int = 4) -> tuple[float, float]:
+    ours(50)  # warm up: pools, caches, compiled statements
+    theirs(50)
+    results: list[list[float]] = [[], []]
+    for _ in range(rounds):
+        for side, operation in enumerate((ours, theirs)):
+            results[side].append(operation(None))
+    return sum(results[0]) / rounds, sum(results[1]) / rounds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per round and side")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent persistent connections")
+    parser.add_argument("--seed", type=int, default=20_000, help="issues already in the table")
+    parser.add_argument("--communities", type=int, default=100)
+    args = parser.parse_args()
+
+    from linli_issues.definition import definition
+    from linli_kit import migrations
+    from linli_kit.auth import TokenSigner
+    from linli_kit.keys import generate_keypair
+    from linli_kit.testing import infra
+
+    admin_url, _ = infra.find_postgres()
+    databases = infra.PostgresDatabases(admin_url, infra.new_run_id())
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"issues_http_{uuid.uuid4().hex[:8]}"
+    workdir.mkdir(parents=True)
+    processes: list[subprocess.Popen] = []
+    try:
+        url = databases.create("bench_issues")
+        migrations.upgrade(definition.migrations_dir, url)
+        communities = [str(uuid.uuid4()) for _ in range(args.communities)]
+        seed(url, communities, str(uuid.uuid4()), args.seed)
+        private, public = generate_keypair()
+        signer = TokenSigner(private, issuer="linli-gateway")
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "JWT_PUBLIC_KEY": public,
+            "LINLI_DATA_DIR": str(workdir),
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(HERE),
+        }
+        ours_port, bare_port = free_port(), free_port()
+        processes.append(
+            start_gunicorn("linli_issues.entrypoints.web:create_app()", ours_port, env, workdir / "ours.log")
+        )
+        processes.append(start_gunicorn("issues_http:baseline_app()", bare_port, env, workdir / "bare.log"))
+
+        community = communities[0]
+        resident_id = str(uuid.uuid4())
+        token = signer.sign(user_id=resident_id, role="resident", community_ids=[community], ttl=timedelta(hours=2))
+        staff = signer.sign(user_id=str(uuid.uuid4()), role="community_staff", community_ids=[community],
+                            ttl=timedelta(hours=2))  # fmt: skip
+        body = json.dumps(
+            {
+                "community_id": community,
+                "title": "Roof of Building 7 leaks",
+                "description": "Rain comes through the roof into the top-floor flats.",
+                "category": "repairs_facilities",
+                "urgency": "high",
+            }
+        )
+        ours_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        bare_headers = {"Content-Type": "application/json", "X-User": resident_id}
+        list_path = f"/?community_id={community}&status=reported&sort=-created_at&page_size=20"
+        staff_headers = {"Authorization": f"Bearer {staff}"}
+
+        def load(port, req):
+            return lambda n: run(port, args.clients, n or args.requests, req)
+
+        ours_create, bare_create = compare(
+            load(ours_port, lambda: ("POST", "/", body, ours_headers, 201)),
+            load(bare_port, lambda: ("POST", "/", body, bare_headers, 201)),
+        )
+        ours_list, bare_list = compare(
+            load(ours_port, lambda: ("GET", list_path, None, staff_headers, 200)),
+            load(bare_port, lambda: ("GET", list_path, None, {}, 200)),
+        )
+        workers = os.environ.get("WEB_CONCURRENCY", "2")
+        threads = os.environ.get("WEB_THREADS", "4")
+        print(
+            f"\nIssues over HTTP: gunicorn {workers} workers x {threads} threads each side, {args.clients} clients, "
+            f"{args.requests} requests per round, 4 rounds, {args.seed} issues in {args.communities} communities"
+        )
+        print(f"{'operation':<44}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}")
+        for name, mine, theirs, target in (
+            ("create an issue (validate, insert, outbox)", ours_create, bare_create, 0.60),
+            ("filtered list page (20 of one community)", ours_list, bare_list, 0.70),
+        ):
+            print(f"{name:<44}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}")
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(20)
+        databases.drop_all()
+
+
+if __name__ == "__main__":
+    main()
