@@ -160,6 +160,12 @@ def _aliyun_percent(value: str) -> str:
     return quote(value, safe="").replace("+", "%20").replace("*", "%2A").replace("%7E", "~")
 
 
+class LoopbackServer(ThreadingHTTPServer):
+    # Up to DELIVERY_CONCURRENCY connections arrive at once; the default backlog of 5 would refuse some.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class FakeProviders:
     def __init__(self) -> None:
         self.requests: dict[str, list[dict]] = defaultdict(list)
@@ -173,7 +179,7 @@ class FakeProviders:
         ).decode()
         self.fcm_public = key.public_key()
         self.fcm_tokens: set[str] = set()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = LoopbackServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -209,6 +215,8 @@ class FakeProviders:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True
+
             def log_message(self, *args):
                 pass
 

@@ -34,6 +34,7 @@ class NotificationConfig:
     lease_seconds: float = 120.0
     unknown_check_delay_seconds: float = 20.0
     claim_batch: int = 1000
+    concurrency: int = 16  # provider calls in flight at once
     delivery_interval_seconds: float = 0.2
     reminder_interval_seconds: float = 15.0
 
@@ -85,6 +86,7 @@ def load_config(environ: dict[str, str] | None = None) -> NotificationConfig:
         lease_seconds=number("DELIVERY_LEASE_SECONDS", 120),
         unknown_check_delay_seconds=number("DELIVERY_UNKNOWN_CHECK_SECONDS", 20),
         claim_batch=int(number("DELIVERY_CLAIM_BATCH", 1000)),
+        concurrency=max(1, int(number("DELIVERY_CONCURRENCY", 16))),
         delivery_interval_seconds=number("DELIVERY_INTERVAL_SECONDS", 0.2),
         reminder_interval_seconds=number("REMINDER_INTERVAL_SECONDS", 15),
     )

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,6 +93,7 @@ class Deliverer:
         }
         # A test hook: runs after the providers answered and before anything is recorded.
         self.after_send = after_send
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="notifications-send")
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -331,6 +333,7 @@ class Deliverer:
                     message = OutboundMessage(**{**c.message.__dict__, "address": device["token"]})
                     key = (name, c.row["batch_key"], c.message.title, c.message.body)
                     groups[key].append((c, message))
+        calls: list[tuple[str, list[tuple[Claimed, OutboundMessage]]]] = []
         for key, items in groups.items():
             provider = self.providers[key[0]]
             bucket = self.buckets[key[0]]
@@ -339,26 +342,26 @@ class Deliverer:
                 granted = bucket.take(len(chunk))
                 for c, _ in chunk[granted:]:
                     deferred[c.row["id"]] = self.clock() + timedelta(seconds=1)
-                chunk = chunk[:granted]
-                if not chunk:
-                    continue
-                try:
-                    results = provider.send([m for _, m in chunk])
-                except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose the claim
-                    log.exception("provider raised", extra={"provider": key[0]})
-                    results = [
-                        SendResult(
-                            m.delivery_id,
-                            m.address,
-                            Outcome.RETRYABLE,
-                            error_code="adapter",
-                            error_message=type(exc).__name__,
-                        )
-                        for _, m in chunk
-                    ]
-                for (c, _), result in zip(chunk, results, strict=True):
-                    c.provider_key = key[0]
-                    c.results.append(result)
+                if chunk[:granted]:
+                    calls.append((key[0], chunk[:granted]))
+        # Provider calls wait on the network: several run at once, each recording into its own claims.
+        list(self._pool.map(lambda call: self._call_provider(*call), calls))
+
+    def _call_provider(self, name: str, chunk: list[tuple[Claimed, OutboundMessage]]) -> None:
+        provider = self.providers[name]
+        try:
+            results = provider.send([m for _, m in chunk])
+        except Exception as exc:  # noqa: BLE001 - an adapter bug must not lose the claim
+            log.exception("provider raised", extra={"provider": name})
+            results = [
+                SendResult(
+                    m.delivery_id, m.address, Outcome.RETRYABLE, error_code="adapter", error_message=type(exc).__name__
+                )
+                for _, m in chunk
+            ]
+        for (c, _), result in zip(chunk, results, strict=True):
+            c.provider_key = name
+            c.results.append(result)
 
     # --- recording ----------------------------------------------------------------------------
     def _record(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:

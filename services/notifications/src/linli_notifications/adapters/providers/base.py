@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import requests
+import requests.adapters
 
 from linli_notifications.domain.model import Channel
 
@@ -77,6 +78,10 @@ class HttpProvider:
 
     def __init__(self) -> None:
         self.http = requests.Session()
+        # As many pooled connections as the delivery loop has calls in flight.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self.http.mount("https://", adapter)
+        self.http.mount("http://", adapter)
 
     def _call(self, method: str, url: str, **kwargs: Any) -> tuple[requests.Response | None, Outcome | None, int]:
         """The response, or the outcome of a transport failure, and the latency in ms."""
