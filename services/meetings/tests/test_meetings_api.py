@@ -127,12 +127,24 @@ def test_agenda_item_linked_to_an_issue_on_a_scheduled_meeting_is_announced(
     assert response.status_code == 201 and response.get_json()["position"] == 1
     [added] = outbox_events("meetings.agenda_item.added", world.community_id)
     assert added["data"]["issue_id"] == issue_id and added["data"]["meeting_id"] == meeting["id"]
+    assert added["data"]["title"] == meeting["title"] and added["data"]["item_title"] == "Cultural wall"
     again = client.post(f"/{meeting['id']}/agenda", json={"title": "Again", "issue_id": issue_id}, headers=staff)
     assert again.status_code == 409
     client.post(f"/{meeting['id']}/agenda", json={"title": "No issue"}, headers=staff)
     assert len(outbox_events("meetings.agenda_item.added", world.community_id)) == 1
     agenda = client.get(f"/{meeting['id']}", headers=staff).get_json()["agenda"]
     assert [i["title"] for i in agenda] == ["Cultural wall", "Opening", "No issue"]
+    last = agenda[2]["id"]
+    moved = client.patch(f"/{meeting['id']}/agenda/{last}", json={"position": 1, "duration_minutes": 15}, headers=staff)
+    assert moved.status_code == 200 and moved.get_json()["position"] == 1
+    assert (
+        client.patch(f"/{meeting['id']}/agenda/{last}", json={"duration_minutes": 0}, headers=staff).status_code == 422
+    )
+    assert client.delete(f"/{meeting['id']}/agenda/{agenda[0]['id']}", headers=staff).status_code == 204
+    agenda = client.get(f"/{meeting['id']}", headers=staff).get_json()["agenda"]
+    assert [(i["title"], i["position"]) for i in agenda] == [("No issue", 1), ("Opening", 2)]
+    # The snapshot without the item tells the issue side it left the agenda.
+    assert outbox_events("meetings.meeting.scheduled", world.community_id)[-1]["data"]["issue_ids"] == []
 
 
 def test_registration_capacity_and_waiting_list(client, world, staff, meeting_body):

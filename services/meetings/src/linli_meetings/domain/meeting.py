@@ -254,6 +254,18 @@ class Meeting:
         self.touch()
         return item
 
+    def edit_agenda_item(self, item: AgendaItem, *, position: int | None = None, **changes: str | int | None) -> None:
+        """Title, duration or notes of an item, and its place in the order."""
+        self._require(Status.SCHEDULED, Status.IN_PROGRESS, action="change the agenda of")
+        for name, value in changes.items():
+            if name not in ("title", "duration_minutes", "notes"):
+                raise Invalid("not an agenda item field", fields={name: ["cannot be changed"]})
+            setattr(item, name, value)
+        if position is not None:
+            self.move_agenda_item(item, position)
+        else:
+            self.touch()
+
     def remove_agenda_item(self, item: AgendaItem) -> None:
         self._require(Status.SCHEDULED, action="change the agenda of")
         self.agenda.remove(item)

@@ -57,10 +57,11 @@ def agenda_item_added(meeting: Meeting, item: AgendaItem, street_id: str | None)
         "meeting_id": meeting.id,
         "community_id": meeting.community_id,
         "meeting_type": meeting.meeting_type,
-        "title": item.title,
+        "title": meeting.title,
         "starts_at": meeting.starts_at,
         "item_id": item.id,
         "issue_id": item.issue_id,
+        "item_title": item.title,
     }
     return _event("meetings.agenda_item.added", data, meeting.community_id, street_id)
 

@@ -266,13 +266,7 @@ def update_agenda_item(
         item = meeting.agenda_item(item_id)
         if item is None:
             raise NotFound(f"agenda item {item_id} not found")
-        for name in ("title", "duration_minutes", "notes"):
-            if name in changes:
-                setattr(item, name, changes[name])
-        if changes.get("position") is not None:
-            meeting.move_agenda_item(item, changes["position"])
-        else:
-            meeting.update_details()  # status check only
+        meeting.edit_agenda_item(item, **changes)
         _commit(uow)
         return item
 

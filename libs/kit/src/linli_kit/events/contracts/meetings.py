@@ -55,10 +55,11 @@ class AgendaItemAdded(EventSchema):
     meeting_id = uuid()
     community_id = uuid()
     meeting_type = text(40)
-    title = text(300)
+    title = text(300)  # the meeting's title
     starts_at = when()
     item_id = uuid()
     issue_id = uuid()
+    item_title = text(300, required=False)  # the agenda item's own title
 
 
 class ActionItemRef(EventSchema):
