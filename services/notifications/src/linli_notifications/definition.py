@@ -7,7 +7,7 @@ from pathlib import Path
 
 from linli_kit.config import Settings
 from linli_kit.db import Database
-from linli_kit.events.consumer import Handler
+from linli_kit.events.consumer import BatchHandler, Handler
 from linli_kit.replica import replica_handlers
 from linli_kit.service import ServiceDefinition
 from linli_kit.worker import Timer
@@ -21,7 +21,7 @@ from linli_notifications.service_layer.handlers import fire_due_reminders, make_
 from linli_notifications.service_layer.recipient import prune_stale_devices
 
 
-def handlers(settings: Settings, _database: Database, clock: Clock = system_clock) -> dict[str, Handler]:
+def handlers(settings: Settings, _database: Database, clock: Clock = system_clock) -> dict[str, Handler | BatchHandler]:
     return {**replica_handlers(replica), **make_handlers(clock, settings.timezone)}
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.events import Event
-from linli_kit.events.consumer import Handler
+from linli_kit.events.consumer import BatchHandler, Handler, batch_handler
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import (
     deliveries,
@@ -29,7 +29,7 @@ from linli_notifications.adapters.tables import (
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.domain.templates import shorten
-from linli_notifications.service_layer.planning import plan, plan_code, stable_id
+from linli_notifications.service_layer.planning import plan, plan_code, plan_many, stable_id
 
 STAFF = ("community_staff",)
 REMINDER_OFFSETS = {"day_before": timedelta(days=1), "hour_before": timedelta(hours=1)}
@@ -51,8 +51,30 @@ class Rules:
     def __init__(self, clock: Clock, city_timezone: str) -> None:
         self.clock = clock
         self.tz = city_timezone
+        # While a batch of events is handled, intents are gathered here and planned together.
+        self._gathered: list[Intent] | None = None
 
-    def handlers(self) -> dict[str, Handler]:
+    def handlers(self) -> dict[str, Handler | BatchHandler]:
+        """Each rule as a batch handler: a run of events of one type is planned with one look-up."""
+        single = self.single_handlers()
+        return {
+            event_type: handler if event_type.startswith("accounts.") else batch_handler(self._batched(handler))
+            for event_type, handler in single.items()
+        }
+
+    def _batched(self, handler: Handler) -> Callable[[Session, list[Event]], None]:
+        def handle(session: Session, events: list[Event]) -> None:
+            self._gathered = []
+            try:
+                for event in events:
+                    handler(session, event)
+                plan_many(session, self._gathered, self.clock(), self.tz)
+            finally:
+                self._gathered = None
+
+        return handle
+
+    def single_handlers(self) -> dict[str, Handler]:
         table: dict[str, Handler] = {
             "accounts.user.registered": self.user_changed,
             "accounts.user.updated": self.user_changed,
@@ -84,8 +106,13 @@ class Rules:
         return table
 
     def _plan(self, session: Session, event: Event, **fields: object) -> None:
-        intent = Intent(source_key=event.id, source_type=event.type, **fields)  # type: ignore[arg-type]
-        plan(session, intent, self.clock(), self.tz)
+        self._submit(session, Intent(source_key=event.id, source_type=event.type, **fields))  # type: ignore[arg-type]
+
+    def _submit(self, session: Session, intent: Intent) -> None:
+        if self._gathered is not None:
+            self._gathered.append(intent)
+        else:
+            plan(session, intent, self.clock(), self.tz)
 
     # --- accounts -----------------------------------------------------------------------------
     def user_changed(self, session: Session, event: Event) -> None:
@@ -269,7 +296,7 @@ class Rules:
             subject_type="issue",
             subject_id=d["issue_id"],
         )
-        plan(session, intent, self.clock(), self.tz)
+        self._submit(session, intent)
 
     def issue_overdue(self, session: Session, event: Event) -> None:
         d = event.data
@@ -571,5 +598,5 @@ def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit
     return len(due)
 
 
-def make_handlers(clock: Clock, city_timezone: str) -> dict[str, Callable[[Session, Event], None]]:
+def make_handlers(clock: Clock, city_timezone: str) -> dict[str, Handler | BatchHandler]:
     return Rules(clock, city_timezone).handlers()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import deliveries, notifications
-from linli_notifications.domain.model import Channel, DeliveryState, Intent
+from linli_notifications.domain.model import Channel, DeliveryState, Intent, Recipient
 from linli_notifications.domain.policy import plan_for
 from linli_notifications.domain.templates import render
 
@@ -34,65 +34,83 @@ def delivery_key(source_key: str, recipient: str, channel: Channel) -> str:
 
 def plan(session: Session, intent: Intent, now: datetime, city_timezone: str) -> int:
     """Plan `intent` for its users; return the number of deliveries inserted."""
-    user_ids = sorted(set(intent.user_ids))
-    if not user_ids:
+    return plan_many(session, [intent], now, city_timezone)
+
+
+def plan_many(session: Session, intents: list[Intent], now: datetime, city_timezone: str) -> int:
+    """Plan several intents with one look-up of their recipients and one insert per table."""
+    everyone = sorted({u for intent in intents for u in intent.user_ids})
+    if not everyone:
         return 0
-    found = repository.load_recipients(session, user_ids, city_timezone)
-    prefs = repository.load_preferences(session, user_ids)
+    found = repository.load_recipients(session, everyone, city_timezone)
+    prefs = repository.load_preferences(session, everyone)
     inbox_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
-    for user_id in user_ids:
-        recipient = found.get(user_id)
-        if recipient is None:
-            continue  # not (yet) known from accounts: nobody to tell
-        params = {**intent.params, "tz": recipient.timezone}
-        try:
-            rendered = render(intent.kind, recipient.locale, params, recipient.timezone)
-            title, body, bad_params = rendered.title, rendered.body, None
-        except Invalid as exc:
-            title, body, bad_params = intent.kind, intent.kind, ", ".join(sorted(exc.fields))
-        notification_id = stable_id(intent.source_key, user_id)
-        inbox_rows.append(
-            {
-                "id": notification_id,
-                "user_id": user_id,
-                "source_key": intent.source_key,
-                "source_type": intent.source_type,
-                "kind": intent.kind,
-                "category": intent.category.value,
-                "urgent": intent.urgent,
-                "title": title[:200],
-                "body": body,
-                "params": params,
-                "community_id": intent.community_id,
-                "subject_type": intent.subject_type,
-                "subject_id": intent.subject_id,
-                "created_at": now,
-                "read_at": None,
-            }
-        )
-        for planned in plan_for(intent, recipient, prefs.get(user_id, {}), now).deliveries:
-            state, reason = planned.state, planned.reason
-            if bad_params and state == DeliveryState.PENDING:
-                state, reason = DeliveryState.FAILED, f"invalid template parameters: {bad_params}"
-            delivery_rows.append(
-                _delivery_row(
-                    intent,
-                    channel=planned.channel,
-                    key=delivery_key(intent.source_key, user_id, planned.channel),
-                    user_id=user_id,
-                    notification_id=notification_id,
-                    address=recipient.phone if planned.channel == Channel.SMS else None,
-                    locale=recipient.locale,
-                    params=params,
-                    state=state,
-                    reason=reason,
-                    not_before=planned.not_before,
-                    now=now,
-                )
-            )
+    for intent in intents:
+        for user_id in sorted(set(intent.user_ids)):
+            recipient = found.get(user_id)
+            if recipient is None:
+                continue  # not (yet) known from accounts: nobody to tell
+            _plan_one(intent, recipient, prefs.get(user_id, {}), now, inbox_rows, delivery_rows)
     repository.insert_ignore(session, notifications, inbox_rows, ["source_key", "user_id"])
     return repository.insert_ignore(session, deliveries, delivery_rows, ["key"])
+
+
+def _plan_one(
+    intent: Intent,
+    recipient: Recipient,
+    preferences: dict,
+    now: datetime,
+    inbox_rows: list[dict[str, Any]],
+    delivery_rows: list[dict[str, Any]],
+) -> None:
+    user_id = recipient.user_id
+    params = {**intent.params, "tz": recipient.timezone}
+    try:
+        rendered = render(intent.kind, recipient.locale, params, recipient.timezone)
+        title, body, bad_params = rendered.title, rendered.body, None
+    except Invalid as exc:
+        title, body, bad_params = intent.kind, intent.kind, ", ".join(sorted(exc.fields))
+    notification_id = stable_id(intent.source_key, user_id)
+    inbox_rows.append(
+        {
+            "id": notification_id,
+            "user_id": user_id,
+            "source_key": intent.source_key,
+            "source_type": intent.source_type,
+            "kind": intent.kind,
+            "category": intent.category.value,
+            "urgent": intent.urgent,
+            "title": title[:200],
+            "body": body,
+            "params": params,
+            "community_id": intent.community_id,
+            "subject_type": intent.subject_type,
+            "subject_id": intent.subject_id,
+            "created_at": now,
+            "read_at": None,
+        }
+    )
+    for planned in plan_for(intent, recipient, preferences, now).deliveries:
+        state, reason = planned.state, planned.reason
+        if bad_params and state == DeliveryState.PENDING:
+            state, reason = DeliveryState.FAILED, f"invalid template parameters: {bad_params}"
+        delivery_rows.append(
+            _delivery_row(
+                intent,
+                channel=planned.channel,
+                key=delivery_key(intent.source_key, user_id, planned.channel),
+                user_id=user_id,
+                notification_id=notification_id,
+                address=recipient.phone if planned.channel == Channel.SMS else None,
+                locale=recipient.locale,
+                params=params,
+                state=state,
+                reason=reason,
+                not_before=planned.not_before,
+                now=now,
+            )
+        )
 
 
 def plan_code(
