@@ -170,6 +170,14 @@ def test_lists_filter_sort_and_paginate(client, tokens, report, clock):
     assert ids("assignee_type=property_company&sort=created_at") == [a["id"], b["id"], c["id"]]
     assert ids("q=AGAIN") == [a["id"]]  # case-insensitive, title or description
     assert ids("sort=-due_at")[0] == a["id"]  # low urgency: the latest deadline
+    assert ids("sort=-urgency")[:1] == [b["id"]] and ids("sort=urgency")[:1] == [a["id"]]  # by rank, not name
+    for _ in range(2):
+        assert client.post(f"/{c['id']}/supporters", headers=tokens.resident()).status_code == 200
+    # Priority: urgency first (urgent, high, normal, low), then support.
+    assert ids("sort=-priority") == [b["id"], d["id"], c["id"], a["id"]]
+    assert ids("sort=-supporter_count")[0] == c["id"]
+    client.post(f"/{a['id']}/supporters", headers=tokens.resident())
+    assert ids("sort=-priority")[-1] == a["id"]  # one supporter does not lift a low-urgency issue
     assert ids("overdue=true") == []
     clock.advance(days=3)  # urgent parking: 48 h
     assert ids("overdue=true") == [b["id"]]

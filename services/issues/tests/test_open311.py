@@ -197,8 +197,13 @@ def test_service_request_updates_show_the_detailed_lifecycle(client, tokens, rep
     clock.advance(hours=1)
     client.post(f"/{issue['id']}/status", json={"status": "resolved", "summary": "roof sealed"}, headers=staff)
 
+    clock.advance(minutes=5)
+    client.post(f"/{issue['id']}/updates", json={"kind": "reply", "body": "thank you all"}, headers=staff)
+
     updates = client.get(f"{BASE}/servicerequestupdates.json?service_request_id={issue['id']}").get_json()
-    assert [u["detailed_status"] for u in updates] == ["resolved", "accepted", "report"]
+    assert [u["detailed_status"] for u in updates] == ["reply", "resolved", "accepted", "report"]
+    assert updates[0]["status"] == "closed"  # a reply after the resolution: the request was closed then
+    updates = updates[1:]
     newest = updates[0]
     assert set(newest) == {
         "update_id", "service_request_id", "status", "updated_datetime", "description", "media_url", "detailed_status",
@@ -209,4 +214,5 @@ def test_service_request_updates_show_the_detailed_lifecycle(client, tokens, rep
     assert all("internal" not in (u["description"] or "") for u in updates)
     root = xml(client.get(f"{BASE}/servicerequestupdates.xml?service_request_id={issue['id']}"))
     assert root.tag == "service_request_updates"
-    assert [u.findtext("detailed_status") for u in root.findall("request_update")] == ["resolved", "accepted", "report"]
+    statuses = [u.findtext("detailed_status") for u in root.findall("request_update")]
+    assert statuses == ["reply", "resolved", "accepted", "report"]

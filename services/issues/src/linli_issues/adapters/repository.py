@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, asc, desc, func, insert, or_, select, update
+from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters.tables import issue_meetings, photos, replica, supporters
-from linli_issues.domain.model import DONE_STATUSES, Category, Issue, TimelineEntry
+from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, TimelineEntry
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,15 @@ def _communities_of_street(street_id: str) -> Select:
     return select(replica.communities.c.community_id).where(replica.communities.c.street_id == street_id)
 
 
+# Urgency sorts by its rank, not its name; priority is the domain's: urgency first, then support.
+URGENCY_RANK = case({u: n for n, u in enumerate(URGENCIES)}, value=Issue.urgency, else_=0)
 SORTS = {
     "created_at": Issue.created_at,
     "updated_at": Issue.updated_at,
     "due_at": Issue.due_at,
     "supporter_count": Issue.supporter_count,
-    "urgency": Issue.urgency,
+    "urgency": URGENCY_RANK,
+    "priority": URGENCY_RANK * 1000 + Issue.supporter_count,
     "consultation_count": Issue.consultation_count,
 }
 
@@ -154,6 +157,18 @@ class IssueRepository:
         if not include_internal:
             query = query.where(TimelineEntry.internal.is_(False))
         return list(self.session.scalars(query.order_by(TimelineEntry.created_at, TimelineEntry.id)))
+
+    def status_history(self, issue_ids: list[str]) -> dict[str, list[tuple[datetime, str]]]:
+        """(when, new status) of every status change of these issues, oldest first."""
+        rows = self.session.execute(
+            select(TimelineEntry.issue_id, TimelineEntry.created_at, TimelineEntry.data)
+            .where(TimelineEntry.issue_id.in_(issue_ids), TimelineEntry.kind == "status")
+            .order_by(TimelineEntry.created_at, TimelineEntry.id)
+        )
+        history: dict[str, list[tuple[datetime, str]]] = {}
+        for issue_id, when, data in rows:
+            history.setdefault(issue_id, []).append((when, data.get("to")))
+        return history
 
     def public_updates(
         self, *, since: datetime | None, until: datetime | None, issue_ids: list[str] | None, limit: int

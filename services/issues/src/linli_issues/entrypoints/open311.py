@@ -408,14 +408,20 @@ def request_updates(fmt: str) -> Response:
         start = _now() - DEFAULT_WINDOW
     with _uow() as uow:
         entries = uow.issues.public_updates(since=start, until=end, issue_ids=ids or None, limit=MAX_REQUESTS)
+        history = uow.issues.status_history(sorted({e.issue_id for e in entries}))
     rows = []
     for entry in entries:
         detailed = entry.data.get("to") if entry.kind == "status" else None
+        # The request's state when this update was made: its last status change up to then.
+        state = next(
+            (status for when, status in reversed(history.get(entry.issue_id, [])) if when <= entry.created_at),
+            "reported",
+        )
         rows.append(
             {
                 "update_id": entry.id,
                 "service_request_id": entry.issue_id,
-                "status": "closed" if detailed in CLOSED else "open",
+                "status": "closed" if state in CLOSED else "open",
                 "updated_datetime": _w3c(entry.created_at),
                 "description": entry.body or _describe(entry),
                 "media_url": None,
