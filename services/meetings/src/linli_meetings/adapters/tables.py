@@ -1,5 +1,7 @@
 """The meetings service's own database schema, and the mapping of the domain onto it."""
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -14,8 +16,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import registry, relationship
 
 from linli_kit.tables import add_directory_replica, add_messaging_tables
@@ -26,8 +30,29 @@ metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
 
+
+class UtcDateTime(TypeDecorator):
+    """An instant stored in UTC and read back with its offset, on PostgreSQL and on SQLite (which
+    keeps no time zone and would hand back naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: times are stored as instants with an offset")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 Id = String(36)
-When = DateTime(timezone=True)
+When = UtcDateTime()
 
 meeting_types = Table(
     "meeting_types",
