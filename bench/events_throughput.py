@@ -265,6 +265,7 @@ class Figures:
     pika: dict[str, tuple[int, float | None, float | None]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     settings: dict[str, float] = field(default_factory=dict)
+    load_before: float | None = None
 
 
 def _quiet_logs() -> None:
@@ -428,7 +429,7 @@ def _run_ours(
 def run_pika(args, figures: Figures, amqp_url: str, bus: BusNames, queue: str, body: bytes) -> None:
     ctx = mp.get_context("spawn")
     for label, confirms in (("confirms", True), ("no-confirms", False)):
-        count = args.events
+        count = args.pika_events
         print(f"bare pika, {label}: {count:,} messages ...", flush=True)
         ready, go = ctx.Event(), ctx.Event()
         results = ctx.Queue()
@@ -495,6 +496,16 @@ def report(args, figures: Figures, versions: dict[str, str]) -> None:
     print(
         f"Linli event bus benchmark   {os.cpu_count()} CPUs   RabbitMQ {versions.get('rabbitmq', '?')}   "
         f"PostgreSQL {versions.get('postgres', '?')}"
+    )
+    load_after = os.getloadavg()[0]
+    busy = max(figures.load_before or 0.0, load_after) > (os.cpu_count() or 1) * 0.75
+    print(
+        f"load average (1 min) before {_fmt(figures.load_before, '.1f')}, after {load_after:.1f}"
+        + (
+            "  -- the machine was busy with other work: every figure is skewed, compare only within this run"
+            if busy
+            else ""
+        )
     )
     if s:
         print(
@@ -580,6 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000, help="events for the throughput runs (default 20000)")
     parser.add_argument("--rate", type=float, default=TARGET_RATE, help="events/s for the latency run (default 200)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run (default 10)")
+    parser.add_argument(
+        "--pika-events", type=int, default=10_000, help="messages for each bare pika run (default 10000)"
+    )
     parser.add_argument("--pika-prefetch", type=int, default=None, help="bare pika prefetch (default: ours)")
     parser.add_argument("--skip-pika", action="store_true", help="measure our pipeline only")
     parser.add_argument(
@@ -605,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     pika_queue = f"bench.{run_id}.pika"
     databases = infra.PostgresDatabases(admin_url, f"bench_{run_id}")
-    figures = Figures()
+    figures = Figures(load_before=os.getloadavg()[0])
     try:
         conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
         try:

@@ -255,10 +255,11 @@ class _RelayLink:
         self.idle_delay = self.relay.busy_poll_seconds
         rows.sort(key=lambda r: r.id)  # RETURNING does not keep the subquery's order
         batch = _Batch(session, full=len(rows) == self.relay.batch_size)
+        self.batches.append(batch)  # from here on, a failure rolls it back with the others
         exchange = self.relay.bus.exchange
         publish = self.channel.basic_publish
         for row in rows:
-            envelope = json.loads(row.payload)
+            envelope = _envelope_fields(row.payload)
             publish(
                 exchange=exchange,
                 routing_key=row.event_type,
@@ -277,7 +278,6 @@ class _RelayLink:
             batch.unconfirmed[self.next_tag] = row.id
         self._coalesce_output()
         batch.timer = self.conn.ioloop.call_later(self.relay.confirm_timeout, self._on_confirm_timeout)
-        self.batches.append(batch)
         if batch.full:
             # More rows are waiting: read and send them while this batch's confirms come back.
             self._schedule(0)
@@ -366,6 +366,16 @@ class _RelayLink:
                 session.execute(delete(table).where(table.c.published_at < now - self.relay.retention))
         except SQLAlchemyError as exc:
             log.warning("outbox prune failed", extra={"service": self.relay.service, "error": repr(exc)})
+
+
+def _envelope_fields(payload: str) -> dict[str, Any]:
+    """The envelope, for its correlation id and producer; a row that is not one is still sent (the
+    consumers dead-letter it) rather than blocking every row behind it."""
+    try:
+        envelope = json.loads(payload)
+    except ValueError:
+        return {}
+    return envelope if isinstance(envelope, dict) else {}
 
 
 def _settle(batch: _Batch, row_id: int, is_ack: bool) -> None:
