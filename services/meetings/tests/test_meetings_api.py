@@ -100,6 +100,17 @@ def test_life_cycle_and_illegal_transitions_are_409(client, world, staff, meetin
     assert response.status_code == 200 and response.get_json()["attendees_count"] == 23
     [concluded] = outbox_events("meetings.meeting.concluded", world.community_id)
     assert concluded["data"]["attendees_count"] == 23
+    written_up = client.put(
+        f"/{mid}/minutes",
+        json={
+            "closing_report": "Roof to be repaired by the property company",
+            "photo_urls": ["https://img.example.org/1.jpg"],
+        },
+        headers=staff,
+    )
+    assert written_up.status_code == 200
+    assert written_up.get_json()["minutes"] == "Agreed to repair" and len(written_up.get_json()["photo_urls"]) == 1
+    assert client.put(f"/{mid}/minutes", json={"photo_urls": ["not a url"]}, headers=staff).status_code == 422
     assert (
         client.post(
             f"/{mid}/reschedule",
@@ -110,6 +121,7 @@ def test_life_cycle_and_illegal_transitions_are_409(client, world, staff, meetin
     )
 
     other = create(client, staff, meeting_body())
+    assert client.put(f"/{other['id']}/minutes", json={"minutes": "too early"}, headers=staff).status_code == 409
     assert client.post(f"/{other['id']}/cancel", json={}, headers=staff).status_code == 422  # reason required
     response = client.post(f"/{other['id']}/cancel", json={"reason": "rain"}, headers=staff)
     assert response.status_code == 200 and response.get_json()["status"] == "cancelled"

@@ -227,6 +227,26 @@ class Meeting:
         self.checkin_code = None
         self.touch()
 
+    def record_minutes(
+        self,
+        *,
+        minutes: str | None,
+        closing_report: str | None,
+        attendees_count: int | None,
+        photo_urls: list[str] | None,
+    ) -> None:
+        """Minutes are often written up after the meeting: allowed while it runs and once concluded."""
+        self._require(Status.IN_PROGRESS, Status.CONCLUDED, action="record the minutes of")
+        if minutes is not None:
+            self.minutes = minutes
+        if closing_report is not None:
+            self.closing_report = closing_report
+        if attendees_count is not None:
+            self.attendees_count = attendees_count
+        if photo_urls is not None:
+            self.photo_urls = list(photo_urls)
+        self.touch()
+
     def update_details(self, **changes: object) -> bool:
         self._require(Status.SCHEDULED, Status.IN_PROGRESS, action="edit")
         changed = False

@@ -128,6 +128,14 @@ def conclude(body: dict, meeting_id: uuid.UUID) -> Any:
     return meetings.conclude_meeting(_uow(), require_principal(), str(meeting_id), body)
 
 
+@blp.route("<uuid:meeting_id>/minutes", methods=["PUT"])
+@blp.arguments(s.MinutesIn)
+@blp.response(200, s.MeetingOut)
+def minutes(body: dict, meeting_id: uuid.UUID) -> Any:
+    """Minutes, closing report, head count and photos, during the meeting or written up after it."""
+    return meetings.record_minutes(_uow(), require_principal(), str(meeting_id), body)
+
+
 @blp.route("<uuid:meeting_id>/checkin-code", methods=["GET"])
 @blp.response(200, s.CodeOut)
 def show_checkin_code(meeting_id: uuid.UUID) -> dict:

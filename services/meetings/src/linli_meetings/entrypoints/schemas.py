@@ -129,6 +129,13 @@ class ConcludeIn(Schema):
     photo_urls = fields.List(fields.Url(), load_default=list, validate=validate.Length(max=50))
 
 
+class MinutesIn(Schema):
+    minutes = fields.String(validate=validate.Length(max=100_000))
+    closing_report = fields.String(validate=validate.Length(max=100_000))
+    attendees_count = fields.Integer(validate=validate.Range(0, 1_000_000))
+    photo_urls = fields.List(fields.Url(), validate=validate.Length(max=50))
+
+
 class InvitationAnswer(Schema):
     response = fields.String(required=True, validate=validate.OneOf(["confirmed", "declined"]))
 

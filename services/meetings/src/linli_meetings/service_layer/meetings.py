@@ -239,6 +239,19 @@ def conclude_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: 
         return meeting
 
 
+def record_minutes(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> Meeting:
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        meeting.record_minutes(
+            minutes=data.get("minutes"),
+            closing_report=data.get("closing_report"),
+            attendees_count=data.get("attendees_count"),
+            photo_urls=data.get("photo_urls"),
+        )
+        _commit(uow)
+        return meeting
+
+
 # --- agenda --------------------------------------------------------------------------------------------
 def add_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> AgendaItem:
     with uow:
