@@ -157,3 +157,25 @@ def test_broadcast_to_20000_residents_accounts_for_every_delivery(app, auth, dat
     assert client.get(f"/stats?street_id={uuid.uuid4()}", headers=official).status_code == 403
     listed = client.get("/deliveries?state=sent&page_size=5", headers=staff)
     assert listed.status_code == 200 and len(listed.json) == 5 and "address" not in listed.json[0]
+
+
+def test_openapi_document_lists_the_api_and_probes_answer(app):
+    client = app.test_client()
+    spec = client.get("/openapi.json")
+    assert spec.status_code == 200
+    paths = spec.json["paths"]
+    for path in (
+        "/",
+        "/{notification_id}/read",
+        "/unread-count",
+        "/devices",
+        "/preferences",
+        "/follows",
+        "/broadcasts",
+        "/deliveries",
+        "/stats",
+        "/receipts/twilio/status",
+    ):
+        assert path in paths, path
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert b'linli_http_requests_total{endpoint="/healthz"' in client.get("/metrics").data

@@ -29,7 +29,7 @@ from linli_kit.events import new_event
 from linli_kit.events.outbox import Outbox
 from linli_kit.uow import UnitOfWork
 from linli_notifications import SERVICE
-from linli_notifications.adapters import repository
+from linli_notifications.adapters import metrics, repository
 from linli_notifications.adapters.providers.aliyun import ProviderCheckFailed
 from linli_notifications.adapters.providers.base import OutboundMessage, Outcome, Provider, SendResult
 from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging
@@ -364,6 +364,17 @@ class Deliverer:
             c.results.append(result)
 
     # --- recording ----------------------------------------------------------------------------
+    @staticmethod
+    def _count(claimed: list[Claimed], updates: list[dict[str, Any]]) -> None:
+        for c in claimed:
+            for r in c.results:
+                metrics.ATTEMPTS.labels(c.row["channel"], c.provider_key or "-", r.outcome.value).inc()
+                metrics.PROVIDER_LATENCY.labels(c.provider_key or "-").observe(r.latency_ms / 1000)
+        channel_of = {c.row["id"]: c.row["channel"] for c in claimed}
+        for u in updates:
+            if u["state"] != DeliveryState.PENDING.value:
+                metrics.FINISHED.labels(channel_of[u["b_id"]], u["state"]).inc()
+
     def _record(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:
         updates: list[dict[str, Any]] = []
         attempt_rows: list[dict[str, Any]] = []
@@ -458,6 +469,7 @@ class Deliverer:
             if base["state"] in (DeliveryState.SENT.value, DeliveryState.FAILED.value) and row["kind"] in SECRET_KINDS:
                 base["params"] = {}
             updates.append(base)
+        self._count(claimed, updates)
         uow = UnitOfWork(self.database, self.outbox)
         with uow:
             session = uow.session
