@@ -29,13 +29,13 @@ class Scope:
         if self.community_ids is not None:
             parts.append(Issue.community_id.in_(self.community_ids))
         if self.street_id is not None:
-            parts.append(Issue.community_id.in_(_communities_of_street(self.street_id)))
+            parts.append(Issue.community_id.in_(communities_of_street_query(self.street_id)))
         if self.assignee_id is not None:
             parts.append(Issue.assignee_id == self.assignee_id)
         return or_(*parts) if parts else Issue.id.is_(None)
 
 
-def _communities_of_street(street_id: str) -> Select:
+def communities_of_street_query(street_id: str) -> Select:
     return select(replica.communities.c.community_id).where(replica.communities.c.street_id == street_id)
 
 
@@ -96,7 +96,7 @@ class IssueRepository:
                 column = getattr(Issue, name)
                 query = query.where(column.in_(value) if isinstance(value, list | tuple) else column == value)
         if filters.get("street_id"):
-            query = query.where(Issue.community_id.in_(_communities_of_street(filters["street_id"])))
+            query = query.where(Issue.community_id.in_(communities_of_street_query(filters["street_id"])))
         if filters.get("reporter_id"):
             query = query.where(Issue.reporter_id == filters["reporter_id"])
         if filters.get("overdue") is not None:
@@ -270,5 +270,5 @@ class IssueRepository:
         if community_ids is not None:
             query = query.where(replica.compounds.c.community_id.in_(community_ids))
         if street_id is not None:
-            query = query.where(replica.compounds.c.community_id.in_(_communities_of_street(street_id)))
+            query = query.where(replica.compounds.c.community_id.in_(communities_of_street_query(street_id)))
         return [dict(r._mapping) for r in self.session.execute(query)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from linli_issues.service_layer.issues import _publish, change_status, escalate_issue
+from linli_issues.service_layer.issues import change_status, escalate_issue, publish_change
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def escalate_overdue(uow: IssuesUnitOfWork, now: datetime, batch: int = 200) -> 
             for issue in issues:
                 issue.overdue_at = now  # the last time it was found overdue
                 issue.touch(now)
-                _publish(uow, "issues.issue.overdue", issue, None)
+                publish_change(uow, "issues.issue.overdue", issue, None)
                 if issue.next_tier() is not None:
                     escalate_issue(
                         uow,

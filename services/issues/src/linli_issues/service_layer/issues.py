@@ -88,7 +88,8 @@ def _note(uow: IssuesUnitOfWork, issue: Issue, kind: str, now: datetime, **value
     return entry
 
 
-def _publish(uow: IssuesUnitOfWork, event_type: str, issue: Issue, actor_id: str | None, **extra: Any) -> None:
+def publish_change(uow: IssuesUnitOfWork, event_type: str, issue: Issue, actor_id: str | None, **extra: Any) -> None:
+    """Queue the event of a change in the unit of work: it reaches the outbox with the change."""
     # A just-reported issue has no supporters yet: no need to ask the database.
     supporters = uow.issues.supporter_ids(issue.id) if issue.supporter_count else []
     uow.publish(
@@ -128,13 +129,13 @@ def change_status(
         data={"from": previous, "to": status},
     )
     if previous in {"resolved", "closed"} and status == "accepted":
-        _publish(uow, "issues.issue.reopened", issue, actor_id, reason=reason)
+        publish_change(uow, "issues.issue.reopened", issue, actor_id, reason=reason)
     elif status == "resolved":
-        _publish(uow, "issues.issue.resolved", issue, actor_id, summary=issue.resolution_summary)
+        publish_change(uow, "issues.issue.resolved", issue, actor_id, summary=issue.resolution_summary)
     elif status == "closed":
-        _publish(uow, "issues.issue.closed", issue, actor_id, rating=issue.rating)
+        publish_change(uow, "issues.issue.closed", issue, actor_id, rating=issue.rating)
     else:
-        _publish(
+        publish_change(
             uow,
             STATUS_EVENTS.get(status, "issues.issue.status_changed"),
             issue,
@@ -158,7 +159,9 @@ def escalate_issue(
         author_id=actor_id,
         data={"from": previous, "to": issue.tier, "automatic": automatic},
     )
-    _publish(uow, "issues.issue.escalated", issue, actor_id, from_tier=previous, reason=reason, automatic=automatic)
+    publish_change(
+        uow, "issues.issue.escalated", issue, actor_id, from_tier=previous, reason=reason, automatic=automatic
+    )
 
 
 # --- reporting ---------------------------------------------------------------------------------------
@@ -219,7 +222,9 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
         issue.due_at = category.deadline(issue.urgency, now)
         uow.issues.add(issue)
         _note(uow, issue, "report", now, author_id=reporter_id, data={"channel": channel, "tier": issue.tier})
-        _publish(uow, "issues.issue.reported", issue, principal.user_id, anonymous=issue.anonymous, channel=channel)
+        publish_change(
+            uow, "issues.issue.reported", issue, principal.user_id, anonymous=issue.anonymous, channel=channel
+        )
         uow.commit()
         return issue
 
@@ -439,7 +444,7 @@ def assign(
             author_id=principal.user_id,
             data={"assignee_type": assignee_type, "assignee_id": assignee_id},
         )
-        _publish(uow, "issues.issue.assigned", issue, principal.user_id)
+        publish_change(uow, "issues.issue.assigned", issue, principal.user_id)
         uow.commit()
         return view(uow, principal, issue)
 
@@ -459,7 +464,7 @@ def support(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: dat
         uow.issues.add_supporter(issue.id, principal.user_id, now)
         issue.supporter_count += 1
         issue.touch(now)
-        _publish(uow, "issues.issue.supported", issue, principal.user_id, supporter_id=principal.user_id)
+        publish_change(uow, "issues.issue.supported", issue, principal.user_id, supporter_id=principal.user_id)
         uow.commit()
         return view(uow, principal, issue)
 
@@ -473,7 +478,7 @@ def rate(
             raise Forbidden("only the reporter rates the resolution")
         issue.rate(rating, comment, now)
         _note(uow, issue, "rating", now, body=comment, author_id=principal.user_id, data={"rating": rating})
-        _publish(uow, "issues.issue.closed", issue, principal.user_id, rating=rating)
+        publish_change(uow, "issues.issue.closed", issue, principal.user_id, rating=rating)
         uow.commit()
         return view(uow, principal, issue)
 

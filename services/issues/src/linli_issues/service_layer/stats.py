@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, cast, distinct, func, literal, select
 from sqlalchemy.types import Float
 
-from linli_issues.adapters.repository import _communities_of_street
+from linli_issues.adapters.repository import communities_of_street_query
 from linli_issues.adapters.tables import issue_meetings, issues
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Principal, Role
@@ -137,7 +137,7 @@ class _Figures:
         if self.query.community_id:
             return [community_column == self.query.community_id]
         if self.query.street_id:
-            return [community_column.in_(_communities_of_street(self.query.street_id))]
+            return [community_column.in_(communities_of_street_query(self.query.street_id))]
         return []
 
     def _between(self, column: Any) -> ColumnElement[bool]:
