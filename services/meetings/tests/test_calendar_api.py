@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -116,3 +117,48 @@ def test_community_feed_shows_private_meetings_only_to_those_who_may_see_them(cl
     assert (
         client.get(f"/calendar/{world.community_id}.ics", headers={"Authorization": "Bearer junk"}).status_code == 401
     )
+
+
+def test_occurrences_are_announced_as_they_come_near(client, database, settings, world, staff, clock, outbox_events):
+    from linli_meetings.service_layer.meetings import announce_due
+    from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
+
+    first = clock().astimezone(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=2)
+    body = {
+        "community_id": world.community_id,
+        "meeting_type": "bench",
+        "title": "Weekly bench meeting",
+        "place": "Courtyard",
+        "frequency": "weekly",
+        "first_date": first.isoformat(),
+        "start_time": "19:00",
+        "duration_minutes": 60,
+        "count": 6,
+    }
+    meetings = client.post("/series", json=body, headers=staff).get_json()
+    announced = [e["data"]["meeting_id"] for e in outbox_events("meetings.meeting.scheduled", world.community_id)]
+    assert announced == [m["id"] for m in meetings[:2]]  # in 2 and 9 days; 16 is beyond two weeks
+
+    # Changing an occurrence nobody was told of tells nobody; it goes out when announced.
+    later = meetings[5]
+    client.post(f"/{later['id']}/cancel", json={"reason": "holiday"}, headers=staff)
+    assert outbox_events("meetings.meeting.cancelled", world.community_id) == []
+    # An issue put on a later occurrence's agenda announces it at once (the issue side must know).
+    client.post(f"/{meetings[3]['id']}/agenda", json={"title": "Bikes", "issue_id": str(uuid.uuid4())}, headers=staff)
+    assert (
+        outbox_events("meetings.meeting.scheduled", world.community_id)[-1]["data"]["meeting_id"] == meetings[3]["id"]
+    )
+    assert outbox_events("meetings.agenda_item.added", world.community_id) == []
+
+    def announce_with_offset(days: int) -> int:
+        clock.offset = timedelta(days=days)
+        return announce_due(MeetingsUnitOfWork(database, timezone=settings.timezone, clock=clock))
+
+    announce_with_offset(0)
+    assert len(outbox_events("meetings.meeting.scheduled", world.community_id)) == 3
+    announce_with_offset(8)  # the third occurrence (in 16 days) is now within two weeks
+    announce_with_offset(8)  # and is announced once
+    announce_with_offset(30)  # the rest, but not the cancelled one
+    announced = [e["data"]["meeting_id"] for e in outbox_events("meetings.meeting.scheduled", world.community_id)]
+    assert sorted(announced) == sorted(m["id"] for m in meetings[:5])
+    assert len(announced) == 5

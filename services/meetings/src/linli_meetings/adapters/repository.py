@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select, true
+from sqlalchemy import ColumnElement, Select, func, insert, select
 from sqlalchemy.orm import Session, raiseload
 
 from linli_meetings.adapters import tables
@@ -88,6 +89,19 @@ class MeetingRepository:
     def meetings_of_organisation(organisation_id: str) -> Select:
         p = tables.participants.c
         return select(p.meeting_id).where(p.organisation_id == organisation_id)
+
+    def unannounced_before(self, moment: datetime, *, limit: int) -> list[Meeting]:
+        m = tables.meetings.c
+        return list(
+            self.session.scalars(
+                select(Meeting)
+                .where(m.announced_at.is_(None), m.status == "scheduled", m.starts_at <= moment)
+                .order_by(m.starts_at)
+                .limit(limit)
+                # Two workers never announce the same occurrence twice.
+                .with_for_update(skip_locked=True)
+            )
+        )
 
     def get_without_people(self, meeting_id: str) -> Meeting | None:
         """The meeting alone: its agenda and participants are not loaded, and touching them raises."""
@@ -266,7 +280,3 @@ class MeetingRepository:
             .limit(limit)
         )
         return [dict(r._mapping) for r in rows], total
-
-
-def everything() -> ColumnElement[bool]:
-    return true()

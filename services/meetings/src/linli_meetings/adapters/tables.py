@@ -107,11 +107,19 @@ meetings = Table(
     Column("photo_urls", JSON, nullable=False),
     Column("started_at", When, nullable=True),
     Column("concluded_at", When, nullable=True),
+    Column("announced_at", When, nullable=True),
     Column("revision", Integer, nullable=False),
     Column("created_at", When, nullable=False),
 )
 Index("ix_meetings_community_date", meetings.c.community_id, meetings.c.local_date)
 Index("ix_meetings_status_date", meetings.c.status, meetings.c.local_date)
+# The announcer looks for occurrences not yet announced, soonest first: keep that index small.
+Index(
+    "ix_meetings_unannounced",
+    meetings.c.starts_at,
+    postgresql_where=meetings.c.announced_at.is_(None),
+    sqlite_where=meetings.c.announced_at.is_(None),
+)
 
 agenda_items = Table(
     "agenda_items",

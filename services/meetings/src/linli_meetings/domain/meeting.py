@@ -146,6 +146,9 @@ class Meeting:
     photo_urls: list[str] = field(default_factory=list)
     started_at: datetime | None = None
     concluded_at: datetime | None = None
+    # When people were first told of the meeting. A recurring meeting's later occurrences are
+    # announced as they come near, not all at once when the series is created.
+    announced_at: datetime | None = None
     revision: int = 1
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
@@ -177,6 +180,17 @@ class Meeting:
 
     def touch(self) -> None:
         self.revision += 1
+
+    @property
+    def announced(self) -> bool:
+        return self.announced_at is not None
+
+    def announce(self, now: datetime) -> bool:
+        """Mark the meeting announced; False if it already was (nothing to tell)."""
+        if self.announced_at is not None:
+            return False
+        self.announced_at = now
+        return True
 
     # --- status transitions --------------------------------------------------------------------
     def _require(self, *allowed: Status, action: str) -> None:

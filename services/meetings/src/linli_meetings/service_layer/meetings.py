@@ -17,6 +17,9 @@ from linli_meetings.service_layer import access, events
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 DETAIL_FIELDS = ("title", "description", "place", "online_url", "public", "capacity")
+# Occurrences of a recurring meeting are announced this long before they start (a timer of the
+# worker announces them as they come near), so a weekly series does not tell people 52 times at once.
+ANNOUNCE_AHEAD = timedelta(days=14)
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -124,6 +127,7 @@ def schedule_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[s
         access.require_manager(principal, uow.meetings, data["community_id"])
         _check_type(uow, data["community_id"], data["meeting_type"])
         meeting = _new_meeting(uow, principal, data)
+        meeting.announce(uow.now())
         uow.meetings.add(meeting)
         uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
         _commit(uow)
@@ -166,7 +170,9 @@ def schedule_series(uow: MeetingsUnitOfWork, principal: Principal, data: dict[st
                 uow, principal, data | {"starts_at": starts_at, "ends_at": ends_at, "series_id": series_id}
             )
             uow.meetings.add(meeting)
-            uow.publish(events.scheduled(meeting, street_id))
+            if meeting.starts_at <= uow.now() + ANNOUNCE_AHEAD:
+                meeting.announce(uow.now())
+                uow.publish(events.scheduled(meeting, street_id))
             created.append(meeting)
         _commit(uow)
         return created
@@ -179,7 +185,7 @@ def update_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
         if "meeting_type" in changes:
             _check_type(uow, meeting.community_id, changes["meeting_type"])
             details["meeting_type"] = changes["meeting_type"]
-        if meeting.update_details(**details):
+        if meeting.update_details(**details) and meeting.announced:
             # Details that change what people were told go out as a fresh scheduled snapshot.
             uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
         _commit(uow)
@@ -199,7 +205,8 @@ def reschedule_meeting(
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         previous = meeting.starts_at
         meeting.reschedule(starts_at, ends_at, reason, uow.tz)
-        uow.publish(events.rescheduled(meeting, previous, reason, uow.meetings.street_of(meeting.community_id)))
+        if meeting.announced:  # an occurrence nobody was told of yet is announced with its new times
+            uow.publish(events.rescheduled(meeting, previous, reason, uow.meetings.street_of(meeting.community_id)))
         _commit(uow)
         return meeting
 
@@ -208,7 +215,8 @@ def cancel_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
     with uow:
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         meeting.cancel(reason)
-        uow.publish(events.cancelled(meeting, reason, uow.meetings.street_of(meeting.community_id)))
+        if meeting.announced:
+            uow.publish(events.cancelled(meeting, reason, uow.meetings.street_of(meeting.community_id)))
         _commit(uow)
         return meeting
 
@@ -252,6 +260,17 @@ def record_minutes(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
         return meeting
 
 
+def announce_due(uow: MeetingsUnitOfWork, *, limit: int = 500) -> int:
+    """Announce the occurrences that have come within ANNOUNCE_AHEAD of their start (worker timer)."""
+    with uow:
+        due = uow.meetings.unannounced_before(uow.now() + ANNOUNCE_AHEAD, limit=limit)
+        for meeting in due:
+            meeting.announce(uow.now())
+            uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+        _commit(uow)
+        return len(due)
+
+
 # --- agenda --------------------------------------------------------------------------------------------
 def add_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> AgendaItem:
     with uow:
@@ -265,8 +284,13 @@ def add_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: s
         if data.get("position") is not None:
             meeting.move_agenda_item(item, data["position"])
         if item.issue_id:
-            # The issues service counts consultations from this (and from the snapshots).
-            uow.publish(events.agenda_item_added(meeting, item, uow.meetings.street_of(meeting.community_id)))
+            # The issues service counts consultations from this (and from the snapshots). An
+            # occurrence not yet announced is announced now, its snapshot carrying the item.
+            street_id = uow.meetings.street_of(meeting.community_id)
+            if meeting.announce(uow.now()):
+                uow.publish(events.scheduled(meeting, street_id))
+            else:
+                uow.publish(events.agenda_item_added(meeting, item, street_id))
         _commit(uow)
         return item
 
@@ -291,7 +315,7 @@ def remove_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id
         if item is None:
             raise NotFound(f"agenda item {item_id} not found")
         meeting.remove_agenda_item(item)
-        if item.issue_id:
+        if item.issue_id and meeting.announced:
             # The snapshot without the item tells the issue side it left the agenda.
             uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
         _commit(uow)
