@@ -55,7 +55,7 @@ class OutboxRelay:
         batch_size: int = 1000,
         idle_seconds: float = 0.02,
         busy_poll_seconds: float = 0.002,
-        batches_in_flight: int = 2,
+        batches_in_flight: int = 3,
         confirm_timeout: float = 30.0,
         retention: timedelta = timedelta(days=7),
     ) -> None:
