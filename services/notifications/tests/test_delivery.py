@@ -356,3 +356,15 @@ def test_twilio_unknown_outcome_is_found_by_listing_messages(database, clock, fa
     d.drain()
     [row] = states(database)
     assert row["state"] == "sent" and fakes.count("twilio") == 2
+
+
+def test_urgent_messages_are_claimed_before_a_backlog(database, clock, fakes):
+    backlog = add_people(database, clock, 5)
+    notify(database, clock, backlog)
+    clock.advance(seconds=30)
+    [urgent_person] = add_people(database, clock, 1, phone_base=13700000000)
+    notify(database, clock, [urgent_person], category=Category.SAFETY, urgent=True)
+    d = deliverer(database, clock, fakes, DELIVERY_CLAIM_BATCH="1")
+    d.run_once()
+    [first] = fakes.requests["aliyun"]
+    assert first["PhoneNumbers"] == "13700000000"

@@ -73,6 +73,62 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
     return found
 
 
+def community_recipients(
+    session: Session, community_id: str, *, after: str | None, limit: int, city_timezone: str
+) -> list[Recipient]:
+    """The next `limit` members of a community by user id, with opt-out and devices, in one query."""
+    has_device = (
+        select(devices.c.id)
+        .where(devices.c.user_id == recipients.c.user_id, devices.c.pruned_at.is_(None))
+        .exists()
+        .label("has_device")
+    )
+    query = (
+        select(recipients, sms_opt_outs.c.phone.isnot(None).label("opted_out"), has_device)
+        .join(recipient_communities, recipient_communities.c.user_id == recipients.c.user_id)
+        .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == recipients.c.phone)
+        .where(recipient_communities.c.community_id == community_id)
+        .order_by(recipient_communities.c.user_id)
+        .limit(limit)
+    )
+    if after:
+        query = query.where(recipient_communities.c.user_id > after)
+    return [
+        Recipient(
+            user_id=r["user_id"],
+            role=r["role"],
+            locale=r["locale"],
+            phone=r["phone"],
+            timezone=r["timezone"] or city_timezone,
+            quiet_start=r["quiet_start"],
+            quiet_end=r["quiet_end"],
+            active=r["active"],
+            sms_opted_out=bool(r["opted_out"]),
+            has_devices=bool(r["has_device"]),
+        )
+        for r in session.execute(query).mappings()
+    ]
+
+
+def community_preferences(
+    session: Session, community_id: str, first: str, last: str
+) -> dict[str, dict[tuple[str, str], bool]]:
+    """Preferences of the community's members whose ids lie in [first, last]."""
+    rows = session.execute(
+        select(preferences)
+        .join(recipient_communities, recipient_communities.c.user_id == preferences.c.user_id)
+        .where(
+            recipient_communities.c.community_id == community_id,
+            preferences.c.user_id >= first,
+            preferences.c.user_id <= last,
+        )
+    ).mappings()
+    result: dict[str, dict[tuple[str, str], bool]] = {}
+    for r in rows:
+        result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
+    return result
+
+
 def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], bool]]:
     ids = sorted(set(user_ids))
     result: dict[str, dict[tuple[str, str], bool]] = {}

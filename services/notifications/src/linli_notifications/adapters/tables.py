@@ -213,6 +213,25 @@ Index(
     postgresql_where=deliveries.c.state.in_(["pending", "sending"]),
     sqlite_where=deliveries.c.state.in_(["pending", "sending"]),
 )
+# The delivery loop's other scans: urgent ones first, what expires, what a dead sender held.
+Index(
+    "ix_deliveries_urgent_due",
+    deliveries.c.next_attempt_at,
+    postgresql_where=(deliveries.c.state == "pending") & deliveries.c.urgent.is_(True),
+    sqlite_where=(deliveries.c.state == "pending") & deliveries.c.urgent.is_(True),
+)
+Index(
+    "ix_deliveries_expiring",
+    deliveries.c.expires_at,
+    postgresql_where=(deliveries.c.state == "pending") & deliveries.c.expires_at.isnot(None),
+    sqlite_where=(deliveries.c.state == "pending") & deliveries.c.expires_at.isnot(None),
+)
+Index(
+    "ix_deliveries_leased",
+    deliveries.c.lease_until,
+    postgresql_where=deliveries.c.state == "sending",
+    sqlite_where=deliveries.c.state == "sending",
+)
 Index("ix_deliveries_address_sent", deliveries.c.address, deliveries.c.sent_at)
 Index("ix_deliveries_provider_message", deliveries.c.provider, deliveries.c.provider_message_id)
 Index("ix_deliveries_notification", deliveries.c.notification_id)

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 from linli_kit.auth import Principal, Role
 from linli_kit.db import Database
 from linli_kit.errors import Forbidden
-from linli_notifications.adapters.tables import broadcasts, recipient_communities
+from linli_notifications.adapters import repository
+from linli_notifications.adapters.tables import broadcasts
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Channel, Intent
-from linli_notifications.service_layer.planning import plan
+from linli_notifications.service_layer.planning import plan_many
 
 CHUNK = 5000
 AUTHORS = (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN)
@@ -62,21 +63,17 @@ def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int
     for b in pending:
         while True:
             with database.transaction() as session:
-                query = (
-                    select(recipient_communities.c.user_id)
-                    .where(recipient_communities.c.community_id == b["community_id"])
-                    .order_by(recipient_communities.c.user_id)
-                    .limit(CHUNK)
-                )
                 cursor = session.scalar(select(broadcasts.c.cursor).where(broadcasts.c.id == b["id"]))
-                if cursor:
-                    query = query.where(recipient_communities.c.user_id > cursor)
-                users = list(session.scalars(query))
-                if not users:
+                members = repository.community_recipients(
+                    session, b["community_id"], after=cursor, limit=CHUNK, city_timezone=city_timezone
+                )
+                if not members:
                     session.execute(
                         update(broadcasts).where(broadcasts.c.id == b["id"]).values(state="planned", planned_at=clock())
                     )
                     break
+                users = [m.user_id for m in members]
+                prefs = repository.community_preferences(session, b["community_id"], users[0], users[-1])
                 intent = Intent(
                     source_key=f"broadcast:{b['id']}",
                     source_type="broadcast",
@@ -90,7 +87,9 @@ def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int
                     subject_id=b["id"],
                     channels=frozenset(Channel(c) for c in b["channels"]),
                 )
-                planned = plan(session, intent, clock(), city_timezone)
+                planned = plan_many(
+                    session, [intent], clock(), city_timezone, known=({m.user_id: m for m in members}, prefs)
+                )
                 total += planned
                 session.execute(
                     update(broadcasts)

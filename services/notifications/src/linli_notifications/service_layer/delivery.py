@@ -157,19 +157,33 @@ class Deliverer:
             )
 
     def _claim(self, now: datetime) -> list[Claimed]:
-        """Mark a batch of due deliveries `sending` (with a lease) and return them, in one statement."""
-        due = (
-            select(deliveries.c.id)
-            .where(deliveries.c.state == DeliveryState.PENDING.value, deliveries.c.next_attempt_at <= now)
-            .order_by(deliveries.c.urgent.desc(), deliveries.c.next_attempt_at)
-            .limit(self.config.claim_batch)
-            .with_for_update(skip_locked=True)
-        )
+        """Mark a batch of due deliveries `sending` (with a lease) and return them: urgent ones first
+        (a sign-up code never waits behind a broadcast), then the oldest due; each step by an index."""
+        pending_due = (deliveries.c.state == DeliveryState.PENDING.value, deliveries.c.next_attempt_at <= now)
         with self.database.transaction() as session:
+            ids = list(
+                session.scalars(
+                    select(deliveries.c.id)
+                    .where(*pending_due, deliveries.c.urgent.is_(True))
+                    .order_by(deliveries.c.next_attempt_at)
+                    .limit(self.config.claim_batch)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if len(ids) < self.config.claim_batch:
+                ids += session.scalars(
+                    select(deliveries.c.id)
+                    .where(*pending_due, deliveries.c.urgent.is_(False))
+                    .order_by(deliveries.c.next_attempt_at)
+                    .limit(self.config.claim_batch - len(ids))
+                    .with_for_update(skip_locked=True)
+                )
+            if not ids:
+                return []
             rows = (
                 session.execute(
                     update(deliveries)
-                    .where(deliveries.c.id.in_(due.scalar_subquery()))
+                    .where(deliveries.c.id.in_(ids))
                     .values(
                         state=DeliveryState.SENDING.value,
                         lease_until=now + timedelta(seconds=self.config.lease_seconds),

@@ -37,13 +37,26 @@ def plan(session: Session, intent: Intent, now: datetime, city_timezone: str) ->
     return plan_many(session, [intent], now, city_timezone)
 
 
-def plan_many(session: Session, intents: list[Intent], now: datetime, city_timezone: str) -> int:
-    """Plan several intents with one look-up of their recipients and one insert per table."""
+def plan_many(
+    session: Session,
+    intents: list[Intent],
+    now: datetime,
+    city_timezone: str,
+    *,
+    known: tuple[dict[str, Recipient], dict[str, dict]] | None = None,
+) -> int:
+    """Plan several intents with one look-up of their recipients and one insert per table.
+
+    `known`: recipients and preferences the caller already loaded (a broadcast reads them by join).
+    """
     everyone = sorted({u for intent in intents for u in intent.user_ids})
     if not everyone:
         return 0
-    found = repository.load_recipients(session, everyone, city_timezone)
-    prefs = repository.load_preferences(session, everyone)
+    if known is not None:
+        found, prefs = known
+    else:
+        found = repository.load_recipients(session, everyone, city_timezone)
+        prefs = repository.load_preferences(session, everyone)
     inbox_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     for intent in intents:
