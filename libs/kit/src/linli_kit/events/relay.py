@@ -42,6 +42,9 @@ from linli_kit.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
+PRUNE_CHUNK = 5000
+PRUNE_INTERVAL = timedelta(minutes=10)
+
 
 class OutboxRelay:
     def __init__(
@@ -142,7 +145,7 @@ class _RelayLink:
         self.idle_delay = relay.busy_poll_seconds
         self.closing = False
         self.db_backoff = Backoff(0.1, 5.0)
-        self.last_prune = datetime.min.replace(tzinfo=UTC)
+        self.next_prune = datetime.min.replace(tzinfo=UTC)
         self.conn = pika.SelectConnection(
             params,
             on_open_callback=self._on_open,
@@ -356,16 +359,26 @@ class _RelayLink:
             _end(batch.session, commit=False)
 
     def _maybe_prune(self) -> None:
+        """Delete rows published longer ago than the retention, a bounded chunk at a time: this runs
+        on the event loop's thread, which must not stall for long (heartbeats, confirms)."""
         now = datetime.now(UTC)
-        if now - self.last_prune < timedelta(minutes=10):
+        if now < self.next_prune:
             return
-        self.last_prune = now
         table = self.relay.table
+        deleted = 0
         try:
             with self.relay.database.transaction() as session:
-                session.execute(delete(table).where(table.c.published_at < now - self.relay.retention))
+                doomed = (
+                    select(table.c.id)
+                    .where(table.c.published_at < now - self.relay.retention)
+                    .limit(PRUNE_CHUNK)
+                    .scalar_subquery()
+                )
+                deleted = session.execute(delete(table).where(table.c.id.in_(doomed))).rowcount or 0
         except SQLAlchemyError as exc:
             log.warning("outbox prune failed", extra={"service": self.relay.service, "error": repr(exc)})
+        # More left: go on at the next idle moment; otherwise look again in a while.
+        self.next_prune = now if deleted >= PRUNE_CHUNK else now + PRUNE_INTERVAL
 
 
 def _envelope_fields(payload: str) -> dict[str, Any]:
