@@ -103,15 +103,27 @@ class MeetingRepository:
             )
         )
 
-    def get_without_people(self, meeting_id: str) -> Meeting | None:
-        """The meeting alone: its agenda and participants are not loaded, and touching them raises."""
-        return self.session.get(
-            Meeting, meeting_id, options=[raiseload(Meeting.agenda), raiseload(Meeting.participants)]
-        )
+    def motion_with_meeting(self, meeting_id: str, decision_id: str) -> tuple[Decision, Meeting] | None:
+        """A motion and its meeting in one query; the meeting's people and agenda are not loaded."""
+        d, m = tables.decisions.c, tables.meetings.c
+        row = self.session.execute(
+            select(Decision, Meeting)
+            .join(Meeting, m.id == d.meeting_id)
+            .where(d.id == decision_id, m.id == meeting_id)
+            .options(raiseload(Meeting.agenda), raiseload(Meeting.participants))
+        ).first()
+        return (row[0], row[1]) if row else None
 
-    def participation(self, meeting_id: str, user_id: str) -> Participant | None:
-        p = tables.participants.c
-        return self.session.scalars(select(Participant).where(p.meeting_id == meeting_id, p.user_id == user_id)).first()
+    def voter(self, meeting_id: str, decision_id: str, user_id: str) -> tuple[Participant | None, bool]:
+        """The caller's participation in the meeting and whether they voted on the motion, in one query."""
+        p, v = tables.participants.c, tables.votes.c
+        voted = select(v.voter_id).where(v.decision_id == decision_id, v.voter_id == user_id).exists()
+        row = self.session.execute(
+            select(Participant, voted.label("voted")).where(p.meeting_id == meeting_id, p.user_id == user_id)
+        ).first()
+        if row is None:
+            return None, self.has_voted(decision_id, user_id)
+        return row[0], bool(row[1])
 
     def record_deliberations(self, meeting: Meeting) -> None:
         """A concluded meeting deliberated the issues on its agenda (for statistics), each for the

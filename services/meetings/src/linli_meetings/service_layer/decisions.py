@@ -119,19 +119,15 @@ def _decision_of(
 
 def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str, choice: Choice) -> Vote:
     with uow:
-        # A vote reads the meeting, the voter's own participation and the motion: not the whole
-        # list of people, which every one of fifty votes would otherwise load again.
-        meeting = uow.meetings.get_without_people(meeting_id)
-        voter = uow.meetings.participation(meeting_id, principal.user_id) if meeting else None
-        if meeting is None or (voter is None and not access.can_see_meeting_in_scope(principal, uow.meetings, meeting)):
-            raise NotFound(f"meeting {meeting_id} not found")
-        decision = uow.meetings.decision(decision_id)
-        if decision is None or decision.meeting_id != meeting.id:
-            raise NotFound(f"motion {decision_id} not found")
+        # A vote reads the motion with its meeting, and the voter's own participation: not the
+        # whole list of people, which every one of fifty votes would otherwise load again.
+        found = uow.meetings.motion_with_meeting(meeting_id, decision_id)
+        voter, already = uow.meetings.voter(meeting_id, decision_id, principal.user_id) if found else (None, False)
+        if found is None or (voter is None and not access.can_see_meeting_in_scope(principal, uow.meetings, found[1])):
+            raise NotFound(f"motion {decision_id} of meeting {meeting_id} not found")
+        decision, meeting = found
         rules, _ = rules_in_force(uow, meeting.community_id)
-        policy = rules.policy_for(meeting.meeting_type)
-        already = uow.meetings.has_voted(decision.id, principal.user_id)
-        vote = decision.cast(meeting, policy, voter, choice, already)
+        vote = decision.cast(meeting, rules.policy_for(meeting.meeting_type), voter, choice, already)
         uow.meetings.add(vote)
         try:
             uow.commit()
