@@ -152,6 +152,7 @@ def test_broadcast_to_20000_residents_accounts_for_every_delivery(app, auth, dat
     stats = client.get(f"/stats?community_id={COMMUNITY}", headers=staff)
     assert stats.status_code == 200, stats.json
     assert stats.json["totals"]["sent"] == 20_000 and stats.json["totals"]["sms"] == 20_000
+    assert stats.json["monthly"] == [{"month": "2026-11", **stats.json["totals"]}]
     official = auth(str(uuid.uuid4()), role="street_official", street_id=STREET)
     assert client.get(f"/stats?street_id={STREET}", headers=official).json["by_community"][0]["sent"] == 20_000
     assert client.get(f"/stats?street_id={uuid.uuid4()}", headers=official).status_code == 403

@@ -238,3 +238,99 @@ def test_activity_registration_booking_and_code_rules(bus, database, clock):
         )
     # The code goes at once, whatever the hour, to the phone that asked.
     assert (row["address"], row["state"], row["next_attempt_at"]) == ("+8613900139000", "pending", clock())
+
+
+def test_agenda_decision_action_item_activity_and_overdue_rules(bus, database, clock, app, auth):
+    staff, reporter, participant, owner, follower, organiser = ids(6)
+    for person, role in (
+        (staff, "community_staff"),
+        (reporter, "resident"),
+        (participant, "resident"),
+        (owner, "resident"),
+        (follower, "resident"),
+        (organiser, "community_staff"),
+    ):
+        wait(bus, user(bus, person, role=role))
+    client = app.test_client()
+    assert (
+        client.post(
+            "/follows",
+            json={"target_type": "community", "target_id": COMMUNITY},
+            headers=auth(follower, community_ids=[COMMUNITY]),
+        ).status_code
+        == 201
+    )
+    issue_id, meeting_id = str(uuid.uuid4()), str(uuid.uuid4())
+    wait(bus, bus.publish("issues.issue.reported", issue(issue_id, reporter, 1)))
+    starts = clock() + timedelta(days=5)
+    agenda = bus.publish(
+        "meetings.agenda_item.added",
+        {
+            "meeting_id": meeting_id,
+            "community_id": COMMUNITY,
+            "meeting_type": "pavilion",
+            "title": "凉亭会",
+            "starts_at": starts.isoformat(),
+            "item_id": str(uuid.uuid4()),
+            "issue_id": issue_id,
+        },
+    )
+    decision = bus.publish(
+        "meetings.decision.recorded",
+        {
+            "decision_id": str(uuid.uuid4()),
+            "meeting_id": meeting_id,
+            "community_id": COMMUNITY,
+            "motion": "拆除两面文化墙",
+            "outcome": "adopted",
+            "rule": "unanimous",
+            "votes_for": 9,
+            "votes_against": 0,
+            "abstentions": 0,
+            "issue_ids": [issue_id],
+            "issue_effect": "resolution_plan",
+            "participant_ids": [participant],
+        },
+    )
+    action = bus.publish(
+        "meetings.action_item.assigned",
+        {
+            "action_item_id": str(uuid.uuid4()),
+            "decision_id": str(uuid.uuid4()),
+            "meeting_id": meeting_id,
+            "community_id": COMMUNITY,
+            "issue_id": issue_id,
+            "title": "联系物业拆除",
+            "owner_body": "property_company",
+            "owner_user_id": owner,
+            "due_date": "2026-12-10",
+            "status": "open",
+        },
+    )
+    overdue = bus.publish("issues.issue.overdue", issue(issue_id, reporter, 2, status="accepted"))
+    activity = {
+        "activity_id": str(uuid.uuid4()),
+        "community_ids": [COMMUNITY],
+        "kind": "festival",
+        "title": "邻里节",
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=3)).isoformat(),
+        "place": "邻里驿站",
+        "organiser_id": organiser,
+        "registrant_ids": [participant],
+        "revision": 1,
+    }
+    published = bus.publish("activities.activity.published", activity)
+    cancelled = bus.publish("activities.activity.cancelled", {**activity, "revision": 2, "reason": "天气原因"})
+    wait(bus, cancelled)
+    assert inbox(database, agenda.id) == {reporter}
+    assert inbox(database, decision.id) == {participant, reporter}
+    assert inbox(database, action.id) == {owner}
+    assert inbox(database, overdue.id) == {staff, organiser}
+    assert inbox(database, published.id) == {follower}
+    assert inbox(database, cancelled.id) == {participant}
+    with database.session() as s:
+        body = s.scalar(select(notifications.c.body).where(notifications.c.source_key == agenda.id))
+        states = set(s.scalars(select(reminders.c.state).where(reminders.c.subject_id == activity["activity_id"])))
+    assert "凉亭会" in body and "文化墙有安全隐患" in body
+    assert states == {"cancelled"}
