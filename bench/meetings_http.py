@@ -243,7 +243,7 @@ def baseline_app(url: str) -> Flask:
 
 
 # --- ours -----------------------------------------------------------------------------------------
-def meetings_app(url: str, public_key: str) -> Flask:
+def meetings_app(url: str, public_key: str, community_id: str) -> Flask:
     os.environ.update(
         {
             "DATABASE_URL": url,
@@ -254,12 +254,21 @@ def meetings_app(url: str, public_key: str) -> Flask:
     )
     from linli_kit.config import load_settings
     from linli_kit.db import Database
+    from linli_meetings.adapters.tables import replica
     from linli_meetings.definition import definition
     from linli_meetings.entrypoints.web import create_app
 
     migrations.upgrade(definition.migrations_dir, url)
     settings = load_settings("meetings")
-    return create_app(settings, Database(settings.database_url))
+    database = Database(settings.database_url)
+    # The community is in the directory replica, as it would be in production.
+    with database.transaction() as session:
+        street_id = str(uuid.uuid4())
+        session.execute(replica.streets.insert().values(street_id=street_id, name="Chengqu", revision=1))
+        session.execute(
+            replica.communities.insert().values(community_id=community_id, street_id=street_id, name="Xihu", revision=1)
+        )
+    return create_app(settings, database)
 
 
 def meeting_body(community_id: str, voters: list[str]) -> dict:
@@ -330,7 +339,7 @@ def main() -> None:
         for v in voters
     }
     try:
-        ours = meetings_app(databases.create("bench_meetings"), public).test_client()
+        ours = meetings_app(databases.create("bench_meetings"), public, community_id).test_client()
         base = baseline_app(databases.create("bench_baseline")).test_client()
         body = meeting_body(community_id, voters)
 

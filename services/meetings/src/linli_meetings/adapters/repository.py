@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +15,38 @@ from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.procedure import Count
+
+
+class _StreetCache:
+    """community -> street for event envelopes, kept a few seconds in the process.
+
+    Only the `street_id` an event travels with is read from here; authorisation always asks the
+    replica. A community moved to another street is announced with the old street for at most
+    TTL seconds, which no consumer relies on (each keeps its own replica).
+    """
+
+    TTL = 30.0
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, community_id: str, load: Callable[[str], str | None]) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(community_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        street_id = load(community_id)
+        with self._lock:
+            if len(self._entries) > 50_000:
+                self._entries.clear()
+            if street_id is not None:  # an unknown community may reach the replica any moment
+                self._entries[community_id] = (street_id, now + self.TTL)
+        return street_id
+
+
+_streets = _StreetCache()
 
 
 class MeetingRepository:
@@ -159,6 +194,9 @@ class MeetingRepository:
     def street_of(self, community_id: str) -> str | None:
         c = tables.replica.communities.c
         return self.session.scalar(select(c.street_id).where(c.community_id == community_id))
+
+    def street_for_event(self, community_id: str) -> str | None:
+        return _streets.get(community_id, self.street_of)
 
     @staticmethod
     def communities_of_street(street_id: str) -> Select:

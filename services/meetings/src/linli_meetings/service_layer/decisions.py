@@ -167,7 +167,7 @@ def record_decision(
             roll_call=uow.meetings.roll_call(decision.id) if decision.method == Method.ROLL_CALL else None,
         )
         uow.meetings.add(*actions)
-        street_id = uow.meetings.street_of(meeting.community_id)
+        street_id = uow.meetings.street_for_event(meeting.community_id)
         if decision.adopted and decision.document_kind:
             _adopt_document(uow, decision)
         uow.publish(events.decision_recorded(decision, meeting, actions, street_id))
@@ -268,7 +268,7 @@ def update_action_item(
             item.change_status(ActionStatus(changes["status"]), changes.get("note"), uow.now())
         elif "note" in changes:
             item.note = changes["note"]
-        street_id = uow.meetings.street_of(item.community_id)
+        street_id = uow.meetings.street_for_event(item.community_id)
         if item.status == ActionStatus.DONE and not was_done:
             uow.publish(events.action_item_changed(item, street_id, completed=True))
         elif reassigned:

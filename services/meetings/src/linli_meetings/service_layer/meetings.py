@@ -129,7 +129,7 @@ def schedule_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[s
         meeting = _new_meeting(uow, principal, data)
         meeting.announce(uow.now())
         uow.meetings.add(meeting)
-        uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+        uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
         _commit(uow)
         return meeting
 
@@ -163,7 +163,7 @@ def schedule_series(uow: MeetingsUnitOfWork, principal: Principal, data: dict[st
                 "created_at": uow.now(),
             }
         )
-        street_id = uow.meetings.street_of(data["community_id"])
+        street_id = uow.meetings.street_for_event(data["community_id"])
         created = []
         for starts_at, ends_at in occurrences:
             meeting = _new_meeting(
@@ -187,7 +187,7 @@ def update_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
             details["meeting_type"] = changes["meeting_type"]
         if meeting.update_details(**details) and meeting.announced:
             # Details that change what people were told go out as a fresh scheduled snapshot.
-            uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+            uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
         _commit(uow)
         return meeting
 
@@ -206,7 +206,9 @@ def reschedule_meeting(
         previous = meeting.starts_at
         meeting.reschedule(starts_at, ends_at, reason, uow.tz)
         if meeting.announced:  # an occurrence nobody was told of yet is announced with its new times
-            uow.publish(events.rescheduled(meeting, previous, reason, uow.meetings.street_of(meeting.community_id)))
+            uow.publish(
+                events.rescheduled(meeting, previous, reason, uow.meetings.street_for_event(meeting.community_id))
+            )
         _commit(uow)
         return meeting
 
@@ -216,7 +218,7 @@ def cancel_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         meeting.cancel(reason)
         if meeting.announced:
-            uow.publish(events.cancelled(meeting, reason, uow.meetings.street_of(meeting.community_id)))
+            uow.publish(events.cancelled(meeting, reason, uow.meetings.street_for_event(meeting.community_id)))
         _commit(uow)
         return meeting
 
@@ -242,7 +244,7 @@ def conclude_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: 
             photo_urls=data.get("photo_urls"),
         )
         uow.meetings.record_deliberations(meeting)
-        uow.publish(events.concluded(meeting, uow.meetings.street_of(meeting.community_id)))
+        uow.publish(events.concluded(meeting, uow.meetings.street_for_event(meeting.community_id)))
         _commit(uow)
         return meeting
 
@@ -266,7 +268,7 @@ def announce_due(uow: MeetingsUnitOfWork, *, limit: int = 500) -> int:
         due = uow.meetings.unannounced_before(uow.now() + ANNOUNCE_AHEAD, limit=limit)
         for meeting in due:
             meeting.announce(uow.now())
-            uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+            uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
         _commit(uow)
         return len(due)
 
@@ -286,7 +288,7 @@ def add_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: s
         if item.issue_id:
             # The issues service counts consultations from this (and from the snapshots). An
             # occurrence not yet announced is announced now, its snapshot carrying the item.
-            street_id = uow.meetings.street_of(meeting.community_id)
+            street_id = uow.meetings.street_for_event(meeting.community_id)
             if meeting.announce(uow.now()):
                 uow.publish(events.scheduled(meeting, street_id))
             else:
@@ -317,7 +319,7 @@ def remove_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id
         meeting.remove_agenda_item(item)
         if item.issue_id and meeting.announced:
             # The snapshot without the item tells the issue side it left the agenda.
-            uow.publish(events.scheduled(meeting, uow.meetings.street_of(meeting.community_id)))
+            uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
         _commit(uow)
 
 
