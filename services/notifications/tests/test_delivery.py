@@ -368,3 +368,46 @@ def test_urgent_messages_are_claimed_before_a_backlog(database, clock, fakes):
     d.run_once()
     [first] = fakes.requests["aliyun"]
     assert first["PhoneNumbers"] == "13700000000"
+
+
+def test_two_delivery_loops_at_once_send_each_message_once(database, clock, fakes, threads):
+    people = add_people(database, clock, 300)
+    notify(database, clock, people)
+    loops = [
+        deliverer(
+            database, clock, fakes, SMS_PROVIDERS="twilio", TWILIO_RATE_PER_SECOND="100000", DELIVERY_CLAIM_BATCH="20"
+        )
+        for _ in range(2)
+    ]
+    done = []
+
+    def run(stop):
+        done.append(loops[len(done) % 2].drain())
+
+    threads(run)
+    threads(run)
+    from linli_kit.testing.waiting import eventually
+
+    eventually(lambda: len(done) == 2 and {r["state"] for r in states(database)} == {"sent"}, timeout=60)
+    sent_to = [m["To"] for m in fakes.requests["twilio"]]
+    assert len(sent_to) == len(set(sent_to)) == 300
+
+
+def test_devices_move_between_accounts_and_stale_ones_are_pruned(app, auth, database, clock):
+    from linli_notifications.service_layer.recipient import prune_stale_devices
+
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    client = app.test_client()
+    body = {"platform": "ios", "provider": "fcm", "token": "fcm-token-0001"}
+    assert client.post("/devices", json=body, headers=auth(first)).status_code == 201
+    assert client.post("/devices", json=body, headers=auth(second)).status_code == 201
+    assert client.get("/devices", headers=auth(first)).json == []
+    [device] = client.get("/devices", headers=auth(second)).json
+    clock.advance(days=271)
+    with database.transaction() as s:
+        assert prune_stale_devices(s, clock()) == 1
+    [device] = client.get("/devices", headers=auth(second)).json
+    assert device["pruned_reason"] == "not seen for a long time"
+    client.post("/devices", json=body, headers=auth(second))  # the app opens again: the token lives
+    [device] = client.get("/devices", headers=auth(second)).json
+    assert device["pruned_at"] is None
