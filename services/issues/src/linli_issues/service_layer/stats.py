@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, cast, distinct, func, literal, select
+from sqlalchemy import ColumnElement, and_, case, cast, distinct, func, literal, literal_column, select, tuple_
 from sqlalchemy.types import Float
 
 from linli_issues.adapters.repository import communities_of_street_query
@@ -84,11 +84,8 @@ def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, time
         start = datetime.combine(query.start, time.min, zone).astimezone(UTC)
         end = datetime.combine(query.end + timedelta(days=1), time.min, zone).astimezone(UTC)
         figures = _Figures(uow, query, start, end, zone)
-        totals = figures.grouped(lambda _col: literal("all")).get("all", _empty())
-        totals["by_category"] = figures.counts(issues.c.category)
-        totals["by_tier"] = figures.counts(issues.c.tier)
-        by_community = figures.grouped(lambda _col: issues.c.community_id, meetings_key=issue_meetings.c.community_id)
-        monthly = figures.grouped(figures.month)
+        totals, by_community, monthly = figures.rollup()
+        totals["by_category"], totals["by_tier"] = figures.by_category_and_tier()
         months = _months(query.start, query.end)
         return {
             "scope": {
@@ -142,6 +139,113 @@ class _Figures:
 
     def _between(self, column: Any) -> ColumnElement[bool]:
         return and_(column >= self.start, column < self.end)
+
+    def rollup(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The figures in total, per community and per month."""
+        if not self.postgres:
+            totals = self.grouped(lambda _col: literal("all")).get("all", _empty())
+            by_community = self.grouped(lambda _col: issues.c.community_id, meetings_key=issue_meetings.c.community_id)
+            return totals, by_community, self.grouped(self.month)
+        # PostgreSQL computes all three groupings in one pass over the rows (GROUPING SETS).
+        totals: dict[str, Any] = _empty()
+        by_community: dict[str, dict[str, Any]] = {}
+        monthly: dict[str, dict[str, Any]] = {}
+
+        def run(community: Any, moment: Any, aggregates: list[Any], where: list[Any], fill: Any) -> None:
+            month = self._month_sql(moment)
+            query = (
+                select(community, month, func.grouping(community), func.grouping(month), *aggregates)
+                .where(self._between(moment), *where, *self._scope(community))
+                .group_by(func.grouping_sets(tuple_(), tuple_(community), tuple_(month)))
+            )
+            for key_community, key_month, all_communities, all_months, *values in self.session.execute(query):
+                if all_communities and all_months:
+                    figures = totals
+                elif not all_communities:
+                    figures = by_community.setdefault(str(key_community), _empty())
+                else:
+                    figures = monthly.setdefault(str(key_month), _empty())
+                fill(figures, *values)
+
+        def raised(figures: dict[str, Any], count: int, resolved_now: int | None, went_overdue: int | None) -> None:
+            figures["raised"] = count
+            figures["overdue"] = int(went_overdue or 0)
+            figures["resolution_rate"] = round((resolved_now or 0) / count, 3) if count else None
+
+        def accepted(figures: dict[str, Any], count: int) -> None:
+            figures["accepted"] = count
+
+        def resolved(figures: dict[str, Any], count: int, median: float | None, p90: float | None) -> None:
+            figures["resolved"] = count
+            figures["median_hours_to_resolve"] = round(float(median), 2) if median is not None else None
+            figures["p90_hours_to_resolve"] = round(float(p90), 2) if p90 is not None else None
+
+        def rated(figures: dict[str, Any], average: float | None, count: int) -> None:
+            figures["average_satisfaction"] = round(float(average), 2) if average is not None else None
+            figures["ratings"] = count
+
+        def held(figures: dict[str, Any], count: int) -> None:
+            figures["consultations_held"] = count
+
+        hours = self._hours()
+        c = issues.c
+        run(
+            c.community_id,
+            c.created_at,
+            [
+                func.count(),
+                func.sum(case((c.status.in_(DONE), 1), else_=0)),
+                func.sum(case((c.overdue_at.is_not(None), 1), else_=0)),
+            ],
+            [],
+            raised,
+        )
+        run(c.community_id, c.accepted_at, [func.count()], [], accepted)
+        run(
+            c.community_id,
+            c.resolved_at,
+            [
+                func.count(),
+                func.percentile_cont(0.5).within_group(hours),
+                func.percentile_cont(0.9).within_group(hours),
+            ],
+            [],
+            resolved,
+        )
+        run(
+            c.community_id,
+            c.closed_at,
+            [func.avg(cast(c.rating, Float)), func.count()],
+            [c.rating.is_not(None)],
+            rated,
+        )
+        m = issue_meetings.c
+        run(m.community_id, m.concluded_at, [func.count(distinct(m.meeting_id))], [m.status == "concluded"], held)
+        # A community or month with no row at all in a family keeps that family's empty figures.
+        return totals, by_community, monthly
+
+    def by_category_and_tier(self) -> tuple[dict[str, int], dict[str, int]]:
+        if not self.postgres:
+            return self.counts(issues.c.category), self.counts(issues.c.tier)
+        c = issues.c
+        rows = self.session.execute(
+            select(c.category, c.tier, func.grouping(c.category), func.count())
+            .where(self._between(c.created_at), *self._scope(c.community_id))
+            .group_by(func.grouping_sets(tuple_(c.category), tuple_(c.tier)))
+        )
+        by_category: dict[str, int] = {}
+        by_tier: dict[str, int] = {}
+        for category, tier, all_categories, count in rows:
+            if all_categories:
+                by_tier[tier] = count
+            else:
+                by_category[category] = count
+        return by_category, by_tier
+
+    def _month_sql(self, column: Any) -> Any:
+        # Literal arguments, so the expression in SELECT and in GROUPING SETS is textually the same.
+        zone = self.zone.key.replace("'", "")
+        return func.to_char(func.timezone(literal_column(f"'{zone}'"), column), literal_column("'YYYY-MM'"))
 
     def month(self, column: Any) -> Any:
         if self.postgres:
