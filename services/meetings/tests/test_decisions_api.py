@@ -155,13 +155,8 @@ def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, s
         },
         "meeting_types": {
             "round_table": {
-                "voting_roles": [
-                    "resident_representative",
-                    "party_member",
-                    "property_company",
-                    "owners_committee",
-                    "community_staff",
-                ],
+                # Party members attend this community's round tables without a vote.
+                "voting_roles": ["resident_representative", "property_company", "owners_committee", "community_staff"],
                 "quorum": "1/2",
                 "threshold": "simple_majority",
                 "may_override_to": ["unanimous"],
@@ -213,9 +208,14 @@ def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, s
     # The next motion at this round table counts under the adopted rules: simple majority.
     nxt = motion(client, staff, meeting, method="show_of_hands")
     assert nxt["threshold"] == "simple_majority"
+    roll_call = motion(client, staff, meeting, motion="Plant trees")
+    votes = f"/{meeting['id']}/motions/{roll_call['id']}/votes"
+    assert client.post(votes, json={"choice": "for"}, headers=people["v1"][1]).status_code == 409  # party member
+    assert client.post(votes, json={"choice": "for"}, headers=people["v0"][1]).status_code == 201
+    assert client.delete(f"/{meeting['id']}/motions/{roll_call['id']}", headers=staff).status_code == 204
     client.put(
         f"/{meeting['id']}/motions/{nxt['id']}/tally",
-        json={"votes_for": 2, "votes_against": 1, "abstentions": 1},
+        json={"votes_for": 2, "votes_against": 1, "abstentions": 0},  # three voting members present now
         headers=staff,
     )
     assert client.post(f"/{meeting['id']}/motions/{nxt['id']}/record", headers=staff).get_json()["outcome"] == "adopted"

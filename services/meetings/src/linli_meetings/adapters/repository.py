@@ -138,16 +138,26 @@ class MeetingRepository:
             )
         )
 
-    def motion_with_meeting(self, meeting_id: str, decision_id: str) -> tuple[Decision, Meeting] | None:
-        """A motion and its meeting in one query; the meeting's people and agenda are not loaded."""
-        d, m = tables.decisions.c, tables.meetings.c
+    def motion_with_meeting(
+        self, meeting_id: str, decision_id: str
+    ) -> tuple[Decision, Meeting, dict[str, Any] | None] | None:
+        """A motion, its meeting (people and agenda not loaded) and the structured rules of the
+        community's current rules of procedure (None without any), in one query."""
+        d, m, doc = tables.decisions.c, tables.meetings.c, tables.documents.c
+        current_rules = (
+            select(doc.rules)
+            .where(doc.community_id == m.community_id, doc.kind == "rules_of_procedure")
+            .order_by(doc.version.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         row = self.session.execute(
-            select(Decision, Meeting)
+            select(Decision, Meeting, current_rules)
             .join(Meeting, m.id == d.meeting_id)
             .where(d.id == decision_id, m.id == meeting_id)
             .options(raiseload(Meeting.agenda), raiseload(Meeting.participants))
         ).first()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
     def voter(self, meeting_id: str, decision_id: str, user_id: str) -> tuple[Participant | None, bool]:
         """The caller's participation in the meeting and whether they voted on the motion, in one query."""

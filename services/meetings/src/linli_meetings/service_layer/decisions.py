@@ -32,9 +32,11 @@ from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 def rules_in_force(uow: MeetingsUnitOfWork, community_id: str) -> tuple[RulesOfProcedure, int | None]:
     """The community's current rules of procedure and their version; the defaults when it has none."""
     current = uow.meetings.current_document(community_id, DocumentKind.RULES_OF_PROCEDURE)
-    if current is None or not current.rules:
-        return DEFAULT_RULES, None
-    return RulesOfProcedure.from_dict(current.rules), current.version
+    return _rules(current.rules if current else None), current.version if current else None
+
+
+def _rules(structured: dict[str, Any] | None) -> RulesOfProcedure:
+    return RulesOfProcedure.from_dict(structured) if structured else DEFAULT_RULES
 
 
 def open_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> Decision:
@@ -125,9 +127,9 @@ def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, de
         voter, already = uow.meetings.voter(meeting_id, decision_id, principal.user_id) if found else (None, False)
         if found is None or (voter is None and not access.can_see_meeting_in_scope(principal, uow.meetings, found[1])):
             raise NotFound(f"motion {decision_id} of meeting {meeting_id} not found")
-        decision, meeting = found
-        rules, _ = rules_in_force(uow, meeting.community_id)
-        vote = decision.cast(meeting, rules.policy_for(meeting.meeting_type), voter, choice, already)
+        decision, meeting, structured_rules = found
+        policy = _rules(structured_rules).policy_for(meeting.meeting_type)
+        vote = decision.cast(meeting, policy, voter, choice, already)
         uow.meetings.add(vote)
         try:
             uow.commit()
