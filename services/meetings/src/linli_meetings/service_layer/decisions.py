@@ -25,7 +25,7 @@ from linli_meetings.domain.decision import (
 from linli_meetings.domain.meeting import Meeting, Status
 from linli_meetings.domain.procedure import DEFAULT_RULES, RulesOfProcedure, Threshold
 from linli_meetings.service_layer import access, events
-from linli_meetings.service_layer.meetings import load_meeting, managed_meeting
+from linli_meetings.service_layer.meetings import commit_or_conflict, load_meeting, managed_meeting
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 
@@ -175,7 +175,7 @@ def record_decision(
         uow.publish(events.decision_recorded(decision, meeting, actions, street_id))
         for action in actions:
             uow.publish(events.action_item_changed(action, street_id, completed=False))
-        uow.commit()
+        commit_or_conflict(uow)
         return decision, actions
 
 

@@ -130,7 +130,7 @@ def schedule_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[s
         meeting.announce(uow.now())
         uow.meetings.add(meeting)
         uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
-        _commit(uow)
+        commit_or_conflict(uow)
         return meeting
 
 
@@ -174,7 +174,7 @@ def schedule_series(uow: MeetingsUnitOfWork, principal: Principal, data: dict[st
                 meeting.announce(uow.now())
                 uow.publish(events.scheduled(meeting, street_id))
             created.append(meeting)
-        _commit(uow)
+        commit_or_conflict(uow)
         return created
 
 
@@ -188,7 +188,7 @@ def update_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
         if meeting.update_details(**details) and meeting.announced:
             # Details that change what people were told go out as a fresh scheduled snapshot.
             uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
-        _commit(uow)
+        commit_or_conflict(uow)
         return meeting
 
 
@@ -209,7 +209,7 @@ def reschedule_meeting(
             uow.publish(
                 events.rescheduled(meeting, previous, reason, uow.meetings.street_for_event(meeting.community_id))
             )
-        _commit(uow)
+        commit_or_conflict(uow)
         return meeting
 
 
@@ -219,7 +219,7 @@ def cancel_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
         meeting.cancel(reason)
         if meeting.announced:
             uow.publish(events.cancelled(meeting, reason, uow.meetings.street_for_event(meeting.community_id)))
-        _commit(uow)
+        commit_or_conflict(uow)
         return meeting
 
 
@@ -227,7 +227,7 @@ def start_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str
     with uow:
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         meeting.start(uow.now())
-        _commit(uow)
+        commit_or_conflict(uow)
         return meeting
 
 
@@ -245,7 +245,7 @@ def conclude_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: 
         )
         uow.meetings.record_deliberations(meeting)
         uow.publish(events.concluded(meeting, uow.meetings.street_for_event(meeting.community_id)))
-        _commit(uow)
+        commit_or_conflict(uow)
         return meeting
 
 
@@ -258,7 +258,7 @@ def record_minutes(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
             attendees_count=data.get("attendees_count"),
             photo_urls=data.get("photo_urls"),
         )
-        _commit(uow)
+        commit_or_conflict(uow)
         return meeting
 
 
@@ -269,7 +269,7 @@ def announce_due(uow: MeetingsUnitOfWork, *, limit: int = 500) -> int:
         for meeting in due:
             meeting.announce(uow.now())
             uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
-        _commit(uow)
+        commit_or_conflict(uow)
         return len(due)
 
 
@@ -293,7 +293,7 @@ def add_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: s
                 uow.publish(events.scheduled(meeting, street_id))
             else:
                 uow.publish(events.agenda_item_added(meeting, item, street_id))
-        _commit(uow)
+        commit_or_conflict(uow)
         return item
 
 
@@ -306,7 +306,7 @@ def update_agenda_item(
         if item is None:
             raise NotFound(f"agenda item {item_id} not found")
         meeting.edit_agenda_item(item, **changes)
-        _commit(uow)
+        commit_or_conflict(uow)
         return item
 
 
@@ -320,7 +320,7 @@ def remove_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id
         if item.issue_id and meeting.announced:
             # The snapshot without the item tells the issue side it left the agenda.
             uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
-        _commit(uow)
+        commit_or_conflict(uow)
 
 
 # --- participants ------------------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def invite(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data:
             name=data.get("name"),
             organisation_id=data.get("organisation_id"),
         )
-        _commit(uow)
+        commit_or_conflict(uow)
         return participant
 
 
@@ -346,7 +346,7 @@ def respond_to_invitation(
         if participant is None:
             raise NotFound("you are not invited to this meeting")
         meeting.respond(participant, confirmed)
-        _commit(uow)
+        commit_or_conflict(uow)
         return participant
 
 
@@ -356,7 +356,7 @@ def register(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, nam
         if principal.role != Role.RESIDENT or meeting.community_id not in principal.community_ids:
             raise Forbidden("residents register for open meetings of their own community")
         participant = meeting.register(principal.user_id, name)
-        _commit(uow)
+        commit_or_conflict(uow)
         return participant
 
 
@@ -371,7 +371,7 @@ def cancel_registration(
         if participant.user_id != principal.user_id:
             access.require_manager(principal, uow.meetings, meeting.community_id)
         meeting.cancel_registration(participant)
-        _commit(uow)
+        commit_or_conflict(uow)
         return participant
 
 
@@ -385,7 +385,7 @@ def check_in_participant(
         if participant is None:
             raise NotFound(f"participant {participant_id} not found")
         meeting.check_in(participant, uow.now(), "staff")
-        _commit(uow)
+        commit_or_conflict(uow)
         return participant
 
 
@@ -397,7 +397,7 @@ def check_in_with_code(uow: MeetingsUnitOfWork, principal: Principal, meeting_id
         ):
             raise Forbidden("only residents of the community or invited people check in to this meeting")
         participant = meeting.check_in_with_code(code, principal.user_id, uow.now())
-        _commit(uow)
+        commit_or_conflict(uow)
         return participant
 
 
@@ -426,11 +426,12 @@ def define_meeting_type(uow: MeetingsUnitOfWork, principal: Principal, data: dic
             raise Conflict("this meeting type already exists", fields={"key": ["already exists"]})
         row = {**data, "created_at": uow.now()}
         uow.meetings.add_meeting_type(row)
-        _commit(uow)
+        commit_or_conflict(uow)
         return {"key": data["key"], "name": data["name"], "description": data.get("description"), "built_in": False}
 
 
-def _commit(uow: MeetingsUnitOfWork) -> None:
+def commit_or_conflict(uow: MeetingsUnitOfWork) -> None:
+    """Commit; a uniqueness the database enforces (a version number, a seat) becomes a 409."""
     try:
         uow.commit()
     except IntegrityError as exc:
