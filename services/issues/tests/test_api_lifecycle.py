@@ -253,3 +253,37 @@ def test_missing_fields_and_missing_token(client, tokens, database):
     assert client.get("/").status_code == 401
     assert client.get(f"/{uuid.uuid4()}", headers=tokens.admin()).status_code == 404
     assert _count(database, issues) == 0
+
+
+BAD_ACTIONS = [
+    ("post", "status", {"status": "teleported"}, "status"),
+    ("post", "status", {}, "status"),
+    ("post", "status", {"status": "duplicate", "duplicate_of": "nope"}, "duplicate_of"),
+    ("post", "status", {"status": "rejected", "reason": "r" * 2001}, "reason"),
+    ("post", "status", {"status": "resolved", "summary": "s" * 4001}, "summary"),
+    ("post", "escalations", {"reason": "r" * 2001}, "reason"),
+    ("post", "reopen", {}, "reason"),
+    ("put", "assignment", {"assignee_type": "mayor"}, "assignee_type"),
+    ("put", "assignment", {"assignee_type": "bureau", "assignee_id": "b-1"}, "assignee_id"),
+    ("post", "rating", {"rating": 0}, "rating"),
+    ("post", "rating", {"rating": 6}, "rating"),
+    ("post", "rating", {"rating": "five"}, "rating"),
+    ("post", "rating", {"rating": 4, "comment": "c" * 2001}, "comment"),
+    ("post", "updates", {"kind": "gossip", "body": "x"}, "kind"),
+    ("post", "updates", {"kind": "reply", "body": ""}, "body"),
+    ("post", "updates", {"kind": "inspection", "body": "x", "attendees": [""]}, "attendees"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), BAD_ACTIONS)
+def test_bad_input_to_every_action_is_422_naming_the_field_and_changes_nothing(
+    client, tokens, report, outbox, method, path, body, field
+):
+    issue, _ = report()
+    staff = tokens.staff()
+    response = getattr(client, method)(f"/{issue['id']}/{path}", json=body, headers=staff)
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["error"]["fields"]
+    after = client.get(f"/{issue['id']}", headers=staff).get_json()
+    assert after["revision"] == issue["revision"] and after["status"] == "reported"
+    assert [t for t, _ in outbox()] == ["issues.issue.reported"]
