@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -253,11 +253,16 @@ class Deliverer:
                     ).mappings()
                     for d in rows:
                         devices_of[d["user_id"]].append(dict(d))
+        renders: dict[tuple, Any] = {}
         for c in ready:
             row = c.row
             tz = (row["params"] or {}).get("tz") or self.city_timezone
             try:
-                rendered = render(row["kind"], row["locale"], row["params"] or {}, tz)
+                # Deliveries of one batch key come from one intent: same parameters for a language
+                # and zone, so a broadcast renders a handful of times, not once per resident.
+                memo = (row["batch_key"], row["kind"], row["locale"], tz)
+                rendered = renders.get(memo) or render(row["kind"], row["locale"], row["params"] or {}, tz)
+                renders[memo] = rendered
             except Invalid as exc:
                 c.results.append(
                     SendResult(
@@ -380,18 +385,26 @@ class Deliverer:
     # --- recording ----------------------------------------------------------------------------
     @staticmethod
     def _count(claimed: list[Claimed], updates: list[dict[str, Any]]) -> None:
+        attempts_by: Counter = Counter()
+        finished_by: Counter = Counter()
         for c in claimed:
             for r in c.results:
-                metrics.ATTEMPTS.labels(c.row["channel"], c.provider_key or "-", r.outcome.value).inc()
-                metrics.PROVIDER_LATENCY.labels(c.provider_key or "-").observe(r.latency_ms / 1000)
+                attempts_by[(c.row["channel"], c.provider_key or "-", r.outcome.value)] += 1
+            if c.results:
+                metrics.PROVIDER_LATENCY.labels(c.provider_key or "-").observe(c.results[0].latency_ms / 1000)
         channel_of = {c.row["id"]: c.row["channel"] for c in claimed}
         for u in updates:
             if u["state"] != DeliveryState.PENDING.value:
-                metrics.FINISHED.labels(channel_of[u["b_id"]], u["state"]).inc()
+                finished_by[(channel_of[u["b_id"]], u["state"])] += 1
+        for labels, n in attempts_by.items():
+            metrics.ATTEMPTS.labels(*labels).inc(n)
+        for labels, n in finished_by.items():
+            metrics.FINISHED.labels(*labels).inc(n)
 
     def _record(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:
         updates: list[dict[str, Any]] = []
         attempt_rows: list[dict[str, Any]] = []
+        wipe: list[str] = []  # one-time codes whose parameters must not outlive the delivery
         gone_tokens: list[str] = []
         failed_events = []
         chain = self._sms_chain()
@@ -410,7 +423,6 @@ class Deliverer:
                 "outcome_unknown": row["outcome_unknown"],
                 "sent_at": row["sent_at"],
                 "finished_at": None,
-                "params": row["params"],
             }
             if row["id"] in deferred and not c.results:
                 base["next_attempt_at"] = deferred[row["id"]]
@@ -481,7 +493,7 @@ class Deliverer:
                 base.update(state=DeliveryState.FAILED.value, reason=reason[:300], finished_at=now)
                 failed_events.append((row, base))
             if base["state"] in (DeliveryState.SENT.value, DeliveryState.FAILED.value) and row["kind"] in SECRET_KINDS:
-                base["params"] = {}
+                wipe.append(row["id"])
             updates.append(base)
         self._count(claimed, updates)
         uow = UnitOfWork(self.database, self.outbox)
@@ -491,6 +503,8 @@ class Deliverer:
                 row["id"] = row.pop("b_id")
                 row["lease_until"] = None
             repository.bulk_update(session, deliveries, updates, "id")
+            if wipe:
+                session.execute(update(deliveries).where(deliveries.c.id.in_(wipe)).values(params={}))
             repository.bulk_insert(session, attempts, attempt_rows)
             if gone_tokens:
                 prune_tokens(session, gone_tokens, now, "provider says the token is no longer registered")

@@ -60,11 +60,12 @@ def plan_many(
     inbox_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
     for intent in intents:
+        renders: dict[tuple[str, str], Any] = {}  # one render per language and zone of the intent
         for user_id in sorted(set(intent.user_ids)):
             recipient = found.get(user_id)
             if recipient is None:
                 continue  # not (yet) known from accounts: nobody to tell
-            _plan_one(intent, recipient, prefs.get(user_id, {}), now, inbox_rows, delivery_rows)
+            _plan_one(intent, recipient, prefs.get(user_id, {}), now, inbox_rows, delivery_rows, renders)
     repository.insert_ignore(session, notifications, inbox_rows, ["source_key", "user_id"])
     return repository.insert_ignore(session, deliveries, delivery_rows, ["key"])
 
@@ -76,14 +77,18 @@ def _plan_one(
     now: datetime,
     inbox_rows: list[dict[str, Any]],
     delivery_rows: list[dict[str, Any]],
+    renders: dict[tuple[str, str], Any],
 ) -> None:
     user_id = recipient.user_id
     params = {**intent.params, "tz": recipient.timezone}
-    try:
-        rendered = render(intent.kind, recipient.locale, params, recipient.timezone)
-        title, body, bad_params = rendered.title, rendered.body, None
-    except Invalid as exc:
-        title, body, bad_params = intent.kind, intent.kind, ", ".join(sorted(exc.fields))
+    memo = (recipient.locale, recipient.timezone)
+    if memo not in renders:
+        try:
+            rendered = render(intent.kind, recipient.locale, params, recipient.timezone)
+            renders[memo] = (rendered.title, rendered.body, None)
+        except Invalid as exc:
+            renders[memo] = (intent.kind, intent.kind, ", ".join(sorted(exc.fields)))
+    title, body, bad_params = renders[memo]
     notification_id = stable_id(intent.source_key, user_id)
     inbox_rows.append(
         {
