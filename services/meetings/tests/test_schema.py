@@ -41,3 +41,59 @@ def test_openapi_documents_the_api(client):
     ):
         assert path in paths, path
     assert "MeetingIn" in spec["components"]["schemas"]
+
+
+def test_upgrading_a_database_with_meetings_fills_the_statistics_read_model(pg_databases):
+    import json
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import create_engine, text
+
+    url = pg_databases.create("meetings_backfill")
+    migrations.upgrade(definition.migrations_dir, url, revision="0002")
+    engine = create_engine(url)
+    now = datetime(2026, 11, 3, 11, tzinfo=UTC)
+    meeting = {
+        "id": "m1",
+        "community_id": "c1",
+        "meeting_type": "bench",
+        "title": "t",
+        "starts_at": now,
+        "ends_at": now,
+        "local_date": date(2026, 11, 3),
+        "convener_id": "u",
+        "public": True,
+        "status": "concluded",
+        "rescheduled_count": 0,
+        "photo_urls": json.dumps([]),
+        "revision": 3,
+        "created_at": now,
+    }
+    with engine.begin() as conn:
+        for m in (meeting, meeting | {"id": "m2", "local_date": date(2026, 11, 10)}):
+            conn.execute(text(f"INSERT INTO meetings ({', '.join(m)}) VALUES ({', '.join(':' + k for k in m)})"), m)
+            conn.execute(
+                text(
+                    "INSERT INTO agenda_items (id, meeting_id, position, title, issue_id) "
+                    "VALUES (:i, :m, 1, 'x', 'roof')"
+                ),
+                {"i": m["id"] + "-a", "m": m["id"]},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO decisions (id, meeting_id, community_id, motion, method, threshold, issue_effect, "
+                "proposed_actions, status, outcome, votes_for, votes_against, abstentions, opened_at) VALUES "
+                "('d1', 'm2', 'c1', 'm', 'show_of_hands', 'simple_majority', 'none', '[]', 'recorded', 'adopted', "
+                "1, 0, 0, :t)"
+            ),
+            {"t": now},
+        )
+    migrations.upgrade(definition.migrations_dir, url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT meeting_id, consultation_number FROM deliberations ORDER BY consultation_number")
+        ).all()
+        assert [tuple(r) for r in rows] == [("m1", 1), ("m2", 2)]
+        assert conn.scalar(text("SELECT local_date FROM decisions WHERE id = 'd1'")) == date(2026, 11, 10)
+        assert conn.scalar(text("SELECT count(*) FROM meetings WHERE announced_at IS NULL")) == 0
+    engine.dispose()
