@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PACKAGES = -e libs/kit[testing] -e gateway -e services/issues -e services/meetings \
-           -e services/activities -e services/notifications
+           -e services/activities -e services/notifications -e tools/demo
 STAMP   = $(VENV)/.installed
 
 .PHONY: run test install lint bench clean
 
-$(STAMP): constraints.txt libs/kit/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml
+$(STAMP): constraints.txt libs/kit/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml tools/demo/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt $(PACKAGES) honcho ruff
