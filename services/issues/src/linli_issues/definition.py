@@ -42,6 +42,22 @@ def timers(_settings: Settings, database: Database, clock: Callable[[], datetime
     ]
 
 
+def run_deadlines(_settings: Settings, database: Database, args: list[str]) -> int:
+    """Run the deadline pass now (the worker's timer does it every minute). `--as-of` runs it as of
+    another instant: a drill sees what will have escalated by then, a demo need not wait a day."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="linli-issues run-deadlines")
+    parser.add_argument("--as-of", type=datetime.fromisoformat, default=None, help="ISO 8601 with offset")
+    options = parser.parse_args(args)
+    when = options.as_of or utc_now()
+    if when.tzinfo is None:
+        parser.error("--as-of needs a UTC offset")
+    handled = escalate_overdue(IssuesUnitOfWork(database), when)
+    print(f"linli-issues: {handled} overdue issue(s) reported and escalated as of {when.isoformat()}")
+    return 0
+
+
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
@@ -49,4 +65,5 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     timers=timers,
+    commands={"run-deadlines": run_deadlines},
 )
