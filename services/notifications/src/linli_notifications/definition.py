@@ -3,9 +3,10 @@ and the worker's loops (delivery, reminders and broadcast planning)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from linli_kit.config import Settings
+from linli_kit.config import ConfigError, Settings
 from linli_kit.db import Database
 from linli_kit.events.consumer import BatchHandler, Handler
 from linli_kit.replica import replica_handlers
@@ -42,6 +43,20 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
     ]
 
 
+def check_providers(_settings: Settings, _database: Database, _args: list[str]) -> int:
+    """`linli-notifications providers`: the provider chains in force, or what their settings lack."""
+    try:
+        config = load_config()
+        build_providers(config)
+    except ConfigError as exc:
+        print(f"linli-notifications: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"linli-notifications: sms via {' > '.join(config.sms_providers)}; push via {', '.join(config.push_providers)}"
+    )
+    return 0
+
+
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
@@ -49,4 +64,5 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     timers=timers,
+    commands={"providers": check_providers},
 )
