@@ -88,7 +88,12 @@ def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int
                     channels=frozenset(Channel(c) for c in b["channels"]),
                 )
                 planned = plan_many(
-                    session, [intent], clock(), city_timezone, known=({m.user_id: m for m in members}, prefs)
+                    session,
+                    [intent],
+                    clock(),
+                    city_timezone,
+                    known=({m.user_id: m for m in members}, prefs),
+                    fresh=True,
                 )
                 total += planned
                 session.execute(

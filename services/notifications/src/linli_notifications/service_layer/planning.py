@@ -44,10 +44,13 @@ def plan_many(
     city_timezone: str,
     *,
     known: tuple[dict[str, Recipient], dict[str, dict]] | None = None,
+    fresh: bool = False,
 ) -> int:
     """Plan several intents with one look-up of their recipients and one insert per table.
 
     `known`: recipients and preferences the caller already loaded (a broadcast reads them by join).
+    `fresh`: the caller guarantees none of these rows exists yet (a broadcast chunk commits with its
+    cursor), so they are appended directly; a collision would still fail on the unique keys.
     """
     everyone = sorted({u for intent in intents for u in intent.user_ids})
     if not everyone:
@@ -66,6 +69,10 @@ def plan_many(
             if recipient is None:
                 continue  # not (yet) known from accounts: nobody to tell
             _plan_one(intent, recipient, prefs.get(user_id, {}), now, inbox_rows, delivery_rows, renders)
+    if fresh:
+        repository.bulk_insert(session, notifications, inbox_rows)
+        repository.bulk_insert(session, deliveries, delivery_rows)
+        return len(delivery_rows)
     repository.insert_ignore(session, notifications, inbox_rows, ["source_key", "user_id"])
     return repository.insert_ignore(session, deliveries, delivery_rows, ["key"])
 
