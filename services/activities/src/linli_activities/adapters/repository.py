@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from linli_activities.adapters import tables
 from linli_activities.domain.activities import Activity, Registration, RegistrationStatus
@@ -51,6 +52,31 @@ class Repository:
     def activity_for_update(self, activity_id: str) -> Activity | None:
         """The activity, its row locked until commit: every change of places goes through here."""
         return self.session.get(Activity, activity_id, with_for_update=True, populate_existing=True)
+
+    # What a sign-up decides on, re-read under the lock; the rest of the row (title, communities)
+    # is read before it, so the lock is held for as little work as possible.
+    PLACE_COLUMNS = (
+        "status",
+        "capacity",
+        "max_party_size",
+        "confirmed_places",
+        "waiting_parties",
+        "waitlist_counter",
+        "registration_opens_at",
+        "registration_closes_at",
+        "starts_at",
+        "ends_at",
+        "revision",
+    )
+
+    def lock_places(self, activity: Activity) -> None:
+        """Lock the activity's row until commit and bring its places up to date (not marked changed)."""
+        columns = [tables.activities.c[name] for name in self.PLACE_COLUMNS]
+        row = self.session.execute(
+            select(*columns).where(tables.activities.c.id == activity.id).with_for_update()
+        ).one()
+        for name, value in zip(self.PLACE_COLUMNS, row, strict=True):
+            set_committed_value(activity, name, value)
 
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities

@@ -328,7 +328,8 @@ def register(
         # The look for an earlier registration comes before the lock, to keep the lock short; a
         # double sign-up racing past it is stopped by the unique (activity, user) constraint.
         existing = uow.repo.registration_of(activity_id, user_id or principal.user_id)
-        activity = _load(uow, activity_id, lock=True)
+        activity = _load(uow, activity_id)
+        uow.repo.lock_places(activity)
         if existing is not None:
             uow.session.refresh(existing)  # as it is now that the activity is locked
         user, community = _registrant(uow, principal, activity, user_id, community_id)
