@@ -232,8 +232,21 @@ Index(
     postgresql_where=deliveries.c.state == "sending",
     sqlite_where=deliveries.c.state == "sending",
 )
-Index("ix_deliveries_address_sent", deliveries.c.address, deliveries.c.sent_at)
-Index("ix_deliveries_provider_message", deliveries.c.provider, deliveries.c.provider_message_id)
+# Partial: a row enters these only once sent, so claiming a batch does not touch them.
+Index(
+    "ix_deliveries_address_sent",
+    deliveries.c.address,
+    deliveries.c.sent_at,
+    postgresql_where=deliveries.c.sent_at.isnot(None),
+    sqlite_where=deliveries.c.sent_at.isnot(None),
+)
+Index(
+    "ix_deliveries_provider_message",
+    deliveries.c.provider,
+    deliveries.c.provider_message_id,
+    postgresql_where=deliveries.c.provider_message_id.isnot(None),
+    sqlite_where=deliveries.c.provider_message_id.isnot(None),
+)
 Index("ix_deliveries_notification", deliveries.c.notification_id)
 Index("ix_deliveries_community_created", deliveries.c.community_id, deliveries.c.created_at)
 
