@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, recipients
 from linli_notifications.config import build_providers, load_config
-from linli_notifications.domain.model import Category, Intent
+from linli_notifications.domain.model import Category, Channel, Intent
 from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import Rules
 from linli_notifications.service_layer.planning import plan
@@ -411,3 +411,28 @@ def test_devices_move_between_accounts_and_stale_ones_are_pruned(app, auth, data
     client.post("/devices", json=body, headers=auth(second))  # the app opens again: the token lives
     [device] = client.get("/devices", headers=auth(second)).json
     assert device["pruned_at"] is None
+
+
+def test_a_reminder_held_by_quiet_hours_expires_when_its_meeting_starts(database, clock, fakes):
+    [person] = add_people(database, clock)
+    clock.now = clock.now.replace(hour=14, minute=30)  # 22:30 in Shanghai
+    starts = clock() + timedelta(hours=1)
+    intent = Intent(
+        source_key="reminder:r1",
+        source_type="reminder.hour_before",
+        kind="meeting.reminder",
+        category=Category.REMINDER,
+        user_ids=(person,),
+        expires_at=starts,
+        params={"meeting": "板凳会", "when_at": starts.isoformat(), "place": "7号楼"},
+        channels=frozenset({Channel.SMS}),
+    )
+    with database.transaction() as s:
+        plan(s, intent, clock(), TZ)
+    d = deliverer(database, clock, fakes)
+    d.drain()
+    clock.advance(hours=10)  # morning: the meeting is long over
+    d.drain()
+    [row] = states(database)
+    assert (row["state"], row["reason"]) == ("expired", "too late")
+    assert fakes.count("aliyun") == 0
