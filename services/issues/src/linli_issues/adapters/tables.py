@@ -99,15 +99,21 @@ issues = Table(
     Column("revision", Integer, nullable=False),
 )
 # Lists and statistics always filter by community (or a street's communities) and time.
-Index("ix_issues_community_created", issues.c.community_id, issues.c.created_at)
+# Covering (PostgreSQL INCLUDE): the statistics of a street read these indexes alone, no table rows.
+Index(
+    "ix_issues_community_created",
+    issues.c.community_id,
+    issues.c.created_at,
+    postgresql_include=["status", "overdue_at", "category", "tier"],
+)
 Index("ix_issues_created", issues.c.created_at)
 Index("ix_issues_resolved", issues.c.resolved_at)
 Index("ix_issues_accepted", issues.c.accepted_at)
 Index("ix_issues_closed", issues.c.closed_at)
 # A street's statistics read each of its communities' issues accepted, resolved or closed in a period.
 Index("ix_issues_community_accepted", issues.c.community_id, issues.c.accepted_at)
-Index("ix_issues_community_resolved", issues.c.community_id, issues.c.resolved_at)
-Index("ix_issues_community_closed", issues.c.community_id, issues.c.closed_at)
+Index("ix_issues_community_resolved", issues.c.community_id, issues.c.resolved_at, postgresql_include=["created_at"])
+Index("ix_issues_community_closed", issues.c.community_id, issues.c.closed_at, postgresql_include=["rating"])
 Index("ix_issues_status_due", issues.c.status, issues.c.due_at)
 Index("ix_issues_assignee", issues.c.assignee_id)
 Index("ix_issues_reporter", issues.c.reporter_id)
