@@ -4,6 +4,8 @@ through the gateway's public API by the same client the `linli-demo story` comma
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from linli_demo import story
@@ -49,6 +51,12 @@ def test_the_story_of_the_source_article(whole_platform, platform):
     assert len(roof["roof_meetings"]) == 6
     assert any(entry["kind"] == "inspection" for entry in roof["roof_timeline"])
 
+    lamp_id = story.unattended_issue(city, lines.append)
+    two_days_on = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    platform.command("issues", "run-deadlines", "--as-of", two_days_on)  # nobody handled it in time
+    escalated = story.escalated_to_street(city, lamp_id, lines.append)
+    assert escalated["lamp"]["tier"] == "street" and escalated["official_told"]
+
     activity = story.popular_activity(city, lines.append)
     assert activity["registrations"]["xihu_2"]["status"] == "waitlisted"
     assert activity["promoted_notices"]
@@ -63,6 +71,23 @@ def test_the_story_of_the_source_article(whole_platform, platform):
         "Xihu Community 西湖社区",
     }
     issues = overview["totals"]["issues"]
-    assert issues["raised"] == 2 and issues["resolved"] == 2
+    assert (issues["raised"], issues["resolved"], issues["overdue"]) == (3, 2, 1)
+    assert issues["average_satisfaction"] == 5
     meetings = overview["totals"]["meetings"]
-    assert meetings["meetings_held"] == 7
+    assert meetings["meetings_held"] == 7 and meetings["meetings_by_type"] == {"round_table": 7}
+    assert meetings["decisions_adopted"] == 7 and meetings["action_items_done"] == 1
+    activities = overview["totals"]["activities"]
+    # The sports day starts within the hour: not "held" yet, but its check-ins already count.
+    assert activities["participant_times"] == 3 and activities["distinct_participants"] == 2
+    by_name = {entry["community_name"]: entry for entry in overview["by_community"]}
+    assert by_name["Yucai Street Community 育才街社区"]["issues"]["raised"] == 2
+    assert by_name["Xihu Community 西湖社区"]["activities"]["participant_times"] == 3
+
+    official = city.person("official")
+    ranking = official.get("/api/v1/stats/rankings", params={"metric": "resolution_rate"})["ranking"]
+    assert ranking[0]["community_name"] == "Shangpinyuan Community 尚品苑社区" and ranking[0]["value"] == 1
+    csv_text = official.get("/api/v1/stats/export", params={"format": "csv"}).decode("utf-8-sig")
+    assert csv_text.splitlines()[0].startswith("community_id,community_name,")
+    assert len(csv_text.splitlines()) == 4  # a header and the street's three communities
+    narration = "\n".join(lines)
+    assert "Yang Jing" in narration and "7. The Chengqu street office" in narration

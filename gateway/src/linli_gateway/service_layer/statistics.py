@@ -20,10 +20,10 @@ RANKING_METRICS: dict[str, tuple[str, str, bool]] = {
     "resolution_rate": ("issues", "resolution_rate", True),
     "overdue": ("issues", "overdue", False),
     "issues_raised": ("issues", "raised", True),
-    "satisfaction": ("issues", "satisfaction_avg", True),
+    "satisfaction": ("issues", "average_satisfaction", True),
     "meetings_held": ("meetings", "meetings_held", True),
     "participant_times": ("activities", "participant_times", True),
-    "services_delivered": ("activities", "services_delivered", True),
+    "services_delivered": ("activities", "service_person_times", True),
 }
 
 

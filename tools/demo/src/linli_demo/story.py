@@ -406,11 +406,20 @@ def unattended_issue(city: City, narrate: Narrate = print) -> str:
         "roof_neighbour",
         "yucai",
         title="Street lamp at the north gate is out",
-        category="repairs_facilities",
+        category="safety_hazard",
         urgency="urgent",
         description="Dark at night at the north gate; elderly residents have fallen.",
     )
     return lamp["id"]
+
+
+def escalated_to_street(city: City, lamp_id: str, narrate: Narrate = print) -> dict[str, Any]:
+    """Once the lamp's deadline has passed, the street office has it, and is told."""
+    official = city.person("official")
+    lamp = wait_for(lambda: (i := _issue(official, lamp_id))["tier"] == "street" and i, what="the lamp escalated")
+    told = wait_for(lambda: [n for n in inbox(official) if lamp_id in str(n)], what="the street office told")
+    narrate(f"   The lamp's deadline passed: it is now at the {lamp['tier']} tier, and the street office was told.")
+    return {"lamp": lamp, "official_told": told}
 
 
 def popular_activity(city: City, narrate: Narrate = print) -> dict[str, Any]:
