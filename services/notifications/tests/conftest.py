@@ -11,7 +11,7 @@ import json
 import threading
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlparse
@@ -154,6 +154,12 @@ def auth(token_signer):
 
 
 # --- the provider fakes -------------------------------------------------------------------------
+def _numbers(params: dict) -> list[str]:
+    if params.get("Action") == "SendBatchSms":
+        return json.loads(params["PhoneNumberJson"])
+    return [params.get("PhoneNumbers")]
+
+
 def _aliyun_percent(value: str) -> str:
     # Written from the documentation, independently of the adapter: URL-encode with UTF-8, then
     # "+" -> "%20", "*" -> "%2A", "%7E" -> "~".
@@ -173,6 +179,7 @@ class FakeProviders:
         self.unregistered: set[str] = set()
         self.nonces: set[str] = set()
         self.hang = threading.Event()  # set: hanging requests may finish
+        self.clock = lambda: datetime.now(UTC)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.fcm_private_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -182,6 +189,10 @@ class FakeProviders:
         self.server = LoopbackServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def received_at(self) -> str:
+        """The provider's own clock; tests move it along with the service's fixed clock."""
+        return (self.clock() + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
 
     def count(self, api: str) -> int:
         return len(self.requests[api])
@@ -320,6 +331,8 @@ class FakeProviders:
                 datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ")
                 action = params.get("Action")
                 if action in ("SendSms", "SendBatchSms"):
+                    # Alibaba Cloud keeps what it accepted, with the time in Beijing (SendDate).
+                    params["_received"] = fake.received_at()
                     fake.requests["aliyun"].append(params)
                     outcome = self._maybe_scripted("aliyun")
                     if outcome:
@@ -343,15 +356,15 @@ class FakeProviders:
                             "SendStatus": 3,
                             "ErrCode": "DELIVERED",
                             "TemplateCode": p["TemplateCode"],
-                            "PhoneNum": p["PhoneNumbers"],
+                            "PhoneNum": params["PhoneNumber"],
                             "OutId": p.get("OutId"),
                             "BizId": p.get("_biz_id"),
-                            "SendDate": "2026-11-24 10:00:00",
-                            "ReceiveDate": "2026-11-24 10:00:05",
+                            "SendDate": p["_received"],
+                            "ReceiveDate": p["_received"],
                             "Content": "...",
                         }
                         for p in fake.requests["aliyun"]
-                        if p.get("Action") == "SendSms" and p.get("PhoneNumbers") == params["PhoneNumber"]
+                        if params["PhoneNumber"] in _numbers(p)
                     ]
                     return self._reply(
                         200,
@@ -527,7 +540,8 @@ class FakeProviders:
 
 
 @pytest.fixture
-def fakes():
+def fakes(clock):
     server = FakeProviders()
+    server.clock = clock
     yield server
     server.close()

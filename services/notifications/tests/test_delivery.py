@@ -436,3 +436,18 @@ def test_a_reminder_held_by_quiet_hours_expires_when_its_meeting_starts(database
     [row] = states(database)
     assert (row["state"], row["reason"]) == ("expired", "too late")
     assert fakes.count("aliyun") == 0
+
+
+def test_unknown_outcome_of_a_batch_is_checked_not_resent(database, clock, fakes):
+    people = add_people(database, clock, 3)
+    notify(database, clock, people)
+    fakes.script["aliyun"] = ["hang"]
+    d = deliverer(database, clock, fakes)
+    d.drain()
+    [batch] = fakes.requests["aliyun"]
+    assert batch["Action"] == "SendBatchSms" and batch["OutId"] == "linli-batch"
+    assert {r["outcome_unknown"] for r in states(database)} == {True}
+    clock.advance(minutes=1)
+    d.drain()
+    assert {r["state"] for r in states(database)} == {"sent"}
+    assert fakes.count("aliyun") == 1 and fakes.count("aliyun_query") == 3

@@ -29,6 +29,7 @@ from linli_notifications.adapters.providers.base import (
 from linli_notifications.domain.model import Channel
 
 API_VERSION = "2017-05-25"
+BATCH_MARK = "linli-batch"
 DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com/"
 # Error codes (https://help.aliyun.com/document_detail/101346.html) by what they mean for us.
 ADDRESS_ERRORS = {"isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_COUNT_OVER_LIMIT", "isv.BLACK_KEY_CONTROL_LIMIT"}
@@ -109,6 +110,9 @@ class AliyunSms(HttpProvider):
                     "SignNameJson": json.dumps([self.sign_name] * len(messages), ensure_ascii=False),
                     "TemplateCode": messages[0].template_code,
                     "TemplateParamJson": json.dumps([m.template_params for m in messages], ensure_ascii=False),
+                    # One OutId for the whole batch (a delivery id each would not fit): a check
+                    # recognises the batch by this marker, the template and the time (see check()).
+                    "OutId": BATCH_MARK,
                 },
             )
         body, failure, latency, status = self._request(action, params)
@@ -161,7 +165,9 @@ class AliyunSms(HttpProvider):
         if failure is not None or body.get("Code") != "OK":
             raise ProviderCheckFailed(body.get("Code") or str(failure))
         for detail in (body.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []:
-            if detail.get("OutId") == message.delivery_id:
+            ours = detail.get("OutId") == message.delivery_id
+            batch = detail.get("OutId") == BATCH_MARK and detail.get("TemplateCode") == message.template_code
+            if ours or (batch and _sent_since(detail.get("SendDate"), sent_after)):
                 return SendResult(
                     message.delivery_id,
                     message.address,
@@ -171,6 +177,17 @@ class AliyunSms(HttpProvider):
                     latency_ms=latency,
                 )
         return None
+
+
+def _sent_since(send_date: str | None, since: datetime) -> bool:
+    """SendDate is "yyyy-MM-dd HH:mm:ss" in Beijing time."""
+    if not send_date:
+        return False
+    try:
+        sent = datetime.strptime(send_date, "%Y-%m-%d %H:%M:%S").replace(tzinfo=_CHINA)
+    except ValueError:
+        return False
+    return sent >= since.astimezone(_CHINA).replace(microsecond=0)
 
 
 class ProviderCheckFailed(RuntimeError):
