@@ -22,9 +22,17 @@ class StatsQuery(Schema):
     last = fields.Date(load_default=None, data_key="to")
 
 
+class StatsSchema(Schema):
+    scope = fields.Dict(metadata={"description": "community_id, street_id, community_ids, or city"})
+    period = fields.Dict(metadata={"description": "from, to (dates in the city's time zone), timezone"})
+    totals = fields.Dict(metadata={"description": "every figure, plus activities_by_kind"})
+    by_community = fields.List(fields.Dict(), metadata={"description": "community_id and the figures"})
+    monthly = fields.List(fields.Dict(), metadata={"description": "month (YYYY-MM) and the monthly figures"})
+
+
 @blp.route("/stats", methods=["GET"])
 @blp.arguments(StatsQuery, location="query")
-@blp.response(200)
+@blp.response(200, StatsSchema)
 def statistics(query: dict) -> dict[str, Any]:
     """Activities held by kind, participant-times, distinct participants, registrations against
     attendance, posts and residents covered, mutual-aid groups, members and help hours, talents,
