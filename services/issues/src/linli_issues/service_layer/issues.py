@@ -26,14 +26,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# Which event a status change raises; other moves raise `issues.issue.status_changed`.
-STATUS_EVENTS = {
-    "accepted": "issues.issue.accepted",
-    "resolved": "issues.issue.resolved",
-    "closed": "issues.issue.closed",
-}
-
-
 @dataclass(frozen=True)
 class IssueView:
     """An issue as one caller may see it."""
@@ -135,9 +127,10 @@ def change_status(
     elif status == "closed":
         publish_change(uow, "issues.issue.closed", issue, actor_id, rating=issue.rating)
     else:
+        accepted = status == "accepted" and previous == "reported"
         publish_change(
             uow,
-            STATUS_EVENTS.get(status, "issues.issue.status_changed"),
+            "issues.issue.accepted" if accepted else "issues.issue.status_changed",
             issue,
             actor_id,
             from_status=previous,
