@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from flask import Flask
 
 from linli_issues.definition import definition
 from linli_issues.entrypoints.issues_api import blp as issues_blueprint
 from linli_issues.entrypoints.open311 import blp as open311_blueprint
 from linli_issues.service_layer.issues import utc_now
-from linli_kit.auth import TokenVerifier
 from linli_kit.db import Database
 from linli_kit.web import create_app as create_kit_app
 
@@ -20,16 +18,7 @@ from linli_kit.web import create_app as create_kit_app
 def create_app(clock: Callable[[], datetime] = utc_now) -> Flask:
     """The app; `clock` is the time the use cases see (tests move it instead of waiting)."""
     settings = definition.settings()
-    # The key is parsed once here; handing PyJWT the PEM text would parse it again on every request.
-    public_key = load_pem_public_key(settings.jwt_public_key().encode())
-    verifier = TokenVerifier(public_key, issuer=settings.jwt_issuer)  # type: ignore[arg-type]
-    app = create_kit_app(
-        settings,
-        Database(settings.database_url),
-        title="Linli issues",
-        blueprints=[issues_blueprint],
-        verifier=verifier,
-    )
+    app = create_kit_app(settings, Database(settings.database_url), title="Linli issues", blueprints=[issues_blueprint])
     app.extensions["linli.issues.clock"] = clock
     app.register_blueprint(open311_blueprint)
     return app
