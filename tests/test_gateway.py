@@ -284,17 +284,18 @@ def test_dead_or_slow_services_answer_503_without_tying_up_the_gateway(platform,
 
 
 def test_rate_limit_answers_429_and_recovers(platform, token_signer):
-    platform.extra_env.update({"RATE_LIMIT_PER_CLIENT": "5/second", "RATE_LIMIT_AUTH": "3/second"})
+    # Windows wide enough that a loaded machine still sends the burst inside them.
+    platform.extra_env.update({"RATE_LIMIT_PER_CLIENT": "6 per 5 seconds", "RATE_LIMIT_AUTH": "3/minute"})
     gateway = platform.start_web("gateway")
     streets = gateway.url + "/api/v1/directory/streets"
-    answers = [requests.get(streets) for _ in range(8)]
+    answers = [requests.get(streets) for _ in range(10)]
     limited = [a for a in answers if a.status_code == 429]
     assert limited, [a.status_code for a in answers]
     assert limited[0].json()["error"]["code"] == "rate_limited" and int(limited[0].headers["Retry-After"]) >= 0
-    eventually(lambda: requests.get(streets).status_code == 200, timeout=5, interval=0.2, what="limit recovers")
+    eventually(lambda: requests.get(streets).status_code == 200, timeout=15, interval=0.5, what="limit recovers")
     assert requests.get(gateway.url + "/healthz").status_code == 200  # probes are never limited
     logins = [
         requests.post(gateway.url + "/api/v1/auth/login", json={"phone": PHONE, "password": "x"}).status_code
         for _ in range(5)
     ]
-    assert 429 in logins
+    assert logins[:3] == [401, 401, 401] and logins[3:] == [429, 429]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 
 from linli_kit.errors import Forbidden, Unauthorized
 
@@ -65,7 +66,8 @@ class Principal:
 
 class TokenVerifier:
     def __init__(self, public_key: str, *, issuer: str, leeway_seconds: int = 10) -> None:
-        self._public_key = public_key
+        # Parsed once: PyJWT would otherwise parse the PEM text again for every request.
+        self._public_key = serialization.load_pem_public_key(public_key.encode())
         self._issuer = issuer
         self._leeway = leeway_seconds
 
@@ -106,7 +108,7 @@ class TokenSigner:
     """Signs access tokens. Only the gateway holds the private key; tests use a throwaway one."""
 
     def __init__(self, private_key: str, *, issuer: str, ttl: timedelta = timedelta(minutes=15)) -> None:
-        self._private_key = private_key
+        self._private_key = serialization.load_pem_private_key(private_key.encode(), password=None)
         self._issuer = issuer
         self.ttl = ttl
 
