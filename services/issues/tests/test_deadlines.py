@@ -112,3 +112,19 @@ def test_the_auto_close_delay_is_configurable(monkeypatch, client, tokens, repor
     close.run()
     assert client.get(f"/{issue['id']}", headers=staff).get_json()["status"] == "closed"
     database.dispose()
+
+
+def test_the_deadline_pass_runs_on_demand_as_of_a_given_instant(client, tokens, report, outbox, capsys, env):
+    issue, _ = report(urgency="urgent")  # repairs, urgent: 24 hours from 2 November 01:00 UTC
+    settings = definition.settings()
+    database = Database(settings.database_url)
+    run = definition.commands["run-deadlines"]
+    assert run(settings, database, ["--as-of", "2026-11-03T00:59:00+00:00"]) == 0
+    assert "0 overdue issue(s)" in capsys.readouterr().out
+    assert run(settings, database, ["--as-of", "2026-11-03T09:30:00+08:00"]) == 0
+    assert "1 overdue issue(s)" in capsys.readouterr().out
+    assert client.get(f"/{issue['id']}", headers=tokens.staff()).get_json()["tier"] == "community"
+    assert [d["automatic"] for _, d in outbox("issues.issue.escalated")] == [True]
+    with pytest.raises(SystemExit):
+        run(settings, database, ["--as-of", "2026-11-03T09:30:00"])  # no offset: refused
+    database.dispose()
