@@ -22,5 +22,11 @@ done
 for s in $services; do
   rm -rf "$LINLI_DATA_DIR/metrics/$s" && mkdir -p "$LINLI_DATA_DIR/metrics/$s"
 done
-echo "Linli: gateway on http://127.0.0.1:8000 (try /api/v1/directory/streets, /healthz); Ctrl-C stops all."
+echo "Linli: gateway on http://127.0.0.1:8000 (API docs at /api/docs); Ctrl-C stops all."
+if [ "${LINLI_DEMO:-1}" != "0" ]; then
+  # A demo city modelled on the source article, loaded through the public API once the gateway
+  # is ready (LINLI_DEMO=0 to start empty). The demo admin is for this local platform only.
+  linli-gateway create-admin --phone 13800000000 --password linli-admin-2026 --name "Demo city admin" >/dev/null
+  (linli-demo load --wait 180 || echo "linli-demo: the demo city was not loaded; see above") &
+fi
 exec honcho start -f Procfile

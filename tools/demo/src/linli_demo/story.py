@@ -75,14 +75,20 @@ def _register(city: City, creator: Session, key: str, name: str, role: str, **sc
 
 
 def set_up_city(
-    base_url: str, admin_phone: str, admin_password: str, narrate: Narrate = print, phone_base: int = 13900000000
+    base_url: str,
+    admin_phone: str,
+    admin_password: str,
+    narrate: Narrate = print,
+    phone_base: int = 13900000000,
+    label: str = "",
 ) -> City:
-    """Step 1: Lingwu city, two streets, four communities, their people."""
+    """Step 1: Lingwu city, two streets, four communities, their people. `label` sets this telling's
+    streets and communities apart from a city that is already there."""
     admin = Session(base_url).login(admin_phone, admin_password)
     city = City(base_url, admin, next_phone=phone_base)
     narrate("1. The city admin sets up Lingwu: streets, communities and compounds.")
     for key, name in (("chengqu", "Chengqu Street 城区街道"), ("guojiaqiao", "Guojiaqiao Street 郭家桥街道")):
-        city.streets[key] = admin.post("/api/v1/directory/streets", {"name": name, "city": "Lingwu"})["id"]
+        city.streets[key] = admin.post("/api/v1/directory/streets", {"name": name + label, "city": "Lingwu"})["id"]
     for key, street, name in (
         ("shangpinyuan", "chengqu", "Shangpinyuan Community 尚品苑社区"),
         ("yucai", "chengqu", "Yucai Street Community 育才街社区"),
@@ -90,7 +96,7 @@ def set_up_city(
         ("nanmen", "guojiaqiao", "Nanmen Community 南门社区"),
     ):
         city.communities[key] = admin.post(
-            "/api/v1/directory/communities", {"street_id": city.streets[street], "name": name}
+            "/api/v1/directory/communities", {"street_id": city.streets[street], "name": name + label}
         )["id"]
     for key, community, name, lat, lon in (
         ("shangpinyuan", "shangpinyuan", "Shangpinyuan Garden", 38.1021, 106.3395),
