@@ -236,6 +236,7 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
     assert made.status_code == 201, made.text
     key = made.json()["key"]
     via_key = requests.post(gateway.url + "/open311/v2/requests.json", data={"api_key": key, "description": "d"})
+    assert via_key.json()["body"] == f"api_key={key}&description=d"  # the form reaches the service whole
     forwarded = via_key.json()["headers"]
     claims = jwt.decode(forwarded["Authorization"].split()[1], options={"verify_signature": False})
     assert claims["role"] == "api_client" and claims["community_ids"] == [community]

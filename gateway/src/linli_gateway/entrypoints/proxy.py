@@ -102,6 +102,8 @@ def install(app: Any, settings: GatewaySettings) -> None:
 
 
 def _api_key() -> str | None:
+    # Read (and cache) the body before looking into the form, so it can still be forwarded whole.
+    request.get_data(cache=True)
     return (
         request.headers.get("X-API-Key")
         or request.args.get("api_key")
