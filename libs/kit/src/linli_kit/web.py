@@ -16,6 +16,7 @@ from typing import Any
 import pika
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from linli_kit import context
@@ -154,6 +155,13 @@ def _install_request_hooks(app: Flask, service: str) -> None:
 
 
 def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(_error: OperationalError) -> tuple[Response, int]:
+        # The transaction was rolled back: nothing changed. Say so, and when to try again.
+        response = jsonify(error_body(503, "database_unavailable", "the database is unavailable; try again shortly"))
+        response.headers["Retry-After"] = "1"
+        return response, 503
+
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> tuple[Response, int]:
         response = jsonify(error_body(error.status, error.code, error.message, error.fields))
