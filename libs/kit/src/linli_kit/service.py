@@ -19,7 +19,7 @@ from sqlalchemy import MetaData
 from linli_kit import migrations
 from linli_kit.config import ConfigError, Settings, load_settings
 from linli_kit.db import Database
-from linli_kit.events.consumer import Handler
+from linli_kit.events.consumer import AnyHandler
 from linli_kit.logs import configure_logging
 from linli_kit.tables import MessagingTables
 from linli_kit.web import broker_check
@@ -32,7 +32,7 @@ class ServiceDefinition:
     metadata: MetaData
     messaging: MessagingTables
     migrations_dir: Path
-    handlers: Callable[[Settings, Database], dict[str, Handler]] = lambda _s, _d: {}
+    handlers: Callable[[Settings, Database], dict[str, AnyHandler]] = lambda _s, _d: {}
     timers: Callable[[Settings, Database], list[Timer]] = lambda _s, _d: []
     commands: dict[str, Callable[[Settings, Database, list[str]], int]] = field(default_factory=dict)
 

@@ -13,7 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from linli_kit.config import Settings
 from linli_kit.db import Database
-from linli_kit.events.consumer import EventConsumer, Handler
+from linli_kit.events.consumer import AnyHandler, EventConsumer
 from linli_kit.events.relay import OutboxRelay
 from linli_kit.metrics import render
 from linli_kit.tables import MessagingTables
@@ -37,7 +37,7 @@ class Worker:
         database: Database,
         tables: MessagingTables,
         *,
-        handlers: dict[str, Handler] | None = None,
+        handlers: dict[str, AnyHandler] | None = None,
         timers: list[Timer] | None = None,
     ) -> None:
         self.settings = settings

@@ -73,6 +73,10 @@ class BatchHandler:
     handle: Callable[[Session, list[Event]], None]
 
 
+# What a service maps an event type to: a handler per event, or one per batch of events.
+AnyHandler = Handler | BatchHandler
+
+
 def batch_handler(handle: Callable[[Session, list[Event]], None]) -> BatchHandler:
     """Mark `handle(session, events)` as a batch handler, for the handlers mapping of a consumer."""
     return BatchHandler(handle)
