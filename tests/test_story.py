@@ -39,7 +39,8 @@ def test_the_story_of_the_source_article(whole_platform, platform):
         "representative",
         "yang_jing",
     }
-    assert wall["decision"]["outcome"] == "adopted"
+    assert all(wall["sms_to_invited"].values())
+    assert wall["decision"]["outcome"] == "adopted" and "unanimity" in wall["decision"]["rule"]
     assert wall["decision"]["votes_for"] == 5 and wall["decision"]["votes_against"] == 0
     final = wall["wall_final"]
     assert final["status"] in {"resolved", "closed"} and final["rating"] == 5
@@ -61,6 +62,9 @@ def test_the_story_of_the_source_article(whole_platform, platform):
     assert activity["registrations"]["xihu_2"]["status"] == "waitlisted"
     assert activity["promoted_notices"]
 
+    helping = story.neighbours_helping(city, lines.append)
+    assert helping["booking"]["status"] == "completed"
+
     overview = story.street_overview(city, lines.append)
     assert overview["complete"], overview["missing"]
     assert overview["scope"] == {"level": "street", "community_id": None, "street_id": city.streets["chengqu"]}
@@ -79,6 +83,8 @@ def test_the_story_of_the_source_article(whole_platform, platform):
     activities = overview["totals"]["activities"]
     # The sports day starts within the hour: not "held" yet, but its check-ins already count.
     assert activities["participant_times"] == 3 and activities["distinct_participants"] == 2
+    assert (activities["mutual_aid_groups"], activities["group_members"], activities["help_hours"]) == (1, 2, 2.5)
+    assert activities["service_person_times"] == 1 and activities["door_to_door_person_times"] == 1
     by_name = {entry["community_name"]: entry for entry in overview["by_community"]}
     assert by_name["Yucai Street Community 育才街社区"]["issues"]["raised"] == 2
     assert by_name["Xihu Community 西湖社区"]["activities"]["participant_times"] == 3

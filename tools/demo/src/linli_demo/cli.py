@@ -69,6 +69,7 @@ def load(gateway: str, wait: float) -> int:
     story.cultural_wall(city, quiet)
     story.leaking_roof(city, quiet)
     story.popular_activity(city, quiet)
+    story.neighbours_helping(city, quiet)
     print(f"linli-demo: Lingwu is loaded. Open {gateway}/api/docs, or try:")
     print(f"  curl {gateway}/api/v1/directory/communities")
     _print_logins(city)
@@ -98,6 +99,7 @@ def tell(gateway: str) -> int:
     else:
         print("   (run `linli-issues run-deadlines` on the server to see it escalate)")
     story.popular_activity(city, print)
+    story.neighbours_helping(city, print)
     story.street_overview(city, print)
     return 0
 

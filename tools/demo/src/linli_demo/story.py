@@ -287,7 +287,16 @@ def cultural_wall(city: City, narrate: Narrate = print) -> dict[str, Any]:
         )
         for key, _ in invited
     }
-    narrate(f"   The issue is in deliberation; {len(invited)} invited people have the notice in their app.")
+    seen["sms_to_invited"] = {
+        key: wait_for(
+            lambda k=key: staff.get(
+                "/api/v1/notifications/deliveries", params={"user_id": city.person(k).id, "channel": "sms"}
+            ),
+            what=f"an SMS to {key}",
+        )
+        for key, _ in invited
+    }
+    narrate(f"   The issue is in deliberation; {len(invited)} invited people have the notice in their app and by SMS.")
 
     narrate("4. The round-table meets: attendance, the motion to dismantle the wall, a unanimous vote.")
     voters = [city.person(k) for k, _ in invited]
@@ -296,6 +305,8 @@ def cultural_wall(city: City, narrate: Narrate = print) -> dict[str, Any]:
         meeting,
         {
             "motion": "Dismantle the two cultural walls; the property company does the work within two weeks",
+            # The round-table's rules of procedure let a motion ask for unanimity; this one does.
+            "threshold": "unanimous",
             "agenda_item_id": meeting["agenda"][0]["id"],
             "issue_effect": "resolution_plan",
             "resolution_plan": "The property company dismantles both walls",
@@ -466,6 +477,65 @@ def popular_activity(city: City, narrate: Narrate = print) -> dict[str, Any]:
     mine = city.person("xihu_2").get(f"/api/v1/activities/{aid}/registrations")
     narrate("   Li Yumei's family and Feng Lan check in.")
     return {"activity": aid, "registrations": registrations, "promoted_notices": promoted, "feng_lan": mine}
+
+
+def neighbours_helping(city: City, narrate: Narrate = print) -> dict[str, Any]:
+    """Step 6, too: a mutual-aid group logs its help, and a haircut is given at home to someone who
+    cannot get out."""
+    staff = city.person("staff_xihu")
+    xihu = city.communities["xihu"]
+    narrate("   The 'caring grandmas' group of Xihu logs its help; a haircut is given at home.")
+    group = staff.post(
+        "/api/v1/activities/groups",
+        {
+            "community_id": xihu,
+            "name": "Caring grandmas 爱心奶奶",
+            "purpose": "Visit neighbours who live alone",
+            "coordinator_id": city.person("li_yumei").id,
+        },
+    )
+    for key in ("li_yumei", "xihu_3"):
+        staff.post(
+            f"/api/v1/activities/groups/{group['id']}/members",
+            {"user_id": city.person(key).id, "display_name": city.person(key).name},
+        )
+    staff.post(
+        f"/api/v1/activities/groups/{group['id']}/help",
+        {
+            "helper_id": city.person("li_yumei").id,
+            "helped_description": "Grandpa Wang, lives alone",
+            "helped_on": datetime.now(UTC).date().isoformat(),
+            "hours": 2.5,
+            "note": "Shopping and a chat",
+        },
+    )
+    haircut = staff.post(
+        "/api/v1/activities/offerings",
+        {
+            "community_id": xihu,
+            "name": "Haircut at home",
+            "kind": "haircut",
+            "provider_type": "business",
+            "provider_name": "Xihu barber",
+            "at_post": False,
+            "door_to_door": True,
+        },
+    )
+    start = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
+    booking = staff.post(
+        "/api/v1/activities/bookings",
+        {
+            "offering_id": haircut["id"],
+            "resident_id": city.person("xihu_3").id,
+            "door_to_door": True,
+            "address": "Xihu Residences, Building 3, 501",
+            "slot_start": start.isoformat(),
+            "slot_end": (start + timedelta(minutes=40)).isoformat(),
+        },
+    )
+    staff.post(f"/api/v1/activities/bookings/{booking['id']}/confirm", {})
+    done = staff.post(f"/api/v1/activities/bookings/{booking['id']}/complete", {"person_times": 1})
+    return {"group": group["id"], "booking": done}
 
 
 def street_overview(city: City, narrate: Narrate = print) -> dict[str, Any]:
