@@ -85,12 +85,6 @@ class AccountRepository:
         if exists is None:
             self.session.execute(insert(revoked_access_tokens).values(jti=jti, expires_at=expires_at))
 
-    def is_access_token_revoked(self, jti: str) -> bool:
-        return (
-            self.session.scalar(select(revoked_access_tokens.c.jti).where(revoked_access_tokens.c.jti == jti))
-            is not None
-        )
-
     def prune_revocations(self, now: datetime) -> None:
         self.session.execute(delete(revoked_access_tokens).where(revoked_access_tokens.c.expires_at < now))
         self.session.execute(delete(OneTimeCode).where(OneTimeCode.created_at < now - timedelta(days=1)))

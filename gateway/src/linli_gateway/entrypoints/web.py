@@ -6,10 +6,10 @@ import jwt
 from flask import Flask, Response, request
 from flask_limiter import Limiter
 
+from linli_gateway.adapters.revocations import RevokedTokens
 from linli_gateway.definition import definition
 from linli_gateway.entrypoints import auth_api, directory_api, openapi, proxy, stats_api
-from linli_gateway.service_layer.accounts import Identity, is_revoked
-from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
+from linli_gateway.service_layer.accounts import Identity
 from linli_gateway.settings import ROUTED_SERVICES, load_gateway_settings
 from linli_kit.auth import Principal, TokenSigner, TokenVerifier
 from linli_kit.db import Database
@@ -23,13 +23,13 @@ _PROBES = {"/healthz", "/readyz", "/metrics"}
 class RevocationAwareVerifier(TokenVerifier):
     """Refuses access tokens revoked by logout, which a signature check alone would accept."""
 
-    def __init__(self, public_key: str, *, issuer: str, database: Database) -> None:
+    def __init__(self, public_key: str, *, issuer: str, revoked: RevokedTokens) -> None:
         super().__init__(public_key, issuer=issuer)
-        self._database = database
+        self.revoked = revoked
 
     def verify(self, token: str) -> Principal:
         principal = super().verify(token)
-        if principal.token_id and is_revoked(GatewayUnitOfWork(self._database), principal.token_id):
+        if principal.token_id and principal.token_id in self.revoked:
             raise Unauthorized("token revoked (logged out)")
         return principal
 
@@ -63,7 +63,9 @@ def create_app() -> Flask:
         database,
         title="Linli gateway",
         blueprints=[directory_api.blp, auth_api.blp, stats_api.blp],
-        verifier=RevocationAwareVerifier(settings.jwt_public_key(), issuer=settings.jwt_issuer, database=database),
+        verifier=RevocationAwareVerifier(
+            settings.jwt_public_key(), issuer=settings.jwt_issuer, revoked=RevokedTokens(database)
+        ),
     )
     app.extensions["linli.identity"] = Identity(
         TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)

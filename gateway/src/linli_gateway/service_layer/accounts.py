@@ -308,11 +308,6 @@ def logout(
         uow.commit()
 
 
-def is_revoked(uow: GatewayUnitOfWork, jti: str) -> bool:
-    with uow:
-        return uow.accounts.is_access_token_revoked(jti)
-
-
 # --- people: reading and changing ---------------------------------------------------------------------
 def _may_manage(uow: GatewayUnitOfWork, principal: Principal, user: User) -> bool:
     if principal.role == Role.CITY_ADMIN:
