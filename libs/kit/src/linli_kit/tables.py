@@ -6,6 +6,7 @@ Each service adds them to its own MetaData, so its own Alembic history creates t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -19,7 +20,30 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(TypeDecorator):
+    """An instant stored in UTC and read back with its offset on PostgreSQL and SQLite alike (SQLite
+    keeps no time zone and would hand back naive datetimes). Naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: times are stored as instants with an offset")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants a bigint for a busy outbox.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

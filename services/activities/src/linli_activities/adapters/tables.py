@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -10,7 +9,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -37,30 +35,11 @@ from linli_activities.domain.care import (
     TalentMatch,
 )
 from linli_activities.domain.places import ServicePost
-from linli_kit.tables import add_directory_replica, add_messaging_tables
+from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
-
-
-class UtcDateTime(TypeDecorator):
-    """Stored in UTC, always read back aware (SQLite forgets the offset)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class TagList(TypeDecorator):

@@ -1,12 +1,9 @@
 """The issues service's own database schema, and the mapping of the domain objects onto it."""
 
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -17,33 +14,15 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import registry
-from sqlalchemy.types import TypeDecorator
 
 from linli_issues.domain.model import Category, Issue, TimelineEntry
+from linli_kit.tables import UtcDateTime as When
 from linli_kit.tables import add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
-
-
-class When(TypeDecorator):
-    """A moment in UTC, aware on the way out on every database (SQLite would hand back naive ones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored: give a UTC offset")
-        return value.astimezone(UTC) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 categories = Table(

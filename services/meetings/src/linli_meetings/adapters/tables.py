@@ -1,13 +1,10 @@
 """The meetings service's own database schema, and the mapping of the domain onto it."""
 
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -16,39 +13,17 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import registry, relationship
 
-from linli_kit.tables import add_directory_replica, add_messaging_tables
+from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
 replica = add_directory_replica(metadata)
-
-
-class UtcDateTime(TypeDecorator):
-    """An instant stored in UTC and read back with its offset, on PostgreSQL and on SQLite (which
-    keeps no time zone and would hand back naive datetimes)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: times are stored as instants with an offset")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 Id = String(36)
