@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,25 +14,6 @@ def database(pg_databases) -> Iterator[Database]:
     probe.metadata.create_all(db.engine)
     yield db
     db.dispose()
-
-
-@pytest.fixture
-def threads() -> Iterator[Callable]:
-    """Start `target(stop)` on a thread; every one is stopped and joined after the test."""
-    started: list[tuple[threading.Event, threading.Thread]] = []
-
-    def start(target: Callable[[threading.Event], None]) -> threading.Event:
-        stop = threading.Event()
-        thread = threading.Thread(target=target, args=(stop,), daemon=True)
-        thread.start()
-        started.append((stop, thread))
-        return stop
-
-    yield start
-    for stop, _thread in started:
-        stop.set()
-    for _, thread in started:
-        thread.join(15)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from linli_activities.definition import definition
 from linli_activities.entrypoints.web import create_app
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
-from linli_kit.testing.platform import Platform
 
 
 @dataclass
@@ -134,17 +133,3 @@ class World:
 @pytest.fixture
 def world(database, token_signer) -> World:
     return World(database, token_signer.sign)
-
-
-@pytest.fixture
-def platform(pg_databases, amqp_url, bus_names, token_keys, tmp_path) -> Iterator[Platform]:
-    """Real processes (gunicorn web, workers) of the gateway and this service."""
-    private_key, public_key = token_keys
-    stack = Platform(pg_databases, amqp_url, bus_names, public_key, private_key, tmp_path / "platform")
-    try:
-        yield stack
-    except BaseException:
-        print(stack.logs())
-        raise
-    finally:
-        stack.stop_all()

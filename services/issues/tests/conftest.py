@@ -239,14 +239,3 @@ def outbox(database):
 def valid_report(directory):
     """A valid report body, with the given fields replaced."""
     return lambda **overrides: report_body(directory, **overrides)
-
-
-@pytest.fixture
-def platform(pg_databases, amqp_url, bus_names, token_keys, tmp_path):
-    """The platform's real processes (gunicorn web, workers) for end-to-end flows."""
-    from linli_kit.testing.platform import Platform
-
-    private_key, public_key = token_keys
-    stack = Platform(pg_databases, amqp_url, bus_names, public_key, private_key, tmp_path / "platform")
-    yield stack
-    stack.stop_all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -171,25 +170,6 @@ def outbox_events(database) -> Callable[[str], list[dict]]:
     return read
 
 
-@pytest.fixture
-def threads() -> Iterator[Callable]:
-    """Start `target(stop)` on a thread; every one is stopped and joined after the test."""
-    started: list[tuple[threading.Event, threading.Thread]] = []
-
-    def start(target: Callable[[threading.Event], None]) -> threading.Event:
-        stop = threading.Event()
-        thread = threading.Thread(target=target, args=(stop,), daemon=True)
-        thread.start()
-        started.append((stop, thread))
-        return stop
-
-    yield start
-    for stop, _ in started:
-        stop.set()
-    for _, thread in started:
-        thread.join(15)
-
-
 class BusTap:
     """A queue bound to keys of the test exchange: the events that really reached the broker."""
 
@@ -264,20 +244,6 @@ def worker(settings, database):
     w.start()
     yield w
     w.shutdown(15)
-
-
-@pytest.fixture
-def platform(request, pg_databases, amqp_url, bus_names, token_keys, tmp_path):
-    """The platform's real processes (gunicorn web, workers) on PostgreSQL and RabbitMQ."""
-    from linli_kit.testing.platform import Platform
-
-    private_key, public_key = token_keys
-    stack = Platform(pg_databases, amqp_url, bus_names, public_key, private_key, tmp_path / "platform")
-    stack.extra_env.update({"LOG_LEVEL": "WARNING"})
-    yield stack
-    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-        print(stack.logs())
-    stack.stop_all()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,7 @@ from linli_kit.auth import TokenSigner
 from linli_kit.config import BusNames
 from linli_kit.keys import generate_keypair
 from linli_kit.testing import infra
+from linli_kit.testing.platform import Platform
 
 TEST_ISSUER = "linli-gateway"
 _bus_counter = itertools.count()
@@ -75,6 +78,52 @@ def token_keys() -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def token_signer(token_keys: tuple[str, str]) -> TokenSigner:
     return TokenSigner(token_keys[0], issuer=TEST_ISSUER)
+
+
+@pytest.fixture
+def threads() -> Iterator[Callable[[Callable[[threading.Event], None]], threading.Event]]:
+    """Start `target(stop)` on a thread; every one is stopped and joined after the test."""
+    started: list[tuple[threading.Event, threading.Thread]] = []
+
+    def start(target: Callable[[threading.Event], None]) -> threading.Event:
+        stop = threading.Event()
+        thread = threading.Thread(target=target, args=(stop,), daemon=True)
+        thread.start()
+        started.append((stop, thread))
+        return stop
+
+    yield start
+    for stop, _thread in started:
+        stop.set()
+    for _stop, thread in started:
+        thread.join(15)
+
+
+@pytest.fixture
+def platform(
+    request: pytest.FixtureRequest,
+    pg_databases: infra.PostgresDatabases,
+    amqp_url: str,
+    bus_names: BusNames,
+    token_keys: tuple[str, str],
+    tmp_path: Path,
+) -> Iterator[Platform]:
+    """The platform's real processes (gunicorn web, workers), isolated for this test; their logs are
+    printed when the test fails."""
+    private_key, public_key = token_keys
+    stack = Platform(pg_databases, amqp_url, bus_names, public_key, private_key, tmp_path / "platform")
+    yield stack
+    call = getattr(request.node, "rep_call", None)
+    if call is not None and call.failed:
+        print(stack.logs())
+    stack.stop_all()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
