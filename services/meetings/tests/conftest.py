@@ -244,10 +244,3 @@ def worker(settings, database):
     w.start()
     yield w
     w.shutdown(15)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
