@@ -1,10 +1,12 @@
 """The delivery stage against loopback providers that check requests as the real APIs do."""
 
+import json
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, recipients
 from linli_notifications.config import build_providers, load_config
@@ -451,3 +453,52 @@ def test_unknown_outcome_of_a_batch_is_checked_not_resent(database, clock, fakes
     d.drain()
     assert {r["state"] for r in states(database)} == {"sent"}
     assert fakes.count("aliyun") == 1 and fakes.count("aliyun_query") == 3
+
+
+def test_overlapping_rounds_still_keep_the_per_phone_limit(database, clock, fakes):
+    # drain() claims and checks the next batch while the previous one is still being recorded: the
+    # SMS of a batch not recorded yet must count against the number's cap all the same.
+    [person] = add_people(database, clock)
+    notify(database, clock, [person])
+    notify(database, clock, [person])
+    d = deliverer(database, clock, fakes, DELIVERY_CLAIM_BATCH="1")
+    checked = []
+    second_checked = threading.Event()
+    check = d._apply_phone_limits
+
+    def counting_check(claimed, now):
+        deferred = check(claimed, now)
+        checked.append(deferred)
+        if len(checked) == 2:
+            second_checked.set()
+        return deferred
+
+    def hold_first_record(_ready):
+        # The first batch is recorded only once the second one has been checked.
+        second_checked.wait(10)
+
+    d._apply_phone_limits = counting_check
+    d.after_send = hold_first_record
+    d.drain()
+    assert second_checked.is_set() and checked[1]  # the second was held back while the first was in flight
+    rows = sorted(states(database), key=lambda r: r["state"])
+    assert [r["state"] for r in rows] == ["pending", "sent"]
+    assert rows[0]["next_attempt_at"] == clock() + timedelta(minutes=1)
+    assert fakes.count("aliyun") == 1
+
+
+def test_provider_rate_counts_calls_and_a_batch_is_one_call(database, clock, fakes):
+    people = add_people(database, clock, 150)
+    notify(database, clock, people)
+    d = deliverer(database, clock, fakes, ALIYUN_RATE_PER_SECOND="1")
+    d.buckets["aliyun"].clock = lambda: clock().timestamp()
+    d.buckets["aliyun"].updated = clock().timestamp()
+    d.drain()
+    [batch] = fakes.requests["aliyun"]
+    assert batch["Action"] == "SendBatchSms" and len(json.loads(batch["PhoneNumberJson"])) == 100
+    assert sorted(r["state"] for r in states(database)) == ["pending"] * 50 + ["sent"] * 100
+    clock.advance(seconds=1)
+    d.drain()
+    assert fakes.count("aliyun") == 2 and {r["state"] for r in states(database)} == {"sent"}
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(attempts)) == 150

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import operator
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, select
+from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -193,9 +194,10 @@ def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str,
     driver = session.connection().connection.driver_connection
     with driver.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table.name}) ON COMMIT DROP")
+        encode = _json_encoder()
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([json.dumps(row[c], ensure_ascii=False) if c in as_json else row[c] for c in columns])
+                copy.write_row([encode(row[c]) if c in as_json else row[c] for c in columns])
         cursor.execute(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
             f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
@@ -203,6 +205,22 @@ def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str,
         inserted = cursor.rowcount
         cursor.execute(f"DROP TABLE {staging}")
     return max(inserted, 0)
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """json.dumps for one COPY: rows of one plan share their parameters object, encoded once (by
+    identity, so only while the rows, and with them those objects, are alive)."""
+    done: dict[int, tuple[Any, str]] = {}
+
+    def encode(value: Any) -> str:
+        known = done.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        text = json.dumps(value, ensure_ascii=False)
+        done[id(value)] = (value, text)  # holding the value keeps its id from being reused
+        return text
+
+    return encode
 
 
 def bulk_update(session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str) -> None:
@@ -228,11 +246,10 @@ def bulk_update(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
             f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {key}, {', '.join(columns)} "
             f"FROM {table.name} WITH NO DATA"
         )
+        encode = _json_encoder()
         with cursor.copy(f"COPY {staging} ({key}, {', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(
-                    [row[key]] + [json.dumps(row[c], ensure_ascii=False) if c in as_json else row[c] for c in columns]
-                )
+                copy.write_row([row[key]] + [encode(row[c]) if c in as_json else row[c] for c in columns])
         assignments = ", ".join(f"{c} = s.{c}" for c in columns)
         cursor.execute(f"UPDATE {table.name} AS t SET {assignments} FROM {staging} AS s WHERE t.{key} = s.{key}")
         cursor.execute(f"DROP TABLE {staging}")
@@ -248,6 +265,85 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = list(rows[0])
     as_json = {c.name for c in table.columns if isinstance(c.type, JSON)}
     driver = session.connection().connection.driver_connection
+    encode = _json_encoder()
     with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([json.dumps(row[c], ensure_ascii=False) if c in as_json else row[c] for c in columns])
+            copy.write_row([encode(row[c]) if c in as_json else row[c] for c in columns])
+
+
+def among(session: Session, column: ColumnElement, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values`, as one array parameter on PostgreSQL: thousands of ids cost one bound
+    value, not thousands of placeholders to render and parse."""
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type), unique=True))
+    return column.in_(values)
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, list | dict) else value
+
+
+def _alike(rows: Sequence[dict[str, Any]], vary: str) -> tuple[list[str], list[list[dict[str, Any]]]]:
+    """Rows grouped by every value but `vary`'s (first-seen order)."""
+    columns = [c for c in rows[0] if c != vary]
+    values = operator.itemgetter(*columns, vary)  # a tuple even for one column; `vary` is cut off below
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = values(row)[:-1]
+        try:
+            group = groups.get(key)
+        except TypeError:  # a list or dict among the values
+            key = tuple(_hashable(v) for v in key)
+            group = groups.get(key)
+        if group is None:
+            groups[key] = [row]
+        else:
+            group.append(row)
+    return columns, list(groups.values())
+
+
+def update_grouped(session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str) -> None:
+    """Like `bulk_update`, but rows that set the same values (a provider batch answered alike) share
+    one `UPDATE ... WHERE key = ANY(keys)`, all sent in one pipeline on PostgreSQL."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        bulk_update(session, table, rows, key)
+        return
+    columns, groups = _alike(rows, key)
+    singles = [g[0] for g in groups if len(g) == 1]
+    shared = [g for g in groups if len(g) > 1]
+    if shared:
+        statement = (
+            table.update()
+            .where(table.c[key] == any_(bindparam("_keys", type_=postgresql.ARRAY(table.c[key].type))))
+            .values({c: bindparam(c) for c in columns})
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(statement, [{**{c: g[0][c] for c in columns}, "_keys": [r[key] for r in g]} for g in shared])
+    bulk_update(session, table, singles, key)
+
+
+def insert_grouped(session: Session, table: Table, rows: Sequence[dict[str, Any]], vary: str) -> None:
+    """Like `bulk_insert`, but rows alike but for `vary` (the attempts of one provider call) go in as
+    one `INSERT ... SELECT unnest(values), ...` each on PostgreSQL: no per-row work on either side."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        bulk_insert(session, table, rows)
+        return
+    columns, groups = _alike(rows, vary)
+    singles = [g[0] for g in groups if len(g) == 1]
+    shared = [g for g in groups if len(g) > 1]
+    if shared:
+        as_array = postgresql.ARRAY(table.c[vary].type)
+        statement = table.insert().from_select(
+            [vary, *columns],
+            select(
+                func.unnest(bindparam("_values", type_=as_array)),
+                *[cast(bindparam(c, type_=table.c[c].type), table.c[c].type) for c in columns],
+            ),
+        )
+        session.execute(statement, [{**{c: g[0][c] for c in columns}, "_values": [r[vary] for r in g]} for g in shared])
+    bulk_insert(session, table, singles)

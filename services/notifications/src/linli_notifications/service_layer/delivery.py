@@ -10,17 +10,18 @@ record) is never sent again blindly: the provider is asked whether it has it fir
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import Text, and_, case, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
@@ -42,6 +43,12 @@ from linli_notifications.domain.templates import render
 log = logging.getLogger(__name__)
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 SECRET_KINDS = {"account.code"}  # their parameters are wiped once the delivery is over
+# What a round needs of a claimed delivery (not its key, lease or expiry).
+_CLAIM_COLUMNS = [c for c in deliveries.c if c.name not in ("key", "state", "lease_until", "expires_at", "finished_at")]
+_CLAIM_NAMES = [c.name for c in _CLAIM_COLUMNS]
+_JSON_COLUMNS = ("params", "providers_tried")
+_SMS, _PUSH = Channel.SMS.value, Channel.PUSH.value
+_PENDING, _SENT, _FAILED = DeliveryState.PENDING.value, DeliveryState.SENT.value, DeliveryState.FAILED.value
 
 
 class TokenBucket:
@@ -71,6 +78,16 @@ class Claimed:
     results: list[SendResult] = field(default_factory=list)
 
 
+@dataclass
+class _Round:
+    now: datetime
+    claimed: list[Claimed]
+    deferred: dict[str, datetime] = field(default_factory=dict)
+    ready: list[Claimed] = field(default_factory=list)
+    phones: Counter = field(default_factory=Counter)
+    calls: list[Future] = field(default_factory=list)
+
+
 class Deliverer:
     def __init__(
         self,
@@ -94,6 +111,10 @@ class Deliverer:
         # A test hook: runs after the providers answered and before anything is recorded.
         self.after_send = after_send
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="notifications-send")
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications-record")
+        # SMS per number handed to a provider by a round not recorded yet (rounds overlap in drain()).
+        self._in_flight: Counter = Counter()
+        self._in_flight_lock = threading.Lock()
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -107,30 +128,70 @@ class Deliverer:
                 stop.wait(self.config.delivery_interval_seconds)
 
     def drain(self, max_rounds: int = 10_000) -> int:
-        """Run rounds until nothing is due now (tests and benchmarks)."""
+        """Run rounds until nothing is due now (the worker's timer, tests and benchmarks).
+
+        Rounds overlap, one stage each: while this thread claims and checks a batch and starts its
+        provider calls, the pool carries the calls of the batch before, and the recorder thread waits
+        for that batch's answers and records them. At most two batches wait to be recorded."""
         total = 0
-        for _ in range(max_rounds):
-            handled = self.run_once()
-            total += handled
-            if handled == 0:
-                break
+        recording: deque[Future] = deque()
+        try:
+            for _ in range(max_rounds):
+                current = self._begin()
+                if current is not None:
+                    recording.append(self._recorder.submit(self._finish, current))
+                    while len(recording) > 1:
+                        total += recording.popleft().result()
+                elif recording:
+                    # Nothing due now; what the last batch records may make more due (a fallback provider).
+                    total += recording.popleft().result()
+                else:
+                    break
+        finally:
+            while recording:  # every batch started is recorded, even when another one failed
+                try:
+                    total += recording.popleft().result()
+                except Exception:  # noqa: BLE001 - its leases protect its rows; the first error is raised
+                    log.exception("recording a delivery round failed")
         return total
 
     def run_once(self) -> int:
+        """One round, start to end, on this thread."""
+        current = self._begin()
+        return self._finish(current) if current is not None else 0
+
+    def _begin(self) -> _Round | None:
         now = self.clock()
         self._expire_and_recover(now)
         claimed = self._claim(now)
         if not claimed:
-            return 0
-        deferred = self._apply_phone_limits(claimed, now)
-        ready = [c for c in claimed if c.row["id"] not in deferred]
-        self._prepare(ready)
-        self._check_unknown(ready)
-        self._send(ready, deferred)
-        if self.after_send is not None:
-            self.after_send(ready)
-        self._record(claimed, deferred, now)
-        return len(claimed)
+            return None
+        # A failure from here on leaves the claims to their lease: taken back later, an SMS as
+        # "outcome unknown", so checked with the provider before any resend.
+        current = _Round(now, claimed)
+        current.deferred = self._apply_phone_limits(claimed, now)
+        current.ready = [c for c in claimed if c.row["id"] not in current.deferred]
+        self._prepare(current.ready)
+        self._check_unknown(current.ready)
+        to_send = [c for c in current.ready if c.row["channel"] == _SMS and c.message is not None and not c.results]
+        current.calls = self._submit(current.ready, current.deferred)
+        current.phones = Counter(c.row["address"] for c in to_send if c.row["id"] not in current.deferred)
+        with self._in_flight_lock:
+            self._in_flight.update(current.phones)
+        return current
+
+    def _finish(self, current: _Round) -> int:
+        try:
+            for call in current.calls:
+                call.result()  # _call_provider records into the claims and never raises
+            if self.after_send is not None:
+                self.after_send(current.ready)
+            self._record(current.claimed, current.deferred, current.now)
+        finally:
+            with self._in_flight_lock:  # after the commit: from now on the database shows them
+                self._in_flight.subtract(current.phones)
+                self._in_flight = +self._in_flight
+        return len(current.claimed)
 
     # --- before sending -----------------------------------------------------------------------
     def _expire_and_recover(self, now: datetime) -> None:
@@ -158,44 +219,85 @@ class Deliverer:
 
     def _claim(self, now: datetime) -> list[Claimed]:
         """Mark a batch of due deliveries `sending` (with a lease) and return them: urgent ones first
-        (a sign-up code never waits behind a broadcast), then the oldest due; each step by an index."""
-        pending_due = (deliveries.c.state == DeliveryState.PENDING.value, deliveries.c.next_attempt_at <= now)
+        (a sign-up code never waits behind a broadcast), then the oldest due; each step by an index.
+
+        On PostgreSQL each step is one statement: the rows are picked (FOR UPDATE SKIP LOCKED, so two
+        loops never take the same row) and marked in the same UPDATE, which returns them."""
+        lease = now + timedelta(seconds=self.config.lease_seconds)
+        limit = self.config.claim_batch
         with self.database.transaction() as session:
-            ids = list(
-                session.scalars(
-                    select(deliveries.c.id)
-                    .where(*pending_due, deliveries.c.urgent.is_(True))
-                    .order_by(deliveries.c.next_attempt_at)
-                    .limit(self.config.claim_batch)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            if len(ids) < self.config.claim_batch:
-                ids += session.scalars(
-                    select(deliveries.c.id)
-                    .where(*pending_due, deliveries.c.urgent.is_(False))
-                    .order_by(deliveries.c.next_attempt_at)
-                    .limit(self.config.claim_batch - len(ids))
-                    .with_for_update(skip_locked=True)
-                )
-            if not ids:
-                return []
-            rows = (
-                session.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_(ids))
-                    .values(
-                        state=DeliveryState.SENDING.value,
-                        lease_until=now + timedelta(seconds=self.config.lease_seconds),
-                    )
-                    .returning(*deliveries.c)
-                )
-                .mappings()
-                .all()
-            )
-        claimed = [Claimed(dict(r)) for r in rows]
+            if session.get_bind().dialect.name != "postgresql":
+                rows = self._claim_portable(session, now, lease)
+            else:
+                rows = self._claim_step(session, now, lease, True, limit)
+                if len(rows) < limit:
+                    rows += self._claim_step(session, now, lease, False, limit - len(rows))
+        claimed = [Claimed(r) for r in rows]
         claimed.sort(key=lambda c: (not c.row["urgent"], c.row["next_attempt_at"]))
         return claimed
+
+    def _claim_step(self, session: Session, now: datetime, lease: datetime, urgent: bool, limit: int) -> list[dict]:
+        picked = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.state == DeliveryState.PENDING.value,
+                deliveries.c.next_attempt_at <= now,
+                deliveries.c.urgent.is_(urgent),
+            )
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("picked")
+        )
+        # JSON comes back as text and is decoded once per distinct value: a broadcast's thousands of
+        # rows share a handful of parameter sets.
+        columns = [cast(c, Text).label(c.name) if c.name in _JSON_COLUMNS else c for c in _CLAIM_COLUMNS]
+        result = session.execute(
+            update(deliveries)
+            .where(deliveries.c.id == picked.c.id)
+            .values(state=DeliveryState.SENDING.value, lease_until=lease)
+            .returning(*columns)
+        )
+        decoded: dict[str, Any] = {}
+        rows = []
+        for values in result.all():
+            row = dict(zip(_CLAIM_NAMES, values, strict=True))
+            for name in _JSON_COLUMNS:
+                text = row[name]
+                if text not in decoded:
+                    decoded[text] = json.loads(text) if text is not None else None
+                row[name] = decoded[text]  # shared between rows: read, never changed in place
+            rows.append(row)
+        return rows
+
+    def _claim_portable(self, session: Session, now: datetime, lease: datetime) -> list[dict]:
+        pending_due = (deliveries.c.state == DeliveryState.PENDING.value, deliveries.c.next_attempt_at <= now)
+        ids = list(
+            session.scalars(
+                select(deliveries.c.id)
+                .where(*pending_due, deliveries.c.urgent.is_(True))
+                .order_by(deliveries.c.next_attempt_at)
+                .limit(self.config.claim_batch)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if len(ids) < self.config.claim_batch:
+            ids += session.scalars(
+                select(deliveries.c.id)
+                .where(*pending_due, deliveries.c.urgent.is_(False))
+                .order_by(deliveries.c.next_attempt_at)
+                .limit(self.config.claim_batch - len(ids))
+                .with_for_update(skip_locked=True)
+            )
+        if not ids:
+            return []
+        rows = session.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(state=DeliveryState.SENDING.value, lease_until=lease)
+            .returning(*_CLAIM_COLUMNS)
+        )
+        return [dict(r) for r in rows.mappings()]
 
     def _apply_phone_limits(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> when to try again) so no number gets more than the caps."""
@@ -204,29 +306,33 @@ class Deliverer:
         if not sms:
             return {}
         phones = sorted({c.row["address"] for c in sms})
+        # Read before the database: a round recorded in between is then counted twice (safe), never missed.
+        with self._in_flight_lock:
+            in_flight = {p: n for p, n in self._in_flight.items() if n}
         minute, hour, day = now - timedelta(minutes=1), now - timedelta(hours=1), now - timedelta(days=1)
         counts: dict[str, list[int]] = {p: [0, 0, 0] for p in phones}
         with self.database.session() as session:
-            for start in range(0, len(phones), 2000):
-                chunk = phones[start : start + 2000]
-                rows = session.execute(
-                    select(
-                        deliveries.c.address,
-                        func.sum(case((deliveries.c.sent_at > minute, 1), else_=0)),
-                        func.sum(case((deliveries.c.sent_at > hour, 1), else_=0)),
-                        func.count(),
-                    )
-                    .where(deliveries.c.address.in_(chunk), deliveries.c.sent_at > day)
-                    .group_by(deliveries.c.address)
+            rows = session.execute(
+                select(
+                    deliveries.c.address,
+                    func.sum(case((deliveries.c.sent_at > minute, 1), else_=0)),
+                    func.sum(case((deliveries.c.sent_at > hour, 1), else_=0)),
+                    func.count(),
                 )
-                for phone, m, h, d in rows:
-                    counts[phone] = [int(m or 0), int(h or 0), int(d or 0)]
+                .where(repository.among(session, deliveries.c.address, phones), deliveries.c.sent_at > day)
+                .group_by(deliveries.c.address)
+            )
+            for phone, m, h, d in rows:
+                counts[phone] = [int(m or 0), int(h or 0), int(d or 0)]
         deferred: dict[str, datetime] = {}
         caps = (
             (limits.per_phone_minute, timedelta(minutes=1)),
             (limits.per_phone_hour, timedelta(hours=1)),
             (limits.per_phone_day, timedelta(days=1)),
         )
+        for phone, n in in_flight.items():
+            if phone in counts:  # handed to the provider by the round still in flight: sent just now
+                counts[phone] = [used + n for used in counts[phone]]
         for c in sorted(sms, key=lambda c: (not c.row["urgent"], c.row["created_at"])):
             used = counts[c.row["address"]]
             over = [window for (cap, window), n in zip(caps, used, strict=True) if n >= cap]
@@ -245,15 +351,15 @@ class Deliverer:
         devices_of: dict[str, list[dict]] = defaultdict(list)
         if push_users:
             with self.database.session() as session:
-                for start in range(0, len(push_users), 2000):
-                    rows = session.execute(
-                        select(devices).where(
-                            devices.c.user_id.in_(push_users[start : start + 2000]), devices.c.pruned_at.is_(None)
-                        )
-                    ).mappings()
-                    for d in rows:
-                        devices_of[d["user_id"]].append(dict(d))
+                rows = session.execute(
+                    select(devices).where(
+                        repository.among(session, devices.c.user_id, push_users), devices.c.pruned_at.is_(None)
+                    )
+                ).mappings()
+                for d in rows:
+                    devices_of[d["user_id"]].append(dict(d))
         renders: dict[tuple, Any] = {}
+        chain = self._sms_chain()
         for c in ready:
             row = c.row
             tz = (row["params"] or {}).get("tz") or self.city_timezone
@@ -286,8 +392,7 @@ class Deliverer:
                 template_params=rendered.sms_params,
                 data={"kind": row["kind"], "notification_id": row["notification_id"] or ""},
             )
-            if row["channel"] == Channel.SMS.value:
-                chain = self._sms_chain()
+            if row["channel"] == _SMS:
                 c.provider_key = row["provider"] if row["provider"] in chain else chain[0]
                 c.message = OutboundMessage(address=row["address"], **base)
             else:
@@ -336,12 +441,13 @@ class Deliverer:
                 c.results.append(found)  # it went out: record it, never send it again
 
     # --- sending ------------------------------------------------------------------------------
-    def _send(self, ready: list[Claimed], deferred: dict[str, datetime]) -> None:
+    def _submit(self, ready: list[Claimed], deferred: dict[str, datetime]) -> list[Future]:
+        """Start the provider calls (in their batch sizes, within each provider's call rate) on the pool."""
         groups: dict[tuple, list[tuple[Claimed, OutboundMessage]]] = defaultdict(list)
         for c in ready:
             if c.results or c.message is None:
                 continue
-            if c.row["channel"] == Channel.SMS.value:
+            if c.row["channel"] == _SMS:
                 key = (c.provider_key, c.row["batch_key"], c.row["kind"], c.message.template_code)
                 groups[key].append((c, c.message))
             else:
@@ -352,19 +458,20 @@ class Deliverer:
                     message = OutboundMessage(**{**c.message.__dict__, "address": device["token"]})
                     key = (name, c.row["batch_key"], c.message.title, c.message.body)
                     groups[key].append((c, message))
-        calls: list[tuple[str, list[tuple[Claimed, OutboundMessage]]]] = []
+        calls: list[Future] = []
         for key, items in groups.items():
             provider = self.providers[key[0]]
             bucket = self.buckets[key[0]]
             for start in range(0, len(items), provider.max_batch):
                 chunk = items[start : start + provider.max_batch]
-                granted = bucket.take(len(chunk))
-                for c, _ in chunk[granted:]:
-                    deferred[c.row["id"]] = self.clock() + timedelta(seconds=1)
-                if chunk[:granted]:
-                    calls.append((key[0], chunk[:granted]))
-        # Provider calls wait on the network: several run at once, each recording into its own claims.
-        list(self._pool.map(lambda call: self._call_provider(*call), calls))
+                # The providers cap calls per second (SendBatchSms carries up to 100 numbers in one).
+                if not bucket.take(1):
+                    for c, _ in chunk:
+                        deferred[c.row["id"]] = self.clock() + timedelta(seconds=1)
+                    continue
+                # Provider calls wait on the network: several run at once, each recording into its own claims.
+                calls.append(self._pool.submit(self._call_provider, key[0], chunk))
+        return calls
 
     def _call_provider(self, name: str, chunk: list[tuple[Claimed, OutboundMessage]]) -> None:
         provider = self.providers[name]
@@ -378,44 +485,32 @@ class Deliverer:
                 )
                 for _, m in chunk
             ]
+        if results:
+            metrics.PROVIDER_LATENCY.labels(name).observe(results[0].latency_ms / 1000)  # once per call
         for (c, _), result in zip(chunk, results, strict=True):
             c.provider_key = name
             c.results.append(result)
 
     # --- recording ----------------------------------------------------------------------------
-    @staticmethod
-    def _count(claimed: list[Claimed], updates: list[dict[str, Any]]) -> None:
-        attempts_by: Counter = Counter()
-        finished_by: Counter = Counter()
-        for c in claimed:
-            for r in c.results:
-                attempts_by[(c.row["channel"], c.provider_key or "-", r.outcome.value)] += 1
-            if c.results:
-                metrics.PROVIDER_LATENCY.labels(c.provider_key or "-").observe(c.results[0].latency_ms / 1000)
-        channel_of = {c.row["id"]: c.row["channel"] for c in claimed}
-        for u in updates:
-            if u["state"] != DeliveryState.PENDING.value:
-                finished_by[(channel_of[u["b_id"]], u["state"])] += 1
-        for labels, n in attempts_by.items():
-            metrics.ATTEMPTS.labels(*labels).inc(n)
-        for labels, n in finished_by.items():
-            metrics.FINISHED.labels(*labels).inc(n)
-
     def _record(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:
         updates: list[dict[str, Any]] = []
         attempt_rows: list[dict[str, Any]] = []
         wipe: list[str] = []  # one-time codes whose parameters must not outlive the delivery
         gone_tokens: list[str] = []
         failed_events = []
+        attempts_by: Counter = Counter()
+        finished_by: Counter = Counter()
         chain = self._sms_chain()
         for c in claimed:
             row = c.row
+            results = c.results
             base = {
-                "b_id": row["id"],
-                "state": DeliveryState.PENDING.value,
+                "id": row["id"],
+                "state": _PENDING,
                 "reason": row["reason"],
                 "provider": c.provider_key or row["provider"],
-                "providers_tried": list(row["providers_tried"] or []),
+                # A tuple: rows answered alike compare equal and share one UPDATE (stored as a JSON list).
+                "providers_tried": tuple(row["providers_tried"] or ()),
                 "provider_message_id": row["provider_message_id"],
                 "attempts": row["attempts"],
                 "segments": row.get("segments"),
@@ -423,21 +518,23 @@ class Deliverer:
                 "outcome_unknown": row["outcome_unknown"],
                 "sent_at": row["sent_at"],
                 "finished_at": None,
+                "lease_until": None,
             }
-            if row["id"] in deferred and not c.results:
-                base["next_attempt_at"] = deferred[row["id"]]
-                updates.append(base)
+            updates.append(base)
+            if not results:
+                if row["id"] in deferred:
+                    base["next_attempt_at"] = deferred[row["id"]]
+                else:
+                    # Nothing could be tried (no provider for any of its devices).
+                    base.update(state=_FAILED, reason="no provider configured", finished_at=now)
+                    finished_by[(row["channel"], _FAILED)] += 1
                 continue
-            if not c.results:
-                # Nothing could be tried (no provider for any of its devices).
-                base.update(state=DeliveryState.FAILED.value, reason="no provider configured", finished_at=now)
-                updates.append(base)
-                continue
-            for r in c.results:
+            provider_label = c.provider_key or "-"
+            for r in results:
                 attempt_rows.append(
                     {
                         "delivery_id": row["id"],
-                        "provider": c.provider_key or "-",
+                        "provider": provider_label,
                         "started_at": now,
                         "latency_ms": r.latency_ms,
                         "outcome": r.outcome.value,
@@ -446,16 +543,17 @@ class Deliverer:
                         "error_message": (r.error_message or None) and r.error_message[:500],
                     }
                 )
-                if r.address_gone and row["channel"] == Channel.PUSH.value:
+                attempts_by[(row["channel"], provider_label, r.outcome.value)] += 1
+                if r.address_gone and row["channel"] == _PUSH:
                     gone_tokens.append(r.address)
-            outcome = _combine(c.results)
-            best = next((r for r in c.results if r.outcome == Outcome.OK), c.results[0])
+            outcome = _combine(results)
+            best = next((r for r in results if r.outcome == Outcome.OK), results[0])
             base["attempts"] = row["attempts"] + 1
             if c.provider_key:
-                base["providers_tried"] = base["providers_tried"] + [c.provider_key]
+                base["providers_tried"] = (*base["providers_tried"], c.provider_key)
             if outcome == Outcome.OK:
                 base.update(
-                    state=DeliveryState.SENT.value,
+                    state=_SENT,
                     provider_message_id=best.message_id,
                     sent_at=now,
                     outcome_unknown=False,
@@ -467,7 +565,7 @@ class Deliverer:
                     next_attempt_at=now + timedelta(seconds=self.config.unknown_check_delay_seconds),
                     reason="outcome unknown: will check with the provider",
                 )
-            elif outcome == Outcome.PROVIDER and row["channel"] == Channel.SMS.value and _next(chain, c.provider_key):
+            elif outcome == Outcome.PROVIDER and row["channel"] == _SMS and _next(chain, c.provider_key):
                 base.update(
                     provider=_next(chain, c.provider_key),
                     next_attempt_at=now,
@@ -477,7 +575,7 @@ class Deliverer:
             elif outcome == Outcome.RETRYABLE and base["attempts"] < self.config.max_attempts:
                 provider = c.provider_key
                 recent = base["providers_tried"][-2:]
-                if row["channel"] == Channel.SMS.value and len(recent) == 2 and set(recent) == {provider}:
+                if row["channel"] == _SMS and len(recent) == 2 and set(recent) == {provider}:
                     provider = _next(chain, provider) or chain[0]  # this one keeps failing: try another
                 delay = retry_delay(
                     base["attempts"], first=self.config.retry_first_seconds, cap=self.config.retry_cap_seconds
@@ -490,22 +588,25 @@ class Deliverer:
                 )
             else:
                 reason = f"{c.provider_key or '-'}: {best.error_code or ''} {best.error_message or ''}".strip()
-                base.update(state=DeliveryState.FAILED.value, reason=reason[:300], finished_at=now)
+                base.update(state=_FAILED, reason=reason[:300], finished_at=now)
                 failed_events.append((row, base))
-            if base["state"] in (DeliveryState.SENT.value, DeliveryState.FAILED.value) and row["kind"] in SECRET_KINDS:
-                wipe.append(row["id"])
-            updates.append(base)
-        self._count(claimed, updates)
+            if base["state"] != _PENDING:
+                finished_by[(row["channel"], base["state"])] += 1
+                if row["kind"] in SECRET_KINDS:
+                    wipe.append(row["id"])
+        for labels, n in attempts_by.items():
+            metrics.ATTEMPTS.labels(*labels).inc(n)
+        for labels, n in finished_by.items():
+            metrics.FINISHED.labels(*labels).inc(n)
         uow = UnitOfWork(self.database, self.outbox)
         with uow:
             session = uow.session
-            for row in updates:
-                row["id"] = row.pop("b_id")
-                row["lease_until"] = None
-            repository.bulk_update(session, deliveries, updates, "id")
+            repository.update_grouped(session, deliveries, updates, "id")
             if wipe:
-                session.execute(update(deliveries).where(deliveries.c.id.in_(wipe)).values(params={}))
-            repository.bulk_insert(session, attempts, attempt_rows)
+                session.execute(
+                    update(deliveries).where(repository.among(session, deliveries.c.id, wipe)).values(params={})
+                )
+            repository.insert_grouped(session, attempts, attempt_rows, "delivery_id")
             if gone_tokens:
                 prune_tokens(session, gone_tokens, now, "provider says the token is no longer registered")
             for row, final in failed_events:
@@ -517,7 +618,7 @@ class Deliverer:
                             "delivery_id": row["id"],
                             "recipient_id": row["user_id"] or NIL_UUID,
                             "channel": row["channel"],
-                            "providers_tried": final["providers_tried"],
+                            "providers_tried": list(final["providers_tried"]),
                             "reason": final["reason"] or "failed",
                             "attempts": final["attempts"],
                             "source_event_type": row["source_type"],
@@ -531,6 +632,8 @@ class Deliverer:
 
 def _combine(results: list[SendResult]) -> Outcome:
     """One delivery's outcome from its devices' (or its single) results."""
+    if len(results) == 1:
+        return results[0].outcome
     outcomes = {r.outcome for r in results}
     for outcome in (Outcome.OK, Outcome.UNKNOWN, Outcome.RETRYABLE, Outcome.PROVIDER):
         if outcome in outcomes:

@@ -64,11 +64,13 @@ def plan_many(
     delivery_rows: list[dict[str, Any]] = []
     for intent in intents:
         renders: dict[tuple[str, str], Any] = {}  # one render per language and zone of the intent
+        decisions: dict[tuple, list] = {}  # one policy decision per kind of recipient (see _decide)
         for user_id in sorted(set(intent.user_ids)):
             recipient = found.get(user_id)
             if recipient is None:
                 continue  # not (yet) known from accounts: nobody to tell
-            _plan_one(intent, recipient, prefs.get(user_id, {}), now, inbox_rows, delivery_rows, renders)
+            planned = _decide(intent, recipient, prefs.get(user_id, {}), now, decisions)
+            _plan_one(intent, recipient, planned, inbox_rows, delivery_rows, renders, now)
     if fresh:
         repository.bulk_insert(session, notifications, inbox_rows)
         repository.bulk_insert(session, deliveries, delivery_rows)
@@ -77,25 +79,44 @@ def plan_many(
     return repository.insert_ignore(session, deliveries, delivery_rows, ["key"])
 
 
+def _decide(intent: Intent, recipient: Recipient, preferences: dict, now: datetime, memo: dict[tuple, list]) -> list:
+    """`plan_for`, once per distinct set of what it looks at: a broadcast's thousands of residents
+    without preferences, in one zone, with a phone and no opt-out get one decision between them."""
+    key = (
+        recipient.timezone,
+        recipient.quiet_start,
+        recipient.quiet_end,
+        recipient.active,
+        bool(recipient.phone),
+        recipient.sms_opted_out,
+        recipient.has_devices,
+        frozenset(preferences.items()),
+    )
+    if key not in memo:
+        memo[key] = plan_for(intent, recipient, preferences, now).deliveries
+    return memo[key]
+
+
 def _plan_one(
     intent: Intent,
     recipient: Recipient,
-    preferences: dict,
-    now: datetime,
+    planned_deliveries: list,
     inbox_rows: list[dict[str, Any]],
     delivery_rows: list[dict[str, Any]],
     renders: dict[tuple[str, str], Any],
+    now: datetime,
 ) -> None:
     user_id = recipient.user_id
-    params = {**intent.params, "tz": recipient.timezone}
     memo = (recipient.locale, recipient.timezone)
     if memo not in renders:
+        # The same parameters object for every row of a language and zone (read-only from here).
+        params = {**intent.params, "tz": recipient.timezone}
         try:
             rendered = render(intent.kind, recipient.locale, params, recipient.timezone)
-            renders[memo] = (rendered.title, rendered.body, None)
+            renders[memo] = (rendered.title, rendered.body, None, params)
         except Invalid as exc:
-            renders[memo] = (intent.kind, intent.kind, ", ".join(sorted(exc.fields)))
-    title, body, bad_params = renders[memo]
+            renders[memo] = (intent.kind, intent.kind, ", ".join(sorted(exc.fields)), params)
+    title, body, bad_params, params = renders[memo]
     notification_id = stable_id(intent.source_key, user_id)
     inbox_rows.append(
         {
@@ -116,7 +137,7 @@ def _plan_one(
             "read_at": None,
         }
     )
-    for planned in plan_for(intent, recipient, preferences, now).deliveries:
+    for planned in planned_deliveries:
         state, reason = planned.state, planned.reason
         if bad_params and state == DeliveryState.PENDING:
             state, reason = DeliveryState.FAILED, f"invalid template parameters: {bad_params}"

@@ -15,7 +15,6 @@ import hmac
 import json
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from linli_notifications.adapters.providers.base import (
@@ -38,16 +37,31 @@ _CHINA = ZoneInfo("Asia/Shanghai")  # SendDate is a day in Beijing time
 TEMPLATE_ERRORS = {"isv.TEMPLATE_MISSING_PARAMETERS", "isv.INVALID_JSON_PARAM", "isv.PARAM_LENGTH_LIMIT"}
 
 
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_ENCODED = [chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in range(256)]
+
+
 def percent(value: str) -> str:
-    """RFC 3986 encoding as Alibaba Cloud specifies it: space %20, * %2A, ~ kept."""
-    return quote(value, safe="~")
+    """RFC 3986 encoding as Alibaba Cloud specifies it: space %20, * %2A, ~ kept (what
+    `urllib.parse.quote(value, safe="~")` gives, by a table: a batch's JSON is kilobytes long)."""
+    return "".join(map(_ENCODED.__getitem__, value.encode()))
+
+
+def canonical_query(params: dict[str, str]) -> str:
+    """The sorted, percent-encoded query: what is signed, and (with the signature) the request body."""
+    return "&".join(f"{k}={v}" for k, v in sorted((percent(k), percent(v)) for k, v in params.items()))
+
+
+def sign_canonical(method: str, canonical: str, secret: str) -> str:
+    # percent() of a canonical query: its only characters outside the unreserved set are % = &.
+    encoded = canonical.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+    string_to_sign = f"{method}&{percent('/')}&{encoded}"
+    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
 
 
 def sign(method: str, params: dict[str, str], secret: str) -> str:
-    canonical = "&".join(f"{percent(k)}={percent(v)}" for k, v in sorted(params.items()))
-    string_to_sign = f"{method}&{percent('/')}&{percent(canonical)}"
-    digest = hmac.new(f"{secret}&".encode(), string_to_sign.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
+    return sign_canonical(method, canonical_query(params), secret)
 
 
 class AliyunSms(HttpProvider):
@@ -77,11 +91,13 @@ class AliyunSms(HttpProvider):
             "Version": API_VERSION,
             **params,
         }
-        query["Signature"] = sign("POST", query, self.access_key_secret)
+        # Each value is encoded once: the signed canonical query is the form body as well.
+        canonical = canonical_query(query)
+        signature = percent(sign_canonical("POST", canonical, self.access_key_secret))
         response, failure, latency = self._call(
             "POST",
             self.endpoint,
-            data=query,
+            data=f"{canonical}&Signature={signature}".encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         if response is None:
