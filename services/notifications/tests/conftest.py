@@ -186,6 +186,8 @@ class FakeProviders:
         ).decode()
         self.fcm_public = key.public_key()
         self.fcm_tokens: set[str] = set()
+        self.jpush_sent: dict[str, list[str]] = {}  # msg_id -> registration ids it went to
+        self.jpush_not_received: set[str] = set()  # registration ids whose device never got it
         self.server = LoopbackServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -210,6 +212,7 @@ class FakeProviders:
             "JPUSH_APP_KEY": JPUSH_KEY,
             "JPUSH_MASTER_SECRET": JPUSH_SECRET,
             "JPUSH_ENDPOINT": self.url + "/jpush/v3/push",
+            "JPUSH_REPORT_ENDPOINT": self.url + "/jpush-report/v3/received/detail",
             "FCM_PROJECT_ID": "linli-test",
             "FCM_CLIENT_EMAIL": "sender@linli-test.iam.gserviceaccount.com",
             "FCM_PRIVATE_KEY": self.fcm_private_pem,
@@ -262,6 +265,8 @@ class FakeProviders:
                     return self._aliyun(dict(parse_qsl(raw.decode(), keep_blank_values=True)))
                 if path.path.startswith("/twilio"):
                     return self._twilio(method, path, raw)
+                if path.path.startswith("/jpush-report"):
+                    return self._jpush_report(method, path)
                 if path.path.startswith("/jpush"):
                     return self._jpush(raw)
                 if path.path.startswith("/oauth2/token"):
@@ -476,7 +481,45 @@ class FakeProviders:
                             }
                         },
                     )
-                return self._reply(200, {"sendno": "0", "msg_id": str(uuid.uuid4().int % 10**17)})
+                msg_id = str(uuid.uuid4().int % 10**17)
+                fake.jpush_sent[msg_id] = list(ids)
+                return self._reply(200, {"sendno": "0", "msg_id": msg_id})
+
+            def _jpush_report(self, method, path):
+                # Report API v3, GET /v3/received/detail?msg_ids=a,b (at most 100), basic auth.
+                if self._basic() != (JPUSH_KEY, JPUSH_SECRET):
+                    return self._reply(401, {"error": {"code": 1004, "message": "Authen failed"}})
+                if method != "GET" or path.path != "/jpush-report/v3/received/detail":
+                    return self._reply(404, {"error": {"code": 1003, "message": "Parameter value is invalid"}})
+                fake.requests["jpush_report"].append(path.query)
+                if self._maybe_scripted("jpush_report"):
+                    return None
+                ids = [i for i in dict(parse_qsl(path.query)).get("msg_ids", "").split(",") if i]
+                if not ids or len(ids) > 100:
+                    return self._reply(400, {"error": {"code": 1003, "message": "msg_ids is invalid"}})
+                entries = []
+                for msg_id in ids:
+                    got = [r for r in fake.jpush_sent.get(msg_id, []) if r not in fake.jpush_not_received]
+                    # Counts per channel, as JPush reports them (null where a channel was not used).
+                    entries.append(
+                        {
+                            "msg_id": msg_id,
+                            "jpush_received": len(got) - len(got) // 2,
+                            "android_pns_sent": len(got) // 2,
+                            "android_pns_received": len(got) // 2,
+                            "ios_apns_sent": 0,
+                            "ios_apns_received": None,
+                            "ios_msg_received": 0,
+                            "live_acivity_sent": 0,
+                            "live_acivity_received": 0,
+                            "wp_mpns_sent": 0,
+                            "quickapp_jpush_received": 0,
+                            "quickapp_pns_sent": 0,
+                            "hmos_hmpns_received": 0,
+                            "hmos_hmpns_sent": 0,
+                        }
+                    )
+                return self._reply(200, entries)
 
             # Google OAuth2 and FCM v1 -------------------------------------------------------------
             def _oauth(self, form):

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, recipients
+from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, receipts, recipients
 from linli_notifications.config import build_providers, load_config
 from linli_notifications.domain.model import Category, Channel, Intent
 from linli_notifications.service_layer.delivery import Deliverer
@@ -502,3 +502,52 @@ def test_provider_rate_counts_calls_and_a_batch_is_one_call(database, clock, fak
     assert fakes.count("aliyun") == 2 and {r["state"] for r in states(database)} == {"sent"}
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(attempts)) == 150
+
+
+def test_jpush_receipts_are_polled_and_mark_whole_messages_delivered_once(database, clock, fakes):
+    from linli_notifications.service_layer.receipts import poll_jpush_receipts
+
+    together = add_people(database, clock, 3, with_device="jpush")
+    notify(database, clock, together, category=Category.ACTIVITY)  # one JPush message, three devices
+    [alone] = add_people(database, clock, 1, phone_base=13600000000, with_device="jpush")
+    notify(database, clock, [alone], category=Category.ACTIVITY)
+    [missed] = add_people(database, clock, 1, phone_base=13500000000, with_device="jpush")
+    notify(database, clock, [missed], category=Category.ACTIVITY)
+    fakes.jpush_not_received.add(f"token-{missed}")
+    d = deliverer(database, clock, fakes)
+    d.drain()
+    assert fakes.count("jpush") == 3 and {r["state"] for r in states(database, "push")} == {"sent"}
+
+    fakes.jpush_not_received.add(f"token-{together[0]}")  # so far only two of the three got it
+    clock.advance(minutes=5)
+    assert poll_jpush_receipts(database, d.providers["jpush"], clock()) == 1
+    push = {r["user_id"]: r["state"] for r in states(database, "push")}
+    assert push == {**dict.fromkeys(together, "sent"), alone: "delivered", missed: "sent"}
+    [query] = fakes.requests["jpush_report"]
+    assert len(query.split("%2C")) == 3  # the three messages, in one call
+
+    fakes.jpush_not_received.discard(f"token-{together[0]}")  # the third device comes online
+    assert poll_jpush_receipts(database, d.providers["jpush"], clock()) == 3
+    assert poll_jpush_receipts(database, d.providers["jpush"], clock()) == 0  # nothing changes twice
+    push = {r["user_id"]: r["state"] for r in states(database, "push")}
+    assert push == {**dict.fromkeys(together, "delivered"), alone: "delivered", missed: "sent"}
+    with database.session() as s:
+        stored = s.execute(select(receipts.c.provider, receipts.c.status)).all()
+    assert sorted(stored) == [("jpush", "delivered")] * 2
+
+    fakes.script["jpush_report"] = [(500, {"error": {"code": 1000, "message": "Server error"}})]
+    assert poll_jpush_receipts(database, d.providers["jpush"], clock()) == 0  # asked again next time
+    fakes.jpush_not_received.clear()
+    clock.advance(days=1, seconds=1)  # older than a day: no longer asked about
+    before = fakes.count("jpush_report")
+    assert poll_jpush_receipts(database, d.providers["jpush"], clock()) == 0
+    assert fakes.count("jpush_report") == before
+    assert {r["user_id"]: r["state"] for r in states(database, "push")}[missed] == "sent"
+
+
+def test_jpush_report_api_checks_credentials(fakes):
+    from linli_notifications.adapters.providers.jpush import JPush, ReportFailed
+
+    wrong = JPush("jpush-app-key", "wrong-secret", report_endpoint=fakes.env()["JPUSH_REPORT_ENDPOINT"])
+    with pytest.raises(ReportFailed, match="1004"):
+        wrong.received(["123"])

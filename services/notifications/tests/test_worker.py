@@ -74,3 +74,18 @@ def test_worker_sends_codes_and_announces_failures(env, settings, database, amqp
     finally:
         worker.shutdown(10)
         connection.close()
+
+
+def test_worker_polls_jpush_receipts_only_when_jpush_sends(env, settings, database, fakes, clock):
+    from linli_notifications.definition import timers
+
+    for key, value in fakes.env().items():
+        env.setenv(key, value)
+    env.setenv("PUSH_RECEIPT_INTERVAL_SECONDS", "60")
+    env.setenv("PUSH_PROVIDERS", "fcm")
+    assert "push-receipts" not in [t.name for t in timers(settings, database, clock)]
+    env.setenv("PUSH_PROVIDERS", "jpush,fcm")
+    [poll] = [t for t in timers(settings, database, clock) if t.name == "push-receipts"]
+    assert poll.interval == 60
+    poll.run()  # nothing sent through JPush yet: JPush is not asked
+    assert fakes.count("jpush_report") == 0

@@ -37,6 +37,7 @@ class NotificationConfig:
     concurrency: int = 16  # provider calls in flight at once
     delivery_interval_seconds: float = 0.2
     reminder_interval_seconds: float = 15.0
+    push_receipt_interval_seconds: float = 300.0  # how often JPush's Report API is asked
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.env.get(name, default)
@@ -89,6 +90,7 @@ def load_config(environ: dict[str, str] | None = None) -> NotificationConfig:
         concurrency=max(1, int(number("DELIVERY_CONCURRENCY", 16))),
         delivery_interval_seconds=number("DELIVERY_INTERVAL_SECONDS", 0.2),
         reminder_interval_seconds=number("REMINDER_INTERVAL_SECONDS", 15),
+        push_receipt_interval_seconds=number("PUSH_RECEIPT_INTERVAL_SECONDS", 300),
     )
 
 
@@ -99,6 +101,7 @@ def build_providers(config: NotificationConfig) -> dict[str, object]:
     from linli_notifications.adapters.providers.fcm import DEFAULT_BASE_URL as FCM_URL
     from linli_notifications.adapters.providers.fcm import DEFAULT_TOKEN_URI, FirebaseMessaging
     from linli_notifications.adapters.providers.jpush import DEFAULT_ENDPOINT as JPUSH_URL
+    from linli_notifications.adapters.providers.jpush import DEFAULT_REPORT_ENDPOINT as JPUSH_REPORT_URL
     from linli_notifications.adapters.providers.jpush import JPush
     from linli_notifications.adapters.providers.log import LogProvider
     from linli_notifications.adapters.providers.twilio import DEFAULT_BASE_URL as TWILIO_URL
@@ -131,6 +134,7 @@ def build_providers(config: NotificationConfig) -> dict[str, object]:
             config.require("JPUSH_MASTER_SECRET"),
             config.get("JPUSH_ENDPOINT", JPUSH_URL),
             apns_production=config.get("JPUSH_APNS_PRODUCTION", "true") == "true",
+            report_endpoint=config.get("JPUSH_REPORT_ENDPOINT", JPUSH_REPORT_URL),
         )
     if "fcm" in config.push_providers:
         account = json.loads(config.get("FCM_SERVICE_ACCOUNT_JSON") or "{}")

@@ -19,6 +19,7 @@ from linli_notifications.domain.clock import Clock, system_clock
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
 from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import fire_due_reminders, make_handlers
+from linli_notifications.service_layer.receipts import poll_jpush_receipts
 from linli_notifications.service_layer.recipient import prune_stale_devices
 
 
@@ -35,12 +36,23 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
             fire_due_reminders(session, clock, settings.timezone)
             prune_stale_devices(session, clock())
 
-    return [
+    found = [
         # The delivery round returns at once when nothing is due; a short interval keeps latency low.
         Timer("deliver", config.delivery_interval_seconds, lambda: deliverer.drain(max_rounds=50)),
         Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone)),
         Timer("reminders", config.reminder_interval_seconds, reminders),
     ]
+    jpush = deliverer.providers.get("jpush")
+    if jpush is not None:
+        # JPush calls nobody back: its Report API is asked what was received.
+        found.append(
+            Timer(
+                "push-receipts",
+                config.push_receipt_interval_seconds,
+                lambda: poll_jpush_receipts(database, jpush, clock()),
+            )
+        )
+    return found
 
 
 def check_providers(_settings: Settings, _database: Database, _args: list[str]) -> int:

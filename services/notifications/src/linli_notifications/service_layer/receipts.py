@@ -1,20 +1,25 @@
-"""Delivery receipts and inbound replies from the SMS providers. Idempotent: a receipt is stored
-once per provider and key, and a delivery only moves forward (sent -> delivered | failed)."""
+"""Delivery receipts (SMS providers' callbacks, JPush's Report API polled by the worker) and inbound
+SMS replies. Idempotent: a receipt is stored once per provider and key, and a delivery only moves
+forward (sent -> delivered | failed). FCM HTTP v1 has no delivery receipt to ask for."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from linli_kit.db import Database
 from linli_kit.events import new_event
 from linli_kit.uow import UnitOfWork
 from linli_notifications import SERVICE
 from linli_notifications.adapters import repository
-from linli_notifications.adapters.tables import deliveries, receipts, sms_opt_outs
+from linli_notifications.adapters.providers.jpush import JPush, ReportFailed
+from linli_notifications.adapters.tables import attempts, deliveries, receipts, sms_opt_outs
 from linli_notifications.domain.model import DeliveryState
 
+log = logging.getLogger(__name__)
 # Replies that mean "stop sending me SMS" (Chinese carriers' 退订/TD, and the English keywords).
 STOP_WORDS = {"退订", "TD", "T", "N", "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 START_WORDS = {"START", "UNSTOP", "订阅"}
@@ -124,3 +129,76 @@ def _phone_forms(phone: str) -> list[str]:
     if len(digits) == 11 and digits.startswith("1"):
         forms |= {"+86" + digits, "86" + digits}
     return sorted(forms)
+
+
+def poll_jpush_receipts(database: Database, jpush: JPush, now: datetime) -> int:
+    """Ask JPush's Report API about the push deliveries it took in the last day; mark delivered the
+    deliveries of every message that reached all the devices it was sent to. Returns how many.
+
+    JPush counts receipts per message (msg_id), not per device, and one message can carry up to
+    1,000 devices: a message counts as received once its count reaches the number of devices we
+    sent it to (our attempts carry the msg_id); before that its deliveries stay `sent`. Idempotent:
+    a receipt is stored once per msg_id and only `sent` deliveries move to `delivered`."""
+    since = now - timedelta(days=1)
+    with database.session() as session:
+        targeted = dict(
+            session.execute(
+                select(attempts.c.request_id, func.count())
+                .select_from(
+                    deliveries.join(
+                        attempts,
+                        and_(
+                            attempts.c.delivery_id == deliveries.c.id,
+                            attempts.c.request_id == deliveries.c.provider_message_id,
+                        ),
+                    )
+                )
+                .where(
+                    deliveries.c.provider == "jpush",
+                    deliveries.c.channel == "push",
+                    deliveries.c.state == DeliveryState.SENT.value,
+                    deliveries.c.sent_at > since,
+                    attempts.c.provider == "jpush",
+                    attempts.c.outcome == "ok",
+                )
+                .group_by(attempts.c.request_id)
+            ).all()
+        )
+    if not targeted:
+        return 0
+    try:
+        received = jpush.received(sorted(targeted))
+    except ReportFailed as exc:
+        log.warning("JPush report unavailable", extra={"error": str(exc)})
+        return 0
+    done = [msg_id for msg_id, devices in targeted.items() if received.get(msg_id, 0) >= devices]
+    if not done:
+        return 0
+    marked = 0
+    with database.transaction() as session:
+        repository.insert_ignore(
+            session,
+            receipts,
+            [
+                {
+                    "provider": "jpush",
+                    "dedup_key": f"{msg_id}|received",
+                    "provider_message_id": msg_id,
+                    "status": "delivered",
+                    "error_code": None,
+                    "received_at": now,
+                }
+                for msg_id in done
+            ],
+            ["provider", "dedup_key"],
+        )
+        marked = session.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.provider == "jpush",
+                repository.among(session, deliveries.c.provider_message_id, done),
+                deliveries.c.state == DeliveryState.SENT.value,
+            )
+            .values(state=DeliveryState.DELIVERED.value, finished_at=now)
+        ).rowcount
+    return marked
