@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import marshmallow as ma
 import pika
 from flask import Flask, Response, current_app, g, jsonify, request
-from flask_smorest import Api, Blueprint
+from flask_smorest import Api, Blueprint, pagination
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -27,6 +28,7 @@ from linli_kit.errors import ServiceError, Unauthorized
 from linli_kit.events.topology import connection_parameters
 from linli_kit.logs import configure_logging
 from linli_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, render
+from linli_kit.schemas import ErrorSchema, page_validator
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ReadinessCheck = Callable[[], None]
@@ -39,8 +41,28 @@ def error_body(status: int, code: str, message: str, fields: dict[str, Any] | No
     return {"error": body, "request_id": context.request_id.get()}
 
 
+_smorest_pagination_schema = pagination._pagination_parameters_schema_factory
+
+
+def _bounded_pagination_schema(def_page: int, def_page_size: int, def_max_page_size: int) -> type[ma.Schema]:
+    """flask-smorest bounds `page_size` but not `page`: a huge page overflows the OFFSET of every
+    list into a 500. Bound it too (documented in each OpenAPI document as a maximum)."""
+    base = _smorest_pagination_schema(def_page, def_page_size, def_max_page_size)
+
+    class BoundedPaginationParametersSchema(base):  # type: ignore[misc, valid-type]
+        page = ma.fields.Integer(load_default=def_page, validate=page_validator)
+
+    return BoundedPaginationParametersSchema
+
+
+# flask-smorest looks the factory up at each `@paginate()`, so every blueprint gets the bound.
+pagination._pagination_parameters_schema_factory = _bounded_pagination_schema
+
+
 class LinliApi(Api):
-    """flask-smorest's Api with the platform's one error format."""
+    """flask-smorest's Api with the platform's one error format, documented as it is answered."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException) -> tuple[Response, int]:
         status = error.code or 500

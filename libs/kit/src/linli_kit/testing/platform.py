@@ -1,7 +1,8 @@
 """Running the platform's real processes (gunicorn web, workers, commands) for cross-service tests.
 
-Each test run gets its own PostgreSQL databases, exchange and queue names, data folder and free
-ports, so runs never meet each other or a developer's running stack.
+Each test run gets its own databases (PostgreSQL, or SQLite files in its own folder as `make run`
+uses), exchange and queue names, data folder and free ports, so runs never meet each other or a
+developer's running stack.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Process:
 
 @dataclass
 class Platform:
-    databases: PostgresDatabases
+    databases: PostgresDatabases | None  # None: SQLite files in the work folder, as `make run` has
     amqp_url: str
     bus: BusNames
     public_key: str
@@ -70,6 +71,7 @@ class Platform:
     processes: list[Process] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     web_ports: dict[str, int] = field(default_factory=dict)
+    web_concurrency: int = 1
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,10 @@ class Platform:
 
     def database_url(self, service: str) -> str:
         if service not in self.database_urls:
-            self.database_urls[service] = self.databases.create(service)
+            if self.databases is None:
+                self.database_urls[service] = f"sqlite:///{self.workdir / (service + '.db')}"
+            else:
+                self.database_urls[service] = self.databases.create(service)
         return self.database_urls[service]
 
     def env(self, service: str) -> dict[str, str]:
@@ -96,7 +101,7 @@ class Platform:
                 "JWT_PUBLIC_KEY_FILE": str(self.workdir / "jwt_public.pem"),
                 "JWT_PRIVATE_KEY_FILE": str(self.workdir / "jwt_private.pem"),
                 "LOG_JSON": "true",
-                "WEB_CONCURRENCY": "1",
+                "WEB_CONCURRENCY": str(self.web_concurrency),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -149,6 +154,14 @@ class Platform:
         self._await_ready(process, "/readyz")
         return process
 
+    def start_all(self) -> Process:
+        """Every worker, then every web process, as `make run` does; the gateway's web process."""
+        for service in SERVICES:
+            self.start_worker(service)
+        for service in SERVICES[1:]:
+            self.start_web(service)
+        return self.start_web("gateway")
+
     def _await_ready(self, process: Process, path: str) -> None:
         def ready() -> bool:
             if process.popen.poll() is not None:
@@ -159,6 +172,10 @@ class Platform:
                 return False
 
         eventually(ready, timeout=60, interval=0.1, what=f"{process.name} ready")
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.databases is None else "postgresql"
 
     def stop_all(self) -> None:
         for process in reversed(self.processes):

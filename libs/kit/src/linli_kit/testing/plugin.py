@@ -108,10 +108,60 @@ def platform(
     token_keys: tuple[str, str],
     tmp_path: Path,
 ) -> Iterator[Platform]:
-    """The platform's real processes (gunicorn web, workers), isolated for this test; their logs are
-    printed when the test fails."""
+    """The platform's real processes (gunicorn web, workers) on PostgreSQL, isolated for this test;
+    their logs are printed when the test fails."""
+    yield from _platform(request, pg_databases, amqp_url, bus_names, token_keys, tmp_path)
+
+
+@pytest.fixture
+def sqlite_platform(
+    request: pytest.FixtureRequest,
+    amqp_url: str,
+    bus_names: BusNames,
+    token_keys: tuple[str, str],
+    tmp_path: Path,
+) -> Iterator[Platform]:
+    """The same processes on SQLite files, the configuration `make run` starts: two gunicorn workers
+    per web process, as there."""
+    yield from _platform(request, None, amqp_url, bus_names, token_keys, tmp_path, web_concurrency=2)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_platform(
+    request: pytest.FixtureRequest,
+    pg_databases: infra.PostgresDatabases,
+    amqp_url: str,
+    bus_names: BusNames,
+    token_keys: tuple[str, str],
+    tmp_path: Path,
+) -> Iterator[Platform]:
+    """The platform once on each database: a test using it runs on both."""
+    if request.param == "sqlite":
+        yield from _platform(request, None, amqp_url, bus_names, token_keys, tmp_path, web_concurrency=2)
+    else:
+        yield from _platform(request, pg_databases, amqp_url, bus_names, token_keys, tmp_path)
+
+
+def _platform(
+    request: pytest.FixtureRequest,
+    databases: infra.PostgresDatabases | None,
+    amqp_url: str,
+    bus_names: BusNames,
+    token_keys: tuple[str, str],
+    tmp_path: Path,
+    *,
+    web_concurrency: int = 1,
+) -> Iterator[Platform]:
     private_key, public_key = token_keys
-    stack = Platform(pg_databases, amqp_url, bus_names, public_key, private_key, tmp_path / "platform")
+    stack = Platform(
+        databases,
+        amqp_url,
+        bus_names,
+        public_key,
+        private_key,
+        tmp_path / "platform",
+        web_concurrency=web_concurrency,
+    )
     yield stack
     call = getattr(request.node, "rep_call", None)
     if call is not None and call.failed:
