@@ -71,26 +71,6 @@ def settings(env):
 
 
 @pytest.fixture
-def threads():
-    stops = []
-    started = []
-
-    def start(target):
-        stop = threading.Event()
-        thread = threading.Thread(target=target, args=(stop,), daemon=True)
-        thread.start()
-        stops.append(stop)
-        started.append(thread)
-        return stop
-
-    yield start
-    for stop in stops:
-        stop.set()
-    for thread in started:
-        thread.join(15)
-
-
-@pytest.fixture
 def bus(settings, database, amqp_url, bus_names, clock, threads):
     """The service's consumer on a thread, and `publish(type, data, ...)` for producers' events."""
     from linli_notifications.definition import handlers
@@ -179,6 +159,7 @@ class FakeProviders:
         self.unregistered: set[str] = set()
         self.nonces: set[str] = set()
         self.hang = threading.Event()  # set: hanging requests may finish
+        self.latency = 0.0  # seconds every send call takes: a slow provider
         self.clock = lambda: datetime.now(UTC)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.fcm_private_pem = key.private_bytes(
@@ -336,6 +317,8 @@ class FakeProviders:
                 datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ")
                 action = params.get("Action")
                 if action in ("SendSms", "SendBatchSms"):
+                    if fake.latency:
+                        fake.hang.wait(fake.latency)  # a slow provider (unless the fake is closing)
                     # Alibaba Cloud keeps what it accepted, with the time in Beijing (SendDate).
                     params["_received"] = fake.received_at()
                     fake.requests["aliyun"].append(params)

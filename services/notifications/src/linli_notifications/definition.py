@@ -30,6 +30,7 @@ def handlers(settings: Settings, _database: Database, clock: Clock = system_cloc
 def timers(settings: Settings, database: Database, clock: Clock = system_clock) -> list[Timer]:
     config = load_config()
     deliverer = Deliverer(database, config, build_providers(config), clock=clock, city_timezone=settings.timezone)
+    reads = deliverer.reads
 
     def reminders() -> None:
         with database.transaction() as session:
@@ -39,7 +40,7 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
     found = [
         # The delivery round returns at once when nothing is due; a short interval keeps latency low.
         Timer("deliver", config.delivery_interval_seconds, lambda: deliverer.drain(max_rounds=50)),
-        Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone)),
+        Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone, reads)),
         Timer("reminders", config.reminder_interval_seconds, reminders),
     ]
     jpush = deliverer.providers.get("jpush")
@@ -49,7 +50,7 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
             Timer(
                 "push-receipts",
                 config.push_receipt_interval_seconds,
-                lambda: poll_jpush_receipts(database, jpush, clock()),
+                lambda: poll_jpush_receipts(database, jpush, clock(), reads),
             )
         )
     return found

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from linli_notifications.adapters.tables import (
@@ -347,3 +348,68 @@ def insert_grouped(session: Session, table: Table, rows: Sequence[dict[str, Any]
         )
         session.execute(statement, [{**{c: g[0][c] for c in columns}, "_values": [r[vary] for r in g]} for g in shared])
     bulk_insert(session, table, singles)
+
+
+# --- writes prepared before their transaction ---------------------------------------------------
+# On SQLite a write transaction holds the database's one write lock from its first statement to its
+# commit, and every other writer waits meanwhile. Turning thousands of rows into driver values
+# (JSON, times, booleans) is slow Python work: it is done here before the transaction begins, so
+# the transaction only hands ready values to the driver. PostgreSQL has row locks; there the rows
+# go as they are, through COPY or grouped statements.
+Write = Callable[[Session], None]
+
+
+def prepare_insert(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -> Write:
+    """`bulk_insert` of `rows`, converted now and written when the returned function is called."""
+    if not rows or dialect.name != "sqlite":
+        return lambda session: bulk_insert(session, table, rows)
+    statement = table.insert().compile(dialect=dialect, column_keys=list(rows[0]))
+    return _prepared(str(statement), statement.positiontup, {c.name: c.type for c in table.columns}, rows, dialect)
+
+
+def prepare_update(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]], key: str) -> Write:
+    """`update_grouped` of `rows` (each sets its columns on the row whose `key` matches), converted
+    now and written when the returned function is called."""
+    if not rows or dialect.name != "sqlite":
+        return lambda session: update_grouped(session, table, rows, key)
+    columns = [c for c in rows[0] if c != key]
+    statement = (
+        table.update()
+        .where(table.c[key] == bindparam("_key"))
+        .values({c: bindparam(c) for c in columns})
+        .compile(dialect=dialect)
+    )
+    types = {c.name: c.type for c in table.columns} | {"_key": table.c[key].type}
+    keyed = [{**row, "_key": row[key]} for row in rows]
+    return _prepared(str(statement), statement.positiontup, types, keyed, dialect)
+
+
+def _prepared(
+    sql: str, names: Sequence[str], types: dict[str, Any], rows: Sequence[dict[str, Any]], dialect: Dialect
+) -> Write:
+    convert = []
+    for name in names:
+        processor = types[name].bind_processor(dialect)
+        if isinstance(types[name], JSON):
+            processor = _once_per_object(processor)  # rows of one plan share their parameters object
+        convert.append((name, processor))
+    values = [tuple(p(row[n]) if p else row[n] for n, p in convert) for row in rows]
+
+    def write(session: Session) -> None:
+        session.connection().exec_driver_sql(sql, values)
+
+    return write
+
+
+def _once_per_object(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    done: dict[int, tuple[Any, Any]] = {}
+
+    def convert(value: Any) -> Any:
+        known = done.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        converted = processor(value) if processor else value
+        done[id(value)] = (value, converted)  # holding the value keeps its id from being reused
+        return converted
+
+    return convert
