@@ -54,6 +54,32 @@ def database(pg_databases) -> Database:
 
 
 @pytest.fixture
+def sqlite_database(tmp_path) -> Database:
+    """The embedded default: a migrated SQLite file, with the kit's engine (BEGIN IMMEDIATE)."""
+    url = f"sqlite:///{tmp_path / 'notifications.db'}"
+    upgrade(MIGRATIONS, url)
+    db = Database(url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_app(monkeypatch, sqlite_database, amqp_url, bus_names, token_keys, clock):
+    """The web app on the SQLite file (in this process: requests through its test client)."""
+    from linli_notifications.config import load_config
+    from linli_notifications.entrypoints.web import create_app
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_database.url)
+    monkeypatch.setenv("AMQP_URL", amqp_url)
+    monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
+    monkeypatch.setenv("JWT_PUBLIC_KEY", token_keys[1])
+    monkeypatch.setenv("LOG_JSON", "false")
+    flask_app = create_app(clock=clock, config=load_config({}))
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
 def env(monkeypatch, database, amqp_url, bus_names, token_keys):
     monkeypatch.setenv("DATABASE_URL", database.url)
     monkeypatch.setenv("AMQP_URL", amqp_url)

@@ -414,7 +414,7 @@ QUARTER_HOUR = 900  # seconds; every time zone's offset from UTC is a whole numb
 def _monthly_by_quarter_hours(session: Session, conditions: list, figures: list, city_timezone: str, pack) -> list:  # noqa: ANN001
     """Months in the city's time zone on SQLite, which stores UTC and knows no time zones: the
     figures are summed per quarter of an hour in SQL, and each quarter put in its local month here."""
-    bucket = func.cast(func.strftime("%s", deliveries.c.created_at), Integer) / QUARTER_HOUR
+    bucket = func.cast(func.strftime("%s", deliveries.c.created_at), Integer) // QUARTER_HOUR
     zone = ZoneInfo(city_timezone)
     months: dict[str, dict[str, int]] = {}
     for row in session.execute(select(bucket.label("bucket"), *figures).where(*conditions).group_by(bucket)):
