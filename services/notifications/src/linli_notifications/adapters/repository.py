@@ -45,6 +45,20 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
     return inserted
 
 
+def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+    """Insert rows, or replace the stored row with the same `keys` when its `revision` is older."""
+    if not rows:
+        return
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = module.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={c: statement.excluded[c] for c in rows[0] if c not in keys},
+        where=table.c.revision < statement.excluded.revision,
+    )
+    session.execute(statement, list(rows))
+
+
 def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: str) -> dict[str, Recipient]:
     """Recipients by id, with their opt-out and whether they have a live device."""
     ids = sorted(set(user_ids))
