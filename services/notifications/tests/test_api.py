@@ -180,3 +180,22 @@ def test_openapi_document_lists_the_api_and_probes_answer(app):
         assert path in paths, path
     assert client.get("/healthz").json == {"status": "ok"}
     assert b'linli_http_requests_total{endpoint="/healthz"' in client.get("/metrics").data
+
+
+def test_stats_take_the_platforms_period_and_refuse_dates_out_of_range(app, auth, database, clock):
+    official = auth(str(uuid.uuid4()), role="street_official", street_id=STREET)
+    client = app.test_client()
+    default = client.get("/stats", headers=official)
+    assert default.status_code == 200, default.json
+    # The twelve calendar months ending with the current one (the clock says 2026-11-24).
+    assert default.json["period"] == {"from": "2025-12-01", "to": "2026-11-24"}
+    assert default.json["totals"] == dict.fromkeys(
+        ("planned", "sent", "delivered", "failed", "suppressed", "sms", "push"), 0
+    )
+    far = client.get("/stats?to=0001-01-01", headers=official)
+    assert far.status_code == 422 and set(far.json["error"]["fields"]) == {"to"}
+    backwards = client.get("/stats?from=2026-11-02&to=2026-11-01", headers=official)
+    assert backwards.status_code == 422 and set(backwards.json["error"]["fields"]) == {"from"}
+    assert client.get("/stats", headers=auth(str(uuid.uuid4()))).status_code == 403
+    documented = client.get("/openapi.json").json["paths"]["/stats"]["get"]["responses"]["200"]
+    assert documented["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/StatsOut"}

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -173,3 +173,36 @@ def test_the_api_answers_promptly_while_the_worker_sends_a_big_broadcast(sqlite_
         print(f"  {name}: {len(times)}, median {times[len(times) // 2]:.3f} s, max {times[-1]:.3f} s")
     assert not wrong, f"unexpected answers (what, status): {dict(wrong)}; slowest {slowest:.2f} s"
     assert {what for what, _, _ in answers} == set(expected)
+
+
+def test_the_local_platform_shows_a_sign_up_code_on_the_workers_output(sqlite_platform, amqp_url, bus_names):
+    """`make run` sends SMS through the `log` provider: the person running it reads the code there."""
+    import pika
+
+    from linli_kit.events import new_event
+    from linli_kit.events.topology import declare_exchanges
+
+    worker = sqlite_platform.start_worker("notifications")
+    code = f"{uuid.uuid4().int % 10**6:06d}"
+    expires_at = (datetime.now(UTC) + timedelta(minutes=5, seconds=30)).isoformat()
+    event = new_event(
+        "accounts.code.requested",
+        {"phone": "+8613612345678", "code": code, "purpose": "signup", "locale": "en", "expires_at": expires_at},
+        producer="gateway",
+    )
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        declare_exchanges(channel, bus_names)
+        channel.confirm_delivery()
+        channel.basic_publish(
+            bus_names.exchange,
+            event.type,
+            event.to_json().encode(),
+            pika.BasicProperties(message_id=event.id, type=event.type, delivery_mode=2),
+        )
+    finally:
+        connection.close()
+    line = f"SMS to 136****5678: [Linli] Your code is {code}, valid for 5 minutes."
+    eventually(lambda: line in worker.log_path.read_text(errors="replace"), timeout=60, what="the code printed")
+    assert "13612345678" not in worker.log_path.read_text(errors="replace")  # the number stays masked

@@ -229,7 +229,9 @@ class StatsScope(Schema):
 
 
 class StatsPeriod(Schema):
-    from_ = fields.String(required=True, data_key="from", metadata={"description": "first day (local date)"})
+    from_ = fields.String(
+        required=True, data_key="from", attribute="from", metadata={"description": "first day (local date)"}
+    )
     to = fields.String(required=True, metadata={"description": "last day, included (local date)"})
 
 
