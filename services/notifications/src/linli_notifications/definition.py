@@ -3,6 +3,7 @@ and the worker's loops (delivery, reminders and broadcast planning)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -56,8 +57,17 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
     return found
 
 
-def check_providers(_settings: Settings, _database: Database, _args: list[str]) -> int:
-    """`linli-notifications providers`: the provider chains in force, or what their settings lack."""
+def check_providers(_settings: Settings, _database: Database, args: list[str]) -> int:
+    """Check the SMS and push provider settings; print the provider chains in force."""
+    parser = argparse.ArgumentParser(
+        prog="linli-notifications providers",
+        description=(
+            "Check the SMS and push provider settings (SMS_PROVIDERS, PUSH_PROVIDERS and each "
+            "provider's credentials) without sending anything, and print the provider chains in "
+            "force. Exit status 0 when they are complete, 2 (naming what is missing) when not."
+        ),
+    )
+    parser.parse_args(args)
     try:
         config = load_config()
         build_providers(config)
