@@ -199,3 +199,19 @@ def test_stats_take_the_platforms_period_and_refuse_dates_out_of_range(app, auth
     assert client.get("/stats", headers=auth(str(uuid.uuid4()))).status_code == 403
     documented = client.get("/openapi.json").json["paths"]["/stats"]["get"]["responses"]["200"]
     assert documented["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/StatsOut"}
+
+
+def test_text_with_a_nul_character_is_refused_not_a_server_error(app, auth, database, clock):
+    [me] = residents(database, clock, 1)
+    client = app.test_client()
+    staff = auth(str(uuid.uuid4()), role="community_staff", community_ids=[COMMUNITY])
+    notice = {"community_id": COMMUNITY, "title": "停水\x00通知", "body": "明日停水"}
+    refused = client.post("/broadcasts", json=notice, headers=staff)
+    assert refused.status_code == 422 and set(refused.json["error"]["fields"]) == {"title"}
+    headers = auth(me, community_ids=[COMMUNITY])
+    device = {"platform": "ios", "provider": "fcm", "token": "abcdefgh\x00"}
+    assert client.post("/devices", json=device, headers=headers).status_code == 422
+    assert client.put("/preferences", json={"timezone": "Asia/\x00"}, headers=headers).status_code == 422
+    assert client.delete(f"/follows/%00/{uuid.uuid4()}", headers=headers).status_code == 404
+    form = {"MessageSid": "SM\x00", "MessageStatus": "delivered"}
+    assert client.post("/receipts/twilio/status", data=form).status_code == 422

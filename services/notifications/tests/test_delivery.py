@@ -132,6 +132,20 @@ def test_aliyun_sends_signed_request_and_receipt_marks_delivered(database, clock
     assert row["state"] == "delivered"
 
 
+def test_malformed_provider_callbacks_are_refused_naming_the_field(app):
+    client = app.test_client()
+    for body in ([1, 2], {"phone_number": "13800138000"}, [{"phone_number": "13800138000", "success": True}]):
+        refused = client.post("/receipts/aliyun/report?token=callback-secret", json=body)
+        assert refused.status_code == 422, (body, refused.json)
+    long_number = [{"phone_number": "1" * 30, "content": "退订"}]
+    refused = client.post("/receipts/aliyun/reply?token=callback-secret", json=long_number)
+    assert refused.status_code == 422 and "0" in refused.json["error"]["fields"]
+    report = [{"phone_number": "13800138000", "success": True, "biz_id": "1^0"}]
+    assert client.post("/receipts/aliyun/report?token=秘密", json=report).status_code == 401
+    missing = client.post("/receipts/twilio/status", data={"To": "+8613800138000"})
+    assert missing.status_code == 422 and set(missing.json["error"]["fields"]) == {"MessageSid", "MessageStatus"}
+
+
 def test_retryable_errors_back_off_then_give_up_with_an_event(database, clock, fakes):
     [person] = add_people(database, clock)
     notify(database, clock, [person])

@@ -248,7 +248,12 @@ def follow(
     return row
 
 
+FOLLOWABLE = ("community", "issue", "meeting")
+
+
 def unfollow(session: Session, principal: Principal, *, target_type: str, target_id: str) -> None:
+    if target_type not in FOLLOWABLE:
+        raise NotFound("not following that")  # nothing else can be followed: no need to look
     result = session.execute(
         delete(follows).where(
             follows.c.user_id == principal.user_id,
