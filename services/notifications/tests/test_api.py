@@ -215,3 +215,24 @@ def test_text_with_a_nul_character_is_refused_not_a_server_error(app, auth, data
     assert client.delete(f"/follows/%00/{uuid.uuid4()}", headers=headers).status_code == 404
     form = {"MessageSid": "SM\x00", "MessageStatus": "delivered"}
     assert client.post("/receipts/twilio/status", data=form).status_code == 422
+
+
+def test_every_list_is_paginated_within_the_kits_bounds(app, auth, database, clock):
+    [me] = residents(database, clock, 1)
+    client = app.test_client()
+    headers = auth(me, community_ids=[COMMUNITY])
+    for n in range(3):
+        issue = {"target_type": "issue", "target_id": str(uuid.UUID(int=n + 1))}
+        assert client.post("/follows", json=issue, headers=headers).status_code == 201
+        device = {"platform": "android", "provider": "jpush", "token": f"token-{n:04d}"}
+        assert client.post("/devices", json=device, headers=headers).status_code == 201
+    for path in ("/follows", "/devices"):
+        first = client.get(f"{path}?page_size=2", headers=headers)
+        second = client.get(f"{path}?page_size=2&page=2", headers=headers)
+        assert first.status_code == second.status_code == 200
+        assert '"total": 3' in first.headers["X-Pagination"] or '"total":3' in first.headers["X-Pagination"]
+        assert len(first.json) == 2 and len(second.json) == 1
+    staff = auth(str(uuid.uuid4()), role="community_staff", community_ids=[COMMUNITY])
+    for path, who in (("/", headers), ("/follows", headers), ("/devices", headers), ("/deliveries", staff)):
+        too_far = client.get(f"{path}?page=100001", headers=who)
+        assert too_far.status_code == 422 and "page" in too_far.json["error"]["fields"], path

@@ -19,9 +19,9 @@ from linli_notifications.config import build_providers, load_config
 from linli_notifications.domain.clock import Clock, system_clock
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
 from linli_notifications.service_layer.delivery import Deliverer
-from linli_notifications.service_layer.handlers import fire_due_reminders, make_handlers
+from linli_notifications.service_layer.handlers import fire_due_reminders, has_due_reminders, make_handlers
 from linli_notifications.service_layer.receipts import poll_jpush_receipts
-from linli_notifications.service_layer.recipient import prune_stale_devices
+from linli_notifications.service_layer.recipient import has_stale_devices, prune_stale_devices
 
 
 def handlers(settings: Settings, _database: Database, clock: Clock = system_clock) -> dict[str, Handler | BatchHandler]:
@@ -34,9 +34,14 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
     reads = deliverer.reads
 
     def reminders() -> None:
-        with database.transaction() as session:
-            fire_due_reminders(session, clock, settings.timezone)
-            prune_stale_devices(session, clock())
+        now = clock()
+        # Most ticks find nothing to do: find that out without taking SQLite's write lock.
+        with reads.reading() as session:
+            work = has_due_reminders(session, now) or has_stale_devices(session, now)
+        if work:
+            with database.transaction() as session:
+                fire_due_reminders(session, clock, settings.timezone)
+                prune_stale_devices(session, now)
 
     found = [
         # The delivery round returns at once when nothing is due; a short interval keeps latency low.

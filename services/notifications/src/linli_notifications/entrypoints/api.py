@@ -309,10 +309,15 @@ class UnreadCount(MethodView):
 @blp.route("/devices")
 class Devices(MethodView):
     @blp.response(200, DeviceOut(many=True))
-    def get(self) -> list:
+    @blp.paginate()
+    def get(self, pagination_parameters: Any) -> list:
         principal = require_principal()
         with _reads().reading() as session:
-            return cases.list_devices(session, principal)
+            items, total = cases.list_devices(
+                session, principal, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+            )
+        pagination_parameters.item_count = total
+        return items
 
     @blp.arguments(DeviceIn)
     @blp.response(201, DeviceOut)
@@ -354,10 +359,15 @@ class Preferences(MethodView):
 @blp.route("/follows")
 class Follows(MethodView):
     @blp.response(200, FollowSchema(many=True))
-    def get(self) -> list:
+    @blp.paginate()
+    def get(self, pagination_parameters: Any) -> list:
         principal = require_principal()
         with _reads().reading() as session:
-            return cases.list_follows(session, principal)
+            items, total = cases.list_follows(
+                session, principal, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+            )
+        pagination_parameters.item_count = total
+        return items
 
     @blp.arguments(FollowSchema)
     @blp.response(201, FollowSchema)

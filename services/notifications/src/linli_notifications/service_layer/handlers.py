@@ -625,6 +625,12 @@ def _assignee(d: dict) -> str | None:
     return f"{d['assignee_type']}:{d['assignee_id']}" if d.get("assignee_type") else None
 
 
+def has_due_reminders(session: Session, now: datetime) -> bool:
+    return session.scalar(
+        select(select(reminders.c.id).where(reminders.c.state == "scheduled", reminders.c.due_at <= now).exists())
+    )
+
+
 def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit: int = 500) -> int:
     """Plan the reminders whose time has come; expire those whose subject already started."""
     now = clock()
@@ -644,7 +650,7 @@ def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit
         .all()
     )
     for r in due:
-        starts_at = r["starts_at"] if r["starts_at"].tzinfo else r["starts_at"].replace(tzinfo=now.tzinfo)
+        starts_at = r["starts_at"]  # aware: the column is UtcDateTime
         if starts_at <= now:
             session.execute(update(reminders).where(reminders.c.id == r["id"]).values(state="expired"))
             continue

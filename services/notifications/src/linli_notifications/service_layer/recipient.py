@@ -130,11 +130,13 @@ def register_device(
     return row
 
 
-def list_devices(session: Session, principal: Principal) -> list[dict]:
+def list_devices(session: Session, principal: Principal, *, offset: int, limit: int) -> tuple[list[dict], int]:
+    mine = devices.c.user_id == principal.user_id
+    total = session.scalar(select(func.count()).select_from(devices).where(mine))
     rows = session.execute(
-        select(devices).where(devices.c.user_id == principal.user_id).order_by(devices.c.created_at)
+        select(devices).where(mine).order_by(devices.c.created_at, devices.c.id).offset(offset).limit(limit)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in rows], total
 
 
 def delete_device(session: Session, principal: Principal, device_id: str) -> None:
@@ -144,12 +146,21 @@ def delete_device(session: Session, principal: Principal, device_id: str) -> Non
     session.commit()
 
 
-def prune_stale_devices(session: Session, now: datetime, days: int = 270) -> int:
+STALE_DEVICE_DAYS = 270
+
+
+def _stale(now: datetime, days: int) -> tuple:
+    return devices.c.pruned_at.is_(None), devices.c.last_seen_at < now - timedelta(days=days)
+
+
+def has_stale_devices(session: Session, now: datetime, days: int = STALE_DEVICE_DAYS) -> bool:
+    return session.scalar(select(select(devices.c.id).where(*_stale(now, days)).exists()))
+
+
+def prune_stale_devices(session: Session, now: datetime, days: int = STALE_DEVICE_DAYS) -> int:
     """Tokens not seen for `days` are dropped (JPush forgets inactive ids after 255 days, FCM after 270)."""
     result = session.execute(
-        update(devices)
-        .where(devices.c.pruned_at.is_(None), devices.c.last_seen_at < now - timedelta(days=days))
-        .values(pruned_at=now, pruned_reason="not seen for a long time")
+        update(devices).where(*_stale(now, days)).values(pruned_at=now, pruned_reason="not seen for a long time")
     )
     return result.rowcount or 0
 
@@ -266,11 +277,17 @@ def unfollow(session: Session, principal: Principal, *, target_type: str, target
     session.commit()
 
 
-def list_follows(session: Session, principal: Principal) -> list[dict]:
+def list_follows(session: Session, principal: Principal, *, offset: int, limit: int) -> tuple[list[dict], int]:
+    mine = follows.c.user_id == principal.user_id
+    total = session.scalar(select(func.count()).select_from(follows).where(mine))
     rows = session.execute(
-        select(follows).where(follows.c.user_id == principal.user_id).order_by(follows.c.created_at)
+        select(follows)
+        .where(mine)
+        .order_by(follows.c.created_at, follows.c.target_type, follows.c.target_id)
+        .offset(offset)
+        .limit(limit)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in rows], total
 
 
 # --- staff reads --------------------------------------------------------------------------------
