@@ -117,3 +117,16 @@ def test_pages_past_the_bound_are_422(client, world):
     for path in ("/", "/posts", "/groups", "/talents", "/offerings", "/bookings", "/registrations/mine"):
         invalid(client.get(path, query_string={"page": 10**12}, headers=staff), "page")
         assert client.get(path, query_string={"page": 100_000}, headers=staff).status_code == 200
+
+
+def test_unknown_ids_in_a_body_are_422_naming_the_field(client, world):
+    staff = world.headers("community_staff")
+    aid = client.post("/", json=activity_body(world, publish=True), headers=staff).get_json()["id"]
+    unknown = "00000000-0000-0000-0000-000000000000"
+    # Was a 404, as if the activity itself were unknown.
+    invalid(client.post(f"/{aid}/checkins", json={"registration_id": unknown}, headers=staff), "registration_id")
+    invalid(client.post("/bookings", json={"offering_id": unknown, **SLOT}, headers=staff), "offering_id")
+    talent = client.post("/talents", json={"display_name": "Fixer", "skills": ["repair"]}, headers=world.headers())
+    matched = client.post(f"/talents/{talent.get_json()['id']}/matches", json={"booking_id": unknown}, headers=staff)
+    invalid(matched, "booking_id")
+    invalid(client.post("/", json=activity_body(world, post_id=unknown), headers=staff), "post_id")

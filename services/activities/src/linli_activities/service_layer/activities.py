@@ -455,7 +455,13 @@ def check_in(
         if registration_id is not None:
             if not may_manage(uow, principal, activity):
                 raise Forbidden("the staff list is ticked by the activity's organisers")
-            registration = _registration(uow, principal, activity, registration_id)
+            try:
+                registration = _registration(uow, principal, activity, registration_id)
+            except NotFound as exc:
+                # An id in the body, not the path: bad input naming the field, like every such id.
+                raise Invalid(
+                    "unknown registration", fields={"registration_id": ["no such registration of this activity"]}
+                ) from exc
             method = "list"
         else:
             if code is None or code != activity.checkin_code:
