@@ -143,7 +143,7 @@ class BookingSchema(Schema):
     door_to_door = fields.Boolean(load_default=False)
     address = Text(load_default=None, allow_none=True, validate=validate.Length(max=500))
     note = Text(load_default="", validate=validate.Length(max=2000))
-    status = Text(dump_only=True)
+    status = Text(dump_only=True, validate=validate.OneOf(BOOKING_STATUSES))
     provider_talent_id = Text(dump_only=True, allow_none=True)
     person_times = fields.Integer(dump_only=True)
     completed_at = Instant(dump_only=True, allow_none=True)
