@@ -29,7 +29,6 @@ from linli_kit.web import require_principal
 from linli_notifications.adapters.reading import ReadSessions, reads_for
 from linli_notifications.adapters.tables import replica
 from linli_notifications.domain.model import Category, Channel
-from linli_notifications.entrypoints.text import no_nul
 from linli_notifications.service_layer import broadcasts as broadcast_cases
 from linli_notifications.service_layer import recipient as cases
 
@@ -92,7 +91,7 @@ class CountSchema(Schema):
 class DeviceIn(Schema):
     platform = fields.String(required=True, validate=validate.OneOf(["ios", "android"]))
     provider = fields.String(required=True, validate=validate.OneOf(["jpush", "fcm"]))
-    token = fields.String(required=True, validate=[validate.Length(min=8, max=512), no_nul])
+    token = fields.String(required=True, validate=validate.Length(min=8, max=512))
 
 
 class DeviceOut(Schema):
@@ -121,7 +120,7 @@ class QuietHours(Schema):
 
 class PreferencesSchema(Schema):
     quiet_hours = fields.Nested(QuietHours, load_default=None)
-    timezone = fields.String(load_default=None, validate=[validate.Length(max=64), no_nul])
+    timezone = fields.String(load_default=None, validate=validate.Length(max=64))
     items = fields.List(fields.Nested(PreferenceItem), load_default=list)
 
 
@@ -134,8 +133,8 @@ class FollowSchema(Schema):
 
 class BroadcastIn(Schema):
     community_id = fields.UUID(required=True)
-    title = fields.String(required=True, validate=[validate.Length(min=1, max=30), no_nul])
-    body = fields.String(required=True, validate=[validate.Length(min=1, max=500), no_nul])
+    title = fields.String(required=True, validate=validate.Length(min=1, max=30))
+    body = fields.String(required=True, validate=validate.Length(min=1, max=500))
     urgent = fields.Boolean(load_default=False)
     channels = fields.List(
         fields.String(validate=validate.OneOf([c.value for c in Channel])),

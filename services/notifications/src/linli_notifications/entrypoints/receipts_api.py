@@ -15,7 +15,6 @@ from linli_kit.events.outbox import Outbox
 from linli_kit.uow import UnitOfWork
 from linli_notifications.adapters.providers.twilio import request_signature
 from linli_notifications.adapters.tables import messaging
-from linli_notifications.entrypoints.text import no_nul
 from linli_notifications.service_layer import receipts
 
 blp = Blueprint("receipts", __name__, url_prefix="/receipts", description="Provider callbacks")
@@ -39,10 +38,10 @@ class AliyunReportItem(Schema):
 
     phone_number = fields.String(required=True, validate=PHONE)
     success = fields.Boolean(required=True)
-    biz_id = fields.String(required=True, validate=[validate.Length(min=1, max=120), no_nul])
-    report_time = fields.String(load_default="", validate=[validate.Length(max=40), no_nul])
-    err_code = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=80), no_nul])
-    out_id = fields.String(load_default=None, allow_none=True, validate=[validate.Length(max=120), no_nul])
+    biz_id = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    report_time = fields.String(load_default="", validate=validate.Length(max=40))
+    err_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=80))
+    out_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=120))
 
 
 class AliyunReplyItem(Schema):
@@ -52,7 +51,7 @@ class AliyunReplyItem(Schema):
         unknown = EXCLUDE
 
     phone_number = fields.String(required=True, validate=PHONE)
-    content = fields.String(required=True, validate=[validate.Length(max=2000), no_nul])
+    content = fields.String(required=True, validate=validate.Length(max=2000))
 
 
 class AliyunAnswer(Schema):
@@ -64,10 +63,10 @@ class TwilioStatusForm(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    MessageSid = fields.String(required=True, validate=[validate.Length(min=1, max=120), no_nul])
-    MessageStatus = fields.String(required=True, validate=[validate.Length(min=1, max=30), no_nul])
-    To = fields.String(load_default="", validate=[validate.Length(max=20), no_nul])
-    ErrorCode = fields.String(load_default="", validate=[validate.Length(max=80), no_nul])
+    MessageSid = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    MessageStatus = fields.String(required=True, validate=validate.Length(min=1, max=30))
+    To = fields.String(load_default="", validate=validate.Length(max=20))
+    ErrorCode = fields.String(load_default="", validate=validate.Length(max=80))
 
 
 class TwilioInboundForm(Schema):
@@ -75,7 +74,7 @@ class TwilioInboundForm(Schema):
         unknown = EXCLUDE
 
     From = fields.String(required=True, validate=PHONE)
-    Body = fields.String(load_default="", validate=[validate.Length(max=2000), no_nul])
+    Body = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
 def _config():  # noqa: ANN202
