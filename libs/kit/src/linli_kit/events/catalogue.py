@@ -6,7 +6,7 @@ next version beside the old one, and consumers keep accepting both until produce
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, Schema, ValidationError
 
@@ -16,6 +16,10 @@ class InvalidEvent(ValueError):
 
 
 class EventSchema(Schema):
+    # True when the event's data identifies or reaches a person (a phone number, a one-time code):
+    # the producer's outbox then keeps the payload only until the broker has confirmed it.
+    personal_data: ClassVar[bool] = False
+
     class Meta:
         # Newer producers may add fields; an older consumer keeps them and reads what it knows.
         unknown = INCLUDE
@@ -30,6 +34,14 @@ class Catalogue:
 
     def types(self) -> list[str]:
         return sorted({t for t, _ in self._schemas})
+
+    def carries_personal_data(self, event_type: str) -> bool:
+        """Whether any version of `event_type` is declared as carrying personal data (an unknown
+        type does not: nothing declared it)."""
+        return any(t == event_type and schema.personal_data for (t, _), schema in self._schemas.items())
+
+    def personal_types(self) -> frozenset[str]:
+        return frozenset(t for (t, _), schema in self._schemas.items() if schema.personal_data)
 
     def latest_version(self, event_type: str) -> int:
         versions = [v for t, v in self._schemas if t == event_type]
