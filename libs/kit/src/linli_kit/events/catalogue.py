@@ -28,20 +28,19 @@ class EventSchema(Schema):
 class Catalogue:
     def __init__(self) -> None:
         self._schemas: dict[tuple[str, int], Schema] = {}
+        self._personal: frozenset[str] = frozenset()
 
     def register(self, event_type: str, version: int, schema: type[Schema]) -> None:
         self._schemas[(event_type, version)] = schema()
+        if getattr(schema, "personal_data", False):
+            self._personal = self._personal | {event_type}
 
     def types(self) -> list[str]:
         return sorted({t for t, _ in self._schemas})
 
-    def carries_personal_data(self, event_type: str) -> bool:
-        """Whether any version of `event_type` is declared as carrying personal data (an unknown
-        type does not: nothing declared it)."""
-        return any(t == event_type and schema.personal_data for (t, _), schema in self._schemas.items())
-
     def personal_types(self) -> frozenset[str]:
-        return frozenset(t for (t, _), schema in self._schemas.items() if schema.personal_data)
+        """The event types any version of which is declared as carrying personal data."""
+        return self._personal
 
     def latest_version(self, event_type: str) -> int:
         versions = [v for t, v in self._schemas if t == event_type]

@@ -550,8 +550,9 @@ class _RelayLink:
         their data in the same statement."""
         table = self.relay.table
         now = datetime.now(UTC)
-        plain = [i for i in batch.acked if not CATALOGUE.carries_personal_data(batch.rows[i].event_type)]
-        personal = [i for i in batch.acked if CATALOGUE.carries_personal_data(batch.rows[i].event_type)]
+        personal_types = CATALOGUE.personal_types()
+        plain = [i for i in batch.acked if batch.rows[i].event_type not in personal_types]
+        personal = [i for i in batch.acked if batch.rows[i].event_type in personal_types]
         db = self.db
         assert db is not None
         db.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
