@@ -159,3 +159,42 @@ def test_times_written_on_sqlite_read_back_as_instants(sqlite_database, amqp_url
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.integration
+def test_personal_data_an_older_relay_left_published_is_blanked(any_database):
+    outbox = probe.messaging.outbox
+    expires = datetime.now(UTC) + timedelta(minutes=5)
+
+    def code_row(published: datetime | None) -> dict:
+        event = new_event(
+            "accounts.code.requested",
+            {"phone": "+8613800138000", "code": "482913", "purpose": "login", "expires_at": expires},
+            producer="gateway",
+        )
+        return {
+            "event_id": event.id,
+            "event_type": event.type,
+            "payload": event.to_json(),
+            "created_at": NOW,
+            "published_at": published,
+        }
+
+    rows = [code_row(NOW), code_row(NOW), code_row(None), outbox_row(1, created=NOW, published=NOW)]
+    with any_database.transaction() as s:
+        s.execute(insert(outbox), rows)
+    retention = MessagingRetention(
+        any_database,
+        probe.messaging,
+        outbox_retention=timedelta(hours=168),
+        inbox_retention=timedelta(days=30),
+        service="probe",
+        chunk=1,
+    )
+    assert retention.redact_published() == 2
+    with any_database.reading() as conn:
+        payloads = dict(conn.execute(select(outbox.c.event_id, outbox.c.payload)).all())
+    assert [json.loads(payloads[r["event_id"]])["data"] for r in rows[:2]] == [None, None]
+    assert payloads[rows[2]["event_id"]] == rows[2]["payload"]  # not published yet: the consumer needs it
+    assert payloads[rows[3]["event_id"]] == rows[3]["payload"]  # nothing personal
+    assert retention.redact_published() == 0

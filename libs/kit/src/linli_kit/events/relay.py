@@ -608,6 +608,14 @@ def redact(payload: str) -> str:
     return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
 
 
+def is_redacted(payload: str) -> bool:
+    try:
+        envelope = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(envelope, dict) and envelope.get("redacted") is True
+
+
 def _envelope_fields(payload: str) -> dict[str, Any]:
     """The envelope, for its correlation id and producer; a row that is not one is still sent (the
     consumers dead-letter it) rather than blocking every row behind it."""

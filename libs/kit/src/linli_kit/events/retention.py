@@ -27,11 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
+from linli_kit.events.catalogue import CATALOGUE
+from linli_kit.events.relay import is_redacted, redact
 from linli_kit.tables import MessagingTables
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,13 @@ class MessagingRetention:
         self.chunk = chunk or (CHUNK_SQLITE if database.is_sqlite else CHUNK_POSTGRESQL)
 
     def run(self, stop: threading.Event) -> None:
-        """Prune now and then every `interval_seconds` until `stop` is set."""
+        """Blank what an older relay left, then prune now and every `interval_seconds` until `stop`."""
+        try:
+            redacted = self.redact_published(stop)
+            if redacted:
+                log.info("blanked personal data of published events", extra={"service": self.service, "rows": redacted})
+        except SQLAlchemyError as exc:
+            log.warning("blanking published personal data failed", extra={"service": self.service, "error": repr(exc)})
         while not stop.is_set():
             try:
                 pruned = self.prune(stop)
@@ -88,6 +96,34 @@ class MessagingRetention:
         outbox = self._prune_all(self._outbox_chunk, now - self.outbox_retention, stop)
         inbox = self._prune_all(self._inbox_chunk, now - self.inbox_retention, stop)
         return Pruned(outbox, inbox)
+
+    def redact_published(self, stop: threading.Event | None = None) -> int:
+        """Blank the data of published events of personal types that still carry it: rows published
+        by a relay from before redaction existed (the relay now blanks them as it marks them). Reads
+        without a write lock; each chunk's update is its own short transaction. Returns how many."""
+        outbox = self.tables.outbox
+        personal = sorted(CATALOGUE.personal_types())
+        total, after = 0, None
+        while personal:
+            query = select(outbox.c.id, outbox.c.payload).where(
+                outbox.c.published_at.is_not(None), outbox.c.event_type.in_(personal)
+            )
+            if after is not None:
+                query = query.where(outbox.c.id > after)
+            with self.database.reading() as conn:
+                rows = conn.execute(query.order_by(outbox.c.id).limit(self.chunk)).all()
+            exposed = [row for row in rows if not is_redacted(row.payload)]
+            if exposed:
+                with self.database.transaction() as session:
+                    session.execute(
+                        update(outbox).where(outbox.c.id == bindparam("row_id")).values(payload=bindparam("blank")),
+                        [{"row_id": row.id, "blank": redact(row.payload)} for row in exposed],
+                    )
+                total += len(exposed)
+            if len(rows) < self.chunk or (stop is not None and stop.wait(PAUSE_BETWEEN_CHUNKS)):
+                return total
+            after = rows[-1].id
+        return total
 
     def _prune_all(
         self, chunk: Callable[[Session, datetime], int], cutoff: datetime, stop: threading.Event | None
