@@ -6,12 +6,14 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 
+import pika
 import psycopg
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from linli_kit.db import Database
+from linli_kit.events.topology import declare_exchanges
 from linli_kit.testing import probe
 from linli_kit.testing.waiting import eventually
 
@@ -111,3 +113,25 @@ def test_one_relay_of_a_service_publishes_at_a_time(any_database, amqp_url, bus_
     later = probe.write_events(any_database, [1000])
     eventually(lambda: unpublished(any_database) == 0, what="published by the new leader")
     assert later[0] in {p.message_id for p in eventually(tap.drain, what="the later event")}
+
+
+def test_refused_events_stay_unpublished_and_go_out_again(any_database, amqp_url, bus_names, threads):
+    # A queue that takes one message and refuses the rest (the broker nacks them).
+    queue = bus_names.queue("bench")  # removed with the test's names
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = conn.channel()
+    try:
+        declare_exchanges(channel, bus_names)
+        channel.queue_declare(queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        channel.queue_bind(queue, bus_names.exchange, routing_key=probe.PROBE_EVENT)
+        relay = probe.relay_for(any_database, amqp_url, bus_names)
+        threads(relay.run)
+        ids = probe.write_events(any_database, range(3))
+        eventually(lambda: unpublished(any_database) == 2, what="one accepted, two refused and kept")
+        got = []
+        for _ in range(3):  # make room, one message at a time: the refused ones are sent again
+            got.append(eventually(lambda: channel.basic_get(queue, auto_ack=True)[1], what="the next event"))
+        assert sorted(p.message_id for p in got) == sorted(ids)
+        eventually(lambda: unpublished(any_database) == 0, what="all marked once accepted")
+    finally:
+        conn.close()

@@ -267,6 +267,8 @@ class _RelayLink:
         self.idle_delay = relay.busy_poll_seconds
         self.closing = False
         self.db_backoff = Backoff(0.1, 5.0)
+        # A broker refusing events (a full queue with reject-publish) is asked again less and less often.
+        self.refused_backoff = Backoff(max(relay.idle_seconds, 0.05), 5.0)
         self.lock = relay.lock()
         self.db: Connection | None = None  # while leading: the connection holding the lock
         self.redeclared_at = 0.0
@@ -540,9 +542,14 @@ class _RelayLink:
             self._declare_unrouted_again()
         if batch.nacked:
             # Refused by the broker: they stay unpublished and go out again with a later batch.
-            log.warning("broker refused events", extra={"service": self.relay.service, "count": len(batch.nacked)})
-            self._schedule(self.relay.idle_seconds)
+            delay = self.refused_backoff.next()
+            log.warning(
+                "broker refused events",
+                extra={"service": self.relay.service, "count": len(batch.nacked), "retry_in": round(delay, 2)},
+            )
+            self._schedule(delay)
         else:
+            self.refused_backoff.reset()
             self._schedule(0 if batch.full else self.relay.busy_poll_seconds)
 
     def _mark_published(self, batch: _Batch) -> None:
