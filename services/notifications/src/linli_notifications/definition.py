@@ -14,6 +14,7 @@ from linli_kit.replica import replica_handlers
 from linli_kit.service import ServiceDefinition
 from linli_kit.worker import Timer
 from linli_notifications import SERVICE
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import messaging, metadata, replica
 from linli_notifications.config import build_providers, load_config
 from linli_notifications.domain.clock import Clock, system_clock
@@ -31,7 +32,7 @@ def handlers(settings: Settings, _database: Database, clock: Clock = system_cloc
 def timers(settings: Settings, database: Database, clock: Clock = system_clock) -> list[Timer]:
     config = load_config()
     deliverer = Deliverer(database, config, build_providers(config), clock=clock, city_timezone=settings.timezone)
-    reads = deliverer.reads
+    reads = ReadSessions(database)
 
     def reminders() -> None:
         now = clock()
@@ -46,7 +47,7 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
     found = [
         # The delivery round returns at once when nothing is due; a short interval keeps latency low.
         Timer("deliver", config.delivery_interval_seconds, lambda: deliverer.drain(max_rounds=50)),
-        Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone, reads)),
+        Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone)),
         Timer("reminders", config.reminder_interval_seconds, reminders),
     ]
     jpush = deliverer.providers.get("jpush")
@@ -56,7 +57,7 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
             Timer(
                 "push-receipts",
                 config.push_receipt_interval_seconds,
-                lambda: poll_jpush_receipts(database, jpush, clock(), reads),
+                lambda: poll_jpush_receipts(database, jpush, clock()),
             )
         )
     return found

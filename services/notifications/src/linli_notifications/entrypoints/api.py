@@ -26,7 +26,7 @@ from linli_kit.db import Database
 from linli_kit.periods import resolve_period, today_in
 from linli_kit.schemas import PeriodQuery
 from linli_kit.web import require_principal
-from linli_notifications.adapters.reading import ReadSessions, reads_for
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import replica
 from linli_notifications.domain.model import Category, Channel
 from linli_notifications.service_layer import broadcasts as broadcast_cases
@@ -41,7 +41,7 @@ def _db() -> Database:
 
 def _reads() -> ReadSessions:
     """Sessions for requests that only read: on SQLite they take no write lock (see `reading`)."""
-    return reads_for(_db())
+    return ReadSessions(_db())
 
 
 def _now():  # noqa: ANN202

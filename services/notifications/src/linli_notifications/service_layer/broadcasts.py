@@ -12,7 +12,7 @@ from linli_kit.auth import Principal, Role
 from linli_kit.db import Database
 from linli_kit.errors import Forbidden
 from linli_notifications.adapters import repository
-from linli_notifications.adapters.reading import ReadSessions, reads_for
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import broadcasts
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Channel, Intent
@@ -58,13 +58,13 @@ def create_broadcast(
     return row
 
 
-def plan_broadcasts(database: Database, clock: Clock, city_timezone: str, reads: ReadSessions | None = None) -> int:
+def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int:
     """Plan every broadcast still planning, chunk by chunk; return the deliveries planned.
 
     Each chunk is read (members, preferences) without a write lock, then written in a transaction of
     its own with the broadcast's cursor. The cursor moves only from the value the chunk was read
     after, so two planners never plan one chunk twice, and a crash resumes after the last chunk."""
-    reads = reads or reads_for(database)
+    reads = ReadSessions(database)
     chunk = SQLITE_CHUNK if database.is_sqlite else CHUNK
     total = 0
     with reads.reading() as session:

@@ -42,7 +42,7 @@ from linli_notifications import SERVICE
 from linli_notifications.adapters import metrics, repository
 from linli_notifications.adapters.providers.aliyun import ProviderCheckFailed
 from linli_notifications.adapters.providers.base import OutboundMessage, Outcome, Provider, SendResult
-from linli_notifications.adapters.reading import reads_for
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, recipients
 from linli_notifications.config import NotificationConfig
 from linli_notifications.domain.clock import Clock
@@ -114,7 +114,7 @@ class Deliverer:
         after_send: Callable[[list[Claimed]], None] | None = None,
     ) -> None:
         self.database = database
-        self.reads = reads_for(database)
+        self.reads = ReadSessions(database)
         self.config = config
         self.providers = providers
         self.clock = clock

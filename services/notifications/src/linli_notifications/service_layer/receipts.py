@@ -16,7 +16,7 @@ from linli_kit.uow import UnitOfWork
 from linli_notifications import SERVICE
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.providers.jpush import JPush, ReportFailed
-from linli_notifications.adapters.reading import ReadSessions, reads_for
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import attempts, deliveries, receipts, sms_opt_outs
 from linli_notifications.domain.model import DeliveryState
 
@@ -132,7 +132,7 @@ def _phone_forms(phone: str) -> list[str]:
     return sorted(forms)
 
 
-def poll_jpush_receipts(database: Database, jpush: JPush, now: datetime, reads: ReadSessions | None = None) -> int:
+def poll_jpush_receipts(database: Database, jpush: JPush, now: datetime) -> int:
     """Ask JPush's Report API about the push deliveries it took in the last day; mark delivered the
     deliveries of every message that reached all the devices it was sent to. Returns how many.
 
@@ -141,7 +141,7 @@ def poll_jpush_receipts(database: Database, jpush: JPush, now: datetime, reads: 
     sent it to (our attempts carry the msg_id); before that its deliveries stay `sent`. Idempotent:
     a receipt is stored once per msg_id and only `sent` deliveries move to `delivered`."""
     since = now - timedelta(days=1)
-    with (reads or reads_for(database)).reading() as session:
+    with ReadSessions(database).reading() as session:
         targeted = dict(
             session.execute(
                 select(attempts.c.request_id, func.count())
