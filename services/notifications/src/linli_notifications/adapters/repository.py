@@ -19,6 +19,7 @@ from linli_notifications.adapters.tables import (
     preferences,
     recipient_communities,
     recipients,
+    replica,
     sms_opt_outs,
 )
 from linli_notifications.domain.model import Recipient
@@ -155,6 +156,17 @@ def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dic
         for r in rows:
             result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
     return result
+
+
+def street_lookup(session: Session) -> Callable[[str], str | None]:
+    """community id -> its street id, from the directory replica, read through `session`."""
+
+    def street_of(community_id: str) -> str | None:
+        return session.scalar(
+            select(replica.communities.c.street_id).where(replica.communities.c.community_id == community_id)
+        )
+
+    return street_of
 
 
 def members_with_role(session: Session, community_ids: Iterable[str], roles: Iterable[str]) -> list[str]:

@@ -19,15 +19,14 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
 from linli_kit.periods import resolve_period, today_in
 from linli_kit.schemas import PeriodQuery
 from linli_kit.web import require_principal
+from linli_notifications.adapters import repository
 from linli_notifications.adapters.reading import ReadSessions
-from linli_notifications.adapters.tables import replica
 from linli_notifications.domain.model import Category, Channel
 from linli_notifications.service_layer import broadcasts as broadcast_cases
 from linli_notifications.service_layer import recipient as cases
@@ -40,7 +39,7 @@ def _db() -> Database:
 
 
 def _reads() -> ReadSessions:
-    """Sessions for requests that only read: on SQLite they take no write lock (see `reading`)."""
+    """Sessions for requests that only read: on SQLite they take no write lock (adapters/reading.py)."""
     return ReadSessions(_db())
 
 
@@ -53,15 +52,9 @@ def _tz() -> str:
 
 
 def _street_of(session: Session) -> cases.StreetOf:
-    """The street of a community, from the replica, read in the request's own session: a second
-    session would wait on SQLite for the write lock the first one holds, i.e. for itself."""
-
-    def street_of(community_id: str) -> str | None:
-        return session.scalar(
-            select(replica.communities.c.street_id).where(replica.communities.c.community_id == community_id)
-        )
-
-    return street_of
+    # In the request's own session: on SQLite a second session would wait for the write lock the
+    # first one holds, i.e. for itself (a street official's look-ups hung, then answered 503).
+    return repository.street_lookup(session)
 
 
 # --- schemas ------------------------------------------------------------------------------------

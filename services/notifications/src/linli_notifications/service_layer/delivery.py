@@ -14,7 +14,8 @@ codes and urgent notices excepted, as when planning).
 No transaction stays open while a provider is called: the claim commits before the calls, the
 record opens its own transaction after them, and what is only read (what is due, the per-number
 counts, devices, quiet hours) is read without taking SQLite's write lock. On SQLite, whose one
-write lock every writer shares, a round claims fewer rows so each write transaction stays short.
+write lock every writer shares, a round claims and records its rows in transactions of
+`SQLITE_WRITE_CHUNK`, so each write transaction stays short.
 """
 
 from __future__ import annotations
