@@ -7,7 +7,7 @@ from sqlalchemy import insert, select
 
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
-from linli_notifications.adapters.tables import deliveries, recipient_communities, recipients, replica
+from linli_notifications.adapters.tables import deliveries, notifications, recipient_communities, recipients, replica
 from linli_notifications.config import build_providers, load_config
 from linli_notifications.definition import definition
 from linli_notifications.domain.model import Category, Intent
@@ -162,3 +162,52 @@ def test_every_time_the_api_returns_carries_its_offset_on_sqlite(sqlite_app, sql
     ]
     assert all(_with_offset(t) for t in times), times
     assert datetime.fromisoformat(again["created_at"]) == clock()
+
+
+def test_issue_notices_on_sqlite_tell_each_change_once(sqlite_database, clock):
+    """The real handlers on SQLite (its upsert of what each person knows): six consultations, one
+    'deliberating' notice."""
+    from linli_kit.config import load_settings
+    from linli_kit.events import new_event
+    from linli_notifications.definition import handlers
+
+    db = sqlite_database
+    reporter, issue_id = str(uuid.uuid4()), str(uuid.uuid4())
+    rules = handlers(load_settings("notifications"), db, clock)
+    snapshot = {
+        "issue_id": issue_id,
+        "community_id": COMMUNITY,
+        "title": "屋顶漏水",
+        "category": "repair",
+        "urgency": "normal",
+        "tier": "community",
+        "reporter_id": reporter,
+    }
+
+    def handle(event_type, **data):
+        event = new_event(event_type, {**snapshot, **data}, producer="issues")
+        with db.transaction() as s:
+            rules[event_type].handle(s, [event])
+
+    with db.transaction() as s:
+        s.execute(
+            recipients.insert().values(
+                user_id=reporter,
+                role="resident",
+                display_name="x",
+                phone="+8613800138000",
+                locale="zh-CN",
+                active=True,
+                revision=1,
+                updated_at=clock(),
+            )
+        )
+    handle("issues.issue.reported", status="reported", revision=1)
+    handle("issues.issue.accepted", status="accepted", from_status="reported", revision=2)
+    handle("issues.issue.status_changed", status="deliberating", from_status="accepted", revision=3)
+    for revision in range(4, 9):
+        handle("issues.issue.status_changed", status="deliberating", from_status="deliberating", revision=revision)
+    handle("issues.issue.status_changed", status="deliberating", from_status="accepted", revision=9)
+    with db.session() as s:
+        told = s.execute(select(notifications.c.params).where(notifications.c.user_id == reporter)).scalars().all()
+    assert sorted(p["status"] for p in told) == ["accepted", "deliberating"]
