@@ -4,14 +4,17 @@ PostgreSQL, RabbitMQ; stand-in services on loopback where the proxy's mechanics 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pika
 import pytest
 import requests
+from sqlalchemy import update
 
+from linli_gateway.adapters.tables import one_time_codes, users
 from linli_kit.auth import TokenSigner
+from linli_kit.db import Database
 from linli_kit.events.topology import declare_exchanges
 from linli_kit.keys import generate_keypair
 from linli_kit.testing.platform import free_port
@@ -64,112 +67,234 @@ def make_community(api: str, admin: dict) -> tuple[str, str]:
     return street, community
 
 
-def test_sign_up_by_sms_code_approval_login_refresh_logout_and_lockout(platform, token_signer, tap):
+def aware(text: str) -> datetime:
+    """An instant as the gateway answers it: ISO 8601 with its UTC offset."""
+    value = datetime.fromisoformat(text)
+    assert value.utcoffset() is not None, f"{text!r} carries no offset"
+    return value
+
+
+class GatewayClock:
+    """Moves the gateway's stored instants back, as if minutes had passed (the processes keep running)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database = Database(database_url)
+
+    def codes_sent_long_ago(self, phone: str) -> None:
+        with self.database.transaction() as session:
+            session.execute(
+                update(one_time_codes)
+                .where(one_time_codes.c.phone == phone)
+                .values(created_at=datetime.now(UTC) - timedelta(minutes=2))
+            )
+
+    def lockout_over(self, phone: str) -> None:
+        with self.database.transaction() as session:
+            changed = session.execute(
+                update(users)
+                .where(users.c.phone == phone, users.c.locked_until.is_not(None))
+                .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+            assert changed.rowcount == 1
+
+    def close(self) -> None:
+        self.database.engine.dispose()
+
+
+def latest_code(tap: BusTap, phone: str, purpose: str, seen: int) -> str:
+    """The code of the `seen`-th code event for this phone and purpose (1-based), once it is out."""
+    events = eventually(
+        lambda: [
+            e
+            for e in tap.events("accounts.code.requested")
+            if e["data"]["phone"] == phone and e["data"]["purpose"] == purpose
+        ][seen - 1 :],
+        what=f"code event #{seen} ({purpose})",
+    )
+    return events[0]["data"]["code"]
+
+
+def test_account_flows_on_each_database(any_platform, token_signer, tap, upstream_factory):
+    """Codes, sign-up, approval, login, refresh, lockout with its expiry and lifting, logout, password
+    reset and API keys, through the real gateway on SQLite (what `make run` uses) and PostgreSQL."""
+    platform = any_platform
+    echo = upstream_factory()
+    platform.extra_env.update({"ISSUES_URL": echo.url, "RATE_LIMIT_AUTH": "1000/minute"})
     gateway = platform.start_web("gateway")
     platform.start_worker("gateway")
+    clock = GatewayClock(platform.database_url("gateway"))
     api = gateway.url + "/api/v1"
-    admin = bearer(token_signer.sign(user_id="00000000-0000-4000-8000-000000000001", role="city_admin"))
+    phone = "+86" + PHONE
+    admin_token = token_signer.sign(user_id="00000000-0000-4000-8000-000000000001", role="city_admin")
+    admin = bearer(admin_token)
     street_id, community_id = make_community(api, admin)
+    try:
+        # A resident asks for a code; it leaves through the outbox for the notifications service.
+        assert requests.post(f"{api}/auth/codes", json={"phone": "12"}).status_code == 422
+        sent = requests.post(f"{api}/auth/codes", json={"phone": PHONE})
+        assert sent.status_code == 202, sent.text
+        assert aware(sent.json()["expires_at"]) > datetime.now(UTC)
+        first_code = latest_code(tap, phone, "signup", 1)
+        again = requests.post(f"{api}/auth/codes", json={"phone": PHONE})
+        assert again.status_code == 429 and again.json()["error"]["code"] == "locked_out"  # one a minute
+        clock.codes_sent_long_ago(phone)
+        resent = requests.post(f"{api}/auth/codes", json={"phone": PHONE})
+        assert resent.status_code == 202, resent.text
+        code = latest_code(tap, phone, "signup", 2)
 
-    # A resident asks for a code; it leaves through the outbox for the notifications service.
-    assert requests.post(f"{api}/auth/codes", json={"phone": "12"}).status_code == 422
-    sent = requests.post(f"{api}/auth/codes", json={"phone": PHONE})
-    assert sent.status_code == 202, sent.text
-    [code_event] = eventually(lambda: tap.events("accounts.code.requested"), what="code event")
-    assert code_event["data"]["phone"] == "+86" + PHONE and code_event["data"]["purpose"] == "signup"
-    code = code_event["data"]["code"]
-    again = requests.post(f"{api}/auth/codes", json={"phone": PHONE})
-    assert again.status_code == 429  # one code a minute
+        signup = {"phone": PHONE, "password": "wall-7-safe", "display_name": "Yang Jing", "community_id": community_id}
+        wrong = requests.post(f"{api}/auth/signup", json={**signup, "code": "000000" if code != "000000" else "111111"})
+        assert wrong.status_code == 422 and "code" in wrong.json()["error"]["fields"], wrong.text
+        created = requests.post(f"{api}/auth/signup", json={**signup, "code": code})
+        assert created.status_code == 201, created.text
+        resident_id = created.json()["id"]
+        assert created.json()["status"] == "pending"
+        used = requests.post(f"{api}/auth/signup", json={**signup, "code": code})
+        assert used.status_code == 409, used.text
+        pending = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
+        assert pending.status_code == 403 and pending.json()["error"]["code"] == "pending_approval"
 
-    signup = {"phone": PHONE, "password": "wall-7-safe", "display_name": "Yang Jing", "community_id": community_id}
-    wrong = requests.post(f"{api}/auth/signup", json={**signup, "code": "000000" if code != "000000" else "111111"})
-    assert wrong.status_code == 422 and "code" in wrong.json()["error"]["fields"]
-    created = requests.post(f"{api}/auth/signup", json={**signup, "code": code})
-    assert created.status_code == 201, created.text
-    resident_id = created.json()["id"]
-    assert created.json()["status"] == "pending"
-    pending = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
-    assert pending.status_code == 403 and pending.json()["error"]["code"] == "pending_approval"
+        # Community staff (registered by a city admin) approve the new resident.
+        staff_created = requests.post(
+            f"{api}/auth/users",
+            json={
+                "display_name": "Tang Kun",
+                "role": "community_staff",
+                "phone": "13900139000",
+                "community_ids": [community_id],
+                "password": "round-table-1",
+            },
+            headers=admin,
+        )
+        assert staff_created.status_code == 201, staff_created.text
+        staff_login = requests.post(f"{api}/auth/login", json={"phone": "13900139000", "password": "round-table-1"})
+        assert staff_login.status_code == 200, staff_login.text
+        staff = bearer(staff_login.json()["access_token"])
+        assert staff_login.json()["user"]["street_id"] == street_id
+        claims = jwt.decode(staff_login.json()["access_token"], options={"verify_signature": False})
+        assert claims["role"] == "community_staff" and claims["community_ids"] == [community_id]
+        seen_by_staff = requests.get(f"{api}/auth/users/{resident_id}", headers=staff).json()
+        assert seen_by_staff["phone"] == "+86138****8000"  # staff see a masked number
+        approved = requests.post(f"{api}/auth/users/{resident_id}/approve", headers=staff)
+        assert approved.status_code == 200 and approved.json()["status"] == "active", approved.text
+        assert requests.post(f"{api}/auth/users/{resident_id}/approve", headers=staff).status_code == 409
+        # An elderly resident without a smartphone: registered by staff, no password.
+        elderly = requests.post(
+            f"{api}/auth/users",
+            json={
+                "display_name": "Grandma Li",
+                "role": "resident",
+                "phone": "13700137000",
+                "community_ids": [community_id],
+            },
+            headers=staff,
+        )
+        assert elderly.status_code == 201 and elderly.json()["status"] == "active"
+        not_staff_work = requests.post(
+            f"{api}/auth/users",
+            json={
+                "display_name": "X",
+                "role": "community_staff",
+                "community_ids": [community_id],
+                "phone": "13600136000",
+            },
+            headers=staff,
+        )
+        assert not_staff_work.status_code == 403
 
-    # Community staff (registered by a city admin) approve the new resident.
-    staff_created = requests.post(
-        f"{api}/auth/users",
-        json={
-            "display_name": "Tang Kun",
-            "role": "community_staff",
-            "phone": "13900139000",
-            "community_ids": [community_id],
-            "password": "round-table-1",
-        },
-        headers=admin,
-    )
-    assert staff_created.status_code == 201, staff_created.text
-    staff_login = requests.post(f"{api}/auth/login", json={"phone": "13900139000", "password": "round-table-1"})
-    staff = bearer(staff_login.json()["access_token"])
-    assert staff_login.json()["user"]["street_id"] == street_id
-    claims = jwt.decode(staff_login.json()["access_token"], options={"verify_signature": False})
-    assert claims["role"] == "community_staff" and claims["community_ids"] == [community_id]
-    seen_by_staff = requests.get(f"{api}/auth/users/{resident_id}", headers=staff).json()
-    assert seen_by_staff["phone"] == "+86138****8000"  # staff see a masked number
-    assert requests.post(f"{api}/auth/users/{resident_id}/approve", headers=staff).status_code == 200
-    # An elderly resident without a smartphone: registered by staff, no password.
-    elderly = requests.post(
-        f"{api}/auth/users",
-        json={
-            "display_name": "Grandma Li",
-            "role": "resident",
-            "phone": "13700137000",
-            "community_ids": [community_id],
-        },
-        headers=staff,
-    )
-    assert elderly.status_code == 201 and elderly.json()["status"] == "active"
-    not_staff_work = requests.post(
-        f"{api}/auth/users",
-        json={"display_name": "X", "role": "community_staff", "community_ids": [community_id], "phone": "13600136000"},
-        headers=staff,
-    )
-    assert not_staff_work.status_code == 403
+        login = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
+        assert login.status_code == 200, login.text
+        pair = login.json()
+        me = requests.get(f"{api}/auth/me", headers=bearer(pair["access_token"])).json()
+        assert me["phone"] == phone and me["community_ids"] == [community_id]
 
-    login = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
-    assert login.status_code == 200, login.text
-    pair = login.json()
-    me = requests.get(f"{api}/auth/me", headers=bearer(pair["access_token"])).json()
-    assert me["phone"] == "+86" + PHONE and me["community_ids"] == [community_id]
+        # Refresh rotates; presenting the old refresh token again ends the whole session family.
+        rotated = requests.post(f"{api}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.json()["refresh_token"] != pair["refresh_token"]
+        assert requests.get(f"{api}/auth/me", headers=bearer(rotated.json()["access_token"])).status_code == 200
+        reused = requests.post(f"{api}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert reused.status_code == 401, reused.text
+        after_theft = requests.post(f"{api}/auth/refresh", json={"refresh_token": rotated.json()["refresh_token"]})
+        assert after_theft.status_code == 401, after_theft.text
 
-    # Refresh rotates; presenting the old refresh token again ends the whole session family.
-    rotated = requests.post(f"{api}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
-    assert rotated.status_code == 200 and rotated.json()["refresh_token"] != pair["refresh_token"]
-    reused = requests.post(f"{api}/auth/refresh", json={"refresh_token": pair["refresh_token"]})
-    assert reused.status_code == 401
-    after_theft = requests.post(f"{api}/auth/refresh", json={"refresh_token": rotated.json()["refresh_token"]})
-    assert after_theft.status_code == 401
+        # Logout revokes both the access token and the refresh token.
+        fresh = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"}).json()
+        out = requests.post(
+            f"{api}/auth/logout", json={"refresh_token": fresh["refresh_token"]}, headers=bearer(fresh["access_token"])
+        )
+        assert out.status_code == 204, out.text
+        assert requests.get(f"{api}/auth/me", headers=bearer(fresh["access_token"])).status_code == 401
+        assert requests.post(f"{api}/auth/refresh", json={"refresh_token": fresh["refresh_token"]}).status_code == 401
 
-    # Logout revokes both the access token and the refresh token.
-    fresh = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"}).json()
-    out = requests.post(
-        f"{api}/auth/logout", json={"refresh_token": fresh["refresh_token"]}, headers=bearer(fresh["access_token"])
-    )
-    assert out.status_code == 204
-    assert requests.get(f"{api}/auth/me", headers=bearer(fresh["access_token"])).status_code == 401
-    assert requests.post(f"{api}/auth/refresh", json={"refresh_token": fresh["refresh_token"]}).status_code == 401
+        # Repeated wrong passwords lock the account, even against the right one, for a while...
+        def lock_out() -> None:
+            statuses = [
+                requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": f"wrong-{i}x"}).status_code
+                for i in range(5)
+            ]
+            assert statuses == [401, 401, 401, 401, 429], statuses
+            locked = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
+            assert locked.status_code == 429 and locked.json()["error"]["code"] == "locked_out", locked.text
 
-    # Repeated wrong passwords lock the account, even against the right one, for a while.
-    statuses = [
-        requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": f"wrong-{i}x"}).status_code
-        for i in range(5)
-    ]
-    assert statuses == [401, 401, 401, 401, 429]
-    locked = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
-    assert locked.status_code == 429 and locked.json()["error"]["code"] == "locked_out"
+        lock_out()
+        # ...which ends by itself (as if the 15 minutes had passed)...
+        clock.lockout_over(phone)
+        unlocked = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"})
+        assert unlocked.status_code == 200, unlocked.text
+        # ...or when the owner sets a new password with a code sent to their phone.
+        lock_out()
+        clock.codes_sent_long_ago(phone)
+        reset_sent = requests.post(f"{api}/auth/codes", json={"phone": PHONE, "purpose": "reset"})
+        assert reset_sent.status_code == 202, reset_sent.text
+        reset_code = latest_code(tap, phone, "reset", 1)
+        reset = {"phone": PHONE, "code": reset_code, "password": "bench-8-talk"}
+        assert requests.post(f"{api}/auth/password-reset", json={**reset, "code": first_code}).status_code == 422
+        done = requests.post(f"{api}/auth/password-reset", json=reset)
+        assert done.status_code == 204, done.text
+        assert requests.post(f"{api}/auth/password-reset", json=reset).status_code == 422  # a code works once
+        assert requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "wall-7-safe"}).status_code == 401
+        relogged = requests.post(f"{api}/auth/login", json={"phone": PHONE, "password": "bench-8-talk"})
+        assert relogged.status_code == 200, relogged.text
+        # The reset ended every session the old password had opened.
+        assert (
+            requests.post(f"{api}/auth/refresh", json={"refresh_token": unlocked.json()["refresh_token"]}).status_code
+            == 401
+        )
 
-    # Account events carry what notifications needs; the code itself never reaches a log.
-    registered = eventually(lambda: tap.events("accounts.user.registered"), what="registered events")
-    assert {e["data"]["user_id"] for e in registered} >= {resident_id, staff_created.json()["id"]}
-    updated = eventually(lambda: tap.events("accounts.user.updated"), what="approval event")
-    assert updated[-1]["data"]["active"] is True and updated[-1]["data"]["phone"] == "+86" + PHONE
-    logs = "".join(p.log_path.read_text() for p in platform.processes)
-    assert code not in logs and PHONE not in logs
+        # API keys: issued by an admin, listed, exchanged for a scoped token, revoked.
+        made = requests.post(
+            f"{api}/auth/api-keys", json={"name": "city hotline", "community_ids": [community_id]}, headers=admin
+        )
+        assert made.status_code == 201, made.text
+        assert aware(made.json()["created_at"]) <= datetime.now(UTC) and made.json()["revoked_at"] is None
+        key = made.json()["key"]
+        listed = requests.get(f"{api}/auth/api-keys", headers=admin)
+        assert listed.status_code == 200, listed.text
+        [entry] = [k for k in listed.json() if k["id"] == made.json()["id"]]
+        assert aware(entry["created_at"]) == aware(made.json()["created_at"]) and "key" not in entry
+        via_key = requests.post(gateway.url + "/open311/v2/requests.json", data={"api_key": key, "description": "d"})
+        assert via_key.status_code == 200, via_key.text
+        forwarded = jwt.decode(
+            via_key.json()["headers"]["Authorization"].split()[1], options={"verify_signature": False}
+        )
+        assert forwarded["role"] == "api_client" and forwarded["community_ids"] == [community_id]
+        revoked = requests.delete(f"{api}/auth/api-keys/{made.json()['id']}", headers=admin)
+        assert revoked.status_code == 200, revoked.text
+        assert aware(revoked.json()["revoked_at"]) >= aware(made.json()["created_at"])
+        listed_again = [k for k in requests.get(f"{api}/auth/api-keys", headers=admin).json() if k["id"] == entry["id"]]
+        assert aware(listed_again[0]["revoked_at"]) == aware(revoked.json()["revoked_at"])
+        assert requests.post(f"{api}/issues/", json={}, headers={"X-API-Key": key}).status_code == 401
+
+        # Account events carry what notifications needs; the code itself never reaches a log.
+        registered = eventually(lambda: tap.events("accounts.user.registered"), what="registered events")
+        assert {e["data"]["user_id"] for e in registered} >= {resident_id, staff_created.json()["id"]}
+        updated = eventually(lambda: tap.events("accounts.user.updated"), what="approval event")
+        assert updated[-1]["data"]["active"] is True and updated[-1]["data"]["phone"] == phone
+        logs = "".join(p.log_path.read_text() for p in platform.processes)
+        assert code not in logs and PHONE not in logs and "Traceback" not in logs
+    finally:
+        clock.close()
 
 
 def test_bad_tokens_are_refused(platform, token_signer, token_keys):
