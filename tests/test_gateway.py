@@ -4,7 +4,10 @@ PostgreSQL, RabbitMQ; stand-in services on loopback where the proxy's mechanics 
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
 import jwt
 import pika
@@ -327,7 +330,16 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
     got = requests.patch(
         f"{api}/issues/abc/def?x=1&y=two",
         json={"title": "wall"},
-        headers={**bearer(admin_token), "X-Custom": "kept", "Keep-Alive": "timeout=5", "X-Request-ID": "req-123"},
+        headers={
+            **bearer(admin_token),
+            "X-Custom": "kept",
+            "Keep-Alive": "timeout=5",
+            "X-Request-ID": "req-123",
+            # A client's own claims about the public address are not believed (no trusted proxy).
+            "X-Forwarded-Host": "phish.example",
+            "X-Forwarded-Proto": "ftp",
+            "X-Forwarded-Prefix": "/elsewhere",
+        },
     )
     assert got.status_code == 200, got.text
     seen = got.json()
@@ -337,6 +349,10 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
     assert headers["authorization"] == f"Bearer {admin_token}" and headers["x-custom"] == "kept"
     assert headers["x-request-id"] == "req-123" and "keep-alive" not in headers
     assert got.headers["X-Upstream"] == "echo" and got.headers["X-Request-ID"] == "req-123"
+    # The public address, scheme and removed prefix, for links the service writes (Open311 discovery).
+    public_host = gateway.url.removeprefix("http://")
+    assert headers["x-forwarded-host"] == public_host and headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-prefix"] == "/api/v1/issues" and headers["x-forwarded-for"] == "127.0.0.1"
     generated = requests.get(f"{api}/issues/").json()["headers"]
     assert {k.lower() for k in generated} >= {"x-request-id"} and "Authorization" not in generated
 
@@ -349,6 +365,25 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
 
     open311 = requests.get(gateway.url + "/open311/v2/services.json")
     assert open311.json()["path"] == "/open311/v2/services.json"
+    open311_headers = {k.lower(): v for k, v in open311.json()["headers"].items()}
+    assert open311_headers["x-forwarded-host"] == public_host and open311_headers["x-forwarded-proto"] == "http"
+    assert "x-forwarded-prefix" not in open311_headers  # Open311 paths are not rewritten
+
+    # GeoReport v2: a missing or bad key is 403 in the spec's error format, JSON or XML by the path.
+    before = len(echo.requests)
+    for data in ({"description": "d"}, {"api_key": "lk_nope_secret", "description": "d"}):
+        refused = requests.post(gateway.url + "/open311/v2/requests.json", data=data)
+        assert refused.status_code == 403, refused.text
+        [error] = refused.json()
+        assert error["code"] == 403 and error["description"]
+        refused_xml = requests.post(gateway.url + "/open311/v2/requests.xml", data=data)
+        assert refused_xml.status_code == 403 and refused_xml.headers["Content-Type"].startswith("text/xml")
+        root = ElementTree.fromstring(refused_xml.content)
+        assert root.tag == "errors" and root.find("error/code").text == "403"
+        assert root.find("error/description").text == error["description"]
+    bad_token = requests.get(gateway.url + "/open311/v2/requests.json", headers=bearer("garbage"))
+    assert bad_token.status_code == 403 and bad_token.json()[0]["code"] == 403
+    assert len(echo.requests) == before
 
     # API keys: issued by an admin, exchanged for a scoped short-lived token, revocable.
     street = requests.post(f"{api}/directory/streets", json={"name": "S"}, headers=bearer(admin_token)).json()["id"]
@@ -368,7 +403,9 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
     assert claims["client_name"] == "city hotline"
     assert requests.delete(f"{api}/auth/api-keys/{made.json()['id']}", headers=bearer(admin_token)).status_code == 200
     refused = requests.post(f"{api}/issues/", json={}, headers={"X-API-Key": key})
-    assert refused.status_code == 401
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    revoked_key = requests.post(gateway.url + "/open311/v2/requests.json", data={"api_key": key, "description": "d"})
+    assert revoked_key.status_code == 403 and revoked_key.json()[0]["description"] == "invalid or revoked API key"
 
     spec = requests.get(gateway.url + "/api/openapi.json").json()
     assert "/api/v1/issues/{id}" in spec["paths"] and "/api/v1/notifications/{id}" in spec["paths"]
@@ -378,35 +415,109 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
     assert requests.get(gateway.url + "/api/docs/static/swagger-ui-bundle.js").status_code == 200
 
 
-def test_dead_or_slow_services_answer_503_without_tying_up_the_gateway(platform, token_signer, upstream_factory):
-    slow = upstream_factory(hang=True)
+def slow_and_flaky(echo) -> Counter:
+    """Makes the loopback stand-in hang on `/deliveries/...` (until it is closed) and answer 503 on
+    `/flaky`, like one stuck route and one failing service; every other path still echoes. Returns
+    the count of requests it received per method and path, counted as they arrive."""
+    hits: Counter = Counter()
+    base = echo.server.RequestHandlerClass
+
+    class SlowAndFlaky(base):
+        def _dispatch(self) -> None:
+            hits[f"{self.command} {self.path.split('?')[0]}"] += 1
+            if self.path.startswith("/deliveries/"):
+                echo.released.wait(60)
+            if self.path.startswith("/flaky"):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            base._answer(self)
+
+        do_GET = do_POST = _dispatch
+
+    echo.server.RequestHandlerClass = SlowAndFlaky
+    return hits
+
+
+def test_one_slow_route_never_takes_its_service_down_and_dead_services_answer_503(
+    platform, token_signer, upstream_factory
+):
+    echo = upstream_factory()
+    hits = slow_and_flaky(echo)
     platform.extra_env.update(
         {
-            "MEETINGS_URL": slow.url,
-            "MEETINGS_TIMEOUT_SECONDS": "1",
+            "NOTIFICATIONS_URL": echo.url,
+            "NOTIFICATIONS_TIMEOUT_SECONDS": "1",
+            "MEETINGS_URL": echo.url,
+            "MEETINGS_TIMEOUT_SECONDS": "60",
+            "ISSUES_URL": echo.url,
             "ACTIVITIES_URL": f"http://127.0.0.1:{free_port()}",
+            "PROXY_BUDGET_SECONDS": "6",
+            "PROXY_RETRIES": "2",
             "BREAKER_FAIL_MAX": "2",
             "BREAKER_RESET_SECONDS": "30",
-            "PROXY_RETRIES": "0",
         }
     )
     gateway = platform.start_web("gateway")
     api = gateway.url + "/api/v1"
-    token = bearer(token_signer.sign(user_id="00000000-0000-4000-8000-000000000004", role="city_admin"))
+    official = bearer(
+        token_signer.sign(
+            user_id="00000000-0000-4000-8000-000000000004",
+            role="street_official",
+            street_id="00000000-0000-4000-8000-0000000000aa",
+        )
+    )
 
-    dead = requests.get(f"{api}/activities/", headers=token, timeout=5)
-    assert dead.status_code == 503 and dead.json()["error"]["code"] == "service_unavailable"
-    assert "Retry-After" in dead.headers
+    # A street official's delivery that hangs: each try waits the service's 1 s, is never repeated,
+    # and however often they try, the circuit stays closed: other routes of the service answer.
+    for attempt in range(1, 5):
+        hung = requests.get(f"{api}/notifications/deliveries/d-1", headers=official, timeout=15)
+        assert hung.status_code == 503, hung.text
+        assert hung.json()["error"]["code"] == "service_unavailable"
+        assert "did not answer in time" in hung.json()["error"]["message"] and "Retry-After" in hung.headers
+        assert hits["GET /deliveries/d-1"] == attempt  # no retry after a read timeout
+        other = requests.get(f"{api}/notifications/outbox", headers=official, timeout=15)
+        assert other.status_code == 200 and other.json()["path"] == "/outbox", other.text
 
-    for _ in range(2):  # each waits for the 1 s timeout, then the circuit opens
-        hung = requests.post(f"{api}/meetings/", json={}, headers=token, timeout=5)
-        assert hung.status_code == 503
-        assert requests.get(gateway.url + "/healthz", timeout=5).status_code == 200
-    calls = len(slow.requests)
-    opened = requests.get(f"{api}/meetings/", headers=token, timeout=5)
+    # While one request hangs, the same service keeps answering everyone else at once (nothing is
+    # serialised behind it), and the hanging one ends when its time budget runs out.
+    outcome: list[requests.Response] = []
+    slow = threading.Thread(
+        target=lambda: outcome.append(requests.get(f"{api}/meetings/deliveries/d-2", headers=official, timeout=30))
+    )
+    slow.start()
+    eventually(lambda: hits["GET /deliveries/d-2"] == 1, what="the slow request reaches the service")
+    meanwhile = requests.get(f"{api}/meetings/", headers=official, timeout=5)
+    assert meanwhile.status_code == 200 and slow.is_alive()
+    slow.join(30)
+    assert outcome and outcome[0].status_code == 503 and "did not answer in time" in outcome[0].text
+    assert hits["GET /deliveries/d-2"] == 1
+
+    # A service answering 503: safe reads are retried (twice), writes are not; requests in a row
+    # that find it down open its circuit, which then answers without bothering it.
+    flaky_read = requests.get(f"{api}/issues/flaky", headers=official, timeout=15)
+    assert flaky_read.status_code == 503 and hits["GET /flaky"] == 3
+    flaky_write = requests.post(f"{api}/issues/flaky", json={}, headers=official, timeout=15)
+    assert flaky_write.status_code == 503 and hits["POST /flaky"] == 1
+    seen = sum(hits.values())
+    opened = requests.get(f"{api}/issues/anything", headers=official, timeout=15)
     assert opened.status_code == 503 and "circuit open" in opened.json()["error"]["message"]
-    assert len(slow.requests) == calls  # answered by the breaker: the slow service was spared
+    assert int(opened.headers["Retry-After"]) >= 1 and sum(hits.values()) == seen
+
+    # A service that is not there at all: refused connections (retried, then 503), then the circuit.
+    for _ in range(2):
+        dead = requests.get(f"{api}/activities/", headers=official, timeout=15)
+        assert dead.status_code == 503 and "unreachable" in dead.json()["error"]["message"], dead.text
+    dead = requests.get(f"{api}/activities/", headers=official, timeout=15)
+    assert dead.status_code == 503 and "circuit open" in dead.json()["error"]["message"]
+    assert dead.json()["request_id"] == dead.headers["X-Request-ID"]
+
+    # None of it touched the rest of the platform.
+    assert requests.get(f"{api}/notifications/outbox", headers=official, timeout=15).status_code == 200
     assert requests.get(f"{api}/directory/streets", timeout=5).status_code == 200
+    assert requests.get(gateway.url + "/healthz", timeout=5).status_code == 200
 
 
 def test_rate_limit_answers_429_and_recovers(platform, token_signer):
