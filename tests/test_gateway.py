@@ -3,13 +3,16 @@ PostgreSQL, RabbitMQ; stand-in services on loopback where the proxy's mechanics 
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import jwt
+import openpyxl
 import pika
 import pytest
 import requests
@@ -536,3 +539,42 @@ def test_rate_limit_answers_429_and_recovers(platform, token_signer):
         for _ in range(5)
     ]
     assert logins[:3] == [401, 401, 401] and logins[3:] == [429, 429]
+
+
+def test_statistics_use_the_platform_period_refuse_extreme_dates_and_export_names_as_text(platform, token_signer):
+    # No service runs: the overview still answers, naming each as missing, with the directory's names.
+    gateway = platform.start_web("gateway")
+    api = gateway.url + "/api/v1"
+    admin = bearer(token_signer.sign(user_id="00000000-0000-4000-8000-000000000005", role="city_admin"))
+    street = requests.post(f"{api}/directory/streets", json={"name": "Chengqu"}, headers=admin).json()["id"]
+    nasty = '=HYPERLINK("http://x","y")\x07'
+    made = requests.post(f"{api}/directory/communities", json={"street_id": street, "name": nasty}, headers=admin)
+    assert made.status_code == 201, made.text
+
+    overview = requests.get(f"{api}/stats/overview", headers=admin)
+    assert overview.status_code == 200, overview.text
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    year, month = divmod(today.year * 12 + today.month - 1 - 11, 12)
+    first = date(year, month + 1, 1)  # the twelve calendar months ending with this one
+    assert overview.json()["period"] == {"from": first.isoformat(), "to": today.isoformat()}
+    assert {m["service"] for m in overview.json()["missing"]} == {"issues", "meetings", "activities", "notifications"}
+    for path in ("overview", "rankings?metric=overdue", "export"):
+        for bad in ("from=0001-01-01", "to=9999-12-31", "from=2026-03-01&to=2026-02-01"):
+            refused = requests.get(f"{api}/stats/{path}{'&' if '?' in path else '?'}{bad}", headers=admin)
+            assert refused.status_code == 422, (path, bad, refused.text)
+            assert set(refused.json()["error"]["fields"]) & {"from", "to"}, refused.text
+
+    csv_file = requests.get(f"{api}/stats/export?format=csv", headers=admin)
+    assert csv_file.status_code == 200 and csv_file.headers["Content-Type"].startswith("text/csv")
+    assert "'=HYPERLINK" in csv_file.content.decode("utf-8-sig")  # read as text, not run as a formula
+    xlsx = requests.get(f"{api}/stats/export?format=xlsx", headers=admin)
+    assert xlsx.status_code == 200, xlsx.text
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content))["communities"]
+    name_cell = sheet.cell(row=2, column=2)
+    assert name_cell.data_type == "s" and name_cell.value == nasty.replace("\x07", "")
+
+    spec = requests.get(gateway.url + "/openapi.json").json()
+    export_doc = spec["paths"]["/api/v1/stats/export"]["get"]["responses"]["200"]["content"]
+    assert set(export_doc) == {"text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+    overview_doc = spec["paths"]["/api/v1/stats/overview"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert overview_doc["schema"]["$ref"].endswith("/Overview")

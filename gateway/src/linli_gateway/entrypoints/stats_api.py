@@ -216,6 +216,26 @@ def rankings(query: dict) -> dict:
     }
 
 
+# A text cell a spreadsheet would run as a formula (OWASP "CSV injection"): names come from people.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _append_row(sheet: Any, values: list[Any]) -> None:
+    """Text goes in as text (never a formula), without the control characters a workbook cannot hold."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values])
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str) and cell.data_type == "f":
+            cell.data_type = "s"
+
+
 @blp.route("/export")
 @blp.arguments(ExportQuery, location="query")
 @blp.doc(responses={"200": EXPORT_RESPONSE})
@@ -228,7 +248,7 @@ def export(query: dict) -> Response:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([[_csv_cell(value) for value in row] for row in rows])
         return Response(
             "\ufeff" + buffer.getvalue(),  # a BOM so Excel opens Chinese names correctly
             content_type="text/csv; charset=utf-8",
@@ -239,9 +259,9 @@ def export(query: dict) -> Response:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "communities"
-    sheet.append(header)
+    _append_row(sheet, header)
     for row in rows:
-        sheet.append(row)
+        _append_row(sheet, row)
     trend = workbook.create_sheet("monthly")
     trend.append(["month", "service", "figure", "value"])
     for month in data["monthly"]:
@@ -250,7 +270,7 @@ def export(query: dict) -> Response:
                 continue
             for figure, value in figures.items():
                 if not isinstance(value, dict | list):
-                    trend.append([month["month"], service, figure, value])
+                    _append_row(trend, [month["month"], service, figure, value])
     out = io.BytesIO()
     workbook.save(out)
     return Response(
