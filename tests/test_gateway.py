@@ -532,13 +532,18 @@ def test_rate_limit_answers_429_and_recovers(platform, token_signer):
     limited = [a for a in answers if a.status_code == 429]
     assert limited, [a.status_code for a in answers]
     assert limited[0].json()["error"]["code"] == "rate_limited" and int(limited[0].headers["Retry-After"]) >= 0
+    # The kit's error body, like every error the gateway answers itself.
+    assert set(limited[0].json()) == {"error", "request_id"}
+    assert limited[0].json()["request_id"] == limited[0].headers["X-Request-ID"]
+    assert limited[0].json()["error"]["status"] == 429 and limited[0].json()["error"]["message"]
     eventually(lambda: requests.get(streets).status_code == 200, timeout=15, interval=0.5, what="limit recovers")
     assert requests.get(gateway.url + "/healthz").status_code == 200  # probes are never limited
     logins = [
-        requests.post(gateway.url + "/api/v1/auth/login", json={"phone": PHONE, "password": "x"}).status_code
-        for _ in range(5)
+        requests.post(gateway.url + "/api/v1/auth/login", json={"phone": PHONE, "password": "x"}) for _ in range(5)
     ]
-    assert logins[:3] == [401, 401, 401] and logins[3:] == [429, 429]
+    assert [r.status_code for r in logins[:3]] == [401, 401, 401]
+    assert [r.status_code for r in logins[3:]] == [429, 429]
+    assert logins[3].json()["error"]["code"] == "rate_limited" and logins[3].json()["request_id"]
 
 
 def test_statistics_use_the_platform_period_refuse_extreme_dates_and_export_names_as_text(platform, token_signer):
