@@ -55,6 +55,11 @@ def account_key() -> str:
     return "anonymous:" + client_key()
 
 
+def _keep_form_body() -> None:
+    if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        request.get_data(cache=True)
+
+
 def create_app() -> Flask:
     settings = definition.settings()
     gateway = load_gateway_settings(settings)
@@ -68,6 +73,10 @@ def create_app() -> Flask:
             settings.jwt_public_key(), issuer=settings.jwt_issuer, revoked=RevokedTokens(database)
         ),
     )
+    # Keep a form's raw body readable for forwarding (Open311 posts forms): once anything parses
+    # `request.form` from the stream (the kit's input checks do, before any view), `get_data()` is
+    # empty, unless the body was cached first. So this hook goes before the kit's.
+    app.before_request_funcs.setdefault(None, []).insert(0, _keep_form_body)
     app.extensions["linli.identity"] = Identity(
         TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
     )
