@@ -38,6 +38,66 @@ ALIYUN_KEY, ALIYUN_SECRET = "LTAI-test-key", "aliyun-test-secret"
 TWILIO_SID, TWILIO_TOKEN = "AC" + "0" * 32, "twilio-test-token"
 JPUSH_KEY, JPUSH_SECRET = "jpush-app-key", "jpush-master-secret"
 
+# What the test account "had approved" at Alibaba Cloud, written out as an operator applies for it
+# (README, "Alibaba Cloud SMS"), not derived from the code: a template whose variables change in
+# the code without a new application is refused here as it would be there.
+# kind -> (code for zh-CN, code for en, its variables); `code` is a verification code (4-6 digits),
+# every other variable "others" (1-35 characters).
+ALIYUN_APPROVED = {
+    "account.code": ("SMS_460001", "SMS_461001", {"code", "minutes"}),
+    "issue.reported": ("SMS_460010", "SMS_461010", {"community", "title", "urgency"}),
+    "issue.progress": ("SMS_460011", "SMS_461011", {"title", "status"}),
+    "issue.escalated": ("SMS_460012", "SMS_461012", {"title", "tier"}),
+    "issue.overdue": ("SMS_460013", "SMS_461013", {"title"}),
+    "issue.on_agenda": ("SMS_460014", "SMS_461014", {"title", "when", "meeting"}),
+    "meeting.scheduled": ("SMS_460020", "SMS_461020", {"meeting", "when", "place"}),
+    "meeting.rescheduled": ("SMS_460021", "SMS_461021", {"meeting", "when", "place"}),
+    "meeting.cancelled": ("SMS_460022", "SMS_461022", {"meeting", "when", "reason"}),
+    "meeting.reminder": ("SMS_460023", "SMS_461023", {"meeting", "when", "place"}),
+    "decision.recorded": ("SMS_460024", "SMS_461024", {"meeting", "motion", "outcome"}),
+    "action_item.assigned": ("SMS_460025", "SMS_461025", {"title", "due"}),
+    "action_item.completed": ("SMS_460026", "SMS_461026", {"title"}),
+    "activity.published": ("SMS_460030", "SMS_461030", {"title", "when", "place"}),
+    "activity.rescheduled": ("SMS_460031", "SMS_461031", {"title", "when"}),
+    "activity.cancelled": ("SMS_460032", "SMS_461032", {"title", "when", "reason"}),
+    "activity.reminder": ("SMS_460033", "SMS_461033", {"title", "when"}),
+    "registration.confirmed": ("SMS_460034", "SMS_461034", {"title", "when"}),
+    "registration.waitlisted": ("SMS_460035", "SMS_461035", {"title", "position"}),
+    "registration.promoted": ("SMS_460036", "SMS_461036", {"title", "when"}),
+    "registration.cancelled": ("SMS_460037", "SMS_461037", {"title"}),
+    "booking.requested": ("SMS_460040", "SMS_461040", {"service", "when"}),
+    "booking.confirmed": ("SMS_460041", "SMS_461041", {"service", "when"}),
+    "broadcast.notice": ("SMS_460050", "SMS_461050", {"title", "body"}),
+}
+ALIYUN_SIGN_NAMES = {"zh-CN": "邻里", "en": "Linli"}
+
+
+def aliyun_templates_setting(approved=ALIYUN_APPROVED) -> str:
+    return json.dumps({kind: {"zh-CN": zh, "en": en} for kind, (zh, en, _) in approved.items()})
+
+
+def aliyun_refusal(template_code: str, sign_name: str, params: dict) -> tuple[str, str] | None:
+    """(Code, Message) as Alibaba Cloud answers a SendSms it refuses, or None: the error codes of
+    https://help.aliyun.com/document_detail/101346.html, for the rules of its template guidelines."""
+    variables = {code: names for zh, en, names in ALIYUN_APPROVED.values() for code in (zh, en)}
+    if template_code not in variables:
+        return "isv.SMS_TEMPLATE_ILLEGAL", "该账号下找不到对应模板"
+    if sign_name not in ALIYUN_SIGN_NAMES.values():
+        return "isv.SMS_SIGNATURE_ILLEGAL", "该账号下找不到对应签名"
+    names = variables[template_code]
+    if not isinstance(params, dict) or set(params) - names:
+        # Variable names that are not the template's: "模板变量名称与模板对应变量的名称不相符".
+        return "isv.SMS_TEMPLATE_ILLEGAL", "模板变量与模板不相符"
+    if names - set(params) or any(str(v) == "" for v in params.values()):
+        return "isv.TEMPLATE_MISSING_PARAMETERS", "模板缺少变量"
+    for name, value in params.items():
+        value = str(value)
+        if name == "code" and not (value.isdigit() and 4 <= len(value) <= 6):
+            return "isv.TEMPLATE_PARAMS_ILLEGAL", "模板变量里包含非法关键字"
+        if len(value) > 35:
+            return "isv.PARAM_LENGTH_LIMIT", "参数超出长度限制"
+    return None
+
 
 @pytest.fixture
 def clock() -> FixedClock:
@@ -210,7 +270,9 @@ class FakeProviders:
         return {
             "ALIYUN_ACCESS_KEY_ID": ALIYUN_KEY,
             "ALIYUN_ACCESS_KEY_SECRET": ALIYUN_SECRET,
-            "ALIYUN_SMS_SIGN_NAME": "邻里",
+            "ALIYUN_SMS_SIGN_NAME": ALIYUN_SIGN_NAMES["zh-CN"],
+            "ALIYUN_SMS_SIGN_NAME_EN": ALIYUN_SIGN_NAMES["en"],
+            "ALIYUN_SMS_TEMPLATES": aliyun_templates_setting(),
             "ALIYUN_SMS_ENDPOINT": self.url + "/aliyun/",
             "TWILIO_ACCOUNT_SID": TWILIO_SID,
             "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
@@ -356,10 +418,18 @@ class FakeProviders:
                     phones = [params["PhoneNumbers"]] if action == "SendSms" else json.loads(params["PhoneNumberJson"])
                     if action == "SendBatchSms":
                         assert len(phones) <= 100
-                        assert len(json.loads(params["TemplateParamJson"])) == len(phones)
-                        assert len(json.loads(params["SignNameJson"])) == len(phones)
+                        signs = json.loads(params["SignNameJson"])
+                        template_params = json.loads(params["TemplateParamJson"])
+                        assert len(template_params) == len(phones) and len(signs) == len(phones)
                     else:
-                        json.loads(params["TemplateParam"])
+                        signs, template_params = [params["SignName"]], [json.loads(params["TemplateParam"])]
+                    for sign_name, values in zip(signs, template_params, strict=True):
+                        refusal = aliyun_refusal(params["TemplateCode"], sign_name, values)
+                        if refusal is not None:
+                            params["_refused"] = refusal[0]
+                            return self._reply(
+                                200, {"Message": refusal[1], "RequestId": request_id, "Code": refusal[0]}
+                            )
                     biz_id = f"{uuid.uuid4().int % 10**18}^0"
                     params["_biz_id"] = biz_id
                     return self._reply(200, {"Message": "OK", "RequestId": request_id, "BizId": biz_id, "Code": "OK"})
@@ -378,7 +448,7 @@ class FakeProviders:
                             "Content": "...",
                         }
                         for p in fake.requests["aliyun"]
-                        if params["PhoneNumber"] in _numbers(p)
+                        if params["PhoneNumber"] in _numbers(p) and "_refused" not in p
                     ]
                     return self._reply(
                         200,

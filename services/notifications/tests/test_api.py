@@ -5,7 +5,14 @@ import uuid
 import pytest
 from sqlalchemy import func, insert, select
 
-from linli_notifications.adapters.tables import deliveries, notifications, recipient_communities, recipients, replica
+from linli_notifications.adapters.tables import (
+    deliveries,
+    notifications,
+    recipient_communities,
+    recipients,
+    replica,
+    subjects,
+)
 from linli_notifications.config import build_providers, load_config
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
@@ -40,6 +47,25 @@ def residents(database, clock, n, community=COMMUNITY, role="resident"):
             insert(recipient_communities), [{"community_id": community, "user_id": p, "role": role} for p in people]
         )
     return people
+
+
+def known_issue(database, issue_id, community=COMMUNITY, visibility="community", reporter=None, members=()):
+    """An issue as the issue events made it known to this service."""
+    with database.transaction() as s:
+        s.execute(
+            insert(subjects).values(
+                subject_type="issue",
+                subject_id=issue_id,
+                community_id=community,
+                title="文化墙有安全隐患",
+                status="reported",
+                revision=1,
+                member_ids=list(members),
+                visibility=visibility,
+                reporter_id=reporter or str(uuid.uuid4()),
+            )
+        )
+    return issue_id
 
 
 def test_inbox_lists_marks_read_and_counts_unread(app, auth, database, clock):
@@ -222,7 +248,7 @@ def test_every_list_is_paginated_within_the_kits_bounds(app, auth, database, clo
     client = app.test_client()
     headers = auth(me, community_ids=[COMMUNITY])
     for n in range(3):
-        issue = {"target_type": "issue", "target_id": str(uuid.UUID(int=n + 1))}
+        issue = {"target_type": "issue", "target_id": known_issue(database, str(uuid.UUID(int=n + 1)))}
         assert client.post("/follows", json=issue, headers=headers).status_code == 201
         device = {"platform": "android", "provider": "jpush", "token": f"token-{n:04d}"}
         assert client.post("/devices", json=device, headers=headers).status_code == 201

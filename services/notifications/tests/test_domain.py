@@ -96,7 +96,11 @@ def test_reminder_planned_after_the_start_is_expired():
 def test_templates_render_in_both_locales_and_check_parameters():
     zh = render("meeting.scheduled", "zh-CN", intent().params)
     assert zh.body == "圆桌会定于11月30日19:30在驿站召开，欢迎参加。"
-    assert zh.sms_text.startswith("【邻里】") and zh.sms_template_code == "SMS_460020"
+    assert zh.sms_text.startswith("【邻里】") and zh.sms_params == {
+        "meeting": "圆桌会",
+        "when": "11月30日19:30",
+        "place": "驿站",
+    }
     en = render("meeting.scheduled", "en", intent().params)
     assert en.body == "圆桌会 will be held on 30 Nov 19:30 at 驿站."
     with pytest.raises(Invalid) as missing:
@@ -161,7 +165,7 @@ def test_log_provider_shows_codes_only_where_no_sms_can_really_go_out():
             title="t",
             body=text,
             sms_text=text,
-            template_code="SMS_1",
+            kind=kind,
             template_params={},
             data={"kind": kind},
         )

@@ -263,6 +263,20 @@ def test_agenda_decision_action_item_activity_and_overdue_rules(bus, database, c
     issue_id, meeting_id = str(uuid.uuid4()), str(uuid.uuid4())
     wait(bus, bus.publish("issues.issue.reported", issue(issue_id, reporter, 1)))
     starts = clock() + timedelta(days=5)
+    # The meetings service announces a meeting before anything happens at it: notices about it go
+    # to those who may read it, so this service must know it.
+    scheduled = {
+        "meeting_id": meeting_id,
+        "community_id": COMMUNITY,
+        "meeting_type": "pavilion",
+        "title": "凉亭会",
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=2)).isoformat(),
+        "convener_id": staff,
+        "participant_ids": [participant],
+        "revision": 1,
+    }
+    wait(bus, bus.publish("meetings.meeting.scheduled", scheduled))
     agenda = bus.publish(
         "meetings.agenda_item.added",
         {
@@ -336,6 +350,21 @@ def test_agenda_decision_action_item_activity_and_overdue_rules(bus, database, c
     assert states == {"cancelled"}
 
 
+def meeting_snapshot(meeting_id, starts, participants=(), public=True, revision=1):
+    return {
+        "meeting_id": meeting_id,
+        "community_id": COMMUNITY,
+        "meeting_type": "pavilion",
+        "title": "凉亭会",
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=2)).isoformat(),
+        "convener_id": str(uuid.uuid4()),
+        "participant_ids": list(participants),
+        "public": public,
+        "revision": revision,
+    }
+
+
 def notices(database, issue_id):
     """(user, kind, status) of every notice about the issue since it was reported."""
     with database.session() as s:
@@ -397,6 +426,8 @@ def test_progress_notices_say_what_changed_and_nothing_when_nothing_did(bus, dat
 
     # Put on one meeting's agenda twice (two events for one item): one notice; another meeting: one more.
     meeting_a, meeting_b = str(uuid.uuid4()), str(uuid.uuid4())
+    for meeting in (meeting_a, meeting_b):
+        wait(bus, bus.publish("meetings.meeting.scheduled", meeting_snapshot(meeting, clock() + timedelta(days=2))))
     for meeting in (meeting_a, meeting_a, meeting_b):
         last = bus.publish(
             "meetings.agenda_item.added",

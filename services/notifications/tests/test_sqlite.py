@@ -7,7 +7,14 @@ from sqlalchemy import insert, select
 
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
-from linli_notifications.adapters.tables import deliveries, notifications, recipient_communities, recipients, replica
+from linli_notifications.adapters.tables import (
+    deliveries,
+    notifications,
+    recipient_communities,
+    recipients,
+    replica,
+    subjects,
+)
 from linli_notifications.config import build_providers, load_config
 from linli_notifications.definition import definition
 from linli_notifications.domain.model import Category, Intent
@@ -140,12 +147,28 @@ def test_every_time_the_api_returns_carries_its_offset_on_sqlite(sqlite_app, sql
             params={"title": "Roof of Building 7", "status": "resolved"},
         )
         plan(s, intent, clock(), "Asia/Shanghai")
+        followed = str(uuid.uuid4())  # an issue of the caller's community, known from its events
+        s.execute(
+            subjects.insert().values(
+                subject_type="issue",
+                subject_id=followed,
+                community_id=COMMUNITY,
+                title="Roof of Building 7",
+                status="resolved",
+                revision=1,
+                member_ids=[],
+                visibility="community",
+            )
+        )
     client = sqlite_app.test_client()
     headers = auth(me, community_ids=[COMMUNITY])
     assert client.post(
         "/devices", json={"platform": "ios", "provider": "jpush", "token": "0123456789"}, headers=headers
     )
-    assert client.post("/follows", json={"target_type": "issue", "target_id": str(uuid.uuid4())}, headers=headers)
+    assert (
+        client.post("/follows", json={"target_type": "issue", "target_id": followed}, headers=headers).status_code
+        == 201
+    )
     [notice] = client.get("/", headers=headers).json
     read = client.post(f"/{notice['id']}/read", headers=headers).json
     again = client.get(f"/{notice['id']}", headers=headers).json

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from linli_kit.config import ConfigError
 
@@ -38,6 +40,14 @@ class NotificationConfig:
     delivery_interval_seconds: float = 0.2
     reminder_interval_seconds: float = 15.0
     push_receipt_interval_seconds: float = 300.0  # how often JPush's Report API is asked
+
+    @property
+    def sms_body_limit(self) -> int | None:
+        """The most characters of free text one SMS template variable may carry, when a provider
+        of pre-approved templates (Alibaba Cloud) may send the SMS; None when any length goes."""
+        from linli_notifications.domain.templates import MAX_PARAM_LENGTH
+
+        return MAX_PARAM_LENGTH if "aliyun" in self.sms_providers else None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.env.get(name, default)
@@ -94,6 +104,89 @@ def load_config(environ: dict[str, str] | None = None) -> NotificationConfig:
     )
 
 
+ALIYUN_BASE_LOCALE = "zh-CN"  # its template serves a locale that has none of its own
+_TEMPLATE_CODE = re.compile(r"^SMS_[0-9]+$")
+
+
+@dataclass(frozen=True)
+class AliyunTemplates:
+    """What an Alibaba Cloud account had approved: a template code per kind and locale, a
+    signature name per locale (README: "Alibaba Cloud SMS")."""
+
+    codes: dict[str, dict[str, str]]  # kind -> locale -> template code
+    sign_names: dict[str, str]  # locale -> signature; "" for the default
+
+    def code(self, kind: str, locale: str) -> str | None:
+        by_locale = self.codes.get(kind) or {}
+        return by_locale.get(locale) or by_locale.get(ALIYUN_BASE_LOCALE)
+
+    def sign_name(self, locale: str) -> str:
+        return self.sign_names.get(locale) or self.sign_names[""]
+
+
+def _env_suffix(locale: str) -> str:
+    return locale.upper().replace("-", "_")
+
+
+def load_aliyun_templates(config: NotificationConfig) -> AliyunTemplates:
+    """`ALIYUN_SMS_TEMPLATES` (JSON, or the path of a JSON file) and `ALIYUN_SMS_SIGN_NAME[_<LOCALE>]`,
+    checked: every kind of message needs a template for zh-CN (the one other locales fall back
+    to); an unknown kind or locale, or a code that is not an Alibaba Cloud code, is refused."""
+    from linli_notifications.domain.templates import LOCALES, TEMPLATES
+
+    raw = config.get("ALIYUN_SMS_TEMPLATES") or ""
+    if not raw.strip():
+        raise ConfigError(
+            "ALIYUN_SMS_TEMPLATES must be set for the aliyun SMS provider: the template code approved for "
+            f"each kind of message (missing: {', '.join(sorted(TEMPLATES))})"
+        )
+    text = raw
+    if not raw.lstrip().startswith("{"):
+        try:
+            text = Path(raw.strip()).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"ALIYUN_SMS_TEMPLATES: cannot read {raw.strip()} ({exc.strerror})") from exc
+    try:
+        given = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"ALIYUN_SMS_TEMPLATES: not JSON ({exc})") from exc
+    if not isinstance(given, dict):
+        raise ConfigError('ALIYUN_SMS_TEMPLATES: expected {"<kind>": "SMS_..." or {"<locale>": "SMS_..."}}')
+    codes: dict[str, dict[str, str]] = {}
+    problems = []
+    for kind, value in given.items():
+        if kind not in TEMPLATES:
+            problems.append(f"unknown kind {kind!r}")
+            continue
+        by_locale = value if isinstance(value, dict) else {ALIYUN_BASE_LOCALE: value}
+        for locale, code in by_locale.items():
+            if locale not in LOCALES:
+                problems.append(f"{kind}: unknown locale {locale!r} (choose from {', '.join(LOCALES)})")
+            elif not isinstance(code, str) or not _TEMPLATE_CODE.match(code):
+                problems.append(f"{kind} ({locale}): {code!r} is not a template code (SMS_ and digits)")
+            else:
+                codes.setdefault(kind, {})[locale] = code
+    missing = sorted(k for k in TEMPLATES if ALIYUN_BASE_LOCALE not in codes.get(k, {}))
+    if missing:
+        problems.append(f"no {ALIYUN_BASE_LOCALE} template for {', '.join(missing)}")
+    if problems:
+        raise ConfigError("ALIYUN_SMS_TEMPLATES: " + "; ".join(problems))
+    sign_names = {"": config.require("ALIYUN_SMS_SIGN_NAME")}
+    for locale in LOCALES:
+        name = config.get(f"ALIYUN_SMS_SIGN_NAME_{_env_suffix(locale)}")
+        if name:
+            sign_names[locale] = name
+    return AliyunTemplates(codes, sign_names)
+
+
+def check_settings(_settings: object = None) -> NotificationConfig:
+    """The service's own settings, for `check-config` and the worker's start: providers named in
+    SMS_PROVIDERS / PUSH_PROVIDERS must be complete (Alibaba Cloud: a template for every message)."""
+    config = load_config()
+    build_providers(config)
+    return config
+
+
 def build_providers(config: NotificationConfig) -> dict[str, object]:
     """Provider instances by name, for every provider named in the channel lists."""
     from linli_notifications.adapters.providers.aliyun import DEFAULT_ENDPOINT as ALIYUN_URL
@@ -118,7 +211,7 @@ def build_providers(config: NotificationConfig) -> dict[str, object]:
         built["aliyun"] = AliyunSms(
             config.require("ALIYUN_ACCESS_KEY_ID"),
             config.require("ALIYUN_ACCESS_KEY_SECRET"),
-            config.get("ALIYUN_SMS_SIGN_NAME", "邻里"),
+            load_aliyun_templates(config),
             config.get("ALIYUN_SMS_ENDPOINT", ALIYUN_URL),
         )
     if "twilio" in config.sms_providers:

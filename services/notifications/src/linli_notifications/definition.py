@@ -16,7 +16,7 @@ from linli_kit.worker import Timer
 from linli_notifications import SERVICE
 from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import messaging, metadata, replica
-from linli_notifications.config import build_providers, load_config
+from linli_notifications.config import build_providers, check_settings, load_config
 from linli_notifications.domain.clock import Clock, system_clock
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
 from linli_notifications.service_layer.delivery import Deliverer
@@ -30,8 +30,15 @@ def handlers(settings: Settings, _database: Database, clock: Clock = system_cloc
 
 
 def timers(settings: Settings, database: Database, clock: Clock = system_clock) -> list[Timer]:
-    config = load_config()
-    deliverer = Deliverer(database, config, build_providers(config), clock=clock, city_timezone=settings.timezone)
+    try:
+        config = load_config()
+        providers = build_providers(config)
+    except ConfigError as exc:
+        # The worker does not start with a provider it could not use (a missing template, a key):
+        # it says which, as `check-config` does, instead of failing message after message.
+        print(f"linli-notifications: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    deliverer = Deliverer(database, config, providers, clock=clock, city_timezone=settings.timezone)
     reads = ReadSessions(database)
 
     def reminders() -> None:
@@ -94,4 +101,5 @@ definition = ServiceDefinition(
     handlers=handlers,
     timers=timers,
     commands={"providers": check_providers},
+    check_settings=check_settings,
 )

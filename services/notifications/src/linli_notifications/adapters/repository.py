@@ -21,7 +21,9 @@ from linli_notifications.adapters.tables import (
     recipients,
     replica,
     sms_opt_outs,
+    subjects,
 )
+from linli_notifications.domain.access import COMMUNITY, Reader, Subject
 from linli_notifications.domain.model import Recipient
 
 CHUNK = 2000
@@ -211,6 +213,74 @@ def followers(session: Session, target_type: str, target_ids: Iterable[str]) -> 
             .distinct()
         )
     )
+
+
+def load_readers(session: Session, user_ids: Iterable[str]) -> dict[str, Reader]:
+    """What decides what each person may read: role, communities, street, organisation."""
+    ids = sorted(set(user_ids))
+    found: dict[str, Reader] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        people = session.execute(
+            select(
+                recipients.c.user_id,
+                recipients.c.role,
+                recipients.c.street_id,
+                recipients.c.organisation_id,
+                recipients.c.active,
+            ).where(among(session, recipients.c.user_id, chunk))
+        ).all()
+        communities: dict[str, set[str]] = {}
+        for user_id, community_id in session.execute(
+            select(recipient_communities.c.user_id, recipient_communities.c.community_id).where(
+                among(session, recipient_communities.c.user_id, chunk)
+            )
+        ):
+            communities.setdefault(user_id, set()).add(community_id)
+        for p in people:
+            found[p.user_id] = Reader(
+                user_id=p.user_id,
+                role=p.role,
+                community_ids=frozenset(communities.get(p.user_id, ())),
+                street_id=p.street_id,
+                organisation_id=p.organisation_id,
+                active=bool(p.active),
+            )
+    return found
+
+
+def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Subject]:
+    """What is known of each (subject_type, subject_id) for deciding who may read it; unknown
+    subjects are missing from the answer."""
+    wanted = sorted(set(keys))
+    found: dict[tuple[str, str], Subject] = {}
+    for subject_type in sorted({t for t, _ in wanted}):
+        ids = [i for t, i in wanted if t == subject_type]
+        rows = session.execute(
+            select(
+                subjects.c.subject_id,
+                subjects.c.community_id,
+                subjects.c.visibility,
+                subjects.c.reporter_id,
+                subjects.c.member_ids,
+                subjects.c.assignee_id,
+                replica.communities.c.street_id,
+            )
+            .outerjoin(replica.communities, replica.communities.c.community_id == subjects.c.community_id)
+            .where(subjects.c.subject_type == subject_type, among(session, subjects.c.subject_id, ids))
+        )
+        for r in rows:
+            found[(subject_type, r.subject_id)] = Subject(
+                subject_type=subject_type,
+                subject_id=r.subject_id,
+                community_id=r.community_id,
+                street_id=r.street_id,
+                visibility=r.visibility or COMMUNITY,
+                reporter_id=r.reporter_id,
+                member_ids=frozenset(r.member_ids or ()),
+                assignee_id=r.assignee_id,
+            )
+    return found
 
 
 def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> int:

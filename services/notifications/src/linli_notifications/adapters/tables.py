@@ -110,7 +110,13 @@ subjects = Table(
     Column("place", String(300), nullable=True),
     Column("status", String(30), nullable=False),
     Column("revision", Integer, nullable=False),
-    Column("member_ids", JSON, nullable=False),  # participants / registrants
+    Column("member_ids", JSON, nullable=False),  # participants / registrants; an issue's supporters
+    # Who may read it (domain/access.py): an issue's `visibility` from its events, a meeting's
+    # `public` ("community" or "private"); null for rows from before they were kept: "community".
+    Column("visibility", String(12), nullable=True),
+    Column("reporter_id", String(36), nullable=True),  # issues
+    Column("assignee_id", String(36), nullable=True),  # issues: the organisation handling it
+    Column("anonymous", Boolean, nullable=True),  # issues reported anonymously
     PrimaryKeyConstraint("subject_type", "subject_id", name="pk_subjects"),
 )
 
@@ -176,11 +182,20 @@ notifications = Table(
     Column("community_id", String(36), nullable=True),
     Column("subject_type", String(20), nullable=True),
     Column("subject_id", String(36), nullable=True),
+    # The subjects ([type, id] pairs) its recipient must still be allowed to read when it is sent.
+    Column("about", JSON, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("read_at", UtcDateTime(), nullable=True),
     UniqueConstraint("source_key", "user_id", name="uq_notifications_source_user"),
 )
 Index("ix_notifications_user_created", notifications.c.user_id, notifications.c.created_at)
+# Read notifications are pruned after their retention (service_layer/retention.py).
+Index(
+    "ix_notifications_read",
+    notifications.c.read_at,
+    postgresql_where=notifications.c.read_at.isnot(None),
+    sqlite_where=notifications.c.read_at.isnot(None),
+)
 Index(
     "ix_notifications_unread",
     notifications.c.user_id,
@@ -198,6 +213,8 @@ deliveries = Table(
     Column("user_id", String(36), nullable=True),  # null for one-time codes (a phone, no account yet)
     Column("channel", String(10), nullable=False),
     Column("address", String(20), nullable=True),  # the phone for SMS; push resolves devices at send
+    # The phone masked (138****8000), kept once `address` is cleared after its retention.
+    Column("address_hint", String(20), nullable=True),
     Column("locale", String(16), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("batch_key", String(80), nullable=False),  # same content: may share one provider call
@@ -270,6 +287,13 @@ Index(
     sqlite_where=deliveries.c.source_type == "broadcast",
 )
 Index("ix_deliveries_community_created", deliveries.c.community_id, deliveries.c.created_at)
+# Deliveries still holding a phone number, oldest first: their retention (service_layer/retention.py).
+Index(
+    "ix_deliveries_with_address_created",
+    deliveries.c.created_at,
+    postgresql_where=deliveries.c.address.isnot(None),
+    sqlite_where=deliveries.c.address.isnot(None),
+)
 
 attempts = Table(
     "attempts",

@@ -95,6 +95,9 @@ class Intent:
     subject_id: str | None = None
     expires_at: datetime | None = None
     channels: frozenset[Channel] | None = None  # None: the category's defaults and preferences
+    # The subjects ((type, id): an issue, a meeting) each recipient must be allowed to read, when
+    # the notice is planned and again when it is sent; () for notices about nothing gated.
+    about: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Message templates per kind, channel and locale, and SMS length in segments.
 
-An SMS provider that needs pre-approved templates (Alibaba Cloud) gets the template code and the
-parameters; the others get the rendered text. Parameters are checked before anything is sent.
+An SMS provider that needs pre-approved templates (Alibaba Cloud) gets the kind and the parameters
+and finds the template code its account had approved for them in its configuration (README:
+"Alibaba Cloud SMS"); the others get the rendered text. Parameters are checked before anything is
+sent.
 """
 
 from __future__ import annotations
@@ -16,9 +18,21 @@ from linli_kit.errors import Invalid
 
 LOCALES = ("zh-CN", "en")
 SIGNATURE = {"zh-CN": "【邻里】", "en": "[Linli] "}
-# Alibaba Cloud limits a template variable to 35 characters (codes to 6 digits, but ours are checked
-# by the contract); longer titles are cut before they reach a template.
+# Alibaba Cloud's limits on what one template variable may carry, by the variable's declared type
+# ("variable property", TemplateRule). What its documentation says:
+# - verification codes (numberCaptcha): one variable of 4 to 6 digits
+#   (https://help.aliyun.com/document_detail/2806243.html, "TemplateRule&TemplateContent参数填写示例");
+# - phone numbers (phone_number2): at most 15 characters; times (time): only the system's date and
+#   time formats (YYYY-MM-DD, hh:mm, ...), so our "11月30日19:30" is declared as "others" (same page);
+# - notification templates applied for since 2018-01-10: a variable of 1 to 35 characters
+#   (https://developer.aliyun.com/ask/220871, Alibaba Cloud's answer; the same 35 the issue quotes);
+# - a whole template (fixed text and variables) at most 500 characters
+#   (https://help.aliyun.com/document_detail/463270.htm, "通知短信模板规范").
+# Every variable of ours is declared "others" but `code` (numberCaptcha). Free texts (titles,
+# places) are cut to 20 characters before they reach a template, so they fit whatever the type.
 MAX_PARAM_LENGTH = 35
+CODE_LENGTH = (4, 6)
+CODE_VARIABLES = frozenset({"code"})
 GSM7 = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
     "abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -30,11 +44,16 @@ class Template:
     kind: str
     title: dict[str, str]
     body: dict[str, str]
-    sms_template_code: str  # the code approved at Alibaba Cloud for this kind
+    # The SMS text when it differs from the body (the text an SMS template is applied for).
+    sms: dict[str, str] | None = None
+
+    def sms_text(self, locale: str) -> str:
+        return (self.sms or self.body)[locale]
 
 
-def _t(kind: str, code: str, zh: tuple[str, str], en: tuple[str, str]) -> Template:
-    return Template(kind, {"zh-CN": zh[0], "en": en[0]}, {"zh-CN": zh[1], "en": en[1]}, code)
+def _t(kind: str, zh: tuple[str, str], en: tuple[str, str], sms: tuple[str, str] | None = None) -> Template:
+    texts = {"zh-CN": sms[0], "en": sms[1]} if sms else None
+    return Template(kind, {"zh-CN": zh[0], "en": en[0]}, {"zh-CN": zh[1], "en": en[1]}, texts)
 
 
 TEMPLATES: dict[str, Template] = {
@@ -42,143 +61,128 @@ TEMPLATES: dict[str, Template] = {
     for t in [
         _t(
             "account.code",
-            "SMS_460001",
             ("验证码", "您的验证码是{code}，{minutes}分钟内有效，请勿告诉他人。"),
             ("Verification code", "Your code is {code}, valid for {minutes} minutes. Do not share it."),
         ),
         _t(
             "issue.reported",
-            "SMS_460010",
             ("新议题", "{community}有新议题：{title}（{urgency}）"),
             ("New issue", "New issue in {community}: {title} ({urgency})"),
         ),
         _t(
             "issue.progress",
-            "SMS_460011",
             ("议题进展", "您关注的议题“{title}”状态更新为：{status}"),
             ("Issue update", 'The issue "{title}" you follow is now: {status}'),
         ),
         _t(
             "issue.escalated",
-            "SMS_460012",
             ("议题升级", "议题“{title}”已升级至{tier}层级处理，请关注。"),
             ("Issue escalated", 'The issue "{title}" was escalated to the {tier} level.'),
         ),
         _t(
             "issue.overdue",
-            "SMS_460013",
             ("议题逾期", "议题“{title}”已超过处理期限，请尽快处理。"),
             ("Issue overdue", 'The issue "{title}" is past its deadline.'),
         ),
         _t(
             "issue.on_agenda",
-            "SMS_460014",
             ("议题上会", "您关注的议题“{title}”将在{when}的{meeting}上讨论。"),
             ("Issue on the agenda", 'The issue "{title}" will be discussed at {meeting} on {when}.'),
         ),
         _t(
             "meeting.scheduled",
-            "SMS_460020",
             ("会议通知", "{meeting}定于{when}在{place}召开，欢迎参加。"),
             ("Meeting", "{meeting} will be held on {when} at {place}."),
         ),
         _t(
             "meeting.rescheduled",
-            "SMS_460021",
             ("会议改期", "{meeting}改期至{when}，地点：{place}。"),
             ("Meeting moved", "{meeting} moved to {when} at {place}."),
         ),
         _t(
             "meeting.cancelled",
-            "SMS_460022",
             ("会议取消", "原定{when}的{meeting}已取消：{reason}"),
             ("Meeting cancelled", "{meeting} on {when} is cancelled: {reason}"),
         ),
         _t(
             "meeting.reminder",
-            "SMS_460023",
             ("会议提醒", "提醒：{meeting}将于{when}在{place}召开。"),
             ("Meeting reminder", "Reminder: {meeting} on {when} at {place}."),
         ),
         _t(
             "decision.recorded",
-            "SMS_460024",
             ("议事结果", "{meeting}议题“{motion}”表决结果：{outcome}"),
             ("Decision", 'At {meeting}, the motion "{motion}" was {outcome}.'),
         ),
         _t(
             "action_item.assigned",
-            "SMS_460025",
             ("任务分派", "您被指派任务：{title}，期限{due}。"),
             ("Action item", "You were assigned: {title}, due {due}."),
         ),
         _t(
             "action_item.completed",
-            "SMS_460026",
             ("任务完成", "任务“{title}”已完成。"),
             ("Action item done", 'The action item "{title}" is done.'),
         ),
         _t(
             "activity.published",
-            "SMS_460030",
             ("新活动", "新活动：{title}，{when}，{place}。"),
             ("New activity", "New activity: {title}, {when}, {place}."),
         ),
         _t(
             "activity.rescheduled",
-            "SMS_460031",
             ("活动改期", "活动{title}改期至{when}。"),
             ("Activity moved", "The activity {title} moved to {when}."),
         ),
         _t(
             "activity.cancelled",
-            "SMS_460032",
             ("活动取消", "活动{title}（{when}）已取消：{reason}"),
             ("Activity cancelled", "The activity {title} ({when}) is cancelled: {reason}"),
         ),
         _t(
             "activity.reminder",
-            "SMS_460033",
             ("活动提醒", "提醒：活动{title}将于{when}开始。"),
             ("Activity reminder", "Reminder: {title} starts on {when}."),
         ),
         _t(
             "registration.confirmed",
-            "SMS_460034",
             ("报名成功", "您已成功报名{title}（{when}）。"),
             ("Registered", "You are registered for {title} ({when})."),
         ),
         _t(
             "registration.waitlisted",
-            "SMS_460035",
             ("候补中", "{title}名额已满，您在候补第{position}位。"),
             ("Waiting list", "{title} is full; you are number {position} on the waiting list."),
         ),
         _t(
             "registration.promoted",
-            "SMS_460036",
             ("候补成功", "好消息：您已从候补转为正式报名{title}（{when}）。"),
             ("You got a place", "Good news: you now have a place at {title} ({when})."),
         ),
         _t(
             "registration.cancelled",
-            "SMS_460037",
             ("报名取消", "您对{title}的报名已取消。"),
             ("Registration cancelled", "Your registration for {title} is cancelled."),
         ),
         _t(
             "booking.requested",
-            "SMS_460040",
             ("服务预约", "新的服务预约：{service}，{when}。"),
             ("Service booking", "New booking: {service}, {when}."),
         ),
         _t(
             "booking.confirmed",
-            "SMS_460041",
             ("预约确认", "您预约的{service}已确认：{when}。"),
             ("Booking confirmed", "Your {service} is confirmed for {when}."),
         ),
-        _t("broadcast.notice", "SMS_460050", ("{title}", "{title}：{body}"), ("{title}", "{title}: {body}")),
+        _t(
+            "broadcast.notice",
+            ("{title}", "{title}：{body}"),
+            ("{title}", "{title}: {body}"),
+            # A template of variables only is not approved: the SMS says what it is. `body` is
+            # one variable (35 characters): a longer broadcast is refused for SMS when Alibaba
+            # Cloud may carry it (service_layer/broadcasts.py).
+            sms=("社区通知：{title}。{body}", "Community notice: {title}. {body}"),
+        ),
     ]
 }
 
@@ -188,8 +192,7 @@ class Rendered:
     title: str
     body: str
     sms_text: str
-    sms_template_code: str
-    sms_params: dict[str, str]
+    sms_params: dict[str, str]  # the SMS template's variables, by name
     segments: int
 
 
@@ -239,7 +242,8 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
         for key in LABELLED:
             if key in params:
                 params[key] = LABELS_ZH.get(str(params[key]), params[key])
-    needed = placeholders(template.body[locale]) | placeholders(template.title[locale])
+    sms_names = placeholders(template.sms_text(locale))
+    needed = placeholders(template.body[locale]) | placeholders(template.title[locale]) | sms_names
     problems: dict[str, list[str]] = {}
     values: dict[str, str] = {}
     for name in sorted(needed):
@@ -251,19 +255,37 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
     if problems:
         raise Invalid(f"template {kind} lacks parameters", fields=problems)
     body = template.body[locale].format(**values)
-    sms_params = {k: v for k, v in values.items() if k in placeholders(template.body[locale])}
+    sms_params = {k: v for k, v in values.items() if k in sms_names}
+    # A broadcast's body is checked where it is written (and by the Alibaba Cloud adapter), since
+    # providers of free text (Twilio) carry a long one.
     too_long = [k for k, v in sms_params.items() if len(v) > MAX_PARAM_LENGTH and kind != "broadcast.notice"]
     if too_long:
         raise Invalid("template parameters too long", fields={k: ["longer than 35 characters"] for k in too_long})
-    sms_text = SIGNATURE[locale] + body
+    sms_text = SIGNATURE[locale] + template.sms_text(locale).format(**values)
     return Rendered(
         title=template.title[locale].format(**values),
         body=body,
         sms_text=sms_text,
-        sms_template_code=template.sms_template_code,
         sms_params=sms_params,
         segments=sms_segments(sms_text),
     )
+
+
+def sms_variables(kind: str, locale: str = "zh-CN") -> list[str]:
+    """The variables of the SMS template of `kind` (what its Alibaba Cloud template declares)."""
+    return sorted(placeholders(TEMPLATES[kind].sms_text(locale)))
+
+
+def variable_problem(name: str, value: str) -> str | None:
+    """Why Alibaba Cloud would refuse `value` for the variable `name`, or None (see the limits above)."""
+    if name in CODE_VARIABLES:
+        low, high = CODE_LENGTH
+        if not (value.isdigit() and low <= len(value) <= high):
+            return f"a verification code is {low} to {high} digits"
+        return None
+    if not 1 <= len(value) <= MAX_PARAM_LENGTH:
+        return f"a template variable is 1 to {MAX_PARAM_LENGTH} characters"
+    return None
 
 
 def sms_segments(text: str) -> int:

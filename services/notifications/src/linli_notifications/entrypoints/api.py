@@ -391,6 +391,10 @@ class Broadcasts(MethodView):
     @blp.arguments(BroadcastIn)
     @blp.response(202, BroadcastOut)
     def post(self, body: dict) -> dict:
+        """A notice to every member of a community, planned by the worker. When Alibaba Cloud is
+        among the SMS providers, an SMS carries the body in one template variable of at most 35
+        characters: a longer body with the `sms` channel is refused (422 naming `body`); send it
+        by push only, or as short notices."""
         principal = require_principal()
         with _db().session() as session:
             row = broadcast_cases.create_broadcast(
@@ -403,6 +407,7 @@ class Broadcasts(MethodView):
                 urgent=body["urgent"],
                 channels=body["channels"],
                 now=_now(),
+                sms_body_limit=current_app.extensions["linli.notifications_config"].sms_body_limit,
             )
         return {**row, "deliveries": {}}
 

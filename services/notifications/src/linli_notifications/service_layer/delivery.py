@@ -44,8 +44,9 @@ from linli_notifications.adapters import metrics, repository
 from linli_notifications.adapters.providers.aliyun import ProviderCheckFailed
 from linli_notifications.adapters.providers.base import OutboundMessage, Outcome, Provider, SendResult
 from linli_notifications.adapters.reading import ReadSessions
-from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, recipients
+from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, notifications, recipients
 from linli_notifications.config import NotificationConfig
+from linli_notifications.domain.access import readable
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Channel, DeliveryState, Recipient
 from linli_notifications.domain.policy import quiet_until, retry_delay
@@ -64,6 +65,10 @@ _CLAIM_NAMES = [c.name for c in _CLAIM_COLUMNS]
 _JSON_COLUMNS = ("params", "providers_tried")
 _SMS, _PUSH = Channel.SMS.value, Channel.PUSH.value
 _PENDING, _SENT, _FAILED = DeliveryState.PENDING.value, DeliveryState.SENT.value, DeliveryState.FAILED.value
+_SUPPRESSED = DeliveryState.SUPPRESSED.value
+# Kinds of notice about an issue or a meeting: checked again when sent (domain/access.py).
+GATED_KINDS = ("issue.", "meeting.", "decision.", "action_item.")
+NO_LONGER_READABLE = "recipient may no longer read its subject"
 
 
 class TokenBucket:
@@ -98,6 +103,7 @@ class _Round:
     now: datetime
     claimed: list[Claimed]
     deferred: dict[str, datetime] = field(default_factory=dict)
+    withheld: set[str] = field(default_factory=set)  # whose recipient may no longer read the subject
     ready: list[Claimed] = field(default_factory=list)
     phones: Counter = field(default_factory=Counter)
     calls: list[Future] = field(default_factory=list)
@@ -187,10 +193,12 @@ class Deliverer:
         # A failure from here on leaves the claims to their lease: taken back later, an SMS as
         # "outcome unknown", so checked with the provider before any resend.
         current = _Round(now, claimed)
-        current.deferred = self._hold_for_quiet_hours(claimed, now)
-        awake = [c for c in claimed if c.row["id"] not in current.deferred]
+        current.withheld = self._no_longer_readable(claimed)
+        allowed = [c for c in claimed if c.row["id"] not in current.withheld]
+        current.deferred = self._hold_for_quiet_hours(allowed, now)
+        awake = [c for c in allowed if c.row["id"] not in current.deferred]
         current.deferred.update(self._apply_phone_limits(awake, now))
-        current.ready = [c for c in claimed if c.row["id"] not in current.deferred]
+        current.ready = [c for c in allowed if c.row["id"] not in current.deferred]
         self._prepare(current.ready)
         self._check_unknown(current.ready)
         to_send = [c for c in current.ready if c.row["channel"] == _SMS and c.message is not None and not c.results]
@@ -206,7 +214,7 @@ class Deliverer:
                 call.result()  # _call_provider records into the claims and never raises
             if self.after_send is not None:
                 self.after_send(current.ready)
-            self._record(current.claimed, current.deferred, current.now)
+            self._record(current.claimed, current.deferred, current.now, current.withheld)
         finally:
             with self._in_flight_lock:  # after the commit: from now on the database shows them
                 self._in_flight.subtract(current.phones)
@@ -348,6 +356,34 @@ class Deliverer:
         )
         return [dict(r) for r in rows.mappings()]
 
+    def _no_longer_readable(self, claimed: list[Claimed]) -> set[str]:
+        """Deliveries whose recipient may no longer read what the notice is about (the issue became
+        private, they moved to another community since it was planned): they are not sent."""
+        gated = [c for c in claimed if c.row["notification_id"] and c.row["kind"].startswith(GATED_KINDS)]
+        if not gated:
+            return set()
+        with self.reads.reading() as session:
+            about_of = {
+                n.id: [tuple(key) for key in n.about]
+                for n in session.execute(
+                    select(notifications.c.id, notifications.c.about).where(
+                        repository.among(session, notifications.c.id, sorted({c.row["notification_id"] for c in gated}))
+                    )
+                )
+                if n.about
+            }
+            if not about_of:
+                return set()
+            known = repository.load_subjects(session, {key for keys in about_of.values() for key in keys})
+            readers = repository.load_readers(session, {c.row["user_id"] for c in gated})
+        withheld = set()
+        for c in gated:
+            keys = about_of.get(c.row["notification_id"])
+            reader = readers.get(c.row["user_id"])
+            if keys and (reader is None or not readable([known.get(key) for key in keys], reader)):
+                withheld.add(c.row["id"])
+        return withheld
+
     def _hold_for_quiet_hours(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> the end of the quiet hours) because it is night where their
         recipient lives now. One-time codes and urgent notices go whatever the hour, as planned."""
@@ -469,7 +505,7 @@ class Deliverer:
                 title=rendered.title,
                 body=rendered.body,
                 sms_text=rendered.sms_text,
-                template_code=rendered.sms_template_code,
+                kind=row["kind"],
                 template_params=rendered.sms_params,
                 data={"kind": row["kind"], "notification_id": row["notification_id"] or ""},
             )
@@ -529,7 +565,8 @@ class Deliverer:
             if c.results or c.message is None:
                 continue
             if c.row["channel"] == _SMS:
-                key = (c.provider_key, c.row["batch_key"], c.row["kind"], c.message.template_code)
+                # One call carries one template: one kind in one language (and so one signature).
+                key = (c.provider_key, c.row["batch_key"], c.row["kind"], c.row["locale"])
                 groups[key].append((c, c.message))
             else:
                 for device in c.row["_devices"]:
@@ -573,14 +610,18 @@ class Deliverer:
             c.results.append(result)
 
     # --- recording ----------------------------------------------------------------------------
-    def _record(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:
+    def _record(
+        self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime, withheld: set[str] = frozenset()
+    ) -> None:
         """Store every claim's outcome; on SQLite in short transactions of `SQLITE_WRITE_CHUNK` claims
         (each delivery's record stands alone: one not recorded yet is protected by its lease)."""
         size = SQLITE_WRITE_CHUNK if self.database.is_sqlite else max(1, len(claimed))
         for start in range(0, len(claimed), size):
-            self._record_part(claimed[start : start + size], deferred, now)
+            self._record_part(claimed[start : start + size], deferred, now, withheld)
 
-    def _record_part(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:
+    def _record_part(
+        self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime, withheld: set[str] = frozenset()
+    ) -> None:
         updates: list[dict[str, Any]] = []
         attempt_rows: list[dict[str, Any]] = []
         wipe: list[str] = []  # one-time codes whose parameters must not outlive the delivery
@@ -609,6 +650,10 @@ class Deliverer:
                 "lease_until": None,
             }
             updates.append(base)
+            if row["id"] in withheld:
+                base.update(state=_SUPPRESSED, reason=NO_LONGER_READABLE, finished_at=now)
+                finished_by[(row["channel"], _SUPPRESSED)] += 1
+                continue
             if not results:
                 if row["id"] in deferred:
                     base["next_attempt_at"] = deferred[row["id"]]

@@ -32,6 +32,7 @@ from linli_notifications.adapters.tables import (
     replica,
     subjects,
 )
+from linli_notifications.domain.access import COMMUNITY, PRIVATE
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.domain.templates import shorten
@@ -168,26 +169,40 @@ class Rules:
         """Record the issue's revision; True when a newer one was already seen."""
         return self._record_issue(session, d)[0]
 
-    def _record_issue(self, session: Session, d: dict) -> tuple[bool, str | None]:
+    def _record_issue(self, session: Session, d: dict, members: Iterable[str] = ()) -> tuple[bool, str | None]:
         """Record the issue's snapshot: (True when a newer one was already seen, the status known
-        before this snapshot or None)."""
+        before this snapshot or None). `members` (its supporters) are added even from a stale one:
+        supporting is not undone by a later change."""
         current = session.execute(
-            select(subjects.c.revision, subjects.c.status).where(
+            select(subjects.c.revision, subjects.c.status, subjects.c.member_ids).where(
                 subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"]
             )
         ).first()
+        known = set(current.member_ids or ()) if current is not None else set()
+        people = sorted(known | set(d.get("supporter_ids") or ()) | {m for m in members if m})
         if current is not None and current.revision >= d["revision"]:
+            if people != sorted(known):
+                session.execute(
+                    update(subjects)
+                    .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+                    .values(member_ids=people)
+                )
             return True, current.status
         values = {
             "community_id": d["community_id"],
             "title": d["title"],
             "status": d["status"],
             "revision": d["revision"],
+            "member_ids": people,
+            # Who may read it, as the issues service says (default "community", as before).
+            "visibility": d.get("visibility") or COMMUNITY,
+            "reporter_id": d["reporter_id"],
+            "assignee_id": d.get("assignee_id"),
         }
+        if "anonymous" in d:  # only the report says it; later snapshots leave it as it was
+            values["anonymous"] = bool(d["anonymous"])
         if current is None:
-            session.execute(
-                subjects.insert().values(subject_type="issue", subject_id=d["issue_id"], member_ids=[], **values)
-            )
+            session.execute(subjects.insert().values(subject_type="issue", subject_id=d["issue_id"], **values))
         else:
             session.execute(
                 update(subjects)
@@ -272,13 +287,14 @@ class Rules:
             community_id=d["community_id"],
             subject_type="issue",
             subject_id=d["issue_id"],
+            about=(("issue", d["issue_id"]),),
         )
 
     def issue_supported(self, session: Session, event: Event) -> None:
         d = event.data
         self._follow(session, [d["supporter_id"]], "issue", d["issue_id"], "supporter")
         self._learn(session, d, [d["supporter_id"]])  # they saw the issue as it is when supporting it
-        self._issue_is_stale(session, d)
+        self._record_issue(session, d, [d["supporter_id"]])
 
     def issue_progress(self, session: Session, event: Event) -> None:
         d = event.data
@@ -314,6 +330,7 @@ class Rules:
             community_id=d["community_id"],
             subject_type="issue",
             subject_id=d["issue_id"],
+            about=(("issue", d["issue_id"]),),
         )
 
     def issue_escalated(self, session: Session, event: Event) -> None:
@@ -341,6 +358,7 @@ class Rules:
             community_id=d["community_id"],
             subject_type="issue",
             subject_id=d["issue_id"],
+            about=(("issue", d["issue_id"]),),
         )
         # Followers hear what changed, the tier, in the same words as the officials: its status
         # may well be the same as before ("status updated to: reported" would tell them nothing).
@@ -356,6 +374,7 @@ class Rules:
             community_id=d["community_id"],
             subject_type="issue",
             subject_id=d["issue_id"],
+            about=(("issue", d["issue_id"]),),
         )
         self._submit(session, intent)
 
@@ -374,6 +393,7 @@ class Rules:
             community_id=d["community_id"],
             subject_type="issue",
             subject_id=d["issue_id"],
+            about=(("issue", d["issue_id"]),),
         )
 
     # --- meetings -----------------------------------------------------------------------------
@@ -397,6 +417,9 @@ class Rules:
             "revision": d["revision"],
             "member_ids": sorted(set(members) | set(current.member_ids if current else [])),
         }
+        if kind == "meeting":
+            # A private meeting is read by its participants and the staff above it (domain/access.py).
+            values["visibility"] = COMMUNITY if d.get("public", True) else PRIVATE
         if current is None:
             session.execute(subjects.insert().values(subject_type=kind, subject_id=subject_id, **values))
         else:
@@ -478,6 +501,7 @@ class Rules:
             community_id=d["community_id"],
             subject_type="meeting",
             subject_id=d["meeting_id"],
+            about=(("meeting", d["meeting_id"]),),
         )
 
     def agenda_item_added(self, session: Session, event: Event) -> None:
@@ -503,6 +527,8 @@ class Rules:
                 community_id=d["community_id"],
                 subject_type="issue",
                 subject_id=d["issue_id"],
+                # The issue's title and the meeting's name and time: both must be readable.
+                about=(("issue", d["issue_id"]), ("meeting", d["meeting_id"])),
             ),
         )
 
@@ -524,16 +550,20 @@ class Rules:
             community_id=d["community_id"],
             subject_type="meeting",
             subject_id=d["meeting_id"],
+            about=(("meeting", d["meeting_id"]),),
         )
 
     def action_item(self, session: Session, event: Event) -> None:
         d = event.data
+        about: tuple[tuple[str, str], ...] = ()
         if event.type.endswith("assigned"):
-            people = [d["owner_user_id"]] if d.get("owner_user_id") else []
+            people = [d["owner_user_id"]] if d.get("owner_user_id") else []  # it is theirs to do
             kind = "action_item.assigned"
         else:
             people = repository.followers(session, "issue", [d["issue_id"]]) if d.get("issue_id") else []
             kind = "action_item.completed"
+            if d.get("issue_id"):
+                about = (("issue", d["issue_id"]),)  # told because they follow the issue
         self._plan(
             session,
             event,
@@ -544,6 +574,7 @@ class Rules:
             community_id=d["community_id"],
             subject_type="meeting",
             subject_id=d["meeting_id"],
+            about=about,
         )
 
     # --- activities ---------------------------------------------------------------------------
@@ -558,7 +589,7 @@ class Rules:
         starts_at = _when(d["starts_at"]) if verb != "cancelled" else None
         self._schedule_reminders(session, "activity", d["activity_id"], starts_at)
         if verb == "published":
-            people = set(repository.followers(session, "community", d["community_ids"]))
+            people = self._community_followers_in_scope(session, d["community_ids"])
         else:
             people = set(d["registrant_ids"])
         people.discard(d["organiser_id"])
@@ -578,6 +609,31 @@ class Rules:
             subject_type="activity",
             subject_id=d["activity_id"],
         )
+
+    def _community_followers_in_scope(self, session: Session, community_ids: list[str]) -> set[str]:
+        """Followers of these communities who still belong to one they follow (or whose office
+        covers it): someone who moved away is no longer told of their old community's news."""
+        follows_of: dict[str, set[str]] = {}
+        for community_id in community_ids:
+            for user_id in repository.followers(session, "community", [community_id]):
+                follows_of.setdefault(user_id, set()).add(community_id)
+        if not follows_of:
+            return set()
+        streets = dict(
+            session.execute(
+                select(replica.communities.c.community_id, replica.communities.c.street_id).where(
+                    replica.communities.c.community_id.in_(community_ids)
+                )
+            ).all()
+        )
+        readers = repository.load_readers(session, follows_of)
+        return {
+            user_id
+            for user_id, followed in follows_of.items()
+            if user_id in readers
+            and readers[user_id].active
+            and any(readers[user_id].covers(c, streets.get(c)) for c in followed)
+        }
 
     def registration_changed(self, session: Session, event: Event) -> None:
         d = event.data

@@ -8,7 +8,7 @@ never plans twice.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import deliveries, notifications
+from linli_notifications.domain.access import readable
 from linli_notifications.domain.model import Channel, DeliveryState, Intent, Recipient
 from linli_notifications.domain.policy import plan_for
 from linli_notifications.domain.templates import render
@@ -54,6 +55,7 @@ def plan_many(
     city_timezone: str,
 ) -> int:
     """Plan several intents with one look-up of their recipients and one insert per table."""
+    intents = only_readers(session, intents)
     everyone = sorted({u for intent in intents for u in intent.user_ids})
     if not everyone:
         return 0
@@ -62,6 +64,25 @@ def plan_many(
     rows = build_rows(intents, found, prefs, now)
     repository.insert_ignore(session, notifications, rows.inbox, ["source_key", "user_id"])
     return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"])
+
+
+def only_readers(session: Session, intents: list[Intent]) -> list[Intent]:
+    """The intents told only to those of their users who may read every subject they are about
+    (scope before state: a follower of an issue that became private, or who moved away, is not
+    told). A subject this service does not know reads as no."""
+    gated = [intent for intent in intents if intent.about]
+    if not gated:
+        return intents
+    known = repository.load_subjects(session, {key for intent in gated for key in intent.about})
+    readers = repository.load_readers(session, {u for intent in gated for u in intent.user_ids})
+    kept = []
+    for intent in intents:
+        if intent.about:
+            subjects = [known.get(key) for key in intent.about]
+            users = tuple(u for u in intent.user_ids if u in readers and readable(subjects, readers[u]))
+            intent = replace(intent, user_ids=users)
+        kept.append(intent)
+    return kept
 
 
 def build_rows(
@@ -150,6 +171,7 @@ def _plan_one(
             "community_id": intent.community_id,
             "subject_type": intent.subject_type,
             "subject_id": intent.subject_id,
+            "about": [list(key) for key in intent.about] or None,
             "created_at": now,
             "read_at": None,
         }

@@ -26,6 +26,7 @@ from linli_notifications.adapters.tables import (
     recipients,
     replica,
 )
+from linli_notifications.domain.access import GATED_SUBJECTS, Reader
 from linli_notifications.domain.model import DEFAULT_CHANNELS, Category, Channel
 from linli_notifications.domain.policy import MANDATORY, parse_hhmm
 
@@ -242,11 +243,27 @@ def set_preferences(session: Session, principal: Principal, body: dict) -> None:
 
 
 # --- follows ------------------------------------------------------------------------------------
+def reader_of(principal: Principal) -> Reader:
+    """The caller as a reader, from their token (what the gateway says now)."""
+    return Reader(
+        user_id=principal.user_id,
+        role=principal.role.value,
+        community_ids=frozenset(principal.community_ids),
+        street_id=principal.street_id,
+        organisation_id=principal.organisation_id,
+    )
+
+
 def follow(
     session: Session, principal: Principal, street_of: StreetOf, *, target_type: str, target_id: str, now: datetime
 ) -> dict:
     if target_type == "community" and not principal.can_access_community(target_id, street_of):
         raise Forbidden("you can only follow communities in your scope")
+    if target_type in GATED_SUBJECTS:
+        # Scope before state: what the caller may not read answers exactly as what does not exist.
+        subject = repository.load_subjects(session, [(target_type, target_id)]).get((target_type, target_id))
+        if subject is None or not subject.readable_by(reader_of(principal)):
+            raise NotFound("nothing to follow with that id")
     row = {
         "user_id": principal.user_id,
         "target_type": target_type,

@@ -4,7 +4,10 @@ Every call is an HTTP request whose query carries the common parameters (AccessK
 Format, RegionId, SignatureMethod=HMAC-SHA1, SignatureNonce, SignatureVersion=1.0, Timestamp,
 Version) and the action's own; `Signature` is Base64(HMAC-SHA1(secret + "&", StringToSign)) where
 StringToSign = METHOD & percent("/") & percent(canonical sorted query). Templates are pre-approved:
-we send the template code and its parameters, never free text.
+we send the template code and its parameters, never free text. The codes and signature names are
+the account's own (`AliyunTemplates`, from the configuration); parameters Alibaba Cloud would refuse
+(domain/templates.py, `variable_problem`) are not sent: the next provider of the chain may carry
+the message as free text.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from linli_notifications.adapters.providers.base import (
     classify_http_status,
     json_or_empty,
 )
+from linli_notifications.config import AliyunTemplates
 from linli_notifications.domain.model import Channel
+from linli_notifications.domain.templates import variable_problem
 
 API_VERSION = "2017-05-25"
 BATCH_MARK = "linli-batch"
@@ -34,7 +39,15 @@ DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com/"
 ADDRESS_ERRORS = {"isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_COUNT_OVER_LIMIT", "isv.BLACK_KEY_CONTROL_LIMIT"}
 RETRYABLE_ERRORS = {"isp.SYSTEM_ERROR", "Throttling.User", "isv.BUSINESS_LIMIT_CONTROL", "isp.RAM_PERMISSION_DENY"}
 _CHINA = ZoneInfo("Asia/Shanghai")  # SendDate is a day in Beijing time
-TEMPLATE_ERRORS = {"isv.TEMPLATE_MISSING_PARAMETERS", "isv.INVALID_JSON_PARAM", "isv.PARAM_LENGTH_LIMIT"}
+# The template, signature or parameters Alibaba Cloud refused: another provider (free text) may send it.
+TEMPLATE_ERRORS = {
+    "isv.SMS_TEMPLATE_ILLEGAL",
+    "isv.SMS_SIGNATURE_ILLEGAL",
+    "isv.TEMPLATE_MISSING_PARAMETERS",
+    "isv.TEMPLATE_PARAMS_ILLEGAL",
+    "isv.INVALID_JSON_PARAM",
+    "isv.PARAM_LENGTH_LIMIT",
+}
 
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
@@ -70,12 +83,12 @@ class AliyunSms(HttpProvider):
     max_batch = 100  # SendBatchSms takes at most 100 numbers per call
 
     def __init__(
-        self, access_key_id: str, access_key_secret: str, sign_name: str, endpoint: str = DEFAULT_ENDPOINT
+        self, access_key_id: str, access_key_secret: str, templates: AliyunTemplates, endpoint: str = DEFAULT_ENDPOINT
     ) -> None:
         super().__init__()
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
-        self.sign_name = sign_name
+        self.templates = templates
         self.endpoint = endpoint
 
     def _request(self, action: str, params: dict[str, str]) -> tuple[dict, Outcome | None, int, int]:
@@ -105,14 +118,41 @@ class AliyunSms(HttpProvider):
         return json_or_empty(response), None, latency, response.status_code
 
     def send(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        """Send messages of one kind and language (one template, one signature) in one call."""
+        refused = {m.delivery_id: self._refusal(m) for m in messages}
+        refused = {k: v for k, v in refused.items() if v is not None}
+        sendable = [m for m in messages if m.delivery_id not in refused]
+        sent = {r.delivery_id: r for r in self._send(sendable)} if sendable else {}
+        return [refused.get(m.delivery_id) or sent[m.delivery_id] for m in messages]
+
+    def _refusal(self, m: OutboundMessage) -> SendResult | None:
+        """What Alibaba Cloud would refuse, refused here without a call (and so without a charge)."""
+        code = None if self.templates.code(m.kind, m.locale) else "isv.SMS_TEMPLATE_ILLEGAL"
+        problems = {name: variable_problem(name, value) for name, value in m.template_params.items()}
+        problems = {name: text for name, text in problems.items() if text}
+        if code is None and not problems:
+            return None
+        detail = "; ".join(f"{name}: {text}" for name, text in sorted(problems.items()))
+        return SendResult(
+            m.delivery_id,
+            m.address,
+            Outcome.PROVIDER,
+            error_code=code or "isv.PARAM_LENGTH_LIMIT",
+            error_message=f"no template configured for {m.kind}" if code else f"not sent to Alibaba Cloud: {detail}",
+        )
+
+    def _send(self, messages: list[OutboundMessage]) -> list[SendResult]:
+        first = messages[0]
+        template_code = self.templates.code(first.kind, first.locale)
+        sign_name = self.templates.sign_name(first.locale)
         if len(messages) == 1:
             m = messages[0]
             action, params = (
                 "SendSms",
                 {
                     "PhoneNumbers": _national(m.address),
-                    "SignName": self.sign_name,
-                    "TemplateCode": m.template_code,
+                    "SignName": sign_name,
+                    "TemplateCode": template_code,
                     "TemplateParam": json.dumps(m.template_params, ensure_ascii=False),
                     # OutId comes back in receipts and in QuerySendDetails: how an unknown outcome is checked.
                     "OutId": m.delivery_id,
@@ -123,8 +163,8 @@ class AliyunSms(HttpProvider):
                 "SendBatchSms",
                 {
                     "PhoneNumberJson": json.dumps([_national(m.address) for m in messages]),
-                    "SignNameJson": json.dumps([self.sign_name] * len(messages), ensure_ascii=False),
-                    "TemplateCode": messages[0].template_code,
+                    "SignNameJson": json.dumps([sign_name] * len(messages), ensure_ascii=False),
+                    "TemplateCode": template_code,
                     "TemplateParamJson": json.dumps([m.template_params for m in messages], ensure_ascii=False),
                     # One OutId for the whole batch (a delivery id each would not fit): a check
                     # recognises the batch by this marker, the template and the time (see check()).
@@ -160,7 +200,7 @@ class AliyunSms(HttpProvider):
         if code in RETRYABLE_ERRORS:
             return Outcome.RETRYABLE, code
         if code in TEMPLATE_ERRORS:
-            return Outcome.PERMANENT, code
+            return Outcome.PROVIDER, code
         by_status = classify_http_status(status)
         if by_status is not None and code is None:
             return by_status, str(status)
@@ -182,7 +222,8 @@ class AliyunSms(HttpProvider):
             raise ProviderCheckFailed(body.get("Code") or str(failure))
         for detail in (body.get("SmsSendDetailDTOs") or {}).get("SmsSendDetailDTO") or []:
             ours = detail.get("OutId") == message.delivery_id
-            batch = detail.get("OutId") == BATCH_MARK and detail.get("TemplateCode") == message.template_code
+            template_code = self.templates.code(message.kind, message.locale)
+            batch = detail.get("OutId") == BATCH_MARK and detail.get("TemplateCode") == template_code
             if ours or (batch and _sent_since(detail.get("SendDate"), sent_after)):
                 return SendResult(
                     message.delivery_id,

@@ -39,7 +39,7 @@ class OutboundMessage:
     title: str
     body: str
     sms_text: str
-    template_code: str
+    kind: str  # the kind of message: a provider of pre-approved templates finds its template by it
     template_params: dict[str, str]
     data: dict[str, str] = field(default_factory=dict)
 
