@@ -667,3 +667,11 @@ def fakes(clock):
     server.clock = clock
     yield server
     server.close()
+
+
+@pytest.fixture
+def aliyun_account():
+    """The test account's approved templates (`approved`) and its ALIYUN_SMS_TEMPLATES (`setting()`)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(approved=ALIYUN_APPROVED, setting=aliyun_templates_setting)
