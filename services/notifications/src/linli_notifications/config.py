@@ -25,6 +25,20 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long personal data of this service is kept (README, "What is kept, and how long")."""
+
+    # A delivery's phone number (and its attempts' provider messages, which may quote it): after
+    # this, the number is cleared and only its mask (138****8000) kept. At least 2 days: the
+    # per-number caps count the last day, and SMS receipts come within 72 hours.
+    sms_address_days: float = 30.0
+    receipts_days: float = 30.0  # provider receipts (Alibaba Cloud's carry the phone number)
+    read_notifications_days: float = 180.0  # inbox entries the person has read
+    interval_seconds: float = 3600.0  # how often the worker prunes
+    batch: int = 500  # rows per (short) transaction
+
+
+@dataclass(frozen=True)
 class NotificationConfig:
     sms_providers: tuple[str, ...] = ("log",)
     push_providers: tuple[str, ...] = ("log",)
@@ -40,6 +54,7 @@ class NotificationConfig:
     delivery_interval_seconds: float = 0.2
     reminder_interval_seconds: float = 15.0
     push_receipt_interval_seconds: float = 300.0  # how often JPush's Report API is asked
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def sms_body_limit(self) -> int | None:
@@ -75,6 +90,12 @@ def load_config(environ: dict[str, str] | None = None) -> NotificationConfig:
         except ValueError as exc:
             raise ConfigError(f"{name}: not a number") from exc
 
+    def at_least(name: str, default: float, minimum: float) -> float:
+        value = number(name, default)
+        if value < minimum:
+            raise ConfigError(f"{name}: at least {minimum:g}")
+        return value
+
     rates = {}
     for provider in ("aliyun", "twilio", "jpush", "fcm", "log"):
         key = f"{provider.upper()}_RATE_PER_SECOND"
@@ -101,6 +122,13 @@ def load_config(environ: dict[str, str] | None = None) -> NotificationConfig:
         delivery_interval_seconds=number("DELIVERY_INTERVAL_SECONDS", 0.2),
         reminder_interval_seconds=number("REMINDER_INTERVAL_SECONDS", 15),
         push_receipt_interval_seconds=number("PUSH_RECEIPT_INTERVAL_SECONDS", 300),
+        retention=Retention(
+            sms_address_days=at_least("RETENTION_SMS_ADDRESS_DAYS", 30, 2),
+            receipts_days=at_least("RETENTION_RECEIPTS_DAYS", 30, 2),
+            read_notifications_days=at_least("RETENTION_READ_NOTIFICATIONS_DAYS", 180, 1),
+            interval_seconds=at_least("RETENTION_INTERVAL_SECONDS", 3600, 1),
+            batch=int(at_least("RETENTION_BATCH", 500, 1)),
+        ),
     )
 
 

@@ -1,5 +1,5 @@
 """How the notifications service plugs into the shared runtime: tables, migrations, event handlers,
-and the worker's loops (delivery, reminders and broadcast planning)."""
+and the worker's loops (delivery, reminders, broadcast planning and retention)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import fire_due_reminders, has_due_reminders, make_handlers
 from linli_notifications.service_layer.receipts import poll_jpush_receipts
 from linli_notifications.service_layer.recipient import has_stale_devices, prune_stale_devices
+from linli_notifications.service_layer.retention import prune
 
 
 def handlers(settings: Settings, _database: Database, clock: Clock = system_clock) -> dict[str, Handler | BatchHandler]:
@@ -56,6 +57,8 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
         Timer("deliver", config.delivery_interval_seconds, lambda: deliverer.drain(max_rounds=50)),
         Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone)),
         Timer("reminders", config.reminder_interval_seconds, reminders),
+        # Phone numbers, receipts and read notices past their retention (service_layer/retention.py).
+        Timer("retention", config.retention.interval_seconds, lambda: prune(database, config.retention, clock())),
     ]
     jpush = deliverer.providers.get("jpush")
     if jpush is not None:
