@@ -15,12 +15,14 @@ from sqlalchemy import insert
 
 from linli_kit.db import Database
 from linli_kit.testing.waiting import eventually
-from linli_notifications.adapters.tables import recipient_communities, recipients, replica
+from linli_notifications.adapters.tables import recipient_communities, recipients, replica, subjects
 
 pytestmark = pytest.mark.integration
 
 STREET, COMMUNITY = str(uuid.uuid4()), str(uuid.uuid4())
 RESIDENTS = 3000
+# Issues of the community, as its issue events made them known: what residents may follow.
+ISSUES = [str(uuid.uuid4()) for _ in range(50)]
 
 
 def seed(url: str, n: int) -> list[str]:
@@ -50,6 +52,22 @@ def seed(url: str, n: int) -> list[str]:
         s.execute(
             insert(recipient_communities),
             [{"community_id": COMMUNITY, "user_id": p, "role": "resident"} for p in people],
+        )
+        s.execute(
+            insert(subjects),
+            [
+                {
+                    "subject_type": "issue",
+                    "subject_id": issue_id,
+                    "community_id": COMMUNITY,
+                    "title": "x",
+                    "status": "reported",
+                    "revision": 1,
+                    "member_ids": [],
+                    "visibility": "community",
+                }
+                for issue_id in ISSUES
+            ],
         )
     database.dispose()
     return people
@@ -122,7 +140,7 @@ def test_the_api_answers_promptly_while_the_worker_sends_a_big_broadcast(sqlite_
                     "POST",
                     "/follows",
                     me,
-                    json={"target_type": "issue", "target_id": str(uuid.uuid4())},
+                    json={"target_type": "issue", "target_id": ISSUES[uuid.UUID(user_id).int % len(ISSUES)]},
                 )
                 ask(session, "missing notice", "GET", f"/{uuid.uuid4()}", me)
 
