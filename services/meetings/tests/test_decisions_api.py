@@ -167,9 +167,11 @@ def test_open_motion_blocks_conclusion_and_can_be_withdrawn(client, staff, runni
     assert client.post(f"/{meeting['id']}/motions", json={"motion": "late"}, headers=staff).status_code == 409
 
 
-def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, staff, running):
+def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, staff, running, documented):
     resident = world.headers("resident")
-    defaults = client.get("/rules", query_string={"community_id": world.community_id}, headers=resident).get_json()
+    defaults = client.get("/rules", query_string={"community_id": world.community_id}, headers=resident)
+    documented(defaults, "/rules")
+    defaults = defaults.get_json()
     assert (
         defaults["version"] is None and defaults["rules"]["meeting_types"]["round_table"]["threshold"] == "two_thirds"
     )
@@ -201,6 +203,17 @@ def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, s
         headers=staff,
     )
     assert bad.status_code == 422 and "rules.default.voting_roles" in bad.get_json()["error"]["fields"]
+    for rules, field in (
+        ({"default": {"voting_roles": 5}}, "rules.default.voting_roles"),
+        ({"default": {"voting_roles": ["resident"], "may_override_to": "unanimous"}}, "rules.default.may_override_to"),
+        (
+            {"default": {"voting_roles": ["resident"]}, "abstention_blocks_unanimity": "no"},
+            "rules.abstention_blocks_unanimity",
+        ),
+    ):
+        document = {"kind": "rules_of_procedure", "title": "R", "body": "B", "rules": rules}
+        wrong = client.post(f"/{meeting['id']}/motions", json={"motion": "x", "document": document}, headers=staff)
+        assert wrong.status_code == 422 and list(wrong.get_json()["error"]["fields"]) == [field], wrong.get_json()
     m = motion(
         client,
         staff,
