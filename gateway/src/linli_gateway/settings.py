@@ -1,4 +1,12 @@
-"""The gateway's own settings (beyond the kit's): where the services are, timeouts, breaker, limits."""
+"""The gateway's own settings (beyond the kit's): where the services are, timeouts, breaker, limits.
+
+Proxying: `<SERVICE>_TIMEOUT_SECONDS` (default `PROXY_TIMEOUT_SECONDS`, 10) bounds the wait for one
+answer; `PROXY_BUDGET_SECONDS` (15) bounds a whole proxied request, retries included;
+`PROXY_RETRIES` (2) extra attempts, only after a failed connection or a 502/503 to a safe method;
+`BREAKER_FAIL_MAX` (5) requests in a row that found a service down open its circuit for
+`BREAKER_RESET_SECONDS` (15). `TRUSTED_PROXIES` (0): how many proxies in front of the gateway set
+`X-Forwarded-For/-Proto/-Host/-Prefix` that it may believe (0: the gateway is the public edge).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +35,8 @@ class GatewaySettings:
     access_token_ttl: timedelta
     private_key_file: Path
     retries: int = 2
+    budget_seconds: float = 15.0
+    trusted_proxies: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     def private_key(self) -> str:
@@ -66,6 +76,8 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
             access_token_ttl=timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900, validate=lambda n: n >= 30)),
             private_key_file=env.path("JWT_PRIVATE_KEY_FILE", settings.data_dir / "jwt_private.pem"),
             retries=env.int("PROXY_RETRIES", 2, validate=lambda n: 0 <= n <= 5),
+            budget_seconds=env.float("PROXY_BUDGET_SECONDS", 15.0, validate=lambda x: 0 < x <= 300),
+            trusted_proxies=env.int("TRUSTED_PROXIES", 0, validate=lambda n: 0 <= n <= 5),
         )
         env.seal()
     except EnvError as exc:
