@@ -31,6 +31,9 @@ environment (every command):
                                        exchange and queue names (default linli.events, linli.dead, none)
   EVENTS_DELIVERY_LIMIT, EVENTS_PREFETCH, EVENTS_BATCH_SIZE, OUTBOX_BATCH_SIZE, OUTBOX_IDLE_SECONDS
                                        consumer and outbox relay tuning
+  OUTBOX_RETENTION_HOURS, INBOX_RETENTION_DAYS
+                                       how long published events and handled-event records are
+                                       kept (default 168 hours, 30 days)
   JWT_PUBLIC_KEY, JWT_PUBLIC_KEY_FILE, JWT_ISSUER
                                        verifying tokens (web process)
   LINLI_TIMEZONE                       the city's time zone (default Asia/Shanghai)
@@ -49,8 +52,9 @@ COMMANDS = {
         "run the worker: outbox relay, event consumer, timers",
         "Run until SIGTERM or SIGINT: publish the outbox to RabbitMQ (meetings.* events), consume "
         "directory.* events (the replica of streets and communities) and issues.issue.* events "
-        "(candidate agenda items), and every minute announce the occurrences of recurring "
-        "meetings that have come within 14 days of their start.",
+        "(candidate agenda items), prune published outbox rows and old inbox rows, and every "
+        "minute announce the occurrences of recurring meetings that have come within 14 days of "
+        "their start.",
     ),
     "check-config": (
         "check the configuration, the database and the broker",
