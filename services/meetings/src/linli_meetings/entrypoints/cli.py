@@ -39,7 +39,8 @@ environment (every command):
   LINLI_TIMEZONE                       the city's time zone (default Asia/Shanghai)
   LOG_LEVEL, LOG_JSON                  logging (default INFO, JSON lines)
 
-exit status: 0 done; 1 check-config found a problem; 2 bad arguments or configuration.
+exit status: 0 done; 1 a check or command failed (check-config: something unreachable; migrate:
+the database unreachable or a migration failed); 2 bad arguments or configuration.
 """
 
 COMMANDS = {
