@@ -107,17 +107,23 @@ def test_post_request_needs_a_key_and_answers_the_spec_error_format(client, toke
     key = tokens.api_client()
     for form, field in [
         ({"service_code": ""}, "service_code"),
-        ({"service_code": "unicorns"}, "category"),
         ({"lat": "", "long": ""}, "location"),
         ({"lat": "north"}, "lat"),
         ({"lat": "91"}, "lat"),
-        ({"description": ""}, "description"),
+        ({"description": "x" * 4001}, "description"),
+        ({"lat": "nan", "long": "inf"}, "lat"),
+        ({"lat": "", "long": "106.3"}, "lat and long"),
+        ({"lat": "38.1", "long": ""}, "lat and long"),
+        ({"media_url": "javascript:alert(1)"}, "media_url"),
         ({"attribute[urgency]": "whenever"}, "urgency"),
     ]:
         response = post_request(client, key, **form)
         assert response.status_code == 400, (form, response.get_json())
         [error] = response.get_json()
         assert error["code"] == 400 and field in error["description"], (form, error)
+    # An unknown service is 404 (the spec's "service_code ... not found").
+    unknown = post_request(client, key, service_code="unicorns")
+    assert unknown.status_code == 404 and "unicorns" in unknown.get_json()[0]["description"]
     assert client.get(f"{BASE}/requests.json").get_json() == []
 
 
