@@ -644,23 +644,41 @@ def _nearest_compound(uow: IssuesUnitOfWork, scope: Scope, lat: float, lon: floa
 
 
 def _named_place(uow: IssuesUnitOfWork, scope: Scope, address: str) -> tuple[str, str | None] | None:
-    """The community or compound whose name the address holds (the longest name wins; a compound
-    over a community of the same length); 400 when the longest names point to different communities."""
+    """The community (and compound) that `address_string` names, among the client's scope.
+
+    Names are matched case-insensitively, at least two characters; a name inside a longer matched
+    name does not count on its own ("Yucai" inside "Yucai Garden"). Naming places of two
+    communities is ambiguous (400); a compound is taken when it is the only one named that lies in
+    the community named (if any)."""
     text = address.casefold()
-    hits = [(len(name), compound_id is not None, community_id, compound_id)
-            for name, community_id, compound_id in uow.issues.places(scope)
-            if len(name.strip()) >= 2 and name.strip().casefold() in text]  # fmt: skip
-    if not hits:
-        return None
-    best = max(hits)[:2]
-    chosen = {(community, compound) for length, is_compound, community, compound in hits
-              if (length, is_compound) == best}  # fmt: skip
-    if len({community for community, _ in chosen}) > 1:
+    communities: dict[str, set[str]] = {}
+    compounds: dict[str, set[tuple[str, str]]] = {}
+    for name, community_id, compound_id in uow.issues.places(scope):
+        key = name.strip().casefold()
+        if len(key) < 2 or key not in text:
+            continue
+        if compound_id is None:
+            communities.setdefault(key, set()).add(community_id)
+        else:
+            compounds.setdefault(key, set()).add((community_id, compound_id))
+    names = set(communities) | set(compounds)
+
+    def outermost(name: str) -> bool:
+        return not any(name != other and name in other for other in names)
+
+    named = {c for key, ids in communities.items() if outermost(key) for c in ids}
+    if len(named) > 1:
+        raise Open311Error(400, "address_string names several communities: give attribute[community_id]")
+    places = {p for key, found in compounds.items() if outermost(key) for p in found if not named or p[0] in named}
+    if len(places) == 1:
+        return next(iter(places))
+    if named:
+        return next(iter(named)), None
+    if len({community for community, _ in places}) == 1:
+        return next(iter(places))[0], None
+    if places:
         raise Open311Error(400, "address_string names places in several communities: give attribute[community_id]")
-    if len(chosen) > 1:
-        community = next(iter(chosen))[0]
-        return community, None
-    return next(iter(chosen))
+    return None
 
 
 # --- updates (extension) ------------------------------------------------------------------------------
