@@ -255,3 +255,11 @@ def test_control_characters_are_kept_and_answered_as_valid_json(client, tokens, 
     created = client.post("/", json=valid_report(description=text), headers=tokens.resident())
     assert created.status_code == 201, created.get_json()
     assert client.get(f"/{created.get_json()['id']}", headers=tokens.staff()).get_json()["description"] == text
+
+
+def test_a_category_position_beyond_any_column_is_422(client, tokens):
+    category = {"name": "Lamps", "default_tier": "community", "responsible_body": "community", "position": 2**40,
+                "deadline_hours": {"low": 720, "normal": 336, "high": 72, "urgent": 24}}  # fmt: skip
+    response = client.put("/categories/lamps", json=category, headers=tokens.admin())
+    assert response.status_code == 422 and "position" in response.get_json()["error"]["fields"]
+    assert client.put("/categories/lamps", json={**category, "position": 9}, headers=tokens.admin()).status_code == 200

@@ -245,7 +245,7 @@ class CategorySchema(Schema):
     responsible_body = fields.String(required=True, validate=validate.OneOf(BODIES))
     deadline_hours = fields.Nested(DeadlineHoursSchema, required=True)
     active = fields.Boolean(load_default=True)
-    position = fields.Integer(load_default=0)
+    position = fields.Integer(load_default=0, validate=validate.Range(0, 100_000))
 
 
 class CategoryFilterSchema(Schema):
