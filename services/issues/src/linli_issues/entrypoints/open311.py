@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from linli_issues.adapters.repository import Scope
 from linli_issues.domain import similarity
 from linli_issues.domain.model import URGENCIES, Category, Issue
-from linli_issues.domain.text import unicode_text, unstorable_character, xml_text
+from linli_issues.domain.text import unicode_text, xml_text
 from linli_issues.entrypoints import open311_openapi
 from linli_issues.service_layer import access
 from linli_issues.service_layer import issues as use_cases
@@ -212,18 +212,6 @@ def install(app: Flask) -> None:
 
     app.register_error_handler(NotFound, routing_error)
     app.register_error_handler(MethodNotAllowed, routing_error)
-
-
-@blp.before_request
-def _refuse_unstorable_input() -> None:
-    """A parameter holding NUL or a lone surrogate cannot be compared with stored text: 400 naming it."""
-    values = list(request.args.items(multi=True))
-    if request.method == "POST":
-        values += list(request.form.items(multi=True))
-    for name, value in values:
-        problem = unstorable_character(name) or unstorable_character(value)
-        if problem is not None:
-            raise Open311Error(400, f"{xml_text(name)}: {problem}")
 
 
 # --- discovery and services -----------------------------------------------------------------------------

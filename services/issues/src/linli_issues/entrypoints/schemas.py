@@ -10,32 +10,19 @@ from webargs.fields import DelimitedList
 
 from linli_issues.adapters.repository import SORTS
 from linli_issues.domain.model import BODIES, STATUSES, TIERS, URGENCIES
-from linli_issues.domain.text import unstorable_character
 from linli_kit.schemas import AwareDateTime, PeriodQuery
 
 SORT_KEYS = [*SORTS, *(f"-{k}" for k in SORTS)]
 
 
-class Text(fields.String):
-    """Text a database can keep: NUL and unpaired surrogates (which JSON can carry but neither
-    PostgreSQL nor UTF-8 can store) are refused with the field named, instead of failing the write."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        result = super()._deserialize(value, attr, data, **kwargs)
-        problem = unstorable_character(result)
-        if problem is not None:
-            raise ValidationError(problem)
-        return result
-
-
 def _text(max_length: int, *, required: bool = False, min_length: int = 1) -> fields.String:
     if required:
         # Stored stripped: at least `min_length` characters must be left once blanks are gone.
-        return Text(
+        return fields.String(
             required=True,
             validate=[validate.Length(min=min_length, max=max_length), _at_least(min_length)],
         )
-    return Text(load_default=None, allow_none=True, validate=validate.Length(max=max_length))
+    return fields.String(load_default=None, allow_none=True, validate=validate.Length(max=max_length))
 
 
 def _at_least(length: int) -> validate.Validator:
@@ -144,13 +131,13 @@ class IssueFilterSchema(Schema):
     street_id = fields.UUID(load_default=None)
     status = DelimitedList(fields.String(validate=validate.OneOf(STATUSES)))
     tier = DelimitedList(fields.String(validate=validate.OneOf(TIERS)))
-    category = DelimitedList(Text(validate=validate.Length(min=1, max=80)))
+    category = DelimitedList(fields.String(validate=validate.Length(min=1, max=80)))
     urgency = DelimitedList(fields.String(validate=validate.OneOf(URGENCIES)))
     assignee_type = fields.String(load_default=None, validate=validate.OneOf(BODIES))
     assignee_id = fields.UUID(load_default=None)
     overdue = fields.Boolean(load_default=None)
     mine = fields.Boolean(load_default=False, metadata={"description": "only the issues I reported"})
-    q = Text(load_default=None, validate=validate.Length(min=1, max=200))
+    q = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     created_from = AwareDateTime(load_default=None, metadata={"description": "reported at or after (with offset)"})
     created_to = AwareDateTime(load_default=None, metadata={"description": "reported before (with offset)"})
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORT_KEYS))
@@ -185,7 +172,7 @@ class RatingSchema(Schema):
 class UpdateCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(("reply", "note", "inspection")))
     body = _text(4000, required=True)
-    attendees = fields.List(Text(validate=validate.Length(min=1, max=200)))
+    attendees = fields.List(fields.String(validate=validate.Length(min=1, max=200)))
     findings = _text(4000)
 
 
@@ -221,7 +208,7 @@ class SimilarQuerySchema(Schema):
     community_id = fields.UUID(required=True)
     title = _text(200, required=True)
     description = _text(4000)
-    category = Text(load_default=None, validate=validate.Length(min=1, max=80))
+    category = fields.String(load_default=None, validate=validate.Length(min=1, max=80))
     latitude = fields.Float(load_default=None, validate=validate.Range(-90, 90))
     longitude = fields.Float(load_default=None, validate=validate.Range(-180, 180))
 
@@ -240,7 +227,7 @@ class DeadlineHoursSchema(Schema):
 
 class CategorySchema(Schema):
     key = fields.String(dump_only=True)
-    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     default_tier = fields.String(required=True, validate=validate.OneOf(TIERS))
     responsible_body = fields.String(required=True, validate=validate.OneOf(BODIES))
     deadline_hours = fields.Nested(DeadlineHoursSchema, required=True)
