@@ -263,3 +263,14 @@ def test_a_category_position_beyond_any_column_is_422(client, tokens):
     response = client.put("/categories/lamps", json=category, headers=tokens.admin())
     assert response.status_code == 422 and "position" in response.get_json()["error"]["fields"]
     assert client.put("/categories/lamps", json={**category, "position": 9}, headers=tokens.admin()).status_code == 200
+
+
+def test_the_list_pages_up_to_the_kits_bound_and_no_further(client, tokens, report):
+    issue, _ = report()
+    staff = tokens.staff()
+    first = client.get("/?page=1&page_size=1", headers=staff)
+    assert [i["id"] for i in first.get_json()] == [issue["id"]] and '"total": 1' in first.headers["X-Pagination"]
+    last = client.get("/?page=100000&page_size=100", headers=staff)
+    assert last.status_code == 200 and last.get_json() == []
+    beyond = client.get("/?page=100001", headers=staff)
+    assert beyond.status_code == 422 and "page" in beyond.get_json()["error"]["fields"]
