@@ -19,8 +19,9 @@ def _help(*args: str) -> str:
 
 def test_every_command_is_in_the_readme_and_its_summary_is_a_whole_sentence():
     text = _help()
-    commands = re.search(r"\{([a-z,-]+)\}", text).group(1).split(",")
-    assert "run-deadlines" in commands
+    listing = text.split("positional arguments:", 1)[1].split("options:", 1)[0]
+    commands = re.findall(r"^    ([a-z][a-z-]+)", listing, flags=re.MULTILINE)
+    assert {"migrate", "worker", "check-config", "declare", "run-deadlines"} <= set(commands)
     readme = README.read_text()
     for command in commands:
         assert f"`linli-issues {command}" in readme, command
@@ -42,3 +43,12 @@ def test_run_deadlines_refuses_an_instant_without_offset_or_out_of_range():
             [str(BIN), "run-deadlines", "--as-of", value], capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_check_config_checks_the_services_own_settings(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "LINLI_DATA_DIR": str(tmp_path), "OPEN311_PUBLIC_URL": "open311.example.org"}
+    result = subprocess.run([str(BIN), "check-config"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and "OPEN311_PUBLIC_URL" in result.stderr, result.stderr
+    env |= {"OPEN311_PUBLIC_URL": "https://open311.example.org/open311/v2", "ISSUES_AUTO_CLOSE_DAYS": "-1"}
+    result = subprocess.run([str(BIN), "check-config"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and "ISSUES_AUTO_CLOSE_DAYS" in result.stderr, result.stderr

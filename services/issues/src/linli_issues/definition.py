@@ -94,4 +94,6 @@ definition = ServiceDefinition(
     handlers=handlers,
     timers=timers,
     commands={"run-deadlines": run_deadlines},
+    # `check-config` reads ISSUES_AUTO_CLOSE_DAYS, ISSUES_DEADLINE_CHECK_SECONDS and OPEN311_PUBLIC_URL too.
+    check_settings=lambda _settings: load_issues_config(),
 )
