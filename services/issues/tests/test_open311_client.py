@@ -194,13 +194,14 @@ def test_a_georeport_client_through_the_gateway(city, token_signer, png_bytes):
     ):
         response = city_key.post(service_code="other", **bad)
         assert response.status_code == 400 and response.json()[0]["code"] == 400, (bad, response.text)
-    # Without a valid key the gateway refuses before the service (401 from the gateway, not yet the
-    # spec's 403; see the report), and nothing is created.
-    assert Client(gateway.url, "lk_nothing_here").post(service_code="other", address_id=ids["lake"]).status_code in (
-        401,
-        403,
-    )
-    assert public.post(service_code="other", address_id=ids["lake"]).status_code in (401, 403)
+    # Without a valid key the gateway refuses before the service, as the spec says: 403, its format.
+    for refused in (
+        Client(gateway.url, "lk_nothing_here").post(service_code="other", address_id=ids["lake"]),
+        public.post(service_code="other", address_id=ids["lake"]),
+    ):
+        assert refused.status_code == 403 and refused.json()[0]["code"] == 403, refused.text
+    keyless = public.post("xml", service_code="other", address_id=ids["lake"])
+    assert keyless.status_code == 403 and ElementTree.fromstring(keyless.content).findtext("error/code") == "403"
 
     # The office closes the parking request.
     closed = requests.post(f"{gateway.url}/api/v1/issues/{pine}/status", headers=staff_view, timeout=60,
