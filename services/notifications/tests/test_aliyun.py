@@ -249,3 +249,12 @@ def test_a_broadcast_alibaba_cloud_cannot_carry_is_refused_when_written(env, dat
     # Without Alibaba Cloud (Twilio carries free text) the long one goes by SMS as well.
     twilio = create_app(clock=clock, config=load_config({**fakes.env(), "SMS_PROVIDERS": "twilio"}))
     assert twilio.test_client().post("/broadcasts", json=notice, headers=staff).status_code == 202
+
+
+def test_the_example_configuration_names_every_kind(aliyun_env):
+    # The file an operator copies and fills in with the codes the console gave (README).
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "aliyun-templates.example.json"
+    templates = load_aliyun_templates(load_config(aliyun_env(ALIYUN_SMS_TEMPLATES=str(example))))
+    assert set(templates.codes) == set(TEMPLATES)
