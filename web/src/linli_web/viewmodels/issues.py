@@ -84,6 +84,10 @@ def timeline_entry(entry: dict[str, Any]) -> TimelineEntry | None:
         attendees = ", ".join(data.get("attendees") or [])
         detail = " — ".join(x for x in (body, attendees, data.get("findings") or "") if x)
         return TimelineEntry(at, kind, _("On-site inspection"), detail)
+    if kind == "action_item":
+        if data.get("status") == "done":
+            return TimelineEntry(at, kind, _("Task done"), body)
+        return TimelineEntry(at, kind, _("Task agreed"), body)
     if kind == "support":
         return TimelineEntry(at, kind, _("A neighbour pressed “me too”"))
     if kind == "rating":
