@@ -18,7 +18,6 @@ from typing import Any
 
 import jwt
 import pytest
-
 from linli_web.app import create_app
 from linli_web.settings import load_settings
 
@@ -131,7 +130,6 @@ class StubGateway:
         self.server.server_close()
 
 
-
 @pytest.fixture
 def stub() -> Iterator[StubGateway]:
     gateway = StubGateway()
@@ -150,3 +148,219 @@ def app(stub: StubGateway, tmp_path: Path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# --- the real platform and a real browser ------------------------------------------------------------
+import pika  # noqa: E402 - the browser tests' imports, kept beside their fixtures
+
+from linli_demo import story  # noqa: E402
+from linli_kit.config import BusNames  # noqa: E402
+from linli_kit.events.topology import declare_exchanges  # noqa: E402
+from linli_kit.testing import infra  # noqa: E402
+from linli_kit.testing.platform import BIN, Platform, Process, free_port  # noqa: E402
+from linli_kit.testing.waiting import eventually  # noqa: E402
+
+ADMIN_PHONE, ADMIN_PASSWORD = "13500135000", "admin-pass-2026"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+
+
+class BusTap:
+    """What the gateway published on the platform's exchange (the SMS codes, until the log provider
+    shows them: the code travels in `accounts.code.requested`)."""
+
+    def __init__(self, amqp_url: str, bus: BusNames, keys: tuple[str, ...] = ("accounts.code.requested",)) -> None:
+        self.conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        self.channel = self.conn.channel()
+        declare_exchanges(self.channel, bus)
+        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        for key in keys:
+            self.channel.queue_bind(self.queue, bus.exchange, routing_key=key)
+        self.seen: list[dict] = []
+
+    def code_for(self, phone: str) -> str:
+        def found() -> str | None:
+            while True:
+                method, _props, body = self.channel.basic_get(self.queue, auto_ack=True)
+                if method is None:
+                    break
+                self.seen.append(json.loads(body))
+            codes = [e["data"]["code"] for e in self.seen if e["data"]["phone"].endswith(phone)]
+            return codes[-1] if codes else None
+
+        return eventually(found, timeout=30, interval=0.1, what=f"the SMS code for {phone}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Stack:
+    """The platform's processes as `make run` has them (SQLite, two gunicorn workers each), the web
+    process beside them, and the demo city's people."""
+
+    def __init__(self, platform: Platform, gateway: Process, web: Process, city: story.City, amqp_url: str) -> None:
+        self.platform, self.gateway, self.web, self.city, self.amqp_url = platform, gateway, web, city, amqp_url
+
+    @property
+    def url(self) -> str:
+        return self.web.url
+
+    def tap(self) -> BusTap:
+        return BusTap(self.amqp_url, self.platform.bus)
+
+
+def start_stack(amqp_url: str, keys: tuple[str, str], workdir: Path, run_id: str, *, full_story: bool) -> Stack:
+    private_key, public_key = keys
+    bus = BusNames(f"t.{run_id}.web.events", f"t.{run_id}.web.dead", f"t.{run_id}.web.")
+    platform = Platform(None, amqp_url, bus, public_key, private_key, workdir, web_concurrency=2)
+    try:
+        gateway = platform.start_all()
+        platform.command("gateway", "create-admin", "--phone", ADMIN_PHONE, "--password", ADMIN_PASSWORD)
+        port = free_port()
+        env = platform.env("gateway") | {
+            "GATEWAY_URL": gateway.url,
+            "WEB_URL": f"http://127.0.0.1:{port}",
+            "LINLI_DATA_DIR": str(workdir / "web"),
+        }
+        argv = [str(BIN / "gunicorn"), "-c", "python:linli_kit.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+                "linli_web.app:create_app()"]  # fmt: skip
+        web = platform._spawn("web", argv, env, port)
+        platform._await_ready(web, "/web/healthz")
+        quiet = lambda _line: None  # noqa: E731
+        city = story.set_up_city(gateway.url, ADMIN_PHONE, ADMIN_PASSWORD, quiet)
+        if full_story:
+            story.cultural_wall(city, quiet)
+            story.popular_activity(city, quiet)
+            story.neighbours_helping(city, quiet)
+        staff = city.person("staff_shangpinyuan")
+        # Communities reach the issues service by event: wait until it knows them all.
+        for key in ("shangpinyuan", "xihu"):
+            community = city.communities[key]
+            eventually(
+                lambda c=community: _answers(staff, f"/api/v1/issues/similar?community_id={c}&title=wall"),
+                timeout=60,
+                what="the issues service's directory",
+            )
+        return Stack(platform, gateway, web, city, amqp_url)
+    except BaseException:
+        print(platform.logs())
+        platform.stop_all()
+        raise
+
+
+def _answers(session: story.Session, path: str) -> bool:
+    try:
+        session.get(path)
+        return True
+    except story.ApiError:
+        return False
+
+
+def stop_stack(stack: Stack) -> None:
+    stack.platform.stop_all()
+    bus = stack.platform.bus
+    services = ["issues", "meetings", "activities", "notifications", "gateway"]
+    queues = [q for s in services for q in (bus.queue(s), bus.dead_letter_queue(s))]
+    infra.delete_bus(stack.amqp_url, bus.exchange, bus.dead_letter_exchange, queues)
+
+
+@pytest.fixture(scope="module")
+def stack(amqp_url, token_keys, run_id, tmp_path_factory) -> Iterator[Stack]:
+    started = start_stack(amqp_url, token_keys, tmp_path_factory.mktemp("platform"), run_id, full_story=False)
+    yield started
+    stop_stack(started)
+
+
+@pytest.fixture(scope="module")
+def story_stack(amqp_url, token_keys, run_id, tmp_path_factory) -> Iterator[Stack]:
+    """The same, with the article's story told (the cultural wall, the sports day, the helpers)."""
+    started = start_stack(amqp_url, token_keys, tmp_path_factory.mktemp("platform"), run_id, full_story=True)
+    yield started
+    stop_stack(started)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's Chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Pages:
+    """Browser contexts for a test: a phone (360 px) by default; every page checked by axe-core and
+    for Content-Security-Policy violations."""
+
+    def __init__(self, browser, base_url: str) -> None:
+        self.browser, self.base_url = browser, base_url
+        self.contexts: list = []
+        self.problems: list[str] = []
+        self.checked: list[str] = []
+
+    def open(self, *, width: int = 360, height: int = 740, javascript: bool = True, locale: str = "zh-CN"):
+        context = self.browser.new_context(
+            base_url=self.base_url,
+            viewport={"width": width, "height": height},
+            java_script_enabled=javascript,
+            locale=locale,
+        )
+        context.set_default_timeout(30_000)
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda m: self._console(page, m))
+        return page
+
+    def _console(self, page, message) -> None:
+        text = message.text
+        if "Content Security Policy" in text or "Refused to" in text:
+            self.problems.append(f"{page.url}: {text}")
+
+    def axe(self, page) -> None:
+        """axe-core on the page as it is: no serious or critical violation (WCAG 2.2 AA rules)."""
+        if not page.evaluate("() => !!window.axe"):
+            page.evaluate(AXE.read_text() + "\n;undefined")  # evaluated by the browser's debugger: no CSP
+        found = page.evaluate(
+            """async () => (await axe.run(document, {runOnly: {type: 'tag',
+                 values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']},
+                 resultTypes: ['violations']})).violations
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')
+               .map(v => v.id + ' (' + v.impact + '): '
+                    + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))"""
+        )
+        self.checked.append(page.url)
+        assert not found, f"axe-core on {page.url}:\n" + "\n".join(found)
+
+    def axe_without_js(self, page) -> None:
+        """axe-core needs JavaScript: check the same address in a JavaScript context, same session."""
+        context = page.context
+        cookies = context.cookies()
+        checker = self.open(width=page.viewport_size["width"])
+        checker.context.add_cookies(cookies)
+        checker.goto(page.url)
+        self.axe(checker)
+        checker.context.close()
+        self.contexts.remove(checker.context)
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+        assert not self.problems, "Content-Security-Policy violations:\n" + "\n".join(self.problems)
+
+
+@pytest.fixture
+def pages(browser, stack) -> Iterator[Pages]:
+    opened = Pages(browser, stack.url)
+    yield opened
+    opened.close()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
-
 from linli_web.auth import REFRESH_MARGIN_SECONDS
 
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "src" / "linli_web" / "translations"

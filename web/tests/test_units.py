@@ -8,13 +8,12 @@ from datetime import UTC, date, datetime
 import pytest
 from flask import Flask
 from flask_babel import Babel, force_locale
-from PIL import Image
-
 from linli_web import geo
 from linli_web.photos import PhotoError, to_jpeg
 from linli_web.viewmodels import events, home, inbox, issues, report, services
 from linli_web.viewmodels.forms import Form
 from linli_web.viewmodels.signup import group_communities
+from PIL import Image
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +40,8 @@ def test_report_steps_check_each_answer_and_name_the_field():
     form = report.take_details(draft, {"title": "ab", "description": "", "urgency": "soon"})
     assert list(form.errors) == ["title", "description", "urgency"]
     form = report.take_details(
-        draft, {"title": "Cultural wall is unsafe", "description": "Tiles fall", "urgency": "urgent", "anonymous": "yes"}
+        draft,
+        {"title": "Cultural wall is unsafe", "description": "Tiles fall", "urgency": "urgent", "anonymous": "yes"},
     )
     assert form.ok and draft.anonymous
     body = draft.api_body("community-1")
@@ -90,9 +90,7 @@ def test_issue_detail_tells_the_story_in_words_and_offers_what_the_reporter_may_
         },
     ]
     issue = {"id": "i1", "status": "resolved", "reporter_id": "me", "supported_by_me": False}
-    detail = issues.build_detail(
-        issue, user_id="me", updates=updates, meetings=[], actions=[], photos=[], follows=[]
-    )
+    detail = issues.build_detail(issue, user_id="me", updates=updates, meetings=[], actions=[], photos=[], follows=[])
     texts = [t.text for t in detail.timeline]
     assert texts == ["Reported", "Now: Accepted", "Decision: Adopted"]
     assert "secret" not in str(detail.timeline)
@@ -116,11 +114,11 @@ def test_my_issues_are_split_open_done_and_followed():
 def test_home_keeps_what_is_coming_and_counts_what_became_of_decisions():
     now = datetime(2026, 12, 3, 9, tzinfo=UTC)
     items = [
-        {"id": "past", "status": "scheduled", "starts_at": "2026-12-01T01:00:00+00:00", "ends_at": "2026-12-01T02:00:00+00:00"},
-        {"id": "later", "status": "scheduled", "starts_at": "2026-12-09T01:00:00+00:00"},
-        {"id": "soon", "status": "in_progress", "starts_at": "2026-12-03T08:00:00+00:00", "ends_at": "2026-12-03T11:00:00+00:00"},
-        {"id": "off", "status": "cancelled", "starts_at": "2026-12-05T01:00:00+00:00"},
-    ]  # fmt: skip
+        {"id": "past", "status": "scheduled", "starts_at": "2026-12-01T01:00Z", "ends_at": "2026-12-01T02:00Z"},
+        {"id": "later", "status": "scheduled", "starts_at": "2026-12-09T01:00Z"},
+        {"id": "soon", "status": "in_progress", "starts_at": "2026-12-03T08:00Z", "ends_at": "2026-12-03T11:00Z"},
+        {"id": "off", "status": "cancelled", "starts_at": "2026-12-05T01:00Z"},
+    ]
     assert [i["id"] for i in home.upcoming(items, now)] == ["soon", "later"]
     motions = [
         {"status": "recorded", "motion": "Fix it", "outcome": "adopted", "issue_id": "i1",
@@ -136,7 +134,9 @@ def test_activity_sign_up_is_offered_only_while_it_can_be_taken():
     activity = {"id": "a1", "status": "published", "ends_at": "2026-12-03T12:00:00+00:00", "max_party_size": 2}
     assert events.can_register_activity(activity, None, now)
     assert not events.can_register_activity({**activity, "registration_closes_at": "2026-12-03T08:00:00Z"}, None, now)
-    mine = events.my_registration([{"activity_id": "a1", "status": "cancelled"}, {"activity_id": "a1", "status": "waitlisted"}], "a1")
+    mine = events.my_registration(
+        [{"activity_id": "a1", "status": "cancelled"}, {"activity_id": "a1", "status": "waitlisted"}], "a1"
+    )
     assert mine["status"] == "waitlisted" and not events.can_register_activity(activity, mine, now)
     assert events.party_sizes(activity) == [1, 2]
 
@@ -148,7 +148,9 @@ def test_a_booking_for_a_relative_is_in_local_time_and_names_the_relative():
     assert form.ok
     assert body["slot_start"] == "2026-12-24T01:30:00+00:00" and body["slot_end"] == "2026-12-24T02:30:00+00:00"
     assert body["note"].startswith("For my relative: Grandpa Wang.") and body["door_to_door"]
-    form, _body = services.take_booking({**data, "relative": "", "day": "2026-11-30"}, "Asia/Shanghai", date(2026, 12, 3))
+    form, _body = services.take_booking(
+        {**data, "relative": "", "day": "2026-11-30"}, "Asia/Shanghai", date(2026, 12, 3)
+    )
     assert set(form.errors) == {"day", "relative"}
 
 

@@ -20,13 +20,12 @@ from flask import Flask, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_session import Session
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
-
 from linli_web import assets, i18n, security
 from linli_web.auth import Api, SignedOut, TokenVault, current_user
 from linli_web.gateway_client import ApiError, GatewayClient
 from linli_web.settings import WebSettings, load_settings
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger("linli_web")
 SESSION_DAYS = 30

@@ -29,7 +29,6 @@ from urllib.parse import urlparse
 import jwt
 from cachelib import FileSystemCache
 from flask import current_app, g, redirect, request, session, url_for
-
 from linli_web.gateway_client import ApiError, ApiResponse, GatewayClient
 
 REFRESH_MARGIN_SECONDS = 60
@@ -223,12 +222,16 @@ def _refresh(key: str, *, stale: str) -> str:
         if pair.access_token != stale and pair.fresh():
             return pair.access_token  # another request refreshed while this one waited
         try:
-            answer = _gateway().request(
-                "POST",
-                "/api/v1/auth/refresh",
-                json_body={"refresh_token": pair.refresh_token},
-                request_id=_request_id(),
-            ).data
+            answer = (
+                _gateway()
+                .request(
+                    "POST",
+                    "/api/v1/auth/refresh",
+                    json_body={"refresh_token": pair.refresh_token},
+                    request_id=_request_id(),
+                )
+                .data
+            )
         except ApiError as error:
             if error.status in (400, 401, 403, 422):
                 vault.delete(key)

@@ -11,6 +11,7 @@ The web process itself runs under gunicorn: `gunicorn 'linli_web.app:create_app(
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,9 @@ def _babel(*args: str) -> None:
 
 def i18n(action: str) -> int:
     if action in ("extract", "update"):
-        _babel("extract", "-F", "babel.cfg", "-k", "lazy_gettext", "--no-location", "--sort-output", "-o", str(POT), ".")
+        _babel(
+            "extract", "-F", "babel.cfg", "-k", "lazy_gettext", "--no-location", "--sort-output", "-o", str(POT), "."
+        )
     if action == "update":
         _babel("update", "-i", str(POT), "-d", str(TRANSLATIONS), "--no-fuzzy-matching", "--ignore-obsolete")
     if action in ("update", "compile"):
@@ -45,7 +48,9 @@ def check_config() -> int:
         print(f"linli-web: {exc}", file=sys.stderr)
         return 1
     try:
-        GatewayClient(settings.gateway_url, timeout=5).request("GET", "/api/v1/directory/streets", params={"page_size": 1})
+        GatewayClient(settings.gateway_url, timeout=5).request(
+            "GET", "/api/v1/directory/streets", params={"page_size": 1}
+        )
     except ApiError as exc:
         print(f"linli-web: the gateway at {settings.gateway_url} does not answer ({exc})", file=sys.stderr)
         return 1
@@ -55,13 +60,15 @@ def check_config() -> int:
 
 def screenshots(out: str) -> int:
     tests = PROJECT / "tests"
-    command = [sys.executable, "-m", "pytest", str(tests / "test_screenshots.py"), "-q", "-p", "no:cacheprovider",
-               "--screenshots-out", out]  # fmt: skip
-    return subprocess.run(command, cwd=PROJECT.parent).returncode
+    command = [sys.executable, "-m", "pytest", str(tests / "screenshots.py"), "-q", "-p", "no:cacheprovider"]
+    env = {**os.environ, "LINLI_SCREENSHOTS_OUT": str(Path(out).resolve())}
+    return subprocess.run(command, cwd=PROJECT.parent, env=env).returncode
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="linli-web", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="linli-web", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     messages = sub.add_parser("i18n", help="refresh the message catalogues")
     messages.add_argument("action", choices=["extract", "update", "compile"])

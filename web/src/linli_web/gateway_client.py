@@ -53,7 +53,9 @@ class ApiError(RuntimeError):
             error = body["error"]
             fields = error.get("fields") if isinstance(error.get("fields"), dict) else {}
             # The error body names a field's problems as a list, or as nested dicts for nested input.
-            flat = {str(k): v if isinstance(v, list) else [json.dumps(v, ensure_ascii=False)] for k, v in fields.items()}
+            flat = {
+                str(k): v if isinstance(v, list) else [json.dumps(v, ensure_ascii=False)] for k, v in fields.items()
+            }
             return cls(
                 response.status_code,
                 str(error.get("code") or "error"),

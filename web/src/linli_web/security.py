@@ -4,7 +4,6 @@ scripts from this site only), no framing, no sniffing, and private caching of pe
 from __future__ import annotations
 
 from flask import Flask, Response, request
-
 from linli_web.settings import WebSettings
 
 

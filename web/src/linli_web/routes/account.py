@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-
 from linli_web.auth import login_required
 from linli_web.gateway_client import ApiError
 from linli_web.viewmodels.inbox import CHANNELS, preference_rows, quiet_values, take_preferences
@@ -46,7 +45,9 @@ def follows() -> Any:
     paths = {"issue": "/api/v1/issues/{}", "meeting": "/api/v1/meetings/{}"}
     wanted = [f for f in found if f["target_type"] in paths][:30]
     details = g.api.gather(*[lambda a, f=f: a.get(paths[f["target_type"]].format(f["target_id"])) for f in wanted])
-    titles = {f["target_id"]: d.get("title") for f, d in zip(wanted, details, strict=True) if not isinstance(d, ApiError)}
+    titles = {
+        f["target_id"]: d.get("title") for f, d in zip(wanted, details, strict=True) if not isinstance(d, ApiError)
+    }
     kinds = {"issue": _("Issue"), "meeting": _("Meeting"), "community": _("Community")}
     reasons = {"reporter": _("you reported it"), "supporter": _("you support it")}
     rows = []

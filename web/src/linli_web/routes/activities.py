@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-
 from linli_web.auth import current_user, login_required
 from linli_web.gateway_client import ApiError
 from linli_web.viewmodels.events import can_register_activity, my_registration, party_sizes, split_by_time
@@ -91,8 +90,10 @@ def register(activity_id: Any) -> Any:
         return _page(str(activity_id), form, 400)
     if answer.get("status") == "waitlisted":
         flash(
-            _("It is full: you are number %(n)s on the waiting list. We will tell you if a place frees up.",
-              n=answer.get("waitlist_position") or "?"),
+            _(
+                "It is full: you are number %(n)s on the waiting list. We will tell you if a place frees up.",
+                n=answer.get("waitlist_position") or "?",
+            ),
             "success",
         )
     else:

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-
 from linli_web.auth import current_user, safe_next, sign_in, sign_out
 from linli_web.gateway_client import ApiError, GatewayClient
 from linli_web.i18n import api_locale, error_text
@@ -71,7 +70,10 @@ def signup() -> Any:
                 _post("/api/v1/auth/codes", {"phone": phone, "purpose": "signup", "locale": api_locale()})
             except ApiError as error:
                 if error.status != 429:  # a code was sent a moment ago: it is still good, go on
-                    form.error("phone", _("Check the phone number") if error.status == 422 else error_text(error.code, error.status))
+                    form.error(
+                        "phone",
+                        _("Check the phone number") if error.status == 422 else error_text(error.code, error.status),
+                    )
             if form.ok:
                 session["signup_phone"] = phone
                 return redirect(url_for("auth.signup_details"), code=303)

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, g, render_template
-
 from linli_web.auth import current_user
 from linli_web.gateway_client import ApiError
 from linli_web.viewmodels.home import HomePage, decisions_of, recent_concluded, upcoming

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
-
 from linli_web.auth import login_required
 from linli_web.gateway_client import ApiError
 from linli_web.viewmodels.inbox import with_links
@@ -22,9 +21,7 @@ def index() -> Any:
     except ValueError:
         page = 1
     items, total = g.api.page("/api/v1/notifications/", page=page, page_size=PAGE)
-    return render_template(
-        "inbox/index.html", items=with_links(items, url_for), page=page, more=page * PAGE < total
-    )
+    return render_template("inbox/index.html", items=with_links(items, url_for), page=page, more=page * PAGE < total)
 
 
 @bp.get("/unread")

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-
 from linli_web.auth import current_user, login_required
 from linli_web.gateway_client import ApiError
 from linli_web.viewmodels.forms import Form
@@ -28,7 +27,9 @@ def index() -> Any:
     )
     if isinstance(mine, ApiError):
         raise mine
-    followed_ids = [] if isinstance(follows, ApiError) else [f["target_id"] for f in follows if f["target_type"] == "issue"]
+    followed_ids = (
+        [] if isinstance(follows, ApiError) else [f["target_id"] for f in follows if f["target_type"] == "issue"]
+    )
     mine_ids = {i["id"] for i in mine}
     wanted = [i for i in followed_ids if i not in mine_ids][:20]
     found = g.api.gather(*[lambda a, i=i: a.get(f"/api/v1/issues/{i}") for i in wanted])

@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-
 from linli_web.auth import current_user, login_required
 from linli_web.gateway_client import ApiError
 from linli_web.viewmodels.events import my_participation, split_by_time
@@ -26,9 +25,7 @@ def _community() -> str | None:
 def index() -> Any:
     now = datetime.now(UTC)
     scope = {"community_id": _community()} if _community() else {}
-    items = g.api.get(
-        "/api/v1/meetings/", starts_after=(now - timedelta(days=90)).isoformat(), page_size=100, **scope
-    )
+    items = g.api.get("/api/v1/meetings/", starts_after=(now - timedelta(days=90)).isoformat(), page_size=100, **scope)
     coming, past = split_by_time(items, now)
     return render_template("meetings/index.html", coming=coming, past=past[:20])
 

@@ -4,7 +4,6 @@ they hold after signing out and on the sign-in page."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, request
-
 from linli_web.auth import safe_next
 from linli_web.i18n import LANG_COOKIE, LOCALES, TEXT_COOKIE, YEAR
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-
 from linli_web.auth import current_user, login_required
 from linli_web.gateway_client import ApiError
 from linli_web.i18n import CATEGORY, CATEGORY_HINT, label
@@ -71,7 +70,9 @@ def category() -> Any:
         if form.ok:
             _save(draft)
             return _after("category")
-    options = [(c["key"], label(CATEGORY, c["key"], c.get("name")), label(CATEGORY_HINT, c["key"], "")) for c in categories]
+    options = [
+        (c["key"], label(CATEGORY, c["key"], c.get("name")), label(CATEGORY_HINT, c["key"], "")) for c in categories
+    ]
     return render_template("report/category.html", form=form, options=options), 200 if form.ok else 400
 
 

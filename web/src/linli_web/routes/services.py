@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-
 from linli_web.auth import current_user, login_required
 from linli_web.gateway_client import ApiError
 from linli_web.viewmodels.forms import Form
@@ -46,13 +45,23 @@ def index() -> Any:
     except ValueError:
         pass
     calls = [
-        lambda a: a.get("/api/v1/activities/posts/nearby", minutes=15, **where) if where.get("compound_id") or "latitude" in where else [],
+        lambda a: (
+            a.get("/api/v1/activities/posts/nearby", minutes=15, **where)
+            if where.get("compound_id") or "latitude" in where
+            else []
+        ),
         lambda a: a.get("/api/v1/activities/offerings", community_id=community, page_size=50),
         lambda a: a.get("/api/v1/activities/groups", community_id=community, page_size=50),
         lambda a: a.get("/api/v1/activities/bookings", page_size=20),
     ]
     nearby, offerings, groups, bookings = g.api.gather(*calls)
-    missing = [n for n, v in zip(("posts", "offerings", "groups", "bookings"), (nearby, offerings, groups, bookings), strict=True) if isinstance(v, ApiError)]
+    missing = [
+        n
+        for n, v in zip(
+            ("posts", "offerings", "groups", "bookings"), (nearby, offerings, groups, bookings), strict=True
+        )
+        if isinstance(v, ApiError)
+    ]
     nearby = [] if isinstance(nearby, ApiError) else nearby
     return render_template(
         "services/index.html",
@@ -139,9 +148,7 @@ def group(group_id: Any, form: Form | None = None, status: int = 200) -> Any:
 @login_required
 def join(group_id: Any) -> Any:
     try:
-        g.api.post(
-            f"/api/v1/activities/groups/{group_id}/members", {"display_name": current_user()["display_name"]}
-        )
+        g.api.post(f"/api/v1/activities/groups/{group_id}/members", {"display_name": current_user()["display_name"]})
         flash(_("Welcome to the group!"), "success")
     except ApiError as error:
         if error.status != 409:

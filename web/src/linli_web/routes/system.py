@@ -6,7 +6,6 @@ import json
 
 from flask import Blueprint, Response, current_app, render_template, url_for
 from flask_babel import gettext as _
-
 from linli_web.gateway_client import ApiError, GatewayClient
 
 bp = Blueprint("system", __name__)

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask_babel import gettext as _
-
 from linli_web.viewmodels.forms import Form
 
 TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
-
 from linli_web.i18n import ISSUE_STATUS, OUTCOME, TIER, label, parse_instant
 
 OPEN = ("reported", "accepted", "deliberating", "resolving")
@@ -71,7 +70,10 @@ def timeline_entry(entry: dict[str, Any]) -> TimelineEntry | None:
     if kind == "meeting":
         return TimelineEntry(at, kind, _("Put on a meeting's agenda"), body, data.get("meeting_id"))
     if kind == "decision":
-        votes = _("%(for)s for, %(against)s against", **{"for": data.get("votes_for", 0), "against": data.get("votes_against", 0)})
+        votes = _(
+            "%(for)s for, %(against)s against",
+            **{"for": data.get("votes_for", 0), "against": data.get("votes_against", 0)},
+        )
         text = _("Decision: %(outcome)s", outcome=label(OUTCOME, data.get("outcome")))
         return TimelineEntry(at, kind, text, f"{body} ({votes})", data.get("meeting_id"))
     if kind == "escalation":

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flask_babel import gettext as _
-
 from linli_web.viewmodels.forms import Form
 
 STEPS = ("category", "place", "details", "photo", "similar", "check")

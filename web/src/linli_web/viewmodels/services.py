@@ -9,7 +9,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-
 from linli_web.viewmodels.forms import Form
 
 SKILLS = ("repair", "medical", "legal", "teaching", "care", "massage", "haircut", "handcraft", "cooking", "other")
@@ -105,7 +104,9 @@ def take_help(data: Mapping[str, Any], today: date) -> tuple[Form, dict[str, Any
 
 def take_talent(data: Any, display_name: str) -> tuple[Form, dict[str, Any]]:
     form = Form.of(data, ["availability", "description"])
-    skills = [s for s in (data.getlist("skills") if hasattr(data, "getlist") else data.get("skills", [])) if s in SKILLS]
+    skills = [
+        s for s in (data.getlist("skills") if hasattr(data, "getlist") else data.get("skills", [])) if s in SKILLS
+    ]
     form.values["skills"] = ",".join(skills)
     if not skills:
         form.error("skills", _("Choose at least one thing you can do"))
