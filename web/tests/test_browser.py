@@ -269,3 +269,64 @@ def test_the_pages_in_english_pass_axe_too(stack, pages):
     page.get_by_role("button", name="Larger text").click()
     assert page.locator("html.large").count() == 1
     check(pages, page)
+
+
+def test_a_full_activity_has_a_waiting_list_and_a_meeting_is_joined_by_its_qr_code(stack, pages):
+    from datetime import UTC, datetime, timedelta
+
+    staff = stack.city.person("staff_xihu")
+    xihu = stack.city.communities["xihu"]
+    start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    activity = staff.post(
+        "/api/v1/activities/",
+        {"community_ids": [xihu], "kind": "culture", "title": "Paper-cutting class 剪纸课", "place": "Xihu inn",
+         "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": 1,
+         "max_party_size": 1, "publish": True},
+    )  # fmt: skip
+    first, second = pages.open(), pages.open()
+    sign_in(pages, first, phone_of(stack, "li_yumei"), check=False)
+    sign_in(pages, second, phone_of(stack, "xihu_1"), check=False)
+    for page in (first, second):
+        page.goto("/activities")
+        check(pages, page)
+        page.get_by_role("link", name="Paper-cutting class 剪纸课").click()
+        check(pages, page)
+    first.get_by_role("button", name="报名").click()
+    first.get_by_text("报名成功，到时见！").wait_for()
+    check(pages, first)
+    second.reload()
+    second.get_by_role("button", name="加入候补").click()
+    second.get_by_text("您是候补第 1 位").wait_for()
+    # The first cancels; the waiting one moves up.
+    first.get_by_role("button", name="取消报名").click()
+    first.get_by_text("报名已取消。").wait_for()
+    second.goto("/activities/mine")
+    check(pages, second)
+    assert "已报上名" in second.content()
+    calendar = second.request.get(f"/activities/{activity['id']}.ics")
+    assert calendar.ok and calendar.text().startswith("BEGIN:VCALENDAR")
+
+    # A bench meeting: register, then at the meeting scan its QR code (the page it opens), check in.
+    meeting = staff.post(
+        "/api/v1/meetings/",
+        {"community_id": xihu, "meeting_type": "bench", "title": "Bench meeting: the paper-cutting room",
+         "place": "Under the old tree", "starts_at": start.isoformat(),
+         "ends_at": (start + timedelta(hours=1)).isoformat()},
+    )  # fmt: skip
+    first.goto(f"/meetings/{meeting['id']}")
+    check(pages, first)
+    first.get_by_role("button", name="报名参加").click()
+    first.get_by_text("您已报名参加会议。").wait_for()
+    staff.post(f"/api/v1/meetings/{meeting['id']}/start")
+    code = staff.get(f"/api/v1/meetings/{meeting['id']}/checkin-code")["code"]
+    first.goto(f"/m/{meeting['id']}/checkin?code={code}")
+    check(pages, first)
+    assert first.input_value("#code") == code
+    first.get_by_role("button", name="签到").click()
+    first.get_by_text("签到成功，欢迎参会！").wait_for()
+    [me] = [
+        p
+        for p in staff.get(f"/api/v1/meetings/{meeting['id']}/participants")
+        if p["user_id"] == stack.city.person("li_yumei").id
+    ]
+    assert me["checked_in_at"] and me["check_in_method"] == "code"

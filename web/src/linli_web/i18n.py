@@ -61,8 +61,11 @@ def when(value: Any, style: str = "medium") -> str:
     moment = parse_instant(value)
     if moment is None:
         return ""
+    english = str(get_locale()) == "en"
     if style == "short":
-        return format_datetime(moment, "MMMd HH:mm" if str(get_locale()) == "en" else "M月d日 HH:mm")
+        return format_datetime(moment, "d MMM HH:mm" if english else "M月d日 HH:mm")
+    if style == "medium":
+        return format_datetime(moment, "EEE d MMM y, HH:mm" if english else "y年M月d日 EEE HH:mm")
     return format_datetime(moment, style)
 
 

@@ -42,12 +42,14 @@
 
   function init(el) {
     if (!window.L) return;
+    var markers = JSON.parse(el.dataset.markers || "[]");
+    // Without tiles and without markers a map shows nothing worth the space.
+    if (!el.dataset.tiles && !markers.length) return;
     el.hidden = false;
     var block = el.closest("[data-map-block]");
     if (block) block.hidden = false;
     var gcj = el.dataset.crs === "gcj02";
     var show = function (lat, lon) { return gcj ? toGcj(lat, lon) : [lat, lon]; };
-    var markers = JSON.parse(el.dataset.markers || "[]");
     var map = L.map(el, { attributionControl: !!el.dataset.tiles });
     if (el.dataset.tiles) {
       L.tileLayer(el.dataset.tiles, { maxZoom: 19, attribution: el.dataset.attribution || "" }).addTo(map);
@@ -83,6 +85,8 @@
 
   function locate(button) {
     button.hidden = false;
+    var block = button.closest("[data-map-block]");
+    if (block) block.hidden = false;
     var status = document.querySelector("[data-locate-status]");
     button.addEventListener("click", function () {
       if (!navigator.geolocation) return;
