@@ -309,12 +309,21 @@ class Pages:
         self.problems: list[str] = []
         self.checked: list[str] = []
 
-    def open(self, *, width: int = 360, height: int = 740, javascript: bool = True, locale: str = "zh-CN"):
+    def open(
+        self,
+        *,
+        width: int = 360,
+        height: int = 740,
+        javascript: bool = True,
+        locale: str = "zh-CN",
+        worker: bool = True,
+    ):
         context = self.browser.new_context(
             base_url=self.base_url,
             viewport={"width": width, "height": height},
             java_script_enabled=javascript,
             locale=locale,
+            service_workers="allow" if worker else "block",
         )
         context.set_default_timeout(30_000)
         self.contexts.append(context)
