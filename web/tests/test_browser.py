@@ -253,6 +253,8 @@ def test_a_residents_pages_weigh_little_on_first_load_and_less_after(stack, page
     print("\nweight of a resident's pages, bytes transferred:")
     for name, value in figures.items():
         print(f"  {name:<32} {value / 1024:6.1f} KB")
+    print("server time of those pages (app = the whole request, api = waiting for the gateway, ms):")
+    print("  " + "\n  ".join(TIMINGS))
     assert all(v <= 150 * 1024 for k, v in figures.items() if k.startswith("first")), figures
     assert all(v <= 30 * 1024 for k, v in figures.items() if not k.startswith("first")), figures
 

@@ -100,7 +100,10 @@ def _install_request_hooks(app: Flask, gateway: GatewayClient) -> None:
     def _finish(response: Any) -> Any:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         if "started" in g:
-            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.1f}"
+            # The whole request, and the part of it spent waiting for the gateway.
+            total = (time.perf_counter() - g.started) * 1000
+            waited = g.api.waited * 1000 if "api" in g else 0.0
+            response.headers["Server-Timing"] = f"app;dur={total:.1f}, api;dur={waited:.1f}"
         return response
 
 

@@ -244,12 +244,21 @@ def _refresh(key: str, *, stale: str) -> str:
 
 
 class Api:
-    """The signed-in person's calls to the gateway, as `g.api` on every request."""
+    """The signed-in person's calls to the gateway, as `g.api` on every request. `waited` is the time
+    the request spent waiting for the gateway (reported in the Server-Timing header)."""
 
     def __init__(self, gateway: GatewayClient) -> None:
         self.gateway = gateway
+        self.waited = 0.0
 
     def call(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
+        started = time.perf_counter()
+        try:
+            return self._call(method, path, **kwargs)
+        finally:
+            self.waited += time.perf_counter() - started
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
         token = access_token()
         try:
             return self.gateway.request(method, path, token=token, request_id=_request_id(), **kwargs)
@@ -304,7 +313,9 @@ class Api:
                 return items, answer.total if answer.total is not None else len(items)
 
         bound = _Bound()
+        started = time.perf_counter()
         results = gateway.gather([lambda c=c: c(bound) for c in calls])
+        self.waited += time.perf_counter() - started
         if any(isinstance(r, ApiError) and r.status == 401 for r in results):
             raise SignedOut()
         return results
