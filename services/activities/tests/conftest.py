@@ -3,12 +3,17 @@ apart by making their own communities), the Flask app on it with a settable cloc
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import schemathesis
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import insert
 
 from linli_activities.adapters.tables import replica
@@ -27,6 +32,40 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+_RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_DOCUMENT: list[Any] = []
+UNDOCUMENTED = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/static/<path:filename>"}
+
+
+def check_documented(app: Flask, response: Any) -> None:
+    """Fail when `response` is not what the service's OpenAPI document says its route answers: the
+    status, the content type and the body against its schema (nullable fields included)."""
+    if not _DOCUMENT:
+        # The same document for every app of the run: loaded (and its validators built) once.
+        document = FlaskClient(app, app.response_class).get("/openapi.json").get_json()
+        _DOCUMENT.append(schemathesis.openapi.from_dict(document))
+    request = response.request
+    adapter = app.url_map.bind("localhost")
+    try:
+        rule, _args = adapter.match(request.path, request.method, return_rule=True)
+    except Exception:  # noqa: BLE001 - no route (404/405): nothing documented to compare with
+        return
+    if rule.rule in UNDOCUMENTED:
+        return
+    path = _RULE_VARIABLE.sub(r"{\1}", rule.rule)
+    _DOCUMENT[0][path][request.method].validate_response(response)
+
+
+class DocumentedClient(FlaskClient):
+    """The Flask test client, checking every response against the OpenAPI document: every test of
+    the service is also a test that its document tells the truth."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().open(*args, **kwargs)
+        check_documented(self.application, response)
+        return response
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +98,7 @@ def app(monkeypatch, activities_db_url, amqp_url, bus_names, token_keys, clock):
     monkeypatch.setenv("LOG_JSON", "false")
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     application = create_app(clock=clock)
+    application.test_client_class = DocumentedClient
     yield application
     application.extensions["linli.database"].dispose()
 

@@ -216,5 +216,5 @@ def test_statistics_of_a_street_a_community_and_who_may_ask(client, world, clock
     )
     assert admin["totals"] == body["totals"]
     bad = client.get("/stats", query_string={"from": "2026-12-01", "to": "2026-01-01"}, headers=official)
-    assert bad.status_code == 422 and "to" in bad.get_json()["error"]["fields"]
+    assert bad.status_code == 422 and "from" in bad.get_json()["error"]["fields"]
     assert client.get("/stats", query_string={"from": "yesterday"}, headers=official).status_code == 422

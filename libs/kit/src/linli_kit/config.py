@@ -13,6 +13,13 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from environs import Env, EnvError
+from marshmallow import ValidationError
+from marshmallow.validate import Range
+
+# Validators must raise: marshmallow 4 (under environs) ignores a validator that returns False.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_RETENTION_DAYS = 3650
+MIN_INBOX_RETENTION_DAYS = 1
 
 
 class ConfigError(RuntimeError):
@@ -33,6 +40,17 @@ class BusNames:
     def dead_letter_queue(self, service: str) -> str:
         return f"{self.queue(service)}.dead"
 
+    @property
+    def unrouted_exchange(self) -> str:
+        """The events exchange's alternate exchange: events no queue is bound for go here."""
+        return f"{self.exchange}.unrouted"
+
+    @property
+    def unrouted_queue(self) -> str:
+        """Where unrouted events wait to be inspected and replayed. Named after the exchange (one
+        per exchange, whatever the queue prefix), so removing an exchange's names finds it."""
+        return f"{self.exchange}.unrouted"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -46,6 +64,8 @@ class Settings:
     relay_batch_size: int
     relay_idle_seconds: float
     consumer_batch_size: int
+    outbox_retention_hours: int
+    inbox_retention_days: int
     jwt_public_key_file: Path
     jwt_issuer: str
     timezone: str
@@ -90,17 +110,22 @@ def load_settings(service: str) -> Settings:
                 dead_letter_exchange=env.str("DEAD_LETTER_EXCHANGE", "linli.dead"),
                 queue_prefix=env.str("QUEUE_PREFIX", ""),
             ),
-            delivery_limit=env.int("EVENTS_DELIVERY_LIMIT", 5, validate=lambda n: 1 <= n <= 100),
-            prefetch=env.int("EVENTS_PREFETCH", 1000, validate=lambda n: 1 <= n <= 10_000),
-            relay_batch_size=env.int("OUTBOX_BATCH_SIZE", 1000, validate=lambda n: 1 <= n <= 10_000),
-            relay_idle_seconds=env.float("OUTBOX_IDLE_SECONDS", 0.02, validate=lambda x: 0 < x <= 60),
-            consumer_batch_size=env.int("EVENTS_BATCH_SIZE", 500, validate=lambda n: 1 <= n <= 10_000),
+            delivery_limit=env.int("EVENTS_DELIVERY_LIMIT", 5, validate=Range(1, 100)),
+            prefetch=env.int("EVENTS_PREFETCH", 1000, validate=Range(1, 10_000)),
+            relay_batch_size=env.int("OUTBOX_BATCH_SIZE", 1000, validate=Range(1, 10_000)),
+            relay_idle_seconds=env.float("OUTBOX_IDLE_SECONDS", 0.02, validate=Range(0, 60, min_inclusive=False)),
+            consumer_batch_size=env.int("EVENTS_BATCH_SIZE", 500, validate=Range(1, 10_000)),
+            # Published outbox rows are kept this long (for inspection), then deleted.
+            outbox_retention_hours=env.int("OUTBOX_RETENTION_HOURS", 168, validate=Range(1, MAX_RETENTION_DAYS * 24)),
+            # Inbox rows are what recognises a redelivered event: they must outlive any redelivery
+            # (see linli_kit.events.retention for why a day is the floor and a month the default).
+            inbox_retention_days=env.int(
+                "INBOX_RETENTION_DAYS", 30, validate=Range(MIN_INBOX_RETENTION_DAYS, MAX_RETENTION_DAYS)
+            ),
             jwt_public_key_file=env.path("JWT_PUBLIC_KEY_FILE", data_dir / "jwt_public.pem"),
             jwt_issuer=env.str("JWT_ISSUER", "linli-gateway"),
             timezone=env.str("LINLI_TIMEZONE", "Asia/Shanghai"),
-            log_level=env.str(
-                "LOG_LEVEL", "INFO", validate=lambda v: v.upper() in {"DEBUG", "INFO", "WARNING", "ERROR"}
-            ),
+            log_level=env.str("LOG_LEVEL", "INFO", validate=_log_level),
             log_json=env.bool("LOG_JSON", True),
         )
         env.seal()
@@ -108,6 +133,11 @@ def load_settings(service: str) -> Settings:
         raise ConfigError(f"invalid configuration for {service}: {exc}") from exc
     _check(settings)
     return settings
+
+
+def _log_level(value: str) -> None:
+    if value.upper() not in LOG_LEVELS:
+        raise ValidationError(f"must be one of {', '.join(LOG_LEVELS)}")
 
 
 def _check(settings: Settings) -> None:

@@ -11,11 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Execution option naming how a transaction begins on SQLite: "IMMEDIATE" (the default: takes the
+# database's one write lock at BEGIN) or "DEFERRED" (a reader: in WAL mode it never blocks a writer
+# and no writer blocks it). Ignored on PostgreSQL.
+SQLITE_BEGIN = "linli_sqlite_begin"
 
 
 class Database:
@@ -76,6 +80,18 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection in a read-only transaction, rolled back at the end. On SQLite it begins
+        DEFERRED, so it holds no write lock: readers never keep writers waiting."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+            with conn.begin() as transaction:
+                try:
+                    yield conn
+                finally:
+                    transaction.rollback()
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -103,4 +119,5 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = "DEFERRED" if conn.get_execution_options().get(SQLITE_BEGIN) == "DEFERRED" else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")

@@ -70,8 +70,10 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("event_id", String(36), nullable=False, unique=True),
         Column("event_type", String(120), nullable=False),
         Column("payload", Text, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("published_at", DateTime(timezone=True), nullable=True),
+        # UtcDateTime: the same column as DateTime(timezone=True) in the schema (no migration), but
+        # read back aware on SQLite too, so the relay and the pruning compare instants.
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("published_at", UtcDateTime(), nullable=True),
     )
     # The relay reads only unpublished rows, oldest first: keep that index small.
     Index(
@@ -87,7 +89,7 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("consumer", String(80), nullable=False),
         Column("event_id", String(36), nullable=False),
         Column("event_type", String(120), nullable=False),
-        Column("handled_at", DateTime(timezone=True), nullable=False),
+        Column("handled_at", UtcDateTime(), nullable=False),
         PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
     )
     Index("ix_inbox_handled_at", inbox.c.handled_at)

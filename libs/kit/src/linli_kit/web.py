@@ -24,7 +24,7 @@ from linli_kit import context
 from linli_kit.auth import Principal, Role, TokenVerifier
 from linli_kit.config import Settings
 from linli_kit.db import Database
-from linli_kit.errors import ServiceError, Unauthorized
+from linli_kit.errors import Invalid, ServiceError, Unauthorized
 from linli_kit.events.topology import connection_parameters
 from linli_kit.logs import configure_logging
 from linli_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, render
@@ -159,6 +159,7 @@ def _install_request_hooks(app: Flask, service: str) -> None:
         g.request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
         g.request_id_token = context.request_id.set(g.request_id)
         g.started = time.perf_counter()
+        _refuse_unstorable_text()
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -174,6 +175,44 @@ def _install_request_hooks(app: Flask, service: str) -> None:
         token = g.pop("request_id_token", None)
         if token is not None:
             context.request_id.reset(token)
+
+
+# NUL cannot be stored in PostgreSQL text, and a lone surrogate cannot be encoded as UTF-8 by any
+# database or JSON encoder: either turns an ordinary write into a 500 deep in a service.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "contains a character that cannot be stored (NUL or a lone surrogate)"
+
+
+def _refuse_unstorable_text() -> None:
+    """422 naming each query parameter or body field whose text holds an unstorable character,
+    before any service code sees it."""
+    bad: dict[str, list[str]] = {}
+    for name, value in request.args.items(multi=True):
+        if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
+            bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
+    if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        for name, value in request.form.items(multi=True):
+            if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
+                bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
+    elif request.is_json:
+        _walk(request.get_json(silent=True), "", bad)
+    if bad:
+        raise Invalid("invalid input: " + ", ".join(sorted(bad)), fields=bad)
+
+
+def _walk(value: Any, path: str, bad: dict[str, list[str]]) -> None:
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            bad[path or "body"] = [UNSTORABLE_MESSAGE]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = _UNSTORABLE.sub("?", str(key))
+            if name != key:
+                bad[f"{path}.{name}" if path else name] = [UNSTORABLE_MESSAGE]
+            _walk(item, f"{path}.{name}" if path else name, bad)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, f"{path}.{index}" if path else str(index), bad)
 
 
 def _install_error_handlers(app: Flask) -> None:

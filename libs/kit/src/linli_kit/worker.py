@@ -1,5 +1,6 @@
-"""The worker process of a service: outbox relay, event consumer and timers on threads, plus a small
-HTTP listener for `/healthz`, `/readyz` and `/metrics`. Stops cleanly on SIGTERM or SIGINT."""
+"""The worker process of a service: outbox relay, event consumer, the pruning of outbox and inbox
+rows, and timers on threads, plus a small HTTP listener for `/healthz`, `/readyz` and `/metrics`.
+Stops cleanly on SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from linli_kit.config import Settings
 from linli_kit.db import Database
 from linli_kit.events.consumer import AnyHandler, EventConsumer
 from linli_kit.events.relay import OutboxRelay
+from linli_kit.events.retention import MessagingRetention
 from linli_kit.metrics import render
 from linli_kit.tables import MessagingTables
 
@@ -67,6 +70,13 @@ class Worker:
             if handlers
             else None
         )
+        self.retention = MessagingRetention(
+            database,
+            tables,
+            outbox_retention=timedelta(hours=settings.outbox_retention_hours),
+            inbox_retention=timedelta(days=settings.inbox_retention_days),
+            service=settings.service,
+        )
         self.timers = timers or []
         self._threads: list[threading.Thread] = []
 
@@ -74,6 +84,7 @@ class Worker:
         self._spawn("relay", self.relay.run)
         if self.consumer is not None:
             self._spawn("consumer", self.consumer.run)
+        self._spawn("retention", self.retention.run)
         for timer in self.timers:
             self._spawn(f"timer-{timer.name}", self._timer_loop(timer))
 

@@ -6,7 +6,7 @@ next version beside the old one, and consumers keep accepting both until produce
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, Schema, ValidationError
 
@@ -16,6 +16,10 @@ class InvalidEvent(ValueError):
 
 
 class EventSchema(Schema):
+    # True when the event's data identifies or reaches a person (a phone number, a one-time code):
+    # the producer's outbox then keeps the payload only until the broker has confirmed it.
+    personal_data: ClassVar[bool] = False
+
     class Meta:
         # Newer producers may add fields; an older consumer keeps them and reads what it knows.
         unknown = INCLUDE
@@ -24,12 +28,19 @@ class EventSchema(Schema):
 class Catalogue:
     def __init__(self) -> None:
         self._schemas: dict[tuple[str, int], Schema] = {}
+        self._personal: frozenset[str] = frozenset()
 
     def register(self, event_type: str, version: int, schema: type[Schema]) -> None:
         self._schemas[(event_type, version)] = schema()
+        if getattr(schema, "personal_data", False):
+            self._personal = self._personal | {event_type}
 
     def types(self) -> list[str]:
         return sorted({t for t, _ in self._schemas})
+
+    def personal_types(self) -> frozenset[str]:
+        """The event types any version of which is declared as carrying personal data."""
+        return self._personal
 
     def latest_version(self, event_type: str) -> int:
         versions = [v for t, v in self._schemas if t == event_type]

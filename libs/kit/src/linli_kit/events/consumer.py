@@ -14,8 +14,15 @@ the good ones:
   retrying cannot fix it;
 - a handler error is nacked with requeue; the quorum queue counts deliveries and dead-letters the
   message past the delivery limit, so it never blocks the queue;
-- a database outage (OperationalError) is not the message's fault: the batch is retried in place
-  with back-off, without spending deliveries, until the database answers again.
+- a database outage (the connection lost, the server unreachable, shutting down or out of
+  resources: see `is_database_outage`) is not the message's fault: the batch is retried in place
+  with back-off, without spending deliveries, until the database answers again;
+- any other database error (a deadlock, a lock or statement timeout, a serialization failure,
+  SQLite's "database is locked") fails the batch like a handler error: it is handled one by one,
+  and a message that keeps causing one spends its deliveries and is dead-lettered.
+
+On SQLite a batch is at most `SQLITE_MAX_BATCH` events: its transaction holds the whole
+database's write lock, which the service's web processes are waiting for meanwhile.
 
 Batches are handled on a helper thread, one at a time and in order. Meanwhile the connection's
 thread keeps serving heartbeats, receives and parses the next messages, and acks a batch as soon as
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sqlite3
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -39,11 +47,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pika
+import psycopg
 from pika.exceptions import AMQPError
-from sqlalchemy import DateTime, String, Table, bindparam, func, select
+from sqlalchemy import String, Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from linli_kit import context
@@ -54,11 +63,43 @@ from linli_kit.events.catalogue import InvalidEvent
 from linli_kit.events.envelope import Event
 from linli_kit.events.topology import connection_parameters, declare_service_queue
 from linli_kit.metrics import EVENTS_HANDLED
+from linli_kit.tables import UtcDateTime
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, Event], None]
 HEARTBEAT_SECONDS = 30
+SQLITE_MAX_BATCH = 100
+
+# SQLSTATE classes and codes that mean the database is unavailable, not that a statement failed:
+# 08 connection exception, 53 insufficient resources (disk full, out of memory, too many
+# connections), 58 system error (I/O); 57P01-57P03 shutting down, crashed, not yet accepting.
+_OUTAGE_SQLSTATE_CLASSES = {"08", "53", "58"}
+_OUTAGE_SQLSTATES = {"57P01", "57P02", "57P03"}
+# SQLite reports an unreachable database file by message only.
+_SQLITE_OUTAGE_MESSAGES = ("unable to open database file", "disk i/o error", "database or disk is full")
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether a database error means "the database is unavailable" (wait for it; not the message's
+    fault) rather than "this work failed" (a deadlock, a lock or statement timeout, a serialization
+    failure, SQLite's "database is locked": the batch failed, and a message that always causes one
+    must end in the dead letters rather than block its queue)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate:
+        return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES or sqlstate in _OUTAGE_SQLSTATES
+    if isinstance(orig, psycopg.Error):
+        # Without a SQLSTATE there was no answer from the server at all: refused, reset, closed,
+        # timed out connecting.
+        return isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
+    if isinstance(orig, sqlite3.Error):
+        return any(m in str(orig).lower() for m in _SQLITE_OUTAGE_MESSAGES)
+    return False
 
 
 @dataclass(frozen=True)
@@ -111,7 +152,7 @@ class EventConsumer:
         self.service = service
         self.handlers = dict(handlers)
         self.prefetch = prefetch
-        self.batch_size = batch_size
+        self.batch_size = min(batch_size, SQLITE_MAX_BATCH) if database.is_sqlite else batch_size
         self.delivery_limit = delivery_limit
         self.ready = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{service}-handler")
@@ -181,17 +222,19 @@ class EventConsumer:
                         for d in deliveries:
                             d.outcome = "ack"
                         return
-                    except (OperationalError, _Disconnected):
+                    except _DatabaseOutage:
                         raise
-                    except Exception:
-                        log.info("batch failed, handling one by one", extra={"service": self.service})
+                    except Exception as exc:  # noqa: BLE001 - a handler's or the database's refusal
+                        log.info(
+                            "batch failed, handling one by one", extra={"service": self.service, "error": repr(exc)}
+                        )
                 for d in deliveries:
                     if d.outcome != "pending":
                         continue
                     try:
                         self._handle_in_one_transaction([d])
                         d.outcome = "ack"
-                    except (OperationalError, _Disconnected):
+                    except _DatabaseOutage:
                         raise
                     except Exception:
                         log.exception(
@@ -200,7 +243,7 @@ class EventConsumer:
                         )
                         d.outcome = "requeue"
                 return
-            except (OperationalError, _Disconnected) as exc:
+            except _DatabaseOutage as exc:
                 if stop.is_set():
                     raise _Abandoned() from exc
                 delay = backoff.next()
@@ -220,9 +263,9 @@ class EventConsumer:
             self._run_handlers(session, [d.event for event_id, d in first.items() if event_id in claimed])
             session.commit()
         except DBAPIError as exc:
-            session.rollback()
-            if exc.connection_invalidated:
-                raise _Disconnected(str(exc)) from exc
+            _rollback_quietly(session)
+            if is_database_outage(exc):
+                raise _DatabaseOutage(repr(exc)) from exc
             raise
         except BaseException:
             session.rollback()
@@ -259,7 +302,7 @@ class EventConsumer:
                         bindparam("consumer", type_=String),
                         incoming.c.event_id,
                         incoming.c.event_type,
-                        bindparam("handled_at", type_=DateTime(timezone=True)),
+                        bindparam("handled_at", type_=UtcDateTime()),
                     ),
                 )
                 .on_conflict_do_nothing()
@@ -383,8 +426,16 @@ class _Link:
             EVENTS_HANDLED.labels(self.consumer.service, outcome).inc(count)
 
 
-class _Disconnected(Exception):
-    """The database connection broke under the handler: retry, it is not the message's fault."""
+def _rollback_quietly(session: Session) -> None:
+    """Roll back; if the connection is gone, the server has rolled back already."""
+    try:
+        session.rollback()
+    except DBAPIError as exc:
+        log.debug("rollback failed", extra={"error": repr(exc)})
+
+
+class _DatabaseOutage(Exception):
+    """The database is unavailable under the handler: retry, it is not the message's fault."""
 
 
 class _Abandoned(Exception):

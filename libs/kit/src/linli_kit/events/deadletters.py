@@ -1,4 +1,5 @@
-"""Inspecting and replaying a service's dead letters (`<service>.events.dead`)."""
+"""Inspecting and replaying a service's dead letters (`<service>.events.dead`), and the events no
+queue was bound for (the unrouted queue, `<exchange>.unrouted`, see `topology`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pika
+from pika.exceptions import UnroutableError
 
 from linli_kit.config import BusNames
-from linli_kit.events.topology import connection_parameters
+from linli_kit.events.topology import connection_parameters, declare_unrouted
 
 
 @dataclass(frozen=True)
@@ -19,9 +21,10 @@ class DeadLetter:
     reason: str | None
     deaths: int
     body: str
+    routing_key: str | None = None
 
 
-def _describe(props: Any, body: bytes) -> DeadLetter:
+def _describe(props: Any, body: bytes, routing_key: str | None = None) -> DeadLetter:
     deaths = (props.headers or {}).get("x-death") or []
     first = deaths[0] if deaths else {}
     reason = first.get("reason")
@@ -40,20 +43,34 @@ def _describe(props: Any, body: bytes) -> DeadLetter:
         reason=reason.decode() if isinstance(reason, bytes) else reason,
         deaths=sum(int(d.get("count", 1)) for d in deaths),
         body=body.decode("utf-8", errors="replace"),
+        routing_key=routing_key,
     )
 
 
 def list_dead_letters(amqp_url: str, bus: BusNames, service: str, *, limit: int = 100) -> list[DeadLetter]:
     """Read without removing: the messages go back to the dead-letter queue when the channel closes."""
-    conn = pika.BlockingConnection(connection_parameters(amqp_url, name=f"{service}-dead-letters"))
+    return _peek(amqp_url, bus.dead_letter_queue(service), limit=limit, name=f"{service}-dead-letters")
+
+
+def list_unrouted(amqp_url: str, bus: BusNames, *, limit: int = 100) -> list[DeadLetter]:
+    """The events published while no queue was bound for their type, oldest first, without removing
+    them. Their `reason` is "unrouted"."""
+    letters = _peek(amqp_url, bus.unrouted_queue, limit=limit, name="unrouted-events", declare=bus)
+    return [DeadLetter(**{**letter.__dict__, "reason": "unrouted"}) for letter in letters]
+
+
+def _peek(amqp_url: str, queue: str, *, limit: int, name: str, declare: BusNames | None = None) -> list[DeadLetter]:
+    conn = pika.BlockingConnection(connection_parameters(amqp_url, name=name))
     try:
         channel = conn.channel()
+        if declare is not None:
+            declare_unrouted(channel, declare)  # so a broker that never saw a relay answers "none"
         found = []
         for _ in range(limit):
-            method, props, body = channel.basic_get(bus.dead_letter_queue(service), auto_ack=False)
+            method, props, body = channel.basic_get(queue, auto_ack=False)
             if method is None:
                 break
-            found.append(_describe(props, body))
+            found.append(_describe(props, body, method.routing_key))
         return found
     finally:
         conn.close()
@@ -104,6 +121,66 @@ def replay_dead_letters(
                 ),
                 mandatory=True,
             )
+            channel.basic_ack(method.delivery_tag)
+            replayed += 1
+        return replayed
+    finally:
+        conn.close()
+
+
+def replay_unrouted(
+    amqp_url: str,
+    bus: BusNames,
+    *,
+    event_id: str | None = None,
+    event_type: str | None = None,
+    limit: int = 10_000,
+) -> int:
+    """Publish unrouted events (all, or those with `event_id` / `event_type`) to the events exchange
+    again, with their own routing keys; returns how many. Bind the queues that want them first.
+
+    Each one is published with a confirm before it is removed from the unrouted queue. One whose
+    type still has no queue bound comes back to the unrouted queue (through the alternate exchange;
+    or, on an exchange without one, it is returned and left where it was). The queue is read at
+    most once through, so such events are not replayed in a circle.
+    """
+    conn = pika.BlockingConnection(connection_parameters(amqp_url, name="unrouted-replay"))
+    replayed = 0
+    try:
+        channel = conn.channel()
+        declare_unrouted(channel, bus)
+        waiting = channel.queue_declare(bus.unrouted_queue, passive=True).method.message_count
+        channel.confirm_delivery()
+        for _ in range(min(limit, waiting)):
+            method, props, body = channel.basic_get(bus.unrouted_queue, auto_ack=False)
+            if method is None:
+                break
+            letter = _describe(props, body, method.routing_key)
+            if (event_id is not None and letter.event_id != event_id) or (
+                event_type is not None and letter.event_type != event_type
+            ):
+                continue  # left unacked: returns to the unrouted queue when the channel closes
+            headers = {k: v for k, v in (props.headers or {}).items() if not k.startswith("x-")}
+            headers["linli-replayed"] = True
+            try:
+                channel.basic_publish(
+                    exchange=bus.exchange,
+                    routing_key=method.routing_key or letter.event_type or "",
+                    body=body,
+                    properties=pika.BasicProperties(
+                        message_id=props.message_id,
+                        type=props.type,
+                        timestamp=props.timestamp,
+                        content_type=props.content_type,
+                        correlation_id=props.correlation_id,
+                        app_id=props.app_id,
+                        delivery_mode=2,
+                        headers=headers,
+                    ),
+                    mandatory=True,
+                )
+            except UnroutableError:
+                continue  # still nowhere to go: it stays in the unrouted queue
             channel.basic_ack(method.delivery_tag)
             replayed += 1
         return replayed

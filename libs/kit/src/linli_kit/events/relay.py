@@ -1,49 +1,78 @@
 """The outbox relay: publishes outbox rows in batches and marks them only after the broker confirms.
 
-A confirm round trip per message caps a publisher near 1,300 messages/s. The relay publishes a whole
-batch, then takes the broker's (usually cumulative) confirms, so one round trip covers the batch.
-Rows are claimed and marked with one `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)
-RETURNING` inside a transaction that stays open until the confirms arrive, so two relays of the same
-service never publish the same row at once. The mark commits only after the broker has confirmed
-the batch, and rows the broker refused (nack) are unmarked before that commit, so a row is
-published, as anyone else sees it, only once its confirm is an ack. If the broker or the connection
-fails mid-batch, the transaction rolls back and the rows go out again later: delivery is
-at-least-once and consumers are idempotent.
+No database transaction is ever open while the relay waits for the broker. A batch is read in one
+short read-only transaction (on SQLite a DEFERRED one, which takes no lock in WAL mode), published,
+and, once the broker has confirmed it, its acked rows are marked in a second short transaction. On
+SQLite, where a write transaction locks the whole database, the web processes of the service are
+never kept waiting behind a broker round trip; on PostgreSQL no row lock or open transaction is
+held across it either.
 
-While a full batch waits for its confirms, the relay already reads and publishes the next one (its
-own transaction; SKIP LOCKED passes over the rows of the first), so the confirm round trip and the
-database work overlap. Up to `batches_in_flight` batches are open at once (one on SQLite, which
-has no row locks). When a batch comes back short the relay polls again soon, and backs off towards
-`idle_seconds` while the outbox stays empty.
+Several copies of a service's worker may run, but only one relay publishes a service's outbox at a
+time: it holds the outbox's relay lock (on PostgreSQL a session advisory lock on the connection the
+relay reads and marks with; on SQLite an exclusive `flock` on a file beside the database, which
+only processes of the same machine can share anyway). The others stand by, retrying the lock every
+`standby_seconds`, and take over when the holder stops or loses its database connection (the
+server then drops the lock with the session). So two relays never publish the same row concurrently
+in normal operation. Within one relay the rows in flight are excluded from the next read by id.
+
+A row is marked published only once its confirm is an ack. A nacked row, and every row of a batch
+whose confirms time out or whose connection fails, stays unpublished and goes out again: delivery
+is at-least-once and consumers are idempotent (their inbox).
+
+Events published with no queue bound for them are not lost: the events exchange's alternate
+exchange keeps them in the unrouted queue (see `topology`), and the broker's ack then means they are
+there. On an exchange declared without that argument the broker returns them instead (the relay
+publishes with `mandatory`); the relay then parks them in the unrouted queue itself before marking
+the row. Either way an event nobody consumes never holds the outbox back.
+
+A row whose event type carries personal data (`EventSchema.personal_data`) keeps its payload only
+until it is published: the statement that marks it published also blanks its data.
+
+A batch is published whole and its confirms (usually cumulative) come back together, so one round
+trip covers the batch. While a full batch waits for its confirms the relay already reads and
+publishes the next one; up to `batches_in_flight` batches are out at once. When a batch comes back
+short the relay polls again soon, and backs off towards `idle_seconds` while the outbox stays empty.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict, deque
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
 from pika import spec
 from pika.exceptions import AMQPError
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, Connection, Row, Table, any_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from linli_kit.backoff import Backoff
 from linli_kit.config import BusNames
-from linli_kit.db import Database
-from linli_kit.events.topology import connection_parameters, declare_exchanges
+from linli_kit.db import SQLITE_BEGIN, Database
+from linli_kit.events.catalogue import CATALOGUE
+from linli_kit.events.topology import (
+    UNROUTED_QUEUE_ARGUMENTS,
+    connection_parameters,
+    declare_exchanges,
+    warn_no_alternate_exchange,
+)
 from linli_kit.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
-PRUNE_CHUNK = 5000
-PRUNE_INTERVAL = timedelta(minutes=10)
+# The envelope fields a redacted row keeps: enough to say what was published, nothing about whom.
+CLOSE_TIMEOUT_SECONDS = 5.0
+ENVELOPE_KEYS = ("id", "type", "version", "occurred_at", "producer", "correlation_id", "street_id", "community_id")
 
 
 class OutboxRelay:
@@ -60,7 +89,7 @@ class OutboxRelay:
         busy_poll_seconds: float = 0.002,
         batches_in_flight: int = 3,
         confirm_timeout: float = 30.0,
-        retention: timedelta = timedelta(days=7),
+        standby_seconds: float = 2.0,
     ) -> None:
         self.database = database
         self.table = outbox_table
@@ -70,11 +99,12 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.busy_poll_seconds = min(busy_poll_seconds, idle_seconds)
-        # SQLite has no row locks: a second open batch would read the first one's rows again.
-        self.batches_in_flight = 1 if database.is_sqlite else max(1, batches_in_flight)
+        self.batches_in_flight = max(1, batches_in_flight)
         self.confirm_timeout = confirm_timeout
-        self.retention = retention
-        self.connected = threading.Event()
+        self.standby_seconds = standby_seconds
+        self.connected = threading.Event()  # the broker link is up (leading or standing by)
+        self.leading = threading.Event()  # this relay holds the outbox's relay lock
+        self.awaiting_confirms = 0  # messages published and not yet confirmed (for observers)
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, reconnecting with back-off whenever the broker goes away."""
@@ -85,10 +115,10 @@ class OutboxRelay:
                 params = connection_parameters(self.amqp_url, name=f"{self.service}-relay")
                 declare = pika.BlockingConnection(params)
                 try:
-                    declare_exchanges(declare.channel(), self.bus)
+                    alternate_exchange = declare_exchanges(declare.channel(), self.bus)
                 finally:
                     declare.close()
-                link = _RelayLink(self, params, stop)
+                link = _RelayLink(self, params, stop, alternate_exchange=alternate_exchange)
                 link.run()
                 if link.published:
                     backoff.reset()
@@ -101,51 +131,147 @@ class OutboxRelay:
             finally:
                 if link is not None:
                     link.abandon_batches()  # rows still in flight go out again with the next link
+                    link.step_down()
                 self.connected.clear()
             if not stop.is_set():
                 stop.wait(backoff.next())
 
     def pending_count(self) -> int:
-        from sqlalchemy import func
-
-        with self.database.session() as session:
+        with self.database.reading() as conn:
             return (
-                session.scalar(select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None)))
+                conn.scalar(select(func.count()).select_from(self.table).where(self.table.c.published_at.is_(None)))
                 or 0
             )
 
+    def lock(self) -> OutboxLock:
+        return OutboxLock(self.database, self.table)
+
+
+class OutboxLock:
+    """The right to publish one outbox; held by one relay at a time (see the module doc).
+
+    `try_acquire` returns the database connection the holder reads and marks with, or None when
+    another relay holds the lock. `release` gives it up."""
+
+    _memory_locks: dict[str, threading.Lock] = {}
+    _memory_guard = threading.Lock()
+
+    def __init__(self, database: Database, table: Table) -> None:
+        self.database = database
+        self.table = table
+        self.connection: Connection | None = None
+        self._fd: int | None = None
+        self._memory_lock: threading.Lock | None = None
+        digest = hashlib.blake2b(f"linli-outbox-relay:{table.fullname}".encode(), digest_size=8).digest()
+        self.key = int.from_bytes(digest, "big", signed=True)
+
+    def try_acquire(self) -> Connection | None:
+        if self.connection is not None:
+            return self.connection
+        if self.database.is_sqlite:
+            if not self._lock_file():
+                return None
+            try:
+                self.connection = self.database.engine.connect()
+            except BaseException:
+                self._unlock_file()
+                raise
+            return self.connection
+        conn = self.database.engine.connect()
+        try:
+            held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}))
+            conn.commit()
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        if not held:
+            conn.close()
+            return None
+        self.connection = conn
+        return conn
+
+    def release(self) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None:
+            try:
+                if not self.database.is_sqlite:
+                    # A session-level advisory lock lives as long as the session: end it, rather
+                    # than hand a locked connection back to the pool.
+                    conn.invalidate()
+                conn.close()
+            except SQLAlchemyError as exc:
+                log.debug("closing the relay's connection failed", extra={"error": repr(exc)})
+        self._unlock_file()
+
+    def _lock_file(self) -> bool:
+        path = make_url(self.database.url).database
+        if not path or path == ":memory:":
+            with self._memory_guard:
+                lock = self._memory_locks.setdefault(self.database.url, threading.Lock())
+            if not lock.acquire(blocking=False):
+                return False
+            self._memory_lock = lock
+            return True
+        fd = os.open(f"{path}.relay-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def _unlock_file(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the last descriptor releases the flock
+        if self._memory_lock is not None:
+            lock, self._memory_lock = self._memory_lock, None
+            lock.release()
+
 
 class _Batch:
-    """Outbox rows published together, in the transaction that holds their row locks."""
+    """Outbox rows published together, waiting for their confirms."""
 
-    __slots__ = ("session", "unconfirmed", "acked", "nacked", "full", "timer")
+    __slots__ = ("rows", "unconfirmed", "acked", "nacked", "full", "timer", "lost_unrouted")
 
-    def __init__(self, session: Session, full: bool) -> None:
-        self.session: Session | None = session
+    def __init__(self, rows: list[Row], full: bool) -> None:
+        self.rows: dict[int, Row] = {row.id: row for row in rows}
         self.unconfirmed: OrderedDict[int, int] = OrderedDict()  # delivery tag -> outbox row id
-        self.acked = 0
+        self.acked: list[int] = []
         self.nacked: list[int] = []
         self.full = full
         self.timer: Any = None
+        self.lost_unrouted = False  # a parked event came back: the unrouted queue is missing
 
 
 class _RelayLink:
-    """One broker connection's worth of relaying, driven by pika's SelectConnection event loop."""
+    """One broker connection's worth of relaying, driven by pika's SelectConnection event loop.
+    Everything here runs on the event loop's thread."""
 
-    def __init__(self, relay: OutboxRelay, params: pika.URLParameters, stop: threading.Event) -> None:
+    def __init__(
+        self, relay: OutboxRelay, params: pika.URLParameters, stop: threading.Event, *, alternate_exchange: bool
+    ) -> None:
         self.relay = relay
         self.stop = stop
+        self.alternate_exchange = alternate_exchange
         self.error: Any = None
         self.published = 0
         self.channel: Any = None
         self.next_tag = 0
-        self.batches: deque[_Batch] = deque()  # oldest first; delivery tags ascend across them
+        self.batches: deque[_Batch] = deque()  # oldest first
+        self.returned: dict[str, str] = {}  # event id -> exchange that returned it (unroutable)
         self.poll_timer: Any = None
         self.poll_due = 0.0
         self.idle_delay = relay.busy_poll_seconds
         self.closing = False
         self.db_backoff = Backoff(0.1, 5.0)
-        self.next_prune = datetime.min.replace(tzinfo=UTC)
+        # A broker refusing events (a full queue with reject-publish) is asked again less and less often.
+        self.refused_backoff = Backoff(max(relay.idle_seconds, 0.05), 5.0)
+        self.lock = relay.lock()
+        self.db: Connection | None = None  # while leading: the connection holding the lock
+        self.redeclared_at = 0.0
         self.conn = pika.SelectConnection(
             params,
             on_open_callback=self._on_open,
@@ -166,6 +292,7 @@ class _RelayLink:
 
     def _on_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
         self.abandon_batches()
+        self.step_down()
         if not self.closing:
             self.error = reason
         conn.ioloop.stop()
@@ -173,6 +300,7 @@ class _RelayLink:
     def _on_channel_open(self, channel: Any) -> None:
         self.channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._on_return)
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_confirm_mode)
 
     def _on_confirm_mode(self, _frame: Any) -> None:
@@ -187,6 +315,20 @@ class _RelayLink:
     def _close(self) -> None:
         self.closing = True
         if self.conn.is_open:
+            self.conn.close()
+            # A broker that has stopped answering never sends Close-Ok: do not wait for it forever.
+            give_up = functools.partial(self._abort, TimeoutError("broker did not close the connection"))
+            self.conn.ioloop.call_later(CLOSE_TIMEOUT_SECONDS, give_up)
+
+    def _abort(self, error: Exception) -> None:
+        """Drop the connection without the closing handshake (what pika does on a missed heartbeat)."""
+        self.closing = True
+        if self.conn.is_closed:
+            return
+        terminate = getattr(self.conn, "_terminate_stream", None)
+        if callable(terminate):
+            terminate(error)
+        elif self.conn.is_open:
             self.conn.close()
 
     def _schedule(self, delay: float) -> None:
@@ -206,6 +348,35 @@ class _RelayLink:
         self.abandon_batches()
         self._close()
 
+    # --- leadership ------------------------------------------------------------------------------
+    def _lead(self) -> bool:
+        """Hold the outbox's relay lock, or say that another relay does."""
+        if self.db is not None:
+            return True
+        self.db = self.lock.try_acquire()
+        if self.db is None:
+            self.relay.leading.clear()
+            return False
+        self.relay.leading.set()
+        log.info("relay publishing this outbox", extra={"service": self.relay.service})
+        return True
+
+    def step_down(self) -> None:
+        """Give the lock up (another relay may take over); rows in flight are forgotten first."""
+        self.abandon_batches()
+        self.db = None
+        self.lock.release()
+        self.relay.leading.clear()
+
+    def _database_failed(self, what: str, exc: SQLAlchemyError) -> None:
+        log.warning(what, extra={"service": self.relay.service, "error": repr(exc)})
+        lost = (isinstance(exc, DBAPIError) and exc.connection_invalidated) or self.db is None or self.db.invalidated
+        if lost:
+            # The session, and with it a PostgreSQL lock, is gone: another relay may be publishing
+            # already. Forget what is in flight (it goes out again) and compete for the lock anew.
+            self.step_down()
+        self._schedule(self.db_backoff.next())
+
     # --- batches --------------------------------------------------------------------------------
     def _poll(self) -> None:
         self.poll_timer = None
@@ -222,68 +393,72 @@ class _RelayLink:
             return
         if len(self.batches) >= self.relay.batches_in_flight:
             return  # the next finished batch polls again
-        table = self.relay.table
-        session = None
         try:
-            session = self.relay.database.session()
-            # Claim and mark in one statement. The mark stays uncommitted (invisible to everyone
-            # else, and undone by a rollback) until the broker has confirmed the batch.
-            claim = (
-                select(table.c.id)
-                .where(table.c.published_at.is_(None))
-                .order_by(table.c.id)
-                .limit(self.relay.batch_size)
-                .with_for_update(skip_locked=True)
-                .scalar_subquery()
-            )
-            rows = session.execute(
-                update(table)
-                .where(table.c.id.in_(claim))
-                .values(published_at=datetime.now(UTC))
-                .returning(table.c.id, table.c.event_id, table.c.event_type, table.c.payload, table.c.created_at)
-            ).all()
+            if not self._lead():
+                self._schedule(self.relay.standby_seconds)
+                return
+            rows = self._read()
         except SQLAlchemyError as exc:
-            log.warning("outbox read failed", extra={"service": self.relay.service, "error": repr(exc)})
-            _end(session, commit=False)
-            self._schedule(self.db_backoff.next())
+            self._database_failed("outbox read failed", exc)
             return
         self.db_backoff.reset()
         if not rows:
-            _end(session, commit=False)
             if not self.batches:
-                self._maybe_prune()
                 self._schedule(self.idle_delay)
                 self.idle_delay = min(self.idle_delay * 2, self.relay.idle_seconds)
             return
         self.idle_delay = self.relay.busy_poll_seconds
-        rows.sort(key=lambda r: r.id)  # RETURNING does not keep the subquery's order
-        batch = _Batch(session, full=len(rows) == self.relay.batch_size)
-        self.batches.append(batch)  # from here on, a failure rolls it back with the others
-        exchange = self.relay.bus.exchange
-        publish = self.channel.basic_publish
+        batch = _Batch(rows, full=len(rows) == self.relay.batch_size)
+        self.batches.append(batch)
         for row in rows:
-            envelope = _envelope_fields(row.payload)
-            publish(
-                exchange=exchange,
-                routing_key=row.event_type,
-                body=row.payload.encode(),
-                properties=pika.BasicProperties(
-                    message_id=row.event_id,
-                    type=row.event_type,
-                    timestamp=int(row.created_at.timestamp()),
-                    content_type="application/json",
-                    delivery_mode=2,
-                    correlation_id=envelope.get("correlation_id"),
-                    app_id=envelope.get("producer"),
-                ),
-            )
-            self.next_tag += 1
-            batch.unconfirmed[self.next_tag] = row.id
+            self._publish(batch, row, self.relay.bus.exchange)
         self._coalesce_output()
+        self._count()
         batch.timer = self.conn.ioloop.call_later(self.relay.confirm_timeout, self._on_confirm_timeout)
         if batch.full:
             # More rows are waiting: read and send them while this batch's confirms come back.
             self._schedule(0)
+
+    def _read(self) -> list[Row]:
+        """The next unpublished rows, oldest first, leaving out those in flight. A read-only
+        transaction, over before anything is published."""
+        table = self.relay.table
+        query = select(table.c.id, table.c.event_id, table.c.event_type, table.c.payload, table.c.created_at).where(
+            table.c.published_at.is_(None)
+        )
+        in_flight = [row_id for batch in self.batches for row_id in batch.rows]
+        if in_flight:
+            # Rows of a batch in flight lie within [lowest, highest]; a row committed late with a
+            # lower id, or refused earlier, lies below and is still taken.
+            query = query.where(or_(table.c.id > max(in_flight), table.c.id < min(in_flight)))
+        query = query.order_by(table.c.id).limit(self.relay.batch_size)
+        db = self.db
+        assert db is not None
+        db.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+        with db.begin():
+            return list(db.execute(query).all())
+
+    def _publish(self, batch: _Batch, row: Row, exchange: str) -> None:
+        envelope = _envelope_fields(row.payload)
+        self.channel.basic_publish(
+            exchange=exchange,
+            routing_key=row.event_type,
+            body=row.payload.encode(),
+            properties=pika.BasicProperties(
+                message_id=row.event_id,
+                type=row.event_type,
+                timestamp=int(row.created_at.timestamp()),
+                content_type="application/json",
+                delivery_mode=2,
+                correlation_id=envelope.get("correlation_id"),
+                app_id=envelope.get("producer"),
+            ),
+            # With no queue bound and no alternate exchange, the broker returns the event rather
+            # than dropping it; see `_settle`.
+            mandatory=True,
+        )
+        self.next_tag += 1
+        batch.unconfirmed[self.next_tag] = row.id
 
     def _coalesce_output(self) -> None:
         """pika queues every frame (three a message) as its own buffer and sends each with its own
@@ -295,6 +470,15 @@ class _RelayLink:
             buffers.clear()
             buffers.append(joined)
 
+    def _count(self) -> None:
+        self.relay.awaiting_confirms = sum(len(b.unconfirmed) for b in self.batches)
+
+    def _on_return(self, _channel: Any, method: Any, properties: Any, _body: bytes) -> None:
+        # The broker sends the return before the confirm of the same message: remember it, and the
+        # confirm's ack is then not taken as "delivered".
+        if properties.message_id:
+            self.returned[properties.message_id] = method.exchange
+
     def _on_confirm(self, frame: Any) -> None:
         try:
             self._confirmed(frame.method)
@@ -304,81 +488,139 @@ class _RelayLink:
     def _confirmed(self, method: Any) -> None:
         is_ack = isinstance(method, spec.Basic.Ack)
         tag = method.delivery_tag
-        for batch in self.batches:
+        for batch in list(self.batches):
             unconfirmed = batch.unconfirmed
             if method.multiple:
+                # Tags ascend within a batch; a batch may hold a higher tag than a later one (an
+                # event parked after its return), so every batch is looked at.
                 while unconfirmed and next(iter(unconfirmed)) <= tag:
-                    _settle(batch, unconfirmed.popitem(last=False)[1], is_ack)
-                if unconfirmed:
-                    break  # later batches hold higher tags
+                    self._settle(batch, unconfirmed.popitem(last=False)[1], is_ack)
             else:
                 row_id = unconfirmed.pop(tag, None)
                 if row_id is not None:
-                    _settle(batch, row_id, is_ack)
+                    self._settle(batch, row_id, is_ack)
                     break
-        while self.batches and not self.batches[0].unconfirmed:
-            self._finish_batch(self.batches.popleft())
-        for batch in [b for b in self.batches if not b.unconfirmed]:
-            self.batches.remove(batch)
-            self._finish_batch(batch)
+        # Finishing a batch may end the lead (its mark failed with the connection) and drop the rest.
+        while (done := next((b for b in self.batches if not b.unconfirmed), None)) is not None:
+            self.batches.remove(done)
+            self._finish_batch(done)
+        self._count()
+
+    def _settle(self, batch: _Batch, row_id: int, is_ack: bool) -> None:
+        row = batch.rows[row_id]
+        returned_by = self.returned.pop(row.event_id, None)
+        if not is_ack:
+            batch.nacked.append(row_id)
+        elif returned_by is None:
+            batch.acked.append(row_id)
+        elif returned_by == self.relay.bus.exchange:
+            # No queue is bound for it and the exchange has no alternate exchange: park it in the
+            # unrouted queue ourselves; the row is marked once that copy is confirmed.
+            if self.alternate_exchange:
+                self.alternate_exchange = False
+                warn_no_alternate_exchange(self.relay.bus, "an unroutable event came back")
+            self._publish(batch, row, self.relay.bus.unrouted_exchange)
+        else:
+            # Even the unrouted queue is gone: keep the row unpublished and declare the queue again.
+            batch.nacked.append(row_id)
+            batch.lost_unrouted = True
 
     def _finish_batch(self, batch: _Batch) -> None:
         if batch.timer is not None:
             self.conn.ioloop.remove_timeout(batch.timer)
             batch.timer = None
-        table = self.relay.table
-        try:
-            if batch.nacked:
-                # Refused by the broker: unmark them, they go out again with a later batch.
-                batch.session.execute(update(table).where(table.c.id.in_(batch.nacked)).values(published_at=None))
-            _end(batch.session, commit=True)
-            self.published += batch.acked
-            EVENTS_PUBLISHED.labels(self.relay.service).inc(batch.acked)
-        except SQLAlchemyError as exc:
-            # The events did reach the broker; they will be sent again and deduplicated downstream.
-            log.warning("marking outbox rows failed", extra={"service": self.relay.service, "error": repr(exc)})
-            _end(batch.session, commit=False)
-        batch.session = None
+        if batch.acked:
+            try:
+                self._mark_published(batch)
+                self.published += len(batch.acked)
+                EVENTS_PUBLISHED.labels(self.relay.service).inc(len(batch.acked))
+            except SQLAlchemyError as exc:
+                # The events did reach the broker; they will be sent again and deduplicated downstream.
+                self._database_failed("marking outbox rows failed", exc)
+                return
+        if batch.lost_unrouted:
+            self._declare_unrouted_again()
         if batch.nacked:
-            log.warning("broker refused events", extra={"service": self.relay.service, "count": len(batch.nacked)})
-            self._schedule(self.relay.idle_seconds)
+            # Refused by the broker: they stay unpublished and go out again with a later batch.
+            delay = self.refused_backoff.next()
+            log.warning(
+                "broker refused events",
+                extra={"service": self.relay.service, "count": len(batch.nacked), "retry_in": round(delay, 2)},
+            )
+            self._schedule(delay)
         else:
+            self.refused_backoff.reset()
             self._schedule(0 if batch.full else self.relay.busy_poll_seconds)
+
+    def _mark_published(self, batch: _Batch) -> None:
+        """Mark the acked rows in one short write transaction; rows of personal event types lose
+        their data in the same statement."""
+        table = self.relay.table
+        now = datetime.now(UTC)
+        personal_types = CATALOGUE.personal_types()
+        plain = [i for i in batch.acked if batch.rows[i].event_type not in personal_types]
+        personal = [i for i in batch.acked if batch.rows[i].event_type in personal_types]
+        db = self.db
+        assert db is not None
+        db.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        with db.begin():
+            if plain:
+                if self.relay.database.is_sqlite:
+                    where = table.c.id.in_(plain)
+                else:  # one statement text whatever the batch size
+                    where = table.c.id == any_(bindparam("ids", plain, type_=postgresql.ARRAY(BigInteger)))
+                db.execute(update(table).where(where).values(published_at=now))
+            if personal:
+                db.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("row_id"))
+                    .values(published_at=now, payload=bindparam("redacted")),
+                    [{"row_id": i, "redacted": redact(batch.rows[i].payload)} for i in personal],
+                )
+
+    def _declare_unrouted_again(self) -> None:
+        if time.monotonic() - self.redeclared_at < 10:
+            return
+        self.redeclared_at = time.monotonic()
+        bus = self.relay.bus
+        log.warning("the unrouted queue is missing: declaring it again", extra={"queue": bus.unrouted_queue})
+        self.channel.exchange_declare(bus.unrouted_exchange, exchange_type="fanout", durable=True)
+        self.channel.queue_declare(bus.unrouted_queue, durable=True, arguments=UNROUTED_QUEUE_ARGUMENTS)
+        self.channel.queue_bind(bus.unrouted_queue, bus.unrouted_exchange)
 
     def _on_confirm_timeout(self) -> None:
         log.warning("broker did not confirm in time", extra={"service": self.relay.service})
         self.error = TimeoutError("publisher confirms timed out")
         self.abandon_batches()
-        self._close()
+        self._abort(self.error)
 
     def abandon_batches(self) -> None:
         while self.batches:
             batch = self.batches.popleft()
             if batch.timer is not None:
                 self.conn.ioloop.remove_timeout(batch.timer)
-            _end(batch.session, commit=False)
+        self.returned.clear()
+        self._count()
 
-    def _maybe_prune(self) -> None:
-        """Delete rows published longer ago than the retention, a bounded chunk at a time: this runs
-        on the event loop's thread, which must not stall for long (heartbeats, confirms)."""
-        now = datetime.now(UTC)
-        if now < self.next_prune:
-            return
-        table = self.relay.table
-        deleted = 0
-        try:
-            with self.relay.database.transaction() as session:
-                doomed = (
-                    select(table.c.id)
-                    .where(table.c.published_at < now - self.relay.retention)
-                    .limit(PRUNE_CHUNK)
-                    .scalar_subquery()
-                )
-                deleted = session.execute(delete(table).where(table.c.id.in_(doomed))).rowcount or 0
-        except SQLAlchemyError as exc:
-            log.warning("outbox prune failed", extra={"service": self.relay.service, "error": repr(exc)})
-        # More left: go on at the next idle moment; otherwise look again in a while.
-        self.next_prune = now if deleted >= PRUNE_CHUNK else now + PRUNE_INTERVAL
+
+def redact(payload: str) -> str:
+    """What an outbox row of a personal event keeps once published: its envelope without data."""
+    try:
+        envelope = json.loads(payload)
+    except ValueError:
+        envelope = None
+    kept = {key: envelope.get(key) for key in ENVELOPE_KEYS} if isinstance(envelope, dict) else {}
+    kept["data"] = None
+    kept["redacted"] = True
+    return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+
+
+def is_redacted(payload: str) -> bool:
+    try:
+        envelope = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(envelope, dict) and envelope.get("redacted") is True
 
 
 def _envelope_fields(payload: str) -> dict[str, Any]:
@@ -389,27 +631,3 @@ def _envelope_fields(payload: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return envelope if isinstance(envelope, dict) else {}
-
-
-def _settle(batch: _Batch, row_id: int, is_ack: bool) -> None:
-    if is_ack:
-        batch.acked += 1
-    else:
-        batch.nacked.append(row_id)
-
-
-def _end(session: Session | None, *, commit: bool) -> None:
-    """Commit (raising on failure) or roll back (never raising: if the connection is gone, the
-    server has rolled the transaction back already), and give the connection back."""
-    if session is None:
-        return
-    try:
-        if commit:
-            session.commit()
-        else:
-            try:
-                session.rollback()
-            except SQLAlchemyError as exc:
-                log.debug("rollback failed", extra={"error": repr(exc)})
-    finally:
-        session.close()

@@ -1,14 +1,34 @@
 """Exchanges and queues on the broker (DESIGN section 3). Declaring is idempotent: every process
-declares what it uses at each (re)connection, so a fresh broker needs no set-up step."""
+declares what it uses at each (re)connection, so a fresh broker needs no set-up step.
+
+Unroutable events are kept, not dropped: the events exchange is declared with an alternate exchange
+(`<exchange>.unrouted`, fanout) whose durable quorum queue (`<exchange>.unrouted`) holds every event
+no queue is bound for, e.g. an event only monitoring cares about, or one published before its
+consumer first declared its queue. The broker confirms such an event once it is in that queue, so
+the outbox never waits on it; `linli-events dead-letters list|replay --unrouted` inspects and
+replays them. An exchange declared before this existed has no alternate exchange, and cannot be
+given one by redeclaring (the broker refuses a changed argument, PRECONDITION_FAILED): the relays
+then park unroutable events in the same queue themselves (they publish with `mandatory` and handle
+the returns), and a warning says how to let the broker do it for every publisher.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import ChannelClosedByBroker
 
 from linli_kit.config import BusNames
+
+log = logging.getLogger(__name__)
+
+ALTERNATE_EXCHANGE = "alternate-exchange"
+PRECONDITION_FAILED = 406
+UNROUTED_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
+_warned_exchanges: set[str] = set()
 
 
 def connection_parameters(amqp_url: str, *, heartbeat: int = 30, name: str = "linli") -> pika.URLParameters:
@@ -21,9 +41,56 @@ def connection_parameters(amqp_url: str, *, heartbeat: int = 30, name: str = "li
     return params
 
 
-def declare_exchanges(channel: BlockingChannel, bus: BusNames) -> None:
-    channel.exchange_declare(bus.exchange, exchange_type="topic", durable=True)
+def declare_exchanges(channel: BlockingChannel, bus: BusNames) -> bool:
+    """Declare the events exchange (with its alternate exchange and unrouted queue) and the
+    dead-letter exchange. Returns whether the broker routes unroutable events to the unrouted queue
+    itself; False for an events exchange declared without the alternate exchange (see module doc)."""
+    declare_unrouted(channel, bus)
     channel.exchange_declare(bus.dead_letter_exchange, exchange_type="direct", durable=True)
+    # A refused declaration closes its channel: try it on a channel of its own, so the caller's
+    # channel stays usable either way.
+    scratch = channel.connection.channel()
+    try:
+        scratch.exchange_declare(
+            bus.exchange,
+            exchange_type="topic",
+            durable=True,
+            arguments={ALTERNATE_EXCHANGE: bus.unrouted_exchange},
+        )
+        return True
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code != PRECONDITION_FAILED:
+            raise
+        channel.exchange_declare(bus.exchange, passive=True)  # it exists; fails if not a usable one
+        warn_no_alternate_exchange(bus, str(exc.reply_text))
+        return False
+    finally:
+        if scratch.is_open:
+            scratch.close()
+
+
+def declare_unrouted(channel: BlockingChannel, bus: BusNames) -> None:
+    channel.exchange_declare(bus.unrouted_exchange, exchange_type="fanout", durable=True)
+    channel.queue_declare(bus.unrouted_queue, durable=True, arguments=UNROUTED_QUEUE_ARGUMENTS)
+    channel.queue_bind(bus.unrouted_queue, bus.unrouted_exchange)
+
+
+def warn_no_alternate_exchange(bus: BusNames, detail: str) -> None:
+    """Say once per process, clearly, what an operator can do about a pre-existing exchange."""
+    if bus.exchange in _warned_exchanges:
+        return
+    _warned_exchanges.add(bus.exchange)
+    log.warning(
+        "exchange %s was declared without an alternate exchange: the outbox relays park unroutable "
+        "events in queue %s themselves, but other publishers' unroutable messages are dropped. To have "
+        "the broker keep them all, stop the platform's processes, delete the exchange "
+        "(rabbitmqctl delete_exchange %s; queues and their messages stay) and start them again: they "
+        "redeclare it with its alternate exchange, and their bindings",
+        bus.exchange,
+        bus.unrouted_queue,
+        bus.exchange,
+        extra={"exchange": bus.exchange, "broker_said": detail},
+    )
 
 
 def declare_service_queue(

@@ -15,6 +15,8 @@ import pika
 import psycopg
 from psycopg import sql
 
+from linli_kit.config import BusNames
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -102,13 +104,15 @@ def new_run_id() -> str:
 
 
 def delete_bus(amqp_url: str, exchange: str, dead_exchange: str, queues: list[str]) -> None:
-    """Remove what a test declared on the broker."""
+    """Remove what a test declared on the broker, the exchange's unrouted exchange and queue too."""
+    unrouted = BusNames(exchange=exchange)
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = conn.channel()
-        for queue in queues:
+        for queue in [*queues, unrouted.unrouted_queue]:
             channel.queue_delete(queue)
         channel.exchange_delete(exchange)
         channel.exchange_delete(dead_exchange)
+        channel.exchange_delete(unrouted.unrouted_exchange)
     finally:
         conn.close()

@@ -1,4 +1,5 @@
-"""A TCP proxy a test controls, to cut a process off from the broker and let it back."""
+"""A TCP proxy a test controls, to cut a process off from the broker and let it back, or to stall
+the connections it carries (they stay open, nothing passes) as a frozen network or broker would."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ class TcpProxy:
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._accepting = True
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
 
@@ -43,7 +46,12 @@ class TcpProxy:
         sel.register(b, selectors.EVENT_READ, a)
         try:
             while True:
-                for key, _ in sel.select(timeout=1):
+                if not self._flowing.is_set():
+                    self._flowing.wait(0.1)
+                    if a.fileno() < 0 or b.fileno() < 0:
+                        return  # cut while stalled
+                    continue
+                for key, _ in sel.select(timeout=0.1):
                     data = key.fileobj.recv(65536)
                     if not data:
                         return
@@ -73,6 +81,13 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._accepting = True
+
+    def stall(self) -> None:
+        """Stop passing data both ways; connections stay open (and new ones are accepted)."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def close(self) -> None:
         self._closed = True

@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from linli_activities.domain.activities import AUDIENCES, KINDS, ORGANISER_TYPES, RegistrationStatus
-from linli_activities.entrypoints.common import Redacted, plain, uow
+from linli_activities.entrypoints.common import Instant, Redacted, Text, Url, plain, uow
 from linli_activities.service_layer import activities
 from linli_kit.errors import Invalid
 from linli_kit.web import require_principal
@@ -26,68 +26,75 @@ REGISTRATION_STATUSES = (
     RegistrationStatus.CANCELLED,
     RegistrationStatus.CHECKED_IN,
 )
+CHECKIN_METHODS = ("list", "code", "walk_in")
 CALENDAR_LOOKBACK = timedelta(days=90)
 
 
 class ActivitySchema(Schema):
-    id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
     community_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=200))
-    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    title = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    description = fields.String(load_default="", validate=validate.Length(max=10_000))
-    place = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
+    kind = Text(required=True, validate=validate.OneOf(KINDS))
+    title = Text(required=True, validate=validate.Length(min=1, max=300))
+    description = Text(load_default="", validate=validate.Length(max=10_000))
+    place = Text(load_default=None, allow_none=True, validate=validate.Length(max=300))
     post_id = fields.UUID(load_default=None, allow_none=True)
-    organiser_type = fields.String(load_default="staff", validate=validate.OneOf(ORGANISER_TYPES))
+    organiser_type = Text(load_default="staff", validate=validate.OneOf(ORGANISER_TYPES))
     organiser_id = fields.UUID(load_default=None, allow_none=True)
-    audience = fields.List(fields.String(validate=validate.OneOf(AUDIENCES)), load_default=list)
-    photos = fields.List(fields.Url(), load_default=list, validate=validate.Length(max=20))
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    audience = fields.List(Text(validate=validate.OneOf(AUDIENCES)), load_default=list)
+    photos = fields.List(Url(), load_default=list, validate=validate.Length(max=20))
+    starts_at = Instant(required=True)
+    ends_at = Instant(required=True)
     capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=100_000))
     max_party_size = fields.Integer(
         load_default=None,
         validate=validate.Range(min=1, max=20),
         metadata={"description": "default 4, or the capacity"},
     )
-    registration_opens_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    registration_closes_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    registration_opens_at = Instant(load_default=None, allow_none=True)
+    registration_closes_at = Instant(load_default=None, allow_none=True)
     publish = fields.Boolean(load_default=False, load_only=True)
-    status = fields.String(dump_only=True)
-    cancel_reason = fields.String(dump_only=True)
-    free_places = fields.Integer(dump_only=True)
+    status = Text(dump_only=True, validate=validate.OneOf(STATUSES))
+    cancel_reason = Text(dump_only=True, allow_none=True, metadata={"description": "null unless cancelled"})
+    free_places = fields.Integer(
+        dump_only=True, allow_none=True, metadata={"description": "null when the capacity is unlimited"}
+    )
     confirmed_places = fields.Integer(dump_only=True)
     waiting_parties = fields.Integer(dump_only=True)
-    checkin_code = fields.String(dump_only=True, metadata={"description": "shown to the activity's staff only"})
+    checkin_code = Text(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "shown to the activity's staff only; null for everyone else"},
+    )
     revision = fields.Integer(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class ActivityPatchSchema(Schema):
-    kind = fields.String(validate=validate.OneOf(KINDS))
-    title = fields.String(validate=validate.Length(min=1, max=300))
-    description = fields.String(validate=validate.Length(max=10_000))
-    place = fields.String(allow_none=True, validate=validate.Length(max=300))
+    kind = Text(validate=validate.OneOf(KINDS))
+    title = Text(validate=validate.Length(min=1, max=300))
+    description = Text(validate=validate.Length(max=10_000))
+    place = Text(allow_none=True, validate=validate.Length(max=300))
     post_id = fields.UUID(allow_none=True)
-    audience = fields.List(fields.String(validate=validate.OneOf(AUDIENCES)))
-    photos = fields.List(fields.Url(), validate=validate.Length(max=20))
-    starts_at = fields.AwareDateTime()
-    ends_at = fields.AwareDateTime()
+    audience = fields.List(Text(validate=validate.OneOf(AUDIENCES)))
+    photos = fields.List(Url(), validate=validate.Length(max=20))
+    starts_at = Instant()
+    ends_at = Instant()
     capacity = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=100_000))
     max_party_size = fields.Integer(validate=validate.Range(min=1, max=20))
-    registration_opens_at = fields.AwareDateTime(allow_none=True)
-    registration_closes_at = fields.AwareDateTime(allow_none=True)
+    registration_opens_at = Instant(allow_none=True)
+    registration_closes_at = Instant(allow_none=True)
 
 
 class ActivityFilter(Schema):
     community_id = fields.UUID(load_default=None)
-    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
-    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
-    starts_from = fields.AwareDateTime(load_default=None, data_key="from")
-    starts_before = fields.AwareDateTime(load_default=None, data_key="to")
+    kind = Text(load_default=None, validate=validate.OneOf(KINDS))
+    status = Text(load_default=None, validate=validate.OneOf(STATUSES))
+    starts_from = Instant(load_default=None, data_key="from")
+    starts_before = Instant(load_default=None, data_key="to")
 
 
 class CancelSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = Text(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class RegistrationInSchema(Schema):
@@ -97,25 +104,25 @@ class RegistrationInSchema(Schema):
 
 
 class RegistrationSchema(Schema):
-    id = fields.String()
-    activity_id = fields.String()
-    user_id = fields.String()
-    community_id = fields.String()
+    id = Text()
+    activity_id = Text()
+    user_id = Text()
+    community_id = Text()
     party_size = fields.Integer()
-    status = fields.String()
-    waitlist_position = fields.Integer(allow_none=True)
-    registered_by = fields.String()
-    created_at = fields.AwareDateTime()
-    updated_at = fields.AwareDateTime(allow_none=True)
+    status = Text(validate=validate.OneOf(REGISTRATION_STATUSES))
+    waitlist_position = fields.Integer(allow_none=True, metadata={"description": "null unless waitlisted"})
+    registered_by = Text()
+    created_at = Instant()
+    updated_at = Instant(allow_none=True)
 
 
 class RegistrationFilter(Schema):
-    status = fields.String(load_default=None, validate=validate.OneOf(REGISTRATION_STATUSES))
+    status = Text(load_default=None, validate=validate.OneOf(REGISTRATION_STATUSES))
 
 
 class CheckinInSchema(Schema):
     registration_id = fields.UUID(load_default=None, metadata={"description": "staff ticking the list"})
-    code = fields.String(load_default=None, validate=validate.Length(min=1, max=12))
+    code = Text(load_default=None, validate=validate.Length(min=1, max=12))
     participants = fields.Integer(load_default=None, validate=validate.Range(min=1, max=20))
 
 
@@ -126,15 +133,15 @@ class WalkInSchema(Schema):
 
 
 class CheckinSchema(Schema):
-    id = fields.String()
-    activity_id = fields.String()
-    registration_id = fields.String(allow_none=True)
-    user_id = fields.String(allow_none=True)
-    community_id = fields.String()
+    id = Text()
+    activity_id = Text()
+    registration_id = Text(allow_none=True)
+    user_id = Text(allow_none=True)
+    community_id = Text()
     participants = fields.Integer()
-    method = fields.String()
-    recorded_by = fields.String()
-    checked_in_at = fields.AwareDateTime()
+    method = Text(validate=validate.OneOf(CHECKIN_METHODS))
+    recorded_by = Text()
+    checked_in_at = Instant()
 
 
 def _as_seen(activity: Any, manages: bool) -> Any:
@@ -198,8 +205,12 @@ def cancel(body: dict, activity_id: Any) -> Any:
     return activities.cancel_activity(uow(), require_principal(), str(activity_id), body["reason"])
 
 
+ICS = {"type": "string", "description": "iCalendar (RFC 5545)"}
+
+
 @blp.route("/<uuid:activity_id>/calendar.ics", methods=["GET"])
 @blp.doc(security=[], description="Public: an .ics file for a published activity")
+@blp.response(200, ICS, content_type="text/calendar")
 def activity_ics(activity_id: Any) -> Response:
     body = activities.activity_calendar(uow(), str(activity_id))
     return Response(body, mimetype="text/calendar", headers={"Content-Disposition": "inline; filename=activity.ics"})
@@ -207,6 +218,7 @@ def activity_ics(activity_id: Any) -> Response:
 
 @blp.route("/calendar/<uuid:community_id>.ics", methods=["GET"])
 @blp.doc(security=[], description="Public: a subscribable calendar of a community's activities")
+@blp.response(200, ICS, content_type="text/calendar")
 def community_ics(community_id: Any) -> Response:
     clock = uow().clock
     body = activities.community_calendar(uow(), str(community_id), since=clock() - CALENDAR_LOOKBACK)

@@ -10,8 +10,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from linli_activities.domain.care import PROVIDER_TYPES, SERVICE_KINDS, SKILLS, SUPPORT_NEEDS, BookingStatus
-from linli_activities.entrypoints.common import Redacted, plain, uow
+from linli_activities.entrypoints.common import Instant, Redacted, Text, plain, uow
 from linli_activities.service_layer import care
+from linli_kit.schemas import BoundedDate
 from linli_kit.web import require_principal
 
 blp = Blueprint("care", __name__, url_prefix="/", description="Mutual aid, talents, services, support")
@@ -31,13 +32,13 @@ def _page(pagination_parameters: Any) -> dict[str, int]:
 
 # --- schemas ----------------------------------------------------------------------------------------
 class GroupSchema(Schema):
-    id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
     community_id = fields.UUID(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    purpose = fields.String(load_default="", validate=validate.Length(max=5000))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    purpose = Text(load_default="", validate=validate.Length(max=5000))
     coordinator_id = fields.UUID(required=True)
     active = fields.Boolean(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class CommunityFilter(Schema):
@@ -45,63 +46,63 @@ class CommunityFilter(Schema):
 
 
 class MemberSchema(Schema):
-    id = fields.String(dump_only=True)
-    group_id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
+    group_id = Text(dump_only=True)
     user_id = fields.UUID(load_default=None)
-    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    joined_at = fields.AwareDateTime(dump_only=True)
+    display_name = Text(required=True, validate=validate.Length(min=1, max=200))
+    joined_at = Instant(dump_only=True)
 
 
 class HelpSchema(Schema):
-    id = fields.String(dump_only=True)
-    group_id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
+    group_id = Text(dump_only=True)
     helper_id = fields.UUID(load_default=None)
     helped_id = fields.UUID(load_default=None)
-    helped_description = fields.String(load_default="", validate=validate.Length(max=300))
-    helped_on = fields.Date(required=True)
+    helped_description = Text(load_default="", validate=validate.Length(max=300))
+    helped_on = BoundedDate(required=True)
     hours = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False, max=24))
-    note = fields.String(load_default="", validate=validate.Length(max=2000))
-    recorded_by = fields.String(dump_only=True)
-    recorded_at = fields.AwareDateTime(dump_only=True)
+    note = Text(load_default="", validate=validate.Length(max=2000))
+    recorded_by = Text(dump_only=True)
+    recorded_at = Instant(dump_only=True)
 
 
 class TalentSchema(Schema):
-    id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
     community_id = fields.UUID(load_default=None)
     user_id = fields.UUID(load_default=None)
-    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    skills = fields.List(fields.String(validate=validate.OneOf(SKILLS)), required=True, validate=validate.Length(min=1))
-    availability = fields.String(load_default="", validate=validate.Length(max=500))
-    description = fields.String(load_default="", validate=validate.Length(max=2000))
-    contact_note = fields.String(
+    display_name = Text(required=True, validate=validate.Length(min=1, max=200))
+    skills = fields.List(Text(validate=validate.OneOf(SKILLS)), required=True, validate=validate.Length(min=1))
+    availability = Text(load_default="", validate=validate.Length(max=500))
+    description = Text(load_default="", validate=validate.Length(max=2000))
+    contact_note = Text(
         load_default="", allow_none=True, validate=validate.Length(max=500), metadata={"description": "staff only"}
     )
     active = fields.Boolean(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class TalentPatchSchema(Schema):
-    display_name = fields.String(validate=validate.Length(min=1, max=200))
-    skills = fields.List(fields.String(validate=validate.OneOf(SKILLS)), validate=validate.Length(min=1))
-    availability = fields.String(validate=validate.Length(max=500))
-    description = fields.String(validate=validate.Length(max=2000))
-    contact_note = fields.String(validate=validate.Length(max=500))
+    display_name = Text(validate=validate.Length(min=1, max=200))
+    skills = fields.List(Text(validate=validate.OneOf(SKILLS)), validate=validate.Length(min=1))
+    availability = Text(validate=validate.Length(max=500))
+    description = Text(validate=validate.Length(max=2000))
+    contact_note = Text(validate=validate.Length(max=500))
     active = fields.Boolean()
 
 
 class TalentFilter(Schema):
     community_id = fields.UUID(load_default=None)
-    skill = fields.String(load_default=None, validate=validate.OneOf(SKILLS))
+    skill = Text(load_default=None, validate=validate.OneOf(SKILLS))
 
 
 class MatchSchema(Schema):
-    id = fields.String(dump_only=True)
-    talent_id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
+    talent_id = Text(dump_only=True)
     issue_id = fields.UUID(load_default=None)
     booking_id = fields.UUID(load_default=None)
-    note = fields.String(load_default="", validate=validate.Length(max=2000))
-    matched_by = fields.String(dump_only=True)
-    matched_at = fields.AwareDateTime(dump_only=True)
+    note = Text(load_default="", validate=validate.Length(max=2000))
+    matched_by = Text(dump_only=True)
+    matched_at = Instant(dump_only=True)
 
     @validates_schema
     def one_need(self, data: dict, **_kwargs: Any) -> None:
@@ -110,50 +111,50 @@ class MatchSchema(Schema):
 
 
 class OfferingSchema(Schema):
-    id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
     community_id = fields.UUID(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    kind = fields.String(required=True, validate=validate.OneOf(SERVICE_KINDS))
-    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    kind = Text(required=True, validate=validate.OneOf(SERVICE_KINDS))
+    description = Text(load_default="", validate=validate.Length(max=2000))
     post_id = fields.UUID(load_default=None, allow_none=True)
-    provider_type = fields.String(required=True, validate=validate.OneOf(PROVIDER_TYPES))
+    provider_type = Text(required=True, validate=validate.OneOf(PROVIDER_TYPES))
     provider_id = fields.UUID(load_default=None, allow_none=True)
-    provider_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    provider_name = Text(required=True, validate=validate.Length(min=1, max=200))
     at_post = fields.Boolean(load_default=True)
     door_to_door = fields.Boolean(load_default=False)
     active = fields.Boolean(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class OfferingFilter(Schema):
     community_id = fields.UUID(load_default=None)
-    kind = fields.String(load_default=None, validate=validate.OneOf(SERVICE_KINDS))
+    kind = Text(load_default=None, validate=validate.OneOf(SERVICE_KINDS))
     door_to_door = fields.Boolean(load_default=None)
 
 
 class BookingSchema(Schema):
-    id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
     offering_id = fields.UUID(required=True)
-    community_id = fields.String(dump_only=True)
+    community_id = Text(dump_only=True)
     resident_id = fields.UUID(load_default=None, metadata={"description": "staff booking for a resident"})
-    booked_by = fields.String(dump_only=True)
-    slot_start = fields.AwareDateTime(required=True)
-    slot_end = fields.AwareDateTime(required=True)
+    booked_by = Text(dump_only=True)
+    slot_start = Instant(required=True)
+    slot_end = Instant(required=True)
     door_to_door = fields.Boolean(load_default=False)
-    address = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
-    note = fields.String(load_default="", validate=validate.Length(max=2000))
-    status = fields.String(dump_only=True)
-    provider_talent_id = fields.String(dump_only=True, allow_none=True)
+    address = Text(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    note = Text(load_default="", validate=validate.Length(max=2000))
+    status = Text(dump_only=True, validate=validate.OneOf(BOOKING_STATUSES))
+    provider_talent_id = Text(dump_only=True, allow_none=True)
     person_times = fields.Integer(dump_only=True)
-    completed_at = fields.AwareDateTime(dump_only=True, allow_none=True)
+    completed_at = Instant(dump_only=True, allow_none=True)
     feedback_rating = fields.Integer(dump_only=True, allow_none=True)
-    feedback_comment = fields.String(dump_only=True, allow_none=True)
-    created_at = fields.AwareDateTime(dump_only=True)
+    feedback_comment = Text(dump_only=True, allow_none=True)
+    created_at = Instant(dump_only=True)
 
 
 class BookingFilter(Schema):
     community_id = fields.UUID(load_default=None)
-    status = fields.String(load_default=None, validate=validate.OneOf(BOOKING_STATUSES))
+    status = Text(load_default=None, validate=validate.OneOf(BOOKING_STATUSES))
 
 
 class ConfirmSchema(Schema):
@@ -166,35 +167,33 @@ class CompleteSchema(Schema):
 
 class FeedbackSchema(Schema):
     rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
-    comment = fields.String(load_default=None, validate=validate.Length(max=2000))
+    comment = Text(load_default=None, validate=validate.Length(max=2000))
 
 
 class SupportSchema(Schema):
-    id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
     community_id = fields.UUID(required=True)
     resident_id = fields.UUID(load_default=None)
-    display_name = fields.String(load_default="", validate=validate.Length(max=200))
-    needs = fields.List(
-        fields.String(validate=validate.OneOf(SUPPORT_NEEDS)), required=True, validate=validate.Length(min=1)
-    )
-    address = fields.String(load_default="", validate=validate.Length(max=500))
-    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    display_name = Text(load_default="", validate=validate.Length(max=200))
+    needs = fields.List(Text(validate=validate.OneOf(SUPPORT_NEEDS)), required=True, validate=validate.Length(min=1))
+    address = Text(load_default="", validate=validate.Length(max=500))
+    note = Text(load_default="", validate=validate.Length(max=2000))
     active = fields.Boolean(dump_only=True)
-    recorded_by = fields.String(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
+    recorded_by = Text(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class SupportPatchSchema(Schema):
-    display_name = fields.String(validate=validate.Length(max=200))
-    needs = fields.List(fields.String(validate=validate.OneOf(SUPPORT_NEEDS)), validate=validate.Length(min=1))
-    address = fields.String(validate=validate.Length(max=500))
-    note = fields.String(validate=validate.Length(max=2000))
+    display_name = Text(validate=validate.Length(max=200))
+    needs = fields.List(Text(validate=validate.OneOf(SUPPORT_NEEDS)), validate=validate.Length(min=1))
+    address = Text(validate=validate.Length(max=500))
+    note = Text(validate=validate.Length(max=2000))
     active = fields.Boolean()
 
 
 class SupportFilter(Schema):
     community_id = fields.UUID(required=True)
-    need = fields.String(load_default=None, validate=validate.OneOf(SUPPORT_NEEDS))
+    need = Text(load_default=None, validate=validate.OneOf(SUPPORT_NEEDS))
 
 
 # --- mutual-aid groups ------------------------------------------------------------------------------

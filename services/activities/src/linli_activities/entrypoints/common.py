@@ -6,9 +6,11 @@ import uuid
 from typing import Any
 
 from flask import current_app
+from marshmallow import ValidationError, fields
 
 from linli_activities.config import ActivitiesConfig
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
+from linli_kit.schemas import AwareDateTime
 
 
 def uow() -> ActivitiesUnitOfWork:
@@ -41,3 +43,39 @@ class Redacted:
         if name in self._hidden:
             return None
         return getattr(self._target, name)
+
+
+def _storable(value: str) -> str:
+    """Refuse what neither database can store: PostgreSQL rejects NUL in text, and a lone surrogate
+    (valid in JSON's \\u escapes) cannot be encoded to UTF-8 at all. Both would fail at the INSERT."""
+    if "\x00" in value:
+        raise ValidationError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError("must be valid Unicode text (no lone surrogates)") from exc
+    return value
+
+
+class Text(fields.String):
+    """A string field whose value the databases can store (422 naming the field otherwise)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return _storable(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Url(fields.Url):
+    """A URL field whose value the databases can store."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return _storable(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Instant(AwareDateTime):
+    """An instant that must carry its offset (a bare local time is refused, 422, rather than read
+    as UTC: 19:00 for a neighbourhood activity would otherwise land eight hours off in Shanghai).
+    Bounded like every instant of the platform."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", None)
+        super().__init__(**kwargs)

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from linli_activities.domain.places import CIRCLE_MINUTES, FACILITIES
-from linli_activities.entrypoints.common import config, plain, uow
+from linli_activities.entrypoints.common import Instant, Text, config, plain, uow
 from linli_activities.service_layer import places
 from linli_kit.web import require_principal
 
@@ -17,31 +17,31 @@ blp = Blueprint("posts", __name__, url_prefix="/", description="Service posts an
 
 
 class PostSchema(Schema):
-    id = fields.String(dump_only=True)
+    id = Text(dump_only=True)
     community_id = fields.UUID(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     latitude = fields.Float(required=True, validate=validate.Range(-90, 90))
     longitude = fields.Float(required=True, validate=validate.Range(-180, 180))
-    address = fields.String(load_default="", validate=validate.Length(max=300))
-    opening_hours = fields.String(
+    address = Text(load_default="", validate=validate.Length(max=300))
+    opening_hours = Text(
         load_default="", validate=validate.Length(max=500), metadata={"example": "Mon-Sun 08:00-20:00"}
     )
-    facilities = fields.List(fields.String(validate=validate.OneOf(FACILITIES)), load_default=list)
-    services = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list)
+    facilities = fields.List(Text(validate=validate.OneOf(FACILITIES)), load_default=list)
+    services = fields.List(Text(validate=validate.Length(min=1, max=100)), load_default=list)
     compound_ids = fields.List(fields.UUID(), load_default=list)
     residents_served = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
     active = fields.Boolean(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class PostPatchSchema(Schema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = Text(validate=validate.Length(min=1, max=200))
     latitude = fields.Float(validate=validate.Range(-90, 90))
     longitude = fields.Float(validate=validate.Range(-180, 180))
-    address = fields.String(validate=validate.Length(max=300))
-    opening_hours = fields.String(validate=validate.Length(max=500))
-    facilities = fields.List(fields.String(validate=validate.OneOf(FACILITIES)))
-    services = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
+    address = Text(validate=validate.Length(max=300))
+    opening_hours = Text(validate=validate.Length(max=500))
+    facilities = fields.List(Text(validate=validate.OneOf(FACILITIES)))
+    services = fields.List(Text(validate=validate.Length(min=1, max=100)))
     compound_ids = fields.List(fields.UUID())
     residents_served = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
     active = fields.Boolean()
@@ -77,25 +77,25 @@ class CoverageQuery(Schema):
 
 
 class CompoundCoverageSchema(Schema):
-    compound_id = fields.String()
-    name = fields.String()
+    compound_id = Text()
+    name = Text()
     latitude = fields.Float(allow_none=True)
     longitude = fields.Float(allow_none=True)
     covered = fields.Boolean()
-    nearest_post_id = fields.String(allow_none=True)
-    nearest_post_name = fields.String(allow_none=True)
+    nearest_post_id = Text(allow_none=True)
+    nearest_post_name = Text(allow_none=True)
     walking_minutes = fields.Float(allow_none=True)
 
 
 class CoverageSchema(Schema):
-    community_id = fields.String()
+    community_id = Text()
     minutes = fields.Float()
     walking_speed_m_per_min = fields.Float()
     detour_factor = fields.Float()
     compounds = fields.Integer()
     covered = fields.Integer()
     gaps = fields.List(fields.Nested(CompoundCoverageSchema))
-    without_coordinates = fields.List(fields.String())
+    without_coordinates = fields.List(Text())
     detail = fields.List(fields.Nested(CompoundCoverageSchema))
 
 

@@ -111,18 +111,25 @@ def may_manage(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activi
     return any(scope.is_staff_of(uow, principal, c) for c in activity.community_ids)
 
 
-def _require_visible(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity) -> None:
+def may_see(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity) -> bool:
+    """An activity is seen in the scope of any of its communities; a draft only by its organisers."""
     if not any(scope.can_see(uow, principal, c) for c in activity.community_ids):
-        raise Forbidden("this activity is outside your community scope")
-    if activity.status == ActivityStatus.DRAFT and not may_manage(uow, principal, activity):
-        raise Forbidden("a draft is seen only by its organisers")
+        return False
+    return activity.status != ActivityStatus.DRAFT or may_manage(uow, principal, activity)
 
 
-def _load(uow: ActivitiesUnitOfWork, activity_id: str, *, lock: bool = False) -> Activity:
+def _load(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, *, lock: bool = False) -> Activity:
+    """The activity as the caller may see it: 404 when it does not exist or is not theirs to see,
+    before anything about its state is looked at (no 409 or 422 tells an outsider it exists)."""
     activity = uow.repo.activity_for_update(activity_id) if lock else uow.repo.get(Activity, activity_id)
-    if activity is None:
+    if activity is None or not may_see(uow, principal, activity):
         raise NotFound(f"activity {activity_id} not found")
     return activity
+
+
+def _require_managed(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity) -> None:
+    """Changing a visible activity takes staff rights over every community it is for (403)."""
+    _require_manager(uow, principal, activity.community_ids)
 
 
 def _check_post(uow: ActivitiesUnitOfWork, post_id: str | None) -> None:
@@ -163,8 +170,7 @@ def create_activity(
 def get_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> tuple[Activity, bool]:
     """The activity and whether the caller manages it (and so may see its check-in code)."""
     with uow:
-        activity = _load(uow, activity_id)
-        _require_visible(uow, principal, activity)
+        activity = _load(uow, principal, activity_id)
         return activity, may_manage(uow, principal, activity)
 
 
@@ -207,8 +213,8 @@ def list_activities(
 
 def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> Activity:
     with uow:
-        activity = _load(uow, activity_id, lock=True)
-        _require_manager(uow, principal, activity.community_ids)
+        activity = _load(uow, principal, activity_id, lock=True)
+        _require_managed(uow, principal, activity)
         activity.publish()
         uow.repo.update_activity_links(activity)
         uow.publish(_activity_event(uow, "activities.activity.published", activity))
@@ -219,8 +225,8 @@ def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_i
 def update_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, **changes: Any) -> Activity:
     """Change what an activity is, when it is, or how many it takes; registrants hear of a new time."""
     with uow:
-        activity = _load(uow, activity_id, lock=True)
-        _require_manager(uow, principal, activity.community_ids)
+        activity = _load(uow, principal, activity_id, lock=True)
+        _require_managed(uow, principal, activity)
         _check_post(uow, changes.get("post_id"))
         events: list[Event] = []
         descriptive = {k: v for k, v in changes.items() if k in DESCRIPTIVE_FIELDS}
@@ -253,8 +259,8 @@ def update_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id
 
 def cancel_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, reason: str) -> Activity:
     with uow:
-        activity = _load(uow, activity_id, lock=True)
-        _require_manager(uow, principal, activity.community_ids)
+        activity = _load(uow, principal, activity_id, lock=True)
+        _require_managed(uow, principal, activity)
         was_published = activity.status == ActivityStatus.PUBLISHED
         activity.cancel(reason)
         uow.repo.update_activity_links(activity)
@@ -328,11 +334,11 @@ def register(
         # The look for an earlier registration comes before the lock, to keep the lock short; a
         # double sign-up racing past it is stopped by the unique (activity, user) constraint.
         existing = uow.repo.registration_of(activity_id, user_id or principal.user_id)
-        activity = _load(uow, activity_id)
+        activity = _load(uow, principal, activity_id)
+        user, community = _registrant(uow, principal, activity, user_id, community_id)
         uow.repo.lock_places(activity)
         if existing is not None:
             uow.session.refresh(existing)  # as it is now that the activity is locked
-        user, community = _registrant(uow, principal, activity, user_id, community_id)
         registration = activity.register(
             user_id=user,
             community_id=community,
@@ -353,9 +359,17 @@ def register(
         return RegistrationView(registration, position)
 
 
-def _registration(uow: ActivitiesUnitOfWork, activity: Activity, registration_id: str) -> Registration:
+def _registration(
+    uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, registration_id: str
+) -> Registration:
+    """A registration of `activity` the caller may see: their own, or any on the list of an activity
+    they organise (404 otherwise, as for one that does not exist)."""
     registration = uow.repo.get(Registration, registration_id)
-    if registration is None or registration.activity_id != activity.id:
+    if (
+        registration is None
+        or registration.activity_id != activity.id
+        or (registration.user_id != principal.user_id and not may_manage(uow, principal, activity))
+    ):
         raise NotFound(f"registration {registration_id} not found")
     return registration
 
@@ -364,8 +378,8 @@ def cancel_registration(
     uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, registration_id: str
 ) -> Registration:
     with uow:
-        activity = _load(uow, activity_id, lock=True)
-        registration = _registration(uow, activity, registration_id)
+        activity = _load(uow, principal, activity_id, lock=True)
+        registration = _registration(uow, principal, activity, registration_id)
         if registration.user_id != principal.user_id:
             scope.require_staff_of(uow, principal, registration.community_id)
         promoted = activity.cancel_registration(registration, waitlist=uow.repo.waitlist(activity.id), now=uow.clock())
@@ -381,8 +395,7 @@ def list_registrations(
 ) -> tuple[list[RegistrationView], int]:
     """The activity's staff see the whole list; anyone else, their own registration."""
     with uow:
-        activity = _load(uow, activity_id)
-        _require_visible(uow, principal, activity)
+        activity = _load(uow, principal, activity_id)
         where: list[ColumnElement[bool]] = [Registration.activity_id == activity.id]
         if not may_manage(uow, principal, activity):
             # The organisers hold the list for the door (all communities of a street-wide festival).
@@ -436,11 +449,19 @@ def check_in(
 ) -> Checkin:
     """By the staff list (registration_id, staff only) or by the code shown at the door (the registrant)."""
     with uow:
-        activity = _load(uow, activity_id, lock=True)
+        # Scope first: someone who may not see the activity learns nothing of its code or their
+        # registration (404), as for an activity that does not exist.
+        activity = _load(uow, principal, activity_id, lock=True)
         if registration_id is not None:
             if not may_manage(uow, principal, activity):
                 raise Forbidden("the staff list is ticked by the activity's organisers")
-            registration = _registration(uow, activity, registration_id)
+            try:
+                registration = _registration(uow, principal, activity, registration_id)
+            except NotFound as exc:
+                # An id in the body, not the path: bad input naming the field, like every such id.
+                raise Invalid(
+                    "unknown registration", fields={"registration_id": ["no such registration of this activity"]}
+                ) from exc
             method = "list"
         else:
             if code is None or code != activity.checkin_code:
@@ -468,7 +489,7 @@ def walk_in(
     user_id: str | None = None,
 ) -> Checkin:
     with uow:
-        activity = _load(uow, activity_id, lock=True)
+        activity = _load(uow, principal, activity_id, lock=True)
         if not may_manage(uow, principal, activity):
             raise Forbidden("walk-ins are counted by the activity's organisers")
         checkin = activity.walk_in(
@@ -488,7 +509,7 @@ def list_checkins(
     uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, *, offset: int, limit: int
 ) -> tuple[list[Checkin], int]:
     with uow:
-        activity = _load(uow, activity_id)
+        activity = _load(uow, principal, activity_id)
         if not may_manage(uow, principal, activity):
             raise Forbidden("only the activity's staff see who came")
         return uow.repo.page(

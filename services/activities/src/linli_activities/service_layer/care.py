@@ -35,6 +35,24 @@ def _get(uow: ActivitiesUnitOfWork, kind: type, obj_id: str, label: str) -> Any:
     return obj
 
 
+def _group(uow: ActivitiesUnitOfWork, principal: Principal, group_id: str) -> MutualAidGroup:
+    """A group the caller may see (one of their scope's communities), else 404 as if it did not exist."""
+    group = uow.repo.get(MutualAidGroup, group_id)
+    if group is None or not scope.can_see(uow, principal, group.community_id):
+        raise NotFound(f"group {group_id} not found")
+    return group
+
+
+def _talent(uow: ActivitiesUnitOfWork, principal: Principal, talent_id: str) -> Talent:
+    """A talent entry the caller may see (their own, or in their scope), else 404."""
+    talent = uow.repo.get(Talent, talent_id)
+    if talent is None or not (
+        talent.user_id == principal.user_id or scope.can_see(uow, principal, talent.community_id)
+    ):
+        raise NotFound(f"talent {talent_id} not found")
+    return talent
+
+
 def _scoped(principal: Principal, column: Any, community_id: str | None, uow: ActivitiesUnitOfWork) -> list:
     where: list[ColumnElement[bool]] = []
     visible = scope.visible_communities(principal, column)
@@ -85,9 +103,7 @@ def list_groups(
 
 def get_group(uow: ActivitiesUnitOfWork, principal: Principal, group_id: str) -> MutualAidGroup:
     with uow:
-        group = _get(uow, MutualAidGroup, group_id, "group")
-        scope.require_visible(uow, principal, group.community_id)
-        return group
+        return _group(uow, principal, group_id)
 
 
 def _may_run(uow: ActivitiesUnitOfWork, principal: Principal, group: MutualAidGroup) -> bool:
@@ -99,7 +115,7 @@ def add_member(
 ) -> GroupMember:
     """Staff and the coordinator add anyone of the community; a resident may join by themselves."""
     with uow:
-        group = _get(uow, MutualAidGroup, group_id, "group")
+        group = _group(uow, principal, group_id)
         user = user_id or principal.user_id
         if user == principal.user_id and not _may_run(uow, principal, group):
             if group.community_id not in principal.community_ids:
@@ -116,7 +132,7 @@ def add_member(
 
 def remove_member(uow: ActivitiesUnitOfWork, principal: Principal, group_id: str, user_id: str) -> None:
     with uow:
-        group = _get(uow, MutualAidGroup, group_id, "group")
+        group = _group(uow, principal, group_id)
         if user_id != principal.user_id and not _may_run(uow, principal, group):
             raise Forbidden("only the coordinator or staff remove other members")
         found = uow.repo.all(GroupMember, [GroupMember.group_id == group.id, GroupMember.user_id == user_id])
@@ -130,8 +146,7 @@ def list_members(
     uow: ActivitiesUnitOfWork, principal: Principal, group_id: str, *, offset: int, limit: int
 ) -> tuple[list[GroupMember], int]:
     with uow:
-        group = _get(uow, MutualAidGroup, group_id, "group")
-        scope.require_visible(uow, principal, group.community_id)
+        group = _group(uow, principal, group_id)
         return uow.repo.page(
             GroupMember,
             [GroupMember.group_id == group.id],
@@ -155,7 +170,7 @@ def log_help(
 ) -> HelpLog:
     """A member logs their own help; the coordinator and staff log anyone's."""
     with uow:
-        group = _get(uow, MutualAidGroup, group_id, "group")
+        group = _group(uow, principal, group_id)
         helper = helper_id or principal.user_id
         runs_it = _may_run(uow, principal, group)
         is_member = bool(uow.repo.all(GroupMember, [GroupMember.group_id == group.id, GroupMember.user_id == helper]))
@@ -187,7 +202,7 @@ def list_help(
 ) -> tuple[list[HelpLog], int]:
     """Who was helped is personal: the coordinator and staff see the log."""
     with uow:
-        group = _get(uow, MutualAidGroup, group_id, "group")
+        group = _group(uow, principal, group_id)
         if not _may_run(uow, principal, group):
             raise Forbidden("the help log is seen by the coordinator and staff")
         return uow.repo.page(
@@ -225,7 +240,7 @@ def add_talent(
 
 def update_talent(uow: ActivitiesUnitOfWork, principal: Principal, talent_id: str, **changes: Any) -> Talent:
     with uow:
-        talent = _get(uow, Talent, talent_id, "talent")
+        talent = _talent(uow, principal, talent_id)
         if talent.user_id != principal.user_id:
             scope.require_staff_of(uow, principal, talent.community_id)
         for name, value in changes.items():
@@ -268,7 +283,7 @@ def match_talent(
 ) -> TalentMatch:
     """Staff put a talent in touch with a need; matched to a booking, the talent becomes its provider."""
     with uow:
-        talent = _get(uow, Talent, talent_id, "talent")
+        talent = _talent(uow, principal, talent_id)
         scope.require_staff_of(uow, principal, talent.community_id)
         match = TalentMatch(
             talent_id=talent.id,
@@ -280,8 +295,9 @@ def match_talent(
             matched_at=uow.clock(),
         )
         if booking_id is not None:
-            booking = _get(uow, Booking, booking_id, "booking")
-            scope.require_staff_of(uow, principal, booking.community_id)
+            booking = uow.repo.get(Booking, booking_id)
+            if booking is None or not scope.is_staff_of(uow, principal, booking.community_id):
+                raise Invalid("unknown booking", fields={"booking_id": ["no such booking in your scope"]})
             if booking.status in (BookingStatus.COMPLETED, BookingStatus.CANCELLED):
                 raise Conflict(f"booking is {booking.status}")
             booking.provider_talent_id = talent.id
@@ -363,7 +379,10 @@ def book(
 ) -> Booking:
     """A resident books for themselves; staff book for residents (who may have no phone at all)."""
     with uow:
-        offering = _get(uow, ServiceOffering, offering_id, "service offering")
+        offering = uow.repo.get(ServiceOffering, offering_id)
+        if offering is None or not scope.can_see(uow, principal, offering.community_id):
+            # Offerings are listed within the caller's scope; one outside it is unknown to them.
+            raise Invalid("unknown service offering", fields={"offering_id": ["no such service offering"]})
         resident = resident_id or principal.user_id
         if resident != principal.user_id:
             scope.require_staff_of(uow, principal, offering.community_id)
@@ -389,12 +408,14 @@ def book(
 
 
 def _booking_for(uow: ActivitiesUnitOfWork, principal: Principal, booking_id: str, *, staff_only: bool) -> Booking:
-    booking = _get(uow, Booking, booking_id, "booking")
-    is_staff = scope.is_staff_of(uow, principal, booking.community_id)
+    """A booking is seen by the resident served and the staff of its community (as listed);
+    anyone else gets 404, as for one that does not exist. Seen but staff-only: 403."""
+    booking = uow.repo.get(Booking, booking_id)
+    is_staff = booking is not None and scope.is_staff_of(uow, principal, booking.community_id)
+    if booking is None or not (is_staff or booking.resident_id == principal.user_id):
+        raise NotFound(f"booking {booking_id} not found")
     if staff_only and not is_staff:
         raise Forbidden("only staff of the community do this")
-    if not is_staff and booking.resident_id != principal.user_id:
-        raise Forbidden("not your booking")
     return booking
 
 
@@ -433,8 +454,9 @@ def change_booking(
         event_type = None
         if action == "confirm":
             provider = values.get("provider_talent_id")
-            if provider is not None and uow.repo.get(Talent, provider) is None:
-                raise Invalid("unknown talent", fields={"provider_talent_id": ["not found"]})
+            talent = uow.repo.get(Talent, provider) if provider is not None else None
+            if provider is not None and (talent is None or talent.community_id != booking.community_id):
+                raise Invalid("unknown talent", fields={"provider_talent_id": ["no such talent in this community"]})
             booking.confirm(provider)
             event_type = "activities.booking.confirmed"
         elif action == "complete":
@@ -454,9 +476,13 @@ def change_booking(
 
 
 # --- residents needing support ----------------------------------------------------------------------------
-def _require_community_staff(principal: Principal, community_id: str) -> None:
+def _is_community_staff(principal: Principal, community_id: str) -> bool:
     """Stricter than other staff rights: only the community's own staff, who visit these residents."""
-    if principal.role != Role.COMMUNITY_STAFF or community_id not in principal.community_ids:
+    return principal.role == Role.COMMUNITY_STAFF and community_id in principal.community_ids
+
+
+def _require_community_staff(principal: Principal, community_id: str) -> None:
+    if not _is_community_staff(principal, community_id):
         raise Forbidden("residents needing support are seen only by the staff of their community")
 
 
@@ -471,8 +497,9 @@ def flag_support(uow: ActivitiesUnitOfWork, principal: Principal, **values: Any)
 
 def update_support(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str, **changes: Any) -> SupportFlag:
     with uow:
-        flag = _get(uow, SupportFlag, flag_id, "support record")
-        _require_community_staff(principal, flag.community_id)
+        flag = uow.repo.get(SupportFlag, flag_id)
+        if flag is None or not _is_community_staff(principal, flag.community_id):
+            raise NotFound(f"support record {flag_id} not found")
         for name, value in changes.items():
             setattr(flag, name, value)
         flag.check()

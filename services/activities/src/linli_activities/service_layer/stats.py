@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -14,9 +13,9 @@ from linli_activities.adapters.tables import replica
 from linli_activities.service_layer import scope as scopes
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Forbidden, Invalid
+from linli_kit.errors import Forbidden
+from linli_kit.periods import resolve_period, today_in
 
-MAX_PERIOD = timedelta(days=366 * 5)
 ZERO_FIGURES = {
     "activities_held": 0,
     "participant_times": 0,
@@ -43,12 +42,6 @@ MONTHLY_FIGURES = (
     "door_to_door_person_times",
     "help_hours",
 )
-
-
-def default_period(today: date) -> tuple[date, date]:
-    """The last twelve months: from the first day of the month eleven months back, to today."""
-    month_index = today.year * 12 + today.month - 1 - 11
-    return date(month_index // 12, month_index % 12 + 1, 1), today
 
 
 def _resolve_scope(
@@ -100,23 +93,19 @@ def statistics(
     timezone: str,
     community_id: str | None = None,
     street_id: str | None = None,
-    first: date | None = None,
-    last: date | None = None,
+    period_from: date | None = None,
+    period_to: date | None = None,
 ) -> dict[str, Any]:
-    zone = ZoneInfo(timezone)
-    today = uow.clock().astimezone(zone).date()
-    default_first, default_last = default_period(today)
-    first, last = first or default_first, last or default_last
-    if last < first:
-        raise Invalid("the period ends before it starts", fields={"to": ["must not be before from"]})
-    if last - first > MAX_PERIOD:
-        raise Invalid("period too long", fields={"from": ["at most five years"]})
-    start = datetime.combine(first, time.min, zone)
-    end = datetime.combine(last + timedelta(days=1), time.min, zone)
-    # "Held" means it took place: a future activity in the period is not counted yet.
-    held_end = min(end, uow.clock())
+    """The figures of a scope over a period: the platform's period rule (`linli_kit.periods`), the
+    scope checked before anything is read."""
+    now = uow.clock()
     with uow:
         answered_scope, condition = _resolve_scope(uow, principal, community_id, street_id)
+        period = resolve_period(today_in(timezone, now), period_from, period_to)
+        first, last = period.start, period.end
+        start, end = period.instants(timezone)
+        # "Held" means it took place: a future activity in the period is not counted yet.
+        held_end = min(end, now)
         q = StatsQueries(uow.session, timezone)
         totals: dict[str, Any] = dict(ZERO_FIGURES)
         per_community: dict[str, dict[str, Any]] = defaultdict(lambda: dict(ZERO_FIGURES))
@@ -142,7 +131,7 @@ def statistics(
     totals["activities_by_kind"] = by_kind
     return {
         "scope": answered_scope,
-        "period": {"from": first.isoformat(), "to": last.isoformat(), "timezone": timezone},
+        "period": {"from": first, "to": last, "timezone": timezone},
         "totals": _with_ratios(totals),
         "by_community": [
             {"community_id": key, **_with_ratios(figures)} for key, figures in sorted(per_community.items())

@@ -12,6 +12,8 @@ ROLES = ("resident", "community_staff", "property_manager", "agency", "street_of
 class UserChanged(EventSchema):
     """accounts.user.registered / accounts.user.updated: the account as it now is."""
 
+    personal_data = True  # the phone number
+
     user_id = uuid()
     role = one_of(*ROLES)
     display_name = text(200)
@@ -28,6 +30,8 @@ class UserChanged(EventSchema):
 
 class CodeRequested(EventSchema):
     """A one-time code to send by SMS at once (quiet hours do not apply). Never log `code`."""
+
+    personal_data = True  # the phone number and the code
 
     phone = fields.String(required=True, validate=validate.Regexp(r"^\+?\d{6,15}$"))
     code = fields.String(required=True, validate=validate.Regexp(r"^\d{4,8}$"))
