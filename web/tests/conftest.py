@@ -17,9 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import pika
 import pytest
+import requests
 from linli_web.app import create_app
 from linli_web.settings import load_settings
+
+from linli_demo import story
+from linli_kit.config import BusNames
+from linli_kit.events.topology import declare_exchanges
+from linli_kit.testing import infra
+from linli_kit.testing.platform import BIN, SERVICES, Platform, Process, free_port
+from linli_kit.testing.waiting import eventually
 
 
 class StubGateway:
@@ -151,14 +160,7 @@ def client(app):
 
 
 # --- the real platform and a real browser ------------------------------------------------------------
-import pika  # noqa: E402 - the browser tests' imports, kept beside their fixtures
 
-from linli_demo import story  # noqa: E402
-from linli_kit.config import BusNames  # noqa: E402
-from linli_kit.events.topology import declare_exchanges  # noqa: E402
-from linli_kit.testing import infra  # noqa: E402
-from linli_kit.testing.platform import BIN, Platform, Process, free_port  # noqa: E402
-from linli_kit.testing.waiting import eventually  # noqa: E402
 
 ADMIN_PHONE, ADMIN_PASSWORD = "13500135000", "admin-pass-2026"
 CHROMIUM = "/usr/bin/chromium"
@@ -222,7 +224,12 @@ def start_stack(amqp_url: str, keys: tuple[str, str], workdir: Path, run_id: str
     bus = BusNames(f"t.{run_id}.web.events", f"t.{run_id}.web.dead", f"t.{run_id}.web.")
     platform = Platform(None, amqp_url, bus, public_key, private_key, workdir, web_concurrency=2)
     try:
-        gateway = platform.start_all()
+        # As Platform.start_all() does, with more patience on a loaded machine (its own wait is 60 s).
+        for service in SERVICES:
+            _patiently(platform, platform.start_worker, service, "/readyz")
+        for service in SERVICES[1:]:
+            _patiently(platform, platform.start_web, service, "/healthz")
+        gateway = _patiently(platform, platform.start_web, "gateway", "/healthz")
         platform.command("gateway", "create-admin", "--phone", ADMIN_PHONE, "--password", ADMIN_PASSWORD)
         port = free_port()
         env = platform.env("gateway") | {
@@ -233,7 +240,7 @@ def start_stack(amqp_url: str, keys: tuple[str, str], workdir: Path, run_id: str
         argv = [str(BIN / "gunicorn"), "-c", "python:linli_kit.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
                 "linli_web.app:create_app()"]  # fmt: skip
         web = platform._spawn("web", argv, env, port)
-        platform._await_ready(web, "/web/healthz")
+        _patiently(platform, lambda _s: platform._await_ready(web, "/web/healthz") or web, "web", "/web/healthz")
         quiet = lambda _line: None  # noqa: E731
         city = story.set_up_city(gateway.url, ADMIN_PHONE, ADMIN_PASSWORD, quiet)
         if full_story:
@@ -254,6 +261,24 @@ def start_stack(amqp_url: str, keys: tuple[str, str], workdir: Path, run_id: str
         print(platform.logs())
         platform.stop_all()
         raise
+
+
+def _patiently(platform: Platform, start: Any, service: str, probe: str) -> Process:
+    try:
+        return start(service)
+    except AssertionError:
+        process = platform.processes[-1]
+        if process.popen.poll() is not None:
+            raise
+
+        def ready() -> bool:
+            try:
+                return requests.get(process.url + probe, timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
+
+        eventually(ready, timeout=300, interval=0.5, what=f"{process.name} ready")
+        return process
 
 
 def _answers(session: story.Session, path: str) -> bool:
