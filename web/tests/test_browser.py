@@ -24,10 +24,10 @@ def phone_of(stack, key: str) -> str:
     return next(phone for who, _role, phone in stack.city.logins if who == name)
 
 
-def sign_in(pages, page, phone: str, password: str = PASSWORD, *, check: bool = True) -> None:
+def sign_in(pages, page, phone: str, password: str = PASSWORD, *, axe: bool = True) -> None:
     page.goto("/login")
-    if check:
-        pages.axe(page) if page.context.pages and _js(page) else pages.axe_without_js(page)
+    if axe:
+        check(pages, page)
     page.fill("#phone", phone)
     page.fill("#password", password)
     page.locator("main form button.button").first.click()
@@ -156,7 +156,7 @@ def test_a_resident_signs_up_reports_the_cultural_wall_with_a_photo_and_neighbou
     # Two neighbours start to report the same wall; the flow shows it to them and they press "me too".
     for key in ("zhang_wei", "wang_fang"):
         neighbour = pages.open()
-        sign_in(pages, neighbour, phone_of(stack, key), check=False)
+        sign_in(pages, neighbour, phone_of(stack, key), axe=False)
         report_until_similar(
             pages,
             neighbour,
@@ -208,7 +208,7 @@ def test_sign_up_and_report_work_without_javascript(stack, pages, tmp_path):
 
     # A neighbour without JavaScript finds it among similar issues and presses "me too" (a plain form).
     neighbour = pages.open(javascript=False)
-    sign_in(pages, neighbour, phone_of(stack, "representative"), check=False)
+    sign_in(pages, neighbour, phone_of(stack, "representative"), axe=False)
     report_until_similar(
         pages, neighbour, title="North gate lamp is out", description="The lamp at the north gate is out", photo=None,
         axe=False,
@@ -246,7 +246,7 @@ def _transferred(page, go) -> int:
 
 def test_a_residents_pages_weigh_little_on_first_load_and_less_after(stack, pages):
     signed_in = pages.open()
-    sign_in(pages, signed_in, phone_of(stack, "zhang_wei"), check=False)
+    sign_in(pages, signed_in, phone_of(stack, "zhang_wei"), axe=False)
     figures = {}
     for path in ("/", "/report/place", "/services"):
         # An empty cache. The service worker is kept out of the measure: it passes page loads on to the
@@ -268,7 +268,7 @@ def test_a_residents_pages_weigh_little_on_first_load_and_less_after(stack, page
 
 def test_the_pages_in_english_pass_axe_too(stack, pages):
     page = pages.open(locale="en-GB")
-    sign_in(pages, page, phone_of(stack, "wang_fang"), check=False)
+    sign_in(pages, page, phone_of(stack, "wang_fang"), axe=False)
     page.get_by_role("button", name="English").click()
     page.wait_for_url(re.compile(r"/$"))
     assert page.locator("html").get_attribute("lang") == "en"
@@ -295,8 +295,8 @@ def test_a_full_activity_has_a_waiting_list_and_a_meeting_is_joined_by_its_qr_co
          "max_party_size": 1, "publish": True},
     )  # fmt: skip
     first, second = pages.open(), pages.open()
-    sign_in(pages, first, phone_of(stack, "li_yumei"), check=False)
-    sign_in(pages, second, phone_of(stack, "xihu_1"), check=False)
+    sign_in(pages, first, phone_of(stack, "li_yumei"), axe=False)
+    sign_in(pages, second, phone_of(stack, "xihu_1"), axe=False)
     for page in (first, second):
         page.goto("/activities")
         check(pages, page)
