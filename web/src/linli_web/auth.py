@@ -146,6 +146,12 @@ def _request_id() -> str | None:
     return getattr(g, "request_id", None)
 
 
+def client_headers() -> dict[str, str]:
+    """The person's own address, so that the gateway can count its per-client limits per person and
+    not per web process (once it trusts this process's X-Forwarded-For)."""
+    return {"X-Forwarded-For": request.remote_addr} if request.remote_addr else {}
+
+
 def sign_in(answer: dict[str, Any]) -> None:
     """Keep a login's (or refresh's) answer: tokens in the vault, who it is in the session."""
     old = session.get("vault_key")
@@ -261,14 +267,18 @@ class Api:
     def _call(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
         token = access_token()
         try:
-            return self.gateway.request(method, path, token=token, request_id=_request_id(), **kwargs)
+            return self.gateway.request(
+                method, path, token=token, request_id=_request_id(), headers=client_headers(), **kwargs
+            )
         except ApiError as error:
             if error.status != 401:
                 raise
             # Revoked or expired in flight: nothing happened on the server; refresh once and retry.
             fresh = _refresh(session["vault_key"], stale=token)
             try:
-                return self.gateway.request(method, path, token=fresh, request_id=_request_id(), **kwargs)
+                return self.gateway.request(
+                    method, path, token=fresh, request_id=_request_id(), headers=client_headers(), **kwargs
+                )
             except ApiError as again:
                 if again.status == 401:
                     _vault().delete(session["vault_key"])
@@ -301,14 +311,19 @@ class Api:
         made fresh first, here, in the request's context (the calls run on other threads)."""
         token = access_token()
         request_id = _request_id()
+        headers = client_headers()
         gateway = self.gateway
 
         class _Bound:
             def get(self, path: str, **params: Any) -> Any:
-                return gateway.request("GET", path, token=token, params=params, request_id=request_id).data
+                return gateway.request(
+                    "GET", path, token=token, params=params, request_id=request_id, headers=headers
+                ).data
 
             def page(self, path: str, **params: Any) -> tuple[list[Any], int]:
-                answer = gateway.request("GET", path, token=token, params=params, request_id=request_id)
+                answer = gateway.request(
+                    "GET", path, token=token, params=params, request_id=request_id, headers=headers
+                )
                 items = answer.data or []
                 return items, answer.total if answer.total is not None else len(items)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from linli_web.auth import current_user, safe_next, sign_in, sign_out
+from linli_web.auth import client_headers, current_user, safe_next, sign_in, sign_out
 from linli_web.gateway_client import ApiError, GatewayClient
 from linli_web.i18n import api_locale, error_text
 from linli_web.viewmodels.forms import Form
@@ -22,7 +22,7 @@ def _gateway() -> GatewayClient:
 
 
 def _post(path: str, body: dict[str, Any]) -> Any:
-    return _gateway().request("POST", path, json_body=body, request_id=g.request_id).data
+    return _gateway().request("POST", path, json_body=body, request_id=g.request_id, headers=client_headers()).data
 
 
 @bp.route("/login", methods=["GET", "POST"])
