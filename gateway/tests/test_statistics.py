@@ -16,6 +16,7 @@ from linli_gateway.service_layer.statistics import (
     resolve_scope,
 )
 from linli_kit.auth import Principal, Role
+from linli_kit.errors import Invalid
 
 STREETS = {"c1": "s1", "c2": "s1", "c3": "s2"}
 TODAY = date(2026, 11, 28)
@@ -40,14 +41,22 @@ def test_each_role_sees_its_own_scope_by_default_and_nothing_wider():
         scope_for(staff, community_id="c2")
     admin = Principal(user_id="a", role=Role.CITY_ADMIN)
     city = scope_for(admin)
-    assert city.describe()["level"] == "city" and city.period_from == date(2025, 11, 28)
+    # The platform's one default period: the twelve calendar months ending with this one.
+    assert city.describe()["level"] == "city"
+    assert (city.period_from, city.period_to) == (date(2025, 12, 1), TODAY)
+    only_to = scope_for(admin, period_to=date(2026, 3, 15))
+    assert (only_to.period_from, only_to.period_to) == (date(2025, 4, 1), date(2026, 3, 15))
     with pytest.raises(ScopeError):
         scope_for(Principal(user_id="r", role=Role.RESIDENT, community_ids=("c1",)))
     with pytest.raises(ScopeError) as caught:
         scope_for(admin, community_id="nope")
     assert caught.value.kind == "not_found"
-    with pytest.raises(ScopeError):
+    with pytest.raises(Invalid) as backwards:
         scope_for(admin, period_from=date(2026, 2, 1), period_to=date(2026, 1, 1))
+    assert "from" in backwards.value.fields
+    with pytest.raises(Invalid) as ancient:
+        scope_for(admin, period_from=date(1, 1, 1))
+    assert "from" in ancient.value.fields
 
 
 def test_a_service_that_fails_is_named_missing_and_the_rest_is_merged():

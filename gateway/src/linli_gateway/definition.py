@@ -70,4 +70,5 @@ definition = ServiceDefinition(
     messaging=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
     commands={"republish-directory": _republish, "init-keys": _init_keys, "create-admin": _create_admin},
+    check_settings=load_gateway_settings,
 )

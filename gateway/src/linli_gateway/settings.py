@@ -1,4 +1,12 @@
-"""The gateway's own settings (beyond the kit's): where the services are, timeouts, breaker, limits."""
+"""The gateway's own settings (beyond the kit's): where the services are, timeouts, breaker, limits.
+
+Proxying: `<SERVICE>_TIMEOUT_SECONDS` (default `PROXY_TIMEOUT_SECONDS`, 10) bounds the wait for one
+answer; `PROXY_BUDGET_SECONDS` (15) bounds a whole proxied request, retries included;
+`PROXY_RETRIES` (2) extra attempts, only after a failed connection or a 502/503 to a safe method;
+`BREAKER_FAIL_MAX` (5) requests in a row that found a service down open its circuit for
+`BREAKER_RESET_SECONDS` (15). `TRUSTED_PROXIES` (0): how many proxies in front of the gateway set
+`X-Forwarded-For/-Proto/-Host/-Prefix` that it may believe (0: the gateway is the public edge).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from environs import Env, EnvError
+from marshmallow.validate import Range
 
 from linli_kit.config import ConfigError, Settings
 
@@ -27,6 +36,8 @@ class GatewaySettings:
     access_token_ttl: timedelta
     private_key_file: Path
     retries: int = 2
+    budget_seconds: float = 15.0
+    trusted_proxies: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     def private_key(self) -> str:
@@ -49,23 +60,26 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
             name: env.str(f"{name.upper()}_URL", f"http://127.0.0.1:{port}").rstrip("/")
             for name, port in ROUTED_SERVICES.items()
         }
-        default_timeout = env.float("PROXY_TIMEOUT_SECONDS", 10.0, validate=lambda x: 0 < x <= 120)
+        seconds = Range(0, 120, min_inclusive=False)
+        default_timeout = env.float("PROXY_TIMEOUT_SECONDS", 10.0, validate=seconds)
         timeouts = {
-            name: env.float(f"{name.upper()}_TIMEOUT_SECONDS", default_timeout, validate=lambda x: 0 < x <= 120)
+            name: env.float(f"{name.upper()}_TIMEOUT_SECONDS", default_timeout, validate=seconds)
             for name in ROUTED_SERVICES
         }
         gateway = GatewaySettings(
             service_urls=urls,
             timeouts=timeouts,
-            breaker_fail_max=env.int("BREAKER_FAIL_MAX", 5, validate=lambda n: n >= 1),
-            breaker_reset_seconds=env.float("BREAKER_RESET_SECONDS", 15.0, validate=lambda x: x > 0),
+            breaker_fail_max=env.int("BREAKER_FAIL_MAX", 5, validate=Range(min=1)),
+            breaker_reset_seconds=env.float("BREAKER_RESET_SECONDS", 15.0, validate=Range(min=0, min_inclusive=False)),
             redis_url=env.str("REDIS_URL", None) or None,
             client_rate_limit=env.str("RATE_LIMIT_PER_CLIENT", "300/minute"),
             account_rate_limit=env.str("RATE_LIMIT_PER_ACCOUNT", "600/minute"),
             auth_rate_limit=env.str("RATE_LIMIT_AUTH", "20/minute"),
-            access_token_ttl=timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900, validate=lambda n: n >= 30)),
+            access_token_ttl=timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", 900, validate=Range(min=30))),
             private_key_file=env.path("JWT_PRIVATE_KEY_FILE", settings.data_dir / "jwt_private.pem"),
-            retries=env.int("PROXY_RETRIES", 2, validate=lambda n: 0 <= n <= 5),
+            retries=env.int("PROXY_RETRIES", 2, validate=Range(0, 5)),
+            budget_seconds=env.float("PROXY_BUDGET_SECONDS", 15.0, validate=Range(0, 300, min_inclusive=False)),
+            trusted_proxies=env.int("TRUSTED_PROXIES", 0, validate=Range(0, 5)),
         )
         env.seal()
     except EnvError as exc:

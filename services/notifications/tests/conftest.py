@@ -54,6 +54,32 @@ def database(pg_databases) -> Database:
 
 
 @pytest.fixture
+def sqlite_database(tmp_path) -> Database:
+    """The embedded default: a migrated SQLite file, with the kit's engine (BEGIN IMMEDIATE)."""
+    url = f"sqlite:///{tmp_path / 'notifications.db'}"
+    upgrade(MIGRATIONS, url)
+    db = Database(url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def sqlite_app(monkeypatch, sqlite_database, amqp_url, bus_names, token_keys, clock):
+    """The web app on the SQLite file (in this process: requests through its test client)."""
+    from linli_notifications.config import load_config
+    from linli_notifications.entrypoints.web import create_app
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_database.url)
+    monkeypatch.setenv("AMQP_URL", amqp_url)
+    monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
+    monkeypatch.setenv("JWT_PUBLIC_KEY", token_keys[1])
+    monkeypatch.setenv("LOG_JSON", "false")
+    flask_app = create_app(clock=clock, config=load_config({}))
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
 def env(monkeypatch, database, amqp_url, bus_names, token_keys):
     monkeypatch.setenv("DATABASE_URL", database.url)
     monkeypatch.setenv("AMQP_URL", amqp_url)
@@ -68,26 +94,6 @@ def env(monkeypatch, database, amqp_url, bus_names, token_keys):
 @pytest.fixture
 def settings(env):
     return load_settings("notifications")
-
-
-@pytest.fixture
-def threads():
-    stops = []
-    started = []
-
-    def start(target):
-        stop = threading.Event()
-        thread = threading.Thread(target=target, args=(stop,), daemon=True)
-        thread.start()
-        stops.append(stop)
-        started.append(thread)
-        return stop
-
-    yield start
-    for stop in stops:
-        stop.set()
-    for thread in started:
-        thread.join(15)
 
 
 @pytest.fixture
@@ -179,6 +185,7 @@ class FakeProviders:
         self.unregistered: set[str] = set()
         self.nonces: set[str] = set()
         self.hang = threading.Event()  # set: hanging requests may finish
+        self.latency = 0.0  # seconds every send call takes: a slow provider
         self.clock = lambda: datetime.now(UTC)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.fcm_private_pem = key.private_bytes(
@@ -336,6 +343,8 @@ class FakeProviders:
                 datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ")
                 action = params.get("Action")
                 if action in ("SendSms", "SendBatchSms"):
+                    if fake.latency:
+                        fake.hang.wait(fake.latency)  # a slow provider (unless the fake is closing)
                     # Alibaba Cloud keeps what it accepted, with the time in Beijing (SendDate).
                     params["_received"] = fake.received_at()
                     fake.requests["aliyun"].append(params)

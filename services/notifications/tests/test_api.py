@@ -180,3 +180,59 @@ def test_openapi_document_lists_the_api_and_probes_answer(app):
         assert path in paths, path
     assert client.get("/healthz").json == {"status": "ok"}
     assert b'linli_http_requests_total{endpoint="/healthz"' in client.get("/metrics").data
+
+
+def test_stats_take_the_platforms_period_and_refuse_dates_out_of_range(app, auth, database, clock):
+    official = auth(str(uuid.uuid4()), role="street_official", street_id=STREET)
+    client = app.test_client()
+    default = client.get("/stats", headers=official)
+    assert default.status_code == 200, default.json
+    # The twelve calendar months ending with the current one (the clock says 2026-11-24).
+    assert default.json["period"] == {"from": "2025-12-01", "to": "2026-11-24"}
+    assert default.json["totals"] == dict.fromkeys(
+        ("planned", "sent", "delivered", "failed", "suppressed", "sms", "push"), 0
+    )
+    far = client.get("/stats?to=0001-01-01", headers=official)
+    assert far.status_code == 422 and set(far.json["error"]["fields"]) == {"to"}
+    backwards = client.get("/stats?from=2026-11-02&to=2026-11-01", headers=official)
+    assert backwards.status_code == 422 and set(backwards.json["error"]["fields"]) == {"from"}
+    assert client.get("/stats", headers=auth(str(uuid.uuid4()))).status_code == 403
+    documented = client.get("/openapi.json").json["paths"]["/stats"]["get"]["responses"]["200"]
+    assert documented["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/StatsOut"}
+
+
+def test_text_with_a_nul_character_is_refused_not_a_server_error(app, auth, database, clock):
+    [me] = residents(database, clock, 1)
+    client = app.test_client()
+    staff = auth(str(uuid.uuid4()), role="community_staff", community_ids=[COMMUNITY])
+    notice = {"community_id": COMMUNITY, "title": "停水\x00通知", "body": "明日停水"}
+    refused = client.post("/broadcasts", json=notice, headers=staff)
+    assert refused.status_code == 422 and set(refused.json["error"]["fields"]) == {"title"}
+    headers = auth(me, community_ids=[COMMUNITY])
+    device = {"platform": "ios", "provider": "fcm", "token": "abcdefgh\x00"}
+    assert client.post("/devices", json=device, headers=headers).status_code == 422
+    assert client.put("/preferences", json={"timezone": "Asia/\x00"}, headers=headers).status_code == 422
+    assert client.delete(f"/follows/%00/{uuid.uuid4()}", headers=headers).status_code == 404
+    form = {"MessageSid": "SM\x00", "MessageStatus": "delivered"}
+    assert client.post("/receipts/twilio/status", data=form).status_code == 422
+
+
+def test_every_list_is_paginated_within_the_kits_bounds(app, auth, database, clock):
+    [me] = residents(database, clock, 1)
+    client = app.test_client()
+    headers = auth(me, community_ids=[COMMUNITY])
+    for n in range(3):
+        issue = {"target_type": "issue", "target_id": str(uuid.UUID(int=n + 1))}
+        assert client.post("/follows", json=issue, headers=headers).status_code == 201
+        device = {"platform": "android", "provider": "jpush", "token": f"token-{n:04d}"}
+        assert client.post("/devices", json=device, headers=headers).status_code == 201
+    for path in ("/follows", "/devices"):
+        first = client.get(f"{path}?page_size=2", headers=headers)
+        second = client.get(f"{path}?page_size=2&page=2", headers=headers)
+        assert first.status_code == second.status_code == 200
+        assert '"total": 3' in first.headers["X-Pagination"] or '"total":3' in first.headers["X-Pagination"]
+        assert len(first.json) == 2 and len(second.json) == 1
+    staff = auth(str(uuid.uuid4()), role="community_staff", community_ids=[COMMUNITY])
+    for path, who in (("/", headers), ("/follows", headers), ("/devices", headers), ("/deliveries", staff)):
+        too_far = client.get(f"{path}?page=100001", headers=who)
+        assert too_far.status_code == 422 and "page" in too_far.json["error"]["fields"], path

@@ -132,6 +132,20 @@ def test_aliyun_sends_signed_request_and_receipt_marks_delivered(database, clock
     assert row["state"] == "delivered"
 
 
+def test_malformed_provider_callbacks_are_refused_naming_the_field(app):
+    client = app.test_client()
+    for body in ([1, 2], {"phone_number": "13800138000"}, [{"phone_number": "13800138000", "success": True}]):
+        refused = client.post("/receipts/aliyun/report?token=callback-secret", json=body)
+        assert refused.status_code == 422, (body, refused.json)
+    long_number = [{"phone_number": "1" * 30, "content": "退订"}]
+    refused = client.post("/receipts/aliyun/reply?token=callback-secret", json=long_number)
+    assert refused.status_code == 422 and "0" in refused.json["error"]["fields"]
+    report = [{"phone_number": "13800138000", "success": True, "biz_id": "1^0"}]
+    assert client.post("/receipts/aliyun/report?token=秘密", json=report).status_code == 401
+    missing = client.post("/receipts/twilio/status", data={"To": "+8613800138000"})
+    assert missing.status_code == 422 and set(missing.json["error"]["fields"]) == {"MessageSid", "MessageStatus"}
+
+
 def test_retryable_errors_back_off_then_give_up_with_an_event(database, clock, fakes):
     [person] = add_people(database, clock)
     notify(database, clock, [person])
@@ -263,6 +277,74 @@ def test_quiet_hours_hold_messages_until_morning(database, clock, fakes, bus):
     d.drain()
     assert fakes.count("aliyun") == 1
     assert rules.tz == TZ
+
+
+def test_a_retry_falling_due_at_night_waits_for_the_morning(database, clock, fakes):
+    [person] = add_people(database, clock)
+    clock.now = clock.now.replace(hour=13, minute=59)  # 21:59 in Shanghai: not quiet yet
+    notify(database, clock, [person])
+    d = deliverer(database, clock, fakes, SMS_PER_PHONE_PER_MINUTE="100")
+    busy = (500, {"Code": "isp.SYSTEM_ERROR", "Message": "isp.SYSTEM_ERROR", "RequestId": "R1"})
+    fakes.script["aliyun"] = [busy]
+    d.drain()
+    [row] = states(database)
+    assert (row["state"], row["attempts"]) == ("pending", 1) and row["next_attempt_at"] > clock()
+    clock.advance(minutes=30)  # 22:29: the retry is due, but it is night where the resident lives
+    code = plan_code_now(database, clock, "+8613900139000")
+    d.drain()
+    assert fakes.count("aliyun") == 2  # only the one-time code went, at once, whatever the hour
+    [row] = [r for r in states(database) if r["key"] != code]
+    morning = clock().replace(hour=0, minute=0) + timedelta(days=1)  # 08:00 in Shanghai
+    assert (row["state"], row["attempts"], row["next_attempt_at"]) == ("pending", 1, morning)
+    clock.now = morning
+    d.drain()
+    [row] = [r for r in states(database) if r["key"] != code]
+    assert (row["state"], row["attempts"]) == ("sent", 2) and fakes.count("aliyun") == 3
+
+
+def test_a_fallback_provider_falling_due_at_night_waits_for_the_morning(database, clock, fakes):
+    [person] = add_people(database, clock)
+    clock.now = clock.now.replace(hour=13, minute=59, second=59)  # 21:59:59 in Shanghai
+    notify(database, clock, [person])
+    d = deliverer(database, clock, fakes, SMS_PROVIDERS="aliyun,twilio", SMS_PER_PHONE_PER_MINUTE="5")
+    fakes.script["aliyun"] = [(200, {"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "模板不合法", "RequestId": "R"})]
+    # Aliyun answers; by the time the fallback is tried, quiet hours have begun.
+    d.after_send = lambda _claims: clock.advance(minutes=2)
+    d.drain()
+    [row] = states(database)
+    morning = clock().replace(hour=0, minute=0, second=0) + timedelta(days=1)  # 08:00 in Shanghai
+    assert (row["state"], row["provider"], row["next_attempt_at"]) == ("pending", "twilio", morning)
+    assert fakes.count("twilio") == 0
+    # Meanwhile the resident moved the end of their quiet hours to 09:00: that is what counts.
+    with database.transaction() as s:
+        s.execute(recipients.update().values(quiet_end="09:00"))
+    clock.now = morning
+    d.after_send = None
+    d.drain()
+    [row] = states(database)
+    assert (row["state"], row["next_attempt_at"]) == ("pending", morning + timedelta(hours=1))
+    clock.advance(hours=1)
+    d.drain()
+    [row] = states(database)
+    assert (row["state"], row["providers_tried"]) == ("sent", ["aliyun", "twilio"])
+    assert fakes.count("twilio") == 1
+
+
+def plan_code_now(database, clock, phone):
+    from linli_notifications.service_layer.planning import plan_code
+
+    source = str(uuid.uuid4())
+    with database.transaction() as s:
+        plan_code(
+            s,
+            source_key=source,
+            phone=phone,
+            locale="zh-CN",
+            params={"code": "482913", "minutes": 5},
+            expires_at=clock() + timedelta(minutes=5),
+            now=clock(),
+        )
+    return f"{source}|{phone}|sms"
 
 
 def test_stop_reply_opts_out_at_once(database, clock, fakes, app):

@@ -143,3 +143,36 @@ def test_aliyun_signature_matches_the_documented_example():
         "Version": "2017-05-25",
     }
     assert sign("GET", params, "testSecret") == "zJDF+Lrzhj/ThnlvIToysFRq6t4="
+
+
+def test_log_provider_shows_codes_only_where_no_sms_can_really_go_out():
+    import io
+
+    from linli_notifications.adapters.providers.base import OutboundMessage
+    from linli_notifications.adapters.providers.log import mask
+    from linli_notifications.config import build_providers, load_config
+
+    def message(kind, text):
+        return OutboundMessage(
+            delivery_id="d1",
+            channel=Channel.SMS,
+            address="+8613612345678",
+            locale="zh-CN",
+            title="t",
+            body=text,
+            sms_text=text,
+            template_code="SMS_1",
+            template_params={},
+            data={"kind": kind},
+        )
+
+    local = build_providers(load_config({}))["log:sms"]
+    local.output = io.StringIO()
+    local.send([message("account.code", "【邻里】您的验证码是482913"), message("meeting.scheduled", "会议通知")])
+    assert local.output.getvalue() == "SMS to 136****5678: 【邻里】您的验证码是482913\n"
+    env = {"SMS_PROVIDERS": "twilio,log", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}
+    fallback = build_providers(load_config({**env, "TWILIO_FROM_NUMBER": "+15005550006"}))["log:sms"]
+    fallback.output = io.StringIO()
+    fallback.send([message("account.code", "【邻里】您的验证码是482913")])
+    assert fallback.output.getvalue() == ""  # a deployment's logs never carry a code
+    assert mask("13612345678") == "136****5678" and mask("+15005550006") == "+15*****0006"

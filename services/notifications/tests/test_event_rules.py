@@ -323,14 +323,129 @@ def test_agenda_decision_action_item_activity_and_overdue_rules(bus, database, c
     published = bus.publish("activities.activity.published", activity)
     cancelled = bus.publish("activities.activity.cancelled", {**activity, "revision": 2, "reason": "天气原因"})
     wait(bus, cancelled)
-    assert inbox(database, agenda.id) == {reporter}
+    assert inbox(database, f"agenda:{meeting_id}:{issue_id}") == {reporter}
     assert inbox(database, decision.id) == {participant, reporter}
     assert inbox(database, action.id) == {owner}
     assert inbox(database, overdue.id) == {staff, organiser}
     assert inbox(database, published.id) == {follower}
     assert inbox(database, cancelled.id) == {participant}
     with database.session() as s:
-        body = s.scalar(select(notifications.c.body).where(notifications.c.source_key == agenda.id))
+        body = s.scalar(select(notifications.c.body).where(notifications.c.source_type == agenda.type))
         states = set(s.scalars(select(reminders.c.state).where(reminders.c.subject_id == activity["activity_id"])))
     assert "凉亭会" in body and "文化墙有安全隐患" in body
     assert states == {"cancelled"}
+
+
+def notices(database, issue_id):
+    """(user, kind, status) of every notice about the issue since it was reported."""
+    with database.session() as s:
+        rows = s.execute(
+            select(notifications.c.user_id, notifications.c.kind, notifications.c.params).where(
+                notifications.c.subject_id == issue_id, notifications.c.kind != "issue.reported"
+            )
+        ).all()
+    return sorted((r.user_id, r.kind, r.params.get("status")) for r in rows)
+
+
+def test_progress_notices_say_what_changed_and_nothing_when_nothing_did(bus, database, clock):
+    staff, reporter, supporter = ids(3)
+    bus.publish(
+        "directory.community.upserted",
+        {"community_id": COMMUNITY, "street_id": STREET, "name": "育才街社区", "revision": 1},
+        producer="gateway",
+    )
+    for person, role in ((staff, "community_staff"), (reporter, "resident"), (supporter, "resident")):
+        wait(bus, user(bus, person, role=role))
+    issue_id = str(uuid.uuid4())
+    bus.publish("issues.issue.reported", issue(issue_id, reporter, 1))
+    bus.publish("issues.issue.supported", issue(issue_id, reporter, 2, supporter_id=supporter))
+    bus.publish("issues.issue.accepted", issue(issue_id, reporter, 3, status="accepted", from_status="reported"))
+    # On a meeting's agenda, the issues service counts the consultation (the status stays), then
+    # moves the issue to deliberating; at each later meeting it counts again: six meetings.
+    changes = [("accepted", "accepted"), ("accepted", "deliberating")]
+    changes += [("deliberating", "deliberating")] * 5
+    for revision, (before, after) in enumerate(changes, start=4):
+        last = bus.publish(
+            "issues.issue.status_changed",
+            issue(issue_id, reporter, revision, status=after, from_status=before, consultation_count=revision - 3),
+        )
+    wait(bus, last)
+    told = [(reporter, "issue.progress", "accepted"), (reporter, "issue.progress", "deliberating")]
+    told += [(supporter, "issue.progress", "accepted"), (supporter, "issue.progress", "deliberating")]
+    assert notices(database, issue_id) == sorted(told)
+
+    # The same change again under a new event id and revision (a producer's retry after a
+    # rollback): nobody is told twice. An older snapshot arriving late tells nobody either.
+    bus.publish("issues.issue.status_changed", issue(issue_id, reporter, 3, status="accepted", from_status="reported"))
+    last = bus.publish("issues.issue.resolved", issue(issue_id, reporter, 20, status="resolved", actor_id=staff))
+    again = bus.publish("issues.issue.resolved", issue(issue_id, reporter, 21, status="resolved", actor_id=staff))
+    wait(bus, again)
+    told += [(reporter, "issue.progress", "resolved"), (supporter, "issue.progress", "resolved")]
+    assert notices(database, issue_id) == sorted(told)
+
+    # Assigned: news when whoever handles it changes, not when the same body is named again.
+    body_a, body_b = str(uuid.uuid4()), str(uuid.uuid4())
+    other = str(uuid.uuid4())
+    bus.publish("issues.issue.reported", issue(other, reporter, 1))
+    for revision, body in ((2, body_a), (3, body_a), (4, body_b)):
+        last = bus.publish(
+            "issues.issue.assigned",
+            issue(other, reporter, revision, status="accepted", assignee_type="property_company", assignee_id=body),
+        )
+    wait(bus, last)
+    assert notices(database, other) == [(reporter, "issue.progress", "assigned")] * 2
+
+    # Put on one meeting's agenda twice (two events for one item): one notice; another meeting: one more.
+    meeting_a, meeting_b = str(uuid.uuid4()), str(uuid.uuid4())
+    for meeting in (meeting_a, meeting_a, meeting_b):
+        last = bus.publish(
+            "meetings.agenda_item.added",
+            {
+                "meeting_id": meeting,
+                "community_id": COMMUNITY,
+                "meeting_type": "pavilion",
+                "title": "凉亭会",
+                "starts_at": (clock() + timedelta(days=2)).isoformat(),
+                "item_id": str(uuid.uuid4()),
+                "issue_id": other,
+            },
+        )
+    wait(bus, last)
+    with database.session() as s:
+        on_agenda = s.scalars(
+            select(notifications.c.source_key).where(
+                notifications.c.kind == "issue.on_agenda", notifications.c.subject_id == other
+            )
+        ).all()
+    assert sorted(on_agenda) == sorted({f"agenda:{meeting_a}:{other}", f"agenda:{meeting_b}:{other}"})
+
+
+def test_escalating_a_still_reported_issue_tells_the_tier_not_the_status(bus, database, clock):
+    reporter, official = ids(2)
+    bus.publish(
+        "directory.community.upserted",
+        {"community_id": COMMUNITY, "street_id": STREET, "name": "育才街社区", "revision": 1},
+        producer="gateway",
+    )
+    wait(bus, user(bus, reporter))
+    wait(bus, user(bus, official, role="street_official", community=None))
+    issue_id = str(uuid.uuid4())
+    bus.publish("issues.issue.reported", issue(issue_id, reporter, 1))
+    escalated = bus.publish(
+        "issues.issue.escalated",
+        issue(issue_id, reporter, 2, tier="street", from_tier="community", automatic=True),
+        street_id=STREET,
+    )
+    # The same tier again (a second escalation the issues service refused to move): nothing.
+    same = bus.publish("issues.issue.escalated", issue(issue_id, reporter, 3, tier="street", from_tier="street"))
+    wait(bus, same)
+    assert notices(database, issue_id) == sorted(
+        [(official, "issue.escalated", "reported"), (reporter, "issue.escalated", "reported")]
+    )
+    with database.session() as s:
+        body = s.scalar(
+            select(notifications.c.body).where(
+                notifications.c.source_key == f"{escalated.id}:followers", notifications.c.user_id == reporter
+            )
+        )
+    assert "街道" in body and "已上报" not in body

@@ -89,3 +89,21 @@ def test_worker_polls_jpush_receipts_only_when_jpush_sends(env, settings, databa
     assert poll.interval == 60
     poll.run()  # nothing sent through JPush yet: JPush is not asked
     assert fakes.count("jpush_report") == 0
+
+
+def test_providers_command_explains_itself_and_names_what_is_missing(monkeypatch, tmp_path, capsys):
+    from linli_kit.service import service_main
+
+    monkeypatch.setenv("LINLI_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        service_main(definition, ["providers", "--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert "usage: linli-notifications providers" in shown and "SMS_PROVIDERS" in shown
+    monkeypatch.setenv("SMS_PROVIDERS", "aliyun")
+    assert service_main(definition, ["providers"]) == 2
+    assert "ALIYUN_ACCESS_KEY_ID must be set" in capsys.readouterr().err
+    monkeypatch.setenv("SMS_PROVIDERS", "log")
+    assert service_main(definition, ["providers"]) == 0
+    assert "sms via log" in capsys.readouterr().out

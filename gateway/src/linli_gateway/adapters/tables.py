@@ -1,10 +1,14 @@
-"""The gateway's own database schema, and the mapping of directory entries onto it."""
+"""The gateway's own database schema, and the mapping of directory entries onto it.
+
+Every instant is a `UtcDateTime`: stored in UTC and read back aware on SQLite too (a plain
+`DateTime` comes back naive there, and comparing it with an aware "now" is a TypeError). The DDL
+is the same `TIMESTAMP WITH TIME ZONE` as before, so no migration is needed.
+"""
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Integer,
@@ -17,7 +21,7 @@ from sqlalchemy.orm import registry
 
 from linli_gateway.domain.accounts import ApiKey, OneTimeCode, RefreshToken, User
 from linli_gateway.domain.directory import Community, Compound, Street
-from linli_kit.tables import add_messaging_tables
+from linli_kit.tables import UtcDateTime, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
@@ -68,9 +72,9 @@ users = Table(
     Column("status", String(16), nullable=False),
     Column("password_hash", String(200), nullable=True),
     Column("failed_logins", Integer, nullable=False),
-    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("locked_until", UtcDateTime, nullable=True),
     Column("revision", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime, nullable=True),
 )
 one_time_codes = Table(
     "one_time_codes",
@@ -79,8 +83,8 @@ one_time_codes = Table(
     Column("phone", String(20), nullable=False, index=True),
     Column("code_hash", String(64), nullable=False),
     Column("purpose", String(16), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("used", Boolean, nullable=False),
 )
@@ -91,15 +95,15 @@ refresh_tokens = Table(
     Column("user_id", String(36), ForeignKey("users.id"), nullable=False, index=True),
     Column("family_id", String(36), nullable=False, index=True),
     Column("secret_hash", String(64), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
 )
 revoked_access_tokens = Table(
     "revoked_access_tokens",
     metadata,
     Column("jti", String(36), primary_key=True),
-    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
 api_keys = Table(
     "api_keys",
@@ -110,8 +114,8 @@ api_keys = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("street_id", String(36), nullable=True),
     Column("community_ids", JSON, nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=True),
 )
 
 mapper_registry = registry()

@@ -1,31 +1,37 @@
 """Routing `/api/v1/<service>/...` (and Open311) to the services.
 
-One pooled HTTP session per worker process; a timeout per service; retries only for idempotent
-methods; a circuit breaker per service so a dead one answers 503 at once instead of tying up the
-gateway's threads. Writes need a valid token before any service sees them; anonymous reads pass
-(the services decide what is public). An API key is exchanged for a short-lived token here.
+One pooled HTTP session per worker process. Each proxied request has a time budget
+(`PROXY_BUDGET_SECONDS`) that no retry can stretch, and each attempt waits at most the service's
+timeout for an answer. A retry happens only when it cannot hurt: after a connection that could not
+be made (the service never saw the request), or after a 502/503 or a dropped connection to a safe
+method. Never after a read timeout: the service is working on that request, and asking again only
+doubles the load of a caller who is already slow. A circuit breaker per service (see
+`adapters/circuit.py`) opens on evidence the service is down, never on one caller's slow request.
+
+Writes need a valid token before any service sees them; anonymous reads pass (the services decide
+what is public). An API key is exchanged for a short-lived token here.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
+from xml.etree import ElementTree
 
-import pybreaker
 import requests
-from flask import Blueprint, Response, current_app, g, request
+from flask import Response, current_app, g, jsonify, request
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
 
+from linli_gateway.adapters.circuit import CircuitBreaker
 from linli_gateway.domain.accounts import AccountError
 from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import GatewaySettings
 from linli_kit.errors import ServiceError, Unauthorized
 from linli_kit.web import current_principal
-
-blp = Blueprint("proxy", __name__)
 
 # RFC 9110 section 7.6.1: meaningful for one connection only; never forwarded.
 HOP_BY_HOP = {
@@ -41,7 +47,22 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+# Set by the gateway itself from what it knows (or what a trusted proxy in front told it, see
+# TRUSTED_PROXIES); a client's own values are never passed on.
+FORWARDING = {
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-prefix",
+    "x-forwarded-port",
+}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Answers that say "the service cannot serve now": retried for safe methods, counted by the breaker.
+RETRIED_STATUSES = {502, 503}
+DOWN_STATUSES = {502, 503, 504}
+CONNECT_TIMEOUT = 2.0
+BACKOFF_SECONDS = 0.05
 # Writes that carry no user token because their caller proves itself another way: providers'
 # delivery receipts and SMS replies are signed as each provider documents, and checked there.
 PUBLIC_WRITES = ("notifications/receipts/",)
@@ -60,7 +81,7 @@ class _Upstream:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self.session: requests.Session | None = None
-        self.breakers: dict[str, pybreaker.CircuitBreaker] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
 
     def ensure(self) -> None:
         if self._pid == os.getpid():
@@ -69,27 +90,17 @@ class _Upstream:
             if self._pid == os.getpid():
                 return
             session = requests.Session()
-            retry = Retry(
-                total=self.settings.retries,
-                connect=self.settings.retries,
-                read=self.settings.retries,
-                status=self.settings.retries,
-                backoff_factor=0.05,
-                allowed_methods=frozenset(SAFE_METHODS),
-                status_forcelist=(502, 503, 504),
-                raise_on_status=False,
-                respect_retry_after_header=False,
-            )
-            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=retry)
+            # No retries in the adapter: `_send` decides, within the request's time budget.
+            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.trust_env = False
             self.session = session
             self.breakers = {
-                name: pybreaker.CircuitBreaker(
+                name: CircuitBreaker(
+                    name,
                     fail_max=self.settings.breaker_fail_max,
-                    reset_timeout=self.settings.breaker_reset_seconds,
-                    name=name,
+                    reset_seconds=self.settings.breaker_reset_seconds,
                 )
                 for name in self.settings.service_urls
             }
@@ -135,31 +146,62 @@ def authorise_request() -> str | None:
     return request.headers["Authorization"] if principal is not None else None
 
 
-def forward(service: str, path: str) -> Response:
+def forwarding_headers(route_prefix: str) -> dict[str, str]:
+    """What the service needs to know about the public request: who asked (`X-Forwarded-For`, the
+    chain with the gateway's peer appended), which address and scheme they used
+    (`X-Forwarded-Host`, `X-Forwarded-Proto`), and the path prefix the gateway removed
+    (`X-Forwarded-Prefix`, left out when nothing was removed). Behind `TRUSTED_PROXIES` proxies the
+    gateway's own view of host, scheme and prefix already comes from theirs (werkzeug's ProxyFix)."""
+    peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", request.remote_addr)
+    headers = {
+        "X-Forwarded-For": ", ".join(filter(None, [request.headers.get("X-Forwarded-For"), peer])),
+        "X-Forwarded-Host": request.host,
+        "X-Forwarded-Proto": request.scheme,
+    }
+    prefix = request.script_root.rstrip("/") + route_prefix
+    if prefix:
+        headers["X-Forwarded-Prefix"] = prefix
+    return headers
+
+
+def forward(service: str, path: str, *, route_prefix: str) -> Response:
+    """Send this request to `service` at `/<path>`; `route_prefix` is the public prefix removed."""
     upstream: _Upstream = current_app.extensions["linli.upstream"]
     upstream.ensure()
     settings = upstream.settings
     authorization = authorise_request()
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {"authorization"}}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | FORWARDING | {"authorization"}}
+    headers.update(forwarding_headers(route_prefix))
     headers["X-Request-ID"] = g.request_id
-    headers["X-Forwarded-For"] = ", ".join(filter(None, [request.headers.get("X-Forwarded-For"), request.remote_addr]))
-    headers["X-Forwarded-Prefix"] = request.path[: len(request.path) - len(path)] if path else request.path
     if authorization:
         headers["Authorization"] = authorization
     url = f"{settings.service_urls[service]}/{path}"
     breaker = upstream.breakers[service]
+    if not breaker.allow():
+        raise _unavailable(service, "is not answering (circuit open)", breaker.retry_after())
     try:
-        upstream_response = breaker.call(
-            _send, upstream.session, request.method, url, headers, settings.timeouts[service]
+        upstream_response = _send(
+            upstream.session,
+            request.method,
+            url,
+            headers,
+            read_timeout=settings.timeouts[service],
+            budget=settings.budget_seconds,
+            retries=settings.retries,
         )
-    except _ServiceFailed as failed:
-        upstream_response = failed.response
-    except pybreaker.CircuitBreakerError as exc:
-        raise _unavailable(service, "is not answering (circuit open)", settings.breaker_reset_seconds) from exc
-    except requests.Timeout as exc:
-        raise _unavailable(service, "did not answer in time", 1) from exc
-    except requests.RequestException as exc:
+    except _ServiceDown as exc:
+        breaker.record_down()
         raise _unavailable(service, "is unreachable", 1) from exc
+    except _TimedOut as exc:
+        breaker.record_inconclusive()
+        raise _unavailable(service, "did not answer in time", 1) from exc
+    except BaseException:
+        breaker.record_inconclusive()
+        raise
+    if upstream_response.status_code in DOWN_STATUSES:
+        breaker.record_down()
+    else:
+        breaker.record_up()
     response_headers = [
         (k, v)
         for k, v in upstream_response.headers.items()
@@ -168,31 +210,115 @@ def forward(service: str, path: str) -> Response:
     return Response(upstream_response.content, status=upstream_response.status_code, headers=response_headers)
 
 
-def _send(session: requests.Session, method: str, url: str, headers: dict[str, str], timeout: float) -> Any:
-    response = session.request(
-        method,
-        url,
-        params=request.args,
-        data=request.get_data(),
-        headers=headers,
-        timeout=(2.0, timeout),
-        allow_redirects=False,
-        stream=False,
-    )
-    if response.status_code >= 500 and response.status_code != 501:
-        # A service that answers 5xx is failing: count it towards opening the circuit, but still
-        # hand its answer to the client.
-        raise _ServiceFailed(response)
-    return response
+class _ServiceDown(Exception):
+    """No answer: the connection could not be made or was dropped."""
 
 
-class _ServiceFailed(Exception):
-    def __init__(self, response: requests.Response) -> None:
-        super().__init__(f"upstream answered {response.status_code}")
-        self.response = response
+class _TimedOut(Exception):
+    """The service took longer than its timeout, or the request's budget ran out."""
+
+
+def _never_sent(error: requests.ConnectionError) -> bool:
+    """Did the connection fail before the request left (refused, unreachable, connect timeout)?"""
+    reason = error.args[0] if error.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is one too
+
+
+def _read_timed_out(error: requests.ConnectionError) -> bool:
+    # requests reports a timeout while reading the body as a ConnectionError wrapping urllib3's.
+    reason = error.args[0] if error.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, ReadTimeoutError)
+
+
+def _send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    *,
+    read_timeout: float,
+    budget: float,
+    retries: int,
+) -> requests.Response:
+    deadline = time.monotonic() + budget
+    body = request.get_data()
+    attempt = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _TimedOut("the request's time budget ran out")
+        try:
+            response = session.request(
+                method,
+                url,
+                params=request.args,
+                data=body,
+                headers=headers,
+                timeout=(min(CONNECT_TIMEOUT, remaining), min(read_timeout, remaining)),
+                allow_redirects=False,
+            )
+        except requests.ConnectionError as exc:
+            if _read_timed_out(exc):
+                raise _TimedOut(str(exc)) from exc
+            # Never sent: safe to repeat whatever the method. Sent, then dropped: only a safe one.
+            if (_never_sent(exc) or method in SAFE_METHODS) and _may_retry(attempt, retries, deadline):
+                attempt += 1
+                continue
+            raise _ServiceDown(str(exc)) from exc
+        except requests.Timeout as exc:
+            raise _TimedOut(str(exc)) from exc
+        if response.status_code in RETRIED_STATUSES and method in SAFE_METHODS:
+            if _may_retry(attempt, retries, deadline):
+                response.close()
+                attempt += 1
+                continue
+        return response
+
+
+def _may_retry(attempt: int, retries: int, deadline: float) -> bool:
+    """Another attempt is allowed, and the short pause before it fits in the budget."""
+    if attempt >= retries:
+        return False
+    pause = BACKOFF_SECONDS * (2**attempt)
+    if time.monotonic() + pause >= deadline:
+        return False
+    time.sleep(pause)
+    return True
 
 
 def _unavailable(service: str, what: str, retry_after: float) -> ServiceUnavailable:
     error = ServiceUnavailable(f"the {service} service {what}; try again shortly")
-    error.retry_after = int(max(1, retry_after))
+    error.retry_after = int(max(1, retry_after + 0.999))
     return error
+
+
+# --- Open311 --------------------------------------------------------------------------------------
+def open311_error(status: int, description: str) -> Response:
+    """An error as GeoReport v2 has it: `[{"code", "description"}]`, or `<errors><error>...` for a
+    `.xml` path."""
+    if request.path.endswith(".xml"):
+        errors = ElementTree.Element("errors")
+        error = ElementTree.SubElement(errors, "error")
+        ElementTree.SubElement(error, "code").text = str(status)
+        ElementTree.SubElement(error, "description").text = description
+        body = b'<?xml version="1.0" encoding="utf-8"?>' + ElementTree.tostring(errors, encoding="utf-8")
+        return Response(body, status=status, content_type="text/xml; charset=utf-8")
+    response = jsonify([{"code": status, "description": description}])
+    response.status_code = status
+    return response
+
+
+def forward_open311(path: str) -> Response:
+    """Open311 paths go to the issues service unchanged. A missing or bad key (or token) is the
+    spec's 403 in the spec's error format, not the platform's 401."""
+    try:
+        return forward("issues", f"open311/v2/{path}", route_prefix="")
+    except Unauthorized as exc:
+        message = exc.message
+        if "Authorization" not in request.headers and not _api_key():
+            message = "an api_key is required"
+        return open311_error(403, message)

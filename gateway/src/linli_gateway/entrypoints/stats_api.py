@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, g, request
 from flask_smorest import Blueprint
@@ -17,17 +15,20 @@ from linli_gateway.service_layer import statistics
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import ROUTED_SERVICES
 from linli_kit.errors import Forbidden, Invalid, NotFound
+from linli_kit.periods import today_in
+from linli_kit.schemas import PeriodQuery
 from linli_kit.web import require_principal
 
 blp = Blueprint("stats", __name__, url_prefix="/api/v1/stats", description="Statistics across services")
 _ERRORS = {"invalid": Invalid, "forbidden": Forbidden, "not_found": NotFound}
 
 
-class ScopeQuery(Schema):
+class ScopeQuery(PeriodQuery):
+    """Whose figures (default: the widest scope you may see) over which period (`from`/`to`, local
+    dates; default: the platform's twelve calendar months ending with this one)."""
+
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)
-    period_from = fields.Date(load_default=None, data_key="from")
-    period_to = fields.Date(load_default=None, data_key="to")
 
 
 class RankingQuery(ScopeQuery):
@@ -38,11 +39,106 @@ class ExportQuery(ScopeQuery):
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))
 
 
+# --- what is answered -------------------------------------------------------------------------------
+def _figures(description: str) -> fields.Dict:
+    # The figures themselves belong to each service (see its own /stats); the gateway passes them on.
+    return fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={"description": description})
+
+
+class StatsScopeSchema(Schema):
+    level = fields.String(required=True, validate=validate.OneOf(["community", "street", "city"]))
+    community_id = fields.String(allow_none=True)
+    street_id = fields.String(allow_none=True)
+
+
+PeriodSchema = Schema.from_dict(
+    {
+        "from": fields.String(required=True, metadata={"format": "date", "description": "first day, included"}),
+        "to": fields.String(required=True, metadata={"format": "date", "description": "last day, included"}),
+    },
+    name="StatsPeriod",
+)
+
+
+class MissingServiceSchema(Schema):
+    service = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+CommunityFiguresSchema = Schema.from_dict(
+    {
+        "community_id": fields.String(required=True),
+        "community_name": fields.String(allow_none=True),
+        **{name: _figures(f"the {name} service's figures for this community") for name in ROUTED_SERVICES},
+    },
+    name="CommunityFigures",
+)
+MonthFiguresSchema = Schema.from_dict(
+    {
+        "month": fields.String(required=True, metadata={"description": "YYYY-MM"}),
+        **{name: _figures(f"the {name} service's figures for this month") for name in ROUTED_SERVICES},
+    },
+    name="MonthFigures",
+)
+
+
+class OverviewSchema(Schema):
+    scope = fields.Nested(StatsScopeSchema, required=True)
+    period = fields.Nested(PeriodSchema, required=True)
+    totals = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.Raw()),
+        required=True,
+        metadata={"description": "each service that answered, with its figures for the whole scope"},
+    )
+    by_community = fields.List(fields.Nested(CommunityFiguresSchema), required=True)
+    monthly = fields.List(fields.Nested(MonthFiguresSchema), required=True)
+    missing = fields.List(
+        fields.Nested(MissingServiceSchema),
+        required=True,
+        metadata={"description": "services that did not answer; their figures are left out"},
+    )
+    complete = fields.Boolean(required=True)
+
+
+class RankedCommunitySchema(Schema):
+    community_id = fields.String(required=True)
+    community_name = fields.String(allow_none=True)
+    value = fields.Raw(allow_none=True, metadata={"type": "number", "nullable": True})
+    rank = fields.Integer(allow_none=True, metadata={"description": "none for a community without the figure"})
+
+
+class RankingSchema(Schema):
+    metric = fields.String(required=True)
+    scope = fields.Nested(StatsScopeSchema, required=True)
+    period = fields.Nested(PeriodSchema, required=True)
+    ranking = fields.List(fields.Nested(RankedCommunitySchema), required=True)
+    missing = fields.List(fields.Nested(MissingServiceSchema), required=True)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_RESPONSE = {
+    "description": "a file to download: CSV (UTF-8 with a BOM, for Excel) or an Excel workbook",
+    "headers": {
+        "Content-Disposition": {
+            "description": 'attachment; filename="linli-<level>-<from>-<to>.<format>"',
+            "schema": {"type": "string"},
+        }
+    },
+    "content": {
+        "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        XLSX: {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
 def _fetcher(upstream: Any, authorization: str, request_id: str) -> statistics.Fetch:
     """Asks one service for its /stats with the caller's own token, so it applies its scope rules too.
     Runs on the pool's threads: everything it needs is bound here, nothing from the request."""
 
     def fetch(service: str, query: dict[str, str]) -> dict[str, Any]:
+        if upstream.breakers[service].state == "open":
+            raise RuntimeError("circuit open: the service was found down")
         response = upstream.session.get(
             f"{upstream.settings.service_urls[service]}/stats",
             params=query,
@@ -74,7 +170,7 @@ def _overview(query: dict[str, Any]) -> dict[str, Any]:
                 period_from=query["period_from"],
                 period_to=query["period_to"],
                 street_of=street_of,
-                today=datetime.now(ZoneInfo(settings.timezone)).date(),
+                today=today_in(settings.timezone),
             )
         except statistics.ScopeError as exc:
             raise _ERRORS[exc.kind](exc.message) from exc
@@ -98,6 +194,7 @@ def _overview(query: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/overview")
 @blp.arguments(ScopeQuery, location="query")
+@blp.response(200, OverviewSchema)
 def overview(query: dict) -> dict:
     """Every service's figures for a community, a street or the city over a period; parts from a
     service that did not answer are listed under `missing`."""
@@ -106,6 +203,7 @@ def overview(query: dict) -> dict:
 
 @blp.route("/rankings")
 @blp.arguments(RankingQuery, location="query")
+@blp.response(200, RankingSchema)
 def rankings(query: dict) -> dict:
     """The communities of the scope ranked by one figure (resolution rate, overdue, participation...)."""
     data = _overview(query)
@@ -118,8 +216,29 @@ def rankings(query: dict) -> dict:
     }
 
 
+# A text cell a spreadsheet would run as a formula (OWASP "CSV injection"): names come from people.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _append_row(sheet: Any, values: list[Any]) -> None:
+    """Text goes in as text (never a formula), without the control characters a workbook cannot hold."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values])
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str) and cell.data_type == "f":
+            cell.data_type = "s"
+
+
 @blp.route("/export")
 @blp.arguments(ExportQuery, location="query")
+@blp.doc(responses={"200": EXPORT_RESPONSE})
 def export(query: dict) -> Response:
     """The overview per community as CSV or Excel, for reporting upward."""
     data = _overview(query)
@@ -129,7 +248,7 @@ def export(query: dict) -> Response:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([[_csv_cell(value) for value in row] for row in rows])
         return Response(
             "\ufeff" + buffer.getvalue(),  # a BOM so Excel opens Chinese names correctly
             content_type="text/csv; charset=utf-8",
@@ -140,9 +259,9 @@ def export(query: dict) -> Response:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = "communities"
-    sheet.append(header)
+    _append_row(sheet, header)
     for row in rows:
-        sheet.append(row)
+        _append_row(sheet, row)
     trend = workbook.create_sheet("monthly")
     trend.append(["month", "service", "figure", "value"])
     for month in data["monthly"]:
@@ -151,7 +270,7 @@ def export(query: dict) -> Response:
                 continue
             for figure, value in figures.items():
                 if not isinstance(value, dict | list):
-                    trend.append([month["month"], service, figure, value])
+                    _append_row(trend, [month["month"], service, figure, value])
     out = io.BytesIO()
     workbook.save(out)
     return Response(

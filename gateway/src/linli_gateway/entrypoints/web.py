@@ -5,6 +5,7 @@ from __future__ import annotations
 import jwt
 from flask import Flask, Response, request
 from flask_limiter import Limiter
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from linli_gateway.adapters.revocations import RevokedTokens
 from linli_gateway.definition import definition
@@ -54,6 +55,11 @@ def account_key() -> str:
     return "anonymous:" + client_key()
 
 
+def _keep_form_body() -> None:
+    if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        request.get_data(cache=True)
+
+
 def create_app() -> Flask:
     settings = definition.settings()
     gateway = load_gateway_settings(settings)
@@ -67,10 +73,19 @@ def create_app() -> Flask:
             settings.jwt_public_key(), issuer=settings.jwt_issuer, revoked=RevokedTokens(database)
         ),
     )
+    # Keep a form's raw body readable for forwarding (Open311 posts forms): once anything parses
+    # `request.form` from the stream (the kit's input checks do, before any view), `get_data()` is
+    # empty, unless the body was cached first. So this hook goes before the kit's.
+    app.before_request_funcs.setdefault(None, []).insert(0, _keep_form_body)
     app.extensions["linli.identity"] = Identity(
         TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
     )
     proxy.install(app, gateway)
+    if gateway.trusted_proxies:
+        # Believe the X-Forwarded-* headers of that many proxies in front (and no more), so the
+        # caller's address, scheme, host and prefix are the public ones.
+        n = gateway.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.register_blueprint(openapi.blp)
 
     limiter = Limiter(
@@ -88,11 +103,11 @@ def create_app() -> Flask:
     def route(service: str, path: str = "") -> Response:
         if service not in ROUTED_SERVICES:
             raise NotFound(f"no service {service!r}; known: {', '.join(sorted(ROUTED_SERVICES))}")
-        return proxy.forward(service, path)
+        return proxy.forward(service, path, route_prefix=f"/api/v1/{service}")
 
     @limiter.limit(gateway.account_rate_limit, key_func=account_key)
     def open311(path: str) -> Response:
-        return proxy.forward("issues", f"open311/v2/{path}")
+        return proxy.forward_open311(path)
 
     app.add_url_rule("/api/v1/<service>/", "route", route, methods=ALL_METHODS, defaults={"path": ""})
     app.add_url_rule("/api/v1/<service>/<path:path>", "route", route, methods=ALL_METHODS)

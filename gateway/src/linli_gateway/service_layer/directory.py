@@ -80,6 +80,7 @@ def update_street(uow: GatewayUnitOfWork, principal: Principal, street_id: str, 
     principal.require_role(Role.CITY_ADMIN)
     with uow:
         street = _get(uow, Street, street_id)
+        _check_unique(uow, street, "street", name=changes.get("name"), city=changes.get("city") or street.city)
         if street.change(**changes):
             uow.publish(street_event(street))
         uow.commit()
@@ -112,6 +113,7 @@ def update_community(uow: GatewayUnitOfWork, principal: Principal, community_id:
             principal.require_role(Role.CITY_ADMIN)
             if uow.directory.get(Street, new_street) is None:
                 raise Invalid("unknown street", fields={"street_id": ["no such street"]})
+        _check_unique(uow, community, "street", name=changes.get("name"), street_id=new_street or community.street_id)
         if community.change(**changes):
             uow.publish(community_event(community))
         uow.commit()
@@ -148,6 +150,7 @@ def update_compound(uow: GatewayUnitOfWork, principal: Principal, compound_id: s
         compound = _get(uow, Compound, compound_id)
         community = _get(uow, Community, compound.community_id)
         _may_manage_street(principal, community.street_id)
+        _check_unique(uow, compound, "community", name=changes.get("name"), community_id=compound.community_id)
         if compound.change(**changes):
             uow.publish(compound_event(compound, community.street_id))
         uow.commit()
@@ -192,6 +195,18 @@ def republish_directory(uow: GatewayUnitOfWork, chunk: int = 1000) -> int:
             count += len(batch)
         uow.commit()
     return count
+
+
+def _check_unique(uow: GatewayUnitOfWork, entry: Any, parent_name: str, *, name: str | None, **parent: Any) -> None:
+    """A change that would give the entry the name of another under the same parent is a 409 (the
+    database would refuse it too, as a 500). Checked before changing, so nothing is flushed early."""
+    target = name or entry.name
+    if target == entry.name and all(getattr(entry, k) == v for k, v in parent.items()):
+        return
+    other = uow.directory.find_by_name(type(entry), target, **parent)
+    if other is not None and other.id != entry.id:
+        kind = type(entry).__name__.lower()
+        raise Conflict(f"the {parent_name} already has a {kind} named {target!r}", fields={"name": ["already exists"]})
 
 
 def _get(uow: GatewayUnitOfWork, kind: type, entry_id: str) -> Any:

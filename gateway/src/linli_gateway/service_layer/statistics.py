@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from linli_kit.auth import Principal, Role
+from linli_kit.periods import resolve_period
 
 # The figures a ranking may be by: (service, figure, higher is better).
 RANKING_METRICS: dict[str, tuple[str, str, bool]] = {
@@ -65,11 +66,10 @@ def resolve_scope(
     today: date,
 ) -> StatsScope:
     """What this person may look at: a street official their street, community staff their community,
-    a city admin anything; the default is the widest they may see, over the last twelve months."""
-    to = period_to or today
-    start = period_from or (to - timedelta(days=365))
-    if start > to:
-        raise ScopeError("invalid", "'from' is after 'to'")
+    a city admin anything; the default is the widest they may see, over the platform's one default
+    period (`linli_kit.periods`: the twelve calendar months ending with the current one), the same
+    the services apply, so the overview adds up. A period out of range or backwards is `Invalid`."""
+    period = resolve_period(today, period_from, period_to)
     if community_id is not None and street_of(community_id) is None:
         raise ScopeError("not_found", f"no community {community_id}")
     if principal.role == Role.CITY_ADMIN:
@@ -88,7 +88,7 @@ def resolve_scope(
         raise ScopeError("forbidden", "statistics are for community staff, street officials and city admins")
     if community_id is not None:
         street_id = None  # a community is the narrower scope
-    return StatsScope(community_id, street_id, start, to)
+    return StatsScope(community_id, street_id, period.start, period.end)
 
 
 Fetch = Callable[[str, dict[str, str]], dict[str, Any]]

@@ -16,8 +16,20 @@ _EARLIEST_INSTANT = datetime(EARLIEST.year, 1, 2, tzinfo=UTC)
 _LATEST_INSTANT = datetime(LATEST.year, 12, 30, tzinfo=UTC)
 
 
+def _documented_range(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Say the range in the field's OpenAPI description (OpenAPI has no minimum for dates)."""
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    described = metadata.get("description")
+    metadata["description"] = f"{described}; {_RANGE}" if described else _RANGE.capitalize()
+    kwargs["metadata"] = metadata
+    return kwargs
+
+
 class BoundedDate(fields.Date):
     """A calendar date the platform can compute with (1970-01-01 to 2999-12-31)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**_documented_range(kwargs))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
         result = super()._deserialize(value, attr, data, **kwargs)
@@ -32,7 +44,7 @@ class AwareDateTime(fields.AwareDateTime):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("default_timezone", UTC)
-        super().__init__(**kwargs)
+        super().__init__(**_documented_range(kwargs))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         try:

@@ -35,6 +35,8 @@ class ServiceDefinition:
     handlers: Callable[[Settings, Database], dict[str, AnyHandler]] = lambda _s, _d: {}
     timers: Callable[[Settings, Database], list[Timer]] = lambda _s, _d: []
     commands: dict[str, Callable[[Settings, Database, list[str]], int]] = field(default_factory=dict)
+    # The service's own settings, read and checked by `check-config` (raise ConfigError naming them).
+    check_settings: Callable[[Settings], object] | None = None
 
     def settings(self) -> Settings:
         return load_settings(self.name)
@@ -50,17 +52,37 @@ class ServiceDefinition:
 
 
 def service_main(definition: ServiceDefinition, argv: list[str] | None = None) -> int:
+    shared = {
+        "migrate": "apply the service's database migrations (Alembic) up to the newest",
+        "worker": "run the worker: outbox relay, event consumer and timers, until SIGTERM",
+        "check-config": "check the settings, the database and the broker; say what is wrong",
+        "declare": "declare the service's queue and its bindings on the broker (idempotent)",
+    }
+    # A command's help is the first paragraph of its docstring.
+    own = {
+        name: " ".join((command.__doc__ or "").strip().split("\n\n")[0].split())
+        for name, command in definition.commands.items()
+    }
     parser = argparse.ArgumentParser(
-        prog=f"linli-{definition.name}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=f"linli-{definition.name}",
+        description=f"The {definition.name} service's commands. Settings come from the environment "
+        f"(see services/{definition.name}/README.md, or gateway/README.md).",
+        epilog="exit status: 0 done, 1 a check or command failed, 2 bad configuration or usage. "
+        f"`linli-{definition.name} COMMAND --help` tells more of a command.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply database migrations")
-    worker = sub.add_parser("worker", help="run the worker process")
-    worker.add_argument("--health-port", type=int, default=int(os.environ.get("WORKER_HEALTH_PORT", "0")) or None)
-    sub.add_parser("check-config", help="validate the configuration, database and broker")
-    sub.add_parser("declare", help="declare the service's queue and bindings")
-    for name, command in definition.commands.items():
-        sub.add_parser(name, help=(command.__doc__ or "").strip().split("\n")[0] or None, add_help=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("migrate", help=shared["migrate"], description=shared["migrate"])
+    worker = sub.add_parser("worker", help=shared["worker"], description=shared["worker"])
+    worker.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ.get("WORKER_HEALTH_PORT", "0")) or None,
+        help="serve /healthz, /readyz and /metrics on this port (default: WORKER_HEALTH_PORT, else none)",
+    )
+    sub.add_parser("check-config", help=shared["check-config"], description=shared["check-config"])
+    sub.add_parser("declare", help=shared["declare"], description=shared["declare"])
+    for name, text in own.items():
+        sub.add_parser(name, help=text or None, add_help=False)
     # A service's own commands parse their own options: hand them whatever follows their name.
     args, rest = parser.parse_known_args(argv)
     if rest and args.command not in definition.commands:
@@ -77,6 +99,12 @@ def service_main(definition: ServiceDefinition, argv: list[str] | None = None) -
         print(f"linli-{definition.name}: database at head")
         return 0
     if args.command == "check-config":
+        if definition.check_settings is not None:
+            try:
+                definition.check_settings(settings)
+            except ConfigError as exc:
+                print(f"linli-{definition.name}: {exc}", file=sys.stderr)
+                return 2
         return _check(definition.name, settings, database)
     if args.command == "declare":
         consumer = definition.build_worker(settings, database).consumer

@@ -191,6 +191,7 @@ def _refuse_unstorable_text() -> None:
         if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
             bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
     if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        request.get_data(cache=True)  # keep the raw body readable (the gateway forwards it whole)
         for name, value in request.form.items(multi=True):
             if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
                 bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]

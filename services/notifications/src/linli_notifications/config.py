@@ -110,7 +110,8 @@ def build_providers(config: NotificationConfig) -> dict[str, object]:
 
     built: dict[str, object] = {}
     if "log" in config.sms_providers:
-        built["log:sms"] = LogProvider(Channel.SMS)
+        # Only where no SMS can really go out (the local platform) are one-time codes shown.
+        built["log:sms"] = LogProvider(Channel.SMS, show_codes=config.sms_providers == ("log",))
     if "log" in config.push_providers:
         built["log:push"] = LogProvider(Channel.PUSH)
     if "aliyun" in config.sms_providers:

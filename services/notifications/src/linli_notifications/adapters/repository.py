@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from linli_notifications.adapters.tables import (
@@ -18,6 +19,7 @@ from linli_notifications.adapters.tables import (
     preferences,
     recipient_communities,
     recipients,
+    replica,
     sms_opt_outs,
 )
 from linli_notifications.domain.model import Recipient
@@ -42,6 +44,20 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]]
         statement = module.insert(table).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
         inserted += len(session.execute(statement, list(rows[start : start + CHUNK])).all())
     return inserted
+
+
+def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+    """Insert rows, or replace the stored row with the same `keys` when its `revision` is older."""
+    if not rows:
+        return
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = module.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={c: statement.excluded[c] for c in rows[0] if c not in keys},
+        where=table.c.revision < statement.excluded.revision,
+    )
+    session.execute(statement, list(rows))
 
 
 def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: str) -> dict[str, Recipient]:
@@ -140,6 +156,17 @@ def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dic
         for r in rows:
             result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
     return result
+
+
+def street_lookup(session: Session) -> Callable[[str], str | None]:
+    """community id -> its street id, from the directory replica, read through `session`."""
+
+    def street_of(community_id: str) -> str | None:
+        return session.scalar(
+            select(replica.communities.c.street_id).where(replica.communities.c.community_id == community_id)
+        )
+
+    return street_of
 
 
 def members_with_role(session: Session, community_ids: Iterable[str], roles: Iterable[str]) -> list[str]:
@@ -347,3 +374,68 @@ def insert_grouped(session: Session, table: Table, rows: Sequence[dict[str, Any]
         )
         session.execute(statement, [{**{c: g[0][c] for c in columns}, "_values": [r[vary] for r in g]} for g in shared])
     bulk_insert(session, table, singles)
+
+
+# --- writes prepared before their transaction ---------------------------------------------------
+# On SQLite a write transaction holds the database's one write lock from its first statement to its
+# commit, and every other writer waits meanwhile. Turning thousands of rows into driver values
+# (JSON, times, booleans) is slow Python work: it is done here before the transaction begins, so
+# the transaction only hands ready values to the driver. PostgreSQL has row locks; there the rows
+# go as they are, through COPY or grouped statements.
+Write = Callable[[Session], None]
+
+
+def prepare_insert(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]) -> Write:
+    """`bulk_insert` of `rows`, converted now and written when the returned function is called."""
+    if not rows or dialect.name != "sqlite":
+        return lambda session: bulk_insert(session, table, rows)
+    statement = table.insert().compile(dialect=dialect, column_keys=list(rows[0]))
+    return _prepared(str(statement), statement.positiontup, {c.name: c.type for c in table.columns}, rows, dialect)
+
+
+def prepare_update(dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]], key: str) -> Write:
+    """`update_grouped` of `rows` (each sets its columns on the row whose `key` matches), converted
+    now and written when the returned function is called."""
+    if not rows or dialect.name != "sqlite":
+        return lambda session: update_grouped(session, table, rows, key)
+    columns = [c for c in rows[0] if c != key]
+    statement = (
+        table.update()
+        .where(table.c[key] == bindparam("_key"))
+        .values({c: bindparam(c) for c in columns})
+        .compile(dialect=dialect)
+    )
+    types = {c.name: c.type for c in table.columns} | {"_key": table.c[key].type}
+    keyed = [{**row, "_key": row[key]} for row in rows]
+    return _prepared(str(statement), statement.positiontup, types, keyed, dialect)
+
+
+def _prepared(
+    sql: str, names: Sequence[str], types: dict[str, Any], rows: Sequence[dict[str, Any]], dialect: Dialect
+) -> Write:
+    convert = []
+    for name in names:
+        processor = types[name].bind_processor(dialect)
+        if isinstance(types[name], JSON):
+            processor = _once_per_object(processor)  # rows of one plan share their parameters object
+        convert.append((name, processor))
+    values = [tuple(p(row[n]) if p else row[n] for n, p in convert) for row in rows]
+
+    def write(session: Session) -> None:
+        session.connection().exec_driver_sql(sql, values)
+
+    return write
+
+
+def _once_per_object(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    done: dict[int, tuple[Any, Any]] = {}
+
+    def convert(value: Any) -> Any:
+        known = done.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        converted = processor(value) if processor else value
+        done[id(value)] = (value, converted)  # holding the value keeps its id from being reused
+        return converted
+
+    return convert

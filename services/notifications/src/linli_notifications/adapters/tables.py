@@ -8,7 +8,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -19,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from linli_kit.tables import BigId, add_directory_replica, add_messaging_tables
+from linli_kit.tables import BigId, UtcDateTime, add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
@@ -40,7 +39,7 @@ recipients = Table(
     Column("organisation_id", String(36), nullable=True),
     Column("active", Boolean, nullable=False),
     Column("revision", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # Who belongs to which community, for staff look-ups and community broadcasts.
@@ -59,7 +58,7 @@ sms_opt_outs = Table(
     metadata,
     Column("phone", String(20), primary_key=True),
     Column("provider", String(20), nullable=False),
-    Column("opted_out_at", DateTime(timezone=True), nullable=False),
+    Column("opted_out_at", UtcDateTime(), nullable=False),
 )
 
 devices = Table(
@@ -70,9 +69,9 @@ devices = Table(
     Column("platform", String(10), nullable=False),  # ios | android
     Column("provider", String(10), nullable=False),  # jpush | fcm
     Column("token", String(512), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("last_seen_at", DateTime(timezone=True), nullable=False),
-    Column("pruned_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("pruned_at", UtcDateTime(), nullable=True),
     Column("pruned_reason", String(200), nullable=True),
     UniqueConstraint("provider", "token", name="uq_devices_provider_token"),
 )
@@ -94,7 +93,7 @@ follows = Table(
     Column("target_type", String(20), nullable=False),  # community | issue | meeting
     Column("target_id", String(36), nullable=False),
     Column("reason", String(20), nullable=False),  # followed | reporter | supporter
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("target_type", "target_id", "user_id", name="pk_follows"),
 )
 Index("ix_follows_user", follows.c.user_id)
@@ -107,12 +106,26 @@ subjects = Table(
     Column("subject_id", String(36), nullable=False),
     Column("community_id", String(36), nullable=True),
     Column("title", String(300), nullable=False),
-    Column("starts_at", DateTime(timezone=True), nullable=True),
+    Column("starts_at", UtcDateTime(), nullable=True),
     Column("place", String(300), nullable=True),
     Column("status", String(30), nullable=False),
     Column("revision", Integer, nullable=False),
     Column("member_ids", JSON, nullable=False),  # participants / registrants
     PrimaryKeyConstraint("subject_type", "subject_id", name="pk_subjects"),
+)
+
+# What each person last knew of an issue: its status and who handles it (told by a notice, or seen
+# for themselves: the reporter, a supporter, whoever made the change). A progress notice goes only
+# to those for whom something changed.
+issue_knowledge = Table(
+    "issue_knowledge",
+    metadata,
+    Column("issue_id", String(36), nullable=False),
+    Column("user_id", String(36), nullable=False),
+    Column("status", String(30), nullable=True),
+    Column("assignee", String(80), nullable=True),  # "<assignee_type>:<assignee_id>"
+    Column("revision", Integer, nullable=False),  # of the issue event it was learnt from
+    PrimaryKeyConstraint("issue_id", "user_id", name="pk_issue_knowledge"),
 )
 
 reminders = Table(
@@ -122,8 +135,8 @@ reminders = Table(
     Column("subject_type", String(20), nullable=False),
     Column("subject_id", String(36), nullable=False),
     Column("kind", String(20), nullable=False),  # day_before | hour_before
-    Column("starts_at", DateTime(timezone=True), nullable=False),
-    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
     Column("state", String(12), nullable=False),  # scheduled | fired | cancelled
     UniqueConstraint("subject_type", "subject_id", "kind", "starts_at", name="uq_reminders_occurrence"),
 )
@@ -142,8 +155,8 @@ broadcasts = Table(
     Column("state", String(12), nullable=False),  # planning | planned
     Column("cursor", String(36), nullable=True),  # last user id planned, to resume after a crash
     Column("planned_count", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("planned_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("planned_at", UtcDateTime(), nullable=True),
 )
 
 # One per recipient and source: the in-app inbox.
@@ -163,8 +176,8 @@ notifications = Table(
     Column("community_id", String(36), nullable=True),
     Column("subject_type", String(20), nullable=True),
     Column("subject_id", String(36), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("read_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("read_at", UtcDateTime(), nullable=True),
     UniqueConstraint("source_key", "user_id", name="uq_notifications_source_user"),
 )
 Index("ix_notifications_user_created", notifications.c.user_id, notifications.c.created_at)
@@ -199,13 +212,13 @@ deliveries = Table(
     Column("provider_message_id", String(120), nullable=True),
     Column("attempts", Integer, nullable=False),
     Column("segments", Integer, nullable=True),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
-    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime(), nullable=True),
     Column("outcome_unknown", Boolean, nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=True),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True),
+    Column("finished_at", UtcDateTime(), nullable=True),
 )
 Index(
     "ix_deliveries_due",
@@ -248,6 +261,14 @@ Index(
     sqlite_where=deliveries.c.provider_message_id.isnot(None),
 )
 Index("ix_deliveries_notification", deliveries.c.notification_id)
+# A broadcast's progress (its deliveries by state) without reading every other delivery.
+Index(
+    "ix_deliveries_broadcast_state",
+    deliveries.c.batch_key,
+    deliveries.c.state,
+    postgresql_where=deliveries.c.source_type == "broadcast",
+    sqlite_where=deliveries.c.source_type == "broadcast",
+)
 Index("ix_deliveries_community_created", deliveries.c.community_id, deliveries.c.created_at)
 
 attempts = Table(
@@ -256,7 +277,7 @@ attempts = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("delivery_id", String(36), nullable=False, index=True),
     Column("provider", String(20), nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
     Column("latency_ms", Integer, nullable=False),
     Column("outcome", String(12), nullable=False),  # ok | retryable | permanent | unknown
     Column("request_id", String(120), nullable=True),
@@ -273,6 +294,6 @@ receipts = Table(
     Column("provider_message_id", String(120), nullable=True),
     Column("status", String(30), nullable=False),
     Column("error_code", String(80), nullable=True),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
     UniqueConstraint("provider", "dedup_key", name="uq_receipts_provider_key"),
 )

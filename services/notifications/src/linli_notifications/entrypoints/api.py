@@ -19,12 +19,14 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import Session
 
-from linli_kit.auth import Principal
 from linli_kit.db import Database
-from linli_kit.replica import DirectoryReplica
+from linli_kit.periods import resolve_period, today_in
+from linli_kit.schemas import PeriodQuery
 from linli_kit.web import require_principal
-from linli_notifications.adapters.tables import replica
+from linli_notifications.adapters import repository
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.domain.model import Category, Channel
 from linli_notifications.service_layer import broadcasts as broadcast_cases
 from linli_notifications.service_layer import recipient as cases
@@ -36,6 +38,11 @@ def _db() -> Database:
     return current_app.extensions["linli.database"]
 
 
+def _reads() -> ReadSessions:
+    """Sessions for requests that only read: on SQLite they take no write lock (adapters/reading.py)."""
+    return ReadSessions(_db())
+
+
 def _now():  # noqa: ANN202
     return current_app.extensions["linli.clock"]()
 
@@ -44,8 +51,10 @@ def _tz() -> str:
     return current_app.extensions["linli.settings"].timezone
 
 
-def _street_of(principal: Principal):  # noqa: ANN202, ARG001
-    return DirectoryReplica(replica, _db().session).street_of
+def _street_of(session: Session) -> cases.StreetOf:
+    # In the request's own session: on SQLite a second session would wait for the write lock the
+    # first one holds, i.e. for itself (a street official's look-ups hung, then answered 503).
+    return repository.street_lookup(session)
 
 
 # --- schemas ------------------------------------------------------------------------------------
@@ -109,7 +118,7 @@ class PreferencesSchema(Schema):
 
 
 class FollowSchema(Schema):
-    target_type = fields.String(required=True, validate=validate.OneOf(["community", "issue", "meeting"]))
+    target_type = fields.String(required=True, validate=validate.OneOf(cases.FOLLOWABLE))
     target_id = fields.UUID(required=True)
     reason = fields.String(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
@@ -184,11 +193,47 @@ class DeliverySchema(Schema):
     attempt_log = fields.List(fields.Nested(AttemptSchema))
 
 
-class StatsQuery(Schema):
-    community_id = fields.UUID(load_default=None)
-    street_id = fields.UUID(load_default=None)
-    from_ = fields.Date(load_default=None, data_key="from")
-    to = fields.Date(load_default=None)
+class StatsQuery(PeriodQuery):
+    community_id = fields.UUID(load_default=None, metadata={"description": "one community (staff: required)"})
+    street_id = fields.UUID(load_default=None, metadata={"description": "the communities of one street"})
+
+
+class StatsFigures(Schema):
+    planned = fields.Integer(required=True, metadata={"description": "deliveries planned (every state)"})
+    sent = fields.Integer(required=True, metadata={"description": "handed to a provider (sent or delivered)"})
+    delivered = fields.Integer(required=True, metadata={"description": "confirmed by a receipt"})
+    failed = fields.Integer(required=True)
+    suppressed = fields.Integer(required=True, metadata={"description": "not sent: opt-out, no phone or device"})
+    sms = fields.Integer(required=True, metadata={"description": "planned by SMS"})
+    push = fields.Integer(required=True, metadata={"description": "planned by app push"})
+
+
+class CommunityFigures(StatsFigures):
+    community_id = fields.String(required=True)
+
+
+class MonthFigures(StatsFigures):
+    month = fields.String(required=True, metadata={"description": "YYYY-MM, in the city's time zone"})
+
+
+class StatsScope(Schema):
+    community_id = fields.String(required=True, allow_none=True)
+    street_id = fields.String(required=True, allow_none=True)
+
+
+class StatsPeriod(Schema):
+    from_ = fields.String(
+        required=True, data_key="from", attribute="from", metadata={"description": "first day (local date)"}
+    )
+    to = fields.String(required=True, metadata={"description": "last day, included (local date)"})
+
+
+class StatsOut(Schema):
+    scope = fields.Nested(StatsScope, required=True)
+    period = fields.Nested(StatsPeriod, required=True)
+    totals = fields.Nested(StatsFigures, required=True)
+    by_community = fields.List(fields.Nested(CommunityFigures), required=True)
+    monthly = fields.List(fields.Nested(MonthFigures), required=True)
 
 
 def _s(value: Any) -> str | None:
@@ -203,7 +248,7 @@ class Inbox(MethodView):
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
         principal = require_principal()
-        with _db().session() as session:
+        with _reads().reading() as session:
             items, total = cases.list_inbox(
                 session,
                 principal,
@@ -220,55 +265,67 @@ class Inbox(MethodView):
 class InboxItem(MethodView):
     @blp.response(200, NotificationSchema)
     def get(self, notification_id: Any) -> dict:
-        with _db().session() as session:
-            return cases.get_notification(session, require_principal(), str(notification_id))
+        principal = require_principal()
+        with _reads().reading() as session:
+            return cases.get_notification(session, principal, str(notification_id))
 
 
 @blp.route("/<uuid:notification_id>/read")
 class InboxRead(MethodView):
     @blp.response(200, NotificationSchema)
     def post(self, notification_id: Any) -> dict:
+        principal = require_principal()
         with _db().session() as session:
-            return cases.mark_read(session, require_principal(), str(notification_id), _now())
+            return cases.mark_read(session, principal, str(notification_id), _now())
 
 
 @blp.route("/read-all")
 class InboxReadAll(MethodView):
     @blp.response(200, CountSchema)
     def post(self) -> dict:
+        principal = require_principal()
         with _db().session() as session:
-            return {"count": cases.mark_all_read(session, require_principal(), _now())}
+            return {"count": cases.mark_all_read(session, principal, _now())}
 
 
 @blp.route("/unread-count")
 class UnreadCount(MethodView):
     @blp.response(200, CountSchema)
     def get(self) -> dict:
-        with _db().session() as session:
-            return {"count": cases.unread_count(session, require_principal())}
+        principal = require_principal()
+        with _reads().reading() as session:
+            return {"count": cases.unread_count(session, principal)}
 
 
 # --- devices ------------------------------------------------------------------------------------
 @blp.route("/devices")
 class Devices(MethodView):
     @blp.response(200, DeviceOut(many=True))
-    def get(self) -> list:
-        with _db().session() as session:
-            return cases.list_devices(session, require_principal())
+    @blp.paginate()
+    def get(self, pagination_parameters: Any) -> list:
+        principal = require_principal()
+        with _reads().reading() as session:
+            items, total = cases.list_devices(
+                session, principal, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+            )
+        pagination_parameters.item_count = total
+        return items
 
     @blp.arguments(DeviceIn)
     @blp.response(201, DeviceOut)
     def post(self, body: dict) -> dict:
+        principal = require_principal()
         with _db().session() as session:
-            return cases.register_device(session, require_principal(), now=_now(), **body)
+            return cases.register_device(session, principal, now=_now(), **body)
 
 
 @blp.route("/devices/<uuid:device_id>")
 class DeviceById(MethodView):
     @blp.response(204)
     def delete(self, device_id: Any) -> None:
+        principal = require_principal()
         with _db().session() as session:
-            cases.delete_device(session, require_principal(), str(device_id))
+            cases.delete_device(session, principal, str(device_id))
 
 
 # --- preferences --------------------------------------------------------------------------------
@@ -276,23 +333,33 @@ class DeviceById(MethodView):
 class Preferences(MethodView):
     @blp.response(200, PreferencesSchema)
     def get(self) -> dict:
-        with _db().session() as session:
-            return cases.get_preferences(session, require_principal(), _tz())
+        principal = require_principal()
+        with _reads().reading() as session:
+            return cases.get_preferences(session, principal, _tz())
 
     @blp.arguments(PreferencesSchema)
     @blp.response(200, PreferencesSchema)
     def put(self, body: dict) -> dict:
+        principal = require_principal()
         with _db().session() as session:
-            return cases.set_preferences(session, require_principal(), body, _tz())
+            cases.set_preferences(session, principal, body)
+        with _reads().reading() as session:
+            return cases.get_preferences(session, principal, _tz())
 
 
 # --- follows ------------------------------------------------------------------------------------
 @blp.route("/follows")
 class Follows(MethodView):
     @blp.response(200, FollowSchema(many=True))
-    def get(self) -> list:
-        with _db().session() as session:
-            return cases.list_follows(session, require_principal())
+    @blp.paginate()
+    def get(self, pagination_parameters: Any) -> list:
+        principal = require_principal()
+        with _reads().reading() as session:
+            items, total = cases.list_follows(
+                session, principal, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+            )
+        pagination_parameters.item_count = total
+        return items
 
     @blp.arguments(FollowSchema)
     @blp.response(201, FollowSchema)
@@ -302,7 +369,7 @@ class Follows(MethodView):
             return cases.follow(
                 session,
                 principal,
-                _street_of(principal),
+                _street_of(session),
                 target_type=body["target_type"],
                 target_id=str(body["target_id"]),
                 now=_now(),
@@ -313,8 +380,9 @@ class Follows(MethodView):
 class FollowById(MethodView):
     @blp.response(204)
     def delete(self, target_type: str, target_id: Any) -> None:
+        principal = require_principal()
         with _db().session() as session:
-            cases.unfollow(session, require_principal(), target_type=target_type, target_id=str(target_id))
+            cases.unfollow(session, principal, target_type=target_type, target_id=str(target_id))
 
 
 # --- broadcasts ---------------------------------------------------------------------------------
@@ -328,7 +396,7 @@ class Broadcasts(MethodView):
             row = broadcast_cases.create_broadcast(
                 session,
                 principal,
-                _street_of(principal),
+                _street_of(session),
                 community_id=str(body["community_id"]),
                 title=body["title"],
                 body=body["body"],
@@ -344,8 +412,8 @@ class BroadcastById(MethodView):
     @blp.response(200, BroadcastOut)
     def get(self, broadcast_id: Any) -> dict:
         principal = require_principal()
-        with _db().session() as session:
-            return cases.get_broadcast(session, principal, _street_of(principal), str(broadcast_id))
+        with _reads().reading() as session:
+            return cases.get_broadcast(session, principal, _street_of(session), str(broadcast_id))
 
 
 # --- deliveries and stats -----------------------------------------------------------------------
@@ -355,10 +423,11 @@ class Deliveries(MethodView):
     @blp.response(200, DeliverySchema(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
-        with _db().session() as session:
+        principal = require_principal()
+        with _reads().reading() as session:
             items, total = cases.list_deliveries(
                 session,
-                require_principal(),
+                principal,
                 filters={k: _s(v) for k, v in filters.items()},
                 offset=pagination_parameters.first_item,
                 limit=pagination_parameters.page_size,
@@ -372,23 +441,27 @@ class DeliveryById(MethodView):
     @blp.response(200, DeliverySchema)
     def get(self, delivery_id: Any) -> dict:
         principal = require_principal()
-        with _db().session() as session:
-            return cases.get_delivery(session, principal, _street_of(principal), str(delivery_id))
+        with _reads().reading() as session:
+            return cases.get_delivery(session, principal, _street_of(session), str(delivery_id))
 
 
 @blp.route("/stats")
 class Stats(MethodView):
     @blp.arguments(StatsQuery, location="query")
+    @blp.response(200, StatsOut)
     def get(self, query: dict) -> dict:
+        """Deliveries by state and channel of a community, a street or the city: totals, per
+        community and per month. The period is the platform's: by default the twelve calendar
+        months ending with the current one (local dates in the city's time zone)."""
         principal = require_principal()
-        with _db().session() as session:
+        period = resolve_period(today_in(_tz(), _now()), query["period_from"], query["period_to"])
+        with _reads().reading() as session:
             return cases.stats(
                 session,
                 principal,
-                _street_of(principal),
+                _street_of(session),
                 community_id=_s(query["community_id"]),
                 street_id=_s(query["street_id"]),
-                period_from=query["from_"],
-                period_to=query["to"],
+                period=period,
                 city_timezone=_tz(),
             )

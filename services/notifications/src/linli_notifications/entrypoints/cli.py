@@ -1,4 +1,4 @@
-"""`linli-notifications migrate | worker | check-config`."""
+"""`linli-notifications migrate | worker | check-config | declare | providers` (see the README)."""
 
 import sys
 

@@ -12,12 +12,15 @@ from linli_kit.auth import Principal, Role
 from linli_kit.db import Database
 from linli_kit.errors import Forbidden
 from linli_notifications.adapters import repository
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import broadcasts
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Channel, Intent
-from linli_notifications.service_layer.planning import plan_many
+from linli_notifications.service_layer.planning import build_rows, prepare_fresh_rows
 
 CHUNK = 5000
+# On SQLite every writer waits for the one write lock while a chunk is written: keep chunks small.
+SQLITE_CHUNK = 200
 AUTHORS = (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN)
 
 
@@ -56,49 +59,62 @@ def create_broadcast(
 
 
 def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int:
-    """Plan one chunk of every broadcast still planning; return the deliveries planned."""
+    """Plan every broadcast still planning, chunk by chunk; return the deliveries planned.
+
+    Each chunk is read (members, preferences) without a write lock, then written in a transaction of
+    its own with the broadcast's cursor. The cursor moves only from the value the chunk was read
+    after, so two planners never plan one chunk twice, and a crash resumes after the last chunk."""
+    reads = ReadSessions(database)
+    chunk = SQLITE_CHUNK if database.is_sqlite else CHUNK
     total = 0
-    with database.session() as session:
+    with reads.reading() as session:
         pending = session.execute(select(broadcasts).where(broadcasts.c.state == "planning")).mappings().all()
     for b in pending:
         while True:
-            with database.transaction() as session:
+            with reads.reading() as session:
                 cursor = session.scalar(select(broadcasts.c.cursor).where(broadcasts.c.id == b["id"]))
                 members = repository.community_recipients(
-                    session, b["community_id"], after=cursor, limit=CHUNK, city_timezone=city_timezone
+                    session, b["community_id"], after=cursor, limit=chunk, city_timezone=city_timezone
                 )
-                if not members:
+                users = [m.user_id for m in members]
+                prefs = (
+                    repository.community_preferences(session, b["community_id"], users[0], users[-1]) if users else {}
+                )
+            # Built and converted before the write transaction: it holds the write lock only to store them.
+            rows = build_rows([_intent(b, users)], {m.user_id: m for m in members}, prefs, clock()) if users else None
+            write = prepare_fresh_rows(database.engine.dialect, rows) if rows is not None else None
+            with database.transaction() as session:
+                same_cursor = broadcasts.c.cursor.is_(None) if cursor is None else broadcasts.c.cursor == cursor
+                if write is None:
                     session.execute(
-                        update(broadcasts).where(broadcasts.c.id == b["id"]).values(state="planned", planned_at=clock())
+                        update(broadcasts)
+                        .where(broadcasts.c.id == b["id"], broadcasts.c.state == "planning", same_cursor)
+                        .values(state="planned", planned_at=clock())
                     )
                     break
-                users = [m.user_id for m in members]
-                prefs = repository.community_preferences(session, b["community_id"], users[0], users[-1])
-                intent = Intent(
-                    source_key=f"broadcast:{b['id']}",
-                    source_type="broadcast",
-                    kind="broadcast.notice",
-                    category=Category.SAFETY if b["urgent"] else Category.BROADCAST,
-                    user_ids=tuple(users),
-                    params={"title": b["title"], "body": b["body"]},
-                    urgent=b["urgent"],
-                    community_id=b["community_id"],
-                    subject_type="broadcast",
-                    subject_id=b["id"],
-                    channels=frozenset(Channel(c) for c in b["channels"]),
-                )
-                planned = plan_many(
-                    session,
-                    [intent],
-                    clock(),
-                    city_timezone,
-                    known=({m.user_id: m for m in members}, prefs),
-                    fresh=True,
-                )
-                total += planned
-                session.execute(
+                moved = session.execute(
                     update(broadcasts)
-                    .where(broadcasts.c.id == b["id"])
+                    .where(broadcasts.c.id == b["id"], same_cursor)
                     .values(cursor=users[-1], planned_count=broadcasts.c.planned_count + len(users))
-                )
+                ).rowcount
+                if not moved:
+                    break  # another planner took this chunk: it carries on from there
+                write(session)
+                total += len(rows.deliveries)
     return total
+
+
+def _intent(b: dict, users: list[str]) -> Intent:
+    return Intent(
+        source_key=f"broadcast:{b['id']}",
+        source_type="broadcast",
+        kind="broadcast.notice",
+        category=Category.SAFETY if b["urgent"] else Category.BROADCAST,
+        user_ids=tuple(users),
+        params={"title": b["title"], "body": b["body"]},
+        urgent=b["urgent"],
+        community_id=b["community_id"],
+        subject_type="broadcast",
+        subject_id=b["id"],
+        channels=frozenset(Channel(c) for c in b["channels"]),
+    )

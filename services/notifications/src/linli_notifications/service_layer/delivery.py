@@ -6,6 +6,16 @@ per-provider limits, call the providers in their batch sizes, and record every a
 
 An SMS whose outcome is unknown (a read timeout, or a sender that died between the call and the
 record) is never sent again blindly: the provider is asked whether it has it first.
+
+Quiet hours are checked again at every attempt, not only when a message is planned: a retry, a
+deferral or a fallback provider falling due at night waits for the recipient's morning (one-time
+codes and urgent notices excepted, as when planning).
+
+No transaction stays open while a provider is called: the claim commits before the calls, the
+record opens its own transaction after them, and what is only read (what is due, the per-number
+counts, devices, quiet hours) is read without taking SQLite's write lock. On SQLite, whose one
+write lock every writer shares, a round claims and records its rows in transactions of
+`SQLITE_WRITE_CHUNK`, so each write transaction stays short.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, func, select, update
+from sqlalchemy import Text, and_, case, cast, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
@@ -33,16 +43,21 @@ from linli_notifications import SERVICE
 from linli_notifications.adapters import metrics, repository
 from linli_notifications.adapters.providers.aliyun import ProviderCheckFailed
 from linli_notifications.adapters.providers.base import OutboundMessage, Outcome, Provider, SendResult
-from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging
+from linli_notifications.adapters.reading import ReadSessions
+from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, recipients
 from linli_notifications.config import NotificationConfig
 from linli_notifications.domain.clock import Clock
-from linli_notifications.domain.model import Channel, DeliveryState
-from linli_notifications.domain.policy import retry_delay
+from linli_notifications.domain.model import Channel, DeliveryState, Recipient
+from linli_notifications.domain.policy import quiet_until, retry_delay
 from linli_notifications.domain.templates import render
 
 log = logging.getLogger(__name__)
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 SECRET_KINDS = {"account.code"}  # their parameters are wiped once the delivery is over
+# Rows one write transaction claims or records on SQLite: every other writer (the web processes,
+# the consumer) waits for SQLite's one write lock meanwhile. A round still takes `claim_batch` rows,
+# in several such transactions, so as many provider calls run at once as on PostgreSQL.
+SQLITE_WRITE_CHUNK = 100
 # What a round needs of a claimed delivery (not its key, lease or expiry).
 _CLAIM_COLUMNS = [c for c in deliveries.c if c.name not in ("key", "state", "lease_until", "expires_at", "finished_at")]
 _CLAIM_NAMES = [c.name for c in _CLAIM_COLUMNS]
@@ -100,6 +115,7 @@ class Deliverer:
         after_send: Callable[[list[Claimed]], None] | None = None,
     ) -> None:
         self.database = database
+        self.reads = ReadSessions(database)
         self.config = config
         self.providers = providers
         self.clock = clock
@@ -163,13 +179,17 @@ class Deliverer:
     def _begin(self) -> _Round | None:
         now = self.clock()
         self._expire_and_recover(now)
+        if not self._anything_due(now):
+            return None
         claimed = self._claim(now)
         if not claimed:
             return None
         # A failure from here on leaves the claims to their lease: taken back later, an SMS as
         # "outcome unknown", so checked with the provider before any resend.
         current = _Round(now, claimed)
-        current.deferred = self._apply_phone_limits(claimed, now)
+        current.deferred = self._hold_for_quiet_hours(claimed, now)
+        awake = [c for c in claimed if c.row["id"] not in current.deferred]
+        current.deferred.update(self._apply_phone_limits(awake, now))
         current.ready = [c for c in claimed if c.row["id"] not in current.deferred]
         self._prepare(current.ready)
         self._check_unknown(current.ready)
@@ -195,25 +215,48 @@ class Deliverer:
 
     # --- before sending -----------------------------------------------------------------------
     def _expire_and_recover(self, now: datetime) -> None:
+        too_late = (
+            deliveries.c.state == DeliveryState.PENDING.value,
+            deliveries.c.expires_at.isnot(None),
+            deliveries.c.expires_at <= now,
+        )
+        lease_over = (deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now)
+        with self.reads.reading() as session:
+            # Usually there is nothing to do: find that out without the write lock.
+            work = session.scalar(
+                select(
+                    select(deliveries.c.id).where(*too_late).exists()
+                    | select(deliveries.c.id).where(*lease_over).exists()
+                )
+            )
+        if not work:
+            return
         with self.database.transaction() as session:
             session.execute(
                 update(deliveries)
-                .where(
-                    deliveries.c.state == DeliveryState.PENDING.value,
-                    deliveries.c.expires_at.isnot(None),
-                    deliveries.c.expires_at <= now,
-                )
+                .where(*too_late)
                 .values(state=DeliveryState.EXPIRED.value, reason="too late", finished_at=now, params={})
             )
             # A sender died holding these: for SMS we cannot know whether the provider got it.
             session.execute(
                 update(deliveries)
-                .where(deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now)
+                .where(*lease_over)
                 .values(
                     state=DeliveryState.PENDING.value,
                     outcome_unknown=deliveries.c.channel == Channel.SMS.value,
                     lease_until=None,
                     next_attempt_at=now,
+                )
+            )
+
+    def _anything_due(self, now: datetime) -> bool:
+        with self.reads.reading() as session:
+            return bool(
+                session.scalar(
+                    select(
+                        select(deliveries.c.id).where(*_pending_due(now, urgent=True)).exists()
+                        | select(deliveries.c.id).where(*_pending_due(now, urgent=False)).exists()
+                    )
                 )
             )
 
@@ -225,10 +268,17 @@ class Deliverer:
         loops never take the same row) and marked in the same UPDATE, which returns them."""
         lease = now + timedelta(seconds=self.config.lease_seconds)
         limit = self.config.claim_batch
-        with self.database.transaction() as session:
-            if session.get_bind().dialect.name != "postgresql":
-                rows = self._claim_portable(session, now, lease)
-            else:
+        if self.database.is_sqlite:
+            rows: list[dict] = []
+            while len(rows) < limit:
+                wanted = min(SQLITE_WRITE_CHUNK, limit - len(rows))
+                with self.database.transaction() as session:
+                    taken = self._claim_portable(session, now, lease, wanted)
+                rows += taken
+                if len(taken) < wanted:
+                    break
+        else:
+            with self.database.transaction() as session:
                 rows = self._claim_step(session, now, lease, True, limit)
                 if len(rows) < limit:
                     rows += self._claim_step(session, now, lease, False, limit - len(rows))
@@ -270,23 +320,22 @@ class Deliverer:
             rows.append(row)
         return rows
 
-    def _claim_portable(self, session: Session, now: datetime, lease: datetime) -> list[dict]:
-        pending_due = (deliveries.c.state == DeliveryState.PENDING.value, deliveries.c.next_attempt_at <= now)
+    def _claim_portable(self, session: Session, now: datetime, lease: datetime, limit: int) -> list[dict]:
         ids = list(
             session.scalars(
                 select(deliveries.c.id)
-                .where(*pending_due, deliveries.c.urgent.is_(True))
+                .where(*_pending_due(now, urgent=True))
                 .order_by(deliveries.c.next_attempt_at)
-                .limit(self.config.claim_batch)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         )
-        if len(ids) < self.config.claim_batch:
+        if len(ids) < limit:
             ids += session.scalars(
                 select(deliveries.c.id)
-                .where(*pending_due, deliveries.c.urgent.is_(False))
+                .where(*_pending_due(now, urgent=False))
                 .order_by(deliveries.c.next_attempt_at)
-                .limit(self.config.claim_batch - len(ids))
+                .limit(limit - len(ids))
                 .with_for_update(skip_locked=True)
             )
         if not ids:
@@ -298,6 +347,38 @@ class Deliverer:
             .returning(*_CLAIM_COLUMNS)
         )
         return [dict(r) for r in rows.mappings()]
+
+    def _hold_for_quiet_hours(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
+        """Deliveries to hold back (id -> the end of the quiet hours) because it is night where their
+        recipient lives now. One-time codes and urgent notices go whatever the hour, as planned."""
+        users = sorted({c.row["user_id"] for c in claimed if c.row["user_id"] and not _wakes_anyone(c.row)})
+        if not users:
+            return {}
+        with self.reads.reading() as session:
+            rows = session.execute(
+                select(
+                    recipients.c.user_id, recipients.c.timezone, recipients.c.quiet_start, recipients.c.quiet_end
+                ).where(repository.among(session, recipients.c.user_id, users))
+            ).all()
+        wake_of: dict[str, datetime | None] = {}
+        for row in rows:
+            person = Recipient(
+                user_id=row.user_id,
+                role="",
+                timezone=row.timezone or self.city_timezone,
+                quiet_start=row.quiet_start,
+                quiet_end=row.quiet_end,
+            )
+            try:
+                wake_of[row.user_id] = quiet_until(now, person)
+            except (ValueError, KeyError):  # a zone or hour stored before it was checked: no quiet hours
+                wake_of[row.user_id] = None
+        held = {}
+        for c in claimed:
+            wake = None if _wakes_anyone(c.row) else wake_of.get(c.row["user_id"])
+            if wake is not None:
+                held[c.row["id"]] = wake
+        return held
 
     def _apply_phone_limits(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> when to try again) so no number gets more than the caps."""
@@ -311,7 +392,7 @@ class Deliverer:
             in_flight = {p: n for p, n in self._in_flight.items() if n}
         minute, hour, day = now - timedelta(minutes=1), now - timedelta(hours=1), now - timedelta(days=1)
         counts: dict[str, list[int]] = {p: [0, 0, 0] for p in phones}
-        with self.database.session() as session:
+        with self.reads.reading() as session:
             rows = session.execute(
                 select(
                     deliveries.c.address,
@@ -350,7 +431,7 @@ class Deliverer:
         push_users = [c.row["user_id"] for c in ready if c.row["channel"] == Channel.PUSH.value]
         devices_of: dict[str, list[dict]] = defaultdict(list)
         if push_users:
-            with self.database.session() as session:
+            with self.reads.reading() as session:
                 rows = session.execute(
                     select(devices).where(
                         repository.among(session, devices.c.user_id, push_users), devices.c.pruned_at.is_(None)
@@ -493,6 +574,13 @@ class Deliverer:
 
     # --- recording ----------------------------------------------------------------------------
     def _record(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:
+        """Store every claim's outcome; on SQLite in short transactions of `SQLITE_WRITE_CHUNK` claims
+        (each delivery's record stands alone: one not recorded yet is protected by its lease)."""
+        size = SQLITE_WRITE_CHUNK if self.database.is_sqlite else max(1, len(claimed))
+        for start in range(0, len(claimed), size):
+            self._record_part(claimed[start : start + size], deferred, now)
+
+    def _record_part(self, claimed: list[Claimed], deferred: dict[str, datetime], now: datetime) -> None:
         updates: list[dict[str, Any]] = []
         attempt_rows: list[dict[str, Any]] = []
         wipe: list[str] = []  # one-time codes whose parameters must not outlive the delivery
@@ -598,15 +686,23 @@ class Deliverer:
             metrics.ATTEMPTS.labels(*labels).inc(n)
         for labels, n in finished_by.items():
             metrics.FINISHED.labels(*labels).inc(n)
+        # Converted before the transaction begins (its first statement): it only writes.
+        dialect = self.database.engine.dialect
+        write_updates = repository.prepare_update(dialect, deliveries, updates, "id")
+        write_attempts = (
+            repository.prepare_insert(dialect, attempts, attempt_rows)
+            if dialect.name == "sqlite"
+            else lambda session: repository.insert_grouped(session, attempts, attempt_rows, "delivery_id")
+        )
         uow = UnitOfWork(self.database, self.outbox)
         with uow:
             session = uow.session
-            repository.update_grouped(session, deliveries, updates, "id")
+            write_updates(session)
             if wipe:
                 session.execute(
                     update(deliveries).where(repository.among(session, deliveries.c.id, wipe)).values(params={})
                 )
-            repository.insert_grouped(session, attempts, attempt_rows, "delivery_id")
+            write_attempts(session)
             if gone_tokens:
                 prune_tokens(session, gone_tokens, now, "provider says the token is no longer registered")
             for row, final in failed_events:
@@ -628,6 +724,30 @@ class Deliverer:
                     )
                 )
             uow.commit()
+
+
+def _pending_due(now: datetime, *, urgent: bool) -> tuple:
+    """Conditions of a pending delivery due now, written so that each partial index can serve them
+    (SQLite uses a partial index only when the query repeats the index's own condition)."""
+    if urgent:
+        return (
+            deliveries.c.state == DeliveryState.PENDING.value,
+            deliveries.c.urgent.is_(True),
+            deliveries.c.next_attempt_at <= now,
+        )
+    return (
+        # The index's own condition, in literals: SQLite does not match `IN (?, ?)` against it and
+        # would read the whole table, holding the write lock while it does so when claiming.
+        deliveries.c.state.in_([literal_column("'pending'"), literal_column("'sending'")]),
+        deliveries.c.state == DeliveryState.PENDING.value,
+        deliveries.c.urgent.is_(False),
+        deliveries.c.next_attempt_at <= now,
+    )
+
+
+def _wakes_anyone(row: dict[str, Any]) -> bool:
+    """One-time codes and urgent (safety) notices go out at any hour, as they are planned."""
+    return bool(row["urgent"]) or row["kind"] in SECRET_KINDS
 
 
 def _combine(results: list[SendResult]) -> Outcome:

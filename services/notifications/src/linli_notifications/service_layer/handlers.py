@@ -3,6 +3,11 @@ recipients from accounts, follows of reporters and supporters, meetings and acti
 
 Every handler runs inside the consumer's transaction with its inbox row: it never commits, and a
 redelivered event is skipped by the inbox before it gets here. Order is checked with `revision`.
+
+A notice says what changed, and nothing is sent when nothing did: the issues service also publishes
+an issue's snapshot when only its consultations were counted (`from_status` equal to `status`), or
+escalates an issue whose status stays the same. Each person's last known status and assignee of an
+issue is kept (`issue_knowledge`), so a progress notice goes only to those for whom it is news.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import (
     deliveries,
     follows,
+    issue_knowledge,
     notifications,
     recipient_communities,
     recipients,
@@ -160,13 +166,18 @@ class Rules:
     # --- issues -------------------------------------------------------------------------------
     def _issue_is_stale(self, session: Session, d: dict) -> bool:
         """Record the issue's revision; True when a newer one was already seen."""
-        current = session.scalar(
-            select(subjects.c.revision).where(
+        return self._record_issue(session, d)[0]
+
+    def _record_issue(self, session: Session, d: dict) -> tuple[bool, str | None]:
+        """Record the issue's snapshot: (True when a newer one was already seen, the status known
+        before this snapshot or None)."""
+        current = session.execute(
+            select(subjects.c.revision, subjects.c.status).where(
                 subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"]
             )
-        )
-        if current is not None and current >= d["revision"]:
-            return True
+        ).first()
+        if current is not None and current.revision >= d["revision"]:
+            return True, current.status
         values = {
             "community_id": d["community_id"],
             "title": d["title"],
@@ -183,7 +194,35 @@ class Rules:
                 .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
                 .values(**values)
             )
-        return False
+        return False, current.status if current is not None else None
+
+    def _known(self, session: Session, issue_id: str, users: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """(status, assignee) of the issue as each of `users` last knew it."""
+        rows = session.execute(
+            select(issue_knowledge.c.user_id, issue_knowledge.c.status, issue_knowledge.c.assignee).where(
+                issue_knowledge.c.issue_id == issue_id,
+                repository.among(session, issue_knowledge.c.user_id, sorted(set(users))),
+            )
+        )
+        return {r.user_id: (r.status, r.assignee) for r in rows}
+
+    def _learn(self, session: Session, d: dict, users: Iterable[str]) -> None:
+        """`users` now know the issue as this snapshot shows it (unless they know a later one)."""
+        repository.upsert_newer(
+            session,
+            issue_knowledge,
+            [
+                {
+                    "issue_id": d["issue_id"],
+                    "user_id": u,
+                    "status": d["status"],
+                    "assignee": _assignee(d),
+                    "revision": d["revision"],
+                }
+                for u in sorted({u for u in users if u})
+            ],
+            keys=["issue_id", "user_id"],
+        )
 
     def _follow(self, session: Session, users: Iterable[str], target_type: str, target_id: str, reason: str) -> None:
         rows = [
@@ -214,6 +253,7 @@ class Rules:
     def issue_reported(self, session: Session, event: Event) -> None:
         d = event.data
         self._follow(session, [d["reporter_id"]], "issue", d["issue_id"], "reporter")
+        self._learn(session, d, [d["reporter_id"]])  # they reported it: they know it is reported
         if self._issue_is_stale(session, d):
             return
         name = session.scalar(
@@ -237,23 +277,39 @@ class Rules:
     def issue_supported(self, session: Session, event: Event) -> None:
         d = event.data
         self._follow(session, [d["supporter_id"]], "issue", d["issue_id"], "supporter")
+        self._learn(session, d, [d["supporter_id"]])  # they saw the issue as it is when supporting it
         self._issue_is_stale(session, d)
 
     def issue_progress(self, session: Session, event: Event) -> None:
         d = event.data
-        if self._issue_is_stale(session, d):
+        stale, known_before = self._record_issue(session, d)
+        if stale:
             return  # a later change was already told: telling an older status would mislead
-        status = "reopened" if event.type.endswith("reopened") else d["status"]
-        if event.type.endswith("assigned"):
-            status = "assigned"
+        assigned = event.type.endswith("assigned")
         people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
         people.discard(d.get("actor_id"))
+        if not assigned and d.get("from_status") == d["status"]:
+            # Only the consultations were counted (or the like): the status did not change.
+            self._learn(session, d, people | {d.get("actor_id")})
+            return
+        # What each one knew before: their own record, else what the event says came before.
+        before_status = d.get("from_status") or known_before
+        known = self._known(session, d["issue_id"], people)
+        if assigned:
+            news = {p for p in people if known.get(p, (None, None))[1] != _assignee(d)}
+            status = "assigned"
+        else:
+            news = {p for p in people if known.get(p, (before_status, None))[0] != d["status"]}
+            status = "reopened" if event.type.endswith("reopened") else d["status"]
+        self._learn(session, d, people | {d.get("actor_id")})
+        if not news:
+            return
         self._plan(
             session,
             event,
             kind="issue.progress",
             category=Category.ISSUE_PROGRESS,
-            user_ids=tuple(people),
+            user_ids=tuple(sorted(news)),
             params={**self._issue_params(d), "status": status},
             community_id=d["community_id"],
             subject_type="issue",
@@ -264,6 +320,8 @@ class Rules:
         d = event.data
         if self._issue_is_stale(session, d):
             return
+        if d.get("from_tier") == d["tier"]:
+            return  # handled at the same tier as before: nothing to tell
         street = session.scalar(
             select(replica.communities.c.street_id).where(replica.communities.c.community_id == d["community_id"])
         )
@@ -284,14 +342,17 @@ class Rules:
             subject_type="issue",
             subject_id=d["issue_id"],
         )
+        # Followers hear what changed, the tier, in the same words as the officials: its status
+        # may well be the same as before ("status updated to: reported" would tell them nothing).
         people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
+        people -= set(officials) | {d.get("actor_id")}
         intent = Intent(
             source_key=f"{event.id}:followers",
             source_type=event.type,
-            kind="issue.progress",
+            kind="issue.escalated",
             category=Category.ISSUE_PROGRESS,
-            user_ids=tuple(people - set(officials)),
-            params={**self._issue_params(d), "status": d["status"]},
+            user_ids=tuple(sorted(people)),
+            params=self._issue_params(d),
             community_id=d["community_id"],
             subject_type="issue",
             subject_id=d["issue_id"],
@@ -425,16 +486,24 @@ class Rules:
             select(subjects.c.title).where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
         )
         people = repository.followers(session, "issue", [d["issue_id"]])
-        self._plan(
+        self._submit(
             session,
-            event,
-            kind="issue.on_agenda",
-            category=Category.ISSUE_PROGRESS,
-            user_ids=tuple(people),
-            params={"title": shorten(title or d["title"]), "meeting": shorten(d["title"]), "when_at": d["starts_at"]},
-            community_id=d["community_id"],
-            subject_type="issue",
-            subject_id=d["issue_id"],
+            Intent(
+                # Once per meeting and issue, whatever event (or repeat of it) brings the news.
+                source_key=f"agenda:{d['meeting_id']}:{d['issue_id']}",
+                source_type=event.type,
+                kind="issue.on_agenda",
+                category=Category.ISSUE_PROGRESS,
+                user_ids=tuple(people),
+                params={
+                    "title": shorten(title or d.get("item_title") or d["title"]),
+                    "meeting": shorten(d["title"]),
+                    "when_at": d["starts_at"],
+                },
+                community_id=d["community_id"],
+                subject_type="issue",
+                subject_id=d["issue_id"],
+            ),
         )
 
     def decision_recorded(self, session: Session, event: Event) -> None:
@@ -551,6 +620,17 @@ class Rules:
         )
 
 
+def _assignee(d: dict) -> str | None:
+    """Who handles the issue, as one value to compare."""
+    return f"{d['assignee_type']}:{d['assignee_id']}" if d.get("assignee_type") else None
+
+
+def has_due_reminders(session: Session, now: datetime) -> bool:
+    return session.scalar(
+        select(select(reminders.c.id).where(reminders.c.state == "scheduled", reminders.c.due_at <= now).exists())
+    )
+
+
 def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit: int = 500) -> int:
     """Plan the reminders whose time has come; expire those whose subject already started."""
     now = clock()
@@ -570,7 +650,7 @@ def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit
         .all()
     )
     for r in due:
-        starts_at = r["starts_at"] if r["starts_at"].tzinfo else r["starts_at"].replace(tzinfo=now.tzinfo)
+        starts_at = r["starts_at"]  # aware: the column is UtcDateTime
         if starts_at <= now:
             session.execute(update(reminders).where(reminders.c.id == r["id"]).values(state="expired"))
             continue

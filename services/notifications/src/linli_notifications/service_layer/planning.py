@@ -8,9 +8,11 @@ never plans twice.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from linli_kit.errors import Invalid
@@ -37,31 +39,37 @@ def plan(session: Session, intent: Intent, now: datetime, city_timezone: str) ->
     return plan_many(session, [intent], now, city_timezone)
 
 
+@dataclass
+class PlannedRows:
+    """The rows an intent becomes: inbox entries and deliveries, built before any write."""
+
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
 def plan_many(
     session: Session,
     intents: list[Intent],
     now: datetime,
     city_timezone: str,
-    *,
-    known: tuple[dict[str, Recipient], dict[str, dict]] | None = None,
-    fresh: bool = False,
 ) -> int:
-    """Plan several intents with one look-up of their recipients and one insert per table.
-
-    `known`: recipients and preferences the caller already loaded (a broadcast reads them by join).
-    `fresh`: the caller guarantees none of these rows exists yet (a broadcast chunk commits with its
-    cursor), so they are appended directly; a collision would still fail on the unique keys.
-    """
+    """Plan several intents with one look-up of their recipients and one insert per table."""
     everyone = sorted({u for intent in intents for u in intent.user_ids})
     if not everyone:
         return 0
-    if known is not None:
-        found, prefs = known
-    else:
-        found = repository.load_recipients(session, everyone, city_timezone)
-        prefs = repository.load_preferences(session, everyone)
-    inbox_rows: list[dict[str, Any]] = []
-    delivery_rows: list[dict[str, Any]] = []
+    found = repository.load_recipients(session, everyone, city_timezone)
+    prefs = repository.load_preferences(session, everyone)
+    rows = build_rows(intents, found, prefs, now)
+    repository.insert_ignore(session, notifications, rows.inbox, ["source_key", "user_id"])
+    return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"])
+
+
+def build_rows(
+    intents: list[Intent], found: dict[str, Recipient], prefs: dict[str, dict], now: datetime
+) -> PlannedRows:
+    """The rows of `intents` for the recipients `found` (with their preferences): no database here,
+    so a caller can build them before its write transaction (a broadcast chunk does)."""
+    rows = PlannedRows()
     for intent in intents:
         renders: dict[tuple[str, str], Any] = {}  # one render per language and zone of the intent
         decisions: dict[tuple, list] = {}  # one policy decision per kind of recipient (see _decide)
@@ -70,13 +78,22 @@ def plan_many(
             if recipient is None:
                 continue  # not (yet) known from accounts: nobody to tell
             planned = _decide(intent, recipient, prefs.get(user_id, {}), now, decisions)
-            _plan_one(intent, recipient, planned, inbox_rows, delivery_rows, renders, now)
-    if fresh:
-        repository.bulk_insert(session, notifications, inbox_rows)
-        repository.bulk_insert(session, deliveries, delivery_rows)
-        return len(delivery_rows)
-    repository.insert_ignore(session, notifications, inbox_rows, ["source_key", "user_id"])
-    return repository.insert_ignore(session, deliveries, delivery_rows, ["key"])
+            _plan_one(intent, recipient, planned, rows.inbox, rows.deliveries, renders, now)
+    return rows
+
+
+def prepare_fresh_rows(dialect: Dialect, rows: PlannedRows) -> repository.Write:
+    """Rows the caller guarantees are new (a broadcast chunk commits with its cursor), converted now
+    and appended when the returned function is called in the caller's transaction; a collision
+    would still fail on the unique keys."""
+    inbox = repository.prepare_insert(dialect, notifications, rows.inbox)
+    planned = repository.prepare_insert(dialect, deliveries, rows.deliveries)
+
+    def write(session: Session) -> None:
+        inbox(session)
+        planned(session)
+
+    return write
 
 
 def _decide(intent: Intent, recipient: Recipient, preferences: dict, now: datetime, memo: dict[tuple, list]) -> list:

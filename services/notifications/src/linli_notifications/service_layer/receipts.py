@@ -16,6 +16,7 @@ from linli_kit.uow import UnitOfWork
 from linli_notifications import SERVICE
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.providers.jpush import JPush, ReportFailed
+from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import attempts, deliveries, receipts, sms_opt_outs
 from linli_notifications.domain.model import DeliveryState
 
@@ -140,7 +141,7 @@ def poll_jpush_receipts(database: Database, jpush: JPush, now: datetime) -> int:
     sent it to (our attempts carry the msg_id); before that its deliveries stay `sent`. Idempotent:
     a receipt is stored once per msg_id and only `sent` deliveries move to `delivered`."""
     since = now - timedelta(days=1)
-    with database.session() as session:
+    with ReadSessions(database).reading() as session:
         targeted = dict(
             session.execute(
                 select(attempts.c.request_id, func.count())

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import Integer, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden, Invalid, NotFound
+from linli_kit.periods import Period
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import (
     attempts,
@@ -129,11 +130,13 @@ def register_device(
     return row
 
 
-def list_devices(session: Session, principal: Principal) -> list[dict]:
+def list_devices(session: Session, principal: Principal, *, offset: int, limit: int) -> tuple[list[dict], int]:
+    mine = devices.c.user_id == principal.user_id
+    total = session.scalar(select(func.count()).select_from(devices).where(mine))
     rows = session.execute(
-        select(devices).where(devices.c.user_id == principal.user_id).order_by(devices.c.created_at)
+        select(devices).where(mine).order_by(devices.c.created_at, devices.c.id).offset(offset).limit(limit)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in rows], total
 
 
 def delete_device(session: Session, principal: Principal, device_id: str) -> None:
@@ -143,12 +146,21 @@ def delete_device(session: Session, principal: Principal, device_id: str) -> Non
     session.commit()
 
 
-def prune_stale_devices(session: Session, now: datetime, days: int = 270) -> int:
+STALE_DEVICE_DAYS = 270
+
+
+def _stale(now: datetime, days: int) -> tuple:
+    return devices.c.pruned_at.is_(None), devices.c.last_seen_at < now - timedelta(days=days)
+
+
+def has_stale_devices(session: Session, now: datetime, days: int = STALE_DEVICE_DAYS) -> bool:
+    return session.scalar(select(select(devices.c.id).where(*_stale(now, days)).exists()))
+
+
+def prune_stale_devices(session: Session, now: datetime, days: int = STALE_DEVICE_DAYS) -> int:
     """Tokens not seen for `days` are dropped (JPush forgets inactive ids after 255 days, FCM after 270)."""
     result = session.execute(
-        update(devices)
-        .where(devices.c.pruned_at.is_(None), devices.c.last_seen_at < now - timedelta(days=days))
-        .values(pruned_at=now, pruned_reason="not seen for a long time")
+        update(devices).where(*_stale(now, days)).values(pruned_at=now, pruned_reason="not seen for a long time")
     )
     return result.rowcount or 0
 
@@ -184,8 +196,8 @@ def get_preferences(session: Session, principal: Principal, city_timezone: str) 
     }
 
 
-def set_preferences(session: Session, principal: Principal, body: dict, city_timezone: str) -> dict:
-    person = _recipient(session, principal.user_id)
+def set_preferences(session: Session, principal: Principal, body: dict) -> None:
+    """Store the caller's choices (checked first: a bad one changes nothing)."""
     problems: dict[str, list[str]] = {}
     for index, item in enumerate(body.get("items") or []):
         if Category(item["category"]) in MANDATORY and not item["enabled"]:
@@ -205,6 +217,7 @@ def set_preferences(session: Session, principal: Principal, body: dict, city_tim
             problems["timezone"] = ["unknown time zone"]
     if problems:
         raise Invalid("invalid preferences", fields=problems)
+    person = _recipient(session, principal.user_id)
     for item in body.get("items") or []:
         session.execute(
             delete(preferences).where(
@@ -226,7 +239,6 @@ def set_preferences(session: Session, principal: Principal, body: dict, city_tim
     if changes:
         session.execute(update(recipients).where(recipients.c.user_id == person["user_id"]).values(**changes))
     session.commit()
-    return get_preferences(session, principal, city_timezone)
 
 
 # --- follows ------------------------------------------------------------------------------------
@@ -247,7 +259,12 @@ def follow(
     return row
 
 
+FOLLOWABLE = ("community", "issue", "meeting")
+
+
 def unfollow(session: Session, principal: Principal, *, target_type: str, target_id: str) -> None:
+    if target_type not in FOLLOWABLE:
+        raise NotFound("not following that")  # nothing else can be followed: no need to look
     result = session.execute(
         delete(follows).where(
             follows.c.user_id == principal.user_id,
@@ -260,11 +277,17 @@ def unfollow(session: Session, principal: Principal, *, target_type: str, target
     session.commit()
 
 
-def list_follows(session: Session, principal: Principal) -> list[dict]:
+def list_follows(session: Session, principal: Principal, *, offset: int, limit: int) -> tuple[list[dict], int]:
+    mine = follows.c.user_id == principal.user_id
+    total = session.scalar(select(func.count()).select_from(follows).where(mine))
     rows = session.execute(
-        select(follows).where(follows.c.user_id == principal.user_id).order_by(follows.c.created_at)
+        select(follows)
+        .where(mine)
+        .order_by(follows.c.created_at, follows.c.target_type, follows.c.target_id)
+        .offset(offset)
+        .limit(limit)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in rows], total
 
 
 # --- staff reads --------------------------------------------------------------------------------
@@ -322,7 +345,8 @@ def get_broadcast(session: Session, principal: Principal, street_of: StreetOf, b
     counts = dict(
         session.execute(
             select(deliveries.c.state, func.count())
-            .where(deliveries.c.batch_key == f"broadcast:{broadcast_id}")
+            # Both conditions: the second lets the partial index ix_deliveries_broadcast_state serve.
+            .where(deliveries.c.batch_key == f"broadcast:{broadcast_id}", deliveries.c.source_type == "broadcast")
             .group_by(deliveries.c.state)
         ).all()
     )
@@ -336,21 +360,15 @@ def stats(
     *,
     community_id: str | None,
     street_id: str | None,
-    period_from: date | None,
-    period_to: date | None,
+    period: Period,
     city_timezone: str,
 ) -> dict:
     """Deliveries by state and channel for a community, a street or the city, per month."""
     principal.require_role(*STAFF_READERS)
-    zone = ZoneInfo(city_timezone)
-    today = datetime.now(zone).date()
-    period_to = period_to or today
-    period_from = period_from or (period_to.replace(day=1) - timedelta(days=365)).replace(day=1)
-    if period_from > period_to:
-        raise Invalid("empty period", fields={"from": ["must not be after 'to'"]})
+    first, after = period.instants(city_timezone)
     conditions = [
-        deliveries.c.created_at >= datetime.combine(period_from, time(), zone),
-        deliveries.c.created_at < datetime.combine(period_to + timedelta(days=1), time(), zone),
+        deliveries.c.created_at >= first,
+        deliveries.c.created_at < after,
         deliveries.c.community_id.isnot(None),
     ]
     if community_id:
@@ -373,40 +391,57 @@ def stats(
                 raise Forbidden("community staff must name their community")
             conditions.append(scope)
     figures = [
-        func.sum(func.cast(deliveries.c.state.in_(["sent", "delivered"]), _int())).label("sent"),
-        func.sum(func.cast(deliveries.c.state == "delivered", _int())).label("delivered"),
-        func.sum(func.cast(deliveries.c.state == "failed", _int())).label("failed"),
-        func.sum(func.cast(deliveries.c.state == "suppressed", _int())).label("suppressed"),
-        func.sum(func.cast(and_(deliveries.c.channel == "sms"), _int())).label("sms"),
-        func.sum(func.cast(and_(deliveries.c.channel == "push"), _int())).label("push"),
+        func.sum(func.cast(deliveries.c.state.in_(["sent", "delivered"]), Integer)).label("sent"),
+        func.sum(func.cast(deliveries.c.state == "delivered", Integer)).label("delivered"),
+        func.sum(func.cast(deliveries.c.state == "failed", Integer)).label("failed"),
+        func.sum(func.cast(deliveries.c.state == "suppressed", Integer)).label("suppressed"),
+        func.sum(func.cast(deliveries.c.channel == "sms", Integer)).label("sms"),
+        func.sum(func.cast(deliveries.c.channel == "push", Integer)).label("push"),
         func.count().label("planned"),
     ]
-    names = ["sent", "delivered", "failed", "suppressed", "sms", "push", "planned"]
 
-    def pack(row) -> dict:  # noqa: ANN001
-        return {n: int(getattr(row, n) or 0) for n in names}
+    def pack(row) -> dict[str, int]:  # noqa: ANN001
+        return {n: int(getattr(row, n) or 0) for n in _FIGURES}
 
     totals = session.execute(select(*figures).where(*conditions)).first()
     by_community = session.execute(
-        select(deliveries.c.community_id, *figures).where(*conditions).group_by(deliveries.c.community_id)
+        select(deliveries.c.community_id, *figures)
+        .where(*conditions)
+        .group_by(deliveries.c.community_id)
+        .order_by(deliveries.c.community_id)
     ).all()
     if session.get_bind().dialect.name == "postgresql":
         month = func.to_char(func.timezone(city_timezone, deliveries.c.created_at), "YYYY-MM")
-    else:  # SQLite stores UTC text: months by UTC, close enough for the embedded default
-        month = func.strftime("%Y-%m", deliveries.c.created_at)
-    monthly_rows = session.execute(
-        select(month.label("month"), *figures).where(*conditions).group_by(month).order_by(month)
-    ).all()
+        monthly = [
+            {"month": r.month, **pack(r)}
+            for r in session.execute(
+                select(month.label("month"), *figures).where(*conditions).group_by(month).order_by(month)
+            )
+        ]
+    else:
+        monthly = _monthly_by_quarter_hours(session, conditions, figures, city_timezone, pack)
     return {
         "scope": {"community_id": community_id, "street_id": street_id},
-        "period": {"from": period_from.isoformat(), "to": period_to.isoformat()},
+        "period": period.as_dict(),
         "totals": pack(totals),
         "by_community": [{"community_id": r.community_id, **pack(r)} for r in by_community],
-        "monthly": [{"month": r.month, **pack(r)} for r in monthly_rows],
+        "monthly": monthly,
     }
 
 
-def _int():  # noqa: ANN202
-    from sqlalchemy import Integer
+_FIGURES = ("planned", "sent", "delivered", "failed", "suppressed", "sms", "push")
+QUARTER_HOUR = 900  # seconds; every time zone's offset from UTC is a whole number of them
 
-    return Integer
+
+def _monthly_by_quarter_hours(session: Session, conditions: list, figures: list, city_timezone: str, pack) -> list:  # noqa: ANN001
+    """Months in the city's time zone on SQLite, which stores UTC and knows no time zones: the
+    figures are summed per quarter of an hour in SQL, and each quarter put in its local month here."""
+    bucket = func.cast(func.strftime("%s", deliveries.c.created_at), Integer) // QUARTER_HOUR
+    zone = ZoneInfo(city_timezone)
+    months: dict[str, dict[str, int]] = {}
+    for row in session.execute(select(bucket.label("bucket"), *figures).where(*conditions).group_by(bucket)):
+        local = datetime.fromtimestamp(row.bucket * QUARTER_HOUR, UTC).astimezone(zone)
+        sums = months.setdefault(f"{local:%Y-%m}", dict.fromkeys(_FIGURES, 0))
+        for name, value in pack(row).items():
+            sums[name] += value
+    return [{"month": m, **months[m]} for m in sorted(months)]

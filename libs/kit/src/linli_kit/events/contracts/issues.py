@@ -10,6 +10,10 @@ STATUSES = ("reported", "accepted", "rejected", "duplicate", "deliberating", "re
 TIERS = ("compound", "community", "street", "city")
 URGENCIES = ("low", "normal", "high", "urgent")
 BODIES = ("property_company", "owners_committee", "community", "bureau")
+# Who may read an issue (DESIGN section 4, publication): `public` anyone, Open311 included;
+# `community` the people of its community and the staff above it; `private` only its reporter,
+# its supporters and the staff who handle it (anonymous reports, vulnerable people, staff-marked).
+VISIBILITIES = ("public", "community", "private")
 
 
 class IssueSnapshot(EventSchema):
@@ -31,6 +35,8 @@ class IssueSnapshot(EventSchema):
     # consumers can tell the supporters of progress without asking the issues service.
     consultation_count = fields.Integer(load_default=0)
     supporter_ids = fields.List(fields.UUID(), load_default=list)
+    # Added (optional): who may read it, so consumers tell only those who may (default as before).
+    visibility = fields.String(load_default="community", validate=validate.OneOf(VISIBILITIES))
     revision = fields.Integer(required=True, validate=validate.Range(min=1))
 
 
