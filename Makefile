@@ -29,7 +29,10 @@ browser:
 test: install browser
 	$(BIN)/pytest
 
+# Screenshots show Chinese: they need a CJK font (Debian's Noto CJK) where none is installed.
 screenshots: install browser
+	@fc-list :lang=zh 2>/dev/null | grep -q . || ! command -v apt-get >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-noto-cjk
 	$(BIN)/linli-web screenshots
 
 lint: install
