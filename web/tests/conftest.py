@@ -338,6 +338,7 @@ class Pages:
         self.contexts: list = []
         self.problems: list[str] = []
         self.checked: list[str] = []
+        self.javascript: dict = {}  # page -> whether JavaScript runs in it
 
     def open(
         self,
@@ -358,6 +359,7 @@ class Pages:
         context.set_default_timeout(30_000)
         self.contexts.append(context)
         page = context.new_page()
+        self.javascript[page] = javascript
         page.on("console", lambda m: self._console(page, m))
         return page
 

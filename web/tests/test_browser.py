@@ -34,15 +34,9 @@ def sign_in(pages, page, phone: str, password: str = PASSWORD, *, axe: bool = Tr
     page.wait_for_url(re.compile(r"/$"))
 
 
-def _js(page) -> bool:
-    try:
-        return page.evaluate("() => true")
-    except Exception:  # noqa: BLE001 - a context without JavaScript cannot evaluate
-        return False
-
-
 def check(pages, page) -> None:
-    if _js(page):
+    # (Never page.evaluate() to find out: in a page without JavaScript it waits forever.)
+    if pages.javascript[page]:
         pages.axe(page)
     else:
         pages.axe_without_js(page)
