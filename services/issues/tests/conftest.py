@@ -4,7 +4,9 @@ a directory replica to scope against, and tokens for every role."""
 from __future__ import annotations
 
 import json
+import struct
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -61,16 +63,29 @@ def migrated_template(pg_databases) -> str:
 
 
 @pytest.fixture
-def env(monkeypatch, pg_databases, pg_admin_url, migrated_template, amqp_url, bus_names, token_keys, tmp_path) -> str:
-    name = f"lt_{pg_databases.run_id}_issues_{len(pg_databases.created)}".lower()
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(migrated_template))
+def env(
+    request, monkeypatch, pg_databases, pg_admin_url, migrated_template, amqp_url, bus_names, token_keys, tmp_path
+) -> str:
+    """The service's environment on a fresh PostgreSQL database; a test parametrized indirectly
+    with "sqlite" (`@pytest.mark.parametrize("env", ["sqlite", "postgresql"], indirect=True)`) gets
+    a migrated SQLite file instead, as `make run` uses."""
+    if getattr(request, "param", "postgresql") == "sqlite":
+        url = f"sqlite:///{tmp_path / 'issues.db'}"
+        upgrade(definition.migrations_dir, url)
+    else:
+        name = f"lt_{pg_databases.run_id}_issues_{len(pg_databases.created)}".lower()
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(migrated_template)
+                )
+            )
+        pg_databases.created.append(name)
+        url = (
+            make_url(pg_admin_url)
+            .set(drivername="postgresql+psycopg", database=name)
+            .render_as_string(hide_password=False)
         )
-    pg_databases.created.append(name)
-    url = (
-        make_url(pg_admin_url).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
-    )
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("AMQP_URL", amqp_url)
     monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
@@ -178,9 +193,12 @@ class Tokens:
     def agency(self, organisation_id: str | None = None) -> dict[str, str]:
         return self.header(_id(), "agency", organisation_id=organisation_id or self.bureau)
 
-    def api_client(self, community_ids: list[str] | None = None, street_id: str | None = None) -> dict[str, str]:
+    def api_client(
+        self, community_ids: list[str] | None = None, street_id: str | None = None, key_id: str | None = None
+    ) -> dict[str, str]:
+        """As the gateway mints them: the subject is the key's id (12 hex digits, not a UUID)."""
         return self.header(
-            _id(),
+            key_id or uuid.uuid4().hex[:12],
             "api_client",
             community_ids=community_ids if community_ids is not None else [self.d.community_a1],
             street_id=street_id,
@@ -239,3 +257,15 @@ def outbox(database):
 def valid_report(directory):
     """A valid report body, with the given fields replaced."""
     return lambda **overrides: report_body(directory, **overrides)
+
+
+@pytest.fixture
+def png_bytes() -> bytes:
+    """A valid 2x2 PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" + b"\xff\x00\x00" * 2 + b"\x00" + b"\x00\xff\x00" * 2)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

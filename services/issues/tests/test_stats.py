@@ -118,19 +118,39 @@ def test_street_and_community_scopes_and_who_may_ask(client, tokens, city):
     assert client.get("/stats").status_code == 401
 
 
-def test_default_period_is_the_last_twelve_months_and_bad_periods_are_refused(client, tokens, city, clock):
+def test_default_period_is_the_twelve_calendar_months_to_today_and_bad_periods_are_refused(client, tokens, city, clock):
+    # The platform's one rule (linli_kit.periods): the 12 calendar months ending with the current one.
     clock.now = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
     body = client.get("/stats", headers=tokens.admin()).get_json()
-    assert body["period"]["from"] == "2025-12-06" and body["period"]["to"] == "2026-12-05"
-    assert [m["month"] for m in body["monthly"]][:2] == ["2025-12", "2026-01"] and len(body["monthly"]) == 13
+    assert body["period"]["from"] == "2026-01-01" and body["period"]["to"] == "2026-12-05"
+    assert [m["month"] for m in body["monthly"]][:2] == ["2026-01", "2026-02"] and len(body["monthly"]) == 12
     assert body["totals"]["raised"] == 6
+    # Local dates: 1 January in Shanghai starts at 16:00 UTC on 31 December.
+    clock.now = datetime(2026, 12, 31, 16, 30, tzinfo=UTC)
+    assert client.get("/stats", headers=tokens.admin()).get_json()["period"] == {
+        "from": "2026-02-01", "to": "2027-01-01", "timezone": "Asia/Shanghai",
+    }  # fmt: skip
     empty = next(m for m in body["monthly"] if m["month"] == "2026-01")
     assert empty["raised"] == 0 and empty["median_hours_to_resolve"] is None
 
     bad = client.get("/stats?from=yesterday&community_id=nope", headers=tokens.admin())
     assert bad.status_code == 422 and {"from", "community_id"} <= set(bad.get_json()["error"]["fields"])
     backwards = client.get("/stats?from=2026-11-30&to=2026-11-01", headers=tokens.admin())
-    assert backwards.status_code == 422 and "to" in backwards.get_json()["error"]["fields"]
+    assert backwards.status_code == 422 and "from" in backwards.get_json()["error"]["fields"]
+    for query, field in [
+        ("from=0001-01-01&to=0001-01-02", "from"),
+        ("from=1969-12-31", "from"),
+        ("to=9999-12-31", "to"),
+        ("from=3000-01-01&to=3000-01-02", "from"),
+    ]:
+        extreme = client.get(f"/stats?{query}", headers=tokens.admin())
+        assert extreme.status_code == 422, (query, extreme.get_json())
+        assert field in extreme.get_json()["error"]["fields"], query
+    # The range's own ends are fine, however empty.
+    edges = client.get("/stats?from=1970-01-01&to=1970-01-31", headers=tokens.admin())
+    assert edges.status_code == 200 and edges.get_json()["totals"]["raised"] == 0
+    late = client.get("/stats?from=2999-12-01&to=2999-12-31", headers=tokens.admin())
+    assert late.status_code == 200 and [m["month"] for m in late.get_json()["monthly"]] == ["2999-12"]
     both = client.get(
         f"/stats?community_id={tokens.d.community_a1}&street_id={tokens.d.street_a}", headers=tokens.admin()
     )

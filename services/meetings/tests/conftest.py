@@ -28,6 +28,18 @@ def meetings_db_url(pg_databases) -> str:
     return url
 
 
+@pytest.fixture
+def db_url(request, meetings_db_url, tmp_path) -> str:
+    """The database of a test: the session's PostgreSQL one, or, for a test parametrized with
+    `pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)`, also a migrated
+    SQLite file of its own, as `make run` has (naive datetimes, one writer at a time)."""
+    if getattr(request, "param", "postgresql") == "sqlite":
+        url = f"sqlite:///{tmp_path / 'meetings.db'}"
+        migrations.upgrade(definition.migrations_dir, url)
+        return url
+    return meetings_db_url
+
+
 @dataclass
 class Clock:
     """Real time unless a test moves it."""
@@ -44,8 +56,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def settings(monkeypatch, meetings_db_url, amqp_url, bus_names, token_keys):
-    monkeypatch.setenv("DATABASE_URL", meetings_db_url)
+def settings(monkeypatch, db_url, amqp_url, bus_names, token_keys):
+    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("AMQP_URL", amqp_url)
     monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
     monkeypatch.setenv("DEAD_LETTER_EXCHANGE", bus_names.dead_letter_exchange)
@@ -71,6 +83,19 @@ def app(settings, database, clock):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def documented(app) -> Callable[..., None]:
+    """Check an answer against what the service's OpenAPI document says of that operation."""
+    import schemathesis
+
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+
+    def check(response, path: str, method: str = "GET") -> None:
+        schema[path][method].validate_response(response)
+
+    return check
 
 
 @dataclass

@@ -13,6 +13,7 @@ from linli_kit.config import load_settings
 from linli_meetings.entrypoints.web import create_app
 
 pytestmark = pytest.mark.integration
+on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 
 
 def test_weekly_series_across_the_end_of_summer_time_in_berlin(monkeypatch, settings, database, world, staff):
@@ -119,6 +120,7 @@ def test_community_feed_shows_private_meetings_only_to_those_who_may_see_them(cl
     )
 
 
+@on_both
 def test_occurrences_are_announced_as_they_come_near(client, database, settings, world, staff, clock, outbox_events):
     from linli_meetings.service_layer.meetings import announce_due
     from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
@@ -162,3 +164,37 @@ def test_occurrences_are_announced_as_they_come_near(client, database, settings,
     announced = [e["data"]["meeting_id"] for e in outbox_events("meetings.meeting.scheduled", world.community_id)]
     assert sorted(announced) == sorted(m["id"] for m in meetings[:5])
     assert len(announced) == 5
+
+
+@on_both
+def test_the_workers_timer_announces_the_occurrences_now_within_two_weeks(
+    client, database, settings, world, staff, clock, outbox_events
+):
+    """The worker's own timer, on real time: the series was planned ten days ago, when only its
+    first occurrence was near; now the second is too."""
+    from linli_meetings.definition import definition
+
+    clock.offset = timedelta(days=-10)
+    first = (datetime.now(UTC) + timedelta(days=1)).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    body = {
+        "community_id": world.community_id,
+        "meeting_type": "bench",
+        "title": "Weekly bench meeting",
+        "place": "Courtyard",
+        "frequency": "weekly",
+        "first_date": first.isoformat(),
+        "start_time": "19:00",
+        "duration_minutes": 60,
+        "count": 4,
+    }
+    meetings = client.post("/series", json=body, headers=staff).get_json()
+    announced = [e["data"]["meeting_id"] for e in outbox_events("meetings.meeting.scheduled", world.community_id)]
+    assert announced == [meetings[0]["id"]]
+
+    [timer] = definition.timers(settings, database)
+    timer.run()
+    timer.run()  # once each
+    announced = [e["data"]["meeting_id"] for e in outbox_events("meetings.meeting.scheduled", world.community_id)]
+    assert announced == [m["id"] for m in meetings[:2]]
+    second = client.get(f"/{meetings[1]['id']}", headers=staff).get_json()
+    assert second["starts_at"].endswith("+00:00") and second["starts_at"] == meetings[1]["starts_at"]

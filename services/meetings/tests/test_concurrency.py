@@ -1,4 +1,4 @@
-"""Concurrent requests on the real PostgreSQL: no seat given twice, no member voting twice."""
+"""Concurrent requests on PostgreSQL and on SQLite: no seat given twice, no member voting twice."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 pytestmark = pytest.mark.integration
+on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 
 
 def all_at_once(app, calls):
@@ -28,6 +29,7 @@ def all_at_once(app, calls):
     return results
 
 
+@on_both
 def test_concurrent_registrations_never_exceed_capacity(app, client, world, staff, meeting_body):
     meeting = client.post("/", json=meeting_body(meeting_type="bench", capacity=3), headers=staff).get_json()
     residents = [world.person()[1] for _ in range(10)]
@@ -39,6 +41,7 @@ def test_concurrent_registrations_never_exceed_capacity(app, client, world, staf
     assert Counter(p["enrolment"] for p in people) == {"registered": 3, "waitlisted": 7}
 
 
+@on_both
 def test_one_member_voting_from_two_phones_at_once_counts_once(app, client, world, staff, meeting_body):
     voter_id, voter = world.person()
     meeting = client.post(

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 pytestmark = pytest.mark.integration
+on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -47,7 +48,8 @@ def motion(client, staff, meeting, **body):
     return response.get_json()
 
 
-def test_roll_call_adopted_with_action_items_and_event(client, world, staff, running, outbox_events):
+@on_both
+def test_roll_call_adopted_with_action_items_and_event(client, world, staff, running, outbox_events, documented):
     meeting, item, people = running()
     m = motion(
         client,
@@ -60,9 +62,18 @@ def test_roll_call_adopted_with_action_items_and_event(client, world, staff, run
     )
     assert m["threshold"] == "two_thirds" and m["status"] == "open" and m["issue_id"] == item["issue_id"]
     url = f"/{meeting['id']}/motions/{m['id']}"
+    cast = {}
     for name, choice in (("v0", "for"), ("v1", "for"), ("v2", "against"), ("v3", "abstain")):
         response = client.post(f"{url}/votes", json={"choice": choice}, headers=people[name][1])
         assert response.status_code == 201, response.get_json()
+        documented(response, "/{meeting_id}/motions/{decision_id}/votes", "POST")
+        cast[people[name][0]] = choice
+    # While the vote is open, the counts are of the votes cast so far, as the chair sees them.
+    still_open = client.get(url, headers=staff)
+    documented(still_open, "/{meeting_id}/motions/{decision_id}")
+    still_open = still_open.get_json()
+    assert (still_open["votes_for"], still_open["votes_against"], still_open["abstentions"]) == (2, 1, 1)
+    assert {v["voter_id"]: v["choice"] for v in still_open["votes"]} == cast
 
     twice = client.post(f"{url}/votes", json={"choice": "against"}, headers=people["v0"][1])
     assert twice.status_code == 409 and "already voted" in twice.get_json()["error"]["message"]
@@ -79,9 +90,14 @@ def test_roll_call_adopted_with_action_items_and_event(client, world, staff, run
     )
     assert client.post(f"{url}/record", headers=people["v0"][1]).status_code == 403
 
-    recorded = client.post(f"{url}/record", headers=staff).get_json()
+    response = client.post(f"{url}/record", headers=staff)
+    documented(response, "/{meeting_id}/motions/{decision_id}/record", "POST")
+    recorded = response.get_json()
     # 2 for, 1 against: exactly two-thirds of votes cast; 4 of 5 voting members present >= 2/3.
     assert (recorded["votes_for"], recorded["votes_against"], recorded["abstentions"]) == (2, 1, 1)
+    # The chair sees who voted what, the votes the counts were made of.
+    assert {v["voter_id"]: v["choice"] for v in recorded["votes"]} == cast
+    assert all(v["cast_at"].endswith("+00:00") for v in recorded["votes"])
     assert recorded["outcome"] == "adopted"
     assert "quorum 2/3 of 5 voting members (4 present)" in recorded["rule"]
     assert [a["owner_body"] for a in recorded["action_items"]] == ["property_company"]
@@ -96,9 +112,20 @@ def test_roll_call_adopted_with_action_items_and_event(client, world, staff, run
     [assigned] = outbox_events("meetings.action_item.assigned", world.community_id)
     assert assigned["data"]["issue_id"] == item["issue_id"] and assigned["data"]["status"] == "open"
 
-    # Who voted how is for the chair; a member sees their own vote.
-    assert len(client.get(url, headers=staff).get_json()["votes"]) == 4
+    # Who voted how is for the chair (and the officials over the community); a member sees their
+    # own vote, everyone who sees the motion the counts. The same on one motion and in the list.
+    assert {v["voter_id"]: v["choice"] for v in client.get(url, headers=staff).get_json()["votes"]} == cast
+    official = world.headers("street_official")
+    assert len(client.get(url, headers=official).get_json()["votes"]) == 4
     assert [v["choice"] for v in client.get(url, headers=people["v2"][1]).get_json()["votes"]] == ["against"]
+    listed = client.get(f"/{meeting['id']}/motions", headers=staff)
+    documented(listed, "/{meeting_id}/motions")
+    [listed] = listed.get_json()
+    assert {v["voter_id"]: v["choice"] for v in listed["votes"]} == cast
+    assert (listed["votes_for"], listed["votes_against"], listed["abstentions"]) == (2, 1, 1)
+    [seen_by_voter] = client.get(f"/{meeting['id']}/motions", headers=people["v2"][1]).get_json()
+    assert [v["voter_id"] for v in seen_by_voter["votes"]] == [people["v2"][0]]
+    assert seen_by_voter["votes_for"] == 2
 
 
 def test_no_quorum_and_rejection_carry_no_issue_effect(client, world, staff, running, outbox_events):
@@ -140,9 +167,11 @@ def test_open_motion_blocks_conclusion_and_can_be_withdrawn(client, staff, runni
     assert client.post(f"/{meeting['id']}/motions", json={"motion": "late"}, headers=staff).status_code == 409
 
 
-def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, staff, running):
+def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, staff, running, documented):
     resident = world.headers("resident")
-    defaults = client.get("/rules", query_string={"community_id": world.community_id}, headers=resident).get_json()
+    defaults = client.get("/rules", query_string={"community_id": world.community_id}, headers=resident)
+    documented(defaults, "/rules")
+    defaults = defaults.get_json()
     assert (
         defaults["version"] is None and defaults["rules"]["meeting_types"]["round_table"]["threshold"] == "two_thirds"
     )
@@ -174,6 +203,17 @@ def test_rules_and_convention_adopted_by_decision_are_versioned(client, world, s
         headers=staff,
     )
     assert bad.status_code == 422 and "rules.default.voting_roles" in bad.get_json()["error"]["fields"]
+    for rules, field in (
+        ({"default": {"voting_roles": 5}}, "rules.default.voting_roles"),
+        ({"default": {"voting_roles": ["resident"], "may_override_to": "unanimous"}}, "rules.default.may_override_to"),
+        (
+            {"default": {"voting_roles": ["resident"]}, "abstention_blocks_unanimity": "no"},
+            "rules.abstention_blocks_unanimity",
+        ),
+    ):
+        document = {"kind": "rules_of_procedure", "title": "R", "body": "B", "rules": rules}
+        wrong = client.post(f"/{meeting['id']}/motions", json={"motion": "x", "document": document}, headers=staff)
+        assert wrong.status_code == 422 and list(wrong.get_json()["error"]["fields"]) == [field], wrong.get_json()
     m = motion(
         client,
         staff,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 pytestmark = pytest.mark.integration
+on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 
 
 def create(client, headers, body):
@@ -267,6 +268,36 @@ def test_scope_rules(client, world, staff, meeting_body):
     assert client.post(f"/{public['id']}/start", headers=invitee).status_code == 403
     assert client.post(f"/{public['id']}/start", headers=other_staff).status_code == 404
     assert client.get("/", query_string={"community_id": world.community_id}).status_code == 401
+
+
+@on_both
+def test_dates_and_instants_out_of_range_are_refused_naming_the_field(client, world, staff, meeting_body):
+    """Times the databases or Python cannot hold (year 1, year 9999 with an offset) are 422, not 500."""
+    for starts_at, ends_at in (
+        ("9999-12-31T20:00:00-05:00", "9999-12-31T21:00:00-05:00"),
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T01:00:00+05:00"),
+    ):
+        response = client.post("/", json=meeting_body(starts_at=starts_at, ends_at=ends_at), headers=staff)
+        assert response.status_code == 422, response.get_json()
+        assert set(response.get_json()["error"]["fields"]) == {"starts_at", "ends_at"}
+    far = client.get("/", query_string={"starts_after": "9999-12-31T23:59:59-23:00"}, headers=staff)
+    assert far.status_code == 422 and list(far.get_json()["error"]["fields"]) == ["starts_after"]
+    series = {
+        "community_id": world.community_id,
+        "meeting_type": "bench",
+        "title": "Daily",
+        "place": "Courtyard",
+        "frequency": "daily",
+        "first_date": "0001-01-01",
+        "start_time": "01:00",
+        "duration_minutes": 60,
+        "count": 2,
+    }
+    early = client.post("/series", json=series, headers=staff)
+    assert early.status_code == 422 and list(early.get_json()["error"]["fields"]) == ["first_date"]
+    page = client.get("/", query_string={"page": 10**12}, headers=staff)
+    assert page.status_code == 422 and list(page.get_json()["error"]["fields"]) == ["page"]
+    assert client.get("/", query_string={"community_id": world.community_id}, headers=staff).get_json() == []
 
 
 def test_pagination_and_filters(client, world, staff, meeting_body):

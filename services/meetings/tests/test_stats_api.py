@@ -12,6 +12,7 @@ from linli_kit.events import new_event
 from linli_meetings.service_layer.candidates import keep_issue
 
 pytestmark = pytest.mark.integration
+on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 
 
 def held(
@@ -58,7 +59,8 @@ def held(
     return meeting
 
 
-def test_stats_for_community_street_and_city(client, world, staff, meeting_body, database, clock):
+@on_both
+def test_stats_for_community_street_and_city(client, world, staff, meeting_body, database, clock, documented):
     roof, wall = str(uuid.uuid4()), str(uuid.uuid4())
     with database.transaction() as session:
         for issue_id, status in ((roof, "resolved"), (wall, "deliberating")):
@@ -122,6 +124,7 @@ def test_stats_for_community_street_and_city(client, world, staff, meeting_body,
         headers=staff,
     )
     assert response.status_code == 200, response.get_json()
+    documented(response, "/stats")
     stats = response.get_json()
     totals = stats["totals"]
     assert stats["scope"] == {"level": "community", "community_id": world.community_id}
@@ -176,3 +179,47 @@ def test_stats_for_community_street_and_city(client, world, staff, meeting_body,
         default["period"]["to"] == today.isoformat()
         and default["period"]["from"] > (today - timedelta(days=367)).isoformat()
     )
+
+
+def _shanghai_now_at(clock, local: datetime) -> None:
+    """Move the service's clock so that it is `local` (naive, Shanghai wall-clock time) now."""
+    clock.offset = local.replace(tzinfo=ZoneInfo("Asia/Shanghai")) - datetime.now(UTC)
+
+
+@on_both
+def test_default_period_is_the_twelve_calendar_months_ending_with_this_one(client, world, staff, clock, documented):
+    """The platform's one rule (`linli_kit.periods`), in the city's time zone: on 15 November 2026
+    the figures run from 1 December 2025; just after midnight on 1 December, from 1 January."""
+    query = {"community_id": world.community_id}
+    _shanghai_now_at(clock, datetime(2026, 11, 15, 10))
+    response = client.get("/stats", query_string=query, headers=staff)
+    documented(response, "/stats")
+    assert response.get_json()["period"] == {"from": "2025-12-01", "to": "2026-11-15"}
+    _shanghai_now_at(clock, datetime(2026, 12, 1, 0, 30))  # still 30 November in UTC
+    assert client.get("/stats", query_string=query, headers=staff).get_json()["period"] == {
+        "from": "2026-01-01",
+        "to": "2026-12-01",
+    }
+    # Only a start: up to today; only an end: the twelve months ending with the end's month.
+    only_from = client.get("/stats", query_string=query | {"from": "2026-06-10"}, headers=staff).get_json()
+    assert only_from["period"] == {"from": "2026-06-10", "to": "2026-12-01"}
+    only_to = client.get("/stats", query_string=query | {"to": "2026-03-31"}, headers=staff).get_json()
+    assert only_to["period"] == {"from": "2025-04-01", "to": "2026-03-31"}
+
+
+@on_both
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"to": "0001-01-05"}, "to"),
+        ({"from": "0001-01-01"}, "from"),
+        ({"from": "2026-01-01", "to": "9999-12-31"}, "to"),
+        ({"from": "1969-12-31", "to": "2026-01-01"}, "from"),
+        ({"from": "2026-02-01", "to": "2026-01-31"}, "from"),
+        ({"from": "2026-02-30"}, "from"),
+    ],
+)
+def test_a_period_out_of_range_is_refused_naming_the_field(client, world, staff, query, field):
+    response = client.get("/stats", query_string={"community_id": world.community_id} | query, headers=staff)
+    assert response.status_code == 422, response.get_json()
+    assert list(response.get_json()["error"]["fields"]) == [field]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import textwrap
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.config import Settings
 from linli_kit.db import Database
 from linli_kit.events.consumer import Handler
+from linli_kit.periods import EARLIEST, LATEST
 from linli_kit.replica import replica_handlers
 from linli_kit.service import ServiceDefinition
 from linli_kit.worker import Timer
@@ -43,19 +46,44 @@ def timers(_settings: Settings, database: Database, clock: Callable[[], datetime
 
 
 def run_deadlines(_settings: Settings, database: Database, args: list[str]) -> int:
-    """Run the deadline pass now (the worker's timer does it every minute). `--as-of` runs it as of
-    another instant: a drill sees what will have escalated by then, a demo need not wait a day."""
-    import argparse
+    """Escalate every overdue issue now, as the worker's timer does.
 
-    parser = argparse.ArgumentParser(prog="linli-issues run-deadlines")
-    parser.add_argument("--as-of", type=datetime.fromisoformat, default=None, help="ISO 8601 with offset")
+    Each open issue past its deadline is reported overdue (`issues.issue.overdue`) and moved one
+    tier up with a fresh deadline (`issues.issue.escalated`); at the city tier it is reported
+    overdue once per deadline. The worker does this every ISSUES_DEADLINE_CHECK_SECONDS; this
+    command does it at once, e.g. after the worker was stopped. `--as-of` runs it as of another
+    instant: a drill sees what will have escalated by then, a demo need not wait a day.
+    """
+    summary, _, details = (run_deadlines.__doc__ or "").partition("\n")
+    parser = argparse.ArgumentParser(
+        prog="linli-issues run-deadlines",
+        description=f"{summary}\n{textwrap.dedent(details)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--as-of",
+        type=_instant,
+        default=None,
+        metavar="INSTANT",
+        help="the instant to run as, ISO 8601 with its UTC offset (e.g. 2026-12-01T09:00:00+08:00); default: now",
+    )
     options = parser.parse_args(args)
     when = options.as_of or utc_now()
-    if when.tzinfo is None:
-        parser.error("--as-of needs a UTC offset")
     handled = escalate_overdue(IssuesUnitOfWork(database), when)
     print(f"linli-issues: {handled} overdue issue(s) reported and escalated as of {when.isoformat()}")
     return 0
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text!r}") from exc
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add e.g. +08:00 or Z)")
+    if not EARLIEST <= value.date() <= LATEST:
+        raise argparse.ArgumentTypeError(f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
+    return value
 
 
 definition = ServiceDefinition(
@@ -66,4 +94,6 @@ definition = ServiceDefinition(
     handlers=handlers,
     timers=timers,
     commands={"run-deadlines": run_deadlines},
+    # `check-config` reads ISSUES_AUTO_CLOSE_DAYS, ISSUES_DEADLINE_CHECK_SECONDS and OPEN311_PUBLIC_URL too.
+    check_settings=lambda _settings: load_issues_config(),
 )

@@ -248,6 +248,31 @@ class IssueRepository:
         row = self.session.execute(select(photos).where(photos.c.issue_id == issue_id, photos.c.id == photo_id)).first()
         return dict(row._mapping) if row else None
 
+    def photo_by_id(self, photo_id: str) -> dict[str, Any] | None:
+        row = self.session.execute(select(photos).where(photos.c.id == photo_id)).first()
+        return dict(row._mapping) if row else None
+
+    def first_photos(self, issue_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The first photo attached to each of these issues (by time), in one query."""
+        if not issue_ids:
+            return {}
+        rows = self.session.execute(
+            select(photos).where(photos.c.issue_id.in_(issue_ids)).order_by(photos.c.created_at.desc(), photos.c.id)
+        )
+        # Newest first, so the oldest of each issue is written last and stays.
+        return {row.issue_id: dict(row._mapping) for row in rows}
+
+    def report_data(self, issue_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What was recorded with each issue's report (channel, tier, a client's media URL)."""
+        if not issue_ids:
+            return {}
+        rows = self.session.execute(
+            select(TimelineEntry.issue_id, TimelineEntry.data).where(
+                TimelineEntry.issue_id.in_(issue_ids), TimelineEntry.kind == "report"
+            )
+        )
+        return {issue_id: data or {} for issue_id, data in rows}
+
     # --- directory replica -------------------------------------------------------------------------------
     def street_of(self, community_id: str) -> str | None:
         if community_id not in self._streets:
@@ -265,10 +290,44 @@ class IssueRepository:
         ).first()
         return dict(row._mapping) if row else None
 
-    def compounds_in(self, community_ids: list[str] | None, street_id: str | None) -> list[dict[str, Any]]:
-        query = select(replica.compounds).where(replica.compounds.c.latitude.is_not(None))
-        if community_ids is not None:
-            query = query.where(replica.compounds.c.community_id.in_(community_ids))
-        if street_id is not None:
-            query = query.where(replica.compounds.c.community_id.in_(communities_of_street_query(street_id)))
+    def compounds_near(
+        self, latitude: float, longitude: float, degrees: tuple[float, float], scope: Scope
+    ) -> list[dict[str, Any]]:
+        """Compounds with coordinates in a box of (latitude, longitude) half-sizes around a point,
+        among the communities of `scope`."""
+        c = replica.compounds.c
+        query = select(replica.compounds).where(
+            c.latitude.between(latitude - degrees[0], latitude + degrees[0]),
+            c.longitude.between(longitude - degrees[1], longitude + degrees[1]),
+        )
+        clause = _community_clause(scope, c.community_id)
+        if clause is not None:
+            query = query.where(clause)
         return [dict(r._mapping) for r in self.session.execute(query)]
+
+    def places(self, scope: Scope) -> list[tuple[str, str, str | None]]:
+        """(name, community id, compound id or None) of every community and compound in `scope`."""
+        communities, compounds = replica.communities.c, replica.compounds.c
+        query = select(communities.name, communities.community_id)
+        clause = _community_clause(scope, communities.community_id)
+        if clause is not None:
+            query = query.where(clause)
+        found: list[tuple[str, str, str | None]] = [(n, c, None) for n, c in self.session.execute(query)]
+        query = select(compounds.name, compounds.community_id, compounds.compound_id)
+        clause = _community_clause(scope, compounds.community_id)
+        if clause is not None:
+            query = query.where(clause)
+        found += [(n, c, k) for n, c, k in self.session.execute(query)]
+        return found
+
+
+def _community_clause(scope: Scope, column: Any) -> Any:
+    """`scope` as a filter on a community id column (None: no limit)."""
+    if scope.everything:
+        return None
+    parts = []
+    if scope.community_ids is not None:
+        parts.append(column.in_(scope.community_ids))
+    if scope.street_id is not None:
+        parts.append(column.in_(communities_of_street_query(scope.street_id)))
+    return or_(*parts) if parts else column.is_(None)

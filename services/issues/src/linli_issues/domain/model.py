@@ -255,6 +255,10 @@ class Issue:
         self.touch(now)
         return previous
 
+    def restart_deadline(self, category: Category, now: datetime) -> None:
+        """A fresh deadline from `now` by the category's rule for the issue's urgency (on reopening)."""
+        self.due_at = category.deadline(self.urgency, now)
+
     def assign(self, body: str, assignee_id: str | None, now: datetime) -> None:
         if body not in BODIES:
             raise Invalid("unknown body", fields={"assignee_type": [f"must be one of {', '.join(BODIES)}"]})
@@ -264,14 +268,15 @@ class Issue:
         self.assignee_id = assignee_id
         self.touch(now)
 
-    def rate(self, rating: int, comment: str | None, now: datetime) -> None:
+    def rate(self, rating: int, comment: str | None, now: datetime) -> str:
+        """The reporter's rating closes the issue; returns the status it left (resolved)."""
         if not 1 <= rating <= 5:
             raise Invalid("rating out of range", fields={"rating": ["must be between 1 and 5"]})
         if self.status != "resolved":
             raise Conflict(f"only a resolved issue can be rated; this one is {self.status}")
         self.rating = rating
         self.rating_comment = comment
-        self.move_to("closed", now)
+        return self.move_to("closed", now)
 
 
 def priority(issue: Issue) -> int:

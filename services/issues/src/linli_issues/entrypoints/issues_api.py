@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, current_app, jsonify, request, send_file
+from flask import Response, current_app, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -22,6 +22,7 @@ from linli_issues.service_layer.issues import IssueView
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Role
 from linli_kit.errors import Forbidden, Invalid
+from linli_kit.periods import resolve_period, today_in
 from linli_kit.web import current_principal, require_principal
 
 blp = Blueprint("issues", __name__, url_prefix="", description="Residents' issues from report to resolution")
@@ -77,7 +78,7 @@ def present(item: IssueView, now: datetime | None = None, *, summary: bool = Fal
 
 def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return schemas.utc_isoformat(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -338,18 +339,19 @@ class CategoryByKey(MethodView):
 @blp.route("/stats")
 class Stats(MethodView):
     @blp.arguments(schemas.StatsQuerySchema(), location="query")
-    def get(self, query: dict) -> Response:
-        """Figures for a community, a street or the city over a period (default: the last 12 months)."""
+    @blp.response(200, schemas.StatsSchema)
+    def get(self, query: dict) -> dict:
+        """Figures for a community, a street or the city over a period (local dates, both included;
+        default: the 12 calendar months ending with the current one, as every service counts)."""
         principal = require_principal()
         if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
             raise Forbidden(f"role {principal.role.value} may not read statistics")
         settings = current_app.extensions["linli.settings"]
-        today = _now().astimezone(ZoneInfo(settings.timezone)).date()
-        start, end = stats.default_period(today)
+        period = resolve_period(today_in(settings.timezone, _now()), query["period_from"], query["period_to"])
         request_query = stats.StatsQuery(
             community_id=str(query["community_id"]) if query.get("community_id") else None,
             street_id=str(query["street_id"]) if query.get("street_id") else None,
-            start=query.get("from_") or start,
-            end=query.get("to") or end,
+            start=period.start,
+            end=period.end,
         )
-        return jsonify(stats.compute(_uow(), principal, request_query, settings.timezone))
+        return stats.compute(_uow(), principal, request_query, settings.timezone)

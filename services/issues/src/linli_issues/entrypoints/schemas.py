@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
 from linli_issues.adapters.repository import SORTS
 from linli_issues.domain.model import BODIES, STATUSES, TIERS, URGENCIES
+from linli_kit.schemas import AwareDateTime, PeriodQuery
 
 SORT_KEYS = [*SORTS, *(f"-{k}" for k in SORTS)]
 
 
 def _text(max_length: int, *, required: bool = False, min_length: int = 1) -> fields.String:
     if required:
-        return fields.String(required=True, validate=validate.Length(min=min_length, max=max_length))
+        # Stored stripped: at least `min_length` characters must be left once blanks are gone.
+        return fields.String(
+            required=True,
+            validate=[validate.Length(min=min_length, max=max_length), _at_least(min_length)],
+        )
     return fields.String(load_default=None, allow_none=True, validate=validate.Length(max=max_length))
+
+
+def _at_least(length: int) -> validate.Validator:
+    def check(value: str) -> None:
+        if len(value.strip()) < length:
+            raise ValidationError(f"must hold at least {length} non-blank character(s)")
+
+    return check  # type: ignore[return-value]
+
+
+class Instant(fields.AwareDateTime):
+    """An instant as the API answers it: ISO 8601 in UTC with its offset (`+00:00`), never naive."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else utc_isoformat(value)
+
+
+def utc_isoformat(value: datetime) -> str:
+    # Stored instants are UTC; a naive one (SQLite hands them back so from plain columns) is UTC too.
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def _when(**kwargs: Any) -> fields.AwareDateTime:
+    return Instant(**kwargs)
 
 
 class IssueCreateSchema(Schema):
@@ -61,12 +93,12 @@ class IssueSchema(Schema):
     resolution_summary = fields.String(allow_none=True)
     rating = fields.Integer(allow_none=True)
     rating_comment = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime(allow_none=True)
-    due_at = fields.DateTime(allow_none=True)
-    accepted_at = fields.DateTime(allow_none=True)
-    resolved_at = fields.DateTime(allow_none=True)
-    closed_at = fields.DateTime(allow_none=True)
+    created_at = _when()
+    updated_at = _when(allow_none=True)
+    due_at = _when(allow_none=True)
+    accepted_at = _when(allow_none=True)
+    resolved_at = _when(allow_none=True)
+    closed_at = _when(allow_none=True)
     overdue = fields.Boolean()
     revision = fields.Integer()
     supported_by_me = fields.Boolean()
@@ -88,9 +120,9 @@ class IssueSummarySchema(Schema):
     assignee_id = fields.String(allow_none=True)
     supporter_count = fields.Integer()
     consultation_count = fields.Integer()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime(allow_none=True)
-    due_at = fields.DateTime(allow_none=True)
+    created_at = _when()
+    updated_at = _when(allow_none=True)
+    due_at = _when(allow_none=True)
     overdue = fields.Boolean()
 
 
@@ -106,8 +138,8 @@ class IssueFilterSchema(Schema):
     overdue = fields.Boolean(load_default=None)
     mine = fields.Boolean(load_default=False, metadata={"description": "only the issues I reported"})
     q = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-    created_from = fields.AwareDateTime(load_default=None)
-    created_to = fields.AwareDateTime(load_default=None)
+    created_from = AwareDateTime(load_default=None, metadata={"description": "reported at or after (with offset)"})
+    created_to = AwareDateTime(load_default=None, metadata={"description": "reported before (with offset)"})
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORT_KEYS))
 
 
@@ -151,16 +183,16 @@ class TimelineEntrySchema(Schema):
     internal = fields.Boolean()
     author_id = fields.String(allow_none=True)
     data = fields.Dict()
-    created_at = fields.DateTime()
+    created_at = _when()
 
 
 class MeetingLinkSchema(Schema):
     meeting_id = fields.String()
     meeting_type = fields.String()
     title = fields.String()
-    starts_at = fields.DateTime()
+    starts_at = _when()
     status = fields.String()
-    concluded_at = fields.DateTime(allow_none=True)
+    concluded_at = _when(allow_none=True)
 
 
 class PhotoSchema(Schema):
@@ -168,7 +200,7 @@ class PhotoSchema(Schema):
     content_type = fields.String()
     size = fields.Integer()
     uploaded_by = fields.String()
-    created_at = fields.DateTime()
+    created_at = _when()
     url = fields.String()
 
 
@@ -200,15 +232,61 @@ class CategorySchema(Schema):
     responsible_body = fields.String(required=True, validate=validate.OneOf(BODIES))
     deadline_hours = fields.Nested(DeadlineHoursSchema, required=True)
     active = fields.Boolean(load_default=True)
-    position = fields.Integer(load_default=0)
+    position = fields.Integer(load_default=0, validate=validate.Range(0, 100_000))
 
 
 class CategoryFilterSchema(Schema):
     include_inactive = fields.Boolean(load_default=False)
 
 
-class StatsQuerySchema(Schema):
+class StatsQuerySchema(PeriodQuery):
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)
-    from_ = fields.Date(load_default=None, data_key="from")
-    to = fields.Date(load_default=None)
+
+
+class StatsScopeSchema(Schema):
+    level = fields.String(required=True, validate=validate.OneOf(("community", "street", "city")))
+    community_id = fields.String(required=True, allow_none=True)
+    street_id = fields.String(required=True, allow_none=True)
+
+
+class StatsPeriodSchema(Schema):
+    from_ = fields.Date(required=True, data_key="from", attribute="from", metadata={"description": "first local day"})
+    to = fields.Date(required=True, metadata={"description": "last local day, included"})
+    timezone = fields.String(required=True)
+
+
+class StatsFiguresSchema(Schema):
+    raised = fields.Integer(required=True)
+    accepted = fields.Integer(required=True)
+    resolved = fields.Integer(required=True)
+    resolution_rate = fields.Float(
+        required=True, allow_none=True, metadata={"description": "share of the issues raised resolved by now"}
+    )
+    median_hours_to_resolve = fields.Float(required=True, allow_none=True)
+    p90_hours_to_resolve = fields.Float(required=True, allow_none=True)
+    overdue = fields.Integer(required=True)
+    average_satisfaction = fields.Float(required=True, allow_none=True)
+    ratings = fields.Integer(required=True)
+    consultations_held = fields.Integer(required=True)
+
+
+class StatsTotalsSchema(StatsFiguresSchema):
+    by_category = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    by_tier = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+class StatsCommunitySchema(StatsFiguresSchema):
+    community_id = fields.String(required=True)
+
+
+class StatsMonthSchema(StatsFiguresSchema):
+    month = fields.String(required=True, metadata={"description": "YYYY-MM, in the city's time zone"})
+
+
+class StatsSchema(Schema):
+    scope = fields.Nested(StatsScopeSchema, required=True)
+    period = fields.Nested(StatsPeriodSchema, required=True)
+    totals = fields.Nested(StatsTotalsSchema, required=True)
+    by_community = fields.List(fields.Nested(StatsCommunitySchema), required=True)
+    monthly = fields.List(fields.Nested(StatsMonthSchema), required=True)

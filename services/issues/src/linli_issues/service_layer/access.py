@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from linli_issues.adapters.repository import Scope
@@ -11,10 +12,29 @@ from linli_kit.errors import Forbidden, NotFound
 
 StreetOf = Callable[[str], str | None]
 ORGANISATION_ROLES = frozenset({Role.PROPERTY_MANAGER, Role.AGENCY})
+# Token subjects that are not UUIDs (an API client's subject is its key id, e.g. `963b5197e99f`)
+# stand in records and events as the UUID made from them in this namespace: the same key always
+# gives the same reporter, and no user's id can collide with it.
+SUBJECT_NAMESPACE = uuid.UUID("5f0c1a0e-4d1b-5c43-9a57-1b3c2d4e5f60")
+
+
+def person_id(principal: Principal) -> str:
+    """Who the caller is in issues, timelines and events: their user id, or for a subject that is
+    not a UUID (an API client's key id) the deterministic UUID made from it."""
+    try:
+        uuid.UUID(principal.user_id)
+    except ValueError:
+        return str(uuid.uuid5(SUBJECT_NAMESPACE, f"{principal.role.value}:{principal.user_id}"))
+    return principal.user_id
+
+
+def is_city_wide_client(principal: Principal) -> bool:
+    """An API key issued with neither a street nor communities is the city's own (its hotline)."""
+    return principal.role == Role.API_CLIENT and not principal.street_id and not principal.community_ids
 
 
 def scope_of(principal: Principal) -> Scope:
-    if principal.role == Role.CITY_ADMIN:
+    if principal.role == Role.CITY_ADMIN or is_city_wide_client(principal):
         return Scope(everything=True)
     if principal.role == Role.STREET_OFFICIAL:
         return Scope(street_id=principal.street_id or "-")
@@ -37,6 +57,8 @@ def is_assignee(principal: Principal, issue: Issue) -> bool:
 def in_scope(principal: Principal, community_id: str, street_of: StreetOf) -> bool:
     if principal.role in ORGANISATION_ROLES:
         return False
+    if is_city_wide_client(principal):
+        return True
     if principal.role == Role.API_CLIENT and principal.street_id:
         return community_id in principal.community_ids or street_of(community_id) == principal.street_id
     return principal.can_access_community(community_id, street_of)
@@ -44,7 +66,7 @@ def in_scope(principal: Principal, community_id: str, street_of: StreetOf) -> bo
 
 def can_see(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
     return (
-        issue.reporter_id == principal.user_id
+        issue.reporter_id == person_id(principal)
         or is_assignee(principal, issue)
         or in_scope(principal, issue.community_id, street_of)
     )
@@ -84,4 +106,6 @@ def sees_internal(principal: Principal, issue: Issue, street_of: StreetOf) -> bo
 
 
 def sees_reporter(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
-    return not issue.anonymous or issue.reporter_id == principal.user_id or sees_internal(principal, issue, street_of)
+    return (
+        not issue.anonymous or issue.reporter_id == person_id(principal) or sees_internal(principal, issue, street_of)
+    )

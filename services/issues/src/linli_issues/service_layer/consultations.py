@@ -59,7 +59,7 @@ class _Changes:
             return False
         self.note(issue, "status", now, reason, {"from": previous, "to": status})
         if status == "resolved":
-            self.publish("issues.issue.resolved", issue, summary=issue.resolution_summary)
+            self.publish("issues.issue.resolved", issue, from_status=previous, summary=issue.resolution_summary)
         else:
             self.publish("issues.issue.status_changed", issue, from_status=previous, reason=reason)
         return True
@@ -126,12 +126,15 @@ def _link(changes: _Changes, issue: Issue, meeting: dict[str, Any], revision: in
 
 
 def _recount(changes: _Changes, issue: Issue, now: datetime) -> None:
+    """Keep the issue's consultation count. A new count alone publishes nothing: every `issues.*`
+    event of the contract brings a notice to the reporter and supporters, and the status has not
+    changed. The count rides on the issue's next event (a meeting that moves the issue into
+    deliberation publishes that move with the new count)."""
     changes.session.flush()
     count = changes.repo.count_consultations(issue.id)
     if count != issue.consultation_count:
         issue.consultation_count = count
         issue.touch(now)
-        changes.publish("issues.issue.status_changed", issue, from_status=issue.status, reason="consultations")
 
 
 def _meeting_snapshot(status: str) -> Any:

@@ -33,6 +33,19 @@ def snapshot(issue: Issue, actor_id: str | None, supporter_ids: list[str] | None
     return data
 
 
+# The contract's longest texts. A reason can be longer here (a resolution plan of 4,000 characters
+# is the reason of the move to resolving; a meeting's motion can be long): the event carries its
+# beginning, the timeline keeps it whole.
+TEXT_LIMITS = {"reason": 2000, "summary": 4000}
+
+
+def _clipped(name: str, value: Any) -> Any:
+    limit = TEXT_LIMITS.get(name)
+    if limit is None or not isinstance(value, str) or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "\u2026"
+
+
 def issue_event(
     event_type: str,
     issue: Issue,
@@ -44,7 +57,7 @@ def issue_event(
 ) -> Event:
     return new_event(
         event_type,
-        {**snapshot(issue, actor_id, supporter_ids), **extra},
+        {**snapshot(issue, actor_id, supporter_ids), **{k: _clipped(k, v) for k, v in extra.items()}},
         producer=SERVICE,
         community_id=issue.community_id,
         street_id=street_id,

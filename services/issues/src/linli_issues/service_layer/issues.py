@@ -106,10 +106,19 @@ def change_status(
     reason: str | None = None,
     internal_reason: bool = False,
 ) -> None:
-    """Move the issue, record it on the timeline and publish the matching event."""
+    """Move the issue, record it on the timeline and publish the matching event.
+
+    Every status event carries `from_status`: the move is always a real change (the transition
+    table has no move to the same status), so no notice ever repeats the status an issue had.
+    """
     previous = issue.move_to(status, now)
     if reason is not None:
         issue.reason = reason
+    reopened = previous in {"resolved", "closed"} and status == "accepted"
+    if reopened:
+        # Handled again: a fresh deadline by the category's rule, or the next timer tick would
+        # find the old, long-passed one and escalate at once.
+        issue.restart_deadline(_category(uow, issue.category), now)
     _note(
         uow,
         issue,
@@ -120,12 +129,14 @@ def change_status(
         internal=internal_reason,
         data={"from": previous, "to": status},
     )
-    if previous in {"resolved", "closed"} and status == "accepted":
-        publish_change(uow, "issues.issue.reopened", issue, actor_id, reason=reason)
+    if reopened:
+        publish_change(uow, "issues.issue.reopened", issue, actor_id, from_status=previous, reason=reason)
     elif status == "resolved":
-        publish_change(uow, "issues.issue.resolved", issue, actor_id, summary=issue.resolution_summary)
+        publish_change(
+            uow, "issues.issue.resolved", issue, actor_id, from_status=previous, summary=issue.resolution_summary
+        )
     elif status == "closed":
-        publish_change(uow, "issues.issue.closed", issue, actor_id, rating=issue.rating)
+        publish_change(uow, "issues.issue.closed", issue, actor_id, from_status=previous, rating=issue.rating)
     else:
         accepted = status == "accepted" and previous == "reported"
         publish_change(
@@ -163,12 +174,14 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
     community_id = str(fields["community_id"])
     on_behalf_of = fields.pop("on_behalf_of", None)
     channel = fields.pop("channel", None) or "app"
+    media_url = fields.pop("media_url", None)  # an Open311 client's link to its own media
     with uow:
         if not uow.issues.community_exists(community_id):
             raise Invalid("unknown community", fields={"community_id": ["no such community"]})
         if not access.in_scope(principal, community_id, uow.issues.street_of):
             raise Forbidden("you may only report issues in your own community")
-        reporter_id = principal.user_id
+        me = access.person_id(principal)
+        reporter_id = me
         reported_by = None
         if principal.role == Role.RESIDENT:
             if on_behalf_of is not None or channel not in ("app",):
@@ -178,7 +191,7 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
                 )
         elif principal.is_staff:
             if on_behalf_of is not None:
-                reporter_id, reported_by = str(on_behalf_of), principal.user_id
+                reporter_id, reported_by = str(on_behalf_of), me
                 if channel == "app":
                     channel = "phone"
         elif principal.role != Role.API_CLIENT:
@@ -214,10 +227,11 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
         )
         issue.due_at = category.deadline(issue.urgency, now)
         uow.issues.add(issue)
-        _note(uow, issue, "report", now, author_id=reporter_id, data={"channel": channel, "tier": issue.tier})
-        publish_change(
-            uow, "issues.issue.reported", issue, principal.user_id, anonymous=issue.anonymous, channel=channel
-        )
+        data = {"channel": channel, "tier": issue.tier}
+        if media_url:
+            data["media_url"] = media_url
+        _note(uow, issue, "report", now, author_id=reporter_id, data=data)
+        publish_change(uow, "issues.issue.reported", issue, me, anonymous=issue.anonymous, channel=channel)
         uow.commit()
         return issue
 
@@ -268,7 +282,7 @@ def view(uow: IssuesUnitOfWork, principal: Principal, issue: Issue) -> IssueView
         issue=issue,
         show_reporter=access.sees_reporter(principal, issue, street_of),
         internal=access.sees_internal(principal, issue, street_of),
-        supported_by_me=uow.issues.is_supporter(issue.id, principal.user_id),
+        supported_by_me=uow.issues.is_supporter(issue.id, access.person_id(principal)),
     )
 
 
@@ -289,7 +303,7 @@ def list_issues(
 ) -> tuple[list[IssueView], int]:
     with uow:
         if filters.get("mine"):
-            filters["reporter_id"] = principal.user_id
+            filters["reporter_id"] = access.person_id(principal)
         items, total = uow.issues.list(
             access.scope_of(principal), offset=offset, limit=limit, filters=filters, now=now, sort=sort
         )
@@ -343,27 +357,28 @@ def transition(
     plan: str | None = None,
 ) -> IssueView:
     """accept | reject | duplicate | deliberate | start_resolving | resolve | reopen."""
+    me = access.person_id(principal)
     with uow:
         issue = _load(uow, principal, issue_id, for_update=True)
         street_of = uow.issues.street_of
         if action == "reopen":
-            if issue.reporter_id != principal.user_id and not access.may_handle(principal, issue, street_of):
+            if issue.reporter_id != me and not access.may_handle(principal, issue, street_of):
                 raise Forbidden("only the reporter or the office handling the issue may reopen it")
             if not reason:
                 raise Invalid("a reason is required", fields={"reason": ["say why the issue is not solved"]})
             if issue.status not in ("resolved", "closed"):
                 raise Conflict(f"only a resolved or closed issue can be reopened; this one is {issue.status}")
-            change_status(uow, issue, "accepted", now, actor_id=principal.user_id, reason=reason)
+            change_status(uow, issue, "accepted", now, actor_id=me, reason=reason)
         elif action in {"start_resolving", "resolve"} and access.is_assignee(principal, issue):
             _resolution_step(uow, issue, action, now, principal, summary=summary, plan=plan)
         else:
             access.require_handler(principal, issue, street_of)
             if action == "accept":
-                change_status(uow, issue, "accepted", now, actor_id=principal.user_id)
+                change_status(uow, issue, "accepted", now, actor_id=me)
             elif action == "reject":
                 if not reason:
                     raise Invalid("a reason is required", fields={"reason": ["say why the issue is rejected"]})
-                change_status(uow, issue, "rejected", now, actor_id=principal.user_id, reason=reason)
+                change_status(uow, issue, "rejected", now, actor_id=me, reason=reason)
             elif action == "duplicate":
                 if not duplicate_of:
                     raise Invalid("name the original", fields={"duplicate_of": ["required"]})
@@ -373,9 +388,9 @@ def transition(
                         "unknown original", fields={"duplicate_of": ["no other issue of this community has that id"]}
                     )
                 issue.duplicate_of = original.id
-                change_status(uow, issue, "duplicate", now, actor_id=principal.user_id, reason=reason)
+                change_status(uow, issue, "duplicate", now, actor_id=me, reason=reason)
             elif action == "deliberate":
-                change_status(uow, issue, "deliberating", now, actor_id=principal.user_id, reason=reason)
+                change_status(uow, issue, "deliberating", now, actor_id=me, reason=reason)
             else:
                 _resolution_step(uow, issue, action, now, principal, summary=summary, plan=plan)
         uow.commit()
@@ -392,15 +407,16 @@ def _resolution_step(
     summary: str | None,
     plan: str | None,
 ) -> None:
+    me = access.person_id(principal)
     if action == "start_resolving":
         if plan:
             issue.resolution_plan = plan
-        change_status(uow, issue, "resolving", now, actor_id=principal.user_id, reason=plan)
+        change_status(uow, issue, "resolving", now, actor_id=me, reason=plan)
     elif action == "resolve":
         if not summary:
             raise Invalid("a resolution summary is required", fields={"summary": ["say what was done"]})
         issue.resolution_summary = summary
-        change_status(uow, issue, "resolved", now, actor_id=principal.user_id, reason=summary)
+        change_status(uow, issue, "resolved", now, actor_id=me, reason=summary)
     else:
         raise Invalid("unknown action", fields={"action": [f"no action {action!r}"]})
 
@@ -409,7 +425,7 @@ def escalate(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, reason:
     with uow:
         issue = _load(uow, principal, issue_id, for_update=True)
         access.require_handler(principal, issue, uow.issues.street_of)
-        escalate_issue(uow, issue, now, actor_id=principal.user_id, reason=reason, automatic=False)
+        escalate_issue(uow, issue, now, actor_id=access.person_id(principal), reason=reason, automatic=False)
         uow.commit()
         return view(uow, principal, issue)
 
@@ -424,6 +440,7 @@ def assign(
     assignee_id: str | None,
     note: str | None = None,
 ) -> IssueView:
+    me = access.person_id(principal)
     with uow:
         issue = _load(uow, principal, issue_id, for_update=True)
         access.require_handler(principal, issue, uow.issues.street_of)
@@ -434,30 +451,31 @@ def assign(
             "assignment",
             now,
             body=note,
-            author_id=principal.user_id,
+            author_id=me,
             data={"assignee_type": assignee_type, "assignee_id": assignee_id},
         )
-        publish_change(uow, "issues.issue.assigned", issue, principal.user_id)
+        publish_change(uow, "issues.issue.assigned", issue, me)
         uow.commit()
         return view(uow, principal, issue)
 
 
 def support(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: datetime) -> IssueView:
     """'Me too': a resident of the community backs the issue, once."""
+    me = access.person_id(principal)
     with uow:
         issue = _load(uow, principal, issue_id, for_update=True)
         if principal.role != Role.RESIDENT or issue.community_id not in principal.community_ids:
             raise Forbidden("only residents of the community can support its issues")
-        if issue.reporter_id == principal.user_id:
+        if issue.reporter_id == me:
             raise Conflict("you reported this issue yourself")
         if not issue.is_open:
             raise Conflict(f"an issue that is {issue.status} takes no more support")
-        if uow.issues.is_supporter(issue.id, principal.user_id):
+        if uow.issues.is_supporter(issue.id, me):
             raise Conflict("you already support this issue")
-        uow.issues.add_supporter(issue.id, principal.user_id, now)
+        uow.issues.add_supporter(issue.id, me, now)
         issue.supporter_count += 1
         issue.touch(now)
-        publish_change(uow, "issues.issue.supported", issue, principal.user_id, supporter_id=principal.user_id)
+        publish_change(uow, "issues.issue.supported", issue, me, supporter_id=me)
         uow.commit()
         return view(uow, principal, issue)
 
@@ -465,13 +483,14 @@ def support(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: dat
 def rate(
     uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: datetime, *, rating: int, comment: str | None
 ) -> IssueView:
+    me = access.person_id(principal)
     with uow:
         issue = _load(uow, principal, issue_id, for_update=True)
-        if issue.reporter_id != principal.user_id:
+        if issue.reporter_id != me:
             raise Forbidden("only the reporter rates the resolution")
-        issue.rate(rating, comment, now)
-        _note(uow, issue, "rating", now, body=comment, author_id=principal.user_id, data={"rating": rating})
-        publish_change(uow, "issues.issue.closed", issue, principal.user_id, rating=rating)
+        previous = issue.rate(rating, comment, now)
+        _note(uow, issue, "rating", now, body=comment, author_id=me, data={"rating": rating})
+        publish_change(uow, "issues.issue.closed", issue, me, from_status=previous, rating=rating)
         uow.commit()
         return view(uow, principal, issue)
 
@@ -491,11 +510,12 @@ def add_update(
     findings: str | None = None,
 ) -> TimelineEntry:
     """Public replies (reporter, staff, assignee), internal notes and on-site inspections (staff, assignee)."""
+    me = access.person_id(principal)
     with uow:
         issue = _load(uow, principal, issue_id)
         insider = access.sees_internal(principal, issue, uow.issues.street_of)
         if kind == "reply":
-            if not insider and issue.reporter_id != principal.user_id:
+            if not insider and issue.reporter_id != me:
                 raise Forbidden("only the reporter, staff and the assignee reply on an issue")
         elif not insider:
             raise Forbidden("only staff and the assignee add notes and inspections")
@@ -504,7 +524,7 @@ def add_update(
             if not attendees:
                 raise Invalid("who attended?", fields={"attendees": ["name at least one attendee"]})
             data = {"attendees": attendees, "findings": findings}
-        entry = _note(uow, issue, kind, now, body=body, author_id=principal.user_id, internal=kind == "note", data=data)
+        entry = _note(uow, issue, kind, now, body=body, author_id=me, internal=kind == "note", data=data)
         issue.updated_at = now
         uow.commit()
         return entry
@@ -515,9 +535,10 @@ def add_photo(
     uow: IssuesUnitOfWork, principal: Principal, issue_id: str, content: bytes, photo_dir: Path, now: datetime
 ) -> dict[str, Any]:
     content_type = photo_type(content)
+    me = access.person_id(principal)
     with uow:
         issue = _load(uow, principal, issue_id)
-        if issue.reporter_id != principal.user_id and not access.sees_internal(principal, issue, uow.issues.street_of):
+        if issue.reporter_id != me and not access.sees_internal(principal, issue, uow.issues.street_of):
             raise Forbidden("only the reporter, staff and the assignee add photos")
         photo_id = new_id()
         file_name = f"{photo_id}.{EXTENSIONS[content_type]}"
@@ -532,7 +553,7 @@ def add_photo(
             "content_type": content_type,
             "size": len(content),
             "file_name": file_name,
-            "uploaded_by": principal.user_id,
+            "uploaded_by": me,
             "created_at": now,
         }
         uow.issues.add_photo(**row)

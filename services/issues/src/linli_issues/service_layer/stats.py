@@ -64,15 +64,6 @@ def authorise(principal: Principal, uow: IssuesUnitOfWork, query: StatsQuery) ->
     raise Forbidden(f"role {principal.role.value} may not read statistics")
 
 
-def default_period(today: date) -> tuple[date, date]:
-    """The last twelve months, today included."""
-    try:
-        start = today.replace(year=today.year - 1) + timedelta(days=1)
-    except ValueError:  # 29 February
-        start = today.replace(year=today.year - 1, day=28) + timedelta(days=1)
-    return start, today
-
-
 def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, timezone: str) -> dict[str, Any]:
     if query.end < query.start:
         raise Invalid("empty period", fields={"to": ["must not be before from"]})
@@ -93,7 +84,7 @@ def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, time
                 "community_id": query.community_id,
                 "street_id": query.street_id,
             },
-            "period": {"from": query.start.isoformat(), "to": query.end.isoformat(), "timezone": timezone},
+            "period": {"from": query.start, "to": query.end, "timezone": timezone},
             "totals": totals,
             "by_community": [{"community_id": key, **value} for key, value in sorted(by_community.items())],
             "monthly": [{"month": month, **monthly.get(month, _empty())} for month in months],

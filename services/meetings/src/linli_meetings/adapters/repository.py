@@ -139,10 +139,15 @@ class MeetingRepository:
         )
 
     def motion_with_meeting(
-        self, meeting_id: str, decision_id: str
+        self, meeting_id: str, decision_id: str, *, lock: bool = False
     ) -> tuple[Decision, Meeting, dict[str, Any] | None] | None:
         """A motion, its meeting (people and agenda not loaded) and the structured rules of the
-        community's current rules of procedure (None without any), in one query."""
+        community's current rules of procedure (None without any), in one query.
+
+        `lock` takes a shared lock on the motion's row (PostgreSQL; SQLite's BEGIN IMMEDIATE
+        already serialises every writer): votes do not wait for each other, but recording the
+        motion (FOR UPDATE) waits for the votes being cast, and a vote waits for the recording
+        and then reads the motion as recorded."""
         d, m, doc = tables.decisions.c, tables.meetings.c, tables.documents.c
         current_rules = (
             select(doc.rules)
@@ -151,12 +156,15 @@ class MeetingRepository:
             .limit(1)
             .scalar_subquery()
         )
-        row = self.session.execute(
+        query = (
             select(Decision, Meeting, current_rules)
             .join(Meeting, m.id == d.meeting_id)
             .where(d.id == decision_id, m.id == meeting_id)
             .options(raiseload(Meeting.agenda), raiseload(Meeting.participants))
-        ).first()
+        )
+        if lock:
+            query = query.with_for_update(read=True, of=tables.decisions)
+        row = self.session.execute(query).first()
         return (row[0], row[1], row[2]) if row else None
 
     def voter(self, meeting_id: str, decision_id: str, user_id: str) -> tuple[Participant | None, bool]:
@@ -250,18 +258,28 @@ class MeetingRepository:
             is not None
         )
 
-    def roll_call(self, decision_id: str) -> Count:
+    def votes_of(self, decision_ids: list[str], *, voter_id: str | None = None) -> list[Vote]:
+        """The votes on these motions (only one voter's, if given), in the order they were cast."""
+        if not decision_ids:
+            return []
         v = tables.votes.c
-        counts = dict(
-            self.session.execute(
-                select(v.choice, func.count()).where(v.decision_id == decision_id).group_by(v.choice)
-            ).all()
-        )
-        return Count(counts.get("for", 0), counts.get("against", 0), counts.get("abstain", 0))
+        query = select(Vote).where(v.decision_id.in_(decision_ids))
+        if voter_id is not None:
+            query = query.where(v.voter_id == voter_id)
+        return list(self.session.scalars(query.order_by(v.cast_at, v.voter_id)))
 
-    def votes_of(self, decision_id: str) -> list[Vote]:
+    def roll_calls(self, decision_ids: list[str]) -> dict[str, Count]:
+        """The count of the votes stored on each of these motions (zero for a motion without any)."""
         v = tables.votes.c
-        return list(self.session.scalars(select(Vote).where(v.decision_id == decision_id).order_by(v.cast_at)))
+        counts: dict[str, dict[str, int]] = {i: {} for i in decision_ids}
+        if decision_ids:
+            for decision_id, choice, n in self.session.execute(
+                select(v.decision_id, v.choice, func.count())
+                .where(v.decision_id.in_(decision_ids))
+                .group_by(v.decision_id, v.choice)
+            ):
+                counts[decision_id][choice] = n
+        return {i: Count(c.get("for", 0), c.get("against", 0), c.get("abstain", 0)) for i, c in counts.items()}
 
     # --- action items -----------------------------------------------------------------------------------
     def action_item(self, item_id: str) -> ActionItem | None:

@@ -137,7 +137,7 @@ class Decision:
 
     def _require_open(self) -> None:
         if not self.is_open:
-            raise Conflict("the vote on this motion is closed", fields={"status": [self.status]})
+            raise Conflict("motion already recorded: its vote is closed", fields={"status": [self.status]})
 
     def cast(
         self,

@@ -68,6 +68,15 @@ def parse_fraction(value: str | float | int, *, field_name: str = "quorum") -> F
     return fraction
 
 
+def _list(value: Any) -> list[Any]:
+    """A list from a document's JSON (None: empty); anything else is refused (ValueError)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return value
+
+
 @dataclass(frozen=True)
 class MeetingPolicy:
     """How one meeting type votes."""
@@ -89,18 +98,22 @@ class MeetingPolicy:
     def from_dict(cls, raw: dict[str, Any], path: str) -> MeetingPolicy:
         problems: dict[str, list[str]] = {}
         try:
-            roles = tuple(ParticipantRole(r) for r in raw.get("voting_roles") or ())
+            roles = tuple(ParticipantRole(r) for r in _list(raw.get("voting_roles")))
         except ValueError:
-            problems[f"{path}.voting_roles"] = [f"roles must be among {', '.join(ALL_ROLES)}"]
+            problems[f"{path}.voting_roles"] = [f"a list of roles among {', '.join(ALL_ROLES)}"]
             roles = ()
         if not roles and f"{path}.voting_roles" not in problems:
             problems[f"{path}.voting_roles"] = ["at least one role must vote"]
         try:
             threshold = Threshold(raw.get("threshold", Threshold.SIMPLE_MAJORITY))
-            overrides = tuple(Threshold(t) for t in raw.get("may_override_to") or ())
         except ValueError:
-            problems[f"{path}.threshold"] = [f"thresholds must be among {', '.join(Threshold)}"]
-            threshold, overrides = Threshold.SIMPLE_MAJORITY, ()
+            problems[f"{path}.threshold"] = [f"one of {', '.join(Threshold)}"]
+            threshold = Threshold.SIMPLE_MAJORITY
+        try:
+            overrides = tuple(Threshold(t) for t in _list(raw.get("may_override_to")))
+        except ValueError:
+            problems[f"{path}.may_override_to"] = [f"a list of thresholds among {', '.join(Threshold)}"]
+            overrides = ()
         try:
             quorum = parse_fraction(raw.get("quorum", "1/2"), field_name=f"{path}.quorum")
         except Invalid as exc:
@@ -165,13 +178,12 @@ class RulesOfProcedure:
                 default = policy
             else:
                 policies[key] = policy
+        blocks = raw.get("abstention_blocks_unanimity", True)
+        if blocks not in (True, False):  # 0 and 1 too, as documents adopted earlier may hold them
+            problems["rules.abstention_blocks_unanimity"] = ["true or false"]
         if problems or default is None:
             raise Invalid("invalid rules of procedure", fields=problems)
-        return cls(
-            default=default,
-            by_type=policies,
-            abstention_blocks_unanimity=bool(raw.get("abstention_blocks_unanimity", True)),
-        )
+        return cls(default=default, by_type=policies, abstention_blocks_unanimity=bool(blocks))
 
 
 # Used when a community has adopted no rules of its own. Informal meetings let everyone present

@@ -41,22 +41,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-class DecisionView:
-    """A decision with its action items and the votes the caller may see, for DecisionOut."""
-
-    def __init__(self, decision: Any, action_items: list, votes: list | None = None) -> None:
-        self._decision = decision
-        self.action_items = action_items
-        self.votes = votes or []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._decision, name)
-
-
-def _decision_out(decision: Any, actions: list, votes: list | None = None) -> DecisionView:
-    return DecisionView(decision, actions, votes)
-
-
 # --- meetings ---------------------------------------------------------------------------------------
 @blp.route("")
 class Meetings(MethodView):
@@ -220,19 +204,19 @@ def register(body: dict, meeting_id: uuid.UUID) -> Any:
 class Motions(MethodView):
     @blp.response(200, s.DecisionOut(many=True))
     def get(self, meeting_id: uuid.UUID) -> list:
-        return [_decision_out(d, a) for d, a in decisions.list_decisions(_uow(), require_principal(), str(meeting_id))]
+        return decisions.list_decisions(_uow(), require_principal(), str(meeting_id))
 
     @blp.arguments(s.MotionIn)
     @blp.response(201, s.DecisionOut)
-    def post(self, body: dict, meeting_id: uuid.UUID) -> DecisionView:
-        return _decision_out(decisions.open_motion(_uow(), require_principal(), str(meeting_id), plain(body)), [])
+    def post(self, body: dict, meeting_id: uuid.UUID) -> decisions.MotionView:
+        return decisions.open_motion(_uow(), require_principal(), str(meeting_id), plain(body))
 
 
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>")
 class MotionById(MethodView):
     @blp.response(200, s.DecisionOut)
-    def get(self, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> DecisionView:
-        return _decision_out(*decisions.get_decision(_uow(), require_principal(), str(meeting_id), str(decision_id)))
+    def get(self, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> decisions.MotionView:
+        return decisions.get_decision(_uow(), require_principal(), str(meeting_id), str(decision_id))
 
     @blp.response(204)
     def delete(self, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> None:
@@ -243,26 +227,24 @@ class MotionById(MethodView):
 @blp.arguments(s.VoteIn)
 @blp.response(201, s.VoteOut)
 def vote(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> Any:
-    """Your vote: once, and only while checked in as a voting member."""
+    """Your vote: once, and only while checked in as a voting member; 409 once the motion is recorded."""
     return decisions.cast_vote(_uow(), require_principal(), str(meeting_id), str(decision_id), Choice(body["choice"]))
 
 
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/tally", methods=["PUT"])
 @blp.arguments(s.TallyIn)
 @blp.response(200, s.DecisionOut)
-def tally(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> DecisionView:
+def tally(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> decisions.MotionView:
     """Show-of-hands counts, recorded by the chair."""
-    return _decision_out(
-        decisions.record_tally(_uow(), require_principal(), str(meeting_id), str(decision_id), body), []
-    )
+    return decisions.record_tally(_uow(), require_principal(), str(meeting_id), str(decision_id), body)
 
 
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/record", methods=["POST"])
 @blp.response(200, s.DecisionOut)
-def record(meeting_id: uuid.UUID, decision_id: uuid.UUID) -> DecisionView:
-    """Close the vote: outcome under the rules of procedure, action items, issue effect."""
-    decision, actions = decisions.record_decision(_uow(), require_principal(), str(meeting_id), str(decision_id))
-    return _decision_out(decision, actions)
+def record(meeting_id: uuid.UUID, decision_id: uuid.UUID) -> decisions.MotionView:
+    """Close the vote: outcome under the rules of procedure, action items, issue effect; with the
+    votes counted."""
+    return decisions.record_decision(_uow(), require_principal(), str(meeting_id), str(decision_id))
 
 
 # --- calendar -------------------------------------------------------------------------------------------
@@ -367,4 +349,6 @@ def candidate_items(query: dict, pagination_parameters: Any) -> list:
 @blp.arguments(s.StatsQuery, location="query")
 @blp.response(200, s.StatsOut)
 def statistics(query: dict) -> dict:
+    """Figures of a community, a street or the city over a period of local dates (default: the 12
+    calendar months ending with the current one)."""
     return stats.statistics(_uow(), require_principal(), **plain(query))

@@ -3,13 +3,14 @@ field) and what goes out (documented in /openapi.json)."""
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from linli_kit.schemas import AwareDateTime, BoundedDate, PeriodQuery
 from linli_meetings.domain.decision import OWNER_BODIES, ActionStatus, Choice, DocumentKind, IssueEffect, Method
 from linli_meetings.domain.meeting import Enrolment, Response, Status
-from linli_meetings.domain.procedure import ParticipantRole, Threshold
+from linli_meetings.domain.procedure import Outcome, ParticipantRole, Threshold
 from linli_meetings.domain.recurrence import MAX_OCCURRENCES, WEEKDAYS, Frequency
 
 TYPE_KEY = validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$", error="lower-case letters, digits and _, 2-40 long")
@@ -23,6 +24,13 @@ def text(max_length: int, required: bool = False, **kw: object) -> fields.String
 
 def choice(enum: type, **kw: object) -> fields.String:
     return fields.String(validate=validate.OneOf([e.value for e in enum]), **kw)
+
+
+def instant(**kw: Any) -> AwareDateTime:
+    """A meeting's time: with its UTC offset (a bare wall-clock time would be ambiguous: the
+    city's or UTC?), within the platform's range of dates."""
+    kw.setdefault("metadata", {"description": "ISO 8601 with a UTC offset, e.g. 2026-11-28T19:00:00+08:00"})
+    return AwareDateTime(default_timezone=None, **kw)
 
 
 # --- in -------------------------------------------------------------------------------------------
@@ -60,8 +68,8 @@ class MeetingIn(Schema):
     description = text(10_000)
     place = text(300)
     online_url = fields.Url(load_default=None, allow_none=True, validate=validate.Length(max=500))
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = instant(required=True)
+    ends_at = instant(required=True)
     convener_id = fields.UUID(load_default=None, allow_none=True)
     public = fields.Boolean(load_default=True)
     capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 100_000))
@@ -81,11 +89,11 @@ class SeriesIn(Schema):
     frequency = choice(Frequency, required=True)
     interval = fields.Integer(load_default=1, validate=validate.Range(1, 52))
     weekdays = fields.List(fields.String(validate=validate.OneOf(WEEKDAYS)), load_default=list)
-    first_date = fields.Date(required=True, metadata={"description": "date of the first occurrence, local"})
+    first_date = BoundedDate(required=True, metadata={"description": "date of the first occurrence, local"})
     start_time = fields.Time(required=True, metadata={"description": "local wall-clock time in the city"})
     duration_minutes = fields.Integer(required=True, validate=validate.Range(1, 24 * 60))
     count = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, MAX_OCCURRENCES))
-    until = fields.Date(load_default=None, allow_none=True)
+    until = BoundedDate(load_default=None, allow_none=True)
     agenda = fields.List(fields.Nested(AgendaItemIn), load_default=list, validate=validate.Length(max=100))
     participants = fields.List(fields.Nested(InviteIn), load_default=list, validate=validate.Length(max=2000))
 
@@ -107,14 +115,14 @@ class MeetingFilter(Schema):
     series_id = fields.UUID(load_default=None)
     issue_id = fields.UUID(load_default=None)
     public = fields.Boolean(load_default=None)
-    starts_after = fields.AwareDateTime(load_default=None)
-    starts_before = fields.AwareDateTime(load_default=None)
+    starts_after = AwareDateTime(load_default=None, metadata={"description": "starts at or after (UTC without offset)"})
+    starts_before = AwareDateTime(load_default=None, metadata={"description": "starts before (UTC without offset)"})
     mine = fields.Boolean(load_default=False, metadata={"description": "only meetings I take part in"})
 
 
 class RescheduleIn(Schema):
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = instant(required=True)
+    ends_at = instant(required=True)
     reason = text(2000)
 
 
@@ -153,7 +161,7 @@ class ActionItemIn(Schema):
     owner_body = fields.String(required=True, validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.UUID(load_default=None, allow_none=True)
     owner_organisation_id = fields.UUID(load_default=None, allow_none=True)
-    due_date = fields.Date(load_default=None, allow_none=True)
+    due_date = BoundedDate(load_default=None, allow_none=True)
 
 
 class DocumentIn(Schema):
@@ -191,7 +199,7 @@ class ActionItemPatch(Schema):
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.UUID(allow_none=True)
     owner_organisation_id = fields.UUID(allow_none=True)
-    due_date = fields.Date(allow_none=True)
+    due_date = BoundedDate(allow_none=True)
 
 
 class ActionItemFilter(Schema):
@@ -221,14 +229,24 @@ class MeetingTypeIn(Schema):
     description = text(2000)
 
 
-class StatsQuery(Schema):
+class StatsQuery(PeriodQuery):
+    """A scope (default: the caller's own) and a period (the platform's rule, `linli_kit.periods`)."""
+
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)
-    start = fields.Date(load_default=None, data_key="from")
-    end = fields.Date(load_default=None, data_key="to")
 
 
 # --- out ------------------------------------------------------------------------------------------
+# Times go out in UTC with their offset (`+00:00`); dates are local dates of the city.
+def always_present(schema: type[Schema]) -> type[Schema]:
+    """Every field of this response schema is in every answer (null where nullable): mark each
+    required, so the OpenAPI document says so and clients need not guard against absence."""
+    for field in schema._declared_fields.values():
+        field.required = True
+    return schema
+
+
+@always_present
 class AgendaItemOut(Schema):
     id = fields.String()
     position = fields.Integer()
@@ -238,6 +256,7 @@ class AgendaItemOut(Schema):
     notes = fields.String(allow_none=True)
 
 
+@always_present
 class ParticipantOut(Schema):
     id = fields.String()
     user_id = fields.String(allow_none=True)
@@ -248,9 +267,19 @@ class ParticipantOut(Schema):
     response = choice(Response)
     enrolled_at = fields.DateTime()
     checked_in_at = fields.DateTime(allow_none=True)
-    check_in_method = fields.String(allow_none=True)
+    check_in_method = fields.String(allow_none=True, validate=validate.OneOf(["staff", "code"]))
 
 
+@always_present
+class PeopleCountsOut(Schema):
+    invited = fields.Integer(metadata={"description": "invited and not declined"})
+    confirmed = fields.Integer()
+    registered = fields.Integer()
+    waitlisted = fields.Integer()
+    checked_in = fields.Integer()
+
+
+@always_present
 class MeetingOut(Schema):
     id = fields.String()
     community_id = fields.String()
@@ -262,7 +291,7 @@ class MeetingOut(Schema):
     online_url = fields.String(allow_none=True)
     starts_at = fields.DateTime()
     ends_at = fields.DateTime()
-    local_date = fields.Date()
+    local_date = fields.Date(metadata={"description": "the start's date in the city's time zone"})
     convener_id = fields.String()
     public = fields.Boolean()
     capacity = fields.Integer(allow_none=True)
@@ -277,16 +306,16 @@ class MeetingOut(Schema):
     started_at = fields.DateTime(allow_none=True)
     concluded_at = fields.DateTime(allow_none=True)
     revision = fields.Integer()
-    agenda = fields.Method("_agenda")
-    counts = fields.Method("_counts")
+    agenda = fields.List(fields.Nested(AgendaItemOut), metadata={"description": "in order of position"})
+    counts = fields.Nested(PeopleCountsOut)
 
-    def _agenda(self, meeting: object) -> list:
-        return AgendaItemOut(many=True).dump(meeting.ordered_agenda())
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "agenda":
+            return obj.ordered_agenda()
+        return super().get_attribute(obj, attr, default)
 
-    def _counts(self, meeting: object) -> dict:
-        return dataclasses.asdict(meeting.counts)
 
-
+@always_present
 class ActionItemOut(Schema):
     id = fields.String()
     decision_id = fields.String()
@@ -294,7 +323,7 @@ class ActionItemOut(Schema):
     community_id = fields.String()
     issue_id = fields.String(allow_none=True)
     title = fields.String()
-    owner_body = fields.String()
+    owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.String(allow_none=True)
     owner_organisation_id = fields.String(allow_none=True)
     due_date = fields.Date(allow_none=True)
@@ -304,12 +333,25 @@ class ActionItemOut(Schema):
     completed_at = fields.DateTime(allow_none=True)
 
 
+@always_present
 class VoteOut(Schema):
     voter_id = fields.String()
     choice = choice(Choice)
     cast_at = fields.DateTime()
 
 
+@always_present
+class ProposedActionOut(Schema):
+    """An action item the motion creates if adopted."""
+
+    title = fields.String()
+    owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
+    owner_user_id = fields.String(allow_none=True)
+    owner_organisation_id = fields.String(allow_none=True)
+    due_date = fields.String(allow_none=True, metadata={"format": "date"})
+
+
+@always_present
 class DecisionOut(Schema):
     id = fields.String()
     meeting_id = fields.String()
@@ -321,13 +363,15 @@ class DecisionOut(Schema):
     threshold = choice(Threshold)
     issue_effect = choice(IssueEffect)
     resolution_plan = fields.String(allow_none=True)
-    proposed_actions = fields.List(fields.Dict())
-    document_kind = fields.String(allow_none=True)
+    proposed_actions = fields.List(fields.Nested(ProposedActionOut))
+    document_kind = choice(DocumentKind, allow_none=True)
     document_title = fields.String(allow_none=True)
-    status = fields.String(metadata={"description": "open | recorded"})
-    outcome = fields.String(allow_none=True)
-    rule = fields.String(allow_none=True)
-    votes_for = fields.Integer()
+    status = fields.String(validate=validate.OneOf(["open", "recorded"]))
+    outcome = choice(Outcome, allow_none=True, metadata={"description": "null while open"})
+    rule = fields.String(allow_none=True, metadata={"description": "how the outcome follows from the rules"})
+    votes_for = fields.Integer(
+        metadata={"description": "roll call: the votes cast so far while open, the votes counted once recorded"}
+    )
     votes_against = fields.Integer()
     abstentions = fields.Integer()
     voting_members = fields.Integer(allow_none=True)
@@ -335,33 +379,59 @@ class DecisionOut(Schema):
     opened_at = fields.DateTime()
     recorded_at = fields.DateTime(allow_none=True)
     action_items = fields.List(fields.Nested(ActionItemOut))
-    votes = fields.List(fields.Nested(VoteOut))
+    votes = fields.List(
+        fields.Nested(VoteOut),
+        metadata={
+            "description": "who voted what in a roll call (a named vote; there is no secret ballot). "
+            "The community's staff and the officials over it see every vote, as many as votes_for + "
+            "votes_against + abstentions; anyone else sees only their own. Empty for a show of hands."
+        },
+    )
 
 
+@always_present
 class DocumentOut(Schema):
     id = fields.String()
     community_id = fields.String()
-    kind = fields.String()
+    kind = choice(DocumentKind)
     version = fields.Integer()
     title = fields.String()
     body = fields.String()
-    rules = fields.Dict(allow_none=True)
+    rules = fields.Dict(allow_none=True, metadata={"description": "the structured rules, for rules of procedure"})
     decision_id = fields.String(allow_none=True)
     meeting_id = fields.String(allow_none=True)
     adopted_at = fields.DateTime()
 
 
+@always_present
 class DocumentsOut(Schema):
-    current = fields.Nested(DocumentOut, allow_none=True)
-    history = fields.List(fields.Nested(DocumentOut))
+    current = fields.Nested(DocumentOut, allow_none=True, metadata={"description": "null: none adopted"})
+    history = fields.List(fields.Nested(DocumentOut), metadata={"description": "newest first"})
 
 
+@always_present
+class PolicyOut(Schema):
+    voting_roles = fields.List(choice(ParticipantRole))
+    quorum = fields.String(metadata={"description": "fraction of voting members present, e.g. 2/3"})
+    threshold = choice(Threshold)
+    may_override_to = fields.List(choice(Threshold))
+
+
+@always_present
+class ProcedureOut(Schema):
+    default = fields.Nested(PolicyOut)
+    meeting_types = fields.Dict(keys=fields.String(), values=fields.Nested(PolicyOut))
+    abstention_blocks_unanimity = fields.Boolean()
+
+
+@always_present
 class RulesOut(Schema):
     community_id = fields.String()
     version = fields.Integer(allow_none=True, metadata={"description": "null: the platform's defaults"})
-    rules = fields.Dict()
+    rules = fields.Nested(ProcedureOut)
 
 
+@always_present
 class MeetingTypeOut(Schema):
     key = fields.String()
     name = fields.String()
@@ -369,6 +439,7 @@ class MeetingTypeOut(Schema):
     built_in = fields.Boolean()
 
 
+@always_present
 class CandidateOut(Schema):
     issue_id = fields.String()
     community_id = fields.String()
@@ -382,13 +453,82 @@ class CandidateOut(Schema):
     updated_at = fields.DateTime()
 
 
+@always_present
 class CodeOut(Schema):
     code = fields.String()
 
 
+class StatsScopeOut(Schema):
+    level = fields.String(required=True, validate=validate.OneOf(["community", "street", "city", "communities"]))
+    community_id = fields.String(metadata={"description": "level community"})
+    street_id = fields.String(metadata={"description": "level street"})
+    community_ids = fields.List(fields.String(), metadata={"description": "level communities: the caller's own"})
+
+
+@always_present
+class StatsPeriodOut(Schema):
+    start = fields.Date(data_key="from", metadata={"description": "first local day"})
+    end = fields.Date(data_key="to", metadata={"description": "last local day, included"})
+
+
+def _figures() -> dict[str, fields.Field]:
+    """The figures of a period every row of the statistics has."""
+    return {
+        "meetings_held": fields.Integer(metadata={"description": "concluded meetings"}),
+        "attendance_sum": fields.Integer(),
+        "issues_deliberated": fields.Integer(metadata={"description": "distinct issues on their agendas"}),
+        "decisions_adopted": fields.Integer(),
+        "decisions_rejected": fields.Integer(),
+        "decisions_no_quorum": fields.Integer(),
+    }
+
+
+def _follow_up() -> dict[str, fields.Field]:
+    return {
+        "meetings_by_type": fields.Dict(keys=fields.String(), values=fields.Integer()),
+        "action_items_open": fields.Integer(metadata={"description": "open or in progress, now"}),
+        "action_items_done": fields.Integer(),
+        "action_items_overdue": fields.Integer(),
+    }
+
+
+StatsTotalsOut = always_present(
+    Schema.from_dict(
+        {
+            **_figures(),
+            **_follow_up(),
+            "attendance_mean": fields.Float(allow_none=True, metadata={"description": "null: no meeting held"}),
+            "resolved_issues_deliberated": fields.Integer(),
+            "consultations_per_resolved_issue": fields.Float(allow_none=True),
+            "communities_with_convention": fields.Integer(),
+            "communities_with_rules_of_procedure": fields.Integer(),
+        },
+        name="StatsTotalsOut",
+    )
+)
+StatsCommunityOut = always_present(
+    Schema.from_dict(
+        {
+            "community_id": fields.String(),
+            **_figures(),
+            **_follow_up(),
+            "has_convention": fields.Boolean(),
+            "has_rules_of_procedure": fields.Boolean(),
+        },
+        name="StatsCommunityOut",
+    )
+)
+StatsMonthOut = always_present(
+    Schema.from_dict(
+        {"month": fields.String(metadata={"description": "YYYY-MM, local"}), **_figures()}, name="StatsMonthOut"
+    )
+)
+
+
+@always_present
 class StatsOut(Schema):
-    scope = fields.Dict()
-    period = fields.Dict()
-    totals = fields.Dict()
-    by_community = fields.List(fields.Dict())
-    monthly = fields.List(fields.Dict())
+    scope = fields.Nested(StatsScopeOut)
+    period = fields.Nested(StatsPeriodOut)
+    totals = fields.Nested(StatsTotalsOut)
+    by_community = fields.List(fields.Nested(StatsCommunityOut), metadata={"description": "communities with figures"})
+    monthly = fields.List(fields.Nested(StatsMonthOut), metadata={"description": "months with figures"})

@@ -3,6 +3,7 @@ procedure, follow its action items; and the versioned rules and conventions it m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -23,10 +24,80 @@ from linli_meetings.domain.decision import (
     check_proposed_actions,
 )
 from linli_meetings.domain.meeting import Meeting, Status
-from linli_meetings.domain.procedure import DEFAULT_RULES, RulesOfProcedure, Threshold
+from linli_meetings.domain.procedure import DEFAULT_RULES, Count, RulesOfProcedure, Threshold
 from linli_meetings.service_layer import access, events
 from linli_meetings.service_layer.meetings import commit_or_conflict, load_meeting, managed_meeting
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
+
+
+@dataclass(frozen=True)
+class MotionView:
+    """A motion as the caller may see it: the decision, its action items, the roll-call votes the
+    caller may see (see `visible_votes`) and its counts. An open roll-call motion counts the votes
+    cast so far; a recorded one, the counts it was decided on (the same votes: a vote either
+    commits before the motion is recorded or is refused)."""
+
+    decision: Decision
+    action_items: list[ActionItem]
+    votes: list[Vote]
+    count: Count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.decision, name)
+
+    @property
+    def votes_for(self) -> int:
+        return self.count.votes_for
+
+    @property
+    def votes_against(self) -> int:
+        return self.count.votes_against
+
+    @property
+    def abstentions(self) -> int:
+        return self.count.abstentions
+
+
+def _stored_count(decision: Decision) -> Count:
+    return Count(decision.votes_for, decision.votes_against, decision.abstentions)
+
+
+def visible_votes(
+    uow: MeetingsUnitOfWork, principal: Principal, meeting: Meeting, decisions: list[Decision]
+) -> dict[str, list[Vote]]:
+    """Who voted how on each roll-call motion, as far as the caller may know it.
+
+    A roll call is a named vote: the platform has no secret ballot (a show of hands stores no
+    individual votes at all). The chair and the officials over the community see every vote, so
+    they can check a count; anyone else sees their own vote only, since how a neighbour voted is
+    theirs to tell; the counts are for everyone who sees the motion.
+    """
+    roll_calls = [d.id for d in decisions if d.method == Method.ROLL_CALL]
+    if access.can_manage_community(principal, uow.meetings, meeting.community_id):
+        votes = uow.meetings.votes_of(roll_calls)
+    else:
+        votes = uow.meetings.votes_of(roll_calls, voter_id=principal.user_id)
+    by_decision: dict[str, list[Vote]] = {d.id: [] for d in decisions}
+    for vote in votes:
+        by_decision[vote.decision_id].append(vote)
+    return by_decision
+
+
+def _motion_views(
+    uow: MeetingsUnitOfWork, principal: Principal, meeting: Meeting, decisions: list[Decision]
+) -> list[MotionView]:
+    votes = visible_votes(uow, principal, meeting, decisions)
+    actions = uow.meetings.action_items_of([d.id for d in decisions])
+    live = uow.meetings.roll_calls([d.id for d in decisions if d.is_open and d.method == Method.ROLL_CALL])
+    return [
+        MotionView(
+            decision=d,
+            action_items=[a for a in actions if a.decision_id == d.id],
+            votes=votes[d.id],
+            count=live.get(d.id) or _stored_count(d),
+        )
+        for d in decisions
+    ]
 
 
 def rules_in_force(uow: MeetingsUnitOfWork, community_id: str) -> tuple[RulesOfProcedure, int | None]:
@@ -39,7 +110,7 @@ def _rules(structured: dict[str, Any] | None) -> RulesOfProcedure:
     return RulesOfProcedure.from_dict(structured) if structured else DEFAULT_RULES
 
 
-def open_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> Decision:
+def open_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> MotionView:
     with uow:
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         if meeting.status != Status.IN_PROGRESS:
@@ -87,7 +158,7 @@ def open_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, 
         )
         uow.meetings.add(decision)
         uow.commit()
-        return decision
+        return MotionView(decision, [], [], _stored_count(decision))
 
 
 def _plain_action(action: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +193,10 @@ def _decision_of(
 def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str, choice: Choice) -> Vote:
     with uow:
         # A vote reads the motion with its meeting, and the voter's own participation: not the
-        # whole list of people, which every one of fifty votes would otherwise load again.
-        found = uow.meetings.motion_with_meeting(meeting_id, decision_id)
+        # whole list of people, which every one of fifty votes would otherwise load again. The
+        # motion is locked (shared) before it is read open: recording it waits for this vote to
+        # commit and counts it, or this vote waits for the recording and is refused (409).
+        found = uow.meetings.motion_with_meeting(meeting_id, decision_id, lock=True)
         voter, already = uow.meetings.voter(meeting_id, decision_id, principal.user_id) if found else (None, False)
         if found is None or (voter is None and not access.can_see_meeting_in_scope(principal, uow.meetings, found[1])):
             raise NotFound(f"motion {decision_id} of meeting {meeting_id} not found")
@@ -142,19 +215,20 @@ def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, de
 
 def record_tally(
     uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str, tally: dict[str, int]
-) -> Decision:
+) -> MotionView:
     with uow:
         meeting, decision = _decision_of(uow, principal, meeting_id, decision_id, lock=True)
         access.require_manager(principal, uow.meetings, meeting.community_id)
         decision.record_tally(tally["votes_for"], tally["votes_against"], tally["abstentions"])
         uow.commit()
-        return decision
+        return MotionView(decision, [], [], _stored_count(decision))
 
 
-def record_decision(
-    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str
-) -> tuple[Decision, list[ActionItem]]:
-    """Close the vote; adopt what an adopted motion carries; announce it to the issues service."""
+def record_decision(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str) -> MotionView:
+    """Close the vote; adopt what an adopted motion carries; announce it to the issues service.
+
+    The motion's row is locked (FOR UPDATE) before its votes are counted, so a vote being cast
+    commits first and is counted, or waits and is refused."""
     with uow:
         meeting, decision = _decision_of(uow, principal, meeting_id, decision_id, lock=True)
         access.require_manager(principal, uow.meetings, meeting.community_id)
@@ -166,7 +240,9 @@ def record_decision(
             quorum=policy.quorum,
             abstention_blocks_unanimity=rules.abstention_blocks_unanimity,
             now=uow.now(),
-            roll_call=uow.meetings.roll_call(decision.id) if decision.method == Method.ROLL_CALL else None,
+            roll_call=uow.meetings.roll_calls([decision.id])[decision.id]
+            if decision.method == Method.ROLL_CALL
+            else None,
         )
         uow.meetings.add(*actions)
         street_id = uow.meetings.street_for_event(meeting.community_id)
@@ -175,8 +251,10 @@ def record_decision(
         uow.publish(events.decision_recorded(decision, meeting, actions, street_id))
         for action in actions:
             uow.publish(events.action_item_changed(action, street_id, completed=False))
+        # The votes counted, read under the motion's lock before it is released.
+        votes = visible_votes(uow, principal, meeting, [decision])[decision.id]
         commit_or_conflict(uow)
-        return decision, actions
+        return MotionView(decision, actions, votes, _stored_count(decision))
 
 
 def withdraw_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str) -> None:
@@ -206,26 +284,17 @@ def _adopt_document(uow: MeetingsUnitOfWork, decision: Decision) -> CommunityDoc
     return document
 
 
-def get_decision(
-    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str
-) -> tuple[Decision, list[ActionItem], list[Vote]]:
+def get_decision(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, decision_id: str) -> MotionView:
     with uow:
         meeting, decision = _decision_of(uow, principal, meeting_id, decision_id)
-        votes = uow.meetings.votes_of(decision.id)
-        if not access.can_manage_community(principal, uow.meetings, meeting.community_id):
-            # Who voted how is for the chair; others see the counts.
-            votes = [v for v in votes if v.voter_id == principal.user_id]
-        return decision, uow.meetings.action_items_of([decision.id]), votes
+        [view] = _motion_views(uow, principal, meeting, [decision])
+        return view
 
 
-def list_decisions(
-    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str
-) -> list[tuple[Decision, list[ActionItem]]]:
+def list_decisions(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> list[MotionView]:
     with uow:
         meeting = load_meeting(uow, principal, meeting_id)
-        decisions = uow.meetings.decisions_of(meeting.id)
-        actions = uow.meetings.action_items_of([d.id for d in decisions])
-        return [(d, [a for a in actions if a.decision_id == d.id]) for d in decisions]
+        return _motion_views(uow, principal, meeting, uow.meetings.decisions_of(meeting.id))
 
 
 # --- action items ------------------------------------------------------------------------------------------

@@ -9,13 +9,14 @@ of grouped scans, not a loop over communities.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, extract, func, select, text, true
 
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Forbidden, Invalid
+from linli_kit.errors import Forbidden
+from linli_kit.periods import resolve_period
 from linli_meetings.adapters import tables
 from linli_meetings.adapters.repository import MeetingRepository
 from linli_meetings.domain.decision import DocumentKind
@@ -61,32 +62,22 @@ def _within(column: ColumnElement, communities: Any) -> ColumnElement[bool]:
     return true() if communities is None else column.in_(communities)
 
 
-def period_of(today: date, start: date | None, end: date | None) -> tuple[date, date]:
-    """Default: the last 12 months, ending today."""
-    end = end or today
-    if start is None:
-        try:
-            start = end.replace(year=end.year - 1) + timedelta(days=1)
-        except ValueError:  # 29 February
-            start = end.replace(year=end.year - 1, day=28) + timedelta(days=1)
-    if start > end:
-        raise Invalid("the period ends before it starts", fields={"from": ["must not be after 'to'"]})
-    return start, end
-
-
 def statistics(
     uow: MeetingsUnitOfWork,
     principal: Principal,
     *,
     community_id: str | None = None,
     street_id: str | None = None,
-    start: date | None = None,
-    end: date | None = None,
+    period_from: date | None = None,
+    period_to: date | None = None,
 ) -> dict[str, Any]:
+    """The figures of the scope over the period asked for; by default the platform's period, the
+    twelve calendar months ending with the current one (`linli_kit.periods.resolve_period`)."""
     with uow:
         scope, communities = _scope(uow, principal, community_id, street_id)
-        start, end = period_of(uow.today(), start, end)
         today = uow.today()
+        period = resolve_period(today, period_from, period_to)
+        start, end = period.start, period.end
         session = uow.session
         if session.get_bind().dialect.name == "postgresql":
             # A city-wide answer hash-aggregates some 100,000 rows: give this transaction the memory
@@ -183,7 +174,7 @@ def statistics(
         )
         return {
             "scope": scope,
-            "period": {"from": start.isoformat(), "to": end.isoformat()},
+            "period": period,
             "totals": totals,
             "by_community": [{"community_id": cid, **row} for cid, row in sorted(by_community.items())],
             "monthly": [{"month": key, **row} for key, row in sorted(monthly.items())],

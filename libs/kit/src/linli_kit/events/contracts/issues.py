@@ -61,14 +61,17 @@ class IssueEscalated(IssueSnapshot):
 
 
 class IssueResolved(IssueSnapshot):
+    from_status = one_of(*STATUSES, required=False)  # added (optional): the status it left
     summary = text(4000, required=False)
 
 
 class IssueClosed(IssueSnapshot):
+    from_status = one_of(*STATUSES, required=False)  # added (optional): the status it left
     rating = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 5))
 
 
 class IssueReopened(IssueSnapshot):
+    from_status = one_of(*STATUSES, required=False)  # added (optional): the status it left
     reason = text(2000, required=False)
 
 
