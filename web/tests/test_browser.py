@@ -261,7 +261,7 @@ def test_a_residents_pages_weigh_little_on_first_load_and_less_after(stack, page
 
 
 def test_the_pages_in_english_pass_axe_too(stack, pages):
-    page = pages.open(locale="en-GB")
+    page = pages.open()
     sign_in(pages, page, phone_of(stack, "wang_fang"), axe=False)
     page.get_by_role("button", name="English").click()
     page.wait_for_url(re.compile(r"/$"))
