@@ -1,0 +1,24 @@
+"""Thin blueprints: read the request, call a view model, render a template or redirect."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from linli_web.routes import (
+        account,
+        activities,
+        auth,
+        home,
+        inbox,
+        issues,
+        meetings,
+        prefs,
+        report,
+        services,
+        system,
+    )
+
+    for module in (system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,82 @@
+"""Me: my page, what I follow, how I am told (channels per kind of message, quiet hours)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from linli_web.auth import login_required
+from linli_web.gateway_client import ApiError
+from linli_web.viewmodels.inbox import CHANNELS, preference_rows, quiet_values, take_preferences
+
+bp = Blueprint("account", __name__, url_prefix="/me")
+
+
+@bp.get("")
+@login_required
+def index() -> Any:
+    return render_template("account/index.html")
+
+
+@bp.route("/notifications", methods=["GET", "POST"])
+@login_required
+def preferences() -> Any:
+    prefs = g.api.get("/api/v1/notifications/preferences")
+    form = None
+    if request.method == "POST":
+        form, body = take_preferences(request.form, prefs)
+        if form.ok:
+            g.api.put("/api/v1/notifications/preferences", body)
+            flash(_("Saved."), "success")
+            return redirect(url_for("account.preferences"), code=303)
+    from linli_web.viewmodels.forms import Form
+
+    form = form or Form(quiet_values(prefs))
+    return render_template(
+        "account/preferences.html", rows=preference_rows(prefs), channels=CHANNELS, form=form
+    ), 200 if form.ok else 400
+
+
+@bp.get("/follows")
+@login_required
+def follows() -> Any:
+    found = g.api.get("/api/v1/notifications/follows")
+    paths = {"issue": "/api/v1/issues/{}", "meeting": "/api/v1/meetings/{}"}
+    wanted = [f for f in found if f["target_type"] in paths][:30]
+    details = g.api.gather(*[lambda a, f=f: a.get(paths[f["target_type"]].format(f["target_id"])) for f in wanted])
+    titles = {
+        f["target_id"]: d.get("title") for f, d in zip(wanted, details, strict=True) if not isinstance(d, ApiError)
+    }
+    kinds = {"issue": _("Issue"), "meeting": _("Meeting"), "community": _("Community")}
+    reasons = {"reporter": _("you reported it"), "supporter": _("you support it")}
+    rows = []
+    for f in found:
+        href = None
+        if f["target_type"] == "issue":
+            href = url_for("issues.show", issue_id=f["target_id"])
+        elif f["target_type"] == "meeting":
+            href = url_for("meetings.show", meeting_id=f["target_id"])
+        rows.append(
+            {
+                **f,
+                "title": titles.get(f["target_id"]) or kinds.get(f["target_type"], f["target_type"]),
+                "kind": kinds.get(f["target_type"], f["target_type"]),
+                "reason": reasons.get(f.get("reason") or "", ""),
+                "href": href,
+            }
+        )
+    return render_template("account/follows.html", rows=rows)
+
+
+@bp.post("/follows/stop")
+@login_required
+def unfollow() -> Any:
+    target_type = request.form.get("target_type", "")
+    if target_type in ("issue", "meeting", "community"):
+        try:
+            g.api.delete(f"/api/v1/notifications/follows/{target_type}/{request.form.get('target_id', '')}")
+        except ApiError as error:
+            if error.status not in (404, 422):
+                raise
+    return redirect(url_for("account.follows"), code=303)

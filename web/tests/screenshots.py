@@ -1,0 +1,78 @@
+"""Screenshots of the main pages, phone (360 px) and desktop (1280 px), in Chinese, on the demo city.
+
+Not collected by a normal test run (no `test_` file name); `linli-web screenshots` (or
+`make screenshots`) runs it: an isolated platform on SQLite as `make run` has it, the article's story
+loaded through the API, the web process, Debian's Chromium. Files go to LINLI_SCREENSHOTS_OUT
+(default web/screenshots/)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from linli_demo.story import PASSWORD
+
+OUT = Path(os.environ.get("LINLI_SCREENSHOTS_OUT") or Path(__file__).resolve().parents[1] / "screenshots")
+PHONE = {"width": 360, "height": 780}
+DESKTOP = {"width": 1280, "height": 800}
+pytestmark = pytest.mark.timeout(2400)
+
+
+def _phone(stack, key: str) -> str:
+    name = stack.city.person(key).name
+    return next(phone for who, _role, phone in stack.city.logins if who == name)
+
+
+def _context(browser, base_url, viewport, phone=None):
+    context = browser.new_context(base_url=base_url, viewport=viewport, locale="zh-CN", device_scale_factor=1)
+    page = context.new_page()
+    if phone:
+        page.goto("/login")
+        page.fill("#phone", phone)
+        page.fill("#password", PASSWORD)
+        page.locator("main form button.button").first.click()
+        page.wait_for_url(re.compile(r"/$"))
+    return context, page
+
+
+def _shoot(page, name: str, kind: str) -> None:
+    page.wait_for_load_state("networkidle")
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / f"{name}-{kind}.png"), full_page=(kind == "desktop"))
+
+
+def test_take_screenshots(story_stack, browser):
+    stack = story_stack
+    yang = stack.city.person("yang_jing")
+    [wall] = yang.get("/api/v1/issues/", params={"mine": "true"})
+    [activity] = stack.city.person("li_yumei").get("/api/v1/activities/")
+    for kind, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+        context, page = _context(browser, stack.url, viewport)
+        page.goto("/")
+        _shoot(page, "01-welcome", kind)
+        page.goto("/signup")
+        _shoot(page, "02-signup", kind)
+        context.close()
+
+        context, page = _context(browser, stack.url, viewport, _phone(stack, "yang_jing"))
+        for name, path in (("03-home", "/"), ("04-report-category", "/report?new=1"),
+                           ("05-report-place", "/report/place"), ("07-issue", f"/issues/{wall['id']}"),
+                           ("08-my-issues", "/issues"),
+                           ("09-meetings", "/meetings"), ("11-inbox", "/inbox"),
+                           ("13-notification-settings", "/me/notifications")):  # fmt: skip
+            page.goto(path)
+            _shoot(page, name, kind)
+        # The similar issues step: a neighbour starts to report the same wall.
+        page.goto("/report/details")
+        page.get_by_role("button", name="继续").click()  # the error summary, linked to the fields
+        _shoot(page, "06-report-errors", kind)
+        context.close()
+
+        context, page = _context(browser, stack.url, viewport, _phone(stack, "li_yumei"))
+        for name, path in (("10-activity", f"/activities/{activity['id']}"), ("12-services", "/services")):
+            page.goto(path)
+            _shoot(page, name, kind)
+        context.close()
