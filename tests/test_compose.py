@@ -27,6 +27,9 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 # DESIGN.md section 2: the gateway and the four services, and the port of each web process.
 WEB_PORTS = {"gateway": 8000, "issues": 8001, "meetings": 8002, "activities": 8003, "notifications": 8004}
 SERVICES = tuple(WEB_PORTS)
+# The web front: a web process of its own with no database, broker or key, reached through the
+# gateway (which passes it every path it does not answer itself).
+FRONT, FRONT_PORT = "web", 8005
 MIGRATE = "migrate"
 POSTGRES_INIT_DIR = "/docker-entrypoint-initdb.d"
 
@@ -166,6 +169,8 @@ def owner(process: str) -> str:
 
 def health_port(process: str) -> int | None:
     """The port of a process's /readyz: the web port, or the worker's --health-port."""
+    if process == FRONT:
+        return FRONT_PORT
     if is_web(process):
         return WEB_PORTS[process]
     argv = split_command(procfile()[process])[1]
@@ -184,6 +189,11 @@ def is_web(process: str) -> bool:
 def linli_processes() -> list[str]:
     """Every compose service that runs Linli code: the Procfile's processes and the migrations."""
     return [*procfile(), MIGRATE]
+
+
+def backend_processes() -> list[str]:
+    """The processes of the gateway and the services (with the migrations): all but the front."""
+    return [p for p in linli_processes() if p != FRONT]
 
 
 def database_url(process: str, svc: str) -> str | None:
@@ -243,6 +253,7 @@ def package_dirs() -> list[str]:
     """Every installable package of the platform: libs/kit, gateway and each services/<name>."""
     found = [p.parent for p in [ROOT / "libs/kit/pyproject.toml", ROOT / "gateway/pyproject.toml"] if p.exists()]
     found += sorted(p.parent for p in ROOT.glob("services/*/pyproject.toml"))
+    found += [p.parent for p in [ROOT / "web/pyproject.toml"] if p.exists()]
     return [p.relative_to(ROOT).as_posix() for p in found]
 
 
@@ -264,12 +275,12 @@ def test_procfile_has_a_web_and_a_worker_process_for_each_service(svc):
 
 
 def test_procfile_runs_only_the_known_services():
-    unknown = sorted(p for p in procfile() if owner(p) not in SERVICES)
+    unknown = sorted(p for p in procfile() if owner(p) not in (*SERVICES, FRONT))
     assert not unknown, f"Procfile processes of no service in DESIGN.md section 2: {unknown}"
 
 
 def test_worker_health_ports_are_distinct_and_clear_of_web_ports():
-    ports = [health_port(p) for p in procfile() if not is_web(p)]
+    ports = [health_port(p) for p in procfile() if not is_web(p) and p != FRONT]
     assert None not in ports, "every non-web process serves /readyz on a --health-port"
     assert len(ports) == len(set(ports)), f"two workers share a health port: {ports}"
     assert not set(ports) & set(WEB_PORTS.values())
@@ -290,10 +301,10 @@ def test_procfile_process_has_a_compose_service_with_the_same_command(process):
     )
     for key in procfile_env:
         assert key in environment(process), f"Procfile sets {key} for {process!r}; compose does not"
-    if is_web(process):
+    if is_web(process) or process == FRONT:
         host, port = bind_address(compose_argv)
         assert host == "0.0.0.0", f"{process}: gunicorn must listen on 0.0.0.0 in a container, not {host!r}"
-        assert port == WEB_PORTS[process]
+        assert port == health_port(process)
 
 
 def test_every_compose_process_is_in_the_procfile():
@@ -314,7 +325,7 @@ def test_web_ports_match_design(svc):
 
 
 # --- databases ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("process", linli_processes())
+@pytest.mark.parametrize("process", backend_processes())
 def test_each_service_uses_its_own_postgres_database_created_by_the_init_script(process):
     svcs = SERVICES if process == MIGRATE else (owner(process),)
     env = environment(process)
@@ -341,7 +352,7 @@ def test_init_script_creates_a_database_for_each_service_and_no_other():
 
 
 # --- broker, keys, data folder, redis -------------------------------------------------------------
-@pytest.mark.parametrize("process", linli_processes())
+@pytest.mark.parametrize("process", backend_processes())
 def test_every_process_has_the_broker_and_the_token_key(process):
     env = environment(process)
     amqp = urlparse(env.get("AMQP_URL", ""))
@@ -385,6 +396,23 @@ def test_web_processes_have_their_own_metrics_folder(svc):
     assert mount_of(svc, folder), f"{svc}: {folder} is neither a tmpfs nor a volume"
 
 
+# --- the web front ---------------------------------------------------------------------------------
+def test_the_front_holds_no_database_broker_or_key_and_talks_only_to_the_gateway():
+    env = environment(FRONT)
+    assert not [k for k in env if k.endswith("DATABASE_URL") or k in ("AMQP_URL", "JWT_PRIVATE_KEY_FILE")], env
+    gateway = urlparse(env.get("GATEWAY_URL", ""))
+    assert (gateway.hostname, gateway.port) == ("gateway", WEB_PORTS["gateway"]), "web: GATEWAY_URL"
+    assert env.get("LINLI_DATA_DIR") and mount_of(FRONT, env["LINLI_DATA_DIR"] + "/web_secret_key"), (
+        "web: its session secret must outlive the container (a volume on LINLI_DATA_DIR)"
+    )
+    assert not service(FRONT).get("ports"), "web: residents reach the pages through the gateway only"
+
+
+def test_the_gateway_passes_pages_to_the_front():
+    front = urlparse(environment("gateway").get("FRONT_URL", ""))
+    assert (front.hostname, front.port) == (FRONT, FRONT_PORT), "gateway: FRONT_URL must name the web service"
+
+
 # --- one-shot set-up ------------------------------------------------------------------------------
 def test_migrate_generates_keys_then_migrates_and_declares_every_service():
     script = " ".join(command_of(MIGRATE))
@@ -392,7 +420,7 @@ def test_migrate_generates_keys_then_migrates_and_declares_every_service():
     assert steps and steps[0] == ("gateway", "init-keys"), (
         f"migrate must begin with `linli-gateway init-keys`: {script}"
     )
-    for svc in sorted({owner(p) for p in procfile()}):
+    for svc in sorted({owner(p) for p in procfile()} - {FRONT}):
         assert (svc, "migrate") in steps, f"migrate does not run `linli-{svc} migrate`"
         assert (svc, "declare") in steps, f"migrate does not run `linli-{svc} declare`"
         assert steps.index((svc, "migrate")) < steps.index((svc, "declare"))
@@ -402,7 +430,7 @@ def test_migrate_generates_keys_then_migrates_and_declares_every_service():
     assert str(service(MIGRATE).get("restart", "no")) == "no"
 
 
-@pytest.mark.parametrize("process", list(procfile()))
+@pytest.mark.parametrize("process", [p for p in procfile() if p != FRONT])
 def test_processes_start_after_migrations_and_healthy_infrastructure(process):
     deps = depends_on(process)
     assert deps.get(MIGRATE) == "service_completed_successfully", f"{process} may start before its schema exists"
@@ -493,7 +521,8 @@ def test_linli_healthchecks_probe_readyz_on_the_right_port(process):
     assert len(urls) == 1, f"{process}: healthcheck probes {urls}"
     url = urlparse(urls[0])
     assert health_port(process), f"{process} has no --health-port to probe"
-    assert (url.hostname, url.port, url.path) == ("127.0.0.1", health_port(process), "/readyz"), urls[0]
+    path = "/web/readyz" if process == FRONT else "/readyz"
+    assert (url.hostname, url.port, url.path) == ("127.0.0.1", health_port(process), path), urls[0]
 
 
 def test_depends_on_names_existing_services_with_a_meaningful_condition():

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the whole platform on this machine: gateway and four services, web (gunicorn) and worker
-# each, under honcho. SQLite files under var/ by default; the local RabbitMQ must be running.
+# each, and the web front the gateway serves pages from, under honcho. SQLite files under var/ by
+# default; the local RabbitMQ must be running.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -22,7 +23,7 @@ done
 for s in $services; do
   rm -rf "$LINLI_DATA_DIR/metrics/$s" && mkdir -p "$LINLI_DATA_DIR/metrics/$s"
 done
-echo "Linli: gateway on http://127.0.0.1:8000 (API docs at /api/docs); Ctrl-C stops all."
+echo "Linli: open http://127.0.0.1:8000 in a browser (the API and its docs: /api/docs); Ctrl-C stops all."
 if [ "${LINLI_DEMO:-1}" != "0" ]; then
   # A demo city modelled on the source article, loaded through the public API once the gateway
   # is ready (LINLI_DEMO=0 to start empty). The demo admin is for this local platform only.

@@ -19,7 +19,6 @@ from typing import Any
 import jwt
 import pika
 import pytest
-import requests
 from linli_web.app import create_app
 from linli_web.settings import load_settings
 
@@ -27,7 +26,7 @@ from linli_demo import story
 from linli_kit.config import BusNames
 from linli_kit.events.topology import declare_exchanges
 from linli_kit.testing import infra
-from linli_kit.testing.platform import BIN, SERVICES, Platform, Process, free_port
+from linli_kit.testing.platform import Platform, Process
 from linli_kit.testing.waiting import eventually
 
 
@@ -213,7 +212,8 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return self.web.url
+        """Where a browser opens the platform: the gateway, which passes pages to the front."""
+        return self.gateway.url
 
     def tap(self) -> BusTap:
         return BusTap(self.amqp_url, self.platform.bus)
@@ -228,23 +228,10 @@ def start_stack(amqp_url: str, keys: tuple[str, str], workdir: Path, run_id: str
     # signing in at once would meet the sign-in limit meant for one person.
     platform.extra_env.update(RATE_LIMIT_AUTH="600/minute", RATE_LIMIT_PER_CLIENT="6000/minute")
     try:
-        # As Platform.start_all() does, with more patience on a loaded machine (its own wait is 60 s).
-        for service in SERVICES:
-            _patiently(platform, platform.start_worker, service, "/readyz")
-        for service in SERVICES[1:]:
-            _patiently(platform, platform.start_web, service, "/healthz")
-        gateway = _patiently(platform, platform.start_web, "gateway", "/healthz")
+        # The front at the gateway's address, as residents open it.
+        gateway = platform.start_all(front=True)
+        web = next(p for p in platform.processes if p.name == "web-web")
         platform.command("gateway", "create-admin", "--phone", ADMIN_PHONE, "--password", ADMIN_PASSWORD)
-        port = free_port()
-        env = platform.env("gateway") | {
-            "GATEWAY_URL": gateway.url,
-            "WEB_URL": f"http://127.0.0.1:{port}",
-            "LINLI_DATA_DIR": str(workdir / "web"),
-        }
-        argv = [str(BIN / "gunicorn"), "-c", "python:linli_kit.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
-                "linli_web.app:create_app()"]  # fmt: skip
-        web = platform._spawn("web", argv, env, port)
-        _patiently(platform, lambda _s: platform._await_ready(web, "/web/healthz") or web, "web", "/web/healthz")
         quiet = lambda _line: None  # noqa: E731
         city = story.set_up_city(gateway.url, ADMIN_PHONE, ADMIN_PASSWORD, quiet)
         if full_story:
@@ -266,24 +253,6 @@ def start_stack(amqp_url: str, keys: tuple[str, str], workdir: Path, run_id: str
         print(platform.logs())
         platform.stop_all()
         raise
-
-
-def _patiently(platform: Platform, start: Any, service: str, probe: str) -> Process:
-    try:
-        return start(service)
-    except AssertionError:
-        process = platform.processes[-1]
-        if process.popen.poll() is not None:
-            raise
-
-        def ready() -> bool:
-            try:
-                return requests.get(process.url + probe, timeout=5).status_code == 200
-            except requests.RequestException:
-                return False
-
-        eventually(ready, timeout=300, interval=0.5, what=f"{process.name} ready")
-        return process
 
 
 def _answers(session: story.Session, path: str) -> bool:

@@ -6,6 +6,10 @@ answer; `PROXY_BUDGET_SECONDS` (15) bounds a whole proxied request, retries incl
 `BREAKER_FAIL_MAX` (5) requests in a row that found a service down open its circuit for
 `BREAKER_RESET_SECONDS` (15). `TRUSTED_PROXIES` (0): how many proxies in front of the gateway set
 `X-Forwarded-For/-Proto/-Host/-Prefix` that it may believe (0: the gateway is the public edge).
+
+The web front: `FRONT_URL` (http://127.0.0.1:8005) is where the pages are made; every path the
+gateway does not answer itself goes there, so residents open the gateway's address. Empty: no pages,
+those paths are 404. `FRONT_TIMEOUT_SECONDS` (30) bounds the wait for a page.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class GatewaySettings:
     retries: int = 2
     budget_seconds: float = 15.0
     trusted_proxies: int = 0
+    front_url: str | None = None
+    front_timeout: float = 30.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def private_key(self) -> str:
@@ -80,6 +86,8 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
             retries=env.int("PROXY_RETRIES", 2, validate=Range(0, 5)),
             budget_seconds=env.float("PROXY_BUDGET_SECONDS", 15.0, validate=Range(0, 300, min_inclusive=False)),
             trusted_proxies=env.int("TRUSTED_PROXIES", 0, validate=Range(0, 5)),
+            front_url=env.str("FRONT_URL", "http://127.0.0.1:8005").rstrip("/") or None,
+            front_timeout=env.float("FRONT_TIMEOUT_SECONDS", 30.0, validate=seconds),
         )
         env.seal()
     except EnvError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from xml.etree import ElementTree
 
@@ -30,7 +31,7 @@ from linli_gateway.domain.accounts import AccountError
 from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import GatewaySettings
-from linli_kit.errors import ServiceError, Unauthorized
+from linli_kit.errors import NotFound, ServiceError, Unauthorized
 from linli_kit.web import current_principal
 
 # RFC 9110 section 7.6.1: meaningful for one connection only; never forwarded.
@@ -68,6 +69,9 @@ BACKOFF_SECONDS = 0.05
 PUBLIC_WRITES = ("notifications/receipts/",)
 
 
+FRONT = "web front"
+
+
 class ServiceUnavailable(ServiceError):
     status = 503
     code = "service_unavailable"
@@ -95,6 +99,9 @@ class _Upstream:
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.trust_env = False
+            # One session carries everyone's requests: a cookie one answer sets (the front's
+            # session cookie above all) must never ride along with the next caller's request.
+            session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
             self.session = session
             self.breakers = {
                 name: CircuitBreaker(
@@ -102,7 +109,7 @@ class _Upstream:
                     fail_max=self.settings.breaker_fail_max,
                     reset_seconds=self.settings.breaker_reset_seconds,
                 )
-                for name in self.settings.service_urls
+                for name in [*self.settings.service_urls, FRONT]
             }
             self._pid = os.getpid()
 
@@ -170,31 +177,93 @@ def forward(service: str, path: str, *, route_prefix: str) -> Response:
     upstream.ensure()
     settings = upstream.settings
     authorization = authorise_request()
+    headers = _passed_headers(route_prefix)
+    if authorization:
+        headers["Authorization"] = authorization
+    upstream_response = _relay(
+        upstream,
+        service,
+        f"{settings.service_urls[service]}/{path}",
+        headers,
+        read_timeout=settings.timeouts[service],
+        params=request.args,
+    )
+    response_headers = [
+        (k, v)
+        for k, v in upstream_response.headers.items()
+        if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"
+    ]
+    return Response(upstream_response.content, status=upstream_response.status_code, headers=response_headers)
+
+
+def forward_front(path: str) -> Response:
+    """A page (or a page's file) from the web front, at the gateway's address. Sent as the browser
+    sent it, cookies included and without any token: the front keeps its own session. It comes back
+    as the front encoded it, so a compressed file stays compressed."""
+    upstream: _Upstream = current_app.extensions["linli.upstream"]
+    upstream.ensure()
+    settings = upstream.settings
+    if settings.front_url is None:
+        raise NotFound(f"no page at /{path}: this platform runs without its web front (FRONT_URL)")
+    headers = _passed_headers("")
+    query = request.query_string.decode("latin-1")
+    url = f"{settings.front_url}/{path}" + (f"?{query}" if query else "")
+    upstream_response = _relay(
+        upstream, FRONT, url, headers, read_timeout=settings.front_timeout, params=None, stream=True
+    )
+    try:
+        body = upstream_response.raw.read(decode_content=False)
+    finally:
+        upstream_response.close()
+    response_headers = [(k, v) for k, v in upstream_response.headers.items() if k.lower() not in HOP_BY_HOP]
+    response = Response(body, status=upstream_response.status_code, headers=response_headers)
+    # Flask would otherwise take the Content-Encoding as its own to undo: the body is sent as is.
+    response.direct_passthrough = True
+    return response
+
+
+def _passed_headers(route_prefix: str) -> dict[str, str]:
+    """The caller's headers less those for one connection, forwarding and credentials (the gateway
+    adds its own), plus what the upstream must know about the public request."""
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | FORWARDING | {"authorization"}}
     headers.update(forwarding_headers(route_prefix))
     headers["X-Request-ID"] = g.request_id
-    if authorization:
-        headers["Authorization"] = authorization
-    url = f"{settings.service_urls[service]}/{path}"
-    breaker = upstream.breakers[service]
+    return headers
+
+
+def _relay(
+    upstream: _Upstream,
+    name: str,
+    url: str,
+    headers: dict[str, str],
+    *,
+    read_timeout: float,
+    params: Any,
+    stream: bool = False,
+) -> requests.Response:
+    """One request through `name`'s circuit breaker, within the request's time budget."""
+    settings = upstream.settings
+    breaker = upstream.breakers[name]
     if not breaker.allow():
-        raise _unavailable(service, "is not answering (circuit open)", breaker.retry_after())
+        raise _unavailable(name, "is not answering (circuit open)", breaker.retry_after())
     try:
         upstream_response = _send(
             upstream.session,
             request.method,
             url,
             headers,
-            read_timeout=settings.timeouts[service],
+            read_timeout=read_timeout,
             budget=settings.budget_seconds,
             retries=settings.retries,
+            params=params,
+            stream=stream,
         )
     except _ServiceDown as exc:
         breaker.record_down()
-        raise _unavailable(service, "is unreachable", 1) from exc
+        raise _unavailable(name, "is unreachable", 1) from exc
     except _TimedOut as exc:
         breaker.record_inconclusive()
-        raise _unavailable(service, "did not answer in time", 1) from exc
+        raise _unavailable(name, "did not answer in time", 1) from exc
     except BaseException:
         breaker.record_inconclusive()
         raise
@@ -202,12 +271,7 @@ def forward(service: str, path: str, *, route_prefix: str) -> Response:
         breaker.record_down()
     else:
         breaker.record_up()
-    response_headers = [
-        (k, v)
-        for k, v in upstream_response.headers.items()
-        if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"
-    ]
-    return Response(upstream_response.content, status=upstream_response.status_code, headers=response_headers)
+    return upstream_response
 
 
 class _ServiceDown(Exception):
@@ -243,6 +307,8 @@ def _send(
     read_timeout: float,
     budget: float,
     retries: int,
+    params: Any = None,
+    stream: bool = False,
 ) -> requests.Response:
     deadline = time.monotonic() + budget
     body = request.get_data()
@@ -255,11 +321,12 @@ def _send(
             response = session.request(
                 method,
                 url,
-                params=request.args,
+                params=params,
                 data=body,
                 headers=headers,
                 timeout=(min(CONNECT_TIMEOUT, remaining), min(read_timeout, remaining)),
                 allow_redirects=False,
+                stream=stream,
             )
         except requests.ConnectionError as exc:
             if _read_timed_out(exc):
@@ -291,7 +358,8 @@ def _may_retry(attempt: int, retries: int, deadline: float) -> bool:
 
 
 def _unavailable(service: str, what: str, retry_after: float) -> ServiceUnavailable:
-    error = ServiceUnavailable(f"the {service} service {what}; try again shortly")
+    subject = f"the {service}" if service == FRONT else f"the {service} service"
+    error = ServiceUnavailable(f"{subject} {what}; try again shortly")
     error.retry_after = int(max(1, retry_after + 0.999))
     return error
 

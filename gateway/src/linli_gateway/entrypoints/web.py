@@ -19,6 +19,9 @@ from linli_kit.web import create_app as create_kit_app
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _PROBES = {"/healthz", "/readyz", "/metrics"}
+# The front's files (versioned, cached by browsers): a page needs a dozen, and counting them would
+# spend a household's limit on stylesheets.
+_FRONT_FILES = ("/static/",)
 
 
 class RevocationAwareVerifier(TokenVerifier):
@@ -94,7 +97,7 @@ def create_app() -> Flask:
         storage_uri=gateway.redis_url or "memory://",
         headers_enabled=True,
         default_limits=[gateway.client_rate_limit],
-        default_limits_exempt_when=lambda: request.path in _PROBES,
+        default_limits_exempt_when=lambda: request.path in _PROBES or request.path.startswith(_FRONT_FILES),
         strategy="moving-window",
     )
     limiter.limit(gateway.auth_rate_limit, key_func=client_key, methods=["POST"])(auth_api.blp)
@@ -112,5 +115,16 @@ def create_app() -> Flask:
     app.add_url_rule("/api/v1/<service>/", "route", route, methods=ALL_METHODS, defaults={"path": ""})
     app.add_url_rule("/api/v1/<service>/<path:path>", "route", route, methods=ALL_METHODS)
     app.add_url_rule("/open311/v2/<path:path>", "open311", open311, methods=ALL_METHODS)
+
+    def unknown_api(path: str) -> Response:
+        raise NotFound(f"no API at /api/{path}; the API is under /api/v1 (see /api/docs)")
+
+    def page(path: str = "") -> Response:
+        return proxy.forward_front(path)
+
+    # Everything else is the web front's: residents open the gateway's address in a browser.
+    app.add_url_rule("/api/<path:path>", "unknown_api", unknown_api, methods=ALL_METHODS)
+    app.add_url_rule("/", "page", page, methods=ALL_METHODS)
+    app.add_url_rule("/<path:path>", "page", page, methods=ALL_METHODS)
 
     return app

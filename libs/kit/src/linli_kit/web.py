@@ -105,7 +105,8 @@ def create_app(
     verifier: TokenVerifier | None = None,
 ) -> Flask:
     configure_logging(settings.service, level=settings.log_level, json_format=settings.log_json)
-    app = Flask(settings.service)
+    # No static route: a service serves no files, and the gateway passes `/static/` to the web front.
+    app = Flask(settings.service, static_folder=None)
     app.config.update(
         API_TITLE=title,
         API_VERSION="v1",

@@ -23,7 +23,12 @@ from linli_kit.testing.infra import PostgresDatabases
 from linli_kit.testing.waiting import eventually
 
 SERVICES = ("gateway", "issues", "meetings", "activities", "notifications")
+# The web front (package linli_web): pages served at the gateway's address.
+FRONT = "web"
 BIN = Path(sys.executable).parent
+# How long a process may take to become ready: seconds on a quiet machine, minutes on a loaded CI
+# runner where a dozen gunicorns import at once.
+READY_SECONDS = float(os.environ.get("LINLI_TEST_READY_SECONDS", "300"))
 
 
 def free_port() -> int:
@@ -77,8 +82,9 @@ class Platform:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "jwt_private.pem").write_text(self.private_key)
         (self.workdir / "jwt_public.pem").write_text(self.public_key)
-        for service in SERVICES:
+        for service in (*SERVICES, FRONT):
             self.web_ports[service] = free_port()
+        self.front_started = False
 
     def database_url(self, service: str) -> str:
         if service not in self.database_urls:
@@ -107,6 +113,9 @@ class Platform:
         )
         for other in SERVICES:
             env[f"{other.upper()}_URL"] = f"http://127.0.0.1:{self.web_ports[other]}"
+        # The gateway passes pages to the front only when this platform runs one (never to a
+        # developer's front that happens to listen on the default port).
+        env["FRONT_URL"] = f"http://127.0.0.1:{self.web_ports[FRONT]}" if self.front_started else ""
         env.update(self.extra_env)
         return env
 
@@ -154,12 +163,34 @@ class Platform:
         self._await_ready(process, "/readyz")
         return process
 
-    def start_all(self) -> Process:
-        """Every worker, then every web process, as `make run` does; the gateway's web process."""
+    def start_front(self) -> Process:
+        """The web front's gunicorn, talking to this platform's gateway; start it before the
+        gateway, which then serves its pages."""
+        port = self.web_ports[FRONT]
+        gateway = f"http://127.0.0.1:{self.web_ports['gateway']}"
+        env = self.env(FRONT) | {"GATEWAY_URL": gateway, "WEB_URL": gateway}
+        argv = [
+            str(BIN / "gunicorn"),
+            "-c",
+            "python:linli_kit.gunicorn_conf",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "linli_web.app:create_app()",
+        ]
+        process = self._spawn(f"{FRONT}-web", argv, env, port)
+        self._await_ready(process, "/web/healthz")
+        self.front_started = True
+        return process
+
+    def start_all(self, *, front: bool = False) -> Process:
+        """Every worker, then every web process (and the web front if asked), as `make run` does;
+        the gateway's web process."""
         for service in SERVICES:
             self.start_worker(service)
         for service in SERVICES[1:]:
             self.start_web(service)
+        if front:
+            self.start_front()
         return self.start_web("gateway")
 
     def _await_ready(self, process: Process, path: str) -> None:
@@ -171,7 +202,7 @@ class Platform:
             except requests.RequestException:
                 return False
 
-        eventually(ready, timeout=60, interval=0.1, what=f"{process.name} ready")
+        eventually(ready, timeout=READY_SECONDS, interval=0.1, what=f"{process.name} ready")
 
     @property
     def backend(self) -> str:
