@@ -35,6 +35,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pika
@@ -54,6 +55,7 @@ from linli_notifications.service_layer.broadcasts import plan_broadcasts
 from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import Rules
 
+ROOT = Path(__file__).resolve().parents[1]
 TZ = "Asia/Shanghai"
 DAYTIME = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, outside quiet hours
 TARGET_BROADCAST_SECONDS = 10.0
@@ -107,6 +109,9 @@ class LoopbackAliyun:
             "ALIYUN_ACCESS_KEY_SECRET": "bench",
             "ALIYUN_SMS_ENDPOINT": self.url,
             "ALIYUN_RATE_PER_SECOND": "1000000",
+            # The example file names a template code for every kind, as an operator's would.
+            "ALIYUN_SMS_TEMPLATES": str(ROOT / "services/notifications/aliyun-templates.example.json"),
+            "ALIYUN_SMS_SIGN_NAME": "邻里",
             "SMS_PER_PHONE_PER_MINUTE": "1000",
             "SMS_PER_PHONE_PER_HOUR": "1000",
             "SMS_PER_PHONE_PER_DAY": "1000",

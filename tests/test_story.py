@@ -1,6 +1,7 @@
 """The whole story of the source article, end to end: every process of the platform running
-separately (gateway and each service's web and worker) on PostgreSQL and RabbitMQ, driven only
-through the gateway's public API by the same client the `linli-demo story` command uses."""
+separately (gateway and each service's web and worker) on RabbitMQ and on each database — the
+SQLite files `make run` uses, and PostgreSQL — driven only through the gateway's public API by the
+same client the `linli-demo story` command uses."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ ADMIN_PHONE, ADMIN_PASSWORD = "13500135000", "admin-pass-2026"
 
 
 @pytest.fixture
-def whole_platform(platform):
+def whole_platform(any_platform):
+    platform = any_platform
     gateway = platform.start_web("gateway")
     for service in ("gateway", "issues", "meetings", "activities", "notifications"):
         platform.start_worker(service)
@@ -25,7 +27,8 @@ def whole_platform(platform):
     return gateway
 
 
-def test_the_story_of_the_source_article(whole_platform, platform):
+def test_the_story_of_the_source_article(whole_platform, any_platform):
+    platform = any_platform
     lines: list[str] = []
     city = story.set_up_city(whole_platform.url, ADMIN_PHONE, ADMIN_PASSWORD, lines.append)
     assert len(city.communities) == 4 and len(city.people) >= 15

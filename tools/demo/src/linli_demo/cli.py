@@ -70,7 +70,7 @@ def load(gateway: str, wait: float) -> int:
     story.leaking_roof(city, quiet)
     story.popular_activity(city, quiet)
     story.neighbours_helping(city, quiet)
-    print(f"linli-demo: Lingwu is loaded. Open {gateway}/api/docs, or try:")
+    print(f"linli-demo: Lingwu is loaded. Open {gateway}/ in a browser, {gateway}/api/docs for the API, or try:")
     print(f"  curl {gateway}/api/v1/directory/communities")
     _print_logins(city)
     return 0
