@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -92,6 +93,9 @@ class GatewayClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = (min(3.05, timeout), timeout)  # (connect, read)
         self.http = requests.Session()
+        # One session serves every signed-in person: no cookie an answer sets may ride along with
+        # someone else's call (each person's credential is the token passed per call).
+        self.http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
