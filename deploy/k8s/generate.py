@@ -178,7 +178,9 @@ def wait_for_schema(service: str) -> dict:
     }
 
 
-def deployment(process: str, service: str, kind: str, container: dict, volumes: list, *, init: list, grace: int) -> dict:
+def deployment(
+    process: str, service: str, kind: str, container: dict, volumes: list, *, init: list, grace: int
+) -> dict:
     pod_labels = labels(process, service, kind)
     return {
         "apiVersion": "apps/v1",
@@ -245,7 +247,10 @@ def hpa(process: str, service: str) -> dict:
             "minReplicas": 2,
             "maxReplicas": 10,
             "metrics": [
-                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
             ],
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },
@@ -373,7 +378,9 @@ def setup_job(service: str) -> dict:
             # Gone an hour after it finished, so applying the next version runs it again.
             "ttlSecondsAfterFinished": 3600,
             "template": {
-                "metadata": {"labels": {**labels(f"{service}-setup", service, "setup"), "linli/process": f"{service}-setup"}},
+                "metadata": {
+                    "labels": {**labels(f"{service}-setup", service, "setup"), "linli/process": f"{service}-setup"}
+                },
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "automountServiceAccountToken": False,
@@ -396,6 +403,11 @@ def setup_job(service: str) -> dict:
             },
         },
     }
+
+
+KEYS_SCRIPT = (
+    f'linli-gateway init-keys\npython {SCRIPTS_DIR}/publish_keys.py "$JWT_PRIVATE_KEY_FILE" "$JWT_PUBLIC_KEY_FILE"\n'
+)
 
 
 def keys_job() -> list[dict]:
@@ -447,12 +459,7 @@ def keys_job() -> list[dict]:
                             {
                                 "name": "init-keys",
                                 "image": IMAGE,
-                                "command": [
-                                    "sh",
-                                    "-ec",
-                                    "linli-gateway init-keys\n"
-                                    f'python {SCRIPTS_DIR}/publish_keys.py "$JWT_PRIVATE_KEY_FILE" "$JWT_PUBLIC_KEY_FILE"\n',
-                                ],
+                                "command": ["sh", "-ec", KEYS_SCRIPT],
                                 "envFrom": [{"configMapRef": {"name": "linli-common"}}],
                                 "env": [
                                     env_value("JWT_PRIVATE_KEY_FILE", private),
@@ -870,10 +877,20 @@ def network_policies(ports: dict[str, int]) -> list[dict]:
         policy(
             "linli-dns",
             linli,
-            egress=[{"to": [{"namespaceSelector": {}}], "ports": [{"protocol": p, "port": 53} for p in ("UDP", "TCP")]}],
+            egress=[
+                {"to": [{"namespaceSelector": {}}], "ports": [{"protocol": p, "port": 53} for p in ("UDP", "TCP")]}
+            ],
         ),
-        policy("gateway-from-anywhere", selector(**{"linli/process": "gateway"}), ingress=[{"from": public, "ports": tcp(ports["gateway"])}]),
-        policy("web-from-anywhere", selector(**{"linli/process": WEB_FRONT}), ingress=[{"from": public, "ports": tcp(ports[WEB_FRONT])}]),
+        policy(
+            "gateway-from-anywhere",
+            selector(**{"linli/process": "gateway"}),
+            ingress=[{"from": public, "ports": tcp(ports["gateway"])}],
+        ),
+        policy(
+            "web-from-anywhere",
+            selector(**{"linli/process": WEB_FRONT}),
+            ingress=[{"from": public, "ports": tcp(ports[WEB_FRONT])}],
+        ),
         policy(
             "gateway-to-services-and-redis",
             selector(**{"linli/process": "gateway"}),
@@ -911,7 +928,9 @@ def network_policies(ports: dict[str, int]) -> list[dict]:
             egress=[{"to": internet, "ports": tcp(443)}],
         ),
         # The keys Job writes its two Secrets through the Kubernetes API.
-        policy("gateway-keys-to-api", selector(**{"linli/process": "gateway-keys"}), egress=[{"ports": tcp(443, 6443)}]),
+        policy(
+            "gateway-keys-to-api", selector(**{"linli/process": "gateway-keys"}), egress=[{"ports": tcp(443, 6443)}]
+        ),
         policy(
             "rabbitmq-ingress",
             rabbit_pods,
@@ -930,13 +949,21 @@ def network_policies(ports: dict[str, int]) -> list[dict]:
                 policy(
                     f"{service}-from-gateway",
                     selector(**{"linli/process": service}),
-                    ingress=[{"from": [{"podSelector": selector(**{"linli/process": "gateway"})}], "ports": tcp(ports[service])}],
+                    ingress=[
+                        {
+                            "from": [{"podSelector": selector(**{"linli/process": "gateway"})}],
+                            "ports": tcp(ports[service]),
+                        }
+                    ],
                 )
             )
         out.append(
             policy(
                 f"{service}-to-database-and-broker",
-                {"matchExpressions": [{"key": "linli/process", "operator": "Exists"}], "matchLabels": {"linli/service": service}},
+                {
+                    "matchExpressions": [{"key": "linli/process", "operator": "Exists"}],
+                    "matchLabels": {"linli/service": service},
+                },
                 egress=[
                     {"to": [{"podSelector": own_db}], "ports": tcp(5432)},
                     {"to": [{"podSelector": rabbit_pods}], "ports": tcp(5672)},
