@@ -767,6 +767,8 @@ def test_a_service_takes_traffic_only_from_the_gateway(overlay):
             if other != "gateway":
                 assert not allowed(overlay, pod(overlay, other), target, port), f"{other} reaches {service}"
     assert allowed(overlay, pod(overlay, WEB_FRONT), pod(overlay, "gateway"), procfile_port("gateway"))
+    # The gateway passes pages to the front (FRONT_URL).
+    assert allowed(overlay, pod(overlay, "gateway"), pod(overlay, WEB_FRONT), procfile_port(WEB_FRONT))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -271,6 +271,8 @@ def web_process(service: str, argv: list[str]) -> list[dict]:
             env_value("REDIS_URL", f"redis://{REDIS}:6379/0"),
         ]
         env += [env_value(f"{name.upper()}_URL", f"http://{name}:{8000 + i}") for i, name in enumerate(SERVICES) if i]
+        # Every path the gateway does not answer itself goes to the web front.
+        env.append(env_value("FRONT_URL", f"http://{WEB_FRONT}:8005"))
     volumes, mounts = scratch_volumes(metrics=True, private_key=gateway)
     volumes.append({"name": "scripts", "configMap": {"name": SCRIPTS, "defaultMode": 0o444}})
     container = {
@@ -510,7 +512,8 @@ def web_front(argv: list[str]) -> list[dict]:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": meta("linli-web", WEB_FRONT, WEB_FRONT, "web"),
-            "data": {"WEB_URL": "http://127.0.0.1:8005"},
+            # The public address of the pages: the gateway's (port-forwarded locally).
+            "data": {"WEB_URL": "http://127.0.0.1:8000"},
         },
         deployment(WEB_FRONT, WEB_FRONT, "web", container, volumes, init=[], grace=30),
         cluster_service(WEB_FRONT, WEB_FRONT, port),
@@ -897,7 +900,7 @@ def network_policies(ports: dict[str, int]) -> list[dict]:
             egress=[
                 *(
                     {"to": [{"podSelector": selector(**{"linli/process": s})}], "ports": tcp(ports[s])}
-                    for s in SERVICES
+                    for s in (*SERVICES, WEB_FRONT)
                     if s != "gateway"
                 ),
                 {"to": [{"podSelector": selector(**{"app.kubernetes.io/name": REDIS})}], "ports": tcp(6379)},
