@@ -50,6 +50,9 @@ class AccountRepository:
         rows = self.session.scalars(query.order_by(User.display_name, User.id).offset(offset).limit(limit)).all()
         return list(rows), total
 
+    def users_of_organisation(self, organisation_id: str) -> list[User]:
+        return list(self.session.scalars(select(User).where(User.organisation_id == organisation_id)))
+
     def recent_codes(self, phone: str, since: datetime) -> list[OneTimeCode]:
         return list(
             self.session.scalars(select(OneTimeCode).where(OneTimeCode.phone == phone, OneTimeCode.created_at > since))

@@ -25,7 +25,8 @@ from linli_gateway.domain.accounts import (
     new_code,
     normalise_phone,
 )
-from linli_gateway.domain.directory import Community, Street
+from linli_gateway.domain.directory import ORGANISATION_KINDS_OF_ROLE, Community, Organisation, Street
+from linli_gateway.service_layer.directory import may_manage_organisation, places_of
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.auth import STAFF_ROLES, Principal, Role, TokenSigner
 from linli_kit.events import Event, new_event
@@ -110,6 +111,10 @@ def register_user(
         if street_id is not None and uow.directory.get(Street, street_id) is None:
             raise AccountError("invalid", f"no street {street_id}", "street_id")
         check_may_create(creator, role, street_of=streets, street_id=street_id, community_ids=community_ids)
+        if role in ORGANISATION_KINDS_OF_ROLE:
+            organisation_name = _organisation_of_account(uow, creator, role, organisation_id or "", community_ids)
+        elif organisation_id is not None:
+            raise AccountError("invalid", f"a {role} acts for no organisation", "organisation_id")
         if normalised and uow.accounts.user_by_phone(normalised):
             raise AccountError("conflict", "an account with this phone number exists", "phone")
         if street_id is None and role in {Role.RESIDENT, Role.COMMUNITY_STAFF} and community_ids:
@@ -130,6 +135,32 @@ def register_user(
         uow.publish(user_event("registered", user))
         uow.commit()
         return user
+
+
+def _organisation_of_account(
+    uow: GatewayUnitOfWork, creator: Principal, role: str, organisation_id: str, community_ids: list[str]
+) -> str:
+    """The registered organisation a property manager or bureau account acts for must be of the
+    right kind, active, and in the creator's scope; its name comes from the register."""
+    organisation = uow.directory.get(Organisation, organisation_id)
+    if organisation is None:
+        raise AccountError("invalid", f"no registered organisation {organisation_id}", "organisation_id")
+    kinds = ORGANISATION_KINDS_OF_ROLE[role]
+    if organisation.kind not in kinds:
+        raise AccountError(
+            "invalid", f"a {role} acts for a {' or '.join(kinds)}, not a {organisation.kind}", "organisation_id"
+        )
+    if not organisation.active:
+        raise AccountError("invalid", "the organisation is no longer active", "organisation_id")
+    places = places_of(uow, organisation)
+    if role == "property_manager":
+        served = {community for _street, community in places}
+        missing = [c for c in community_ids if c not in served]
+        if missing:
+            raise AccountError("invalid", f"the company serves no compound in community {missing[0]}", "community_ids")
+    elif not may_manage_organisation(creator, organisation.kind, places):
+        raise AccountError("forbidden", "the organisation is outside your scope", "organisation_id")
+    return organisation.name
 
 
 def request_code(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, purpose: str, locale: str) -> datetime:
