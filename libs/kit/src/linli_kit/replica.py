@@ -15,7 +15,6 @@ from linli_kit.events.consumer import Handler
 from linli_kit.events.envelope import Event
 from linli_kit.tables import ReplicaTables
 
-
 ORGANISATION_COLUMNS = [
     "organisation_id",
     "kind",
@@ -95,9 +94,7 @@ class DirectoryReplica:
             raise LookupError("this replica does not keep organisations")
         with self._session_factory() as session:
             row = session.execute(
-                select(self.tables.organisations).where(
-                    self.tables.organisations.c.organisation_id == organisation_id
-                )
+                select(self.tables.organisations).where(self.tables.organisations.c.organisation_id == organisation_id)
             ).first()
             return dict(row._mapping) if row else None
 
