@@ -157,7 +157,9 @@ def _organisation_of_account(
         served = {community for _street, community in places}
         missing = [c for c in community_ids if c not in served]
         if missing:
-            raise AccountError("invalid", f"the company serves no compound in community {missing[0]}", "community_ids")
+            raise AccountError(
+                "invalid", f"the company serves no compound in community {missing[0]}", "organisation_id"
+            )
     elif not may_manage_organisation(creator, organisation.kind, places):
         raise AccountError("forbidden", "the organisation is outside your scope", "organisation_id")
     return organisation.name
