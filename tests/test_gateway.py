@@ -16,9 +16,9 @@ import openpyxl
 import pika
 import pytest
 import requests
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from linli_gateway.adapters.tables import one_time_codes, users
+from linli_gateway.adapters.tables import login_lockouts, one_time_codes, users
 from linli_kit.auth import TokenSigner
 from linli_kit.db import Database
 from linli_kit.events.topology import declare_exchanges
@@ -96,9 +96,10 @@ class GatewayClock:
 
     def lockout_over(self, phone: str) -> None:
         with self.database.transaction() as session:
+            account = select(users.c.id).where(users.c.phone == phone).scalar_subquery()
             changed = session.execute(
-                update(users)
-                .where(users.c.phone == phone, users.c.locked_until.is_not(None))
+                update(login_lockouts)
+                .where(login_lockouts.c.user_id == account, login_lockouts.c.locked_until.is_not(None))
                 .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
             )
             assert changed.rowcount == 1

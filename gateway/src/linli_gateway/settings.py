@@ -6,6 +6,11 @@ answer; `PROXY_BUDGET_SECONDS` (15) bounds a whole proxied request, retries incl
 `BREAKER_FAIL_MAX` (5) requests in a row that found a service down open its circuit for
 `BREAKER_RESET_SECONDS` (15). `TRUSTED_PROXIES` (0): how many proxies in front of the gateway set
 `X-Forwarded-For/-Proto/-Host/-Prefix` that it may believe (0: the gateway is the public edge).
+
+Limits: `RATE_LIMIT_PER_CLIENT`, `RATE_LIMIT_PER_ACCOUNT`, `RATE_LIMIT_AUTH` (see
+entrypoints/limits.py for who each counts); `RATELIMIT_STORAGE_URI` where the counts live (default
+`REDIS_URL`, else the process's memory: each gunicorn worker would count alone), and
+`RATELIMIT_KEY_PREFIX` ("linli") to share one Redis between deployments.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from environs import Env, EnvError
+from marshmallow import ValidationError
 from marshmallow.validate import Range
 
 from linli_kit.config import ConfigError, Settings
@@ -38,6 +44,8 @@ class GatewaySettings:
     retries: int = 2
     budget_seconds: float = 15.0
     trusted_proxies: int = 0
+    ratelimit_storage_uri: str | None = None
+    ratelimit_key_prefix: str = "linli"
     extra: dict[str, str] = field(default_factory=dict)
 
     def private_key(self) -> str:
@@ -80,8 +88,19 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
             retries=env.int("PROXY_RETRIES", 2, validate=Range(0, 5)),
             budget_seconds=env.float("PROXY_BUDGET_SECONDS", 15.0, validate=Range(0, 300, min_inclusive=False)),
             trusted_proxies=env.int("TRUSTED_PROXIES", 0, validate=Range(0, 5)),
+            ratelimit_storage_uri=env.str("RATELIMIT_STORAGE_URI", None, validate=_storage_uri) or None,
+            ratelimit_key_prefix=env.str("RATELIMIT_KEY_PREFIX", "linli"),
         )
         env.seal()
     except EnvError as exc:
         raise ConfigError(f"invalid gateway configuration: {exc}") from exc
     return gateway
+
+
+# Stores the limits library counts in that every worker can share, and memory (one process only).
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+
+
+def _storage_uri(value: str) -> None:
+    if value and value.split("://", 1)[0] not in STORAGE_SCHEMES:
+        raise ValidationError(f"must start with one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}")

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import registry
 
-from linli_gateway.domain.accounts import ApiKey, OneTimeCode, RefreshToken, User
+from linli_gateway.domain.accounts import ApiKey, LoginLockout, OneTimeCode, RefreshToken, User
 from linli_gateway.domain.directory import Community, Compound, Organisation, Street
 from linli_kit.tables import UtcDateTime, add_messaging_tables
 
@@ -94,10 +94,17 @@ users = Table(
     Column("locale", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("password_hash", String(200), nullable=True),
-    Column("failed_logins", Integer, nullable=False),
-    Column("locked_until", UtcDateTime, nullable=True),
     Column("revision", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=True),
+)
+login_lockouts = Table(
+    "login_lockouts",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("client", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=True, index=True),
 )
 one_time_codes = Table(
     "one_time_codes",
@@ -144,6 +151,7 @@ api_keys = Table(
 mapper_registry = registry()
 mapper_registry.map_imperatively(User, users)
 mapper_registry.map_imperatively(OneTimeCode, one_time_codes)
+mapper_registry.map_imperatively(LoginLockout, login_lockouts)
 mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
 mapper_registry.map_imperatively(ApiKey, api_keys)
 mapper_registry.map_imperatively(Street, streets)

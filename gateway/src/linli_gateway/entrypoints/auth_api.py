@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from linli_gateway.domain.accounts import AccountError, User
+from linli_gateway.entrypoints.limits import client_address
 from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.accounts import Identity, TokenPair
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
@@ -239,7 +240,9 @@ def password_reset(body: dict) -> None:
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenPairSchema)
 def login(body: dict) -> dict:
-    return _pair(_call(accounts.login, _uow(), _identity(), **body))
+    """Log in with phone and password. Five wrong passwords in a row from one address lock the account
+    out from that address for 15 minutes (429 `locked_out`); from elsewhere it still logs in."""
+    return _pair(_call(accounts.login, _uow(), _identity(), client=client_address(), **body))
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -335,6 +338,14 @@ class UserById(MethodView):
 def approve(user_id: Any) -> dict:
     principal = require_principal()
     return user_view(_call(accounts.approve_user, _uow(), principal, str(user_id)), principal)
+
+
+@blp.route("/users/<uuid:user_id>/lockouts", methods=["DELETE"])
+@blp.response(204)
+def lift_lockouts(user_id: Any) -> None:
+    """Let someone locked out by failed logins log in again from everywhere (staff who manage the
+    account; a password reset by SMS does the same)."""
+    _call(accounts.lift_lockouts, _uow(), require_principal(), str(user_id))
 
 
 @blp.route("/api-keys")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import jwt
+import os
+
 from flask import Flask, Response, request
-from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from linli_gateway.adapters.revocations import RevokedTokens
 from linli_gateway.definition import definition
-from linli_gateway.entrypoints import auth_api, directory_api, openapi, proxy, stats_api
+from linli_gateway.entrypoints import auth_api, directory_api, limits, openapi, proxy, stats_api
+from linli_gateway.entrypoints.limits import account_key, client_key
 from linli_gateway.service_layer.accounts import Identity
 from linli_gateway.settings import ROUTED_SERVICES, load_gateway_settings
 from linli_kit.auth import Principal, TokenSigner, TokenVerifier
@@ -18,7 +19,6 @@ from linli_kit.errors import NotFound, Unauthorized
 from linli_kit.web import create_app as create_kit_app
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_PROBES = {"/healthz", "/readyz", "/metrics"}
 
 
 class RevocationAwareVerifier(TokenVerifier):
@@ -33,26 +33,6 @@ class RevocationAwareVerifier(TokenVerifier):
         if principal.token_id and principal.token_id in self.revoked:
             raise Unauthorized("token revoked (logged out)")
         return principal
-
-
-def client_key() -> str:
-    """Who a per-client limit counts: the API client's key id, else the caller's address."""
-    key = request.headers.get("X-API-Key") or request.args.get("api_key")
-    if key and key.count("_") >= 2:
-        return "key:" + key.split("_", 2)[1]
-    return "ip:" + (request.remote_addr or "unknown")
-
-
-def account_key() -> str:
-    """Who a per-account limit counts: the token's subject (the signature is checked later; a forged
-    subject only buys a 401 and still counts against the client's limit)."""
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        try:
-            return "account:" + str(jwt.decode(header[7:], options={"verify_signature": False}).get("sub"))
-        except jwt.PyJWTError:
-            return "account:invalid"
-    return "anonymous:" + client_key()
 
 
 def _keep_form_body() -> None:
@@ -88,15 +68,7 @@ def create_app() -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.register_blueprint(openapi.blp)
 
-    limiter = Limiter(
-        key_func=client_key,
-        app=app,
-        storage_uri=gateway.redis_url or "memory://",
-        headers_enabled=True,
-        default_limits=[gateway.client_rate_limit],
-        default_limits_exempt_when=lambda: request.path in _PROBES,
-        strategy="moving-window",
-    )
+    limiter = limits.install(app, gateway, workers=int(os.environ.get("WEB_CONCURRENCY") or 2))
     limiter.limit(gateway.auth_rate_limit, key_func=client_key, methods=["POST"])(auth_api.blp)
 
     @limiter.limit(gateway.account_rate_limit, key_func=account_key)

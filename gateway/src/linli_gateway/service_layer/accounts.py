@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from linli_gateway import SERVICE
 from linli_gateway.adapters.passwords import hash_password, verify_password
 from linli_gateway.domain.accounts import (
     CODE_TTL,
     AccountError,
     ApiKey,
+    LoginLockout,
     OneTimeCode,
     RefreshToken,
     User,
@@ -260,7 +263,8 @@ def reset_password(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, co
             raise AccountError("invalid", "wrong code", "code")
         _use_code(uow, normalised, code, "reset", now)
         user.password_hash = hash_password(password)
-        user.record_login()
+        # Whoever holds the phone is the owner: they log in again from anywhere.
+        uow.accounts.lift_lockouts(user.id)
         uow.accounts.revoke_user_tokens(user.id, now)
         uow.commit()
 
@@ -274,7 +278,10 @@ def _issue(uow: GatewayUnitOfWork, identity: Identity, user: User, family_id: st
     return TokenPair(access, presented, int(identity.signer.ttl.total_seconds()), user)
 
 
-def login(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, password: str) -> TokenPair:
+def login(
+    uow: GatewayUnitOfWork, identity: Identity, *, phone: str, password: str, client: str = "unknown"
+) -> TokenPair:
+    """`client`: the caller's address; repeated failures lock the account out from there only."""
     try:
         normalised = normalise_phone(phone)
     except AccountError as exc:
@@ -285,17 +292,40 @@ def login(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, password: s
         if user is None:
             verify_password(None, password)  # same cost as a real check
             raise AccountError("unauthorized", "wrong phone number or password")
-        user.check_can_log_in(now)
+        lockout = uow.accounts.lockout(user.id, client)
+        if lockout is not None:
+            lockout.check(now)
+        user.check_can_log_in()
         if not verify_password(user.password_hash, password):
-            user.record_failed_login(now)
-            uow.commit()
-            if user.locked_until is not None and user.locked_until > now:
-                raise AccountError("locked", "too many failed attempts; try again later")
+            if lockout is None:
+                lockout = LoginLockout(user_id=user.id, client=client)
+                uow.accounts.add(lockout)
+            lockout.record_failure(now)
+            try:
+                uow.commit()
+            except IntegrityError:
+                # A failure from the same address at the same instant was counted first.
+                uow.rollback()
+                raise AccountError("unauthorized", "wrong phone number or password") from None
+            if lockout.is_locked(now):
+                raise AccountError("locked", "too many failed attempts from here; try again later")
             raise AccountError("unauthorized", "wrong phone number or password")
-        user.record_login()
+        if lockout is not None:
+            uow.accounts.lift_lockouts(user.id, client)
         pair = _issue(uow, identity, user)
         uow.commit()
         return pair
+
+
+def lift_lockouts(uow: GatewayUnitOfWork, principal: Principal, user_id: str) -> int:
+    """Staff who manage an account let it log in again from everywhere; how many lockouts ended."""
+    with uow:
+        user = uow.accounts.user(user_id)
+        if user is None or not _may_manage(uow, principal, user):
+            raise AccountError("not_found", f"user {user_id} not found")
+        lifted = uow.accounts.lift_lockouts(user.id)
+        uow.commit()
+        return lifted
 
 
 def refresh(uow: GatewayUnitOfWork, identity: Identity, *, refresh_token: str) -> TokenPair:
@@ -493,6 +523,16 @@ def revoke_api_key(uow: GatewayUnitOfWork, principal: Principal, identity: Ident
             key.revoked_at = identity.clock()
         uow.commit()
         return key
+
+
+def verify_api_key(uow: GatewayUnitOfWork, presented: str) -> str:
+    """The id of the API key presented, if it is a key the gateway issued and has not revoked."""
+    key_id, secret = ApiKey.split(presented)
+    with uow:
+        key = uow.accounts.api_key(key_id)
+        if key is None or not key.matches(secret):
+            raise AccountError("unauthorized", "invalid or revoked API key")
+        return key.id
 
 
 def exchange_api_key(uow: GatewayUnitOfWork, identity: Identity, presented: str) -> str:
