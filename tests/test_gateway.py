@@ -231,7 +231,13 @@ def test_account_flows_on_each_database(any_platform, token_signer, tap, upstrea
             f"{api}/auth/logout", json={"refresh_token": fresh["refresh_token"]}, headers=bearer(fresh["access_token"])
         )
         assert out.status_code == 204, out.text
-        assert requests.get(f"{api}/auth/me", headers=bearer(fresh["access_token"])).status_code == 401
+        # At once in the worker that served the logout, within a second in the others.
+        eventually(
+            lambda: requests.get(f"{api}/auth/me", headers=bearer(fresh["access_token"])).status_code == 401,
+            timeout=1.5,
+            interval=0.1,
+            what="the logged-out token refused by every worker",
+        )
         assert requests.post(f"{api}/auth/refresh", json={"refresh_token": fresh["refresh_token"]}).status_code == 401
 
         # Repeated wrong passwords lock the account, even against the right one, for a while...
