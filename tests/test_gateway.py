@@ -356,7 +356,14 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
     assert seen["method"] == "PATCH" and seen["path"] == "/abc/def?x=1&y=two"
     assert json.loads(seen["body"]) == {"title": "wall"}
     headers = {k.lower(): v for k, v in seen["headers"].items()}
-    assert headers["authorization"] == f"Bearer {admin_token}" and headers["x-custom"] == "kept"
+    # The service gets a token for it alone, standing for the caller (never the caller's own).
+    minted = jwt.decode(headers["authorization"].split()[1], options={"verify_signature": False})
+    assert headers["authorization"] != f"Bearer {admin_token}" and headers["x-custom"] == "kept"
+    assert (minted["sub"], minted["role"], minted["aud"]) == (
+        "00000000-0000-4000-8000-000000000003",
+        "city_admin",
+        "issues",
+    )
     assert headers["x-request-id"] == "req-123" and "keep-alive" not in headers
     assert got.headers["X-Upstream"] == "echo" and got.headers["X-Request-ID"] == "req-123"
     # The public address, scheme and removed prefix, for links the service writes (Open311 discovery).
@@ -410,7 +417,7 @@ def test_routing_forwards_requests_faithfully_and_guards_writes(platform, token_
     forwarded = via_key.json()["headers"]
     claims = jwt.decode(forwarded["Authorization"].split()[1], options={"verify_signature": False})
     assert claims["role"] == "api_client" and claims["community_ids"] == [community]
-    assert claims["client_name"] == "city hotline"
+    assert claims["client_name"] == "city hotline" and claims["aud"] == "issues"
     assert requests.delete(f"{api}/auth/api-keys/{made.json()['id']}", headers=bearer(admin_token)).status_code == 200
     refused = requests.post(f"{api}/issues/", json={}, headers={"X-API-Key": key})
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"

@@ -82,3 +82,32 @@ def make_app(gateway_env: dict[str, str], monkeypatch) -> Iterator[Callable[...,
 @pytest.fixture
 def client(make_app):
     return make_app().test_client()
+
+
+@pytest.fixture
+def echo() -> Iterator[dict]:
+    """A stand-in service that answers 200 with the headers it received; `echo["url"]`, `echo["seen"]`."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            seen.append(dict(self.headers.items()))
+            body = json.dumps({"path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "seen": seen}
+    server.shutdown()
+    server.server_close()

@@ -29,7 +29,7 @@ def test_every_instant_of_the_gateway_is_a_utc_datetime():
         for column in table.columns
         if isinstance(column.type, DateTime | UtcDateTime)
     ]
-    assert len(instants) == 11, instants
+    assert len(instants) == 12, instants
     plain = [
         f"{table.name}.{column.name}"
         for table in metadata.sorted_tables

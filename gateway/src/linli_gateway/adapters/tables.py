@@ -96,6 +96,7 @@ users = Table(
     Column("password_hash", String(200), nullable=True),
     Column("revision", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=True),
+    Column("tokens_not_before", UtcDateTime, nullable=True, index=True),
 )
 login_lockouts = Table(
     "login_lockouts",

@@ -77,6 +77,9 @@ class User:
     created_at: datetime | None = None
     # The one community of a resident or staff member (indexed, for "residents of my community").
     home_community_id: str | None = None
+    # Access tokens issued before this instant are refused (disabled, password reset, logged out
+    # everywhere): the sessions end at once, not when their tokens expire.
+    tokens_not_before: datetime | None = None
 
     def __post_init__(self) -> None:
         self.home_community_id = self.community_ids[0] if len(self.community_ids) == 1 else None
@@ -85,6 +88,9 @@ class User:
         self.revision += 1
 
     # --- logging in -------------------------------------------------------------------------
+    def end_sessions(self, now: datetime) -> None:
+        self.tokens_not_before = now
+
     def check_can_log_in(self) -> None:
         if self.status == "pending":
             raise AccountError("pending", "awaiting approval by community staff")

@@ -253,7 +253,8 @@ def sign_up(
         return user
 
 
-def reset_password(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, code: str, password: str) -> None:
+def reset_password(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, code: str, password: str) -> User:
+    """Set a new password with a code sent to the phone; every session of the account ends."""
     normalised = normalise_phone(phone)
     check_password_strength(password)
     now = identity.clock()
@@ -266,7 +267,9 @@ def reset_password(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, co
         # Whoever holds the phone is the owner: they log in again from anywhere.
         uow.accounts.lift_lockouts(user.id)
         uow.accounts.revoke_user_tokens(user.id, now)
+        user.end_sessions(now)
         uow.commit()
+        return user
 
 
 # --- tokens -------------------------------------------------------------------------------------------
@@ -274,7 +277,15 @@ def _issue(uow: GatewayUnitOfWork, identity: Identity, user: User, family_id: st
     now = identity.clock()
     refresh, presented = RefreshToken.issue(user.id, now, family_id)
     uow.accounts.add(refresh)
-    access = identity.signer.sign(user_id=user.id, role=user.role, **user.claims_scope())
+    # For the gateway alone (the services get tokens made for each); `iat_ms` tells a token issued
+    # before the account's sessions ended from one issued after, to the millisecond.
+    access = identity.signer.sign(
+        user_id=user.id,
+        role=user.role,
+        **user.claims_scope(),
+        audience=SERVICE,
+        extra={"iat_ms": int(now.timestamp() * 1000)},
+    )
     return TokenPair(access, presented, int(identity.signer.ttl.total_seconds()), user)
 
 
@@ -358,9 +369,20 @@ def logout(
     *,
     access_expires_at: datetime,
     refresh_token: str | None,
-) -> None:
+    everywhere: bool = False,
+) -> datetime | None:
+    """End this session (its access and refresh tokens), or with `everywhere` every session of the
+    account; then the instant before which its tokens are refused."""
     now = identity.clock()
     with uow:
+        if everywhere:
+            user = uow.accounts.user(principal.user_id)
+            if user is None:
+                raise AccountError("not_found", "API clients have no sessions to end")
+            uow.accounts.revoke_user_tokens(user.id, now)
+            user.end_sessions(now)
+            uow.commit()
+            return now
         if principal.token_id:
             uow.accounts.revoke_access_token(principal.token_id, access_expires_at)
         if refresh_token:
@@ -369,6 +391,7 @@ def logout(
             if token is not None and token.matches(secret) and token.user_id == principal.user_id:
                 uow.accounts.revoke_family(token.family_id, now)
         uow.commit()
+        return None
 
 
 # --- people: reading and changing ---------------------------------------------------------------------
@@ -471,6 +494,7 @@ def update_user(
                 setattr(user, attribute, changes[attribute])
         if changes.get("status") == "disabled":
             uow.accounts.revoke_user_tokens(user.id, identity.clock())
+            user.end_sessions(identity.clock())
         user.touch()
         uow.publish(user_event("updated", user))
         uow.commit()
@@ -535,18 +559,18 @@ def verify_api_key(uow: GatewayUnitOfWork, presented: str) -> str:
         return key.id
 
 
-def exchange_api_key(uow: GatewayUnitOfWork, identity: Identity, presented: str) -> str:
-    """A short-lived access token standing for the API client, with the key's scope."""
+def api_client(uow: GatewayUnitOfWork, presented: str) -> Principal:
+    """Who a presented API key stands for: the API client, with the key's scope (the gateway then
+    signs each service a short-lived token for it)."""
     key_id, secret = ApiKey.split(presented)
     with uow:
         key = uow.accounts.api_key(key_id)
         if key is None or not key.matches(secret):
             raise AccountError("unauthorized", "invalid or revoked API key")
-        return identity.signer.sign(
+        return Principal(
             user_id=key.id,
             role=Role.API_CLIENT,
             street_id=key.street_id,
-            community_ids=key.community_ids,
-            ttl=API_CLIENT_TOKEN_TTL,
+            community_ids=tuple(key.community_ids),
             extra={"client_name": key.name},
         )
