@@ -127,3 +127,24 @@ def test_a_stranger_locks_the_account_out_only_where_they_are_and_staff_lift_it(
     assert login("wall-7-safe", ATTACKER) == 429
     assert client.delete(lockouts, headers=admin).status_code == 204
     assert login("wall-7-safe", ATTACKER) == 200
+
+
+def test_old_lockouts_and_revocations_are_pruned(uow):
+    from datetime import UTC, datetime
+
+    from linli_gateway.domain.accounts import LOCKOUT, LoginLockout, User
+    from linli_gateway.service_layer.accounts import prune
+
+    now = datetime.now(UTC)
+    with uow() as unit:
+        user = User(phone="+8613800000003", display_name="A", role="resident")
+        unit.accounts.add(user)
+        unit.session.flush()
+        unit.accounts.add(LoginLockout(user_id=user.id, client="old", failures=2, updated_at=now - 2 * LOCKOUT))
+        unit.accounts.add(LoginLockout(user_id=user.id, client="new", failures=2, updated_at=now))
+        unit.accounts.revoke_access_token("gone", now - timedelta(seconds=1))
+        unit.accounts.revoke_access_token("kept", now + timedelta(minutes=5))
+        unit.commit()
+    prune(uow(), now)
+    with uow() as unit:
+        assert unit.accounts.lockout(user.id, "old") is None and unit.accounts.lockout(user.id, "new") is not None

@@ -574,3 +574,11 @@ def api_client(uow: GatewayUnitOfWork, presented: str) -> Principal:
             community_ids=tuple(key.community_ids),
             extra={"client_name": key.name},
         )
+
+
+def prune(uow: GatewayUnitOfWork, now: datetime) -> None:
+    """Forget what no longer matters: revocations of expired tokens, old one-time codes, and failed
+    logins older than a lockout."""
+    with uow:
+        uow.accounts.prune_revocations(now)
+        uow.commit()
