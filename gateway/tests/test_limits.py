@@ -148,3 +148,16 @@ def test_old_lockouts_and_revocations_are_pruned(uow):
     prune(uow(), now)
     with uow() as unit:
         assert unit.accounts.lockout(user.id, "old") is None and unit.accounts.lockout(user.id, "new") is not None
+
+
+def test_made_up_api_keys_do_not_buy_more_logins_or_codes(make_app):
+    client = make_app(RATE_LIMIT_AUTH="3/minute").test_client()
+
+    def post(path: str, body: dict) -> int:
+        made_up = {"X-API-Key": f"lk_{uuid.uuid4().hex[:12]}_made-up"}
+        return client.post(path, json=body, headers=made_up, environ_base=ATTACKER).status_code
+
+    logins = [post("/api/v1/auth/login", {"phone": "13800000004", "password": "guess-1234"}) for _ in range(5)]
+    assert logins == [401, 401, 401, 429, 429]
+    codes = [post("/api/v1/auth/codes", {"phone": f"1380000001{n}"}) for n in range(5)]
+    assert codes == [202, 202, 202, 429, 429]
