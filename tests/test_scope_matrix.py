@@ -59,14 +59,19 @@ class City:
         self.person("staff_b", "community_staff", self.tokens["official_b"], community_ids=[self.community_b])
         self.person("resident_a", "resident", self.tokens["staff_a"], community_ids=[self.community_a])
         self.person("resident_b", "resident", self.tokens["staff_b"], community_ids=[self.community_b])
-        self.company_a, self.company_b = str(uuid.uuid4()), str(uuid.uuid4())
+        # Organisations are registered by those who own them, and accounts act for registered ones.
+        compound_a = self.post("/directory/compounds", {"community_id": self.community_a, "name": "Garden"}, self.admin)
+        compound_b = self.post("/directory/compounds", {"community_id": self.community_b, "name": "Lake"}, self.admin)
+        self.company_a = self.organisation("property_company", "Shangpin Property", "staff_a", [compound_a["id"]])
+        self.company_b = self.organisation("property_company", "Yucai Property", "staff_b", [compound_b["id"]])
+        self.bureau = self.organisation("bureau", "Housing and Construction Bureau", "city_admin")
+        environment = self.organisation("bureau", "Environment Bureau", "city_admin")
         self.person(
             "manager_a",
             "property_manager",
             self.tokens["official_a"],
             community_ids=[self.community_a],
             organisation_id=self.company_a,
-            organisation_name="Shangpin Property",
         )
         self.person(
             "manager_b",
@@ -74,23 +79,13 @@ class City:
             self.tokens["official_b"],
             community_ids=[self.community_b],
             organisation_id=self.company_b,
-            organisation_name="Yucai Property",
         )
-        self.bureau = str(uuid.uuid4())
-        self.person(
-            "housing_bureau",
-            "agency",
-            self.admin,
-            organisation_id=self.bureau,
-            organisation_name="Housing and Construction Bureau",
-        )
-        self.person(
-            "other_bureau",
-            "agency",
-            self.admin,
-            organisation_id=str(uuid.uuid4()),
-            organisation_name="Environment Bureau",
-        )
+        self.person("housing_bureau", "agency", self.admin, organisation_id=self.bureau)
+        self.person("other_bureau", "agency", self.admin, organisation_id=environment)
+
+    def organisation(self, kind: str, name: str, creator: str, compound_ids: list[str] = ()) -> str:
+        body = {"kind": kind, "name": name, "compound_ids": list(compound_ids)}
+        return self.post("/directory/organisations", body, self.tokens[creator])["id"]
 
 
 def test_every_role_reaches_its_own_scope_and_not_another(platform, token_signer):
@@ -150,12 +145,27 @@ def test_every_role_reaches_its_own_scope_and_not_another(platform, token_signer
     assert requests.get(f"{api}/issues/{roof['id']}", headers=t["official_a"]).status_code == 404
 
     # Property companies and bureaus: what is assigned to them, not what is assigned to others.
-    assign = requests.put(
+    # Only a registered company serving the community is assigned (the issues service learns the
+    # register from the directory events).
+    to_other_company = requests.put(
         f"{api}/issues/{wall['id']}/assignment",
         headers=t["staff_a"],
-        json={"assignee_type": "property_company", "assignee_id": city.company_a},
+        json={"assignee_type": "property_company", "assignee_id": city.company_b},
     )
-    assert assign.status_code == 200, assign.text
+    assert to_other_company.status_code == 422 and "assignee_id" in to_other_company.json()["error"]["fields"]
+    eventually(
+        lambda: (
+            requests.put(
+                f"{api}/issues/{wall['id']}/assignment",
+                headers=t["staff_a"],
+                json={"assignee_type": "property_company", "assignee_id": city.company_a},
+            ).status_code
+            == 200
+        ),
+        timeout=30,
+        interval=0.2,
+        what="company A in the issues replica",
+    )
     assert requests.get(f"{api}/issues/{wall['id']}", headers=t["manager_a"]).status_code == 200
     assert requests.get(f"{api}/issues/{wall['id']}", headers=t["manager_b"]).status_code == 404
     to_bureau = requests.put(
@@ -204,3 +214,15 @@ def test_every_role_reaches_its_own_scope_and_not_another(platform, token_signer
         == 403
     )
     assert requests.get(f"{api}/stats/overview", headers=t["resident_a"]).status_code == 403
+    # Organisations: an official cannot make accounts for another street's company or a city-wide
+    # bureau; staff register their compounds' bodies, not bureaus.
+    for body in (
+        {"role": "property_manager", "community_ids": [city.community_a], "organisation_id": city.company_b},
+        {"role": "agency", "organisation_id": city.bureau},
+    ):
+        made = requests.post(f"{api}/auth/users", json={"display_name": "Intruder", **body}, headers=t["official_a"])
+        assert made.status_code in (403, 422) and "organisation_id" in str(made.json()["error"]), made.text
+    bureau = requests.post(
+        f"{api}/directory/organisations", json={"kind": "bureau", "name": "Own Bureau"}, headers=t["staff_a"]
+    )
+    assert bureau.status_code == 403

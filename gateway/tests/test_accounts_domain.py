@@ -12,6 +12,7 @@ from linli_gateway.domain.accounts import (
     MAX_FAILED_LOGINS,
     AccountError,
     ApiKey,
+    LoginLockout,
     OneTimeCode,
     RefreshToken,
     User,
@@ -55,26 +56,34 @@ def test_weak_passwords_are_refused(password):
     check_password_strength("wall-7-safe")
 
 
-def test_repeated_failures_lock_the_account_for_a_while():
-    user = User(phone="+8613800138000", display_name="Yang Jing", role="resident", password_hash="x")
+def test_repeated_failures_lock_the_account_out_from_that_address_for_a_while():
+    lockout = LoginLockout(user_id="u1", client="203.0.113.9")
     for _ in range(MAX_FAILED_LOGINS - 1):
-        user.record_failed_login(NOW)
-        user.check_can_log_in(NOW)
-    user.record_failed_login(NOW)
+        lockout.record_failure(NOW)
+        lockout.check(NOW)
+    lockout.record_failure(NOW)
     with pytest.raises(AccountError) as caught:
-        user.check_can_log_in(NOW + timedelta(minutes=1))
+        lockout.check(NOW + timedelta(minutes=1))
     assert caught.value.kind == "locked"
-    user.check_can_log_in(NOW + LOCKOUT + timedelta(seconds=1))
+    lockout.check(NOW + LOCKOUT + timedelta(seconds=1))
+
+
+def test_failures_long_ago_are_forgotten():
+    lockout = LoginLockout(user_id="u1", client="203.0.113.9")
+    for _ in range(MAX_FAILED_LOGINS - 1):
+        lockout.record_failure(NOW)
+    lockout.record_failure(NOW + LOCKOUT + timedelta(seconds=1))
+    assert not lockout.is_locked(NOW + LOCKOUT + timedelta(seconds=2)) and lockout.failures == 1
 
 
 def test_pending_and_passwordless_accounts_cannot_log_in():
     pending = User(phone="+8613800138000", display_name="A", role="resident", status="pending", password_hash="x")
     with pytest.raises(AccountError) as caught:
-        pending.check_can_log_in(NOW)
+        pending.check_can_log_in()
     assert caught.value.kind == "pending"
     elderly = User(phone=None, display_name="Grandma Li", role="resident")
     with pytest.raises(AccountError):
-        elderly.check_can_log_in(NOW)
+        elderly.check_can_log_in()
 
 
 def make_code(code: str = "123456", **kw) -> OneTimeCode:

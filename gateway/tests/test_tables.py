@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, create_engine
 
 from linli_gateway.adapters.tables import messaging, metadata
 from linli_gateway.definition import definition
-from linli_gateway.domain.accounts import ApiKey, OneTimeCode, RefreshToken, User
+from linli_gateway.domain.accounts import ApiKey, LoginLockout, OneTimeCode, RefreshToken, User
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
@@ -29,7 +29,7 @@ def test_every_instant_of_the_gateway_is_a_utc_datetime():
         for column in table.columns
         if isinstance(column.type, DateTime | UtcDateTime)
     ]
-    assert len(instants) == 10, instants
+    assert len(instants) == 12, instants
     plain = [
         f"{table.name}.{column.name}"
         for table in metadata.sorted_tables
@@ -52,7 +52,9 @@ def test_sqlite_hands_back_aware_instants_that_compare_with_now(tmp_path):
     now = datetime.now(UTC)
     beijing = timezone(timedelta(hours=8))
     user = User(phone="+8613800138000", display_name="Yang", role="resident", created_at=now)
-    user.locked_until = (now + timedelta(minutes=15)).astimezone(beijing)
+    lockout = LoginLockout(
+        user_id=user.id, client="203.0.113.9", locked_until=(now + timedelta(minutes=15)).astimezone(beijing)
+    )
     code = OneTimeCode(
         phone=user.phone, code_hash="h", purpose="signup", expires_at=now + timedelta(minutes=5), created_at=now
     )
@@ -62,14 +64,15 @@ def test_sqlite_hands_back_aware_instants_that_compare_with_now(tmp_path):
     with GatewayUnitOfWork(database) as uow:
         uow.accounts.add(user)
         uow.session.flush()  # the refresh token refers to the user
-        for entry in (code, token, key):
+        for entry in (code, token, key, lockout):
             uow.accounts.add(entry)
         uow.commit()
 
     with GatewayUnitOfWork(database) as uow:
         stored = uow.accounts.user(user.id)
-        assert stored.locked_until == now + timedelta(minutes=15) and stored.locked_until.tzinfo is not None
-        assert stored.locked_until > now and stored.created_at == now
+        locked = uow.accounts.lockout(user.id, "203.0.113.9")
+        assert locked.locked_until == now + timedelta(minutes=15) and locked.locked_until.tzinfo is not None
+        assert locked.locked_until > now and stored.created_at == now
         [recent] = uow.accounts.recent_codes(user.phone, now - timedelta(hours=1))
         assert recent.created_at == now and recent.expires_at > now
         assert uow.accounts.refresh_token(token.id).expires_at > now

@@ -14,6 +14,7 @@ from linli_kit.config import Settings
 from linli_kit.db import Database
 from linli_kit.keys import ensure_keypair
 from linli_kit.service import ServiceDefinition
+from linli_kit.worker import Timer
 
 
 def _republish(_settings: Settings, database: Database, _args: list[str]) -> int:
@@ -64,11 +65,20 @@ def _create_admin(settings: Settings, database: Database, args: list[str]) -> in
     return 0
 
 
+def _timers(_settings: Settings, database: Database) -> list[Timer]:
+    from datetime import UTC, datetime
+
+    from linli_gateway.service_layer.accounts import prune
+
+    return [Timer("prune-accounts", 600, lambda: prune(GatewayUnitOfWork(database), datetime.now(UTC)))]
+
+
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
     messaging=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
+    timers=_timers,
     commands={"republish-directory": _republish, "init-keys": _init_keys, "create-admin": _create_admin},
     check_settings=load_gateway_settings,
 )

@@ -10,6 +10,11 @@ answer; `PROXY_BUDGET_SECONDS` (15) bounds a whole proxied request, retries incl
 The web front: `FRONT_URL` (http://127.0.0.1:8005) is where the pages are made; every path the
 gateway does not answer itself goes there, so residents open the gateway's address. Empty: no pages,
 those paths are 404. `FRONT_TIMEOUT_SECONDS` (30) bounds the wait for a page.
+
+Limits: `RATE_LIMIT_PER_CLIENT`, `RATE_LIMIT_PER_ACCOUNT`, `RATE_LIMIT_AUTH` (see
+entrypoints/limits.py for who each counts); `RATELIMIT_STORAGE_URI` where the counts live (default
+`REDIS_URL`, else the process's memory: each gunicorn worker would count alone), and
+`RATELIMIT_KEY_PREFIX` ("linli") to share one Redis between deployments.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from environs import Env, EnvError
+from marshmallow import ValidationError
 from marshmallow.validate import Range
 
 from linli_kit.config import ConfigError, Settings
@@ -44,6 +50,8 @@ class GatewaySettings:
     trusted_proxies: int = 0
     front_url: str | None = None
     front_timeout: float = 30.0
+    ratelimit_storage_uri: str | None = None
+    ratelimit_key_prefix: str = "linli"
     extra: dict[str, str] = field(default_factory=dict)
 
     def private_key(self) -> str:
@@ -88,8 +96,19 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
             trusted_proxies=env.int("TRUSTED_PROXIES", 0, validate=Range(0, 5)),
             front_url=env.str("FRONT_URL", "http://127.0.0.1:8005").rstrip("/") or None,
             front_timeout=env.float("FRONT_TIMEOUT_SECONDS", 30.0, validate=seconds),
+            ratelimit_storage_uri=env.str("RATELIMIT_STORAGE_URI", None, validate=_storage_uri) or None,
+            ratelimit_key_prefix=env.str("RATELIMIT_KEY_PREFIX", "linli"),
         )
         env.seal()
     except EnvError as exc:
         raise ConfigError(f"invalid gateway configuration: {exc}") from exc
     return gateway
+
+
+# Stores the limits library counts in that every worker can share, and memory (one process only).
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+
+
+def _storage_uri(value: str) -> None:
+    if value and value.split("://", 1)[0] not in STORAGE_SCHEMES:
+        raise ValidationError(f"must start with one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}")

@@ -8,7 +8,7 @@ import struct
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -47,6 +47,10 @@ class Directory:
     compound_a1: str  # in community A1, with coordinates
     compound_a1_east: str  # in community A1, about 1 km east
     compound_b1: str  # in community B1
+    # Registered organisations: property companies of compound A1 and of A1 East, a city-wide bureau.
+    property_company: str = field(default_factory=lambda: _id())
+    other_company: str = field(default_factory=lambda: _id())
+    bureau: str = field(default_factory=lambda: _id())
 
 
 def _id() -> str:
@@ -135,6 +139,19 @@ def directory(database) -> Directory:
                  "latitude": 38.2000, "longitude": 106.4000, "revision": 1},
             ],
         )  # fmt: skip
+        assert replica.organisations is not None
+        organisation = {"street_id": None, "community_id": None, "parent_id": None, "active": True, "revision": 1}
+        s.execute(
+            insert(replica.organisations),
+            [
+                organisation | {"organisation_id": d.property_company, "kind": "property_company",
+                                "name": "Shangpin Property", "compound_ids": [d.compound_a1]},
+                organisation | {"organisation_id": d.other_company, "kind": "property_company",
+                                "name": "Yucai Property", "compound_ids": [d.compound_a1_east]},
+                organisation | {"organisation_id": d.bureau, "kind": "bureau", "name": "Housing Bureau",
+                                "compound_ids": []},
+            ],
+        )  # fmt: skip
     return d
 
 
@@ -164,8 +181,8 @@ class Tokens:
     def __init__(self, signer, directory: Directory) -> None:
         self.signer = signer
         self.d = directory
-        self.property_company = _id()
-        self.bureau = _id()
+        self.property_company = directory.property_company
+        self.bureau = directory.bureau
 
     def header(self, user_id: str, role: str, **claims) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.signer.sign(user_id=user_id, role=role, **claims)}"}

@@ -93,7 +93,7 @@ def test_an_assignee_sees_only_its_own_issues(client, tokens, report):
     theirs, _ = report(title="Broken lift in building 3")
     unassigned, _ = report(title="Graffiti on the wall")
     staff = tokens.staff()
-    other_company = str(uuid.uuid4())
+    other_company = tokens.d.other_company
     client.put(
         f"/{mine['id']}/assignment",
         json={"assignee_type": "property_company", "assignee_id": tokens.property_company},

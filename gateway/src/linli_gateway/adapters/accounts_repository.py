@@ -8,14 +8,14 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from linli_gateway.adapters.tables import revoked_access_tokens
-from linli_gateway.domain.accounts import ApiKey, OneTimeCode, RefreshToken, User
+from linli_gateway.domain.accounts import LOCKOUT, ApiKey, LoginLockout, OneTimeCode, RefreshToken, User
 
 
 class AccountRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, entry: User | OneTimeCode | RefreshToken | ApiKey) -> None:
+    def add(self, entry: User | OneTimeCode | RefreshToken | ApiKey | LoginLockout) -> None:
         self.session.add(entry)
 
     def user(self, user_id: str) -> User | None:
@@ -49,6 +49,21 @@ class AccountRepository:
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(query.order_by(User.display_name, User.id).offset(offset).limit(limit)).all()
         return list(rows), total
+
+    def users_of_organisation(self, organisation_id: str) -> list[User]:
+        return list(self.session.scalars(select(User).where(User.organisation_id == organisation_id)))
+
+    def lockout(self, user_id: str, client: str) -> LoginLockout | None:
+        return self.session.scalars(
+            select(LoginLockout).where(LoginLockout.user_id == user_id, LoginLockout.client == client).with_for_update()
+        ).first()
+
+    def lift_lockouts(self, user_id: str, client: str | None = None) -> int:
+        """Forget the failed logins of an account (from one address, or from all); how many were kept."""
+        query = delete(LoginLockout).where(LoginLockout.user_id == user_id)
+        if client is not None:
+            query = query.where(LoginLockout.client == client)
+        return self.session.execute(query).rowcount or 0
 
     def recent_codes(self, phone: str, since: datetime) -> list[OneTimeCode]:
         return list(
@@ -88,6 +103,7 @@ class AccountRepository:
     def prune_revocations(self, now: datetime) -> None:
         self.session.execute(delete(revoked_access_tokens).where(revoked_access_tokens.c.expires_at < now))
         self.session.execute(delete(OneTimeCode).where(OneTimeCode.created_at < now - timedelta(days=1)))
+        self.session.execute(delete(LoginLockout).where(LoginLockout.updated_at < now - LOCKOUT))
 
     def api_key(self, key_id: str) -> ApiKey | None:
         return self.session.get(ApiKey, key_id)

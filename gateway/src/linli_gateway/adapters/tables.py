@@ -19,8 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import registry
 
-from linli_gateway.domain.accounts import ApiKey, OneTimeCode, RefreshToken, User
-from linli_gateway.domain.directory import Community, Compound, Street
+from linli_gateway.domain.accounts import ApiKey, LoginLockout, OneTimeCode, RefreshToken, User
+from linli_gateway.domain.directory import Community, Compound, Organisation, Street
 from linli_kit.tables import UtcDateTime, add_messaging_tables
 
 metadata = MetaData()
@@ -55,6 +55,29 @@ compounds = Table(
     Column("revision", Integer, nullable=False),
     UniqueConstraint("community_id", "name", name="uq_compounds_community_name"),
 )
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("street_id", String(36), ForeignKey("streets.id"), nullable=True, index=True),
+    Column("community_id", String(36), ForeignKey("communities.id"), nullable=True, index=True),
+    Column("compound_ids", JSON, nullable=False),
+    Column("parent_id", String(36), ForeignKey("organisations.id"), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("revision", Integer, nullable=False),
+)
+# Which compounds each property company serves and which compound each owners' committee is of, for
+# finding them by community or street; one of each kind per compound, which the database holds to.
+organisation_compounds = Table(
+    "organisation_compounds",
+    metadata,
+    Column("organisation_id", String(36), ForeignKey("organisations.id"), primary_key=True),
+    Column("compound_id", String(36), ForeignKey("compounds.id"), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    UniqueConstraint("compound_id", "kind", name="uq_organisation_compounds_compound_kind"),
+)
 
 users = Table(
     "users",
@@ -71,10 +94,18 @@ users = Table(
     Column("locale", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("password_hash", String(200), nullable=True),
-    Column("failed_logins", Integer, nullable=False),
-    Column("locked_until", UtcDateTime, nullable=True),
     Column("revision", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=True),
+    Column("tokens_not_before", UtcDateTime, nullable=True, index=True),
+)
+login_lockouts = Table(
+    "login_lockouts",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("client", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=True, index=True),
 )
 one_time_codes = Table(
     "one_time_codes",
@@ -121,8 +152,10 @@ api_keys = Table(
 mapper_registry = registry()
 mapper_registry.map_imperatively(User, users)
 mapper_registry.map_imperatively(OneTimeCode, one_time_codes)
+mapper_registry.map_imperatively(LoginLockout, login_lockouts)
 mapper_registry.map_imperatively(RefreshToken, refresh_tokens)
 mapper_registry.map_imperatively(ApiKey, api_keys)
 mapper_registry.map_imperatively(Street, streets)
 mapper_registry.map_imperatively(Community, communities)
 mapper_registry.map_imperatively(Compound, compounds)
+mapper_registry.map_imperatively(Organisation, organisations)

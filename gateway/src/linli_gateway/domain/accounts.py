@@ -72,13 +72,14 @@ class User:
     locale: str = "zh-CN"
     status: str = "active"  # active | pending | disabled
     password_hash: str | None = None
-    failed_logins: int = 0
-    locked_until: datetime | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     revision: int = 1
     created_at: datetime | None = None
     # The one community of a resident or staff member (indexed, for "residents of my community").
     home_community_id: str | None = None
+    # Access tokens issued before this instant are refused (disabled, password reset, logged out
+    # everywhere): the sessions end at once, not when their tokens expire.
+    tokens_not_before: datetime | None = None
 
     def __post_init__(self) -> None:
         self.home_community_id = self.community_ids[0] if len(self.community_ids) == 1 else None
@@ -87,9 +88,10 @@ class User:
         self.revision += 1
 
     # --- logging in -------------------------------------------------------------------------
-    def check_can_log_in(self, now: datetime) -> None:
-        if self.locked_until is not None and self.locked_until > now:
-            raise AccountError("locked", "too many failed attempts; try again later")
+    def end_sessions(self, now: datetime) -> None:
+        self.tokens_not_before = now
+
+    def check_can_log_in(self) -> None:
         if self.status == "pending":
             raise AccountError("pending", "awaiting approval by community staff")
         if self.status != "active":
@@ -97,22 +99,41 @@ class User:
         if self.password_hash is None:
             raise AccountError("unauthorized", "wrong phone number or password")
 
-    def record_failed_login(self, now: datetime) -> None:
-        self.failed_logins += 1
-        if self.failed_logins >= MAX_FAILED_LOGINS:
-            self.locked_until = now + LOCKOUT
-            self.failed_logins = 0
-
-    def record_login(self) -> None:
-        self.failed_logins = 0
-        self.locked_until = None
-
     def claims_scope(self) -> dict[str, object]:
         return {
             "street_id": self.street_id,
             "community_ids": list(self.community_ids),
             "organisation_id": self.organisation_id,
         }
+
+
+@dataclass
+class LoginLockout:
+    """Failed logins to one account from one client address. Repeated failures lock the account out
+    for that address only: a stranger guessing elsewhere cannot lock its owner out, and the owner's
+    mistakes do not open the door to the stranger. Failures older than the lockout are forgotten."""
+
+    user_id: str
+    client: str
+    failures: int = 0
+    locked_until: datetime | None = None
+    updated_at: datetime | None = None
+
+    def is_locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
+    def check(self, now: datetime) -> None:
+        if self.is_locked(now):
+            raise AccountError("locked", "too many failed attempts from here; try again later")
+
+    def record_failure(self, now: datetime) -> None:
+        if self.updated_at is not None and now - self.updated_at > LOCKOUT:
+            self.failures = 0
+        self.failures += 1
+        self.updated_at = now
+        if self.failures >= MAX_FAILED_LOGINS:
+            self.locked_until = now + LOCKOUT
+            self.failures = 0
 
 
 def check_may_create(

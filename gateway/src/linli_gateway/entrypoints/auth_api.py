@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from linli_gateway.domain.accounts import AccountError, User
+from linli_gateway.entrypoints.limits import client_address
 from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.accounts import Identity, TokenPair
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
@@ -60,6 +61,9 @@ class RefreshSchema(Schema):
 
 class LogoutSchema(Schema):
     refresh_token = fields.String(load_default=None, validate=validate.Length(min=10, max=200))
+    everywhere = fields.Boolean(
+        load_default=False, metadata={"description": "end every session of the account, on every device"}
+    )
 
 
 class UserSchema(Schema):
@@ -231,15 +235,19 @@ def sign_up(body: dict) -> dict:
 @blp.arguments(PasswordResetSchema)
 @blp.response(204)
 def password_reset(body: dict) -> None:
-    """Set a new password with a code received by SMS (also for people registered without one)."""
-    _call(accounts.reset_password, _uow(), _identity(), **body)
+    """Set a new password with a code received by SMS (also for people registered without one). Every
+    session of the account ends: its tokens are refused everywhere within a second."""
+    user = _call(accounts.reset_password, _uow(), _identity(), **body)
+    _sessions_ended(user)
 
 
 @blp.route("/login", methods=["POST"])
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenPairSchema)
 def login(body: dict) -> dict:
-    return _pair(_call(accounts.login, _uow(), _identity(), **body))
+    """Log in with phone and password. Five wrong passwords in a row from one address lock the account
+    out from that address for 15 minutes (429 `locked_out`); from elsewhere it still logs in."""
+    return _pair(_call(accounts.login, _uow(), _identity(), client=client_address(), **body))
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -257,17 +265,26 @@ def logout(body: dict) -> None:
     principal = require_principal()
     token = request.headers["Authorization"].split(" ", 1)[1].strip()
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
-    _call(
+    ended = _call(
         accounts.logout,
         _uow(),
         _identity(),
         principal,
         access_expires_at=datetime.fromtimestamp(expires, UTC),
         refresh_token=body.get("refresh_token"),
+        everywhere=body["everywhere"],
     )
-    if principal.token_id:
-        # This process stops accepting the token at once; the others within a second.
-        current_app.extensions["linli.verifier"].revoked.add(principal.token_id)
+    revoked = current_app.extensions["linli.verifier"].revoked
+    # This process stops accepting the tokens at once; the others within a second.
+    if ended is not None:
+        revoked.end_sessions(principal.user_id, ended)
+    elif principal.token_id:
+        revoked.add(principal.token_id)
+
+
+def _sessions_ended(user: User) -> None:
+    if user.tokens_not_before is not None:
+        current_app.extensions["linli.verifier"].revoked.end_sessions(user.id, user.tokens_not_before)
 
 
 @blp.route("/me")
@@ -326,8 +343,12 @@ class UserById(MethodView):
     @blp.arguments(UserPatchSchema)
     @blp.response(200, UserSchema)
     def patch(self, body: dict, user_id: Any) -> dict:
+        """Staff in scope rename someone, change their locale, or disable them (every session of a
+        disabled account ends: its tokens are refused everywhere within a second)."""
         principal = require_principal()
-        return user_view(_call(accounts.update_user, _uow(), _identity(), principal, str(user_id), body), principal)
+        user = _call(accounts.update_user, _uow(), _identity(), principal, str(user_id), body)
+        _sessions_ended(user)
+        return user_view(user, principal)
 
 
 @blp.route("/users/<uuid:user_id>/approve", methods=["POST"])
@@ -335,6 +356,14 @@ class UserById(MethodView):
 def approve(user_id: Any) -> dict:
     principal = require_principal()
     return user_view(_call(accounts.approve_user, _uow(), principal, str(user_id)), principal)
+
+
+@blp.route("/users/<uuid:user_id>/lockouts", methods=["DELETE"])
+@blp.response(204)
+def lift_lockouts(user_id: Any) -> None:
+    """Let someone locked out by failed logins log in again from everywhere (staff who manage the
+    account; a password reset by SMS does the same)."""
+    _call(accounts.lift_lockouts, _uow(), require_principal(), str(user_id))
 
 
 @blp.route("/api-keys")

@@ -9,7 +9,8 @@ doubles the load of a caller who is already slow. A circuit breaker per service 
 `adapters/circuit.py`) opens on evidence the service is down, never on one caller's slow request.
 
 Writes need a valid token before any service sees them; anonymous reads pass (the services decide
-what is public). An API key is exchanged for a short-lived token here.
+what is public). No service sees the caller's own token: each gets one made for it alone (see
+adapters/service_tokens.py), for the caller's verified token or API key.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ import os
 import threading
 import time
 from http.cookiejar import DefaultCookiePolicy
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree
 
+import jwt
 import requests
 from flask import Response, current_app, g, jsonify, request
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
 
 from linli_gateway.adapters.circuit import CircuitBreaker
+from linli_gateway.adapters.service_tokens import ServiceTokens
 from linli_gateway.domain.accounts import AccountError
 from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import GatewaySettings
+from linli_kit.auth import Principal
 from linli_kit.errors import NotFound, ServiceError, Unauthorized
 from linli_kit.web import current_principal
 
@@ -133,24 +138,33 @@ def _api_key() -> str | None:
     )
 
 
-def authorise_request() -> str | None:
-    """The Authorization header to forward: the caller's verified token, a token for their API key,
-    or none for an anonymous read. Raises 401 otherwise."""
+def authorise_request(service: str) -> str | None:
+    """The Authorization header to forward to `service`: a token for that service alone standing for
+    the caller (their verified token's identity, or their API key's client), or none for an
+    anonymous read. Raises 401 otherwise."""
+    tokens: ServiceTokens = current_app.extensions["linli.service_tokens"]
     key = _api_key()
     if key and "Authorization" not in request.headers:
         try:
-            token = accounts.exchange_api_key(
-                GatewayUnitOfWork(current_app.extensions["linli.database"]),
-                current_app.extensions["linli.identity"],
-                key,
-            )
+            client = accounts.api_client(GatewayUnitOfWork(current_app.extensions["linli.database"]), key)
         except AccountError as exc:
             raise Unauthorized(exc.message) from exc
         g.api_client = True
-        return f"Bearer {token}"
+        expires = datetime.now(UTC) + accounts.API_CLIENT_TOKEN_TTL
+        return "Bearer " + tokens.for_service(client, service, expires, session="key:" + client.user_id)
     public = request.method in SAFE_METHODS or request.path.removeprefix("/api/v1/").startswith(PUBLIC_WRITES)
     principal = current_principal(required=not public)
-    return request.headers["Authorization"] if principal is not None else None
+    if principal is None:
+        return None
+    return "Bearer " + service_token(principal, service)
+
+
+def service_token(principal: Principal, service: str) -> str:
+    """A token for `service` standing for the verified caller of this request."""
+    tokens: ServiceTokens = current_app.extensions["linli.service_tokens"]
+    presented = request.headers["Authorization"].partition(" ")[2].strip()
+    expires = datetime.fromtimestamp(jwt.decode(presented, options={"verify_signature": False})["exp"], UTC)
+    return tokens.for_service(principal, service, expires, session=principal.token_id or presented)
 
 
 def forwarding_headers(route_prefix: str) -> dict[str, str]:
@@ -176,7 +190,7 @@ def forward(service: str, path: str, *, route_prefix: str) -> Response:
     upstream: _Upstream = current_app.extensions["linli.upstream"]
     upstream.ensure()
     settings = upstream.settings
-    authorization = authorise_request()
+    authorization = authorise_request(service)
     headers = _passed_headers(route_prefix)
     if authorization:
         headers["Authorization"] = authorization

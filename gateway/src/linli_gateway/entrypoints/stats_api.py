@@ -6,11 +6,12 @@ import csv
 import io
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from linli_gateway.domain.directory import Community
+from linli_gateway.entrypoints.proxy import service_token
 from linli_gateway.service_layer import statistics
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import ROUTED_SERVICES
@@ -132,9 +133,10 @@ EXPORT_RESPONSE = {
 }
 
 
-def _fetcher(upstream: Any, authorization: str, request_id: str) -> statistics.Fetch:
-    """Asks one service for its /stats with the caller's own token, so it applies its scope rules too.
-    Runs on the pool's threads: everything it needs is bound here, nothing from the request."""
+def _fetcher(upstream: Any, authorizations: dict[str, str], request_id: str) -> statistics.Fetch:
+    """Asks one service for its /stats with a token for it standing for the caller, so it applies its
+    scope rules too. Runs on the pool's threads: everything it needs is bound here, nothing from the
+    request."""
 
     def fetch(service: str, query: dict[str, str]) -> dict[str, Any]:
         if upstream.breakers[service].state == "open":
@@ -142,7 +144,7 @@ def _fetcher(upstream: Any, authorization: str, request_id: str) -> statistics.F
         response = upstream.session.get(
             f"{upstream.settings.service_urls[service]}/stats",
             params=query,
-            headers={"Authorization": authorization, "X-Request-ID": request_id},
+            headers={"Authorization": authorizations[service], "X-Request-ID": request_id},
             timeout=(2.0, upstream.settings.timeouts[service]),
         )
         if response.status_code != 200:
@@ -181,7 +183,8 @@ def _overview(query: dict[str, Any]) -> dict[str, Any]:
         names = {c.id: c.name for c in communities}
     upstream = current_app.extensions["linli.upstream"]
     upstream.ensure()
-    fetch = _fetcher(upstream, request.headers.get("Authorization", ""), g.request_id)
+    tokens = {service: "Bearer " + service_token(principal, service) for service in ROUTED_SERVICES}
+    fetch = _fetcher(upstream, tokens, g.request_id)
     answers, missing = statistics.gather(list(ROUTED_SERVICES), scope, fetch)
     overview = statistics.merge(scope, answers, missing, names)
     known = {entry["community_id"] for entry in overview["by_community"]}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import jwt
+import os
+
 from flask import Flask, Response, request
-from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from linli_gateway import SERVICE
 from linli_gateway.adapters.revocations import RevokedTokens
+from linli_gateway.adapters.service_tokens import ServiceTokens
 from linli_gateway.definition import definition
-from linli_gateway.entrypoints import auth_api, directory_api, openapi, proxy, stats_api
-from linli_gateway.service_layer.accounts import Identity
+from linli_gateway.entrypoints import auth_api, directory_api, limits, openapi, proxy, stats_api
+from linli_gateway.entrypoints.limits import account_key, client_key
+from linli_gateway.service_layer.accounts import API_CLIENT_TOKEN_TTL, Identity
 from linli_gateway.settings import ROUTED_SERVICES, load_gateway_settings
 from linli_kit.auth import Principal, TokenSigner, TokenVerifier
 from linli_kit.db import Database
@@ -18,44 +21,23 @@ from linli_kit.errors import NotFound, Unauthorized
 from linli_kit.web import create_app as create_kit_app
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_PROBES = {"/healthz", "/readyz", "/metrics"}
-# The front's files (versioned, cached by browsers): a page needs a dozen, and counting them would
-# spend a household's limit on stylesheets.
-_FRONT_FILES = ("/static/",)
 
 
 class RevocationAwareVerifier(TokenVerifier):
-    """Refuses access tokens revoked by logout, which a signature check alone would accept."""
+    """Refuses access tokens revoked by logout, and those of an account whose sessions ended
+    (disabled, password reset, logged out everywhere), which a signature check alone would accept."""
 
-    def __init__(self, public_key: str, *, issuer: str, revoked: RevokedTokens) -> None:
-        super().__init__(public_key, issuer=issuer)
+    def __init__(self, public_key: str, *, issuer: str, revoked: RevokedTokens, audience: str) -> None:
+        super().__init__(public_key, issuer=issuer, audience=audience)
         self.revoked = revoked
 
     def verify(self, token: str) -> Principal:
         principal = super().verify(token)
         if principal.token_id and principal.token_id in self.revoked:
             raise Unauthorized("token revoked (logged out)")
+        if self.revoked.session_ended(principal.user_id, principal.extra.get("iat_ms")):
+            raise Unauthorized("session ended (account disabled, password reset or logged out everywhere)")
         return principal
-
-
-def client_key() -> str:
-    """Who a per-client limit counts: the API client's key id, else the caller's address."""
-    key = request.headers.get("X-API-Key") or request.args.get("api_key")
-    if key and key.count("_") >= 2:
-        return "key:" + key.split("_", 2)[1]
-    return "ip:" + (request.remote_addr or "unknown")
-
-
-def account_key() -> str:
-    """Who a per-account limit counts: the token's subject (the signature is checked later; a forged
-    subject only buys a 401 and still counts against the client's limit)."""
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        try:
-            return "account:" + str(jwt.decode(header[7:], options={"verify_signature": False}).get("sub"))
-        except jwt.PyJWTError:
-            return "account:invalid"
-    return "anonymous:" + client_key()
 
 
 def _keep_form_body() -> None:
@@ -73,16 +55,19 @@ def create_app() -> Flask:
         title="Linli gateway",
         blueprints=[directory_api.blp, auth_api.blp, stats_api.blp],
         verifier=RevocationAwareVerifier(
-            settings.jwt_public_key(), issuer=settings.jwt_issuer, revoked=RevokedTokens(database)
+            settings.jwt_public_key(),
+            issuer=settings.jwt_issuer,
+            revoked=RevokedTokens(database, token_lifetime=max(gateway.access_token_ttl, API_CLIENT_TOKEN_TTL)),
+            audience=SERVICE,
         ),
     )
     # Keep a form's raw body readable for forwarding (Open311 posts forms): once anything parses
     # `request.form` from the stream (the kit's input checks do, before any view), `get_data()` is
     # empty, unless the body was cached first. So this hook goes before the kit's.
     app.before_request_funcs.setdefault(None, []).insert(0, _keep_form_body)
-    app.extensions["linli.identity"] = Identity(
-        TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
-    )
+    signer = TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
+    app.extensions["linli.identity"] = Identity(signer)
+    app.extensions["linli.service_tokens"] = ServiceTokens(signer)
     proxy.install(app, gateway)
     if gateway.trusted_proxies:
         # Believe the X-Forwarded-* headers of that many proxies in front (and no more), so the
@@ -91,15 +76,7 @@ def create_app() -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.register_blueprint(openapi.blp)
 
-    limiter = Limiter(
-        key_func=client_key,
-        app=app,
-        storage_uri=gateway.redis_url or "memory://",
-        headers_enabled=True,
-        default_limits=[gateway.client_rate_limit],
-        default_limits_exempt_when=lambda: request.path in _PROBES or request.path.startswith(_FRONT_FILES),
-        strategy="moving-window",
-    )
+    limiter = limits.install(app, gateway, workers=int(os.environ.get("WEB_CONCURRENCY") or 2))
     limiter.limit(gateway.auth_rate_limit, key_func=client_key, methods=["POST"])(auth_api.blp)
 
     @limiter.limit(gateway.account_rate_limit, key_func=account_key)

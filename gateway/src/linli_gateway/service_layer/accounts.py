@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from linli_gateway import SERVICE
 from linli_gateway.adapters.passwords import hash_password, verify_password
 from linli_gateway.domain.accounts import (
     CODE_TTL,
     AccountError,
     ApiKey,
+    LoginLockout,
     OneTimeCode,
     RefreshToken,
     User,
@@ -25,7 +28,8 @@ from linli_gateway.domain.accounts import (
     new_code,
     normalise_phone,
 )
-from linli_gateway.domain.directory import Community, Street
+from linli_gateway.domain.directory import ORGANISATION_KINDS_OF_ROLE, Community, Organisation, Street
+from linli_gateway.service_layer.directory import may_manage_organisation, places_of
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.auth import STAFF_ROLES, Principal, Role, TokenSigner
 from linli_kit.events import Event, new_event
@@ -110,6 +114,10 @@ def register_user(
         if street_id is not None and uow.directory.get(Street, street_id) is None:
             raise AccountError("invalid", f"no street {street_id}", "street_id")
         check_may_create(creator, role, street_of=streets, street_id=street_id, community_ids=community_ids)
+        if role in ORGANISATION_KINDS_OF_ROLE:
+            organisation_name = _organisation_of_account(uow, creator, role, organisation_id or "", community_ids)
+        elif organisation_id is not None:
+            raise AccountError("invalid", f"a {role} acts for no organisation", "organisation_id")
         if normalised and uow.accounts.user_by_phone(normalised):
             raise AccountError("conflict", "an account with this phone number exists", "phone")
         if street_id is None and role in {Role.RESIDENT, Role.COMMUNITY_STAFF} and community_ids:
@@ -130,6 +138,34 @@ def register_user(
         uow.publish(user_event("registered", user))
         uow.commit()
         return user
+
+
+def _organisation_of_account(
+    uow: GatewayUnitOfWork, creator: Principal, role: str, organisation_id: str, community_ids: list[str]
+) -> str:
+    """The registered organisation a property manager or bureau account acts for must be of the
+    right kind, active, and in the creator's scope; its name comes from the register."""
+    organisation = uow.directory.get(Organisation, organisation_id)
+    if organisation is None:
+        raise AccountError("invalid", f"no registered organisation {organisation_id}", "organisation_id")
+    kinds = ORGANISATION_KINDS_OF_ROLE[role]
+    if organisation.kind not in kinds:
+        raise AccountError(
+            "invalid", f"a {role} acts for a {' or '.join(kinds)}, not a {organisation.kind}", "organisation_id"
+        )
+    if not organisation.active:
+        raise AccountError("invalid", "the organisation is no longer active", "organisation_id")
+    places = places_of(uow, organisation)
+    if role == "property_manager":
+        served = {community for _street, community in places}
+        missing = [c for c in community_ids if c not in served]
+        if missing:
+            raise AccountError(
+                "invalid", f"the company serves no compound in community {missing[0]}", "organisation_id"
+            )
+    elif not may_manage_organisation(creator, organisation.kind, places):
+        raise AccountError("forbidden", "the organisation is outside your scope", "organisation_id")
+    return organisation.name
 
 
 def request_code(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, purpose: str, locale: str) -> datetime:
@@ -217,7 +253,8 @@ def sign_up(
         return user
 
 
-def reset_password(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, code: str, password: str) -> None:
+def reset_password(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, code: str, password: str) -> User:
+    """Set a new password with a code sent to the phone; every session of the account ends."""
     normalised = normalise_phone(phone)
     check_password_strength(password)
     now = identity.clock()
@@ -227,9 +264,12 @@ def reset_password(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, co
             raise AccountError("invalid", "wrong code", "code")
         _use_code(uow, normalised, code, "reset", now)
         user.password_hash = hash_password(password)
-        user.record_login()
+        # Whoever holds the phone is the owner: they log in again from anywhere.
+        uow.accounts.lift_lockouts(user.id)
         uow.accounts.revoke_user_tokens(user.id, now)
+        user.end_sessions(now)
         uow.commit()
+        return user
 
 
 # --- tokens -------------------------------------------------------------------------------------------
@@ -237,11 +277,22 @@ def _issue(uow: GatewayUnitOfWork, identity: Identity, user: User, family_id: st
     now = identity.clock()
     refresh, presented = RefreshToken.issue(user.id, now, family_id)
     uow.accounts.add(refresh)
-    access = identity.signer.sign(user_id=user.id, role=user.role, **user.claims_scope())
+    # For the gateway alone (the services get tokens made for each); `iat_ms` tells a token issued
+    # before the account's sessions ended from one issued after, to the millisecond.
+    access = identity.signer.sign(
+        user_id=user.id,
+        role=user.role,
+        **user.claims_scope(),
+        audience=SERVICE,
+        extra={"iat_ms": int(now.timestamp() * 1000)},
+    )
     return TokenPair(access, presented, int(identity.signer.ttl.total_seconds()), user)
 
 
-def login(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, password: str) -> TokenPair:
+def login(
+    uow: GatewayUnitOfWork, identity: Identity, *, phone: str, password: str, client: str = "unknown"
+) -> TokenPair:
+    """`client`: the caller's address; repeated failures lock the account out from there only."""
     try:
         normalised = normalise_phone(phone)
     except AccountError as exc:
@@ -252,17 +303,40 @@ def login(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, password: s
         if user is None:
             verify_password(None, password)  # same cost as a real check
             raise AccountError("unauthorized", "wrong phone number or password")
-        user.check_can_log_in(now)
+        lockout = uow.accounts.lockout(user.id, client)
+        if lockout is not None:
+            lockout.check(now)
+        user.check_can_log_in()
         if not verify_password(user.password_hash, password):
-            user.record_failed_login(now)
-            uow.commit()
-            if user.locked_until is not None and user.locked_until > now:
-                raise AccountError("locked", "too many failed attempts; try again later")
+            if lockout is None:
+                lockout = LoginLockout(user_id=user.id, client=client)
+                uow.accounts.add(lockout)
+            lockout.record_failure(now)
+            try:
+                uow.commit()
+            except IntegrityError:
+                # A failure from the same address at the same instant was counted first.
+                uow.rollback()
+                raise AccountError("unauthorized", "wrong phone number or password") from None
+            if lockout.is_locked(now):
+                raise AccountError("locked", "too many failed attempts from here; try again later")
             raise AccountError("unauthorized", "wrong phone number or password")
-        user.record_login()
+        if lockout is not None:
+            uow.accounts.lift_lockouts(user.id, client)
         pair = _issue(uow, identity, user)
         uow.commit()
         return pair
+
+
+def lift_lockouts(uow: GatewayUnitOfWork, principal: Principal, user_id: str) -> int:
+    """Staff who manage an account let it log in again from everywhere; how many lockouts ended."""
+    with uow:
+        user = uow.accounts.user(user_id)
+        if user is None or not _may_manage(uow, principal, user):
+            raise AccountError("not_found", f"user {user_id} not found")
+        lifted = uow.accounts.lift_lockouts(user.id)
+        uow.commit()
+        return lifted
 
 
 def refresh(uow: GatewayUnitOfWork, identity: Identity, *, refresh_token: str) -> TokenPair:
@@ -295,9 +369,20 @@ def logout(
     *,
     access_expires_at: datetime,
     refresh_token: str | None,
-) -> None:
+    everywhere: bool = False,
+) -> datetime | None:
+    """End this session (its access and refresh tokens), or with `everywhere` every session of the
+    account; then the instant before which its tokens are refused."""
     now = identity.clock()
     with uow:
+        if everywhere:
+            user = uow.accounts.user(principal.user_id)
+            if user is None:
+                raise AccountError("not_found", "API clients have no sessions to end")
+            uow.accounts.revoke_user_tokens(user.id, now)
+            user.end_sessions(now)
+            uow.commit()
+            return now
         if principal.token_id:
             uow.accounts.revoke_access_token(principal.token_id, access_expires_at)
         if refresh_token:
@@ -306,6 +391,7 @@ def logout(
             if token is not None and token.matches(secret) and token.user_id == principal.user_id:
                 uow.accounts.revoke_family(token.family_id, now)
         uow.commit()
+        return None
 
 
 # --- people: reading and changing ---------------------------------------------------------------------
@@ -408,6 +494,7 @@ def update_user(
                 setattr(user, attribute, changes[attribute])
         if changes.get("status") == "disabled":
             uow.accounts.revoke_user_tokens(user.id, identity.clock())
+            user.end_sessions(identity.clock())
         user.touch()
         uow.publish(user_event("updated", user))
         uow.commit()
@@ -462,18 +549,36 @@ def revoke_api_key(uow: GatewayUnitOfWork, principal: Principal, identity: Ident
         return key
 
 
-def exchange_api_key(uow: GatewayUnitOfWork, identity: Identity, presented: str) -> str:
-    """A short-lived access token standing for the API client, with the key's scope."""
+def verify_api_key(uow: GatewayUnitOfWork, presented: str) -> str:
+    """The id of the API key presented, if it is a key the gateway issued and has not revoked."""
     key_id, secret = ApiKey.split(presented)
     with uow:
         key = uow.accounts.api_key(key_id)
         if key is None or not key.matches(secret):
             raise AccountError("unauthorized", "invalid or revoked API key")
-        return identity.signer.sign(
+        return key.id
+
+
+def api_client(uow: GatewayUnitOfWork, presented: str) -> Principal:
+    """Who a presented API key stands for: the API client, with the key's scope (the gateway then
+    signs each service a short-lived token for it)."""
+    key_id, secret = ApiKey.split(presented)
+    with uow:
+        key = uow.accounts.api_key(key_id)
+        if key is None or not key.matches(secret):
+            raise AccountError("unauthorized", "invalid or revoked API key")
+        return Principal(
             user_id=key.id,
             role=Role.API_CLIENT,
             street_id=key.street_id,
-            community_ids=key.community_ids,
-            ttl=API_CLIENT_TOKEN_TTL,
+            community_ids=tuple(key.community_ids),
             extra={"client_name": key.name},
         )
+
+
+def prune(uow: GatewayUnitOfWork, now: datetime) -> None:
+    """Forget what no longer matters: revocations of expired tokens, old one-time codes, and failed
+    logins older than a lockout."""
+    with uow:
+        uow.accounts.prune_revocations(now)
+        uow.commit()

@@ -1,12 +1,12 @@
-"""Use cases of the directory: create and change streets, communities and compounds, each change
-published as `directory.<kind>.upserted` through the outbox; and republishing everything."""
+"""Use cases of the directory: create and change streets, communities, compounds and organisations,
+each change published as `directory.<kind>.upserted` through the outbox; and republishing everything."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from linli_gateway import SERVICE
-from linli_gateway.domain.directory import Community, Compound, Street
+from linli_gateway.domain.directory import Community, Compound, Organisation, Street, check_organisation_shape
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
@@ -51,6 +51,27 @@ def compound_event(compound: Compound, street_id: str | None) -> Event:
         producer=SERVICE,
         street_id=street_id,
         community_id=compound.community_id,
+    )
+
+
+def organisation_event(organisation: Organisation, place: tuple[str | None, str | None]) -> Event:
+    """`place`: the street and community the organisation lies in, when it lies in one (routing)."""
+    return new_event(
+        "directory.organisation.upserted",
+        {
+            "organisation_id": organisation.id,
+            "kind": organisation.kind,
+            "name": organisation.name,
+            "street_id": organisation.street_id,
+            "community_id": organisation.community_id,
+            "compound_ids": list(organisation.compound_ids),
+            "parent_id": organisation.parent_id,
+            "active": organisation.active,
+            "revision": organisation.revision,
+        },
+        producer=SERVICE,
+        street_id=place[0],
+        community_id=place[1],
     )
 
 
@@ -171,13 +192,13 @@ def list_entries(uow: GatewayUnitOfWork, kind: type, *, offset: int, limit: int,
 def republish_directory(uow: GatewayUnitOfWork, chunk: int = 1000) -> int:
     """Write an upserted event for every entry to the outbox, so a new service builds its replica.
 
-    Streets go first, then communities, then compounds; revisions are unchanged, so replicas that
+    Streets go first, then communities, then compounds, then organisations; revisions are unchanged, so replicas that
     already hold an entry keep it as it is.
     """
     count = 0
     with uow:
         streets_of = {}
-        for kind in (Street, Community, Compound):
+        for kind in (Street, Community, Compound, Organisation):
             batch: list[Event] = []
             for entry in uow.directory.iterate(kind, chunk):
                 if isinstance(entry, Street):
@@ -185,6 +206,8 @@ def republish_directory(uow: GatewayUnitOfWork, chunk: int = 1000) -> int:
                 elif isinstance(entry, Community):
                     streets_of[entry.id] = entry.street_id
                     batch.append(community_event(entry))
+                elif isinstance(entry, Organisation):
+                    batch.append(organisation_event(entry, _place(uow, entry)))
                 else:
                     batch.append(compound_event(entry, streets_of.get(entry.community_id)))
                 if len(batch) >= chunk:
@@ -195,6 +218,224 @@ def republish_directory(uow: GatewayUnitOfWork, chunk: int = 1000) -> int:
             count += len(batch)
         uow.commit()
     return count
+
+
+# --- organisations -------------------------------------------------------------------------------------
+# The kinds each role registers: a city admin any (city-wide bureaus only them); a street official
+# those of their street; community staff the bodies of their community's compounds and party.
+_COMMUNITY_KINDS = frozenset({"property_company", "owners_committee", "party_organisation", "party_branch"})
+Place = tuple[str | None, str | None]  # (street, community); community None: the street's own
+
+
+def places_of(uow: GatewayUnitOfWork, organisation: Organisation, compound_ids: list[str] | None = None) -> list[Place]:
+    """Where the organisation (or, given, just these of its compounds) lies; [] for city-wide."""
+    places: list[Place] = []
+    if compound_ids is None:
+        compound_ids = organisation.compound_ids
+        if organisation.community_id is not None:
+            community = _get(uow, Community, organisation.community_id)
+            places.append((community.street_id, community.id))
+        elif organisation.street_id is not None:
+            places.append((organisation.street_id, None))
+    for compound_id in compound_ids:
+        compound = uow.directory.get(Compound, compound_id)
+        if compound is None:
+            raise Invalid(f"no compound {compound_id}", fields={"compound_ids": [f"no such compound {compound_id}"]})
+        community = _get(uow, Community, compound.community_id)
+        places.append((community.street_id, community.id))
+    return places
+
+
+def _place(uow: GatewayUnitOfWork, organisation: Organisation) -> Place:
+    """The one street (and community) the organisation lies in, as far as there is one."""
+    places = set(places_of(uow, organisation))
+    streets = {street for street, _ in places}
+    communities = {community for _, community in places}
+    street = streets.pop() if len(streets) == 1 else None
+    community = communities.pop() if len(communities) == 1 and street is not None else None
+    return street, community
+
+
+def may_manage_organisation(principal: Principal, kind: str, places: list[Place]) -> bool:
+    if principal.role == Role.CITY_ADMIN:
+        return True
+    if not places:
+        return False  # city-wide: a city admin's
+    if principal.role == Role.STREET_OFFICIAL:
+        return principal.street_id is not None and all(street == principal.street_id for street, _ in places)
+    if principal.role == Role.COMMUNITY_STAFF:
+        return kind in _COMMUNITY_KINDS and all(c is not None and c in principal.community_ids for _, c in places)
+    return False
+
+
+def _forbidden_organisation(kind: str) -> Forbidden:
+    return Forbidden(
+        f"you may not manage this {kind}: a city admin manages city-wide bodies, a street official "
+        "their street's, community staff the property companies, owners' committees and party bodies "
+        "of their community"
+    )
+
+
+def create_organisation(
+    uow: GatewayUnitOfWork,
+    principal: Principal,
+    *,
+    kind: str,
+    name: str,
+    street_id: str | None = None,
+    community_id: str | None = None,
+    compound_ids: list[str] | None = None,
+    parent_id: str | None = None,
+) -> Organisation:
+    principal.require_role(Role.CITY_ADMIN, Role.STREET_OFFICIAL, Role.COMMUNITY_STAFF)
+    compound_ids = [str(c) for c in compound_ids or []]
+    problems = check_organisation_shape(
+        kind, street_id=street_id, community_id=community_id, compound_ids=compound_ids, parent_id=parent_id
+    )
+    if problems:
+        raise Invalid("invalid organisation: " + ", ".join(sorted(problems)), fields=problems)
+    with uow:
+        if street_id is not None and uow.directory.get(Street, street_id) is None:
+            raise Invalid("unknown street", fields={"street_id": ["no such street"]})
+        if community_id is not None and uow.directory.get(Community, community_id) is None:
+            raise Invalid("unknown community", fields={"community_id": ["no such community"]})
+        if kind == "owners_committee":
+            compound = uow.directory.get(Compound, compound_ids[0])
+            if compound is None:
+                raise Invalid("unknown compound", fields={"compound_ids": [f"no such compound {compound_ids[0]}"]})
+            community_id = compound.community_id
+        if kind == "party_branch":
+            street_id, community_id = _branch_place(uow, parent_id or "", street_id, community_id)
+        organisation = Organisation(
+            kind=kind,
+            name=name,
+            street_id=street_id,
+            community_id=community_id,
+            compound_ids=sorted(compound_ids),
+            parent_id=parent_id,
+        )
+        if not may_manage_organisation(principal, kind, places_of(uow, organisation)):
+            raise _forbidden_organisation(kind)
+        _check_unique_organisation(uow, organisation, organisation.name, organisation.compound_ids)
+        uow.directory.add(organisation)
+        uow.session.flush()
+        uow.directory.bind_compounds(organisation)
+        uow.publish(organisation_event(organisation, _place(uow, organisation)))
+        uow.commit()
+        return organisation
+
+
+def _branch_place(
+    uow: GatewayUnitOfWork, parent_id: str, street_id: str | None, community_id: str | None
+) -> tuple[str | None, str | None]:
+    """A branch lies within its party organisation: where it says, else where the organisation is."""
+    parent = uow.directory.get(Organisation, parent_id)
+    if parent is None or parent.kind != "party_organisation":
+        raise Invalid("unknown party organisation", fields={"parent_id": ["no such party organisation"]})
+    if street_id is None and community_id is None:
+        return parent.street_id, parent.community_id
+    if community_id is not None:
+        community = _get(uow, Community, community_id)
+        street_id = None
+        within = community.id == parent.community_id or (
+            parent.community_id is None and community.street_id == parent.street_id
+        )
+    else:
+        within = parent.community_id is None and street_id == parent.street_id
+    if not within:
+        raise Invalid(
+            "a party branch lies within its party organisation",
+            fields={"community_id" if community_id else "street_id": ["outside the parent party organisation"]},
+        )
+    return street_id, community_id
+
+
+def update_organisation(
+    uow: GatewayUnitOfWork,
+    principal: Principal,
+    organisation_id: str,
+    *,
+    name: str | None = None,
+    active: bool | None = None,
+    compound_ids: list[str] | None = None,
+) -> Organisation:
+    """Rename, (de)activate, or change the compounds a property company serves. Renaming or
+    deactivating needs the whole organisation in your scope; binding or unbinding compounds needs
+    only those compounds in it (community staff bind their compounds to a company that already
+    serves others)."""
+    from linli_gateway.service_layer.accounts import user_event
+
+    with uow:
+        organisation = _get(uow, Organisation, organisation_id)
+        kind = organisation.kind
+        whole = may_manage_organisation(principal, kind, places_of(uow, organisation))
+        if compound_ids is not None:
+            compound_ids = sorted({str(c) for c in compound_ids})
+            if kind != "property_company":
+                raise Invalid(
+                    "only a property company's compounds change",
+                    fields={"compound_ids": [f"the compounds of a {kind} do not change"]},
+                )
+            changed = sorted(set(compound_ids) ^ set(organisation.compound_ids))
+            if not may_manage_organisation(principal, kind, places_of(uow, organisation, changed)) and not whole:
+                raise _forbidden_organisation(kind)
+            if not compound_ids:
+                raise Invalid(
+                    "a property company serves at least one compound (deactivate it instead)",
+                    fields={"compound_ids": ["at least one compound"]},
+                )
+        if (name is not None or active is not None or compound_ids is None) and not whole:
+            raise _forbidden_organisation(kind)
+        _check_unique_organisation(uow, organisation, name or organisation.name, compound_ids or [])
+        renamed = name is not None and name != organisation.name
+        if organisation.change(name=name, active=active, compound_ids=compound_ids):
+            if compound_ids is not None:
+                uow.directory.bind_compounds(organisation)
+            uow.publish(organisation_event(organisation, _place(uow, organisation)))
+        if renamed:
+            # Accounts acting for it carry its name: they follow the register.
+            for user in uow.accounts.users_of_organisation(organisation.id):
+                user.organisation_name = organisation.name
+                user.touch()
+                uow.publish(user_event("updated", user))
+        uow.commit()
+        return organisation
+
+
+def list_organisations(
+    uow: GatewayUnitOfWork, *, offset: int, limit: int, **filters: Any
+) -> tuple[list[Organisation], int]:
+    with uow:
+        return uow.directory.list_organisations(offset=offset, limit=limit, **filters)
+
+
+def _check_unique_organisation(
+    uow: GatewayUnitOfWork, organisation: Organisation, name: str, compound_ids: list[str]
+) -> None:
+    """A property company's name is the city's (one company, serving compounds anywhere); any other
+    organisation's name is unique among its kind where it lies. A compound has one property company
+    and one owners' committee."""
+    kind = organisation.kind
+    if kind == "property_company":
+        other = uow.directory.find_by_name(Organisation, name, kind=kind)
+    else:
+        other = uow.directory.find_by_name(
+            Organisation, name, kind=kind, street_id=organisation.street_id, community_id=organisation.community_id
+        )
+    if other is not None and other.id != organisation.id:
+        hint = f" (id {other.id}: bind your compounds to it)" if kind == "property_company" else ""
+        raise Conflict(f"a {kind} named {name!r} exists{hint}", fields={"name": ["already exists"]})
+    taken = {
+        compound: holder
+        for compound, holder in uow.directory.organisations_of_compounds(kind, compound_ids).items()
+        if holder != organisation.id
+    }
+    if taken:
+        body = "property company" if kind == "property_company" else "owners' committee"
+        raise Conflict(
+            f"a compound has its {body} already",
+            fields={"compound_ids": [f"{c} already has one ({holder})" for c, holder in sorted(taken.items())]},
+        )
 
 
 def _check_unique(uow: GatewayUnitOfWork, entry: Any, parent_name: str, *, name: str | None, **parent: Any) -> None:

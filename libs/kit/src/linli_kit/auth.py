@@ -27,7 +27,7 @@ class Role(StrEnum):
 
 
 _STANDARD_CLAIMS = frozenset(
-    {"iss", "sub", "role", "street_id", "community_ids", "iat", "exp", "jti", "typ", "organisation_id"}
+    {"iss", "sub", "aud", "role", "street_id", "community_ids", "iat", "exp", "jti", "typ", "organisation_id"}
 )
 STAFF_ROLES = frozenset({Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN})
 
@@ -65,11 +65,16 @@ class Principal:
 
 
 class TokenVerifier:
-    def __init__(self, public_key: str, *, issuer: str, leeway_seconds: int = 10) -> None:
+    """Checks an access token. With an `audience` (a service checks its own name), a token that
+    names its audiences (`aud`) must name this one: a token the gateway made for one service is
+    refused by every other. A token naming no audience is accepted, as before audiences existed."""
+
+    def __init__(self, public_key: str, *, issuer: str, leeway_seconds: int = 10, audience: str | None = None) -> None:
         # Parsed once: PyJWT would otherwise parse the PEM text again for every request.
         self._public_key = serialization.load_pem_public_key(public_key.encode())
         self._issuer = issuer
         self._leeway = leeway_seconds
+        self.audience = audience
 
     def verify(self, token: str) -> Principal:
         try:
@@ -81,12 +86,17 @@ class TokenVerifier:
                 algorithms=["RS256"],
                 issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": ["exp", "iat", "sub", "role", "jti"]},
+                options={"require": ["exp", "iat", "sub", "role", "jti"], "verify_aud": False},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
+        audiences = claims.get("aud")
+        if audiences is not None and self.audience is not None:
+            named = [audiences] if isinstance(audiences, str) else audiences
+            if not isinstance(named, list) or self.audience not in named:
+                raise Unauthorized(f"token not meant for {self.audience}")
         if claims.get("typ", "access") != "access":
             raise Unauthorized("not an access token")
         try:
@@ -122,7 +132,9 @@ class TokenSigner:
         organisation_id: str | None = None,
         ttl: timedelta | None = None,
         extra: dict[str, object] | None = None,
+        audience: str | list[str] | None = None,
     ) -> str:
+        """`audience`: who may accept the token (`aud`); none: any verifier of this issuer."""
         now = datetime.now(UTC)
         claims: dict[str, object] = {
             "iss": self._issuer,
@@ -138,4 +150,6 @@ class TokenSigner:
         if organisation_id is not None:
             claims["organisation_id"] = organisation_id
         claims.update(extra or {})
+        if audience is not None:
+            claims["aud"] = audience
         return jwt.encode(claims, self._private_key, algorithm="RS256")

@@ -15,10 +15,23 @@ from linli_kit.events.consumer import Handler
 from linli_kit.events.envelope import Event
 from linli_kit.tables import ReplicaTables
 
+ORGANISATION_COLUMNS = [
+    "organisation_id",
+    "kind",
+    "name",
+    "street_id",
+    "community_id",
+    "compound_ids",
+    "parent_id",
+    "active",
+    "revision",
+]
+_DEFAULTS: dict[str, Any] = {"compound_ids": [], "active": True}
+
 
 def _upsert_by_revision(table: Table, key: str, columns: list[str]) -> Handler:
     def handle(session: Session, event: Event) -> None:
-        row: dict[str, Any] = {c: event.data.get(c) for c in columns}
+        row: dict[str, Any] = {c: event.data.get(c, _DEFAULTS.get(c)) for c in columns}
         current = session.scalar(select(table.c.revision).where(table.c[key] == row[key]))
         if current is None:
             session.execute(insert(table).values(**row))
@@ -29,7 +42,7 @@ def _upsert_by_revision(table: Table, key: str, columns: list[str]) -> Handler:
 
 
 def replica_handlers(tables: ReplicaTables) -> dict[str, Handler]:
-    return {
+    handlers = {
         "directory.street.upserted": _upsert_by_revision(
             tables.streets, "street_id", ["street_id", "name", "city", "revision"]
         ),
@@ -42,6 +55,11 @@ def replica_handlers(tables: ReplicaTables) -> dict[str, Handler]:
             ["compound_id", "community_id", "name", "latitude", "longitude", "revision"],
         ),
     }
+    if tables.organisations is not None:
+        handlers["directory.organisation.upserted"] = _upsert_by_revision(
+            tables.organisations, "organisation_id", ORGANISATION_COLUMNS
+        )
+    return handlers
 
 
 class DirectoryReplica:
@@ -68,6 +86,17 @@ class DirectoryReplica:
                     )
                 )
             )
+
+    def organisation(self, organisation_id: str) -> dict[str, Any] | None:
+        """The replicated organisation (as `directory.organisation.upserted` has it), or None; needs
+        a replica made with `organisations=True`."""
+        if self.tables.organisations is None:
+            raise LookupError("this replica does not keep organisations")
+        with self._session_factory() as session:
+            row = session.execute(
+                select(self.tables.organisations).where(self.tables.organisations.c.organisation_id == organisation_id)
+            ).first()
+            return dict(row._mapping) if row else None
 
     def community_of_compound(self, compound_id: str) -> str | None:
         with self._session_factory() as session:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -60,6 +62,8 @@ class ReplicaTables:
     streets: Table
     communities: Table
     compounds: Table
+    # The register of organisations, for the services that replicate it (see add_directory_replica).
+    organisations: Table | None = None
 
 
 def add_messaging_tables(metadata: MetaData) -> MessagingTables:
@@ -96,8 +100,9 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
     return MessagingTables(outbox, inbox)
 
 
-def add_directory_replica(metadata: MetaData) -> ReplicaTables:
-    """community → street (and compound → community), kept from `directory.*.upserted` events."""
+def add_directory_replica(metadata: MetaData, *, organisations: bool = False) -> ReplicaTables:
+    """community → street (and compound → community), kept from `directory.*.upserted` events; with
+    `organisations`, the register of organisations too (table `directory_organisations`)."""
     streets = Table(
         "directory_streets",
         metadata,
@@ -124,4 +129,19 @@ def add_directory_replica(metadata: MetaData) -> ReplicaTables:
         Column("longitude", Float, nullable=True),
         Column("revision", Integer, nullable=False),
     )
-    return ReplicaTables(streets, communities, compounds)
+    register = None
+    if organisations:
+        register = Table(
+            "directory_organisations",
+            metadata,
+            Column("organisation_id", String(36), primary_key=True),
+            Column("kind", String(32), nullable=False),
+            Column("name", String(200), nullable=False),
+            Column("street_id", String(36), nullable=True),
+            Column("community_id", String(36), nullable=True),
+            Column("compound_ids", JSON, nullable=False),
+            Column("parent_id", String(36), nullable=True),
+            Column("active", Boolean, nullable=False),
+            Column("revision", Integer, nullable=False),
+        )
+    return ReplicaTables(streets, communities, compounds, register)

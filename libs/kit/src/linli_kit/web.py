@@ -124,7 +124,10 @@ def create_app(
     )
     app.extensions["linli.settings"] = settings
     app.extensions["linli.database"] = database
-    app.extensions["linli.verifier"] = verifier or TokenVerifier(settings.jwt_public_key(), issuer=settings.jwt_issuer)
+    # Each service accepts the tokens the gateway made for it (audience: its name), not another's.
+    app.extensions["linli.verifier"] = verifier or TokenVerifier(
+        settings.jwt_public_key(), issuer=settings.jwt_issuer, audience=settings.service
+    )
     api = LinliApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

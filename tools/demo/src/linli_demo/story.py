@@ -18,7 +18,6 @@ Every step returns what it saw, so a test can check it and the CLI can tell it.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -72,6 +71,11 @@ def _register(city: City, creator: Session, key: str, name: str, role: str, **sc
     city.people[key] = session
     city.logins.append((name, role, phone))
     return session
+
+
+def _organisation(creator: Session, kind: str, name: str, **place: Any) -> str:
+    """Register an organisation in the directory; its id."""
+    return creator.post("/api/v1/directory/organisations", {"kind": kind, "name": name, **place})["id"]
 
 
 def set_up_city(
@@ -136,8 +140,31 @@ def set_up_city(
         "community_staff",
         community_ids=[city.communities["xihu"]],
     )
-    city.organisations["property"] = str(uuid.uuid4())
-    city.organisations["housing_bureau"] = str(uuid.uuid4())
+    narrate("   Organisations are registered by those who own them; their accounts act for them.")
+    city.organisations["property"] = _organisation(
+        official,
+        "property_company",
+        "Shangpin Property Services 尚品物业" + label,
+        compound_ids=[city.compounds["shangpinyuan"], city.compounds["building7"]],
+    )
+    city.organisations["xihu_property"] = _organisation(
+        city.person("staff_xihu"),
+        "property_company",
+        "Xihu Property Management 西湖物业" + label,
+        compound_ids=[city.compounds["xihu"]],
+    )
+    city.organisations["owners_committee"] = _organisation(
+        city.person("staff_shangpinyuan"),
+        "owners_committee",
+        "Shangpinyuan Owners' Committee 尚品苑业委会",
+        compound_ids=[city.compounds["shangpinyuan"]],
+    )
+    city.organisations["housing_bureau"] = _organisation(
+        admin, "bureau", "Housing and Construction Bureau 住建局" + label
+    )
+    city.organisations["street_office"] = _organisation(
+        official, "agency", "Chengqu Street Office 城区街道办", street_id=city.streets["chengqu"]
+    )
     _register(
         city,
         official,
@@ -146,7 +173,6 @@ def set_up_city(
         "property_manager",
         community_ids=[city.communities["shangpinyuan"], city.communities["yucai"]],
         organisation_id=city.organisations["property"],
-        organisation_name="Shangpin Property Services",
     )
     _register(
         city,
@@ -155,7 +181,6 @@ def set_up_city(
         "Housing and Construction Bureau",
         "agency",
         organisation_id=city.organisations["housing_bureau"],
-        organisation_name="Housing and Construction Bureau",
     )
     staff = city.person("staff_shangpinyuan")
     for key, name in (

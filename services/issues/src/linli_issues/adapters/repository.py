@@ -284,6 +284,14 @@ class IssueRepository:
     def community_exists(self, community_id: str) -> bool:
         return self.street_of(community_id) is not None
 
+    def organisation(self, organisation_id: str) -> dict[str, Any] | None:
+        """A registered organisation, as the gateway's register has it (replicated)."""
+        assert replica.organisations is not None
+        row = self.session.execute(
+            select(replica.organisations).where(replica.organisations.c.organisation_id == organisation_id)
+        ).first()
+        return dict(row._mapping) if row else None
+
     def compound(self, compound_id: str) -> dict[str, Any] | None:
         row = self.session.execute(
             select(replica.compounds).where(replica.compounds.c.compound_id == compound_id)

@@ -22,7 +22,7 @@ from linli_kit.tables import add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
-replica = add_directory_replica(metadata)
+replica = add_directory_replica(metadata, organisations=True)
 
 
 categories = Table(

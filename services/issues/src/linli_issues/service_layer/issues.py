@@ -444,6 +444,8 @@ def assign(
     with uow:
         issue = _load(uow, principal, issue_id, for_update=True)
         access.require_handler(principal, issue, uow.issues.street_of)
+        if assignee_id is not None:
+            _check_assignee(uow, issue, assignee_type, assignee_id)
         issue.assign(assignee_type, assignee_id, now)
         _note(
             uow,
@@ -457,6 +459,43 @@ def assign(
         publish_change(uow, "issues.issue.assigned", issue, me)
         uow.commit()
         return view(uow, principal, issue)
+
+
+# Which registered organisations each kind of assignee may be (the register's kinds).
+_ASSIGNEE_KINDS = {
+    "property_company": {"property_company"},
+    "owners_committee": {"owners_committee"},
+    "bureau": {"bureau", "agency"},
+    "community": {"party_organisation", "party_branch", "agency"},
+}
+
+
+def _check_assignee(uow: IssuesUnitOfWork, issue: Issue, assignee_type: str, assignee_id: str) -> None:
+    """An issue goes to a registered, active organisation of the kind named, that serves its place:
+    a property company or owners' committee of one of the community's compounds, a bureau of the
+    city or of the issue's street, a party body of the community or its street."""
+    organisation = uow.issues.organisation(assignee_id)
+    if organisation is None or not organisation["active"]:
+        raise Invalid("unknown organisation", fields={"assignee_id": ["no such registered organisation"]})
+    kinds = _ASSIGNEE_KINDS.get(assignee_type, set())
+    if organisation["kind"] not in kinds:
+        raise Invalid(
+            "the organisation is not of that kind",
+            fields={"assignee_id": [f"a {organisation['kind']}, not a {assignee_type}"]},
+        )
+    street = uow.issues.street_of(issue.community_id)
+    if organisation["compound_ids"]:
+        communities = {(uow.issues.compound(c) or {}).get("community_id") for c in organisation["compound_ids"]}
+        serves = issue.community_id in communities
+    elif organisation["community_id"] is not None:
+        serves = organisation["community_id"] == issue.community_id
+    else:
+        serves = organisation["street_id"] is None or organisation["street_id"] == street
+    if not serves:
+        raise Invalid(
+            "the organisation does not serve this issue's community",
+            fields={"assignee_id": ["does not serve this issue's community"]},
+        )
 
 
 def support(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: datetime) -> IssueView:

@@ -1,0 +1,138 @@
+"""Who a rate limit counts, from verified identities only, and the limiter that counts it.
+
+A limit is only as good as its key. The per-client key is a verified API key's id (looked up and
+its secret checked, remembered for a short while), else the caller's address as the gateway sees it
+(behind `TRUSTED_PROXIES` proxies, the address they report). A key someone made up counts against
+their address, like no key. The per-account key is the subject of a verified token (signature,
+issuer, expiry, revocation), else the per-client key: a forged token naming someone else counts
+against the forger, never against the one it names.
+
+Counts live where `RATELIMIT_STORAGE_URI` says (else `REDIS_URL`, else the process's memory): with
+several gunicorn workers or gateway processes, only a shared store (Redis) makes a limit hold for
+all of them together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+from linli_gateway.domain.accounts import AccountError
+from linli_gateway.service_layer.accounts import verify_api_key
+from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
+from linli_gateway.settings import GatewaySettings
+from linli_kit.errors import ServiceError
+from linli_kit.web import current_principal
+
+log = logging.getLogger(__name__)
+_PROBES = {"/healthz", "/readyz", "/metrics"}
+# The web front's files (versioned, cached by browsers): a page needs a dozen, and counting them
+# would spend a household's limit on stylesheets.
+_FRONT_FILES = ("/static/",)
+API_KEY_MEMORY_SECONDS = 30.0
+API_KEY_MEMORY_SIZE = 4096
+
+
+class VerifiedApiKeys:
+    """Presented API keys already checked (valid or not), for a short while: checking each one costs
+    a database read and a hash. Revoking a key takes effect for limits within that while (for access
+    at once: the proxy checks the key again before it exchanges it)."""
+
+    def __init__(self, verify: Callable[[str], str | None], ttl: float = API_KEY_MEMORY_SECONDS) -> None:
+        self._verify = verify
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._known: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+
+    def key_id(self, presented: str) -> str | None:
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            known = self._known.get(digest)
+            if known is not None and known[1] > now:
+                return known[0]
+        key_id = self._verify(presented)
+        with self._lock:
+            self._known[digest] = (key_id, now + self._ttl)
+            self._known.move_to_end(digest)
+            while len(self._known) > API_KEY_MEMORY_SIZE:
+                self._known.popitem(last=False)
+        return key_id
+
+
+def presented_api_key() -> str | None:
+    key = request.headers.get("X-API-Key") or request.args.get("api_key")
+    if not key and request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        request.get_data(cache=True)  # keep the body whole for forwarding
+        key = request.form.get("api_key")
+    return key or None
+
+
+def client_address() -> str:
+    """The caller's address: the peer, or what the trusted proxies in front report (ProxyFix)."""
+    return request.remote_addr or "unknown"
+
+
+def client_key() -> str:
+    """Who a per-client limit counts: a verified API key, else the caller's address."""
+    presented = presented_api_key()
+    if presented:
+        key_id = current_app.extensions["linli.api_keys"].key_id(presented)
+        if key_id is not None:
+            return "key:" + key_id
+    return "ip:" + client_address()
+
+
+def account_key() -> str:
+    """Who a per-account limit counts: the subject of a verified token, else the client."""
+    if request.headers.get("Authorization"):
+        try:
+            principal = current_principal(required=False)
+        except ServiceError:
+            principal = None  # the request is answered 401 later; it counts against the client
+        if principal is not None:
+            return f"account:{principal.role}:{principal.user_id}"
+    return "anonymous:" + client_key()
+
+
+def storage_uri(settings: GatewaySettings) -> str:
+    return settings.ratelimit_storage_uri or settings.redis_url or "memory://"
+
+
+def install(app: Flask, settings: GatewaySettings, workers: int) -> Limiter:
+    database = app.extensions["linli.database"]
+
+    def verify(presented: str) -> str | None:
+        try:
+            return verify_api_key(GatewayUnitOfWork(database), presented)
+        except AccountError:
+            return None
+
+    app.extensions["linli.api_keys"] = VerifiedApiKeys(verify)
+    uri = storage_uri(settings)
+    if uri.startswith("memory://") and workers > 1:
+        log.warning(
+            "rate limits are counted in each of the %d workers' memory: set RATELIMIT_STORAGE_URI "
+            "(or REDIS_URL) to a Redis the workers share, or a client gets %d times the limit",
+            workers,
+            workers,
+        )
+    return Limiter(
+        key_func=client_key,
+        app=app,
+        storage_uri=uri,
+        key_prefix=settings.ratelimit_key_prefix,
+        headers_enabled=True,
+        default_limits=[settings.client_rate_limit],
+        default_limits_exempt_when=lambda: request.path in _PROBES or request.path.startswith(_FRONT_FILES),
+        strategy="moving-window",
+        # Redis unreachable: count in this process meanwhile, rather than answer 500 or count nothing.
+        in_memory_fallback_enabled=True,
+    )

@@ -1,0 +1,163 @@
+"""Limits that hold: keys only from verified identities, counts shared by every worker through Redis,
+and lockouts per account and address that a stranger cannot turn against the owner."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from linli_kit.auth import TokenSigner
+from linli_kit.keys import generate_keypair
+
+STREETS = "/api/v1/directory/streets"
+ATTACKER = {"REMOTE_ADDR": "203.0.113.66"}
+OWNER = {"REMOTE_ADDR": "198.51.100.7"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_made_up_api_keys_count_against_the_callers_address(make_app, token_signer):
+    client = make_app(RATE_LIMIT_PER_CLIENT="4/minute").test_client()
+    statuses = [
+        client.get(STREETS, headers={"X-API-Key": f"lk_{uuid.uuid4().hex[:12]}_made-up"}, environ_base=ATTACKER)
+        for _ in range(6)
+    ]
+    assert [r.status_code for r in statuses] == [200] * 4 + [429] * 2
+    spoofed_query = client.get(f"{STREETS}?api_key=lk_{uuid.uuid4().hex[:12]}_x", environ_base=ATTACKER)
+    assert spoofed_query.status_code == 429
+    # Someone else, at another address, is not affected.
+    assert client.get(STREETS, environ_base=OWNER).status_code == 200
+
+
+def test_a_real_api_key_has_its_own_count(make_app, token_signer):
+    client = make_app(RATE_LIMIT_PER_CLIENT="4/minute").test_client()
+    admin = bearer(token_signer.sign(user_id="admin", role="city_admin"))
+    made = client.post("/api/v1/auth/api-keys", json={"name": "hotline"}, headers=admin, environ_base=OWNER)
+    assert made.status_code == 201, made.get_json()
+    key = {"X-API-Key": made.get_json()["key"]}
+    for _ in range(3):
+        client.get(STREETS, environ_base=ATTACKER)
+    assert client.get(STREETS, environ_base=ATTACKER).status_code == 200
+    assert client.get(STREETS, environ_base=ATTACKER).status_code == 429
+    # The hotline calls from the same address, with its key: its own allowance.
+    assert [client.get(STREETS, headers=key, environ_base=ATTACKER).status_code for _ in range(5)] == [200] * 4 + [429]
+    # Its secret guessed wrong: the address's count, already spent.
+    forged = {"X-API-Key": key["X-API-Key"][:-3] + "xyz"}
+    assert client.get(STREETS, headers=forged, environ_base=OWNER).status_code == 200
+
+
+def test_forged_tokens_naming_someone_cannot_use_up_their_allowance(make_app, token_signer):
+    app = make_app(
+        RATE_LIMIT_PER_ACCOUNT="3/minute",
+        RATE_LIMIT_PER_CLIENT="100/minute",
+        ISSUES_URL="http://127.0.0.1:9",  # nothing there: the victim's own requests answer 503
+        PROXY_RETRIES="0",
+        BREAKER_FAIL_MAX="100",
+    )
+    client = app.test_client()
+    victim = str(uuid.uuid4())
+    forger = TokenSigner(generate_keypair()[0], issuer="linli-gateway")
+    forged = bearer(forger.sign(user_id=victim, role="resident", community_ids=["c"]))
+    for _ in range(5):
+        assert client.get("/api/v1/issues/", headers=forged, environ_base=ATTACKER).status_code in (401, 429)
+    real = bearer(token_signer.sign(user_id=victim, role="resident", community_ids=["c"]))
+    answers = [client.get("/api/v1/issues/", headers=real, environ_base=OWNER).status_code for _ in range(4)]
+    assert answers == [503, 503, 503, 429], answers
+    # An expired token of the victim's is no verified identity either.
+    expired = bearer(token_signer.sign(user_id=str(uuid.uuid4()), role="resident", ttl=-timedelta(minutes=5)))
+    elsewhere = {"REMOTE_ADDR": "192.0.2.1"}
+    assert [client.get("/api/v1/issues/", headers=expired, environ_base=elsewhere).status_code for _ in range(4)] == [
+        401,
+        401,
+        401,
+        429,
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_worker_counts_in_the_same_redis(make_app):
+    settings = {
+        "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+        "RATELIMIT_KEY_PREFIX": f"linli-test-{uuid.uuid4().hex}",
+        "RATE_LIMIT_PER_CLIENT": "4/minute",
+    }
+    first, second = make_app(**settings).test_client(), make_app(**settings).test_client()
+    assert [first.get(STREETS, environ_base=ATTACKER).status_code for _ in range(4)] == [200] * 4
+    assert second.get(STREETS, environ_base=ATTACKER).status_code == 429
+    assert second.get(STREETS, environ_base=OWNER).status_code == 200
+
+
+def test_an_unknown_store_is_a_configuration_error(gateway_env, monkeypatch):
+    from linli_gateway.settings import load_gateway_settings
+    from linli_kit.config import ConfigError, load_settings
+
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "postgres://somewhere")
+    with pytest.raises(ConfigError, match="RATELIMIT_STORAGE_URI"):
+        load_gateway_settings(load_settings("gateway"))
+
+
+def test_a_stranger_locks_the_account_out_only_where_they_are_and_staff_lift_it(make_app, token_signer):
+    client = make_app(RATE_LIMIT_AUTH="1000/minute").test_client()
+    admin = bearer(token_signer.sign(user_id="admin", role="city_admin"))
+    street = client.post(STREETS, json={"name": "East"}, headers=admin).get_json()["id"]
+    made = client.post(
+        "/api/v1/auth/users",
+        json={"display_name": "Official", "role": "street_official", "street_id": street,
+              "phone": "13800000001", "password": "wall-7-safe"},
+        headers=admin,
+    )  # fmt: skip
+    assert made.status_code == 201, made.get_json()
+    official = made.get_json()["id"]
+
+    def login(password: str, where: dict) -> int:
+        body = {"phone": "13800000001", "password": password}
+        return client.post("/api/v1/auth/login", json=body, environ_base=where).status_code
+
+    assert [login("guess-1234", ATTACKER) for _ in range(6)] == [401] * 4 + [429] * 2
+    assert login("wall-7-safe", ATTACKER) == 429  # the right password, from there: still locked out
+    assert login("wall-7-safe", OWNER) == 200  # from the owner's address: in
+    # Only those who manage the account lift the lockout.
+    lockouts = f"/api/v1/auth/users/{official}/lockouts"
+    other = bearer(token_signer.sign(user_id="o", role="street_official", street_id=str(uuid.uuid4())))
+    assert client.delete(lockouts, headers=other).status_code == 404
+    assert login("wall-7-safe", ATTACKER) == 429
+    assert client.delete(lockouts, headers=admin).status_code == 204
+    assert login("wall-7-safe", ATTACKER) == 200
+
+
+def test_old_lockouts_and_revocations_are_pruned(uow):
+    from datetime import UTC, datetime
+
+    from linli_gateway.domain.accounts import LOCKOUT, LoginLockout, User
+    from linli_gateway.service_layer.accounts import prune
+
+    now = datetime.now(UTC)
+    with uow() as unit:
+        user = User(phone="+8613800000003", display_name="A", role="resident")
+        unit.accounts.add(user)
+        unit.session.flush()
+        unit.accounts.add(LoginLockout(user_id=user.id, client="old", failures=2, updated_at=now - 2 * LOCKOUT))
+        unit.accounts.add(LoginLockout(user_id=user.id, client="new", failures=2, updated_at=now))
+        unit.accounts.revoke_access_token("gone", now - timedelta(seconds=1))
+        unit.accounts.revoke_access_token("kept", now + timedelta(minutes=5))
+        unit.commit()
+    prune(uow(), now)
+    with uow() as unit:
+        assert unit.accounts.lockout(user.id, "old") is None and unit.accounts.lockout(user.id, "new") is not None
+
+
+def test_made_up_api_keys_do_not_buy_more_logins_or_codes(make_app):
+    client = make_app(RATE_LIMIT_AUTH="3/minute").test_client()
+
+    def post(path: str, body: dict) -> int:
+        made_up = {"X-API-Key": f"lk_{uuid.uuid4().hex[:12]}_made-up"}
+        return client.post(path, json=body, headers=made_up, environ_base=ATTACKER).status_code
+
+    logins = [post("/api/v1/auth/login", {"phone": "13800000004", "password": "guess-1234"}) for _ in range(5)]
+    assert logins == [401, 401, 401, 429, 429]
+    codes = [post("/api/v1/auth/codes", {"phone": f"1380000001{n}"}) for n in range(5)]
+    assert codes == [202, 202, 202, 429, 429]
