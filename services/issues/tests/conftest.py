@@ -288,3 +288,9 @@ def set_publication(client, headers: dict, publication: str = "public", keys: li
 def published(client, tokens):
     """Every category public, as a city that publishes everything chose (Open311 lists them)."""
     set_publication(client, tokens.admin())
+
+
+@pytest.fixture
+def publish(client, tokens):
+    """publish(publication="public", keys=None): the city admin sets these categories' publication."""
+    return lambda publication="public", keys=None: set_publication(client, tokens.admin(), publication, keys)
