@@ -369,11 +369,16 @@ class Stats(MethodView):
         if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
             raise Forbidden(f"role {principal.role.value} may not read statistics")
         settings = current_app.extensions["linli.settings"]
-        period = resolve_period(today_in(settings.timezone, _now()), query["period_from"], query["period_to"])
-        request_query = stats.StatsQuery(
+        today = today_in(settings.timezone, _now())
+        asked = stats.StatsQuery(
             community_id=str(query["community_id"]) if query.get("community_id") else None,
             street_id=str(query["street_id"]) if query.get("street_id") else None,
-            start=period.start,
-            end=period.end,
+            start=today,
+            end=today,
         )
+        # Scope before state: a scope the caller may not see is 403 whatever period they sent.
+        with _uow() as uow:
+            stats.authorise(principal, uow, asked)
+        period = resolve_period(today, query["period_from"], query["period_to"])
+        request_query = stats.StatsQuery(asked.community_id, asked.street_id, period.start, period.end)
         return stats.compute(_uow(), principal, request_query, settings.timezone)
