@@ -126,6 +126,8 @@ supporters = Table(
     Column("created_at", When(), nullable=False),
     PrimaryKeyConstraint("issue_id", "user_id", name="pk_issue_supporters"),
 )
+# A resident's lists read the private issues they support.
+Index("ix_issue_supporters_user", supporters.c.user_id, supporters.c.issue_id)
 
 # The meetings that put an issue on their agenda: its consultation history.
 issue_meetings = Table(

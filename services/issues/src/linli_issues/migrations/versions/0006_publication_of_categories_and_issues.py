@@ -35,9 +35,12 @@ def upgrade() -> None:
     op.execute(issues.update().where(issues.c.category.in_(PERSONAL)).values(publication='private'))
     # Open311 lists the public issues of a period, newest first.
     op.create_index('ix_issues_publication_created', 'issues', ['publication', 'created_at'], unique=False)
+    # A resident's lists read the private issues they support.
+    op.create_index('ix_issue_supporters_user', 'issue_supporters', ['user_id', 'issue_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_issue_supporters_user', table_name='issue_supporters')
     op.drop_index('ix_issues_publication_created', table_name='issues')
     with op.batch_alter_table('issues') as batch_op:
         batch_op.drop_column('marked_private')
