@@ -286,3 +286,28 @@ def png_bytes() -> bytes:
     header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
     pixels = zlib.compress(b"\x00" + b"\xff\x00\x00" * 2 + b"\x00" + b"\x00\xff\x00" * 2)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def set_publication(client, headers: dict, publication: str = "public", keys: list[str] | None = None) -> None:
+    """As the city admin would: make these categories (default: every one) publish `publication`.
+    `client` is a Flask test client of the service or anything with the same get/put."""
+    for category in client.get("/categories?include_inactive=true").get_json():
+        if keys is not None and category["key"] not in keys:
+            continue
+        body = {k: v for k, v in category.items() if k != "key"}
+        response = client.put(
+            f"/categories/{category['key']}", json={**body, "publication": publication}, headers=headers
+        )
+        assert response.status_code == 200, response.get_json()
+
+
+@pytest.fixture
+def published(client, tokens):
+    """Every category public, as a city that publishes everything chose (Open311 lists them)."""
+    set_publication(client, tokens.admin())
+
+
+@pytest.fixture
+def publish(client, tokens):
+    """publish(publication="public", keys=None): the city admin sets these categories' publication."""
+    return lambda publication="public", keys=None: set_publication(client, tokens.admin(), publication, keys)

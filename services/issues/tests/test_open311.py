@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("published")]
 
 BASE = "/open311/v2"
 REQUEST_FIELDS = [
@@ -261,7 +261,8 @@ CONTROL = "Lamp\x19 out \x00\x08\x0b\x7f\ufffe\uffff end"
 def test_xml_stays_well_formed_and_json_valid_with_control_characters_anywhere(client, tokens, report):
     admin = tokens.admin()
     category = {"name": "Lamps\x19 and \x1blights", "default_tier": "community", "responsible_body": "community",
-                "deadline_hours": {"low": 720, "normal": 336, "high": 72, "urgent": 24}}  # fmt: skip
+                "deadline_hours": {"low": 720, "normal": 336, "high": 72, "urgent": 24},
+                "publication": "public"}  # fmt: skip
     assert client.put("/categories/lamps", json=category, headers=admin).status_code == 200
     issue, _ = report(category="lamps", compound_id=None, description=CONTROL.replace("\x00", ""))
     for path in ("services.xml", "services/lamps.xml", "requests.xml", f"requests/{issue['id']}.xml",
@@ -321,7 +322,7 @@ def test_media_url_is_the_first_photo_at_the_public_address_for_public_requests(
     rows = {r["service_request_id"]: r for r in client.get(f"{BASE}/requests.json", headers=forwarded).get_json()}
     media_url = rows[public["id"]]["media_url"]
     assert media_url == f"https://linli.example.org/open311/v2/media/{first['id']}.png"
-    assert rows[hidden["id"]]["media_url"] is None  # reported anonymously: its photos stay private
+    assert hidden["id"] not in rows  # reported anonymously: neither it nor its photos are published
     root = xml(client.get(f"{BASE}/requests/{public['id']}.xml", headers=forwarded))
     assert root.findtext("request/media_url") == media_url
 

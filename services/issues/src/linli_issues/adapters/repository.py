@@ -10,29 +10,53 @@ from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select,
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters.tables import issue_meetings, photos, replica, supporters
+from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, TimelineEntry
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Which issues a caller may see, as a filter: None for a field means no limit on it."""
+    """Which issues a caller may see, as a filter: None for a field means no limit on it.
+
+    `private_reader`: the caller reads the private issues of the scope only when they reported or
+    support them (residents, API clients); None: every issue of the scope (staff, assignees).
+    """
 
     everything: bool = False
     community_ids: tuple[str, ...] | None = None
     street_id: str | None = None
     assignee_id: str | None = None
+    private_reader: str | None = None
 
     def clause(self) -> Any:
-        if self.everything:
-            return None
-        parts = []
-        if self.community_ids is not None:
-            parts.append(Issue.community_id.in_(self.community_ids))
-        if self.street_id is not None:
-            parts.append(Issue.community_id.in_(communities_of_street_query(self.street_id)))
-        if self.assignee_id is not None:
-            parts.append(Issue.assignee_id == self.assignee_id)
-        return or_(*parts) if parts else Issue.id.is_(None)
+        where = None
+        if not self.everything:
+            parts = []
+            if self.community_ids is not None:
+                parts.append(Issue.community_id.in_(self.community_ids))
+            if self.street_id is not None:
+                parts.append(Issue.community_id.in_(communities_of_street_query(self.street_id)))
+            if self.assignee_id is not None:
+                parts.append(Issue.assignee_id == self.assignee_id)
+            where = or_(*parts) if parts else Issue.id.is_(None)
+        if self.private_reader is not None:
+            readable = or_(
+                ~is_private_clause(),
+                Issue.reporter_id == self.private_reader,
+                Issue.id.in_(select(supporters.c.issue_id).where(supporters.c.user_id == self.private_reader)),
+            )
+            where = readable if where is None else and_(where, readable)
+        return where
+
+
+def is_private_clause() -> Any:
+    """The domain's private visibility (domain/privacy.py) as SQL."""
+    return or_(Issue.publication == privacy.PRIVATE, Issue.anonymous.is_(True), Issue.marked_private.is_(True))
+
+
+def is_published_clause() -> Any:
+    """The domain's public visibility as SQL: what Open311 publishes."""
+    return and_(Issue.publication == privacy.PUBLIC, Issue.anonymous.is_(False), Issue.marked_private.is_(False))
 
 
 def communities_of_street_query(street_id: str) -> Select:
@@ -67,8 +91,24 @@ class IssueRepository:
     def category(self, key: str) -> Category | None:
         return self.session.get(Category, key)
 
+    def publication_of(self, key: str) -> str | None:
+        return self.session.scalar(select(Category.publication).where(Category.key == key))
+
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         self.session.add(thing)
+
+    def narrow_publication(self, category_key: str, publication: str) -> int:
+        """Issues of the category published more widely than `publication` are narrowed to it."""
+        wider = [p for p in privacy.PUBLICATIONS if privacy.is_wider(p, publication)]
+        if not wider:
+            return 0
+        result = self.session.execute(
+            update(Issue)
+            .where(Issue.category == category_key, Issue.publication.in_(wider))
+            .values(publication=publication)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
 
     # --- issues ---------------------------------------------------------------------------------
     def get(self, issue_id: str, *, for_update: bool = False) -> Issue | None:
@@ -99,6 +139,8 @@ class IssueRepository:
             query = query.where(Issue.community_id.in_(communities_of_street_query(filters["street_id"])))
         if filters.get("reporter_id"):
             query = query.where(Issue.reporter_id == filters["reporter_id"])
+        if filters.get("published"):
+            query = query.where(is_published_clause())
         if filters.get("overdue") is not None:
             overdue = and_(Issue.status.not_in(DONE_STATUSES), Issue.due_at <= now)
             query = query.where(overdue if filters["overdue"] else ~overdue)
@@ -141,14 +183,18 @@ class IssueRepository:
             query = query.with_for_update(skip_locked=True)
         return list(self.session.scalars(query))
 
-    def candidates_for_similarity(self, community_id: str, limit: int = 300) -> list[Issue]:
-        """Recent open issues of a community; the few hundred a resident could be duplicating."""
+    def candidates_for_similarity(self, community_id: str, scope: Scope, limit: int = 300) -> list[Issue]:
+        """Recent open issues of a community that the caller may read (`scope`); the few hundred a
+        resident could be duplicating."""
         query = (
             select(Issue)
             .where(Issue.community_id == community_id, Issue.status.not_in(("rejected", "duplicate", "closed")))
             .order_by(Issue.created_at.desc())
             .limit(limit)
         )
+        clause = scope.clause()
+        if clause is not None:
+            query = query.where(clause)
         return list(self.session.scalars(query))
 
     # --- timeline ---------------------------------------------------------------------------------
@@ -173,8 +219,11 @@ class IssueRepository:
     def public_updates(
         self, *, since: datetime | None, until: datetime | None, issue_ids: list[str] | None, limit: int
     ) -> list[TimelineEntry]:
+        """The public steps of published issues only (Open311)."""
         query = select(TimelineEntry).where(
-            TimelineEntry.internal.is_(False), TimelineEntry.kind.in_(("report", "status", "reply", "escalation"))
+            TimelineEntry.internal.is_(False),
+            TimelineEntry.kind.in_(("report", "status", "reply", "escalation")),
+            TimelineEntry.issue_id.in_(select(Issue.id).where(is_published_clause())),
         )
         if since is not None:
             query = query.where(TimelineEntry.created_at >= since)
@@ -241,7 +290,9 @@ class IssueRepository:
         self.session.execute(insert(photos).values(**values))
 
     def photos_of(self, issue_id: str) -> list[dict[str, Any]]:
-        rows = self.session.execute(select(photos).where(photos.c.issue_id == issue_id).order_by(photos.c.created_at))
+        rows = self.session.execute(
+            select(photos).where(photos.c.issue_id == issue_id).order_by(photos.c.created_at, photos.c.id)
+        )
         return [dict(r._mapping) for r in rows]
 
     def photo(self, issue_id: str, photo_id: str) -> dict[str, Any] | None:
@@ -257,7 +308,9 @@ class IssueRepository:
         if not issue_ids:
             return {}
         rows = self.session.execute(
-            select(photos).where(photos.c.issue_id.in_(issue_ids)).order_by(photos.c.created_at.desc(), photos.c.id)
+            select(photos)
+            .where(photos.c.issue_id.in_(issue_ids))
+            .order_by(photos.c.created_at.desc(), photos.c.id.desc())
         )
         # Newest first, so the oldest of each issue is written last and stays.
         return {row.issue_id: dict(row._mapping) for row in rows}

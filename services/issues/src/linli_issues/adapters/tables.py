@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.orm import registry
 
@@ -35,6 +36,7 @@ categories = Table(
     Column("deadline_hours", JSON, nullable=False),
     Column("active", Boolean, nullable=False, default=True),
     Column("position", Integer, nullable=False, default=0),
+    Column("publication", String(12), nullable=False, default="community", server_default="community"),
 )
 
 issues = Table(
@@ -58,6 +60,9 @@ issues = Table(
     Column("channel", String(20), nullable=False),
     Column("client_name", String(100), nullable=True),
     Column("anonymous", Boolean, nullable=False, default=False),
+    # The category's publication (narrowed with it) and the staff's mark: domain/privacy.py.
+    Column("publication", String(12), nullable=False, default="community", server_default="community"),
+    Column("marked_private", Boolean, nullable=False, default=False, server_default=false()),
     Column("assignee_type", String(40), nullable=True),
     Column("assignee_id", String(36), nullable=True),
     Column("supporter_count", Integer, nullable=False, default=0),
@@ -96,6 +101,7 @@ Index("ix_issues_community_closed", issues.c.community_id, issues.c.closed_at, p
 Index("ix_issues_status_due", issues.c.status, issues.c.due_at)
 Index("ix_issues_assignee", issues.c.assignee_id)
 Index("ix_issues_reporter", issues.c.reporter_id)
+Index("ix_issues_publication_created", issues.c.publication, issues.c.created_at)
 
 issue_updates = Table(
     "issue_updates",
@@ -120,6 +126,8 @@ supporters = Table(
     Column("created_at", When(), nullable=False),
     PrimaryKeyConstraint("issue_id", "user_id", name="pk_issue_supporters"),
 )
+# A resident's lists read the private issues they support.
+Index("ix_issue_supporters_user", supporters.c.user_id, supporters.c.issue_id)
 
 # The meetings that put an issue on their agenda: its consultation history.
 issue_meetings = Table(

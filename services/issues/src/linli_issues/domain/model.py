@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from linli_issues.domain import privacy
 from linli_kit.errors import Conflict, Invalid
 
 STATUSES = ("reported", "accepted", "rejected", "duplicate", "deliberating", "resolving", "resolved", "closed")
@@ -73,9 +74,13 @@ class Category:
     )
     active: bool = True
     position: int = 0
+    # Who reads its issues (domain/privacy.py): public | community | private.
+    publication: str = privacy.COMMUNITY
 
     def __post_init__(self) -> None:
         problems: dict[str, list[str]] = {}
+        if self.publication not in privacy.PUBLICATIONS:
+            problems["publication"] = [f"must be one of {', '.join(privacy.PUBLICATIONS)}"]
         if self.default_tier not in TIERS:
             problems["default_tier"] = [f"must be one of {', '.join(TIERS)}"]
         if self.responsible_body not in BODIES:
@@ -130,7 +135,13 @@ def default_categories() -> list[Category]:
         ),
         Category("parking", "Parking", "compound", "property_company", _hours(720, 336, 168, 48), position=5),
         Category(
-            "neighbour_dispute", "Neighbour dispute", "community", "community", _hours(720, 336, 120, 48), position=6
+            "neighbour_dispute",
+            "Neighbour dispute",
+            "community",
+            "community",
+            _hours(720, 336, 120, 48),
+            position=6,
+            publication=privacy.PRIVATE,
         ),
         Category(
             "elderly_vulnerable_support",
@@ -140,6 +151,7 @@ def default_categories() -> list[Category]:
             _hours(168, 72, 24, 6),
             True,
             7,
+            privacy.PRIVATE,
         ),
         Category("other", "Other", "community", "community", _hours(720, 336, 168, 48), position=8),
     ]
@@ -176,6 +188,10 @@ class Issue:
     latitude: float | None = None
     longitude: float | None = None
     anonymous: bool = False
+    # The category's publication when it was reported (narrowed if the city narrows the category
+    # since), and whether staff marked the issue private: see `visibility`.
+    publication: str = privacy.COMMUNITY
+    marked_private: bool = False
     channel: str = "app"
     reported_by: str | None = None  # the staff member who took a phone or door-step report
     client_name: str | None = None  # the Open311 client that sent it
@@ -197,6 +213,19 @@ class Issue:
     updated_at: datetime | None = None
     revision: int = 1
     id: str = field(default_factory=new_id)
+
+    @property
+    def visibility(self) -> str:
+        """public | community | private (domain/privacy.py)."""
+        return privacy.visibility(self.publication, anonymous=self.anonymous, marked_private=self.marked_private)
+
+    def mark_private(self, private: bool, now: datetime) -> bool:
+        """Staff mark the issue private (or lift their mark); returns whether anything changed."""
+        if self.marked_private == private:
+            return False
+        self.marked_private = private
+        self.touch(now)
+        return True
 
     # --- lifecycle ----------------------------------------------------------------------------
     def can_move_to(self, status: str) -> bool:

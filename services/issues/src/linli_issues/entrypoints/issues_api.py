@@ -15,6 +15,7 @@ from flask import Response, current_app, request, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from linli_issues.domain import privacy
 from linli_issues.entrypoints import schemas
 from linli_issues.service_layer import issues as use_cases
 from linli_issues.service_layer import stats
@@ -63,10 +64,20 @@ _DETAIL_FIELDS = [n for n in schemas.IssueSchema._declared_fields if n not in ("
 _SUMMARY_FIELDS = [n for n in schemas.IssueSummarySchema._declared_fields if n not in ("overdue", "reporter_id")]
 
 
+# What people typed: masked (phone and identity-card numbers) for those who read it masked.
+_TYPED_TEXT = (
+    "title", "description", "address", "building", "reason", "resolution_plan", "resolution_summary", "rating_comment",
+)  # fmt: skip
+
+
 def present(item: IssueView, now: datetime | None = None, *, summary: bool = False) -> dict[str, Any]:
     issue = item.issue
     now = now or _now()
     body = {name: getattr(issue, name) for name in (_SUMMARY_FIELDS if summary else _DETAIL_FIELDS)}
+    if item.masked:
+        for name in _TYPED_TEXT:
+            if name in body:
+                body[name] = privacy.masked(body[name])
     body["reporter_id"] = issue.reporter_id if item.show_reporter else None
     body["overdue"] = issue.is_overdue(now)
     if not summary:
@@ -118,7 +129,7 @@ class Issues(MethodView):
         principal = require_principal()
         now = _now()
         issue = use_cases.report_issue(_uow(), principal, now, **_strings(body))
-        return present(IssueView(issue, show_reporter=True, internal=principal.is_staff), now)
+        return present(IssueView(issue, show_reporter=True, internal=principal.is_staff, masked=False), now)
 
 
 @blp.route("/similar")
@@ -138,10 +149,7 @@ class Similar(MethodView):
             longitude=query.get("longitude"),
         )
         now = _now()
-        return [
-            {"score": score, "issue": present(IssueView(issue, show_reporter=not issue.anonymous, internal=False), now)}
-            for issue, score in found
-        ]
+        return [{"score": score, "issue": present(view, now)} for view, score in found]
 
 
 @blp.route("/export.csv")
@@ -160,6 +168,7 @@ class Export(MethodView):
         columns = [
             "id", "community_id", "title", "category", "urgency", "status", "tier", "assignee_type",
             "supporter_count", "consultation_count", "created_at", "due_at", "resolved_at", "overdue", "rating",
+            "visibility",
         ]  # fmt: skip
         out = io.StringIO()
         writer = csv.writer(out)
@@ -236,6 +245,19 @@ class Assignment(MethodView):
             assignee_type=body["assignee_type"],
             assignee_id=str(body["assignee_id"]) if body.get("assignee_id") else None,
             note=body.get("note"),
+        )
+        return present(view)
+
+
+@blp.route("/<uuid:issue_id>/privacy")
+class Privacy(MethodView):
+    @blp.arguments(schemas.PrivacySchema())
+    @blp.response(200, schemas.IssueSchema)
+    def put(self, body: dict, issue_id: Any) -> dict:
+        """Staff of the issue's scope mark it private (reporter, supporters, staff and assignee only;
+        never in Open311), or lift their mark (it reads again as its category publishes)."""
+        view = use_cases.mark_private(
+            _uow(), require_principal(), str(issue_id), _now(), private=body["private"], reason=body.get("reason")
         )
         return present(view)
 
@@ -347,11 +369,16 @@ class Stats(MethodView):
         if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
             raise Forbidden(f"role {principal.role.value} may not read statistics")
         settings = current_app.extensions["linli.settings"]
-        period = resolve_period(today_in(settings.timezone, _now()), query["period_from"], query["period_to"])
-        request_query = stats.StatsQuery(
+        today = today_in(settings.timezone, _now())
+        asked = stats.StatsQuery(
             community_id=str(query["community_id"]) if query.get("community_id") else None,
             street_id=str(query["street_id"]) if query.get("street_id") else None,
-            start=period.start,
-            end=period.end,
+            start=today,
+            end=today,
         )
+        # Scope before state: a scope the caller may not see is 403 whatever period they sent.
+        with _uow() as uow:
+            stats.authorise(principal, uow, asked)
+        period = resolve_period(today, query["period_from"], query["period_to"])
+        request_query = stats.StatsQuery(asked.community_id, asked.street_id, period.start, period.end)
         return stats.compute(_uow(), principal, request_query, settings.timezone)

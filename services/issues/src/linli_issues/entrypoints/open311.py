@@ -1,7 +1,11 @@
 """Open311 GeoReport v2 at `/open311/v2/...`, in JSON and XML, with the spec's error format.
 
 Discovery, services, service definitions, reading requests and the media of public requests are
-public. Posting a request needs the bearer token the gateway gives a client for its API key (role
+public: only what the city publishes, the issues of its public categories not reported anonymously
+nor marked private (domain/privacy.py), with phone and identity-card numbers masked. A client reads
+its own requests (by id, or the token) whatever their category.
+
+Posting a request needs the bearer token the gateway gives a client for its API key (role
 `api_client`, the key's scope; a key with no scope is the city's own and may post anywhere in the
 city). The `servicerequestupdates` extension lists the public steps of each request's lifecycle.
 
@@ -28,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from linli_issues.adapters.repository import Scope
-from linli_issues.domain import similarity
+from linli_issues.domain import privacy, similarity
 from linli_issues.domain.model import URGENCIES, Category, Issue
 from linli_issues.domain.text import unicode_text, xml_text
 from linli_issues.entrypoints import open311_openapi
@@ -247,13 +251,27 @@ def _service(category: Category) -> dict[str, Any]:
     }
 
 
+def _client_reading() -> Principal | None:
+    """The API client reading (its key's token, optional): it may also see and post to the
+    categories that are not public, and read its own requests. Anyone else reads what is published."""
+    principal = current_principal(required=False)
+    return principal if principal is not None and principal.role == Role.API_CLIENT else None
+
+
+def _offered(categories: list[Category]) -> list[Category]:
+    """The services a caller is shown: every active category to a client, else the public ones."""
+    if _client_reading() is not None:
+        return categories
+    return [c for c in categories if privacy.is_published(c.publication)]
+
+
 @blp.get(f"/services.<{FORMATS}:fmt>")
 def services(fmt: str) -> Response:
-    return render(fmt, [_service(c) for c in use_cases.list_categories(_uow())], "services", "service")
+    return render(fmt, [_service(c) for c in _offered(use_cases.list_categories(_uow()))], "services", "service")
 
 
 def _active_category(code: str) -> Category | None:
-    return next((c for c in use_cases.list_categories(_uow()) if c.key == code), None)
+    return next((c for c in _offered(use_cases.list_categories(_uow())) if c.key == code), None)
 
 
 ATTRIBUTES = [
@@ -298,9 +316,18 @@ def service_definition(code: str, fmt: str) -> Response:
 
 # --- requests ----------------------------------------------------------------------------------------------------
 def is_public(issue: Issue) -> bool:
-    """Whose photos anyone may fetch: not reported anonymously (a photo can tell who took it), not
-    rejected (what the office refused to take up is not published further)."""
-    return not issue.anonymous and issue.status != "rejected"
+    """Whose photos anyone may fetch: a published issue (public category, not reported anonymously,
+    not marked private), not rejected (what the office refused to take up is not published further)."""
+    return privacy.is_published(issue.visibility) and issue.status != "rejected"
+
+
+def _readable(issue: Issue | None, client: Principal | None) -> bool:
+    """Whether a request is shown: published, or the reading client's own."""
+    if issue is None:
+        return False
+    return privacy.is_published(issue.visibility) or (
+        client is not None and issue.reporter_id == access.person_id(client)
+    )
 
 
 def _media(issues: list[Issue]) -> dict[str, str]:
@@ -335,16 +362,16 @@ def _request_row(issue: Issue, names: dict[str, str], media: dict[str, str]) -> 
     return {
         "service_request_id": issue.id,
         "status": "closed" if issue.status in CLOSED else "open",
-        "status_notes": status_notes,
+        "status_notes": privacy.masked(status_notes),
         "service_name": names.get(issue.category, issue.category),
         "service_code": issue.category,
-        "description": issue.description,
+        "description": privacy.masked(issue.description),
         "agency_responsible": issue.assignee_type,
         "service_notice": f"tier: {issue.tier}",
         "requested_datetime": _w3c(issue.created_at),
         "updated_datetime": _w3c(_updated(issue)),
         "expected_datetime": _w3c(issue.due_at),
-        "address": issue.address,
+        "address": privacy.masked(issue.address),
         "address_id": issue.compound_id,
         "zipcode": None,
         "lat": issue.latitude,
@@ -397,14 +424,16 @@ def list_requests(fmt: str) -> Response:
     ids = _list("service_request_id")
     if ids:
         # Requests asked for by id ignore every other argument, as the spec says.
+        client = _client_reading()
         with _uow() as uow:
             found = [uow.issues.get(i) for i in ids[:MAX_REQUESTS] if _looks_like_id(i)]
-        return _rows(fmt, [i for i in found if i is not None])
+        return _rows(fmt, [i for i in found if i is not None and _readable(i, client)])
     statuses = _list("status")
     if any(s not in OPEN311_TO_STATUS for s in statuses):
         raise Open311Error(400, "status must be open, closed or both, comma separated")
     start, end = _window()
-    filters: dict[str, Any] = {"created_from": start}
+    # The published issues only: public categories, not anonymous, not marked private.
+    filters: dict[str, Any] = {"created_from": start, "published": True}
     codes = _list("service_code")
     if codes:
         filters["category"] = codes
@@ -425,9 +454,10 @@ def list_requests(fmt: str) -> Response:
 
 @blp.get(f"/requests/<string:request_id>.<{FORMATS}:fmt>")
 def get_request(request_id: str, fmt: str) -> Response:
+    client = _client_reading()
     with _uow() as uow:
         issue = uow.issues.get(request_id) if _looks_like_id(request_id) else None
-    if issue is None:
+    if issue is None or not _readable(issue, client):
         raise Open311Error(404, f"service_request_id {request_id} not found")
     return _rows(fmt, [issue])
 
@@ -435,9 +465,10 @@ def get_request(request_id: str, fmt: str) -> Response:
 @blp.get(f"/tokens/<string:token>.<{FORMATS}:fmt>")
 def get_token(token: str, fmt: str) -> Response:
     # Requests are created at once, so the token a client holds is the request id itself.
+    client = _client_reading()
     with _uow() as uow:
         issue = uow.issues.get(token) if _looks_like_id(token) else None
-    if issue is None:
+    if issue is None or not _readable(issue, client):
         raise Open311Error(404, f"token {token} not found")
     return render(fmt, [{"service_request_id": issue.id, "token": token}], "service_requests", "request")
 
@@ -694,7 +725,7 @@ def request_updates(fmt: str) -> Response:
                 "service_request_id": entry.issue_id,
                 "status": "closed" if state in CLOSED else "open",
                 "updated_datetime": _w3c(entry.created_at),
-                "description": entry.body or _describe(entry),
+                "description": privacy.masked(entry.body) or _describe(entry),
                 "media_url": None,
                 "detailed_status": detailed or entry.kind,
             }

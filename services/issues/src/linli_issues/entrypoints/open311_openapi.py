@@ -239,7 +239,7 @@ def describe(spec: Any, rules: Mapping[str, Rule], *, attribute_codes: Iterable[
         rule=rules["services"],
         operations={
             "get": _operation(
-                "The service types (the city's active issue categories)",
+                "The service types: the city's public categories (every active category for an API client's token)",
                 [JURISDICTION],
                 {ok: _body({"type": "array", "items": _ref("Open311Service")}, "services"), **_errors()},
             )
@@ -249,7 +249,8 @@ def describe(spec: Any, rules: Mapping[str, Rule], *, attribute_codes: Iterable[
         rule=rules["service_definition"],
         operations={
             "get": _operation(
-                "A service's definition: the attributes a request may carry",
+                "A service's definition: the attributes a request may carry (404 for a category that is not "
+                "public, unless asked with an API client's token)",
                 [
                     JURISDICTION,
                 ],
@@ -285,7 +286,9 @@ def describe(spec: Any, rules: Mapping[str, Rule], *, attribute_codes: Iterable[
         rule=rules["list_requests"],
         operations={
             "get": _operation(
-                "Service requests: the newest 1,000 of at most 90 days (default: the last 90 days)",
+                "Service requests: the newest 1,000 published ones of at most 90 days (default: the last 90 "
+                "days). Published: of a public category, not reported anonymously, not marked private; phone "
+                "and identity-card numbers masked",
                 [
                     JURISDICTION,
                     _query("service_request_id", "ids, comma separated; overrides every other argument"),
@@ -314,7 +317,7 @@ def describe(spec: Any, rules: Mapping[str, Rule], *, attribute_codes: Iterable[
         rule=rules["get_request"],
         operations={
             "get": _operation(
-                "One service request",
+                "One service request: a published one, or the asking client's own (its key's token)",
                 [
                     JURISDICTION,
                 ],
@@ -336,7 +339,7 @@ def describe(spec: Any, rules: Mapping[str, Rule], *, attribute_codes: Iterable[
         rule=rules["request_updates"],
         operations={
             "get": _operation(
-                "Public steps of requests' lifecycles (extension), newest first",
+                "Public steps of published requests' lifecycles (extension), newest first",
                 [
                     JURISDICTION,
                     _query("service_request_id", "ids, comma separated"),

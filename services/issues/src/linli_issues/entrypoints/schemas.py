@@ -10,6 +10,7 @@ from webargs.fields import DelimitedList
 
 from linli_issues.adapters.repository import SORTS
 from linli_issues.domain.model import BODIES, STATUSES, TIERS, URGENCIES
+from linli_issues.domain.privacy import PUBLICATIONS
 from linli_kit.schemas import AwareDateTime, PeriodQuery
 
 SORT_KEYS = [*SORTS, *(f"-{k}" for k in SORTS)]
@@ -83,6 +84,14 @@ class IssueSchema(Schema):
     reported_by = fields.String(allow_none=True)
     channel = fields.String()
     anonymous = fields.Boolean()
+    visibility = fields.String(
+        metadata={
+            "description": "public (also in Open311) | community (its residents) | private (the reporter, "
+            "supporters, staff in scope and the assignee): the category's publication, private when "
+            "anonymous or marked private"
+        }
+    )
+    marked_private = fields.Boolean(metadata={"description": "staff marked it private (PUT /<id>/privacy)"})
     assignee_type = fields.String(allow_none=True)
     assignee_id = fields.String(allow_none=True)
     supporter_count = fields.Integer()
@@ -164,6 +173,11 @@ class AssignmentSchema(Schema):
     note = _text(2000)
 
 
+class PrivacySchema(Schema):
+    private = fields.Boolean(required=True, metadata={"description": "true: mark private; false: lift the mark"})
+    reason = _text(2000)
+
+
 class RatingSchema(Schema):
     rating = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
     comment = _text(2000)
@@ -199,7 +213,7 @@ class PhotoSchema(Schema):
     id = fields.String()
     content_type = fields.String()
     size = fields.Integer()
-    uploaded_by = fields.String()
+    uploaded_by = fields.String(allow_none=True, metadata={"description": "null: the anonymous reporter, to you"})
     created_at = _when()
     url = fields.String()
 
@@ -233,6 +247,16 @@ class CategorySchema(Schema):
     deadline_hours = fields.Nested(DeadlineHoursSchema, required=True)
     active = fields.Boolean(load_default=True)
     position = fields.Integer(load_default=0, validate=validate.Range(0, 100_000))
+    publication = fields.String(
+        load_default=None,
+        validate=validate.OneOf(PUBLICATIONS),
+        metadata={
+            "description": "who reads its issues: public (published, Open311 included), community (the "
+            "residents of the issue's community) or private (reporter, supporters, staff, assignee). "
+            "Omitted: unchanged, or community for a new category. Narrowing applies to existing issues "
+            "at once, widening only to issues reported from then on."
+        },
+    )
 
 
 class CategoryFilterSchema(Schema):

@@ -6,11 +6,14 @@ import uuid
 from collections.abc import Callable
 
 from linli_issues.adapters.repository import Scope
+from linli_issues.domain import privacy
 from linli_issues.domain.model import Issue
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden, NotFound
 
 StreetOf = Callable[[str], str | None]
+# Whether a person (by id) supports an issue (by id): asked only when it decides something.
+Supports = Callable[[str, str], bool]
 ORGANISATION_ROLES = frozenset({Role.PROPERTY_MANAGER, Role.AGENCY})
 # Token subjects that are not UUIDs (an API client's subject is its key id, e.g. `963b5197e99f`)
 # stand in records and events as the UUID made from them in this namespace: the same key always
@@ -34,16 +37,26 @@ def is_city_wide_client(principal: Principal) -> bool:
 
 
 def scope_of(principal: Principal) -> Scope:
-    if principal.role == Role.CITY_ADMIN or is_city_wide_client(principal):
+    """Which issues the caller's lists hold: their scope, and of its private issues only those they
+    reported or support (unless they are staff, who read every issue of their scope)."""
+    if principal.role == Role.CITY_ADMIN:
         return Scope(everything=True)
+    if is_city_wide_client(principal):
+        return Scope(everything=True, private_reader=person_id(principal))
     if principal.role == Role.STREET_OFFICIAL:
         return Scope(street_id=principal.street_id or "-")
     if principal.role in ORGANISATION_ROLES:
         # A property company or bureau sees what was assigned to it, nothing else.
         return Scope(assignee_id=principal.organisation_id or "-")
     if principal.role == Role.API_CLIENT and principal.street_id:
-        return Scope(street_id=principal.street_id, community_ids=tuple(principal.community_ids))
-    return Scope(community_ids=tuple(principal.community_ids))
+        return Scope(
+            street_id=principal.street_id,
+            community_ids=tuple(principal.community_ids),
+            private_reader=person_id(principal),
+        )
+    if principal.is_staff:
+        return Scope(community_ids=tuple(principal.community_ids))
+    return Scope(community_ids=tuple(principal.community_ids), private_reader=person_id(principal))
 
 
 def is_assignee(principal: Principal, issue: Issue) -> bool:
@@ -64,18 +77,31 @@ def in_scope(principal: Principal, community_id: str, street_of: StreetOf) -> bo
     return principal.can_access_community(community_id, street_of)
 
 
-def can_see(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
-    return (
-        issue.reporter_id == person_id(principal)
-        or is_assignee(principal, issue)
-        or in_scope(principal, issue.community_id, street_of)
+def can_see(principal: Principal, issue: Issue, street_of: StreetOf, supports: Supports | None = None) -> bool:
+    """The domain's reading rule (domain/privacy.py) for this caller and issue."""
+    me = person_id(principal)
+    community = in_scope(principal, issue.community_id, street_of)
+    return privacy.may_read(
+        issue.visibility,
+        is_reporter=issue.reporter_id == me,
+        is_assignee=is_assignee(principal, issue),
+        is_staff_in_scope=principal.is_staff and community,
+        in_community_scope=community,
+        # Asked last, and only of a private issue that nothing else opens.
+        is_supporter=community
+        and issue.visibility == privacy.PRIVATE
+        and supports is not None
+        and supports(issue.id, me),
     )
 
 
-def require_visible(principal: Principal, issue: Issue | None, street_of: StreetOf, issue_id: str) -> Issue:
-    """The issue, or 404 when it does not exist or lies outside the caller's scope."""
-    # Outside the scope answers 404, not 403: another community's issues are not even confirmed.
-    if issue is None or not can_see(principal, issue, street_of):
+def require_visible(
+    principal: Principal, issue: Issue | None, street_of: StreetOf, issue_id: str, supports: Supports | None = None
+) -> Issue:
+    """The issue, or 404 when it does not exist or the caller may not read it."""
+    # Outside the scope answers 404, not 403: another community's issues (or a neighbour's private
+    # one) are not even confirmed.
+    if issue is None or not can_see(principal, issue, street_of, supports):
         raise NotFound(f"issue {issue_id} not found")
     return issue
 
@@ -106,6 +132,24 @@ def sees_internal(principal: Principal, issue: Issue, street_of: StreetOf) -> bo
 
 
 def sees_reporter(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
-    return (
-        not issue.anonymous or issue.reporter_id == person_id(principal) or sees_internal(principal, issue, street_of)
+    """Whether the caller may know who reported the issue (an anonymous reporter: themself and the
+    staff of its scope only; not the assignee, neighbours or clients)."""
+    return privacy.may_know_reporter(
+        anonymous=issue.anonymous,
+        is_reporter=issue.reporter_id == person_id(principal),
+        is_staff_in_scope=is_staff_in_scope(principal, issue, street_of),
     )
+
+
+def sees_text_unmasked(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
+    """Whether the caller reads the issue's text with its phone and identity-card numbers."""
+    return privacy.sees_text_unmasked(
+        is_reporter=issue.reporter_id == person_id(principal),
+        knows_reporter=sees_reporter(principal, issue, street_of),
+        handles=sees_internal(principal, issue, street_of),
+    )
+
+
+def may_mark_private(principal: Principal, issue: Issue, street_of: StreetOf) -> bool:
+    """Staff whose scope covers the issue's community mark it private (or lift their mark)."""
+    return is_staff_in_scope(principal, issue, street_of)

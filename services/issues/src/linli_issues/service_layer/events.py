@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from linli_issues import SERVICE
+from linli_issues.domain import privacy
 from linli_issues.domain.model import Issue
 from linli_kit.events import Event, new_event
 
@@ -14,7 +15,8 @@ def snapshot(issue: Issue, actor_id: str | None, supporter_ids: list[str] | None
         "issue_id": issue.id,
         "community_id": issue.community_id,
         "compound_id": issue.compound_id,
-        "title": issue.title,
+        # Told to others (followers, supporters, a meeting's agenda): masked as others read it.
+        "title": privacy.mask_personal_numbers(issue.title),
         "category": issue.category,
         "urgency": issue.urgency,
         "status": issue.status,
@@ -26,6 +28,7 @@ def snapshot(issue: Issue, actor_id: str | None, supporter_ids: list[str] | None
         "consultation_count": issue.consultation_count,
         "due_at": issue.due_at,
         "actor_id": actor_id,
+        "visibility": issue.visibility,
         "revision": issue.revision,
     }
     if supporter_ids is not None:
@@ -41,9 +44,10 @@ TEXT_LIMITS = {"reason": 2000, "summary": 4000}
 
 def _clipped(name: str, value: Any) -> Any:
     limit = TEXT_LIMITS.get(name)
-    if limit is None or not isinstance(value, str) or len(value) <= limit:
+    if limit is None or not isinstance(value, str):
         return value
-    return value[: limit - 1] + "\u2026"
+    value = privacy.mask_personal_numbers(value)
+    return value if len(value) <= limit else value[: limit - 1] + "\u2026"
 
 
 def issue_event(

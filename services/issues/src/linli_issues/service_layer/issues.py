@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from linli_issues.domain import similarity
-from linli_issues.domain.model import Category, Issue, TimelineEntry, new_id
+from linli_issues.domain import privacy, similarity
+from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
 from linli_issues.domain.photos import EXTENSIONS, photo_type
 from linli_issues.service_layer import access
 from linli_issues.service_layer.events import issue_event
@@ -28,18 +28,29 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class IssueView:
-    """An issue as one caller may see it."""
+    """An issue as one caller may see it: `masked`, its text with phone and identity-card numbers
+    masked (domain/privacy.py)."""
 
     issue: Issue
     show_reporter: bool
     internal: bool
     supported_by_me: bool = False
+    masked: bool = True
+
+
+def _view_of(principal: Principal, issue: Issue, street_of: Callable[[str], str | None]) -> IssueView:
+    return IssueView(
+        issue=issue,
+        show_reporter=access.sees_reporter(principal, issue, street_of),
+        internal=access.sees_internal(principal, issue, street_of),
+        masked=not access.sees_text_unmasked(principal, issue, street_of),
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------------
 def _load(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, *, for_update: bool = False) -> Issue:
     issue = uow.issues.get(issue_id, for_update=for_update)
-    return access.require_visible(principal, issue, uow.issues.street_of, issue_id)
+    return access.require_visible(principal, issue, uow.issues.street_of, issue_id, uow.issues.is_supporter)
 
 
 def _category(uow: IssuesUnitOfWork, key: str) -> Category:
@@ -69,6 +80,7 @@ def _cached_category(uow: IssuesUnitOfWork, key: str) -> Category:
         deadline_hours=dict(stored.deadline_hours),
         active=stored.active,
         position=stored.position,
+        publication=stored.publication,
     )
     _category_cache[key] = (time.monotonic(), copy)
     return copy
@@ -221,6 +233,9 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
             channel=channel,
             client_name=fields.get("client_name"),
             anonymous=bool(fields.get("anonymous")),
+            # Read fresh, not from the cache: a category the city just narrowed publishes no report
+            # more widely, whichever process takes it.
+            publication=uow.issues.publication_of(category.key) or category.publication,
             created_at=now,
             updated_at=now,
             assignee_type=category.responsible_body,
@@ -246,13 +261,13 @@ def similar_issues(
     latitude: float | None,
     longitude: float | None,
     limit: int = 5,
-) -> list[tuple[Issue, float]]:
+) -> list[tuple[IssueView, float]]:
     with uow:
         if not access.in_scope(principal, community_id, uow.issues.street_of):
             raise Forbidden("outside your community scope")
-        scored = []
+        scored: list[tuple[Issue, float]] = []
         compounds: dict[str, dict[str, Any] | None] = {}
-        for candidate in uow.issues.candidates_for_similarity(community_id):
+        for candidate in uow.issues.candidates_for_similarity(community_id, access.scope_of(principal)):
             lat, lon = candidate.latitude, candidate.longitude
             if lat is None and candidate.compound_id:
                 if candidate.compound_id not in compounds:
@@ -272,17 +287,18 @@ def similar_issues(
             if score >= 0.25:
                 scored.append((candidate, round(score, 3)))
         scored.sort(key=lambda pair: (-pair[1], pair[0].created_at))
-        return scored[:limit]
+        return [(_view_of(principal, issue, uow.issues.street_of), score) for issue, score in scored[:limit]]
 
 
 # --- reading -------------------------------------------------------------------------------------------
 def view(uow: IssuesUnitOfWork, principal: Principal, issue: Issue) -> IssueView:
-    street_of = uow.issues.street_of
+    plain = _view_of(principal, issue, uow.issues.street_of)
     return IssueView(
         issue=issue,
-        show_reporter=access.sees_reporter(principal, issue, street_of),
-        internal=access.sees_internal(principal, issue, street_of),
+        show_reporter=plain.show_reporter,
+        internal=plain.internal,
         supported_by_me=uow.issues.is_supporter(issue.id, access.person_id(principal)),
+        masked=plain.masked,
     )
 
 
@@ -308,15 +324,7 @@ def list_issues(
             access.scope_of(principal), offset=offset, limit=limit, filters=filters, now=now, sort=sort
         )
         street_of = _memo(uow.issues.street_of)
-        views = [
-            IssueView(
-                issue=i,
-                show_reporter=access.sees_reporter(principal, i, street_of),
-                internal=access.sees_internal(principal, i, street_of),
-            )
-            for i in items
-        ]
-        return views, total
+        return [_view_of(principal, i, street_of) for i in items], total
 
 
 def _memo(function: Callable[[str], str | None]) -> Callable[[str], str | None]:
@@ -330,11 +338,37 @@ def _memo(function: Callable[[str], str | None]) -> Callable[[str], str | None]:
     return cached
 
 
-def timeline(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list[TimelineEntry]:
+def timeline(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list[dict[str, Any]]:
+    """The entries the caller may read, as plain values: the anonymous reporter's own entries (the
+    report, their replies, reopening, rating) name no author for those who may not know them, and
+    text is masked for those who read it masked."""
     with uow:
         issue = _load(uow, principal, issue_id)
-        internal = access.sees_internal(principal, issue, uow.issues.street_of)
-        return uow.issues.timeline(issue_id, include_internal=internal)
+        the_view = _view_of(principal, issue, uow.issues.street_of)
+        entries = uow.issues.timeline(issue_id, include_internal=the_view.internal)
+        return [_entry_as_seen(entry, issue, the_view) for entry in entries]
+
+
+def _entry_as_seen(entry: TimelineEntry, issue: Issue, seen: IssueView) -> dict[str, Any]:
+    author = entry.author_id
+    if not seen.show_reporter and author is not None and author == issue.reporter_id:
+        author = None
+    data = dict(entry.data or {})
+    body = entry.body
+    if seen.masked:
+        body = privacy.masked(body)
+        data = {k: privacy.masked(v) if isinstance(v, str) and k != "media_url" else v for k, v in data.items()}
+        if isinstance(data.get("attendees"), list):
+            data["attendees"] = [privacy.masked(a) if isinstance(a, str) else a for a in data["attendees"]]
+    return {
+        "id": entry.id,
+        "kind": entry.kind,
+        "body": body,
+        "internal": entry.internal,
+        "author_id": author,
+        "data": data,
+        "created_at": entry.created_at,
+    }
 
 
 def meetings(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list[dict[str, Any]]:
@@ -569,17 +603,42 @@ def add_update(
         return entry
 
 
+def mark_private(
+    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: datetime, *, private: bool, reason: str | None
+) -> IssueView:
+    """Staff of the issue's scope mark it private (only the reporter, supporters, staff and the
+    assignee read it; Open311 no longer publishes it), or lift their mark."""
+    with uow:
+        issue = _load(uow, principal, issue_id, for_update=True)
+        if not access.may_mark_private(principal, issue, uow.issues.street_of):
+            raise Forbidden("only staff whose scope covers the issue mark it private")
+        if issue.mark_private(private, now):
+            _note(
+                uow,
+                issue,
+                "privacy",
+                now,
+                body=reason,
+                author_id=access.person_id(principal),
+                internal=True,
+                data={"marked_private": private, "visibility": issue.visibility},
+            )
+        uow.commit()
+        return view(uow, principal, issue)
+
+
 # --- photos ---------------------------------------------------------------------------------------------------
 def add_photo(
     uow: IssuesUnitOfWork, principal: Principal, issue_id: str, content: bytes, photo_dir: Path, now: datetime
 ) -> dict[str, Any]:
-    content_type = photo_type(content)
     me = access.person_id(principal)
     with uow:
+        # Scope before state: who may not read the issue learns nothing of what a photo must be.
         issue = _load(uow, principal, issue_id)
         if issue.reporter_id != me and not access.sees_internal(principal, issue, uow.issues.street_of):
             raise Forbidden("only the reporter, staff and the assignee add photos")
-        photo_id = new_id()
+        content_type = photo_type(content)
+        photo_id = sortable_id()  # later photos sort later, even within one instant
         file_name = f"{photo_id}.{EXTENSIONS[content_type]}"
         photo_dir.mkdir(parents=True, exist_ok=True)
         # Written first under a temporary name: a crash leaves no half file behind a stored row.
@@ -605,9 +664,14 @@ def add_photo(
 
 
 def list_photos(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list[dict[str, Any]]:
+    """The issue's photos; who uploaded one is hidden as the reporter is (anonymous reports)."""
     with uow:
-        _load(uow, principal, issue_id)
-        return uow.issues.photos_of(issue_id)
+        issue = _load(uow, principal, issue_id)
+        hide_reporter = not access.sees_reporter(principal, issue, uow.issues.street_of)
+        rows = uow.issues.photos_of(issue_id)
+        if hide_reporter:
+            rows = [{**row, "uploaded_by": None} if row["uploaded_by"] == issue.reporter_id else row for row in rows]
+        return rows
 
 
 def photo_file(
@@ -630,6 +694,7 @@ def list_categories(uow: IssuesUnitOfWork, *, include_inactive: bool = False) ->
 def save_category(uow: IssuesUnitOfWork, principal: Principal, key: str, **values: Any) -> Category:
     """Create or change a category; only the city configures them."""
     principal.require_role(Role.CITY_ADMIN)
+    values = {k: v for k, v in values.items() if not (k == "publication" and v is None)}
     with uow:
         category = uow.issues.category(key)
         if category is None:
@@ -643,11 +708,15 @@ def save_category(uow: IssuesUnitOfWork, principal: Principal, key: str, **value
                 "deadline_hours": dict(category.deadline_hours),
                 "active": category.active,
                 "position": category.position,
+                "publication": category.publication,
                 **values,
             }
             Category(key=key, **merged)  # validates the result before anything changes
             for attribute, value in merged.items():
                 setattr(category, attribute, value)
+            # Narrowing applies at once to the category's issues; widening only to issues reported
+            # from now on: nobody is ever published more widely than when they reported.
+            uow.issues.narrow_publication(key, category.publication)
         uow.commit()
         _category_cache.pop(key, None)
         return category

@@ -65,12 +65,13 @@ def authorise(principal: Principal, uow: IssuesUnitOfWork, query: StatsQuery) ->
 
 
 def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, timezone: str) -> dict[str, Any]:
-    if query.end < query.start:
-        raise Invalid("empty period", fields={"to": ["must not be before from"]})
-    if (query.end - query.start).days > 3660:
-        raise Invalid("period too long", fields={"from": ["at most ten years"]})
     with uow:
+        # Scope before state: who may not see the scope learns nothing of what a period must be.
         query = authorise(principal, uow, query)
+        if query.end < query.start:
+            raise Invalid("empty period", fields={"to": ["must not be before from"]})
+        if (query.end - query.start).days > 3660:
+            raise Invalid("period too long", fields={"from": ["at most ten years"]})
         zone = ZoneInfo(timezone)
         start = datetime.combine(query.start, time.min, zone).astimezone(UTC)
         end = datetime.combine(query.end + timedelta(days=1), time.min, zone).astimezone(UTC)
