@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from http.cookiejar import DefaultCookiePolicy
 from datetime import UTC, datetime
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 from xml.etree import ElementTree
 
