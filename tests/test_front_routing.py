@@ -87,3 +87,29 @@ def test_without_a_front_other_paths_are_404(platform):
     platform.extra_env.update({"FRONT_URL": ""})
     gateway = platform.start_web("gateway")
     assert requests.get(gateway.url + "/static/app.css").status_code == 404
+
+
+def test_the_fronts_calls_count_against_the_person_it_serves(platform, front):
+    """The front's calls all come from its own address; the gateway seals the address of the person
+    behind each page it passes on, and counts the front's calls for that page against that person."""
+    from linli_gateway.entrypoints.front_client import HEADER, ClientSeal
+
+    platform.extra_env.update({"FRONT_URL": front, "RATE_LIMIT_AUTH": "3/minute"})
+    gateway = platform.start_web("gateway")
+
+    # A page request: the front is told who asked, sealed; whatever the browser claimed is dropped.
+    requests.get(gateway.url + "/", headers={HEADER: "203.0.113.9|9999999999|forged"})
+    sealed = {k.lower(): v for k, v in _Front.seen[-1]["headers"].items()}["x-linli-client"]
+    seal = ClientSeal(platform.private_key)
+    assert seal.open(sealed) == "127.0.0.1" and seal.open("203.0.113.9|9999999999|forged") is None
+
+    def login(headers: dict[str, str]) -> int:
+        body = {"phone": "13900000000", "password": "wrong-password"}
+        return requests.post(gateway.url + "/api/v1/auth/login", json=body, headers=headers).status_code
+
+    first, second = ({HEADER: seal.seal(address)} for address in ("198.51.100.1", "198.51.100.2"))
+    assert [login(first) for _ in range(3)] == [401, 401, 401]
+    assert login(first) == 429  # that person has used their sign-in attempts
+    assert login(second) == 401  # their neighbour, served by the same front, has not
+    # A value the gateway did not seal counts against the caller's own address.
+    assert login({HEADER: "198.51.100.3|9999999999|" + "0" * 64}) == 401

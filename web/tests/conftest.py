@@ -223,9 +223,8 @@ def start_stack(amqp_url: str, keys: tuple[str, str], workdir: Path, run_id: str
     private_key, public_key = keys
     bus = BusNames(f"t.{run_id}.web.events", f"t.{run_id}.web.dead", f"t.{run_id}.web.")
     platform = Platform(None, amqp_url, bus, public_key, private_key, workdir, web_concurrency=2)
-    # Every page's calls reach the gateway from one address, the web process's; until the gateway
-    # counts its per-client limits by the X-Forwarded-For the web process sends, a few browsers
-    # signing in at once would meet the sign-in limit meant for one person.
+    # Every browser of these tests is at 127.0.0.1, and the gateway counts the front's calls against
+    # the address of the person served: here all the test's people share one sign-in limit.
     platform.extra_env.update(RATE_LIMIT_AUTH="600/minute", RATE_LIMIT_PER_CLIENT="6000/minute")
     try:
         # The front at the gateway's address, as residents open it.

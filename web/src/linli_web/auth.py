@@ -146,10 +146,15 @@ def _request_id() -> str | None:
     return getattr(g, "request_id", None)
 
 
+CLIENT_HEADER = "X-Linli-Client"
+
+
 def client_headers() -> dict[str, str]:
-    """The person's own address, so that the gateway can count its per-client limits per person and
-    not per web process (once it trusts this process's X-Forwarded-For)."""
-    return {"X-Forwarded-For": request.remote_addr} if request.remote_addr else {}
+    """Who this page is for, as the gateway told us when it passed the page request on (the person's
+    address, sealed by the gateway): handed back, so the gateway counts its per-client limits per
+    person and not per web process. Nothing when the page did not come through the gateway."""
+    sealed = request.headers.get(CLIENT_HEADER)
+    return {CLIENT_HEADER: sealed} if sealed else {}
 
 
 def sign_in(answer: dict[str, Any]) -> None:

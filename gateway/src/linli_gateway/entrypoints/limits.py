@@ -25,6 +25,7 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 
 from linli_gateway.domain.accounts import AccountError
+from linli_gateway.entrypoints import front_client
 from linli_gateway.service_layer.accounts import verify_api_key
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import GatewaySettings
@@ -76,7 +77,13 @@ def presented_api_key() -> str | None:
 
 
 def client_address() -> str:
-    """The caller's address: the peer, or what the trusted proxies in front report (ProxyFix)."""
+    """The caller's address: the peer, or what the trusted proxies in front report (ProxyFix); for
+    the web front's calls, the person the front is serving (see `front_client`)."""
+    sealed = request.headers.get(front_client.HEADER)
+    if sealed:
+        address = current_app.extensions["linli.client_seal"].open(sealed)
+        if address:
+            return address
     return request.remote_addr or "unknown"
 
 

@@ -32,6 +32,8 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutEr
 from linli_gateway.adapters.circuit import CircuitBreaker
 from linli_gateway.adapters.service_tokens import ServiceTokens
 from linli_gateway.domain.accounts import AccountError
+from linli_gateway.entrypoints import front_client
+from linli_gateway.entrypoints.front_client import ClientSeal
 from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import GatewaySettings
@@ -62,6 +64,7 @@ FORWARDING = {
     "x-forwarded-proto",
     "x-forwarded-prefix",
     "x-forwarded-port",
+    "x-linli-client",  # sealed by this gateway for the web front only (see front_client)
 }
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Answers that say "the service cannot serve now": retried for safe methods, counted by the breaker.
@@ -220,6 +223,8 @@ def forward_front(path: str) -> Response:
     if settings.front_url is None:
         raise NotFound(f"no page at /{path}: this platform runs without its web front (FRONT_URL)")
     headers = _passed_headers("")
+    seal: ClientSeal = current_app.extensions["linli.client_seal"]
+    headers[front_client.HEADER] = seal.seal(request.remote_addr or "unknown")
     query = request.query_string.decode("latin-1")
     url = f"{settings.front_url}/{path}" + (f"?{query}" if query else "")
     upstream_response = _relay(

@@ -12,6 +12,7 @@ from linli_gateway.adapters.revocations import RevokedTokens
 from linli_gateway.adapters.service_tokens import ServiceTokens
 from linli_gateway.definition import definition
 from linli_gateway.entrypoints import auth_api, directory_api, limits, openapi, proxy, stats_api
+from linli_gateway.entrypoints.front_client import ClientSeal
 from linli_gateway.entrypoints.limits import account_key, client_key
 from linli_gateway.service_layer.accounts import API_CLIENT_TOKEN_TTL, Identity
 from linli_gateway.settings import ROUTED_SERVICES, load_gateway_settings
@@ -67,6 +68,7 @@ def create_app() -> Flask:
     app.before_request_funcs.setdefault(None, []).insert(0, _keep_form_body)
     signer = TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
     app.extensions["linli.identity"] = Identity(signer)
+    app.extensions["linli.client_seal"] = ClientSeal(gateway.private_key())
     app.extensions["linli.service_tokens"] = ServiceTokens(signer)
     proxy.install(app, gateway)
     if gateway.trusted_proxies:
