@@ -78,6 +78,19 @@ def _organisation(creator: Session, kind: str, name: str, **place: Any) -> str:
     return creator.post("/api/v1/directory/organisations", {"kind": kind, "name": name, **place})["id"]
 
 
+# Categories whose issues the demo city publishes (Open311, anyone): places, never persons. The
+# others stay as the platform has them (community; private for disputes and vulnerable residents).
+PUBLIC_CATEGORIES = ("safety_hazard", "repairs_facilities", "environment_sanitation", "parking")
+
+
+def _publish_categories(admin: Session, keys: tuple[str, ...]) -> None:
+    for category in admin.get("/api/v1/issues/categories"):
+        if category["key"] in keys and category.get("publication") != "public":
+            fields = ("name", "default_tier", "responsible_body", "deadline_hours", "active", "position")
+            body = {k: category[k] for k in fields if k in category}
+            admin.put(f"/api/v1/issues/categories/{category['key']}", {**body, "publication": "public"})
+
+
 def set_up_city(
     base_url: str,
     admin_phone: str,
@@ -111,6 +124,9 @@ def set_up_city(
             "/api/v1/directory/compounds",
             {"community_id": city.communities[community], "name": name, "latitude": lat, "longitude": lon},
         )["id"]
+
+    narrate("   The city publishes what is about places, not people: repairs, sanitation, parking, hazards.")
+    _publish_categories(admin, PUBLIC_CATEGORIES)
 
     narrate("   Staff and residents are registered: officials by the admin, staff by the official, residents by staff.")
     official = _register(
