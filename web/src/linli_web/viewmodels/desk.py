@@ -153,7 +153,8 @@ class QueueFilters:
             "page": 1,
         }
         values.update(changes)
-        return {k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)}
+        defaults = {"page": 1, "sort": "-created_at"}
+        return {k: v for k, v in values.items() if v not in ("", None) and defaults.get(k) != v}
 
 
 def take_queue_filters(

@@ -155,6 +155,16 @@ def _escalated(issues: Mapping[str, Any]) -> int | None:
     return int(tiers.get("street", 0) or 0) + int(tiers.get("city", 0) or 0)
 
 
+def _value(row: Mapping[str, Any], service: str, name: str, kind: str, totals: Mapping[str, Any]) -> Any:
+    """One figure of a community's or a month's row. A service lists only the communities and months
+    it has figures for: when it answered, a count it left out is 0; a rate or a score stays without
+    a value (nothing to divide); a service that did not answer gives nothing at all."""
+    value = (row.get(service) or {}).get(name)
+    if value is None and service in totals and kind in ("count", "hours"):
+        return 0
+    return value
+
+
 def build(data: Mapping[str, Any]) -> Overview:
     totals = data.get("totals") or {}
     missing_services = [m.get("service") for m in data.get("missing") or []]
@@ -186,14 +196,14 @@ def build(data: Mapping[str, Any]) -> Overview:
     ]
     view.community_header = [str(c[2]) for c in COMMUNITY_COLUMNS]
     for entry in data.get("by_community") or []:
-        raw = [(entry.get(s) or {}).get(name) for s, name, _w, _k in COMMUNITY_COLUMNS]
+        raw = [_value(entry, s, name, kind, totals) for s, name, _w, kind in COMMUNITY_COLUMNS]
         cells = [fmt(v, kind) for v, (_s, _n, _w, kind) in zip(raw, COMMUNITY_COLUMNS, strict=True)]
         view.communities.append(
             Row(cells, raw, entry.get("community_id", ""), entry.get("community_name") or entry.get("community_id", ""))
         )
     view.month_header = [str(c[2]) for c in MONTH_COLUMNS]
     for month in data.get("monthly") or []:
-        raw = [(month.get(s) or {}).get(name) for s, name, _w, _k in MONTH_COLUMNS]
+        raw = [_value(month, s, name, kind, totals) for s, name, _w, kind in MONTH_COLUMNS]
         cells = [fmt(v, kind) for v, (_s, _n, _w, kind) in zip(raw, MONTH_COLUMNS, strict=True)]
         view.months.append(Row(cells, raw, month.get("month", ""), month.get("month", "")))
     view.charts["trend"] = {
