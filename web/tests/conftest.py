@@ -62,9 +62,11 @@ class StubGateway:
                 if outer.delay:
                     time.sleep(outer.delay)
                 status, body, headers = outer.route(self.command, self.path, raw, dict(self.headers))
-                data = json.dumps(body).encode() if body is not None else b""
+                # Bytes go as they are (a file the API makes), under the Content-Type the route gives.
+                data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
+                headers = dict(headers)
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in headers.items():
                     self.send_header(key, value)

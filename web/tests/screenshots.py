@@ -76,3 +76,16 @@ def test_take_screenshots(story_stack, browser):
             page.goto(path)
             _shoot(page, name, kind)
         context.close()
+
+        # Community staff at the desk; the street official's overview.
+        context, page = _context(browser, stack.url, viewport, _phone(stack, "staff_shangpinyuan"))
+        for name, path in (("14-desk", "/desk?view=all"), ("15-desk-issue", f"/desk/issues/{wall['id']}"),
+                           ("16-desk-notice", "/desk/broadcast")):  # fmt: skip
+            page.goto(path)
+            _shoot(page, name, kind)
+        context.close()
+        context, page = _context(browser, stack.url, viewport, _phone(stack, "official"))
+        page.goto("/overview")
+        page.locator("[data-chart=trend] canvas").wait_for()
+        _shoot(page, "17-overview", kind)
+        context.close()

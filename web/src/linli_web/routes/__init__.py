@@ -10,15 +10,19 @@ def register(app: Flask) -> None:
         account,
         activities,
         auth,
+        desk,
         home,
         inbox,
         issues,
         meetings,
+        overview,
         prefs,
         report,
         services,
         system,
     )
 
-    for module in (system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account):
+    for module in (
+        system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk, overview,
+    ):  # fmt: skip
         app.register_blueprint(module.bp)
