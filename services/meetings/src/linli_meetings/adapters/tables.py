@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import registry, relationship
 
@@ -116,6 +117,8 @@ participants = Table(
     Column("user_id", Id, nullable=True),
     Column("name", String(200), nullable=True),
     Column("organisation_id", Id, nullable=True),
+    Column("organisation_name", String(200), nullable=True),
+    Column("party_member", Boolean, nullable=False, server_default=false()),
     Column("role", String(40), nullable=False),
     Column("enrolment", String(20), nullable=False),
     Column("response", String(20), nullable=False),
@@ -182,6 +185,7 @@ action_items = Table(
     Column("owner_body", String(30), nullable=False),
     Column("owner_user_id", Id, nullable=True),
     Column("owner_organisation_id", Id, nullable=True, index=True),
+    Column("owner_organisation_name", String(200), nullable=True),
     Column("due_date", Date, nullable=True),
     Column("status", String(20), nullable=False),
     Column("note", Text, nullable=True),

@@ -50,7 +50,16 @@ class ActionStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-OWNER_BODIES = ("property_company", "owners_committee", "community", "bureau", "party_members", "residents")
+OWNER_BODIES = (
+    "property_company",
+    "owners_committee",
+    "community",
+    "bureau",
+    "party_members",
+    "residents",
+    # A party organisation or branch (owner_organisation_id and owner_organisation_name name it).
+    "party_organisation",
+)
 
 
 @dataclass(eq=False)
@@ -71,6 +80,7 @@ class ActionItem:
     issue_id: str | None = None
     owner_user_id: str | None = None
     owner_organisation_id: str | None = None
+    owner_organisation_name: str | None = None
     due_date: date | None = None
     status: str = ActionStatus.OPEN.value
     note: str | None = None
@@ -237,6 +247,7 @@ class Decision:
                 owner_body=a["owner_body"],
                 owner_user_id=a.get("owner_user_id"),
                 owner_organisation_id=a.get("owner_organisation_id"),
+                owner_organisation_name=a.get("owner_organisation_name"),
                 due_date=date.fromisoformat(a["due_date"]) if a.get("due_date") else None,
             )
             for a in self.proposed_actions
@@ -268,11 +279,23 @@ class CommunityDocument:
     id: str = field(default_factory=new_id)
 
 
+def owner_problems(action: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
+    """What is wrong with an action item's owner: its body must be known, and a party organisation
+    is named by its id and name."""
+    problems: dict[str, list[str]] = {}
+    if action.get("owner_body") not in OWNER_BODIES:
+        problems[prefix + "owner_body"] = [f"must be one of {', '.join(OWNER_BODIES)}"]
+    elif action["owner_body"] == "party_organisation":
+        for key in ("owner_organisation_id", "owner_organisation_name"):
+            if not action.get(key):
+                problems[prefix + key] = ["required when a party organisation owns the item"]
+    return problems
+
+
 def check_proposed_actions(actions: list[dict[str, Any]]) -> None:
     problems = {}
     for n, action in enumerate(actions):
-        if action.get("owner_body") not in OWNER_BODIES:
-            problems[f"action_items.{n}.owner_body"] = [f"must be one of {', '.join(OWNER_BODIES)}"]
+        problems.update(owner_problems(action, f"action_items.{n}."))
         if not action.get("title"):
             problems[f"action_items.{n}.title"] = ["required"]
     if problems:

@@ -161,11 +161,20 @@ class Participants(MethodView):
         return meetings.invite(_uow(), require_principal(), str(meeting_id), plain(body))
 
 
-@blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>", methods=["DELETE"])
-@blp.response(200, s.ParticipantOut)
-def cancel_registration(meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
-    """Cancel a registration (its owner or staff); the first on the waiting list moves up."""
-    return meetings.cancel_registration(_uow(), require_principal(), str(meeting_id), str(participant_id))
+@blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>")
+class ParticipantById(MethodView):
+    @blp.arguments(s.ParticipantPatch)
+    @blp.response(200, s.ParticipantOut)
+    def patch(self, body: dict, meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
+        """Mark a participant as a party member, or correct the mark (the community's staff)."""
+        return meetings.mark_party_member(
+            _uow(), require_principal(), str(meeting_id), str(participant_id), body["party_member"]
+        )
+
+    @blp.response(200, s.ParticipantOut)
+    def delete(self, meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
+        """Cancel a registration (its owner or staff); the first on the waiting list moves up."""
+        return meetings.cancel_registration(_uow(), require_principal(), str(meeting_id), str(participant_id))
 
 
 @blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>/check-in", methods=["POST"])

@@ -7,9 +7,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from linli_kit.errors import Invalid
 from linli_kit.schemas import AwareDateTime, BoundedDate, PeriodQuery
 from linli_meetings.domain.decision import OWNER_BODIES, ActionStatus, Choice, DocumentKind, IssueEffect, Method
-from linli_meetings.domain.meeting import Enrolment, Response, Status
+from linli_meetings.domain.meeting import Enrolment, Meeting, Response, Status
 from linli_meetings.domain.procedure import Outcome, ParticipantRole, Threshold
 from linli_meetings.domain.recurrence import MAX_OCCURRENCES, WEEKDAYS, Frequency
 
@@ -53,12 +54,28 @@ class InviteIn(Schema):
     role = choice(ParticipantRole, required=True)
     user_id = fields.UUID(load_default=None, allow_none=True)
     name = text(200)
-    organisation_id = fields.UUID(load_default=None, allow_none=True)
+    organisation_id = fields.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the body taken part for; required for the role party_organisation"},
+    )
+    organisation_name = text(200, metadata={"description": "the body's name; required for a party organisation"})
+    party_member = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "a party member (亮身份); always true for the role party_member"},
+    )
 
     @validates_schema
     def _someone(self, data: dict, **_kw: object) -> None:
-        if not data.get("user_id") and not data.get("name"):
-            raise ValidationError("give a user_id or a name", field_name="user_id")
+        try:
+            Meeting.check_person(data)
+        except Invalid as exc:
+            raise ValidationError(exc.fields) from exc
+
+
+class ParticipantPatch(Schema):
+    party_member = fields.Boolean(required=True)
 
 
 class MeetingIn(Schema):
@@ -159,8 +176,13 @@ class CodeIn(Schema):
 class ActionItemIn(Schema):
     title = text(300, required=True)
     owner_body = fields.String(required=True, validate=validate.OneOf(OWNER_BODIES))
-    owner_user_id = fields.UUID(load_default=None, allow_none=True)
-    owner_organisation_id = fields.UUID(load_default=None, allow_none=True)
+    owner_user_id = fields.UUID(load_default=None, allow_none=True, metadata={"description": "the person who owns it"})
+    owner_organisation_id = fields.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the organisation; required for party_organisation"},
+    )
+    owner_organisation_name = text(200, metadata={"description": "its name; required for party_organisation"})
     due_date = BoundedDate(load_default=None, allow_none=True)
 
 
@@ -199,6 +221,7 @@ class ActionItemPatch(Schema):
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.UUID(allow_none=True)
     owner_organisation_id = fields.UUID(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True, validate=validate.Length(max=200))
     due_date = BoundedDate(allow_none=True)
 
 
@@ -262,6 +285,8 @@ class ParticipantOut(Schema):
     user_id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     organisation_id = fields.String(allow_none=True)
+    organisation_name = fields.String(allow_none=True)
+    party_member = fields.Boolean()
     role = choice(ParticipantRole)
     enrolment = choice(Enrolment)
     response = choice(Response)
@@ -326,6 +351,7 @@ class ActionItemOut(Schema):
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.String(allow_none=True)
     owner_organisation_id = fields.String(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True)
     due_date = fields.Date(allow_none=True)
     status = choice(ActionStatus)
     note = fields.String(allow_none=True)
@@ -344,10 +370,15 @@ class VoteOut(Schema):
 class ProposedActionOut(Schema):
     """An action item the motion creates if adopted."""
 
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        # Motions stored before a field existed have no key for it: it is null.
+        return obj.get(attr) if isinstance(obj, dict) else super().get_attribute(obj, attr, default)
+
     title = fields.String()
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.String(allow_none=True)
     owner_organisation_id = fields.String(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True)
     due_date = fields.String(allow_none=True, metadata={"format": "date"})
 
 
@@ -480,6 +511,12 @@ def _figures() -> dict[str, fields.Field]:
         "decisions_adopted": fields.Integer(),
         "decisions_rejected": fields.Integer(),
         "decisions_no_quorum": fields.Integer(),
+        "party_member_participations": fields.Integer(
+            metadata={"description": "party members checked in at the meetings held (participant-times)"}
+        ),
+        "party_organisation_participations": fields.Integer(
+            metadata={"description": "party organisations (bodies) checked in at the meetings held"}
+        ),
     }
 
 
@@ -489,6 +526,9 @@ def _follow_up() -> dict[str, fields.Field]:
         "action_items_open": fields.Integer(metadata={"description": "open or in progress, now"}),
         "action_items_done": fields.Integer(),
         "action_items_overdue": fields.Integer(),
+        "party_organisation_action_items": fields.Integer(
+            metadata={"description": "action items of those decisions owned by a party organisation"}
+        ),
     }
 
 

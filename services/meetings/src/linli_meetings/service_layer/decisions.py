@@ -22,6 +22,7 @@ from linli_meetings.domain.decision import (
     Method,
     Vote,
     check_proposed_actions,
+    owner_problems,
 )
 from linli_meetings.domain.meeting import Meeting, Status
 from linli_meetings.domain.procedure import DEFAULT_RULES, Count, RulesOfProcedure, Threshold
@@ -328,12 +329,29 @@ def update_action_item(
             raise Forbidden("only the community's staff or the item's owner may update it")
         managing = access.can_manage_community(principal, uow.meetings, item.community_id)
         reassigned = False
-        for name in ("owner_body", "owner_user_id", "owner_organisation_id", "due_date", "title"):
+        for name in (
+            "owner_body",
+            "owner_user_id",
+            "owner_organisation_id",
+            "owner_organisation_name",
+            "due_date",
+            "title",
+        ):
             if name in changes and getattr(item, name) != changes[name]:
                 if not managing:
                     raise Forbidden("only the community's staff may reassign or reschedule an action item")
                 setattr(item, name, changes[name])
                 reassigned = True
+        if reassigned:
+            problems = owner_problems(
+                {
+                    "owner_body": item.owner_body,
+                    "owner_organisation_id": item.owner_organisation_id,
+                    "owner_organisation_name": item.owner_organisation_name,
+                }
+            )
+            if problems:
+                raise Invalid("invalid owner", fields=problems)
         was_done = item.status == ActionStatus.DONE
         if "status" in changes:
             item.change_status(ActionStatus(changes["status"]), changes.get("note"), uow.now())

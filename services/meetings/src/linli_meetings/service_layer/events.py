@@ -81,7 +81,14 @@ def decision_recorded(decision: Decision, meeting: Meeting, actions: list[Action
         "issue_effect": decision.effective_issue_effect,
         "resolution_plan": decision.resolution_plan if decision.adopted else None,
         "action_items": [
-            {"action_item_id": a.id, "title": a.title, "owner_body": a.owner_body, "due_date": a.due_date}
+            {
+                "action_item_id": a.id,
+                "title": a.title,
+                "owner_body": a.owner_body,
+                "owner_organisation_id": a.owner_organisation_id,
+                "owner_organisation_name": a.owner_organisation_name,
+                "due_date": a.due_date,
+            }
             for a in actions
         ],
         "participant_ids": meeting.participant_ids(),
@@ -99,6 +106,8 @@ def action_item_changed(item: ActionItem, street_id: str | None, *, completed: b
         "title": item.title,
         "owner_body": item.owner_body,
         "owner_user_id": item.owner_user_id,
+        "owner_organisation_id": item.owner_organisation_id,
+        "owner_organisation_name": item.owner_organisation_name,
         "due_date": item.due_date,
         "status": item.status,
         "note": item.note,

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, extract, func, select, text, true
+from sqlalchemy import ColumnElement, Select, and_, case, extract, func, or_, select, text, true
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden
@@ -20,9 +20,11 @@ from linli_kit.periods import resolve_period
 from linli_meetings.adapters import tables
 from linli_meetings.adapters.repository import MeetingRepository
 from linli_meetings.domain.decision import DocumentKind
+from linli_meetings.domain.procedure import ParticipantRole
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 m = tables.meetings.c
+p = tables.participants.c
 dl = tables.deliberations.c
 d = tables.decisions.c
 ai = tables.action_items.c
@@ -103,6 +105,30 @@ def statistics(
             monthly[_month(y, mo)]["meetings_held"] = n
             monthly[_month(y, mo)]["attendance_sum"] = int(people)
 
+        # The party's part (the article's party organisations and members): participant-times of
+        # party members and of party organisations (as bodies) checked in at the meetings held.
+        is_party_member = func.sum(case((p.party_member.is_(True), 1), else_=0))
+        is_party_body = func.sum(case((p.role == ParticipantRole.PARTY_ORGANISATION.value, 1), else_=0))
+        party_present = and_(
+            held,
+            p.checked_in_at.is_not(None),
+            or_(p.party_member.is_(True), p.role == ParticipantRole.PARTY_ORGANISATION.value),
+        )
+        with_people = tables.participants.join(tables.meetings, m.id == p.meeting_id)
+        for cid, members, bodies in session.execute(
+            select(m.community_id, is_party_member, is_party_body)
+            .select_from(with_people)
+            .where(party_present)
+            .group_by(m.community_id)
+        ):
+            by_community[cid]["party_member_participations"] = int(members or 0)
+            by_community[cid]["party_organisation_participations"] = int(bodies or 0)
+        for y, mo, members, bodies in session.execute(
+            _by_month(m.local_date, is_party_member, is_party_body).select_from(with_people).where(party_present)
+        ):
+            monthly[_month(y, mo)]["party_member_participations"] = int(members or 0)
+            monthly[_month(y, mo)]["party_organisation_participations"] = int(bodies or 0)
+
         # Issues deliberated: distinct issues on the agenda of meetings held in the period. Each
         # count is over a DISTINCT subquery (hash aggregation), much cheaper than count(DISTINCT).
         deliberated = and_(_within(dl.community_id, communities), dl.local_date.between(start, end))
@@ -158,6 +184,14 @@ def statistics(
                     row["action_items_overdue"] += n
             elif status == "done":
                 row["action_items_done"] += n
+        # Action items of those decisions a party organisation owns (whatever their state).
+        for cid, n in session.execute(
+            select(ai.community_id, func.count())
+            .join(tables.meetings, ai.meeting_id == m.id)
+            .where(held, ai.owner_body == "party_organisation")
+            .group_by(ai.community_id)
+        ):
+            by_community[cid]["party_organisation_action_items"] = n
 
         # Communities with a current (adopted) convention and rules of procedure.
         for cid, kind in session.execute(
@@ -203,6 +237,9 @@ def _empty_community() -> dict[str, Any]:
         "action_items_open": 0,
         "action_items_done": 0,
         "action_items_overdue": 0,
+        "party_member_participations": 0,
+        "party_organisation_participations": 0,
+        "party_organisation_action_items": 0,
         "has_convention": False,
         "has_rules_of_procedure": False,
     }
@@ -216,6 +253,8 @@ def _empty_month() -> dict[str, Any]:
         "decisions_adopted": 0,
         "decisions_rejected": 0,
         "decisions_no_quorum": 0,
+        "party_member_participations": 0,
+        "party_organisation_participations": 0,
     }
 
 
@@ -230,6 +269,9 @@ def _totals(rows: Any) -> dict[str, Any]:
         "action_items_open": 0,
         "action_items_done": 0,
         "action_items_overdue": 0,
+        "party_member_participations": 0,
+        "party_organisation_participations": 0,
+        "party_organisation_action_items": 0,
         "communities_with_convention": 0,
         "communities_with_rules_of_procedure": 0,
     }
@@ -242,7 +284,14 @@ def _totals(rows: Any) -> dict[str, Any]:
             "decisions_no_quorum",
         ):
             totals[key] += row[key]
-        for key in ("action_items_open", "action_items_done", "action_items_overdue"):
+        for key in (
+            "action_items_open",
+            "action_items_done",
+            "action_items_overdue",
+            "party_member_participations",
+            "party_organisation_participations",
+            "party_organisation_action_items",
+        ):
             totals[key] += row[key]
         for mtype, n in row["meetings_by_type"].items():
             totals["meetings_by_type"][mtype] = totals["meetings_by_type"].get(mtype, 0) + n

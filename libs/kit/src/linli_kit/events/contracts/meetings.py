@@ -9,7 +9,18 @@ from linli_kit.events.contracts._fields import id_list, one_of, text, uuid, when
 OUTCOMES = ("adopted", "rejected", "no_quorum")
 # What an adopted decision does to its linked issues.
 ISSUE_EFFECTS = ("none", "resolution_plan", "resolve", "escalate", "reconsult")
-BODIES = ("property_company", "owners_committee", "community", "bureau", "party_members", "residents")
+# Who owns an action item. "party_organisation": a party organisation or branch, named by
+# owner_organisation_id and owner_organisation_name (added compatibly: every consumer reads the
+# one catalogue of the kit).
+BODIES = (
+    "property_company",
+    "owners_committee",
+    "community",
+    "bureau",
+    "party_members",
+    "residents",
+    "party_organisation",
+)
 
 
 class AgendaItem(EventSchema):
@@ -66,6 +77,8 @@ class ActionItemRef(EventSchema):
     action_item_id = uuid()
     title = text(300)
     owner_body = one_of(*BODIES)
+    owner_organisation_id = uuid(required=False)
+    owner_organisation_name = text(200, required=False)
     due_date = fields.Date(load_default=None, allow_none=True)
 
 
@@ -95,6 +108,8 @@ class ActionItemChanged(EventSchema):
     title = text(300)
     owner_body = one_of(*BODIES)
     owner_user_id = uuid(required=False)
+    owner_organisation_id = uuid(required=False)
+    owner_organisation_name = text(200, required=False)
     due_date = fields.Date(load_default=None, allow_none=True)
     status = one_of("open", "in_progress", "done", "cancelled")
     note = text(2000, required=False)
