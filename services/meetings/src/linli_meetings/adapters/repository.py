@@ -15,6 +15,7 @@ from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.procedure import Count
+from linli_meetings.domain.proposal import MeetingProposal
 
 
 class _StreetCache:
@@ -335,7 +336,33 @@ class MeetingRepository:
             )
         )
 
+    # --- proposals ---------------------------------------------------------------------------------------
+    def proposal(self, proposal_id: str, *, lock: bool = False) -> MeetingProposal | None:
+        query = select(MeetingProposal).where(tables.proposals.c.id == proposal_id)
+        if lock:
+            # Two of the staff answering at once: one answer, the other a 409.
+            query = query.with_for_update()
+        return self.session.scalars(query).first()
+
+    def list_proposals(
+        self, visible: ColumnElement[bool], *, offset: int, limit: int, **filters: Any
+    ) -> tuple[list[MeetingProposal], int]:
+        pr = tables.proposals.c
+        query = select(MeetingProposal).where(visible)
+        for name in ("community_id", "issue_id", "status"):
+            if filters.get(name) is not None:
+                query = query.where(pr[name] == filters[name])
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(pr.created_at.desc(), pr.id).offset(offset).limit(limit))
+        return list(rows), total
+
     # --- issue replica ----------------------------------------------------------------------------------
+    def issue(self, issue_id: str) -> dict[str, Any] | None:
+        """The issue as the issues service last described it (None: not known here yet)."""
+        i = tables.issue_replica.c
+        row = self.session.execute(select(i).where(i.issue_id == issue_id)).first()
+        return dict(row._mapping) if row else None
+
     def candidate_issues(
         self, community_id: str, pending: tuple[str, ...], *, offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import registry, relationship
 from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant
+from linli_meetings.domain.proposal import MeetingProposal
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
@@ -244,6 +245,34 @@ issue_replica = Table(
 )
 Index("ix_issue_replica_community_status", issue_replica.c.community_id, issue_replica.c.status)
 
+# A resident's proposal of a meeting on an issue, and the staff's answer.
+proposals = Table(
+    "meeting_proposals",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("community_id", Id, nullable=False),
+    Column("issue_id", Id, nullable=False),
+    Column("proposer_id", Id, nullable=False, index=True),
+    Column("meeting_type", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("decided_by", Id, nullable=True),
+    Column("decided_at", When, nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("meeting_id", Id, ForeignKey("meetings.id"), nullable=True),
+    Column("created_at", When, nullable=False),
+)
+Index("ix_meeting_proposals_community_status", proposals.c.community_id, proposals.c.status, proposals.c.created_at)
+# One pending proposal per resident per issue, whatever races the application layer loses.
+Index(
+    "uq_meeting_proposals_pending",
+    proposals.c.issue_id,
+    proposals.c.proposer_id,
+    unique=True,
+    postgresql_where=proposals.c.status == "pending",
+    sqlite_where=proposals.c.status == "pending",
+)
+
 mapper_registry = registry()
 mapper_registry.map_imperatively(AgendaItem, agenda_items)
 mapper_registry.map_imperatively(Participant, participants)
@@ -263,3 +292,4 @@ mapper_registry.map_imperatively(Decision, decisions)
 mapper_registry.map_imperatively(Vote, votes)
 mapper_registry.map_imperatively(ActionItem, action_items)
 mapper_registry.map_imperatively(CommunityDocument, documents)
+mapper_registry.map_imperatively(MeetingProposal, proposals)

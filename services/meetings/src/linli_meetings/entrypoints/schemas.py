@@ -12,6 +12,7 @@ from linli_kit.schemas import AwareDateTime, BoundedDate, PeriodQuery
 from linli_meetings.domain.decision import OWNER_BODIES, ActionStatus, Choice, DocumentKind, IssueEffect, Method
 from linli_meetings.domain.meeting import Enrolment, Meeting, Response, Status
 from linli_meetings.domain.procedure import Outcome, ParticipantRole, Threshold
+from linli_meetings.domain.proposal import ProposalStatus
 from linli_meetings.domain.recurrence import MAX_OCCURRENCES, WEEKDAYS, Frequency
 
 TYPE_KEY = validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$", error="lower-case letters, digits and _, 2-40 long")
@@ -234,6 +235,44 @@ class ActionItemFilter(Schema):
     owner_body = fields.String(load_default=None, validate=validate.OneOf(OWNER_BODIES))
     owner_organisation_id = fields.UUID(load_default=None)
     overdue = fields.Boolean(load_default=None)
+
+
+class ProposalIn(Schema):
+    community_id = fields.UUID(required=True)
+    issue_id = fields.UUID(required=True, metadata={"description": "a pending issue of the community"})
+    reason = text(2000, required=True)
+    meeting_type = fields.String(
+        load_default="bench", validate=TYPE_KEY, metadata={"description": "bench (default) or another type"}
+    )
+
+
+class ProposalFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    issue_id = fields.UUID(load_default=None)
+    status = choice(ProposalStatus, load_default=None)
+
+
+class AcceptProposalIn(Schema):
+    """The meeting the staff schedule for a proposal (the issue is put on its agenda and the
+    proposer invited)."""
+
+    starts_at = instant(required=True)
+    ends_at = instant(required=True)
+    place = text(300)
+    online_url = fields.Url(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    title = text(300, metadata={"description": "default: the meeting type and the issue's title"})
+    meeting_type = fields.String(
+        load_default=None, allow_none=True, validate=TYPE_KEY, metadata={"description": "default: the proposal's"}
+    )
+    description = text(10_000)
+    public = fields.Boolean(load_default=True)
+    capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 100_000))
+    participants = fields.List(fields.Nested(InviteIn), load_default=list, validate=validate.Length(max=2000))
+    note = text(2000, metadata={"description": "a word to the proposer"})
+
+
+class DeclineProposalIn(Schema):
+    reason = text(2000, required=True)
 
 
 class CommunityQuery(Schema):
@@ -482,6 +521,24 @@ class CandidateOut(Schema):
     supporter_count = fields.Integer()
     consultations = fields.Integer(metadata={"description": "meetings held with it on the agenda"})
     updated_at = fields.DateTime()
+
+
+@always_present
+class ProposalOut(Schema):
+    id = fields.String()
+    community_id = fields.String()
+    issue_id = fields.String()
+    proposer_id = fields.String()
+    meeting_type = fields.String()
+    reason = fields.String()
+    status = choice(ProposalStatus)
+    decided_by = fields.String(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    decision_reason = fields.String(
+        allow_none=True, metadata={"description": "why it was declined, or the staff's note on accepting"}
+    )
+    meeting_id = fields.String(allow_none=True, metadata={"description": "the meeting scheduled, once accepted"})
+    created_at = fields.DateTime()
 
 
 @always_present

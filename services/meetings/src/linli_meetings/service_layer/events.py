@@ -9,6 +9,7 @@ from linli_kit.events import Event, new_event
 from linli_meetings import SERVICE
 from linli_meetings.domain.decision import ActionItem, Decision
 from linli_meetings.domain.meeting import AgendaItem, Meeting
+from linli_meetings.domain.proposal import MeetingProposal
 
 
 def snapshot(meeting: Meeting) -> dict[str, Any]:
@@ -114,3 +115,21 @@ def action_item_changed(item: ActionItem, street_id: str | None, *, completed: b
     }
     event_type = "meetings.action_item.completed" if completed else "meetings.action_item.assigned"
     return _event(event_type, data, item.community_id, street_id)
+
+
+def proposal(event_type: str, item: MeetingProposal, street_id: str | None, **extra: Any) -> Event:
+    """meetings.proposal.submitted / accepted / declined: a resident's proposal and its answer."""
+    data = {
+        "proposal_id": item.id,
+        "community_id": item.community_id,
+        "issue_id": item.issue_id,
+        "proposer_id": item.proposer_id,
+        "meeting_type": item.meeting_type,
+        "reason": item.reason,
+        "status": item.status,
+        "decided_by": item.decided_by,
+        "decision_reason": item.decision_reason,
+        "meeting_id": item.meeting_id,
+        **extra,
+    }
+    return _event(f"meetings.proposal.{event_type}", data, item.community_id, street_id)

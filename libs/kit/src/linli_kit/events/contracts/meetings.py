@@ -115,6 +115,42 @@ class ActionItemChanged(EventSchema):
     note = text(2000, required=False)
 
 
+PROPOSAL_STATUSES = ("pending", "accepted", "declined", "withdrawn")
+
+
+class MeetingProposed(EventSchema):
+    """A resident proposed a meeting (a bench meeting by default) on an issue: the community's
+    staff are to answer."""
+
+    proposal_id = uuid()
+    community_id = uuid()
+    issue_id = uuid()
+    issue_title = text(200, required=False)
+    proposer_id = uuid()
+    meeting_type = text(40)
+    reason = text(2000)
+    status = one_of(*PROPOSAL_STATUSES)
+
+
+class ProposalAccepted(MeetingProposed):
+    """The staff scheduled the proposed meeting: the proposer is told when and where."""
+
+    decided_by = uuid()
+    decision_reason = text(2000, required=False)  # a note from the staff
+    meeting_id = uuid()
+    title = text(300)
+    starts_at = when()
+    ends_at = when()
+    place = text(300, required=False)
+
+
+class ProposalDeclined(MeetingProposed):
+    """The staff declined the proposal: the proposer is told why."""
+
+    decided_by = uuid()
+    decision_reason = text(2000)
+
+
 for _type, _schema in {
     "meetings.meeting.scheduled": MeetingSnapshot,
     "meetings.meeting.rescheduled": MeetingRescheduled,
@@ -124,5 +160,8 @@ for _type, _schema in {
     "meetings.decision.recorded": DecisionRecorded,
     "meetings.action_item.assigned": ActionItemChanged,
     "meetings.action_item.completed": ActionItemChanged,
+    "meetings.proposal.submitted": MeetingProposed,
+    "meetings.proposal.accepted": ProposalAccepted,
+    "meetings.proposal.declined": ProposalDeclined,
 }.items():
     CATALOGUE.register(_type, 1, _schema)
