@@ -283,7 +283,11 @@ class MeetingRepository:
         return {i: Count(c.get("for", 0), c.get("against", 0), c.get("abstain", 0)) for i, c in counts.items()}
 
     # --- action items -----------------------------------------------------------------------------------
-    def action_item(self, item_id: str) -> ActionItem | None:
+    def action_item(self, item_id: str, *, lock: bool = False) -> ActionItem | None:
+        if lock:
+            return self.session.scalars(
+                select(ActionItem).where(tables.action_items.c.id == item_id).with_for_update()
+            ).first()
         return self.session.get(ActionItem, item_id)
 
     def action_items_of(self, decision_ids: list[str]) -> list[ActionItem]:

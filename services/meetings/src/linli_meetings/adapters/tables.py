@@ -189,6 +189,7 @@ action_items = Table(
     Column("owner_organisation_name", String(200), nullable=True),
     Column("due_date", Date, nullable=True),
     Column("status", String(20), nullable=False),
+    Column("progress", Integer, nullable=False, server_default="0"),
     Column("note", Text, nullable=True),
     Column("created_at", When, nullable=False),
     Column("completed_at", When, nullable=True),

@@ -8,6 +8,7 @@ may adopt a new version of a community document, and carries its effect on the l
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -83,6 +84,7 @@ class ActionItem:
     owner_organisation_name: str | None = None
     due_date: date | None = None
     status: str = ActionStatus.OPEN.value
+    progress: int = 0  # percent, as the owner reports it; 100 when done
     note: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     completed_at: datetime | None = None
@@ -102,12 +104,66 @@ class ActionItem:
             raise Conflict(
                 f"an action item that is {self.status} cannot become {status}", fields={"status": [self.status]}
             )
+        reopened = self.status == ActionStatus.DONE
         self.status = status.value
         self.note = note if note is not None else self.note
         self.completed_at = now if status == ActionStatus.DONE else None
+        if status == ActionStatus.DONE:
+            self.progress = 100
+        elif reopened:
+            self.progress = 0  # the work is to be looked at again; the owner reports anew
+
+    def report(self, *, status: ActionStatus | None, progress: int | None, note: str | None, now: datetime) -> None:
+        """The owner's (or the staff's) report: a status, a progress in percent, a note.
+
+        Done is 100 %: reporting 100 % completes an item, a done item cannot be below 100 %, and
+        progress on an open item means it is in progress. A cancelled item takes no report (409).
+        """
+        if progress is not None and not 0 <= progress <= 100:
+            raise Invalid("progress is a percentage", fields={"progress": ["between 0 and 100"]})
+        if status is None and progress is not None:
+            if self.status == ActionStatus.CANCELLED:
+                raise Conflict("a cancelled action item takes no progress", fields={"status": [self.status]})
+            if progress == 100:
+                status = ActionStatus.DONE
+            elif self.status == ActionStatus.DONE:
+                raise Invalid(
+                    "done is 100 %", fields={"progress": ["the item is done: reopen it (status in_progress) first"]}
+                )
+            elif self.status == ActionStatus.OPEN and progress > 0:
+                status = ActionStatus.IN_PROGRESS
+        if progress is not None and (
+            (status == ActionStatus.DONE and progress < 100)
+            or (status not in (None, ActionStatus.DONE) and progress == 100)
+        ):
+            raise Invalid("done is 100 %", fields={"progress": ["100 exactly when the item is done"]})
+        if status is not None:
+            self.change_status(status, note, now)
+        if note is not None:
+            self.note = note
+        if progress is not None and self.status != ActionStatus.CANCELLED:
+            self.progress = progress
 
     def is_overdue(self, today: date) -> bool:
         return self.due_date is not None and self.due_date < today and self.status in ("open", "in_progress")
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """How far the action items of one decision are: what the issue's progress is made of."""
+
+    action_items: int  # not cancelled
+    done: int
+
+    @classmethod
+    def of(cls, items: Iterable[ActionItem]) -> FollowUp:
+        live = [i for i in items if i.status != ActionStatus.CANCELLED]
+        return cls(action_items=len(live), done=sum(1 for i in live if i.status == ActionStatus.DONE))
+
+    @property
+    def complete(self) -> bool:
+        """Every action item done (cancelled ones aside), and at least one."""
+        return self.action_items > 0 and self.done == self.action_items
 
 
 @dataclass(eq=False)

@@ -216,7 +216,13 @@ class TallyIn(Schema):
 
 
 class ActionItemPatch(Schema):
+    """The owner reports status, progress and a note; the staff may also reassign and reschedule."""
+
     status = choice(ActionStatus)
+    progress = fields.Integer(
+        validate=validate.Range(0, 100),
+        metadata={"description": "percent; 100 completes the item, progress on an open item starts it"},
+    )
     note = fields.String(allow_none=True, validate=validate.Length(max=2000))
     title = fields.String(validate=validate.Length(min=1, max=300))
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
@@ -393,6 +399,7 @@ class ActionItemOut(Schema):
     owner_organisation_name = fields.String(allow_none=True)
     due_date = fields.Date(allow_none=True)
     status = choice(ActionStatus)
+    progress = fields.Integer(metadata={"description": "percent, as the owner reports it; 100 when done"})
     note = fields.String(allow_none=True)
     created_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)

@@ -100,6 +100,10 @@ class DecisionRecorded(EventSchema):
 
 
 class ActionItemChanged(EventSchema):
+    """An action item assigned (or reassigned), updated (status, progress, note) or completed,
+    with how far its decision's action items are: once `decision_complete`, the issues linked to
+    the decision may move on (the issues service's rules say to what)."""
+
     action_item_id = uuid()
     decision_id = uuid()
     meeting_id = uuid()
@@ -113,6 +117,13 @@ class ActionItemChanged(EventSchema):
     due_date = fields.Date(load_default=None, allow_none=True)
     status = one_of("open", "in_progress", "done", "cancelled")
     note = text(2000, required=False)
+    # Added compatibly (optional): older events lack them.
+    issue_ids = id_list()  # the issues linked to the decision
+    progress = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, 100))  # percent
+    decision_issue_effect = one_of(*ISSUE_EFFECTS, required=False)  # what the adopted decision does to them
+    decision_action_items = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    decision_action_items_done = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    decision_complete = fields.Boolean(load_default=None, allow_none=True)  # all (not cancelled) done
 
 
 PROPOSAL_STATUSES = ("pending", "accepted", "declined", "withdrawn")
@@ -160,6 +171,7 @@ for _type, _schema in {
     "meetings.decision.recorded": DecisionRecorded,
     "meetings.action_item.assigned": ActionItemChanged,
     "meetings.action_item.completed": ActionItemChanged,
+    "meetings.action_item.updated": ActionItemChanged,
     "meetings.proposal.submitted": MeetingProposed,
     "meetings.proposal.accepted": ProposalAccepted,
     "meetings.proposal.declined": ProposalDeclined,
