@@ -320,6 +320,47 @@ class MeetingRepository:
         rows = self.session.scalars(query.order_by(a.due_date.is_(None), a.due_date, a.id).offset(offset).limit(limit))
         return list(rows), total
 
+    # --- noticeboard ------------------------------------------------------------------------------------
+    def recorded_decisions(
+        self, community_id: str, *, public_only: bool, limit: int
+    ) -> list[tuple[Decision, dict[str, Any]]]:
+        """The community's latest recorded decisions, newest first, each with its meeting's title,
+        type and date (only those of public meetings when `public_only`)."""
+        d, m = tables.decisions.c, tables.meetings.c
+        query = (
+            select(Decision, m.title, m.meeting_type, m.local_date)
+            .join(tables.meetings, m.id == d.meeting_id)
+            .where(d.community_id == community_id, d.status == "recorded")
+        )
+        if public_only:
+            query = query.where(m.public.is_(True))
+        rows = self.session.execute(query.order_by(d.recorded_at.desc(), d.id).limit(limit)).all()
+        return [(row[0], {"meeting_title": row[1], "meeting_type": row[2], "meeting_date": row[3]}) for row in rows]
+
+    def open_action_items(self, community_id: str, *, public_only: bool, limit: int) -> list[ActionItem]:
+        """Open or in-progress action items of the community, soonest due first (undated last)."""
+        a, m = tables.action_items.c, tables.meetings.c
+        query = select(ActionItem).where(a.community_id == community_id, a.status.in_(("open", "in_progress")))
+        if public_only:
+            query = query.join(tables.meetings, m.id == a.meeting_id).where(m.public.is_(True))
+        return list(
+            self.session.scalars(query.order_by(a.due_date.is_(None), a.due_date, a.created_at, a.id).limit(limit))
+        )
+
+    def upcoming(self, community_id: str, now: datetime, *, public_only: bool, limit: int) -> list[Meeting]:
+        """Meetings not yet over (scheduled or running), soonest first, without their people."""
+        m = tables.meetings.c
+        query = select(Meeting).where(
+            m.community_id == community_id, m.status.in_(("scheduled", "in_progress")), m.ends_at >= now
+        )
+        if public_only:
+            query = query.where(m.public.is_(True))
+        return list(
+            self.session.scalars(
+                query.options(raiseload(Meeting.participants)).order_by(m.starts_at, m.id).limit(limit)
+            )
+        )
+
     # --- documents -------------------------------------------------------------------------------------
     def current_document(self, community_id: str, kind: str) -> CommunityDocument | None:
         d = tables.documents.c

@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from linli_kit.web import current_principal, require_principal
 from linli_meetings.domain.decision import Choice, DocumentKind
 from linli_meetings.entrypoints import schemas as s
-from linli_meetings.service_layer import calendar, candidates, decisions, meetings, proposals, stats
+from linli_meetings.service_layer import calendar, candidates, decisions, meetings, noticeboard, proposals, stats
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 blp = Blueprint("meetings", __name__, url_prefix="/", description="Meetings, agenda, attendance, decisions")
@@ -406,6 +406,22 @@ def decline_proposal(body: dict, proposal_id: uuid.UUID) -> Any:
 def withdraw_proposal(proposal_id: uuid.UUID) -> Any:
     """The proposer takes a pending proposal back."""
     return proposals.withdraw(_uow(), require_principal(), str(proposal_id))
+
+
+@blp.route("noticeboard", methods=["GET"])
+@blp.arguments(s.NoticeboardQuery, location="query")
+@blp.response(200, s.NoticeboardOut)
+def community_noticeboard(query: dict) -> Any:
+    """The community's noticeboard (公示): decisions with their votes and action items, the action
+    items still open, the meetings to come, the convention and rules in force. Public meetings only,
+    unless the staff ask for the private ones too."""
+    return noticeboard.noticeboard(
+        _uow(),
+        require_principal(),
+        str(query["community_id"]),
+        limit=query["limit"],
+        include_private=query["include_private"],
+    )
 
 
 @blp.route("stats", methods=["GET"])

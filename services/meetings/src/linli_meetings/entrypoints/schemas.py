@@ -281,6 +281,17 @@ class DeclineProposalIn(Schema):
     reason = text(2000, required=True)
 
 
+class NoticeboardQuery(Schema):
+    community_id = fields.UUID(required=True)
+    limit = fields.Integer(
+        load_default=20, validate=validate.Range(1, 100), metadata={"description": "decisions and meetings shown"}
+    )
+    include_private = fields.Boolean(
+        load_default=False,
+        metadata={"description": "the community's staff and officials: private meetings too (403 for others)"},
+    )
+
+
 class CommunityQuery(Schema):
     community_id = fields.UUID(required=True)
 
@@ -546,6 +557,88 @@ class ProposalOut(Schema):
     )
     meeting_id = fields.String(allow_none=True, metadata={"description": "the meeting scheduled, once accepted"})
     created_at = fields.DateTime()
+
+
+@always_present
+class NoticeActionItemOut(Schema):
+    id = fields.String()
+    decision_id = fields.String()
+    meeting_id = fields.String()
+    issue_id = fields.String(allow_none=True)
+    title = fields.String()
+    owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
+    owner_user_id = fields.String(allow_none=True)
+    owner_organisation_id = fields.String(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True)
+    due_date = fields.Date(allow_none=True)
+    status = choice(ActionStatus)
+    progress = fields.Integer(metadata={"description": "percent"})
+    overdue = fields.Boolean(metadata={"description": "past its due date and not done, today in the city"})
+    note = fields.String(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+
+
+@always_present
+class FollowUpOut(Schema):
+    action_items = fields.Integer(metadata={"description": "not cancelled"})
+    done = fields.Integer()
+    complete = fields.Boolean(metadata={"description": "every action item done"})
+
+
+@always_present
+class NoticeDecisionOut(Schema):
+    id = fields.String()
+    meeting_id = fields.String()
+    meeting_title = fields.String()
+    meeting_type = fields.String()
+    meeting_date = fields.Date(metadata={"description": "local date"})
+    issue_id = fields.String(allow_none=True)
+    motion = fields.String()
+    outcome = choice(Outcome)
+    rule = fields.String()
+    threshold = choice(Threshold)
+    votes_for = fields.Integer()
+    votes_against = fields.Integer()
+    abstentions = fields.Integer()
+    issue_effect = choice(IssueEffect, metadata={"description": "none unless adopted"})
+    resolution_plan = fields.String(allow_none=True)
+    recorded_at = fields.DateTime()
+    follow_up = fields.Nested(FollowUpOut)
+    action_items = fields.List(fields.Nested(NoticeActionItemOut))
+
+
+@always_present
+class NoticeMeetingOut(Schema):
+    id = fields.String()
+    meeting_type = fields.String()
+    title = fields.String()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    local_date = fields.Date()
+    place = fields.String(allow_none=True)
+    online_url = fields.String(allow_none=True)
+    status = choice(Status)
+    public = fields.Boolean()
+    agenda = fields.List(fields.Nested(AgendaItemOut), metadata={"description": "in order of position"})
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "agenda":
+            return obj.ordered_agenda()
+        return super().get_attribute(obj, attr, default)
+
+
+@always_present
+class NoticeboardOut(Schema):
+    community_id = fields.String()
+    generated_at = fields.DateTime()
+    public_only = fields.Boolean(metadata={"description": "false: private meetings included (staff asked)"})
+    decisions = fields.List(fields.Nested(NoticeDecisionOut), metadata={"description": "newest first"})
+    open_action_items = fields.List(
+        fields.Nested(NoticeActionItemOut), metadata={"description": "open or in progress, soonest due first"}
+    )
+    upcoming_meetings = fields.List(fields.Nested(NoticeMeetingOut), metadata={"description": "soonest first"})
+    convention = fields.Nested(DocumentOut, allow_none=True, metadata={"description": "in force; null: none"})
+    rules_of_procedure = fields.Nested(DocumentOut, allow_none=True, metadata={"description": "in force"})
 
 
 @always_present
