@@ -663,8 +663,16 @@ def _figures() -> dict[str, fields.Field]:
     """The figures of a period every row of the statistics has."""
     return {
         "meetings_held": fields.Integer(metadata={"description": "concluded meetings"}),
+        "meetings_by_type": fields.Dict(
+            keys=fields.String(),
+            values=fields.Integer(),
+            metadata={"description": "meetings held by type: bench, pavilion, round_table, a community's own"},
+        ),
         "attendance_sum": fields.Integer(),
         "issues_deliberated": fields.Integer(metadata={"description": "distinct issues on their agendas"}),
+        "consultations": fields.Integer(
+            metadata={"description": "issues taken up by the meetings held, each meeting counting once per issue"}
+        ),
         "decisions_adopted": fields.Integer(),
         "decisions_rejected": fields.Integer(),
         "decisions_no_quorum": fields.Integer(),
@@ -679,7 +687,6 @@ def _figures() -> dict[str, fields.Field]:
 
 def _follow_up() -> dict[str, fields.Field]:
     return {
-        "meetings_by_type": fields.Dict(keys=fields.String(), values=fields.Integer()),
         "action_items_open": fields.Integer(metadata={"description": "open or in progress, now"}),
         "action_items_done": fields.Integer(),
         "action_items_overdue": fields.Integer(),

@@ -99,11 +99,15 @@ def statistics(
             row["meetings_held"] += n
             row["meetings_by_type"][mtype] = row["meetings_by_type"].get(mtype, 0) + n
             row["attendance_sum"] += int(people)
-        for y, mo, n, people in session.execute(
-            _by_month(m.local_date, func.count(), func.coalesce(func.sum(m.attendees_count), 0)).where(held)
+        for y, mo, mtype, n, people in session.execute(
+            _by_month(m.local_date, m.meeting_type, func.count(), func.coalesce(func.sum(m.attendees_count), 0))
+            .where(held)
+            .group_by(m.meeting_type)
         ):
-            monthly[_month(y, mo)]["meetings_held"] = n
-            monthly[_month(y, mo)]["attendance_sum"] = int(people)
+            month = monthly[_month(y, mo)]
+            month["meetings_held"] += n
+            month["meetings_by_type"][mtype] = n
+            month["attendance_sum"] += int(people)
 
         # The party's part (the article's party organisations and members): participant-times of
         # party members and of party organisations (as bodies) checked in at the meetings held.
@@ -141,6 +145,13 @@ def statistics(
             select(in_months.c.y, in_months.c.m, func.count()).group_by(in_months.c.y, in_months.c.m)
         ):
             monthly[_month(y, mo)]["issues_deliberated"] = n
+        # Consultations: each issue taken up by each meeting held (the roof took six).
+        for cid, n in session.execute(
+            select(dl.community_id, func.count()).where(deliberated).group_by(dl.community_id)
+        ):
+            by_community[cid]["consultations"] = n
+        for y, mo, n in session.execute(_by_month(dl.local_date, func.count()).where(deliberated)):
+            monthly[_month(y, mo)]["consultations"] = n
         # An issue belongs to one community, so the distinct issues of the scope are the sum of
         # each community's.
         issues_deliberated = sum(row["issues_deliberated"] for row in by_community.values())
@@ -231,6 +242,7 @@ def _empty_community() -> dict[str, Any]:
         "meetings_by_type": {},
         "attendance_sum": 0,
         "issues_deliberated": 0,
+        "consultations": 0,
         "decisions_adopted": 0,
         "decisions_rejected": 0,
         "decisions_no_quorum": 0,
@@ -248,7 +260,9 @@ def _empty_community() -> dict[str, Any]:
 def _empty_month() -> dict[str, Any]:
     return {
         "meetings_held": 0,
+        "meetings_by_type": {},
         "attendance_sum": 0,
+        "consultations": 0,
         "issues_deliberated": 0,
         "decisions_adopted": 0,
         "decisions_rejected": 0,
@@ -263,6 +277,7 @@ def _totals(rows: Any) -> dict[str, Any]:
         "meetings_held": 0,
         "meetings_by_type": {},
         "attendance_sum": 0,
+        "consultations": 0,
         "decisions_adopted": 0,
         "decisions_rejected": 0,
         "decisions_no_quorum": 0,
@@ -279,6 +294,7 @@ def _totals(rows: Any) -> dict[str, Any]:
         for key in (
             "meetings_held",
             "attendance_sum",
+            "consultations",
             "decisions_adopted",
             "decisions_rejected",
             "decisions_no_quorum",
