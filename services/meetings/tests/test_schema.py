@@ -38,6 +38,10 @@ def test_openapi_documents_the_api(client):
         "/series",
         "/action-items",
         "/documents",
+        "/proposals",
+        "/proposals/{proposal_id}/accept",
+        "/noticeboard",
+        "/{meeting_id}/participants/{participant_id}",
     ):
         assert path in paths, path
     assert "MeetingIn" in spec["components"]["schemas"]
@@ -79,6 +83,14 @@ def test_upgrading_a_database_with_meetings_fills_the_statistics_read_model(pg_d
                 ),
                 {"i": m["id"] + "-a", "m": m["id"]},
             )
+            for role in ("party_member", "resident"):
+                conn.execute(
+                    text(
+                        "INSERT INTO participants (id, meeting_id, name, role, enrolment, response, enrolled_at) "
+                        "VALUES (:i, :m, 'x', :r, 'invited', 'confirmed', :t)"
+                    ),
+                    {"i": f"{m['id']}-{role}", "m": m["id"], "r": role, "t": now},
+                )
         conn.execute(
             text(
                 "INSERT INTO decisions (id, meeting_id, community_id, motion, method, threshold, issue_effect, "
@@ -96,4 +108,7 @@ def test_upgrading_a_database_with_meetings_fills_the_statistics_read_model(pg_d
         assert [tuple(r) for r in rows] == [("m1", 1), ("m2", 2)]
         assert conn.scalar(text("SELECT local_date FROM decisions WHERE id = 'd1'")) == date(2026, 11, 10)
         assert conn.scalar(text("SELECT count(*) FROM meetings WHERE announced_at IS NULL")) == 0
+        # Whoever took part as a party member is marked as one.
+        marked = conn.execute(text("SELECT role, party_member FROM participants ORDER BY role")).all()
+        assert [tuple(r) for r in marked] == [("party_member", True)] * 2 + [("resident", False)] * 2
     engine.dispose()

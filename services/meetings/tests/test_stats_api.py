@@ -139,6 +139,13 @@ def test_stats_for_community_street_and_city(client, world, staff, meeting_body,
     assert totals["communities_with_convention"] == 0
     assert [m["month"] for m in stats["monthly"]] == ["2026-10", "2026-11"]
     assert stats["monthly"][1]["meetings_held"] == 2 and stats["monthly"][1]["decisions_rejected"] == 1
+    # The article's headline figures: meetings by type and consultations, in total and by month.
+    assert totals["consultations"] == 3  # the roof twice, the wall once
+    assert stats["by_community"][0]["consultations"] == 3
+    assert [(m["meetings_by_type"], m["consultations"]) for m in stats["monthly"]] == [
+        ({"round_table": 1}, 2),
+        ({"round_table": 1, "bench": 1}, 1),
+    ]
 
     official = world.headers("street_official")
     street = client.get(

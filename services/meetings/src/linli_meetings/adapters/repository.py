@@ -15,6 +15,7 @@ from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.procedure import Count
+from linli_meetings.domain.proposal import MeetingProposal
 
 
 class _StreetCache:
@@ -282,7 +283,11 @@ class MeetingRepository:
         return {i: Count(c.get("for", 0), c.get("against", 0), c.get("abstain", 0)) for i, c in counts.items()}
 
     # --- action items -----------------------------------------------------------------------------------
-    def action_item(self, item_id: str) -> ActionItem | None:
+    def action_item(self, item_id: str, *, lock: bool = False) -> ActionItem | None:
+        if lock:
+            return self.session.scalars(
+                select(ActionItem).where(tables.action_items.c.id == item_id).with_for_update()
+            ).first()
         return self.session.get(ActionItem, item_id)
 
     def action_items_of(self, decision_ids: list[str]) -> list[ActionItem]:
@@ -315,6 +320,47 @@ class MeetingRepository:
         rows = self.session.scalars(query.order_by(a.due_date.is_(None), a.due_date, a.id).offset(offset).limit(limit))
         return list(rows), total
 
+    # --- noticeboard ------------------------------------------------------------------------------------
+    def recorded_decisions(
+        self, community_id: str, *, public_only: bool, limit: int
+    ) -> list[tuple[Decision, dict[str, Any]]]:
+        """The community's latest recorded decisions, newest first, each with its meeting's title,
+        type and date (only those of public meetings when `public_only`)."""
+        d, m = tables.decisions.c, tables.meetings.c
+        query = (
+            select(Decision, m.title, m.meeting_type, m.local_date)
+            .join(tables.meetings, m.id == d.meeting_id)
+            .where(d.community_id == community_id, d.status == "recorded")
+        )
+        if public_only:
+            query = query.where(m.public.is_(True))
+        rows = self.session.execute(query.order_by(d.recorded_at.desc(), d.id).limit(limit)).all()
+        return [(row[0], {"meeting_title": row[1], "meeting_type": row[2], "meeting_date": row[3]}) for row in rows]
+
+    def open_action_items(self, community_id: str, *, public_only: bool, limit: int) -> list[ActionItem]:
+        """Open or in-progress action items of the community, soonest due first (undated last)."""
+        a, m = tables.action_items.c, tables.meetings.c
+        query = select(ActionItem).where(a.community_id == community_id, a.status.in_(("open", "in_progress")))
+        if public_only:
+            query = query.join(tables.meetings, m.id == a.meeting_id).where(m.public.is_(True))
+        return list(
+            self.session.scalars(query.order_by(a.due_date.is_(None), a.due_date, a.created_at, a.id).limit(limit))
+        )
+
+    def upcoming(self, community_id: str, now: datetime, *, public_only: bool, limit: int) -> list[Meeting]:
+        """Meetings not yet over (scheduled or running), soonest first, without their people."""
+        m = tables.meetings.c
+        query = select(Meeting).where(
+            m.community_id == community_id, m.status.in_(("scheduled", "in_progress")), m.ends_at >= now
+        )
+        if public_only:
+            query = query.where(m.public.is_(True))
+        return list(
+            self.session.scalars(
+                query.options(raiseload(Meeting.participants)).order_by(m.starts_at, m.id).limit(limit)
+            )
+        )
+
     # --- documents -------------------------------------------------------------------------------------
     def current_document(self, community_id: str, kind: str) -> CommunityDocument | None:
         d = tables.documents.c
@@ -335,7 +381,33 @@ class MeetingRepository:
             )
         )
 
+    # --- proposals ---------------------------------------------------------------------------------------
+    def proposal(self, proposal_id: str, *, lock: bool = False) -> MeetingProposal | None:
+        query = select(MeetingProposal).where(tables.proposals.c.id == proposal_id)
+        if lock:
+            # Two of the staff answering at once: one answer, the other a 409.
+            query = query.with_for_update()
+        return self.session.scalars(query).first()
+
+    def list_proposals(
+        self, visible: ColumnElement[bool], *, offset: int, limit: int, **filters: Any
+    ) -> tuple[list[MeetingProposal], int]:
+        pr = tables.proposals.c
+        query = select(MeetingProposal).where(visible)
+        for name in ("community_id", "issue_id", "status"):
+            if filters.get(name) is not None:
+                query = query.where(pr[name] == filters[name])
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(pr.created_at.desc(), pr.id).offset(offset).limit(limit))
+        return list(rows), total
+
     # --- issue replica ----------------------------------------------------------------------------------
+    def issue(self, issue_id: str) -> dict[str, Any] | None:
+        """The issue as the issues service last described it (None: not known here yet)."""
+        i = tables.issue_replica.c
+        row = self.session.execute(select(i).where(i.issue_id == issue_id)).first()
+        return dict(row._mapping) if row else None
+
     def candidate_issues(
         self, community_id: str, pending: tuple[str, ...], *, offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:

@@ -14,12 +14,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import registry, relationship
 
 from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant
+from linli_meetings.domain.proposal import MeetingProposal
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
@@ -116,6 +118,8 @@ participants = Table(
     Column("user_id", Id, nullable=True),
     Column("name", String(200), nullable=True),
     Column("organisation_id", Id, nullable=True),
+    Column("organisation_name", String(200), nullable=True),
+    Column("party_member", Boolean, nullable=False, server_default=false()),
     Column("role", String(40), nullable=False),
     Column("enrolment", String(20), nullable=False),
     Column("response", String(20), nullable=False),
@@ -182,8 +186,10 @@ action_items = Table(
     Column("owner_body", String(30), nullable=False),
     Column("owner_user_id", Id, nullable=True),
     Column("owner_organisation_id", Id, nullable=True, index=True),
+    Column("owner_organisation_name", String(200), nullable=True),
     Column("due_date", Date, nullable=True),
     Column("status", String(20), nullable=False),
+    Column("progress", Integer, nullable=False, server_default="0"),
     Column("note", Text, nullable=True),
     Column("created_at", When, nullable=False),
     Column("completed_at", When, nullable=True),
@@ -240,6 +246,34 @@ issue_replica = Table(
 )
 Index("ix_issue_replica_community_status", issue_replica.c.community_id, issue_replica.c.status)
 
+# A resident's proposal of a meeting on an issue, and the staff's answer.
+proposals = Table(
+    "meeting_proposals",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("community_id", Id, nullable=False),
+    Column("issue_id", Id, nullable=False),
+    Column("proposer_id", Id, nullable=False, index=True),
+    Column("meeting_type", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("decided_by", Id, nullable=True),
+    Column("decided_at", When, nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("meeting_id", Id, ForeignKey("meetings.id"), nullable=True),
+    Column("created_at", When, nullable=False),
+)
+Index("ix_meeting_proposals_community_status", proposals.c.community_id, proposals.c.status, proposals.c.created_at)
+# One pending proposal per resident per issue, whatever races the application layer loses.
+Index(
+    "uq_meeting_proposals_pending",
+    proposals.c.issue_id,
+    proposals.c.proposer_id,
+    unique=True,
+    postgresql_where=proposals.c.status == "pending",
+    sqlite_where=proposals.c.status == "pending",
+)
+
 mapper_registry = registry()
 mapper_registry.map_imperatively(AgendaItem, agenda_items)
 mapper_registry.map_imperatively(Participant, participants)
@@ -259,3 +293,4 @@ mapper_registry.map_imperatively(Decision, decisions)
 mapper_registry.map_imperatively(Vote, votes)
 mapper_registry.map_imperatively(ActionItem, action_items)
 mapper_registry.map_imperatively(CommunityDocument, documents)
+mapper_registry.map_imperatively(MeetingProposal, proposals)

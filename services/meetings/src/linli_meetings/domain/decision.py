@@ -8,6 +8,7 @@ may adopt a new version of a community document, and carries its effect on the l
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -50,7 +51,16 @@ class ActionStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-OWNER_BODIES = ("property_company", "owners_committee", "community", "bureau", "party_members", "residents")
+OWNER_BODIES = (
+    "property_company",
+    "owners_committee",
+    "community",
+    "bureau",
+    "party_members",
+    "residents",
+    # A party organisation or branch (owner_organisation_id and owner_organisation_name name it).
+    "party_organisation",
+)
 
 
 @dataclass(eq=False)
@@ -71,8 +81,10 @@ class ActionItem:
     issue_id: str | None = None
     owner_user_id: str | None = None
     owner_organisation_id: str | None = None
+    owner_organisation_name: str | None = None
     due_date: date | None = None
     status: str = ActionStatus.OPEN.value
+    progress: int = 0  # percent, as the owner reports it; 100 when done
     note: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     completed_at: datetime | None = None
@@ -92,12 +104,66 @@ class ActionItem:
             raise Conflict(
                 f"an action item that is {self.status} cannot become {status}", fields={"status": [self.status]}
             )
+        reopened = self.status == ActionStatus.DONE
         self.status = status.value
         self.note = note if note is not None else self.note
         self.completed_at = now if status == ActionStatus.DONE else None
+        if status == ActionStatus.DONE:
+            self.progress = 100
+        elif reopened:
+            self.progress = 0  # the work is to be looked at again; the owner reports anew
+
+    def report(self, *, status: ActionStatus | None, progress: int | None, note: str | None, now: datetime) -> None:
+        """The owner's (or the staff's) report: a status, a progress in percent, a note.
+
+        Done is 100 %: reporting 100 % completes an item, a done item cannot be below 100 %, and
+        progress on an open item means it is in progress. A cancelled item takes no report (409).
+        """
+        if progress is not None and not 0 <= progress <= 100:
+            raise Invalid("progress is a percentage", fields={"progress": ["between 0 and 100"]})
+        if status is None and progress is not None:
+            if self.status == ActionStatus.CANCELLED:
+                raise Conflict("a cancelled action item takes no progress", fields={"status": [self.status]})
+            if progress == 100:
+                status = ActionStatus.DONE
+            elif self.status == ActionStatus.DONE:
+                raise Invalid(
+                    "done is 100 %", fields={"progress": ["the item is done: reopen it (status in_progress) first"]}
+                )
+            elif self.status == ActionStatus.OPEN and progress > 0:
+                status = ActionStatus.IN_PROGRESS
+        if progress is not None and (
+            (status == ActionStatus.DONE and progress < 100)
+            or (status not in (None, ActionStatus.DONE) and progress == 100)
+        ):
+            raise Invalid("done is 100 %", fields={"progress": ["100 exactly when the item is done"]})
+        if status is not None:
+            self.change_status(status, note, now)
+        if note is not None:
+            self.note = note
+        if progress is not None and self.status != ActionStatus.CANCELLED:
+            self.progress = progress
 
     def is_overdue(self, today: date) -> bool:
         return self.due_date is not None and self.due_date < today and self.status in ("open", "in_progress")
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """How far the action items of one decision are: what the issue's progress is made of."""
+
+    action_items: int  # not cancelled
+    done: int
+
+    @classmethod
+    def of(cls, items: Iterable[ActionItem]) -> FollowUp:
+        live = [i for i in items if i.status != ActionStatus.CANCELLED]
+        return cls(action_items=len(live), done=sum(1 for i in live if i.status == ActionStatus.DONE))
+
+    @property
+    def complete(self) -> bool:
+        """Every action item done (cancelled ones aside), and at least one."""
+        return self.action_items > 0 and self.done == self.action_items
 
 
 @dataclass(eq=False)
@@ -237,6 +303,7 @@ class Decision:
                 owner_body=a["owner_body"],
                 owner_user_id=a.get("owner_user_id"),
                 owner_organisation_id=a.get("owner_organisation_id"),
+                owner_organisation_name=a.get("owner_organisation_name"),
                 due_date=date.fromisoformat(a["due_date"]) if a.get("due_date") else None,
             )
             for a in self.proposed_actions
@@ -268,11 +335,23 @@ class CommunityDocument:
     id: str = field(default_factory=new_id)
 
 
+def owner_problems(action: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
+    """What is wrong with an action item's owner: its body must be known, and a party organisation
+    is named by its id and name."""
+    problems: dict[str, list[str]] = {}
+    if action.get("owner_body") not in OWNER_BODIES:
+        problems[prefix + "owner_body"] = [f"must be one of {', '.join(OWNER_BODIES)}"]
+    elif action["owner_body"] == "party_organisation":
+        for key in ("owner_organisation_id", "owner_organisation_name"):
+            if not action.get(key):
+                problems[prefix + key] = ["required when a party organisation owns the item"]
+    return problems
+
+
 def check_proposed_actions(actions: list[dict[str, Any]]) -> None:
     problems = {}
     for n, action in enumerate(actions):
-        if action.get("owner_body") not in OWNER_BODIES:
-            problems[f"action_items.{n}.owner_body"] = [f"must be one of {', '.join(OWNER_BODIES)}"]
+        problems.update(owner_problems(action, f"action_items.{n}."))
         if not action.get("title"):
             problems[f"action_items.{n}.title"] = ["required"]
     if problems:

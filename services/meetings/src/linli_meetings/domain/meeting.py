@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from linli_kit.errors import Conflict, Invalid
@@ -103,6 +104,11 @@ class Participant:
     user_id: str | None = None
     name: str | None = None
     organisation_id: str | None = None
+    # The body's name as given when it was invited (a party branch, a property company...).
+    organisation_name: str | None = None
+    # A member of the Communist Party, shown on the participants list (亮身份) and counted in the
+    # street's figures; always true for the role party_member.
+    party_member: bool = False
     response: str = Response.PENDING.value
     enrolled_at: datetime = field(default_factory=utcnow)
     checked_in_at: datetime | None = None
@@ -336,10 +342,74 @@ class Meeting:
     def participant(self, participant_id: str) -> Participant | None:
         return next((p for p in self.participants if p.id == participant_id), None)
 
-    def invite(self, *, role: str, user_id: str | None, name: str | None, organisation_id: str | None) -> Participant:
+    @staticmethod
+    def check_person(person: dict[str, Any], prefix: str = "") -> None:
+        """Who is invited: a user, a person by name, or a body (a party organisation needs its id
+        and name). Raises Invalid naming each bad field, with `prefix` (e.g. "participants.3.")."""
+        problems: dict[str, list[str]] = {}
+        role = person.get("role")
+        if role == ParticipantRole.PARTY_ORGANISATION:
+            for key in ("organisation_id", "organisation_name"):
+                if not person.get(key):
+                    problems[prefix + key] = ["required for a party organisation"]
+            if person.get("party_member"):
+                problems[prefix + "party_member"] = ["a party organisation is a body, not a member"]
+        elif person.get("user_id") is None and not person.get("name"):
+            problems[prefix + "user_id"] = ["give a user_id or a name"]
+        if role == ParticipantRole.PARTY_MEMBER and person.get("party_member") is False:
+            problems[prefix + "party_member"] = ["the role party_member is a party member"]
+        if problems:
+            raise Invalid("who is invited?", fields=problems)
+
+    @staticmethod
+    def _participant(person: dict[str, Any]) -> Participant:
+        role = str(person["role"])
+        return Participant(
+            role=role,
+            enrolment=Enrolment.INVITED.value,
+            user_id=person.get("user_id"),
+            name=person.get("name"),
+            organisation_id=person.get("organisation_id"),
+            organisation_name=person.get("organisation_name"),
+            party_member=bool(person.get("party_member")) or role == ParticipantRole.PARTY_MEMBER,
+        )
+
+    def _party_organisation(self, organisation_id: str | None) -> Participant | None:
+        return next(
+            (
+                p
+                for p in self.participants
+                if p.role == ParticipantRole.PARTY_ORGANISATION
+                and p.organisation_id == organisation_id
+                and p.response != Response.CANCELLED
+            ),
+            None,
+        )
+
+    def invite(
+        self,
+        *,
+        role: str,
+        user_id: str | None,
+        name: str | None,
+        organisation_id: str | None,
+        organisation_name: str | None = None,
+        party_member: bool | None = None,
+    ) -> Participant:
         self._require(Status.SCHEDULED, Status.IN_PROGRESS, action="invite people to")
-        if user_id is None and not name:
-            raise Invalid("who is invited?", fields={"user_id": ["give a user_id or a name"]})
+        person: dict[str, Any] = {
+            "role": role,
+            "user_id": user_id,
+            "name": name,
+            "organisation_id": organisation_id,
+            "organisation_name": organisation_name,
+            "party_member": party_member,
+        }
+        self.check_person(person)
+        if role == ParticipantRole.PARTY_ORGANISATION and self._party_organisation(organisation_id) is not None:
+            raise Conflict(
+                "this party organisation is already invited", fields={"organisation_id": ["already invited"]}
+            )
         existing = self.participant_of(user_id) if user_id else None
         if existing is not None:
             if existing.enrolment == Enrolment.INVITED and existing.response != Response.CANCELLED:
@@ -348,39 +418,52 @@ class Meeting:
             existing.enrolment = Enrolment.INVITED.value
             existing.role = role
             existing.response = Response.PENDING.value
+            existing.organisation_id = organisation_id or existing.organisation_id
+            existing.organisation_name = organisation_name or existing.organisation_name
+            if party_member is not None or role == ParticipantRole.PARTY_MEMBER:
+                existing.party_member = bool(party_member) or role == ParticipantRole.PARTY_MEMBER
             self.touch()
             return existing
-        participant = Participant(
-            role=role, enrolment=Enrolment.INVITED.value, user_id=user_id, name=name, organisation_id=organisation_id
-        )
+        participant = self._participant(person)
         self.participants.append(participant)
         self.touch()
         return participant
 
-    def invite_all(self, people: list[dict[str, str | None]]) -> None:
-        """The invitation list of a new meeting: one participant per person, nobody twice."""
+    def invite_all(self, people: list[dict[str, Any]]) -> None:
+        """The invitation list of a new meeting: one participant per person (and per party
+        organisation), nobody twice."""
         self._require(Status.SCHEDULED, action="invite people to")
         seen = {p.user_id for p in self.participants if p.user_id}
+        bodies: set[str] = set()
         invited = []
         for n, person in enumerate(people):
+            self.check_person(person, prefix=f"participants.{n}.")
             user_id = person.get("user_id")
-            if user_id is None and not person.get("name"):
-                raise Invalid("who is invited?", fields={f"participants.{n}.user_id": ["give a user_id or a name"]})
             if user_id is not None and user_id in seen:
                 raise Invalid("invited twice", fields={f"participants.{n}.user_id": ["already on the list"]})
             if user_id is not None:
                 seen.add(user_id)
-            invited.append(
-                Participant(
-                    role=str(person["role"]),
-                    enrolment=Enrolment.INVITED.value,
-                    user_id=user_id,
-                    name=person.get("name"),
-                    organisation_id=person.get("organisation_id"),
-                )
-            )
+            if person.get("role") == ParticipantRole.PARTY_ORGANISATION:
+                if person["organisation_id"] in bodies:
+                    raise Invalid(
+                        "invited twice", fields={f"participants.{n}.organisation_id": ["already on the list"]}
+                    )
+                bodies.add(person["organisation_id"])
+            invited.append(self._participant(person))
         # One assignment of the collection instead of an append per person.
         self.participants = [*self.participants, *invited]
+
+    def mark_party_member(self, participant: Participant, party_member: bool) -> None:
+        """Staff mark (or unmark) a participant as a party member, also after the meeting: the
+        figures count what the list says."""
+        self._require(Status.SCHEDULED, Status.IN_PROGRESS, Status.CONCLUDED, action="change the participants of")
+        if participant.role == ParticipantRole.PARTY_ORGANISATION and party_member:
+            raise Invalid("not a person", fields={"party_member": ["a party organisation is a body, not a member"]})
+        if participant.role == ParticipantRole.PARTY_MEMBER and not party_member:
+            raise Invalid(
+                "a party member", fields={"party_member": ["the role party_member is a party member; change the role"]}
+            )
+        participant.party_member = party_member
 
     def respond(self, participant: Participant, confirmed: bool) -> None:
         self._require(Status.SCHEDULED, Status.IN_PROGRESS, action="answer an invitation to")

@@ -41,6 +41,8 @@ class Outcome(StrEnum):
 class ParticipantRole(StrEnum):
     RESIDENT_REPRESENTATIVE = "resident_representative"
     PARTY_MEMBER = "party_member"
+    # A party organisation or branch taking part as a body (its id and name given with it).
+    PARTY_ORGANISATION = "party_organisation"
     PROPERTY_COMPANY = "property_company"
     OWNERS_COMMITTEE = "owners_committee"
     BUREAU = "bureau"
@@ -188,7 +190,8 @@ class RulesOfProcedure:
 
 # Used when a community has adopted no rules of its own. Informal meetings let everyone present
 # vote by simple majority; the round table, where bodies commit to work, needs two-thirds of its
-# voting members present and two-thirds of votes cast; a bureau attends in an advisory capacity.
+# voting members present and two-thirds of votes cast; a bureau attends in an advisory capacity,
+# and so does a party organisation taking part as a body (its members vote as party members).
 DEFAULT_RULES = RulesOfProcedure(
     default=MeetingPolicy(
         voting_roles=ALL_ROLES,

@@ -15,7 +15,7 @@ from flask_smorest import Blueprint
 from linli_kit.web import current_principal, require_principal
 from linli_meetings.domain.decision import Choice, DocumentKind
 from linli_meetings.entrypoints import schemas as s
-from linli_meetings.service_layer import calendar, candidates, decisions, meetings, stats
+from linli_meetings.service_layer import calendar, candidates, decisions, meetings, noticeboard, proposals, stats
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 blp = Blueprint("meetings", __name__, url_prefix="/", description="Meetings, agenda, attendance, decisions")
@@ -161,11 +161,20 @@ class Participants(MethodView):
         return meetings.invite(_uow(), require_principal(), str(meeting_id), plain(body))
 
 
-@blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>", methods=["DELETE"])
-@blp.response(200, s.ParticipantOut)
-def cancel_registration(meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
-    """Cancel a registration (its owner or staff); the first on the waiting list moves up."""
-    return meetings.cancel_registration(_uow(), require_principal(), str(meeting_id), str(participant_id))
+@blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>")
+class ParticipantById(MethodView):
+    @blp.arguments(s.ParticipantPatch)
+    @blp.response(200, s.ParticipantOut)
+    def patch(self, body: dict, meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
+        """Mark a participant as a party member, or correct the mark (the community's staff)."""
+        return meetings.mark_party_member(
+            _uow(), require_principal(), str(meeting_id), str(participant_id), body["party_member"]
+        )
+
+    @blp.response(200, s.ParticipantOut)
+    def delete(self, meeting_id: uuid.UUID, participant_id: uuid.UUID) -> Any:
+        """Cancel a registration (its owner or staff); the first on the waiting list moves up."""
+        return meetings.cancel_registration(_uow(), require_principal(), str(meeting_id), str(participant_id))
 
 
 @blp.route("<uuid:meeting_id>/participants/<uuid:participant_id>/check-in", methods=["POST"])
@@ -343,6 +352,76 @@ def candidate_items(query: dict, pagination_parameters: Any) -> list:
     )
     pagination_parameters.item_count = total
     return items
+
+
+# --- proposals by residents ------------------------------------------------------------------------------
+@blp.route("proposals")
+class Proposals(MethodView):
+    @blp.arguments(s.ProposalFilter, location="query")
+    @blp.response(200, s.ProposalOut(many=True))
+    @blp.paginate()
+    def get(self, filters: dict, pagination_parameters: Any) -> list:
+        """Staff and officials: the proposals of their communities; residents: their own (newest first)."""
+        items, total = proposals.list_proposals(
+            _uow(),
+            require_principal(),
+            offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size,
+            **plain(filters),
+        )
+        pagination_parameters.item_count = total
+        return items
+
+    @blp.arguments(s.ProposalIn)
+    @blp.response(201, s.ProposalOut)
+    def post(self, body: dict) -> Any:
+        """A resident proposes a meeting (a bench meeting by default) on a pending issue of their community."""
+        return proposals.submit(_uow(), require_principal(), plain(body))
+
+
+@blp.route("proposals/<uuid:proposal_id>", methods=["GET"])
+@blp.response(200, s.ProposalOut)
+def get_proposal(proposal_id: uuid.UUID) -> Any:
+    return proposals.get(_uow(), require_principal(), str(proposal_id))
+
+
+@blp.route("proposals/<uuid:proposal_id>/accept", methods=["POST"])
+@blp.arguments(s.AcceptProposalIn)
+@blp.response(200, s.ProposalOut)
+def accept_proposal(body: dict, proposal_id: uuid.UUID) -> Any:
+    """Staff schedule the proposed meeting (409 once answered): the issue on the agenda, the proposer invited."""
+    return proposals.accept(_uow(), require_principal(), str(proposal_id), plain(body))
+
+
+@blp.route("proposals/<uuid:proposal_id>/decline", methods=["POST"])
+@blp.arguments(s.DeclineProposalIn)
+@blp.response(200, s.ProposalOut)
+def decline_proposal(body: dict, proposal_id: uuid.UUID) -> Any:
+    """Staff decline the proposal with a reason the proposer is told (409 once answered)."""
+    return proposals.decline(_uow(), require_principal(), str(proposal_id), body["reason"])
+
+
+@blp.route("proposals/<uuid:proposal_id>/withdraw", methods=["POST"])
+@blp.response(200, s.ProposalOut)
+def withdraw_proposal(proposal_id: uuid.UUID) -> Any:
+    """The proposer takes a pending proposal back."""
+    return proposals.withdraw(_uow(), require_principal(), str(proposal_id))
+
+
+@blp.route("noticeboard", methods=["GET"])
+@blp.arguments(s.NoticeboardQuery, location="query")
+@blp.response(200, s.NoticeboardOut)
+def community_noticeboard(query: dict) -> Any:
+    """The community's noticeboard (公示): decisions with their votes and action items, the action
+    items still open, the meetings to come, the convention and rules in force. Public meetings only,
+    unless the staff ask for the private ones too."""
+    return noticeboard.noticeboard(
+        _uow(),
+        require_principal(),
+        str(query["community_id"]),
+        limit=query["limit"],
+        include_private=query["include_private"],
+    )
 
 
 @blp.route("stats", methods=["GET"])

@@ -7,10 +7,12 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from linli_kit.errors import Invalid
 from linli_kit.schemas import AwareDateTime, BoundedDate, PeriodQuery
 from linli_meetings.domain.decision import OWNER_BODIES, ActionStatus, Choice, DocumentKind, IssueEffect, Method
-from linli_meetings.domain.meeting import Enrolment, Response, Status
+from linli_meetings.domain.meeting import Enrolment, Meeting, Response, Status
 from linli_meetings.domain.procedure import Outcome, ParticipantRole, Threshold
+from linli_meetings.domain.proposal import ProposalStatus
 from linli_meetings.domain.recurrence import MAX_OCCURRENCES, WEEKDAYS, Frequency
 
 TYPE_KEY = validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$", error="lower-case letters, digits and _, 2-40 long")
@@ -53,12 +55,28 @@ class InviteIn(Schema):
     role = choice(ParticipantRole, required=True)
     user_id = fields.UUID(load_default=None, allow_none=True)
     name = text(200)
-    organisation_id = fields.UUID(load_default=None, allow_none=True)
+    organisation_id = fields.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the body taken part for; required for the role party_organisation"},
+    )
+    organisation_name = text(200, metadata={"description": "the body's name; required for a party organisation"})
+    party_member = fields.Boolean(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "a party member (亮身份); always true for the role party_member"},
+    )
 
     @validates_schema
     def _someone(self, data: dict, **_kw: object) -> None:
-        if not data.get("user_id") and not data.get("name"):
-            raise ValidationError("give a user_id or a name", field_name="user_id")
+        try:
+            Meeting.check_person(data)
+        except Invalid as exc:
+            raise ValidationError(exc.fields) from exc
+
+
+class ParticipantPatch(Schema):
+    party_member = fields.Boolean(required=True)
 
 
 class MeetingIn(Schema):
@@ -159,8 +177,13 @@ class CodeIn(Schema):
 class ActionItemIn(Schema):
     title = text(300, required=True)
     owner_body = fields.String(required=True, validate=validate.OneOf(OWNER_BODIES))
-    owner_user_id = fields.UUID(load_default=None, allow_none=True)
-    owner_organisation_id = fields.UUID(load_default=None, allow_none=True)
+    owner_user_id = fields.UUID(load_default=None, allow_none=True, metadata={"description": "the person who owns it"})
+    owner_organisation_id = fields.UUID(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the organisation; required for party_organisation"},
+    )
+    owner_organisation_name = text(200, metadata={"description": "its name; required for party_organisation"})
     due_date = BoundedDate(load_default=None, allow_none=True)
 
 
@@ -193,12 +216,19 @@ class TallyIn(Schema):
 
 
 class ActionItemPatch(Schema):
+    """The owner reports status, progress and a note; the staff may also reassign and reschedule."""
+
     status = choice(ActionStatus)
+    progress = fields.Integer(
+        validate=validate.Range(0, 100),
+        metadata={"description": "percent; 100 completes the item, progress on an open item starts it"},
+    )
     note = fields.String(allow_none=True, validate=validate.Length(max=2000))
     title = fields.String(validate=validate.Length(min=1, max=300))
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.UUID(allow_none=True)
     owner_organisation_id = fields.UUID(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True, validate=validate.Length(max=200))
     due_date = BoundedDate(allow_none=True)
 
 
@@ -211,6 +241,55 @@ class ActionItemFilter(Schema):
     owner_body = fields.String(load_default=None, validate=validate.OneOf(OWNER_BODIES))
     owner_organisation_id = fields.UUID(load_default=None)
     overdue = fields.Boolean(load_default=None)
+
+
+class ProposalIn(Schema):
+    community_id = fields.UUID(required=True)
+    issue_id = fields.UUID(required=True, metadata={"description": "a pending issue of the community"})
+    reason = text(2000, required=True)
+    meeting_type = fields.String(
+        load_default="bench", validate=TYPE_KEY, metadata={"description": "bench (default) or another type"}
+    )
+
+
+class ProposalFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    issue_id = fields.UUID(load_default=None)
+    status = choice(ProposalStatus, load_default=None)
+
+
+class AcceptProposalIn(Schema):
+    """The meeting the staff schedule for a proposal (the issue is put on its agenda and the
+    proposer invited)."""
+
+    starts_at = instant(required=True)
+    ends_at = instant(required=True)
+    place = text(300)
+    online_url = fields.Url(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    title = text(300, metadata={"description": "default: the meeting type and the issue's title"})
+    meeting_type = fields.String(
+        load_default=None, allow_none=True, validate=TYPE_KEY, metadata={"description": "default: the proposal's"}
+    )
+    description = text(10_000)
+    public = fields.Boolean(load_default=True)
+    capacity = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(1, 100_000))
+    participants = fields.List(fields.Nested(InviteIn), load_default=list, validate=validate.Length(max=2000))
+    note = text(2000, metadata={"description": "a word to the proposer"})
+
+
+class DeclineProposalIn(Schema):
+    reason = text(2000, required=True)
+
+
+class NoticeboardQuery(Schema):
+    community_id = fields.UUID(required=True)
+    limit = fields.Integer(
+        load_default=20, validate=validate.Range(1, 100), metadata={"description": "decisions and meetings shown"}
+    )
+    include_private = fields.Boolean(
+        load_default=False,
+        metadata={"description": "the community's staff and officials: private meetings too (403 for others)"},
+    )
 
 
 class CommunityQuery(Schema):
@@ -262,6 +341,8 @@ class ParticipantOut(Schema):
     user_id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     organisation_id = fields.String(allow_none=True)
+    organisation_name = fields.String(allow_none=True)
+    party_member = fields.Boolean()
     role = choice(ParticipantRole)
     enrolment = choice(Enrolment)
     response = choice(Response)
@@ -326,8 +407,10 @@ class ActionItemOut(Schema):
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.String(allow_none=True)
     owner_organisation_id = fields.String(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True)
     due_date = fields.Date(allow_none=True)
     status = choice(ActionStatus)
+    progress = fields.Integer(metadata={"description": "percent, as the owner reports it; 100 when done"})
     note = fields.String(allow_none=True)
     created_at = fields.DateTime()
     completed_at = fields.DateTime(allow_none=True)
@@ -344,10 +427,15 @@ class VoteOut(Schema):
 class ProposedActionOut(Schema):
     """An action item the motion creates if adopted."""
 
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        # Motions stored before a field existed have no key for it: it is null.
+        return obj.get(attr) if isinstance(obj, dict) else super().get_attribute(obj, attr, default)
+
     title = fields.String()
     owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
     owner_user_id = fields.String(allow_none=True)
     owner_organisation_id = fields.String(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True)
     due_date = fields.String(allow_none=True, metadata={"format": "date"})
 
 
@@ -454,6 +542,106 @@ class CandidateOut(Schema):
 
 
 @always_present
+class ProposalOut(Schema):
+    id = fields.String()
+    community_id = fields.String()
+    issue_id = fields.String()
+    proposer_id = fields.String()
+    meeting_type = fields.String()
+    reason = fields.String()
+    status = choice(ProposalStatus)
+    decided_by = fields.String(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    decision_reason = fields.String(
+        allow_none=True, metadata={"description": "why it was declined, or the staff's note on accepting"}
+    )
+    meeting_id = fields.String(allow_none=True, metadata={"description": "the meeting scheduled, once accepted"})
+    created_at = fields.DateTime()
+
+
+@always_present
+class NoticeActionItemOut(Schema):
+    id = fields.String()
+    decision_id = fields.String()
+    meeting_id = fields.String()
+    issue_id = fields.String(allow_none=True)
+    title = fields.String()
+    owner_body = fields.String(validate=validate.OneOf(OWNER_BODIES))
+    owner_user_id = fields.String(allow_none=True)
+    owner_organisation_id = fields.String(allow_none=True)
+    owner_organisation_name = fields.String(allow_none=True)
+    due_date = fields.Date(allow_none=True)
+    status = choice(ActionStatus)
+    progress = fields.Integer(metadata={"description": "percent"})
+    overdue = fields.Boolean(metadata={"description": "past its due date and not done, today in the city"})
+    note = fields.String(allow_none=True)
+    completed_at = fields.DateTime(allow_none=True)
+
+
+@always_present
+class FollowUpOut(Schema):
+    action_items = fields.Integer(metadata={"description": "not cancelled"})
+    done = fields.Integer()
+    complete = fields.Boolean(metadata={"description": "every action item done"})
+
+
+@always_present
+class NoticeDecisionOut(Schema):
+    id = fields.String()
+    meeting_id = fields.String()
+    meeting_title = fields.String()
+    meeting_type = fields.String()
+    meeting_date = fields.Date(metadata={"description": "local date"})
+    issue_id = fields.String(allow_none=True)
+    motion = fields.String()
+    outcome = choice(Outcome)
+    rule = fields.String()
+    threshold = choice(Threshold)
+    votes_for = fields.Integer()
+    votes_against = fields.Integer()
+    abstentions = fields.Integer()
+    issue_effect = choice(IssueEffect, metadata={"description": "none unless adopted"})
+    resolution_plan = fields.String(allow_none=True)
+    recorded_at = fields.DateTime()
+    follow_up = fields.Nested(FollowUpOut)
+    action_items = fields.List(fields.Nested(NoticeActionItemOut))
+
+
+@always_present
+class NoticeMeetingOut(Schema):
+    id = fields.String()
+    meeting_type = fields.String()
+    title = fields.String()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    local_date = fields.Date()
+    place = fields.String(allow_none=True)
+    online_url = fields.String(allow_none=True)
+    status = choice(Status)
+    public = fields.Boolean()
+    agenda = fields.List(fields.Nested(AgendaItemOut), metadata={"description": "in order of position"})
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "agenda":
+            return obj.ordered_agenda()
+        return super().get_attribute(obj, attr, default)
+
+
+@always_present
+class NoticeboardOut(Schema):
+    community_id = fields.String()
+    generated_at = fields.DateTime()
+    public_only = fields.Boolean(metadata={"description": "false: private meetings included (staff asked)"})
+    decisions = fields.List(fields.Nested(NoticeDecisionOut), metadata={"description": "newest first"})
+    open_action_items = fields.List(
+        fields.Nested(NoticeActionItemOut), metadata={"description": "open or in progress, soonest due first"}
+    )
+    upcoming_meetings = fields.List(fields.Nested(NoticeMeetingOut), metadata={"description": "soonest first"})
+    convention = fields.Nested(DocumentOut, allow_none=True, metadata={"description": "in force; null: none"})
+    rules_of_procedure = fields.Nested(DocumentOut, allow_none=True, metadata={"description": "in force"})
+
+
+@always_present
 class CodeOut(Schema):
     code = fields.String()
 
@@ -475,20 +663,36 @@ def _figures() -> dict[str, fields.Field]:
     """The figures of a period every row of the statistics has."""
     return {
         "meetings_held": fields.Integer(metadata={"description": "concluded meetings"}),
+        "meetings_by_type": fields.Dict(
+            keys=fields.String(),
+            values=fields.Integer(),
+            metadata={"description": "meetings held by type: bench, pavilion, round_table, a community's own"},
+        ),
         "attendance_sum": fields.Integer(),
         "issues_deliberated": fields.Integer(metadata={"description": "distinct issues on their agendas"}),
+        "consultations": fields.Integer(
+            metadata={"description": "issues taken up by the meetings held, each meeting counting once per issue"}
+        ),
         "decisions_adopted": fields.Integer(),
         "decisions_rejected": fields.Integer(),
         "decisions_no_quorum": fields.Integer(),
+        "party_member_participations": fields.Integer(
+            metadata={"description": "party members checked in at the meetings held (participant-times)"}
+        ),
+        "party_organisation_participations": fields.Integer(
+            metadata={"description": "party organisations (bodies) checked in at the meetings held"}
+        ),
     }
 
 
 def _follow_up() -> dict[str, fields.Field]:
     return {
-        "meetings_by_type": fields.Dict(keys=fields.String(), values=fields.Integer()),
         "action_items_open": fields.Integer(metadata={"description": "open or in progress, now"}),
         "action_items_done": fields.Integer(),
         "action_items_overdue": fields.Integer(),
+        "party_organisation_action_items": fields.Integer(
+            metadata={"description": "action items of those decisions owned by a party organisation"}
+        ),
     }
 
 

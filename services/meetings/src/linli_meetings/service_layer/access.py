@@ -19,6 +19,7 @@ from linli_meetings.adapters import tables
 from linli_meetings.adapters.repository import MeetingRepository
 from linli_meetings.domain.decision import ActionItem
 from linli_meetings.domain.meeting import Meeting
+from linli_meetings.domain.proposal import MeetingProposal
 
 MANAGERS = (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN)
 
@@ -62,6 +63,20 @@ def visible_action_items(principal: Principal) -> ColumnElement[bool]:
     if principal.organisation_id:
         conditions.append(a.owner_organisation_id == principal.organisation_id)
     return or_(*conditions)
+
+
+def visible_proposals(principal: Principal) -> ColumnElement[bool]:
+    """Staff and officials: the proposals of the communities they cover; anyone else: their own."""
+    pr = tables.proposals.c
+    if principal.role in MANAGERS:
+        return community_scope(principal, pr.community_id)
+    return pr.proposer_id == principal.user_id
+
+
+def can_see_proposal(principal: Principal, repo: MeetingRepository, proposal: MeetingProposal) -> bool:
+    if principal.role in MANAGERS:
+        return principal.can_access_community(proposal.community_id, repo.street_of)
+    return proposal.proposer_id == principal.user_id
 
 
 def can_manage_community(principal: Principal, repo: MeetingRepository, community_id: str) -> bool:

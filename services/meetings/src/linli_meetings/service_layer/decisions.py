@@ -18,10 +18,12 @@ from linli_meetings.domain.decision import (
     CommunityDocument,
     Decision,
     DocumentKind,
+    FollowUp,
     IssueEffect,
     Method,
     Vote,
     check_proposed_actions,
+    owner_problems,
 )
 from linli_meetings.domain.meeting import Meeting, Status
 from linli_meetings.domain.procedure import DEFAULT_RULES, Count, RulesOfProcedure, Threshold
@@ -249,8 +251,9 @@ def record_decision(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: s
         if decision.adopted and decision.document_kind:
             _adopt_document(uow, decision)
         uow.publish(events.decision_recorded(decision, meeting, actions, street_id))
+        follow_up = FollowUp.of(actions)
         for action in actions:
-            uow.publish(events.action_item_changed(action, street_id, completed=False))
+            uow.publish(events.action_item_changed(action, street_id, "assigned", decision, follow_up))
         # The votes counted, read under the motion's lock before it is released.
         votes = visible_votes(uow, principal, meeting, [decision])[decision.id]
         commit_or_conflict(uow)
@@ -320,30 +323,61 @@ def get_action_item(uow: MeetingsUnitOfWork, principal: Principal, item_id: str)
 def update_action_item(
     uow: MeetingsUnitOfWork, principal: Principal, item_id: str, changes: dict[str, Any]
 ) -> ActionItem:
+    """Reassign or reschedule (the staff), or report status, progress and a note (the staff or the
+    owner). Completing an item publishes meetings.action_item.completed; other reports publish
+    meetings.action_item.updated; a reassignment, meetings.action_item.assigned. Each carries how
+    far the decision's action items are (`decision_complete` once all are done), for the issue."""
     with uow:
-        item = uow.meetings.action_item(item_id)
+        # The item, then its decision, locked in that order: two reports on one item, or on two
+        # items of one decision, are counted one after the other, so exactly one of them sees the
+        # decision complete.
+        item = uow.meetings.action_item(item_id, lock=True)
         if item is None or not access.can_see_action_item(principal, uow.meetings, item):
             raise NotFound(f"action item {item_id} not found")
         if not access.can_update_action_item(principal, uow.meetings, item):
             raise Forbidden("only the community's staff or the item's owner may update it")
         managing = access.can_manage_community(principal, uow.meetings, item.community_id)
         reassigned = False
-        for name in ("owner_body", "owner_user_id", "owner_organisation_id", "due_date", "title"):
+        for name in (
+            "owner_body",
+            "owner_user_id",
+            "owner_organisation_id",
+            "owner_organisation_name",
+            "due_date",
+            "title",
+        ):
             if name in changes and getattr(item, name) != changes[name]:
                 if not managing:
                     raise Forbidden("only the community's staff may reassign or reschedule an action item")
                 setattr(item, name, changes[name])
                 reassigned = True
-        was_done = item.status == ActionStatus.DONE
-        if "status" in changes:
-            item.change_status(ActionStatus(changes["status"]), changes.get("note"), uow.now())
-        elif "note" in changes:
-            item.note = changes["note"]
+        if reassigned:
+            problems = owner_problems(
+                {
+                    "owner_body": item.owner_body,
+                    "owner_organisation_id": item.owner_organisation_id,
+                    "owner_organisation_name": item.owner_organisation_name,
+                }
+            )
+            if problems:
+                raise Invalid("invalid owner", fields=problems)
+        before = (item.status, item.progress, item.note)
+        decision = uow.meetings.decision(item.decision_id, lock=True)
+        item.report(
+            status=ActionStatus(changes["status"]) if "status" in changes else None,
+            progress=changes.get("progress"),
+            note=changes.get("note"),
+            now=uow.now(),
+        )
         street_id = uow.meetings.street_for_event(item.community_id)
-        if item.status == ActionStatus.DONE and not was_done:
-            uow.publish(events.action_item_changed(item, street_id, completed=True))
-        elif reassigned:
-            uow.publish(events.action_item_changed(item, street_id, completed=False))
+        uow.session.flush()
+        follow_up = FollowUp.of(uow.meetings.action_items_of([item.decision_id]))
+        if item.status == ActionStatus.DONE and before[0] != ActionStatus.DONE:
+            uow.publish(events.action_item_changed(item, street_id, "completed", decision, follow_up))
+        elif (item.status, item.progress, item.note) != before:
+            uow.publish(events.action_item_changed(item, street_id, "updated", decision, follow_up))
+        if reassigned:
+            uow.publish(events.action_item_changed(item, street_id, "assigned", decision, follow_up))
         uow.commit()
         return item
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from linli_kit.events import Event, new_event
 from linli_meetings import SERVICE
-from linli_meetings.domain.decision import ActionItem, Decision
+from linli_meetings.domain.decision import ActionItem, Decision, FollowUp
 from linli_meetings.domain.meeting import AgendaItem, Meeting
+from linli_meetings.domain.proposal import MeetingProposal
 
 
 def snapshot(meeting: Meeting) -> dict[str, Any]:
@@ -81,7 +82,14 @@ def decision_recorded(decision: Decision, meeting: Meeting, actions: list[Action
         "issue_effect": decision.effective_issue_effect,
         "resolution_plan": decision.resolution_plan if decision.adopted else None,
         "action_items": [
-            {"action_item_id": a.id, "title": a.title, "owner_body": a.owner_body, "due_date": a.due_date}
+            {
+                "action_item_id": a.id,
+                "title": a.title,
+                "owner_body": a.owner_body,
+                "owner_organisation_id": a.owner_organisation_id,
+                "owner_organisation_name": a.owner_organisation_name,
+                "due_date": a.due_date,
+            }
             for a in actions
         ],
         "participant_ids": meeting.participant_ids(),
@@ -89,19 +97,48 @@ def decision_recorded(decision: Decision, meeting: Meeting, actions: list[Action
     return _event("meetings.decision.recorded", data, decision.community_id, street_id)
 
 
-def action_item_changed(item: ActionItem, street_id: str | None, *, completed: bool) -> Event:
+def action_item_changed(
+    item: ActionItem, street_id: str | None, change: str, decision: Decision | None, follow_up: FollowUp
+) -> Event:
+    """meetings.action_item.<change> (assigned, updated, completed), with how far the decision's
+    action items are: the issues service moves the issue on once `decision_complete`."""
     data = {
         "action_item_id": item.id,
         "decision_id": item.decision_id,
         "meeting_id": item.meeting_id,
         "community_id": item.community_id,
         "issue_id": item.issue_id,
+        "issue_ids": [item.issue_id] if item.issue_id else [],
         "title": item.title,
         "owner_body": item.owner_body,
         "owner_user_id": item.owner_user_id,
+        "owner_organisation_id": item.owner_organisation_id,
+        "owner_organisation_name": item.owner_organisation_name,
         "due_date": item.due_date,
         "status": item.status,
+        "progress": item.progress,
         "note": item.note,
+        "decision_issue_effect": decision.effective_issue_effect if decision else None,
+        "decision_action_items": follow_up.action_items,
+        "decision_action_items_done": follow_up.done,
+        "decision_complete": follow_up.complete,
     }
-    event_type = "meetings.action_item.completed" if completed else "meetings.action_item.assigned"
-    return _event(event_type, data, item.community_id, street_id)
+    return _event(f"meetings.action_item.{change}", data, item.community_id, street_id)
+
+
+def proposal(event_type: str, item: MeetingProposal, street_id: str | None, **extra: Any) -> Event:
+    """meetings.proposal.submitted / accepted / declined: a resident's proposal and its answer."""
+    data = {
+        "proposal_id": item.id,
+        "community_id": item.community_id,
+        "issue_id": item.issue_id,
+        "proposer_id": item.proposer_id,
+        "meeting_type": item.meeting_type,
+        "reason": item.reason,
+        "status": item.status,
+        "decided_by": item.decided_by,
+        "decision_reason": item.decision_reason,
+        "meeting_id": item.meeting_id,
+        **extra,
+    }
+    return _event(f"meetings.proposal.{event_type}", data, item.community_id, street_id)

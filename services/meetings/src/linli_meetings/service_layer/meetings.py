@@ -332,7 +332,23 @@ def invite(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data:
             user_id=data.get("user_id"),
             name=data.get("name"),
             organisation_id=data.get("organisation_id"),
+            organisation_name=data.get("organisation_name"),
+            party_member=data.get("party_member"),
         )
+        commit_or_conflict(uow)
+        return participant
+
+
+def mark_party_member(
+    uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, participant_id: str, party_member: bool
+) -> Participant:
+    """Staff mark a participant as a party member (or correct the mark)."""
+    with uow:
+        meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        participant = meeting.participant(participant_id)
+        if participant is None:
+            raise NotFound(f"participant {participant_id} not found")
+        meeting.mark_party_member(participant, party_member)
         commit_or_conflict(uow)
         return participant
 

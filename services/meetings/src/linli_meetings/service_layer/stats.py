@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, extract, func, select, text, true
+from sqlalchemy import ColumnElement, Select, and_, case, extract, func, or_, select, text, true
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden
@@ -20,9 +20,11 @@ from linli_kit.periods import resolve_period
 from linli_meetings.adapters import tables
 from linli_meetings.adapters.repository import MeetingRepository
 from linli_meetings.domain.decision import DocumentKind
+from linli_meetings.domain.procedure import ParticipantRole
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 m = tables.meetings.c
+p = tables.participants.c
 dl = tables.deliberations.c
 d = tables.decisions.c
 ai = tables.action_items.c
@@ -97,11 +99,39 @@ def statistics(
             row["meetings_held"] += n
             row["meetings_by_type"][mtype] = row["meetings_by_type"].get(mtype, 0) + n
             row["attendance_sum"] += int(people)
-        for y, mo, n, people in session.execute(
-            _by_month(m.local_date, func.count(), func.coalesce(func.sum(m.attendees_count), 0)).where(held)
+        for y, mo, mtype, n, people in session.execute(
+            _by_month(m.local_date, m.meeting_type, func.count(), func.coalesce(func.sum(m.attendees_count), 0))
+            .where(held)
+            .group_by(m.meeting_type)
         ):
-            monthly[_month(y, mo)]["meetings_held"] = n
-            monthly[_month(y, mo)]["attendance_sum"] = int(people)
+            month = monthly[_month(y, mo)]
+            month["meetings_held"] += n
+            month["meetings_by_type"][mtype] = n
+            month["attendance_sum"] += int(people)
+
+        # The party's part (the article's party organisations and members): participant-times of
+        # party members and of party organisations (as bodies) checked in at the meetings held.
+        is_party_member = func.sum(case((p.party_member.is_(True), 1), else_=0))
+        is_party_body = func.sum(case((p.role == ParticipantRole.PARTY_ORGANISATION.value, 1), else_=0))
+        party_present = and_(
+            held,
+            p.checked_in_at.is_not(None),
+            or_(p.party_member.is_(True), p.role == ParticipantRole.PARTY_ORGANISATION.value),
+        )
+        with_people = tables.participants.join(tables.meetings, m.id == p.meeting_id)
+        for cid, members, bodies in session.execute(
+            select(m.community_id, is_party_member, is_party_body)
+            .select_from(with_people)
+            .where(party_present)
+            .group_by(m.community_id)
+        ):
+            by_community[cid]["party_member_participations"] = int(members or 0)
+            by_community[cid]["party_organisation_participations"] = int(bodies or 0)
+        for y, mo, members, bodies in session.execute(
+            _by_month(m.local_date, is_party_member, is_party_body).select_from(with_people).where(party_present)
+        ):
+            monthly[_month(y, mo)]["party_member_participations"] = int(members or 0)
+            monthly[_month(y, mo)]["party_organisation_participations"] = int(bodies or 0)
 
         # Issues deliberated: distinct issues on the agenda of meetings held in the period. Each
         # count is over a DISTINCT subquery (hash aggregation), much cheaper than count(DISTINCT).
@@ -115,6 +145,13 @@ def statistics(
             select(in_months.c.y, in_months.c.m, func.count()).group_by(in_months.c.y, in_months.c.m)
         ):
             monthly[_month(y, mo)]["issues_deliberated"] = n
+        # Consultations: each issue taken up by each meeting held (the roof took six).
+        for cid, n in session.execute(
+            select(dl.community_id, func.count()).where(deliberated).group_by(dl.community_id)
+        ):
+            by_community[cid]["consultations"] = n
+        for y, mo, n in session.execute(_by_month(dl.local_date, func.count()).where(deliberated)):
+            monthly[_month(y, mo)]["consultations"] = n
         # An issue belongs to one community, so the distinct issues of the scope are the sum of
         # each community's.
         issues_deliberated = sum(row["issues_deliberated"] for row in by_community.values())
@@ -158,6 +195,14 @@ def statistics(
                     row["action_items_overdue"] += n
             elif status == "done":
                 row["action_items_done"] += n
+        # Action items of those decisions a party organisation owns (whatever their state).
+        for cid, n in session.execute(
+            select(ai.community_id, func.count())
+            .join(tables.meetings, ai.meeting_id == m.id)
+            .where(held, ai.owner_body == "party_organisation")
+            .group_by(ai.community_id)
+        ):
+            by_community[cid]["party_organisation_action_items"] = n
 
         # Communities with a current (adopted) convention and rules of procedure.
         for cid, kind in session.execute(
@@ -197,12 +242,16 @@ def _empty_community() -> dict[str, Any]:
         "meetings_by_type": {},
         "attendance_sum": 0,
         "issues_deliberated": 0,
+        "consultations": 0,
         "decisions_adopted": 0,
         "decisions_rejected": 0,
         "decisions_no_quorum": 0,
         "action_items_open": 0,
         "action_items_done": 0,
         "action_items_overdue": 0,
+        "party_member_participations": 0,
+        "party_organisation_participations": 0,
+        "party_organisation_action_items": 0,
         "has_convention": False,
         "has_rules_of_procedure": False,
     }
@@ -211,11 +260,15 @@ def _empty_community() -> dict[str, Any]:
 def _empty_month() -> dict[str, Any]:
     return {
         "meetings_held": 0,
+        "meetings_by_type": {},
         "attendance_sum": 0,
+        "consultations": 0,
         "issues_deliberated": 0,
         "decisions_adopted": 0,
         "decisions_rejected": 0,
         "decisions_no_quorum": 0,
+        "party_member_participations": 0,
+        "party_organisation_participations": 0,
     }
 
 
@@ -224,12 +277,16 @@ def _totals(rows: Any) -> dict[str, Any]:
         "meetings_held": 0,
         "meetings_by_type": {},
         "attendance_sum": 0,
+        "consultations": 0,
         "decisions_adopted": 0,
         "decisions_rejected": 0,
         "decisions_no_quorum": 0,
         "action_items_open": 0,
         "action_items_done": 0,
         "action_items_overdue": 0,
+        "party_member_participations": 0,
+        "party_organisation_participations": 0,
+        "party_organisation_action_items": 0,
         "communities_with_convention": 0,
         "communities_with_rules_of_procedure": 0,
     }
@@ -237,12 +294,20 @@ def _totals(rows: Any) -> dict[str, Any]:
         for key in (
             "meetings_held",
             "attendance_sum",
+            "consultations",
             "decisions_adopted",
             "decisions_rejected",
             "decisions_no_quorum",
         ):
             totals[key] += row[key]
-        for key in ("action_items_open", "action_items_done", "action_items_overdue"):
+        for key in (
+            "action_items_open",
+            "action_items_done",
+            "action_items_overdue",
+            "party_member_participations",
+            "party_organisation_participations",
+            "party_organisation_action_items",
+        ):
             totals[key] += row[key]
         for mtype, n in row["meetings_by_type"].items():
             totals["meetings_by_type"][mtype] = totals["meetings_by_type"].get(mtype, 0) + n

@@ -9,7 +9,18 @@ from linli_kit.events.contracts._fields import id_list, one_of, text, uuid, when
 OUTCOMES = ("adopted", "rejected", "no_quorum")
 # What an adopted decision does to its linked issues.
 ISSUE_EFFECTS = ("none", "resolution_plan", "resolve", "escalate", "reconsult")
-BODIES = ("property_company", "owners_committee", "community", "bureau", "party_members", "residents")
+# Who owns an action item. "party_organisation": a party organisation or branch, named by
+# owner_organisation_id and owner_organisation_name (added compatibly: every consumer reads the
+# one catalogue of the kit).
+BODIES = (
+    "property_company",
+    "owners_committee",
+    "community",
+    "bureau",
+    "party_members",
+    "residents",
+    "party_organisation",
+)
 
 
 class AgendaItem(EventSchema):
@@ -66,6 +77,8 @@ class ActionItemRef(EventSchema):
     action_item_id = uuid()
     title = text(300)
     owner_body = one_of(*BODIES)
+    owner_organisation_id = uuid(required=False)
+    owner_organisation_name = text(200, required=False)
     due_date = fields.Date(load_default=None, allow_none=True)
 
 
@@ -87,6 +100,10 @@ class DecisionRecorded(EventSchema):
 
 
 class ActionItemChanged(EventSchema):
+    """An action item assigned (or reassigned), updated (status, progress, note) or completed,
+    with how far its decision's action items are: once `decision_complete`, the issues linked to
+    the decision may move on (the issues service's rules say to what)."""
+
     action_item_id = uuid()
     decision_id = uuid()
     meeting_id = uuid()
@@ -95,9 +112,54 @@ class ActionItemChanged(EventSchema):
     title = text(300)
     owner_body = one_of(*BODIES)
     owner_user_id = uuid(required=False)
+    owner_organisation_id = uuid(required=False)
+    owner_organisation_name = text(200, required=False)
     due_date = fields.Date(load_default=None, allow_none=True)
     status = one_of("open", "in_progress", "done", "cancelled")
     note = text(2000, required=False)
+    # Added compatibly (optional): older events lack them.
+    issue_ids = id_list()  # the issues linked to the decision
+    progress = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(0, 100))  # percent
+    decision_issue_effect = one_of(*ISSUE_EFFECTS, required=False)  # what the adopted decision does to them
+    decision_action_items = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    decision_action_items_done = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    decision_complete = fields.Boolean(load_default=None, allow_none=True)  # all (not cancelled) done
+
+
+PROPOSAL_STATUSES = ("pending", "accepted", "declined", "withdrawn")
+
+
+class MeetingProposed(EventSchema):
+    """A resident proposed a meeting (a bench meeting by default) on an issue: the community's
+    staff are to answer."""
+
+    proposal_id = uuid()
+    community_id = uuid()
+    issue_id = uuid()
+    issue_title = text(200, required=False)
+    proposer_id = uuid()
+    meeting_type = text(40)
+    reason = text(2000)
+    status = one_of(*PROPOSAL_STATUSES)
+
+
+class ProposalAccepted(MeetingProposed):
+    """The staff scheduled the proposed meeting: the proposer is told when and where."""
+
+    decided_by = uuid()
+    decision_reason = text(2000, required=False)  # a note from the staff
+    meeting_id = uuid()
+    title = text(300)
+    starts_at = when()
+    ends_at = when()
+    place = text(300, required=False)
+
+
+class ProposalDeclined(MeetingProposed):
+    """The staff declined the proposal: the proposer is told why."""
+
+    decided_by = uuid()
+    decision_reason = text(2000)
 
 
 for _type, _schema in {
@@ -109,5 +171,9 @@ for _type, _schema in {
     "meetings.decision.recorded": DecisionRecorded,
     "meetings.action_item.assigned": ActionItemChanged,
     "meetings.action_item.completed": ActionItemChanged,
+    "meetings.action_item.updated": ActionItemChanged,
+    "meetings.proposal.submitted": MeetingProposed,
+    "meetings.proposal.accepted": ProposalAccepted,
+    "meetings.proposal.declined": ProposalDeclined,
 }.items():
     CATALOGUE.register(_type, 1, _schema)
