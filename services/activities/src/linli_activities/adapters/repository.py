@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli_activities.adapters import tables
 from linli_activities.domain.activities import Activity, Registration, RegistrationStatus
+from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 
 T = TypeVar("T")
@@ -128,6 +130,31 @@ class Repository:
                 )
             )
         )
+
+    # --- bookings ------------------------------------------------------------------------------------
+    def lock_provider(self, provider_key: str) -> None:
+        """Hold the provider's calendar until commit, so that two bookings of one slot are decided one
+        after the other. PostgreSQL: a transaction-level advisory lock on the key's hash (a collision
+        only makes two providers wait for each other). SQLite: every write transaction already
+        begins IMMEDIATE, holding the database's one write lock (linli_kit.db), so nothing to add."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        digest = hashlib.sha256(provider_key.encode()).digest()
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest[:8], "big", signed=True)}
+        )
+
+    def provider_busy(
+        self, provider_key: str, start: Any, end: Any, *, exclude_id: str | None = None
+    ) -> list[tuple[Any, Any]]:
+        """The slots the provider already holds that overlap [start, end)."""
+        b = tables.bookings.c
+        query = select(b.slot_start, b.slot_end).where(
+            b.provider_key == provider_key, b.status.in_(HOLDING_SLOT), b.slot_start < end, b.slot_end > start
+        )
+        if exclude_id is not None:
+            query = query.where(b.id != exclude_id)
+        return [(row.slot_start, row.slot_end) for row in self.session.execute(query)]
 
     # --- places and the directory replica ----------------------------------------------------------------
     def posts_in_box(self, min_lat: float, max_lat: float, min_lon: float, max_lon: float) -> list[ServicePost]:

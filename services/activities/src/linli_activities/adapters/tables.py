@@ -253,6 +253,7 @@ service_offerings = Table(
     Column("provider_name", String(200), nullable=False),
     Column("at_post", Boolean, nullable=False),
     Column("door_to_door", Boolean, nullable=False),
+    Column("concurrent_slots", Integer, nullable=False, server_default="1"),
     Column("active", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
@@ -272,6 +273,8 @@ bookings = Table(
     Column("note", Text, nullable=False),
     Column("status", String(12), nullable=False),
     _id("provider_talent_id"),
+    # Whose slot the booking holds ("talent:<id>" or "offering:<id>"); overlaps are looked up by it.
+    Column("provider_key", String(50), nullable=False, server_default=""),
     Column("person_times", Integer, nullable=False),
     Column("completed_at", UtcDateTime),
     Column("feedback_rating", Integer),
@@ -279,6 +282,7 @@ bookings = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_bookings_community_completed", "community_id", "completed_at"),
     Index("ix_bookings_completed", "completed_at"),
+    Index("ix_bookings_provider_slot", "provider_key", "slot_start"),
 )
 
 support_flags = Table(

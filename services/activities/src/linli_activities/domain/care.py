@@ -13,6 +13,7 @@ SERVICE_KINDS = ("massage", "haircut", "handcraft", "repair", "meal_delivery", "
 PROVIDER_TYPES = ("talent", "group", "business")
 SUPPORT_NEEDS = ("elderly_alone", "disability", "mobility", "chronic_illness", "other")
 MAX_HELP_HOURS_PER_ENTRY = 24.0
+MAX_CONCURRENT_SLOTS = 50
 
 
 def _fail(what: str, problems: dict[str, list[str]]) -> None:
@@ -125,11 +126,18 @@ class ServiceOffering:
     provider_id: str | None = None  # the talent or group id; a business has only a name
     at_post: bool = True
     door_to_door: bool = False
+    # How many bookings the provider serves at the same time when no single talent is named (a
+    # barbershop with two chairs, a group with several volunteers); a talent is one person: 1.
+    concurrent_slots: int = 1
     active: bool = True
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
         problems: dict[str, list[str]] = {}
+        if not 1 <= self.concurrent_slots <= MAX_CONCURRENT_SLOTS:
+            problems["concurrent_slots"] = [f"between 1 and {MAX_CONCURRENT_SLOTS}"]
+        elif self.provider_type == "talent" and self.concurrent_slots != 1:
+            problems["concurrent_slots"] = ["a talent is one person: 1"]
         if self.kind not in SERVICE_KINDS:
             problems["kind"] = [f"must be one of {', '.join(SERVICE_KINDS)}"]
         if self.provider_type not in PROVIDER_TYPES:
@@ -150,6 +158,43 @@ class BookingStatus:
     CANCELLED = "cancelled"
 
 
+# A requested or confirmed booking holds its provider's slot; a completed or cancelled one frees it.
+HOLDING_SLOT = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Whose time a booking takes: one talent (a person, across every offering they give), or the
+    offering itself (a group or a business, serving `capacity` bookings at once)."""
+
+    key: str
+    capacity: int
+
+    @classmethod
+    def of(cls, offering: ServiceOffering, provider_talent_id: str | None) -> Provider:
+        if provider_talent_id is not None:
+            return cls(f"talent:{provider_talent_id}", 1)
+        if offering.provider_type == "talent" and offering.provider_id is not None:
+            return cls(f"talent:{offering.provider_id}", 1)
+        return cls(f"offering:{offering.id}", offering.concurrent_slots)
+
+
+def slot_taken(busy: list[tuple[datetime, datetime]], start: datetime, end: datetime, capacity: int) -> bool:
+    """Whether [start, end) would make the provider serve more than `capacity` bookings at some
+    moment, given the half-open intervals `busy` it already holds (back-to-back slots do not meet)."""
+    start, end = utc(start), utc(end)
+    overlapping = [(max(utc(s), start), min(utc(e), end)) for s, e in busy if utc(s) < end and start < utc(e)]
+    if len(overlapping) < capacity:
+        return False
+    # The most bookings at one moment inside [start, end): sweep the starts (+1) and ends (-1).
+    points = sorted([(s, 1) for s, _ in overlapping] + [(e, -1) for _, e in overlapping], key=lambda p: (p[0], p[1]))
+    depth = peak = 0
+    for _moment, step in points:
+        depth += step
+        peak = max(peak, depth)
+    return peak >= capacity
+
+
 @dataclass
 class Booking:
     offering_id: str
@@ -164,6 +209,7 @@ class Booking:
     note: str = ""
     status: str = BookingStatus.REQUESTED
     provider_talent_id: str | None = None
+    provider_key: str = ""  # Provider.key: whose slot this booking holds
     person_times: int = 0  # counted on completion
     completed_at: datetime | None = None
     feedback_rating: int | None = None

@@ -9,7 +9,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from linli_activities.domain.care import PROVIDER_TYPES, SERVICE_KINDS, SKILLS, SUPPORT_NEEDS, BookingStatus
+from linli_activities.domain.care import (
+    MAX_CONCURRENT_SLOTS,
+    PROVIDER_TYPES,
+    SERVICE_KINDS,
+    SKILLS,
+    SUPPORT_NEEDS,
+    BookingStatus,
+)
 from linli_activities.entrypoints.common import Instant, Redacted, Text, plain, uow
 from linli_activities.service_layer import care
 from linli_kit.schemas import BoundedDate
@@ -122,6 +129,11 @@ class OfferingSchema(Schema):
     provider_name = Text(required=True, validate=validate.Length(min=1, max=200))
     at_post = fields.Boolean(load_default=True)
     door_to_door = fields.Boolean(load_default=False)
+    concurrent_slots = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_CONCURRENT_SLOTS),
+        metadata={"description": "bookings served at the same time (a talent: 1); one more is a 409"},
+    )
     active = fields.Boolean(dump_only=True)
     created_at = Instant(dump_only=True)
 

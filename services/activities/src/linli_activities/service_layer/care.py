@@ -15,10 +15,12 @@ from linli_activities.domain.care import (
     GroupMember,
     HelpLog,
     MutualAidGroup,
+    Provider,
     ServiceOffering,
     SupportFlag,
     Talent,
     TalentMatch,
+    slot_taken,
 )
 from linli_activities.domain.places import ServicePost
 from linli_activities.service_layer import scope
@@ -301,6 +303,7 @@ def match_talent(
             if booking.status in (BookingStatus.COMPLETED, BookingStatus.CANCELLED):
                 raise Conflict(f"booking is {booking.status}")
             booking.provider_talent_id = talent.id
+            _hold_slot(uow, booking, _get(uow, ServiceOffering, booking.offering_id, "service offering"), talent.id)
         uow.repo.add(match)
         uow.commit()
         return match
@@ -365,6 +368,22 @@ def _booking_event(event_type: str, booking: Booking, offering: ServiceOffering)
     )
 
 
+def _hold_slot(uow: ActivitiesUnitOfWork, booking: Booking, offering: ServiceOffering, talent_id: str | None) -> None:
+    """Make `booking` hold its provider's slot (the provider being `talent_id` when one is named),
+    or refuse with 409 when the provider is already booked then. The provider's calendar is locked
+    until commit: two bookings of the same slot arriving at once are decided one after the other."""
+    provider = Provider.of(offering, talent_id)
+    uow.repo.lock_provider(provider.key)
+    busy = uow.repo.provider_busy(provider.key, booking.slot_start, booking.slot_end, exclude_id=booking.id)
+    if slot_taken(busy, booking.slot_start, booking.slot_end, provider.capacity):
+        who = "the talent" if provider.key.startswith("talent:") else "this service"
+        raise Conflict(
+            f"{who} is already booked at that time",
+            fields={"slot_start": ["the provider is already booked between slot_start and slot_end"]},
+        )
+    booking.provider_key = provider.key
+
+
 def book(
     uow: ActivitiesUnitOfWork,
     principal: Principal,
@@ -401,6 +420,7 @@ def book(
             note=note,
             created_at=uow.clock(),
         )
+        _hold_slot(uow, booking, offering, None)
         uow.repo.add(booking)
         uow.publish(_booking_event("activities.booking.requested", booking, offering))
         uow.commit()
@@ -458,6 +478,8 @@ def change_booking(
             if provider is not None and (talent is None or talent.community_id != booking.community_id):
                 raise Invalid("unknown talent", fields={"provider_talent_id": ["no such talent in this community"]})
             booking.confirm(provider)
+            if provider is not None:
+                _hold_slot(uow, booking, offering, provider)
             event_type = "activities.booking.confirmed"
         elif action == "complete":
             booking.complete(values.get("person_times") or 1, uow.clock())
