@@ -14,6 +14,7 @@ from linli_activities.adapters import tables
 from linli_activities.domain.activities import Activity, Registration, RegistrationStatus
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
+from linli_activities.domain.reminders import ActivityReminder, ReminderState
 
 T = TypeVar("T")
 
@@ -130,6 +131,54 @@ class Repository:
                 )
             )
         )
+
+    def confirmed_ids(self, activity_id: str) -> list[str]:
+        """Who holds a place (confirmed or already checked in): the people a reminder is for."""
+        return list(
+            self.session.scalars(
+                select(Registration.user_id)
+                .where(
+                    Registration.activity_id == activity_id,
+                    Registration.status.in_((RegistrationStatus.CONFIRMED, RegistrationStatus.CHECKED_IN)),
+                )
+                .order_by(Registration.user_id)
+            )
+        )
+
+    # --- reminders ------------------------------------------------------------------------------------
+    def scheduled_reminders(self, activity_id: str) -> list[ActivityReminder]:
+        return list(
+            self.session.scalars(
+                select(ActivityReminder).where(
+                    ActivityReminder.activity_id == activity_id, ActivityReminder.state == ReminderState.SCHEDULED
+                )
+            )
+        )
+
+    def reminder_exists(self, activity_id: str, lead_minutes: int, starts_at: Any) -> bool:
+        return (
+            self.session.scalar(
+                select(ActivityReminder.id).where(
+                    ActivityReminder.activity_id == activity_id,
+                    ActivityReminder.lead_minutes == lead_minutes,
+                    ActivityReminder.starts_at == starts_at,
+                )
+            )
+            is not None
+        )
+
+    def due_reminders(self, now: Any, limit: int) -> list[ActivityReminder]:
+        """Scheduled reminders come due, oldest first, locked (on PostgreSQL, skipping those another
+        worker is sending: two workers never send one reminder twice)."""
+        query = (
+            select(ActivityReminder)
+            .where(ActivityReminder.state == ReminderState.SCHEDULED, ActivityReminder.due_at <= now)
+            .order_by(ActivityReminder.due_at, ActivityReminder.id)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
 
     # --- bookings ------------------------------------------------------------------------------------
     def lock_provider(self, provider_key: str) -> None:

@@ -35,6 +35,7 @@ from linli_activities.domain.care import (
     TalentMatch,
 )
 from linli_activities.domain.places import ServicePost
+from linli_activities.domain.reminders import ActivityReminder
 from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
@@ -300,6 +301,21 @@ support_flags = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+activity_reminders = Table(
+    "activity_reminders",
+    metadata,
+    _id(primary_key=True),
+    _id("activity_id", ForeignKey("activities.id", ondelete="CASCADE"), nullable=False),
+    Column("lead_minutes", Integer, nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("sent_at", UtcDateTime),
+    # One reminder per lead time and start: planning again (a retry, a second publish) adds nothing.
+    UniqueConstraint("activity_id", "lead_minutes", "starts_at", name="uq_activity_reminders_start"),
+    Index("ix_activity_reminders_due", "state", "due_at"),
+)
+
 mapper_registry = registry()
 for _class, _table in (
     (Activity, activities),
@@ -314,5 +330,6 @@ for _class, _table in (
     (ServiceOffering, service_offerings),
     (Booking, bookings),
     (SupportFlag, support_flags),
+    (ActivityReminder, activity_reminders),
 ):
     mapper_registry.map_imperatively(_class, _table)

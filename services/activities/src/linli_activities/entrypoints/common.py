@@ -14,7 +14,11 @@ from linli_kit.schemas import AwareDateTime
 
 
 def uow() -> ActivitiesUnitOfWork:
-    return ActivitiesUnitOfWork(current_app.extensions["linli.database"], current_app.extensions["activities.clock"])
+    return ActivitiesUnitOfWork(
+        current_app.extensions["linli.database"],
+        current_app.extensions["activities.clock"],
+        reminder_minutes=config().reminder_minutes,
+    )
 
 
 def config() -> ActivitiesConfig:

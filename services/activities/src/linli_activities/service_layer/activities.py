@@ -27,6 +27,7 @@ from linli_activities.domain.activities import (
 from linli_activities.domain.calendar import render_calendar
 from linli_activities.domain.care import MutualAidGroup
 from linli_activities.domain.places import ServicePost
+from linli_activities.domain.reminders import ReminderState, plan, settle
 from linli_activities.service_layer import scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal
@@ -100,6 +101,50 @@ def _checkin_event(checkin: Checkin) -> Event:
     )
 
 
+# --- reminders ----------------------------------------------------------------------------------
+def _plan_reminders(uow: ActivitiesUnitOfWork, activity: Activity) -> None:
+    """Cancel the reminders of another start (or of an activity no longer published); plan those
+    of the activity's start still ahead. Called with the activity locked (or new)."""
+    published = activity.status == ActivityStatus.PUBLISHED
+    for reminder in uow.repo.scheduled_reminders(activity.id):
+        if not published or reminder.starts_at != activity.starts_at:
+            reminder.state = ReminderState.CANCELLED
+    if not published:
+        return
+    for reminder in plan(activity.id, activity.starts_at, uow.reminder_minutes, uow.clock()):
+        if not uow.repo.reminder_exists(activity.id, reminder.lead_minutes, reminder.starts_at):
+            uow.repo.add(reminder)
+
+
+def send_due_reminders(uow: ActivitiesUnitOfWork, *, limit: int = 500) -> int:
+    """Publish `activities.activity.reminder` for every reminder come due (the worker's timer):
+    one per activity and start, to the people holding a place then. Returns how many were sent."""
+    with uow:
+        now = uow.clock()
+        due = uow.repo.due_reminders(now, limit)
+        by_activity: dict[str, list] = {}
+        for reminder in due:
+            by_activity.setdefault(reminder.activity_id, []).append(reminder)
+        sent = 0
+        for activity_id, reminders in by_activity.items():
+            activity = uow.repo.get(Activity, activity_id)
+            current = activity.starts_at if activity and activity.status == ActivityStatus.PUBLISHED else None
+            chosen = settle(reminders, current, now)
+            if chosen is not None and activity is not None:
+                uow.publish(
+                    _activity_event(
+                        uow,
+                        "activities.activity.reminder",
+                        activity,
+                        lead_minutes=chosen.lead_minutes,
+                        confirmed_ids=uow.repo.confirmed_ids(activity.id),
+                    )
+                )
+                sent += 1
+        uow.commit()
+        return sent
+
+
 # --- authorisation --------------------------------------------------------------------------
 def _require_manager(uow: ActivitiesUnitOfWork, principal: Principal, community_ids: list[str]) -> None:
     """Organising an activity takes staff rights over every community it is for."""
@@ -162,6 +207,7 @@ def create_activity(
             activity.publish()
         uow.repo.add_activity(activity)
         if publish:
+            _plan_reminders(uow, activity)
             uow.publish(_activity_event(uow, "activities.activity.published", activity))
         uow.commit()
         return activity
@@ -217,6 +263,7 @@ def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_i
         _require_managed(uow, principal, activity)
         activity.publish()
         uow.repo.update_activity_links(activity)
+        _plan_reminders(uow, activity)
         uow.publish(_activity_event(uow, "activities.activity.published", activity))
         uow.commit()
         return activity
@@ -241,6 +288,7 @@ def update_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id
                 changes.get("starts_at", activity.starts_at), changes.get("ends_at", activity.ends_at)
             )
             if previous is not None and activity.status == ActivityStatus.PUBLISHED:
+                _plan_reminders(uow, activity)
                 events.append(
                     _activity_event(uow, "activities.activity.rescheduled", activity, previous_starts_at=previous)
                 )
@@ -264,6 +312,7 @@ def cancel_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id
         was_published = activity.status == ActivityStatus.PUBLISHED
         activity.cancel(reason)
         uow.repo.update_activity_links(activity)
+        _plan_reminders(uow, activity)
         if was_published:
             uow.publish(_activity_event(uow, "activities.activity.cancelled", activity, reason=reason))
         uow.commit()

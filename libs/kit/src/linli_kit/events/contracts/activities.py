@@ -31,6 +31,15 @@ class ActivityRescheduled(ActivitySnapshot):
     previous_starts_at = when()
 
 
+class ActivityReminder(ActivitySnapshot):
+    """Sent by the activities worker a set time before the start (ACTIVITIES_REMINDER_MINUTES, by
+    default a day and an hour before), once per lead time and start; none after a cancellation or
+    for a start that has moved."""
+
+    lead_minutes = fields.Integer(required=True, validate=validate.Range(min=1))
+    confirmed_ids = id_list()  # who holds a place now (confirmed or checked in): who to remind
+
+
 class RegistrationChanged(EventSchema):
     registration_id = uuid()
     activity_id = uuid()
@@ -70,6 +79,8 @@ for _type, _schema in {
     "activities.activity.published": ActivitySnapshot,
     "activities.activity.cancelled": ActivityCancelled,
     "activities.activity.rescheduled": ActivityRescheduled,
+    # Added (compatible, a new type): the registrants holding a place are reminded before the start.
+    "activities.activity.reminder": ActivityReminder,
     "activities.registration.confirmed": RegistrationChanged,
     "activities.registration.waitlisted": RegistrationChanged,
     "activities.registration.promoted": RegistrationChanged,
