@@ -74,13 +74,15 @@ def test_registrants_holding_a_place_are_reminded_a_day_and_an_hour_before(any_d
     )
     activities.register(uow(), holder, activity.id, party_size=1)
     activities.register(uow(), waiting, activity.id, party_size=1)
-    assert activities.send_due_reminders(uow()) == 0  # nothing due yet
+    activities.send_due_reminders(uow())
+    assert reminders_sent(database, activity.id) == []  # nothing due yet
     assert states(database, activity.id) == [(1440, START, "scheduled"), (60, START, "scheduled")]
 
     clock.now = START - timedelta(hours=23)
-    assert activities.send_due_reminders(uow()) == 1
-    assert activities.send_due_reminders(uow()) == 0  # once only
-    [day_before] = reminders_sent(database, activity.id)
+    # (The database is shared with other tests: what they left due may go too; this one is counted.)
+    assert activities.send_due_reminders(uow()) >= 1
+    activities.send_due_reminders(uow())
+    [day_before] = reminders_sent(database, activity.id)  # once only
     assert day_before["data"]["lead_minutes"] == 1440
     # The waiting resident holds no place: not reminded (but still in registrant_ids for changes).
     assert day_before["data"]["confirmed_ids"] == [holder.user_id]
@@ -97,7 +99,7 @@ def test_registrants_holding_a_place_are_reminded_a_day_and_an_hour_before(any_d
     ]
     # The worker was away until ten minutes before the new start: one reminder goes, the nearest.
     clock.now = moved - timedelta(minutes=10)
-    assert activities.send_due_reminders(uow()) == 1
+    activities.send_due_reminders(uow())
     assert [e["data"]["lead_minutes"] for e in reminders_sent(database, activity.id)] == [1440, 60]
     assert reminders_sent(database, activity.id)[-1]["data"]["starts_at"].startswith("2026-12-06T11:00:00")
     assert [s for *_k, s in states(database, activity.id)][2:] == ["expired", "sent"]

@@ -70,6 +70,7 @@ class Repository:
         "starts_at",
         "ends_at",
         "revision",
+        "announced_at",
     )
 
     def lock_places(self, activity: Activity) -> None:
@@ -144,6 +145,39 @@ class Repository:
                 .order_by(Registration.user_id)
             )
         )
+
+    def unannounced_between(self, now: Any, moment: Any, limit: int) -> list[Activity]:
+        """Published activities not yet announced that start between `now` and `moment` (one already
+        started is not news any more), locked, skipping those another worker holds on PostgreSQL."""
+        query = (
+            select(Activity)
+            .where(
+                Activity.announced_at.is_(None),
+                Activity.status == "published",
+                Activity.starts_at > now,
+                Activity.starts_at <= moment,
+            )
+            .order_by(Activity.starts_at, Activity.id)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
+
+    # --- series ------------------------------------------------------------------------------------
+    def occurrence_count(self, series_id: str) -> int:
+        return self.session.scalar(select(func.count()).where(Activity.series_id == series_id)) or 0
+
+    def occurrences(self, series_id: str, *, lock: bool = False) -> list[Activity]:
+        query = select(Activity).where(Activity.series_id == series_id).order_by(Activity.occurrence_date)
+        if lock:
+            query = query.with_for_update()
+        return list(self.session.scalars(query))
+
+    def occurrence_on(self, series_id: str, day: Any) -> Activity | None:
+        return self.session.scalars(
+            select(Activity).where(Activity.series_id == series_id, Activity.occurrence_date == day).with_for_update()
+        ).first()
 
     # --- reminders ------------------------------------------------------------------------------------
     def scheduled_reminders(self, activity_id: str) -> list[ActivityReminder]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -35,6 +36,7 @@ from linli_activities.domain.care import (
     TalentMatch,
 )
 from linli_activities.domain.places import ServicePost
+from linli_activities.domain.programmes import ActivitySeries, Festival
 from linli_activities.domain.reminders import ActivityReminder
 from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 
@@ -91,6 +93,66 @@ activities = Table(
     Column("revision", Integer, nullable=False),
     _id("created_by", nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    _id("series_id", ForeignKey("activity_series.id")),
+    Column("occurrence_date", Date),
+    Column("series_exception", String(10)),
+    _id("festival_id", ForeignKey("festivals.id")),
+    Column("announced_at", UtcDateTime),
+    # One occurrence per date of a series.
+    UniqueConstraint("series_id", "occurrence_date", name="uq_activities_series_date"),
+    Index("ix_activities_festival", "festival_id"),
+)
+# The announcing timer reads the occurrences not yet announced, by start: keep that index small.
+Index(
+    "ix_activities_unannounced",
+    activities.c.starts_at,
+    postgresql_where=activities.c.announced_at.is_(None),
+    sqlite_where=activities.c.announced_at.is_(None),
+)
+
+activity_series = Table(
+    "activity_series",
+    metadata,
+    _id(primary_key=True),
+    Column("community_ids", JSON, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("place", String(300)),
+    _id("post_id"),
+    Column("audience", JSON, nullable=False),
+    Column("capacity", Integer),
+    Column("max_party_size", Integer, nullable=False),
+    Column("organiser_type", String(10), nullable=False),
+    _id("organiser_id", nullable=False),
+    Column("frequency", String(10), nullable=False),
+    Column("interval", Integer, nullable=False),
+    Column("weekdays", JSON, nullable=False),
+    Column("first_date", Date, nullable=False),
+    Column("start_time", Time, nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("count", Integer),
+    Column("until", Date),
+    Column("timezone", String(64), nullable=False),
+    _id("festival_id", ForeignKey("festivals.id")),
+    Column("status", String(10), nullable=False),
+    Column("cancel_reason", Text),
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+festivals = Table(
+    "festivals",
+    metadata,
+    _id(primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    _id("street_id"),  # None: city-wide
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_festivals_starts_on", "starts_on"),
 )
 
 # One row per (activity, community), with what lists and statistics filter on copied from the
@@ -331,5 +393,7 @@ for _class, _table in (
     (Booking, bookings),
     (SupportFlag, support_flags),
     (ActivityReminder, activity_reminders),
+    (ActivitySeries, activity_series),
+    (Festival, festivals),
 ):
     mapper_registry.map_imperatively(_class, _table)

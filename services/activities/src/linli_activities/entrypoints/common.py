@@ -18,6 +18,7 @@ def uow() -> ActivitiesUnitOfWork:
         current_app.extensions["linli.database"],
         current_app.extensions["activities.clock"],
         reminder_minutes=config().reminder_minutes,
+        timezone=current_app.extensions["linli.settings"].timezone,
     )
 
 

@@ -23,11 +23,14 @@ class ActivitiesUnitOfWork(UnitOfWork):
         clock: Callable[[], datetime] = now_utc,
         *,
         reminder_minutes: tuple[int, ...] = DEFAULT_LEAD_MINUTES,
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         super().__init__(database, Outbox(messaging.outbox))
         self.clock = clock
         # How long before an activity's start its registrants are reminded (ACTIVITIES_REMINDER_MINUTES).
         self.reminder_minutes = reminder_minutes
+        # The city's time zone (LINLI_TIMEZONE): the local dates and times of series and festivals.
+        self.timezone = timezone
 
     def __enter__(self) -> ActivitiesUnitOfWork:
         super().__enter__()
