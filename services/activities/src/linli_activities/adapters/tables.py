@@ -286,6 +286,11 @@ talents = Table(
     Column("contact_note", String(500), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    _id("compound_id"),
+    Column("vetting_status", String(10), nullable=False, server_default="pending"),
+    Column("vetting_note", Text),
+    _id("vetted_by"),
+    Column("vetted_at", UtcDateTime),
     UniqueConstraint("community_id", "user_id", name="uq_talents_community_user"),
 )
 
@@ -300,6 +305,9 @@ talent_matches = Table(
     Column("note", Text, nullable=False),
     _id("matched_by", nullable=False),
     Column("matched_at", UtcDateTime, nullable=False),
+    Column("status", String(10), nullable=False, server_default="proposed"),
+    Column("responded_at", UtcDateTime),
+    Column("decline_reason", Text),
 )
 
 service_offerings = Table(

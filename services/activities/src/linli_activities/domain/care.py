@@ -68,6 +68,27 @@ class HelpLog:
 
 
 # --- talent pool ---------------------------------------------------------------------------------------
+class Vetting:
+    """Staff vet a talent before residents see them: "capable, prestigious and selfless"."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+# What a talent needs to offer a service of a kind (suggestions for a booking).
+SKILL_FOR_SERVICE = {
+    "massage": "massage",
+    "haircut": "haircut",
+    "handcraft": "handcraft",
+    "repair": "repair",
+    "meal_delivery": "cooking",
+    "cleaning": "care",
+    "health_check": "medical",
+    "other": "other",
+}
+
+
 @dataclass
 class Talent:
     community_id: str
@@ -79,10 +100,38 @@ class Talent:
     description: str = ""
     contact_note: str = ""  # how staff reach them (never a phone number: those live in notifications)
     active: bool = True
+    compound_id: str | None = None  # where they live, for the walking distance to a need
+    vetting_status: str = Vetting.PENDING
+    vetting_note: str | None = None
+    vetted_by: str | None = None
+    vetted_at: datetime | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
         self.check()
+
+    @property
+    def vetted(self) -> bool:
+        return self.vetting_status == Vetting.APPROVED
+
+    def vet(self, approve: bool, note: str, by: str, now: datetime) -> None:
+        """Record the staff's judgement, with the note saying why; a new judgement replaces it."""
+        if not note.strip():
+            raise Invalid("say why", fields={"note": ["a vetting note is required"]})
+        self.vetting_status = Vetting.APPROVED if approve else Vetting.DECLINED
+        self.vetting_note, self.vetted_by, self.vetted_at = note, by, now
+
+    def revise(self, changes: dict[str, object], by_themselves: bool) -> None:
+        """Change the entry; what the talent claims (skills, description) changed by themselves goes
+        back to the staff for vetting, so residents never see an unvetted claim."""
+        claims_changed = any(
+            name in ("skills", "description") and getattr(self, name) != value for name, value in changes.items()
+        )
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.check()
+        if by_themselves and claims_changed:
+            self.vetting_status, self.vetted_by, self.vetted_at = Vetting.PENDING, None, None
 
     def check(self) -> None:
         problems: dict[str, list[str]] = {}
@@ -94,9 +143,16 @@ class Talent:
         _fail("talent", problems)
 
 
+class MatchStatus:
+    PROPOSED = "proposed"  # the talent is asked
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
 @dataclass
 class TalentMatch:
-    """A talent put in touch with a need: an issue of the issues service, or a booking here."""
+    """A talent asked to help with a need (an issue of the issues service, or a booking here); they
+    accept or decline. Matched to a booking, the talent becomes its provider when they accept."""
 
     talent_id: str
     community_id: str
@@ -105,11 +161,21 @@ class TalentMatch:
     issue_id: str | None = None
     booking_id: str | None = None
     note: str = ""
+    status: str = MatchStatus.PROPOSED
+    responded_at: datetime | None = None
+    decline_reason: str | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
         if (self.issue_id is None) == (self.booking_id is None):
             raise Invalid("name exactly one need", fields={"issue_id": ["give issue_id or booking_id, not both"]})
+
+    def respond(self, accept: bool, reason: str | None, now: datetime) -> None:
+        if self.status != MatchStatus.PROPOSED:
+            raise Conflict(f"already {self.status}")
+        self.status = MatchStatus.ACCEPTED if accept else MatchStatus.DECLINED
+        self.responded_at = now
+        self.decline_reason = None if accept else reason
 
 
 # --- services for vulnerable residents ---------------------------------------------------------------------

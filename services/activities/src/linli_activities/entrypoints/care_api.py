@@ -16,14 +16,18 @@ from linli_activities.domain.care import (
     SKILLS,
     SUPPORT_NEEDS,
     BookingStatus,
+    MatchStatus,
+    Vetting,
 )
-from linli_activities.entrypoints.common import Instant, Redacted, Text, plain, uow
+from linli_activities.entrypoints.common import Instant, Redacted, Text, config, plain, uow
 from linli_activities.service_layer import care
 from linli_kit.schemas import BoundedDate
 from linli_kit.web import require_principal
 
 blp = Blueprint("care", __name__, url_prefix="/", description="Mutual aid, talents, services, support")
 
+VETTING = (Vetting.PENDING, Vetting.APPROVED, Vetting.DECLINED)
+MATCH_STATUSES = (MatchStatus.PROPOSED, MatchStatus.ACCEPTED, MatchStatus.DECLINED)
 BOOKING_STATUSES = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.CANCELLED)
 
 
@@ -84,8 +88,19 @@ class TalentSchema(Schema):
     contact_note = Text(
         load_default="", allow_none=True, validate=validate.Length(max=500), metadata={"description": "staff only"}
     )
+    compound_id = fields.UUID(
+        load_default=None, allow_none=True, metadata={"description": "where they live: the walk to a need"}
+    )
     active = fields.Boolean(dump_only=True)
     created_at = Instant(dump_only=True)
+    vetting_status = Text(
+        dump_only=True,
+        validate=validate.OneOf(VETTING),
+        metadata={"description": "residents see an entry once approved"},
+    )
+    vetting_note = Text(dump_only=True, allow_none=True, metadata={"description": "staff and the talent only"})
+    vetted_by = Text(dump_only=True, allow_none=True, metadata={"description": "staff and the talent only"})
+    vetted_at = Instant(dump_only=True, allow_none=True)
 
 
 class TalentPatchSchema(Schema):
@@ -94,12 +109,51 @@ class TalentPatchSchema(Schema):
     availability = Text(validate=validate.Length(max=500))
     description = Text(validate=validate.Length(max=2000))
     contact_note = Text(validate=validate.Length(max=500))
+    compound_id = fields.UUID(allow_none=True)
     active = fields.Boolean()
 
 
 class TalentFilter(Schema):
     community_id = fields.UUID(load_default=None)
     skill = Text(load_default=None, validate=validate.OneOf(SKILLS))
+    vetting = Text(load_default=None, validate=validate.OneOf(VETTING), metadata={"description": "staff"})
+
+
+class VetSchema(Schema):
+    decision = Text(required=True, validate=validate.OneOf(("approve", "decline")))
+    note = Text(required=True, validate=validate.Length(min=1, max=2000), metadata={"description": "why"})
+
+
+class SuggestionQuery(Schema):
+    skill = Text(load_default=None, validate=validate.OneOf(SKILLS), metadata={"description": "or booking_id"})
+    booking_id = fields.UUID(load_default=None, metadata={"description": "its service's skill, its time"})
+    compound_id = fields.UUID(load_default=None, metadata={"description": "where the need is"})
+    latitude = fields.Float(load_default=None, validate=validate.Range(min=-90, max=90))
+    longitude = fields.Float(load_default=None, validate=validate.Range(min=-180, max=180))
+    minutes = fields.Float(load_default=15.0, validate=validate.Range(min=1, max=60))
+
+    @validates_schema
+    def a_need(self, data: dict, **_kwargs: Any) -> None:
+        if data.get("skill") is None and data.get("booking_id") is None:
+            raise ValidationError("give skill or booking_id", field_name="skill")
+        if (data.get("latitude") is None) != (data.get("longitude") is None):
+            raise ValidationError("give latitude and longitude together", field_name="latitude")
+
+
+class SuggestionSchema(Schema):
+    talent = fields.Nested(TalentSchema, required=True)
+    walking_minutes = fields.Float(
+        required=True, allow_none=True, metadata={"description": "null: the talent's whereabouts are unknown"}
+    )
+    walking_m = fields.Float(required=True, allow_none=True)
+
+
+class DeclineSchema(Schema):
+    reason = Text(load_default=None, validate=validate.Length(max=2000))
+
+
+class MatchFilter(Schema):
+    status = Text(load_default=None, validate=validate.OneOf(MATCH_STATUSES))
 
 
 class MatchSchema(Schema):
@@ -110,6 +164,9 @@ class MatchSchema(Schema):
     note = Text(load_default="", validate=validate.Length(max=2000))
     matched_by = Text(dump_only=True)
     matched_at = Instant(dump_only=True)
+    status = Text(dump_only=True, validate=validate.OneOf(MATCH_STATUSES))
+    responded_at = Instant(dump_only=True, allow_none=True)
+    decline_reason = Text(dump_only=True, allow_none=True)
 
     @validates_schema
     def one_need(self, data: dict, **_kwargs: Any) -> None:
@@ -272,7 +329,7 @@ class Help(MethodView):
 
 # --- talents ------------------------------------------------------------------------------------------
 def _talent_as_seen(talent: Any, staff: bool) -> Any:
-    return talent if staff else Redacted(talent, "contact_note")
+    return talent if staff else Redacted(talent, "contact_note", "vetting_note", "vetted_by")
 
 
 @blp.route("/talents")
@@ -300,7 +357,62 @@ class Talents(MethodView):
 @blp.arguments(TalentPatchSchema)
 @blp.response(200, TalentSchema)
 def update_talent(body: dict, talent_id: Any) -> Any:
+    """The talent or staff change the entry; a talent changing their skills or description goes back
+    to vetting."""
     return care.update_talent(uow(), require_principal(), str(talent_id), **plain(body))
+
+
+@blp.route("/talents/<uuid:talent_id>/vetting", methods=["POST"])
+@blp.arguments(VetSchema)
+@blp.response(200, TalentSchema)
+def vet_talent(body: dict, talent_id: Any) -> Any:
+    """Staff of the talent's community approve or decline the entry, with a note; the talent is told."""
+    return care.vet_talent(
+        uow(), require_principal(), str(talent_id), approve=body["decision"] == "approve", note=body["note"]
+    )
+
+
+@blp.route("/talents/suggestions", methods=["GET"])
+@blp.arguments(SuggestionQuery, location="query")
+@blp.response(200, SuggestionSchema(many=True))
+def suggest_talents(query: dict) -> list[dict]:
+    """Vetted talents with the skill a need takes, within `minutes` on foot of it (the 15-minute
+    circle by default), nearest first, then those whose whereabouts are unknown; for a booking,
+    only those free at its time. Staff only."""
+    found = care.suggest_talents(uow(), require_principal(), config().walking, **plain(query))
+    return [
+        {
+            "talent": s.talent,
+            "walking_minutes": round(s.walk.minutes, 1) if s.walk else None,
+            "walking_m": round(s.walk.walking_m) if s.walk else None,
+        }
+        for s in found
+    ]
+
+
+@blp.route("/talents/matches", methods=["GET"])
+@blp.arguments(MatchFilter, location="query")
+@blp.response(200, MatchSchema(many=True))
+@blp.paginate()
+def list_matches(filters: dict, pagination_parameters: Any) -> list:
+    """Staff: the matches of their scope. A talent: what they were asked to help with."""
+    return _paged(
+        pagination_parameters,
+        care.list_matches(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+    )
+
+
+@blp.route("/talents/matches/<uuid:match_id>/accept", methods=["POST"])
+@blp.response(200, MatchSchema)
+def accept_match(match_id: Any) -> Any:
+    return care.respond_to_match(uow(), require_principal(), str(match_id), accept=True)
+
+
+@blp.route("/talents/matches/<uuid:match_id>/decline", methods=["POST"])
+@blp.arguments(DeclineSchema)
+@blp.response(200, MatchSchema)
+def decline_match(body: dict, match_id: Any) -> Any:
+    return care.respond_to_match(uow(), require_principal(), str(match_id), accept=False, reason=body["reason"])
 
 
 @blp.route("/talents/<uuid:talent_id>/matches", methods=["POST"])

@@ -75,6 +75,33 @@ class BookingChanged(EventSchema):
     status = one_of("requested", "confirmed", "completed", "cancelled")
 
 
+class TalentVetted(EventSchema):
+    """Staff judged a talent-pool entry: the talent (user_id) is told; residents see it once approved."""
+
+    talent_id = uuid()
+    user_id = uuid()
+    community_id = uuid()
+    display_name = text(200)
+    status = one_of("approved", "declined")
+    vetted_by_id = uuid()
+
+
+class TalentMatchChanged(EventSchema):
+    """A talent asked to help with a need (`matched`: tell talent_user_id), and their answer
+    (`match_accepted` / `match_declined`: tell matched_by_id)."""
+
+    match_id = uuid()
+    talent_id = uuid()
+    talent_user_id = uuid()
+    community_id = uuid()
+    issue_id = uuid(required=False)
+    booking_id = uuid(required=False)
+    matched_by_id = uuid()
+    status = one_of("proposed", "accepted", "declined")
+    note = text(2000, required=False)
+    decline_reason = text(2000, required=False)
+
+
 for _type, _schema in {
     "activities.activity.published": ActivitySnapshot,
     "activities.activity.cancelled": ActivityCancelled,
@@ -91,5 +118,10 @@ for _type, _schema in {
     "activities.booking.completed": BookingChanged,
     # Added (compatible): a resident or staff cancels a booking; the provider must know.
     "activities.booking.cancelled": BookingChanged,
+    # Added (compatible, new types): the talent pool's vetting and matching.
+    "activities.talent.vetted": TalentVetted,
+    "activities.talent.matched": TalentMatchChanged,
+    "activities.talent.match_accepted": TalentMatchChanged,
+    "activities.talent.match_declined": TalentMatchChanged,
 }.items():
     CATALOGUE.register(_type, 1, _schema)
