@@ -174,6 +174,26 @@ class StatsQueries:
         monthly = self._grouped(select(*figures[:2]).where(*where), self._month(b.completed_at), names[:2])
         return self._summed(per_community, names), per_community, monthly
 
+    # --- welfare visits ----------------------------------------------------------------------------------
+    def visits(self, scope: ScopeFilter, first: date, last: date, today: date) -> tuple[Figures, dict, dict]:
+        """Visits made in the period; visit plans in force now and how many are overdue (due before
+        today)."""
+        v, p = t.welfare_visits.c, t.visit_plans.c
+        made = self._where(scope(v.community_id), v.visited_on >= first, v.visited_on <= last)
+        visits_q = select(func.count(v.id)).where(*made)
+        plans_where = self._where(scope(p.community_id), p.active.is_(True))
+        plans_q = select(func.count(p.id), func.count(case((p.next_due_on < today, p.id)))).where(*plans_where)
+        names = ["visit_plans", "visits_overdue"]
+        per_community: dict[str, Figures] = defaultdict(dict)
+        for key, figures in self._grouped(visits_q, v.community_id, ["welfare_visits"]).items():
+            per_community[key].update(figures)
+        for key, figures in self._grouped(plans_q, p.community_id, names).items():
+            per_community[key].update(figures)
+        monthly = self._grouped(visits_q, self._date_month(v.visited_on), ["welfare_visits"])
+        plans, overdue = self.session.execute(plans_q).one()
+        totals = {"welfare_visits": self.session.scalar(visits_q) or 0, "visit_plans": plans, "visits_overdue": overdue}
+        return totals, per_community, monthly
+
     # --- festivals ------------------------------------------------------------------------------------
     def festival(self, festival_id: str, now: datetime) -> tuple[Figures, dict[str, Figures]]:
         """(totals, per community) of a festival's published activities: how many, how many held

@@ -34,6 +34,8 @@ from linli_activities.domain.care import (
     SupportFlag,
     Talent,
     TalentMatch,
+    VisitPlan,
+    WelfareVisit,
 )
 from linli_activities.domain.places import ServicePost
 from linli_activities.domain.programmes import ActivitySeries, Festival
@@ -386,6 +388,43 @@ activity_reminders = Table(
     Index("ix_activity_reminders_due", "state", "due_at"),
 )
 
+visit_plans = Table(
+    "visit_plans",
+    metadata,
+    _id(primary_key=True),
+    _id("flag_id", ForeignKey("support_flags.id"), nullable=False, unique=True),
+    _id("community_id", nullable=False),
+    Column("every_days", Integer, nullable=False),
+    _id("visitor_id", nullable=False),
+    Column("visitor_name", String(200), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("next_due_on", Date, nullable=False),
+    Column("last_visited_on", Date),
+    Column("active", Boolean, nullable=False),
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The overdue queue and figures: active plans of these communities due before today.
+    Index("ix_visit_plans_community_due", "community_id", "next_due_on"),
+    Index("ix_visit_plans_visitor", "visitor_id"),
+)
+
+welfare_visits = Table(
+    "welfare_visits",
+    metadata,
+    _id(primary_key=True),
+    _id("plan_id", ForeignKey("visit_plans.id"), nullable=False),
+    _id("flag_id", ForeignKey("support_flags.id"), nullable=False, index=True),
+    _id("community_id", nullable=False),
+    _id("visitor_id", nullable=False),
+    Column("visited_on", Date, nullable=False),
+    Column("condition", String(12), nullable=False),
+    Column("note", Text, nullable=False),
+    _id("booking_id", ForeignKey("bookings.id")),
+    _id("recorded_by", nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_welfare_visits_community_on", "community_id", "visited_on"),
+)
+
 mapper_registry = registry()
 for _class, _table in (
     (Activity, activities),
@@ -403,5 +442,7 @@ for _class, _table in (
     (ActivityReminder, activity_reminders),
     (ActivitySeries, activity_series),
     (Festival, festivals),
+    (VisitPlan, visit_plans),
+    (WelfareVisit, welfare_visits),
 ):
     mapper_registry.map_imperatively(_class, _table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from linli_activities.domain.common import new_id, utc
 from linli_kit.errors import Conflict, Invalid
@@ -11,7 +11,17 @@ from linli_kit.errors import Conflict, Invalid
 SKILLS = ("repair", "medical", "legal", "teaching", "care", "massage", "haircut", "handcraft", "cooking", "other")
 SERVICE_KINDS = ("massage", "haircut", "handcraft", "repair", "meal_delivery", "cleaning", "health_check", "other")
 PROVIDER_TYPES = ("talent", "group", "business")
-SUPPORT_NEEDS = ("elderly_alone", "disability", "mobility", "chronic_illness", "other")
+SUPPORT_NEEDS = (
+    "elderly_alone",
+    "living_alone",
+    "disability",
+    "mobility",
+    "chronic_illness",
+    "economic_difficulty",
+    "other",
+)
+VISIT_CONDITIONS = ("well", "needs_help", "not_home")
+MAX_VISIT_INTERVAL_DAYS = 365
 MAX_HELP_HOURS_PER_ENTRY = 24.0
 MAX_CONCURRENT_SLOTS = 50
 
@@ -359,3 +369,77 @@ class SupportFlag:
         if self.resident_id is None and not self.display_name.strip():
             problems["display_name"] = ["name the resident: resident_id or display_name"]
         _fail("support flag", problems)
+
+
+# --- welfare visits -------------------------------------------------------------------------------------
+@dataclass
+class VisitPlan:
+    """Someone flagged as needing support is visited every `every_days` days by `visitor_id`. The
+    next visit is due on `next_due_on` (the start, then each visit's date plus the interval); a
+    plan is overdue from the day after."""
+
+    flag_id: str
+    community_id: str
+    every_days: int
+    visitor_id: str
+    starts_on: date
+    next_due_on: date
+    created_by: str
+    created_at: datetime
+    visitor_name: str = ""
+    last_visited_on: date | None = None
+    active: bool = True
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        if not 1 <= self.every_days <= MAX_VISIT_INTERVAL_DAYS:
+            raise Invalid("invalid visit plan", fields={"every_days": [f"between 1 and {MAX_VISIT_INTERVAL_DAYS}"]})
+
+    def change(self, *, every_days: int, visitor_id: str, visitor_name: str, starts_on: date | None) -> None:
+        self.every_days, self.visitor_id, self.visitor_name, self.active = every_days, visitor_id, visitor_name, True
+        self.check()
+        if starts_on is not None:
+            self.starts_on = starts_on
+        self.next_due_on = self._due_after(self.last_visited_on) if self.last_visited_on else self.starts_on
+
+    def _due_after(self, visited_on: date) -> date:
+        return visited_on + timedelta(days=self.every_days)
+
+    def overdue_days(self, today: date) -> int:
+        """Days past the due date (0: not overdue)."""
+        return max((today - self.next_due_on).days, 0) if self.active else 0
+
+    def record(self, visited_on: date, condition: str) -> None:
+        """A visit made: the next is due an interval later (nobody at home: still due)."""
+        if condition == "not_home":
+            return
+        if self.last_visited_on is None or visited_on >= self.last_visited_on:
+            self.last_visited_on = visited_on
+            self.next_due_on = self._due_after(visited_on)
+
+
+@dataclass
+class WelfareVisit:
+    plan_id: str
+    flag_id: str
+    community_id: str
+    visitor_id: str
+    visited_on: date
+    condition: str
+    recorded_by: str
+    recorded_at: datetime
+    note: str = ""
+    booking_id: str | None = None  # a service booked on the spot
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        problems: dict[str, list[str]] = {}
+        if self.condition not in VISIT_CONDITIONS:
+            problems["condition"] = [f"one of {', '.join(VISIT_CONDITIONS)}"]
+        if self.visited_on > utc(self.recorded_at).date() + timedelta(days=1):
+            # (A day of grace: the city's date may be a day ahead of UTC.)
+            problems["visited_on"] = ["cannot be in the future"]
+        _fail("visit", problems)

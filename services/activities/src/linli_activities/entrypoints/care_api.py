@@ -11,10 +11,12 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from linli_activities.domain.care import (
     MAX_CONCURRENT_SLOTS,
+    MAX_VISIT_INTERVAL_DAYS,
     PROVIDER_TYPES,
     SERVICE_KINDS,
     SKILLS,
     SUPPORT_NEEDS,
+    VISIT_CONDITIONS,
     BookingStatus,
     MatchStatus,
     Vetting,
@@ -265,6 +267,63 @@ class SupportFilter(Schema):
     need = Text(load_default=None, validate=validate.OneOf(SUPPORT_NEEDS))
 
 
+class VisitPlanSchema(Schema):
+    id = Text(dump_only=True)
+    flag_id = Text(dump_only=True)
+    community_id = Text(dump_only=True)
+    every_days = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_VISIT_INTERVAL_DAYS))
+    visitor_id = fields.UUID(required=True, metadata={"description": "who visits (staff or a volunteer)"})
+    visitor_name = Text(load_default="", validate=validate.Length(max=200))
+    starts_on = BoundedDate(load_default=None, metadata={"description": "first visit due; default today"})
+    next_due_on = fields.Date(dump_only=True)
+    last_visited_on = fields.Date(dump_only=True, allow_none=True)
+    active = fields.Boolean(dump_only=True)
+    created_at = Instant(dump_only=True)
+
+
+class OnTheSpotBookingSchema(Schema):
+    offering_id = fields.UUID(required=True)
+    slot_start = Instant(required=True)
+    slot_end = Instant(required=True)
+    note = Text(load_default="", validate=validate.Length(max=2000))
+
+
+class VisitSchema(Schema):
+    id = Text(dump_only=True)
+    flag_id = Text(dump_only=True)
+    plan_id = Text(dump_only=True)
+    visitor_id = fields.UUID(load_default=None, metadata={"description": "default: the caller"})
+    visited_on = BoundedDate(required=True)
+    condition = Text(required=True, validate=validate.OneOf(VISIT_CONDITIONS))
+    note = Text(load_default="", validate=validate.Length(max=2000))
+    booking = fields.Nested(
+        OnTheSpotBookingSchema,
+        load_only=True,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "book a service for the resident on the spot"},
+    )
+    booking_id = Text(dump_only=True, allow_none=True)
+    recorded_by = Text(dump_only=True)
+    recorded_at = Instant(dump_only=True)
+
+
+class QueueFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    within_days = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=60), metadata={"description": "also due this soon"}
+    )
+
+
+class QueuedVisitSchema(Schema):
+    plan = fields.Nested(VisitPlanSchema, required=True)
+    flag_id = fields.String(required=True)
+    display_name = fields.String(required=True)
+    address = fields.String(required=True)
+    needs = fields.List(fields.String(), required=True)
+    overdue_days = fields.Integer(required=True, metadata={"description": "0: due, not yet overdue"})
+
+
 # --- mutual-aid groups ------------------------------------------------------------------------------
 @blp.route("/groups")
 class Groups(MethodView):
@@ -513,3 +572,59 @@ class Support(MethodView):
 @blp.response(200, SupportSchema)
 def update_support(body: dict, flag_id: Any) -> Any:
     return care.update_support(uow(), require_principal(), str(flag_id), **plain(body))
+
+
+# --- welfare visits ----------------------------------------------------------------------------------------
+@blp.route("/support/<uuid:flag_id>/visit-plan")
+class VisitPlanOf(MethodView):
+    @blp.response(200, VisitPlanSchema)
+    def get(self, flag_id: Any) -> Any:
+        return care.get_visit_plan(uow(), require_principal(), str(flag_id))
+
+    @blp.arguments(VisitPlanSchema)
+    @blp.response(200, VisitPlanSchema)
+    def put(self, body: dict, flag_id: Any) -> Any:
+        """Make or change the plan: every `every_days` days, by `visitor_id`. Community staff only."""
+        return care.set_visit_plan(uow(), require_principal(), str(flag_id), **plain(body))
+
+
+@blp.route("/support/<uuid:flag_id>/visits")
+class Visits(MethodView):
+    @blp.response(200, VisitSchema(many=True))
+    @blp.paginate()
+    def get(self, flag_id: Any, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_visits(uow(), require_principal(), str(flag_id), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(VisitSchema)
+    @blp.response(201, VisitSchema)
+    def post(self, body: dict, flag_id: Any) -> Any:
+        """Record a visit (by the community's staff or the plan's visitor); `booking` books a service
+        for the resident on the spot."""
+        return care.record_visit(uow(), require_principal(), str(flag_id), **plain(body))
+
+
+@blp.route("/visits/queue", methods=["GET"])
+@blp.arguments(QueueFilter, location="query")
+@blp.response(200, QueuedVisitSchema(many=True))
+@blp.paginate()
+def visit_queue(filters: dict, pagination_parameters: Any) -> list[dict]:
+    """Overdue visits, most overdue first (with `within_days`, also those due soon): community
+    staff see their communities'; a visitor, the visits given to them."""
+    items = _paged(
+        pagination_parameters,
+        care.visit_queue(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+    )
+    return [
+        {
+            "plan": q.plan,
+            "flag_id": q.flag.id,
+            "display_name": q.flag.display_name,
+            "address": q.flag.address,
+            "needs": q.flag.needs,
+            "overdue_days": q.overdue_days,
+        }
+        for q in items
+    ]

@@ -4,7 +4,7 @@ residents flagged as needing support."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
@@ -23,6 +23,8 @@ from linli_activities.domain.care import (
     Talent,
     TalentMatch,
     Vetting,
+    VisitPlan,
+    WelfareVisit,
     slot_taken,
 )
 from linli_activities.domain.places import CIRCLE_MINUTES, ServicePost, Walk, WalkingModel
@@ -31,6 +33,7 @@ from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
 from linli_kit.events import Event, new_event
+from linli_kit.periods import today_in
 
 
 def _get(uow: ActivitiesUnitOfWork, kind: type, obj_id: str, label: str) -> Any:
@@ -732,3 +735,206 @@ def list_support(
         if need is not None:
             where.append(SupportFlag.needs.like(f"%,{need},%"))
         return uow.repo.page(SupportFlag, where, [SupportFlag.display_name, SupportFlag.id], offset=offset, limit=limit)
+
+
+# --- welfare visits ---------------------------------------------------------------------------------------
+def _today(uow: ActivitiesUnitOfWork) -> date:
+    return today_in(uow.timezone, uow.clock())
+
+
+def _flag(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str) -> SupportFlag:
+    flag = uow.repo.get(SupportFlag, flag_id)
+    if flag is None or not _is_community_staff(principal, flag.community_id):
+        raise NotFound(f"support record {flag_id} not found")
+    return flag
+
+
+def _plan_of(uow: ActivitiesUnitOfWork, flag_id: str) -> VisitPlan | None:
+    found = uow.repo.all(VisitPlan, [VisitPlan.flag_id == flag_id])
+    return found[0] if found else None
+
+
+def set_visit_plan(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    flag_id: str,
+    *,
+    every_days: int,
+    visitor_id: str,
+    visitor_name: str = "",
+    starts_on: date | None = None,
+) -> VisitPlan:
+    """Make or change the visit plan of a resident needing support: every N days, by whom; the first
+    visit due on `starts_on` (default today). Community staff only."""
+    with uow:
+        flag = _flag(uow, principal, flag_id)
+        plan = _plan_of(uow, flag.id)
+        if plan is None:
+            first = starts_on or _today(uow)
+            plan = VisitPlan(
+                flag_id=flag.id,
+                community_id=flag.community_id,
+                every_days=every_days,
+                visitor_id=visitor_id,
+                visitor_name=visitor_name,
+                starts_on=first,
+                next_due_on=first,
+                created_by=principal.user_id,
+                created_at=uow.clock(),
+            )
+            uow.repo.add(plan)
+        else:
+            plan.change(every_days=every_days, visitor_id=visitor_id, visitor_name=visitor_name, starts_on=starts_on)
+        uow.commit()
+        return plan
+
+
+def get_visit_plan(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str) -> VisitPlan:
+    with uow:
+        flag = _flag(uow, principal, flag_id)
+        plan = _plan_of(uow, flag.id)
+        if plan is None:
+            raise NotFound(f"support record {flag_id} has no visit plan")
+        return plan
+
+
+def _for_visit(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str) -> tuple[SupportFlag, VisitPlan | None]:
+    """The flag for someone recording a visit: its community's staff, or the plan's visitor (who
+    goes to the door); 404 for anyone else."""
+    flag = uow.repo.get(SupportFlag, flag_id)
+    plan = _plan_of(uow, flag_id) if flag is not None else None
+    if flag is None or not (
+        _is_community_staff(principal, flag.community_id) or (plan is not None and plan.visitor_id == principal.user_id)
+    ):
+        raise NotFound(f"support record {flag_id} not found")
+    return flag, plan
+
+
+def _prefixed(error: Invalid | Conflict, prefix: str) -> Invalid | Conflict:
+    fields = {f"{prefix}.{name}": problems for name, problems in (error.fields or {}).items()} or {prefix: [str(error)]}
+    return type(error)(str(error), fields=fields)
+
+
+def _book_on_the_spot(
+    uow: ActivitiesUnitOfWork, principal: Principal, flag: SupportFlag, request: dict[str, Any]
+) -> Booking:
+    if flag.resident_id is None:
+        raise Invalid("the resident has no account to book for", fields={"booking": ["the resident has no account"]})
+    offering = uow.repo.get(ServiceOffering, request["offering_id"])
+    if offering is None or offering.community_id != flag.community_id:
+        raise Invalid("unknown service offering", fields={"booking.offering_id": ["no such service here"]})
+    try:
+        booking = Booking.request(
+            offering,
+            resident_id=flag.resident_id,
+            booked_by=principal.user_id,
+            slot_start=request["slot_start"],
+            slot_end=request["slot_end"],
+            door_to_door=offering.door_to_door,
+            address=flag.address if offering.door_to_door else None,
+            note=request.get("note") or "",
+            created_at=uow.clock(),
+        )
+        _hold_slot(uow, booking, offering, None)
+    except (Invalid, Conflict) as exc:
+        raise _prefixed(exc, "booking") from exc
+    uow.repo.add(booking)
+    uow.publish(_booking_event("activities.booking.requested", booking, offering))
+    return booking
+
+
+def record_visit(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    flag_id: str,
+    *,
+    visited_on: date,
+    condition: str,
+    note: str = "",
+    visitor_id: str | None = None,
+    booking: dict[str, Any] | None = None,
+) -> WelfareVisit:
+    """Record a visit (the next one is then due an interval later), optionally booking a service for
+    the resident on the spot (door-to-door at their address when the service goes door to door)."""
+    with uow:
+        flag, plan = _for_visit(uow, principal, flag_id)
+        if plan is None or not plan.active:
+            raise Conflict("this resident has no visit plan; make one first")
+        if visited_on > _today(uow):
+            raise Invalid("a visit in the future", fields={"visited_on": ["cannot be in the future"]})
+        visit = WelfareVisit(
+            plan_id=plan.id,
+            flag_id=flag.id,
+            community_id=flag.community_id,
+            visitor_id=visitor_id or principal.user_id,
+            visited_on=visited_on,
+            condition=condition,
+            note=note,
+            recorded_by=principal.user_id,
+            recorded_at=uow.clock(),
+        )
+        if booking is not None:
+            visit.booking_id = _book_on_the_spot(uow, principal, flag, booking).id
+        plan.record(visited_on, condition)
+        uow.repo.add(visit)
+        uow.commit()
+        return visit
+
+
+def list_visits(
+    uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str, *, offset: int, limit: int
+) -> tuple[list[WelfareVisit], int]:
+    with uow:
+        flag = _flag(uow, principal, flag_id)
+        return uow.repo.page(
+            WelfareVisit,
+            [WelfareVisit.flag_id == flag.id],
+            [WelfareVisit.visited_on.desc(), WelfareVisit.id],
+            offset=offset,
+            limit=limit,
+        )
+
+
+@dataclass(frozen=True)
+class QueuedVisit:
+    plan: VisitPlan
+    flag: SupportFlag
+    overdue_days: int
+
+
+def visit_queue(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    *,
+    community_id: str | None,
+    within_days: int = 0,
+    offset: int,
+    limit: int,
+) -> tuple[list[QueuedVisit], int]:
+    """The visits that are overdue (and, with `within_days`, due in the next days), most overdue
+    first: for community staff, of their communities (or the one named); for anyone else, the
+    visits they were given to make."""
+    with uow:
+        today = _today(uow)
+        where: list[ColumnElement[bool]] = [
+            VisitPlan.active.is_(True),
+            VisitPlan.next_due_on < today + timedelta(days=within_days),
+        ]
+        if principal.role == Role.COMMUNITY_STAFF:
+            if community_id is not None:
+                _require_community_staff(principal, community_id)
+                where.append(VisitPlan.community_id == community_id)
+            else:
+                where.append(VisitPlan.community_id.in_(list(principal.community_ids)))
+        else:
+            if community_id is not None:
+                raise Forbidden("visits of a community are seen by its own staff")
+            where.append(VisitPlan.visitor_id == principal.user_id)
+        plans, total = uow.repo.page(
+            VisitPlan, where, [VisitPlan.next_due_on, VisitPlan.id], offset=offset, limit=limit
+        )
+        items = []
+        for plan in plans:
+            flag = _get(uow, SupportFlag, plan.flag_id, "support record")
+            items.append(QueuedVisit(plan, flag, plan.overdue_days(today)))
+        return items, total
