@@ -21,6 +21,9 @@ class ActivitySnapshot(EventSchema):
     organiser_id = uuid()
     registrant_ids = id_list()  # confirmed and waiting: who to tell of a change
     revision = fields.Integer(required=True, validate=validate.Range(min=1))
+    # Added (compatible, optional): an occurrence's series, the festival the activity is part of.
+    series_id = uuid(required=False)
+    festival_id = uuid(required=False)
 
 
 class ActivityCancelled(ActivitySnapshot):
