@@ -4,6 +4,7 @@ apart by making their own communities), the Flask app on it with a settable cloc
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -82,14 +83,31 @@ def database(activities_db_url) -> Iterator[Database]:
     db.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request, tmp_path) -> str:
+    """The service's database once on each platform: a test using it runs on both. SQLite is a
+    migrated file of this test alone (what `make run` uses); PostgreSQL the session's database."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("activities_db_url")
+    url = f"sqlite:///{tmp_path / 'activities.db'}"
+    upgrade(definition.migrations_dir, url)
+    return url
+
+
+@pytest.fixture
+def any_database(any_db_url) -> Iterator[Database]:
+    db = Database(any_db_url, pool_size=10)
+    yield db
+    db.dispose()
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def app(monkeypatch, activities_db_url, amqp_url, bus_names, token_keys, clock):
-    monkeypatch.setenv("DATABASE_URL", activities_db_url)
+def _app(monkeypatch, database_url, amqp_url, bus_names, token_keys, clock):
+    monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AMQP_URL", amqp_url)
     monkeypatch.setenv("EVENTS_EXCHANGE", bus_names.exchange)
     monkeypatch.setenv("DEAD_LETTER_EXCHANGE", bus_names.dead_letter_exchange)
@@ -104,8 +122,24 @@ def app(monkeypatch, activities_db_url, amqp_url, bus_names, token_keys, clock):
 
 
 @pytest.fixture
+def app(monkeypatch, activities_db_url, amqp_url, bus_names, token_keys, clock):
+    yield from _app(monkeypatch, activities_db_url, amqp_url, bus_names, token_keys, clock)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def any_app(monkeypatch, any_db_url, amqp_url, bus_names, token_keys, clock):
+    """The app on `any_db_url`: once on SQLite, once on PostgreSQL."""
+    yield from _app(monkeypatch, any_db_url, amqp_url, bus_names, token_keys, clock)
+
+
+@pytest.fixture
+def any_client(any_app):
+    return any_app.test_client()
 
 
 @dataclass
@@ -173,3 +207,35 @@ class World:
 @pytest.fixture
 def world(database, token_signer) -> World:
     return World(database, token_signer.sign)
+
+
+@pytest.fixture
+def any_world(any_database, token_signer) -> World:
+    """A World in the database of `any_db_url` (SQLite, then PostgreSQL)."""
+    return World(any_database, token_signer.sign)
+
+
+def _run_all(targets: list[Callable[[], Any]]) -> list[Any]:
+    """Start every target at the same moment (a barrier) and wait for all; return what each
+    returned or raised, in order."""
+    barrier = threading.Barrier(len(targets))
+    results: list[Any] = [None] * len(targets)
+
+    def runner(i: int, target: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[i] = target()
+        except Exception as exc:  # noqa: BLE001 - kept for the assertions
+            results[i] = exc
+
+    threads = [threading.Thread(target=runner, args=(i, t)) for i, t in enumerate(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+@pytest.fixture
+def simultaneously() -> Callable[[list[Callable[[], Any]]], list[Any]]:
+    return _run_all

@@ -103,8 +103,22 @@ def test_talent_pool_contacts_only_for_staff(client, world):
             headers=talent_h,
         )
     )
-    assert talent["community_id"] == world.community_a
+    assert (talent["community_id"], talent["vetting_status"]) == (world.community_a, "pending")
     staff = world.headers("community_staff")
+    # Not vetted yet: residents do not see the entry (but the talent does).
+    assert talent["id"] not in [t["id"] for t in client.get("/talents", headers=world.headers()).get_json()]
+    assert (
+        client.post(
+            f"/talents/{talent['id']}/vetting", json={"decision": "approve", "note": "x"}, headers=talent_h
+        ).status_code
+        == 403
+    )
+    vetted = client.post(
+        f"/talents/{talent['id']}/vetting",
+        json={"decision": "approve", "note": "known to neighbours for years"},
+        headers=staff,
+    ).get_json()
+    assert (vetted["vetting_status"], vetted["vetting_note"]) == ("approved", "known to neighbours for years")
     by_skill = client.get("/talents", query_string={"skill": "massage"}, headers=staff).get_json()
     assert [t["contact_note"] for t in by_skill if t["id"] == talent["id"]] == ["room 302, knock twice"]
     assert not [
@@ -251,10 +265,14 @@ def test_a_resident_books_for_themselves_and_cancels(client, world):
     )
     assert foreign.status_code == 422 and "offering_id" in foreign.get_json()["error"]["fields"]
     # Staff match another talent to the booking: it becomes the provider.
-    helper = created(
-        client.post("/talents", json={"display_name": "Mr Hu", "skills": ["handcraft"]}, headers=world.headers())
-    )
-    created(client.post(f"/talents/{helper['id']}/matches", json={"booking_id": booking["id"]}, headers=staff))
+    helper_user, helper_h = world.person()
+    helper = created(client.post("/talents", json={"display_name": "Mr Hu", "skills": ["handcraft"]}, headers=helper_h))
+    vet = {"decision": "approve", "note": "skilled and kind"}
+    assert client.post(f"/talents/{helper['id']}/vetting", json=vet, headers=staff).status_code == 200
+    match = created(client.post(f"/talents/{helper['id']}/matches", json={"booking_id": booking["id"]}, headers=staff))
+    # Asked, not yet provider: the talent accepts, then they are.
+    assert client.get(f"/bookings/{booking['id']}", headers=headers).get_json()["provider_talent_id"] is None
+    assert client.post(f"/talents/matches/{match['id']}/accept", headers=helper_h).get_json()["status"] == "accepted"
     assert client.get(f"/bookings/{booking['id']}", headers=headers).get_json()["provider_talent_id"] == helper["id"]
     assert client.post(f"/bookings/{booking['id']}/cancel", headers=headers).get_json()["status"] == "cancelled"
     assert client.post(f"/bookings/{booking['id']}/cancel", headers=headers).status_code == 409

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -202,3 +203,33 @@ def test_calendar_escapes_folds_and_uses_utc():
         assert len(line.encode("utf-8")) <= 75
     unfolded = text.replace("\r\n ", "")
     assert "SUMMARY:邻里节\\; 灯笼\\, 音乐 " + "长" * 40 + "\r\n" in unfolded
+
+
+def test_a_slot_is_taken_when_the_provider_would_serve_more_than_it_can_at_one_moment():
+    from linli_activities.domain.care import Provider, slot_taken
+
+    h = [NOW + timedelta(hours=i) for i in range(6)]
+    assert not slot_taken([], h[0], h[1], 1)
+    assert slot_taken([(h[0], h[2])], h[1], h[3], 1)
+    assert not slot_taken([(h[0], h[1])], h[1], h[2], 1)  # back to back
+    # Two chairs: two overlapping bookings fit, a third at a moment both are busy does not...
+    assert not slot_taken([(h[0], h[2])], h[1], h[3], 2)
+    assert slot_taken([(h[0], h[2]), (h[1], h[3])], h[1], h[2], 2)
+    # ...but two bookings that never meet each other leave a chair free all along.
+    assert not slot_taken([(h[0], h[2]), (h[2], h[4])], h[1], h[3], 2)
+    talent_offering = ServiceOffering(
+        community_id="c1",
+        name="Massage",
+        kind="massage",
+        provider_type="talent",
+        provider_id="t1",
+        provider_name="Zhang",
+        created_at=NOW,
+        at_post=False,
+        door_to_door=True,
+    )
+    assert Provider.of(talent_offering, None) == Provider("talent:t1", 1)
+    assert Provider.of(talent_offering, "t2") == Provider("talent:t2", 1)
+    with pytest.raises(Invalid) as bad:
+        dataclasses.replace(talent_offering, concurrent_slots=2)
+    assert "concurrent_slots" in bad.value.fields

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli_activities.adapters import tables
 from linli_activities.domain.activities import Activity, Registration, RegistrationStatus
+from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
+from linli_activities.domain.reminders import ActivityReminder, ReminderState
 
 T = TypeVar("T")
 
@@ -67,6 +70,7 @@ class Repository:
         "starts_at",
         "ends_at",
         "revision",
+        "announced_at",
     )
 
     def lock_places(self, activity: Activity) -> None:
@@ -128,6 +132,112 @@ class Repository:
                 )
             )
         )
+
+    def confirmed_ids(self, activity_id: str) -> list[str]:
+        """Who holds a place (confirmed or already checked in): the people a reminder is for."""
+        return list(
+            self.session.scalars(
+                select(Registration.user_id)
+                .where(
+                    Registration.activity_id == activity_id,
+                    Registration.status.in_((RegistrationStatus.CONFIRMED, RegistrationStatus.CHECKED_IN)),
+                )
+                .order_by(Registration.user_id)
+            )
+        )
+
+    def unannounced_between(self, now: Any, moment: Any, limit: int) -> list[Activity]:
+        """Published activities not yet announced that start between `now` and `moment` (one already
+        started is not news any more), locked, skipping those another worker holds on PostgreSQL."""
+        query = (
+            select(Activity)
+            .where(
+                Activity.announced_at.is_(None),
+                Activity.status == "published",
+                Activity.starts_at > now,
+                Activity.starts_at <= moment,
+            )
+            .order_by(Activity.starts_at, Activity.id)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
+
+    # --- series ------------------------------------------------------------------------------------
+    def occurrence_count(self, series_id: str) -> int:
+        return self.session.scalar(select(func.count()).where(Activity.series_id == series_id)) or 0
+
+    def occurrences(self, series_id: str, *, lock: bool = False) -> list[Activity]:
+        query = select(Activity).where(Activity.series_id == series_id).order_by(Activity.occurrence_date)
+        if lock:
+            query = query.with_for_update()
+        return list(self.session.scalars(query))
+
+    def occurrence_on(self, series_id: str, day: Any) -> Activity | None:
+        return self.session.scalars(
+            select(Activity).where(Activity.series_id == series_id, Activity.occurrence_date == day).with_for_update()
+        ).first()
+
+    # --- reminders ------------------------------------------------------------------------------------
+    def scheduled_reminders(self, activity_id: str) -> list[ActivityReminder]:
+        return list(
+            self.session.scalars(
+                select(ActivityReminder).where(
+                    ActivityReminder.activity_id == activity_id, ActivityReminder.state == ReminderState.SCHEDULED
+                )
+            )
+        )
+
+    def reminder_exists(self, activity_id: str, lead_minutes: int, starts_at: Any) -> bool:
+        return (
+            self.session.scalar(
+                select(ActivityReminder.id).where(
+                    ActivityReminder.activity_id == activity_id,
+                    ActivityReminder.lead_minutes == lead_minutes,
+                    ActivityReminder.starts_at == starts_at,
+                )
+            )
+            is not None
+        )
+
+    def due_reminders(self, now: Any, limit: int) -> list[ActivityReminder]:
+        """Scheduled reminders come due, oldest first, locked (on PostgreSQL, skipping those another
+        worker is sending: two workers never send one reminder twice)."""
+        query = (
+            select(ActivityReminder)
+            .where(ActivityReminder.state == ReminderState.SCHEDULED, ActivityReminder.due_at <= now)
+            .order_by(ActivityReminder.due_at, ActivityReminder.id)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.scalars(query))
+
+    # --- bookings ------------------------------------------------------------------------------------
+    def lock_provider(self, provider_key: str) -> None:
+        """Hold the provider's calendar until commit, so that two bookings of one slot are decided one
+        after the other. PostgreSQL: a transaction-level advisory lock on the key's hash (a collision
+        only makes two providers wait for each other). SQLite: every write transaction already
+        begins IMMEDIATE, holding the database's one write lock (linli_kit.db), so nothing to add."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        digest = hashlib.sha256(provider_key.encode()).digest()
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest[:8], "big", signed=True)}
+        )
+
+    def provider_busy(
+        self, provider_key: str, start: Any, end: Any, *, exclude_id: str | None = None
+    ) -> list[tuple[Any, Any]]:
+        """The slots the provider already holds that overlap [start, end)."""
+        b = tables.bookings.c
+        query = select(b.slot_start, b.slot_end).where(
+            b.provider_key == provider_key, b.status.in_(HOLDING_SLOT), b.slot_start < end, b.slot_end > start
+        )
+        if exclude_id is not None:
+            query = query.where(b.id != exclude_id)
+        return [(row.slot_start, row.slot_end) for row in self.session.execute(query)]
 
     # --- places and the directory replica ----------------------------------------------------------------
     def posts_in_box(self, min_lat: float, max_lat: float, min_lon: float, max_lon: float) -> list[ServicePost]:

@@ -173,3 +173,73 @@ class StatsQueries:
         per_community = self._grouped(select(*figures).where(*where), b.community_id, names)
         monthly = self._grouped(select(*figures[:2]).where(*where), self._month(b.completed_at), names[:2])
         return self._summed(per_community, names), per_community, monthly
+
+    # --- welfare visits ----------------------------------------------------------------------------------
+    def visits(self, scope: ScopeFilter, first: date, last: date, today: date) -> tuple[Figures, dict, dict]:
+        """Visits made in the period; visit plans in force now and how many are overdue (due before
+        today)."""
+        v, p = t.welfare_visits.c, t.visit_plans.c
+        made = self._where(scope(v.community_id), v.visited_on >= first, v.visited_on <= last)
+        visits_q = select(func.count(v.id)).where(*made)
+        plans_where = self._where(scope(p.community_id), p.active.is_(True))
+        plans_q = select(func.count(p.id), func.count(case((p.next_due_on < today, p.id)))).where(*plans_where)
+        names = ["visit_plans", "visits_overdue"]
+        per_community: dict[str, Figures] = defaultdict(dict)
+        for key, figures in self._grouped(visits_q, v.community_id, ["welfare_visits"]).items():
+            per_community[key].update(figures)
+        for key, figures in self._grouped(plans_q, p.community_id, names).items():
+            per_community[key].update(figures)
+        monthly = self._grouped(visits_q, self._date_month(v.visited_on), ["welfare_visits"])
+        plans, overdue = self.session.execute(plans_q).one()
+        totals = {"welfare_visits": self.session.scalar(visits_q) or 0, "visit_plans": plans, "visits_overdue": overdue}
+        return totals, per_community, monthly
+
+    # --- festivals ------------------------------------------------------------------------------------
+    def festival(self, festival_id: str, now: datetime) -> tuple[Figures, dict[str, Figures]]:
+        """(totals, per community) of a festival's published activities: how many, how many held
+        by `now`, the communities taking part, registrations holding places and their places, and
+        participant-times (check-ins, walk-ins included)."""
+        a, links, r, c = t.activities.c, t.activity_communities.c, t.registrations.c, t.checkins.c
+        published = self._where(a.festival_id == festival_id, a.status == "published")
+        ids = select(a.id).where(*published)
+        held = case((a.starts_at <= now, a.id))
+        totals_row = self.session.execute(select(func.count(a.id), func.count(held)).where(*published)).one()
+        holding = r.status.in_(("confirmed", "checked_in"))
+        reg_figures = [func.count(r.id), func.coalesce(func.sum(r.party_size), 0)]
+        reg_query = select(*reg_figures).where(r.activity_id.in_(ids), holding)
+        checkin_query = select(func.coalesce(func.sum(c.participants), 0)).where(c.activity_id.in_(ids))
+        per_community: dict[str, Figures] = defaultdict(
+            lambda: {
+                "activities": 0,
+                "activities_held": 0,
+                "registrations": 0,
+                "registered_places": 0,
+                "participant_times": 0,
+            }
+        )
+        link_rows = self.session.execute(
+            select(links.community_id, func.count(a.id), func.count(held))
+            .select_from(t.activity_communities.join(t.activities, a.id == links.activity_id))
+            .where(*published)
+            .group_by(links.community_id)
+        )
+        for community_id, count, held_count in link_rows:
+            per_community[community_id].update(activities=count, activities_held=held_count)
+        for count, places, community_id in self.session.execute(
+            reg_query.add_columns(r.community_id).group_by(r.community_id)
+        ):
+            per_community[community_id].update(registrations=count, registered_places=places)
+        for times, community_id in self.session.execute(
+            checkin_query.add_columns(c.community_id).group_by(c.community_id)
+        ):
+            per_community[community_id]["participant_times"] = times
+        registrations, places = self.session.execute(reg_query).one()
+        totals = {
+            "activities": totals_row[0],
+            "activities_held": totals_row[1],
+            "communities": len([k for k, v in per_community.items() if v["activities"]]),
+            "registrations": registrations,
+            "registered_places": places,
+            "participant_times": self.session.scalar(checkin_query) or 0,
+        }
+        return totals, dict(per_community)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -33,8 +34,12 @@ from linli_activities.domain.care import (
     SupportFlag,
     Talent,
     TalentMatch,
+    VisitPlan,
+    WelfareVisit,
 )
 from linli_activities.domain.places import ServicePost
+from linli_activities.domain.programmes import ActivitySeries, Festival
+from linli_activities.domain.reminders import ActivityReminder
 from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 
 metadata = MetaData()
@@ -90,6 +95,66 @@ activities = Table(
     Column("revision", Integer, nullable=False),
     _id("created_by", nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    _id("series_id", ForeignKey("activity_series.id")),
+    Column("occurrence_date", Date),
+    Column("series_exception", String(10)),
+    _id("festival_id", ForeignKey("festivals.id")),
+    Column("announced_at", UtcDateTime),
+    # One occurrence per date of a series.
+    UniqueConstraint("series_id", "occurrence_date", name="uq_activities_series_date"),
+    Index("ix_activities_festival", "festival_id"),
+)
+# The announcing timer reads the occurrences not yet announced, by start: keep that index small.
+Index(
+    "ix_activities_unannounced",
+    activities.c.starts_at,
+    postgresql_where=activities.c.announced_at.is_(None),
+    sqlite_where=activities.c.announced_at.is_(None),
+)
+
+activity_series = Table(
+    "activity_series",
+    metadata,
+    _id(primary_key=True),
+    Column("community_ids", JSON, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("place", String(300)),
+    _id("post_id"),
+    Column("audience", JSON, nullable=False),
+    Column("capacity", Integer),
+    Column("max_party_size", Integer, nullable=False),
+    Column("organiser_type", String(10), nullable=False),
+    _id("organiser_id", nullable=False),
+    Column("frequency", String(10), nullable=False),
+    Column("interval", Integer, nullable=False),
+    Column("weekdays", JSON, nullable=False),
+    Column("first_date", Date, nullable=False),
+    Column("start_time", Time, nullable=False),
+    Column("duration_minutes", Integer, nullable=False),
+    Column("count", Integer),
+    Column("until", Date),
+    Column("timezone", String(64), nullable=False),
+    _id("festival_id", ForeignKey("festivals.id")),
+    Column("status", String(10), nullable=False),
+    Column("cancel_reason", Text),
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+festivals = Table(
+    "festivals",
+    metadata,
+    _id(primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    _id("street_id"),  # None: city-wide
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_festivals_starts_on", "starts_on"),
 )
 
 # One row per (activity, community), with what lists and statistics filter on copied from the
@@ -223,6 +288,11 @@ talents = Table(
     Column("contact_note", String(500), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    _id("compound_id"),
+    Column("vetting_status", String(10), nullable=False, server_default="pending"),
+    Column("vetting_note", Text),
+    _id("vetted_by"),
+    Column("vetted_at", UtcDateTime),
     UniqueConstraint("community_id", "user_id", name="uq_talents_community_user"),
 )
 
@@ -237,6 +307,9 @@ talent_matches = Table(
     Column("note", Text, nullable=False),
     _id("matched_by", nullable=False),
     Column("matched_at", UtcDateTime, nullable=False),
+    Column("status", String(10), nullable=False, server_default="proposed"),
+    Column("responded_at", UtcDateTime),
+    Column("decline_reason", Text),
 )
 
 service_offerings = Table(
@@ -253,6 +326,7 @@ service_offerings = Table(
     Column("provider_name", String(200), nullable=False),
     Column("at_post", Boolean, nullable=False),
     Column("door_to_door", Boolean, nullable=False),
+    Column("concurrent_slots", Integer, nullable=False, server_default="1"),
     Column("active", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
@@ -272,6 +346,8 @@ bookings = Table(
     Column("note", Text, nullable=False),
     Column("status", String(12), nullable=False),
     _id("provider_talent_id"),
+    # Whose slot the booking holds ("talent:<id>" or "offering:<id>"); overlaps are looked up by it.
+    Column("provider_key", String(50), nullable=False, server_default=""),
     Column("person_times", Integer, nullable=False),
     Column("completed_at", UtcDateTime),
     Column("feedback_rating", Integer),
@@ -279,6 +355,7 @@ bookings = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Index("ix_bookings_community_completed", "community_id", "completed_at"),
     Index("ix_bookings_completed", "completed_at"),
+    Index("ix_bookings_provider_slot", "provider_key", "slot_start"),
 )
 
 support_flags = Table(
@@ -296,6 +373,58 @@ support_flags = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+activity_reminders = Table(
+    "activity_reminders",
+    metadata,
+    _id(primary_key=True),
+    _id("activity_id", ForeignKey("activities.id", ondelete="CASCADE"), nullable=False),
+    Column("lead_minutes", Integer, nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("sent_at", UtcDateTime),
+    # One reminder per lead time and start: planning again (a retry, a second publish) adds nothing.
+    UniqueConstraint("activity_id", "lead_minutes", "starts_at", name="uq_activity_reminders_start"),
+    Index("ix_activity_reminders_due", "state", "due_at"),
+)
+
+visit_plans = Table(
+    "visit_plans",
+    metadata,
+    _id(primary_key=True),
+    _id("flag_id", ForeignKey("support_flags.id"), nullable=False, unique=True),
+    _id("community_id", nullable=False),
+    Column("every_days", Integer, nullable=False),
+    _id("visitor_id", nullable=False),
+    Column("visitor_name", String(200), nullable=False),
+    Column("starts_on", Date, nullable=False),
+    Column("next_due_on", Date, nullable=False),
+    Column("last_visited_on", Date),
+    Column("active", Boolean, nullable=False),
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The overdue queue and figures: active plans of these communities due before today.
+    Index("ix_visit_plans_community_due", "community_id", "next_due_on"),
+    Index("ix_visit_plans_visitor", "visitor_id"),
+)
+
+welfare_visits = Table(
+    "welfare_visits",
+    metadata,
+    _id(primary_key=True),
+    _id("plan_id", ForeignKey("visit_plans.id"), nullable=False),
+    _id("flag_id", ForeignKey("support_flags.id"), nullable=False, index=True),
+    _id("community_id", nullable=False),
+    _id("visitor_id", nullable=False),
+    Column("visited_on", Date, nullable=False),
+    Column("condition", String(12), nullable=False),
+    Column("note", Text, nullable=False),
+    _id("booking_id", ForeignKey("bookings.id")),
+    _id("recorded_by", nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_welfare_visits_community_on", "community_id", "visited_on"),
+)
+
 mapper_registry = registry()
 for _class, _table in (
     (Activity, activities),
@@ -310,5 +439,10 @@ for _class, _table in (
     (ServiceOffering, service_offerings),
     (Booking, bookings),
     (SupportFlag, support_flags),
+    (ActivityReminder, activity_reminders),
+    (ActivitySeries, activity_series),
+    (Festival, festivals),
+    (VisitPlan, visit_plans),
+    (WelfareVisit, welfare_visits),
 ):
     mapper_registry.map_imperatively(_class, _table)

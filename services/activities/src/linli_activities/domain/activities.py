@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from linli_activities.domain.common import new_id, utc
 from linli_kit.errors import Conflict, Invalid
@@ -106,6 +106,15 @@ class Activity:
     waiting_parties: int = 0
     waitlist_counter: int = 0
     revision: int = 1
+    # An occurrence of a recurring series: the series, its date in the rule, and "skipped" or
+    # "moved" when that one occurrence was changed.
+    series_id: str | None = None
+    occurrence_date: date | None = None
+    series_exception: str | None = None
+    festival_id: str | None = None
+    # When residents were first told of it (activities.activity.published); None for a draft, or
+    # an occurrence of a series still more than two weeks away.
+    announced_at: datetime | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from linli_activities.domain.common import new_id, utc
 from linli_kit.errors import Conflict, Invalid
@@ -11,8 +11,19 @@ from linli_kit.errors import Conflict, Invalid
 SKILLS = ("repair", "medical", "legal", "teaching", "care", "massage", "haircut", "handcraft", "cooking", "other")
 SERVICE_KINDS = ("massage", "haircut", "handcraft", "repair", "meal_delivery", "cleaning", "health_check", "other")
 PROVIDER_TYPES = ("talent", "group", "business")
-SUPPORT_NEEDS = ("elderly_alone", "disability", "mobility", "chronic_illness", "other")
+SUPPORT_NEEDS = (
+    "elderly_alone",
+    "living_alone",
+    "disability",
+    "mobility",
+    "chronic_illness",
+    "economic_difficulty",
+    "other",
+)
+VISIT_CONDITIONS = ("well", "needs_help", "not_home")
+MAX_VISIT_INTERVAL_DAYS = 365
 MAX_HELP_HOURS_PER_ENTRY = 24.0
+MAX_CONCURRENT_SLOTS = 50
 
 
 def _fail(what: str, problems: dict[str, list[str]]) -> None:
@@ -67,6 +78,27 @@ class HelpLog:
 
 
 # --- talent pool ---------------------------------------------------------------------------------------
+class Vetting:
+    """Staff vet a talent before residents see them: "capable, prestigious and selfless"."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+# What a talent needs to offer a service of a kind (suggestions for a booking).
+SKILL_FOR_SERVICE = {
+    "massage": "massage",
+    "haircut": "haircut",
+    "handcraft": "handcraft",
+    "repair": "repair",
+    "meal_delivery": "cooking",
+    "cleaning": "care",
+    "health_check": "medical",
+    "other": "other",
+}
+
+
 @dataclass
 class Talent:
     community_id: str
@@ -78,10 +110,38 @@ class Talent:
     description: str = ""
     contact_note: str = ""  # how staff reach them (never a phone number: those live in notifications)
     active: bool = True
+    compound_id: str | None = None  # where they live, for the walking distance to a need
+    vetting_status: str = Vetting.PENDING
+    vetting_note: str | None = None
+    vetted_by: str | None = None
+    vetted_at: datetime | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
         self.check()
+
+    @property
+    def vetted(self) -> bool:
+        return self.vetting_status == Vetting.APPROVED
+
+    def vet(self, approve: bool, note: str, by: str, now: datetime) -> None:
+        """Record the staff's judgement, with the note saying why; a new judgement replaces it."""
+        if not note.strip():
+            raise Invalid("say why", fields={"note": ["a vetting note is required"]})
+        self.vetting_status = Vetting.APPROVED if approve else Vetting.DECLINED
+        self.vetting_note, self.vetted_by, self.vetted_at = note, by, now
+
+    def revise(self, changes: dict[str, object], by_themselves: bool) -> None:
+        """Change the entry; what the talent claims (skills, description) changed by themselves goes
+        back to the staff for vetting, so residents never see an unvetted claim."""
+        claims_changed = any(
+            name in ("skills", "description") and getattr(self, name) != value for name, value in changes.items()
+        )
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.check()
+        if by_themselves and claims_changed:
+            self.vetting_status, self.vetted_by, self.vetted_at = Vetting.PENDING, None, None
 
     def check(self) -> None:
         problems: dict[str, list[str]] = {}
@@ -93,9 +153,16 @@ class Talent:
         _fail("talent", problems)
 
 
+class MatchStatus:
+    PROPOSED = "proposed"  # the talent is asked
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
 @dataclass
 class TalentMatch:
-    """A talent put in touch with a need: an issue of the issues service, or a booking here."""
+    """A talent asked to help with a need (an issue of the issues service, or a booking here); they
+    accept or decline. Matched to a booking, the talent becomes its provider when they accept."""
 
     talent_id: str
     community_id: str
@@ -104,11 +171,21 @@ class TalentMatch:
     issue_id: str | None = None
     booking_id: str | None = None
     note: str = ""
+    status: str = MatchStatus.PROPOSED
+    responded_at: datetime | None = None
+    decline_reason: str | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
         if (self.issue_id is None) == (self.booking_id is None):
             raise Invalid("name exactly one need", fields={"issue_id": ["give issue_id or booking_id, not both"]})
+
+    def respond(self, accept: bool, reason: str | None, now: datetime) -> None:
+        if self.status != MatchStatus.PROPOSED:
+            raise Conflict(f"already {self.status}")
+        self.status = MatchStatus.ACCEPTED if accept else MatchStatus.DECLINED
+        self.responded_at = now
+        self.decline_reason = None if accept else reason
 
 
 # --- services for vulnerable residents ---------------------------------------------------------------------
@@ -125,11 +202,18 @@ class ServiceOffering:
     provider_id: str | None = None  # the talent or group id; a business has only a name
     at_post: bool = True
     door_to_door: bool = False
+    # How many bookings the provider serves at the same time when no single talent is named (a
+    # barbershop with two chairs, a group with several volunteers); a talent is one person: 1.
+    concurrent_slots: int = 1
     active: bool = True
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:
         problems: dict[str, list[str]] = {}
+        if not 1 <= self.concurrent_slots <= MAX_CONCURRENT_SLOTS:
+            problems["concurrent_slots"] = [f"between 1 and {MAX_CONCURRENT_SLOTS}"]
+        elif self.provider_type == "talent" and self.concurrent_slots != 1:
+            problems["concurrent_slots"] = ["a talent is one person: 1"]
         if self.kind not in SERVICE_KINDS:
             problems["kind"] = [f"must be one of {', '.join(SERVICE_KINDS)}"]
         if self.provider_type not in PROVIDER_TYPES:
@@ -150,6 +234,43 @@ class BookingStatus:
     CANCELLED = "cancelled"
 
 
+# A requested or confirmed booking holds its provider's slot; a completed or cancelled one frees it.
+HOLDING_SLOT = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Whose time a booking takes: one talent (a person, across every offering they give), or the
+    offering itself (a group or a business, serving `capacity` bookings at once)."""
+
+    key: str
+    capacity: int
+
+    @classmethod
+    def of(cls, offering: ServiceOffering, provider_talent_id: str | None) -> Provider:
+        if provider_talent_id is not None:
+            return cls(f"talent:{provider_talent_id}", 1)
+        if offering.provider_type == "talent" and offering.provider_id is not None:
+            return cls(f"talent:{offering.provider_id}", 1)
+        return cls(f"offering:{offering.id}", offering.concurrent_slots)
+
+
+def slot_taken(busy: list[tuple[datetime, datetime]], start: datetime, end: datetime, capacity: int) -> bool:
+    """Whether [start, end) would make the provider serve more than `capacity` bookings at some
+    moment, given the half-open intervals `busy` it already holds (back-to-back slots do not meet)."""
+    start, end = utc(start), utc(end)
+    overlapping = [(max(utc(s), start), min(utc(e), end)) for s, e in busy if utc(s) < end and start < utc(e)]
+    if len(overlapping) < capacity:
+        return False
+    # The most bookings at one moment inside [start, end): sweep the starts (+1) and ends (-1).
+    points = sorted([(s, 1) for s, _ in overlapping] + [(e, -1) for _, e in overlapping], key=lambda p: (p[0], p[1]))
+    depth = peak = 0
+    for _moment, step in points:
+        depth += step
+        peak = max(peak, depth)
+    return peak >= capacity
+
+
 @dataclass
 class Booking:
     offering_id: str
@@ -164,6 +285,7 @@ class Booking:
     note: str = ""
     status: str = BookingStatus.REQUESTED
     provider_talent_id: str | None = None
+    provider_key: str = ""  # Provider.key: whose slot this booking holds
     person_times: int = 0  # counted on completion
     completed_at: datetime | None = None
     feedback_rating: int | None = None
@@ -247,3 +369,77 @@ class SupportFlag:
         if self.resident_id is None and not self.display_name.strip():
             problems["display_name"] = ["name the resident: resident_id or display_name"]
         _fail("support flag", problems)
+
+
+# --- welfare visits -------------------------------------------------------------------------------------
+@dataclass
+class VisitPlan:
+    """Someone flagged as needing support is visited every `every_days` days by `visitor_id`. The
+    next visit is due on `next_due_on` (the start, then each visit's date plus the interval); a
+    plan is overdue from the day after."""
+
+    flag_id: str
+    community_id: str
+    every_days: int
+    visitor_id: str
+    starts_on: date
+    next_due_on: date
+    created_by: str
+    created_at: datetime
+    visitor_name: str = ""
+    last_visited_on: date | None = None
+    active: bool = True
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        if not 1 <= self.every_days <= MAX_VISIT_INTERVAL_DAYS:
+            raise Invalid("invalid visit plan", fields={"every_days": [f"between 1 and {MAX_VISIT_INTERVAL_DAYS}"]})
+
+    def change(self, *, every_days: int, visitor_id: str, visitor_name: str, starts_on: date | None) -> None:
+        self.every_days, self.visitor_id, self.visitor_name, self.active = every_days, visitor_id, visitor_name, True
+        self.check()
+        if starts_on is not None:
+            self.starts_on = starts_on
+        self.next_due_on = self._due_after(self.last_visited_on) if self.last_visited_on else self.starts_on
+
+    def _due_after(self, visited_on: date) -> date:
+        return visited_on + timedelta(days=self.every_days)
+
+    def overdue_days(self, today: date) -> int:
+        """Days past the due date (0: not overdue)."""
+        return max((today - self.next_due_on).days, 0) if self.active else 0
+
+    def record(self, visited_on: date, condition: str) -> None:
+        """A visit made: the next is due an interval later (nobody at home: still due)."""
+        if condition == "not_home":
+            return
+        if self.last_visited_on is None or visited_on >= self.last_visited_on:
+            self.last_visited_on = visited_on
+            self.next_due_on = self._due_after(visited_on)
+
+
+@dataclass
+class WelfareVisit:
+    plan_id: str
+    flag_id: str
+    community_id: str
+    visitor_id: str
+    visited_on: date
+    condition: str
+    recorded_by: str
+    recorded_at: datetime
+    note: str = ""
+    booking_id: str | None = None  # a service booked on the spot
+    id: str = field(default_factory=new_id)
+
+    def __post_init__(self) -> None:
+        problems: dict[str, list[str]] = {}
+        if self.condition not in VISIT_CONDITIONS:
+            problems["condition"] = [f"one of {', '.join(VISIT_CONDITIONS)}"]
+        if self.visited_on > utc(self.recorded_at).date() + timedelta(days=1):
+            # (A day of grace: the city's date may be a day ahead of UTC.)
+            problems["visited_on"] = ["cannot be in the future"]
+        _fail("visit", problems)

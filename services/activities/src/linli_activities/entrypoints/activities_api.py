@@ -67,6 +67,19 @@ class ActivitySchema(Schema):
     )
     revision = fields.Integer(dump_only=True)
     created_at = Instant(dump_only=True)
+    festival_id = fields.UUID(
+        load_default=None, allow_none=True, metadata={"description": "the festival this activity is part of"}
+    )
+    series_id = Text(dump_only=True, allow_none=True, metadata={"description": "null unless an occurrence"})
+    occurrence_date = fields.Date(
+        dump_only=True, allow_none=True, metadata={"description": "its local date in the series' rule"}
+    )
+    series_exception = Text(
+        dump_only=True,
+        allow_none=True,
+        validate=validate.OneOf(("skipped", "moved")),
+        metadata={"description": "skipped or moved: this occurrence was changed alone"},
+    )
 
 
 class ActivityPatchSchema(Schema):
@@ -83,6 +96,7 @@ class ActivityPatchSchema(Schema):
     max_party_size = fields.Integer(validate=validate.Range(min=1, max=20))
     registration_opens_at = Instant(allow_none=True)
     registration_closes_at = Instant(allow_none=True)
+    festival_id = fields.UUID(allow_none=True)
 
 
 class ActivityFilter(Schema):
@@ -91,6 +105,8 @@ class ActivityFilter(Schema):
     status = Text(load_default=None, validate=validate.OneOf(STATUSES))
     starts_from = Instant(load_default=None, data_key="from")
     starts_before = Instant(load_default=None, data_key="to")
+    series_id = fields.UUID(load_default=None, metadata={"description": "the occurrences of one series"})
+    festival_id = fields.UUID(load_default=None, metadata={"description": "the activities of one festival"})
 
 
 class CancelSchema(Schema):

@@ -9,14 +9,27 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from linli_activities.domain.care import PROVIDER_TYPES, SERVICE_KINDS, SKILLS, SUPPORT_NEEDS, BookingStatus
-from linli_activities.entrypoints.common import Instant, Redacted, Text, plain, uow
+from linli_activities.domain.care import (
+    MAX_CONCURRENT_SLOTS,
+    MAX_VISIT_INTERVAL_DAYS,
+    PROVIDER_TYPES,
+    SERVICE_KINDS,
+    SKILLS,
+    SUPPORT_NEEDS,
+    VISIT_CONDITIONS,
+    BookingStatus,
+    MatchStatus,
+    Vetting,
+)
+from linli_activities.entrypoints.common import Instant, Redacted, Text, config, plain, uow
 from linli_activities.service_layer import care
 from linli_kit.schemas import BoundedDate
 from linli_kit.web import require_principal
 
 blp = Blueprint("care", __name__, url_prefix="/", description="Mutual aid, talents, services, support")
 
+VETTING = (Vetting.PENDING, Vetting.APPROVED, Vetting.DECLINED)
+MATCH_STATUSES = (MatchStatus.PROPOSED, MatchStatus.ACCEPTED, MatchStatus.DECLINED)
 BOOKING_STATUSES = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.CANCELLED)
 
 
@@ -77,8 +90,19 @@ class TalentSchema(Schema):
     contact_note = Text(
         load_default="", allow_none=True, validate=validate.Length(max=500), metadata={"description": "staff only"}
     )
+    compound_id = fields.UUID(
+        load_default=None, allow_none=True, metadata={"description": "where they live: the walk to a need"}
+    )
     active = fields.Boolean(dump_only=True)
     created_at = Instant(dump_only=True)
+    vetting_status = Text(
+        dump_only=True,
+        validate=validate.OneOf(VETTING),
+        metadata={"description": "residents see an entry once approved"},
+    )
+    vetting_note = Text(dump_only=True, allow_none=True, metadata={"description": "staff and the talent only"})
+    vetted_by = Text(dump_only=True, allow_none=True, metadata={"description": "staff and the talent only"})
+    vetted_at = Instant(dump_only=True, allow_none=True)
 
 
 class TalentPatchSchema(Schema):
@@ -87,12 +111,51 @@ class TalentPatchSchema(Schema):
     availability = Text(validate=validate.Length(max=500))
     description = Text(validate=validate.Length(max=2000))
     contact_note = Text(validate=validate.Length(max=500))
+    compound_id = fields.UUID(allow_none=True)
     active = fields.Boolean()
 
 
 class TalentFilter(Schema):
     community_id = fields.UUID(load_default=None)
     skill = Text(load_default=None, validate=validate.OneOf(SKILLS))
+    vetting = Text(load_default=None, validate=validate.OneOf(VETTING), metadata={"description": "staff"})
+
+
+class VetSchema(Schema):
+    decision = Text(required=True, validate=validate.OneOf(("approve", "decline")))
+    note = Text(required=True, validate=validate.Length(min=1, max=2000), metadata={"description": "why"})
+
+
+class SuggestionQuery(Schema):
+    skill = Text(load_default=None, validate=validate.OneOf(SKILLS), metadata={"description": "or booking_id"})
+    booking_id = fields.UUID(load_default=None, metadata={"description": "its service's skill, its time"})
+    compound_id = fields.UUID(load_default=None, metadata={"description": "where the need is"})
+    latitude = fields.Float(load_default=None, validate=validate.Range(min=-90, max=90))
+    longitude = fields.Float(load_default=None, validate=validate.Range(min=-180, max=180))
+    minutes = fields.Float(load_default=15.0, validate=validate.Range(min=1, max=60))
+
+    @validates_schema
+    def a_need(self, data: dict, **_kwargs: Any) -> None:
+        if data.get("skill") is None and data.get("booking_id") is None:
+            raise ValidationError("give skill or booking_id", field_name="skill")
+        if (data.get("latitude") is None) != (data.get("longitude") is None):
+            raise ValidationError("give latitude and longitude together", field_name="latitude")
+
+
+class SuggestionSchema(Schema):
+    talent = fields.Nested(TalentSchema, required=True)
+    walking_minutes = fields.Float(
+        required=True, allow_none=True, metadata={"description": "null: the talent's whereabouts are unknown"}
+    )
+    walking_m = fields.Float(required=True, allow_none=True)
+
+
+class DeclineSchema(Schema):
+    reason = Text(load_default=None, validate=validate.Length(max=2000))
+
+
+class MatchFilter(Schema):
+    status = Text(load_default=None, validate=validate.OneOf(MATCH_STATUSES))
 
 
 class MatchSchema(Schema):
@@ -103,6 +166,9 @@ class MatchSchema(Schema):
     note = Text(load_default="", validate=validate.Length(max=2000))
     matched_by = Text(dump_only=True)
     matched_at = Instant(dump_only=True)
+    status = Text(dump_only=True, validate=validate.OneOf(MATCH_STATUSES))
+    responded_at = Instant(dump_only=True, allow_none=True)
+    decline_reason = Text(dump_only=True, allow_none=True)
 
     @validates_schema
     def one_need(self, data: dict, **_kwargs: Any) -> None:
@@ -122,6 +188,11 @@ class OfferingSchema(Schema):
     provider_name = Text(required=True, validate=validate.Length(min=1, max=200))
     at_post = fields.Boolean(load_default=True)
     door_to_door = fields.Boolean(load_default=False)
+    concurrent_slots = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_CONCURRENT_SLOTS),
+        metadata={"description": "bookings served at the same time (a talent: 1); one more is a 409"},
+    )
     active = fields.Boolean(dump_only=True)
     created_at = Instant(dump_only=True)
 
@@ -196,6 +267,63 @@ class SupportFilter(Schema):
     need = Text(load_default=None, validate=validate.OneOf(SUPPORT_NEEDS))
 
 
+class VisitPlanSchema(Schema):
+    id = Text(dump_only=True)
+    flag_id = Text(dump_only=True)
+    community_id = Text(dump_only=True)
+    every_days = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_VISIT_INTERVAL_DAYS))
+    visitor_id = fields.UUID(required=True, metadata={"description": "who visits (staff or a volunteer)"})
+    visitor_name = Text(load_default="", validate=validate.Length(max=200))
+    starts_on = BoundedDate(load_default=None, metadata={"description": "first visit due; default today"})
+    next_due_on = fields.Date(dump_only=True)
+    last_visited_on = fields.Date(dump_only=True, allow_none=True)
+    active = fields.Boolean(dump_only=True)
+    created_at = Instant(dump_only=True)
+
+
+class OnTheSpotBookingSchema(Schema):
+    offering_id = fields.UUID(required=True)
+    slot_start = Instant(required=True)
+    slot_end = Instant(required=True)
+    note = Text(load_default="", validate=validate.Length(max=2000))
+
+
+class VisitSchema(Schema):
+    id = Text(dump_only=True)
+    flag_id = Text(dump_only=True)
+    plan_id = Text(dump_only=True)
+    visitor_id = fields.UUID(load_default=None, metadata={"description": "default: the caller"})
+    visited_on = BoundedDate(required=True)
+    condition = Text(required=True, validate=validate.OneOf(VISIT_CONDITIONS))
+    note = Text(load_default="", validate=validate.Length(max=2000))
+    booking = fields.Nested(
+        OnTheSpotBookingSchema,
+        load_only=True,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "book a service for the resident on the spot"},
+    )
+    booking_id = Text(dump_only=True, allow_none=True)
+    recorded_by = Text(dump_only=True)
+    recorded_at = Instant(dump_only=True)
+
+
+class QueueFilter(Schema):
+    community_id = fields.UUID(load_default=None)
+    within_days = fields.Integer(
+        load_default=0, validate=validate.Range(min=0, max=60), metadata={"description": "also due this soon"}
+    )
+
+
+class QueuedVisitSchema(Schema):
+    plan = fields.Nested(VisitPlanSchema, required=True)
+    flag_id = fields.String(required=True)
+    display_name = fields.String(required=True)
+    address = fields.String(required=True)
+    needs = fields.List(fields.String(), required=True)
+    overdue_days = fields.Integer(required=True, metadata={"description": "0: due, not yet overdue"})
+
+
 # --- mutual-aid groups ------------------------------------------------------------------------------
 @blp.route("/groups")
 class Groups(MethodView):
@@ -260,7 +388,7 @@ class Help(MethodView):
 
 # --- talents ------------------------------------------------------------------------------------------
 def _talent_as_seen(talent: Any, staff: bool) -> Any:
-    return talent if staff else Redacted(talent, "contact_note")
+    return talent if staff else Redacted(talent, "contact_note", "vetting_note", "vetted_by")
 
 
 @blp.route("/talents")
@@ -288,7 +416,62 @@ class Talents(MethodView):
 @blp.arguments(TalentPatchSchema)
 @blp.response(200, TalentSchema)
 def update_talent(body: dict, talent_id: Any) -> Any:
+    """The talent or staff change the entry; a talent changing their skills or description goes back
+    to vetting."""
     return care.update_talent(uow(), require_principal(), str(talent_id), **plain(body))
+
+
+@blp.route("/talents/<uuid:talent_id>/vetting", methods=["POST"])
+@blp.arguments(VetSchema)
+@blp.response(200, TalentSchema)
+def vet_talent(body: dict, talent_id: Any) -> Any:
+    """Staff of the talent's community approve or decline the entry, with a note; the talent is told."""
+    return care.vet_talent(
+        uow(), require_principal(), str(talent_id), approve=body["decision"] == "approve", note=body["note"]
+    )
+
+
+@blp.route("/talents/suggestions", methods=["GET"])
+@blp.arguments(SuggestionQuery, location="query")
+@blp.response(200, SuggestionSchema(many=True))
+def suggest_talents(query: dict) -> list[dict]:
+    """Vetted talents with the skill a need takes, within `minutes` on foot of it (the 15-minute
+    circle by default), nearest first, then those whose whereabouts are unknown; for a booking,
+    only those free at its time. Staff only."""
+    found = care.suggest_talents(uow(), require_principal(), config().walking, **plain(query))
+    return [
+        {
+            "talent": s.talent,
+            "walking_minutes": round(s.walk.minutes, 1) if s.walk else None,
+            "walking_m": round(s.walk.walking_m) if s.walk else None,
+        }
+        for s in found
+    ]
+
+
+@blp.route("/talents/matches", methods=["GET"])
+@blp.arguments(MatchFilter, location="query")
+@blp.response(200, MatchSchema(many=True))
+@blp.paginate()
+def list_matches(filters: dict, pagination_parameters: Any) -> list:
+    """Staff: the matches of their scope. A talent: what they were asked to help with."""
+    return _paged(
+        pagination_parameters,
+        care.list_matches(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+    )
+
+
+@blp.route("/talents/matches/<uuid:match_id>/accept", methods=["POST"])
+@blp.response(200, MatchSchema)
+def accept_match(match_id: Any) -> Any:
+    return care.respond_to_match(uow(), require_principal(), str(match_id), accept=True)
+
+
+@blp.route("/talents/matches/<uuid:match_id>/decline", methods=["POST"])
+@blp.arguments(DeclineSchema)
+@blp.response(200, MatchSchema)
+def decline_match(body: dict, match_id: Any) -> Any:
+    return care.respond_to_match(uow(), require_principal(), str(match_id), accept=False, reason=body["reason"])
 
 
 @blp.route("/talents/<uuid:talent_id>/matches", methods=["POST"])
@@ -389,3 +572,59 @@ class Support(MethodView):
 @blp.response(200, SupportSchema)
 def update_support(body: dict, flag_id: Any) -> Any:
     return care.update_support(uow(), require_principal(), str(flag_id), **plain(body))
+
+
+# --- welfare visits ----------------------------------------------------------------------------------------
+@blp.route("/support/<uuid:flag_id>/visit-plan")
+class VisitPlanOf(MethodView):
+    @blp.response(200, VisitPlanSchema)
+    def get(self, flag_id: Any) -> Any:
+        return care.get_visit_plan(uow(), require_principal(), str(flag_id))
+
+    @blp.arguments(VisitPlanSchema)
+    @blp.response(200, VisitPlanSchema)
+    def put(self, body: dict, flag_id: Any) -> Any:
+        """Make or change the plan: every `every_days` days, by `visitor_id`. Community staff only."""
+        return care.set_visit_plan(uow(), require_principal(), str(flag_id), **plain(body))
+
+
+@blp.route("/support/<uuid:flag_id>/visits")
+class Visits(MethodView):
+    @blp.response(200, VisitSchema(many=True))
+    @blp.paginate()
+    def get(self, flag_id: Any, pagination_parameters: Any) -> list:
+        return _paged(
+            pagination_parameters,
+            care.list_visits(uow(), require_principal(), str(flag_id), **_page(pagination_parameters)),
+        )
+
+    @blp.arguments(VisitSchema)
+    @blp.response(201, VisitSchema)
+    def post(self, body: dict, flag_id: Any) -> Any:
+        """Record a visit (by the community's staff or the plan's visitor); `booking` books a service
+        for the resident on the spot."""
+        return care.record_visit(uow(), require_principal(), str(flag_id), **plain(body))
+
+
+@blp.route("/visits/queue", methods=["GET"])
+@blp.arguments(QueueFilter, location="query")
+@blp.response(200, QueuedVisitSchema(many=True))
+@blp.paginate()
+def visit_queue(filters: dict, pagination_parameters: Any) -> list[dict]:
+    """Overdue visits, most overdue first (with `within_days`, also those due soon): community
+    staff see their communities'; a visitor, the visits given to them."""
+    items = _paged(
+        pagination_parameters,
+        care.visit_queue(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+    )
+    return [
+        {
+            "plan": q.plan,
+            "flag_id": q.flag.id,
+            "display_name": q.flag.display_name,
+            "address": q.flag.address,
+            "needs": q.flag.needs,
+            "overdue_days": q.overdue_days,
+        }
+        for q in items
+    ]

@@ -12,7 +12,7 @@ import os
 import sys
 
 from linli_activities import SERVICE
-from linli_activities.config import WALKING_SPEED_VARIABLE, load_activities_config
+from linli_activities.config import REMINDER_VARIABLE, WALKING_SPEED_VARIABLE, load_activities_config
 from linli_activities.definition import definition
 from linli_kit.config import ConfigError
 from linli_kit.service import service_main
@@ -34,6 +34,8 @@ Settings come from the environment (all optional on a laptop):
   JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE    the gateway's token key (default var/jwt_public.pem)
   LINLI_TIMEZONE                           the city's time zone for statistics (default Asia/Shanghai)
   ACTIVITIES_WALKING_SPEED_M_PER_MIN       walking speed for the 15-minute circle (default 80, 20-200)
+  ACTIVITIES_REMINDER_MINUTES              minutes before an activity its registrants are reminded
+                                           (default 1440,60; "none": no reminders)
   LOG_LEVEL, LOG_JSON                      logging
 See services/activities/README.md for all of them."""
 
@@ -52,20 +54,22 @@ Exit status: 0 when the database is at the newest revision; 1 when the database 
 reached or a migration fails; 2 when the settings are invalid.""",
     ),
     "worker": (
-        "run the worker: outbox relay and event consumer",
+        "run the worker: outbox relay, event consumer and the reminders timer",
         """\
 Run the worker until SIGTERM or SIGINT: it relays the service's outbox to RabbitMQ (the
 activities.* events, published in commit order, each marked only after the broker confirmed it)
 and consumes directory.street/community/compound.upserted into the local directory replica that
-scope rules and the 15-minute circle read. The activities service has no timers. While the
-database or the broker is away it keeps trying, with back-off; nothing is lost meanwhile.
+scope rules and the 15-minute circle read. Every 30 seconds a timer publishes
+activities.activity.reminder for the activities whose reminder has come due
+(ACTIVITIES_REMINDER_MINUTES before the start). While the database or the broker is away it keeps
+trying, with back-off; nothing is lost meanwhile.
 
 Exit status: 0 after a clean stop; 2 when the settings are invalid.""",
     ),
     "check-config": (
         "check the settings, the database and the broker",
         f"""\
-Check the settings (the shared ones and {WALKING_SPEED_VARIABLE}), then that the database and
+Check the settings (the shared ones, {WALKING_SPEED_VARIABLE} and {REMINDER_VARIABLE}), then that the database and
 RabbitMQ answer; print what is in force, or each problem on standard error.
 
 Exit status: 0 when everything is usable; 1 when the database or the broker does not answer;
@@ -113,6 +117,8 @@ def run(argv: list[str]) -> int:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 2
         print(f"{PROG}: {WALKING_SPEED_VARIABLE}={activities.walking.speed_m_per_min:g}")
+        leads = ",".join(str(m) for m in activities.reminder_minutes) or "none"
+        print(f"{PROG}: {REMINDER_VARIABLE}={leads}")
     return service_main(definition, argv)
 
 

@@ -14,7 +14,12 @@ from linli_kit.schemas import AwareDateTime
 
 
 def uow() -> ActivitiesUnitOfWork:
-    return ActivitiesUnitOfWork(current_app.extensions["linli.database"], current_app.extensions["activities.clock"])
+    return ActivitiesUnitOfWork(
+        current_app.extensions["linli.database"],
+        current_app.extensions["activities.clock"],
+        reminder_minutes=config().reminder_minutes,
+        timezone=current_app.extensions["linli.settings"].timezone,
+    )
 
 
 def config() -> ActivitiesConfig:

@@ -47,6 +47,9 @@ class FiguresSchema(Schema):
     service_person_times = _count("person-times of services completed in the period")
     door_to_door_person_times = _count("of those, delivered door-to-door")
     services_completed = _count("bookings completed in the period")
+    welfare_visits = _count("visits made to residents needing support in the period")
+    visit_plans = _count("residents needing support with a visit plan (now, not in the period)")
+    visits_overdue = _count("of those plans, the ones whose visit is overdue today")
     attendance_rate = fields.Float(
         required=True, allow_none=True, metadata={"description": "registrations_attended / registrations; null: none"}
     )
@@ -77,6 +80,7 @@ class MonthFiguresSchema(Schema):
     service_person_times = _count("person-times of services completed that month")
     door_to_door_person_times = _count("of those, door-to-door")
     help_hours = fields.Float(required=True, metadata={"description": "hours of help logged that month"})
+    welfare_visits = _count("visits made to residents needing support that month")
 
 
 class StatsScopeSchema(Schema):

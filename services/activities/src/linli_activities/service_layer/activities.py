@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
@@ -27,9 +28,11 @@ from linli_activities.domain.activities import (
 from linli_activities.domain.calendar import render_calendar
 from linli_activities.domain.care import MutualAidGroup
 from linli_activities.domain.places import ServicePost
+from linli_activities.domain.programmes import ANNOUNCE_AHEAD, Festival
+from linli_activities.domain.reminders import ReminderState, plan, settle
 from linli_activities.service_layer import scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
-from linli_kit.auth import Principal
+from linli_kit.auth import Principal, Role
 from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
 from linli_kit.events import Event, new_event
 
@@ -50,6 +53,8 @@ def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity) -> dict[str, Any]:
         "organiser_id": activity.organiser_id,
         "registrant_ids": uow.repo.registrant_ids(activity.id),
         "revision": activity.revision,
+        "series_id": activity.series_id,
+        "festival_id": activity.festival_id,
     }
 
 
@@ -100,6 +105,75 @@ def _checkin_event(checkin: Checkin) -> Event:
     )
 
 
+# --- reminders ----------------------------------------------------------------------------------
+def _plan_reminders(uow: ActivitiesUnitOfWork, activity: Activity) -> None:
+    """Cancel the reminders of another start (or of an activity no longer published); plan those
+    of the activity's start still ahead. Called with the activity locked (or new)."""
+    published = activity.status == ActivityStatus.PUBLISHED
+    for reminder in uow.repo.scheduled_reminders(activity.id):
+        if not published or reminder.starts_at != activity.starts_at:
+            reminder.state = ReminderState.CANCELLED
+    if not published:
+        return
+    for reminder in plan(activity.id, activity.starts_at, uow.reminder_minutes, uow.clock()):
+        if not uow.repo.reminder_exists(activity.id, reminder.lead_minutes, reminder.starts_at):
+            uow.repo.add(reminder)
+
+
+def _announce(uow: ActivitiesUnitOfWork, activity: Activity, *, force: bool = False) -> None:
+    """Tell residents of a published activity (activities.activity.published), once. An occurrence
+    of a series more than ANNOUNCE_AHEAD away waits for the timer, unless `force` (someone is
+    registering for it, so from now on its changes concern people)."""
+    if activity.status != ActivityStatus.PUBLISHED or activity.announced_at is not None:
+        return
+    now = uow.clock()
+    if activity.series_id is not None and not force and activity.starts_at > now + ANNOUNCE_AHEAD:
+        return
+    activity.announced_at = now
+    uow.publish(_activity_event(uow, "activities.activity.published", activity))
+
+
+def announce_due(uow: ActivitiesUnitOfWork, *, limit: int = 500) -> int:
+    """Announce the published occurrences that have come within ANNOUNCE_AHEAD of their start (the
+    worker's timer). Returns how many."""
+    with uow:
+        now = uow.clock()
+        due = uow.repo.unannounced_between(now, now + ANNOUNCE_AHEAD, limit)
+        for activity in due:
+            _announce(uow, activity)
+        uow.commit()
+        return len(due)
+
+
+def send_due_reminders(uow: ActivitiesUnitOfWork, *, limit: int = 500) -> int:
+    """Publish `activities.activity.reminder` for every reminder come due (the worker's timer):
+    one per activity and start, to the people holding a place then. Returns how many were sent."""
+    with uow:
+        now = uow.clock()
+        due = uow.repo.due_reminders(now, limit)
+        by_activity: dict[str, list] = {}
+        for reminder in due:
+            by_activity.setdefault(reminder.activity_id, []).append(reminder)
+        sent = 0
+        for activity_id, reminders in by_activity.items():
+            activity = uow.repo.get(Activity, activity_id)
+            current = activity.starts_at if activity and activity.status == ActivityStatus.PUBLISHED else None
+            chosen = settle(reminders, current, now)
+            if chosen is not None and activity is not None:
+                uow.publish(
+                    _activity_event(
+                        uow,
+                        "activities.activity.reminder",
+                        activity,
+                        lead_minutes=chosen.lead_minutes,
+                        confirmed_ids=uow.repo.confirmed_ids(activity.id),
+                    )
+                )
+                sent += 1
+        uow.commit()
+        return sent
+
+
 # --- authorisation --------------------------------------------------------------------------
 def _require_manager(uow: ActivitiesUnitOfWork, principal: Principal, community_ids: list[str]) -> None:
     """Organising an activity takes staff rights over every community it is for."""
@@ -132,9 +206,92 @@ def _require_managed(uow: ActivitiesUnitOfWork, principal: Principal, activity: 
     _require_manager(uow, principal, activity.community_ids)
 
 
+def festival_visible(uow: ActivitiesUnitOfWork, principal: Principal, festival: Festival) -> bool:
+    """A city-wide festival is everyone's; a street's, seen by those whose scope is in that street."""
+    if festival.street_id is None or principal.role == Role.CITY_ADMIN:
+        return True
+    if principal.role == Role.STREET_OFFICIAL:
+        return principal.street_id == festival.street_id
+    return any(uow.repo.street_of(c) == festival.street_id for c in principal.community_ids)
+
+
+def check_festival(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    festival_id: str | None,
+    community_ids: list[str],
+    starts_at: datetime,
+) -> None:
+    """An activity (or a series' first occurrence) joining a festival: one the caller sees, for
+    communities of its street, starting within its dates. 422 naming festival_id otherwise."""
+    if festival_id is None:
+        return
+    festival = uow.repo.get(Festival, festival_id)
+    if festival is None or not festival_visible(uow, principal, festival):
+        raise Invalid("unknown festival", fields={"festival_id": ["no such festival"]})
+    if festival.street_id is not None and any(uow.repo.street_of(c) != festival.street_id for c in community_ids):
+        raise Invalid("outside the festival", fields={"festival_id": ["a festival of another street"]})
+    if not festival.covers(starts_at, ZoneInfo(uow.timezone)):
+        raise Invalid(
+            "outside the festival's dates",
+            fields={"festival_id": [f"the festival runs {festival.starts_on} to {festival.ends_on}"]},
+        )
+
+
 def _check_post(uow: ActivitiesUnitOfWork, post_id: str | None) -> None:
     if post_id is not None and uow.repo.get(ServicePost, post_id) is None:
         raise Invalid("unknown service post", fields={"post_id": ["no such service post"]})
+
+
+def prepare_template(
+    uow: ActivitiesUnitOfWork, principal: Principal, values: dict[str, Any], community_ids: list[str]
+) -> None:
+    """Fill in what an activity (or a series' template) takes by default: the party size and the
+    organiser (the caller, or a mutual-aid group of these communities, 422 otherwise)."""
+    if values.get("max_party_size") is None:
+        # A household of four by default, but never more than the whole activity holds.
+        values["max_party_size"] = min(DEFAULT_MAX_PARTY_SIZE, values.get("capacity") or DEFAULT_MAX_PARTY_SIZE)
+    values.setdefault("organiser_type", "staff")
+    if values["organiser_type"] == "staff":
+        values["organiser_id"] = values.get("organiser_id") or principal.user_id
+    else:
+        group = uow.repo.get(MutualAidGroup, values.get("organiser_id") or "")
+        if group is None or group.community_id not in community_ids:
+            raise Invalid(
+                "name the organising group", fields={"organiser_id": ["a mutual-aid group of these communities"]}
+            )
+
+
+def add_published(uow: ActivitiesUnitOfWork, activity: Activity, publish: bool) -> None:
+    """Store a new activity (published when `publish`): its reminders planned, residents told."""
+    if publish:
+        activity.publish()
+    uow.repo.add_activity(activity)
+    if publish:
+        _plan_reminders(uow, activity)
+        _announce(uow, activity)
+
+
+def reschedule(uow: ActivitiesUnitOfWork, activity: Activity, starts_at: datetime, ends_at: datetime) -> list[Event]:
+    """Move a (locked) activity; its reminders follow; those told of it hear of the new time."""
+    previous = activity.reschedule(starts_at, ends_at)
+    if previous is None:
+        return []
+    if activity.status == ActivityStatus.PUBLISHED:
+        _plan_reminders(uow, activity)
+    if activity.announced_at is None:
+        return []
+    return [_activity_event(uow, "activities.activity.rescheduled", activity, previous_starts_at=previous)]
+
+
+def cancel(uow: ActivitiesUnitOfWork, activity: Activity, reason: str) -> None:
+    """Cancel a (locked) activity; its reminders too; those told of it hear why."""
+    was_announced = activity.status == ActivityStatus.PUBLISHED and activity.announced_at is not None
+    activity.cancel(reason)
+    uow.repo.update_activity_links(activity)
+    _plan_reminders(uow, activity)
+    if was_announced:
+        uow.publish(_activity_event(uow, "activities.activity.cancelled", activity, reason=reason))
 
 
 # --- activities -------------------------------------------------------------------------------------
@@ -145,24 +302,10 @@ def create_activity(
         community_ids = list(dict.fromkeys(values.pop("community_ids")))
         _require_manager(uow, principal, community_ids)
         _check_post(uow, values.get("post_id"))
-        if values.get("max_party_size") is None:
-            # A household of four by default, but never more than the whole activity holds.
-            values["max_party_size"] = min(DEFAULT_MAX_PARTY_SIZE, values.get("capacity") or DEFAULT_MAX_PARTY_SIZE)
-        values.setdefault("organiser_type", "staff")
-        if values["organiser_type"] == "staff":
-            values["organiser_id"] = values.get("organiser_id") or principal.user_id
-        else:
-            group = uow.repo.get(MutualAidGroup, values.get("organiser_id") or "")
-            if group is None or group.community_id not in community_ids:
-                raise Invalid(
-                    "name the organising group", fields={"organiser_id": ["a mutual-aid group of these communities"]}
-                )
+        check_festival(uow, principal, values.get("festival_id"), community_ids, values["starts_at"])
+        prepare_template(uow, principal, values, community_ids)
         activity = Activity(community_ids=community_ids, created_by=principal.user_id, created_at=uow.clock(), **values)
-        if publish:
-            activity.publish()
-        uow.repo.add_activity(activity)
-        if publish:
-            uow.publish(_activity_event(uow, "activities.activity.published", activity))
+        add_published(uow, activity, publish)
         uow.commit()
         return activity
 
@@ -185,6 +328,8 @@ def list_activities(
     status: str | None = None,
     starts_from: datetime | None = None,
     starts_before: datetime | None = None,
+    series_id: str | None = None,
+    festival_id: str | None = None,
 ) -> tuple[list[Activity], int]:
     with uow:
         where: list[ColumnElement[bool]] = []
@@ -206,9 +351,12 @@ def list_activities(
         if starts_before is not None:
             where.append(links.c.starts_at < starts_before)
         ids = select(links.c.activity_id).where(*where).distinct()
-        return uow.repo.page(
-            Activity, [Activity.id.in_(ids)], [Activity.starts_at, Activity.id], offset=offset, limit=limit
-        )
+        own: list[ColumnElement[bool]] = [Activity.id.in_(ids)]
+        if series_id is not None:
+            own.append(Activity.series_id == series_id)
+        if festival_id is not None:
+            own.append(Activity.festival_id == festival_id)
+        return uow.repo.page(Activity, own, [Activity.starts_at, Activity.id], offset=offset, limit=limit)
 
 
 def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> Activity:
@@ -217,7 +365,8 @@ def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_i
         _require_managed(uow, principal, activity)
         activity.publish()
         uow.repo.update_activity_links(activity)
-        uow.publish(_activity_event(uow, "activities.activity.published", activity))
+        _plan_reminders(uow, activity)
+        _announce(uow, activity)
         uow.commit()
         return activity
 
@@ -237,13 +386,14 @@ def update_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id
                 registration_closes_at=changes.get("registration_closes_at", activity.registration_closes_at),
             )
         if "starts_at" in changes or "ends_at" in changes:
-            previous = activity.reschedule(
-                changes.get("starts_at", activity.starts_at), changes.get("ends_at", activity.ends_at)
-            )
-            if previous is not None and activity.status == ActivityStatus.PUBLISHED:
-                events.append(
-                    _activity_event(uow, "activities.activity.rescheduled", activity, previous_starts_at=previous)
+            events.extend(
+                reschedule(
+                    uow,
+                    activity,
+                    changes.get("starts_at", activity.starts_at),
+                    changes.get("ends_at", activity.ends_at),
                 )
+            )
         if "capacity" in changes or "max_party_size" in changes:
             promoted = activity.change_capacity(
                 changes.get("capacity", activity.capacity),
@@ -251,6 +401,10 @@ def update_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id
                 uow.repo.waitlist(activity.id),
             )
             events.extend(_registration_event("activities.registration.promoted", activity, r, None) for r in promoted)
+        if "festival_id" in changes:
+            activity.festival_id = changes["festival_id"]
+        if "festival_id" in changes or "starts_at" in changes:
+            check_festival(uow, principal, activity.festival_id, activity.community_ids, activity.starts_at)
         uow.repo.update_activity_links(activity)
         uow.publish(*events)
         uow.commit()
@@ -261,11 +415,7 @@ def cancel_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id
     with uow:
         activity = _load(uow, principal, activity_id, lock=True)
         _require_managed(uow, principal, activity)
-        was_published = activity.status == ActivityStatus.PUBLISHED
-        activity.cancel(reason)
-        uow.repo.update_activity_links(activity)
-        if was_published:
-            uow.publish(_activity_event(uow, "activities.activity.cancelled", activity, reason=reason))
+        cancel(uow, activity, reason)
         uow.commit()
         return activity
 
@@ -349,6 +499,8 @@ def register(
         )
         if existing is None:
             uow.repo.add(registration)
+        # An occurrence far ahead is announced now: whoever signs up hears of its changes.
+        _announce(uow, activity, force=True)
         position = activity.waiting_parties if registration.status == RegistrationStatus.WAITLISTED else None
         kind = "confirmed" if registration.status == RegistrationStatus.CONFIRMED else "waitlisted"
         uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))

@@ -34,6 +34,9 @@ ZERO_FIGURES = {
     "service_person_times": 0,
     "door_to_door_person_times": 0,
     "services_completed": 0,
+    "welfare_visits": 0,
+    "visit_plans": 0,
+    "visits_overdue": 0,
 }
 MONTHLY_FIGURES = (
     "activities_held",
@@ -41,6 +44,7 @@ MONTHLY_FIGURES = (
     "service_person_times",
     "door_to_door_person_times",
     "help_hours",
+    "welfare_visits",
 )
 
 
@@ -128,6 +132,7 @@ def statistics(
         merge(*q.help(condition, first, last))
         merge(*q.talents(condition))
         merge(*q.services(condition, start, end))
+        merge(*q.visits(condition, first, last, today_in(timezone, now)))
     totals["activities_by_kind"] = by_kind
     return {
         "scope": answered_scope,

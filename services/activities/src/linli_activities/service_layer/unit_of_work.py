@@ -8,6 +8,7 @@ from datetime import datetime
 from linli_activities.adapters.repository import Repository
 from linli_activities.adapters.tables import messaging
 from linli_activities.domain.common import now_utc
+from linli_activities.domain.reminders import DEFAULT_LEAD_MINUTES
 from linli_kit.db import Database
 from linli_kit.events.outbox import Outbox
 from linli_kit.uow import UnitOfWork
@@ -16,9 +17,20 @@ from linli_kit.uow import UnitOfWork
 class ActivitiesUnitOfWork(UnitOfWork):
     repo: Repository
 
-    def __init__(self, database: Database, clock: Callable[[], datetime] = now_utc) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Callable[[], datetime] = now_utc,
+        *,
+        reminder_minutes: tuple[int, ...] = DEFAULT_LEAD_MINUTES,
+        timezone: str = "Asia/Shanghai",
+    ) -> None:
         super().__init__(database, Outbox(messaging.outbox))
         self.clock = clock
+        # How long before an activity's start its registrants are reminded (ACTIVITIES_REMINDER_MINUTES).
+        self.reminder_minutes = reminder_minutes
+        # The city's time zone (LINLI_TIMEZONE): the local dates and times of series and festivals.
+        self.timezone = timezone
 
     def __enter__(self) -> ActivitiesUnitOfWork:
         super().__enter__()

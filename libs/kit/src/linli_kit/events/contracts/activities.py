@@ -21,6 +21,9 @@ class ActivitySnapshot(EventSchema):
     organiser_id = uuid()
     registrant_ids = id_list()  # confirmed and waiting: who to tell of a change
     revision = fields.Integer(required=True, validate=validate.Range(min=1))
+    # Added (compatible, optional): an occurrence's series, the festival the activity is part of.
+    series_id = uuid(required=False)
+    festival_id = uuid(required=False)
 
 
 class ActivityCancelled(ActivitySnapshot):
@@ -29,6 +32,15 @@ class ActivityCancelled(ActivitySnapshot):
 
 class ActivityRescheduled(ActivitySnapshot):
     previous_starts_at = when()
+
+
+class ActivityReminder(ActivitySnapshot):
+    """Sent by the activities worker a set time before the start (ACTIVITIES_REMINDER_MINUTES, by
+    default a day and an hour before), once per lead time and start; none after a cancellation or
+    for a start that has moved."""
+
+    lead_minutes = fields.Integer(required=True, validate=validate.Range(min=1))
+    confirmed_ids = id_list()  # who holds a place now (confirmed or checked in): who to remind
 
 
 class RegistrationChanged(EventSchema):
@@ -66,10 +78,39 @@ class BookingChanged(EventSchema):
     status = one_of("requested", "confirmed", "completed", "cancelled")
 
 
+class TalentVetted(EventSchema):
+    """Staff judged a talent-pool entry: the talent (user_id) is told; residents see it once approved."""
+
+    talent_id = uuid()
+    user_id = uuid()
+    community_id = uuid()
+    display_name = text(200)
+    status = one_of("approved", "declined")
+    vetted_by_id = uuid()
+
+
+class TalentMatchChanged(EventSchema):
+    """A talent asked to help with a need (`matched`: tell talent_user_id), and their answer
+    (`match_accepted` / `match_declined`: tell matched_by_id)."""
+
+    match_id = uuid()
+    talent_id = uuid()
+    talent_user_id = uuid()
+    community_id = uuid()
+    issue_id = uuid(required=False)
+    booking_id = uuid(required=False)
+    matched_by_id = uuid()
+    status = one_of("proposed", "accepted", "declined")
+    note = text(2000, required=False)
+    decline_reason = text(2000, required=False)
+
+
 for _type, _schema in {
     "activities.activity.published": ActivitySnapshot,
     "activities.activity.cancelled": ActivityCancelled,
     "activities.activity.rescheduled": ActivityRescheduled,
+    # Added (compatible, a new type): the registrants holding a place are reminded before the start.
+    "activities.activity.reminder": ActivityReminder,
     "activities.registration.confirmed": RegistrationChanged,
     "activities.registration.waitlisted": RegistrationChanged,
     "activities.registration.promoted": RegistrationChanged,
@@ -80,5 +121,10 @@ for _type, _schema in {
     "activities.booking.completed": BookingChanged,
     # Added (compatible): a resident or staff cancels a booking; the provider must know.
     "activities.booking.cancelled": BookingChanged,
+    # Added (compatible, new types): the talent pool's vetting and matching.
+    "activities.talent.vetted": TalentVetted,
+    "activities.talent.matched": TalentMatchChanged,
+    "activities.talent.match_accepted": TalentMatchChanged,
+    "activities.talent.match_declined": TalentMatchChanged,
 }.items():
     CATALOGUE.register(_type, 1, _schema)
