@@ -160,7 +160,7 @@ def test_an_activity_is_reminded_once_per_lead_time_by_the_activities_service(db
     with db.session() as s:
         per_person = s.execute(
             select(notifications.c.user_id, func.count())
-            .where(notifications.c.kind == "activity.reminder")
+            .where(notifications.c.subject_id == activity_id, notifications.c.category == "reminder")
             .group_by(notifications.c.user_id)
         ).all()
         expiry = set(s.scalars(select(deliveries.c.expires_at).where(deliveries.c.source_type == day_before.type)))
