@@ -38,11 +38,12 @@ def rules(clock):
 
 @pytest.fixture
 def handle(db, rules):
-    def run(event_type, data, producer=None):
-        event = new_event(event_type, data, producer=producer or event_type.split(".")[0])
+    def run(event_type, data, producer=None, times=1):
+        """Handle `times` events of this data (each its own id) in one batch, as the consumer may."""
+        events = [new_event(event_type, data, producer=producer or event_type.split(".")[0]) for _ in range(times)]
         with db.transaction() as s:
-            rules[event_type].handle(s, [event])
-        return event
+            rules[event_type].handle(s, events)
+        return events[0]
 
     return run
 
@@ -135,15 +136,18 @@ def test_an_activity_is_reminded_once_per_lead_time_by_the_activities_service(db
             )
         )
 
-    def reminder(lead_minutes):
+    def reminder(lead_minutes, times=1):
         return handle(
             "activities.activity.reminder",
             {**snapshot, "lead_minutes": lead_minutes, "confirmed_ids": [holder, english_holder]},
+            times=times,
         )
 
     clock.advance(days=1)
-    day_before = reminder(1440)
-    reminder(1440)  # the activities service sends it again (a retry): a new event, the same reminder
+    # The activities service sends it again (a retry): new events, the same reminder, in one
+    # batch and in a later one.
+    day_before = reminder(1440, times=2)
+    reminder(1440)
     with db.transaction() as s:
         fire_due_reminders(s, clock, TZ)
     clock.advance(hours=23)
@@ -349,7 +353,7 @@ def test_a_decision_carried_out_is_told_to_those_of_its_issues_who_may_read_them
         )
     decision_id = str(uuid.uuid4())
 
-    def completed(done, complete):
+    def completed(done, complete, times=1):
         return handle(
             "meetings.action_item.completed",
             {
@@ -367,14 +371,15 @@ def test_a_decision_carried_out_is_told_to_those_of_its_issues_who_may_read_them
                 "decision_action_items_done": done,
                 "decision_complete": complete,
             },
+            times=times,
         )
 
     first = completed(1, False)
     assert set(told(db, first.id)) == {reporter, supporter}  # the item's own notice, as before
     with db.session() as s:
         assert s.scalar(select(func.count()).where(notifications.c.kind == "decision.completed")) == 0
-    completed(2, True)
-    completed(2, True)  # the last two completed at once both say so: told once
+    completed(2, True, times=2)  # the last two completed at once both say so: told once
+    completed(2, True)  # and a late repeat
     assert told(db, f"decision-complete:{decision_id}:{issue_id}") == {
         reporter: "决议落实|“楼道灯不亮”的决议任务已全部完成。",
         supporter: "决议落实|“楼道灯不亮”的决议任务已全部完成。",
