@@ -1,5 +1,6 @@
 """Rules from domain events to notifications (who is told what), and the state they keep:
-recipients from accounts, follows of reporters and supporters, meetings and activities for reminders.
+recipients from accounts, follows of reporters and supporters, meetings (whose reminders are
+scheduled here) and activities (whose reminders the activities service sends: `activity_reminder`).
 
 Every handler runs inside the consumer's transaction with its inbox row: it never commits, and a
 redelivered event is skipped by the inbox before it gets here. Order is checked with `revision`.
