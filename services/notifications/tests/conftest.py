@@ -68,6 +68,13 @@ ALIYUN_APPROVED = {
     "booking.requested": ("SMS_460040", "SMS_461040", {"service", "when"}),
     "booking.confirmed": ("SMS_460041", "SMS_461041", {"service", "when"}),
     "broadcast.notice": ("SMS_460050", "SMS_461050", {"title", "body"}),
+    "talent.vetted": ("SMS_460060", "SMS_461060", {"outcome"}),
+    "talent.matched": ("SMS_460061", "SMS_461061", {"note"}),
+    "talent.answered": ("SMS_460062", "SMS_461062", {"answer"}),
+    "proposal.submitted": ("SMS_460070", "SMS_461070", {"issue", "meeting_type", "reason"}),
+    "proposal.accepted": ("SMS_460071", "SMS_461071", {"title", "when", "place"}),
+    "proposal.declined": ("SMS_460072", "SMS_461072", {"issue", "reason"}),
+    "decision.completed": ("SMS_460027", "SMS_461027", {"issue"}),
 }
 ALIYUN_SIGN_NAMES = {"zh-CN": "邻里", "en": "Linli"}
 

@@ -171,7 +171,7 @@ notifications = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("user_id", String(36), nullable=False),
-    Column("source_key", String(80), nullable=False),
+    Column("source_key", String(120), nullable=False),
     Column("source_type", String(120), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("category", String(30), nullable=False),

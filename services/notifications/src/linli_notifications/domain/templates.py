@@ -175,6 +175,41 @@ TEMPLATES: dict[str, Template] = {
             ("Booking confirmed", "Your {service} is confirmed for {when}."),
         ),
         _t(
+            "talent.vetted",
+            ("人才库审核", "您登记的技能已{outcome}。"),
+            ("Talent pool", "Your entry was {outcome}."),
+        ),
+        _t(
+            "talent.matched",
+            ("邻里需要您", "社区邀请您帮忙：{note}。请在应用中接受或婉拒。"),
+            ("Neighbours need you", "The community asks for your help: {note}. Accept or decline in the app."),
+        ),
+        _t(
+            "talent.answered",
+            ("人才回复", "您的邀请已被{answer}。"),
+            ("Talent answered", "Your request was {answer}."),
+        ),
+        _t(
+            "proposal.submitted",
+            ("议事提议", "居民提议就“{issue}”召开{meeting_type}：{reason}"),
+            ("Meeting proposed", 'A resident proposes a {meeting_type} on "{issue}": {reason}'),
+        ),
+        _t(
+            "proposal.accepted",
+            ("提议已采纳", "您提议的会议已安排：{title}，{when}，{place}。"),
+            ("Proposal accepted", "The meeting you proposed is set: {title}, {when}, {place}."),
+        ),
+        _t(
+            "proposal.declined",
+            ("提议未采纳", "您就“{issue}”提议的会议未被采纳：{reason}"),
+            ("Proposal declined", 'Your proposal on "{issue}" was declined: {reason}'),
+        ),
+        _t(
+            "decision.completed",
+            ("决议落实", "“{issue}”的决议任务已全部完成。"),
+            ("Decision carried out", 'Every action item decided on "{issue}" is done.'),
+        ),
+        _t(
             "broadcast.notice",
             ("{title}", "{title}：{body}"),
             ("{title}", "{title}: {body}"),
@@ -224,6 +259,23 @@ LABELS_ZH = {
     "no_quorum": "未达法定人数",
 }
 LABELLED = ("status", "tier", "urgency", "outcome")
+# Words whose rendering depends on the parameter they fill (the same key reads differently: a
+# talent's entry "declined" is 未通过, their answer "declined" is 婉拒), by language. A value not
+# listed (a community's own meeting type) is shown as it came.
+PARAM_LABELS: dict[str, dict[str, dict[str, str]]] = {
+    "zh-CN": {
+        "outcome": {"approved": "通过", "declined": "未通过"},
+        "answer": {"accepted": "接受", "declined": "婉拒"},
+        "meeting_type": {"bench": "板凳会", "pavilion": "凉亭会", "round_table": "圆桌会"},
+    },
+    "en": {
+        "meeting_type": {
+            "bench": "bench meeting",
+            "pavilion": "pavilion meeting",
+            "round_table": "round-table meeting",
+        },
+    },
+}
 
 
 def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia/Shanghai") -> Rendered:
@@ -238,9 +290,14 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
     params = dict(params)
     if params.get("when_at"):
         params["when"] = format_when(params["when_at"], timezone, locale)
+    labelled: set[str] = set()
+    for key, labels in PARAM_LABELS.get(locale, {}).items():
+        if str(params.get(key)) in labels:
+            params[key] = labels[str(params[key])]
+            labelled.add(key)
     if locale == "zh-CN":
         for key in LABELLED:
-            if key in params:
+            if key in params and key not in labelled:
                 params[key] = LABELS_ZH.get(str(params[key]), params[key])
     sms_names = placeholders(template.sms_text(locale))
     needed = placeholders(template.body[locale]) | placeholders(template.title[locale]) | sms_names

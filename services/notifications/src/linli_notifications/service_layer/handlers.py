@@ -1,5 +1,6 @@
 """Rules from domain events to notifications (who is told what), and the state they keep:
-recipients from accounts, follows of reporters and supporters, meetings and activities for reminders.
+recipients from accounts, follows of reporters and supporters, meetings (whose reminders are
+scheduled here) and activities (whose reminders the activities service sends: `activity_reminder`).
 
 Every handler runs inside the consumer's transaction with its inbox row: it never commits, and a
 redelivered event is skipped by the inbox before it gets here. Order is checked with `revision`.
@@ -13,9 +14,9 @@ issue is kept (`issue_knowledge`), so a progress notice goes only to those for w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.events import Event
@@ -39,6 +40,7 @@ from linli_notifications.domain.templates import shorten
 from linli_notifications.service_layer.planning import plan, plan_code, plan_many, stable_id
 
 STAFF = ("community_staff",)
+ACTIVITY_REMINDER = "activities.activity.reminder"
 REMINDER_OFFSETS = {"day_before": timedelta(days=1), "hour_before": timedelta(hours=1)}
 PROGRESS = {
     "issues.issue.accepted",
@@ -52,6 +54,11 @@ PROGRESS = {
 
 def _when(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _utc_iso(value: datetime) -> str:
+    """A moment as reminders name it (UTC, ISO 8601), whatever offset its event gave."""
+    return value.astimezone(UTC).isoformat()
 
 
 class Rules:
@@ -97,16 +104,24 @@ class Rules:
             "meetings.agenda_item.added": self.agenda_item_added,
             "meetings.decision.recorded": self.decision_recorded,
             "meetings.action_item.assigned": self.action_item,
-            "meetings.action_item.completed": self.action_item,
+            "meetings.action_item.completed": self.action_item_completed,
+            "meetings.proposal.submitted": self.proposal_submitted,
+            "meetings.proposal.accepted": self.proposal_accepted,
+            "meetings.proposal.declined": self.proposal_declined,
             "activities.activity.published": self.activity_changed,
             "activities.activity.rescheduled": self.activity_changed,
             "activities.activity.cancelled": self.activity_changed,
+            "activities.activity.reminder": self.activity_reminder,
             "activities.registration.confirmed": self.registration_changed,
             "activities.registration.waitlisted": self.registration_changed,
             "activities.registration.promoted": self.registration_changed,
             "activities.registration.cancelled": self.registration_changed,
             "activities.booking.requested": self.booking_changed,
             "activities.booking.confirmed": self.booking_changed,
+            "activities.talent.vetted": self.talent_vetted,
+            "activities.talent.matched": self.talent_matched,
+            "activities.talent.match_accepted": self.talent_answered,
+            "activities.talent.match_declined": self.talent_answered,
         }
         for event_type in PROGRESS:
             table[event_type] = self.issue_progress
@@ -430,17 +445,24 @@ class Rules:
             )
         return True
 
-    def _schedule_reminders(self, session: Session, kind: str, subject_id: str, starts_at: datetime | None) -> None:
-        """Cancel reminders of an old start time; schedule the ones still ahead for the new one."""
+    def _schedule_reminders(
+        self, session: Session, kind: str, subject_id: str, starts_at: datetime | None, *, schedule: bool = True
+    ) -> None:
+        """Cancel reminders of an old start time; schedule the ones still ahead for the new one
+        (unless `schedule` is False: an activity's reminders come from the activities service)."""
         now = self.clock()
-        # Reminders already fired for another start time (or a cancelled subject) must not go out.
+        # Reminders already fired for another start time (or a cancelled subject) must not go out:
+        # this service's own and those the activities service asked for.
         stale = select(notifications.c.id).where(
             notifications.c.subject_type == kind,
             notifications.c.subject_id == subject_id,
-            notifications.c.source_type.like("reminder.%"),
+            or_(
+                notifications.c.source_type.like("reminder.%"),
+                notifications.c.source_type == ACTIVITY_REMINDER,
+            ),
         )
         if starts_at is not None:
-            stale = stale.where(notifications.c.params["when_at"].as_string() != starts_at.isoformat())
+            stale = stale.where(notifications.c.params["when_at"].as_string() != _utc_iso(starts_at))
         session.execute(
             update(deliveries)
             .where(deliveries.c.state == "pending", deliveries.c.notification_id.in_(stale.scalar_subquery()))
@@ -452,7 +474,7 @@ class Rules:
         if starts_at is not None:
             cancel = cancel.where(reminders.c.starts_at != starts_at)
         session.execute(cancel.values(state="cancelled"))
-        if starts_at is None:
+        if starts_at is None or not schedule:
             return
         rows = []
         for name, offset in REMINDER_OFFSETS.items():
@@ -577,6 +599,113 @@ class Rules:
             about=about,
         )
 
+    def action_item_completed(self, session: Session, event: Event) -> None:
+        """The item's own notice; and once its decision's items are all done, that news for the
+        people of the decision's issues."""
+        self.action_item(session, event)
+        d = event.data
+        if d.get("decision_complete") is not True:
+            return
+        issue_ids = sorted(set(d.get("issue_ids") or ()) | ({d["issue_id"]} if d.get("issue_id") else set()))
+        if not issue_ids:
+            return
+        known = {
+            r.subject_id: r
+            for r in session.execute(
+                select(subjects.c.subject_id, subjects.c.title, subjects.c.reporter_id, subjects.c.member_ids).where(
+                    subjects.c.subject_type == "issue", subjects.c.subject_id.in_(issue_ids)
+                )
+            )
+        }
+        for issue_id in issue_ids:
+            issue = known.get(issue_id)
+            if issue is None:
+                continue  # an issue this service never heard of: nobody may be told of it
+            # Its followers (reporter and supporters follow it from their events), and the reporter
+            # and supporters as the issue's snapshot knows them; only those who may read it.
+            people = set(repository.followers(session, "issue", [issue_id])) | set(issue.member_ids or ())
+            people |= {issue.reporter_id} if issue.reporter_id else set()
+            self._submit(
+                session,
+                Intent(
+                    # Once per decision and issue, whichever completion (or repeat) says it.
+                    source_key=f"decision-complete:{d['decision_id']}:{issue_id}",
+                    source_type=event.type,
+                    kind="decision.completed",
+                    category=Category.DECISION,
+                    user_ids=tuple(sorted(people)),
+                    params={"issue": shorten(issue.title)},
+                    community_id=d["community_id"],
+                    subject_type="issue",
+                    subject_id=issue_id,
+                    about=(("issue", issue_id),),
+                ),
+            )
+
+    def _issue_title(self, session: Session, d: dict) -> str:
+        """The proposal's issue as its event names it, else as the issue events named it."""
+        title = d.get("issue_title") or session.scalar(
+            select(subjects.c.title).where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+        )
+        return shorten(title or "-")
+
+    def proposal_submitted(self, session: Session, event: Event) -> None:
+        d = event.data
+        staff = repository.members_with_role(session, [d["community_id"]], STAFF)
+        self._plan(
+            session,
+            event,
+            kind="proposal.submitted",
+            category=Category.MEETING,
+            user_ids=tuple(u for u in staff if u != d["proposer_id"]),
+            params={
+                "issue": self._issue_title(session, d),
+                "meeting_type": shorten(d["meeting_type"]),
+                "reason": shorten(d["reason"]),
+            },
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+            about=(("issue", d["issue_id"]),),  # the notice names the issue
+        )
+
+    def proposal_accepted(self, session: Session, event: Event) -> None:
+        d = event.data
+        self._plan(
+            session,
+            event,
+            kind="proposal.accepted",
+            category=Category.MEETING,
+            user_ids=(d["proposer_id"],),
+            params={
+                "title": shorten(d["title"]),
+                "when_at": d["starts_at"],
+                "place": shorten(d.get("place") or "-"),
+                "issue": self._issue_title(session, d),
+            },
+            community_id=d["community_id"],
+            subject_type="meeting",
+            subject_id=d["meeting_id"],
+            # The meetings service tells the proposer the meeting it scheduled for them; the
+            # issue it is about must still be theirs to read.
+            about=(("issue", d["issue_id"]),),
+        )
+
+    def proposal_declined(self, session: Session, event: Event) -> None:
+        d = event.data
+        self._plan(
+            session,
+            event,
+            kind="proposal.declined",
+            category=Category.MEETING,
+            user_ids=(d["proposer_id"],),
+            params={"issue": self._issue_title(session, d), "reason": shorten(d["decision_reason"])},
+            community_id=d["community_id"],
+            subject_type="issue",
+            subject_id=d["issue_id"],
+            about=(("issue", d["issue_id"]),),
+        )
+
     # --- activities ---------------------------------------------------------------------------
     def activity_changed(self, session: Session, event: Event) -> None:
         d = event.data
@@ -587,7 +716,10 @@ class Rules:
         ):
             return
         starts_at = _when(d["starts_at"]) if verb != "cancelled" else None
-        self._schedule_reminders(session, "activity", d["activity_id"], starts_at)
+        # The activities service reminds those holding a place (`activities.activity.reminder`);
+        # reminders scheduled here would tell them twice. What changes still cancels the
+        # reminders of an old start that wait (in quiet hours) to go out.
+        self._schedule_reminders(session, "activity", d["activity_id"], starts_at, schedule=False)
         if verb == "published":
             people = self._community_followers_in_scope(session, d["community_ids"])
         else:
@@ -675,6 +807,86 @@ class Rules:
             subject_id=d["booking_id"],
         )
 
+    def activity_reminder(self, session: Session, event: Event) -> None:
+        """The activities service's reminder, to those holding a place: once per activity, lead
+        time and start (the source key), never for a start this service knows has moved or for a
+        cancelled activity."""
+        d = event.data
+        starts_at = _when(d["starts_at"])
+        known = session.execute(
+            select(subjects.c.status, subjects.c.starts_at, subjects.c.revision).where(
+                subjects.c.subject_type == "activity", subjects.c.subject_id == d["activity_id"]
+            )
+        ).first()
+        if known is not None and known.revision > d["revision"]:
+            if known.status == "cancelled" or known.starts_at != starts_at:
+                return  # a later change: this reminder names a start that is no more
+        elif known is not None and known.status == "cancelled":
+            return
+        when_at = _utc_iso(starts_at)
+        self._submit(
+            session,
+            Intent(
+                source_key=f"activity-reminder:{d['activity_id']}:{d['lead_minutes']}:{when_at}",
+                source_type=event.type,
+                kind="activity.reminder",
+                category=Category.REMINDER,
+                user_ids=tuple(sorted(set(d["confirmed_ids"]))),
+                params={
+                    "title": shorten(d["title"]),
+                    "when_at": when_at,
+                    "place": shorten(d.get("place") or "-"),
+                },
+                community_id=d["community_ids"][0],
+                subject_type="activity",
+                subject_id=d["activity_id"],
+                expires_at=starts_at,  # a reminder after the start is noise: it expires
+            ),
+        )
+
+    def talent_vetted(self, session: Session, event: Event) -> None:
+        d = event.data
+        self._plan(
+            session,
+            event,
+            kind="talent.vetted",
+            category=Category.ACTIVITY,
+            user_ids=(d["user_id"],),
+            params={"outcome": d["status"]},  # approved | declined, in the recipient's words
+            community_id=d["community_id"],
+            subject_type="talent",
+            subject_id=d["talent_id"],
+        )
+
+    def talent_matched(self, session: Session, event: Event) -> None:
+        d = event.data
+        self._plan(
+            session,
+            event,
+            kind="talent.matched",
+            category=Category.ACTIVITY,
+            user_ids=(d["talent_user_id"],),
+            params={"note": shorten(d.get("note") or "-")},
+            community_id=d["community_id"],
+            subject_type="talent",
+            subject_id=d["talent_id"],
+        )
+
+    def talent_answered(self, session: Session, event: Event) -> None:
+        d = event.data
+        self._plan(
+            session,
+            event,
+            kind="talent.answered",
+            category=Category.ACTIVITY,
+            user_ids=(d["matched_by_id"],),
+            # The event names no talent: the notice says only what was answered.
+            params={"answer": "accepted" if event.type.endswith("match_accepted") else "declined"},
+            community_id=d["community_id"],
+            subject_type="talent",
+            subject_id=d["talent_id"],
+        )
+
 
 def _assignee(d: dict) -> str | None:
     """Who handles the issue, as one value to compare."""
@@ -710,17 +922,20 @@ def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit
         if starts_at <= now:
             session.execute(update(reminders).where(reminders.c.id == r["id"]).values(state="expired"))
             continue
-        kind = "meeting.reminder" if r["subject_type"] == "meeting" else "activity.reminder"
+        if r["subject_type"] == "activity":
+            # Scheduled before the activities service reminded: it does now, so these would be
+            # second reminders.
+            session.execute(update(reminders).where(reminders.c.id == r["id"]).values(state="cancelled"))
+            continue
         intent = Intent(
             source_key=f"reminder:{r['id']}",
             source_type=f"reminder.{r['kind']}",
-            kind=kind,
+            kind="meeting.reminder",
             category=Category.REMINDER,
             user_ids=tuple(r["member_ids"] or ()),
             params={
                 "meeting": shorten(r["title"]),
-                "title": shorten(r["title"]),
-                "when_at": starts_at.isoformat(),
+                "when_at": _utc_iso(starts_at),
                 "place": shorten(r["place"] or "-"),
             },
             community_id=r["community_id"],
