@@ -250,9 +250,9 @@ def test_talent_vetted_tells_the_talent_the_outcome_in_their_language(db, handle
             },
         )
 
-    assert told(db, vetted(talent, "approved").id) == {talent: "人才库审核|您登记的技能已通过。"}
+    assert told(db, vetted(talent, "approved").id) == {talent: "人才库审核|您登记的技能审核通过。"}
     assert told(db, vetted(english_talent, "declined").id) == {english_talent: "Talent pool|Your entry was declined."}
-    assert told(db, vetted(talent, "declined").id) == {talent: "人才库审核|您登记的技能已未通过。"}
+    assert told(db, vetted(talent, "declined").id) == {talent: "人才库审核|您登记的技能审核未通过。"}
 
 
 def test_talent_matched_asks_the_talent_with_the_note_or_a_dash(db, handle, person):

@@ -176,7 +176,7 @@ TEMPLATES: dict[str, Template] = {
         ),
         _t(
             "talent.vetted",
-            ("人才库审核", "您登记的技能已{outcome}。"),
+            ("人才库审核", "您登记的技能审核{outcome}。"),
             ("Talent pool", "Your entry was {outcome}."),
         ),
         _t(
