@@ -13,16 +13,16 @@ pytestmark = pytest.mark.integration
 on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 
 
-def branch(name: str = "Building 7 party branch") -> dict:
-    return {"role": "party_organisation", "organisation_id": str(uuid.uuid4()), "organisation_name": name}
+def branch(organisation_id: str, name: str = "Building 7 party branch") -> dict:
+    return {"role": "party_organisation", "organisation_id": organisation_id, "organisation_name": name}
 
 
 @on_both
 def test_a_party_branch_and_party_members_on_the_participants_list(
-    client, world, staff, meeting_body, outbox_events, documented
+    client, world, staff, meeting_body, outbox_events, documented, register_organisation
 ):
     wang = str(uuid.uuid4())
-    party_branch = branch()
+    party_branch = branch(register_organisation())
     body = meeting_body(
         participants=[
             party_branch,
@@ -87,7 +87,6 @@ def test_a_party_branch_and_party_members_on_the_participants_list(
     ("person", "fields"),
     [
         ({"role": "party_organisation", "organisation_name": "Branch"}, ["organisation_id"]),
-        ({"role": "party_organisation", "organisation_id": str(uuid.uuid4())}, ["organisation_name"]),
         ({"role": "party_organisation", "organisation_id": "branch-7", "organisation_name": "B"}, ["organisation_id"]),
         (
             {
@@ -117,13 +116,13 @@ def test_bad_party_participants_are_refused_naming_the_field(client, world, staf
 
 @on_both
 def test_a_party_branch_owns_an_action_item_and_reports_its_progress(
-    client, world, staff, meeting_body, outbox_events, documented
+    client, world, staff, meeting_body, outbox_events, documented, register_organisation
 ):
-    party_branch = branch()
+    party_branch = branch(register_organisation())
     body = meeting_body(meeting_type="bench", participants=[party_branch])
     meeting = client.post("/", json=body, headers=staff).get_json()
     client.post(f"/{meeting['id']}/start", headers=staff)
-    # A party organisation as owner is named by its id and its name.
+    # A party organisation as owner is named by its id (its name is the register's unless given).
     unnamed = client.post(
         f"/{meeting['id']}/motions",
         json={
@@ -133,10 +132,7 @@ def test_a_party_branch_owns_an_action_item_and_reports_its_progress(
         headers=staff,
     )
     assert unnamed.status_code == 422
-    assert set(unnamed.get_json()["error"]["fields"]) == {
-        "action_items.0.owner_organisation_id",
-        "action_items.0.owner_organisation_name",
-    }
+    assert set(unnamed.get_json()["error"]["fields"]) == {"action_items.0.owner_organisation_id"}
     motion = client.post(
         f"/{meeting['id']}/motions",
         json={
@@ -194,9 +190,11 @@ def test_a_party_branch_owns_an_action_item_and_reports_its_progress(
 
 
 @on_both
-def test_the_figures_count_party_members_and_party_organisations(client, world, staff, meeting_body):
+def test_the_figures_count_party_members_and_party_organisations(
+    client, world, staff, meeting_body, register_organisation
+):
     start = datetime(2026, 10, 14, 11, tzinfo=UTC)
-    party_branch = branch()
+    party_branch = branch(register_organisation())
     body = meeting_body(
         starts_at=start.isoformat(),
         ends_at=(start + timedelta(hours=1)).isoformat(),
@@ -240,7 +238,7 @@ def test_the_figures_count_party_members_and_party_organisations(client, world, 
     assert recorded["voting_members"] == 4 and recorded["present_voting_members"] == 3
     assert client.post(f"/{meeting['id']}/conclude", json={}, headers=staff).status_code == 200
     # A meeting not held counts nothing.
-    client.post("/", json=meeting_body(participants=[branch("Another branch")]), headers=staff)
+    client.post("/", json=meeting_body(participants=[branch(register_organisation("Another branch"), "Another branch")]), headers=staff)
 
     stats = client.get(
         "/stats",

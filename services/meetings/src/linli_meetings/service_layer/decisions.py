@@ -29,6 +29,7 @@ from linli_meetings.domain.meeting import Meeting, Status
 from linli_meetings.domain.procedure import DEFAULT_RULES, Count, RulesOfProcedure, Threshold
 from linli_meetings.service_layer import access, events
 from linli_meetings.service_layer.meetings import commit_or_conflict, load_meeting, managed_meeting
+from linli_meetings.service_layer.organisations import named_owner, named_owners
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 
@@ -135,6 +136,7 @@ def open_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, 
             raise Invalid("a resolution plan needs its text", fields={"resolution_plan": ["required for this effect"]})
         actions = [_plain_action(a) for a in data.get("action_items") or []]
         check_proposed_actions(actions)
+        actions = named_owners(uow, meeting.community_id, actions)
         document = data.get("document")
         if document is not None:
             _check_document(document)
@@ -338,6 +340,7 @@ def update_action_item(
             raise Forbidden("only the community's staff or the item's owner may update it")
         managing = access.can_manage_community(principal, uow.meetings, item.community_id)
         reassigned = False
+        changed: set[str] = set()
         for name in (
             "owner_body",
             "owner_user_id",
@@ -350,6 +353,7 @@ def update_action_item(
                 if not managing:
                     raise Forbidden("only the community's staff may reassign or reschedule an action item")
                 setattr(item, name, changes[name])
+                changed.add(name)
                 reassigned = True
         if reassigned:
             problems = owner_problems(
@@ -361,6 +365,21 @@ def update_action_item(
             )
             if problems:
                 raise Invalid("invalid owner", fields=problems)
+            new_owner = changed & {"owner_body", "owner_organisation_id"}
+            if new_owner and item.owner_body == "party_organisation" and item.owner_organisation_id:
+                owner = named_owner(
+                    uow,
+                    item.community_id,
+                    {
+                        "owner_body": item.owner_body,
+                        "owner_organisation_id": item.owner_organisation_id,
+                        # A new organisation without a name given takes the register's.
+                        "owner_organisation_name": changes.get("owner_organisation_name")
+                        if "owner_organisation_id" in changed
+                        else item.owner_organisation_name,
+                    },
+                )
+                item.owner_organisation_name = owner["owner_organisation_name"]
         before = (item.status, item.progress, item.note)
         decision = uow.meetings.decision(item.decision_id, lock=True)
         item.report(
