@@ -365,7 +365,8 @@ def update_action_item(
             )
             if problems:
                 raise Invalid("invalid owner", fields=problems)
-            new_owner = changed & {"owner_body", "owner_organisation_id"}
+            # A new party owner is checked against the register; one left nameless takes its name.
+            new_owner = changed & {"owner_body", "owner_organisation_id"} or not item.owner_organisation_name
             if new_owner and item.owner_body == "party_organisation" and item.owner_organisation_id:
                 owner = named_owner(
                     uow,
