@@ -212,7 +212,10 @@ def test_the_noticeboard_withholds_the_words_of_decisions_on_a_private_issue(
             "agenda_item_id": meeting["agenda"][0]["id"],
             "issue_effect": "resolution_plan",
             "resolution_plan": "The fund pays Mr Zhang's heating this winter",
-            "action_items": [{"title": "Pay Mr Zhang's heating bill", "owner_body": "community"}],
+            "action_items": [
+                {"title": "Pay Mr Zhang's heating bill", "owner_body": "community"},
+                {"title": "Visit Mr Zhang weekly", "owner_body": "residents", "owner_user_id": people["neighbour"][0]},
+            ],
         },
         headers=staff,
     ).get_json()
@@ -226,19 +229,43 @@ def test_the_noticeboard_withholds_the_words_of_decisions_on_a_private_issue(
     assert client.post(f"/{meeting['id']}/conclude", json={}, headers=staff).status_code == 200
 
     query = {"community_id": world.community_id}
-    response = client.get("/noticeboard", query_string=query, headers=people["neighbour"][1])
+    _, passer_by = world.person()
+    response = client.get("/noticeboard", query_string=query, headers=passer_by)
     documented(response, "/noticeboard")
     board = response.get_json()
     [decision] = board["decisions"]
     assert decision["motion"] == PRIVATE_ISSUE_TITLE and decision["resolution_plan"] is None
     assert (decision["votes_for"], decision["outcome"]) == (3, "adopted")  # the counts stay public
-    assert decision["action_items"][0]["title"] == PRIVATE_ISSUE_TITLE
-    assert board["open_action_items"][0]["title"] == PRIVATE_ISSUE_TITLE
+    assert {a["title"] for a in decision["action_items"]} == {PRIVATE_ISSUE_TITLE}
+    assert {a["title"] for a in board["open_action_items"]} == {PRIVATE_ISSUE_TITLE}
     assert "Zhang" not in response.get_data(as_text=True)
     for headers in (staff, people["supporter"][1]):
         [decision] = client.get("/noticeboard", query_string=query, headers=headers).get_json()["decisions"]
         assert decision["motion"] == "Mr Zhang's heating is paid from the community fund"
         assert decision["action_items"][0]["title"] == "Pay Mr Zhang's heating bill"
+
+    # The meeting's motions and the action items, read by a resident who may not read the issue,
+    # and by one who owns an action item of it (an owner is told what to do).
+    _, stranger = world.person()
+    motions = client.get(f"/{meeting['id']}/motions", headers=stranger)
+    documented(motions, "/{meeting_id}/motions")
+    [shown] = motions.get_json()
+    assert shown["motion"] == PRIVATE_ISSUE_TITLE and shown["resolution_plan"] is None
+    assert {a["title"] for a in shown["action_items"]} == {PRIVATE_ISSUE_TITLE}
+    assert {a["title"] for a in shown["proposed_actions"]} == {PRIVATE_ISSUE_TITLE}
+    assert "Zhang" not in motions.get_data(as_text=True)
+    listed = client.get("/action-items", query_string=query, headers=stranger)
+    documented(listed, "/action-items")
+    assert {a["title"] for a in listed.get_json()} == {PRIVATE_ISSUE_TITLE}
+    mine = client.get("/action-items", query_string=query, headers=people["neighbour"][1]).get_json()
+    assert sorted(a["title"] for a in mine) == sorted([PRIVATE_ISSUE_TITLE, "Visit Mr Zhang weekly"])
+    visit = next(a for a in mine if a["owner_user_id"] == people["neighbour"][0])
+    assert client.get(f"/action-items/{visit['id']}", headers=people["neighbour"][1]).get_json()["title"] == (
+        "Visit Mr Zhang weekly"
+    )
+    assert client.get(f"/action-items/{visit['id']}", headers=stranger).get_json()["title"] == PRIVATE_ISSUE_TITLE
+    [staff_view] = client.get(f"/{meeting['id']}/motions", headers=staff).get_json()
+    assert staff_view["motion"].startswith("Mr Zhang") and staff_view["resolution_plan"]
 
 
 @on_both

@@ -58,7 +58,7 @@ OWNER_BODIES = (
     "bureau",
     "party_members",
     "residents",
-    # A party organisation or branch (owner_organisation_id and owner_organisation_name name it).
+    # A party organisation or branch of the register (owner_organisation_id; its name kept with it).
     "party_organisation",
 )
 

@@ -28,6 +28,13 @@ from linli_meetings.domain.decision import (
 from linli_meetings.domain.meeting import Meeting, Status
 from linli_meetings.domain.procedure import DEFAULT_RULES, Count, RulesOfProcedure, Threshold
 from linli_meetings.service_layer import access, events
+from linli_meetings.service_layer.issue_privacy import (
+    PRIVATE_ISSUE_TITLE,
+    ActionItemView,
+    action_item_views,
+    hidden_issues,
+    item_hidden,
+)
 from linli_meetings.service_layer.meetings import commit_or_conflict, load_meeting, managed_meeting
 from linli_meetings.service_layer.organisations import named_owner, named_owners
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
@@ -41,12 +48,26 @@ class MotionView:
     commits before the motion is recorded or is refused)."""
 
     decision: Decision
-    action_items: list[ActionItem]
+    action_items: list[ActionItem] | list[ActionItemView]
     votes: list[Vote]
     count: Count
+    hidden: bool = False  # on a private issue the caller may not read: its words withheld
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.decision, name)
+
+    @property
+    def motion(self) -> str:
+        return PRIVATE_ISSUE_TITLE if self.hidden else self.decision.motion
+
+    @property
+    def resolution_plan(self) -> str | None:
+        return None if self.hidden else self.decision.resolution_plan
+
+    @property
+    def proposed_actions(self) -> list[dict[str, Any]]:
+        actions = self.decision.proposed_actions or []
+        return [a | {"title": PRIVATE_ISSUE_TITLE} for a in actions] if self.hidden else actions
 
     @property
     def votes_for(self) -> int:
@@ -92,12 +113,17 @@ def _motion_views(
     votes = visible_votes(uow, principal, meeting, decisions)
     actions = uow.meetings.action_items_of([d.id for d in decisions])
     live = uow.meetings.roll_calls([d.id for d in decisions if d.is_open and d.method == Method.ROLL_CALL])
+    # A decision on a private issue the caller may not read shows its counts, not its words.
+    hidden = hidden_issues(uow, principal, [d.issue_id for d in decisions])
     return [
         MotionView(
             decision=d,
-            action_items=[a for a in actions if a.decision_id == d.id],
+            action_items=[
+                ActionItemView(a, item_hidden(principal, a, hidden)) for a in actions if a.decision_id == d.id
+            ],
             votes=votes[d.id],
             count=live.get(d.id) or _stored_count(d),
+            hidden=d.issue_id in hidden,
         )
         for d in decisions
     ]
@@ -305,21 +331,23 @@ def list_decisions(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
 # --- action items ------------------------------------------------------------------------------------------
 def list_action_items(
     uow: MeetingsUnitOfWork, principal: Principal, *, offset: int, limit: int, overdue: bool | None, **filters: Any
-) -> tuple[list[ActionItem], int]:
+) -> tuple[list[ActionItemView], int]:
     with uow:
         if overdue:
             filters["overdue_on"] = uow.today()
-        return uow.meetings.list_action_items(
+        items, total = uow.meetings.list_action_items(
             access.visible_action_items(principal), offset=offset, limit=limit, **filters
         )
+        return action_item_views(uow, principal, items), total
 
 
-def get_action_item(uow: MeetingsUnitOfWork, principal: Principal, item_id: str) -> ActionItem:
+def get_action_item(uow: MeetingsUnitOfWork, principal: Principal, item_id: str) -> ActionItemView:
     with uow:
         item = uow.meetings.action_item(item_id)
         if item is None or not access.can_see_action_item(principal, uow.meetings, item):
             raise NotFound(f"action item {item_id} not found")
-        return item
+        [view] = action_item_views(uow, principal, [item])
+        return view
 
 
 def update_action_item(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from linli_kit.auth import Principal
+from linli_meetings.domain.decision import ActionItem
 from linli_meetings.domain.meeting import AgendaItem
 from linli_meetings.service_layer import access
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
@@ -53,3 +55,38 @@ def agenda_view(items: Iterable[AgendaItem], hidden: set[str]) -> list[AgendaIte
             view = replace(view, title=PRIVATE_ISSUE_TITLE, notes=None)
         views.append(view)
     return views
+
+
+def item_hidden(principal: Principal | None, item: ActionItem, hidden: set[str]) -> bool:
+    """Whether an action item's words are withheld from `principal`: it is on a hidden issue and
+    they do not own it (an owner is told what to do, whatever the issue's visibility)."""
+    if item.issue_id not in hidden or principal is None:
+        return item.issue_id in hidden
+    if item.owner_user_id and item.owner_user_id == principal.user_id:
+        return False
+    return not (principal.organisation_id and item.owner_organisation_id == principal.organisation_id)
+
+
+@dataclass(frozen=True)
+class ActionItemView:
+    """An action item as a caller sees it: on a private issue they may not read, without its
+    title (a placeholder) and note."""
+
+    item: ActionItem
+    hidden: bool = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.item, name)
+
+    @property
+    def title(self) -> str:
+        return PRIVATE_ISSUE_TITLE if self.hidden else self.item.title
+
+    @property
+    def note(self) -> str | None:
+        return None if self.hidden else self.item.note
+
+
+def action_item_views(uow: MeetingsUnitOfWork, principal: Principal, items: list[ActionItem]) -> list[ActionItemView]:
+    hidden = hidden_issues(uow, principal, (i.issue_id for i in items))
+    return [ActionItemView(i, item_hidden(principal, i, hidden)) for i in items]

@@ -20,7 +20,7 @@ from linli_kit.auth import Principal
 from linli_kit.errors import Forbidden
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, DocumentKind, FollowUp
 from linli_meetings.service_layer import access
-from linli_meetings.service_layer.issue_privacy import PRIVATE_ISSUE_TITLE, hidden_issues
+from linli_meetings.service_layer.issue_privacy import PRIVATE_ISSUE_TITLE, hidden_issues, item_hidden
 from linli_meetings.service_layer.meetings import MeetingView
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
@@ -110,7 +110,7 @@ def noticeboard(
             decisions.append(
                 NoticeDecision(
                     decision=decision,
-                    action_items=[NoticeItem(i, i.is_overdue(today), i.issue_id in hidden) for i in own],
+                    action_items=[NoticeItem(i, i.is_overdue(today), item_hidden(principal, i, hidden)) for i in own],
                     follow_up=FollowUp.of(own),
                     hidden=decision.issue_id in hidden,
                     **meeting,
@@ -121,7 +121,9 @@ def noticeboard(
             generated_at=uow.now(),
             public_only=public_only,
             decisions=decisions,
-            open_action_items=[NoticeItem(i, i.is_overdue(today), i.issue_id in hidden) for i in open_items],
+            open_action_items=[
+                NoticeItem(i, i.is_overdue(today), item_hidden(principal, i, hidden)) for i in open_items
+            ],
             upcoming_meetings=[MeetingView(m, hidden) for m in upcoming],
             convention=uow.meetings.current_document(community_id, DocumentKind.CONVENTION),
             rules_of_procedure=uow.meetings.current_document(community_id, DocumentKind.RULES_OF_PROCEDURE),
