@@ -269,3 +269,37 @@ def worker(settings, database):
     w.start()
     yield w
     w.shutdown(15)
+
+
+@pytest.fixture
+def register_organisation(database, world) -> Callable[..., str]:
+    """Put an organisation into the replica of the register, as directory.organisation.upserted
+    would: by default an active party branch of the world's community. Returns its id."""
+    handle = replica_handlers(replica)["directory.organisation.upserted"]
+
+    def add(
+        name: str = "Building 7 party branch",
+        kind: str = "party_branch",
+        *,
+        community_id: str | None | bool = True,
+        street_id: str | None = None,
+        active: bool = True,
+        organisation_id: str | None = None,
+        revision: int = 1,
+    ) -> str:
+        organisation_id = organisation_id or str(uuid.uuid4())
+        data = {
+            "organisation_id": organisation_id,
+            "kind": kind,
+            "name": name,
+            "street_id": street_id,
+            "community_id": world.community_id if community_id is True else community_id,
+            "compound_ids": [],
+            "active": active,
+            "revision": revision,
+        }
+        with database.transaction() as session:
+            handle(session, new_event("directory.organisation.upserted", data, producer="gateway"))
+        return organisation_id
+
+    return add

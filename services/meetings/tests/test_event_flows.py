@@ -117,3 +117,45 @@ def test_agenda_and_decision_reach_the_issue_side_through_the_bus(client, world,
         and concluded["attendees_count"] == 1
         and concluded["participant_ids"] == [rep_id]
     )
+
+
+def test_visibility_and_the_register_of_organisations_arrive_through_the_bus(
+    client, world, staff, worker, publish, meeting_body
+):
+    """The worker keeps an issue's visibility (private: its title for the reporter, supporters and
+    staff only) and the register's party bodies from directory.organisation.upserted."""
+    secret, branch_id = str(uuid.uuid4()), str(uuid.uuid4())
+    reporter_id, reporter = world.person()
+    _, neighbour = world.person()
+    c = world.community_id
+    publish(
+        issue_event("issues.issue.reported", secret, c, "reported", 1, visibility="private", reporter_id=reporter_id)
+    )
+    organisation = {
+        "organisation_id": branch_id,
+        "kind": "party_branch",
+        "name": "Building 3 party branch",
+        "street_id": world.street_id,
+        "community_id": c,
+        "compound_ids": [],
+        "parent_id": None,
+        "active": True,
+        "revision": 1,
+    }
+    publish(new_event("directory.organisation.upserted", organisation, producer="gateway"))
+
+    def reporter_candidates():
+        return client.get("/candidates", query_string={"community_id": c}, headers=reporter).get_json()
+
+    eventually(reporter_candidates, what="the private issue kept")
+    assert client.get("/candidates", query_string={"community_id": c}, headers=neighbour).get_json() == []
+
+    party = {"role": "party_organisation", "organisation_id": branch_id}
+    meeting = client.post("/", json=meeting_body(), headers=staff).get_json()
+
+    def invited():
+        response = client.post(f"/{meeting['id']}/participants", json=party, headers=staff)
+        return response.get_json() if response.status_code == 201 else None
+
+    body = eventually(invited, what="the party branch registered")
+    assert body["organisation_name"] == "Building 3 party branch"

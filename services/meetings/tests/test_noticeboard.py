@@ -50,9 +50,9 @@ def hold(client, staff, meeting_body, *, motions, public=True, start=None, commu
 
 @on_both
 def test_the_noticeboard_shows_decisions_follow_up_meetings_and_conventions(
-    client, world, staff, meeting_body, documented
+    client, world, staff, meeting_body, documented, register_organisation
 ):
-    party_branch = str(uuid.uuid4())
+    party_branch = register_organisation()
     public_meeting, (adopted, rejected, convention) = hold(
         client,
         staff,

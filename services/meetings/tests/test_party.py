@@ -13,16 +13,16 @@ pytestmark = pytest.mark.integration
 on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
 
 
-def branch(name: str = "Building 7 party branch") -> dict:
-    return {"role": "party_organisation", "organisation_id": str(uuid.uuid4()), "organisation_name": name}
+def branch(organisation_id: str, name: str = "Building 7 party branch") -> dict:
+    return {"role": "party_organisation", "organisation_id": organisation_id, "organisation_name": name}
 
 
 @on_both
 def test_a_party_branch_and_party_members_on_the_participants_list(
-    client, world, staff, meeting_body, outbox_events, documented
+    client, world, staff, meeting_body, outbox_events, documented, register_organisation
 ):
     wang = str(uuid.uuid4())
-    party_branch = branch()
+    party_branch = branch(register_organisation())
     body = meeting_body(
         participants=[
             party_branch,
@@ -87,7 +87,6 @@ def test_a_party_branch_and_party_members_on_the_participants_list(
     ("person", "fields"),
     [
         ({"role": "party_organisation", "organisation_name": "Branch"}, ["organisation_id"]),
-        ({"role": "party_organisation", "organisation_id": str(uuid.uuid4())}, ["organisation_name"]),
         ({"role": "party_organisation", "organisation_id": "branch-7", "organisation_name": "B"}, ["organisation_id"]),
         (
             {
@@ -117,13 +116,13 @@ def test_bad_party_participants_are_refused_naming_the_field(client, world, staf
 
 @on_both
 def test_a_party_branch_owns_an_action_item_and_reports_its_progress(
-    client, world, staff, meeting_body, outbox_events, documented
+    client, world, staff, meeting_body, outbox_events, documented, register_organisation
 ):
-    party_branch = branch()
+    party_branch = branch(register_organisation())
     body = meeting_body(meeting_type="bench", participants=[party_branch])
     meeting = client.post("/", json=body, headers=staff).get_json()
     client.post(f"/{meeting['id']}/start", headers=staff)
-    # A party organisation as owner is named by its id and its name.
+    # A party organisation as owner is named by its id (its name is the register's unless given).
     unnamed = client.post(
         f"/{meeting['id']}/motions",
         json={
@@ -133,10 +132,7 @@ def test_a_party_branch_owns_an_action_item_and_reports_its_progress(
         headers=staff,
     )
     assert unnamed.status_code == 422
-    assert set(unnamed.get_json()["error"]["fields"]) == {
-        "action_items.0.owner_organisation_id",
-        "action_items.0.owner_organisation_name",
-    }
+    assert set(unnamed.get_json()["error"]["fields"]) == {"action_items.0.owner_organisation_id"}
     motion = client.post(
         f"/{meeting['id']}/motions",
         json={
@@ -174,17 +170,16 @@ def test_a_party_branch_owns_an_action_item_and_reports_its_progress(
     [decided] = outbox_events("meetings.decision.recorded", world.community_id)
     assert decided["data"]["action_items"][0]["owner_organisation_id"] == party_branch["organisation_id"]
 
-    # The branch's account reports progress; staff cannot make a party organisation nameless.
+    # The branch's account reports progress; a party organisation left nameless takes the register's name.
     secretary = world.headers("agency", organisation_id=party_branch["organisation_id"])
     assert client.get(f"/action-items/{item['id']}", headers=secretary).status_code == 200
     progress = client.patch(f"/action-items/{item['id']}", json={"status": "in_progress"}, headers=secretary)
     assert progress.status_code == 200
+    renamed = client.patch(f"/action-items/{item['id']}", json={"owner_organisation_name": "Branch 7"}, headers=staff)
+    assert renamed.status_code == 200 and renamed.get_json()["owner_organisation_name"] == "Branch 7"
     nameless = client.patch(f"/action-items/{item['id']}", json={"owner_organisation_name": None}, headers=staff)
-    assert nameless.status_code == 422 and list(nameless.get_json()["error"]["fields"]) == ["owner_organisation_name"]
-    assert (
-        client.get(f"/action-items/{item['id']}", headers=staff).get_json()["owner_organisation_name"]
-        == (party_branch["organisation_name"])
-    )
+    assert nameless.status_code == 200, nameless.get_json()
+    assert nameless.get_json()["owner_organisation_name"] == "Building 7 party branch"
     listed = client.get(
         "/action-items",
         query_string={"community_id": world.community_id, "owner_body": "party_organisation"},
@@ -194,9 +189,11 @@ def test_a_party_branch_owns_an_action_item_and_reports_its_progress(
 
 
 @on_both
-def test_the_figures_count_party_members_and_party_organisations(client, world, staff, meeting_body):
+def test_the_figures_count_party_members_and_party_organisations(
+    client, world, staff, meeting_body, register_organisation
+):
     start = datetime(2026, 10, 14, 11, tzinfo=UTC)
-    party_branch = branch()
+    party_branch = branch(register_organisation())
     body = meeting_body(
         starts_at=start.isoformat(),
         ends_at=(start + timedelta(hours=1)).isoformat(),
@@ -240,7 +237,11 @@ def test_the_figures_count_party_members_and_party_organisations(client, world, 
     assert recorded["voting_members"] == 4 and recorded["present_voting_members"] == 3
     assert client.post(f"/{meeting['id']}/conclude", json={}, headers=staff).status_code == 200
     # A meeting not held counts nothing.
-    client.post("/", json=meeting_body(participants=[branch("Another branch")]), headers=staff)
+    client.post(
+        "/",
+        json=meeting_body(participants=[branch(register_organisation("Another branch"), "Another branch")]),
+        headers=staff,
+    )
 
     stats = client.get(
         "/stats",
@@ -255,3 +256,131 @@ def test_the_figures_count_party_members_and_party_organisations(client, world, 
     assert row["party_member_participations"] == 2 and row["party_organisation_action_items"] == 1
     [october] = stats["monthly"]
     assert october["party_member_participations"] == 2 and october["party_organisation_participations"] == 1
+
+
+@on_both
+def test_a_party_organisation_is_one_of_the_register_of_the_community_or_its_street(
+    client, world, staff, meeting_body, register_organisation, outbox_events
+):
+    meeting = client.post("/", json=meeting_body(), headers=staff).get_json()
+    street_committee = register_organisation(
+        "Street party working committee", "party_organisation", community_id=None, street_id=world.street_id
+    )
+    # Not given a name, the body takes the register's.
+    response = client.post(
+        f"/{meeting['id']}/participants",
+        json={"role": "party_organisation", "organisation_id": street_committee},
+        headers=staff,
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["organisation_name"] == "Street party working committee"
+    on_creation = client.post(
+        "/",
+        json=meeting_body(participants=[{"role": "party_organisation", "organisation_id": register_organisation()}]),
+        headers=staff,
+    )
+    assert on_creation.status_code == 201, on_creation.get_json()
+    [body] = client.get(f"/{on_creation.get_json()['id']}/participants", headers=staff).get_json()
+    assert body["organisation_name"] == "Building 7 party branch"
+
+    refused = {
+        "unregistered": str(uuid.uuid4()),
+        "inactive": register_organisation("Dissolved branch", active=False),
+        "not a party body": register_organisation("Property company", "property_company"),
+        "another community's": register_organisation("Their branch", community_id=world.other_community_id),
+        "another street's": register_organisation(
+            "Their committee", "party_organisation", community_id=None, street_id=world.other_street_id
+        ),
+        "the city's": register_organisation("City committee", "party_organisation", community_id=None),
+    }
+    for case, organisation_id in refused.items():
+        person = {"role": "party_organisation", "organisation_id": organisation_id, "organisation_name": "B"}
+        invited = client.post(f"/{meeting['id']}/participants", json=person, headers=staff)
+        assert invited.status_code == 422, case
+        assert list(invited.get_json()["error"]["fields"]) == ["organisation_id"], case
+        scheduled = client.post(
+            "/", json=meeting_body(participants=[{"role": "resident", "name": "Li"}, person]), headers=staff
+        )
+        assert scheduled.status_code == 422, case
+        assert list(scheduled.get_json()["error"]["fields"]) == ["participants.1.organisation_id"], case
+    people = client.get(f"/{meeting['id']}/participants", headers=staff).get_json()
+    assert [p["organisation_id"] for p in people] == [street_committee]  # nothing else was added
+    assert len(outbox_events("meetings.meeting.scheduled", world.community_id)) == 2
+
+    # Scope before state: the staff of another community are refused before the register is read.
+    other = world.headers("community_staff", community_id=world.other_community_id)
+    outsider = client.post(
+        f"/{meeting['id']}/participants",
+        json={"role": "party_organisation", "organisation_id": refused["unregistered"]},
+        headers=other,
+    )
+    assert outsider.status_code == 404
+    foreign = client.post(
+        "/",
+        json=meeting_body(participants=[{"role": "party_organisation", "organisation_id": refused["unregistered"]}]),
+        headers=other,
+    )
+    assert foreign.status_code == 403
+
+
+@on_both
+def test_an_action_item_owned_by_a_party_organisation_names_one_of_the_register(
+    client, world, staff, meeting_body, register_organisation
+):
+    body = meeting_body(meeting_type="bench", participants=[{"role": "resident", "name": "Li"}])
+    meeting = client.post("/", json=body, headers=staff).get_json()
+    client.post(f"/{meeting['id']}/start", headers=staff)
+    for p in client.get(f"/{meeting['id']}/participants", headers=staff).get_json():
+        client.post(f"/{meeting['id']}/participants/{p['id']}/check-in", headers=staff)
+    unknown = str(uuid.uuid4())
+    bad = client.post(
+        f"/{meeting['id']}/motions",
+        json={
+            "motion": "The branch organises the clean-up",
+            "action_items": [
+                {"title": "Clean-up", "owner_body": "community"},
+                {"title": "Posters", "owner_body": "party_organisation", "owner_organisation_id": unknown},
+            ],
+        },
+        headers=staff,
+    )
+    assert bad.status_code == 422
+    assert list(bad.get_json()["error"]["fields"]) == ["action_items.1.owner_organisation_id"]
+    assert client.get(f"/{meeting['id']}/motions", headers=staff).get_json() == []
+
+    branch_id = register_organisation()
+    motion = client.post(
+        f"/{meeting['id']}/motions",
+        json={
+            "motion": "The branch organises the clean-up",
+            "method": "show_of_hands",
+            "action_items": [
+                {"title": "Clean-up", "owner_body": "party_organisation", "owner_organisation_id": branch_id}
+            ],
+        },
+        headers=staff,
+    ).get_json()
+    client.put(
+        f"/{meeting['id']}/motions/{motion['id']}/tally",
+        json={"votes_for": 1, "votes_against": 0, "abstentions": 0},
+        headers=staff,
+    )
+    recorded = client.post(f"/{meeting['id']}/motions/{motion['id']}/record", headers=staff)
+    assert recorded.status_code == 200, recorded.get_json()
+    [item] = recorded.get_json()["action_items"]
+    assert item["owner_organisation_name"] == "Building 7 party branch"  # the register's
+
+    # Reassigned: to an unregistered body refused, nothing changed; to a registered one, named.
+    moved = client.patch(f"/action-items/{item['id']}", json={"owner_organisation_id": unknown}, headers=staff)
+    assert moved.status_code == 422 and list(moved.get_json()["error"]["fields"]) == ["owner_organisation_id"]
+    assert client.get(f"/action-items/{item['id']}", headers=staff).get_json()["owner_organisation_id"] == branch_id
+    to_community = client.patch(f"/action-items/{item['id']}", json={"owner_body": "community"}, headers=staff)
+    assert to_community.status_code == 200
+    other_branch = register_organisation("Building 9 party branch")
+    back = client.patch(
+        f"/action-items/{item['id']}",
+        json={"owner_body": "party_organisation", "owner_organisation_id": other_branch},
+        headers=staff,
+    )
+    assert back.status_code == 200, back.get_json()
+    assert back.get_json()["owner_organisation_name"] == "Building 9 party branch"

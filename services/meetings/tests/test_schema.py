@@ -112,3 +112,39 @@ def test_upgrading_a_database_with_meetings_fills_the_statistics_read_model(pg_d
         marked = conn.execute(text("SELECT role, party_member FROM participants ORDER BY role")).all()
         assert [tuple(r) for r in marked] == [("party_member", True)] * 2 + [("resident", False)] * 2
     engine.dispose()
+
+
+@pytest.mark.parametrize("platform", ["postgresql", "sqlite"])
+def test_upgrading_takes_issues_replicated_before_visibility_as_private(pg_databases, tmp_path, platform):
+    """Snapshots kept before issues had a visibility do not say who may read them: until the next
+    event of each issue brings one, it is taken as private (the safe side)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, text
+
+    url = pg_databases.create("meetings_visibility") if platform == "postgresql" else f"sqlite:///{tmp_path / 'm.db'}"
+    migrations.upgrade(definition.migrations_dir, url, revision="0007")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO issue_replica (issue_id, community_id, title, category, urgency, status, tier,"
+                " supporter_count, revision, updated_at) VALUES ('i1', 'c1', 'Old issue', 'building', 'normal',"
+                " 'reported', 'community', 0, 1, :t)"
+            ),
+            {"t": datetime(2026, 11, 3, 11, tzinfo=UTC)},
+        )
+    migrations.upgrade(definition.migrations_dir, url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT visibility, reporter_id FROM issue_replica")).one() == ("private", None)
+        # Issues kept from now on default to what the contract defaults to.
+        conn.execute(
+            text(
+                "INSERT INTO issue_replica (issue_id, community_id, title, category, urgency, status, tier,"
+                " supporter_count, revision, updated_at) VALUES ('i2', 'c1', 'New issue', 'building', 'normal',"
+                " 'reported', 'community', 0, 1, :t)"
+            ),
+            {"t": datetime(2026, 12, 3, 11, tzinfo=UTC)},
+        )
+        assert conn.scalar(text("SELECT visibility FROM issue_replica WHERE issue_id = 'i2'")) == "community"
+    engine.dispose()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select
 from sqlalchemy.orm import Session, raiseload
 
 from linli_meetings.adapters import tables
@@ -401,6 +401,18 @@ class MeetingRepository:
         rows = self.session.scalars(query.order_by(pr.created_at.desc(), pr.id).offset(offset).limit(limit))
         return list(rows), total
 
+    # --- register of organisations (replicated) --------------------------------------------------------
+    def organisation(self, organisation_id: str) -> dict[str, Any] | None:
+        """A registered organisation, as the gateway's register has it (None: not registered)."""
+        o = tables.replica.organisations
+        assert o is not None
+        row = self.session.execute(select(o).where(o.c.organisation_id == organisation_id)).first()
+        return dict(row._mapping) if row else None
+
+    def community_of_compound(self, compound_id: str) -> str | None:
+        c = tables.replica.compounds.c
+        return self.session.scalar(select(c.community_id).where(c.compound_id == compound_id))
+
     # --- issue replica ----------------------------------------------------------------------------------
     def issue(self, issue_id: str) -> dict[str, Any] | None:
         """The issue as the issues service last described it (None: not known here yet)."""
@@ -408,13 +420,49 @@ class MeetingRepository:
         row = self.session.execute(select(i).where(i.issue_id == issue_id)).first()
         return dict(row._mapping) if row else None
 
+    def issue_titles(self, issue_ids: set[str]) -> dict[str, str]:
+        i = tables.issue_replica.c
+        rows = self.session.execute(select(i.issue_id, i.title).where(i.issue_id.in_(sorted(issue_ids))))
+        return {r.issue_id: r.title for r in rows}
+
+    @staticmethod
+    def _readable_by(user_id: str | None) -> ColumnElement[bool]:
+        """Issues whose title `user_id` may read whatever their visibility: not private, or
+        reported or supported by them (the staff's scope is the service layer's business)."""
+        i = tables.issue_replica.c
+        s = tables.issue_supporters.c
+        if user_id is None:
+            return i.visibility != "private"
+        supported = select(s.issue_id).where(s.user_id == user_id)
+        return or_(i.visibility != "private", i.reporter_id == user_id, i.issue_id.in_(supported))
+
+    def issues_hidden_from(self, issue_ids: set[str], user_id: str | None) -> dict[str, str]:
+        """Of these issues, the private ones `user_id` neither reported nor supports:
+        {issue_id: community_id}. Issues the replica does not know are not among them."""
+        i = tables.issue_replica.c
+        rows = self.session.execute(
+            select(i.issue_id, i.community_id).where(i.issue_id.in_(sorted(issue_ids)), ~self._readable_by(user_id))
+        )
+        return {r.issue_id: r.community_id for r in rows}
+
     def candidate_issues(
-        self, community_id: str, pending: tuple[str, ...], *, offset: int, limit: int
+        self,
+        community_id: str,
+        pending: tuple[str, ...],
+        *,
+        offset: int,
+        limit: int,
+        private_for: str | None = None,
+        include_private: bool = False,
     ) -> tuple[list[dict[str, Any]], int]:
+        """The community's pending issues; private ones only with `include_private` (the staff in
+        scope) or when `private_for` reported or supports them."""
         i = tables.issue_replica.c
         a = tables.agenda_items.c
         m = tables.meetings.c
         query = select(i).where(i.community_id == community_id, i.status.in_(pending))
+        if not include_private:
+            query = query.where(self._readable_by(private_for))
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         # How often each issue has already been on the agenda of a concluded meeting.
         consultations = (

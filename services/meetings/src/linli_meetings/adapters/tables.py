@@ -25,7 +25,7 @@ from linli_meetings.domain.proposal import MeetingProposal
 
 metadata = MetaData()
 messaging = add_messaging_tables(metadata)
-replica = add_directory_replica(metadata)
+replica = add_directory_replica(metadata, organisations=True)
 
 
 Id = String(36)
@@ -241,10 +241,25 @@ issue_replica = Table(
     Column("status", String(20), nullable=False),
     Column("tier", String(10), nullable=False),
     Column("supporter_count", Integer, nullable=False),
+    # Who may read it (public | community | private); a private issue's title is shown only to
+    # the staff whose scope covers it, its reporter and its supporters.
+    Column("visibility", String(10), nullable=False, server_default="community"),
+    Column("reporter_id", Id, nullable=True),
     Column("revision", Integer, nullable=False),
     Column("updated_at", When, nullable=False),
 )
 Index("ix_issue_replica_community_status", issue_replica.c.community_id, issue_replica.c.status)
+
+# The residents who support each issue (its snapshot's supporter_ids), replaced with every newer
+# snapshot: who besides the reporter may read a private issue's title.
+issue_supporters = Table(
+    "issue_replica_supporters",
+    metadata,
+    Column("issue_id", Id, ForeignKey("issue_replica.issue_id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Id, nullable=False),
+    PrimaryKeyConstraint("issue_id", "user_id", name="pk_issue_replica_supporters"),
+)
+Index("ix_issue_replica_supporters_user", issue_supporters.c.user_id)
 
 # A resident's proposal of a meeting on an issue, and the staff's answer.
 proposals = Table(

@@ -58,7 +58,7 @@ OWNER_BODIES = (
     "bureau",
     "party_members",
     "residents",
-    # A party organisation or branch (owner_organisation_id and owner_organisation_name name it).
+    # A party organisation or branch of the register (owner_organisation_id; its name kept with it).
     "party_organisation",
 )
 
@@ -337,14 +337,12 @@ class CommunityDocument:
 
 def owner_problems(action: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
     """What is wrong with an action item's owner: its body must be known, and a party organisation
-    is named by its id and name."""
+    is named by its id (its name comes from the register unless given)."""
     problems: dict[str, list[str]] = {}
     if action.get("owner_body") not in OWNER_BODIES:
         problems[prefix + "owner_body"] = [f"must be one of {', '.join(OWNER_BODIES)}"]
-    elif action["owner_body"] == "party_organisation":
-        for key in ("owner_organisation_id", "owner_organisation_name"):
-            if not action.get(key):
-                problems[prefix + key] = ["required when a party organisation owns the item"]
+    elif action["owner_body"] == "party_organisation" and not action.get("owner_organisation_id"):
+        problems[prefix + "owner_organisation_id"] = ["required when a party organisation owns the item"]
     return problems
 
 

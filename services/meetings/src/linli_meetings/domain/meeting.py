@@ -344,14 +344,14 @@ class Meeting:
 
     @staticmethod
     def check_person(person: dict[str, Any], prefix: str = "") -> None:
-        """Who is invited: a user, a person by name, or a body (a party organisation needs its id
-        and name). Raises Invalid naming each bad field, with `prefix` (e.g. "participants.3.")."""
+        """Who is invited: a user, a person by name, or a body (a party organisation needs its id;
+        its name comes from the register unless given). Raises Invalid naming each bad field, with
+        `prefix` (e.g. "participants.3.")."""
         problems: dict[str, list[str]] = {}
         role = person.get("role")
         if role == ParticipantRole.PARTY_ORGANISATION:
-            for key in ("organisation_id", "organisation_name"):
-                if not person.get(key):
-                    problems[prefix + key] = ["required for a party organisation"]
+            if not person.get("organisation_id"):
+                problems[prefix + "organisation_id"] = ["required for a party organisation"]
             if person.get("party_member"):
                 problems[prefix + "party_member"] = ["a party organisation is a body, not a member"]
         elif person.get("user_id") is None and not person.get("name"):

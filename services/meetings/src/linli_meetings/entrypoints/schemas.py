@@ -58,9 +58,14 @@ class InviteIn(Schema):
     organisation_id = fields.UUID(
         load_default=None,
         allow_none=True,
-        metadata={"description": "the body taken part for; required for the role party_organisation"},
+        metadata={
+            "description": "the body taken part for; required for the role party_organisation: a registered, "
+            "active party organisation or branch of the meeting's community or street"
+        },
     )
-    organisation_name = text(200, metadata={"description": "the body's name; required for a party organisation"})
+    organisation_name = text(
+        200, metadata={"description": "the body's name; default for a party organisation: the register's"}
+    )
     party_member = fields.Boolean(
         load_default=None,
         allow_none=True,
@@ -181,9 +186,12 @@ class ActionItemIn(Schema):
     owner_organisation_id = fields.UUID(
         load_default=None,
         allow_none=True,
-        metadata={"description": "the organisation; required for party_organisation"},
+        metadata={
+            "description": "the organisation; required for party_organisation: a registered, active party "
+            "organisation or branch of the meeting's community or street"
+        },
     )
-    owner_organisation_name = text(200, metadata={"description": "its name; required for party_organisation"})
+    owner_organisation_name = text(200, metadata={"description": "its name; default: the register's"})
     due_date = BoundedDate(load_default=None, allow_none=True)
 
 
@@ -546,6 +554,13 @@ class ProposalOut(Schema):
     id = fields.String()
     community_id = fields.String()
     issue_id = fields.String()
+    issue_title = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the issue's title; 一项不公开的议题 for a private issue the caller may not read; "
+            "null while the issue is not known here"
+        },
+    )
     proposer_id = fields.String()
     meeting_type = fields.String()
     reason = fields.String()

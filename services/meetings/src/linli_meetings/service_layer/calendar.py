@@ -12,14 +12,16 @@ from linli_kit.errors import NotFound
 from linli_meetings.adapters import ical, tables
 from linli_meetings.domain.meeting import Meeting
 from linli_meetings.service_layer import access
-from linli_meetings.service_layer.meetings import load_meeting
+from linli_meetings.service_layer.issue_privacy import hidden_issues
+from linli_meetings.service_layer.meetings import MeetingView, load_meeting
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 
 def meeting_calendar(uow: MeetingsUnitOfWork, principal: Principal | None, meeting_id: str) -> bytes:
     with uow:
         meeting = _public_or_visible(uow, principal, meeting_id)
-        return ical.meeting_ics(meeting, uow.now())
+        view = MeetingView(meeting, hidden_issues(uow, principal, meeting.issue_ids))
+        return ical.meeting_ics(view, uow.now())
 
 
 def _public_or_visible(uow: MeetingsUnitOfWork, principal: Principal | None, meeting_id: str) -> Meeting:
@@ -35,4 +37,6 @@ def community_feed(uow: MeetingsUnitOfWork, principal: Principal | None, communi
     with uow:
         visible = access.visible_meetings(principal) if principal else tables.meetings.c.public.is_(True)
         meetings = uow.meetings.iter_for_feed(community_id, visible | tables.meetings.c.public.is_(True))
-        return ical.feed_ics(f"Linli meetings {community_id}", meetings, uow.now())
+        hidden = hidden_issues(uow, principal, (i for m in meetings for i in m.issue_ids))
+        views = [MeetingView(m, hidden) for m in meetings]
+        return ical.feed_ics(f"Linli meetings {community_id}", views, uow.now())

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.auth import Principal
 from linli_kit.events import Event
+from linli_kit.events.catalogue import CATALOGUE
 from linli_kit.events.consumer import Handler
-from linli_meetings.adapters.tables import issue_replica
+from linli_meetings.adapters.tables import issue_replica, issue_supporters
 from linli_meetings.service_layer import access
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
@@ -32,6 +33,9 @@ ISSUE_EVENTS = (
     "issues.issue.overdue",
     "issues.issue.supported",
 )
+# Staff mark an issue private (or public again): its snapshot says who may now read it. Bound once
+# the contracts declare it; until then the snapshot of the issue's next event carries the change.
+VISIBILITY_CHANGED = "issues.issue.visibility_changed"
 
 
 def keep_issue(session: Session, event: Event) -> None:
@@ -45,6 +49,8 @@ def keep_issue(session: Session, event: Event) -> None:
         "status": data["status"],
         "tier": data["tier"],
         "supporter_count": data.get("supporter_count") or 0,
+        "visibility": data.get("visibility") or "community",
+        "reporter_id": data.get("reporter_id"),
         "revision": data["revision"],
         "updated_at": event.occurred_at,
     }
@@ -53,10 +59,17 @@ def keep_issue(session: Session, event: Event) -> None:
         session.execute(insert(issue_replica).values(**row))
     elif current < row["revision"]:
         session.execute(update(issue_replica).where(issue_replica.c.issue_id == row["issue_id"]).values(**row))
+        session.execute(delete(issue_supporters).where(issue_supporters.c.issue_id == row["issue_id"]))
+    else:
+        return
+    supporters = sorted({str(s) for s in data.get("supporter_ids") or []})
+    if supporters:
+        session.execute(insert(issue_supporters), [{"issue_id": row["issue_id"], "user_id": s} for s in supporters])
 
 
 def issue_handlers() -> dict[str, Handler]:
-    return {event_type: keep_issue for event_type in ISSUE_EVENTS}
+    declared = set(CATALOGUE.types())
+    return {event_type: keep_issue for event_type in (*ISSUE_EVENTS, VISIBILITY_CHANGED) if event_type in declared}
 
 
 def candidates(
@@ -64,4 +77,13 @@ def candidates(
 ) -> tuple[list[dict[str, Any]], int]:
     with uow:
         access.require_community_member(principal, uow.meetings, community_id)
-        return uow.meetings.candidate_issues(community_id, PENDING, offset=offset, limit=limit)
+        # Private issues: the staff and officials in scope see them all; anyone else only those
+        # they reported or support (the list is filtered in the query, so its total is right).
+        return uow.meetings.candidate_issues(
+            community_id,
+            PENDING,
+            offset=offset,
+            limit=limit,
+            private_for=principal.user_id,
+            include_private=access.can_manage_community(principal, uow.meetings, community_id),
+        )

@@ -28,7 +28,15 @@ from linli_meetings.domain.decision import (
 from linli_meetings.domain.meeting import Meeting, Status
 from linli_meetings.domain.procedure import DEFAULT_RULES, Count, RulesOfProcedure, Threshold
 from linli_meetings.service_layer import access, events
+from linli_meetings.service_layer.issue_privacy import (
+    PRIVATE_ISSUE_TITLE,
+    ActionItemView,
+    action_item_views,
+    hidden_issues,
+    item_hidden,
+)
 from linli_meetings.service_layer.meetings import commit_or_conflict, load_meeting, managed_meeting
+from linli_meetings.service_layer.organisations import named_owner, named_owners
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 
@@ -40,12 +48,26 @@ class MotionView:
     commits before the motion is recorded or is refused)."""
 
     decision: Decision
-    action_items: list[ActionItem]
+    action_items: list[ActionItem] | list[ActionItemView]
     votes: list[Vote]
     count: Count
+    hidden: bool = False  # on a private issue the caller may not read: its words withheld
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.decision, name)
+
+    @property
+    def motion(self) -> str:
+        return PRIVATE_ISSUE_TITLE if self.hidden else self.decision.motion
+
+    @property
+    def resolution_plan(self) -> str | None:
+        return None if self.hidden else self.decision.resolution_plan
+
+    @property
+    def proposed_actions(self) -> list[dict[str, Any]]:
+        actions = self.decision.proposed_actions or []
+        return [a | {"title": PRIVATE_ISSUE_TITLE} for a in actions] if self.hidden else actions
 
     @property
     def votes_for(self) -> int:
@@ -91,12 +113,17 @@ def _motion_views(
     votes = visible_votes(uow, principal, meeting, decisions)
     actions = uow.meetings.action_items_of([d.id for d in decisions])
     live = uow.meetings.roll_calls([d.id for d in decisions if d.is_open and d.method == Method.ROLL_CALL])
+    # A decision on a private issue the caller may not read shows its counts, not its words.
+    hidden = hidden_issues(uow, principal, [d.issue_id for d in decisions])
     return [
         MotionView(
             decision=d,
-            action_items=[a for a in actions if a.decision_id == d.id],
+            action_items=[
+                ActionItemView(a, item_hidden(principal, a, hidden)) for a in actions if a.decision_id == d.id
+            ],
             votes=votes[d.id],
             count=live.get(d.id) or _stored_count(d),
+            hidden=d.issue_id in hidden,
         )
         for d in decisions
     ]
@@ -135,6 +162,7 @@ def open_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, 
             raise Invalid("a resolution plan needs its text", fields={"resolution_plan": ["required for this effect"]})
         actions = [_plain_action(a) for a in data.get("action_items") or []]
         check_proposed_actions(actions)
+        actions = named_owners(uow, meeting.community_id, actions)
         document = data.get("document")
         if document is not None:
             _check_document(document)
@@ -303,21 +331,23 @@ def list_decisions(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: st
 # --- action items ------------------------------------------------------------------------------------------
 def list_action_items(
     uow: MeetingsUnitOfWork, principal: Principal, *, offset: int, limit: int, overdue: bool | None, **filters: Any
-) -> tuple[list[ActionItem], int]:
+) -> tuple[list[ActionItemView], int]:
     with uow:
         if overdue:
             filters["overdue_on"] = uow.today()
-        return uow.meetings.list_action_items(
+        items, total = uow.meetings.list_action_items(
             access.visible_action_items(principal), offset=offset, limit=limit, **filters
         )
+        return action_item_views(uow, principal, items), total
 
 
-def get_action_item(uow: MeetingsUnitOfWork, principal: Principal, item_id: str) -> ActionItem:
+def get_action_item(uow: MeetingsUnitOfWork, principal: Principal, item_id: str) -> ActionItemView:
     with uow:
         item = uow.meetings.action_item(item_id)
         if item is None or not access.can_see_action_item(principal, uow.meetings, item):
             raise NotFound(f"action item {item_id} not found")
-        return item
+        [view] = action_item_views(uow, principal, [item])
+        return view
 
 
 def update_action_item(
@@ -338,6 +368,7 @@ def update_action_item(
             raise Forbidden("only the community's staff or the item's owner may update it")
         managing = access.can_manage_community(principal, uow.meetings, item.community_id)
         reassigned = False
+        changed: set[str] = set()
         for name in (
             "owner_body",
             "owner_user_id",
@@ -350,6 +381,7 @@ def update_action_item(
                 if not managing:
                     raise Forbidden("only the community's staff may reassign or reschedule an action item")
                 setattr(item, name, changes[name])
+                changed.add(name)
                 reassigned = True
         if reassigned:
             problems = owner_problems(
@@ -361,6 +393,22 @@ def update_action_item(
             )
             if problems:
                 raise Invalid("invalid owner", fields=problems)
+            # A new party owner is checked against the register; one left nameless takes its name.
+            new_owner = changed & {"owner_body", "owner_organisation_id"} or not item.owner_organisation_name
+            if new_owner and item.owner_body == "party_organisation" and item.owner_organisation_id:
+                owner = named_owner(
+                    uow,
+                    item.community_id,
+                    {
+                        "owner_body": item.owner_body,
+                        "owner_organisation_id": item.owner_organisation_id,
+                        # A new organisation without a name given takes the register's.
+                        "owner_organisation_name": changes.get("owner_organisation_name")
+                        if "owner_organisation_id" in changed
+                        else item.owner_organisation_name,
+                    },
+                )
+                item.owner_organisation_name = owner["owner_organisation_name"]
         before = (item.status, item.progress, item.note)
         decision = uow.meetings.decision(item.decision_id, lock=True)
         item.report(

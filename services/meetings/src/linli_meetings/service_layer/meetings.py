@@ -14,6 +14,8 @@ from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
 from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.recurrence import Frequency, Recurrence
 from linli_meetings.service_layer import access, events
+from linli_meetings.service_layer.issue_privacy import AgendaItemView, agenda_view, hidden_issues
+from linli_meetings.service_layer.organisations import named_participant, named_participants
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 DETAIL_FIELDS = ("title", "description", "place", "online_url", "public", "capacity")
@@ -37,23 +39,33 @@ def managed_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: s
     return meeting
 
 
-def get_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> Meeting:
+def get_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> MeetingView:
     with uow:
-        return load_meeting(uow, principal, meeting_id)
+        meeting = load_meeting(uow, principal, meeting_id)
+        return MeetingView(meeting, hidden_issues(uow, principal, meeting.issue_ids))
 
 
-class MeetingSummary:
-    """A meeting in a list: the meeting without its people, and how many people it has."""
+class MeetingView:
+    """A meeting as a caller sees it: an agenda item on a private issue hidden from them shows
+    a placeholder instead of its title (service_layer.issue_privacy)."""
 
-    def __init__(self, meeting: Meeting, counts: PeopleCounts) -> None:
+    def __init__(self, meeting: Meeting, hidden: set[str]) -> None:
         self._meeting = meeting
-        self.counts = counts
+        self._hidden = hidden
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._meeting, name)
 
-    def ordered_agenda(self) -> list[AgendaItem]:
-        return self._meeting.ordered_agenda()
+    def ordered_agenda(self) -> list[AgendaItemView]:
+        return agenda_view(self._meeting.ordered_agenda(), self._hidden)
+
+
+class MeetingSummary(MeetingView):
+    """A meeting in a list: the meeting without its people, and how many people it has."""
+
+    def __init__(self, meeting: Meeting, counts: PeopleCounts, hidden: set[str]) -> None:
+        super().__init__(meeting, hidden)
+        self.counts = counts
 
 
 def list_meetings(
@@ -62,7 +74,8 @@ def list_meetings(
     with uow:
         meetings, total = uow.meetings.list(access.visible_meetings(principal), offset=offset, limit=limit, **filters)
         counts = uow.meetings.people_counts([m.id for m in meetings])
-        return [MeetingSummary(m, counts[m.id]) for m in meetings], total
+        hidden = hidden_issues(uow, principal, (i for m in meetings for i in m.issue_ids))
+        return [MeetingSummary(m, counts[m.id], hidden) for m in meetings], total
 
 
 def checkin_code(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> str:
@@ -126,7 +139,8 @@ def schedule_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[s
     with uow:
         access.require_manager(principal, uow.meetings, data["community_id"])
         _check_type(uow, data["community_id"], data["meeting_type"])
-        meeting = _new_meeting(uow, principal, data)
+        people = named_participants(uow, data["community_id"], data.get("participants") or [])
+        meeting = _new_meeting(uow, principal, data | {"participants": people})
         meeting.announce(uow.now())
         uow.meetings.add(meeting)
         uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
@@ -150,6 +164,7 @@ def schedule_series(uow: MeetingsUnitOfWork, principal: Principal, data: dict[st
     with uow:
         access.require_manager(principal, uow.meetings, data["community_id"])
         _check_type(uow, data["community_id"], data["meeting_type"])
+        data = data | {"participants": named_participants(uow, data["community_id"], data.get("participants") or [])}
         series_id = str(uuid.uuid4())
         uow.meetings.add_series(
             {
@@ -327,6 +342,7 @@ def remove_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id
 def invite(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, data: dict[str, Any]) -> Participant:
     with uow:
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
+        data = named_participant(uow, meeting.community_id, data)
         participant = meeting.invite(
             role=data["role"],
             user_id=data.get("user_id"),

@@ -5,7 +5,9 @@ votes are for the chair and the officials), their action items with owner, due d
 the action items still open; the meetings to come; the convention and rules of procedure in force.
 Residents see what public meetings decided; what private meetings decided stays private. The
 community's staff and the officials over it see the same public board, and with
-`include_private` also the private meetings' part.
+`include_private` also the private meetings' part. On a private issue (service_layer.issue_privacy)
+a caller who may not read it sees a placeholder for the agenda item, the motion and the action
+items' titles (their notes and the resolution plan left out), with the counts and the follow-up.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 from linli_kit.auth import Principal
 from linli_kit.errors import Forbidden
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, DocumentKind, FollowUp
-from linli_meetings.domain.meeting import Meeting
 from linli_meetings.service_layer import access
+from linli_meetings.service_layer.issue_privacy import PRIVATE_ISSUE_TITLE, hidden_issues, item_hidden
+from linli_meetings.service_layer.meetings import MeetingView
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 
@@ -28,9 +31,18 @@ class NoticeItem:
 
     item: ActionItem
     overdue: bool
+    hidden: bool = False  # on a private issue the caller may not read: no title, no note
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.item, name)
+
+    @property
+    def title(self) -> str:
+        return PRIVATE_ISSUE_TITLE if self.hidden else self.item.title
+
+    @property
+    def note(self) -> str | None:
+        return None if self.hidden else self.item.note
 
 
 @dataclass(frozen=True)
@@ -41,9 +53,18 @@ class NoticeDecision:
     meeting_date: date
     action_items: list[NoticeItem]
     follow_up: FollowUp
+    hidden: bool = False  # on a private issue the caller may not read: the motion's words withheld
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.decision, name)
+
+    @property
+    def motion(self) -> str:
+        return PRIVATE_ISSUE_TITLE if self.hidden else self.decision.motion
+
+    @property
+    def resolution_plan(self) -> str | None:
+        return None if self.hidden else self.decision.resolution_plan
 
     @property
     def issue_effect(self) -> str:
@@ -57,7 +78,7 @@ class Noticeboard:
     public_only: bool
     decisions: list[NoticeDecision]
     open_action_items: list[NoticeItem]
-    upcoming_meetings: list[Meeting]
+    upcoming_meetings: list[MeetingView]
     convention: CommunityDocument | None
     rules_of_procedure: CommunityDocument | None
 
@@ -73,25 +94,37 @@ def noticeboard(
         today = uow.today()
         rows = uow.meetings.recorded_decisions(community_id, public_only=public_only, limit=limit)
         items = uow.meetings.action_items_of([d.id for d, _ in rows])
+        open_items = uow.meetings.open_action_items(community_id, public_only=public_only, limit=100)
+        upcoming = uow.meetings.upcoming(community_id, uow.now(), public_only=public_only, limit=limit)
+        # What is on a private issue the caller may not read shows a placeholder, never its words.
+        hidden = hidden_issues(
+            uow,
+            principal,
+            [d.issue_id for d, _ in rows]
+            + [i.issue_id for i in [*items, *open_items]]
+            + [i for m in upcoming for i in m.issue_ids],
+        )
         decisions = []
         for decision, meeting in rows:
             own = [i for i in items if i.decision_id == decision.id]
             decisions.append(
                 NoticeDecision(
                     decision=decision,
-                    action_items=[NoticeItem(i, i.is_overdue(today)) for i in own],
+                    action_items=[NoticeItem(i, i.is_overdue(today), item_hidden(principal, i, hidden)) for i in own],
                     follow_up=FollowUp.of(own),
+                    hidden=decision.issue_id in hidden,
                     **meeting,
                 )
             )
-        open_items = uow.meetings.open_action_items(community_id, public_only=public_only, limit=100)
         return Noticeboard(
             community_id=community_id,
             generated_at=uow.now(),
             public_only=public_only,
             decisions=decisions,
-            open_action_items=[NoticeItem(i, i.is_overdue(today)) for i in open_items],
-            upcoming_meetings=uow.meetings.upcoming(community_id, uow.now(), public_only=public_only, limit=limit),
+            open_action_items=[
+                NoticeItem(i, i.is_overdue(today), item_hidden(principal, i, hidden)) for i in open_items
+            ],
+            upcoming_meetings=[MeetingView(m, hidden) for m in upcoming],
             convention=uow.meetings.current_document(community_id, DocumentKind.CONVENTION),
             rules_of_procedure=uow.meetings.current_document(community_id, DocumentKind.RULES_OF_PROCEDURE),
         )

@@ -6,6 +6,7 @@ meetings.proposal.submitted."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,18 +18,44 @@ from linli_meetings.domain.procedure import ParticipantRole
 from linli_meetings.domain.proposal import MeetingProposal
 from linli_meetings.service_layer import access, events
 from linli_meetings.service_layer.candidates import PENDING
+from linli_meetings.service_layer.issue_privacy import PRIVATE_ISSUE_TITLE, hidden_issues
 from linli_meetings.service_layer.meetings import _check_type, _new_meeting, commit_or_conflict
+from linli_meetings.service_layer.organisations import named_participants
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 
-def submit(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) -> MeetingProposal:
+@dataclass(frozen=True)
+class ProposalView:
+    """A proposal with its issue's title, as the caller may read it (a placeholder for a private
+    issue they may not read; None while the replica does not know the issue)."""
+
+    proposal: MeetingProposal
+    issue_title: str | None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.proposal, name)
+
+
+def _views(uow: MeetingsUnitOfWork, principal: Principal, items: list[MeetingProposal]) -> list[ProposalView]:
+    ids = {p.issue_id for p in items}
+    titles = uow.meetings.issue_titles(ids) if ids else {}
+    hidden = hidden_issues(uow, principal, ids)
+    return [ProposalView(p, PRIVATE_ISSUE_TITLE if p.issue_id in hidden else titles.get(p.issue_id)) for p in items]
+
+
+def _view(uow: MeetingsUnitOfWork, principal: Principal, item: MeetingProposal) -> ProposalView:
+    return _views(uow, principal, [item])[0]
+
+
+def submit(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) -> ProposalView:
     community_id, issue_id = data["community_id"], data["issue_id"]
     with uow:
         if principal.role != Role.RESIDENT or community_id not in principal.community_ids:
             raise Forbidden("residents propose meetings in their own community")
         _check_type(uow, community_id, data["meeting_type"])
         issue = uow.meetings.issue(issue_id)
-        if issue is None or issue["community_id"] != community_id:
+        # A private issue the resident may not read is as unknown to them as an absent one.
+        if issue is None or issue["community_id"] != community_id or hidden_issues(uow, principal, [issue_id]):
             raise Invalid("unknown issue", fields={"issue_id": ["not an issue of this community"]})
         if issue["status"] not in PENDING:
             raise Invalid(
@@ -53,7 +80,7 @@ def submit(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) 
                 "you have already proposed a meeting on this issue",
                 fields={"issue_id": ["a proposal of yours on it is pending"]},
             ) from exc
-        return proposal
+        return _view(uow, principal, proposal)
 
 
 def _proposal(
@@ -65,19 +92,22 @@ def _proposal(
     return proposal
 
 
-def get(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str) -> MeetingProposal:
+def get(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str) -> ProposalView:
     with uow:
-        return _proposal(uow, principal, proposal_id)
+        return _view(uow, principal, _proposal(uow, principal, proposal_id))
 
 
 def list_proposals(
     uow: MeetingsUnitOfWork, principal: Principal, *, offset: int, limit: int, **filters: Any
-) -> tuple[list[MeetingProposal], int]:
+) -> tuple[list[ProposalView], int]:
     with uow:
-        return uow.meetings.list_proposals(access.visible_proposals(principal), offset=offset, limit=limit, **filters)
+        items, total = uow.meetings.list_proposals(
+            access.visible_proposals(principal), offset=offset, limit=limit, **filters
+        )
+        return _views(uow, principal, items), total
 
 
-def accept(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, data: dict[str, Any]) -> MeetingProposal:
+def accept(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, data: dict[str, Any]) -> ProposalView:
     """Schedule the proposed meeting: the issue on its agenda (the proposer's reason as its notes),
     the proposer invited as a resident, and whoever else the staff invite."""
     with uow:
@@ -87,7 +117,10 @@ def accept(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, data
         _check_type(uow, proposal.community_id, meeting_type)
         issue = uow.meetings.issue(proposal.issue_id)
         issue_title = issue["title"] if issue else "Proposed by a resident"
-        others = data.get("participants") or []
+        # The meeting's title is read by everyone who sees the meeting: a private issue's title
+        # stays on its agenda item (shown to those who may read it), out of the meeting's title.
+        shown_title = PRIVATE_ISSUE_TITLE if issue and issue["visibility"] == "private" else issue_title
+        others = named_participants(uow, proposal.community_id, data.get("participants") or [])
         proposer = (
             []
             if any(p.get("user_id") == proposal.proposer_id for p in others)
@@ -99,7 +132,7 @@ def accept(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, data
             {
                 "community_id": proposal.community_id,
                 "meeting_type": meeting_type,
-                "title": data.get("title") or f"{BUILT_IN_TYPES.get(meeting_type, meeting_type)}: {issue_title}"[:300],
+                "title": data.get("title") or f"{BUILT_IN_TYPES.get(meeting_type, meeting_type)}: {shown_title}"[:300],
                 "description": data.get("description"),
                 "place": data.get("place"),
                 "online_url": data.get("online_url"),
@@ -129,10 +162,10 @@ def accept(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, data
             )
         )
         commit_or_conflict(uow)
-        return proposal
+        return _view(uow, principal, proposal)
 
 
-def decline(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, reason: str) -> MeetingProposal:
+def decline(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, reason: str) -> ProposalView:
     with uow:
         proposal = _proposal(uow, principal, proposal_id, lock=True)
         access.require_manager(principal, uow.meetings, proposal.community_id)
@@ -141,10 +174,10 @@ def decline(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str, rea
         street_id = uow.meetings.street_for_event(proposal.community_id)
         uow.publish(events.proposal("declined", proposal, street_id, issue_title=issue["title"] if issue else None))
         commit_or_conflict(uow)
-        return proposal
+        return _view(uow, principal, proposal)
 
 
-def withdraw(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str) -> MeetingProposal:
+def withdraw(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str) -> ProposalView:
     """The proposer takes the proposal back while it waits for an answer."""
     with uow:
         proposal = _proposal(uow, principal, proposal_id, lock=True)
@@ -152,4 +185,4 @@ def withdraw(uow: MeetingsUnitOfWork, principal: Principal, proposal_id: str) ->
             raise Forbidden("only the proposer may withdraw a proposal; the staff decline it")
         proposal.withdraw(uow.now())
         commit_or_conflict(uow)
-        return proposal
+        return _view(uow, principal, proposal)

@@ -1,0 +1,92 @@
+"""Private issues (DESIGN section 4, publication): the issues service marks an issue `private`
+(anonymous reports, categories about a person, or staff's choice) and its snapshot says so. Here a
+private issue's title - on the candidate list, on an agenda, on the noticeboard, on a proposal -
+is shown only to the staff and officials whose scope covers its community, its reporter and its
+supporters; anyone else sees PRIVATE_ISSUE_TITLE in its place, never the title. An issue the
+replica does not know (yet) is shown as its agenda item was written by the staff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from linli_kit.auth import Principal
+from linli_meetings.domain.decision import ActionItem
+from linli_meetings.domain.meeting import AgendaItem
+from linli_meetings.service_layer import access
+from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
+
+# The service does not localise its answers: the placeholder is in Chinese, as the city reads.
+PRIVATE_ISSUE_TITLE = "一项不公开的议题"
+
+
+def hidden_issues(uow: MeetingsUnitOfWork, principal: Principal | None, issue_ids: Iterable[str | None]) -> set[str]:
+    """Of these issues, those whose title `principal` may not read (None: an anonymous caller)."""
+    ids = {i for i in issue_ids if i}
+    if not ids:
+        return set()
+    private = uow.meetings.issues_hidden_from(ids, principal.user_id if principal else None)
+    if principal is None or principal.role not in access.MANAGERS:
+        return set(private)
+    return {
+        i for i, community in private.items() if not principal.can_access_community(community, uow.meetings.street_of)
+    }
+
+
+@dataclass(frozen=True)
+class AgendaItemView:
+    """An agenda item as a caller sees it: a hidden issue's title and notes left out."""
+
+    id: str
+    position: int
+    title: str
+    duration_minutes: int | None
+    issue_id: str | None
+    notes: str | None
+
+
+def agenda_view(items: Iterable[AgendaItem], hidden: set[str]) -> list[AgendaItemView]:
+    views = []
+    for i in items:
+        view = AgendaItemView(i.id, i.position, i.title, i.duration_minutes, i.issue_id, i.notes)
+        if i.issue_id in hidden:
+            view = replace(view, title=PRIVATE_ISSUE_TITLE, notes=None)
+        views.append(view)
+    return views
+
+
+def item_hidden(principal: Principal | None, item: ActionItem, hidden: set[str]) -> bool:
+    """Whether an action item's words are withheld from `principal`: it is on a hidden issue and
+    they do not own it (an owner is told what to do, whatever the issue's visibility)."""
+    if item.issue_id not in hidden or principal is None:
+        return item.issue_id in hidden
+    if item.owner_user_id and item.owner_user_id == principal.user_id:
+        return False
+    return not (principal.organisation_id and item.owner_organisation_id == principal.organisation_id)
+
+
+@dataclass(frozen=True)
+class ActionItemView:
+    """An action item as a caller sees it: on a private issue they may not read, without its
+    title (a placeholder) and note."""
+
+    item: ActionItem
+    hidden: bool = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.item, name)
+
+    @property
+    def title(self) -> str:
+        return PRIVATE_ISSUE_TITLE if self.hidden else self.item.title
+
+    @property
+    def note(self) -> str | None:
+        return None if self.hidden else self.item.note
+
+
+def action_item_views(uow: MeetingsUnitOfWork, principal: Principal, items: list[ActionItem]) -> list[ActionItemView]:
+    hidden = hidden_issues(uow, principal, (i.issue_id for i in items))
+    return [ActionItemView(i, item_hidden(principal, i, hidden)) for i in items]
