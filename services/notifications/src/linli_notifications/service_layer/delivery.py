@@ -573,7 +573,9 @@ class Deliverer:
                     name = self._push_provider_for(device)
                     if name is None:
                         continue
-                    message = OutboundMessage(**{**c.message.__dict__, "address": device["token"]})
+                    message = OutboundMessage(
+                        **{**c.message.__dict__, "address": device["token"], "push_keys": device.get("push_keys")}
+                    )
                     key = (name, c.row["batch_key"], c.message.title, c.message.body)
                     groups[key].append((c, message))
         calls: list[Future] = []
