@@ -106,18 +106,20 @@ class DeviceIn(Schema):
     token = fields.String(load_default=None, validate=validate.Length(min=8, max=512))
     subscription = fields.Nested(SubscriptionIn, load_default=None)
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _kind(self, data: dict, **_kwargs: Any) -> None:
-        if data["provider"] == "webpush":
-            problems = {}
-            if data["token"] is not None:
+        # Run beside the fields' own checks, so that every problem is named at once.
+        provider = data.get("provider")
+        problems: dict[str, list[str]] = {}
+        if provider == "webpush":
+            if data.get("token") is not None:
                 problems["token"] = ["a Web Push device is registered with its subscription, not a token"]
-            if data["platform"] not in (None, "web"):
+            if data.get("platform") not in (None, "web"):
                 problems["platform"] = ["a Web Push device is on platform web"]
-            subscription = data["subscription"]
-            if subscription is None:
+            subscription = data.get("subscription")
+            if subscription is None and "subscription" in data:
                 problems["subscription"] = ["required for provider webpush: {endpoint, keys: {p256dh, auth}}"]
-            else:
+            elif subscription is not None:
                 hosts = current_app.extensions["linli.notifications_config"].webpush_endpoint_hosts
                 found = webpush.endpoint_problem(subscription["endpoint"], hosts)
                 if found:
@@ -125,13 +127,12 @@ class DeviceIn(Schema):
                 keys = subscription["keys"]
                 for name, text in webpush.keys_problems(keys["p256dh"], keys["auth"]).items():
                     problems.setdefault("subscription", []).append(f"keys.{name}: {text}")
-        else:
-            problems = {}
-            if data["token"] is None:
-                problems["token"] = [f"required for provider {data['provider']}"]
-            if data["platform"] not in ("ios", "android"):
+        elif provider is not None:
+            if data.get("token") is None and "token" in data:
+                problems["token"] = [f"required for provider {provider}"]
+            if data.get("platform") not in ("ios", "android") and "platform" in data:
                 problems["platform"] = ["ios or android for an app's token"]
-            if data["subscription"] is not None:
+            if data.get("subscription") is not None:
                 problems["subscription"] = ["only for provider webpush"]
         if problems:
             raise ValidationError(problems)
