@@ -431,3 +431,38 @@ def test_a_bad_subscription_is_refused_naming_the_problem_and_nothing_is_stored(
 def test_the_vapid_key_is_not_offered_when_web_push_is_off(app):
     response = app.test_client().get("/push/vapid-public-key")
     assert response.status_code == 404 and "PUSH_PROVIDERS" in response.json["error"]["message"]
+
+
+def test_on_sqlite_a_subscription_keeps_its_keys_and_is_pruned_when_gone(
+    sqlite_database, clock, vapid_env, push_service
+):
+    """The embedded default: the same loop on the SQLite file (the keys in a JSON column)."""
+    from linli_kit.auth import Principal
+    from linli_notifications.service_layer.recipient import register_device
+
+    database = sqlite_database
+    person = add_person(database, clock)
+    browser = push_service.subscribe()
+    principal = Principal(user_id=person, role="resident")
+    with database.session() as s:
+        register_device(
+            s,
+            principal,
+            platform="web",
+            provider="webpush",
+            token=browser.endpoint,
+            push_keys=browser.keys(),
+            now=clock(),
+        )
+    config = load_config(vapid_env)
+    deliverer = Deliverer(database, config, build_providers(config), clock=clock, city_timezone=TZ)
+    notify(database, clock, person)
+    deliverer.drain()
+    assert [d["state"] for d in push_states(database)] == ["sent"] and len(push_service.received) == 1
+    push_service.gone.add(browser.endpoint.rsplit("/", 1)[1])
+    clock.advance(minutes=1)
+    notify(database, clock, person)
+    deliverer.drain()
+    with database.session() as s:
+        [(keys, pruned_at)] = s.execute(select(devices.c.push_keys, devices.c.pruned_at)).all()
+    assert keys == browser.keys() and pruned_at is not None
