@@ -466,3 +466,18 @@ def test_on_sqlite_a_subscription_keeps_its_keys_and_is_pruned_when_gone(
     with database.session() as s:
         [(keys, pruned_at)] = s.execute(select(devices.c.push_keys, devices.c.pruned_at)).all()
     assert keys == browser.keys() and pruned_at is not None
+
+
+def test_vapid_keys_command_makes_a_key_once_and_prints_its_settings(tmp_path, capsys):
+    from linli_notifications.definition import make_vapid_keys
+
+    path = tmp_path / "keys" / "vapid.pem"
+    assert make_vapid_keys(None, None, [str(path)]) == 0
+    first = capsys.readouterr().out
+    assert path.stat().st_mode & 0o077 == 0  # the private key is the operator's alone
+    assert make_vapid_keys(None, None, [str(path)]) == 0
+    assert capsys.readouterr().out == first  # kept, not replaced
+    settings = dict(line.split("=", 1) for line in first.split())
+    assert settings["VAPID_PRIVATE_KEY_FILE"] == str(path)
+    keys = load_vapid(load_config({**settings, "VAPID_SUBJECT": SUBJECT}))
+    assert keys.public_key == settings["VAPID_PUBLIC_KEY"]
