@@ -213,6 +213,7 @@ def test_a_push_carries_a_valid_vapid_token_and_a_payload_only_the_browser_can_r
     assert got["claims"]["aud"] == push_service.origin and got["claims"]["sub"] == SUBJECT
     assert got["claims"]["exp"] > time.time() + 3600
     assert got["headers"]["TTL"] == "86400" and len(got["headers"]["Topic"]) == 32
+    assert got["headers"]["Urgency"] == "normal"
     # Someone else's subscription keys cannot read it: the push service cannot either.
     other = push_service.subscribe()
     stolen = message(browser, push_keys=other.keys())
@@ -326,7 +327,7 @@ def add_person(database, clock) -> str:
     return user_id
 
 
-def notify(database, clock, user_id):
+def notify(database, clock, user_id, urgent=False):
     intent = Intent(
         source_key=str(uuid.uuid4()),
         source_type="activities.registration.promoted",
@@ -334,7 +335,7 @@ def notify(database, clock, user_id):
         category=Category.ACTIVITY,
         user_ids=(user_id,),
         params={"title": "亲子运动会", "when_at": "2026-11-30T01:00:00Z"},
-        urgent=False,
+        urgent=urgent,
         community_id=str(uuid.uuid4()),
     )
     with database.transaction() as s:
@@ -374,6 +375,7 @@ def test_a_subscription_registered_from_the_page_gets_alerts_until_the_push_serv
         b.endpoint.rsplit("/", 1)[1] for b in (browser, other)
     )
     assert all("亲子运动会" in r["payload"]["title"] + r["payload"]["body"] for r in push_service.received)
+    assert {r["headers"]["Urgency"] for r in push_service.received} == {"normal"}
 
     # The person turned alerts off in one browser (410) and the other was dropped (404).
     push_service.gone.add(browser.endpoint.rsplit("/", 1)[1])
@@ -456,9 +458,10 @@ def test_on_sqlite_a_subscription_keeps_its_keys_and_is_pruned_when_gone(
         )
     config = load_config(vapid_env)
     deliverer = Deliverer(database, config, build_providers(config), clock=clock, city_timezone=TZ)
-    notify(database, clock, person)
+    notify(database, clock, person, urgent=True)
     deliverer.drain()
     assert [d["state"] for d in push_states(database)] == ["sent"] and len(push_service.received) == 1
+    assert push_service.received[0]["headers"]["Urgency"] == "high"  # a safety notice wakes the phone
     push_service.gone.add(browser.endpoint.rsplit("/", 1)[1])
     clock.advance(minutes=1)
     notify(database, clock, person)
