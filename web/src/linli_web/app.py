@@ -164,7 +164,9 @@ def _install_template_context(app: Flask, settings: WebSettings) -> None:
 def _header(user: dict[str, Any]) -> dict[str, Any]:
     """The community's name (once per session) and the unread count (each page) for the header."""
     header: dict[str, Any] = {"community": session.get("community_name"), "unread": None}
-    api: Api = g.api
+    api: Api | None = g.get("api")
+    if api is None:  # an error raised before the request was set up (a form's CSRF token refused)
+        return header
     wanted = []
     community_ids = user.get("community_ids") or []
     if header["community"] is None and community_ids:

@@ -10,8 +10,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from linli_kit.config import ConfigError
+
+if TYPE_CHECKING:
+    from linli_notifications.adapters.providers.webpush import VapidKeys
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class NotificationConfig:
     reminder_interval_seconds: float = 15.0
     push_receipt_interval_seconds: float = 300.0  # how often JPush's Report API is asked
     retention: Retention = field(default_factory=Retention)
+    # Web Push: the push services' hosts a subscription's endpoint may be on (host or `.suffix`).
+    webpush_endpoint_hosts: tuple[str, ...] = ()
+    webpush_ttl_seconds: int = 86400
 
     @property
     def sms_body_limit(self) -> int | None:
@@ -97,14 +104,20 @@ def load_config(environ: dict[str, str] | None = None) -> NotificationConfig:
         return value
 
     rates = {}
-    for provider in ("aliyun", "twilio", "jpush", "fcm", "log"):
+    for provider in ("aliyun", "twilio", "jpush", "fcm", "webpush", "log"):
         key = f"{provider.upper()}_RATE_PER_SECOND"
         if key in env:
             rates[provider] = number(key, 0)
-    defaults = {"aliyun": 500.0, "twilio": 50.0, "jpush": 500.0, "fcm": 500.0}
+    defaults = {"aliyun": 500.0, "twilio": 50.0, "jpush": 500.0, "fcm": 500.0, "webpush": 500.0}
+    from linli_notifications.adapters.providers.webpush import DEFAULT_ENDPOINT_HOSTS
+
+    hosts = env.get("WEBPUSH_ENDPOINT_HOSTS")
+    endpoint_hosts = (
+        tuple(h.strip().lower() for h in hosts.split(",") if h.strip()) if hosts is not None else DEFAULT_ENDPOINT_HOSTS
+    )
     return NotificationConfig(
         sms_providers=providers("SMS_PROVIDERS", {"log", "aliyun", "twilio"}),
-        push_providers=providers("PUSH_PROVIDERS", {"log", "jpush", "fcm"}),
+        push_providers=providers("PUSH_PROVIDERS", {"log", "jpush", "fcm", "webpush"}),
         env=env,
         limits=Limits(
             per_phone_minute=int(number("SMS_PER_PHONE_PER_MINUTE", 1)),
@@ -129,7 +142,61 @@ def load_config(environ: dict[str, str] | None = None) -> NotificationConfig:
             interval_seconds=at_least("RETENTION_INTERVAL_SECONDS", 3600, 1),
             batch=int(at_least("RETENTION_BATCH", 500, 1)),
         ),
+        webpush_endpoint_hosts=endpoint_hosts,
+        webpush_ttl_seconds=int(at_least("WEBPUSH_TTL_SECONDS", 86400, 0)),
     )
+
+
+_SUBJECT = re.compile(r"^(mailto:[^@\s]+@[^@\s]+|https://[^\s/]+(/\S*)?)$")
+
+
+def load_vapid(config: NotificationConfig) -> VapidKeys:
+    """The VAPID key pair and subject of the `webpush` provider, checked: `VAPID_PRIVATE_KEY` (PEM,
+    or the raw 32-octet key in base64url as `npx web-push generate-vapid-keys` prints it) or
+    `VAPID_PRIVATE_KEY_FILE` (a file holding either); `VAPID_PUBLIC_KEY`, when given, must be that
+    key's public half (base64url); `VAPID_SUBJECT` a `mailto:` address or an `https:` URL."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from linli_notifications.adapters.providers.webpush import VapidKeys, b64url_decode
+
+    text, path = config.get("VAPID_PRIVATE_KEY"), config.get("VAPID_PRIVATE_KEY_FILE")
+    if text and path:
+        raise ConfigError("VAPID_PRIVATE_KEY and VAPID_PRIVATE_KEY_FILE: set one, not both")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"VAPID_PRIVATE_KEY_FILE: cannot read {path} ({exc.strerror})") from exc
+    if not text or not text.strip():
+        raise ConfigError(
+            "VAPID_PRIVATE_KEY or VAPID_PRIVATE_KEY_FILE must be set for the webpush provider "
+            "(`linli-notifications vapid-keys` makes a key pair)"
+        )
+    text = text.strip()
+    try:
+        if "-----BEGIN" in text:
+            key = serialization.load_pem_private_key(text.encode(), password=None)
+        else:
+            raw = b64url_decode(text)
+            if len(raw) != 32:
+                raise ValueError("not 32 octets")
+            key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("VAPID private key: not a P-256 key (PEM, or 32 octets in base64url)") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ConfigError("VAPID private key: must be an elliptic-curve key on P-256")
+    subject = (config.get("VAPID_SUBJECT") or "").strip()
+    if not _SUBJECT.match(subject):
+        raise ConfigError(
+            "VAPID_SUBJECT must be a mailto: address or an https: URL where push services can reach "
+            "the platform's operator"
+        )
+    keys = VapidKeys(key, subject)
+    public = (config.get("VAPID_PUBLIC_KEY") or "").strip()
+    if public and public.rstrip("=") != keys.public_key:
+        raise ConfigError("VAPID_PUBLIC_KEY is not the public key of the VAPID private key")
+    return keys
 
 
 ALIYUN_BASE_LOCALE = "zh-CN"  # its template serves a locale that has none of its own
@@ -227,6 +294,7 @@ def build_providers(config: NotificationConfig) -> dict[str, object]:
     from linli_notifications.adapters.providers.log import LogProvider
     from linli_notifications.adapters.providers.twilio import DEFAULT_BASE_URL as TWILIO_URL
     from linli_notifications.adapters.providers.twilio import TwilioSms
+    from linli_notifications.adapters.providers.webpush import WebPush
     from linli_notifications.domain.model import Channel
 
     built: dict[str, object] = {}
@@ -267,4 +335,6 @@ def build_providers(config: NotificationConfig) -> dict[str, object]:
             config.get("FCM_TOKEN_URI") or account.get("token_uri") or DEFAULT_TOKEN_URI,
             config.get("FCM_BASE_URL", FCM_URL),
         )
+    if "webpush" in config.push_providers:
+        built["webpush"] = WebPush(load_vapid(config), config.webpush_endpoint_hosts, config.webpush_ttl_seconds)
     return built

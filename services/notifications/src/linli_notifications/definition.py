@@ -96,6 +96,38 @@ def check_providers(_settings: Settings, _database: Database, args: list[str]) -
     return 0
 
 
+def make_vapid_keys(_settings: Settings, _database: Database, args: list[str]) -> int:
+    """Make the VAPID key pair of the `webpush` provider: the private key to a file (PEM, mode 0600;
+    an existing file is kept), and the settings that go with it printed."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from linli_notifications.adapters.providers.webpush import VapidKeys
+
+    parser = argparse.ArgumentParser(
+        prog="linli-notifications vapid-keys",
+        description="Make a VAPID key pair for Web Push (kept if the file exists) and print its settings.",
+    )
+    parser.add_argument("path", type=Path, help="where the private key is kept (PEM)")
+    path = parser.parse_args(args).path
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(pem)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        print(f"linli-notifications: {path} is not an elliptic-curve key", file=sys.stderr)
+        return 2
+    print(f"VAPID_PRIVATE_KEY_FILE={path}")
+    print(f"VAPID_PUBLIC_KEY={VapidKeys(key, '').public_key}")
+    return 0
+
+
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
@@ -103,6 +135,6 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     timers=timers,
-    commands={"providers": check_providers},
+    commands={"providers": check_providers, "vapid-keys": make_vapid_keys},
     check_settings=check_settings,
 )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from linli_web.auth import login_required
 from linli_web.gateway_client import ApiError
@@ -34,8 +35,63 @@ def preferences() -> Any:
 
     form = form or Form(quiet_values(prefs))
     return render_template(
-        "account/preferences.html", rows=preference_rows(prefs), channels=CHANNELS, form=form
+        "account/preferences.html",
+        rows=preference_rows(prefs),
+        channels=CHANNELS,
+        form=form,
+        vapid_key=_vapid_key(),
     ), 200 if form.ok else 400
+
+
+VAPID_KEY_SECONDS = 600  # the key changes only with the platform's settings
+
+
+def _vapid_key() -> str | None:
+    """The key a browser subscribes to Web Push with, or None when the platform sends no Web Push
+    (asked of the gateway at most every ten minutes: it is the same for everyone)."""
+    cache = current_app.extensions.setdefault("linli_web.vapid_key", {})
+    if cache.get("until", 0) > time.monotonic():
+        return cache["key"]
+    try:
+        found = g.api.get("/api/v1/notifications/push/vapid-public-key")
+    except ApiError as error:
+        if error.unavailable:
+            return None  # asked again next time
+        found = None
+    key = found.get("public_key") if isinstance(found, dict) else None
+    cache.update(key=key if isinstance(key, str) and key else None, until=time.monotonic() + VAPID_KEY_SECONDS)
+    return cache["key"]
+
+
+def _subscription(body: Any) -> dict[str, Any] | None:
+    """A browser's `PushSubscription.toJSON()`, reduced to what the platform takes, or None."""
+    if not isinstance(body, dict):
+        return None
+    keys = body.get("keys")
+    endpoint = body.get("endpoint")
+    if not isinstance(endpoint, str) or not isinstance(keys, dict):
+        return None
+    p256dh, auth = keys.get("p256dh"), keys.get("auth")
+    if not (isinstance(p256dh, str) and isinstance(auth, str) and endpoint.startswith("https://")):
+        return None
+    return {"endpoint": endpoint[:2048], "keys": {"p256dh": p256dh[:200], "auth": auth[:200]}}
+
+
+@bp.post("/alerts")
+@login_required
+def alerts() -> Any:
+    """Turn on alerts in this browser: its Web Push subscription (sent by static/js/app.js, with the
+    CSRF token in a header) registered as a device of the person signed in."""
+    subscription = _subscription(request.get_json(silent=True))
+    if subscription is None:
+        return jsonify(ok=False, message=_("Alerts could not be turned on.")), 400
+    try:
+        g.api.post("/api/v1/notifications/devices", {"provider": "webpush", "subscription": subscription})
+    except ApiError as error:
+        if error.unavailable or error.status == 401:
+            raise
+        return jsonify(ok=False, message=_("Alerts could not be turned on.")), 422
+    return jsonify(ok=True, message=_("Alerts are on for this device.")), 201
 
 
 @bp.get("/follows")

@@ -59,7 +59,9 @@ def service_worker() -> Response:
     script = assets.get("js/sw.js").body.decode()
     precache = [url_for("system.offline"), assets.url("css/app.css"), assets.url("img/icon.svg")]
     body = f"const OFFLINE_URL = {json.dumps(url_for('system.offline'))};\n"
-    body += f"const PRECACHE = {json.dumps(precache)};\n" + script
+    body += f"const PRECACHE = {json.dumps(precache)};\n"
+    body += f"const INBOX_URL = {json.dumps(url_for('inbox.index'))};\n"
+    body += f"const ICON_URL = {json.dumps(assets.url('img/icon-192.png'))};\n" + script
     response = Response(body, content_type="text/javascript; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"

@@ -66,9 +66,11 @@ devices = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("user_id", String(36), nullable=False, index=True),
-    Column("platform", String(10), nullable=False),  # ios | android
-    Column("provider", String(10), nullable=False),  # jpush | fcm
-    Column("token", String(512), nullable=False),
+    Column("platform", String(10), nullable=False),  # ios | android | web
+    Column("provider", String(10), nullable=False),  # jpush | fcm | webpush
+    # An app's push token, or a Web Push subscription's endpoint URL.
+    Column("token", String(1024), nullable=False),
+    Column("push_keys", JSON, nullable=True),  # Web Push: the browser's {p256dh, auth}
     Column("created_at", UtcDateTime(), nullable=False),
     Column("last_seen_at", UtcDateTime(), nullable=False),
     Column("pruned_at", UtcDateTime(), nullable=True),

@@ -2,7 +2,8 @@
 
 /                      the caller's in-app inbox (GET list; /<id> read; /<id>/read mark; /read-all)
 /unread-count          how many are unread
-/devices               the caller's device tokens (register, list, remove)
+/devices               the caller's device tokens and Web Push subscriptions (register, list, remove)
+/push/vapid-public-key the key a page subscribes to Web Push with (public)
 /preferences           per category x channel, quiet hours, time zone
 /follows               communities, issues and meetings the caller follows
 /broadcasts            community-wide notices (staff, street officials, city admins)
@@ -18,15 +19,18 @@ from typing import Any
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
+from linli_kit.errors import NotFound
 from linli_kit.periods import resolve_period, today_in
 from linli_kit.schemas import PeriodQuery
 from linli_kit.web import require_principal
 from linli_notifications.adapters import repository
+from linli_notifications.adapters.providers import webpush
 from linli_notifications.adapters.reading import ReadSessions
+from linli_notifications.config import load_vapid
 from linli_notifications.domain.model import Category, Channel
 from linli_notifications.service_layer import broadcasts as broadcast_cases
 from linli_notifications.service_layer import recipient as cases
@@ -81,10 +85,57 @@ class CountSchema(Schema):
     count = fields.Integer()
 
 
+class PushKeysIn(Schema):
+    p256dh = fields.String(required=True, validate=validate.Length(min=80, max=100))
+    auth = fields.String(required=True, validate=validate.Length(min=16, max=30))
+
+
+class SubscriptionIn(Schema):
+    """A browser's `PushSubscription.toJSON()`."""
+
+    endpoint = fields.String(required=True, validate=validate.Length(min=12, max=1024))
+    expirationTime = fields.Raw(load_default=None, allow_none=True)  # noqa: N815 - the browser's name
+    keys = fields.Nested(PushKeysIn, required=True)
+
+
 class DeviceIn(Schema):
-    platform = fields.String(required=True, validate=validate.OneOf(["ios", "android"]))
-    provider = fields.String(required=True, validate=validate.OneOf(["jpush", "fcm"]))
-    token = fields.String(required=True, validate=validate.Length(min=8, max=512))
+    """An app's push token (`jpush`, `fcm`), or a browser's Web Push subscription (`webpush`)."""
+
+    platform = fields.String(load_default=None, validate=validate.OneOf(["ios", "android", "web"]))
+    provider = fields.String(required=True, validate=validate.OneOf(["jpush", "fcm", "webpush"]))
+    token = fields.String(load_default=None, validate=validate.Length(min=8, max=512))
+    subscription = fields.Nested(SubscriptionIn, load_default=None)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _kind(self, data: dict, **_kwargs: Any) -> None:
+        # Run beside the fields' own checks, so that every problem is named at once.
+        provider = data.get("provider")
+        problems: dict[str, list[str]] = {}
+        if provider == "webpush":
+            if data.get("token") is not None:
+                problems["token"] = ["a Web Push device is registered with its subscription, not a token"]
+            if data.get("platform") not in (None, "web"):
+                problems["platform"] = ["a Web Push device is on platform web"]
+            subscription = data.get("subscription")
+            if subscription is None and "subscription" in data:
+                problems["subscription"] = ["required for provider webpush: {endpoint, keys: {p256dh, auth}}"]
+            elif subscription is not None:
+                hosts = current_app.extensions["linli.notifications_config"].webpush_endpoint_hosts
+                found = webpush.endpoint_problem(subscription["endpoint"], hosts)
+                if found:
+                    problems.setdefault("subscription", []).append(f"endpoint: {found}")
+                keys = subscription["keys"]
+                for name, text in webpush.keys_problems(keys["p256dh"], keys["auth"]).items():
+                    problems.setdefault("subscription", []).append(f"keys.{name}: {text}")
+        elif provider is not None:
+            if data.get("token") is None and "token" in data:
+                problems["token"] = [f"required for provider {provider}"]
+            if data.get("platform") not in ("ios", "android") and "platform" in data:
+                problems["platform"] = ["ios or android for an app's token"]
+            if data.get("subscription") is not None:
+                problems["subscription"] = ["only for provider webpush"]
+        if problems:
+            raise ValidationError(problems)
 
 
 class DeviceOut(Schema):
@@ -315,8 +366,41 @@ class Devices(MethodView):
     @blp.response(201, DeviceOut)
     def post(self, body: dict) -> dict:
         principal = require_principal()
+        subscription = body["subscription"]
+        if subscription is not None:
+            # The endpoint URL is the subscription's identity; its keys travel beside it.
+            token, keys = subscription["endpoint"], dict(subscription["keys"])
+        else:
+            token, keys = body["token"], None
+        platform = body["platform"] or "web"
         with _db().session() as session:
-            return cases.register_device(session, principal, now=_now(), **body)
+            return cases.register_device(
+                session,
+                principal,
+                platform=platform,
+                provider=body["provider"],
+                token=token,
+                push_keys=keys,
+                now=_now(),
+            )
+
+
+class VapidKeyOut(Schema):
+    public_key = fields.String(
+        metadata={"description": "the application server key for PushManager.subscribe (base64url)"}
+    )
+
+
+@blp.route("/push/vapid-public-key")
+class VapidPublicKey(MethodView):
+    @blp.response(200, VapidKeyOut)
+    def get(self) -> dict:
+        """The VAPID public key a page subscribes with (public: it is in every subscription).
+        404 when the platform does not send Web Push (`webpush` not in PUSH_PROVIDERS)."""
+        config = current_app.extensions["linli.notifications_config"]
+        if "webpush" not in config.push_providers:
+            raise NotFound("Web Push is not enabled on this platform (PUSH_PROVIDERS has no webpush)")
+        return {"public_key": load_vapid(config).public_key}
 
 
 @blp.route("/devices/<uuid:device_id>")

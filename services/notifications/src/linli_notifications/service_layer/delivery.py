@@ -507,7 +507,12 @@ class Deliverer:
                 sms_text=rendered.sms_text,
                 kind=row["kind"],
                 template_params=rendered.sms_params,
-                data={"kind": row["kind"], "notification_id": row["notification_id"] or ""},
+                data={
+                    "kind": row["kind"],
+                    "notification_id": row["notification_id"] or "",
+                    # Web Push asks the push service to wake the phone at once (Urgency: high).
+                    **({"urgent": "true"} if row["urgent"] else {}),
+                },
             )
             if row["channel"] == _SMS:
                 c.provider_key = row["provider"] if row["provider"] in chain else chain[0]
@@ -573,7 +578,9 @@ class Deliverer:
                     name = self._push_provider_for(device)
                     if name is None:
                         continue
-                    message = OutboundMessage(**{**c.message.__dict__, "address": device["token"]})
+                    message = OutboundMessage(
+                        **{**c.message.__dict__, "address": device["token"], "push_keys": device.get("push_keys")}
+                    )
                     key = (name, c.row["batch_key"], c.message.title, c.message.body)
                     groups[key].append((c, message))
         calls: list[Future] = []

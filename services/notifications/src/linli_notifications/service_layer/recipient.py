@@ -91,9 +91,17 @@ def unread_count(session: Session, principal: Principal) -> int:
 
 # --- devices ------------------------------------------------------------------------------------
 def register_device(
-    session: Session, principal: Principal, *, platform: str, provider: str, token: str, now: datetime
+    session: Session,
+    principal: Principal,
+    *,
+    platform: str,
+    provider: str,
+    token: str,
+    now: datetime,
+    push_keys: dict[str, str] | None = None,
 ) -> dict:
-    """Register (or move to this user) a device token; registering again revives a pruned one."""
+    """Register (or move to this user) a device token, or a Web Push subscription (its endpoint as
+    the token, its keys as `push_keys`); registering again revives a pruned one."""
     existing = (
         session.execute(select(devices).where(devices.c.provider == provider, devices.c.token == token))
         .mappings()
@@ -106,6 +114,7 @@ def register_device(
             "platform": platform,
             "provider": provider,
             "token": token,
+            "push_keys": push_keys,
             "created_at": now,
             "last_seen_at": now,
             "pruned_at": None,
@@ -117,12 +126,20 @@ def register_device(
         session.execute(
             update(devices)
             .where(devices.c.id == existing["id"])
-            .values(user_id=principal.user_id, platform=platform, last_seen_at=now, pruned_at=None, pruned_reason=None)
+            .values(
+                user_id=principal.user_id,
+                platform=platform,
+                push_keys=push_keys,
+                last_seen_at=now,
+                pruned_at=None,
+                pruned_reason=None,
+            )
         )
         row = {
             **existing,
             "user_id": principal.user_id,
             "platform": platform,
+            "push_keys": push_keys,
             "last_seen_at": now,
             "pruned_at": None,
             "pruned_reason": None,

@@ -6,9 +6,52 @@
   if ("serviceWorker" in navigator && window.isSecureContext) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
   }
-  // Hook for Web Push: the notifications service has no Web Push channel yet. When it has one,
-  // subscribe here (PushManager.subscribe with the VAPID public key) and register the
-  // subscription with POST /api/v1/notifications/devices through a server route.
+
+  // Web Push: "Turn on alerts" subscribes this browser with the platform's VAPID key and hands the
+  // subscription to the server (/me/alerts), which registers it as a device through the gateway.
+  function base64UrlBytes(text) {
+    var raw = atob((text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/"));
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+
+  function alertsButton() {
+    var button = document.getElementById("alerts-on");
+    var status = document.getElementById("alerts-status");
+    if (!button || !status || !("serviceWorker" in navigator) || !("PushManager" in window) ||
+        !("Notification" in window) || !window.isSecureContext) return;
+    var csrf = document.querySelector("input[name=csrf_token]");
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      Notification.requestPermission().then(function (permission) {
+        if (permission !== "granted") throw new Error("blocked");
+        return navigator.serviceWorker.ready;
+      }).then(function (registration) {
+        return registration.pushManager.getSubscription().then(function (existing) {
+          return existing || registration.pushManager.subscribe({
+            userVisibleOnly: true, applicationServerKey: base64UrlBytes(button.dataset.key)
+          });
+        });
+      }).then(function (subscription) {
+        return fetch(button.dataset.url, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrf ? csrf.value : "" },
+          body: JSON.stringify(subscription.toJSON())
+        });
+      }).then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) throw new Error("refused");
+          status.textContent = body.message;
+        });
+      }).catch(function (error) {
+        status.textContent = error && error.message === "blocked" ? button.dataset.blocked : button.dataset.failed;
+        button.disabled = false;
+      });
+    });
+  }
 
   function ready(fn) {
     if (document.readyState !== "loading") fn(); else document.addEventListener("DOMContentLoaded", fn);
@@ -18,6 +61,8 @@
     // Move focus to an error summary so screen readers announce it.
     var summary = document.querySelector("[data-autofocus]");
     if (summary) summary.focus();
+
+    alertsButton();
 
     // A form that must be sent once: disable its button after the first press.
     document.querySelectorAll("form[data-once]").forEach(function (form) {

@@ -34,7 +34,7 @@ class Outcome(StrEnum):
 class OutboundMessage:
     delivery_id: str
     channel: Channel
-    address: str  # E.164-ish phone number, or a device token
+    address: str  # E.164-ish phone number, a device token, or a Web Push endpoint URL
     locale: str
     title: str
     body: str
@@ -42,6 +42,7 @@ class OutboundMessage:
     kind: str  # the kind of message: a provider of pre-approved templates finds its template by it
     template_params: dict[str, str]
     data: dict[str, str] = field(default_factory=dict)
+    push_keys: dict[str, str] | None = None  # Web Push: the subscription's {p256dh, auth}
 
 
 @dataclass
