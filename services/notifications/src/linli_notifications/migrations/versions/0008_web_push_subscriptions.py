@@ -1,7 +1,7 @@
 """Web Push subscriptions as devices: their keys, and room for a push service's endpoint URL
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 12:45:00
 
 A Web Push device (provider `webpush`, platform `web`) keeps its subscription's endpoint URL as
@@ -12,8 +12,8 @@ the app push tokens the column was sized for.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
