@@ -80,7 +80,14 @@ def test_a_login_when_the_pool_is_full_is_503_busy(make_app, held):
     assert answer.get_json()["error"]["code"] == "busy" and "Retry-After" in answer.headers
 
 
-@pytest.mark.parametrize("value", ["0", "many"])
+def test_with_no_workers_checks_run_on_the_callers_thread(held):
+    release, _started, threads = held
+    release.set()
+    assert HashingPool(workers=0).check_password("h", "p") is True
+    assert threads == [threading.current_thread().name]
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
 def test_a_bad_number_of_workers_is_a_configuration_error(gateway_env, monkeypatch, value):
     from linli_gateway.settings import load_gateway_settings
     from linli_kit.config import ConfigError, load_settings

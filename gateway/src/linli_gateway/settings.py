@@ -19,6 +19,7 @@ entrypoints/limits.py for who each counts); `RATELIMIT_STORAGE_URI` where the co
 Logins: `PASSWORD_HASH_WORKERS` (default: the cores this process may use) password checks at once
 per web process, off the request threads; `PASSWORD_HASH_QUEUE` (0) more logins may wait for a turn,
 and one beyond those is answered 503 `busy` with Retry-After at once (see adapters/passwords.py).
+0 workers: checks on the request threads, unbounded (the old way; for comparison only).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
             ratelimit_storage_uri=env.str("RATELIMIT_STORAGE_URI", None, validate=_storage_uri) or None,
             ratelimit_key_prefix=env.str("RATELIMIT_KEY_PREFIX", "linli"),
             password_hash_workers=env.int(
-                "PASSWORD_HASH_WORKERS", len(os.sched_getaffinity(0)) or 1, validate=Range(1, 256)
+                "PASSWORD_HASH_WORKERS", len(os.sched_getaffinity(0)) or 1, validate=Range(0, 256)
             ),
             password_hash_queue=env.int("PASSWORD_HASH_QUEUE", 0, validate=Range(0, 1024)),
         )

@@ -7,7 +7,8 @@ every core, and each other request waits for them. `HashingPool` runs at most `w
 once, on threads of its own at a lower CPU priority (argon2 releases the GIL, so they run in
 parallel and Python work of other requests goes first), and lets at most `queue` more logins wait
 for a turn: a login beyond those is refused at once (`HashingBusy`, answered 503 with Retry-After),
-so logins never hold more than `workers + queue` of the process's request threads.
+so logins never hold more than `workers + queue` of the process's request threads. With `workers`
+0, checks run on the request threads, unbounded (how the gateway did it before; for comparison).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class HashingPool:
     (gunicorn workers each get their own)."""
 
     def __init__(self, workers: int, queue: int = 0) -> None:
-        if workers < 1 or queue < 0:
-            raise ValueError("at least one worker, and a queue of zero or more")
+        if workers < 0 or queue < 0:
+            raise ValueError("zero or more workers, and a queue of zero or more")
         self.workers = workers
         self.queue = queue
         self._lock = threading.Lock()
@@ -75,6 +76,8 @@ class HashingPool:
 
     def check_password(self, password_hash: str | None, password: str) -> bool:
         """`verify_password` on the pool; `HashingBusy` at once when it and its queue are full."""
+        if self.workers == 0:
+            return verify_password(password_hash, password)
         pool = self._pool()
         admitted = self._admitted
         if not admitted.acquire(blocking=False):
