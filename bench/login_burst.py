@@ -8,9 +8,11 @@ argon2-cffi's defaults: time 3, memory 64 MiB, 4 lanes) while `--others` clients
 `GET /api/v1/auth/me` (a database read) and `GET /healthz`. Modes:
 
 - `before`: PASSWORD_HASH_WORKERS=0, each password checked on its request thread (the old way);
-- `after`: the default pool (PASSWORD_HASH_WORKERS = cores, PASSWORD_HASH_QUEUE 0), a login beyond
-  it answered 503 `busy` at once, after which that client waits its Retry-After (capped at
-  `--busy-wait`) and tries again.
+- `after`: the default pool (PASSWORD_HASH_WORKERS = cores, PASSWORD_HASH_QUEUE 0, niceness 10), a
+  login beyond it answered 503 `busy` at once, after which that client waits its Retry-After
+  (capped at `--busy-wait`) and tries again;
+- `after-nice0`: the same at the request threads' CPU priority (PASSWORD_HASH_NICENESS 0);
+- `after-q`: the default pool with as many logins again waiting (PASSWORD_HASH_QUEUE = cores).
 
 Prints, per mode, logins per second and per core, login p50/p95, busy answers, and p50/p95 of the
 other routes during the burst (and without a burst, for reference).
@@ -113,7 +115,7 @@ def main() -> None:
     parser.add_argument("--others", type=int, default=8, help="concurrent clients of /auth/me and /healthz")
     parser.add_argument("--accounts", type=int, default=10)
     parser.add_argument("--busy-wait", type=float, default=0.2, help="longest wait after a 503 busy")
-    parser.add_argument("--modes", default="before,after")
+    parser.add_argument("--modes", default="before,after,after-nice0,after-q")
     args = parser.parse_args()
 
     cores = len(os.sched_getaffinity(0))
@@ -155,6 +157,8 @@ def main() -> None:
 
         for mode in args.modes.split(","):
             platform.extra_env["PASSWORD_HASH_WORKERS"] = "0" if mode == "before" else str(cores)
+            platform.extra_env["PASSWORD_HASH_QUEUE"] = str(cores) if mode == "after-q" else "0"
+            platform.extra_env["PASSWORD_HASH_NICENESS"] = "0" if mode == "after-nice0" else "10"
             gateway = platform.start_web("gateway")
             base = gateway.url
             token = requests.post(f"{base}/api/v1/auth/login", json={"phone": phones[0], "password": PASSWORD})

@@ -20,6 +20,7 @@ Logins: `PASSWORD_HASH_WORKERS` (default: the cores this process may use) passwo
 per web process, off the request threads; `PASSWORD_HASH_QUEUE` (0) more logins may wait for a turn,
 and one beyond those is answered 503 `busy` with Retry-After at once (see adapters/passwords.py).
 0 workers: checks on the request threads, unbounded (the old way; for comparison only).
+`PASSWORD_HASH_NICENESS` (10): how much lower the hashing threads' CPU priority is (0: the same).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class GatewaySettings:
     ratelimit_key_prefix: str = "linli"
     password_hash_workers: int = 1
     password_hash_queue: int = 0
+    password_hash_niceness: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     def private_key(self) -> str:
@@ -109,6 +111,7 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
                 "PASSWORD_HASH_WORKERS", len(os.sched_getaffinity(0)) or 1, validate=Range(0, 256)
             ),
             password_hash_queue=env.int("PASSWORD_HASH_QUEUE", 0, validate=Range(0, 1024)),
+            password_hash_niceness=env.int("PASSWORD_HASH_NICENESS", 10, validate=Range(0, 19)),
         )
         env.seal()
     except EnvError as exc:

@@ -25,7 +25,7 @@ _hasher = PasswordHasher()
 # Verifying against this when the phone is unknown keeps the timing of "no such user" and
 # "wrong password" alike, so login does not reveal which numbers have accounts.
 _DUMMY_HASH = _hasher.hash("linli-dummy-password")
-# How much lower the pool's threads run (nice); argon2's lane threads inherit it.
+# How much lower the pool's threads run by default (nice); argon2's lane threads inherit it.
 NICENESS = 10
 
 
@@ -44,21 +44,23 @@ class HashingBusy(Exception):
     """Every hashing worker is busy and the queue is full: try again in a moment."""
 
 
-def _lower_priority() -> None:
+def _lower_priority(niceness: int) -> None:
     # On Linux a nice value belongs to a thread (setpriority(2) with the thread's id).
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+    if niceness:
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 class HashingPool:
     """At most `workers` password checks at once, at most `queue` more waiting; made again after a fork
     (gunicorn workers each get their own)."""
 
-    def __init__(self, workers: int, queue: int = 0) -> None:
+    def __init__(self, workers: int, queue: int = 0, niceness: int = NICENESS) -> None:
         if workers < 0 or queue < 0:
             raise ValueError("zero or more workers, and a queue of zero or more")
         self.workers = workers
         self.queue = queue
+        self.niceness = niceness
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -68,7 +70,10 @@ class HashingPool:
         with self._lock:
             if self._executor is None or self._pid != os.getpid():
                 self._executor = ThreadPoolExecutor(
-                    max_workers=self.workers, thread_name_prefix="password-hashing", initializer=_lower_priority
+                    max_workers=self.workers,
+                    thread_name_prefix="password-hashing",
+                    initializer=_lower_priority,
+                    initargs=(self.niceness,),
                 )
                 self._admitted = threading.BoundedSemaphore(self.workers + self.queue)
                 self._pid = os.getpid()

@@ -68,7 +68,7 @@ def create_app() -> Flask:
     # empty, unless the body was cached first. So this hook goes before the kit's.
     app.before_request_funcs.setdefault(None, []).insert(0, _keep_form_body)
     signer = TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
-    hashing = HashingPool(gateway.password_hash_workers, gateway.password_hash_queue)
+    hashing = HashingPool(gateway.password_hash_workers, gateway.password_hash_queue, gateway.password_hash_niceness)
     app.extensions["linli.password_hashing"] = hashing
     app.extensions["linli.identity"] = Identity(signer, check_password=hashing.check_password)
     app.extensions["linli.client_seal"] = ClientSeal(gateway.private_key())
