@@ -84,6 +84,14 @@ def test_pending_and_passwordless_accounts_cannot_log_in():
     elderly = User(phone=None, display_name="Grandma Li", role="resident")
     with pytest.raises(AccountError):
         elderly.check_can_log_in()
+    elderly.check_can_log_in("code")  # an SMS code lets someone with no password in
+    with pytest.raises(AccountError) as caught:
+        pending.check_can_log_in("code")
+    assert caught.value.kind == "pending"
+    disabled = User(phone=None, display_name="B", role="resident", status="disabled")
+    with pytest.raises(AccountError) as caught:
+        disabled.check_can_log_in("code")
+    assert caught.value.kind == "unauthorized"
 
 
 def make_code(code: str = "123456", **kw) -> OneTimeCode:

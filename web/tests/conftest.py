@@ -39,6 +39,9 @@ class StubGateway:
         self.requests: list[dict[str, Any]] = []
         self.fail_with: int | None = None
         self.delay = 0.0
+        self.codes_sent: list[dict[str, Any]] = []  # bodies of POST /api/v1/auth/codes
+        self.login_code = "246810"  # the one SMS code that logs in, once
+        self.codes_used: set[str] = set()
         self.lock = threading.Lock()
         self.user = {
             "id": "11111111-1111-4111-8111-111111111111",
@@ -99,7 +102,15 @@ class StubGateway:
         if self.fail_with:
             return self._error(self.fail_with, "unavailable")
         body = json.loads(raw or b"{}") if raw else {}
+        if path == "/api/v1/auth/codes":
+            self.codes_sent.append(body)
+            return 202, {"expires_at": "2026-01-01T00:05:00+00:00"}, {}
         if path == "/api/v1/auth/login":
+            if "code" in body:
+                if body["code"] != self.login_code or body["code"] in self.codes_used:
+                    return self._error(401, "unauthorized")
+                self.codes_used.add(body["code"])
+                return 200, self.pair(), {}
             if body.get("password") != "right-password":
                 return self._error(401, "unauthorized")
             return 200, self.pair(), {}

@@ -190,3 +190,31 @@ def test_probes_manifest_and_service_worker(client):
     worker = client.get("/sw.js").get_data(as_text=True)
     assert worker.startswith("const OFFLINE_URL") and "/offline" in worker
     assert "navigate" in worker  # only page loads fall back; nothing else is cached
+
+
+def test_sign_in_with_an_sms_code_one_question_a_page(client, stub):
+    # The sign-in page offers the way, in Chinese first and in English.
+    assert "用短信验证码登录" in client.get("/login").get_data(as_text=True)
+    english = client.get("/login?next=/me", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Sign in with an SMS code" in english and "/login/code?next=/me" in english
+    # Without a phone number given, the code page sends back to the first question.
+    assert client.get("/login/code/enter").headers["Location"].endswith("/login/code")
+
+    page = client.get("/login/code?next=/me").get_data(as_text=True)
+    assert 'name="phone"' in page and 'name="password"' not in page
+    bad = client.post("/login/code", data={"csrf_token": csrf_of(page), "phone": "12", "next": "/me"})
+    assert bad.status_code == 400 and stub.codes_sent == []
+    sent = client.post("/login/code", data={"csrf_token": csrf_of(page), "phone": "13900000007", "next": "/me"})
+    assert sent.status_code == 303 and sent.headers["Location"].endswith("/login/code/enter")
+    assert [(c["phone"], c["purpose"]) for c in stub.codes_sent] == [("13900000007", "login")]
+
+    enter = client.get("/login/code/enter").get_data(as_text=True)
+    assert "13900000007" in enter and 'autocomplete="one-time-code"' in enter
+    wrong = client.post("/login/code/enter", data={"csrf_token": csrf_of(enter), "code": "135790"})
+    assert wrong.status_code == 400 and "验证码不对或已过期" in wrong.get_data(as_text=True)
+    assert client.get("/me").status_code in (302, 303)  # still signed out
+    right = client.post("/login/code/enter", data={"csrf_token": csrf_of(enter), "code": "246810"})
+    assert right.status_code == 303 and right.headers["Location"] == "/me"
+    assert "Yang Jing" in client.get("/me").get_data(as_text=True)
+    login = [r for r in stub.requests if r["path"] == "/api/v1/auth/login"]
+    assert len(login) == 2

@@ -15,6 +15,12 @@ Limits: `RATE_LIMIT_PER_CLIENT`, `RATE_LIMIT_PER_ACCOUNT`, `RATE_LIMIT_AUTH` (se
 entrypoints/limits.py for who each counts); `RATELIMIT_STORAGE_URI` where the counts live (default
 `REDIS_URL`, else the process's memory: each gunicorn worker would count alone), and
 `RATELIMIT_KEY_PREFIX` ("linli") to share one Redis between deployments.
+
+Logins: `PASSWORD_HASH_WORKERS` (default: the cores this process may use) password checks at once
+per web process, off the request threads; `PASSWORD_HASH_QUEUE` (0) more logins may wait for a turn,
+and one beyond those is answered 503 `busy` with Retry-After at once (see adapters/passwords.py).
+0 workers: checks on the request threads, unbounded (the old way; for comparison only).
+`PASSWORD_HASH_NICENESS` (10): how much lower the hashing threads' CPU priority is (0: the same).
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ class GatewaySettings:
     front_timeout: float = 30.0
     ratelimit_storage_uri: str | None = None
     ratelimit_key_prefix: str = "linli"
+    password_hash_workers: int = 1
+    password_hash_queue: int = 0
+    password_hash_niceness: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     def private_key(self) -> str:
@@ -98,6 +107,11 @@ def load_gateway_settings(settings: Settings) -> GatewaySettings:
             front_timeout=env.float("FRONT_TIMEOUT_SECONDS", 30.0, validate=seconds),
             ratelimit_storage_uri=env.str("RATELIMIT_STORAGE_URI", None, validate=_storage_uri) or None,
             ratelimit_key_prefix=env.str("RATELIMIT_KEY_PREFIX", "linli"),
+            password_hash_workers=env.int(
+                "PASSWORD_HASH_WORKERS", len(os.sched_getaffinity(0)) or 1, validate=Range(0, 256)
+            ),
+            password_hash_queue=env.int("PASSWORD_HASH_QUEUE", 0, validate=Range(0, 1024)),
+            password_hash_niceness=env.int("PASSWORD_HASH_NICENESS", 10, validate=Range(0, 19)),
         )
         env.seal()
     except EnvError as exc:

@@ -91,13 +91,16 @@ class User:
     def end_sessions(self, now: datetime) -> None:
         self.tokens_not_before = now
 
-    def check_can_log_in(self) -> None:
+    def check_can_log_in(self, method: str = "password") -> None:
+        """`method`: "password", or "code" (an SMS code: also for an account with no password, such
+        as an elderly resident registered by staff)."""
+        wrong = f"wrong phone number or {method}"
         if self.status == "pending":
             raise AccountError("pending", "awaiting approval by community staff")
         if self.status != "active":
-            raise AccountError("unauthorized", "wrong phone number or password")
-        if self.password_hash is None:
-            raise AccountError("unauthorized", "wrong phone number or password")
+            raise AccountError("unauthorized", wrong)
+        if method == "password" and self.password_hash is None:
+            raise AccountError("unauthorized", wrong)
 
     def claims_scope(self) -> dict[str, object]:
         return {

@@ -9,8 +9,9 @@ import jwt
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from linli_gateway.adapters.passwords import HashingBusy
 from linli_gateway.domain.accounts import AccountError, User
 from linli_gateway.entrypoints.limits import client_address
 from linli_gateway.service_layer import accounts
@@ -27,7 +28,11 @@ ROLES = ("resident", "community_staff", "property_manager", "agency", "street_of
 
 class CodeRequestSchema(Schema):
     phone = fields.String(required=True, validate=validate.Length(min=6, max=20))
-    purpose = fields.String(load_default="signup", validate=validate.OneOf(["signup", "reset"]))
+    purpose = fields.String(
+        load_default="signup",
+        validate=validate.OneOf(["signup", "reset", "login"]),
+        metadata={"description": "signup: a number with no account; reset and login: one with an account"},
+    )
     locale = fields.String(load_default="zh-CN", validate=validate.OneOf(["zh-CN", "en"]))
 
 
@@ -52,7 +57,19 @@ class PasswordResetSchema(Schema):
 
 class LoginSchema(Schema):
     phone = fields.String(required=True, validate=validate.Length(min=1, max=20))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200))
+    password = fields.String(load_only=True, validate=validate.Length(min=1, max=200))
+    code = fields.String(
+        load_only=True,
+        validate=validate.Regexp(r"^\d{6}$"),
+        metadata={"description": "instead of a password: the code sent by `POST /codes` with purpose `login`"},
+    )
+
+    @validates_schema
+    def exactly_one_secret(self, data: dict, **_kwargs: Any) -> None:
+        if "password" in data and "code" in data:
+            raise ValidationError("give either a password or an SMS code, not both", "code")
+        if "password" not in data and "code" not in data:
+            raise ValidationError("a password or an SMS code is required", "password")
 
 
 class RefreshSchema(Schema):
@@ -138,6 +155,12 @@ class LockedOut(ServiceError):
     code = "locked_out"
 
 
+class Busy(ServiceError):
+    status = 503
+    code = "busy"
+    retry_after = 1
+
+
 class PendingApproval(ServiceError):
     status = 403
     code = "pending_approval"
@@ -218,7 +241,7 @@ def _strings(values: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(CodeRequestSchema)
 @blp.response(202, CodeSentSchema)
 def request_code(body: dict) -> dict:
-    """Send a one-time code by SMS, for sign-up or to set a forgotten password."""
+    """Send a one-time code by SMS: to sign up, to set a forgotten password, or to log in without one."""
     return {"expires_at": _call(accounts.request_code, _uow(), _identity(), **body)}
 
 
@@ -245,9 +268,15 @@ def password_reset(body: dict) -> None:
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenPairSchema)
 def login(body: dict) -> dict:
-    """Log in with phone and password. Five wrong passwords in a row from one address lock the account
-    out from that address for 15 minutes (429 `locked_out`); from elsewhere it still logs in."""
-    return _pair(_call(accounts.login, _uow(), _identity(), client=client_address(), **body))
+    """Log in with phone and password, or phone and an SMS code (`POST /codes` with purpose `login`;
+    each code works once). Five failures in a row from one address (wrong passwords and wrong codes
+    alike) lock the account out from that address for 15 minutes (429 `locked_out`); from elsewhere it
+    still logs in. When every password-hashing worker of the process is busy: 503 `busy` with
+    Retry-After."""
+    try:
+        return _pair(_call(accounts.login, _uow(), _identity(), client=client_address(), **body))
+    except HashingBusy as busy:
+        raise Busy(str(busy)) from busy
 
 
 @blp.route("/refresh", methods=["POST"])

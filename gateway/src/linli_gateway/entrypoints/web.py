@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from linli_gateway import SERVICE
+from linli_gateway.adapters.passwords import HashingPool
 from linli_gateway.adapters.revocations import RevokedTokens
 from linli_gateway.adapters.service_tokens import ServiceTokens
 from linli_gateway.definition import definition
@@ -67,7 +68,9 @@ def create_app() -> Flask:
     # empty, unless the body was cached first. So this hook goes before the kit's.
     app.before_request_funcs.setdefault(None, []).insert(0, _keep_form_body)
     signer = TokenSigner(gateway.private_key(), issuer=settings.jwt_issuer, ttl=gateway.access_token_ttl)
-    app.extensions["linli.identity"] = Identity(signer)
+    hashing = HashingPool(gateway.password_hash_workers, gateway.password_hash_queue, gateway.password_hash_niceness)
+    app.extensions["linli.password_hashing"] = hashing
+    app.extensions["linli.identity"] = Identity(signer, check_password=hashing.check_password)
     app.extensions["linli.client_seal"] = ClientSeal(gateway.private_key())
     app.extensions["linli.service_tokens"] = ServiceTokens(signer)
     proxy.install(app, gateway)

@@ -43,6 +43,9 @@ class Identity:
 
     signer: TokenSigner
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Checks a password against its stored hash (None: an unknown number, checked against a dummy
+    # hash at the same cost); the web app's runs in the bounded pool of hashing workers.
+    check_password: Callable[[str | None, str], bool] = verify_password
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,9 @@ def _organisation_of_account(
 
 
 def request_code(uow: GatewayUnitOfWork, identity: Identity, *, phone: str, purpose: str, locale: str) -> datetime:
-    """Send a one-time code by SMS (through the notifications service). Answers the same whether or
-    not the number has an account, so nobody can probe which numbers are registered."""
+    """Send a one-time code by SMS (through the notifications service): `signup` to a number with no
+    account, `reset` and `login` to one with an account. Answers the same whether or not the number
+    has an account, so nobody can probe which numbers are registered."""
     normalised = normalise_phone(phone)
     now = identity.clock()
     with uow:
@@ -290,24 +294,58 @@ def _issue(uow: GatewayUnitOfWork, identity: Identity, user: User, family_id: st
 
 
 def login(
-    uow: GatewayUnitOfWork, identity: Identity, *, phone: str, password: str, client: str = "unknown"
+    uow: GatewayUnitOfWork,
+    identity: Identity,
+    *,
+    phone: str,
+    password: str | None = None,
+    code: str | None = None,
+    client: str = "unknown",
 ) -> TokenPair:
-    """`client`: the caller's address; repeated failures lock the account out from there only."""
+    """Log in with a password or with a code sent by SMS (purpose `login`), exactly one of the two.
+    `client`: the caller's address; repeated failures (wrong passwords and wrong codes alike) lock the
+    account out from there only. A code works once.
+
+    The password is checked outside any transaction, by `identity.check_password` (the bounded pool of
+    hashing workers): a slow hash holds no database connection, and the account is read again after."""
+    if (password is None) == (code is None):
+        raise AccountError("invalid", "give either a password or an SMS code", "password" if code is None else "code")
+    method = "password" if password is not None else "code"
+    wrong = AccountError("unauthorized", f"wrong phone number or {method}")
     try:
         normalised = normalise_phone(phone)
     except AccountError as exc:
-        raise AccountError("unauthorized", "wrong phone number or password") from exc
+        raise wrong from exc
+    checked_hash: str | None = None
+    password_good = False
+    if password is not None:
+        with uow:
+            user = uow.accounts.user_by_phone(normalised)
+            if user is not None:
+                lockout = uow.accounts.lockout(user.id, client)
+                if lockout is not None:
+                    lockout.check(identity.clock())
+                user.check_can_log_in(method)
+                checked_hash = user.password_hash
+        # An unknown number costs the same hash as a known one: timing does not tell them apart.
+        password_good = identity.check_password(checked_hash, password) and checked_hash is not None
+        if checked_hash is None:
+            raise wrong
     now = identity.clock()
     with uow:
         user = uow.accounts.user_by_phone(normalised)
         if user is None:
-            verify_password(None, password)  # same cost as a real check
-            raise AccountError("unauthorized", "wrong phone number or password")
+            raise wrong
         lockout = uow.accounts.lockout(user.id, client)
         if lockout is not None:
             lockout.check(now)
-        user.check_can_log_in()
-        if not verify_password(user.password_hash, password):
+        user.check_can_log_in(method)
+        if code is not None:
+            good = _login_code_matches(uow, normalised, code, now)
+        else:
+            # The password changed while it was being checked: the check was against the old one.
+            good = password_good and user.password_hash == checked_hash
+        if not good:
             if lockout is None:
                 lockout = LoginLockout(user_id=user.id, client=client)
                 uow.accounts.add(lockout)
@@ -317,15 +355,29 @@ def login(
             except IntegrityError:
                 # A failure from the same address at the same instant was counted first.
                 uow.rollback()
-                raise AccountError("unauthorized", "wrong phone number or password") from None
+                raise wrong from None
             if lockout.is_locked(now):
                 raise AccountError("locked", "too many failed attempts from here; try again later")
-            raise AccountError("unauthorized", "wrong phone number or password")
+            raise wrong
         if lockout is not None:
             uow.accounts.lift_lockouts(user.id, client)
         pair = _issue(uow, identity, user)
         uow.commit()
         return pair
+
+
+def _login_code_matches(uow: GatewayUnitOfWork, phone: str, code: str, now: datetime) -> bool:
+    """Whether `code` is the latest login code sent to `phone`, unused and unexpired; using it marks
+    it used (committed with the tokens it buys), a wrong one counts an attempt (committed with the
+    failure)."""
+    record = uow.accounts.latest_code(phone, "login")  # locked for update: used once, even at once
+    if record is None:
+        return False
+    try:
+        record.verify(code, now)
+    except AccountError:
+        return False
+    return True
 
 
 def lift_lockouts(uow: GatewayUnitOfWork, principal: Principal, user_id: str) -> int:
@@ -485,7 +537,7 @@ def update_user(
         if "password" in changes:
             if not own:
                 raise AccountError("forbidden", "only the owner sets a password")
-            if not verify_password(user.password_hash, changes.get("current_password") or ""):
+            if not identity.check_password(user.password_hash, changes.get("current_password") or ""):
                 raise AccountError("invalid", "current password is wrong", "current_password")
             check_password_strength(changes["password"])
             user.password_hash = hash_password(changes["password"])

@@ -1,6 +1,6 @@
-"""Sign in with phone and password; sign up with an SMS code (then staff approve); a new password
-with an SMS code; sign out. The gateway has no sign-in by SMS code: "forgotten password" is the SMS
-way in (a code, a new password, signed in)."""
+"""Sign in with phone and password, or with a code sent by SMS (one question a page: the phone, then
+the code; for people who never set a password); sign up with an SMS code (then staff approve); a new
+password with an SMS code; sign out."""
 
 from __future__ import annotations
 
@@ -50,6 +50,60 @@ def login() -> Any:
     expired = request.args.get("expired") == "1"
     next_url = request.values.get("next", "")
     return render_template("auth/login.html", form=form, next_url=next_url, expired=expired), status
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def code_login() -> Any:
+    """Sign in with an SMS code, step 1: the phone number; a code is sent to it if it has an account
+    (the answer is the same either way)."""
+    if current_user() and request.method == "GET":
+        return redirect(safe_next(request.args.get("next")))
+    form = Form.of(request.form, ["phone"])
+    if request.method == "POST":
+        phone = form.phone()
+        if form.ok:
+            try:
+                _post("/api/v1/auth/codes", {"phone": phone, "purpose": "login", "locale": api_locale()})
+            except ApiError as error:
+                if error.status not in (404, 429):  # 429: a code was sent a moment ago, still good
+                    form.error(
+                        "phone",
+                        _("Check the phone number") if error.status == 422 else error_text(error.code, error.status),
+                    )
+            if form.ok:
+                session["code_login_phone"] = phone
+                session["code_login_next"] = safe_next(request.form.get("next"))
+                return redirect(url_for("auth.code_login_enter"), code=303)
+    next_url = request.values.get("next", "")
+    return render_template("auth/code_login.html", form=form, next_url=next_url), 200 if form.ok else 400
+
+
+@bp.route("/login/code/enter", methods=["GET", "POST"])
+def code_login_enter() -> Any:
+    """Sign in with an SMS code, step 2: the code. It works once; wrong codes count towards the same
+    lockout as wrong passwords."""
+    phone = session.get("code_login_phone")
+    if not phone:
+        return redirect(url_for("auth.code_login"))
+    form = Form.of(request.form, ["code"])
+    if request.method == "POST":
+        code = form.code()
+        if form.ok:
+            try:
+                answer = _post("/api/v1/auth/login", {"phone": phone, "code": code})
+            except ApiError as error:
+                if error.code == "pending_approval":
+                    return redirect(url_for("auth.waiting"))
+                if error.status in (401, 404, 422):
+                    form.error("code", _("That code is not right or has expired. Ask for a new one."))
+                else:
+                    form.error("code", error_text(error.code, error.status))
+            else:
+                session.pop("code_login_phone", None)
+                next_url = safe_next(session.pop("code_login_next", None))
+                sign_in(answer)  # a new session: nothing of this one is kept
+                return redirect(next_url, code=303)
+    return render_template("auth/code_login_enter.html", form=form, phone=phone), 200 if form.ok else 400
 
 
 @bp.post("/logout")
