@@ -19,6 +19,15 @@ for s in $services; do
   "linli-$s" declare
 done
 
+# Alerts on residents' phones without an app (Web Push): a VAPID key made once in the data folder.
+# Messages go through the browsers' push services, so this needs the internet; SMS stay printed.
+if [ -z "${PUSH_PROVIDERS:-}" ]; then
+  export VAPID_PRIVATE_KEY_FILE="${VAPID_PRIVATE_KEY_FILE:-$LINLI_DATA_DIR/vapid_private.pem}"
+  export VAPID_SUBJECT="${VAPID_SUBJECT:-mailto:linli-admin@example.org}"
+  linli-notifications vapid-keys "$VAPID_PRIVATE_KEY_FILE" >/dev/null
+  export PUSH_PROVIDERS=log,webpush
+fi
+
 # Each service's gunicorn workers share one metrics folder, emptied at every start.
 for s in $services; do
   rm -rf "$LINLI_DATA_DIR/metrics/$s" && mkdir -p "$LINLI_DATA_DIR/metrics/$s"
