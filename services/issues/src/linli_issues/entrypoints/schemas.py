@@ -66,6 +66,11 @@ class IssueCreateSchema(Schema):
     channel = fields.String(load_default="app", validate=validate.OneOf(("app", "phone", "doorstep")))
 
 
+class FollowUpSchema(Schema):
+    action_items = fields.Integer(metadata={"description": "action items of the decisions taken on the issue"})
+    done = fields.Integer(metadata={"description": "how many of them are done"})
+
+
 class IssueSchema(Schema):
     id = fields.String()
     community_id = fields.String()
@@ -96,6 +101,13 @@ class IssueSchema(Schema):
     assignee_id = fields.String(allow_none=True)
     supporter_count = fields.Integer()
     consultation_count = fields.Integer()
+    follow_up = fields.Nested(
+        FollowUpSchema,
+        metadata={
+            "description": "how far the action items of its meetings' decisions are; once a decision's are "
+            "all done the issue moves on as the decision said"
+        },
+    )
     duplicate_of = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
     resolution_plan = fields.String(allow_none=True)
