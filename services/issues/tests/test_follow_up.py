@@ -78,7 +78,11 @@ def test_the_issue_is_resolved_when_the_decisions_items_are_done(client, report,
     assert shown["status"] == "resolving"
     assert shown["follow_up"] == {"action_items": 2, "done": 0}
 
-    deliver("meetings.action_item.completed", item_event(community, issue["id"], decision, "resolve", done=1, of=2), minutes=5)
+    deliver(
+        "meetings.action_item.completed",
+        item_event(community, issue["id"], decision, "resolve", done=1, of=2),
+        minutes=5,
+    )
     shown = client.get(f"/{issue['id']}", headers=reporter).get_json()
     assert (shown["status"], shown["follow_up"]) == ("resolving", {"action_items": 2, "done": 1})
 
@@ -89,11 +93,13 @@ def test_the_issue_is_resolved_when_the_decisions_items_are_done(client, report,
     assert (shown["status"], shown["follow_up"]) == ("resolved", {"action_items": 2, "done": 2})
     resolved = outbox("issues.issue.resolved")
     assert len(resolved) == resolved_before + 1
-    assert resolved[-1]["supporter_ids"] and resolved[-1]["reporter_id"] == issue["reporter_id"]
+    assert resolved[-1][1]["supporter_ids"] and resolved[-1][1]["reporter_id"] == issue["reporter_id"]
 
     # The same news again, or an older count arriving late, changes nothing.
     deliver("meetings.action_item.completed", last, minutes=10)
-    deliver("meetings.action_item.updated", item_event(community, issue["id"], decision, "resolve", done=1, of=2), minutes=7)
+    deliver(
+        "meetings.action_item.updated", item_event(community, issue["id"], decision, "resolve", done=1, of=2), minutes=7
+    )
     shown = client.get(f"/{issue['id']}", headers=reporter).get_json()
     assert (shown["status"], shown["follow_up"]) == ("resolved", {"action_items": 2, "done": 2})
     assert len(outbox("issues.issue.resolved")) == resolved_before + 1
@@ -103,7 +109,9 @@ def test_the_issue_is_resolved_when_the_decisions_items_are_done(client, report,
     deliver("meetings.action_item.updated", reopened, minutes=20)
     shown = client.get(f"/{issue['id']}", headers=reporter).get_json()
     assert (shown["status"], shown["follow_up"]) == ("resolved", {"action_items": 2, "done": 1})
-    follow_ups = [e for e in client.get(f"/{issue['id']}/updates", headers=reporter).get_json() if e["kind"] == "follow_up"]
+    follow_ups = [
+        e for e in client.get(f"/{issue['id']}/updates", headers=reporter).get_json() if e["kind"] == "follow_up"
+    ]
     assert [e["data"]["complete"] for e in follow_ups] == [True, False]
     assert follow_ups[0]["data"]["moved"] is True
 
@@ -119,7 +127,7 @@ def test_a_plan_carried_out_moves_the_issue_to_resolving(client, report, deliver
     )
     shown = client.get(f"/{issue['id']}", headers=reporter).get_json()
     assert (shown["status"], shown["follow_up"]) == ("resolving", {"action_items": 1, "done": 1})
-    assert outbox("issues.issue.status_changed")[-1]["status"] == "resolving"
+    assert outbox("issues.issue.status_changed")[-1][1]["status"] == "resolving"
     deliver("meetings.decision.recorded", decision_event(community, issue["id"], decision, "none", 1), minutes=0)
     shown = client.get(f"/{issue['id']}", headers=reporter).get_json()
     assert (shown["status"], shown["follow_up"]) == ("resolving", {"action_items": 1, "done": 1})
@@ -128,7 +136,13 @@ def test_a_plan_carried_out_moves_the_issue_to_resolving(client, report, deliver
 def test_older_events_without_counts_only_reach_the_timeline(client, report, deliver):
     issue, reporter = report()
     data = item_event(issue["community_id"], issue["id"], str(uuid.uuid4()), "resolve", done=1, of=1)
-    for name in ("issue_ids", "decision_issue_effect", "decision_action_items", "decision_action_items_done", "decision_complete"):
+    for name in (
+        "issue_ids",
+        "decision_issue_effect",
+        "decision_action_items",
+        "decision_action_items_done",
+        "decision_complete",
+    ):
         data.pop(name)
     data["issue_id"] = issue["id"]
     deliver("meetings.action_item.completed", data, minutes=0)
