@@ -292,6 +292,12 @@ class StatsPeriodSchema(Schema):
     timezone = fields.String(required=True)
 
 
+class EscalationsByTierSchema(Schema):
+    compound_to_community = fields.Integer(required=True)
+    community_to_street = fields.Integer(required=True)
+    street_to_city = fields.Integer(required=True)
+
+
 class StatsFiguresSchema(Schema):
     raised = fields.Integer(required=True)
     accepted = fields.Integer(required=True)
@@ -305,6 +311,13 @@ class StatsFiguresSchema(Schema):
     average_satisfaction = fields.Float(required=True, allow_none=True)
     ratings = fields.Integer(required=True)
     consultations_held = fields.Integer(required=True)
+    escalated = fields.Integer(
+        required=True,
+        metadata={"description": "moves of an issue up a tier in the period (deadline or by hand), counted when made"},
+    )
+    escalated_by_tier = fields.Nested(
+        EscalationsByTierSchema, required=True, metadata={"description": "the same, by from-tier and to-tier"}
+    )
 
 
 class StatsTotalsSchema(StatsFiguresSchema):
