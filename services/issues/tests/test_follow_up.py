@@ -85,6 +85,8 @@ def test_the_issue_is_resolved_when_the_decisions_items_are_done(client, report,
     )
     shown = client.get(f"/{issue['id']}", headers=reporter).get_json()
     assert (shown["status"], shown["follow_up"]) == ("resolving", {"action_items": 2, "done": 1})
+    [listed] = [i for i in client.get("/", headers=reporter).get_json() if i["id"] == issue["id"]]
+    assert listed["follow_up"] == {"action_items": 2, "done": 1}
 
     resolved_before = len(outbox("issues.issue.resolved"))
     last = item_event(community, issue["id"], decision, "resolve", done=2, of=2)

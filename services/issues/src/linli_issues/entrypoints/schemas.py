@@ -141,6 +141,9 @@ class IssueSummarySchema(Schema):
     assignee_id = fields.String(allow_none=True)
     supporter_count = fields.Integer()
     consultation_count = fields.Integer()
+    follow_up = fields.Nested(
+        FollowUpSchema, metadata={"description": "its decisions' action items and how many are done"}
+    )
     created_at = _when()
     updated_at = _when(allow_none=True)
     due_at = _when(allow_none=True)
