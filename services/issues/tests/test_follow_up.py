@@ -96,6 +96,7 @@ def test_the_issue_is_resolved_when_the_decisions_items_are_done(client, report,
     resolved = outbox("issues.issue.resolved")
     assert len(resolved) == resolved_before + 1
     assert resolved[-1][1]["supporter_ids"] and resolved[-1][1]["reporter_id"] == issue["reporter_id"]
+    assert resolved[-1][1]["summary"] == "Repair the roof of Building 7 before the rains"  # the decision's motion
 
     # The same news again, or an older count arriving late, changes nothing.
     deliver("meetings.action_item.completed", last, minutes=10)

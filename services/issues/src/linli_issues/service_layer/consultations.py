@@ -339,9 +339,10 @@ def _follow(
             way, status = target
             if issue.status == "reported":
                 changes.move(issue, way, now, reason)
-            moved = changes.move(issue, status, now, reason)
-            if moved and status == "resolved" and not issue.resolution_summary:
+            if status == "resolved" and issue.can_move_to("resolved"):
+                # What was decided is what was done: the summary the resolved event carries.
                 issue.resolution_summary = issue.resolution_plan or reason
+            moved = changes.move(issue, status, now, reason)
         changes.note(
             issue,
             "follow_up",
