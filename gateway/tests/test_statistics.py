@@ -10,6 +10,7 @@ from linli_gateway.service_layer.statistics import (
     ScopeError,
     StatsScope,
     flatten,
+    flatten_monthly,
     gather,
     merge,
     ranking,
@@ -88,3 +89,114 @@ def test_a_service_that_fails_is_named_missing_and_the_rest_is_merged():
     header, rows = flatten(overview)
     assert header == ["community_id", "community_name", "issues.raised", "issues.resolution_rate"]
     assert rows[0] == ["c1", "Xihu", 2, 0.5]
+
+
+def _headline_overview() -> dict:
+    """An overview as the services answer it now: issues with escalations by tier, meetings by type
+    (a community's own type too) and consultations."""
+    scope = StatsScope(None, "s1", date(2026, 11, 1), date(2026, 12, 31))
+    none = {"compound_to_community": 0, "community_to_street": 0, "street_to_city": 0}
+    issues = {
+        "totals": {
+            "raised": 5,
+            "escalated": 3,
+            "escalated_by_tier": none | {"compound_to_community": 2, "community_to_street": 1},
+        },
+        "by_community": [
+            {
+                "community_id": "c1",
+                "raised": 3,
+                "escalated": 3,
+                "escalated_by_tier": none | {"compound_to_community": 2, "community_to_street": 1},
+            },
+            {"community_id": "c2", "raised": 2, "escalated": 0, "escalated_by_tier": none},
+        ],
+        "monthly": [
+            {"month": "2026-11", "raised": 5, "escalated": 1, "escalated_by_tier": none | {"compound_to_community": 1}},
+            {
+                "month": "2026-12",
+                "raised": 0,
+                "escalated": 2,
+                "escalated_by_tier": none | {"compound_to_community": 1, "community_to_street": 1},
+            },
+        ],
+    }
+    meetings = {
+        "totals": {
+            "meetings_held": 4,
+            "meetings_by_type": {"bench": 2, "round_table": 1, "tea_talk": 1},
+            "consultations": 3,
+        },
+        "by_community": [
+            {
+                "community_id": "c1",
+                "meetings_held": 3,
+                "meetings_by_type": {"bench": 2, "tea_talk": 1},
+                "consultations": 2,
+            },
+            {"community_id": "c2", "meetings_held": 1, "meetings_by_type": {"round_table": 1}, "consultations": 1},
+        ],
+        "monthly": [
+            {
+                "month": "2026-11",
+                "meetings_held": 4,
+                "meetings_by_type": {"bench": 2, "round_table": 1, "tea_talk": 1},
+                "consultations": 3,
+            },
+            {"month": "2026-12", "meetings_held": 0, "meetings_by_type": {}, "consultations": 0},
+        ],
+    }
+    return merge(scope, {"issues": issues, "meetings": meetings}, [], {"c1": "Xihu", "c2": "Yucai"})
+
+
+def test_exports_spread_escalations_and_meeting_types_into_columns_monthly_too():
+    overview = _headline_overview()
+    # The overview passes the services' figures on as they are.
+    assert overview["totals"]["issues"]["escalated"] == 3
+    assert overview["totals"]["meetings"]["meetings_by_type"] == {"bench": 2, "round_table": 1, "tea_talk": 1}
+    header, rows = flatten(overview)
+    assert header == [
+        "community_id",
+        "community_name",
+        "issues.raised",
+        "issues.escalated",
+        "issues.escalated_by_tier.compound_to_community",
+        "issues.escalated_by_tier.community_to_street",
+        "issues.escalated_by_tier.street_to_city",
+        "meetings.meetings_held",
+        "meetings.meetings_by_type.bench",
+        "meetings.meetings_by_type.pavilion",
+        "meetings.meetings_by_type.round_table",
+        "meetings.meetings_by_type.tea_talk",
+        "meetings.consultations",
+    ]
+    assert rows[0] == ["c1", "Xihu", 3, 3, 2, 1, 0, 3, 2, 0, 0, 1, 2]
+    # A type only one community has is 0 for the others, as the headline types are.
+    assert rows[1] == ["c2", "Yucai", 2, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1]
+    header, rows = flatten_monthly(overview)
+    assert header[0] == "month" and header[1:] == [
+        "issues.raised",
+        "issues.escalated",
+        "issues.escalated_by_tier.compound_to_community",
+        "issues.escalated_by_tier.community_to_street",
+        "issues.escalated_by_tier.street_to_city",
+        "meetings.meetings_held",
+        "meetings.meetings_by_type.bench",
+        "meetings.meetings_by_type.pavilion",
+        "meetings.meetings_by_type.round_table",
+        "meetings.meetings_by_type.tea_talk",
+        "meetings.consultations",
+    ]
+    assert rows == [
+        ["2026-11", 5, 1, 1, 0, 0, 4, 2, 0, 1, 1, 3],
+        ["2026-12", 0, 2, 1, 1, 0, 0, 0, 0, 0, 0, 0],
+    ]
+
+
+def test_rankings_by_escalations_fewest_first_and_by_consultations():
+    overview = _headline_overview()
+    assert [(r["community_name"], r["value"], r["rank"]) for r in ranking(overview, "escalated")] == [
+        ("Yucai", 0, 1),
+        ("Xihu", 3, 2),
+    ]
+    assert [(r["community_name"], r["rank"]) for r in ranking(overview, "consultations")] == [("Xihu", 1), ("Yucai", 2)]

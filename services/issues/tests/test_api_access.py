@@ -47,9 +47,10 @@ def test_internal_notes_are_for_staff_and_the_assignee_only(client, tokens, repo
     assert no_attendees.status_code == 422 and "attendees" in no_attendees.get_json()["error"]["fields"]
 
     staff_view = [e["kind"] for e in client.get(url, headers=staff).get_json()]
-    assert staff_view == ["report", "note", "reply", "inspection"]
+    # The report is routed at once to the compound's one registered property company.
+    assert staff_view == ["report", "assignment", "note", "reply", "inspection"]
     reporter_view = [e["kind"] for e in client.get(url, headers=reporter).get_json()]
-    assert reporter_view == ["report", "reply", "inspection"]
+    assert reporter_view == ["report", "assignment", "reply", "inspection"]
     neighbour_view = [e["kind"] for e in client.get(url, headers=tokens.resident()).get_json()]
     assert "note" not in neighbour_view
     # Residents may not write notes, nor reply on someone else's issue.
@@ -91,7 +92,7 @@ def test_another_community_cannot_read_or_act(client, tokens, report):
 def test_an_assignee_sees_only_its_own_issues(client, tokens, report):
     mine, _ = report()
     theirs, _ = report(title="Broken lift in building 3")
-    unassigned, _ = report(title="Graffiti on the wall")
+    unassigned, _ = report(title="Graffiti on the wall", category="other")  # the community's own
     staff = tokens.staff()
     other_company = tokens.d.other_company
     client.put(

@@ -22,6 +22,7 @@ def test_report_accept_assign_resolve_rate_close_publishes_each_step(client, tok
     issue, resident = report(resident_id)
     assert issue["status"] == "reported" and issue["tier"] == "compound"  # repairs start in the compound
     assert issue["assignee_type"] == "property_company"  # the category's default responsible body
+    assert issue["assignee_id"] == tokens.property_company  # the compound's one registered company
     assert issue["reporter_id"] == resident_id and issue["revision"] == 1
     assert issue["due_at"].startswith("2026-11-07T01:00:00")  # high urgency: 120 hours
     staff = tokens.staff()
@@ -74,7 +75,7 @@ def test_report_accept_assign_resolve_rate_close_publishes_each_step(client, tok
 
     timeline = client.get(f"{url}/updates", headers=resident).get_json()
     kinds = [e["kind"] for e in timeline]
-    assert kinds == ["report", "status", "assignment", "status", "status", "rating"]
+    assert kinds == ["report", "assignment", "status", "assignment", "status", "status", "rating"]
 
 
 def test_illegal_transitions_answer_409_with_the_reason_and_change_nothing(client, tokens, report, outbox):

@@ -219,3 +219,69 @@ def test_decisions_escalate_and_rejected_motions_only_leave_a_note(client, token
     [note] = eventually(lift_decisions, what="rejected motion noted")
     assert note["data"]["outcome"] == "rejected" and note["data"]["issue_effect"] == "none"
     assert client.get(f"/{lift['id']}", headers=staff).get_json()["status"] == "deliberating"
+
+
+def test_an_action_item_update_through_the_bus_moves_the_issue_once_all_are_done(client, tokens, report, worker, send):
+    leak, _ = report(title="Basement floods after rain")
+    community = tokens.d.community_a1
+    staff = tokens.staff()
+    ruling = decision(
+        community,
+        [leak["id"]],
+        "resolve",
+        number=1,
+        resolution_plan="Pump installed and drain cleared",
+        action_items=[
+            {"action_item_id": str(uuid.uuid4()), "title": "Install a pump", "owner_body": "property_company"},
+            {"action_item_id": str(uuid.uuid4()), "title": "Clear the drain", "owner_body": "community"},
+        ],
+    )
+    send("meetings.decision.recorded", ruling, community)
+    eventually(
+        lambda: client.get(f"/{leak['id']}", headers=staff).get_json()["follow_up"] == {"action_items": 2, "done": 0},
+        what="the decision's two action items counted",
+    )
+    item = {
+        "action_item_id": ruling["action_items"][0]["action_item_id"],
+        "decision_id": ruling["decision_id"],
+        "meeting_id": ruling["meeting_id"],
+        "community_id": community,
+        "title": "Install a pump",
+        "owner_body": "property_company",
+        "issue_ids": [leak["id"]],
+        "decision_issue_effect": "resolve",
+        "decision_action_items": 2,
+    }
+    send(
+        "meetings.action_item.updated",
+        {**item, "status": "in_progress", "progress": 50, "decision_action_items_done": 0, "decision_complete": False},
+        community,
+    )
+    send(
+        "meetings.action_item.completed",
+        {**item, "status": "done", "decision_action_items_done": 1, "decision_complete": False},
+        community,
+    )
+    eventually(
+        lambda: client.get(f"/{leak['id']}", headers=staff).get_json()["follow_up"]["done"] == 1,
+        what="one of two done",
+    )
+    assert client.get(f"/{leak['id']}", headers=staff).get_json()["status"] == "resolving"
+    drain = {**item, "action_item_id": ruling["action_items"][1]["action_item_id"], "title": "Clear the drain"}
+    send(
+        "meetings.action_item.completed",
+        {
+            **drain,
+            "owner_body": "community",
+            "status": "done",
+            "decision_action_items_done": 2,
+            "decision_complete": True,
+        },
+        community,
+    )
+    body = eventually(
+        lambda: (i := client.get(f"/{leak['id']}", headers=staff).get_json())["status"] == "resolved" and i,
+        what="resolved once both are done",
+    )
+    assert body["follow_up"] == {"action_items": 2, "done": 2}
+    assert body["resolution_summary"] == "Pump installed and drain cleared"

@@ -155,3 +155,34 @@ def test_default_period_is_the_twelve_calendar_months_to_today_and_bad_periods_a
         f"/stats?community_id={tokens.d.community_a1}&street_id={tokens.d.street_a}", headers=tokens.admin()
     )
     assert both.status_code == 422
+
+
+@pytest.mark.parametrize("env", ["sqlite", "postgresql"], indirect=True)
+def test_escalations_by_from_and_to_tier_when_they_happened(client, tokens, city, clock):
+    # The urgent repair of community A1 went overdue and moved from the compound to the community
+    # on 3 November; in December staff take the 1 December repair up by hand, twice.
+    staff = tokens.staff()
+    for reason in ("the property company does not answer", "the community cannot fund it"):
+        escalated = client.post(f"/{city['i6']['id']}/escalations", json={"reason": reason}, headers=staff)
+        assert escalated.status_code == 200, escalated.get_json()
+    november = client.get(f"/stats?{NOVEMBER}", headers=tokens.admin()).get_json()
+    none = {"compound_to_community": 0, "community_to_street": 0, "street_to_city": 0}
+    assert november["totals"]["escalated"] == 1
+    assert november["totals"]["escalated_by_tier"] == none | {"compound_to_community": 1}
+    by_community = {c["community_id"]: c for c in november["by_community"]}
+    assert by_community[tokens.d.community_a1]["escalated"] == 1
+    assert by_community[tokens.d.community_b1]["escalated"] == 0
+    assert by_community[tokens.d.community_b1]["escalated_by_tier"] == none
+    assert november["monthly"][0]["escalated"] == 1
+
+    both = client.get("/stats?from=2026-11-01&to=2026-12-31", headers=tokens.admin()).get_json()
+    assert both["totals"]["escalated"] == 3
+    assert both["totals"]["escalated_by_tier"] == {
+        "compound_to_community": 2,
+        "community_to_street": 1,
+        "street_to_city": 0,
+    }
+    assert [(m["month"], m["escalated"]) for m in both["monthly"]] == [("2026-11", 1), ("2026-12", 2)]
+    # A street sees only its own: street B had none.
+    street_b = client.get(f"/stats?{NOVEMBER}&street_id={tokens.d.street_b}", headers=tokens.admin()).get_json()
+    assert street_b["totals"]["escalated"] == 0

@@ -38,6 +38,11 @@ class RankingQuery(ScopeQuery):
 
 class ExportQuery(ScopeQuery):
     format = fields.String(load_default="csv", validate=validate.OneOf(["csv", "xlsx"]))
+    sheet = fields.String(
+        load_default="communities",
+        validate=validate.OneOf(["communities", "monthly"]),
+        metadata={"description": "CSV only: one row per community (default) or per month; a workbook has both"},
+    )
 
 
 # --- what is answered -------------------------------------------------------------------------------
@@ -243,11 +248,17 @@ def _append_row(sheet: Any, values: list[Any]) -> None:
 @blp.arguments(ExportQuery, location="query")
 @blp.doc(responses={"200": EXPORT_RESPONSE})
 def export(query: dict) -> Response:
-    """The overview per community as CSV or Excel, for reporting upward."""
+    """The overview per community (and per month) as CSV or Excel, for reporting upward: one column
+    per figure, breakdowns spread out (`issues.escalated_by_tier.<from>_to_<to>`,
+    `meetings.meetings_by_type.bench|pavilion|round_table`); a workbook has a `communities` and a
+    `monthly` sheet, a CSV one of them (`sheet`)."""
     data = _overview(query)
     header, rows = statistics.flatten(data)
     stem = f"linli-{data['scope']['level']}-{data['period']['from']}-{data['period']['to']}"
     if query["format"] == "csv":
+        if query["sheet"] == "monthly":
+            header, rows = statistics.flatten_monthly(data)
+            stem += "-monthly"
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(header)
@@ -266,14 +277,10 @@ def export(query: dict) -> Response:
     for row in rows:
         _append_row(sheet, row)
     trend = workbook.create_sheet("monthly")
-    trend.append(["month", "service", "figure", "value"])
-    for month in data["monthly"]:
-        for service, figures in month.items():
-            if service == "month":
-                continue
-            for figure, value in figures.items():
-                if not isinstance(value, dict | list):
-                    _append_row(trend, [month["month"], service, figure, value])
+    header, rows = statistics.flatten_monthly(data)
+    _append_row(trend, header)
+    for row in rows:
+        _append_row(trend, row)
     out = io.BytesIO()
     workbook.save(out)
     return Response(

@@ -22,7 +22,9 @@ RANKING_METRICS: dict[str, tuple[str, str, bool]] = {
     "overdue": ("issues", "overdue", False),
     "issues_raised": ("issues", "raised", True),
     "satisfaction": ("issues", "average_satisfaction", True),
+    "escalated": ("issues", "escalated", False),
     "meetings_held": ("meetings", "meetings_held", True),
+    "consultations": ("meetings", "consultations", True),
     "participant_times": ("activities", "participant_times", True),
     "services_delivered": ("activities", "service_person_times", True),
 }
@@ -152,23 +154,58 @@ def ranking(overview: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     return ranked
 
 
-def flatten(overview: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """One row per community, one column per figure: what a spreadsheet reporting upward wants."""
+# Figures a service gives as a breakdown, which the exports spread into one column per key
+# (`<service>.<figure>.<key>`): these keys always, in this order (the street's headline figures),
+# any other key a service adds after them. Other nested figures are left to the overview.
+BREAKDOWNS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("issues", "escalated_by_tier"): ("compound_to_community", "community_to_street", "street_to_city"),
+    ("meetings", "meetings_by_type"): ("bench", "pavilion", "round_table"),
+}
+
+
+def _cells(service: str, figures: dict[str, Any]) -> list[tuple[str, Any]]:
+    cells: list[tuple[str, Any]] = []
+    for figure, value in figures.items():
+        keys = BREAKDOWNS.get((service, figure))
+        if keys is not None and isinstance(value, dict):
+            for key in (*keys, *sorted(k for k in value if k not in keys)):
+                cells.append((f"{service}.{figure}.{key}", value.get(key, 0)))
+        elif not isinstance(value, dict | list):
+            cells.append((f"{service}.{figure}", value))
+    return cells
+
+
+def _table(entries: list[dict[str, Any]], leading: list[str]) -> tuple[list[str], list[list[Any]]]:
     columns: list[str] = []
-    for entry in overview["by_community"]:
-        for service in sorted(k for k in entry if k not in {"community_id", "community_name"}):
-            for figure, value in entry[service].items():
-                if isinstance(value, dict | list):
-                    continue
-                column = f"{service}.{figure}"
+    found: list[dict[str, Any]] = []
+    for entry in entries:
+        cells: dict[str, Any] = {}
+        for service in sorted(k for k in entry if k not in leading):
+            for column, value in _cells(service, entry[service] or {}):
+                cells[column] = value
                 if column not in columns:
                     columns.append(column)
-    header = ["community_id", "community_name", *columns]
-    rows = []
-    for entry in overview["by_community"]:
-        row: list[Any] = [entry["community_id"], entry["community_name"]]
-        for column in columns:
-            service, figure = column.split(".", 1)
-            row.append((entry.get(service) or {}).get(figure))
-        rows.append(row)
-    return header, rows
+        found.append(cells)
+    rows = [
+        [entry.get(k) for k in leading] + [cells.get(c, _absent(entry, c)) for c in columns]
+        for entry, cells in zip(entries, found, strict=True)
+    ]
+    return [*leading, *columns], rows
+
+
+def _absent(entry: dict[str, Any], column: str) -> Any:
+    """A breakdown's key that one entry lacks (a meeting type it never held) is 0 where the entry
+    has the breakdown; any other figure it lacks is empty."""
+    service, figure, *key = column.split(".", 2)
+    breakdown = (entry.get(service) or {}).get(figure)
+    return 0 if key and isinstance(breakdown, dict) else None
+
+
+def flatten(overview: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One row per community, one column per figure: what a spreadsheet reporting upward wants."""
+    return _table(overview["by_community"], ["community_id", "community_name"])
+
+
+def flatten_monthly(overview: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One row per month, one column per figure (the trend sheet)."""
+    return _table(overview["monthly"], ["month"])

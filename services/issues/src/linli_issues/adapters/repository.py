@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from linli_issues.adapters.tables import issue_meetings, photos, replica, supporters
+from linli_issues.adapters.tables import issue_decisions, issue_meetings, photos, replica, supporters
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, TimelineEntry
 
@@ -96,6 +96,14 @@ class IssueRepository:
 
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         self.session.add(thing)
+
+    def to_narrow(self, category_key: str, publication: str) -> list[Issue]:
+        """The category's issues published more widely than `publication`, locked to narrow them."""
+        wider = [p for p in privacy.PUBLICATIONS if privacy.is_wider(p, publication)]
+        if not wider:
+            return []
+        query = select(Issue).where(Issue.category == category_key, Issue.publication.in_(wider))
+        return list(self.session.scalars(query.order_by(Issue.id).with_for_update()))
 
     def narrow_publication(self, category_key: str, publication: str) -> int:
         """Issues of the category published more widely than `publication` are narrowed to it."""
@@ -285,6 +293,35 @@ class IssueRepository:
             or 0
         )
 
+    # --- decisions' follow-up ---------------------------------------------------------------------------
+    def decision_follow_up(self, issue_id: str, decision_id: str) -> dict[str, Any] | None:
+        row = self.session.execute(
+            select(issue_decisions).where(
+                issue_decisions.c.issue_id == issue_id, issue_decisions.c.decision_id == decision_id
+            )
+        ).first()
+        return dict(row._mapping) if row else None
+
+    def save_decision_follow_up(self, issue_id: str, decision_id: str, *, new: bool, **values: Any) -> None:
+        if new:
+            self.session.execute(insert(issue_decisions).values(issue_id=issue_id, decision_id=decision_id, **values))
+        else:
+            self.session.execute(
+                update(issue_decisions)
+                .where(issue_decisions.c.issue_id == issue_id, issue_decisions.c.decision_id == decision_id)
+                .values(**values)
+            )
+
+    def follow_up_totals(self, issue_id: str) -> tuple[int, int]:
+        """(action items, done) over the decisions taken on the issue."""
+        row = self.session.execute(
+            select(
+                func.coalesce(func.sum(issue_decisions.c.action_items), 0),
+                func.coalesce(func.sum(issue_decisions.c.done), 0),
+            ).where(issue_decisions.c.issue_id == issue_id)
+        ).one()
+        return int(row[0]), int(row[1])
+
     # --- photos ----------------------------------------------------------------------------------------
     def add_photo(self, **values: Any) -> None:
         self.session.execute(insert(photos).values(**values))
@@ -344,6 +381,16 @@ class IssueRepository:
             select(replica.organisations).where(replica.organisations.c.organisation_id == organisation_id)
         ).first()
         return dict(row._mapping) if row else None
+
+    def organisations_of_compound(self, kind: str, compound_id: str) -> list[dict[str, Any]]:
+        """The active registered organisations of `kind` that serve the compound."""
+        assert replica.organisations is not None
+        o = replica.organisations.c
+        rows = self.session.execute(
+            select(replica.organisations).where(o.kind == kind, o.active.is_(True)).order_by(o.organisation_id)
+        )
+        # The register is small (a few per compound); the list of compounds is JSON on both databases.
+        return [dict(r._mapping) for r in rows if compound_id in (r.compound_ids or [])]
 
     def compound(self, compound_id: str) -> dict[str, Any] | None:
         row = self.session.execute(

@@ -67,6 +67,8 @@ issues = Table(
     Column("assignee_id", String(36), nullable=True),
     Column("supporter_count", Integer, nullable=False, default=0),
     Column("consultation_count", Integer, nullable=False, default=0),
+    Column("action_items", Integer, nullable=False, default=0, server_default="0"),
+    Column("action_items_done", Integer, nullable=False, default=0, server_default="0"),
     Column("duplicate_of", String(36), nullable=True),
     Column("reason", Text, nullable=True),
     Column("resolution_plan", Text, nullable=True),
@@ -147,6 +149,23 @@ issue_meetings = Table(
 )
 Index("ix_issue_meetings_meeting", issue_meetings.c.meeting_id)
 Index("ix_issue_meetings_community_concluded", issue_meetings.c.community_id, issue_meetings.c.concluded_at)
+
+# The decisions taken on an issue and how far their action items are (meetings.action_item.*):
+# `applied`, the issue was moved on when they were all done; `event_at`, the instant of the newest
+# event counted (an older one arriving late changes nothing).
+issue_decisions = Table(
+    "issue_decisions",
+    metadata,
+    Column("issue_id", String(36), ForeignKey("issues.id"), nullable=False),
+    Column("decision_id", String(36), nullable=False),
+    Column("issue_effect", String(20), nullable=True),
+    Column("action_items", Integer, nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("complete", Boolean, nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Column("event_at", When(), nullable=False),
+    PrimaryKeyConstraint("issue_id", "decision_id", name="pk_issue_decisions"),
+)
 
 photos = Table(
     "issue_photos",

@@ -200,6 +200,9 @@ class Issue:
     assignee_id: str | None = None
     supporter_count: int = 0
     consultation_count: int = 0
+    # Its decisions' action items and how many are done (kept from the meetings service's events).
+    action_items: int = 0
+    action_items_done: int = 0
     duplicate_of: str | None = None
     reason: str | None = None  # of the last rejection, escalation or reopening
     resolution_plan: str | None = None
@@ -213,6 +216,11 @@ class Issue:
     updated_at: datetime | None = None
     revision: int = 1
     id: str = field(default_factory=new_id)
+
+    @property
+    def follow_up(self) -> dict[str, int]:
+        """How far the action items of the decisions taken on the issue are: {action_items, done}."""
+        return {"action_items": self.action_items, "done": self.action_items_done}
 
     @property
     def visibility(self) -> str:

@@ -355,7 +355,7 @@ class CategoryByKey(MethodView):
         """Create or change a category (city admin)."""
         if not key.replace("_", "").isalnum() or len(key) > 80:
             raise Invalid("bad key", fields={"key": ["letters, digits and underscores, at most 80"]})
-        return use_cases.save_category(_uow(), require_principal(), key, **body)
+        return use_cases.save_category(_uow(), require_principal(), key, _now(), **body)
 
 
 @blp.route("/stats")

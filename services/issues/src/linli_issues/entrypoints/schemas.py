@@ -66,6 +66,11 @@ class IssueCreateSchema(Schema):
     channel = fields.String(load_default="app", validate=validate.OneOf(("app", "phone", "doorstep")))
 
 
+class FollowUpSchema(Schema):
+    action_items = fields.Integer(metadata={"description": "action items of the decisions taken on the issue"})
+    done = fields.Integer(metadata={"description": "how many of them are done"})
+
+
 class IssueSchema(Schema):
     id = fields.String()
     community_id = fields.String()
@@ -96,6 +101,13 @@ class IssueSchema(Schema):
     assignee_id = fields.String(allow_none=True)
     supporter_count = fields.Integer()
     consultation_count = fields.Integer()
+    follow_up = fields.Nested(
+        FollowUpSchema,
+        metadata={
+            "description": "how far the action items of its meetings' decisions are; once a decision's are "
+            "all done the issue moves on as the decision said"
+        },
+    )
     duplicate_of = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
     resolution_plan = fields.String(allow_none=True)
@@ -129,6 +141,9 @@ class IssueSummarySchema(Schema):
     assignee_id = fields.String(allow_none=True)
     supporter_count = fields.Integer()
     consultation_count = fields.Integer()
+    follow_up = fields.Nested(
+        FollowUpSchema, metadata={"description": "its decisions' action items and how many are done"}
+    )
     created_at = _when()
     updated_at = _when(allow_none=True)
     due_at = _when(allow_none=True)
@@ -280,6 +295,12 @@ class StatsPeriodSchema(Schema):
     timezone = fields.String(required=True)
 
 
+class EscalationsByTierSchema(Schema):
+    compound_to_community = fields.Integer(required=True)
+    community_to_street = fields.Integer(required=True)
+    street_to_city = fields.Integer(required=True)
+
+
 class StatsFiguresSchema(Schema):
     raised = fields.Integer(required=True)
     accepted = fields.Integer(required=True)
@@ -293,6 +314,13 @@ class StatsFiguresSchema(Schema):
     average_satisfaction = fields.Float(required=True, allow_none=True)
     ratings = fields.Integer(required=True)
     consultations_held = fields.Integer(required=True)
+    escalated = fields.Integer(
+        required=True,
+        metadata={"description": "moves of an issue up a tier in the period (deadline or by hand), counted when made"},
+    )
+    escalated_by_tier = fields.Nested(
+        EscalationsByTierSchema, required=True, metadata={"description": "the same, by from-tier and to-tier"}
+    )
 
 
 class StatsTotalsSchema(StatsFiguresSchema):

@@ -18,6 +18,7 @@ from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.tables import messaging
 from linli_issues.domain.model import Issue, TimelineEntry
 from linli_issues.service_layer.events import issue_event
+from linli_issues.service_layer.issues import route_to_organisation
 from linli_kit.errors import Conflict
 from linli_kit.events import Event
 from linli_kit.events.outbox import Outbox
@@ -58,6 +59,8 @@ class _Changes:
         except Conflict:
             return False
         self.note(issue, "status", now, reason, {"from": previous, "to": status})
+        if previous == "reported":
+            route_to_organisation(self.repo, issue, now)
         if status == "resolved":
             self.publish("issues.issue.resolved", issue, from_status=previous, summary=issue.resolution_summary)
         else:
@@ -212,7 +215,9 @@ def on_decision_recorded(session: Session, event: Event) -> None:
                 "resolution_plan": data.get("resolution_plan"),
             },
         )
-        if effect == "resolution_plan":
+        if effect == "resolution_plan" or (effect == "resolve" and data.get("action_items")):
+            # A decision to resolve that leaves work to do resolves the issue once its action
+            # items are done (see _follow); until then the issue is being resolved.
             issue.resolution_plan = data.get("resolution_plan") or data["motion"]
             if issue.status in ("reported", "accepted"):
                 changes.move(issue, "deliberating", now, "decided at a meeting")
@@ -227,6 +232,19 @@ def on_decision_recorded(session: Session, event: Event) -> None:
         elif effect == "reconsult":
             if issue.status in ENTERS_DELIBERATION:
                 changes.move(issue, "deliberating", now, "to be consulted again")
+        if data.get("action_items"):
+            # Its action items are to do: the issue shows 0 of them done until they are reported.
+            _follow(
+                changes,
+                issue,
+                str(data["decision_id"]),
+                effect=effect,
+                action_items=len(data["action_items"]),
+                done=0,
+                complete=False,
+                at=event.occurred_at,
+                now=now,
+            )
         issue.updated_at = now
     changes.flush()
 
@@ -241,30 +259,125 @@ def _escalate(changes: _Changes, issue: Issue, now: datetime, reason: str) -> No
 
 
 def on_action_item(session: Session, event: Event) -> None:
+    """An action item was assigned, updated or completed: put it on the timeline of the issues of
+    its decision, keep how far the decision's action items are, and once they are all done move the
+    issues on as the decision said (resolution_plan: resolving; resolve: resolved)."""
     data = event.data
-    if not data.get("issue_id"):
-        return
-    repo = IssueRepository(session)
-    issue = repo.get(str(data["issue_id"]))
-    if issue is None:
-        return
-    repo.add(
-        TimelineEntry(
-            issue_id=issue.id,
-            kind="action_item",
-            created_at=datetime.now(UTC),
-            body=data["title"],
-            data={
+    changes = _Changes(session)
+    now = datetime.now(UTC)
+    issue_ids = [str(i) for i in data.get("issue_ids") or []]
+    if data.get("issue_id"):
+        issue_ids.insert(0, str(data["issue_id"]))
+    for issue_id in dict.fromkeys(issue_ids):
+        issue = changes.repo.get(issue_id, for_update=True)
+        if issue is None:
+            continue
+        changes.note(
+            issue,
+            "action_item",
+            now,
+            data["title"],
+            {
                 "action_item_id": str(data["action_item_id"]),
                 "decision_id": str(data["decision_id"]),
                 "owner_body": data["owner_body"],
+                "owner_organisation_name": data.get("owner_organisation_name"),
                 "due_date": data.get("due_date"),
                 "status": data["status"],
+                "progress": data.get("progress"),
                 "note": data.get("note"),
                 "event": event.type,
             },
         )
+        if data.get("decision_complete") is None or data.get("decision_action_items") is None:
+            continue  # an event of before the counts: nothing to count
+        _follow(
+            changes,
+            issue,
+            str(data["decision_id"]),
+            effect=data.get("decision_issue_effect"),
+            action_items=int(data["decision_action_items"]),
+            done=int(data.get("decision_action_items_done") or 0),
+            complete=bool(data["decision_complete"]),
+            at=event.occurred_at,
+            now=now,
+        )
+    changes.flush()
+
+
+# Where an issue goes once the action items of its decision are done, by the decision's effect;
+# the first status is the way there from a reported issue (as when the decision was recorded).
+_MOVES_ON = {"resolution_plan": ("deliberating", "resolving"), "resolve": ("accepted", "resolved")}
+
+
+def _follow(
+    changes: _Changes,
+    issue: Issue,
+    decision_id: str,
+    *,
+    effect: str | None,
+    action_items: int,
+    done: int,
+    complete: bool,
+    at: datetime,
+    now: datetime,
+) -> None:
+    """Count the decision's action items on the issue. Events are applied in the order they
+    happened (the meetings service counts a decision's items one report at a time, so a later
+    event carries the later count): one older than the last counted changes nothing."""
+    repo = changes.repo
+    row = repo.decision_follow_up(issue.id, decision_id)
+    if row is not None and row["event_at"] >= at:
+        return
+    effect = effect or (row["issue_effect"] if row else None)
+    applied = bool(row and row["applied"])
+    if complete and not applied and action_items > 0:
+        target = _MOVES_ON.get(effect or "")
+        moved = False
+        reason = "the action items of the decision are done"
+        if target is not None:
+            way, status = target
+            if issue.status == "reported":
+                changes.move(issue, way, now, reason)
+            if status == "resolved" and issue.can_move_to("resolved"):
+                # What was decided is what was done: the summary the resolved event carries.
+                issue.resolution_summary = issue.resolution_plan or reason
+            moved = changes.move(issue, status, now, reason)
+        changes.note(
+            issue,
+            "follow_up",
+            now,
+            reason,
+            {"decision_id": decision_id, "action_items": action_items, "done": done, "complete": True, "moved": moved},
+        )
+        applied = True
+    elif not complete and applied:
+        # Reopened: an item is no longer done. The issue stays where it is (staff decide whether
+        # to reopen it), but its timeline says so.
+        changes.note(
+            issue,
+            "follow_up",
+            now,
+            "an action item of the decision is no longer done",
+            {"decision_id": decision_id, "action_items": action_items, "done": done, "complete": False},
+        )
+        applied = False
+    repo.save_decision_follow_up(
+        issue.id,
+        decision_id,
+        new=row is None,
+        issue_effect=effect,
+        action_items=action_items,
+        done=done,
+        complete=complete,
+        applied=applied,
+        event_at=at,
     )
+    changes.session.flush()
+    totals = repo.follow_up_totals(issue.id)
+    if totals != (issue.action_items, issue.action_items_done):
+        issue.action_items, issue.action_items_done = totals
+        issue.touch(now)
 
 
 def meeting_handlers() -> dict[str, Any]:
@@ -277,4 +390,5 @@ def meeting_handlers() -> dict[str, Any]:
         "meetings.decision.recorded": on_decision_recorded,
         "meetings.action_item.assigned": on_action_item,
         "meetings.action_item.completed": on_action_item,
+        "meetings.action_item.updated": on_action_item,
     }

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from linli_issues.adapters.repository import IssueRepository
 from linli_issues.domain import privacy, similarity
 from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
 from linli_issues.domain.photos import EXTENSIONS, photo_type
@@ -126,6 +127,8 @@ def change_status(
     previous = issue.move_to(status, now)
     if reason is not None:
         issue.reason = reason
+    if previous == "reported" and status not in ("rejected", "duplicate"):
+        route_to_organisation(uow.issues, issue, now)  # accepted (or taken straight to a meeting)
     reopened = previous in {"resolved", "closed"} and status == "accepted"
     if reopened:
         # Handled again: a fresh deadline by the category's rule, or the next timer tick would
@@ -159,6 +162,35 @@ def change_status(
             from_status=previous,
             reason=reason,
         )
+
+
+# The bodies that are an organisation of the issue's compound, by the register's kind.
+ROUTED_BODIES = {"property_company": "property_company", "owners_committee": "owners_committee"}
+
+
+def route_to_organisation(repo: IssueRepository, issue: Issue, now: datetime) -> str | None:
+    """A category routes to a real organisation: an issue whose responsible body is the compound's
+    property company or owners' committee goes to the registered organisation of that kind serving
+    its compound, when exactly one does (none, or several, leave the choice to staff). Recorded on
+    the timeline; the event of the report or acceptance carries the assignee."""
+    kind = ROUTED_BODIES.get(issue.assignee_type or "")
+    if kind is None or issue.assignee_id is not None or issue.compound_id is None:
+        return None
+    found = repo.organisations_of_compound(kind, issue.compound_id)
+    if len(found) != 1:
+        return None
+    organisation = found[0]
+    issue.assignee_id = organisation["organisation_id"]
+    repo.add(
+        TimelineEntry(
+            issue_id=issue.id,
+            kind="assignment",
+            created_at=now,
+            body=organisation["name"],
+            data={"assignee_type": issue.assignee_type, "assignee_id": issue.assignee_id, "automatic": True},
+        )
+    )
+    return issue.assignee_id
 
 
 def escalate_issue(
@@ -246,6 +278,8 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
         if media_url:
             data["media_url"] = media_url
         _note(uow, issue, "report", now, author_id=reporter_id, data=data)
+        if category.default_tier == "compound":
+            route_to_organisation(uow.issues, issue, now)
         publish_change(uow, "issues.issue.reported", issue, me, anonymous=issue.anonymous, channel=channel)
         uow.commit()
         return issue
@@ -612,6 +646,7 @@ def mark_private(
         issue = _load(uow, principal, issue_id, for_update=True)
         if not access.may_mark_private(principal, issue, uow.issues.street_of):
             raise Forbidden("only staff whose scope covers the issue mark it private")
+        before = issue.visibility
         if issue.mark_private(private, now):
             _note(
                 uow,
@@ -623,6 +658,16 @@ def mark_private(
                 internal=True,
                 data={"marked_private": private, "visibility": issue.visibility},
             )
+            if issue.visibility != before:
+                publish_change(
+                    uow,
+                    "issues.issue.visibility_changed",
+                    issue,
+                    access.person_id(principal),
+                    from_visibility=before,
+                    cause="marked_private" if private else "unmarked_private",
+                    reason=reason,
+                )
         uow.commit()
         return view(uow, principal, issue)
 
@@ -691,8 +736,13 @@ def list_categories(uow: IssuesUnitOfWork, *, include_inactive: bool = False) ->
         return uow.issues.categories(include_inactive=include_inactive)
 
 
-def save_category(uow: IssuesUnitOfWork, principal: Principal, key: str, **values: Any) -> Category:
-    """Create or change a category; only the city configures them."""
+def save_category(
+    uow: IssuesUnitOfWork, principal: Principal, key: str, now: datetime | None = None, **values: Any
+) -> Category:
+    """Create or change a category; only the city configures them. Narrowing its publication
+    narrows its issues at once, each told (`issues.issue.visibility_changed`) when who may read it
+    changes."""
+    now = now or utc_now()
     principal.require_role(Role.CITY_ADMIN)
     values = {k: v for k, v in values.items() if not (k == "publication" and v is None)}
     with uow:
@@ -716,7 +766,19 @@ def save_category(uow: IssuesUnitOfWork, principal: Principal, key: str, **value
                 setattr(category, attribute, value)
             # Narrowing applies at once to the category's issues; widening only to issues reported
             # from now on: nobody is ever published more widely than when they reported.
-            uow.issues.narrow_publication(key, category.publication)
+            for issue in uow.issues.to_narrow(key, category.publication):
+                before = issue.visibility
+                issue.publication = category.publication
+                if issue.visibility != before:
+                    issue.touch(now)
+                    publish_change(
+                        uow,
+                        "issues.issue.visibility_changed",
+                        issue,
+                        access.person_id(principal),
+                        from_visibility=before,
+                        cause="category_narrowed",
+                    )
         uow.commit()
         _category_cache.pop(key, None)
         return category

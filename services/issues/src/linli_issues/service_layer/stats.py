@@ -4,7 +4,9 @@ Figures (per scope, per community and per month): issues raised, accepted and re
 period; resolution rate (share of the period's issues resolved or closed by now); median and 90th
 percentile hours from report to resolution; how many of the period's issues went overdue; average
 satisfaction of the ratings given; consultations held (meetings on these issues concluded in the
-period); issues raised by category and by tier.
+period); issues raised by category and by tier; escalations (`escalated`: the moves of an issue
+up a tier in the period, by deadline or by hand, and `escalated_by_tier`: the same by from-tier and
+to-tier, as `compound_to_community`, `community_to_street`, `street_to_city`).
 
 Every figure is an aggregate in the database over indexed time ranges, so a city of 2,000,000
 issues answers without loading them.
@@ -22,12 +24,14 @@ from sqlalchemy import ColumnElement, and_, case, cast, distinct, func, literal,
 from sqlalchemy.types import Float
 
 from linli_issues.adapters.repository import communities_of_street_query
-from linli_issues.adapters.tables import issue_meetings, issues
+from linli_issues.adapters.tables import issue_meetings, issue_updates, issues
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden, Invalid
 
 DONE = ("resolved", "closed")
+# An issue escalates one tier at a time: these are the only moves (domain TIERS, in order).
+ESCALATIONS = ("compound_to_community", "community_to_street", "street_to_city")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, time
         end = datetime.combine(query.end + timedelta(days=1), time.min, zone).astimezone(UTC)
         figures = _Figures(uow, query, start, end, zone)
         totals, by_community, monthly = figures.rollup()
+        figures.escalations(totals, by_community, monthly)
         totals["by_category"], totals["by_tier"] = figures.by_category_and_tier()
         months = _months(query.start, query.end)
         return {
@@ -112,6 +117,8 @@ def _empty() -> dict[str, Any]:
         "average_satisfaction": None,
         "ratings": 0,
         "consultations_held": 0,
+        "escalated": 0,
+        "escalated_by_tier": dict.fromkeys(ESCALATIONS, 0),
     }
 
 
@@ -215,6 +222,41 @@ class _Figures:
         run(m.community_id, m.concluded_at, [func.count(distinct(m.meeting_id))], [m.status == "concluded"], held)
         # A community or month with no row at all in a family keeps that family's empty figures.
         return totals, by_community, monthly
+
+    def escalations(
+        self, totals: dict[str, Any], by_community: dict[str, dict[str, Any]], monthly: dict[str, dict[str, Any]]
+    ) -> None:
+        """Escalations in the period (the timeline's escalation entries, when they happened), by
+        community, month, from-tier and to-tier in one grouped query; the three groupings are
+        added up here from its few rows (communities x months x three moves at most)."""
+        u = issue_updates.c
+        month = self._month_sql(u.created_at) if self.postgres else self.month(u.created_at)
+        moves = (
+            select(
+                issues.c.community_id.label("community_id"),
+                month.label("month"),
+                u.data["from"].as_string().label("from_tier"),
+                u.data["to"].as_string().label("to_tier"),
+            )
+            .select_from(issue_updates.join(issues, issues.c.id == u.issue_id))
+            .where(u.kind == "escalation", self._between(u.created_at), *self._scope(issues.c.community_id))
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(moves.c.community_id, moves.c.month, moves.c.from_tier, moves.c.to_tier, func.count()).group_by(
+                moves.c.community_id, moves.c.month, moves.c.from_tier, moves.c.to_tier
+            )
+        )
+        for community_id, key_month, from_tier, to_tier, count in rows:
+            move = f"{from_tier}_to_{to_tier}"
+            for figures in (
+                totals,
+                by_community.setdefault(str(community_id), _empty()),
+                monthly.setdefault(str(key_month), _empty()),
+            ):
+                figures["escalated"] += count
+                by_tier = figures["escalated_by_tier"]
+                by_tier[move] = by_tier.get(move, 0) + count
 
     def by_category_and_tier(self) -> tuple[dict[str, int], dict[str, int]]:
         if not self.postgres:

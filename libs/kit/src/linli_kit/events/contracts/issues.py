@@ -83,6 +83,17 @@ class IssueSupported(IssueSnapshot):
     supporter_id = uuid()
 
 
+class IssueVisibilityChanged(IssueSnapshot):
+    """Who may read the issue changed (its `visibility` is the new one): staff marked it private or
+    lifted their mark, or the city narrowed its category's publication. Consumers that keep what
+    an issue's readers may see (notifications) apply it at once. Added (new type): older consumers
+    do not bind it."""
+
+    from_visibility = fields.String(required=True, validate=validate.OneOf(VISIBILITIES))
+    cause = one_of("marked_private", "unmarked_private", "category_narrowed")
+    reason = text(2000, required=False)
+
+
 for _type, _schema in {
     "issues.issue.reported": IssueReported,
     "issues.issue.accepted": IssueStatusChanged,
@@ -94,5 +105,6 @@ for _type, _schema in {
     "issues.issue.reopened": IssueReopened,
     "issues.issue.overdue": IssueOverdue,
     "issues.issue.supported": IssueSupported,
+    "issues.issue.visibility_changed": IssueVisibilityChanged,
 }.items():
     CATALOGUE.register(_type, 1, _schema)

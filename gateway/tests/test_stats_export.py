@@ -1,0 +1,141 @@
+"""The street's exports through the gateway, with stand-in services answering their /stats: the
+headline figures (escalations by tier, meetings by type, consultations) as columns of the CSV and of
+both sheets of the workbook, and as ranking metrics; the overview passes the figures on exactly."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from openpyxl import load_workbook
+
+NONE = {"compound_to_community": 0, "community_to_street": 0, "street_to_city": 0}
+
+
+@pytest.fixture
+def services() -> Iterator[dict]:
+    """One stand-in for every service: `<url>/<service>/stats` answers `answers[service]`."""
+    answers: dict[str, dict] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            service = self.path.split("/")[1]
+            body = json.dumps(answers.get(service, {"totals": {}, "by_community": [], "monthly": []})).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "answers": answers}
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def street(make_app, services, token_signer):
+    url = services["url"]
+    client = make_app(
+        ISSUES_URL=f"{url}/issues", MEETINGS_URL=f"{url}/meetings", ACTIVITIES_URL=f"{url}/activities"
+    ).test_client()
+    admin = {"Authorization": f"Bearer {token_signer.sign(user_id='admin', role='city_admin')}"}
+    street_id = client.post("/api/v1/directory/streets", json={"name": "Yucai Street"}, headers=admin).get_json()["id"]
+
+    def community(name: str) -> str:
+        made = client.post("/api/v1/directory/communities", json={"street_id": street_id, "name": name}, headers=admin)
+        return made.get_json()["id"]
+
+    c1, c2 = community("Xihu"), community("Yucai")
+    services["answers"]["issues"] = {
+        "totals": {"raised": 5, "escalated": 3, "escalated_by_tier": NONE | {"compound_to_community": 3}},
+        "by_community": [
+            {"community_id": c1, "raised": 3, "escalated": 3, "escalated_by_tier": NONE | {"compound_to_community": 3}},
+            {"community_id": c2, "raised": 2, "escalated": 0, "escalated_by_tier": NONE},
+        ],
+        "monthly": [
+            {"month": "2026-11", "raised": 5, "escalated": 3, "escalated_by_tier": NONE | {"compound_to_community": 3}}
+        ],
+    }
+    services["answers"]["meetings"] = {
+        "totals": {"meetings_held": 3, "meetings_by_type": {"bench": 2, "pavilion": 1}, "consultations": 2},
+        "by_community": [
+            {
+                "community_id": c1,
+                "meetings_held": 3,
+                "meetings_by_type": {"bench": 2, "pavilion": 1},
+                "consultations": 2,
+            },
+        ],
+        "monthly": [
+            {
+                "month": "2026-11",
+                "meetings_held": 3,
+                "meetings_by_type": {"bench": 2, "pavilion": 1},
+                "consultations": 2,
+            }
+        ],
+    }
+    return client, admin, street_id, c1, c2
+
+
+def test_the_headline_figures_are_columns_of_both_exports_and_rankings(street):
+    client, admin, street_id, c1, c2 = street
+    query = f"street_id={street_id}&from=2026-11-01&to=2026-11-30"
+    overview = client.get(f"/api/v1/stats/overview?{query}", headers=admin)
+    assert overview.status_code == 200, overview.get_json()
+    totals = overview.get_json()["totals"]
+    assert totals["issues"]["escalated_by_tier"] == NONE | {"compound_to_community": 3}
+    assert totals["meetings"]["meetings_by_type"] == {"bench": 2, "pavilion": 1}
+
+    exported = client.get(f"/api/v1/stats/export?{query}", headers=admin)
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    xihu, yucai = rows
+    assert (
+        xihu["community_name"],
+        xihu["issues.escalated"],
+        xihu["issues.escalated_by_tier.compound_to_community"],
+    ) == (
+        "Xihu",
+        "3",
+        "3",
+    )
+    assert [xihu[f"meetings.meetings_by_type.{t}"] for t in ("bench", "pavilion", "round_table")] == ["2", "1", "0"]
+    assert xihu["meetings.consultations"] == "2"
+    # Yucai held no meeting: the meetings service did not list it, so its meeting cells are empty.
+    assert (yucai["issues.escalated"], yucai["meetings.consultations"]) == ("0", "")
+
+    monthly = client.get(f"/api/v1/stats/export?{query}&sheet=monthly", headers=admin)
+    assert "monthly" in monthly.headers["Content-Disposition"]
+    [november] = list(csv.DictReader(io.StringIO(monthly.get_data(as_text=True).lstrip("\ufeff"))))
+    assert (november["month"], november["issues.escalated"], november["meetings.meetings_by_type.bench"]) == (
+        "2026-11",
+        "3",
+        "2",
+    )
+    bad = client.get(f"/api/v1/stats/export?{query}&sheet=weekly", headers=admin)
+    assert bad.status_code == 422 and "sheet" in json.dumps(bad.get_json())
+
+    workbook = load_workbook(io.BytesIO(client.get(f"/api/v1/stats/export?{query}&format=xlsx", headers=admin).data))
+    sheet = workbook["monthly"]
+    header = [cell.value for cell in sheet[1]]
+    values = dict(zip(header, [cell.value for cell in sheet[2]], strict=True))
+    assert values["month"] == "2026-11" and values["meetings.consultations"] == 2
+    assert values["meetings.meetings_by_type.round_table"] == 0 and values["issues.escalated"] == 3
+    communities = workbook["communities"]
+    assert "issues.escalated_by_tier.street_to_city" in [cell.value for cell in communities[1]]
+
+    ranked = client.get(f"/api/v1/stats/rankings?{query}&metric=escalated", headers=admin).get_json()["ranking"]
+    assert [(r["community_name"], r["rank"]) for r in ranked] == [("Yucai", 1), ("Xihu", 2)]
+    ranked = client.get(f"/api/v1/stats/rankings?{query}&metric=consultations", headers=admin).get_json()["ranking"]
+    assert [(r["community_name"], r["rank"]) for r in ranked] == [("Xihu", 1), ("Yucai", None)]
