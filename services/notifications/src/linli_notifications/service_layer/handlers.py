@@ -97,6 +97,8 @@ class Rules:
             "issues.issue.supported": self.issue_supported,
             "issues.issue.escalated": self.issue_escalated,
             "issues.issue.overdue": self.issue_overdue,
+            # Nothing to tell: who may read the issue changed, and the read rule must know at once.
+            "issues.issue.visibility_changed": lambda session, event: self._record_issue(session, event.data) and None,
             "meetings.meeting.scheduled": self.meeting_changed,
             "meetings.meeting.rescheduled": self.meeting_changed,
             "meetings.meeting.cancelled": self.meeting_changed,
