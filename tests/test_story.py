@@ -11,7 +11,8 @@ import pytest
 
 from linli_demo import story
 
-pytestmark = pytest.mark.integration
+# Every process of the platform starts and stops around the story: minutes on a loaded machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 ADMIN_PHONE, ADMIN_PASSWORD = "13500135000", "admin-pass-2026"
 
 
