@@ -155,12 +155,22 @@ class Platform:
         self._await_ready(process, "/healthz")
         return process
 
-    def start_worker(self, service: str) -> Process:
+    def start_worker(self, service: str, *, name: str | None = None, env: dict[str, str] | None = None) -> Process:
+        """The service's worker; call again for another copy (give each its own `name`, e.g.
+        "issues-worker-2", for its own log). `env` adds or overrides settings of this copy."""
         self.command(service, "migrate")
         port = free_port()
         argv = [str(BIN / f"linli-{service}"), "worker", "--health-port", str(port)]
-        process = self._spawn(f"{service}-worker", argv, self.env(service), port)
+        process = self._spawn(name or f"{service}-worker", argv, self.env(service) | (env or {}), port)
         self._await_ready(process, "/readyz")
+        return process
+
+    def start_process(self, name: str, argv: list[str], env: dict[str, str], *, ready_path: str = "/readyz") -> Process:
+        """Any process serving probes: `argv` gets `--health-port PORT` appended, and the call
+        returns once PORT answers `ready_path` with 200."""
+        port = free_port()
+        process = self._spawn(name, [*argv, "--health-port", str(port)], env, port)
+        self._await_ready(process, ready_path)
         return process
 
     def start_front(self) -> Process:
