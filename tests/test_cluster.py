@@ -5,6 +5,9 @@
    quorum queue is killed, then started again. Every event's effect exists exactly once, the relays
    and consumers reconnect by themselves (AMQP_URL lists the three nodes), and the figures (how soon
    the flow resumed, the longest stall) are printed, never asserted: DESIGN forbids timed tests.
+2. Two copies of every worker (relays, consumers, timers: issues' deadlines, notifications' meeting
+   reminders and deliveries) against one PostgreSQL: no escalation, reminder, notification or
+   delivery twice, every event published once, and replicas still ordered by revision.
 
 Figures are printed; run with `-s` to see them.
 """
@@ -17,15 +20,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pika
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
+from linli_demo import story
 from linli_kit.config import BusNames
 from linli_kit.db import Database
+from linli_kit.events.topology import declare_exchanges
 from linli_kit.testing import probe
 from linli_kit.testing.infra import InfraUnavailable, PostgresDatabases
 from linli_kit.testing.platform import Platform, Process
@@ -279,3 +285,295 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(cluster_platform: Pla
         f"\nreconnected by themselves: consumers {reconnected_consumers}, relays {reconnected_relays}"
         f"\neffects: {len(effects)} events, each exactly once; dead letters 0"
     )
+
+
+# --- two copies of every worker ------------------------------------------------------------------
+ADMIN_PHONE, ADMIN_PASSWORD = "13500135000", "admin-pass-2026"
+RESIDENTS = ("yang_jing", "zhang_wei", "wang_fang", "owners_committee", "party_member", "representative")
+CHURN = ("accepted", "resolved", "accepted", "resolved", "accepted")  # each step a new revision
+WORKER_SETTINGS = {"ISSUES_DEADLINE_CHECK_SECONDS": "0.5", "REMINDER_INTERVAL_SECONDS": "0.5"}
+
+
+class ServiceDatabases:
+    """Read and (to move a deadline) write the services' databases directly, as an operator would."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.engines: dict = {}
+
+    def engine(self, service: str):
+        if service not in self.engines:
+            self.engines[service] = create_engine(self.platform.database_url(service))
+        return self.engines[service]
+
+    def rows(self, service: str, sql: str, **params) -> list[dict]:
+        with self.engine(service).connect() as conn:
+            return [dict(r) for r in conn.execute(text(sql), params).mappings()]
+
+    def execute(self, service: str, sql: str, **params) -> int:
+        with self.engine(service).begin() as conn:
+            return conn.execute(text(sql), params).rowcount
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+
+
+def _differences(found: dict, expected: dict) -> dict:
+    """{id: (revision found, revision expected)} where they differ."""
+    return {k: (found.get(k), expected.get(k)) for k in set(found) | set(expected) if found.get(k) != expected.get(k)}
+
+
+class Tap:
+    """A durable queue bound to every event of the test's exchange: what the relays published, kept
+    on the broker (not in a connection that might drop) until the end of the test."""
+
+    def __init__(self, amqp_url: str, bus: BusNames) -> None:
+        self.amqp_url = amqp_url
+        self.bus = bus
+        self.queue = f"{bus.queue_prefix}tap"
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        try:
+            channel = conn.channel()
+            declare_exchanges(channel, bus)
+            channel.queue_declare(self.queue, durable=True)
+            channel.queue_bind(self.queue, bus.exchange, routing_key="#")
+        finally:
+            conn.close()
+
+    def message_ids(self) -> Counter:
+        """How many times each event id was published, emptying the queue."""
+        found: Counter = Counter()
+        conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            channel = conn.channel()
+            while True:
+                method, props, _body = channel.basic_get(self.queue, auto_ack=True)
+                if method is None:
+                    return found
+                found[props.message_id] += 1
+        finally:
+            conn.close()
+
+    def delete(self) -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            conn.channel().queue_delete(self.queue)
+        finally:
+            conn.close()
+
+
+def handled_by(process: Process) -> int:
+    """Events a worker process took off its queue and acked (its /metrics)."""
+    total = 0.0
+    for line in requests.get(process.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("linli_events_handled_total{") and 'outcome="ack"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+@pytest.mark.timeout(900)
+def test_two_copies_of_every_worker_duplicate_nothing_and_keep_revision_order(platform: Platform):
+    gateway = platform.start_web("gateway")
+    for service in ("issues", "meetings"):
+        platform.start_web(service)
+    workers = {
+        service: [platform.start_worker(service, name=f"{service}-worker-{k}", env=WORKER_SETTINGS) for k in (1, 2)]
+        for service in ("gateway", "issues", "meetings", "notifications")
+    }
+    tap = Tap(platform.amqp_url, platform.bus)  # every event the relays publish, from now on
+    db = ServiceDatabases(platform)
+    try:
+        platform.command("gateway", "create-admin", "--phone", ADMIN_PHONE, "--password", ADMIN_PASSWORD)
+        city = story.set_up_city(gateway.url, ADMIN_PHONE, ADMIN_PASSWORD, narrate=lambda _line: None)
+        community = city.communities["shangpinyuan"]
+        staff = city.person("staff_shangpinyuan")
+
+        # The directory: one community renamed five times in a row.
+        xihu = city.communities["xihu"]
+        for k in range(1, 6):
+            city.admin.patch(f"/api/v1/directory/communities/{xihu}", {"name": f"Xihu Community r{k}"})
+
+        # Eighteen reports; nine churn through five status changes, nine are left to escalate.
+        def report(who: str, n: int) -> dict:
+            body = {
+                "community_id": community,
+                "title": f"Report {n} by {who}",
+                "category": "safety_hazard",
+                "description": "A loose paving stone by the gate.",
+            }
+            return story.wait_for(lambda: city.person(who).post("/api/v1/issues/", body), what="a report accepted")
+
+        reported = [report(who, n) for n in range(3) for who in RESIDENTS]
+        churned, overdue = [i["id"] for i in reported[:9]], [i["id"] for i in reported[9:]]
+        for status in CHURN:
+            for issue_id in churned:
+                body = {"status": status}
+                if status == "resolved":
+                    body["summary"] = "The stone was fixed."
+                staff.post(f"/api/v1/issues/{issue_id}/status", body)
+
+        # Four meetings in two hours, three residents invited to each.
+        invited = [("owners_committee", "owners_committee"), ("party_member", "party_member")]
+        invited.append(("representative", "resident_representative"))
+        start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+        meetings = [
+            staff.post(
+                "/api/v1/meetings/",
+                {
+                    "community_id": community,
+                    "meeting_type": "round_table",
+                    "title": f"Round-table {m}",
+                    "place": "Community hall",
+                    "starts_at": start.isoformat(),
+                    "ends_at": (start + timedelta(hours=1)).isoformat(),
+                    "participants": [{"role": role, "user_id": city.person(key).id} for key, role in invited],
+                },
+            )["id"]
+            for m in range(4)
+        ]
+
+        # The deadlines of nine issues pass at once: both issues workers' timers find them.
+        issue_ids = {"ids": overdue}
+        assert (
+            db.execute(
+                "issues", "UPDATE issues SET due_at = now() - interval '1 minute' WHERE id = ANY(:ids)", **issue_ids
+            )
+            == 9
+        )
+
+        def all_escalated() -> bool:
+            rows = db.rows("issues", "SELECT tier FROM issues WHERE id = ANY(:ids)", **issue_ids)
+            return len(rows) == 9 and all(r["tier"] != "compound" for r in rows)
+
+        eventually(all_escalated, timeout=120, what="the overdue issues escalated")
+        # The hour-before reminders are scheduled by both notifications workers' consumers, then come
+        # due at once: both workers' reminder timers find them.
+        meeting_ids = {"ids": meetings}
+        scheduled = "SELECT count(*) AS n FROM reminders WHERE subject_id = ANY(:ids) AND state = 'scheduled'"
+        eventually(
+            lambda: db.rows("notifications", scheduled, **meeting_ids)[0]["n"] == 4, timeout=120, what="reminders"
+        )
+        db.execute("notifications", "UPDATE reminders SET due_at = now() WHERE subject_id = ANY(:ids)", **meeting_ids)
+        fired = "SELECT count(*) AS n FROM reminders WHERE subject_id = ANY(:ids) AND state = 'fired'"
+        eventually(lambda: db.rows("notifications", fired, **meeting_ids)[0]["n"] == 4, timeout=120, what="fired")
+
+        # Everything settles: every outbox published, every queue drained, every delivery sent.
+        def unsettled() -> list[str]:
+            waiting = []
+            for service in ("gateway", "issues", "meetings", "notifications"):
+                if db.rows(service, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")[0]["n"]:
+                    waiting.append(f"{service}'s outbox")
+            due = (
+                "SELECT count(*) AS n FROM deliveries"
+                " WHERE state IN ('pending', 'sending') AND next_attempt_at <= now()"
+            )
+            if db.rows("notifications", due)[0]["n"]:
+                late = db.rows(
+                    "notifications",
+                    "SELECT channel, state, kind, attempts, reason, next_attempt_at FROM deliveries"
+                    " WHERE state IN ('pending', 'sending') AND next_attempt_at <= now() LIMIT 5",
+                )
+                waiting.append(f"deliveries due: {late}")
+            issues = {r["id"]: r["revision"] for r in db.rows("issues", "SELECT id, revision FROM issues")}
+            kept = "SELECT issue_id AS id, revision FROM issue_replica"
+            if (found := {r["id"]: r["revision"] for r in db.rows("meetings", kept)}) != issues:
+                waiting.append(f"meetings' issues: {_differences(found, issues)}")
+            kept = "SELECT subject_id AS id, revision FROM subjects WHERE subject_type = 'issue'"
+            if (found := {r["id"]: r["revision"] for r in db.rows("notifications", kept)}) != issues:
+                waiting.append(f"notifications' issues: {_differences(found, issues)}")
+            return waiting
+
+        try:
+            eventually(lambda: not unsettled(), timeout=180, interval=0.5, what="everything settled")
+        except AssertionError:
+            raise AssertionError(f"still waiting for: {unsettled()}") from None
+
+        # Ordering by revision held: every replica shows the latest snapshot, whatever copy handled what.
+        issues = {r["id"]: r for r in db.rows("issues", "SELECT id, status, tier, revision FROM issues")}
+        assert {issues[i]["status"] for i in churned} == {"accepted"}
+        assert all(issues[i]["revision"] >= 1 + len(CHURN) for i in churned)
+        for r in db.rows("meetings", "SELECT issue_id, status, tier, revision FROM issue_replica"):
+            assert (r["status"], r["tier"], r["revision"]) == tuple(
+                issues[r["issue_id"]][k] for k in ("status", "tier", "revision")
+            )
+        for r in db.rows(
+            "notifications", "SELECT subject_id, status, revision FROM subjects WHERE subject_type = 'issue'"
+        ):
+            assert (r["status"], r["revision"]) == (
+                issues[r["subject_id"]]["status"],
+                issues[r["subject_id"]]["revision"],
+            )
+        final_name = db.rows("gateway", "SELECT name, revision FROM communities WHERE id = :id", id=xihu)[0]
+        assert final_name["name"] == "Xihu Community r5"
+        for service in ("issues", "meetings", "notifications"):
+            eventually(
+                lambda s=service: (
+                    db.rows(s, "SELECT name, revision FROM directory_communities WHERE community_id = :id", id=xihu)
+                    == [final_name]
+                ),
+                what=f"the last name of the community in {service}",
+            )
+
+        # One escalation per overdue issue: one overdue and one escalated event, each told once.
+        events = Counter(
+            (r["issue_id"], r["event_type"])
+            for r in db.rows(
+                "issues", "SELECT event_type, CAST(payload AS json)->'data'->>'issue_id' AS issue_id FROM outbox"
+            )
+        )
+        for issue_id in overdue:
+            assert events[(issue_id, "issues.issue.overdue")] == 1, issue_id
+            assert events[(issue_id, "issues.issue.escalated")] == 1, issue_id
+        told = Counter(
+            (r["subject_id"], r["user_id"])
+            for r in db.rows(
+                "notifications", "SELECT subject_id, user_id FROM notifications WHERE kind = 'issue.escalated'"
+            )
+        )
+        assert {subject for subject, _user in told} == set(overdue)
+        assert set(told.values()) == {1}, "someone was told of one escalation twice"
+
+        # One reminder per meeting and participant.
+        reminded = Counter(
+            (r["subject_id"], r["user_id"])
+            for r in db.rows(
+                "notifications",
+                "SELECT subject_id, user_id FROM notifications WHERE source_type = 'reminder.hour_before'",
+            )
+        )
+        expected = {(m, city.person(key).id) for m in meetings for key, _role in invited}
+        assert set(reminded) == expected and set(reminded.values()) == {1}
+
+        # No notification planned or sent twice: one delivery per notification and channel, one
+        # provider call per delivery.
+        deliveries = db.rows("notifications", "SELECT notification_id, channel, attempts, state FROM deliveries")
+        assert deliveries and all(d["attempts"] <= 1 for d in deliveries)
+        sent = [d for d in deliveries if d["state"] in ("sent", "delivered")]
+        assert sent, "nothing was sent: the check above would prove nothing"
+        calls = db.rows(
+            "notifications", "SELECT delivery_id, count(*) AS n FROM attempts GROUP BY delivery_id HAVING count(*) > 1"
+        )
+        assert calls == []
+
+        # Every event was published once, although two relays of each service ran.
+        published = tap.message_ids()
+        outboxes = set()
+        for service in ("gateway", "issues", "meetings", "notifications"):
+            outboxes |= {r["event_id"] for r in db.rows(service, "SELECT event_id FROM outbox")}
+        assert set(published) == outboxes
+        assert {m: c for m, c in published.items() if c > 1} == {}
+
+        # Both copies of each consuming service took their share of the events.
+        shares = {
+            service: [handled_by(w) for w in workers[service]] for service in ("issues", "meetings", "notifications")
+        }
+        for service in ("meetings", "notifications"):
+            assert all(shares[service]), f"one copy of {service} handled nothing: {shares[service]}"
+        print(
+            f"\ntwo copies of every worker: {len(outboxes)} events published once each; handled per copy {shares};"
+            f" {len(overdue)} escalations, {len(reminded)} reminders, {len(sent)} deliveries sent, each once"
+        )
+    finally:
+        tap.delete()
+        db.close()
