@@ -8,6 +8,8 @@
 2. Two copies of every worker (relays, consumers, timers: issues' deadlines, notifications' meeting
    reminders and deliveries) against one PostgreSQL: no escalation, reminder, notification or
    delivery twice, every event published once, and replicas still ordered by revision.
+3. A PostgreSQL server of the test's own restarted (an immediate shutdown, as in a crash) during a
+   load of reports through the gateway: every accepted report exists, every event published once.
 
 Figures are printed; run with `-s` to see them.
 """
@@ -18,6 +20,7 @@ import json
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +38,7 @@ from linli_kit.events.topology import declare_exchanges
 from linli_kit.testing import probe
 from linli_kit.testing.infra import InfraUnavailable, PostgresDatabases
 from linli_kit.testing.platform import Platform, Process
+from linli_kit.testing.private_postgres import PrivatePostgres
 from linli_kit.testing.rabbit_cluster import RabbitCluster
 from linli_kit.testing.waiting import eventually
 
@@ -303,7 +307,7 @@ class ServiceDatabases:
 
     def engine(self, service: str):
         if service not in self.engines:
-            self.engines[service] = create_engine(self.platform.database_url(service))
+            self.engines[service] = create_engine(self.platform.database_url(service), pool_pre_ping=True)
         return self.engines[service]
 
     def rows(self, service: str, sql: str, **params) -> list[dict]:
@@ -573,6 +577,173 @@ def test_two_copies_of_every_worker_duplicate_nothing_and_keep_revision_order(pl
         print(
             f"\ntwo copies of every worker: {len(outboxes)} events published once each; handled per copy {shares};"
             f" {len(overdue)} escalations, {len(reminded)} reminders, {len(sent)} deliveries sent, each once"
+        )
+    finally:
+        tap.delete()
+        db.close()
+
+
+# --- a PostgreSQL restart under load -------------------------------------------------------------
+REPORTERS = 4  # client threads posting reports through the gateway
+BEFORE_RESTART = 40  # reports accepted before the restart...
+AFTER_RESTART = 40  # ...and after it
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    try:
+        server = PrivatePostgres()
+    except InfraUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def private_platform(
+    request: pytest.FixtureRequest,
+    private_postgres: PrivatePostgres,
+    amqp_url: str,
+    bus_names: BusNames,
+    run_id: str,
+    token_keys: tuple[str, str],
+    tmp_path: Path,
+) -> Iterator[Platform]:
+    """The platform's processes with their databases on the test's own PostgreSQL server."""
+    private_key, public_key = token_keys
+    databases = PostgresDatabases(private_postgres.admin_url, run_id)
+    stack = Platform(databases, amqp_url, bus_names, public_key, private_key, tmp_path / "platform")
+    yield stack
+    call = getattr(request.node, "rep_call", None)
+    if call is not None and call.failed:
+        print(stack.logs())
+        print(private_postgres.log.read_text(errors="replace")[-5000:])
+    stack.stop_all()
+
+
+class Reporters:
+    """Residents posting reports through the gateway as fast as they are answered."""
+
+    def __init__(self, gateway_url: str, community_id: str, token_signer) -> None:
+        self.url = gateway_url + "/api/v1/issues/"
+        self.community_id = community_id
+        self.signer = token_signer
+        self.answers: list[tuple[float, int, str | None]] = []  # (monotonic time, status, issue id)
+        self.refusals: Counter = Counter()  # (status, error code)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(REPORTERS)]
+
+    def _run(self, n: int) -> None:
+        resident = str(uuid.uuid4())
+        token = self.signer.sign(user_id=resident, role="resident", community_ids=[self.community_id])
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        k = 0
+        while not self.stop.is_set():
+            k += 1
+            body = {
+                "community_id": self.community_id,
+                "title": f"Report {k} of reporter {n}",
+                "category": "safety_hazard",
+                "description": "The gate does not close.",
+            }
+            try:
+                response = http.post(self.url, json=body, timeout=60)
+                status = response.status_code
+                issue_id = response.json().get("id") if status == 201 else None
+                if status != 201:
+                    with self.lock:
+                        self.refusals[(status, response.json().get("error", {}).get("code"))] += 1
+            except (requests.RequestException, ValueError):
+                status, issue_id = 0, None  # no answer at all, or not JSON
+            with self.lock:
+                self.answers.append((time.monotonic(), status, issue_id))
+            if status != 201:
+                self.stop.wait(0.1)  # a client's pause before trying again
+
+    def accepted(self, after: float = 0.0) -> list[str]:
+        with self.lock:
+            return [issue_id for when, status, issue_id in self.answers if status == 201 and when > after]
+
+
+@pytest.mark.timeout(600)
+def test_a_postgresql_restart_under_load_loses_no_report_and_publishes_each_once(
+    private_platform: Platform, private_postgres: PrivatePostgres, token_signer
+):
+    platform = private_platform
+    gateway = platform.start_web("gateway")
+    platform.start_worker("gateway")
+    platform.start_web("issues")
+    platform.start_worker("issues")
+    tap = Tap(platform.amqp_url, platform.bus)
+    db = ServiceDatabases(platform)
+    try:
+        admin = {"Authorization": "Bearer " + token_signer.sign(user_id=str(uuid.uuid4()), role="city_admin")}
+        api = gateway.url + "/api/v1/directory"
+        street = requests.post(f"{api}/streets", json={"name": "Chengqu", "city": "Lingwu"}, headers=admin)
+        assert street.status_code == 201, street.text
+        community = requests.post(
+            f"{api}/communities", json={"street_id": street.json()["id"], "name": "Xihu"}, headers=admin
+        )
+        assert community.status_code == 201, community.text
+        community_id = community.json()["id"]
+        eventually(
+            lambda: db.rows("issues", "SELECT 1 FROM directory_communities WHERE community_id = :id", id=community_id),
+            what="the community in the issues service",
+        )
+
+        load = Reporters(gateway.url, community_id, token_signer)
+        for thread in load.threads:
+            thread.start()
+        eventually(lambda: len(load.accepted()) >= BEFORE_RESTART, timeout=120, what="reports before the restart")
+        stopped_at = time.monotonic()
+        private_postgres.stop("immediate")
+        private_postgres.start()
+        down = time.monotonic() - stopped_at
+        eventually(
+            lambda: len(load.accepted(after=stopped_at + down)) >= AFTER_RESTART,
+            timeout=180,
+            what="reports accepted again after the restart",
+        )
+        back_at = stopped_at + down
+        refused = [when for when, status, _id in load.answers if status != 201]
+        first_after = min(when for when, status, _id in load.answers if status == 201 and when > back_at)
+        load.stop.set()
+        for thread in load.threads:
+            thread.join(90)
+        accepted = load.accepted()
+        statuses = Counter(status for _when, status, _id in load.answers)
+
+        # Every accepted report exists; every report has its event, published and published once.
+        stored = {r["id"] for r in db.rows("issues", "SELECT id FROM issues")}
+        assert set(accepted) <= stored, f"accepted but missing: {sorted(set(accepted) - stored)[:10]}"
+        assert len(accepted) == len(set(accepted))
+        unpublished = "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
+        eventually(lambda: db.rows("issues", unpublished)[0]["n"] == 0, timeout=120, what="the outbox published")
+        events = {
+            r["event_id"]: r["issue_id"]
+            for r in db.rows(
+                "issues",
+                "SELECT event_id, CAST(payload AS json)->'data'->>'issue_id' AS issue_id FROM outbox"
+                " WHERE event_type = 'issues.issue.reported'",
+            )
+        }
+        assert sorted(events.values()) == sorted(stored), "a report without its event, or with two"
+        published = tap.message_ids()
+        assert {m: c for m, c in published.items() if m in events and c != 1} == {}
+        assert set(events) <= set(published), "an event never reached the broker"
+        # While the database was down the answer was a clean "unavailable", never a server error.
+        assert set(statuses) <= {201, 502, 503, 504}, statuses
+        print(
+            f"\npostgresql restart under load: {len(accepted)} reports accepted, refusals {dict(load.refusals)};"
+            f" database stopped (immediate) and started again in {down:.1f} s; refusals from"
+            f" {min(refused) - stopped_at:+.1f} s to {max(refused) - back_at:+.1f} s after it was back;"
+            f" reports accepted again {first_after - back_at:.1f} s after it was back;"
+            f" {len(stored)} issues stored, each reported event published once"
         )
     finally:
         tap.delete()
