@@ -150,18 +150,18 @@ class Sampler:
         while not self.stop.wait(0.05):
             self.samples.append((time.monotonic(), count_effects(self.database)))
 
-    def longest_stall(self, after: float) -> tuple[float, float]:
-        """(seconds the count did not grow, when that stall began) among the samples after `after`,
-        before the last effect."""
-        longest, began = 0.0, after
-        last_change_time, last_count = after, None
+    def longest_stall(self, start: float, end: float) -> tuple[float, float]:
+        """(seconds the count did not grow, when that stall began) among the samples from `start`
+        to `end`."""
+        longest, began = 0.0, start
+        last_change, last_count = start, None
         for when, count in self.samples:
-            if when < after:
+            if not start <= when <= end:
                 continue
             if count != last_count:
-                if last_count is not None and when - last_change_time > longest:
-                    longest, began = when - last_change_time, last_change_time
-                last_change_time, last_count = when, count
+                if last_count is not None and when - last_change > longest:
+                    longest, began = when - last_change, last_change
+                last_change, last_count = when, count
         return longest, began
 
 
@@ -176,7 +176,9 @@ def effect_numbers(database: Database) -> Counter:
 
 
 @pytest.mark.timeout(900)  # the cluster boots within it
-def test_a_killed_broker_node_loses_and_duplicates_nothing(cluster_platform: Platform, rabbit_cluster: RabbitCluster):
+def test_a_killed_broker_node_loses_and_duplicates_nothing(
+    request: pytest.FixtureRequest, cluster_platform: Platform, rabbit_cluster: RabbitCluster
+):
     """A bench-like producer and consumer (the probe service, through the kit's real Worker: relay,
     consumer, inbox), not the services' own handlers: its effect table has no unique key, so an
     event handled twice would show as two rows, and 10,000 events need no HTTP. The services'
@@ -195,9 +197,12 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(cluster_platform: Pla
             f"consumer-{i + 1}",
             [*argv, "consumer"],
             platform.env("probe") | {"AMQP_URL": cluster.amqp_url(_rotated(i, size))},
+            wait=False,
         )
         for i in range(3)
     ]
+    for process in consumers:
+        platform.await_ready(process)
     queue = platform.bus.queue("probe")
     before = cluster.quorum_queue(queue)
     assert sorted(before["members"]) == sorted(n.name for n in cluster.nodes), "not replicated on every node"
@@ -210,10 +215,12 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(cluster_platform: Pla
             [*argv, "relay"],
             platform.env("probesrc") | {"AMQP_URL": cluster.amqp_url(_rotated(leader.index + j, size))},
         )
-        for j in range(2)
+        for j in range(2)  # one after the other: the first is the one publishing
     ]
 
     producer, sampler = Producer(producer_db, consumer_db), Sampler(consumer_db)
+    request.addfinalizer(producer.stop.set)
+    request.addfinalizer(sampler.stop.set)
     started = time.monotonic()
     sampler.thread.start()
     producer.thread.start()
@@ -275,7 +282,8 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(cluster_platform: Pla
     assert reconnected_consumers, "no consumer was connected to the stopped node"
     assert "relay-1" in reconnected_relays, "the publishing relay was not connected to the stopped node"
 
-    stall, stall_began = sampler.longest_stall(stopped_at - 1)
+    stall, stall_began = sampler.longest_stall(stopped_at - 1, restarted_at)
+    rejoin_stall, rejoin_began = sampler.longest_stall(restarted_at, time.monotonic())
     print(
         f"\ncluster: {size} nodes booted and joined in {cluster.boot_seconds:.1f} s"
         f"\nflow: {EVENTS} events, 2 relays -> {queue} (quorum, {size} replicas) -> 3 consumers,"
@@ -283,8 +291,10 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(cluster_platform: Pla
         f" {BATCH / PACE_SECONDS:.0f}/s and {BACKLOG} ahead)"
         f"\nkilled the queue's leader {leader.name} after {STOP_AFTER} effects; new leader {new_leader}"
         f"\nflow resumed {resumed:.2f} s after the kill (an event written after it was handled);"
-        f" longest stall {stall:.2f} s, beginning {stall_began - stopped_at:+.2f} s from the kill"
-        f"\nnode restarted and answering after {node_back:.1f} s, a queue member again after {member_back:.1f} s"
+        f" the count of effects stood still for {stall:.2f} s at most, from {stall_began - stopped_at:+.2f} s"
+        f"\nnode restarted and answering after {node_back:.1f} s, a queue member again after {member_back:.1f} s;"
+        f" while it rejoined the count stood still for {rejoin_stall:.2f} s at most,"
+        f" from {rejoin_began - restarted_at:+.2f} s"
         f"\nreconnected by themselves: consumers {reconnected_consumers}, relays {reconnected_relays}"
         f"\neffects: {len(effects)} events, each exactly once; dead letters 0"
     )
@@ -719,10 +729,11 @@ def test_a_postgresql_restart_under_load_loses_no_report_and_publishes_each_once
     private_platform: Platform, private_postgres: PrivatePostgres, token_signer
 ):
     platform = private_platform
+    workers = [platform.start_worker(service, wait=False) for service in ("gateway", "issues")]
     gateway = platform.start_web("gateway")
-    platform.start_worker("gateway")
     platform.start_web("issues")
-    platform.start_worker("issues")
+    for worker in workers:
+        platform.await_ready(worker)
     tap = Tap(platform.amqp_url, platform.bus)
     db = ServiceDatabases(platform)
     try:
@@ -756,6 +767,12 @@ def test_a_postgresql_restart_under_load_loses_no_report_and_publishes_each_once
         back_at = stopped_at + down
         refused = [when for when, status, _id in load.answers if status != 201]
         first_after = min(when for when, status, _id in load.answers if status == 201 and when > back_at)
+        window = (
+            f"refused from {min(refused) - stopped_at:+.1f} s after the stop to {max(refused) - back_at:+.1f} s"
+            " after it was back"
+            if refused
+            else "nothing refused"
+        )
         load.stop.set()
         for thread in load.threads:
             thread.join(90)
@@ -784,9 +801,8 @@ def test_a_postgresql_restart_under_load_loses_no_report_and_publishes_each_once
         assert set(statuses) <= {201, 502, 503, 504}, statuses
         print(
             f"\npostgresql restart under load: {len(accepted)} reports accepted, refusals {dict(load.refusals)};"
-            f" database stopped (immediate) and started again in {down:.1f} s; refusals from"
-            f" {min(refused) - stopped_at:+.1f} s to {max(refused) - back_at:+.1f} s after it was back;"
-            f" reports accepted again {first_after - back_at:.1f} s after it was back;"
+            f" database stopped (immediate) and started again in {down:.1f} s; {window};"
+            f" accepted again {first_after - back_at:.1f} s after it was back;"
             f" {len(stored)} issues stored, each reported event published once"
         )
     finally:

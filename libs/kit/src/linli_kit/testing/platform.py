@@ -180,12 +180,13 @@ class Platform:
     def await_ready(self, process: Process, path: str = "/readyz") -> None:
         self._await_ready(process, path)
 
-    def start_process(self, name: str, argv: list[str], env: dict[str, str], *, ready_path: str = "/readyz") -> Process:
+    def start_process(self, name: str, argv: list[str], env: dict[str, str], *, wait: bool = True) -> Process:
         """Any process serving probes: `argv` gets `--health-port PORT` appended, and the call
-        returns once PORT answers `ready_path` with 200."""
+        returns once PORT answers /readyz with 200 (at once with `wait=False`: see `start_worker`)."""
         port = free_port()
         process = self._spawn(name, [*argv, "--health-port", str(port)], env, port)
-        self._await_ready(process, ready_path)
+        if wait:
+            self.await_ready(process)
         return process
 
     def start_front(self) -> Process:

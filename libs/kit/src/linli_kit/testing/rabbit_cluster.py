@@ -81,6 +81,7 @@ class RabbitCluster:
     size: int = 3
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="linli-rabbit-")))
     nodes: list[RabbitNode] = field(default_factory=list)
+    boot_seconds: float = 0.0  # how long `start` took
 
     def __post_init__(self) -> None:
         if not (RABBITMQ_BIN / "rabbitmq-server").exists():
