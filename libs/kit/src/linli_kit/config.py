@@ -7,6 +7,7 @@ stops the process at once with a message naming the variable, instead of failing
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +21,14 @@ from marshmallow.validate import Range
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_RETENTION_DAYS = 3650
 MIN_INBOX_RETENTION_DAYS = 1
+# A comma separates two brokers only where the next URL (scheme://) begins, so a password may hold one.
+BROKER_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_broker_urls(amqp_url: str) -> list[str]:
+    """The brokers an `AMQP_URL` value names: one URL, or several (the nodes of one cluster)
+    separated by commas, in the order they are to be tried."""
+    return [url for url in BROKER_SEPARATOR.split(amqp_url.strip().rstrip(",").strip()) if url]
 
 
 class ConfigError(RuntimeError):
@@ -72,6 +81,12 @@ class Settings:
     log_level: str
     log_json: bool
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The brokers `AMQP_URL` names: one URL, or the nodes of one cluster separated by commas
+        (amqp://u:p@node1:5672/%2F,amqp://u:p@node2:5672/%2F), tried in that order."""
+        return split_broker_urls(self.amqp_url)
 
     @property
     def is_sqlite(self) -> bool:
@@ -145,8 +160,9 @@ def _check(settings: Settings) -> None:
     scheme = urlparse(settings.database_url).scheme
     if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
         problems.append(f"DATABASE_URL: unsupported scheme {scheme!r} (use sqlite:/// or postgresql://)")
-    if urlparse(settings.amqp_url).scheme not in {"amqp", "amqps"}:
-        problems.append("AMQP_URL: must start with amqp:// or amqps://")
+    # One broker, or several (the nodes of one cluster) separated by commas; see `amqp_urls`.
+    if not settings.amqp_urls or any(urlparse(url).scheme not in {"amqp", "amqps"} for url in settings.amqp_urls):
+        problems.append("AMQP_URL: must start with amqp:// or amqps:// (several brokers: separated by commas)")
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -36,7 +36,10 @@ def _upsert_by_revision(table: Table, key: str, columns: list[str]) -> Handler:
         if current is None:
             session.execute(insert(table).values(**row))
         elif current < row["revision"]:
-            session.execute(update(table).where(table.c[key] == row[key]).values(**row))
+            # Guarded: a copy of this worker may have stored a newer revision since the read above.
+            session.execute(
+                update(table).where(table.c[key] == row[key], table.c.revision < row["revision"]).values(**row)
+            )
 
     return handle
 

@@ -20,6 +20,7 @@ from linli_kit import migrations
 from linli_kit.config import ConfigError, Settings, load_settings
 from linli_kit.db import Database
 from linli_kit.events.consumer import AnyHandler
+from linli_kit.events.topology import describe_brokers
 from linli_kit.logs import configure_logging
 from linli_kit.tables import MessagingTables
 from linli_kit.web import broker_check
@@ -127,7 +128,7 @@ def _check(name: str, settings: Settings, database: Database) -> int:
         broker_check(settings.amqp_url)()
     except Exception as exc:  # noqa: BLE001
         problems.append(
-            f"RabbitMQ unreachable at {settings.amqp_url.split('@')[-1]} ({type(exc).__name__}); "
+            f"RabbitMQ unreachable at {describe_brokers(settings.amqp_url)} ({type(exc).__name__}); "
             "start it (rabbitmq-server -detached) or set AMQP_URL"
         )
     if problems:

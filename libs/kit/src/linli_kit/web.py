@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import marshmallow as ma
-import pika
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint, pagination
 from sqlalchemy.exc import OperationalError
@@ -25,7 +24,7 @@ from linli_kit.auth import Principal, Role, TokenVerifier
 from linli_kit.config import Settings
 from linli_kit.db import Database
 from linli_kit.errors import Invalid, ServiceError, Unauthorized
-from linli_kit.events.topology import connection_parameters
+from linli_kit.events.topology import Brokers
 from linli_kit.logs import configure_logging
 from linli_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, render
 from linli_kit.schemas import ErrorSchema, page_validator
@@ -148,10 +147,12 @@ def create_app(
 
 
 def broker_check(amqp_url: str) -> ReadinessCheck:
+    """Ready when one of the brokers `amqp_url` names (one, or the nodes of a cluster) answers."""
+    brokers = Brokers(amqp_url, name="readyz", socket_timeout=2)
+
     def check() -> None:
-        params = connection_parameters(amqp_url, name="readyz")
-        params.socket_timeout = 2
-        pika.BlockingConnection(params).close()
+        conn, _params = brokers.connect()
+        conn.close()
 
     return check
 

@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pika
 import psycopg
 from pika.exceptions import AMQPError
 from sqlalchemy import String, Table, bindparam, func, select
@@ -61,7 +60,7 @@ from linli_kit.config import BusNames
 from linli_kit.db import Database
 from linli_kit.events.catalogue import InvalidEvent
 from linli_kit.events.envelope import Event
-from linli_kit.events.topology import connection_parameters, declare_service_queue
+from linli_kit.events.topology import Brokers, declare_service_queue
 from linli_kit.metrics import EVENTS_HANDLED
 from linli_kit.tables import UtcDateTime
 
@@ -164,7 +163,7 @@ class EventConsumer:
 
     def declare(self) -> None:
         """Declare the service's queue and bindings now (also done at every connection)."""
-        conn = pika.BlockingConnection(connection_parameters(self.amqp_url, name=f"{self.service}-declare"))
+        conn, _params = Brokers(self.amqp_url, name=f"{self.service}-declare").connect()
         try:
             declare_service_queue(
                 conn.channel(), self.bus, self.service, self.routing_keys, delivery_limit=self.delivery_limit
@@ -175,23 +174,30 @@ class EventConsumer:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set, reconnecting with back-off whenever the broker goes away."""
         backoff = Backoff()
+        brokers = Brokers(self.amqp_url, heartbeat=HEARTBEAT_SECONDS, name=f"{self.service}-consumer")
         while not stop.is_set():
             try:
-                self._consume(stop, backoff)
+                self._consume(stop, backoff, brokers)
             except (AMQPError, OSError) as exc:
-                log.warning("broker connection lost", extra={"service": self.service, "error": repr(exc)})
+                log.warning(
+                    "broker connection lost",
+                    extra={"service": self.service, "error": repr(exc), "brokers": brokers.describe()},
+                )
             except Exception:
                 # Unacked messages come back to the next connection; the inbox keeps them single.
                 log.exception("consumer failed, starting again", extra={"service": self.service})
             finally:
                 self.ready.clear()
+                # A connection that ended other than by `stop`: the next attempt starts with another
+                # node of the cluster, if there is one.
+                if not stop.is_set():
+                    brokers.lost()
             if not stop.is_set():
                 stop.wait(backoff.next())
         self._executor.shutdown(wait=True)
 
-    def _consume(self, stop: threading.Event, backoff: Backoff) -> None:
-        params = connection_parameters(self.amqp_url, heartbeat=HEARTBEAT_SECONDS, name=f"{self.service}-consumer")
-        conn = pika.BlockingConnection(params)
+    def _consume(self, stop: threading.Event, backoff: Backoff, brokers: Brokers) -> None:
+        conn, _params = brokers.connect()
         try:
             channel = conn.channel()
             queue = declare_service_queue(

@@ -11,7 +11,7 @@ import pika
 from pika.exceptions import UnroutableError
 
 from linli_kit.config import BusNames
-from linli_kit.events.topology import connection_parameters, declare_unrouted
+from linli_kit.events.topology import Brokers, declare_unrouted
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def list_unrouted(amqp_url: str, bus: BusNames, *, limit: int = 100) -> list[Dea
 
 
 def _peek(amqp_url: str, queue: str, *, limit: int, name: str, declare: BusNames | None = None) -> list[DeadLetter]:
-    conn = pika.BlockingConnection(connection_parameters(amqp_url, name=name))
+    conn, _params = Brokers(amqp_url, name=name).connect()
     try:
         channel = conn.channel()
         if declare is not None:
@@ -91,7 +91,7 @@ def replay_dead_letters(
     than a silent drop (at worst a message is in both queues, and the inbox
     keeps its effect single).
     """
-    conn = pika.BlockingConnection(connection_parameters(amqp_url, name=f"{service}-replay"))
+    conn, _params = Brokers(amqp_url, name=f"{service}-replay").connect()
     replayed = 0
     try:
         channel = conn.channel()
@@ -144,7 +144,7 @@ def replay_unrouted(
     or, on an exchange without one, it is returned and left where it was). The queue is read at
     most once through, so such events are not replayed in a circle.
     """
-    conn = pika.BlockingConnection(connection_parameters(amqp_url, name="unrouted-replay"))
+    conn, _params = Brokers(amqp_url, name="unrouted-replay").connect()
     replayed = 0
     try:
         channel = conn.channel()

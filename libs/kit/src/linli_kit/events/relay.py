@@ -62,7 +62,7 @@ from linli_kit.db import SQLITE_BEGIN, Database
 from linli_kit.events.catalogue import CATALOGUE
 from linli_kit.events.topology import (
     UNROUTED_QUEUE_ARGUMENTS,
-    connection_parameters,
+    Brokers,
     declare_exchanges,
     warn_no_alternate_exchange,
 )
@@ -109,11 +109,11 @@ class OutboxRelay:
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, reconnecting with back-off whenever the broker goes away."""
         backoff = Backoff()
+        brokers = Brokers(self.amqp_url, name=f"{self.service}-relay")
         while not stop.is_set():
             link = None
             try:
-                params = connection_parameters(self.amqp_url, name=f"{self.service}-relay")
-                declare = pika.BlockingConnection(params)
+                declare, params = brokers.connect()
                 try:
                     alternate_exchange = declare_exchanges(declare.channel(), self.bus)
                 finally:
@@ -123,10 +123,19 @@ class OutboxRelay:
                 if link.published:
                     backoff.reset()
                 if link.error is not None and not stop.is_set():
-                    log.warning("relay connection lost", extra={"service": self.service, "error": str(link.error)})
+                    brokers.lost()  # another node of the cluster, if there is one, is tried first
+                    log.warning(
+                        "relay connection lost",
+                        extra={"service": self.service, "error": str(link.error), "broker": params.host},
+                    )
             except (AMQPError, OSError) as exc:
-                log.warning("broker unreachable for relay", extra={"service": self.service, "error": repr(exc)})
+                brokers.lost()
+                log.warning(
+                    "broker unreachable for relay",
+                    extra={"service": self.service, "error": repr(exc), "brokers": brokers.describe()},
+                )
             except Exception:
+                brokers.lost()
                 log.exception("relay failed, starting again", extra={"service": self.service})
             finally:
                 if link is not None:

@@ -10,6 +10,11 @@ replays them. An exchange declared before this existed has no alternate exchange
 given one by redeclaring (the broker refuses a changed argument, PRECONDITION_FAILED): the relays
 then park unroutable events in the same queue themselves (they publish with `mandatory` and handle
 the returns), and a warning says how to let the broker do it for every publisher.
+
+`AMQP_URL` may name several brokers, the nodes of one cluster, separated by commas. Every process
+connects to one of them (`Brokers`): the first that answers, in the order given, and, once a
+connection is lost, the next one first. With quorum queues replicated on every node, whichever
+node a process reaches serves it, and a node that stops costs a reconnection, not an outage.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from collections.abc import Iterable
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import ChannelClosedByBroker
+from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
-from linli_kit.config import BusNames
+from linli_kit.config import BusNames, split_broker_urls
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +36,86 @@ UNROUTED_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"}
 _warned_exchanges: set[str] = set()
 
 
+def broker_urls(amqp_url: str) -> list[str]:
+    """The brokers `AMQP_URL` names: one URL, or several (the nodes of one cluster) separated by
+    commas, in the order they are tried."""
+    return split_broker_urls(amqp_url)
+
+
+def describe_brokers(amqp_url: str) -> str:
+    """The brokers' addresses without credentials, for messages and logs."""
+    return ", ".join(url.rpartition("@")[2] for url in broker_urls(amqp_url))
+
+
 def connection_parameters(amqp_url: str, *, heartbeat: int = 30, name: str = "linli") -> pika.URLParameters:
-    params = pika.URLParameters(amqp_url)
-    params.heartbeat = heartbeat
-    params.blocked_connection_timeout = 60
-    params.connection_attempts = 1
-    params.socket_timeout = 5
-    params.client_properties = {"connection_name": name}
-    return params
+    """The connection parameters of the first broker `amqp_url` names (see `Brokers` for all)."""
+    return broker_parameters(amqp_url, heartbeat=heartbeat, name=name)[0]
+
+
+def broker_parameters(amqp_url: str, *, heartbeat: int = 30, name: str = "linli") -> list[pika.URLParameters]:
+    """The connection parameters of every broker `amqp_url` names, in order."""
+    found = []
+    for url in broker_urls(amqp_url) or [amqp_url]:
+        params = pika.URLParameters(url)
+        params.heartbeat = heartbeat
+        params.blocked_connection_timeout = 60
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        params.client_properties = {"connection_name": name}
+        found.append(params)
+    return found
+
+
+class Brokers:
+    """The brokers one process may connect to (the nodes of a cluster), tried in turn.
+
+    `connect` tries them in the order given, starting with the one that worked last; `lost` says
+    that connection went away, so the next attempt starts with the following broker: a node that
+    stopped is not waited for when another can serve. One broker behaves as a plain connection."""
+
+    def __init__(self, amqp_url: str, *, heartbeat: int = 30, name: str = "linli", socket_timeout: float = 5) -> None:
+        self.parameters = broker_parameters(amqp_url, heartbeat=heartbeat, name=name)
+        for params in self.parameters:
+            params.socket_timeout = socket_timeout
+        self._first = 0
+        self.current: pika.URLParameters | None = None
+
+    def candidates(self) -> list[pika.URLParameters]:
+        """Every broker, starting with the one to try first."""
+        return self.parameters[self._first :] + self.parameters[: self._first]
+
+    def connect(self) -> tuple[pika.BlockingConnection, pika.URLParameters]:
+        """A connection to the first broker that answers, and its parameters; raise the last
+        broker's error when none does."""
+        error: AMQPConnectionError | None = None
+        for params in self.candidates():
+            try:
+                conn = pika.BlockingConnection(params)
+            except AMQPConnectionError as exc:
+                log.info("broker unreachable, trying the next", extra={"broker": _address(params), "error": repr(exc)})
+                error = exc
+                continue
+            self.connected(params)
+            return conn, params
+        assert error is not None
+        raise error
+
+    def connected(self, params: pika.URLParameters) -> None:
+        self.current = params
+        self._first = self.parameters.index(params)
+
+    def lost(self) -> None:
+        """The current connection went away (or could not be made): try the next broker first."""
+        if self.current is not None:
+            self._first = (self.parameters.index(self.current) + 1) % len(self.parameters)
+            self.current = None
+
+    def describe(self) -> str:
+        return ", ".join(_address(params) for params in self.parameters)
+
+
+def _address(params: pika.ConnectionParameters) -> str:
+    return f"{params.host}:{params.port}"
 
 
 def declare_exchanges(channel: BlockingChannel, bus: BusNames) -> bool:

@@ -84,6 +84,7 @@ class Platform:
         (self.workdir / "jwt_public.pem").write_text(self.public_key)
         for service in (*SERVICES, FRONT):
             self.web_ports[service] = free_port()
+        self.migrated: set[str] = set()
         self.front_started = False
 
     def database_url(self, service: str) -> str:
@@ -136,7 +137,7 @@ class Platform:
         return process
 
     def start_web(self, service: str) -> Process:
-        self.command(service, "migrate")
+        self.migrate(service)
         port = self.web_ports[service]
         module = "linli_gateway" if service == "gateway" else f"linli_{service}"
         metrics_dir = self.workdir / "metrics" / service
@@ -155,12 +156,37 @@ class Platform:
         self._await_ready(process, "/healthz")
         return process
 
-    def start_worker(self, service: str) -> Process:
-        self.command(service, "migrate")
+    def migrate(self, service: str) -> None:
+        """Bring the service's database to the head of its migrations, once per platform."""
+        if service not in self.migrated:
+            self.command(service, "migrate")
+            self.migrated.add(service)
+
+    def start_worker(
+        self, service: str, *, name: str | None = None, env: dict[str, str] | None = None, wait: bool = True
+    ) -> Process:
+        """The service's worker; call again for another copy (give each its own `name`, e.g.
+        "issues-worker-2", for its own log). `env` adds or overrides settings of this copy. With
+        `wait=False` it returns at once: `await_ready(process)` before using it (copies then start
+        side by side)."""
+        self.migrate(service)
         port = free_port()
         argv = [str(BIN / f"linli-{service}"), "worker", "--health-port", str(port)]
-        process = self._spawn(f"{service}-worker", argv, self.env(service), port)
-        self._await_ready(process, "/readyz")
+        process = self._spawn(name or f"{service}-worker", argv, self.env(service) | (env or {}), port)
+        if wait:
+            self.await_ready(process)
+        return process
+
+    def await_ready(self, process: Process, path: str = "/readyz") -> None:
+        self._await_ready(process, path)
+
+    def start_process(self, name: str, argv: list[str], env: dict[str, str], *, wait: bool = True) -> Process:
+        """Any process serving probes: `argv` gets `--health-port PORT` appended, and the call
+        returns once PORT answers /readyz with 200 (at once with `wait=False`: see `start_worker`)."""
+        port = free_port()
+        process = self._spawn(name, [*argv, "--health-port", str(port)], env, port)
+        if wait:
+            self.await_ready(process)
         return process
 
     def start_front(self) -> Process:

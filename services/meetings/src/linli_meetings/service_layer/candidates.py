@@ -58,7 +58,14 @@ def keep_issue(session: Session, event: Event) -> None:
     if current is None:
         session.execute(insert(issue_replica).values(**row))
     elif current < row["revision"]:
-        session.execute(update(issue_replica).where(issue_replica.c.issue_id == row["issue_id"]).values(**row))
+        # Guarded: another copy of the worker may have stored a newer snapshot since the read above.
+        updated = session.execute(
+            update(issue_replica)
+            .where(issue_replica.c.issue_id == row["issue_id"], issue_replica.c.revision < row["revision"])
+            .values(**row)
+        )
+        if not updated.rowcount:
+            return
         session.execute(delete(issue_supporters).where(issue_supporters.c.issue_id == row["issue_id"]))
     else:
         return

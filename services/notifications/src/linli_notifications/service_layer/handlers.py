@@ -141,7 +141,10 @@ class Rules:
     # --- accounts -----------------------------------------------------------------------------
     def user_changed(self, session: Session, event: Event) -> None:
         d = event.data
-        current = session.scalar(select(recipients.c.revision).where(recipients.c.user_id == d["user_id"]))
+        # Locked: a copy of this worker handling the same person's next snapshot waits for this one.
+        current = session.scalar(
+            select(recipients.c.revision).where(recipients.c.user_id == d["user_id"]).with_for_update()
+        )
         if current is not None and current >= d["revision"]:
             return  # an older or repeated snapshot
         row = {
@@ -190,10 +193,12 @@ class Rules:
         """Record the issue's snapshot: (True when a newer one was already seen, the status known
         before this snapshot or None). `members` (its supporters) are added even from a stale one:
         supporting is not undone by a later change."""
+        # Locked: a copy of this worker handling another snapshot of the issue waits for this one, so
+        # an older snapshot never overwrites a newer one and each change is told once.
         current = session.execute(
-            select(subjects.c.revision, subjects.c.status, subjects.c.member_ids).where(
-                subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"]
-            )
+            select(subjects.c.revision, subjects.c.status, subjects.c.member_ids)
+            .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+            .with_for_update()
         ).first()
         known = set(current.member_ids or ()) if current is not None else set()
         people = sorted(known | set(d.get("supporter_ids") or ()) | {m for m in members if m})
@@ -419,9 +424,9 @@ class Rules:
     ) -> bool:
         """Keep the latest snapshot; False when this one is older than what is known."""
         current = session.execute(
-            select(subjects.c.revision, subjects.c.member_ids).where(
-                subjects.c.subject_type == kind, subjects.c.subject_id == subject_id
-            )
+            select(subjects.c.revision, subjects.c.member_ids)
+            .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
+            .with_for_update()  # as in _record_issue: copies of the worker take their turns
         ).first()
         if current is not None and current.revision >= d["revision"]:
             return False
