@@ -444,6 +444,16 @@ def slow_and_flaky(echo) -> Counter:
             hits[f"{self.command} {self.path.split('?')[0]}"] += 1
             if self.path.startswith("/deliveries/"):
                 echo.released.wait(60)
+            if self.path.startswith("/nodb"):
+                body = json.dumps(
+                    {"error": {"status": 503, "code": "database_unavailable", "message": "no db", "fields": {}}}
+                ).encode()
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if self.path.startswith("/flaky"):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(503)
@@ -511,6 +521,13 @@ def test_one_slow_route_never_takes_its_service_down_and_dead_services_answer_50
     slow.join(30)
     assert outcome and outcome[0].status_code == 503 and "did not answer in time" in outcome[0].text
     assert hits["GET /deliveries/d-2"] == 1
+
+    # A service that answers at once that its database is away is up: the caller hears why, and
+    # however often, the circuit stays closed, so everyone is served again the moment it is back.
+    for _ in range(4):
+        nodb = requests.get(f"{api}/meetings/nodb", headers=official, timeout=15)
+        assert nodb.status_code == 503 and nodb.json()["error"]["code"] == "database_unavailable", nodb.text
+    assert requests.get(f"{api}/meetings/", headers=official, timeout=5).status_code == 200
 
     # A service answering 503: safe reads are retried (twice), writes are not; requests in a row
     # that find it down open its circuit, which then answers without bothering it.

@@ -286,11 +286,24 @@ def _relay(
     except BaseException:
         breaker.record_inconclusive()
         raise
-    if upstream_response.status_code in DOWN_STATUSES:
+    if upstream_response.status_code in DOWN_STATUSES and not _answering_without_its_database(
+        upstream_response, stream
+    ):
         breaker.record_down()
+    elif upstream_response.status_code in DOWN_STATUSES:
+        # The service itself answered, at once: it is up, its database is not. Opening the circuit
+        # would refuse everyone for BREAKER_RESET_SECONDS after a database blip of one second.
+        breaker.record_inconclusive()
     else:
         breaker.record_up()
     return upstream_response
+
+
+def _answering_without_its_database(response: requests.Response, streamed: bool) -> bool:
+    """A 503 in the platform's own error shape saying `database_unavailable` (see linli_kit.web)."""
+    if streamed or response.status_code != 503:
+        return False
+    return b'"database_unavailable"' in response.content[:2000]
 
 
 class _ServiceDown(Exception):
