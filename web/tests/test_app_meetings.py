@@ -228,7 +228,7 @@ def test_the_running_meeting_shows_the_code_motions_tally_and_record(desk, clien
         "action_items": [{"title": "Repair the wall", "owner_body": "property_company", "due_date": "2026-12-31"}],
     }  # fmt: skip
     post(client, f"/desk/meetings/{MEETING}/motions/{MOTION}/tally",
-         {"votes_for": "5", "votes_against": "0", "abstentions": "1"})  # fmt: skip
+         {f"votes_for-{MOTION}": "5", f"votes_against-{MOTION}": "0", f"abstentions-{MOTION}": "1"})  # fmt: skip
     assert desk.sent[-1] == ("PUT", f"/api/v1/meetings/{MEETING}/motions/{MOTION}/tally",
                              {"votes_for": 5, "votes_against": 0, "abstentions": 1})  # fmt: skip
     post(client, f"/desk/meetings/{MEETING}/motions/{MOTION}/record", {})
@@ -238,16 +238,19 @@ def test_the_running_meeting_shows_the_code_motions_tally_and_record(desk, clien
                              {"minutes": "Agreed to repair", "attendees_count": 6})  # fmt: skip
 
 
+def counts(votes_for: str, against: str, abstaining: str) -> dict[str, str]:
+    """The tally form's fields, named after their motion."""
+    return {f"votes_for-{MOTION}": votes_for, f"votes_against-{MOTION}": against, f"abstentions-{MOTION}": abstaining}
+
+
 def test_the_apis_refusal_is_shown_on_the_form(desk, client):
     desk.meeting = meeting(status="in_progress")
     desk.motions = [motion()]
     desk.fail["/tally"] = (409, "conflict", {"method": ["roll_call"]})
-    answer = post(client, f"/desk/meetings/{MEETING}/motions/{MOTION}/tally",
-                  {"votes_for": "x", "votes_against": "0", "abstentions": "0"})  # fmt: skip
+    answer = post(client, f"/desk/meetings/{MEETING}/motions/{MOTION}/tally", counts("x", "0", "0"))
     assert answer.status_code == 400 and f'href="#votes_for-{MOTION}"' in answer.get_data(as_text=True)
     assert not desk.sent  # a count that is not a number is not sent
-    answer = post(client, f"/desk/meetings/{MEETING}/motions/{MOTION}/tally",
-                  {"votes_for": "3", "votes_against": "0", "abstentions": "0"})  # fmt: skip
+    answer = post(client, f"/desk/meetings/{MEETING}/motions/{MOTION}/tally", counts("3", "0", "0"))
     assert answer.status_code == 400 and "roll_call" in answer.get_data(as_text=True)
 
 
@@ -258,10 +261,12 @@ def test_a_tasks_progress_is_reported_from_the_decision(desk, client):
     desk.motions = [motion(status="recorded", outcome="adopted", votes_for=5, rule="two-thirds", action_items=[task])]
     page = client.get(f"/desk/meetings/{MEETING}").get_data(as_text=True)
     assert "Agreed" in page and f"/action-items/{TASK}" in page
-    answer = post(client, f"/desk/meetings/{MEETING}/action-items/{TASK}", {"progress": "100", "note": "Done"})
+    answer = post(
+        client, f"/desk/meetings/{MEETING}/action-items/{TASK}", {f"progress-{TASK}": "100", f"note-{TASK}": "Done"}
+    )
     assert answer.status_code == 303
     assert desk.sent[-1] == ("PATCH", f"/api/v1/meetings/action-items/{TASK}", {"progress": 100, "note": "Done"})
-    answer = post(client, f"/desk/meetings/{MEETING}/action-items/{TASK}", {"progress": "120"})
+    answer = post(client, f"/desk/meetings/{MEETING}/action-items/{TASK}", {f"progress-{TASK}": "120"})
     assert answer.status_code == 400 and f'href="#progress-{TASK}"' in answer.get_data(as_text=True)
 
 

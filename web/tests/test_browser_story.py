@@ -49,6 +49,12 @@ def open_action(page, summary: str):
     return details.locator("form")
 
 
+def back_at(page, address: re.Pattern) -> None:
+    """The form was taken: back on the page (a refused form answers at its own address, with errors)."""
+    page.wait_for_url(address)
+    assert page.locator(".error-summary").count() == 0, page.locator(".error-summary").inner_text()
+
+
 def flash(page) -> str:
     return page.locator("main > .banner").first.inner_text()
 
@@ -100,6 +106,7 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
     desk.wait_for_url(re.compile(r"/desk/meetings/[0-9a-f-]{36}$"))
     meeting_url = desk.url
     meeting_id = meeting_url.rsplit("/", 1)[1]
+    at_meeting = re.compile(rf"/desk/meetings/{meeting_id}(#[\w-]+)?$")  # back on the page, no form refused
     assert "Cultural wall is unsafe" in desk.locator("#agenda + ol").inner_text()
     pages.axe(desk)
 
@@ -108,10 +115,10 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
         form.locator("#role").select_option("resident_representative")
         form.locator("#user_id").select_option(city.person(key).id)
         form.locator("button").click()
-        desk.wait_for_url(re.compile(rf"/desk/meetings/{meeting_id}"))
+        back_at(desk, at_meeting)
         assert city.person(key).name in desk.locator("#people + .table-wrap").inner_text()
     desk.get_by_role("button", name=re.compile("签到码|check-in code")).click()
-    desk.wait_for_url(re.compile(rf"/desk/meetings/{meeting_id}"))
+    back_at(desk, at_meeting)
     code = desk.locator("[data-testid=checkin-code]").inner_text().strip()
     assert re.fullmatch(r"\d{6}", code)
     pages.axe(desk)
@@ -143,22 +150,22 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
     form.locator("#owner_body").select_option("property_company")
     form.locator("#due_date").fill((datetime.now(UTC) + timedelta(days=14)).date().isoformat())
     form.locator("button").click()
-    desk.wait_for_url(re.compile(rf"/desk/meetings/{meeting_id}"))
+    back_at(desk, at_meeting)
     pages.axe(desk)
     desk.locator("input[id^='votes_for-']").fill("2")
     desk.get_by_role("button", name=re.compile("录入|Enter the count")).click()
-    desk.wait_for_url(re.compile(rf"/desk/meetings/{meeting_id}"))
+    back_at(desk, at_meeting)
     desk.get_by_role("button", name=re.compile("记录决定|record the decision")).click()
-    desk.wait_for_url(re.compile(rf"/desk/meetings/{meeting_id}"))
-    decision = desk.locator(".decision").first.inner_text()
-    assert "通过" in decision or "Adopted" in decision
+    back_at(desk, at_meeting)
+    assert desk.locator(".decision .tag").first.inner_text() == "通过"
+    assert "赞成 2 · 反对 0 · 弃权 0" in desk.locator(".decision").first.inner_text()
     shoot(desk, "desk-meeting-decided-desktop")
 
     # The minutes published; the meeting is closed.
     desk.fill("#minutes", "与会代表一致同意拆除文化墙。 The representatives agreed to take the wall down.")
     desk.get_by_role("button", name=re.compile("结束会议|Close the meeting")).click()
-    desk.wait_for_url(re.compile(rf"/desk/meetings/{meeting_id}"))
-    assert "一致同意" in desk.locator("#minutes").locator("xpath=..").inner_text()
+    back_at(desk, at_meeting)
+    assert "一致同意" in desk.locator("section[aria-labelledby=minutes-heading]").inner_text()
     pages.axe(desk)
 
     # The task reported done from the decision (progress 100).
@@ -166,7 +173,7 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
     form.locator("input[id^='progress-']").fill("100")
     form.locator("textarea[id^='note-']").fill("文化墙已拆除 The wall is down")
     form.locator("button").click()
-    desk.wait_for_url(re.compile(rf"/desk/meetings/{meeting_id}"))
+    back_at(desk, at_meeting)
     assert "100%" in desk.locator(".decision .task").first.inner_text()
     pages.axe(desk)
 
@@ -198,3 +205,15 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
     text = resident.locator("main").inner_text()
     assert "拆除文化墙" in text and "一致同意" in text
     pages.axe(resident)
+
+    # The meeting's page at the desk on a phone in the corridor (360 px): the same forms, one column.
+    corridor = pages.open()
+    sign_in(corridor, phone_of(stack, "staff_shangpinyuan"))
+    corridor.goto(meeting_url)
+    assert corridor.evaluate("document.documentElement.scrollWidth") <= 360
+    pages.axe(corridor)
+    shoot(corridor, "desk-meeting-phone")
+    corridor.goto("/desk/meetings")
+    assert "文化墙圆桌会" in corridor.locator("main").inner_text()
+    pages.axe(corridor)
+    shoot(corridor, "desk-meetings-phone")

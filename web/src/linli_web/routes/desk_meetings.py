@@ -245,11 +245,16 @@ def put_motion(meeting_id: Any) -> Any:
                 _("The motion is put to the meeting."), "motions")  # fmt: skip
 
 
+def _unsuffixed(key: str) -> dict[str, str]:
+    """A form of several on one page names its fields `<name>-<id>` (ids stay unique): the names."""
+    return {name.removesuffix(f"-{key}"): value for name, value in request.form.items()}
+
+
 @bp.post("/<uuid:meeting_id>/motions/<uuid:decision_id>/tally")
 @staff_required
 def tally(meeting_id: Any, decision_id: Any) -> Any:
     meeting_id = str(meeting_id)
-    form, body = vm.take_tally(request.form)
+    form, body = vm.take_tally(_unsuffixed(str(decision_id)))
     form.values = {f"{k}-{decision_id}": v for k, v in form.values.items()}
     form.errors = {f"{k}-{decision_id}": v for k, v in form.errors.items()}
     return _act(meeting_id, form, f"tally-{decision_id}",
@@ -272,7 +277,7 @@ def conclude(meeting_id: Any) -> Any:
     meeting_id = str(meeting_id)
     form, body = vm.take_minutes(request.form)
     return _act(meeting_id, form, "minutes", lambda: g.api.post(f"/api/v1/meetings/{meeting_id}/conclude", body),
-                _("The meeting is closed and its minutes published."), "minutes")  # fmt: skip
+                _("The meeting is closed and its minutes published."), "minutes-heading")  # fmt: skip
 
 
 @bp.post("/<uuid:meeting_id>/minutes")
@@ -281,14 +286,14 @@ def minutes(meeting_id: Any) -> Any:
     meeting_id = str(meeting_id)
     form, body = vm.take_minutes(request.form)
     return _act(meeting_id, form, "minutes", lambda: g.api.put(f"/api/v1/meetings/{meeting_id}/minutes", body),
-                _("The minutes are published."), "minutes")  # fmt: skip
+                _("The minutes are published."), "minutes-heading")  # fmt: skip
 
 
 @bp.post("/<uuid:meeting_id>/action-items/<uuid:item_id>")
 @staff_required
 def progress(meeting_id: Any, item_id: Any) -> Any:
     meeting_id = str(meeting_id)
-    form, body = vm.take_progress(request.form)
+    form, body = vm.take_progress(_unsuffixed(str(item_id)))
     form.values = {f"{k}-{item_id}": v for k, v in form.values.items()}
     form.errors = {f"{k}-{item_id}": v for k, v in form.errors.items()}
     return _act(meeting_id, form, f"progress-{item_id}",
