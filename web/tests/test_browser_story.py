@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from linli_demo.story import PASSWORD
 from linli_kit.testing.waiting import eventually
@@ -51,7 +52,10 @@ def open_action(page, summary: str):
 
 def back_at(page, address: re.Pattern) -> None:
     """The form was taken: back on the page (a refused form answers at its own address, with errors)."""
-    page.wait_for_url(address)
+    try:
+        page.wait_for_url(address, timeout=15_000)
+    except PlaywrightTimeout:
+        raise AssertionError(f"still at {page.url}: {page.locator('main').inner_text()[:1500]}") from None
     assert page.locator(".error-summary").count() == 0, page.locator(".error-summary").inner_text()
 
 
