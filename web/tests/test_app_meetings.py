@@ -94,6 +94,9 @@ class MeetingsDesk:
         self.sent: list[tuple[str, str, dict]] = []
         self.meeting = meeting()
         self.motions: list[dict] = []
+        self.participants = [{"id": PARTICIPANT, "user_id": REPORTER, "name": None, "organisation_name": None,
+                              "role": "resident_representative", "enrolment": "invited", "response": "pending",
+                              "checked_in_at": None, "check_in_method": None}]  # fmt: skip
         self.fail: dict[str, tuple[int, str, dict | None]] = {}
         stub.user = {**stub.user, "role": role, "display_name": "Li Hua"}
         self.original = stub.route
@@ -113,7 +116,7 @@ class MeetingsDesk:
         if path == f"/api/v1/directory/communities/{SHANGPINYUAN}":
             return 200, {"id": SHANGPINYUAN, "name": "Shangpinyuan 尚品苑社区", "street_id": STREET}, {}
         if path == "/api/v1/auth/users":
-            assert query.get("community_id") == SHANGPINYUAN
+            assert query.get("community_id") == SHANGPINYUAN, query
             return 200, [{"id": REPORTER, "display_name": "Yang Jing 杨静"}], {}
         if path == "/api/v1/meetings/candidates":
             assert query["community_id"] == SHANGPINYUAN
@@ -128,9 +131,7 @@ class MeetingsDesk:
         if path == f"/api/v1/meetings/{MEETING}":
             return 200, self.meeting, {}
         if path == f"/api/v1/meetings/{MEETING}/participants" and method == "GET":
-            return 200, [{"id": PARTICIPANT, "user_id": REPORTER, "name": None, "organisation_name": None,
-                          "role": "resident_representative", "enrolment": "invited", "response": "pending",
-                          "checked_in_at": None, "check_in_method": None}], {}  # fmt: skip
+            return 200, self.participants, {}
         if path == f"/api/v1/meetings/{MEETING}/motions" and method == "GET":
             return 200, self.motions, {}
         if path == f"/api/v1/meetings/{MEETING}/checkin-code":
@@ -216,6 +217,7 @@ def test_the_running_meeting_shows_the_code_motions_tally_and_record(desk, clien
     page = client.get(f"/desk/meetings/{MEETING}").get_data(as_text=True)
     assert "042917" in page and f"/m/{MEETING}/checkin?code=042917" in page
     assert f"/participants/{PARTICIPANT}/check-in" in page
+    assert f'name="votes_against-{MOTION}" type="text" value="0"' in page  # a count of 0 shows as 0
     assert "042917" in client.get(f"/desk/meetings/{MEETING}/code").get_data(as_text=True)
     answer = post(client, f"/desk/meetings/{MEETING}/motions", {
         "motion": "Repair the wall", "agenda_item_id": ITEM, "method": "show_of_hands", "threshold": "",
@@ -274,3 +276,27 @@ def test_a_resident_may_not_open_the_staff_meeting_pages(stub, client):
     sign_in(client)
     assert client.get("/desk/meetings").status_code == 403
     assert client.get(f"/desk/meetings/{MEETING}").status_code == 403
+
+
+def test_a_participant_present_votes_on_the_meetings_page_once(stub, client):
+    residents = MeetingsDesk(stub, role="resident")
+    sign_in(client)
+    me = stub.user["id"]
+    residents.meeting = meeting(status="in_progress")
+    residents.motions = [motion(method="roll_call", votes=[])]
+    page = client.get(f"/meetings/{MEETING}").get_data(as_text=True)
+    assert f"/motions/{MOTION}/vote" not in page  # not checked in: no ballot
+    residents.participants = [{"id": PARTICIPANT, "user_id": me, "role": "resident_representative",
+                               "enrolment": "invited", "response": "confirmed",
+                               "checked_in_at": "2026-12-10T06:05:00+00:00"}]  # fmt: skip
+    page = client.get(f"/meetings/{MEETING}").get_data(as_text=True)
+    token = csrf_of(page)
+    assert f"/motions/{MOTION}/vote" in page
+    answer = client.post(f"/meetings/{MEETING}/motions/{MOTION}/vote", data={"csrf_token": token, "choice": "for"})
+    assert answer.status_code == 303
+    assert residents.sent[-1] == ("POST", f"/api/v1/meetings/{MEETING}/motions/{MOTION}/votes", {"choice": "for"})
+    client.post(f"/meetings/{MEETING}/motions/{MOTION}/vote", data={"csrf_token": token, "choice": "maybe"})
+    assert len(residents.sent) == 1
+    residents.motions = [motion(method="roll_call", votes=[{"voter_id": me, "choice": "for"}])]
+    page = client.get(f"/meetings/{MEETING}").get_data(as_text=True)
+    assert f"/motions/{MOTION}/vote" not in page and "您已投票" in page

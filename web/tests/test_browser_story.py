@@ -1,7 +1,8 @@
 """The residents' journey with the cultural wall, end to end in a real browser (Debian's Chromium,
 headless) on the platform's real processes: staff accept the wall and put it on a round-table
 meeting, invite two representatives, open the meeting; the representatives check in with the code
-on their phones; the motion passes by a show of hands; the minutes are published; the task is
+on their phones; the motion passes by a roll call, each
+representative voting on their phone; the minutes are published; the task is
 reported done; the resident sees the decision, the task done and the issue resolved. Every step
 through pages; only the report and the neighbours' support are set up through the API (they have
 their own browser test in test_browser.py). axe-core on every page visited."""
@@ -129,8 +130,9 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
     shoot(desk, "desk-meeting-open-desktop")
 
     # The representatives check in on their phones with the code shown at the meeting.
+    phones = {}
     for key in representatives:
-        phone = pages.open()
+        phone = phones[key] = pages.open()
         sign_in(phone, phone_of(stack, key))
         phone.goto(f"/meetings/{meeting_id}")
         phone.fill("#code", code)
@@ -144,7 +146,7 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
         "#people + .table-wrap"
     ).inner_text().count("by code") == len(representatives)
 
-    # The motion, counted by a show of hands, adopted with the plan and a task for the property company.
+    # The motion, voted by roll call, adopted with the plan and a task for the property company.
     form = open_action(desk, "提出动议")
     form.locator("#motion").fill("拆除文化墙，物业两周内完成 Take the wall down within two weeks")
     form.locator("#agenda_item_id").select_option(index=1)
@@ -152,13 +154,21 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
     form.locator("#resolution_plan").fill("物业公司拆除文化墙 The property company takes the wall down")
     form.locator("#action_title").fill("拆除文化墙 Take the wall down")
     form.locator("#owner_body").select_option("property_company")
+    form.locator("input[name=method][value=roll_call]").check()
     form.locator("#due_date").fill((datetime.now(UTC) + timedelta(days=14)).date().isoformat())
     form.locator("button").click()
     back_at(desk, at_meeting)
     pages.axe(desk)
-    desk.locator("input[id^='votes_for-']").fill("2")
-    desk.get_by_role("button", name=re.compile("录入|Enter the count")).click()
-    back_at(desk, at_meeting)
+    # A roll call: each representative votes on the meeting's page on their phone.
+    for phone in phones.values():
+        phone.goto(f"/meetings/{meeting_id}")
+        pages.axe(phone)
+        phone.locator("#vote ~ .card form button[value=for]").click()
+        phone.wait_for_url(re.compile(rf"/meetings/{meeting_id}#vote$"))
+        assert "您已投票：赞成" in phone.locator("main").inner_text()
+    shoot(phones["yang_jing"], "meeting-voted-phone")
+    desk.goto(meeting_url)
+    assert "赞成 2 · 反对 0 · 弃权 0" in desk.locator(".motion").inner_text()
     desk.get_by_role("button", name=re.compile("记录决定|record the decision")).click()
     back_at(desk, at_meeting)
     assert desk.locator(".decision .tag").first.inner_text() == "通过"

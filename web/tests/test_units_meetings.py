@@ -145,3 +145,15 @@ def test_the_meeting_page_lists_who_is_present_first_and_leaves_out_who_declined
     assert (
         vm.checkin_link("https://linli.example/", "m-1", "042917") == "https://linli.example/m/m-1/checkin?code=042917"
     )
+
+
+def test_a_resident_is_offered_the_open_roll_calls_with_their_own_vote():
+    from linli_web.viewmodels.events import roll_calls
+
+    motions = [
+        {"id": "a", "status": "open", "method": "roll_call", "votes": [{"voter_id": "me", "choice": "against"}]},
+        {"id": "b", "status": "open", "method": "roll_call", "votes": []},
+        {"id": "c", "status": "open", "method": "show_of_hands", "votes": []},
+        {"id": "d", "status": "recorded", "method": "roll_call", "votes": []},
+    ]
+    assert [(b["id"], b["mine"]) for b in roll_calls(motions, "me")] == [("a", "against"), ("b", None)]
