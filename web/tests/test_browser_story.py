@@ -212,6 +212,7 @@ def test_the_wall_goes_to_a_round_table_the_motion_passes_the_task_is_done_the_r
     desk.wait_for_url(re.compile(rf"/desk/issues/{wall['id']}$"))
     resident.goto(f"/issues/{wall['id']}")
     assert "文化墙已由物业公司拆除" in resident.locator("main").inner_text()
+    shoot(resident, "issue-resolved-phone")
     pages.axe(resident)
 
     # The meeting's page for residents: the decision and the minutes.
