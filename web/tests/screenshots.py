@@ -49,6 +49,7 @@ def test_take_screenshots(story_stack, browser):
     yang = stack.city.person("yang_jing")
     [wall] = yang.get("/api/v1/issues/", params={"mine": "true"})
     [activity] = stack.city.person("li_yumei").get("/api/v1/activities/")
+    [round_table] = stack.city.person("staff_shangpinyuan").get("/api/v1/meetings/", params={"issue_id": wall["id"]})
     for kind, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
         context, page = _context(browser, stack.url, viewport)
         page.goto("/")
@@ -80,7 +81,8 @@ def test_take_screenshots(story_stack, browser):
         # Community staff at the desk; the street official's overview.
         context, page = _context(browser, stack.url, viewport, _phone(stack, "staff_shangpinyuan"))
         for name, path in (("14-desk", "/desk?view=all"), ("15-desk-issue", f"/desk/issues/{wall['id']}"),
-                           ("16-desk-notice", "/desk/broadcast")):  # fmt: skip
+                           ("16-desk-notice", "/desk/broadcast"), ("18-desk-meetings", "/desk/meetings"),
+                           ("19-desk-meeting", f"/desk/meetings/{round_table['id']}")):  # fmt: skip
             page.goto(path)
             _shoot(page, name, kind)
         context.close()

@@ -145,6 +145,7 @@ OUTCOME = {
     "rejected": lazy_gettext("Not adopted"),
     "no_quorum": lazy_gettext("No quorum"),
 }
+VOTE_CHOICE = {"for": lazy_gettext("For"), "against": lazy_gettext("Against"), "abstain": lazy_gettext("Abstain")}
 ACTION_STATUS = {
     "open": lazy_gettext("To do"),
     "in_progress": lazy_gettext("Under way"),
@@ -236,6 +237,7 @@ def install(app: Flask, timezone: str) -> None:
         "MEETING_STATUS": MEETING_STATUS,
         "OUTCOME": OUTCOME,
         "ACTION_STATUS": ACTION_STATUS,
+        "VOTE_CHOICE": VOTE_CHOICE,
         "ACTIVITY_KIND": ACTIVITY_KIND,
         "REGISTRATION_STATUS": REGISTRATION_STATUS,
         "SERVICE_KIND": SERVICE_KIND,

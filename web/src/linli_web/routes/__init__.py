@@ -11,6 +11,7 @@ def register(app: Flask) -> None:
         activities,
         auth,
         desk,
+        desk_meetings,
         home,
         inbox,
         issues,
@@ -23,6 +24,7 @@ def register(app: Flask) -> None:
     )
 
     for module in (
-        system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk, overview,
+        system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
+        desk_meetings, overview,
     ):  # fmt: skip
         app.register_blueprint(module.bp)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, flash, g, redirect, render_template, requ
 from flask_babel import gettext as _
 from linli_web.auth import current_user, login_required
 from linli_web.gateway_client import ApiError
-from linli_web.viewmodels.events import my_participation, split_by_time
+from linli_web.viewmodels.events import my_participation, roll_calls, split_by_time
 from linli_web.viewmodels.forms import Form
 
 bp = Blueprint("meetings", __name__)
@@ -38,10 +38,16 @@ def _meeting_page(meeting_id: str, form: Form | None = None, status: int = 200) 
     )
     me = None if isinstance(participants, ApiError) else my_participation(participants, current_user()["id"])
     decisions = [] if isinstance(motions, ApiError) else [m for m in motions if m.get("status") == "recorded"]
+    ballots = (
+        []
+        if isinstance(motions, ApiError) or not (me and me.get("checked_in_at"))
+        else roll_calls(motions, current_user()["id"])
+    )
     return render_template(
         "meetings/show.html",
         m=meeting,
         decisions=decisions,
+        ballots=ballots,
         me=me,
         form=form or Form({"code": request.args.get("code", "")}),
     ), status
@@ -87,6 +93,26 @@ def check_in(meeting_id: Any) -> Any:
             flash(_("You are checked in. Welcome!"), "success")
             return redirect(url_for("meetings.show", meeting_id=meeting_id), code=303)
     return _meeting_page(str(meeting_id), form, 400)
+
+
+@bp.post("/meetings/<uuid:meeting_id>/motions/<uuid:decision_id>/vote")
+@login_required
+def vote(meeting_id: Any, decision_id: Any) -> Any:
+    """A roll-call vote of a participant present: for, against or abstaining (once; the API says
+    who may vote under the rules of procedure)."""
+    choice = request.form.get("choice", "")
+    if choice not in ("for", "against", "abstain"):
+        flash(_("Choose for, against or abstain."), "error")
+    else:
+        try:
+            g.api.post(f"/api/v1/meetings/{meeting_id}/motions/{decision_id}/votes", {"choice": choice})
+        except ApiError as error:
+            if error.unavailable or error.status not in (403, 409, 422):
+                raise
+            flash(_("Your vote was not taken: %(why)s", why=error.message), "error")
+        else:
+            flash(_("Your vote is counted."), "success")
+    return redirect(url_for("meetings.show", meeting_id=meeting_id, _anchor="vote"), code=303)
 
 
 @bp.get("/m/<uuid:meeting_id>/checkin")

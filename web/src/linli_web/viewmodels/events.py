@@ -25,6 +25,17 @@ def my_participation(participants: list[dict[str, Any]], user_id: str) -> dict[s
     return next((p for p in participants if p.get("user_id") == user_id), None)
 
 
+def roll_calls(motions: list[dict[str, Any]], user_id: str) -> list[dict[str, Any]]:
+    """The roll-call motions open to the vote, each with my vote (`mine`: for/against/abstain or None;
+    the API shows a resident only their own vote)."""
+    ballots = []
+    for motion in motions:
+        if motion.get("status") == "open" and motion.get("method") == "roll_call":
+            mine = next((v.get("choice") for v in motion.get("votes") or [] if v.get("voter_id") == user_id), None)
+            ballots.append({**motion, "mine": mine})
+    return ballots
+
+
 def my_registration(registrations: list[dict[str, Any]], activity_id: str) -> dict[str, Any] | None:
     """My live registration for this activity (a cancelled one does not count)."""
     for registration in registrations:
