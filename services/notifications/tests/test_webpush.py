@@ -423,6 +423,10 @@ def test_a_bad_subscription_is_refused_naming_the_problem_and_nothing_is_stored(
     assert "token" in refused({"provider": "webpush", "token": "x" * 20, "subscription": good})
     assert "platform" in refused({"provider": "webpush", "platform": "ios", "subscription": good})
     assert "token" in refused({"provider": "fcm", "platform": "android"})
+    # Subscriptions missing their parts (found by the fuzzer: once a 500) are refused by name.
+    assert "subscription" in refused({"provider": "webpush", "subscription": {"": [1], "x": 2}})
+    assert "subscription" in refused({"provider": "webpush", "subscription": {"endpoint": good["endpoint"]}})
+    assert "subscription" in refused({"provider": "webpush", "subscription": {**good, "keys": {"auth": "a" * 22}}})
     app_token = {"provider": "fcm", "platform": "android", "token": "t" * 20}
     assert "subscription" in refused({**app_token, "subscription": good})
     with database.session() as s:

@@ -120,13 +120,17 @@ class DeviceIn(Schema):
             if subscription is None and "subscription" in data:
                 problems["subscription"] = ["required for provider webpush: {endpoint, keys: {p256dh, auth}}"]
             elif subscription is not None:
+                # A subscription whose own fields were refused arrives here part-loaded: check only
+                # what it holds (its field errors are reported beside these).
                 hosts = current_app.extensions["linli.notifications_config"].webpush_endpoint_hosts
-                found = webpush.endpoint_problem(subscription["endpoint"], hosts)
+                endpoint = subscription.get("endpoint")
+                found = webpush.endpoint_problem(endpoint, hosts) if endpoint is not None else None
                 if found:
                     problems.setdefault("subscription", []).append(f"endpoint: {found}")
-                keys = subscription["keys"]
-                for name, text in webpush.keys_problems(keys["p256dh"], keys["auth"]).items():
-                    problems.setdefault("subscription", []).append(f"keys.{name}: {text}")
+                keys = subscription.get("keys") or {}
+                if "p256dh" in keys and "auth" in keys:
+                    for name, text in webpush.keys_problems(keys["p256dh"], keys["auth"]).items():
+                        problems.setdefault("subscription", []).append(f"keys.{name}: {text}")
         elif provider is not None:
             if data.get("token") is None and "token" in data:
                 problems["token"] = [f"required for provider {provider}"]
