@@ -160,23 +160,18 @@ class Desk:
             )
         if path == f"/api/v1/directory/streets/{STREET}":
             return 200, {"id": STREET, "name": "Chengqu Street 城区街道"}, {}
+        if path == "/api/v1/directory/organisations":
+            # The directory's register: a company and an owners' committee; a party branch is no body
+            # an issue is given to.
+            return (
+                200,
+                [
+                    {"id": PROPERTY, "kind": "property_company", "name": "Shangpin Property Services", "active": True},
+                    {"id": "c-1", "kind": "party_branch", "name": "Party branch", "active": True},
+                ],
+                {},
+            )
         if path == "/api/v1/auth/users":
-            if query.get("role") == "property_manager":
-                return (
-                    200,
-                    [
-                        {
-                            "id": "u-1",
-                            "display_name": "Zhao Lei",
-                            "role": "property_manager",
-                            "organisation_id": PROPERTY,
-                            "organisation_name": "Shangpin Property Services",
-                        }
-                    ],
-                    {},
-                )
-            if query.get("role") == "agency":
-                return 403, {"error": {"code": "forbidden", "message": "no", "status": 403}}, {}
             if query.get("status") == "pending":
                 return (
                     200,

@@ -120,7 +120,7 @@ def test_staff_triage_an_issue_at_the_desk_and_officials_see_what_is_passed_up(s
     page.get_by_text("已记录现场踏勘").wait_for()
     form = open_action(page, "交办给责任单位")
     form.get_by_label("物业公司").check()
-    form.locator("#organisation_id").select_option(label="Shangpin Property Services (物业公司)")
+    form.locator("#organisation_id").select_option(value=stack.city.organisations["property"])
     form.get_by_role("button", name="交办").click()
     page.get_by_text("已交办给责任单位").wait_for()
     page.get_by_role("button", name="受理", exact=True).click()

@@ -21,11 +21,13 @@ def babel_context():
 
 
 def people():
+    """The directory's register, as GET /api/v1/directory/organisations answers it."""
     return [
-        {"role": "property_manager", "organisation_id": ORG, "organisation_name": "Shangpin Property Services"},
-        {"role": "property_manager", "organisation_id": ORG, "organisation_name": "Shangpin Property Services"},
-        {"role": "agency", "organisation_id": BUREAU, "organisation_name": "Housing Bureau"},
-        {"role": "resident", "organisation_id": None},
+        {"id": ORG, "kind": "property_company", "name": "Shangpin Property Services", "active": True},
+        {"id": ORG, "kind": "property_company", "name": "Shangpin Property Services", "active": True},
+        {"id": BUREAU, "kind": "agency", "name": "Housing Bureau", "active": True},
+        {"id": "p-1", "kind": "party_branch", "name": "Party branch", "active": True},
+        {"id": "x-1", "kind": "bureau", "name": "Closed bureau", "active": False},
     ]
 
 

@@ -55,14 +55,14 @@ def scope_communities(a: Any, user: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(communities, key=lambda c: c.get("name") or "")
 
 
-def _organisation_users(a: Any) -> list[dict[str, Any]]:
-    users = []
-    for role in desk.ORGANISATION_ROLES:
-        try:
-            users.extend(a.get("/api/v1/auth/users", role=role, status="active", page_size=100))
-        except ApiError:
-            continue  # not in this person's sight: the body is chosen without a name
-    return users
+def _registered_organisations(a: Any, community_id: str | None = None) -> list[dict[str, Any]]:
+    """The directory's register: those serving one community (its compounds' companies and
+    committees, its street's and the city's bureaus), or all the caller may pick from."""
+    scope = {"community_id": community_id} if community_id else {}
+    try:
+        return a.get("/api/v1/directory/organisations", active="true", page_size=100, **scope)
+    except ApiError:
+        return []  # the body is then chosen without a name
 
 
 # --- the queue ------------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ def queue() -> Any:
     user = current_user()
     communities, org_users, categories = g.api.gather(
         lambda a: scope_communities(a, user),
-        _organisation_users,
+        _registered_organisations,
         lambda a: a.get("/api/v1/issues/categories"),
     )
     communities = _ok(communities, [])
@@ -131,7 +131,7 @@ def _issue_page(issue_id: str, form: Form | None = None, status: int = 200, open
         lambda a: a.get(f"/api/v1/issues/{issue_id}/updates"),
         lambda a: a.get(f"/api/v1/issues/{issue_id}/meetings"),
         lambda a: a.get(f"/api/v1/issues/{issue_id}/photos"),
-        _organisation_users,
+        lambda a: _registered_organisations(a, community),
         lambda a: a.get("/api/v1/issues/similar", community_id=community, title=issue["title"][:200]),
         lambda a: a.get(
             "/api/v1/issues/", community_id=community, status=",".join(desk.OPEN), page_size=30, sort="-created_at"
@@ -247,7 +247,11 @@ def duplicate(issue_id: Any) -> Any:
 @staff_required
 def assign(issue_id: Any) -> Any:
     issue_id = str(issue_id)
-    orgs = desk.organisations(_organisation_users(g.api))
+    try:
+        community = g.api.get(f"/api/v1/issues/{issue_id}").get("community_id")
+    except ApiError:
+        community = None  # the assignment below then answers as the API does
+    orgs = desk.organisations(_registered_organisations(g.api, community))
     form, body = desk.take_assignment(request.form, orgs)
     return _act(
         issue_id,

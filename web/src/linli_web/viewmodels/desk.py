@@ -70,7 +70,6 @@ DELIVERY_STATE = {
     "expired": lazy_gettext("expired"),
 }
 # The people who act for an organisation, by the body they are.
-ORGANISATION_ROLES = {"property_manager": "property_company", "agency": "bureau"}
 TIERS = ("compound", "community", "street", "city")
 
 
@@ -93,15 +92,24 @@ class Organisation:
     body: str
 
 
-def organisations(users: list[Mapping[str, Any]]) -> list[Organisation]:
-    """The organisations an issue may be given to, from the accounts that act for them (each once)."""
+# The directory's kinds of organisation, as the body an issue is given to.
+ORGANISATION_KINDS = {
+    "property_company": "property_company",
+    "owners_committee": "owners_committee",
+    "bureau": "bureau",
+    "agency": "bureau",
+}
+
+
+def organisations(registered: list[Mapping[str, Any]]) -> list[Organisation]:
+    """The organisations an issue may be given to: the directory's register (each once), by name."""
     found: dict[str, Organisation] = {}
-    for user in users:
-        org_id = user.get("organisation_id")
-        body = ORGANISATION_ROLES.get(str(user.get("role")))
-        if not org_id or body is None or org_id in found:
+    for record in registered:
+        org_id = record.get("id")
+        body = ORGANISATION_KINDS.get(str(record.get("kind")))
+        if not org_id or body is None or org_id in found or record.get("active") is False:
             continue
-        found[org_id] = Organisation(org_id, user.get("organisation_name") or user.get("display_name") or org_id, body)
+        found[org_id] = Organisation(str(org_id), str(record.get("name") or org_id), body)
     return sorted(found.values(), key=lambda o: (o.body, o.name))
 
 
