@@ -29,7 +29,7 @@ from linli_kit.testing.platform import Platform
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 ADMIN_PHONE, ADMIN_PASSWORD = "13800000000", "fuzz-admin-2026"
-SECONDS = int(os.environ.get("LINLI_FUZZ_SECONDS", "25"))
+SECONDS = int(os.environ.get("LINLI_FUZZ_SECONDS", "15"))
 SEED = os.environ.get("LINLI_FUZZ_SEED", "20261203")
 CHECKS = "not_a_server_error,response_schema_conformance"
 # Operations that end the session the fuzzer runs with; what they do is tested in test_gateway.
