@@ -7,6 +7,7 @@ when a Docker engine answers; else fail with a message saying what to start. Nev
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from urllib.parse import urlparse
@@ -116,3 +117,20 @@ def delete_bus(amqp_url: str, exchange: str, dead_exchange: str, queues: list[st
         channel.exchange_delete(unrouted.unrouted_exchange)
     finally:
         conn.close()
+
+
+def stable_port() -> int:
+    """A free port below the kernel's ephemeral range, for a server a test stops and starts again.
+
+    An ephemeral port (what binding port 0 gives) is free only until the server stops: the next
+    outgoing connection, a client reconnecting to that very server among them, may take it as its
+    own local port, and the restarted server then finds its address in use."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise InfraUnavailable("no free port between 20000 and 32000")

@@ -12,21 +12,19 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
-from linli_kit.testing.infra import InfraUnavailable
+from linli_kit.testing.infra import InfraUnavailable, stable_port
 
 RUN_AS = "postgres"  # the user the server runs as when the tests run as root
 CTL_SECONDS = 120
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Below the ephemeral range: these servers are stopped and started again (see stable_port).
+    return stable_port()
 
 
 def _bin_dir() -> Path:

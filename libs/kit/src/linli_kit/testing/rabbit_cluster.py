@@ -20,7 +20,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import pika
 from pika.exceptions import AMQPError
 
-from linli_kit.testing.infra import InfraUnavailable
+from linli_kit.testing.infra import InfraUnavailable, stable_port
 from linli_kit.testing.waiting import eventually
 
 RABBITMQ_BIN = Path(os.environ.get("LINLI_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
@@ -40,9 +39,8 @@ CTL_SECONDS = 180.0
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Below the ephemeral range: these servers are stopped and started again (see stable_port).
+    return stable_port()
 
 
 @dataclass
