@@ -36,7 +36,7 @@ from linli_kit.db import Database
 from linli_kit.events.topology import declare_exchanges
 from linli_kit.testing import probe
 from linli_kit.testing.infra import InfraUnavailable, PostgresDatabases
-from linli_kit.testing.platform import Platform, Process
+from linli_kit.testing.platform import Platform, Process, daytime_zone
 from linli_kit.testing.private_postgres import PrivatePostgres
 from linli_kit.testing.rabbit_cluster import RabbitCluster
 from linli_kit.testing.waiting import eventually
@@ -405,14 +405,6 @@ def handled_by(process: Process) -> int:
 
 
 @pytest.mark.timeout(900)
-def daytime_zone() -> str:
-    """A time zone where it is about noon now: notices are held back in residents' quiet hours
-    (22:00-08:00 in the city's zone), and this test must see them sent at any hour it runs."""
-    offset = (12 - datetime.now(UTC).hour) % 24
-    offset = offset - 24 if offset > 14 else offset
-    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
-
-
 def test_two_copies_of_every_worker_duplicate_nothing_and_keep_revision_order(platform: Platform, token_signer):
     platform.extra_env["LINLI_TIMEZONE"] = daytime_zone()
     phases = [("start", time.monotonic())]

@@ -14,6 +14,7 @@ import requests
 from sqlalchemy import insert
 
 from linli_kit.db import Database
+from linli_kit.testing.platform import daytime_zone
 from linli_kit.testing.waiting import eventually
 from linli_notifications.adapters.tables import recipient_communities, recipients, replica, subjects
 
@@ -77,7 +78,13 @@ def test_the_api_answers_promptly_while_the_worker_sends_a_big_broadcast(sqlite_
     fakes.clock = lambda: datetime.now(UTC)
     fakes.latency = 0.5  # every SendBatchSms takes half a second
     sqlite_platform.extra_env.update(
-        {**fakes.env(), "SMS_PROVIDERS": "aliyun", "PUSH_PROVIDERS": "log", "LOG_JSON": "false"}
+        {
+            **fakes.env(),
+            "SMS_PROVIDERS": "aliyun",
+            "PUSH_PROVIDERS": "log",
+            "LOG_JSON": "false",
+            "LINLI_TIMEZONE": daytime_zone(),  # a broadcast is not urgent: quiet hours would hold it
+        }
     )
     began = time.monotonic()
     sqlite_platform.command("notifications", "migrate")
