@@ -16,6 +16,7 @@ def register(app: Flask) -> None:
         inbox,
         issues,
         meetings,
+        noticeboard,
         overview,
         prefs,
         report,
@@ -25,6 +26,6 @@ def register(app: Flask) -> None:
 
     for module in (
         system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
-        desk_meetings, overview,
+        desk_meetings, overview, noticeboard,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
