@@ -39,6 +39,7 @@ from linli_activities.domain.care import (
 )
 from linli_activities.domain.places import ServicePost
 from linli_activities.domain.programmes import ActivitySeries, Festival
+from linli_activities.domain.proposals import ActivityProposal
 from linli_activities.domain.reminders import ActivityReminder
 from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 
@@ -425,6 +426,28 @@ welfare_visits = Table(
     Index("ix_welfare_visits_community_on", "community_id", "visited_on"),
 )
 
+activity_proposals = Table(
+    "activity_proposals",
+    metadata,
+    _id(primary_key=True),
+    _id("community_id", nullable=False),
+    _id("proposer_id", nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("preferred_starts_at", UtcDateTime),
+    Column("place", String(300)),
+    Column("status", String(10), nullable=False),
+    _id("decided_by"),
+    Column("decided_at", UtcDateTime),
+    Column("decision_reason", Text),
+    _id("activity_id", ForeignKey("activities.id")),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The staff's list: a community's proposals by status, newest first.
+    Index("ix_activity_proposals_community_status", "community_id", "status", "created_at"),
+)
+
 mapper_registry = registry()
 for _class, _table in (
     (Activity, activities),
@@ -444,5 +467,6 @@ for _class, _table in (
     (Festival, festivals),
     (VisitPlan, visit_plans),
     (WelfareVisit, welfare_visits),
+    (ActivityProposal, activity_proposals),
 ):
     mapper_registry.map_imperatively(_class, _table)

@@ -105,6 +105,27 @@ class TalentMatchChanged(EventSchema):
     decline_reason = text(2000, required=False)
 
 
+PROPOSAL_STATUSES = ("pending", "accepted", "declined", "withdrawn")
+
+
+class ActivityProposed(EventSchema):
+    """A resident proposed an activity for their community: its staff are to answer (`submitted`);
+    the staff accepted it, making the activity (`accepted`: activity_id, starts_at), or declined it
+    with a reason (`declined`): the proposer is told."""
+
+    proposal_id = uuid()
+    community_id = uuid()
+    proposer_id = uuid()
+    kind = one_of(*KINDS)
+    title = text(300)
+    reason = text(2000, required=False)  # why the proposer thinks it worth doing
+    status = one_of(*PROPOSAL_STATUSES)
+    decided_by = uuid(required=False)
+    decision_reason = text(2000, required=False)
+    activity_id = uuid(required=False)
+    starts_at = when(required=False)
+
+
 for _type, _schema in {
     "activities.activity.published": ActivitySnapshot,
     "activities.activity.cancelled": ActivityCancelled,
@@ -126,5 +147,9 @@ for _type, _schema in {
     "activities.talent.matched": TalentMatchChanged,
     "activities.talent.match_accepted": TalentMatchChanged,
     "activities.talent.match_declined": TalentMatchChanged,
+    # Added (new types): residents start things; staff accept (an activity made) or decline.
+    "activities.proposal.submitted": ActivityProposed,
+    "activities.proposal.accepted": ActivityProposed,
+    "activities.proposal.declined": ActivityProposed,
 }.items():
     CATALOGUE.register(_type, 1, _schema)
