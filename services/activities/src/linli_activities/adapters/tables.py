@@ -423,6 +423,8 @@ welfare_visits = Table(
     _id("booking_id", ForeignKey("bookings.id")),
     _id("recorded_by", nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    # The issue raised on the spot: made by the issues service, so no foreign key here.
+    _id("issue_id"),
     Index("ix_welfare_visits_community_on", "community_id", "visited_on"),
 )
 
