@@ -181,7 +181,11 @@ def test_a_visit_raises_an_issue_on_the_spot(client, world, database):
     plan = {"every_days": 14, "visitor_id": volunteer, "visitor_name": "Auntie Wang", "starts_on": "2026-11-28"}
     ok(client.put(f"/support/{fid}/visit-plan", json=plan, headers=staff))
     visit = {"visited_on": "2026-11-30", "condition": "needs_help"}
-    for bad, field in (({"title": "x", "description": "d"}, "title"), ({"title": "Rail", "urgency": "now"}, "urgency")):
+    for bad, field in (
+        ({"title": "x", "description": "d"}, "title"),
+        ({"title": "Rail", "description": "  "}, "description"),
+        ({"title": "Rail", "description": "d", "urgency": "now"}, "urgency"),
+    ):
         refused = client.post(f"/support/{fid}/visits", json={**visit, "concern": bad}, headers=volunteer_h)
         assert refused.status_code == 422 and field in refused.get_json()["error"]["fields"]["concern"]
     concern = {"title": "Broken stair rail", "description": "The rail on the 1st floor is loose", "urgency": "high"}

@@ -288,11 +288,17 @@ class OnTheSpotBookingSchema(Schema):
     note = Text(load_default="", validate=validate.Length(max=2000))
 
 
+def _filled(value: str, least: int) -> None:
+    if len(value.strip()) < least:
+        raise ValidationError(f"at least {least} characters besides blanks")
+
+
 class OnTheSpotConcernSchema(Schema):
     """A problem the visitor found, raised as an issue of the resident's community."""
 
-    title = Text(required=True, validate=validate.Length(min=3, max=200))
-    description = Text(required=True, validate=validate.Length(min=1, max=4000))
+    # Checked as the issues service checks a report (stripped), so the issue it becomes is valid.
+    title = Text(required=True, validate=[validate.Length(min=3, max=200), lambda v: _filled(v, 3)])
+    description = Text(required=True, validate=[validate.Length(min=1, max=4000), lambda v: _filled(v, 1)])
     category = Text(
         load_default=None,
         validate=validate.Length(min=1, max=80),
