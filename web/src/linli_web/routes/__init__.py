@@ -19,6 +19,7 @@ def register(app: Flask) -> None:
         noticeboard,
         overview,
         prefs,
+        proposals,
         report,
         services,
         system,
@@ -26,6 +27,6 @@ def register(app: Flask) -> None:
 
     for module in (
         system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
-        desk_meetings, overview, noticeboard,
+        desk_meetings, overview, noticeboard, proposals,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
