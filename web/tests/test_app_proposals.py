@@ -14,6 +14,29 @@ import pytest
 COMMUNITY = "22222222-2222-4222-8222-222222222222"
 PROPOSAL = "abababab-abab-4bab-8bab-abababababab"
 ACTIVITY = "cdcdcdcd-cdcd-4dcd-8dcd-cdcdcdcdcdcd"
+ISSUE = "55555555-5555-4555-8555-555555555555"
+MEETING = "efefefef-efef-4fef-8fef-efefefefefef"
+ISSUE_BODY = {
+    "id": ISSUE,
+    "community_id": COMMUNITY,
+    "title": "七号楼屋顶漏水",
+    "description": "漏水",
+    "status": "accepted",
+    "category": "repairs_facilities",
+    "urgency": "normal",
+    "tier": "community",
+    "reporter_id": "p",
+    "supporter_count": 2,
+    "consultation_count": 0,
+    "follow_up": {"action_items": 0, "done": 0},
+    "created_at": "2026-11-20T02:00:00+00:00",
+    "visibility": "community",
+    "rating": None,
+}
+MEETING_PROPOSAL = {"id": PROPOSAL, "community_id": COMMUNITY, "issue_id": ISSUE, "issue_title": "七号楼屋顶漏水",
+                    "proposer_id": "p", "meeting_type": "bench", "reason": "雨季快到了", "status": "pending",
+                    "decided_by": None, "decided_at": None, "decision_reason": None, "meeting_id": None,
+                    "created_at": "2026-12-01T02:00:00+00:00"}  # fmt: skip
 
 
 def proposal(**changes: Any) -> dict[str, Any]:
@@ -51,6 +74,16 @@ class Gateway:
             return 201, proposal(), {}
         if path == f"/api/v1/activities/proposals/{PROPOSAL}":
             return 200, self.items[0], {}
+        if path == f"/api/v1/issues/{ISSUE}":
+            return 200, ISSUE_BODY, {}
+        if path == "/api/v1/meetings/proposals" and method == "GET":
+            return 200, [MEETING_PROPOSAL], {}
+        if path == f"/api/v1/meetings/proposals/{PROPOSAL}":
+            return 200, MEETING_PROPOSAL, {}
+        if path == "/api/v1/meetings/proposals":
+            return 201, MEETING_PROPOSAL, {}
+        if path == f"/api/v1/meetings/proposals/{PROPOSAL}/accept":
+            return 200, {**MEETING_PROPOSAL, "status": "accepted", "meeting_id": MEETING}, {}
         if path.endswith("/accept"):
             return (
                 200,
@@ -159,3 +192,39 @@ def test_staff_decline_with_a_reason_and_bad_answers_are_named(staff, client):
     staff.fail = (409, "conflict")
     again = client.post(f"/desk/proposals/{PROPOSAL}/decline", data={"csrf_token": token, "reason": "场地不足"})
     assert again.status_code == 303
+
+
+def test_a_resident_asks_for_a_bench_meeting_on_an_issue(resident, client):
+    page = client.get(f"/issues/{ISSUE}").get_data(as_text=True)
+    assert f"/issues/{ISSUE}/meeting-proposal" in page
+    token = csrf_of(client.get("/activities/propose").get_data(as_text=True))
+    empty = client.post(f"/issues/{ISSUE}/meeting-proposal", data={"csrf_token": token, "meeting_reason": " "})
+    assert empty.status_code == 303 and not resident.sent
+    answer = client.post(
+        f"/issues/{ISSUE}/meeting-proposal", data={"csrf_token": token, "meeting_reason": "雨季快到了"}
+    )
+    assert answer.status_code == 303 and answer.headers["Location"].endswith(f"/issues/{ISSUE}")
+    assert resident.sent == [
+        ("POST", "/api/v1/meetings/proposals", {"community_id": COMMUNITY, "issue_id": ISSUE, "reason": "雨季快到了"})
+    ]
+
+
+def test_staff_schedule_a_proposed_meeting(staff, client):
+    listing = client.get("/desk/proposals").get_data(as_text=True)
+    assert f"/desk/meeting-proposals/{PROPOSAL}" in listing and "七号楼屋顶漏水" in listing
+    page = client.get(f"/desk/meeting-proposals/{PROPOSAL}").get_data(as_text=True)
+    assert "雨季快到了" in page
+    answer = client.post(
+        f"/desk/meeting-proposals/{PROPOSAL}/accept",
+        data={"csrf_token": csrf_of(page), "day": "2026-12-10", "start": "19:00", "end": "20:00", "place": "七号楼下"},
+    )
+    assert answer.status_code == 303 and answer.headers["Location"].endswith(f"/desk/meetings/{MEETING}")
+    assert staff.sent[-1] == (
+        "POST",
+        f"/api/v1/meetings/proposals/{PROPOSAL}/accept",
+        {"starts_at": "2026-12-10T19:00:00+08:00", "ends_at": "2026-12-10T20:00:00+08:00", "place": "七号楼下"},
+    )
+    declined = client.post(f"/desk/meeting-proposals/{PROPOSAL}/decline", data={"csrf_token": csrf_of(page),
+                                                                                 "reason": "已安排维修"})  # fmt: skip
+    assert declined.status_code == 303
+    assert staff.sent[-1] == ("POST", f"/api/v1/meetings/proposals/{PROPOSAL}/decline", {"reason": "已安排维修"})
