@@ -65,10 +65,13 @@ def test_a_concern_raised_on_a_visit_is_reported_once_for_the_resident(client, d
     assert client.get(f"/{raised['issue_id']}", headers=tokens.resident()).status_code == 404
 
 
-def test_an_unknown_category_is_filed_for_vulnerable_residents_and_a_resident_without_account(
-    client, directory, tokens, deliver
-):
+def test_an_unknown_category_a_resident_without_account_and_a_community_matter(client, directory, tokens, deliver):
     raised = concern(directory, category="no_such_category", resident_id=None, urgency="normal")
     deliver(raised)
     shown = client.get(f"/{raised['issue_id']}", headers=tokens.staff()).get_json()
     assert (shown["category"], shown["reporter_id"]) == ("elderly_vulnerable_support", raised["raised_by"])
+    # A community matter (a broken lamp on the stairs) is the neighbours' to read: not the address.
+    lamp = concern(directory, category="repairs_facilities", title="Stair lamp out")
+    deliver(lamp)
+    shown = client.get(f"/{lamp['issue_id']}", headers=tokens.resident()).get_json()
+    assert (shown["visibility"], shown["address"]) == ("community", None)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.tables import messaging
 from linli_issues.domain.model import Issue, TimelineEntry
+from linli_issues.domain.privacy import PRIVATE
 from linli_issues.service_layer.events import issue_event
 from linli_issues.service_layer.issues import route_to_organisation
 from linli_kit.events import Event
@@ -71,6 +72,9 @@ def on_visit_concern(session: Session, event: Event) -> None:
         assignee_type=category.responsible_body,
     )
     issue.due_at = category.deadline(issue.urgency, now)
+    if issue.visibility != PRIVATE:
+        # A vulnerable resident's address is not for the neighbours: only a private issue keeps it.
+        issue.address = None
     repo.add(issue)
     repo.add(
         TimelineEntry(
