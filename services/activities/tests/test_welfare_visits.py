@@ -155,3 +155,50 @@ def test_a_kept_welfare_visit(any_client, any_world, clock):
     # Eight days on with no visit: overdue again.
     clock.advance(days=8)
     assert [q["overdue_days"] for q in ok(client.get("/visits/queue", headers=staff))] == [2]
+
+
+def test_a_visit_raises_an_issue_on_the_spot(client, world, database):
+    """The visitor finds a problem (a broken stair rail) and raises it as an issue there and then: the
+    visit keeps the issue's id; the issues service reports it from activities.visit.concern_raised."""
+    import json
+
+    from sqlalchemy import select
+
+    from linli_activities.adapters.tables import messaging
+    from linli_kit.events.catalogue import CATALOGUE
+
+    staff = world.headers("community_staff")
+    resident = str(uuid.uuid4())
+    fid = created(
+        client.post(
+            "/support",
+            json={"community_id": world.community_a, "resident_id": resident, "display_name": "Grandpa Li",
+                  "needs": ["disability"], "address": "Building 3, room 101"},
+            headers=staff,
+        )
+    )["id"]  # fmt: skip
+    volunteer, volunteer_h = world.person()
+    plan = {"every_days": 14, "visitor_id": volunteer, "visitor_name": "Auntie Wang", "starts_on": "2026-11-28"}
+    ok(client.put(f"/support/{fid}/visit-plan", json=plan, headers=staff))
+    visit = {"visited_on": "2026-11-30", "condition": "needs_help"}
+    for bad, field in (
+        ({"title": "x", "description": "d"}, "title"),
+        ({"title": "Rail", "description": "  "}, "description"),
+        ({"title": "Rail", "description": "d", "urgency": "now"}, "urgency"),
+    ):
+        refused = client.post(f"/support/{fid}/visits", json={**visit, "concern": bad}, headers=volunteer_h)
+        assert refused.status_code == 422 and field in refused.get_json()["error"]["fields"]["concern"]
+    concern = {"title": "Broken stair rail", "description": "The rail on the 1st floor is loose", "urgency": "high"}
+    kept = created(client.post(f"/support/{fid}/visits", json={**visit, "concern": concern}, headers=volunteer_h))
+    assert kept["issue_id"] is not None and kept["booking_id"] is None
+    with database.session() as s:
+        rows = s.scalars(
+            select(messaging.outbox.c.payload).where(messaging.outbox.c.event_type == "activities.visit.concern_raised")
+        )
+        raised = [json.loads(p) for p in rows]
+    [event] = [e for e in raised if e["data"]["visit_id"] == kept["id"]]
+    CATALOGUE.validate(event["type"], event["version"], event["data"])
+    assert event["data"]["issue_id"] == kept["issue_id"] and event["community_id"] == world.community_a
+    assert (event["data"]["resident_id"], event["data"]["raised_by"]) == (resident, volunteer)
+    assert (event["data"]["category"], event["data"]["urgency"]) == ("elderly_vulnerable_support", "high")
+    assert event["data"]["address"] == "Building 3, room 101"

@@ -75,6 +75,9 @@ ALIYUN_APPROVED = {
     "proposal.accepted": ("SMS_460071", "SMS_461071", {"title", "when", "place"}),
     "proposal.declined": ("SMS_460072", "SMS_461072", {"issue", "reason"}),
     "decision.completed": ("SMS_460027", "SMS_461027", {"issue"}),
+    "activity_proposal.submitted": ("SMS_460073", "SMS_461073", {"title", "reason"}),
+    "activity_proposal.accepted": ("SMS_460074", "SMS_461074", {"title", "when"}),
+    "activity_proposal.declined": ("SMS_460075", "SMS_461075", {"title", "reason"}),
 }
 ALIYUN_SIGN_NAMES = {"zh-CN": "邻里", "en": "Linli"}
 

@@ -338,6 +338,42 @@ def test_the_proposer_hears_whether_the_meeting_was_accepted_or_declined(db, han
     }
 
 
+def activity_proposal(proposer, **extra):
+    return {
+        "proposal_id": str(uuid.uuid4()),
+        "community_id": COMMUNITY,
+        "proposer_id": proposer,
+        "kind": "culture",
+        "title": "祖孙书法课",
+        "reason": "很多人想学",
+        "status": "pending",
+        **extra,
+    }
+
+
+def test_a_proposed_activity_goes_to_the_staff_and_the_answer_to_the_proposer(db, handle, person, clock):
+    staff, far_staff = person(role="community_staff"), person(role="community_staff", community=ELSEWHERE)
+    proposer, english_proposer, neighbour = person(), person(locale="en"), person()
+    submitted = handle("activities.proposal.submitted", activity_proposal(proposer))
+    assert told(db, submitted.id) == {staff: "活动提议|居民提议举办活动：祖孙书法课。很多人想学"}
+    starts = clock() + timedelta(days=3)
+    accepted = handle(
+        "activities.proposal.accepted",
+        activity_proposal(
+            proposer, status="accepted", decided_by=staff, activity_id=str(uuid.uuid4()), starts_at=starts.isoformat()
+        ),
+    )
+    declined = handle(
+        "activities.proposal.declined",
+        activity_proposal(english_proposer, status="declined", decided_by=staff, decision_reason="场地不足"),
+    )
+    assert told(db, accepted.id) == {proposer: "活动提议已采纳|您提议的活动已安排：祖孙书法课，11月27日10:00。"}
+    assert told(db, declined.id) == {
+        english_proposer: 'Activity proposal declined|Your proposed activity "祖孙书法课" was declined: 场地不足'
+    }
+    assert far_staff not in told(db, submitted.id) and neighbour not in told(db, submitted.id)
+
+
 def test_a_decision_carried_out_is_told_to_those_of_its_issues_who_may_read_them(db, handle, person, clock):
     reporter, supporter, outsider, owner = person(), person(), person(community=ELSEWHERE), person()
     issue_id, other_issue = str(uuid.uuid4()), str(uuid.uuid4())
@@ -425,6 +461,13 @@ def test_the_queue_is_bound_to_every_new_event_type(bus, database, clock):
         ),
         "meetings.proposal.declined": proposal(
             issue_id, someone, status="declined", decided_by=staff, decision_reason="已解决"
+        ),
+        "activities.proposal.submitted": activity_proposal(someone),
+        "activities.proposal.accepted": activity_proposal(
+            someone, status="accepted", decided_by=staff, activity_id=str(uuid.uuid4()), starts_at=starts.isoformat()
+        ),
+        "activities.proposal.declined": activity_proposal(
+            someone, status="declined", decided_by=staff, decision_reason="场地不足"
         ),
     }
     published = [bus.publish(event_type, data) for event_type, data in events.items()]

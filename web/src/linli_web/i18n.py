@@ -189,6 +189,12 @@ SKILL = {
     "cooking": lazy_gettext("Cooking"),
     "other": lazy_gettext("Other"),
 }
+PROPOSAL_STATUS = {
+    "pending": lazy_gettext("Waiting for an answer"),
+    "accepted": lazy_gettext("Accepted"),
+    "declined": lazy_gettext("Declined"),
+    "withdrawn": lazy_gettext("Withdrawn"),
+}
 BOOKING_STATUS = {
     "requested": lazy_gettext("Requested"),
     "confirmed": lazy_gettext("Confirmed"),
@@ -243,6 +249,7 @@ def install(app: Flask, timezone: str) -> None:
         "SERVICE_KIND": SERVICE_KIND,
         "SKILL": SKILL,
         "BOOKING_STATUS": BOOKING_STATUS,
+        "PROPOSAL_STATUS": PROPOSAL_STATUS,
         "NOTICE_CATEGORY": NOTICE_CATEGORY,
         "CHANNEL": CHANNEL,
     }.items():

@@ -13,6 +13,7 @@ from linli_issues.adapters.tables import messaging, metadata, replica
 from linli_issues.config import load_issues_config
 from linli_issues.service_layer.consultations import meeting_handlers
 from linli_issues.service_layer.deadlines import close_unrated, escalate_overdue
+from linli_issues.service_layer.doorstep import doorstep_handlers
 from linli_issues.service_layer.issues import utc_now
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.config import Settings
@@ -25,7 +26,7 @@ from linli_kit.worker import Timer
 
 
 def handlers(_settings: Settings, _database: Database) -> dict[str, Handler]:
-    return {**replica_handlers(replica), **meeting_handlers()}
+    return {**replica_handlers(replica), **meeting_handlers(), **doorstep_handlers()}
 
 
 def timers(_settings: Settings, database: Database, clock: Callable[[], datetime] = utc_now) -> list[Timer]:

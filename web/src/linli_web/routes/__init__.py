@@ -16,8 +16,10 @@ def register(app: Flask) -> None:
         inbox,
         issues,
         meetings,
+        noticeboard,
         overview,
         prefs,
+        proposals,
         report,
         services,
         system,
@@ -25,6 +27,6 @@ def register(app: Flask) -> None:
 
     for module in (
         system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
-        desk_meetings, overview,
+        desk_meetings, overview, noticeboard, proposals,
     ):  # fmt: skip
         app.register_blueprint(module.bp)

@@ -39,6 +39,7 @@ from linli_activities.domain.care import (
 )
 from linli_activities.domain.places import ServicePost
 from linli_activities.domain.programmes import ActivitySeries, Festival
+from linli_activities.domain.proposals import ActivityProposal
 from linli_activities.domain.reminders import ActivityReminder
 from linli_kit.tables import UtcDateTime, add_directory_replica, add_messaging_tables
 
@@ -422,7 +423,31 @@ welfare_visits = Table(
     _id("booking_id", ForeignKey("bookings.id")),
     _id("recorded_by", nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    # The issue raised on the spot: made by the issues service, so no foreign key here.
+    _id("issue_id"),
     Index("ix_welfare_visits_community_on", "community_id", "visited_on"),
+)
+
+activity_proposals = Table(
+    "activity_proposals",
+    metadata,
+    _id(primary_key=True),
+    _id("community_id", nullable=False),
+    _id("proposer_id", nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("preferred_starts_at", UtcDateTime),
+    Column("place", String(300)),
+    Column("status", String(10), nullable=False),
+    _id("decided_by"),
+    Column("decided_at", UtcDateTime),
+    Column("decision_reason", Text),
+    _id("activity_id", ForeignKey("activities.id")),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The staff's list: a community's proposals by status, newest first.
+    Index("ix_activity_proposals_community_status", "community_id", "status", "created_at"),
 )
 
 mapper_registry = registry()
@@ -444,5 +469,6 @@ for _class, _table in (
     (Festival, festivals),
     (VisitPlan, visit_plans),
     (WelfareVisit, welfare_visits),
+    (ActivityProposal, activity_proposals),
 ):
     mapper_registry.map_imperatively(_class, _table)

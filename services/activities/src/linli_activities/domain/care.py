@@ -433,6 +433,8 @@ class WelfareVisit:
     recorded_at: datetime
     note: str = ""
     booking_id: str | None = None  # a service booked on the spot
+    # An issue raised on the spot (the issues service reports it from activities.visit.concern_raised).
+    issue_id: str | None = None
     id: str = field(default_factory=new_id)
 
     def __post_init__(self) -> None:

@@ -288,6 +288,25 @@ class OnTheSpotBookingSchema(Schema):
     note = Text(load_default="", validate=validate.Length(max=2000))
 
 
+def _filled(value: str, least: int) -> None:
+    if len(value.strip()) < least:
+        raise ValidationError(f"at least {least} characters besides blanks")
+
+
+class OnTheSpotConcernSchema(Schema):
+    """A problem the visitor found, raised as an issue of the resident's community."""
+
+    # Checked as the issues service checks a report (stripped), so the issue it becomes is valid.
+    title = Text(required=True, validate=[validate.Length(min=3, max=200), lambda v: _filled(v, 3)])
+    description = Text(required=True, validate=[validate.Length(min=1, max=4000), lambda v: _filled(v, 1)])
+    category = Text(
+        load_default=None,
+        validate=validate.Length(min=1, max=80),
+        metadata={"description": "an issue category key; default elderly_vulnerable_support"},
+    )
+    urgency = Text(load_default="normal", validate=validate.OneOf(("low", "normal", "high", "urgent")))
+
+
 class VisitSchema(Schema):
     id = Text(dump_only=True)
     flag_id = Text(dump_only=True)
@@ -304,6 +323,16 @@ class VisitSchema(Schema):
         metadata={"description": "book a service for the resident on the spot"},
     )
     booking_id = Text(dump_only=True, allow_none=True)
+    concern = fields.Nested(
+        OnTheSpotConcernSchema,
+        load_only=True,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "raise an issue for the resident on the spot (the issues service reports it)"},
+    )
+    issue_id = Text(
+        dump_only=True, allow_none=True, metadata={"description": "the issue raised on the spot, once reported"}
+    )
     recorded_by = Text(dump_only=True)
     recorded_at = Instant(dump_only=True)
 
@@ -602,7 +631,7 @@ class Visits(MethodView):
     @blp.response(201, VisitSchema)
     def post(self, body: dict, flag_id: Any) -> Any:
         """Record a visit (by the community's staff or the plan's visitor); `booking` books a service
-        for the resident on the spot."""
+        for the resident on the spot; `concern` raises an issue for them (its id in `issue_id`)."""
         return care.record_visit(uow(), require_principal(), str(flag_id), **plain(body))
 
 

@@ -14,6 +14,7 @@ from linli_activities.entrypoints.activities_api import blp as activities_bluepr
 from linli_activities.entrypoints.care_api import blp as care_blueprint
 from linli_activities.entrypoints.places_api import blp as places_blueprint
 from linli_activities.entrypoints.programmes_api import blp as programmes_blueprint
+from linli_activities.entrypoints.proposals_api import blp as proposals_blueprint
 from linli_activities.entrypoints.stats_api import blp as stats_blueprint
 from linli_kit.db import Database
 from linli_kit.web import create_app as create_kit_app
@@ -26,7 +27,14 @@ def create_app(clock: Callable[[], datetime] = now_utc) -> Flask:
         settings,
         Database(settings.database_url),
         title="Linli activities",
-        blueprints=[activities_blueprint, places_blueprint, care_blueprint, programmes_blueprint, stats_blueprint],
+        blueprints=[
+            activities_blueprint,
+            places_blueprint,
+            care_blueprint,
+            programmes_blueprint,
+            proposals_blueprint,
+            stats_blueprint,
+        ],
     )
     app.extensions["activities.clock"] = clock
     app.extensions["activities.config"] = load_activities_config()

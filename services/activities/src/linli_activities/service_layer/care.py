@@ -27,6 +27,7 @@ from linli_activities.domain.care import (
     WelfareVisit,
     slot_taken,
 )
+from linli_activities.domain.common import new_id
 from linli_activities.domain.places import CIRCLE_MINUTES, ServicePost, Walk, WalkingModel
 from linli_activities.service_layer import scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
@@ -34,6 +35,10 @@ from linli_kit.auth import Principal, Role
 from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
 from linli_kit.events import Event, new_event
 from linli_kit.periods import today_in
+
+# What a concern raised on a welfare visit is filed under when the visitor names no category: the
+# issues service's category for vulnerable residents (private by default: it is about a person).
+DEFAULT_CONCERN_CATEGORY = "elderly_vulnerable_support"
 
 
 def _get(uow: ActivitiesUnitOfWork, kind: type, obj_id: str, label: str) -> Any:
@@ -853,9 +858,12 @@ def record_visit(
     note: str = "",
     visitor_id: str | None = None,
     booking: dict[str, Any] | None = None,
+    concern: dict[str, Any] | None = None,
 ) -> WelfareVisit:
     """Record a visit (the next one is then due an interval later), optionally booking a service for
-    the resident on the spot (door-to-door at their address when the service goes door to door)."""
+    the resident on the spot (door-to-door at their address when the service goes door to door),
+    and optionally raising a problem the visitor found as an issue (the issues service reports it
+    from `activities.visit.concern_raised`, under the id the visit keeps)."""
     with uow:
         flag, plan = _for_visit(uow, principal, flag_id)
         if plan is None or not plan.active:
@@ -875,10 +883,38 @@ def record_visit(
         )
         if booking is not None:
             visit.booking_id = _book_on_the_spot(uow, principal, flag, booking).id
+        if concern is not None:
+            visit.issue_id = new_id()
+            uow.publish(_concern_event(uow, principal, flag, visit, concern))
         plan.record(visited_on, condition)
         uow.repo.add(visit)
         uow.commit()
         return visit
+
+
+def _concern_event(
+    uow: ActivitiesUnitOfWork, principal: Principal, flag: SupportFlag, visit: WelfareVisit, concern: dict[str, Any]
+) -> Event:
+    return new_event(
+        "activities.visit.concern_raised",
+        {
+            "visit_id": visit.id,
+            "issue_id": visit.issue_id,
+            "flag_id": flag.id,
+            "community_id": flag.community_id,
+            "resident_id": flag.resident_id,
+            "raised_by": principal.user_id,
+            "title": concern["title"],
+            "description": concern["description"],
+            "category": concern.get("category") or DEFAULT_CONCERN_CATEGORY,
+            "urgency": concern.get("urgency") or "normal",
+            # Where the resident lives, so whoever takes the issue finds the door.
+            "address": flag.address or None,
+        },
+        producer=SERVICE,
+        community_id=flag.community_id,
+        street_id=uow.repo.street_of(flag.community_id),
+    )
 
 
 def list_visits(

@@ -205,6 +205,21 @@ TEMPLATES: dict[str, Template] = {
             ("Proposal declined", 'Your proposal on "{issue}" was declined: {reason}'),
         ),
         _t(
+            "activity_proposal.submitted",
+            ("活动提议", "居民提议举办活动：{title}。{reason}"),
+            ("Activity proposed", "A resident proposes an activity: {title}. {reason}"),
+        ),
+        _t(
+            "activity_proposal.accepted",
+            ("活动提议已采纳", "您提议的活动已安排：{title}，{when}。"),
+            ("Activity proposal accepted", "The activity you proposed is set: {title}, {when}."),
+        ),
+        _t(
+            "activity_proposal.declined",
+            ("活动提议未采纳", "您提议的活动“{title}”未被采纳：{reason}"),
+            ("Activity proposal declined", 'Your proposed activity "{title}" was declined: {reason}'),
+        ),
+        _t(
             "decision.completed",
             ("决议落实", "“{issue}”的决议任务已全部完成。"),
             ("Decision carried out", 'Every action item decided on "{issue}" is done.'),

@@ -124,6 +124,9 @@ class Rules:
             "activities.talent.matched": self.talent_matched,
             "activities.talent.match_accepted": self.talent_answered,
             "activities.talent.match_declined": self.talent_answered,
+            "activities.proposal.submitted": self.activity_proposal_submitted,
+            "activities.proposal.accepted": self.activity_proposal_answered,
+            "activities.proposal.declined": self.activity_proposal_answered,
         }
         for event_type in PROGRESS:
             table[event_type] = self.issue_progress
@@ -892,6 +895,42 @@ class Rules:
             community_id=d["community_id"],
             subject_type="talent",
             subject_id=d["talent_id"],
+        )
+
+    def activity_proposal_submitted(self, session: Session, event: Event) -> None:
+        d = event.data
+        staff = repository.members_with_role(session, [d["community_id"]], STAFF)
+        self._plan(
+            session,
+            event,
+            kind="activity_proposal.submitted",
+            category=Category.ACTIVITY,
+            user_ids=tuple(u for u in staff if u != d["proposer_id"]),
+            params={"title": shorten(d["title"]), "reason": shorten(d.get("reason") or "-")},
+            community_id=d["community_id"],
+            subject_type="proposal",
+            subject_id=d["proposal_id"],
+        )
+
+    def activity_proposal_answered(self, session: Session, event: Event) -> None:
+        """The proposer hears what became of their proposal: when the activity is, or why not."""
+        d = event.data
+        accepted = event.type.endswith(".accepted")
+        params = {"title": shorten(d["title"])}
+        if accepted:
+            params["when_at"] = d["starts_at"]
+        else:
+            params["reason"] = shorten(d.get("decision_reason") or "-")
+        self._plan(
+            session,
+            event,
+            kind="activity_proposal.accepted" if accepted else "activity_proposal.declined",
+            category=Category.ACTIVITY,
+            user_ids=(d["proposer_id"],),
+            params=params,
+            community_id=d["community_id"],
+            subject_type="activity" if accepted else "proposal",
+            subject_id=d["activity_id"] if accepted else d["proposal_id"],
         )
 
 

@@ -105,6 +105,50 @@ class TalentMatchChanged(EventSchema):
     decline_reason = text(2000, required=False)
 
 
+PROPOSAL_STATUSES = ("pending", "accepted", "declined", "withdrawn")
+
+
+class ActivityProposed(EventSchema):
+    """A resident proposed an activity for their community: its staff are to answer (`submitted`);
+    the staff accepted it, making the activity (`accepted`: activity_id, starts_at), or declined it
+    with a reason (`declined`): the proposer is told."""
+
+    proposal_id = uuid()
+    community_id = uuid()
+    proposer_id = uuid()
+    kind = one_of(*KINDS)
+    title = text(300)
+    reason = text(2000, required=False)  # why the proposer thinks it worth doing
+    status = one_of(*PROPOSAL_STATUSES)
+    decided_by = uuid(required=False)
+    decision_reason = text(2000, required=False)
+    activity_id = uuid(required=False)
+    starts_at = when(required=False)
+
+
+URGENCIES = ("low", "normal", "high", "urgent")
+
+
+class VisitConcernRaised(EventSchema):
+    """On a welfare visit, the visitor raised a problem of the resident's as an issue: the issues
+    service reports it with this `issue_id` (so the visit names it at once), channel `doorstep`,
+    for the resident (`resident_id`, when the resident has an account) or else in the visitor's
+    name, taken by `raised_by`. Its category is the issues service's (unknown or retired:
+    `elderly_vulnerable_support`)."""
+
+    visit_id = uuid()
+    issue_id = uuid()
+    flag_id = uuid()
+    community_id = uuid()
+    resident_id = uuid(required=False)
+    raised_by = uuid()
+    title = text(200)
+    description = text(4000)
+    category = text(80)
+    urgency = one_of(*URGENCIES)
+    address = text(500, required=False)
+
+
 for _type, _schema in {
     "activities.activity.published": ActivitySnapshot,
     "activities.activity.cancelled": ActivityCancelled,
@@ -126,5 +170,11 @@ for _type, _schema in {
     "activities.talent.matched": TalentMatchChanged,
     "activities.talent.match_accepted": TalentMatchChanged,
     "activities.talent.match_declined": TalentMatchChanged,
+    # Added (new types): residents start things; staff accept (an activity made) or decline.
+    "activities.proposal.submitted": ActivityProposed,
+    "activities.proposal.accepted": ActivityProposed,
+    "activities.proposal.declined": ActivityProposed,
+    # Added (new type): a welfare visit raises an issue on the spot; the issues service reports it.
+    "activities.visit.concern_raised": VisitConcernRaised,
 }.items():
     CATALOGUE.register(_type, 1, _schema)
