@@ -734,7 +734,16 @@ def _start_profiler(pid: int, out: Path) -> subprocess.Popen | None:
     )
 
 
-def _stop_profiler(profiler: subprocess.Popen, out: Path, top: int = 25) -> list[str]:
+# Which thread of the worker a sample is from, by a frame only that thread runs.
+THREADS = {
+    "consumer, handling batches (handlers, inbox, commit)": "_handle_in_one_transaction",
+    "consumer, its connection (receiving, parsing, acking)": "_Link.run",
+    "the worker's own relay": "OutboxRelay.run",
+    "timers": "Worker._timer_loop",
+}
+
+
+def _stop_profiler(profiler: subprocess.Popen, out: Path, rate: int = 200, top: int = 20) -> list[str]:
     profiler.send_signal(2)
     try:
         profiler.wait(30)
@@ -742,29 +751,33 @@ def _stop_profiler(profiler: subprocess.Popen, out: Path, top: int = 25) -> list
         profiler.kill()
     if not out.exists():
         return ["(py-spy wrote nothing)"]
-    own: collections.Counter = collections.Counter()
-    inclusive: collections.Counter = collections.Counter()
-    total = 0
+    per_thread: collections.Counter = collections.Counter()
+    own: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    inclusive: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for line in out.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         frames = stack.split(";")
-        # Only the thread that handles batches (the consumer's helper), not the idle ones.
-        if not any("_handle_in_one_transaction" in f for f in frames):
-            continue
+        thread = next((name for name, marker in THREADS.items() if any(marker in f for f in frames)), "other")
         n = int(count)
-        total += n
-        own[_frame(frames[-1])] += n
-        for f in set(_frame(f) for f in frames):
-            inclusive[f] += n
-    lines = [f"samples in the consumer's batch thread: {total}"]
-    lines.append("inclusive (the frame or what it called):")
-    for name, n in inclusive.most_common(top):
-        lines.append(f"  {100 * n / max(total, 1):5.1f} %  {name}")
-    lines.append("own time:")
-    for name, n in own.most_common(12):
-        lines.append(f"  {100 * n / max(total, 1):5.1f} %  {name}")
+        per_thread[thread] += n
+        own[thread][_frame(frames[-1])] += n
+        for f in {_frame(f) for f in frames}:
+            inclusive[thread][f] += n
+    lines = [f"samples at {rate}/s while the burst ran (not idle), by thread:"]
+    for thread, n in per_thread.most_common():
+        lines.append(f"  {n / rate:6.2f} s  {thread}")
+    for thread in list(THREADS)[:2]:
+        total = per_thread[thread]
+        if not total:
+            continue
+        lines.append(f"{thread}: inclusive (the frame or what it called)")
+        for name, n in inclusive[thread].most_common(top):
+            lines.append(f"  {100 * n / total:5.1f} %  {name}")
+        lines.append(f"{thread}: own time")
+        for name, n in own[thread].most_common(10):
+            lines.append(f"  {100 * n / total:5.1f} %  {name}")
     return lines
 
 
