@@ -734,6 +734,9 @@ def _start_profiler(pid: int, out: Path) -> subprocess.Popen | None:
     )
 
 
+# Leaf frames of a thread that waits for work (not counted), and of one waiting on PostgreSQL.
+IDLE_FRAMES = {"Condition.wait", "Event.wait", "PollPoller.poll", "wait", "sleep", "select", "poll", "acquire"}
+DATABASE_WAIT_FRAMES = {"Connection.wait", "wait_c", "wait_conn"}
 # Which thread of the worker a sample is from, by a frame only that thread runs.
 THREADS = {
     "consumer, handling batches (handlers, inbox, commit)": "_handle_in_one_transaction",
@@ -752,6 +755,7 @@ def _stop_profiler(profiler: subprocess.Popen, out: Path, rate: int = 200, top: 
     if not out.exists():
         return ["(py-spy wrote nothing)"]
     per_thread: collections.Counter = collections.Counter()
+    waiting: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     own: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     inclusive: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for line in out.read_text(errors="replace").splitlines():
@@ -761,13 +765,22 @@ def _stop_profiler(profiler: subprocess.Popen, out: Path, rate: int = 200, top: 
         frames = stack.split(";")
         thread = next((name for name, marker in THREADS.items() if any(marker in f for f in frames)), "other")
         n = int(count)
+        leaf = frames[-1].split(" (")[0]
+        # py-spy sees a thread blocked in a wait as busy here: tell the waits apart from Python at work.
+        if leaf in IDLE_FRAMES:
+            waiting[thread]["idle"] += n
+            continue
+        if leaf in DATABASE_WAIT_FRAMES:
+            waiting[thread]["database"] += n
         per_thread[thread] += n
         own[thread][_frame(frames[-1])] += n
         for f in {_frame(f) for f in frames}:
             inclusive[thread][f] += n
-    lines = [f"samples at {rate}/s while the burst ran (not idle), by thread:"]
+    lines = [
+        f"seconds seen busy while the burst ran (sampled {rate}/s), by thread: in all (of which waiting on PostgreSQL)"
+    ]
     for thread, n in per_thread.most_common():
-        lines.append(f"  {n / rate:6.2f} s  {thread}")
+        lines.append(f"  {n / rate:6.2f} s ({waiting[thread]['database'] / rate:6.2f} s)  {thread}")
     for thread in list(THREADS)[:2]:
         total = per_thread[thread]
         if not total:
