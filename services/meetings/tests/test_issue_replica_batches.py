@@ -83,7 +83,7 @@ def inbox_of(database, events: list[Event]) -> set[str]:
 
 
 @on_both
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_a_batch_keeps_what_one_by_one_keeps(database, seed):
     # The same burst on two copies of the issues (fresh ids), one of them already known at revision 3.
     single_ids, batch_ids = [str(uuid.uuid4()) for _ in range(5)], [str(uuid.uuid4()) for _ in range(5)]
