@@ -29,8 +29,9 @@ thread keeps serving heartbeats, receives and parses the next messages, and acks
 the helper reports its commit, so the broker, the parsing and the database work overlap.
 
 A handler is called once per new event. A `BatchHandler` (see `batch_handler`) is called once per
-run of consecutive new events of its type in a batch, so it can write all their effects with one
-statement; it runs in the same transaction as the inbox rows.
+run of consecutive new events it handles in a batch (of its type, or of any of the types mapped to
+the same `BatchHandler` object), so it can write all their effects with one statement; it runs in
+the same transaction as the inbox rows.
 """
 
 from __future__ import annotations
@@ -329,7 +330,10 @@ class EventConsumer:
             handler = self.handlers.get(event.type)
             if isinstance(handler, BatchHandler):
                 j = i + 1
-                while j < len(events) and events[j].type == event.type:
+                # One call for the run, whatever types it mixes, as long as they share this handler
+                # (a service may map several types to one BatchHandler, e.g. every snapshot of an
+                # issue): the handler sees them in their order of arrival.
+                while j < len(events) and self.handlers.get(events[j].type) is handler:
                     j += 1
                 handler.handle(session, events[i:j])
                 i = j

@@ -6,15 +6,17 @@ an older one, so duplicates and late arrivals change nothing.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from linli_kit.auth import Principal
 from linli_kit.events import Event
 from linli_kit.events.catalogue import CATALOGUE
-from linli_kit.events.consumer import Handler
+from linli_kit.events.consumer import BatchHandler, Handler, batch_handler
 from linli_meetings.adapters.tables import issue_replica, issue_supporters
 from linli_meetings.service_layer import access
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
@@ -38,9 +40,9 @@ ISSUE_EVENTS = (
 VISIBILITY_CHANGED = "issues.issue.visibility_changed"
 
 
-def keep_issue(session: Session, event: Event) -> None:
+def _replica_row(event: Event) -> dict[str, Any]:
     data = event.data
-    row: dict[str, Any] = {
+    return {
         "issue_id": data["issue_id"],
         "community_id": data["community_id"],
         "title": data["title"],
@@ -54,6 +56,14 @@ def keep_issue(session: Session, event: Event) -> None:
         "revision": data["revision"],
         "updated_at": event.occurred_at,
     }
+
+
+def _supporters(event: Event) -> list[str]:
+    return sorted({str(s) for s in event.data.get("supporter_ids") or []})
+
+
+def keep_issue(session: Session, event: Event) -> None:
+    row = _replica_row(event)
     current = session.scalar(select(issue_replica.c.revision).where(issue_replica.c.issue_id == row["issue_id"]))
     if current is None:
         session.execute(insert(issue_replica).values(**row))
@@ -69,14 +79,85 @@ def keep_issue(session: Session, event: Event) -> None:
         session.execute(delete(issue_supporters).where(issue_supporters.c.issue_id == row["issue_id"]))
     else:
         return
-    supporters = sorted({str(s) for s in data.get("supporter_ids") or []})
+    supporters = _supporters(event)
     if supporters:
         session.execute(insert(issue_supporters), [{"issue_id": row["issue_id"], "user_id": s} for s in supporters])
 
 
-def issue_handlers() -> dict[str, Handler]:
+def keep_issues(session: Session, events: list[Event]) -> None:
+    """`keep_issue` for a run of snapshots, in a few statements whatever their number, with the
+    same result as one by one in their order: of the snapshots of one issue, the first with the
+    highest revision is kept if it is newer than the stored one (a later one of equal revision
+    would not have replaced it)."""
+    kept: dict[str, Event] = {}
+    issue_ids = {e.data["issue_id"]: None for e in events}  # in order, once each
+    stored = dict(
+        session.execute(
+            select(issue_replica.c.issue_id, issue_replica.c.revision).where(
+                issue_replica.c.issue_id.in_(sorted(issue_ids))
+            )
+        ).all()
+    )
+    for event in events:
+        issue_id = event.data["issue_id"]
+        best = kept[issue_id].data["revision"] if issue_id in kept else stored.get(issue_id)
+        if best is None or best < event.data["revision"]:
+            kept[issue_id] = event
+    new = [_replica_row(e) for issue_id, e in kept.items() if issue_id not in stored]
+    newer = [_replica_row(e) for issue_id, e in kept.items() if issue_id in stored]
+    if new:
+        session.execute(insert(issue_replica), new)
+    replaced = _replace_newer(session, newer) if newer else set()
+    if replaced:
+        session.execute(delete(issue_supporters).where(issue_supporters.c.issue_id.in_(sorted(replaced))))
+    written = {row["issue_id"] for row in new} | replaced
+    supporters = [
+        {"issue_id": issue_id, "user_id": s} for issue_id in sorted(written) for s in _supporters(kept[issue_id])
+    ]
+    if supporters:
+        session.execute(insert(issue_supporters), supporters)
+
+
+def _replace_newer(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Update the stored snapshots that are older than these (guarded, as in keep_issue: another
+    copy of the worker may have stored a newer one meanwhile); the ids of those replaced."""
+    if session.get_bind().dialect.name != "postgresql":
+        replaced = set()
+        for row in rows:
+            updated = session.execute(
+                update(issue_replica)
+                .where(issue_replica.c.issue_id == row["issue_id"], issue_replica.c.revision < row["revision"])
+                .values(**row)
+            )
+            if updated.rowcount:
+                replaced.add(row["issue_id"])
+        return replaced
+    # One UPDATE for them all, of fixed text whatever their number: each column goes as an array.
+    names = list(rows[0])
+    return set(session.scalars(_update_newer_statement(), {f"new_{n}": [row[n] for row in rows] for n in names}))
+
+
+@functools.cache
+def _update_newer_statement() -> Any:
+    names = [c.name for c in issue_replica.columns]
+    incoming = (
+        func.unnest(*(bindparam(f"new_{n}", type_=postgresql.ARRAY(issue_replica.c[n].type)) for n in names))
+        .table_valued(*names)
+        .render_derived()
+    )
+    return (
+        update(issue_replica)
+        .where(issue_replica.c.issue_id == incoming.c.issue_id, issue_replica.c.revision < incoming.c.revision)
+        .values({n: incoming.c[n] for n in names if n != "issue_id"})
+        .returning(issue_replica.c.issue_id)
+    )
+
+
+def issue_handlers() -> dict[str, Handler | BatchHandler]:
+    """Every issue event, one batch handler: a consumer's run of them is kept in a few statements."""
     declared = set(CATALOGUE.types())
-    return {event_type: keep_issue for event_type in (*ISSUE_EVENTS, VISIBILITY_CHANGED) if event_type in declared}
+    keep = batch_handler(keep_issues)
+    return {event_type: keep for event_type in (*ISSUE_EVENTS, VISIBILITY_CHANGED) if event_type in declared}
 
 
 def candidates(

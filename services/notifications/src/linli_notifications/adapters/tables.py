@@ -191,6 +191,9 @@ notifications = Table(
     UniqueConstraint("source_key", "user_id", name="uq_notifications_source_user"),
 )
 Index("ix_notifications_user_created", notifications.c.user_id, notifications.c.created_at)
+# A subject's notices: a meeting or activity that changes expires the reminders planned for it
+# (service_layer/handlers.py); without it, each such event scanned every pending delivery.
+Index("ix_notifications_subject", notifications.c.subject_type, notifications.c.subject_id)
 # Read notifications are pruned after their retention (service_layer/retention.py).
 Index(
     "ix_notifications_read",

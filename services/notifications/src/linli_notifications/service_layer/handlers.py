@@ -13,8 +13,10 @@ issue is kept (`issue_knowledge`), so a progress notice goes only to those for w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -67,26 +69,50 @@ class Rules:
         self.tz = city_timezone
         # While a batch of events is handled, intents are gathered here and planned together.
         self._gathered: list[Intent] | None = None
+        self._gathered_subjects: set[tuple[str, str]] = set()
+        self._lookups: dict[tuple, Any] | None = None
 
     def handlers(self) -> dict[str, Handler | BatchHandler]:
-        """Each rule as a batch handler: a run of events of one type is planned with one look-up."""
+        """Every rule but the accounts' as one batch handler: the consumer hands it a run of events
+        of any of these types, and their notices are planned together (see `_handle_batch`)."""
         single = self.single_handlers()
+        batched = batch_handler(functools.partial(self._handle_batch, single))
         return {
-            event_type: handler if event_type.startswith("accounts.") else batch_handler(self._batched(handler))
+            event_type: handler if event_type.startswith("accounts.") else batched
             for event_type, handler in single.items()
         }
 
-    def _batched(self, handler: Handler) -> Callable[[Session, list[Event]], None]:
-        def handle(session: Session, events: list[Event]) -> None:
-            self._gathered = []
-            try:
-                for event in events:
-                    handler(session, event)
-                plan_many(session, self._gathered, self.clock(), self.tz)
-            finally:
-                self._gathered = None
+    def _handle_batch(self, single: dict[str, Handler], session: Session, events: list[Event]) -> None:
+        """Each event's rule in order; their intents are gathered and planned with one look-up of
+        the recipients and one insert per table. Planning reads the subjects the intents are about
+        (who may read them), and a rule that changes a meeting or an activity expires the
+        reminders planned for it: so before a rule changes a subject that a gathered intent is
+        about, or is a reminder of, what was gathered is planned, and the result is the same as
+        planning event by event."""
+        self._gathered, self._gathered_subjects, self._lookups = [], set(), {}
+        try:
+            for event in events:
+                if _subjects_changed_by(event) & self._gathered_subjects:
+                    self._plan_gathered(session)
+                single[event.type](session, event)
+            self._plan_gathered(session)
+        finally:
+            self._gathered, self._gathered_subjects, self._lookups = None, set(), None
 
-        return handle
+    def _plan_gathered(self, session: Session) -> None:
+        if self._gathered:
+            plan_many(session, self._gathered, self.clock(), self.tz)
+        self._gathered, self._gathered_subjects = [], set()
+
+    def _lookup(self, key: tuple, find: Callable[[], Any]) -> Any:
+        """Within one batch, what no rule of the batch changes (the directory's names, who the
+        community's staff are: changed only by directory and accounts events, which are handled
+        apart) is looked up once."""
+        if self._lookups is None:
+            return find()
+        if key not in self._lookups:
+            self._lookups[key] = find()
+        return self._lookups[key]
 
     def single_handlers(self) -> dict[str, Handler]:
         table: dict[str, Handler] = {
@@ -138,6 +164,11 @@ class Rules:
     def _submit(self, session: Session, intent: Intent) -> None:
         if self._gathered is not None:
             self._gathered.append(intent)
+            # What planning them will read: the subjects they are about (who may read them); and
+            # reminders are what a later change of their subject expires.
+            self._gathered_subjects.update(intent.about)
+            if intent.subject_type and intent.subject_id and _is_reminder(intent.source_type):
+                self._gathered_subjects.add((intent.subject_type, intent.subject_id))
         else:
             plan(session, intent, self.clock(), self.tz)
 
@@ -287,6 +318,11 @@ class Rules:
             "community": self._community_name(d["community_id"]),
         }
 
+    def _staff_of(self, session: Session, community_id: str) -> list[str]:
+        return self._lookup(
+            ("staff", community_id), lambda: repository.members_with_role(session, [community_id], STAFF)
+        )
+
     def _community_name(self, community_id: str) -> str:
         return community_id[:8]
 
@@ -296,11 +332,14 @@ class Rules:
         self._learn(session, d, [d["reporter_id"]])  # they reported it: they know it is reported
         if self._issue_is_stale(session, d):
             return
-        name = session.scalar(
-            select(replica.communities.c.name).where(replica.communities.c.community_id == d["community_id"])
+        name = self._lookup(
+            ("community name", d["community_id"]),
+            lambda: session.scalar(
+                select(replica.communities.c.name).where(replica.communities.c.community_id == d["community_id"])
+            ),
         )
         params = {**self._issue_params(d), "community": shorten(name or "社区", 15)}
-        staff = repository.members_with_role(session, [d["community_id"]], STAFF)
+        staff = self._staff_of(session, d["community_id"])
         self._plan(
             session,
             event,
@@ -372,7 +411,7 @@ class Rules:
         elif d["tier"] == "street":
             officials = repository.officials_of_street(session, street or event.street_id)
         else:
-            officials = repository.members_with_role(session, [d["community_id"]], STAFF)
+            officials = self._staff_of(session, d["community_id"])
         self._plan(
             session,
             event,
@@ -407,7 +446,7 @@ class Rules:
         d = event.data
         if self._issue_is_stale(session, d):
             return
-        staff = repository.members_with_role(session, [d["community_id"]], STAFF)
+        staff = self._staff_of(session, d["community_id"])
         self._plan(
             session,
             event,
@@ -661,7 +700,7 @@ class Rules:
 
     def proposal_submitted(self, session: Session, event: Event) -> None:
         d = event.data
-        staff = repository.members_with_role(session, [d["community_id"]], STAFF)
+        staff = self._staff_of(session, d["community_id"])
         self._plan(
             session,
             event,
@@ -932,6 +971,22 @@ class Rules:
             subject_type="activity" if accepted else "proposal",
             subject_id=d["activity_id"] if accepted else d["proposal_id"],
         )
+
+
+def _is_reminder(source_type: str) -> bool:
+    return source_type == ACTIVITY_REMINDER or source_type.startswith("reminder.")
+
+
+def _subjects_changed_by(event: Event) -> set[tuple[str, str]]:
+    """The subject whose snapshot (or reminders) the event's rule changes, if any."""
+    d = event.data
+    if event.type.startswith("issues.issue."):
+        return {("issue", d["issue_id"])}
+    if event.type.startswith("meetings.meeting."):
+        return {("meeting", d["meeting_id"])}
+    if event.type.startswith(("activities.activity.", "activities.registration.")):
+        return {("activity", d["activity_id"])}
+    return set()
 
 
 def _assignee(d: dict) -> str | None:
