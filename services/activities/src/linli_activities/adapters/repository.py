@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli_activities.adapters import tables
-from linli_activities.domain.activities import Activity, Registration, RegistrationStatus
+from linli_activities.domain.activities import Activity, ActivityStatus, Registration, RegistrationStatus
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
@@ -82,6 +83,53 @@ class Repository:
         for name, value in zip(self.PLACE_COLUMNS, row, strict=True):
             set_committed_value(activity, name, value)
 
+    def take_place(self, activity: Activity, party_size: int, now: datetime) -> bool:
+        """A sign-up's place decided and counted in one conditional UPDATE ... RETURNING, which locks
+        the activity's row until commit: the lock is taken by the statement that moves the counters,
+        so it is held for the two inserts and the commit only.
+
+        The statement applies the rules of `Activity.register` for a first registration on the row
+        as it is at that moment: published and announced, registration open at `now`, the party
+        within the per-household maximum; confirmed when nobody waits and the party fits, otherwise
+        the next place in the line. Returns False, changing nothing, when the row does not meet them
+        (the caller then takes the general path, which says why). On True, the activity's places and
+        start are brought up to date from the row (not marked changed)."""
+        a = tables.activities.c
+        fits = and_(a.waiting_parties == 0, or_(a.capacity.is_(None), a.confirmed_places + party_size <= a.capacity))
+        row = self.session.execute(
+            update(tables.activities)
+            .where(
+                a.id == activity.id,
+                a.status == ActivityStatus.PUBLISHED,
+                a.announced_at.is_not(None),
+                a.max_party_size >= party_size,
+                or_(a.registration_opens_at.is_(None), a.registration_opens_at <= now),
+                func.coalesce(a.registration_closes_at, a.starts_at) > now,
+            )
+            .values(
+                confirmed_places=a.confirmed_places + case((fits, party_size), else_=0),
+                waiting_parties=a.waiting_parties + case((fits, 0), else_=1),
+                waitlist_counter=a.waitlist_counter + case((fits, 0), else_=1),
+            )
+            .returning(*(a[name] for name in self.TAKE_PLACE_RETURNS))
+        ).first()
+        if row is None:
+            return False
+        for name, value in zip(self.TAKE_PLACE_RETURNS, row, strict=True):
+            set_committed_value(activity, name, value)
+        return True
+
+    TAKE_PLACE_RETURNS = ("confirmed_places", "waiting_parties", "waitlist_counter", "starts_at", "title")
+
+    def insert_registration(self, registration: Registration) -> None:
+        """Store a new registration with one INSERT (no ORM flush): the unique (activity, user)
+        constraint still refuses a second one."""
+        self.session.execute(
+            insert(tables.registrations).values(
+                {column.name: getattr(registration, column.name) for column in tables.registrations.columns}
+            )
+        )
+
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities
         self.session.execute(delete(links).where(links.c.activity_id == activity.id))
@@ -106,6 +154,16 @@ class Repository:
             .where(links.c.activity_id == activity.id)
             .values(kind=activity.kind, status=activity.status, starts_at=activity.starts_at)
         )
+
+    def registration_with_activity(self, activity_id: str, user_id: str) -> Registration | None:
+        """This user's registration for the activity, if any, read with the activity in one query:
+        the activity lands in the session, so loading it next costs no second round trip."""
+        row = self.session.execute(
+            select(Activity, Registration)
+            .outerjoin(Registration, and_(Registration.activity_id == Activity.id, Registration.user_id == user_id))
+            .where(Activity.id == activity_id)
+        ).first()
+        return None if row is None else row[1]
 
     def registration_of(self, activity_id: str, user_id: str) -> Registration | None:
         return self.session.scalars(

@@ -482,10 +482,15 @@ def register(
 ) -> RegistrationView:
     with uow:
         # The look for an earlier registration comes before the lock, to keep the lock short; a
-        # double sign-up racing past it is stopped by the unique (activity, user) constraint.
-        existing = uow.repo.registration_of(activity_id, user_id or principal.user_id)
+        # double sign-up racing past it is stopped by the unique (activity, user) constraint. It
+        # reads the activity too, so _load finds it in the session.
+        existing = uow.repo.registration_with_activity(activity_id, user_id or principal.user_id)
         activity = _load(uow, principal, activity_id)
         user, community = _registrant(uow, principal, activity, user_id, community_id)
+        if existing is None and party_size >= 1:
+            view = _register_first_time(uow, principal, activity, user, community, party_size)
+            if view is not None:
+                return view
         uow.repo.lock_places(activity)
         if existing is not None:
             uow.session.refresh(existing)  # as it is now that the activity is locked
@@ -509,6 +514,39 @@ def register(
         except IntegrityError as exc:
             raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
         return RegistrationView(registration, position)
+
+
+def _register_first_time(
+    uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, user: str, community: str, party_size: int
+) -> RegistrationView | None:
+    """The common sign-up (a first registration for a published, announced activity open to
+    sign-ups) in few statements: the place taken by one conditional UPDATE that locks the row, the
+    registration and its event inserted, commit. None, with nothing changed, when the row does not
+    qualify: the general path then decides (and names the reason for a refusal)."""
+    now = uow.clock()
+    if not uow.repo.take_place(activity, party_size, now):
+        return None
+    confirmed = activity.waiting_parties == 0  # a waitlisted party always leaves someone waiting
+    registration = Registration(
+        activity_id=activity.id,
+        user_id=user,
+        community_id=community,
+        party_size=party_size,
+        registered_by=principal.user_id,
+        status=RegistrationStatus.CONFIRMED if confirmed else RegistrationStatus.WAITLISTED,
+        waitlist_seq=None if confirmed else activity.waitlist_counter,
+        created_at=now,
+        updated_at=now,
+    )
+    position = None if confirmed else activity.waiting_parties
+    try:
+        uow.repo.insert_registration(registration)
+    except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one
+        raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
+    kind = "confirmed" if confirmed else "waitlisted"
+    uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
+    uow.commit()
+    return RegistrationView(registration, position)
 
 
 def _registration(
