@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy import CTE
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
@@ -39,6 +40,13 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self._outbox.add(self.session, self._pending)
+        self.session.commit()
+        self._pending = []
+
+    def commit_with(self, change: CTE) -> None:
+        """Commit, writing the pending events in the same statement as `change` (an INSERT or UPDATE
+        made a CTE; PostgreSQL only): a hot path spares a round trip while it holds a row lock."""
+        self._outbox.add_with(self.session, self._pending, change)
         self.session.commit()
         self._pending = []
 

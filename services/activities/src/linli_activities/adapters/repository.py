@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Insert, and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -121,13 +121,11 @@ class Repository:
 
     TAKE_PLACE_RETURNS = ("confirmed_places", "waiting_parties", "waitlist_counter", "starts_at", "title")
 
-    def insert_registration(self, registration: Registration) -> None:
-        """Store a new registration with one INSERT (no ORM flush): the unique (activity, user)
-        constraint still refuses a second one."""
-        self.session.execute(
-            insert(tables.registrations).values(
-                {column.name: getattr(registration, column.name) for column in tables.registrations.columns}
-            )
+    def registration_insert(self, registration: Registration) -> Insert:
+        """The INSERT of a new registration (no ORM flush): the unique (activity, user) constraint
+        still refuses a second one."""
+        return insert(tables.registrations).values(
+            {column.name: getattr(registration, column.name) for column in tables.registrations.columns}
         )
 
     def sync_activity_links(self, activity: Activity) -> None:
@@ -155,15 +153,15 @@ class Repository:
             .values(kind=activity.kind, status=activity.status, starts_at=activity.starts_at)
         )
 
-    def registration_with_activity(self, activity_id: str, user_id: str) -> Registration | None:
-        """This user's registration for the activity, if any, read with the activity in one query:
-        the activity lands in the session, so loading it next costs no second round trip."""
+    def activity_with_registration(self, activity_id: str, user_id: str) -> tuple[Activity | None, Registration | None]:
+        """The activity and this user's registration for it, if any, in one query. While the caller
+        holds the activity, getting it again from the session costs no round trip."""
         row = self.session.execute(
             select(Activity, Registration)
             .outerjoin(Registration, and_(Registration.activity_id == Activity.id, Registration.user_id == user_id))
             .where(Activity.id == activity_id)
         ).first()
-        return None if row is None else row[1]
+        return (None, None) if row is None else (row[0], row[1])
 
     def registration_of(self, activity_id: str, user_id: str) -> Registration | None:
         return self.session.scalars(

@@ -483,9 +483,10 @@ def register(
     with uow:
         # The look for an earlier registration comes before the lock, to keep the lock short; a
         # double sign-up racing past it is stopped by the unique (activity, user) constraint. It
-        # reads the activity too, so _load finds it in the session.
-        existing = uow.repo.registration_with_activity(activity_id, user_id or principal.user_id)
+        # reads the activity too: held here, _load finds it in the session (whose map is weak).
+        held, existing = uow.repo.activity_with_registration(activity_id, user_id or principal.user_id)
         activity = _load(uow, principal, activity_id)
+        del held
         user, community = _registrant(uow, principal, activity, user_id, community_id)
         if existing is None and party_size >= 1:
             view = _register_first_time(uow, principal, activity, user, community, party_size)
@@ -539,13 +540,19 @@ def _register_first_time(
         updated_at=now,
     )
     position = None if confirmed else activity.waiting_parties
-    try:
-        uow.repo.insert_registration(registration)
-    except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one
-        raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
     kind = "confirmed" if confirmed else "waitlisted"
     uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
-    uow.commit()
+    stored = uow.repo.registration_insert(registration)
+    try:
+        if uow.session.get_bind().dialect.name == "postgresql":
+            # The registration and its event in one statement: the row lock taken by take_place is
+            # held for that one round trip and the commit.
+            uow.commit_with(stored.returning(stored.table.c.id).cte("registration"))
+        else:
+            uow.session.execute(stored)
+            uow.commit()
+    except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one
+        raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
     return RegistrationView(registration, position)
 
 
