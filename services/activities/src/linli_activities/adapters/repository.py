@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Insert, and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -16,8 +16,53 @@ from linli_activities.domain.activities import Activity, ActivityStatus, Registr
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
+from linli_kit.events.outbox import Outbox
+from linli_kit.tables import UtcDateTime
 
 T = TypeVar("T")
+
+# --- a sign-up's statements, built once (run with parameters: no expression built per request) ----
+_a = tables.activities.c
+_party = bindparam("party_size", type_=Integer)
+_now = bindparam("now", type_=UtcDateTime)
+_fits = and_(_a.waiting_parties == 0, or_(_a.capacity.is_(None), _a.confirmed_places + _party <= _a.capacity))
+TAKE_PLACE_RETURNS = ("confirmed_places", "waiting_parties", "waitlist_counter", "starts_at", "title")
+TAKE_PLACE = (
+    update(tables.activities)
+    .where(
+        _a.id == bindparam("activity_id"),
+        _a.status == ActivityStatus.PUBLISHED,
+        _a.announced_at.is_not(None),
+        _a.max_party_size >= _party,
+        or_(_a.registration_opens_at.is_(None), _a.registration_opens_at <= _now),
+        func.coalesce(_a.registration_closes_at, _a.starts_at) > _now,
+    )
+    .values(
+        confirmed_places=_a.confirmed_places + case((_fits, _party), else_=0),
+        waiting_parties=_a.waiting_parties + case((_fits, 0), else_=1),
+        waitlist_counter=_a.waitlist_counter + case((_fits, 0), else_=1),
+    )
+    .returning(*(_a[name] for name in TAKE_PLACE_RETURNS))
+)
+REGISTRATION_INSERT = insert(tables.registrations).values(
+    {c.name: bindparam(f"registration_{c.name}") for c in tables.registrations.columns}
+)
+# PostgreSQL: the registration and its event (outbox_... parameters) in one statement.
+REGISTRATION_AND_EVENT_INSERT = Outbox(tables.messaging.outbox).insert_one_with(
+    REGISTRATION_INSERT.returning(tables.registrations.c.id).cte("registration")
+)
+ACTIVITY_WITH_REGISTRATION = (
+    select(Activity, Registration)
+    .outerjoin(
+        Registration,
+        and_(Registration.activity_id == Activity.id, Registration.user_id == bindparam("user_id")),
+    )
+    .where(Activity.id == bindparam("activity_id"))
+)
+
+
+def registration_parameters(registration: Registration) -> dict[str, Any]:
+    return {f"registration_{c.name}": getattr(registration, c.name) for c in tables.registrations.columns}
 
 
 class Repository:
@@ -86,47 +131,27 @@ class Repository:
     def take_place(self, activity: Activity, party_size: int, now: datetime) -> bool:
         """A sign-up's place decided and counted in one conditional UPDATE ... RETURNING, which locks
         the activity's row until commit: the lock is taken by the statement that moves the counters,
-        so it is held for the two inserts and the commit only.
+        so it is held for the insert of the registration and its event, and the commit, only.
 
-        The statement applies the rules of `Activity.register` for a first registration on the row
-        as it is at that moment: published and announced, registration open at `now`, the party
-        within the per-household maximum; confirmed when nobody waits and the party fits, otherwise
-        the next place in the line. Returns False, changing nothing, when the row does not meet them
-        (the caller then takes the general path, which says why). On True, the activity's places and
-        start are brought up to date from the row (not marked changed)."""
-        a = tables.activities.c
-        fits = and_(a.waiting_parties == 0, or_(a.capacity.is_(None), a.confirmed_places + party_size <= a.capacity))
+        The statement (TAKE_PLACE) applies the rules of `Activity.register` for a first registration
+        to the row as it is at that moment: published and announced, registration open at `now`, the
+        party within the per-household maximum; confirmed when nobody waits and the party fits,
+        otherwise the next place in the line. Returns False, changing nothing, when the row does not
+        meet them (the caller then takes the general path, which says why). On True, the activity's
+        places and start are brought up to date from the row (not marked changed)."""
         row = self.session.execute(
-            update(tables.activities)
-            .where(
-                a.id == activity.id,
-                a.status == ActivityStatus.PUBLISHED,
-                a.announced_at.is_not(None),
-                a.max_party_size >= party_size,
-                or_(a.registration_opens_at.is_(None), a.registration_opens_at <= now),
-                func.coalesce(a.registration_closes_at, a.starts_at) > now,
-            )
-            .values(
-                confirmed_places=a.confirmed_places + case((fits, party_size), else_=0),
-                waiting_parties=a.waiting_parties + case((fits, 0), else_=1),
-                waitlist_counter=a.waitlist_counter + case((fits, 0), else_=1),
-            )
-            .returning(*(a[name] for name in self.TAKE_PLACE_RETURNS))
+            TAKE_PLACE, {"activity_id": activity.id, "party_size": party_size, "now": now}
         ).first()
         if row is None:
             return False
-        for name, value in zip(self.TAKE_PLACE_RETURNS, row, strict=True):
+        for name, value in zip(TAKE_PLACE_RETURNS, row, strict=True):
             set_committed_value(activity, name, value)
         return True
 
-    TAKE_PLACE_RETURNS = ("confirmed_places", "waiting_parties", "waitlist_counter", "starts_at", "title")
-
-    def registration_insert(self, registration: Registration) -> Insert:
-        """The INSERT of a new registration (no ORM flush): the unique (activity, user) constraint
+    def insert_registration(self, registration: Registration) -> None:
+        """One INSERT of a new registration (no ORM flush): the unique (activity, user) constraint
         still refuses a second one."""
-        return insert(tables.registrations).values(
-            {column.name: getattr(registration, column.name) for column in tables.registrations.columns}
-        )
+        self.session.execute(REGISTRATION_INSERT, registration_parameters(registration))
 
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities
@@ -156,11 +181,7 @@ class Repository:
     def activity_with_registration(self, activity_id: str, user_id: str) -> tuple[Activity | None, Registration | None]:
         """The activity and this user's registration for it, if any, in one query. While the caller
         holds the activity, getting it again from the session costs no round trip."""
-        row = self.session.execute(
-            select(Activity, Registration)
-            .outerjoin(Registration, and_(Registration.activity_id == Activity.id, Registration.user_id == user_id))
-            .where(Activity.id == activity_id)
-        ).first()
+        row = self.session.execute(ACTIVITY_WITH_REGISTRATION, {"activity_id": activity_id, "user_id": user_id}).first()
         return (None, None) if row is None else (row[0], row[1])
 
     def registration_of(self, activity_id: str, user_id: str) -> Registration | None:

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from linli_activities import SERVICE
+from linli_activities.adapters.repository import REGISTRATION_AND_EVENT_INSERT, registration_parameters
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
@@ -542,14 +543,13 @@ def _register_first_time(
     position = None if confirmed else activity.waiting_parties
     kind = "confirmed" if confirmed else "waitlisted"
     uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
-    stored = uow.repo.registration_insert(registration)
     try:
         if uow.session.get_bind().dialect.name == "postgresql":
             # The registration and its event in one statement: the row lock taken by take_place is
             # held for that one round trip and the commit.
-            uow.commit_with(stored.returning(stored.table.c.id).cte("registration"))
+            uow.commit_with(REGISTRATION_AND_EVENT_INSERT, registration_parameters(registration))
         else:
-            uow.session.execute(stored)
+            uow.repo.insert_registration(registration)
             uow.commit()
     except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one
         raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
