@@ -1,8 +1,10 @@
 """Use cases of activities: create, publish, change, cancel; register, cancel a registration with
 automatic promotion from the waiting list; check-in by staff list, by code, or as a walk-in.
 
-Every change of places happens with the activity row locked (Repository.activity_for_update), so
-concurrent sign-ups for the last places are serialised by the database, not by this process.
+Every change of places happens with the activity row locked (Repository.activity_for_update, or for
+a first sign-up the conditional UPDATE of Repository.take_place, which locks the row as it counts
+the place), so concurrent sign-ups for the last places are serialised by the database, not by this
+process.
 """
 
 from __future__ import annotations
