@@ -79,7 +79,8 @@ def _state(database, activity_id: str) -> tuple:
         return (a.confirmed_places, a.waiting_parties, a.waitlist_counter), events
 
 
-def test_the_one_statement_sign_up_decides_as_the_domain_does(any_database, any_world):
+def test_the_one_statement_sign_up_decides_as_the_domain_does_and_leaves_refusals_to_it(any_database, any_world):
+    # One test on each database: a fresh SQLite database is migrated per test, which is the cost here.
     community = any_world.community_a
     for capacity in (6, None):
         fast = _activity(any_database, community, capacity=capacity)
@@ -92,6 +93,7 @@ def test_the_one_statement_sign_up_decides_as_the_domain_does(any_database, any_
         if capacity is not None:
             assert counters == (5, 3, 3)  # 2 + 3 confirmed; the line: 3, 1, 2
             assert [e[0].rsplit(".", 1)[1] for e in events] == ["confirmed"] * 2 + ["waitlisted"] * 3
+    _refusals(any_database, community)
 
 
 REFUSED = [
@@ -102,8 +104,8 @@ REFUSED = [
 ]
 
 
-def test_what_the_one_statement_does_not_take_the_general_path_refuses(any_database, any_world):
-    community = any_world.community_a
+def _refusals(any_database, community: str) -> None:
+    """What the one statement does not take, the general path refuses, naming why; nothing changes."""
     for values, party, refusal in REFUSED:
         activity = _activity(any_database, community, **values)
         resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
