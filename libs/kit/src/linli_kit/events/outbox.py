@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import CTE, Insert, Table, bindparam, insert
 from sqlalchemy.orm import Session
 
 from linli_kit.events.envelope import Event
@@ -15,8 +16,8 @@ class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
 
-    def add(self, session: Session, events: Iterable[Event]) -> None:
-        rows = [
+    def rows(self, events: Iterable[Event]) -> list[dict]:
+        return [
             {
                 "event_id": e.id,
                 "event_type": e.type,
@@ -26,5 +27,27 @@ class Outbox:
             }
             for e in events
         ]
+
+    def add(self, session: Session, events: Iterable[Event]) -> None:
+        rows = self.rows(events)
         if rows:
             session.execute(insert(self.table), rows)
+
+    def insert_one_with(self, change: CTE) -> Insert:
+        """A statement writing one event and `change` (an INSERT or UPDATE made a CTE: PostgreSQL
+        only) together, so one round trip does both. Built once and run many times with the
+        parameters of `change` and those of `one_row_parameters` (named `outbox_...`)."""
+        return (
+            insert(self.table)
+            .values(
+                event_id=bindparam("outbox_event_id"),
+                event_type=bindparam("outbox_event_type"),
+                payload=bindparam("outbox_payload"),
+                created_at=bindparam("outbox_created_at"),
+                published_at=None,
+            )
+            .add_cte(change)
+        )
+
+    def one_row_parameters(self, event: Event) -> dict[str, Any]:
+        return {f"outbox_{k}": v for k, v in self.rows([event])[0].items() if k != "published_at"}

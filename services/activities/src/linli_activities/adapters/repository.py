@@ -4,19 +4,65 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli_activities.adapters import tables
-from linli_activities.domain.activities import Activity, Registration, RegistrationStatus
+from linli_activities.domain.activities import Activity, ActivityStatus, Registration, RegistrationStatus
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
+from linli_kit.events.outbox import Outbox
+from linli_kit.tables import UtcDateTime
 
 T = TypeVar("T")
+
+# --- a sign-up's statements, built once (run with parameters: no expression built per request) ----
+_a = tables.activities.c
+_party = bindparam("party_size", type_=Integer)
+_now = bindparam("now", type_=UtcDateTime)
+_fits = and_(_a.waiting_parties == 0, or_(_a.capacity.is_(None), _a.confirmed_places + _party <= _a.capacity))
+TAKE_PLACE_RETURNS = ("confirmed_places", "waiting_parties", "waitlist_counter", "starts_at", "title")
+TAKE_PLACE = (
+    update(tables.activities)
+    .where(
+        _a.id == bindparam("activity_id"),
+        _a.status == ActivityStatus.PUBLISHED,
+        _a.announced_at.is_not(None),
+        _a.max_party_size >= _party,
+        or_(_a.registration_opens_at.is_(None), _a.registration_opens_at <= _now),
+        func.coalesce(_a.registration_closes_at, _a.starts_at) > _now,
+    )
+    .values(
+        confirmed_places=_a.confirmed_places + case((_fits, _party), else_=0),
+        waiting_parties=_a.waiting_parties + case((_fits, 0), else_=1),
+        waitlist_counter=_a.waitlist_counter + case((_fits, 0), else_=1),
+    )
+    .returning(*(_a[name] for name in TAKE_PLACE_RETURNS))
+)
+REGISTRATION_INSERT = insert(tables.registrations).values(
+    {c.name: bindparam(f"registration_{c.name}") for c in tables.registrations.columns}
+)
+# PostgreSQL: the registration and its event (outbox_... parameters) in one statement.
+REGISTRATION_AND_EVENT_INSERT = Outbox(tables.messaging.outbox).insert_one_with(
+    REGISTRATION_INSERT.returning(tables.registrations.c.id).cte("registration")
+)
+ACTIVITY_WITH_REGISTRATION = (
+    select(Activity, Registration)
+    .outerjoin(
+        Registration,
+        and_(Registration.activity_id == Activity.id, Registration.user_id == bindparam("user_id")),
+    )
+    .where(Activity.id == bindparam("activity_id"))
+)
+
+
+def registration_parameters(registration: Registration) -> dict[str, Any]:
+    return {f"registration_{c.name}": getattr(registration, c.name) for c in tables.registrations.columns}
 
 
 class Repository:
@@ -82,6 +128,31 @@ class Repository:
         for name, value in zip(self.PLACE_COLUMNS, row, strict=True):
             set_committed_value(activity, name, value)
 
+    def take_place(self, activity: Activity, party_size: int, now: datetime) -> bool:
+        """A sign-up's place decided and counted in one conditional UPDATE ... RETURNING, which locks
+        the activity's row until commit: the lock is taken by the statement that moves the counters,
+        so it is held for the insert of the registration and its event, and the commit, only.
+
+        The statement (TAKE_PLACE) applies the rules of `Activity.register` for a first registration
+        to the row as it is at that moment: published and announced, registration open at `now`, the
+        party within the per-household maximum; confirmed when nobody waits and the party fits,
+        otherwise the next place in the line. Returns False, changing nothing, when the row does not
+        meet them (the caller then takes the general path, which says why). On True, the activity's
+        places and start are brought up to date from the row (not marked changed)."""
+        row = self.session.execute(
+            TAKE_PLACE, {"activity_id": activity.id, "party_size": party_size, "now": now}
+        ).first()
+        if row is None:
+            return False
+        for name, value in zip(TAKE_PLACE_RETURNS, row, strict=True):
+            set_committed_value(activity, name, value)
+        return True
+
+    def insert_registration(self, registration: Registration) -> None:
+        """One INSERT of a new registration (no ORM flush): the unique (activity, user) constraint
+        still refuses a second one."""
+        self.session.execute(REGISTRATION_INSERT, registration_parameters(registration))
+
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities
         self.session.execute(delete(links).where(links.c.activity_id == activity.id))
@@ -106,6 +177,12 @@ class Repository:
             .where(links.c.activity_id == activity.id)
             .values(kind=activity.kind, status=activity.status, starts_at=activity.starts_at)
         )
+
+    def activity_with_registration(self, activity_id: str, user_id: str) -> tuple[Activity | None, Registration | None]:
+        """The activity and this user's registration for it, if any, in one query. While the caller
+        holds the activity, getting it again from the session costs no round trip."""
+        row = self.session.execute(ACTIVITY_WITH_REGISTRATION, {"activity_id": activity_id, "user_id": user_id}).first()
+        return (None, None) if row is None else (row[0], row[1])
 
     def registration_of(self, activity_id: str, user_id: str) -> Registration | None:
         return self.session.scalars(

@@ -164,12 +164,13 @@ def _as_seen(activity: Any, manages: bool) -> Any:
     return activity if manages else Redacted(activity, "checkin_code")
 
 
+# Named once: making a schema per answer costs more than the rest of the dump.
+_REGISTRATION_ATTRIBUTES = tuple(k for k in RegistrationSchema().fields if k != "waitlist_position")
+
+
 def _registration_out(view: activities.RegistrationView) -> dict[str, Any]:
     r = view.registration
-    return {
-        **{k: getattr(r, k) for k in RegistrationSchema().fields if k != "waitlist_position"},
-        "waitlist_position": view.waitlist_position,
-    }
+    return {**{k: getattr(r, k) for k in _REGISTRATION_ATTRIBUTES}, "waitlist_position": view.waitlist_position}
 
 
 @blp.route("/")

@@ -1,8 +1,10 @@
 """Use cases of activities: create, publish, change, cancel; register, cancel a registration with
 automatic promotion from the waiting list; check-in by staff list, by code, or as a walk-in.
 
-Every change of places happens with the activity row locked (Repository.activity_for_update), so
-concurrent sign-ups for the last places are serialised by the database, not by this process.
+Every change of places happens with the activity row locked (Repository.activity_for_update, or for
+a first sign-up the conditional UPDATE of Repository.take_place, which locks the row as it counts
+the place), so concurrent sign-ups for the last places are serialised by the database, not by this
+process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from linli_activities import SERVICE
+from linli_activities.adapters.repository import REGISTRATION_AND_EVENT_INSERT, registration_parameters
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
@@ -482,10 +485,16 @@ def register(
 ) -> RegistrationView:
     with uow:
         # The look for an earlier registration comes before the lock, to keep the lock short; a
-        # double sign-up racing past it is stopped by the unique (activity, user) constraint.
-        existing = uow.repo.registration_of(activity_id, user_id or principal.user_id)
+        # double sign-up racing past it is stopped by the unique (activity, user) constraint. It
+        # reads the activity too: held here, _load finds it in the session (whose map is weak).
+        held, existing = uow.repo.activity_with_registration(activity_id, user_id or principal.user_id)
         activity = _load(uow, principal, activity_id)
+        del held
         user, community = _registrant(uow, principal, activity, user_id, community_id)
+        if existing is None and party_size >= 1:
+            view = _register_first_time(uow, principal, activity, user, community, party_size)
+            if view is not None:
+                return view
         uow.repo.lock_places(activity)
         if existing is not None:
             uow.session.refresh(existing)  # as it is now that the activity is locked
@@ -509,6 +518,44 @@ def register(
         except IntegrityError as exc:
             raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
         return RegistrationView(registration, position)
+
+
+def _register_first_time(
+    uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, user: str, community: str, party_size: int
+) -> RegistrationView | None:
+    """The common sign-up (a first registration for a published, announced activity open to
+    sign-ups) in few statements: the place taken by one conditional UPDATE that locks the row, the
+    registration and its event inserted, commit. None, with nothing changed, when the row does not
+    qualify: the general path then decides (and names the reason for a refusal)."""
+    now = uow.clock()
+    if not uow.repo.take_place(activity, party_size, now):
+        return None
+    confirmed = activity.waiting_parties == 0  # a waitlisted party always leaves someone waiting
+    registration = Registration(
+        activity_id=activity.id,
+        user_id=user,
+        community_id=community,
+        party_size=party_size,
+        registered_by=principal.user_id,
+        status=RegistrationStatus.CONFIRMED if confirmed else RegistrationStatus.WAITLISTED,
+        waitlist_seq=None if confirmed else activity.waitlist_counter,
+        created_at=now,
+        updated_at=now,
+    )
+    position = None if confirmed else activity.waiting_parties
+    kind = "confirmed" if confirmed else "waitlisted"
+    uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
+    try:
+        if uow.session.get_bind().dialect.name == "postgresql":
+            # The registration and its event in one statement: the row lock taken by take_place is
+            # held for that one round trip and the commit.
+            uow.commit_with(REGISTRATION_AND_EVENT_INSERT, registration_parameters(registration))
+        else:
+            uow.repo.insert_registration(registration)
+            uow.commit()
+    except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one
+        raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
+    return RegistrationView(registration, position)
 
 
 def _registration(

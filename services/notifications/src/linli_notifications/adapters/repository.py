@@ -102,30 +102,44 @@ def community_recipients(
         .exists()
         .label("has_device")
     )
+    r = recipients.c
+    # Only the columns a Recipient holds, as plain rows: a broadcast reads 50,000 of them.
     query = (
-        select(recipients, sms_opt_outs.c.phone.isnot(None).label("opted_out"), has_device)
-        .join(recipient_communities, recipient_communities.c.user_id == recipients.c.user_id)
-        .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == recipients.c.phone)
+        select(
+            r.user_id,
+            r.role,
+            r.locale,
+            r.phone,
+            r.timezone,
+            r.quiet_start,
+            r.quiet_end,
+            r.active,
+            sms_opt_outs.c.phone.isnot(None).label("opted_out"),
+            has_device,
+        )
+        .join(recipient_communities, recipient_communities.c.user_id == r.user_id)
+        .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
         .where(recipient_communities.c.community_id == community_id)
         .order_by(recipient_communities.c.user_id)
         .limit(limit)
     )
     if after:
         query = query.where(recipient_communities.c.user_id > after)
+    rows = session.execute(query).tuples()
     return [
         Recipient(
-            user_id=r["user_id"],
-            role=r["role"],
-            locale=r["locale"],
-            phone=r["phone"],
-            timezone=r["timezone"] or city_timezone,
-            quiet_start=r["quiet_start"],
-            quiet_end=r["quiet_end"],
-            active=r["active"],
-            sms_opted_out=bool(r["opted_out"]),
-            has_devices=bool(r["has_device"]),
+            user_id=user_id,
+            role=role,
+            locale=locale,
+            phone=phone,
+            timezone=timezone or city_timezone,
+            quiet_start=quiet_start,
+            quiet_end=quiet_end,
+            active=active,
+            sms_opted_out=bool(opted_out),
+            has_devices=bool(device),
         )
-        for r in session.execute(query).mappings()
+        for user_id, role, locale, phone, timezone, quiet_start, quiet_end, active, opted_out, device in rows
     ]
 
 

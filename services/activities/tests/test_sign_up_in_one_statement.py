@@ -1,0 +1,123 @@
+"""A first sign-up takes its place with one conditional UPDATE (service_layer.activities.
+_register_first_time): on SQLite and PostgreSQL it decides exactly what the general path decides
+(the domain's Activity.register), publishes the same events, and leaves every refusal to the general
+path, which names its reason."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from sqlalchemy import select
+
+from linli_activities.adapters.tables import messaging
+from linli_activities.domain.activities import Activity
+from linli_activities.service_layer import activities
+from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
+from linli_kit.auth import Principal, Role
+from linli_kit.errors import Conflict, Invalid, NotFound
+
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+# Parties signing up one after the other: the line forms when the second party of 3 no longer fits,
+# and the party of 1 after it, which would fit, still joins the line behind it.
+PARTIES = [2, 3, 3, 1, 2]
+
+
+def _activity(database, community: str, **values) -> Activity:
+    staff = Principal(user_id=str(uuid.uuid4()), role=Role.COMMUNITY_STAFF, community_ids=(community,))
+    settings = {
+        "publish": True,
+        "community_ids": [community],
+        "kind": "festival",
+        "title": "Neighbourhood festival",
+        "starts_at": NOW + timedelta(days=3),
+        "ends_at": NOW + timedelta(days=3, hours=3),
+        "capacity": 6,
+        "max_party_size": 3,
+    }
+    return activities.create_activity(ActivitiesUnitOfWork(database, lambda: NOW), staff, **{**settings, **values})
+
+
+def _sign_ups(database, community: str, activity_id: str, *, general_path: bool) -> list[tuple]:
+    patch = (
+        mock.patch.object(activities, "_register_first_time", lambda *a, **k: None)
+        if general_path
+        else mock.patch.object(activities, "_register_first_time", wraps=activities._register_first_time)
+    )
+    decided = []
+    with patch as fast:
+        for party in PARTIES:
+            resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
+            view = activities.register(
+                ActivitiesUnitOfWork(database, lambda: NOW), resident, activity_id, party_size=party
+            )
+            r = view.registration
+            decided.append((r.party_size, r.status, r.waitlist_seq, view.waitlist_position))
+        if not general_path:
+            assert fast.call_count == len(PARTIES)
+    return decided
+
+
+def _state(database, activity_id: str) -> tuple:
+    with database.session() as s:
+        a = s.get(Activity, activity_id)
+        events = [
+            (
+                e.event_type,
+                {
+                    k: v
+                    for k, v in json.loads(e.payload)["data"].items()
+                    if k not in ("registration_id", "user_id", "activity_id")
+                },
+            )
+            for e in s.execute(select(messaging.outbox).order_by(messaging.outbox.c.id))
+            if e.event_type.startswith("activities.registration.") and activity_id in e.payload
+        ]
+        return (a.confirmed_places, a.waiting_parties, a.waitlist_counter), events
+
+
+def test_the_one_statement_sign_up_decides_as_the_domain_does_and_leaves_refusals_to_it(any_database, any_world):
+    # One test on each database: a fresh SQLite database is migrated per test, which is the cost here.
+    community = any_world.community_a
+    for capacity in (6, None):
+        fast = _activity(any_database, community, capacity=capacity)
+        general = _activity(any_database, community, capacity=capacity)
+        assert _sign_ups(any_database, community, fast.id, general_path=False) == _sign_ups(
+            any_database, community, general.id, general_path=True
+        )
+        assert _state(any_database, fast.id) == _state(any_database, general.id)
+        counters, events = _state(any_database, fast.id)
+        if capacity is not None:
+            assert counters == (5, 3, 3)  # 2 + 3 confirmed; the line: 3, 1, 2
+            assert [e[0].rsplit(".", 1)[1] for e in events] == ["confirmed"] * 2 + ["waitlisted"] * 3
+    _refusals(any_database, community)
+
+
+REFUSED = [
+    ({"registration_closes_at": NOW - timedelta(hours=1)}, 1, "registration has closed"),
+    ({"registration_opens_at": NOW + timedelta(hours=1)}, 1, "registration opens at"),
+    ({"publish": False}, 1, "not found"),  # a draft: the resident does not see it
+    ({}, 4, "party size out of range"),
+]
+
+
+def _refusals(any_database, community: str) -> None:
+    """What the one statement does not take, the general path refuses, naming why; nothing changes."""
+    for values, party, refusal in REFUSED:
+        activity = _activity(any_database, community, **values)
+        resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
+        with pytest.raises((Conflict, Invalid, NotFound), match=refusal):
+            activities.register(
+                ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=party
+            )
+        assert _state(any_database, activity.id) == ((0, 0, 0), [])  # nothing changed
+    # A second sign-up of one person is refused too, and changes nothing.
+    activity = _activity(any_database, community)
+    resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
+    activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
+    with pytest.raises(Conflict, match="already registered"):
+        activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=1)
+    assert _state(any_database, activity.id)[0] == (2, 0, 0)
