@@ -9,6 +9,7 @@ def register(app: Flask) -> None:
     from linli_web.routes import (
         account,
         activities,
+        admin,
         auth,
         desk,
         desk_meetings,
@@ -25,6 +26,6 @@ def register(app: Flask) -> None:
 
     for module in (
         system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
-        desk_meetings, overview,
+        desk_meetings, overview, admin,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
