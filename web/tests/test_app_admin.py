@@ -179,7 +179,7 @@ def writes(admin: Admin) -> list[tuple[str, str, dict]]:
     return [w for w in admin.sent if not w[1].startswith("/api/v1/auth/log")]
 
 
-# --- who may open what ---------------------------------------------------------------------------------------
+# --- who may open what --------------------------------------------------------------------------------------
 
 
 def test_a_resident_is_kept_out_of_the_administration(client, stub):
@@ -210,7 +210,7 @@ def test_a_street_official_sees_their_street_but_not_the_categories_or_another_s
     assert "Yucai 育才街社区" in html and "Rename the street" not in html  # streets are renamed by the city
 
 
-# --- the directory ------------------------------------------------------------------------------------------------
+# --- the directory ------------------------------------------------------------------------------------------
 
 
 def test_the_city_admin_adds_a_street_a_community_and_a_compound(city_admin, client):
@@ -250,7 +250,7 @@ def test_the_apis_refusal_is_shown_on_the_field_it_names(city_admin, client):
     assert response.status_code == 400 and 'href="#name"' in html and "already exists" in html
 
 
-# --- organisations -------------------------------------------------------------------------------------------------
+# --- organisations ------------------------------------------------------------------------------------------
 
 
 def test_organisations_are_listed_in_the_persons_scope_and_made_inactive(official, client):
@@ -303,7 +303,7 @@ def test_a_party_organisation_belongs_to_a_street_or_a_community_not_both(city_a
     ]
 
 
-# --- categories -------------------------------------------------------------------------------------------------------
+# --- categories ---------------------------------------------------------------------------------------------
 
 
 def test_the_city_admin_changes_a_categorys_deadlines(city_admin, client):
@@ -350,7 +350,7 @@ def test_the_city_admin_changes_a_categorys_deadlines(city_admin, client):
                                                                                "active": False})  # fmt: skip
 
 
-# --- people -------------------------------------------------------------------------------------------------------------
+# --- people -------------------------------------------------------------------------------------------------
 
 
 def test_people_are_listed_with_filters_and_pages(official, client):
@@ -381,8 +381,8 @@ def test_staff_disable_someone_and_lift_a_lockout(official, client):
 def test_community_staff_register_a_resident_without_a_phone_or_password(staff, client):
     html = client.get("/admin/users/new").get_data(as_text=True)
     assert 'value="resident"' in html and 'value="street_official"' not in html
-    response = post(client, "/admin/users/new", {"display_name": "Grandma Wang 王奶奶", "role": "resident",
-                                                 "community_id": SHANGPINYUAN, "phone": "", "password": ""})  # fmt: skip
+    person = {"display_name": "Grandma Wang 王奶奶", "role": "resident", "community_id": SHANGPINYUAN}
+    response = post(client, "/admin/users/new", {**person, "phone": "", "password": ""})
     assert response.status_code == 303
     assert writes(staff) == [
         ("POST", "/api/v1/auth/users", {"display_name": "Grandma Wang 王奶奶", "role": "resident",
@@ -401,11 +401,17 @@ def test_a_street_official_may_not_create_an_official_and_a_bureau_account_names
                                                  "phone": "13912345678", "password": "long-enough-1"})  # fmt: skip
     html = response.get_data(as_text=True)
     assert response.status_code == 400 and 'href="#phone"' in html and "phone number exists" in html
-    assert writes(official)[-1][2] == {"display_name": "Wu", "role": "agency", "phone": "13912345678",
-                                       "organisation_id": BUREAU, "password": "long-enough-1", "locale": "zh-CN"}
+    assert writes(official)[-1][2] == {
+        "display_name": "Wu",
+        "role": "agency",
+        "phone": "13912345678",
+        "organisation_id": BUREAU,
+        "password": "long-enough-1",
+        "locale": "zh-CN",
+    }
 
 
-# --- API keys -------------------------------------------------------------------------------------------------------------
+# --- API keys -----------------------------------------------------------------------------------------------
 
 
 def test_a_key_is_shown_once_and_revoked(official, client):
