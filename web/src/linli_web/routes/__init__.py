@@ -12,6 +12,7 @@ def register(app: Flask) -> None:
         admin,
         auth,
         desk,
+        desk_activities,
         desk_meetings,
         home,
         inbox,
@@ -26,6 +27,6 @@ def register(app: Flask) -> None:
 
     for module in (
         system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
-        desk_meetings, overview, admin,
+        desk_meetings, desk_activities, overview, admin,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
