@@ -257,7 +257,7 @@ def test_organisations_are_listed_in_the_persons_scope_and_made_inactive(officia
     html = client.get("/admin/organisations?kind=bureau&name=Housing").get_data(as_text=True)
     query = next(q for p, q in official.queries if p == "/api/v1/directory/organisations")
     assert query["street_id"] == STREET and query["kind"] == "bureau" and query["name"] == "Housing"
-    assert "Housing Bureau" in html and "Make active again" in html
+    assert "Housing Bureau" in html and 'name="active" value="yes"' in html  # the inactive one offered back
     response = post(client, f"/admin/organisations/{BUREAU}/active", {"active": "yes"})
     assert response.status_code == 303
     assert writes(official) == [("PATCH", f"/api/v1/directory/organisations/{BUREAU}", {"active": True})]
@@ -308,7 +308,7 @@ def test_a_party_organisation_belongs_to_a_street_or_a_community_not_both(city_a
 
 def test_the_city_admin_changes_a_categorys_deadlines(city_admin, client):
     html = client.get("/admin/categories").get_data(as_text=True)
-    assert "/admin/categories/safety_hazard" in html and "Not offered" in html
+    assert "/admin/categories/safety_hazard" in html and "tag-rejected" in html  # parking is not offered
     html = client.get("/admin/categories/safety_hazard").get_data(as_text=True)
     assert 'value="72"' in html and 'id="hours_urgent"' in html
     form = {
