@@ -119,6 +119,9 @@ class Care:
         if path == "/api/v1/activities/visits/queue":
             return 200, [{"flag_id": FLAG, "display_name": "Grandma Wang 王奶奶", "address": "Building 7",
                           "plan": {"next_due_on": "2099-05-03"}}], {}  # fmt: skip
+        if path == f"/api/v1/activities/support/{FLAG}/visit-plan" and method == "GET":
+            return 200, {"every_days": 7, "visitor_id": self.stub.user["id"], "visitor_name": "Li Hua",
+                         "next_due_on": "2099-05-03"}, {}  # fmt: skip
         if path.startswith("/api/v1/activities/support/"):
             return 201, {"id": "v-1"}, {}
         if path == "/api/v1/issues/categories":
@@ -187,7 +190,11 @@ def test_the_activity_shows_sign_ups_by_name_and_checks_them_in(care, client):
     assert writes(care) == [
         ("POST", f"/api/v1/activities/{ACTIVITY}/checkins", {"registration_id": REGISTRATION}),
         ("POST", f"/api/v1/activities/{ACTIVITY}/walk-ins", {"community_id": SHANGPINYUAN, "participants": 3}),
-        ("POST", f"/api/v1/activities/{ACTIVITY}/registrations", {"user_id": GRANDMA, "party_size": 2}),
+        (
+            "POST",
+            f"/api/v1/activities/{ACTIVITY}/registrations",
+            {"user_id": GRANDMA, "party_size": 2, "community_id": SHANGPINYUAN},
+        ),
         ("POST", f"/api/v1/activities/{ACTIVITY}/cancel", {"reason": "Rain"}),
     ]
 
@@ -227,6 +234,7 @@ def test_bookings_are_confirmed_and_completed_with_the_people_served(care, clien
 def test_residents_who_need_support_are_listed_added_and_visited(care, client):
     html = client.get("/desk/support").get_data(as_text=True)
     assert "Grandma Wang 王奶奶" in html and "2099" in html  # on the list, a visit due
+    assert f"/desk/support/{FLAG}/plan" in html and 'value="7"' in html  # the plan, to change
     response = post(client, "/desk/support", {"community_id": SHANGPINYUAN, "display_name": "Old Zhou"})
     assert response.status_code == 400 and 'href="#needs"' in response.get_data(as_text=True)
     post(client, "/desk/support", {"community_id": SHANGPINYUAN, "display_name": "Old Zhou",
@@ -235,11 +243,17 @@ def test_residents_who_need_support_are_listed_added_and_visited(care, client):
     html = response.get_data(as_text=True)
     assert response.status_code == 400 and f'href="#visited_on-{FLAG}"' in html and f'href="#condition-{FLAG}"' in html
     post(client, f"/desk/support/{FLAG}/visits", {f"visited_on-{FLAG}": "2026-03-01", f"condition-{FLAG}": "well"})
+    response = post(client, f"/desk/support/{FLAG}/plan", {f"every_days-{FLAG}": "0", f"visitor_id-{FLAG}": STRANGER})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and f'href="#every_days-{FLAG}"' in html and f'href="#visitor_id-{FLAG}"' in html
+    post(client, f"/desk/support/{FLAG}/plan", {f"every_days-{FLAG}": "14", f"visitor_id-{FLAG}": GRANDMA})
     assert writes(care) == [
         ("POST", "/api/v1/activities/support", {"community_id": SHANGPINYUAN, "needs": ["living_alone", "mobility"],
                                                 "display_name": "Old Zhou", "address": "Building 3", "note": ""}),
         ("POST", f"/api/v1/activities/support/{FLAG}/visits", {"visited_on": "2026-03-01", "condition": "well",
                                                                "note": ""}),
+        ("PUT", f"/api/v1/activities/support/{FLAG}/visit-plan", {"every_days": 14, "visitor_id": GRANDMA,
+                                                                   "visitor_name": "Grandma Wang 王奶奶"}),
     ]  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from linli_web.viewmodels.forms import Form
 bp = Blueprint("deskactivities", __name__, url_prefix="/desk")
 
 NAMES_SHOWN = 100
+PLANS_SHOWN = 30
 
 
 def _ok(value: Any, default: Any) -> Any:
@@ -193,20 +194,22 @@ def cancel(activity_id: Any) -> Any:
                 _("Cancelled. Everyone signed up is told why."))  # fmt: skip
 
 
-def _home_residents(activity_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+def _home_residents(activity_id: str) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """The activity, the person's community among those it serves, and that community's residents."""
     activity = g.api.get(f"/api/v1/activities/{activity_id}")
     ids = {c["id"] for c in scope_communities(g.api, current_user())}
     mine = [c for c in activity.get("community_ids") or [] if c in ids]
-    residents = _ok(g.api.gather(lambda a: _residents(a, mine[0] if mine else ""))[0], {})
-    return activity, residents
+    home = mine[0] if mine else ""
+    residents = _ok(g.api.gather(lambda a: _residents(a, home))[0], {})
+    return activity, home, residents
 
 
 @bp.post("/activities/<uuid:activity_id>/registrations")
 @staff_required
 def sign_up(activity_id: Any) -> Any:
     activity_id = str(activity_id)
-    _activity, residents = _home_residents(activity_id)
-    form, body = vm.take_signup(request.form, residents)
+    _activity, home, residents = _home_residents(activity_id)
+    form, body = vm.take_signup(request.form, residents, home)
     name = residents.get(body["user_id"], "")
     return _act(activity_id, form, "signup",
                 lambda: g.api.post(f"/api/v1/activities/{activity_id}/registrations", body),
@@ -228,7 +231,7 @@ def check_in(activity_id: Any, registration_id: Any) -> Any:
 @staff_required
 def walk_in(activity_id: Any) -> Any:
     activity_id = str(activity_id)
-    activity, residents = _home_residents(activity_id)
+    activity, _home, residents = _home_residents(activity_id)
     form, body = vm.take_walk_in(request.form, list(activity.get("community_ids") or []), residents)
     return _act(activity_id, form, "walkin",
                 lambda: g.api.post(f"/api/v1/activities/{activity_id}/walk-ins", body),
@@ -302,11 +305,15 @@ def _support_page(communities: list[dict[str, Any]], chosen: str, form: Form | N
     )  # fmt: skip
     if isinstance(flags, ApiError):
         raise flags
+    shown = [f["id"] for f in flags if f.get("active", True)][:PLANS_SHOWN]
+    plans = g.api.gather(*[lambda a, i=i: a.get(f"/api/v1/activities/support/{i}/visit-plan") for i in shown])
     today = datetime.now(ZoneInfo(_timezone())).date().isoformat()
     return render_template(
         "desk/support.html",
         flags=sorted(flags, key=lambda f: (not f.get("active", True), f.get("display_name") or "")),
         queue=_ok(queue, []),
+        plans={i: p for i, p in zip(shown, plans, strict=True) if not isinstance(p, ApiError)},
+        visitors=_visitors(_ok(residents, {})),
         residents=_ok(residents, {}),
         communities=communities,
         chosen=chosen,
@@ -337,6 +344,31 @@ def support() -> Any:
             flash(_("%(name)s is on the list of residents who need support.", name=body["display_name"]), "success")
             return redirect(url_for("deskactivities.support", community_id=body["community_id"]), code=303)
     return _support_page(communities, chosen, form, 400, open_form="flag")
+
+
+def _visitors(residents: dict[str, str]) -> dict[str, str]:
+    """Who may visit: the person themself first, then the community's residents (volunteers)."""
+    me = current_user()
+    return {me["id"]: _("Me (%(name)s)", name=me.get("display_name") or ""), **residents}
+
+
+@bp.post("/support/<uuid:flag_id>/plan")
+@staff_required
+def visit_plan(flag_id: Any) -> Any:
+    flag_id = str(flag_id)
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    residents = _ok(g.api.gather(lambda a: _residents(a, chosen))[0], {})
+    form, body = vm.take_visit_plan(request.form, flag_id, _visitors(residents))
+    if form.ok:
+        try:
+            g.api.put(f"/api/v1/activities/support/{flag_id}/visit-plan", body)
+        except ApiError as error:
+            _refusal(form, error, f"every_days-{flag_id}")
+        else:
+            flash(_("Visits planned. The visitor sees them when they are due."), "success")
+            return redirect(url_for("deskactivities.support", community_id=chosen or None), code=303)
+    return _support_page(communities, chosen, form, 400, open_form=f"plan-{flag_id}")
 
 
 @bp.post("/support/<uuid:flag_id>/visits")

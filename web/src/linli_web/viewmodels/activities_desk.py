@@ -134,12 +134,15 @@ def take_activity(data: Mapping[str, Any], communities: list[str], timezone: str
     return form, body
 
 
-def take_signup(data: Mapping[str, Any], residents: Mapping[str, str]) -> tuple[Form, dict[str, Any]]:
-    """Staff sign a resident up (someone without a phone): who, chosen by name, and how many come."""
+def take_signup(
+    data: Mapping[str, Any], residents: Mapping[str, str], community_id: str
+) -> tuple[Form, dict[str, Any]]:
+    """Staff sign a resident up (someone without a phone): who, chosen by name among the residents of
+    `community_id` (the API wants the community of someone registered by another), how many come."""
     form = Form.of(data, ["resident_id", "party_size"])
     form.choice("resident_id", list(residents), _("Choose the resident"))
     party = _count(form, "party_size", low=1, high=20) or 1
-    return form, {"user_id": form.values["resident_id"], "party_size": party}
+    return form, {"user_id": form.values["resident_id"], "party_size": party, "community_id": community_id}
 
 
 def take_walk_in(
@@ -203,6 +206,18 @@ def take_support(
     if resident:
         body["resident_id"] = resident
     return form, body
+
+
+MAX_VISIT_INTERVAL_DAYS = 365
+
+
+def take_visit_plan(data: Mapping[str, Any], flag_id: str, visitors: Mapping[str, str]) -> tuple[Form, dict[str, Any]]:
+    """How often someone is visited and by whom (a member of staff or a volunteer, chosen by name)."""
+    names = [f"every_days-{flag_id}", f"visitor_id-{flag_id}"]
+    form = Form.of(data, names)
+    every = _count(form, names[0], low=1, high=MAX_VISIT_INTERVAL_DAYS, required=True)
+    visitor = form.choice(names[1], list(visitors), _("Choose who visits"))
+    return form, {"every_days": every, "visitor_id": visitor, "visitor_name": visitors.get(visitor, "")}
 
 
 def take_visit(data: Mapping[str, Any], flag_id: str, today: date) -> tuple[Form, dict[str, Any]]:
