@@ -343,6 +343,7 @@ def test_the_city_admin_changes_a_categorys_deadlines(city_admin, client):
             },
         )
     ]
+    assert post(client, "/admin/categories/no_such_one", form).status_code == 404  # editing never creates
     response = post(client, "/admin/categories/new", {**form, "key": "parking"})
     assert response.status_code == 400 and 'href="#key"' in response.get_data(as_text=True)  # already there
     assert post(client, "/admin/categories/new", {**form, "key": "Noise", "active": ""}).status_code == 303

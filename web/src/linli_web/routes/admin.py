@@ -430,6 +430,9 @@ def category(key: str) -> Any:
         if found is None:
             abort(404)
         return _category_page(vm.category_form(found), key)
+    # Editing never creates: a new category goes through /categories/new, whose code is checked.
+    if not any(c.get("key") == key for c in g.api.get("/api/v1/issues/categories", include_inactive="true")):
+        abort(404)
     form, _key, body = vm.take_category(request.form, new=False)
     mapping = {f"deadline_hours.{u}": f"hours_{u}" for u in vm.URGENCIES}
     done, _saved = _send(form, lambda: g.api.put(f"/api/v1/issues/categories/{key}", body), "name", mapping)
