@@ -105,9 +105,20 @@ class Care:
         if path == "/api/v1/activities/offerings":
             return (
                 200,
-                [{"id": OFFERING, "name": "Haircut at home", "kind": "haircut", "provider_name": "Master Zhang"}],
+                [
+                    {
+                        "id": OFFERING,
+                        "name": "Haircut at home",
+                        "kind": "haircut",
+                        "provider_name": "Master Zhang",
+                        "door_to_door": True,
+                        "active": True,
+                    }
+                ],
                 {},
             )
+        if path == "/api/v1/activities/bookings" and method == "POST":
+            return 201, {"id": BOOKING, **body}, {}
         if path.startswith("/api/v1/activities/bookings/"):
             return 200, {"id": BOOKING}, {}
         if path == "/api/v1/activities/support":
@@ -229,6 +240,27 @@ def test_bookings_are_confirmed_and_completed_with_the_people_served(care, clien
         ("POST", f"/api/v1/activities/bookings/{BOOKING}/confirm", {}),
         ("POST", f"/api/v1/activities/bookings/{BOOKING}/complete", {"person_times": 2}),
     ]
+
+
+def test_staff_book_a_service_at_home_for_a_resident_in_the_citys_time(care, client):
+    html = client.get("/desk/bookings").get_data(as_text=True)
+    assert 'action="/desk/bookings"' in html and 'name="book_resident_id"' in html
+    form = {"community_id": SHANGPINYUAN, "book_resident_id": GRANDMA, "offering_id": OFFERING,
+            "book_day": "2099-05-02", "book_start": "09:00", "book_end": "10:00", "door_to_door": "yes"}  # fmt: skip
+    response = post(client, "/desk/bookings", {**form, "book_resident_id": STRANGER, "book_end": "25:00"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'href="#book_resident_id"' in html and 'href="#book_end"' in html and 'href="#address"' in html
+    assert writes(care) == []
+    response = post(client, "/desk/bookings", {**form, "address": "Building 7, room 301"})
+    assert response.status_code == 303
+    assert writes(care) == [
+        ("POST", "/api/v1/activities/bookings", {
+            "slot_start": "2099-05-02T09:00:00+08:00", "slot_end": "2099-05-02T10:00:00+08:00",
+            "offering_id": OFFERING, "resident_id": GRANDMA, "door_to_door": True, "note": "",
+            "address": "Building 7, room 301",
+        })
+    ]  # fmt: skip
 
 
 def test_residents_who_need_support_are_listed_added_and_visited(care, client):

@@ -241,13 +241,8 @@ def walk_in(activity_id: Any) -> Any:
 # --- door-to-door bookings ---------------------------------------------------------------------------------
 
 
-@bp.get("/bookings")
-@staff_required
-def bookings() -> Any:
-    communities = scope_communities(g.api, current_user())
-    chosen = _chosen(communities, request.args.get("community_id", ""))
-    view = request.args.get("status", "requested")
-    view = view if view in vm.BOOKING_VIEWS else "requested"
+def _bookings_page(view: str, chosen: str, communities: list[dict[str, Any]], form: Form | None = None,
+                   status: int = 200) -> Any:  # fmt: skip
     scope = {"community_id": chosen} if chosen else {}
     items, offerings, residents = g.api.gather(
         lambda a: a.get("/api/v1/activities/bookings", status=view, page_size=100, **scope),
@@ -256,16 +251,50 @@ def bookings() -> Any:
     )
     if isinstance(items, ApiError):
         raise items
+    offerings = {o["id"]: o for o in _ok(offerings, []) if o.get("active", True)}
     return render_template(
         "desk/bookings.html",
         items=sorted(items, key=lambda b: b.get("slot_start") or ""),
-        offerings={o["id"]: o for o in _ok(offerings, [])},
+        offerings=offerings,
         names=_ok(residents, {}),
         communities=communities,
         chosen=chosen,
         view=view,
         views=vm.BOOKING_VIEWS,
+        form=form or Form({"door_to_door": "yes"}),
+    ), status
+
+
+@bp.get("/bookings")
+@staff_required
+def bookings() -> Any:
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.args.get("community_id", ""))
+    view = request.args.get("status", "requested")
+    return _bookings_page(view if view in vm.BOOKING_VIEWS else "requested", chosen, communities)
+
+
+@bp.post("/bookings")
+@staff_required
+def book_for() -> Any:
+    """A service booked for a resident without a phone (activities API: `resident_id`)."""
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    offerings, residents = g.api.gather(
+        lambda a: a.get("/api/v1/activities/offerings", page_size=100, community_id=chosen) if chosen else [],
+        lambda a: _residents(a, chosen),
     )
+    offered = {o["id"]: o for o in _ok(offerings, []) if o.get("active", True)}
+    form, body = vm.take_booking_for(request.form, _ok(residents, {}), offered, _timezone())
+    if form.ok:
+        try:
+            g.api.post("/api/v1/activities/bookings", body)
+        except ApiError as error:
+            _refusal(form, error, "offering_id")
+        else:
+            flash(_("Booked. The provider confirms it here."), "success")
+            return redirect(url_for("deskactivities.bookings", community_id=chosen or None), code=303)
+    return _bookings_page("requested", chosen, communities, form, 400)
 
 
 @bp.post("/bookings/<uuid:booking_id>/<any(confirm, complete, cancel):action>")

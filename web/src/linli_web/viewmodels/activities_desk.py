@@ -277,3 +277,52 @@ def take_report_for(
     if form.values["address"]:
         body["address"] = form.values["address"]
     return form, body
+
+
+def take_booking_for(
+    data: Mapping[str, Any], residents: Mapping[str, str], offerings: Mapping[str, Mapping[str, Any]], timezone: str
+) -> tuple[Form, dict[str, Any]]:
+    """A service booked by staff for a resident (someone without a phone): who, which service, the day
+    with start and end (the city's wall clock), at home or at the post, the address, a note."""
+    names = ["book_resident_id", "offering_id", "book_day", "book_start", "book_end", "door_to_door", "address", "note"]
+    form = Form.of(data, names)
+    form.choice("book_resident_id", list(residents), _("Choose the resident"))
+    offering = offerings.get(form.choice("offering_id", list(offerings), _("Choose the service")))
+    day = _date(form.values["book_day"])
+    if not form.values["book_day"]:
+        form.error("book_day", _("Enter the day"))
+    elif day is None:
+        form.error("book_day", _("Enter the day as year-month-day, like 2026-12-24"))
+    times = {}
+    for name, missing in (("book_start", _("Enter when it starts")), ("book_end", _("Enter when it ends"))):
+        value = form.values[name]
+        if not value:
+            form.error(name, missing)
+        elif not TIME.match(value):
+            form.error(name, _("Enter a time like 14:30"))
+        else:
+            times[name] = datetime.strptime(value, "%H:%M").time()
+    door = form.values["door_to_door"] == "yes"
+    if door and offering is not None and not offering.get("door_to_door"):
+        form.error("door_to_door", _("This service is not offered door to door"))
+    if door and not form.values["address"]:
+        form.error("address", _("Enter the address to go to"))
+    form.length("address", maximum=500, label=_("The address"))
+    form.length("note", maximum=2000, label=_("The note"))
+    body: dict[str, Any] = {}
+    if day and len(times) == 2:
+        zone = ZoneInfo(timezone)
+        starts = datetime.combine(day, times["book_start"], zone)
+        ends = datetime.combine(day, times["book_end"], zone)
+        if ends <= starts:
+            form.error("book_end", _("It must end after it starts"))
+        body = {"slot_start": starts.isoformat(), "slot_end": ends.isoformat()}
+    body.update(
+        offering_id=form.values["offering_id"],
+        resident_id=form.values["book_resident_id"],
+        door_to_door=door,
+        note=form.values["note"],
+    )
+    if form.values["address"]:
+        body["address"] = form.values["address"]
+    return form, body
