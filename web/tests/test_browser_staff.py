@@ -218,6 +218,16 @@ def test_staff_approve_a_sign_up_and_send_a_notice(stack, pages):
     assert page.locator("li.card", has_text="Lao Li 老李").count() == 0
     Session(stack.url).login(phone, "neighbour-2026")  # active now
 
+    # A neighbour without a smartphone is registered by staff: no phone, no password.
+    page.get_by_role("link", name="登记没有智能手机的居民").click()
+    page.wait_for_url(re.compile(r"/admin/users/new\?role=resident$"))
+    check(pages, page)
+    page.fill("#display_name", "王奶奶 Grandma Wang")
+    page.get_by_role("button", name="登记", exact=True).click()
+    page.wait_for_url(re.compile(r"/admin/users$"))
+    assert "无手机" in page.locator("tr", has_text="王奶奶 Grandma Wang").inner_text()
+    check(pages, page)
+
     page.goto("/desk/broadcast")
     check(pages, page)
     page.get_by_role("button", name="发送通知").click()

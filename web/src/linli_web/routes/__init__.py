@@ -9,8 +9,10 @@ def register(app: Flask) -> None:
     from linli_web.routes import (
         account,
         activities,
+        admin,
         auth,
         desk,
+        desk_activities,
         desk_meetings,
         home,
         inbox,
@@ -27,6 +29,6 @@ def register(app: Flask) -> None:
 
     for module in (
         system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
-        desk_meetings, overview, noticeboard, proposals,
+        desk_meetings, desk_activities, overview, admin, noticeboard, proposals,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
