@@ -100,7 +100,9 @@ def _set_zone(database, zone: str | None) -> None:
 
 def _counts(database) -> tuple[list, list]:
     with database.transaction() as session:
-        wide = [tuple(r) for r in session.execute(select(issue_month_counts).order_by("community_id", "month"))]
+        rows = session.execute(select(issue_month_counts).order_by("community_id", "month"))
+        # A month whose counts all went back to nought (a reopened issue, say) is as good as none.
+        wide = [tuple(r) for r in rows if any(r[2:])]
         narrow = session.execute(select(issue_month_breakdowns).where(issue_month_breakdowns.c.count != 0))
         return wide, sorted(tuple(r) for r in narrow)
 
