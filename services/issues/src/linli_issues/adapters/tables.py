@@ -216,6 +216,15 @@ issue_month_breakdowns = Table(
     Column("count", Integer, nullable=False, default=0),
     PrimaryKeyConstraint("community_id", "month", "kind", "key", name="pk_issue_month_breakdowns"),
 )
+# A street's breakdowns read this index alone (PostgreSQL INCLUDE): its rows are scattered in the table.
+Index(
+    "ix_issue_month_breakdowns_covering",
+    issue_month_breakdowns.c.community_id,
+    issue_month_breakdowns.c.month,
+    issue_month_breakdowns.c.kind,
+    issue_month_breakdowns.c.key,
+    postgresql_include=["count"],
+)
 
 # One row (id 1): the zone the months of the counts are in; none (or no row): the counts are not
 # built, /stats reads the history (`linli-issues rebuild-counts` builds them).

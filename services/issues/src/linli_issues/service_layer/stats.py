@@ -502,17 +502,35 @@ class _Counted:
                 select(t.month, *[t[n] for n in names]).where(t.community_id == counters.CITY, t.month.in_(months))
             )
             for month, *values in rows:
-                for name, value in zip(names, values, strict=True):
-                    self._add(None, month, name, value)
-                    self.totals[name] += value
+                amounts = dict(zip(names, values, strict=True))
+                self.monthly.setdefault(month, Counter()).update(amounts)
+                self.totals.update(amounts)
             sums = select(t.community_id, *[func.sum(t[n]) for n in names])
             rows = self.session.execute(
                 sums.where(t.month.in_(months), t.community_id != counters.CITY).group_by(t.community_id)
             )
             for community_id, *values in rows:
-                for name, value in zip(names, values, strict=True):
-                    self._add(community_id, None, name, int(value))
+                amounts = {name: int(value) for name, value in zip(names, values, strict=True)}
+                self.by_community.setdefault(community_id, Counter()).update(amounts)
             breakdown_scope = [b.community_id == counters.CITY]
+        elif self.figures.postgres:
+            # The three groupings summed in one pass in the database: a street's 1,200 rows come
+            # back as 113.
+            rows = self.session.execute(
+                select(t.community_id, t.month, func.grouping(t.community_id), func.grouping(t.month))
+                .add_columns(*[func.sum(t[n]) for n in names])
+                .where(t.month.in_(months), *self.figures._scope(t.community_id))
+                .group_by(func.grouping_sets(tuple_(), tuple_(t.community_id), tuple_(t.month)))
+            )
+            for community_id, month, all_communities, all_months, *values in rows:
+                amounts = {name: int(value) for name, value in zip(names, values, strict=True)}
+                if all_communities and all_months:
+                    self.totals.update(amounts)
+                elif not all_communities:
+                    self.by_community.setdefault(community_id, Counter()).update(amounts)
+                else:
+                    self.monthly.setdefault(month, Counter()).update(amounts)
+            breakdown_scope = self.figures._scope(b.community_id)
         else:
             rows = self.session.execute(
                 select(t.community_id, t.month, *[t[n] for n in names]).where(
@@ -520,9 +538,10 @@ class _Counted:
                 )
             )
             for community_id, month, *values in rows:
-                for name, value in zip(names, values, strict=True):
-                    self._add(community_id, month, name, value)
-                    self.totals[name] += value
+                amounts = dict(zip(names, values, strict=True))
+                self.by_community.setdefault(community_id, Counter()).update(amounts)
+                self.monthly.setdefault(month, Counter()).update(amounts)
+                self.totals.update(amounts)
             breakdown_scope = self.figures._scope(b.community_id)
         rows = self.session.execute(
             select(b.kind, b.key, func.sum(b.count))

@@ -40,6 +40,11 @@ def upgrade() -> None:
         sa.Column('count', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('community_id', 'month', 'kind', 'key', name='pk_issue_month_breakdowns'),
     )
+    # A street's breakdowns read this index alone on PostgreSQL (INCLUDE); SQLite ignores INCLUDE.
+    op.create_index(
+        'ix_issue_month_breakdowns_covering', 'issue_month_breakdowns', ['community_id', 'month', 'kind', 'key'],
+        unique=False, postgresql_include=['count'],
+    )
     state = op.create_table(
         'issue_counts_state',
         sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
@@ -54,6 +59,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('issue_counts_state')
+    op.drop_index('ix_issue_month_breakdowns_covering', table_name='issue_month_breakdowns')
     op.drop_index('ix_issue_month_counts_month', table_name='issue_month_counts')
     op.drop_table('issue_month_breakdowns')
     op.drop_table('issue_month_counts')
