@@ -56,6 +56,56 @@ def settle(database) -> None:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE issues")
 
 
+def http_and_merge(url: str, database, street_id: str, first_of_month: date, runs: int) -> None:
+    """`GET /stats` through the issues service's own HTTP entry point (its Flask app, in this
+    process: token check, argument and answer schemas, JSON), then the gateway's merge of that
+    answer into the overview (`linli_gateway.service_layer.statistics.merge`) and its JSON: what a
+    request through the gateway costs besides two local HTTP hops and the other services."""
+    import os
+    import tempfile
+
+    from linli_gateway.service_layer import statistics as gateway_statistics
+    from linli_kit.auth import TokenSigner
+    from linli_kit.keys import generate_keypair
+
+    private, public = generate_keypair()
+    os.environ.update(
+        DATABASE_URL=url,
+        JWT_PUBLIC_KEY=public,
+        LINLI_DATA_DIR=tempfile.mkdtemp(prefix="linli-bench-"),
+        LOG_LEVEL="WARNING",
+        LOG_JSON="false",
+    )
+    from linli_issues.entrypoints.web import create_app
+
+    client = create_app().test_client()
+    token = TokenSigner(private, issuer="linli-gateway").sign(user_id=str(uuid.uuid4()), role="city_admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    with database.session() as s:
+        names = dict(s.execute(text("SELECT community_id, name FROM directory_communities")).all())
+    print("\nthe same with counts, through the service's HTTP entry point and the gateway's merge")
+    print(f"{'scope, period':<34}{'p50 ms':>12}{'p95':>8}{'max':>8}{'answer KB':>11}")
+    for label, query, scope, repeat in [
+        ("one street, last 12 months", f"street_id={street_id}", (None, street_id), runs),
+        ("one street, this month", f"street_id={street_id}&from={first_of_month}", (None, street_id), runs),
+        ("whole city, last 12 months", "", (None, None), max(3, runs // 2)),
+    ]:
+        samples = []
+        for attempt in range(repeat + 1):
+            started = time.perf_counter()
+            response = client.get(f"/stats?{query}", headers=headers)
+            assert response.status_code == 200, response.get_json()
+            answer = response.get_json()
+            period = date.fromisoformat(answer["period"]["from"]), date.fromisoformat(answer["period"]["to"])
+            stats_scope = gateway_statistics.StatsScope(*scope, *period)
+            overview = gateway_statistics.merge(stats_scope, {"issues": answer}, [], names)
+            encoded = json.dumps(overview, default=str)
+            if attempt:  # the first warms the caches
+                samples.append((time.perf_counter() - started) * 1000)
+        p50, p95, top = percentiles(samples)
+        print(f"{label:<34}{p50:>12.1f}{p95:>8.1f}{top:>8.1f}{len(encoded) / 1024:>11.0f}", flush=True)
+
+
 def kept_database(admin_url: str, name: str) -> str:
     import psycopg
     from psycopg import sql
@@ -140,7 +190,7 @@ def main() -> None:
             ("whole city, this month", None, None, month, max(3, args.runs // 2)),
             ("whole city, last 12 months", None, None, (year.start, year.end), max(3, args.runs // 2)),
         ]
-        print(f"\n/stats of the issues service on {args.issues:,} issues, {args.communities:,} communities")
+        print(f"\n/stats of the issues service on {existing or args.issues:,} issues, {args.communities:,} communities")
         print(f"{'scope, period':<34}{'history p50':>12}{'p95':>8}{'counts p50':>12}{'p95':>8}{'max':>8}  same")
         for label, community, street, period, runs in cases:
             figures = {}
@@ -170,6 +220,7 @@ def main() -> None:
             p50, p95, _ = percentiles(samples)
             print(f"{label:<34}{h50:>12.1f}{h95:>8.1f}{c50:>12.1f}{c95:>8.1f}{cmax:>8.1f}  {same}", flush=True)
             print(f"{'  of which hours + consultations':<34}{'':>12}{'':>8}{p50:>12.1f}{p95:>8.1f}", flush=True)
+        http_and_merge(url, database, street_id, month[0], args.runs)
         print("target (DESIGN section 7): street overview p95 <= 150 ms through the gateway")
         database.dispose()
     finally:
