@@ -136,6 +136,7 @@ def main() -> None:
     from linli_kit import migrations
     from linli_kit.auth import Principal, Role
     from linli_kit.db import Database
+    from linli_kit.periods import resolve_period
     from linli_kit.testing import infra
 
     admin_url, _ = infra.find_postgres()
@@ -155,7 +156,8 @@ def main() -> None:
             ).one()
         admin = Principal(user_id=str(uuid.uuid4()), role=Role.CITY_ADMIN)
         today = datetime.now(UTC).date()
-        year = stats.default_period(today)
+        period = resolve_period(today)
+        year = (period.start, period.end)
         month = (today.replace(day=1), today)
 
         def run(community: str | None, street: str | None, period: tuple[date, date]):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from linli_issues import SERVICE
+from linli_issues.adapters import counters
 from linli_issues.adapters.tables import messaging, metadata, replica
 from linli_issues.config import load_issues_config
 from linli_issues.service_layer.consultations import meeting_handlers
@@ -75,6 +78,28 @@ def run_deadlines(_settings: Settings, database: Database, args: list[str]) -> i
     return 0
 
 
+def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> int:
+    """Build the statistics' counts per community and month again from the history.
+
+    /stats adds up counts kept with every change (per community and month of LINLI_TIMEZONE)
+    instead of reading the history of every issue. A database that had issues before the counts
+    existed, or a city whose time zone changed, needs them built once: until then /stats reads the
+    history, exactly but slowly. Writers wait while it runs (one transaction).
+    """
+    summary, _, details = (rebuild_counts.__doc__ or "").partition("\n")
+    argparse.ArgumentParser(
+        prog="linli-issues rebuild-counts",
+        description=f"{summary}\n{textwrap.dedent(details)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(args)
+    started = time.perf_counter()
+    with database.transaction() as session:
+        counted = counters.rebuild(session, ZoneInfo(settings.timezone))
+    elapsed = time.perf_counter() - started
+    print(f"linli-issues: counts of {counted} issue(s) built in {settings.timezone} in {elapsed:.1f} s")
+    return 0
+
+
 def _instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -94,7 +119,7 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     timers=timers,
-    commands={"run-deadlines": run_deadlines},
+    commands={"run-deadlines": run_deadlines, "rebuild-counts": rebuild_counts},
     # `check-config` reads ISSUES_AUTO_CLOSE_DAYS, ISSUES_DEADLINE_CHECK_SECONDS and OPEN311_PUBLIC_URL too.
     check_settings=lambda _settings: load_issues_config(),
 )

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from linli_issues.adapters import counters  # noqa: F401 - its hook keeps the statistics' counts
 from linli_issues.adapters.tables import issue_decisions, issue_meetings, photos, replica, supporters
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, TimelineEntry

@@ -15,7 +15,7 @@ from sqlalchemy import (
     Text,
     false,
 )
-from sqlalchemy.orm import registry
+from sqlalchemy.orm import column_property, registry
 
 from linli_issues.domain.model import Category, Issue, TimelineEntry
 from linli_kit.tables import UtcDateTime as When
@@ -179,7 +179,82 @@ photos = Table(
     Column("created_at", When(), nullable=False),
 )
 
+# Read models of the statistics (service_layer/counters.py): what `/stats` adds up, per community
+# and month of the city's time zone, kept in the transaction of every change to an issue, so a
+# street's or the city's overview reads a few thousand rows instead of the history. `community_id`
+# "*" is the whole city (its overview then reads twelve rows). Months are "YYYY-MM" in the zone
+# recorded in `issue_counts_state`; counts whose zone is not the one asked for are not used.
+issue_month_counts = Table(
+    "issue_month_counts",
+    metadata,
+    Column("community_id", String(36), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("raised", Integer, nullable=False, default=0),
+    Column("done", Integer, nullable=False, default=0),  # of the month's raised, resolved or closed by now
+    Column("overdue", Integer, nullable=False, default=0),  # of the month's raised, overdue once
+    Column("accepted", Integer, nullable=False, default=0),
+    Column("resolved", Integer, nullable=False, default=0),
+    Column("ratings", Integer, nullable=False, default=0),  # ratings of the issues closed in the month
+    Column("rating_sum", Integer, nullable=False, default=0),
+    Column("escalated", Integer, nullable=False, default=0),
+    Column("compound_to_community", Integer, nullable=False, default=0),
+    Column("community_to_street", Integer, nullable=False, default=0),
+    Column("street_to_city", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("community_id", "month", name="pk_issue_month_counts"),
+)
+Index("ix_issue_month_counts_month", issue_month_counts.c.month, issue_month_counts.c.community_id)
+
+# Breakdowns of the same months: issues raised by category and by (current) tier, and escalations
+# other than the three one-tier moves (none are made today; kept so the figures stay exact).
+issue_month_breakdowns = Table(
+    "issue_month_breakdowns",
+    metadata,
+    Column("community_id", String(36), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("kind", String(20), nullable=False),  # category | tier | escalation
+    Column("key", String(80), nullable=False),
+    Column("count", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("community_id", "month", "kind", "key", name="pk_issue_month_breakdowns"),
+)
+# A street's breakdowns read this index alone (PostgreSQL INCLUDE): its rows are scattered in the table.
+Index(
+    "ix_issue_month_breakdowns_covering",
+    issue_month_breakdowns.c.community_id,
+    issue_month_breakdowns.c.month,
+    issue_month_breakdowns.c.kind,
+    issue_month_breakdowns.c.key,
+    postgresql_include=["count"],
+)
+
+# One row (id 1): the zone the months of the counts are in; none (or no row): the counts are not
+# built, /stats reads the history (`linli-issues rebuild-counts` builds them).
+issue_counts_state = Table(
+    "issue_counts_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("zone", String(64), nullable=True),
+    Column("built_at", When(), nullable=True),
+)
+
 mapper_registry = registry()
 mapper_registry.map_imperatively(Category, categories)
-mapper_registry.map_imperatively(Issue, issues)
+# The fields the statistics' counts depend on (adapters/counters.py). Their old value is loaded
+# before a change even when it was not read, so the counts can take back what it contributed.
+COUNTED_ISSUE_FIELDS = (
+    "community_id",
+    "created_at",
+    "status",
+    "overdue_at",
+    "category",
+    "tier",
+    "accepted_at",
+    "resolved_at",
+    "closed_at",
+    "rating",
+)
+mapper_registry.map_imperatively(
+    Issue,
+    issues,
+    properties={name: column_property(issues.c[name], active_history=True) for name in COUNTED_ISSUE_FIELDS},
+)
 mapper_registry.map_imperatively(TimelineEntry, issue_updates)

@@ -1,0 +1,278 @@
+"""The statistics' read models: per community and month, what `/stats` adds up, kept exact.
+
+Every figure `/stats` sums is the sum, over issues and escalations, of a small contribution dated
+by one of the issue's instants: an issue counts as raised (and by category, by tier, as done or as
+overdue once) in the month it was reported, as accepted in the month it was accepted, and so on.
+`issue_figures` and `escalation_figures` say what those contributions are; the counts are their
+sums per community and month of the city's time zone (and for the whole city, community "*").
+
+They are kept in the transaction of the change: a `before_flush` hook takes every issue whose
+counted fields changed, subtracts what its old values contributed and adds what its new ones do,
+and adds each new escalation. Whatever writes an issue through the session (use cases, event
+handlers, timers) keeps them; nothing has to remember to. `rebuild` builds them again from the
+history (`linli-issues rebuild-counts`), for a database that had issues before they existed or a
+change of the city's time zone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, delete, event, inspect, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from linli_issues.adapters.tables import (
+    COUNTED_ISSUE_FIELDS,
+    issue_counts_state,
+    issue_month_breakdowns,
+    issue_month_counts,
+    issue_updates,
+    issues,
+)
+from linli_issues.domain.model import Issue, TimelineEntry
+
+CITY = "*"
+DONE = ("resolved", "closed")
+MOVES = ("compound_to_community", "community_to_street", "street_to_city")
+FIGURES = ("raised", "done", "overdue", "accepted", "resolved", "ratings", "rating_sum", "escalated", *MOVES)
+# The fields of an issue its contributions depend on: a change to any other changes no count.
+COUNTED_FIELDS = COUNTED_ISSUE_FIELDS
+
+# A figure is a column of `issue_month_counts`, or (kind, key) of `issue_month_breakdowns`.
+Figure = str | tuple[str, str]
+
+
+def issue_figures(issue: Mapping[str, Any]) -> Iterator[tuple[datetime, Figure, int]]:
+    """What one issue adds to the counts: (the instant that dates it, figure, amount)."""
+    created = issue["created_at"]
+    yield created, "raised", 1
+    if issue["status"] in DONE:
+        yield created, "done", 1
+    if issue["overdue_at"] is not None:
+        yield created, "overdue", 1
+    yield created, ("category", issue["category"]), 1
+    yield created, ("tier", issue["tier"]), 1
+    if issue["accepted_at"] is not None:
+        yield issue["accepted_at"], "accepted", 1
+    if issue["resolved_at"] is not None:
+        yield issue["resolved_at"], "resolved", 1
+    if issue["closed_at"] is not None and issue["rating"] is not None:
+        yield issue["closed_at"], "ratings", 1
+        yield issue["closed_at"], "rating_sum", issue["rating"]
+
+
+def escalation_figures(created_at: datetime, data: Mapping[str, Any] | None) -> Iterator[tuple[datetime, Figure, int]]:
+    """What one escalation (a timeline entry of kind `escalation`) adds to the counts."""
+    data = data or {}
+    move = f"{data.get('from')}_to_{data.get('to')}"
+    yield created_at, "escalated", 1
+    yield created_at, (move if move in MOVES else ("escalation", move)), 1
+
+
+def month_of(moment: datetime, zone: ZoneInfo) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).strftime("%Y-%m")
+
+
+class Tally:
+    """Amounts per (community, month, figure), the whole city's alongside each community's."""
+
+    def __init__(self, zone: ZoneInfo, *, city: bool = True) -> None:
+        self.zone = zone
+        self.city = city
+        self.amounts: dict[tuple[str, str, Figure], int] = defaultdict(int)
+
+    def add(self, community_id: str, contributions: Iterable[tuple[datetime, Figure, int]], sign: int = 1) -> None:
+        for moment, figure, amount in contributions:
+            month = month_of(moment, self.zone)
+            self.amounts[(community_id, month, figure)] += sign * amount
+            if self.city:
+                self.amounts[(CITY, month, figure)] += sign * amount
+
+    def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The non-zero amounts as rows of the two tables, in key order (so two transactions lock
+        the rows they share in the same order and cannot deadlock on them)."""
+        wide: dict[tuple[str, str], dict[str, Any]] = {}
+        narrow: list[dict[str, Any]] = []
+        for (community_id, month, figure), amount in sorted(self.amounts.items(), key=lambda kv: str(kv[0])):
+            if amount == 0:
+                continue
+            if isinstance(figure, tuple):
+                kind, key = figure
+                narrow.append({"community_id": community_id, "month": month, "kind": kind, "key": key, "count": amount})
+            else:
+                row = wide.setdefault(
+                    (community_id, month), {"community_id": community_id, "month": month, **dict.fromkeys(FIGURES, 0)}
+                )
+                row[figure] += amount
+        narrow.sort(key=lambda r: (r["community_id"], r["month"], r["kind"], r["key"]))
+        return [wide[key] for key in sorted(wide)], narrow
+
+
+def apply(connection: Connection, tally: Tally) -> None:
+    """Add the tally to the stored counts (insert, or add to the row already there)."""
+    wide, narrow = tally.rows()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    if wide:
+        statement = dialect.insert(issue_month_counts)
+        statement = statement.on_conflict_do_update(
+            index_elements=["community_id", "month"],
+            set_={name: issue_month_counts.c[name] + statement.excluded[name] for name in FIGURES},
+        )
+        connection.execute(statement, wide)
+    if narrow:
+        statement = dialect.insert(issue_month_breakdowns)
+        statement = statement.on_conflict_do_update(
+            index_elements=["community_id", "month", "kind", "key"],
+            set_={"count": issue_month_breakdowns.c.count + statement.excluded["count"]},
+        )
+        connection.execute(statement, narrow)
+
+
+def zone_of_counts(connection: Connection) -> ZoneInfo | None:
+    """The zone the counts are kept in; None: they are not built (or not at all in this database)."""
+    zone = connection.execute(select(issue_counts_state.c.zone).where(issue_counts_state.c.id == 1)).scalar()
+    return ZoneInfo(zone) if zone else None
+
+
+def _old_value(issue: Issue, name: str) -> Any:
+    history = inspect(issue).attrs[name].history
+    if history.deleted:
+        return history.deleted[0]
+    if history.unchanged:
+        return history.unchanged[0]
+    return getattr(issue, name)
+
+
+def _changes(session: Session) -> Tally | None:
+    new_issues = [thing for thing in session.new if isinstance(thing, Issue)]
+    changed = [
+        thing
+        for thing in session.dirty
+        if isinstance(thing, Issue) and any(inspect(thing).attrs[name].history.has_changes() for name in COUNTED_FIELDS)
+    ]
+    deleted = [thing for thing in session.deleted if isinstance(thing, Issue)]
+    escalations = [thing for thing in session.new if isinstance(thing, TimelineEntry) and thing.kind == "escalation"]
+    if not (new_issues or changed or deleted or escalations):
+        return None
+    zone = zone_of_counts(session.connection())
+    if zone is None:
+        return None
+    tally = Tally(zone)
+    for issue in new_issues:
+        tally.add(issue.community_id, issue_figures({name: getattr(issue, name) for name in COUNTED_FIELDS}))
+    for issue in changed:
+        old = {name: _old_value(issue, name) for name in COUNTED_FIELDS}
+        tally.add(old["community_id"], issue_figures(old), sign=-1)
+        tally.add(issue.community_id, issue_figures({name: getattr(issue, name) for name in COUNTED_FIELDS}))
+    for issue in deleted:
+        old = {name: _old_value(issue, name) for name in COUNTED_FIELDS}
+        tally.add(old["community_id"], issue_figures(old), sign=-1)
+    with session.no_autoflush:
+        for entry in escalations:
+            issue = session.get(Issue, entry.issue_id)
+            if issue is not None:  # an entry of no issue is not counted by /stats either
+                tally.add(issue.community_id, escalation_figures(entry.created_at, entry.data))
+    return tally
+
+
+@event.listens_for(Session, "before_flush")
+def _keep_counts(session: Session, _flush_context: Any, _instances: Any) -> None:
+    tally = _changes(session)
+    if tally is not None:
+        apply(session.connection(), tally)
+
+
+def rebuild(session: Session, zone: ZoneInfo, *, batch: int = 20_000) -> int:
+    """Build the counts again from the history, in the caller's transaction; returns how many
+    issues were counted. On PostgreSQL writers wait until it commits, so none is missed or counted
+    twice."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE issues, issue_updates IN SHARE ROW EXCLUSIVE MODE")
+    connection.execute(delete(issue_month_counts))
+    connection.execute(delete(issue_month_breakdowns))
+    if connection.dialect.name == "postgresql":
+        counted = _rebuild_in_postgres(connection, zone)
+    else:
+        counted = _rebuild_here(connection, zone, batch)
+    connection.execute(delete(issue_counts_state))
+    connection.execute(issue_counts_state.insert().values(id=1, zone=zone.key, built_at=datetime.now(UTC)))
+    return counted
+
+
+def _rebuild_here(connection: Connection, zone: ZoneInfo, batch: int) -> int:
+    """The counts from the history, summed here with the very functions that keep them."""
+    tally = Tally(zone)
+    counted = 0
+    columns = [issues.c[name] for name in COUNTED_FIELDS]
+    for row in connection.execute(select(*columns).execution_options(yield_per=batch)):
+        issue = row._mapping
+        tally.add(issue["community_id"], issue_figures(issue))
+        counted += 1
+    moves = select(issues.c.community_id, issue_updates.c.created_at, issue_updates.c.data).join(
+        issues, issues.c.id == issue_updates.c.issue_id
+    )
+    for community_id, created_at, data in connection.execute(moves.where(issue_updates.c.kind == "escalation")):
+        tally.add(community_id, escalation_figures(created_at, data))
+    apply(connection, tally)
+    return counted
+
+
+# The same sums in PostgreSQL's own SQL, for a city's millions of issues (the test of the counts
+# checks both ways give the counts kept along the way).
+_MONTH = "to_char(timezone(:zone, {}), 'YYYY-MM')"
+_MOVE = "coalesce(u.data->>'from', 'None') || '_to_' || coalesce(u.data->>'to', 'None')"
+_WIDE = f"""
+INSERT INTO issue_month_counts (community_id, month, {", ".join(FIGURES)})
+SELECT CASE WHEN grouping(community_id) = 1 THEN '*' ELSE community_id END, month,
+       {", ".join(f"sum({name})" for name in FIGURES)}
+FROM (
+    SELECT community_id, {_MONTH.format("created_at")} AS month, 1 AS raised,
+           (status IN ('resolved', 'closed'))::int AS done, (overdue_at IS NOT NULL)::int AS overdue,
+           0 AS accepted, 0 AS resolved, 0 AS ratings, 0 AS rating_sum, 0 AS escalated,
+           0 AS compound_to_community, 0 AS community_to_street, 0 AS street_to_city
+    FROM issues
+    UNION ALL
+    SELECT community_id, {_MONTH.format("accepted_at")}, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0
+    FROM issues WHERE accepted_at IS NOT NULL
+    UNION ALL
+    SELECT community_id, {_MONTH.format("resolved_at")}, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0
+    FROM issues WHERE resolved_at IS NOT NULL
+    UNION ALL
+    SELECT community_id, {_MONTH.format("closed_at")}, 0, 0, 0, 0, 0, 1, rating, 0, 0, 0, 0
+    FROM issues WHERE closed_at IS NOT NULL AND rating IS NOT NULL
+    UNION ALL
+    SELECT i.community_id, {_MONTH.format("u.created_at")}, 0, 0, 0, 0, 0, 0, 0, 1,
+           ({_MOVE} = 'compound_to_community')::int, ({_MOVE} = 'community_to_street')::int,
+           ({_MOVE} = 'street_to_city')::int
+    FROM issue_updates u JOIN issues i ON i.id = u.issue_id WHERE u.kind = 'escalation'
+) contributions
+GROUP BY GROUPING SETS ((community_id, month), (month))
+"""
+_NARROW = f"""
+INSERT INTO issue_month_breakdowns (community_id, month, kind, key, count)
+SELECT CASE WHEN grouping(community_id) = 1 THEN '*' ELSE community_id END, month, kind, key, count(*)
+FROM (
+    SELECT community_id, {_MONTH.format("created_at")} AS month, 'category' AS kind, category AS key FROM issues
+    UNION ALL
+    SELECT community_id, {_MONTH.format("created_at")}, 'tier', tier FROM issues
+    UNION ALL
+    SELECT i.community_id, {_MONTH.format("u.created_at")}, 'escalation', {_MOVE}
+    FROM issue_updates u JOIN issues i ON i.id = u.issue_id
+    WHERE u.kind = 'escalation' AND {_MOVE} NOT IN ({", ".join(f"'{move}'" for move in MOVES)})
+) contributions
+GROUP BY GROUPING SETS ((community_id, month, kind, key), (month, kind, key))
+"""
+
+
+def _rebuild_in_postgres(connection: Connection, zone: ZoneInfo) -> int:
+    connection.execute(text(_WIDE), {"zone": zone.key})
+    connection.execute(text(_NARROW), {"zone": zone.key})
+    return int(connection.execute(text("SELECT count(*) FROM issues")).scalar() or 0)
