@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from linli_demo import story
+from linli_kit.config import BusNames
+from linli_kit.testing import infra
+from linli_kit.testing.platform import Platform
+
+ADMIN_PHONE, ADMIN_PASSWORD = "13800000000", "fuzz-admin-2026"
+# Modules that share the demo platform, in the order they use it: the matrix reads the city as the
+# story made it; the fuzzer, which changes it at random as every role, comes after.
+_DEMO_PLATFORM_ORDER = ("test_scope_matrix.py", "test_fuzz.py")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return _DEMO_PLATFORM_ORDER.index(name) if name in _DEMO_PLATFORM_ORDER else -1
+
+    # A stable sort: only the modules sharing the platform move (to the end, in their order).
+    items.sort(key=rank)
 
 
 class _Upstream:
@@ -89,3 +110,50 @@ def upstream_factory():
     yield make
     for server in made:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def demo_platform(
+    amqp_url: str, run_id: str, token_keys: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Platform, story.City]]:
+    bus = BusNames(f"t.{run_id}.demo.events", f"t.{run_id}.demo.dead", f"t.{run_id}.demo.")
+    private_key, public_key = token_keys
+    platform = Platform(
+        None,
+        amqp_url,
+        bus,
+        public_key,
+        private_key,
+        tmp_path_factory.mktemp("demo") / "platform",
+        web_concurrency=2,
+        extra_env={
+            # The fuzzer is one client sending thousands of requests; the limits are tested elsewhere.
+            "RATE_LIMIT_PER_CLIENT": "100000/minute",
+            "RATE_LIMIT_PER_ACCOUNT": "100000/minute",
+            "RATE_LIMIT_AUTH": "100000/minute",
+            "ACCESS_TOKEN_TTL_SECONDS": "7200",
+        },
+    )
+    try:
+        gateway = platform.start_all()
+        platform.command("gateway", "create-admin", "--phone", ADMIN_PHONE, "--password", ADMIN_PASSWORD)
+        quiet = lambda _line: None  # noqa: E731
+        city = story.set_up_city(gateway.url, ADMIN_PHONE, ADMIN_PASSWORD, quiet)
+        wall = story.cultural_wall(city, quiet)
+        activity = story.popular_activity(city, quiet)
+        # Real ids the fuzzer may put in path parameters.
+        city.ids = {  # type: ignore[attr-defined]
+            "issue": wall["wall"],
+            "meeting": wall["meeting"],
+            "decision": wall["decision"]["id"],
+            "activity": activity["activity"],
+        }
+        yield platform, city
+    except BaseException:
+        print(platform.logs())
+        raise
+    finally:
+        platform.stop_all()
+        services = ["issues", "meetings", "activities", "notifications", "gateway"]
+        queues = [q for s in services for q in (bus.queue(s), bus.dead_letter_queue(s))]
+        infra.delete_bus(amqp_url, bus.exchange, bus.dead_letter_exchange, queues)

@@ -1,7 +1,8 @@
 """Generated input against every OpenAPI document, on the platform `make run` starts.
 
 The whole platform runs on SQLite files with two gunicorn workers per web process, as `make run`
-has it, with the demo city loaded through the public API. Schemathesis then reads each OpenAPI
+has it, with the demo city loaded through the public API (`demo_platform` in conftest.py, shared
+with the role × scope matrix, which runs first). Schemathesis then reads each OpenAPI
 document (the gateway's merged one, and each service's own) and sends what it generates from them,
 as people of several roles, checking two things of every answer: no server error, and a body that
 matches what the document says for its status. Each run is bounded in time (`LINLI_FUZZ_SECONDS`
@@ -15,72 +16,20 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from linli_demo import story
-from linli_kit.config import BusNames
-from linli_kit.testing import infra
-from linli_kit.testing.platform import Platform
 
 # The first test also waits for the platform and the demo city (minutes on a loaded machine).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-ADMIN_PHONE, ADMIN_PASSWORD = "13800000000", "fuzz-admin-2026"
 SECONDS = int(os.environ.get("LINLI_FUZZ_SECONDS", "15"))
 SEED = os.environ.get("LINLI_FUZZ_SEED", "20261203")
 CHECKS = "not_a_server_error,response_schema_conformance"
 # Operations that end the session the fuzzer runs with; what they do is tested in test_gateway.
 SESSION_ENDING = r"/auth/(logout|password)"
-
-
-@pytest.fixture(scope="module")
-def demo_platform(
-    amqp_url: str, run_id: str, token_keys: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Platform, story.City]]:
-    bus = BusNames(f"t.{run_id}.fuzz.events", f"t.{run_id}.fuzz.dead", f"t.{run_id}.fuzz.")
-    private_key, public_key = token_keys
-    platform = Platform(
-        None,
-        amqp_url,
-        bus,
-        public_key,
-        private_key,
-        tmp_path_factory.mktemp("fuzz") / "platform",
-        web_concurrency=2,
-        extra_env={
-            # The fuzzer is one client sending thousands of requests; the limits are tested elsewhere.
-            "RATE_LIMIT_PER_CLIENT": "100000/minute",
-            "RATE_LIMIT_PER_ACCOUNT": "100000/minute",
-            "RATE_LIMIT_AUTH": "100000/minute",
-            "ACCESS_TOKEN_TTL_SECONDS": "7200",
-        },
-    )
-    try:
-        gateway = platform.start_all()
-        platform.command("gateway", "create-admin", "--phone", ADMIN_PHONE, "--password", ADMIN_PASSWORD)
-        quiet = lambda _line: None  # noqa: E731
-        city = story.set_up_city(gateway.url, ADMIN_PHONE, ADMIN_PASSWORD, quiet)
-        wall = story.cultural_wall(city, quiet)
-        activity = story.popular_activity(city, quiet)
-        # Real ids the fuzzer may put in path parameters.
-        city.ids = {  # type: ignore[attr-defined]
-            "issue": wall["wall"],
-            "meeting": wall["meeting"],
-            "decision": wall["decision"]["id"],
-            "activity": activity["activity"],
-        }
-        yield platform, city
-    except BaseException:
-        print(platform.logs())
-        raise
-    finally:
-        platform.stop_all()
-        services = ["issues", "meetings", "activities", "notifications", "gateway"]
-        queues = [q for s in services for q in (bus.queue(s), bus.dead_letter_queue(s))]
-        infra.delete_bus(amqp_url, bus.exchange, bus.dead_letter_exchange, queues)
 
 
 def _config(city: story.City, path: Path) -> Path:

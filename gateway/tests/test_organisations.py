@@ -267,6 +267,47 @@ def test_accounts_of_a_company_or_bureau_act_for_a_registered_one_in_the_creator
     assert caught.value.field_name == "organisation_id"
 
 
+def test_a_resident_may_sit_on_the_owners_committee_of_a_compound_of_their_community(uow, city):
+    """A committee member is a resident acting for the committee: their token names it."""
+    identity = accounts.Identity(TokenSigner(_private_key(), issuer="linli-gateway"))
+    garden_oc = directory.create_organisation(
+        uow(), city.staff(city.yucai), kind="owners_committee", name="Garden OC", compound_ids=[city.garden]
+    )
+    pier_oc = directory.create_organisation(
+        uow(), city.staff(city.lake), kind="owners_committee", name="Pier OC", compound_ids=[city.pier]
+    )
+    vanke = directory.create_organisation(
+        uow(), city.staff(city.yucai), kind="property_company", name="Vanke", compound_ids=[city.tower]
+    )
+
+    def register(creator: Principal, organisation_id: str, community: str):
+        return accounts.register_user(
+            uow(), creator, identity, display_name="Owner", role="resident", community_ids=[community],
+            organisation_id=organisation_id,
+        )  # fmt: skip
+
+    refused = [
+        # Scope before state: another community's staff learn nothing of the committee.
+        (city.staff(city.lake), garden_oc.id, city.lake, "forbidden"),
+        (city.staff(city.yucai), pier_oc.id, city.yucai, "forbidden"),
+        (city.staff(city.yucai), vanke.id, city.yucai, "invalid"),  # a company is no committee
+        (city.official(city.east), pier_oc.id, city.yucai, "invalid"),  # the Pier is in Lake, not Yucai
+        (city.staff(city.yucai), "00000000-0000-4000-8000-000000000000", city.yucai, "invalid"),
+    ]
+    for creator, organisation_id, community, kind in refused:
+        with pytest.raises(AccountError) as caught:
+            register(creator, organisation_id, community)
+        assert (caught.value.kind, caught.value.field_name) == (kind, "organisation_id"), caught.value.message
+    member = register(city.staff(city.yucai), garden_oc.id, city.yucai)
+    assert (member.role, member.organisation_id, member.organisation_name) == ("resident", garden_oc.id, "Garden OC")
+    assert member.claims_scope()["organisation_id"] == garden_oc.id
+    # A committee that stood down takes no new members.
+    directory.update_organisation(uow(), city.staff(city.yucai), garden_oc.id, active=False)
+    with pytest.raises(AccountError) as caught:
+        register(city.staff(city.yucai), garden_oc.id, city.yucai)
+    assert caught.value.field_name == "organisation_id"
+
+
 def _private_key() -> str:
     from linli_kit.keys import generate_keypair
 

@@ -119,6 +119,8 @@ def register_user(
         check_may_create(creator, role, street_of=streets, street_id=street_id, community_ids=community_ids)
         if role in ORGANISATION_KINDS_OF_ROLE:
             organisation_name = _organisation_of_account(uow, creator, role, organisation_id or "", community_ids)
+        elif role == Role.RESIDENT and organisation_id is not None:
+            organisation_name = _committee_of_member(uow, creator, organisation_id, community_ids)
         elif organisation_id is not None:
             raise AccountError("invalid", f"a {role} acts for no organisation", "organisation_id")
         if normalised and uow.accounts.user_by_phone(normalised):
@@ -168,6 +170,31 @@ def _organisation_of_account(
             )
     elif not may_manage_organisation(creator, organisation.kind, places):
         raise AccountError("forbidden", "the organisation is outside your scope", "organisation_id")
+    return organisation.name
+
+
+def _committee_of_member(
+    uow: GatewayUnitOfWork, creator: Principal, organisation_id: str, community_ids: list[str]
+) -> str:
+    """A resident may sit on the owners' committee of a compound of their own community (its members
+    are owners, elected among the residents) and then act for it: accept what is assigned to it,
+    record inspections, vote for it at a round table. The committee must be registered, active and
+    one the creator manages; its name comes from the register."""
+    organisation = uow.directory.get(Organisation, organisation_id)
+    if organisation is None:
+        raise AccountError("invalid", f"no registered organisation {organisation_id}", "organisation_id")
+    places = places_of(uow, organisation)
+    # Scope before state: a body outside the creator's scope is refused before anything is said of it.
+    if not may_manage_organisation(creator, organisation.kind, places):
+        raise AccountError("forbidden", "the organisation is outside your scope", "organisation_id")
+    if organisation.kind != "owners_committee":
+        raise AccountError(
+            "invalid", f"a resident acts only for an owners' committee, not a {organisation.kind}", "organisation_id"
+        )
+    if not organisation.active:
+        raise AccountError("invalid", "the organisation is no longer active", "organisation_id")
+    if not all(community in community_ids for _street, community in places):
+        raise AccountError("invalid", "the committee is of a compound in another community", "organisation_id")
     return organisation.name
 
 

@@ -28,6 +28,9 @@ class Scope:
     street_id: str | None = None
     assignee_id: str | None = None
     private_reader: str | None = None
+    # The private issues of the scope assigned to this organisation are read too (an owners'
+    # committee member reads what the committee handles).
+    private_assignee: str | None = None
 
     def clause(self) -> Any:
         where = None
@@ -45,6 +48,7 @@ class Scope:
                 ~is_private_clause(),
                 Issue.reporter_id == self.private_reader,
                 Issue.id.in_(select(supporters.c.issue_id).where(supporters.c.user_id == self.private_reader)),
+                *([Issue.assignee_id == self.private_assignee] if self.private_assignee else []),
             )
             where = readable if where is None else and_(where, readable)
         return where

@@ -249,6 +249,16 @@ class Assignment(MethodView):
         return present(view)
 
 
+@blp.route("/<uuid:issue_id>/assignment/acceptance")
+class AssignmentAcceptance(MethodView):
+    @blp.arguments(schemas.AssignmentAcceptanceSchema())
+    @blp.response(201, schemas.TimelineEntrySchema)
+    def post(self, body: dict, issue_id: Any) -> Any:
+        """The organisation the issue is assigned to takes it on (its property company or bureau
+        account, or a member of its owners' committee); once per assignment (409 after)."""
+        return use_cases.accept_assignment(_uow(), require_principal(), str(issue_id), _now(), note=body.get("note"))
+
+
 @blp.route("/<uuid:issue_id>/privacy")
 class Privacy(MethodView):
     @blp.arguments(schemas.PrivacySchema())

@@ -188,6 +188,10 @@ class AssignmentSchema(Schema):
     note = _text(2000)
 
 
+class AssignmentAcceptanceSchema(Schema):
+    note = _text(2000)
+
+
 class PrivacySchema(Schema):
     private = fields.Boolean(required=True, metadata={"description": "true: mark private; false: lift the mark"})
     reason = _text(2000)

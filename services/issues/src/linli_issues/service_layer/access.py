@@ -56,15 +56,28 @@ def scope_of(principal: Principal) -> Scope:
         )
     if principal.is_staff:
         return Scope(community_ids=tuple(principal.community_ids))
-    return Scope(community_ids=tuple(principal.community_ids), private_reader=person_id(principal))
+    return Scope(
+        community_ids=tuple(principal.community_ids),
+        private_reader=person_id(principal),
+        # A committee member also reads the private issues assigned to the committee.
+        private_assignee=principal.organisation_id if is_committee_member(principal) else None,
+    )
+
+
+def is_committee_member(principal: Principal) -> bool:
+    """A resident who sits on their compound's owners' committee acts for it (the gateway lets a
+    resident act for an owners' committee of their own community and for no other body)."""
+    return principal.role == Role.RESIDENT and principal.organisation_id is not None
 
 
 def is_assignee(principal: Principal, issue: Issue) -> bool:
-    return (
-        principal.role in ORGANISATION_ROLES
-        and principal.organisation_id is not None
-        and issue.assignee_id == principal.organisation_id
-    )
+    """Whether the caller acts for the organisation the issue is assigned to: an account of the
+    property company or bureau, or a member of the owners' committee."""
+    if principal.organisation_id is None or issue.assignee_id != principal.organisation_id:
+        return False
+    if principal.role in ORGANISATION_ROLES:
+        return True
+    return is_committee_member(principal) and issue.assignee_type == "owners_committee"
 
 
 def in_scope(principal: Principal, community_id: str, street_of: StreetOf) -> bool:

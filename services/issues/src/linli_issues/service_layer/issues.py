@@ -529,6 +529,42 @@ def assign(
         return view(uow, principal, issue)
 
 
+def accept_assignment(
+    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: datetime, *, note: str | None = None
+) -> TimelineEntry:
+    """The organisation the issue is assigned to takes it on (a property company's or bureau's
+    account, or a member of the owners' committee acting for it): a public line of the timeline,
+    so the reporter and staff see the body has it in hand. Scope first (404 to whoever may not
+    read the issue, 403 to a reader who does not act for the assignee), then state (409)."""
+    me = access.person_id(principal)
+    with uow:
+        issue = _load(uow, principal, issue_id, for_update=True)
+        if not access.is_assignee(principal, issue):
+            raise Forbidden("only the organisation the issue is assigned to accepts the assignment")
+        if not issue.is_open:
+            raise Conflict(f"an issue that is {issue.status} takes no assignment", fields={"status": [issue.status]})
+        handover = [e for e in uow.issues.timeline(issue.id, include_internal=True) if e.kind in _HANDOVER_KINDS]
+        if handover and handover[-1].kind == "assignment_accepted":
+            raise Conflict("the assignment is already accepted", fields={"assignee_id": ["already accepted"]})
+        entry = _note(
+            uow,
+            issue,
+            "assignment_accepted",
+            now,
+            body=note,
+            author_id=me,
+            data={"assignee_type": issue.assignee_type, "assignee_id": issue.assignee_id},
+        )
+        issue.updated_at = now
+        uow.commit()
+        return entry
+
+
+# The timeline entries that say who has the issue in hand: the last one tells whether the current
+# assignment was accepted (a new assignment must be accepted again).
+_HANDOVER_KINDS = ("assignment", "assignment_accepted")
+
+
 # Which registered organisations each kind of assignee may be (the register's kinds).
 _ASSIGNEE_KINDS = {
     "property_company": {"property_company"},

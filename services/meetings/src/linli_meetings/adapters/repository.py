@@ -126,6 +126,17 @@ class MeetingRepository:
         p = tables.participants.c
         return select(p.meeting_id).where(p.organisation_id == organisation_id)
 
+    @staticmethod
+    def meetings_of_committee(organisation_id: str) -> Select:
+        """The meetings an owners' committee is invited to as a body."""
+        p = tables.participants.c
+        return select(p.meeting_id).where(
+            p.organisation_id == organisation_id,
+            p.role == "owners_committee",
+            p.user_id.is_(None),
+            p.response != "cancelled",
+        )
+
     def unannounced_before(self, moment: datetime, *, limit: int) -> list[Meeting]:
         m = tables.meetings.c
         return list(
@@ -178,6 +189,23 @@ class MeetingRepository:
         if row is None:
             return None, self.has_voted(decision_id, user_id)
         return row[0], bool(row[1])
+
+    def committee_voter(
+        self, meeting_id: str, decision_id: str, organisation_id: str
+    ) -> tuple[Participant | None, bool]:
+        """The owners' committee `organisation_id` invited to the meeting as a body, and whether it
+        voted on the motion (its vote is stored under its own id)."""
+        p = tables.participants.c
+        row = self.session.scalars(
+            select(Participant).where(
+                p.meeting_id == meeting_id,
+                p.organisation_id == organisation_id,
+                p.role == "owners_committee",
+                p.user_id.is_(None),
+                p.response != "cancelled",
+            )
+        ).first()
+        return row, self.has_voted(decision_id, organisation_id) if row is not None else False
 
     def record_deliberations(self, meeting: Meeting) -> None:
         """A concluded meeting deliberated the issues on its agenda (for statistics), each for the

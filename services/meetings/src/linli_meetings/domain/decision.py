@@ -236,7 +236,9 @@ class Decision:
             raise Conflict("you have already voted on this motion", fields={"voter": ["already voted"]})
         # The counts are taken from the stored votes when the motion is recorded, so concurrent
         # voters never overwrite each other's count.
-        return Vote(decision_id=self.id, voter_id=str(voter.user_id), choice=choice.value)
+        # A body invited as such (an owners' committee) votes once, under its own id, whichever
+        # member casts it.
+        return Vote(decision_id=self.id, voter_id=str(voter.user_id or voter.organisation_id), choice=choice.value)
 
     def record_tally(self, votes_for: int, votes_against: int, abstentions: int) -> None:
         self._require_open()

@@ -339,6 +339,22 @@ class Meeting:
     def participant_of(self, user_id: str) -> Participant | None:
         return next((p for p in self.participants if p.user_id == user_id), None)
 
+    def committee(self, organisation_id: str | None) -> Participant | None:
+        """The owners' committee `organisation_id` invited as a body (not a member invited by name)."""
+        if organisation_id is None:
+            return None
+        return next(
+            (
+                p
+                for p in self.participants
+                if p.role == ParticipantRole.OWNERS_COMMITTEE
+                and p.user_id is None
+                and p.organisation_id == organisation_id
+                and p.response != Response.CANCELLED
+            ),
+            None,
+        )
+
     def participant(self, participant_id: str) -> Participant | None:
         return next((p for p in self.participants if p.id == participant_id), None)
 
@@ -354,6 +370,8 @@ class Meeting:
                 problems[prefix + "organisation_id"] = ["required for a party organisation"]
             if person.get("party_member"):
                 problems[prefix + "party_member"] = ["a party organisation is a body, not a member"]
+        elif role == ParticipantRole.OWNERS_COMMITTEE and person.get("organisation_id"):
+            pass  # the committee as a body: its members vote for it (one vote)
         elif person.get("user_id") is None and not person.get("name"):
             problems[prefix + "user_id"] = ["give a user_id or a name"]
         if role == ParticipantRole.PARTY_MEMBER and person.get("party_member") is False:
@@ -410,6 +428,8 @@ class Meeting:
             raise Conflict(
                 "this party organisation is already invited", fields={"organisation_id": ["already invited"]}
             )
+        if user_id is None and self.committee(organisation_id) is not None:
+            raise Conflict("this owners' committee is already invited", fields={"organisation_id": ["already invited"]})
         existing = self.participant_of(user_id) if user_id else None
         if existing is not None:
             if existing.enrolment == Enrolment.INVITED and existing.response != Response.CANCELLED:

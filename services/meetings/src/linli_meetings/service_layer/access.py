@@ -5,6 +5,7 @@
 - resident and api_client: public meetings of their communities, and meetings they take part in.
 - property_manager: like a resident for the communities their company serves, plus every meeting
   their organisation takes part in.
+- a resident on an owners' committee: also the meetings the committee is invited to as a body.
 - agency (a bureau): meetings it takes part in (as a user or as an organisation), and action
   items assigned to it.
 """
@@ -37,6 +38,13 @@ def community_scope(principal: Principal, column: ColumnElement) -> ColumnElemen
     return column.in_(list(principal.community_ids)) if principal.community_ids else false()
 
 
+def is_committee_member(principal: Principal) -> bool:
+    """A resident who sits on an owners' committee (the gateway lets a resident act for an owners'
+    committee of their own community, and for no other body): they see the meetings the committee
+    is invited to as a body, and vote for it there."""
+    return principal.role == Role.RESIDENT and principal.organisation_id is not None
+
+
 def visible_meetings(principal: Principal) -> ColumnElement[bool]:
     m = tables.meetings.c
     in_scope = community_scope(principal, m.community_id)
@@ -48,6 +56,8 @@ def visible_meetings(principal: Principal) -> ColumnElement[bool]:
         conditions.append(in_scope & m.public.is_(True))
     if principal.organisation_id and principal.role in (Role.PROPERTY_MANAGER, Role.AGENCY):
         conditions.append(m.id.in_(MeetingRepository.meetings_of_organisation(principal.organisation_id)))
+    if is_committee_member(principal):
+        conditions.append(m.id.in_(MeetingRepository.meetings_of_committee(str(principal.organisation_id))))
     return or_(*conditions)
 
 
@@ -102,6 +112,8 @@ def can_see_meeting(principal: Principal, repo: MeetingRepository, meeting: Meet
     if principal.role in MANAGERS:
         return principal.can_access_community(meeting.community_id, repo.street_of)
     if meeting.participant_of(principal.user_id) is not None:
+        return True
+    if is_committee_member(principal) and meeting.committee(principal.organisation_id) is not None:
         return True
     if principal.organisation_id and any(p.organisation_id == principal.organisation_id for p in meeting.participants):
         return principal.role in (Role.PROPERTY_MANAGER, Role.AGENCY)

@@ -228,6 +228,9 @@ def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, de
         # commit and counts it, or this vote waits for the recording and is refused (409).
         found = uow.meetings.motion_with_meeting(meeting_id, decision_id, lock=True)
         voter, already = uow.meetings.voter(meeting_id, decision_id, principal.user_id) if found else (None, False)
+        if found and voter is None and access.is_committee_member(principal):
+            # A member of an owners' committee invited as a body votes for it (once for all members).
+            voter, already = uow.meetings.committee_voter(meeting_id, decision_id, str(principal.organisation_id))
         if found is None or (voter is None and not access.can_see_meeting_in_scope(principal, uow.meetings, found[1])):
             raise NotFound(f"motion {decision_id} of meeting {meeting_id} not found")
         decision, meeting, structured_rules = found

@@ -1,4 +1,5 @@
-"""Party bodies named in a meeting - a participant of the role party_organisation, an action item
+"""Bodies named in a meeting - a participant of the role party_organisation or an owners' committee
+invited as a body (its members vote for it), an action item
 owned by the body party_organisation - are organisations of the register (the gateway's, kept in
 the replica from `directory.organisation.upserted`): registered, active, a party_organisation or
 party_branch, of the meeting's community or of its street. The name is the register's unless the
@@ -50,9 +51,34 @@ def named_participants(
     return named
 
 
+def committee_body(uow: MeetingsUnitOfWork, community_id: str, organisation_id: str, field: str) -> dict[str, Any]:
+    """The registered owners' committee `organisation_id`, if it is of a compound of the
+    community; otherwise Invalid naming `field`."""
+    organisation = uow.meetings.organisation(str(organisation_id))
+    if organisation is None or not organisation["active"]:
+        raise Invalid("unknown owners' committee", fields={field: ["no such registered, active organisation"]})
+    if organisation["kind"] != "owners_committee":
+        raise Invalid(
+            "not an owners' committee", fields={field: [f"a {organisation['kind']}, not an owners' committee"]}
+        )
+    if community_id not in {uow.meetings.community_of_compound(c) for c in organisation["compound_ids"]}:
+        raise Invalid(
+            "the owners' committee is not of this community",
+            fields={field: ["not the committee of a compound of the meeting's community"]},
+        )
+    return organisation
+
+
 def named_participant(
     uow: MeetingsUnitOfWork, community_id: str, person: dict[str, Any], prefix: str = ""
 ) -> dict[str, Any]:
+    if person.get("role") == "owners_committee" and person.get("organisation_id") and not person.get("user_id"):
+        # The committee invited as a body: a registered one of this community, named by the register.
+        body = committee_body(uow, community_id, person["organisation_id"], prefix + "organisation_id")
+        return person | {
+            "organisation_id": str(person["organisation_id"]),
+            "organisation_name": person.get("organisation_name") or body["name"],
+        }
     if person.get("role") != "party_organisation" or not person.get("organisation_id"):
         return person  # the domain says what is missing
     body = party_body(uow, community_id, person["organisation_id"], prefix + "organisation_id")
