@@ -21,7 +21,8 @@ from linli_demo.story import PASSWORD
 from linli_kit.testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
-SHOTS = Path(os.environ.get("LINLI_STAFF_SHOTS") or "")
+# Where to keep screenshots of the staff pages (`make screenshots`); none are taken without it.
+SHOTS = os.environ.get("LINLI_STAFF_SHOTS", "")
 
 
 def phone_of(stack, key: str) -> str:
@@ -46,9 +47,9 @@ def sign_in(pages, page, phone: str) -> None:
 
 
 def shoot(page, name: str) -> None:
-    if str(SHOTS):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def report(stack, who: str, title: str, **fields) -> dict:
