@@ -106,6 +106,49 @@ def _lost_connections(process: Process) -> int:
     return lost
 
 
+def _metric(process: Process, name: str) -> float | str:
+    try:
+        text = requests.get(process.url + "/metrics", timeout=5).text
+    except requests.RequestException as exc:
+        return f"no answer ({type(exc).__name__})"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def _flow_state(cluster: RabbitCluster, platform: Platform, processes: list[Process], producer_db: Database) -> str:
+    """Where a stalled flow stands, in one line: what each process did, what waits where."""
+    parts = []
+    for process in processes:
+        handled = _metric(process, 'linli_events_handled_total{service="probe",outcome="ack"')
+        published = _metric(process, "linli_events_published_total")
+        alive = "running" if process.popen.poll() is None else f"exited {process.popen.returncode}"
+        lost = _lost_connections(process)
+        parts.append(f"{process.name}: {alive}, lost {lost}, acked {handled}, published {published}")
+    with producer_db.reading() as conn:
+        outbox = probe.messaging.outbox
+        unpublished = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
+    parts.append(f"outbox unpublished {unpublished}")
+    queue = platform.bus.queue("probe")
+    for node in cluster.nodes:
+        if not node.running:
+            continue
+        try:
+            params = pika.URLParameters(node.url)
+            params.socket_timeout = params.blocked_connection_timeout = 5
+            conn = pika.BlockingConnection(params)
+            try:
+                declared = conn.channel().queue_declare(queue, passive=True).method
+                parts.append(f"{node.name}: {declared.message_count} ready, {declared.consumer_count} consumers")
+            finally:
+                conn.close()
+        except Exception as exc:  # noqa: BLE001 - a diagnosis reports what it cannot read
+            parts.append(f"{node.name}: {exc!r}")
+    try:
+        parts.append(f"queue members {cluster.quorum_queue(queue)}")
+    except Exception as exc:  # noqa: BLE001
+        parts.append(f"quorum status: {exc!r}"[:200])
+    return "; ".join(parts)
+
+
 class Producer:
     """Commits EVENTS probe events, BATCH per transaction, at most PACE a second and at most BACKLOG
     ahead of the consumers, so events keep being written for the whole flow whatever the machine's
@@ -235,7 +278,12 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(
         with consumer_db.reading() as conn:
             return (conn.scalar(select(func.max(probe.effects.c.n))) or 0) >= first_after
 
-    eventually(handled_after_stop, timeout=FLOW_SECONDS, interval=0.05, what="an event written after the stop handled")
+    try:
+        what = "an event written after the stop handled"
+        eventually(handled_after_stop, timeout=FLOW_SECONDS, interval=0.05, what=what)
+    except AssertionError as exc:
+        # Said in the failure itself: CI shows the end of a run's output, not the processes' logs.
+        raise AssertionError(f"{exc}; {_flow_state(cluster, platform, [*consumers, *relays], producer_db)}") from None
     resumed = time.monotonic() - stopped_at
     new_leader = cluster.quorum_queue(queue)["leader"]
 
