@@ -255,9 +255,11 @@ class RabbitCluster:
         with a member's node down it was seen to hang for minutes while it asked every queue."""
         via = via or next(node for node in self.nodes if node.running)
         rows = json.loads(self.ctl(via, "quorum_status", queue, "--formatter", "json", tool="rabbitmq-queues"))
-        members = [row["Node Name"] for row in rows]
-        online = [row["Node Name"] for row in rows if row.get("Raft State") in {"leader", "follower"}]
-        leader = next((row["Node Name"] for row in rows if row.get("Raft State") == "leader"), None)
+        # A member that does not answer has an error term (a list in JSON) for its state.
+        states = {row["Node Name"]: row.get("Raft State") for row in rows}
+        members = list(states)
+        online = [name for name, state in states.items() if state in ("leader", "follower")]
+        leader = next((name for name, state in states.items() if state == "leader"), None)
         return {"name": queue, "leader": leader, "members": members, "online": online}
 
     def logs(self) -> str:
