@@ -144,7 +144,7 @@ def _flow_state(cluster: RabbitCluster, platform: Platform, processes: list[Proc
         except Exception as exc:  # noqa: BLE001 - a diagnosis reports what it cannot read
             parts.append(f"{node.name}: {exc!r}")
     try:
-        parts.append(f"queue members {cluster.quorum_queue(queue)}")
+        parts.append(f"queue members {cluster.quorum_queue(queue, timeout=30)}")
     except Exception as exc:  # noqa: BLE001
         parts.append(f"quorum status: {exc!r}"[:200])
     return "; ".join(parts)
