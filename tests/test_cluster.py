@@ -17,6 +17,7 @@ Figures are printed; run with `-s` to see them.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -104,6 +105,49 @@ def _lost_connections(process: Process) -> int:
         if message in {"broker connection lost", "relay connection lost", "broker unreachable for relay"}:
             lost += 1
     return lost
+
+
+def _metric(process: Process, name: str) -> float | str:
+    try:
+        text = requests.get(process.url + "/metrics", timeout=5).text
+    except requests.RequestException as exc:
+        return f"no answer ({type(exc).__name__})"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def _flow_state(cluster: RabbitCluster, platform: Platform, processes: list[Process], producer_db: Database) -> str:
+    """Where a stalled flow stands, in one line: what each process did, what waits where."""
+    parts = []
+    for process in processes:
+        handled = _metric(process, 'linli_events_handled_total{service="probe",outcome="ack"')
+        published = _metric(process, "linli_events_published_total")
+        alive = "running" if process.popen.poll() is None else f"exited {process.popen.returncode}"
+        lost = _lost_connections(process)
+        parts.append(f"{process.name}: {alive}, lost {lost}, acked {handled}, published {published}")
+    with producer_db.reading() as conn:
+        outbox = probe.messaging.outbox
+        unpublished = conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
+    parts.append(f"outbox unpublished {unpublished}")
+    queue = platform.bus.queue("probe")
+    for node in cluster.nodes:
+        if not node.running:
+            continue
+        try:
+            params = pika.URLParameters(node.url)
+            params.socket_timeout = params.blocked_connection_timeout = 5
+            conn = pika.BlockingConnection(params)
+            try:
+                declared = conn.channel().queue_declare(queue, passive=True).method
+                parts.append(f"{node.name}: {declared.message_count} ready, {declared.consumer_count} consumers")
+            finally:
+                conn.close()
+        except Exception as exc:  # noqa: BLE001 - a diagnosis reports what it cannot read
+            parts.append(f"{node.name}: {exc!r}")
+    try:
+        parts.append(f"queue members {cluster.quorum_queue(queue, timeout=30)}")
+    except Exception as exc:  # noqa: BLE001
+        parts.append(f"quorum status: {exc!r}"[:200])
+    return "; ".join(parts)
 
 
 class Producer:
@@ -235,21 +279,34 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(
         with consumer_db.reading() as conn:
             return (conn.scalar(select(func.max(probe.effects.c.n))) or 0) >= first_after
 
-    eventually(handled_after_stop, timeout=FLOW_SECONDS, interval=0.05, what="an event written after the stop handled")
+    try:
+        what = "an event written after the stop handled"
+        eventually(handled_after_stop, timeout=FLOW_SECONDS, interval=0.05, what=what)
+    except AssertionError as exc:
+        # Said in the failure itself: CI shows the end of a run's output, not the processes' logs.
+        raise AssertionError(f"{exc}; {_flow_state(cluster, platform, [*consumers, *relays], producer_db)}") from None
     resumed = time.monotonic() - stopped_at
-    new_leader = cluster.quorum_queue(queue)["leader"]
+
+    def members_online() -> list[str] | None:
+        # The command-line tools were seen to hang for minutes against a surviving node while a
+        # member was down: ask again rather than wait on one of them.
+        try:
+            return cluster.quorum_queue(queue, timeout=30)["online"]
+        except subprocess.TimeoutExpired:
+            return None
 
     restarted_at = time.monotonic()
     cluster.start_node(leader)
     cluster.await_node(leader)
     node_back = time.monotonic() - restarted_at
     eventually(
-        lambda: len(cluster.quorum_queue(queue)["online"]) == size,
+        lambda: len(members_online() or ()) == size,
         timeout=FLOW_SECONDS,
         interval=0.5,
         what="the restarted node back among the queue's members",
     )
     member_back = time.monotonic() - restarted_at
+    leader_after = cluster.quorum_queue(queue)["leader"]
 
     eventually(lambda: count_effects(consumer_db) >= EVENTS, timeout=FLOW_SECONDS, interval=0.1, what="all effects")
     finished = time.monotonic() - started
@@ -289,7 +346,7 @@ def test_a_killed_broker_node_loses_and_duplicates_nothing(
         f"\nflow: {EVENTS} events, 2 relays -> {queue} (quorum, {size} replicas) -> 3 consumers,"
         f" done {finished:.1f} s after the first ({EVENTS / finished:.0f} events/s; written at most"
         f" {BATCH / PACE_SECONDS:.0f}/s and {BACKLOG} ahead)"
-        f"\nkilled the queue's leader {leader.name} after {STOP_AFTER} effects; new leader {new_leader}"
+        f"\nkilled the queue's leader {leader.name} after {STOP_AFTER} effects; leader once it rejoined {leader_after}"
         f"\nflow resumed {resumed:.2f} s after the kill (an event written after it was handled);"
         f" the count of effects stood still for {stall:.2f} s at most, from {stall_began - stopped_at:+.2f} s"
         f"\nnode restarted and answering after {node_back:.1f} s, a queue member again after {member_back:.1f} s;"

@@ -201,7 +201,9 @@ class RabbitCluster:
         except ProcessLookupError:
             pass
 
-    def ctl(self, node: RabbitNode, *args: str, check: bool = True, tool: str = "rabbitmqctl") -> str:
+    def ctl(
+        self, node: RabbitNode, *args: str, check: bool = True, tool: str = "rabbitmqctl", timeout: float = CTL_SECONDS
+    ) -> str:
         """Run `rabbitmqctl` (or `rabbitmq-queues`, ...) against one node of this cluster."""
         result = subprocess.run(
             [str(RABBITMQ_BIN / tool), "-n", node.name, *args],
@@ -209,7 +211,7 @@ class RabbitCluster:
             cwd=self.folder,
             capture_output=True,
             text=True,
-            timeout=CTL_SECONDS,
+            timeout=timeout,
             user=self.user,
             group=self.user,
             extra_groups=[] if self.user else None,
@@ -249,16 +251,20 @@ class RabbitCluster:
     def node_named(self, name: str) -> RabbitNode:
         return next(node for node in self.nodes if node.name == name)
 
-    def quorum_queue(self, queue: str, via: RabbitNode | None = None) -> dict:
-        """{"leader": node name, "members": [...], "online": [...]} of a quorum queue."""
+    def quorum_queue(self, queue: str, via: RabbitNode | None = None, timeout: float = CTL_SECONDS) -> dict:
+        """{"leader": node name or None, "members": [...], "online": [...]} of a quorum queue, from
+        its members' own Raft state (`rabbitmq-queues quorum_status`). `list_queues` is not used:
+        with a member's node down it was seen to hang for minutes while it asked every queue."""
         via = via or next(node for node in self.nodes if node.running)
         rows = json.loads(
-            self.ctl(via, "list_queues", "name", "type", "leader", "members", "online", "--formatter", "json")
+            self.ctl(via, "quorum_status", queue, "--formatter", "json", tool="rabbitmq-queues", timeout=timeout)
         )
-        for row in rows:
-            if row.get("name") == queue:
-                return row
-        raise AssertionError(f"queue {queue} not found on the cluster: {[r.get('name') for r in rows]}")
+        # A member that does not answer has an error term (a list in JSON) for its state.
+        states = {row["Node Name"]: row.get("Raft State") for row in rows}
+        members = list(states)
+        online = [name for name, state in states.items() if state in ("leader", "follower")]
+        leader = next((name for name, state in states.items() if state == "leader"), None)
+        return {"name": queue, "leader": leader, "members": members, "online": online}
 
     def logs(self) -> str:
         return "\n\n".join(f"== {node.name} ==\n{node.log_tail()}" for node in self.nodes)
