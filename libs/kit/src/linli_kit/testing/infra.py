@@ -119,18 +119,27 @@ def delete_bus(amqp_url: str, exchange: str, dead_exchange: str, queues: list[st
         conn.close()
 
 
-def stable_port() -> int:
-    """A free port below the kernel's ephemeral range, for a server a test stops and starts again.
+_HANDED_OUT: set[int] = set()  # ports this test process gave a server, bound or not yet
 
-    An ephemeral port (what binding port 0 gives) is free only until the server stops: the next
-    outgoing connection, a client reconnecting to that very server among them, may take it as its
-    own local port, and the restarted server then finds its address in use."""
-    for _ in range(200):
+
+def stable_port() -> int:
+    """A free port below the kernel's ephemeral range (32768 and up on Linux), never the same twice
+    in one test process, for a server a test starts.
+
+    A port the kernel gives for port 0 is free only for the moment: on a loaded machine a platform
+    chooses its ports, then takes minutes to start, and meanwhile any outgoing connection may take
+    one of them as its own local port (so may a client reconnecting to a server a test stopped).
+    The server then cannot bind, and worse, the port may by then answer for another process. Below
+    the ephemeral range only servers bind; this process hands each port out once."""
+    for _ in range(500):
         port = random.randrange(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
     raise InfraUnavailable("no free port between 20000 and 32000")

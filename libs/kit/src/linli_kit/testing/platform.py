@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 import requests
 
 from linli_kit.config import BusNames
-from linli_kit.testing.infra import PostgresDatabases
+from linli_kit.testing.infra import PostgresDatabases, stable_port
 from linli_kit.testing.waiting import eventually
 
 SERVICES = ("gateway", "issues", "meetings", "activities", "notifications")
@@ -33,9 +32,8 @@ READY_SECONDS = float(os.environ.get("LINLI_TEST_READY_SECONDS", "300"))
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port for a server of the platform (see `stable_port`: not one an outgoing connection takes)."""
+    return stable_port()
 
 
 def daytime_zone() -> str:
