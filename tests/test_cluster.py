@@ -107,12 +107,13 @@ def _lost_connections(process: Process) -> int:
     return lost
 
 
-def _metric(process: Process, name: str) -> float | str:
+def _metric(process: Process, prefix: str) -> float | str:
+    """The sum of the process's samples whose line starts with `prefix` (a name and labels)."""
     try:
         text = requests.get(process.url + "/metrics", timeout=5).text
     except requests.RequestException as exc:
         return f"no answer ({type(exc).__name__})"
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def _flow_state(cluster: RabbitCluster, platform: Platform, processes: list[Process], producer_db: Database) -> str:
@@ -120,7 +121,7 @@ def _flow_state(cluster: RabbitCluster, platform: Platform, processes: list[Proc
     parts = []
     for process in processes:
         handled = _metric(process, 'linli_events_handled_total{service="probe",outcome="ack"')
-        published = _metric(process, "linli_events_published_total")
+        published = _metric(process, "linli_events_published_total{")
         alive = "running" if process.popen.poll() is None else f"exited {process.popen.returncode}"
         lost = _lost_connections(process)
         parts.append(f"{process.name}: {alive}, lost {lost}, acked {handled}, published {published}")
