@@ -27,7 +27,7 @@ browser:
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 test: install browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Screenshots show Chinese: they need a CJK font (Debian's Noto CJK) where none is installed.
 screenshots: install browser

@@ -14,15 +14,32 @@ from linli_kit.testing.platform import Platform
 ADMIN_PHONE, ADMIN_PASSWORD = "13800000000", "fuzz-admin-2026"
 # Modules that share the demo platform, in the order they use it: the matrix reads the city as the
 # story made it; the fuzzer, which changes it at random as every role, comes after.
-_DEMO_PLATFORM_ORDER = ("test_scope_matrix.py", "test_fuzz.py")
+_DEMO_PLATFORM_ORDER = ("tests/test_scope_matrix.py", "tests/test_fuzz.py")
+# The longest modules (minutes each: whole platforms, a broker cluster, a browser), first, so that
+# pytest-xdist's workers (`make test` runs two, a module to each in turn) end together rather than
+# one waiting for the other's last long module.
+_LONGEST_FIRST = (
+    "tests/test_cluster.py",
+    *_DEMO_PLATFORM_ORDER,
+    "web/tests/test_browser.py",
+    "tests/test_story.py",
+    "web/tests/test_browser_staff.py",
+    "services/notifications/tests/test_sqlite_platform.py",
+    "services/issues/tests/test_open311_client.py",
+    "services/issues/tests/test_privacy_platform.py",
+    "services/meetings/tests/test_end_to_end.py",
+    "web/tests/test_browser_story.py",
+    "tests/test_gateway.py",
+    "services/activities/tests/test_platform_flow.py",
+)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return _DEMO_PLATFORM_ORDER.index(name) if name in _DEMO_PLATFORM_ORDER else -1
+        path = item.path.relative_to(config.rootpath).as_posix()
+        return _LONGEST_FIRST.index(path) if path in _LONGEST_FIRST else len(_LONGEST_FIRST)
 
-    # A stable sort: only the modules sharing the platform move (to the end, in their order).
+    # A stable sort: the listed modules move to the front, in that order; the rest keep theirs.
     items.sort(key=rank)
 
 

@@ -124,10 +124,13 @@ def test_refused_events_stay_unpublished_and_go_out_again(any_database, amqp_url
         declare_exchanges(channel, bus_names)
         channel.queue_declare(queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
         channel.queue_bind(queue, bus_names.exchange, routing_key=probe.PROBE_EVENT)
-        relay = probe.relay_for(any_database, amqp_url, bus_names)
+        relay = probe.relay_for(any_database, amqp_url, bus_names, refused_reconnect_seconds=0.5)
         threads(relay.run)
         ids = probe.write_events(any_database, range(3))
         eventually(lambda: unpublished(any_database) == 2, what="one accepted, two refused and kept")
+        # Refused for longer than refused_reconnect_seconds: it tries through a new connection.
+        eventually(lambda: relay.links >= 2, timeout=30, what="a new connection after refusals")
+        assert unpublished(any_database) == 2
         got = []
         for _ in range(3):  # make room, one message at a time: the refused ones are sent again
             got.append(eventually(lambda: channel.basic_get(queue, auto_ack=True)[1], what="the next event"))

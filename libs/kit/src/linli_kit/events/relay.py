@@ -90,6 +90,7 @@ class OutboxRelay:
         batches_in_flight: int = 3,
         confirm_timeout: float = 30.0,
         standby_seconds: float = 2.0,
+        refused_reconnect_seconds: float = 15.0,
     ) -> None:
         self.database = database
         self.table = outbox_table
@@ -102,6 +103,8 @@ class OutboxRelay:
         self.batches_in_flight = max(1, batches_in_flight)
         self.confirm_timeout = confirm_timeout
         self.standby_seconds = standby_seconds
+        self.refused_reconnect_seconds = refused_reconnect_seconds
+        self.links = 0  # broker connections made so far (for observers)
         self.connected = threading.Event()  # the broker link is up (leading or standing by)
         self.leading = threading.Event()  # this relay holds the outbox's relay lock
         self.awaiting_confirms = 0  # messages published and not yet confirmed (for observers)
@@ -119,6 +122,7 @@ class OutboxRelay:
                 finally:
                     declare.close()
                 link = _RelayLink(self, params, stop, alternate_exchange=alternate_exchange)
+                self.links += 1
                 link.run()
                 if link.published:
                     backoff.reset()
@@ -278,6 +282,7 @@ class _RelayLink:
         self.db_backoff = Backoff(0.1, 5.0)
         # A broker refusing events (a full queue with reject-publish) is asked again less and less often.
         self.refused_backoff = Backoff(max(relay.idle_seconds, 0.05), 5.0)
+        self.refused_since: float | None = None  # when the broker began refusing every event
         self.lock = relay.lock()
         self.db: Connection | None = None  # while leading: the connection holding the lock
         self.redeclared_at = 0.0
@@ -551,6 +556,23 @@ class _RelayLink:
             self._declare_unrouted_again()
         if batch.nacked:
             # Refused by the broker: they stay unpublished and go out again with a later batch.
+            if batch.acked:
+                self.refused_since = None
+            elif self.refused_since is None:
+                self.refused_since = time.monotonic()
+            elif time.monotonic() - self.refused_since > self.relay.refused_reconnect_seconds:
+                # A full queue refuses for a while; a channel that refuses everything for this long
+                # is more likely stuck. RabbitMQ 3.10 was seen to nack every publish on a channel
+                # opened while a quorum queue changed leader (reject-publish overflow, an empty
+                # queue) for minutes, while a new channel was accepted at once: start afresh,
+                # through another node first.
+                log.warning(
+                    "broker kept refusing events: reconnecting",
+                    extra={"service": self.relay.service, "seconds": round(time.monotonic() - self.refused_since, 1)},
+                )
+                self.error = RuntimeError("the broker refused every event for too long")
+                self._close()
+                return
             delay = self.refused_backoff.next()
             log.warning(
                 "broker refused events",
@@ -559,6 +581,7 @@ class _RelayLink:
             self._schedule(delay)
         else:
             self.refused_backoff.reset()
+            self.refused_since = None
             self._schedule(0 if batch.full else self.relay.busy_poll_seconds)
 
     def _mark_published(self, batch: _Batch) -> None:

@@ -131,8 +131,9 @@ def stable_port() -> int:
     one of them as its own local port (so may a client reconnecting to a server a test stopped).
     The server then cannot bind, and worse, the port may by then answer for another process. Below
     the ephemeral range only servers bind; this process hands each port out once."""
+    low, high = _port_range()
     for _ in range(500):
-        port = random.randrange(20000, 32000)
+        port = random.randrange(low, high)
         if port in _HANDED_OUT:
             continue
         with socket.socket() as s:
@@ -142,4 +143,13 @@ def stable_port() -> int:
                 continue
         _HANDED_OUT.add(port)
         return port
-    raise InfraUnavailable("no free port between 20000 and 32000")
+    raise InfraUnavailable(f"no free port between {low} and {high}")
+
+
+def _port_range() -> tuple[int, int]:
+    """20000-32000, shared out among pytest-xdist's workers so two never hand out the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    span = 12000 // max(count, 1)
+    return 20000 + index * span, 20000 + (index + 1) * span
