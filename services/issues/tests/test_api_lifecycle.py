@@ -239,6 +239,7 @@ def test_bad_input_of_every_field_is_422_naming_it_and_stores_nothing(
 @pytest.mark.parametrize(
     ("field", "value"),
     [("community_id", str(uuid.uuid4())), ("compound_id", str(uuid.uuid4())), ("category", "unicorns")],
+    ids=["community_id", "compound_id", "category"],  # the same names in every pytest-xdist worker
 )
 def test_unknown_references_are_422_naming_the_field(client, tokens, valid_report, database, field, value):
     response = client.post("/", json=valid_report(**{field: value}), headers=tokens.resident())
