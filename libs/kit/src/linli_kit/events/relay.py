@@ -90,7 +90,7 @@ class OutboxRelay:
         batches_in_flight: int = 3,
         confirm_timeout: float = 30.0,
         standby_seconds: float = 2.0,
-        refused_reconnect_seconds: float = 15.0,
+        refused_reconnect_seconds: float = 5.0,
     ) -> None:
         self.database = database
         self.table = outbox_table
