@@ -115,10 +115,11 @@ BOARD = {
 
 
 def issue(issue_id: str, title: str, **changes: Any) -> dict[str, Any]:
+    """An issue as the issues list summarises it (the fields the board reads)."""
     return {"id": issue_id, "community_id": SHANGPINYUAN, "title": title, "status": "resolved",
             "visibility": "community", "rating": None, "resolution_summary": None,
-            "resolved_at": "2026-11-25T00:00:00+00:00", "closed_at": None,
-            "updated_at": "2026-11-25T00:00:00+00:00", **changes}  # fmt: skip
+            "resolved_at": "2026-11-25T00:00:00+00:00", "updated_at": "2026-11-25T00:00:00+00:00",
+            **changes}  # fmt: skip
 
 
 ISSUES = {
@@ -156,9 +157,7 @@ class Gateway:
         if path == "/api/v1/directory/communities":
             return 200, [{"id": SHANGPINYUAN, "name": "尚品苑社区"}, {"id": OTHER, "name": "西湖社区"}], {}
         if path == "/api/v1/issues/":
-            return 200, [{"id": i} for i in ISSUES], {}
-        if path.startswith("/api/v1/issues/") and path.rsplit("/", 1)[1] in ISSUES:
-            return 200, ISSUES[path.rsplit("/", 1)[1]], {}
+            return 200, list(ISSUES.values()), {}
         return self.original(method, target, raw, headers)
 
 
@@ -193,6 +192,8 @@ def test_a_resident_reads_what_was_decided_and_what_became_of_it(gateway, client
     assert board_query == {"community_id": SHANGPINYUAN}
     issues_query = next(q for p, q in gateway.asked if p == "/api/v1/issues/")
     assert issues_query["community_id"] == SHANGPINYUAN and issues_query["status"] == "resolved,closed"
+    # The list's summaries are enough: not one call per issue.
+    assert [p for p, _ in gateway.asked if p.startswith("/api/v1/issues/")] == ["/api/v1/issues/"]
 
 
 def test_the_board_in_english(gateway, client):

@@ -164,6 +164,10 @@ def test_a_community_issue_is_read_by_its_residents_with_numbers_masked(client, 
     assert issue["visibility"] == "community"
     staff = tokens.staff()
     client.post(f"/{iid}/updates", json={"kind": "reply", "body": f"call the plumber on {PHONE}"}, headers=staff)
+    # What was done is typed text too: masked in the list's summaries as in the issue's own answer.
+    assert client.post(f"/{iid}/status", json={"status": "accepted"}, headers=staff).status_code == 200
+    resolved = {"status": "resolved", "summary": f"fixed, call {PHONE}"}
+    assert client.post(f"/{iid}/status", json=resolved, headers=staff).status_code == 200
     neighbour = tokens.resident()
     seen = client.get(f"/{iid}", headers=neighbour).get_json()
     assert seen["reporter_id"] == reporter_id  # a named report: its reporter is no secret in the community

@@ -50,6 +50,13 @@ def test_migrations_and_a_report_to_stats_round_trip_on_sqlite(monkeypatch, tmp_
         clock.advance(hours=-hours)
     listed = client.get("/?status=resolved&sort=-created_at", headers=staff)
     assert len(listed.get_json()) == 3
+    # A board of resolved issues needs no call per issue: the summary carries what it shows.
+    row = next(r for r in listed.get_json() if r["id"] == issue_id)
+    detail = client.get(f"/{issue_id}", headers=staff).get_json()
+    for name in ("visibility", "resolution_summary", "rating", "resolved_at"):
+        assert row[name] == detail[name], name
+    assert row["resolved_at"] and row["resolution_summary"] == "fixed" and row["rating"] is None
+    assert "rating_comment" not in row
     stats = client.get("/stats?from=2026-11-01&to=2026-11-30", headers=staff).get_json()
     assert stats["totals"]["resolved"] == 3 and stats["totals"]["median_hours_to_resolve"] == 20.0
     assert stats["totals"]["p90_hours_to_resolve"] == 36.0
@@ -65,3 +72,6 @@ def test_the_openapi_document_describes_the_api(client):
     for path in ("/", "/{issue_id}", "/{issue_id}/status", "/{issue_id}/updates", "/stats", "/categories", "/similar"):
         assert path in paths, path
     assert "requestBody" in paths["/"]["post"]
+    summary = response.get_json()["components"]["schemas"]["IssueSummary"]["properties"]
+    for name in ("visibility", "resolution_summary", "rating", "resolved_at"):
+        assert name in summary, name

@@ -55,12 +55,11 @@ def _board(community_id: str) -> Any:
     )
     if isinstance(board, ApiError):
         raise board
-    # The list gives summaries: the rating, the summary of what was done and the issue's visibility
-    # are in each issue's own answer.
-    summaries = [] if isinstance(resolved, ApiError) else resolved
-    details = g.api.gather(*[lambda a, i=i["id"]: a.get(f"/api/v1/issues/{i}") for i in summaries])
+    # The list's summaries carry what the board shows (rating, what was done, visibility, when
+    # resolved): no call per issue.
+    summaries = resolved if isinstance(resolved, list) else []
     name = community.get("name") if isinstance(community, dict) else None
-    model = build_board(board, name or "", [d for d in details if isinstance(d, dict)])
+    model = build_board(board, name or "", [s for s in summaries if isinstance(s, dict)])
     return render_template(
         "noticeboard/show.html",
         board=model,

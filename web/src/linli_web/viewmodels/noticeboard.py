@@ -94,11 +94,12 @@ def publishable_resolved(issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_board(
-    board: dict[str, Any], community_name: str, resolved_details: list[dict[str, Any]] | None = None
+    board: dict[str, Any], community_name: str, resolved_issues: list[dict[str, Any]] | None = None
 ) -> Board:
-    """The page's model from the noticeboard API's answer and the details of resolved issues."""
+    """The page's model from the noticeboard API's answer and the issues list's summaries of the
+    resolved issues (they carry status, visibility, rating, resolution summary and dates)."""
     open_items = list(board.get("open_action_items") or [])
-    resolved = publishable_resolved(resolved_details or [])
+    resolved = publishable_resolved(resolved_issues or [])
     ratings = [int(i["rating"]) for i in resolved if i.get("rating")]
     return Board(
         community_id=str(board.get("community_id") or ""),

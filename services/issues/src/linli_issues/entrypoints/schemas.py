@@ -144,9 +144,17 @@ class IssueSummarySchema(Schema):
     follow_up = fields.Nested(
         FollowUpSchema, metadata={"description": "its decisions' action items and how many are done"}
     )
+    # For boards of resolved issues (the noticeboard): no need to fetch each issue. The rating is
+    # no personal data; its comment (free text about the reporter's experience) stays in GET /<id>.
+    visibility = fields.String(metadata={"description": "public | community | private: as in GET /<id>"})
+    resolution_summary = fields.String(
+        allow_none=True, metadata={"description": "what was done (masked as in GET /<id>)"}
+    )
+    rating = fields.Integer(allow_none=True, metadata={"description": "the reporter's satisfaction rating, 1-5"})
     created_at = _when()
     updated_at = _when(allow_none=True)
     due_at = _when(allow_none=True)
+    resolved_at = _when(allow_none=True)
     overdue = fields.Boolean()
 
 
