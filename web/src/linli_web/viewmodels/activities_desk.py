@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from linli_web.viewmodels.forms import Form
-from linli_web.viewmodels.meetings_desk import TIME
 
 KINDS = ("festival", "sports", "culture", "volunteering", "education", "service_day", "other")
 AUDIENCE = {
@@ -95,20 +94,7 @@ def take_activity(data: Mapping[str, Any], communities: list[str], timezone: str
     form.length("place", maximum=300, label=_("The place"))
     if any(a not in AUDIENCE for a in audience):
         form.error("audience", _("Choose who it is for from the list"))
-    day = _date(form.values["day"])
-    if not form.values["day"]:
-        form.error("day", _("Enter the day of the activity"))
-    elif day is None:
-        form.error("day", _("Enter the day as year-month-day, like 2026-12-24"))
-    times = {}
-    for name, missing in (("start", _("Enter when it starts")), ("end", _("Enter when it ends"))):
-        value = form.values[name]
-        if not value:
-            form.error(name, missing)
-        elif not TIME.match(value):
-            form.error(name, _("Enter a time like 14:30"))
-        else:
-            times[name] = datetime.strptime(value, "%H:%M").time()
+    day, times = form.day_and_times("day", "start", "end", missing_day=_("Enter the day of the activity"))
     capacity = _count(form, "capacity", low=1, high=100_000)
     party = _count(form, "max_party_size", low=1, high=20)
     body: dict[str, Any] = {}
@@ -288,20 +274,7 @@ def take_booking_for(
     form = Form.of(data, names)
     form.choice("book_resident_id", list(residents), _("Choose the resident"))
     offering = offerings.get(form.choice("offering_id", list(offerings), _("Choose the service")))
-    day = _date(form.values["book_day"])
-    if not form.values["book_day"]:
-        form.error("book_day", _("Enter the day"))
-    elif day is None:
-        form.error("book_day", _("Enter the day as year-month-day, like 2026-12-24"))
-    times = {}
-    for name, missing in (("book_start", _("Enter when it starts")), ("book_end", _("Enter when it ends"))):
-        value = form.values[name]
-        if not value:
-            form.error(name, missing)
-        elif not TIME.match(value):
-            form.error(name, _("Enter a time like 14:30"))
-        else:
-            times[name] = datetime.strptime(value, "%H:%M").time()
+    day, times = form.day_and_times("book_day", "book_start", "book_end", missing_day=_("Enter the day"))
     door = form.values["door_to_door"] == "yes"
     if door and offering is not None and not offering.get("door_to_door"):
         form.error("door_to_door", _("This service is not offered door to door"))

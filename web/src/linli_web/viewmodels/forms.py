@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, time
 from typing import Any
 
 from flask_babel import gettext as _
 
 PHONE = re.compile(r"^\+?\d{6,15}$")
 CODE = re.compile(r"^\d{6}$")
+TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 @dataclass
@@ -76,6 +78,31 @@ class Form:
         if value not in allowed:
             self.error(name, message)
         return value
+
+    def day_and_times(
+        self, day_field: str, start_field: str, end_field: str, *, missing_day: str
+    ) -> tuple[date | None, dict[str, time]]:
+        """A day (year-month-day) with start and end times (HH:MM) of the city's wall clock: the
+        day, if valid, and the valid times by field name; each missing or ill-typed one is an error."""
+        raw_day = self.values[day_field]
+        day = None
+        if not raw_day:
+            self.error(day_field, missing_day)
+        else:
+            try:
+                day = date.fromisoformat(raw_day)
+            except ValueError:
+                self.error(day_field, _("Enter the day as year-month-day, like 2026-12-24"))
+        times: dict[str, time] = {}
+        for name, missing in ((start_field, _("Enter when it starts")), (end_field, _("Enter when it ends"))):
+            value = self.values[name]
+            if not value:
+                self.error(name, missing)
+            elif not TIME.match(value):
+                self.error(name, _("Enter a time like 14:30"))
+            else:
+                times[name] = time.fromisoformat(value)
+        return day, times
 
     def api_fields(self, fields: Mapping[str, list[str]], mapping: Mapping[str, str] | None = None) -> None:
         """The API named bad fields: show each on the form's field (or on the first field)."""

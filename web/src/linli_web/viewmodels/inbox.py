@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask_babel import gettext as _
-from linli_web.viewmodels.forms import Form
+from linli_web.viewmodels.forms import TIME, Form
 
-TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 CHANNELS = ("push", "sms")
 
 

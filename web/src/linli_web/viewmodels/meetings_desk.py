@@ -5,10 +5,9 @@ Plain Python: no Flask request, no gateway; the API decides again on every call.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +50,6 @@ EFFECT = {
     "escalate": lazy_gettext("Pass the issue up to the street"),
     "reconsult": lazy_gettext("Discuss it again at another meeting"),
 }
-TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def _date(value: str) -> date | None:
@@ -72,20 +70,7 @@ def take_schedule(data: Mapping[str, Any], communities: list[str], timezone: str
     form.required("title", _("Give the meeting a title"))
     form.length("title", maximum=300, label=_("The title"))
     form.length("place", maximum=300, label=_("The place"))
-    day = _date(form.values["day"])
-    if not form.values["day"]:
-        form.error("day", _("Enter the day of the meeting"))
-    elif day is None:
-        form.error("day", _("Enter the day as year-month-day, like 2026-12-24"))
-    times = {}
-    for name, missing in (("start", _("Enter when it starts")), ("end", _("Enter when it ends"))):
-        value = form.values[name]
-        if not value:
-            form.error(name, missing)
-        elif not TIME.match(value):
-            form.error(name, _("Enter a time like 14:30"))
-        else:
-            times[name] = time.fromisoformat(value)
+    day, times = form.day_and_times("day", "start", "end", missing_day=_("Enter the day of the meeting"))
     body: dict[str, Any] = {}
     if day and len(times) == 2:
         zone = ZoneInfo(timezone)

@@ -4,14 +4,13 @@ from it, at a time they fix, or a reason for not), checked field by field before
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from linli_web.i18n import ACTIVITY_KIND
 from linli_web.viewmodels.forms import Form
-from linli_web.viewmodels.meetings_desk import TIME, _date
 
 
 def take_proposal(data: Mapping[str, Any], community_id: str) -> tuple[Form, dict[str, Any]]:
@@ -38,20 +37,7 @@ def take_acceptance(data: Mapping[str, Any], timezone: str) -> tuple[Form, dict[
     """The staff's yes: the day with start and end (the city's wall clock, sent with its offset),
     the place and the places, a note for the proposer."""
     form = Form.of(data, ["day", "start", "end", "place", "capacity", "note"])
-    day = _date(form.values["day"])
-    if not form.values["day"]:
-        form.error("day", _("Enter the day of the activity"))
-    elif day is None:
-        form.error("day", _("Enter the day as year-month-day, like 2026-12-24"))
-    times = {}
-    for name, missing in (("start", _("Enter when it starts")), ("end", _("Enter when it ends"))):
-        value = form.values[name]
-        if not value:
-            form.error(name, missing)
-        elif not TIME.match(value):
-            form.error(name, _("Enter a time like 14:30"))
-        else:
-            times[name] = time.fromisoformat(value)
+    day, times = form.day_and_times("day", "start", "end", missing_day=_("Enter the day of the activity"))
     form.length("place", maximum=300, label=_("The place"))
     form.length("note", maximum=2000, label=_("The note"))
     body: dict[str, Any] = {}
