@@ -34,7 +34,10 @@ def invalid(response, field):
 
 def events(database, event_type, **match):
     with database.session() as s:
-        payloads = s.scalars(select(messaging.outbox.c.payload).where(messaging.outbox.c.event_type == event_type))
+        outbox = messaging.outbox
+        # In the order they were written: PostgreSQL returns rows in no set order without one.
+        query = select(outbox.c.payload).where(outbox.c.event_type == event_type).order_by(outbox.c.id)
+        payloads = s.scalars(query)
         found = [json.loads(p) for p in payloads]
     mine = [e for e in found if all(e["data"].get(k) == v for k, v in match.items())]
     for e in mine:
