@@ -22,7 +22,7 @@ from linli_demo.story import PASSWORD
 from linli_kit.testing.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
-SHOTS = Path(os.environ.get("LINLI_STAFF_SHOTS") or "")
+SHOTS = os.environ.get("LINLI_STAFF_SHOTS", "")
 
 
 def phone_of(stack, key: str) -> str:
@@ -39,9 +39,9 @@ def sign_in(page, phone: str) -> None:
 
 
 def shoot(page, name: str) -> None:
-    if str(SHOTS):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def open_action(page, summary: str):
