@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 
 from linli_gateway.domain.accounts import AccountError
@@ -131,7 +131,8 @@ def install(app: Flask, settings: GatewaySettings, workers: int) -> Limiter:
             workers,
             workers,
         )
-    return Limiter(
+    _keep_own_retry_after(app)
+    limiter = Limiter(
         key_func=client_key,
         app=app,
         storage_uri=uri,
@@ -143,3 +144,29 @@ def install(app: Flask, settings: GatewaySettings, workers: int) -> Limiter:
         # Redis unreachable: count in this process meanwhile, rather than answer 500 or count nothing.
         in_memory_fallback_enabled=True,
     )
+
+    @app.after_request
+    def _remember_own_retry_after(response: Response) -> Response:
+        # Registered after the limiter's hook, so it runs before it (Flask runs them in reverse).
+        g.linli_own_retry_after = response.headers.get("Retry-After")
+        return response
+
+    return limiter
+
+
+def _keep_own_retry_after(app: Flask) -> None:
+    """Flask-Limiter writes Retry-After on every answer as the time until its window resets (up to a
+    minute), over a 503's own "1 s" (hashing pool full, circuit open). Only a 429 is about the limit:
+    any other answer keeps the header it was given, or has none. Registered before the limiter so
+    that it runs after it."""
+
+    @app.after_request
+    def _restore(response: Response) -> Response:
+        if response.status_code == 429:
+            return response
+        own = g.pop("linli_own_retry_after", None)
+        if own is None:
+            response.headers.pop("Retry-After", None)
+        else:
+            response.headers["Retry-After"] = own
+        return response
