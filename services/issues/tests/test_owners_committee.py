@@ -46,7 +46,7 @@ def test_a_resident_acts_for_the_owners_committee_they_sit_on_and_for_no_other_b
 
 
 def test_a_committee_member_accepts_inspects_and_resolves_what_is_assigned_to_the_committee(
-    client, report, tokens, directory, database
+    client, report, tokens, directory, database, outbox
 ):
     committee = register(database, "owners_committee", [directory.compound_a1])
     other_committee = register(database, "owners_committee", [directory.compound_a1_east])
@@ -78,6 +78,11 @@ def test_a_committee_member_accepts_inspects_and_resolves_what_is_assigned_to_th
     assert accepted.get_json()["kind"] == "assignment_accepted"
     again = client.post(url, json={}, headers=member)
     assert again.status_code == 409 and "already accepted" in again.get_json()["error"]["message"]
+    # The acceptance is told on the bus once, with the issue as it stands (the refused one is not).
+    accepted_events = [p for t, p in outbox() if t == "issues.issue.assignment_accepted"]
+    assert len(accepted_events) == 1
+    assert accepted_events[0]["issue_id"] == issue["id"]
+    assert accepted_events[0]["assignee_id"] == committee
     # The reporter sees that the committee has it in hand.
     kinds = [e["kind"] for e in client.get(f"/{issue['id']}/updates", headers=reporter).get_json()]
     assert "assignment_accepted" in kinds

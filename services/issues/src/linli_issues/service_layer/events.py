@@ -39,7 +39,7 @@ def snapshot(issue: Issue, actor_id: str | None, supporter_ids: list[str] | None
 # The contract's longest texts. A reason can be longer here (a resolution plan of 4,000 characters
 # is the reason of the move to resolving; a meeting's motion can be long): the event carries its
 # beginning, the timeline keeps it whole.
-TEXT_LIMITS = {"reason": 2000, "summary": 4000}
+TEXT_LIMITS = {"reason": 2000, "summary": 4000, "note": 2000}
 
 
 def _clipped(name: str, value: Any) -> Any:

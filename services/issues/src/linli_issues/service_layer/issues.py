@@ -556,6 +556,8 @@ def accept_assignment(
             data={"assignee_type": issue.assignee_type, "assignee_id": issue.assignee_id},
         )
         issue.updated_at = now
+        # The reporter and followers are told that the body has it in hand, like any other progress.
+        publish_change(uow, "issues.issue.assignment_accepted", issue, me, note=note)
         uow.commit()
         return entry
 

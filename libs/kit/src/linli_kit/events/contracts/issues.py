@@ -83,6 +83,13 @@ class IssueSupported(IssueSnapshot):
     supporter_id = uuid()
 
 
+class IssueAssignmentAccepted(IssueSnapshot):
+    """The organisation the issue is assigned to took it on (`assignee_*` name it), with the public
+    note it gave. Added (new type): older consumers do not bind it."""
+
+    note = text(2000, required=False)
+
+
 class IssueVisibilityChanged(IssueSnapshot):
     """Who may read the issue changed (its `visibility` is the new one): staff marked it private or
     lifted their mark, or the city narrowed its category's publication. Consumers that keep what
@@ -98,6 +105,7 @@ for _type, _schema in {
     "issues.issue.reported": IssueReported,
     "issues.issue.accepted": IssueStatusChanged,
     "issues.issue.assigned": IssueAssigned,
+    "issues.issue.assignment_accepted": IssueAssignmentAccepted,
     "issues.issue.status_changed": IssueStatusChanged,
     "issues.issue.escalated": IssueEscalated,
     "issues.issue.resolved": IssueResolved,
