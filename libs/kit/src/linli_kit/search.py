@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
@@ -205,3 +206,10 @@ def snippet(texts: Iterable[str | None], terms: Sequence[str], width: int = SNIP
 
 def score(in_title: bool) -> float:
     return 1.0 if in_title else 0.5
+
+
+def instant(value: datetime | None) -> str | None:
+    """An instant as ISO 8601 in UTC (SQLite hands stored UTC instants back naive)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()

@@ -177,7 +177,7 @@ class Search(MethodView):
                     "kind": "issue",
                     "id": issue.id,
                     "title": title,
-                    "snippet": search.snippet([description, title], terms),
+                    "snippet": search.snippet([description], terms),
                     "community_id": issue.community_id,
                     "date": schemas.utc_isoformat(issue.created_at),
                     "score": search.score(in_title),
