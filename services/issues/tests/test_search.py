@@ -123,3 +123,26 @@ def test_bad_queries_are_refused_naming_what_is_wrong(client, tokens):
     response = client.get("/search", query_string={"q": "墙", "kinds": "meeting"}, headers=resident)
     assert response.status_code == 422 and "kinds" in response.get_json()["error"]["fields"]
     assert client.get("/search", query_string={"q": "墙"}).status_code == 401
+
+
+def test_the_index_serves_chinese_words(database):
+    """The query a search makes is answered from the text index: pg_trgm's GIN index (which makes
+    trigrams of Chinese characters under this database's ctype), or SQLite's FTS5 table."""
+    from sqlalchemy import select, text
+
+    from linli_issues.adapters.repository import ISSUE_TEXT
+    from linli_issues.adapters.tables import issues
+
+    with database.session() as session:
+        dialect = session.get_bind().dialect
+        query = select(issues.c.id).where(ISSUE_TEXT.matches(issues, ["文化墙"], dialect.name))
+        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        if dialect.name == "postgresql":
+            # Four trigrams (with the padding); under a plain C ctype there would be none.
+            assert len(session.scalar(text("SELECT show_trgm('文化墙')"))) == 4
+            session.execute(text("SET LOCAL enable_seqscan = off"))  # an empty table: make it show its index
+            plan = "\n".join(session.scalars(text(f"EXPLAIN {sql}")))
+            assert "search_issues_trgm" in plan, plan
+        else:
+            plan = str(session.execute(text(f"EXPLAIN QUERY PLAN {sql}")).all())
+            assert "search_issues VIRTUAL TABLE INDEX" in plan, plan
