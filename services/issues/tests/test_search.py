@@ -94,6 +94,7 @@ def test_search_follows_changes_in_the_same_transaction(client, tokens, report, 
     issue, _ = report(title="电梯故障", description="三号楼电梯停在五层")
     staff = tokens.staff()
     assert [h["id"] for h in _search(client, staff, "电梯故障")] == [issue["id"]]
+    assert _search(client, staff, issue["id"][:8]) == []  # the index holds the id, but searches only text
     with database.transaction() as session:
         session.execute(text("UPDATE issues SET title = '电梯已修好' WHERE id = :id"), {"id": issue["id"]})
     assert _search(client, staff, "电梯故障") == []

@@ -132,16 +132,20 @@ class TextIndex:
             raise ValueError(f"no text search for {dialect}")
         listed = ", ".join(self.columns)
         values = ", ".join(f"coalesce(new.{c}, '')" for c in self.columns)
-        delete = f"DELETE FROM {self.name} WHERE {self.key} = old.{self.key};"
+        # The key is indexed too, so that a trigger finds a row's entry by the index (the FTS rowid
+        # cannot stand for the table's own: VACUUM may renumber a table without an INTEGER key).
+        # Searches name the text columns, so nobody finds anything by its id.
+        entry = f"{self.name} MATCH '{self.key} : \"' || replace(old.{self.key}, '\"', '\"\"') || '\"'"
+        found = f"SELECT rowid FROM {self.name} WHERE {entry} AND {self.key} = old.{self.key}"
+        delete = f"DELETE FROM {self.name} WHERE rowid IN ({found});"
         insert = f"INSERT INTO {self.name} ({self.key}, {listed}) VALUES (new.{self.key}, {values});"
         return [
-            f"CREATE VIRTUAL TABLE {self.name} USING fts5({self.key} UNINDEXED, {listed}, tokenize='trigram')",
+            f"CREATE VIRTUAL TABLE {self.name} USING fts5({self.key}, {listed}, tokenize='trigram')",
             f"INSERT INTO {self.name} ({self.key}, {listed}) "
             f"SELECT {self.key}, {', '.join(f'coalesce({c}, {chr(39) * 2})' for c in self.columns)} FROM {self.table}",
             f"CREATE TRIGGER {self.name}_insert AFTER INSERT ON {self.table} BEGIN {insert} END",
-            # Only a change of the text rewrites the entry (the key column is not indexed: finding the
-            # old entry reads the index's own table, which edits of titles are rare enough to afford).
-            f"CREATE TRIGGER {self.name}_update AFTER UPDATE OF {listed} ON {self.table} BEGIN {delete} {insert} END",
+            f"CREATE TRIGGER {self.name}_update AFTER UPDATE OF {self.key}, {listed} ON {self.table} "
+            f"BEGIN {delete} {insert} END",
             f"CREATE TRIGGER {self.name}_delete AFTER DELETE ON {self.table} BEGIN {delete} END",
         ]
 
@@ -160,7 +164,8 @@ class TextIndex:
         indexed = [t for t in terms if len(t) >= MIN_INDEXED_CHARS]
         if dialect == "sqlite" and indexed:
             fts = table(self.name, column(self.key))
-            phrase = " ".join('"' + t.replace('"', '""') + '"' for t in indexed)
+            columns = "{" + " ".join(self.columns) + "}"
+            phrase = " AND ".join(f'{columns} : "' + t.replace('"', '""') + '"' for t in indexed)
             found = select(fts.c[self.key]).where(literal_column(self.name).op("MATCH")(literal(phrase)))
             conditions.append(source.c[self.key].in_(found))
             rest = [t for t in terms if len(t) < MIN_INDEXED_CHARS]
