@@ -137,7 +137,12 @@ class TextIndex:
         # Searches name the text columns, so nobody finds anything by its id.
         entry = f"{self.name} MATCH '{self.key} : \"' || replace(old.{self.key}, '\"', '\"\"') || '\"'"
         found = f"SELECT rowid FROM {self.name} WHERE {entry} AND {self.key} = old.{self.key}"
-        delete = f"DELETE FROM {self.name} WHERE rowid IN ({found});"
+        delete = (
+            f"DELETE FROM {self.name} WHERE rowid IN ({found}); "
+            # A key under three characters has no trigram to find it by: read the whole index for it.
+            f"DELETE FROM {self.name} WHERE length(old.{self.key}) < {MIN_INDEXED_CHARS} "
+            f"AND {self.key} = old.{self.key};"
+        )
         insert = f"INSERT INTO {self.name} ({self.key}, {listed}) VALUES (new.{self.key}, {values});"
         return [
             f"CREATE VIRTUAL TABLE {self.name} USING fts5({self.key}, {listed}, tokenize='trigram')",
