@@ -127,6 +127,8 @@ FIELD_THINGS = {
     "offering_id": "offering",
     "agenda_item_id": "agenda_item",
     "duplicate_of": "issue",
+    # Searches (and the issue list's `q`) look for the words of the scope's own things.
+    "q": "words",
 }
 # Bodies the schema alone does not make acceptable (a pattern, a choice that decides the target):
 # merged over the generated one, so the write reaches the scope check it is meant to meet.
@@ -193,7 +195,9 @@ def _seed_nanmen(city: story.City) -> tuple[Scope, dict[str, Session]]:
     admin = city.admin
     label = uuid.uuid4().hex[:6]
     nanmen, guojiaqiao = city.communities["nanmen"], city.streets["guojiaqiao"]
-    scope = Scope(ids={"community": nanmen, "street": guojiaqiao})
+    # "Nanmen" is in the titles and names of its issues, group, activity and offering: a search for it
+    # from Chengqu must find none of them.
+    scope = Scope(ids={"community": nanmen, "street": guojiaqiao, "words": "Nanmen"})
     people: dict[str, Session] = {}
     phone_of: dict[str, str] = {}
     phones = iter(range(13600000000 + int(label, 16) % 10_000_000 * 10, 13700000000))

@@ -81,3 +81,24 @@ def test_anonymity_and_publication_through_the_gateway(sqlite_platform, token_si
     assert requests.get(f"{gateway.url}/open311/v2/requests/{hidden['id']}.json", timeout=60).status_code == 404
     services = requests.get(f"{gateway.url}/open311/v2/services.json", timeout=60).json()
     assert [s["service_code"] for s in services] == ["repairs_facilities"]
+
+    # Search through the gateway: a neighbour finds the named report only, the staff both, nobody's
+    # name in either; meetings and activities are not running here, and the answer says so.
+    def search(headers: dict[str, str], q: str) -> dict:
+        response = requests.get(f"{api}/search", params={"q": q}, headers=headers, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    found = search(neighbour, "Lift")
+    assert [h["id"] for h in found["hits"]] == [named["id"]] and PHONE not in str(found)
+    assert found["hits"][0]["community_name"] == "Yucai"
+    assert found["complete"] is False
+    assert sorted(m["service"] for m in found["missing"]) == ["activities", "meetings"]
+    assert {h["id"] for h in search(staff, "lift")["hits"]} == {named["id"], hidden["id"]}
+    assert reporter_id not in str(search(staff, "lift"))
+    assert (
+        search(bearer("resident", community_ids=[made("communities", {"street_id": street, "name": "B"})]), "Lift")[
+            "hits"
+        ]
+        == []
+    )

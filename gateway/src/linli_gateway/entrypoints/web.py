@@ -12,7 +12,7 @@ from linli_gateway.adapters.passwords import HashingPool
 from linli_gateway.adapters.revocations import RevokedTokens
 from linli_gateway.adapters.service_tokens import ServiceTokens
 from linli_gateway.definition import definition
-from linli_gateway.entrypoints import auth_api, directory_api, limits, openapi, proxy, stats_api
+from linli_gateway.entrypoints import auth_api, directory_api, limits, openapi, proxy, search_api, stats_api
 from linli_gateway.entrypoints.front_client import ClientSeal
 from linli_gateway.entrypoints.limits import account_key, client_key
 from linli_gateway.service_layer.accounts import API_CLIENT_TOKEN_TTL, Identity
@@ -55,7 +55,7 @@ def create_app() -> Flask:
         settings,
         database,
         title="Linli gateway",
-        blueprints=[directory_api.blp, auth_api.blp, stats_api.blp],
+        blueprints=[directory_api.blp, auth_api.blp, stats_api.blp, search_api.blp],
         verifier=RevocationAwareVerifier(
             settings.jwt_public_key(),
             issuer=settings.jwt_issuer,

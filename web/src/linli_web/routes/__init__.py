@@ -23,12 +23,13 @@ def register(app: Flask) -> None:
         prefs,
         proposals,
         report,
+        search,
         services,
         system,
     )
 
     for module in (
         system, prefs, auth, home, report, issues, meetings, activities, services, inbox, account, desk,
-        desk_meetings, desk_activities, overview, admin, noticeboard, proposals,
+        desk_meetings, desk_activities, overview, admin, noticeboard, proposals, search,
     ):  # fmt: skip
         app.register_blueprint(module.bp)

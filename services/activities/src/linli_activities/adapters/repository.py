@@ -17,6 +17,7 @@ from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
 from linli_kit.events.outbox import Outbox
+from linli_kit.search import TextIndex
 from linli_kit.tables import UtcDateTime
 
 T = TypeVar("T")
@@ -75,6 +76,27 @@ class Repository:
 
     def get(self, kind: type[T], obj_id: str) -> T | None:
         return self.session.get(kind, obj_id)
+
+    def text_search(
+        self,
+        index: TextIndex,
+        where: Iterable[ColumnElement[bool]],
+        terms: list[str],
+        columns: Iterable[Any],
+        date: Any,
+        limit: int,
+    ) -> list[Any]:
+        """Rows of `index`'s table meeting `where` and holding every term (the `columns` asked
+        for, and `in_title`): titles holding them all first, then by `date`, latest first."""
+        source = tables.metadata.tables[index.table]
+        in_title = index.in_title(source, terms)
+        query = (
+            select(*columns, in_title.label("in_title"))
+            .where(index.matches(source, terms, self.session.get_bind().dialect.name), *where)
+            .order_by(case((in_title, 1), else_=0).desc(), date.desc(), source.c[index.key])
+            .limit(limit)
+        )
+        return list(self.session.execute(query))
 
     def page(
         self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any], *, offset: int, limit: int

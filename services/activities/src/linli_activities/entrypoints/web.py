@@ -15,6 +15,7 @@ from linli_activities.entrypoints.care_api import blp as care_blueprint
 from linli_activities.entrypoints.places_api import blp as places_blueprint
 from linli_activities.entrypoints.programmes_api import blp as programmes_blueprint
 from linli_activities.entrypoints.proposals_api import blp as proposals_blueprint
+from linli_activities.entrypoints.search_api import blp as search_blueprint
 from linli_activities.entrypoints.stats_api import blp as stats_blueprint
 from linli_kit.db import Database
 from linli_kit.web import create_app as create_kit_app
@@ -34,6 +35,7 @@ def create_app(clock: Callable[[], datetime] = now_utc) -> Flask:
             programmes_blueprint,
             proposals_blueprint,
             stats_blueprint,
+            search_blueprint,
         ],
     )
     app.extensions["activities.clock"] = clock

@@ -11,8 +11,13 @@ from sqlalchemy.orm import Session
 
 from linli_issues.adapters import counters  # noqa: F401 - its hook keeps the statistics' counts
 from linli_issues.adapters.tables import issue_decisions, issue_meetings, photos, replica, supporters
+from linli_issues.adapters.tables import issues as issues_table
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, TimelineEntry
+from linli_kit.search import TextIndex
+
+# What a search reads of an issue: its title and description (migration 0010 made the index).
+ISSUE_TEXT = TextIndex("issues", "id", ("title", "description"))
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,18 @@ class IssueRepository:
         if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(self.session.scalars(query))
+
+    def search(self, scope: Scope, terms: list[str], limit: int) -> list[tuple[Issue, bool]]:
+        """Issues of the scope holding every term, with whether their title holds them all: those
+        first, then the newest."""
+        source = issues_table
+        in_title = ISSUE_TEXT.in_title(source, terms)
+        query = select(Issue, in_title).where(ISSUE_TEXT.matches(source, terms, self.session.get_bind().dialect.name))
+        clause = scope.clause()
+        if clause is not None:
+            query = query.where(clause)
+        query = query.order_by(desc(case((in_title, 1), else_=0)), Issue.created_at.desc(), Issue.id).limit(limit)
+        return [(issue, bool(title_hit)) for issue, title_hit in self.session.execute(query)]
 
     def candidates_for_similarity(self, community_id: str, scope: Scope, limit: int = 300) -> list[Issue]:
         """Recent open issues of a community that the caller may read (`scope`); the few hundred a

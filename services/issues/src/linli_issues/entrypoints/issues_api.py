@@ -21,6 +21,7 @@ from linli_issues.service_layer import issues as use_cases
 from linli_issues.service_layer import stats
 from linli_issues.service_layer.issues import IssueView
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
+from linli_kit import search
 from linli_kit.auth import Role
 from linli_kit.errors import Forbidden, Invalid
 from linli_kit.periods import resolve_period, today_in
@@ -150,6 +151,39 @@ class Similar(MethodView):
         )
         now = _now()
         return [{"score": score, "issue": present(view, now)} for view, score in found]
+
+
+IssueSearchQuery = search.search_query_schema(["issue"], name="IssueSearchQuery")
+
+
+@blp.route("/search")
+class Search(MethodView):
+    @blp.arguments(IssueSearchQuery, location="query")
+    @blp.response(200, search.HitSchema(many=True))
+    def get(self, query: dict) -> list:
+        """Find the issues you may see by words of their title or description, Chinese or not
+        (titles holding every word first, then the newest). Text is masked as in the issue itself;
+        no reporter is named."""
+        terms = search.terms_of(query["q"])
+        found = use_cases.search_issues(_uow(), require_principal(), terms, query["limit"])
+        hits = []
+        for view, in_title in found:
+            issue = view.issue
+            title, description = issue.title, issue.description
+            if view.masked:
+                title, description = privacy.masked(title), privacy.masked(description)
+            hits.append(
+                {
+                    "kind": "issue",
+                    "id": issue.id,
+                    "title": title,
+                    "snippet": search.snippet([description], terms),
+                    "community_id": issue.community_id,
+                    "date": schemas.utc_isoformat(issue.created_at),
+                    "score": search.score(in_title),
+                }
+            )
+        return hits
 
 
 @blp.route("/export.csv")

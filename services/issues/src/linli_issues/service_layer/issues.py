@@ -361,6 +361,17 @@ def list_issues(
         return [_view_of(principal, i, street_of) for i in items], total
 
 
+def search_issues(
+    uow: IssuesUnitOfWork, principal: Principal, terms: list[str], limit: int
+) -> list[tuple[IssueView, bool]]:
+    """The issues the caller's lists would show that hold every term (with whether the title holds
+    them all), each as this caller may see it."""
+    with uow:
+        found = uow.issues.search(access.scope_of(principal), terms, limit)
+        street_of = _memo(uow.issues.street_of)
+        return [(_view_of(principal, issue, street_of), in_title) for issue, in_title in found]
+
+
 def _memo(function: Callable[[str], str | None]) -> Callable[[str], str | None]:
     cache: dict[str, str | None] = {}
 

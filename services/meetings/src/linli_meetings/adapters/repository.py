@@ -8,14 +8,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, or_, select
+from sqlalchemy import ColumnElement, Row, Select, case, func, insert, or_, select
 from sqlalchemy.orm import Session, raiseload
 
+from linli_kit.search import TextIndex
 from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.procedure import Count
 from linli_meetings.domain.proposal import MeetingProposal
+
+# What a search reads of a meeting (migration 0010 made the index).
+MEETING_TEXT = TextIndex("meetings", "id", ("title", "description"))
 
 
 class _StreetCache:
@@ -65,6 +69,20 @@ class MeetingRepository:
                 select(Meeting).where(tables.meetings.c.id == meeting_id).with_for_update()
             ).first()
         return self.session.get(Meeting, meeting_id)
+
+    def search(self, visible: ColumnElement[bool], terms: list[str], limit: int) -> list[Row]:
+        """Visible meetings holding every term in their title or description (id, title,
+        description, community_id, starts_at, in_title): titles holding them all first, then the
+        latest."""
+        m = tables.meetings
+        in_title = MEETING_TEXT.in_title(m, terms)
+        query = (
+            select(m.c.id, m.c.title, m.c.description, m.c.community_id, m.c.starts_at, in_title.label("in_title"))
+            .where(visible, MEETING_TEXT.matches(m, terms, self.session.get_bind().dialect.name))
+            .order_by(case((in_title, 1), else_=0).desc(), m.c.starts_at.desc(), m.c.id)
+            .limit(limit)
+        )
+        return list(self.session.execute(query))
 
     def list(
         self, visible: ColumnElement[bool], *, offset: int, limit: int, **filters: Any

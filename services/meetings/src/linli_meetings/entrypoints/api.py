@@ -12,6 +12,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from linli_kit import search
 from linli_kit.web import current_principal, require_principal
 from linli_meetings.domain.decision import Choice, DocumentKind
 from linli_meetings.entrypoints import schemas as s
@@ -62,6 +63,32 @@ class Meetings(MethodView):
     @blp.response(201, s.MeetingOut)
     def post(self, body: dict) -> Any:
         return meetings.schedule_meeting(_uow(), require_principal(), plain(body))
+
+
+MeetingSearchQuery = search.search_query_schema(["meeting"], name="MeetingSearchQuery")
+
+
+@blp.route("search")
+class Search(MethodView):
+    @blp.arguments(MeetingSearchQuery, location="query")
+    @blp.response(200, search.HitSchema(many=True))
+    def get(self, query: dict) -> list:
+        """Find the meetings you may see by words of their title or description, Chinese or not
+        (titles holding every word first, then the latest)."""
+        terms = search.terms_of(query["q"])
+        rows = meetings.search_meetings(_uow(), require_principal(), terms, query["limit"])
+        return [
+            {
+                "kind": "meeting",
+                "id": row.id,
+                "title": row.title,
+                "snippet": search.snippet([row.description], terms),
+                "community_id": row.community_id,
+                "date": search.instant(row.starts_at),
+                "score": search.score(bool(row.in_title)),
+            }
+            for row in rows
+        ]
 
 
 @blp.route("series")

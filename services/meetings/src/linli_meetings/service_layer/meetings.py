@@ -78,6 +78,13 @@ def list_meetings(
         return [MeetingSummary(m, counts[m.id], hidden) for m in meetings], total
 
 
+def search_meetings(uow: MeetingsUnitOfWork, principal: Principal, terms: list[str], limit: int) -> list[Any]:
+    """The meetings the caller's list would show that hold every term (rows of id, title,
+    description, community_id, starts_at, in_title)."""
+    with uow:
+        return uow.meetings.search(access.visible_meetings(principal), terms, limit)
+
+
 def checkin_code(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str) -> str:
     with uow:
         meeting = managed_meeting(uow, principal, meeting_id)

@@ -1,0 +1,32 @@
+"""text search of issues: title and description, Chinese included
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-03 18:30:00
+
+SQLite: an FTS5 table with the trigram tokenizer, filled from the issues already there and kept by
+triggers. PostgreSQL: a pg_trgm GIN index over the two columns (built over the existing rows).
+See linli_kit.search for why trigrams.
+"""
+from alembic import op
+
+from linli_kit.search import TextIndex
+
+
+revision = '0010'
+down_revision = '0009'
+branch_labels = None
+depends_on = None
+
+# Frozen here as it was when this migration was written.
+ISSUE_TEXT = TextIndex('issues', 'id', ('title', 'description'))
+
+
+def upgrade() -> None:
+    for statement in ISSUE_TEXT.create_statements(op.get_bind().dialect.name):
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    for statement in ISSUE_TEXT.drop_statements(op.get_bind().dialect.name):
+        op.execute(statement)
