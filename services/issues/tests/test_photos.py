@@ -8,6 +8,7 @@ import io
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,39 @@ def test_photo_settings_that_cannot_work_stop_the_process_naming_the_variable(mo
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=complaint.replace("(", r"\(").replace(")", r"\)")):
         load_photo_storage_config()
+
+
+def test_photos_kept_as_sent_before_are_re_encoded_by_the_command(client, tokens, report, app, database, capsys):
+    """A photo of before migration 0010, its EXIF location and all, and one that no longer decodes."""
+    from sqlalchemy import insert
+
+    from linli_issues.definition import definition
+
+    issue, reporter = report()
+    folder: Path = app.extensions["linli.settings"].data_dir / "photos"
+    folder.mkdir(parents=True)
+    old, broken = str(uuid.uuid4()), str(uuid.uuid4())
+    sent = _picture("JPEG")
+    (folder / f"{old}.jpg").write_bytes(sent)
+    (folder / f"{broken}.jpg").write_bytes(sent[:300])
+    with database.transaction() as s:
+        for photo_id, size in ((old, len(sent)), (broken, 300)):
+            s.execute(insert(photos).values(id=photo_id, issue_id=issue["id"], content_type="image/jpeg", size=size,
+                                            file_name=f"{photo_id}.jpg", uploaded_by=str(uuid.uuid4()),
+                                            created_at=datetime.now(UTC)))  # fmt: skip
+    command = definition.commands["reencode-photos"]
+    assert command(definition.settings(), database, []) == 1  # one could not be decoded
+    assert broken in capsys.readouterr().err
+    listed = {p["id"]: p for p in client.get(f"/{issue['id']}/photos", headers=reporter).get_json()}
+    assert (listed[old]["width"], listed[old]["height"]) == (1200, 800)
+    served = client.get(f"/{issue['id']}/photos/{old}", headers=reporter)
+    _no_metadata(served.data)
+    assert len(served.data) == listed[old]["size"] and served.data == (folder / f"{old}.jpg").read_bytes()
+    thumbnail = client.get(f"/{issue['id']}/photos/{old}/thumbnail", headers=reporter)
+    assert Image.open(io.BytesIO(thumbnail.data)).size == (320, 213)
+    # The broken one is left as it was (its thumbnail: the photo itself); a second run does nothing more.
+    assert (folder / f"{broken}.jpg").read_bytes() == sent[:300] and listed[broken]["width"] is None
+    assert client.get(f"/{issue['id']}/photos/{broken}/thumbnail", headers=reporter).data == sent[:300]
+    before = (folder / f"{old}.jpg").stat().st_mtime_ns
+    assert command(definition.settings(), database, []) == 1
+    assert (folder / f"{old}.jpg").stat().st_mtime_ns == before
