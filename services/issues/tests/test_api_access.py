@@ -205,6 +205,7 @@ def test_csv_export_is_for_staff(client, tokens, report):
 
 
 def test_photos_are_checked_stored_on_disk_and_served_to_those_who_see_the_issue(client, tokens, report, database, app):
+    """(Metadata, thumbnails, HEIC and the S3 store: test_photos.py.)"""
     issue, reporter = report()
     url = f"/{issue['id']}/photos"
     content = _png()
@@ -213,19 +214,21 @@ def test_photos_are_checked_stored_on_disk_and_served_to_those_who_see_the_issue
     )
     assert uploaded.status_code == 201, uploaded.get_json()
     photo = uploaded.get_json()
-    assert photo["content_type"] == "image/png" and photo["size"] == len(content)
-    stored = list((app.extensions["linli.settings"].data_dir / "photos").iterdir())
-    assert [p.read_bytes() for p in stored] == [content]
+    assert photo["content_type"] == "image/png" and (photo["width"], photo["height"]) == (2, 2)
+    folder = app.extensions["linli.settings"].data_dir / "photos"
+    stored = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(stored) == [f"{photo['id']}.png", f"{photo['id']}.thumb.jpg"]  # re-encoded, and its thumbnail
 
     served = client.get(f"{url}/{photo['id']}", headers=tokens.resident())
-    assert served.status_code == 200 and served.data == content and served.mimetype == "image/png"
+    assert served.status_code == 200 and served.mimetype == "image/png"
+    assert served.data == stored[f"{photo['id']}.png"] and len(served.data) == photo["size"]
     outsider = tokens.resident(community_id=tokens.d.community_b1)
     assert client.get(f"{url}/{photo['id']}", headers=outsider).status_code == 404
     assert client.get(f"{url}/{uuid.uuid4()}", headers=reporter).status_code == 404
 
     for data, why in [
-        (b"GIF89a" + b"\x00" * 40, "only JPEG and PNG"),
-        (b"\x89PNG\r\n\x1a\n" + b"garbage", "PNG"),
+        (b"GIF89a" + b"\x00" * 40, "only JPEG, PNG and HEIC/HEIF"),
+        (b"\x89PNG\r\n\x1a\n" + b"garbage", "not a readable PNG image"),
         (b"\xff\xd8\xff" + b"\x00" * (6 * 1024 * 1024), "larger"),
     ]:
         refused = client.post(
@@ -239,7 +242,7 @@ def test_photos_are_checked_stored_on_disk_and_served_to_those_who_see_the_issue
                        content_type="multipart/form-data").status_code == 403  # fmt: skip
     with database.session() as s:
         assert s.scalar(select(func.count()).select_from(photos)) == 1
-    assert len(list((app.extensions["linli.settings"].data_dir / "photos").iterdir())) == 1
+    assert len(list(folder.iterdir())) == 2
     assert [p["id"] for p in client.get(url, headers=reporter).get_json()] == [photo["id"]]
 
 

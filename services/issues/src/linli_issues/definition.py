@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -12,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 from linli_issues import SERVICE
 from linli_issues.adapters import counters
+from linli_issues.adapters.photo_store import photo_store_from
 from linli_issues.adapters.tables import messaging, metadata, replica
 from linli_issues.config import load_issues_config
 from linli_issues.service_layer.consultations import meeting_handlers
 from linli_issues.service_layer.deadlines import close_unrated, escalate_overdue
 from linli_issues.service_layer.doorstep import doorstep_handlers
-from linli_issues.service_layer.issues import utc_now
+from linli_issues.service_layer.issues import reencode_legacy_photos, utc_now
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.config import Settings
 from linli_kit.db import Database
@@ -100,6 +102,29 @@ def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> i
     return 0
 
 
+def reencode_photos(settings: Settings, database: Database, args: list[str]) -> int:
+    """Re-encode the photos stored before thumbnails were made, without their metadata.
+
+    Until migration 0010 a photo was kept as it was sent, its EXIF (GPS location, camera) included.
+    This stores each such photo again, decoded and re-encoded with no metadata, under the same name
+    in the photo store (PHOTO_STORAGE), and makes its thumbnail. A photo that cannot be decoded is
+    named and left as it is. Run once after upgrading; running it again does nothing more.
+    """
+    summary, _, details = (reencode_photos.__doc__ or "").partition("\n")
+    argparse.ArgumentParser(
+        prog="linli-issues reencode-photos",
+        description=f"{summary}\n{textwrap.dedent(details)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(args)
+    config = load_issues_config().photos
+    store = photo_store_from(config, settings.data_dir)
+    done, failed = reencode_legacy_photos(IssuesUnitOfWork(database), store, thumbnail_side=config.thumbnail_side)
+    print(f"linli-issues: {done} photo(s) re-encoded without metadata, with a thumbnail")
+    for photo_id in failed:
+        print(f"linli-issues: photo {photo_id} could not be decoded; left as it is", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _instant(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -119,7 +144,7 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     timers=timers,
-    commands={"run-deadlines": run_deadlines, "rebuild-counts": rebuild_counts},
+    commands={"run-deadlines": run_deadlines, "rebuild-counts": rebuild_counts, "reencode-photos": reencode_photos},
     # `check-config` reads ISSUES_AUTO_CLOSE_DAYS, ISSUES_DEADLINE_CHECK_SECONDS and OPEN311_PUBLIC_URL too.
     check_settings=lambda _settings: load_issues_config(),
 )

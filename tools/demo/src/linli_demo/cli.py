@@ -70,6 +70,10 @@ def load(gateway: str, wait: float) -> int:
     story.leaking_roof(city, quiet)
     story.popular_activity(city, quiet)
     story.neighbours_helping(city, quiet)
+    story.inn_programme(city, quiet)
+    patrol = story.woodpecker_patrol(city, quiet)
+    story.talent_matched(city, patrol["issue"]["id"], quiet)
+    story.welfare_visit_kept(city, quiet)
     print(f"linli-demo: Lingwu is loaded. Open {gateway}/ in a browser, {gateway}/api/docs for the API, or try:")
     print(f"  curl {gateway}/api/v1/directory/communities")
     _print_logins(city)
@@ -100,6 +104,10 @@ def tell(gateway: str) -> int:
         print("   (run `linli-issues run-deadlines` on the server to see it escalate)")
     story.popular_activity(city, print)
     story.neighbours_helping(city, print)
+    story.inn_programme(city, print)
+    patrol = story.woodpecker_patrol(city, print)
+    story.talent_matched(city, patrol["issue"]["id"], print)
+    story.welfare_visit_kept(city, print)
     story.street_overview(city, print)
     return 0
 

@@ -7,9 +7,12 @@
 4. The round-table meets, attendance is taken, the motion to dismantle the wall is adopted
    unanimously; the issue follows the decision; the action item is done; the issue is resolved; the
    reporter rates it, and was told at each step.
+   The noticeboard (公示) shows residents the decision, its votes and the action item done.
 5. The roof of Building 7 needs six consultations and an on-site inspection before it is resolved;
    an issue nobody handles escalates to the street office by its deadline.
-6. An activity fills up; a waiting-listed resident is promoted and told; people check in.
+6. An activity fills up; a waiting-listed resident is promoted and told; people check in. The
+   neighbourhood inn runs a daily programme; a vetted talent is matched to a need; a resident living
+   alone is visited as planned; a "woodpecker patrol" finds a hazard and raises it as an issue.
 7. The street official's overview shows what happened.
 
 Every step returns what it saw, so a test can check it and the CLI can tell it.
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from linli_demo.client import ApiError, Session
 
@@ -349,7 +353,8 @@ def cultural_wall(city: City, narrate: Narrate = print) -> dict[str, Any]:
             # The round-table's rules of procedure let a motion ask for unanimity; this one does.
             "threshold": "unanimous",
             "agenda_item_id": meeting["agenda"][0]["id"],
-            "issue_effect": "resolution_plan",
+            # Resolved once its action item is done: the issue follows the work, nobody has to say so.
+            "issue_effect": "resolve",
             "resolution_plan": "The property company dismantles both walls",
             "action_items": [
                 {
@@ -367,13 +372,20 @@ def cultural_wall(city: City, narrate: Narrate = print) -> dict[str, Any]:
     wait_for(lambda: _issue(staff, wall["id"])["status"] == "resolving", what="the wall being resolved")
     property_manager = city.person("property")
     [action] = property_manager.get("/api/v1/meetings/action-items", params={"meeting_id": meeting["id"]})
+    seen["wall_in_progress"] = _issue(staff, wall["id"])["follow_up"]
     property_manager.patch(
         f"/api/v1/meetings/action-items/{action['id']}", {"status": "done", "note": "Both walls taken down"}
     )
-    staff.post(
-        f"/api/v1/issues/{wall['id']}/status",
-        {"status": "resolved", "summary": "Both cultural walls were dismantled by the property company."},
+    # The action item done closes the loop: the issue is resolved as the round-table decided.
+    seen["wall_resolved"] = wait_for(
+        lambda: (i := _issue(staff, wall["id"]))["status"] == "resolved" and i,
+        what="the wall resolved by its action item",
     )
+    narrate("   The property company reports the walls down: the action item is done, and the issue resolved.")
+    seen["noticeboard"] = reporter.get(
+        "/api/v1/meetings/noticeboard", params={"community_id": city.communities["shangpinyuan"]}
+    )
+    narrate("   The noticeboard (公示) shows the decision, its votes and the action item done.")
     reporter.post(f"/api/v1/issues/{wall['id']}/rating", {"rating": 5, "comment": "Safe for the children now"})
     seen["wall_final"] = _issue(staff, wall["id"])
     seen["reporter_told"] = wait_for(
@@ -577,6 +589,115 @@ def neighbours_helping(city: City, narrate: Narrate = print) -> dict[str, Any]:
     staff.post(f"/api/v1/activities/bookings/{booking['id']}/confirm", {})
     done = staff.post(f"/api/v1/activities/bookings/{booking['id']}/complete", {"person_times": 1})
     return {"group": group["id"], "booking": done}
+
+
+def inn_programme(city: City, narrate: Narrate = print) -> dict[str, Any]:
+    """Step 6, the inn's daily programme: a recurring series, one day skipped."""
+    staff = city.person("staff_xihu")
+    tomorrow = datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=1)
+    narrate("   The Xihu neighbourhood inn runs a morning programme every day for a week, from tomorrow.")
+    series = staff.post(
+        "/api/v1/activities/series",
+        {
+            "community_ids": [city.communities["xihu"]],
+            "kind": "culture",
+            "title": "Morning calligraphy at the inn 邻里驿站晨练书法",
+            "place": "Xihu neighbourhood inn",
+            "frequency": "daily",
+            "first_date": tomorrow.isoformat(),
+            "start_time": "09:00",
+            "duration_minutes": 90,
+            "count": 7,
+            "capacity": 20,
+            "publish": True,
+        },
+    )
+    skipped = staff.post(
+        f"/api/v1/activities/series/{series['id']}/exceptions",
+        {"occurrence_date": (tomorrow + timedelta(days=2)).isoformat(), "action": "skip",
+         "reason": "The inn hosts the health check that morning"},
+    )  # fmt: skip
+    narrate("   One morning is skipped for the health check; residents are told.")
+    return {"series": staff.get(f"/api/v1/activities/series/{series['id']}"), "skipped": skipped}
+
+
+def talent_matched(city: City, issue_id: str, narrate: Narrate = print) -> dict[str, Any]:
+    """Step 6, a talent: a retired electrician offers his skill, staff vet him, match him to a need,
+    and he accepts."""
+    staff, talent_user = city.person("staff_xihu"), city.person("xihu_1")
+    narrate("   Qian Hong, a retired electrician, joins the talent pool; staff vet him and match him to a need.")
+    talent = talent_user.post(
+        "/api/v1/activities/talents",
+        {"community_id": city.communities["xihu"], "display_name": talent_user.name, "skills": ["repair"],
+         "availability": "weekday mornings", "description": "Retired electrician"},
+    )  # fmt: skip
+    vetted = staff.post(
+        f"/api/v1/activities/talents/{talent['id']}/vetting",
+        {"decision": "approve", "note": "Capable, well regarded, selfless: known to the community for years"},
+    )
+    match = staff.post(
+        f"/api/v1/activities/talents/{talent['id']}/matches",
+        {"issue_id": issue_id, "note": "The stairwell lamps of Building 3"},
+    )
+    accepted = talent_user.post(f"/api/v1/activities/talents/matches/{match['id']}/accept")
+    narrate("   He accepts the match.")
+    return {"talent": vetted, "match": accepted}
+
+
+def welfare_visit_kept(city: City, narrate: Narrate = print) -> dict[str, Any]:
+    """Step 6, a welfare visit: Wu Gang lives alone; a caring grandma visits him every week."""
+    staff, visitor = city.person("staff_xihu"), city.person("li_yumei")
+    narrate("   Wu Gang lives alone: Li Yumei is to visit him every week, and does.")
+    flag = staff.post(
+        "/api/v1/activities/support",
+        {"community_id": city.communities["xihu"], "resident_id": city.person("xihu_3").id,
+         "display_name": city.person("xihu_3").name, "needs": ["living_alone"],
+         "address": "Xihu Residences, Building 3, 501"},
+    )  # fmt: skip
+    today = datetime.now(UTC).date()
+    plan = staff.put(
+        f"/api/v1/activities/support/{flag['id']}/visit-plan",
+        {"every_days": 7, "visitor_id": visitor.id, "visitor_name": visitor.name, "starts_on": today.isoformat()},
+    )
+    visit = visitor.post(
+        f"/api/v1/activities/support/{flag['id']}/visits",
+        {"visited_on": today.isoformat(), "condition": "well", "note": "Tea and a chat; the fridge is full"},
+    )
+    plan = staff.get(f"/api/v1/activities/support/{flag['id']}/visit-plan")
+    queue = staff.get("/api/v1/activities/visits/queue")
+    narrate(f"   Visited today; the next visit is due on {plan['next_due_on']}.")
+    return {"visit": visit, "plan": plan, "queue": queue}
+
+
+def woodpecker_patrol(city: City, narrate: Narrate = print) -> dict[str, Any]:
+    """Step 6, the woodpecker patrol: a mutual-aid group walks its round, finds a hazard and raises
+    it as an issue in one step; the issue is credited to the group."""
+    staff = city.person("staff_xihu")
+    coordinator, member = city.person("xihu_2"), city.person("li_yumei")
+    narrate("   Xihu's 'woodpecker patrol' walks its evening round.")
+    group = staff.post(
+        "/api/v1/activities/groups",
+        {"community_id": city.communities["xihu"], "name": "Woodpecker patrol 啄木鸟巡逻队",
+         "purpose": "Walk the compound and find what is broken", "coordinator_id": coordinator.id},
+    )  # fmt: skip
+    for person in (coordinator, member):
+        staff.post(f"/api/v1/activities/groups/{group['id']}/members",
+                   {"user_id": person.id, "display_name": person.name})  # fmt: skip
+    start = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    patrol = coordinator.post(
+        f"/api/v1/activities/groups/{group['id']}/patrols",
+        {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat(),
+         "member_ids": [coordinator.id, member.id], "route": "Buildings 1-6 and the bicycle shed"},
+    )  # fmt: skip
+    finding = member.post(
+        f"/api/v1/activities/patrols/{patrol['id']}/findings",
+        {"title": "Stairwell lamps out in Building 3", "description": "Dark from the 2nd to the 5th floor at night",
+         "location": "Xihu Residences, Building 3 stairwell", "urgency": "high", "raise_issue": True},
+    )  # fmt: skip
+    issue = wait_for(lambda: _issue(staff, finding["issue_id"]), what="the patrol's finding reported as an issue")
+    narrate(f"   {member.name} finds the stairwell dark: it is an issue at once, credited to the patrol.")
+    figures = staff.get(f"/api/v1/activities/groups/{group['id']}/patrols/figures")
+    return {"group": group, "round": patrol, "finding": finding, "issue": issue, "figures": figures}
 
 
 def street_overview(city: City, narrate: Narrate = print) -> dict[str, Any]:

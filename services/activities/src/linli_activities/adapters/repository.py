@@ -74,8 +74,9 @@ class Repository:
     def add(self, obj: object) -> None:
         self.session.add(obj)
 
-    def get(self, kind: type[T], obj_id: str) -> T | None:
-        return self.session.get(kind, obj_id)
+    def get(self, kind: type[T], obj_id: str, *, lock: bool = False) -> T | None:
+        """The object; `lock`: its row locked until commit (two callers changing it take turns)."""
+        return self.session.get(kind, obj_id, with_for_update=lock or None)
 
     def text_search(
         self,
@@ -375,3 +376,14 @@ class Repository:
     def community_exists(self, community_id: str) -> bool:
         c = tables.replica.communities.c
         return self.session.scalar(select(c.community_id).where(c.community_id == community_id)) is not None
+
+    # --- patrols ---------------------------------------------------------------------------------------
+    def patrol_figures(self, group_id: str) -> dict[str, int]:
+        r, f = tables.patrol_rounds.c, tables.patrol_findings.c
+        rounds, walked = self.session.execute(
+            select(func.count(r.id), func.count(r.walked_at)).where(r.group_id == group_id)
+        ).one()
+        findings, raised = self.session.execute(
+            select(func.count(f.id), func.count(f.issue_id)).where(f.group_id == group_id)
+        ).one()
+        return {"rounds": rounds, "rounds_walked": walked, "findings": findings, "issues_raised": raised}

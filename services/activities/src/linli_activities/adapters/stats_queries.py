@@ -194,6 +194,29 @@ class StatsQueries:
         totals = {"welfare_visits": self.session.scalar(visits_q) or 0, "visit_plans": plans, "visits_overdue": overdue}
         return totals, per_community, monthly
 
+    # --- patrols -------------------------------------------------------------------------------------------
+    def patrols(self, scope: ScopeFilter, start: datetime, end: datetime) -> tuple[Figures, dict, dict]:
+        """Rounds walked, findings recorded and findings raised as issues in the period (each by
+        its own moment)."""
+        r, f = t.patrol_rounds.c, t.patrol_findings.c
+        counted = (
+            ("patrol_rounds", r.id, r.community_id, r.walked_at),
+            ("patrol_findings", f.id, f.community_id, f.recorded_at),
+            ("patrol_issues_raised", f.id, f.community_id, f.raised_at),
+        )
+        totals: Figures = {}
+        per_community: dict[str, Figures] = defaultdict(dict)
+        monthly: dict[str, Figures] = defaultdict(dict)
+        for name, key, community, moment in counted:
+            query = select(func.count(key)).where(*self._where(scope(community), moment >= start, moment < end))
+            by_community = self._grouped(query, community, [name])
+            for k, figures in by_community.items():
+                per_community[k].update(figures)
+            for k, figures in self._grouped(query, self._month(moment), [name]).items():
+                monthly[k].update(figures)
+            totals.update(self._summed(by_community, [name]))
+        return totals, per_community, monthly
+
     # --- festivals ------------------------------------------------------------------------------------
     def festival(self, festival_id: str, now: datetime) -> tuple[Figures, dict[str, Figures]]:
         """(totals, per community) of a festival's published activities: how many, how many held

@@ -37,6 +37,7 @@ from linli_activities.domain.care import (
     VisitPlan,
     WelfareVisit,
 )
+from linli_activities.domain.patrols import PatrolFinding, PatrolRound
 from linli_activities.domain.places import ServicePost
 from linli_activities.domain.programmes import ActivitySeries, Festival
 from linli_activities.domain.proposals import ActivityProposal
@@ -450,6 +451,48 @@ activity_proposals = Table(
     Index("ix_activity_proposals_community_status", "community_id", "status", "created_at"),
 )
 
+# Patrols of mutual-aid groups (the "woodpecker patrol"): the rota's rounds and what they found.
+patrol_rounds = Table(
+    "patrol_rounds",
+    metadata,
+    _id(primary_key=True),
+    _id("group_id", ForeignKey("mutual_aid_groups.id"), nullable=False),
+    _id("community_id", nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("route", String(500), nullable=False),
+    Column("member_ids", JSON, nullable=False),
+    _id("created_by", nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("walked_at", UtcDateTime),
+    _id("walked_by"),
+    Column("report", Text, nullable=False),
+    # A group's rota in time order; the figures: rounds walked in a period per community.
+    Index("ix_patrol_rounds_group_starts", "group_id", "starts_at"),
+    Index("ix_patrol_rounds_community_walked", "community_id", "walked_at"),
+)
+
+patrol_findings = Table(
+    "patrol_findings",
+    metadata,
+    _id(primary_key=True),
+    _id("round_id", ForeignKey("patrol_rounds.id"), nullable=False, index=True),
+    _id("group_id", nullable=False),
+    _id("community_id", nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("location", String(300), nullable=False),
+    Column("category", String(80), nullable=False),
+    Column("urgency", String(10), nullable=False),
+    _id("recorded_by", nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    # The issue it became: made by the issues service from activities.patrol.finding_raised.
+    _id("issue_id", unique=True),
+    _id("raised_by"),
+    Column("raised_at", UtcDateTime),
+    Index("ix_patrol_findings_community_recorded", "community_id", "recorded_at"),
+)
+
 mapper_registry = registry()
 for _class, _table in (
     (Activity, activities),
@@ -470,5 +513,7 @@ for _class, _table in (
     (VisitPlan, visit_plans),
     (WelfareVisit, welfare_visits),
     (ActivityProposal, activity_proposals),
+    (PatrolRound, patrol_rounds),
+    (PatrolFinding, patrol_findings),
 ):
     mapper_registry.map_imperatively(_class, _table)

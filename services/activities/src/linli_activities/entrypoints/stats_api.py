@@ -50,6 +50,9 @@ class FiguresSchema(Schema):
     welfare_visits = _count("visits made to residents needing support in the period")
     visit_plans = _count("residents needing support with a visit plan (now, not in the period)")
     visits_overdue = _count("of those plans, the ones whose visit is overdue today")
+    patrol_rounds = _count("patrol rounds of mutual-aid groups walked in the period")
+    patrol_findings = _count("findings recorded on patrol rounds in the period")
+    patrol_issues_raised = _count("patrol findings raised as issues in the period")
     attendance_rate = fields.Float(
         required=True, allow_none=True, metadata={"description": "registrations_attended / registrations; null: none"}
     )
@@ -81,6 +84,9 @@ class MonthFiguresSchema(Schema):
     door_to_door_person_times = _count("of those, door-to-door")
     help_hours = fields.Float(required=True, metadata={"description": "hours of help logged that month"})
     welfare_visits = _count("visits made to residents needing support that month")
+    patrol_rounds = _count("patrol rounds walked that month")
+    patrol_findings = _count("patrol findings recorded that month")
+    patrol_issues_raised = _count("patrol findings raised as issues that month")
 
 
 class StatsScopeSchema(Schema):

@@ -12,6 +12,7 @@ from linli_activities.definition import definition
 from linli_activities.domain.common import now_utc
 from linli_activities.entrypoints.activities_api import blp as activities_blueprint
 from linli_activities.entrypoints.care_api import blp as care_blueprint
+from linli_activities.entrypoints.patrols_api import blp as patrols_blueprint
 from linli_activities.entrypoints.places_api import blp as places_blueprint
 from linli_activities.entrypoints.programmes_api import blp as programmes_blueprint
 from linli_activities.entrypoints.proposals_api import blp as proposals_blueprint
@@ -32,6 +33,7 @@ def create_app(clock: Callable[[], datetime] = now_utc) -> Flask:
             activities_blueprint,
             places_blueprint,
             care_blueprint,
+            patrols_blueprint,
             programmes_blueprint,
             proposals_blueprint,
             stats_blueprint,

@@ -37,6 +37,9 @@ ZERO_FIGURES = {
     "welfare_visits": 0,
     "visit_plans": 0,
     "visits_overdue": 0,
+    "patrol_rounds": 0,
+    "patrol_findings": 0,
+    "patrol_issues_raised": 0,
 }
 MONTHLY_FIGURES = (
     "activities_held",
@@ -45,6 +48,9 @@ MONTHLY_FIGURES = (
     "door_to_door_person_times",
     "help_hours",
     "welfare_visits",
+    "patrol_rounds",
+    "patrol_findings",
+    "patrol_issues_raised",
 )
 
 
@@ -133,6 +139,7 @@ def statistics(
         merge(*q.talents(condition))
         merge(*q.services(condition, start, end))
         merge(*q.visits(condition, first, last, today_in(timezone, now)))
+        merge(*q.patrols(condition, start, end))
     totals["activities_by_kind"] = by_kind
     return {
         "scope": answered_scope,

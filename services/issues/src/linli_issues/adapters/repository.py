@@ -358,6 +358,16 @@ class IssueRepository:
         row = self.session.execute(select(photos).where(photos.c.issue_id == issue_id, photos.c.id == photo_id)).first()
         return dict(row._mapping) if row else None
 
+    def photos_without_thumbnail(self) -> list[dict[str, Any]]:
+        """Photos stored before thumbnails were made (migration 0010): kept as sent, oldest first."""
+        rows = self.session.execute(
+            select(photos).where(photos.c.thumbnail_file_name.is_(None)).order_by(photos.c.created_at, photos.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    def update_photo(self, photo_id: str, **values: Any) -> None:
+        self.session.execute(update(photos).where(photos.c.id == photo_id).values(**values))
+
     def photo_by_id(self, photo_id: str) -> dict[str, Any] | None:
         row = self.session.execute(select(photos).where(photos.c.id == photo_id)).first()
         return dict(row._mapping) if row else None

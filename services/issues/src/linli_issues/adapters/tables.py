@@ -59,6 +59,9 @@ issues = Table(
     Column("reported_by", String(36), nullable=True),
     Column("channel", String(20), nullable=False),
     Column("client_name", String(100), nullable=True),
+    # The mutual-aid group credited with finding it (a patrol finding, activities.patrol.finding_raised).
+    Column("credited_group_id", String(36), nullable=True),
+    Column("credited_group_name", String(200), nullable=True),
     Column("anonymous", Boolean, nullable=False, default=False),
     # The category's publication (narrowed with it) and the staff's mark: domain/privacy.py.
     Column("publication", String(12), nullable=False, default="community", server_default="community"),
@@ -174,7 +177,10 @@ photos = Table(
     Column("issue_id", String(36), ForeignKey("issues.id"), nullable=False, index=True),
     Column("content_type", String(40), nullable=False),
     Column("size", Integer, nullable=False),
-    Column("file_name", String(100), nullable=False),  # under <data_dir>/photos
+    Column("file_name", String(100), nullable=False),  # a name in the photo store (adapters/photo_store.py)
+    Column("thumbnail_file_name", String(100)),  # null: stored before thumbnails were made
+    Column("width", Integer),
+    Column("height", Integer),
     Column("uploaded_by", String(36), nullable=False),
     Column("created_at", When(), nullable=False),
 )

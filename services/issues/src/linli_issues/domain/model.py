@@ -195,6 +195,9 @@ class Issue:
     channel: str = "app"
     reported_by: str | None = None  # the staff member who took a phone or door-step report
     client_name: str | None = None  # the Open311 client that sent it
+    # The mutual-aid group whose patrol found it (the issue is theirs to be thanked for).
+    credited_group_id: str | None = None
+    credited_group_name: str | None = None
     status: str = "reported"
     assignee_type: str | None = None
     assignee_id: str | None = None

@@ -7,14 +7,15 @@ import io
 import json
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, current_app, request, send_file
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from linli_issues.adapters.photo_store import PhotoStore
+from linli_issues.config import PhotoStorageConfig
 from linli_issues.domain import privacy
 from linli_issues.entrypoints import schemas
 from linli_issues.service_layer import issues as use_cases
@@ -57,8 +58,12 @@ def _now() -> datetime:
     return clock()
 
 
-def _photo_dir() -> Path:
-    return Path(current_app.extensions["linli.settings"].data_dir) / "photos"
+def _photo_store() -> PhotoStore:
+    return current_app.extensions["linli.issues.photo_store"]
+
+
+def _photo_config() -> PhotoStorageConfig:
+    return current_app.extensions["linli.issues.photo_config"]
 
 
 _DETAIL_FIELDS = [n for n in schemas.IssueSchema._declared_fields if n not in ("overdue", "supported_by_me")]
@@ -349,7 +354,8 @@ class Meetings(MethodView):
 
 
 def _with_url(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "url": f"{row['issue_id']}/photos/{row['id']}"}
+    url = f"{row['issue_id']}/photos/{row['id']}"
+    return {**row, "url": url, "thumbnail_url": f"{url}/thumbnail"}
 
 
 @blp.route("/<uuid:issue_id>/photos")
@@ -360,26 +366,54 @@ class Photos(MethodView):
 
     @blp.response(201, schemas.PhotoSchema)
     def post(self, issue_id: Any) -> dict:
-        """Attach a JPEG or PNG (multipart field `photo`, at most 5 MB)."""
+        """Attach a JPEG, PNG or HEIC/HEIF photo (multipart field `photo`, at most PHOTO_MAX_MB, 5 MB
+        by default). It is stored re-encoded (HEIC as JPEG) without its metadata (EXIF location
+        included), with a thumbnail."""
         principal = require_principal()
         upload = request.files.get("photo")
         if upload is None:
             raise Invalid("no photo", fields={"photo": ["send the image as multipart field 'photo'"]})
-        row = use_cases.add_photo(_uow(), principal, str(issue_id), upload.read(), _photo_dir(), _now())
+        config = _photo_config()
+        row = use_cases.add_photo(
+            _uow(),
+            principal,
+            str(issue_id),
+            upload.read(config.max_bytes + 1),  # one byte more tells "too large" without reading it all
+            _photo_store(),
+            _now(),
+            max_bytes=config.max_bytes,
+            thumbnail_side=config.thumbnail_side,
+        )
         return _with_url(row)
+
+
+def _image_response(content: bytes, content_type: str) -> Response:
+    response = Response(content, mimetype=content_type)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @blp.route("/<uuid:issue_id>/photos/<uuid:photo_id>")
 class PhotoFile(MethodView):
     @blp.response(200, {"type": "string", "format": "binary"}, content_type="image/*")
     def get(self, issue_id: Any, photo_id: Any) -> Response:
-        path, content_type = use_cases.photo_file(
-            _uow(), require_principal(), str(issue_id), str(photo_id), _photo_dir()
+        """The photo as stored (no metadata)."""
+        content, content_type = use_cases.photo_file(
+            _uow(), require_principal(), str(issue_id), str(photo_id), _photo_store(), thumbnail=False
         )
-        response = send_file(path, mimetype=content_type, max_age=0)
-        response.headers["Cache-Control"] = "private, max-age=3600"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return _image_response(content, content_type)
+
+
+@blp.route("/<uuid:issue_id>/photos/<uuid:photo_id>/thumbnail")
+class PhotoThumbnail(MethodView):
+    @blp.response(200, {"type": "string", "format": "binary"}, content_type="image/jpeg")
+    def get(self, issue_id: Any, photo_id: Any) -> Response:
+        """The photo's thumbnail: a JPEG at most PHOTO_THUMBNAIL_PX (320) on its longer side."""
+        content, content_type = use_cases.photo_file(
+            _uow(), require_principal(), str(issue_id), str(photo_id), _photo_store(), thumbnail=True
+        )
+        return _image_response(content, content_type)
 
 
 @blp.route("/categories")

@@ -21,12 +21,11 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from xml.etree import ElementTree
 
-from flask import Blueprint, Flask, Response, current_app, request, send_file
+from flask import Blueprint, Flask, Response, current_app, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -40,6 +39,7 @@ from linli_issues.service_layer import access
 from linli_issues.service_layer import issues as use_cases
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Principal, Role
+from linli_kit.errors import NotFound as MissingRecord
 from linli_kit.errors import ServiceError
 from linli_kit.schemas import AwareDateTime
 from linli_kit.web import current_principal
@@ -482,10 +482,13 @@ def media(file_name: str) -> Response:
         issue = uow.issues.get(photo["issue_id"]) if photo is not None else None
     if photo is None or issue is None or not is_public(issue) or photo["file_name"] != file_name:
         raise Open311Error(404, f"media {file_name} not found")
-    path = Path(current_app.extensions["linli.settings"].data_dir) / "photos" / photo["file_name"]
-    if not path.is_file():
-        raise Open311Error(404, f"media {file_name} not found")
-    response = send_file(path, mimetype=photo["content_type"], max_age=0)
+    try:
+        content, content_type = use_cases.stored_photo(
+            current_app.extensions["linli.issues.photo_store"], photo, thumbnail=False
+        )
+    except MissingRecord as exc:
+        raise Open311Error(404, f"media {file_name} not found") from exc
+    response = Response(content, mimetype=content_type)
     # A photo never changes under its id; a public one may be cached by anyone.
     response.headers["Cache-Control"] = "public, max-age=86400"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -88,6 +88,10 @@ class IssueSchema(Schema):
     reporter_id = fields.String(allow_none=True, metadata={"description": "null when anonymous to you"})
     reported_by = fields.String(allow_none=True)
     channel = fields.String()
+    credited_group_id = fields.String(
+        allow_none=True, metadata={"description": "the mutual-aid group whose patrol found it (activities service)"}
+    )
+    credited_group_name = fields.String(allow_none=True)
     anonymous = fields.Boolean()
     visibility = fields.String(
         metadata={
@@ -238,11 +242,14 @@ class MeetingLinkSchema(Schema):
 
 class PhotoSchema(Schema):
     id = fields.String()
-    content_type = fields.String()
-    size = fields.Integer()
+    content_type = fields.String(metadata={"description": "as stored: image/jpeg (JPEG, HEIC) or image/png"})
+    size = fields.Integer(metadata={"description": "bytes as stored (re-encoded, metadata removed)"})
+    width = fields.Integer(allow_none=True, metadata={"description": "px; null for photos stored before 0010"})
+    height = fields.Integer(allow_none=True)
     uploaded_by = fields.String(allow_none=True, metadata={"description": "null: the anonymous reporter, to you"})
     created_at = _when()
     url = fields.String()
+    thumbnail_url = fields.String(metadata={"description": "a JPEG at most 320 px on its longer side"})
 
 
 class SimilarQuerySchema(Schema):

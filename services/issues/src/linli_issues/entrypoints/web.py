@@ -7,6 +7,7 @@ from datetime import datetime
 
 from flask import Flask
 
+from linli_issues.adapters.photo_store import photo_store_from
 from linli_issues.config import load_issues_config
 from linli_issues.definition import definition
 from linli_issues.entrypoints import open311
@@ -23,5 +24,7 @@ def create_app(clock: Callable[[], datetime] = utc_now) -> Flask:
     app = create_kit_app(settings, Database(settings.database_url), title="Linli issues", blueprints=[issues_blueprint])
     app.extensions["linli.issues.clock"] = clock
     app.extensions["linli.issues.open311_public_url"] = config.open311_public_url
+    app.extensions["linli.issues.photo_config"] = config.photos
+    app.extensions["linli.issues.photo_store"] = photo_store_from(config.photos, settings.data_dir)
     open311.install(app)
     return app

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from linli_issues.adapters.images import prepare_photo
+from linli_issues.adapters.photo_store import PhotoMissing, PhotoStore
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.domain import privacy, similarity
 from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
-from linli_issues.domain.photos import EXTENSIONS, photo_type
+from linli_issues.domain.photos import EXTENSIONS, MAX_PHOTO_BYTES, THUMBNAIL_SIDE
 from linli_issues.service_layer import access
 from linli_issues.service_layer.events import issue_event
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
@@ -723,36 +723,48 @@ def mark_private(
 
 # --- photos ---------------------------------------------------------------------------------------------------
 def add_photo(
-    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, content: bytes, photo_dir: Path, now: datetime
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    issue_id: str,
+    content: bytes,
+    store: PhotoStore,
+    now: datetime,
+    *,
+    max_bytes: int = MAX_PHOTO_BYTES,
+    thumbnail_side: int = THUMBNAIL_SIDE,
 ) -> dict[str, Any]:
+    """Check, re-encode (no metadata kept) and store a photo and its thumbnail."""
     me = access.person_id(principal)
     with uow:
         # Scope before state: who may not read the issue learns nothing of what a photo must be.
         issue = _load(uow, principal, issue_id)
         if issue.reporter_id != me and not access.sees_internal(principal, issue, uow.issues.street_of):
             raise Forbidden("only the reporter, staff and the assignee add photos")
-        content_type = photo_type(content)
+        prepared = prepare_photo(content, max_bytes=max_bytes, thumbnail_side=thumbnail_side)
         photo_id = sortable_id()  # later photos sort later, even within one instant
-        file_name = f"{photo_id}.{EXTENSIONS[content_type]}"
-        photo_dir.mkdir(parents=True, exist_ok=True)
-        # Written first under a temporary name: a crash leaves no half file behind a stored row.
-        temporary = photo_dir / f".{file_name}.part"
-        temporary.write_bytes(content)
-        os.replace(temporary, photo_dir / file_name)
+        file_name = f"{photo_id}.{EXTENSIONS[prepared.content_type]}"
+        thumbnail_name = f"{photo_id}.thumb.jpg"
         row = {
             "id": photo_id,
             "issue_id": issue.id,
-            "content_type": content_type,
-            "size": len(content),
+            "content_type": prepared.content_type,
+            "size": len(prepared.content),
             "file_name": file_name,
+            "thumbnail_file_name": thumbnail_name,
+            "width": prepared.width,
+            "height": prepared.height,
             "uploaded_by": me,
             "created_at": now,
         }
-        uow.issues.add_photo(**row)
+        # Files first, then the row: a failed commit removes them, so no row names a missing file.
         try:
+            store.put(file_name, prepared.content, prepared.content_type)
+            store.put(thumbnail_name, prepared.thumbnail, "image/jpeg")
+            uow.issues.add_photo(**row)
             uow.commit()
         except BaseException:
-            (photo_dir / file_name).unlink(missing_ok=True)
+            store.delete(file_name)
+            store.delete(thumbnail_name)
             raise
         return row
 
@@ -769,14 +781,60 @@ def list_photos(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> l
 
 
 def photo_file(
-    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, photo_id: str, photo_dir: Path
-) -> tuple[Path, str]:
+    uow: IssuesUnitOfWork, principal: Principal, issue_id: str, photo_id: str, store: PhotoStore, *, thumbnail: bool
+) -> tuple[bytes, str]:
+    """The stored photo (or its thumbnail) and its content type, for whoever reads the issue."""
     with uow:
         _load(uow, principal, issue_id)
         row = uow.issues.photo(issue_id, photo_id)
         if row is None:
             raise NotFound(f"photo {photo_id} not found")
-        return photo_dir / row["file_name"], row["content_type"]
+    return stored_photo(store, row, thumbnail=thumbnail)
+
+
+def reencode_legacy_photos(uow: IssuesUnitOfWork, store: PhotoStore, *, thumbnail_side: int) -> tuple[int, list[str]]:
+    """Photos stored before migration 0010 were kept as sent, metadata and all: each is stored again
+    re-encoded without it (under its name: JPEG stays JPEG, PNG stays PNG), with a thumbnail.
+    Returns how many were done and the ids of those that could not be decoded (left as they are)."""
+    with uow:
+        rows = uow.issues.photos_without_thumbnail()
+    done, failed = 0, []
+    for row in rows:
+        try:
+            # Already accepted once (up to the limit of its day): any size is re-encoded now.
+            prepared = prepare_photo(store.get(row["file_name"]), max_bytes=1 << 31, thumbnail_side=thumbnail_side)
+        except (Invalid, PhotoMissing):
+            failed.append(row["id"])
+            continue
+        if prepared.content_type != row["content_type"]:
+            failed.append(row["id"])  # stored under another type's name: left for a person to look at
+            continue
+        thumbnail_name = f"{row['id']}.thumb.jpg"
+        store.put(row["file_name"], prepared.content, prepared.content_type)
+        store.put(thumbnail_name, prepared.thumbnail, "image/jpeg")
+        with uow:
+            uow.issues.update_photo(
+                row["id"],
+                size=len(prepared.content),
+                width=prepared.width,
+                height=prepared.height,
+                thumbnail_file_name=thumbnail_name,
+            )
+            uow.commit()
+        done += 1
+    return done, failed
+
+
+def stored_photo(store: PhotoStore, row: dict[str, Any], *, thumbnail: bool) -> tuple[bytes, str]:
+    # A photo stored before thumbnails were made is its own thumbnail.
+    if thumbnail and row.get("thumbnail_file_name"):
+        name, content_type = row["thumbnail_file_name"], "image/jpeg"
+    else:
+        name, content_type = row["file_name"], row["content_type"]
+    try:
+        return store.get(name), content_type
+    except PhotoMissing as exc:
+        raise NotFound(f"the file of photo {row['id']} is missing from the photo store") from exc
 
 
 # --- categories -------------------------------------------------------------------------------------------------

@@ -149,6 +149,27 @@ class VisitConcernRaised(EventSchema):
     address = text(500, required=False)
 
 
+class PatrolFindingRaised(EventSchema):
+    """A mutual-aid group's patrol found something (a loose manhole cover, a blocked fire lane) and
+    a member raised it as an issue: the issues service reports it with this `issue_id` (so the
+    finding names it at once), channel `doorstep`, in the name of `raised_by`, the group
+    (`group_id`, `group_name`) credited on the issue. `address` is the public place it was found.
+    Its category is the issues service's (unknown or retired: `other`)."""
+
+    finding_id = uuid()
+    round_id = uuid()
+    issue_id = uuid()
+    community_id = uuid()
+    group_id = uuid()
+    group_name = text(200)
+    raised_by = uuid()
+    title = text(200)
+    description = text(4000)
+    category = text(80)
+    urgency = one_of(*URGENCIES)
+    address = text(500, required=False)
+
+
 for _type, _schema in {
     "activities.activity.published": ActivitySnapshot,
     "activities.activity.cancelled": ActivityCancelled,
@@ -176,5 +197,7 @@ for _type, _schema in {
     "activities.proposal.declined": ActivityProposed,
     # Added (new type): a welfare visit raises an issue on the spot; the issues service reports it.
     "activities.visit.concern_raised": VisitConcernRaised,
+    # Added (new type): a patrol's finding becomes an issue credited to the group; issues reports it.
+    "activities.patrol.finding_raised": PatrolFindingRaised,
 }.items():
     CATALOGUE.register(_type, 1, _schema)
