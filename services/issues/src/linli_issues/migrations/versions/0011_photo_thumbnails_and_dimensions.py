@@ -1,7 +1,7 @@
 """photos: a thumbnail and the picture's size, made at upload
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03 18:30:00
 
 Photos stored before have no thumbnail (null): theirs is the photo itself.
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
