@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, column, insert, select, update, values
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters.repository import IssueRepository
@@ -33,8 +33,10 @@ class PreloadedRepository(IssueRepository):
         super().__init__(session)
         self._issues: dict[str, Issue | None] = {}
         self._links: dict[_Key, dict[str, Any]] = {}  # (issue, meeting) -> the link's columns
+        self._meetings_of: dict[str, set[str]] = {}  # issue -> the meetings it is linked to
         self._links_of_meeting: dict[str, set[str]] = {}  # meeting -> issues, for the meetings loaded
         self._decisions: dict[_Key, dict[str, Any]] = {}  # (issue, decision) -> the row's columns
+        self._decisions_of: dict[str, set[str]] = {}  # issue -> its decisions
         self._supporters: dict[str, list[str]] = {}
         self._new_links: set[_Key] = set()
         self._changed_links: set[_Key] = set()
@@ -64,8 +66,10 @@ class PreloadedRepository(IssueRepository):
         ids = [i for i in ids if self._issues[i] is not None]
         for row in self.session.execute(select(issue_meetings).where(issue_meetings.c.issue_id.in_(ids))):
             self._links[(row.issue_id, row.meeting_id)] = dict(row._mapping)
+            self._meetings_of.setdefault(row.issue_id, set()).add(row.meeting_id)
         for row in self.session.execute(select(issue_decisions).where(issue_decisions.c.issue_id.in_(ids))):
             self._decisions[(row.issue_id, row.decision_id)] = dict(row._mapping)
+            self._decisions_of.setdefault(row.issue_id, set()).add(row.decision_id)
         self._supporters = {i: [] for i in ids}
         for issue_id, user_id in self.session.execute(
             select(supporters.c.issue_id, supporters.c.user_id).where(supporters.c.issue_id.in_(ids))
@@ -104,7 +108,8 @@ class PreloadedRepository(IssueRepository):
 
     def count_consultations(self, issue_id: str) -> int:
         self._require(issue_id)
-        return sum(1 for (i, _m), link in self._links.items() if i == issue_id and link["status"] != "cancelled")
+        links = (self._links[(issue_id, m)] for m in self._meetings_of.get(issue_id, ()))
+        return sum(1 for link in links if link["status"] != "cancelled")
 
     def decision_follow_up(self, issue_id: str, decision_id: str) -> dict[str, Any] | None:
         self._require(issue_id)
@@ -113,7 +118,7 @@ class PreloadedRepository(IssueRepository):
 
     def follow_up_totals(self, issue_id: str) -> tuple[int, int]:
         self._require(issue_id)
-        rows = [row for (i, _d), row in self._decisions.items() if i == issue_id]
+        rows = [self._decisions[(issue_id, d)] for d in self._decisions_of.get(issue_id, ())]
         return sum(r["action_items"] for r in rows), sum(r["done"] for r in rows)
 
     # --- writes, kept until `write` -----------------------------------------------------------------
@@ -122,6 +127,7 @@ class PreloadedRepository(IssueRepository):
         self._require(key[0])
         self._links[key] = dict(values)
         self._links_of_meeting.setdefault(key[1], set()).add(key[0])
+        self._meetings_of.setdefault(key[0], set()).add(key[1])
         self._new_links.add(key)
 
     def update_meeting_link(self, issue_id: str, meeting_id: str, **values: Any) -> None:
@@ -133,6 +139,7 @@ class PreloadedRepository(IssueRepository):
         self._require(issue_id)
         if new:
             self._decisions[key] = {"issue_id": issue_id, "decision_id": decision_id, **values}
+            self._decisions_of.setdefault(issue_id, set()).add(decision_id)
             self._new_decisions.add(key)
         else:
             self._decisions[key].update(values)
@@ -160,6 +167,15 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
     if not changed:
         return
     columns = [c.name for c in table.columns if c.name not in keys]
+    if session.get_bind().dialect.name == "postgresql":
+        # One UPDATE ... FROM (VALUES ...): an executemany would still be a round trip per row.
+        given = values(*(column(c.name, c.type) for c in table.columns), name="given").data(
+            [tuple(rows[key][c.name] for c in table.columns) for key in sorted(changed)]
+        )
+        session.execute(
+            update(table).where(*(table.c[k] == given.c[k] for k in keys)).values({c: given.c[c] for c in columns})
+        )
+        return
     statement = (
         update(table)
         .where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))

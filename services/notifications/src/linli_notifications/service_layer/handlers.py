@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -35,15 +35,19 @@ from linli_notifications.adapters.tables import (
     replica,
     subjects,
 )
-from linli_notifications.domain.access import COMMUNITY, PRIVATE
+from linli_notifications.domain.access import COMMUNITY, PRIVATE, Subject
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.domain.templates import shorten
+from linli_notifications.service_layer.issue_book import IssueBook
 from linli_notifications.service_layer.planning import plan, plan_code, plan_many, stable_id
 
 STAFF = ("community_staff",)
 ACTIVITY_REMINDER = "activities.activity.reminder"
 REMINDER_OFFSETS = {"day_before": timedelta(days=1), "hour_before": timedelta(hours=1)}
+# Rules that read no issue snapshot, follow of an issue or knowledge of one: the batch's issue book
+# need not be written before them.
+BOOK_BLIND = ("issues.issue.", "meetings.meeting.", "activities.")
 PROGRESS = {
     "issues.issue.accepted",
     "issues.issue.assigned",
@@ -69,8 +73,12 @@ class Rules:
         self.tz = city_timezone
         # While a batch of events is handled, intents are gathered here and planned together.
         self._gathered: list[Intent] | None = None
+        # For each gathered intent, who may read the issues it is about as they were when it was
+        # gathered (from the batch's issue book), or None: planning reads them then.
+        self._seen: list[dict[tuple[str, str], Subject | None] | None] = []
         self._gathered_subjects: set[tuple[str, str]] = set()
         self._lookups: dict[tuple, Any] | None = None
+        self._book: IssueBook | None = None
 
     def handlers(self) -> dict[str, Handler | BatchHandler]:
         """Every rule but the accounts' as one batch handler: the consumer hands it a run of events
@@ -89,20 +97,28 @@ class Rules:
         reminders planned for it: so before a rule changes a subject that a gathered intent is
         about, or is a reminder of, what was gathered is planned, and the result is the same as
         planning event by event."""
-        self._gathered, self._gathered_subjects, self._lookups = [], set(), {}
+        self._gathered, self._seen, self._gathered_subjects, self._lookups = [], [], set(), {}
+        # The issue rules' snapshots, follows and knowledge: read for the whole run, written at once.
+        self._book = IssueBook()
+        self._book.load(session, {e.data["issue_id"] for e in events if e.type.startswith("issues.issue.")})
         try:
             for event in events:
                 if _subjects_changed_by(event) & self._gathered_subjects:
                     self._plan_gathered(session)
+                if self._book.dirty and not event.type.startswith(BOOK_BLIND):
+                    self._book.flush(session)  # this rule reads the issue tables itself
                 single[event.type](session, event)
             self._plan_gathered(session)
         finally:
-            self._gathered, self._gathered_subjects, self._lookups = None, set(), None
+            self._gathered, self._seen, self._gathered_subjects, self._lookups = None, [], set(), None
+            self._book = None
 
     def _plan_gathered(self, session: Session) -> None:
+        if self._book is not None and self._book.dirty:
+            self._book.flush(session)  # planning reads who may see the intents' subjects
         if self._gathered:
-            plan_many(session, self._gathered, self.clock(), self.tz)
-        self._gathered, self._gathered_subjects = [], set()
+            plan_many(session, self._gathered, self.clock(), self.tz, seen=self._seen)
+        self._gathered, self._seen, self._gathered_subjects = [], [], set()
 
     def _lookup(self, key: tuple, find: Callable[[], Any]) -> Any:
         """Within one batch, what no rule of the batch changes (the directory's names, who the
@@ -164,9 +180,16 @@ class Rules:
     def _submit(self, session: Session, intent: Intent) -> None:
         if self._gathered is not None:
             self._gathered.append(intent)
-            # What planning them will read: the subjects they are about (who may read them); and
-            # reminders are what a later change of their subject expires.
-            self._gathered_subjects.update(intent.about)
+            book = self._book
+            if book is not None and intent.about and all(t == "issue" and book.covers(i) for t, i in intent.about):
+                # Its issues as they are now, from the book: a later change in the batch changes
+                # what planning would read, not what it reads.
+                self._seen.append({key: book.subject(session, key[1]) for key in intent.about})
+            else:
+                self._seen.append(None)
+                # What planning them will read: the subjects they are about (who may read them).
+                self._gathered_subjects.update(intent.about)
+            # Reminders are what a later change of their subject expires.
             if intent.subject_type and intent.subject_id and _is_reminder(intent.source_type):
                 self._gathered_subjects.add((intent.subject_type, intent.subject_id))
         else:
@@ -227,22 +250,32 @@ class Rules:
         """Record the issue's snapshot: (True when a newer one was already seen, the status known
         before this snapshot or None). `members` (its supporters) are added even from a stale one:
         supporting is not undone by a later change."""
-        # Locked: a copy of this worker handling another snapshot of the issue waits for this one, so
-        # an older snapshot never overwrites a newer one and each change is told once.
-        current = session.execute(
-            select(subjects.c.revision, subjects.c.status, subjects.c.member_ids)
-            .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
-            .with_for_update()
-        ).first()
+        book = self._book if self._book is not None and self._book.covers(d["issue_id"]) else None
+        if book is not None:
+            snapshot = book.snapshot(d["issue_id"])
+            current = (
+                None if snapshot is None else _Known(snapshot["revision"], snapshot["status"], snapshot["member_ids"])
+            )
+        else:
+            # Locked: a copy of this worker handling another snapshot of the issue waits for this
+            # one, so an older snapshot never overwrites a newer one and each change is told once.
+            current = session.execute(
+                select(subjects.c.revision, subjects.c.status, subjects.c.member_ids)
+                .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+                .with_for_update()
+            ).first()
         known = set(current.member_ids or ()) if current is not None else set()
         people = sorted(known | set(d.get("supporter_ids") or ()) | {m for m in members if m})
         if current is not None and current.revision >= d["revision"]:
             if people != sorted(known):
-                session.execute(
-                    update(subjects)
-                    .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
-                    .values(member_ids=people)
-                )
+                if book is not None:
+                    book.update_snapshot(d["issue_id"], {"member_ids": people})
+                else:
+                    session.execute(
+                        update(subjects)
+                        .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+                        .values(member_ids=people)
+                    )
             return True, current.status
         values = {
             "community_id": d["community_id"],
@@ -257,7 +290,12 @@ class Rules:
         }
         if "anonymous" in d:  # only the report says it; later snapshots leave it as it was
             values["anonymous"] = bool(d["anonymous"])
-        if current is None:
+        if book is not None:
+            if current is None:
+                book.insert_snapshot(d["issue_id"], values)
+            else:
+                book.update_snapshot(d["issue_id"], values)
+        elif current is None:
             session.execute(subjects.insert().values(subject_type="issue", subject_id=d["issue_id"], **values))
         else:
             session.execute(
@@ -269,6 +307,8 @@ class Rules:
 
     def _known(self, session: Session, issue_id: str, users: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """(status, assignee) of the issue as each of `users` last knew it."""
+        if self._book is not None and self._book.covers(issue_id):
+            return self._book.known(issue_id, users)
         rows = session.execute(
             select(issue_knowledge.c.user_id, issue_knowledge.c.status, issue_knowledge.c.assignee).where(
                 issue_knowledge.c.issue_id == issue_id,
@@ -279,21 +319,20 @@ class Rules:
 
     def _learn(self, session: Session, d: dict, users: Iterable[str]) -> None:
         """`users` now know the issue as this snapshot shows it (unless they know a later one)."""
-        repository.upsert_newer(
-            session,
-            issue_knowledge,
-            [
-                {
-                    "issue_id": d["issue_id"],
-                    "user_id": u,
-                    "status": d["status"],
-                    "assignee": _assignee(d),
-                    "revision": d["revision"],
-                }
-                for u in sorted({u for u in users if u})
-            ],
-            keys=["issue_id", "user_id"],
-        )
+        rows = [
+            {
+                "issue_id": d["issue_id"],
+                "user_id": u,
+                "status": d["status"],
+                "assignee": _assignee(d),
+                "revision": d["revision"],
+            }  # fmt: skip
+            for u in sorted({u for u in users if u})
+        ]
+        if self._book is not None and self._book.covers(d["issue_id"]):
+            self._book.learn(rows)
+        else:
+            repository.upsert_newer(session, issue_knowledge, rows, keys=["issue_id", "user_id"])
 
     def _follow(self, session: Session, users: Iterable[str], target_type: str, target_id: str, reason: str) -> None:
         rows = [
@@ -307,7 +346,15 @@ class Rules:
             for u in users
             if u
         ]
-        repository.insert_ignore(session, follows, rows, ["target_type", "target_id", "user_id"])
+        if target_type == "issue" and self._book is not None and self._book.covers(target_id):
+            self._book.follow(rows)
+        else:
+            repository.insert_ignore(session, follows, rows, ["target_type", "target_id", "user_id"])
+
+    def _issue_followers(self, session: Session, issue_id: str) -> list[str]:
+        if self._book is not None and self._book.covers(issue_id):
+            return self._book.followers_of(issue_id)
+        return repository.followers(session, "issue", [issue_id])
 
     def _issue_params(self, d: dict) -> dict:
         return {
@@ -366,7 +413,7 @@ class Rules:
         if stale:
             return  # a later change was already told: telling an older status would mislead
         assigned = event.type.endswith("assigned")
-        people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
+        people = set(self._issue_followers(session, d["issue_id"])) | {d["reporter_id"]}
         people.discard(d.get("actor_id"))
         if not assigned and d.get("from_status") == d["status"]:
             # Only the consultations were counted (or the like): the status did not change.
@@ -426,7 +473,7 @@ class Rules:
         )
         # Followers hear what changed, the tier, in the same words as the officials: its status
         # may well be the same as before ("status updated to: reported" would tell them nothing).
-        people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
+        people = set(self._issue_followers(session, d["issue_id"])) | {d["reporter_id"]}
         people -= set(officials) | {d.get("actor_id")}
         intent = Intent(
             source_key=f"{event.id}:followers",
@@ -971,6 +1018,14 @@ class Rules:
             subject_type="activity" if accepted else "proposal",
             subject_id=d["activity_id"] if accepted else d["proposal_id"],
         )
+
+
+class _Known(NamedTuple):
+    """An issue's snapshot as `_record_issue` reads it."""
+
+    revision: int
+    status: str
+    member_ids: list[str] | None
 
 
 def _is_reminder(source_type: str) -> bool:
