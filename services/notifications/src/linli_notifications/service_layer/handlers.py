@@ -39,7 +39,7 @@ from linli_notifications.domain.access import COMMUNITY, PRIVATE, Subject
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.domain.templates import shorten
-from linli_notifications.service_layer.issue_book import IssueBook
+from linli_notifications.service_layer.issue_book import ActivityMembers, IssueBook
 from linli_notifications.service_layer.planning import plan, plan_code, plan_many, stable_id
 
 STAFF = ("community_staff",)
@@ -48,6 +48,12 @@ REMINDER_OFFSETS = {"day_before": timedelta(days=1), "hour_before": timedelta(ho
 # Rules that read no issue snapshot, follow of an issue or knowledge of one: the batch's issue book
 # need not be written before them.
 BOOK_BLIND = ("issues.issue.", "meetings.meeting.", "activities.")
+REGISTRATIONS = {
+    "activities.registration.confirmed",
+    "activities.registration.waitlisted",
+    "activities.registration.promoted",
+    "activities.registration.cancelled",
+}
 PROGRESS = {
     "issues.issue.accepted",
     "issues.issue.assigned",
@@ -79,6 +85,7 @@ class Rules:
         self._gathered_subjects: set[tuple[str, str]] = set()
         self._lookups: dict[tuple, Any] | None = None
         self._book: IssueBook | None = None
+        self._members: ActivityMembers | None = None
 
     def handlers(self) -> dict[str, Handler | BatchHandler]:
         """Every rule but the accounts' as one batch handler: the consumer hands it a run of events
@@ -101,21 +108,62 @@ class Rules:
         # The issue rules' snapshots, follows and knowledge: read for the whole run, written at once.
         self._book = IssueBook()
         self._book.load(session, {e.data["issue_id"] for e in events if e.type.startswith("issues.issue.")})
+        # Likewise who holds a place in each activity, kept by the registration rule.
+        self._members = ActivityMembers()
+        self._members.load(session, {e.data["activity_id"] for e in events if e.type in REGISTRATIONS})
+        self._preload_followers(session, events)
         try:
             for event in events:
                 if _subjects_changed_by(event) & self._gathered_subjects:
                     self._plan_gathered(session)
                 if self._book.dirty and not event.type.startswith(BOOK_BLIND):
                     self._book.flush(session)  # this rule reads the issue tables itself
+                if event.type.startswith("activities.activity."):
+                    self._members.flush(session, forget=event.data["activity_id"])  # it reads the snapshot
                 single[event.type](session, event)
             self._plan_gathered(session)
         finally:
             self._gathered, self._seen, self._gathered_subjects, self._lookups = None, [], set(), None
-            self._book = None
+            self._book, self._members = None, None
+
+    def _preload_followers(self, session: Session, events: list[Event]) -> None:
+        """The followers of the meetings and communities the run's meeting and activity rules tell,
+        with one statement per kind: no rule of the batch adds such follows (only a person does,
+        through the API), so they are read once, as the staff of a community are."""
+        wanted: dict[str, set[str]] = {"meeting": set(), "community": set()}
+        for event in events:
+            if event.type.startswith("meetings.meeting."):
+                wanted["meeting"].add(event.data["meeting_id"])
+                wanted["community"].add(event.data["community_id"])
+            elif event.type == "activities.activity.published":
+                wanted["community"].update(event.data["community_ids"])
+        assert self._lookups is not None
+        for target_type, ids in wanted.items():
+            found: dict[str, list[str]] = {i: [] for i in ids}
+            if ids:
+                for target_id, user_id in session.execute(
+                    select(follows.c.target_id, follows.c.user_id)
+                    .where(
+                        follows.c.target_type == target_type,
+                        repository.among(session, follows.c.target_id, sorted(ids)),
+                    )
+                    .distinct()
+                ):
+                    found[target_id].append(user_id)
+            for target_id, people in found.items():
+                self._lookups[("followers", target_type, target_id)] = people
+
+    def _followers(self, session: Session, target_type: str, target_id: str) -> list[str]:
+        """Followers of a meeting or a community (issues: `_issue_followers`)."""
+        return self._lookup(
+            ("followers", target_type, target_id), lambda: repository.followers(session, target_type, [target_id])
+        )
 
     def _plan_gathered(self, session: Session) -> None:
         if self._book is not None and self._book.dirty:
             self._book.flush(session)  # planning reads who may see the intents' subjects
+        if self._members is not None:
+            self._members.flush(session)
         if self._gathered:
             plan_many(session, self._gathered, self.clock(), self.tz, seen=self._seen)
         self._gathered, self._seen, self._gathered_subjects = [], [], set()
@@ -600,9 +648,9 @@ class Rules:
         self._schedule_reminders(session, "meeting", d["meeting_id"], _when(d["starts_at"]) if active else None)
         if verb == "concluded":
             return
-        people = set(d["participant_ids"]) | set(repository.followers(session, "meeting", [d["meeting_id"]]))
+        people = set(d["participant_ids"]) | set(self._followers(session, "meeting", d["meeting_id"]))
         if d.get("public", True):
-            people |= set(repository.followers(session, "community", [d["community_id"]]))
+            people |= set(self._followers(session, "community", d["community_id"]))
         people.discard(d["convener_id"])
         self._plan(
             session,
@@ -843,7 +891,7 @@ class Rules:
         covers it): someone who moved away is no longer told of their old community's news."""
         follows_of: dict[str, set[str]] = {}
         for community_id in community_ids:
-            for user_id in repository.followers(session, "community", [community_id]):
+            for user_id in self._followers(session, "community", community_id):
                 follows_of.setdefault(user_id, set()).add(community_id)
         if not follows_of:
             return set()
@@ -867,10 +915,17 @@ class Rules:
         d = event.data
         verb = event.type.rsplit(".", 1)[1]
         key = (subjects.c.subject_type == "activity", subjects.c.subject_id == d["activity_id"])
-        members = session.scalar(select(subjects.c.member_ids).where(*key))
+        kept = self._members if self._members is not None and self._members.covers(d["activity_id"]) else None
+        if kept is not None:
+            members = kept.members[d["activity_id"]]
+        else:
+            members = session.scalar(select(subjects.c.member_ids).where(*key))
         if members is not None:
             updated = set(members) - {d["user_id"]} if verb == "cancelled" else set(members) | {d["user_id"]}
-            session.execute(update(subjects).where(*key).values(member_ids=sorted(updated)))
+            if kept is not None:
+                kept.set(d["activity_id"], sorted(updated))
+            else:
+                session.execute(update(subjects).where(*key).values(member_ids=sorted(updated)))
         self._plan(
             session,
             event,

@@ -174,3 +174,45 @@ class IssueBook:
 def _chunks(ids: list[str], size: int = 5000) -> Iterable[list[str]]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+class ActivityMembers:
+    """Who holds a place in each activity (`subjects.member_ids`), as the registration rule keeps
+    it: read for a batch's activities with one statement, changed in memory, written with one.
+    An activity rule reads and writes the activity's snapshot itself: the batch writes these
+    first and forgets that activity (`flush(session, forget=...)`)."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, list[str] | None] = {}  # None: no snapshot of the activity
+        self._changed: set[str] = set()
+
+    def load(self, session: Session, activity_ids: Iterable[str]) -> None:
+        ids = sorted(set(activity_ids) - set(self.members))
+        if not ids:
+            return
+        self.members.update(dict.fromkeys(ids))
+        for activity_id, member_ids in session.execute(
+            select(subjects.c.subject_id, subjects.c.member_ids).where(
+                subjects.c.subject_type == "activity", repository.among(session, subjects.c.subject_id, ids)
+            )
+        ):
+            self.members[activity_id] = list(member_ids or [])
+
+    def covers(self, activity_id: str) -> bool:
+        return activity_id in self.members
+
+    def set(self, activity_id: str, member_ids: list[str]) -> None:
+        self.members[activity_id] = member_ids
+        self._changed.add(activity_id)
+
+    def flush(self, session: Session, forget: str | None = None) -> None:
+        if self._changed:
+            session.execute(
+                update(subjects)
+                .where(subjects.c.subject_type == "activity", subjects.c.subject_id == bindparam("key_id"))
+                .values(member_ids=bindparam("new_member_ids")),
+                [{"key_id": a, "new_member_ids": self.members[a]} for a in sorted(self._changed)],
+            )
+            self._changed = set()
+        if forget is not None:
+            self.members.pop(forget, None)
