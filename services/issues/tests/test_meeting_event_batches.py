@@ -248,7 +248,8 @@ def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed)
 
     one_by_one = dict.fromkeys(meeting_handlers(), handle_one)
     single_outcomes = consume(database, messaging.inbox, one_by_one, singles, service="issues", one_by_one=True)
-    first = consume(database, messaging.inbox, meeting_handlers(), batched, service="issues")
+    # Batches of 16: links and decisions made by one batch are changed by a later one.
+    first = consume(database, messaging.inbox, meeting_handlers(), batched, service="issues", batch_size=16)
     after_first = state(database, batch_ids, rename)
     again = consume(database, messaging.inbox, meeting_handlers(), batched, service="issues")
 

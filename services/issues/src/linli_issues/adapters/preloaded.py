@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, column, insert, select, update, values
+from sqlalchemy import bindparam, cast, column, insert, select, update, values
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters.repository import IssueRepository
@@ -173,7 +173,10 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
             [tuple(rows[key][c.name] for c in table.columns) for key in sorted(changed)]
         )
         session.execute(
-            update(table).where(*(table.c[k] == given.c[k] for k in keys)).values({c: given.c[c] for c in columns})
+            update(table)
+            .where(*(table.c[k] == given.c[k] for k in keys))
+            # A column NULL in every row is text in VALUES: cast back to the column's type.
+            .values({c: cast(given.c[c], table.c[c].type) for c in columns})
         )
         return
     statement = (
