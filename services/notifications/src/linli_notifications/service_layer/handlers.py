@@ -39,7 +39,7 @@ from linli_notifications.domain.access import COMMUNITY, PRIVATE, Subject
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.domain.templates import shorten
-from linli_notifications.service_layer.issue_book import ActivityMembers, IssueBook
+from linli_notifications.service_layer.issue_book import ActivityMembers, IssueBook, NewMeetings
 from linli_notifications.service_layer.planning import plan, plan_code, plan_many, stable_id
 
 STAFF = ("community_staff",)
@@ -86,6 +86,7 @@ class Rules:
         self._lookups: dict[tuple, Any] | None = None
         self._book: IssueBook | None = None
         self._members: ActivityMembers | None = None
+        self._new_meetings: NewMeetings | None = None
 
     def handlers(self) -> dict[str, Handler | BatchHandler]:
         """Every rule but the accounts' as one batch handler: the consumer hands it a run of events
@@ -112,19 +113,24 @@ class Rules:
         self._members = ActivityMembers()
         self._members.load(session, {e.data["activity_id"] for e in events if e.type in REGISTRATIONS})
         self._preload_followers(session, events)
+        # Meetings never seen before: snapshot and reminders kept until the next flush.
+        self._new_meetings = NewMeetings()
+        self._new_meetings.load(
+            session, {e.data["meeting_id"] for e in events if e.type.startswith("meetings.meeting.")}
+        )
         try:
             for event in events:
                 if _subjects_changed_by(event) & self._gathered_subjects:
                     self._plan_gathered(session)
-                if self._book.dirty and not event.type.startswith(BOOK_BLIND):
-                    self._book.flush(session)  # this rule reads the issue tables itself
+                if not event.type.startswith(BOOK_BLIND):
+                    self._flush_books(session)  # this rule reads the issue and meeting tables itself
                 if event.type.startswith("activities.activity."):
                     self._members.flush(session, forget=event.data["activity_id"])  # it reads the snapshot
                 single[event.type](session, event)
             self._plan_gathered(session)
         finally:
             self._gathered, self._seen, self._gathered_subjects, self._lookups = None, [], set(), None
-            self._book, self._members = None, None
+            self._book, self._members, self._new_meetings = None, None, None
 
     def _preload_followers(self, session: Session, events: list[Event]) -> None:
         """The followers of the meetings and communities the run's meeting and activity rules tell,
@@ -159,11 +165,17 @@ class Rules:
             ("followers", target_type, target_id), lambda: repository.followers(session, target_type, [target_id])
         )
 
-    def _plan_gathered(self, session: Session) -> None:
+    def _flush_books(self, session: Session) -> None:
+        """Write what the batch keeps in memory: whatever reads the database next sees it."""
         if self._book is not None and self._book.dirty:
-            self._book.flush(session)  # planning reads who may see the intents' subjects
+            self._book.flush(session)
         if self._members is not None:
             self._members.flush(session)
+        if self._new_meetings is not None and self._new_meetings.dirty:
+            self._new_meetings.flush(session)
+
+    def _plan_gathered(self, session: Session) -> None:
+        self._flush_books(session)  # planning reads who may see the intents' subjects
         if self._gathered:
             plan_many(session, self._gathered, self.clock(), self.tz, seen=self._seen)
         self._gathered, self._seen, self._gathered_subjects = [], [], set()
@@ -560,6 +572,13 @@ class Rules:
         self, session: Session, kind: str, subject_id: str, d: dict, status: str, members: list[str], community_id: str
     ) -> bool:
         """Keep the latest snapshot; False when this one is older than what is known."""
+        new = self._new_meetings
+        if kind == "meeting" and new is not None:
+            if subject_id in new.unseen:
+                new.keep(subject_id, self._snapshot_values(kind, d, status, members, community_id, None))
+                return True
+            if new.dirty:
+                new.flush(session)  # this meeting's snapshot may be among them: read it from the database
         current = session.execute(
             select(subjects.c.revision, subjects.c.member_ids)
             .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
@@ -567,6 +586,20 @@ class Rules:
         ).first()
         if current is not None and current.revision >= d["revision"]:
             return False
+        values = self._snapshot_values(kind, d, status, members, community_id, current)
+        if current is None:
+            session.execute(subjects.insert().values(subject_type=kind, subject_id=subject_id, **values))
+        else:
+            session.execute(
+                update(subjects)
+                .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
+                .values(**values)
+            )
+        return True
+
+    def _snapshot_values(
+        self, kind: str, d: dict, status: str, members: list[str], community_id: str, current: Any
+    ) -> dict[str, Any]:
         values = {
             "community_id": community_id,
             "title": d["title"],
@@ -579,15 +612,7 @@ class Rules:
         if kind == "meeting":
             # A private meeting is read by its participants and the staff above it (domain/access.py).
             values["visibility"] = COMMUNITY if d.get("public", True) else PRIVATE
-        if current is None:
-            session.execute(subjects.insert().values(subject_type=kind, subject_id=subject_id, **values))
-        else:
-            session.execute(
-                update(subjects)
-                .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
-                .values(**values)
-            )
-        return True
+        return values
 
     def _schedule_reminders(
         self, session: Session, kind: str, subject_id: str, starts_at: datetime | None, *, schedule: bool = True
@@ -595,6 +620,13 @@ class Rules:
         """Cancel reminders of an old start time; schedule the ones still ahead for the new one
         (unless `schedule` is False: an activity's reminders come from the activities service)."""
         now = self.clock()
+        new = self._new_meetings
+        if kind == "meeting" and new is not None and subject_id in new.kept:
+            # First seen in this batch: no reminder of it to cancel or expire (see NewMeetings).
+            new.schedule(self._reminder_rows(kind, subject_id, starts_at, now) if schedule else [])
+            return
+        if kind == "meeting" and new is not None and new.dirty:
+            new.flush(session)
         # Reminders already fired for another start time (or a cancelled subject) must not go out:
         # this service's own and those the activities service asked for.
         stale = select(notifications.c.id).where(
@@ -620,7 +652,13 @@ class Rules:
         session.execute(cancel.values(state="cancelled"))
         if starts_at is None or not schedule:
             return
-        rows = []
+        rows = self._reminder_rows(kind, subject_id, starts_at, now)
+        repository.insert_ignore(session, reminders, rows, ["subject_type", "subject_id", "kind", "starts_at"])
+
+    def _reminder_rows(self, kind: str, subject_id: str, starts_at: datetime | None, now: datetime) -> list[dict]:
+        rows: list[dict] = []
+        if starts_at is None:
+            return rows
         for name, offset in REMINDER_OFFSETS.items():
             due = starts_at - offset
             if due > now:
@@ -635,7 +673,7 @@ class Rules:
                         "state": "scheduled",
                     }
                 )
-        repository.insert_ignore(session, reminders, rows, ["subject_type", "subject_id", "kind", "starts_at"])
+        return rows
 
     def meeting_changed(self, session: Session, event: Event) -> None:
         d = event.data

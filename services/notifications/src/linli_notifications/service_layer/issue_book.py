@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from linli_notifications.adapters import repository
-from linli_notifications.adapters.tables import follows, issue_knowledge, replica, subjects
+from linli_notifications.adapters.tables import follows, issue_knowledge, reminders, replica, subjects
 from linli_notifications.domain.access import COMMUNITY, Subject
 
 # The columns an issue's snapshot keeps (`Rules._record_issue`).
@@ -216,3 +216,55 @@ class ActivityMembers:
             self._changed = set()
         if forget is not None:
             self.members.pop(forget, None)
+
+
+class NewMeetings:
+    """The meetings of a batch that this service has never seen, kept in memory until `flush`:
+    their snapshots and the reminders scheduled for them, each table written with one statement.
+
+    A meeting's reminders (and the reminder notices fired from them) exist only once its snapshot
+    is kept, and snapshots are never deleted: so for a meeting with no snapshot there is nothing to
+    cancel or expire, and the rule's statements for that are skipped. Once written (`flush`), the
+    meeting is no longer new, and its rules go to the database as event by event."""
+
+    def __init__(self) -> None:
+        self.unseen: set[str] = set()  # no snapshot in the database, none kept here yet
+        self.kept: dict[str, dict[str, Any]] = {}  # snapshots kept here, not yet written
+        self._reminders: list[dict[str, Any]] = []
+
+    def load(self, session: Session, meeting_ids: Iterable[str]) -> None:
+        ids = sorted(set(meeting_ids))
+        if not ids:
+            return
+        known = set(
+            session.scalars(
+                select(subjects.c.subject_id).where(
+                    subjects.c.subject_type == "meeting", repository.among(session, subjects.c.subject_id, ids)
+                )
+            )
+        )
+        self.unseen = set(ids) - known
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.kept or self._reminders)
+
+    def keep(self, meeting_id: str, values: dict[str, Any]) -> None:
+        self.unseen.discard(meeting_id)
+        self.kept[meeting_id] = {"subject_type": "meeting", "subject_id": meeting_id, **values}
+
+    def schedule(self, rows: list[dict[str, Any]]) -> None:
+        self._reminders.extend(rows)
+
+    def flush(self, session: Session) -> None:
+        if self.kept:
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in self.kept.values():
+                by_columns.setdefault(tuple(sorted(row)), []).append(row)
+            for rows in by_columns.values():
+                session.execute(subjects.insert(), rows)
+            self.kept = {}
+        repository.insert_ignore(
+            session, reminders, self._reminders, ["subject_type", "subject_id", "kind", "starts_at"]
+        )
+        self._reminders = []
