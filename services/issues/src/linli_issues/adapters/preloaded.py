@@ -15,10 +15,12 @@ touch are those of the issues locked here, so no one else changes them meanwhile
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, cast, column, insert, select, update, values
+from sqlalchemy import bindparam, cast, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters.repository import IssueRepository
@@ -168,16 +170,11 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
         return
     columns = [c.name for c in table.columns if c.name not in keys]
     if session.get_bind().dialect.name == "postgresql":
-        # One UPDATE ... FROM (VALUES ...): an executemany would still be a round trip per row.
-        given = values(*(column(c.name, c.type) for c in table.columns), name="given").data(
-            [tuple(rows[key][c.name] for c in table.columns) for key in sorted(changed)]
-        )
-        session.execute(
-            update(table)
-            .where(*(table.c[k] == given.c[k] for k in keys))
-            # A column NULL in every row is text in VALUES: cast back to the column's type.
-            .values({c: cast(given.c[c], table.c[c].type) for c in columns})
-        )
+        # One UPDATE ... FROM unnest(arrays): one round trip whatever the number of rows (an
+        # executemany is one per row), and one statement text, compiled once.
+        session.execute(_update_from_arrays(table, keys), {
+            f"all_{c.name}": [rows[key][c.name] for key in sorted(changed)] for c in table.columns
+        })  # fmt: skip
         return
     statement = (
         update(table)
@@ -191,3 +188,19 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
             {**{f"key_{k}": v for k, v in zip(keys, key, strict=True)}, **{f"new_{c}": row[c] for c in columns}}
         )
     session.execute(statement, params)
+
+
+@functools.cache
+def _update_from_arrays(table: Any, keys: tuple[str, ...]) -> Any:
+    """UPDATE `table` from one array parameter per column (`all_<column>`), matched on `keys`."""
+    given = (
+        func.unnest(*(bindparam(f"all_{c.name}", type_=ARRAY(c.type)) for c in table.columns))
+        .table_valued(*(c.name for c in table.columns))
+        .render_derived(with_types=False)
+        .alias("given")
+    )
+    return (
+        update(table)
+        .where(*(table.c[k] == given.c[k] for k in keys))
+        .values({c.name: cast(given.c[c.name], c.type) for c in table.columns if c.name not in keys})
+    )
