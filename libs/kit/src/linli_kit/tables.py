@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    event,
 )
 from sqlalchemy.engine import Dialect
 
@@ -45,6 +47,29 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# On PostgreSQL every statement that adds outbox rows notifies this channel (the payload: the
+# table's name), from a trigger, so that no way of writing an event can forget to; the relay
+# LISTENs and reads the outbox when told instead of polling an idle one many times a second.
+# NOTIFY is sent at commit, and one transaction's notifications with the same payload are one.
+NOTIFY_CHANNEL = "linli_outbox"
+
+
+def notify_trigger_ddl(table: str = "outbox") -> list[str]:
+    """The statements (PostgreSQL) that make inserts into `table` notify NOTIFY_CHANNEL."""
+    return [
+        "CREATE OR REPLACE FUNCTION linli_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
+        f"BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_NAME); RETURN NULL; END $fn$",
+        f"DROP TRIGGER IF EXISTS {table}_notify ON {table}",
+        f"CREATE TRIGGER {table}_notify AFTER INSERT ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION linli_outbox_notify()",
+    ]
+
+
+def drop_notify_trigger_ddl(table: str = "outbox") -> list[str]:
+    """Undo `notify_trigger_ddl` (the function stays: other outboxes of the database may use it)."""
+    return [f"DROP TRIGGER IF EXISTS {table}_notify ON {table}"]
 
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants a bigint for a busy outbox.
@@ -87,6 +112,9 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
         sqlite_where=outbox.c.published_at.is_(None),
     )
     Index("ix_outbox_published_at", outbox.c.published_at)
+    # Tables made with create_all (tests, tools) get the relay's wake-up trigger as migrations do.
+    for statement in notify_trigger_ddl(outbox.name):
+        event.listen(outbox, "after_create", DDL(statement).execute_if(dialect="postgresql"))
     inbox = Table(
         "inbox",
         metadata,

@@ -23,14 +23,14 @@ from linli_issues.service_layer.issues import reencode_legacy_photos, utc_now
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.config import Settings
 from linli_kit.db import Database
-from linli_kit.events.consumer import Handler
+from linli_kit.events.consumer import BatchHandler, Handler
 from linli_kit.periods import EARLIEST, LATEST
 from linli_kit.replica import replica_handlers
 from linli_kit.service import ServiceDefinition
 from linli_kit.worker import Timer
 
 
-def handlers(_settings: Settings, _database: Database) -> dict[str, Handler]:
+def handlers(_settings: Settings, _database: Database) -> dict[str, Handler | BatchHandler]:
     return {**replica_handlers(replica), **meeting_handlers(), **doorstep_handlers()}
 
 

@@ -109,9 +109,15 @@ class BatchHandler:
     It gets the new (not yet handled) events in their order of arrival. Like a handler, it must do
     its work through the session it is given, and raise to fail the batch; the consumer then
     retries the events one by one, each in a call with a single event.
+
+    Called like a handler, `(session, event)`, it handles that one event: a test or a tool handing
+    events to a service's handlers one at a time need not know which kind each is.
     """
 
     handle: Callable[[Session, list[Event]], None]
+
+    def __call__(self, session: Session, event: Event) -> None:
+        self.handle(session, [event])
 
 
 # What a service maps an event type to: a handler per event, or one per batch of events.

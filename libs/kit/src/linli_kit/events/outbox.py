@@ -10,6 +10,9 @@ from sqlalchemy import CTE, Insert, Table, bindparam, insert
 from sqlalchemy.orm import Session
 
 from linli_kit.events.envelope import Event
+from linli_kit.tables import NOTIFY_CHANNEL, drop_notify_trigger_ddl, notify_trigger_ddl
+
+__all__ = ["NOTIFY_CHANNEL", "Outbox", "drop_notify_trigger_ddl", "notify_trigger_ddl"]
 
 
 class Outbox:

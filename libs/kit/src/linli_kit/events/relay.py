@@ -32,6 +32,13 @@ A batch is published whole and its confirms (usually cumulative) come back toget
 trip covers the batch. While a full batch waits for its confirms the relay already reads and
 publishes the next one; up to `batches_in_flight` batches are out at once. When a batch comes back
 short the relay polls again soon, and backs off towards `idle_seconds` while the outbox stays empty.
+
+An idle outbox is not polled many times a second on PostgreSQL: a trigger on the outbox notifies
+`NOTIFY_CHANNEL` when rows are added (see `linli_kit.tables`), and the leading relay LISTENs on a
+connection of its own, watched by the same event loop; once the outbox reads empty it waits for a
+notification, reading again only every `listen_fallback_seconds` in case one was missed (a
+trigger dropped by hand). Without the listener (SQLite, or its connection lost: it is made again
+at most every LISTEN_RETRY_SECONDS) the relay polls as above.
 """
 
 from __future__ import annotations
@@ -49,8 +56,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pika
+import psycopg
 from pika import spec
+from pika.adapters.select_connection import PollEvents
 from pika.exceptions import AMQPError
+from psycopg.pq import ConnStatus
 from sqlalchemy import BigInteger, Connection, Row, Table, any_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
@@ -67,11 +77,15 @@ from linli_kit.events.topology import (
     warn_no_alternate_exchange,
 )
 from linli_kit.metrics import EVENTS_PUBLISHED
+from linli_kit.tables import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
 # The envelope fields a redacted row keeps: enough to say what was published, nothing about whom.
 CLOSE_TIMEOUT_SECONDS = 5.0
+LISTEN_RETRY_SECONDS = 5.0
+# While waiting for a notification, how often `stop` is looked at (no database work).
+STOP_CHECK_SECONDS = 0.1
 ENVELOPE_KEYS = ("id", "type", "version", "occurred_at", "producer", "correlation_id", "street_id", "community_id")
 
 
@@ -91,6 +105,7 @@ class OutboxRelay:
         confirm_timeout: float = 30.0,
         standby_seconds: float = 2.0,
         refused_reconnect_seconds: float = 5.0,
+        listen_fallback_seconds: float = 5.0,
     ) -> None:
         self.database = database
         self.table = outbox_table
@@ -104,6 +119,9 @@ class OutboxRelay:
         self.confirm_timeout = confirm_timeout
         self.standby_seconds = standby_seconds
         self.refused_reconnect_seconds = refused_reconnect_seconds
+        self.listen_fallback_seconds = max(listen_fallback_seconds, idle_seconds)
+        self.reads = 0  # outbox reads so far (for observers)
+        self.listening = threading.Event()  # woken by the outbox's notifications (PostgreSQL)
         self.links = 0  # broker connections made so far (for observers)
         self.connected = threading.Event()  # the broker link is up (leading or standing by)
         self.leading = threading.Event()  # this relay holds the outbox's relay lock
@@ -285,6 +303,9 @@ class _RelayLink:
         self.refused_since: float | None = None  # when the broker began refusing every event
         self.lock = relay.lock()
         self.db: Connection | None = None  # while leading: the connection holding the lock
+        self.listener: _OutboxListener | None = None  # while leading, on PostgreSQL
+        self.listen_tried_at = float("-inf")
+        self.stop_timer: Any = None
         self.redeclared_at = 0.0
         self.conn = pika.SelectConnection(
             params,
@@ -378,6 +399,7 @@ class _RelayLink:
     def step_down(self) -> None:
         """Give the lock up (another relay may take over); rows in flight are forgotten first."""
         self.abandon_batches()
+        self._unlisten()
         self.db = None
         self.lock.release()
         self.relay.leading.clear()
@@ -411,6 +433,7 @@ class _RelayLink:
             if not self._lead():
                 self._schedule(self.relay.standby_seconds)
                 return
+            self._listen()
             rows = self._read()
         except SQLAlchemyError as exc:
             self._database_failed("outbox read failed", exc)
@@ -418,8 +441,11 @@ class _RelayLink:
         self.db_backoff.reset()
         if not rows:
             if not self.batches:
-                self._schedule(self.idle_delay)
-                self.idle_delay = min(self.idle_delay * 2, self.relay.idle_seconds)
+                if self.listener is not None:
+                    self._schedule(self.relay.listen_fallback_seconds)  # or sooner, when notified
+                else:
+                    self._schedule(self.idle_delay)
+                    self.idle_delay = min(self.idle_delay * 2, self.relay.idle_seconds)
             return
         self.idle_delay = self.relay.busy_poll_seconds
         batch = _Batch(rows, full=len(rows) == self.relay.batch_size)
@@ -432,6 +458,66 @@ class _RelayLink:
         if batch.full:
             # More rows are waiting: read and send them while this batch's confirms come back.
             self._schedule(0)
+
+    # --- waiting for rows (PostgreSQL) ------------------------------------------------------------
+    def _listen(self) -> None:
+        """LISTEN for the outbox's notifications, unless already listening or it failed lately.
+        Started before the read that may find the outbox empty, so no notification falls between."""
+        if self.listener is not None or self.relay.database.is_sqlite:
+            return
+        now = time.monotonic()
+        if now - self.listen_tried_at < LISTEN_RETRY_SECONDS:
+            return
+        self.listen_tried_at = now
+        try:
+            listener = _OutboxListener(self.relay.database, self.relay.table.name)
+        except (psycopg.Error, OSError) as exc:
+            log.warning(
+                "cannot listen for outbox rows, polling", extra={"service": self.relay.service, "error": repr(exc)}
+            )
+            return
+        self.listener = listener
+        self.conn.ioloop.add_handler(listener.fileno, self._on_notified, PollEvents.READ)
+        self.relay.listening.set()
+        self._watch_stop()
+
+    def _watch_stop(self) -> None:
+        """While the relay may wait long for a notification, a stop is still seen at once."""
+        self.stop_timer = None
+        if self.listener is None:
+            return
+        if self.stop.is_set():
+            self._schedule(0)  # the poll closes the link
+            return
+        self.stop_timer = self.conn.ioloop.call_later(STOP_CHECK_SECONDS, self._watch_stop)
+
+    def _on_notified(self, _fd: int, _events: int) -> None:
+        listener = self.listener
+        if listener is None:
+            return
+        try:
+            woken = listener.drain()
+        except (psycopg.Error, OSError) as exc:
+            log.warning("outbox listener lost, polling", extra={"service": self.relay.service, "error": repr(exc)})
+            self._unlisten()
+            self._schedule(0)
+            return
+        if woken:
+            self._schedule(0)
+
+    def _unlisten(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is None:
+            return
+        self.relay.listening.clear()
+        try:
+            if self.stop_timer is not None:
+                self.conn.ioloop.remove_timeout(self.stop_timer)
+                self.stop_timer = None
+            self.conn.ioloop.remove_handler(listener.fileno)
+        except Exception as exc:  # noqa: BLE001 - the loop may be gone already
+            log.debug("removing the outbox listener failed", extra={"error": repr(exc)})
+        listener.close()
 
     def _read(self) -> list[Row]:
         """The next unpublished rows, oldest first, leaving out those in flight. A read-only
@@ -446,6 +532,7 @@ class _RelayLink:
             # lower id, or refused earlier, lies below and is still taken.
             query = query.where(or_(table.c.id > max(in_flight), table.c.id < min(in_flight)))
         query = query.order_by(table.c.id).limit(self.relay.batch_size)
+        self.relay.reads += 1
         db = self.db
         assert db is not None
         db.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
@@ -633,6 +720,40 @@ class _RelayLink:
                 self.conn.ioloop.remove_timeout(batch.timer)
         self.returned.clear()
         self._count()
+
+
+class _OutboxListener:
+    """A PostgreSQL connection of its own LISTENing on NOTIFY_CHANNEL; the relay's event loop
+    watches its socket and calls `drain` when it is readable."""
+
+    def __init__(self, database: Database, table_name: str) -> None:
+        url = database.engine.url.set(drivername="postgresql")
+        self.table_name = table_name
+        self.conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5)
+        try:
+            self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except BaseException:
+            self.conn.close()
+            raise
+        self.fileno = self.conn.pgconn.socket
+
+    def drain(self) -> bool:
+        """Take the notifications that arrived; True when one was about this outbox. Raises when
+        the connection is gone."""
+        pgconn = self.conn.pgconn
+        pgconn.consume_input()
+        woken = False
+        while (note := pgconn.notifies()) is not None:
+            woken = woken or note.extra.decode() == self.table_name
+        if pgconn.status != ConnStatus.OK:
+            raise psycopg.OperationalError("the outbox listener's connection is closed")
+        return woken
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except psycopg.Error as exc:
+            log.debug("closing the outbox listener failed", extra={"error": repr(exc)})
 
 
 def redact(payload: str) -> str:

@@ -9,11 +9,13 @@ cannot take (a decision on an issue closed meanwhile): it records what happened 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from linli_issues.adapters.preloaded import PreloadedRepository
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.tables import messaging
 from linli_issues.domain.model import Issue, TimelineEntry
@@ -21,6 +23,7 @@ from linli_issues.service_layer.events import issue_event
 from linli_issues.service_layer.issues import route_to_organisation
 from linli_kit.errors import Conflict
 from linli_kit.events import Event
+from linli_kit.events.consumer import BatchHandler, Handler, batch_handler
 from linli_kit.events.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,9 @@ ENTERS_DELIBERATION = frozenset({"reported", "accepted", "resolving"})
 class _Changes:
     """Collects the events a handler raises; written to the outbox in the consumer's transaction."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, repo: IssueRepository | None = None) -> None:
         self.session = session
-        self.repo = IssueRepository(session)
+        self.repo = repo or IssueRepository(session)
         self.events: list[Event] = []
 
     def publish(self, event_type: str, issue: Issue, **extra: Any) -> None:
@@ -68,6 +71,8 @@ class _Changes:
         return True
 
     def flush(self) -> None:
+        if isinstance(self.repo, PreloadedRepository):
+            self.repo.write()
         self.session.flush()
         Outbox(messaging.outbox).add(self.session, self.events)
         self.events = []
@@ -133,7 +138,6 @@ def _recount(changes: _Changes, issue: Issue, now: datetime) -> None:
     event of the contract brings a notice to the reporter and supporters, and the status has not
     changed. The count rides on the issue's next event (a meeting that moves the issue into
     deliberation publishes that move with the new count)."""
-    changes.session.flush()
     count = changes.repo.count_consultations(issue.id)
     if count != issue.consultation_count:
         issue.consultation_count = count
@@ -141,9 +145,8 @@ def _recount(changes: _Changes, issue: Issue, now: datetime) -> None:
 
 
 def _meeting_snapshot(status: str) -> Any:
-    def handle(session: Session, event: Event) -> None:
+    def handle(changes: _Changes, event: Event) -> None:
         data = event.data
-        changes = _Changes(session)
         now = datetime.now(UTC)
         meeting = {
             "meeting_id": str(data["meeting_id"]),
@@ -166,14 +169,12 @@ def _meeting_snapshot(status: str) -> Any:
             _link(changes, issue, meeting, revision, now)
             if status == "cancelled" and issue_id in linked:
                 changes.note(issue, "meeting_cancelled", now, data.get("reason"), {"meeting_id": meeting["meeting_id"]})
-        changes.flush()
 
     return handle
 
 
-def on_agenda_item_added(session: Session, event: Event) -> None:
+def on_agenda_item_added(changes: _Changes, event: Event) -> None:
     data = event.data
-    changes = _Changes(session)
     issue = changes.repo.get(str(data["issue_id"]), for_update=True)
     if issue is None:
         return
@@ -186,12 +187,10 @@ def on_agenda_item_added(session: Session, event: Event) -> None:
     }
     # Revision 0: any snapshot of the meeting itself is newer and will refresh this link.
     _link(changes, issue, meeting, 0, datetime.now(UTC))
-    changes.flush()
 
 
-def on_decision_recorded(session: Session, event: Event) -> None:
+def on_decision_recorded(changes: _Changes, event: Event) -> None:
     data = event.data
-    changes = _Changes(session)
     now = datetime.now(UTC)
     effect = data["issue_effect"] if data["outcome"] == "adopted" else "none"
     for issue_id in [str(i) for i in data.get("issue_ids") or []]:
@@ -246,7 +245,6 @@ def on_decision_recorded(session: Session, event: Event) -> None:
                 now=now,
             )
         issue.updated_at = now
-    changes.flush()
 
 
 def _escalate(changes: _Changes, issue: Issue, now: datetime, reason: str) -> None:
@@ -258,12 +256,11 @@ def _escalate(changes: _Changes, issue: Issue, now: datetime, reason: str) -> No
     changes.publish("issues.issue.escalated", issue, from_tier=previous, reason=reason, automatic=False)
 
 
-def on_action_item(session: Session, event: Event) -> None:
+def on_action_item(changes: _Changes, event: Event) -> None:
     """An action item was assigned, updated or completed: put it on the timeline of the issues of
     its decision, keep how far the decision's action items are, and once they are all done move the
     issues on as the decision said (resolution_plan: resolving; resolve: resolved)."""
     data = event.data
-    changes = _Changes(session)
     now = datetime.now(UTC)
     issue_ids = [str(i) for i in data.get("issue_ids") or []]
     if data.get("issue_id"):
@@ -302,7 +299,6 @@ def on_action_item(session: Session, event: Event) -> None:
             at=event.occurred_at,
             now=now,
         )
-    changes.flush()
 
 
 # Where an issue goes once the action items of its decision are done, by the decision's effect;
@@ -373,22 +369,56 @@ def _follow(
         applied=applied,
         event_at=at,
     )
-    changes.session.flush()
     totals = repo.follow_up_totals(issue.id)
     if totals != (issue.action_items, issue.action_items_done):
         issue.action_items, issue.action_items_done = totals
         issue.touch(now)
 
 
-def meeting_handlers() -> dict[str, Any]:
-    return {
-        "meetings.meeting.scheduled": _meeting_snapshot("scheduled"),
-        "meetings.meeting.rescheduled": _meeting_snapshot("scheduled"),
-        "meetings.meeting.cancelled": _meeting_snapshot("cancelled"),
-        "meetings.meeting.concluded": _meeting_snapshot("concluded"),
-        "meetings.agenda_item.added": on_agenda_item_added,
-        "meetings.decision.recorded": on_decision_recorded,
-        "meetings.action_item.assigned": on_action_item,
-        "meetings.action_item.completed": on_action_item,
-        "meetings.action_item.updated": on_action_item,
-    }
+_RULES: dict[str, Callable[[_Changes, Event], None]] = {
+    "meetings.meeting.scheduled": _meeting_snapshot("scheduled"),
+    "meetings.meeting.rescheduled": _meeting_snapshot("scheduled"),
+    "meetings.meeting.cancelled": _meeting_snapshot("cancelled"),
+    "meetings.meeting.concluded": _meeting_snapshot("concluded"),
+    "meetings.agenda_item.added": on_agenda_item_added,
+    "meetings.decision.recorded": on_decision_recorded,
+    "meetings.action_item.assigned": on_action_item,
+    "meetings.action_item.completed": on_action_item,
+    "meetings.action_item.updated": on_action_item,
+}
+
+
+def handle_one(session: Session, event: Event) -> None:
+    """One meetings event, alone in its transaction."""
+    changes = _Changes(session)
+    _RULES[event.type](changes, event)
+    changes.flush()
+
+
+def handle_batch(session: Session, events: list[Event]) -> None:
+    """A run of meetings events in the consumer's batch: the same rules, in the order of arrival,
+    over one `PreloadedRepository` (the issues and meetings they name read and locked at once, the
+    links and decisions written at the end with one statement per table), one flush and one write
+    to the outbox. Same effects as `handle_one` for each event in turn."""
+    repo = PreloadedRepository(session)
+    issue_ids: set[str] = set()
+    meeting_ids: set[str] = set()
+    for event in events:
+        data = event.data
+        issue_ids.update(_issue_ids(data))
+        if data.get("issue_id"):
+            issue_ids.add(str(data["issue_id"]))
+        if event.type.startswith("meetings.meeting."):
+            meeting_ids.add(str(data["meeting_id"]))
+    repo.load(issue_ids, meeting_ids)
+    changes = _Changes(session, repo)
+    for event in events:
+        _RULES[event.type](changes, event)
+    changes.flush()
+
+
+def meeting_handlers() -> dict[str, Handler | BatchHandler]:
+    """Every meetings event type to one batch handler (a run of them in a consumer batch is handled
+    with a fixed number of statements); `handle_one` is the same rules for one event."""
+    batched = batch_handler(handle_batch)
+    return dict.fromkeys(_RULES, batched)

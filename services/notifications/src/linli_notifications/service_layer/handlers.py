@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -35,15 +35,25 @@ from linli_notifications.adapters.tables import (
     replica,
     subjects,
 )
-from linli_notifications.domain.access import COMMUNITY, PRIVATE
+from linli_notifications.domain.access import COMMUNITY, PRIVATE, Subject
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.domain.templates import shorten
+from linli_notifications.service_layer.issue_book import ActivityMembers, IssueBook, NewMeetings
 from linli_notifications.service_layer.planning import plan, plan_code, plan_many, stable_id
 
 STAFF = ("community_staff",)
 ACTIVITY_REMINDER = "activities.activity.reminder"
 REMINDER_OFFSETS = {"day_before": timedelta(days=1), "hour_before": timedelta(hours=1)}
+# Rules that read no issue snapshot, follow of an issue or knowledge of one: the batch's issue book
+# need not be written before them.
+BOOK_BLIND = ("issues.issue.", "meetings.meeting.", "activities.")
+REGISTRATIONS = {
+    "activities.registration.confirmed",
+    "activities.registration.waitlisted",
+    "activities.registration.promoted",
+    "activities.registration.cancelled",
+}
 PROGRESS = {
     "issues.issue.accepted",
     "issues.issue.assigned",
@@ -69,8 +79,14 @@ class Rules:
         self.tz = city_timezone
         # While a batch of events is handled, intents are gathered here and planned together.
         self._gathered: list[Intent] | None = None
+        # For each gathered intent, who may read the issues it is about as they were when it was
+        # gathered (from the batch's issue book), or None: planning reads them then.
+        self._seen: list[dict[tuple[str, str], Subject | None] | None] = []
         self._gathered_subjects: set[tuple[str, str]] = set()
         self._lookups: dict[tuple, Any] | None = None
+        self._book: IssueBook | None = None
+        self._members: ActivityMembers | None = None
+        self._new_meetings: NewMeetings | None = None
 
     def handlers(self) -> dict[str, Handler | BatchHandler]:
         """Every rule but the accounts' as one batch handler: the consumer hands it a run of events
@@ -89,20 +105,80 @@ class Rules:
         reminders planned for it: so before a rule changes a subject that a gathered intent is
         about, or is a reminder of, what was gathered is planned, and the result is the same as
         planning event by event."""
-        self._gathered, self._gathered_subjects, self._lookups = [], set(), {}
+        self._gathered, self._seen, self._gathered_subjects, self._lookups = [], [], set(), {}
+        # The issue rules' snapshots, follows and knowledge: read for the whole run, written at once.
+        self._book = IssueBook()
+        self._book.load(session, {e.data["issue_id"] for e in events if e.type.startswith("issues.issue.")})
+        # Likewise who holds a place in each activity, kept by the registration rule.
+        self._members = ActivityMembers()
+        self._members.load(session, {e.data["activity_id"] for e in events if e.type in REGISTRATIONS})
+        self._preload_followers(session, events)
+        # Meetings never seen before: snapshot and reminders kept until the next flush.
+        self._new_meetings = NewMeetings()
+        self._new_meetings.load(
+            session, {e.data["meeting_id"] for e in events if e.type.startswith("meetings.meeting.")}
+        )
         try:
             for event in events:
                 if _subjects_changed_by(event) & self._gathered_subjects:
                     self._plan_gathered(session)
+                if not event.type.startswith(BOOK_BLIND):
+                    self._flush_books(session)  # this rule reads the issue and meeting tables itself
+                if event.type.startswith("activities.activity."):
+                    self._members.flush(session, forget=event.data["activity_id"])  # it reads the snapshot
                 single[event.type](session, event)
             self._plan_gathered(session)
         finally:
-            self._gathered, self._gathered_subjects, self._lookups = None, set(), None
+            self._gathered, self._seen, self._gathered_subjects, self._lookups = None, [], set(), None
+            self._book, self._members, self._new_meetings = None, None, None
+
+    def _preload_followers(self, session: Session, events: list[Event]) -> None:
+        """The followers of the meetings and communities the run's meeting and activity rules tell,
+        with one statement per kind: no rule of the batch adds such follows (only a person does,
+        through the API), so they are read once, as the staff of a community are."""
+        wanted: dict[str, set[str]] = {"meeting": set(), "community": set()}
+        for event in events:
+            if event.type.startswith("meetings.meeting."):
+                wanted["meeting"].add(event.data["meeting_id"])
+                wanted["community"].add(event.data["community_id"])
+            elif event.type == "activities.activity.published":
+                wanted["community"].update(event.data["community_ids"])
+        assert self._lookups is not None
+        for target_type, ids in wanted.items():
+            found: dict[str, list[str]] = {i: [] for i in ids}
+            if ids:
+                for target_id, user_id in session.execute(
+                    select(follows.c.target_id, follows.c.user_id)
+                    .where(
+                        follows.c.target_type == target_type,
+                        repository.among(session, follows.c.target_id, sorted(ids)),
+                    )
+                    .distinct()
+                ):
+                    found[target_id].append(user_id)
+            for target_id, people in found.items():
+                self._lookups[("followers", target_type, target_id)] = people
+
+    def _followers(self, session: Session, target_type: str, target_id: str) -> list[str]:
+        """Followers of a meeting or a community (issues: `_issue_followers`)."""
+        return self._lookup(
+            ("followers", target_type, target_id), lambda: repository.followers(session, target_type, [target_id])
+        )
+
+    def _flush_books(self, session: Session) -> None:
+        """Write what the batch keeps in memory: whatever reads the database next sees it."""
+        if self._book is not None and self._book.dirty:
+            self._book.flush(session)
+        if self._members is not None:
+            self._members.flush(session)
+        if self._new_meetings is not None and self._new_meetings.dirty:
+            self._new_meetings.flush(session)
 
     def _plan_gathered(self, session: Session) -> None:
+        self._flush_books(session)  # planning reads who may see the intents' subjects
         if self._gathered:
-            plan_many(session, self._gathered, self.clock(), self.tz)
-        self._gathered, self._gathered_subjects = [], set()
+            plan_many(session, self._gathered, self.clock(), self.tz, seen=self._seen)
+        self._gathered, self._seen, self._gathered_subjects = [], [], set()
 
     def _lookup(self, key: tuple, find: Callable[[], Any]) -> Any:
         """Within one batch, what no rule of the batch changes (the directory's names, who the
@@ -164,9 +240,16 @@ class Rules:
     def _submit(self, session: Session, intent: Intent) -> None:
         if self._gathered is not None:
             self._gathered.append(intent)
-            # What planning them will read: the subjects they are about (who may read them); and
-            # reminders are what a later change of their subject expires.
-            self._gathered_subjects.update(intent.about)
+            book = self._book
+            if book is not None and intent.about and all(t == "issue" and book.covers(i) for t, i in intent.about):
+                # Its issues as they are now, from the book: a later change in the batch changes
+                # what planning would read, not what it reads.
+                self._seen.append({key: book.subject(session, key[1]) for key in intent.about})
+            else:
+                self._seen.append(None)
+                # What planning them will read: the subjects they are about (who may read them).
+                self._gathered_subjects.update(intent.about)
+            # Reminders are what a later change of their subject expires.
             if intent.subject_type and intent.subject_id and _is_reminder(intent.source_type):
                 self._gathered_subjects.add((intent.subject_type, intent.subject_id))
         else:
@@ -227,22 +310,32 @@ class Rules:
         """Record the issue's snapshot: (True when a newer one was already seen, the status known
         before this snapshot or None). `members` (its supporters) are added even from a stale one:
         supporting is not undone by a later change."""
-        # Locked: a copy of this worker handling another snapshot of the issue waits for this one, so
-        # an older snapshot never overwrites a newer one and each change is told once.
-        current = session.execute(
-            select(subjects.c.revision, subjects.c.status, subjects.c.member_ids)
-            .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
-            .with_for_update()
-        ).first()
+        book = self._book if self._book is not None and self._book.covers(d["issue_id"]) else None
+        if book is not None:
+            snapshot = book.snapshot(d["issue_id"])
+            current = (
+                None if snapshot is None else _Known(snapshot["revision"], snapshot["status"], snapshot["member_ids"])
+            )
+        else:
+            # Locked: a copy of this worker handling another snapshot of the issue waits for this
+            # one, so an older snapshot never overwrites a newer one and each change is told once.
+            current = session.execute(
+                select(subjects.c.revision, subjects.c.status, subjects.c.member_ids)
+                .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+                .with_for_update()
+            ).first()
         known = set(current.member_ids or ()) if current is not None else set()
         people = sorted(known | set(d.get("supporter_ids") or ()) | {m for m in members if m})
         if current is not None and current.revision >= d["revision"]:
             if people != sorted(known):
-                session.execute(
-                    update(subjects)
-                    .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
-                    .values(member_ids=people)
-                )
+                if book is not None:
+                    book.update_snapshot(d["issue_id"], {"member_ids": people})
+                else:
+                    session.execute(
+                        update(subjects)
+                        .where(subjects.c.subject_type == "issue", subjects.c.subject_id == d["issue_id"])
+                        .values(member_ids=people)
+                    )
             return True, current.status
         values = {
             "community_id": d["community_id"],
@@ -257,7 +350,12 @@ class Rules:
         }
         if "anonymous" in d:  # only the report says it; later snapshots leave it as it was
             values["anonymous"] = bool(d["anonymous"])
-        if current is None:
+        if book is not None:
+            if current is None:
+                book.insert_snapshot(d["issue_id"], values)
+            else:
+                book.update_snapshot(d["issue_id"], values)
+        elif current is None:
             session.execute(subjects.insert().values(subject_type="issue", subject_id=d["issue_id"], **values))
         else:
             session.execute(
@@ -269,6 +367,8 @@ class Rules:
 
     def _known(self, session: Session, issue_id: str, users: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """(status, assignee) of the issue as each of `users` last knew it."""
+        if self._book is not None and self._book.covers(issue_id):
+            return self._book.known(issue_id, users)
         rows = session.execute(
             select(issue_knowledge.c.user_id, issue_knowledge.c.status, issue_knowledge.c.assignee).where(
                 issue_knowledge.c.issue_id == issue_id,
@@ -279,21 +379,20 @@ class Rules:
 
     def _learn(self, session: Session, d: dict, users: Iterable[str]) -> None:
         """`users` now know the issue as this snapshot shows it (unless they know a later one)."""
-        repository.upsert_newer(
-            session,
-            issue_knowledge,
-            [
-                {
-                    "issue_id": d["issue_id"],
-                    "user_id": u,
-                    "status": d["status"],
-                    "assignee": _assignee(d),
-                    "revision": d["revision"],
-                }
-                for u in sorted({u for u in users if u})
-            ],
-            keys=["issue_id", "user_id"],
-        )
+        rows = [
+            {
+                "issue_id": d["issue_id"],
+                "user_id": u,
+                "status": d["status"],
+                "assignee": _assignee(d),
+                "revision": d["revision"],
+            }  # fmt: skip
+            for u in sorted({u for u in users if u})
+        ]
+        if self._book is not None and self._book.covers(d["issue_id"]):
+            self._book.learn(rows)
+        else:
+            repository.upsert_newer(session, issue_knowledge, rows, keys=["issue_id", "user_id"])
 
     def _follow(self, session: Session, users: Iterable[str], target_type: str, target_id: str, reason: str) -> None:
         rows = [
@@ -307,7 +406,15 @@ class Rules:
             for u in users
             if u
         ]
-        repository.insert_ignore(session, follows, rows, ["target_type", "target_id", "user_id"])
+        if target_type == "issue" and self._book is not None and self._book.covers(target_id):
+            self._book.follow(rows)
+        else:
+            repository.insert_ignore(session, follows, rows, ["target_type", "target_id", "user_id"])
+
+    def _issue_followers(self, session: Session, issue_id: str) -> list[str]:
+        if self._book is not None and self._book.covers(issue_id):
+            return self._book.followers_of(issue_id)
+        return repository.followers(session, "issue", [issue_id])
 
     def _issue_params(self, d: dict) -> dict:
         return {
@@ -366,7 +473,7 @@ class Rules:
         if stale:
             return  # a later change was already told: telling an older status would mislead
         assigned = event.type.endswith("assigned")
-        people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
+        people = set(self._issue_followers(session, d["issue_id"])) | {d["reporter_id"]}
         people.discard(d.get("actor_id"))
         if not assigned and d.get("from_status") == d["status"]:
             # Only the consultations were counted (or the like): the status did not change.
@@ -426,7 +533,7 @@ class Rules:
         )
         # Followers hear what changed, the tier, in the same words as the officials: its status
         # may well be the same as before ("status updated to: reported" would tell them nothing).
-        people = set(repository.followers(session, "issue", [d["issue_id"]])) | {d["reporter_id"]}
+        people = set(self._issue_followers(session, d["issue_id"])) | {d["reporter_id"]}
         people -= set(officials) | {d.get("actor_id")}
         intent = Intent(
             source_key=f"{event.id}:followers",
@@ -465,6 +572,13 @@ class Rules:
         self, session: Session, kind: str, subject_id: str, d: dict, status: str, members: list[str], community_id: str
     ) -> bool:
         """Keep the latest snapshot; False when this one is older than what is known."""
+        new = self._new_meetings
+        if kind == "meeting" and new is not None:
+            if subject_id in new.unseen:
+                new.keep(subject_id, self._snapshot_values(kind, d, status, members, community_id, None))
+                return True
+            if new.dirty:
+                new.flush(session)  # this meeting's snapshot may be among them: read it from the database
         current = session.execute(
             select(subjects.c.revision, subjects.c.member_ids)
             .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
@@ -472,6 +586,20 @@ class Rules:
         ).first()
         if current is not None and current.revision >= d["revision"]:
             return False
+        values = self._snapshot_values(kind, d, status, members, community_id, current)
+        if current is None:
+            session.execute(subjects.insert().values(subject_type=kind, subject_id=subject_id, **values))
+        else:
+            session.execute(
+                update(subjects)
+                .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
+                .values(**values)
+            )
+        return True
+
+    def _snapshot_values(
+        self, kind: str, d: dict, status: str, members: list[str], community_id: str, current: Any
+    ) -> dict[str, Any]:
         values = {
             "community_id": community_id,
             "title": d["title"],
@@ -484,15 +612,7 @@ class Rules:
         if kind == "meeting":
             # A private meeting is read by its participants and the staff above it (domain/access.py).
             values["visibility"] = COMMUNITY if d.get("public", True) else PRIVATE
-        if current is None:
-            session.execute(subjects.insert().values(subject_type=kind, subject_id=subject_id, **values))
-        else:
-            session.execute(
-                update(subjects)
-                .where(subjects.c.subject_type == kind, subjects.c.subject_id == subject_id)
-                .values(**values)
-            )
-        return True
+        return values
 
     def _schedule_reminders(
         self, session: Session, kind: str, subject_id: str, starts_at: datetime | None, *, schedule: bool = True
@@ -500,6 +620,13 @@ class Rules:
         """Cancel reminders of an old start time; schedule the ones still ahead for the new one
         (unless `schedule` is False: an activity's reminders come from the activities service)."""
         now = self.clock()
+        new = self._new_meetings
+        if kind == "meeting" and new is not None and subject_id in new.kept:
+            # First seen in this batch: no reminder of it to cancel or expire (see NewMeetings).
+            new.schedule(self._reminder_rows(kind, subject_id, starts_at, now) if schedule else [])
+            return
+        if kind == "meeting" and new is not None and new.dirty:
+            new.flush(session)
         # Reminders already fired for another start time (or a cancelled subject) must not go out:
         # this service's own and those the activities service asked for.
         stale = select(notifications.c.id).where(
@@ -525,7 +652,13 @@ class Rules:
         session.execute(cancel.values(state="cancelled"))
         if starts_at is None or not schedule:
             return
-        rows = []
+        rows = self._reminder_rows(kind, subject_id, starts_at, now)
+        repository.insert_ignore(session, reminders, rows, ["subject_type", "subject_id", "kind", "starts_at"])
+
+    def _reminder_rows(self, kind: str, subject_id: str, starts_at: datetime | None, now: datetime) -> list[dict]:
+        rows: list[dict] = []
+        if starts_at is None:
+            return rows
         for name, offset in REMINDER_OFFSETS.items():
             due = starts_at - offset
             if due > now:
@@ -540,7 +673,7 @@ class Rules:
                         "state": "scheduled",
                     }
                 )
-        repository.insert_ignore(session, reminders, rows, ["subject_type", "subject_id", "kind", "starts_at"])
+        return rows
 
     def meeting_changed(self, session: Session, event: Event) -> None:
         d = event.data
@@ -553,9 +686,9 @@ class Rules:
         self._schedule_reminders(session, "meeting", d["meeting_id"], _when(d["starts_at"]) if active else None)
         if verb == "concluded":
             return
-        people = set(d["participant_ids"]) | set(repository.followers(session, "meeting", [d["meeting_id"]]))
+        people = set(d["participant_ids"]) | set(self._followers(session, "meeting", d["meeting_id"]))
         if d.get("public", True):
-            people |= set(repository.followers(session, "community", [d["community_id"]]))
+            people |= set(self._followers(session, "community", d["community_id"]))
         people.discard(d["convener_id"])
         self._plan(
             session,
@@ -796,7 +929,7 @@ class Rules:
         covers it): someone who moved away is no longer told of their old community's news."""
         follows_of: dict[str, set[str]] = {}
         for community_id in community_ids:
-            for user_id in repository.followers(session, "community", [community_id]):
+            for user_id in self._followers(session, "community", community_id):
                 follows_of.setdefault(user_id, set()).add(community_id)
         if not follows_of:
             return set()
@@ -820,10 +953,17 @@ class Rules:
         d = event.data
         verb = event.type.rsplit(".", 1)[1]
         key = (subjects.c.subject_type == "activity", subjects.c.subject_id == d["activity_id"])
-        members = session.scalar(select(subjects.c.member_ids).where(*key))
+        kept = self._members if self._members is not None and self._members.covers(d["activity_id"]) else None
+        if kept is not None:
+            members = kept.members[d["activity_id"]]
+        else:
+            members = session.scalar(select(subjects.c.member_ids).where(*key))
         if members is not None:
             updated = set(members) - {d["user_id"]} if verb == "cancelled" else set(members) | {d["user_id"]}
-            session.execute(update(subjects).where(*key).values(member_ids=sorted(updated)))
+            if kept is not None:
+                kept.set(d["activity_id"], sorted(updated))
+            else:
+                session.execute(update(subjects).where(*key).values(member_ids=sorted(updated)))
         self._plan(
             session,
             event,
@@ -971,6 +1111,14 @@ class Rules:
             subject_type="activity" if accepted else "proposal",
             subject_id=d["activity_id"] if accepted else d["proposal_id"],
         )
+
+
+class _Known(NamedTuple):
+    """An issue's snapshot as `_record_issue` reads it."""
+
+    revision: int
+    status: str
+    member_ids: list[str] | None
 
 
 def _is_reminder(source_type: str) -> bool:

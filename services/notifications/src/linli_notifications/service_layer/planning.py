@@ -8,6 +8,7 @@ never plans twice.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import deliveries, notifications
-from linli_notifications.domain.access import readable
+from linli_notifications.domain.access import Subject, readable
 from linli_notifications.domain.model import Channel, DeliveryState, Intent, Recipient
 from linli_notifications.domain.policy import plan_for
 from linli_notifications.domain.templates import render
@@ -53,9 +54,13 @@ def plan_many(
     intents: list[Intent],
     now: datetime,
     city_timezone: str,
+    *,
+    seen: Sequence[Mapping[tuple[str, str], Subject | None] | None] | None = None,
 ) -> int:
-    """Plan several intents with one look-up of their recipients and one insert per table."""
-    intents = only_readers(session, intents)
+    """Plan several intents with one look-up of their recipients and one insert per table.
+    `seen`, when given, holds for each intent the subjects it is about as they were when it was
+    made (see `only_readers`), or None to read them now."""
+    intents = only_readers(session, intents, seen)
     everyone = sorted({u for intent in intents for u in intent.user_ids})
     if not everyone:
         return 0
@@ -66,19 +71,29 @@ def plan_many(
     return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"])
 
 
-def only_readers(session: Session, intents: list[Intent]) -> list[Intent]:
+def only_readers(
+    session: Session,
+    intents: list[Intent],
+    seen: Sequence[Mapping[tuple[str, str], Subject | None] | None] | None = None,
+) -> list[Intent]:
     """The intents told only to those of their users who may read every subject they are about
     (scope before state: a follower of an issue that became private, or who moved away, is not
-    told). A subject this service does not know reads as no."""
+    told). A subject this service does not know reads as no. The subjects of intent i are those of
+    `seen[i]` when it is given, else read now."""
     gated = [intent for intent in intents if intent.about]
     if not gated:
         return intents
-    known = repository.load_subjects(session, {key for intent in gated for key in intent.about})
+    given = list(seen) if seen is not None else [None] * len(intents)
+    to_read = {
+        key for intent, s in zip(intents, given, strict=True) if intent.about and s is None for key in intent.about
+    }
+    known = repository.load_subjects(session, to_read) if to_read else {}
     readers = repository.load_readers(session, {u for intent in gated for u in intent.user_ids})
     kept = []
-    for intent in intents:
+    for intent, subjects_then in zip(intents, given, strict=True):
         if intent.about:
-            subjects = [known.get(key) for key in intent.about]
+            lookup = subjects_then if subjects_then is not None else known
+            subjects = [lookup.get(key) for key in intent.about]
             users = tuple(u for u in intent.user_ids if u in readers and readable(subjects, readers[u]))
             intent = replace(intent, user_ids=users)
         kept.append(intent)

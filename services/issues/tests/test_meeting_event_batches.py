@@ -1,0 +1,287 @@
+"""The meetings' events handled in consumer batches (`handle_batch`: the issues and meetings a run of
+events names read and locked at once, links and decisions written at the end) leave what handling
+each event alone (`handle_one`) leaves: the issues, their links to meetings, decisions' follow-up,
+timelines and the events published, with duplicates in one batch, redelivery, and every kind of
+meetings event mixed; on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from linli_issues.adapters.tables import issue_decisions, issue_meetings, messaging
+from linli_issues.domain.model import Issue, TimelineEntry
+from linli_issues.service_layer.consultations import handle_one, meeting_handlers
+from linli_kit.events import Event, new_event
+from linli_kit.testing.consuming import consume
+
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("env", ["sqlite", "postgresql"], indirect=True)]
+START = datetime(2026, 12, 14, 19, 0, tzinfo=UTC)
+EFFECTS = ["reconsult", "resolution_plan", "resolve", "escalate", "none"]
+
+
+def burst(seed: int, tag: str, issue_ids: list[str], community_id: str, count: int = 70) -> list[Event]:
+    """Meetings taking up the issues, agenda items, decisions of every effect and their action items
+    reported done one by one; every id but the issues' made from `tag`, so that two bursts of one
+    seed differ only by their ids. About one event in eight is sent twice."""
+    rng = random.Random(seed)
+    made = 0
+
+    def new_id(kind: str) -> str:
+        nonlocal made
+        made += 1
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}:{kind}:{made}"))
+
+    meetings: list[dict] = []
+    decisions: list[dict] = []
+    events: list[Event] = []
+    while len(events) < count:
+        if events and rng.random() < 0.12:
+            events.append(rng.choice(events))  # the same event again: a producer's retry
+            continue
+        kind = rng.choice(["scheduled", "scheduled", "rescheduled", "cancelled", "concluded", "agenda", "decision",
+                           "action", "action"])  # fmt: skip
+        if kind != "scheduled" and not meetings:
+            kind = "scheduled"
+        if kind == "action" and not decisions:
+            kind = "decision"
+        if kind == "scheduled":
+            named = rng.sample(issue_ids, rng.randint(1, 2))
+            meeting = {
+                "meeting_id": new_id("meeting"),
+                "community_id": community_id,
+                "meeting_type": rng.choice(["round_table", "hearing"]),
+                "title": f"Round table {len(meetings) + 1}",
+                "starts_at": START + timedelta(days=len(meetings)),
+                "ends_at": START + timedelta(days=len(meetings), hours=2),
+                "convener_id": new_id("person"),
+                "agenda": [{"item_id": new_id("item"), "title": "Roof", "issue_id": named[0]}],
+                "issue_ids": named,
+                "revision": 1,
+            }
+            meetings.append(meeting)
+            event_type, data = "meetings.meeting.scheduled", dict(meeting)
+        elif kind in ("rescheduled", "cancelled", "concluded"):
+            meeting = rng.choice(meetings)
+            meeting["revision"] += rng.choice([1, 1, 2])
+            previous = meeting["starts_at"]
+            meeting["starts_at"] = meeting["starts_at"] + timedelta(minutes=30)
+            meeting["ends_at"] = meeting["ends_at"] + timedelta(minutes=30)
+            if rng.random() < 0.3:  # the meeting no longer lists an issue: linked ones follow it still
+                meeting["issue_ids"] = meeting["issue_ids"][:1]
+            event_type = f"meetings.meeting.{kind}"
+            data = dict(meeting)
+            if kind == "rescheduled":
+                data["previous_starts_at"] = previous
+            if kind == "cancelled":
+                data["reason"] = "the hall is flooded"
+            if kind == "concluded":
+                data.update(concluded_at=meeting["ends_at"], attendees_count=12)
+        elif kind == "agenda":
+            meeting = rng.choice(meetings)
+            event_type = "meetings.agenda_item.added"
+            data = {
+                "meeting_id": meeting["meeting_id"],
+                "community_id": community_id,
+                "meeting_type": meeting["meeting_type"],
+                "title": meeting["title"],
+                "starts_at": meeting["starts_at"],
+                "item_id": new_id("item"),
+                "issue_id": rng.choice(issue_ids),
+                "item_title": "Stairwell light",
+            }
+        elif kind == "decision":
+            meeting = rng.choice(meetings)
+            effect = rng.choice(EFFECTS)
+            items = rng.randint(0, 2) if effect != "none" else 0
+            decision = {"decision_id": new_id("decision"), "issue_ids": meeting["issue_ids"], "effect": effect,
+                        "items": items, "done": 0}  # fmt: skip
+            decisions.append(decision)
+            event_type = "meetings.decision.recorded"
+            data = {
+                "decision_id": decision["decision_id"],
+                "meeting_id": meeting["meeting_id"],
+                "community_id": community_id,
+                "motion": f"motion {len(decisions)}",
+                "outcome": "rejected" if effect == "none" else "adopted",
+                "rule": "a majority of those present",
+                "votes_for": 9,
+                "votes_against": 3,
+                "abstentions": 1,
+                "issue_ids": decision["issue_ids"],
+                "issue_effect": effect,
+                "action_items": [
+                    {"action_item_id": new_id("action"), "title": f"step {n}", "owner_body": "property_company"}
+                    for n in range(items)
+                ],
+            }
+            if effect == "resolution_plan":
+                data["resolution_plan"] = "mend it"
+        else:
+            decision = rng.choice(decisions)
+            of = max(decision["items"], 1)
+            decision["done"] = min(of, decision["done"] + rng.choice([1, 1, -1]))
+            decision["done"] = max(decision["done"], 0)
+            event_type = rng.choice(["meetings.action_item.assigned", "meetings.action_item.completed",
+                                     "meetings.action_item.updated"])  # fmt: skip
+            data = {
+                "action_item_id": new_id("action"),
+                "decision_id": decision["decision_id"],
+                "meeting_id": new_id("meeting-of-item"),
+                "community_id": community_id,
+                "issue_id": decision["issue_ids"][0],
+                "issue_ids": decision["issue_ids"],
+                "title": "Replace the membrane",
+                "owner_body": "property_company",
+                "status": "done",
+                "progress": 100,
+                "decision_issue_effect": decision["effect"],
+                "decision_action_items": of,
+                "decision_action_items_done": decision["done"],
+                "decision_complete": decision["done"] == of,
+            }
+        event = new_event(event_type, data, producer="meetings", community_id=community_id)
+        # A minute apart, whatever the clock: action items count in the order they happened.
+        events.append(dataclasses.replace(event, occurred_at=START - timedelta(days=1, minutes=-len(events))))
+    return events
+
+
+def state(database, issue_ids: list[str], rename: dict[str, str]) -> str:
+    """What the handlers left for these issues, as text with the other burst's ids renamed."""
+    with database.session() as s:
+        issues = [s.get(Issue, i) for i in issue_ids]
+        picture = {
+            "issues": [
+                [
+                    i.status,
+                    i.tier,
+                    i.consultation_count,
+                    i.action_items,
+                    i.action_items_done,
+                    i.resolution_plan,
+                    i.resolution_summary,
+                    i.assignee_type,
+                    i.assignee_id,
+                ]  # fmt: skip
+                for i in issues
+            ],
+            "links": [
+                [
+                    r.issue_id,
+                    r.meeting_id,
+                    r.meeting_type,
+                    r.title,
+                    r.starts_at,
+                    r.status,
+                    r.concluded_at,
+                    r.meeting_revision,
+                ]  # fmt: skip
+                for r in s.execute(
+                    select(issue_meetings)
+                    .where(issue_meetings.c.issue_id.in_(issue_ids))
+                    .order_by(issue_meetings.c.issue_id, issue_meetings.c.meeting_id)
+                )
+            ],
+            "decisions": [
+                [r.issue_id, r.decision_id, r.issue_effect, r.action_items, r.done, r.complete, r.applied, r.event_at]
+                for r in s.execute(
+                    select(issue_decisions)
+                    .where(issue_decisions.c.issue_id.in_(issue_ids))
+                    .order_by(issue_decisions.c.issue_id, issue_decisions.c.decision_id)
+                )
+            ],
+            "timelines": {
+                i: [
+                    [e.kind, e.body, e.data]
+                    for e in s.scalars(
+                        select(TimelineEntry).where(TimelineEntry.issue_id == i).order_by(TimelineEntry.id)
+                    )
+                ]
+                for i in issue_ids
+            },
+        }
+        published = {i: [] for i in issue_ids}
+        for payload in s.scalars(select(messaging.outbox.c.payload).order_by(messaging.outbox.c.id)):
+            envelope = json.loads(payload)
+            data = envelope["data"]
+            if envelope["producer"] == "issues" and data.get("issue_id") in published:
+                published[data["issue_id"]].append(
+                    [
+                        envelope["type"],
+                        data["status"],
+                        data.get("from_status"),
+                        data["tier"],
+                        data.get("consultation_count"),
+                        data.get("action_items"),
+                        data.get("action_items_done"),
+                    ]  # fmt: skip
+                )
+        picture["published"] = published
+    text = json.dumps(picture, default=str, ensure_ascii=False)
+    for theirs, ours in rename.items():
+        text = text.replace(theirs, ours)
+    renamed = json.loads(text)
+    # Rows in the order of the renamed ids, as the other burst's are.
+    renamed["links"].sort()
+    renamed["decisions"].sort()
+    return json.dumps(renamed, ensure_ascii=False, indent=1)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed):
+    one_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(4)]
+    batch_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(4)]
+    community = directory.community_a1
+    singles = burst(seed, "one", one_ids, community)
+    batched = burst(seed, "batch", batch_ids, community)
+    assert len({e.type for e in batched}) >= 7 and len({e.id for e in batched}) < len(batched)
+    # Every id of one burst for the other's, so that the two states compare as text.
+    rename = dict(zip(batch_ids, one_ids, strict=True))
+    for theirs, ours in zip(batched, singles, strict=True):
+        rename.update(_ids_in(theirs, ours))
+
+    one_by_one = dict.fromkeys(meeting_handlers(), handle_one)
+    single_outcomes = consume(database, messaging.inbox, one_by_one, singles, service="issues", one_by_one=True)
+    # Batches of 16: links and decisions made by one batch are changed by a later one.
+    first = consume(database, messaging.inbox, meeting_handlers(), batched, service="issues", batch_size=16)
+    after_first = state(database, batch_ids, rename)
+    again = consume(database, messaging.inbox, meeting_handlers(), batched, service="issues")
+
+    assert set(single_outcomes) == set(first) == set(again) == {"ack"}
+    assert state(database, batch_ids, rename) == after_first  # redelivered: nothing changed
+    assert after_first == state(database, one_ids, {})
+    with database.session() as s:
+        handled = set(s.scalars(select(messaging.inbox.c.event_id).where(messaging.inbox.c.consumer == "issues")))
+    assert {e.id for e in batched} <= handled
+
+
+def _ids_in(theirs: Event, ours: Event) -> dict[str, str]:
+    """The ids in one event's data paired with those at the same place in the other's."""
+    pairs: dict[str, str] = {}
+
+    def walk(a: object, b: object) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in a:
+                walk(a[key], b.get(key))
+        elif isinstance(a, list) and isinstance(b, list):
+            for x, y in zip(a, b, strict=False):
+                walk(x, y)
+        elif isinstance(a, str) and isinstance(b, str) and a != b and _is_uuid(a):
+            pairs[a] = b
+
+    walk(theirs.data, ours.data)
+    return pairs
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
