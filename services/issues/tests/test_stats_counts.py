@@ -93,6 +93,16 @@ def _figures(database, query: stats.StatsQuery) -> dict:
     return stats.compute(IssuesUnitOfWork(database), admin, query, ZONE)
 
 
+def _differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two answers differ (path: a != b), for a failure that says what."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b), key=str)
+        return [d for key in keys for d in _differences(a.get(key), b.get(key), f"{path}.{key}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
 def _set_zone(database, zone: str | None) -> None:
     with database.transaction() as session:
         session.execute(update(issue_counts_state).values(zone=zone))
@@ -122,17 +132,33 @@ def test_counts_equal_the_history_they_replace(database, directory):
     communities = [directory.community_a1, directory.community_a2, directory.community_b1]
     _write_history(database, communities, rng, issues=40)
     kept = _counts(database)
-    scopes = [(None, None), (None, directory.street_a), (directory.community_a1, None)]
+    scopes = [
+        (None, None, "community"),
+        (None, None, "street"),
+        (None, directory.street_a, "community"),
+        (None, directory.street_a, "street"),
+        (directory.community_a1, None, "community"),
+    ]
     for start, end in _periods(rng):
-        for community_id, street_id in scopes:
-            query = stats.StatsQuery(community_id, street_id, start, end)
+        for community_id, street_id, by in scopes:
+            query = stats.StatsQuery(community_id, street_id, start, end, by)
             counted = _figures(database, query)
             _set_zone(database, None)  # no counts: the history is read
             try:
                 read = _figures(database, query)
             finally:
                 _set_zone(database, ZONE)
-            assert counted == read, (start, end, community_id, street_id)
+            assert counted == read, (start, end, community_id, street_id, _differences(counted, read)[:5])
+    # No row for the whole city that every change updates: streets' rows, and the city's hours
+    # to resolve by month and number of hours.
+    wide, narrow = kept
+    assert not [row for row in wide if row[0] == counters.CITY]
+    assert {row[2] for row in narrow if row[0] == counters.CITY} == {"hours"}
+    streets = {row[0] for row in wide if row[0].startswith(counters.STREET)}
+    assert streets == {counters.street_key(directory.street_a), counters.street_key(directory.street_b)}
+    by_street = _figures(database, stats.StatsQuery(None, None, date(2026, 9, 1), date(2027, 3, 31), "street"))
+    assert by_street["by_community"] == [] and len(by_street["by_street"]) == 2
+    assert sum(row["raised"] for row in by_street["by_street"]) == 40
     # The history walked through every kind of step the counts follow.
     whole = _figures(database, stats.StatsQuery(None, None, date(2026, 9, 1), date(2027, 3, 31)))["totals"]
     assert whole["raised"] == 40 and whole["resolved"] and whole["overdue"] and whole["ratings"]

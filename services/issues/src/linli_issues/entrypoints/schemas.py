@@ -293,6 +293,14 @@ class CategoryFilterSchema(Schema):
 class StatsQuerySchema(PeriodQuery):
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)
+    by = fields.String(
+        load_default="community",
+        validate=validate.OneOf(("community", "street")),
+        metadata={
+            "description": "the rows beside the totals and months: `community` (default, `by_community`) or "
+            "`street` (`by_street`, without hours to resolve: a city's hundred rows instead of ten thousand)"
+        },
+    )
 
 
 class StatsScopeSchema(Schema):
@@ -320,8 +328,12 @@ class StatsFiguresSchema(Schema):
     resolution_rate = fields.Float(
         required=True, allow_none=True, metadata={"description": "share of the issues raised resolved by now"}
     )
-    median_hours_to_resolve = fields.Float(required=True, allow_none=True)
-    p90_hours_to_resolve = fields.Float(required=True, allow_none=True)
+    median_hours_to_resolve = fields.Float(
+        required=True, allow_none=True, metadata={"description": "of the whole hours from report to resolution"}
+    )
+    p90_hours_to_resolve = fields.Float(
+        required=True, allow_none=True, metadata={"description": "of the whole hours from report to resolution"}
+    )
     overdue = fields.Integer(required=True)
     average_satisfaction = fields.Float(required=True, allow_none=True)
     ratings = fields.Integer(required=True)
@@ -344,6 +356,12 @@ class StatsCommunitySchema(StatsFiguresSchema):
     community_id = fields.String(required=True)
 
 
+class StatsStreetSchema(StatsFiguresSchema):
+    street_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "none: communities the directory does not know yet"}
+    )
+
+
 class StatsMonthSchema(StatsFiguresSchema):
     month = fields.String(required=True, metadata={"description": "YYYY-MM, in the city's time zone"})
 
@@ -353,4 +371,9 @@ class StatsSchema(Schema):
     period = fields.Nested(StatsPeriodSchema, required=True)
     totals = fields.Nested(StatsTotalsSchema, required=True)
     by_community = fields.List(fields.Nested(StatsCommunitySchema), required=True)
+    by_street = fields.List(
+        fields.Nested(StatsStreetSchema),
+        required=True,
+        metadata={"description": "asked for with `by=street` (then `by_community` is empty)"},
+    )
     monthly = fields.List(fields.Nested(StatsMonthSchema), required=True)
