@@ -178,3 +178,48 @@ def test_counts_in_another_zone_are_not_used(database, directory):
     with database.transaction() as session:
         session.execute(update(issue_month_counts).values(raised=1000))  # would show if they were read
     assert _figures(database, query) == from_history
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0010_leaves_the_history_read_until_the_counts_are_built_again(backend, pg_databases, tmp_path):
+    """Counts of 0009 (with the whole city's row) are not the counts of 0010 (street rows, hours):
+    a database with issues reads its history until `rebuild-counts`; downgrading works too."""
+    from alembic import command
+    from sqlalchemy import create_engine, insert, text
+
+    from linli_issues.adapters.tables import issues
+    from linli_issues.definition import definition
+    from linli_kit.migrations import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'issues.db'}" if backend == "sqlite" else pg_databases.create("issues_0010")
+    upgrade(definition.migrations_dir, url, "0009")
+    engine = create_engine(url)
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(issues).values(
+                id=str(uuid.uuid4()), community_id=str(uuid.uuid4()), title="t", description="d", category="other",
+                urgency="normal", status="reported", tier="community", reporter_id="r", channel="app",
+                anonymous=False, supporter_count=0, consultation_count=0, created_at=now, updated_at=now, revision=1,
+            )
+        )  # fmt: skip
+        conn.execute(text("UPDATE issue_counts_state SET zone = 'Asia/Shanghai'"))
+        conn.execute(
+            insert(issue_month_counts).values(
+                community_id="*", month="2026-11", **dict.fromkeys(counters.FIGURES, 0) | {"raised": 1}
+            )
+        )
+    upgrade(definition.migrations_dir, url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT zone FROM issue_counts_state")).scalar() is None
+        assert conn.execute(text("SELECT count(*) FROM issue_month_counts WHERE community_id = '*'")).scalar() == 0
+        street_row = "street:" + "0" * 36  # the longer key fits
+        conn.execute(
+            insert(issue_month_counts).values(
+                community_id=street_row, month="2026-11", **dict.fromkeys(counters.FIGURES, 0)
+            )
+        )
+    command.downgrade(alembic_config(definition.migrations_dir, url), "0009")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM issue_month_counts")).scalar() == 0
+    engine.dispose()
