@@ -199,6 +199,9 @@ def main() -> None:
     private, public = generate_keypair()
     workdir = Path(tempfile.mkdtemp(prefix="linli-city-overview-"))
     platform = Platform(databases, amqp_url, bus, public, private, workdir)
+    # The plain whole-city query takes seconds a service on a loaded machine: time it, do not
+    # let the gateway give up on it after its usual 10 s.
+    platform.extra_env["PROXY_TIMEOUT_SECONDS"] = "120"
     try:
         street_of = directory(args.communities)
         streets = sorted(set(street_of.values()))
