@@ -170,6 +170,15 @@ class _Figures:
         street = select(rc.street_id).where(rc.community_id == community_column).scalar_subquery()
         return func.coalesce(street, literal_column("''"))
 
+    def _joined(self, table: Any, community_column: Any) -> tuple[Any, Any]:
+        """(the group of a row, the rows to read): per community, the table itself; per street, the
+        table joined to the directory replica (one hash join, not a lookup per row)."""
+        if self.query.by != "street":
+            return community_column, table
+        rc = replica.communities.c
+        joined = table.outerjoin(replica.communities, rc.community_id == community_column)
+        return func.coalesce(rc.street_id, literal_column("''")), joined
+
     def _group(self, community_column: Any) -> Any:
         return self._street(community_column) if self.query.by == "street" else community_column
 
@@ -197,9 +206,10 @@ class _Figures:
             if family not in families:
                 return
             month = self._month_sql(moment)
-            group = self._group(community)
+            group, rows = self._joined(community.table, community)
             query = (
                 select(group, month, func.grouping(group), func.grouping(month), *aggregates)
+                .select_from(rows)
                 .where(self._between(moment), *where, *self._scope(community))
                 .group_by(func.grouping_sets(tuple_(), tuple_(group), tuple_(month)))
             )
@@ -287,14 +297,15 @@ class _Figures:
         added up here from its few rows (communities x months x three moves at most)."""
         u = issue_updates.c
         month = self._month_sql(u.created_at) if self.postgres else self.month(u.created_at)
+        group, rows = self._joined(issue_updates.join(issues, issues.c.id == u.issue_id), issues.c.community_id)
         moves = (
             select(
-                self._group(issues.c.community_id).label("community_id"),
+                group.label("community_id"),
                 month.label("month"),
                 u.data["from"].as_string().label("from_tier"),
                 u.data["to"].as_string().label("to_tier"),
             )
-            .select_from(issue_updates.join(issues, issues.c.id == u.issue_id))
+            .select_from(rows)
             .where(u.kind == "escalation", self._between(u.created_at), *self._scope(issues.c.community_id))
             .subquery()
         )
