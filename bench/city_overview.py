@@ -1,44 +1,73 @@
-"""The street overview's issue figures from the monthly counts, beside the history query they replace.
+"""The street office's overview through the real gateway, on a city in PostgreSQL, beside the plain
+query it replaces.
 
-Generates a city in PostgreSQL (the generator of `issues_stats.py`: 10,000 communities in 100
-streets, issues over the last twelve months with statuses, resolution times, ratings, overdue ones
-and concluded round tables), builds the counts as `linli-issues rebuild-counts` does (timed), then
-times the statistics use case (`service_layer.stats.compute`, what `GET /stats` runs, plus encoding
-its answer as JSON) twice for each scope and period: from the history (counts switched off) and from
-the counts. Checks both give the same figures, prints p50 / p95 / max; never asserts on time.
+One city for every service: 10,000 communities in 100 streets (ids shared by the gateway's
+directory and every service's replica), 2,000,000 issues over the last twelve months (the
+generator of `issues_stats.py`: statuses, resolution times, ratings, overdue ones, concluded round
+tables), meetings (`meetings_stats.py`: 6 a community, agendas, decisions, action items,
+documents) and activities (`activities_stats.py`: per community 12 activities, 40 registrations,
+30 check-ins, 5 service deliveries, 5 help-log entries, posts, groups, talents). Notifications get
+the directory only (no deliveries). The issues' counts are built as `linli-issues rebuild-counts`
+does (timed).
 
-    .venv/bin/python bench/city_overview.py [--issues 2000000] [--communities 10000] [--runs 10]
+Then the real processes are started (`linli_kit.testing.platform`: gunicorn of each service and
+of the gateway, as `make run` starts them) and `GET /api/v1/stats/overview` is timed through the
+gateway for one street (as its street official) and for the whole city (as a city admin):
+
+- `read models`: what the overview answers now (the issues' counts; the whole city per street);
+- `plain`: the query it replaces — the issues' history read (its counts switched off, as before
+  they were built) and, for the whole city, every community listed (`communities=true`, the
+  answer before).
+
+Both must give the same totals (checked; the issues' figures to the unit). Prints p50 / p95 / max,
+the answer's size and the load average; never asserts on time.
+
+    .venv/bin/python bench/city_overview.py [--communities 10000] [--issues 2000000] [--runs 20]
+    .venv/bin/python bench/city_overview.py --communities 300 --issues 30000 --runs 10   # develop
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text, update
+import requests
+from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from issues_stats import generate  # noqa: E402 - the bench folder is not a package
+from activities_stats import seed_sql as activities_seed_sql  # noqa: E402 - the bench folder is not a package
+from issues_stats import generate as generate_issues  # noqa: E402
+from meetings_stats import seed as seed_meetings  # noqa: E402
 
 ZONE = "Asia/Shanghai"
+SERVICES = ("issues", "meetings", "activities", "notifications")
 
 
-def percentiles(samples: list[float]) -> tuple[float, float, float]:
-    samples = sorted(samples)
-    p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
-    return statistics.median(samples), p95, samples[-1]
+def uid(n: int) -> str:
+    """The ids of activities_stats.py's generator: street s is uid(s), community c uid(10000000 + c)."""
+    return f"00000000-0000-4000-8000-{n:012d}"
 
 
-# The generator of issues_stats.py dates some acceptances, resolutions, closings, deadlines missed
-# and meetings after the moment it runs (an issue reported last week "resolved" in 500 hours);
-# nothing that happened can be in the future, so those steps are taken back.
+def directory(communities: int) -> dict[str, str]:
+    """community id -> street id, 100 communities a street (as activities_stats.py lays them out)."""
+    return {uid(10_000_000 + c): uid(c // 100) for c in range(communities)}
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# The issues' generator dates some acceptances, resolutions, closings, deadlines missed and meetings
+# after the moment it runs (an issue reported last week "resolved" in 500 hours); nothing that
+# happened can be in the future, so those steps are taken back.
 SETTLE = [
     "UPDATE issues SET closed_at = NULL, rating = NULL, status = 'resolved' WHERE closed_at > now()",
     "UPDATE issues SET resolved_at = NULL, status = 'accepted' WHERE resolved_at > now()",
@@ -48,183 +77,211 @@ SETTLE = [
 ]
 
 
-def settle(database) -> None:
-    with database.transaction() as session:
+def settle(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
         for statement in SETTLE:
-            session.execute(text(statement))
+            conn.execute(text(statement))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE issues"))
+    engine.dispose()
+
+
+def seed_replica(url: str, street_of: dict[str, str]) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        streets = sorted(set(street_of.values()))
+        conn.execute(
+            text("INSERT INTO directory_streets (street_id, name, revision) VALUES (:s, :name, 1)"),
+            [{"s": s, "name": f"street {int(s[-12:])}"} for s in streets],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO directory_communities (community_id, street_id, name, revision) VALUES (:c, :s, :name, 1)"
+            ),
+            [{"c": c, "s": s, "name": f"community {int(c[-12:]) - 10_000_000}"} for c, s in street_of.items()],
+        )
+    engine.dispose()
+
+
+def seed_gateway(url: str, street_of: dict[str, str]) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO streets (id, name, city, revision) VALUES (:s, :name, 'Bench city', 1)"),
+            [{"s": s, "name": f"street {int(s[-12:])}"} for s in sorted(set(street_of.values()))],
+        )
+        conn.execute(
+            text("INSERT INTO communities (id, street_id, name, revision) VALUES (:c, :s, :name, 1)"),
+            [{"c": c, "s": s, "name": f"community {int(c[-12:]) - 10_000_000}"} for c, s in street_of.items()],
+        )
+    engine.dispose()
+
+
+def seed_activities(url: str, communities: int) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for statement in activities_seed_sql(communities).split(";"):
+            if statement.strip():
+                conn.execute(text(statement), {"streets": max(1, communities // 100), "communities": communities})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    engine.dispose()
+
+
+def build_counts(url: str) -> float:
+    from linli_issues.adapters import counters
+    from linli_kit.db import Database
+
+    database = Database(url)
+    started = time.perf_counter()
+    with database.transaction() as session:
+        counters.rebuild(session, ZoneInfo(ZONE))
     with database.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE issues")
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "VACUUM ANALYZE issue_month_counts, issue_month_breakdowns"
+        )
+    database.dispose()
+    return time.perf_counter() - started
 
 
-def http_and_merge(url: str, database, street_id: str, first_of_month: date, runs: int) -> None:
-    """`GET /stats` through the issues service's own HTTP entry point (its Flask app, in this
-    process: token check, argument and answer schemas, JSON), then the gateway's merge of that
-    answer into the overview (`linli_gateway.service_layer.statistics.merge`) and its JSON: what a
-    request through the gateway costs besides two local HTTP hops and the other services."""
-    import os
-    import tempfile
-
-    from linli_gateway.service_layer import statistics as gateway_statistics
-    from linli_kit.auth import TokenSigner
-    from linli_kit.keys import generate_keypair
-
-    private, public = generate_keypair()
-    os.environ.update(
-        DATABASE_URL=url,
-        JWT_PUBLIC_KEY=public,
-        LINLI_DATA_DIR=tempfile.mkdtemp(prefix="linli-bench-"),
-        LOG_LEVEL="WARNING",
-        LOG_JSON="false",
-    )
-    from linli_issues.entrypoints.web import create_app
-
-    client = create_app().test_client()
-    token = TokenSigner(private, issuer="linli-gateway").sign(user_id=str(uuid.uuid4()), role="city_admin")
-    headers = {"Authorization": f"Bearer {token}"}
-    with database.session() as s:
-        names = dict(s.execute(text("SELECT community_id, name FROM directory_communities")).all())
-    print("\nthe same with counts, through the service's HTTP entry point and the gateway's merge")
-    print(f"{'scope, period':<34}{'p50 ms':>12}{'p95':>8}{'max':>8}{'answer KB':>11}")
-    for label, query, scope, repeat in [
-        ("one street, last 12 months", f"street_id={street_id}", (None, street_id), runs),
-        ("one street, this month", f"street_id={street_id}&from={first_of_month}", (None, street_id), runs),
-        ("whole city, last 12 months", "", (None, None), max(3, runs // 2)),
-    ]:
-        samples = []
-        for attempt in range(repeat + 1):
-            started = time.perf_counter()
-            response = client.get(f"/stats?{query}", headers=headers)
-            assert response.status_code == 200, response.get_json()
-            answer = response.get_json()
-            period = date.fromisoformat(answer["period"]["from"]), date.fromisoformat(answer["period"]["to"])
-            stats_scope = gateway_statistics.StatsScope(*scope, *period)
-            overview = gateway_statistics.merge(stats_scope, {"issues": answer}, [], names)
-            encoded = json.dumps(overview, default=str)
-            if attempt:  # the first warms the caches
-                samples.append((time.perf_counter() - started) * 1000)
-        p50, p95, top = percentiles(samples)
-        print(f"{label:<34}{p50:>12.1f}{p95:>8.1f}{top:>8.1f}{len(encoded) / 1024:>11.0f}", flush=True)
+def counts_on(url: str, on: bool) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE issue_counts_state SET zone = :zone"), {"zone": ZONE if on else None})
+    engine.dispose()
 
 
-def kept_database(admin_url: str, name: str) -> str:
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
+def timed(url: str, headers: dict[str, str], runs: int, *, whole: bool = True) -> tuple[list[float], dict, int]:
+    session = requests.Session()
+    answer: dict = {}
+    size = 0
+    samples = []
+    for attempt in range(runs + 1):
+        started = time.perf_counter()
+        response = session.get(url, headers=headers, timeout=600)
+        elapsed = (time.perf_counter() - started) * 1000
+        assert response.status_code == 200, response.text[:500]
+        answer, size = response.json(), len(response.content)
+        assert not whole or answer["complete"], answer["missing"]
+        if attempt:  # the first warms the caches, as a running city's are
+            samples.append(elapsed)
+    return sorted(samples), answer, size
 
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
-    return url.render_as_string(hide_password=False)
+
+def figures(samples: list[float]) -> tuple[float, float, float]:
+    p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
+    return statistics.median(samples), p95, samples[-1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--communities", type=int, default=10_000, help="in streets of 100 (default 10,000)")
     parser.add_argument("--issues", type=int, default=2_000_000)
-    parser.add_argument("--communities", type=int, default=10_000)
-    parser.add_argument("--streets", type=int, default=100)
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument(
-        "--keep",
-        metavar="DATABASE",
-        help="generate into this database and keep it; a later run with the same name reuses it",
-    )
+    parser.add_argument("--meetings-per-community", type=int, default=6)
+    parser.add_argument("--runs", type=int, default=20, help="timed requests per case (default 20)")
+    parser.add_argument("--plain-runs", type=int, default=5, help="timed requests of the plain query (default 5)")
     args = parser.parse_args()
 
-    from linli_issues.adapters import counters
-    from linli_issues.adapters.tables import issue_counts_state
-    from linli_issues.definition import definition
-    from linli_issues.service_layer import stats
-    from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
-    from linli_kit import migrations
-    from linli_kit.auth import Principal, Role
-    from linli_kit.db import Database
-    from linli_kit.periods import resolve_period
+    from linli_kit.auth import TokenSigner
+    from linli_kit.config import BusNames
+    from linli_kit.keys import generate_keypair
     from linli_kit.testing import infra
+    from linli_kit.testing.platform import Platform
 
     admin_url, _ = infra.find_postgres()
-    databases = infra.PostgresDatabases(admin_url, infra.new_run_id())
+    amqp_url, _ = infra.find_rabbitmq()
+    run = infra.new_run_id()
+    databases = infra.PostgresDatabases(admin_url, f"bench{run}")
+    bus = BusNames(
+        exchange=f"bench.{run}.events", dead_letter_exchange=f"bench.{run}.dead", queue_prefix=f"bench.{run}."
+    )
+    private, public = generate_keypair()
+    workdir = Path(tempfile.mkdtemp(prefix="linli-city-overview-"))
+    platform = Platform(databases, amqp_url, bus, public, private, workdir)
+    # The plain whole-city query takes seconds a service on a loaded machine: time it, do not
+    # let the gateway give up on it after its usual 10 s.
+    platform.extra_env["PROXY_TIMEOUT_SECONDS"] = "120"
     try:
-        url = kept_database(admin_url, args.keep) if args.keep else databases.create("bench_overview")
-        migrations.upgrade(definition.migrations_dir, url)
-        database = Database(url)
-        with database.session() as s:
-            existing = s.execute(text("SELECT count(*) FROM issues")).scalar()
-        if existing:
-            print(f"reusing {existing:,} issues of {args.keep}")
-        else:
-            started = time.perf_counter()
-            print(f"generating {args.issues:,} issues in {args.communities:,} communities ...", flush=True)
-            generate(url, args.communities, args.streets, args.issues)
-            settle(database)
-            print(f"generated in {time.perf_counter() - started:.0f} s", flush=True)
-            started = time.perf_counter()
-            with database.transaction() as session:
-                counters.rebuild(session, ZoneInfo(ZONE))
-            print(f"counts built (rebuild-counts) in {time.perf_counter() - started:.1f} s", flush=True)
-        with database.session() as s:
-            street_id, community_id = s.execute(
-                text("SELECT street_id, community_id FROM directory_communities LIMIT 1")
-            ).one()
-            rows = s.execute(text("SELECT count(*) FROM issue_month_counts")).scalar()
-        print(f"{rows:,} rows of counts")
-        admin = Principal(user_id=str(uuid.uuid4()), role=Role.CITY_ADMIN)
-        today = datetime.now(UTC).astimezone(ZoneInfo(ZONE)).date()
-        year = resolve_period(today)
-        month = (today.replace(day=1), today)
+        street_of = directory(args.communities)
+        streets = sorted(set(street_of.values()))
+        print(f"load average before: {load()}", flush=True)
+        started = time.perf_counter()
+        for service in ("gateway", *SERVICES):
+            platform.migrate(service)
+        urls = {service: platform.database_url(service) for service in ("gateway", *SERVICES)}
+        seed_gateway(urls["gateway"], street_of)
+        for service in ("issues", "notifications"):  # meetings' and activities' generators make theirs
+            seed_replica(urls[service], street_of)
+        print(f"generating {args.issues:,} issues in {args.communities:,} communities ...", flush=True)
+        generate_issues(urls["issues"], args.communities, len(streets), args.issues, directory=False)
+        settle(urls["issues"])
+        seed_meetings(urls["meetings"], args.communities, args.meetings_per_community, len(streets), street_of)
+        seed_activities(urls["activities"], args.communities)
+        print(f"city generated in {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"issues' counts built (rebuild-counts) in {build_counts(urls['issues']):.1f} s", flush=True)
 
-        def counts_on(on: bool) -> None:
-            with database.transaction() as session:
-                session.execute(update(issue_counts_state).values(zone=ZONE if on else None))
-
-        def call(community: str | None, street: str | None, period: tuple[date, date]):
-            query = stats.StatsQuery(community, street, *period)
-            result = stats.compute(IssuesUnitOfWork(database), admin, query, ZONE)
-            json.dumps(result, default=str)
-            return result
-
+        for service in SERVICES:
+            platform.start_web(service)
+        gateway = platform.start_web("gateway")
+        signer = TokenSigner(private, issuer="linli-gateway")
+        street = streets[len(streets) // 2]
+        official = {
+            "Authorization": "Bearer "
+            + signer.sign(user_id=str(uuid.uuid4()), role="street_official", street_id=street)
+        }
+        admin = {"Authorization": "Bearer " + signer.sign(user_id=str(uuid.uuid4()), role="city_admin")}
+        overview = f"{gateway.url}/api/v1/stats/overview"
         cases = [
-            ("one community, last 12 months", community_id, None, (year.start, year.end), args.runs),
-            ("one street, last 12 months", None, street_id, (year.start, year.end), args.runs),
-            ("one street, this month", None, street_id, month, args.runs),
-            ("whole city, this month", None, None, month, max(3, args.runs // 2)),
-            ("whole city, last 12 months", None, None, (year.start, year.end), max(3, args.runs // 2)),
+            ("one street", f"{overview}?street_id={street}", f"{overview}?street_id={street}", official),
+            ("whole city", overview, f"{overview}?communities=true", admin),
         ]
-        print(f"\n/stats of the issues service on {existing or args.issues:,} issues, {args.communities:,} communities")
-        print(f"{'scope, period':<34}{'history p50':>12}{'p95':>8}{'counts p50':>12}{'p95':>8}{'max':>8}  same")
-        for label, community, street, period, runs in cases:
-            figures = {}
-            for on in (False, True):
-                counts_on(on)
-                figures[on] = call(community, street, period)  # warm, as a running service is
-                samples = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    call(community, street, period)
-                    samples.append((time.perf_counter() - started) * 1000)
-                figures[(on, "t")] = percentiles(samples)
-            h50, h95, _ = figures[(False, "t")]
-            c50, c95, cmax = figures[(True, "t")]
-            same = figures[False] == figures[True]
-            # What the counts cannot hold: the median and 90th percentile hours and the
-            # consultations, still read from the history of the period, timed alone.
-            samples = []
-            for _ in range(runs):
-                started = time.perf_counter()
-                with IssuesUnitOfWork(database) as uow:
-                    zone = ZoneInfo(ZONE)
-                    query = stats.StatsQuery(community, street, *period)
-                    first, after = resolve_period(today, *period).instants(zone)
-                    stats._Figures(uow, query, first, after, zone).rollup(frozenset({"resolved", "held"}))
-                samples.append((time.perf_counter() - started) * 1000)
-            p50, p95, _ = percentiles(samples)
-            print(f"{label:<34}{h50:>12.1f}{h95:>8.1f}{c50:>12.1f}{c95:>8.1f}{cmax:>8.1f}  {same}", flush=True)
-            print(f"{'  of which hours + consultations':<34}{'':>12}{'':>8}{p50:>12.1f}{p95:>8.1f}", flush=True)
-        http_and_merge(url, database, street_id, month[0], args.runs)
-        print("target (DESIGN section 7): street overview p95 <= 150 ms through the gateway")
-        database.dispose()
+        print(
+            f"\nGET /api/v1/stats/overview through the gateway, last 12 months: {args.issues:,} issues, "
+            f"{args.communities:,} communities in {len(streets)} streets"
+        )
+        print(f"{'scope':<12}{'query':<13}{'p50 ms':>9}{'p95':>9}{'max':>9}{'answer KB':>11}{'rows':>7}  load")
+        answers = {}
+        for label, fast, plain, headers in cases:
+            for kind, url, runs in (("read models", fast, args.runs), ("plain", plain, args.plain_runs)):
+                counts_on(urls["issues"], kind == "read models")
+                samples, answer, size = timed(url, headers, runs)
+                answers[(label, kind)] = answer
+                p50, p95, top = figures(samples)
+                rows = len(answer["by_community"]) + len(answer["by_street"])
+                print(
+                    f"{label:<12}{kind:<13}{p50:>9.1f}{p95:>9.1f}{top:>9.1f}{size / 1024:>11.0f}{rows:>7}  {load()}",
+                    flush=True,
+                )
+            same = answers[(label, "read models")]["totals"] == answers[(label, "plain")]["totals"]
+            monthly = answers[(label, "read models")]["monthly"] == answers[(label, "plain")]["monthly"]
+            print(f"{'':<12}same totals: {same}, same months: {monthly}", flush=True)
+        counts_on(urls["issues"], True)
+        # Where the time goes: each service's own /stats as the gateway asks it (its token for the
+        # service, the same query), read models on.
+        print("\neach service's GET /stats, as the gateway asks it")
+        print(f"{'scope':<12}{'service':<15}{'p50 ms':>9}{'p95':>9}")
+        for label, query, claims in (
+            ("one street", {"street_id": street}, {"role": "street_official", "street_id": street}),
+            ("whole city", {"by": "street"}, {"role": "city_admin"}),
+        ):
+            for service in SERVICES:
+                token = signer.sign(user_id=str(uuid.uuid4()), audience=service, **claims)
+                url = f"{platform.env(service)[service.upper() + '_URL']}/stats?" + "&".join(
+                    f"{k}={v}" for k, v in query.items()
+                )
+                samples, _answer, _size = timed(url, {"Authorization": f"Bearer {token}"}, args.runs, whole=False)
+                p50, p95, _top = figures(samples)
+                print(f"{label:<12}{service:<15}{p50:>9.1f}{p95:>9.1f}", flush=True)
+        print("target (issue 14, DESIGN section 7): p95 <= 150 ms through the gateway, street and whole city")
     finally:
+        platform.stop_all()
         databases.drop_all()
+        try:
+            infra.delete_bus(amqp_url, bus.exchange, bus.dead_letter_exchange, [])
+        except Exception as exc:  # noqa: BLE001 - nothing was declared, or the broker is away: nothing to remove
+            print(f"(broker clean-up: {exc})")
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,26 +31,30 @@ CATEGORIES = [
 ]
 
 
-def generate(url: str, communities: int, streets: int, issues: int) -> None:
+def generate(url: str, communities: int, streets: int, issues: int, *, directory: bool = True) -> None:
+    """`directory=False`: the directory replica is there already (bench/city_overview.py makes one
+    city for every service)."""
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     categories = "ARRAY[" + ",".join(f"'{c}'" for c in CATEGORIES) + "]"
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO directory_streets SELECT gen_random_uuid()::text, 'Street ' || g, 'Bench city', 1 "
-                "FROM generate_series(1, :n) g"
-            ),
-            {"n": streets},
-        )
-        conn.execute(
-            text(
-                "WITH s AS (SELECT street_id, row_number() OVER (ORDER BY street_id) AS rn FROM directory_streets) "
-                "INSERT INTO directory_communities "
-                "SELECT gen_random_uuid()::text, s.street_id, 'Community ' || g, 1 "
-                "FROM generate_series(0, :n - 1) g JOIN s ON s.rn = g % :streets + 1"
-            ),
-            {"n": communities, "streets": streets},
-        )
+        if directory:
+            conn.execute(
+                text(
+                    "INSERT INTO directory_streets SELECT gen_random_uuid()::text, 'Street ' || g, 'Bench city', 1 "
+                    "FROM generate_series(1, :n) g"
+                ),
+                {"n": streets},
+            )
+            conn.execute(
+                text(
+                    "WITH s AS (SELECT street_id, row_number() OVER (ORDER BY street_id) AS rn "
+                    "FROM directory_streets) "
+                    "INSERT INTO directory_communities "
+                    "SELECT gen_random_uuid()::text, s.street_id, 'Community ' || g, 1 "
+                    "FROM generate_series(0, :n - 1) g JOIN s ON s.rn = g % :streets + 1"
+                ),
+                {"n": communities, "streets": streets},
+            )
         conn.execute(
             text(
                 "CREATE TABLE bench_communities AS SELECT community_id, "

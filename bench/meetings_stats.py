@@ -38,12 +38,21 @@ def copy_rows(conn: psycopg.Connection, table: str, columns: list[str], rows) ->
     return n
 
 
-def seed(url: str, communities: int, per_community: int, streets: int) -> tuple[str, str, str]:
+def seed(
+    url: str, communities: int, per_community: int, streets: int, street_of: dict[str, str] | None = None
+) -> tuple[str, str, str]:
+    """`street_of` (community id -> street id): the city's directory, when another service's
+    generator made it (bench/city_overview.py); by default one of new ids."""
     rng = random.Random(7)
     today = date.today()
-    street_ids = [str(uuid.uuid4()) for _ in range(streets)]
-    community_ids = [str(uuid.uuid4()) for _ in range(communities)]
-    street_of = {c: street_ids[i % streets] for i, c in enumerate(community_ids)}
+    if street_of is None:
+        street_ids = [str(uuid.uuid4()) for _ in range(streets)]
+        community_ids = [str(uuid.uuid4()) for _ in range(communities)]
+        street_of = {c: street_ids[i % streets] for i, c in enumerate(community_ids)}
+    else:
+        community_ids = sorted(street_of)
+        street_ids = sorted(set(street_of.values()))
+        communities, streets = len(community_ids), len(street_ids)
     now = datetime.now(UTC)
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
         copy_rows(

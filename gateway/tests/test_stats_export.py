@@ -21,11 +21,15 @@ NONE = {"compound_to_community": 0, "community_to_street": 0, "street_to_city": 
 def services() -> Iterator[dict]:
     """One stand-in for every service: `<url>/<service>/stats` answers `answers[service]`."""
     answers: dict[str, dict] = {}
+    asked: list[str] = []  # the paths and queries the services were asked
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
             service = self.path.split("/")[1]
-            body = json.dumps(answers.get(service, {"totals": {}, "by_community": [], "monthly": []})).encode()
+            asked.append(self.path)
+            # An answer per street is kept under "<service>/street" (asked for with by=street).
+            key = f"{service}/street" if "by=street" in self.path else service
+            body = json.dumps(answers.get(key, {"totals": {}, "by_community": [], "monthly": []})).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -37,7 +41,7 @@ def services() -> Iterator[dict]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "answers": answers}
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "answers": answers, "asked": asked}
     server.shutdown()
     server.server_close()
 
@@ -139,3 +143,57 @@ def test_the_headline_figures_are_columns_of_both_exports_and_rankings(street):
     assert [(r["community_name"], r["rank"]) for r in ranked] == [("Yucai", 1), ("Xihu", 2)]
     ranked = client.get(f"/api/v1/stats/rankings?{query}&metric=consultations", headers=admin).get_json()["ranking"]
     assert [(r["community_name"], r["rank"]) for r in ranked] == [("Xihu", 1), ("Yucai", None)]
+
+
+def test_the_whole_city_is_answered_per_street_unless_its_communities_are_asked_for(street, services):
+    """The whole city's overview lists its streets (each service asked `by=street`), not its
+    communities; `communities=true` lists them, and rankings and exports, which are about
+    communities, still do."""
+    client, admin, street_id, c1, c2 = street
+    services["answers"]["issues/street"] = {
+        "totals": {"raised": 5},
+        "by_street": [{"street_id": street_id, "raised": 5, "median_hours_to_resolve": None}],
+        "monthly": [{"month": "2026-11", "raised": 5}],
+    }
+    services["answers"]["meetings/street"] = {
+        "totals": {"meetings_held": 3},
+        "by_street": [{"street_id": street_id, "meetings_held": 3}],
+        "monthly": [],
+    }
+    other = client.post("/api/v1/directory/streets", json={"name": "Anhe Street"}, headers=admin).get_json()["id"]
+    period = "from=2026-11-01&to=2026-11-30"
+    services["asked"].clear()
+    answer = client.get(f"/api/v1/stats/overview?{period}", headers=admin)
+    assert answer.status_code == 200, answer.get_json()
+    city = answer.get_json()
+    assert city["scope"]["level"] == "city" and city["by_community"] == []
+    assert city["totals"]["issues"] == {"raised": 5}
+    # Every street is listed, also one without figures, by name.
+    assert [(row["street_id"], row["street_name"]) for row in city["by_street"]] == [
+        (other, "Anhe Street"),
+        (street_id, "Yucai Street"),
+    ]
+    yucai = city["by_street"][1]
+    assert yucai["issues"] == {"raised": 5, "median_hours_to_resolve": None}
+    assert yucai["meetings"] == {"meetings_held": 3}
+    assert all("by=street" in path for path in services["asked"])
+
+    listed = client.get(f"/api/v1/stats/overview?{period}&communities=true", headers=admin).get_json()
+    assert listed["by_street"] == []
+    assert sorted(row["community_name"] for row in listed["by_community"]) == ["Xihu", "Yucai"]
+    assert listed["by_community"][0]["issues"]["raised"] == 3
+
+    # A street lists its communities by default.
+    street_view = client.get(f"/api/v1/stats/overview?street_id={street_id}&{period}", headers=admin).get_json()
+    assert [row["community_name"] for row in street_view["by_community"]] == ["Xihu", "Yucai"]
+    assert street_view["by_street"] == []
+
+    services["asked"].clear()
+    ranked = client.get(f"/api/v1/stats/rankings?{period}&metric=escalated", headers=admin).get_json()["ranking"]
+    assert [r["community_name"] for r in ranked] == ["Yucai", "Xihu"]
+    exported = client.get(f"/api/v1/stats/export?{period}", headers=admin)
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    assert [row["community_name"] for row in rows] == ["Xihu", "Yucai"]
+    assert not [path for path in services["asked"] if "by=street" in path]
+    bad = client.get(f"/api/v1/stats/overview?{period}&communities=perhaps", headers=admin)
+    assert bad.status_code == 422 and "communities" in json.dumps(bad.get_json())

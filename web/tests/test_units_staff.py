@@ -230,6 +230,19 @@ def test_the_overview_reads_each_figure_and_never_shows_a_missing_one_as_zero():
         assert overview.fmt(0.5, "rate") == "50%"
 
 
+def test_the_whole_city_is_a_table_of_its_streets():
+    city = {**DATA, "scope": {"level": "city"}, "by_community": [], "by_street": [
+        {"street_id": "s1", "street_name": "Yucai Street", "issues": {"raised": 40, "resolution_rate": 0.5}},
+        {"street_id": None, "street_name": None, "issues": {"raised": 2}}]}  # fmt: skip
+    page = overview.build(city)
+    assert page.communities == []
+    assert [(row.key, row.name, row.cells[0], row.cells[2]) for row in page.streets] == [
+        ("s1", "Yucai Street", "40", "50%"),
+        ("", "Communities not yet in the directory", "2", "—"),
+    ]
+    assert overview.build(DATA).streets == []
+
+
 def test_the_ranking_puts_communities_without_the_figure_last_and_charts_percentages():
     ranking = overview.build_ranking({"metric": "resolution_rate", "ranking": [
         {"community_id": "a", "community_name": "A", "value": 0.9, "rank": 1},

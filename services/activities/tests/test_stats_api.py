@@ -215,6 +215,20 @@ def test_statistics_of_a_street_a_community_and_who_may_ask(client, world, clock
         200,
     )
     assert admin["totals"] == body["totals"]
+    # Per street: the communities' figures added up, but an activity held for both communities,
+    # and a resident who took part in both, counted once.
+    per_street = ok(
+        client.get(
+            "/stats",
+            query_string={"street_id": world.street_id, "from": "2026-10-01", "to": "2026-11-30", "by": "street"},
+            headers=official,
+        ),
+        200,
+    )
+    assert per_street["by_community"] == [] and per_street["totals"] == body["totals"]
+    [street] = per_street["by_street"]
+    assert street == {"street_id": world.street_id, **{k: v for k, v in t.items() if k != "activities_by_kind"}}
+    assert client.get("/stats", query_string={"by": "everyone"}, headers=official).status_code == 422
     bad = client.get("/stats", query_string={"from": "2026-12-01", "to": "2026-01-01"}, headers=official)
     assert bad.status_code == 422 and "from" in bad.get_json()["error"]["fields"]
     assert client.get("/stats", query_string={"from": "yesterday"}, headers=official).status_code == 422

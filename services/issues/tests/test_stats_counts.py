@@ -93,6 +93,16 @@ def _figures(database, query: stats.StatsQuery) -> dict:
     return stats.compute(IssuesUnitOfWork(database), admin, query, ZONE)
 
 
+def _differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two answers differ (path: a != b), for a failure that says what."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(set(a) | set(b), key=str)
+        return [d for key in keys for d in _differences(a.get(key), b.get(key), f"{path}.{key}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
 def _set_zone(database, zone: str | None) -> None:
     with database.transaction() as session:
         session.execute(update(issue_counts_state).values(zone=zone))
@@ -122,17 +132,33 @@ def test_counts_equal_the_history_they_replace(database, directory):
     communities = [directory.community_a1, directory.community_a2, directory.community_b1]
     _write_history(database, communities, rng, issues=40)
     kept = _counts(database)
-    scopes = [(None, None), (None, directory.street_a), (directory.community_a1, None)]
+    scopes = [
+        (None, None, "community"),
+        (None, None, "street"),
+        (None, directory.street_a, "community"),
+        (None, directory.street_a, "street"),
+        (directory.community_a1, None, "community"),
+    ]
     for start, end in _periods(rng):
-        for community_id, street_id in scopes:
-            query = stats.StatsQuery(community_id, street_id, start, end)
+        for community_id, street_id, by in scopes:
+            query = stats.StatsQuery(community_id, street_id, start, end, by)
             counted = _figures(database, query)
             _set_zone(database, None)  # no counts: the history is read
             try:
                 read = _figures(database, query)
             finally:
                 _set_zone(database, ZONE)
-            assert counted == read, (start, end, community_id, street_id)
+            assert counted == read, (start, end, community_id, street_id, _differences(counted, read)[:5])
+    # No row for the whole city that every change updates: streets' rows, and the city's hours
+    # to resolve by month and number of hours.
+    wide, narrow = kept
+    assert not [row for row in wide if row[0] == counters.CITY]
+    assert {row[2] for row in narrow if row[0] == counters.CITY} == {"hours"}
+    streets = {row[0] for row in wide if row[0].startswith(counters.STREET)}
+    assert streets == {counters.street_key(directory.street_a), counters.street_key(directory.street_b)}
+    by_street = _figures(database, stats.StatsQuery(None, None, date(2026, 9, 1), date(2027, 3, 31), "street"))
+    assert by_street["by_community"] == [] and len(by_street["by_street"]) == 2
+    assert sum(row["raised"] for row in by_street["by_street"]) == 40
     # The history walked through every kind of step the counts follow.
     whole = _figures(database, stats.StatsQuery(None, None, date(2026, 9, 1), date(2027, 3, 31)))["totals"]
     assert whole["raised"] == 40 and whole["resolved"] and whole["overdue"] and whole["ratings"]
@@ -152,3 +178,48 @@ def test_counts_in_another_zone_are_not_used(database, directory):
     with database.transaction() as session:
         session.execute(update(issue_month_counts).values(raised=1000))  # would show if they were read
     assert _figures(database, query) == from_history
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0014_leaves_the_history_read_until_the_counts_are_built_again(backend, pg_databases, tmp_path):
+    """Counts of 0009 (with the whole city's row) are not the counts of 0014 (street rows, hours):
+    a database with issues reads its history until `rebuild-counts`; downgrading works too."""
+    from alembic import command
+    from sqlalchemy import create_engine, insert, text
+
+    from linli_issues.adapters.tables import issues
+    from linli_issues.definition import definition
+    from linli_kit.migrations import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'issues.db'}" if backend == "sqlite" else pg_databases.create("issues_0014")
+    upgrade(definition.migrations_dir, url, "0009")
+    engine = create_engine(url)
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(issues).values(
+                id=str(uuid.uuid4()), community_id=str(uuid.uuid4()), title="t", description="d", category="other",
+                urgency="normal", status="reported", tier="community", reporter_id="r", channel="app",
+                anonymous=False, supporter_count=0, consultation_count=0, created_at=now, updated_at=now, revision=1,
+            )
+        )  # fmt: skip
+        conn.execute(text("UPDATE issue_counts_state SET zone = 'Asia/Shanghai'"))
+        conn.execute(
+            insert(issue_month_counts).values(
+                community_id="*", month="2026-11", **dict.fromkeys(counters.FIGURES, 0) | {"raised": 1}
+            )
+        )
+    upgrade(definition.migrations_dir, url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT zone FROM issue_counts_state")).scalar() is None
+        assert conn.execute(text("SELECT count(*) FROM issue_month_counts WHERE community_id = '*'")).scalar() == 0
+        street_row = "street:" + "0" * 36  # the longer key fits
+        conn.execute(
+            insert(issue_month_counts).values(
+                community_id=street_row, month="2026-11", **dict.fromkeys(counters.FIGURES, 0)
+            )
+        )
+    command.downgrade(alembic_config(definition.migrations_dir, url), "0009")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM issue_month_counts")).scalar() == 0
+    engine.dispose()

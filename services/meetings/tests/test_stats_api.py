@@ -161,6 +161,24 @@ def test_stats_for_community_street_and_city(client, world, staff, meeting_body,
     mine = {c["community_id"]: c for c in city["by_community"]}
     assert mine[world.other_community_id]["meetings_by_type"] == {"pavilion": 1}
     assert city["totals"]["meetings_held"] >= 4
+    # Per street: each street's row is the sum of its communities' (an issue is one community's).
+    per_street = client.get(
+        "/stats", query_string={"from": "2026-10-01", "to": "2026-11-30", "by": "street"}, headers=admin
+    )
+    documented(per_street, "/stats")
+    streets = {row["street_id"]: row for row in per_street.get_json()["by_street"]}
+    assert per_street.get_json()["by_community"] == [] and per_street.get_json()["totals"] == city["totals"]
+    ours = streets[world.street_id]
+    assert (ours["meetings_held"], ours["meetings_by_type"], ours["consultations"]) == (
+        3,
+        {"round_table": 2, "bench": 1},
+        3,
+    )
+    assert (ours["issues_deliberated"], ours["decisions_adopted"], ours["action_items_open"]) == (2, 2, 1)
+    assert (ours["attendance_sum"], ours["communities_with_convention"]) == (43, 0)
+    assert streets[world.other_street_id]["meetings_by_type"] == {"pavilion": 1}
+    bad_by = client.get("/stats", query_string={"by": "compound"}, headers=admin)
+    assert bad_by.status_code == 422 and "by" in bad_by.get_json()["error"]["fields"]
 
     only_october = client.get(
         "/stats",

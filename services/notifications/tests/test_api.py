@@ -181,6 +181,11 @@ def test_broadcast_to_20000_residents_accounts_for_every_delivery(app, auth, dat
     assert stats.json["monthly"] == [{"month": "2026-11", **stats.json["totals"]}]
     official = auth(str(uuid.uuid4()), role="street_official", street_id=STREET)
     assert client.get(f"/stats?street_id={STREET}", headers=official).json["by_community"][0]["sent"] == 20_000
+    per_street = client.get(f"/stats?street_id={STREET}&by=street", headers=official).json
+    assert per_street["by_community"] == [] and per_street["by_street"] == [
+        {"street_id": STREET, **stats.json["totals"]}
+    ]
+    assert client.get(f"/stats?street_id={STREET}&by=compound", headers=official).status_code == 422
     assert client.get(f"/stats?street_id={uuid.uuid4()}", headers=official).status_code == 403
     listed = client.get("/deliveries?state=sent&page_size=5", headers=staff)
     assert listed.status_code == 200 and len(listed.json) == 5 and "address" not in listed.json[0]

@@ -10,7 +10,7 @@ from flask import Response, current_app, g
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from linli_gateway.domain.directory import Community
+from linli_gateway.domain.directory import Community, Street
 from linli_gateway.entrypoints.proxy import service_token
 from linli_gateway.service_layer import statistics
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
@@ -30,6 +30,16 @@ class ScopeQuery(PeriodQuery):
 
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)
+
+
+class OverviewQuery(ScopeQuery):
+    communities = fields.Boolean(
+        load_default=None,
+        metadata={
+            "description": "whether to list every community of the scope (`by_community`); by default yes for "
+            "a community or a street, no for the whole city, which lists its streets instead (`by_street`)"
+        },
+    )
 
 
 class RankingQuery(ScopeQuery):
@@ -79,6 +89,19 @@ CommunityFiguresSchema = Schema.from_dict(
     },
     name="CommunityFigures",
 )
+StreetFiguresSchema = Schema.from_dict(
+    {
+        "street_id": fields.String(
+            allow_none=True, metadata={"description": "none: communities the directory did not know yet"}
+        ),
+        "street_name": fields.String(allow_none=True),
+        **{
+            name: _figures(f"the {name} service's figures for this street (no median or percentile hours)")
+            for name in ROUTED_SERVICES
+        },
+    },
+    name="StreetFigures",
+)
 MonthFiguresSchema = Schema.from_dict(
     {
         "month": fields.String(required=True, metadata={"description": "YYYY-MM"}),
@@ -97,7 +120,16 @@ class OverviewSchema(Schema):
         required=True,
         metadata={"description": "each service that answered, with its figures for the whole scope"},
     )
-    by_community = fields.List(fields.Nested(CommunityFiguresSchema), required=True)
+    by_community = fields.List(
+        fields.Nested(CommunityFiguresSchema),
+        required=True,
+        metadata={"description": "every community of the scope; empty for the whole city unless `communities`"},
+    )
+    by_street = fields.List(
+        fields.Nested(StreetFiguresSchema),
+        required=True,
+        metadata={"description": "the whole city's streets (when its communities are not listed); else empty"},
+    )
     monthly = fields.List(fields.Nested(MonthFiguresSchema), required=True)
     missing = fields.List(
         fields.Nested(MissingServiceSchema),
@@ -159,7 +191,10 @@ def _fetcher(upstream: Any, authorizations: dict[str, str], request_id: str) -> 
     return fetch
 
 
-def _overview(query: dict[str, Any]) -> dict[str, Any]:
+def _overview(query: dict[str, Any], *, communities: bool | None = None) -> dict[str, Any]:
+    """The overview of the scope asked for. `communities`: list every community of the scope; by
+    default a community or a street does, the whole city lists its streets (a hundred rows, not ten
+    thousand, and no service reads its communities one by one)."""
     principal = require_principal()
     database = current_app.extensions["linli.database"]
     settings = current_app.extensions["linli.settings"]
@@ -181,32 +216,38 @@ def _overview(query: dict[str, Any]) -> dict[str, Any]:
             )
         except statistics.ScopeError as exc:
             raise _ERRORS[exc.kind](exc.message) from exc
-        if scope.community_id:
-            communities = [uow.directory.get(Community, scope.community_id)]
+        if scope.community_id is None and scope.street_id is None and not communities:
+            scope = scope.per_street()
+            names = {s.id: s.name for s in uow.directory.list(Street, offset=0, limit=100_000)[0]}
+        elif scope.community_id:
+            names = {scope.community_id: uow.directory.get(Community, scope.community_id).name}
         else:
-            communities = uow.directory.list(Community, offset=0, limit=100_000, street_id=scope.street_id)[0]
-        names = {c.id: c.name for c in communities}
+            listed = uow.directory.list(Community, offset=0, limit=100_000, street_id=scope.street_id)[0]
+            names = {c.id: c.name for c in listed}
     upstream = current_app.extensions["linli.upstream"]
     upstream.ensure()
     tokens = {service: "Bearer " + service_token(principal, service) for service in ROUTED_SERVICES}
     fetch = _fetcher(upstream, tokens, g.request_id)
     answers, missing = statistics.gather(list(ROUTED_SERVICES), scope, fetch)
     overview = statistics.merge(scope, answers, missing, names)
-    known = {entry["community_id"] for entry in overview["by_community"]}
-    for community_id, name in names.items():
-        if community_id not in known and scope.community_id is None:
-            overview["by_community"].append({"community_id": community_id, "community_name": name})
-    overview["by_community"].sort(key=lambda e: (e["community_name"] or "", e["community_id"]))
+    # Every community (or street) of the scope is listed, also one with nothing in the period.
+    rows = overview[f"by_{scope.by}"]
+    known = {entry[f"{scope.by}_id"] for entry in rows}
+    for group_id, name in names.items():
+        if group_id not in known and scope.community_id is None:
+            rows.append({f"{scope.by}_id": group_id, f"{scope.by}_name": name})
+    rows.sort(key=lambda e: (e[f"{scope.by}_name"] or "", e[f"{scope.by}_id"] or ""))
     return overview
 
 
 @blp.route("/overview")
-@blp.arguments(ScopeQuery, location="query")
+@blp.arguments(OverviewQuery, location="query")
 @blp.response(200, OverviewSchema)
 def overview(query: dict) -> dict:
-    """Every service's figures for a community, a street or the city over a period; parts from a
-    service that did not answer are listed under `missing`."""
-    return _overview(query)
+    """Every service's figures for a community, a street or the city over a period: totals, months,
+    and the communities of the scope (for the whole city, its streets unless `communities=true`).
+    Parts from a service that did not answer are listed under `missing`."""
+    return _overview(query, communities=query["communities"])
 
 
 @blp.route("/rankings")
@@ -214,7 +255,7 @@ def overview(query: dict) -> dict:
 @blp.response(200, RankingSchema)
 def rankings(query: dict) -> dict:
     """The communities of the scope ranked by one figure (resolution rate, overdue, participation...)."""
-    data = _overview(query)
+    data = _overview(query, communities=True)
     return {
         "metric": query["metric"],
         "scope": data["scope"],
@@ -252,7 +293,7 @@ def export(query: dict) -> Response:
     per figure, breakdowns spread out (`issues.escalated_by_tier.<from>_to_<to>`,
     `meetings.meetings_by_type.bench|pavilion|round_table`); a workbook has a `communities` and a
     `monthly` sheet, a CSV one of them (`sheet`)."""
-    data = _overview(query)
+    data = _overview(query, communities=True)
     header, rows = statistics.flatten(data)
     stem = f"linli-{data['scope']['level']}-{data['period']['from']}-{data['period']['to']}"
     if query["format"] == "csv":

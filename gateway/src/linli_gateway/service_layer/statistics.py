@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -43,6 +43,9 @@ class StatsScope:
     street_id: str | None
     period_from: date
     period_to: date
+    # The rows beside the totals and months: per community, or per street (the whole city's
+    # default: a hundred rows instead of ten thousand).
+    by: str = "community"
 
     def query(self) -> dict[str, str]:
         params = {"from": self.period_from.isoformat(), "to": self.period_to.isoformat()}
@@ -50,7 +53,12 @@ class StatsScope:
             params["community_id"] = self.community_id
         if self.street_id:
             params["street_id"] = self.street_id
+        if self.by != "community":
+            params["by"] = self.by
         return params
+
+    def per_street(self) -> StatsScope:
+        return replace(self, by="street")
 
     def describe(self) -> dict[str, Any]:
         level = "community" if self.community_id else "street" if self.street_id else "city"
@@ -113,15 +121,16 @@ def gather(services: list[str], scope: StatsScope, fetch: Fetch) -> tuple[dict[s
 def merge(
     scope: StatsScope, answers: dict[str, dict], missing: list[dict[str, str]], names: dict[str, str]
 ) -> dict[str, Any]:
-    by_community: dict[str, dict[str, Any]] = {}
+    """The services' answers as one overview; `names` are the communities' (or with `by` street,
+    the streets') names."""
+    groups: dict[str, dict[str, Any]] = {}
     monthly: dict[str, dict[str, Any]] = {}
+    key = f"{scope.by}_id"
     for service, answer in answers.items():
-        for row in answer.get("by_community") or []:
-            community_id = str(row.get("community_id"))
-            entry = by_community.setdefault(
-                community_id, {"community_id": community_id, "community_name": names.get(community_id)}
-            )
-            entry[service] = {k: v for k, v in row.items() if k != "community_id"}
+        for row in answer.get(f"by_{scope.by}") or []:
+            group_id = str(row.get(key)) if row.get(key) is not None else ""
+            entry = groups.setdefault(group_id, {key: group_id or None, f"{scope.by}_name": names.get(group_id)})
+            entry[service] = {k: v for k, v in row.items() if k != key}
         for row in answer.get("monthly") or []:
             month = str(row.get("month"))
             monthly.setdefault(month, {"month": month})[service] = {k: v for k, v in row.items() if k != "month"}
@@ -129,11 +138,16 @@ def merge(
         "scope": scope.describe(),
         "period": {"from": scope.period_from.isoformat(), "to": scope.period_to.isoformat()},
         "totals": {service: answer.get("totals", {}) for service, answer in answers.items()},
-        "by_community": sorted(by_community.values(), key=lambda e: (e["community_name"] or "", e["community_id"])),
+        "by_community": _sorted(groups, "community") if scope.by == "community" else [],
+        "by_street": _sorted(groups, "street") if scope.by == "street" else [],
         "monthly": [monthly[m] for m in sorted(monthly)],
         "missing": missing,
         "complete": not missing,
     }
+
+
+def _sorted(groups: dict[str, dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    return sorted(groups.values(), key=lambda e: (e[f"{by}_name"] or "", e[f"{by}_id"] or ""))
 
 
 def ranking(overview: dict[str, Any], metric: str) -> list[dict[str, Any]]:

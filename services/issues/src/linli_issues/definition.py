@@ -83,10 +83,13 @@ def run_deadlines(_settings: Settings, database: Database, args: list[str]) -> i
 def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> int:
     """Build the statistics' counts per community and month again from the history.
 
-    /stats adds up counts kept with every change (per community and month of LINLI_TIMEZONE)
-    instead of reading the history of every issue. A database that had issues before the counts
-    existed, or a city whose time zone changed, needs them built once: until then /stats reads the
-    history, exactly but slowly. Writers wait while it runs (one transaction).
+    /stats adds up counts kept with every change (per community and month of LINLI_TIMEZONE, per
+    street, and the hours issues took to resolve) instead of reading the history of every issue. A
+    database that had issues before the counts existed (or before migration 0014), or a city whose
+    time zone changed, needs them built once: until then /stats reads the history, exactly but
+    slowly. A street's rows follow the street the directory gave each community when its issues
+    changed: after communities move to another street, build them again. Writers wait while it
+    runs (one transaction).
     """
     summary, _, details = (rebuild_counts.__doc__ or "").partition("\n")
     argparse.ArgumentParser(
@@ -105,7 +108,7 @@ def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> i
 def reencode_photos(settings: Settings, database: Database, args: list[str]) -> int:
     """Re-encode the photos stored before thumbnails were made, without their metadata.
 
-    Until migration 0010 a photo was kept as it was sent, its EXIF (GPS location, camera) included.
+    Until migration 0011 a photo was kept as it was sent, its EXIF (GPS location, camera) included.
     This stores each such photo again, decoded and re-encoded with no metadata, under the same name
     in the photo store (PHOTO_STORAGE), and makes its thumbnail. A photo that cannot be decoded is
     named and left as it is. Run once after upgrading; running it again does nothing more.

@@ -87,6 +87,7 @@ METRICS: dict[str, tuple[Any, str]] = {
     "services_delivered": (lazy_gettext("Services delivered (person-times)"), "count"),
 }
 MISSING = "—"
+UNKNOWN_STREET = lazy_gettext("Communities not yet in the directory")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -138,6 +139,8 @@ class Overview:
     meetings_by_type: list[tuple[str, str]] = field(default_factory=list)
     community_header: list[str] = field(default_factory=list)
     communities: list[Row] = field(default_factory=list)
+    # The whole city's streets (the gateway lists them instead of its ten thousand communities).
+    streets: list[Row] = field(default_factory=list)
     month_header: list[str] = field(default_factory=list)
     months: list[Row] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # the services that did not answer, in words
@@ -201,6 +204,11 @@ def build(data: Mapping[str, Any]) -> Overview:
         view.communities.append(
             Row(cells, raw, entry.get("community_id", ""), entry.get("community_name") or entry.get("community_id", ""))
         )
+    for entry in data.get("by_street") or []:
+        raw = [_value(entry, s, name, kind, totals) for s, name, _w, kind in COMMUNITY_COLUMNS]
+        cells = [fmt(v, kind) for v, (_s, _n, _w, kind) in zip(raw, COMMUNITY_COLUMNS, strict=True)]
+        key = entry.get("street_id") or ""
+        view.streets.append(Row(cells, raw, key, entry.get("street_name") or key or str(UNKNOWN_STREET)))
     view.month_header = [str(c[2]) for c in MONTH_COLUMNS]
     for month in data.get("monthly") or []:
         raw = [_value(month, s, name, kind, totals) for s, name, _w, kind in MONTH_COLUMNS]

@@ -174,6 +174,56 @@ class StatsQueries:
         monthly = self._grouped(select(*figures[:2]).where(*where), self._month(b.completed_at), names[:2])
         return self._summed(per_community, names), per_community, monthly
 
+    # --- per street -------------------------------------------------------------------------------------
+    def distinct_per_street(
+        self, scope: ScopeFilter, start: datetime, end: datetime, held_end: datetime
+    ) -> dict[str | None, Figures]:
+        """The figures that do not add up over a street's communities (an activity is held for two
+        of them, a resident checks in or joins groups in two): activities held, distinct
+        participants in the period and members of active groups, per street of the directory
+        replica (None: communities it does not know yet)."""
+        rc, c, g, m = t.replica.communities.c, t.checkins.c, t.mutual_aid_groups.c, t.group_members.c
+        links = t.activity_communities.c
+        out: dict[str | None, Figures] = defaultdict(
+            lambda: {"activities_held": 0, "distinct_participants": 0, "group_members": 0}
+        )
+        held = (
+            select(rc.street_id, func.count(distinct(links.activity_id)))
+            .select_from(t.activity_communities.outerjoin(t.replica.communities, rc.community_id == links.community_id))
+            .where(
+                *self._where(
+                    scope(links.community_id),
+                    links.status == "published",
+                    links.starts_at >= start,
+                    links.starts_at < held_end,
+                )
+            )
+            .group_by(rc.street_id)
+        )
+        for street_id, count in self.session.execute(held):
+            out[street_id]["activities_held"] = count
+        checked_in = (
+            select(rc.street_id, func.count(distinct(c.user_id)))
+            .select_from(t.checkins.outerjoin(t.replica.communities, rc.community_id == c.community_id))
+            .where(*self._where(scope(c.community_id), c.checked_in_at >= start, c.checked_in_at < end))
+            .group_by(rc.street_id)
+        )
+        for street_id, count in self.session.execute(checked_in):
+            out[street_id]["distinct_participants"] = count
+        members = (
+            select(rc.street_id, func.count(distinct(m.user_id)))
+            .select_from(
+                t.group_members.join(t.mutual_aid_groups, g.id == m.group_id).outerjoin(
+                    t.replica.communities, rc.community_id == g.community_id
+                )
+            )
+            .where(*self._where(scope(g.community_id), g.active.is_(True)))
+            .group_by(rc.street_id)
+        )
+        for street_id, count in self.session.execute(members):
+            out[street_id]["group_members"] = count
+        return out
+
     # --- welfare visits ----------------------------------------------------------------------------------
     def visits(self, scope: ScopeFilter, first: date, last: date, today: date) -> tuple[Figures, dict, dict]:
         """Visits made in the period; visit plans in force now and how many are overdue (due before

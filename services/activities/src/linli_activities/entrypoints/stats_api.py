@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import current_app
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from linli_activities.entrypoints.common import plain, uow
 from linli_activities.service_layer import stats
@@ -21,6 +21,11 @@ class StatsQuery(PeriodQuery):
 
     community_id = fields.UUID(load_default=None, metadata={"description": "one community"})
     street_id = fields.UUID(load_default=None, metadata={"description": "every community of one street"})
+    by = fields.String(
+        load_default="community",
+        validate=validate.OneOf(("community", "street")),
+        metadata={"description": "rows per community (`by_community`, default) or per street (`by_street`)"},
+    )
 
 
 def _count(description: str) -> fields.Integer:
@@ -76,6 +81,12 @@ class CommunityFiguresSchema(FiguresSchema):
     community_id = fields.String(required=True)
 
 
+class StreetFiguresSchema(FiguresSchema):
+    street_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "null: communities the directory does not know yet"}
+    )
+
+
 class MonthFiguresSchema(Schema):
     month = fields.String(required=True, metadata={"description": "YYYY-MM, in the city's time zone"})
     activities_held = _count("activities held that month")
@@ -116,6 +127,11 @@ class StatsSchema(Schema):
         fields.Nested(CommunityFiguresSchema),
         required=True,
         metadata={"description": "every community with any figure, by id"},
+    )
+    by_street = fields.List(
+        fields.Nested(StreetFiguresSchema),
+        required=True,
+        metadata={"description": "with `by=street`: every street with any figure (then `by_community` is empty)"},
     )
     monthly = fields.List(
         fields.Nested(MonthFiguresSchema),

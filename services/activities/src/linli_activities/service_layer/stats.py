@@ -96,6 +96,24 @@ def _with_ratios(figures: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
+def _per_street(
+    uow: ActivitiesUnitOfWork, per_community: dict[str, dict[str, Any]], distinct: dict[str | None, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    c = replica.communities.c
+    street_of = dict(uow.session.execute(select(c.community_id, c.street_id)).all())
+    streets: dict[str | None, dict[str, Any]] = {}
+    for community_id, figures in per_community.items():
+        street = streets.setdefault(street_of.get(community_id), dict(ZERO_FIGURES))
+        for name, value in figures.items():
+            street[name] += value
+    for street_id, figures in distinct.items():
+        streets.setdefault(street_id, dict(ZERO_FIGURES)).update(figures)
+    return [
+        {"street_id": street_id, **_with_ratios(figures)}
+        for street_id, figures in sorted(streets.items(), key=lambda kv: kv[0] or "")
+    ]
+
+
 def statistics(
     uow: ActivitiesUnitOfWork,
     principal: Principal,
@@ -105,9 +123,12 @@ def statistics(
     street_id: str | None = None,
     period_from: date | None = None,
     period_to: date | None = None,
+    by: str = "community",
 ) -> dict[str, Any]:
     """The figures of a scope over a period: the platform's period rule (`linli_kit.periods`), the
-    scope checked before anything is read."""
+    scope checked before anything is read. The rows beside the totals are per community, or with
+    `by` "street" per street: the communities' figures added up, but distinct participants and
+    group members counted once per street."""
     now = uow.clock()
     with uow:
         answered_scope, condition = _resolve_scope(uow, principal, community_id, street_id)
@@ -140,14 +161,20 @@ def statistics(
         merge(*q.services(condition, start, end))
         merge(*q.visits(condition, first, last, today_in(timezone, now)))
         merge(*q.patrols(condition, start, end))
+        per_street = (
+            _per_street(uow, per_community, q.distinct_per_street(condition, start, end, held_end))
+            if by == "street"
+            else []
+        )
     totals["activities_by_kind"] = by_kind
     return {
         "scope": answered_scope,
         "period": {"from": first, "to": last, "timezone": timezone},
         "totals": _with_ratios(totals),
-        "by_community": [
-            {"community_id": key, **_with_ratios(figures)} for key, figures in sorted(per_community.items())
-        ],
+        "by_community": []
+        if by == "street"
+        else [{"community_id": key, **_with_ratios(figures)} for key, figures in sorted(per_community.items())],
+        "by_street": per_street,
         "monthly": [
             {"month": key, **{**figures, "help_hours": round(float(figures["help_hours"]), 2)}}
             for key, figures in monthly.items()

@@ -4,7 +4,16 @@ Every figure `/stats` sums is the sum, over issues and escalations, of a small c
 by one of the issue's instants: an issue counts as raised (and by category, by tier, as done or as
 overdue once) in the month it was reported, as accepted in the month it was accepted, and so on.
 `issue_figures` and `escalation_figures` say what those contributions are; the counts are their
-sums per community and month of the city's time zone (and for the whole city, community "*").
+sums per community and month of the city's time zone, and per street and month (rows keyed
+`street:<street id>`, the street the directory replica gives the community when the change is
+written; `street:` alone for a community it does not know yet): the whole city is the sum of its
+streets' rows, a hundred rows a month instead of ten thousand. There is no single row for the whole
+city that every change would update (it would make every writer wait for the one before).
+
+The hours an issue took to resolve are counted too, in whole hours (`hours`/<n> breakdowns dated
+by the resolution), so the median and 90th percentile come exactly from the counts: per community,
+and for the whole city in rows keyed `*` per month and number of hours (two writers meet on such a
+row only when their issues resolve in the same month in the same number of hours).
 
 They are kept in the transaction of the change: a `before_flush` hook takes every issue whose
 counted fields changed, subtracts what its old values contributed and adds what its new ones do,
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,10 +42,12 @@ from linli_issues.adapters.tables import (
     issue_month_counts,
     issue_updates,
     issues,
+    replica,
 )
 from linli_issues.domain.model import Issue, TimelineEntry
 
-CITY = "*"
+CITY = "*"  # the whole city's hours-to-resolve rows
+STREET = "street:"  # prefix of a street's rows
 DONE = ("resolved", "closed")
 MOVES = ("compound_to_community", "community_to_street", "street_to_city")
 FIGURES = ("raised", "done", "overdue", "accepted", "resolved", "ratings", "rating_sum", "escalated", *MOVES)
@@ -61,6 +72,7 @@ def issue_figures(issue: Mapping[str, Any]) -> Iterator[tuple[datetime, Figure, 
         yield issue["accepted_at"], "accepted", 1
     if issue["resolved_at"] is not None:
         yield issue["resolved_at"], "resolved", 1
+        yield issue["resolved_at"], ("hours", str(hours_to_resolve(created, issue["resolved_at"]))), 1
     if issue["closed_at"] is not None and issue["rating"] is not None:
         yield issue["closed_at"], "ratings", 1
         yield issue["closed_at"], "rating_sum", issue["rating"]
@@ -74,26 +86,45 @@ def escalation_figures(created_at: datetime, data: Mapping[str, Any] | None) -> 
     yield created_at, (move if move in MOVES else ("escalation", move)), 1
 
 
+def hours_to_resolve(created: datetime, resolved: datetime) -> int:
+    """Whole hours from report to resolution (the unit of the median and 90th percentile)."""
+    return int((_aware(resolved) - _aware(created)) // timedelta(hours=1))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def month_of(moment: datetime, zone: ZoneInfo) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(zone).strftime("%Y-%m")
 
 
-class Tally:
-    """Amounts per (community, month, figure), the whole city's alongside each community's."""
+def street_key(street_id: str | None) -> str:
+    return STREET + (street_id or "")
 
-    def __init__(self, zone: ZoneInfo, *, city: bool = True) -> None:
+
+def is_hours(figure: Figure) -> bool:
+    return isinstance(figure, tuple) and figure[0] == "hours"
+
+
+class Tally:
+    """Amounts per (community, month, figure); given the streets of the communities, each street's
+    alongside (and the city's hours to resolve)."""
+
+    def __init__(self, zone: ZoneInfo, streets: Mapping[str, str | None] | None = None) -> None:
         self.zone = zone
-        self.city = city
+        self.streets = streets
         self.amounts: dict[tuple[str, str, Figure], int] = defaultdict(int)
 
     def add(self, community_id: str, contributions: Iterable[tuple[datetime, Figure, int]], sign: int = 1) -> None:
         for moment, figure, amount in contributions:
             month = month_of(moment, self.zone)
             self.amounts[(community_id, month, figure)] += sign * amount
-            if self.city:
-                self.amounts[(CITY, month, figure)] += sign * amount
+            if self.streets is not None:
+                wider = CITY if is_hours(figure) else street_key(self.streets.get(community_id))
+                self.amounts[(wider, month, figure)] += sign * amount
 
     def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The non-zero amounts as rows of the two tables, in key order (so two transactions lock
@@ -135,6 +166,14 @@ def apply(connection: Connection, tally: Tally) -> None:
         connection.execute(statement, narrow)
 
 
+def streets_of(connection: Connection, community_ids: Iterable[str]) -> dict[str, str | None]:
+    """The street of each community, as the directory replica knows it now."""
+    ids = sorted(set(community_ids))
+    c = replica.communities.c
+    found = dict(connection.execute(select(c.community_id, c.street_id).where(c.community_id.in_(ids))).all())
+    return {community_id: found.get(community_id) for community_id in ids}
+
+
 def zone_of_counts(connection: Connection) -> ZoneInfo | None:
     """The zone the counts are kept in; None: they are not built (or not at all in this database)."""
     zone = connection.execute(select(issue_counts_state.c.zone).where(issue_counts_state.c.id == 1)).scalar()
@@ -164,7 +203,11 @@ def _changes(session: Session) -> Tally | None:
     zone = zone_of_counts(session.connection())
     if zone is None:
         return None
-    tally = Tally(zone)
+    with session.no_autoflush:
+        involved = {issue.community_id for issue in (*new_issues, *changed)}
+        involved |= {_old_value(issue, "community_id") for issue in (*changed, *deleted)}
+        involved |= {issue.community_id for e in escalations if (issue := session.get(Issue, e.issue_id)) is not None}
+    tally = Tally(zone, streets_of(session.connection(), involved))
     for issue in new_issues:
         tally.add(issue.community_id, issue_figures({name: getattr(issue, name) for name in COUNTED_FIELDS}))
     for issue in changed:
@@ -209,7 +252,8 @@ def rebuild(session: Session, zone: ZoneInfo, *, batch: int = 20_000) -> int:
 
 def _rebuild_here(connection: Connection, zone: ZoneInfo, batch: int) -> int:
     """The counts from the history, summed here with the very functions that keep them."""
-    tally = Tally(zone)
+    c = replica.communities.c
+    tally = Tally(zone, dict(connection.execute(select(c.community_id, c.street_id)).all()))
     counted = 0
     columns = [issues.c[name] for name in COUNTED_FIELDS]
     for row in connection.execute(select(*columns).execution_options(yield_per=batch)):
@@ -229,10 +273,13 @@ def _rebuild_here(connection: Connection, zone: ZoneInfo, batch: int) -> int:
 # checks both ways give the counts kept along the way).
 _MONTH = "to_char(timezone(:zone, {}), 'YYYY-MM')"
 _MOVE = "coalesce(u.data->>'from', 'None') || '_to_' || coalesce(u.data->>'to', 'None')"
+# The street of a row of contributions, and the key of a street's rows.
+_STREET_ROW = (
+    f"CASE WHEN grouping(k.community_id) = 1 THEN '{STREET}' || coalesce(d.street_id, '') ELSE k.community_id END"
+)
 _WIDE = f"""
 INSERT INTO issue_month_counts (community_id, month, {", ".join(FIGURES)})
-SELECT CASE WHEN grouping(community_id) = 1 THEN '*' ELSE community_id END, month,
-       {", ".join(f"sum({name})" for name in FIGURES)}
+SELECT {_STREET_ROW}, k.month, {", ".join(f"sum(k.{name})" for name in FIGURES)}
 FROM (
     SELECT community_id, {_MONTH.format("created_at")} AS month, 1 AS raised,
            (status IN ('resolved', 'closed'))::int AS done, (overdue_at IS NOT NULL)::int AS overdue,
@@ -253,12 +300,12 @@ FROM (
            ({_MOVE} = 'compound_to_community')::int, ({_MOVE} = 'community_to_street')::int,
            ({_MOVE} = 'street_to_city')::int
     FROM issue_updates u JOIN issues i ON i.id = u.issue_id WHERE u.kind = 'escalation'
-) contributions
-GROUP BY GROUPING SETS ((community_id, month), (month))
+) k LEFT JOIN directory_communities d ON d.community_id = k.community_id
+GROUP BY GROUPING SETS ((k.community_id, k.month), (d.street_id, k.month))
 """
 _NARROW = f"""
 INSERT INTO issue_month_breakdowns (community_id, month, kind, key, count)
-SELECT CASE WHEN grouping(community_id) = 1 THEN '*' ELSE community_id END, month, kind, key, count(*)
+SELECT {_STREET_ROW}, k.month, k.kind, k.key, count(*)
 FROM (
     SELECT community_id, {_MONTH.format("created_at")} AS month, 'category' AS kind, category AS key FROM issues
     UNION ALL
@@ -267,12 +314,24 @@ FROM (
     SELECT i.community_id, {_MONTH.format("u.created_at")}, 'escalation', {_MOVE}
     FROM issue_updates u JOIN issues i ON i.id = u.issue_id
     WHERE u.kind = 'escalation' AND {_MOVE} NOT IN ({", ".join(f"'{move}'" for move in MOVES)})
-) contributions
-GROUP BY GROUPING SETS ((community_id, month, kind, key), (month, kind, key))
+) k LEFT JOIN directory_communities d ON d.community_id = k.community_id
+GROUP BY GROUPING SETS ((k.community_id, k.month, k.kind, k.key), (d.street_id, k.month, k.kind, k.key))
+"""
+# Whole hours to resolve, floored as `hours_to_resolve` does (epoch of an interval is exact numeric).
+_HOURS = f"""
+INSERT INTO issue_month_breakdowns (community_id, month, kind, key, count)
+SELECT CASE WHEN grouping(community_id) = 1 THEN '{CITY}' ELSE community_id END, month, 'hours', key, count(*)
+FROM (
+    SELECT community_id, {_MONTH.format("resolved_at")} AS month,
+           floor(extract(epoch FROM resolved_at - created_at) / 3600)::bigint::text AS key
+    FROM issues WHERE resolved_at IS NOT NULL
+) k
+GROUP BY GROUPING SETS ((community_id, month, key), (month, key))
 """
 
 
 def _rebuild_in_postgres(connection: Connection, zone: ZoneInfo) -> int:
     connection.execute(text(_WIDE), {"zone": zone.key})
     connection.execute(text(_NARROW), {"zone": zone.key})
+    connection.execute(text(_HOURS), {"zone": zone.key})
     return int(connection.execute(text("SELECT count(*) FROM issues")).scalar() or 0)

@@ -359,7 +359,7 @@ class IssueRepository:
         return dict(row._mapping) if row else None
 
     def photos_without_thumbnail(self) -> list[dict[str, Any]]:
-        """Photos stored before thumbnails were made (migration 0010): kept as sent, oldest first."""
+        """Photos stored before thumbnails were made (migration 0011): kept as sent, oldest first."""
         rows = self.session.execute(
             select(photos).where(photos.c.thumbnail_file_name.is_(None)).order_by(photos.c.created_at, photos.c.id)
         )

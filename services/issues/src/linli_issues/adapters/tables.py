@@ -193,7 +193,7 @@ photos = Table(
 issue_month_counts = Table(
     "issue_month_counts",
     metadata,
-    Column("community_id", String(36), nullable=False),
+    Column("community_id", String(48), nullable=False),  # a community's id, or `street:<street id>`
     Column("month", String(7), nullable=False),
     Column("raised", Integer, nullable=False, default=0),
     Column("done", Integer, nullable=False, default=0),  # of the month's raised, resolved or closed by now
@@ -210,14 +210,16 @@ issue_month_counts = Table(
 )
 Index("ix_issue_month_counts_month", issue_month_counts.c.month, issue_month_counts.c.community_id)
 
-# Breakdowns of the same months: issues raised by category and by (current) tier, and escalations
-# other than the three one-tier moves (none are made today; kept so the figures stay exact).
+# Breakdowns of the same months: issues raised by category and by (current) tier, escalations
+# other than the three one-tier moves (none are made today; kept so the figures stay exact), and
+# issues resolved by the whole hours they took (the median and 90th percentile come from these).
 issue_month_breakdowns = Table(
     "issue_month_breakdowns",
     metadata,
-    Column("community_id", String(36), nullable=False),
+    # A community's id, `street:<street id>` (a street's rows) or `*` (the city's hours to resolve).
+    Column("community_id", String(48), nullable=False),
     Column("month", String(7), nullable=False),
-    Column("kind", String(20), nullable=False),  # category | tier | escalation
+    Column("kind", String(20), nullable=False),  # category | tier | escalation | hours (whole hours to resolve)
     Column("key", String(80), nullable=False),
     Column("count", Integer, nullable=False, default=0),
     PrimaryKeyConstraint("community_id", "month", "kind", "key", name="pk_issue_month_breakdowns"),

@@ -458,5 +458,5 @@ class Stats(MethodView):
         with _uow() as uow:
             stats.authorise(principal, uow, asked)
         period = resolve_period(today, query["period_from"], query["period_to"])
-        request_query = stats.StatsQuery(asked.community_id, asked.street_id, period.start, period.end)
+        request_query = stats.StatsQuery(asked.community_id, asked.street_id, period.start, period.end, query["by"])
         return stats.compute(_uow(), principal, request_query, settings.timezone)

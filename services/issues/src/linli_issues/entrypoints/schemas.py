@@ -244,7 +244,7 @@ class PhotoSchema(Schema):
     id = fields.String()
     content_type = fields.String(metadata={"description": "as stored: image/jpeg (JPEG, HEIC) or image/png"})
     size = fields.Integer(metadata={"description": "bytes as stored (re-encoded, metadata removed)"})
-    width = fields.Integer(allow_none=True, metadata={"description": "px; null for photos stored before 0010"})
+    width = fields.Integer(allow_none=True, metadata={"description": "px; null for photos stored before 0011"})
     height = fields.Integer(allow_none=True)
     uploaded_by = fields.String(allow_none=True, metadata={"description": "null: the anonymous reporter, to you"})
     created_at = _when()
@@ -300,6 +300,14 @@ class CategoryFilterSchema(Schema):
 class StatsQuerySchema(PeriodQuery):
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)
+    by = fields.String(
+        load_default="community",
+        validate=validate.OneOf(("community", "street")),
+        metadata={
+            "description": "the rows beside the totals and months: `community` (default, `by_community`) or "
+            "`street` (`by_street`, without hours to resolve: a city's hundred rows instead of ten thousand)"
+        },
+    )
 
 
 class StatsScopeSchema(Schema):
@@ -327,8 +335,12 @@ class StatsFiguresSchema(Schema):
     resolution_rate = fields.Float(
         required=True, allow_none=True, metadata={"description": "share of the issues raised resolved by now"}
     )
-    median_hours_to_resolve = fields.Float(required=True, allow_none=True)
-    p90_hours_to_resolve = fields.Float(required=True, allow_none=True)
+    median_hours_to_resolve = fields.Float(
+        required=True, allow_none=True, metadata={"description": "of the whole hours from report to resolution"}
+    )
+    p90_hours_to_resolve = fields.Float(
+        required=True, allow_none=True, metadata={"description": "of the whole hours from report to resolution"}
+    )
     overdue = fields.Integer(required=True)
     average_satisfaction = fields.Float(required=True, allow_none=True)
     ratings = fields.Integer(required=True)
@@ -351,6 +363,12 @@ class StatsCommunitySchema(StatsFiguresSchema):
     community_id = fields.String(required=True)
 
 
+class StatsStreetSchema(StatsFiguresSchema):
+    street_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "none: communities the directory does not know yet"}
+    )
+
+
 class StatsMonthSchema(StatsFiguresSchema):
     month = fields.String(required=True, metadata={"description": "YYYY-MM, in the city's time zone"})
 
@@ -360,4 +378,9 @@ class StatsSchema(Schema):
     period = fields.Nested(StatsPeriodSchema, required=True)
     totals = fields.Nested(StatsTotalsSchema, required=True)
     by_community = fields.List(fields.Nested(StatsCommunitySchema), required=True)
+    by_street = fields.List(
+        fields.Nested(StatsStreetSchema),
+        required=True,
+        metadata={"description": "asked for with `by=street` (then `by_community` is empty)"},
+    )
     monthly = fields.List(fields.Nested(StatsMonthSchema), required=True)

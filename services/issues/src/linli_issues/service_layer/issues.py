@@ -793,7 +793,7 @@ def photo_file(
 
 
 def reencode_legacy_photos(uow: IssuesUnitOfWork, store: PhotoStore, *, thumbnail_side: int) -> tuple[int, list[str]]:
-    """Photos stored before migration 0010 were kept as sent, metadata and all: each is stored again
+    """Photos stored before migration 0011 were kept as sent, metadata and all: each is stored again
     re-encoded without it (under its name: JPEG stays JPEG, PNG stays PNG), with a thumbnail.
     Returns how many were done and the ids of those that could not be decoded (left as they are)."""
     with uow:

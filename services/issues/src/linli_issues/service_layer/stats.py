@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, cast, distinct, func, literal, literal_column, or_, select, tuple_
-from sqlalchemy.types import Float
+from sqlalchemy.types import Float, Integer
 
 from linli_issues.adapters import counters
 from linli_issues.adapters.repository import communities_of_street_query
@@ -32,6 +32,7 @@ from linli_issues.adapters.tables import (
     issue_month_counts,
     issue_updates,
     issues,
+    replica,
 )
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Principal, Role
@@ -45,12 +46,18 @@ ESCALATIONS = ("compound_to_community", "community_to_street", "street_to_city")
 FAMILIES = frozenset({"raised", "accepted", "resolved", "rated", "held"})
 
 
+# What the rows beside the totals and months are per: each community of the scope, or each street
+# (a city's hundred rows instead of its ten thousand; a street's row has no hours to resolve).
+BY = ("community", "street")
+
+
 @dataclass(frozen=True)
 class StatsQuery:
     community_id: str | None
     street_id: str | None
     start: date
     end: date  # inclusive
+    by: str = "community"
 
 
 def authorise(principal: Principal, uow: IssuesUnitOfWork, query: StatsQuery) -> StatsQuery:
@@ -66,7 +73,7 @@ def authorise(principal: Principal, uow: IssuesUnitOfWork, query: StatsQuery) ->
             return query
         if query.street_id and query.street_id != principal.street_id:
             raise Forbidden("that is not your street")
-        return StatsQuery(None, principal.street_id, query.start, query.end)
+        return StatsQuery(None, principal.street_id, query.start, query.end, query.by)
     if principal.role == Role.COMMUNITY_STAFF:
         if query.street_id:
             raise Forbidden("community staff see their own community")
@@ -75,7 +82,7 @@ def authorise(principal: Principal, uow: IssuesUnitOfWork, query: StatsQuery) ->
             community_id = principal.community_ids[0]
         if community_id is None or community_id not in principal.community_ids:
             raise Forbidden("outside your community scope")
-        return StatsQuery(community_id, None, query.start, query.end)
+        return StatsQuery(community_id, None, query.start, query.end, query.by)
     raise Forbidden(f"role {principal.role.value} may not read statistics")
 
 
@@ -93,12 +100,16 @@ def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, time
         figures = _Figures(uow, query, start, end, zone)
         counted_in = counters.zone_of_counts(uow.session.connection())
         if counted_in is not None and counted_in.key == zone.key:
-            totals, by_community, monthly = _Counted(figures, query).rollup()
+            totals, groups, monthly = _Counted(figures, query).rollup()
         else:  # counts not built (or in another zone): read the history
-            totals, by_community, monthly = figures.rollup()
-            figures.escalations(totals, by_community, monthly)
+            totals, groups, monthly = figures.rollup()
+            figures.escalations(totals, groups, monthly)
             totals["by_category"], totals["by_tier"] = figures.by_category_and_tier()
+            if query.by == "street":
+                for value in groups.values():
+                    value["median_hours_to_resolve"] = value["p90_hours_to_resolve"] = None
         months = _months(query.start, query.end)
+        rows = [{f"{query.by}_id": key or None, **value} for key, value in sorted(groups.items())]
         return {
             "scope": {
                 "level": "community" if query.community_id else "street" if query.street_id else "city",
@@ -107,7 +118,8 @@ def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, time
             },
             "period": {"from": query.start, "to": query.end, "timezone": timezone},
             "totals": totals,
-            "by_community": [{"community_id": key, **value} for key, value in sorted(by_community.items())],
+            "by_community": rows if query.by == "community" else [],
+            "by_street": rows if query.by == "street" else [],
             "monthly": [{"month": month, **monthly.get(month, _empty())} for month in months],
         }
 
@@ -151,6 +163,25 @@ class _Figures:
             return [community_column.in_(communities_of_street_query(self.query.street_id))]
         return []
 
+    def _street(self, community_column: Any) -> Any:
+        """The street of a row's community, as a correlated subquery ('' when the directory does not
+        know the community)."""
+        rc = replica.communities.c
+        street = select(rc.street_id).where(rc.community_id == community_column).scalar_subquery()
+        return func.coalesce(street, literal_column("''"))
+
+    def _joined(self, table: Any, community_column: Any) -> tuple[Any, Any]:
+        """(the group of a row, the rows to read): per community, the table itself; per street, the
+        table joined to the directory replica (one hash join, not a lookup per row)."""
+        if self.query.by != "street":
+            return community_column, table
+        rc = replica.communities.c
+        joined = table.outerjoin(replica.communities, rc.community_id == community_column)
+        return func.coalesce(rc.street_id, literal_column("''")), joined
+
+    def _group(self, community_column: Any) -> Any:
+        return self._street(community_column) if self.query.by == "street" else community_column
+
     def _between(self, column: Any) -> ColumnElement[bool]:
         return and_(column >= self.start, column < self.end)
 
@@ -161,7 +192,9 @@ class _Figures:
         if not self.postgres:
             totals = self.grouped(lambda _col: literal("all"), families=families).get("all", _empty())
             by_community = self.grouped(
-                lambda _col: issues.c.community_id, meetings_key=issue_meetings.c.community_id, families=families
+                lambda _col: self._group(issues.c.community_id),
+                meetings_key=self._group(issue_meetings.c.community_id),
+                families=families,
             )
             return totals, by_community, self.grouped(self.month, families=families)
         # PostgreSQL computes all three groupings in one pass over the rows (GROUPING SETS).
@@ -173,10 +206,12 @@ class _Figures:
             if family not in families:
                 return
             month = self._month_sql(moment)
+            group, rows = self._joined(community.table, community)
             query = (
-                select(community, month, func.grouping(community), func.grouping(month), *aggregates)
+                select(group, month, func.grouping(group), func.grouping(month), *aggregates)
+                .select_from(rows)
                 .where(self._between(moment), *where, *self._scope(community))
-                .group_by(func.grouping_sets(tuple_(), tuple_(community), tuple_(month)))
+                .group_by(func.grouping_sets(tuple_(), tuple_(group), tuple_(month)))
             )
             for key_community, key_month, all_communities, all_months, *values in self.session.execute(query):
                 if all_communities and all_months:
@@ -262,14 +297,15 @@ class _Figures:
         added up here from its few rows (communities x months x three moves at most)."""
         u = issue_updates.c
         month = self._month_sql(u.created_at) if self.postgres else self.month(u.created_at)
+        group, rows = self._joined(issue_updates.join(issues, issues.c.id == u.issue_id), issues.c.community_id)
         moves = (
             select(
-                issues.c.community_id.label("community_id"),
+                group.label("community_id"),
                 month.label("month"),
                 u.data["from"].as_string().label("from_tier"),
                 u.data["to"].as_string().label("to_tier"),
             )
-            .select_from(issue_updates.join(issues, issues.c.id == u.issue_id))
+            .select_from(rows)
             .where(u.kind == "escalation", self._between(u.created_at), *self._scope(issues.c.community_id))
             .subquery()
         )
@@ -320,9 +356,12 @@ class _Figures:
         return func.strftime("%Y-%m", column, f"{int(offset.total_seconds())} seconds")
 
     def _hours(self) -> Any:
+        """Whole hours from report to resolution (counters.hours_to_resolve)."""
         if self.postgres:
-            return func.extract("epoch", issues.c.resolved_at - issues.c.created_at) / 3600.0
-        return (func.julianday(issues.c.resolved_at) - func.julianday(issues.c.created_at)) * 24.0
+            return func.floor(func.extract("epoch", issues.c.resolved_at - issues.c.created_at) / 3600)
+        # SQLite: in whole milliseconds first, so a float's last digit cannot tip the hour.
+        millis = func.round((func.julianday(issues.c.resolved_at) - func.julianday(issues.c.created_at)) * 86_400_000)
+        return cast(millis, Integer) // 3_600_000  # whole hours (never negative)
 
     def counts(self, column: Any) -> dict[str, int]:
         rows = self.session.execute(
@@ -445,75 +484,130 @@ def _plan(start: date, end: date, today: date) -> tuple[list[str], list[tuple[in
 
 class _Counted:
     """The period's figures from the monthly counts (adapters/counters.py), exact: the counts of
-    the months, the edge days from the history (`_plan`), and what no count can add up (the median
-    and 90th percentile hours to resolve, and consultations, a few per issue) from the history."""
+    the months, the edge days from the history (`_plan`), and consultations (a few per issue) from
+    the history. The median and 90th percentile hours come from the counts of issues resolved by
+    whole hours. A city's totals and months are its streets' rows and its hours rows, never its ten
+    thousand communities' (unless the rows per community are asked for)."""
 
     def __init__(self, figures: _Figures, query: StatsQuery) -> None:
         self.figures = figures
         self.session = figures.session
         self.query = query
         self.zone = figures.zone
+        self.city = not query.community_id and not query.street_id
         self.totals: Counter[Any] = Counter()
-        self.by_community: dict[str, Counter[Any]] = {}
+        self.groups: dict[str, Counter[Any]] = {}  # per community, or per street
         self.monthly: dict[str, Counter[Any]] = {}
         self._breakdown: Counter[tuple[str, str]] = Counter()  # issues raised by category and by tier
+        self._streets: dict[str, str | None] = {}
 
-    def _add(self, community_id: str | None, month: str | None, figure: Any, amount: int) -> None:
-        if community_id is not None:
-            self.by_community.setdefault(community_id, Counter())[figure] += amount
+    def _group_of(self, community_id: str) -> str:
+        if self.query.by == "community":
+            return community_id
+        if community_id not in self._streets:
+            self._streets.update(counters.streets_of(self.session.connection(), [community_id]))
+        return self._streets[community_id] or ""
+
+    def _add(self, group: str | None, month: str | None, figure: Any, amount: int, *, total: bool = True) -> None:
+        if group is not None:
+            _counter(self.groups, group)[figure] += amount
         if month is not None:
-            self.monthly.setdefault(month, Counter())[figure] += amount
+            _counter(self.monthly, month)[figure] += amount
+        if total:
+            self.totals[figure] += amount
 
-    def _scope(self, column: Any) -> list[ColumnElement[bool]]:
-        return self.figures._scope(column) or [column != counters.CITY]
+    def _communities(self, column: Any) -> list[ColumnElement[bool]]:
+        """Rows of the scope's communities (not of streets, nor the city's hours)."""
+        return self.figures._scope(column) or [column != counters.CITY, column.not_like(counters.STREET + "%")]
 
     def rollup(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         today = datetime.now(self.zone).date()
         whole, adjust = _plan(self.query.start, self.query.end, today)
+        # The percentiles are read from PostgreSQL, a row per community or month, when no day of
+        # history is added or taken off (the usual period: whole months to today); else here,
+        # from every (community or month, hours) row.
+        self.percentiles_in_sql = self.figures.postgres and all(first > today for _sign, first, _last in adjust)
+        self.percentiles: dict[str, dict[str | None, tuple[float, float]]] = {"groups": {}, "monthly": {}, "totals": {}}
         if whole:
-            self._read_counts(whole)
+            if self.city:
+                self._read_city(whole)
+            else:
+                self._read_communities(whole)
         for sign, first, last in adjust:
             self._read_history(sign, first, last)
+        with_hours = self.query.by == "community"
         totals = self._finish(self.totals)
-        by_community = {key: self._finish(value) for key, value in self.by_community.items() if _any(value)}
+        groups = {key: self._finish(value, hours=with_hours) for key, value in self.groups.items() if _any(value)}
         monthly = {key: self._finish(value) for key, value in self.monthly.items()}
-        # The hours to resolve and the consultations, from the history of the period.
-        p_totals, p_by_community, p_monthly = self.figures.rollup(frozenset({"resolved", "held"}))
-        for target, source in [(totals, p_totals)] + [
-            (groups.setdefault(key, _empty()), value)
-            for groups, read in ((by_community, p_by_community), (monthly, p_monthly))
-            for key, value in read.items()
-        ]:
-            for name in ("median_hours_to_resolve", "p90_hours_to_resolve", "consultations_held"):
-                target[name] = source[name]
+        for level, found in (("totals", {None: totals}), ("groups", groups), ("monthly", monthly)):
+            for key, (median, p90) in self.percentiles[level].items():
+                if key in found and (level != "groups" or with_hours):
+                    found[key]["median_hours_to_resolve"], found[key]["p90_hours_to_resolve"] = median, p90
+        # The consultations, from the history of the period.
+        h_totals, h_groups, h_monthly = self.figures.rollup(frozenset({"held"}))
+        totals["consultations_held"] = h_totals["consultations_held"]
+        for target, read in ((groups, h_groups), (monthly, h_monthly)):
+            for key, value in read.items():
+                target.setdefault(key, _empty())["consultations_held"] = value["consultations_held"]
         totals["by_category"] = {
             key: n for (kind, key), n in sorted(self._breakdown.items()) if kind == "category" and n
         }
         totals["by_tier"] = {key: n for (kind, key), n in sorted(self._breakdown.items()) if kind == "tier" and n}
-        return totals, by_community, monthly
+        return totals, groups, monthly
 
-    def _read_counts(self, months: list[str]) -> None:
+    def _read_city(self, months: list[str]) -> None:
+        """The whole city: the streets' rows (a hundred a month), the city's hours rows."""
         t, b = issue_month_counts.c, issue_month_breakdowns.c
         names = counters.FIGURES
-        city = not self.query.community_id and not self.query.street_id
-        if city:
-            # The whole city's own rows give the totals and months; communities are summed apart.
-            rows = self.session.execute(
-                select(t.month, *[t[n] for n in names]).where(t.community_id == counters.CITY, t.month.in_(months))
+        per_street = self.query.by == "street"
+        streets = t.community_id.like(counters.STREET + "%")
+        for key, month, *values in self.session.execute(
+            select(t.community_id, t.month, *[t[n] for n in names]).where(streets, t.month.in_(months))
+        ):
+            street = key[len(counters.STREET) :] if per_street else None
+            for name, value in zip(names, values, strict=True):
+                self._add(street, month, name, value)
+        for key, month, kind, figure, count in self.session.execute(
+            select(b.community_id, b.month, b.kind, b.key, b.count).where(
+                b.community_id.like(counters.STREET + "%"), b.month.in_(months)
             )
-            for month, *values in rows:
-                amounts = dict(zip(names, values, strict=True))
-                self.monthly.setdefault(month, Counter()).update(amounts)
-                self.totals.update(amounts)
-            sums = select(t.community_id, *[func.sum(t[n]) for n in names])
+        ):
+            if kind == "escalation":
+                street = key[len(counters.STREET) :] if per_street else None
+                self._add(street, month, (kind, figure), count)
+            else:
+                self._breakdown[(kind, figure)] += count
+        city_hours = [b.community_id == counters.CITY]
+        if self.percentiles_in_sql:
+            self.percentiles = self._percentiles(months, city_hours, per_community=False)
+        else:
+            for month, figure, count in self.session.execute(
+                select(b.month, b.key, b.count).where(*city_hours, b.kind == "hours", b.month.in_(months))
+            ):
+                self._add(None, month, ("hours", figure), count)
+        if not per_street:
+            # Rows per community of the whole city, asked for: summed over the months in the database.
             rows = self.session.execute(
-                sums.where(t.month.in_(months), t.community_id != counters.CITY).group_by(t.community_id)
+                select(t.community_id, *[func.sum(t[n]) for n in names])
+                .where(t.month.in_(months), *self._communities(t.community_id))
+                .group_by(t.community_id)
             )
             for community_id, *values in rows:
-                amounts = {name: int(value) for name, value in zip(names, values, strict=True)}
-                self.by_community.setdefault(community_id, Counter()).update(amounts)
-            breakdown_scope = [b.community_id == counters.CITY]
-        elif self.figures.postgres:
+                for name, value in zip(names, values, strict=True):
+                    self._add(community_id, None, name, int(value), total=False)
+            rows = self.session.execute(
+                select(b.community_id, b.kind, b.key, func.sum(b.count))
+                .where(b.kind.in_(("hours", "escalation")), b.month.in_(months), *self._communities(b.community_id))
+                .group_by(b.community_id, b.kind, b.key)
+            )
+            for community_id, kind, figure, count in rows:
+                self._add(community_id, None, (kind, figure), int(count), total=False)
+
+    def _read_communities(self, months: list[str]) -> None:
+        """A street or a community: the rows of its communities."""
+        t, b = issue_month_counts.c, issue_month_breakdowns.c
+        names = counters.FIGURES
+        if self.figures.postgres and self.query.by == "community":
             # The three groupings summed in one pass in the database: a street's 1,200 rows come
             # back as 113.
             rows = self.session.execute(
@@ -527,38 +621,102 @@ class _Counted:
                 if all_communities and all_months:
                     self.totals.update(amounts)
                 elif not all_communities:
-                    self.by_community.setdefault(community_id, Counter()).update(amounts)
+                    _counter(self.groups, community_id).update(amounts)
                 else:
-                    self.monthly.setdefault(month, Counter()).update(amounts)
-            breakdown_scope = self.figures._scope(b.community_id)
+                    _counter(self.monthly, month).update(amounts)
         else:
-            rows = self.session.execute(
+            for community_id, month, *values in self.session.execute(
                 select(t.community_id, t.month, *[t[n] for n in names]).where(
                     t.month.in_(months), *self.figures._scope(t.community_id)
                 )
-            )
-            for community_id, month, *values in rows:
-                amounts = dict(zip(names, values, strict=True))
-                self.by_community.setdefault(community_id, Counter()).update(amounts)
-                self.monthly.setdefault(month, Counter()).update(amounts)
-                self.totals.update(amounts)
-            breakdown_scope = self.figures._scope(b.community_id)
+            ):
+                group = self._group_of(community_id)
+                for name, value in zip(names, values, strict=True):
+                    self._add(group, month, name, value)
+        scope = self.figures._scope(b.community_id)
         rows = self.session.execute(
             select(b.kind, b.key, func.sum(b.count))
-            .where(b.kind.in_(("category", "tier")), b.month.in_(months), *breakdown_scope)
+            .where(b.kind.in_(("category", "tier")), b.month.in_(months), *scope)
             .group_by(b.kind, b.key)
         )
         for kind, key, count in rows:
             self._breakdown[(kind, key)] += int(count)
-        # Moves other than the three one-tier ones: none are made today; read per community.
         rows = self.session.execute(
-            select(b.community_id, b.month, b.key, b.count).where(
-                b.kind == "escalation", b.month.in_(months), *self._scope(b.community_id)
+            select(b.community_id, b.month, b.kind, b.key, b.count).where(
+                b.kind == "escalation", b.month.in_(months), *scope
             )
         )
+        for community_id, month, kind, key, count in rows:
+            self._add(self._group_of(community_id), month, (kind, key), count)
+        # Hours to resolve: a street's year is some 15,000 rows (a community's month has its own
+        # few resolutions): PostgreSQL reads the percentiles off them.
+        if self.percentiles_in_sql:
+            self.percentiles = self._percentiles(months, scope, per_community=self.query.by == "community")
+            return
+        rows = self.session.execute(
+            select(b.community_id, b.month, b.key, b.count).where(b.kind == "hours", b.month.in_(months), *scope)
+        )
         for community_id, month, key, count in rows:
-            self._add(community_id, month, ("escalation", key), count)
-            self.totals[("escalation", key)] += count
+            self._add(self._group_of(community_id), month, ("hours", key), count)
+
+    def _percentiles(
+        self, months: list[str], where: list[ColumnElement[bool]], *, per_community: bool
+    ) -> dict[str, dict[str | None, tuple[float, float]]]:
+        """The median and 90th percentile hours per community (if asked), per month and in all,
+        from the hours rows in one pass: summed per (community or month or nothing, hours), the
+        values at the two ranks either side of each percentile's position found by running sums;
+        interpolated here as `_percentile_of_counts` does (the position in float8 there and in
+        Python alike)."""
+        b = issue_month_breakdowns.c
+        hours = cast(b.key, Integer)
+        sets = [tuple_(b.month, hours), tuple_(hours)]
+        if per_community:
+            sets.insert(0, tuple_(b.community_id, hours))
+            # grouping(community_id, month): 1 grouped by community, 2 by month, 3 neither.
+            level, part = func.grouping(b.community_id, b.month), func.coalesce(b.community_id, b.month)
+        else:
+            level, part = func.grouping(b.month) + 2, b.month  # 2 by month, 3 neither
+        summed = (
+            select(
+                level.label("level"),
+                # Byte order, not the locale's: the window only needs equal keys together.
+                func.coalesce(part, literal_column("''")).collate("C").label("part"),
+                hours.label("hours"),
+                func.sum(b.count).label("n"),
+            )
+            .where(b.kind == "hours", b.month.in_(months), *where)
+            .group_by(func.grouping_sets(*sets))
+            .subquery()
+        )
+        window = {"partition_by": (summed.c.level, summed.c.part)}
+        running = select(
+            summed.c.level,
+            summed.c.part,
+            summed.c.hours,
+            func.sum(summed.c.n).over(order_by=summed.c.hours, **window).label("upto"),
+            func.sum(summed.c.n).over(**window).label("total"),
+        ).subquery()
+
+        def at(fraction: float, above: int) -> Any:
+            position = func.floor(cast(running.c.total - 1, Float) * literal_column(repr(fraction)))
+            return func.min(running.c.hours).filter(running.c.upto > position + above)
+
+        rows = self.session.execute(
+            select(running.c.level, running.c.part, func.max(running.c.total))
+            .add_columns(at(0.5, 0), at(0.5, 1), at(0.9, 0), at(0.9, 1))
+            .where(running.c.total > 0)
+            .group_by(running.c.level, running.c.part)
+        )
+        levels = {1: "groups", 2: "monthly", 3: "totals"}
+        out: dict[str, dict[str | None, tuple[float, float]]] = {"groups": {}, "monthly": {}, "totals": {}}
+        for level, key, total, low50, high50, low90, high90 in rows:
+            figures = []
+            for fraction, low, high in ((0.5, low50, high50), (0.9, low90, high90)):
+                position = (int(total) - 1) * fraction
+                high = low if high is None else high
+                figures.append(round(low + (high - low) * (position - int(position)), 2))
+            out[levels[level]][None if level == 3 else key] = (figures[0], figures[1])
+        return out
 
     def _read_history(self, sign: int, first: date, last: date) -> None:
         """Add (or take off) what the issues and escalations of these days contribute."""
@@ -569,7 +727,7 @@ class _Counted:
         def inside(column: Any) -> ColumnElement[bool]:
             return and_(column >= start, column < end)
 
-        tally = counters.Tally(self.zone, city=False)
+        tally = counters.Tally(self.zone)
         rows = self.session.execute(
             select(*[c[name] for name in counters.COUNTED_FIELDS]).where(
                 or_(inside(c.created_at), inside(c.accepted_at), inside(c.resolved_at), inside(c.closed_at)),
@@ -587,15 +745,18 @@ class _Counted:
         )
         for community_id, created_at, data in self.session.execute(moves):
             tally.add(community_id, counters.escalation_figures(created_at, data))
+        if self.query.by == "street":
+            self._streets.update(
+                counters.streets_of(self.session.connection(), {key[0] for key in tally.amounts} - set(self._streets))
+            )
         for (community_id, month, figure), amount in tally.amounts.items():
-            if isinstance(figure, tuple) and figure[0] != "escalation":
+            if isinstance(figure, tuple) and figure[0] in ("category", "tier"):
                 self._breakdown[figure] += sign * amount
                 continue
-            self._add(community_id, month, figure, sign * amount)
-            self.totals[figure] += sign * amount
+            self._add(self._group_of(community_id), month, figure, sign * amount)
 
     @staticmethod
-    def _finish(amounts: Counter[Any]) -> dict[str, Any]:
+    def _finish(amounts: Counter[Any], *, hours: bool = True) -> dict[str, Any]:
         figures = _empty()
         raised, ratings = amounts["raised"], amounts["ratings"]
         figures["raised"] = raised
@@ -609,10 +770,44 @@ class _Counted:
         by_tier = figures["escalated_by_tier"]
         for move in ESCALATIONS:
             by_tier[move] = amounts[move]
+        histogram: list[tuple[int, int]] = []
         for figure, count in amounts.items():
-            if isinstance(figure, tuple) and count:
+            if not (isinstance(figure, tuple) and count):
+                continue
+            if figure[0] == "hours":
+                histogram.append((int(figure[1]), count))
+            else:
                 by_tier[figure[1]] = by_tier.get(figure[1], 0) + count
+        if hours and histogram:
+            histogram.sort()
+            figures["median_hours_to_resolve"] = round(_percentile_of_counts(histogram, 0.5), 2)
+            figures["p90_hours_to_resolve"] = round(_percentile_of_counts(histogram, 0.9), 2)
         return figures
+
+
+def _counter(counters: dict[str, Counter[Any]], key: str) -> Counter[Any]:
+    found = counters.get(key)
+    if found is None:
+        found = counters[key] = Counter()
+    return found
+
+
+def _percentile_of_counts(histogram: list[tuple[int, int]], fraction: float) -> float:
+    """`_percentile` of the values a histogram (value, how many; in order) stands for, without
+    spelling them out: the two values at the ranks either side of the position, interpolated."""
+    position = (sum(count for _value, count in histogram) - 1) * fraction
+    low = int(position)
+
+    def at(rank: int) -> int:
+        seen = 0
+        for value, count in histogram:
+            seen += count
+            if rank < seen:
+                return value
+        return histogram[-1][0]
+
+    below, above = at(low), at(low + 1)
+    return below + (above - below) * (position - low)
 
 
 def _any(amounts: Counter[Any]) -> bool:

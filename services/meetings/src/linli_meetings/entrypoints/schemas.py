@@ -321,6 +321,11 @@ class StatsQuery(PeriodQuery):
 
     community_id = fields.UUID(load_default=None)
     street_id = fields.UUID(load_default=None)
+    by = fields.String(
+        load_default="community",
+        validate=validate.OneOf(("community", "street")),
+        metadata={"description": "rows per community (`by_community`, default) or per street (`by_street`)"},
+    )
 
 
 # --- out ------------------------------------------------------------------------------------------
@@ -737,6 +742,18 @@ StatsCommunityOut = always_present(
         name="StatsCommunityOut",
     )
 )
+StatsStreetOut = always_present(
+    Schema.from_dict(
+        {
+            "street_id": fields.String(allow_none=True, metadata={"description": "null: communities not yet known"}),
+            **_figures(),
+            **_follow_up(),
+            "communities_with_convention": fields.Integer(),
+            "communities_with_rules_of_procedure": fields.Integer(),
+        },
+        name="StatsStreetOut",
+    )
+)
 StatsMonthOut = always_present(
     Schema.from_dict(
         {"month": fields.String(metadata={"description": "YYYY-MM, local"}), **_figures()}, name="StatsMonthOut"
@@ -750,4 +767,7 @@ class StatsOut(Schema):
     period = fields.Nested(StatsPeriodOut)
     totals = fields.Nested(StatsTotalsOut)
     by_community = fields.List(fields.Nested(StatsCommunityOut), metadata={"description": "communities with figures"})
+    by_street = fields.List(
+        fields.Nested(StatsStreetOut), metadata={"description": "with `by=street`: streets with figures"}
+    )
     monthly = fields.List(fields.Nested(StatsMonthOut), metadata={"description": "months with figures"})

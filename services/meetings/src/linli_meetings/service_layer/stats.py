@@ -72,9 +72,12 @@ def statistics(
     street_id: str | None = None,
     period_from: date | None = None,
     period_to: date | None = None,
+    by: str = "community",
 ) -> dict[str, Any]:
     """The figures of the scope over the period asked for; by default the platform's period, the
-    twelve calendar months ending with the current one (`linli_kit.periods.resolve_period`)."""
+    twelve calendar months ending with the current one (`linli_kit.periods.resolve_period`). The
+    rows beside the totals are per community, or with `by` "street" per street (every figure of a
+    community adds up over its street: an issue belongs to one community)."""
     with uow:
         scope, communities = _scope(uow, principal, community_id, street_id)
         today = uow.today()
@@ -217,13 +220,34 @@ def statistics(
         totals["consultations_per_resolved_issue"] = (
             round(consultations / resolved_count, 2) if resolved_count else None
         )
+        by_street = _per_street(session, by_community) if by == "street" else []
         return {
             "scope": scope,
             "period": period,
             "totals": totals,
-            "by_community": [{"community_id": cid, **row} for cid, row in sorted(by_community.items())],
+            "by_community": []
+            if by == "street"
+            else [{"community_id": c, **row} for c, row in sorted(by_community.items())],
+            "by_street": by_street,
             "monthly": [{"month": key, **row} for key, row in sorted(monthly.items())],
         }
+
+
+def _per_street(session: Any, by_community: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The communities' rows added up per street (the directory replica's; none for a community it
+    does not know yet)."""
+    rc = tables.replica.communities.c
+    street_of = dict(session.execute(select(rc.community_id, rc.street_id)).all())
+    streets: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for community_id, row in by_community.items():
+        streets[street_of.get(community_id) or ""].append(row)
+    out = []
+    for street_id, rows in sorted(streets.items()):
+        figures = _totals(rows)
+        figures["issues_deliberated"] = sum(row["issues_deliberated"] for row in rows)
+        del figures["attendance_mean"]
+        out.append({"street_id": street_id or None, **figures})
+    return out
 
 
 def _by_month(day: ColumnElement, *figures: ColumnElement) -> Select:

@@ -251,6 +251,11 @@ class DeliverySchema(Schema):
 class StatsQuery(PeriodQuery):
     community_id = fields.UUID(load_default=None, metadata={"description": "one community (staff: required)"})
     street_id = fields.UUID(load_default=None, metadata={"description": "the communities of one street"})
+    by = fields.String(
+        load_default="community",
+        validate=validate.OneOf(("community", "street")),
+        metadata={"description": "rows per community (`by_community`, default) or per street (`by_street`)"},
+    )
 
 
 class StatsFigures(Schema):
@@ -283,11 +288,20 @@ class StatsPeriod(Schema):
     to = fields.String(required=True, metadata={"description": "last day, included (local date)"})
 
 
+class StreetFigures(StatsFigures):
+    street_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "null: communities the directory does not know yet"}
+    )
+
+
 class StatsOut(Schema):
     scope = fields.Nested(StatsScope, required=True)
     period = fields.Nested(StatsPeriod, required=True)
     totals = fields.Nested(StatsFigures, required=True)
     by_community = fields.List(fields.Nested(CommunityFigures), required=True)
+    by_street = fields.List(
+        fields.Nested(StreetFigures), required=True, metadata={"description": "with `by=street` (else empty)"}
+    )
     monthly = fields.List(fields.Nested(MonthFigures), required=True)
 
 
@@ -557,4 +571,5 @@ class Stats(MethodView):
                 street_id=_s(query["street_id"]),
                 period=period,
                 city_timezone=_tz(),
+                by=query["by"],
             )

@@ -396,8 +396,10 @@ def stats(
     street_id: str | None,
     period: Period,
     city_timezone: str,
+    by: str = "community",
 ) -> dict:
-    """Deliveries by state and channel for a community, a street or the city, per month."""
+    """Deliveries by state and channel for a community, a street or the city, per month; the rows
+    beside the totals per community, or with `by` "street" per street."""
     principal.require_role(*STAFF_READERS)
     first, after = period.instants(city_timezone)
     conditions = [
@@ -438,12 +440,27 @@ def stats(
         return {n: int(getattr(row, n) or 0) for n in _FIGURES}
 
     totals = session.execute(select(*figures).where(*conditions)).first()
-    by_community = session.execute(
-        select(deliveries.c.community_id, *figures)
-        .where(*conditions)
-        .group_by(deliveries.c.community_id)
-        .order_by(deliveries.c.community_id)
-    ).all()
+    if by == "street":
+        street = replica.communities.c.street_id
+        groups = session.execute(
+            select(street.label("street_id"), *figures)
+            .select_from(
+                deliveries.outerjoin(
+                    replica.communities, replica.communities.c.community_id == deliveries.c.community_id
+                )
+            )
+            .where(*conditions)
+            .group_by(street)
+        ).all()
+        by_community, by_street = [], sorted(groups, key=lambda r: r.street_id or "")
+    else:
+        by_community = session.execute(
+            select(deliveries.c.community_id, *figures)
+            .where(*conditions)
+            .group_by(deliveries.c.community_id)
+            .order_by(deliveries.c.community_id)
+        ).all()
+        by_street = []
     if session.get_bind().dialect.name == "postgresql":
         month = func.to_char(func.timezone(city_timezone, deliveries.c.created_at), "YYYY-MM")
         monthly = [
@@ -459,6 +476,7 @@ def stats(
         "period": period.as_dict(),
         "totals": pack(totals),
         "by_community": [{"community_id": r.community_id, **pack(r)} for r in by_community],
+        "by_street": [{"street_id": r.street_id, **pack(r)} for r in by_street],
         "monthly": monthly,
     }
 
