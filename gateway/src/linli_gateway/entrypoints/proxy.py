@@ -221,7 +221,7 @@ def forward_front(path: str) -> Response:
     upstream.ensure()
     settings = upstream.settings
     if settings.front_url is None:
-        raise NotFound(f"no page at /{path}: this platform runs without its web front (FRONT_URL)")
+        raise NotFound("no page at /{path}: this platform runs without its web front (FRONT_URL)", path=path)
     headers = _passed_headers("")
     seal: ClientSeal = current_app.extensions["linli.client_seal"]
     headers[front_client.HEADER] = seal.seal(request.remote_addr or "unknown")
@@ -238,6 +238,7 @@ def forward_front(path: str) -> Response:
     response = Response(body, status=upstream_response.status_code, headers=response_headers)
     # Flask would otherwise take the Content-Encoding as its own to undo: the body is sent as is.
     response.direct_passthrough = True
+    g.passed_through = True  # the page's language is the front's choice (its cookie), not ours
     return response
 
 
@@ -391,7 +392,7 @@ def _may_retry(attempt: int, retries: int, deadline: float) -> bool:
 
 def _unavailable(service: str, what: str, retry_after: float) -> ServiceUnavailable:
     subject = f"the {service}" if service == FRONT else f"the {service} service"
-    error = ServiceUnavailable(f"{subject} {what}; try again shortly")
+    error = ServiceUnavailable("{subject} {what}; try again shortly", subject=subject, what=what)
     error.retry_after = int(max(1, retry_after + 0.999))
     return error
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -15,7 +15,10 @@ def photo_type(content: bytes, *, max_bytes: int = MAX_PHOTO_BYTES) -> str:
     if not content:
         raise Invalid("empty photo", fields={"photo": ["the file is empty"]})
     if len(content) > max_bytes:
-        raise Invalid("photo too large", fields={"photo": [f"larger than {max_bytes // (1024 * 1024)} MB"]})
+        raise Invalid(
+            "photo too large",
+            fields={"photo": [Text("larger than {megabytes} MB", megabytes=max_bytes // (1024 * 1024))]},
+        )
     if content.startswith(PNG_SIGNATURE):
         # The first chunk must be a 13-byte IHDR with non-zero dimensions.
         if len(content) >= 33 and content[12:16] == b"IHDR" and struct.unpack(">I", content[8:12])[0] == 13:

@@ -377,7 +377,7 @@ class Stats(MethodView):
         default: the 12 calendar months ending with the current one, as every service counts)."""
         principal = require_principal()
         if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
-            raise Forbidden(f"role {principal.role.value} may not read statistics")
+            raise Forbidden("role {role} may not read statistics", role=principal.role.value)
         settings = current_app.extensions["linli.settings"]
         today = today_in(settings.timezone, _now())
         asked = stats.StatsQuery(

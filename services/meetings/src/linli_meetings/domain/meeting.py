@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import Conflict, Invalid, Label
 from linli_meetings.domain.procedure import MeetingPolicy, ParticipantRole
 
 BUILT_IN_TYPES = {
@@ -201,7 +201,12 @@ class Meeting:
     # --- status transitions --------------------------------------------------------------------
     def _require(self, *allowed: Status, action: str) -> None:
         if self.status not in allowed:
-            raise Conflict(f"cannot {action} a meeting that is {self.status}", fields={"status": [self.status]})
+            raise Conflict(
+                "cannot {action} a meeting that is {status}",
+                fields={"status": [self.status]},
+                action=action,
+                status=Label("meeting_status", self.status),
+            )
 
     def reschedule(self, starts_at: datetime, ends_at: datetime, reason: str | None, tz: ZoneInfo) -> None:
         self._require(Status.SCHEDULED, action="reschedule")
