@@ -38,7 +38,7 @@ from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import GatewaySettings
 from linli_kit.auth import Principal
-from linli_kit.errors import NotFound, ServiceError, Unauthorized
+from linli_kit.errors import N_, NotFound, ServiceError, Text, Unauthorized
 from linli_kit.web import current_principal
 
 # RFC 9110 section 7.6.1: meaningful for one connection only; never forwarded.
@@ -265,7 +265,7 @@ def _relay(
     settings = upstream.settings
     breaker = upstream.breakers[name]
     if not breaker.allow():
-        raise _unavailable(name, "is not answering (circuit open)", breaker.retry_after())
+        raise _unavailable(name, N_("is not answering (circuit open)"), breaker.retry_after())
     try:
         upstream_response = _send(
             upstream.session,
@@ -280,10 +280,10 @@ def _relay(
         )
     except _ServiceDown as exc:
         breaker.record_down()
-        raise _unavailable(name, "is unreachable", 1) from exc
+        raise _unavailable(name, N_("is unreachable"), 1) from exc
     except _TimedOut as exc:
         breaker.record_inconclusive()
-        raise _unavailable(name, "did not answer in time", 1) from exc
+        raise _unavailable(name, N_("did not answer in time"), 1) from exc
     except BaseException:
         breaker.record_inconclusive()
         raise
@@ -391,8 +391,8 @@ def _may_retry(attempt: int, retries: int, deadline: float) -> bool:
 
 
 def _unavailable(service: str, what: str, retry_after: float) -> ServiceUnavailable:
-    subject = f"the {service}" if service == FRONT else f"the {service} service"
-    error = ServiceUnavailable("{subject} {what}; try again shortly", subject=subject, what=what)
+    subject = Text("the web front") if service == FRONT else Text("the {service} service", service=service)
+    error = ServiceUnavailable("{subject} {what}; try again shortly", subject=subject, what=Text(what))
     error.retry_after = int(max(1, retry_after + 0.999))
     return error
 
