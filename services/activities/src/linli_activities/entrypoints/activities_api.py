@@ -168,7 +168,10 @@ def _as_seen(activity: Any, manages: bool) -> Any:
 
 
 # Named once: making a schema per answer costs more than the rest of the dump.
-_REGISTRATION_ATTRIBUTES = tuple(k for k in RegistrationSchema().fields if k != "waitlist_position")
+# (`status_label` is worded by the schema from `status`.)
+_REGISTRATION_ATTRIBUTES = tuple(
+    k for k in RegistrationSchema().fields if k not in ("waitlist_position", "status_label")
+)
 
 
 def _registration_out(view: activities.RegistrationView) -> dict[str, Any]:

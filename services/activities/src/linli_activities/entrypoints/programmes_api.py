@@ -129,7 +129,11 @@ class FestivalStatsSchema(Schema):
 
 def _series_out(result: tuple[Any, int]) -> dict[str, Any]:
     series, count = result
-    out = {name: getattr(series, name) for name in SeriesSchema().dump_fields if name != "occurrences"}
+    out = {
+        name: getattr(series, name)
+        for name in SeriesSchema().dump_fields
+        if name not in ("occurrences", "status_label")  # the label is worded by the schema from `status`
+    }
     return {**out, "occurrences": count}
 
 

@@ -60,8 +60,13 @@ def _photo_dir() -> Path:
     return Path(current_app.extensions["linli.settings"].data_dir) / "photos"
 
 
-_DETAIL_FIELDS = [n for n in schemas.IssueSchema._declared_fields if n not in ("overdue", "supported_by_me")]
-_SUMMARY_FIELDS = [n for n in schemas.IssueSummarySchema._declared_fields if n not in ("overdue", "reporter_id")]
+# Read from the issue; `status_label` is worded by the schema from `status`.
+_DETAIL_FIELDS = [
+    n for n in schemas.IssueSchema._declared_fields if n not in ("overdue", "supported_by_me", "status_label")
+]
+_SUMMARY_FIELDS = [
+    n for n in schemas.IssueSummarySchema._declared_fields if n not in ("overdue", "reporter_id", "status_label")
+]
 
 
 # What people typed: masked (phone and identity-card numbers) for those who read it masked.
