@@ -167,3 +167,23 @@ _FIGURES = {
     "notifications.push": NC_("stat_figure", "App notices"),
 }
 LABELS["stat_figure"] = _FIGURES
+
+# The columns of the issues' list export (`GET /api/v1/issues/export.csv`).
+LABELS["issue_column"] = {
+    "id": NC_("issue_column", "Issue id"),
+    "community_id": NC_("issue_column", "Community id"),
+    "title": NC_("issue_column", "Title"),
+    "category": NC_("issue_column", "Category"),
+    "urgency": NC_("issue_column", "Urgency"),
+    "status": NC_("issue_column", "Status"),
+    "tier": NC_("issue_column", "Tier"),
+    "assignee_type": NC_("issue_column", "Assigned to"),
+    "supporter_count": NC_("issue_column", "Supporters"),
+    "consultation_count": NC_("issue_column", "Consultations"),
+    "created_at": NC_("issue_column", "Reported at"),
+    "due_at": NC_("issue_column", "Due at"),
+    "resolved_at": NC_("issue_column", "Resolved at"),
+    "overdue": NC_("issue_column", "Overdue"),
+    "rating": NC_("issue_column", "Rating"),
+    "visibility": NC_("issue_column", "Visibility"),
+}

@@ -23,6 +23,7 @@ from linli_issues.service_layer.issues import IssueView
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Role
 from linli_kit.errors import Forbidden, Invalid
+from linli_kit.i18n import label, language
 from linli_kit.periods import resolve_period, today_in
 from linli_kit.web import current_principal, require_principal
 
@@ -60,7 +61,7 @@ def _photo_dir() -> Path:
     return Path(current_app.extensions["linli.settings"].data_dir) / "photos"
 
 
-# Read from the issue; `status_label` is worded by the schema from `status`.
+# Read from the issue; `status_label` is worded from `status` (in `present`).
 _DETAIL_FIELDS = [
     n for n in schemas.IssueSchema._declared_fields if n not in ("overdue", "supported_by_me", "status_label")
 ]
@@ -79,6 +80,7 @@ def present(item: IssueView, now: datetime | None = None, *, summary: bool = Fal
     issue = item.issue
     now = now or _now()
     body = {name: getattr(issue, name) for name in (_SUMMARY_FIELDS if summary else _DETAIL_FIELDS)}
+    body["status_label"] = label("issue_status", issue.status)  # lists are serialised without the schema
     if item.masked:
         for name in _TYPED_TEXT:
             if name in body:
@@ -177,7 +179,8 @@ class Export(MethodView):
         ]  # fmt: skip
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(columns)
+        # The header in the reader's language: words in Chinese (the default), the column ids in English.
+        writer.writerow(columns if language() == "en" else [label("issue_column", c) for c in columns])
         for item in items:
             row = present(item, now)
             writer.writerow(
