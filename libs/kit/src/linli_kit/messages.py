@@ -213,7 +213,7 @@ def update(package: str) -> Path:
     if path.exists():
         with path.open("rb") as f:
             catalog = read_po(f, locale="zh")
-        catalog.update(fresh, no_fuzzy_matching=True, update_header_comment=False)
+        catalog.update(fresh, no_fuzzy_matching=True, update_header_comment=False, update_creation_date=False)
         catalog.obsolete.clear()
     else:
         catalog = Catalog(locale="zh", project="linli", domain="messages", fuzzy=False)
