@@ -12,9 +12,9 @@ from linli_kit.testing import infra
 from linli_kit.testing.platform import Platform
 
 ADMIN_PHONE, ADMIN_PASSWORD = "13800000000", "fuzz-admin-2026"
-# Modules that share the demo platform, in the order they use it: the matrix reads the city as the
-# story made it; the fuzzer, which changes it at random as every role, comes after.
-_DEMO_PLATFORM_ORDER = ("tests/test_scope_matrix.py", "tests/test_fuzz.py")
+# Modules that share the demo platform, in the order they use it: the matrix and the languages read
+# the city as the story made it; the fuzzer, which changes it at random as every role, comes after.
+_DEMO_PLATFORM_ORDER = ("tests/test_scope_matrix.py", "tests/test_languages.py", "tests/test_fuzz.py")
 # The longest modules (minutes each: whole platforms, a broker cluster, a browser), first, so that
 # pytest-xdist's workers (`make test` runs two, a module to each in turn) end together rather than
 # one waiting for the other's last long module.

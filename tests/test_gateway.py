@@ -62,7 +62,8 @@ def tap(amqp_url, bus_names):
 
 
 def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+    # These tests read the API's English messages; Chinese, the default, is tested in test_languages.py.
+    return {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
 
 
 def make_community(api: str, admin: dict) -> tuple[str, str]:

@@ -206,7 +206,7 @@ def test_the_story_of_the_source_article(whole_platform, any_platform):
     ranking = official.get("/api/v1/stats/rankings", params={"metric": "resolution_rate"})["ranking"]
     assert ranking[0]["community_name"] == "Shangpinyuan Community 尚品苑社区" and ranking[0]["value"] == 1
     csv_text = official.get("/api/v1/stats/export", params={"format": "csv"}).decode("utf-8-sig")
-    assert csv_text.splitlines()[0].startswith("community_id,community_name,")
+    assert csv_text.splitlines()[0].startswith("社区编号,社区,")  # the header in Chinese, the default
     assert len(csv_text.splitlines()) == 4  # a header and the street's three communities
     narration = "\n".join(lines)
     assert "Yang Jing" in narration and "7. The Chengqu street office" in narration

@@ -11,6 +11,7 @@ from linli_gateway.definition import definition
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
+from linli_kit.testing import english_test_clients
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -111,3 +112,9 @@ def echo() -> Iterator[dict]:
     yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "seen": seen}
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def english_messages(monkeypatch):
+    """These tests read the API's messages in English; Chinese, the default, has tests of its own."""
+    english_test_clients(monkeypatch)

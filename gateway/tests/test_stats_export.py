@@ -197,3 +197,47 @@ def test_the_whole_city_is_answered_per_street_unless_its_communities_are_asked_
     assert not [path for path in services["asked"] if "by=street" in path]
     bad = client.get(f"/api/v1/stats/overview?{period}&communities=perhaps", headers=admin)
     assert bad.status_code == 422 and "communities" in json.dumps(bad.get_json())
+
+
+def test_export_headers_and_figure_names_are_chinese_by_default_and_english_on_request(street):
+    client, admin, street_id, _c1, _c2 = street
+    query = f"street_id={street_id}&from=2026-11-01&to=2026-11-30"
+    chinese, english = admin | {"Accept-Language": "zh-CN,zh;q=0.9"}, admin | {"Accept-Language": "en-US"}
+
+    exported = client.get(f"/api/v1/stats/export?{query}", headers=chinese)
+    assert exported.headers["Content-Language"] == "zh-CN"
+    header = next(csv.reader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    assert header[:2] == ["社区编号", "社区"]
+    assert {"升级议题数", "由小区升至社区", "板凳会", "凉亭会", "圆桌会", "协商次数"} <= set(header)
+    exported = client.get(f"/api/v1/stats/export?{query}", headers=english)
+    assert exported.headers["Content-Language"] == "en"
+    header = next(csv.reader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    assert header[:2] == ["community_id", "community_name"]
+    assert {"issues.escalated_by_tier.compound_to_community", "meetings.meetings_by_type.bench"} <= set(header)
+
+    workbook = load_workbook(io.BytesIO(client.get(f"/api/v1/stats/export?{query}&format=xlsx", headers=chinese).data))
+    assert workbook.sheetnames == ["社区", "按月"]
+    assert [cell.value for cell in workbook["按月"][1]][:2] == ["月份", "上报议题数"]
+    workbook = load_workbook(io.BytesIO(client.get(f"/api/v1/stats/export?{query}&format=xlsx", headers=english).data))
+    assert workbook.sheetnames == ["communities", "monthly"]
+
+    labels = client.get(f"/api/v1/stats/overview?{query}", headers=chinese).get_json()["labels"]
+    assert (labels["meetings.meetings_by_type.round_table"], labels["issues.escalated"]) == ("圆桌会", "升级议题数")
+    labels = client.get(f"/api/v1/stats/overview?{query}", headers=english).get_json()["labels"]
+    assert labels["meetings.meetings_by_type.round_table"] == "Round-table meetings"
+
+
+def test_a_gateway_error_is_chinese_by_default_and_english_on_request(street):
+    client, admin, _street_id, _c1, _c2 = street
+    chinese = client.get("/api/v1/stats/rankings?metric=nonsense", headers=admin | {"Accept-Language": "zh"})
+    assert chinese.status_code == 422
+    error = chinese.get_json()["error"]
+    assert (error["code"], error["message"]) == ("validation_error", "输入有误：metric")
+    assert error["fields"]["metric"][0].startswith("须为以下之一：")
+    english = client.get("/api/v1/stats/rankings?metric=nonsense", headers=admin).get_json()["error"]
+    assert english["message"] == "invalid input: metric"
+    assert english["fields"]["metric"][0].startswith("Must be one of: ")
+    missing = client.get(
+        "/api/v1/directory/streets/00000000-0000-0000-0000-000000000000", headers=admin | {"Accept-Language": "zh-Hans"}
+    )
+    assert missing.status_code == 404 and missing.get_json()["error"]["message"].startswith("找不到")

@@ -218,3 +218,19 @@ def test_sign_in_with_an_sms_code_one_question_a_page(client, stub):
     assert "Yang Jing" in client.get("/me").get_data(as_text=True)
     login = [r for r in stub.requests if r["path"] == "/api/v1/auth/login"]
     assert len(login) == 2
+
+
+def test_the_api_is_asked_in_the_readers_language(client, stub):
+    """The API words its error messages and labels in the language of the page (Accept-Language):
+    Chinese by default, English once the person chose it."""
+    sign_in(client)
+    stub.requests.clear()
+    client.get("/")
+    chinese = [r for r in stub.requests if r["path"].startswith("/api/v1/") and "Authorization" in r["headers"]]
+    assert chinese and {r["headers"].get("Accept-Language") for r in chinese} == {"zh-CN"}
+    token = csrf_of(client.get("/").get_data(as_text=True))
+    client.post("/settings/language", data={"csrf_token": token, "lang": "en", "next": "/"})
+    stub.requests.clear()
+    client.get("/")
+    english = [r for r in stub.requests if r["path"].startswith("/api/v1/")]
+    assert english and {r["headers"].get("Accept-Language") for r in english} == {"en"}

@@ -53,7 +53,9 @@ def make_client(monkeypatch, tmp_path, token_keys):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'probe.db'}")
     monkeypatch.setenv("JWT_PUBLIC_KEY", token_keys[1])
     settings = load_settings("probe")
-    return create_app(settings, Database(settings.database_url), title="probe", blueprints=[blp]).test_client()
+    client = create_app(settings, Database(settings.database_url), title="probe", blueprints=[blp]).test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"  # these tests read the English messages
+    return client
 
 
 def test_unstorable_text_is_422_naming_the_field(monkeypatch, tmp_path, token_keys):

@@ -22,6 +22,7 @@ from linli_activities.definition import definition
 from linli_activities.entrypoints.web import create_app
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
+from linli_kit.testing import english_test_clients
 
 
 @dataclass
@@ -239,3 +240,9 @@ def _run_all(targets: list[Callable[[], Any]]) -> list[Any]:
 @pytest.fixture
 def simultaneously() -> Callable[[list[Callable[[], Any]]], list[Any]]:
     return _run_all
+
+
+@pytest.fixture(autouse=True)
+def english_messages(monkeypatch):
+    """These tests read the API's messages in English; Chinese, the default, has tests of its own."""
+    english_test_clients(monkeypatch)

@@ -21,6 +21,7 @@ from linli_issues.adapters.tables import messaging, replica
 from linli_issues.definition import definition
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
+from linli_kit.testing import english_test_clients
 
 
 class Clock:
@@ -311,3 +312,9 @@ def published(client, tokens):
 def publish(client, tokens):
     """publish(publication="public", keys=None): the city admin sets these categories' publication."""
     return lambda publication="public", keys=None: set_publication(client, tokens.admin(), publication, keys)
+
+
+@pytest.fixture(autouse=True)
+def english_messages(monkeypatch):
+    """These tests read the API's messages in English; Chinese, the default, has tests of its own."""
+    english_test_clients(monkeypatch)

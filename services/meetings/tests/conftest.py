@@ -15,6 +15,7 @@ from linli_kit.config import load_settings
 from linli_kit.db import Database
 from linli_kit.events import new_event
 from linli_kit.replica import replica_handlers
+from linli_kit.testing import english_test_clients
 from linli_meetings.adapters.tables import replica
 from linli_meetings.definition import definition
 from linli_meetings.entrypoints.web import create_app
@@ -303,3 +304,9 @@ def register_organisation(database, world) -> Callable[..., str]:
         return organisation_id
 
     return add
+
+
+@pytest.fixture(autouse=True)
+def english_messages(monkeypatch):
+    """These tests read the API's messages in English; Chinese, the default, has tests of its own."""
+    english_test_clients(monkeypatch)

@@ -28,6 +28,7 @@ from linli_kit.events import new_event
 from linli_kit.events.consumer import EventConsumer
 from linli_kit.events.topology import declare_exchanges
 from linli_kit.migrations import upgrade
+from linli_kit.testing import english_test_clients
 from linli_notifications.adapters.tables import messaging
 from linli_notifications.domain.clock import FixedClock
 
@@ -685,3 +686,9 @@ def aliyun_account():
     from types import SimpleNamespace
 
     return SimpleNamespace(approved=ALIYUN_APPROVED, setting=aliyun_templates_setting)
+
+
+@pytest.fixture(autouse=True)
+def english_messages(monkeypatch):
+    """These tests read the API's messages in English; Chinese, the default, has tests of its own."""
+    english_test_clients(monkeypatch)

@@ -71,7 +71,7 @@ def create_app(settings: WebSettings | None = None) -> Flask:
     )
     CSRFProtect(app)
 
-    gateway = GatewayClient(settings.gateway_url, timeout=settings.api_timeout)
+    gateway = GatewayClient(settings.gateway_url, timeout=settings.api_timeout, language=i18n.api_language)
     app.extensions["linli_web.gateway"] = gateway
     app.extensions["linli_web.vault"] = TokenVault(settings.data_dir, redis_client)
 

@@ -30,6 +30,7 @@ import jwt
 from cachelib import FileSystemCache
 from flask import current_app, g, redirect, request, session, url_for
 from linli_web.gateway_client import ApiError, ApiResponse, GatewayClient
+from linli_web.i18n import api_locale
 
 REFRESH_MARGIN_SECONDS = 60
 # The gateway's refresh tokens live 30 days; a vault entry need not outlive them.
@@ -150,11 +151,13 @@ CLIENT_HEADER = "X-Linli-Client"
 
 
 def client_headers() -> dict[str, str]:
-    """Who this page is for, as the gateway told us when it passed the page request on (the person's
-    address, sealed by the gateway): handed back, so the gateway counts its per-client limits per
-    person and not per web process. Nothing when the page did not come through the gateway."""
+    """Who this page is for: the reader's language (so the API's messages and labels read like the
+    page), and, when the gateway passed the page request on, the person's address as it sealed it,
+    handed back so the gateway counts its per-client limits per person and not per web process."""
     sealed = request.headers.get(CLIENT_HEADER)
-    return {CLIENT_HEADER: sealed} if sealed else {}
+    # The reader's language, for what the API words (computed here: `gather` calls from other threads).
+    headers = {"Accept-Language": api_locale()}
+    return headers | {CLIENT_HEADER: sealed} if sealed else headers
 
 
 def sign_in(answer: dict[str, Any]) -> None:

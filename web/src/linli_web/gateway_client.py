@@ -89,8 +89,18 @@ class ApiResponse:
 class GatewayClient:
     """Calls the gateway. Thread-safe: `requests.Session` pools connections per host."""
 
-    def __init__(self, base_url: str, *, timeout: float = 15.0, pool_size: int = 16) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 15.0,
+        pool_size: int = 16,
+        language: Callable[[], str | None] | None = None,
+    ) -> None:
+        """`language`: the language to ask the API's messages and labels in (`Accept-Language`) for
+        a call that does not name one: the reader's, where there is one."""
         self.base_url = base_url.rstrip("/")
+        self.language = language
         self.timeout = (min(3.05, timeout), timeout)  # (connect, read)
         self.http = requests.Session()
         # One session serves every signed-in person: no cookie an answer sets may ride along with
@@ -119,6 +129,10 @@ class GatewayClient:
         if not path.startswith("/api/v1/"):
             raise ValueError(f"the web front calls only the public API, not {path!r}")
         sent = {"Accept": "application/json", **(headers or {})}
+        if "Accept-Language" not in sent and self.language is not None:
+            chosen = self.language()
+            if chosen:
+                sent["Accept-Language"] = chosen
         if token:
             sent["Authorization"] = f"Bearer {token}"
         if request_id:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, lazy_gettext
 from flask_babel import gettext as _
 
@@ -39,6 +39,12 @@ def html_lang() -> str:
 def api_locale() -> str:
     """The locale the API takes for the person's SMS and notices."""
     return "en" if str(get_locale()) == "en" else "zh-CN"
+
+
+def api_language() -> str | None:
+    """What the API is asked to speak (`Accept-Language`): the reader's language, so an error message
+    or a label the API words reads like the page; nothing outside a page request."""
+    return api_locale() if has_request_context() else None
 
 
 def parse_instant(value: Any) -> datetime | None:

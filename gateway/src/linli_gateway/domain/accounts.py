@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from linli_kit.auth import Principal, Role
+from linli_kit.errors import Text
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
@@ -55,7 +56,11 @@ def normalise_phone(raw: str) -> str:
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError("invalid", f"at least {MIN_PASSWORD_LENGTH} characters", "password")
+        raise AccountError(
+            "invalid",
+            Text("at least {MIN_PASSWORD_LENGTH} characters", MIN_PASSWORD_LENGTH=MIN_PASSWORD_LENGTH),
+            "password",
+        )
     if password.isdigit() or password.isalpha():
         raise AccountError("invalid", "mix letters with digits or symbols", "password")
 
@@ -159,7 +164,7 @@ def check_may_create(
         if not community_ids or any(c not in creator.community_ids for c in community_ids):
             raise AccountError("forbidden", "outside your community")
         return
-    raise AccountError("forbidden", f"role {creator.role.value} may not create accounts")
+    raise AccountError("forbidden", Text("role {role} may not create accounts", role=creator.role.value))
 
 
 def check_scope_shape(

@@ -38,7 +38,7 @@ from linli_gateway.service_layer import accounts
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import GatewaySettings
 from linli_kit.auth import Principal
-from linli_kit.errors import NotFound, ServiceError, Unauthorized
+from linli_kit.errors import N_, NotFound, ServiceError, Text, Unauthorized
 from linli_kit.web import current_principal
 
 # RFC 9110 section 7.6.1: meaningful for one connection only; never forwarded.
@@ -221,7 +221,7 @@ def forward_front(path: str) -> Response:
     upstream.ensure()
     settings = upstream.settings
     if settings.front_url is None:
-        raise NotFound(f"no page at /{path}: this platform runs without its web front (FRONT_URL)")
+        raise NotFound("no page at /{path}: this platform runs without its web front (FRONT_URL)", path=path)
     headers = _passed_headers("")
     seal: ClientSeal = current_app.extensions["linli.client_seal"]
     headers[front_client.HEADER] = seal.seal(request.remote_addr or "unknown")
@@ -238,6 +238,7 @@ def forward_front(path: str) -> Response:
     response = Response(body, status=upstream_response.status_code, headers=response_headers)
     # Flask would otherwise take the Content-Encoding as its own to undo: the body is sent as is.
     response.direct_passthrough = True
+    g.passed_through = True  # the page's language is the front's choice (its cookie), not ours
     return response
 
 
@@ -264,7 +265,7 @@ def _relay(
     settings = upstream.settings
     breaker = upstream.breakers[name]
     if not breaker.allow():
-        raise _unavailable(name, "is not answering (circuit open)", breaker.retry_after())
+        raise _unavailable(name, N_("is not answering (circuit open)"), breaker.retry_after())
     try:
         upstream_response = _send(
             upstream.session,
@@ -279,10 +280,10 @@ def _relay(
         )
     except _ServiceDown as exc:
         breaker.record_down()
-        raise _unavailable(name, "is unreachable", 1) from exc
+        raise _unavailable(name, N_("is unreachable"), 1) from exc
     except _TimedOut as exc:
         breaker.record_inconclusive()
-        raise _unavailable(name, "did not answer in time", 1) from exc
+        raise _unavailable(name, N_("did not answer in time"), 1) from exc
     except BaseException:
         breaker.record_inconclusive()
         raise
@@ -390,8 +391,8 @@ def _may_retry(attempt: int, retries: int, deadline: float) -> bool:
 
 
 def _unavailable(service: str, what: str, retry_after: float) -> ServiceUnavailable:
-    subject = f"the {service}" if service == FRONT else f"the {service} service"
-    error = ServiceUnavailable(f"{subject} {what}; try again shortly")
+    subject = Text("the web front") if service == FRONT else Text("the {service} service", service=service)
+    error = ServiceUnavailable("{subject} {what}; try again shortly", subject=subject, what=Text(what))
     error.retry_after = int(max(1, retry_after + 0.999))
     return error
 

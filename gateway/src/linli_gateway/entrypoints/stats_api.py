@@ -16,6 +16,7 @@ from linli_gateway.service_layer import statistics
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_gateway.settings import ROUTED_SERVICES
 from linli_kit.errors import Forbidden, Invalid, NotFound
+from linli_kit.i18n import label, labels, language
 from linli_kit.periods import today_in
 from linli_kit.schemas import PeriodQuery
 from linli_kit.web import require_principal
@@ -137,6 +138,14 @@ class OverviewSchema(Schema):
         metadata={"description": "services that did not answer; their figures are left out"},
     )
     complete = fields.Boolean(required=True)
+    labels = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={
+            "description": "the words for each figure (`<service>.<figure>`, a breakdown's "
+            "`<service>.<figure>.<key>`), in the language of the answer (Content-Language)"
+        },
+    )
 
 
 class RankedCommunitySchema(Schema):
@@ -246,8 +255,9 @@ def _overview(query: dict[str, Any], *, communities: bool | None = None) -> dict
 def overview(query: dict) -> dict:
     """Every service's figures for a community, a street or the city over a period: totals, months,
     and the communities of the scope (for the whole city, its streets unless `communities=true`).
-    Parts from a service that did not answer are listed under `missing`."""
-    return _overview(query, communities=query["communities"])
+    Parts from a service that did not answer are listed under `missing`; `labels` names the figures
+    in words."""
+    return _overview(query, communities=query["communities"]) | {"labels": labels("stat_figure")}
 
 
 @blp.route("/rankings")
@@ -285,6 +295,18 @@ def _append_row(sheet: Any, values: list[Any]) -> None:
             cell.data_type = "s"
 
 
+def _headings(columns: list[str]) -> list[str]:
+    """An export's header row: in Chinese (the default) the figures' names; in English the column
+    ids, as they always were (spreadsheets and scripts read them)."""
+    if language() == "en":
+        return columns
+    return [label("stat_figure", column) for column in columns]
+
+
+# The workbook's sheets by language (their contents are the same).
+_SHEETS = {"zh": ("社区", "按月"), "en": ("communities", "monthly")}
+
+
 @blp.route("/export")
 @blp.arguments(ExportQuery, location="query")
 @blp.doc(responses={"200": EXPORT_RESPONSE})
@@ -292,7 +314,8 @@ def export(query: dict) -> Response:
     """The overview per community (and per month) as CSV or Excel, for reporting upward: one column
     per figure, breakdowns spread out (`issues.escalated_by_tier.<from>_to_<to>`,
     `meetings.meetings_by_type.bench|pavilion|round_table`); a workbook has a `communities` and a
-    `monthly` sheet, a CSV one of them (`sheet`)."""
+    `monthly` sheet (`社区`, `按月` in Chinese), a CSV one of them (`sheet`). The header row is in the
+    language of the answer: the figures' names in Chinese, the column ids in English."""
     data = _overview(query, communities=True)
     header, rows = statistics.flatten(data)
     stem = f"linli-{data['scope']['level']}-{data['period']['from']}-{data['period']['to']}"
@@ -302,7 +325,7 @@ def export(query: dict) -> Response:
             stem += "-monthly"
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(header)
+        writer.writerow(_headings(header))
         writer.writerows([[_csv_cell(value) for value in row] for row in rows])
         return Response(
             "\ufeff" + buffer.getvalue(),  # a BOM so Excel opens Chinese names correctly
@@ -313,13 +336,14 @@ def export(query: dict) -> Response:
 
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = "communities"
-    _append_row(sheet, header)
+    communities_title, monthly_title = _SHEETS[language()]
+    sheet.title = communities_title
+    _append_row(sheet, _headings(header))
     for row in rows:
         _append_row(sheet, row)
-    trend = workbook.create_sheet("monthly")
+    trend = workbook.create_sheet(monthly_title)
     header, rows = statistics.flatten_monthly(data)
-    _append_row(trend, header)
+    _append_row(trend, _headings(header))
     for row in rows:
         _append_row(trend, row)
     out = io.BytesIO()

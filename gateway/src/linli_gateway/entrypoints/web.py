@@ -87,7 +87,9 @@ def create_app() -> Flask:
     @limiter.limit(gateway.account_rate_limit, key_func=account_key)
     def route(service: str, path: str = "") -> Response:
         if service not in ROUTED_SERVICES:
-            raise NotFound(f"no service {service!r}; known: {', '.join(sorted(ROUTED_SERVICES))}")
+            raise NotFound(
+                "no service {service!r}; known: {known}", service=service, known=", ".join(sorted(ROUTED_SERVICES))
+            )
         return proxy.forward(service, path, route_prefix=f"/api/v1/{service}")
 
     @limiter.limit(gateway.account_rate_limit, key_func=account_key)
@@ -99,7 +101,7 @@ def create_app() -> Flask:
     app.add_url_rule("/open311/v2/<path:path>", "open311", open311, methods=ALL_METHODS)
 
     def unknown_api(path: str) -> Response:
-        raise NotFound(f"no API at /api/{path}; the API is under /api/v1 (see /api/docs)")
+        raise NotFound("no API at /api/{path}; the API is under /api/v1 (see /api/docs)", path=path)
 
     def page(path: str = "") -> Response:
         return proxy.forward_front(path)

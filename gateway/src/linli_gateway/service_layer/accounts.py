@@ -32,6 +32,7 @@ from linli_gateway.domain.directory import ORGANISATION_KINDS_OF_ROLE, Community
 from linli_gateway.service_layer.directory import may_manage_organisation, places_of
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.auth import STAFF_ROLES, Principal, Role, TokenSigner
+from linli_kit.errors import Text
 from linli_kit.events import Event, new_event
 
 API_CLIENT_TOKEN_TTL = timedelta(minutes=5)
@@ -85,7 +86,9 @@ def _streets_of(uow: GatewayUnitOfWork, community_ids: list[str]) -> dict[str, s
     for community_id in community_ids:
         community = uow.directory.get(Community, community_id)
         if community is None:
-            raise AccountError("invalid", f"no community {community_id}", "community_ids")
+            raise AccountError(
+                "invalid", Text("no community {community_id}", community_id=community_id), "community_ids"
+            )
         streets[community_id] = community.street_id
     return streets
 
@@ -115,14 +118,14 @@ def register_user(
     with uow:
         streets = _streets_of(uow, community_ids)
         if street_id is not None and uow.directory.get(Street, street_id) is None:
-            raise AccountError("invalid", f"no street {street_id}", "street_id")
+            raise AccountError("invalid", Text("no street {street_id}", street_id=street_id), "street_id")
         check_may_create(creator, role, street_of=streets, street_id=street_id, community_ids=community_ids)
         if role in ORGANISATION_KINDS_OF_ROLE:
             organisation_name = _organisation_of_account(uow, creator, role, organisation_id or "", community_ids)
         elif role == Role.RESIDENT and organisation_id is not None:
             organisation_name = _committee_of_member(uow, creator, organisation_id, community_ids)
         elif organisation_id is not None:
-            raise AccountError("invalid", f"a {role} acts for no organisation", "organisation_id")
+            raise AccountError("invalid", Text("a {role} acts for no organisation", role=role), "organisation_id")
         if normalised and uow.accounts.user_by_phone(normalised):
             raise AccountError("conflict", "an account with this phone number exists", "phone")
         if street_id is None and role in {Role.RESIDENT, Role.COMMUNITY_STAFF} and community_ids:
@@ -152,11 +155,19 @@ def _organisation_of_account(
     right kind, active, and in the creator's scope; its name comes from the register."""
     organisation = uow.directory.get(Organisation, organisation_id)
     if organisation is None:
-        raise AccountError("invalid", f"no registered organisation {organisation_id}", "organisation_id")
+        raise AccountError(
+            "invalid",
+            Text("no registered organisation {organisation_id}", organisation_id=organisation_id),
+            "organisation_id",
+        )
     kinds = ORGANISATION_KINDS_OF_ROLE[role]
     if organisation.kind not in kinds:
         raise AccountError(
-            "invalid", f"a {role} acts for a {' or '.join(kinds)}, not a {organisation.kind}", "organisation_id"
+            "invalid",
+            Text(
+                "a {role} acts for a {kinds}, not a {kind}", role=role, kinds=" or ".join(kinds), kind=organisation.kind
+            ),
+            "organisation_id",
         )
     if not organisation.active:
         raise AccountError("invalid", "the organisation is no longer active", "organisation_id")
@@ -166,7 +177,9 @@ def _organisation_of_account(
         missing = [c for c in community_ids if c not in served]
         if missing:
             raise AccountError(
-                "invalid", f"the company serves no compound in community {missing[0]}", "organisation_id"
+                "invalid",
+                Text("the company serves no compound in community {community_id}", community_id=missing[0]),
+                "organisation_id",
             )
     elif not may_manage_organisation(creator, organisation.kind, places):
         raise AccountError("forbidden", "the organisation is outside your scope", "organisation_id")
@@ -182,14 +195,20 @@ def _committee_of_member(
     one the creator manages; its name comes from the register."""
     organisation = uow.directory.get(Organisation, organisation_id)
     if organisation is None:
-        raise AccountError("invalid", f"no registered organisation {organisation_id}", "organisation_id")
+        raise AccountError(
+            "invalid",
+            Text("no registered organisation {organisation_id}", organisation_id=organisation_id),
+            "organisation_id",
+        )
     places = places_of(uow, organisation)
     # Scope before state: a body outside the creator's scope is refused before anything is said of it.
     if not may_manage_organisation(creator, organisation.kind, places):
         raise AccountError("forbidden", "the organisation is outside your scope", "organisation_id")
     if organisation.kind != "owners_committee":
         raise AccountError(
-            "invalid", f"a resident acts only for an owners' committee, not a {organisation.kind}", "organisation_id"
+            "invalid",
+            Text("a resident acts only for an owners' committee, not a {kind}", kind=organisation.kind),
+            "organisation_id",
         )
     if not organisation.active:
         raise AccountError("invalid", "the organisation is no longer active", "organisation_id")
@@ -263,7 +282,9 @@ def sign_up(
     with uow:
         community = uow.directory.get(Community, community_id)
         if community is None:
-            raise AccountError("invalid", f"no community {community_id}", "community_id")
+            raise AccountError(
+                "invalid", Text("no community {community_id}", community_id=community_id), "community_id"
+            )
         if uow.accounts.user_by_phone(normalised):
             raise AccountError("conflict", "an account with this phone number exists", "phone")
         _use_code(uow, normalised, code, "signup", now)
@@ -338,7 +359,7 @@ def login(
     if (password is None) == (code is None):
         raise AccountError("invalid", "give either a password or an SMS code", "password" if code is None else "code")
     method = "password" if password is not None else "code"
-    wrong = AccountError("unauthorized", f"wrong phone number or {method}")
+    wrong = AccountError("unauthorized", Text("wrong phone number or {method}", method=method))
     try:
         normalised = normalise_phone(phone)
     except AccountError as exc:
@@ -412,7 +433,7 @@ def lift_lockouts(uow: GatewayUnitOfWork, principal: Principal, user_id: str) ->
     with uow:
         user = uow.accounts.user(user_id)
         if user is None or not _may_manage(uow, principal, user):
-            raise AccountError("not_found", f"user {user_id} not found")
+            raise AccountError("not_found", Text("user {user_id} not found", user_id=user_id))
         lifted = uow.accounts.lift_lockouts(user.id)
         uow.commit()
         return lifted
@@ -491,7 +512,7 @@ def get_user(uow: GatewayUnitOfWork, principal: Principal, user_id: str) -> User
         user = uow.accounts.user(user_id)
         # Someone outside your scope is "not found": existence is not leaked.
         if user is None or (user.id != principal.user_id and not _may_manage(uow, principal, user)):
-            raise AccountError("not_found", f"user {user_id} not found")
+            raise AccountError("not_found", Text("user {user_id} not found", user_id=user_id))
         return user
 
 
@@ -540,9 +561,9 @@ def approve_user(uow: GatewayUnitOfWork, principal: Principal, user_id: str) -> 
     with uow:
         user = uow.accounts.user(user_id)
         if user is None or not _may_manage(uow, principal, user):
-            raise AccountError("not_found", f"user {user_id} not found")
+            raise AccountError("not_found", Text("user {user_id} not found", user_id=user_id))
         if user.status != "pending":
-            raise AccountError("conflict", f"account is {user.status}, not awaiting approval")
+            raise AccountError("conflict", Text("account is {status}, not awaiting approval", status=user.status))
         user.status = "active"
         user.touch()
         uow.publish(user_event("updated", user))
@@ -558,7 +579,7 @@ def update_user(
         user = uow.accounts.user(user_id)
         own = user is not None and user.id == principal.user_id
         if user is None or (not own and not _may_manage(uow, principal, user)):
-            raise AccountError("not_found", f"user {user_id} not found")
+            raise AccountError("not_found", Text("user {user_id} not found", user_id=user_id))
         if "status" in changes and own:
             raise AccountError("forbidden", "you cannot change your own status")
         if "password" in changes:
@@ -599,7 +620,7 @@ def create_api_key(
             if street_id != principal.street_id or any(s != principal.street_id for s in streets.values()):
                 raise AccountError("forbidden", "outside your street")
         elif street_id is not None and uow.directory.get(Street, street_id) is None:
-            raise AccountError("invalid", f"no street {street_id}", "street_id")
+            raise AccountError("invalid", Text("no street {street_id}", street_id=street_id), "street_id")
         key, presented = ApiKey.issue(name, principal.user_id, street_id, community_ids)
         key.created_at = identity.clock()
         uow.accounts.add(key)
@@ -621,7 +642,7 @@ def revoke_api_key(uow: GatewayUnitOfWork, principal: Principal, identity: Ident
     with uow:
         key = uow.accounts.api_key(key_id)
         if key is None or (principal.role == Role.STREET_OFFICIAL and key.street_id != principal.street_id):
-            raise AccountError("not_found", f"API key {key_id} not found")
+            raise AccountError("not_found", Text("API key {key_id} not found", key_id=key_id))
         if key.revoked_at is None:
             key.revoked_at = identity.clock()
         uow.commit()

@@ -9,7 +9,7 @@ from linli_gateway import SERVICE
 from linli_gateway.domain.directory import Community, Compound, Organisation, Street, check_organisation_shape
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound, Text
 from linli_kit.events import Event, new_event
 
 
@@ -88,7 +88,7 @@ def create_street(uow: GatewayUnitOfWork, principal: Principal, *, name: str, ci
     principal.require_role(Role.CITY_ADMIN)
     with uow:
         if uow.directory.find_by_name(Street, name, city=city):
-            raise Conflict(f"a street named {name!r} already exists", fields={"name": ["already exists"]})
+            raise Conflict("a street named {name!r} already exists", fields={"name": ["already exists"]}, name=name)
         street = Street(name=name, city=city)
         uow.directory.add(street)
         uow.session.flush()
@@ -115,7 +115,9 @@ def create_community(uow: GatewayUnitOfWork, principal: Principal, *, street_id:
             raise Invalid("unknown street", fields={"street_id": ["no such street"]})
         _may_manage_street(principal, street_id)
         if uow.directory.find_by_name(Community, name, street_id=street_id):
-            raise Conflict(f"street already has a community named {name!r}", fields={"name": ["already exists"]})
+            raise Conflict(
+                "street already has a community named {name!r}", fields={"name": ["already exists"]}, name=name
+            )
         community = Community(street_id=street_id, name=name)
         uow.directory.add(community)
         uow.session.flush()
@@ -157,7 +159,9 @@ def create_compound(
             raise Invalid("unknown community", fields={"community_id": ["no such community"]})
         _may_manage_street(principal, community.street_id)
         if uow.directory.find_by_name(Compound, name, community_id=community_id):
-            raise Conflict(f"community already has a compound named {name!r}", fields={"name": ["already exists"]})
+            raise Conflict(
+                "community already has a compound named {name!r}", fields={"name": ["already exists"]}, name=name
+            )
         compound = Compound(community_id=community_id, name=name, latitude=latitude, longitude=longitude)
         uow.directory.add(compound)
         uow.session.flush()
@@ -240,7 +244,11 @@ def places_of(uow: GatewayUnitOfWork, organisation: Organisation, compound_ids: 
     for compound_id in compound_ids:
         compound = uow.directory.get(Compound, compound_id)
         if compound is None:
-            raise Invalid(f"no compound {compound_id}", fields={"compound_ids": [f"no such compound {compound_id}"]})
+            raise Invalid(
+                "no compound {compound_id}",
+                fields={"compound_ids": [Text("no such compound {compound_id}", compound_id=compound_id)]},
+                compound_id=compound_id,
+            )
         community = _get(uow, Community, compound.community_id)
         places.append((community.street_id, community.id))
     return places
@@ -270,9 +278,9 @@ def may_manage_organisation(principal: Principal, kind: str, places: list[Place]
 
 def _forbidden_organisation(kind: str) -> Forbidden:
     return Forbidden(
-        f"you may not manage this {kind}: a city admin manages city-wide bodies, a street official "
-        "their street's, community staff the property companies, owners' committees and party bodies "
-        "of their community"
+        "you may not manage this {kind}: a city admin manages city-wide bodies, a street official their "
+        "street's, community staff the property companies, owners' committees and party bodies of their community",
+        kind=kind,
     )
 
 
@@ -293,7 +301,7 @@ def create_organisation(
         kind, street_id=street_id, community_id=community_id, compound_ids=compound_ids, parent_id=parent_id
     )
     if problems:
-        raise Invalid("invalid organisation: " + ", ".join(sorted(problems)), fields=problems)
+        raise Invalid("invalid organisation: {names}", fields=problems, names=", ".join(sorted(problems)))
     with uow:
         if street_id is not None and uow.directory.get(Street, street_id) is None:
             raise Invalid("unknown street", fields={"street_id": ["no such street"]})
@@ -302,7 +310,10 @@ def create_organisation(
         if kind == "owners_committee":
             compound = uow.directory.get(Compound, compound_ids[0])
             if compound is None:
-                raise Invalid("unknown compound", fields={"compound_ids": [f"no such compound {compound_ids[0]}"]})
+                raise Invalid(
+                    "unknown compound",
+                    fields={"compound_ids": [Text("no such compound {compound_id}", compound_id=compound_ids[0])]},
+                )
             community_id = compound.community_id
         if kind == "party_branch":
             street_id, community_id = _branch_place(uow, parent_id or "", street_id, community_id)
@@ -374,7 +385,7 @@ def update_organisation(
             if kind != "property_company":
                 raise Invalid(
                     "only a property company's compounds change",
-                    fields={"compound_ids": [f"the compounds of a {kind} do not change"]},
+                    fields={"compound_ids": [Text("the compounds of a {kind} do not change", kind=kind)]},
                 )
             changed = sorted(set(compound_ids) ^ set(organisation.compound_ids))
             if not may_manage_organisation(principal, kind, places_of(uow, organisation, changed)) and not whole:
@@ -424,7 +435,9 @@ def _check_unique_organisation(
         )
     if other is not None and other.id != organisation.id:
         hint = f" (id {other.id}: bind your compounds to it)" if kind == "property_company" else ""
-        raise Conflict(f"a {kind} named {name!r} exists{hint}", fields={"name": ["already exists"]})
+        raise Conflict(
+            "a {kind} named {name!r} exists{hint}", fields={"name": ["already exists"]}, kind=kind, name=name, hint=hint
+        )
     taken = {
         compound: holder
         for compound, holder in uow.directory.organisations_of_compounds(kind, compound_ids).items()
@@ -433,8 +446,9 @@ def _check_unique_organisation(
     if taken:
         body = "property company" if kind == "property_company" else "owners' committee"
         raise Conflict(
-            f"a compound has its {body} already",
+            "a compound has its {body} already",
             fields={"compound_ids": [f"{c} already has one ({holder})" for c, holder in sorted(taken.items())]},
+            body=body,
         )
 
 
@@ -447,11 +461,17 @@ def _check_unique(uow: GatewayUnitOfWork, entry: Any, parent_name: str, *, name:
     other = uow.directory.find_by_name(type(entry), target, **parent)
     if other is not None and other.id != entry.id:
         kind = type(entry).__name__.lower()
-        raise Conflict(f"the {parent_name} already has a {kind} named {target!r}", fields={"name": ["already exists"]})
+        raise Conflict(
+            "the {parent_name} already has a {kind} named {target!r}",
+            fields={"name": ["already exists"]},
+            parent_name=parent_name,
+            kind=kind,
+            target=target,
+        )
 
 
 def _get(uow: GatewayUnitOfWork, kind: type, entry_id: str) -> Any:
     entry = uow.directory.get(kind, entry_id)
     if entry is None:
-        raise NotFound(f"{kind.__name__.lower()} {entry_id} not found")
+        raise NotFound("{kind} {entry_id} not found", kind=kind.__name__.lower(), entry_id=entry_id)
     return entry

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from linli_kit.auth import Principal, Role
+from linli_kit.errors import Text
 from linli_kit.periods import resolve_period
 
 # The figures a ranking may be by: (service, figure, higher is better).
@@ -81,7 +82,7 @@ def resolve_scope(
     the services apply, so the overview adds up. A period out of range or backwards is `Invalid`."""
     period = resolve_period(today, period_from, period_to)
     if community_id is not None and street_of(community_id) is None:
-        raise ScopeError("not_found", f"no community {community_id}")
+        raise ScopeError("not_found", Text("no community {community_id}", community_id=community_id))
     if principal.role == Role.CITY_ADMIN:
         pass
     elif principal.role == Role.STREET_OFFICIAL:
@@ -153,7 +154,12 @@ def _sorted(groups: dict[str, dict[str, Any]], by: str) -> list[dict[str, Any]]:
 def ranking(overview: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     """Communities of the scope ordered by one figure, best first; those without it last."""
     if metric not in RANKING_METRICS:
-        raise ScopeError("invalid", f"unknown metric {metric!r}; one of {', '.join(sorted(RANKING_METRICS))}")
+        raise ScopeError(
+            "invalid",
+            Text(
+                "unknown metric {metric!r}; one of {metrics}", metric=metric, metrics=", ".join(sorted(RANKING_METRICS))
+            ),
+        )
     service, figure, higher_is_better = RANKING_METRICS[metric]
     rows = []
     for entry in overview["by_community"]:

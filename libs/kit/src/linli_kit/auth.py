@@ -57,7 +57,7 @@ class Principal:
 
     def require_role(self, *roles: Role) -> None:
         if self.role not in roles:
-            raise Forbidden(f"role {self.role.value} may not do this")
+            raise Forbidden("role {role} may not do this", role=self.role.value)
 
     def require_community(self, community_id: str, street_of: Callable[[str], str | None]) -> None:
         if not self.can_access_community(community_id, street_of):
@@ -91,12 +91,12 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("token expired") from exc
         except jwt.InvalidTokenError as exc:
-            raise Unauthorized(f"invalid token: {exc}") from exc
+            raise Unauthorized("invalid token: {exc}", exc=exc) from exc
         audiences = claims.get("aud")
         if audiences is not None and self.audience is not None:
             named = [audiences] if isinstance(audiences, str) else audiences
             if not isinstance(named, list) or self.audience not in named:
-                raise Unauthorized(f"token not meant for {self.audience}")
+                raise Unauthorized("token not meant for {audience}", audience=self.audience)
         if claims.get("typ", "access") != "access":
             raise Unauthorized("not an access token")
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 
 EARLIEST = date(1970, 1, 1)
 LATEST = date(2999, 12, 31)
@@ -47,8 +47,17 @@ def resolve_period(today: date, start: date | None = None, end: date | None = No
     for name, value in (("from", start), ("to", end)):
         if value is not None and not EARLIEST <= value <= LATEST:
             raise Invalid(
-                f"'{name}' is out of range",
-                fields={name: [f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}"]},
+                "'{name}' is out of range",
+                fields={
+                    name: [
+                        Text(
+                            "must be between {earliest} and {latest}",
+                            earliest=EARLIEST.isoformat(),
+                            latest=LATEST.isoformat(),
+                        )
+                    ]
+                },
+                name=name,
             )
     if end is None:
         end = max(today, start) if start is not None else today

@@ -92,3 +92,23 @@ class ErrorSchema(Schema):
 
 PAGE_MAX = 100_000
 page_validator = validate.Range(min=1, max=PAGE_MAX)
+
+
+class DisplayLabel(fields.Field):
+    """The words for a code in the reader's language (`status_label` beside `status`: `议事中`, or
+    `Being discussed` with `Accept-Language: en`). The code stays the contract; this is for people."""
+
+    def __init__(self, kind: str, source: str, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"] = {
+            "type": "string",
+            "description": f"`{source}` in words, in the language of the answer (Content-Language)",
+            **kwargs["metadata"],
+        }
+        super().__init__(attribute=source, dump_only=True, **kwargs)
+        self.kind = kind
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        from linli_kit import i18n
+
+        return i18n.label(self.kind, value) if value is not None else None

@@ -7,10 +7,12 @@ body for every 4xx naming the bad fields; `X-Request-ID` in and out; JSON logs; 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import marshmallow as ma
@@ -19,11 +21,11 @@ from flask_smorest import Api, Blueprint, pagination
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from linli_kit import context
+from linli_kit import context, i18n
 from linli_kit.auth import Principal, Role, TokenVerifier
 from linli_kit.config import Settings
 from linli_kit.db import Database
-from linli_kit.errors import Invalid, ServiceError, Unauthorized
+from linli_kit.errors import N_, Invalid, ServiceError, Text, Unauthorized
 from linli_kit.events.topology import Brokers
 from linli_kit.logs import configure_logging
 from linli_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, render
@@ -34,10 +36,16 @@ ReadinessCheck = Callable[[], None]
 
 
 def error_body(status: int, code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    """The one error body, its message and field messages in the reader's language (`code` and the
+    field names never change: clients key on them)."""
+    body: dict[str, Any] = {"status": status, "code": code, "message": i18n.translate(message)}
     if fields:
-        body["fields"] = fields
+        body["fields"] = i18n.translate_fields(fields)
     return {"error": body, "request_id": context.request_id.get()}
+
+
+def invalid_input(fields: Iterable[Any]) -> Text:
+    return Text("invalid input: {fields}", fields=", ".join(sorted(str(f) for f in fields)))
 
 
 _smorest_pagination_schema = pagination._pagination_parameters_schema_factory
@@ -87,7 +95,7 @@ class LinliApi(Api):
         }.get(status, "error")
         message = data.get("message") or error.description or error.name
         if status == 422 and fields:
-            message = "invalid input: " + ", ".join(sorted(str(f) for f in fields))
+            message = invalid_input(fields)
         response = jsonify(error_body(status, code, message, fields))
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="linli"'
@@ -102,7 +110,10 @@ def create_app(
     blueprints: Iterable[Blueprint] = (),
     readiness_checks: Iterable[tuple[str, ReadinessCheck]] | None = None,
     verifier: TokenVerifier | None = None,
+    translations: Path | None = None,
 ) -> Flask:
+    """`translations`: the folder of the app's message catalogue (default: the `translations` folder
+    of the package `linli_<service>`, when there is one), read over the kit's own."""
     configure_logging(settings.service, level=settings.log_level, json_format=settings.log_json)
     # No static route: a service serves no files, and the gateway passes `/static/` to the web front.
     app = Flask(settings.service, static_folder=None)
@@ -122,6 +133,9 @@ def create_app(
         },
     )
     app.extensions["linli.settings"] = settings
+    app.extensions["linli.messages"] = i18n.Catalogue(
+        [i18n.KIT_TRANSLATIONS, translations or _translations_of(settings)]
+    )
     app.extensions["linli.database"] = database
     # Each service accepts the tokens the gateway made for it (audience: its name), not another's.
     app.extensions["linli.verifier"] = verifier or TokenVerifier(
@@ -144,6 +158,13 @@ def create_app(
     _install_error_handlers(app)
     _install_probes(app, checks)
     return app
+
+
+def _translations_of(settings: Settings) -> Path:
+    spec = importlib.util.find_spec(f"linli_{settings.service}")
+    if spec is None or not spec.origin:
+        return i18n.KIT_TRANSLATIONS
+    return Path(spec.origin).resolve().parent / "translations"
 
 
 def broker_check(amqp_url: str) -> ReadinessCheck:
@@ -169,6 +190,11 @@ def _install_request_hooks(app: Flask, service: str) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        # Which language the words of this answer are in (an answer passed on as another process
+        # made it, a web page, says its own or nothing); caches keep one copy per language.
+        if "Content-Language" not in response.headers and not g.get("passed_through"):
+            response.headers["Content-Language"] = i18n.CONTENT_LANGUAGE[i18n.language()]
+        response.vary.add("Accept-Language")
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         HTTP_REQUESTS.labels(service, request.method, endpoint, response.status_code).inc()
         if "started" in g:
@@ -185,7 +211,7 @@ def _install_request_hooks(app: Flask, service: str) -> None:
 # NUL cannot be stored in PostgreSQL text, and a lone surrogate cannot be encoded as UTF-8 by any
 # database or JSON encoder: either turns an ordinary write into a 500 deep in a service.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE_MESSAGE = "contains a character that cannot be stored (NUL or a lone surrogate)"
+UNSTORABLE_MESSAGE = N_("contains a character that cannot be stored (NUL or a lone surrogate)")
 
 
 def _refuse_unstorable_text() -> None:
@@ -203,7 +229,7 @@ def _refuse_unstorable_text() -> None:
     elif request.is_json:
         _walk(request.get_json(silent=True), "", bad)
     if bad:
-        raise Invalid("invalid input: " + ", ".join(sorted(bad)), fields=bad)
+        raise Invalid(invalid_input(bad), fields=bad)
 
 
 def _walk(value: Any, path: str, bad: dict[str, list[str]]) -> None:
@@ -225,13 +251,15 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _database_unavailable(_error: OperationalError) -> tuple[Response, int]:
         # The transaction was rolled back: nothing changed. Say so, and when to try again.
-        response = jsonify(error_body(503, "database_unavailable", "the database is unavailable; try again shortly"))
+        response = jsonify(
+            error_body(503, "database_unavailable", Text("the database is unavailable; try again shortly"))
+        )
         response.headers["Retry-After"] = "1"
         return response, 503
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> tuple[Response, int]:
-        response = jsonify(error_body(error.status, error.code, error.message, error.fields))
+        response = jsonify(error_body(error.status, error.code, error.text, error.fields))
         if error.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="linli"'
         retry_after = getattr(error, "retry_after", None)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from linli_activities.domain.common import new_id, utc
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import Conflict, Invalid, Label, Text
 
 KINDS = ("festival", "sports", "culture", "volunteering", "education", "service_day", "other")
 AUDIENCES = ("everyone", "children", "families", "elderly", "youth", "disabled")
@@ -133,7 +133,7 @@ class Activity:
         """Raise Invalid naming every field that breaks a rule."""
         problems: dict[str, list[str]] = {}
         if self.kind not in KINDS:
-            problems["kind"] = [f"must be one of {', '.join(KINDS)}"]
+            problems["kind"] = [Text("must be one of {choices}", choices=", ".join(KINDS))]
         if not self.community_ids:
             problems["community_ids"] = ["at least one community"]
         if utc(self.ends_at) <= utc(self.starts_at):
@@ -150,12 +150,14 @@ class Activity:
         if closes is not None and utc(closes) > utc(self.ends_at):
             problems["registration_closes_at"] = ["must not be after the end of the activity"]
         if self.organiser_type not in ORGANISER_TYPES:
-            problems["organiser_type"] = [f"must be one of {', '.join(ORGANISER_TYPES)}"]
+            problems["organiser_type"] = [Text("must be one of {choices}", choices=", ".join(ORGANISER_TYPES))]
         bad_audience = [a for a in self.audience if a not in AUDIENCES]
         if bad_audience:
-            problems["audience"] = [f"unknown: {', '.join(bad_audience)}; use {', '.join(AUDIENCES)}"]
+            problems["audience"] = [
+                Text("unknown: {unknown}; use {choices}", unknown=", ".join(bad_audience), choices=", ".join(AUDIENCES))
+            ]
         if problems:
-            raise Invalid("invalid activity: " + ", ".join(sorted(problems)), fields=problems)
+            raise Invalid("invalid activity: {names}", fields=problems, names=", ".join(sorted(problems)))
 
     @property
     def free_places(self) -> int | None:
@@ -166,7 +168,9 @@ class Activity:
 
     def publish(self) -> None:
         if self.status != ActivityStatus.DRAFT:
-            raise Conflict(f"activity is {self.status}; only a draft can be published")
+            raise Conflict(
+                "activity is {status}; only a draft can be published", status=Label("activity_status", self.status)
+            )
         self.status = ActivityStatus.PUBLISHED
         self.revision += 1
 
@@ -211,8 +215,9 @@ class Activity:
         self._require_open_for_change()
         if capacity is not None and capacity < self.confirmed_places:
             raise Conflict(
-                f"{self.confirmed_places} places are already confirmed; capacity cannot go below that",
-                fields={"capacity": [f"at least {self.confirmed_places}"]},
+                "{confirmed_places} places are already confirmed; capacity cannot go below that",
+                fields={"capacity": [Text("at least {confirmed_places}", confirmed_places=self.confirmed_places)]},
+                confirmed_places=self.confirmed_places,
             )
         self.capacity = capacity
         if max_party_size is not None:
@@ -241,16 +246,20 @@ class Activity:
     ) -> Registration:
         """Register a household. `existing` is this user's earlier registration, if any."""
         if self.status != ActivityStatus.PUBLISHED:
-            raise Conflict(f"activity is {self.status}; registration is closed")
+            raise Conflict("activity is {status}; registration is closed", status=Label("activity_status", self.status))
         opens, closes = self.registration_window()
         if opens is not None and utc(now) < utc(opens):
-            raise Conflict(f"registration opens at {utc(opens).isoformat()}")
+            raise Conflict("registration opens at {opens}", opens=utc(opens).isoformat())
         if utc(now) >= utc(closes):
             raise Conflict("registration has closed")
         if party_size < 1 or party_size > self.max_party_size:
             raise Invalid(
                 "party size out of range",
-                fields={"party_size": [f"between 1 and {self.max_party_size} per household"]},
+                fields={
+                    "party_size": [
+                        Text("between 1 and {max_party_size} per household", max_party_size=self.max_party_size)
+                    ]
+                },
             )
         if existing is not None and existing.is_active:
             raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]})
@@ -336,12 +345,19 @@ class Activity:
         if registration.status == RegistrationStatus.CHECKED_IN:
             raise Conflict("already checked in")
         if registration.status != RegistrationStatus.CONFIRMED:
-            raise Conflict(f"registration is {registration.status}; only a confirmed one can check in")
+            raise Conflict(
+                "registration is {status}; only a confirmed one can check in",
+                status=Label("registration_status", registration.status),
+            )
         count = registration.party_size if participants is None else participants
         if count < 1 or count > registration.party_size:
             raise Invalid(
                 "participants out of range",
-                fields={"participants": [f"between 1 and the party size {registration.party_size}"]},
+                fields={
+                    "participants": [
+                        Text("between 1 and the party size {party_size}", party_size=registration.party_size)
+                    ]
+                },
             )
         registration.status, registration.updated_at = RegistrationStatus.CHECKED_IN, now
         return Checkin(
@@ -376,7 +392,7 @@ class Activity:
 
     def _require_checkin_open(self, now: datetime) -> None:
         if self.status != ActivityStatus.PUBLISHED:
-            raise Conflict(f"activity is {self.status}; no check-in")
+            raise Conflict("activity is {status}; no check-in", status=Label("activity_status", self.status))
         if utc(now) < utc(self.starts_at) - CHECKIN_OPENS_BEFORE:
             raise Conflict("check-in has not opened yet")
         if utc(now) > utc(self.ends_at) + CHECKIN_CLOSES_AFTER:

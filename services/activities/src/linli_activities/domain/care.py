@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from linli_activities.domain.common import new_id, utc
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import N_, Conflict, Invalid, Label, Text
 
 SKILLS = ("repair", "medical", "legal", "teaching", "care", "massage", "haircut", "handcraft", "cooking", "other")
 SERVICE_KINDS = ("massage", "haircut", "handcraft", "repair", "meal_delivery", "cleaning", "health_check", "other")
@@ -26,9 +26,25 @@ MAX_HELP_HOURS_PER_ENTRY = 24.0
 MAX_CONCURRENT_SLOTS = 50
 
 
+# What `_fail` names, as words to translate.
+_SUBJECTS = {
+    "booking": N_("booking"),
+    "help log": N_("help log"),
+    "service offering": N_("service offering"),
+    "support flag": N_("support flag"),
+    "talent": N_("talent"),
+    "visit": N_("visit"),
+}
+
+
 def _fail(what: str, problems: dict[str, list[str]]) -> None:
     if problems:
-        raise Invalid(f"invalid {what}: " + ", ".join(sorted(problems)), fields=problems)
+        raise Invalid(
+            "invalid {what}: {names}",
+            fields=problems,
+            what=Text(_SUBJECTS.get(what, what)),
+            names=", ".join(sorted(problems)),
+        )
 
 
 # --- mutual-aid groups ------------------------------------------------------------------------------
@@ -69,7 +85,12 @@ class HelpLog:
     def __post_init__(self) -> None:
         problems: dict[str, list[str]] = {}
         if not 0 < self.hours <= MAX_HELP_HOURS_PER_ENTRY:
-            problems["hours"] = [f"more than 0 and at most {MAX_HELP_HOURS_PER_ENTRY:g} per entry"]
+            problems["hours"] = [
+                Text(
+                    "more than 0 and at most {MAX_HELP_HOURS_PER_ENTRY:g} per entry",
+                    MAX_HELP_HOURS_PER_ENTRY=MAX_HELP_HOURS_PER_ENTRY,
+                )
+            ]
         if self.helped_id is None and not self.helped_description.strip():
             problems["helped_id"] = ["name who was helped: helped_id or helped_description"]
         if self.helped_on > utc(self.recorded_at).date():
@@ -149,7 +170,9 @@ class Talent:
             problems["skills"] = ["at least one skill"]
         unknown = [s for s in self.skills if s not in SKILLS]
         if unknown:
-            problems["skills"] = [f"unknown: {', '.join(unknown)}; use {', '.join(SKILLS)}"]
+            problems["skills"] = [
+                Text("unknown: {unknown}; use {choices}", unknown=", ".join(unknown), choices=", ".join(SKILLS))
+            ]
         _fail("talent", problems)
 
 
@@ -182,7 +205,7 @@ class TalentMatch:
 
     def respond(self, accept: bool, reason: str | None, now: datetime) -> None:
         if self.status != MatchStatus.PROPOSED:
-            raise Conflict(f"already {self.status}")
+            raise Conflict("already {status}", status=Label("match_status", self.status))
         self.status = MatchStatus.ACCEPTED if accept else MatchStatus.DECLINED
         self.responded_at = now
         self.decline_reason = None if accept else reason
@@ -211,15 +234,17 @@ class ServiceOffering:
     def __post_init__(self) -> None:
         problems: dict[str, list[str]] = {}
         if not 1 <= self.concurrent_slots <= MAX_CONCURRENT_SLOTS:
-            problems["concurrent_slots"] = [f"between 1 and {MAX_CONCURRENT_SLOTS}"]
+            problems["concurrent_slots"] = [
+                Text("between 1 and {MAX_CONCURRENT_SLOTS}", MAX_CONCURRENT_SLOTS=MAX_CONCURRENT_SLOTS)
+            ]
         elif self.provider_type == "talent" and self.concurrent_slots != 1:
             problems["concurrent_slots"] = ["a talent is one person: 1"]
         if self.kind not in SERVICE_KINDS:
-            problems["kind"] = [f"must be one of {', '.join(SERVICE_KINDS)}"]
+            problems["kind"] = [Text("must be one of {choices}", choices=", ".join(SERVICE_KINDS))]
         if self.provider_type not in PROVIDER_TYPES:
-            problems["provider_type"] = [f"must be one of {', '.join(PROVIDER_TYPES)}"]
+            problems["provider_type"] = [Text("must be one of {choices}", choices=", ".join(PROVIDER_TYPES))]
         elif self.provider_type != "business" and self.provider_id is None:
-            problems["provider_id"] = [f"the {self.provider_type}'s id is required"]
+            problems["provider_id"] = [Text("the {provider_type}'s id is required", provider_type=self.provider_type)]
         if not (self.at_post or self.door_to_door):
             problems["door_to_door"] = ["offered neither at a post nor door-to-door"]
         if self.at_post and self.post_id is None:
@@ -314,20 +339,26 @@ class Booking:
 
     def confirm(self, provider_talent_id: str | None) -> None:
         if self.status != BookingStatus.REQUESTED:
-            raise Conflict(f"booking is {self.status}; only a requested one can be confirmed")
+            raise Conflict(
+                "booking is {status}; only a requested one can be confirmed",
+                status=Label("booking_status", self.status),
+            )
         self.status = BookingStatus.CONFIRMED
         self.provider_talent_id = provider_talent_id or self.provider_talent_id
 
     def complete(self, person_times: int, now: datetime) -> None:
         if self.status != BookingStatus.CONFIRMED:
-            raise Conflict(f"booking is {self.status}; only a confirmed one can be completed")
+            raise Conflict(
+                "booking is {status}; only a confirmed one can be completed",
+                status=Label("booking_status", self.status),
+            )
         if person_times < 1:
             raise Invalid("person_times out of range", fields={"person_times": ["at least 1"]})
         self.status, self.person_times, self.completed_at = BookingStatus.COMPLETED, person_times, now
 
     def cancel(self) -> None:
         if self.status in (BookingStatus.COMPLETED, BookingStatus.CANCELLED):
-            raise Conflict(f"booking is {self.status}")
+            raise Conflict("booking is {status}", status=Label("booking_status", self.status))
         self.status = BookingStatus.CANCELLED
 
     def give_feedback(self, rating: int, comment: str | None) -> None:
@@ -365,7 +396,9 @@ class SupportFlag:
             problems["needs"] = ["at least one"]
         unknown = [n for n in self.needs if n not in SUPPORT_NEEDS]
         if unknown:
-            problems["needs"] = [f"unknown: {', '.join(unknown)}; use {', '.join(SUPPORT_NEEDS)}"]
+            problems["needs"] = [
+                Text("unknown: {unknown}; use {choices}", unknown=", ".join(unknown), choices=", ".join(SUPPORT_NEEDS))
+            ]
         if self.resident_id is None and not self.display_name.strip():
             problems["display_name"] = ["name the resident: resident_id or display_name"]
         _fail("support flag", problems)
@@ -396,7 +429,14 @@ class VisitPlan:
 
     def check(self) -> None:
         if not 1 <= self.every_days <= MAX_VISIT_INTERVAL_DAYS:
-            raise Invalid("invalid visit plan", fields={"every_days": [f"between 1 and {MAX_VISIT_INTERVAL_DAYS}"]})
+            raise Invalid(
+                "invalid visit plan",
+                fields={
+                    "every_days": [
+                        Text("between 1 and {MAX_VISIT_INTERVAL_DAYS}", MAX_VISIT_INTERVAL_DAYS=MAX_VISIT_INTERVAL_DAYS)
+                    ]
+                },
+            )
 
     def change(self, *, every_days: int, visitor_id: str, visitor_name: str, starts_on: date | None) -> None:
         self.every_days, self.visitor_id, self.visitor_name, self.active = every_days, visitor_id, visitor_name, True
@@ -440,7 +480,7 @@ class WelfareVisit:
     def __post_init__(self) -> None:
         problems: dict[str, list[str]] = {}
         if self.condition not in VISIT_CONDITIONS:
-            problems["condition"] = [f"one of {', '.join(VISIT_CONDITIONS)}"]
+            problems["condition"] = [Text("one of {choices}", choices=", ".join(VISIT_CONDITIONS))]
         if self.visited_on > utc(self.recorded_at).date() + timedelta(days=1):
             # (A day of grace: the city's date may be a day ahead of UTC.)
             problems["visited_on"] = ["cannot be in the future"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from linli_activities.domain.common import new_id, utc
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import Conflict, Invalid, Text
 
 MAX_ROUND_HOURS = 12
 MAX_ROUND_MEMBERS = 20
@@ -44,15 +44,15 @@ class PatrolRound:
         if utc(self.ends_at) <= utc(self.starts_at):
             problems["ends_at"] = ["must be after starts_at"]
         elif utc(self.ends_at) - utc(self.starts_at) > timedelta(hours=MAX_ROUND_HOURS):
-            problems["ends_at"] = [f"a round lasts at most {MAX_ROUND_HOURS} hours"]
+            problems["ends_at"] = [Text("a round lasts at most {hours} hours", hours=MAX_ROUND_HOURS)]
         if not self.member_ids:
             problems["member_ids"] = ["at least one member walks the round"]
         elif len(set(self.member_ids)) != len(self.member_ids):
             problems["member_ids"] = ["a member is named twice"]
         elif len(self.member_ids) > MAX_ROUND_MEMBERS:
-            problems["member_ids"] = [f"at most {MAX_ROUND_MEMBERS}"]
+            problems["member_ids"] = [Text("at most {limit}", limit=MAX_ROUND_MEMBERS)]
         if problems:
-            raise Invalid("invalid patrol round: " + ", ".join(sorted(problems)), fields=problems)
+            raise Invalid("invalid patrol round: {names}", fields=problems, names=", ".join(sorted(problems)))
 
     def walk(self, by: str, now: datetime, report: str = "") -> None:
         """The round was walked (the first time counts; a later report adds to it)."""
@@ -90,13 +90,15 @@ class PatrolFinding:
         if not self.description.strip():
             problems["description"] = ["say what was found"]
         if self.urgency not in URGENCIES:
-            problems["urgency"] = [f"one of {', '.join(URGENCIES)}"]
+            problems["urgency"] = [Text("one of {choices}", choices=", ".join(URGENCIES))]
         if problems:
-            raise Invalid("invalid finding: " + ", ".join(sorted(problems)), fields=problems)
+            raise Invalid("invalid finding: {names}", fields=problems, names=", ".join(sorted(problems)))
 
     def raise_issue(self, by: str, now: datetime) -> str:
         """The id of the issue it becomes; once only (a second time is a conflict naming the issue)."""
         if self.issue_id is not None:
-            raise Conflict(f"this finding is already issue {self.issue_id}", fields={"issue_id": [self.issue_id]})
+            raise Conflict(
+                "this finding is already issue {issue_id}", fields={"issue_id": [self.issue_id]}, issue_id=self.issue_id
+            )
         self.issue_id, self.raised_by, self.raised_at = new_id(), by, now
         return self.issue_id

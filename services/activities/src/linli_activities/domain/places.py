@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from linli_activities.domain.common import new_id
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 DETOUR_FACTOR = 1.3
@@ -102,11 +102,11 @@ class ServicePost:
             problems["longitude"] = ["between -180 and 180"]
         unknown = [f for f in self.facilities if f not in FACILITIES]
         if unknown:
-            problems["facilities"] = [f"unknown: {', '.join(unknown)}"]
+            problems["facilities"] = [Text("unknown: {unknown}", unknown=", ".join(unknown))]
         if self.residents_served < 0:
             problems["residents_served"] = ["cannot be negative"]
         if problems:
-            raise Invalid("invalid service post: " + ", ".join(sorted(problems)), fields=problems)
+            raise Invalid("invalid service post: {names}", fields=problems, names=", ".join(sorted(problems)))
 
     def change(self, **changes: object) -> None:
         for name, value in changes.items():

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from linli_activities.domain.common import new_id
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 
 FREQUENCIES = ("daily", "weekly", "monthly")
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -48,23 +48,23 @@ class Recurrence:
     def check(self) -> None:
         problems: dict[str, list[str]] = {}
         if self.frequency not in FREQUENCIES:
-            problems["frequency"] = [f"one of {', '.join(FREQUENCIES)}"]
+            problems["frequency"] = [Text("one of {choices}", choices=", ".join(FREQUENCIES))]
         if (self.count is None) == (self.until is None):
             problems["count"] = ["give count or until, one of them"]
         if self.count is not None and not 1 <= self.count <= MAX_OCCURRENCES:
-            problems["count"] = [f"between 1 and {MAX_OCCURRENCES}"]
+            problems["count"] = [Text("between 1 and {MAX_OCCURRENCES}", MAX_OCCURRENCES=MAX_OCCURRENCES)]
         if self.until is not None and self.until < self.first_date:
             problems["until"] = ["must not be before first_date"]
         if not 1 <= self.interval <= 52:
             problems["interval"] = ["between 1 and 52"]
         if any(w not in WEEKDAYS for w in self.weekdays):
-            problems["weekdays"] = [f"among {', '.join(WEEKDAYS)}"]
+            problems["weekdays"] = [Text("among {choices}", choices=", ".join(WEEKDAYS))]
         elif self.weekdays and self.frequency != "weekly":
             problems["weekdays"] = ["only for a weekly series"]
         if not 1 <= self.duration_minutes <= 24 * 60:
             problems["duration_minutes"] = ["between 1 minute and 24 hours"]
         if problems:
-            raise Invalid("invalid recurrence: " + ", ".join(sorted(problems)), fields=problems)
+            raise Invalid("invalid recurrence: {names}", fields=problems, names=", ".join(sorted(problems)))
 
     def dates(self) -> list[date]:
         """The local dates of the occurrences, in order; more than MAX_OCCURRENCES is a 422."""
@@ -103,7 +103,12 @@ class Recurrence:
                 found.append(day)
         if len(found) > MAX_OCCURRENCES:
             raise Invalid(
-                "too many occurrences", fields={"until": [f"at most {MAX_OCCURRENCES} occurrences in a series"]}
+                "too many occurrences",
+                fields={
+                    "until": [
+                        Text("at most {MAX_OCCURRENCES} occurrences in a series", MAX_OCCURRENCES=MAX_OCCURRENCES)
+                    ]
+                },
             )
         return found
 

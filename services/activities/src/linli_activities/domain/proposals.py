@@ -9,7 +9,7 @@ from datetime import datetime
 
 from linli_activities.domain.activities import KINDS
 from linli_activities.domain.common import new_id, utc
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import Conflict, Invalid, Label, Text
 
 
 class ProposalStatus:
@@ -43,13 +43,13 @@ class ActivityProposal:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise Invalid("unknown kind", fields={"kind": [f"must be one of {', '.join(KINDS)}"]})
+            raise Invalid("unknown kind", fields={"kind": [Text("must be one of {choices}", choices=", ".join(KINDS))]})
         if self.preferred_starts_at is not None:
             self.preferred_starts_at = utc(self.preferred_starts_at)
 
     def _answer(self, status: str, by: str, reason: str | None, now: datetime) -> None:
         if self.status != ProposalStatus.PENDING:
-            raise Conflict(f"the proposal is already {self.status}")
+            raise Conflict("the proposal is already {status}", status=Label("proposal_status", self.status))
         self.status, self.decided_by, self.decided_at, self.decision_reason = status, by, now, reason
 
     def accept(self, activity_id: str, by: str, note: str | None, now: datetime) -> None:

@@ -15,6 +15,7 @@ from linli_activities.domain.activities import AUDIENCES, KINDS, ORGANISER_TYPES
 from linli_activities.entrypoints.common import Instant, Redacted, Text, Url, plain, uow
 from linli_activities.service_layer import activities
 from linli_kit.errors import Invalid
+from linli_kit.schemas import DisplayLabel
 from linli_kit.web import require_principal
 
 blp = Blueprint("activities", __name__, url_prefix="/", description="Activities, registrations, check-ins")
@@ -54,6 +55,7 @@ class ActivitySchema(Schema):
     registration_closes_at = Instant(load_default=None, allow_none=True)
     publish = fields.Boolean(load_default=False, load_only=True)
     status = Text(dump_only=True, validate=validate.OneOf(STATUSES))
+    status_label = DisplayLabel("activity_status", "status")
     cancel_reason = Text(dump_only=True, allow_none=True, metadata={"description": "null unless cancelled"})
     free_places = fields.Integer(
         dump_only=True, allow_none=True, metadata={"description": "null when the capacity is unlimited"}
@@ -126,6 +128,7 @@ class RegistrationSchema(Schema):
     community_id = Text()
     party_size = fields.Integer()
     status = Text(validate=validate.OneOf(REGISTRATION_STATUSES))
+    status_label = DisplayLabel("registration_status", "status")
     waitlist_position = fields.Integer(allow_none=True, metadata={"description": "null unless waitlisted"})
     registered_by = Text()
     created_at = Instant()
@@ -165,7 +168,10 @@ def _as_seen(activity: Any, manages: bool) -> Any:
 
 
 # Named once: making a schema per answer costs more than the rest of the dump.
-_REGISTRATION_ATTRIBUTES = tuple(k for k in RegistrationSchema().fields if k != "waitlist_position")
+# (`status_label` is worded by the schema from `status`.)
+_REGISTRATION_ATTRIBUTES = tuple(
+    k for k in RegistrationSchema().fields if k not in ("waitlist_position", "status_label")
+)
 
 
 def _registration_out(view: activities.RegistrationView) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from linli_activities.domain.care import (
 )
 from linli_activities.entrypoints.common import Instant, Redacted, Text, config, plain, uow
 from linli_activities.service_layer import care
-from linli_kit.schemas import BoundedDate
+from linli_kit.schemas import BoundedDate, DisplayLabel
 from linli_kit.web import require_principal
 
 blp = Blueprint("care", __name__, url_prefix="/", description="Mutual aid, talents, services, support")
@@ -167,6 +167,7 @@ class MatchSchema(Schema):
     matched_by = Text(dump_only=True)
     matched_at = Instant(dump_only=True)
     status = Text(dump_only=True, validate=validate.OneOf(MATCH_STATUSES))
+    status_label = DisplayLabel("match_status", "status")
     responded_at = Instant(dump_only=True, allow_none=True)
     decline_reason = Text(dump_only=True, allow_none=True)
 
@@ -215,6 +216,7 @@ class BookingSchema(Schema):
     address = Text(load_default=None, allow_none=True, validate=validate.Length(max=500))
     note = Text(load_default="", validate=validate.Length(max=2000))
     status = Text(dump_only=True, validate=validate.OneOf(BOOKING_STATUSES))
+    status_label = DisplayLabel("booking_status", "status")
     provider_talent_id = Text(dump_only=True, allow_none=True)
     person_times = fields.Integer(dump_only=True)
     completed_at = Instant(dump_only=True, allow_none=True)

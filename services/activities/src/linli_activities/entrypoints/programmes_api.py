@@ -12,7 +12,7 @@ from linli_activities.domain.activities import AUDIENCES, KINDS, ORGANISER_TYPES
 from linli_activities.domain.programmes import FREQUENCIES, MAX_OCCURRENCES, WEEKDAYS
 from linli_activities.entrypoints.common import Instant, Text, plain, uow
 from linli_activities.service_layer import programmes
-from linli_kit.schemas import BoundedDate
+from linli_kit.schemas import BoundedDate, DisplayLabel
 from linli_kit.web import require_principal
 
 blp = Blueprint("programmes", __name__, url_prefix="/", description="Recurring series and festivals")
@@ -47,6 +47,7 @@ class SeriesSchema(Schema):
     publish = fields.Boolean(load_default=False, load_only=True)
     timezone = Text(dump_only=True)
     status = Text(dump_only=True, validate=validate.OneOf(SERIES_STATUSES))
+    status_label = DisplayLabel("series_status", "status")
     cancel_reason = Text(dump_only=True, allow_none=True)
     occurrences = fields.Integer(dump_only=True, metadata={"description": "how many occurrences it has"})
     created_at = Instant(dump_only=True)
@@ -128,7 +129,11 @@ class FestivalStatsSchema(Schema):
 
 def _series_out(result: tuple[Any, int]) -> dict[str, Any]:
     series, count = result
-    out = {name: getattr(series, name) for name in SeriesSchema().dump_fields if name != "occurrences"}
+    out = {
+        name: getattr(series, name)
+        for name in SeriesSchema().dump_fields
+        if name not in ("occurrences", "status_label")  # the label is worded by the schema from `status`
+    }
     return {**out, "occurrences": count}
 
 

@@ -14,6 +14,7 @@ from linli_activities.domain.proposals import PROPOSAL_STATUSES
 from linli_activities.entrypoints.activities_api import ActivitySchema
 from linli_activities.entrypoints.common import Instant, Text, plain, uow
 from linli_activities.service_layer import proposals
+from linli_kit.schemas import DisplayLabel
 from linli_kit.web import require_principal
 
 blp = Blueprint("proposals", __name__, url_prefix="/", description="Residents' activity proposals")
@@ -34,6 +35,7 @@ class ProposalSchema(Schema):
     place = Text(load_default=None, allow_none=True, validate=validate.Length(max=300))
     proposer_id = Text(dump_only=True)
     status = Text(dump_only=True, validate=validate.OneOf(PROPOSAL_STATUSES))
+    status_label = DisplayLabel("proposal_status", "status")
     decided_by = Text(dump_only=True, allow_none=True)
     decided_at = Instant(dump_only=True, allow_none=True)
     decision_reason = Text(dump_only=True, allow_none=True, metadata={"description": "why declined, or a note"})

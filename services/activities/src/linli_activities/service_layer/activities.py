@@ -36,7 +36,7 @@ from linli_activities.domain.reminders import ReminderState, plan, settle
 from linli_activities.service_layer import scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound, Text
 from linli_kit.events import Event, new_event
 
 DESCRIPTIVE_FIELDS = ("title", "description", "place", "post_id", "audience", "photos", "kind")
@@ -200,7 +200,7 @@ def _load(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str, *, 
     before anything about its state is looked at (no 409 or 422 tells an outsider it exists)."""
     activity = uow.repo.activity_for_update(activity_id) if lock else uow.repo.get(Activity, activity_id)
     if activity is None or not may_see(uow, principal, activity):
-        raise NotFound(f"activity {activity_id} not found")
+        raise NotFound("activity {activity_id} not found", activity_id=activity_id)
     return activity
 
 
@@ -237,7 +237,15 @@ def check_festival(
     if not festival.covers(starts_at, ZoneInfo(uow.timezone)):
         raise Invalid(
             "outside the festival's dates",
-            fields={"festival_id": [f"the festival runs {festival.starts_on} to {festival.ends_on}"]},
+            fields={
+                "festival_id": [
+                    Text(
+                        "the festival runs {starts_on} to {ends_on}",
+                        starts_on=festival.starts_on,
+                        ends_on=festival.ends_on,
+                    )
+                ]
+            },
         )
 
 
@@ -428,7 +436,7 @@ def activity_calendar(uow: ActivitiesUnitOfWork, activity_id: str) -> str:
     with uow:
         activity = uow.repo.get(Activity, activity_id)
         if activity is None or activity.status == ActivityStatus.DRAFT:
-            raise NotFound(f"activity {activity_id} not found")
+            raise NotFound("activity {activity_id} not found", activity_id=activity_id)
         return render_calendar([activity], name=activity.title, now=uow.clock())
 
 
@@ -569,7 +577,7 @@ def _registration(
         or registration.activity_id != activity.id
         or (registration.user_id != principal.user_id and not may_manage(uow, principal, activity))
     ):
-        raise NotFound(f"registration {registration_id} not found")
+        raise NotFound("registration {registration_id} not found", registration_id=registration_id)
     return registration
 
 

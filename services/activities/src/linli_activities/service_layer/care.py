@@ -32,7 +32,7 @@ from linli_activities.domain.places import CIRCLE_MINUTES, ServicePost, Walk, Wa
 from linli_activities.service_layer import scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound
 from linli_kit.events import Event, new_event
 from linli_kit.periods import today_in
 
@@ -44,7 +44,7 @@ DEFAULT_CONCERN_CATEGORY = "elderly_vulnerable_support"
 def _get(uow: ActivitiesUnitOfWork, kind: type, obj_id: str, label: str) -> Any:
     obj = uow.repo.get(kind, obj_id)
     if obj is None:
-        raise NotFound(f"{label} {obj_id} not found")
+        raise NotFound("{label} {obj_id} not found", label=label, obj_id=obj_id)
     return obj
 
 
@@ -52,7 +52,7 @@ def _group(uow: ActivitiesUnitOfWork, principal: Principal, group_id: str) -> Mu
     """A group the caller may see (one of their scope's communities), else 404 as if it did not exist."""
     group = uow.repo.get(MutualAidGroup, group_id)
     if group is None or not scope.can_see(uow, principal, group.community_id):
-        raise NotFound(f"group {group_id} not found")
+        raise NotFound("group {group_id} not found", group_id=group_id)
     return group
 
 
@@ -65,7 +65,7 @@ def _talent(uow: ActivitiesUnitOfWork, principal: Principal, talent_id: str) -> 
         or scope.is_staff_of(uow, principal, talent.community_id)
         or (talent.vetted and scope.can_see(uow, principal, talent.community_id))
     ):
-        raise NotFound(f"talent {talent_id} not found")
+        raise NotFound("talent {talent_id} not found", talent_id=talent_id)
     return talent
 
 
@@ -384,7 +384,7 @@ def match_talent(
             if booking is None or not scope.is_staff_of(uow, principal, booking.community_id):
                 raise Invalid("unknown booking", fields={"booking_id": ["no such booking in your scope"]})
             if booking.status in (BookingStatus.COMPLETED, BookingStatus.CANCELLED):
-                raise Conflict(f"booking is {booking.status}")
+                raise Conflict("booking is {status}", status=Label("booking_status", booking.status))
         if not talent.vetted or not talent.active:
             raise Conflict("only an active, vetted talent is asked to help", fields={"talent_id": ["not vetted"]})
         if booking_id is not None and not _talent_free(uow, talent, booking):
@@ -406,7 +406,7 @@ def _match_for(uow: ActivitiesUnitOfWork, principal: Principal, match_id: str) -
         or talent is None
         or not (talent.user_id == principal.user_id or scope.is_staff_of(uow, principal, match.community_id))
     ):
-        raise NotFound(f"match {match_id} not found")
+        raise NotFound("match {match_id} not found", match_id=match_id)
     return match, talent
 
 
@@ -422,7 +422,9 @@ def respond_to_match(
         if accept and match.booking_id is not None:
             booking = _get(uow, Booking, match.booking_id, "booking")
             if booking.status in (BookingStatus.COMPLETED, BookingStatus.CANCELLED):
-                raise Conflict(f"the booking is {booking.status}; nothing to accept")
+                raise Conflict(
+                    "the booking is {status}; nothing to accept", status=Label("booking_status", booking.status)
+                )
             booking.provider_talent_id = talent.id
             _hold_slot(uow, booking, _get(uow, ServiceOffering, booking.offering_id, "service offering"), talent.id)
         kind = "accepted" if accept else "declined"
@@ -520,7 +522,9 @@ def create_offering(uow: ActivitiesUnitOfWork, principal: Principal, **values: A
         provider = values.get("provider_id")
         kind = {"talent": Talent, "group": MutualAidGroup}.get(values.get("provider_type", ""))
         if kind is not None and provider is not None and uow.repo.get(kind, provider) is None:
-            raise Invalid(f"unknown {values['provider_type']}", fields={"provider_id": ["not found"]})
+            raise Invalid(
+                "unknown {provider_type}", fields={"provider_id": ["not found"]}, provider_type=values["provider_type"]
+            )
         offering = ServiceOffering(created_at=uow.clock(), **values)
         uow.repo.add(offering)
         uow.commit()
@@ -580,8 +584,9 @@ def _hold_slot(uow: ActivitiesUnitOfWork, booking: Booking, offering: ServiceOff
     if slot_taken(busy, booking.slot_start, booking.slot_end, provider.capacity):
         who = "the talent" if provider.key.startswith("talent:") else "this service"
         raise Conflict(
-            f"{who} is already booked at that time",
+            "{who} is already booked at that time",
             fields={"slot_start": ["the provider is already booked between slot_start and slot_end"]},
+            who=who,
         )
     booking.provider_key = provider.key
 
@@ -635,7 +640,7 @@ def _booking_for(uow: ActivitiesUnitOfWork, principal: Principal, booking_id: st
     booking = uow.repo.get(Booking, booking_id)
     is_staff = booking is not None and scope.is_staff_of(uow, principal, booking.community_id)
     if booking is None or not (is_staff or booking.resident_id == principal.user_id):
-        raise NotFound(f"booking {booking_id} not found")
+        raise NotFound("booking {booking_id} not found", booking_id=booking_id)
     if staff_only and not is_staff:
         raise Forbidden("only staff of the community do this")
     return booking
@@ -723,7 +728,7 @@ def update_support(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str
     with uow:
         flag = uow.repo.get(SupportFlag, flag_id)
         if flag is None or not _is_community_staff(principal, flag.community_id):
-            raise NotFound(f"support record {flag_id} not found")
+            raise NotFound("support record {flag_id} not found", flag_id=flag_id)
         for name, value in changes.items():
             setattr(flag, name, value)
         flag.check()
@@ -750,7 +755,7 @@ def _today(uow: ActivitiesUnitOfWork) -> date:
 def _flag(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str) -> SupportFlag:
     flag = uow.repo.get(SupportFlag, flag_id)
     if flag is None or not _is_community_staff(principal, flag.community_id):
-        raise NotFound(f"support record {flag_id} not found")
+        raise NotFound("support record {flag_id} not found", flag_id=flag_id)
     return flag
 
 
@@ -799,7 +804,7 @@ def get_visit_plan(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str
         flag = _flag(uow, principal, flag_id)
         plan = _plan_of(uow, flag.id)
         if plan is None:
-            raise NotFound(f"support record {flag_id} has no visit plan")
+            raise NotFound("support record {flag_id} has no visit plan", flag_id=flag_id)
         return plan
 
 
@@ -811,7 +816,7 @@ def _for_visit(uow: ActivitiesUnitOfWork, principal: Principal, flag_id: str) ->
     if flag is None or not (
         _is_community_staff(principal, flag.community_id) or (plan is not None and plan.visitor_id == principal.user_id)
     ):
-        raise NotFound(f"support record {flag_id} not found")
+        raise NotFound("support record {flag_id} not found", flag_id=flag_id)
     return flag, plan
 
 

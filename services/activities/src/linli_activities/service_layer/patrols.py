@@ -13,7 +13,7 @@ from linli_activities.domain.patrols import DEFAULT_FINDING_CATEGORY, PatrolFind
 from linli_activities.service_layer.care import _group, _may_run
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound, Text
 from linli_kit.events import Event, new_event
 
 
@@ -27,11 +27,11 @@ def _round(uow: ActivitiesUnitOfWork, principal: Principal, round_id: str) -> tu
     """A round of a group the caller may see, else 404 as if it did not exist."""
     patrol = uow.repo.get(PatrolRound, round_id)
     if patrol is None:
-        raise NotFound(f"patrol round {round_id} not found")
+        raise NotFound("patrol round {round_id} not found", round_id=round_id)
     try:
         group = _group(uow, principal, patrol.group_id)
     except NotFound:
-        raise NotFound(f"patrol round {round_id} not found") from None
+        raise NotFound("patrol round {round_id} not found", round_id=round_id) from None
     return patrol, group
 
 
@@ -59,7 +59,10 @@ def schedule_round(
             raise Conflict("the group is no longer active")
         strangers = sorted(set(member_ids) - _members(uow, group))
         if strangers:
-            raise Invalid("not members of the group", fields={"member_ids": [f"not members: {', '.join(strangers)}"]})
+            raise Invalid(
+                "not members of the group",
+                fields={"member_ids": [Text("not members: {ids}", ids=", ".join(strangers))]},
+            )
         patrol = PatrolRound(
             group_id=group.id,
             community_id=group.community_id,
@@ -154,7 +157,7 @@ def raise_finding(uow: ActivitiesUnitOfWork, principal: Principal, finding_id: s
     with uow:
         finding = uow.repo.get(PatrolFinding, finding_id, lock=True)
         if finding is None:
-            raise NotFound(f"finding {finding_id} not found")
+            raise NotFound("finding {finding_id} not found", finding_id=finding_id)
         patrol, group = _round(uow, principal, finding.round_id)
         _may_report(uow, principal, patrol, group)
         finding.raise_issue(principal.user_id, uow.clock())

@@ -40,7 +40,7 @@ def get_post(uow: ActivitiesUnitOfWork, post_id: str) -> ServicePost:
 def _post(uow: ActivitiesUnitOfWork, post_id: str) -> ServicePost:
     post = uow.repo.get(ServicePost, post_id)
     if post is None:
-        raise NotFound(f"service post {post_id} not found")
+        raise NotFound("service post {post_id} not found", post_id=post_id)
     return post
 
 
@@ -87,7 +87,7 @@ def posts_near(
         if compound_id is not None:
             found = uow.repo.compound(compound_id)
             if found is None:
-                raise NotFound(f"compound {compound_id} not found")
+                raise NotFound("compound {compound_id} not found", compound_id=compound_id)
             point, _community = found
             if point.latitude is None or point.longitude is None:
                 raise Invalid("this compound has no coordinates yet", fields={"compound_id": ["no coordinates"]})
@@ -126,7 +126,7 @@ def community_coverage(
     with uow:
         scope.require_visible(uow, principal, community_id)
         if not uow.repo.community_exists(community_id):
-            raise NotFound(f"community {community_id} not found")
+            raise NotFound("community {community_id} not found", community_id=community_id)
         compounds = uow.repo.compounds_of(community_id)
         located = [c for c in compounds if c.latitude is not None and c.longitude is not None]
         posts: dict[str, ServicePost] = {}

@@ -16,7 +16,7 @@ from linli_activities.domain.programmes import ActivitySeries, Festival, Recurre
 from linli_activities.service_layer import activities, scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound
 
 RECURRENCE_FIELDS = (
     "frequency",
@@ -36,9 +36,9 @@ def _series(uow: ActivitiesUnitOfWork, principal: Principal, series_id: str) -> 
     organisers), else 404 as if it did not exist."""
     series = uow.repo.get(ActivitySeries, series_id)
     if series is None or not any(scope.can_see(uow, principal, c) for c in series.community_ids):
-        raise NotFound(f"series {series_id} not found")
+        raise NotFound("series {series_id} not found", series_id=series_id)
     if series.status == SeriesStatus.DRAFT and not _manages(uow, principal, series):
-        raise NotFound(f"series {series_id} not found")
+        raise NotFound("series {series_id} not found", series_id=series_id)
     return series
 
 
@@ -144,7 +144,9 @@ def publish_series(uow: ActivitiesUnitOfWork, principal: Principal, series_id: s
         series = _series(uow, principal, series_id)
         _require_manager(uow, principal, series)
         if series.status != SeriesStatus.DRAFT:
-            raise Conflict(f"series is {series.status}; only a draft can be published")
+            raise Conflict(
+                "series is {status}; only a draft can be published", status=Label("series_status", series.status)
+            )
         series.status = SeriesStatus.ACTIVE
         for occurrence in uow.repo.occurrences(series.id, lock=True):
             if occurrence.status == ActivityStatus.DRAFT:
@@ -250,7 +252,7 @@ def create_festival(
 def _festival(uow: ActivitiesUnitOfWork, principal: Principal, festival_id: str) -> Festival:
     festival = uow.repo.get(Festival, festival_id)
     if festival is None or not activities.festival_visible(uow, principal, festival):
-        raise NotFound(f"festival {festival_id} not found")
+        raise NotFound("festival {festival_id} not found", festival_id=festival_id)
     return festival
 
 

@@ -18,7 +18,7 @@ from linli_activities.service_layer import scope
 from linli_activities.service_layer.activities import _check_post, add_published, prepare_template
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, NotFound
+from linli_kit.errors import Conflict, Forbidden, Label, NotFound
 from linli_kit.events import new_event
 
 
@@ -57,7 +57,7 @@ def _load(uow: ActivitiesUnitOfWork, principal: Principal, proposal_id: str, *, 
     else:
         proposal = uow.repo.get(ActivityProposal, proposal_id)
     if proposal is None or not _may_read(uow, principal, proposal):
-        raise NotFound(f"proposal {proposal_id} not found")
+        raise NotFound("proposal {proposal_id} not found", proposal_id=proposal_id)
     return proposal
 
 
@@ -122,7 +122,7 @@ def accept(
         proposal = _load(uow, principal, proposal_id, lock=True)
         scope.require_staff_of(uow, principal, proposal.community_id)
         if proposal.status != ProposalStatus.PENDING:
-            raise Conflict(f"the proposal is already {proposal.status}")
+            raise Conflict("the proposal is already {status}", status=Label("proposal_status", proposal.status))
         values = {
             "kind": proposal.kind,
             "title": proposal.title,

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from linli_issues.domain.photos import MAX_PIXELS, PreparedPhoto, check_size, photo_kind, thumbnail_box
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 
 register_heif_opener()
 
@@ -23,8 +23,8 @@ register_heif_opener()
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def _refused(why: str) -> Invalid:
-    return Invalid(f"photo refused: {why}", fields={"photo": [why]})
+def _refused(why: Text) -> Invalid:
+    return Invalid("photo refused: {why}", fields={"photo": [why]}, why=why)
 
 
 def _flattened(image: Image.Image) -> Image.Image:
@@ -56,14 +56,14 @@ def prepare_photo(content: bytes, *, max_bytes: int, thumbnail_side: int) -> Pre
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(content))
             if image.width * image.height > MAX_PIXELS:
-                raise _refused(f"more than {MAX_PIXELS // 1_000_000} million pixels")
+                raise _refused(Text("more than {millions} million pixels", millions=MAX_PIXELS // 1_000_000))
             image.load()
             image = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _refused(f"more than {MAX_PIXELS // 1_000_000} million pixels") from exc
+        raise _refused(Text("more than {millions} million pixels", millions=MAX_PIXELS // 1_000_000)) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         # A HEIC or JPEG cut short, a PNG with a broken chunk: recognised, but not readable.
-        raise _refused(f"not a readable {kind.label} image") from exc
+        raise _refused(Text("not a readable {kind} image", kind=kind.label)) from exc
     content_type = "image/png" if kind.content_type == "image/png" else "image/jpeg"
     if content_type == "image/png":
         if image.mode not in ("RGB", "RGBA", "L", "LA", "P"):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from linli_issues.domain import privacy
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import Conflict, Invalid, Label, Text
 
 STATUSES = ("reported", "accepted", "rejected", "duplicate", "deliberating", "resolving", "resolved", "closed")
 TIERS = ("compound", "community", "street", "city")
@@ -80,14 +80,16 @@ class Category:
     def __post_init__(self) -> None:
         problems: dict[str, list[str]] = {}
         if self.publication not in privacy.PUBLICATIONS:
-            problems["publication"] = [f"must be one of {', '.join(privacy.PUBLICATIONS)}"]
+            problems["publication"] = [Text("must be one of {choices}", choices=", ".join(privacy.PUBLICATIONS))]
         if self.default_tier not in TIERS:
-            problems["default_tier"] = [f"must be one of {', '.join(TIERS)}"]
+            problems["default_tier"] = [Text("must be one of {choices}", choices=", ".join(TIERS))]
         if self.responsible_body not in BODIES:
-            problems["responsible_body"] = [f"must be one of {', '.join(BODIES)}"]
+            problems["responsible_body"] = [Text("must be one of {choices}", choices=", ".join(BODIES))]
         hours = self.deadline_hours or {}
         if set(hours) != set(URGENCIES) or any(not isinstance(h, int) or h <= 0 for h in hours.values()):
-            problems["deadline_hours"] = [f"give a positive number of hours for each of {', '.join(URGENCIES)}"]
+            problems["deadline_hours"] = [
+                Text("give a positive number of hours for each of {choices}", choices=", ".join(URGENCIES))
+            ]
         if problems:
             raise Invalid("invalid category", fields=problems)
 
@@ -245,9 +247,16 @@ class Issue:
     def move_to(self, status: str, now: datetime) -> str:
         """Change status or raise Conflict naming the illegal move; returns the previous status."""
         if status not in STATUSES:
-            raise Invalid("unknown status", fields={"status": [f"must be one of {', '.join(STATUSES)}"]})
+            raise Invalid(
+                "unknown status", fields={"status": [Text("must be one of {choices}", choices=", ".join(STATUSES))]}
+            )
         if not self.can_move_to(status):
-            raise Conflict(f"an issue that is {self.status} cannot become {status}", fields={"status": [self.status]})
+            raise Conflict(
+                "an issue that is {status} cannot become {target}",
+                fields={"status": [self.status]},
+                status=Label("issue_status", self.status),
+                target=Label("issue_status", status),
+            )
         previous = self.status
         self.status = status
         if status in {"accepted", "deliberating"} and self.accepted_at is None:
@@ -284,7 +293,7 @@ class Issue:
     def escalate(self, category: Category, now: datetime, reason: str | None) -> str:
         """Move one tier up with a fresh deadline; returns the tier it left."""
         if not self.is_open:
-            raise Conflict(f"an issue that is {self.status} cannot be escalated")
+            raise Conflict("an issue that is {status} cannot be escalated", status=Label("issue_status", self.status))
         target = self.next_tier()
         if target is None:
             raise Conflict("the issue is already handled by the city, the highest tier")
@@ -301,9 +310,11 @@ class Issue:
 
     def assign(self, body: str, assignee_id: str | None, now: datetime) -> None:
         if body not in BODIES:
-            raise Invalid("unknown body", fields={"assignee_type": [f"must be one of {', '.join(BODIES)}"]})
+            raise Invalid(
+                "unknown body", fields={"assignee_type": [Text("must be one of {choices}", choices=", ".join(BODIES))]}
+            )
         if not self.is_open:
-            raise Conflict(f"an issue that is {self.status} cannot be assigned")
+            raise Conflict("an issue that is {status} cannot be assigned", status=Label("issue_status", self.status))
         self.assignee_type = body
         self.assignee_id = assignee_id
         self.touch(now)
@@ -313,7 +324,9 @@ class Issue:
         if not 1 <= rating <= 5:
             raise Invalid("rating out of range", fields={"rating": ["must be between 1 and 5"]})
         if self.status != "resolved":
-            raise Conflict(f"only a resolved issue can be rated; this one is {self.status}")
+            raise Conflict(
+                "only a resolved issue can be rated; this one is {status}", status=Label("issue_status", self.status)
+            )
         self.rating = rating
         self.rating_comment = comment
         return self.move_to("closed", now)

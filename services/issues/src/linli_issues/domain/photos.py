@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 # Decoded size refused beyond this (a small file can unpack to gigabytes: a decompression bomb).
@@ -44,7 +44,8 @@ def check_size(content: bytes, *, max_bytes: int = MAX_PHOTO_BYTES) -> None:
     if not content:
         raise Invalid("empty photo", fields={"photo": ["the file is empty"]})
     if len(content) > max_bytes:
-        raise Invalid("photo too large", fields={"photo": [f"larger than {max_bytes / (1024 * 1024):g} MB"]})
+        megabytes = f"{max_bytes / (1024 * 1024):g}"
+        raise Invalid("photo too large", fields={"photo": [Text("larger than {megabytes} MB", megabytes=megabytes)]})
 
 
 def photo_kind(content: bytes) -> PhotoKind:

@@ -25,6 +25,7 @@ from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit import search
 from linli_kit.auth import Role
 from linli_kit.errors import Forbidden, Invalid
+from linli_kit.i18n import label, language
 from linli_kit.periods import resolve_period, today_in
 from linli_kit.web import current_principal, require_principal
 
@@ -66,8 +67,13 @@ def _photo_config() -> PhotoStorageConfig:
     return current_app.extensions["linli.issues.photo_config"]
 
 
-_DETAIL_FIELDS = [n for n in schemas.IssueSchema._declared_fields if n not in ("overdue", "supported_by_me")]
-_SUMMARY_FIELDS = [n for n in schemas.IssueSummarySchema._declared_fields if n not in ("overdue", "reporter_id")]
+# Read from the issue; `status_label` is worded from `status` (in `present`).
+_DETAIL_FIELDS = [
+    n for n in schemas.IssueSchema._declared_fields if n not in ("overdue", "supported_by_me", "status_label")
+]
+_SUMMARY_FIELDS = [
+    n for n in schemas.IssueSummarySchema._declared_fields if n not in ("overdue", "reporter_id", "status_label")
+]
 
 
 # What people typed: masked (phone and identity-card numbers) for those who read it masked.
@@ -80,6 +86,7 @@ def present(item: IssueView, now: datetime | None = None, *, summary: bool = Fal
     issue = item.issue
     now = now or _now()
     body = {name: getattr(issue, name) for name in (_SUMMARY_FIELDS if summary else _DETAIL_FIELDS)}
+    body["status_label"] = label("issue_status", issue.status)  # lists are serialised without the schema
     if item.masked:
         for name in _TYPED_TEXT:
             if name in body:
@@ -211,7 +218,8 @@ class Export(MethodView):
         ]  # fmt: skip
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(columns)
+        # The header in the reader's language: words in Chinese (the default), the column ids in English.
+        writer.writerow(columns if language() == "en" else [label("issue_column", c) for c in columns])
         for item in items:
             row = present(item, now)
             writer.writerow(
@@ -445,7 +453,7 @@ class Stats(MethodView):
         default: the 12 calendar months ending with the current one, as every service counts)."""
         principal = require_principal()
         if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
-            raise Forbidden(f"role {principal.role.value} may not read statistics")
+            raise Forbidden("role {role} may not read statistics", role=principal.role.value)
         settings = current_app.extensions["linli.settings"]
         today = today_in(settings.timezone, _now())
         asked = stats.StatsQuery(

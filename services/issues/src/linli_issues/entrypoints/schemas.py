@@ -11,7 +11,9 @@ from webargs.fields import DelimitedList
 from linli_issues.adapters.repository import SORTS
 from linli_issues.domain.model import BODIES, STATUSES, TIERS, URGENCIES
 from linli_issues.domain.privacy import PUBLICATIONS
-from linli_kit.schemas import AwareDateTime, PeriodQuery
+from linli_kit.i18n import label
+from linli_kit.labels import LABELS
+from linli_kit.schemas import AwareDateTime, DisplayLabel, PeriodQuery
 
 SORT_KEYS = [*SORTS, *(f"-{k}" for k in SORTS)]
 
@@ -44,6 +46,10 @@ class Instant(fields.AwareDateTime):
 def utc_isoformat(value: datetime) -> str:
     # Stored instants are UTC; a naive one (SQLite hands them back so from plain columns) is UTC too.
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def _get(thing: Any, name: str) -> Any:
+    return thing.get(name) if isinstance(thing, dict) else getattr(thing, name, None)
 
 
 def _when(**kwargs: Any) -> fields.AwareDateTime:
@@ -84,6 +90,7 @@ class IssueSchema(Schema):
     category = fields.String()
     urgency = fields.String()
     status = fields.String()
+    status_label = DisplayLabel("issue_status", "status")
     tier = fields.String()
     reporter_id = fields.String(allow_none=True, metadata={"description": "null when anonymous to you"})
     reported_by = fields.String(allow_none=True)
@@ -139,6 +146,7 @@ class IssueSummarySchema(Schema):
     category = fields.String()
     urgency = fields.String()
     status = fields.String()
+    status_label = DisplayLabel("issue_status", "status")
     tier = fields.String()
     reporter_id = fields.String(allow_none=True, metadata={"description": "null when anonymous to you"})
     assignee_type = fields.String(allow_none=True)
@@ -276,6 +284,14 @@ class DeadlineHoursSchema(Schema):
 class CategorySchema(Schema):
     key = fields.String(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    label = fields.Method(
+        "_label",
+        dump_only=True,
+        metadata={
+            "type": "string",
+            "description": "the name in the language of the answer (a name the city gave is shown as given)",
+        },
+    )
     default_tier = fields.String(required=True, validate=validate.OneOf(TIERS))
     responsible_body = fields.String(required=True, validate=validate.OneOf(BODIES))
     deadline_hours = fields.Nested(DeadlineHoursSchema, required=True)
@@ -291,6 +307,13 @@ class CategorySchema(Schema):
             "at once, widening only to issues reported from then on."
         },
     )
+
+    def _label(self, category: Any) -> str:
+        key, name = _get(category, "key"), _get(category, "name")
+        # A category the platform started with, still under its first name, reads in the reader's language.
+        if LABELS["issue_category"].get(key) == name:
+            return label("issue_category", key)
+        return name
 
 
 class CategoryFilterSchema(Schema):

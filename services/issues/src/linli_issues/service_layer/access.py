@@ -115,7 +115,7 @@ def require_visible(
     # Outside the scope answers 404, not 403: another community's issues (or a neighbour's private
     # one) are not even confirmed.
     if issue is None or not can_see(principal, issue, street_of, supports):
-        raise NotFound(f"issue {issue_id} not found")
+        raise NotFound("issue {issue_id} not found", issue_id=issue_id)
     return issue
 
 

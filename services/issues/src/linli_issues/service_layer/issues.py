@@ -18,7 +18,7 @@ from linli_issues.service_layer import access
 from linli_issues.service_layer.events import issue_event
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound, Text
 
 Clock = Callable[[], datetime]
 
@@ -57,7 +57,7 @@ def _load(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, *, for_upd
 def _category(uow: IssuesUnitOfWork, key: str) -> Category:
     category = uow.issues.category(key)
     if category is None:
-        raise Invalid("unknown category", fields={"category": [f"no category {key!r}"]})
+        raise Invalid("unknown category", fields={"category": [Text("no category {key!r}", key=key)]})
     return category
 
 
@@ -239,7 +239,7 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
                 if channel == "app":
                     channel = "phone"
         elif principal.role != Role.API_CLIENT:
-            raise Forbidden(f"role {principal.role.value} may not report issues")
+            raise Forbidden("role {role} may not report issues", role=principal.role.value)
         category = _cached_category(uow, fields["category"])
         if not category.active:
             raise Invalid("category retired", fields={"category": ["this category no longer takes reports"]})
@@ -446,7 +446,10 @@ def transition(
             if not reason:
                 raise Invalid("a reason is required", fields={"reason": ["say why the issue is not solved"]})
             if issue.status not in ("resolved", "closed"):
-                raise Conflict(f"only a resolved or closed issue can be reopened; this one is {issue.status}")
+                raise Conflict(
+                    "only a resolved or closed issue can be reopened; this one is {status}",
+                    status=Label("issue_status", issue.status),
+                )
             change_status(uow, issue, "accepted", now, actor_id=me, reason=reason)
         elif action in {"start_resolving", "resolve"} and access.is_assignee(principal, issue):
             _resolution_step(uow, issue, action, now, principal, summary=summary, plan=plan)
@@ -497,7 +500,7 @@ def _resolution_step(
         issue.resolution_summary = summary
         change_status(uow, issue, "resolved", now, actor_id=me, reason=summary)
     else:
-        raise Invalid("unknown action", fields={"action": [f"no action {action!r}"]})
+        raise Invalid("unknown action", fields={"action": [Text("no action {action!r}", action=action)]})
 
 
 def escalate(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, reason: str, now: datetime) -> IssueView:
@@ -553,7 +556,11 @@ def accept_assignment(
         if not access.is_assignee(principal, issue):
             raise Forbidden("only the organisation the issue is assigned to accepts the assignment")
         if not issue.is_open:
-            raise Conflict(f"an issue that is {issue.status} takes no assignment", fields={"status": [issue.status]})
+            raise Conflict(
+                "an issue that is {status} takes no assignment",
+                fields={"status": [issue.status]},
+                status=Label("issue_status", issue.status),
+            )
         handover = [e for e in uow.issues.timeline(issue.id, include_internal=True) if e.kind in _HANDOVER_KINDS]
         if handover and handover[-1].kind == "assignment_accepted":
             raise Conflict("the assignment is already accepted", fields={"assignee_id": ["already accepted"]})
@@ -598,7 +605,11 @@ def _check_assignee(uow: IssuesUnitOfWork, issue: Issue, assignee_type: str, ass
     if organisation["kind"] not in kinds:
         raise Invalid(
             "the organisation is not of that kind",
-            fields={"assignee_id": [f"a {organisation['kind']}, not a {assignee_type}"]},
+            fields={
+                "assignee_id": [
+                    Text("a {kind}, not a {assignee_type}", kind=organisation["kind"], assignee_type=assignee_type)
+                ]
+            },
         )
     street = uow.issues.street_of(issue.community_id)
     if organisation["compound_ids"]:
@@ -625,7 +636,9 @@ def support(uow: IssuesUnitOfWork, principal: Principal, issue_id: str, now: dat
         if issue.reporter_id == me:
             raise Conflict("you reported this issue yourself")
         if not issue.is_open:
-            raise Conflict(f"an issue that is {issue.status} takes no more support")
+            raise Conflict(
+                "an issue that is {status} takes no more support", status=Label("issue_status", issue.status)
+            )
         if uow.issues.is_supporter(issue.id, me):
             raise Conflict("you already support this issue")
         uow.issues.add_supporter(issue.id, me, now)
@@ -788,7 +801,7 @@ def photo_file(
         _load(uow, principal, issue_id)
         row = uow.issues.photo(issue_id, photo_id)
         if row is None:
-            raise NotFound(f"photo {photo_id} not found")
+            raise NotFound("photo {photo_id} not found", photo_id=photo_id)
     return stored_photo(store, row, thumbnail=thumbnail)
 
 
@@ -834,7 +847,7 @@ def stored_photo(store: PhotoStore, row: dict[str, Any], *, thumbnail: bool) -> 
     try:
         return store.get(name), content_type
     except PhotoMissing as exc:
-        raise NotFound(f"the file of photo {row['id']} is missing from the photo store") from exc
+        raise NotFound("the file of photo {photo_id} is missing from the photo store", photo_id=row["id"]) from exc
 
 
 # --- categories -------------------------------------------------------------------------------------------------

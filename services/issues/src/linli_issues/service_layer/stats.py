@@ -83,7 +83,7 @@ def authorise(principal: Principal, uow: IssuesUnitOfWork, query: StatsQuery) ->
         if community_id is None or community_id not in principal.community_ids:
             raise Forbidden("outside your community scope")
         return StatsQuery(community_id, None, query.start, query.end, query.by)
-    raise Forbidden(f"role {principal.role.value} may not read statistics")
+    raise Forbidden("role {role} may not read statistics", role=principal.role.value)
 
 
 def compute(uow: IssuesUnitOfWork, principal: Principal, query: StatsQuery, timezone: str) -> dict[str, Any]:

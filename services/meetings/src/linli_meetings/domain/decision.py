@@ -15,7 +15,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import Conflict, Invalid, Label, Text
 from linli_meetings.domain.meeting import Meeting, Participant, Status, new_id, utcnow
 from linli_meetings.domain.procedure import Count, MeetingPolicy, Outcome, Threshold, decide
 
@@ -102,7 +102,10 @@ class ActionItem:
             return
         if status not in self._NEXT[ActionStatus(self.status)]:
             raise Conflict(
-                f"an action item that is {self.status} cannot become {status}", fields={"status": [self.status]}
+                "an action item that is {status} cannot become {target}",
+                fields={"status": [self.status]},
+                status=Label("action_item_status", self.status),
+                target=Label("action_item_status", status),
             )
         reopened = self.status == ActionStatus.DONE
         self.status = status.value
@@ -223,14 +226,18 @@ class Decision:
             raise Conflict("this motion is voted by show of hands", fields={"method": [self.method]})
         if meeting.status != Status.IN_PROGRESS:
             raise Conflict(
-                f"voting needs the meeting in progress; it is {meeting.status}", fields={"status": [meeting.status]}
+                "voting needs the meeting in progress; it is {status}",
+                fields={"status": [meeting.status]},
+                status=Label("meeting_status", meeting.status),
             )
         if voter is None or not voter.present:
             raise Conflict("only members present at the meeting may vote", fields={"voter": ["not checked in"]})
         if voter.role not in {r.value for r in policy.voting_roles}:
             raise Conflict(
-                f"a {voter.role} does not vote at {meeting.meeting_type} meetings under the rules",
+                "a {role} does not vote at {meeting_type} meetings under the rules",
                 fields={"voter": ["not a voting member"]},
+                role=voter.role,
+                meeting_type=Label("meeting_type", meeting.meeting_type),
             )
         if already_voted:
             raise Conflict("you have already voted on this motion", fields={"voter": ["already voted"]})
@@ -273,8 +280,9 @@ class Decision:
             )
         if meeting.status != Status.IN_PROGRESS:
             raise Conflict(
-                f"decisions are recorded during the meeting; it is {meeting.status}",
+                "decisions are recorded during the meeting; it is {status}",
                 fields={"status": [meeting.status]},
+                status=Label("meeting_status", meeting.status),
             )
         members = meeting.voting_members(policy)
         present = meeting.present_voting_members(policy)
@@ -342,7 +350,7 @@ def owner_problems(action: dict[str, Any], prefix: str = "") -> dict[str, list[s
     is named by its id (its name comes from the register unless given)."""
     problems: dict[str, list[str]] = {}
     if action.get("owner_body") not in OWNER_BODIES:
-        problems[prefix + "owner_body"] = [f"must be one of {', '.join(OWNER_BODIES)}"]
+        problems[prefix + "owner_body"] = [Text("must be one of {choices}", choices=", ".join(OWNER_BODIES))]
     elif action["owner_body"] == "party_organisation" and not action.get("owner_organisation_id"):
         problems[prefix + "owner_organisation_id"] = ["required when a party organisation owns the item"]
     return problems

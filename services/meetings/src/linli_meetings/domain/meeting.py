@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from linli_kit.errors import Conflict, Invalid
+from linli_kit.errors import N_, Conflict, Invalid, Label, Text
 from linli_meetings.domain.procedure import MeetingPolicy, ParticipantRole
 
 BUILT_IN_TYPES = {
@@ -199,9 +199,31 @@ class Meeting:
         return True
 
     # --- status transitions --------------------------------------------------------------------
+    # What `_require` names, as words to translate.
+    _ACTIONS = (
+        N_("answer an invitation to"),
+        N_("cancel"),
+        N_("cancel a registration for"),
+        N_("change the agenda of"),
+        N_("change the participants of"),
+        N_("check in to"),
+        N_("conclude"),
+        N_("edit"),
+        N_("invite people to"),
+        N_("record the minutes of"),
+        N_("register for"),
+        N_("reschedule"),
+        N_("start"),
+    )
+
     def _require(self, *allowed: Status, action: str) -> None:
         if self.status not in allowed:
-            raise Conflict(f"cannot {action} a meeting that is {self.status}", fields={"status": [self.status]})
+            raise Conflict(
+                "cannot {action} a meeting that is {status}",
+                fields={"status": [self.status]},
+                action=Text(action),
+                status=Label("meeting_status", self.status),
+            )
 
     def reschedule(self, starts_at: datetime, ends_at: datetime, reason: str | None, tz: ZoneInfo) -> None:
         self._require(Status.SCHEDULED, action="reschedule")

@@ -23,7 +23,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Label, Text
 
 
 class Threshold(StrEnum):
@@ -64,7 +64,7 @@ def parse_fraction(value: str | float | int, *, field_name: str = "quorum") -> F
     try:
         fraction = Fraction(str(value)).limit_denominator(1000)
     except (ValueError, ZeroDivisionError) as exc:
-        raise Invalid("bad fraction", fields={field_name: [f"not a fraction: {value!r}"]}) from exc
+        raise Invalid("bad fraction", fields={field_name: [Text("not a fraction: {value!r}", value=value)]}) from exc
     if not 0 <= fraction <= 1:
         raise Invalid("bad fraction", fields={field_name: ["must be between 0 and 1"]})
     return fraction
@@ -102,19 +102,21 @@ class MeetingPolicy:
         try:
             roles = tuple(ParticipantRole(r) for r in _list(raw.get("voting_roles")))
         except ValueError:
-            problems[f"{path}.voting_roles"] = [f"a list of roles among {', '.join(ALL_ROLES)}"]
+            problems[f"{path}.voting_roles"] = [Text("a list of roles among {choices}", choices=", ".join(ALL_ROLES))]
             roles = ()
         if not roles and f"{path}.voting_roles" not in problems:
             problems[f"{path}.voting_roles"] = ["at least one role must vote"]
         try:
             threshold = Threshold(raw.get("threshold", Threshold.SIMPLE_MAJORITY))
         except ValueError:
-            problems[f"{path}.threshold"] = [f"one of {', '.join(Threshold)}"]
+            problems[f"{path}.threshold"] = [Text("one of {choices}", choices=", ".join(Threshold))]
             threshold = Threshold.SIMPLE_MAJORITY
         try:
             overrides = tuple(Threshold(t) for t in _list(raw.get("may_override_to")))
         except ValueError:
-            problems[f"{path}.may_override_to"] = [f"a list of thresholds among {', '.join(Threshold)}"]
+            problems[f"{path}.may_override_to"] = [
+                Text("a list of thresholds among {choices}", choices=", ".join(Threshold))
+            ]
             overrides = ()
         try:
             quorum = parse_fraction(raw.get("quorum", "1/2"), field_name=f"{path}.quorum")
@@ -146,7 +148,15 @@ class RulesOfProcedure:
             allowed = [policy.threshold.value, *(t.value for t in policy.may_override_to)]
             raise Invalid(
                 "the rules of procedure do not allow this threshold",
-                fields={"threshold": [f"{meeting_type} meetings allow only: {', '.join(allowed)}"]},
+                fields={
+                    "threshold": [
+                        Text(
+                            "{meeting_type} meetings allow only: {thresholds}",
+                            meeting_type=Label("meeting_type", meeting_type),
+                            thresholds=", ".join(allowed),
+                        )
+                    ]
+                },
             )
         return requested
 
@@ -254,7 +264,15 @@ def decide(
     if count.voters > present_voting_members:
         raise Invalid(
             "more votes than voting members present",
-            fields={"tally": [f"{count.voters} votes but {present_voting_members} voting members present"]},
+            fields={
+                "tally": [
+                    Text(
+                        "{voters} votes but {present_voting_members} voting members present",
+                        voters=count.voters,
+                        present_voting_members=present_voting_members,
+                    )
+                ]
+            },
         )
     needed_present = quorum * voting_members
     quorum_words = (

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from linli_kit.errors import Conflict
+from linli_kit.errors import N_, Conflict, Label, Text
 from linli_meetings.domain.meeting import new_id, utcnow
 
 
@@ -38,9 +38,16 @@ class MeetingProposal:
     created_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
 
+    _ACTIONS = (N_("accept"), N_("decline"), N_("withdraw"))  # what `_require_pending` names, to translate
+
     def _require_pending(self, action: str) -> None:
         if self.status != ProposalStatus.PENDING:
-            raise Conflict(f"cannot {action} a proposal that is {self.status}", fields={"status": [self.status]})
+            raise Conflict(
+                "cannot {action} a proposal that is {status}",
+                fields={"status": [self.status]},
+                action=Text(action),
+                status=Label("proposal_status", self.status),
+            )
 
     def accept(self, staff_id: str, meeting_id: str, now: datetime, note: str | None = None) -> None:
         self._require_pending("accept")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, rrule, weekdays
 
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 
 MAX_OCCURRENCES = 104  # two years of a weekly meeting
 
@@ -45,13 +45,13 @@ class Recurrence:
         if self.count is None and self.until is None:
             problems["count"] = ["give count or until"]
         if self.count is not None and not 1 <= self.count <= MAX_OCCURRENCES:
-            problems["count"] = [f"between 1 and {MAX_OCCURRENCES}"]
+            problems["count"] = [Text("between 1 and {MAX_OCCURRENCES}", MAX_OCCURRENCES=MAX_OCCURRENCES)]
         if self.until is not None and self.until < self.first_date:
             problems["until"] = ["must not be before first_date"]
         if not 1 <= self.interval <= 52:
             problems["interval"] = ["between 1 and 52"]
         if any(w not in WEEKDAYS for w in self.weekdays):
-            problems["weekdays"] = [f"among {', '.join(WEEKDAYS)}"]
+            problems["weekdays"] = [Text("among {choices}", choices=", ".join(WEEKDAYS))]
         if self.weekdays and self.frequency != Frequency.WEEKLY:
             problems["weekdays"] = ["only for weekly meetings"]
         if self.duration <= timedelta(0) or self.duration > timedelta(hours=24):

@@ -8,7 +8,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from linli_kit.errors import Invalid
-from linli_kit.schemas import AwareDateTime, BoundedDate, PeriodQuery
+from linli_kit.i18n import label
+from linli_kit.schemas import AwareDateTime, BoundedDate, DisplayLabel, PeriodQuery
 from linli_meetings.domain.decision import OWNER_BODIES, ActionStatus, Choice, DocumentKind, IssueEffect, Method
 from linli_meetings.domain.meeting import Enrolment, Meeting, Response, Status
 from linli_meetings.domain.procedure import Outcome, ParticipantRole, Threshold
@@ -379,6 +380,7 @@ class MeetingOut(Schema):
     community_id = fields.String()
     series_id = fields.String(allow_none=True)
     meeting_type = fields.String()
+    meeting_type_label = DisplayLabel("meeting_type", "meeting_type")
     title = fields.String()
     description = fields.String(allow_none=True)
     place = fields.String(allow_none=True)
@@ -390,6 +392,7 @@ class MeetingOut(Schema):
     public = fields.Boolean()
     capacity = fields.Integer(allow_none=True)
     status = choice(Status)
+    status_label = DisplayLabel("meeting_status", "status")
     status_reason = fields.String(allow_none=True)
     previous_starts_at = fields.DateTime(allow_none=True)
     rescheduled_count = fields.Integer()
@@ -423,6 +426,7 @@ class ActionItemOut(Schema):
     owner_organisation_name = fields.String(allow_none=True)
     due_date = fields.Date(allow_none=True)
     status = choice(ActionStatus)
+    status_label = DisplayLabel("action_item_status", "status")
     progress = fields.Integer(metadata={"description": "percent, as the owner reports it; 100 when done"})
     note = fields.String(allow_none=True)
     created_at = fields.DateTime()
@@ -536,8 +540,17 @@ class RulesOut(Schema):
 class MeetingTypeOut(Schema):
     key = fields.String()
     name = fields.String()
+    label = fields.Method(
+        "_label",
+        dump_only=True,
+        metadata={"type": "string", "description": "the type in words, in the language of the answer"},
+    )
     description = fields.String(allow_none=True)
     built_in = fields.Boolean()
+
+    def _label(self, meeting_type: dict) -> str:
+        # Built-in types read in the reader's language (板凳会, Bench meeting); a community's own by its name.
+        return label("meeting_type", meeting_type["key"]) if meeting_type.get("built_in") else meeting_type["name"]
 
 
 @always_present
@@ -570,6 +583,7 @@ class ProposalOut(Schema):
     meeting_type = fields.String()
     reason = fields.String()
     status = choice(ProposalStatus)
+    status_label = DisplayLabel("proposal_status", "status")
     decided_by = fields.String(allow_none=True)
     decided_at = fields.DateTime(allow_none=True)
     decision_reason = fields.String(

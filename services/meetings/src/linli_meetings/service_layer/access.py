@@ -97,7 +97,7 @@ def can_manage_community(principal: Principal, repo: MeetingRepository, communit
 
 def require_manager(principal: Principal, repo: MeetingRepository, community_id: str) -> None:
     if principal.role not in MANAGERS:
-        raise Forbidden(f"role {principal.role.value} may not manage meetings")
+        raise Forbidden("role {role} may not manage meetings", role=principal.role.value)
     if not principal.can_access_community(community_id, repo.street_of):
         raise Forbidden("outside your community scope")
 

@@ -29,7 +29,7 @@ def _public_or_visible(uow: MeetingsUnitOfWork, principal: Principal | None, mee
         return load_meeting(uow, principal, meeting_id)
     meeting = uow.meetings.get(meeting_id)
     if meeting is None or not meeting.public:
-        raise NotFound(f"meeting {meeting_id} not found")
+        raise NotFound("meeting {meeting_id} not found", meeting_id=meeting_id)
     return meeting
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from linli_kit.auth import Principal
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound
 from linli_meetings.domain.decision import (
     ActionItem,
     ActionStatus,
@@ -144,8 +144,9 @@ def open_motion(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, 
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         if meeting.status != Status.IN_PROGRESS:
             raise Conflict(
-                f"motions are put while the meeting is in progress; it is {meeting.status}",
+                "motions are put while the meeting is in progress; it is {status}",
                 fields={"status": [meeting.status]},
+                status=Label("meeting_status", meeting.status),
             )
         item = None
         if data.get("agenda_item_id"):
@@ -216,7 +217,7 @@ def _decision_of(
     meeting = load_meeting(uow, principal, meeting_id, lock=lock)
     decision = uow.meetings.decision(decision_id, lock=lock)
     if decision is None or decision.meeting_id != meeting.id:
-        raise NotFound(f"motion {decision_id} not found")
+        raise NotFound("motion {decision_id} not found", decision_id=decision_id)
     return meeting, decision
 
 
@@ -232,7 +233,9 @@ def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, de
             # A member of an owners' committee invited as a body votes for it (once for all members).
             voter, already = uow.meetings.committee_voter(meeting_id, decision_id, str(principal.organisation_id))
         if found is None or (voter is None and not access.can_see_meeting_in_scope(principal, uow.meetings, found[1])):
-            raise NotFound(f"motion {decision_id} of meeting {meeting_id} not found")
+            raise NotFound(
+                "motion {decision_id} of meeting {meeting_id} not found", decision_id=decision_id, meeting_id=meeting_id
+            )
         decision, meeting, structured_rules = found
         policy = _rules(structured_rules).policy_for(meeting.meeting_type)
         vote = decision.cast(meeting, policy, voter, choice, already)
@@ -348,7 +351,7 @@ def get_action_item(uow: MeetingsUnitOfWork, principal: Principal, item_id: str)
     with uow:
         item = uow.meetings.action_item(item_id)
         if item is None or not access.can_see_action_item(principal, uow.meetings, item):
-            raise NotFound(f"action item {item_id} not found")
+            raise NotFound("action item {item_id} not found", item_id=item_id)
         [view] = action_item_views(uow, principal, [item])
         return view
 
@@ -366,7 +369,7 @@ def update_action_item(
         # decision complete.
         item = uow.meetings.action_item(item_id, lock=True)
         if item is None or not access.can_see_action_item(principal, uow.meetings, item):
-            raise NotFound(f"action item {item_id} not found")
+            raise NotFound("action item {item_id} not found", item_id=item_id)
         if not access.can_update_action_item(principal, uow.meetings, item):
             raise Forbidden("only the community's staff or the item's owner may update it")
         managing = access.can_manage_community(principal, uow.meetings, item.community_id)

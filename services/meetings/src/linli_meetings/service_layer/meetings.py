@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound, Text
 from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.recurrence import Frequency, Recurrence
 from linli_meetings.service_layer import access, events
@@ -29,7 +29,7 @@ def load_meeting(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str,
     meeting = uow.meetings.get(meeting_id, lock=lock)
     if meeting is None or not access.can_see_meeting(principal, uow.meetings, meeting):
         # A meeting outside your scope is as good as absent: its existence is not disclosed.
-        raise NotFound(f"meeting {meeting_id} not found")
+        raise NotFound("meeting {meeting_id} not found", meeting_id=meeting_id)
     return meeting
 
 
@@ -90,8 +90,9 @@ def checkin_code(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str)
         meeting = managed_meeting(uow, principal, meeting_id)
         if meeting.checkin_code is None:
             raise Conflict(
-                f"the check-in code exists while the meeting is in progress; it is {meeting.status}",
+                "the check-in code exists while the meeting is in progress; it is {status}",
                 fields={"status": [meeting.status]},
+                status=Label("meeting_status", meeting.status),
             )
         return meeting.checkin_code
 
@@ -101,7 +102,11 @@ def _check_type(uow: MeetingsUnitOfWork, community_id: str, meeting_type: str) -
     if meeting_type not in BUILT_IN_TYPES and not uow.meetings.has_meeting_type(community_id, meeting_type):
         raise Invalid(
             "unknown meeting type",
-            fields={"meeting_type": [f"not one of {', '.join(BUILT_IN_TYPES)} nor a type of this community"]},
+            fields={
+                "meeting_type": [
+                    Text("not one of {types} nor a type of this community", types=", ".join(BUILT_IN_TYPES))
+                ]
+            },
         )
 
 
@@ -326,7 +331,7 @@ def update_agenda_item(
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         item = meeting.agenda_item(item_id)
         if item is None:
-            raise NotFound(f"agenda item {item_id} not found")
+            raise NotFound("agenda item {item_id} not found", item_id=item_id)
         meeting.edit_agenda_item(item, **changes)
         commit_or_conflict(uow)
         return item
@@ -337,7 +342,7 @@ def remove_agenda_item(uow: MeetingsUnitOfWork, principal: Principal, meeting_id
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         item = meeting.agenda_item(item_id)
         if item is None:
-            raise NotFound(f"agenda item {item_id} not found")
+            raise NotFound("agenda item {item_id} not found", item_id=item_id)
         meeting.remove_agenda_item(item)
         if item.issue_id and meeting.announced:
             # The snapshot without the item tells the issue side it left the agenda.
@@ -370,7 +375,7 @@ def mark_party_member(
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         participant = meeting.participant(participant_id)
         if participant is None:
-            raise NotFound(f"participant {participant_id} not found")
+            raise NotFound("participant {participant_id} not found", participant_id=participant_id)
         meeting.mark_party_member(participant, party_member)
         commit_or_conflict(uow)
         return participant
@@ -406,7 +411,7 @@ def cancel_registration(
         meeting = load_meeting(uow, principal, meeting_id, lock=True)
         participant = meeting.participant(participant_id)
         if participant is None:
-            raise NotFound(f"participant {participant_id} not found")
+            raise NotFound("participant {participant_id} not found", participant_id=participant_id)
         if participant.user_id != principal.user_id:
             access.require_manager(principal, uow.meetings, meeting.community_id)
         meeting.cancel_registration(participant)
@@ -422,7 +427,7 @@ def check_in_participant(
         meeting = managed_meeting(uow, principal, meeting_id, lock=True)
         participant = meeting.participant(participant_id)
         if participant is None:
-            raise NotFound(f"participant {participant_id} not found")
+            raise NotFound("participant {participant_id} not found", participant_id=participant_id)
         meeting.check_in(participant, uow.now(), "staff")
         commit_or_conflict(uow)
         return participant

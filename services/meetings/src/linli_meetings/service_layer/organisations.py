@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from linli_kit.errors import Invalid
+from linli_kit.errors import Invalid, Text
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
 PARTY_KINDS = ("party_organisation", "party_branch")
@@ -24,7 +24,7 @@ def party_body(uow: MeetingsUnitOfWork, community_id: str, organisation_id: str,
     if organisation["kind"] not in PARTY_KINDS:
         raise Invalid(
             "not a party organisation",
-            fields={field: [f"a {organisation['kind']}, not a party organisation or branch"]},
+            fields={field: [Text("a {kind}, not a party organisation or branch", kind=organisation["kind"])]},
         )
     if organisation["compound_ids"]:
         serves = community_id in {uow.meetings.community_of_compound(c) for c in organisation["compound_ids"]}
@@ -59,7 +59,8 @@ def committee_body(uow: MeetingsUnitOfWork, community_id: str, organisation_id: 
         raise Invalid("unknown owners' committee", fields={field: ["no such registered, active organisation"]})
     if organisation["kind"] != "owners_committee":
         raise Invalid(
-            "not an owners' committee", fields={field: [f"a {organisation['kind']}, not an owners' committee"]}
+            "not an owners' committee",
+            fields={field: [Text("a {kind}, not an owners' committee", kind=organisation["kind"])]},
         )
     if community_id not in {uow.meetings.community_of_compound(c) for c in organisation["compound_ids"]}:
         raise Invalid(

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound
+from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound, Text
 from linli_meetings.domain.meeting import BUILT_IN_TYPES
 from linli_meetings.domain.procedure import ParticipantRole
 from linli_meetings.domain.proposal import MeetingProposal
@@ -59,7 +59,8 @@ def submit(uow: MeetingsUnitOfWork, principal: Principal, data: dict[str, Any]) 
             raise Invalid("unknown issue", fields={"issue_id": ["not an issue of this community"]})
         if issue["status"] not in PENDING:
             raise Invalid(
-                "nothing left to deliberate", fields={"issue_id": [f"the issue is {issue['status']}, not pending"]}
+                "nothing left to deliberate",
+                fields={"issue_id": [Text("the issue is {status}, not pending", status=issue["status"])]},
             )
         proposal = MeetingProposal(
             community_id=community_id,
@@ -88,7 +89,7 @@ def _proposal(
 ) -> MeetingProposal:
     proposal = uow.meetings.proposal(proposal_id, lock=lock)
     if proposal is None or not access.can_see_proposal(principal, uow.meetings, proposal):
-        raise NotFound(f"proposal {proposal_id} not found")
+        raise NotFound("proposal {proposal_id} not found", proposal_id=proposal_id)
     return proposal
 
 

@@ -38,7 +38,7 @@ def _scope(
 ) -> tuple[dict[str, Any], Any]:
     """({scope description}, the community ids as a list, a subquery, or None for the whole city)."""
     if principal.role not in (Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN):
-        raise Forbidden(f"role {principal.role.value} may not read statistics")
+        raise Forbidden("role {role} may not read statistics", role=principal.role.value)
     if community_id:
         if not principal.can_access_community(community_id, uow.meetings.street_of):
             raise Forbidden("outside your community scope")

@@ -300,7 +300,7 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
     """
     template = TEMPLATES.get(kind)
     if template is None:
-        raise Invalid(f"no template for {kind}", fields={"kind": ["unknown template"]})
+        raise Invalid("no template for {kind}", fields={"kind": ["unknown template"]}, kind=kind)
     locale = locale if locale in LOCALES else "zh-CN"
     params = dict(params)
     if params.get("when_at"):
@@ -325,7 +325,7 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
         else:
             values[name] = str(value)
     if problems:
-        raise Invalid(f"template {kind} lacks parameters", fields=problems)
+        raise Invalid("template {kind} lacks parameters", fields=problems, kind=kind)
     body = template.body[locale].format(**values)
     sms_params = {k: v for k, v in values.items() if k in sms_names}
     # A broadcast's body is checked where it is written (and by the Alibaba Cloud adapter), since

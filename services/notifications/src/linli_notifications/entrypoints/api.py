@@ -23,7 +23,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
-from linli_kit.errors import NotFound
+from linli_kit.errors import NotFound, Text
 from linli_kit.periods import resolve_period, today_in
 from linli_kit.schemas import PeriodQuery
 from linli_kit.web import require_principal
@@ -133,7 +133,7 @@ class DeviceIn(Schema):
                         problems.setdefault("subscription", []).append(f"keys.{name}: {text}")
         elif provider is not None:
             if data.get("token") is None and "token" in data:
-                problems["token"] = [f"required for provider {provider}"]
+                problems["token"] = [Text("required for provider {provider}", provider=provider)]
             if data.get("platform") not in ("ios", "android") and "platform" in data:
                 problems["platform"] = ["ios or android for an app's token"]
             if data.get("subscription") is not None:

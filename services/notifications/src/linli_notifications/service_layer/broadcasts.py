@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from linli_kit.auth import Principal, Role
 from linli_kit.db import Database
-from linli_kit.errors import Forbidden, Invalid
+from linli_kit.errors import Forbidden, Invalid, Text
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import broadcasts
@@ -49,8 +49,11 @@ def create_broadcast(
             "broadcast too long for SMS",
             fields={
                 "body": [
-                    f"an SMS broadcast carries at most {sms_body_limit} characters of body (the SMS "
-                    "provider's template variable); shorten it or send it by push only"
+                    Text(
+                        "an SMS broadcast carries at most {sms_body_limit} characters of body (the SMS "
+                        "provider's template variable); shorten it or send it by push only",
+                        sms_body_limit=sms_body_limit,
+                    )
                 ]
             },
         )

@@ -12,7 +12,7 @@ from sqlalchemy import Integer, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Forbidden, Invalid, NotFound
+from linli_kit.errors import Forbidden, Invalid, NotFound, Text
 from linli_kit.periods import Period
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import (
@@ -58,7 +58,7 @@ def list_inbox(
 def get_notification(session: Session, principal: Principal, notification_id: str) -> dict:
     row = session.execute(select(notifications).where(notifications.c.id == notification_id)).mappings().first()
     if row is None or row["user_id"] != principal.user_id:
-        raise NotFound(f"notification {notification_id} not found")
+        raise NotFound("notification {notification_id} not found", notification_id=notification_id)
     return dict(row)
 
 
@@ -160,7 +160,7 @@ def list_devices(session: Session, principal: Principal, *, offset: int, limit: 
 def delete_device(session: Session, principal: Principal, device_id: str) -> None:
     result = session.execute(delete(devices).where(devices.c.id == device_id, devices.c.user_id == principal.user_id))
     if not result.rowcount:
-        raise NotFound(f"device {device_id} not found")
+        raise NotFound("device {device_id} not found", device_id=device_id)
     session.commit()
 
 
@@ -219,7 +219,7 @@ def set_preferences(session: Session, principal: Principal, body: dict) -> None:
     problems: dict[str, list[str]] = {}
     for index, item in enumerate(body.get("items") or []):
         if Category(item["category"]) in MANDATORY and not item["enabled"]:
-            problems[f"items.{index}"] = [f"{item['category']} messages cannot be switched off"]
+            problems[f"items.{index}"] = [Text("{category} messages cannot be switched off", category=item["category"])]
     quiet = body.get("quiet_hours")
     if quiet:
         for key in ("start", "end"):
@@ -360,12 +360,12 @@ def list_deliveries(
 def get_delivery(session: Session, principal: Principal, street_of: StreetOf, delivery_id: str) -> dict:
     row = session.execute(select(deliveries).where(deliveries.c.id == delivery_id)).mappings().first()
     if row is None:
-        raise NotFound(f"delivery {delivery_id} not found")
+        raise NotFound("delivery {delivery_id} not found", delivery_id=delivery_id)
     mine = row["user_id"] == principal.user_id
     if not mine:
         principal.require_role(*STAFF_READERS)
         if row["community_id"] is None or not principal.can_access_community(row["community_id"], street_of):
-            raise NotFound(f"delivery {delivery_id} not found")
+            raise NotFound("delivery {delivery_id} not found", delivery_id=delivery_id)
     tried = session.execute(
         select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.id)
     ).mappings()
@@ -375,7 +375,7 @@ def get_delivery(session: Session, principal: Principal, street_of: StreetOf, de
 def get_broadcast(session: Session, principal: Principal, street_of: StreetOf, broadcast_id: str) -> dict:
     row = session.execute(select(broadcasts).where(broadcasts.c.id == broadcast_id)).mappings().first()
     if row is None or not principal.can_access_community(row["community_id"], street_of):
-        raise NotFound(f"broadcast {broadcast_id} not found")
+        raise NotFound("broadcast {broadcast_id} not found", broadcast_id=broadcast_id)
     counts = dict(
         session.execute(
             select(deliveries.c.state, func.count())
