@@ -305,3 +305,29 @@ def test_staff_report_a_problem_in_a_residents_name(care, client):
                                      "category": "safety_hazard", "title": "Stair light out",
                                      "description": "Dark at night", "urgency": "high"}),
     ]  # fmt: skip
+
+
+def test_staff_change_an_activitys_time_and_place_and_only_the_changes_are_sent(care, client):
+    html = client.get(f"/desk/activities/{ACTIVITY}").get_data(as_text=True)
+    assert f'href="/desk/activities/{ACTIVITY}/edit"' in html
+    form = client.get(f"/desk/activities/{ACTIVITY}/edit").get_data(as_text=True)
+    # The activity's own values, its times on the city's wall clock (01:00 UTC is 09:00 in Shanghai).
+    assert 'value="2099-05-01"' in form and 'value="09:00"' in form and 'value="12:00"' in form
+    assert 'value="School field"' in form and 'name="publish"' not in form
+    fields = {"community_id": SHANGPINYUAN, "kind": "sports", "title": "Parent-child sports day", "day": "2099-05-01",
+              "start": "09:00", "end": "12:00", "capacity": "40", "place": "School field"}  # fmt: skip
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", {**fields, "start": "13:00"})
+    assert response.status_code == 400 and 'href="#end"' in response.get_data(as_text=True)
+    assert writes(care) == []
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", fields)  # nothing changed: nothing sent
+    assert response.status_code == 303 and writes(care) == []
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", {**fields, "start": "10:00", "place": "Gym"})
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/desk/activities/{ACTIVITY}")
+    assert writes(care) == [
+        ("PATCH", f"/api/v1/activities/{ACTIVITY}", {"place": "Gym", "starts_at": "2099-05-01T10:00:00+08:00"})
+    ]
+    care.fail["/" + ACTIVITY] = (422, "validation_error", {"capacity": ["fewer places than people signed up"]})
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", {**fields, "capacity": "1"})
+    assert response.status_code == 400 and 'href="#capacity"' in response.get_data(as_text=True)
+    care.activity = activity(status="cancelled")
+    assert client.get(f"/desk/activities/{ACTIVITY}/edit").status_code == 409

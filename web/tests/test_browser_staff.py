@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -402,7 +403,9 @@ def test_the_street_official_sees_on_the_map_only_the_streets_compounds_posts_ga
     gaps = plain.locator("section[aria-labelledby=gaps]").inner_text()
     assert "Shangpinyuan" in gaps and "Xihu" in gaps and "Yucai" not in gaps
     row = plain.locator(f"tr[data-community='{city.communities['shangpinyuan']}']")
-    row.get_by_role("link").nth(1).click()  # its overdue issues, at the desk
+    overdue_link = row.locator("td a")  # its overdue issues, at the desk
+    assert overdue_link.count() == 1, row.inner_html()
+    overdue_link.click()
     plain.wait_for_url(re.compile(r"/desk\?"))
     assert title in plain.locator("main").inner_text()
 
@@ -446,7 +449,8 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
     community = city.communities["shangpinyuan"]
     start = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     times = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
-    issue = report(stack, "yang_jing", "垃圾桶满了 The bins are full", category="sanitation", urgency="normal")
+    bins = "垃圾桶满了 The bins are full"
+    issue = report(stack, "yang_jing", bins, category="environment_sanitation", urgency="normal")
     meeting = staff.post(
         "/api/v1/meetings/",
         {
@@ -476,8 +480,9 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
             "community_id": community,
             "name": "Knife sharpening",
             "kind": "repair",
-            "provider_type": "volunteer",
+            "provider_type": "talent",
             "provider_name": "Lao Li",
+            "at_post": False,
             "door_to_door": True,
         },
     )
@@ -522,6 +527,12 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
     return paths, NOT_PAGES
 
 
+# Steps of a flow that redirect to its start when no flow is under way: opened by the flows'
+# own tests (test_browser.py: sign-up, the report; the code sign-in and password reset in test_app.py).
+FLOW_STEPS = {
+    "report.start": "starts a new draft and redirects to its first step",
+}
+
 # Who opens the pages: anyone (signed out), a resident, community staff, a street official, a city admin.
 ROLES = ("anonymous", "yang_jing", "staff_shangpinyuan", "official", "admin")
 
@@ -558,12 +569,17 @@ def test_every_page_of_every_role_passes_axe_in_both_languages(stack, pages):
                 opened.setdefault(endpoint, [])
                 if role not in opened[endpoint]:
                     opened[endpoint].append(role)
+            if role == "yang_jing":  # the error pages, as a resident meets them
+                for path, status in (("/desk", 403), (f"/issues/{uuid.uuid4()}", 404)):
+                    assert page.goto(path).status == status
+                    check(pages, page)
         page.context.close()
         pages.contexts.remove(page.context)
     checked = sum(len(v) for v in opened.values()) * 2
     print(f"\naxe-core: {checked} pages (endpoint × role × language) in {time.monotonic() - started:.0f} s")
     for endpoint in sorted(paths):
         print(f"  {endpoint:<36} {', '.join(opened.get(endpoint, ['—']))}")
-    # Every page was opened by someone (the redirects of a flow's later steps land on pages opened too).
+    # Every page was opened by someone, but the steps of a flow that only redirect when no flow is
+    # under way (where they lead was opened).
     never = sorted(set(paths) - set(opened))
-    assert never == [], never
+    assert never == sorted(FLOW_STEPS), never

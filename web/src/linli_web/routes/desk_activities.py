@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from linli_web.auth import current_user
 from linli_web.gateway_client import ApiError
@@ -86,13 +86,14 @@ def activities() -> Any:
     )  # fmt: skip
 
 
-def _new_page(form: Form, communities: list[dict[str, Any]], status: int = 200) -> Any:
+def _new_page(form: Form, communities: list[dict[str, Any]], status: int = 200, editing: Any = None) -> Any:
     return render_template(
         "desk/activities/new.html",
         form=form,
         communities=communities,
         kinds=vm.KINDS,
         audience=vm.AUDIENCE,
+        editing=editing,
     ), status
 
 
@@ -116,6 +117,34 @@ def new_activity() -> Any:
                   else _("Saved as a draft. Publish it when it is ready."), "success")  # fmt: skip
             return redirect(url_for("deskactivities.activity", activity_id=created["id"]), code=303)
     return _new_page(form, communities, 400)
+
+
+@bp.route("/activities/<uuid:activity_id>/edit", methods=["GET", "POST"])
+@staff_required
+def edit_activity(activity_id: Any) -> Any:
+    """Change an activity's kind, words, place, time, places or audience (`PATCH`); its community
+    stays. The API tells those signed up of a new time or place, and refuses a cancelled one."""
+    activity = g.api.get(f"/api/v1/activities/{activity_id}")
+    communities = [
+        c for c in scope_communities(g.api, current_user()) if c["id"] in (activity.get("community_ids") or [])
+    ]
+    if not communities or activity.get("status") == "cancelled":
+        abort(404 if not communities else 409)
+    if request.method == "GET":
+        form = Form(vm.activity_form_values(activity, communities[0]["id"], _timezone()))
+        return _new_page(form, communities, editing=activity)
+    form, body = vm.take_activity(request.form, [c["id"] for c in communities], _timezone())
+    if form.ok:
+        changes = vm.activity_changes(activity, body)
+        try:
+            if changes:
+                g.api.patch(f"/api/v1/activities/{activity_id}", changes)
+        except ApiError as error:
+            _refusal(form, error, "title")
+        else:
+            flash(_("The activity is changed.") if changes else _("Nothing was changed."), "success")
+            return redirect(url_for("deskactivities.activity", activity_id=activity_id), code=303)
+    return _new_page(form, communities, 400, editing=activity)
 
 
 def _activity_page(activity_id: str, form: Form | None = None, status: int = 200, open_form: str = "") -> Any:

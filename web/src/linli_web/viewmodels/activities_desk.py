@@ -120,6 +120,43 @@ def take_activity(data: Mapping[str, Any], communities: list[str], timezone: str
     return form, body
 
 
+def activity_form_values(activity: Mapping[str, Any], community_id: str, timezone: str) -> dict[str, str]:
+    """An activity's fields as the form shows them: its day and times on the city's wall clock."""
+    zone = ZoneInfo(timezone)
+    starts = datetime.fromisoformat(activity["starts_at"]).astimezone(zone)
+    ends = datetime.fromisoformat(activity["ends_at"]).astimezone(zone)
+    capacity, party = activity.get("capacity"), activity.get("max_party_size")
+    return {
+        "community_id": community_id,
+        "kind": activity.get("kind") or "",
+        "title": activity.get("title") or "",
+        "description": activity.get("description") or "",
+        "place": activity.get("place") or "",
+        "day": starts.date().isoformat(),
+        "start": starts.strftime("%H:%M"),
+        "end": ends.strftime("%H:%M"),
+        "capacity": "" if capacity is None else str(capacity),
+        "max_party_size": "" if party is None else str(party),
+        "audience": ",".join(activity.get("audience") or []),
+        "publish": "",
+    }
+
+
+def activity_changes(activity: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the form changed, for `PATCH`: only those fields (an unchanged time is not sent, so those
+    signed up are not told of a change that is none)."""
+    empty: dict[str, Any] = {"description": "", "audience": []}  # what the API's null means here
+    changes: dict[str, Any] = {}
+    for name in ("kind", "title", "description", "place", "capacity", "audience", "max_party_size"):
+        current = activity.get(name)
+        if name in body and body[name] != (empty.get(name) if current is None else current):
+            changes[name] = body[name]
+    for name in ("starts_at", "ends_at"):
+        if name in body and datetime.fromisoformat(body[name]) != datetime.fromisoformat(activity[name]):
+            changes[name] = body[name]
+    return changes
+
+
 def take_signup(
     data: Mapping[str, Any], residents: Mapping[str, str], community_id: str
 ) -> tuple[Form, dict[str, Any]]:
