@@ -331,3 +331,88 @@ def test_staff_change_an_activitys_time_and_place_and_only_the_changes_are_sent(
     assert response.status_code == 400 and 'href="#capacity"' in response.get_data(as_text=True)
     care.activity = activity(status="cancelled")
     assert client.get(f"/desk/activities/{ACTIVITY}/edit").status_code == 409
+
+
+POST = "a9999999-9999-4999-8999-999999999999"
+GARDEN = "abbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+
+
+@pytest.fixture
+def places(care, stub):
+    """The community's posts and coverage: the garden has no post within the walk."""
+    inner = stub.route
+
+    def route(method: str, target: str, raw: bytes, headers: dict[str, str]):
+        path = urlsplit(target).path
+        if path == "/api/v1/activities/posts" and method == "GET":
+            return (
+                200,
+                [
+                    {
+                        "id": POST,
+                        "community_id": SHANGPINYUAN,
+                        "name": "Old post",
+                        "latitude": 38.1,
+                        "longitude": 106.3,
+                        "address": "East gate",
+                        "active": True,
+                        "services": ["tea"],
+                    }
+                ],
+                {},
+            )
+        if path == f"/api/v1/activities/coverage/{SHANGPINYUAN}":
+            gap = {"compound_id": GARDEN, "name": "Shangpinyuan Garden", "covered": False}
+            return 200, {"gaps": [gap], "detail": [gap], "without_coordinates": []}, {}
+        if path == "/api/v1/directory/compounds":
+            return 200, [{"id": GARDEN, "name": "Shangpinyuan Garden", "community_id": SHANGPINYUAN}], {}
+        if path.startswith("/api/v1/activities/posts"):
+            care.sent.append((method, path, json.loads(raw) if raw else {}))
+            return (201 if method == "POST" else 200), {"id": POST, "community_id": SHANGPINYUAN}, {}
+        return inner(method, target, raw, headers)
+
+    stub.route = route
+    return care
+
+
+def test_staff_see_the_gaps_add_a_service_post_and_close_one(places, client):
+    html = client.get("/desk/posts").get_data(as_text=True)
+    assert f'data-gap="{GARDEN}"' in html and "Old post" in html and f'value="{GARDEN}"' in html
+    fields = {
+        "community_id": SHANGPINYUAN,
+        "name": "Neighbourhood post 邻里驿站",
+        "latitude": "38.1040",
+        "longitude": "106.3370",
+        "address": "North gate",
+        "opening_hours": "8-20",
+        "services": "Tea\nHaircuts\n",
+        "compound_ids": [GARDEN],
+    }
+    response = post(client, "/desk/posts", {**fields, "latitude": "north", "longitude": "200", "name": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and not places.sent
+    assert 'href="#latitude"' in html and 'href="#longitude"' in html and 'href="#name"' in html
+    response = post(client, "/desk/posts", {**fields, "compound_ids": [STRANGER]})
+    assert response.status_code == 400 and 'href="#compound_ids"' in response.get_data(as_text=True)
+    response = post(client, "/desk/posts", fields)
+    assert response.status_code == 303 and response.headers["Location"].endswith(
+        f"/desk/posts?community_id={SHANGPINYUAN}"
+    )
+    assert places.sent == [
+        (
+            "POST",
+            "/api/v1/activities/posts",
+            {
+                "community_id": SHANGPINYUAN,
+                "name": "Neighbourhood post 邻里驿站",
+                "latitude": 38.104,
+                "longitude": 106.337,
+                "address": "North gate",
+                "opening_hours": "8-20",
+                "services": ["Tea", "Haircuts"],
+                "compound_ids": [GARDEN],
+            },
+        )
+    ]
+    post(client, f"/desk/posts/{POST}/active", {"active": "no"})
+    assert places.sent[-1] == ("PATCH", f"/api/v1/activities/posts/{POST}", {"active": False})

@@ -473,7 +473,10 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
             **times,
         },
     )
-    group = staff.post("/api/v1/activities/groups", {"community_id": community, "name": "Stairwell sweepers"})
+    group = staff.post(
+        "/api/v1/activities/groups",
+        {"community_id": community, "name": "Stairwell sweepers", "coordinator_id": city.person("yang_jing").id},
+    )
     offering = staff.post(
         "/api/v1/activities/offerings",
         {

@@ -490,3 +490,65 @@ def report_for() -> Any:
             flash(_("Reported in the resident's name. They are told by text message as they chose."), "success")
             return redirect(url_for("desk.issue", issue_id=created["id"]), code=303)
     return _report_page(form, communities, 400)
+
+
+# --- service posts ---------------------------------------------------------------------------------
+
+
+def _posts_page(communities: list[dict[str, Any]], chosen: str, form: Form | None = None, status: int = 200) -> Any:
+    """A community's service posts, which of its compounds have none within a 15-minute walk (the
+    gaps a new post would fill), and the form to add one."""
+    posts, coverage, compounds = g.api.gather(
+        lambda a: a.get("/api/v1/activities/posts", community_id=chosen, page_size=100) if chosen else [],
+        lambda a: a.get(f"/api/v1/activities/coverage/{chosen}", minutes=15) if chosen else None,
+        lambda a: a.get("/api/v1/directory/compounds", community_id=chosen, page_size=100) if chosen else [],
+    )
+    if isinstance(posts, ApiError):
+        raise posts
+    blank = dict.fromkeys(["name", "latitude", "longitude", "address", "opening_hours", "services", "compound_ids"], "")
+    return render_template(
+        "desk/activities/posts.html",
+        posts=sorted(posts, key=lambda p: (not p.get("active", True), p.get("name") or "")),
+        coverage=None if isinstance(coverage, ApiError) else coverage,
+        compounds=_ok(compounds, []),
+        communities=communities,
+        chosen=chosen,
+        form=form or Form({"community_id": chosen, **blank}),
+    ), status
+
+
+@bp.get("/posts")
+@staff_required
+def posts() -> Any:
+    communities = scope_communities(g.api, current_user())
+    return _posts_page(communities, _chosen(communities, request.args.get("community_id", "")))
+
+
+@bp.post("/posts")
+@staff_required
+def add_post() -> Any:
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    compounds = g.api.gather(
+        lambda a: a.get("/api/v1/directory/compounds", community_id=chosen, page_size=100) if chosen else []
+    )[0]
+    form, body = vm.take_post(request.form, [c["id"] for c in communities], [c["id"] for c in _ok(compounds, [])])
+    if form.ok:
+        try:
+            g.api.post("/api/v1/activities/posts", body)
+        except ApiError as error:
+            _refusal(form, error, "name")
+        else:
+            flash(_("The service post is added: residents find it within their 15-minute walk."), "success")
+            return redirect(url_for("deskactivities.posts", community_id=chosen), code=303)
+    return _posts_page(communities, chosen, form, 400)
+
+
+@bp.post("/posts/<uuid:post_id>/active")
+@staff_required
+def post_active(post_id: Any) -> Any:
+    """Close a post (no longer shown to residents nor counted) or open it again."""
+    active = request.form.get("active") == "yes"
+    post = g.api.patch(f"/api/v1/activities/posts/{post_id}", {"active": active})
+    flash(_("The post is open again.") if active else _("The post is closed."), "success")
+    return redirect(url_for("deskactivities.posts", community_id=post.get("community_id")), code=303)

@@ -336,3 +336,45 @@ def take_booking_for(
     if form.values["address"]:
         body["address"] = form.values["address"]
     return form, body
+
+
+def take_post(data: Mapping[str, Any], communities: list[str], compounds: list[str]) -> tuple[Form, dict[str, Any]]:
+    """A service post: its community, name, where it is (latitude and longitude of its door, WGS-84
+    as a phone's GPS gives them), address, opening hours, what it offers (one a line) and the
+    compounds it serves (ticked among the community's)."""
+    form = Form.of(data, ["community_id", "name", "latitude", "longitude", "address", "opening_hours", "services"])
+    served = [c for c in _many(data, "compound_ids") if c]
+    form.values["compound_ids"] = ",".join(served)
+    form.choice("community_id", communities, _("Choose the community"))
+    form.required("name", _("Give the post a name"))
+    form.length("name", maximum=200, label=_("The name"))
+    place: dict[str, float] = {}
+    for name, low, high, example in (("latitude", -90, 90, "38.1021"), ("longitude", -180, 180, "106.3395")):
+        raw = form.required(name, _("Enter where the post is: its latitude and longitude"))
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if not low <= value <= high:
+                form.error(name, _("Enter a number between %(low)d and %(high)d, like %(example)s",
+                                   low=low, high=high, example=example))  # fmt: skip
+            else:
+                place[name] = value
+    form.length("address", maximum=300, label=_("The address"))
+    form.length("opening_hours", maximum=500, label=_("The opening hours"))
+    services = [line.strip() for line in form.values["services"].splitlines() if line.strip()]
+    if any(len(s) > 100 for s in services):
+        form.error("services", _("Keep each service to 100 characters"))
+    if any(c not in compounds for c in served):
+        form.error("compound_ids", _("Choose the compounds from the list"))
+    body = {
+        "community_id": form.values["community_id"],
+        "name": form.values["name"],
+        **place,
+        "address": form.values["address"],
+        "opening_hours": form.values["opening_hours"],
+        "services": services,
+        "compound_ids": served,
+    }
+    return form, body
