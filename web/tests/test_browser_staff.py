@@ -483,7 +483,7 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
             "community_id": community,
             "name": "Knife sharpening",
             "kind": "repair",
-            "provider_type": "talent",
+            "provider_type": "business",
             "provider_name": "Lao Li",
             "at_post": False,
             "door_to_door": True,
@@ -491,7 +491,13 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
     )
     broadcast = staff.post(
         "/api/v1/notifications/broadcasts",
-        {"community_id": community, "title": "Water off", "body": "Tomorrow 9-12", "channels": ["push"]},
+        {
+            "community_id": community,
+            "title": "Water off",
+            "body": "Tomorrow 9-12",
+            "urgent": False,
+            "channels": ["push"],
+        },
     )
     resident = city.person("yang_jing")
     activity_proposal = resident.post(
@@ -534,6 +540,11 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
 # own tests (test_browser.py: sign-up, the report; the code sign-in and password reset in test_app.py).
 FLOW_STEPS = {
     "report.start": "starts a new draft and redirects to its first step",
+    "report.similar": "needs a draft with a title and a place",
+    "report.check": "needs a finished draft",
+    "auth.signup_details": "needs a phone the code was sent to",
+    "auth.code_login_enter": "needs a phone the code was sent to",
+    "auth.reset": "needs a phone the reset code was sent to",
 }
 
 # Who opens the pages: anyone (signed out), a resident, community staff, a street official, a city admin.
