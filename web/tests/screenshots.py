@@ -28,6 +28,7 @@ def _phone(stack, key: str) -> str:
 
 def _context(browser, base_url, viewport, phone=None):
     context = browser.new_context(base_url=base_url, viewport=viewport, locale="zh-CN", device_scale_factor=1)
+    context.set_default_timeout(120_000)  # a refresh on a busy machine: slow is fine, only wrong is not
     page = context.new_page()
     if phone:
         page.goto("/login")
@@ -97,5 +98,6 @@ def test_take_screenshots(story_stack, browser):
                 "latitude": 38.1040, "longitude": 106.3370, "address": "尚品苑北门 North gate"})  # fmt: skip
         page.goto("/overview/map")
         page.locator(".leaflet-marker-icon").first.wait_for()
+        page.locator("[data-map-block]").scroll_into_view_if_needed()  # the phone's screen shows the map
         _shoot(page, "20-map", kind)
         context.close()
