@@ -416,3 +416,70 @@ def test_staff_see_the_gaps_add_a_service_post_and_close_one(places, client):
     ]
     post(client, f"/desk/posts/{POST}/active", {"active": "no"})
     assert places.sent[-1] == ("PATCH", f"/api/v1/activities/posts/{POST}", {"active": False})
+
+
+def test_staff_offer_a_service_at_home_and_start_a_group_with_a_coordinator(care, client):
+    html = client.get("/desk/services").get_data(as_text=True)
+    assert 'action="/desk/services/offerings"' in html and 'action="/desk/services/groups"' in html
+    assert "Grandma Wang 王奶奶" in html  # the coordinator is chosen among the residents
+    response = post(client, "/desk/services/offerings", {"community_id": SHANGPINYUAN, "offering_kind": "war"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and writes(care) == []
+    for name in ("offering_name", "offering_kind", "provider_name", "where"):
+        assert f'href="#{name}"' in html, name
+    fields = {
+        "community_id": SHANGPINYUAN,
+        "offering_name": "Haircut at home",
+        "offering_kind": "haircut",
+        "provider_name": "Xihu barber",
+        "where": "home",
+    }
+    response = post(client, "/desk/services/offerings", fields)
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"?community_id={SHANGPINYUAN}")
+    assert writes(care) == [
+        (
+            "POST",
+            "/api/v1/activities/offerings",
+            {
+                "community_id": SHANGPINYUAN,
+                "name": "Haircut at home",
+                "kind": "haircut",
+                "description": "",
+                "provider_type": "business",
+                "provider_name": "Xihu barber",
+                "at_post": False,
+                "door_to_door": True,
+            },
+        )
+    ]
+    care.sent.clear()
+    response = post(
+        client,
+        "/desk/services/groups",
+        {"community_id": SHANGPINYUAN, "group_name": "Grandmas", "coordinator_id": STRANGER},
+    )
+    assert response.status_code == 400 and 'href="#coordinator_id"' in response.get_data(as_text=True)
+    assert writes(care) == []
+    response = post(
+        client,
+        "/desk/services/groups",
+        {
+            "community_id": SHANGPINYUAN,
+            "group_name": "Caring grandmas",
+            "purpose": "Visit neighbours",
+            "coordinator_id": GRANDMA,
+        },
+    )
+    assert response.status_code == 303
+    assert writes(care) == [
+        (
+            "POST",
+            "/api/v1/activities/groups",
+            {
+                "community_id": SHANGPINYUAN,
+                "name": "Caring grandmas",
+                "purpose": "Visit neighbours",
+                "coordinator_id": GRANDMA,
+            },
+        )
+    ]

@@ -552,3 +552,79 @@ def post_active(post_id: Any) -> Any:
     post = g.api.patch(f"/api/v1/activities/posts/{post_id}", {"active": active})
     flash(_("The post is open again.") if active else _("The post is closed."), "success")
     return redirect(url_for("deskactivities.posts", community_id=post.get("community_id")), code=303)
+
+
+# --- services at home and mutual-aid groups ----------------------------------------------------------
+
+
+def _services_page(
+    communities: list[dict[str, Any]],
+    chosen: str,
+    offering: Form | None = None,
+    group: Form | None = None,
+    status: int = 200,
+) -> Any:
+    offerings, groups, residents = g.api.gather(
+        lambda a: a.get("/api/v1/activities/offerings", community_id=chosen, page_size=100) if chosen else [],
+        lambda a: a.get("/api/v1/activities/groups", community_id=chosen, page_size=100) if chosen else [],
+        lambda a: _residents(a, chosen),
+    )
+    if isinstance(offerings, ApiError):
+        raise offerings
+    return render_template(
+        "desk/activities/services.html",
+        offerings=offerings,
+        groups=_ok(groups, []),
+        residents=_ok(residents, {}),
+        communities=communities,
+        chosen=chosen,
+        kinds=vm.SERVICE_KINDS,
+        offering=offering or Form({"where": "home"}),
+        group=group or Form({}),
+    ), status
+
+
+@bp.get("/services")
+@staff_required
+def services() -> Any:
+    communities = scope_communities(g.api, current_user())
+    return _services_page(communities, _chosen(communities, request.args.get("community_id", "")))
+
+
+@bp.post("/services/offerings")
+@staff_required
+def add_offering() -> Any:
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    if not chosen:
+        abort(404)
+    form, body = vm.take_offering(request.form, chosen)
+    if form.ok:
+        try:
+            g.api.post("/api/v1/activities/offerings", body)
+        except ApiError as error:
+            _refusal(form, error, "offering_name")
+        else:
+            flash(_("The service is offered: residents can book it."), "success")
+            return redirect(url_for("deskactivities.services", community_id=chosen), code=303)
+    return _services_page(communities, chosen, offering=form, status=400)
+
+
+@bp.post("/services/groups")
+@staff_required
+def add_group() -> Any:
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    if not chosen:
+        abort(404)
+    residents = _residents(g.api, chosen)
+    form, body = vm.take_group(request.form, chosen, residents)
+    if form.ok:
+        try:
+            g.api.post("/api/v1/activities/groups", body)
+        except ApiError as error:
+            _refusal(form, error, "group_name")
+        else:
+            flash(_("The group is started: residents can join it."), "success")
+            return redirect(url_for("deskactivities.services", community_id=chosen), code=303)
+    return _services_page(communities, chosen, group=form, status=400)

@@ -378,3 +378,45 @@ def take_post(data: Mapping[str, Any], communities: list[str], compounds: list[s
         "compound_ids": served,
     }
     return form, body
+
+
+SERVICE_KINDS = ("massage", "haircut", "handcraft", "repair", "meal_delivery", "cleaning", "health_check", "other")
+
+
+def take_offering(data: Mapping[str, Any], community_id: str) -> tuple[Form, dict[str, Any]]:
+    """A service residents book, given by a business (a barber, a canteen): what, who gives it,
+    whether at the post and/or at home. (A talent's or a group's service is offered from their own
+    records, which carry the provider's id.)"""
+    form = Form.of(data, ["offering_name", "offering_kind", "offering_description", "provider_name", "where"])
+    form.required("offering_name", _("Give the service a name"))
+    form.length("offering_name", maximum=200, label=_("The name"))
+    form.choice("offering_kind", list(SERVICE_KINDS), _("Choose the kind of service"))
+    form.length("offering_description", maximum=2000, label=_("The description"))
+    form.required("provider_name", _("Say who gives it"))
+    form.length("provider_name", maximum=200, label=_("The name"))
+    where = form.choice("where", ["post", "home", "both"], _("Choose where it is given"))
+    return form, {
+        "community_id": community_id,
+        "name": form.values["offering_name"],
+        "kind": form.values["offering_kind"],
+        "description": form.values["offering_description"],
+        "provider_type": "business",
+        "provider_name": form.values["provider_name"],
+        "at_post": where in ("post", "both"),
+        "door_to_door": where in ("home", "both"),
+    }
+
+
+def take_group(data: Mapping[str, Any], community_id: str, residents: Mapping[str, str]) -> tuple[Form, dict[str, Any]]:
+    """A mutual-aid group: its name, what it does, and the resident who coordinates it."""
+    form = Form.of(data, ["group_name", "purpose", "coordinator_id"])
+    form.required("group_name", _("Give the group a name"))
+    form.length("group_name", maximum=200, label=_("The name"))
+    form.length("purpose", maximum=5000, label=_("What it does"))
+    form.choice("coordinator_id", list(residents), _("Choose the resident who coordinates it"))
+    return form, {
+        "community_id": community_id,
+        "name": form.values["group_name"],
+        "purpose": form.values["purpose"],
+        "coordinator_id": form.values["coordinator_id"],
+    }
