@@ -461,6 +461,7 @@ def _pages_to_check(stack) -> tuple[dict[str, str], dict[str, str]]:
             **times,
         },
     )
+    staff.post(f"/api/v1/meetings/{meeting['id']}/start")  # under way: its check-in code has a screen
     activity = staff.post(
         "/api/v1/activities/",
         {
@@ -574,7 +575,9 @@ def test_every_page_of_every_role_passes_axe_in_both_languages(stack, pages):
                     "content-type", ""
                 ):
                     continue
-                assert answer.status in (200, 400), f"{role} {path}: {answer.status}"
+                if answer.status not in (200, 400):
+                    found.append(f"{role} {locale} {path}: {answer.status}")
+                    continue
                 page.goto(path)
                 if page.url in seen:
                     continue
