@@ -142,6 +142,7 @@ def build(
                     {
                         "id": place.id,
                         "name": _marker_text(place, row.name),
+                        "label": place.name,  # the short name always shown beside the marker
                         "lat": place.latitude,
                         "lon": place.longitude,
                         "kind": place.state,
@@ -156,6 +157,7 @@ def build(
             {
                 "id": post.get("id"),
                 "name": _("Service post: %(name)s", name=post.get("name") or ""),
+                "label": post.get("name") or "",
                 "lat": post["latitude"],
                 "lon": post["longitude"],
                 "kind": "post",
