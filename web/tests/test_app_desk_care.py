@@ -305,3 +305,181 @@ def test_staff_report_a_problem_in_a_residents_name(care, client):
                                      "category": "safety_hazard", "title": "Stair light out",
                                      "description": "Dark at night", "urgency": "high"}),
     ]  # fmt: skip
+
+
+def test_staff_change_an_activitys_time_and_place_and_only_the_changes_are_sent(care, client):
+    html = client.get(f"/desk/activities/{ACTIVITY}").get_data(as_text=True)
+    assert f'href="/desk/activities/{ACTIVITY}/edit"' in html
+    form = client.get(f"/desk/activities/{ACTIVITY}/edit").get_data(as_text=True)
+    # The activity's own values, its times on the city's wall clock (01:00 UTC is 09:00 in Shanghai).
+    assert 'value="2099-05-01"' in form and 'value="09:00"' in form and 'value="12:00"' in form
+    assert 'value="School field"' in form and 'name="publish"' not in form
+    fields = {"community_id": SHANGPINYUAN, "kind": "sports", "title": "Parent-child sports day", "day": "2099-05-01",
+              "start": "09:00", "end": "12:00", "capacity": "40", "place": "School field"}  # fmt: skip
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", {**fields, "start": "13:00"})
+    assert response.status_code == 400 and 'href="#end"' in response.get_data(as_text=True)
+    assert writes(care) == []
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", fields)  # nothing changed: nothing sent
+    assert response.status_code == 303 and writes(care) == []
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", {**fields, "start": "10:00", "place": "Gym"})
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/desk/activities/{ACTIVITY}")
+    assert writes(care) == [
+        ("PATCH", f"/api/v1/activities/{ACTIVITY}", {"place": "Gym", "starts_at": "2099-05-01T10:00:00+08:00"})
+    ]
+    care.fail["/" + ACTIVITY] = (422, "validation_error", {"capacity": ["fewer places than people signed up"]})
+    response = post(client, f"/desk/activities/{ACTIVITY}/edit", {**fields, "capacity": "1"})
+    assert response.status_code == 400 and 'href="#capacity"' in response.get_data(as_text=True)
+    care.activity = activity(status="cancelled")
+    assert client.get(f"/desk/activities/{ACTIVITY}/edit").status_code == 409
+
+
+POST = "a9999999-9999-4999-8999-999999999999"
+GARDEN = "abbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+
+
+@pytest.fixture
+def places(care, stub):
+    """The community's posts and coverage: the garden has no post within the walk."""
+    inner = stub.route
+
+    def route(method: str, target: str, raw: bytes, headers: dict[str, str]):
+        path = urlsplit(target).path
+        if path == "/api/v1/activities/posts" and method == "GET":
+            return (
+                200,
+                [
+                    {
+                        "id": POST,
+                        "community_id": SHANGPINYUAN,
+                        "name": "Old post",
+                        "latitude": 38.1,
+                        "longitude": 106.3,
+                        "address": "East gate",
+                        "active": True,
+                        "services": ["tea"],
+                    }
+                ],
+                {},
+            )
+        if path == f"/api/v1/activities/coverage/{SHANGPINYUAN}":
+            gap = {"compound_id": GARDEN, "name": "Shangpinyuan Garden", "covered": False}
+            return 200, {"gaps": [gap], "detail": [gap], "without_coordinates": []}, {}
+        if path == "/api/v1/directory/compounds":
+            return 200, [{"id": GARDEN, "name": "Shangpinyuan Garden", "community_id": SHANGPINYUAN}], {}
+        if path.startswith("/api/v1/activities/posts"):
+            care.sent.append((method, path, json.loads(raw) if raw else {}))
+            return (201 if method == "POST" else 200), {"id": POST, "community_id": SHANGPINYUAN}, {}
+        return inner(method, target, raw, headers)
+
+    stub.route = route
+    return care
+
+
+def test_staff_see_the_gaps_add_a_service_post_and_close_one(places, client):
+    html = client.get("/desk/posts").get_data(as_text=True)
+    assert f'data-gap="{GARDEN}"' in html and "Old post" in html and f'value="{GARDEN}"' in html
+    fields = {
+        "community_id": SHANGPINYUAN,
+        "name": "Neighbourhood post 邻里驿站",
+        "latitude": "38.1040",
+        "longitude": "106.3370",
+        "address": "North gate",
+        "opening_hours": "8-20",
+        "services": "Tea\nHaircuts\n",
+        "compound_ids": [GARDEN],
+    }
+    response = post(client, "/desk/posts", {**fields, "latitude": "north", "longitude": "200", "name": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and not places.sent
+    assert 'href="#latitude"' in html and 'href="#longitude"' in html and 'href="#name"' in html
+    response = post(client, "/desk/posts", {**fields, "compound_ids": [STRANGER]})
+    assert response.status_code == 400 and 'href="#compound_ids"' in response.get_data(as_text=True)
+    response = post(client, "/desk/posts", fields)
+    assert response.status_code == 303 and response.headers["Location"].endswith(
+        f"/desk/posts?community_id={SHANGPINYUAN}"
+    )
+    assert places.sent == [
+        (
+            "POST",
+            "/api/v1/activities/posts",
+            {
+                "community_id": SHANGPINYUAN,
+                "name": "Neighbourhood post 邻里驿站",
+                "latitude": 38.104,
+                "longitude": 106.337,
+                "address": "North gate",
+                "opening_hours": "8-20",
+                "services": ["Tea", "Haircuts"],
+                "compound_ids": [GARDEN],
+            },
+        )
+    ]
+    post(client, f"/desk/posts/{POST}/active", {"active": "no"})
+    assert places.sent[-1] == ("PATCH", f"/api/v1/activities/posts/{POST}", {"active": False})
+
+
+def test_staff_offer_a_service_at_home_and_start_a_group_with_a_coordinator(care, client):
+    html = client.get("/desk/services").get_data(as_text=True)
+    assert 'action="/desk/services/offerings"' in html and 'action="/desk/services/groups"' in html
+    assert "Grandma Wang 王奶奶" in html  # the coordinator is chosen among the residents
+    response = post(client, "/desk/services/offerings", {"community_id": SHANGPINYUAN, "offering_kind": "war"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and writes(care) == []
+    for name in ("offering_name", "offering_kind", "provider_name", "where"):
+        assert f'href="#{name}"' in html, name
+    fields = {
+        "community_id": SHANGPINYUAN,
+        "offering_name": "Haircut at home",
+        "offering_kind": "haircut",
+        "provider_name": "Xihu barber",
+        "where": "home",
+    }
+    response = post(client, "/desk/services/offerings", fields)
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"?community_id={SHANGPINYUAN}")
+    assert writes(care) == [
+        (
+            "POST",
+            "/api/v1/activities/offerings",
+            {
+                "community_id": SHANGPINYUAN,
+                "name": "Haircut at home",
+                "kind": "haircut",
+                "description": "",
+                "provider_type": "business",
+                "provider_name": "Xihu barber",
+                "at_post": False,
+                "door_to_door": True,
+            },
+        )
+    ]
+    care.sent.clear()
+    response = post(
+        client,
+        "/desk/services/groups",
+        {"community_id": SHANGPINYUAN, "group_name": "Grandmas", "coordinator_id": STRANGER},
+    )
+    assert response.status_code == 400 and 'href="#coordinator_id"' in response.get_data(as_text=True)
+    assert writes(care) == []
+    response = post(
+        client,
+        "/desk/services/groups",
+        {
+            "community_id": SHANGPINYUAN,
+            "group_name": "Caring grandmas",
+            "purpose": "Visit neighbours",
+            "coordinator_id": GRANDMA,
+        },
+    )
+    assert response.status_code == 303
+    assert writes(care) == [
+        (
+            "POST",
+            "/api/v1/activities/groups",
+            {
+                "community_id": SHANGPINYUAN,
+                "name": "Caring grandmas",
+                "purpose": "Visit neighbours",
+                "coordinator_id": GRANDMA,
+            },
+        )
+    ]

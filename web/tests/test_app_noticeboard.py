@@ -135,6 +135,7 @@ class Gateway:
 
     def __init__(self, stub, role: str = "resident") -> None:
         self.stub, self.asked, self.board_status = stub, [], 200
+        self.tokens: dict[str, bool] = {}  # path -> whether a token came with it
         changes: dict[str, Any] = {"role": role}
         if role == "street_official":
             changes.update(community_ids=[], street_id=STREET)
@@ -149,11 +150,16 @@ class Gateway:
             return self.original(method, target, raw, headers)
         self.asked.append((path, query))
         if path == "/api/v1/meetings/noticeboard":
+            self.tokens[path] = "Authorization" in headers
             if self.board_status != 200:
-                return self.stub._error(self.board_status, "forbidden")
+                return self.stub._error(self.board_status, "forbidden" if self.board_status == 403 else "not_found")
             return 200, {**BOARD, "public_only": query.get("include_private") != "true"}, {}
         if path == f"/api/v1/directory/communities/{SHANGPINYUAN}":
             return 200, {"id": SHANGPINYUAN, "name": "尚品苑社区"}, {}
+        if path in ("/api/v1/directory/communities", "/api/v1/directory/streets") and "page" in query:
+            if path.endswith("streets"):
+                return 200, [{"id": STREET, "name": "城区街道"}], {}
+            return 200, [{"id": SHANGPINYUAN, "name": "尚品苑社区", "street_id": STREET}], {}
         if path == "/api/v1/directory/communities":
             return 200, [{"id": SHANGPINYUAN, "name": "尚品苑社区"}, {"id": OTHER, "name": "西湖社区"}], {}
         if path == "/api/v1/issues/":
@@ -229,8 +235,22 @@ def test_a_street_official_chooses_the_community_first(stub, client):
     assert f"/noticeboard/{SHANGPINYUAN}" in page and f"/noticeboard/{OTHER}" in page
 
 
-def test_a_board_out_of_scope_is_refused_and_signing_in_comes_first(stub, client):
-    assert client.get("/noticeboard").status_code == 302
+def test_anyone_reads_the_public_board_without_signing_in(stub, client):
+    gateway = Gateway(stub)
+    choose = client.get("/noticeboard")
+    assert choose.status_code == 200 and f"/noticeboard/{SHANGPINYUAN}" in choose.get_data(as_text=True)
+    page = client.get(f"/noticeboard/{SHANGPINYUAN}?private=1").get_data(as_text=True)
+    # The meetings API asked without a token, for the public board only; the issues API not at all.
+    assert gateway.tokens == {"/api/v1/meetings/noticeboard": False}
+    assert ("/api/v1/meetings/noticeboard", {"community_id": SHANGPINYUAN}) in gateway.asked
+    assert not [p for p, _ in gateway.asked if p.startswith("/api/v1/issues/")]
+    assert "拆除并重建文化墙" in page and "尚品苑居民公约" in page and "文化墙险些砸到孩子" not in page
+    assert "登录后" in page and "包括不公开的会议" not in page
+    gateway.board_status = 404
+    assert client.get(f"/noticeboard/{OTHER}").status_code == 404
+
+
+def test_a_board_out_of_scope_is_refused(stub, client):
     gateway = Gateway(stub)
     sign_in(client)
     gateway.board_status = 403

@@ -228,3 +228,21 @@ def test_staff_schedule_a_proposed_meeting(staff, client):
                                                                                  "reason": "已安排维修"})  # fmt: skip
     assert declined.status_code == 303
     assert staff.sent[-1] == ("POST", f"/api/v1/meetings/proposals/{PROPOSAL}/decline", {"reason": "已安排维修"})
+
+
+def test_a_resident_withdraws_a_waiting_proposal_and_is_told_when_it_was_answered(resident, client):
+    mine = client.get("/activities/proposals").get_data(as_text=True)
+    # The waiting activity proposal and the meeting asked for can be withdrawn; the declined one not.
+    assert f'action="/activities/proposals/{PROPOSAL}/withdraw"' in mine
+    assert 'action="/activities/proposals/x/withdraw"' not in mine
+    assert f'action="/meeting-proposals/{PROPOSAL}/withdraw"' in mine and "雨季快到了" in mine
+    answer = client.post(f"/activities/proposals/{PROPOSAL}/withdraw", data={"csrf_token": csrf_of(mine)})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/activities/proposals")
+    answer = client.post(f"/meeting-proposals/{PROPOSAL}/withdraw", data={"csrf_token": csrf_of(mine)})
+    assert resident.sent == [("POST", f"/api/v1/activities/proposals/{PROPOSAL}/withdraw", {}),
+                             ("POST", f"/api/v1/meetings/proposals/{PROPOSAL}/withdraw", {})]  # fmt: skip
+    assert "您的提议已撤回。" in client.get("/activities/proposals").get_data(as_text=True)
+    resident.fail = (409, "conflict", None)
+    client.post(f"/activities/proposals/{PROPOSAL}/withdraw", data={"csrf_token": csrf_of(mine)})
+    assert "这项提议已有答复，不能再撤回。" in client.get("/activities/proposals").get_data(as_text=True)
+    assert client.post(f"/activities/proposals/{PROPOSAL}/withdraw").status_code == 400  # no CSRF token

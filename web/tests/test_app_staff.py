@@ -565,3 +565,113 @@ def test_the_exports_download_as_the_gateway_makes_them(official, client):
     assert query == {"format": "csv", "from": "2026-01-01"}
     xlsx = client.get("/overview/export.xlsx")
     assert xlsx.data.startswith(b"PK") and "spreadsheetml" in xlsx.headers["Content-Type"]
+
+
+GARDEN, BUILDING7 = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "cccccccc-cccc-4ccc-8ccc-cccccccccccc"
+
+
+def coverage(community: str, compounds: list[tuple[str, str, bool]]) -> dict[str, Any]:
+    detail = [
+        {
+            "compound_id": cid,
+            "name": name,
+            "latitude": 38.1,
+            "longitude": 106.34,
+            "covered": covered,
+            "nearest_post_id": "p-1" if covered else None,
+            "nearest_post_name": "Yucai post" if covered else None,
+            "walking_minutes": 6.4 if covered else None,
+        }
+        for cid, name, covered in compounds
+    ]
+    return {
+        "community_id": community,
+        "minutes": 15.0,
+        "compounds": len(detail),
+        "detail": detail,
+        "gaps": [d for d in detail if not d["covered"]],
+        "without_coordinates": [],
+    }
+
+
+@pytest.fixture
+def area(official, stub):
+    """The street official's map: Shangpinyuan's garden has no post within the walk and an overdue
+    issue; Yucai's Building 7 has the Yucai post six minutes away."""
+    inner = stub.route
+
+    def route(method: str, target: str, raw: bytes, headers: dict[str, str]):
+        parts = urlsplit(target)
+        path = parts.path
+        if path == "/api/v1/activities/posts":
+            official.queries.append((path, {k: v[0] for k, v in parse_qs(parts.query).items()}))
+            post = {
+                "id": "p-1",
+                "community_id": YUCAI,
+                "name": "Yucai post",
+                "latitude": 38.097,
+                "longitude": 106.341,
+                "address": "Yucai Street 3",
+                "opening_hours": "8-20",
+                "active": True,
+            }
+            return 200, [post], {}
+        if path == f"/api/v1/activities/coverage/{SHANGPINYUAN}":
+            return 200, coverage(SHANGPINYUAN, [(GARDEN, "Shangpinyuan Garden", False)]), {}
+        if path == f"/api/v1/activities/coverage/{YUCAI}":
+            if official.fail.get("coverage"):
+                return stub._error(503, "unavailable")
+            return 200, coverage(YUCAI, [(BUILDING7, "Yucai Garden (Building 7)", True)]), {}
+        return inner(method, target, raw, headers)
+
+    official.issue = issue(compound_id=GARDEN)
+    stub.route = route
+    return official
+
+
+def markers_of(html: str) -> list[dict[str, Any]]:
+    import html as entities
+
+    return json.loads(entities.unescape(re.search(r"data-markers='([^']*)'", html).group(1)))
+
+
+def test_the_map_places_overdue_issues_gaps_and_posts_and_says_the_same_in_tables(area, client):
+    response = client.get("/overview/map")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Chengqu Street 城区街道" in html
+    overdue = next(q for p, q in area.queries if p == "/api/v1/issues/")
+    assert overdue["overdue"] == "true" and overdue["street_id"] == STREET
+    assert overdue["status"] == "reported,accepted,deliberating,resolving"
+    posts = next(q for p, q in area.queries if p == "/api/v1/activities/posts")
+    assert posts["street_id"] == STREET
+    kinds = {m["kind"]: m for m in markers_of(html)}
+    # The stand-in lists the wall (overdue, at the garden) and one issue not overdue: the garden has
+    # an overdue issue (outweighing its gap), Building 7 is covered, the post is a post.
+    assert set(kinds) == {"overdue", "covered", "post"}
+    assert "Shangpinyuan Garden" in kinds["overdue"]["name"] and "Yucai post" in kinds["post"]["name"]
+    assert re.search(rf'data-compound="{GARDEN}" data-state="overdue">', html)
+    # Without JavaScript: the tables say it all, the gap named, the overdue count linked to the desk.
+    row = re.search(rf'<tr data-community="{SHANGPINYUAN}">(.*?)</tr>', html, re.S).group(1)
+    assert f'href="/desk?community_id={SHANGPINYUAN}&amp;view=overdue"' in row
+    assert "Shangpinyuan Garden" in row
+    assert "Shangpinyuan Community 尚品苑社区" in re.search(
+        r'<section aria-labelledby="gaps">(.*?)</section>', html, re.S
+    ).group(1)
+    assert 'data-post="p-1"' in html and "leaflet.js" in html
+
+
+def test_the_map_names_a_service_that_did_not_answer_and_refuses_a_community_outside_the_area(area, client):
+    area.fail["coverage"] = (503, "unavailable", None)
+    html = client.get("/overview/map").get_data(as_text=True)
+    assert 'class="banner error" role="alert"' in html
+    row = re.search(rf'<tr data-community="{YUCAI}">(.*?)</tr>', html, re.S).group(1)
+    assert row.count("—") == 2  # its compounds and gaps not known, never "none"
+    assert client.get(f"/overview/map?community_id={YUCAI}").status_code == 200
+    assert client.get("/overview/map?community_id=12345678-1234-4234-8234-123456789012").status_code == 404
+    assert client.get("/overview/map?community_id=nonsense").status_code == 404
+
+
+def test_a_resident_cannot_open_the_map(client, stub):
+    sign_in(client)
+    assert client.get("/overview/map").status_code == 403

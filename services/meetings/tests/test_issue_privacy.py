@@ -239,6 +239,9 @@ def test_the_noticeboard_withholds_the_words_of_decisions_on_a_private_issue(
     assert {a["title"] for a in decision["action_items"]} == {PRIVATE_ISSUE_TITLE}
     assert {a["title"] for a in board["open_action_items"]} == {PRIVATE_ISSUE_TITLE}
     assert "Zhang" not in response.get_data(as_text=True)
+    # Read without a sign-in (the public board): withheld the same way.
+    anonymous = client.get("/noticeboard", query_string=query)
+    assert anonymous.get_json()["decisions"] == board["decisions"] and "Zhang" not in anonymous.get_data(as_text=True)
     for headers in (staff, people["supporter"][1]):
         [decision] = client.get("/noticeboard", query_string=query, headers=headers).get_json()["decisions"]
         assert decision["motion"] == "Mr Zhang's heating is paid from the community fund"

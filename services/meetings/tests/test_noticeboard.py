@@ -152,6 +152,16 @@ def test_the_noticeboard_shows_decisions_follow_up_meetings_and_conventions(
     assert board["rules_of_procedure"] is None
     assert secret["id"] not in str(board) and private_meeting["id"] not in str(board) and hidden["id"] not in str(board)
 
+    # Without a sign-in: the same public board (the gateway passes an anonymous read on).
+    anonymous = client.get("/noticeboard", query_string={"community_id": world.community_id})
+    assert anonymous.status_code == 200, anonymous.get_json()
+    public = anonymous.get_json()
+    assert public["public_only"] is True and public["decisions"] == board["decisions"]
+    assert (public["open_action_items"], public["upcoming_meetings"]) == (
+        board["open_action_items"],
+        board["upcoming_meetings"],
+    )
+
     # Staff see the public board too, and the private part when they ask for it.
     assert (
         client.get("/noticeboard", query_string={"community_id": world.community_id}, headers=staff).get_json()[
@@ -183,7 +193,7 @@ def test_the_noticeboard_shows_decisions_follow_up_meetings_and_conventions(
 
 
 @on_both
-def test_the_noticeboard_is_for_the_community_only(client, world, staff):
+def test_the_noticeboard_is_for_the_community_and_its_public_part_for_anyone(client, world, staff):
     query = {"community_id": world.community_id}
     resident = world.headers("resident")
     private = client.get("/noticeboard", query_string=query | {"include_private": "true"}, headers=resident)
@@ -195,7 +205,10 @@ def test_the_noticeboard_is_for_the_community_only(client, world, staff):
         world.headers("agency", organisation_id=str(uuid.uuid4())),
     ):
         assert client.get("/noticeboard", query_string=query, headers=outsider).status_code == 403
-    assert client.get("/noticeboard", query_string=query).status_code == 401
+    # Without a sign-in: the public board of a community that exists, never the private part.
+    assert client.get("/noticeboard", query_string=query | {"include_private": "true"}).status_code == 401
+    assert client.get("/noticeboard", query_string={"community_id": str(uuid.uuid4())}).status_code == 404
+    assert client.get("/noticeboard", query_string=query).status_code == 200
     for bad, field in (
         ({}, "community_id"),
         ({"community_id": "wall"}, "community_id"),

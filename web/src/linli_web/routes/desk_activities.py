@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from linli_web.auth import current_user
 from linli_web.gateway_client import ApiError
@@ -86,13 +86,14 @@ def activities() -> Any:
     )  # fmt: skip
 
 
-def _new_page(form: Form, communities: list[dict[str, Any]], status: int = 200) -> Any:
+def _new_page(form: Form, communities: list[dict[str, Any]], status: int = 200, editing: Any = None) -> Any:
     return render_template(
         "desk/activities/new.html",
         form=form,
         communities=communities,
         kinds=vm.KINDS,
         audience=vm.AUDIENCE,
+        editing=editing,
     ), status
 
 
@@ -116,6 +117,34 @@ def new_activity() -> Any:
                   else _("Saved as a draft. Publish it when it is ready."), "success")  # fmt: skip
             return redirect(url_for("deskactivities.activity", activity_id=created["id"]), code=303)
     return _new_page(form, communities, 400)
+
+
+@bp.route("/activities/<uuid:activity_id>/edit", methods=["GET", "POST"])
+@staff_required
+def edit_activity(activity_id: Any) -> Any:
+    """Change an activity's kind, words, place, time, places or audience (`PATCH`); its community
+    stays. The API tells those signed up of a new time or place, and refuses a cancelled one."""
+    activity = g.api.get(f"/api/v1/activities/{activity_id}")
+    communities = [
+        c for c in scope_communities(g.api, current_user()) if c["id"] in (activity.get("community_ids") or [])
+    ]
+    if not communities or activity.get("status") == "cancelled":
+        abort(404 if not communities else 409)
+    if request.method == "GET":
+        form = Form(vm.activity_form_values(activity, communities[0]["id"], _timezone()))
+        return _new_page(form, communities, editing=activity)
+    form, body = vm.take_activity(request.form, [c["id"] for c in communities], _timezone())
+    if form.ok:
+        changes = vm.activity_changes(activity, body)
+        try:
+            if changes:
+                g.api.patch(f"/api/v1/activities/{activity_id}", changes)
+        except ApiError as error:
+            _refusal(form, error, "title")
+        else:
+            flash(_("The activity is changed.") if changes else _("Nothing was changed."), "success")
+            return redirect(url_for("deskactivities.activity", activity_id=activity_id), code=303)
+    return _new_page(form, communities, 400, editing=activity)
 
 
 def _activity_page(activity_id: str, form: Form | None = None, status: int = 200, open_form: str = "") -> Any:
@@ -461,3 +490,141 @@ def report_for() -> Any:
             flash(_("Reported in the resident's name. They are told by text message as they chose."), "success")
             return redirect(url_for("desk.issue", issue_id=created["id"]), code=303)
     return _report_page(form, communities, 400)
+
+
+# --- service posts ---------------------------------------------------------------------------------
+
+
+def _posts_page(communities: list[dict[str, Any]], chosen: str, form: Form | None = None, status: int = 200) -> Any:
+    """A community's service posts, which of its compounds have none within a 15-minute walk (the
+    gaps a new post would fill), and the form to add one."""
+    posts, coverage, compounds = g.api.gather(
+        lambda a: a.get("/api/v1/activities/posts", community_id=chosen, page_size=100) if chosen else [],
+        lambda a: a.get(f"/api/v1/activities/coverage/{chosen}", minutes=15) if chosen else None,
+        lambda a: a.get("/api/v1/directory/compounds", community_id=chosen, page_size=100) if chosen else [],
+    )
+    if isinstance(posts, ApiError):
+        raise posts
+    blank = dict.fromkeys(["name", "latitude", "longitude", "address", "opening_hours", "services", "compound_ids"], "")
+    return render_template(
+        "desk/activities/posts.html",
+        posts=sorted(posts, key=lambda p: (not p.get("active", True), p.get("name") or "")),
+        coverage=None if isinstance(coverage, ApiError) else coverage,
+        compounds=_ok(compounds, []),
+        communities=communities,
+        chosen=chosen,
+        form=form or Form({"community_id": chosen, **blank}),
+    ), status
+
+
+@bp.get("/posts")
+@staff_required
+def posts() -> Any:
+    communities = scope_communities(g.api, current_user())
+    return _posts_page(communities, _chosen(communities, request.args.get("community_id", "")))
+
+
+@bp.post("/posts")
+@staff_required
+def add_post() -> Any:
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    compounds = g.api.gather(
+        lambda a: a.get("/api/v1/directory/compounds", community_id=chosen, page_size=100) if chosen else []
+    )[0]
+    form, body = vm.take_post(request.form, [c["id"] for c in communities], [c["id"] for c in _ok(compounds, [])])
+    if form.ok:
+        try:
+            g.api.post("/api/v1/activities/posts", body)
+        except ApiError as error:
+            _refusal(form, error, "name")
+        else:
+            flash(_("The service post is added: residents find it within their 15-minute walk."), "success")
+            return redirect(url_for("deskactivities.posts", community_id=chosen), code=303)
+    return _posts_page(communities, chosen, form, 400)
+
+
+@bp.post("/posts/<uuid:post_id>/active")
+@staff_required
+def post_active(post_id: Any) -> Any:
+    """Close a post (no longer shown to residents nor counted) or open it again."""
+    active = request.form.get("active") == "yes"
+    post = g.api.patch(f"/api/v1/activities/posts/{post_id}", {"active": active})
+    flash(_("The post is open again.") if active else _("The post is closed."), "success")
+    return redirect(url_for("deskactivities.posts", community_id=post.get("community_id")), code=303)
+
+
+# --- services at home and mutual-aid groups ----------------------------------------------------------
+
+
+def _services_page(
+    communities: list[dict[str, Any]],
+    chosen: str,
+    offering: Form | None = None,
+    group: Form | None = None,
+    status: int = 200,
+) -> Any:
+    offerings, groups, residents = g.api.gather(
+        lambda a: a.get("/api/v1/activities/offerings", community_id=chosen, page_size=100) if chosen else [],
+        lambda a: a.get("/api/v1/activities/groups", community_id=chosen, page_size=100) if chosen else [],
+        lambda a: _residents(a, chosen),
+    )
+    if isinstance(offerings, ApiError):
+        raise offerings
+    return render_template(
+        "desk/activities/services.html",
+        offerings=offerings,
+        groups=_ok(groups, []),
+        residents=_ok(residents, {}),
+        communities=communities,
+        chosen=chosen,
+        kinds=vm.SERVICE_KINDS,
+        offering=offering or Form({"where": "home"}),
+        group=group or Form({}),
+    ), status
+
+
+@bp.get("/services")
+@staff_required
+def services() -> Any:
+    communities = scope_communities(g.api, current_user())
+    return _services_page(communities, _chosen(communities, request.args.get("community_id", "")))
+
+
+@bp.post("/services/offerings")
+@staff_required
+def add_offering() -> Any:
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    if not chosen:
+        abort(404)
+    form, body = vm.take_offering(request.form, chosen)
+    if form.ok:
+        try:
+            g.api.post("/api/v1/activities/offerings", body)
+        except ApiError as error:
+            _refusal(form, error, "offering_name")
+        else:
+            flash(_("The service is offered: residents can book it."), "success")
+            return redirect(url_for("deskactivities.services", community_id=chosen), code=303)
+    return _services_page(communities, chosen, offering=form, status=400)
+
+
+@bp.post("/services/groups")
+@staff_required
+def add_group() -> Any:
+    communities = scope_communities(g.api, current_user())
+    chosen = _chosen(communities, request.form.get("community_id", ""))
+    if not chosen:
+        abort(404)
+    residents = _residents(g.api, chosen)
+    form, body = vm.take_group(request.form, chosen, residents)
+    if form.ok:
+        try:
+            g.api.post("/api/v1/activities/groups", body)
+        except ApiError as error:
+            _refusal(form, error, "group_name")
+        else:
+            flash(_("The group is started: residents can join it."), "success")
+            return redirect(url_for("deskactivities.services", community_id=chosen), code=303)
+    return _services_page(communities, chosen, group=form, status=400)

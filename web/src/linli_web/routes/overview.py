@@ -11,8 +11,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, render_template, request
 from linli_web.auth import current_user
 from linli_web.gateway_client import ApiError
-from linli_web.routes.desk import staff_required
+from linli_web.routes.desk import scope_communities, staff_required
+from linli_web.viewmodels import area_map
 from linli_web.viewmodels import overview as vm
+from linli_web.viewmodels.desk import OPEN
 from linli_web.viewmodels.forms import Form
 
 bp = Blueprint("overview", __name__, url_prefix="/overview")
@@ -102,3 +104,68 @@ def export(fmt: str) -> Any:
     disposition = answer.headers.get("Content-Disposition") or f'attachment; filename="linli-overview.{fmt}"'
     response.headers["Content-Disposition"] = disposition
     return response
+
+
+@bp.get("/map")
+@staff_required
+def map_view() -> Any:
+    """Communities and compounds with overdue issues, service posts, and the compounds with no post
+    within a 15-minute walk: for the person's street (officials), the city or a street (city
+    admins), their community (staff); narrowed to one community with `community_id`."""
+    user = current_user()
+    role = user.get("role")
+    street_id = _uuid_arg("street_id") if role == "city_admin" else ""
+    if role == "street_official":
+        street_id = user.get("street_id") or ""
+    community_id = _uuid_arg("community_id")
+
+    def communities_of(a: Any) -> list[dict[str, Any]]:
+        if role == "city_admin":
+            found = a.get(
+                "/api/v1/directory/communities", page_size=100, **({"street_id": street_id} if street_id else {})
+            )
+            return sorted(found, key=lambda c: c.get("name") or "")
+        return scope_communities(a, user)
+
+    communities, streets = g.api.gather(
+        communities_of,
+        (lambda a: a.get("/api/v1/directory/streets", page_size=100)) if role == "city_admin" else (lambda a: []),
+    )
+    if isinstance(communities, ApiError):
+        raise communities
+    if community_id:
+        communities = [c for c in communities if c["id"] == community_id]
+        if not communities:
+            abort(404)
+    where: dict[str, str] = {}
+    if community_id or role == "community_staff":
+        where = {"community_id": community_id or (communities[0]["id"] if communities else "")}
+    elif street_id:
+        where = {"street_id": street_id}
+    ids = [c["id"] for c in communities]
+    answers = g.api.gather(
+        lambda a: a.get("/api/v1/activities/posts", page_size=100, **where),
+        lambda a: a.page(
+            "/api/v1/issues/", overdue="true", status=",".join(OPEN), page_size=area_map.OVERDUE_PAGE, **where
+        ),
+        *[lambda a, c=c: a.get(f"/api/v1/activities/coverage/{c}", minutes=area_map.WALK_MINUTES) for c in ids],
+    )
+    posts, overdue, *coverages = (None if isinstance(v, ApiError) else v for v in answers)
+    if posts is not None and len(ids) > 0 and not where:
+        posts = [p for p in posts if p.get("community_id") in ids]
+    page = area_map.build(communities, dict(zip(ids, coverages, strict=True)), posts, overdue)
+    street_name = ""
+    if street_id and not isinstance(streets, ApiError):
+        street_name = next((s.get("name", "") for s in streets or [] if s["id"] == street_id), "")
+    if role == "street_official" and street_id and not street_name:
+        street = g.api.gather(lambda a: a.get(f"/api/v1/directory/streets/{street_id}"))[0]
+        street_name = "" if isinstance(street, ApiError) else street.get("name", "")
+    return render_template(
+        "overview/map.html",
+        page=page,
+        role=role,
+        streets=[] if isinstance(streets, ApiError) else streets,
+        street_id=street_id,
+        street_name=street_name,
+        community=communities[0] if community_id else None,
+    )

@@ -50,8 +50,43 @@ def propose() -> Any:
 @bp.get("/activities/proposals")
 @login_required
 def mine() -> Any:
-    items = g.api.get("/api/v1/activities/proposals", page_size=50)
-    return render_template("activities/proposals.html", proposals=items)
+    """My activity proposals and the meetings I asked for, each withdrawable while it waits."""
+    items, meetings = g.api.gather(
+        lambda a: a.get("/api/v1/activities/proposals", page_size=50),
+        lambda a: a.get("/api/v1/meetings/proposals", page_size=50),
+    )
+    if isinstance(items, ApiError):
+        raise items
+    # A resident is shown their own proposals only (the APIs' rule); staff, who see the
+    # community's, answer them at the desk.
+    meetings = [] if isinstance(meetings, ApiError) else meetings
+    return render_template("activities/proposals.html", proposals=items, meeting_proposals=meetings)
+
+
+@bp.post("/activities/proposals/<uuid:proposal_id>/withdraw")
+@login_required
+def withdraw(proposal_id: Any) -> Any:
+    return _withdraw(f"/api/v1/activities/proposals/{proposal_id}/withdraw")
+
+
+@bp.post("/meeting-proposals/<uuid:proposal_id>/withdraw")
+@login_required
+def withdraw_meeting(proposal_id: Any) -> Any:
+    return _withdraw(f"/api/v1/meetings/proposals/{proposal_id}/withdraw")
+
+
+def _withdraw(path: str) -> Any:
+    """The proposer takes a waiting proposal back; the API refuses (409) one already answered, and
+    (403/404) anyone else's."""
+    try:
+        g.api.post(path)
+    except ApiError as error:
+        if error.unavailable or error.status not in (403, 404, 409):
+            raise
+        flash(_("This proposal can no longer be withdrawn: it was answered already."), "error")
+    else:
+        flash(_("Your proposal is withdrawn."), "success")
+    return redirect(url_for("proposals.mine"), code=303)
 
 
 @bp.get("/desk/proposals")

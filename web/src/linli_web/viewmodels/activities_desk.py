@@ -120,6 +120,43 @@ def take_activity(data: Mapping[str, Any], communities: list[str], timezone: str
     return form, body
 
 
+def activity_form_values(activity: Mapping[str, Any], community_id: str, timezone: str) -> dict[str, str]:
+    """An activity's fields as the form shows them: its day and times on the city's wall clock."""
+    zone = ZoneInfo(timezone)
+    starts = datetime.fromisoformat(activity["starts_at"]).astimezone(zone)
+    ends = datetime.fromisoformat(activity["ends_at"]).astimezone(zone)
+    capacity, party = activity.get("capacity"), activity.get("max_party_size")
+    return {
+        "community_id": community_id,
+        "kind": activity.get("kind") or "",
+        "title": activity.get("title") or "",
+        "description": activity.get("description") or "",
+        "place": activity.get("place") or "",
+        "day": starts.date().isoformat(),
+        "start": starts.strftime("%H:%M"),
+        "end": ends.strftime("%H:%M"),
+        "capacity": "" if capacity is None else str(capacity),
+        "max_party_size": "" if party is None else str(party),
+        "audience": ",".join(activity.get("audience") or []),
+        "publish": "",
+    }
+
+
+def activity_changes(activity: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the form changed, for `PATCH`: only those fields (an unchanged time is not sent, so those
+    signed up are not told of a change that is none)."""
+    empty: dict[str, Any] = {"description": "", "audience": []}  # what the API's null means here
+    changes: dict[str, Any] = {}
+    for name in ("kind", "title", "description", "place", "capacity", "audience", "max_party_size"):
+        current = activity.get(name)
+        if name in body and body[name] != (empty.get(name) if current is None else current):
+            changes[name] = body[name]
+    for name in ("starts_at", "ends_at"):
+        if name in body and datetime.fromisoformat(body[name]) != datetime.fromisoformat(activity[name]):
+            changes[name] = body[name]
+    return changes
+
+
 def take_signup(
     data: Mapping[str, Any], residents: Mapping[str, str], community_id: str
 ) -> tuple[Form, dict[str, Any]]:
@@ -299,3 +336,87 @@ def take_booking_for(
     if form.values["address"]:
         body["address"] = form.values["address"]
     return form, body
+
+
+def take_post(data: Mapping[str, Any], communities: list[str], compounds: list[str]) -> tuple[Form, dict[str, Any]]:
+    """A service post: its community, name, where it is (latitude and longitude of its door, WGS-84
+    as a phone's GPS gives them), address, opening hours, what it offers (one a line) and the
+    compounds it serves (ticked among the community's)."""
+    form = Form.of(data, ["community_id", "name", "latitude", "longitude", "address", "opening_hours", "services"])
+    served = [c for c in _many(data, "compound_ids") if c]
+    form.values["compound_ids"] = ",".join(served)
+    form.choice("community_id", communities, _("Choose the community"))
+    form.required("name", _("Give the post a name"))
+    form.length("name", maximum=200, label=_("The name"))
+    place: dict[str, float] = {}
+    for name, low, high, example in (("latitude", -90, 90, "38.1021"), ("longitude", -180, 180, "106.3395")):
+        raw = form.required(name, _("Enter where the post is: its latitude and longitude"))
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if not low <= value <= high:
+                form.error(name, _("Enter a number between %(low)d and %(high)d, like %(example)s",
+                                   low=low, high=high, example=example))  # fmt: skip
+            else:
+                place[name] = value
+    form.length("address", maximum=300, label=_("The address"))
+    form.length("opening_hours", maximum=500, label=_("The opening hours"))
+    services = [line.strip() for line in form.values["services"].splitlines() if line.strip()]
+    if any(len(s) > 100 for s in services):
+        form.error("services", _("Keep each service to 100 characters"))
+    if any(c not in compounds for c in served):
+        form.error("compound_ids", _("Choose the compounds from the list"))
+    body = {
+        "community_id": form.values["community_id"],
+        "name": form.values["name"],
+        **place,
+        "address": form.values["address"],
+        "opening_hours": form.values["opening_hours"],
+        "services": services,
+        "compound_ids": served,
+    }
+    return form, body
+
+
+SERVICE_KINDS = ("massage", "haircut", "handcraft", "repair", "meal_delivery", "cleaning", "health_check", "other")
+
+
+def take_offering(data: Mapping[str, Any], community_id: str) -> tuple[Form, dict[str, Any]]:
+    """A service residents book, given by a business (a barber, a canteen): what, who gives it,
+    whether at the post and/or at home. (A talent's or a group's service is offered from their own
+    records, which carry the provider's id.)"""
+    form = Form.of(data, ["offering_name", "offering_kind", "offering_description", "provider_name", "where"])
+    form.required("offering_name", _("Give the service a name"))
+    form.length("offering_name", maximum=200, label=_("The name"))
+    form.choice("offering_kind", list(SERVICE_KINDS), _("Choose the kind of service"))
+    form.length("offering_description", maximum=2000, label=_("The description"))
+    form.required("provider_name", _("Say who gives it"))
+    form.length("provider_name", maximum=200, label=_("The name"))
+    where = form.choice("where", ["post", "home", "both"], _("Choose where it is given"))
+    return form, {
+        "community_id": community_id,
+        "name": form.values["offering_name"],
+        "kind": form.values["offering_kind"],
+        "description": form.values["offering_description"],
+        "provider_type": "business",
+        "provider_name": form.values["provider_name"],
+        "at_post": where in ("post", "both"),
+        "door_to_door": where in ("home", "both"),
+    }
+
+
+def take_group(data: Mapping[str, Any], community_id: str, residents: Mapping[str, str]) -> tuple[Form, dict[str, Any]]:
+    """A mutual-aid group: its name, what it does, and the resident who coordinates it."""
+    form = Form.of(data, ["group_name", "purpose", "coordinator_id"])
+    form.required("group_name", _("Give the group a name"))
+    form.length("group_name", maximum=200, label=_("The name"))
+    form.length("purpose", maximum=5000, label=_("What it does"))
+    form.choice("coordinator_id", list(residents), _("Choose the resident who coordinates it"))
+    return form, {
+        "community_id": community_id,
+        "name": form.values["group_name"],
+        "purpose": form.values["purpose"],
+        "coordinator_id": form.values["coordinator_id"],
+    }

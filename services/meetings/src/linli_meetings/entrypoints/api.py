@@ -441,10 +441,11 @@ def withdraw_proposal(proposal_id: uuid.UUID) -> Any:
 def community_noticeboard(query: dict) -> Any:
     """The community's noticeboard (公示): decisions with their votes and action items, the action
     items still open, the meetings to come, the convention and rules in force. Public meetings only,
-    unless the staff ask for the private ones too."""
+    unless the staff ask for the private ones too. Read without a token, the public board: what
+    public meetings decided, a private issue's words withheld (as the public calendar feed)."""
     return noticeboard.noticeboard(
         _uow(),
-        require_principal(),
+        current_principal(required=False),
         str(query["community_id"]),
         limit=query["limit"],
         include_private=query["include_private"],

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from linli_kit.auth import Principal
-from linli_kit.errors import Forbidden
+from linli_kit.errors import Forbidden, NotFound, Unauthorized
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, DocumentKind, FollowUp
 from linli_meetings.service_layer import access
 from linli_meetings.service_layer.issue_privacy import PRIVATE_ISSUE_TITLE, hidden_issues, item_hidden
@@ -84,10 +84,23 @@ class Noticeboard:
 
 
 def noticeboard(
-    uow: MeetingsUnitOfWork, principal: Principal, community_id: str, *, limit: int = 20, include_private: bool = False
+    uow: MeetingsUnitOfWork,
+    principal: Principal | None,
+    community_id: str,
+    *,
+    limit: int = 20,
+    include_private: bool = False,
 ) -> Noticeboard:
+    """`principal` None: an anonymous reader, who sees the public board as the community's public
+    calendar shows its meetings (public meetings only; a private issue's words withheld)."""
     with uow:
-        access.require_community_member(principal, uow.meetings, community_id)
+        if principal is None:
+            if include_private:
+                raise Unauthorized("sign in as the community's staff to see private meetings")
+            if uow.meetings.street_of(community_id) is None:
+                raise NotFound(f"community {community_id} not found")
+        else:
+            access.require_community_member(principal, uow.meetings, community_id)
         if include_private and not access.can_manage_community(principal, uow.meetings, community_id):
             raise Forbidden("only the community's staff and the officials over it see private meetings")
         public_only = not include_private

@@ -54,11 +54,12 @@
     if (el.dataset.tiles) {
       L.tileLayer(el.dataset.tiles, { maxZoom: 19, attribution: el.dataset.attribution || "" }).addTo(map);
     }
-    var icon = L.divIcon({ className: "pin", iconSize: [18, 18] });
     var bounds = [];
     markers.forEach(function (m) {
       var at = show(m.lat, m.lon);
-      L.marker(at, { icon: icon, title: m.name, alt: m.name, keyboard: true }).addTo(map).bindTooltip(m.name, { permanent: markers.length <= 6 });
+      // A kind (an area map's overdue / gap / covered / post) is a shape and a colour in the CSS.
+      var icon = L.divIcon({ className: m.kind ? "pin pin-" + m.kind : "pin", iconSize: [18, 18] });
+      L.marker(at, { icon: icon, title: m.name, alt: m.name, keyboard: true }).addTo(map).bindTooltip(m.label || m.name, { permanent: markers.length <= 6 });
       bounds.push(at);
     });
     if (bounds.length) map.fitBounds(bounds, { padding: [40, 40], maxZoom: 17 }); else map.setView([35, 105], 4);
