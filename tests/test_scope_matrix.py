@@ -100,6 +100,8 @@ PARAMETER_THINGS = {
     "post_id": "none",
     "flag_id": "none",
     "talent_id": "none",
+    "round_id": "none",
+    "finding_id": "none",
     "match_id": "none",
     "broadcast_id": "none",
     "delivery_id": "none",

@@ -295,7 +295,7 @@ def set_publication(client, headers: dict, publication: str = "public", keys: li
     for category in client.get("/categories?include_inactive=true").get_json():
         if keys is not None and category["key"] not in keys:
             continue
-        body = {k: v for k, v in category.items() if k != "key"}
+        body = {k: v for k, v in category.items() if k not in ("key", "label")}
         response = client.put(
             f"/categories/{category['key']}", json={**body, "publication": publication}, headers=headers
         )
