@@ -68,8 +68,11 @@ EXEMPT: dict[tuple[str, str], str] = {
 # They are still sent by every role and must not fail; Nanmen's issues, people and meetings must
 # not be in them, which the search checks.
 # Calendars are public too: a published activity's and a public meeting's .ics (and a community's
-# feed of them) are made to be subscribed to without an account.
-PUBLIC_READS = re.compile(r"^/api/v1/directory/|^/api/v1/issues/categories$|^/api/v1/meetings/types$|\.ics$")
+# feed of them) are made to be subscribed to without an account, and so is a community's public
+# noticeboard (公示): what its public meetings decided, read without signing in.
+PUBLIC_READS = re.compile(
+    r"^/api/v1/directory/|^/api/v1/issues/categories$|^/api/v1/meetings/types$|\.ics$|^/api/v1/meetings/noticeboard$"
+)
 
 # Path parameters: which seeded thing fills each, by name; a few names mean different things on
 # different paths (an agenda item or an action item), told apart by the path.

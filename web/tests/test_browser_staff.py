@@ -289,12 +289,13 @@ def test_the_street_overview_equals_the_api_drills_down_to_an_issue_and_exports(
         page.get_by_role("link", name="CSV").click()
     path = got.value.path()
     rows = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8-sig"))))
-    assert rows[0][:2] == ["community_id", "community_name"] and len(rows) == 4
+    # The files speak the reader's language (Chinese, the default): the figures' names head the columns.
+    assert rows[0][:2] == ["社区编号", "社区"] and len(rows) == 4
     assert got.value.suggested_filename.endswith(".csv")
     with page.expect_download() as got:
         page.get_by_role("link", name="Excel").click()
     book = load_workbook(io.BytesIO(Path(got.value.path()).read_bytes()))  # (the saved file has no extension)
-    assert book.sheetnames == ["communities", "monthly"]
+    assert book.sheetnames == ["社区", "按月"]
 
     # Drill down: the street → Shangpinyuan → its open issues → one issue.
     page.locator("#community-table").get_by_role("link", name=re.compile("Shangpinyuan")).click()

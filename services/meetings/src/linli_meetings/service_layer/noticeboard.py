@@ -98,7 +98,7 @@ def noticeboard(
             if include_private:
                 raise Unauthorized("sign in as the community's staff to see private meetings")
             if uow.meetings.street_of(community_id) is None:
-                raise NotFound(f"community {community_id} not found")
+                raise NotFound("community {community_id} not found", community_id=community_id)
         else:
             access.require_community_member(principal, uow.meetings, community_id)
         if include_private and not access.can_manage_community(principal, uow.meetings, community_id):
