@@ -108,7 +108,13 @@ def noticeboard(
         rows = uow.meetings.recorded_decisions(community_id, public_only=public_only, limit=limit)
         items = uow.meetings.action_items_of([d.id for d, _ in rows])
         open_items = uow.meetings.open_action_items(community_id, public_only=public_only, limit=100)
-        upcoming = uow.meetings.upcoming(community_id, uow.now(), public_only=public_only, limit=limit)
+        # A visitor who has not signed in is not shown the meetings to come: their agendas name the
+        # community's issues by id (public meetings are in the community's .ics calendar instead).
+        upcoming = (
+            []
+            if principal is None
+            else uow.meetings.upcoming(community_id, uow.now(), public_only=public_only, limit=limit)
+        )
         # What is on a private issue the caller may not read shows a placeholder, never its words.
         hidden = hidden_issues(
             uow,
