@@ -21,7 +21,7 @@ from linli_activities.domain.care import (
     MatchStatus,
     Vetting,
 )
-from linli_activities.entrypoints.common import Instant, Redacted, Text, config, plain, uow
+from linli_activities.entrypoints.common import Instant, Redacted, Text, config, page_of, paged, plain, uow
 from linli_activities.service_layer import care
 from linli_kit.schemas import BoundedDate, DisplayLabel
 from linli_kit.web import require_principal
@@ -31,16 +31,6 @@ blp = Blueprint("care", __name__, url_prefix="/", description="Mutual aid, talen
 VETTING = (Vetting.PENDING, Vetting.APPROVED, Vetting.DECLINED)
 MATCH_STATUSES = (MatchStatus.PROPOSED, MatchStatus.ACCEPTED, MatchStatus.DECLINED)
 BOOKING_STATUSES = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.CANCELLED)
-
-
-def _paged(pagination_parameters: Any, result: tuple[list, int]) -> list:
-    items, total = result
-    pagination_parameters.item_count = total
-    return items
-
-
-def _page(pagination_parameters: Any) -> dict[str, int]:
-    return {"offset": pagination_parameters.first_item, "limit": pagination_parameters.page_size}
 
 
 # --- schemas ----------------------------------------------------------------------------------------
@@ -362,9 +352,9 @@ class Groups(MethodView):
     @blp.response(200, GroupSchema(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            care.list_groups(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+            care.list_groups(uow(), require_principal(), **plain(filters), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(GroupSchema)
@@ -384,9 +374,9 @@ class Members(MethodView):
     @blp.response(200, MemberSchema(many=True))
     @blp.paginate()
     def get(self, group_id: Any, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            care.list_members(uow(), require_principal(), str(group_id), **_page(pagination_parameters)),
+            care.list_members(uow(), require_principal(), str(group_id), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(MemberSchema)
@@ -406,9 +396,9 @@ class Help(MethodView):
     @blp.response(200, HelpSchema(many=True))
     @blp.paginate()
     def get(self, group_id: Any, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            care.list_help(uow(), require_principal(), str(group_id), **_page(pagination_parameters)),
+            care.list_help(uow(), require_principal(), str(group_id), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(HelpSchema)
@@ -429,8 +419,9 @@ class Talents(MethodView):
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
         principal = require_principal()
-        items = _paged(
-            pagination_parameters, care.list_talents(uow(), principal, **plain(filters), **_page(pagination_parameters))
+        items = paged(
+            pagination_parameters,
+            care.list_talents(uow(), principal, **plain(filters), **page_of(pagination_parameters)),
         )
         staff = care.sees_contacts(principal)
         return [_talent_as_seen(t, staff or t.user_id == principal.user_id) for t in items]
@@ -486,9 +477,9 @@ def suggest_talents(query: dict) -> list[dict]:
 @blp.paginate()
 def list_matches(filters: dict, pagination_parameters: Any) -> list:
     """Staff: the matches of their scope. A talent: what they were asked to help with."""
-    return _paged(
+    return paged(
         pagination_parameters,
-        care.list_matches(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+        care.list_matches(uow(), require_principal(), **plain(filters), **page_of(pagination_parameters)),
     )
 
 
@@ -519,9 +510,9 @@ class Offerings(MethodView):
     @blp.response(200, OfferingSchema(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            care.list_offerings(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+            care.list_offerings(uow(), require_principal(), **plain(filters), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(OfferingSchema)
@@ -536,9 +527,9 @@ class Bookings(MethodView):
     @blp.response(200, BookingSchema(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            care.list_bookings(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+            care.list_bookings(uow(), require_principal(), **plain(filters), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(BookingSchema)
@@ -587,9 +578,9 @@ class Support(MethodView):
     @blp.response(200, SupportSchema(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            care.list_support(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+            care.list_support(uow(), require_principal(), **plain(filters), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(SupportSchema)
@@ -624,9 +615,9 @@ class Visits(MethodView):
     @blp.response(200, VisitSchema(many=True))
     @blp.paginate()
     def get(self, flag_id: Any, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            care.list_visits(uow(), require_principal(), str(flag_id), **_page(pagination_parameters)),
+            care.list_visits(uow(), require_principal(), str(flag_id), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(VisitSchema)
@@ -644,9 +635,9 @@ class Visits(MethodView):
 def visit_queue(filters: dict, pagination_parameters: Any) -> list[dict]:
     """Overdue visits, most overdue first (with `within_days`, also those due soon): community
     staff see their communities'; a visitor, the visits given to them."""
-    items = _paged(
+    items = paged(
         pagination_parameters,
-        care.visit_queue(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+        care.visit_queue(uow(), require_principal(), **plain(filters), **page_of(pagination_parameters)),
     )
     return [
         {

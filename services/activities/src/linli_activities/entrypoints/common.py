@@ -26,6 +26,18 @@ def config() -> ActivitiesConfig:
     return current_app.extensions["activities.config"]
 
 
+def paged(pagination_parameters: Any, result: tuple[list, int]) -> list:
+    """A page of a list use case's (items, total): the total goes to the X-Pagination header."""
+    items, total = result
+    pagination_parameters.item_count = total
+    return items
+
+
+def page_of(pagination_parameters: Any) -> dict[str, int]:
+    """The offset and limit a list use case takes, from flask-smorest's pagination parameters."""
+    return {"offset": pagination_parameters.first_item, "limit": pagination_parameters.page_size}
+
+
 def plain(value: Any) -> Any:
     """UUIDs from the schemas as the strings the core stores, inside dicts and lists too."""
     if isinstance(value, uuid.UUID):

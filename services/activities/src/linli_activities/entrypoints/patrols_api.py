@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
 from linli_activities.domain.patrols import DEFAULT_FINDING_CATEGORY, MAX_ROUND_HOURS, MAX_ROUND_MEMBERS, URGENCIES
-from linli_activities.entrypoints.common import Instant, Text, plain, uow
+from linli_activities.entrypoints.common import Instant, Text, page_of, paged, plain, uow
 from linli_activities.service_layer import patrols
 from linli_kit.web import require_principal
 
@@ -88,16 +88,6 @@ class PatrolFiguresSchema(Schema):
     issues_raised = fields.Integer(required=True)
 
 
-def _paged(pagination_parameters: Any, result: tuple[list, int]) -> list:
-    items, total = result
-    pagination_parameters.item_count = total
-    return items
-
-
-def _page(pagination_parameters: Any) -> dict[str, int]:
-    return {"offset": pagination_parameters.first_item, "limit": pagination_parameters.page_size}
-
-
 @blp.route("/groups/<uuid:group_id>/patrols")
 class Rota(MethodView):
     @blp.arguments(RotaFilter, location="query")
@@ -105,9 +95,9 @@ class Rota(MethodView):
     @blp.paginate()
     def get(self, filters: dict, group_id: Any, pagination_parameters: Any) -> list:
         """The group's rota, in time order."""
-        return _paged(
+        return paged(
             pagination_parameters,
-            patrols.rota(uow(), require_principal(), str(group_id), **filters, **_page(pagination_parameters)),
+            patrols.rota(uow(), require_principal(), str(group_id), **filters, **page_of(pagination_parameters)),
         )
 
     @blp.arguments(RoundSchema)
@@ -143,9 +133,9 @@ class Findings(MethodView):
     @blp.response(200, FindingSchema(many=True))
     @blp.paginate()
     def get(self, round_id: Any, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            patrols.list_findings(uow(), require_principal(), str(round_id), **_page(pagination_parameters)),
+            patrols.list_findings(uow(), require_principal(), str(round_id), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(FindingSchema)

@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from linli_activities.domain.activities import AUDIENCES, KINDS, ORGANISER_TYPES
 from linli_activities.domain.programmes import FREQUENCIES, MAX_OCCURRENCES, WEEKDAYS
-from linli_activities.entrypoints.common import Instant, Text, plain, uow
+from linli_activities.entrypoints.common import Instant, Text, page_of, paged, plain, uow
 from linli_activities.service_layer import programmes
 from linli_kit.schemas import BoundedDate, DisplayLabel
 from linli_kit.web import require_principal
@@ -137,25 +137,15 @@ def _series_out(result: tuple[Any, int]) -> dict[str, Any]:
     return {**out, "occurrences": count}
 
 
-def _paged(pagination_parameters: Any, result: tuple[list, int]) -> list:
-    items, total = result
-    pagination_parameters.item_count = total
-    return items
-
-
-def _page(pagination_parameters: Any) -> dict[str, int]:
-    return {"offset": pagination_parameters.first_item, "limit": pagination_parameters.page_size}
-
-
 @blp.route("/series")
 class Series(MethodView):
     @blp.arguments(SeriesFilter, location="query")
     @blp.response(200, SeriesSchema(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
-        items = _paged(
+        items = paged(
             pagination_parameters,
-            programmes.list_series(uow(), require_principal(), **plain(filters), **_page(pagination_parameters)),
+            programmes.list_series(uow(), require_principal(), **plain(filters), **page_of(pagination_parameters)),
         )
         return [_series_out(item) for item in items]
 
@@ -201,9 +191,9 @@ class Festivals(MethodView):
     @blp.response(200, FestivalSchema(many=True))
     @blp.paginate()
     def get(self, pagination_parameters: Any) -> list:
-        return _paged(
+        return paged(
             pagination_parameters,
-            programmes.list_festivals(uow(), require_principal(), **_page(pagination_parameters)),
+            programmes.list_festivals(uow(), require_principal(), **page_of(pagination_parameters)),
         )
 
     @blp.arguments(FestivalSchema)
