@@ -52,3 +52,34 @@ def test_the_outbox_trigger_notifies_on_insert(database):
         assert [(n.channel, n.payload) for n in notes] == [("linli_outbox", "outbox")]
     finally:
         listener.close()
+
+
+def test_events_confirmed_while_their_marking_fails_are_marked_later_not_published_again(
+    database, amqp_url, bus_names, tap, threads
+):
+    # The database refuses the first marking (as when PostgreSQL restarts between the broker's
+    # confirm and the mark): the broker has the events; they are marked once it is back, never sent twice.
+    # A sequence counts the attempts: unlike a table, it is not rolled back with the refused one.
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SEQUENCE mark_attempts")
+        conn.exec_driver_sql(
+            "CREATE FUNCTION refuse_first_mark() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('mark_attempts') = 1 THEN RAISE EXCEPTION 'the database is going away'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_first_mark BEFORE UPDATE ON outbox FOR EACH STATEMENT "
+            "EXECUTE FUNCTION refuse_first_mark()"
+        )
+    relay = probe.relay_for(database, amqp_url, bus_names)
+    threads(relay.run)
+    event_ids = probe.write_events(database, [1, 2, 3])
+    eventually(lambda: unpublished(database) == 0, timeout=30, what="the events marked published")
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT last_value FROM mark_attempts").scalar() >= 2  # it did refuse once
+    received: list = []
+    eventually(lambda: received.extend(tap.drain()) or len(received) >= 3, what="the events on the broker")
+    # Whatever else was to come has come by the time a last event, published after them, arrives.
+    [last] = probe.write_events(database, [4])
+    eventually(lambda: received.extend(tap.drain()) or last in [p.message_id for p in received], what="the last")
+    assert sorted(p.message_id for p in received) == sorted([*event_ids, last])

@@ -292,6 +292,9 @@ class _RelayLink:
         self.channel: Any = None
         self.next_tag = 0
         self.batches: deque[_Batch] = deque()  # oldest first
+        # Batches the broker confirmed whose marking failed (the database went away): marked first
+        # once it is back, before anything is read, so they are not published a second time.
+        self.confirmed_unmarked: list[_Batch] = []
         self.returned: dict[str, str] = {}  # event id -> exchange that returned it (unroutable)
         self.poll_timer: Any = None
         self.poll_due = 0.0
@@ -434,6 +437,7 @@ class _RelayLink:
                 self._schedule(self.relay.standby_seconds)
                 return
             self._listen()
+            self._mark_confirmed_unmarked()
             rows = self._read()
         except SQLAlchemyError as exc:
             self._database_failed("outbox read failed", exc)
@@ -636,7 +640,9 @@ class _RelayLink:
                 self.published += len(batch.acked)
                 EVENTS_PUBLISHED.labels(self.relay.service).inc(len(batch.acked))
             except SQLAlchemyError as exc:
-                # The events did reach the broker; they will be sent again and deduplicated downstream.
+                # The events did reach the broker: remembered, and marked when the database is back.
+                # (Should this process stop first, they go out again and are deduplicated downstream.)
+                self.confirmed_unmarked.append(batch)
                 self._database_failed("marking outbox rows failed", exc)
                 return
         if batch.lost_unrouted:
@@ -670,6 +676,14 @@ class _RelayLink:
             self.refused_backoff.reset()
             self.refused_since = None
             self._schedule(0 if batch.full else self.relay.busy_poll_seconds)
+
+    def _mark_confirmed_unmarked(self) -> None:
+        while self.confirmed_unmarked:
+            batch = self.confirmed_unmarked[0]
+            self._mark_published(batch)
+            self.confirmed_unmarked.pop(0)
+            self.published += len(batch.acked)
+            EVENTS_PUBLISHED.labels(self.relay.service).inc(len(batch.acked))
 
     def _mark_published(self, batch: _Batch) -> None:
         """Mark the acked rows in one short write transaction; rows of personal event types lose
