@@ -160,6 +160,13 @@ def test_the_noticeboard_shows_decisions_follow_up_meetings_and_conventions(
     assert public["open_action_items"] == board["open_action_items"]
     # The meetings to come are for the community (their agendas name its issues); visitors have the .ics.
     assert public["upcoming_meetings"] == [] and board["upcoming_meetings"]
+    # A resident of the next community, signed in, reads exactly what a visitor reads.
+    neighbour = world.headers("resident", community_id=world.other_community_id)
+    from_next_door = client.get("/noticeboard", query_string={"community_id": world.community_id}, headers=neighbour)
+    assert from_next_door.status_code == 200
+    assert {k: v for k, v in from_next_door.get_json().items() if k != "generated_at"} == {
+        k: v for k, v in public.items() if k != "generated_at"
+    }
 
     # Staff see the public board too, and the private part when they ask for it.
     assert (
@@ -197,17 +204,28 @@ def test_the_noticeboard_is_for_the_community_and_its_public_part_for_anyone(cli
     resident = world.headers("resident")
     private = client.get("/noticeboard", query_string=query | {"include_private": "true"}, headers=resident)
     assert private.status_code == 403
+    # Without a sign-in: the public board of a community that exists, never the private part.
+    assert client.get("/noticeboard", query_string=query | {"include_private": "true"}).status_code == 401
+    assert client.get("/noticeboard", query_string={"community_id": str(uuid.uuid4())}).status_code == 404
+    visitor = client.get("/noticeboard", query_string=query)
+    assert visitor.status_code == 200
+    # Signed in from elsewhere: the same public board a visitor reads (signing in never shows less),
+    # and still never the private part.
     for outsider in (
         world.headers("resident", community_id=world.other_community_id),
         world.headers("community_staff", community_id=world.other_community_id),
         world.headers("street_official", street_id=world.other_street_id),
         world.headers("agency", organisation_id=str(uuid.uuid4())),
     ):
-        assert client.get("/noticeboard", query_string=query, headers=outsider).status_code == 403
-    # Without a sign-in: the public board of a community that exists, never the private part.
-    assert client.get("/noticeboard", query_string=query | {"include_private": "true"}).status_code == 401
-    assert client.get("/noticeboard", query_string={"community_id": str(uuid.uuid4())}).status_code == 404
-    assert client.get("/noticeboard", query_string=query).status_code == 200
+        board = client.get("/noticeboard", query_string=query, headers=outsider)
+        assert board.status_code == 200
+        assert {k: v for k, v in board.get_json().items() if k != "generated_at"} == {
+            k: v for k, v in visitor.get_json().items() if k != "generated_at"
+        }
+        private_asked = client.get("/noticeboard", query_string=query | {"include_private": "true"}, headers=outsider)
+        assert private_asked.status_code == 403
+        unknown = client.get("/noticeboard", query_string={"community_id": str(uuid.uuid4())}, headers=outsider)
+        assert unknown.status_code == 404
     for bad, field in (
         ({}, "community_id"),
         ({"community_id": "wall"}, "community_id"),

@@ -102,9 +102,14 @@ def require_manager(principal: Principal, repo: MeetingRepository, community_id:
         raise Forbidden("outside your community scope")
 
 
+def is_community_member(principal: Principal, repo: MeetingRepository, community_id: str) -> bool:
+    """Whether the caller's scope covers the community (an agency's never does)."""
+    return principal.role != Role.AGENCY and principal.can_access_community(community_id, repo.street_of)
+
+
 def require_community_member(principal: Principal, repo: MeetingRepository, community_id: str) -> None:
     """Reading a community's documents or candidate items: anyone whose scope covers it."""
-    if principal.role == Role.AGENCY or not principal.can_access_community(community_id, repo.street_of):
+    if not is_community_member(principal, repo, community_id):
         raise Forbidden("outside your community scope")
 
 

@@ -92,15 +92,19 @@ def noticeboard(
     include_private: bool = False,
 ) -> Noticeboard:
     """`principal` None: an anonymous reader, who sees the public board as the community's public
-    calendar shows its meetings (public meetings only; a private issue's words withheld)."""
+    calendar shows its meetings (public meetings only; a private issue's words withheld). A signed-in
+    caller whose scope does not cover the community (a resident of the next community, an agency)
+    reads that same public board: signing in never shows less than signing out."""
     with uow:
+        if principal is not None and not access.is_community_member(principal, uow.meetings, community_id):
+            if include_private:
+                raise Forbidden("outside your community scope")
+            principal = None
         if principal is None:
             if include_private:
                 raise Unauthorized("sign in as the community's staff to see private meetings")
             if uow.meetings.street_of(community_id) is None:
                 raise NotFound("community {community_id} not found", community_id=community_id)
-        else:
-            access.require_community_member(principal, uow.meetings, community_id)
         if include_private and not access.can_manage_community(principal, uow.meetings, community_id):
             raise Forbidden("only the community's staff and the officials over it see private meetings")
         public_only = not include_private
