@@ -241,3 +241,7 @@ def test_a_gateway_error_is_chinese_by_default_and_english_on_request(street):
         "/api/v1/directory/streets/00000000-0000-0000-0000-000000000000", headers=admin | {"Accept-Language": "zh-Hans"}
     )
     assert missing.status_code == 404 and missing.get_json()["error"]["message"].startswith("找不到")
+    # The thing a message names is in Chinese words too, not its English code.
+    assert missing.get_json()["error"]["message"] == "找不到街道 00000000-0000-0000-0000-000000000000"
+    english = client.get("/api/v1/directory/streets/00000000-0000-0000-0000-000000000000", headers=admin).get_json()
+    assert english["error"]["message"] == "street 00000000-0000-0000-0000-000000000000 not found"

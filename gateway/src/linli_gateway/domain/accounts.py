@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Text
+from linli_kit.errors import Label, Text
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
@@ -164,7 +164,7 @@ def check_may_create(
         if not community_ids or any(c not in creator.community_ids for c in community_ids):
             raise AccountError("forbidden", "outside your community")
         return
-    raise AccountError("forbidden", Text("role {role} may not create accounts", role=creator.role.value))
+    raise AccountError("forbidden", Text("role {role} may not create accounts", role=Label("role", creator.role)))
 
 
 def check_scope_shape(

@@ -32,7 +32,7 @@ from linli_gateway.domain.directory import ORGANISATION_KINDS_OF_ROLE, Community
 from linli_gateway.service_layer.directory import may_manage_organisation, places_of
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.auth import STAFF_ROLES, Principal, Role, TokenSigner
-from linli_kit.errors import Text
+from linli_kit.errors import Label, Text
 from linli_kit.events import Event, new_event
 
 API_CLIENT_TOKEN_TTL = timedelta(minutes=5)
@@ -125,7 +125,9 @@ def register_user(
         elif role == Role.RESIDENT and organisation_id is not None:
             organisation_name = _committee_of_member(uow, creator, organisation_id, community_ids)
         elif organisation_id is not None:
-            raise AccountError("invalid", Text("a {role} acts for no organisation", role=role), "organisation_id")
+            raise AccountError(
+                "invalid", Text("a {role} acts for no organisation", role=Label("role", role)), "organisation_id"
+            )
         if normalised and uow.accounts.user_by_phone(normalised):
             raise AccountError("conflict", "an account with this phone number exists", "phone")
         if street_id is None and role in {Role.RESIDENT, Role.COMMUNITY_STAFF} and community_ids:
@@ -165,7 +167,10 @@ def _organisation_of_account(
         raise AccountError(
             "invalid",
             Text(
-                "a {role} acts for a {kinds}, not a {kind}", role=role, kinds=" or ".join(kinds), kind=organisation.kind
+                "a {role} acts for a {kinds}, not a {kind}",
+                role=Label("role", role),
+                kinds=Label("organisation_kinds_of_role", role),
+                kind=Label("organisation_kind", organisation.kind),
             ),
             "organisation_id",
         )
@@ -207,7 +212,10 @@ def _committee_of_member(
     if organisation.kind != "owners_committee":
         raise AccountError(
             "invalid",
-            Text("a resident acts only for an owners' committee, not a {kind}", kind=organisation.kind),
+            Text(
+                "a resident acts only for an owners' committee, not a {kind}",
+                kind=Label("organisation_kind", organisation.kind),
+            ),
             "organisation_id",
         )
     if not organisation.active:

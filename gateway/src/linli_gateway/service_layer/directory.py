@@ -9,7 +9,7 @@ from linli_gateway import SERVICE
 from linli_gateway.domain.directory import Community, Compound, Organisation, Street, check_organisation_shape
 from linli_gateway.service_layer.unit_of_work import GatewayUnitOfWork
 from linli_kit.auth import Principal, Role
-from linli_kit.errors import Conflict, Forbidden, Invalid, NotFound, Text
+from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound, Text
 from linli_kit.events import Event, new_event
 
 
@@ -101,7 +101,7 @@ def update_street(uow: GatewayUnitOfWork, principal: Principal, street_id: str, 
     principal.require_role(Role.CITY_ADMIN)
     with uow:
         street = _get(uow, Street, street_id)
-        _check_unique(uow, street, "street", name=changes.get("name"), city=changes.get("city") or street.city)
+        _check_unique(uow, street, "city", name=changes.get("name"), city=changes.get("city") or street.city)
         if street.change(**changes):
             uow.publish(street_event(street))
         uow.commit()
@@ -280,7 +280,7 @@ def _forbidden_organisation(kind: str) -> Forbidden:
     return Forbidden(
         "you may not manage this {kind}: a city admin manages city-wide bodies, a street official their "
         "street's, community staff the property companies, owners' committees and party bodies of their community",
-        kind=kind,
+        kind=Label("organisation_kind", kind),
     )
 
 
@@ -385,7 +385,11 @@ def update_organisation(
             if kind != "property_company":
                 raise Invalid(
                     "only a property company's compounds change",
-                    fields={"compound_ids": [Text("the compounds of a {kind} do not change", kind=kind)]},
+                    fields={
+                        "compound_ids": [
+                            Text("the compounds of a {kind} do not change", kind=Label("organisation_kind", kind))
+                        ]
+                    },
                 )
             changed = sorted(set(compound_ids) ^ set(organisation.compound_ids))
             if not may_manage_organisation(principal, kind, places_of(uow, organisation, changed)) and not whole:
@@ -434,9 +438,13 @@ def _check_unique_organisation(
             Organisation, name, kind=kind, street_id=organisation.street_id, community_id=organisation.community_id
         )
     if other is not None and other.id != organisation.id:
-        hint = f" (id {other.id}: bind your compounds to it)" if kind == "property_company" else ""
+        hint = Text(" (id {id}: bind your compounds to it)", id=other.id) if kind == "property_company" else ""
         raise Conflict(
-            "a {kind} named {name!r} exists{hint}", fields={"name": ["already exists"]}, kind=kind, name=name, hint=hint
+            "a {kind} named {name!r} exists{hint}",
+            fields={"name": ["already exists"]},
+            kind=Label("organisation_kind", kind),
+            name=name,
+            hint=hint,
         )
     taken = {
         compound: holder
@@ -444,7 +452,7 @@ def _check_unique_organisation(
         if holder != organisation.id
     }
     if taken:
-        body = "property company" if kind == "property_company" else "owners' committee"
+        body = Label("organisation_kind", kind)
         raise Conflict(
             "a compound has its {body} already",
             fields={"compound_ids": [f"{c} already has one ({holder})" for c, holder in sorted(taken.items())]},
@@ -464,8 +472,8 @@ def _check_unique(uow: GatewayUnitOfWork, entry: Any, parent_name: str, *, name:
         raise Conflict(
             "the {parent_name} already has a {kind} named {target!r}",
             fields={"name": ["already exists"]},
-            parent_name=parent_name,
-            kind=kind,
+            parent_name=Label("directory_entry", parent_name),
+            kind=Label("directory_entry", kind),
             target=target,
         )
 
@@ -473,5 +481,7 @@ def _check_unique(uow: GatewayUnitOfWork, entry: Any, parent_name: str, *, name:
 def _get(uow: GatewayUnitOfWork, kind: type, entry_id: str) -> Any:
     entry = uow.directory.get(kind, entry_id)
     if entry is None:
-        raise NotFound("{kind} {entry_id} not found", kind=kind.__name__.lower(), entry_id=entry_id)
+        raise NotFound(
+            "{kind} {entry_id} not found", kind=Label("directory_entry", kind.__name__.lower()), entry_id=entry_id
+        )
     return entry

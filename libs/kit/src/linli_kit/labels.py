@@ -91,6 +91,37 @@ LABELS: dict[str, dict[str, str]] = {
         "accepted": NC_("match_status", "Accepted"),
         "declined": NC_("match_status", "Declined"),
     },
+    # Codes that messages name ("role {role} may not ...", "a {kind} named ... exists"): a Chinese
+    # message shows their words, not the English code.
+    "role": {
+        "resident": NC_("role", "resident"),
+        "community_staff": NC_("role", "community staff"),
+        "property_manager": NC_("role", "property manager"),
+        "agency": NC_("role", "agency"),
+        "street_official": NC_("role", "street official"),
+        "city_admin": NC_("role", "city admin"),
+        "api_client": NC_("role", "API client"),
+    },
+    "organisation_kind": {
+        "property_company": NC_("organisation_kind", "property company"),
+        "owners_committee": NC_("organisation_kind", "owners' committee"),
+        "bureau": NC_("organisation_kind", "bureau"),
+        "agency": NC_("organisation_kind", "agency"),
+        "party_organisation": NC_("organisation_kind", "party organisation"),
+        "party_branch": NC_("organisation_kind", "party branch"),
+    },
+    # The organisations an account of a role may act for, as one phrase.
+    "organisation_kinds_of_role": {
+        "property_manager": NC_("organisation_kinds_of_role", "property company"),
+        "agency": NC_("organisation_kinds_of_role", "bureau or agency"),
+    },
+    "directory_entry": {
+        "city": NC_("directory_entry", "city"),
+        "street": NC_("directory_entry", "street"),
+        "community": NC_("directory_entry", "community"),
+        "compound": NC_("directory_entry", "compound"),
+        "organisation": NC_("directory_entry", "organisation"),
+    },
 }
 
 # The statistics' figures by `<service>.<figure>[.<key>]` (the columns of the exports), and the leading
