@@ -24,6 +24,12 @@ the answer's size and the load average; never asserts on time.
 
     .venv/bin/python bench/city_overview.py [--communities 10000] [--issues 2000000] [--runs 20]
     .venv/bin/python bench/city_overview.py --communities 300 --issues 30000 --runs 10   # develop
+
+Generating the full city takes long. `--city NAME` keeps its databases (`lt_city_<NAME>_<service>`)
+after the run and uses them again on the next run with the same name and sizes: then each database
+is only brought to its newest migration and every service's read models are built again from the
+history (`rebuild-counts`, timed), so a change of code is measured on the same city. `--generate-only`
+stops after generating; `--drop-city` removes a kept city.
 """
 
 from __future__ import annotations
@@ -118,6 +124,79 @@ def seed_gateway(url: str, street_of: dict[str, str]) -> None:
     engine.dispose()
 
 
+class KeptDatabases:
+    """The databases of a city kept between runs: named after the city, created once, never dropped
+    by the run (`--drop-city` drops them). Same interface as `infra.PostgresDatabases`."""
+
+    def __init__(self, admin_url: str, city: str) -> None:
+        self.admin_url = admin_url
+        self.city = city
+
+    def name(self, label: str) -> str:
+        return f"lt_city_{self.city}_{label}".lower()
+
+    def exists(self, label: str) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.name(label),)).fetchone()
+        return found is not None
+
+    def create(self, label: str) -> str:
+        import psycopg
+        from psycopg import sql
+
+        if not self.exists(label):
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name(label))))
+        from urllib.parse import urlparse
+
+        return urlparse(self.admin_url)._replace(scheme="postgresql+psycopg", path=f"/{self.name(label)}").geturl()
+
+    def drop_all(self) -> None:
+        """A kept city stays: only `drop` removes it."""
+
+    def drop(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for service in ("gateway", *SERVICES):
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name(service)))
+                )
+
+
+def generated_city(url: str) -> tuple[int, int] | None:
+    """(communities, issues) of a kept city whose generation finished, or None."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT communities, issues FROM bench_city")).first()
+    except Exception:  # noqa: BLE001 - no such table: the generation never finished
+        row = None
+    engine.dispose()
+    return None if row is None else (row[0], row[1])
+
+
+def mark_generated(url: str, communities: int, issues: int) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_city (communities integer, issues integer)"))
+        conn.execute(text("DELETE FROM bench_city"))
+        conn.execute(text("INSERT INTO bench_city VALUES (:c, :i)"), {"c": communities, "i": issues})
+    engine.dispose()
+
+
+def rebuild_read_models(platform: object, service: str) -> str:
+    """`linli-<service> rebuild-counts` where the service has it: the read models from the history."""
+    started = time.perf_counter()
+    result = platform.command(service, "rebuild-counts", check=False)  # type: ignore[attr-defined]
+    if result.returncode != 0:
+        return f"{service}: no rebuild-counts ({(result.stderr or result.stdout).strip().splitlines()[-1:]})"
+    return f"{service}: read models rebuilt in {time.perf_counter() - started:.1f} s"
+
+
 def seed_activities(url: str, communities: int) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -181,6 +260,9 @@ def main() -> None:
     parser.add_argument("--meetings-per-community", type=int, default=6)
     parser.add_argument("--runs", type=int, default=20, help="timed requests per case (default 20)")
     parser.add_argument("--plain-runs", type=int, default=5, help="timed requests of the plain query (default 5)")
+    parser.add_argument("--city", help="keep the generated city under this name and use it again")
+    parser.add_argument("--generate-only", action="store_true", help="stop once the city is generated")
+    parser.add_argument("--drop-city", action="store_true", help="drop the kept city --city and stop")
     args = parser.parse_args()
 
     from linli_kit.auth import TokenSigner
@@ -192,7 +274,12 @@ def main() -> None:
     admin_url, _ = infra.find_postgres()
     amqp_url, _ = infra.find_rabbitmq()
     run = infra.new_run_id()
-    databases = infra.PostgresDatabases(admin_url, f"bench{run}")
+    kept = KeptDatabases(admin_url, args.city) if args.city else None
+    if kept is not None and args.drop_city:
+        kept.drop()
+        print(f"city {args.city} dropped")
+        return
+    databases = kept or infra.PostgresDatabases(admin_url, f"bench{run}")
     bus = BusNames(
         exchange=f"bench.{run}.events", dead_letter_exchange=f"bench.{run}.dead", queue_prefix=f"bench.{run}."
     )
@@ -207,19 +294,32 @@ def main() -> None:
         streets = sorted(set(street_of.values()))
         print(f"load average before: {load()}", flush=True)
         started = time.perf_counter()
+        reuse = kept is not None and kept.exists("issues")
+        reuse = reuse and generated_city(platform.database_url("issues")) == (args.communities, args.issues)
+        if kept is not None and kept.exists("issues") and not reuse:
+            kept.drop()  # a half-made city, or one of other sizes: made again
         for service in ("gateway", *SERVICES):
             platform.migrate(service)
         urls = {service: platform.database_url(service) for service in ("gateway", *SERVICES)}
-        seed_gateway(urls["gateway"], street_of)
-        for service in ("issues", "notifications"):  # meetings' and activities' generators make theirs
-            seed_replica(urls[service], street_of)
-        print(f"generating {args.issues:,} issues in {args.communities:,} communities ...", flush=True)
-        generate_issues(urls["issues"], args.communities, len(streets), args.issues, directory=False)
-        settle(urls["issues"])
-        seed_meetings(urls["meetings"], args.communities, args.meetings_per_community, len(streets), street_of)
-        seed_activities(urls["activities"], args.communities)
-        print(f"city generated in {time.perf_counter() - started:.0f} s", flush=True)
+        if reuse:
+            print(f"city {args.city} kept from an earlier run, migrated in {time.perf_counter() - started:.0f} s")
+        else:
+            seed_gateway(urls["gateway"], street_of)
+            for service in ("issues", "notifications"):  # meetings' and activities' generators make theirs
+                seed_replica(urls[service], street_of)
+            print(f"generating {args.issues:,} issues in {args.communities:,} communities ...", flush=True)
+            generate_issues(urls["issues"], args.communities, len(streets), args.issues, directory=False)
+            settle(urls["issues"])
+            seed_meetings(urls["meetings"], args.communities, args.meetings_per_community, len(streets), street_of)
+            seed_activities(urls["activities"], args.communities)
+            print(f"city generated in {time.perf_counter() - started:.0f} s", flush=True)
         print(f"issues' counts built (rebuild-counts) in {build_counts(urls['issues']):.1f} s", flush=True)
+        for service in ("meetings", "activities"):
+            print(rebuild_read_models(platform, service), flush=True)
+        if kept is not None and not reuse:
+            mark_generated(urls["issues"], args.communities, args.issues)
+        if args.generate_only:
+            return
 
         for service in SERVICES:
             platform.start_web(service)
