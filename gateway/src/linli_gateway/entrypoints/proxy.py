@@ -1,6 +1,8 @@
 """Routing `/api/v1/<service>/...` (and Open311) to the services.
 
-One pooled HTTP session per worker process. Each proxied request has a time budget
+One pool of upstream connections per worker process (urllib3 itself: requests' session machinery —
+preparing, merging settings, cookie jars — cost more than the connection work on every proxied
+request, and a proxy needs none of it). Each proxied request has a time budget
 (`PROXY_BUDGET_SECONDS`) that no retry can stretch, and each attempt waits at most the service's
 timeout for an answer. A retry happens only when it cannot hurt: after a connection that could not
 be made (the service never saw the request), or after a 502/503 or a dropped connection to a safe
@@ -25,9 +27,10 @@ from xml.etree import ElementTree
 
 import jwt
 import requests
+import urllib3
 from flask import Response, current_app, g, jsonify, request
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from linli_gateway.adapters.circuit import CircuitBreaker
 from linli_gateway.adapters.service_tokens import ServiceTokens
@@ -92,7 +95,8 @@ class _Upstream:
         self.settings = settings
         self._pid: int | None = None
         self._lock = threading.Lock()
-        self.session: requests.Session | None = None
+        self.session: requests.Session | None = None  # the fan-outs' (search, statistics) client
+        self.pool: urllib3.PoolManager | None = None  # the proxy's connections
         self.breakers: dict[str, CircuitBreaker] = {}
 
     def ensure(self) -> None:
@@ -111,6 +115,9 @@ class _Upstream:
             # session cookie above all) must never ride along with the next caller's request.
             session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
             self.session = session
+            # No retries, no redirects followed: `_send` decides, and a redirect goes back to the
+            # caller as the service gave it. No cookie jar: nothing an answer sets is kept.
+            self.pool = urllib3.PoolManager(num_pools=8, maxsize=32, retries=False, block=False)
             self.breakers = {
                 name: CircuitBreaker(
                     name,
@@ -166,7 +173,9 @@ def service_token(principal: Principal, service: str) -> str:
     """A token for `service` standing for the verified caller of this request."""
     tokens: ServiceTokens = current_app.extensions["linli.service_tokens"]
     presented = request.headers["Authorization"].partition(" ")[2].strip()
-    expires = datetime.fromtimestamp(jwt.decode(presented, options={"verify_signature": False})["exp"], UTC)
+    expires = principal.expires_at or datetime.fromtimestamp(
+        jwt.decode(presented, options={"verify_signature": False})["exp"], UTC
+    )
     return tokens.for_service(principal, service, expires, session=principal.token_id or presented)
 
 
@@ -197,14 +206,9 @@ def forward(service: str, path: str, *, route_prefix: str) -> Response:
     headers = _passed_headers(route_prefix)
     if authorization:
         headers["Authorization"] = authorization
-    upstream_response = _relay(
-        upstream,
-        service,
-        f"{settings.service_urls[service]}/{path}",
-        headers,
-        read_timeout=settings.timeouts[service],
-        params=request.args,
-    )
+    query = request.query_string.decode("latin-1")
+    url = f"{settings.service_urls[service]}/{path}" + (f"?{query}" if query else "")
+    upstream_response = _relay(upstream, service, url, headers, read_timeout=settings.timeouts[service])
     response_headers = [
         (k, v)
         for k, v in upstream_response.headers.items()
@@ -227,9 +231,7 @@ def forward_front(path: str) -> Response:
     headers[front_client.HEADER] = seal.seal(request.remote_addr or "unknown")
     query = request.query_string.decode("latin-1")
     url = f"{settings.front_url}/{path}" + (f"?{query}" if query else "")
-    upstream_response = _relay(
-        upstream, FRONT, url, headers, read_timeout=settings.front_timeout, params=None, stream=True
-    )
+    upstream_response = _relay(upstream, FRONT, url, headers, read_timeout=settings.front_timeout, stream=True)
     try:
         body = upstream_response.raw.read(decode_content=False)
     finally:
@@ -258,24 +260,23 @@ def _relay(
     headers: dict[str, str],
     *,
     read_timeout: float,
-    params: Any,
     stream: bool = False,
-) -> requests.Response:
+) -> UpstreamResponse:
     """One request through `name`'s circuit breaker, within the request's time budget."""
     settings = upstream.settings
     breaker = upstream.breakers[name]
     if not breaker.allow():
         raise _unavailable(name, N_("is not answering (circuit open)"), breaker.retry_after())
     try:
+        assert upstream.pool is not None
         upstream_response = _send(
-            upstream.session,
+            upstream.pool,
             request.method,
             url,
             headers,
             read_timeout=read_timeout,
             budget=settings.budget_seconds,
             retries=settings.retries,
-            params=params,
             stream=stream,
         )
     except _ServiceDown as exc:
@@ -300,7 +301,27 @@ def _relay(
     return upstream_response
 
 
-def _answering_without_its_database(response: requests.Response, streamed: bool) -> bool:
+class UpstreamResponse:
+    """What a service answered: its status, headers and body (read whole, or left in `raw` to be
+    read as sent when streamed)."""
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, streamed: bool) -> None:
+        self.raw = raw
+        self.status_code = raw.status
+        self.headers = raw.headers
+        self._streamed = streamed
+
+    @property
+    def content(self) -> bytes:
+        return self.raw.data
+
+    def close(self) -> None:
+        if self._streamed:
+            self.raw.release_conn()
+        self.raw.close()
+
+
+def _answering_without_its_database(response: UpstreamResponse, streamed: bool) -> bool:
     """A 503 in the platform's own error shape saying `database_unavailable` (see linli_kit.web)."""
     if streamed or response.status_code != 503:
         return False
@@ -315,24 +336,8 @@ class _TimedOut(Exception):
     """The service took longer than its timeout, or the request's budget ran out."""
 
 
-def _never_sent(error: requests.ConnectionError) -> bool:
-    """Did the connection fail before the request left (refused, unreachable, connect timeout)?"""
-    reason = error.args[0] if error.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is one too
-
-
-def _read_timed_out(error: requests.ConnectionError) -> bool:
-    # requests reports a timeout while reading the body as a ConnectionError wrapping urllib3's.
-    reason = error.args[0] if error.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return isinstance(reason, ReadTimeoutError)
-
-
 def _send(
-    session: requests.Session,
+    pool: urllib3.PoolManager,
     method: str,
     url: str,
     headers: dict[str, str],
@@ -340,9 +345,8 @@ def _send(
     read_timeout: float,
     budget: float,
     retries: int,
-    params: Any = None,
     stream: bool = False,
-) -> requests.Response:
+) -> UpstreamResponse:
     deadline = time.monotonic() + budget
     body = request.get_data()
     attempt = 0
@@ -351,26 +355,30 @@ def _send(
         if remaining <= 0:
             raise _TimedOut("the request's time budget ran out")
         try:
-            response = session.request(
+            raw = pool.urlopen(
                 method,
                 url,
-                params=params,
-                data=body,
+                body=body,
                 headers=headers,
-                timeout=(min(CONNECT_TIMEOUT, remaining), min(read_timeout, remaining)),
-                allow_redirects=False,
-                stream=stream,
+                timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT, remaining), read=min(read_timeout, remaining)),
+                redirect=False,
+                retries=False,
+                preload_content=not stream,
+                # Read whole, the body is decoded (its Content-Encoding is not passed on); streamed,
+                # the front's files go back as the front encoded them.
+                decode_content=not stream,
             )
-        except requests.ConnectionError as exc:
-            if _read_timed_out(exc):
-                raise _TimedOut(str(exc)) from exc
-            # Never sent: safe to repeat whatever the method. Sent, then dropped: only a safe one.
-            if (_never_sent(exc) or method in SAFE_METHODS) and _may_retry(attempt, retries, deadline):
+        except ReadTimeoutError as exc:
+            raise _TimedOut(str(exc)) from exc
+        except HTTPError as exc:
+            # Never sent (refused, unreachable, connect timeout): safe to repeat whatever the
+            # method. Sent, then dropped: only a safe one.
+            never_sent = isinstance(exc, ConnectTimeoutError | NewConnectionError)
+            if (never_sent or method in SAFE_METHODS) and _may_retry(attempt, retries, deadline):
                 attempt += 1
                 continue
             raise _ServiceDown(str(exc)) from exc
-        except requests.Timeout as exc:
-            raise _TimedOut(str(exc)) from exc
+        response = UpstreamResponse(raw, stream)
         if response.status_code in RETRIED_STATUSES and method in SAFE_METHODS:
             if _may_retry(attempt, retries, deadline):
                 response.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +32,9 @@ _STANDARD_CLAIMS = frozenset(
     {"iss", "sub", "aud", "role", "street_id", "community_ids", "iat", "exp", "jti", "typ", "organisation_id"}
 )
 STAFF_ROLES = frozenset({Role.COMMUNITY_STAFF, Role.STREET_OFFICIAL, Role.CITY_ADMIN})
+# How many verified tokens a verifier remembers (the most recently used): a process's callers of
+# the last minutes, at a few hundred bytes each.
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class Principal:
     # The property company (property_manager) or bureau (agency) the account acts for.
     organisation_id: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # When the token it was read from expires (None for a principal made in code).
+    expires_at: datetime | None = field(default=None, compare=False)
 
     @property
     def is_staff(self) -> bool:
@@ -69,14 +76,50 @@ class TokenVerifier:
     names its audiences (`aud`) must name this one: a token the gateway made for one service is
     refused by every other. A token naming no audience is accepted, as before audiences existed."""
 
-    def __init__(self, public_key: str, *, issuer: str, leeway_seconds: int = 10, audience: str | None = None) -> None:
+    def __init__(
+        self,
+        public_key: str,
+        *,
+        issuer: str,
+        leeway_seconds: int = 10,
+        audience: str | None = None,
+        remembered: int = VERIFIED_TOKENS_KEPT,
+    ) -> None:
         # Parsed once: PyJWT would otherwise parse the PEM text again for every request.
         self._public_key = serialization.load_pem_public_key(public_key.encode())
         self._issuer = issuer
         self._leeway = leeway_seconds
         self.audience = audience
+        # Tokens whose every check passed, by their exact text: a caller sends the same token with
+        # each request for its whole life, and checking it again (the RSA signature, PyJWT's
+        # character-by-character base64 check, the claims) is most of what a proxied request
+        # costs the gateway. The same bytes verify the same way; only time changes the answer, so
+        # a remembered token is still refused once it expires. Failures are not remembered.
+        self._remembered = remembered
+        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
+        with self._lock:
+            known = self._verified.get(token)
+            if known is not None:
+                self._verified.move_to_end(token)
+        if known is not None:
+            assert known.expires_at is not None
+            if datetime.now(UTC) <= known.expires_at + timedelta(seconds=self._leeway):
+                return known
+            with self._lock:
+                self._verified.pop(token, None)
+            raise Unauthorized("token expired")
+        principal = self._check(token)
+        if self._remembered:
+            with self._lock:
+                self._verified[token] = principal
+                while len(self._verified) > self._remembered:
+                    self._verified.popitem(last=False)
+        return principal
+
+    def _check(self, token: str) -> Principal:
         try:
             # The algorithm list is fixed: a token that names another (HS256 with the public key
             # as secret, or "none") is refused, whatever its header says.
@@ -111,6 +154,7 @@ class TokenVerifier:
             token_id=claims.get("jti"),
             organisation_id=claims.get("organisation_id"),
             extra={k: v for k, v in claims.items() if k not in _STANDARD_CLAIMS},
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
 
 
