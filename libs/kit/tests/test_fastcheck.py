@@ -174,7 +174,10 @@ def test_the_compiled_check_never_accepts_what_marshmallow_refuses(event_type: s
         assert marshmallow_accepts(schema, valid), valid
         # The events that really travel are decided by the check alone.
         assert check(valid), valid
-        for data in mutations(schema, valid):
+        # Every mutation of the full example; of the minimal one (the same fields present, fewer
+        # absent), each required field missing in turn.
+        cases = mutations(schema, valid) if full else ({k: v for k, v in valid.items() if k != key} for key in valid)
+        for data in cases:
             refusal = marshmallow_refusal(schema, data)
             expected = refusal is None
             fast = check(data)

@@ -50,7 +50,7 @@ class Event:
             raise InvalidEvent(f"body is not JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise InvalidEvent("envelope must be a JSON object")
-        if not _ENVELOPE_KEYS.issubset(raw):
+        if not raw.keys() >= _ENVELOPE_KEYS:
             missing = [k for k in _ENVELOPE_KEYS_IN_ORDER if k not in raw]
             raise InvalidEvent(f"envelope lacks {', '.join(missing)}")
         event_id = str(raw["id"])
