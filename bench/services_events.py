@@ -550,6 +550,9 @@ class Figure:
     kinds: collections.Counter = field(default_factory=collections.Counter)
     load: tuple[float, float] | None = None
     profile: list[str] = field(default_factory=list)
+    # When the relay had published every event and had the broker's confirms (its outbox empty):
+    # if that is close to `seconds`, the producer's side, not the consumer, set the pace.
+    published_seconds: float | None = None
 
     @property
     def rate(self) -> float | None:
@@ -647,6 +650,8 @@ def run_service(service: str, args, run_id: str, admin_url: str, amqp_url: str, 
         deadline = start + PHASE_TIMEOUT
         handled = 0
         while time.time() < deadline:
+            if figure.published_seconds is None and _count(producer, "outbox", "WHERE published_at IS NULL") == 0:
+                figure.published_seconds = time.time() - start
             handled = _count(database, "inbox")
             if handled >= burst.unique:
                 figure.seconds = time.time() - start
@@ -989,6 +994,11 @@ def report(figures: list[Figure], peers: dict[str, Figure], versions: dict[str, 
         print(f"{f.label:<58}{f.events:>9,}{_fmt(f.seconds, '.2f'):>9}{_fmt(f.rate):>10}{load:>12}")
         if f.kinds:
             print("    " + ", ".join(f"{k.split('.', 1)[1]} {n:,}" for k, n in sorted(f.kinds.items())))
+        if f.published_seconds is not None:
+            print(
+                f"    the relay had published every event (confirmed) after {f.published_seconds:.2f} s"
+                f" ({f.events / max(f.published_seconds, 1e-9):,.0f} distinct events/s)"
+            )
         for effect in f.effects:
             print(f"    {effect}")
     print(line)
