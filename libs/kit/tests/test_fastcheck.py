@@ -256,3 +256,33 @@ def test_envelopes_are_parsed_as_before() -> None:
         Event.from_json(json.dumps({"id": event.id, "type": "t", "occurred_at": "x", "producer": "p"}))
     with pytest.raises(InvalidEvent, match="issues.issue.supported v1: "):
         Event.from_json(good.replace('"supporter_id":"', '"supporter_id":"x', 1))
+
+
+def test_the_consumer_rejects_what_the_catalogue_refuses_and_takes_what_marshmallow_takes() -> None:
+    """Through the consumer's own parsing step: a refused envelope is rejected (dead-lettered, as
+    before); one the check is unsure of but marshmallow loads (a number as a string) goes on."""
+    from types import SimpleNamespace
+
+    from linli_kit.events.consumer import _Link
+
+    link = _Link(SimpleNamespace(service="probe"), conn=None, channel=None, stop=None)  # type: ignore[arg-type]
+    schema = CATALOGUE._schemas[("issues.issue.supported", 1)]
+    good = example(schema, full=True)
+    bodies = {
+        "valid": good,
+        "revision as a string": {**good, "revision": "7"},
+        "revision zero": {**good, "revision": 0},
+        "supporter id not an id": {**good, "supporter_id": "someone"},
+        "title missing": {k: v for k, v in good.items() if k != "title"},
+    }
+    for tag, data in enumerate(bodies.values(), start=1):
+        event = Event(type="issues.issue.supported", data=data, producer="issues")
+        link.on_message(None, SimpleNamespace(delivery_tag=tag), None, event.to_json().encode())
+    outcomes = {name: (d.outcome, d.event is not None) for name, d in zip(bodies, link.pending, strict=True)}
+    assert outcomes == {
+        "valid": ("pending", True),
+        "revision as a string": ("pending", True),
+        "revision zero": ("reject", False),
+        "supporter id not an id": ("reject", False),
+        "title missing": ("reject", False),
+    }
