@@ -553,10 +553,19 @@ class Figure:
     # When the relay had published every event and had the broker's confirms (its outbox empty):
     # if that is close to `seconds`, the producer's side, not the consumer, set the pace.
     published_seconds: float | None = None
+    # CPU seconds the worker process used while the burst ran (all its threads): unlike the
+    # elapsed time, it hardly depends on what else the machine is doing.
+    worker_cpu: float | None = None
 
     @property
     def rate(self) -> float | None:
         return self.events / self.seconds if self.seconds else None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _count(database: Database, table: str, where: str = "") -> int:
@@ -645,6 +654,7 @@ def run_service(service: str, args, run_id: str, admin_url: str, amqp_url: str, 
             profiler = _start_profiler(worker.popen.pid, workdir / f"{service}.pyspy.txt")
         load_before = os.getloadavg()[0]
         print(f"{service}: relay let go ...", flush=True)
+        cpu_before = _cpu_seconds(worker.popen.pid)
         start = time.time()
         go.set()
         deadline = start + PHASE_TIMEOUT
@@ -655,6 +665,7 @@ def run_service(service: str, args, run_id: str, admin_url: str, amqp_url: str, 
             handled = _count(database, "inbox")
             if handled >= burst.unique:
                 figure.seconds = time.time() - start
+                figure.worker_cpu = _cpu_seconds(worker.popen.pid) - cpu_before
                 break
             if worker.popen.poll() is not None:
                 figure.problems.append(f"the worker exited:\n{worker.log_tail()}")
@@ -998,6 +1009,11 @@ def report(figures: list[Figure], peers: dict[str, Figure], versions: dict[str, 
             print(
                 f"    the relay had published every event (confirmed) after {f.published_seconds:.2f} s"
                 f" ({f.events / max(f.published_seconds, 1e-9):,.0f} distinct events/s)"
+            )
+        if f.worker_cpu is not None and f.events:
+            print(
+                f"    the worker's CPU while the burst ran: {f.worker_cpu:.2f} s"
+                f" ({f.worker_cpu * 1e6 / f.events:,.0f} us per event; the whole process, every thread)"
             )
         for effect in f.effects:
             print(f"    {effect}")
