@@ -33,6 +33,11 @@ here, as its own benchmark, notifications_throughput.py, measures delivery): thi
 handlers. `--profile` records the worker with py-spy (installed in `var/peers/tools`) and prints
 where its time went.
 
+Beside each service's time it prints when the relay had every event published and confirmed (if
+that is close to the time, the producing side set the pace, not the consumer) and the CPU seconds
+its worker process used while the burst ran, per event: a figure the machine's load hardly moves,
+unlike the time.
+
 It prints figures and never asserts on time. Each run creates its own databases, exchanges and
 queues and removes them at the end. The machine is shared: the load average is printed beside the
 figures, compare only within one run.
