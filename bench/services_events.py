@@ -33,6 +33,11 @@ here, as its own benchmark, notifications_throughput.py, measures delivery): thi
 handlers. `--profile` records the worker with py-spy (installed in `var/peers/tools`) and prints
 where its time went.
 
+Beside each service's time it prints when the relay had every event published and confirmed (if
+that is close to the time, the producing side set the pace, not the consumer) and the CPU seconds
+its worker process used while the burst ran, per event: a figure the machine's load hardly moves,
+unlike the time.
+
 It prints figures and never asserts on time. Each run creates its own databases, exchanges and
 queues and removes them at the end. The machine is shared: the load average is printed beside the
 figures, compare only within one run.
@@ -550,10 +555,22 @@ class Figure:
     kinds: collections.Counter = field(default_factory=collections.Counter)
     load: tuple[float, float] | None = None
     profile: list[str] = field(default_factory=list)
+    # When the relay had published every event and had the broker's confirms (its outbox empty):
+    # if that is close to `seconds`, the producer's side, not the consumer, set the pace.
+    published_seconds: float | None = None
+    # CPU seconds the worker process used while the burst ran (all its threads): unlike the
+    # elapsed time, it hardly depends on what else the machine is doing.
+    worker_cpu: float | None = None
 
     @property
     def rate(self) -> float | None:
         return self.events / self.seconds if self.seconds else None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _count(database: Database, table: str, where: str = "") -> int:
@@ -642,14 +659,18 @@ def run_service(service: str, args, run_id: str, admin_url: str, amqp_url: str, 
             profiler = _start_profiler(worker.popen.pid, workdir / f"{service}.pyspy.txt")
         load_before = os.getloadavg()[0]
         print(f"{service}: relay let go ...", flush=True)
+        cpu_before = _cpu_seconds(worker.popen.pid)
         start = time.time()
         go.set()
         deadline = start + PHASE_TIMEOUT
         handled = 0
         while time.time() < deadline:
+            if figure.published_seconds is None and _count(producer, "outbox", "WHERE published_at IS NULL") == 0:
+                figure.published_seconds = time.time() - start
             handled = _count(database, "inbox")
             if handled >= burst.unique:
                 figure.seconds = time.time() - start
+                figure.worker_cpu = _cpu_seconds(worker.popen.pid) - cpu_before
                 break
             if worker.popen.poll() is not None:
                 figure.problems.append(f"the worker exited:\n{worker.log_tail()}")
@@ -989,6 +1010,16 @@ def report(figures: list[Figure], peers: dict[str, Figure], versions: dict[str, 
         print(f"{f.label:<58}{f.events:>9,}{_fmt(f.seconds, '.2f'):>9}{_fmt(f.rate):>10}{load:>12}")
         if f.kinds:
             print("    " + ", ".join(f"{k.split('.', 1)[1]} {n:,}" for k, n in sorted(f.kinds.items())))
+        if f.published_seconds is not None:
+            print(
+                f"    the relay had published every event (confirmed) after {f.published_seconds:.2f} s"
+                f" ({f.events / max(f.published_seconds, 1e-9):,.0f} distinct events/s)"
+            )
+        if f.worker_cpu is not None and f.events:
+            print(
+                f"    the worker's CPU while the burst ran: {f.worker_cpu:.2f} s"
+                f" ({f.worker_cpu * 1e6 / f.events:,.0f} us per event; the whole process, every thread)"
+            )
         for effect in f.effects:
             print(f"    {effect}")
     print(line)

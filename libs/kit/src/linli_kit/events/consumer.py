@@ -129,7 +129,7 @@ def batch_handler(handle: Callable[[Session, list[Event]], None]) -> BatchHandle
     return BatchHandler(handle)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Delivery:
     tag: int
     body: bytes

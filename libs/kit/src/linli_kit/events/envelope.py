@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -49,21 +50,24 @@ class Event:
             raise InvalidEvent(f"body is not JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise InvalidEvent("envelope must be a JSON object")
-        missing = [k for k in ("id", "type", "version", "occurred_at", "producer", "data") if k not in raw]
-        if missing:
+        if not raw.keys() >= _ENVELOPE_KEYS:
+            missing = [k for k in _ENVELOPE_KEYS_IN_ORDER if k not in raw]
             raise InvalidEvent(f"envelope lacks {', '.join(missing)}")
+        event_id = str(raw["id"])
         try:
-            uuid.UUID(str(raw["id"]))
+            if _CANONICAL_UUID(event_id) is None:
+                uuid.UUID(event_id)
             occurred_at = datetime.fromisoformat(str(raw["occurred_at"]).replace("Z", "+00:00"))
             version = int(raw["version"])
         except (ValueError, TypeError) as exc:
             raise InvalidEvent(f"envelope field has a bad value: {exc}") from exc
         if occurred_at.tzinfo is None:
             raise InvalidEvent("occurred_at must carry a UTC offset")
-        data = CATALOGUE.validate(str(raw["type"]), version, raw["data"])
+        event_type = str(raw["type"])
+        data = CATALOGUE.validate(event_type, version, raw["data"])
         return cls(
-            id=str(raw["id"]),
-            type=str(raw["type"]),
+            id=event_id,
+            type=event_type,
             version=version,
             occurred_at=occurred_at,
             producer=str(raw["producer"]),
@@ -72,6 +76,12 @@ class Event:
             community_id=raw.get("community_id"),
             data=data,
         )
+
+
+_ENVELOPE_KEYS_IN_ORDER = ("id", "type", "version", "occurred_at", "producer", "data")
+_ENVELOPE_KEYS = frozenset(_ENVELOPE_KEYS_IN_ORDER)
+# An id in the canonical form needs no uuid.UUID to be known valid; any other form is put to it.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 def _json_default(value: Any) -> str:
