@@ -27,8 +27,9 @@ the answer's size and the load average; never asserts on time.
 
 Generating the full city takes long. `--city NAME` keeps its databases (`lt_city_<NAME>_<service>`)
 after the run and uses them again on the next run with the same name and sizes: then each database
-is only brought to its newest migration and every service's read models are built again from the
-history (`rebuild-counts`, timed), so a change of code is measured on the same city. `--generate-only`
+is only brought to its newest migration and the meetings' and activities' read models are built
+again from the history (`rebuild-counts`, timed; the issues' counts too with `--rebuild-issues`),
+so a change of code is measured on the same city. `--generate-only`
 stops after generating; `--drop-city` removes a kept city.
 """
 
@@ -263,6 +264,9 @@ def main() -> None:
     parser.add_argument("--city", help="keep the generated city under this name and use it again")
     parser.add_argument("--generate-only", action="store_true", help="stop once the city is generated")
     parser.add_argument("--drop-city", action="store_true", help="drop the kept city --city and stop")
+    parser.add_argument(
+        "--rebuild-issues", action="store_true", help="on a kept city, build the issues' counts again (kept otherwise)"
+    )
     args = parser.parse_args()
 
     from linli_kit.auth import TokenSigner
@@ -313,7 +317,8 @@ def main() -> None:
             seed_meetings(urls["meetings"], args.communities, args.meetings_per_community, len(streets), street_of)
             seed_activities(urls["activities"], args.communities)
             print(f"city generated in {time.perf_counter() - started:.0f} s", flush=True)
-        print(f"issues' counts built (rebuild-counts) in {build_counts(urls['issues']):.1f} s", flush=True)
+        if not reuse or args.rebuild_issues:
+            print(f"issues' counts built (rebuild-counts) in {build_counts(urls['issues']):.1f} s", flush=True)
         for service in ("meetings", "activities"):
             print(rebuild_read_models(platform, service), flush=True)
         if kept is not None and not reuse:
