@@ -161,3 +161,28 @@ def test_made_up_api_keys_do_not_buy_more_logins_or_codes(make_app):
     assert logins == [401, 401, 401, 429, 429]
     codes = [post("/api/v1/auth/codes", {"phone": f"1380000001{n}"}) for n in range(5)]
     assert codes == [202, 202, 202, 429, 429]
+
+
+def test_counting_in_memory_starts_no_thread_per_request_and_still_sweeps(make_app, monkeypatch):
+    """Without Redis (`make run`) the counts live in the process: limits' own memory storage started
+    a new thread on nearly every request to drop expired entries. Ours sweeps from one thread."""
+    import threading
+    import time
+
+    from linli_gateway.entrypoints.limits import SweptMemoryStorage
+
+    client = make_app(RATE_LIMIT_PER_CLIENT="5/minute").test_client()
+    limiter = next(iter(client.application.extensions["limiter"]))
+    storage = limiter.storage
+    assert isinstance(storage, SweptMemoryStorage)
+    started = []
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread.name) or start(thread))
+    statuses = [client.get(STREETS, environ_base=OWNER).status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2 and started == []
+    # An entry past its window is swept (here at once, instead of within the second).
+    key = next(iter(storage.events))
+    for entry in storage.events[key]:
+        entry.expiry = time.time() - 1
+    storage._MemoryStorage__expire_events()
+    assert storage.events[key] == []
