@@ -183,24 +183,10 @@ class StatsQueries:
         participants in the period and members of active groups, per street of the directory
         replica (None: communities it does not know yet)."""
         rc, c, g, m = t.replica.communities.c, t.checkins.c, t.mutual_aid_groups.c, t.group_members.c
-        links = t.activity_communities.c
         out: dict[str | None, Figures] = defaultdict(
             lambda: {"activities_held": 0, "distinct_participants": 0, "group_members": 0}
         )
-        held = (
-            select(rc.street_id, func.count(distinct(links.activity_id)))
-            .select_from(t.activity_communities.outerjoin(t.replica.communities, rc.community_id == links.community_id))
-            .where(
-                *self._where(
-                    scope(links.community_id),
-                    links.status == "published",
-                    links.starts_at >= start,
-                    links.starts_at < held_end,
-                )
-            )
-            .group_by(rc.street_id)
-        )
-        for street_id, count in self.session.execute(held):
+        for street_id, count in self.held_per_street(scope, start, held_end).items():
             out[street_id]["activities_held"] = count
         checked_in = (
             select(rc.street_id, func.count(distinct(c.user_id)))
@@ -223,6 +209,25 @@ class StatsQueries:
         for street_id, count in self.session.execute(members):
             out[street_id]["group_members"] = count
         return out
+
+    def held_per_street(self, scope: ScopeFilter, start: datetime, end: datetime) -> dict[str | None, int]:
+        """Activities held in [start, end) per street, each once per street however many of its
+        communities it is for."""
+        rc, links = t.replica.communities.c, t.activity_communities.c
+        held = (
+            select(rc.street_id, func.count(distinct(links.activity_id)))
+            .select_from(t.activity_communities.outerjoin(t.replica.communities, rc.community_id == links.community_id))
+            .where(
+                *self._where(
+                    scope(links.community_id),
+                    links.status == "published",
+                    links.starts_at >= start,
+                    links.starts_at < end,
+                )
+            )
+            .group_by(rc.street_id)
+        )
+        return dict(self.session.execute(held).all())
 
     # --- welfare visits ----------------------------------------------------------------------------------
     def visits(self, scope: ScopeFilter, first: date, last: date, today: date) -> tuple[Figures, dict, dict]:
