@@ -55,14 +55,25 @@ from sqlalchemy.orm import Session
 
 from linli_activities.adapters.tables import (
     COUNTED_INTEGERS,
+    activities,
     activity_counts,
     activity_counts_state,
     activity_first_seen,
     activity_kind_counts,
     activity_people,
+    bookings,
+    checkins,
     group_members,
+    help_logs,
+    mutual_aid_groups,
+    patrol_findings,
+    patrol_rounds,
     registrations,
     replica,
+    service_posts,
+    talents,
+    visit_plans,
+    welfare_visits,
 )
 from linli_activities.domain.activities import Activity, Checkin, Registration
 from linli_activities.domain.care import Booking, GroupMember, HelpLog, MutualAidGroup, Talent, VisitPlan, WelfareVisit
@@ -173,6 +184,21 @@ FIELDS: dict[type, tuple[str, ...]] = {
     Registration: ("activity_id", "community_id", "status", "party_size"),
     GroupMember: ("group_id", "user_id"),
     Activity: ("community_ids", "kind", "status", "starts_at"),
+}
+
+
+# The tables of the rows `simple_figures` counts.
+KIND_TABLES: dict[type, Any] = {
+    Checkin: checkins,
+    HelpLog: help_logs,
+    Booking: bookings,
+    WelfareVisit: welfare_visits,
+    PatrolRound: patrol_rounds,
+    PatrolFinding: patrol_findings,
+    ServicePost: service_posts,
+    MutualAidGroup: mutual_aid_groups,
+    Talent: talents,
+    VisitPlan: visit_plans,
 }
 
 
@@ -561,3 +587,80 @@ class CountsReader:
             .group_by(f.scope)
         )
         return {scope: int(n or 0) for scope, n in self.connection.execute(query)}
+
+
+# --- built again from the history -----------------------------------------------------------------
+def rebuild(session: Session, zone: ZoneInfo) -> int:
+    """Build the counts again from the history, in the caller's transaction, with the very
+    functions that keep them; returns how many rows of history were counted. On PostgreSQL writers
+    wait until it commits, so nothing is missed or counted twice."""
+    connection = session.connection()
+    counted_tables = (
+        "activities, activity_communities, registrations, checkins, service_posts, mutual_aid_groups, "
+        "group_members, help_logs, talents, bookings, visit_plans, welfare_visits, patrol_rounds, patrol_findings"
+    )
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"LOCK TABLE {counted_tables} IN SHARE ROW EXCLUSIVE MODE")
+    for table in (activity_counts, activity_kind_counts, activity_people, activity_first_seen):
+        connection.execute(delete(table))
+    c = replica.communities.c
+    tally = Tally(zone, dict(connection.execute(select(c.community_id, c.street_id)).all()))
+    counted = 0
+    a = activities.c
+    for row in connection.execute(select(*(a[name] for name in FIELDS[Activity]))):
+        tally.add_activity(row._mapping)
+        counted += 1
+    r = registrations.c
+    query = select(*(r[name] for name in FIELDS[Registration]), a.status.label("a_status"), a.starts_at).join(
+        activities, a.id == r.activity_id
+    )
+    for row in connection.execute(query):
+        tally.add(registration_figures(row._mapping, row.a_status, row.starts_at, zone))
+        counted += 1
+    for kind, table in KIND_TABLES.items():
+        for row in connection.execute(select(*(table.c[name] for name in FIELDS[kind]))):
+            values = row._mapping
+            tally.add(simple_figures(kind, values, zone))
+            if kind is Checkin:
+                tally.add_person(values["community_id"], values["user_id"], month_of(values["checked_in_at"], zone))
+            counted += 1
+    g, gm = mutual_aid_groups.c, group_members.c
+    query = select(g.community_id, gm.user_id).join(mutual_aid_groups, g.id == gm.group_id).where(g.active.is_(True))
+    for community_id, user_id in connection.execute(query):
+        tally.add_person(community_id, user_id, MEMBER)
+        counted += 1
+    _apply_built(connection, tally)
+    connection.execute(delete(activity_counts_state))
+    connection.execute(activity_counts_state.insert().values(id=1, zone=zone.key, built_at=datetime.now(UTC)))
+    return counted
+
+
+def _apply_built(connection: Connection, tally: Tally) -> None:
+    """Store a tally of the whole history into empty tables: the people's reference counts, and
+    their first appearances worked out here at once (not person by person as `apply` does)."""
+    months_of: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    people_rows = []
+    members: dict[str, int] = defaultdict(int)
+    for (scope, user, month, counted_on), times in tally.people.items():
+        if times <= 0:
+            continue
+        people_rows.append({"scope": scope, "user_id": user, "month": month, "times": times})
+        if month == MEMBER:
+            members[counted_on] += 1
+        else:
+            months_of[(scope, user, counted_on)].append(month)
+    first_seen: dict[tuple[str, str, str], int] = defaultdict(int)
+    for (_scope, _user, counted_on), months in months_of.items():
+        since = ""
+        for month in sorted(months):
+            first_seen[(counted_on, month, since)] += 1
+            since = month
+    tally.people.clear()
+    for scope, n in members.items():
+        tally.amounts[(scope, NOW, "group_members")] += n
+    apply(connection, tally)
+    for start in range(0, len(people_rows), 10_000):
+        connection.execute(activity_people.insert(), people_rows[start : start + 10_000])
+    seen = [{"scope": s, "month": m, "since": p, "people": n} for (s, m, p), n in sorted(first_seen.items())]
+    for start in range(0, len(seen), 10_000):
+        connection.execute(activity_first_seen.insert(), seen[start : start + 10_000])
