@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session
 from linli_activities.adapters.tables import (
     COUNTED_INTEGERS,
     activities,
+    activity_communities,
     activity_counts,
     activity_counts_state,
     activity_first_seen,
@@ -606,10 +607,21 @@ def rebuild(session: Session, zone: ZoneInfo) -> int:
     c = replica.communities.c
     tally = Tally(zone, dict(connection.execute(select(c.community_id, c.street_id)).all()))
     counted = 0
-    a = activities.c
-    for row in connection.execute(select(*(a[name] for name in FIELDS[Activity]))):
-        tally.add_activity(row._mapping)
-        counted += 1
+    # Activities by their rows of `activity_communities` (what lists and the history's figures read).
+    a, links = activities.c, activity_communities.c
+    query = select(links.activity_id, links.community_id, links.kind, links.status, links.starts_at).order_by(
+        links.activity_id, links.community_id
+    )
+    current: dict[str, Any] | None = None
+    for activity_id, community_id, kind, status, starts_at in connection.execute(query):
+        if current is None or current["id"] != activity_id:
+            if current is not None:
+                tally.add_activity(current)
+            current = {"id": activity_id, "kind": kind, "status": status, "starts_at": starts_at, "community_ids": []}
+            counted += 1
+        current["community_ids"].append(community_id)
+    if current is not None:
+        tally.add_activity(current)
     r = registrations.c
     query = select(*(r[name] for name in FIELDS[Registration]), a.status.label("a_status"), a.starts_at).join(
         activities, a.id == r.activity_id

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from linli_activities.adapters import tables as t
@@ -271,6 +271,46 @@ class StatsQueries:
                 monthly[k].update(figures)
             totals.update(self._summed(by_community, [name]))
         return totals, per_community, monthly
+
+    # --- what a stretch of time holds ---------------------------------------------------------------------
+    def present(
+        self,
+        scope: ScopeFilter,
+        held: tuple[datetime, datetime],
+        moments: tuple[datetime, datetime],
+        days: tuple[date, date],
+    ) -> dict[str, bool]:
+        """In one statement: whether the scope has activities starting in `held`, check-ins,
+        completed services or patrol records in `moments`, help or visits on `days` (the figures
+        read from the counts take off what such stretches hold: most often nothing)."""
+        links, c, b = t.activity_communities.c, t.checkins.c, t.bookings.c
+        r, f, h, v = t.patrol_rounds.c, t.patrol_findings.c, t.help_logs.c, t.welfare_visits.c
+
+        def inside(column: Any, window: tuple[Any, Any]) -> list[ColumnElement[bool]]:
+            return [column >= window[0], column < window[1]]
+
+        day_window = (days[0], days[1] + timedelta(days=1))
+        checks = {
+            "held": [
+                select(links.activity_id).where(
+                    *self._where(scope(links.community_id), links.status == "published"), *inside(links.starts_at, held)
+                )
+            ],
+            "moments": [
+                select(c.id).where(*self._where(scope(c.community_id)), *inside(c.checked_in_at, moments)),
+                select(b.id).where(*self._where(scope(b.community_id)), *inside(b.completed_at, moments)),
+                select(r.id).where(*self._where(scope(r.community_id)), *inside(r.walked_at, moments)),
+                select(f.id).where(*self._where(scope(f.community_id)), *inside(f.recorded_at, moments)),
+                select(f.id).where(*self._where(scope(f.community_id)), *inside(f.raised_at, moments)),
+            ],
+            "days": [
+                select(h.id).where(*self._where(scope(h.community_id)), *inside(h.helped_on, day_window)),
+                select(v.id).where(*self._where(scope(v.community_id)), *inside(v.visited_on, day_window)),
+            ],
+        }
+        columns = [or_(*(exists(query) for query in queries)).label(name) for name, queries in checks.items()]
+        row = self.session.execute(select(*columns)).one()
+        return {name: bool(row[i]) for i, name in enumerate(checks)}
 
     # --- festivals ------------------------------------------------------------------------------------
     def festival(self, festival_id: str, now: datetime) -> tuple[Figures, dict[str, Figures]]:

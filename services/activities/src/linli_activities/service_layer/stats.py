@@ -386,7 +386,7 @@ def _from_counts(  # noqa: C901 - one assembly of totals, rows and months
             per_community[scope] = figures
 
     # What the months' counts hold outside the period (or not held yet), from the history.
-    street_of = _street_of(uow) if by == "street" else {}
+    street_of: dict[str, str | None] = {}
     history_people = False
     windows = (
         ((months_start, start), (months_start, start), (month_first, first - timedelta(days=1))),
@@ -395,8 +395,21 @@ def _from_counts(  # noqa: C901 - one assembly of totals, rows and months
     for held, moments, days in windows:
         if not (held[0] < held[1] or moments[0] < moments[1] or days[0] <= days[1]):
             continue
+        # One statement says which of the history's queries the stretch needs (most often none).
+        present = q.present(condition, held, moments, days)
+        if not any(present.values()):
+            continue
+        if by == "street" and not street_of:
+            street_of = _street_of(uow)
         w_totals, w_kinds, w_communities, w_monthly = _collect(
-            q, condition, held=held, moments=moments, days=days, today=today, months=months, now_figures=False
+            q,
+            condition,
+            held=held if present["held"] else None,
+            moments=moments if present["moments"] else None,
+            days=days if present["days"] else None,
+            today=today,
+            months=months,
+            now_figures=False,
         )
         history_people = history_people or w_totals["distinct_participants"] > 0
         _add_to(totals, {k: v for k, v in w_totals.items() if k != "distinct_participants"}, -1)
@@ -412,7 +425,7 @@ def _from_counts(  # noqa: C901 - one assembly of totals, rows and months
             else:
                 _add_to(per_community.setdefault(community_id, dict(ZERO_FIGURES)), figures, -1)
                 per_community[community_id]["activities_held"] -= w_communities[community_id]["activities_held"]
-        if by == "street" and held[0] < held[1]:
+        if by == "street" and present["held"] and held[0] < held[1]:
             if "community_id" in answered_scope:
                 held_here = w_totals["activities_held"]
                 per_street[next(iter(per_street))]["activities_held"] -= held_here
