@@ -542,20 +542,30 @@ class CountsReader:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
-    def figures(self, scoped: ScopeRows, months: list[str], today: date) -> dict[str, dict[str, Any]]:
-        """Per scope: `months` {month: {column: amount}}, `now` {column: amount}, and the visit
-        plans in force (`visit_plans`) and overdue (`visits_overdue`, due before today)."""
+    def figures(
+        self, scoped: ScopeRows, months: list[str], today: date, *, per_month: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """Per scope: `months` {month: {column: amount}} (without `per_month`, the months' sums
+        under "period", added up by the database), `now` {column: amount}, and the visit plans in
+        force (`visit_plans`) and overdue (`visits_overdue`, due before today)."""
         t = activity_counts.c
         where = scoped(t.scope)
         out: dict[str, dict[str, Any]] = defaultdict(lambda: {"months": {}, "now": {}, "plans": 0, "overdue": 0})
-        columns = [t[name] for name in COLUMNS]
-        rows = self.connection.execute(select(t.scope, t.month, *columns).where(*where, t.month.in_([*months, NOW])))
-        for row in rows:
+        if per_month:
+            month: Any = t.month
+            columns: list[Any] = [t[name] for name in COLUMNS]
+        else:
+            month = case((t.month == NOW, NOW), else_="period").label("month")
+            columns = [func.sum(t[name]) for name in COLUMNS]
+        query = select(t.scope, month, *columns).where(*where, t.month.in_([*months, NOW]))
+        if not per_month:
+            query = query.group_by(t.scope, month)
+        for row in self.connection.execute(query):
             values = dict(zip(COLUMNS, row[2:], strict=True))
-            if row.month == NOW:
-                out[row.scope]["now"] = values
+            if row[1] == NOW:
+                out[row[0]]["now"] = values
             else:
-                out[row.scope]["months"][row.month] = values
+                out[row[0]]["months"][row[1]] = values
         overdue = func.sum(case((t.month < DUE + today.isoformat(), t.visit_plans), else_=0))
         dues = (
             select(t.scope, func.sum(t.visit_plans), overdue)

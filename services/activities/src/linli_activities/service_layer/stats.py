@@ -374,13 +374,13 @@ def _from_counts(  # noqa: C901 - one assembly of totals, rows and months
             per_street[street] = dict(totals)
         else:
             people = reader.people(street_rows, months)
-            for scope, found in reader.figures(street_rows, months, today).items():
+            for scope, found in reader.figures(street_rows, months, today, per_month=False).items():
                 figures = figures_of(found)
                 figures["distinct_participants"] = people.get(scope, 0)
                 per_street[scope[len(counts.STREET) :] or None] = figures
     else:
         people = reader.people(rows_of, months)
-        for scope, found in reader.figures(rows_of, months, today).items():
+        for scope, found in reader.figures(rows_of, months, today, per_month=False).items():
             figures = figures_of(found)
             figures["distinct_participants"] = people.get(scope, 0)
             per_community[scope] = figures
