@@ -25,7 +25,9 @@ Three figures are not sums, and have rules of their own:
   are then those of each month m in a..b whose `since` is before a: each person once, in the first
   month of the period they appear in. Exact for any run of whole months, and additive over
   scopes' rows, so the city's people are kept on `city:<shard>` rows (a person's shard is fixed by
-  their id) instead of one row every check-in of the city would update.
+  their id) instead of one row every check-in of the city would update. A person appearing in a
+  new month first locks their anchor row in the scope (month `*`), so two such changes of one
+  person take turns and each reads the other's months.
 - Group members (as of now, counted once even in two groups): per person and scope, a reference
   count of their memberships of active groups (`activity_people`, month `member`); `group_members`
   of the scope's `now` row counts the people with one or more (the city's on `city:<shard>` rows).
@@ -88,6 +90,7 @@ CITY_SHARDS = 16
 NOW = "now"
 DUE = "due:"
 MEMBER = "member"
+ANCHOR = "*"  # activity_people: a person's row in a scope that check-ins appearing in a new month lock
 COLUMNS = (*COUNTED_INTEGERS, "help_hours")
 HOLDING = ("confirmed", "checked_in")
 
@@ -334,9 +337,15 @@ def _person(
     if month == MEMBER:
         members[counted_on] += sign
         return
+    # The person's anchor row in the scope, locked until commit: two transactions making the same
+    # person appear in two months take turns, so the second reads the first's month.
+    anchor = _insert(connection, activity_people).values(scope=scope, user_id=user, month=ANCHOR, times=0)
+    connection.execute(
+        anchor.on_conflict_do_update(index_elements=["scope", "user_id", "month"], set_={"times": p.times})
+    )
     others = list(
         connection.execute(
-            select(p.month).where(p.scope == scope, p.user_id == user, p.month != MEMBER, p.month != month)
+            select(p.month).where(p.scope == scope, p.user_id == user, p.month.not_in((MEMBER, ANCHOR, month)))
         ).scalars()
     )
     since = max((m for m in others if m < month), default="")
