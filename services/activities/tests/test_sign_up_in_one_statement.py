@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from linli_activities.adapters.tables import messaging
+from linli_activities.adapters.tables import activity_counts, messaging
 from linli_activities.domain.activities import Activity
 from linli_activities.service_layer import activities
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
@@ -121,3 +121,32 @@ def _refusals(any_database, community: str) -> None:
     with pytest.raises(Conflict, match="already registered"):
         activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=1)
     assert _state(any_database, activity.id)[0] == (2, 0, 0)
+
+
+def test_a_first_sign_up_writes_its_counts_in_one_more_statement(any_database, any_world):
+    """The sign-up's statements from the place taken to the commit: the conditional UPDATE, the
+    statistics' counts (one INSERT ... ON CONFLICT, its community's row and its street's), and the
+    registration with its event (one statement on PostgreSQL; two on SQLite)."""
+    community = any_world.community_a
+    activity = _activity(any_database, community)
+    written: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        verb = statement.lstrip().split()[0].upper()
+        if verb in ("UPDATE", "INSERT", "WITH", "DELETE"):
+            written.append(statement)
+
+    event.listen(any_database.engine, "before_cursor_execute", seen)
+    try:
+        resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
+        activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
+    finally:
+        event.remove(any_database.engine, "before_cursor_execute", seen)
+    postgres = any_database.engine.dialect.name == "postgresql"
+    assert len(written) == (3 if postgres else 4), written
+    assert written[0].lstrip().startswith("UPDATE activities")
+    assert sum("activity_counts" in statement for statement in written) == 1
+    with any_database.session() as s:
+        rows = s.execute(select(activity_counts.c.scope, activity_counts.c.registered_places)).all()
+        places = {scope: n for scope, n in rows if scope in (community, f"street:{any_world.street_id}")}
+        assert places == {community: 2, f"street:{any_world.street_id}": 2}

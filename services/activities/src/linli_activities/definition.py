@@ -1,8 +1,13 @@
 """How the activities service plugs into the shared runtime: tables, migrations, event handlers."""
 
+import argparse
+import textwrap
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from linli_activities import SERVICE
+from linli_activities.adapters import counts
 from linli_activities.adapters.tables import messaging, metadata, replica
 from linli_activities.config import load_activities_config
 from linli_activities.service_layer.activities import announce_due, send_due_reminders
@@ -30,6 +35,34 @@ def timers(settings: Settings, database: Database) -> list[Timer]:
     return [Timer("activity-reminders", REMINDER_INTERVAL_SECONDS, remind)]
 
 
+def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> int:
+    """Build the statistics' counts per community, street and month again from the history.
+
+    /stats adds up counts kept with every change (per community and month of LINLI_TIMEZONE, per
+    street, activities held once per street and city, the people checked in by the first month
+    they appear in) instead of aggregating the history. A database that had activities, check-ins,
+    bookings, groups or visits before the counts existed (migration 0015), or a city whose time
+    zone changed, needs them built once: until then /stats reads the history, exactly but slowly.
+    A street's rows follow the street the directory gave each community when its rows changed:
+    after communities move to another street, build them again. Writers wait while it runs (one
+    transaction).
+
+    Exit status: 0 when built; 1 when the database cannot be reached.
+    """
+    summary, _, details = (rebuild_counts.__doc__ or "").partition("\n")
+    argparse.ArgumentParser(
+        prog="linli-activities rebuild-counts",
+        description=f"{summary}\n{textwrap.dedent(details)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(args)
+    started = time.perf_counter()
+    with database.transaction() as session:
+        counted = counts.rebuild(session, ZoneInfo(settings.timezone))
+    elapsed = time.perf_counter() - started
+    print(f"linli-activities: counts of {counted} row(s) built in {settings.timezone} in {elapsed:.1f} s")
+    return 0
+
+
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
@@ -37,4 +70,5 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=lambda _settings, _database: {**replica_handlers(replica)},
     timers=timers,
+    commands={"rebuild-counts": rebuild_counts},
 )

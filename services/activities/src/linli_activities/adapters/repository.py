@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Integer, and_, bindparam, case, delete, fu
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from linli_activities.adapters import tables
+from linli_activities.adapters import counts, tables
 from linli_activities.domain.activities import Activity, ActivityStatus, Registration, RegistrationStatus
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
@@ -175,6 +175,14 @@ class Repository:
         """One INSERT of a new registration (no ORM flush): the unique (activity, user) constraint
         still refuses a second one."""
         self.session.execute(REGISTRATION_INSERT, registration_parameters(registration))
+
+    def count_sign_up(self, registration: Registration, starts_at: datetime) -> None:
+        """The statistics' counts of a first registration made by `take_place` and
+        `insert_registration` (Core statements the flush's hook does not see): one statement."""
+        zone = self.session.info.get(counts.ZONE_KEY)
+        if zone is not None:
+            connection = self.session.connection()
+            self.session.execute(counts.sign_up_statement(connection, zone, registration, starts_at))
 
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities

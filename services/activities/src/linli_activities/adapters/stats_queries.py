@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from linli_activities.adapters import tables as t
@@ -183,24 +183,10 @@ class StatsQueries:
         participants in the period and members of active groups, per street of the directory
         replica (None: communities it does not know yet)."""
         rc, c, g, m = t.replica.communities.c, t.checkins.c, t.mutual_aid_groups.c, t.group_members.c
-        links = t.activity_communities.c
         out: dict[str | None, Figures] = defaultdict(
             lambda: {"activities_held": 0, "distinct_participants": 0, "group_members": 0}
         )
-        held = (
-            select(rc.street_id, func.count(distinct(links.activity_id)))
-            .select_from(t.activity_communities.outerjoin(t.replica.communities, rc.community_id == links.community_id))
-            .where(
-                *self._where(
-                    scope(links.community_id),
-                    links.status == "published",
-                    links.starts_at >= start,
-                    links.starts_at < held_end,
-                )
-            )
-            .group_by(rc.street_id)
-        )
-        for street_id, count in self.session.execute(held):
+        for street_id, count in self.held_per_street(scope, start, held_end).items():
             out[street_id]["activities_held"] = count
         checked_in = (
             select(rc.street_id, func.count(distinct(c.user_id)))
@@ -223,6 +209,25 @@ class StatsQueries:
         for street_id, count in self.session.execute(members):
             out[street_id]["group_members"] = count
         return out
+
+    def held_per_street(self, scope: ScopeFilter, start: datetime, end: datetime) -> dict[str | None, int]:
+        """Activities held in [start, end) per street, each once per street however many of its
+        communities it is for."""
+        rc, links = t.replica.communities.c, t.activity_communities.c
+        held = (
+            select(rc.street_id, func.count(distinct(links.activity_id)))
+            .select_from(t.activity_communities.outerjoin(t.replica.communities, rc.community_id == links.community_id))
+            .where(
+                *self._where(
+                    scope(links.community_id),
+                    links.status == "published",
+                    links.starts_at >= start,
+                    links.starts_at < end,
+                )
+            )
+            .group_by(rc.street_id)
+        )
+        return dict(self.session.execute(held).all())
 
     # --- welfare visits ----------------------------------------------------------------------------------
     def visits(self, scope: ScopeFilter, first: date, last: date, today: date) -> tuple[Figures, dict, dict]:
@@ -266,6 +271,46 @@ class StatsQueries:
                 monthly[k].update(figures)
             totals.update(self._summed(by_community, [name]))
         return totals, per_community, monthly
+
+    # --- what a stretch of time holds ---------------------------------------------------------------------
+    def present(
+        self,
+        scope: ScopeFilter,
+        held: tuple[datetime, datetime],
+        moments: tuple[datetime, datetime],
+        days: tuple[date, date],
+    ) -> dict[str, bool]:
+        """In one statement: whether the scope has activities starting in `held`, check-ins,
+        completed services or patrol records in `moments`, help or visits on `days` (the figures
+        read from the counts take off what such stretches hold: most often nothing)."""
+        links, c, b = t.activity_communities.c, t.checkins.c, t.bookings.c
+        r, f, h, v = t.patrol_rounds.c, t.patrol_findings.c, t.help_logs.c, t.welfare_visits.c
+
+        def inside(column: Any, window: tuple[Any, Any]) -> list[ColumnElement[bool]]:
+            return [column >= window[0], column < window[1]]
+
+        day_window = (days[0], days[1] + timedelta(days=1))
+        checks = {
+            "held": [
+                select(links.activity_id).where(
+                    *self._where(scope(links.community_id), links.status == "published"), *inside(links.starts_at, held)
+                )
+            ],
+            "moments": [
+                select(c.id).where(*self._where(scope(c.community_id)), *inside(c.checked_in_at, moments)),
+                select(b.id).where(*self._where(scope(b.community_id)), *inside(b.completed_at, moments)),
+                select(r.id).where(*self._where(scope(r.community_id)), *inside(r.walked_at, moments)),
+                select(f.id).where(*self._where(scope(f.community_id)), *inside(f.recorded_at, moments)),
+                select(f.id).where(*self._where(scope(f.community_id)), *inside(f.raised_at, moments)),
+            ],
+            "days": [
+                select(h.id).where(*self._where(scope(h.community_id)), *inside(h.helped_on, day_window)),
+                select(v.id).where(*self._where(scope(v.community_id)), *inside(v.visited_on, day_window)),
+            ],
+        }
+        columns = [or_(*(exists(query) for query in queries)).label(name) for name, queries in checks.items()]
+        row = self.session.execute(select(*columns)).one()
+        return {name: bool(row[i]) for i, name in enumerate(checks)}
 
     # --- festivals ------------------------------------------------------------------------------------
     def festival(self, festival_id: str, now: datetime) -> tuple[Figures, dict[str, Figures]]:

@@ -64,6 +64,32 @@ class TagList(TypeDecorator):
         return [tag for tag in (value or "").split(",") if tag]
 
 
+# The integer columns of `activity_counts` (help_hours, a sum of hours, is a float).
+COUNTED_INTEGERS = (
+    "activities_held",
+    "activities_city",
+    "participant_times",
+    "registrations",
+    "registered_places",
+    "registrations_attended",
+    "still_waitlisted",
+    "service_posts",
+    "residents_covered",
+    "mutual_aid_groups",
+    "group_members",
+    "help_entries",
+    "talents",
+    "service_person_times",
+    "door_to_door_person_times",
+    "services_completed",
+    "welfare_visits",
+    "visit_plans",
+    "patrol_rounds",
+    "patrol_findings",
+    "patrol_issues_raised",
+)
+
+
 def _id(name: str = "id", *args: Any, **kwargs: Any) -> Column:
     return Column(name, String(36), *args, **kwargs)
 
@@ -491,6 +517,59 @@ patrol_findings = Table(
     _id("raised_by"),
     Column("raised_at", UtcDateTime),
     Index("ix_patrol_findings_community_recorded", "community_id", "recorded_at"),
+)
+
+# --- the statistics' read models (adapters/counts.py): what `/stats` adds up, kept with every change ---
+# A row per scope and month: the scope a community id, `street:<street id>` (`street:` alone: a
+# community the directory does not know yet) or, for the figures counted once city-wide,
+# `city:<shard>`; the month `YYYY-MM` of the city's time zone, `now` for the figures "as of now",
+# `due:YYYY-MM-DD` for the visit plans in force by the day their next visit is due.
+activity_counts = Table(
+    "activity_counts",
+    metadata,
+    Column("scope", String(48), primary_key=True),
+    Column("month", String(16), primary_key=True),
+    *(Column(name, Integer, nullable=False, server_default="0") for name in COUNTED_INTEGERS),
+    Column("help_hours", Float, nullable=False, server_default="0"),
+)
+# Activities held by kind (an activity counted once per street, and once city-wide in `held_city`).
+activity_kind_counts = Table(
+    "activity_kind_counts",
+    metadata,
+    Column("scope", String(48), primary_key=True),
+    Column("month", String(16), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("held", Integer, nullable=False, server_default="0"),
+    Column("held_city", Integer, nullable=False, server_default="0"),
+)
+# Per person and scope: check-ins in a month (month `YYYY-MM`), or memberships of active groups
+# (month `member`): a reference count, so a person is counted once whatever the number of rows.
+activity_people = Table(
+    "activity_people",
+    metadata,
+    Column("scope", String(48), primary_key=True),
+    _id("user_id", primary_key=True),
+    Column("month", String(16), primary_key=True),
+    Column("times", Integer, nullable=False),
+)
+# Distinct participants over any run of months: per scope and month, the people who checked in
+# that month, by the last earlier month they had checked in within the scope (`since`, "" if
+# never). People of months a..b = sum over months m in a..b of those whose `since` is before a.
+activity_first_seen = Table(
+    "activity_first_seen",
+    metadata,
+    Column("scope", String(48), primary_key=True),
+    Column("month", String(16), primary_key=True),
+    Column("since", String(16), primary_key=True),
+    Column("people", Integer, nullable=False),
+)
+# The zone the counts are kept in; NULL: not built (/stats reads the history).
+activity_counts_state = Table(
+    "activity_counts_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("zone", String(64)),
+    Column("built_at", UtcDateTime),
 )
 
 mapper_registry = registry()

@@ -84,6 +84,17 @@ command is for preparing a broker ahead of a deployment.
 
 Exit status: 0 when declared; 1 when RabbitMQ does not answer; 2 when the settings are invalid.""",
     ),
+    "rebuild-counts": (
+        "build the statistics' counts again from the history",
+        """\
+Build the counts /stats adds up (per community, street and month of LINLI_TIMEZONE) again from
+the history, in one transaction (writers wait meanwhile). Needed once for a database that had
+activities, check-ins, bookings, groups or visits before the counts existed (migration 0015), after
+a change of the city's time zone, or after communities moved to another street; until then /stats
+reads the history, exactly but slowly.
+
+Exit status: 0 when built; 1 when the database cannot be reached; 2 when the settings are invalid.""",
+    ),
 }
 
 

@@ -554,6 +554,8 @@ def _register_first_time(
     kind = "confirmed" if confirmed else "waitlisted"
     uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
     try:
+        # The statistics' counts (one statement; the activity is published, its start as locked).
+        uow.repo.count_sign_up(registration, activity.starts_at)
         if uow.session.get_bind().dialect.name == "postgresql":
             # The registration and its event in one statement: the row lock taken by take_place is
             # held for that one round trip and the commit.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from linli_activities.adapters.counts import ZONE_KEY
 from linli_activities.adapters.repository import Repository
 from linli_activities.adapters.tables import messaging
 from linli_activities.domain.common import now_utc
@@ -35,4 +36,6 @@ class ActivitiesUnitOfWork(UnitOfWork):
     def __enter__(self) -> ActivitiesUnitOfWork:
         super().__enter__()
         self.repo = Repository(self.session)
+        # The statistics' counts are kept in the city's zone by every flush (adapters/counts.py).
+        self.session.info[ZONE_KEY] = self.timezone
         return self
