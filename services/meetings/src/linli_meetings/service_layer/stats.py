@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, extract, func, literal, or_, select, text, true
+from sqlalchemy import ColumnElement, Select, and_, case, extract, func, or_, select, text, true
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden
@@ -330,9 +330,7 @@ def _from_counts(
             _add(groups[key], figure, item, n, this_month)
     # As of now: conventions, rules of procedure (a street's row: how many of its communities).
     for key, figure, n in session.execute(
-        select(t.key, t.figure, func.sum(t.count))
-        .where(*group_where, t.month == counts.NOW)
-        .group_by(t.key, t.figure)
+        select(t.key, t.figure, func.sum(t.count)).where(*group_where, t.month == counts.NOW).group_by(t.key, t.figure)
     ):
         name = "has_convention" if figure == "convention" else "has_rules_of_procedure"
         groups[key][name] = int(n) if of_streets else int(n) > 0
