@@ -352,4 +352,7 @@ def rebuild(session: Session) -> int:
         for slot, n in amounts.items():
             total[slot] += n
     apply(connection, total)
+    if connection.dialect.name == "postgresql":
+        # The table was written anew: the planner's statistics of it, before /stats reads it.
+        connection.exec_driver_sql("ANALYZE meeting_counts")
     return len(meeting_ids)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, extract, func, or_, select, text, true
+from sqlalchemy import ColumnElement, Select, and_, case, exists, extract, func, or_, select, text, true
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Forbidden
@@ -84,10 +84,6 @@ def statistics(
         period = resolve_period(today, period_from, period_to)
         start, end = period.start, period.end
         session = uow.session
-        if session.get_bind().dialect.name == "postgresql":
-            # A city-wide answer hash-aggregates some 100,000 rows: give this transaction the memory
-            # to do it without spilling to disk (the default work_mem of 4 MB does).
-            session.execute(text("SET LOCAL work_mem = '64MB'"))
         counted = _from_counts(session, communities, city=scope["level"] == "city", by=by, period=period, today=today)
         if counted is not None:
             groups, monthly, (resolved_count, consultations), of_streets = counted
@@ -131,6 +127,10 @@ def history(
     `statistics` reads when the counts cannot say. Families: "additive" (sums: meetings held,
     attendance, the party's part, consultations, decisions, action items), "distinct" (issues
     deliberated, consultations per resolved issue), "documents" (as of now)."""
+    if communities is None and session.get_bind().dialect.name == "postgresql":
+        # A city-wide answer hash-aggregates some 100,000 rows: give this transaction the memory
+        # to do it without spilling to disk (the default work_mem of 4 MB does).
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
     by_community: dict[str, dict[str, Any]] = defaultdict(_empty_community)
     monthly: dict[str, dict[str, Any]] = defaultdict(_empty_month)
 
@@ -351,17 +351,18 @@ def _from_counts(
 
     street_of: dict[str, str] = {}
 
-    def group_of(community_id: str) -> str:
+    def grouped(rows: Any) -> list[tuple[str, Any]]:
+        """(group, value) of (community, value) rows: the community, or its street now."""
+        rows = list(rows)
         if not of_streets:
-            return community_id
-        if community_id not in street_of:
-            street_of.update(counts.streets_of(session.connection(), [community_id]))
-        return street_of[community_id]
+            return rows
+        street_of.update(counts.streets_of(session.connection(), {cid for cid, _ in rows} - set(street_of)))
+        return [(street_of[cid], value) for cid, value in rows]
 
     # Open items of the months read falling due this month before today: overdue now.
     first_of_month = today.replace(day=1)
     if first_of_month < today and first_month <= this_month:
-        for cid, n in session.execute(
+        overdue = session.execute(
             select(ai.community_id, func.count())
             .join(tables.meetings, ai.meeting_id == m.id)
             .where(
@@ -373,15 +374,16 @@ def _from_counts(
                 ai.due_date < today,
             )
             .group_by(ai.community_id)
-        ):
-            groups[group_of(cid)]["action_items_overdue"] += n
+        )
+        for group, n in grouped(overdue):
+            groups[group]["action_items_overdue"] += n
 
     # The days after the end, in its month: taken off.
     tail_deliberated = False
-    if end < month_end:
+    if end < month_end and _anything_on(session, communities, end + timedelta(days=1), month_end):
         tail, tail_monthly, _ = history(session, communities, end + timedelta(days=1), month_end, today, ADDITIVE)
-        for cid, row in tail.items():
-            _subtract(groups[group_of(cid)], row)
+        for group, row in grouped(tail.items()):
+            _subtract(groups[group], row)
             tail_deliberated = tail_deliberated or row["consultations"] > 0
         for month, row in tail_monthly.items():
             _subtract(monthly[month], row)
@@ -393,8 +395,8 @@ def _from_counts(
             row["issues_deliberated"] = 0
         for row in monthly.values():
             row["issues_deliberated"] = 0
-        for cid, row in exact.items():
-            groups[group_of(cid)]["issues_deliberated"] += row["issues_deliberated"]
+        for group, row in grouped(exact.items()):
+            groups[group]["issues_deliberated"] += row["issues_deliberated"]
         for month, row in exact_monthly.items():
             monthly[month]["issues_deliberated"] = row["issues_deliberated"]
     groups = {key: row for key, row in groups.items() if _says_something(row)}
@@ -403,6 +405,24 @@ def _from_counts(
 
 
 ADDITIVE, DISTINCT = frozenset({"additive"}), frozenset({"distinct"})
+
+
+def _anything_on(session: Any, communities: Any, first: date, last: date) -> bool:
+    """Whether the history has anything counted on these days (a meeting held, a deliberation, a
+    decision recorded; people and action items come with a meeting held): one round trip, on the
+    indexes of the local dates. After today, usually nothing."""
+    found = session.execute(
+        select(
+            exists().where(
+                _within(m.community_id, communities), m.status == "concluded", m.local_date.between(first, last)
+            ),
+            exists().where(_within(dl.community_id, communities), dl.local_date.between(first, last)),
+            exists().where(
+                _within(d.community_id, communities), d.status == "recorded", d.local_date.between(first, last)
+            ),
+        )
+    ).one()
+    return any(found)
 
 
 def _add(row: dict[str, Any], figure: str, item: str, n: int, this_month: str) -> None:
