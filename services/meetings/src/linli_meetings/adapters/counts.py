@@ -51,7 +51,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, select, text
+from sqlalchemy import Connection, delete, event, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -285,9 +285,29 @@ def touch(session: Session, units: Iterable[Unit]) -> None:
     state.update(amounts_of(connection, new))
 
 
+# The attributes whose change can change a unit's amounts: a change of any other (a title, the
+# minutes, a revision) reads nothing. A meeting's participants: one added or removed.
+COUNTED_ATTRIBUTES: dict[type, tuple[str, ...]] = {
+    Meeting: ("community_id", "status", "local_date", "meeting_type", "attendees_count", "participants"),
+    Participant: ("meeting_id", "checked_in_at", "party_member", "role"),
+    Decision: ("meeting_id", "community_id", "status", "outcome", "local_date"),
+    ActionItem: ("meeting_id", "community_id", "status", "due_date", "owner_body"),
+    CommunityDocument: ("community_id", "kind"),
+}
+
+
+def _counted_change(thing: object) -> bool:
+    names = COUNTED_ATTRIBUTES.get(type(thing))
+    if names is None:
+        return False
+    attrs = inspect(thing).attrs
+    return any(attrs[name].history.has_changes() for name in names)
+
+
 def _units_of_flush(session: Session) -> set[Unit]:
     units: set[Unit] = set()
-    for thing in (*session.new, *session.dirty, *session.deleted):
+    dirty = [thing for thing in session.dirty if _counted_change(thing)]
+    for thing in (*session.new, *dirty, *session.deleted):
         if isinstance(thing, Meeting):
             units.add(("meeting", thing.id))
         elif isinstance(thing, Participant | Decision | ActionItem):
