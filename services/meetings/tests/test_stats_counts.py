@@ -2,10 +2,11 @@
 
 After a random run of what happens to meetings (scheduled, held with people checked in, cancelled,
 motions recorded with action items and documents, action items changing state, issues taken up by
-two communities, issue snapshots finishing and reopening), `/stats` answers from the counts exactly
-what the history query (`stats.history`, the query /stats ran before the counts) answers, for a
-community, a street, the city and the city by street, over whole months, months ending mid-month
-and the default period; and `rebuild` builds the very rows kept along the way.
+two communities, issue snapshots finishing and reopening, a community moving to another street),
+`/stats` answers from the counts exactly what the history query (`stats.history`, the query /stats
+ran before the counts) answers, for a community, a street, the city and the city by street, over
+whole months, months ending mid-month and the default period; and `rebuild` builds the very rows
+kept along the way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import select
 
 from linli_kit.events import new_event
 from linli_meetings.adapters import counts, tables
+from linli_meetings.definition import definition
 from linli_meetings.service_layer import stats
 from linli_meetings.service_layer.candidates import keep_issue
 
@@ -155,6 +157,17 @@ def test_counts_answer_as_the_history_after_random_operations(
             target = rng.choice(("in_progress", "done", "cancelled", "open"))
             client.patch(f"/action-items/{item['id']}", json={"status": target, "note": "n"}, headers=staff[c])
 
+    move = definition.handlers(None, None)["directory.community.upserted"]
+    moves = [world.street_id, world.other_street_id]
+
+    def community_moves() -> None:
+        # The directory moves the other community to the other street and back.
+        street = moves[len(moves) % 2]
+        moves.append(street)
+        data = {"community_id": world.other_community_id, "street_id": street, "name": "B", "revision": len(moves)}
+        with database.transaction() as session:
+            move(session, new_event("directory.community.upserted", data, producer="gateway"))
+
     def issue_changes() -> None:
         c = rng.choice(communities)
         snapshot(rng.choice(issues[c]), c)
@@ -173,8 +186,10 @@ def test_counts_answer_as_the_history_after_random_operations(
             conclude()
         elif choice < 0.75 and scheduled:
             cancel()
-        elif choice < 0.87:
+        elif choice < 0.85:
             action_item_moves()
+        elif choice < 0.9:
+            community_moves()
         else:
             issue_changes()
     while running:

@@ -3,8 +3,12 @@
 import time
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from linli_kit.config import Settings
 from linli_kit.db import Database
+from linli_kit.events import Event
+from linli_kit.events.consumer import BatchHandler, Handler
 from linli_kit.replica import replica_handlers
 from linli_kit.service import ServiceDefinition
 from linli_kit.worker import Timer
@@ -38,12 +42,33 @@ def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> i
     return 0
 
 
+def keeping_streets(handle: Handler) -> Handler:
+    """The replica's handler of `directory.community.upserted`, moving the community's statistics
+    counts to its new street's rows when the event moves it (adapters/counts.py)."""
+
+    def moving(session: Session, event: Event) -> None:
+        community_id = event.data["community_id"]
+        now = counts.streets_of(session.connection(), [community_id])[community_id]
+        if (event.data.get("street_id") or "") == now:
+            handle(session, event)  # not a move (nor a community new with a street): nothing to move
+        else:
+            counts.move_community(session, community_id, lambda: handle(session, event))
+
+    return moving
+
+
+def handlers(_settings: Settings, _database: Database) -> dict[str, Handler | BatchHandler]:
+    kept: dict[str, Handler | BatchHandler] = {**replica_handlers(replica), **issue_handlers()}
+    kept["directory.community.upserted"] = keeping_streets(replica_handlers(replica)["directory.community.upserted"])
+    return kept
+
+
 definition = ServiceDefinition(
     name=SERVICE,
     metadata=metadata,
     messaging=messaging,
     migrations_dir=Path(__file__).parent / "migrations",
-    handlers=lambda _settings, _database: {**replica_handlers(replica), **issue_handlers()},
+    handlers=handlers,
     timers=timers,
     commands={"rebuild-counts": rebuild_counts},
 )

@@ -47,7 +47,7 @@ builds them from the history (`linli-meetings rebuild-counts`; migration 0014 ru
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from typing import Any
 
@@ -224,12 +224,28 @@ def apply(connection: Connection, amounts: Amounts) -> None:
     amounts = {slot: n for slot, n in amounts.items() if n}
     if not amounts:
         return
+    if connection.dialect.name == "postgresql":
+        # Taken before the streets are read: a community moving street (`move_community`) waits
+        # for this transaction, or this one reads the street it moved to.
+        connection.exec_driver_sql("LOCK TABLE meeting_counts IN ROW EXCLUSIVE MODE")
     streets = streets_of(connection, {cid for cid, *_ in amounts})
     rows: dict[tuple[str, str, str, str, str], int] = defaultdict(int)
     for (cid, month, figure, item), n in amounts.items():
         rows[(COMMUNITY, cid, month, figure, item)] += n
         rows[(STREET, streets[cid], month, figure, item)] += n
-    # In key order, so two transactions lock the rows they share in the same order.
+    # In key order, so two transactions lock the rows they share in the same order; rows back at
+    # zero are dropped (a row says something happened).
+    _add_rows(connection, rows)
+
+
+def _difference(old: Amounts, new: Amounts) -> Amounts:
+    out = dict(new)
+    for slot, n in old.items():
+        out[slot] = out.get(slot, 0) - n
+    return out
+
+
+def _add_rows(connection: Connection, rows: dict[tuple[str, str, str, str, str], int]) -> None:
     values = [
         {"level": level, "key": key, "month": month, "figure": figure, "item": item, "count": n}
         for (level, key, month, figure, item), n in sorted(rows.items())
@@ -245,7 +261,6 @@ def apply(connection: Connection, amounts: Amounts) -> None:
         set_={"count": table.c.count + statement.excluded["count"]},
     )
     connection.execute(statement, values)
-    # Rows back at zero are dropped: a row says something happened.
     keys = sorted({(v["level"], v["key"]) for v in values})
     for level in (COMMUNITY, STREET):
         of_level = [key for lv, key in keys if lv == level]
@@ -255,11 +270,27 @@ def apply(connection: Connection, amounts: Amounts) -> None:
             )
 
 
-def _difference(old: Amounts, new: Amounts) -> Amounts:
-    out = dict(new)
-    for slot, n in old.items():
-        out[slot] = out.get(slot, 0) - n
-    return out
+def move_community(session: Session, community_id: str, write: Callable[[], None]) -> None:
+    """Run `write`, a change of the directory replica; if it moved the community to another
+    street, move the community's amounts from the old street's rows to the new one's, so a
+    street's rows stay those of its communities now. Writers of counts wait meanwhile (PostgreSQL:
+    they take the table in ROW EXCLUSIVE mode before reading streets)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE meeting_counts IN SHARE ROW EXCLUSIVE MODE")
+    before = streets_of(connection, [community_id])[community_id]
+    write()
+    after = streets_of(connection, [community_id])[community_id]
+    if before == after:
+        return
+    t = tables.meeting_counts.c
+    rows: dict[tuple[str, str, str, str, str], int] = defaultdict(int)
+    for month, figure, item, n in connection.execute(
+        select(t.month, t.figure, t.item, t["count"]).where(t.level == COMMUNITY, t.key == community_id)
+    ):
+        rows[(STREET, before, month, figure, item)] -= n
+        rows[(STREET, after, month, figure, item)] += n
+    _add_rows(connection, rows)
 
 
 # --- keeping them in the transaction of the change ------------------------------------------------
