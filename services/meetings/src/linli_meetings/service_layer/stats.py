@@ -361,7 +361,7 @@ def _from_counts(
 
     # Open items of the months read falling due this month before today: overdue now.
     first_of_month = today.replace(day=1)
-    if first_of_month < today and first_month <= this_month:
+    if first_of_month < today:
         overdue = session.execute(
             select(ai.community_id, func.count())
             .join(tables.meetings, ai.meeting_id == m.id)
