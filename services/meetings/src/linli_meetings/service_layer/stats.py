@@ -1,9 +1,12 @@
 """`GET /stats`: figures of meetings, decisions and follow-up for a scope and a period.
 
 The period is of local dates in the city's time zone (a meeting counts on the day it started
-there). Every figure is an aggregate query grouped in the database, using the indexes on
-(community_id, local_date) and (status, local_date), so a city of 10,000 communities is a handful
-of grouped scans, not a loop over communities.
+there). The figures come from the counts the service keeps per community, street and month
+(adapters/counts.py, `_from_counts`): the whole city is its streets' rows, a hundred a month. What
+the counts cannot say exactly (a period starting mid-month; distinct issues when the days after the
+period's end had deliberations, or an issue was taken up by two communities) comes from the history
+(`history`: aggregate queries grouped in the database on the indexes of the local dates, the way
+/stats answered before the counts, and the reference they are tested against).
 """
 
 from __future__ import annotations
