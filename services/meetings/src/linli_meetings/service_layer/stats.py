@@ -365,9 +365,13 @@ def _from_counts(
     # Open items of the months read falling due this month before today: overdue now.
     first_of_month = today.replace(day=1)
     if first_of_month < today:
+        # Per street for the whole city by street: its communities' streets joined in the query.
+        rc = tables.replica.communities.c
+        group = func.coalesce(rc.street_id, "") if of_streets else ai.community_id
         overdue = session.execute(
-            select(ai.community_id, func.count())
-            .join(tables.meetings, ai.meeting_id == m.id)
+            select(group, func.count())
+            .select_from(tables.action_items.join(tables.meetings, ai.meeting_id == m.id))
+            .outerjoin(tables.replica.communities, rc.community_id == ai.community_id)
             .where(
                 _within(m.community_id, communities),
                 m.status == "concluded",
@@ -376,10 +380,10 @@ def _from_counts(
                 ai.due_date >= first_of_month,
                 ai.due_date < today,
             )
-            .group_by(ai.community_id)
+            .group_by(group)
         )
-        for group, n in grouped(overdue):
-            groups[group]["action_items_overdue"] += n
+        for key, n in overdue:
+            groups[key]["action_items_overdue"] += n
 
     # The days after the end, in its month: taken off.
     tail_deliberated = False
