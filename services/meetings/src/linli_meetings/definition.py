@@ -30,10 +30,9 @@ def timers(settings: Settings, database: Database) -> list[Timer]:
 def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> int:
     """Build the statistics' counts again from the history (adapters/counts.py).
 
-    Migration 0012 builds them and every change keeps them; a street's rows follow the street the
-    directory gave each community when its meetings changed, so after communities move to another
-    street (or to repair a database edited by hand) build them again. Writers wait while it runs
-    (one transaction)."""
+    Migration 0012 builds them and every change keeps them (a community the directory moves to
+    another street takes its amounts along): run it after editing the tables by hand. Writers wait
+    while it runs (one transaction)."""
     del settings, args  # the command line was parsed in cli.py
     started = time.perf_counter()
     with database.transaction() as session:

@@ -1,9 +1,10 @@
 """The statistics' read model: what `/stats` adds up, per community and per street, kept exact.
 
 `meeting_counts` holds amounts per (level, key, month, figure, item): level "c" a community, "s" a
-street (keyed by the street the directory replica gives the community when the change is written,
-"" for one it does not know yet: the whole city is its streets' rows, some hundred a month, and no
-single row for the city makes every writer wait for the one before). The month is that of the
+street (keyed by the street the directory replica gives the community, "" for one it does not know
+yet; when the replica moves a community, `move_community` moves its amounts: the whole city is its
+streets' rows, some hundred a month, and no single row for the city makes every writer wait for
+the one before). The month is that of the
 local date (meetings, deliberations and decisions carry it), "" for the figures "as of now".
 
 What a row holds comes from three kinds of units, each read from the tables by the functions

@@ -66,9 +66,9 @@ COMMANDS = {
     "rebuild-counts": (
         "build the statistics' counts again from the history",
         "Delete and build again, in one transaction (writers wait), the counts per community, street "
-        "and month that GET /stats adds up. Migration 0012 builds them and every change keeps them; "
-        "run this after communities move to another street in the directory (a street's rows follow "
-        "the street a community had when its meetings changed) or after editing the tables by hand.",
+        "and month that GET /stats adds up. Migration 0012 builds them and every change keeps them "
+        "(a community the directory moves to another street takes its counts along); run this after "
+        "editing the tables by hand, or to check them (the same rows come out).",
     ),
     "declare": (
         "declare the service's queue and its bindings",
