@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Row, Select, case, func, insert, or_, sele
 from sqlalchemy.orm import Session, raiseload
 
 from linli_kit.search import TextIndex
-from linli_meetings.adapters import tables
+from linli_meetings.adapters import counts, tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
 from linli_meetings.domain.meeting import AgendaItem, Meeting, Participant, PeopleCounts
 from linli_meetings.domain.procedure import Count
@@ -231,6 +231,8 @@ class MeetingRepository:
         issue_ids = list(dict.fromkeys(meeting.issue_ids))
         if not issue_ids:
             return
+        # The statistics' read model counts them: the issues' amounts as they were, before these.
+        counts.touch(self.session, [("meeting", meeting.id), *(("issue", issue_id) for issue_id in issue_ids)])
         dl = tables.deliberations.c
         before = dict(
             self.session.execute(

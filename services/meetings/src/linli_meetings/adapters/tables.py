@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -162,6 +163,8 @@ decisions = Table(
     Column("local_date", Date, nullable=True),
 )
 Index("ix_decisions_community_date", decisions.c.community_id, decisions.c.local_date)
+# The city's days after a period's end (statistics subtract them from the month's counts).
+Index("ix_decisions_date", decisions.c.local_date)
 
 votes = Table(
     "votes",
@@ -197,6 +200,8 @@ action_items = Table(
 Index("ix_action_items_community_status", action_items.c.community_id, action_items.c.status)
 # Statistics join action items to the meetings held in a period.
 Index("ix_action_items_meeting", action_items.c.meeting_id)
+# Statistics read the open items falling due this month from the history (adapters/counts.py).
+Index("ix_action_items_due_date", action_items.c.due_date)
 
 documents = Table(
     "community_documents",
@@ -228,7 +233,23 @@ deliberations = Table(
     PrimaryKeyConstraint("meeting_id", "issue_id", name="pk_deliberations"),
 )
 Index("ix_deliberations_community_date", deliberations.c.community_id, deliberations.c.local_date)
+Index("ix_deliberations_date", deliberations.c.local_date)
 
+# The statistics' read model (adapters/counts.py): amounts per community (level "c") and per
+# street (level "s", the street the directory replica gave the community when the change was
+# written; "" for a community it did not know), month of the local date ("" for figures "as of
+# now") and figure, with the figure's item (a meeting type, an outcome, a month...).
+meeting_counts = Table(
+    "meeting_counts",
+    metadata,
+    Column("level", String(1), nullable=False),
+    Column("key", Id, nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("figure", String(20), nullable=False),
+    Column("item", String(40), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    PrimaryKeyConstraint("level", "key", "month", "figure", "item", name="pk_meeting_counts"),
+)
 # Issues of each community as the issues service last described them (candidate agenda items).
 issue_replica = Table(
     "issue_replica",

@@ -1,4 +1,5 @@
-"""`linli-meetings`: the meetings service's command line (migrate, worker, check-config, declare).
+"""`linli-meetings`: the meetings service's command line (migrate, worker, check-config, rebuild-counts,
+declare).
 
 The commands are the kit's (`linli_kit.service.service_main`), which runs them; this module gives
 each its complete `--help` for this service (what it does here, its options, the environment it
@@ -61,6 +62,13 @@ COMMANDS = {
         "check the configuration, the database and the broker",
         "Read the settings (exit 2 naming each bad variable), then reach the database and RabbitMQ; "
         "print what is in force and exit 0, or what is unreachable and exit 1.",
+    ),
+    "rebuild-counts": (
+        "build the statistics' counts again from the history",
+        "Delete and build again, in one transaction (writers wait), the counts per community, street "
+        "and month that GET /stats adds up. Migration 0012 builds them and every change keeps them "
+        "(a community the directory moves to another street takes its counts along); run this after "
+        "editing the tables by hand, or to check them (the same rows come out).",
     ),
     "declare": (
         "declare the service's queue and its bindings",

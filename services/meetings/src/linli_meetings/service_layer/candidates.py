@@ -17,6 +17,7 @@ from linli_kit.auth import Principal
 from linli_kit.events import Event
 from linli_kit.events.catalogue import CATALOGUE
 from linli_kit.events.consumer import BatchHandler, Handler, batch_handler
+from linli_meetings.adapters import counts
 from linli_meetings.adapters.tables import issue_replica, issue_supporters
 from linli_meetings.service_layer import access
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
@@ -64,6 +65,8 @@ def _supporters(event: Event) -> list[str]:
 
 def keep_issue(session: Session, event: Event) -> None:
     row = _replica_row(event)
+    # An issue's status counts in the statistics (consultations per resolved issue).
+    counts.touch(session, [("issue", row["issue_id"])])
     current = session.scalar(select(issue_replica.c.revision).where(issue_replica.c.issue_id == row["issue_id"]))
     if current is None:
         session.execute(insert(issue_replica).values(**row))
@@ -91,6 +94,7 @@ def keep_issues(session: Session, events: list[Event]) -> None:
     would not have replaced it)."""
     kept: dict[str, Event] = {}
     issue_ids = {e.data["issue_id"]: None for e in events}  # in order, once each
+    counts.touch(session, [("issue", issue_id) for issue_id in issue_ids])
     stored = dict(
         session.execute(
             select(issue_replica.c.issue_id, issue_replica.c.revision).where(
