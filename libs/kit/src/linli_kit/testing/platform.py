@@ -130,7 +130,13 @@ class Platform:
 
     def command(self, service: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [str(BIN / f"linli-{service}"), *args], env=self.env(service), capture_output=True, text=True, timeout=120
+            [str(BIN / f"linli-{service}"), *args],
+            env=self.env(service),
+            capture_output=True,
+            text=True,
+            # A migration that builds read models over a big database (the benchmarks' cities) takes
+            # minutes on a loaded machine.
+            timeout=1800,
         )
         if check and result.returncode != 0:
             raise AssertionError(f"linli-{service} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
