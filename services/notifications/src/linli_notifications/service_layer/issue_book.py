@@ -89,6 +89,10 @@ class IssueBook:
         else:
             self._changed.add(issue_id)
 
+    def know_street(self, community_id: str, street_id: str | None) -> None:
+        """The community's street, read by the caller with others (kept if already known)."""
+        self._streets.setdefault(community_id, street_id)
+
     def subject(self, session: Session, issue_id: str) -> Subject | None:
         """Who may read the issue, as `repository.load_subjects` would say now."""
         row = self.snapshots[issue_id]
