@@ -1,0 +1,180 @@
+"""Planning a batch's notices together leaves what event by event leaves, in a city of several
+communities: the communities' names, streets and staff read once per batch (one of them missing
+from the directory: its notices say "社区" and no street), templates rendered once per template,
+language, zone and values across intents, and intents large enough for the inbox and delivery rows
+to go through COPY (the single events' rows go through INSERT): the same rows, JSON nulls and
+empty lists included."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from linli_kit.db import Database
+from linli_kit.events import Event, new_event
+from linli_kit.migrations import upgrade
+from linli_kit.replica import replica_handlers
+from linli_kit.testing.consuming import consume
+from linli_notifications.adapters import repository
+from linli_notifications.adapters.tables import messaging, replica
+from linli_notifications.service_layer.handlers import Rules
+from linli_notifications.service_layer.planning import _render
+
+from .conftest import DAYTIME, MIGRATIONS
+from .test_batched_rules import TZ, contents
+
+pytestmark = pytest.mark.integration
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128)))
+
+
+def city_and_burst(seed: int) -> tuple[list[Event], list[Event]]:
+    rng = random.Random(seed)
+    street = _uuid(rng)
+    communities = [_uuid(rng) for _ in range(4)]  # the last one is not in the directory
+    staff = {c: [_uuid(rng) for _ in range(25)] for c in communities}
+    residents = {c: [_uuid(rng) for _ in range(10)] for c in communities}
+    world = [
+        new_event(
+            "directory.community.upserted",
+            {"community_id": c, "street_id": street, "name": f"第{i + 1}社区", "revision": 1},
+            producer="gateway",
+        )
+        for i, c in enumerate(communities[:-1])
+    ]
+    n = 0
+    for c in communities:
+        for role, people in (("community_staff", staff[c]), ("resident", residents[c])):
+            for person in people:
+                n += 1
+                world.append(
+                    new_event(
+                        "accounts.user.registered",
+                        {
+                            "user_id": person,
+                            "role": role,
+                            "display_name": "张三",
+                            # Some without a phone, some in English: other decisions and renders.
+                            "phone": f"+86138{n:08d}" if n % 7 else None,
+                            "locale": "en" if n % 5 == 0 else "zh-CN",
+                            "street_id": street,
+                            "community_ids": [c],
+                            "revision": 1,
+                        },
+                        producer="gateway",
+                    )
+                )
+    starts = DAYTIME + timedelta(days=3)
+    activities = [{"id": _uuid(rng), "community": rng.choice(communities)} for _ in range(2)]
+    issues: list[dict] = []
+    events: list[Event] = []
+    for _ in range(160):
+        kind = rng.choice(["reported", "reported", "supported", "progress", "overdue", "registration"])
+        if kind == "reported" or not issues:
+            c = rng.choice(communities)
+            issues.append(
+                {
+                    "id": _uuid(rng),
+                    "community": c,
+                    "revision": 1,
+                    "status": "reported",
+                    "supporters": [],
+                    "reporter": rng.choice(residents[c]),
+                    "urgency": rng.choice(["normal", "urgent"]),
+                }  # fmt: skip
+            )
+            kind = "reported"
+        issue = issues[-1] if kind == "reported" else rng.choice(issues)
+        if kind == "registration":
+            activity = rng.choice(activities)
+            data = {
+                "registration_id": _uuid(rng),
+                "activity_id": activity["id"],
+                "community_id": activity["community"],
+                "user_id": rng.choice(residents[activity["community"]]),
+                "title": "书法班",  # the same values for every registration of one activity
+                "starts_at": starts,
+                "party_size": 1,
+                "status": "confirmed",
+            }
+            events.append(new_event("activities.registration.confirmed", data, producer="activities"))
+            continue
+        extra: dict = {}
+        event_type = {"reported": "issues.issue.reported", "overdue": "issues.issue.overdue"}.get(kind)
+        if kind != "reported":
+            issue["revision"] += 1
+        if kind == "supported":
+            supporter = rng.choice(residents[issue["community"]])
+            issue["supporters"] = sorted({*issue["supporters"], supporter})
+            extra = {"supporter_id": supporter}
+            event_type = "issues.issue.supported"
+        elif kind == "progress":
+            before, issue["status"] = issue["status"], rng.choice(["accepted", "deliberating", "resolved"])
+            extra = {"from_status": before, "actor_id": staff[issue["community"]][0]}
+            event_type = "issues.issue.status_changed"
+        data = {
+            "issue_id": issue["id"],
+            "community_id": issue["community"],
+            "title": "楼道灯坏了",
+            "category": "safety_hazard",
+            "urgency": issue["urgency"],
+            "status": issue["status"],
+            "tier": "community",
+            "reporter_id": issue["reporter"],
+            "supporter_ids": list(issue["supporters"]),
+            "visibility": rng.choice(["community", "community", "private"]),
+            "revision": issue["revision"],
+            **extra,
+        }
+        events.append(new_event(event_type, data, producer="issues"))
+    events += rng.sample(events, 8)  # some again, in the same burst
+    return world, events
+
+
+def test_planning_a_city_in_batches_leaves_what_event_by_event_leaves(database, pg_databases, clock):
+    alone_url = pg_databases.create("notif_alone")
+    upgrade(MIGRATIONS, alone_url)
+    alone = Database(alone_url)
+    try:
+        world, burst = city_and_burst(21)
+        rules = Rules(clock, TZ)
+        batched = {**replica_handlers(replica), **rules.handlers()}
+        single = {**replica_handlers(replica), **rules.single_handlers()}
+        for db, handlers in ((database, batched), (alone, single)):
+            consume(db, messaging.inbox, handlers, world, service="notifications", one_by_one=True)
+
+        outcomes = consume(database, messaging.inbox, batched, burst, service="notifications")
+        reference = consume(alone, messaging.inbox, single, burst, service="notifications", one_by_one=True)
+        assert set(outcomes) == set(reference) == {"ack"}
+        after_batch = contents(database)
+        assert after_batch == contents(alone)
+        # Enough rows in one batch for COPY, and the community missing from the directory told.
+        assert len(after_batch["deliveries"]) >= repository.COPY_THRESHOLD
+        assert any("社区" in row and "issue.reported" in row for row in after_batch["notifications"])
+
+        again = consume(database, messaging.inbox, batched, burst, service="notifications")
+        assert set(again) == {"ack"} and contents(database) == after_batch
+    finally:
+        alone.dispose()
+
+
+def test_a_render_is_shared_only_by_the_same_template_language_zone_and_values():
+    memo: dict = {}
+    params = {"title": "书法班", "when_at": "2026-11-27T02:00:00+00:00", "position": 1}
+    first = _render("registration.waitlisted", "zh-CN", params, TZ, memo)
+    assert _render("registration.waitlisted", "zh-CN", dict(params), TZ, memo) is first
+    # 1 and True are equal keys of a dict, but render as "1" and "True".
+    as_true = _render("registration.waitlisted", "zh-CN", {**params, "position": True}, TZ, memo)
+    assert as_true != first
+    assert _render("registration.waitlisted", "en", params, TZ, memo) != first
+    # The zone changes what `when` says.
+    promoted = _render("registration.promoted", "zh-CN", params, TZ, memo)
+    assert _render("registration.promoted", "zh-CN", params, "Europe/London", memo) != promoted
+    # A list among the values is rendered every time rather than failing.
+    assert _render("registration.waitlisted", "zh-CN", {**params, "extra": [1]}, TZ, memo) == first
+    assert len(memo) == 5
