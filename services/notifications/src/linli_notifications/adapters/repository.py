@@ -32,13 +32,21 @@ CHUNK = 2000
 COPY_THRESHOLD = 200
 
 
-def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> int:
-    """Insert rows, skipping those that collide on `keys`; return how many were inserted."""
+def insert_ignore(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: list[str],
+    *,
+    encode: Callable[[Any], str] | None = None,
+) -> int:
+    """Insert rows, skipping those that collide on `keys`; return how many were inserted.
+    `encode` (from `json_encoder`): shared by several inserts whose rows share JSON values."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        return _copy_insert_ignore(session, table, rows, keys)
+        return _copy_insert_ignore(session, table, rows, keys, encode or json_encoder())
     module = postgresql if dialect == "postgresql" else sqlite
     inserted = 0
     for start in range(0, len(rows), CHUNK):
@@ -324,7 +332,9 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     return found
 
 
-def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> int:
+def _copy_insert_ignore(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str], encode: Callable[[Any], str]
+) -> int:
     columns = [c.name for c in table.columns if c.name in rows[0]]
     as_json = {c.name for c in table.columns if isinstance(c.type, JSON)}
     staging = f"staging_{table.name}_{uuid.uuid4().hex[:8]}"
@@ -334,7 +344,6 @@ def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str,
     encoded = [i for i, c in enumerate(columns) if c in as_json]
     with driver.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table.name}) ON COMMIT DROP")
-        encode = _json_encoder()
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
             for row in rows:
                 line = list(values(row)) if len(columns) > 1 else [row[columns[0]]]
@@ -350,7 +359,7 @@ def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str,
     return max(inserted, 0)
 
 
-def _json_encoder() -> Callable[[Any], str]:
+def json_encoder() -> Callable[[Any], str]:
     """json.dumps for one COPY: rows of one plan share their parameters object, encoded once (by
     identity, so only while the rows, and with them those objects, are alive)."""
     done: dict[int, tuple[Any, str]] = {}
@@ -393,7 +402,7 @@ def bulk_update(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
             f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {key}, {', '.join(columns)} "
             f"FROM {table.name} WITH NO DATA"
         )
-        encode = _json_encoder()
+        encode = json_encoder()
         with cursor.copy(f"COPY {staging} ({key}, {', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[key]] + [encode(row[c]) if c in as_json else row[c] for c in columns])
@@ -412,7 +421,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = list(rows[0])
     as_json = {c.name for c in table.columns if isinstance(c.type, JSON)}
     driver = session.connection().connection.driver_connection
-    encode = _json_encoder()
+    encode = json_encoder()
     with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([encode(row[c]) if c in as_json else row[c] for c in columns])

@@ -67,8 +67,10 @@ def plan_many(
     found = repository.load_recipients(session, everyone, city_timezone)
     prefs = repository.load_preferences(session, everyone)
     rows = build_rows(intents, found, prefs, now)
-    repository.insert_ignore(session, notifications, rows.inbox, ["source_key", "user_id"])
-    return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"])
+    # A notice and its deliveries share their parameters object: encoded once for both tables.
+    encode = repository.json_encoder()
+    repository.insert_ignore(session, notifications, rows.inbox, ["source_key", "user_id"], encode=encode)
+    return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"], encode=encode)
 
 
 def only_readers(
