@@ -12,6 +12,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from linli_kit.db import Database
 from linli_kit.events import Event, new_event
@@ -19,7 +20,7 @@ from linli_kit.migrations import upgrade
 from linli_kit.replica import replica_handlers
 from linli_kit.testing.consuming import consume
 from linli_notifications.adapters import repository
-from linli_notifications.adapters.tables import messaging, replica
+from linli_notifications.adapters.tables import deliveries, follows, messaging, replica
 from linli_notifications.service_layer.handlers import Rules
 from linli_notifications.service_layer.planning import _render
 
@@ -178,3 +179,43 @@ def test_a_render_is_shared_only_by_the_same_template_language_zone_and_values()
     # A list among the values is rendered every time rather than failing.
     assert _render("registration.waitlisted", "zh-CN", {**params, "extra": [1]}, TZ, memo) == first
     assert len(memo) == 5
+
+
+@pytest.mark.parametrize("count", [3, repository.COPY_THRESHOLD])  # one statement per row | COPY
+def test_rows_inserted_past_the_orm_are_counted_once_and_keep_its_checks(database, count):
+    now = DAYTIME
+    rows = [
+        {
+            "user_id": str(uuid.UUID(int=i)),
+            "target_type": "issue",
+            "target_id": "i-1",
+            "reason": "supporter",
+            "created_at": now,
+        }  # fmt: skip
+        for i in range(count)
+    ]
+    keys = ["target_type", "target_id", "user_id"]
+    with database.transaction() as session:
+        assert repository.insert_ignore(session, follows, rows, keys) == count
+        assert repository.insert_ignore(session, follows, rows + rows[:1], keys) == 0  # all there already
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(follows)) == count
+    # A naive time is refused as the ORM's UtcDateTime refuses it, whichever way the rows go.
+    naive = [{**row, "target_id": "i-2", "created_at": now.replace(tzinfo=None)} for row in rows]
+    with pytest.raises(ValueError, match="naive datetime"), database.transaction() as session:
+        repository.insert_ignore(session, follows, naive, keys)
+    # JSON values as the ORM writes them: a list, an object, a JSON null (not SQL NULL) for None.
+    code = {
+        "id": str(uuid.uuid4()), "key": "k|+8613800000000|sms", "notification_id": None, "user_id": None,
+        "channel": "sms", "address": "+8613800000000", "locale": "zh-CN", "kind": "account.code",
+        "batch_key": "k", "params": {"code": "123456"}, "urgent": True, "state": "pending", "reason": None,
+        "community_id": None, "source_type": "accounts.code.requested", "provider": None, "providers_tried": [],
+        "provider_message_id": None, "attempts": 0, "segments": None, "next_attempt_at": now, "lease_until": None,
+        "outcome_unknown": False, "expires_at": now, "created_at": now, "sent_at": None, "finished_at": None,
+    }  # fmt: skip
+    with database.transaction() as session:
+        assert repository.insert_ignore(session, deliveries, [code], ["key"]) == 1
+    with database.session() as session:
+        row = session.execute(select(deliveries).where(deliveries.c.key == code["key"])).mappings().one()
+        assert row["params"] == {"code": "123456"} and row["providers_tried"] == []
+        assert row["next_attempt_at"] == now

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from linli_kit.tables import UtcDateTime
 from linli_notifications.adapters.tables import (
     devices,
     follows,
@@ -45,13 +46,14 @@ def insert_ignore(
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        return _copy_insert_ignore(session, table, rows, keys, encode or json_encoder())
-    module = postgresql if dialect == "postgresql" else sqlite
+    if dialect == "postgresql":
+        if len(rows) >= COPY_THRESHOLD:
+            return _copy_insert_ignore(session, table, rows, keys, encode or json_encoder())
+        return _many_insert_ignore(session, table, rows, keys, encode or json_encoder())
     inserted = 0
     for start in range(0, len(rows), CHUNK):
         # RETURNING counts what was really inserted (rowcount is not reliable for executemany).
-        statement = module.insert(table).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
         inserted += len(session.execute(statement, list(rows[start : start + CHUNK])).all())
     return inserted
 
@@ -332,23 +334,55 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     return found
 
 
+def _many_insert_ignore(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str], encode: Callable[[Any], str]
+) -> int:
+    """A few rows: one single-row statement of fixed text, executed for each row in one pipeline
+    (psycopg's executemany), its rowcount the sum of the rows inserted. The ORM's multi-row VALUES
+    statement would be new text for every count of rows, thousands of placeholders that psycopg
+    splits anew each time. Values go as they are, as they do through COPY (JSON as its text,
+    which PostgreSQL reads as the column's type)."""
+    columns = [c.name for c in table.columns if c.name in rows[0]]
+    lines = list(_raw_lines(table, columns, rows, encode))
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+    )
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.executemany(statement, lines)
+        return max(cursor.rowcount, 0)
+
+
+def _raw_lines(
+    table: Table, columns: list[str], rows: Sequence[dict[str, Any]], encode: Callable[[Any], str]
+) -> Iterable[list[Any]]:
+    """Each row's values in `columns` order as the driver takes them past the ORM's types: JSON
+    encoded, and instants checked as `UtcDateTime` checks them (a naive one is refused)."""
+    values = operator.itemgetter(*columns)
+    encoded = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    instants = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime)]
+    for row in rows:
+        line = list(values(row)) if len(columns) > 1 else [row[columns[0]]]
+        for i in encoded:
+            line[i] = encode(line[i])
+        for i in instants:
+            if line[i] is not None and line[i].tzinfo is None:
+                raise ValueError("naive datetime: times are stored as instants with an offset")
+        yield line
+
+
 def _copy_insert_ignore(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str], encode: Callable[[Any], str]
 ) -> int:
     columns = [c.name for c in table.columns if c.name in rows[0]]
-    as_json = {c.name for c in table.columns if isinstance(c.type, JSON)}
     staging = f"staging_{table.name}_{uuid.uuid4().hex[:8]}"
     names = ", ".join(columns)
     driver = session.connection().connection.driver_connection
-    values = operator.itemgetter(*columns)
-    encoded = [i for i, c in enumerate(columns) if c in as_json]
     with driver.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table.name}) ON COMMIT DROP")
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                line = list(values(row)) if len(columns) > 1 else [row[columns[0]]]
-                for i in encoded:
-                    line[i] = encode(line[i])
+            for line in _raw_lines(table, columns, rows, encode):
                 copy.write_row(line)
         cursor.execute(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
