@@ -20,7 +20,7 @@ from linli_kit.migrations import upgrade
 from linli_kit.replica import replica_handlers
 from linli_kit.testing.consuming import consume
 from linli_notifications.adapters import repository
-from linli_notifications.adapters.tables import deliveries, follows, messaging, replica
+from linli_notifications.adapters.tables import deliveries, follows, issue_knowledge, messaging, replica
 from linli_notifications.service_layer.handlers import Rules
 from linli_notifications.service_layer.planning import _render
 
@@ -219,3 +219,25 @@ def test_rows_inserted_past_the_orm_are_counted_once_and_keep_its_checks(databas
         row = session.execute(select(deliveries).where(deliveries.c.key == code["key"])).mappings().one()
         assert row["params"] == {"code": "123456"} and row["providers_tried"] == []
         assert row["next_attempt_at"] == now
+
+
+def test_knowledge_is_replaced_only_by_a_later_revision(database):
+    keys = ["issue_id", "user_id"]
+
+    def learn(revision: int, status: str, users: range) -> None:
+        rows = [
+            {"issue_id": "i-1", "user_id": f"u-{u}", "status": status, "assignee": None, "revision": revision}
+            for u in users
+        ]
+        with database.transaction() as session:
+            repository.upsert_newer(session, issue_knowledge, rows, keys=keys)
+
+    learn(2, "accepted", range(0, 4))
+    learn(1, "reported", range(0, 6))  # older for u-0..3: kept as they were; new for u-4, u-5
+    learn(3, "resolved", range(3, 5))
+    with database.session() as session:
+        known = {r.user_id: (r.status, r.revision) for r in session.execute(select(issue_knowledge))}
+    assert known == {
+        "u-0": ("accepted", 2), "u-1": ("accepted", 2), "u-2": ("accepted", 2), "u-3": ("resolved", 3),
+        "u-4": ("resolved", 3), "u-5": ("reported", 1),
+    }  # fmt: skip

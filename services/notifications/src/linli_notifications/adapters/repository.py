@@ -62,8 +62,19 @@ def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]],
     """Insert rows, or replace the stored row with the same `keys` when its `revision` is older."""
     if not rows:
         return
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = module.insert(table)
+    if session.get_bind().dialect.name == "postgresql":
+        # As `_many_insert_ignore`: one statement of fixed text, executed per row in one pipeline.
+        columns = [c.name for c in table.columns if c.name in rows[0]]
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
+        statement_text = (
+            f"INSERT INTO {table.name} AS t ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments} WHERE t.revision < EXCLUDED.revision"
+        )
+        driver = session.connection().connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.executemany(statement_text, list(_raw_lines(table, columns, rows, json_encoder())))
+        return
+    statement = sqlite.insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=keys,
         set_={c: statement.excluded[c] for c in rows[0] if c not in keys},
