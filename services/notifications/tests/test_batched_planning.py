@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from linli_kit.db import Database
 from linli_kit.events import Event, new_event
@@ -20,7 +21,7 @@ from linli_kit.migrations import upgrade
 from linli_kit.replica import replica_handlers
 from linli_kit.testing.consuming import consume
 from linli_notifications.adapters import repository
-from linli_notifications.adapters.tables import deliveries, follows, issue_knowledge, messaging, replica
+from linli_notifications.adapters.tables import deliveries, follows, issue_knowledge, messaging, replica, subjects
 from linli_notifications.service_layer.handlers import Rules
 from linli_notifications.service_layer.planning import _render
 
@@ -241,3 +242,29 @@ def test_knowledge_is_replaced_only_by_a_later_revision(database):
         "u-0": ("accepted", 2), "u-1": ("accepted", 2), "u-2": ("accepted", 2), "u-3": ("resolved", 3),
         "u-4": ("resolved", 3), "u-5": ("reported", 1),
     }  # fmt: skip
+
+
+def test_new_snapshots_inserted_past_the_orm_fail_on_a_collision(database):
+    rows = [
+        {
+            "subject_type": "issue",
+            "subject_id": f"i-{i}",
+            "community_id": "c-1",
+            "title": "楼道灯坏了",
+            "status": "reported",
+            "revision": 1,
+            "member_ids": [f"u-{i}"],
+            "visibility": "community",
+        }  # fmt: skip
+        for i in range(3)
+    ]
+    with database.transaction() as session:
+        repository.insert_rows(session, subjects, rows)
+    with database.session() as session:
+        kept = {r.subject_id: r.member_ids for r in session.execute(select(subjects))}
+    assert kept == {"i-0": ["u-0"], "i-1": ["u-1"], "i-2": ["u-2"]}
+    # A snapshot another copy of the worker inserted meanwhile: the batch fails (and is retried
+    # event by event), it does not silently keep the other one; the error as the ORM's (the
+    # consumer reads it to tell an outage from a failed batch).
+    with pytest.raises(IntegrityError), database.transaction() as session:
+        repository.insert_rows(session, subjects, rows[:1])

@@ -70,9 +70,7 @@ def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]],
             f"INSERT INTO {table.name} AS t ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments} WHERE t.revision < EXCLUDED.revision"
         )
-        driver = session.connection().connection.driver_connection
-        with driver.cursor() as cursor:
-            cursor.executemany(statement_text, list(_raw_lines(table, columns, rows, json_encoder())))
+        session.connection().exec_driver_sql(statement_text, list(_raw_lines(table, columns, rows, json_encoder())))
         return
     statement = sqlite.insert(table)
     statement = statement.on_conflict_do_update(
@@ -345,6 +343,20 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     return found
 
 
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows that must be new (a collision fails, as a plain INSERT does), every row with the
+    columns of the first. On PostgreSQL one statement of fixed text executed per row in one
+    pipeline (see `_many_insert_ignore`)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(table.insert(), list(rows))
+        return
+    columns = [c.name for c in table.columns if c.name in rows[0]]
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+    session.connection().exec_driver_sql(statement, list(_raw_lines(table, columns, rows, json_encoder())))
+
+
 def _many_insert_ignore(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str], encode: Callable[[Any], str]
 ) -> int:
@@ -359,15 +371,14 @@ def _many_insert_ignore(
         f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
     )
-    driver = session.connection().connection.driver_connection
-    with driver.cursor() as cursor:
-        cursor.executemany(statement, lines)
-        return max(cursor.rowcount, 0)
+    # Through SQLAlchemy's connection (the driver's executemany): its errors come as the ORM's do,
+    # which the consumer reads to tell a database outage from a failed batch.
+    return max(session.connection().exec_driver_sql(statement, lines).rowcount, 0)
 
 
 def _raw_lines(
     table: Table, columns: list[str], rows: Sequence[dict[str, Any]], encode: Callable[[Any], str]
-) -> Iterable[list[Any]]:
+) -> Iterable[tuple[Any, ...]]:
     """Each row's values in `columns` order as the driver takes them past the ORM's types: JSON
     encoded, and instants checked as `UtcDateTime` checks them (a naive one is refused)."""
     values = operator.itemgetter(*columns)
@@ -380,7 +391,7 @@ def _raw_lines(
         for i in instants:
             if line[i] is not None and line[i].tzinfo is None:
                 raise ValueError("naive datetime: times are stored as instants with an offset")
-        yield line
+        yield tuple(line)
 
 
 def _copy_insert_ignore(

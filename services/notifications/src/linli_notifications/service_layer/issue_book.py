@@ -155,7 +155,7 @@ class IssueBook:
                 {"subject_type": "issue", "subject_id": issue_id, **{c: row[c] for c in names}}
             )
         for rows in by_columns.values():
-            session.execute(subjects.insert(), rows)
+            repository.insert_rows(session, subjects, rows)
         if self._changed:
             statement = (
                 update(subjects)
@@ -266,7 +266,7 @@ class NewMeetings:
             for row in self.kept.values():
                 by_columns.setdefault(tuple(sorted(row)), []).append(row)
             for rows in by_columns.values():
-                session.execute(subjects.insert(), rows)
+                repository.insert_rows(session, subjects, rows)
             self.kept = {}
         repository.insert_ignore(
             session, reminders, self._reminders, ["subject_type", "subject_id", "kind", "starts_at"]
