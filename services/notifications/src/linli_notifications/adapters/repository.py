@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
+from linli_kit.tables import UtcDateTime
 from linli_notifications.adapters.tables import (
     devices,
     follows,
@@ -32,18 +33,27 @@ CHUNK = 2000
 COPY_THRESHOLD = 200
 
 
-def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> int:
-    """Insert rows, skipping those that collide on `keys`; return how many were inserted."""
+def insert_ignore(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: list[str],
+    *,
+    encode: Callable[[Any], str] | None = None,
+) -> int:
+    """Insert rows, skipping those that collide on `keys`; return how many were inserted.
+    `encode` (from `json_encoder`): shared by several inserts whose rows share JSON values."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        return _copy_insert_ignore(session, table, rows, keys)
-    module = postgresql if dialect == "postgresql" else sqlite
+    if dialect == "postgresql":
+        if len(rows) >= COPY_THRESHOLD:
+            return _copy_insert_ignore(session, table, rows, keys, encode or json_encoder())
+        return _many_insert_ignore(session, table, rows, keys, encode or json_encoder())
     inserted = 0
     for start in range(0, len(rows), CHUNK):
         # RETURNING counts what was really inserted (rowcount is not reliable for executemany).
-        statement = module.insert(table).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
         inserted += len(session.execute(statement, list(rows[start : start + CHUNK])).all())
     return inserted
 
@@ -52,8 +62,17 @@ def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]],
     """Insert rows, or replace the stored row with the same `keys` when its `revision` is older."""
     if not rows:
         return
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = module.insert(table)
+    if session.get_bind().dialect.name == "postgresql":
+        # As `_many_insert_ignore`: one statement of fixed text, executed per row in one pipeline.
+        columns = [c.name for c in table.columns if c.name in rows[0]]
+        assignments = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
+        statement_text = (
+            f"INSERT INTO {table.name} AS t ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments} WHERE t.revision < EXCLUDED.revision"
+        )
+        session.connection().exec_driver_sql(statement_text, list(_raw_lines(table, columns, rows, json_encoder())))
+        return
+    statement = sqlite.insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=keys,
         set_={c: statement.excluded[c] for c in rows[0] if c not in keys},
@@ -68,12 +87,20 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
     found: dict[str, Recipient] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        rows = session.execute(select(recipients).where(recipients.c.user_id.in_(chunk))).mappings().all()
+        # Ids as one array parameter (`among`): an IN list of 2,000 placeholders costs more to build,
+        # send and parse (psycopg splits the query text on every one) than the look-up itself.
+        rows = session.execute(select(recipients).where(among(session, recipients.c.user_id, chunk))).mappings().all()
         phones = [r["phone"] for r in rows if r["phone"]]
-        opted = set(session.scalars(select(sms_opt_outs.c.phone).where(sms_opt_outs.c.phone.in_(phones))))
+        opted = (
+            set(session.scalars(select(sms_opt_outs.c.phone).where(among(session, sms_opt_outs.c.phone, phones))))
+            if phones
+            else set()
+        )
         with_devices = set(
             session.scalars(
-                select(devices.c.user_id).where(devices.c.user_id.in_(chunk), devices.c.pruned_at.is_(None)).distinct()
+                select(devices.c.user_id)
+                .where(among(session, devices.c.user_id, chunk), devices.c.pruned_at.is_(None))
+                .distinct()
             )
         )
         for r in rows:
@@ -167,7 +194,7 @@ def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dic
     result: dict[str, dict[tuple[str, str], bool]] = {}
     for start in range(0, len(ids), CHUNK):
         rows = session.execute(
-            select(preferences).where(preferences.c.user_id.in_(ids[start : start + CHUNK]))
+            select(preferences).where(among(session, preferences.c.user_id, ids[start : start + CHUNK]))
         ).mappings()
         for r in rows:
             result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
@@ -196,6 +223,25 @@ def members_with_role(session: Session, community_ids: Iterable[str], roles: Ite
             .distinct()
         )
     )
+
+
+def members_with_role_by_community(
+    session: Session, community_ids: Sequence[str], roles: Iterable[str]
+) -> dict[str, list[str]]:
+    """`members_with_role` of each community, with one statement (every community in the answer)."""
+    found: dict[str, list[str]] = {c: [] for c in community_ids}
+    if not community_ids:
+        return found
+    for community_id, user_id in session.execute(
+        select(recipient_communities.c.community_id, recipient_communities.c.user_id)
+        .where(
+            among(session, recipient_communities.c.community_id, community_ids),
+            recipient_communities.c.role.in_(list(roles)),
+        )
+        .distinct()
+    ):
+        found[community_id].append(user_id)
+    return found
 
 
 def officials_of_street(session: Session, street_id: str | None) -> list[str]:
@@ -297,18 +343,69 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     return found
 
 
-def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> int:
+def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows that must be new (a collision fails, as a plain INSERT does), every row with the
+    columns of the first. On PostgreSQL one statement of fixed text executed per row in one
+    pipeline (see `_many_insert_ignore`)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(table.insert(), list(rows))
+        return
     columns = [c.name for c in table.columns if c.name in rows[0]]
-    as_json = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+    session.connection().exec_driver_sql(statement, list(_raw_lines(table, columns, rows, json_encoder())))
+
+
+def _many_insert_ignore(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str], encode: Callable[[Any], str]
+) -> int:
+    """A few rows: one single-row statement of fixed text, executed for each row in one pipeline
+    (psycopg's executemany), its rowcount the sum of the rows inserted. The ORM's multi-row VALUES
+    statement would be new text for every count of rows, thousands of placeholders that psycopg
+    splits anew each time. Values go as they are, as they do through COPY (JSON as its text,
+    which PostgreSQL reads as the column's type)."""
+    columns = [c.name for c in table.columns if c.name in rows[0]]
+    lines = list(_raw_lines(table, columns, rows, encode))
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+    )
+    # Through SQLAlchemy's connection (the driver's executemany): its errors come as the ORM's do,
+    # which the consumer reads to tell a database outage from a failed batch.
+    return max(session.connection().exec_driver_sql(statement, lines).rowcount, 0)
+
+
+def _raw_lines(
+    table: Table, columns: list[str], rows: Sequence[dict[str, Any]], encode: Callable[[Any], str]
+) -> Iterable[tuple[Any, ...]]:
+    """Each row's values in `columns` order as the driver takes them past the ORM's types: JSON
+    encoded, and instants checked as `UtcDateTime` checks them (a naive one is refused)."""
+    values = operator.itemgetter(*columns)
+    encoded = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    instants = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime)]
+    for row in rows:
+        line = list(values(row)) if len(columns) > 1 else [row[columns[0]]]
+        for i in encoded:
+            line[i] = encode(line[i])
+        for i in instants:
+            if line[i] is not None and line[i].tzinfo is None:
+                raise ValueError("naive datetime: times are stored as instants with an offset")
+        yield tuple(line)
+
+
+def _copy_insert_ignore(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], keys: list[str], encode: Callable[[Any], str]
+) -> int:
+    columns = [c.name for c in table.columns if c.name in rows[0]]
     staging = f"staging_{table.name}_{uuid.uuid4().hex[:8]}"
     names = ", ".join(columns)
     driver = session.connection().connection.driver_connection
     with driver.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {staging} (LIKE {table.name}) ON COMMIT DROP")
-        encode = _json_encoder()
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([encode(row[c]) if c in as_json else row[c] for c in columns])
+            for line in _raw_lines(table, columns, rows, encode):
+                copy.write_row(line)
         cursor.execute(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
             f"ON CONFLICT ({', '.join(keys)}) DO NOTHING"
@@ -318,12 +415,16 @@ def _copy_insert_ignore(session: Session, table: Table, rows: Sequence[dict[str,
     return max(inserted, 0)
 
 
-def _json_encoder() -> Callable[[Any], str]:
+def json_encoder() -> Callable[[Any], str]:
     """json.dumps for one COPY: rows of one plan share their parameters object, encoded once (by
     identity, so only while the rows, and with them those objects, are alive)."""
     done: dict[int, tuple[Any, str]] = {}
 
     def encode(value: Any) -> str:
+        if value is None:
+            return "null"  # as json.dumps says it (a JSON null, as the ORM's insert writes it)
+        if type(value) is list and not value:
+            return "[]"  # every delivery's own empty `providers_tried`
         known = done.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
@@ -357,7 +458,7 @@ def bulk_update(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
             f"CREATE TEMP TABLE {staging} ON COMMIT DROP AS SELECT {key}, {', '.join(columns)} "
             f"FROM {table.name} WITH NO DATA"
         )
-        encode = _json_encoder()
+        encode = json_encoder()
         with cursor.copy(f"COPY {staging} ({key}, {', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[key]] + [encode(row[c]) if c in as_json else row[c] for c in columns])
@@ -376,7 +477,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = list(rows[0])
     as_json = {c.name for c in table.columns if isinstance(c.type, JSON)}
     driver = session.connection().connection.driver_connection
-    encode = _json_encoder()
+    encode = json_encoder()
     with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([encode(row[c]) if c in as_json else row[c] for c in columns])

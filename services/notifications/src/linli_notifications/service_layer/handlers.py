@@ -113,6 +113,7 @@ class Rules:
         self._members = ActivityMembers()
         self._members.load(session, {e.data["activity_id"] for e in events if e.type in REGISTRATIONS})
         self._preload_followers(session, events)
+        self._preload_communities(session, events)
         # Meetings never seen before: snapshot and reminders kept until the next flush.
         self._new_meetings = NewMeetings()
         self._new_meetings.load(
@@ -158,6 +159,28 @@ class Rules:
                     found[target_id].append(user_id)
             for target_id, people in found.items():
                 self._lookups[("followers", target_type, target_id)] = people
+
+    def _preload_communities(self, session: Session, events: list[Event]) -> None:
+        """The names, streets and staff of the communities the run's issue rules name, with one
+        statement each, where the rules would look each community up once per batch: no rule of
+        the batch changes them (the directory's and accounts' events are handled apart)."""
+        wanted = sorted({e.data["community_id"] for e in events if e.type.startswith("issues.issue.")})
+        if not wanted:
+            return
+        assert self._lookups is not None and self._book is not None
+        names = {c: None for c in wanted}
+        for community_id, name, street_id in session.execute(
+            select(
+                replica.communities.c.community_id, replica.communities.c.name, replica.communities.c.street_id
+            ).where(repository.among(session, replica.communities.c.community_id, wanted))
+        ):
+            names[community_id] = name
+            self._book.know_street(community_id, street_id)
+        for community_id in wanted:
+            self._book.know_street(community_id, None)  # not in the directory: as a look-up answers
+            self._lookups[("community name", community_id)] = names[community_id]
+        for community_id, staff in repository.members_with_role_by_community(session, wanted, STAFF).items():
+            self._lookups[("staff", community_id)] = staff
 
     def _followers(self, session: Session, target_type: str, target_id: str) -> list[str]:
         """Followers of a meeting or a community (issues: `_issue_followers`)."""

@@ -89,6 +89,10 @@ class IssueBook:
         else:
             self._changed.add(issue_id)
 
+    def know_street(self, community_id: str, street_id: str | None) -> None:
+        """The community's street, read by the caller with others (kept if already known)."""
+        self._streets.setdefault(community_id, street_id)
+
     def subject(self, session: Session, issue_id: str) -> Subject | None:
         """Who may read the issue, as `repository.load_subjects` would say now."""
         row = self.snapshots[issue_id]
@@ -151,7 +155,7 @@ class IssueBook:
                 {"subject_type": "issue", "subject_id": issue_id, **{c: row[c] for c in names}}
             )
         for rows in by_columns.values():
-            session.execute(subjects.insert(), rows)
+            repository.insert_rows(session, subjects, rows)
         if self._changed:
             statement = (
                 update(subjects)
@@ -262,7 +266,7 @@ class NewMeetings:
             for row in self.kept.values():
                 by_columns.setdefault(tuple(sorted(row)), []).append(row)
             for rows in by_columns.values():
-                session.execute(subjects.insert(), rows)
+                repository.insert_rows(session, subjects, rows)
             self.kept = {}
         repository.insert_ignore(
             session, reminders, self._reminders, ["subject_type", "subject_id", "kind", "starts_at"]

@@ -67,8 +67,10 @@ def plan_many(
     found = repository.load_recipients(session, everyone, city_timezone)
     prefs = repository.load_preferences(session, everyone)
     rows = build_rows(intents, found, prefs, now)
-    repository.insert_ignore(session, notifications, rows.inbox, ["source_key", "user_id"])
-    return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"])
+    # A notice and its deliveries share their parameters object: encoded once for both tables.
+    encode = repository.json_encoder()
+    repository.insert_ignore(session, notifications, rows.inbox, ["source_key", "user_id"], encode=encode)
+    return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"], encode=encode)
 
 
 def only_readers(
@@ -106,15 +108,19 @@ def build_rows(
     """The rows of `intents` for the recipients `found` (with their preferences): no database here,
     so a caller can build them before its write transaction (a broadcast chunk does)."""
     rows = PlannedRows()
+    # One render per template, language, zone and parameters across the intents: a burst's
+    # registrations for one activity, or its notices to a community's staff, share them.
+    rendered: dict[tuple, tuple] = {}
     for intent in intents:
         renders: dict[tuple[str, str], Any] = {}  # one render per language and zone of the intent
         decisions: dict[tuple, list] = {}  # one policy decision per kind of recipient (see _decide)
+        about = [list(key) for key in intent.about] or None  # one object per intent: encoded once
         for user_id in sorted(set(intent.user_ids)):
             recipient = found.get(user_id)
             if recipient is None:
                 continue  # not (yet) known from accounts: nobody to tell
             planned = _decide(intent, recipient, prefs.get(user_id, {}), now, decisions)
-            _plan_one(intent, recipient, planned, rows.inbox, rows.deliveries, renders, now)
+            _plan_one(intent, recipient, planned, rows.inbox, rows.deliveries, renders, rendered, about, now)
     return rows
 
 
@@ -157,6 +163,8 @@ def _plan_one(
     inbox_rows: list[dict[str, Any]],
     delivery_rows: list[dict[str, Any]],
     renders: dict[tuple[str, str], Any],
+    rendered: dict[tuple, tuple],
+    about: list[list[str]] | None,
     now: datetime,
 ) -> None:
     user_id = recipient.user_id
@@ -164,11 +172,7 @@ def _plan_one(
     if memo not in renders:
         # The same parameters object for every row of a language and zone (read-only from here).
         params = {**intent.params, "tz": recipient.timezone}
-        try:
-            rendered = render(intent.kind, recipient.locale, params, recipient.timezone)
-            renders[memo] = (rendered.title, rendered.body, None, params)
-        except Invalid as exc:
-            renders[memo] = (intent.kind, intent.kind, ", ".join(sorted(exc.fields)), params)
+        renders[memo] = (*_render(intent.kind, recipient.locale, params, recipient.timezone, rendered), params)
     title, body, bad_params, params = renders[memo]
     notification_id = stable_id(intent.source_key, user_id)
     inbox_rows.append(
@@ -186,7 +190,7 @@ def _plan_one(
             "community_id": intent.community_id,
             "subject_type": intent.subject_type,
             "subject_id": intent.subject_id,
-            "about": [list(key) for key in intent.about] or None,
+            "about": about,
             "created_at": now,
             "read_at": None,
         }
@@ -211,6 +215,26 @@ def _plan_one(
                 now=now,
             )
         )
+
+
+def _render(kind: str, locale: str, params: dict, timezone: str, memo: dict[tuple, tuple]) -> tuple:
+    """(title, body, the invalid parameters or None) of `render`, once per distinct call."""
+    try:
+        # With each value's type: 1, 1.0 and True are equal keys but render differently.
+        key: tuple | None = (kind, locale, timezone, frozenset((k, type(v), v) for k, v in params.items()))
+        hash(key)
+    except TypeError:  # a list or dict among the parameters: rendered as it is
+        key = None
+    if key is not None and key in memo:
+        return memo[key]
+    try:
+        result = render(kind, locale, params, timezone)
+        answer: tuple = (result.title, result.body, None)
+    except Invalid as exc:
+        answer = (kind, kind, ", ".join(sorted(exc.fields)))
+    if key is not None:
+        memo[key] = answer
+    return answer
 
 
 def plan_code(
