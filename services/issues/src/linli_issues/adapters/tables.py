@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 from sqlalchemy.orm import column_property, registry
 
@@ -232,6 +233,26 @@ Index(
     issue_month_breakdowns.c.kind,
     issue_month_breakdowns.c.key,
     postgresql_include=["count"],
+)
+
+# The streets' rows alone (the whole city's overview reads them: a few thousand among millions); the
+# condition is the one the queries use (`counters.STREET` prefix), so the planner matches it.
+STREET_ROWS = "community_id LIKE 'street:%'"
+Index(
+    "ix_issue_month_counts_streets",
+    issue_month_counts.c.month,
+    issue_month_counts.c.community_id,
+    postgresql_where=text(STREET_ROWS),
+    sqlite_where=text(STREET_ROWS),
+)
+Index(
+    "ix_issue_month_breakdowns_streets",
+    issue_month_breakdowns.c.month,
+    issue_month_breakdowns.c.kind,
+    issue_month_breakdowns.c.key,
+    postgresql_include=["community_id", "count"],
+    postgresql_where=text(STREET_ROWS),
+    sqlite_where=text(STREET_ROWS),
 )
 
 # One row (id 1): the zone the months of the counts are in; none (or no row): the counts are not

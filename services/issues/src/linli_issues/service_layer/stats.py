@@ -46,6 +46,8 @@ ESCALATIONS = ("compound_to_community", "community_to_street", "street_to_city")
 FAMILIES = frozenset({"raised", "accepted", "resolved", "rated", "held"})
 
 
+STREET_ROWS_PATTERN = "'" + counters.STREET + "%'"
+
 # What the rows beside the totals and months are per: each community of the scope, or each street
 # (a city's hundred rows instead of its ten thousand; a street's row has no hours to resolve).
 BY = ("community", "street")
@@ -560,7 +562,9 @@ class _Counted:
         t, b = issue_month_counts.c, issue_month_breakdowns.c
         names = counters.FIGURES
         per_street = self.query.by == "street"
-        streets = t.community_id.like(counters.STREET + "%")
+        # The pattern as a literal, as the partial indexes of the streets' rows have it: a bound
+        # parameter would let a generic plan miss them.
+        streets = t.community_id.like(literal_column(STREET_ROWS_PATTERN))
         for key, month, *values in self.session.execute(
             select(t.community_id, t.month, *[t[n] for n in names]).where(streets, t.month.in_(months))
         ):
@@ -569,7 +573,7 @@ class _Counted:
                 self._add(street, month, name, value)
         for key, month, kind, figure, count in self.session.execute(
             select(b.community_id, b.month, b.kind, b.key, b.count).where(
-                b.community_id.like(counters.STREET + "%"), b.month.in_(months)
+                b.community_id.like(literal_column(STREET_ROWS_PATTERN)), b.month.in_(months)
             )
         ):
             if kind == "escalation":
