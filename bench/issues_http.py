@@ -103,10 +103,17 @@ def baseline_app() -> Flask:
 
 
 # --- set-up -----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: the sockets stay open until all are chosen (one at a time, the
+    kernel may hand the same port out twice, and both servers would then answer on it)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def seed(url: str, communities: list[str], street_id: str, count: int) -> None:
@@ -251,7 +258,7 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(HERE),
         }
-        ours_port, bare_port = free_port(), free_port()
+        ours_port, bare_port = free_ports(2)
         processes.append(
             start_gunicorn("linli_issues.entrypoints.web:create_app()", ours_port, env, workdir / "ours.log")
         )

@@ -146,24 +146,57 @@ class Tally:
         return [wide[key] for key in sorted(wide)], narrow
 
 
+# Keys of `Session.info`: the streets the unit of work already read from the directory replica (the
+# repository's cache, shared so the hook does not read them again), and the zone of the counts read
+# in the current transaction (`remember_zone`).
+STREETS_KEY = "linli.issues.streets"
+ZONE_KEY = "linli.issues.counts_zone"
+
+
+def _upserts(dialect: Any) -> tuple[Any, Any]:
+    """INSERT ... ON CONFLICT DO UPDATE adding to the row there, for each table (built once)."""
+    wide = dialect.insert(issue_month_counts)
+    wide = wide.on_conflict_do_update(
+        index_elements=["community_id", "month"],
+        set_={name: issue_month_counts.c[name] + wide.excluded[name] for name in FIGURES},
+    )
+    narrow = dialect.insert(issue_month_breakdowns)
+    narrow = narrow.on_conflict_do_update(
+        index_elements=["community_id", "month", "kind", "key"],
+        set_={"count": issue_month_breakdowns.c.count + narrow.excluded["count"]},
+    )
+    return wide, narrow
+
+
+_UPSERTS = {"postgresql": _upserts(postgresql), "sqlite": _upserts(sqlite)}
+
+
 def apply(connection: Connection, tally: Tally) -> None:
     """Add the tally to the stored counts (insert, or add to the row already there)."""
     wide, narrow = tally.rows()
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
+    upsert_wide, upsert_narrow = _UPSERTS[name]
+    if wide and narrow and name == "postgresql":
+        # Both tables in one statement (the first as a data-modifying CTE): one round trip, not two.
+        connection.execute(upsert_narrow.values(narrow).add_cte(upsert_wide.values(wide).cte("wide")))
+        return
     if wide:
-        statement = dialect.insert(issue_month_counts)
-        statement = statement.on_conflict_do_update(
-            index_elements=["community_id", "month"],
-            set_={name: issue_month_counts.c[name] + statement.excluded[name] for name in FIGURES},
-        )
-        connection.execute(statement, wide)
+        connection.execute(upsert_wide, wide)
     if narrow:
-        statement = dialect.insert(issue_month_breakdowns)
-        statement = statement.on_conflict_do_update(
-            index_elements=["community_id", "month", "kind", "key"],
-            set_={"count": issue_month_breakdowns.c.count + statement.excluded["count"]},
-        )
-        connection.execute(statement, narrow)
+        connection.execute(upsert_narrow, narrow)
+
+
+def remember_zone(session: Session, zone: str | None) -> None:
+    """The zone of the counts as read in the session's current transaction (by a statement that
+    read it along with other things): the hook uses it instead of asking again."""
+    session.info[ZONE_KEY] = (session.get_transaction(), zone)
+
+
+def _zone(session: Session) -> ZoneInfo | None:
+    known = session.info.get(ZONE_KEY)
+    if known is not None and known[0] is session.get_transaction():
+        return ZoneInfo(known[1]) if known[1] else None
+    return zone_of_counts(session.connection())
 
 
 def streets_of(connection: Connection, community_ids: Iterable[str]) -> dict[str, str | None]:
@@ -200,14 +233,19 @@ def _changes(session: Session) -> Tally | None:
     escalations = [thing for thing in session.new if isinstance(thing, TimelineEntry) and thing.kind == "escalation"]
     if not (new_issues or changed or deleted or escalations):
         return None
-    zone = zone_of_counts(session.connection())
+    zone = _zone(session)
     if zone is None:
         return None
     with session.no_autoflush:
         involved = {issue.community_id for issue in (*new_issues, *changed)}
         involved |= {_old_value(issue, "community_id") for issue in (*changed, *deleted)}
         involved |= {issue.community_id for e in escalations if (issue := session.get(Issue, e.issue_id)) is not None}
-    tally = Tally(zone, streets_of(session.connection(), involved))
+    # The streets the unit of work already read (the repository's cache) are not read again.
+    known: dict[str, str | None] = session.info.get(STREETS_KEY, {})
+    streets = {c: known[c] for c in involved if c in known}
+    if len(streets) < len(involved):
+        streets.update(streets_of(session.connection(), involved - streets.keys()))
+    tally = Tally(zone, streets)
     for issue in new_issues:
         tally.add(issue.community_id, issue_figures({name: getattr(issue, name) for name in COUNTED_FIELDS}))
     for issue in changed:

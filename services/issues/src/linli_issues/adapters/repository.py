@@ -9,8 +9,15 @@ from typing import Any
 from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from linli_issues.adapters import counters  # noqa: F401 - its hook keeps the statistics' counts
-from linli_issues.adapters.tables import issue_decisions, issue_meetings, photos, replica, supporters
+from linli_issues.adapters import counters  # its hook keeps the statistics' counts
+from linli_issues.adapters.tables import (
+    issue_counts_state,
+    issue_decisions,
+    issue_meetings,
+    photos,
+    replica,
+    supporters,
+)
 from linli_issues.adapters.tables import issues as issues_table
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, TimelineEntry
@@ -89,7 +96,9 @@ SORTS = {
 class IssueRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._streets: dict[str, str | None] = {}  # community -> street, for this unit of work
+        # community -> street, for this unit of work; in the session's info so the counts' hook
+        # (adapters/counters.py) finds the streets already read instead of reading them again.
+        self._streets: dict[str, str | None] = session.info.setdefault(counters.STREETS_KEY, {})
 
     # --- categories ---------------------------------------------------------------------------
     def categories(self, *, include_inactive: bool = False) -> list[Category]:
@@ -103,6 +112,22 @@ class IssueRepository:
 
     def publication_of(self, key: str) -> str | None:
         return self.session.scalar(select(Category.publication).where(Category.key == key))
+
+    def report_context(self, community_id: str, category_key: str) -> str | None:
+        """What reporting an issue reads, in one round trip: the community's street (kept as
+        `street_of` would; None: no such community), the category's publication (returned; None:
+        no such category) and the zone of the statistics' counts (for the counts' hook)."""
+        c = replica.communities.c
+        row = self.session.execute(
+            select(
+                select(c.street_id).where(c.community_id == community_id).scalar_subquery().label("street_id"),
+                select(Category.publication).where(Category.key == category_key).scalar_subquery().label("publication"),
+                select(issue_counts_state.c.zone).where(issue_counts_state.c.id == 1).scalar_subquery().label("zone"),
+            )
+        ).one()
+        self._streets[community_id] = row.street_id
+        counters.remember_zone(self.session, row.zone)
+        return row.publication
 
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         self.session.add(thing)

@@ -220,6 +220,8 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
     channel = fields.pop("channel", None) or "app"
     media_url = fields.pop("media_url", None)  # an Open311 client's link to its own media
     with uow:
+        # The street, the category's publication and the counts' zone in one round trip.
+        publication = uow.issues.report_context(community_id, str(fields["category"]))
         if not uow.issues.community_exists(community_id):
             raise Invalid("unknown community", fields={"community_id": ["no such community"]})
         if not access.in_scope(principal, community_id, uow.issues.street_of):
@@ -267,7 +269,7 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
             anonymous=bool(fields.get("anonymous")),
             # Read fresh, not from the cache: a category the city just narrowed publishes no report
             # more widely, whichever process takes it.
-            publication=uow.issues.publication_of(category.key) or category.publication,
+            publication=publication or category.publication,
             created_at=now,
             updated_at=now,
             assignee_type=category.responsible_body,
