@@ -17,10 +17,12 @@ row only when their issues resolve in the same month in the same number of hours
 
 They are kept in the transaction of the change: a `before_flush` hook takes every issue whose
 counted fields changed, subtracts what its old values contributed and adds what its new ones do,
-and adds each new escalation. Whatever writes an issue through the session (use cases, event
-handlers, timers) keeps them; nothing has to remember to. `rebuild` builds them again from the
-history (`linli-issues rebuild-counts`), for a database that had issues before they existed or a
-change of the city's time zone.
+and adds each new escalation; a `before_commit` hook writes what the transaction added up, one
+upsert per table (one statement for both on PostgreSQL), just before the commit, so the count rows
+every writer of a community shares stay locked only for the commit. Whatever writes an issue
+through the session (use cases, event handlers, timers) keeps them; nothing has to remember to.
+`rebuild` builds them again from the history (`linli-issues rebuild-counts`), for a database that
+had issues before they existed or a change of the city's time zone.
 """
 
 from __future__ import annotations
@@ -126,6 +128,11 @@ class Tally:
                 wider = CITY if is_hours(figure) else street_key(self.streets.get(community_id))
                 self.amounts[(wider, month, figure)] += sign * amount
 
+    def merge(self, other: Tally) -> None:
+        """Add another tally's amounts (of the same zone) to this one."""
+        for key, amount in other.amounts.items():
+            self.amounts[key] += amount
+
     def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The non-zero amounts as rows of the two tables, in key order (so two transactions lock
         the rows they share in the same order and cannot deadlock on them)."""
@@ -151,6 +158,7 @@ class Tally:
 # in the current transaction (`remember_zone`).
 STREETS_KEY = "linli.issues.streets"
 ZONE_KEY = "linli.issues.counts_zone"
+PENDING_KEY = "linli.issues.counts_pending"  # (transaction, Tally) to write at its commit
 
 
 def _upserts(dialect: Any) -> tuple[Any, Any]:
@@ -266,8 +274,32 @@ def _changes(session: Session) -> Tally | None:
 @event.listens_for(Session, "before_flush")
 def _keep_counts(session: Session, _flush_context: Any, _instances: Any) -> None:
     tally = _changes(session)
-    if tally is not None:
+    if tally is None:
+        return
+    if session.in_nested_transaction():
+        # A savepoint may be rolled back alone: what it changed is counted with it.
         apply(session.connection(), tally)
+        return
+    # Added up until the commit (`_write_counts`): the count rows are locked only from then on.
+    transaction = session.get_transaction()
+    pending = session.info.get(PENDING_KEY)
+    if pending is not None and pending[0] is transaction:
+        pending[1].merge(tally)
+    else:
+        session.info[PENDING_KEY] = (transaction, tally)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_counts(session: Session) -> None:
+    """The counts of the transaction's changes, written just before it commits. Every writer of
+    a community adds to the same rows (its month, its street's month), and a row stays locked until
+    the writer commits: written first, they made each report of a community wait for the whole
+    transaction of the one before; written last, only for its commit."""
+    session.flush()  # the changes not flushed yet are counted too (commit would flush them after this)
+    pending = session.info.pop(PENDING_KEY, None)
+    # A tally of a transaction rolled back (or of another) is never written.
+    if pending is not None and pending[0] is session.get_transaction():
+        apply(session.connection(), pending[1])
 
 
 def rebuild(session: Session, zone: ZoneInfo, *, batch: int = 20_000) -> int:

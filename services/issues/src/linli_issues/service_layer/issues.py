@@ -12,7 +12,7 @@ from linli_issues.adapters.images import prepare_photo
 from linli_issues.adapters.photo_store import PhotoMissing, PhotoStore
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.domain import privacy, similarity
-from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
+from linli_issues.domain.model import Category, Issue, IssueSummary, TimelineEntry, sortable_id
 from linli_issues.domain.photos import EXTENSIONS, MAX_PHOTO_BYTES, THUMBNAIL_SIDE
 from linli_issues.service_layer import access
 from linli_issues.service_layer.events import issue_event
@@ -32,7 +32,7 @@ class IssueView:
     """An issue as one caller may see it: `masked`, its text with phone and identity-card numbers
     masked (domain/privacy.py)."""
 
-    issue: Issue
+    issue: Issue | IssueSummary
     show_reporter: bool
     internal: bool
     supported_by_me: bool = False
@@ -352,12 +352,21 @@ def list_issues(
     limit: int,
     filters: dict[str, Any],
     sort: str,
+    summaries: bool = False,
 ) -> tuple[list[IssueView], int]:
+    """A page of the issues the caller may see and how many there are; `summaries`: each issue as
+    an `IssueSummary` (what a list row shows), else whole."""
     with uow:
         if filters.get("mine"):
             filters["reporter_id"] = access.person_id(principal)
         items, total = uow.issues.list(
-            access.scope_of(principal), offset=offset, limit=limit, filters=filters, now=now, sort=sort
+            access.scope_of(principal),
+            offset=offset,
+            limit=limit,
+            filters=filters,
+            now=now,
+            sort=sort,
+            summaries=summaries,
         )
         street_of = _memo(uow.issues.street_of)
         return [_view_of(principal, i, street_of) for i in items], total
