@@ -230,6 +230,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent persistent connections")
     parser.add_argument("--seed", type=int, default=20_000, help="issues already in the table")
     parser.add_argument("--communities", type=int, default=100)
+    parser.add_argument(
+        "--operations", nargs="+", choices=("create", "list"), default=["create", "list"], help="which to measure"
+    )
+    parser.add_argument(
+        "--without-notify",
+        action="store_true",
+        help="diagnosis only: drop the outbox's NOTIFY trigger (migration 0013), to see what it costs the reports",
+    )
     args = parser.parse_args()
 
     from linli_issues.definition import definition
@@ -246,6 +254,14 @@ def main() -> None:
     try:
         url = databases.create("bench_issues")
         migrations.upgrade(definition.migrations_dir, url)
+        if args.without_notify:
+            from linli_kit.tables import drop_notify_trigger_ddl
+
+            engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+            with engine.begin() as conn:
+                for statement in drop_notify_trigger_ddl("outbox"):
+                    conn.exec_driver_sql(statement)
+            engine.dispose()
         communities = [str(uuid.uuid4()) for _ in range(args.communities)]
         seed(url, communities, str(uuid.uuid4()), args.seed)
         private, public = generate_keypair()
@@ -286,14 +302,19 @@ def main() -> None:
         def load(port, req):
             return lambda n: run(port, args.clients, n or args.requests, req)
 
-        ours_create, bare_create = compare(
-            load(ours_port, lambda: ("POST", "/", body, ours_headers, 201)),
-            load(bare_port, lambda: ("POST", "/", body, bare_headers, 201)),
-        )
-        ours_list, bare_list = compare(
-            load(ours_port, lambda: ("GET", list_path, None, staff_headers, 200)),
-            load(bare_port, lambda: ("GET", list_path, None, {}, 200)),
-        )
+        measured = []
+        if "create" in args.operations:
+            ours_create, bare_create = compare(
+                load(ours_port, lambda: ("POST", "/", body, ours_headers, 201)),
+                load(bare_port, lambda: ("POST", "/", body, bare_headers, 201)),
+            )
+            measured.append(("create an issue (validate, insert, outbox)", ours_create, bare_create, 0.60))
+        if "list" in args.operations:
+            ours_list, bare_list = compare(
+                load(ours_port, lambda: ("GET", list_path, None, staff_headers, 200)),
+                load(bare_port, lambda: ("GET", list_path, None, {}, 200)),
+            )
+            measured.append(("filtered list page (20 of one community)", ours_list, bare_list, 0.70))
         workers = os.environ.get("WEB_CONCURRENCY", "2")
         threads = os.environ.get("WEB_THREADS", "4")
         print(
@@ -301,10 +322,7 @@ def main() -> None:
             f"{args.requests} requests per round, 4 rounds, {args.seed} issues in {args.communities} communities"
         )
         print(f"{'operation':<44}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}")
-        for name, mine, theirs, target in (
-            ("create an issue (validate, insert, outbox)", ours_create, bare_create, 0.60),
-            ("filtered list page (20 of one community)", ours_list, bare_list, 0.70),
-        ):
+        for name, mine, theirs, target in measured:
             print(f"{name:<44}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}")
     finally:
         for process in processes:

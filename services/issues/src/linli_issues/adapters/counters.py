@@ -33,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, event, inspect, select, text
+from sqlalchemy import Connection, Integer, String, bindparam, delete, event, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters.tables import (
@@ -177,17 +178,43 @@ def _upserts(dialect: Any) -> tuple[Any, Any]:
 
 
 _UPSERTS = {"postgresql": _upserts(postgresql), "sqlite": _upserts(sqlite)}
+_WIDE_COLUMNS = ("community_id", "month", *FIGURES)
+_NARROW_COLUMNS = ("community_id", "month", "kind", "key", "count")
+
+
+def _unnest_upsert(table: Any, columns: tuple[str, ...], prefix: str, conflict: list[str], added: list[str]) -> Any:
+    """INSERT INTO table SELECT FROM unnest(one array per column) ON CONFLICT add `added`: its text
+    is the same whatever the number of rows, so it is compiled once per process."""
+    arrays = [
+        bindparam(
+            f"{prefix}{name}", type_=ARRAY(String if name in ("community_id", "month", "kind", "key") else Integer)
+        )
+        for name in columns
+    ]
+    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
+    statement = postgresql.insert(table).from_select(list(columns), select(*[rows.c[name] for name in columns]))
+    return statement.on_conflict_do_update(
+        index_elements=conflict, set_={name: table.c[name] + statement.excluded[name] for name in added}
+    )
+
+
+# PostgreSQL: both tables in one statement (the first as a data-modifying CTE), one round trip.
+_UPSERT_BOTH = _unnest_upsert(
+    issue_month_breakdowns, _NARROW_COLUMNS, "n_", ["community_id", "month", "kind", "key"], ["count"]
+).add_cte(_unnest_upsert(issue_month_counts, _WIDE_COLUMNS, "w_", ["community_id", "month"], list(FIGURES)).cte("wide"))
 
 
 def apply(connection: Connection, tally: Tally) -> None:
     """Add the tally to the stored counts (insert, or add to the row already there)."""
     wide, narrow = tally.rows()
     name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
-    upsert_wide, upsert_narrow = _UPSERTS[name]
-    if wide and narrow and name == "postgresql":
-        # Both tables in one statement (the first as a data-modifying CTE): one round trip, not two.
-        connection.execute(upsert_narrow.values(narrow).add_cte(upsert_wide.values(wide).cte("wide")))
+    if name == "postgresql":
+        if wide or narrow:
+            parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
+            parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
+            connection.execute(_UPSERT_BOTH, parameters)
         return
+    upsert_wide, upsert_narrow = _UPSERTS[name]
     if wide:
         connection.execute(upsert_wide, wide)
     if narrow:
