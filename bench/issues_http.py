@@ -17,6 +17,14 @@ client keeps `--clients` persistent connections busy. Prints requests per second
 ours / baseline (DESIGN section 7 targets: list >= 0.70, create >= 0.60). Never asserts on time.
 
     .venv/bin/python bench/issues_http.py [--requests 2000] [--clients 8] [--seed 20000]
+    .venv/bin/python bench/issues_http.py --operations create --without-notify   # diagnosis
+
+The creates run first and all report in the list's community, so the list page is read over
+thousands of matching issues (both sides): its X-Pagination total counts them all. `--operations`
+measures one of the two; `--without-notify` drops the outbox's NOTIFY trigger (migration 0013) on
+the bench database, to see what it costs the reports (a transaction that notifies commits under
+PostgreSQL's one notification-queue lock, so reports commit one at a time): diagnosis only, the
+relay relies on it.
 """
 
 from __future__ import annotations
