@@ -17,6 +17,14 @@ client keeps `--clients` persistent connections busy. Prints requests per second
 ours / baseline (DESIGN section 7 targets: list >= 0.70, create >= 0.60). Never asserts on time.
 
     .venv/bin/python bench/issues_http.py [--requests 2000] [--clients 8] [--seed 20000]
+    .venv/bin/python bench/issues_http.py --operations create --without-notify   # diagnosis
+
+The creates run first and all report in the list's community, so the list page is read over
+thousands of matching issues (both sides): its X-Pagination total counts them all. `--operations`
+measures one of the two; `--without-notify` drops the outbox's NOTIFY trigger (migration 0013) on
+the bench database, to see what it costs the reports (a transaction that notifies commits under
+PostgreSQL's one notification-queue lock, so reports commit one at a time): diagnosis only, the
+relay relies on it.
 """
 
 from __future__ import annotations
@@ -103,10 +111,17 @@ def baseline_app() -> Flask:
 
 
 # --- set-up -----------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: the sockets stay open until all are chosen (one at a time, the
+    kernel may hand the same port out twice, and both servers would then answer on it)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def seed(url: str, communities: list[str], street_id: str, count: int) -> None:
@@ -223,6 +238,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent persistent connections")
     parser.add_argument("--seed", type=int, default=20_000, help="issues already in the table")
     parser.add_argument("--communities", type=int, default=100)
+    parser.add_argument(
+        "--operations", nargs="+", choices=("create", "list"), default=["create", "list"], help="which to measure"
+    )
+    parser.add_argument(
+        "--without-notify",
+        action="store_true",
+        help="diagnosis only: drop the outbox's NOTIFY trigger (migration 0013), to see what it costs the reports",
+    )
     args = parser.parse_args()
 
     from linli_issues.definition import definition
@@ -239,6 +262,14 @@ def main() -> None:
     try:
         url = databases.create("bench_issues")
         migrations.upgrade(definition.migrations_dir, url)
+        if args.without_notify:
+            from linli_kit.tables import drop_notify_trigger_ddl
+
+            engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+            with engine.begin() as conn:
+                for statement in drop_notify_trigger_ddl("outbox"):
+                    conn.exec_driver_sql(statement)
+            engine.dispose()
         communities = [str(uuid.uuid4()) for _ in range(args.communities)]
         seed(url, communities, str(uuid.uuid4()), args.seed)
         private, public = generate_keypair()
@@ -251,7 +282,7 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(HERE),
         }
-        ours_port, bare_port = free_port(), free_port()
+        ours_port, bare_port = free_ports(2)
         processes.append(
             start_gunicorn("linli_issues.entrypoints.web:create_app()", ours_port, env, workdir / "ours.log")
         )
@@ -279,14 +310,19 @@ def main() -> None:
         def load(port, req):
             return lambda n: run(port, args.clients, n or args.requests, req)
 
-        ours_create, bare_create = compare(
-            load(ours_port, lambda: ("POST", "/", body, ours_headers, 201)),
-            load(bare_port, lambda: ("POST", "/", body, bare_headers, 201)),
-        )
-        ours_list, bare_list = compare(
-            load(ours_port, lambda: ("GET", list_path, None, staff_headers, 200)),
-            load(bare_port, lambda: ("GET", list_path, None, {}, 200)),
-        )
+        measured = []
+        if "create" in args.operations:
+            ours_create, bare_create = compare(
+                load(ours_port, lambda: ("POST", "/", body, ours_headers, 201)),
+                load(bare_port, lambda: ("POST", "/", body, bare_headers, 201)),
+            )
+            measured.append(("create an issue (validate, insert, outbox)", ours_create, bare_create, 0.60))
+        if "list" in args.operations:
+            ours_list, bare_list = compare(
+                load(ours_port, lambda: ("GET", list_path, None, staff_headers, 200)),
+                load(bare_port, lambda: ("GET", list_path, None, {}, 200)),
+            )
+            measured.append(("filtered list page (20 of one community)", ours_list, bare_list, 0.70))
         workers = os.environ.get("WEB_CONCURRENCY", "2")
         threads = os.environ.get("WEB_THREADS", "4")
         print(
@@ -294,10 +330,7 @@ def main() -> None:
             f"{args.requests} requests per round, 4 rounds, {args.seed} issues in {args.communities} communities"
         )
         print(f"{'operation':<44}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}")
-        for name, mine, theirs, target in (
-            ("create an issue (validate, insert, outbox)", ours_create, bare_create, 0.60),
-            ("filtered list page (20 of one community)", ours_list, bare_list, 0.70),
-        ):
+        for name, mine, theirs, target in measured:
             print(f"{name:<44}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}")
     finally:
         for process in processes:

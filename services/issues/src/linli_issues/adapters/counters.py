@@ -17,10 +17,12 @@ row only when their issues resolve in the same month in the same number of hours
 
 They are kept in the transaction of the change: a `before_flush` hook takes every issue whose
 counted fields changed, subtracts what its old values contributed and adds what its new ones do,
-and adds each new escalation. Whatever writes an issue through the session (use cases, event
-handlers, timers) keeps them; nothing has to remember to. `rebuild` builds them again from the
-history (`linli-issues rebuild-counts`), for a database that had issues before they existed or a
-change of the city's time zone.
+and adds each new escalation; a `before_commit` hook writes what the transaction added up, one
+upsert per table (one statement for both on PostgreSQL), just before the commit, so the count rows
+every writer of a community shares stay locked only for the commit. Whatever writes an issue
+through the session (use cases, event handlers, timers) keeps them; nothing has to remember to.
+`rebuild` builds them again from the history (`linli-issues rebuild-counts`), for a database that
+had issues before they existed or a change of the city's time zone.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, delete, event, inspect, select, text
+from sqlalchemy import Connection, Integer, String, bindparam, delete, event, func, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters.tables import (
@@ -126,6 +129,11 @@ class Tally:
                 wider = CITY if is_hours(figure) else street_key(self.streets.get(community_id))
                 self.amounts[(wider, month, figure)] += sign * amount
 
+    def merge(self, other: Tally) -> None:
+        """Add another tally's amounts (of the same zone) to this one."""
+        for key, amount in other.amounts.items():
+            self.amounts[key] += amount
+
     def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The non-zero amounts as rows of the two tables, in key order (so two transactions lock
         the rows they share in the same order and cannot deadlock on them)."""
@@ -146,24 +154,84 @@ class Tally:
         return [wide[key] for key in sorted(wide)], narrow
 
 
+# Keys of `Session.info`: the streets the unit of work already read from the directory replica (the
+# repository's cache, shared so the hook does not read them again), and the zone of the counts read
+# in the current transaction (`remember_zone`).
+STREETS_KEY = "linli.issues.streets"
+ZONE_KEY = "linli.issues.counts_zone"
+PENDING_KEY = "linli.issues.counts_pending"  # (transaction, Tally) to write at its commit
+
+
+def _upserts(dialect: Any) -> tuple[Any, Any]:
+    """INSERT ... ON CONFLICT DO UPDATE adding to the row there, for each table (built once)."""
+    wide = dialect.insert(issue_month_counts)
+    wide = wide.on_conflict_do_update(
+        index_elements=["community_id", "month"],
+        set_={name: issue_month_counts.c[name] + wide.excluded[name] for name in FIGURES},
+    )
+    narrow = dialect.insert(issue_month_breakdowns)
+    narrow = narrow.on_conflict_do_update(
+        index_elements=["community_id", "month", "kind", "key"],
+        set_={"count": issue_month_breakdowns.c.count + narrow.excluded["count"]},
+    )
+    return wide, narrow
+
+
+_UPSERTS = {"postgresql": _upserts(postgresql), "sqlite": _upserts(sqlite)}
+_WIDE_COLUMNS = ("community_id", "month", *FIGURES)
+_NARROW_COLUMNS = ("community_id", "month", "kind", "key", "count")
+
+
+def _unnest_upsert(table: Any, columns: tuple[str, ...], prefix: str, conflict: list[str], added: list[str]) -> Any:
+    """INSERT INTO table SELECT FROM unnest(one array per column) ON CONFLICT add `added`: its text
+    is the same whatever the number of rows, so it is compiled once per process."""
+    arrays = [
+        bindparam(
+            f"{prefix}{name}", type_=ARRAY(String if name in ("community_id", "month", "kind", "key") else Integer)
+        )
+        for name in columns
+    ]
+    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
+    statement = postgresql.insert(table).from_select(list(columns), select(*[rows.c[name] for name in columns]))
+    return statement.on_conflict_do_update(
+        index_elements=conflict, set_={name: table.c[name] + statement.excluded[name] for name in added}
+    )
+
+
+# PostgreSQL: both tables in one statement (the first as a data-modifying CTE), one round trip.
+_UPSERT_BOTH = _unnest_upsert(
+    issue_month_breakdowns, _NARROW_COLUMNS, "n_", ["community_id", "month", "kind", "key"], ["count"]
+).add_cte(_unnest_upsert(issue_month_counts, _WIDE_COLUMNS, "w_", ["community_id", "month"], list(FIGURES)).cte("wide"))
+
+
 def apply(connection: Connection, tally: Tally) -> None:
     """Add the tally to the stored counts (insert, or add to the row already there)."""
     wide, narrow = tally.rows()
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
+    if name == "postgresql":
+        if wide or narrow:
+            parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
+            parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
+            connection.execute(_UPSERT_BOTH, parameters)
+        return
+    upsert_wide, upsert_narrow = _UPSERTS[name]
     if wide:
-        statement = dialect.insert(issue_month_counts)
-        statement = statement.on_conflict_do_update(
-            index_elements=["community_id", "month"],
-            set_={name: issue_month_counts.c[name] + statement.excluded[name] for name in FIGURES},
-        )
-        connection.execute(statement, wide)
+        connection.execute(upsert_wide, wide)
     if narrow:
-        statement = dialect.insert(issue_month_breakdowns)
-        statement = statement.on_conflict_do_update(
-            index_elements=["community_id", "month", "kind", "key"],
-            set_={"count": issue_month_breakdowns.c.count + statement.excluded["count"]},
-        )
-        connection.execute(statement, narrow)
+        connection.execute(upsert_narrow, narrow)
+
+
+def remember_zone(session: Session, zone: str | None) -> None:
+    """The zone of the counts as read in the session's current transaction (by a statement that
+    read it along with other things): the hook uses it instead of asking again."""
+    session.info[ZONE_KEY] = (session.get_transaction(), zone)
+
+
+def _zone(session: Session) -> ZoneInfo | None:
+    known = session.info.get(ZONE_KEY)
+    if known is not None and known[0] is session.get_transaction():
+        return ZoneInfo(known[1]) if known[1] else None
+    return zone_of_counts(session.connection())
 
 
 def streets_of(connection: Connection, community_ids: Iterable[str]) -> dict[str, str | None]:
@@ -200,14 +268,19 @@ def _changes(session: Session) -> Tally | None:
     escalations = [thing for thing in session.new if isinstance(thing, TimelineEntry) and thing.kind == "escalation"]
     if not (new_issues or changed or deleted or escalations):
         return None
-    zone = zone_of_counts(session.connection())
+    zone = _zone(session)
     if zone is None:
         return None
     with session.no_autoflush:
         involved = {issue.community_id for issue in (*new_issues, *changed)}
         involved |= {_old_value(issue, "community_id") for issue in (*changed, *deleted)}
         involved |= {issue.community_id for e in escalations if (issue := session.get(Issue, e.issue_id)) is not None}
-    tally = Tally(zone, streets_of(session.connection(), involved))
+    # The streets the unit of work already read (the repository's cache) are not read again.
+    known: dict[str, str | None] = session.info.get(STREETS_KEY, {})
+    streets = {c: known[c] for c in involved if c in known}
+    if len(streets) < len(involved):
+        streets.update(streets_of(session.connection(), involved - streets.keys()))
+    tally = Tally(zone, streets)
     for issue in new_issues:
         tally.add(issue.community_id, issue_figures({name: getattr(issue, name) for name in COUNTED_FIELDS}))
     for issue in changed:
@@ -228,8 +301,32 @@ def _changes(session: Session) -> Tally | None:
 @event.listens_for(Session, "before_flush")
 def _keep_counts(session: Session, _flush_context: Any, _instances: Any) -> None:
     tally = _changes(session)
-    if tally is not None:
+    if tally is None:
+        return
+    if session.in_nested_transaction():
+        # A savepoint may be rolled back alone: what it changed is counted with it.
         apply(session.connection(), tally)
+        return
+    # Added up until the commit (`_write_counts`): the count rows are locked only from then on.
+    transaction = session.get_transaction()
+    pending = session.info.get(PENDING_KEY)
+    if pending is not None and pending[0] is transaction:
+        pending[1].merge(tally)
+    else:
+        session.info[PENDING_KEY] = (transaction, tally)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_counts(session: Session) -> None:
+    """The counts of the transaction's changes, written just before it commits. Every writer of
+    a community adds to the same rows (its month, its street's month), and a row stays locked until
+    the writer commits: written first, they made each report of a community wait for the whole
+    transaction of the one before; written last, only for its commit."""
+    session.flush()  # the changes not flushed yet are counted too (commit would flush them after this)
+    pending = session.info.pop(PENDING_KEY, None)
+    # A tally of a transaction rolled back (or of another) is never written.
+    if pending is not None and pending[0] is session.get_transaction():
+        apply(session.connection(), pending[1])
 
 
 def rebuild(session: Session, zone: ZoneInfo, *, batch: int = 20_000) -> int:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from linli_issues.adapters import counters  # noqa: F401 - its hook keeps the statistics' counts
-from linli_issues.adapters.tables import issue_decisions, issue_meetings, photos, replica, supporters
+from linli_issues.adapters import counters  # its hook keeps the statistics' counts
+from linli_issues.adapters.tables import (
+    issue_counts_state,
+    issue_decisions,
+    issue_meetings,
+    photos,
+    replica,
+    supporters,
+)
 from linli_issues.adapters.tables import issues as issues_table
 from linli_issues.domain import privacy
-from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, TimelineEntry
+from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, IssueSummary, TimelineEntry
 from linli_kit.search import TextIndex
 
 # What a search reads of an issue: its title and description (migration 0010 made the index).
@@ -86,10 +93,18 @@ SORTS = {
 }
 
 
+# Sorts whose column may be NULL (NULLs last either way).
+NULLABLE_SORTS = frozenset({"updated_at", "due_at"})
+# What an `IssueSummary` is read from, in its fields' order.
+SUMMARY_COLUMNS = [issues_table.c[f.name] for f in fields(IssueSummary)]
+
+
 class IssueRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._streets: dict[str, str | None] = {}  # community -> street, for this unit of work
+        # community -> street, for this unit of work; in the session's info so the counts' hook
+        # (adapters/counters.py) finds the streets already read instead of reading them again.
+        self._streets: dict[str, str | None] = session.info.setdefault(counters.STREETS_KEY, {})
 
     # --- categories ---------------------------------------------------------------------------
     def categories(self, *, include_inactive: bool = False) -> list[Category]:
@@ -103,6 +118,22 @@ class IssueRepository:
 
     def publication_of(self, key: str) -> str | None:
         return self.session.scalar(select(Category.publication).where(Category.key == key))
+
+    def report_context(self, community_id: str, category_key: str) -> str | None:
+        """What reporting an issue reads, in one round trip: the community's street (kept as
+        `street_of` would; None: no such community), the category's publication (returned; None:
+        no such category) and the zone of the statistics' counts (for the counts' hook)."""
+        c = replica.communities.c
+        row = self.session.execute(
+            select(
+                select(c.street_id).where(c.community_id == community_id).scalar_subquery().label("street_id"),
+                select(Category.publication).where(Category.key == category_key).scalar_subquery().label("publication"),
+                select(issue_counts_state.c.zone).where(issue_counts_state.c.id == 1).scalar_subquery().label("zone"),
+            )
+        ).one()
+        self._streets[community_id] = row.street_id
+        counters.remember_zone(self.session, row.zone)
+        return row.publication
 
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         self.session.add(thing)
@@ -143,43 +174,60 @@ class IssueRepository:
         filters: dict[str, Any],
         now: datetime,
         sort: str = "-created_at",
-    ) -> tuple[list[Issue], int]:
-        query = select(Issue)
+        summaries: bool = False,
+    ) -> tuple[list[Any], int]:
+        """A page of issues and how many match; `summaries`: as `IssueSummary` (only the columns a
+        list row shows, no ORM objects), else whole `Issue`s."""
+        conditions = []
         clause = scope.clause()
         if clause is not None:
-            query = query.where(clause)
+            conditions.append(clause)
         for name in ("community_id", "status", "tier", "category", "urgency", "assignee_type", "assignee_id"):
             value = filters.get(name)
             if value:
                 column = getattr(Issue, name)
-                query = query.where(column.in_(value) if isinstance(value, list | tuple) else column == value)
+                conditions.append(column.in_(value) if isinstance(value, list | tuple) else column == value)
         if filters.get("street_id"):
-            query = query.where(Issue.community_id.in_(communities_of_street_query(filters["street_id"])))
+            conditions.append(Issue.community_id.in_(communities_of_street_query(filters["street_id"])))
         if filters.get("reporter_id"):
-            query = query.where(Issue.reporter_id == filters["reporter_id"])
+            conditions.append(Issue.reporter_id == filters["reporter_id"])
         if filters.get("published"):
-            query = query.where(is_published_clause())
+            conditions.append(is_published_clause())
         if filters.get("overdue") is not None:
             overdue = and_(Issue.status.not_in(DONE_STATUSES), Issue.due_at <= now)
-            query = query.where(overdue if filters["overdue"] else ~overdue)
+            conditions.append(overdue if filters["overdue"] else ~overdue)
         if filters.get("q"):
             pattern = f"%{filters['q'].lower()}%"
-            query = query.where(or_(func.lower(Issue.title).like(pattern), func.lower(Issue.description).like(pattern)))
+            conditions.append(or_(func.lower(Issue.title).like(pattern), func.lower(Issue.description).like(pattern)))
         if filters.get("created_from"):
-            query = query.where(Issue.created_at >= filters["created_from"])
+            conditions.append(Issue.created_at >= filters["created_from"])
         if filters.get("created_to"):
-            query = query.where(Issue.created_at < filters["created_to"])
+            conditions.append(Issue.created_at < filters["created_to"])
         descending = sort.startswith("-")
-        column = SORTS[sort.lstrip("-")]
-        order = desc(column).nulls_last() if descending else asc(column).nulls_last()
-        # The total rides along with the page (one round trip instead of two).
+        name = sort.lstrip("-")
+        column = SORTS[name]
+        if name in NULLABLE_SORTS:
+            order = desc(column).nulls_last() if descending else asc(column).nulls_last()
+        else:
+            # No NULLS clause on a column that holds none: an index on it (community, created_at)
+            # then gives the page in order, without sorting every matching row.
+            order = desc(column) if descending else asc(column)
+        # The total rides along with the page (one round trip), as a subquery PostgreSQL runs once
+        # (from an index when it can), not a count over every matching row of the page's query.
+        total = select(func.count()).select_from(issues_table).where(*conditions).scalar_subquery()
+        if summaries:
+            query = select(*SUMMARY_COLUMNS, total.label("total"))
+        else:
+            query = select(Issue, total.label("total"))
         page = self.session.execute(
-            query.add_columns(func.count().over().label("total")).order_by(order, Issue.id).offset(offset).limit(limit)
+            query.where(*conditions).order_by(order, Issue.id).offset(offset).limit(limit)
         ).all()
-        if page:
-            return [row[0] for row in page], page[0][1]
-        total = self.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-        return [], total
+        if not page:
+            # Past the last page the total is still asked for; on the first, nothing matches.
+            return [], (self.session.scalar(select(total)) or 0) if offset else 0
+        if summaries:
+            return [IssueSummary(*row[:-1]) for row in page], page[0][-1]
+        return [row[0] for row in page], page[0][1]
 
     def overdue(self, now: datetime, limit: int = 500) -> list[Issue]:
         """Open issues past their deadline, locked so two workers never escalate one twice."""

@@ -173,8 +173,68 @@ class TimelineEntry:
     id: str = field(default_factory=sortable_id)
 
 
+class IssueReadings:
+    """What an issue's fields say, for an `Issue` and for an `IssueSummary` alike."""
+
+    action_items: int
+    action_items_done: int
+    publication: str
+    anonymous: bool
+    marked_private: bool
+    status: str
+    due_at: datetime | None
+
+    @property
+    def follow_up(self) -> dict[str, int]:
+        """How far the action items of the decisions taken on the issue are: {action_items, done}."""
+        return {"action_items": self.action_items, "done": self.action_items_done}
+
+    @property
+    def visibility(self) -> str:
+        """public | community | private (domain/privacy.py)."""
+        return privacy.visibility(self.publication, anonymous=self.anonymous, marked_private=self.marked_private)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in DONE_STATUSES
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.is_open and self.due_at is not None and self.due_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSummary(IssueReadings):
+    """An issue as a list shows it: the fields of a list row and those deciding who reads what
+    (reporter, anonymity, publication, assignee), read without the rest of the issue."""
+
+    id: str
+    community_id: str
+    compound_id: str | None
+    title: str
+    category: str
+    urgency: str
+    status: str
+    tier: str
+    reporter_id: str
+    anonymous: bool
+    publication: str
+    marked_private: bool
+    assignee_type: str | None
+    assignee_id: str | None
+    supporter_count: int
+    consultation_count: int
+    action_items: int
+    action_items_done: int
+    resolution_summary: str | None
+    rating: int | None
+    created_at: datetime
+    updated_at: datetime | None
+    due_at: datetime | None
+    resolved_at: datetime | None
+
+
 @dataclass
-class Issue:
+class Issue(IssueReadings):
     community_id: str
     title: str
     description: str
@@ -222,16 +282,6 @@ class Issue:
     revision: int = 1
     id: str = field(default_factory=new_id)
 
-    @property
-    def follow_up(self) -> dict[str, int]:
-        """How far the action items of the decisions taken on the issue are: {action_items, done}."""
-        return {"action_items": self.action_items, "done": self.action_items_done}
-
-    @property
-    def visibility(self) -> str:
-        """public | community | private (domain/privacy.py)."""
-        return privacy.visibility(self.publication, anonymous=self.anonymous, marked_private=self.marked_private)
-
     def mark_private(self, private: bool, now: datetime) -> bool:
         """Staff mark the issue private (or lift their mark); returns whether anything changed."""
         if self.marked_private == private:
@@ -277,13 +327,6 @@ class Issue:
     def touch(self, now: datetime) -> None:
         self.updated_at = now
         self.revision += 1
-
-    @property
-    def is_open(self) -> bool:
-        return self.status not in DONE_STATUSES
-
-    def is_overdue(self, now: datetime) -> bool:
-        return self.is_open and self.due_at is not None and self.due_at <= now
 
     # --- tiers ----------------------------------------------------------------------------------
     def next_tier(self) -> str | None:

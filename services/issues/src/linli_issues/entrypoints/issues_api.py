@@ -82,11 +82,21 @@ _TYPED_TEXT = (
 )  # fmt: skip
 
 
-def present(item: IssueView, now: datetime | None = None, *, summary: bool = False) -> dict[str, Any]:
+def present(
+    item: IssueView, now: datetime | None = None, *, summary: bool = False, status_labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The issue as the caller may read it; `status_labels`: the words of the statuses worded so
+    far for this answer (a page words each status once)."""
     issue = item.issue
     now = now or _now()
     body = {name: getattr(issue, name) for name in (_SUMMARY_FIELDS if summary else _DETAIL_FIELDS)}
-    body["status_label"] = label("issue_status", issue.status)  # lists are serialised without the schema
+    # Lists are serialised without the schema, so the label is worded here.
+    if status_labels is None:
+        body["status_label"] = label("issue_status", issue.status)
+    else:
+        if issue.status not in status_labels:
+            status_labels[issue.status] = label("issue_status", issue.status)
+        body["status_label"] = status_labels[issue.status]
     if item.masked:
         for name in _TYPED_TEXT:
             if name in body:
@@ -128,11 +138,13 @@ class Issues(MethodView):
             limit=pagination_parameters.page_size,
             filters=_strings(filters),
             sort=sort,
+            summaries=True,
         )
         pagination_parameters.item_count = total
         # Serialised here rather than by the schema (which documents it): a page is the hottest
         # read, and the rows are already plain values.
-        rows = [present(i, now, summary=True) for i in items]
+        status_labels: dict[str, str] = {}
+        rows = [present(i, now, summary=True, status_labels=status_labels) for i in items]
         return Response(json.dumps(rows, default=_json_value, ensure_ascii=False), content_type="application/json")
 
     @blp.arguments(schemas.IssueCreateSchema())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 
@@ -24,11 +25,17 @@ SUBJECT_NAMESPACE = uuid.UUID("5f0c1a0e-4d1b-5c43-9a57-1b3c2d4e5f60")
 def person_id(principal: Principal) -> str:
     """Who the caller is in issues, timelines and events: their user id, or for a subject that is
     not a UUID (an API client's key id) the deterministic UUID made from it."""
+    return _person_id(principal.role.value, principal.user_id)
+
+
+# Asked several times per issue of a list page: parsed once per caller, not each time.
+@functools.lru_cache(maxsize=4096)
+def _person_id(role: str, user_id: str) -> str:
     try:
-        uuid.UUID(principal.user_id)
+        uuid.UUID(user_id)
     except ValueError:
-        return str(uuid.uuid5(SUBJECT_NAMESPACE, f"{principal.role.value}:{principal.user_id}"))
-    return principal.user_id
+        return str(uuid.uuid5(SUBJECT_NAMESPACE, f"{role}:{user_id}"))
+    return user_id
 
 
 def is_city_wide_client(principal: Principal) -> bool:

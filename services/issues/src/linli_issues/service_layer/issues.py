@@ -12,7 +12,7 @@ from linli_issues.adapters.images import prepare_photo
 from linli_issues.adapters.photo_store import PhotoMissing, PhotoStore
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.domain import privacy, similarity
-from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
+from linli_issues.domain.model import Category, Issue, IssueSummary, TimelineEntry, sortable_id
 from linli_issues.domain.photos import EXTENSIONS, MAX_PHOTO_BYTES, THUMBNAIL_SIDE
 from linli_issues.service_layer import access
 from linli_issues.service_layer.events import issue_event
@@ -32,7 +32,7 @@ class IssueView:
     """An issue as one caller may see it: `masked`, its text with phone and identity-card numbers
     masked (domain/privacy.py)."""
 
-    issue: Issue
+    issue: Issue | IssueSummary
     show_reporter: bool
     internal: bool
     supported_by_me: bool = False
@@ -220,6 +220,8 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
     channel = fields.pop("channel", None) or "app"
     media_url = fields.pop("media_url", None)  # an Open311 client's link to its own media
     with uow:
+        # The street, the category's publication and the counts' zone in one round trip.
+        publication = uow.issues.report_context(community_id, str(fields["category"]))
         if not uow.issues.community_exists(community_id):
             raise Invalid("unknown community", fields={"community_id": ["no such community"]})
         if not access.in_scope(principal, community_id, uow.issues.street_of):
@@ -267,7 +269,7 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
             anonymous=bool(fields.get("anonymous")),
             # Read fresh, not from the cache: a category the city just narrowed publishes no report
             # more widely, whichever process takes it.
-            publication=uow.issues.publication_of(category.key) or category.publication,
+            publication=publication or category.publication,
             created_at=now,
             updated_at=now,
             assignee_type=category.responsible_body,
@@ -350,12 +352,21 @@ def list_issues(
     limit: int,
     filters: dict[str, Any],
     sort: str,
+    summaries: bool = False,
 ) -> tuple[list[IssueView], int]:
+    """A page of the issues the caller may see and how many there are; `summaries`: each issue as
+    an `IssueSummary` (what a list row shows), else whole."""
     with uow:
         if filters.get("mine"):
             filters["reporter_id"] = access.person_id(principal)
         items, total = uow.issues.list(
-            access.scope_of(principal), offset=offset, limit=limit, filters=filters, now=now, sort=sort
+            access.scope_of(principal),
+            offset=offset,
+            limit=limit,
+            filters=filters,
+            now=now,
+            sort=sort,
+            summaries=summaries,
         )
         street_of = _memo(uow.issues.street_of)
         return [_view_of(principal, i, street_of) for i in items], total
