@@ -544,15 +544,16 @@ class _RelayLink:
             return list(db.execute(query).all())
 
     def _publish(self, batch: _Batch, row: Row, exchange: str) -> None:
-        envelope = _envelope_fields(row.payload)
+        row_id, event_id, event_type, payload, created_at = row  # once, not an attribute lookup each
+        envelope = _envelope_fields(payload)
         self.channel.basic_publish(
             exchange=exchange,
-            routing_key=row.event_type,
-            body=row.payload.encode(),
+            routing_key=event_type,
+            body=payload.encode(),
             properties=pika.BasicProperties(
-                message_id=row.event_id,
-                type=row.event_type,
-                timestamp=int(row.created_at.timestamp()),
+                message_id=event_id,
+                type=event_type,
+                timestamp=int(created_at.timestamp()),
                 content_type="application/json",
                 delivery_mode=2,
                 correlation_id=envelope.get("correlation_id"),
@@ -563,7 +564,7 @@ class _RelayLink:
             mandatory=True,
         )
         self.next_tag += 1
-        batch.unconfirmed[self.next_tag] = row.id
+        batch.unconfirmed[self.next_tag] = row_id
 
     def _coalesce_output(self) -> None:
         """pika queues every frame (three a message) as its own buffer and sends each with its own
@@ -790,9 +791,27 @@ def is_redacted(payload: str) -> bool:
     return isinstance(envelope, dict) and envelope.get("redacted") is True
 
 
+# Event.to_json writes the envelope's own fields first and its data last, without spaces.
+_DATA_KEY = ',"data":'
+_HEAD_KEYS = frozenset(("producer", "correlation_id"))
+
+
 def _envelope_fields(payload: str) -> dict[str, Any]:
     """The envelope, for its correlation id and producer; a row that is not one is still sent (the
-    consumers dead-letter it) rather than blocking every row behind it."""
+    consumers dead-letter it) rather than blocking every row behind it.
+
+    Only the part before the data is parsed when it holds both (the data is most of a payload and
+    parsing it was a tenth of the relay's time): `,"data":` outside a JSON string is a key, since a
+    string's quotes are escaped; if it is a nested object's, what precedes it does not parse as one
+    object. Anything else (another layout, the fields after the data) is parsed whole, as before."""
+    cut = payload.find(_DATA_KEY)
+    if cut > 0:
+        try:
+            head = json.loads(payload[:cut] + "}")
+        except ValueError:
+            head = None
+        if isinstance(head, dict) and head.keys() >= _HEAD_KEYS:
+            return head
     try:
         envelope = json.loads(payload)
     except ValueError:
