@@ -619,6 +619,12 @@ class _RelayLink:
         for batch in list(self.batches):
             unconfirmed = batch.unconfirmed
             if method.multiple:
+                if is_ack and not self.returned and unconfirmed and next(reversed(unconfirmed)) <= tag:
+                    # The usual case: the whole batch acked and none of it returned, so every row
+                    # is acked, as `_settle` would find one by one.
+                    batch.acked.extend(unconfirmed.values())
+                    unconfirmed.clear()
+                    continue
                 # Tags ascend within a batch; a batch may hold a higher tag than a later one (an
                 # event parked after its return), so every batch is looked at.
                 while unconfirmed and next(iter(unconfirmed)) <= tag:
@@ -714,8 +720,11 @@ class _RelayLink:
         table = self.relay.table
         now = datetime.now(UTC)
         personal_types = CATALOGUE.personal_types()
-        plain = [i for i in batch.acked if batch.rows[i].event_type not in personal_types]
-        personal = [i for i in batch.acked if batch.rows[i].event_type in personal_types]
+        plain: list[int] = []
+        personal: list[int] = []
+        rows = batch.rows
+        for i in batch.acked:
+            (personal if rows[i].event_type in personal_types else plain).append(i)
         db = self.db
         assert db is not None
         db.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
