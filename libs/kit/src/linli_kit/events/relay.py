@@ -29,9 +29,12 @@ A row whose event type carries personal data (`EventSchema.personal_data`) keeps
 until it is published: the statement that marks it published also blanks its data.
 
 A batch is published whole and its confirms (usually cumulative) come back together, so one round
-trip covers the batch. While a full batch waits for its confirms the relay already reads and
-publishes the next one; up to `batches_in_flight` batches are out at once. When a batch comes back
-short the relay polls again soon, and backs off towards `idle_seconds` while the outbox stays empty.
+trip covers the batch. Its messages' frames are marshalled here (`_publish_frames`, the bytes pika's
+`basic_publish` would send) and a cumulative ack of a whole batch settles it at once: the relay
+publishes thousands of events a second on one thread. While a full batch waits for its confirms the
+relay already reads and publishes the next one; up to `batches_in_flight` batches are out at once.
+When a batch comes back short the relay polls again soon, and backs off towards `idle_seconds`
+while the outbox stays empty.
 
 An idle outbox is not polled many times a second on PostgreSQL: a trigger on the outbox notifies
 `NOTIFY_CHANNEL` when rows are added (see `linli_kit.tables`), and the leading relay LISTENs on a
