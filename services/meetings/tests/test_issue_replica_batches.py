@@ -9,12 +9,18 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from linli_kit.events import Event, new_event
 from linli_kit.testing.consuming import consume
 from linli_meetings.adapters.tables import issue_replica, issue_supporters, messaging
-from linli_meetings.service_layer.candidates import ISSUE_EVENTS, VISIBILITY_CHANGED, issue_handlers, keep_issue
+from linli_meetings.service_layer.candidates import (
+    ISSUE_EVENTS,
+    VISIBILITY_CHANGED,
+    issue_handlers,
+    keep_issue,
+    keep_issues,
+)
 
 pytestmark = pytest.mark.integration
 on_both = pytest.mark.parametrize("db_url", ["postgresql", "sqlite"], indirect=True)
@@ -141,3 +147,74 @@ def test_through_the_consumer_duplicates_redelivery_and_mixed_types(database):
     rows, supporters = before
     assert sorted((back[r[0]], *r[1:]) for r in reference) == rows
     assert sorted((back[r[0]], r[1]) for r in reference_supporters) == supporters
+
+
+def edge_snapshots(issue_ids: list[str]) -> list[Event]:
+    """Snapshots whose optional parts are missing, null or empty, supporters that partly stay when
+    a newer snapshot replaces them, a title with quotes and Chinese, and a revision that goes back."""
+    people = [str(uuid.uuid4()) for _ in range(5)]
+    rng = random.Random(3)
+
+    def one(issue_id: str, revision: int, **changes) -> Event:
+        event = snapshot(issue_id, revision, rng, people, "issues.issue.reported")
+        data = {**event.data, **changes}
+        for key, value in changes.items():
+            if value is ...:
+                del data[key]
+        return replace(event, data=data)
+
+    a, b, c = issue_ids
+    return [
+        one(a, 1, supporter_ids=[people[1], people[2], people[2]], supporter_count=2),
+        one(b, 1, supporter_ids=..., supporter_count=..., visibility=..., reporter_id=...),
+        one(c, 2, supporter_ids=None, supporter_count=None, visibility=None, title="\"引号\" 'and' 路灯"),
+        one(a, 3, supporter_ids=[people[2], people[3]], supporter_count=0, visibility=""),
+        one(c, 1, supporter_ids=[people[4]]),  # older than the stored one: nothing changes
+        one(b, 2, supporter_ids=[]),
+        one(a, 3, title="equal revision, later: not kept"),
+    ]
+
+
+@on_both
+def test_optional_parts_and_supporters_replaced_in_part(database):
+    single_ids, batch_ids = [str(uuid.uuid4()) for _ in range(3)], [str(uuid.uuid4()) for _ in range(3)]
+    rename = dict(zip(single_ids, batch_ids, strict=True))
+    events = edge_snapshots(single_ids)
+    with database.transaction() as session:
+        for event in events:
+            keep_issue(session, event)
+    # In two runs, so that the second replaces what the first stored.
+    batched = [replace(e, data={**e.data, "issue_id": rename[e.data["issue_id"]]}) for e in events]
+    with database.transaction() as session:
+        keep_issues(session, batched[:3])
+    with database.transaction() as session:
+        keep_issues(session, batched[3:])
+
+    back = {v: k for k, v in rename.items()}
+    single, single_supporters = replica_of(database, single_ids)
+    rows, supporters = replica_of(database, batch_ids)
+    assert sorted((back[r[0]], *r[1:]) for r in rows) == single
+    assert sorted((back[r[0]], r[1]) for r in supporters) == single_supporters
+    by_id = {r[0]: r for r in rows}
+    a = by_id[batch_ids[0]]
+    assert (a[10], a[7], a[8]) == (3, 0, "community")  # revision, supporter_count, visibility
+    assert by_id[batch_ids[2]][2] == "\"引号\" 'and' 路灯"
+    assert len(supporters) == 2
+
+
+def test_a_run_is_one_statement_on_postgresql(database):
+    issue_ids = [str(uuid.uuid4()) for _ in range(5)]
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    with database.transaction() as session:
+        event.listen(database.engine, "before_cursor_execute", seen)
+        try:
+            keep_issues(session, burst(11, issue_ids, count=120))
+        finally:
+            event.remove(database.engine, "before_cursor_execute", seen)
+    assert len(statements) == 1
+    rows, _ = replica_of(database, issue_ids)
+    assert len(rows) == 5

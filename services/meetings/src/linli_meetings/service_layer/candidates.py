@@ -6,11 +6,10 @@ an older one, so duplicates and late arrivals change nothing.
 
 from __future__ import annotations
 
-import functools
+import json
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from linli_kit.auth import Principal
@@ -88,10 +87,87 @@ def keep_issue(session: Session, event: Event) -> None:
 
 
 def keep_issues(session: Session, events: list[Event]) -> None:
-    """`keep_issue` for a run of snapshots, in a few statements whatever their number, with the
-    same result as one by one in their order: of the snapshots of one issue, the first with the
-    highest revision is kept if it is newer than the stored one (a later one of equal revision
-    would not have replaced it)."""
+    """`keep_issue` for a run of snapshots, with the same result as one by one in their order: of
+    the snapshots of one issue, the first with the highest revision is kept if it is newer than the
+    stored one (a later one of equal revision would not have replaced it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        _keep_issues_in_one_statement(session, events)
+    else:
+        _keep_issues_in_a_few_statements(session, events)
+
+
+# The whole run in one statement of fixed text, whatever its size: the snapshots go as one JSON
+# document (serialised in C; arrays of a dozen columns cost psycopg a Python step per element), the
+# newest of each issue is picked in the database (DISTINCT ON: highest revision, then first come),
+# and the upsert replaces a stored snapshot only if older (guarded in the statement itself, so a
+# newer one stored meanwhile by another copy of the worker stays). Its rows are locked in the order
+# of their ids, like any other copy's: no deadlock between copies. The supporters of the issues
+# written are brought to the snapshot's set by deleting those no longer in it and adding the new
+# ones (disjoint rows: the order in which PostgreSQL runs the two parts does not matter).
+_KEEP_ISSUES = text(
+    """
+WITH incoming AS (
+    SELECT doc -> 0 AS data, (doc ->> 1)::timestamptz AS occurred_at, ord
+    FROM jsonb_array_elements(CAST(:snapshots AS jsonb)) WITH ORDINALITY AS e(doc, ord)
+),
+kept AS (
+    SELECT DISTINCT ON (d.issue_id) d.*, i.occurred_at
+    FROM incoming AS i,
+        jsonb_to_record(i.data) AS d(
+            issue_id text, community_id text, title text, category text, urgency text, status text,
+            tier text, supporter_count integer, supporter_ids text[], visibility text,
+            reporter_id text, revision integer
+        )
+    ORDER BY d.issue_id, d.revision DESC, i.ord
+),
+written AS (
+    INSERT INTO issue_replica AS r (
+        issue_id, community_id, title, category, urgency, status, tier, supporter_count,
+        visibility, reporter_id, revision, updated_at
+    )
+    SELECT issue_id, community_id, title, category, urgency, status, tier,
+        COALESCE(supporter_count, 0), COALESCE(NULLIF(visibility, ''), 'community'), reporter_id,
+        revision, occurred_at
+    FROM kept
+    ORDER BY issue_id
+    ON CONFLICT (issue_id) DO UPDATE SET
+        community_id = excluded.community_id, title = excluded.title,
+        category = excluded.category, urgency = excluded.urgency, status = excluded.status,
+        tier = excluded.tier, supporter_count = excluded.supporter_count,
+        visibility = excluded.visibility, reporter_id = excluded.reporter_id,
+        revision = excluded.revision, updated_at = excluded.updated_at
+    WHERE r.revision < excluded.revision
+    RETURNING r.issue_id
+),
+supporters AS (
+    SELECT DISTINCT k.issue_id, s.user_id
+    FROM kept AS k JOIN written AS w ON w.issue_id = k.issue_id, unnest(k.supporter_ids) AS s(user_id)
+),
+dropped AS (
+    DELETE FROM issue_replica_supporters AS old
+    USING written AS w
+    WHERE old.issue_id = w.issue_id
+        AND NOT EXISTS (SELECT 1 FROM supporters AS s WHERE s.issue_id = old.issue_id AND s.user_id = old.user_id)
+)
+INSERT INTO issue_replica_supporters (issue_id, user_id)
+SELECT issue_id, user_id FROM supporters
+ON CONFLICT DO NOTHING
+"""
+)
+
+
+def _keep_issues_in_one_statement(session: Session, events: list[Event]) -> None:
+    if any(e.occurred_at.tzinfo is None for e in events):
+        # As the column's type refuses them: an instant without its offset is not one.
+        raise ValueError("naive datetime: times are stored as instants with an offset")
+    snapshots = json.dumps(
+        [(e.data, e.occurred_at.isoformat()) for e in events], ensure_ascii=False, separators=(",", ":"), default=str
+    )
+    session.execute(_KEEP_ISSUES, {"snapshots": snapshots})
+
+
+def _keep_issues_in_a_few_statements(session: Session, events: list[Event]) -> None:
+    """SQLite's way: the stored revisions read first, the newest snapshots chosen here."""
     kept: dict[str, Event] = {}
     issue_ids = {e.data["issue_id"]: None for e in events}  # in order, once each
     counts.touch(session, [("issue", issue_id) for issue_id in issue_ids])
@@ -125,36 +201,16 @@ def keep_issues(session: Session, events: list[Event]) -> None:
 def _replace_newer(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Update the stored snapshots that are older than these (guarded, as in keep_issue: another
     copy of the worker may have stored a newer one meanwhile); the ids of those replaced."""
-    if session.get_bind().dialect.name != "postgresql":
-        replaced = set()
-        for row in rows:
-            updated = session.execute(
-                update(issue_replica)
-                .where(issue_replica.c.issue_id == row["issue_id"], issue_replica.c.revision < row["revision"])
-                .values(**row)
-            )
-            if updated.rowcount:
-                replaced.add(row["issue_id"])
-        return replaced
-    # One UPDATE for them all, of fixed text whatever their number: each column goes as an array.
-    names = list(rows[0])
-    return set(session.scalars(_update_newer_statement(), {f"new_{n}": [row[n] for row in rows] for n in names}))
-
-
-@functools.cache
-def _update_newer_statement() -> Any:
-    names = [c.name for c in issue_replica.columns]
-    incoming = (
-        func.unnest(*(bindparam(f"new_{n}", type_=postgresql.ARRAY(issue_replica.c[n].type)) for n in names))
-        .table_valued(*names)
-        .render_derived()
-    )
-    return (
-        update(issue_replica)
-        .where(issue_replica.c.issue_id == incoming.c.issue_id, issue_replica.c.revision < incoming.c.revision)
-        .values({n: incoming.c[n] for n in names if n != "issue_id"})
-        .returning(issue_replica.c.issue_id)
-    )
+    replaced = set()
+    for row in rows:
+        updated = session.execute(
+            update(issue_replica)
+            .where(issue_replica.c.issue_id == row["issue_id"], issue_replica.c.revision < row["revision"])
+            .values(**row)
+        )
+        if updated.rowcount:
+            replaced.add(row["issue_id"])
+    return replaced
 
 
 def issue_handlers() -> dict[str, Handler | BatchHandler]:
