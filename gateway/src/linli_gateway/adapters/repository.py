@@ -39,6 +39,14 @@ class DirectoryRepository:
         rows = self.session.scalars(query.order_by(kind.name, kind.id).offset(offset).limit(limit)).all()
         return list(rows), total
 
+    def names(self, kind: type[Entry], **filters: str | None) -> dict[str, str]:
+        """id -> name of the entries that match, without loading them (an overview names 100)."""
+        query = select(kind.id, kind.name)
+        for attribute, value in filters.items():
+            if value is not None:
+                query = query.where(getattr(kind, attribute) == value)
+        return {entry_id: name for entry_id, name in self.session.execute(query)}
+
     def iterate(self, kind: type[Entry], chunk: int = 1000) -> Iterator[Entry]:
         yield from self.session.scalars(select(kind).order_by(kind.id).execution_options(yield_per=chunk))
 

@@ -105,17 +105,20 @@ def resolve_scope(
 Fetch = Callable[[str, dict[str, str]], dict[str, Any]]
 
 
+# One pool for the process: a pool made per request started four threads for every overview.
+_ASKING = ThreadPoolExecutor(max_workers=32, thread_name_prefix="stats-fan-out")
+
+
 def gather(services: list[str], scope: StatsScope, fetch: Fetch) -> tuple[dict[str, dict], list[dict[str, str]]]:
     """Ask every service at once; a service that fails is reported as missing, not fatal."""
     answers: dict[str, dict] = {}
     missing: list[dict[str, str]] = []
-    with ThreadPoolExecutor(max_workers=len(services)) as pool:
-        futures = {name: pool.submit(fetch, name, scope.query()) for name in services}
-        for name, future in futures.items():
-            try:
-                answers[name] = future.result()
-            except Exception as exc:  # noqa: BLE001 - any failure marks the part missing
-                missing.append({"service": name, "reason": str(exc) or type(exc).__name__})
+    futures = {name: _ASKING.submit(fetch, name, scope.query()) for name in services}
+    for name, future in futures.items():
+        try:
+            answers[name] = future.result()
+        except Exception as exc:  # noqa: BLE001 - any failure marks the part missing
+            missing.append({"service": name, "reason": str(exc) or type(exc).__name__})
     return answers, missing
 
 

@@ -169,4 +169,10 @@ def label(kind: str, code: Any, lang: str | None = None) -> str:
 
 def labels(kind: str, lang: str | None = None) -> dict[str, str]:
     """Every code of a kind with its words."""
-    return {code: label(kind, code, lang) for code in LABELS.get(kind, {})}
+    return dict(_labels(kind, lang or language(), catalogue()))
+
+
+@lru_cache(maxsize=64)
+def _labels(kind: str, lang: str, messages: Catalogue) -> tuple[tuple[str, str], ...]:
+    # Worded once per kind, language and catalogue (an overview names some 100 figures per answer).
+    return tuple((code, label(kind, code, lang)) for code in LABELS.get(kind, {}))
