@@ -403,9 +403,12 @@ class _RelayLink:
         log.info("relay publishing this outbox", extra={"service": self.relay.service})
         return True
 
-    def step_down(self) -> None:
-        """Give the lock up (another relay may take over); rows in flight are forgotten first."""
-        self.abandon_batches()
+    def step_down(self, *, keep_in_flight: bool = False) -> None:
+        """Give the lock up (another relay may take over); rows in flight are forgotten first,
+        unless `keep_in_flight`: then their confirms are still awaited on the open channel, and
+        the rows the broker confirms are marked once this relay leads again (see _finish_batch)."""
+        if not keep_in_flight:
+            self.abandon_batches()
         self._unlisten()
         self.db = None
         self.lock.release()
@@ -415,9 +418,13 @@ class _RelayLink:
         log.warning(what, extra={"service": self.relay.service, "error": repr(exc)})
         lost = (isinstance(exc, DBAPIError) and exc.connection_invalidated) or self.db is None or self.db.invalidated
         if lost:
-            # The session, and with it a PostgreSQL lock, is gone: another relay may be publishing
-            # already. Forget what is in flight (it goes out again) and compete for the lock anew.
-            self.step_down()
+            # The session, and with it a PostgreSQL lock, is gone: compete for the lock anew. What
+            # is in flight reached the broker or will be refused by it: its confirms are still
+            # awaited (the channel is fine), and what is confirmed is marked once this relay leads
+            # again, before it reads anything. Forgetting it sent every row of those batches a
+            # second time. (Another relay that takes the lock meanwhile may send them again;
+            # consumers deduplicate.)
+            self.step_down(keep_in_flight=True)
         self._schedule(self.db_backoff.next())
 
     # --- batches --------------------------------------------------------------------------------
@@ -666,7 +673,11 @@ class _RelayLink:
         if batch.timer is not None:
             self.conn.ioloop.remove_timeout(batch.timer)
             batch.timer = None
-        if batch.acked:
+        if batch.acked and self.db is None:
+            # Confirmed while this relay has no database (it stepped down when the connection was
+            # lost): marked first when it leads again.
+            self.confirmed_unmarked.append(batch)
+        elif batch.acked:
             try:
                 self._mark_published(batch)
                 self.published += len(batch.acked)
