@@ -85,11 +85,16 @@ def is_database_outage(exc: BaseException) -> bool:
     fault) rather than "this work failed" (a deadlock, a lock or statement timeout, a serialization
     failure, SQLite's "database is locked": the batch failed, and a message that always causes one
     must end in the dead letters rather than block its queue)."""
-    if not isinstance(exc, DBAPIError):
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+    elif isinstance(exc, psycopg.Error | sqlite3.Error):
+        # Raised by the driver itself, not wrapped by SQLAlchemy: work done on the driver's own
+        # connection, such as a COPY (notifications' bulk inserts), cut off mid-stream.
+        orig = exc
+    else:
         return False
-    if exc.connection_invalidated:
-        return True
-    orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate:
         return sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES or sqlstate in _OUTAGE_SQLSTATES
