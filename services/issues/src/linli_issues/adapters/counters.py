@@ -227,6 +227,11 @@ def remember_zone(session: Session, zone: str | None) -> None:
     session.info[ZONE_KEY] = (session.get_transaction(), zone)
 
 
+def zone_in_transaction(session: Session) -> ZoneInfo | None:
+    """The zone of the counts, as read in the session's current transaction if it was."""
+    return _zone(session)
+
+
 def _zone(session: Session) -> ZoneInfo | None:
     known = session.info.get(ZONE_KEY)
     if known is not None and known[0] is session.get_transaction():
@@ -335,13 +340,17 @@ def rebuild(session: Session, zone: ZoneInfo, *, batch: int = 20_000) -> int:
     twice."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("LOCK TABLE issues, issue_updates IN SHARE ROW EXCLUSIVE MODE")
+        connection.exec_driver_sql("LOCK TABLE issues, issue_updates, issue_meetings IN SHARE ROW EXCLUSIVE MODE")
     connection.execute(delete(issue_month_counts))
     connection.execute(delete(issue_month_breakdowns))
     if connection.dialect.name == "postgresql":
         counted = _rebuild_in_postgres(connection, zone)
     else:
         counted = _rebuild_here(connection, zone, batch)
+    # The consultations held (issue_meetings) too: their own rows, from the links.
+    from linli_issues.adapters import consultation_counts
+
+    consultation_counts.rebuild(connection, zone)
     connection.execute(delete(issue_counts_state))
     connection.execute(issue_counts_state.insert().values(id=1, zone=zone.key, built_at=datetime.now(UTC)))
     return counted

@@ -23,6 +23,7 @@ from sqlalchemy import bindparam, cast, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from linli_issues.adapters import consultation_counts
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.tables import issue_decisions, issue_meetings, replica, supporters
 from linli_issues.domain.model import Issue
@@ -150,6 +151,8 @@ class PreloadedRepository(IssueRepository):
     def write(self) -> None:
         """Send the links and decisions kept since `load`, one statement per table and kind; the
         issues and timeline entries go with the session's flush."""
+        # Their meetings' consultations held are worked out again at commit.
+        consultation_counts.touch(self.session, {key[1] for key in self._new_links | self._changed_links})
         _write(self.session, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links,
                self._changed_links)  # fmt: skip
         _write(self.session, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,

@@ -9,7 +9,10 @@ from typing import Any
 from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from linli_issues.adapters import counters  # its hook keeps the statistics' counts
+from linli_issues.adapters import (
+    consultation_counts,  # its hook keeps the consultations held
+    counters,  # its hook keeps the statistics' counts
+)
 from linli_issues.adapters.tables import (
     issue_counts_state,
     issue_decisions,
@@ -334,9 +337,11 @@ class IssueRepository:
         return dict(row._mapping) if row else None
 
     def add_meeting_link(self, **values: Any) -> None:
+        consultation_counts.touch(self.session, [values["meeting_id"]])
         self.session.execute(insert(issue_meetings).values(**values))
 
     def update_meeting_link(self, issue_id: str, meeting_id: str, **values: Any) -> None:
+        consultation_counts.touch(self.session, [meeting_id])
         self.session.execute(
             update(issue_meetings)
             .where(issue_meetings.c.issue_id == issue_id, issue_meetings.c.meeting_id == meeting_id)

@@ -255,6 +255,55 @@ Index(
     sqlite_where=text(STREET_ROWS),
 )
 
+# Consultations held (adapters/consultation_counts.py): per scope (a community's id, `street:<street
+# id>`, `*` the whole city), month and item ('' a month's meetings; a later month: the meetings that
+# concluded in both, counted off), how many distinct meetings; and per meeting, the rows it adds now.
+issue_consultation_counts = Table(
+    "issue_consultation_counts",
+    metadata,
+    Column("scope", String(48), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("item", String(7), nullable=False),
+    Column("held", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("scope", "month", "item", name="pk_issue_consultation_counts"),
+)
+CONSULTATION_STREET_ROWS = "scope LIKE 'street:%'"
+Index(
+    "ix_issue_consultation_counts_streets",
+    issue_consultation_counts.c.month,
+    issue_consultation_counts.c.scope,
+    postgresql_include=["item", "held"],
+    postgresql_where=text(CONSULTATION_STREET_ROWS),
+    sqlite_where=text(CONSULTATION_STREET_ROWS),
+)
+issue_meeting_consultations = Table(
+    "issue_meeting_consultations",
+    metadata,
+    Column("meeting_id", String(36), nullable=False),
+    Column("scope", String(48), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("item", String(7), nullable=False),
+    PrimaryKeyConstraint("meeting_id", "scope", "month", "item", name="pk_issue_meeting_consultations"),
+)
+# The meetings concluded over more than one month (rare: links updated by events out of order).
+SPANNING_ROWS = "item <> ''"
+Index(
+    "ix_issue_meeting_consultations_spanning",
+    issue_meeting_consultations.c.scope,
+    issue_meeting_consultations.c.meeting_id,
+    postgresql_where=text(SPANNING_ROWS),
+    sqlite_where=text(SPANNING_ROWS),
+)
+# The links concluded in a few days of the whole city (the edge of a period that is not a whole month).
+CONCLUDED_LINKS = "status = 'concluded'"
+Index(
+    "ix_issue_meetings_concluded",
+    issue_meetings.c.concluded_at,
+    postgresql_include=["meeting_id", "community_id"],
+    postgresql_where=text(CONCLUDED_LINKS),
+    sqlite_where=text(CONCLUDED_LINKS),
+)
+
 # One row (id 1): the zone the months of the counts are in; none (or no row): the counts are not
 # built, /stats reads the history (`linli-issues rebuild-counts` builds them).
 issue_counts_state = Table(

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, case, cast, distinct, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.types import Float, Integer
 
-from linli_issues.adapters import counters
+from linli_issues.adapters import consultation_counts, counters
 from linli_issues.adapters.repository import communities_of_street_query
 from linli_issues.adapters.tables import (
     issue_meetings,
@@ -545,17 +545,92 @@ class _Counted:
             for key, (median, p90) in self.percentiles[level].items():
                 if key in found and (level != "groups" or with_hours):
                     found[key]["median_hours_to_resolve"], found[key]["p90_hours_to_resolve"] = median, p90
-        # The consultations, from the history of the period.
-        h_totals, h_groups, h_monthly = self.figures.rollup(frozenset({"held"}))
-        totals["consultations_held"] = h_totals["consultations_held"]
-        for target, read in ((groups, h_groups), (monthly, h_monthly)):
-            for key, value in read.items():
-                target.setdefault(key, _empty())["consultations_held"] = value["consultations_held"]
+        if self.city:
+            # The whole city's consultations, from their counts (a street's or a community's, a
+            # few hundred links, from the history as below).
+            held, held_groups, held_monthly = self._city_consultations()
+            totals["consultations_held"] = held
+            for target, counted in ((groups, held_groups), (monthly, held_monthly)):
+                for key, count in counted.items():
+                    if count:
+                        target.setdefault(key, _empty())["consultations_held"] = count
+        else:
+            h_totals, h_groups, h_monthly = self.figures.rollup(frozenset({"held"}))
+            totals["consultations_held"] = h_totals["consultations_held"]
+            for target, read in ((groups, h_groups), (monthly, h_monthly)):
+                for key, value in read.items():
+                    target.setdefault(key, _empty())["consultations_held"] = value["consultations_held"]
         totals["by_category"] = {
             key: n for (kind, key), n in sorted(self._breakdown.items()) if kind == "category" and n
         }
         totals["by_tier"] = {key: n for (kind, key), n in sorted(self._breakdown.items()) if kind == "tier" and n}
         return totals, groups, monthly
+
+    def _city_consultations(self) -> tuple[int, dict[str, int], dict[str, int]]:
+        """The whole city's consultations held (distinct meetings): in all, per street or community,
+        per month. The months the period covers whole are read from their counts; the days of a
+        month it covers in part from the links concluded then, each meeting counted there unless
+        the whole months count it already (only a meeting concluded over several months can be
+        in both: adapters/consultation_counts.py)."""
+        connection = self.session.connection()
+        whole: list[str] = []
+        parts: list[tuple[date, date]] = []
+        cursor = self.query.start.replace(day=1)
+        while cursor <= self.query.end:
+            following = (cursor + timedelta(days=32)).replace(day=1)
+            first, last = max(cursor, self.query.start), min(following - timedelta(days=1), self.query.end)
+            if first == cursor and last == following - timedelta(days=1):
+                whole.append(cursor.strftime("%Y-%m"))
+            else:
+                parts.append((first, last))
+            cursor = following
+        if whole:
+            total, groups, monthly = consultation_counts.read_whole_months(connection, whole, self.query.by)
+        else:
+            total, groups, monthly = 0, {}, {}
+        if not parts:
+            return total, groups, monthly
+
+        def midnight(day: date) -> datetime:
+            return datetime.combine(day, time.min, self.zone).astimezone(UTC)
+
+        links: list[tuple[str, str, datetime]] = []
+        for first, last in parts:
+            links += consultation_counts.concluded_between(connection, midnight(first), midnight(last + timedelta(1)))
+        by_street = self.query.by == "street"
+        streets = counters.streets_of(connection, {link[1] for link in links}) if by_street else {}
+
+        def group_of(community_id: str) -> str:
+            return (streets.get(community_id) or "") if by_street else community_id
+
+        counted_in_all: set[str] = set()
+        counted_in: set[tuple[str, str]] = set()
+        if whole:
+            spanning = consultation_counts.spanning_meetings(connection) & {link[0] for link in links}
+            if spanning:
+                begins = midnight(date.fromisoformat(whole[0] + "-01"))
+                ends = midnight((date.fromisoformat(whole[-1] + "-01") + timedelta(days=32)).replace(day=1))
+                for meeting_id, community_id, when in consultation_counts.concluded_links_of(connection, spanning):
+                    if begins <= (when if when.tzinfo else when.replace(tzinfo=UTC)) < ends:
+                        if by_street and community_id not in streets:
+                            streets.update(counters.streets_of(connection, [community_id]))
+                        counted_in_all.add(meeting_id)
+                        counted_in.add((group_of(community_id), meeting_id))
+        in_month: dict[str, set[str]] = {}
+        in_group: dict[str, set[str]] = {}
+        in_all: set[str] = set()
+        for meeting_id, community_id, when in links:
+            in_month.setdefault(counters.month_of(when, self.zone), set()).add(meeting_id)
+            group = group_of(community_id)
+            if (group, meeting_id) not in counted_in:
+                in_group.setdefault(group, set()).add(meeting_id)
+            if meeting_id not in counted_in_all:
+                in_all.add(meeting_id)
+        for month, found in in_month.items():
+            monthly[month] = monthly.get(month, 0) + len(found)
+        for group, found in in_group.items():
+            groups[group] = groups.get(group, 0) + len(found)
+        return total + len(in_all), groups, monthly
 
     def _read_city(self, months: list[str]) -> None:
         """The whole city: the streets' rows (a hundred a month), the city's hours rows."""
@@ -571,16 +646,18 @@ class _Counted:
             street = key[len(counters.STREET) :] if per_street else None
             for name, value in zip(names, values, strict=True):
                 self._add(street, month, name, value)
+        street_rows = [b.community_id.like(literal_column(STREET_ROWS_PATTERN)), b.month.in_(months)]
         for key, month, kind, figure, count in self.session.execute(
-            select(b.community_id, b.month, b.kind, b.key, b.count).where(
-                b.community_id.like(literal_column(STREET_ROWS_PATTERN)), b.month.in_(months)
-            )
+            select(b.community_id, b.month, b.kind, b.key, b.count).where(*street_rows, b.kind == "escalation")
         ):
-            if kind == "escalation":
-                street = key[len(counters.STREET) :] if per_street else None
-                self._add(street, month, (kind, figure), count)
-            else:
-                self._breakdown[(kind, figure)] += count
+            street = key[len(counters.STREET) :] if per_street else None
+            self._add(street, month, (kind, figure), count)
+        # By category and by tier, the city's totals only: summed in the database (the streets'
+        # 14,000 rows of a year come back as a dozen).
+        for kind, figure, count in self.session.execute(
+            select(b.kind, b.key, func.sum(b.count)).where(*street_rows, b.kind != "escalation").group_by(b.kind, b.key)
+        ):
+            self._breakdown[(kind, figure)] += int(count)
         city_hours = [b.community_id == counters.CITY]
         if self.percentiles_in_sql:
             self.percentiles = self._percentiles(months, city_hours, per_community=False)
@@ -621,7 +698,8 @@ class _Counted:
                 .group_by(func.grouping_sets(tuple_(), tuple_(t.community_id), tuple_(t.month)))
             )
             for community_id, month, all_communities, all_months, *values in rows:
-                amounts = {name: int(value) for name, value in zip(names, values, strict=True)}
+                # No row in these months: the grand total's sums are NULL.
+                amounts = {name: int(value or 0) for name, value in zip(names, values, strict=True)}
                 if all_communities and all_months:
                     self.totals.update(amounts)
                 elif not all_communities:
