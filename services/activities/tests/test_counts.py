@@ -6,6 +6,7 @@ usual period and for periods cut inside months; on SQLite and PostgreSQL. Then
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +24,7 @@ from linli_activities.adapters.tables import (
 )
 from linli_activities.domain.care import SupportFlag, VisitPlan, WelfareVisit
 from linli_activities.domain.patrols import PatrolFinding, PatrolRound
+from linli_activities.entrypoints.stats_api import StatsSchema, as_sent
 from linli_activities.service_layer import stats
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
@@ -317,8 +319,12 @@ def test_counts_answer_as_the_history_after_random_changes(any_app, any_client, 
 
     with database.transaction() as session:  # the counts are in use (else both answers are the history's)
         assert counts.zone_of_counts(session.connection()).key == ZONE
+    schema = StatsSchema()
     for what, counted, history in _answers(database, clock, world.street_id, [other_street], a):
         assert _normal(counted) == _normal(history), what
+        # The endpoint sends the answer as built: what the schema that documents it would dump.
+        for answer in (counted, history):
+            assert json.loads(any_app.json.dumps(as_sent(answer))) == schema.dump(answer), what
 
     # rebuild-counts builds the same counts from the history.
     kept = _stored(database)
