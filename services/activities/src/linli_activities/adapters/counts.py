@@ -38,8 +38,9 @@ its new ones do. An activity whose status or start changes carries its registrat
 along (read from the database: they are dated by its start and count only while it is published);
 a group made inactive or active again takes its members' off or puts them back. Whatever writes
 through the session (use cases, event handlers, timers) keeps them; the sign-up's Core statements
-(Repository.take_place and the registration's INSERT) add theirs with `sign_up_statement`, one
-statement. `rebuild` builds them again from the history (`linli-activities rebuild-counts`).
+(Repository.take_place and the registration's INSERT) add theirs with SIGN_UP_COUNTS, which
+PostgreSQL runs within the registration's own statement. `rebuild` builds them again from the
+history (`linli-activities rebuild-counts`).
 """
 
 from __future__ import annotations
@@ -386,31 +387,37 @@ def zone_of_counts(connection: Connection) -> ZoneInfo | None:
 
 
 # --- the sign-up's one statement ----------------------------------------------------------------
-def sign_up_statement(connection: Connection, zone: str, registration: Registration, starts_at: datetime) -> Executable:
-    """What a first registration (Repository.take_place's, for a published activity) adds, to its
-    community's row and its street's, in one INSERT ... ON CONFLICT: the street is looked up by the
-    statement itself (a scalar subquery of the directory replica), not by a round trip. Its text
-    never changes (every column is added, zeros included), so it is compiled once per process: it
-    runs while the sign-up holds the activity's row, where compiling a new statement each time
-    halved the registrations a popular activity takes per second."""
-    month = month_of(starts_at, ZoneInfo(zone))
+def sign_up_parameters(zone: str, registration: Registration, starts_at: datetime) -> dict[str, Any]:
+    """The parameters of SIGN_UP_COUNTS for a first registration (Repository.take_place's, for a
+    published activity): what it adds to its community's row and its street's."""
     figures = dict.fromkeys(COLUMNS, 0)
     for _community, _month, column, amount in registration_figures(
         {name: getattr(registration, name) for name in FIELDS[Registration]}, "published", starts_at, ZoneInfo(zone)
     ):
         figures[column] += amount
-    return _SIGN_UP_COUNTS.bindparams(
-        community=registration.community_id,
-        street_prefix=STREET,
-        month=month,
+    return {
+        "community": registration.community_id,
+        "street_prefix": STREET,
+        "month": month_of(starts_at, ZoneInfo(zone)),
         **{f"c_{n}": v for n, v in figures.items()},
-    )
+    }
 
 
-# The community's row and its street's (`street:` and the replica's street id, or `street:` alone for
-# a community the replica does not know yet), each given the registration's amounts. `WHERE true`:
-# SQLite needs it to read ON CONFLICT after INSERT ... SELECT.
-_SIGN_UP_COUNTS = text(
+def sign_up_statement(zone: str, registration: Registration, starts_at: datetime) -> Executable:
+    """SIGN_UP_COUNTS alone, with its parameters (SQLite; PostgreSQL writes it with the
+    registration and its event: Repository.registration_counts_and_event)."""
+    return SIGN_UP_COUNTS.bindparams(**sign_up_parameters(zone, registration, starts_at))
+
+
+# What a sign-up adds to the counts, in one INSERT ... ON CONFLICT: the community's row and its
+# street's (`street:` and the replica's street id, or `street:` alone for a community the replica
+# does not know yet), each given the registration's amounts; the street is looked up by the statement
+# itself (a scalar subquery of the directory replica), not by a round trip. Its text never changes
+# (every column is added, zeros included), so it is compiled once per process: it runs while the
+# sign-up holds the activity's row, where compiling a new statement each time halved the
+# registrations a popular activity takes per second. `WHERE true`: SQLite needs it to read ON
+# CONFLICT after INSERT ... SELECT.
+SIGN_UP_COUNTS = text(
     "INSERT INTO activity_counts (scope, month, "
     + ", ".join(COLUMNS)
     + ") SELECT rows.scope, :month, "
@@ -420,6 +427,9 @@ _SIGN_UP_COUNTS = text(
     " ON CONFLICT (scope, month) DO UPDATE SET "
     + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in COLUMNS)
 )
+# The same as a common table expression, for PostgreSQL to run in the statement of the registration
+# and its event (data-modifying WITH): no round trip of its own while the activity's row is held.
+SIGN_UP_COUNTS_CTE = SIGN_UP_COUNTS.columns().cte("sign_up_counts")
 
 
 # --- kept with every flush ------------------------------------------------------------------------
