@@ -38,8 +38,9 @@ its new ones do. An activity whose status or start changes carries its registrat
 along (read from the database: they are dated by its start and count only while it is published);
 a group made inactive or active again takes its members' off or puts them back. Whatever writes
 through the session (use cases, event handlers, timers) keeps them; the sign-up's Core statements
-(Repository.take_place and the registration's INSERT) add theirs with `sign_up_statement`, one
-statement. `rebuild` builds them again from the history (`linli-activities rebuild-counts`).
+(Repository.take_place and the registration's INSERT) add theirs with SIGN_UP_COUNTS, which
+PostgreSQL runs within the registration's own statement. `rebuild` builds them again from the
+history (`linli-activities rebuild-counts`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,20 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Executable, case, delete, event, func, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Executable,
+    and_,
+    case,
+    delete,
+    event,
+    func,
+    inspect,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -373,31 +387,37 @@ def zone_of_counts(connection: Connection) -> ZoneInfo | None:
 
 
 # --- the sign-up's one statement ----------------------------------------------------------------
-def sign_up_statement(connection: Connection, zone: str, registration: Registration, starts_at: datetime) -> Executable:
-    """What a first registration (Repository.take_place's, for a published activity) adds, to its
-    community's row and its street's, in one INSERT ... ON CONFLICT: the street is looked up by the
-    statement itself (a scalar subquery of the directory replica), not by a round trip. Its text
-    never changes (every column is added, zeros included), so it is compiled once per process: it
-    runs while the sign-up holds the activity's row, where compiling a new statement each time
-    halved the registrations a popular activity takes per second."""
-    month = month_of(starts_at, ZoneInfo(zone))
+def sign_up_parameters(zone: str, registration: Registration, starts_at: datetime) -> dict[str, Any]:
+    """The parameters of SIGN_UP_COUNTS for a first registration (Repository.take_place's, for a
+    published activity): what it adds to its community's row and its street's."""
     figures = dict.fromkeys(COLUMNS, 0)
     for _community, _month, column, amount in registration_figures(
         {name: getattr(registration, name) for name in FIELDS[Registration]}, "published", starts_at, ZoneInfo(zone)
     ):
         figures[column] += amount
-    return _SIGN_UP_COUNTS.bindparams(
-        community=registration.community_id,
-        street_prefix=STREET,
-        month=month,
+    return {
+        "community": registration.community_id,
+        "street_prefix": STREET,
+        "month": month_of(starts_at, ZoneInfo(zone)),
         **{f"c_{n}": v for n, v in figures.items()},
-    )
+    }
 
 
-# The community's row and its street's (`street:` and the replica's street id, or `street:` alone for
-# a community the replica does not know yet), each given the registration's amounts. `WHERE true`:
-# SQLite needs it to read ON CONFLICT after INSERT ... SELECT.
-_SIGN_UP_COUNTS = text(
+def sign_up_statement(zone: str, registration: Registration, starts_at: datetime) -> Executable:
+    """SIGN_UP_COUNTS alone, with its parameters (SQLite; PostgreSQL writes it with the
+    registration and its event: Repository.registration_counts_and_event)."""
+    return SIGN_UP_COUNTS.bindparams(**sign_up_parameters(zone, registration, starts_at))
+
+
+# What a sign-up adds to the counts, in one INSERT ... ON CONFLICT: the community's row and its
+# street's (`street:` and the replica's street id, or `street:` alone for a community the replica
+# does not know yet), each given the registration's amounts; the street is looked up by the statement
+# itself (a scalar subquery of the directory replica), not by a round trip. Its text never changes
+# (every column is added, zeros included), so it is compiled once per process: it runs while the
+# sign-up holds the activity's row, where compiling a new statement each time halved the
+# registrations a popular activity takes per second. `WHERE true`: SQLite needs it to read ON
+# CONFLICT after INSERT ... SELECT.
+SIGN_UP_COUNTS = text(
     "INSERT INTO activity_counts (scope, month, "
     + ", ".join(COLUMNS)
     + ") SELECT rows.scope, :month, "
@@ -407,6 +427,9 @@ _SIGN_UP_COUNTS = text(
     " ON CONFLICT (scope, month) DO UPDATE SET "
     + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in COLUMNS)
 )
+# The same as a common table expression, for PostgreSQL to run in the statement of the registration
+# and its event (data-modifying WITH): no round trip of its own while the activity's row is held.
+SIGN_UP_COUNTS_CTE = SIGN_UP_COUNTS.columns().cte("sign_up_counts")
 
 
 # --- kept with every flush ------------------------------------------------------------------------
@@ -548,63 +571,87 @@ def _keep_counts(session: Session, _flush_context: Any, _instances: Any) -> None
 
 
 # --- reading -----------------------------------------------------------------------------------------
-def communities_only(column: Any) -> list[Any]:
-    """Rows of communities (not of streets, nor the city's shards)."""
-    return [column.not_like(STREET + "%"), column.not_like(CITY + "%")]
+def streets(column: Any) -> list[Any]:
+    """Rows of streets."""
+    return [column.like(literal_column(f"'{STREET}%'"))]
+
+
+def streets_and_city(column: Any) -> list[Any]:
+    """Rows of streets and of the city's shards: the text of the partial indexes that hold them
+    (tables.AGGREGATE_ROWS), so the planners read those rows alone."""
+    return [or_(column.like(literal_column(f"'{STREET}%'")), column.like(literal_column(f"'{CITY}%'")))]
+
+
+def every_row(_column: Any) -> list[Any]:
+    return []
+
+
+def is_community(scope: str) -> bool:
+    return not (scope.startswith(STREET) or scope.startswith(CITY))
+
+
+# What `CountsReader.period` gives per scope: the months' sums ("period"), the figures as of now
+# ("now"), the visit plans in force ("plans") and of those overdue ("overdue").
+Found = dict[str, Any]
+
+
+def nothing_found() -> Found:
+    return {"period": dict.fromkeys(COLUMNS, 0), "now": dict.fromkeys(COLUMNS, 0), "plans": 0, "overdue": 0}
 
 
 class CountsReader:
-    """The stored counts of a set of scopes (a condition on the scope column) for whole months."""
+    """The stored counts of a set of scopes (conditions on the scope column) for whole months,
+    added up by the database: a statement per read model, whatever the number of scopes."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
-    def figures(
-        self, scoped: ScopeRows, months: list[str], today: date, *, per_month: bool = True
-    ) -> dict[str, dict[str, Any]]:
-        """Per scope: `months` {month: {column: amount}} (without `per_month`, the months' sums
-        under "period", added up by the database), `now` {column: amount}, and the visit plans in
-        force (`visit_plans`) and overdue (`visits_overdue`, due before today)."""
+    def period(self, scoped: ScopeRows, months: list[str], today: date) -> dict[str, Found]:
+        """Per scope: the sums of `months`, the figures as of now and the visit plans in force and
+        overdue (due before today), in one statement (the rows labelled by what they hold)."""
         t = activity_counts.c
-        where = scoped(t.scope)
-        out: dict[str, dict[str, Any]] = defaultdict(lambda: {"months": {}, "now": {}, "plans": 0, "overdue": 0})
-        if per_month:
-            month: Any = t.month
-            columns: list[Any] = [t[name] for name in COLUMNS]
-        else:
-            month = case((t.month == NOW, NOW), else_="period").label("month")
-            columns = [func.sum(t[name]) for name in COLUMNS]
-        query = select(t.scope, month, *columns).where(*where, t.month.in_([*months, NOW]))
-        if not per_month:
-            query = query.group_by(t.scope, month)
-        for row in self.connection.execute(query):
-            values = dict(zip(COLUMNS, row[2:], strict=True))
-            if row[1] == NOW:
-                out[row[0]]["now"] = values
-            else:
-                out[row[0]]["months"][row[1]] = values
-        overdue = func.sum(case((t.month < DUE + today.isoformat(), t.visit_plans), else_=0))
-        dues = (
-            select(t.scope, func.sum(t.visit_plans), overdue)
-            .where(*where, t.month >= DUE, t.month < DUE + "9")
-            .group_by(t.scope)
+        label = case(
+            (t.month == NOW, NOW),
+            (t.month < DUE, "period"),
+            (t.month < DUE + today.isoformat(), "overdue"),
+            else_="plans",
+        ).label("label")
+        query = (
+            select(t.scope, label, *(func.sum(t[name]) for name in COLUMNS))
+            .where(*scoped(t.scope), or_(t.month.in_([*months, NOW]), and_(t.month >= DUE, t.month < DUE + "9")))
+            .group_by(t.scope, label)
         )
-        for scope, plans, late in self.connection.execute(dues):
-            out[scope]["plans"], out[scope]["overdue"] = int(plans or 0), int(late or 0)
+        out: dict[str, Found] = defaultdict(nothing_found)
+        for row in self.connection.execute(query):
+            found = out[row[0]]
+            if row[1] in ("period", NOW):
+                found[row[1]] = dict(zip(COLUMNS, row[2:], strict=True))
+            else:  # a visit plan is in force on any day it is due; overdue before today
+                plans = int(row[2 + COLUMNS.index("visit_plans")] or 0)
+                found["plans"] += plans
+                if row[1] == "overdue":
+                    found["overdue"] += plans
         return out
 
-    def kinds(self, scoped: ScopeRows, months: list[str]) -> dict[str, dict[str, tuple[int, int]]]:
-        """Per scope: {kind: (held, held_city)} over the months."""
+    def monthly(self, scoped: ScopeRows, months: list[str]) -> dict[str, dict[str, Any]]:
+        """Per month of `months`: the scopes' rows added up."""
+        t = activity_counts.c
+        query = (
+            select(t.month, *(func.sum(t[name]) for name in COLUMNS))
+            .where(*scoped(t.scope), t.month.in_(months))
+            .group_by(t.month)
+        )
+        return {row[0]: dict(zip(COLUMNS, row[1:], strict=True)) for row in self.connection.execute(query)}
+
+    def kinds(self, scoped: ScopeRows, months: list[str]) -> dict[str, tuple[int, int]]:
+        """{kind: (held, held_city)} over the months, the scopes' rows added up."""
         k = activity_kind_counts.c
         query = (
-            select(k.scope, k.kind, func.sum(k.held), func.sum(k.held_city))
+            select(k.kind, func.sum(k.held), func.sum(k.held_city))
             .where(*scoped(k.scope), k.month.in_(months))
-            .group_by(k.scope, k.kind)
+            .group_by(k.kind)
         )
-        out: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-        for scope, kind, held, held_city in self.connection.execute(query):
-            out[scope][kind] = (int(held or 0), int(held_city or 0))
-        return out
+        return {kind: (int(held or 0), int(held_city or 0)) for kind, held, held_city in self.connection.execute(query)}
 
     def people(self, scoped: ScopeRows, months: list[str]) -> dict[str, int]:
         """Per scope: the different people checked in in the months (see the module's docstring)."""

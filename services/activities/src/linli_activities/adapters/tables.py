@@ -20,6 +20,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import registry
@@ -301,6 +302,8 @@ help_logs = Table(
     _id("recorded_by", nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
     Index("ix_help_logs_community_on", "community_id", "helped_on", postgresql_include=["hours"]),
+    # The city-wide check of what a period's cut-off days hold reads the day alone.
+    Index("ix_help_logs_on", "helped_on"),
 )
 
 talents = Table(
@@ -453,6 +456,7 @@ welfare_visits = Table(
     # The issue raised on the spot: made by the issues service, so no foreign key here.
     _id("issue_id"),
     Index("ix_welfare_visits_community_on", "community_id", "visited_on"),
+    Index("ix_welfare_visits_on", "visited_on"),
 )
 
 activity_proposals = Table(
@@ -496,6 +500,7 @@ patrol_rounds = Table(
     # A group's rota in time order; the figures: rounds walked in a period per community.
     Index("ix_patrol_rounds_group_starts", "group_id", "starts_at"),
     Index("ix_patrol_rounds_community_walked", "community_id", "walked_at"),
+    Index("ix_patrol_rounds_walked", "walked_at"),
 )
 
 patrol_findings = Table(
@@ -517,6 +522,8 @@ patrol_findings = Table(
     _id("raised_by"),
     Column("raised_at", UtcDateTime),
     Index("ix_patrol_findings_community_recorded", "community_id", "recorded_at"),
+    Index("ix_patrol_findings_recorded", "recorded_at"),
+    Index("ix_patrol_findings_raised", "raised_at"),
 )
 
 # --- the statistics' read models (adapters/counts.py): what `/stats` adds up, kept with every change ---
@@ -563,6 +570,18 @@ activity_first_seen = Table(
     Column("since", String(16), primary_key=True),
     Column("people", Integer, nullable=False),
 )
+# The rows of streets and of the city's shards, beside every community's: what the whole city's
+# figures read, in a partial index of their own (the primary key does not serve `LIKE 'street:%'`
+# outside the C collation). Queries name this very condition (adapters/counts.py) so the planners
+# of PostgreSQL and SQLite use it.
+AGGREGATE_ROWS = "scope LIKE 'street:%' OR scope LIKE 'city:%'"
+for _table in (activity_counts, activity_kind_counts, activity_first_seen):
+    Index(
+        f"ix_{_table.name}_streets_and_city",
+        *(column for column in _table.primary_key.columns),
+        postgresql_where=text(AGGREGATE_ROWS),
+        sqlite_where=text(AGGREGATE_ROWS),
+    )
 # The zone the counts are kept in; NULL: not built (/stats reads the history).
 activity_counts_state = Table(
     "activity_counts_state",

@@ -18,7 +18,6 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from linli_activities import SERVICE
-from linli_activities.adapters.repository import REGISTRATION_AND_EVENT_INSERT, registration_parameters
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
@@ -554,13 +553,13 @@ def _register_first_time(
     kind = "confirmed" if confirmed else "waitlisted"
     uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
     try:
-        # The statistics' counts (one statement; the activity is published, its start as locked).
-        uow.repo.count_sign_up(registration, activity.starts_at)
+        # The statistics' counts are the activity's as published, by its start as locked.
         if uow.session.get_bind().dialect.name == "postgresql":
-            # The registration and its event in one statement: the row lock taken by take_place is
-            # held for that one round trip and the commit.
-            uow.commit_with(REGISTRATION_AND_EVENT_INSERT, registration_parameters(registration))
+            # The registration, its counts and its event in one statement: the row lock taken by
+            # take_place is held for that one round trip and the commit.
+            uow.commit_with(*uow.repo.registration_counts_and_event(registration, activity.starts_at))
         else:
+            uow.repo.count_sign_up(registration, activity.starts_at)
             uow.repo.insert_registration(registration)
             uow.commit()
     except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one

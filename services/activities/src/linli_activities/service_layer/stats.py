@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, literal, select
 
 from linli_activities.adapters import counts
 from linli_activities.adapters.stats_queries import StatsQueries
@@ -299,72 +299,71 @@ def _from_counts(  # noqa: C901 - one assembly of totals, rows and months
     reader = counts.CountsReader(uow.session.connection())
     c = replica.communities.c
 
-    # Which rows: the scope's own (totals, months) and the rows beside them.
-    if "community_id" in answered_scope:
-        own = answered_scope["community_id"]
-
-        def own_rows(column: Any) -> list[Any]:
-            return [column == own]
-
-        rows_of = own_rows
-        street_rows = own_rows
-    elif "street_id" in answered_scope:
-        own = counts.street_key(answered_scope["street_id"])
-        members = select(c.community_id).where(c.street_id == answered_scope["street_id"])
-
-        def own_rows(column: Any) -> list[Any]:
-            return [column == own]
-
-        def rows_of(column: Any) -> list[Any]:
-            return [column.in_(members)]
-
-        street_rows = own_rows
-    else:
+    # Which rows: the scope's own (totals, months, kinds) and those read in all (the scope's own
+    # and the rows beside the totals: its communities or streets; for the city, its shards too).
+    # One statement per read model reads them all.
+    city = "community_id" not in answered_scope and "street_id" not in answered_scope
+    if city:
         own = None
+        own_rows: counts.ScopeRows = counts.streets
+        read_rows: counts.ScopeRows = counts.streets_and_city if by == "street" else counts.every_row
+    else:
+        if "community_id" in answered_scope:
+            own = answered_scope["community_id"]
+        else:
+            own = counts.street_key(answered_scope["street_id"])
 
         def own_rows(column: Any) -> list[Any]:
-            return [column.like(counts.STREET + "%")]
+            return [column == own]
 
-        rows_of = counts.communities_only
-        street_rows = own_rows
-    city = own is None
+        read_rows = own_rows
+        if "street_id" in answered_scope and by != "street":
+            # The street's row and its communities' (as one list: an OR of the two is read by a
+            # scan of every row).
+            street_and_members = select(c.community_id).where(c.street_id == answered_scope["street_id"])
+            street_and_members = street_and_members.union_all(select(literal(own, String)))
 
-    def figures_of(found: dict[str, Any], *, city_row: bool = False) -> Figures:
+            def read_rows(column: Any) -> list[Any]:
+                return [column.in_(street_and_members)]
+
+    def figures_of(found: counts.Found, people: int) -> Figures:
         figures: Figures = dict(ZERO_FIGURES)
-        for values in found["months"].values():
-            for name in PERIOD_FIGURES:
-                if name in values:
-                    figures[name] += values[name]
-            if city_row:
-                figures["activities_held"] += values["activities_city"] - values["activities_held"]
+        period, now_values = found["period"], found["now"]
+        for name in PERIOD_FIGURES:
+            if name in period:
+                figures[name] = period[name]
         for name in NOW_FIGURES:
-            figures[name] += found["now"].get(name, 0)
-        figures["visit_plans"] += found["plans"]
-        figures["visits_overdue"] += found["overdue"]
+            figures[name] = now_values[name]
+        figures["visit_plans"] = found["plans"]
+        figures["visits_overdue"] = found["overdue"]
+        figures["distinct_participants"] = people
         return figures
 
-    own_found = reader.figures(own_rows, months, today)
-    totals: Figures = dict(ZERO_FIGURES)
-    monthly: dict[str, Figures] = {m: {k: 0 for k in MONTHLY_FIGURES} for m in months}
-    for found in own_found.values():
-        _add_to(totals, figures_of(found, city_row=city))
-        for month, values in found["months"].items():
-            for name in MONTHLY_FIGURES:
-                monthly[month][name] += values[name]
-            if city:
-                monthly[month]["activities_held"] += values["activities_city"] - values["activities_held"]
-    by_kind: dict[str, int] = defaultdict(int)
-    for kinds in reader.kinds(own_rows, months).values():
-        for kind, (held, held_city) in kinds.items():
-            by_kind[kind] += held_city if city else held
+    found = reader.period(read_rows, months, today)
+    people = reader.people(read_rows, months)
+    totals: Figures
     if city:
-        shards = lambda column: [column.like(counts.CITY + "%")]  # noqa: E731
-        totals["distinct_participants"] = sum(reader.people(shards, months).values())
-        totals["group_members"] = sum(
-            found["now"].get("group_members", 0) for found in reader.figures(shards, [], today).values()
-        )
+        totals = dict(ZERO_FIGURES)
+        for scope, street_found in found.items():
+            if scope.startswith(counts.STREET):
+                figures = figures_of(street_found, 0)
+                # An activity for communities of two streets: once for the city.
+                figures["activities_held"] = street_found["period"]["activities_city"]
+                _add_to(totals, figures)
+        shards = [scope for scope in found.keys() | people.keys() if scope.startswith(counts.CITY)]
+        totals["distinct_participants"] = sum(people.get(scope, 0) for scope in shards)
+        totals["group_members"] = sum(found[scope]["now"]["group_members"] for scope in shards if scope in found)
     else:
-        totals["distinct_participants"] = reader.people(own_rows, months).get(own, 0)
+        totals = figures_of(found[own] if own in found else counts.nothing_found(), people.get(own, 0))
+    monthly: dict[str, Figures] = {m: {k: 0 for k in MONTHLY_FIGURES} for m in months}
+    for month, values in reader.monthly(own_rows, months).items():
+        for name in MONTHLY_FIGURES:
+            monthly[month][name] = values[name]
+        if city:
+            monthly[month]["activities_held"] = values["activities_city"]
+    by_kind: dict[str, int] = defaultdict(int)
+    for kind, (held, held_city) in reader.kinds(own_rows, months).items():
+        by_kind[kind] += held_city if city else held
 
     per_community: dict[str, Figures] = {}
     per_street: dict[str | None, Figures] = {}
@@ -373,17 +372,13 @@ def _from_counts(  # noqa: C901 - one assembly of totals, rows and months
             street = counts.streets_of(uow.session.connection(), [own]).get(own)
             per_street[street] = dict(totals)
         else:
-            people = reader.people(street_rows, months)
-            for scope, found in reader.figures(street_rows, months, today, per_month=False).items():
-                figures = figures_of(found)
-                figures["distinct_participants"] = people.get(scope, 0)
-                per_street[scope[len(counts.STREET) :] or None] = figures
+            for scope, street_found in found.items():
+                if scope.startswith(counts.STREET):
+                    per_street[scope[len(counts.STREET) :] or None] = figures_of(street_found, people.get(scope, 0))
     else:
-        people = reader.people(rows_of, months)
-        for scope, found in reader.figures(rows_of, months, today, per_month=False).items():
-            figures = figures_of(found)
-            figures["distinct_participants"] = people.get(scope, 0)
-            per_community[scope] = figures
+        for scope, community_found in found.items():
+            if counts.is_community(scope):
+                per_community[scope] = figures_of(community_found, people.get(scope, 0))
 
     # What the months' counts hold outside the period (or not held yet), from the history.
     street_of: dict[str, str | None] = {}
