@@ -28,11 +28,12 @@ They are kept in the transaction of the change: whatever writes a meeting's link
 meeting (`touch`; the repositories do it); just before the commit, for each meeting named, its rows
 are worked out from its links as they are then, compared with the rows stored for it, and the
 difference added to the counts. On PostgreSQL a transaction lock on each meeting is taken first (in
-order), so two writers of one meeting take turns and the second sees the first's links committed;
-nothing is read before the change, so a change rolled back to a savepoint or written by any path
-is counted as it ends. `rebuild` builds them from the history (`linli-issues rebuild-counts`
-builds them with the issues' counts; migration 0016 builds them for a database whose counts are
-built).
+order), so two writers of one meeting take turns and the second sees the first's links committed
+(a meeting of which nothing is counted nor concluded, as most a batch of events names, is passed
+over with one statement and no lock); nothing is read before the change, so a change rolled back
+to a savepoint or written by any path is counted as it ends. `rebuild` builds them from the
+history (`linli-issues rebuild-counts` builds them with the issues' counts; migration 0016 builds
+them for a database whose counts are built).
 """
 
 from __future__ import annotations
