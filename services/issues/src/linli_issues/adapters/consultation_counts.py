@@ -28,11 +28,12 @@ They are kept in the transaction of the change: whatever writes a meeting's link
 meeting (`touch`; the repositories do it); just before the commit, for each meeting named, its rows
 are worked out from its links as they are then, compared with the rows stored for it, and the
 difference added to the counts. On PostgreSQL a transaction lock on each meeting is taken first (in
-order), so two writers of one meeting take turns and the second sees the first's links committed;
-nothing is read before the change, so a change rolled back to a savepoint or written by any path
-is counted as it ends. `rebuild` builds them from the history (`linli-issues rebuild-counts`
-builds them with the issues' counts; migration 0016 builds them for a database whose counts are
-built).
+order), so two writers of one meeting take turns and the second sees the first's links committed
+(a meeting of which nothing is counted nor concluded, as most a batch of events names, is passed
+over with one statement and no lock); nothing is read before the change, so a change rolled back
+to a savepoint or written by any path is counted as it ends. `rebuild` builds them from the
+history (`linli-issues rebuild-counts` builds them with the issues' counts; migration 0016 builds
+them for a database whose counts are built).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, delete, event, insert, literal_column, select, text
+from sqlalchemy import Connection, and_, bindparam, delete, event, insert, literal_column, select, text, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -127,10 +128,26 @@ def recount(
     connection: Connection, meeting_ids: Iterable[str], zone: ZoneInfo, known: Mapping[str, str | None] | None = None
 ) -> None:
     """Bring the meetings' rows and the counts to what their links are now."""
-    ids = sorted(set(meeting_ids))
+    m, s = issue_meetings.c, issue_meeting_consultations.c
+    # Most meetings named are only scheduled: nothing of them is counted nor is to be, and one
+    # statement (no lock) says so. A meeting with no rows and no concluded link in this view has
+    # none committed either (whoever concluded a link of it stored its rows in the same commit),
+    # so no writer can be counting it meanwhile from a link this transaction changes.
+    asked = sorted(set(meeting_ids))
+    ids = sorted(
+        set(
+            connection.execute(
+                union(
+                    select(s.meeting_id).where(s.meeting_id.in_(asked)),
+                    select(m.meeting_id).where(m.meeting_id.in_(asked), m.status == "concluded"),
+                )
+            ).scalars()
+        )
+    )
+    if not ids:
+        return
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK_MEETINGS, {"lock_class": LOCK_CLASS, "meeting_ids": ids})
-    m, s = issue_meetings.c, issue_meeting_consultations.c
     stored: dict[str, set[Row]] = defaultdict(set)
     for meeting_id, scope, month, item in connection.execute(
         select(s.meeting_id, s.scope, s.month, s.item).where(s.meeting_id.in_(ids))

@@ -403,6 +403,7 @@ def handle_batch(session: Session, events: list[Event]) -> None:
     repo = PreloadedRepository(session)
     issue_ids: set[str] = set()
     meeting_ids: set[str] = set()
+    linked_meetings: set[str] = set()  # agenda items: the issue's link to the meeting is read
     for event in events:
         data = event.data
         issue_ids.update(_issue_ids(data))
@@ -410,7 +411,9 @@ def handle_batch(session: Session, events: list[Event]) -> None:
             issue_ids.add(str(data["issue_id"]))
         if event.type.startswith("meetings.meeting."):
             meeting_ids.add(str(data["meeting_id"]))
-    repo.load(issue_ids, meeting_ids)
+        elif event.type == "meetings.agenda_item.added":
+            linked_meetings.add(str(data["meeting_id"]))
+    repo.load(issue_ids, meeting_ids, linked_meetings)
     changes = _Changes(session, repo)
     for event in events:
         _RULES[event.type](changes, event)
