@@ -1,15 +1,18 @@
 """The last places of a popular activity under many simultaneous sign-ups, on the real PostgreSQL:
-no over-booking, one registration per person, and a waiting list in a single strict order."""
+no over-booking, one registration per person, a waiting list in a single strict order, and the
+statistics' counts exact (written in the sign-up's own statement, refused sign-ups leave nothing)."""
 
 from __future__ import annotations
 
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from linli_activities.adapters import counts
 from linli_activities.domain.activities import Activity, Registration
 from linli_activities.service_layer import activities
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
@@ -93,6 +96,22 @@ def test_concurrent_sign_ups_for_the_last_places(database, world):
     # the head of the line did not fit in what is left.
     assert waiting and taken + waiting[0].party_size > CAPACITY
 
+    def counted() -> dict[str, tuple[int, int, int]]:
+        """(registrations, registered places, still waitlisted) of the activity's month, on its
+        community's row and its street's."""
+        month = counts.month_of(activity.starts_at, ZoneInfo("Asia/Shanghai"))
+        c = counts.activity_counts.c
+        with database.session() as s:
+            rows = s.execute(
+                select(c.scope, c.registrations, c.registered_places, c.still_waitlisted).where(
+                    c.scope.in_([world.community_a, counts.street_key(world.street_id)]), c.month == month
+                )
+            )
+            return {scope: tuple(figures) for scope, *figures in rows}
+
+    expected = (len(confirmed), taken, len(waiting))
+    assert counted() == {world.community_a: expected, counts.street_key(world.street_id): expected}
+
     # Now the confirmed households all cancel at once; the line moves up in order, never over capacity.
     by_user = {r.user_id: r for r in residents}
     cancels = run_all(
@@ -117,6 +136,8 @@ def test_concurrent_sign_ups_for_the_last_places(database, world):
     assert [r.id for r in still_waiting] == [r.id for r in waiting[len(promoted_ids) :]]
     if still_waiting:
         assert row.confirmed_places + still_waiting[0].party_size > CAPACITY
+    expected = (len(now_confirmed), row.confirmed_places, len(still_waiting))
+    assert counted() == {world.community_a: expected, counts.street_key(world.street_id): expected}
     with database.session() as s:
         assert s.scalar(
             select(func.count())
