@@ -41,6 +41,9 @@ transaction, reads its amounts before the change (on PostgreSQL after taking a t
 the unit, so two writers of one unit take turns and neither counts the other's change); the
 writes outside the ORM (deliberations, issue snapshots) name their units with `touch` first. When
 the transaction commits, each unit's amounts are read again and the difference added to the rows.
+A meeting the transaction inserts is neither read nor locked: it had nothing before, and until a
+decision, an action item or a deliberation names it, it has nothing after unless it is concluded
+(scheduling a meeting touches no amounts).
 So whatever writes through the session (use cases, event handlers, timers) keeps them. `rebuild`
 builds them from the history (`linli-meetings rebuild-counts`; migration 0014 runs it).
 """
@@ -58,7 +61,7 @@ from sqlalchemy.orm import Session
 
 from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, DocumentKind
-from linli_meetings.domain.meeting import Meeting, Participant
+from linli_meetings.domain.meeting import Meeting, Participant, Status
 from linli_meetings.domain.procedure import ParticipantRole
 
 COMMUNITY, STREET = "c", "s"
@@ -66,7 +69,8 @@ NOW = ""  # the month of the figures "as of now"
 NONE_BEFORE, NONE_AFTER = "0000-00", "9999-99"
 FINISHED_ISSUE = ("resolved", "closed")
 OPEN_ACTION = ("open", "in_progress")
-_INFO = "linli_meetings.counts"  # session.info: {"old": {unit: amounts}} of this transaction
+_INFO = "linli_meetings.counts"  # session.info: {unit: amounts before} of this transaction
+_FRESH = "linli_meetings.counts.fresh"  # session.info: {unit: meeting} inserted, not changed since
 
 # A unit: ("meeting", id), ("issue", id) or ("documents", community id).
 Unit = tuple[str, str]
@@ -306,6 +310,12 @@ _LOCK = text(
 
 def touch(session: Session, units: Iterable[Unit]) -> None:
     """Note units about to change by a statement outside the ORM (call it before the statement)."""
+    units = set(units)
+    _unfresh(session, units)
+    _note(session, units)
+
+
+def _note(session: Session, units: Iterable[Unit]) -> None:
     state = session.info.setdefault(_INFO, {})
     new = sorted({unit for unit in units if unit not in state})
     if not new:
@@ -315,6 +325,13 @@ def touch(session: Session, units: Iterable[Unit]) -> None:
         # Writers of one unit take turns: the second reads its amounts once the first committed.
         connection.execute(_LOCK, {"keys": [f"{kind}:{key}" for kind, key in new]})
     state.update(amounts_of(connection, new))
+
+
+def _unfresh(session: Session, units: Iterable[Unit]) -> None:
+    fresh = session.info.get(_FRESH)
+    if fresh:
+        for unit in units:
+            fresh.pop(unit, None)
 
 
 # The attributes whose change can change a unit's amounts: a change of any other (a title, the
@@ -336,8 +353,15 @@ def _counted_change(thing: object) -> bool:
     return any(attrs[name].history.has_changes() for name in names)
 
 
-def _units_of_flush(session: Session) -> set[Unit]:
+def _units_of_flush(session: Session) -> tuple[set[Unit], dict[Unit, Meeting], set[Unit]]:
+    """(units the flush changes, of them the meetings it inserts with the inserted meeting, the
+    units changed by a decision, an action item or a document)."""
     units: set[Unit] = set()
+    inserted: dict[Unit, Meeting] = {}
+    by_others: set[Unit] = set()
+    for thing in session.new:
+        if isinstance(thing, Meeting):
+            inserted[("meeting", thing.id)] = thing
     dirty = [thing for thing in session.dirty if _counted_change(thing)]
     for thing in (*session.new, *dirty, *session.deleted):
         if isinstance(thing, Meeting):
@@ -346,16 +370,30 @@ def _units_of_flush(session: Session) -> set[Unit]:
             # A new participant appended to a meeting has no meeting id yet: its meeting is dirty.
             if thing.meeting_id:
                 units.add(("meeting", thing.meeting_id))
+                if not isinstance(thing, Participant):
+                    by_others.add(("meeting", thing.meeting_id))
         elif isinstance(thing, CommunityDocument):
             units.add(("documents", thing.community_id))
-    return units
+    return units, inserted, by_others
 
 
 @event.listens_for(Session, "before_flush")
 def _note_units(session: Session, _flush_context: Any, _instances: Any) -> None:
-    units = _units_of_flush(session)
-    if units:
-        touch(session, units)
+    units, inserted, by_others = _units_of_flush(session)
+    if inserted:
+        # A meeting inserted now had no amounts before: no row can name it yet (the foreign keys
+        # of participants, decisions and deliberations), and no other transaction can write one
+        # before this one commits. Nothing to read or lock. Until a decision, an action item or a
+        # statement outside the ORM changes it, it is "fresh": it counts nothing at commit either
+        # unless it is concluded (see _keep_counts), so scheduling a meeting reads no amounts.
+        state = session.info.setdefault(_INFO, {})
+        fresh = session.info.setdefault(_FRESH, {})
+        for unit, meeting in inserted.items():
+            if unit not in state:
+                state[unit] = {}
+                fresh[unit] = meeting
+    _unfresh(session, by_others)
+    _note(session, units)
 
 
 @event.listens_for(Session, "before_commit")
@@ -364,11 +402,17 @@ def _keep_counts(session: Session) -> None:
         return
     session.flush()  # the last changes, and the units they touch
     old: dict[Unit, Amounts] = session.info.pop(_INFO)
+    fresh: dict[Unit, Meeting] = session.info.pop(_FRESH, {})
+    # A fresh meeting not concluded has none of the amounts of a meeting held, and no
+    # deliberations or decisions (they would have made it not fresh): its amounts are still none.
+    to_read = [unit for unit in old if unit not in fresh or fresh[unit].status == Status.CONCLUDED.value]
+    if not to_read:
+        return
     connection = session.connection()
-    new = amounts_of(connection, old)
+    new = amounts_of(connection, to_read)
     total: Amounts = defaultdict(int)
-    for unit, before in old.items():
-        for slot, n in _difference(before, new[unit]).items():
+    for unit in to_read:
+        for slot, n in _difference(old[unit], new[unit]).items():
             total[slot] += n
     apply(connection, total)
 
@@ -376,6 +420,7 @@ def _keep_counts(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_INFO, None)
+    session.info.pop(_FRESH, None)
 
 
 # --- from the history --------------------------------------------------------------------------
