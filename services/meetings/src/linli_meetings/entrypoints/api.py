@@ -53,11 +53,12 @@ class Meetings(MethodView):
         filters = plain(filters)
         if filters.pop("mine"):
             filters["participant_id"] = principal.user_id
-        items, total = meetings.list_meetings(
+        page = meetings.list_meetings(
             _uow(), principal, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size, **filters
         )
-        pagination_parameters.item_count = total
-        return items
+        pagination_parameters.item_count = page.total
+        # Sent as built: MeetingOut documents the answer, s.listed_meetings writes what it dumps.
+        return current_app.json.response(s.listed_meetings(page.rows, page.agenda, page.counts))
 
     @blp.arguments(s.MeetingIn)
     @blp.response(201, s.MeetingOut)

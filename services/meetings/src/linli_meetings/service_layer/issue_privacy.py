@@ -27,7 +27,15 @@ def hidden_issues(uow: MeetingsUnitOfWork, principal: Principal | None, issue_id
     ids = {i for i in issue_ids if i}
     if not ids:
         return set()
-    private = uow.meetings.issues_hidden_from(ids, principal.user_id if principal else None)
+    return hidden_of_private(
+        uow, principal, uow.meetings.issues_hidden_from(ids, principal.user_id if principal else None)
+    )
+
+
+def hidden_of_private(uow: MeetingsUnitOfWork, principal: Principal | None, private: dict[str, str]) -> set[str]:
+    """Of the private issues `principal` neither reported nor supports ({issue_id: community_id}),
+    those whose title they may not read: all, but for the staff and officials whose scope covers
+    the issue's community."""
     if principal is None or principal.role not in access.MANAGERS:
         return set(private)
     return {
@@ -35,7 +43,9 @@ def hidden_issues(uow: MeetingsUnitOfWork, principal: Principal | None, issue_id
     }
 
 
-@dataclass(frozen=True)
+# Not frozen: a list page makes some 400 of them, and a frozen dataclass sets each field through
+# object.__setattr__ (several times slower to build). Nothing changes one once made.
+@dataclass(slots=True)
 class AgendaItemView:
     """An agenda item as a caller sees it: a hidden issue's title and notes left out."""
 
