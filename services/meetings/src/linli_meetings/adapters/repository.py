@@ -200,7 +200,7 @@ class MeetingRepository:
                 .outerjoin(tables.issue_replica, and_(i.issue_id == a.issue_id, ~self._readable_by(user_id)))
                 .where(a.meeting_id.in_(meeting_ids))
                 .order_by(a.meeting_id, a.position)
-            )
+            ).all()
         )
 
     def people_counts(self, meeting_ids: list[str]) -> dict[str, PeopleCounts]:

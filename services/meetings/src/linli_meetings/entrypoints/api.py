@@ -45,7 +45,7 @@ def plain(value: Any) -> Any:
 # --- meetings ---------------------------------------------------------------------------------------
 @blp.route("")
 class Meetings(MethodView):
-    @blp.arguments(s.MeetingFilter, location="query")
+    @blp.arguments(s.MeetingFilter(), location="query")
     @blp.response(200, s.MeetingOut(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
@@ -60,7 +60,7 @@ class Meetings(MethodView):
         # Sent as built: MeetingOut documents the answer, s.listed_meetings writes what it dumps.
         return current_app.json.response(s.listed_meetings(page.rows, page.agenda, page.counts))
 
-    @blp.arguments(s.MeetingIn)
+    @blp.arguments(s.MeetingIn())
     @blp.response(201, s.MeetingOut)
     def post(self, body: dict) -> Any:
         return meetings.schedule_meeting(_uow(), require_principal(), plain(body))
@@ -261,7 +261,7 @@ class MotionById(MethodView):
 
 
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/votes", methods=["POST"])
-@blp.arguments(s.VoteIn)
+@blp.arguments(s.VoteIn())
 @blp.response(201, s.VoteOut)
 def vote(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> Any:
     """Your vote: once, and only while checked in as a voting member; 409 once the motion is recorded."""

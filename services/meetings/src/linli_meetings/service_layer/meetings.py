@@ -17,7 +17,7 @@ from linli_meetings.adapters.repository import MEETING_AND_EVENT_INSERT, meeting
 from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant, PeopleCounts, Status
 from linli_meetings.domain.recurrence import Frequency, Recurrence
 from linli_meetings.service_layer import access, events
-from linli_meetings.service_layer.issue_privacy import AgendaItemView, agenda_view, hidden_issues, hidden_of_private
+from linli_meetings.service_layer.issue_privacy import AgendaItemLike, agenda_view, hidden_issues, hidden_of_private
 from linli_meetings.service_layer.organisations import named_participant, named_participants
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
@@ -59,7 +59,7 @@ class MeetingView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._meeting, name)
 
-    def ordered_agenda(self) -> list[AgendaItemView]:
+    def ordered_agenda(self) -> list[AgendaItemLike]:
         return agenda_view(self._meeting.ordered_agenda(), self._hidden)
 
 
@@ -70,7 +70,7 @@ class MeetingPage:
     has (not who), and how many meetings the list has in all."""
 
     rows: list[Any]
-    agenda: dict[str, list[AgendaItemView]]
+    agenda: dict[str, list[AgendaItemLike]]
     counts: dict[str, PeopleCounts]
     total: int
 
@@ -86,11 +86,13 @@ def list_meetings(
         items = uow.meetings.listed_agenda(ids, principal.user_id)
         private = {item.issue_id: item.private_in for item in items if item.private_in is not None}
         hidden = hidden_of_private(uow, principal, private) if private else set()
-        agenda: dict[str, list[AgendaItemView]] = {i: [] for i in ids}
+        agenda: dict[str, list[AgendaItemLike]] = {i: [] for i in ids}
         for item in items:
             agenda[item.meeting_id].append(item)
+        if hidden:
+            agenda = {i: agenda_view(a, hidden) for i, a in agenda.items()}
         counts = uow.meetings.people_counts(ids)
-        return MeetingPage(rows, {i: agenda_view(a, hidden) for i, a in agenda.items()}, counts, total)
+        return MeetingPage(rows, agenda, counts, total)
 
 
 def search_meetings(uow: MeetingsUnitOfWork, principal: Principal, terms: list[str], limit: int) -> list[Any]:
