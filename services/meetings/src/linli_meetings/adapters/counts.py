@@ -398,9 +398,12 @@ def _note_units(session: Session, _flush_context: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _keep_counts(session: Session) -> None:
+    # The last changes, and the units they touch. The session would flush them only after this
+    # hook: a change nothing flushed before the commit (no query, no event after it) was not
+    # counted. Nothing pending: nothing sent.
+    session.flush()
     if not session.info.get(_INFO):
         return
-    session.flush()  # the last changes, and the units they touch
     old: dict[Unit, Amounts] = session.info.pop(_INFO)
     fresh: dict[Unit, Meeting] = session.info.pop(_FRESH, {})
     # A fresh meeting not concluded has none of the amounts of a meeting held, and no
