@@ -255,17 +255,25 @@ class MeetingRepository:
             )
         )
 
-    def motion_with_meeting(
-        self, meeting_id: str, decision_id: str, *, lock: bool = False
-    ) -> tuple[Decision, Meeting, dict[str, Any] | None] | None:
-        """A motion, its meeting (people and agenda not loaded) and the structured rules of the
-        community's current rules of procedure (None without any), in one query.
+    def motion_for_vote(
+        self, meeting_id: str, decision_id: str, user_id: str
+    ) -> tuple[Decision, Meeting, dict[str, Any] | None, Participant | None, bool] | None:
+        """For a vote, in one statement (votes are most of a meeting's requests): the motion, its
+        meeting (people and agenda not loaded), the structured rules of the community's current
+        rules of procedure (None without any), `user_id`'s participation in the meeting (None:
+        none) and whether they voted on the motion.
 
-        `lock` takes a shared lock on the motion's row (PostgreSQL; SQLite's BEGIN IMMEDIATE
-        already serialises every writer): votes do not wait for each other, but recording the
-        motion (FOR UPDATE) waits for the votes being cast, and a vote waits for the recording
-        and then reads the motion as recorded."""
-        d, m, doc = tables.decisions.c, tables.meetings.c, tables.documents.c
+        The motion's row is share-locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
+        every writer): votes do not wait for each other, but recording the motion (FOR UPDATE)
+        waits for the votes being cast, and a vote waits for the recording and then reads the
+        motion as recorded."""
+        d, m, doc, p, v = (
+            tables.decisions.c,
+            tables.meetings.c,
+            tables.documents.c,
+            tables.participants.c,
+            tables.votes.c,
+        )
         current_rules = (
             select(doc.rules)
             .where(doc.community_id == m.community_id, doc.kind == "rules_of_procedure")
@@ -273,27 +281,16 @@ class MeetingRepository:
             .limit(1)
             .scalar_subquery()
         )
-        query = (
-            select(Decision, Meeting, current_rules)
+        voted = select(v.voter_id).where(v.decision_id == d.id, v.voter_id == user_id).exists()
+        row = self.session.execute(
+            select(Decision, Meeting, current_rules, Participant, voted.label("voted"))
             .join(Meeting, m.id == d.meeting_id)
+            .outerjoin(Participant, and_(p.meeting_id == m.id, p.user_id == user_id))
             .where(d.id == decision_id, m.id == meeting_id)
             .options(raiseload(Meeting.agenda), raiseload(Meeting.participants))
-        )
-        if lock:
-            query = query.with_for_update(read=True, of=tables.decisions)
-        row = self.session.execute(query).first()
-        return (row[0], row[1], row[2]) if row else None
-
-    def voter(self, meeting_id: str, decision_id: str, user_id: str) -> tuple[Participant | None, bool]:
-        """The caller's participation in the meeting and whether they voted on the motion, in one query."""
-        p, v = tables.participants.c, tables.votes.c
-        voted = select(v.voter_id).where(v.decision_id == decision_id, v.voter_id == user_id).exists()
-        row = self.session.execute(
-            select(Participant, voted.label("voted")).where(p.meeting_id == meeting_id, p.user_id == user_id)
+            .with_for_update(read=True, of=tables.decisions)
         ).first()
-        if row is None:
-            return None, self.has_voted(decision_id, user_id)
-        return row[0], bool(row[1])
+        return (row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def committee_voter(
         self, meeting_id: str, decision_id: str, organisation_id: str
