@@ -324,9 +324,9 @@ def test_proposals_on_a_private_issue(client, world, staff, snapshot, people, ou
 
 @on_both
 def test_the_list_shows_each_meeting_as_its_own_page_does(client, world, staff, meeting_body, snapshot, people):
-    """The list is written without marshmallow (schemas.listed_meetings): for meetings in every
-    state, with people, a private issue and an issue the replica does not know, each listed meeting
-    is what MeetingOut dumps for the same caller on its own page."""
+    """The list and the create answer are written without marshmallow (schemas.listed_meetings):
+    for meetings in every state, with people, a private issue and an issue the replica does not
+    know, each listed meeting is what MeetingOut dumps for the same caller on its own page."""
     secret = private_issue(snapshot, people)
     guests = [{"role": "resident_representative", "user_id": str(uuid.uuid4())} for _ in range(3)]
     agenda = [
@@ -337,9 +337,12 @@ def test_the_list_shows_each_meeting_as_its_own_page_does(client, world, staff, 
     ids = []
     for n in range(4):
         body = meeting_body(title=f"Meeting {n}", agenda=agenda, participants=guests, description=f"d{n}")
-        response = client.post("/", json=body, headers=staff)
+        response = client.post("/", json=body, headers=staff | {"Accept-Language": "en"})
         assert response.status_code == 201, response.get_json()
         ids.append(response.get_json()["id"])
+        # The answer to the create is written as a list's is: what the meeting's page dumps.
+        page = client.get(f"/{ids[-1]}", headers=staff | {"Accept-Language": "en"}).get_json()
+        assert response.get_json() == page
     scheduled, held, cancelled, moved = ids
     assert client.post(f"/{held}/start", headers=staff).status_code == 200
     [guest] = [p for p in client.get(f"/{held}/participants", headers=staff).get_json()][:1]

@@ -71,8 +71,11 @@ LISTED_COLUMNS = tuple(
 )
 
 
+_MEETING_PARAMETERS = tuple((f"meeting_{c.name}", c.name) for c in tables.meetings.columns)
+
+
 def meeting_parameters(meeting: Meeting) -> dict[str, Any]:
-    return {f"meeting_{c.name}": getattr(meeting, c.name) for c in tables.meetings.columns}
+    return {parameter: getattr(meeting, name) for parameter, name in _MEETING_PARAMETERS}
 
 
 class MeetingRepository:
@@ -179,8 +182,9 @@ class MeetingRepository:
         return [], total
 
     def listed_agenda(self, meeting_ids: list[str], user_id: str) -> list[Row]:
-        """The agenda items of these meetings in order of position (id, meeting_id, position,
-        title, duration_minutes, issue_id, notes), each with `private_in`: the community of its
+        """The agenda items of these meetings in order of position (id, position, title,
+        duration_minutes, issue_id, notes, meeting_id: in this order, as schemas.listed_meetings
+        unpacks them), each with `private_in`: the community of its
         issue when that issue is private and `user_id` neither reported nor supports it (what
         `issues_hidden_from` answers, read in the same statement)."""
         a, i = tables.agenda_items.c, tables.issue_replica.c
@@ -188,12 +192,12 @@ class MeetingRepository:
             self.session.execute(
                 select(
                     a.id,
-                    a.meeting_id,
                     a.position,
                     a.title,
                     a.duration_minutes,
                     a.issue_id,
                     a.notes,
+                    a.meeting_id,
                     i.community_id.label("private_in"),
                 )
                 .select_from(tables.agenda_items)

@@ -63,7 +63,13 @@ class Meetings(MethodView):
     @blp.arguments(s.MeetingIn())
     @blp.response(201, s.MeetingOut)
     def post(self, body: dict) -> Any:
-        return meetings.schedule_meeting(_uow(), require_principal(), plain(body))
+        meeting = meetings.schedule_meeting(_uow(), require_principal(), plain(body))
+        # Sent as built, as a listed meeting is (the caller wrote the agenda: nothing is hidden).
+        agenda = [
+            (i.id, i.position, i.title, i.duration_minutes, i.issue_id, i.notes) for i in meeting.ordered_agenda()
+        ]
+        [out] = s.listed_meetings([meeting], {meeting.id: agenda}, {meeting.id: meeting.counts})
+        return current_app.json.response(out), 201
 
 
 MeetingSearchQuery = search.search_query_schema(["meeting"], name="MeetingSearchQuery")

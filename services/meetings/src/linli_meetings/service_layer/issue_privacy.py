@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from linli_kit.auth import Principal
 from linli_meetings.domain.decision import ActionItem
@@ -59,9 +59,9 @@ class AgendaItemLike(Protocol):
     def notes(self) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class AgendaItemView:
-    """An agenda item on an issue hidden from the caller: without its title and notes."""
+class AgendaItemView(NamedTuple):
+    """An agenda item on an issue hidden from the caller: without its title and notes. A tuple in
+    the order of a stored agenda row's first fields, so a list writes both alike."""
 
     id: str
     position: int
