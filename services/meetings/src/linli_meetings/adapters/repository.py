@@ -85,6 +85,14 @@ class MeetingRepository:
     def add(self, *entities: object) -> None:
         self.session.add_all(entities)
 
+    def one_statement_follows(self) -> None:
+        """The caller's whole change is the one statement it runs next, then it commits. If the
+        session has not begun its transaction yet (nothing read or written), that statement runs
+        on its own in autocommit: atomic as any statement is, without the BEGIN and COMMIT round
+        trips. Otherwise nothing changes: it is part of the transaction begun."""
+        if not self.session.in_transaction():
+            self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
     def insert_new(self, meeting: Meeting) -> None:
         """Insert a meeting being scheduled, its agenda and its participants in three statements of
         fixed text (not through the ORM: scheduling is hot, and a flush of a meeting with some

@@ -176,8 +176,10 @@ def schedule_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[s
         # returned as built). It is scheduled: none of the statistics' counts change.
         assert meeting.status == Status.SCHEDULED
         if uow.session.get_bind().dialect.name == "postgresql" and not meeting.agenda and not meeting.participants:
-            # The meeting and its event in one round trip.
+            # The meeting and its event in one statement, atomic by itself: when the checks read
+            # nothing, it is the whole transaction (no BEGIN and COMMIT round trips).
             parameters = meeting_parameters(meeting)
+            uow.meetings.one_statement_follows()
             commit_or_conflict(uow, lambda: uow.commit_with(MEETING_AND_EVENT_INSERT, parameters))
         else:
             uow.meetings.insert_new(meeting)
