@@ -364,6 +364,10 @@ def _units_of_flush(session: Session) -> tuple[set[Unit], dict[Unit, Meeting], s
             inserted[("meeting", thing.id)] = thing
     dirty = [thing for thing in session.dirty if _counted_change(thing)]
     for thing in (*session.new, *dirty, *session.deleted):
+        if isinstance(thing, Decision) and thing.status != "recorded" and thing in session.new:
+            # A motion being opened counts nothing (only recorded decisions do); recording it
+            # later changes its status, which notes its meeting then.
+            continue
         if isinstance(thing, Meeting):
             units.add(("meeting", thing.id))
         elif isinstance(thing, Participant | Decision | ActionItem):
