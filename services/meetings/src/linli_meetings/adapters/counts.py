@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, inspect, select, text
+from sqlalchemy import Connection, and_, bindparam, delete, event, inspect, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -250,6 +250,31 @@ def _difference(old: Amounts, new: Amounts) -> Amounts:
     return out
 
 
+def _upsert_statement(dialect_name: str) -> Any:
+    """Add `count` to a row, creating it at need: built once per dialect (fixed text, compiled once
+    and cached by SQLAlchemy), run with a list of rows."""
+    if dialect_name not in _UPSERTS:
+        table = tables.meeting_counts
+        statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+        _UPSERTS[dialect_name] = statement.on_conflict_do_update(
+            index_elements=["level", "key", "month", "figure", "item"],
+            set_={"count": table.c.count + statement.excluded["count"]},
+        )
+    return _UPSERTS[dialect_name]
+
+
+_UPSERTS: dict[str, Any] = {}
+_t = tables.meeting_counts.c
+# Rows back at zero of the communities and streets just written (one statement for both levels).
+_DROP_ZEROS = delete(tables.meeting_counts).where(
+    _t.count == 0,
+    or_(
+        and_(_t.level == COMMUNITY, _t.key.in_(bindparam("communities", expanding=True))),
+        and_(_t.level == STREET, _t.key.in_(bindparam("streets", expanding=True))),
+    ),
+)
+
+
 def _add_rows(connection: Connection, rows: dict[tuple[str, str, str, str, str], int]) -> None:
     values = [
         {"level": level, "key": key, "month": month, "figure": figure, "item": item, "count": n}
@@ -258,21 +283,15 @@ def _add_rows(connection: Connection, rows: dict[tuple[str, str, str, str, str],
     ]
     if not values:
         return
-    table = tables.meeting_counts
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=["level", "key", "month", "figure", "item"],
-        set_={"count": table.c.count + statement.excluded["count"]},
+    connection.execute(_upsert_statement(connection.dialect.name), values)
+    keys = {(v["level"], v["key"]) for v in values}
+    connection.execute(
+        _DROP_ZEROS,
+        {
+            "communities": sorted(key for level, key in keys if level == COMMUNITY),
+            "streets": sorted(key for level, key in keys if level == STREET),
+        },
     )
-    connection.execute(statement, values)
-    keys = sorted({(v["level"], v["key"]) for v in values})
-    for level in (COMMUNITY, STREET):
-        of_level = [key for lv, key in keys if lv == level]
-        if of_level:
-            connection.execute(
-                delete(table).where(table.c.level == level, table.c.key.in_(of_level), table.c.count == 0)
-            )
 
 
 def move_community(session: Session, community_id: str, write: Callable[[], None]) -> None:
