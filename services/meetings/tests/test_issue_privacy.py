@@ -320,3 +320,52 @@ def test_proposals_on_a_private_issue(client, world, staff, snapshot, people, ou
     ]
     assert SECRET not in scheduled["data"]["title"]
     assert scheduled["data"]["issue_ids"] == [secret]  # the issues side still learns of the consultation
+
+
+@on_both
+def test_the_list_shows_each_meeting_as_its_own_page_does(client, world, staff, meeting_body, snapshot, people):
+    """The list and the create answer are written without marshmallow (schemas.listed_meetings):
+    for meetings in every state, with people, a private issue and an issue the replica does not
+    know, each listed meeting is what MeetingOut dumps for the same caller on its own page."""
+    secret = private_issue(snapshot, people)
+    guests = [{"role": "resident_representative", "user_id": str(uuid.uuid4())} for _ in range(3)]
+    agenda = [
+        {"title": SECRET, "issue_id": secret, "notes": "Heating debt", "duration_minutes": 10},
+        {"title": "Unknown to the replica", "issue_id": str(uuid.uuid4())},
+        {"title": "Any other business"},
+    ]
+    ids = []
+    for n in range(4):
+        body = meeting_body(title=f"Meeting {n}", agenda=agenda, participants=guests, description=f"d{n}")
+        response = client.post("/", json=body, headers=staff | {"Accept-Language": "en"})
+        assert response.status_code == 201, response.get_json()
+        ids.append(response.get_json()["id"])
+        # The answer to the create is written as a list's is: what the meeting's page dumps.
+        page = client.get(f"/{ids[-1]}", headers=staff | {"Accept-Language": "en"}).get_json()
+        assert response.get_json() == page
+    scheduled, held, cancelled, moved = ids
+    assert client.post(f"/{held}/start", headers=staff).status_code == 200
+    [guest] = [p for p in client.get(f"/{held}/participants", headers=staff).get_json()][:1]
+    assert client.post(f"/{held}/participants/{guest['id']}/check-in", headers=staff).status_code == 200
+    conclusion = {"minutes": "Agreed", "attendees_count": 2, "photo_urls": ["https://example.org/1.jpg"]}
+    assert client.post(f"/{held}/conclude", json=conclusion, headers=staff).status_code == 200
+    assert client.post(f"/{cancelled}/cancel", json={"reason": "typhoon"}, headers=staff).status_code == 200
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=9)
+    times = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat(), "reason": "hall"}
+    assert client.post(f"/{moved}/reschedule", json=times, headers=staff).status_code == 200
+
+    neighbour = people["neighbour"][1]
+    for headers in (staff, neighbour, people["reporter"][1], world.headers("city_admin")):
+        listed = client.get(
+            "/",
+            query_string={"community_id": world.community_id, "page_size": 50},
+            headers=headers | {"Accept-Language": "en"},
+        )
+        assert listed.status_code == 200, listed.get_json()
+        by_id = {m["id"]: m for m in listed.get_json()}
+        assert set(ids) <= set(by_id)
+        for meeting_id in ids:
+            page = client.get(f"/{meeting_id}", headers=headers | {"Accept-Language": "en"}).get_json()
+            assert by_id[meeting_id] == page
+        # The neighbour sees the placeholder; the staff, the reporter and the city admin the title.
+        assert by_id[scheduled]["agenda"][0]["title"] == (PRIVATE_ISSUE_TITLE if headers is neighbour else SECRET)

@@ -45,6 +45,20 @@ def test_schedule_with_agenda_and_participants_publishes_a_snapshot(client, worl
     assert fetched["title"] == body["title"] and fetched["agenda"][0]["issue_id"] == issue_id
 
 
+@on_both
+def test_a_plain_meeting_and_its_event_are_stored_together(client, world, staff, meeting_body, outbox_events):
+    """Without agenda or people, the meeting and its event go in one statement (PostgreSQL: on its
+    own, in autocommit when nothing was read before it): both are there, once."""
+    meeting = create(client, staff, meeting_body())
+    [event] = outbox_events("meetings.meeting.scheduled", world.community_id)
+    assert event["data"]["meeting_id"] == meeting["id"] and event["data"]["agenda"] == []
+    assert client.get(f"/{meeting['id']}", headers=staff).get_json() == meeting
+    # The connection went back to the pool as it came: the next change is one transaction again.
+    second = create(client, staff, meeting_body(agenda=[{"title": "Roof"}]))
+    assert client.get(f"/{second['id']}", headers=staff).get_json()["agenda"][0]["title"] == "Roof"
+    assert len(outbox_events("meetings.meeting.scheduled", world.community_id)) == 2
+
+
 def test_bad_input_names_each_field_and_changes_nothing(client, world, staff, meeting_body, outbox_events):
     start = datetime.now(UTC) + timedelta(days=1)
     bad = meeting_body(

@@ -254,3 +254,28 @@ def _mine(answer: dict, world) -> dict:
         "by_community": [row for row in answer["by_community"] if row["community_id"] in mine],
         "by_street": [row for row in answer["by_street"] if row["street_id"] in streets],
     }
+
+
+@on_both
+def test_a_counted_change_first_flushed_by_the_commit_is_counted(client, world, meeting_body, database, staff):
+    """The session flushes what is pending after its before_commit hooks: a change nothing flushed
+    before the commit (no query, no event after it) is counted all the same."""
+    from linli_meetings.domain.meeting import Participant
+
+    body = meeting_body(participants=[{"role": "resident_representative", "name": "Li", "party_member": False}])
+    meeting = client.post("/", json=body, headers=staff).get_json()
+    assert client.post(f"/{meeting['id']}/start", headers=staff).status_code == 200
+    [person] = client.get(f"/{meeting['id']}/participants", headers=staff).get_json()
+    assert client.post(f"/{meeting['id']}/participants/{person['id']}/check-in", headers=staff).status_code == 200
+    assert client.post(f"/{meeting['id']}/conclude", json={"attendees_count": 1}, headers=staff).status_code == 200
+    keys = {world.community_id, world.street_id}
+    before = _rows(database, keys)
+
+    with database.transaction() as session:
+        session.get(Participant, person["id"]).party_member = True  # committed without a flush before
+
+    kept = _rows(database, keys)
+    assert kept != before
+    with database.transaction() as session:
+        counts.rebuild(session)
+    assert _rows(database, keys) == kept

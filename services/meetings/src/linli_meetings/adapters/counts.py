@@ -41,6 +41,9 @@ transaction, reads its amounts before the change (on PostgreSQL after taking a t
 the unit, so two writers of one unit take turns and neither counts the other's change); the
 writes outside the ORM (deliberations, issue snapshots) name their units with `touch` first. When
 the transaction commits, each unit's amounts are read again and the difference added to the rows.
+A meeting the transaction inserts is neither read nor locked: it had nothing before, and until a
+decision, an action item or a deliberation names it, it has nothing after unless it is concluded
+(scheduling a meeting touches no amounts).
 So whatever writes through the session (use cases, event handlers, timers) keeps them. `rebuild`
 builds them from the history (`linli-meetings rebuild-counts`; migration 0014 runs it).
 """
@@ -52,13 +55,13 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, inspect, select, text
+from sqlalchemy import Connection, and_, bindparam, delete, event, inspect, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from linli_meetings.adapters import tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, DocumentKind
-from linli_meetings.domain.meeting import Meeting, Participant
+from linli_meetings.domain.meeting import Meeting, Participant, Status
 from linli_meetings.domain.procedure import ParticipantRole
 
 COMMUNITY, STREET = "c", "s"
@@ -66,7 +69,8 @@ NOW = ""  # the month of the figures "as of now"
 NONE_BEFORE, NONE_AFTER = "0000-00", "9999-99"
 FINISHED_ISSUE = ("resolved", "closed")
 OPEN_ACTION = ("open", "in_progress")
-_INFO = "linli_meetings.counts"  # session.info: {"old": {unit: amounts}} of this transaction
+_INFO = "linli_meetings.counts"  # session.info: {unit: amounts before} of this transaction
+_FRESH = "linli_meetings.counts.fresh"  # session.info: {unit: meeting} inserted, not changed since
 
 # A unit: ("meeting", id), ("issue", id) or ("documents", community id).
 Unit = tuple[str, str]
@@ -246,6 +250,31 @@ def _difference(old: Amounts, new: Amounts) -> Amounts:
     return out
 
 
+def _upsert_statement(dialect_name: str) -> Any:
+    """Add `count` to a row, creating it at need: built once per dialect (fixed text, compiled once
+    and cached by SQLAlchemy), run with a list of rows."""
+    if dialect_name not in _UPSERTS:
+        table = tables.meeting_counts
+        statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
+        _UPSERTS[dialect_name] = statement.on_conflict_do_update(
+            index_elements=["level", "key", "month", "figure", "item"],
+            set_={"count": table.c.count + statement.excluded["count"]},
+        )
+    return _UPSERTS[dialect_name]
+
+
+_UPSERTS: dict[str, Any] = {}
+_t = tables.meeting_counts.c
+# Rows back at zero of the communities and streets just written (one statement for both levels).
+_DROP_ZEROS = delete(tables.meeting_counts).where(
+    _t.count == 0,
+    or_(
+        and_(_t.level == COMMUNITY, _t.key.in_(bindparam("communities", expanding=True))),
+        and_(_t.level == STREET, _t.key.in_(bindparam("streets", expanding=True))),
+    ),
+)
+
+
 def _add_rows(connection: Connection, rows: dict[tuple[str, str, str, str, str], int]) -> None:
     values = [
         {"level": level, "key": key, "month": month, "figure": figure, "item": item, "count": n}
@@ -254,21 +283,15 @@ def _add_rows(connection: Connection, rows: dict[tuple[str, str, str, str, str],
     ]
     if not values:
         return
-    table = tables.meeting_counts
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=["level", "key", "month", "figure", "item"],
-        set_={"count": table.c.count + statement.excluded["count"]},
+    connection.execute(_upsert_statement(connection.dialect.name), values)
+    keys = {(v["level"], v["key"]) for v in values}
+    connection.execute(
+        _DROP_ZEROS,
+        {
+            "communities": sorted(key for level, key in keys if level == COMMUNITY),
+            "streets": sorted(key for level, key in keys if level == STREET),
+        },
     )
-    connection.execute(statement, values)
-    keys = sorted({(v["level"], v["key"]) for v in values})
-    for level in (COMMUNITY, STREET):
-        of_level = [key for lv, key in keys if lv == level]
-        if of_level:
-            connection.execute(
-                delete(table).where(table.c.level == level, table.c.key.in_(of_level), table.c.count == 0)
-            )
 
 
 def move_community(session: Session, community_id: str, write: Callable[[], None]) -> None:
@@ -306,6 +329,12 @@ _LOCK = text(
 
 def touch(session: Session, units: Iterable[Unit]) -> None:
     """Note units about to change by a statement outside the ORM (call it before the statement)."""
+    units = set(units)
+    _unfresh(session, units)
+    _note(session, units)
+
+
+def _note(session: Session, units: Iterable[Unit]) -> None:
     state = session.info.setdefault(_INFO, {})
     new = sorted({unit for unit in units if unit not in state})
     if not new:
@@ -315,6 +344,13 @@ def touch(session: Session, units: Iterable[Unit]) -> None:
         # Writers of one unit take turns: the second reads its amounts once the first committed.
         connection.execute(_LOCK, {"keys": [f"{kind}:{key}" for kind, key in new]})
     state.update(amounts_of(connection, new))
+
+
+def _unfresh(session: Session, units: Iterable[Unit]) -> None:
+    fresh = session.info.get(_FRESH)
+    if fresh:
+        for unit in units:
+            fresh.pop(unit, None)
 
 
 # The attributes whose change can change a unit's amounts: a change of any other (a title, the
@@ -336,39 +372,73 @@ def _counted_change(thing: object) -> bool:
     return any(attrs[name].history.has_changes() for name in names)
 
 
-def _units_of_flush(session: Session) -> set[Unit]:
+def _units_of_flush(session: Session) -> tuple[set[Unit], dict[Unit, Meeting], set[Unit]]:
+    """(units the flush changes, of them the meetings it inserts with the inserted meeting, the
+    units changed by a decision, an action item or a document)."""
     units: set[Unit] = set()
+    inserted: dict[Unit, Meeting] = {}
+    by_others: set[Unit] = set()
+    for thing in session.new:
+        if isinstance(thing, Meeting):
+            inserted[("meeting", thing.id)] = thing
     dirty = [thing for thing in session.dirty if _counted_change(thing)]
     for thing in (*session.new, *dirty, *session.deleted):
+        if isinstance(thing, Decision) and thing.status != "recorded" and thing in session.new:
+            # A motion being opened counts nothing (only recorded decisions do); recording it
+            # later changes its status, which notes its meeting then.
+            continue
         if isinstance(thing, Meeting):
             units.add(("meeting", thing.id))
         elif isinstance(thing, Participant | Decision | ActionItem):
             # A new participant appended to a meeting has no meeting id yet: its meeting is dirty.
             if thing.meeting_id:
                 units.add(("meeting", thing.meeting_id))
+                if not isinstance(thing, Participant):
+                    by_others.add(("meeting", thing.meeting_id))
         elif isinstance(thing, CommunityDocument):
             units.add(("documents", thing.community_id))
-    return units
+    return units, inserted, by_others
 
 
 @event.listens_for(Session, "before_flush")
 def _note_units(session: Session, _flush_context: Any, _instances: Any) -> None:
-    units = _units_of_flush(session)
-    if units:
-        touch(session, units)
+    units, inserted, by_others = _units_of_flush(session)
+    if inserted:
+        # A meeting inserted now had no amounts before: no row can name it yet (the foreign keys
+        # of participants, decisions and deliberations), and no other transaction can write one
+        # before this one commits. Nothing to read or lock. Until a decision, an action item or a
+        # statement outside the ORM changes it, it is "fresh": it counts nothing at commit either
+        # unless it is concluded (see _keep_counts), so scheduling a meeting reads no amounts.
+        state = session.info.setdefault(_INFO, {})
+        fresh = session.info.setdefault(_FRESH, {})
+        for unit, meeting in inserted.items():
+            if unit not in state:
+                state[unit] = {}
+                fresh[unit] = meeting
+    _unfresh(session, by_others)
+    _note(session, units)
 
 
 @event.listens_for(Session, "before_commit")
 def _keep_counts(session: Session) -> None:
+    # The last changes, and the units they touch. The session would flush them only after this
+    # hook: a change nothing flushed before the commit (no query, no event after it) was not
+    # counted. Nothing pending: nothing sent.
+    session.flush()
     if not session.info.get(_INFO):
         return
-    session.flush()  # the last changes, and the units they touch
     old: dict[Unit, Amounts] = session.info.pop(_INFO)
+    fresh: dict[Unit, Meeting] = session.info.pop(_FRESH, {})
+    # A fresh meeting not concluded has none of the amounts of a meeting held, and no
+    # deliberations or decisions (they would have made it not fresh): its amounts are still none.
+    to_read = [unit for unit in old if unit not in fresh or fresh[unit].status == Status.CONCLUDED.value]
+    if not to_read:
+        return
     connection = session.connection()
-    new = amounts_of(connection, old)
+    new = amounts_of(connection, to_read)
     total: Amounts = defaultdict(int)
-    for unit, before in old.items():
-        for slot, n in _difference(before, new[unit]).items():
+    for unit in to_read:
+        for slot, n in _difference(old[unit], new[unit]).items():
             total[slot] += n
     apply(connection, total)
 
@@ -376,6 +446,7 @@ def _keep_counts(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_INFO, None)
+    session.info.pop(_FRESH, None)
 
 
 # --- from the history --------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, case, func, insert, or_, select
+from sqlalchemy import ColumnElement, Insert, Row, Select, and_, bindparam, case, func, insert, or_, select
 from sqlalchemy.orm import Session, raiseload
 
+from linli_kit.events.outbox import Outbox
 from linli_kit.search import TextIndex
 from linli_meetings.adapters import counts, tables
 from linli_meetings.domain.decision import ActionItem, CommunityDocument, Decision, Vote
@@ -53,6 +54,29 @@ class _StreetCache:
 
 _streets = _StreetCache()
 
+# A new meeting's row, built once (the `meeting_...` parameters of `meeting_parameters`).
+MEETING_INSERT = insert(tables.meetings).values(
+    {c.name: bindparam(f"meeting_{c.name}") for c in tables.meetings.columns}
+)
+# PostgreSQL: the meeting and its event (`outbox_...` parameters) in one statement.
+MEETING_AND_EVENT_INSERT: Insert = Outbox(tables.messaging.outbox).insert_one_with(
+    MEETING_INSERT.returning(tables.meetings.c.id).cte("meeting")
+)
+
+
+# What a list shows of a meeting (MeetingOut): all but its check-in code (staff ask for it) and
+# when it was announced and created.
+LISTED_COLUMNS = tuple(
+    c for c in tables.meetings.columns if c.name not in ("checkin_code", "announced_at", "created_at")
+)
+
+
+_MEETING_PARAMETERS = tuple((f"meeting_{c.name}", c.name) for c in tables.meetings.columns)
+
+
+def meeting_parameters(meeting: Meeting) -> dict[str, Any]:
+    return {parameter: getattr(meeting, name) for parameter, name in _MEETING_PARAMETERS}
+
 
 class MeetingRepository:
     def __init__(self, session: Session) -> None:
@@ -60,6 +84,39 @@ class MeetingRepository:
 
     def add(self, *entities: object) -> None:
         self.session.add_all(entities)
+
+    def one_statement_follows(self) -> None:
+        """The caller's whole change is the one statement it runs next, then it commits. If the
+        session has not begun its transaction yet (nothing read or written), that statement runs
+        on its own in autocommit: atomic as any statement is, without the BEGIN and COMMIT round
+        trips. Otherwise nothing changes: it is part of the transaction begun."""
+        if not self.session.in_transaction():
+            self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+    def insert_new(self, meeting: Meeting) -> None:
+        """Insert a meeting being scheduled, its agenda and its participants in three statements of
+        fixed text (not through the ORM: scheduling is hot, and a flush of a meeting with some
+        seventy new objects costs more than the statements). The objects stay outside the session.
+
+        The statistics' counts (adapters/counts.py) are kept by the session's hooks, which this
+        bypasses: a meeting being scheduled has no amounts (it is not concluded, and no decision or
+        deliberation names it yet), so there is nothing to add."""
+        self.session.execute(MEETING_INSERT, meeting_parameters(meeting))
+        for item in meeting.agenda:
+            item.meeting_id = meeting.id
+        for person in meeting.participants:
+            person.meeting_id = meeting.id
+        if meeting.agenda:
+            columns = tables.agenda_items.columns
+            self.session.execute(
+                insert(tables.agenda_items), [{c.name: getattr(i, c.name) for c in columns} for i in meeting.agenda]
+            )
+        if meeting.participants:
+            columns = tables.participants.columns
+            self.session.execute(
+                insert(tables.participants),
+                [{c.name: getattr(p, c.name) for c in columns} for p in meeting.participants],
+            )
 
     # --- meetings --------------------------------------------------------------------------------
     def get(self, meeting_id: str, *, lock: bool = False) -> Meeting | None:
@@ -84,22 +141,21 @@ class MeetingRepository:
         )
         return list(self.session.execute(query))
 
-    def list(
-        self, visible: ColumnElement[bool], *, offset: int, limit: int, **filters: Any
-    ) -> tuple[list[Meeting], int]:
+    @staticmethod
+    def _list_conditions(visible: ColumnElement[bool], filters: dict[str, Any]) -> list[ColumnElement[bool]]:
         m = tables.meetings.c
-        query = select(Meeting).where(visible)
+        conditions = [visible]
         for name in ("community_id", "meeting_type", "status", "series_id"):
             if filters.get(name) is not None:
-                query = query.where(m[name] == filters[name])
+                conditions.append(m[name] == filters[name])
         if filters.get("public") is not None:
-            query = query.where(m.public == filters["public"])
+            conditions.append(m.public == filters["public"])
         if filters.get("starts_after") is not None:
-            query = query.where(m.starts_at >= filters["starts_after"])
+            conditions.append(m.starts_at >= filters["starts_after"])
         if filters.get("starts_before") is not None:
-            query = query.where(m.starts_at < filters["starts_before"])
+            conditions.append(m.starts_at < filters["starts_before"])
         if filters.get("issue_id") is not None:
-            query = query.where(
+            conditions.append(
                 m.id.in_(
                     select(tables.agenda_items.c.meeting_id).where(
                         tables.agenda_items.c.issue_id == filters["issue_id"]
@@ -107,14 +163,57 @@ class MeetingRepository:
                 )
             )
         if filters.get("participant_id") is not None:
-            query = query.where(m.id.in_(self.meetings_of_user(filters["participant_id"])))
-        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        # A list shows how many people each meeting has, not who: the participants are counted in
-        # the database (people_counts) and never loaded here.
-        rows = self.session.scalars(
-            query.options(raiseload(Meeting.participants)).order_by(m.starts_at, m.id).offset(offset).limit(limit)
+            conditions.append(m.id.in_(MeetingRepository.meetings_of_user(filters["participant_id"])))
+        return conditions
+
+    def list_page(
+        self, visible: ColumnElement[bool], *, offset: int, limit: int, **filters: Any
+    ) -> tuple[list[Row], int]:
+        """A page of the meetings a list shows (rows of LISTED_COLUMNS, soonest first) and how many
+        there are in all. Rows, not meetings: a list shows them as they are stored, and loading
+        them as objects was a third of its work. The total comes with the page (a window count,
+        one statement); only a page past the end asks for it on its own."""
+        m = tables.meetings.c
+        conditions = self._list_conditions(visible, filters)
+        rows = self.session.execute(
+            select(*LISTED_COLUMNS, func.count().over().label("total_count"))
+            .where(*conditions)
+            .order_by(m.starts_at, m.id)
+            .offset(offset)
+            .limit(limit)
         ).all()
-        return list(rows), total
+        if rows:
+            return list(rows), rows[0].total_count
+        if offset == 0:
+            return [], 0
+        total = self.session.scalar(select(func.count()).select_from(tables.meetings).where(*conditions)) or 0
+        return [], total
+
+    def listed_agenda(self, meeting_ids: list[str], user_id: str) -> list[Row]:
+        """The agenda items of these meetings in order of position (id, position, title,
+        duration_minutes, issue_id, notes, meeting_id: in this order, as schemas.listed_meetings
+        unpacks them), each with `private_in`: the community of its
+        issue when that issue is private and `user_id` neither reported nor supports it (what
+        `issues_hidden_from` answers, read in the same statement)."""
+        a, i = tables.agenda_items.c, tables.issue_replica.c
+        return list(
+            self.session.execute(
+                select(
+                    a.id,
+                    a.position,
+                    a.title,
+                    a.duration_minutes,
+                    a.issue_id,
+                    a.notes,
+                    a.meeting_id,
+                    i.community_id.label("private_in"),
+                )
+                .select_from(tables.agenda_items)
+                .outerjoin(tables.issue_replica, and_(i.issue_id == a.issue_id, ~self._readable_by(user_id)))
+                .where(a.meeting_id.in_(meeting_ids))
+                .order_by(a.meeting_id, a.position)
+            ).all()
+        )
 
     def people_counts(self, meeting_ids: list[str]) -> dict[str, PeopleCounts]:
         p = tables.participants.c
@@ -168,17 +267,25 @@ class MeetingRepository:
             )
         )
 
-    def motion_with_meeting(
-        self, meeting_id: str, decision_id: str, *, lock: bool = False
-    ) -> tuple[Decision, Meeting, dict[str, Any] | None] | None:
-        """A motion, its meeting (people and agenda not loaded) and the structured rules of the
-        community's current rules of procedure (None without any), in one query.
+    def motion_for_vote(
+        self, meeting_id: str, decision_id: str, user_id: str
+    ) -> tuple[Decision, Meeting, dict[str, Any] | None, Participant | None, bool] | None:
+        """For a vote, in one statement (votes are most of a meeting's requests): the motion, its
+        meeting (people and agenda not loaded), the structured rules of the community's current
+        rules of procedure (None without any), `user_id`'s participation in the meeting (None:
+        none) and whether they voted on the motion.
 
-        `lock` takes a shared lock on the motion's row (PostgreSQL; SQLite's BEGIN IMMEDIATE
-        already serialises every writer): votes do not wait for each other, but recording the
-        motion (FOR UPDATE) waits for the votes being cast, and a vote waits for the recording
-        and then reads the motion as recorded."""
-        d, m, doc = tables.decisions.c, tables.meetings.c, tables.documents.c
+        The motion's row is share-locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
+        every writer): votes do not wait for each other, but recording the motion (FOR UPDATE)
+        waits for the votes being cast, and a vote waits for the recording and then reads the
+        motion as recorded."""
+        d, m, doc, p, v = (
+            tables.decisions.c,
+            tables.meetings.c,
+            tables.documents.c,
+            tables.participants.c,
+            tables.votes.c,
+        )
         current_rules = (
             select(doc.rules)
             .where(doc.community_id == m.community_id, doc.kind == "rules_of_procedure")
@@ -186,27 +293,16 @@ class MeetingRepository:
             .limit(1)
             .scalar_subquery()
         )
-        query = (
-            select(Decision, Meeting, current_rules)
+        voted = select(v.voter_id).where(v.decision_id == d.id, v.voter_id == user_id).exists()
+        row = self.session.execute(
+            select(Decision, Meeting, current_rules, Participant, voted.label("voted"))
             .join(Meeting, m.id == d.meeting_id)
+            .outerjoin(Participant, and_(p.meeting_id == m.id, p.user_id == user_id))
             .where(d.id == decision_id, m.id == meeting_id)
             .options(raiseload(Meeting.agenda), raiseload(Meeting.participants))
-        )
-        if lock:
-            query = query.with_for_update(read=True, of=tables.decisions)
-        row = self.session.execute(query).first()
-        return (row[0], row[1], row[2]) if row else None
-
-    def voter(self, meeting_id: str, decision_id: str, user_id: str) -> tuple[Participant | None, bool]:
-        """The caller's participation in the meeting and whether they voted on the motion, in one query."""
-        p, v = tables.participants.c, tables.votes.c
-        voted = select(v.voter_id).where(v.decision_id == decision_id, v.voter_id == user_id).exists()
-        row = self.session.execute(
-            select(Participant, voted.label("voted")).where(p.meeting_id == meeting_id, p.user_id == user_id)
+            .with_for_update(read=True, of=tables.decisions)
         ).first()
-        if row is None:
-            return None, self.has_voted(decision_id, user_id)
-        return row[0], bool(row[1])
+        return (row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
     def committee_voter(
         self, meeting_id: str, decision_id: str, organisation_id: str

@@ -45,7 +45,7 @@ def plain(value: Any) -> Any:
 # --- meetings ---------------------------------------------------------------------------------------
 @blp.route("")
 class Meetings(MethodView):
-    @blp.arguments(s.MeetingFilter, location="query")
+    @blp.arguments(s.MeetingFilter(), location="query")
     @blp.response(200, s.MeetingOut(many=True))
     @blp.paginate()
     def get(self, filters: dict, pagination_parameters: Any) -> list:
@@ -53,16 +53,23 @@ class Meetings(MethodView):
         filters = plain(filters)
         if filters.pop("mine"):
             filters["participant_id"] = principal.user_id
-        items, total = meetings.list_meetings(
+        page = meetings.list_meetings(
             _uow(), principal, offset=pagination_parameters.first_item, limit=pagination_parameters.page_size, **filters
         )
-        pagination_parameters.item_count = total
-        return items
+        pagination_parameters.item_count = page.total
+        # Sent as built: MeetingOut documents the answer, s.listed_meetings writes what it dumps.
+        return current_app.json.response(s.listed_meetings(page.rows, page.agenda, page.counts))
 
-    @blp.arguments(s.MeetingIn)
+    @blp.arguments(s.MeetingIn())
     @blp.response(201, s.MeetingOut)
     def post(self, body: dict) -> Any:
-        return meetings.schedule_meeting(_uow(), require_principal(), plain(body))
+        meeting = meetings.schedule_meeting(_uow(), require_principal(), plain(body))
+        # Sent as built, as a listed meeting is (the caller wrote the agenda: nothing is hidden).
+        agenda = [
+            (i.id, i.position, i.title, i.duration_minutes, i.issue_id, i.notes) for i in meeting.ordered_agenda()
+        ]
+        [out] = s.listed_meetings([meeting], {meeting.id: agenda}, {meeting.id: meeting.counts})
+        return current_app.json.response(out), 201
 
 
 MeetingSearchQuery = search.search_query_schema(["meeting"], name="MeetingSearchQuery")
@@ -260,7 +267,7 @@ class MotionById(MethodView):
 
 
 @blp.route("<uuid:meeting_id>/motions/<uuid:decision_id>/votes", methods=["POST"])
-@blp.arguments(s.VoteIn)
+@blp.arguments(s.VoteIn())
 @blp.response(201, s.VoteOut)
 def vote(body: dict, meeting_id: uuid.UUID, decision_id: uuid.UUID) -> Any:
     """Your vote: once, and only while checked in as a voting member; 409 once the motion is recorded."""

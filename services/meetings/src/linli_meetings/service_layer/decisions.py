@@ -227,8 +227,9 @@ def cast_vote(uow: MeetingsUnitOfWork, principal: Principal, meeting_id: str, de
         # whole list of people, which every one of fifty votes would otherwise load again. The
         # motion is locked (shared) before it is read open: recording it waits for this vote to
         # commit and counts it, or this vote waits for the recording and is refused (409).
-        found = uow.meetings.motion_with_meeting(meeting_id, decision_id, lock=True)
-        voter, already = uow.meetings.voter(meeting_id, decision_id, principal.user_id) if found else (None, False)
+        found_for_vote = uow.meetings.motion_for_vote(meeting_id, decision_id, principal.user_id)
+        found = found_for_vote[:3] if found_for_vote else None
+        voter, already = found_for_vote[3:] if found_for_vote else (None, False)
         if found and voter is None and access.is_committee_member(principal):
             # A member of an owners' committee invited as a body votes for it (once for all members).
             voter, already = uow.meetings.committee_voter(meeting_id, decision_id, str(principal.organisation_id))

@@ -9,12 +9,11 @@ replica does not know (yet) is shown as its agenda item was written by the staff
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
 from linli_kit.auth import Principal
 from linli_meetings.domain.decision import ActionItem
-from linli_meetings.domain.meeting import AgendaItem
 from linli_meetings.service_layer import access
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
@@ -27,7 +26,15 @@ def hidden_issues(uow: MeetingsUnitOfWork, principal: Principal | None, issue_id
     ids = {i for i in issue_ids if i}
     if not ids:
         return set()
-    private = uow.meetings.issues_hidden_from(ids, principal.user_id if principal else None)
+    return hidden_of_private(
+        uow, principal, uow.meetings.issues_hidden_from(ids, principal.user_id if principal else None)
+    )
+
+
+def hidden_of_private(uow: MeetingsUnitOfWork, principal: Principal | None, private: dict[str, str]) -> set[str]:
+    """Of the private issues `principal` neither reported nor supports ({issue_id: community_id}),
+    those whose title they may not read: all, but for the staff and officials whose scope covers
+    the issue's community."""
     if principal is None or principal.role not in access.MANAGERS:
         return set(private)
     return {
@@ -35,9 +42,26 @@ def hidden_issues(uow: MeetingsUnitOfWork, principal: Principal | None, issue_id
     }
 
 
-@dataclass(frozen=True)
-class AgendaItemView:
-    """An agenda item as a caller sees it: a hidden issue's title and notes left out."""
+class AgendaItemLike(Protocol):
+    """What a caller is shown of an agenda item (an AgendaItem, a stored row, an AgendaItemView)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def duration_minutes(self) -> int | None: ...
+    @property
+    def issue_id(self) -> str | None: ...
+    @property
+    def notes(self) -> str | None: ...
+
+
+class AgendaItemView(NamedTuple):
+    """An agenda item on an issue hidden from the caller: without its title and notes. A tuple in
+    the order of a stored agenda row's first fields, so a list writes both alike."""
 
     id: str
     position: int
@@ -47,14 +71,18 @@ class AgendaItemView:
     notes: str | None
 
 
-def agenda_view(items: Iterable[AgendaItem], hidden: set[str]) -> list[AgendaItemView]:
-    views = []
-    for i in items:
-        view = AgendaItemView(i.id, i.position, i.title, i.duration_minutes, i.issue_id, i.notes)
-        if i.issue_id in hidden:
-            view = replace(view, title=PRIVATE_ISSUE_TITLE, notes=None)
-        views.append(view)
-    return views
+def agenda_view(items: Iterable[AgendaItemLike], hidden: set[str]) -> list[AgendaItemLike]:
+    """The items as the caller sees them: those on a hidden issue replaced by an AgendaItemView
+    without their words, the others as they are (to be read, not changed: a list page shows some
+    400 and copying each was a tenth of its work)."""
+    if not hidden:
+        return list(items)
+    return [
+        AgendaItemView(i.id, i.position, PRIVATE_ISSUE_TITLE, i.duration_minutes, i.issue_id, None)
+        if i.issue_id in hidden
+        else i
+        for i in items
+    ]
 
 
 def item_hidden(principal: Principal | None, item: ActionItem, hidden: set[str]) -> bool:

@@ -4,6 +4,8 @@ registrations and attendance; recurring series. Each change and its events commi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound, Text
-from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant, PeopleCounts
+from linli_meetings.adapters.repository import MEETING_AND_EVENT_INSERT, meeting_parameters
+from linli_meetings.domain.meeting import BUILT_IN_TYPES, AgendaItem, Meeting, Participant, PeopleCounts, Status
 from linli_meetings.domain.recurrence import Frequency, Recurrence
 from linli_meetings.service_layer import access, events
-from linli_meetings.service_layer.issue_privacy import AgendaItemView, agenda_view, hidden_issues
+from linli_meetings.service_layer.issue_privacy import AgendaItemLike, agenda_view, hidden_issues, hidden_of_private
 from linli_meetings.service_layer.organisations import named_participant, named_participants
 from linli_meetings.service_layer.unit_of_work import MeetingsUnitOfWork
 
@@ -56,26 +59,40 @@ class MeetingView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._meeting, name)
 
-    def ordered_agenda(self) -> list[AgendaItemView]:
+    def ordered_agenda(self) -> list[AgendaItemLike]:
         return agenda_view(self._meeting.ordered_agenda(), self._hidden)
 
 
-class MeetingSummary(MeetingView):
-    """A meeting in a list: the meeting without its people, and how many people it has."""
+@dataclass
+class MeetingPage:
+    """A page of a list of meetings as the caller sees it: each meeting as stored (rows of
+    `LISTED_COLUMNS`), its agenda (a hidden issue's item without its title), how many people it
+    has (not who), and how many meetings the list has in all."""
 
-    def __init__(self, meeting: Meeting, counts: PeopleCounts, hidden: set[str]) -> None:
-        super().__init__(meeting, hidden)
-        self.counts = counts
+    rows: list[Any]
+    agenda: dict[str, list[AgendaItemLike]]
+    counts: dict[str, PeopleCounts]
+    total: int
 
 
 def list_meetings(
     uow: MeetingsUnitOfWork, principal: Principal, *, offset: int, limit: int, **filters: Any
-) -> tuple[list[MeetingSummary], int]:
+) -> MeetingPage:
     with uow:
-        meetings, total = uow.meetings.list(access.visible_meetings(principal), offset=offset, limit=limit, **filters)
-        counts = uow.meetings.people_counts([m.id for m in meetings])
-        hidden = hidden_issues(uow, principal, (i for m in meetings for i in m.issue_ids))
-        return [MeetingSummary(m, counts[m.id], hidden) for m in meetings], total
+        rows, total = uow.meetings.list_page(access.visible_meetings(principal), offset=offset, limit=limit, **filters)
+        ids = [row.id for row in rows]
+        if not ids:
+            return MeetingPage([], {}, {}, total)
+        items = uow.meetings.listed_agenda(ids, principal.user_id)
+        private = {item.issue_id: item.private_in for item in items if item.private_in is not None}
+        hidden = hidden_of_private(uow, principal, private) if private else set()
+        agenda: dict[str, list[AgendaItemLike]] = {i: [] for i in ids}
+        for item in items:
+            agenda[item.meeting_id].append(item)
+        if hidden:
+            agenda = {i: agenda_view(a, hidden) for i, a in agenda.items()}
+        counts = uow.meetings.people_counts(ids)
+        return MeetingPage(rows, agenda, counts, total)
 
 
 def search_meetings(uow: MeetingsUnitOfWork, principal: Principal, terms: list[str], limit: int) -> list[Any]:
@@ -154,9 +171,19 @@ def schedule_meeting(uow: MeetingsUnitOfWork, principal: Principal, data: dict[s
         people = named_participants(uow, data["community_id"], data.get("participants") or [])
         meeting = _new_meeting(uow, principal, data | {"participants": people})
         meeting.announce(uow.now())
-        uow.meetings.add(meeting)
         uow.publish(events.scheduled(meeting, uow.meetings.street_for_event(meeting.community_id)))
-        commit_or_conflict(uow)
+        # Written with Core statements of fixed text rather than an ORM flush (the meeting is
+        # returned as built). It is scheduled: none of the statistics' counts change.
+        assert meeting.status == Status.SCHEDULED
+        if uow.session.get_bind().dialect.name == "postgresql" and not meeting.agenda and not meeting.participants:
+            # The meeting and its event in one statement, atomic by itself: when the checks read
+            # nothing, it is the whole transaction (no BEGIN and COMMIT round trips).
+            parameters = meeting_parameters(meeting)
+            uow.meetings.one_statement_follows()
+            commit_or_conflict(uow, lambda: uow.commit_with(MEETING_AND_EVENT_INSERT, parameters))
+        else:
+            uow.meetings.insert_new(meeting)
+            commit_or_conflict(uow)
         return meeting
 
 
@@ -474,10 +501,11 @@ def define_meeting_type(uow: MeetingsUnitOfWork, principal: Principal, data: dic
         return {"key": data["key"], "name": data["name"], "description": data.get("description"), "built_in": False}
 
 
-def commit_or_conflict(uow: MeetingsUnitOfWork) -> None:
-    """Commit; a uniqueness the database enforces (a version number, a seat) becomes a 409."""
+def commit_or_conflict(uow: MeetingsUnitOfWork, commit: Callable[[], None] | None = None) -> None:
+    """Commit (`uow.commit`, or `commit` given); a uniqueness the database enforces (a version
+    number, a seat) becomes a 409."""
     try:
-        uow.commit()
+        (commit or uow.commit)()
     except IntegrityError as exc:
         uow.rollback()
         raise Conflict("a concurrent change conflicts with this one; retry") from exc
