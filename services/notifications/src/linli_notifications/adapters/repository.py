@@ -122,7 +122,16 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
 def community_recipients(
     session: Session, community_id: str, *, after: str | None, limit: int, city_timezone: str
 ) -> list[Recipient]:
-    """The next `limit` members of a community by user id, with opt-out and devices, in one query."""
+    """The next `limit` members of a community by user id, with opt-out and devices, in one query.
+
+    The members are taken first, in the order of the community's key (community, user) and no
+    further than `limit`: joined before being cut off, the planner may join every member left and
+    sort them all for each chunk (it did on tables not yet analysed: 0.5 s a chunk of 5,000 of a
+    community of 50,000, ten times the rest of the chunk's planning)."""
+    chunk = select(recipient_communities.c.user_id).where(recipient_communities.c.community_id == community_id)
+    if after:
+        chunk = chunk.where(recipient_communities.c.user_id > after)
+    chunk = chunk.order_by(recipient_communities.c.user_id).limit(limit).subquery("chunk")
     has_device = (
         select(devices.c.id)
         .where(devices.c.user_id == recipients.c.user_id, devices.c.pruned_at.is_(None))
@@ -144,14 +153,11 @@ def community_recipients(
             sms_opt_outs.c.phone.isnot(None).label("opted_out"),
             has_device,
         )
-        .join(recipient_communities, recipient_communities.c.user_id == r.user_id)
+        .select_from(chunk)
+        .join(recipients, r.user_id == chunk.c.user_id)
         .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
-        .where(recipient_communities.c.community_id == community_id)
-        .order_by(recipient_communities.c.user_id)
-        .limit(limit)
+        .order_by(chunk.c.user_id)
     )
-    if after:
-        query = query.where(recipient_communities.c.user_id > after)
     rows = session.execute(query).tuples()
     return [
         Recipient(
