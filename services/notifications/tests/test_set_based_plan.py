@@ -20,6 +20,7 @@ from linli_notifications.service_layer.planning import (
     build_rows,
     group_alike,
     prepare_fresh_plan,
+    random_id,
     stable_id,
 )
 
@@ -126,3 +127,11 @@ def test_a_set_based_chunk_written_twice_fails_on_the_unique_keys(database):
     with pytest.raises(Exception, match="unique|duplicate"):
         with database.transaction() as session:
             write(session)
+
+
+def test_random_id_is_a_version_4_uuid_and_differs_each_time():
+    made = {random_id() for _ in range(5000)}
+    assert len(made) == 5000
+    for text in list(made)[:500]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

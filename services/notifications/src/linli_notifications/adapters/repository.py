@@ -82,39 +82,48 @@ def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]],
 
 
 def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: str) -> dict[str, Recipient]:
-    """Recipients by id, with their opt-out and whether they have a live device."""
+    """Recipients by id, with their opt-out and whether they have a live device: one query per
+    2,000 (a batch of events looks its recipients up once, as a broadcast chunk does)."""
     ids = sorted(set(user_ids))
     found: dict[str, Recipient] = {}
+    has_device = (
+        select(devices.c.id)
+        .where(devices.c.user_id == recipients.c.user_id, devices.c.pruned_at.is_(None))
+        .exists()
+        .label("has_device")
+    )
+    r = recipients.c
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
         # Ids as one array parameter (`among`): an IN list of 2,000 placeholders costs more to build,
         # send and parse (psycopg splits the query text on every one) than the look-up itself.
-        rows = session.execute(select(recipients).where(among(session, recipients.c.user_id, chunk))).mappings().all()
-        phones = [r["phone"] for r in rows if r["phone"]]
-        opted = (
-            set(session.scalars(select(sms_opt_outs.c.phone).where(among(session, sms_opt_outs.c.phone, phones))))
-            if phones
-            else set()
-        )
-        with_devices = set(
-            session.scalars(
-                select(devices.c.user_id)
-                .where(among(session, devices.c.user_id, chunk), devices.c.pruned_at.is_(None))
-                .distinct()
+        rows = session.execute(
+            select(
+                r.user_id,
+                r.role,
+                r.locale,
+                r.phone,
+                r.timezone,
+                r.quiet_start,
+                r.quiet_end,
+                r.active,
+                sms_opt_outs.c.phone.isnot(None).label("opted_out"),
+                has_device,
             )
+            .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
+            .where(among(session, r.user_id, ids[start : start + CHUNK]))
         )
-        for r in rows:
-            found[r["user_id"]] = Recipient(
-                user_id=r["user_id"],
-                role=r["role"],
-                locale=r["locale"],
-                phone=r["phone"],
-                timezone=r["timezone"] or city_timezone,
-                quiet_start=r["quiet_start"],
-                quiet_end=r["quiet_end"],
-                active=r["active"],
-                sms_opted_out=r["phone"] in opted,
-                has_devices=r["user_id"] in with_devices,
+        for user_id, role, locale, phone, timezone, quiet_start, quiet_end, active, opted_out, device in rows:
+            found[user_id] = Recipient(
+                user_id=user_id,
+                role=role,
+                locale=locale,
+                phone=phone,
+                timezone=timezone or city_timezone,
+                quiet_start=quiet_start,
+                quiet_end=quiet_end,
+                active=active,
+                sms_opted_out=bool(opted_out),
+                has_devices=bool(device),
             )
     return found
 
@@ -158,7 +167,7 @@ def community_recipients(
         .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
         .order_by(chunk.c.user_id)
     )
-    rows = session.execute(query).tuples()
+    rows = session.execute(query)
     return [
         Recipient(
             user_id=user_id,

