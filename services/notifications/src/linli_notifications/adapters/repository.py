@@ -82,39 +82,48 @@ def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]],
 
 
 def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: str) -> dict[str, Recipient]:
-    """Recipients by id, with their opt-out and whether they have a live device."""
+    """Recipients by id, with their opt-out and whether they have a live device: one query per
+    2,000 (a batch of events looks its recipients up once, as a broadcast chunk does)."""
     ids = sorted(set(user_ids))
     found: dict[str, Recipient] = {}
+    has_device = (
+        select(devices.c.id)
+        .where(devices.c.user_id == recipients.c.user_id, devices.c.pruned_at.is_(None))
+        .exists()
+        .label("has_device")
+    )
+    r = recipients.c
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
         # Ids as one array parameter (`among`): an IN list of 2,000 placeholders costs more to build,
         # send and parse (psycopg splits the query text on every one) than the look-up itself.
-        rows = session.execute(select(recipients).where(among(session, recipients.c.user_id, chunk))).mappings().all()
-        phones = [r["phone"] for r in rows if r["phone"]]
-        opted = (
-            set(session.scalars(select(sms_opt_outs.c.phone).where(among(session, sms_opt_outs.c.phone, phones))))
-            if phones
-            else set()
-        )
-        with_devices = set(
-            session.scalars(
-                select(devices.c.user_id)
-                .where(among(session, devices.c.user_id, chunk), devices.c.pruned_at.is_(None))
-                .distinct()
+        rows = session.execute(
+            select(
+                r.user_id,
+                r.role,
+                r.locale,
+                r.phone,
+                r.timezone,
+                r.quiet_start,
+                r.quiet_end,
+                r.active,
+                sms_opt_outs.c.phone.isnot(None).label("opted_out"),
+                has_device,
             )
+            .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
+            .where(among(session, r.user_id, ids[start : start + CHUNK]))
         )
-        for r in rows:
-            found[r["user_id"]] = Recipient(
-                user_id=r["user_id"],
-                role=r["role"],
-                locale=r["locale"],
-                phone=r["phone"],
-                timezone=r["timezone"] or city_timezone,
-                quiet_start=r["quiet_start"],
-                quiet_end=r["quiet_end"],
-                active=r["active"],
-                sms_opted_out=r["phone"] in opted,
-                has_devices=r["user_id"] in with_devices,
+        for user_id, role, locale, phone, timezone, quiet_start, quiet_end, active, opted_out, device in rows:
+            found[user_id] = Recipient(
+                user_id=user_id,
+                role=role,
+                locale=locale,
+                phone=phone,
+                timezone=timezone or city_timezone,
+                quiet_start=quiet_start,
+                quiet_end=quiet_end,
+                active=active,
+                sms_opted_out=bool(opted_out),
+                has_devices=bool(device),
             )
     return found
 
@@ -122,7 +131,16 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
 def community_recipients(
     session: Session, community_id: str, *, after: str | None, limit: int, city_timezone: str
 ) -> list[Recipient]:
-    """The next `limit` members of a community by user id, with opt-out and devices, in one query."""
+    """The next `limit` members of a community by user id, with opt-out and devices, in one query.
+
+    The members are taken first, in the order of the community's key (community, user) and no
+    further than `limit`: joined before being cut off, the planner may join every member left and
+    sort them all for each chunk (it did on tables not yet analysed: 0.5 s a chunk of 5,000 of a
+    community of 50,000, ten times the rest of the chunk's planning)."""
+    chunk = select(recipient_communities.c.user_id).where(recipient_communities.c.community_id == community_id)
+    if after:
+        chunk = chunk.where(recipient_communities.c.user_id > after)
+    chunk = chunk.order_by(recipient_communities.c.user_id).limit(limit).subquery("chunk")
     has_device = (
         select(devices.c.id)
         .where(devices.c.user_id == recipients.c.user_id, devices.c.pruned_at.is_(None))
@@ -144,15 +162,12 @@ def community_recipients(
             sms_opt_outs.c.phone.isnot(None).label("opted_out"),
             has_device,
         )
-        .join(recipient_communities, recipient_communities.c.user_id == r.user_id)
+        .select_from(chunk)
+        .join(recipients, r.user_id == chunk.c.user_id)
         .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
-        .where(recipient_communities.c.community_id == community_id)
-        .order_by(recipient_communities.c.user_id)
-        .limit(limit)
+        .order_by(chunk.c.user_id)
     )
-    if after:
-        query = query.where(recipient_communities.c.user_id > after)
-    rows = session.execute(query).tuples()
+    rows = session.execute(query)
     return [
         Recipient(
             user_id=user_id,

@@ -7,6 +7,7 @@ quiet hours and opt-outs.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
@@ -23,6 +24,7 @@ from linli_notifications.domain.model import (
     Recipient,
 )
 
+_CHANNELS = tuple(Channel)  # iterating the enum itself costs a generator per recipient
 # Categories whose messages nobody may switch off.
 MANDATORY = frozenset({Category.ACCOUNT, Category.SAFETY})
 
@@ -32,9 +34,15 @@ def parse_hhmm(value: str) -> time:
     return time(int(hours), int(minutes))
 
 
+@functools.lru_cache(maxsize=256)
+def _stored_hhmm(value: str) -> time:
+    """`parse_hhmm` of a stored quiet hour, kept per text: every planning decision asks for two."""
+    return parse_hhmm(value)
+
+
 def quiet_until(now: datetime, recipient: Recipient) -> datetime | None:
     """The end of the recipient's current quiet period in UTC, or None when `now` is not quiet."""
-    start, end = parse_hhmm(recipient.quiet_start), parse_hhmm(recipient.quiet_end)
+    start, end = _stored_hhmm(recipient.quiet_start), _stored_hhmm(recipient.quiet_end)
     if start == end:
         return None
     zone = ZoneInfo(recipient.timezone)
@@ -58,7 +66,7 @@ def wanted_channels(intent: Intent, preferences: Mapping[tuple[str, str], bool])
     if intent.urgent or intent.category in MANDATORY:
         return base
     chosen = set()
-    for channel in Channel:
+    for channel in _CHANNELS:
         default = channel in base
         if preferences.get((intent.category.value, channel.value), default):
             chosen.add(channel)

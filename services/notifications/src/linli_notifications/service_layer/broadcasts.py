@@ -16,7 +16,7 @@ from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import broadcasts
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Channel, Intent
-from linli_notifications.service_layer.planning import build_rows, prepare_fresh_rows
+from linli_notifications.service_layer.planning import prepare_fresh_plan
 
 CHUNK = 5000
 # On SQLite every writer waits for the one write lock while a chunk is written: keep chunks small.
@@ -99,8 +99,13 @@ def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int
                     repository.community_preferences(session, b["community_id"], users[0], users[-1]) if users else {}
                 )
             # Built and converted before the write transaction: it holds the write lock only to store them.
-            rows = build_rows([_intent(b, users)], {m.user_id: m for m in members}, prefs, clock()) if users else None
-            write = prepare_fresh_rows(database.engine.dialect, rows) if rows is not None else None
+            planned, write = (
+                prepare_fresh_plan(
+                    database.engine.dialect, [_intent(b, users)], {m.user_id: m for m in members}, prefs, clock()
+                )
+                if users
+                else (0, None)
+            )
             with database.transaction() as session:
                 same_cursor = broadcasts.c.cursor.is_(None) if cursor is None else broadcasts.c.cursor == cursor
                 if write is None:
@@ -118,7 +123,7 @@ def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int
                 if not moved:
                     break  # another planner took this chunk: it carries on from there
                 write(session)
-                total += len(rows.deliveries)
+                total += planned
     return total
 
 

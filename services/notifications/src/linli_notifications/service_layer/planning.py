@@ -7,6 +7,9 @@ never plans twice.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,16 +23,38 @@ from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import deliveries, notifications
 from linli_notifications.domain.access import Subject, readable
-from linli_notifications.domain.model import Channel, DeliveryState, Intent, Recipient
+from linli_notifications.domain.model import Channel, DeliveryState, Intent, PlannedDelivery, Recipient
 from linli_notifications.domain.policy import plan_for
 from linli_notifications.domain.templates import render
 
 _NAMESPACE = uuid.UUID("6f1d3c38-61a4-4c1e-9d2b-6b0c1d8f7e11")
 
 
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
 def stable_id(*parts: str) -> str:
-    """The same id for the same source and recipient, so a replay finds the row it made before."""
-    return str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
+    """The same id for the same source and recipient, so a replay finds the row it made before:
+    `uuid.uuid5(_NAMESPACE, "|".join(parts))`, written out (a broadcast makes 50,000 of them, and
+    the UUID object and its checks cost four times the hash)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return _as_uuid_text(digest)
+
+
+def random_id() -> str:
+    """`str(uuid.uuid4())`, written out: every delivery gets one, and the UUID object costs three
+    times the random bytes (5 % of the consumer's time on a burst of events)."""
+    digest = bytearray(os.urandom(16))
+    digest[6] = (digest[6] & 0x0F) | 0x40  # version 4
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return _as_uuid_text(digest)
+
+
+def _as_uuid_text(digest: bytearray) -> str:
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def delivery_key(source_key: str, recipient: str, channel: Channel) -> str:
@@ -138,10 +163,9 @@ def prepare_fresh_rows(dialect: Dialect, rows: PlannedRows) -> repository.Write:
     return write
 
 
-def _decide(intent: Intent, recipient: Recipient, preferences: dict, now: datetime, memo: dict[tuple, list]) -> list:
-    """`plan_for`, once per distinct set of what it looks at: a broadcast's thousands of residents
-    without preferences, in one zone, with a phone and no opt-out get one decision between them."""
-    key = (
+def _decision_key(recipient: Recipient, preferences: dict) -> tuple:
+    """What `plan_for` looks at of a recipient: two recipients alike here get the same deliveries."""
+    return (
         recipient.timezone,
         recipient.quiet_start,
         recipient.quiet_end,
@@ -151,9 +175,154 @@ def _decide(intent: Intent, recipient: Recipient, preferences: dict, now: dateti
         recipient.has_devices,
         frozenset(preferences.items()),
     )
+
+
+def _decide(intent: Intent, recipient: Recipient, preferences: dict, now: datetime, memo: dict[tuple, list]) -> list:
+    """`plan_for`, once per distinct set of what it looks at: a broadcast's thousands of residents
+    without preferences, in one zone, with a phone and no opt-out get one decision between them."""
+    key = _decision_key(recipient, preferences)
     if key not in memo:
         memo[key] = plan_for(intent, recipient, preferences, now).deliveries
     return memo[key]
+
+
+# --- a broadcast chunk, set-based on PostgreSQL --------------------------------------------------
+@dataclass
+class AlikeRecipients:
+    """Recipients of one intent told alike: the same rendering (language and zone) and the same
+    decisions. Their rows differ only in whose they are, so the database builds them from arrays
+    of ids and phones (see `prepare_fresh_plan`)."""
+
+    intent: Intent
+    locale: str
+    title: str
+    body: str
+    params: dict[str, Any]
+    bad_params: str | None
+    deliveries: list[PlannedDelivery]
+    user_ids: list[str] = field(default_factory=list)
+    phones: list[str | None] = field(default_factory=list)
+
+
+def group_alike(
+    intents: list[Intent], found: dict[str, Recipient], prefs: dict[str, dict], now: datetime
+) -> list[AlikeRecipients]:
+    """The recipients of `intents` (as `build_rows` plans them) in groups told alike."""
+    groups: list[AlikeRecipients] = []
+    rendered: dict[tuple, tuple] = {}
+    for intent in intents:
+        by_key: dict[tuple, AlikeRecipients] = {}
+        decisions: dict[tuple, list] = {}
+        for user_id in sorted(set(intent.user_ids)):
+            recipient = found.get(user_id)
+            if recipient is None:
+                continue  # not (yet) known from accounts: nobody to tell
+            preferences = prefs.get(user_id, {})
+            key = (recipient.locale, _decision_key(recipient, preferences))
+            group = by_key.get(key)
+            if group is None:
+                planned = _decide(intent, recipient, preferences, now, decisions)
+                params = {**intent.params, "tz": recipient.timezone}
+                title, body, bad = _render(intent.kind, recipient.locale, params, recipient.timezone, rendered)
+                group = by_key[key] = AlikeRecipients(intent, recipient.locale, title[:200], body, params, bad, planned)
+                groups.append(group)
+            group.user_ids.append(user_id)
+            group.phones.append(recipient.phone)
+    return groups
+
+
+_INBOX_FROM_ARRAYS = (
+    "INSERT INTO notifications (id, user_id, source_key, source_type, kind, category, urgent, title, body, "
+    "params, community_id, subject_type, subject_id, about, created_at, read_at) "
+    "SELECT u.id, u.user_id, %(source_key)s, %(source_type)s, %(kind)s, %(category)s, %(urgent)s, %(title)s, "
+    "%(body)s, CAST(%(params)s AS JSON), %(community_id)s, %(subject_type)s, %(subject_id)s, "
+    "CAST(%(about)s AS JSON), %(now)s, NULL "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[])) AS u(id, user_id)"
+)
+# A delivery's own id is random (as uuid4 makes it in Python); its key is `delivery_key`'s.
+_DELIVERIES_FROM_ARRAYS = (
+    "INSERT INTO deliveries (id, key, notification_id, user_id, channel, address, locale, kind, batch_key, "
+    "params, urgent, state, reason, community_id, source_type, provider, providers_tried, "
+    "provider_message_id, attempts, segments, next_attempt_at, lease_until, outcome_unknown, expires_at, "
+    "created_at, sent_at, finished_at) "
+    "SELECT CAST(gen_random_uuid() AS VARCHAR), %(source_key)s || '|' || u.user_id || '|' || %(channel)s, "
+    "u.id, u.user_id, %(channel)s, CASE WHEN %(with_address)s THEN u.phone END, %(locale)s, %(kind)s, "
+    "%(batch_key)s, CAST(%(params)s AS JSON), %(urgent)s, %(state)s, %(reason)s, %(community_id)s, "
+    "%(source_type)s, NULL, CAST('[]' AS JSON), NULL, 0, NULL, %(not_before)s, NULL, false, %(expires_at)s, "
+    "%(now)s, NULL, %(finished_at)s "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), CAST(%(phones)s AS VARCHAR[])) "
+    "AS u(id, user_id, phone)"
+)
+
+
+def prepare_fresh_plan(
+    dialect: Dialect, intents: list[Intent], found: dict[str, Recipient], prefs: dict[str, dict], now: datetime
+) -> tuple[int, repository.Write]:
+    """The rows `build_rows` makes, as rows the caller guarantees are new (see
+    `prepare_fresh_rows`): (the number of deliveries, the write to call in the caller's
+    transaction). On PostgreSQL each group of recipients told alike is two `INSERT ... SELECT`
+    over arrays of their ids and phones, all of fixed text: no row is built, converted or copied
+    in Python (a broadcast chunk of 5,000 residents is a few statements). SQLite gets the rows."""
+    if dialect.name != "postgresql":
+        rows = build_rows(intents, found, prefs, now)
+        return len(rows.deliveries), prepare_fresh_rows(dialect, rows)
+    inbox: list[dict[str, Any]] = []
+    planned: list[dict[str, Any]] = []
+    count = 0
+    for group in group_alike(intents, found, prefs, now):
+        intent = group.intent
+        ids = [stable_id(intent.source_key, u) for u in group.user_ids]
+        shared = {
+            "source_key": intent.source_key,
+            "source_type": intent.source_type,
+            "kind": intent.kind,
+            "urgent": intent.urgent,
+            "community_id": intent.community_id,
+            "params": json.dumps(group.params, ensure_ascii=False),
+            "now": now,
+            "ids": ids,
+            "user_ids": group.user_ids,
+        }
+        inbox.append(
+            {
+                **shared,
+                "category": intent.category.value,
+                "title": group.title,
+                "body": group.body,
+                "subject_type": intent.subject_type,
+                "subject_id": intent.subject_id,
+                "about": json.dumps([list(key) for key in intent.about] or None, ensure_ascii=False),
+            }
+        )
+        for delivery in group.deliveries:
+            state, reason = delivery.state, delivery.reason
+            if group.bad_params and state == DeliveryState.PENDING:
+                state, reason = DeliveryState.FAILED, f"invalid template parameters: {group.bad_params}"
+            planned.append(
+                {
+                    **shared,
+                    "phones": group.phones,
+                    "channel": delivery.channel.value,
+                    "with_address": delivery.channel == Channel.SMS,
+                    "locale": group.locale,
+                    "batch_key": intent.source_key[:80],
+                    "state": state.value,
+                    "reason": reason,
+                    "not_before": delivery.not_before,
+                    "expires_at": intent.expires_at,
+                    "finished_at": None if state == DeliveryState.PENDING else now,
+                }
+            )
+            count += len(ids)
+
+    def write(session: Session) -> None:
+        connection = session.connection()
+        if inbox:
+            connection.exec_driver_sql(_INBOX_FROM_ARRAYS, inbox)
+        if planned:
+            connection.exec_driver_sql(_DELIVERIES_FROM_ARRAYS, planned)
+
+    return count, write
 
 
 def _plan_one(
@@ -293,7 +462,7 @@ def _delivery_row(
 ) -> dict[str, Any]:
     final = state not in (DeliveryState.PENDING,)
     return {
-        "id": str(uuid.uuid4()),
+        "id": random_id(),
         "key": key,
         "notification_id": notification_id,
         "user_id": user_id,
