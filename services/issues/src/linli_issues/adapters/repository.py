@@ -216,12 +216,19 @@ class IssueRepository:
         # (from an index when it can), not a count over every matching row of the page's query.
         total = select(func.count()).select_from(issues_table).where(*conditions).scalar_subquery()
         if summaries:
+            # Plain columns, run on the session's connection: no ORM entities to load, so the
+            # ORM's execution (its context, identity map, loading) is spared for a page of rows.
             query = select(*SUMMARY_COLUMNS, total.label("total"))
+            page = (
+                self.session.connection()
+                .execute(query.where(*conditions).order_by(order, issues_table.c.id).offset(offset).limit(limit))
+                .all()
+            )
         else:
             query = select(Issue, total.label("total"))
-        page = self.session.execute(
-            query.where(*conditions).order_by(order, Issue.id).offset(offset).limit(limit)
-        ).all()
+            page = self.session.execute(
+                query.where(*conditions).order_by(order, Issue.id).offset(offset).limit(limit)
+            ).all()
         if not page:
             # Past the last page the total is still asked for; on the first, nothing matches.
             return [], (self.session.scalar(select(total)) or 0) if offset else 0
