@@ -22,7 +22,7 @@ from flask_smorest import Api, Blueprint, pagination
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from linli_kit import context, i18n
+from linli_kit import context, dumping, i18n
 from linli_kit.arguments import ArgumentsParser
 from linli_kit.auth import Principal, Role, TokenVerifier
 from linli_kit.config import Settings
@@ -91,6 +91,17 @@ def _pagination_metadata(page: int, page_size: int, item_count: int) -> dict[str
 
 
 flask_smorest.Blueprint._make_pagination_metadata = staticmethod(_pagination_metadata)
+
+_resolve_response_schema = flask_smorest.response.resolve_schema_instance
+
+
+def _response_schema(schema: Any) -> Any:
+    """flask-smorest's response schema, dumping with a compiled function (linli_kit/dumping.py)."""
+    resolved = _resolve_response_schema(schema)
+    return dumping.install(resolved) if isinstance(resolved, ma.Schema) else resolved
+
+
+flask_smorest.response.resolve_schema_instance = _response_schema
 
 
 class LinliApi(Api):
