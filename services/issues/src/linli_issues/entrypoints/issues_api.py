@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -110,6 +111,36 @@ def present(
     return body
 
 
+# A list row read in one call, and which of its values are instants (written as the schema writes them).
+_summary_values = operator.attrgetter(*_SUMMARY_FIELDS)
+_SUMMARY_INSTANTS = tuple(
+    name for name in _SUMMARY_FIELDS if isinstance(schemas.IssueSummarySchema._declared_fields[name], schemas.Instant)
+)
+_SUMMARY_TYPED_TEXT = tuple(name for name in _TYPED_TEXT if name in _SUMMARY_FIELDS)
+
+
+def present_summary(item: IssueView, now: datetime, status_labels: dict[str, str]) -> dict[str, Any]:
+    """A list row as `present(..., summary=True)` makes it, with its instants already as text: a page
+    is the hottest read, so each row is made in a few steps (`status_labels` as in `present`)."""
+    issue = item.issue
+    body = dict(zip(_SUMMARY_FIELDS, _summary_values(issue), strict=True))
+    for name in _SUMMARY_INSTANTS:
+        value = body[name]
+        if value is not None:
+            body[name] = schemas.utc_isoformat(value)
+    status = issue.status
+    words = status_labels.get(status)
+    if words is None:
+        words = status_labels[status] = label("issue_status", status)
+    body["status_label"] = words
+    if item.masked:
+        for name in _SUMMARY_TYPED_TEXT:
+            body[name] = privacy.masked(body[name])
+    body["reporter_id"] = issue.reporter_id if item.show_reporter else None
+    body["overdue"] = issue.is_overdue(now)
+    return body
+
+
 def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
         return schemas.utc_isoformat(value)
@@ -144,7 +175,7 @@ class Issues(MethodView):
         # Serialised here rather than by the schema (which documents it): a page is the hottest
         # read, and the rows are already plain values.
         status_labels: dict[str, str] = {}
-        rows = [present(i, now, summary=True, status_labels=status_labels) for i in items]
+        rows = [present_summary(i, now, status_labels) for i in items]
         return Response(json.dumps(rows, default=_json_value, ensure_ascii=False), content_type="application/json")
 
     @blp.arguments(schemas.IssueCreateSchema())
