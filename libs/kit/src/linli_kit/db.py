@@ -67,6 +67,19 @@ class Database:
         assert self._sessionmaker is not None
         return self._sessionmaker()
 
+    def reading_session(self) -> Session:
+        """A session for reading only. On PostgreSQL its statements run in autocommit: no BEGIN
+        before the first and no ROLLBACK at the end, two round trips of a list page's three.
+        Under PostgreSQL's READ COMMITTED each statement of a transaction takes its own snapshot
+        anyway, so what each statement reads is the same; a read made of one statement (a page
+        with its total) is as consistent as before. SQLite keeps its deferred transaction."""
+        session = self.session()
+        if self.is_sqlite:
+            session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
+        else:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return session
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any error."""

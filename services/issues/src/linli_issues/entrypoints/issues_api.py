@@ -55,6 +55,11 @@ def _uow() -> IssuesUnitOfWork:
     return IssuesUnitOfWork(current_app.extensions["linli.database"])
 
 
+def _reading_uow() -> IssuesUnitOfWork:
+    """For the reads that change nothing (lists, search, one issue): no transaction round trips."""
+    return _uow().reading()
+
+
 def _now() -> datetime:
     clock: Callable[[], datetime] = current_app.extensions["linli.issues.clock"]
     return clock()
@@ -162,7 +167,7 @@ class Issues(MethodView):
         now = _now()
         sort = filters.pop("sort")
         items, total = use_cases.list_issues(
-            _uow(),
+            _reading_uow(),
             principal,
             now,
             offset=pagination_parameters.first_item,
@@ -220,7 +225,7 @@ class Search(MethodView):
         (titles holding every word first, then the newest). Text is masked as in the issue itself;
         no reporter is named."""
         terms = search.terms_of(query["q"])
-        found = use_cases.search_issues(_uow(), require_principal(), terms, query["limit"])
+        found = use_cases.search_issues(_reading_uow(), require_principal(), terms, query["limit"])
         hits = []
         for view, in_title in found:
             issue = view.issue
@@ -251,7 +256,7 @@ class Export(MethodView):
         now = _now()
         sort = filters.pop("sort")
         items, _total = use_cases.list_issues(
-            _uow(), principal, now, offset=0, limit=50_000, filters=_strings(filters), sort=sort
+            _reading_uow(), principal, now, offset=0, limit=50_000, filters=_strings(filters), sort=sort
         )
         zone = ZoneInfo(current_app.extensions["linli.settings"].timezone)
         columns = [
@@ -279,7 +284,7 @@ class Export(MethodView):
 class IssueById(MethodView):
     @blp.response(200, schemas.IssueSchema)
     def get(self, issue_id: Any) -> dict:
-        return present(use_cases.get_issue(_uow(), require_principal(), str(issue_id)))
+        return present(use_cases.get_issue(_reading_uow(), require_principal(), str(issue_id)))
 
 
 @blp.route("/<uuid:issue_id>/status")
