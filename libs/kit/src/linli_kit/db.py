@@ -7,11 +7,14 @@ master never hands its pooled connections to its workers.
 from __future__ import annotations
 
 import os
+import select
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +23,16 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # database's one write lock at BEGIN) or "DEFERRED" (a reader: in WAL mode it never blocks a writer
 # and no writer blocks it). Ignored on PostgreSQL.
 SQLITE_BEGIN = "linli_sqlite_begin"
+# Every pooled PostgreSQL connection is pinged (`SELECT 1`) before it is handed out, so a write
+# never meets a connection the server dropped (restart, terminated backend): SQLAlchemy's
+# `pool_pre_ping`, done here. A reading session (`Database.reading_session`) is spared the round
+# trip, its half of a list page's two, when the connection is surely alive: used within the last
+# second and nothing to read on its socket (a server that drops a connection sends its goodbye
+# and end-of-file there). In the instant between a server dropping it and that arriving, a read
+# fails (503 with Retry-After; the gateway retries reads) where a write would have reconnected.
+READ_WITHOUT_PING_SECONDS = 1.0
+_RETURNED_AT = "linli_returned_at"
+_checking_out = threading.local()
 
 
 class Database:
@@ -53,19 +66,37 @@ class Database:
             return engine
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
-        return create_engine(
+        engine = create_engine(
             url,
             echo=self._echo,
             pool_size=self._pool_size,
             max_overflow=self._pool_size,
-            pool_pre_ping=True,
             pool_recycle=1800,
         )
+        _ping_before_use(engine)
+        return engine
 
     def session(self) -> Session:
         self.engine  # noqa: B018 - make sure the sessionmaker belongs to this process
         assert self._sessionmaker is not None
         return self._sessionmaker()
+
+    def reading_session(self) -> Session:
+        """A session for reading only. On PostgreSQL its statements run in autocommit: no BEGIN
+        before the first and no ROLLBACK at the end, two round trips of a list page's three.
+        Under PostgreSQL's READ COMMITTED each statement of a transaction takes its own snapshot
+        anyway, so what each statement reads is the same; a read made of one statement (a page
+        with its total) is as consistent as before. SQLite keeps its deferred transaction."""
+        session = self.session()
+        if self.is_sqlite:
+            session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
+            return session
+        _checking_out.for_reading = True
+        try:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        finally:
+            _checking_out.for_reading = False
+        return session
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -101,6 +132,41 @@ class Database:
             self._engine.dispose()
         self._engine = None
         self._sessionmaker = None
+
+
+def _ping_before_use(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record) -> None:  # noqa: ANN001
+        if record is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
+        if (
+            getattr(_checking_out, "for_reading", False)
+            and time.monotonic() - record.info.get(_RETURNED_AT, 0.0) <= READ_WITHOUT_PING_SECONDS
+            and not _has_input(dbapi_connection)
+        ):
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # noqa: BLE001 - whatever failed, this connection is unusable
+            # The pool discards it and hands out another (a new one if need be), as pre-ping does.
+            raise exc.DisconnectionError(f"pooled connection lost: {error}") from error
+        if not alive:
+            raise exc.DisconnectionError("pooled connection lost")
+
+
+def _has_input(dbapi_connection: object) -> bool:
+    """Whether an idle connection's socket is readable, which a healthy idle one never is (save
+    an asynchronous notice): looked at without waiting, in one system call."""
+    try:
+        fileno = dbapi_connection.fileno()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - closed or broken: the ping judges it
+        return True
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-from sqlalchemy import Executable
+from sqlalchemy import Executable, event
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
 from linli_kit.events.envelope import Event
 from linli_kit.events.outbox import Outbox
+
+
+class ReadingOnly(RuntimeError):
+    """A change was attempted in a unit of work opened for reading: a programming error."""
+
+
+def _refuse_writing(_session: Session, _flush_context: Any, _instances: Any) -> None:
+    raise ReadingOnly("a reading unit of work writes nothing")
 
 
 class UnitOfWork:
@@ -22,9 +30,20 @@ class UnitOfWork:
         self._database = database
         self._outbox = outbox
         self._pending: list[Event] = []
+        self._reading = False
 
-    def __enter__(self) -> UnitOfWork:
-        self.session = self._database.session()
+    def reading(self) -> Self:
+        """This unit of work only reads (`Database.reading_session`: on PostgreSQL no transaction
+        round trips): committing, publishing or flushing a change in it is refused."""
+        self._reading = True
+        return self
+
+    def __enter__(self) -> Self:
+        if self._reading:
+            self.session = self._database.reading_session()
+            event.listen(self.session, "before_flush", _refuse_writing)
+        else:
+            self.session = self._database.session()
         self._pending = []
         return self
 
@@ -37,9 +56,13 @@ class UnitOfWork:
         self._pending = []
 
     def publish(self, *events: Event) -> None:
+        if self._reading:
+            raise ReadingOnly("a reading unit of work publishes no event")
         self._pending.extend(events)
 
     def commit(self) -> None:
+        if self._reading:
+            raise ReadingOnly("a reading unit of work commits nothing")
         self._outbox.add(self.session, self._pending)
         self.session.commit()
         self._pending = []

@@ -15,13 +15,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import flask_smorest
 import marshmallow as ma
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint, pagination
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from linli_kit import context, i18n
+from linli_kit import context, dumping, i18n
+from linli_kit.arguments import ArgumentsParser
 from linli_kit.auth import Principal, Role, TokenVerifier
 from linli_kit.config import Settings
 from linli_kit.db import Database
@@ -64,6 +66,42 @@ def _bounded_pagination_schema(def_page: int, def_page_size: int, def_max_page_s
 
 # flask-smorest looks the factory up at each `@paginate()`, so every blueprint gets the bound.
 pagination._pagination_parameters_schema_factory = _bounded_pagination_schema
+
+# Every blueprint's arguments and pagination parameters go through the kit's parser: surely valid
+# ones are loaded by compiled loaders, the rest by marshmallow as before (linli_kit/arguments.py).
+# Set here, before any service's module decorates its views (each imports this module first).
+flask_smorest.Blueprint.ARGUMENTS_PARSER = ArgumentsParser()
+flask_smorest.Blueprint.PAGINATION_ARGUMENTS_PARSER = ArgumentsParser()
+
+
+def _pagination_metadata(page: int, page_size: int, item_count: int) -> dict[str, int]:
+    """flask-smorest's X-Pagination header, the same keys in the same order, without dumping its
+    integers through `PaginationMetadataSchema` (which still documents the header) on every page."""
+    if item_count == 0:
+        return {"total": 0, "total_pages": 0}
+    last_page = (item_count - 1) // page_size + 1
+    metadata = {"total": item_count, "total_pages": last_page, "first_page": 1, "last_page": last_page}
+    if page <= last_page:
+        metadata["page"] = page
+        if page > 1:
+            metadata["previous_page"] = page - 1
+        if page < last_page:
+            metadata["next_page"] = page + 1
+    return metadata
+
+
+flask_smorest.Blueprint._make_pagination_metadata = staticmethod(_pagination_metadata)
+
+_resolve_response_schema = flask_smorest.response.resolve_schema_instance
+
+
+def _response_schema(schema: Any) -> Any:
+    """flask-smorest's response schema, dumping with a compiled function (linli_kit/dumping.py)."""
+    resolved = _resolve_response_schema(schema)
+    return dumping.install(resolved) if isinstance(resolved, ma.Schema) else resolved
+
+
+flask_smorest.response.resolve_schema_instance = _response_schema
 
 
 class LinliApi(Api):

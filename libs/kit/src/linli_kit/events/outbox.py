@@ -18,6 +18,7 @@ __all__ = ["NOTIFY_CHANNEL", "Outbox", "drop_notify_trigger_ddl", "notify_trigge
 class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
+        self._insert = insert(table)
 
     def rows(self, events: Iterable[Event]) -> list[dict]:
         return [
@@ -33,8 +34,13 @@ class Outbox:
 
     def add(self, session: Session, events: Iterable[Event]) -> None:
         rows = self.rows(events)
-        if rows:
-            session.execute(insert(self.table), rows)
+        # On the session's connection, in its transaction: a plain table needs none of the ORM's
+        # execution, and the session's pending objects are flushed by the commit that follows
+        # (in any order: no constraint ties the outbox to them). One event, one plain INSERT.
+        if len(rows) == 1:
+            session.connection().execute(self._insert, rows[0])
+        elif rows:
+            session.connection().execute(self._insert, rows)
 
     def insert_one_with(self, change: CTE) -> Insert:
         """A statement writing one event and `change` (an INSERT or UPDATE made a CTE: PostgreSQL

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, asc, case, desc, func, insert, or_, select, update
+from sqlalchemy import Select, and_, asc, bindparam, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters import (
     consultation_counts,  # its hook keeps the consultations held
     counters,  # its hook keeps the statistics' counts
 )
+from linli_issues.adapters.tables import categories as categories_table
 from linli_issues.adapters.tables import (
     issue_counts_state,
     issue_decisions,
@@ -48,25 +50,52 @@ class Scope:
     private_assignee: str | None = None
 
     def clause(self) -> Any:
-        where = None
-        if not self.everything:
-            parts = []
-            if self.community_ids is not None:
-                parts.append(Issue.community_id.in_(self.community_ids))
-            if self.street_id is not None:
-                parts.append(Issue.community_id.in_(communities_of_street_query(self.street_id)))
-            if self.assignee_id is not None:
-                parts.append(Issue.assignee_id == self.assignee_id)
-            where = or_(*parts) if parts else Issue.id.is_(None)
-        if self.private_reader is not None:
-            readable = or_(
-                ~is_private_clause(),
-                Issue.reporter_id == self.private_reader,
-                Issue.id.in_(select(supporters.c.issue_id).where(supporters.c.user_id == self.private_reader)),
-                *([Issue.assignee_id == self.private_assignee] if self.private_assignee else []),
-            )
-            where = readable if where is None else and_(where, readable)
-        return where
+        return _scope_condition(self.shape(), self.parameters())
+
+    def shape(self) -> tuple[bool, ...]:
+        """Which limits apply (the form of `clause`, whatever their values)."""
+        return (
+            self.everything,
+            self.community_ids is not None,
+            self.street_id is not None,
+            self.assignee_id is not None,
+            self.private_reader is not None,
+            bool(self.private_assignee),
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "scope_communities": self.community_ids,
+            "scope_street": self.street_id,
+            "scope_assignee": self.assignee_id,
+            "scope_reader": self.private_reader,
+            "scope_private_assignee": self.private_assignee,
+        }
+
+
+def _scope_condition(shape: tuple[bool, ...], values: dict[str, Any]) -> Any:
+    """The condition of a scope of this `shape`; `values` by name: the scope's own (literal values)
+    or bind parameters (a statement built once per shape, run with each caller's values)."""
+    everything, communities, street, assignee, reader, private_assignee = shape
+    where = None
+    if not everything:
+        parts = []
+        if communities:
+            parts.append(Issue.community_id.in_(values["scope_communities"]))
+        if street:
+            parts.append(Issue.community_id.in_(communities_of_street_query(values["scope_street"])))
+        if assignee:
+            parts.append(Issue.assignee_id == values["scope_assignee"])
+        where = or_(*parts) if parts else Issue.id.is_(None)
+    if reader:
+        readable = or_(
+            ~is_private_clause(),
+            Issue.reporter_id == values["scope_reader"],
+            Issue.id.in_(select(supporters.c.issue_id).where(supporters.c.user_id == values["scope_reader"])),
+            *([Issue.assignee_id == values["scope_private_assignee"]] if private_assignee else []),
+        )
+        where = readable if where is None else and_(where, readable)
+    return where
 
 
 def is_private_clause() -> Any:
@@ -102,6 +131,81 @@ NULLABLE_SORTS = frozenset({"updated_at", "due_at"})
 SUMMARY_COLUMNS = [issues_table.c[f.name] for f in fields(IssueSummary)]
 
 
+# The filters a list page takes, in the order their conditions are written.
+PAGE_FILTERS = (
+    "community_id", "status", "tier", "category", "urgency", "assignee_type", "assignee_id", "street_id",
+    "reporter_id", "published", "overdue", "q", "created_from", "created_to",
+)  # fmt: skip
+_EQUALITY_FILTERS = frozenset(PAGE_FILTERS[:7])
+
+
+@lru_cache(maxsize=256)
+def _page_statements(
+    scope_shape: tuple[bool, ...], filters: tuple[tuple[str, bool | None], ...], sort: str, summaries: bool
+) -> tuple[Any, Any]:
+    """The page query and its count alone, for a scope of this shape and these filters (each: its
+    name, and whether a list of values is given or, for `overdue`, which way), with bind parameters
+    for every value. Built once per form: a list page is the hottest read, and building and keying
+    the statement again for each request cost more than running it."""
+    conditions = []
+    clause = _scope_condition(scope_shape, {name: bindparam(name, expanding=name == "scope_communities") for name in (
+        "scope_communities", "scope_street", "scope_assignee", "scope_reader", "scope_private_assignee")})  # fmt: skip
+    if clause is not None:
+        conditions.append(clause)
+    for name, how in filters:
+        if name in _EQUALITY_FILTERS:
+            column = getattr(Issue, name)
+            conditions.append(column.in_(bindparam(name, expanding=True)) if how else column == bindparam(name))
+        elif name == "street_id":
+            conditions.append(Issue.community_id.in_(communities_of_street_query(bindparam("street_id"))))
+        elif name == "reporter_id":
+            conditions.append(Issue.reporter_id == bindparam("reporter_id"))
+        elif name == "published":
+            conditions.append(is_published_clause())
+        elif name == "overdue":
+            overdue = and_(Issue.status.not_in(DONE_STATUSES), Issue.due_at <= bindparam("now"))
+            conditions.append(overdue if how else ~overdue)
+        elif name == "q":
+            pattern = bindparam("q")
+            conditions.append(or_(func.lower(Issue.title).like(pattern), func.lower(Issue.description).like(pattern)))
+        elif name == "created_from":
+            conditions.append(Issue.created_at >= bindparam("created_from"))
+        elif name == "created_to":
+            conditions.append(Issue.created_at < bindparam("created_to"))
+    descending = sort.startswith("-")
+    name = sort.lstrip("-")
+    column = SORTS[name]
+    if name in NULLABLE_SORTS:
+        order = desc(column).nulls_last() if descending else asc(column).nulls_last()
+    else:
+        # No NULLS clause on a column that holds none: an index on it (community, created_at)
+        # then gives the page in order, without sorting every matching row.
+        order = desc(column) if descending else asc(column)
+    # The total rides along with the page (one round trip), as a subquery PostgreSQL runs once
+    # (from an index when it can), not a count over every matching row of the page's query.
+    total = select(func.count()).select_from(issues_table).where(*conditions).scalar_subquery()
+    if summaries:
+        query = select(*SUMMARY_COLUMNS, total.label("total")).order_by(order, issues_table.c.id)
+    else:
+        query = select(Issue, total.label("total")).order_by(order, Issue.id)
+    page = query.where(*conditions).offset(bindparam("page_offset")).limit(bindparam("page_limit"))
+    return page, select(total)
+
+
+# What reporting reads first (`IssueRepository.report_context`), built once: it runs with every report.
+_REPORT_CONTEXT = select(
+    select(replica.communities.c.street_id)
+    .where(replica.communities.c.community_id == bindparam("community_id"))
+    .scalar_subquery()
+    .label("street_id"),
+    select(categories_table.c.publication)
+    .where(categories_table.c.key == bindparam("category_key"))
+    .scalar_subquery()
+    .label("publication"),
+    select(issue_counts_state.c.zone).where(issue_counts_state.c.id == 1).scalar_subquery().label("zone"),
+)
+
+
 class IssueRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -126,14 +230,11 @@ class IssueRepository:
         """What reporting an issue reads, in one round trip: the community's street (kept as
         `street_of` would; None: no such community), the category's publication (returned; None:
         no such category) and the zone of the statistics' counts (for the counts' hook)."""
-        c = replica.communities.c
-        row = self.session.execute(
-            select(
-                select(c.street_id).where(c.community_id == community_id).scalar_subquery().label("street_id"),
-                select(Category.publication).where(Category.key == category_key).scalar_subquery().label("publication"),
-                select(issue_counts_state.c.zone).where(issue_counts_state.c.id == 1).scalar_subquery().label("zone"),
-            )
-        ).one()
+        row = (
+            self.session.connection()
+            .execute(_REPORT_CONTEXT, {"community_id": community_id, "category_key": category_key})
+            .one()
+        )
         self._streets[community_id] = row.street_id
         counters.remember_zone(self.session, row.zone)
         return row.publication
@@ -181,53 +282,33 @@ class IssueRepository:
     ) -> tuple[list[Any], int]:
         """A page of issues and how many match; `summaries`: as `IssueSummary` (only the columns a
         list row shows, no ORM objects), else whole `Issue`s."""
-        conditions = []
-        clause = scope.clause()
-        if clause is not None:
-            conditions.append(clause)
-        for name in ("community_id", "status", "tier", "category", "urgency", "assignee_type", "assignee_id"):
-            value = filters.get(name)
-            if value:
-                column = getattr(Issue, name)
-                conditions.append(column.in_(value) if isinstance(value, list | tuple) else column == value)
-        if filters.get("street_id"):
-            conditions.append(Issue.community_id.in_(communities_of_street_query(filters["street_id"])))
-        if filters.get("reporter_id"):
-            conditions.append(Issue.reporter_id == filters["reporter_id"])
-        if filters.get("published"):
-            conditions.append(is_published_clause())
-        if filters.get("overdue") is not None:
-            overdue = and_(Issue.status.not_in(DONE_STATUSES), Issue.due_at <= now)
-            conditions.append(overdue if filters["overdue"] else ~overdue)
-        if filters.get("q"):
-            pattern = f"%{filters['q'].lower()}%"
-            conditions.append(or_(func.lower(Issue.title).like(pattern), func.lower(Issue.description).like(pattern)))
-        if filters.get("created_from"):
-            conditions.append(Issue.created_at >= filters["created_from"])
-        if filters.get("created_to"):
-            conditions.append(Issue.created_at < filters["created_to"])
-        descending = sort.startswith("-")
-        name = sort.lstrip("-")
-        column = SORTS[name]
-        if name in NULLABLE_SORTS:
-            order = desc(column).nulls_last() if descending else asc(column).nulls_last()
-        else:
-            # No NULLS clause on a column that holds none: an index on it (community, created_at)
-            # then gives the page in order, without sorting every matching row.
-            order = desc(column) if descending else asc(column)
-        # The total rides along with the page (one round trip), as a subquery PostgreSQL runs once
-        # (from an index when it can), not a count over every matching row of the page's query.
-        total = select(func.count()).select_from(issues_table).where(*conditions).scalar_subquery()
+        given = {name: filters.get(name) for name in PAGE_FILTERS}
+        shape = (
+            scope.shape(),
+            tuple(
+                (name, isinstance(value, list | tuple)) if name != "overdue" else (name, value)
+                for name, value in given.items()
+                if (value is not None if name == "overdue" else value)
+            ),
+            sort,
+            summaries,
+        )
+        parameters = {**scope.parameters(), **given, "now": now, "page_offset": offset, "page_limit": limit}
+        if given["q"]:
+            parameters["q"] = f"%{given['q'].lower()}%"
+        for name, value in given.items():
+            if isinstance(value, tuple):
+                parameters[name] = list(value)
+        page_statement, total_statement = _page_statements(*shape)
         if summaries:
-            query = select(*SUMMARY_COLUMNS, total.label("total"))
+            # Plain columns, run on the session's connection: no ORM entities to load, so the
+            # ORM's execution (its context, identity map, loading) is spared for a page of rows.
+            page = self.session.connection().execute(page_statement, parameters).all()
         else:
-            query = select(Issue, total.label("total"))
-        page = self.session.execute(
-            query.where(*conditions).order_by(order, Issue.id).offset(offset).limit(limit)
-        ).all()
+            page = self.session.execute(page_statement, parameters).all()
         if not page:
             # Past the last page the total is still asked for; on the first, nothing matches.
-            return [], (self.session.scalar(select(total)) or 0) if offset else 0
+            return [], (self.session.connection().execute(total_statement, parameters).scalar() or 0) if offset else 0
         if summaries:
             return [IssueSummary(*row[:-1]) for row in page], page[0][-1]
         return [row[0] for row in page], page[0][1]

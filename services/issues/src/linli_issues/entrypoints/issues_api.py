@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -52,6 +53,11 @@ def _authenticate_first() -> None:
 
 def _uow() -> IssuesUnitOfWork:
     return IssuesUnitOfWork(current_app.extensions["linli.database"])
+
+
+def _reading_uow() -> IssuesUnitOfWork:
+    """For the reads that change nothing (lists, search, one issue): no transaction round trips."""
+    return _uow().reading()
 
 
 def _now() -> datetime:
@@ -110,6 +116,36 @@ def present(
     return body
 
 
+# A list row read in one call, and which of its values are instants (written as the schema writes them).
+_summary_values = operator.attrgetter(*_SUMMARY_FIELDS)
+_SUMMARY_INSTANTS = tuple(
+    name for name in _SUMMARY_FIELDS if isinstance(schemas.IssueSummarySchema._declared_fields[name], schemas.Instant)
+)
+_SUMMARY_TYPED_TEXT = tuple(name for name in _TYPED_TEXT if name in _SUMMARY_FIELDS)
+
+
+def present_summary(item: IssueView, now: datetime, status_labels: dict[str, str]) -> dict[str, Any]:
+    """A list row as `present(..., summary=True)` makes it, with its instants already as text: a page
+    is the hottest read, so each row is made in a few steps (`status_labels` as in `present`)."""
+    issue = item.issue
+    body = dict(zip(_SUMMARY_FIELDS, _summary_values(issue), strict=True))
+    for name in _SUMMARY_INSTANTS:
+        value = body[name]
+        if value is not None:
+            body[name] = schemas.utc_isoformat(value)
+    status = issue.status
+    words = status_labels.get(status)
+    if words is None:
+        words = status_labels[status] = label("issue_status", status)
+    body["status_label"] = words
+    if item.masked:
+        for name in _SUMMARY_TYPED_TEXT:
+            body[name] = privacy.masked(body[name])
+    body["reporter_id"] = issue.reporter_id if item.show_reporter else None
+    body["overdue"] = issue.is_overdue(now)
+    return body
+
+
 def _json_value(value: Any) -> str:
     if isinstance(value, datetime):
         return schemas.utc_isoformat(value)
@@ -131,7 +167,7 @@ class Issues(MethodView):
         now = _now()
         sort = filters.pop("sort")
         items, total = use_cases.list_issues(
-            _uow(),
+            _reading_uow(),
             principal,
             now,
             offset=pagination_parameters.first_item,
@@ -144,7 +180,7 @@ class Issues(MethodView):
         # Serialised here rather than by the schema (which documents it): a page is the hottest
         # read, and the rows are already plain values.
         status_labels: dict[str, str] = {}
-        rows = [present(i, now, summary=True, status_labels=status_labels) for i in items]
+        rows = [present_summary(i, now, status_labels) for i in items]
         return Response(json.dumps(rows, default=_json_value, ensure_ascii=False), content_type="application/json")
 
     @blp.arguments(schemas.IssueCreateSchema())
@@ -189,7 +225,7 @@ class Search(MethodView):
         (titles holding every word first, then the newest). Text is masked as in the issue itself;
         no reporter is named."""
         terms = search.terms_of(query["q"])
-        found = use_cases.search_issues(_uow(), require_principal(), terms, query["limit"])
+        found = use_cases.search_issues(_reading_uow(), require_principal(), terms, query["limit"])
         hits = []
         for view, in_title in found:
             issue = view.issue
@@ -220,7 +256,7 @@ class Export(MethodView):
         now = _now()
         sort = filters.pop("sort")
         items, _total = use_cases.list_issues(
-            _uow(), principal, now, offset=0, limit=50_000, filters=_strings(filters), sort=sort
+            _reading_uow(), principal, now, offset=0, limit=50_000, filters=_strings(filters), sort=sort
         )
         zone = ZoneInfo(current_app.extensions["linli.settings"].timezone)
         columns = [
@@ -248,7 +284,7 @@ class Export(MethodView):
 class IssueById(MethodView):
     @blp.response(200, schemas.IssueSchema)
     def get(self, issue_id: Any) -> dict:
-        return present(use_cases.get_issue(_uow(), require_principal(), str(issue_id)))
+        return present(use_cases.get_issue(_reading_uow(), require_principal(), str(issue_id)))
 
 
 @blp.route("/<uuid:issue_id>/status")

@@ -1,0 +1,83 @@
+"""A unit of work opened for reading: no transaction round trips on PostgreSQL, and no writes."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import event, insert, select, text
+
+from linli_kit.events import new_event
+from linli_kit.events.outbox import Outbox
+from linli_kit.testing import probe
+from linli_kit.testing.waiting import eventually
+from linli_kit.uow import ReadingOnly, UnitOfWork
+
+pytestmark = pytest.mark.integration
+
+
+def test_reads_on_postgresql_send_no_begin_nor_rollback_and_leave_the_pool_transactional(database):
+    commands: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        commands.append(statement)
+
+    uow = UnitOfWork(database, Outbox(probe.messaging.outbox))
+    with uow.reading():
+        raw = uow.session.connection().connection.dbapi_connection
+        assert isinstance(raw, psycopg.Connection) and raw.autocommit
+        event.listen(database.engine, "before_cursor_execute", record)
+        try:
+            assert uow.session.execute(text("SELECT 1")).scalar() == 1
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # no BEGIN was sent
+        finally:
+            event.remove(database.engine, "before_cursor_execute", record)
+    assert commands == ["SELECT 1"]
+
+    # Back in the pool the connection is transactional again: a write left uncommitted is undone.
+    with database.session() as session:
+        assert not session.connection().connection.dbapi_connection.autocommit
+        session.execute(insert(probe.effects).values(id=99, event_id="e", n=1))
+        session.rollback()
+    with database.session() as session:
+        assert session.scalar(select(probe.effects.c.id).where(probe.effects.c.id == 99)) is None
+
+
+def test_a_reading_unit_of_work_refuses_to_change_anything(any_database):
+    uow = UnitOfWork(any_database, Outbox(probe.messaging.outbox)).reading()
+    with uow, pytest.raises(ReadingOnly):
+        uow.publish(new_event(probe.PROBE_EVENT, {"n": 1}, producer="probe"))
+    with uow, pytest.raises(ReadingOnly):
+        uow.commit()
+    with uow:
+        assert uow.session.scalar(select(probe.effects.c.id)) is None  # reads work, on both databases
+
+
+def test_writes_always_ping_their_connection_and_reads_only_when_it_may_be_dead(database, pg_admin_url, monkeypatch):
+    pings: list[object] = []
+    dialect = database.engine.dialect
+    original = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(conn) or original(conn))
+    uow = UnitOfWork(database, Outbox(probe.messaging.outbox))
+    with uow:
+        uow.session.execute(text("SELECT 1"))
+    assert len(pings) == 1  # a unit of work that may write: pinged, as pool_pre_ping did
+    with uow.reading():
+        uow.session.execute(text("SELECT 1"))
+    assert len(pings) == 1  # a read on a connection just used and quiet: no round trip
+
+    # The server drops the connection: once its backend is gone, its goodbye is on the socket, so
+    # the read pings, finds it dead and is handed a new connection instead of failing.
+    name = database.engine.url.database
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+        assert killed
+        eventually(
+            lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall(),
+            what="the terminated backends gone",
+        )
+    with uow.reading():
+        assert uow.session.execute(text("SELECT 1")).scalar() == 1
+    assert len(pings) >= 2  # the dead connection pinged (and discarded), then its replacement
