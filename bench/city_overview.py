@@ -247,7 +247,8 @@ def build_counts(url: str) -> float:
         counters.rebuild(session, ZoneInfo(ZONE))
     with database.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            "VACUUM ANALYZE issue_month_counts, issue_month_breakdowns"
+            "VACUUM ANALYZE issue_month_counts, issue_month_breakdowns,"
+            " issue_consultation_counts, issue_meeting_consultations"
         )
     database.dispose()
     return time.perf_counter() - started
