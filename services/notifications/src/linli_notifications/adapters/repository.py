@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, cast, func, select
@@ -81,11 +81,9 @@ def upsert_newer(session: Session, table: Table, rows: Sequence[dict[str, Any]],
     session.execute(statement, list(rows))
 
 
-def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: str) -> dict[str, Recipient]:
-    """Recipients by id, with their opt-out and whether they have a live device: one query per
-    2,000 (a batch of events looks its recipients up once, as a broadcast chunk does)."""
-    ids = sorted(set(user_ids))
-    found: dict[str, Recipient] = {}
+def _recipient_columns() -> tuple[Any, ...]:
+    """The columns a Recipient holds, with its opt-out and whether it has a live device (the query
+    joins `sms_opt_outs` on the phone), read as plain rows: a broadcast reads 50,000 of them."""
     has_device = (
         select(devices.c.id)
         .where(devices.c.user_id == recipients.c.user_id, devices.c.pruned_at.is_(None))
@@ -93,38 +91,51 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
         .label("has_device")
     )
     r = recipients.c
+    return (
+        r.user_id,
+        r.role,
+        r.locale,
+        r.phone,
+        r.timezone,
+        r.quiet_start,
+        r.quiet_end,
+        r.active,
+        sms_opt_outs.c.phone.isnot(None).label("opted_out"),
+        has_device,
+    )
+
+
+def _recipients_of(rows: Iterable[Any], city_timezone: str) -> Iterator[Recipient]:
+    for user_id, role, locale, phone, timezone, quiet_start, quiet_end, active, opted_out, device in rows:
+        yield Recipient(
+            user_id=user_id,
+            role=role,
+            locale=locale,
+            phone=phone,
+            timezone=timezone or city_timezone,
+            quiet_start=quiet_start,
+            quiet_end=quiet_end,
+            active=active,
+            sms_opted_out=bool(opted_out),
+            has_devices=bool(device),
+        )
+
+
+def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: str) -> dict[str, Recipient]:
+    """Recipients by id, with their opt-out and whether they have a live device: one query per
+    2,000 (a batch of events looks its recipients up once, as a broadcast chunk does)."""
+    ids = sorted(set(user_ids))
+    found: dict[str, Recipient] = {}
+    r = recipients.c
     for start in range(0, len(ids), CHUNK):
         # Ids as one array parameter (`among`): an IN list of 2,000 placeholders costs more to build,
         # send and parse (psycopg splits the query text on every one) than the look-up itself.
         rows = session.execute(
-            select(
-                r.user_id,
-                r.role,
-                r.locale,
-                r.phone,
-                r.timezone,
-                r.quiet_start,
-                r.quiet_end,
-                r.active,
-                sms_opt_outs.c.phone.isnot(None).label("opted_out"),
-                has_device,
-            )
+            select(*_recipient_columns())
             .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
             .where(among(session, r.user_id, ids[start : start + CHUNK]))
         )
-        for user_id, role, locale, phone, timezone, quiet_start, quiet_end, active, opted_out, device in rows:
-            found[user_id] = Recipient(
-                user_id=user_id,
-                role=role,
-                locale=locale,
-                phone=phone,
-                timezone=timezone or city_timezone,
-                quiet_start=quiet_start,
-                quiet_end=quiet_end,
-                active=active,
-                sms_opted_out=bool(opted_out),
-                has_devices=bool(device),
-            )
+        found.update((recipient.user_id, recipient) for recipient in _recipients_of(rows, city_timezone))
     return found
 
 
@@ -141,48 +152,15 @@ def community_recipients(
     if after:
         chunk = chunk.where(recipient_communities.c.user_id > after)
     chunk = chunk.order_by(recipient_communities.c.user_id).limit(limit).subquery("chunk")
-    has_device = (
-        select(devices.c.id)
-        .where(devices.c.user_id == recipients.c.user_id, devices.c.pruned_at.is_(None))
-        .exists()
-        .label("has_device")
-    )
     r = recipients.c
-    # Only the columns a Recipient holds, as plain rows: a broadcast reads 50,000 of them.
     query = (
-        select(
-            r.user_id,
-            r.role,
-            r.locale,
-            r.phone,
-            r.timezone,
-            r.quiet_start,
-            r.quiet_end,
-            r.active,
-            sms_opt_outs.c.phone.isnot(None).label("opted_out"),
-            has_device,
-        )
+        select(*_recipient_columns())
         .select_from(chunk)
         .join(recipients, r.user_id == chunk.c.user_id)
         .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
         .order_by(chunk.c.user_id)
     )
-    rows = session.execute(query)
-    return [
-        Recipient(
-            user_id=user_id,
-            role=role,
-            locale=locale,
-            phone=phone,
-            timezone=timezone or city_timezone,
-            quiet_start=quiet_start,
-            quiet_end=quiet_end,
-            active=active,
-            sms_opted_out=bool(opted_out),
-            has_devices=bool(device),
-        )
-        for user_id, role, locale, phone, timezone, quiet_start, quiet_end, active, opted_out, device in rows
-    ]
+    return list(_recipients_of(session.execute(query), city_timezone))
 
 
 def community_preferences(
