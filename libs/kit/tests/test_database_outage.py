@@ -73,3 +73,36 @@ def test_a_driver_error_that_is_the_statements_fault_is_not_an_outage(database):
         with driver.cursor() as cursor, pytest.raises(psycopg.Error) as failed:
             cursor.execute("SELECT 1 / 0")
     assert not is_database_outage(failed.value)
+
+
+def test_batches_in_flight_when_the_database_goes_are_not_sent_twice(
+    database, amqp_url, bus_names, broker_proxy, tap, threads, pg_admin_url
+):
+    """Three batches await their confirms when the relay's database connection (and with it its
+    lock) is cut. The first confirm's marking fails; the relay steps down but keeps awaiting the
+    other two batches' confirms on its channel, and marks all three once it leads again, before it
+    reads anything: none of the 300 events goes out twice."""
+    from collections import Counter
+
+    from sqlalchemy import func
+
+    def unpublished() -> int:
+        outbox = probe.messaging.outbox
+        with database.reading() as conn:
+            return conn.scalar(select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None)))
+
+    proxy, proxied_url = broker_proxy
+    relay = probe.relay_for(database, proxied_url, bus_names, batch_size=100, batches_in_flight=3)
+    threads(relay.run)
+    eventually(relay.leading.is_set, what="relay connected and publishing")
+
+    proxy.stall()  # the broker holds its confirms back
+    ids = probe.write_events(database, range(300))
+    eventually(lambda: relay.awaiting_confirms == 300, what="three batches awaiting their confirms")
+    assert kill_connections(pg_admin_url, database.url) >= 1  # the relay's lock and its connection
+    proxy.resume()
+
+    eventually(lambda: unpublished() == 0, timeout=30, what="every row marked after the outage")
+    received: Counter[str] = Counter()
+    eventually(lambda: received.update(p.message_id for p in tap.drain()) or set(received) == set(ids))
+    assert max(received.values()) == 1, f"{sum(n > 1 for n in received.values())} events went out twice"
