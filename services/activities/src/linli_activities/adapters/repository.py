@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
-    Executable,
     Integer,
     and_,
     bindparam,
@@ -22,6 +21,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -30,6 +30,7 @@ from linli_activities.domain.activities import Activity, ActivityStatus, Registr
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
+from linli_kit.events.envelope import Event
 from linli_kit.events.outbox import Outbox
 from linli_kit.search import TextIndex
 from linli_kit.tables import UtcDateTime
@@ -62,12 +63,67 @@ TAKE_PLACE = (
 REGISTRATION_INSERT = insert(tables.registrations).values(
     {c.name: bindparam(f"registration_{c.name}") for c in tables.registrations.columns}
 )
-# PostgreSQL: the registration and its event (outbox_... parameters) in one statement.
-REGISTRATION_AND_EVENT_INSERT = Outbox(tables.messaging.outbox).insert_one_with(
-    REGISTRATION_INSERT.returning(tables.registrations.c.id).cte("registration")
+# PostgreSQL: a whole first sign-up in one statement (data-modifying WITH), run on its own in
+# autocommit, so the activity's row is locked from that statement's UPDATE to its commit, all
+# inside the server: no round trip of the client's while it is held (the sign-ups of a popular
+# activity take turns on that row). The UPDATE is TAKE_PLACE's, and also requires the activity's
+# revision as read before it (every change of its title, start, communities, window or limits
+# moves it), so the event and the counts, made from that reading, are the locked row's. Whether
+# the party is confirmed or waits is decided by the UPDATE; the registration, the statistics'
+# counts (SIGN_UP_COUNTS of both outcomes, adapters/counts.py) and the event (its two versions,
+# the waiting one given its place in the line here) follow what it returns. No row returned:
+# nothing was written (the caller takes the general path, which says why). A second sign-up of
+# one person fails the unique (activity, user) constraint, and the whole statement with it.
+_REGISTRATION_COLUMNS = [c.name for c in tables.registrations.columns]
+_WAITS = "place.waiting_parties > 0"  # a waitlisted party always leaves someone waiting
+_SIGN_UP_VALUES = {
+    "status": f"CASE WHEN {_WAITS} THEN '{RegistrationStatus.WAITLISTED}' ELSE '{RegistrationStatus.CONFIRMED}' END",
+    "waitlist_seq": f"CASE WHEN {_WAITS} THEN place.waitlist_counter END",
+}
+# TAKE_PLACE's rules and counting, in PostgreSQL's words (with the revision): the test of the
+# sign-up paths holds both to the domain's Activity.register on the same sign-ups.
+_FITS_SQL = (
+    "activities.waiting_parties = 0 AND (activities.capacity IS NULL "
+    "OR activities.confirmed_places + :party_size <= activities.capacity)"
 )
-# ... and with the sign-up's statistics' counts (adapters/counts.py) too.
-REGISTRATION_COUNTS_AND_EVENT_INSERT = REGISTRATION_AND_EVENT_INSERT.add_cte(counts.SIGN_UP_COUNTS_CTE)
+_PLACE_SQL = (
+    "UPDATE activities SET "
+    f"confirmed_places = confirmed_places + CASE WHEN {_FITS_SQL} THEN :party_size ELSE 0 END, "
+    f"waiting_parties = waiting_parties + CASE WHEN {_FITS_SQL} THEN 0 ELSE 1 END, "
+    f"waitlist_counter = waitlist_counter + CASE WHEN {_FITS_SQL} THEN 0 ELSE 1 END "
+    f"WHERE id = :activity_id AND revision = :revision AND status = '{ActivityStatus.PUBLISHED}' "
+    "AND announced_at IS NOT NULL AND max_party_size >= :party_size "
+    "AND (registration_opens_at IS NULL OR registration_opens_at <= :now) "
+    "AND coalesce(registration_closes_at, starts_at) > :now "
+    "RETURNING " + ", ".join(TAKE_PLACE_RETURNS)
+)
+SIGN_UP_IN_ONE_STATEMENT = text(
+    "WITH place AS ("
+    + _PLACE_SQL
+    + "), registration AS (INSERT INTO registrations ("
+    + ", ".join(_REGISTRATION_COLUMNS)
+    + ") SELECT "
+    + ", ".join(_SIGN_UP_VALUES.get(name, f":registration_{name}") for name in _REGISTRATION_COLUMNS)
+    + " FROM place RETURNING status), counts AS (INSERT INTO activity_counts (scope, month, "
+    + ", ".join(counts.COLUMNS)
+    + ") SELECT scopes.scope, :month, "
+    + ", ".join(
+        f"CASE WHEN registration.status = '{RegistrationStatus.CONFIRMED}' THEN :confirmed_c_{n} "
+        f"ELSE :waitlisted_c_{n} END"
+        for n in counts.COLUMNS
+    )
+    + " FROM registration CROSS JOIN (SELECT CAST(:community AS text) AS scope UNION ALL SELECT :street_prefix || "
+    "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = :community), '')) AS scopes"
+    " ON CONFLICT (scope, month) DO UPDATE SET "
+    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
+    + "), event AS (INSERT INTO outbox (event_id, event_type, payload, created_at, published_at) SELECT "
+    f"CASE WHEN {_WAITS} THEN :waitlisted_event_id ELSE :confirmed_event_id END, "
+    f"CASE WHEN {_WAITS} THEN :waitlisted_event_type ELSE :confirmed_event_type END, "
+    f"CASE WHEN {_WAITS} THEN CAST(jsonb_set(CAST(:waitlisted_payload AS jsonb), "
+    "'{data,waitlist_position}', to_jsonb(place.waiting_parties)) AS text) ELSE :confirmed_payload END, "
+    ":event_created_at, NULL FROM place, registration) "
+    "SELECT " + ", ".join(f"place.{name}" for name in TAKE_PLACE_RETURNS) + " FROM place"
+)
 ACTIVITY_WITH_REGISTRATION = (
     select(Activity, Registration)
     .outerjoin(
@@ -83,6 +139,8 @@ def registration_parameters(registration: Registration) -> dict[str, Any]:
 
 
 class Repository:
+    outbox = Outbox(tables.messaging.outbox)
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -199,21 +257,48 @@ class Repository:
         if zone is not None:
             self.session.execute(counts.sign_up_statement(zone, registration, starts_at))
 
-    def registration_counts_and_event(
-        self, registration: Registration, starts_at: datetime
-    ) -> tuple[Executable, dict[str, Any]]:
-        """PostgreSQL: the statement (for `commit_with`) writing a first registration made by
-        `take_place`, its statistics' counts and its event at once, and its parameters. The
-        activity's row that `take_place` locked is then held for that one round trip and the
-        commit: the counts' upsert in a round trip of its own there took a sixth of the
-        registrations a popular activity takes per second."""
-        parameters = registration_parameters(registration)
-        zone = self.session.info.get(counts.ZONE_KEY)
-        if zone is None:
-            return REGISTRATION_AND_EVENT_INSERT, parameters
-        return REGISTRATION_COUNTS_AND_EVENT_INSERT, parameters | counts.sign_up_parameters(
-            zone, registration, starts_at
-        )
+    def one_statement_follows_reads(self) -> bool:
+        """PostgreSQL: this session's statements run in autocommit from here, each atomic on its
+        own, for a use case that reads, then makes its whole change in one statement (no BEGIN and
+        no COMMIT round trips; a row that statement locks is held only while it runs and commits).
+        Returns False, changing nothing, on SQLite or in a transaction already begun. To fall back
+        to a transaction, roll the session back: its next statement begins one."""
+        if self.session.get_bind().dialect.name != "postgresql" or self.session.in_transaction():
+            return False
+        self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return True
+
+    def sign_up_in_one_statement(
+        self,
+        activity: Activity,
+        confirmed: Registration,
+        waitlisted: Registration,
+        events: tuple[Event, Event],
+    ) -> Row | None:
+        """PostgreSQL, in autocommit (`one_statement_follows_reads`): a first sign-up written by
+        SIGN_UP_IN_ONE_STATEMENT, its place, registration, counts and event. `confirmed` and
+        `waitlisted` are the registration as it is in either outcome, `events` the event of each
+        (the waiting one's position is set by the statement). Returns the activity's places after it
+        (TAKE_PLACE_RETURNS), or None with nothing written when the activity as read (`revision`)
+        does not take it as a first sign-up now. The places are set on `activity` (not marked changed)."""
+        zone = self.session.info[counts.ZONE_KEY]
+        parameters = registration_parameters(confirmed)
+        parameters.update(activity_id=activity.id, party_size=confirmed.party_size, revision=activity.revision)
+        parameters["now"] = confirmed.created_at
+        outcomes = (("confirmed", confirmed, events[0]), ("waitlisted", waitlisted, events[1]))
+        for outcome, registration, event in outcomes:
+            for name, value in counts.sign_up_parameters(zone, registration, activity.starts_at).items():
+                parameters[f"{outcome}_{name}" if name.startswith("c_") else name] = value
+            (row,) = self.outbox.rows([event])
+            parameters[f"{outcome}_event_id"] = row["event_id"]
+            parameters[f"{outcome}_event_type"] = row["event_type"]
+            parameters[f"{outcome}_payload"] = row["payload"]
+            parameters["event_created_at"] = row["created_at"]
+        places = self.session.execute(SIGN_UP_IN_ONE_STATEMENT, parameters).first()
+        if places is not None:
+            for name, value in zip(TAKE_PLACE_RETURNS, places, strict=True):
+                set_committed_value(activity, name, value)
+        return places
 
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities
