@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -21,7 +24,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -124,6 +126,73 @@ SIGN_UP_IN_ONE_STATEMENT = text(
     ":event_created_at, NULL FROM place, registration) "
     "SELECT " + ", ".join(f"place.{name}" for name in TAKE_PLACE_RETURNS) + " FROM place"
 )
+# PostgreSQL: the first sign-ups of one activity gathered by a process (service_layer/combiner.py)
+# in one statement: one turn on the activity's row and one commit for them all. `members` is a JSON
+# array of them in their order (`taken`: the places taken by those up to and including each). The
+# row is locked (FOR UPDATE, under the conditions of TAKE_PLACE for the largest party, and the
+# revision), then each is decided as one by one they would be: confirmed while nobody waits and
+# the places taken so far fit (a prefix: once one does not, none after it does), the others in the
+# line in their order. The counts are summed per scope (an upsert touches a row once).
+_MEMBER_COLUMNS = (
+    "ord int, id text, user_id text, community_id text, party_size int, registered_by text, taken int, "
+    "confirmed_event_id text, confirmed_payload text, waitlisted_event_id text, waitlisted_payload text, "
+    "confirmed_counts jsonb, waitlisted_counts jsonb"
+)
+SIGN_UPS_TOGETHER = text(
+    f"WITH members AS (SELECT * FROM jsonb_to_recordset(CAST(:members AS jsonb)) AS m({_MEMBER_COLUMNS})), "
+    "locked AS (SELECT confirmed_places, waiting_parties, waitlist_counter, capacity FROM activities "
+    f"WHERE id = :activity_id AND revision = :revision AND status = '{ActivityStatus.PUBLISHED}' "
+    "AND announced_at IS NOT NULL AND max_party_size >= :largest_party "
+    "AND (registration_opens_at IS NULL OR registration_opens_at <= :now) "
+    "AND coalesce(registration_closes_at, starts_at) > :now FOR UPDATE), "
+    "decided AS (SELECT m.*, (l.waiting_parties = 0 AND (l.capacity IS NULL "
+    "OR l.confirmed_places + m.taken <= l.capacity)) AS fits, l.waiting_parties AS waiting_before, "
+    "l.waitlist_counter AS counter_before FROM members m CROSS JOIN locked l), "
+    "ranked AS (SELECT d.*, CASE WHEN NOT d.fits THEN d.counter_before + count(*) FILTER (WHERE NOT d.fits) "
+    "OVER (ORDER BY d.ord) END AS seq, CASE WHEN NOT d.fits THEN d.waiting_before + count(*) "
+    "FILTER (WHERE NOT d.fits) OVER (ORDER BY d.ord) END AS position FROM decided d), "
+    "place AS (UPDATE activities SET confirmed_places = l.confirmed_places + t.places, "
+    "waiting_parties = l.waiting_parties + t.waits, waitlist_counter = l.waitlist_counter + t.waits "
+    "FROM locked l, (SELECT coalesce(sum(party_size) FILTER (WHERE fits), 0) AS places, "
+    "count(*) FILTER (WHERE NOT fits) AS waits FROM decided) t WHERE activities.id = :activity_id "
+    "RETURNING " + ", ".join(f"activities.{name}" for name in TAKE_PLACE_RETURNS) + "), "
+    "registration AS (INSERT INTO registrations ("
+    + ", ".join(_REGISTRATION_COLUMNS)
+    + ") SELECT "
+    + ", ".join(
+        {
+            "activity_id": ":activity_id",
+            "status": f"CASE WHEN r.fits THEN '{RegistrationStatus.CONFIRMED}' "
+            f"ELSE '{RegistrationStatus.WAITLISTED}' END",
+            "waitlist_seq": "r.seq",
+            "created_at": ":now",
+            "updated_at": ":now",
+        }.get(name, f"r.{name}")
+        for name in _REGISTRATION_COLUMNS
+    )
+    + " FROM ranked r ORDER BY r.ord), "
+    "counts AS (INSERT INTO activity_counts (scope, month, "
+    + ", ".join(counts.COLUMNS)
+    + ") SELECT s.scope, :month, "
+    + ", ".join(
+        f"coalesce(sum(CAST((CASE WHEN r.fits THEN r.confirmed_counts ELSE r.waitlisted_counts END) ->> 'c_{n}' "
+        "AS numeric)), 0)"
+        for n in counts.COLUMNS
+    )
+    + " FROM ranked r CROSS JOIN LATERAL (SELECT r.community_id AS scope UNION ALL SELECT :street_prefix || "
+    "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = r.community_id), '')) AS s "
+    "GROUP BY s.scope ON CONFLICT (scope, month) DO UPDATE SET "
+    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
+    + "), event AS (INSERT INTO outbox (event_id, event_type, payload, created_at, published_at) SELECT "
+    "CASE WHEN r.fits THEN r.confirmed_event_id ELSE r.waitlisted_event_id END, "
+    "CASE WHEN r.fits THEN :confirmed_event_type ELSE :waitlisted_event_type END, "
+    "CASE WHEN r.fits THEN r.confirmed_payload ELSE CAST(jsonb_set(CAST(r.waitlisted_payload AS jsonb), "
+    "'{data,waitlist_position}', to_jsonb(r.position)) AS text) END, :event_created_at, NULL "
+    "FROM ranked r ORDER BY r.ord) "
+    "SELECT r.fits, r.seq, r.position, r.ord, "
+    + ", ".join(f"p.{name}" for name in TAKE_PLACE_RETURNS)
+    + " FROM ranked r CROSS JOIN place p ORDER BY r.ord"
+)
 ACTIVITY_WITH_REGISTRATION = (
     select(Activity, Registration)
     .outerjoin(
@@ -132,6 +201,30 @@ ACTIVITY_WITH_REGISTRATION = (
     )
     .where(Activity.id == bindparam("activity_id"))
 )
+
+
+@dataclass(frozen=True)
+class FirstSignUp:
+    """A first sign-up to write: its registration as it is in either outcome, and the event of
+    each (the waiting one's place in the line is set by the statement that decides it)."""
+
+    confirmed: Registration
+    waitlisted: Registration
+    events: tuple[Event, Event]
+
+    def outcomes(self) -> tuple[tuple[str, Registration, Event], tuple[str, Registration, Event]]:
+        return ("confirmed", self.confirmed, self.events[0]), ("waitlisted", self.waitlisted, self.events[1])
+
+
+@dataclass(frozen=True)
+class SignUpOutcome:
+    """What the database decided for a first sign-up, and the activity's places after it
+    (TAKE_PLACE_RETURNS)."""
+
+    waits: bool
+    waitlist_seq: int | None
+    waitlist_position: int | None
+    places: tuple[Any, ...]
 
 
 def registration_parameters(registration: Registration) -> dict[str, Any]:
@@ -268,37 +361,98 @@ class Repository:
         self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         return True
 
-    def sign_up_in_one_statement(
-        self,
-        activity: Activity,
-        confirmed: Registration,
-        waitlisted: Registration,
-        events: tuple[Event, Event],
-    ) -> Row | None:
-        """PostgreSQL, in autocommit (`one_statement_follows_reads`): a first sign-up written by
-        SIGN_UP_IN_ONE_STATEMENT, its place, registration, counts and event. `confirmed` and
-        `waitlisted` are the registration as it is in either outcome, `events` the event of each
-        (the waiting one's position is set by the statement). Returns the activity's places after it
-        (TAKE_PLACE_RETURNS), or None with nothing written when the activity as read (`revision`)
-        does not take it as a first sign-up now. The places are set on `activity` (not marked changed)."""
-        zone = self.session.info[counts.ZONE_KEY]
-        parameters = registration_parameters(confirmed)
-        parameters.update(activity_id=activity.id, party_size=confirmed.party_size, revision=activity.revision)
-        parameters["now"] = confirmed.created_at
-        outcomes = (("confirmed", confirmed, events[0]), ("waitlisted", waitlisted, events[1]))
-        for outcome, registration, event in outcomes:
-            for name, value in counts.sign_up_parameters(zone, registration, activity.starts_at).items():
-                parameters[f"{outcome}_{name}" if name.startswith("c_") else name] = value
+    def _sign_up_parameters(self, activity: Activity) -> dict[str, Any]:
+        return {
+            "activity_id": activity.id,
+            "revision": activity.revision,
+            "month": counts.month_of(activity.starts_at, ZoneInfo(self.session.info[counts.ZONE_KEY])),
+            "street_prefix": counts.STREET,
+            "confirmed_event_type": "activities.registration.confirmed",
+            "waitlisted_event_type": "activities.registration.waitlisted",
+        }
+
+    def _counts_of(self, registration: Registration, starts_at: datetime) -> dict[str, Any]:
+        figures = counts.sign_up_parameters(self.session.info[counts.ZONE_KEY], registration, starts_at)
+        return {name: value for name, value in figures.items() if name.startswith("c_")}
+
+    def sign_up_in_one_statement(self, activity: Activity, sign_up: FirstSignUp) -> SignUpOutcome | None:
+        """PostgreSQL, in autocommit (`one_statement_follows_reads`): a first sign-up of `activity`
+        (as read: its revision) written by SIGN_UP_IN_ONE_STATEMENT, its place, registration, counts
+        and event. None, with nothing written, when the activity does not take it so now."""
+        confirmed = sign_up.confirmed
+        parameters = self._sign_up_parameters(activity) | registration_parameters(confirmed)
+        parameters.update(party_size=confirmed.party_size, now=confirmed.created_at, community=confirmed.community_id)
+        for outcome, registration, event in sign_up.outcomes():
+            for name, value in self._counts_of(registration, activity.starts_at).items():
+                parameters[f"{outcome}_{name}"] = value
             (row,) = self.outbox.rows([event])
             parameters[f"{outcome}_event_id"] = row["event_id"]
-            parameters[f"{outcome}_event_type"] = row["event_type"]
             parameters[f"{outcome}_payload"] = row["payload"]
             parameters["event_created_at"] = row["created_at"]
         places = self.session.execute(SIGN_UP_IN_ONE_STATEMENT, parameters).first()
-        if places is not None:
-            for name, value in zip(TAKE_PLACE_RETURNS, places, strict=True):
-                set_committed_value(activity, name, value)
-        return places
+        if places is None:
+            return None
+        waiting = places.waiting_parties
+        return SignUpOutcome(
+            waits=waiting > 0,
+            waitlist_seq=places.waitlist_counter if waiting > 0 else None,
+            waitlist_position=waiting if waiting > 0 else None,
+            places=tuple(places),
+        )
+
+    def sign_up_together(self, activity: Activity, sign_ups: list[FirstSignUp]) -> list[SignUpOutcome] | None:
+        """PostgreSQL, in autocommit: first sign-ups of `activity` (as read: its revision), in their
+        order, written by SIGN_UPS_TOGETHER in one statement (places decided one after the other,
+        as one by one they would be). Their outcomes in order, or None with nothing written when
+        the activity does not take them all so now (one of them may be the cause: take them one
+        by one). A second registration of someone fails the whole statement (IntegrityError)."""
+        parameters = self._sign_up_parameters(activity)
+        members, taken = [], 0
+        for order, sign_up in enumerate(sign_ups):
+            confirmed = sign_up.confirmed
+            taken += confirmed.party_size
+            rows = [self.outbox.rows([event])[0] for _outcome, _registration, event in sign_up.outcomes()]
+            members.append(
+                {
+                    "ord": order,
+                    "id": confirmed.id,
+                    "user_id": confirmed.user_id,
+                    "community_id": confirmed.community_id,
+                    "party_size": confirmed.party_size,
+                    "registered_by": confirmed.registered_by,
+                    "taken": taken,
+                    "confirmed_event_id": rows[0]["event_id"],
+                    "confirmed_payload": rows[0]["payload"],
+                    "waitlisted_event_id": rows[1]["event_id"],
+                    "waitlisted_payload": rows[1]["payload"],
+                    "confirmed_counts": self._counts_of(confirmed, activity.starts_at),
+                    "waitlisted_counts": self._counts_of(sign_up.waitlisted, activity.starts_at),
+                }
+            )
+            parameters["event_created_at"] = rows[0]["created_at"]
+        parameters.update(
+            members=json.dumps(members),
+            largest_party=max(s.confirmed.party_size for s in sign_ups),
+            now=sign_ups[0].confirmed.created_at,
+        )
+        rows = self.session.execute(SIGN_UPS_TOGETHER, parameters).all()
+        if not rows:
+            return None
+        return [
+            SignUpOutcome(
+                waits=not row.fits,
+                waitlist_seq=row.seq,
+                waitlist_position=row.position,
+                places=tuple(row)[4:],
+            )
+            for row in rows
+        ]
+
+    def note_places(self, activity: Activity, places: tuple[Any, ...]) -> None:
+        """Bring the activity's places and start up to date from a sign-up's (TAKE_PLACE_RETURNS),
+        not marked changed."""
+        for name, value in zip(TAKE_PLACE_RETURNS, places, strict=True):
+            set_committed_value(activity, name, value)
 
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities

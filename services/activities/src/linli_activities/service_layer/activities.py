@@ -15,9 +15,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from linli_activities import SERVICE
+from linli_activities.adapters.repository import FirstSignUp, SignUpOutcome
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
@@ -560,11 +561,12 @@ def _register_first_time(
     uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, user: str, community: str, party_size: int
 ) -> RegistrationView | None:
     """The common sign-up (a first registration for a published, announced activity open to
-    sign-ups) in few statements. PostgreSQL (in autocommit): one statement takes the place and
-    writes the registration, its counts and its event (Repository.sign_up_in_one_statement).
-    SQLite: the place taken by one conditional UPDATE that locks the row, the counts, the
-    registration and its event inserted, commit. None, with nothing changed, when the row does not
-    qualify: the general path then decides (and names the reason for a refusal)."""
+    sign-ups) in few statements. PostgreSQL (in autocommit): with the concurrent first sign-ups of
+    this process for the activity (uow.sign_ups), one statement takes the places and writes the
+    registrations, their counts and their events (_sign_up_together). SQLite: the place taken by
+    one conditional UPDATE that locks the row, the counts, the registration and its event
+    inserted, commit. None, with nothing changed, when the row does not qualify: the general path
+    then decides (and names the reason for a refusal)."""
     now = uow.clock()
 
     def registration(status: str, seq: int | None) -> Registration:
@@ -591,9 +593,18 @@ def _register_first_time(
                 _registration_event("activities.registration.confirmed", activity, confirmed, None),
                 _registration_event("activities.registration.waitlisted", activity, waitlisted, 1),
             )
-            if uow.repo.sign_up_in_one_statement(activity, confirmed, waitlisted, events) is None:
+            outcome = uow.sign_ups.run(
+                (activity.id, activity.revision),
+                FirstSignUp(confirmed, waitlisted, events),
+                lambda group: _sign_up_together(uow, activity, group),
+            )
+            if outcome is None:
                 return None
-        elif not uow.repo.take_place(activity, party_size, now):
+            uow.repo.note_places(activity, outcome.places)
+            made = waitlisted if outcome.waits else confirmed
+            made.waitlist_seq = outcome.waitlist_seq
+            return RegistrationView(made, outcome.waitlist_position)
+        if not uow.repo.take_place(activity, party_size, now):
             return None
         confirmed_now = activity.waiting_parties == 0  # a waitlisted party always leaves someone waiting
         made = registration(
@@ -601,16 +612,39 @@ def _register_first_time(
             None if confirmed_now else activity.waitlist_counter,
         )
         position = None if confirmed_now else activity.waiting_parties
-        if uow.session.get_bind().dialect.name != "postgresql":
-            kind = "confirmed" if confirmed_now else "waitlisted"
-            uow.publish(_registration_event(f"activities.registration.{kind}", activity, made, position))
-            # The statistics' counts are the activity's as published, by its start as locked.
-            uow.repo.count_sign_up(made, activity.starts_at)
-            uow.repo.insert_registration(made)
-            uow.commit()
+        kind = "confirmed" if confirmed_now else "waitlisted"
+        uow.publish(_registration_event(f"activities.registration.{kind}", activity, made, position))
+        # The statistics' counts are the activity's as published, by its start as locked.
+        uow.repo.count_sign_up(made, activity.starts_at)
+        uow.repo.insert_registration(made)
+        uow.commit()
     except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one
         raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
     return RegistrationView(made, position)
+
+
+def _sign_up_together(
+    uow: ActivitiesUnitOfWork, activity: Activity, group: list[FirstSignUp]
+) -> list[SignUpOutcome | None | BaseException]:
+    """Run by one sign-up of the group (its session, its reading of the activity: the group's
+    revision) for all: one statement when they are several. When that statement fails (someone
+    signing up twice at once) or does not take them all (one party too large), each is taken on
+    its own, so one's error or refusal is its own and the others' places are taken as they came:
+    an outcome, None (the general path decides it), or the error to raise in its thread."""
+    if len(group) > 1:
+        try:
+            together = uow.repo.sign_up_together(activity, group)
+        except DBAPIError:
+            together = None  # nothing written (one statement, in autocommit)
+        if together is not None:
+            return list(together)
+    outcomes: list[SignUpOutcome | None | BaseException] = []
+    for sign_up in group:
+        try:
+            outcomes.append(uow.repo.sign_up_in_one_statement(activity, sign_up))
+        except DBAPIError as error:
+            outcomes.append(error)
+    return outcomes
 
 
 def _registration(
