@@ -10,7 +10,9 @@ sign-ups of distinct residents as fast as they can; the clock runs from the firs
 last answer. Rounds alternate which goes first, so the load of a shared machine drifting during the
 run hits both alike; the medians are compared. After every round the database is checked: places
 confirmed never above capacity, one row per person, the counters right, the waiting list one
-gap-free order.
+gap-free order. Each round also measures the CPU the server's gunicorn workers and its database
+backends spent per registration: on a shared machine the figure to compare, where the rate is noisy;
+and the registrations per write (the service's sign-ups written together share their time stamp).
 
     .venv/bin/python bench/activities_http.py [--clients 50] [--registrations 1500] [--capacity 500] [--rounds 3]
 """
@@ -80,6 +82,44 @@ def drive(
     return time.perf_counter() - started, latencies, statuses
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> float:
+    """User plus system CPU seconds of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def server_cpu(master_pid: int, database_url: str) -> float:
+    """CPU seconds so far of a gunicorn master's workers and of the PostgreSQL backends connected to
+    the server's database (a backend that ended during a round takes its CPU with it: the figure is
+    a lower bound, alike for both servers, whose pools keep their connections)."""
+    workers = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _parent_of(int(entry.name)) == master_pid
+    ]
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        backends = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        ).scalars()
+        pids = [*workers, *backends]
+    engine.dispose()
+    return sum(_cpu_of(pid) for pid in pids)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def check_booking(database_url: str, activity_id: str, capacity: int) -> dict:
     engine = create_engine(database_url)
     with engine.connect() as conn:
@@ -89,8 +129,12 @@ def check_booking(database_url: str, activity_id: str, capacity: int) -> dict:
             ),
             {"a": activity_id},
         ).scalar()
-        rows, people = conn.execute(
-            text("SELECT count(*), count(DISTINCT user_id) FROM registrations WHERE activity_id = :a"),
+        # A group written together (the service's combiner) stamps its registrations alike.
+        rows, people, stamps = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT user_id), count(DISTINCT created_at) FROM registrations "
+                "WHERE activity_id = :a"
+            ),
             {"a": activity_id},
         ).one()
         seqs = [
@@ -113,6 +157,7 @@ def check_booking(database_url: str, activity_id: str, capacity: int) -> dict:
         "counter_agrees": counter == confirmed,
         "rows": rows,
         "one_row_per_person": rows == people,
+        "per_write": rows / max(stamps, 1),
         "waitlist_gap_free": seqs == list(range(1, len(seqs) + 1)),
         "waitlisted": len(seqs),
     }
@@ -216,6 +261,8 @@ def main() -> None:
     baseline = None
     community, street = str(uuid.uuid4()), str(uuid.uuid4())
     results: dict[str, list[tuple[float, list[float], dict, dict]]] = {"ours": [], "bare": []}
+    # CPU of the server's workers and its database backends per registration, each round.
+    cpu_per_registration: dict[str, list[float]] = {"ours": [], "bare": []}
     try:
         service = platform.start_web("activities")
         ours_db = platform.database_url("activities")
@@ -246,15 +293,21 @@ def main() -> None:
         def ours_round(i: int) -> None:
             activity = create_ours(service.url, staff, community, args.capacity)
             mine = tokens[i * args.registrations : (i + 1) * args.registrations]
+            cpu = server_cpu(service.popen.pid, ours_db)
             seconds, lat, codes = drive(service.url, activity, mine, args.clients)
+            cpu = server_cpu(service.popen.pid, ours_db) - cpu
             results["ours"].append(
                 (args.registrations / seconds, lat, codes, check_booking(ours_db, activity, args.capacity))
             )
+            cpu_per_registration["ours"].append(cpu / args.registrations)
 
         def bare_round(_i: int) -> None:
             activity = create_bare(bare_db, community, args.capacity)
             headers = [{"X-User": str(uuid.uuid4()), "X-Community": community} for _ in range(args.registrations)]
+            cpu = server_cpu(baseline.pid, bare_db)
             seconds, lat, codes = drive(bare_url, activity, headers, args.clients)
+            cpu = server_cpu(baseline.pid, bare_db) - cpu
+            cpu_per_registration["bare"].append(cpu / args.registrations)
             results["bare"].append(
                 (args.registrations / seconds, lat, codes, check_booking(bare_db, activity, args.capacity))
             )
@@ -278,7 +331,10 @@ def main() -> None:
         f"{args.rounds} alternating rounds of {args.registrations} sign-ups, one activity of {args.capacity} places, "
         f"{args.clients} concurrent clients, {args.workers} gunicorn workers x 4 threads each"
     )
-    print(f"{'':28}{'reg/s (median)':>15}{'p50 ms':>10}{'p99 ms':>10}  over-booked  waitlist gap-free  statuses")
+    print(
+        f"{'':28}{'reg/s (median)':>15}{'p50 ms':>10}{'p99 ms':>10}{'CPU us/reg':>12}{'reg/write':>11}"
+        "  over-booked  waitlist gap-free  statuses"
+    )
     medians = {}
     for name, label in (("ours", "activities service"), ("bare", "bare Flask + SQLAlchemy")):
         rounds = results[name]
@@ -295,9 +351,12 @@ def main() -> None:
         )
         print(
             f"{label:28}{medians[name]:15.0f}{percentile(latencies, 0.5) * 1000:10.1f}"
-            f"{percentile(latencies, 0.99) * 1000:10.1f}  {over:11d}  {str(ordered):17}  {dict(sorted(codes.items()))}"
+            f"{percentile(latencies, 0.99) * 1000:10.1f}{percentile(cpu_per_registration[name], 0.5) * 1e6:12.0f}"
+            f"{sum(r[3]['per_write'] for r in rounds) / len(rounds):11.2f}"
+            f"  {over:11d}  {str(ordered):17}  {dict(sorted(codes.items()))}"
         )
     ratios = sorted(o[0] / b[0] for o, b in zip(results["ours"], results["bare"], strict=True))
+    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(
         f"ratio ours / bare: median {ratios[len(ratios) // 2]:.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; "
         f"target >= 0.60); ours >= 500/s: {medians['ours'] >= 500} (target)"

@@ -1,7 +1,7 @@
 """A first sign-up takes its place with one conditional UPDATE (service_layer.activities.
-_register_first_time): on SQLite and PostgreSQL it decides exactly what the general path decides
-(the domain's Activity.register), publishes the same events, and leaves every refusal to the general
-path, which names its reason."""
+_register_first_time; on PostgreSQL within the one statement of the whole sign-up): on SQLite and
+PostgreSQL it decides exactly what the general path decides (the domain's Activity.register),
+publishes the same events, and leaves every refusal to the general path, which names its reason."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
+from psycopg import pq
 from sqlalchemy import event, select
 
 from linli_activities.adapters.tables import activity_counts, messaging
@@ -124,31 +125,42 @@ def _refusals(any_database, community: str) -> None:
 
 
 def test_a_first_sign_up_writes_its_counts_with_its_registration(any_database, any_world):
-    """The sign-up's statements from the place taken to the commit: the conditional UPDATE, then on
-    PostgreSQL one statement writing the registration, the statistics' counts (an INSERT ... ON
-    CONFLICT of its community's row and its street's) and the event, so the activity's row is held
-    for one round trip and the commit; on SQLite the counts, the registration and the event in three."""
+    """The sign-up's writes: on PostgreSQL one statement taking the place and writing the
+    registration, the statistics' counts (an INSERT ... ON CONFLICT of its community's row and its
+    street's) and the event, committed by itself (autocommit: the activity's row is held only
+    while it runs and commits, with no round trip of the client's in between); on SQLite the
+    conditional UPDATE, then the counts, the registration and the event."""
     community = any_world.community_a
     activity = _activity(any_database, community)
     written: list[str] = []
+    idle_after: list[bool] = []
 
     def seen(_conn, _cursor, statement, *_args) -> None:
         verb = statement.lstrip().split()[0].upper()
         if verb in ("UPDATE", "INSERT", "WITH", "DELETE"):
             written.append(statement)
 
+    def finished(conn, _cursor, statement, *_args) -> None:
+        if statement.startswith("WITH place AS"):
+            idle_after.append(conn.connection.dbapi_connection.info.transaction_status == pq.TransactionStatus.IDLE)
+
     event.listen(any_database.engine, "before_cursor_execute", seen)
+    event.listen(any_database.engine, "after_cursor_execute", finished)
     try:
         resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
         activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
     finally:
         event.remove(any_database.engine, "before_cursor_execute", seen)
+        event.remove(any_database.engine, "after_cursor_execute", finished)
     postgres = any_database.engine.dialect.name == "postgresql"
-    assert len(written) == (2 if postgres else 4), written
-    assert written[0].lstrip().startswith("UPDATE activities")
+    assert len(written) == (1 if postgres else 4), written
     assert sum("activity_counts" in statement for statement in written) == 1
     if postgres:
-        assert all(f"INSERT INTO {table}" in written[1] for table in ("registrations", "activity_counts", "outbox"))
+        assert written[0].startswith("WITH place AS (UPDATE activities")
+        assert all(f"INSERT INTO {table}" in written[0] for table in ("registrations", "activity_counts", "outbox"))
+        assert idle_after == [True]  # committed as it ended: no transaction left open holding the row
+    else:
+        assert written[0].lstrip().startswith("UPDATE activities")
     with any_database.session() as s:
         rows = s.execute(select(activity_counts.c.scope, activity_counts.c.registered_places)).all()
         places = {scope: n for scope, n in rows if scope in (community, f"street:{any_world.street_id}")}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
-    Executable,
     Integer,
     and_,
     bindparam,
@@ -30,6 +32,7 @@ from linli_activities.domain.activities import Activity, ActivityStatus, Registr
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
+from linli_kit.events.envelope import Event
 from linli_kit.events.outbox import Outbox
 from linli_kit.search import TextIndex
 from linli_kit.tables import UtcDateTime
@@ -62,12 +65,134 @@ TAKE_PLACE = (
 REGISTRATION_INSERT = insert(tables.registrations).values(
     {c.name: bindparam(f"registration_{c.name}") for c in tables.registrations.columns}
 )
-# PostgreSQL: the registration and its event (outbox_... parameters) in one statement.
-REGISTRATION_AND_EVENT_INSERT = Outbox(tables.messaging.outbox).insert_one_with(
-    REGISTRATION_INSERT.returning(tables.registrations.c.id).cte("registration")
+# PostgreSQL: a whole first sign-up in one statement (data-modifying WITH), run on its own in
+# autocommit, so the activity's row is locked from that statement's UPDATE to its commit, all
+# inside the server: no round trip of the client's while it is held (the sign-ups of a popular
+# activity take turns on that row). The UPDATE is TAKE_PLACE's, and also requires the activity's
+# revision as read before it (every change of its title, start, communities, window or limits
+# moves it), so the event and the counts, made from that reading, are the locked row's. Whether
+# the party is confirmed or waits is decided by the UPDATE; the registration, the statistics'
+# counts (SIGN_UP_COUNTS of both outcomes, adapters/counts.py) and the event (its two versions,
+# the waiting one given its place in the line here) follow what it returns. No row returned:
+# nothing was written (the caller takes the general path, which says why). A second sign-up of
+# one person fails the unique (activity, user) constraint, and the whole statement with it.
+_REGISTRATION_COLUMNS = [c.name for c in tables.registrations.columns]
+_WAITS = "place.waiting_parties > 0"  # a waitlisted party always leaves someone waiting
+_SIGN_UP_VALUES = {
+    "status": f"CASE WHEN {_WAITS} THEN '{RegistrationStatus.WAITLISTED}' ELSE '{RegistrationStatus.CONFIRMED}' END",
+    "waitlist_seq": f"CASE WHEN {_WAITS} THEN place.waitlist_counter END",
+}
+# TAKE_PLACE's rules and counting, in PostgreSQL's words (with the revision): the test of the
+# sign-up paths holds both to the domain's Activity.register on the same sign-ups.
+_FITS_SQL = (
+    "activities.waiting_parties = 0 AND (activities.capacity IS NULL "
+    "OR activities.confirmed_places + :party_size <= activities.capacity)"
 )
-# ... and with the sign-up's statistics' counts (adapters/counts.py) too.
-REGISTRATION_COUNTS_AND_EVENT_INSERT = REGISTRATION_AND_EVENT_INSERT.add_cte(counts.SIGN_UP_COUNTS_CTE)
+_PLACE_SQL = (
+    "UPDATE activities SET "
+    f"confirmed_places = confirmed_places + CASE WHEN {_FITS_SQL} THEN :party_size ELSE 0 END, "
+    f"waiting_parties = waiting_parties + CASE WHEN {_FITS_SQL} THEN 0 ELSE 1 END, "
+    f"waitlist_counter = waitlist_counter + CASE WHEN {_FITS_SQL} THEN 0 ELSE 1 END "
+    f"WHERE id = :activity_id AND revision = :revision AND status = '{ActivityStatus.PUBLISHED}' "
+    "AND announced_at IS NOT NULL AND max_party_size >= :party_size "
+    "AND (registration_opens_at IS NULL OR registration_opens_at <= :now) "
+    "AND coalesce(registration_closes_at, starts_at) > :now "
+    "RETURNING " + ", ".join(TAKE_PLACE_RETURNS)
+)
+SIGN_UP_IN_ONE_STATEMENT = text(
+    "WITH place AS ("
+    + _PLACE_SQL
+    + "), registration AS (INSERT INTO registrations ("
+    + ", ".join(_REGISTRATION_COLUMNS)
+    + ") SELECT "
+    + ", ".join(_SIGN_UP_VALUES.get(name, f":registration_{name}") for name in _REGISTRATION_COLUMNS)
+    + " FROM place RETURNING status), counts AS (INSERT INTO activity_counts (scope, month, "
+    + ", ".join(counts.COLUMNS)
+    + ") SELECT scopes.scope, :month, "
+    + ", ".join(
+        f"CASE WHEN registration.status = '{RegistrationStatus.CONFIRMED}' THEN :confirmed_c_{n} "
+        f"ELSE :waitlisted_c_{n} END"
+        for n in counts.COLUMNS
+    )
+    + " FROM registration CROSS JOIN (SELECT CAST(:community AS text) AS scope UNION ALL SELECT :street_prefix || "
+    "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = :community), '')) AS scopes"
+    " ON CONFLICT (scope, month) DO UPDATE SET "
+    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
+    + "), event AS (INSERT INTO outbox (event_id, event_type, payload, created_at, published_at) SELECT "
+    f"CASE WHEN {_WAITS} THEN :waitlisted_event_id ELSE :confirmed_event_id END, "
+    f"CASE WHEN {_WAITS} THEN :waitlisted_event_type ELSE :confirmed_event_type END, "
+    f"CASE WHEN {_WAITS} THEN CAST(jsonb_set(CAST(:waitlisted_payload AS jsonb), "
+    "'{data,waitlist_position}', to_jsonb(place.waiting_parties)) AS text) ELSE :confirmed_payload END, "
+    ":event_created_at, NULL FROM place, registration) "
+    "SELECT " + ", ".join(f"place.{name}" for name in TAKE_PLACE_RETURNS) + " FROM place"
+)
+# PostgreSQL: the first sign-ups of one activity gathered by a process (service_layer/combiner.py)
+# in one statement: one turn on the activity's row and one commit for them all. `members` is a JSON
+# array of them in their order (`taken`: the places taken by those up to and including each). The
+# row is locked (FOR UPDATE, under the conditions of TAKE_PLACE for the largest party, and the
+# revision), then each is decided as one by one they would be: confirmed while nobody waits and
+# the places taken so far fit (a prefix: once one does not, none after it does), the others in the
+# line in their order. The counts are summed per scope (an upsert touches a row once).
+_MEMBER_COLUMNS = (
+    "ord int, id text, user_id text, community_id text, party_size int, registered_by text, taken int, "
+    "confirmed_event_id text, confirmed_payload text, waitlisted_event_id text, waitlisted_payload text, "
+    "confirmed_counts jsonb, waitlisted_counts jsonb"
+)
+SIGN_UPS_TOGETHER = text(
+    f"WITH members AS (SELECT * FROM jsonb_to_recordset(CAST(:members AS jsonb)) AS m({_MEMBER_COLUMNS})), "
+    "locked AS (SELECT confirmed_places, waiting_parties, waitlist_counter, capacity FROM activities "
+    f"WHERE id = :activity_id AND revision = :revision AND status = '{ActivityStatus.PUBLISHED}' "
+    "AND announced_at IS NOT NULL AND max_party_size >= :largest_party "
+    "AND (registration_opens_at IS NULL OR registration_opens_at <= :now) "
+    "AND coalesce(registration_closes_at, starts_at) > :now FOR UPDATE), "
+    "decided AS (SELECT m.*, (l.waiting_parties = 0 AND (l.capacity IS NULL "
+    "OR l.confirmed_places + m.taken <= l.capacity)) AS fits, l.waiting_parties AS waiting_before, "
+    "l.waitlist_counter AS counter_before FROM members m CROSS JOIN locked l), "
+    "ranked AS (SELECT d.*, CASE WHEN NOT d.fits THEN d.counter_before + count(*) FILTER (WHERE NOT d.fits) "
+    "OVER (ORDER BY d.ord) END AS seq, CASE WHEN NOT d.fits THEN d.waiting_before + count(*) "
+    "FILTER (WHERE NOT d.fits) OVER (ORDER BY d.ord) END AS position FROM decided d), "
+    "place AS (UPDATE activities SET confirmed_places = l.confirmed_places + t.places, "
+    "waiting_parties = l.waiting_parties + t.waits, waitlist_counter = l.waitlist_counter + t.waits "
+    "FROM locked l, (SELECT coalesce(sum(party_size) FILTER (WHERE fits), 0) AS places, "
+    "count(*) FILTER (WHERE NOT fits) AS waits FROM decided) t WHERE activities.id = :activity_id "
+    "RETURNING " + ", ".join(f"activities.{name}" for name in TAKE_PLACE_RETURNS) + "), "
+    "registration AS (INSERT INTO registrations ("
+    + ", ".join(_REGISTRATION_COLUMNS)
+    + ") SELECT "
+    + ", ".join(
+        {
+            "activity_id": ":activity_id",
+            "status": f"CASE WHEN r.fits THEN '{RegistrationStatus.CONFIRMED}' "
+            f"ELSE '{RegistrationStatus.WAITLISTED}' END",
+            "waitlist_seq": "r.seq",
+            "created_at": ":now",
+            "updated_at": ":now",
+        }.get(name, f"r.{name}")
+        for name in _REGISTRATION_COLUMNS
+    )
+    + " FROM ranked r ORDER BY r.ord), "
+    "counts AS (INSERT INTO activity_counts (scope, month, "
+    + ", ".join(counts.COLUMNS)
+    + ") SELECT s.scope, :month, "
+    + ", ".join(
+        f"coalesce(sum(CAST((CASE WHEN r.fits THEN r.confirmed_counts ELSE r.waitlisted_counts END) ->> 'c_{n}' "
+        "AS numeric)), 0)"
+        for n in counts.COLUMNS
+    )
+    + " FROM ranked r CROSS JOIN LATERAL (SELECT r.community_id AS scope UNION ALL SELECT :street_prefix || "
+    "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = r.community_id), '')) AS s "
+    "GROUP BY s.scope ON CONFLICT (scope, month) DO UPDATE SET "
+    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
+    + "), event AS (INSERT INTO outbox (event_id, event_type, payload, created_at, published_at) SELECT "
+    "CASE WHEN r.fits THEN r.confirmed_event_id ELSE r.waitlisted_event_id END, "
+    "CASE WHEN r.fits THEN :confirmed_event_type ELSE :waitlisted_event_type END, "
+    "CASE WHEN r.fits THEN r.confirmed_payload ELSE CAST(jsonb_set(CAST(r.waitlisted_payload AS jsonb), "
+    "'{data,waitlist_position}', to_jsonb(r.position)) AS text) END, :event_created_at, NULL "
+    "FROM ranked r ORDER BY r.ord) "
+    "SELECT r.fits, r.seq, r.position, r.ord, "
+    + ", ".join(f"p.{name}" for name in TAKE_PLACE_RETURNS)
+    + " FROM ranked r CROSS JOIN place p ORDER BY r.ord"
+)
 ACTIVITY_WITH_REGISTRATION = (
     select(Activity, Registration)
     .outerjoin(
@@ -78,11 +203,37 @@ ACTIVITY_WITH_REGISTRATION = (
 )
 
 
+@dataclass(frozen=True)
+class FirstSignUp:
+    """A first sign-up to write: its registration as it is in either outcome, and the event of
+    each (the waiting one's place in the line is set by the statement that decides it)."""
+
+    confirmed: Registration
+    waitlisted: Registration
+    events: tuple[Event, Event]
+
+    def outcomes(self) -> tuple[tuple[str, Registration, Event], tuple[str, Registration, Event]]:
+        return ("confirmed", self.confirmed, self.events[0]), ("waitlisted", self.waitlisted, self.events[1])
+
+
+@dataclass(frozen=True)
+class SignUpOutcome:
+    """What the database decided for a first sign-up, and the activity's places after it
+    (TAKE_PLACE_RETURNS)."""
+
+    waits: bool
+    waitlist_seq: int | None
+    waitlist_position: int | None
+    places: tuple[Any, ...]
+
+
 def registration_parameters(registration: Registration) -> dict[str, Any]:
     return {f"registration_{c.name}": getattr(registration, c.name) for c in tables.registrations.columns}
 
 
 class Repository:
+    outbox = Outbox(tables.messaging.outbox)
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -199,21 +350,109 @@ class Repository:
         if zone is not None:
             self.session.execute(counts.sign_up_statement(zone, registration, starts_at))
 
-    def registration_counts_and_event(
-        self, registration: Registration, starts_at: datetime
-    ) -> tuple[Executable, dict[str, Any]]:
-        """PostgreSQL: the statement (for `commit_with`) writing a first registration made by
-        `take_place`, its statistics' counts and its event at once, and its parameters. The
-        activity's row that `take_place` locked is then held for that one round trip and the
-        commit: the counts' upsert in a round trip of its own there took a sixth of the
-        registrations a popular activity takes per second."""
-        parameters = registration_parameters(registration)
-        zone = self.session.info.get(counts.ZONE_KEY)
-        if zone is None:
-            return REGISTRATION_AND_EVENT_INSERT, parameters
-        return REGISTRATION_COUNTS_AND_EVENT_INSERT, parameters | counts.sign_up_parameters(
-            zone, registration, starts_at
+    def one_statement_follows_reads(self) -> bool:
+        """PostgreSQL: this session's statements run in autocommit from here, each atomic on its
+        own, for a use case that reads, then makes its whole change in one statement (no BEGIN and
+        no COMMIT round trips; a row that statement locks is held only while it runs and commits).
+        Returns False, changing nothing, on SQLite or in a transaction already begun. To fall back
+        to a transaction, roll the session back: its next statement begins one."""
+        if self.session.get_bind().dialect.name != "postgresql" or self.session.in_transaction():
+            return False
+        self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return True
+
+    def _sign_up_parameters(self, activity: Activity) -> dict[str, Any]:
+        return {
+            "activity_id": activity.id,
+            "revision": activity.revision,
+            "month": counts.month_of(activity.starts_at, ZoneInfo(self.session.info[counts.ZONE_KEY])),
+            "street_prefix": counts.STREET,
+            "confirmed_event_type": "activities.registration.confirmed",
+            "waitlisted_event_type": "activities.registration.waitlisted",
+        }
+
+    def _counts_of(self, registration: Registration, starts_at: datetime) -> dict[str, Any]:
+        figures = counts.sign_up_parameters(self.session.info[counts.ZONE_KEY], registration, starts_at)
+        return {name: value for name, value in figures.items() if name.startswith("c_")}
+
+    def sign_up_in_one_statement(self, activity: Activity, sign_up: FirstSignUp) -> SignUpOutcome | None:
+        """PostgreSQL, in autocommit (`one_statement_follows_reads`): a first sign-up of `activity`
+        (as read: its revision) written by SIGN_UP_IN_ONE_STATEMENT, its place, registration, counts
+        and event. None, with nothing written, when the activity does not take it so now."""
+        confirmed = sign_up.confirmed
+        parameters = self._sign_up_parameters(activity) | registration_parameters(confirmed)
+        parameters.update(party_size=confirmed.party_size, now=confirmed.created_at, community=confirmed.community_id)
+        for outcome, registration, event in sign_up.outcomes():
+            for name, value in self._counts_of(registration, activity.starts_at).items():
+                parameters[f"{outcome}_{name}"] = value
+            (row,) = self.outbox.rows([event])
+            parameters[f"{outcome}_event_id"] = row["event_id"]
+            parameters[f"{outcome}_payload"] = row["payload"]
+            parameters["event_created_at"] = row["created_at"]
+        places = self.session.execute(SIGN_UP_IN_ONE_STATEMENT, parameters).first()
+        if places is None:
+            return None
+        waiting = places.waiting_parties
+        return SignUpOutcome(
+            waits=waiting > 0,
+            waitlist_seq=places.waitlist_counter if waiting > 0 else None,
+            waitlist_position=waiting if waiting > 0 else None,
+            places=tuple(places),
         )
+
+    def sign_up_together(self, activity: Activity, sign_ups: list[FirstSignUp]) -> list[SignUpOutcome] | None:
+        """PostgreSQL, in autocommit: first sign-ups of `activity` (as read: its revision), in their
+        order, written by SIGN_UPS_TOGETHER in one statement (places decided one after the other,
+        as one by one they would be). Their outcomes in order, or None with nothing written when
+        the activity does not take them all so now (one of them may be the cause: take them one
+        by one). A second registration of someone fails the whole statement (IntegrityError)."""
+        parameters = self._sign_up_parameters(activity)
+        members, taken = [], 0
+        for order, sign_up in enumerate(sign_ups):
+            confirmed = sign_up.confirmed
+            taken += confirmed.party_size
+            rows = [self.outbox.rows([event])[0] for _outcome, _registration, event in sign_up.outcomes()]
+            members.append(
+                {
+                    "ord": order,
+                    "id": confirmed.id,
+                    "user_id": confirmed.user_id,
+                    "community_id": confirmed.community_id,
+                    "party_size": confirmed.party_size,
+                    "registered_by": confirmed.registered_by,
+                    "taken": taken,
+                    "confirmed_event_id": rows[0]["event_id"],
+                    "confirmed_payload": rows[0]["payload"],
+                    "waitlisted_event_id": rows[1]["event_id"],
+                    "waitlisted_payload": rows[1]["payload"],
+                    "confirmed_counts": self._counts_of(confirmed, activity.starts_at),
+                    "waitlisted_counts": self._counts_of(sign_up.waitlisted, activity.starts_at),
+                }
+            )
+            parameters["event_created_at"] = rows[0]["created_at"]
+        parameters.update(
+            members=json.dumps(members),
+            largest_party=max(s.confirmed.party_size for s in sign_ups),
+            now=sign_ups[0].confirmed.created_at,
+        )
+        rows = self.session.execute(SIGN_UPS_TOGETHER, parameters).all()
+        if not rows:
+            return None
+        return [
+            SignUpOutcome(
+                waits=not row.fits,
+                waitlist_seq=row.seq,
+                waitlist_position=row.position,
+                places=tuple(row)[4:],
+            )
+            for row in rows
+        ]
+
+    def note_places(self, activity: Activity, places: tuple[Any, ...]) -> None:
+        """Bring the activity's places and start up to date from a sign-up's (TAKE_PLACE_RETURNS),
+        not marked changed."""
+        for name, value in zip(TAKE_PLACE_RETURNS, places, strict=True):
+            set_committed_value(activity, name, value)
 
     def sync_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities

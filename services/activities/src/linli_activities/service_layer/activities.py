@@ -2,9 +2,9 @@
 automatic promotion from the waiting list; check-in by staff list, by code, or as a walk-in.
 
 Every change of places happens with the activity row locked (Repository.activity_for_update, or for
-a first sign-up the conditional UPDATE of Repository.take_place, which locks the row as it counts
-the place), so concurrent sign-ups for the last places are serialised by the database, not by this
-process.
+a first sign-up the conditional UPDATE that counts the place: on PostgreSQL part of the one statement
+of Repository.sign_up_in_one_statement, on SQLite Repository.take_place), so concurrent sign-ups for
+the last places are serialised by the database, not by this process.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from linli_activities import SERVICE
+from linli_activities.adapters.repository import FirstSignUp, SignUpOutcome
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
@@ -29,6 +30,7 @@ from linli_activities.domain.activities import (
 )
 from linli_activities.domain.calendar import render_calendar
 from linli_activities.domain.care import MutualAidGroup
+from linli_activities.domain.common import new_id
 from linli_activities.domain.places import ServicePost
 from linli_activities.domain.programmes import ANNOUNCE_AHEAD, Festival
 from linli_activities.domain.reminders import ReminderState, plan, settle
@@ -491,80 +493,158 @@ def register(
     community_id: str | None = None,
 ) -> RegistrationView:
     with uow:
-        # The look for an earlier registration comes before the lock, to keep the lock short; a
-        # double sign-up racing past it is stopped by the unique (activity, user) constraint. It
-        # reads the activity too: held here, _load finds it in the session (whose map is weak).
-        held, existing = uow.repo.activity_with_registration(activity_id, user_id or principal.user_id)
-        activity = _load(uow, principal, activity_id)
-        del held
-        user, community = _registrant(uow, principal, activity, user_id, community_id)
-        if existing is None and party_size >= 1:
-            view = _register_first_time(uow, principal, activity, user, community, party_size)
+        if uow.repo.one_statement_follows_reads():
+            # PostgreSQL: a first sign-up reads, then writes in one statement, in autocommit.
+            view = _sign_up(uow, principal, activity_id, party_size, user_id, community_id, general=False)
             if view is not None:
                 return view
-        uow.repo.lock_places(activity)
-        if existing is not None:
-            uow.session.refresh(existing)  # as it is now that the activity is locked
-        registration = activity.register(
-            user_id=user,
-            community_id=community,
-            party_size=party_size,
-            registered_by=principal.user_id,
-            now=uow.clock(),
-            existing=existing,
-        )
-        if existing is None:
-            uow.repo.add(registration)
-        # An occurrence far ahead is announced now: whoever signs up hears of its changes.
-        _announce(uow, activity, force=True)
-        position = activity.waiting_parties if registration.status == RegistrationStatus.WAITLISTED else None
-        kind = "confirmed" if registration.status == RegistrationStatus.CONFIRMED else "waitlisted"
-        uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
-        try:
-            uow.commit()
-        except IntegrityError as exc:
-            raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
-        return RegistrationView(registration, position)
+            uow.session.rollback()  # not a first sign-up taken so: the general path, in a transaction
+            view = _sign_up(uow, principal, activity_id, party_size, user_id, community_id, first_time=False)
+        else:
+            view = _sign_up(uow, principal, activity_id, party_size, user_id, community_id)
+        assert view is not None  # the general path decides every sign-up
+        return view
+
+
+def _sign_up(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    activity_id: str,
+    party_size: int,
+    user_id: str | None,
+    community_id: str | None,
+    *,
+    first_time: bool = True,
+    general: bool = True,
+) -> RegistrationView | None:
+    """A sign-up by the common path for a first one (`first_time`, _register_first_time) and, if
+    it does not take it, by the general one (`general`). None when neither was to decide."""
+    # The look for an earlier registration comes before the lock, to keep the lock short; a
+    # double sign-up racing past it is stopped by the unique (activity, user) constraint. It
+    # reads the activity too: held here, _load finds it in the session (whose map is weak).
+    held, existing = uow.repo.activity_with_registration(activity_id, user_id or principal.user_id)
+    activity = _load(uow, principal, activity_id)
+    del held
+    user, community = _registrant(uow, principal, activity, user_id, community_id)
+    if first_time and existing is None and party_size >= 1:
+        view = _register_first_time(uow, principal, activity, user, community, party_size)
+        if view is not None or not general:
+            return view
+    if not general:
+        return None
+    uow.repo.lock_places(activity)
+    if existing is not None:
+        uow.session.refresh(existing)  # as it is now that the activity is locked
+    registration = activity.register(
+        user_id=user,
+        community_id=community,
+        party_size=party_size,
+        registered_by=principal.user_id,
+        now=uow.clock(),
+        existing=existing,
+    )
+    if existing is None:
+        uow.repo.add(registration)
+    # An occurrence far ahead is announced now: whoever signs up hears of its changes.
+    _announce(uow, activity, force=True)
+    position = activity.waiting_parties if registration.status == RegistrationStatus.WAITLISTED else None
+    kind = "confirmed" if registration.status == RegistrationStatus.CONFIRMED else "waitlisted"
+    uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
+    try:
+        uow.commit()
+    except IntegrityError as exc:
+        raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
+    return RegistrationView(registration, position)
 
 
 def _register_first_time(
     uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, user: str, community: str, party_size: int
 ) -> RegistrationView | None:
     """The common sign-up (a first registration for a published, announced activity open to
-    sign-ups) in few statements: the place taken by one conditional UPDATE that locks the row, the
-    registration and its event inserted, commit. None, with nothing changed, when the row does not
-    qualify: the general path then decides (and names the reason for a refusal)."""
+    sign-ups) in few statements. PostgreSQL (in autocommit): with the concurrent first sign-ups of
+    this process for the activity (uow.sign_ups), one statement takes the places and writes the
+    registrations, their counts and their events (_sign_up_together). SQLite: the place taken by
+    one conditional UPDATE that locks the row, the counts, the registration and its event
+    inserted, commit. None, with nothing changed, when the row does not qualify: the general path
+    then decides (and names the reason for a refusal)."""
     now = uow.clock()
-    if not uow.repo.take_place(activity, party_size, now):
-        return None
-    confirmed = activity.waiting_parties == 0  # a waitlisted party always leaves someone waiting
-    registration = Registration(
-        activity_id=activity.id,
-        user_id=user,
-        community_id=community,
-        party_size=party_size,
-        registered_by=principal.user_id,
-        status=RegistrationStatus.CONFIRMED if confirmed else RegistrationStatus.WAITLISTED,
-        waitlist_seq=None if confirmed else activity.waitlist_counter,
-        created_at=now,
-        updated_at=now,
-    )
-    position = None if confirmed else activity.waiting_parties
-    kind = "confirmed" if confirmed else "waitlisted"
-    uow.publish(_registration_event(f"activities.registration.{kind}", activity, registration, position))
+
+    def registration(status: str, seq: int | None) -> Registration:
+        return Registration(
+            id=registration_id,
+            activity_id=activity.id,
+            user_id=user,
+            community_id=community,
+            party_size=party_size,
+            registered_by=principal.user_id,
+            status=status,
+            waitlist_seq=seq,
+            created_at=now,
+            updated_at=now,
+        )
+
+    registration_id = new_id()
     try:
-        # The statistics' counts are the activity's as published, by its start as locked.
         if uow.session.get_bind().dialect.name == "postgresql":
-            # The registration, its counts and its event in one statement: the row lock taken by
-            # take_place is held for that one round trip and the commit.
-            uow.commit_with(*uow.repo.registration_counts_and_event(registration, activity.starts_at))
-        else:
-            uow.repo.count_sign_up(registration, activity.starts_at)
-            uow.repo.insert_registration(registration)
-            uow.commit()
+            confirmed = registration(RegistrationStatus.CONFIRMED, None)
+            # The waiting one's place in the line is the statement's to say: 1 stands in for it.
+            waitlisted = registration(RegistrationStatus.WAITLISTED, 1)
+            events = (
+                _registration_event("activities.registration.confirmed", activity, confirmed, None),
+                _registration_event("activities.registration.waitlisted", activity, waitlisted, 1),
+            )
+            outcome = uow.sign_ups.run(
+                (activity.id, activity.revision),
+                FirstSignUp(confirmed, waitlisted, events),
+                lambda group: _sign_up_together(uow, activity, group),
+            )
+            if outcome is None:
+                return None
+            uow.repo.note_places(activity, outcome.places)
+            made = waitlisted if outcome.waits else confirmed
+            made.waitlist_seq = outcome.waitlist_seq
+            return RegistrationView(made, outcome.waitlist_position)
+        if not uow.repo.take_place(activity, party_size, now):
+            return None
+        confirmed_now = activity.waiting_parties == 0  # a waitlisted party always leaves someone waiting
+        made = registration(
+            RegistrationStatus.CONFIRMED if confirmed_now else RegistrationStatus.WAITLISTED,
+            None if confirmed_now else activity.waitlist_counter,
+        )
+        position = None if confirmed_now else activity.waiting_parties
+        kind = "confirmed" if confirmed_now else "waitlisted"
+        uow.publish(_registration_event(f"activities.registration.{kind}", activity, made, position))
+        # The statistics' counts are the activity's as published, by its start as locked.
+        uow.repo.count_sign_up(made, activity.starts_at)
+        uow.repo.insert_registration(made)
+        uow.commit()
     except IntegrityError as exc:  # a double sign-up raced past the look for an earlier one
         raise Conflict("already registered for this activity", fields={"user_id": ["already registered"]}) from exc
-    return RegistrationView(registration, position)
+    return RegistrationView(made, position)
+
+
+def _sign_up_together(
+    uow: ActivitiesUnitOfWork, activity: Activity, group: list[FirstSignUp]
+) -> list[SignUpOutcome | None | BaseException]:
+    """Run by one sign-up of the group (its session, its reading of the activity: the group's
+    revision) for all: one statement when they are several. When that statement fails (someone
+    signing up twice at once) or does not take them all (one party too large), each is taken on
+    its own, so one's error or refusal is its own and the others' places are taken as they came:
+    an outcome, None (the general path decides it), or the error to raise in its thread."""
+    if len(group) > 1:
+        try:
+            together = uow.repo.sign_up_together(activity, group)
+        except DBAPIError:
+            together = None  # nothing written (one statement, in autocommit)
+        if together is not None:
+            return list(together)
+    outcomes: list[SignUpOutcome | None | BaseException] = []
+    for sign_up in group:
+        try:
+            outcomes.append(uow.repo.sign_up_in_one_statement(activity, sign_up))
+        except DBAPIError as error:
+            outcomes.append(error)
+    return outcomes
 
 
 def _registration(

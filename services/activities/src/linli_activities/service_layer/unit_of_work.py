@@ -6,13 +6,17 @@ from collections.abc import Callable
 from datetime import datetime
 
 from linli_activities.adapters.counts import ZONE_KEY
-from linli_activities.adapters.repository import Repository
+from linli_activities.adapters.repository import FirstSignUp, Repository, SignUpOutcome
 from linli_activities.adapters.tables import messaging
 from linli_activities.domain.common import now_utc
 from linli_activities.domain.reminders import DEFAULT_LEAD_MINUTES
+from linli_activities.service_layer.combiner import Combiner
 from linli_kit.db import Database
 from linli_kit.events.outbox import Outbox
 from linli_kit.uow import UnitOfWork
+
+# One per process: its threads' sign-ups for one activity gathered while a group is being written.
+SIGN_UPS: Combiner[FirstSignUp, SignUpOutcome | None] = Combiner()
 
 
 class ActivitiesUnitOfWork(UnitOfWork):
@@ -25,6 +29,7 @@ class ActivitiesUnitOfWork(UnitOfWork):
         *,
         reminder_minutes: tuple[int, ...] = DEFAULT_LEAD_MINUTES,
         timezone: str = "Asia/Shanghai",
+        sign_ups: Combiner[FirstSignUp, SignUpOutcome | None] | None = None,
     ) -> None:
         super().__init__(database, Outbox(messaging.outbox))
         self.clock = clock
@@ -32,6 +37,8 @@ class ActivitiesUnitOfWork(UnitOfWork):
         self.reminder_minutes = reminder_minutes
         # The city's time zone (LINLI_TIMEZONE): the local dates and times of series and festivals.
         self.timezone = timezone
+        # The process's first sign-ups gathered per activity and written together (PostgreSQL).
+        self.sign_ups = SIGN_UPS if sign_ups is None else sign_ups
 
     def __enter__(self) -> ActivitiesUnitOfWork:
         super().__enter__()
