@@ -15,13 +15,23 @@ pytestmark = pytest.mark.integration
 
 
 def kill_connections(pg_admin_url: str, database_url: str) -> int:
+    """Terminate the database's connections and wait until their backends are gone (a terminated
+    backend sends its goodbye a moment after pg_terminate_backend returns)."""
     name = make_url(database_url).database
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchall()
-    return len(rows)
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
+            ).fetchall()
+        ]
+        for pid in pids:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        eventually(
+            lambda: not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchall(),
+            what="the terminated backends gone",
+        )
+    return len(pids)
 
 
 def test_consumer_and_relay_survive_dropped_database_connections(database, amqp_url, bus_names, threads, pg_admin_url):

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 from sqlalchemy import event, insert, select, text
 
+from linli_kit import db as db_module
 from linli_kit.events import new_event
 from linli_kit.events.outbox import Outbox
 from linli_kit.testing import probe
@@ -52,7 +53,7 @@ def test_a_reading_unit_of_work_refuses_to_change_anything(any_database):
         assert uow.session.scalar(select(probe.effects.c.id)) is None  # reads work, on both databases
 
 
-def test_writes_always_ping_their_connection_and_reads_only_when_it_may_be_dead(database, pg_admin_url, monkeypatch):
+def test_a_connection_is_pinged_only_when_it_may_be_dead(database, pg_admin_url, monkeypatch):
     pings: list[object] = []
     dialect = database.engine.dialect
     original = dialect.do_ping
@@ -60,24 +61,34 @@ def test_writes_always_ping_their_connection_and_reads_only_when_it_may_be_dead(
     uow = UnitOfWork(database, Outbox(probe.messaging.outbox))
     with uow:
         uow.session.execute(text("SELECT 1"))
-    assert len(pings) == 1  # a unit of work that may write: pinged, as pool_pre_ping did
     with uow.reading():
         uow.session.execute(text("SELECT 1"))
-    assert len(pings) == 1  # a read on a connection just used and quiet: no round trip
+    assert pings == []  # a write and a read on a connection just used and quiet: no round trip
+
+    # Idle in the pool for longer than that: it may have been dropped silently, so it is pinged.
+    monkeypatch.setattr(db_module, "UNPINGED_REUSE_SECONDS", -1.0)
+    with uow:
+        uow.session.execute(text("SELECT 1"))
+    with uow.reading():
+        uow.session.execute(text("SELECT 1"))
+    assert len(pings) == 2
+    monkeypatch.setattr(db_module, "UNPINGED_REUSE_SECONDS", 1.0)
 
     # The server drops the connection: once its backend is gone, its goodbye is on the socket, so
-    # the read pings, finds it dead and is handed a new connection instead of failing.
+    # the next session pings, finds it dead and is handed a new connection instead of failing.
     name = database.engine.url.database
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        killed = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchall()
-        assert killed
-        eventually(
-            lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall(),
-            what="the terminated backends gone",
-        )
-    with uow.reading():
-        assert uow.session.execute(text("SELECT 1")).scalar() == 1
-    assert len(pings) >= 2  # the dead connection pinged (and discarded), then its replacement
+    for session_kind in ("reading", "writing"):
+        before = len(pings)
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchall()
+            assert killed
+            eventually(
+                lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall(),
+                what="the terminated backends gone",
+            )
+        with uow.reading() if session_kind == "reading" else uow:
+            assert uow.session.execute(text("SELECT 1")).scalar() == 1
+        assert len(pings) >= before + 1, session_kind  # the dead connection pinged (and discarded)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import select
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,16 +22,16 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # database's one write lock at BEGIN) or "DEFERRED" (a reader: in WAL mode it never blocks a writer
 # and no writer blocks it). Ignored on PostgreSQL.
 SQLITE_BEGIN = "linli_sqlite_begin"
-# Every pooled PostgreSQL connection is pinged (`SELECT 1`) before it is handed out, so a write
-# never meets a connection the server dropped (restart, terminated backend): SQLAlchemy's
-# `pool_pre_ping`, done here. A reading session (`Database.reading_session`) is spared the round
-# trip, its half of a list page's two, when the connection is surely alive: used within the last
-# second and nothing to read on its socket (a server that drops a connection sends its goodbye
-# and end-of-file there). In the instant between a server dropping it and that arriving, a read
-# fails (503 with Retry-After; the gateway retries reads) where a write would have reconnected.
-READ_WITHOUT_PING_SECONDS = 1.0
+# A pooled PostgreSQL connection is pinged (`SELECT 1`) before it is handed out when it may be
+# dead, so a session never meets a connection the server dropped while it sat in the pool (restart,
+# terminated backend): SQLAlchemy's `pool_pre_ping`, done here. It is spared the round trip, a
+# third of a plain write's, when the connection is surely alive: used within the last second and
+# nothing to read on its socket (a server that drops a connection sends its goodbye and
+# end-of-file there). A drop in the instant after that look fails the session's first statement,
+# before anything is written (503 with Retry-After; the gateway retries reads), exactly as a drop
+# in the instant after a ping would: the ping never closed that window, only the pool's idle time.
+UNPINGED_REUSE_SECONDS = 1.0
 _RETURNED_AT = "linli_returned_at"
-_checking_out = threading.local()
 
 
 class Database:
@@ -91,11 +90,7 @@ class Database:
         if self.is_sqlite:
             session.connection(execution_options={SQLITE_BEGIN: "DEFERRED"})
             return session
-        _checking_out.for_reading = True
-        try:
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        finally:
-            _checking_out.for_reading = False
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         return session
 
     @contextmanager
@@ -142,10 +137,8 @@ def _ping_before_use(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _handed_out(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
-        if (
-            getattr(_checking_out, "for_reading", False)
-            and time.monotonic() - record.info.get(_RETURNED_AT, 0.0) <= READ_WITHOUT_PING_SECONDS
-            and not _has_input(dbapi_connection)
+        if time.monotonic() - record.info.get(_RETURNED_AT, 0.0) <= UNPINGED_REUSE_SECONDS and not _has_input(
+            dbapi_connection
         ):
             return
         try:
