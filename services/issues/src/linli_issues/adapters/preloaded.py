@@ -18,15 +18,18 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy import any_, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
-from linli_issues.adapters import consultation_counts
+from linli_issues.adapters import consultation_counts, counters
 from linli_issues.adapters.repository import IssueRepository
-from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, replica, supporters
+from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, issues, replica, supporters
 from linli_issues.domain.model import Category, Issue, TimelineEntry
 
 _Key = tuple[str, str]
@@ -49,6 +52,7 @@ class PreloadedRepository(IssueRepository):
         self._entries: list[TimelineEntry] = []  # timeline entries kept for `write`
         self._linked_meetings: set[str] = set()  # the meetings whose links were read in full
         self._other_consultations: dict[str, int] = {}  # issue -> its other links not cancelled
+        self._read: dict[str, dict[str, Any]] = {}  # issue -> its columns as read (or last written)
 
     def load(self, issue_ids: Iterable[str], meeting_ids: Iterable[str], linked_meetings: Iterable[str] = ()) -> None:
         """Read what handling events about these issues and meetings needs, locking the issues;
@@ -62,7 +66,7 @@ class PreloadedRepository(IssueRepository):
             self._links_of_meeting[meeting_id] = set()
         if meeting_ids:
             rows = self.session.execute(select(issue_meetings.c.issue_id, issue_meetings.c.meeting_id).where(
-                issue_meetings.c.meeting_id.in_(meeting_ids)
+                _among(issue_meetings.c.meeting_id, meeting_ids, self.session)
             ))  # fmt: skip
             for issue_id, meeting_id in rows:
                 self._links_of_meeting[meeting_id].add(issue_id)
@@ -70,36 +74,47 @@ class PreloadedRepository(IssueRepository):
         ids = sorted(wanted)
         if not ids:
             return
-        found = self.session.scalars(select(Issue).where(Issue.id.in_(ids)).order_by(Issue.id).with_for_update())
+        # Plain rows, not the ORM's: the issues are written back by `write` with one statement, the
+        # values read here telling what changed (the ORM would flush one UPDATE per issue).
+        found = self.session.execute(
+            select(issues).where(_among(issues.c.id, ids, self.session)).order_by(issues.c.id).with_for_update()
+        )
         self._issues = dict.fromkeys(ids)
-        self._issues.update({issue.id: issue for issue in found})
+        for row in found:
+            values = row._asdict()
+            self._issues[values["id"]] = Issue(**values)
+            self._read[values["id"]] = values
         ids = [i for i in ids if self._issues[i] is not None]
         m = issue_meetings.c
         linked = sorted(self._linked_meetings)
         if linked:
             for row in self.session.execute(
-                select(issue_meetings).where(m.issue_id.in_(ids), m.meeting_id.in_(linked))
+                select(issue_meetings).where(
+                    _among(m.issue_id, ids, self.session), _among(m.meeting_id, linked, self.session)
+                )
             ):
                 self._links[(row.issue_id, row.meeting_id)] = dict(row._mapping)
                 self._meetings_of.setdefault(row.issue_id, set()).add(row.meeting_id)
         # An issue taken up by many meetings: the batch needs only how many of the others count.
-        others = select(m.issue_id, func.count()).where(m.issue_id.in_(ids), m.status != "cancelled")
+        others = select(m.issue_id, func.count()).where(_among(m.issue_id, ids, self.session), m.status != "cancelled")
         if linked:
-            others = others.where(m.meeting_id.not_in(linked))
+            others = others.where(~_among(m.meeting_id, linked, self.session))
         self._other_consultations = dict(self.session.execute(others.group_by(m.issue_id)).all())
-        for row in self.session.execute(select(issue_decisions).where(issue_decisions.c.issue_id.in_(ids))):
+        for row in self.session.execute(
+            select(issue_decisions).where(_among(issue_decisions.c.issue_id, ids, self.session))
+        ):
             self._decisions[(row.issue_id, row.decision_id)] = dict(row._mapping)
             self._decisions_of.setdefault(row.issue_id, set()).add(row.decision_id)
         self._supporters = {i: [] for i in ids}
         for issue_id, user_id in self.session.execute(
-            select(supporters.c.issue_id, supporters.c.user_id).where(supporters.c.issue_id.in_(ids))
+            select(supporters.c.issue_id, supporters.c.user_id).where(_among(supporters.c.issue_id, ids, self.session))
         ):
             self._supporters[issue_id].append(user_id)
         communities = sorted({issue.community_id for issue in self._issues.values() if issue is not None})
         streets = dict(
             self.session.execute(
                 select(replica.communities.c.community_id, replica.communities.c.street_id).where(
-                    replica.communities.c.community_id.in_(communities)
+                    _among(replica.communities.c.community_id, communities, self.session)
                 )
             ).all()
         )
@@ -146,9 +161,9 @@ class PreloadedRepository(IssueRepository):
     # --- writes, kept until `write` -----------------------------------------------------------------
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         """A timeline entry is kept for `write` (one INSERT of fixed text for the batch's entries,
-        instead of an object for the session to flush); an escalation still goes through the
-        session, whose hook counts it in the statistics (adapters/counters.py)."""
-        if isinstance(thing, TimelineEntry) and thing.kind != "escalation":
+        instead of an object for the session to flush; an escalation counted there in the
+        statistics, as the session's hook would)."""
+        if isinstance(thing, TimelineEntry):
             self._entries.append(thing)
             return
         super().add(thing)
@@ -179,10 +194,12 @@ class PreloadedRepository(IssueRepository):
             self._changed_decisions.add(key)
 
     def write(self) -> None:
-        """Send the links, decisions and timeline entries kept since `load`, one statement per
-        table and kind; the issues (and escalations) go with the session's flush."""
+        """Send what the batch changed since `load`, one statement per table and kind: the issues
+        (their counts in the statistics kept as the session's hook keeps them), the links, the
+        decisions and the timeline entries."""
         # Their meetings' consultations held are worked out again at commit.
         consultation_counts.touch(self.session, {key[1] for key in self._new_links | self._changed_links})
+        self._write_issues()
         _write(self.session, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links,
                self._changed_links)  # fmt: skip
         _write(self.session, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,
@@ -192,6 +209,55 @@ class PreloadedRepository(IssueRepository):
         self._new_links, self._changed_links = set(), set()
         self._new_decisions, self._changed_decisions = set(), set()
         self._entries = []
+
+    def _write_issues(self) -> None:
+        changed: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (as read, as now) of each issue changed
+        for issue_id, read in self._read.items():
+            now = _values_of(self._issues[issue_id])
+            if now != read:
+                changed.append((read, now))
+        escalations = [entry for entry in self._entries if entry.kind == "escalation"]
+        self._count(changed, escalations)
+        if not changed:
+            return
+        rows = []
+        for read, now in changed:
+            if any(now[name] != read[name] for name in _NOT_WRITTEN):
+                # Not a change a meetings' event makes: that issue alone, every column.
+                self.session.execute(update(issues).where(issues.c.id == now["id"]).values(now))
+            else:
+                rows.append(now)
+        if rows:
+            _update_issues(self.session, rows)
+        # An earlier handler of the consumer's batch may hold a copy of one in the session: read
+        # again if used, so that no older revision is flushed over these.
+        for read, _now in changed:
+            held = self.session.identity_map.get(identity_key(Issue, read["id"]))
+            if held is not None:
+                self.session.expire(held)
+        self._read.update({now["id"]: now for _read, now in changed})
+
+    def _count(self, changed: list[tuple[dict[str, Any], dict[str, Any]]], escalations: list[TimelineEntry]) -> None:
+        """What the session's hook (adapters/counters.py) counts for issues it flushes, for the
+        issues written here: each changed one's old contribution taken back and its new one added,
+        and each escalation."""
+        counted = [(read, now) for read, now in changed if any(read[n] != now[n] for n in counters.COUNTED_FIELDS)]
+        if not (counted or escalations):
+            return
+        zone = counters.zone_in_transaction(self.session)
+        if zone is None:
+            return
+        # Of the issues escalated, the community (an entry of no issue is not counted: /stats
+        # does not count it either).
+        escalated = [(e, issue.community_id) for e in escalations if (issue := self.get(e.issue_id)) is not None]
+        involved = {v["community_id"] for pair in counted for v in pair} | {c for _e, c in escalated}
+        tally = counters.Tally(zone, {community_id: self.street_of(community_id) for community_id in involved})
+        for read, now in counted:
+            tally.add(read["community_id"], counters.issue_figures(read), sign=-1)
+            tally.add(now["community_id"], counters.issue_figures(now))
+        for entry, community_id in escalated:
+            tally.add(community_id, counters.escalation_figures(entry.created_at, entry.data))
+        counters.count_in_transaction(self.session, tally)
 
     def _require(self, issue_id: str) -> None:
         if issue_id not in self._issues:
@@ -211,36 +277,63 @@ def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
     }
 
 
+# The columns of an issue the meetings' handlers change (moves, escalations, routing, counts of
+# consultations and action items, plans and summaries): the batch writes them with one statement.
+_WRITTEN = (
+    "status",
+    "tier",
+    "reason",
+    "due_at",
+    "assignee_id",
+    "consultation_count",
+    "action_items",
+    "action_items_done",
+    "resolution_plan",
+    "resolution_summary",
+    "rating",
+    "rating_comment",
+    "accepted_at",
+    "resolved_at",
+    "closed_at",
+    "updated_at",
+    "revision",
+)
+_COLUMNS = tuple(c.name for c in issues.columns)
+_NOT_WRITTEN = tuple(name for name in _COLUMNS if name not in _WRITTEN and name != "id")
+
+
+def _values_of(issue: Issue) -> dict[str, Any]:
+    values = vars(issue)  # the mapped attributes' values, as the ORM keeps them
+    return {name: values[name] for name in _COLUMNS}
+
+
+def _among(column: Any, values: Iterable[str], session: Session) -> Any:
+    """`column IN values`; on PostgreSQL `= ANY(one array)`: one statement text whatever the number
+    of values (an IN list is rendered and parsed anew for each count)."""
+    values = list(values)
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=ARRAY(column.type), unique=True))
+
+
+def _update_issues(session: Session, rows: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        statement = (
+            update(issues)
+            .where(issues.c.id == bindparam("key_id"))
+            .values({name: bindparam(f"new_{name}") for name in _WRITTEN})
+        )
+        session.execute(statement, [{"key_id": row["id"], **{f"new_{n}": row[n] for n in _WRITTEN}} for row in rows])
+        return
+    session.execute(_update_from_json(issues, ("id",), _WRITTEN), {"rows": _json_rows(rows, ("id", *_WRITTEN))})
+
+
 def _insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(table), rows)
         return
-    # One INSERT ... SELECT FROM unnest(arrays): one statement for the server to run whatever the
-    # number of rows (an executemany is one per row, if in one round trip), of one text.
-    session.execute(
-        _insert_from_arrays(table),
-        {
-            f"all_{c.name}": [json.dumps(row[c.name]) if _is_json(c) else row[c.name] for row in rows]
-            for c in table.columns
-        },
-    )
-
-
-def _is_json(column: Any) -> bool:
-    return isinstance(column.type, JSON)
-
-
-@functools.cache
-def _insert_from_arrays(table: Any) -> Any:
-    """INSERT INTO `table` from one array parameter per column (`all_<column>`; JSON as text)."""
-    given = (
-        func.unnest(*(bindparam(f"all_{c.name}", type_=ARRAY(Text if _is_json(c) else c.type)) for c in table.columns))
-        .table_valued(*(c.name for c in table.columns))
-        .render_derived(with_types=False)
-        .alias("given")
-    )
-    names = [c.name for c in table.columns]
-    return insert(table).from_select(names, select(*(cast(given.c[c.name], c.type) for c in table.columns)))
+    names = tuple(c.name for c in table.columns)
+    session.execute(_insert_from_json(table, names), {"rows": _json_rows(rows, names)})
 
 
 def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new: set, changed: set) -> None:
@@ -249,13 +342,12 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
     changed = changed - new
     if not changed:
         return
-    columns = [c.name for c in table.columns if c.name not in keys]
+    columns = tuple(c.name for c in table.columns if c.name not in keys)
     if session.get_bind().dialect.name == "postgresql":
-        # One UPDATE ... FROM unnest(arrays): one round trip whatever the number of rows (an
-        # executemany is one per row), and one statement text, compiled once.
-        session.execute(_update_from_arrays(table, keys), {
-            f"all_{c.name}": [rows[key][c.name] for key in sorted(changed)] for c in table.columns
-        })  # fmt: skip
+        names = (*keys, *columns)
+        session.execute(
+            _update_from_json(table, keys, columns), {"rows": _json_rows([rows[key] for key in sorted(changed)], names)}
+        )
         return
     statement = (
         update(table)
@@ -271,17 +363,40 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
     session.execute(statement, params)
 
 
+# PostgreSQL: a batch's rows go as one JSON document (serialised in C; arrays cost psycopg a Python
+# step per element), read by json_to_recordset: one statement of fixed text whatever the number of
+# rows, compiled once. json, not jsonb: a JSON column's value keeps its text as sent.
+def _json_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> str:
+    return json.dumps([{name: row[name] for name in names} for row in rows], default=_instant)
+
+
+def _instant(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            # As the column's type refuses them: an instant without its offset is not one.
+            raise ValueError("naive datetime: times are stored as instants with an offset")
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not serialisable")
+
+
+def _record_set(table: Any, names: tuple[str, ...]) -> str:
+    dialect = postgresql.dialect()
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in names)
+    return f"json_to_recordset(CAST(:rows AS json)) AS given({columns})"
+
+
 @functools.cache
-def _update_from_arrays(table: Any, keys: tuple[str, ...]) -> Any:
-    """UPDATE `table` from one array parameter per column (`all_<column>`), matched on `keys`."""
-    given = (
-        func.unnest(*(bindparam(f"all_{c.name}", type_=ARRAY(c.type)) for c in table.columns))
-        .table_valued(*(c.name for c in table.columns))
-        .render_derived(with_types=False)
-        .alias("given")
-    )
-    return (
-        update(table)
-        .where(*(table.c[k] == given.c[k] for k in keys))
-        .values({c.name: cast(given.c[c.name], c.type) for c in table.columns if c.name not in keys})
-    )
+def _insert_from_json(table: Any, names: tuple[str, ...]) -> Any:
+    quote = postgresql.dialect().identifier_preparer.quote
+    listed = ", ".join(quote(n) for n in names)
+    return text(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {_record_set(table, names)}")
+
+
+@functools.cache
+def _update_from_json(table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    quote = postgresql.dialect().identifier_preparer.quote
+    assignments = ", ".join(f"{quote(c)} = given.{quote(c)}" for c in columns)
+    matched = " AND ".join(f"t.{quote(k)} = given.{quote(k)}" for k in keys)
+    given = _record_set(table, (*keys, *columns))
+    return text(f"UPDATE {quote(table.name)} AS t SET {assignments} FROM {given} WHERE {matched}")
