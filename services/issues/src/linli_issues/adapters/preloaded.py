@@ -18,19 +18,19 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import any_, bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.util import identity_key
 
 from linli_issues.adapters import consultation_counts, counters
 from linli_issues.adapters.repository import IssueRepository
+from linli_issues.adapters.sql import among
 from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, issues, replica, supporters
-from linli_issues.domain.model import Category, Issue, TimelineEntry
+from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
 
 _Key = tuple[str, str]
 
@@ -49,10 +49,11 @@ class PreloadedRepository(IssueRepository):
         self._changed_links: set[_Key] = set()
         self._new_decisions: set[_Key] = set()
         self._changed_decisions: set[_Key] = set()
-        self._entries: list[TimelineEntry] = []  # timeline entries kept for `write`
+        self._entries: list[dict[str, Any]] = []  # timeline entries kept for `write`, as rows
         self._linked_meetings: set[str] = set()  # the meetings whose links were read in full
         self._other_consultations: dict[str, int] = {}  # issue -> its other links not cancelled
         self._read: dict[str, dict[str, Any]] = {}  # issue -> its columns as read (or last written)
+        self._streets_read: dict[str, str | None] = {}
 
     def load(self, issue_ids: Iterable[str], meeting_ids: Iterable[str], linked_meetings: Iterable[str] = ()) -> None:
         """Read what handling events about these issues and meetings needs, locking the issues;
@@ -60,12 +61,16 @@ class PreloadedRepository(IssueRepository):
         are read in full for these meetings and `linked_meetings` (those the batch may link the
         issues to); of their other links only how many count as consultations."""
         meeting_ids = sorted(set(meeting_ids))
+        # What the session holds written first (as its autoflush would); then plain statements on
+        # its connection, none of the ORM's execution needed.
+        self.session.flush()
+        connection = self.session.connection()
         self._linked_meetings = set(meeting_ids) | set(linked_meetings)
         wanted = set(issue_ids)
         for meeting_id in meeting_ids:
             self._links_of_meeting[meeting_id] = set()
         if meeting_ids:
-            rows = self.session.execute(select(issue_meetings.c.issue_id, issue_meetings.c.meeting_id).where(
+            rows = connection.execute(select(issue_meetings.c.issue_id, issue_meetings.c.meeting_id).where(
                 _among(issue_meetings.c.meeting_id, meeting_ids, self.session)
             ))  # fmt: skip
             for issue_id, meeting_id in rows:
@@ -76,49 +81,83 @@ class PreloadedRepository(IssueRepository):
             return
         # Plain rows, not the ORM's: the issues are written back by `write` with one statement, the
         # values read here telling what changed (the ORM would flush one UPDATE per issue).
-        found = self.session.execute(
+        found = connection.execute(
             select(issues).where(_among(issues.c.id, ids, self.session)).order_by(issues.c.id).with_for_update()
         )
         self._issues = dict.fromkeys(ids)
+        names = list(found.keys())
         for row in found:
-            values = row._asdict()
-            self._issues[values["id"]] = Issue(**values)
+            values = dict(zip(names, row, strict=True))
+            self._issues[values["id"]] = _issue_of(values)
             self._read[values["id"]] = values
         ids = [i for i in ids if self._issues[i] is not None]
-        m = issue_meetings.c
         linked = sorted(self._linked_meetings)
+        communities = sorted({issue.community_id for issue in self._issues.values() if issue is not None})
+        if self.session.get_bind().dialect.name == "postgresql":
+            self._load_details_at_once(connection, ids, linked, communities)
+        else:
+            self._load_details(connection, ids, linked, communities)
+        self._streets.update({c: self._streets_read.get(c) for c in communities})
+
+    def _load_details_at_once(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
+        """PostgreSQL: the issues' links, decisions, supporters and streets in one round trip, as one
+        JSON document (parsed in C, a handful of instants converted here)."""
+        details = json.loads(
+            connection.execute(_DETAILS, {"ids": ids, "linked": linked, "communities": communities}).scalar_one()
+        )
+        for link in details["links"] or ():
+            link["starts_at"] = _parsed(link["starts_at"])
+            link["concluded_at"] = _parsed(link["concluded_at"])
+            link["linked_at"] = _parsed(link["linked_at"])
+            self._links[(link["issue_id"], link["meeting_id"])] = link
+            self._meetings_of.setdefault(link["issue_id"], set()).add(link["meeting_id"])
+        self._other_consultations = dict(details["others"] or ())
+        for decision in details["decisions"] or ():
+            decision["event_at"] = _parsed(decision["event_at"])
+            self._decisions[(decision["issue_id"], decision["decision_id"])] = decision
+            self._decisions_of.setdefault(decision["issue_id"], set()).add(decision["decision_id"])
+        self._supporters = {i: [] for i in ids}
+        for issue_id, user_id in details["supporters"] or ():
+            self._supporters[issue_id].append(user_id)
+        self._streets_read = dict(details["streets"] or ())
+
+    def _load_details(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
+        """The same as `_load_details_at_once`, a statement per table (SQLite)."""
+        m = issue_meetings.c
         if linked:
-            for row in self.session.execute(
+            found = connection.execute(
                 select(issue_meetings).where(
                     _among(m.issue_id, ids, self.session), _among(m.meeting_id, linked, self.session)
                 )
-            ):
-                self._links[(row.issue_id, row.meeting_id)] = dict(row._mapping)
-                self._meetings_of.setdefault(row.issue_id, set()).add(row.meeting_id)
+            )
+            names = list(found.keys())
+            for row in found:
+                link = dict(zip(names, row, strict=True))
+                self._links[(link["issue_id"], link["meeting_id"])] = link
+                self._meetings_of.setdefault(link["issue_id"], set()).add(link["meeting_id"])
         # An issue taken up by many meetings: the batch needs only how many of the others count.
         others = select(m.issue_id, func.count()).where(_among(m.issue_id, ids, self.session), m.status != "cancelled")
         if linked:
             others = others.where(~_among(m.meeting_id, linked, self.session))
-        self._other_consultations = dict(self.session.execute(others.group_by(m.issue_id)).all())
-        for row in self.session.execute(
-            select(issue_decisions).where(_among(issue_decisions.c.issue_id, ids, self.session))
-        ):
-            self._decisions[(row.issue_id, row.decision_id)] = dict(row._mapping)
-            self._decisions_of.setdefault(row.issue_id, set()).add(row.decision_id)
+        self._other_consultations = dict(connection.execute(others.group_by(m.issue_id)).all())
+        found = connection.execute(select(issue_decisions).where(_among(issue_decisions.c.issue_id, ids, self.session)))
+        names = list(found.keys())
+        for row in found:
+            decision = dict(zip(names, row, strict=True))
+            self._decisions[(decision["issue_id"], decision["decision_id"])] = decision
+            self._decisions_of.setdefault(decision["issue_id"], set()).add(decision["decision_id"])
         self._supporters = {i: [] for i in ids}
-        for issue_id, user_id in self.session.execute(
+        for issue_id, user_id in connection.execute(
             select(supporters.c.issue_id, supporters.c.user_id).where(_among(supporters.c.issue_id, ids, self.session))
         ):
             self._supporters[issue_id].append(user_id)
-        communities = sorted({issue.community_id for issue in self._issues.values() if issue is not None})
-        streets = dict(
-            self.session.execute(
+        self._streets_read = dict(
+            connection.execute(
                 select(replica.communities.c.community_id, replica.communities.c.street_id).where(
                     _among(replica.communities.c.community_id, communities, self.session)
                 )
             ).all()
         )
-        self._streets.update({c: streets.get(c) for c in communities})
 
     # --- reads, from what was loaded ------------------------------------------------------------------
     def get(self, issue_id: str, *, for_update: bool = False) -> Issue | None:
@@ -164,9 +203,24 @@ class PreloadedRepository(IssueRepository):
         instead of an object for the session to flush; an escalation counted there in the
         statistics, as the session's hook would)."""
         if isinstance(thing, TimelineEntry):
-            self._entries.append(thing)
+            self._entries.append(_entry_row(thing))
             return
         super().add(thing)
+
+    def note(self, issue_id: str, kind: str, created_at: datetime, body: str | None, data: dict[str, Any]) -> None:
+        """A timeline entry, as `add(TimelineEntry(...))` keeps it, without making the object."""
+        self._entries.append(
+            {
+                "id": sortable_id(),
+                "issue_id": issue_id,
+                "kind": kind,
+                "body": body,
+                "internal": False,
+                "author_id": None,
+                "data": data,
+                "created_at": created_at,
+            }
+        )
 
     def add_meeting_link(self, **values: Any) -> None:
         key = (values["issue_id"], values["meeting_id"])
@@ -205,7 +259,7 @@ class PreloadedRepository(IssueRepository):
         _write(self.session, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,
                self._changed_decisions)  # fmt: skip
         if self._entries:
-            _insert(self.session, issue_updates, [_entry_row(entry) for entry in self._entries])
+            _insert(self.session, issue_updates, self._entries)
         self._new_links, self._changed_links = set(), set()
         self._new_decisions, self._changed_decisions = set(), set()
         self._entries = []
@@ -216,7 +270,7 @@ class PreloadedRepository(IssueRepository):
             now = _values_of(self._issues[issue_id])
             if now != read:
                 changed.append((read, now))
-        escalations = [entry for entry in self._entries if entry.kind == "escalation"]
+        escalations = [entry for entry in self._entries if entry["kind"] == "escalation"]
         self._count(changed, escalations)
         if not changed:
             return
@@ -237,7 +291,7 @@ class PreloadedRepository(IssueRepository):
                 self.session.expire(held)
         self._read.update({now["id"]: now for _read, now in changed})
 
-    def _count(self, changed: list[tuple[dict[str, Any], dict[str, Any]]], escalations: list[TimelineEntry]) -> None:
+    def _count(self, changed: list[tuple[dict[str, Any], dict[str, Any]]], escalations: list[dict[str, Any]]) -> None:
         """What the session's hook (adapters/counters.py) counts for issues it flushes, for the
         issues written here: each changed one's old contribution taken back and its new one added,
         and each escalation."""
@@ -249,14 +303,14 @@ class PreloadedRepository(IssueRepository):
             return
         # Of the issues escalated, the community (an entry of no issue is not counted: /stats
         # does not count it either).
-        escalated = [(e, issue.community_id) for e in escalations if (issue := self.get(e.issue_id)) is not None]
+        escalated = [(e, issue.community_id) for e in escalations if (issue := self.get(e["issue_id"])) is not None]
         involved = {v["community_id"] for pair in counted for v in pair} | {c for _e, c in escalated}
         tally = counters.Tally(zone, {community_id: self.street_of(community_id) for community_id in involved})
         for read, now in counted:
             tally.add(read["community_id"], counters.issue_figures(read), sign=-1)
             tally.add(now["community_id"], counters.issue_figures(now))
         for entry, community_id in escalated:
-            tally.add(community_id, counters.escalation_figures(entry.created_at, entry.data))
+            tally.add(community_id, counters.escalation_figures(entry["created_at"], entry["data"]))
         counters.count_in_transaction(self.session, tally)
 
     def _require(self, issue_id: str) -> None:
@@ -302,18 +356,53 @@ _COLUMNS = tuple(c.name for c in issues.columns)
 _NOT_WRITTEN = tuple(name for name in _COLUMNS if name not in _WRITTEN and name != "id")
 
 
+_ISSUE_MANAGER = class_mapper(Issue).class_manager
+
+
+def _issue_of(values: dict[str, Any]) -> Issue:
+    """An issue of these column values, made as the ORM's loading makes one (its state set up, the
+    values put in place) but belonging to no session: `write` sends its changes."""
+    issue = _ISSUE_MANAGER.new_instance()
+    vars(issue).update(values)
+    return issue
+
+
 def _values_of(issue: Issue) -> dict[str, Any]:
     values = vars(issue)  # the mapped attributes' values, as the ORM keeps them
     return {name: values[name] for name in _COLUMNS}
 
 
+# What the batch reads of the issues it locked (PostgreSQL), as one JSON document: their links to the
+# meetings the batch names in full, how many of their other links count as consultations, their
+# decisions, their supporters (in the order `IssueRepository.supporter_ids` reads them) and the
+# streets of their communities.
+_DETAILS = text(
+    """
+SELECT json_build_object(
+    'links', (SELECT json_agg(m) FROM issue_meetings AS m
+              WHERE m.issue_id = ANY(CAST(:ids AS text[])) AND m.meeting_id = ANY(CAST(:linked AS text[]))),
+    'others', (SELECT json_agg(json_build_array(o.issue_id, o.n)) FROM (
+                   SELECT issue_id, count(*) AS n FROM issue_meetings
+                   WHERE issue_id = ANY(CAST(:ids AS text[])) AND status <> 'cancelled'
+                       AND NOT meeting_id = ANY(CAST(:linked AS text[]))
+                   GROUP BY issue_id) AS o),
+    'decisions', (SELECT json_agg(d) FROM issue_decisions AS d WHERE d.issue_id = ANY(CAST(:ids AS text[]))),
+    'supporters', (SELECT json_agg(json_build_array(s.issue_id, s.user_id)) FROM issue_supporters AS s
+                   WHERE s.issue_id = ANY(CAST(:ids AS text[]))),
+    'streets', (SELECT json_agg(json_build_array(c.community_id, c.street_id)) FROM directory_communities AS c
+                WHERE c.community_id = ANY(CAST(:communities AS text[])))
+)::text
+"""
+)
+
+
+def _parsed(value: str | None) -> datetime | None:
+    """An instant as json_agg writes it (ISO 8601 with its offset), in UTC as the column's type reads it."""
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
 def _among(column: Any, values: Iterable[str], session: Session) -> Any:
-    """`column IN values`; on PostgreSQL `= ANY(one array)`: one statement text whatever the number
-    of values (an IN list is rendered and parsed anew for each count)."""
-    values = list(values)
-    if session.get_bind().dialect.name != "postgresql":
-        return column.in_(values)
-    return column == any_(bindparam(None, values, type_=ARRAY(column.type), unique=True))
+    return among(column, values, session.get_bind().dialect.name)
 
 
 def _update_issues(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -52,6 +52,9 @@ class _Changes:
         )
 
     def note(self, issue: Issue, kind: str, now: datetime, body: str | None, data: dict[str, Any]) -> None:
+        if isinstance(self.repo, PreloadedRepository):
+            self.repo.note(issue.id, kind, now, body, data)  # a row for the batch's one INSERT
+            return
         self.repo.add(TimelineEntry(issue_id=issue.id, kind=kind, created_at=now, body=body, data=data))
 
     def move(self, issue: Issue, status: str, now: datetime, reason: str | None) -> bool:
