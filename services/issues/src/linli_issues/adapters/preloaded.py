@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.util import identity_key
@@ -66,10 +67,11 @@ class PreloadedRepository(IssueRepository):
         self.session.flush()
         connection = self.session.connection()
         self._linked_meetings = set(meeting_ids) | set(linked_meetings)
+        postgres = self.session.get_bind().dialect.name == "postgresql"
         wanted = set(issue_ids)
         for meeting_id in meeting_ids:
             self._links_of_meeting[meeting_id] = set()
-        if meeting_ids:
+        if meeting_ids and not postgres:
             rows = connection.execute(select(issue_meetings.c.issue_id, issue_meetings.c.meeting_id).where(
                 _among(issue_meetings.c.meeting_id, meeting_ids, self.session)
             ))  # fmt: skip
@@ -77,23 +79,31 @@ class PreloadedRepository(IssueRepository):
                 self._links_of_meeting[meeting_id].add(issue_id)
                 wanted.add(issue_id)
         ids = sorted(wanted)
-        if not ids:
+        if not ids and not (postgres and meeting_ids):
             return
+        named = _among(issues.c.id, ids, self.session)
+        if postgres and meeting_ids:
+            # With those linked to the meetings, in the same statement (their links to these
+            # meetings are read with the details, of the issues locked).
+            linked_to = select(issue_meetings.c.issue_id).where(
+                _among(issue_meetings.c.meeting_id, meeting_ids, self.session)
+            )
+            named = or_(named, issues.c.id.in_(linked_to))
         # Plain rows, not the ORM's: the issues are written back by `write` with one statement, the
         # values read here telling what changed (the ORM would flush one UPDATE per issue).
-        found = connection.execute(
-            select(issues).where(_among(issues.c.id, ids, self.session)).order_by(issues.c.id).with_for_update()
-        )
+        found = connection.execute(select(issues).where(named).order_by(issues.c.id).with_for_update(of=issues))
         self._issues = dict.fromkeys(ids)
         names = list(found.keys())
         for row in found:
             values = dict(zip(names, row, strict=True))
             self._issues[values["id"]] = _issue_of(values)
             self._read[values["id"]] = values
-        ids = [i for i in ids if self._issues[i] is not None]
+        ids = sorted(i for i, issue in self._issues.items() if issue is not None)
+        if not ids:
+            return
         linked = sorted(self._linked_meetings)
         communities = sorted({issue.community_id for issue in self._issues.values() if issue is not None})
-        if self.session.get_bind().dialect.name == "postgresql":
+        if postgres:
             self._load_details_at_once(connection, ids, linked, communities)
         else:
             self._load_details(connection, ids, linked, communities)
@@ -111,6 +121,8 @@ class PreloadedRepository(IssueRepository):
             link["linked_at"] = _parsed(link["linked_at"])
             self._links[(link["issue_id"], link["meeting_id"])] = link
             self._meetings_of.setdefault(link["issue_id"], set()).add(link["meeting_id"])
+            if link["meeting_id"] in self._links_of_meeting:
+                self._links_of_meeting[link["meeting_id"]].add(link["issue_id"])
         self._other_consultations = dict(details["others"] or ())
         for decision in details["decisions"] or ():
             decision["event_at"] = _parsed(decision["event_at"])
@@ -120,6 +132,7 @@ class PreloadedRepository(IssueRepository):
         for issue_id, user_id in details["supporters"] or ():
             self._supporters[issue_id].append(user_id)
         self._streets_read = dict(details["streets"] or ())
+        counters.remember_zone(self.session, details["zone"])  # for the counts' hook, not read again
 
     def _load_details(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
         """The same as `_load_details_at_once`, a statement per table (SQLite)."""
@@ -367,15 +380,18 @@ def _issue_of(values: dict[str, Any]) -> Issue:
     return issue
 
 
+_COLUMN_VALUES = operator.itemgetter(*_COLUMNS)
+
+
 def _values_of(issue: Issue) -> dict[str, Any]:
-    values = vars(issue)  # the mapped attributes' values, as the ORM keeps them
-    return {name: values[name] for name in _COLUMNS}
+    # The mapped attributes' values, as the ORM keeps them.
+    return dict(zip(_COLUMNS, _COLUMN_VALUES(vars(issue)), strict=True))
 
 
 # What the batch reads of the issues it locked (PostgreSQL), as one JSON document: their links to the
 # meetings the batch names in full, how many of their other links count as consultations, their
-# decisions, their supporters (in the order `IssueRepository.supporter_ids` reads them) and the
-# streets of their communities.
+# decisions, their supporters (in the order `IssueRepository.supporter_ids` reads them), the
+# streets of their communities and the zone of the statistics' counts.
 _DETAILS = text(
     """
 SELECT json_build_object(
@@ -390,7 +406,8 @@ SELECT json_build_object(
     'supporters', (SELECT json_agg(json_build_array(s.issue_id, s.user_id)) FROM issue_supporters AS s
                    WHERE s.issue_id = ANY(CAST(:ids AS text[]))),
     'streets', (SELECT json_agg(json_build_array(c.community_id, c.street_id)) FROM directory_communities AS c
-                WHERE c.community_id = ANY(CAST(:communities AS text[])))
+                WHERE c.community_id = ANY(CAST(:communities AS text[]))),
+    'zone', (SELECT zone FROM issue_counts_state WHERE id = 1)
 )::text
 """
 )
@@ -456,7 +473,10 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
 # step per element), read by json_to_recordset: one statement of fixed text whatever the number of
 # rows, compiled once. json, not jsonb: a JSON column's value keeps its text as sent.
 def _json_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> str:
-    return json.dumps([{name: row[name] for name in names} for row in rows], default=_instant)
+    if rows and rows[0].keys() == set(names):
+        return json.dumps(rows, default=_instant)  # rows of exactly these columns (json_to_recordset ignores others)
+    values = operator.itemgetter(*names)
+    return json.dumps([dict(zip(names, values(row), strict=True)) for row in rows], default=_instant)
 
 
 def _instant(value: Any) -> str:
