@@ -45,6 +45,8 @@ class PreloadedRepository(IssueRepository):
         self._links_of_meeting: dict[str, set[str]] = {}  # meeting -> issues, for the meetings loaded
         self._decisions: dict[_Key, dict[str, Any]] = {}  # (issue, decision) -> the row's columns
         self._decisions_of: dict[str, set[str]] = {}  # issue -> its decisions
+        # issue -> [action items, done] of its decisions, summed once and then kept up to date
+        self._totals: dict[str, list[int]] = {}
         self._supporters: dict[str, list[str]] = {}
         self._new_links: set[_Key] = set()
         self._changed_links: set[_Key] = set()
@@ -207,8 +209,11 @@ class PreloadedRepository(IssueRepository):
 
     def follow_up_totals(self, issue_id: str) -> tuple[int, int]:
         self._require(issue_id)
-        rows = [self._decisions[(issue_id, d)] for d in self._decisions_of.get(issue_id, ())]
-        return sum(r["action_items"] for r in rows), sum(r["done"] for r in rows)
+        totals = self._totals.get(issue_id)
+        if totals is None:
+            rows = [self._decisions[(issue_id, d)] for d in self._decisions_of.get(issue_id, ())]
+            totals = self._totals[issue_id] = [sum(r["action_items"] for r in rows), sum(r["done"] for r in rows)]
+        return totals[0], totals[1]
 
     # --- writes, kept until `write` -----------------------------------------------------------------
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
@@ -252,6 +257,11 @@ class PreloadedRepository(IssueRepository):
     def save_decision_follow_up(self, issue_id: str, decision_id: str, *, new: bool, **values: Any) -> None:
         key = (issue_id, decision_id)
         self._require(issue_id)
+        totals = self._totals.get(issue_id)
+        if totals is not None:
+            before = self._decisions.get(key) if not new else None
+            totals[0] += values["action_items"] - (before["action_items"] if before else 0)
+            totals[1] += values["done"] - (before["done"] if before else 0)
         if new:
             self._decisions[key] = {"issue_id": issue_id, "decision_id": decision_id, **values}
             self._decisions_of.setdefault(issue_id, set()).add(decision_id)
@@ -479,13 +489,11 @@ def _json_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> str:
     return json.dumps([dict(zip(names, values(row), strict=True)) for row in rows], default=_instant)
 
 
-def _instant(value: Any) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            # As the column's type refuses them: an instant without its offset is not one.
-            raise ValueError("naive datetime: times are stored as instants with an offset")
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not serialisable")
+def _instant(value: datetime) -> str:
+    """An instant in the JSON document (the only values json does not write itself)."""
+    if value.tzinfo is None:  # as the column's type refuses them: an instant without its offset is not one
+        raise ValueError("naive datetime: times are stored as instants with an offset")
+    return value.isoformat()  # anything else than a datetime: AttributeError, not serialisable
 
 
 def _record_set(table: Any, names: tuple[str, ...]) -> str:
