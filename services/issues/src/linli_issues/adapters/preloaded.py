@@ -4,10 +4,18 @@ few statements up front, their reads are answered from memory and their writes a
 
 The meetings' events name issues and meetings; a batch of them would otherwise cost about ten round
 trips per event (lock the issue, read its link to the meeting, count its consultations, read its
-supporters and street, ...). Here the whole batch costs a fixed handful: the links of its meetings,
-the issues (locked, in id order, so two copies of the worker never deadlock), their links, decisions
-and supporters, and the streets; then at the end one insert and one update per table (the timeline
-entries too: one insert) and the ORM's flush of the issues.
+supporters and street, ...). Here the whole batch costs a fixed handful. On PostgreSQL: the issues
+named and those linked to the batch's meetings, locked in id order (so two copies of the worker
+never deadlock) by one statement; their links, decisions, supporters, streets and the counts' zone
+by one more (a JSON document); then at the end one UPDATE of the issues and one INSERT or UPDATE
+per other table, each from a JSON document (json_to_recordset: one statement text whatever the
+number of rows). On SQLite the same reads a statement per table, the writes as executemany.
+
+The issues are plain rows made into `Issue`s belonging to no session: the ORM's flush would send
+one UPDATE per issue (and spent most of a batch's time working out what changed). `write` compares
+each with the values read, sends the changed ones, and counts them in the statistics as the
+session's hook would have (adapters/counters.py); timeline entries are kept as rows, escalations
+counted there too.
 
 Only the handlers of the meetings' events use it, and only through the methods below; the rows they
 touch are those of the issues locked here, so no one else changes them meanwhile.

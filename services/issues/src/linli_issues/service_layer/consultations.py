@@ -400,9 +400,10 @@ def handle_one(session: Session, event: Event) -> None:
 
 def handle_batch(session: Session, events: list[Event]) -> None:
     """A run of meetings events in the consumer's batch: the same rules, in the order of arrival,
-    over one `PreloadedRepository` (the issues and meetings they name read and locked at once, the
-    links and decisions written at the end with one statement per table), one flush and one write
-    to the outbox. Same effects as `handle_one` for each event in turn."""
+    over one `PreloadedRepository` (the issues and meetings they name read and locked at once; the
+    issues, links, decisions and timeline entries written at the end with one statement per table
+    and kind) and one write to the outbox. Same effects as `handle_one` for each event in turn
+    (tests/test_meeting_event_batches.py compares them on random runs of events)."""
     repo = PreloadedRepository(session)
     issue_ids: set[str] = set()
     meeting_ids: set[str] = set()
