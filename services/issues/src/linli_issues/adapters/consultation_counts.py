@@ -49,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters import counters
+from linli_issues.adapters.sql import among
 from linli_issues.adapters.tables import (
     issue_consultation_counts,
     issue_meeting_consultations,
@@ -134,12 +135,13 @@ def recount(
     # none committed either (whoever concluded a link of it stored its rows in the same commit),
     # so no writer can be counting it meanwhile from a link this transaction changes.
     asked = sorted(set(meeting_ids))
+    dialect = connection.dialect.name
     ids = sorted(
         set(
             connection.execute(
                 union(
-                    select(s.meeting_id).where(s.meeting_id.in_(asked)),
-                    select(m.meeting_id).where(m.meeting_id.in_(asked), m.status == "concluded"),
+                    select(s.meeting_id).where(among(s.meeting_id, asked, dialect)),
+                    select(m.meeting_id).where(among(m.meeting_id, asked, dialect), m.status == "concluded"),
                 )
             ).scalars()
         )
@@ -150,13 +152,13 @@ def recount(
         connection.execute(_LOCK_MEETINGS, {"lock_class": LOCK_CLASS, "meeting_ids": ids})
     stored: dict[str, set[Row]] = defaultdict(set)
     for meeting_id, scope, month, item in connection.execute(
-        select(s.meeting_id, s.scope, s.month, s.item).where(s.meeting_id.in_(ids))
+        select(s.meeting_id, s.scope, s.month, s.item).where(among(s.meeting_id, ids, dialect))
     ):
         stored[meeting_id].add((scope, month, item))
     links: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in connection.execute(
         select(m.meeting_id, m.community_id, m.status, m.concluded_at).where(
-            m.meeting_id.in_(ids), m.status == "concluded"
+            among(m.meeting_id, ids, dialect), m.status == "concluded"
         )
     ):
         links[row.meeting_id].append(row._mapping)

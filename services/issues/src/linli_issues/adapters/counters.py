@@ -315,8 +315,14 @@ def _changes(session: Session) -> Tally | None:
 @event.listens_for(Session, "before_flush")
 def _keep_counts(session: Session, _flush_context: Any, _instances: Any) -> None:
     tally = _changes(session)
-    if tally is None:
-        return
+    if tally is not None:
+        count_in_transaction(session, tally)
+
+
+def count_in_transaction(session: Session, tally: Tally) -> None:
+    """Count `tally` with the session's transaction: written at its commit (`_write_counts`), or at
+    once in a savepoint. The hook's way for what it sees flushed; a writer of issues that does not
+    go through the ORM (adapters/preloaded.py) hands its own changes here."""
     if session.in_nested_transaction():
         # A savepoint may be rolled back alone: what it changed is counted with it.
         apply(session.connection(), tally)

@@ -4,10 +4,18 @@ few statements up front, their reads are answered from memory and their writes a
 
 The meetings' events name issues and meetings; a batch of them would otherwise cost about ten round
 trips per event (lock the issue, read its link to the meeting, count its consultations, read its
-supporters and street, ...). Here the whole batch costs a fixed handful: the links of its meetings,
-the issues (locked, in id order, so two copies of the worker never deadlock), their links, decisions
-and supporters, and the streets; then at the end one insert and one update per table (the timeline
-entries too: one insert) and the ORM's flush of the issues.
+supporters and street, ...). Here the whole batch costs a fixed handful. On PostgreSQL: the issues
+named and those linked to the batch's meetings, locked in id order (so two copies of the worker
+never deadlock) by one statement; their links, decisions, supporters, streets and the counts' zone
+by one more (a JSON document); then at the end one UPDATE of the issues and one INSERT or UPDATE
+per other table, each from a JSON document (json_to_recordset: one statement text whatever the
+number of rows). On SQLite the same reads a statement per table, the writes as executemany.
+
+The issues are plain rows made into `Issue`s belonging to no session: the ORM's flush would send
+one UPDATE per issue (and spent most of a batch's time working out what changed). `write` compares
+each with the values read, sends the changed ones, and counts them in the statistics as the
+session's hook would have (adapters/counters.py); timeline entries are kept as rows, escalations
+counted there too.
 
 Only the handlers of the meetings' events use it, and only through the methods below; the rows they
 touch are those of the issues locked here, so no one else changes them meanwhile.
@@ -17,17 +25,21 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Text, bindparam, cast, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session, class_mapper
+from sqlalchemy.orm.util import identity_key
 
-from linli_issues.adapters import consultation_counts
+from linli_issues.adapters import consultation_counts, counters
 from linli_issues.adapters.repository import IssueRepository
-from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, replica, supporters
-from linli_issues.domain.model import Category, Issue, TimelineEntry
+from linli_issues.adapters.sql import among
+from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, issues, replica, supporters
+from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
 
 _Key = tuple[str, str]
 
@@ -41,14 +53,18 @@ class PreloadedRepository(IssueRepository):
         self._links_of_meeting: dict[str, set[str]] = {}  # meeting -> issues, for the meetings loaded
         self._decisions: dict[_Key, dict[str, Any]] = {}  # (issue, decision) -> the row's columns
         self._decisions_of: dict[str, set[str]] = {}  # issue -> its decisions
+        # issue -> [action items, done] of its decisions, summed once and then kept up to date
+        self._totals: dict[str, list[int]] = {}
         self._supporters: dict[str, list[str]] = {}
         self._new_links: set[_Key] = set()
         self._changed_links: set[_Key] = set()
         self._new_decisions: set[_Key] = set()
         self._changed_decisions: set[_Key] = set()
-        self._entries: list[TimelineEntry] = []  # timeline entries kept for `write`
+        self._entries: list[dict[str, Any]] = []  # timeline entries kept for `write`, as rows
         self._linked_meetings: set[str] = set()  # the meetings whose links were read in full
         self._other_consultations: dict[str, int] = {}  # issue -> its other links not cancelled
+        self._read: dict[str, dict[str, Any]] = {}  # issue -> its columns as read (or last written)
+        self._streets_read: dict[str, str | None] = {}
 
     def load(self, issue_ids: Iterable[str], meeting_ids: Iterable[str], linked_meetings: Iterable[str] = ()) -> None:
         """Read what handling events about these issues and meetings needs, locking the issues;
@@ -56,54 +72,115 @@ class PreloadedRepository(IssueRepository):
         are read in full for these meetings and `linked_meetings` (those the batch may link the
         issues to); of their other links only how many count as consultations."""
         meeting_ids = sorted(set(meeting_ids))
+        # What the session holds written first (as its autoflush would); then plain statements on
+        # its connection, none of the ORM's execution needed.
+        self.session.flush()
+        connection = self.session.connection()
         self._linked_meetings = set(meeting_ids) | set(linked_meetings)
+        postgres = self.session.get_bind().dialect.name == "postgresql"
         wanted = set(issue_ids)
         for meeting_id in meeting_ids:
             self._links_of_meeting[meeting_id] = set()
-        if meeting_ids:
-            rows = self.session.execute(select(issue_meetings.c.issue_id, issue_meetings.c.meeting_id).where(
-                issue_meetings.c.meeting_id.in_(meeting_ids)
+        if meeting_ids and not postgres:
+            rows = connection.execute(select(issue_meetings.c.issue_id, issue_meetings.c.meeting_id).where(
+                _among(issue_meetings.c.meeting_id, meeting_ids, self.session)
             ))  # fmt: skip
             for issue_id, meeting_id in rows:
                 self._links_of_meeting[meeting_id].add(issue_id)
                 wanted.add(issue_id)
         ids = sorted(wanted)
+        if not ids and not (postgres and meeting_ids):
+            return
+        named = _among(issues.c.id, ids, self.session)
+        if postgres and meeting_ids:
+            # With those linked to the meetings, in the same statement (their links to these
+            # meetings are read with the details, of the issues locked).
+            linked_to = select(issue_meetings.c.issue_id).where(
+                _among(issue_meetings.c.meeting_id, meeting_ids, self.session)
+            )
+            named = or_(named, issues.c.id.in_(linked_to))
+        # Plain rows, not the ORM's: the issues are written back by `write` with one statement, the
+        # values read here telling what changed (the ORM would flush one UPDATE per issue).
+        found = connection.execute(select(issues).where(named).order_by(issues.c.id).with_for_update(of=issues))
+        self._issues = dict.fromkeys(ids)
+        names = list(found.keys())
+        for row in found:
+            values = dict(zip(names, row, strict=True))
+            self._issues[values["id"]] = _issue_of(values)
+            self._read[values["id"]] = values
+        ids = sorted(i for i, issue in self._issues.items() if issue is not None)
         if not ids:
             return
-        found = self.session.scalars(select(Issue).where(Issue.id.in_(ids)).order_by(Issue.id).with_for_update())
-        self._issues = dict.fromkeys(ids)
-        self._issues.update({issue.id: issue for issue in found})
-        ids = [i for i in ids if self._issues[i] is not None]
-        m = issue_meetings.c
         linked = sorted(self._linked_meetings)
-        if linked:
-            for row in self.session.execute(
-                select(issue_meetings).where(m.issue_id.in_(ids), m.meeting_id.in_(linked))
-            ):
-                self._links[(row.issue_id, row.meeting_id)] = dict(row._mapping)
-                self._meetings_of.setdefault(row.issue_id, set()).add(row.meeting_id)
-        # An issue taken up by many meetings: the batch needs only how many of the others count.
-        others = select(m.issue_id, func.count()).where(m.issue_id.in_(ids), m.status != "cancelled")
-        if linked:
-            others = others.where(m.meeting_id.not_in(linked))
-        self._other_consultations = dict(self.session.execute(others.group_by(m.issue_id)).all())
-        for row in self.session.execute(select(issue_decisions).where(issue_decisions.c.issue_id.in_(ids))):
-            self._decisions[(row.issue_id, row.decision_id)] = dict(row._mapping)
-            self._decisions_of.setdefault(row.issue_id, set()).add(row.decision_id)
+        communities = sorted({issue.community_id for issue in self._issues.values() if issue is not None})
+        if postgres:
+            self._load_details_at_once(connection, ids, linked, communities)
+        else:
+            self._load_details(connection, ids, linked, communities)
+        self._streets.update({c: self._streets_read.get(c) for c in communities})
+
+    def _load_details_at_once(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
+        """PostgreSQL: the issues' links, decisions, supporters and streets in one round trip, as one
+        JSON document (parsed in C, a handful of instants converted here)."""
+        details = json.loads(
+            connection.execute(_DETAILS, {"ids": ids, "linked": linked, "communities": communities}).scalar_one()
+        )
+        for link in details["links"] or ():
+            link["starts_at"] = _parsed(link["starts_at"])
+            link["concluded_at"] = _parsed(link["concluded_at"])
+            link["linked_at"] = _parsed(link["linked_at"])
+            self._links[(link["issue_id"], link["meeting_id"])] = link
+            self._meetings_of.setdefault(link["issue_id"], set()).add(link["meeting_id"])
+            if link["meeting_id"] in self._links_of_meeting:
+                self._links_of_meeting[link["meeting_id"]].add(link["issue_id"])
+        self._other_consultations = dict(details["others"] or ())
+        for decision in details["decisions"] or ():
+            decision["event_at"] = _parsed(decision["event_at"])
+            self._decisions[(decision["issue_id"], decision["decision_id"])] = decision
+            self._decisions_of.setdefault(decision["issue_id"], set()).add(decision["decision_id"])
         self._supporters = {i: [] for i in ids}
-        for issue_id, user_id in self.session.execute(
-            select(supporters.c.issue_id, supporters.c.user_id).where(supporters.c.issue_id.in_(ids))
+        for issue_id, user_id in details["supporters"] or ():
+            self._supporters[issue_id].append(user_id)
+        self._streets_read = dict(details["streets"] or ())
+        counters.remember_zone(self.session, details["zone"])  # for the counts' hook, not read again
+
+    def _load_details(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
+        """The same as `_load_details_at_once`, a statement per table (SQLite)."""
+        m = issue_meetings.c
+        if linked:
+            found = connection.execute(
+                select(issue_meetings).where(
+                    _among(m.issue_id, ids, self.session), _among(m.meeting_id, linked, self.session)
+                )
+            )
+            names = list(found.keys())
+            for row in found:
+                link = dict(zip(names, row, strict=True))
+                self._links[(link["issue_id"], link["meeting_id"])] = link
+                self._meetings_of.setdefault(link["issue_id"], set()).add(link["meeting_id"])
+        # An issue taken up by many meetings: the batch needs only how many of the others count.
+        others = select(m.issue_id, func.count()).where(_among(m.issue_id, ids, self.session), m.status != "cancelled")
+        if linked:
+            others = others.where(~_among(m.meeting_id, linked, self.session))
+        self._other_consultations = dict(connection.execute(others.group_by(m.issue_id)).all())
+        found = connection.execute(select(issue_decisions).where(_among(issue_decisions.c.issue_id, ids, self.session)))
+        names = list(found.keys())
+        for row in found:
+            decision = dict(zip(names, row, strict=True))
+            self._decisions[(decision["issue_id"], decision["decision_id"])] = decision
+            self._decisions_of.setdefault(decision["issue_id"], set()).add(decision["decision_id"])
+        self._supporters = {i: [] for i in ids}
+        for issue_id, user_id in connection.execute(
+            select(supporters.c.issue_id, supporters.c.user_id).where(_among(supporters.c.issue_id, ids, self.session))
         ):
             self._supporters[issue_id].append(user_id)
-        communities = sorted({issue.community_id for issue in self._issues.values() if issue is not None})
-        streets = dict(
-            self.session.execute(
+        self._streets_read = dict(
+            connection.execute(
                 select(replica.communities.c.community_id, replica.communities.c.street_id).where(
-                    replica.communities.c.community_id.in_(communities)
+                    _among(replica.communities.c.community_id, communities, self.session)
                 )
             ).all()
         )
-        self._streets.update({c: streets.get(c) for c in communities})
 
     # --- reads, from what was loaded ------------------------------------------------------------------
     def get(self, issue_id: str, *, for_update: bool = False) -> Issue | None:
@@ -140,18 +217,36 @@ class PreloadedRepository(IssueRepository):
 
     def follow_up_totals(self, issue_id: str) -> tuple[int, int]:
         self._require(issue_id)
-        rows = [self._decisions[(issue_id, d)] for d in self._decisions_of.get(issue_id, ())]
-        return sum(r["action_items"] for r in rows), sum(r["done"] for r in rows)
+        totals = self._totals.get(issue_id)
+        if totals is None:
+            rows = [self._decisions[(issue_id, d)] for d in self._decisions_of.get(issue_id, ())]
+            totals = self._totals[issue_id] = [sum(r["action_items"] for r in rows), sum(r["done"] for r in rows)]
+        return totals[0], totals[1]
 
     # --- writes, kept until `write` -----------------------------------------------------------------
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         """A timeline entry is kept for `write` (one INSERT of fixed text for the batch's entries,
-        instead of an object for the session to flush); an escalation still goes through the
-        session, whose hook counts it in the statistics (adapters/counters.py)."""
-        if isinstance(thing, TimelineEntry) and thing.kind != "escalation":
-            self._entries.append(thing)
+        instead of an object for the session to flush; an escalation counted there in the
+        statistics, as the session's hook would)."""
+        if isinstance(thing, TimelineEntry):
+            self._entries.append(_entry_row(thing))
             return
         super().add(thing)
+
+    def note(self, issue_id: str, kind: str, created_at: datetime, body: str | None, data: dict[str, Any]) -> None:
+        """A timeline entry, as `add(TimelineEntry(...))` keeps it, without making the object."""
+        self._entries.append(
+            {
+                "id": sortable_id(),
+                "issue_id": issue_id,
+                "kind": kind,
+                "body": body,
+                "internal": False,
+                "author_id": None,
+                "data": data,
+                "created_at": created_at,
+            }
+        )
 
     def add_meeting_link(self, **values: Any) -> None:
         key = (values["issue_id"], values["meeting_id"])
@@ -170,6 +265,11 @@ class PreloadedRepository(IssueRepository):
     def save_decision_follow_up(self, issue_id: str, decision_id: str, *, new: bool, **values: Any) -> None:
         key = (issue_id, decision_id)
         self._require(issue_id)
+        totals = self._totals.get(issue_id)
+        if totals is not None:
+            before = self._decisions.get(key) if not new else None
+            totals[0] += values["action_items"] - (before["action_items"] if before else 0)
+            totals[1] += values["done"] - (before["done"] if before else 0)
         if new:
             self._decisions[key] = {"issue_id": issue_id, "decision_id": decision_id, **values}
             self._decisions_of.setdefault(issue_id, set()).add(decision_id)
@@ -179,19 +279,70 @@ class PreloadedRepository(IssueRepository):
             self._changed_decisions.add(key)
 
     def write(self) -> None:
-        """Send the links, decisions and timeline entries kept since `load`, one statement per
-        table and kind; the issues (and escalations) go with the session's flush."""
+        """Send what the batch changed since `load`, one statement per table and kind: the issues
+        (their counts in the statistics kept as the session's hook keeps them), the links, the
+        decisions and the timeline entries."""
         # Their meetings' consultations held are worked out again at commit.
         consultation_counts.touch(self.session, {key[1] for key in self._new_links | self._changed_links})
+        self._write_issues()
         _write(self.session, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links,
                self._changed_links)  # fmt: skip
         _write(self.session, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,
                self._changed_decisions)  # fmt: skip
         if self._entries:
-            _insert(self.session, issue_updates, [_entry_row(entry) for entry in self._entries])
+            _insert(self.session, issue_updates, self._entries)
         self._new_links, self._changed_links = set(), set()
         self._new_decisions, self._changed_decisions = set(), set()
         self._entries = []
+
+    def _write_issues(self) -> None:
+        changed: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (as read, as now) of each issue changed
+        for issue_id, read in self._read.items():
+            now = _values_of(self._issues[issue_id])
+            if now != read:
+                changed.append((read, now))
+        escalations = [entry for entry in self._entries if entry["kind"] == "escalation"]
+        self._count(changed, escalations)
+        if not changed:
+            return
+        rows = []
+        for read, now in changed:
+            if any(now[name] != read[name] for name in _NOT_WRITTEN):
+                # Not a change a meetings' event makes: that issue alone, every column.
+                self.session.execute(update(issues).where(issues.c.id == now["id"]).values(now))
+            else:
+                rows.append(now)
+        if rows:
+            _update_issues(self.session, rows)
+        # An earlier handler of the consumer's batch may hold a copy of one in the session: read
+        # again if used, so that no older revision is flushed over these.
+        for read, _now in changed:
+            held = self.session.identity_map.get(identity_key(Issue, read["id"]))
+            if held is not None:
+                self.session.expire(held)
+        self._read.update({now["id"]: now for _read, now in changed})
+
+    def _count(self, changed: list[tuple[dict[str, Any], dict[str, Any]]], escalations: list[dict[str, Any]]) -> None:
+        """What the session's hook (adapters/counters.py) counts for issues it flushes, for the
+        issues written here: each changed one's old contribution taken back and its new one added,
+        and each escalation."""
+        counted = [(read, now) for read, now in changed if any(read[n] != now[n] for n in counters.COUNTED_FIELDS)]
+        if not (counted or escalations):
+            return
+        zone = counters.zone_in_transaction(self.session)
+        if zone is None:
+            return
+        # Of the issues escalated, the community (an entry of no issue is not counted: /stats
+        # does not count it either).
+        escalated = [(e, issue.community_id) for e in escalations if (issue := self.get(e["issue_id"])) is not None]
+        involved = {v["community_id"] for pair in counted for v in pair} | {c for _e, c in escalated}
+        tally = counters.Tally(zone, {community_id: self.street_of(community_id) for community_id in involved})
+        for read, now in counted:
+            tally.add(read["community_id"], counters.issue_figures(read), sign=-1)
+            tally.add(now["community_id"], counters.issue_figures(now))
+        for entry, community_id in escalated:
+            tally.add(community_id, counters.escalation_figures(entry["created_at"], entry["data"]))
+        counters.count_in_transaction(self.session, tally)
 
     def _require(self, issue_id: str) -> None:
         if issue_id not in self._issues:
@@ -211,36 +362,102 @@ def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
     }
 
 
+# The columns of an issue the meetings' handlers change (moves, escalations, routing, counts of
+# consultations and action items, plans and summaries): the batch writes them with one statement.
+_WRITTEN = (
+    "status",
+    "tier",
+    "reason",
+    "due_at",
+    "assignee_id",
+    "consultation_count",
+    "action_items",
+    "action_items_done",
+    "resolution_plan",
+    "resolution_summary",
+    "rating",
+    "rating_comment",
+    "accepted_at",
+    "resolved_at",
+    "closed_at",
+    "updated_at",
+    "revision",
+)
+_COLUMNS = tuple(c.name for c in issues.columns)
+_NOT_WRITTEN = tuple(name for name in _COLUMNS if name not in _WRITTEN and name != "id")
+
+
+_ISSUE_MANAGER = class_mapper(Issue).class_manager
+
+
+def _issue_of(values: dict[str, Any]) -> Issue:
+    """An issue of these column values, made as the ORM's loading makes one (its state set up, the
+    values put in place) but belonging to no session: `write` sends its changes."""
+    issue = _ISSUE_MANAGER.new_instance()
+    vars(issue).update(values)
+    return issue
+
+
+_COLUMN_VALUES = operator.itemgetter(*_COLUMNS)
+
+
+def _values_of(issue: Issue) -> dict[str, Any]:
+    # The mapped attributes' values, as the ORM keeps them.
+    return dict(zip(_COLUMNS, _COLUMN_VALUES(vars(issue)), strict=True))
+
+
+# What the batch reads of the issues it locked (PostgreSQL), as one JSON document: their links to the
+# meetings the batch names in full, how many of their other links count as consultations, their
+# decisions, their supporters (in the order `IssueRepository.supporter_ids` reads them), the
+# streets of their communities and the zone of the statistics' counts.
+_DETAILS = text(
+    """
+SELECT json_build_object(
+    'links', (SELECT json_agg(m) FROM issue_meetings AS m
+              WHERE m.issue_id = ANY(CAST(:ids AS text[])) AND m.meeting_id = ANY(CAST(:linked AS text[]))),
+    'others', (SELECT json_agg(json_build_array(o.issue_id, o.n)) FROM (
+                   SELECT issue_id, count(*) AS n FROM issue_meetings
+                   WHERE issue_id = ANY(CAST(:ids AS text[])) AND status <> 'cancelled'
+                       AND NOT meeting_id = ANY(CAST(:linked AS text[]))
+                   GROUP BY issue_id) AS o),
+    'decisions', (SELECT json_agg(d) FROM issue_decisions AS d WHERE d.issue_id = ANY(CAST(:ids AS text[]))),
+    'supporters', (SELECT json_agg(json_build_array(s.issue_id, s.user_id)) FROM issue_supporters AS s
+                   WHERE s.issue_id = ANY(CAST(:ids AS text[]))),
+    'streets', (SELECT json_agg(json_build_array(c.community_id, c.street_id)) FROM directory_communities AS c
+                WHERE c.community_id = ANY(CAST(:communities AS text[]))),
+    'zone', (SELECT zone FROM issue_counts_state WHERE id = 1)
+)::text
+"""
+)
+
+
+def _parsed(value: str | None) -> datetime | None:
+    """An instant as json_agg writes it (ISO 8601 with its offset), in UTC as the column's type reads it."""
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _among(column: Any, values: Iterable[str], session: Session) -> Any:
+    return among(column, values, session.get_bind().dialect.name)
+
+
+def _update_issues(session: Session, rows: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        statement = (
+            update(issues)
+            .where(issues.c.id == bindparam("key_id"))
+            .values({name: bindparam(f"new_{name}") for name in _WRITTEN})
+        )
+        session.execute(statement, [{"key_id": row["id"], **{f"new_{n}": row[n] for n in _WRITTEN}} for row in rows])
+        return
+    session.execute(_update_from_json(issues, ("id",), _WRITTEN), {"rows": _json_rows(rows, ("id", *_WRITTEN))})
+
+
 def _insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     if session.get_bind().dialect.name != "postgresql":
         session.execute(insert(table), rows)
         return
-    # One INSERT ... SELECT FROM unnest(arrays): one statement for the server to run whatever the
-    # number of rows (an executemany is one per row, if in one round trip), of one text.
-    session.execute(
-        _insert_from_arrays(table),
-        {
-            f"all_{c.name}": [json.dumps(row[c.name]) if _is_json(c) else row[c.name] for row in rows]
-            for c in table.columns
-        },
-    )
-
-
-def _is_json(column: Any) -> bool:
-    return isinstance(column.type, JSON)
-
-
-@functools.cache
-def _insert_from_arrays(table: Any) -> Any:
-    """INSERT INTO `table` from one array parameter per column (`all_<column>`; JSON as text)."""
-    given = (
-        func.unnest(*(bindparam(f"all_{c.name}", type_=ARRAY(Text if _is_json(c) else c.type)) for c in table.columns))
-        .table_valued(*(c.name for c in table.columns))
-        .render_derived(with_types=False)
-        .alias("given")
-    )
-    names = [c.name for c in table.columns]
-    return insert(table).from_select(names, select(*(cast(given.c[c.name], c.type) for c in table.columns)))
+    names = tuple(c.name for c in table.columns)
+    session.execute(_insert_from_json(table, names), {"rows": _json_rows(rows, names)})
 
 
 def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new: set, changed: set) -> None:
@@ -249,13 +466,12 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
     changed = changed - new
     if not changed:
         return
-    columns = [c.name for c in table.columns if c.name not in keys]
+    columns = tuple(c.name for c in table.columns if c.name not in keys)
     if session.get_bind().dialect.name == "postgresql":
-        # One UPDATE ... FROM unnest(arrays): one round trip whatever the number of rows (an
-        # executemany is one per row), and one statement text, compiled once.
-        session.execute(_update_from_arrays(table, keys), {
-            f"all_{c.name}": [rows[key][c.name] for key in sorted(changed)] for c in table.columns
-        })  # fmt: skip
+        names = (*keys, *columns)
+        session.execute(
+            _update_from_json(table, keys, columns), {"rows": _json_rows([rows[key] for key in sorted(changed)], names)}
+        )
         return
     statement = (
         update(table)
@@ -271,17 +487,41 @@ def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new:
     session.execute(statement, params)
 
 
+# PostgreSQL: a batch's rows go as one JSON document (serialised in C; arrays cost psycopg a Python
+# step per element), read by json_to_recordset: one statement of fixed text whatever the number of
+# rows, compiled once. json, not jsonb: a JSON column's value keeps its text as sent.
+def _json_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> str:
+    if rows and rows[0].keys() == set(names):
+        return json.dumps(rows, default=_instant)  # rows of exactly these columns (json_to_recordset ignores others)
+    values = operator.itemgetter(*names)
+    return json.dumps([dict(zip(names, values(row), strict=True)) for row in rows], default=_instant)
+
+
+def _instant(value: datetime) -> str:
+    """An instant in the JSON document (the only values json does not write itself)."""
+    if value.tzinfo is None:  # as the column's type refuses them: an instant without its offset is not one
+        raise ValueError("naive datetime: times are stored as instants with an offset")
+    return value.isoformat()  # anything else than a datetime: AttributeError, not serialisable
+
+
+def _record_set(table: Any, names: tuple[str, ...]) -> str:
+    dialect = postgresql.dialect()
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in names)
+    return f"json_to_recordset(CAST(:rows AS json)) AS given({columns})"
+
+
 @functools.cache
-def _update_from_arrays(table: Any, keys: tuple[str, ...]) -> Any:
-    """UPDATE `table` from one array parameter per column (`all_<column>`), matched on `keys`."""
-    given = (
-        func.unnest(*(bindparam(f"all_{c.name}", type_=ARRAY(c.type)) for c in table.columns))
-        .table_valued(*(c.name for c in table.columns))
-        .render_derived(with_types=False)
-        .alias("given")
-    )
-    return (
-        update(table)
-        .where(*(table.c[k] == given.c[k] for k in keys))
-        .values({c.name: cast(given.c[c.name], c.type) for c in table.columns if c.name not in keys})
-    )
+def _insert_from_json(table: Any, names: tuple[str, ...]) -> Any:
+    quote = postgresql.dialect().identifier_preparer.quote
+    listed = ", ".join(quote(n) for n in names)
+    return text(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {_record_set(table, names)}")
+
+
+@functools.cache
+def _update_from_json(table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    quote = postgresql.dialect().identifier_preparer.quote
+    assignments = ", ".join(f"{quote(c)} = given.{quote(c)}" for c in columns)
+    matched = " AND ".join(f"t.{quote(k)} = given.{quote(k)}" for k in keys)
+    given = _record_set(table, (*keys, *columns))
+    return text(f"UPDATE {quote(table.name)} AS t SET {assignments} FROM {given} WHERE {matched}")
