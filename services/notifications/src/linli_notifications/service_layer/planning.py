@@ -237,7 +237,7 @@ _INBOX_FROM_ARRAYS = (
     "SELECT u.id, u.user_id, %(source_key)s, %(source_type)s, %(kind)s, %(category)s, %(urgent)s, %(title)s, "
     "%(body)s, CAST(%(params)s AS JSON), %(community_id)s, %(subject_type)s, %(subject_id)s, "
     "CAST(%(about)s AS JSON), %(now)s, NULL "
-    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[])) AS u(id, user_id)"
+    "FROM unnest(CAST(%(ids)s AS TEXT)::VARCHAR[], CAST(%(user_ids)s AS TEXT)::VARCHAR[]) AS u(id, user_id)"
 )
 # A delivery's own id is random (as uuid4 makes it in Python); its key is `delivery_key`'s.
 _DELIVERIES_FROM_ARRAYS = (
@@ -250,7 +250,8 @@ _DELIVERIES_FROM_ARRAYS = (
     "%(batch_key)s, CAST(%(params)s AS JSON), %(urgent)s, %(state)s, %(reason)s, %(community_id)s, "
     "%(source_type)s, NULL, CAST('[]' AS JSON), NULL, 0, NULL, %(not_before)s, NULL, false, %(expires_at)s, "
     "%(now)s, NULL, %(finished_at)s "
-    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), CAST(%(phones)s AS VARCHAR[])) "
+    "FROM unnest(CAST(%(ids)s AS TEXT)::VARCHAR[], CAST(%(user_ids)s AS TEXT)::VARCHAR[], "
+    "CAST(%(phones)s AS TEXT)::VARCHAR[]) "
     "AS u(id, user_id, phone)"
 )
 
@@ -272,6 +273,7 @@ def prepare_fresh_plan(
     for group in group_alike(intents, found, prefs, now):
         intent = group.intent
         ids = [stable_id(intent.source_key, u) for u in group.user_ids]
+        # Arrays as their literals (repository.text_array): psycopg would dump each element in Python.
         shared = {
             "source_key": intent.source_key,
             "source_type": intent.source_type,
@@ -280,8 +282,8 @@ def prepare_fresh_plan(
             "community_id": intent.community_id,
             "params": json.dumps(group.params, ensure_ascii=False),
             "now": now,
-            "ids": ids,
-            "user_ids": group.user_ids,
+            "ids": repository.text_array(ids),
+            "user_ids": repository.text_array(group.user_ids),
         }
         inbox.append(
             {
@@ -294,6 +296,7 @@ def prepare_fresh_plan(
                 "about": json.dumps([list(key) for key in intent.about] or None, ensure_ascii=False),
             }
         )
+        phones = repository.text_array(group.phones)
         for delivery in group.deliveries:
             state, reason = delivery.state, delivery.reason
             if group.bad_params and state == DeliveryState.PENDING:
@@ -301,7 +304,7 @@ def prepare_fresh_plan(
             planned.append(
                 {
                     **shared,
-                    "phones": group.phones,
+                    "phones": phones,
                     "channel": delivery.channel.value,
                     "with_address": delivery.channel == Channel.SMS,
                     "locale": group.locale,
