@@ -237,7 +237,7 @@ _INBOX_FROM_ARRAYS = (
     "SELECT u.id, u.user_id, %(source_key)s, %(source_type)s, %(kind)s, %(category)s, %(urgent)s, %(title)s, "
     "%(body)s, CAST(%(params)s AS JSON), %(community_id)s, %(subject_type)s, %(subject_id)s, "
     "CAST(%(about)s AS JSON), %(now)s, NULL "
-    "FROM unnest(CAST(%(ids)s AS TEXT)::VARCHAR[], CAST(%(user_ids)s AS TEXT)::VARCHAR[]) AS u(id, user_id)"
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[])) AS u(id, user_id)"
 )
 # A delivery's own id is random (as uuid4 makes it in Python); its key is `delivery_key`'s.
 _DELIVERIES_FROM_ARRAYS = (
@@ -250,8 +250,7 @@ _DELIVERIES_FROM_ARRAYS = (
     "%(batch_key)s, CAST(%(params)s AS JSON), %(urgent)s, %(state)s, %(reason)s, %(community_id)s, "
     "%(source_type)s, NULL, CAST('[]' AS JSON), NULL, 0, NULL, %(not_before)s, NULL, false, %(expires_at)s, "
     "%(now)s, NULL, %(finished_at)s "
-    "FROM unnest(CAST(%(ids)s AS TEXT)::VARCHAR[], CAST(%(user_ids)s AS TEXT)::VARCHAR[], "
-    "CAST(%(phones)s AS TEXT)::VARCHAR[]) "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), CAST(%(phones)s AS VARCHAR[])) "
     "AS u(id, user_id, phone)"
 )
 
