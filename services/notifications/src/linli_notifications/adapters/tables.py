@@ -16,7 +16,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
+    or_,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 from linli_kit.tables import BigId, UtcDateTime, add_directory_replica, add_messaging_tables
 
@@ -191,9 +194,30 @@ notifications = Table(
     UniqueConstraint("source_key", "user_id", name="uq_notifications_source_user"),
 )
 Index("ix_notifications_user_created", notifications.c.user_id, notifications.c.created_at)
-# A subject's notices: a meeting or activity that changes expires the reminders planned for it
-# (service_layer/handlers.py); without it, each such event scanned every pending delivery.
-Index("ix_notifications_subject", notifications.c.subject_type, notifications.c.subject_id)
+
+
+def reminders_only(source_type: ColumnElement) -> ColumnElement[bool]:
+    """The notices and deliveries that are reminders (this service's own, and those the activities
+    service asks for): the condition of the partial indexes below, in literals, so that a query
+    repeating it is served by them (SQLite matches a partial index only on its own terms, and
+    PostgreSQL proves a bound parameter nothing once its plan is generic)."""
+    return or_(
+        source_type.like(literal_column("'reminder.%'")),
+        source_type == literal_column("'activities.activity.reminder'"),
+    )
+
+
+# A subject's reminders: a meeting or activity that changes expires the reminders planned for it
+# (service_layer/handlers.py); without it, each such event scanned every pending delivery. Only
+# reminders are read by subject: partial (0011), so the notices a burst of events plans (and a
+# broadcast's 50,000) do not each add an entry to it.
+Index(
+    "ix_notifications_subject",
+    notifications.c.subject_type,
+    notifications.c.subject_id,
+    postgresql_where=reminders_only(notifications.c.source_type),
+    sqlite_where=reminders_only(notifications.c.source_type),
+)
 # Read notifications are pruned after their retention (service_layer/retention.py).
 Index(
     "ix_notifications_read",
@@ -282,7 +306,16 @@ Index(
     postgresql_where=deliveries.c.provider_message_id.isnot(None),
     sqlite_where=deliveries.c.provider_message_id.isnot(None),
 )
-Index("ix_deliveries_notification", deliveries.c.notification_id)
+# The deliveries of the reminders expired above, by their notice. Partial (0011): other deliveries
+# are found by their key (`delivery_key`: source, recipient, channel; see recipient.py), and a
+# planned delivery, its claim and its record each skip this index (claim and record are not HOT
+# updates: every index whose condition the row meets gets a new entry).
+Index(
+    "ix_deliveries_notification",
+    deliveries.c.notification_id,
+    postgresql_where=reminders_only(deliveries.c.source_type),
+    sqlite_where=reminders_only(deliveries.c.source_type),
+)
 # A broadcast's progress (its deliveries by state) without reading every other delivery.
 Index(
     "ix_deliveries_broadcast_state",

@@ -397,18 +397,19 @@ class Deliverer:
                 ).where(repository.among(session, recipients.c.user_id, users))
             ).all()
         wake_of: dict[str, datetime | None] = {}
-        for row in rows:
-            person = Recipient(
-                user_id=row.user_id,
-                role="",
-                timezone=row.timezone or self.city_timezone,
-                quiet_start=row.quiet_start,
-                quiet_end=row.quiet_end,
-            )
-            try:
-                wake_of[row.user_id] = quiet_until(now, person)
-            except (ValueError, KeyError):  # a zone or hour stored before it was checked: no quiet hours
-                wake_of[row.user_id] = None
+        # Once per zone and quiet hours: a broadcast's thousands of residents share a handful.
+        wake_by_setting: dict[tuple, datetime | None] = {}
+        for user_id, timezone, quiet_start, quiet_end in rows:
+            setting = (timezone or self.city_timezone, quiet_start, quiet_end)
+            if setting not in wake_by_setting:
+                person = Recipient(
+                    user_id=user_id, role="", timezone=setting[0], quiet_start=quiet_start, quiet_end=quiet_end
+                )
+                try:
+                    wake_by_setting[setting] = quiet_until(now, person)
+                except (ValueError, KeyError):  # a zone or hour stored before it was checked: no quiet hours
+                    wake_by_setting[setting] = None
+            wake_of[user_id] = wake_by_setting[setting]
         held = {}
         for c in claimed:
             wake = None if _wakes_anyone(c.row) else wake_of.get(c.row["user_id"])
@@ -450,13 +451,15 @@ class Deliverer:
         for phone, n in in_flight.items():
             if phone in counts:  # handed to the provider by the round still in flight: sent just now
                 counts[phone] = [used + n for used in counts[phone]]
+        (per_minute, _), (per_hour, _), (per_day, _) = caps
         for c in sorted(sms, key=lambda c: (not c.row["urgent"], c.row["created_at"])):
-            used = counts[c.row["address"]]
+            address = c.row["address"]
+            used = counts[address]
+            if used[0] < per_minute and used[1] < per_hour and used[2] < per_day:  # the usual case, cheaply
+                counts[address] = [used[0] + 1, used[1] + 1, used[2] + 1]
+                continue
             over = [window for (cap, window), n in zip(caps, used, strict=True) if n >= cap]
-            if over:
-                deferred[c.row["id"]] = now + max(over)
-            else:
-                counts[c.row["address"]] = [n + 1 for n in used]
+            deferred[c.row["id"]] = now + max(over)
         return deferred
 
     def _sms_chain(self) -> list[str]:

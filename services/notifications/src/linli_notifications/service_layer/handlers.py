@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.events import Event
@@ -32,6 +32,7 @@ from linli_notifications.adapters.tables import (
     recipient_communities,
     recipients,
     reminders,
+    reminders_only,
     replica,
     subjects,
 )
@@ -652,19 +653,21 @@ class Rules:
             new.flush(session)
         # Reminders already fired for another start time (or a cancelled subject) must not go out:
         # this service's own and those the activities service asked for.
+        # Both conditions repeat their partial index's own (tables.reminders_only).
         stale = select(notifications.c.id).where(
             notifications.c.subject_type == kind,
             notifications.c.subject_id == subject_id,
-            or_(
-                notifications.c.source_type.like("reminder.%"),
-                notifications.c.source_type == ACTIVITY_REMINDER,
-            ),
+            reminders_only(notifications.c.source_type),
         )
         if starts_at is not None:
             stale = stale.where(notifications.c.params["when_at"].as_string() != _utc_iso(starts_at))
         session.execute(
             update(deliveries)
-            .where(deliveries.c.state == "pending", deliveries.c.notification_id.in_(stale.scalar_subquery()))
+            .where(
+                deliveries.c.state == "pending",
+                reminders_only(deliveries.c.source_type),
+                deliveries.c.notification_id.in_(stale.scalar_subquery()),
+            )
             .values(state="expired", reason=f"{kind} changed", finished_at=now)
         )
         cancel = update(reminders).where(

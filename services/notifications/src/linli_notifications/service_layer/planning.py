@@ -272,6 +272,7 @@ def prepare_fresh_plan(
     for group in group_alike(intents, found, prefs, now):
         intent = group.intent
         ids = [stable_id(intent.source_key, u) for u in group.user_ids]
+        # Arrays as their literals (repository.text_array): psycopg would dump each element in Python.
         shared = {
             "source_key": intent.source_key,
             "source_type": intent.source_type,
@@ -280,8 +281,8 @@ def prepare_fresh_plan(
             "community_id": intent.community_id,
             "params": json.dumps(group.params, ensure_ascii=False),
             "now": now,
-            "ids": ids,
-            "user_ids": group.user_ids,
+            "ids": repository.text_array(ids),
+            "user_ids": repository.text_array(group.user_ids),
         }
         inbox.append(
             {
@@ -294,6 +295,7 @@ def prepare_fresh_plan(
                 "about": json.dumps([list(key) for key in intent.about] or None, ensure_ascii=False),
             }
         )
+        phones = repository.text_array(group.phones)
         for delivery in group.deliveries:
             state, reason = delivery.state, delivery.reason
             if group.bad_params and state == DeliveryState.PENDING:
@@ -301,7 +303,7 @@ def prepare_fresh_plan(
             planned.append(
                 {
                     **shared,
-                    "phones": group.phones,
+                    "phones": phones,
                     "channel": delivery.channel.value,
                     "with_address": delivery.channel == Channel.SMS,
                     "locale": group.locale,

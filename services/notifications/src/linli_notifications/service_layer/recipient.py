@@ -29,6 +29,7 @@ from linli_notifications.adapters.tables import (
 from linli_notifications.domain.access import GATED_SUBJECTS, Reader
 from linli_notifications.domain.model import DEFAULT_CHANNELS, Category, Channel
 from linli_notifications.domain.policy import MANDATORY, parse_hhmm
+from linli_notifications.service_layer.planning import delivery_key
 
 StreetOf = Callable[[str], str | None]
 
@@ -350,11 +351,26 @@ def list_deliveries(
     for key in ("state", "channel", "community_id", "notification_id", "user_id"):
         if filters.get(key):
             conditions.append(deliveries.c[key] == str(filters[key]))
+    if filters.get("notification_id"):
+        conditions += _by_notice_keys(session, str(filters["notification_id"]))
     total = session.scalar(select(func.count()).select_from(deliveries).where(*conditions))
     rows = session.execute(
         select(deliveries).where(*conditions).order_by(deliveries.c.created_at.desc()).offset(offset).limit(limit)
     ).mappings()
     return [dict(r) for r in rows], total
+
+
+def _by_notice_keys(session: Session, notification_id: str) -> list:
+    """The deliveries of a notice are those with its keys (`delivery_key`: its source, its recipient,
+    a channel), found by the unique index on the key: the index by notice holds reminders only
+    (tables.py). Nothing more when the notice was pruned (its deliveries stay; the filter on the
+    notice's id finds them)."""
+    notice = session.execute(
+        select(notifications.c.source_key, notifications.c.user_id).where(notifications.c.id == notification_id)
+    ).first()
+    if notice is None:
+        return []
+    return [deliveries.c.key.in_([delivery_key(notice.source_key, notice.user_id, channel) for channel in Channel])]
 
 
 def get_delivery(session: Session, principal: Principal, street_of: StreetOf, delivery_id: str) -> dict:
