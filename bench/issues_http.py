@@ -206,7 +206,8 @@ def seed(url: str, communities: list[str], street_id: str, count: int) -> None:
 
     with Session(engine) as session, session.begin():
         counters.rebuild(session, ZoneInfo(os.environ.get("LINLI_TIMEZONE", "Asia/Shanghai")))
-    with engine.connect() as conn:
+    # Committed: in a transaction rolled back, the statistics ANALYZE gathered would go with it.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE")
     engine.dispose()
 

@@ -94,13 +94,16 @@ def test_issues_per_status_equal_their_count_and_give_the_list_total(database, s
                 for scope in (Scope(everything=True), Scope(community_ids=(communities[0], community))):
                     assert _counted_per_status(scope, {name: filters.get(name) for name in ("community_id", "status")}
                                                | dict.fromkeys(_OTHER_FILTERS))  # fmt: skip
-                    _, total = uow.issues.list(scope, offset=0, limit=5, filters=filters, now=now, summaries=True)
-                    wanted = select(func.count()).select_from(issues).where(issues.c.community_id == community)
+                    page, total = uow.issues.list(scope, offset=0, limit=5, filters=filters, now=now, summaries=True)
+                    matching = [issues.c.community_id == community]
                     if isinstance(status, list):
-                        wanted = wanted.where(issues.c.status.in_(status))
+                        matching.append(issues.c.status.in_(status))
                     elif status is not None:
-                        wanted = wanted.where(issues.c.status == status)
+                        matching.append(issues.c.status == status)
+                    wanted = select(func.count()).select_from(issues).where(*matching)
                     assert total == uow.session.scalar(wanted), (community, status, scope)
+                    first = select(issues.c.id).where(*matching).order_by(issues.c.created_at.desc(), issues.c.id)
+                    assert [i.id for i in page] == list(uow.session.scalars(first.limit(5)))
     # Folding (PostgreSQL) and building them again change no sum.
     with database.transaction() as session:
         counters.fold(session.connection())

@@ -185,7 +185,10 @@ def _page_statements(
     conditions = []
     clause = _scope_condition(scope_shape, {name: bindparam(name, expanding=name == "scope_communities") for name in (
         "scope_communities", "scope_street", "scope_assignee", "scope_reader", "scope_private_assignee")})  # fmt: skip
-    if clause is not None:
+    # Where the total comes from the issues per status, the community asked for lies in the scope
+    # (`_counted_per_status`): the scope's condition holds for every row the filters select, and
+    # left out it does not make the planner expect one row (two conditions on the community).
+    if clause is not None and not counted_per_status:
         conditions.append(clause)
     for name, how in filters:
         if name in _EQUALITY_FILTERS:
