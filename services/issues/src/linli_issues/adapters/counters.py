@@ -18,8 +18,11 @@ row only when their issues resolve in the same month in the same number of hours
 They are kept in the transaction of the change: a `before_flush` hook takes every issue whose
 counted fields changed, subtracts what its old values contributed and adds what its new ones do,
 and adds each new escalation; a `before_commit` hook writes what the transaction added up, one
-upsert per table (one statement for both on PostgreSQL), just before the commit, so the count rows
-every writer of a community shares stay locked only for the commit. Whatever writes an issue
+upsert per table (one statement for all on PostgreSQL), just before the commit. On PostgreSQL the
+writer first takes a free writers' slot and adds to that slot's shard of each row (`SLOTS`): a row
+written stays locked until its writer has committed (WAL flush included), and with one row per
+community and month every report of a community waited for the commit of the one before. The issues
+per community and status (the list's exact totals) are kept the same way. Whatever writes an issue
 through the session (use cases, event handlers, timers) keeps them; nothing has to remember to.
 `rebuild` builds them again from the history (`linli-issues rebuild-counts`), for a database that
 had issues before they existed or a change of the city's time zone.
