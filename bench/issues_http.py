@@ -8,8 +8,10 @@ rounds so that load from other processes on the shared machine falls on both sid
    entry, `issues.issue.reported` into the outbox, one transaction. Baseline = `request.get_json()`
    and one Core INSERT.
 2. **A filtered list page** (one community, status reported, newest first, 20 per page, over a
-   table of `--seed` issues): ours = token, query-string validation, scope, the count for the
-   X-Pagination header and the page query, serialisation. Baseline = one SELECT ... LIMIT 20.
+   table of `--seed` issues): ours = token, query-string validation, scope, the exact total for
+   the X-Pagination header and the page query, serialisation. Two baselines: the page alone (one
+   SELECT ... LIMIT 20: less work than the contract asks, no total) and the page with its exact
+   total as a bare endpoint gets it (a COUNT of the matching rows in the same statement).
 
 Both apps run under gunicorn with `linli_kit.gunicorn_conf` (WEB_CONCURRENCY and WEB_THREADS as in
 production, default 2 x 4) on the same PostgreSQL database (the baseline has its own table); the
@@ -44,7 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, jsonify, request
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, create_engine, insert, select
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, create_engine, func, insert, select
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
@@ -106,6 +108,30 @@ def baseline_app() -> Flask:
         for r in rows:
             r["created_at"] = r["created_at"].isoformat()
         return jsonify(rows)
+
+    @app.get("/counted")
+    def counted_page():
+        """The page and its exact total (what X-Pagination carries), the total counted."""
+        matching = (
+            bare_issues.c.community_id == request.args["community_id"],
+            bare_issues.c.status == request.args["status"],
+        )
+        total = select(func.count()).select_from(bare_issues).where(*matching).scalar_subquery()
+        query = (
+            select(bare_issues, total.label("total"))
+            .where(*matching)
+            .order_by(bare_issues.c.created_at.desc())
+            .limit(20)
+        )
+        with engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        count = rows[0].pop("total") if rows else 0
+        for r in rows:
+            r.pop("total", None)
+            r["created_at"] = r["created_at"].isoformat()
+        response = jsonify(rows)
+        response.headers["X-Total"] = str(count)
+        return response
 
     return app
 
@@ -171,7 +197,17 @@ def seed(url: str, communities: list[str], street_id: str, count: int) -> None:
             conn.execute(insert(issues), ours_rows)
             conn.execute(insert(issue_updates), timeline)
             conn.execute(insert(bare_issues), bare_rows)
-    with engine.connect() as conn:
+    # The read models built from what was seeded, as `linli-issues rebuild-counts` builds them.
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.orm import Session
+
+    from linli_issues.adapters import counters
+
+    with Session(engine) as session, session.begin():
+        counters.rebuild(session, ZoneInfo(os.environ.get("LINLI_TIMEZONE", "Asia/Shanghai")))
+    # Committed: in a transaction rolled back, the statistics ANALYZE gathered would go with it.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("ANALYZE")
     engine.dispose()
 
@@ -194,8 +230,9 @@ def start_gunicorn(app_spec: str, port: int, env: dict[str, str], log: Path) -> 
 
 
 # --- load -------------------------------------------------------------------------------------------------
-def run(port: int, clients: int, total: int, make_request) -> float:
-    """Requests per second with `clients` persistent connections sharing `total` requests."""
+def run(port: int, clients: int, total: int, make_request) -> tuple[float, int]:
+    """Requests per second with `clients` persistent connections sharing `total` requests, and how
+    many were made."""
     per_client = max(1, total // clients)
     errors: list[str] = []
 
@@ -219,17 +256,45 @@ def run(port: int, clients: int, total: int, make_request) -> float:
     elapsed = time.perf_counter() - started
     if errors:
         raise RuntimeError("; ".join(errors))
-    return per_client * clients / elapsed
+    return per_client * clients / elapsed, per_client * clients
 
 
-def compare(ours, theirs, rounds: int = 4) -> tuple[float, float]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a gunicorn master and its workers so far, from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(child) for child in (task / "children").read_text().split()]
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def compare(ours, theirs, rounds: int = 4) -> tuple[float, float, float, float]:
+    """Requests per second of each side (rounds alternating) and its servers' CPU ms per request."""
     ours(50)  # warm up: pools, caches, compiled statements
     theirs(50)
     results: list[list[float]] = [[], []]
+    cpu = [0.0, 0.0]
+    requests = [0, 0]
     for _ in range(rounds):
         for side, operation in enumerate((ours, theirs)):
-            results[side].append(operation(None))
-    return sum(results[0]) / rounds, sum(results[1]) / rounds
+            before = cpu_seconds(operation.pid)
+            rate, count = operation(None)
+            cpu[side] += cpu_seconds(operation.pid) - before
+            requests[side] += count
+            results[side].append(rate)
+    return (
+        sum(results[0]) / rounds,
+        sum(results[1]) / rounds,
+        1000 * cpu[0] / requests[0],
+        1000 * cpu[1] / requests[1],
+    )
 
 
 def main() -> None:
@@ -280,7 +345,7 @@ def main() -> None:
             "JWT_PUBLIC_KEY": public,
             "LINLI_DATA_DIR": str(workdir),
             "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(HERE),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
         }
         ours_port, bare_port = free_ports(2)
         processes.append(
@@ -307,31 +372,63 @@ def main() -> None:
         list_path = f"/?community_id={community}&status=reported&sort=-created_at&page_size=20"
         staff_headers = {"Authorization": f"Bearer {staff}"}
 
+        pids = {ours_port: processes[0].pid, bare_port: processes[1].pid}
+
         def load(port, req):
-            return lambda n: run(port, args.clients, n or args.requests, req)
+            def operation(n):
+                return run(port, args.clients, n or args.requests, req)
+
+            operation.pid = pids[port]
+            return operation
 
         measured = []
         if "create" in args.operations:
-            ours_create, bare_create = compare(
+            ours_create, bare_create, *cpu = compare(
                 load(ours_port, lambda: ("POST", "/", body, ours_headers, 201)),
                 load(bare_port, lambda: ("POST", "/", body, bare_headers, 201)),
             )
-            measured.append(("create an issue (validate, insert, outbox)", ours_create, bare_create, 0.60))
+            measured.append(("create an issue (validate, insert, outbox)", ours_create, bare_create, 0.60, cpu))
         if "list" in args.operations:
-            ours_list, bare_list = compare(
+            ours_list, bare_list, *cpu = compare(
                 load(ours_port, lambda: ("GET", list_path, None, staff_headers, 200)),
                 load(bare_port, lambda: ("GET", list_path, None, {}, 200)),
             )
-            measured.append(("filtered list page (20 of one community)", ours_list, bare_list, 0.70))
+            measured.append(("filtered list page (20 of one community)", ours_list, bare_list, 0.70, cpu))
+            ours_again, bare_counted, *cpu = compare(
+                load(ours_port, lambda: ("GET", list_path, None, staff_headers, 200)),
+                load(bare_port, lambda: ("GET", "/counted" + list_path[1:], None, {}, 200)),
+            )
+            measured.append(("  the same, bare with its exact total", ours_again, bare_counted, 0.70, cpu))
+            # Both answer the same total (the same issues were seeded and reported on both sides).
+            totals = []
+            for port, path, headers in (
+                (ours_port, list_path, staff_headers),
+                (bare_port, "/counted" + list_path[1:], {}),
+            ):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", path, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                pagination = response.getheader("X-Pagination")
+                totals.append(json.loads(pagination)["total"] if pagination else int(response.getheader("X-Total")))
+                conn.close()
+            print(f"list totals: ours {totals[0]}, bare {totals[1]}" + ("" if totals[0] == totals[1] else "  DIFFER"))
         workers = os.environ.get("WEB_CONCURRENCY", "2")
         threads = os.environ.get("WEB_THREADS", "4")
         print(
             f"\nIssues over HTTP: gunicorn {workers} workers x {threads} threads each side, {args.clients} clients, "
             f"{args.requests} requests per round, 4 rounds, {args.seed} issues in {args.communities} communities"
         )
-        print(f"{'operation':<44}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}")
-        for name, mine, theirs, target in measured:
-            print(f"{name:<44}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}")
+        print(
+            f"{'operation':<44}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}"
+            f"{'ours CPU ms/req':>17}{'bare CPU ms/req':>17}"
+        )
+        for name, mine, theirs, target, (cpu_ours, cpu_bare) in measured:
+            print(
+                f"{name:<44}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}"
+                f"{cpu_ours:>17.2f}{cpu_bare:>17.2f}"
+            )
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         for process in processes:
             process.terminate()

@@ -103,7 +103,7 @@ def test_the_auto_close_delay_is_configurable(monkeypatch, client, tokens, repor
     monkeypatch.setenv("ISSUES_AUTO_CLOSE_DAYS", "1")
     settings = definition.settings()
     database = Database(settings.database_url)
-    [_, close] = timers(settings, database, clock=clock)
+    close = {t.name: t for t in timers(settings, database, clock=clock)}["close-unrated"]
     issue, _ = report()
     staff = tokens.staff()
     client.post(f"/{issue['id']}/status", json={"status": "accepted"}, headers=staff)

@@ -41,7 +41,7 @@ def city(client, tokens, report, clock, database):
     clock.advance(hours=30)
     settings = definition.settings()
     db = Database(settings.database_url)
-    [escalate, _] = timers(settings, db, clock=clock)
+    escalate = {t.name: t for t in timers(settings, db, clock=clock)}["escalate-overdue"]
     escalate.run()
     db.dispose()
     # 17:00 UTC on 30 November is already 1 December in Shanghai.

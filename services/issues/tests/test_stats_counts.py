@@ -185,7 +185,7 @@ def test_migration_0014_leaves_the_history_read_until_the_counts_are_built_again
     """Counts of 0009 (with the whole city's row) are not the counts of 0014 (street rows, hours):
     a database with issues reads its history until `rebuild-counts`; downgrading works too."""
     from alembic import command
-    from sqlalchemy import create_engine, insert, text
+    from sqlalchemy import column, create_engine, insert, table, text
 
     from linli_issues.adapters.tables import issues
     from linli_issues.definition import definition
@@ -194,6 +194,10 @@ def test_migration_0014_leaves_the_history_read_until_the_counts_are_built_again
     url = f"sqlite:///{tmp_path / 'issues.db'}" if backend == "sqlite" else pg_databases.create("issues_0014")
     upgrade(definition.migrations_dir, url, "0009")
     engine = create_engine(url)
+    # The table as these versions have it (no shard: migration 0018 adds it).
+    issue_month_counts = table(
+        "issue_month_counts", *[column(name) for name in ("community_id", "month", *counters.FIGURES)]
+    )
     now = datetime(2026, 11, 2, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(

@@ -34,8 +34,20 @@ def handlers(_settings: Settings, _database: Database) -> dict[str, Handler | Ba
     return {**replica_handlers(replica), **meeting_handlers(), **doorstep_handlers()}
 
 
+# How often the worker folds the statistics' counts written in writers' shards into shard 0: the
+# shards a minute of concurrent writers leaves stay few rows for /stats to add up.
+FOLD_COUNTS_SECONDS = 60.0
+
+
+def fold_counts(database: Database) -> int:
+    """The counts' shards folded into shard 0 (adapters/counters.py), in a transaction of its own."""
+    with database.transaction() as session:
+        return counters.fold(session.connection())
+
+
 def timers(_settings: Settings, database: Database, clock: Callable[[], datetime] = utc_now) -> list[Timer]:
-    """Deadline escalation and auto-closing; `clock` is injectable so tests need not wait."""
+    """Deadline escalation, auto-closing and folding the counts' shards; `clock` is injectable so
+    tests need not wait."""
     config = load_issues_config()
     return [
         Timer(
@@ -48,6 +60,7 @@ def timers(_settings: Settings, database: Database, clock: Callable[[], datetime
             config.deadline_check_seconds,
             lambda: close_unrated(IssuesUnitOfWork(database), clock(), config.auto_close_after),
         ),
+        Timer("fold-counts", FOLD_COUNTS_SECONDS, lambda: fold_counts(database)),
     ]
 
 

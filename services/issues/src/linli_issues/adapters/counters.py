@@ -18,8 +18,11 @@ row only when their issues resolve in the same month in the same number of hours
 They are kept in the transaction of the change: a `before_flush` hook takes every issue whose
 counted fields changed, subtracts what its old values contributed and adds what its new ones do,
 and adds each new escalation; a `before_commit` hook writes what the transaction added up, one
-upsert per table (one statement for both on PostgreSQL), just before the commit, so the count rows
-every writer of a community shares stay locked only for the commit. Whatever writes an issue
+upsert per table (one statement for all on PostgreSQL), just before the commit. On PostgreSQL the
+writer first takes a free writers' slot and adds to that slot's shard of each row (`SLOTS`): a row
+written stays locked until its writer has committed (WAL flush included), and with one row per
+community and month every report of a community waited for the commit of the one before. The issues
+per community and status (the list's exact totals) are kept the same way. Whatever writes an issue
 through the session (use cases, event handlers, timers) keeps them; nothing has to remember to.
 `rebuild` builds them again from the history (`linli-issues rebuild-counts`), for a database that
 had issues before they existed or a change of the city's time zone.
@@ -33,9 +36,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Integer, String, bindparam, delete, event, func, inspect, select, text
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, delete, event, func, inspect, literal, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 
@@ -44,6 +46,7 @@ from linli_issues.adapters.tables import (
     issue_counts_state,
     issue_month_breakdowns,
     issue_month_counts,
+    issue_status_counts,
     issue_updates,
     issues,
     replica,
@@ -117,12 +120,18 @@ class Tally:
     """Amounts per (community, month, figure); given the streets of the communities, each street's
     alongside (and the city's hours to resolve)."""
 
-    def __init__(self, zone: ZoneInfo, streets: Mapping[str, str | None] | None = None) -> None:
-        self.zone = zone
+    def __init__(self, zone: ZoneInfo | None, streets: Mapping[str, str | None] | None = None) -> None:
+        self.zone = zone  # None: the month counts are not built, only the issues per status are kept
         self.streets = streets
         self.amounts: dict[tuple[str, str, Figure], int] = defaultdict(int)
+        self.statuses: dict[tuple[str, str], int] = defaultdict(int)  # (community, status): issues
+
+    def add_status(self, community_id: str, status: str, sign: int = 1) -> None:
+        self.statuses[(community_id, status)] += sign
 
     def add(self, community_id: str, contributions: Iterable[tuple[datetime, Figure, int]], sign: int = 1) -> None:
+        if self.zone is None:
+            return
         for moment, figure, amount in contributions:
             month = month_of(moment, self.zone)
             self.amounts[(community_id, month, figure)] += sign * amount
@@ -134,6 +143,16 @@ class Tally:
         """Add another tally's amounts (of the same zone) to this one."""
         for key, amount in other.amounts.items():
             self.amounts[key] += amount
+        for status_key, count in other.statuses.items():
+            self.statuses[status_key] += count
+
+    def status_rows(self) -> list[dict[str, Any]]:
+        """The non-zero changes of the issues per status, in key order."""
+        return [
+            {"community_id": community_id, "status": status, "count": count}
+            for (community_id, status), count in sorted(self.statuses.items())
+            if count
+        ]
 
     def rows(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The non-zero amounts as rows of the two tables, in key order (so two transactions lock
@@ -163,63 +182,115 @@ ZONE_KEY = "linli.issues.counts_zone"
 PENDING_KEY = "linli.issues.counts_pending"  # (transaction, Tally) to write at its commit
 
 
-def _upserts(dialect: Any) -> tuple[Any, Any]:
-    """INSERT ... ON CONFLICT DO UPDATE adding to the row there, for each table (built once)."""
-    wide = dialect.insert(issue_month_counts)
-    wide = wide.on_conflict_do_update(
-        index_elements=["community_id", "month"],
-        set_={name: issue_month_counts.c[name] + wide.excluded[name] for name in FIGURES},
+# Writers' slots (PostgreSQL): before writing its counts a transaction takes the first free slot
+# of SLOTS (a transaction-scoped advisory lock of class SLOT_LOCKS, held until it has committed)
+# and adds to the rows of that shard only. No two writers hold one slot, so no writer waits for
+# another's commit on a count row; a community's figures are the sum of its shards. With every
+# slot taken (SLOTS concurrent commits), a writer waits for slot 0. `fold` takes every slot.
+SLOTS = 32
+SLOT_LOCKS = 0x11_55_0C  # the advisory locks' first key: the issues service's counts
+_SLOT = f"""slot AS MATERIALIZED (
+    SELECT coalesce(
+        (SELECT s FROM generate_series(0, {SLOTS - 1}) AS s WHERE pg_try_advisory_xact_lock({SLOT_LOCKS}, s) LIMIT 1),
+        (SELECT 0 FROM pg_advisory_xact_lock({SLOT_LOCKS}, 0))
+    )::smallint AS shard
+)"""
+
+
+def _added_rows(table: str, key: list[str], figures: list[str], prefix: str, types: Mapping[str, str]) -> str:
+    """INSERT INTO table SELECT FROM unnest(one array per column), in the slot's shard, adding to
+    the row there: its text is the same whatever the number of rows (prepared once per process)."""
+    columns = [*key, *figures]
+    arrays = ", ".join(f"CAST(:{prefix}{name} AS {types.get(name, 'integer')}[])" for name in columns)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}, shard) "
+        f"SELECT {', '.join(f'r.{name}' for name in columns)}, slot.shard "
+        f"FROM unnest({arrays}) AS r({', '.join(columns)}) CROSS JOIN slot "
+        f"ON CONFLICT ({', '.join(key)}, shard) DO UPDATE SET "
+        + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in figures)
     )
-    narrow = dialect.insert(issue_month_breakdowns)
-    narrow = narrow.on_conflict_do_update(
-        index_elements=["community_id", "month", "kind", "key"],
-        set_={"count": issue_month_breakdowns.c.count + narrow.excluded["count"]},
-    )
-    return wide, narrow
 
 
-_UPSERTS = {"postgresql": _upserts(postgresql), "sqlite": _upserts(sqlite)}
-_WIDE_COLUMNS = ("community_id", "month", *FIGURES)
-_NARROW_COLUMNS = ("community_id", "month", "kind", "key", "count")
+_TEXT = {"community_id": "text", "month": "text", "kind": "text", "key": "text", "status": "text"}
+_WIDE_KEY = ["community_id", "month"]
+_NARROW_KEY = ["community_id", "month", "kind", "key"]
+_STATUS_KEY = ["community_id", "status"]
+_WIDE_COLUMNS = (*_WIDE_KEY, *FIGURES)
+_NARROW_COLUMNS = (*_NARROW_KEY, "count")
+_STATUS_COLUMNS = (*_STATUS_KEY, "count")
+# PostgreSQL: the slot and the three tables in one statement (data-modifying CTEs), one round trip.
+_ADD_ALL = text(
+    f"WITH {_SLOT}, "
+    f"wide AS ({_added_rows('issue_month_counts', _WIDE_KEY, list(FIGURES), 'w_', _TEXT)}), "
+    f"narrow AS ({_added_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'n_', _TEXT)}) "
+    + _added_rows("issue_status_counts", _STATUS_KEY, ["count"], "s_", _TEXT)
+)
 
 
-def _unnest_upsert(table: Any, columns: tuple[str, ...], prefix: str, conflict: list[str], added: list[str]) -> Any:
-    """INSERT INTO table SELECT FROM unnest(one array per column) ON CONFLICT add `added`: its text
-    is the same whatever the number of rows, so it is compiled once per process."""
-    arrays = [
-        bindparam(
-            f"{prefix}{name}", type_=ARRAY(String if name in ("community_id", "month", "kind", "key") else Integer)
+def _sqlite_upserts() -> list[tuple[Any, Any]]:
+    """SQLite (one writer at a time): INSERT ... ON CONFLICT DO UPDATE adding, in shard 0."""
+    statements = []
+    for table, key, figures in (
+        (issue_month_counts, _WIDE_KEY, FIGURES),
+        (issue_month_breakdowns, _NARROW_KEY, ("count",)),
+        (issue_status_counts, _STATUS_KEY, ("count",)),
+    ):
+        statement = sqlite.insert(table)
+        statements.append(
+            statement.on_conflict_do_update(
+                index_elements=[*key, "shard"],
+                set_={name: table.c[name] + statement.excluded[name] for name in figures},
+            )
         )
-        for name in columns
-    ]
-    rows = func.unnest(*arrays).table_valued(*columns).render_derived()
-    statement = postgresql.insert(table).from_select(list(columns), select(*[rows.c[name] for name in columns]))
-    return statement.on_conflict_do_update(
-        index_elements=conflict, set_={name: table.c[name] + statement.excluded[name] for name in added}
-    )
+    return statements
 
 
-# PostgreSQL: both tables in one statement (the first as a data-modifying CTE), one round trip.
-_UPSERT_BOTH = _unnest_upsert(
-    issue_month_breakdowns, _NARROW_COLUMNS, "n_", ["community_id", "month", "kind", "key"], ["count"]
-).add_cte(_unnest_upsert(issue_month_counts, _WIDE_COLUMNS, "w_", ["community_id", "month"], list(FIGURES)).cte("wide"))
+_SQLITE_UPSERTS = _sqlite_upserts()
 
 
 def apply(connection: Connection, tally: Tally) -> None:
     """Add the tally to the stored counts (insert, or add to the row already there)."""
     wide, narrow = tally.rows()
-    name = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
-    if name == "postgresql":
-        if wide or narrow:
-            parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
-            parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
-            connection.execute(_UPSERT_BOTH, parameters)
+    statuses = tally.status_rows()
+    if not (wide or narrow or statuses):
         return
-    upsert_wide, upsert_narrow = _UPSERTS[name]
-    if wide:
-        connection.execute(upsert_wide, wide)
-    if narrow:
-        connection.execute(upsert_narrow, narrow)
+    if connection.dialect.name == "postgresql":
+        parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
+        parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
+        parameters.update({f"s_{c}": [row[c] for row in statuses] for c in _STATUS_COLUMNS})
+        connection.execute(_ADD_ALL, parameters)
+        return
+    for statement, rows in zip(_SQLITE_UPSERTS, (wide, narrow, statuses), strict=True):
+        if rows:
+            connection.execute(statement, [{**row, "shard": 0} for row in rows])
+
+
+def fold(connection: Connection) -> int:
+    """Fold every shard of the counts into shard 0 (PostgreSQL; SQLite has shard 0 alone), in the
+    caller's transaction: it takes every writers' slot first, so no writer adds to a row while it
+    moves (writers wait for it to commit). Returns how many rows were folded."""
+    if connection.dialect.name != "postgresql":
+        return 0
+    connection.execute(text(f"SELECT pg_advisory_xact_lock({SLOT_LOCKS}, s) FROM generate_series(0, {SLOTS - 1}) s"))
+    folded = 0
+    for table, key, figures in (
+        ("issue_month_counts", _WIDE_KEY, list(FIGURES)),
+        ("issue_month_breakdowns", _NARROW_KEY, ["count"]),
+        ("issue_status_counts", _STATUS_KEY, ["count"]),
+    ):
+        columns = ", ".join(key)
+        moved = connection.execute(
+            text(
+                f"WITH moved AS (DELETE FROM {table} WHERE shard <> 0 RETURNING *), "
+                f"added AS (INSERT INTO {table} ({columns}, {', '.join(figures)}, shard) "
+                f"SELECT {columns}, {', '.join(f'sum({name})' for name in figures)}, 0 FROM moved "
+                f"GROUP BY {columns} ON CONFLICT ({columns}, shard) DO UPDATE SET "
+                + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in figures)
+                + ") SELECT count(*) FROM moved"
+            )
+        ).scalar()
+        folded += int(moved or 0)
+    return folded
 
 
 def remember_zone(session: Session, zone: str | None) -> None:
@@ -283,8 +354,16 @@ def _changes(session: Session) -> Tally | None:
     if not (new_issues or changed or deleted or escalations):
         return None
     zone = _zone(session)
+    tally = Tally(zone)
+    # The issues per status are kept whatever the zone (they have no month).
+    for issue in new_issues:
+        tally.add_status(issue.community_id, issue.status)
+    for issue in (*changed, *deleted):
+        tally.add_status(_old_value(issue, "community_id"), _old_value(issue, "status"), sign=-1)
+    for issue in changed:
+        tally.add_status(issue.community_id, issue.status)
     if zone is None:
-        return None
+        return tally
     with session.no_autoflush:
         involved = {issue.community_id for issue in (*new_issues, *changed)}
         involved |= {_old_value(issue, "community_id") for issue in (*changed, *deleted)}
@@ -294,7 +373,7 @@ def _changes(session: Session) -> Tally | None:
     streets = {c: known[c] for c in involved if c in known}
     if len(streets) < len(involved):
         streets.update(streets_of(session.connection(), involved - streets.keys()))
-    tally = Tally(zone, streets)
+    tally.streets = streets
     for issue in new_issues:
         tally.add(issue.community_id, issue_figures({name: getattr(issue, name) for name in COUNTED_FIELDS}))
     for issue in changed:
@@ -358,6 +437,7 @@ def rebuild(session: Session, zone: ZoneInfo, *, batch: int = 20_000) -> int:
         connection.exec_driver_sql("LOCK TABLE issues, issue_updates, issue_meetings IN SHARE ROW EXCLUSIVE MODE")
     connection.execute(delete(issue_month_counts))
     connection.execute(delete(issue_month_breakdowns))
+    rebuild_statuses(connection)
     if connection.dialect.name == "postgresql":
         counted = _rebuild_in_postgres(connection, zone)
     else:
@@ -369,6 +449,18 @@ def rebuild(session: Session, zone: ZoneInfo, *, batch: int = 20_000) -> int:
     connection.execute(delete(issue_counts_state))
     connection.execute(issue_counts_state.insert().values(id=1, zone=zone.key, built_at=datetime.now(UTC)))
     return counted
+
+
+def rebuild_statuses(connection: Connection) -> None:
+    """The issues per community and status, counted again from the issues (in shard 0)."""
+    connection.execute(delete(issue_status_counts))
+    i = issues.c
+    connection.execute(
+        issue_status_counts.insert().from_select(
+            ["community_id", "status", "shard", "count"],
+            select(i.community_id, i.status, literal(0), func.count()).group_by(i.community_id, i.status),
+        )
+    )
 
 
 def _rebuild_here(connection: Connection, zone: ZoneInfo, batch: int) -> int:

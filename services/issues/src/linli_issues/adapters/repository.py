@@ -19,6 +19,7 @@ from linli_issues.adapters.tables import (
     issue_counts_state,
     issue_decisions,
     issue_meetings,
+    issue_status_counts,
     photos,
     replica,
     supporters,
@@ -139,18 +140,55 @@ PAGE_FILTERS = (
 _EQUALITY_FILTERS = frozenset(PAGE_FILTERS[:7])
 
 
+def _counted_per_status(scope: Scope, given: dict[str, Any]) -> bool:
+    """Whether the issues a page's filters and the caller's scope select are exactly those of one
+    community in some statuses: then their total is the sum of `issue_status_counts`, not a count
+    of thousands of rows. The community is given as one value, no other filter than the status is
+    given, and the scope lets the caller read every issue of that community."""
+    community = given["community_id"]
+    if not isinstance(community, str) or not community:
+        return False
+    for name in PAGE_FILTERS:
+        value = given[name]
+        if name not in ("community_id", "status") and (value is not None if name == "overdue" else value):
+            return False
+    if scope.private_reader is not None:
+        return False
+    # A scope of several parts reads a row when any part holds: the community's part holds for all of its rows.
+    return scope.everything or (scope.community_ids is not None and community in scope.community_ids)
+
+
+def _total_per_status(statuses: bool | None) -> Any:
+    """The issues of the community (in the given statuses) from the read model, as a subquery."""
+    c = issue_status_counts.c
+    conditions = [c.community_id == bindparam("community_id")]
+    if statuses is not None:
+        conditions.append(
+            c.status.in_(bindparam("status", expanding=True)) if statuses else c.status == bindparam("status")
+        )
+    return select(func.coalesce(func.sum(c.count), 0)).where(*conditions).scalar_subquery()
+
+
 @lru_cache(maxsize=256)
 def _page_statements(
-    scope_shape: tuple[bool, ...], filters: tuple[tuple[str, bool | None], ...], sort: str, summaries: bool
+    scope_shape: tuple[bool, ...],
+    filters: tuple[tuple[str, bool | None], ...],
+    sort: str,
+    summaries: bool,
+    counted_per_status: bool = False,
 ) -> tuple[Any, Any]:
     """The page query and its count alone, for a scope of this shape and these filters (each: its
     name, and whether a list of values is given or, for `overdue`, which way), with bind parameters
     for every value. Built once per form: a list page is the hottest read, and building and keying
-    the statement again for each request cost more than running it."""
+    the statement again for each request cost more than running it. `counted_per_status`: the
+    total is read from the issues per status (`_counted_per_status` says when it is the same)."""
     conditions = []
     clause = _scope_condition(scope_shape, {name: bindparam(name, expanding=name == "scope_communities") for name in (
         "scope_communities", "scope_street", "scope_assignee", "scope_reader", "scope_private_assignee")})  # fmt: skip
-    if clause is not None:
+    # Where the total comes from the issues per status, the community asked for lies in the scope
+    # (`_counted_per_status`): the scope's condition holds for every row the filters select, and
+    # left out it does not make the planner expect one row (two conditions on the community).
+    if clause is not None and not counted_per_status:
         conditions.append(clause)
     for name, how in filters:
         if name in _EQUALITY_FILTERS:
@@ -184,6 +222,8 @@ def _page_statements(
     # The total rides along with the page (one round trip), as a subquery PostgreSQL runs once
     # (from an index when it can), not a count over every matching row of the page's query.
     total = select(func.count()).select_from(issues_table).where(*conditions).scalar_subquery()
+    if counted_per_status:
+        total = _total_per_status(dict(filters).get("status"))
     if summaries:
         query = select(*SUMMARY_COLUMNS, total.label("total")).order_by(order, issues_table.c.id)
     else:
@@ -299,7 +339,7 @@ class IssueRepository:
         for name, value in given.items():
             if isinstance(value, tuple):
                 parameters[name] = list(value)
-        page_statement, total_statement = _page_statements(*shape)
+        page_statement, total_statement = _page_statements(*shape, _counted_per_status(scope, given))
         if summaries:
             # Plain columns, run on the session's connection: no ORM entities to load, so the
             # ORM's execution (its context, identity map, loading) is spared for a page of rows.

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -186,11 +187,13 @@ photos = Table(
     Column("created_at", When(), nullable=False),
 )
 
-# Read models of the statistics (service_layer/counters.py): what `/stats` adds up, per community
+# Read models of the statistics (adapters/counters.py): what `/stats` adds up, per community
 # and month of the city's time zone, kept in the transaction of every change to an issue, so a
-# street's or the city's overview reads a few thousand rows instead of the history. `community_id`
-# "*" is the whole city (its overview then reads twelve rows). Months are "YYYY-MM" in the zone
-# recorded in `issue_counts_state`; counts whose zone is not the one asked for are not used.
+# street's or the city's overview reads a few thousand rows instead of the history. Months are
+# "YYYY-MM" in the zone recorded in `issue_counts_state`; counts whose zone is not the one asked for
+# are not used. A key's figures are the sum of its rows over `shard`: each writer adds to the rows
+# of the writers' slot it holds (counters.py), so concurrent writers of one community never wait for
+# each other's commit; the worker folds the other shards into shard 0 now and then.
 issue_month_counts = Table(
     "issue_month_counts",
     metadata,
@@ -207,7 +210,8 @@ issue_month_counts = Table(
     Column("compound_to_community", Integer, nullable=False, default=0),
     Column("community_to_street", Integer, nullable=False, default=0),
     Column("street_to_city", Integer, nullable=False, default=0),
-    PrimaryKeyConstraint("community_id", "month", name="pk_issue_month_counts"),
+    Column("shard", SmallInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("community_id", "month", "shard", name="pk_issue_month_counts"),
 )
 Index("ix_issue_month_counts_month", issue_month_counts.c.month, issue_month_counts.c.community_id)
 
@@ -223,7 +227,8 @@ issue_month_breakdowns = Table(
     Column("kind", String(20), nullable=False),  # category | tier | escalation | hours (whole hours to resolve)
     Column("key", String(80), nullable=False),
     Column("count", Integer, nullable=False, default=0),
-    PrimaryKeyConstraint("community_id", "month", "kind", "key", name="pk_issue_month_breakdowns"),
+    Column("shard", SmallInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("community_id", "month", "kind", "key", "shard", name="pk_issue_month_breakdowns"),
 )
 # A street's breakdowns read this index alone (PostgreSQL INCLUDE): its rows are scattered in the table.
 Index(
@@ -253,6 +258,19 @@ Index(
     postgresql_include=["community_id", "count"],
     postgresql_where=text(STREET_ROWS),
     sqlite_where=text(STREET_ROWS),
+)
+
+# How many issues each community has in each status (summed over `shard`, as the month counts):
+# the exact total of a list page filtered by community and status, without counting its thousands
+# of issues (adapters/repository.py). Kept with the month counts, whatever the zone.
+issue_status_counts = Table(
+    "issue_status_counts",
+    metadata,
+    Column("community_id", String(36), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("shard", SmallInteger, nullable=False, server_default=text("0")),
+    Column("count", Integer, nullable=False, default=0),
+    PrimaryKeyConstraint("community_id", "status", "shard", name="pk_issue_status_counts"),
 )
 
 # Consultations held (adapters/consultation_counts.py): per scope (a community's id, `street:<street
