@@ -25,6 +25,7 @@ from linli_issues.adapters.tables import (
     issue_meetings,
     issue_month_breakdowns,
     issue_month_counts,
+    issue_status_counts,
     messaging,
 )
 from linli_issues.domain.model import Issue, TimelineEntry
@@ -251,8 +252,15 @@ def state(database, issue_ids: list[str], rename: dict[str, str]) -> str:
 
 
 def counts(database) -> list:
-    """The statistics' and the consultations' counts as kept, the rows gone back to nought left out."""
-    tables = [issue_month_counts, issue_month_breakdowns, issue_consultation_counts, issue_meeting_consultations]
+    """The statistics' and the consultations' counts and the issues per status as kept, the rows
+    gone back to nought left out."""
+    tables = [
+        issue_month_counts,
+        issue_month_breakdowns,
+        issue_consultation_counts,
+        issue_meeting_consultations,
+        issue_status_counts,
+    ]
     with database.session() as s:
         return [
             sorted(tuple(r) for r in s.execute(select(t)) if any(isinstance(v, int) and v for v in r)) for t in tables

@@ -194,7 +194,7 @@ def test_migration_0014_leaves_the_history_read_until_the_counts_are_built_again
     url = f"sqlite:///{tmp_path / 'issues.db'}" if backend == "sqlite" else pg_databases.create("issues_0014")
     upgrade(definition.migrations_dir, url, "0009")
     engine = create_engine(url)
-    # The table as these versions have it (no shard: migration 0018 adds it).
+    # The table as these versions have it (no shard: migration 0017 adds it).
     issue_month_counts = table(
         "issue_month_counts", *[column(name) for name in ("community_id", "month", *counters.FIGURES)]
     )

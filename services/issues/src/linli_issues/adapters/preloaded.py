@@ -330,13 +330,20 @@ class PreloadedRepository(IssueRepository):
         if not (counted or escalations):
             return
         zone = counters.zone_in_transaction(self.session)
+        tally = counters.Tally(zone)
+        # The issues per status (the lists' totals) are kept whatever the zone, as the hook keeps them.
+        for read, now in counted:
+            if (read["community_id"], read["status"]) != (now["community_id"], now["status"]):
+                tally.add_status(read["community_id"], read["status"], sign=-1)
+                tally.add_status(now["community_id"], now["status"])
         if zone is None:
+            counters.count_in_transaction(self.session, tally)
             return
         # Of the issues escalated, the community (an entry of no issue is not counted: /stats
         # does not count it either).
         escalated = [(e, issue.community_id) for e in escalations if (issue := self.get(e["issue_id"])) is not None]
         involved = {v["community_id"] for pair in counted for v in pair} | {c for _e, c in escalated}
-        tally = counters.Tally(zone, {community_id: self.street_of(community_id) for community_id in involved})
+        tally.streets = {community_id: self.street_of(community_id) for community_id in involved}
         for read, now in counted:
             tally.add(read["community_id"], counters.issue_figures(read), sign=-1)
             tally.add(now["community_id"], counters.issue_figures(now))
