@@ -40,6 +40,7 @@ from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.sql import among
 from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, issues, replica, supporters
 from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
+from linli_kit.events.consumer import text_array_literal
 
 _Key = tuple[str, str]
 
@@ -121,9 +122,11 @@ class PreloadedRepository(IssueRepository):
 
     def _load_details_at_once(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
         """PostgreSQL: the issues' links, decisions, supporters and streets in one round trip, as one
-        JSON document (parsed in C, a handful of instants converted here)."""
+        JSON document (parsed in C, a handful of instants converted here). The ids go as text
+        literals of arrays (one string each for psycopg)."""
+        arrays = {"ids": ids, "linked": linked, "communities": communities}
         details = json.loads(
-            connection.execute(_DETAILS, {"ids": ids, "linked": linked, "communities": communities}).scalar_one()
+            connection.execute(_DETAILS, {name: text_array_literal(v) for name, v in arrays.items()}).scalar_one()
         )
         for link in details["links"] or ():
             link["starts_at"] = _parsed(link["starts_at"])
