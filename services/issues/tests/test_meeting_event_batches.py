@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from linli_issues.adapters import counters
+from linli_issues.adapters import counters, preloaded
 from linli_issues.adapters.tables import (
     issue_consultation_counts,
     issue_decisions,
@@ -260,7 +260,17 @@ def counts(database) -> list:
 
 
 @pytest.mark.parametrize(("seed", "issues", "count"), [(3, 4, 70), (4, 4, 70), (5, 7, 160)])
-def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed, issues, count):
+def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed, issues, count, monkeypatch):
+    # Which columns the batches' UPDATEs of the issues wrote: both ways (counts alone, every column
+    # a meetings' event changes) must have been taken for the comparison below to cover them.
+    written: set[tuple[str, ...]] = set()
+    update_issues = preloaded._update_issues
+
+    def recorded(session, rows, columns):
+        written.add(columns)
+        update_issues(session, rows, columns)
+
+    monkeypatch.setattr(preloaded, "_update_issues", recorded)
     one_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(issues)]
     batch_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(issues)]
     community = directory.community_a1
@@ -280,6 +290,7 @@ def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed,
     again = consume(database, messaging.inbox, meeting_handlers(), batched, service="issues")
 
     assert set(single_outcomes) == set(first) == set(again) == {"ack"}
+    assert written == {preloaded._COUNTS, preloaded._WRITTEN}
     assert state(database, batch_ids, rename) == after_first  # redelivered: nothing changed
     assert after_first == state(database, one_ids, {})
     with database.session() as s:
