@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from linli_issues.adapters import counters, preloaded
+from linli_issues.adapters import counters, preloaded, tables
 from linli_issues.adapters.tables import (
     issue_consultation_counts,
     issue_decisions,
@@ -264,13 +264,14 @@ def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed,
     # Which columns the batches' UPDATEs of the issues wrote: both ways (counts alone, every column
     # a meetings' event changes) must have been taken for the comparison below to cover them.
     written: set[tuple[str, ...]] = set()
-    update_issues = preloaded._update_issues
+    update = preloaded._Writes.update
 
-    def recorded(session, rows, columns):
-        written.add(columns)
-        update_issues(session, rows, columns)
+    def recorded(writes, table, keys, columns, rows):
+        if table is tables.issues:
+            written.add(columns)
+        update(writes, table, keys, columns, rows)
 
-    monkeypatch.setattr(preloaded, "_update_issues", recorded)
+    monkeypatch.setattr(preloaded._Writes, "update", recorded)
     one_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(issues)]
     batch_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(issues)]
     community = directory.community_a1

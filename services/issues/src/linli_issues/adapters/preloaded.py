@@ -295,18 +295,19 @@ class PreloadedRepository(IssueRepository):
         decisions and the timeline entries."""
         # Their meetings' consultations held are worked out again at commit.
         consultation_counts.touch(self.session, {key[1] for key in self._new_links | self._changed_links})
-        self._write_issues()
-        _write(self.session, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links,
-               self._changed_links)  # fmt: skip
-        _write(self.session, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,
+        writes = _Writes(self.session)
+        self._write_issues(writes)
+        _write(writes, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links, self._changed_links)
+        _write(writes, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,
                self._changed_decisions)  # fmt: skip
         if self._entries:
-            _insert(self.session, issue_updates, self._entries)
+            writes.insert(issue_updates, self._entries)
+        writes.send()
         self._new_links, self._changed_links = set(), set()
         self._new_decisions, self._changed_decisions = set(), set()
         self._entries = []
 
-    def _write_issues(self) -> None:
+    def _write_issues(self, writes: _Writes) -> None:
         changed: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (as read, as now) of each issue changed
         for issue_id, read in self._read.items():
             now = _values_of(self._issues[issue_id])
@@ -326,9 +327,9 @@ class PreloadedRepository(IssueRepository):
             else:
                 rows.append(now)
         if rows:
-            _update_issues(self.session, rows, _WRITTEN)
+            writes.update(issues, ("id",), _WRITTEN, rows)
         if counts:
-            _update_issues(self.session, counts, _COUNTS)
+            writes.update(issues, ("id",), _COUNTS, counts)
         # An earlier handler of the consumer's batch may hold a copy of one in the session: read
         # again if used, so that no older revision is flushed over these.
         for read, _now in changed:
@@ -461,52 +462,51 @@ def _among(column: Any, values: Iterable[str], session: Session) -> Any:
     return among(column, values, session.get_bind().dialect.name)
 
 
-def _update_issues(session: Session, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
-    """These columns of these issues (rows of every column), one statement."""
-    if session.get_bind().dialect.name != "postgresql":
+class _Writes:
+    """The batch's INSERTs and UPDATEs from rows. On PostgreSQL they are kept and sent by `send` as
+    one statement (each a data-modifying WITH part but the last: one round trip for the issues,
+    links, decisions and timeline entries; the parts touch different rows, an UPDATE never one an
+    INSERT of the same statement makes). On SQLite each is an executemany at once."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        self._parts: list[tuple[tuple[str, Any, tuple[str, ...], tuple[str, ...]], str]] = []
+
+    def insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        if not self.postgres:
+            self.session.execute(insert(table), rows)
+            return
+        names = tuple(c.name for c in table.columns)
+        self._parts.append((("insert", table, (), names), _json_rows(rows, names)))
+
+    def update(self, table: Any, keys: tuple[str, ...], columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """These columns of the rows of these keys (rows of at least those columns)."""
+        if self.postgres:
+            self._parts.append((("update", table, keys, columns), _json_rows(rows, (*keys, *columns))))
+            return
         statement = (
-            update(issues)
-            .where(issues.c.id == bindparam("key_id"))
-            .values({name: bindparam(f"new_{name}") for name in columns})
+            update(table)
+            .where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
+            .values({c: bindparam(f"new_{c}") for c in columns})
         )
-        session.execute(statement, [{"key_id": row["id"], **{f"new_{n}": row[n] for n in columns}} for row in rows])
-        return
-    session.execute(_update_from_json(issues, ("id",), columns), {"rows": _json_rows(rows, ("id", *columns))})
+        params = [{**{f"key_{k}": row[k] for k in keys}, **{f"new_{c}": row[c] for c in columns}} for row in rows]
+        self.session.execute(statement, params)
+
+    def send(self) -> None:
+        if self._parts:
+            statement = _statement_of(tuple(spec for spec, _rows in self._parts))
+            self.session.execute(statement, {f"rows_{i}": rows for i, (_spec, rows) in enumerate(self._parts)})
+        self._parts = []
 
 
-def _insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    names = tuple(c.name for c in table.columns)
-    session.execute(_insert_from_json(table, names), {"rows": _json_rows(rows, names)})
-
-
-def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new: set, changed: set) -> None:
+def _write(writes: _Writes, table: Any, keys: tuple[str, str], rows: dict, new: set, changed: set) -> None:
     if new:
-        _insert(session, table, [rows[k] for k in sorted(new)])
+        writes.insert(table, [rows[k] for k in sorted(new)])
     changed = changed - new
-    if not changed:
-        return
-    columns = tuple(c.name for c in table.columns if c.name not in keys)
-    if session.get_bind().dialect.name == "postgresql":
-        names = (*keys, *columns)
-        session.execute(
-            _update_from_json(table, keys, columns), {"rows": _json_rows([rows[key] for key in sorted(changed)], names)}
-        )
-        return
-    statement = (
-        update(table)
-        .where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
-        .values({c: bindparam(f"new_{c}") for c in columns})
-    )
-    params = []
-    for key in sorted(changed):
-        row = rows[key]
-        params.append(
-            {**{f"key_{k}": v for k, v in zip(keys, key, strict=True)}, **{f"new_{c}": row[c] for c in columns}}
-        )
-    session.execute(statement, params)
+    if changed:
+        columns = tuple(c.name for c in table.columns if c.name not in keys)
+        writes.update(table, keys, columns, [rows[key] for key in sorted(changed)])
 
 
 # PostgreSQL: a batch's rows go as one JSON document (serialised in C; arrays cost psycopg a Python
@@ -526,24 +526,38 @@ def _instant(value: datetime) -> str:
     return value.isoformat()  # anything else than a datetime: AttributeError, not serialisable
 
 
-def _record_set(table: Any, names: tuple[str, ...]) -> str:
+def _record_set(table: Any, names: tuple[str, ...], param: str) -> str:
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
     columns = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in names)
-    return f"json_to_recordset(CAST(:rows AS json)) AS given({columns})"
+    return f"json_to_recordset(CAST(:{param} AS json)) AS given({columns})"
 
 
-@functools.cache
-def _insert_from_json(table: Any, names: tuple[str, ...]) -> Any:
+def _insert_from_json(table: Any, names: tuple[str, ...], param: str) -> str:
     quote = postgresql.dialect().identifier_preparer.quote
     listed = ", ".join(quote(n) for n in names)
-    return text(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {_record_set(table, names)}")
+    return f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {_record_set(table, names, param)}"
 
 
-@functools.cache
-def _update_from_json(table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+def _update_from_json(table: Any, keys: tuple[str, ...], columns: tuple[str, ...], param: str) -> str:
     quote = postgresql.dialect().identifier_preparer.quote
     assignments = ", ".join(f"{quote(c)} = given.{quote(c)}" for c in columns)
     matched = " AND ".join(f"t.{quote(k)} = given.{quote(k)}" for k in keys)
-    given = _record_set(table, (*keys, *columns))
-    return text(f"UPDATE {quote(table.name)} AS t SET {assignments} FROM {given} WHERE {matched}")
+    given = _record_set(table, (*keys, *columns), param)
+    return f"UPDATE {quote(table.name)} AS t SET {assignments} FROM {given} WHERE {matched}"
+
+
+@functools.cache
+def _statement_of(specs: tuple[tuple[str, Any, tuple[str, ...], tuple[str, ...]], ...]) -> Any:
+    """One statement for these parts (kind, table, keys, columns), the rows of part i in :rows_i;
+    made once for each combination of parts a batch has."""
+    parts = [
+        _insert_from_json(table, columns, f"rows_{i}")
+        if kind == "insert"
+        else _update_from_json(table, keys, columns, f"rows_{i}")
+        for i, (kind, table, keys, columns) in enumerate(specs)
+    ]
+    if len(parts) == 1:
+        return text(parts[0])
+    written = ", ".join(f"part_{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    return text(f"WITH {written} {parts[-1]}")
