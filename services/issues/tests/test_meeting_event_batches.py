@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from linli_issues.adapters import counters
+from linli_issues.adapters import counters, preloaded, tables
 from linli_issues.adapters.tables import (
     issue_consultation_counts,
     issue_decisions,
@@ -268,7 +268,18 @@ def counts(database) -> list:
 
 
 @pytest.mark.parametrize(("seed", "issues", "count"), [(3, 4, 70), (4, 4, 70), (5, 7, 160)])
-def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed, issues, count):
+def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed, issues, count, monkeypatch):
+    # Which columns the batches' UPDATEs of the issues wrote: both ways (counts alone, every column
+    # a meetings' event changes) must have been taken for the comparison below to cover them.
+    written: set[tuple[str, ...]] = set()
+    update = preloaded._Writes.update
+
+    def recorded(writes, table, keys, columns, rows):
+        if table is tables.issues:
+            written.add(columns)
+        update(writes, table, keys, columns, rows)
+
+    monkeypatch.setattr(preloaded._Writes, "update", recorded)
     one_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(issues)]
     batch_ids = [report(title=f"Issue {n}")[0]["id"] for n in range(issues)]
     community = directory.community_a1
@@ -288,6 +299,7 @@ def test_batches_leave_what_one_by_one_leaves(database, directory, report, seed,
     again = consume(database, messaging.inbox, meeting_handlers(), batched, service="issues")
 
     assert set(single_outcomes) == set(first) == set(again) == {"ack"}
+    assert written == {preloaded._COUNTS, preloaded._WRITTEN}
     assert state(database, batch_ids, rename) == after_first  # redelivered: nothing changed
     assert after_first == state(database, one_ids, {})
     with database.session() as s:

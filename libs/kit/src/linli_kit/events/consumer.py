@@ -41,7 +41,7 @@ import logging
 import sqlite3
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +49,7 @@ from typing import Any
 
 import psycopg
 from pika.exceptions import AMQPError
-from sqlalchemy import String, Table, bindparam, func, select
+from sqlalchemy import String, Table, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
@@ -105,6 +105,20 @@ def is_database_outage(exc: BaseException) -> bool:
     if isinstance(orig, sqlite3.Error):
         return any(m in str(orig).lower() for m in _SQLITE_OUTAGE_MESSAGES)
     return False
+
+
+def text_array_literal(values: Iterable[str]) -> str:
+    """PostgreSQL's text form of an array of these strings (`{"a","b"}`, to CAST as text[] or any
+    array type): one string for psycopg to send, where a list goes through its array dumper a
+    Python step per element. Every element is quoted, so commas, braces, blanks and the word NULL
+    stay values; quotes and backslashes are escaped."""
+    values = list(values)
+    if not values:
+        return "{}"
+    joined = '","'.join(values)
+    if '"' in joined or "\\" in joined:
+        joined = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + joined + '"}'
 
 
 @dataclass(frozen=True)
@@ -305,10 +319,14 @@ class EventConsumer:
             ]
             return set(session.scalars(self._claim_statement, rows))
         if self._claim_statement is None:
-            # One statement of fixed text whatever the batch size: the ids and types go as two arrays.
+            # One statement of fixed text whatever the batch size: the ids and types go as two arrays,
+            # each sent as one text literal (psycopg's array dumper takes a Python step per element).
             inbox = self.inbox
             incoming = (
-                func.unnest(bindparam("event_ids", type_=ARRAY(String)), bindparam("event_types", type_=ARRAY(String)))
+                func.unnest(
+                    cast(bindparam("event_ids", type_=String), ARRAY(String)),
+                    cast(bindparam("event_types", type_=String), ARRAY(String)),
+                )
                 .table_valued("event_id", "event_type")
                 .render_derived()
             )
@@ -328,8 +346,8 @@ class EventConsumer:
             )
         params = {
             "consumer": self.service,
-            "event_ids": list(types),
-            "event_types": list(types.values()),
+            "event_ids": text_array_literal(types),
+            "event_types": text_array_literal(types.values()),
             "handled_at": now,
         }
         return set(session.scalars(self._claim_statement, params))

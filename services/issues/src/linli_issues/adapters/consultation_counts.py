@@ -56,6 +56,7 @@ from linli_issues.adapters.tables import (
     issue_meetings,
     replica,
 )
+from linli_kit.events.consumer import text_array_literal
 
 CITY = "*"
 ALONE = ""  # the item of a month's own rows
@@ -149,7 +150,7 @@ def recount(
     if not ids:
         return
     if connection.dialect.name == "postgresql":
-        connection.execute(_LOCK_MEETINGS, {"lock_class": LOCK_CLASS, "meeting_ids": ids})
+        connection.execute(_LOCK_MEETINGS, {"lock_class": LOCK_CLASS, "meeting_ids": text_array_literal(ids)})
     stored: dict[str, set[Row]] = defaultdict(set)
     for meeting_id, scope, month, item in connection.execute(
         select(s.meeting_id, s.scope, s.month, s.item).where(among(s.meeting_id, ids, dialect))

@@ -40,6 +40,7 @@ from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.sql import among
 from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, issues, replica, supporters
 from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
+from linli_kit.events.consumer import text_array_literal
 
 _Key = tuple[str, str]
 
@@ -65,6 +66,9 @@ class PreloadedRepository(IssueRepository):
         self._other_consultations: dict[str, int] = {}  # issue -> its other links not cancelled
         self._read: dict[str, dict[str, Any]] = {}  # issue -> its columns as read (or last written)
         self._streets_read: dict[str, str | None] = {}
+        # Categories read for escalations: the session's identity map holds them only while
+        # referenced, so each escalation of the batch would read its category again.
+        self._categories: dict[str, Category | None] = {}
 
     def load(self, issue_ids: Iterable[str], meeting_ids: Iterable[str], linked_meetings: Iterable[str] = ()) -> None:
         """Read what handling events about these issues and meetings needs, locking the issues;
@@ -121,9 +125,11 @@ class PreloadedRepository(IssueRepository):
 
     def _load_details_at_once(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
         """PostgreSQL: the issues' links, decisions, supporters and streets in one round trip, as one
-        JSON document (parsed in C, a handful of instants converted here)."""
+        JSON document (parsed in C, a handful of instants converted here). The ids go as text
+        literals of arrays (one string each for psycopg)."""
+        arrays = {"ids": ids, "linked": linked, "communities": communities}
         details = json.loads(
-            connection.execute(_DETAILS, {"ids": ids, "linked": linked, "communities": communities}).scalar_one()
+            connection.execute(_DETAILS, {name: text_array_literal(v) for name, v in arrays.items()}).scalar_one()
         )
         for link in details["links"] or ():
             link["starts_at"] = _parsed(link["starts_at"])
@@ -187,6 +193,11 @@ class PreloadedRepository(IssueRepository):
         if issue_id in self._issues:
             return self._issues[issue_id]
         return super().get(issue_id, for_update=for_update)  # not named by the batch: read as usual
+
+    def category(self, key: str) -> Category | None:
+        if key not in self._categories:
+            self._categories[key] = super().category(key)
+        return self._categories[key]
 
     def supporter_ids(self, issue_id: str) -> list[str]:
         if issue_id in self._supporters:
@@ -284,18 +295,19 @@ class PreloadedRepository(IssueRepository):
         decisions and the timeline entries."""
         # Their meetings' consultations held are worked out again at commit.
         consultation_counts.touch(self.session, {key[1] for key in self._new_links | self._changed_links})
-        self._write_issues()
-        _write(self.session, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links,
-               self._changed_links)  # fmt: skip
-        _write(self.session, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,
+        writes = _Writes(self.session)
+        self._write_issues(writes)
+        _write(writes, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links, self._changed_links)
+        _write(writes, issue_decisions, ("issue_id", "decision_id"), self._decisions, self._new_decisions,
                self._changed_decisions)  # fmt: skip
         if self._entries:
-            _insert(self.session, issue_updates, self._entries)
+            writes.insert(issue_updates, self._entries)
+        writes.send()
         self._new_links, self._changed_links = set(), set()
         self._new_decisions, self._changed_decisions = set(), set()
         self._entries = []
 
-    def _write_issues(self) -> None:
+    def _write_issues(self, writes: _Writes) -> None:
         changed: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (as read, as now) of each issue changed
         for issue_id, read in self._read.items():
             now = _values_of(self._issues[issue_id])
@@ -305,15 +317,19 @@ class PreloadedRepository(IssueRepository):
         self._count(changed, escalations)
         if not changed:
             return
-        rows = []
+        rows, counts = [], []
         for read, now in changed:
-            if any(now[name] != read[name] for name in _NOT_WRITTEN):
+            if _NOT_WRITTEN_VALUES(now) != _NOT_WRITTEN_VALUES(read):
                 # Not a change a meetings' event makes: that issue alone, every column.
                 self.session.execute(update(issues).where(issues.c.id == now["id"]).values(now))
+            elif _NOT_COUNTS_VALUES(now) == _NOT_COUNTS_VALUES(read):
+                counts.append(now)  # only its counts, updated_at and revision changed (most of them)
             else:
                 rows.append(now)
         if rows:
-            _update_issues(self.session, rows)
+            writes.update(issues, ("id",), _WRITTEN, rows)
+        if counts:
+            writes.update(issues, ("id",), _COUNTS, counts)
         # An earlier handler of the consumer's batch may hold a copy of one in the session: read
         # again if used, so that no older revision is flushed over these.
         for read, _now in changed:
@@ -390,8 +406,14 @@ _WRITTEN = (
     "updated_at",
     "revision",
 )
+# Of those, what a new count of consultations or action items changes: an issue changed only there
+# is written with these columns alone (the statement and its JSON document a third of the size).
+_COUNTS = ("consultation_count", "action_items", "action_items_done", "updated_at", "revision")
 _COLUMNS = tuple(c.name for c in issues.columns)
 _NOT_WRITTEN = tuple(name for name in _COLUMNS if name not in _WRITTEN and name != "id")
+# The values of those columns as one tuple (compared in C, not a column at a time in Python).
+_NOT_WRITTEN_VALUES = operator.itemgetter(*_NOT_WRITTEN)
+_NOT_COUNTS_VALUES = operator.itemgetter(*(name for name in _WRITTEN if name not in _COUNTS))
 
 
 _ISSUE_MANAGER = class_mapper(Issue).class_manager
@@ -447,51 +469,51 @@ def _among(column: Any, values: Iterable[str], session: Session) -> Any:
     return among(column, values, session.get_bind().dialect.name)
 
 
-def _update_issues(session: Session, rows: list[dict[str, Any]]) -> None:
-    if session.get_bind().dialect.name != "postgresql":
+class _Writes:
+    """The batch's INSERTs and UPDATEs from rows. On PostgreSQL they are kept and sent by `send` as
+    one statement (each a data-modifying WITH part but the last: one round trip for the issues,
+    links, decisions and timeline entries; the parts touch different rows, an UPDATE never one an
+    INSERT of the same statement makes). On SQLite each is an executemany at once."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        self._parts: list[tuple[tuple[str, Any, tuple[str, ...], tuple[str, ...]], str]] = []
+
+    def insert(self, table: Any, rows: list[dict[str, Any]]) -> None:
+        if not self.postgres:
+            self.session.execute(insert(table), rows)
+            return
+        names = tuple(c.name for c in table.columns)
+        self._parts.append((("insert", table, (), names), _json_rows(rows, names)))
+
+    def update(self, table: Any, keys: tuple[str, ...], columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """These columns of the rows of these keys (rows of at least those columns)."""
+        if self.postgres:
+            self._parts.append((("update", table, keys, columns), _json_rows(rows, (*keys, *columns))))
+            return
         statement = (
-            update(issues)
-            .where(issues.c.id == bindparam("key_id"))
-            .values({name: bindparam(f"new_{name}") for name in _WRITTEN})
+            update(table)
+            .where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
+            .values({c: bindparam(f"new_{c}") for c in columns})
         )
-        session.execute(statement, [{"key_id": row["id"], **{f"new_{n}": row[n] for n in _WRITTEN}} for row in rows])
-        return
-    session.execute(_update_from_json(issues, ("id",), _WRITTEN), {"rows": _json_rows(rows, ("id", *_WRITTEN))})
+        params = [{**{f"key_{k}": row[k] for k in keys}, **{f"new_{c}": row[c] for c in columns}} for row in rows]
+        self.session.execute(statement, params)
+
+    def send(self) -> None:
+        if self._parts:
+            statement = _statement_of(tuple(spec for spec, _rows in self._parts))
+            self.session.execute(statement, {f"rows_{i}": rows for i, (_spec, rows) in enumerate(self._parts)})
+        self._parts = []
 
 
-def _insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    names = tuple(c.name for c in table.columns)
-    session.execute(_insert_from_json(table, names), {"rows": _json_rows(rows, names)})
-
-
-def _write(session: Session, table: Any, keys: tuple[str, str], rows: dict, new: set, changed: set) -> None:
+def _write(writes: _Writes, table: Any, keys: tuple[str, str], rows: dict, new: set, changed: set) -> None:
     if new:
-        _insert(session, table, [rows[k] for k in sorted(new)])
+        writes.insert(table, [rows[k] for k in sorted(new)])
     changed = changed - new
-    if not changed:
-        return
-    columns = tuple(c.name for c in table.columns if c.name not in keys)
-    if session.get_bind().dialect.name == "postgresql":
-        names = (*keys, *columns)
-        session.execute(
-            _update_from_json(table, keys, columns), {"rows": _json_rows([rows[key] for key in sorted(changed)], names)}
-        )
-        return
-    statement = (
-        update(table)
-        .where(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
-        .values({c: bindparam(f"new_{c}") for c in columns})
-    )
-    params = []
-    for key in sorted(changed):
-        row = rows[key]
-        params.append(
-            {**{f"key_{k}": v for k, v in zip(keys, key, strict=True)}, **{f"new_{c}": row[c] for c in columns}}
-        )
-    session.execute(statement, params)
+    if changed:
+        columns = tuple(c.name for c in table.columns if c.name not in keys)
+        writes.update(table, keys, columns, [rows[key] for key in sorted(changed)])
 
 
 # PostgreSQL: a batch's rows go as one JSON document (serialised in C; arrays cost psycopg a Python
@@ -511,24 +533,38 @@ def _instant(value: datetime) -> str:
     return value.isoformat()  # anything else than a datetime: AttributeError, not serialisable
 
 
-def _record_set(table: Any, names: tuple[str, ...]) -> str:
+def _record_set(table: Any, names: tuple[str, ...], param: str) -> str:
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
     columns = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in names)
-    return f"json_to_recordset(CAST(:rows AS json)) AS given({columns})"
+    return f"json_to_recordset(CAST(:{param} AS json)) AS given({columns})"
 
 
-@functools.cache
-def _insert_from_json(table: Any, names: tuple[str, ...]) -> Any:
+def _insert_from_json(table: Any, names: tuple[str, ...], param: str) -> str:
     quote = postgresql.dialect().identifier_preparer.quote
     listed = ", ".join(quote(n) for n in names)
-    return text(f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {_record_set(table, names)}")
+    return f"INSERT INTO {quote(table.name)} ({listed}) SELECT {listed} FROM {_record_set(table, names, param)}"
 
 
-@functools.cache
-def _update_from_json(table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+def _update_from_json(table: Any, keys: tuple[str, ...], columns: tuple[str, ...], param: str) -> str:
     quote = postgresql.dialect().identifier_preparer.quote
     assignments = ", ".join(f"{quote(c)} = given.{quote(c)}" for c in columns)
     matched = " AND ".join(f"t.{quote(k)} = given.{quote(k)}" for k in keys)
-    given = _record_set(table, (*keys, *columns))
-    return text(f"UPDATE {quote(table.name)} AS t SET {assignments} FROM {given} WHERE {matched}")
+    given = _record_set(table, (*keys, *columns), param)
+    return f"UPDATE {quote(table.name)} AS t SET {assignments} FROM {given} WHERE {matched}"
+
+
+@functools.cache
+def _statement_of(specs: tuple[tuple[str, Any, tuple[str, ...], tuple[str, ...]], ...]) -> Any:
+    """One statement for these parts (kind, table, keys, columns), the rows of part i in :rows_i;
+    made once for each combination of parts a batch has."""
+    parts = [
+        _insert_from_json(table, columns, f"rows_{i}")
+        if kind == "insert"
+        else _update_from_json(table, keys, columns, f"rows_{i}")
+        for i, (kind, table, keys, columns) in enumerate(specs)
+    ]
+    if len(parts) == 1:
+        return text(parts[0])
+    written = ", ".join(f"part_{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    return text(f"WITH {written} {parts[-1]}")
