@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -89,6 +90,19 @@ def _intents(rng: random.Random, people: list[str]) -> list[Intent]:
                 about=rng.choice([(), (("issue", subject),), (("issue", subject), ("meeting", "m"))]),
             )
         )
+    # Intents alike but for one thing a decision looks at, told to the same people: decisions
+    # shared between groups must tell them apart.
+    for intent in rng.sample(intents, len(intents) // 2):
+        change = rng.choice(
+            [
+                {"urgent": not intent.urgent},
+                {"params": {"title": "缺正文"}, "kind": "broadcast.notice"},  # the template refuses it
+                {"channels": rng.choice([None, frozenset({Channel.PUSH}), frozenset(Channel)])},
+                {"expires_at": rng.choice([None, DAYTIME, DAYTIME + timedelta(minutes=1)])},
+                {"category": rng.choice(list(Category))},
+            ]
+        )
+        intents.append(replace(intent, source_key=f"event:{uuid.uuid4()}", **change))
     return intents
 
 

@@ -161,6 +161,9 @@ def insert_groups(
     numbers: list[str] = []
     rendered: dict[tuple, tuple] = {}
     alike: dict[str, tuple] = {}  # per recipient: what decides and renders (a batch tells its staff often)
+    decisions: dict[tuple, list[tuple]] = {}  # per kind of intent and of recipient: the batch's groups share them
+    _refuse_naive(now)
+    now_text = now.isoformat()
     for intent in intents:
         groups: dict[tuple, str] = {}
         about = json.dumps([list(key) for key in intent.about] or None, ensure_ascii=False)
@@ -175,15 +178,29 @@ def insert_groups(
             if number is None:
                 number = groups[key] = str(len(group_columns["source_keys"]) + 1)
                 bad_params = _add_group(intent, recipient, about, rendered, group_columns)
-                _add_decisions(intent, recipient, prefs.get(user_id, {}), number, bad_params, now, decided)
+                # What `plan_for` looks at of the intent, of the recipient (`_decision_key`), and the
+                # template's refusal: groups alike in these get the same deliveries.
+                expired = intent.expires_at is not None and intent.expires_at <= now
+                decision = (intent.urgent, intent.category, intent.channels, expired, key[1], bad_params)
+                made = decisions.get(decision)
+                if made is None:
+                    made = decisions[decision] = _decide_group(
+                        intent, recipient, prefs.get(user_id, {}), bad_params, now, now_text
+                    )
+                for channel, state, reason, not_before, finished in made:
+                    decided["decided"].append(number)
+                    decided["channels"].append(channel)
+                    decided["states"].append(state)
+                    decided["reasons"].append(reason)
+                    decided["not_before"].append(not_before)
+                    decided["finished"].append(finished)
             ids.append(stable_id(intent.source_key, user_id))
             user_ids.append(user_id)
             phones.append(recipient.phone)
             numbers.append(number)
     if not ids:
         return 0
-    _refuse_naive(now, *group_columns["expires"], *decided["not_before"])
-    values: dict[str, Any] = {name: _array(column) for name, column in (group_columns | decided).items()}
+    values: dict[str, Any] = {name: repository.text_array(column) for name, column in (group_columns | decided).items()}
     values |= {
         "ids": repository.text_array(ids),
         "user_ids": repository.text_array(user_ids),
@@ -235,32 +252,39 @@ def _add_group(
         ("abouts", about),
         ("locales", recipient.locale),
         ("batch_keys", intent.source_key[:80]),
-        ("expires", intent.expires_at),
+        ("expires", _instant_text(intent.expires_at)),
     ):
         columns[name].append(value)
     return bad_params
 
 
-def _add_decisions(
+def _decide_group(
     intent: Intent,
     recipient: Recipient,
     preferences: dict,
-    number: str,
     bad_params: str | None,
     now: datetime,
-    columns: dict[str, list[Any]],
-) -> None:
-    """The deliveries of group `number`, decided once for all its recipients (`plan_for`)."""
+    now_text: str,
+) -> list[tuple]:
+    """The deliveries of a group, decided once for all its recipients (`plan_for`): (channel,
+    state, reason, not before, finished at), as the text of their columns."""
+    made = []
     for planned in plan_for(intent, recipient, preferences, now).deliveries:
         state, reason = planned.state, planned.reason
         if bad_params and state == DeliveryState.PENDING:
             state, reason = DeliveryState.FAILED, f"invalid template parameters: {bad_params}"
-        columns["decided"].append(number)
-        columns["channels"].append(planned.channel.value)
-        columns["states"].append(state.value)
-        columns["reasons"].append(reason)
-        columns["not_before"].append(planned.not_before)
-        columns["finished"].append(None if state == DeliveryState.PENDING else now)
+        _refuse_naive(planned.not_before)
+        finished = None if state == DeliveryState.PENDING else now_text
+        made.append((planned.channel.value, state.value, reason, planned.not_before.isoformat(), finished))
+    return made
+
+
+def _instant_text(instant: datetime | None) -> str | None:
+    """An instant as PostgreSQL reads it in an array literal: with its offset (a naive one refused)."""
+    if instant is None:
+        return None
+    _refuse_naive(instant)
+    return instant.isoformat()
 
 
 def _refuse_naive(*instants: datetime | None) -> None:
@@ -268,11 +292,6 @@ def _refuse_naive(*instants: datetime | None) -> None:
     for instant in instants:
         if instant is not None and instant.tzinfo is None:
             raise ValueError("naive datetime: times are stored as instants with an offset")
-
-
-def _array(values: list[Any]) -> str:
-    """A `repository.text_array` literal of texts, and of instants written with their offset."""
-    return repository.text_array([v.isoformat() if isinstance(v, datetime) else v for v in values])
 
 
 def only_readers(
