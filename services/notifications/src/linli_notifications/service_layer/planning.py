@@ -82,7 +82,8 @@ def plan_many(
     *,
     seen: Sequence[Mapping[tuple[str, str], Subject | None] | None] | None = None,
 ) -> int:
-    """Plan several intents with one look-up of their recipients and one insert per table.
+    """Plan several intents with one look-up of their recipients and one write: one statement on
+    PostgreSQL (`insert_groups`), one insert per table on SQLite (`insert_rows`).
     `seen`, when given, holds for each intent the subjects it is about as they were when it was
     made (see `only_readers`), or None to read them now."""
     intents = only_readers(session, intents, seen)
