@@ -82,7 +82,8 @@ def plan_many(
     *,
     seen: Sequence[Mapping[tuple[str, str], Subject | None] | None] | None = None,
 ) -> int:
-    """Plan several intents with one look-up of their recipients and one insert per table.
+    """Plan several intents with one look-up of their recipients and one write: one statement on
+    PostgreSQL (`insert_groups`), one insert per table on SQLite (`insert_rows`).
     `seen`, when given, holds for each intent the subjects it is about as they were when it was
     made (see `only_readers`), or None to read them now."""
     intents = only_readers(session, intents, seen)
@@ -91,11 +92,207 @@ def plan_many(
         return 0
     found = repository.load_recipients(session, everyone, city_timezone)
     prefs = repository.load_preferences(session, everyone)
+    if session.get_bind().dialect.name == "postgresql":
+        return insert_groups(session, intents, found, prefs, now)
+    return insert_rows(session, intents, found, prefs, now)
+
+
+def insert_rows(
+    session: Session, intents: list[Intent], found: dict[str, Recipient], prefs: dict[str, dict], now: datetime
+) -> int:
+    """`plan_many`'s writes row by row (SQLite's way): the rows `build_rows` makes, each inserted
+    unless its key is there; the number of deliveries inserted."""
     rows = build_rows(intents, found, prefs, now)
     # A notice and its deliveries share their parameters object: encoded once for both tables.
     encode = repository.json_encoder()
     repository.insert_ignore(session, notifications, rows.inbox, ["source_key", "user_id"], encode=encode)
     return repository.insert_ignore(session, deliveries, rows.deliveries, ["key"], encode=encode)
+
+
+# --- a batch of events, set-based on PostgreSQL --------------------------------------------------
+# The recipients of a batch's intents in groups told alike (see `group_alike`), all in one statement:
+# the groups' values and the recipients' ids and phones go as arrays (one text literal each), and
+# PostgreSQL makes the rows by joining each recipient to its group and its group's decisions. The
+# rows come out in the order `build_rows` makes them (`ORDER BY` the ordinals), so that where two
+# rows of a batch collide the first is kept, as row by row. The notices are inserted by the
+# data-modifying CTE, which runs to completion whether or not it is read.
+_PLAN_FROM_GROUPS = (
+    "WITH grp AS (SELECT * FROM unnest(CAST(%(source_keys)s AS VARCHAR[]), CAST(%(source_types)s AS VARCHAR[]), "
+    "CAST(%(kinds)s AS VARCHAR[]), CAST(%(categories)s AS VARCHAR[]), CAST(%(urgent)s AS BOOLEAN[]), "
+    "CAST(%(titles)s AS VARCHAR[]), CAST(%(bodies)s AS VARCHAR[]), CAST(%(params)s AS VARCHAR[]), "
+    "CAST(%(community_ids)s AS VARCHAR[]), CAST(%(subject_types)s AS VARCHAR[]), "
+    "CAST(%(subject_ids)s AS VARCHAR[]), CAST(%(abouts)s AS VARCHAR[]), CAST(%(locales)s AS VARCHAR[]), "
+    "CAST(%(batch_keys)s AS VARCHAR[]), CAST(%(expires)s AS TIMESTAMPTZ[])) WITH ORDINALITY "
+    "AS g(source_key, source_type, kind, category, urgent, title, body, params, community_id, subject_type, "
+    "subject_id, about, locale, batch_key, expires_at, no)), "
+    "person AS (SELECT * FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), "
+    "CAST(%(phones)s AS VARCHAR[]), CAST(%(groups)s AS INTEGER[])) WITH ORDINALITY AS u(id, user_id, phone, g, n)), "
+    "inbox AS (INSERT INTO notifications (id, user_id, source_key, source_type, kind, category, urgent, title, "
+    "body, params, community_id, subject_type, subject_id, about, created_at, read_at) "
+    "SELECT u.id, u.user_id, g.source_key, g.source_type, g.kind, g.category, g.urgent, g.title, g.body, "
+    "CAST(g.params AS JSON), g.community_id, g.subject_type, g.subject_id, CAST(g.about AS JSON), %(now)s, NULL "
+    "FROM person AS u JOIN grp AS g ON g.no = u.g ORDER BY u.n ON CONFLICT (source_key, user_id) DO NOTHING) "
+    "INSERT INTO deliveries (id, key, notification_id, user_id, channel, address, locale, kind, batch_key, "
+    "params, urgent, state, reason, community_id, source_type, provider, providers_tried, "
+    "provider_message_id, attempts, segments, next_attempt_at, lease_until, outcome_unknown, expires_at, "
+    "created_at, sent_at, finished_at) "
+    "SELECT CAST(gen_random_uuid() AS VARCHAR), g.source_key || '|' || u.user_id || '|' || d.channel, u.id, "
+    "u.user_id, d.channel, CASE WHEN d.channel = 'sms' THEN u.phone END, g.locale, g.kind, g.batch_key, "
+    "CAST(g.params AS JSON), g.urgent, d.state, d.reason, g.community_id, g.source_type, NULL, "
+    "CAST('[]' AS JSON), NULL, 0, NULL, d.not_before, NULL, false, g.expires_at, %(now)s, NULL, d.finished_at "
+    "FROM person AS u JOIN grp AS g ON g.no = u.g "
+    "JOIN unnest(CAST(%(decided)s AS INTEGER[]), CAST(%(channels)s AS VARCHAR[]), CAST(%(states)s AS VARCHAR[]), "
+    "CAST(%(reasons)s AS VARCHAR[]), CAST(%(not_before)s AS TIMESTAMPTZ[]), CAST(%(finished)s AS TIMESTAMPTZ[])) "
+    "WITH ORDINALITY AS d(g, channel, state, reason, not_before, finished_at, n) ON d.g = u.g "
+    "ORDER BY u.n, d.n ON CONFLICT (key) DO NOTHING"
+)
+
+
+def insert_groups(
+    session: Session, intents: list[Intent], found: dict[str, Recipient], prefs: dict[str, dict], now: datetime
+) -> int:
+    """What `insert_rows` inserts, on PostgreSQL in one statement of fixed text (`_PLAN_FROM_GROUPS`):
+    one decision and one rendering per group of an intent's recipients told alike, and no dict,
+    JSON or COPY line per row; the number of deliveries inserted."""
+    group_columns: dict[str, list[Any]] = {name: [] for name in _GROUP_COLUMNS}
+    decided: dict[str, list[Any]] = {name: [] for name in _DECISION_COLUMNS}
+    ids: list[str] = []
+    user_ids: list[str] = []
+    phones: list[str | None] = []
+    numbers: list[str] = []
+    rendered: dict[tuple, tuple] = {}
+    alike: dict[str, tuple] = {}  # per recipient: what decides and renders (a batch tells its staff often)
+    decisions: dict[tuple, list[tuple]] = {}  # per kind of intent and of recipient: the batch's groups share them
+    _refuse_naive(now)
+    now_text = now.isoformat()
+    for intent in intents:
+        groups: dict[tuple, str] = {}
+        about = json.dumps([list(key) for key in intent.about] or None, ensure_ascii=False)
+        for user_id in sorted(set(intent.user_ids)):
+            recipient = found.get(user_id)
+            if recipient is None:
+                continue  # not (yet) known from accounts: nobody to tell
+            key = alike.get(user_id)
+            if key is None:
+                key = alike[user_id] = (recipient.locale, _decision_key(recipient, prefs.get(user_id, {})))
+            number = groups.get(key)
+            if number is None:
+                number = groups[key] = str(len(group_columns["source_keys"]) + 1)
+                bad_params = _add_group(intent, recipient, about, rendered, group_columns)
+                # What `plan_for` looks at of the intent, of the recipient (`_decision_key`), and the
+                # template's refusal: groups alike in these get the same deliveries.
+                expired = intent.expires_at is not None and intent.expires_at <= now
+                decision = (intent.urgent, intent.category, intent.channels, expired, key[1], bad_params)
+                made = decisions.get(decision)
+                if made is None:
+                    made = decisions[decision] = _decide_group(
+                        intent, recipient, prefs.get(user_id, {}), bad_params, now, now_text
+                    )
+                for channel, state, reason, not_before, finished in made:
+                    decided["decided"].append(number)
+                    decided["channels"].append(channel)
+                    decided["states"].append(state)
+                    decided["reasons"].append(reason)
+                    decided["not_before"].append(not_before)
+                    decided["finished"].append(finished)
+            ids.append(stable_id(intent.source_key, user_id))
+            user_ids.append(user_id)
+            phones.append(recipient.phone)
+            numbers.append(number)
+    if not ids:
+        return 0
+    values: dict[str, Any] = {name: repository.text_array(column) for name, column in (group_columns | decided).items()}
+    values |= {
+        "ids": repository.text_array(ids),
+        "user_ids": repository.text_array(user_ids),
+        "phones": repository.text_array(phones),
+        "groups": "{" + ",".join(numbers) + "}",
+        "now": now,
+    }
+    return max(session.connection().exec_driver_sql(_PLAN_FROM_GROUPS, values).rowcount, 0)
+
+
+_GROUP_COLUMNS = (
+    "source_keys",
+    "source_types",
+    "kinds",
+    "categories",
+    "urgent",
+    "titles",
+    "bodies",
+    "params",
+    "community_ids",
+    "subject_types",
+    "subject_ids",
+    "abouts",
+    "locales",
+    "batch_keys",
+    "expires",
+)
+_DECISION_COLUMNS = ("decided", "channels", "states", "reasons", "not_before", "finished")
+
+
+def _add_group(
+    intent: Intent, recipient: Recipient, about: str, rendered: dict[tuple, tuple], columns: dict[str, list[Any]]
+) -> str | None:
+    """A group's values, rendered for `recipient`'s language and zone; the invalid parameters or None."""
+    params = {**intent.params, "tz": recipient.timezone}
+    title, body, bad_params = _render(intent.kind, recipient.locale, params, recipient.timezone, rendered)
+    for name, value in (
+        ("source_keys", intent.source_key),
+        ("source_types", intent.source_type),
+        ("kinds", intent.kind),
+        ("categories", intent.category.value),
+        ("urgent", "t" if intent.urgent else "f"),
+        ("titles", title[:200]),
+        ("bodies", body),
+        ("params", json.dumps(params, ensure_ascii=False)),
+        ("community_ids", intent.community_id),
+        ("subject_types", intent.subject_type),
+        ("subject_ids", intent.subject_id),
+        ("abouts", about),
+        ("locales", recipient.locale),
+        ("batch_keys", intent.source_key[:80]),
+        ("expires", _instant_text(intent.expires_at)),
+    ):
+        columns[name].append(value)
+    return bad_params
+
+
+def _decide_group(
+    intent: Intent,
+    recipient: Recipient,
+    preferences: dict,
+    bad_params: str | None,
+    now: datetime,
+    now_text: str,
+) -> list[tuple]:
+    """The deliveries of a group, decided once for all its recipients (`plan_for`): (channel,
+    state, reason, not before, finished at), as the text of their columns."""
+    made = []
+    for planned in plan_for(intent, recipient, preferences, now).deliveries:
+        state, reason = planned.state, planned.reason
+        if bad_params and state == DeliveryState.PENDING:
+            state, reason = DeliveryState.FAILED, f"invalid template parameters: {bad_params}"
+        _refuse_naive(planned.not_before)
+        finished = None if state == DeliveryState.PENDING else now_text
+        made.append((planned.channel.value, state.value, reason, planned.not_before.isoformat(), finished))
+    return made
+
+
+def _instant_text(instant: datetime | None) -> str | None:
+    """An instant as PostgreSQL reads it in an array literal: with its offset (a naive one refused)."""
+    if instant is None:
+        return None
+    _refuse_naive(instant)
+    return instant.isoformat()
+
+
+def _refuse_naive(*instants: datetime | None) -> None:
+    """As `UtcDateTime` refuses them on the row-by-row path."""
+    for instant in instants:
+        if instant is not None and instant.tzinfo is None:
+            raise ValueError("naive datetime: times are stored as instants with an offset")
 
 
 def only_readers(
