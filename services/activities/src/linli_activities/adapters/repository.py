@@ -99,6 +99,10 @@ _PLACE_SQL = (
     "AND coalesce(registration_closes_at, starts_at) > :now "
     "RETURNING " + ", ".join(TAKE_PLACE_RETURNS)
 )
+# A sign-up's amounts added to its scopes' rows of the month (both sign-up statements end so).
+_ADDED_TO_THE_COUNTS = " ON CONFLICT (scope, month) DO UPDATE SET " + ", ".join(
+    f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS
+)
 SIGN_UP_IN_ONE_STATEMENT = text(
     "WITH place AS ("
     + _PLACE_SQL
@@ -116,8 +120,7 @@ SIGN_UP_IN_ONE_STATEMENT = text(
     )
     + " FROM registration CROSS JOIN (SELECT CAST(:community AS text) AS scope UNION ALL SELECT :street_prefix || "
     "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = :community), '')) AS scopes"
-    " ON CONFLICT (scope, month) DO UPDATE SET "
-    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
+    + _ADDED_TO_THE_COUNTS
     + "), event AS (INSERT INTO outbox (event_id, event_type, payload, created_at, published_at) SELECT "
     f"CASE WHEN {_WAITS} THEN :waitlisted_event_id ELSE :confirmed_event_id END, "
     f"CASE WHEN {_WAITS} THEN :waitlisted_event_type ELSE :confirmed_event_type END, "
@@ -181,8 +184,8 @@ SIGN_UPS_TOGETHER = text(
     )
     + " FROM ranked r CROSS JOIN LATERAL (SELECT r.community_id AS scope UNION ALL SELECT :street_prefix || "
     "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = r.community_id), '')) AS s "
-    "GROUP BY s.scope ON CONFLICT (scope, month) DO UPDATE SET "
-    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
+    "GROUP BY s.scope"
+    + _ADDED_TO_THE_COUNTS
     + "), event AS (INSERT INTO outbox (event_id, event_type, payload, created_at, published_at) SELECT "
     "CASE WHEN r.fits THEN r.confirmed_event_id ELSE r.waitlisted_event_id END, "
     "CASE WHEN r.fits THEN :confirmed_event_type ELSE :waitlisted_event_type END, "
