@@ -283,7 +283,7 @@ def test_a_georeport_client_through_the_gateway(city, token_signer, png_bytes):
     # Stored re-encoded without its metadata: the same picture, not the same bytes.
     sent, served = Image.open(io.BytesIO(png_bytes)), Image.open(io.BytesIO(fetched.content))
     assert served.format == "PNG" and served.size == sent.size
-    assert list(served.convert("RGB").getdata()) == list(sent.convert("RGB").getdata())
+    assert served.convert("RGB").tobytes() == sent.convert("RGB").tobytes()
     assert public.json(f"requests/{lake}")[0]["media_url"] is None
 
 
