@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -339,3 +340,34 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_a_batch_locks_its_issues_by_key(database, directory, report):
+    """The batch's locking read looks its issues up by key: `id = ANY(…) OR id IN (subquery)`
+    scanned every issue of the city for each batch. With sequential scans priced out, the plan of
+    the statement as sent must reach the issues through their key (an index condition on the id),
+    not walk the whole key with a filter."""
+    if database.is_sqlite:
+        pytest.skip("the locking read is PostgreSQL's")
+    from sqlalchemy import event as sa_event
+
+    ids = [report(title=f"Issue {n}")[0]["id"] for n in range(3)]
+    sent: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _executemany) -> None:  # noqa: ANN001
+        if "FOR UPDATE OF issues" in statement:
+            sent.append((statement, parameters))
+
+    sa_event.listen(database.engine, "before_cursor_execute", record)
+    try:
+        events = burst(7, "lock", ids, directory.community_a1, 30)
+        assert set(consume(database, messaging.inbox, meeting_handlers(), events, service="issues")) == {"ack"}
+    finally:
+        sa_event.remove(database.engine, "before_cursor_execute", record)
+    assert sent, "no batch read its issues"
+    statement, parameters = sent[-1]
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+    assert "Seq Scan on issues" not in plan, plan
+    assert re.search(r"Index Cond: \(\(id\)::text = ", plan), plan

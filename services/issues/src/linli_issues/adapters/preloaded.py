@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, union, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.util import identity_key
@@ -98,11 +98,14 @@ class PreloadedRepository(IssueRepository):
         named = _among(issues.c.id, ids, self.session)
         if postgres and meeting_ids:
             # With those linked to the meetings, in the same statement (their links to these
-            # meetings are read with the details, of the issues locked).
+            # meetings are read with the details, of the issues locked). One set of ids looked up
+            # by key: `id = ANY(…) OR id IN (subquery)` cannot use the key, and scanned every
+            # issue of the city for each batch (52 ms at 300,000 issues, against 1.2 ms).
             linked_to = select(issue_meetings.c.issue_id).where(
                 _among(issue_meetings.c.meeting_id, meeting_ids, self.session)
             )
-            named = or_(named, issues.c.id.in_(linked_to))
+            named_ids = select(func.unnest(bindparam("named_ids", ids, type_=postgresql.ARRAY(issues.c.id.type))))
+            named = issues.c.id.in_(union(named_ids, linked_to))
         # Plain rows, not the ORM's: the issues are written back by `write` with one statement, the
         # values read here telling what changed (the ORM would flush one UPDATE per issue).
         found = connection.execute(select(issues).where(named).order_by(issues.c.id).with_for_update(of=issues))
