@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import MetaData
+from sqlalchemy.orm import Session
 
 from linli_kit import migrations
 from linli_kit.config import ConfigError, Settings, load_settings
@@ -26,6 +29,9 @@ from linli_kit.tables import MessagingTables
 from linli_kit.web import broker_check
 from linli_kit.worker import Timer, Worker
 
+# A service's own command: its settings, its database, the arguments after its name; the exit status.
+Command = Callable[[Settings, Database, list[str]], int]
+
 
 @dataclass
 class ServiceDefinition:
@@ -35,7 +41,7 @@ class ServiceDefinition:
     migrations_dir: Path
     handlers: Callable[[Settings, Database], dict[str, AnyHandler]] = lambda _s, _d: {}
     timers: Callable[[Settings, Database], list[Timer]] = lambda _s, _d: []
-    commands: dict[str, Callable[[Settings, Database, list[str]], int]] = field(default_factory=dict)
+    commands: dict[str, Command] = field(default_factory=dict)
     # The service's own settings, read and checked by `check-config` (raise ConfigError naming them).
     check_settings: Callable[[Settings], object] | None = None
 
@@ -50,6 +56,31 @@ class ServiceDefinition:
             handlers=self.handlers(settings, database),
             timers=self.timers(settings, database),
         )
+
+
+def rebuild_counts_command(
+    service: str, rebuild: Callable[[Session, Settings], int], counted: str, doc: str
+) -> Command:
+    """A service's `rebuild-counts` command: its read models of counts built again from the history,
+    in one transaction (writers wait while it runs). `rebuild` builds them and answers how many
+    `counted` things it read; `doc` is the command's help (first line the summary)."""
+    summary, _, details = doc.partition("\n")
+
+    def command(settings: Settings, database: Database, args: list[str]) -> int:
+        argparse.ArgumentParser(
+            prog=f"linli-{service} rebuild-counts",
+            description=f"{summary}\n{textwrap.dedent(details)}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        ).parse_args(args)
+        started = time.perf_counter()
+        with database.transaction() as session:
+            amount = rebuild(session, settings)
+        elapsed = time.perf_counter() - started
+        print(f"linli-{service}: counts of {amount} {counted} built in {settings.timezone} in {elapsed:.1f} s")
+        return 0
+
+    command.__doc__ = doc
+    return command
 
 
 def service_main(definition: ServiceDefinition, argv: list[str] | None = None) -> int:

@@ -1,8 +1,5 @@
 """How the activities service plugs into the shared runtime: tables, migrations, event handlers."""
 
-import argparse
-import textwrap
-import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -15,7 +12,7 @@ from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.config import Settings
 from linli_kit.db import Database
 from linli_kit.replica import replica_handlers
-from linli_kit.service import ServiceDefinition
+from linli_kit.service import ServiceDefinition, rebuild_counts_command
 from linli_kit.worker import Timer
 
 REMINDER_INTERVAL_SECONDS = 30.0
@@ -35,7 +32,10 @@ def timers(settings: Settings, database: Database) -> list[Timer]:
     return [Timer("activity-reminders", REMINDER_INTERVAL_SECONDS, remind)]
 
 
-def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> int:
+rebuild_counts = rebuild_counts_command(
+    SERVICE,
+    lambda session, settings: counts.rebuild(session, ZoneInfo(settings.timezone)),
+    "row(s)",
     """Build the statistics' counts per community, street and month again from the history.
 
     /stats adds up counts kept with every change (per community and month of LINLI_TIMEZONE, per
@@ -48,19 +48,8 @@ def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> i
     transaction).
 
     Exit status: 0 when built; 1 when the database cannot be reached.
-    """
-    summary, _, details = (rebuild_counts.__doc__ or "").partition("\n")
-    argparse.ArgumentParser(
-        prog="linli-activities rebuild-counts",
-        description=f"{summary}\n{textwrap.dedent(details)}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    ).parse_args(args)
-    started = time.perf_counter()
-    with database.transaction() as session:
-        counted = counts.rebuild(session, ZoneInfo(settings.timezone))
-    elapsed = time.perf_counter() - started
-    print(f"linli-activities: counts of {counted} row(s) built in {settings.timezone} in {elapsed:.1f} s")
-    return 0
+""",
+)
 
 
 definition = ServiceDefinition(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from linli_kit.db import Database
 from linli_kit.events.consumer import BatchHandler, Handler
 from linli_kit.periods import EARLIEST, LATEST
 from linli_kit.replica import replica_handlers
-from linli_kit.service import ServiceDefinition
+from linli_kit.service import ServiceDefinition, rebuild_counts_command
 from linli_kit.worker import Timer
 
 
@@ -93,7 +92,10 @@ def run_deadlines(_settings: Settings, database: Database, args: list[str]) -> i
     return 0
 
 
-def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> int:
+rebuild_counts = rebuild_counts_command(
+    SERVICE,
+    lambda session, settings: counters.rebuild(session, ZoneInfo(settings.timezone)),
+    "issue(s)",
     """Build the statistics' counts per community and month again from the history.
 
     /stats adds up counts kept with every change (per community and month of LINLI_TIMEZONE, per
@@ -103,19 +105,8 @@ def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> i
     slowly. A street's rows follow the street the directory gave each community when its issues
     changed: after communities move to another street, build them again. Writers wait while it
     runs (one transaction).
-    """
-    summary, _, details = (rebuild_counts.__doc__ or "").partition("\n")
-    argparse.ArgumentParser(
-        prog="linli-issues rebuild-counts",
-        description=f"{summary}\n{textwrap.dedent(details)}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    ).parse_args(args)
-    started = time.perf_counter()
-    with database.transaction() as session:
-        counted = counters.rebuild(session, ZoneInfo(settings.timezone))
-    elapsed = time.perf_counter() - started
-    print(f"linli-issues: counts of {counted} issue(s) built in {settings.timezone} in {elapsed:.1f} s")
-    return 0
+""",
+)
 
 
 def reencode_photos(settings: Settings, database: Database, args: list[str]) -> int:

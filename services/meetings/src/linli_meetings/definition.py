@@ -1,6 +1,5 @@
 """How the meetings service plugs into the shared runtime: tables, migrations, event handlers."""
 
-import time
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -10,7 +9,7 @@ from linli_kit.db import Database
 from linli_kit.events import Event
 from linli_kit.events.consumer import BatchHandler, Handler
 from linli_kit.replica import replica_handlers
-from linli_kit.service import ServiceDefinition
+from linli_kit.service import ServiceDefinition, rebuild_counts_command
 from linli_kit.worker import Timer
 from linli_meetings import SERVICE
 from linli_meetings.adapters import counts
@@ -27,18 +26,17 @@ def timers(settings: Settings, database: Database) -> list[Timer]:
     return [Timer("announce-occurrences", 60.0, announce)]
 
 
-def rebuild_counts(settings: Settings, database: Database, args: list[str]) -> int:
+rebuild_counts = rebuild_counts_command(
+    SERVICE,
+    lambda session, _settings: counts.rebuild(session),
+    "meeting(s)",
     """Build the statistics' counts again from the history (adapters/counts.py).
 
     Migration 0012 builds them and every change keeps them (a community the directory moves to
     another street takes its amounts along): run it after editing the tables by hand. Writers wait
-    while it runs (one transaction)."""
-    del settings, args  # the command line was parsed in cli.py
-    started = time.perf_counter()
-    with database.transaction() as session:
-        counted = counts.rebuild(session)
-    print(f"linli-meetings: counts of {counted} meeting(s) built in {time.perf_counter() - started:.1f} s")
-    return 0
+    while it runs (one transaction).
+""",
+)
 
 
 def keeping_streets(handle: Handler) -> Handler:
