@@ -436,19 +436,22 @@ _INBOX_FROM_ARRAYS = (
     "CAST(%(about)s AS JSON), %(now)s, NULL "
     "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[])) AS u(id, user_id)"
 )
-# A delivery's own id is random (as uuid4 makes it in Python); its key is `delivery_key`'s.
+# A delivery's own id is random (as uuid4 makes it in Python; made here, `delivery_ids` is empty and
+# unnest pads it with NULL); its key is `delivery_key`'s. A delivery claimed as it is planned
+# (`prepare_claimed_plan`) gets its id from Python, which hands the row to the delivery loop.
 _DELIVERIES_FROM_ARRAYS = (
     "INSERT INTO deliveries (id, key, notification_id, user_id, channel, address, locale, kind, batch_key, "
     "params, urgent, state, reason, community_id, source_type, provider, providers_tried, "
     "provider_message_id, attempts, segments, next_attempt_at, lease_until, outcome_unknown, expires_at, "
     "created_at, sent_at, finished_at) "
-    "SELECT CAST(gen_random_uuid() AS VARCHAR), %(source_key)s || '|' || u.user_id || '|' || %(channel)s, "
+    "SELECT COALESCE(u.delivery_id, CAST(gen_random_uuid() AS VARCHAR)), "
+    "%(source_key)s || '|' || u.user_id || '|' || %(channel)s, "
     "u.id, u.user_id, %(channel)s, CASE WHEN %(with_address)s THEN u.phone END, %(locale)s, %(kind)s, "
     "%(batch_key)s, CAST(%(params)s AS JSON), %(urgent)s, %(state)s, %(reason)s, %(community_id)s, "
-    "%(source_type)s, NULL, CAST('[]' AS JSON), NULL, 0, NULL, %(not_before)s, NULL, false, %(expires_at)s, "
-    "%(now)s, NULL, %(finished_at)s "
-    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), CAST(%(phones)s AS VARCHAR[])) "
-    "AS u(id, user_id, phone)"
+    "%(source_type)s, NULL, CAST('[]' AS JSON), NULL, 0, NULL, %(not_before)s, %(lease_until)s, false, "
+    "%(expires_at)s, %(now)s, NULL, %(finished_at)s "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), CAST(%(phones)s AS VARCHAR[]), "
+    "CAST(%(delivery_ids)s AS VARCHAR[])) AS u(id, user_id, phone, delivery_id)"
 )
 
 
@@ -460,11 +463,31 @@ def prepare_fresh_plan(
     transaction). On PostgreSQL each group of recipients told alike is two `INSERT ... SELECT`
     over arrays of their ids and phones, all of fixed text: no row is built, converted or copied
     in Python (a broadcast chunk of 5,000 residents is a few statements). SQLite gets the rows."""
+    count, write, _claimed = prepare_claimed_plan(dialect, intents, found, prefs, now, lease_until=None)
+    return count, write
+
+
+def prepare_claimed_plan(
+    dialect: Dialect,
+    intents: list[Intent],
+    found: dict[str, Recipient],
+    prefs: dict[str, dict],
+    now: datetime,
+    *,
+    lease_until: datetime | None,
+) -> tuple[int, repository.Write, list[dict[str, Any]]]:
+    """`prepare_fresh_plan`, and on PostgreSQL with `lease_until` the deliveries due now written
+    already claimed: `sending`, leased until `lease_until`, as the delivery loop's claim leaves them
+    (so the claim's UPDATE of every row, and its index entries, are saved). Returns them as well, as
+    the claim returns its rows (`Deliverer.hand_over` takes them once the write has committed); a
+    claimed row not handed over is taken back when its lease runs out, as after any claim. Without
+    `lease_until`, or on SQLite, nothing is claimed and the list is empty."""
     if dialect.name != "postgresql":
         rows = build_rows(intents, found, prefs, now)
-        return len(rows.deliveries), prepare_fresh_rows(dialect, rows)
+        return len(rows.deliveries), prepare_fresh_rows(dialect, rows), []
     inbox: list[dict[str, Any]] = []
     planned: list[dict[str, Any]] = []
+    claimed: list[dict[str, Any]] = []
     count = 0
     for group in group_alike(intents, found, prefs, now):
         intent = group.intent
@@ -497,21 +520,33 @@ def prepare_fresh_plan(
             state, reason = delivery.state, delivery.reason
             if group.bad_params and state == DeliveryState.PENDING:
                 state, reason = DeliveryState.FAILED, f"invalid template parameters: {group.bad_params}"
+            # Due now (not held for quiet hours, not already expired): claimed as it is written.
+            claim = (
+                lease_until is not None
+                and state == DeliveryState.PENDING
+                and delivery.not_before <= now
+                and (intent.expires_at is None or intent.expires_at > now)
+            )
+            delivery_ids = [random_id() for _ in ids] if claim else []
             planned.append(
                 {
                     **shared,
                     "phones": phones,
+                    "delivery_ids": repository.text_array(delivery_ids),
                     "channel": delivery.channel.value,
                     "with_address": delivery.channel == Channel.SMS,
                     "locale": group.locale,
                     "batch_key": intent.source_key[:80],
-                    "state": state.value,
+                    "state": DeliveryState.SENDING.value if claim else state.value,
                     "reason": reason,
                     "not_before": delivery.not_before,
+                    "lease_until": lease_until if claim else None,
                     "expires_at": intent.expires_at,
                     "finished_at": None if state == DeliveryState.PENDING else now,
                 }
             )
+            if claim:
+                claimed.extend(_claimed_rows(intent, group, delivery, ids, delivery_ids, reason, now))
             count += len(ids)
 
     def write(session: Session) -> None:
@@ -521,7 +556,55 @@ def prepare_fresh_plan(
         if planned:
             connection.exec_driver_sql(_DELIVERIES_FROM_ARRAYS, planned)
 
-    return count, write
+    return count, write, claimed
+
+
+def _claimed_rows(
+    intent: Intent,
+    group: AlikeRecipients,
+    delivery: PlannedDelivery,
+    notice_ids: list[str],
+    delivery_ids: list[str],
+    reason: str | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The rows of a group's deliveries claimed as planned, as the claim returns them (the columns
+    `Deliverer` reads: all but key, state, lease and expiry). They share their parameters object,
+    as the claim's decoded rows do: read, never changed in place."""
+    sms = delivery.channel == Channel.SMS
+    shared = {
+        "channel": delivery.channel.value,
+        "address_hint": None,
+        "locale": group.locale,
+        "kind": intent.kind,
+        "batch_key": intent.source_key[:80],
+        "params": group.params,
+        "urgent": intent.urgent,
+        "reason": reason,
+        "community_id": intent.community_id,
+        "source_type": intent.source_type,
+        "provider": None,
+        "providers_tried": [],
+        "provider_message_id": None,
+        "attempts": 0,
+        "segments": None,
+        "next_attempt_at": delivery.not_before,
+        "outcome_unknown": False,
+        "created_at": now,
+        "sent_at": None,
+    }
+    return [
+        {
+            **shared,
+            "id": delivery_id,
+            "notification_id": notice_id,
+            "user_id": user_id,
+            "address": phone if sms else None,
+        }
+        for delivery_id, notice_id, user_id, phone in zip(
+            delivery_ids, notice_ids, group.user_ids, group.phones, strict=True
+        )
+    ]
 
 
 def _plan_one(
