@@ -16,9 +16,12 @@ On the local PostgreSQL and RabbitMQ (found like the tests find them), in one ru
    through the loopback Alibaba Cloud server in SendBatchSms calls of 100, at the provider's default
    call rate (config.py), by the worker's `drain()`: time to plan, time to hand every message to the
    provider, and the total. `overlapped` (the default) runs them as the worker does, the planner on
-   its own thread committing chunk after chunk while the delivery loop hands out what is committed;
-   `sequential` plans everything first. The loopback provider runs in a process of its own (the
-   real one is elsewhere), so its parsing does not take this process's interpreter lock;
+   its own thread committing chunk after chunk, each chunk's deliveries claimed as they are planned
+   and handed to the worker's deliverer (as definition.py wires the broadcast timer), while the
+   delivery loop hands out anything else that is due; `sequential` plans everything first, with no
+   deliverer, and the delivery loop claims and sends it all after. The loopback provider runs in a
+   process of its own (the real one is elsewhere), so its parsing does not take this process's
+   interpreter lock;
 4. latency: the service's worker (consumer, relay, delivery loop; as `linli-notifications worker`
    runs it) gets `accounts.code.requested` events at `--rate` per second; latency = the moment the
    delivery is seen recorded as sent minus the moment the event was published (p50, p99, max).
@@ -272,7 +275,7 @@ def bench_broadcast(
 
         def planner() -> None:
             try:
-                result["planned"] = plan_broadcasts(database, clock, TZ)
+                result["planned"] = plan_broadcasts(database, clock, TZ, sender)
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 result["error"] = exc
             finally:
@@ -288,7 +291,7 @@ def bench_broadcast(
             raise result["error"]  # type: ignore[misc]
         planned, planned_at = result["planned"], result["at"]
     else:
-        planned = plan_broadcasts(database, clock, TZ)
+        planned = plan_broadcasts(database, clock, TZ)  # the provider gets nothing before it is all planned
         planned_at = time.perf_counter()
         sender.drain()
     done = time.perf_counter()

@@ -55,7 +55,8 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
     found = [
         # The delivery round returns at once when nothing is due; a short interval keeps latency low.
         Timer("deliver", config.delivery_interval_seconds, lambda: deliverer.drain(max_rounds=50)),
-        Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone)),
+        # Hands each chunk's deliveries, claimed as they are planned, to the delivery loop's deliverer.
+        Timer("broadcasts", 1.0, lambda: plan_broadcasts(database, clock, settings.timezone, deliverer)),
         Timer("reminders", config.reminder_interval_seconds, reminders),
         # Phone numbers, receipts and read notices past their retention (service_layer/retention.py).
         Timer("retention", config.retention.interval_seconds, lambda: prune(database, config.retention, clock())),

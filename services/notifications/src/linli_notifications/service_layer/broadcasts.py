@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -16,7 +17,10 @@ from linli_notifications.adapters.reading import ReadSessions
 from linli_notifications.adapters.tables import broadcasts
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Channel, Intent
-from linli_notifications.service_layer.planning import prepare_fresh_plan
+from linli_notifications.service_layer.planning import prepare_claimed_plan
+
+if TYPE_CHECKING:
+    from linli_notifications.service_layer.delivery import Deliverer
 
 CHUNK = 5000
 # On SQLite every writer waits for the one write lock while a chunk is written: keep chunks small.
@@ -76,14 +80,36 @@ def create_broadcast(
     return row
 
 
-def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int:
+def plan_broadcasts(database: Database, clock: Clock, city_timezone: str, deliverer: Deliverer | None = None) -> int:
     """Plan every broadcast still planning, chunk by chunk; return the deliveries planned.
 
     Each chunk is read (members, preferences) without a write lock, then written in a transaction of
     its own with the broadcast's cursor. The cursor moves only from the value the chunk was read
-    after, so two planners never plan one chunk twice, and a crash resumes after the last chunk."""
+    after, so two planners never plan one chunk twice, and a crash resumes after the last chunk.
+
+    With a `deliverer` (the worker's), on PostgreSQL, the deliveries due now are written already
+    claimed (`prepare_claimed_plan`) and handed to it once their chunk has committed: the providers
+    get a chunk while the next one is planned, and no delivery is updated to be claimed. Returns
+    once every chunk handed over is recorded."""
     reads = ReadSessions(database)
     chunk = SQLITE_CHUNK if database.is_sqlite else CHUNK
+    total = 0
+    try:
+        total = _plan_all(database, reads, clock, city_timezone, chunk, deliverer)
+    finally:
+        if deliverer is not None:
+            deliverer.settle()
+    return total
+
+
+def _plan_all(
+    database: Database,
+    reads: ReadSessions,
+    clock: Clock,
+    city_timezone: str,
+    chunk: int,
+    deliverer: Deliverer | None,
+) -> int:
     total = 0
     with reads.reading() as session:
         pending = session.execute(select(broadcasts).where(broadcasts.c.state == "planning")).mappings().all()
@@ -99,12 +125,19 @@ def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int
                     repository.community_preferences(session, b["community_id"], users[0], users[-1]) if users else {}
                 )
             # Built and converted before the write transaction: it holds the write lock only to store them.
-            planned, write = (
-                prepare_fresh_plan(
-                    database.engine.dialect, [_intent(b, users)], {m.user_id: m for m in members}, prefs, clock()
+            now = clock()
+            lease = now + timedelta(seconds=deliverer.config.lease_seconds) if deliverer is not None else None
+            planned, write, claimed = (
+                prepare_claimed_plan(
+                    database.engine.dialect,
+                    [_intent(b, users)],
+                    {m.user_id: m for m in members},
+                    prefs,
+                    now,
+                    lease_until=lease,
                 )
                 if users
-                else (0, None)
+                else (0, None, [])
             )
             with database.transaction() as session:
                 same_cursor = broadcasts.c.cursor.is_(None) if cursor is None else broadcasts.c.cursor == cursor
@@ -124,6 +157,9 @@ def plan_broadcasts(database: Database, clock: Clock, city_timezone: str) -> int
                     break  # another planner took this chunk: it carries on from there
                 write(session)
                 total += planned
+            # Committed: the claimed rows are the deliverer's (never handed over before the commit).
+            if claimed and deliverer is not None:
+                deliverer.hand_over(claimed)
     return total
 
 

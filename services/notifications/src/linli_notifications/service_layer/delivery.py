@@ -80,14 +80,17 @@ class TokenBucket:
         self.tokens = self.capacity
         self.clock = clock
         self.updated = clock()
+        self._lock = threading.Lock()
 
     def take(self, wanted: int) -> int:
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        granted = min(wanted, int(self.tokens))
-        self.tokens -= granted
-        return granted
+        # The delivery loop and a broadcast planner handing over its chunks take from one bucket.
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            granted = min(wanted, int(self.tokens))
+            self.tokens -= granted
+            return granted
 
 
 @dataclass
@@ -137,6 +140,9 @@ class Deliverer:
         # SMS per number handed to a provider by a round not recorded yet (rounds overlap in drain()).
         self._in_flight: Counter = Counter()
         self._in_flight_lock = threading.Lock()
+        # Rounds `hand_over` started (a broadcast planner's thread), not yet recorded.
+        self._handed: deque[Future] = deque()
+        self._handed_lock = threading.RLock()
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -190,6 +196,45 @@ class Deliverer:
         claimed = self._claim(now)
         if not claimed:
             return None
+        return self._start(now, claimed)
+
+    def hand_over(self, rows: list[dict[str, Any]]) -> None:
+        """Send deliveries the caller has committed already claimed (`sending`, with a lease: a
+        broadcast chunk claimed in the statement that planned it), as a round of their own: checked
+        and handed to the providers now, recorded by the recorder thread. Returns once their calls
+        have started; at most two such rounds wait to be recorded (`settle` waits for them all).
+        Should this fail or the process die, the rows are taken back when their lease runs out, as
+        any claim's are."""
+        if not rows:
+            return
+        with self._handed_lock:
+            while len(self._handed) > 1:
+                self._settle_one()
+        now = self.clock()
+        claimed = [Claimed(r) for r in rows]
+        claimed.sort(key=lambda c: (not c.row["urgent"], c.row["next_attempt_at"]))
+        current = self._start(now, claimed)
+        with self._handed_lock:
+            self._handed.append(self._recorder.submit(self._finish, current))
+
+    def settle(self) -> int:
+        """Wait until every round `hand_over` started is recorded; the deliveries they held."""
+        total = 0
+        with self._handed_lock:
+            while self._handed:
+                total += self._settle_one()
+        return total
+
+    def _settle_one(self) -> int:
+        try:
+            return self._handed.popleft().result()
+        except Exception:  # noqa: BLE001 - its leases protect its rows
+            log.exception("recording a delivery round failed")
+            return 0
+
+    def _start(self, now: datetime, claimed: list[Claimed]) -> _Round:
+        """A claimed batch checked (still readable, quiet hours, per-number caps), rendered, and its
+        provider calls started on the pool."""
         # A failure from here on leaves the claims to their lease: taken back later, an SMS as
         # "outcome unknown", so checked with the provider before any resend.
         current = _Round(now, claimed)

@@ -115,9 +115,11 @@ def insert_rows(
 # PostgreSQL makes the rows by joining each recipient to its group and its group's decisions. The
 # rows come out in the order `build_rows` makes them (`ORDER BY` the ordinals), so that where two
 # rows of a batch collide the first is kept, as row by row. The notices are inserted by the
-# data-modifying CTE, which runs to completion whether or not it is read.
+# data-modifying CTE, which runs to completion whether or not it is read. A group's JSON values are
+# parsed once, in `grp` (read twice, so computed once), not once for each row made from it.
 _PLAN_FROM_GROUPS = (
-    "WITH grp AS (SELECT * FROM unnest(CAST(%(source_keys)s AS VARCHAR[]), CAST(%(source_types)s AS VARCHAR[]), "
+    "WITH grp AS (SELECT g.*, CAST(g.params AS JSON) AS params_json, CAST(g.about AS JSON) AS about_json "
+    "FROM unnest(CAST(%(source_keys)s AS VARCHAR[]), CAST(%(source_types)s AS VARCHAR[]), "
     "CAST(%(kinds)s AS VARCHAR[]), CAST(%(categories)s AS VARCHAR[]), CAST(%(urgent)s AS BOOLEAN[]), "
     "CAST(%(titles)s AS VARCHAR[]), CAST(%(bodies)s AS VARCHAR[]), CAST(%(params)s AS VARCHAR[]), "
     "CAST(%(community_ids)s AS VARCHAR[]), CAST(%(subject_types)s AS VARCHAR[]), "
@@ -130,7 +132,7 @@ _PLAN_FROM_GROUPS = (
     "inbox AS (INSERT INTO notifications (id, user_id, source_key, source_type, kind, category, urgent, title, "
     "body, params, community_id, subject_type, subject_id, about, created_at, read_at) "
     "SELECT u.id, u.user_id, g.source_key, g.source_type, g.kind, g.category, g.urgent, g.title, g.body, "
-    "CAST(g.params AS JSON), g.community_id, g.subject_type, g.subject_id, CAST(g.about AS JSON), %(now)s, NULL "
+    "g.params_json, g.community_id, g.subject_type, g.subject_id, g.about_json, %(now)s, NULL "
     "FROM person AS u JOIN grp AS g ON g.no = u.g ORDER BY u.n ON CONFLICT (source_key, user_id) DO NOTHING) "
     "INSERT INTO deliveries (id, key, notification_id, user_id, channel, address, locale, kind, batch_key, "
     "params, urgent, state, reason, community_id, source_type, provider, providers_tried, "
@@ -138,7 +140,7 @@ _PLAN_FROM_GROUPS = (
     "created_at, sent_at, finished_at) "
     "SELECT CAST(gen_random_uuid() AS VARCHAR), g.source_key || '|' || u.user_id || '|' || d.channel, u.id, "
     "u.user_id, d.channel, CASE WHEN d.channel = 'sms' THEN u.phone END, g.locale, g.kind, g.batch_key, "
-    "CAST(g.params AS JSON), g.urgent, d.state, d.reason, g.community_id, g.source_type, NULL, "
+    "g.params_json, g.urgent, d.state, d.reason, g.community_id, g.source_type, NULL, "
     "CAST('[]' AS JSON), NULL, 0, NULL, d.not_before, NULL, false, g.expires_at, %(now)s, NULL, d.finished_at "
     "FROM person AS u JOIN grp AS g ON g.no = u.g "
     "JOIN unnest(CAST(%(decided)s AS INTEGER[]), CAST(%(channels)s AS VARCHAR[]), CAST(%(states)s AS VARCHAR[]), "
@@ -436,19 +438,22 @@ _INBOX_FROM_ARRAYS = (
     "CAST(%(about)s AS JSON), %(now)s, NULL "
     "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[])) AS u(id, user_id)"
 )
-# A delivery's own id is random (as uuid4 makes it in Python); its key is `delivery_key`'s.
+# A delivery's own id is random (as uuid4 makes it in Python; made here, `delivery_ids` is empty and
+# unnest pads it with NULL); its key is `delivery_key`'s. A delivery claimed as it is planned
+# (`prepare_claimed_plan`) gets its id from Python, which hands the row to the delivery loop.
 _DELIVERIES_FROM_ARRAYS = (
     "INSERT INTO deliveries (id, key, notification_id, user_id, channel, address, locale, kind, batch_key, "
     "params, urgent, state, reason, community_id, source_type, provider, providers_tried, "
     "provider_message_id, attempts, segments, next_attempt_at, lease_until, outcome_unknown, expires_at, "
     "created_at, sent_at, finished_at) "
-    "SELECT CAST(gen_random_uuid() AS VARCHAR), %(source_key)s || '|' || u.user_id || '|' || %(channel)s, "
+    "SELECT COALESCE(u.delivery_id, CAST(gen_random_uuid() AS VARCHAR)), "
+    "%(source_key)s || '|' || u.user_id || '|' || %(channel)s, "
     "u.id, u.user_id, %(channel)s, CASE WHEN %(with_address)s THEN u.phone END, %(locale)s, %(kind)s, "
     "%(batch_key)s, CAST(%(params)s AS JSON), %(urgent)s, %(state)s, %(reason)s, %(community_id)s, "
-    "%(source_type)s, NULL, CAST('[]' AS JSON), NULL, 0, NULL, %(not_before)s, NULL, false, %(expires_at)s, "
-    "%(now)s, NULL, %(finished_at)s "
-    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), CAST(%(phones)s AS VARCHAR[])) "
-    "AS u(id, user_id, phone)"
+    "%(source_type)s, NULL, CAST('[]' AS JSON), NULL, 0, NULL, %(not_before)s, %(lease_until)s, false, "
+    "%(expires_at)s, %(now)s, NULL, %(finished_at)s "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(user_ids)s AS VARCHAR[]), CAST(%(phones)s AS VARCHAR[]), "
+    "CAST(%(delivery_ids)s AS VARCHAR[])) AS u(id, user_id, phone, delivery_id)"
 )
 
 
@@ -460,11 +465,31 @@ def prepare_fresh_plan(
     transaction). On PostgreSQL each group of recipients told alike is two `INSERT ... SELECT`
     over arrays of their ids and phones, all of fixed text: no row is built, converted or copied
     in Python (a broadcast chunk of 5,000 residents is a few statements). SQLite gets the rows."""
+    count, write, _claimed = prepare_claimed_plan(dialect, intents, found, prefs, now, lease_until=None)
+    return count, write
+
+
+def prepare_claimed_plan(
+    dialect: Dialect,
+    intents: list[Intent],
+    found: dict[str, Recipient],
+    prefs: dict[str, dict],
+    now: datetime,
+    *,
+    lease_until: datetime | None,
+) -> tuple[int, repository.Write, list[dict[str, Any]]]:
+    """`prepare_fresh_plan`, and on PostgreSQL with `lease_until` the deliveries due now written
+    already claimed: `sending`, leased until `lease_until`, as the delivery loop's claim leaves them
+    (so the claim's UPDATE of every row, and its index entries, are saved). Returns them as well, as
+    the claim returns its rows (`Deliverer.hand_over` takes them once the write has committed); a
+    claimed row not handed over is taken back when its lease runs out, as after any claim. Without
+    `lease_until`, or on SQLite, nothing is claimed and the list is empty."""
     if dialect.name != "postgresql":
         rows = build_rows(intents, found, prefs, now)
-        return len(rows.deliveries), prepare_fresh_rows(dialect, rows)
+        return len(rows.deliveries), prepare_fresh_rows(dialect, rows), []
     inbox: list[dict[str, Any]] = []
     planned: list[dict[str, Any]] = []
+    claimed: list[dict[str, Any]] = []
     count = 0
     for group in group_alike(intents, found, prefs, now):
         intent = group.intent
@@ -497,21 +522,33 @@ def prepare_fresh_plan(
             state, reason = delivery.state, delivery.reason
             if group.bad_params and state == DeliveryState.PENDING:
                 state, reason = DeliveryState.FAILED, f"invalid template parameters: {group.bad_params}"
+            # Due now (not held for quiet hours, not already expired): claimed as it is written.
+            claim = (
+                lease_until is not None
+                and state == DeliveryState.PENDING
+                and delivery.not_before <= now
+                and (intent.expires_at is None or intent.expires_at > now)
+            )
+            delivery_ids = [random_id() for _ in ids] if claim else []
             planned.append(
                 {
                     **shared,
                     "phones": phones,
+                    "delivery_ids": repository.text_array(delivery_ids),
                     "channel": delivery.channel.value,
                     "with_address": delivery.channel == Channel.SMS,
                     "locale": group.locale,
                     "batch_key": intent.source_key[:80],
-                    "state": state.value,
+                    "state": DeliveryState.SENDING.value if claim else state.value,
                     "reason": reason,
                     "not_before": delivery.not_before,
+                    "lease_until": lease_until if claim else None,
                     "expires_at": intent.expires_at,
                     "finished_at": None if state == DeliveryState.PENDING else now,
                 }
             )
+            if claim:
+                claimed.extend(_claimed_rows(intent, group, delivery, ids, delivery_ids, reason, now))
             count += len(ids)
 
     def write(session: Session) -> None:
@@ -521,7 +558,55 @@ def prepare_fresh_plan(
         if planned:
             connection.exec_driver_sql(_DELIVERIES_FROM_ARRAYS, planned)
 
-    return count, write
+    return count, write, claimed
+
+
+def _claimed_rows(
+    intent: Intent,
+    group: AlikeRecipients,
+    delivery: PlannedDelivery,
+    notice_ids: list[str],
+    delivery_ids: list[str],
+    reason: str | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The rows of a group's deliveries claimed as planned, as the claim returns them (the columns
+    `Deliverer` reads: all but key, state, lease and expiry). They share their parameters object,
+    as the claim's decoded rows do: read, never changed in place."""
+    sms = delivery.channel == Channel.SMS
+    shared = {
+        "channel": delivery.channel.value,
+        "address_hint": None,
+        "locale": group.locale,
+        "kind": intent.kind,
+        "batch_key": intent.source_key[:80],
+        "params": group.params,
+        "urgent": intent.urgent,
+        "reason": reason,
+        "community_id": intent.community_id,
+        "source_type": intent.source_type,
+        "provider": None,
+        "providers_tried": [],
+        "provider_message_id": None,
+        "attempts": 0,
+        "segments": None,
+        "next_attempt_at": delivery.not_before,
+        "outcome_unknown": False,
+        "created_at": now,
+        "sent_at": None,
+    }
+    return [
+        {
+            **shared,
+            "id": delivery_id,
+            "notification_id": notice_id,
+            "user_id": user_id,
+            "address": phone if sms else None,
+        }
+        for delivery_id, notice_id, user_id, phone in zip(
+            delivery_ids, notice_ids, group.user_ids, group.phones, strict=True
+        )
+    ]
 
 
 def _plan_one(
