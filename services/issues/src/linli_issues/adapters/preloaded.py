@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, union, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, class_mapper
 from sqlalchemy.orm.util import identity_key
 
@@ -159,7 +160,7 @@ class PreloadedRepository(IssueRepository):
             statement = _DETAILS_OF_DECISIONS
             self._decisions_read = set(decision_ids)
         details = json.loads(
-            connection.execute(statement, {name: text_array_literal(v) for name, v in arrays.items()}).scalar_one()
+            _scalar_planned_each_time(connection, statement, {n: text_array_literal(v) for n, v in arrays.items()})
         )
         if decision_ids is not None:
             # Every issue's sums over all its decisions, kept up to date by `save_decision_follow_up`
@@ -538,6 +539,29 @@ _DETAILS_OF_DECISIONS = text(
     )
 )
 assert _DETAILS_OF_DECISIONS.text != _DETAILS.text
+
+
+def _scalar_planned_each_time(connection: Any, statement: Any, params: dict[str, Any]) -> Any:
+    """The one value of a statement run without being prepared (PostgreSQL), so that it is planned
+    for the arrays it is given. psycopg prepares a statement run five times; PostgreSQL then
+    plans it once for any arrays (a generic plan), which cannot hash an array of a known length
+    to test each row against it: the details of a batch of 500 events, read against arrays of 200
+    ids, took 28 ms so against 8 ms planned each time (planning costs 0.3 ms). On the session's
+    own connection and transaction (the driver's cursor: SQLAlchemy's has no say in preparing)."""
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(_psycopg_text(statement), params, prepare=False)
+        row = cursor.fetchone()
+    return row[0]
+
+
+@functools.cache
+def _psycopg_text(statement: Any) -> str:
+    """A text() statement in psycopg's parameter style (`%(name)s`)."""
+    return str(statement.compile(dialect=_PSYCOPG))
+
+
+_PSYCOPG = psycopg_dialect()
 
 
 def _parsed(value: str | None) -> datetime | None:
