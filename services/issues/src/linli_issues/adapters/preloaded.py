@@ -546,7 +546,7 @@ def _scalar_planned_each_time(connection: Any, statement: Any, params: dict[str,
     for the arrays it is given. psycopg prepares a statement run five times; PostgreSQL then
     plans it once for any arrays (a generic plan), which cannot hash an array of a known length
     to test each row against it: the details of a batch of 500 events, read against arrays of 200
-    ids, took 28 ms so against 8 ms planned each time (planning costs 0.3 ms). Through SQLAlchemy
+    ids, took 28 ms against 8 ms planned each time (planning costs 0.3 ms). Through SQLAlchemy
     as any statement (its errors, its events), the driver told not to prepare it meanwhile."""
     driver = connection.connection.driver_connection
     threshold = driver.prepare_threshold
