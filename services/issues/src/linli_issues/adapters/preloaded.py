@@ -56,6 +56,10 @@ class PreloadedRepository(IssueRepository):
         self._decisions_of: dict[str, set[str]] = {}  # issue -> its decisions
         # issue -> [action items, done] of its decisions, summed once and then kept up to date
         self._totals: dict[str, list[int]] = {}
+        self._decisions_read: set[str] | None = None  # the decisions read, if not all the issues' ones
+        # Of the meetings whose links were read, those with consultations counted or a concluded
+        # link when read (PostgreSQL); None: not known, every meeting written is recounted.
+        self._counted_meetings: set[str] | None = None
         self._supporters: dict[str, list[str]] = {}
         self._new_links: set[_Key] = set()
         self._changed_links: set[_Key] = set()
@@ -70,11 +74,20 @@ class PreloadedRepository(IssueRepository):
         # referenced, so each escalation of the batch would read its category again.
         self._categories: dict[str, Category | None] = {}
 
-    def load(self, issue_ids: Iterable[str], meeting_ids: Iterable[str], linked_meetings: Iterable[str] = ()) -> None:
+    def load(
+        self,
+        issue_ids: Iterable[str],
+        meeting_ids: Iterable[str],
+        linked_meetings: Iterable[str] = (),
+        decision_ids: Iterable[str] | None = None,
+    ) -> None:
         """Read what handling events about these issues and meetings needs, locking the issues;
         the issues already linked to these meetings are loaded (and locked) too. The issues' links
         are read in full for these meetings and `linked_meetings` (those the batch may link the
-        issues to); of their other links only how many count as consultations."""
+        issues to); of their other links only how many count as consultations. With
+        `decision_ids` (PostgreSQL), of the issues' decisions only those are read, and of the
+        others the totals of their action items: the batch follows up only the decisions its
+        events name (an issue of many decisions read them all, every batch, for two sums)."""
         meeting_ids = sorted(set(meeting_ids))
         # What the session holds written first (as its autoflush would); then plain statements on
         # its connection, none of the ORM's execution needed.
@@ -111,7 +124,8 @@ class PreloadedRepository(IssueRepository):
         found = connection.execute(select(issues).where(named).order_by(issues.c.id).with_for_update(of=issues))
         self._issues = dict.fromkeys(ids)
         names = list(found.keys())
-        for row in found:
+        # All at once: iterating the result fetches from the driver a row at a time.
+        for row in found.all():
             values = dict(zip(names, row, strict=True))
             self._issues[values["id"]] = _issue_of(values)
             self._read[values["id"]] = values
@@ -121,19 +135,39 @@ class PreloadedRepository(IssueRepository):
         linked = sorted(self._linked_meetings)
         communities = sorted({issue.community_id for issue in self._issues.values() if issue is not None})
         if postgres:
-            self._load_details_at_once(connection, ids, linked, communities)
+            decided = None if decision_ids is None else sorted(set(decision_ids))
+            self._load_details_at_once(connection, ids, linked, communities, decided)
         else:
             self._load_details(connection, ids, linked, communities)
         self._streets.update({c: self._streets_read.get(c) for c in communities})
 
-    def _load_details_at_once(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
+    def _load_details_at_once(
+        self,
+        connection: Any,
+        ids: list[str],
+        linked: list[str],
+        communities: list[str],
+        decision_ids: list[str] | None = None,
+    ) -> None:
         """PostgreSQL: the issues' links, decisions, supporters and streets in one round trip, as one
         JSON document (parsed in C, a handful of instants converted here). The ids go as text
-        literals of arrays (one string each for psycopg)."""
+        literals of arrays (one string each for psycopg). With `decision_ids`, only those
+        decisions of the issues, and every issue's totals of action items (`follow_up_totals`)."""
         arrays = {"ids": ids, "linked": linked, "communities": communities}
+        statement = _DETAILS
+        if decision_ids is not None:
+            arrays["decisions"] = decision_ids
+            statement = _DETAILS_OF_DECISIONS
+            self._decisions_read = set(decision_ids)
         details = json.loads(
-            connection.execute(_DETAILS, {name: text_array_literal(v) for name, v in arrays.items()}).scalar_one()
+            _scalar_planned_each_time(connection, statement, {n: text_array_literal(v) for n, v in arrays.items()})
         )
+        if decision_ids is not None:
+            # Every issue's sums over all its decisions, kept up to date by `save_decision_follow_up`
+            # from the rows read (every decision the batch saves is one of those named).
+            self._totals = {i: [0, 0] for i in ids}
+            for issue_id, action_items, done in details["totals"] or ():
+                self._totals[issue_id] = [action_items, done]
         for link in details["links"] or ():
             link["starts_at"] = _parsed(link["starts_at"])
             link["concluded_at"] = _parsed(link["concluded_at"])
@@ -151,6 +185,8 @@ class PreloadedRepository(IssueRepository):
         for issue_id, user_id in details["supporters"] or ():
             self._supporters[issue_id].append(user_id)
         self._streets_read = dict(details["streets"] or ())
+        if "counted" in details:
+            self._counted_meetings = set(details["counted"] or ())
         counters.remember_zone(self.session, details["zone"])  # for the counts' hook, not read again
 
     def _load_details(self, connection: Any, ids: list[str], linked: list[str], communities: list[str]) -> None:
@@ -226,6 +262,8 @@ class PreloadedRepository(IssueRepository):
 
     def decision_follow_up(self, issue_id: str, decision_id: str) -> dict[str, Any] | None:
         self._require(issue_id)
+        if self._decisions_read is not None and decision_id not in self._decisions_read:
+            raise LookupError(f"decision {decision_id} was not loaded for this batch")
         row = self._decisions.get((issue_id, decision_id))
         return dict(row) if row is not None else None
 
@@ -296,8 +334,9 @@ class PreloadedRepository(IssueRepository):
         """Send what the batch changed since `load`, one statement per table and kind: the issues
         (their counts in the statistics kept as the session's hook keeps them), the links, the
         decisions and the timeline entries."""
-        # Their meetings' consultations held are worked out again at commit.
-        consultation_counts.touch(self.session, {key[1] for key in self._new_links | self._changed_links})
+        # Their meetings' consultations held are worked out again at commit, but for those known to
+        # count nothing, before and after (see `_meetings_to_recount`).
+        consultation_counts.touch(self.session, self._meetings_to_recount())
         writes = _Writes(self.session)
         self._write_issues(writes)
         _write(writes, issue_meetings, ("issue_id", "meeting_id"), self._links, self._new_links, self._changed_links)
@@ -309,6 +348,22 @@ class PreloadedRepository(IssueRepository):
         self._new_links, self._changed_links = set(), set()
         self._new_decisions, self._changed_decisions = set(), set()
         self._entries = []
+
+    def _meetings_to_recount(self) -> set[str]:
+        """The meetings whose links the batch writes, but those of which nothing is counted nor is
+        to be: with no consultations stored and no link concluded when read (under the issues'
+        locks), and no link concluded by the batch. A meeting's rows follow its concluded links
+        alone (adapters/consultation_counts.py), and the batch changes none of them there: what
+        anyone else concludes meanwhile they count themselves. Saves the commit a statement that
+        would find each such meeting so (most meetings a batch names are only scheduled)."""
+        written = self._new_links | self._changed_links
+        meetings = {meeting_id for _issue_id, meeting_id in written}
+        counted = self._counted_meetings
+        if counted is None:
+            return meetings
+        concluding = {key[1] for key in written if self._links[key].get("status") == "concluded"}
+        counted.update(concluding)  # for a later `write` in the same transaction
+        return {meeting_id for meeting_id in meetings if meeting_id in counted}
 
     def _write_issues(self, writes: _Writes) -> None:
         changed: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (as read, as now) of each issue changed
@@ -461,6 +516,45 @@ SELECT json_build_object(
 )::text
 """
 )
+
+
+# What `handle_batch` reads (`load` given the decisions its events name): the same, with only those
+# decisions (:decisions) and every issue's totals of action items over all its decisions, summed
+# here rather than each decision sent to be summed in Python; and which of the meetings count
+# consultations.
+_DETAILS_OF_DECISIONS = text(
+    _DETAILS.text.replace(
+        "'decisions', (SELECT json_agg(d) FROM issue_decisions AS d WHERE d.issue_id = ANY(CAST(:ids AS text[]))),",
+        "'decisions', (SELECT json_agg(d) FROM issue_decisions AS d WHERE d.issue_id = ANY(CAST(:ids AS text[]))"
+        " AND d.decision_id = ANY(CAST(:decisions AS text[]))),"
+        " 'totals', (SELECT json_agg(json_build_array(t.issue_id, t.action_items, t.done)) FROM ("
+        "SELECT issue_id, sum(action_items) AS action_items, sum(done) AS done FROM issue_decisions"
+        " WHERE issue_id = ANY(CAST(:ids AS text[])) GROUP BY issue_id) AS t),"
+        # Of the meetings whose links are read in full, those with consultations stored or a link
+        # concluded (`_meetings_to_recount`): the statement `consultation_counts.recount` begins with.
+        " 'counted', (SELECT json_agg(c.meeting_id) FROM ("
+        "SELECT meeting_id FROM issue_meeting_consultations WHERE meeting_id = ANY(CAST(:linked AS text[]))"
+        " UNION SELECT meeting_id FROM issue_meetings"
+        " WHERE meeting_id = ANY(CAST(:linked AS text[])) AND status = 'concluded') AS c),",
+    )
+)
+assert _DETAILS_OF_DECISIONS.text != _DETAILS.text
+
+
+def _scalar_planned_each_time(connection: Any, statement: Any, params: dict[str, Any]) -> Any:
+    """The one value of a statement run without being prepared (PostgreSQL), so that it is planned
+    for the arrays it is given. psycopg prepares a statement run five times; PostgreSQL then
+    plans it once for any arrays (a generic plan), which cannot hash an array of a known length
+    to test each row against it: the details of a batch of 500 events, read against arrays of 200
+    ids, took 28 ms against 8 ms planned each time (planning costs 0.3 ms). Through SQLAlchemy
+    as any statement (its errors, its events), the driver told not to prepare it meanwhile."""
+    driver = connection.connection.driver_connection
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None  # psycopg neither prepares nor counts it then
+    try:
+        return connection.execute(statement, params).scalar_one()
+    finally:
+        driver.prepare_threshold = threshold
 
 
 def _parsed(value: str | None) -> datetime | None:

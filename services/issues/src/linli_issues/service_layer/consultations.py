@@ -408,6 +408,7 @@ def handle_batch(session: Session, events: list[Event]) -> None:
     issue_ids: set[str] = set()
     meeting_ids: set[str] = set()
     linked_meetings: set[str] = set()  # agenda items: the issue's link to the meeting is read
+    decision_ids: set[str] = set()  # decisions and action items: the decisions followed up
     for event in events:
         data = event.data
         issue_ids.update(_issue_ids(data))
@@ -417,7 +418,9 @@ def handle_batch(session: Session, events: list[Event]) -> None:
             meeting_ids.add(str(data["meeting_id"]))
         elif event.type == "meetings.agenda_item.added":
             linked_meetings.add(str(data["meeting_id"]))
-    repo.load(issue_ids, meeting_ids, linked_meetings)
+        elif "decision_id" in data:
+            decision_ids.add(str(data["decision_id"]))
+    repo.load(issue_ids, meeting_ids, linked_meetings, decision_ids)
     changes = _Changes(session, repo)
     for event in events:
         _RULES[event.type](changes, event)
