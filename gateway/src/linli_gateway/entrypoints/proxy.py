@@ -209,9 +209,9 @@ def forward(service: str, path: str, *, route_prefix: str) -> Response:
         headers["Authorization"] = authorization
     query = request.query_string.decode("latin-1")
     url = f"{settings.service_urls[service]}/{path}" + (f"?{query}" if query else "")
-    answer = _relay(upstream, service, url, headers, read_timeout=settings.timeouts[service])
-    body, response_headers = _decoded(answer)
-    return Response(body, status=answer.status, headers=response_headers)
+    answer = _relay(upstream, service, url, headers, read_timeout=settings.timeouts[service], decode=True)
+    response_headers = [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP]
+    return Response(answer.body, status=answer.status, headers=response_headers)
 
 
 def forward_front(path: str) -> Response:
@@ -228,7 +228,7 @@ def forward_front(path: str) -> Response:
     headers[front_client.HEADER] = seal.seal(request.remote_addr or "unknown")
     query = request.query_string.decode("latin-1")
     url = f"{settings.front_url}/{path}" + (f"?{query}" if query else "")
-    answer = _relay(upstream, FRONT, url, headers, read_timeout=settings.front_timeout)
+    answer = _relay(upstream, FRONT, url, headers, read_timeout=settings.front_timeout, decode=False)
     response_headers = [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP]
     response = Response(answer.body, status=answer.status, headers=response_headers)
     # Flask would otherwise take the Content-Encoding as its own to undo: the body is sent as is.
@@ -246,23 +246,20 @@ def _passed_headers(route_prefix: str) -> dict[str, str]:
     return headers
 
 
-def _decoded(answer: Answer) -> tuple[bytes, list[tuple[str, str]]]:
-    """A service's answer to pass on: its body decoded from a gzip or deflate Content-Encoding (as
-    urllib3 decoded it before; that header is then not passed on), and its headers less those for
-    one connection. An encoding the gateway cannot decode goes on as it came, with its header: the
-    caller asked for it (their Accept-Encoding is forwarded)."""
+def _decoded(answer: Answer) -> Answer:
+    """A service's answer with its body decoded from a gzip or deflate Content-Encoding, as urllib3
+    decoded it before (that header is then not passed on). An encoding the gateway cannot decode
+    goes on as it came, with its header: the caller asked for it (their Accept-Encoding is
+    forwarded). A body that does not decode is a broken answer: `Dropped`."""
     body, headers = answer.body, []
     for name, value in answer.headers:
-        lowered = name.lower()
-        if lowered in HOP_BY_HOP:
-            continue
-        if lowered == "content-encoding":
+        if name.lower() == "content-encoding":
             decoded = _decode(body, value)
             if decoded is not None:
                 body = decoded
                 continue
         headers.append((name, value))
-    return body, headers
+    return answer if len(headers) == len(answer.headers) else Answer(answer.status, headers, body)
 
 
 def _decode(body: bytes, encoding: str) -> bytes | None:
@@ -310,8 +307,10 @@ def _relay(
     headers: dict[str, str],
     *,
     read_timeout: float,
+    decode: bool,
 ) -> Answer:
-    """One request through `name`'s circuit breaker, within the request's time budget."""
+    """One request through `name`'s circuit breaker, within the request's time budget; `decode`:
+    undo the body's Content-Encoding (see `_decoded`)."""
     settings = upstream.settings
     breaker = upstream.breakers[name]
     if not breaker.allow():
@@ -326,6 +325,7 @@ def _relay(
             read_timeout=read_timeout,
             budget=settings.budget_seconds,
             retries=settings.retries,
+            decode=decode,
         )
     except _ServiceDown as exc:
         breaker.record_down()
@@ -371,8 +371,9 @@ def _send(
     read_timeout: float,
     budget: float,
     retries: int,
+    decode: bool,
 ) -> Answer:
-    """The service's answer, its body read whole (as the service encoded it)."""
+    """The service's answer, its body read whole (decoded with `decode`, see `_decoded`)."""
     deadline = time.monotonic() + budget
     body = request.get_data()
     attempt = 0
@@ -389,6 +390,8 @@ def _send(
                 connect_timeout=min(CONNECT_TIMEOUT, remaining),
                 read_timeout=min(read_timeout, remaining),
             )
+            if decode:
+                answer = _decoded(answer)
         except ReadTimedOut as exc:
             raise _TimedOut(str(exc)) from exc
         except (ConnectFailed, Dropped) as exc:
