@@ -70,6 +70,8 @@ FORWARDING = {
     "x-forwarded-port",
     "x-linli-client",  # sealed by this gateway for the web front only (see front_client)
 }
+# Credentials too: the gateway sends the service a token of its own (see authorise_request).
+_NOT_PASSED = frozenset(HOP_BY_HOP | FORWARDING | {"authorization"})
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Answers that say "the service cannot serve now": retried for safe methods, counted by the breaker.
 RETRIED_STATUSES = {502, 503}
@@ -240,7 +242,7 @@ def forward_front(path: str) -> Response:
 def _passed_headers(route_prefix: str) -> dict[str, str]:
     """The caller's headers less those for one connection, forwarding and credentials (the gateway
     adds its own), plus what the upstream must know about the public request."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | FORWARDING | {"authorization"}}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_PASSED}
     headers.update(forwarding_headers(route_prefix))
     headers["X-Request-ID"] = g.request_id
     return headers
