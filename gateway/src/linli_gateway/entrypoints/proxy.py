@@ -338,7 +338,8 @@ def _relay(
     except BaseException:
         breaker.record_inconclusive()
         raise
-    if answer.status in DOWN_STATUSES and not _answering_without_its_database(answer):
+    # Only a service answers in the platform's error shape; the web front's pages are its own.
+    if answer.status in DOWN_STATUSES and not (name != FRONT and _answering_without_its_database(answer)):
         breaker.record_down()
     elif answer.status in DOWN_STATUSES:
         # The service itself answered, at once: it is up, its database is not. Opening the circuit
