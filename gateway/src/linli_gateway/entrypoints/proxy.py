@@ -1,14 +1,15 @@
 """Routing `/api/v1/<service>/...` (and Open311) to the services.
 
-One pool of upstream connections per worker process (urllib3 itself: requests' session machinery —
-preparing, merging settings, cookie jars — cost more than the connection work on every proxied
-request, and a proxy needs none of it). Each proxied request has a time budget
-(`PROXY_BUDGET_SECONDS`) that no retry can stretch, and each attempt waits at most the service's
-timeout for an answer. A retry happens only when it cannot hurt: after a connection that could not
-be made (the service never saw the request), or after a 502/503 or a dropped connection to a safe
-method. Never after a read timeout: the service is working on that request, and asking again only
-doubles the load of a caller who is already slow. A circuit breaker per service (see
-`adapters/circuit.py`) opens on evidence the service is down, never on one caller's slow request.
+One pool of kept-alive upstream connections per worker process, through the gateway's own lean
+HTTP/1.1 client (adapters/upstream_http.py): requests' session machinery, and then urllib3's and
+`http.client`'s, cost more than the rest of a proxied request, and a proxy needs none of it. Each
+proxied request has a time budget (`PROXY_BUDGET_SECONDS`) that no retry can stretch, and each
+attempt waits at most the service's timeout for an answer. A retry happens only when it cannot
+hurt: after a connection that could not be made (the service never saw the request), or after a
+502/503 or a dropped connection to a safe method. Never after a read timeout: the service is
+working on that request, and asking again only doubles the load of a caller who is already slow. A
+circuit breaker per service (see `adapters/circuit.py`) opens on evidence the service is down,
+never on one caller's slow request.
 
 Writes need a valid token before any service sees them; anonymous reads pass (the services decide
 what is public). No service sees the caller's own token: each gets one made for it alone (see
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import zlib
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -27,13 +29,12 @@ from xml.etree import ElementTree
 
 import jwt
 import requests
-import urllib3
 from flask import Response, current_app, g, jsonify, request
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from linli_gateway.adapters.circuit import CircuitBreaker
 from linli_gateway.adapters.service_tokens import ServiceTokens
+from linli_gateway.adapters.upstream_http import Answer, ConnectFailed, Dropped, ReadTimedOut, UpstreamPools
 from linli_gateway.domain.accounts import AccountError
 from linli_gateway.entrypoints import front_client
 from linli_gateway.entrypoints.front_client import ClientSeal
@@ -69,6 +70,8 @@ FORWARDING = {
     "x-forwarded-port",
     "x-linli-client",  # sealed by this gateway for the web front only (see front_client)
 }
+# Credentials too: the gateway sends the service a token of its own (see authorise_request).
+_NOT_PASSED = frozenset(HOP_BY_HOP | FORWARDING | {"authorization"})
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Answers that say "the service cannot serve now": retried for safe methods, counted by the breaker.
 RETRIED_STATUSES = {502, 503}
@@ -96,7 +99,7 @@ class _Upstream:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self.session: requests.Session | None = None  # the fan-outs' (search, statistics) client
-        self.pool: urllib3.PoolManager | None = None  # the proxy's connections
+        self.pools: UpstreamPools | None = None  # the proxy's connections
         self.breakers: dict[str, CircuitBreaker] = {}
 
     def ensure(self) -> None:
@@ -117,7 +120,7 @@ class _Upstream:
             self.session = session
             # No retries, no redirects followed: `_send` decides, and a redirect goes back to the
             # caller as the service gave it. No cookie jar: nothing an answer sets is kept.
-            self.pool = urllib3.PoolManager(num_pools=8, maxsize=32, retries=False, block=False)
+            self.pools = UpstreamPools(maxsize=32)
             self.breakers = {
                 name: CircuitBreaker(
                     name,
@@ -208,13 +211,9 @@ def forward(service: str, path: str, *, route_prefix: str) -> Response:
         headers["Authorization"] = authorization
     query = request.query_string.decode("latin-1")
     url = f"{settings.service_urls[service]}/{path}" + (f"?{query}" if query else "")
-    upstream_response = _relay(upstream, service, url, headers, read_timeout=settings.timeouts[service])
-    response_headers = [
-        (k, v)
-        for k, v in upstream_response.headers.items()
-        if k.lower() not in HOP_BY_HOP and k.lower() != "content-encoding"
-    ]
-    return Response(upstream_response.content, status=upstream_response.status_code, headers=response_headers)
+    answer = _relay(upstream, service, url, headers, read_timeout=settings.timeouts[service], decode=True)
+    response_headers = [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP]
+    return Response(answer.body, status=answer.status, headers=response_headers)
 
 
 def forward_front(path: str) -> Response:
@@ -231,13 +230,9 @@ def forward_front(path: str) -> Response:
     headers[front_client.HEADER] = seal.seal(request.remote_addr or "unknown")
     query = request.query_string.decode("latin-1")
     url = f"{settings.front_url}/{path}" + (f"?{query}" if query else "")
-    upstream_response = _relay(upstream, FRONT, url, headers, read_timeout=settings.front_timeout, stream=True)
-    try:
-        body = upstream_response.raw.read(decode_content=False)
-    finally:
-        upstream_response.close()
-    response_headers = [(k, v) for k, v in upstream_response.headers.items() if k.lower() not in HOP_BY_HOP]
-    response = Response(body, status=upstream_response.status_code, headers=response_headers)
+    answer = _relay(upstream, FRONT, url, headers, read_timeout=settings.front_timeout, decode=False)
+    response_headers = [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP]
+    response = Response(answer.body, status=answer.status, headers=response_headers)
     # Flask would otherwise take the Content-Encoding as its own to undo: the body is sent as is.
     response.direct_passthrough = True
     g.passed_through = True  # the page's language is the front's choice (its cookie), not ours
@@ -247,10 +242,64 @@ def forward_front(path: str) -> Response:
 def _passed_headers(route_prefix: str) -> dict[str, str]:
     """The caller's headers less those for one connection, forwarding and credentials (the gateway
     adds its own), plus what the upstream must know about the public request."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | FORWARDING | {"authorization"}}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_PASSED}
     headers.update(forwarding_headers(route_prefix))
     headers["X-Request-ID"] = g.request_id
     return headers
+
+
+def _decoded(answer: Answer) -> Answer:
+    """A service's answer with its body decoded from a gzip or deflate Content-Encoding, as urllib3
+    decoded it before (that header is then not passed on). An encoding the gateway cannot decode
+    goes on as it came, with its header: the caller asked for it (their Accept-Encoding is
+    forwarded). A body that does not decode is a broken answer: `Dropped`."""
+    body, headers = answer.body, []
+    for name, value in answer.headers:
+        if name.lower() == "content-encoding":
+            decoded = _decode(body, value)
+            if decoded is not None:
+                body = decoded
+                continue
+        headers.append((name, value))
+    return answer if len(headers) == len(answer.headers) else Answer(answer.status, headers, body)
+
+
+def _decode(body: bytes, encoding: str) -> bytes | None:
+    """`body` without its Content-Encoding `encoding` (gzip, deflate, identity, or several in the
+    order applied); None when one of them is not known here."""
+    for coding in reversed([c.strip().lower() for c in encoding.split(",")]):
+        if coding in {"", "identity"}:
+            continue
+        if coding in {"gzip", "x-gzip"}:
+            body = _gunzip(body)
+        elif coding == "deflate":
+            try:
+                body = zlib.decompress(body)
+            except zlib.error:  # raw deflate, without the zlib header, as some servers send it
+                body = _inflate(body, -zlib.MAX_WBITS)
+        else:
+            return None
+    return body
+
+
+def _gunzip(body: bytes) -> bytes:
+    parts = []
+    while body:  # one member after another, as gzip allows
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        parts.append(_inflate(body, decompressor=decompressor))
+        body = decompressor.unused_data
+    return b"".join(parts)
+
+
+def _inflate(body: bytes, wbits: int = zlib.MAX_WBITS, decompressor: Any = None) -> bytes:
+    decompressor = decompressor or zlib.decompressobj(wbits)
+    try:
+        data = decompressor.decompress(body)
+    except zlib.error as exc:
+        raise Dropped(f"the answer's body could not be decoded: {exc}") from exc
+    if not decompressor.eof:
+        raise Dropped("the answer's compressed body ends early")
+    return data
 
 
 def _relay(
@@ -260,24 +309,25 @@ def _relay(
     headers: dict[str, str],
     *,
     read_timeout: float,
-    stream: bool = False,
-) -> UpstreamResponse:
-    """One request through `name`'s circuit breaker, within the request's time budget."""
+    decode: bool,
+) -> Answer:
+    """One request through `name`'s circuit breaker, within the request's time budget; `decode`:
+    undo the body's Content-Encoding (see `_decoded`)."""
     settings = upstream.settings
     breaker = upstream.breakers[name]
     if not breaker.allow():
         raise _unavailable(name, N_("is not answering (circuit open)"), breaker.retry_after())
     try:
-        assert upstream.pool is not None
-        upstream_response = _send(
-            upstream.pool,
+        assert upstream.pools is not None
+        answer = _send(
+            upstream.pools,
             request.method,
             url,
             headers,
             read_timeout=read_timeout,
             budget=settings.budget_seconds,
             retries=settings.retries,
-            stream=stream,
+            decode=decode,
         )
     except _ServiceDown as exc:
         breaker.record_down()
@@ -288,44 +338,23 @@ def _relay(
     except BaseException:
         breaker.record_inconclusive()
         raise
-    if upstream_response.status_code in DOWN_STATUSES and not _answering_without_its_database(
-        upstream_response, stream
-    ):
+    # Only a service answers in the platform's error shape; the web front's pages are its own.
+    if answer.status in DOWN_STATUSES and not (name != FRONT and _answering_without_its_database(answer)):
         breaker.record_down()
-    elif upstream_response.status_code in DOWN_STATUSES:
+    elif answer.status in DOWN_STATUSES:
         # The service itself answered, at once: it is up, its database is not. Opening the circuit
         # would refuse everyone for BREAKER_RESET_SECONDS after a database blip of one second.
         breaker.record_inconclusive()
     else:
         breaker.record_up()
-    return upstream_response
+    return answer
 
 
-class UpstreamResponse:
-    """What a service answered: its status, headers and body (read whole, or left in `raw` to be
-    read as sent when streamed)."""
-
-    def __init__(self, raw: urllib3.BaseHTTPResponse, streamed: bool) -> None:
-        self.raw = raw
-        self.status_code = raw.status
-        self.headers = raw.headers
-        self._streamed = streamed
-
-    @property
-    def content(self) -> bytes:
-        return self.raw.data
-
-    def close(self) -> None:
-        if self._streamed:
-            self.raw.release_conn()
-        self.raw.close()
-
-
-def _answering_without_its_database(response: UpstreamResponse, streamed: bool) -> bool:
+def _answering_without_its_database(answer: Answer) -> bool:
     """A 503 in the platform's own error shape saying `database_unavailable` (see linli_kit.web)."""
-    if streamed or response.status_code != 503:
+    if answer.status != 503:
         return False
-    return b'"database_unavailable"' in response.content[:2000]
+    return b'"database_unavailable"' in answer.body[:2000]
 
 
 class _ServiceDown(Exception):
@@ -337,7 +366,7 @@ class _TimedOut(Exception):
 
 
 def _send(
-    pool: urllib3.PoolManager,
+    pools: UpstreamPools,
     method: str,
     url: str,
     headers: dict[str, str],
@@ -345,8 +374,9 @@ def _send(
     read_timeout: float,
     budget: float,
     retries: int,
-    stream: bool = False,
-) -> UpstreamResponse:
+    decode: bool,
+) -> Answer:
+    """The service's answer, its body read whole (decoded with `decode`, see `_decoded`)."""
     deadline = time.monotonic() + budget
     body = request.get_data()
     attempt = 0
@@ -355,36 +385,31 @@ def _send(
         if remaining <= 0:
             raise _TimedOut("the request's time budget ran out")
         try:
-            raw = pool.urlopen(
+            answer = pools.request(
                 method,
                 url,
-                body=body,
-                headers=headers,
-                timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT, remaining), read=min(read_timeout, remaining)),
-                redirect=False,
-                retries=False,
-                preload_content=not stream,
-                # Read whole, the body is decoded (its Content-Encoding is not passed on); streamed,
-                # the front's files go back as the front encoded them.
-                decode_content=not stream,
+                headers,
+                body,
+                connect_timeout=min(CONNECT_TIMEOUT, remaining),
+                read_timeout=min(read_timeout, remaining),
             )
-        except ReadTimeoutError as exc:
+            if decode:
+                answer = _decoded(answer)
+        except ReadTimedOut as exc:
             raise _TimedOut(str(exc)) from exc
-        except HTTPError as exc:
+        except (ConnectFailed, Dropped) as exc:
             # Never sent (refused, unreachable, connect timeout): safe to repeat whatever the
             # method. Sent, then dropped: only a safe one.
-            never_sent = isinstance(exc, ConnectTimeoutError | NewConnectionError)
+            never_sent = isinstance(exc, ConnectFailed)
             if (never_sent or method in SAFE_METHODS) and _may_retry(attempt, retries, deadline):
                 attempt += 1
                 continue
             raise _ServiceDown(str(exc)) from exc
-        response = UpstreamResponse(raw, stream)
-        if response.status_code in RETRIED_STATUSES and method in SAFE_METHODS:
+        if answer.status in RETRIED_STATUSES and method in SAFE_METHODS:
             if _may_retry(attempt, retries, deadline):
-                response.close()
                 attempt += 1
                 continue
-        return response
+        return answer
 
 
 def _may_retry(attempt: int, retries: int, deadline: float) -> bool:
