@@ -12,7 +12,7 @@ from sqlalchemy import event, func, select
 from linli_issues.adapters.tables import issue_month_counts
 
 # BEGIN and COMMIT (or ROLLBACK), and the pool's liveness check, come on top of these.
-REPORT_STATEMENTS = 5  # street + publication + counts' zone; issue; report entry; outbox; both counts
+REPORT_STATEMENTS = 1  # from the context held: the issue, its entry, its event and its counts in one
 LIST_STATEMENTS = 1  # the page with its total
 
 

@@ -189,11 +189,16 @@ PENDING_KEY = "linli.issues.counts_pending"  # (transaction, Tally) to write at 
 # slot taken (SLOTS concurrent commits), a writer waits for slot 0. `fold` takes every slot.
 SLOTS = 32
 SLOT_LOCKS = 0x11_55_0C  # the advisory locks' first key: the issues service's counts
-_SLOT = f"""slot AS MATERIALIZED (
+
+
+def _slot(guard: str | None = None) -> str:
+    """The CTE `slot` taking a writers' slot; `guard`: the name of a CTE of the same statement
+    without whose row no slot is taken (and so nothing is added)."""
+    return f"""slot AS MATERIALIZED (
     SELECT coalesce(
         (SELECT s FROM generate_series(0, {SLOTS - 1}) AS s WHERE pg_try_advisory_xact_lock({SLOT_LOCKS}, s) LIMIT 1),
         (SELECT 0 FROM pg_advisory_xact_lock({SLOT_LOCKS}, 0))
-    )::smallint AS shard
+    )::smallint AS shard{f" FROM {guard}" if guard else ""}
 )"""
 
 
@@ -218,9 +223,23 @@ _STATUS_KEY = ["community_id", "status"]
 _WIDE_COLUMNS = (*_WIDE_KEY, *FIGURES)
 _NARROW_COLUMNS = (*_NARROW_KEY, "count")
 _STATUS_COLUMNS = (*_STATUS_KEY, "count")
+
+
+def added_counts_ctes(guard: str | None = None) -> str:
+    """The CTEs (PostgreSQL) that add a tally to the counts within a larger statement: a writers'
+    slot and one upsert per table, with the parameters of `tally_parameters`. `guard`: the name
+    of a CTE written before these; when it has no row, nothing is added (as `_slot`)."""
+    return (
+        f"{_slot(guard)}, "
+        f"wide AS ({_added_rows('issue_month_counts', _WIDE_KEY, list(FIGURES), 'w_', _TEXT)}), "
+        f"narrow AS ({_added_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'n_', _TEXT)}), "
+        f"statuses AS ({_added_rows('issue_status_counts', _STATUS_KEY, ['count'], 's_', _TEXT)})"
+    )
+
+
 # PostgreSQL: the slot and the three tables in one statement (data-modifying CTEs), one round trip.
 _ADD_ALL = text(
-    f"WITH {_SLOT}, "
+    f"WITH {_slot()}, "
     f"wide AS ({_added_rows('issue_month_counts', _WIDE_KEY, list(FIGURES), 'w_', _TEXT)}), "
     f"narrow AS ({_added_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'n_', _TEXT)}) "
     + _added_rows("issue_status_counts", _STATUS_KEY, ["count"], "s_", _TEXT)
@@ -255,14 +274,26 @@ def apply(connection: Connection, tally: Tally) -> None:
     if not (wide or narrow or statuses):
         return
     if connection.dialect.name == "postgresql":
-        parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
-        parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
-        parameters.update({f"s_{c}": [row[c] for row in statuses] for c in _STATUS_COLUMNS})
-        connection.execute(_ADD_ALL, parameters)
+        connection.execute(_ADD_ALL, _array_parameters(wide, narrow, statuses))
         return
     for statement, rows in zip(_SQLITE_UPSERTS, (wide, narrow, statuses), strict=True):
         if rows:
             connection.execute(statement, [{**row, "shard": 0} for row in rows])
+
+
+def _array_parameters(
+    wide: list[dict[str, Any]], narrow: list[dict[str, Any]], statuses: list[dict[str, Any]]
+) -> dict[str, list[Any]]:
+    parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
+    parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
+    parameters.update({f"s_{c}": [row[c] for row in statuses] for c in _STATUS_COLUMNS})
+    return parameters
+
+
+def tally_parameters(tally: Tally) -> dict[str, list[Any]]:
+    """The parameters of `added_counts_ctes` adding `tally` (empty arrays add nothing)."""
+    wide, narrow = tally.rows()
+    return _array_parameters(wide, narrow, tally.status_rows())
 
 
 def fold(connection: Connection) -> int:

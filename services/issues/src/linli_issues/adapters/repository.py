@@ -6,8 +6,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, asc, bindparam, case, desc, func, insert, or_, select, update
+from sqlalchemy import Select, and_, asc, bindparam, case, desc, func, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters import (
@@ -20,6 +22,8 @@ from linli_issues.adapters.tables import (
     issue_decisions,
     issue_meetings,
     issue_status_counts,
+    issue_updates,
+    messaging,
     photos,
     replica,
     supporters,
@@ -246,9 +250,77 @@ _REPORT_CONTEXT = select(
 )
 
 
+@dataclass(frozen=True)
+class ReportContext:
+    """What a report reads besides the category (`IssueRepository.report_context`): the community's
+    street (None: no such community), the category's publication (None: no such category) and the
+    zone of the statistics' counts (None: not built)."""
+
+    street_id: str | None
+    publication: str | None
+    zone: str | None
+
+
+# The report contexts read last, per (community, category), for `report_context(remembered=True)`.
+# Held without a time limit: a report written from one (`insert_report`) checks in its own
+# statement that it still holds and writes nothing otherwise, and the entry is then forgotten.
+# Contexts of unknown communities or categories are never held (the replica may learn of them any
+# moment). Bounded: cleared when full (some hundreds of communities, a dozen categories).
+_report_contexts: dict[tuple[str, str], ReportContext] = {}
+REPORT_CONTEXTS_HELD = 20_000
+
+
+def _pg_type(column: Any) -> str:
+    return column.type.compile(dialect=postgresql.dialect())
+
+
+def _cast_values(table: Any, prefix: str) -> str:
+    """`CAST(:<prefix><column> AS <its type>), ...` for every column of `table`: each value typed,
+    as an INSERT ... SELECT wants (a bare parameter there would be taken as text)."""
+    return ", ".join(f"CAST(:{prefix}{c.name} AS {_pg_type(c)})" for c in table.columns)
+
+
+def _names(table: Any) -> str:
+    return ", ".join(c.name for c in table.columns)
+
+
+outbox_table = messaging.outbox
+_OUTBOX_COLUMNS = [c for c in outbox_table.columns if c.name != "id"]  # the id is the table's sequence
+_REPORT_GUARD = f"""ok AS MATERIALIZED (
+    SELECT 1 AS ok FROM {replica.communities.name} AS c JOIN {categories_table.name} AS k
+        ON k.key = CAST(:g_category AS VARCHAR) AND k.publication = CAST(:g_publication AS VARCHAR)
+    WHERE c.community_id = CAST(:g_community_id AS VARCHAR) AND c.street_id = CAST(:g_street_id AS VARCHAR)
+      AND (SELECT zone FROM {issue_counts_state.name} WHERE id = 1) IS NOT DISTINCT FROM CAST(:g_zone AS VARCHAR)
+)"""
+# PostgreSQL: a whole report in one statement, atomic by itself (run in autocommit, it is its own
+# transaction: no BEGIN and COMMIT round trips): the issue, its report entry, its event and its
+# counts, written only if the context the report was made from (`ReportContext`, maybe held from an
+# earlier report) still holds, checked in the statement's own snapshot (`ok`). Its one row says
+# whether it was written. Text of fixed form (the counts as arrays): prepared once per connection.
+_REPORT = text(
+    f"WITH {_REPORT_GUARD}, "
+    f"issue AS (INSERT INTO {issues_table.name} ({_names(issues_table)}) "
+    f"SELECT {_cast_values(issues_table, 'i_')} FROM ok RETURNING id), "
+    f"entry AS (INSERT INTO {issue_updates.name} ({_names(issue_updates)}) "
+    f"SELECT {_cast_values(issue_updates, 'e_')} FROM issue), "
+    f"event AS (INSERT INTO {outbox_table.name} ({', '.join(c.name for c in _OUTBOX_COLUMNS)}) "
+    f"SELECT {', '.join(f'CAST(:o_{c.name} AS {_pg_type(c)})' for c in _OUTBOX_COLUMNS)} FROM ok), "
+    f"{counters.added_counts_ctes('ok')} "
+    "SELECT count(*) FROM ok"
+).bindparams(
+    *(bindparam(f"i_{c.name}", type_=c.type) for c in issues_table.columns),
+    *(bindparam(f"e_{c.name}", type_=c.type) for c in issue_updates.columns),
+    *(bindparam(f"o_{c.name}", type_=c.type) for c in _OUTBOX_COLUMNS),
+)
+_ISSUE_PARAMETERS = tuple((f"i_{c.name}", c.name) for c in issues_table.columns)
+_OUTBOX_NAMES = tuple(c.name for c in _OUTBOX_COLUMNS)
+COUNTED_FIELDS = counters.COUNTED_FIELDS
+
+
 class IssueRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.report_read: ReportContext | None = None  # the last `report_context`
         # community -> street, for this unit of work; in the session's info so the counts' hook
         # (adapters/counters.py) finds the streets already read instead of reading them again.
         self._streets: dict[str, str | None] = session.info.setdefault(counters.STREETS_KEY, {})
@@ -266,18 +338,67 @@ class IssueRepository:
     def publication_of(self, key: str) -> str | None:
         return self.session.scalar(select(Category.publication).where(Category.key == key))
 
-    def report_context(self, community_id: str, category_key: str) -> str | None:
+    def report_context(self, community_id: str, category_key: str, *, remembered: bool = False) -> str | None:
         """What reporting an issue reads, in one round trip: the community's street (kept as
         `street_of` would; None: no such community), the category's publication (returned; None:
-        no such category) and the zone of the statistics' counts (for the counts' hook)."""
-        row = (
-            self.session.connection()
-            .execute(_REPORT_CONTEXT, {"community_id": community_id, "category_key": category_key})
-            .one()
-        )
-        self._streets[community_id] = row.street_id
-        counters.remember_zone(self.session, row.zone)
-        return row.publication
+        no such category) and the zone of the statistics' counts (for the counts' hook).
+        `remembered`: the context held from an earlier report if there is one, not read (for
+        `insert_report`, which checks it). What is read is held for the next reports."""
+        key = (community_id, category_key)
+        context = _report_contexts.get(key) if remembered else None
+        if context is None:
+            row = (
+                self.session.connection()
+                .execute(_REPORT_CONTEXT, {"community_id": community_id, "category_key": category_key})
+                .one()
+            )
+            context = ReportContext(row.street_id, row.publication, row.zone)
+            if context.street_id is not None and context.publication is not None:
+                if len(_report_contexts) >= REPORT_CONTEXTS_HELD:
+                    _report_contexts.clear()
+                _report_contexts[key] = context
+        self._streets[community_id] = context.street_id
+        counters.remember_zone(self.session, context.zone)
+        self.report_read = context
+        return context.publication
+
+    def writes_in_one_statement(self) -> bool:
+        """Whether a change made of one statement can be written as such (PostgreSQL), and if so
+        the session's statements from now on run in autocommit: each its own transaction, without
+        the BEGIN and COMMIT round trips. Asked before anything is read or written."""
+        if self.session.get_bind().dialect.name != "postgresql" or self.session.in_transaction():
+            return False
+        self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        return True
+
+    def insert_report(self, issue: Issue, entry: dict[str, Any], event_row: dict[str, Any]) -> bool:
+        """Write a new issue, its report entry (the columns of `issue_updates`), its event (the
+        outbox's row) and its counts in one statement (`writes_in_one_statement`), provided the
+        context it was made from (the last `report_context`) still holds: returns whether it did.
+        Nothing else is in the session: the ORM, its flush and the counts' hooks are bypassed (the
+        counts are written here as the hook would count a new issue)."""
+        context = self.report_read
+        assert context.publication is not None and context.street_id is not None
+        zone = ZoneInfo(context.zone) if context.zone else None
+        tally = counters.Tally(zone, {issue.community_id: context.street_id})
+        tally.add_status(issue.community_id, issue.status)
+        tally.add(issue.community_id, counters.issue_figures({name: getattr(issue, name) for name in COUNTED_FIELDS}))
+        parameters = {
+            "g_community_id": issue.community_id,
+            "g_street_id": context.street_id,
+            "g_category": issue.category,
+            "g_publication": context.publication,
+            "g_zone": context.zone,
+        }
+        parameters.update({parameter: getattr(issue, name) for parameter, name in _ISSUE_PARAMETERS})
+        parameters.update({f"e_{name}": value for name, value in entry.items()})
+        parameters.update({f"o_{name}": event_row[name] for name in _OUTBOX_NAMES})
+        parameters.update(counters.tally_parameters(tally))
+        written = self.session.connection().execute(_REPORT, parameters).scalar()
+        if not written:
+            # The context changed since it was read: forgotten, the next report reads it again.
+            _report_contexts.pop((issue.community_id, issue.category), None)
+        return bool(written)
 
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         self.session.add(thing)
