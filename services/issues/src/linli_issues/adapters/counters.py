@@ -30,6 +30,7 @@ had issues before they existed or a change of the city's time zone.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -202,6 +203,9 @@ def _slot(guard: str | None = None) -> str:
 )"""
 
 
+_SLOT = _slot()
+
+
 def _added_rows(table: str, key: list[str], figures: list[str], prefix: str, types: Mapping[str, str]) -> str:
     """INSERT INTO table SELECT FROM unnest(one array per column), in the slot's shard, adding to
     the row there: its text is the same whatever the number of rows (prepared once per process)."""
@@ -223,27 +227,50 @@ _STATUS_KEY = ["community_id", "status"]
 _WIDE_COLUMNS = (*_WIDE_KEY, *FIGURES)
 _NARROW_COLUMNS = (*_NARROW_KEY, "count")
 _STATUS_COLUMNS = (*_STATUS_KEY, "count")
-
-
-def added_counts_ctes(guard: str | None = None) -> str:
-    """The CTEs (PostgreSQL) that add a tally to the counts within a larger statement: a writers'
-    slot and one upsert per table, with the parameters of `tally_parameters`. `guard`: the name
-    of a CTE written before these; when it has no row, nothing is added (as `_slot`)."""
-    return (
-        f"{_slot(guard)}, "
-        f"wide AS ({_added_rows('issue_month_counts', _WIDE_KEY, list(FIGURES), 'w_', _TEXT)}), "
-        f"narrow AS ({_added_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'n_', _TEXT)}), "
-        f"statuses AS ({_added_rows('issue_status_counts', _STATUS_KEY, ['count'], 's_', _TEXT)})"
-    )
-
-
 # PostgreSQL: the slot and the three tables in one statement (data-modifying CTEs), one round trip.
 _ADD_ALL = text(
-    f"WITH {_slot()}, "
+    f"WITH {_SLOT}, "
     f"wide AS ({_added_rows('issue_month_counts', _WIDE_KEY, list(FIGURES), 'w_', _TEXT)}), "
     f"narrow AS ({_added_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'n_', _TEXT)}) "
     + _added_rows("issue_status_counts", _STATUS_KEY, ["count"], "s_", _TEXT)
 )
+
+
+def _added_json_rows(table: str, key: list[str], figures: list[str], parameter: str) -> str:
+    """As `_added_rows`, the rows given as one JSON document (json_to_recordset): a shorter text
+    with one parameter per table, for a statement that does more than count (`added_counts_ctes`)."""
+    columns = [*key, *figures]
+    typed = ", ".join(f"{name} {_TEXT.get(name, 'integer')}" for name in columns)
+    return (
+        f"INSERT INTO {table} AS t ({', '.join(columns)}, shard) SELECT r.*, slot.shard "
+        f"FROM json_to_recordset(CAST(%({parameter})s AS json)) AS r({typed}) CROSS JOIN slot "
+        f"ON CONFLICT ({', '.join(key)}, shard) DO UPDATE SET "
+        + ", ".join(f"{name} = t.{name} + excluded.{name}" for name in figures)
+    )
+
+
+def added_counts_ctes(guard: str) -> str:
+    """The CTEs (PostgreSQL) adding a tally to the counts within a larger statement, as `apply`
+    does: a writers' slot, taken only if the CTE `guard` (written before these) has a row, and one
+    upsert per table from the parameters `tally_documents` gives. For a statement sent to the
+    driver as it stands (psycopg's `%(name)s` parameters)."""
+    return (
+        f"{_slot(guard)}, "
+        f"wide AS ({_added_json_rows('issue_month_counts', _WIDE_KEY, list(FIGURES), 'counts_wide')}), "
+        f"narrow AS ({_added_json_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'counts_narrow')}), "
+        f"statuses AS ({_added_json_rows('issue_status_counts', _STATUS_KEY, ['count'], 'counts_statuses')})"
+    )
+
+
+def tally_documents(tally: Tally) -> dict[str, str]:
+    """The parameters of `added_counts_ctes` adding `tally`: its rows in key order, as `apply`
+    writes them (so that writers lock the rows they share in one order)."""
+    wide, narrow = tally.rows()
+    return {
+        "counts_wide": json.dumps(wide),
+        "counts_narrow": json.dumps(narrow),
+        "counts_statuses": json.dumps(tally.status_rows()),
+    }
 
 
 def _sqlite_upserts() -> list[tuple[Any, Any]]:
@@ -274,26 +301,14 @@ def apply(connection: Connection, tally: Tally) -> None:
     if not (wide or narrow or statuses):
         return
     if connection.dialect.name == "postgresql":
-        connection.execute(_ADD_ALL, _array_parameters(wide, narrow, statuses))
+        parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
+        parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
+        parameters.update({f"s_{c}": [row[c] for row in statuses] for c in _STATUS_COLUMNS})
+        connection.execute(_ADD_ALL, parameters)
         return
     for statement, rows in zip(_SQLITE_UPSERTS, (wide, narrow, statuses), strict=True):
         if rows:
             connection.execute(statement, [{**row, "shard": 0} for row in rows])
-
-
-def _array_parameters(
-    wide: list[dict[str, Any]], narrow: list[dict[str, Any]], statuses: list[dict[str, Any]]
-) -> dict[str, list[Any]]:
-    parameters = {f"w_{c}": [row[c] for row in wide] for c in _WIDE_COLUMNS}
-    parameters.update({f"n_{c}": [row[c] for row in narrow] for c in _NARROW_COLUMNS})
-    parameters.update({f"s_{c}": [row[c] for row in statuses] for c in _STATUS_COLUMNS})
-    return parameters
-
-
-def tally_parameters(tally: Tally) -> dict[str, list[Any]]:
-    """The parameters of `added_counts_ctes` adding `tally` (empty arrays add nothing)."""
-    wide, narrow = tally.rows()
-    return _array_parameters(wide, narrow, tally.status_rows())
 
 
 def fold(connection: Connection) -> int:
