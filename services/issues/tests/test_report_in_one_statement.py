@@ -120,7 +120,8 @@ def _one_statement_refused(monkeypatch) -> None:
         ("resident", {}),
         ("resident", {"anonymous": True, "urgency": "low", "building": "Building 7", "address": "No. 3 Yucai Road",
                       "latitude": 38.1001, "longitude": 106.3401, "category": "neighbour_dispute"}),
-        ("staff", {"on_behalf_of": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "category": "safety_hazard"}),
+        ("staff", {"on_behalf_of": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "category": "safety_hazard",
+                   "title": "7号楼楼顶漏水", "description": "雨水渗进顶楼住户家里，联系电话 13812345678"}),
         ("street_official", {"channel": "doorstep", "on_behalf_of": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}),
     ],
 )  # fmt: skip
