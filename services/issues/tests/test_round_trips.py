@@ -11,8 +11,9 @@ from sqlalchemy import event, func, select
 
 from linli_issues.adapters.tables import issue_month_counts
 
-# BEGIN and COMMIT (or ROLLBACK), and the pool's liveness check, come on top of these.
-REPORT_STATEMENTS = 5  # street + publication + counts' zone; issue; report entry; outbox; both counts
+# The pool's liveness check comes on top of these (and BEGIN and COMMIT or ROLLBACK where there is a
+# transaction: neither is one, each statement runs in autocommit).
+REPORT_STATEMENTS = 1  # from the context held: the issue, its entry, its counts and its event in one
 LIST_STATEMENTS = 1  # the page with its total
 
 

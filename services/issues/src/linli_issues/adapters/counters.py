@@ -30,6 +30,7 @@ had issues before they existed or a change of the city's time zone.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -189,12 +190,20 @@ PENDING_KEY = "linli.issues.counts_pending"  # (transaction, Tally) to write at 
 # slot taken (SLOTS concurrent commits), a writer waits for slot 0. `fold` takes every slot.
 SLOTS = 32
 SLOT_LOCKS = 0x11_55_0C  # the advisory locks' first key: the issues service's counts
-_SLOT = f"""slot AS MATERIALIZED (
+
+
+def _slot(guard: str | None = None) -> str:
+    """The CTE `slot` taking a writers' slot; `guard`: the name of a CTE of the same statement
+    without whose row no slot is taken (and so nothing is added)."""
+    return f"""slot AS MATERIALIZED (
     SELECT coalesce(
         (SELECT s FROM generate_series(0, {SLOTS - 1}) AS s WHERE pg_try_advisory_xact_lock({SLOT_LOCKS}, s) LIMIT 1),
         (SELECT 0 FROM pg_advisory_xact_lock({SLOT_LOCKS}, 0))
-    )::smallint AS shard
+    )::smallint AS shard{f" FROM {guard}" if guard else ""}
 )"""
+
+
+_SLOT = _slot()
 
 
 def _added_rows(table: str, key: list[str], figures: list[str], prefix: str, types: Mapping[str, str]) -> str:
@@ -225,6 +234,43 @@ _ADD_ALL = text(
     f"narrow AS ({_added_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'n_', _TEXT)}) "
     + _added_rows("issue_status_counts", _STATUS_KEY, ["count"], "s_", _TEXT)
 )
+
+
+def _added_json_rows(table: str, key: list[str], figures: list[str], parameter: str) -> str:
+    """As `_added_rows`, the rows given as one JSON document (json_to_recordset): a shorter text
+    with one parameter per table, for a statement that does more than count (`added_counts_ctes`)."""
+    columns = [*key, *figures]
+    typed = ", ".join(f"{name} {_TEXT.get(name, 'integer')}" for name in columns)
+    return (
+        f"INSERT INTO {table} AS t ({', '.join(columns)}, shard) SELECT r.*, slot.shard "
+        f"FROM json_to_recordset(CAST(%({parameter})s AS json)) AS r({typed}) CROSS JOIN slot "
+        f"ON CONFLICT ({', '.join(key)}, shard) DO UPDATE SET "
+        + ", ".join(f"{name} = t.{name} + excluded.{name}" for name in figures)
+    )
+
+
+def added_counts_ctes(guard: str) -> str:
+    """The CTEs (PostgreSQL) adding a tally to the counts within a larger statement, as `apply`
+    does: a writers' slot, taken only if the CTE `guard` (written before these) has a row, and one
+    upsert per table from the parameters `tally_documents` gives. For a statement sent to the
+    driver as it stands (psycopg's `%(name)s` parameters)."""
+    return (
+        f"{_slot(guard)}, "
+        f"wide AS ({_added_json_rows('issue_month_counts', _WIDE_KEY, list(FIGURES), 'counts_wide')}), "
+        f"narrow AS ({_added_json_rows('issue_month_breakdowns', _NARROW_KEY, ['count'], 'counts_narrow')}), "
+        f"statuses AS ({_added_json_rows('issue_status_counts', _STATUS_KEY, ['count'], 'counts_statuses')})"
+    )
+
+
+def tally_documents(tally: Tally) -> dict[str, str]:
+    """The parameters of `added_counts_ctes` adding `tally`: its rows in key order, as `apply`
+    writes them (so that writers lock the rows they share in one order)."""
+    wide, narrow = tally.rows()
+    return {
+        "counts_wide": json.dumps(wide),
+        "counts_narrow": json.dumps(narrow),
+        "counts_statuses": json.dumps(tally.status_rows()),
+    }
 
 
 def _sqlite_upserts() -> list[tuple[Any, Any]]:

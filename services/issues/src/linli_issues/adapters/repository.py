@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import operator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, asc, bindparam, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +23,8 @@ from linli_issues.adapters.tables import (
     issue_decisions,
     issue_meetings,
     issue_status_counts,
+    issue_updates,
+    messaging,
     photos,
     replica,
     supporters,
@@ -246,9 +251,69 @@ _REPORT_CONTEXT = select(
 )
 
 
+@dataclass(frozen=True)
+class ReportContext:
+    """What a report reads besides the category (`IssueRepository.report_context`): the community's
+    street (None: no such community), the category's publication (None: no such category) and the
+    zone of the statistics' counts (None: not built)."""
+
+    street_id: str | None
+    publication: str | None
+    zone: str | None
+
+
+# The report contexts read last, per (community, category), for `report_context(remembered=True)`.
+# Held without a time limit: a report written from one (`insert_report`) checks in its own
+# statement that it still holds and writes nothing otherwise, and the entry is then forgotten.
+# Contexts of unknown communities or categories are never held (the replica may learn of them any
+# moment). Bounded: cleared when full (some hundreds of communities, a dozen categories).
+_report_contexts: dict[tuple[str, str], ReportContext] = {}
+REPORT_CONTEXTS_HELD = 20_000
+
+
+_REPORT_GUARD = f"""ok AS MATERIALIZED (
+    SELECT 1 AS ok FROM {replica.communities.name} AS c JOIN {categories_table.name} AS k
+        ON k.key = CAST(%(category)s AS text) AND k.publication = CAST(%(publication)s AS text)
+    WHERE c.community_id = CAST(%(community_id)s AS text) AND c.street_id = CAST(%(street_id)s AS text)
+      AND (SELECT zone FROM {issue_counts_state.name} WHERE id = 1) IS NOT DISTINCT FROM CAST(%(zone)s AS text)
+)"""
+# PostgreSQL: a whole report in one statement, atomic by itself (run in autocommit, it is its own
+# transaction: no BEGIN and COMMIT round trips): the issue, its report entry, its counts and its
+# event, written only if the context the report was made from (`ReportContext`, maybe held from an
+# earlier report) still holds, checked in the statement's own snapshot (`ok`). The event is its main
+# INSERT: its row count says whether the report was written. The issue and its entry each go as one
+# JSON document read as a row of its table (`json_populate_record`: each value typed by its column,
+# in the table's own order), the counts as `counters.added_counts_ctes`. A text of fixed form,
+# short and with few parameters, so psycopg converts it once (it converts anew each time a text of
+# over 4 kB or 50 parameters) and prepares it once per connection; sent to the driver as it stands,
+# without SQLAlchemy's compiling and result set-up (a tenth of a report's time).
+_REPORT = (
+    f"WITH {_REPORT_GUARD}, "
+    f"issue AS (INSERT INTO {issues_table.name} SELECT r.* FROM ok, "
+    f"json_populate_record(NULL::{issues_table.name}, CAST(%(issue)s AS json)) AS r RETURNING id), "
+    f"entry AS (INSERT INTO {issue_updates.name} SELECT r.* FROM issue, "
+    f"json_populate_record(NULL::{issue_updates.name}, CAST(%(entry)s AS json)) AS r), "
+    f"{counters.added_counts_ctes('ok')} "
+    f"INSERT INTO {messaging.outbox.name} (event_id, event_type, payload, created_at) "
+    "SELECT CAST(%(event_id)s AS text), CAST(%(event_type)s AS text), CAST(%(payload)s AS text), "
+    "CAST(%(created_at)s AS timestamptz) FROM ok"
+)
+_ISSUE_COLUMNS = tuple(c.name for c in issues_table.columns)
+_ISSUE_VALUES = operator.attrgetter(*_ISSUE_COLUMNS)
+
+
+def _instant(value: datetime) -> str:
+    """An instant in a JSON document (the only values json does not write itself)."""
+    if value.tzinfo is None:  # as the column's type refuses them: an instant without its offset is not one
+        raise ValueError("naive datetime: times are stored as instants with an offset")
+    return value.isoformat()  # anything else than a datetime: AttributeError, not serialisable
+
+
 class IssueRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.report_read: ReportContext | None = None  # the last `report_context`
+        self._one_statement = False  # `writes_in_one_statement`
         # community -> street, for this unit of work; in the session's info so the counts' hook
         # (adapters/counters.py) finds the streets already read instead of reading them again.
         self._streets: dict[str, str | None] = session.info.setdefault(counters.STREETS_KEY, {})
@@ -266,18 +331,80 @@ class IssueRepository:
     def publication_of(self, key: str) -> str | None:
         return self.session.scalar(select(Category.publication).where(Category.key == key))
 
-    def report_context(self, community_id: str, category_key: str) -> str | None:
+    def report_context(self, community_id: str, category_key: str, *, remembered: bool = False) -> str | None:
         """What reporting an issue reads, in one round trip: the community's street (kept as
         `street_of` would; None: no such community), the category's publication (returned; None:
-        no such category) and the zone of the statistics' counts (for the counts' hook)."""
-        row = (
-            self.session.connection()
-            .execute(_REPORT_CONTEXT, {"community_id": community_id, "category_key": category_key})
-            .one()
-        )
-        self._streets[community_id] = row.street_id
-        counters.remember_zone(self.session, row.zone)
-        return row.publication
+        no such category) and the zone of the statistics' counts (for the counts' hook).
+        `remembered`: the context held from an earlier report if there is one, not read (for
+        `insert_report`, which checks it). What is read is held for the next reports."""
+        key = (community_id, category_key)
+        context = _report_contexts.get(key) if remembered else None
+        if context is None:
+            # In a report of one statement (`writes_in_one_statement`), read in autocommit: no
+            # BEGIN and ROLLBACK round trips for a read that the statement checks anyway.
+            options = {"isolation_level": "AUTOCOMMIT"} if self._one_statement else None
+            row = (
+                self.session.connection(execution_options=options)
+                .execute(_REPORT_CONTEXT, {"community_id": community_id, "category_key": category_key})
+                .one()
+            )
+            context = ReportContext(row.street_id, row.publication, row.zone)
+            if context.street_id is not None and context.publication is not None:
+                if len(_report_contexts) >= REPORT_CONTEXTS_HELD:
+                    _report_contexts.clear()
+                _report_contexts[key] = context
+        self._streets[community_id] = context.street_id
+        counters.remember_zone(self.session, context.zone)
+        self.report_read = context
+        return context.publication
+
+    def writes_in_one_statement(self) -> bool:
+        """Whether a change made of one statement can be written as such (PostgreSQL): then what
+        the unit of work reads and that statement each run in autocommit, their own transaction,
+        without the BEGIN and COMMIT round trips. Asked before anything is read or written."""
+        self._one_statement = self.session.get_bind().dialect.name == "postgresql" and not self.session.in_transaction()
+        return self._one_statement
+
+    def insert_report(self, issue: Issue, entry: dict[str, Any], event_row: dict[str, Any]) -> bool:
+        """Write a new issue, its report entry (the columns of `issue_updates`), its event (the
+        outbox's row) and its counts in one statement (`writes_in_one_statement`), provided the
+        context it was made from (the last `report_context`) still holds: returns whether it did.
+        Nothing else is in the session: the ORM, its flush and the counts' hooks are bypassed (the
+        counts are written here as the hook would count a new issue)."""
+        context = self.report_read
+        assert context is not None and context.publication is not None and context.street_id is not None
+        # Counted as the counts' hook counts a new issue (adapters/counters.py).
+        zone = ZoneInfo(context.zone) if context.zone else None
+        tally = counters.Tally(zone, {issue.community_id: context.street_id})
+        tally.add_status(issue.community_id, issue.status)
+        counted = {name: getattr(issue, name) for name in counters.COUNTED_FIELDS}
+        tally.add(issue.community_id, counters.issue_figures(counted))
+        parameters = {
+            "community_id": issue.community_id,
+            "street_id": context.street_id,
+            "category": issue.category,
+            "publication": context.publication,
+            "zone": context.zone,
+            "issue": json.dumps(dict(zip(_ISSUE_COLUMNS, _ISSUE_VALUES(issue), strict=True)), default=_instant),
+            "entry": json.dumps(entry, default=_instant),
+            "event_id": event_row["event_id"],
+            "event_type": event_row["event_type"],
+            "payload": event_row["payload"],
+            "created_at": event_row["created_at"],
+            **counters.tally_documents(tally),
+        }
+        if self.session.in_transaction():  # the context was read (in autocommit): on that connection
+            written = self.session.connection().exec_driver_sql(_REPORT, parameters).rowcount == 1
+        else:
+            # Nothing read (the context was held): a connection of the pool, without the session's
+            # transaction and its bookkeeping (a tenth of a report's time, with the session's close).
+            with self.session.get_bind().connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                written = connection.exec_driver_sql(_REPORT, parameters).rowcount == 1
+        if not written:
+            # The context changed since it was read: forgotten, the next report reads it again.
+            _report_contexts.pop((issue.community_id, issue.category), None)
+        return written
 
     def add(self, thing: Issue | Category | TimelineEntry) -> None:
         self.session.add(thing)

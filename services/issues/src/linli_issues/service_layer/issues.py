@@ -19,6 +19,7 @@ from linli_issues.service_layer.events import issue_event
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit.auth import Principal, Role
 from linli_kit.errors import Conflict, Forbidden, Invalid, Label, NotFound, Text
+from linli_kit.events import Event
 
 Clock = Callable[[], datetime]
 
@@ -95,17 +96,20 @@ def _note(uow: IssuesUnitOfWork, issue: Issue, kind: str, now: datetime, **value
 
 def publish_change(uow: IssuesUnitOfWork, event_type: str, issue: Issue, actor_id: str | None, **extra: Any) -> None:
     """Queue the event of a change in the unit of work: it reaches the outbox with the change."""
+    uow.publish(change_event(uow, event_type, issue, actor_id, **extra))
+
+
+def change_event(uow: IssuesUnitOfWork, event_type: str, issue: Issue, actor_id: str | None, **extra: Any) -> Event:
+    """The event of a change (`publish_change`), for a writer that puts it in the outbox itself."""
     # A just-reported issue has no supporters yet: no need to ask the database.
     supporters = uow.issues.supporter_ids(issue.id) if issue.supporter_count else []
-    uow.publish(
-        issue_event(
-            event_type,
-            issue,
-            actor_id=actor_id,
-            street_id=uow.issues.street_of(issue.community_id),
-            supporter_ids=supporters,
-            **extra,
-        )
+    return issue_event(
+        event_type,
+        issue,
+        actor_id=actor_id,
+        street_id=uow.issues.street_of(issue.community_id),
+        supporter_ids=supporters,
+        **extra,
     )
 
 
@@ -219,72 +223,134 @@ def report_issue(uow: IssuesUnitOfWork, principal: Principal, now: datetime, **f
     on_behalf_of = fields.pop("on_behalf_of", None)
     channel = fields.pop("channel", None) or "app"
     media_url = fields.pop("media_url", None)  # an Open311 client's link to its own media
+    if fields.get("compound_id") is None:
+        issue = _report_in_one_statement(uow, principal, now, fields, on_behalf_of, channel, media_url)
+        if issue is not None:
+            return issue
     with uow:
         # The street, the category's publication and the counts' zone in one round trip.
         publication = uow.issues.report_context(community_id, str(fields["category"]))
-        if not uow.issues.community_exists(community_id):
-            raise Invalid("unknown community", fields={"community_id": ["no such community"]})
-        if not access.in_scope(principal, community_id, uow.issues.street_of):
-            raise Forbidden("you may only report issues in your own community")
-        me = access.person_id(principal)
-        reporter_id = me
-        reported_by = None
-        if principal.role == Role.RESIDENT:
-            if on_behalf_of is not None or channel not in ("app",):
-                raise Invalid(
-                    "residents report for themselves",
-                    fields={"on_behalf_of" if on_behalf_of else "channel": ["only staff report for others"]},
-                )
-        elif principal.is_staff:
-            if on_behalf_of is not None:
-                reporter_id, reported_by = str(on_behalf_of), me
-                if channel == "app":
-                    channel = "phone"
-        elif principal.role != Role.API_CLIENT:
-            raise Forbidden("role {role} may not report issues", role=principal.role.value)
-        category = _cached_category(uow, fields["category"])
-        if not category.active:
-            raise Invalid("category retired", fields={"category": ["this category no longer takes reports"]})
-        compound_id = fields.get("compound_id")
-        if compound_id is not None:
-            compound = uow.issues.compound(str(compound_id))
-            if compound is None or compound["community_id"] != community_id:
-                raise Invalid("unknown compound", fields={"compound_id": ["not a compound of this community"]})
-        issue = Issue(
-            community_id=community_id,
-            compound_id=str(compound_id) if compound_id else None,
-            building=fields.get("building"),
-            address=fields.get("address"),
-            latitude=fields.get("latitude"),
-            longitude=fields.get("longitude"),
-            title=fields["title"].strip(),
-            description=fields["description"].strip(),
-            category=category.key,
-            urgency=fields.get("urgency") or "normal",
-            tier=category.default_tier,
-            reporter_id=reporter_id,
-            reported_by=reported_by,
-            channel=channel,
-            client_name=fields.get("client_name"),
-            anonymous=bool(fields.get("anonymous")),
-            # Read fresh, not from the cache: a category the city just narrowed publishes no report
-            # more widely, whichever process takes it.
-            publication=publication or category.publication,
-            created_at=now,
-            updated_at=now,
-            assignee_type=category.responsible_body,
-        )
-        issue.due_at = category.deadline(issue.urgency, now)
+        issue, entry, me = _new_report(uow, principal, now, fields, publication, on_behalf_of, channel)
         uow.issues.add(issue)
-        data = {"channel": channel, "tier": issue.tier}
-        if media_url:
-            data["media_url"] = media_url
-        _note(uow, issue, "report", now, author_id=reporter_id, data=data)
-        if category.default_tier == "compound":
+        uow.issues.add(TimelineEntry(**entry, data=_report_data(issue, media_url)))
+        if issue.tier == "compound":
             route_to_organisation(uow.issues, issue, now)
-        publish_change(uow, "issues.issue.reported", issue, me, anonymous=issue.anonymous, channel=channel)
+        uow.publish(reported_event(uow, issue, me))
         uow.commit()
         return issue
+
+
+def _report_in_one_statement(
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    now: datetime,
+    fields: dict[str, Any],
+    on_behalf_of: Any,
+    channel: str,
+    media_url: str | None,
+) -> Issue | None:
+    """A report that reads nothing but its context (street, publication, zone), maybe held from
+    the report before, written on PostgreSQL in one statement that is its own transaction (one
+    round trip in all). None: it could not be written so (SQLite, an unknown category, a context
+    held that no longer holds, a refusal that may come from a context held): `report_issue` then
+    reports as ever, from what it reads, refusing with the same errors if they still apply."""
+    with uow:
+        if not uow.issues.writes_in_one_statement():
+            return None
+        publication = uow.issues.report_context(str(fields["community_id"]), str(fields["category"]), remembered=True)
+        if publication is None:
+            return None
+        try:
+            issue, entry, me = _new_report(uow, principal, now, fields, publication, on_behalf_of, channel)
+        except Forbidden:
+            return None  # maybe from a street held that the community has left: asked again
+        event = reported_event(uow, issue, me)
+        entry_row = {**entry, "data": _report_data(issue, media_url)}
+        return issue if uow.issues.insert_report(issue, entry_row, uow.outbox.rows([event])[0]) else None
+
+
+def _new_report(
+    uow: IssuesUnitOfWork,
+    principal: Principal,
+    now: datetime,
+    fields: dict[str, Any],
+    publication: str | None,
+    on_behalf_of: Any,
+    channel: str,
+) -> tuple[Issue, dict[str, Any], str]:
+    """The report's checks, in their order, after the context is read (`report_context`); then the
+    new issue, what its report entry says (but its data: `_report_data`) and who reports (`me`)."""
+    community_id = str(fields["community_id"])
+    if not uow.issues.community_exists(community_id):
+        raise Invalid("unknown community", fields={"community_id": ["no such community"]})
+    if not access.in_scope(principal, community_id, uow.issues.street_of):
+        raise Forbidden("you may only report issues in your own community")
+    me = access.person_id(principal)
+    reporter_id = me
+    reported_by = None
+    if principal.role == Role.RESIDENT:
+        if on_behalf_of is not None or channel not in ("app",):
+            raise Invalid(
+                "residents report for themselves",
+                fields={"on_behalf_of" if on_behalf_of else "channel": ["only staff report for others"]},
+            )
+    elif principal.is_staff:
+        if on_behalf_of is not None:
+            reporter_id, reported_by = str(on_behalf_of), me
+            if channel == "app":
+                channel = "phone"
+    elif principal.role != Role.API_CLIENT:
+        raise Forbidden("role {role} may not report issues", role=principal.role.value)
+    category = _cached_category(uow, fields["category"])
+    if not category.active:
+        raise Invalid("category retired", fields={"category": ["this category no longer takes reports"]})
+    compound_id = fields.get("compound_id")
+    if compound_id is not None:
+        compound = uow.issues.compound(str(compound_id))
+        if compound is None or compound["community_id"] != community_id:
+            raise Invalid("unknown compound", fields={"compound_id": ["not a compound of this community"]})
+    urgency = fields.get("urgency") or "normal"
+    issue = Issue(
+        community_id=community_id,
+        compound_id=str(compound_id) if compound_id else None,
+        building=fields.get("building"),
+        address=fields.get("address"),
+        latitude=fields.get("latitude"),
+        longitude=fields.get("longitude"),
+        title=fields["title"].strip(),
+        description=fields["description"].strip(),
+        category=category.key,
+        urgency=urgency,
+        tier=category.default_tier,
+        reporter_id=reporter_id,
+        reported_by=reported_by,
+        channel=channel,
+        client_name=fields.get("client_name"),
+        anonymous=bool(fields.get("anonymous")),
+        # Read fresh, not from the cache: a category the city just narrowed publishes no report
+        # more widely, whichever process takes it (a context held is checked when written).
+        publication=publication or category.publication,
+        created_at=now,
+        updated_at=now,
+        assignee_type=category.responsible_body,
+        due_at=category.deadline(urgency, now),
+    )
+    entry = {"id": sortable_id(), "issue_id": issue.id, "kind": "report", "body": None, "internal": False,
+             "author_id": reporter_id, "created_at": now}  # fmt: skip
+    return issue, entry, me
+
+
+def _report_data(issue: Issue, media_url: str | None) -> dict[str, Any]:
+    """What the report's timeline entry records (the channel may have been changed by the checks)."""
+    data = {"channel": issue.channel, "tier": issue.tier}
+    if media_url:
+        data["media_url"] = media_url
+    return data
+
+
+def reported_event(uow: IssuesUnitOfWork, issue: Issue, me: str) -> Event:
+    """`issues.issue.reported`, as `publish_change` makes any change's event."""
+    return change_event(uow, "issues.issue.reported", issue, me, anonymous=issue.anonymous, channel=issue.channel)
 
 
 def similar_issues(
