@@ -276,3 +276,33 @@ def test_a_report_without_a_compound_keeps_its_effects_on_both_databases(client,
     assert counts[("issue_status_counts", directory.community_a1, "reported", "count")] == 3
     assert counts[("issue_month_counts", directory.community_a1, "2026-11", "raised")] == 3
     assert counts[("issue_month_counts", f"street:{directory.street_a}", "2026-11", "raised")] == 3
+
+
+def test_a_report_in_one_statement_wakes_the_relay_after_it_commits(client, directory, tokens, database, monkeypatch):
+    """Its statement does not notify from the outbox's trigger (a notifying commit holds PostgreSQL's
+    notification lock through its WAL flush: reports would commit one at a time); the process's
+    waker notifies once it is written."""
+    import psycopg
+
+    from linli_kit.events.waker import OutboxWaker
+
+    listener = psycopg.connect(
+        database.engine.url.set(drivername="postgresql").render_as_string(False), autocommit=True
+    )
+    try:
+        listener.execute("LISTEN linli_outbox")
+        headers = tokens.resident()
+        assert client.post("/", json=_body(directory), headers=headers).status_code == 201
+        list(listener.notifies(timeout=1.0))  # the first report's, whichever way it went
+
+        pokes: list[OutboxWaker] = []
+        with monkeypatch.context() as patched:
+            patched.setattr(OutboxWaker, "poke", lambda self: pokes.append(self))
+            assert client.post("/", json=_body(directory), headers=headers).status_code == 201
+            assert list(listener.notifies(timeout=1.0)) == []  # nothing from the trigger
+        assert len(pokes) == 1
+
+        assert client.post("/", json=_body(directory), headers=headers).status_code == 201
+        assert [(n.channel, n.payload) for n in listener.notifies(timeout=2.0)] == [("linli_outbox", "outbox")]
+    finally:
+        listener.close()

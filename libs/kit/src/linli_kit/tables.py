@@ -54,13 +54,20 @@ class UtcDateTime(TypeDecorator):
 # LISTENs and reads the outbox when told instead of polling an idle one many times a second.
 # NOTIFY is sent at commit, and one transaction's notifications with the same payload are one.
 NOTIFY_CHANNEL = "linli_outbox"
+# A transaction that sets this setting to 'later' (`set_config(NOTIFY_SETTING, 'later', true)`)
+# does not notify from the trigger: it wakes the relay itself after it commits
+# (`linli_kit.events.waker`). A notifying commit holds PostgreSQL's one notification-queue lock
+# through its WAL flush, so the commits of a busy writer that all notify are made one at a time.
+NOTIFY_SETTING = "linli.outbox_notify"
 
 
 def notify_trigger_ddl(table: str = "outbox") -> list[str]:
-    """The statements (PostgreSQL) that make inserts into `table` notify NOTIFY_CHANNEL."""
+    """The statements (PostgreSQL) that make inserts into `table` notify NOTIFY_CHANNEL, unless the
+    transaction said it wakes the relay itself (NOTIFY_SETTING)."""
     return [
         "CREATE OR REPLACE FUNCTION linli_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
-        f"BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_NAME); RETURN NULL; END $fn$",
+        f"BEGIN IF current_setting('{NOTIFY_SETTING}', true) IS DISTINCT FROM 'later' THEN "
+        f"PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_NAME); END IF; RETURN NULL; END $fn$",
         f"DROP TRIGGER IF EXISTS {table}_notify ON {table}",
         f"CREATE TRIGGER {table}_notify AFTER INSERT ON {table} "
         "FOR EACH STATEMENT EXECUTE FUNCTION linli_outbox_notify()",

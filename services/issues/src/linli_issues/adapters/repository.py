@@ -32,6 +32,7 @@ from linli_issues.adapters.tables import (
 from linli_issues.adapters.tables import issues as issues_table
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, IssueSummary, TimelineEntry
+from linli_kit.events.waker import DEFER_NOTIFY_SQL, waker_for
 from linli_kit.search import TextIndex
 
 # What a search reads of an issue: its title and description (migration 0010 made the index).
@@ -287,6 +288,9 @@ _REPORT_GUARD = f"""ok AS MATERIALIZED (
 # short and with few parameters, so psycopg converts it once (it converts anew each time a text of
 # over 4 kB or 50 parameters) and prepares it once per connection; sent to the driver as it stands,
 # without SQLAlchemy's compiling and result set-up (a tenth of a report's time).
+# It does not notify the relay from the outbox's trigger (DEFER_NOTIFY_SQL): its writer pokes the
+# process's waker once it is written (linli_kit.events.waker), so reports commit side by side
+# instead of one at a time under PostgreSQL's notification lock.
 _REPORT = (
     f"WITH {_REPORT_GUARD}, "
     f"issue AS (INSERT INTO {issues_table.name} SELECT r.* FROM ok, "
@@ -296,7 +300,7 @@ _REPORT = (
     f"{counters.added_counts_ctes('ok')} "
     f"INSERT INTO {messaging.outbox.name} (event_id, event_type, payload, created_at) "
     "SELECT CAST(%(event_id)s AS text), CAST(%(event_type)s AS text), CAST(%(payload)s AS text), "
-    "CAST(%(created_at)s AS timestamptz) FROM ok"
+    f"CAST(%(created_at)s AS timestamptz) FROM ok WHERE {DEFER_NOTIFY_SQL}"
 )
 _ISSUE_COLUMNS = tuple(c.name for c in issues_table.columns)
 _ISSUE_VALUES = operator.attrgetter(*_ISSUE_COLUMNS)
@@ -401,7 +405,9 @@ class IssueRepository:
             with self.session.get_bind().connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT")
                 written = connection.exec_driver_sql(_REPORT, parameters).rowcount == 1
-        if not written:
+        if written:
+            waker_for(self.session.get_bind()).poke()
+        else:
             # The context changed since it was read: forgotten, the next report reads it again.
             _report_contexts.pop((issue.community_id, issue.category), None)
         return written
