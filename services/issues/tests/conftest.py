@@ -8,13 +8,14 @@ import struct
 import uuid
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.engine import make_url
 
 from linli_issues.adapters.tables import messaging, replica
@@ -318,3 +319,24 @@ def publish(client, tokens):
 def english_messages(monkeypatch):
     """These tests read the API's messages in English; Chinese, the default, has tests of its own."""
     english_test_clients(monkeypatch)
+
+
+@pytest.fixture
+def statements():
+    """`with statements(app) as seen:` — the SQL texts `app`'s engine sends meanwhile."""
+
+    @contextmanager
+    def recording(app) -> Iterator[list[str]]:
+        engine = app.extensions["linli.database"].engine
+        seen: list[str] = []
+
+        def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:  # noqa: ANN001
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return recording

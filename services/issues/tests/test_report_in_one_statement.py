@@ -8,12 +8,10 @@ is read then."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import func, select, text, update
 
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.tables import (
@@ -35,21 +33,6 @@ pytestmark = pytest.mark.integration
 # 20:00 UTC on 31 October is 04:00 on 1 November in Shanghai (the counts' zone): a report is counted
 # in another month if the zone changes to UTC.
 MONTH_EDGE = datetime(2026, 10, 31, 20, 0, tzinfo=UTC)
-
-
-@contextmanager
-def statements(app) -> Iterator[list[str]]:
-    engine = app.extensions["linli.database"].engine
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:  # noqa: ANN001
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _body(directory, **overrides) -> dict:
@@ -126,7 +109,7 @@ def _one_statement_refused(monkeypatch) -> None:
     ],
 )  # fmt: skip
 def test_a_report_in_one_statement_writes_what_a_transaction_writes(
-    app, client, directory, tokens, database, monkeypatch, who, overrides
+    statements, app, client, directory, tokens, database, monkeypatch, who, overrides
 ):
     headers = getattr(tokens, who)()
     body = _body(directory, **overrides)
@@ -184,7 +167,7 @@ def test_an_open311_report_with_its_media_url_writes_what_a_transaction_writes(
     assert written == _written(database, slow)
 
 
-def test_a_context_held_that_changed_is_read_again(app, client, directory, tokens, database, clock, outbox):
+def test_a_context_held_that_changed_is_read_again(statements, app, client, directory, tokens, database, clock, outbox):
     clock.now = MONTH_EDGE
     resident = tokens.resident()
     body = _body(directory)

@@ -4,10 +4,7 @@ here; one that removes one updates the numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from linli_issues.adapters.tables import issue_month_counts
 
@@ -17,22 +14,9 @@ REPORT_STATEMENTS = 1  # from the context held: the issue, its entry, its counts
 LIST_STATEMENTS = 1  # the page with its total
 
 
-@contextmanager
-def statements(app) -> Iterator[list[str]]:
-    engine = app.extensions["linli.database"].engine
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:  # noqa: ANN001
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-def test_a_report_and_a_list_page_cost_a_fixed_number_of_statements(app, client, directory, tokens, database):
+def test_a_report_and_a_list_page_cost_a_fixed_number_of_statements(
+    statements, app, client, directory, tokens, database
+):
     body = {
         "community_id": directory.community_a1,
         "title": "Roof of Building 7 leaks",
