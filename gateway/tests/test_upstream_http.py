@@ -184,6 +184,40 @@ def test_no_connection_a_slow_answer_and_a_dropped_one_are_told_apart(serve):
         send(pools, garbage.url)
 
 
+def test_answers_whose_headers_do_not_describe_their_body(serve):
+    # A HEAD answer's Content-Length is the GET's: no body follows and the connection is reused.
+    head = serve(lambda _r: ok(b"x" * 40))
+    pools = UpstreamPools()
+    answer = send(pools, head.url, "HEAD")
+    assert (answer.status, answer.body) == (200, b"") and ("Content-Length", "40") in answer.headers
+    assert send(pools, head.url).body == b"x" * 40 and head.connections == 1
+
+    not_modified = serve(lambda _r: b"HTTP/1.1 304 Not Modified\r\nContent-Length: 40\r\nETag: e\r\n\r\n")
+    assert send(pools, not_modified.url).body == b""
+    assert send(pools, not_modified.url).status == 304 and not_modified.connections == 1
+
+    # Bytes after a whole answer, that no request asked for: the answer stands, the line is not reused.
+    extra = serve(lambda _r: ok(b"abc") + b"HTTP/1.1 200 OK\r\n")
+    assert send(pools, extra.url).body == b"abc"
+    assert send(pools, extra.url).body == b"abc" and extra.connections == 2
+
+
+def test_framing_a_proxy_could_be_fooled_by_is_refused(serve):
+    pools = UpstreamPools()
+    for raw in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",  # closed inside a chunk
+        b"HTTP/1.1 200 OK\r\nBad Name: 1\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n",
+    ):
+        server = serve(lambda _r, raw=raw: raw, close_after=True)
+        with pytest.raises(Dropped):
+            send(pools, server.url)
+
+
 def test_a_header_cannot_smuggle_another_line(serve):
     server = serve(lambda _r: ok())
     with pytest.raises(ValueError):

@@ -3,8 +3,10 @@
 urllib3 (over `http.client`) spent about half of the gateway's own work on a proxied request: the
 pool manager parsing the URL and looking up its pool, `http.client` writing each header with a call
 of its own and parsing the answer's headers with the `email` package, the response object's
-machinery. A proxy needs none of that: it sends headers it already has, and reads a status line,
-header lines and a body delimited by Content-Length, chunks, or the end of the connection.
+machinery. A proxy needs none of that: it sends headers it already has, and has the answer (status line,
+headers, a body delimited by Content-Length, chunks, or the end of the connection) parsed by
+httptools, llhttp's binding (the parser of Node.js and of uvicorn): the protocol's corner cases,
+where request smuggling hides, are a well-kept parser's job, not this module's.
 
 What a caller can tell apart, for the proxy's retries and circuit breaker:
 - `ConnectFailed`: no connection could be made (refused, unreachable, connect timeout); the service
@@ -28,11 +30,14 @@ import threading
 import time
 from dataclasses import dataclass
 
+import httptools
 from urllib3.util import parse_url
 
 IDLE_SECONDS = 4.0
 MAX_LINE = 65536
 MAX_HEADERS = 100
+# The header section is read whole before any of it is passed on: bounded as its lines were before.
+MAX_HEAD = MAX_LINE * (MAX_HEADERS + 1)
 # Methods whose request carries a body by definition: an empty one is said (Content-Length: 0).
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A request target urllib3 would send unchanged: only the characters it leaves as they are, percent
@@ -70,7 +75,7 @@ class _Origin:
 
 
 class _Connection:
-    __slots__ = ("sock", "reader", "idle_since")
+    __slots__ = ("sock", "idle_since")
 
     def __init__(self, origin: _Origin, connect_timeout: float, tls: ssl.SSLContext | None) -> None:
         try:
@@ -85,7 +90,6 @@ class _Connection:
             sock.close()
             raise ConnectFailed(f"{origin.host}:{origin.port}: {exc}") from exc
         self.sock = sock
-        self.reader = sock.makefile("rb")
         self.idle_since = 0.0
 
     def closed_by_peer(self) -> bool:
@@ -96,7 +100,6 @@ class _Connection:
         return bool(poller.poll(0))
 
     def close(self) -> None:
-        self.reader.close()
         self.sock.close()
 
 
@@ -135,7 +138,7 @@ class UpstreamPools:
                     connection.sock.sendall(head)
                     if body:
                         connection.sock.sendall(body)
-                answer, reusable = _read_answer(connection.reader, method)
+                answer, reusable = _read_answer(connection.sock, method)
             except TimeoutError as exc:
                 raise ReadTimedOut(f"{origin.host}:{origin.port} did not answer within {read_timeout} s") from exc
             except OSError as exc:
@@ -212,91 +215,108 @@ def _request_head(method: str, target: str, host: str, headers: dict[str, str], 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _read_answer(reader: object, method: str) -> tuple[Answer, bool]:
-    """Status line, headers and body of one answer (interim 1xx answers skipped); and whether the
-    connection may carry another request."""
-    readline = reader.readline  # type: ignore[attr-defined]
-    while True:
-        line = readline(MAX_LINE + 1)
-        if not line:
-            raise Dropped("the connection closed without an answer")
-        if len(line) > MAX_LINE:
-            raise Dropped("status line too long")
-        version, _, rest = line.partition(b" ")
-        code = rest[:3]
-        if not version.startswith(b"HTTP/") or len(code) != 3 or not code.isdigit():
-            raise Dropped(f"not an HTTP answer: {line[:80]!r}")
-        status = int(code)
-        headers: list[tuple[str, str]] = []
-        while True:
-            line = readline(MAX_LINE + 1)
-            if len(line) > MAX_LINE:
-                raise Dropped("header line too long")
-            if line in (b"\r\n", b"\n"):
-                break
-            if not line:
-                raise Dropped("the connection closed in the answer's headers")
-            if line[0] in b" \t" and headers:  # an obsolete folded continuation line
-                name, value = headers[-1]
-                headers[-1] = (name, value + " " + line.decode("latin-1").strip())
-                continue
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise Dropped(f"not a header line: {line[:80]!r}")
-            headers.append((name.strip(), value.strip()))
-            if len(headers) > MAX_HEADERS:
-                raise Dropped("more than 100 headers")
-        if status >= 200 or status == 101:
-            break
-    keep_alive = version == b"HTTP/1.1"
-    length: str | None = None
-    chunked = False
-    for name, value in headers:
+class _Reading:
+    """httptools' callbacks for one answer: what it collects, and when the answer is whole.
+
+    llhttp parses the status line, headers and framing (Content-Length, chunked, 1xx/204/304);
+    this only keeps what the proxy passes on and decides what the parser cannot be told: a HEAD
+    answer has no body whatever its headers say, and the end of the connection ends a body that
+    has neither a length nor chunks (httptools has no call for the connection's end)."""
+
+    __slots__ = ("head", "status", "headers", "parts", "headers_done", "done", "keep_alive", "framed", "parser")
+
+    def __init__(self, head: bool) -> None:
+        self.head = head
+        self.status = 0
+        self.headers: list[tuple[str, str]] = []
+        self.parts: list[bytes] = []
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.framed = False
+        self.parser: httptools.HttpResponseParser | None = None
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            # Bytes after the whole answer, that no request asked for: the connection is not reused.
+            self.keep_alive = False
+            return
+        # After an interim 1xx answer: the final one starts afresh.
+        self.headers = []
+        self.framed = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:
+            return  # a chunked body's trailers: not passed on, as before
+        if len(self.headers) >= MAX_HEADERS:
+            raise Dropped("more than 100 headers")
+        if len(name) + len(value) > MAX_LINE:
+            raise Dropped("header line too long")
         lowered = name.lower()
-        if lowered == "content-length":
-            if length is not None and length != value:
-                raise Dropped("conflicting Content-Length headers")
-            length = value
-        elif lowered == "transfer-encoding":
-            chunked = value.lower().rsplit(",", 1)[-1].strip() == "chunked"
-        elif lowered == "connection" and "close" in value.lower():
-            keep_alive = False
-    if method == "HEAD" or status in (204, 304) or status < 200:
-        return Answer(status, headers, b""), keep_alive and status != 101
-    if chunked:
-        return Answer(status, headers, _read_chunks(reader)), keep_alive
-    if length is not None:
-        if not length.isdigit():
-            raise Dropped(f"bad Content-Length {length!r}")
-        size = int(length)
-        body = reader.read(size)  # type: ignore[attr-defined]
-        if len(body) != size:
-            raise Dropped(f"the connection closed after {len(body)} of {size} bytes")
-        return Answer(status, headers, body), keep_alive
-    # Neither: the body ends where the connection does.
-    return Answer(status, headers, reader.read()), False  # type: ignore[attr-defined]
+        if lowered == b"content-length" or (
+            lowered == b"transfer-encoding" and value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
+        ):
+            self.framed = True
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1").rstrip(" \t")))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        assert parser is not None
+        if self.done:
+            return
+        status = parser.get_status_code()
+        if status < 200 and status != 101:
+            return  # interim: its message completes without a body and the final answer follows
+        self.status = status
+        self.headers_done = True
+        # Asked now: once the message completes llhttp has reset what it knows of its framing.
+        self.keep_alive = parser.should_keep_alive() and status != 101
+        if self.head or status == 101:
+            self.done = True  # no body follows (a HEAD answer's Content-Length describes a GET's)
+
+    def on_body(self, data: bytes) -> None:
+        if not self.done:
+            self.parts.append(data)
+
+    def on_message_complete(self) -> None:
+        if self.headers_done:
+            self.done = True
+
+    def at_end(self) -> Answer:
+        """The connection closed before the parser saw a whole answer: whole only if its body is
+        delimited by the connection's end."""
+        if not self.headers_done:
+            raise Dropped("the connection closed without a (whole) answer's headers")
+        if self.framed:
+            raise Dropped(f"the connection closed after {sum(map(len, self.parts))} bytes of the body")
+        return Answer(self.status, self.headers, b"".join(self.parts))
 
 
-def _read_chunks(reader: object) -> bytes:
-    readline, read = reader.readline, reader.read  # type: ignore[attr-defined]
-    parts: list[bytes] = []
-    while True:
-        line = readline(MAX_LINE + 1)
-        size_text = line.split(b";", 1)[0].strip()
+def _read_answer(sock: socket.socket, method: str) -> tuple[Answer, bool]:
+    """One answer (interim 1xx answers skipped), parsed by httptools; and whether the connection
+    may carry another request."""
+    reading = _Reading(method == "HEAD")
+    parser = httptools.HttpResponseParser(reading)
+    reading.parser = parser
+    received = 0
+    while not reading.done:
+        data = sock.recv(65536)
+        if not data:
+            return reading.at_end(), False
         try:
-            size = int(size_text, 16)
-        except ValueError as exc:
-            raise Dropped(f"bad chunk size {line[:80]!r}") from exc
-        if size == 0:
-            break
-        chunk = read(size)
-        if len(chunk) != size or read(2) != b"\r\n":
-            raise Dropped("the connection closed inside a chunk")
-        parts.append(chunk)
-    while True:  # trailers, up to the blank line
-        line = readline(MAX_LINE + 1)
-        if not line:
-            raise Dropped("the connection closed in the trailers")
-        if line in (b"\r\n", b"\n"):
-            break
-    return b"".join(parts)
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:  # HttpParserUpgrade and callback errors included
+            if reading.done:
+                # Whole, but followed by bytes no request asked for (or by another protocol's):
+                # the answer stands, the connection is not reused.
+                reading.keep_alive = False
+                break
+            cause = exc.__context__
+            if isinstance(cause, Dropped):
+                raise cause from None
+            raise Dropped(f"not a valid HTTP answer: {exc}") from exc
+        if not reading.headers_done:
+            received += len(data)
+            if received > MAX_HEAD:
+                raise Dropped("the answer's headers are too long")
+    return Answer(reading.status, reading.headers, b"".join(reading.parts)), reading.keep_alive
