@@ -289,3 +289,21 @@ def test_a_report_in_one_statement_wakes_the_relay_after_it_commits(client, dire
         assert [(n.channel, n.payload) for n in listener.notifies(timeout=2.0)] == [("linli_outbox", "outbox")]
     finally:
         listener.close()
+
+
+def test_a_report_whose_category_is_read_again_is_written_for_good(client, directory, tokens, database, monkeypatch):
+    """The categories held in memory are read again every CATEGORY_CACHE_SECONDS: that read begins
+    the session's transaction. A report in one statement run inside it was rolled back with it when
+    the unit of work closed, after its 201 (found by the mixed load on PostgreSQL: a resident's new
+    issue answered 404). It is written in autocommit, whatever the session began."""
+    headers = tokens.resident()
+    assert client.post("/", json=_body(directory), headers=headers).status_code == 201  # the context held
+    monkeypatch.setattr(use_cases, "CATEGORY_CACHE_SECONDS", 0.0)  # every report reads its category
+    answer = client.post("/", json=_body(directory), headers=headers)
+    assert answer.status_code == 201
+    issue_id = answer.get_json()["id"]
+    with database.session() as s:
+        assert s.scalar(select(func.count()).select_from(issues).where(issues.c.id == issue_id)) == 1
+        events = [p for (p,) in s.execute(select(messaging.outbox.c.payload)) if issue_id in p]
+    assert len(events) == 1
+    assert client.get(f"/{issue_id}", headers=headers).status_code == 200

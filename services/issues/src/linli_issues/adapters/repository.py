@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, asc, bindparam, case, desc, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, asc, bindparam, case, desc, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from linli_issues.adapters import (
@@ -306,6 +306,11 @@ _ISSUE_COLUMNS = tuple(c.name for c in issues_table.columns)
 _ISSUE_VALUES = operator.attrgetter(*_ISSUE_COLUMNS)
 
 
+def _autocommits(connection: Connection) -> bool:
+    """Whether each statement on `connection` is its own transaction, committed when it ends."""
+    return connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
 def _instant(value: datetime) -> str:
     """An instant in a JSON document (the only values json does not write itself)."""
     if value.tzinfo is None:  # as the column's type refuses them: an instant without its offset is not one
@@ -397,10 +402,15 @@ class IssueRepository:
             "created_at": event_row["created_at"],
             **counters.tally_documents(tally),
         }
-        if self.session.in_transaction():  # the context was read (in autocommit): on that connection
-            written = self.session.connection().exec_driver_sql(_REPORT, parameters).rowcount == 1
+        # The statement must commit by itself: run inside a transaction the session began, it would
+        # be rolled back with it when the unit of work closes, after the report's 201.
+        session_connection = self.session.connection() if self.session.in_transaction() else None
+        if session_connection is not None and _autocommits(session_connection):
+            # The context was read (in autocommit): on that connection.
+            written = session_connection.exec_driver_sql(_REPORT, parameters).rowcount == 1
         else:
-            # Nothing read (the context was held): a connection of the pool, without the session's
+            # Nothing read, or read in a transaction (a category read again when its copy held in
+            # memory expired): a connection of the pool in autocommit, without the session's
             # transaction and its bookkeeping (a tenth of a report's time, with the session's close).
             with self.session.get_bind().connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT")
