@@ -277,6 +277,19 @@ class FakeProviders:
     def count(self, api: str) -> int:
         return len(self.requests[api])
 
+    def deliverer(self, database: Database, clock, **env: str):
+        """A Deliverer sending SMS through Alibaba Cloud to these fakes (first retry after 10 s, a
+        read timeout of 1 s), with `env` over those settings."""
+        from linli_notifications.config import build_providers, load_config
+        from linli_notifications.service_layer.delivery import Deliverer
+
+        config = load_config({**self.env(), "SMS_PROVIDERS": "aliyun", "DELIVERY_RETRY_FIRST_SECONDS": "10", **env})
+        providers = build_providers(config)
+        for provider in providers.values():
+            if hasattr(provider, "read_timeout"):
+                provider.read_timeout = 1.0
+        return Deliverer(database, config, providers, clock=clock, city_timezone="Asia/Shanghai")
+
     def env(self) -> dict[str, str]:
         return {
             "ALIYUN_ACCESS_KEY_ID": ALIYUN_KEY,

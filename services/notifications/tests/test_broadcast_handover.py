@@ -16,7 +16,6 @@ from linli_notifications.adapters.tables import (
     recipients,
     sms_opt_outs,
 )
-from linli_notifications.config import build_providers, load_config
 from linli_notifications.service_layer import broadcasts as broadcast_module
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
 from linli_notifications.service_layer.delivery import Deliverer
@@ -27,19 +26,7 @@ COMMUNITY = str(uuid.uuid4())
 
 
 def deliverer(database, clock, fakes, **env) -> Deliverer:
-    values = {
-        **fakes.env(),
-        "SMS_PROVIDERS": "aliyun",
-        "ALIYUN_RATE_PER_SECOND": "1000000",
-        "DELIVERY_RETRY_FIRST_SECONDS": "10",
-        **env,
-    }
-    config = load_config(values)
-    providers = build_providers(config)
-    for provider in providers.values():
-        if hasattr(provider, "read_timeout"):
-            provider.read_timeout = 1.0
-    return Deliverer(database, config, providers, clock=clock, city_timezone=TZ)
+    return fakes.deliverer(database, clock, **{"ALIYUN_RATE_PER_SECOND": "1000000", **env})
 
 
 def residents(database, clock, n: int, *, night_zone: int = 0, opted_out: int = 0) -> list[str]:

@@ -9,9 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from linli_notifications.adapters.tables import attempts, deliveries, devices, messaging, receipts, recipients
-from linli_notifications.config import build_providers, load_config
 from linli_notifications.domain.model import Category, Channel, Intent
-from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import Rules
 from linli_notifications.service_layer.planning import plan
 
@@ -20,19 +18,7 @@ TZ = "Asia/Shanghai"
 
 
 def deliverer(database, clock, fakes, **env):
-    values = {
-        **fakes.env(),
-        "SMS_PROVIDERS": "aliyun",
-        "PUSH_PROVIDERS": "jpush,fcm",
-        "DELIVERY_RETRY_FIRST_SECONDS": "10",
-        **env,
-    }
-    config = load_config(values)
-    providers = build_providers(config)
-    for provider in providers.values():
-        if hasattr(provider, "read_timeout"):
-            provider.read_timeout = 1.0
-    return Deliverer(database, config, providers, clock=clock, city_timezone=TZ)
+    return fakes.deliverer(database, clock, **{"PUSH_PROVIDERS": "jpush,fcm", **env})
 
 
 def add_people(database, clock, n=1, phone_base=13800138000, with_device=None):
