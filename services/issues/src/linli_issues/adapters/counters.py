@@ -214,9 +214,14 @@ def _added_rows(table: str, key: list[str], figures: list[str], prefix: str, typ
     return (
         f"INSERT INTO {table} ({', '.join(columns)}, shard) "
         f"SELECT {', '.join(f'r.{name}' for name in columns)}, slot.shard "
-        f"FROM unnest({arrays}) AS r({', '.join(columns)}) CROSS JOIN slot "
-        f"ON CONFLICT ({', '.join(key)}, shard) DO UPDATE SET "
-        + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in figures)
+        f"FROM unnest({arrays}) AS r({', '.join(columns)}) CROSS JOIN slot " + _adding(table, key, figures)
+    )
+
+
+def _adding(row: str, key: list[str], figures: list[str]) -> str:
+    """The upsert's end: a row already in the slot's shard (named `row` in the statement) adds."""
+    return f"ON CONFLICT ({', '.join(key)}, shard) DO UPDATE SET " + ", ".join(
+        f"{name} = {row}.{name} + excluded.{name}" for name in figures
     )
 
 
@@ -244,8 +249,7 @@ def _added_json_rows(table: str, key: list[str], figures: list[str], parameter: 
     return (
         f"INSERT INTO {table} AS t ({', '.join(columns)}, shard) SELECT r.*, slot.shard "
         f"FROM json_to_recordset(CAST(%({parameter})s AS json)) AS r({typed}) CROSS JOIN slot "
-        f"ON CONFLICT ({', '.join(key)}, shard) DO UPDATE SET "
-        + ", ".join(f"{name} = t.{name} + excluded.{name}" for name in figures)
+        + _adding("t", key, figures)
     )
 
 
