@@ -585,15 +585,9 @@ def _claimed_rows(
         "reason": reason,
         "community_id": intent.community_id,
         "source_type": intent.source_type,
-        "provider": None,
-        "providers_tried": [],
-        "provider_message_id": None,
-        "attempts": 0,
-        "segments": None,
+        **_never_sent(),
         "next_attempt_at": delivery.not_before,
-        "outcome_unknown": False,
         "created_at": now,
-        "sent_at": None,
     }
     return [
         {
@@ -761,16 +755,24 @@ def _delivery_row(
         "reason": reason,
         "community_id": intent.community_id,
         "source_type": intent.source_type,
+        **_never_sent(),
+        "next_attempt_at": not_before,
+        "lease_until": None,
+        "expires_at": intent.expires_at,
+        "created_at": now,
+        "finished_at": now if final else None,
+    }
+
+
+def _never_sent() -> dict[str, Any]:
+    """A new delivery's columns about sending: no provider tried, no attempt made (a new dict
+    each time: `providers_tried` is a list)."""
+    return {
         "provider": None,
         "providers_tried": [],
         "provider_message_id": None,
         "attempts": 0,
         "segments": None,
-        "next_attempt_at": not_before,
-        "lease_until": None,
         "outcome_unknown": False,
-        "expires_at": intent.expires_at,
-        "created_at": now,
         "sent_at": None,
-        "finished_at": now if final else None,
     }
