@@ -35,6 +35,14 @@ StreetOf = Callable[[str], str | None]
 
 
 # --- inbox --------------------------------------------------------------------------------------
+# What the inbox shows of a notice (the API's NotificationSchema), not the planning's own columns.
+INBOX_COLUMNS = tuple(
+    notifications.c[name]
+    for name in ("id", "kind", "category", "urgent", "title", "body", "community_id", "subject_type", "subject_id",
+                 "created_at", "read_at")
+)  # fmt: skip
+
+
 def list_inbox(
     session: Session, principal: Principal, *, unread: bool | None, category: str | None, offset: int, limit: int
 ) -> tuple[list[dict], int]:
@@ -45,15 +53,19 @@ def list_inbox(
         conditions.append(notifications.c.read_at.isnot(None))
     if category:
         conditions.append(notifications.c.category == category)
-    total = session.scalar(select(func.count()).select_from(notifications).where(*conditions))
+    # The total rides along with the page (one round trip), as a subquery PostgreSQL runs once; a
+    # page past the end has no row to carry it, and is counted on its own.
+    total = select(func.count()).select_from(notifications).where(*conditions).scalar_subquery()
     rows = session.execute(
-        select(notifications)
+        select(*INBOX_COLUMNS, total.label("total"))
         .where(*conditions)
         .order_by(notifications.c.created_at.desc(), notifications.c.id)
         .offset(offset)
         .limit(limit)
-    ).mappings()
-    return [dict(r) for r in rows], total
+    ).all()
+    if not rows:
+        return [], session.scalar(select(total)) if offset else 0
+    return [r._asdict() for r in rows], rows[0].total
 
 
 def get_notification(session: Session, principal: Principal, notification_id: str) -> dict:
