@@ -14,9 +14,10 @@ issue 15 point 2: list >= 0.70, create >= 0.60 of the bare endpoint). `issues_ht
 3. **Notifications, the inbox** (a resident, `GET /`, 20 per page, newest first, over `--notices`
    notices of which the resident has `--own`): ours = token, the filter's validation, the total
    and the page, serialisation. Bare = the page, and the page with its total.
-4. **Notifications, follow** (`POST /follows`, a resident follows their community; a new resident
-   per request, so every request writes a row): ours = token, validation, the community's scope,
-   `INSERT ... ON CONFLICT DO NOTHING`. Bare = the same insert.
+4. **Notifications, follow an issue** (`POST /follows`, the resident follows a new issue of their
+   community with each request, so every request writes a row): ours = token, validation, the issue
+   looked up and the resident's right to read it checked, `INSERT ... ON CONFLICT DO NOTHING`.
+   Bare = the same insert.
 
 Each service and each baseline runs under gunicorn with `linli_kit.gunicorn_conf` (WEB_CONCURRENCY x
 WEB_THREADS as in production); `--clients` persistent connections; rounds alternate ours and bare
@@ -231,6 +232,27 @@ def seed_notices(url: str, resident: str, own: int, total: int) -> None:
     engine.dispose()
 
 
+def seed_issue_subjects(url: str, community: str, count: int) -> list[str]:
+    """`count` issues of the community as the notifications service knows them (from their events),
+    readable by its residents; their ids."""
+    from linli_notifications.adapters.tables import subjects
+
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    engine = _engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(subjects),
+            [
+                {"subject_type": "issue", "subject_id": i, "community_id": community, "title": "Roof leaks",
+                 "status": "accepted", "revision": 2, "member_ids": [], "visibility": "community",
+                 "reporter_id": str(uuid.uuid4()), "anonymous": False}
+                for i in ids
+            ],
+        )  # fmt: skip
+    engine.dispose()
+    return ids
+
+
 def seed_activities(url: str, communities: list[str], count: int) -> None:
     """`count` published activities over the communities and the coming year, both sides."""
     from linli_activities.adapters.tables import activities, activity_communities
@@ -409,25 +431,24 @@ def main() -> None:
                 f"inbox totals: ours {_total(ours_port, '/?page_size=20', reader)}, "
                 f"bare {_total(bare_port, '/notices?counted=1', bare_reader)}"
             )
-            # A new resident per follow, so that every request writes its row on both sides. The
-            # tokens are signed before the clock runs (a gateway signs them once per log-in).
-            follow_body = json.dumps({"target_type": "community", "target_id": community})
-            wanted = 5 * args.requests + 200
-            followers = [str(uuid.uuid4()) for _ in range(wanted)]
-            json_type = {"Content-Type": "application/json"}
-            ours_followers = iter([{"Authorization": f"Bearer {token('resident', u)}", **json_type} for u in followers])
-            bare_followers = iter([{"X-User": u, "Content-Type": "application/json"} for u in followers])
+            # The resident follows a new issue with each request, so that every request writes its
+            # row on both sides; ours first finds the issue and checks the resident may read it.
+            issues = seed_issue_subjects(url, community, 5 * args.requests + 200)
+            targets = {side: iter(issues) for side in ("ours", "bare")}
             lock = threading.Lock()
 
-            def next_of(headers):  # noqa: ANN001, ANN202
+            def follow(side: str) -> str:
                 with lock:
-                    return next(headers)
+                    return json.dumps({"target_type": "issue", "target_id": next(targets[side])})
 
+            json_type = {"Content-Type": "application/json"}
             rate, bare_rate, *cpu = compare(
-                load(ours_port, ours_pid, lambda: ("POST", "/follows", follow_body, next_of(ours_followers), 201)),
-                load(bare_port, bare_pid, lambda: ("POST", "/follows", follow_body, next_of(bare_followers), 201)),
+                load(ours_port, ours_pid, lambda: ("POST", "/follows", follow("ours"), {**reader, **json_type}, 201)),
+                load(
+                    bare_port, bare_pid, lambda: ("POST", "/follows", follow("bare"), {**bare_reader, **json_type}, 201)
+                ),
             )
-            measured.append(("notifications: follow a community", rate, bare_rate, 0.60, cpu))
+            measured.append(("notifications: follow an issue", rate, bare_rate, 0.60, cpu))
         workers = os.environ.get("WEB_CONCURRENCY", "2")
         threads = os.environ.get("WEB_THREADS", "4")
         print(

@@ -300,6 +300,18 @@ def load_readers(session: Session, user_ids: Iterable[str]) -> dict[str, Reader]
     return found
 
 
+# What deciding who may read a subject takes from its row and its community's.
+_SUBJECT_COLUMNS = (
+    subjects.c.subject_id,
+    subjects.c.community_id,
+    subjects.c.visibility,
+    subjects.c.reporter_id,
+    subjects.c.member_ids,
+    subjects.c.assignee_id,
+    replica.communities.c.street_id,
+)
+
+
 def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Subject]:
     """What is known of each (subject_type, subject_id) for deciding who may read it; unknown
     subjects are missing from the answer."""
@@ -308,30 +320,40 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     for subject_type in sorted({t for t, _ in wanted}):
         ids = [i for t, i in wanted if t == subject_type]
         rows = session.execute(
-            select(
-                subjects.c.subject_id,
-                subjects.c.community_id,
-                subjects.c.visibility,
-                subjects.c.reporter_id,
-                subjects.c.member_ids,
-                subjects.c.assignee_id,
-                replica.communities.c.street_id,
-            )
+            select(*_SUBJECT_COLUMNS)
             .outerjoin(replica.communities, replica.communities.c.community_id == subjects.c.community_id)
             .where(subjects.c.subject_type == subject_type, among(session, subjects.c.subject_id, ids))
         )
         for r in rows:
-            found[(subject_type, r.subject_id)] = Subject(
-                subject_type=subject_type,
-                subject_id=r.subject_id,
-                community_id=r.community_id,
-                street_id=r.street_id,
-                visibility=r.visibility or COMMUNITY,
-                reporter_id=r.reporter_id,
-                member_ids=frozenset(r.member_ids or ()),
-                assignee_id=r.assignee_id,
-            )
+            found[(subject_type, r.subject_id)] = _subject(subject_type, r)
     return found
+
+
+# One subject (`load_subject`), built once: a statement used again keeps its cache key.
+_ONE_SUBJECT = (
+    select(*_SUBJECT_COLUMNS)
+    .outerjoin(replica.communities, replica.communities.c.community_id == subjects.c.community_id)
+    .where(subjects.c.subject_type == bindparam("subject_type"), subjects.c.subject_id == bindparam("subject_id"))
+)
+
+
+def load_subject(session: Session, subject_type: str, subject_id: str) -> Subject | None:
+    """`load_subjects` of one subject (a resident following an issue): one prepared statement."""
+    row = session.execute(_ONE_SUBJECT, {"subject_type": subject_type, "subject_id": subject_id}).first()
+    return None if row is None else _subject(subject_type, row)
+
+
+def _subject(subject_type: str, r: Any) -> Subject:
+    return Subject(
+        subject_type=subject_type,
+        subject_id=r.subject_id,
+        community_id=r.community_id,
+        street_id=r.street_id,
+        visibility=r.visibility or COMMUNITY,
+        reporter_id=r.reporter_id,
+        member_ids=frozenset(r.member_ids or ()),
+        assignee_id=r.assignee_id,
+    )
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:

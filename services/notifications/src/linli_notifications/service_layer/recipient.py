@@ -291,7 +291,7 @@ def follow(
         raise Forbidden("you can only follow communities in your scope")
     if target_type in GATED_SUBJECTS:
         # Scope before state: what the caller may not read answers exactly as what does not exist.
-        subject = repository.load_subjects(session, [(target_type, target_id)]).get((target_type, target_id))
+        subject = repository.load_subject(session, target_type, target_id)
         if subject is None or not subject.readable_by(reader_of(principal)):
             raise NotFound("nothing to follow with that id")
     row = {
