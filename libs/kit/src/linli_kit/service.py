@@ -44,6 +44,9 @@ class ServiceDefinition:
     commands: dict[str, Command] = field(default_factory=dict)
     # The service's own settings, read and checked by `check-config` (raise ConfigError naming them).
     check_settings: Callable[[Settings], object] | None = None
+    # The worker process's garbage collector tuned for batches of events (`tune_gc_for_batches`):
+    # the young generation's threshold, or None for Python's defaults.
+    worker_gc_threshold: int | None = None
 
     def settings(self) -> Settings:
         return load_settings(self.name)
@@ -55,6 +58,7 @@ class ServiceDefinition:
             self.messaging,
             handlers=self.handlers(settings, database),
             timers=self.timers(settings, database),
+            gc_young_threshold=self.worker_gc_threshold,
         )
 
 

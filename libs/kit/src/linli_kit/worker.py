@@ -4,6 +4,7 @@ Stops cleanly on SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -33,6 +34,20 @@ class Timer:
     run: Callable[[], None]
 
 
+def tune_gc_for_batches(young_threshold: int) -> None:
+    """For a worker whose consumer handles events in batches (a service opts in: see
+    `ServiceDefinition.worker_gc_threshold`). What exists once the worker is built (modules,
+    schemas, compiled statements: some 170,000 objects) is never garbage: frozen, so a full
+    collection no longer walks it (each took about 0.1 s during a burst of events). A batch's own
+    objects live until the batch ends and are freed by reference counting: with a young generation
+    of `young_threshold` objects instead of 700 they are rarely collected, or promoted, mid-batch.
+    Nothing is collected that would not be otherwise, only later (cycles, which these are not)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(young_threshold, older, oldest)
+
+
 class Worker:
     def __init__(
         self,
@@ -42,8 +57,10 @@ class Worker:
         *,
         handlers: dict[str, AnyHandler] | None = None,
         timers: list[Timer] | None = None,
+        gc_young_threshold: int | None = None,
     ) -> None:
         self.settings = settings
+        self.gc_young_threshold = gc_young_threshold
         self.database = database
         self.stop = threading.Event()
         self.relay = OutboxRelay(
@@ -116,6 +133,8 @@ class Worker:
         """Run until a signal arrives; serve the probes on `health_port` meanwhile."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+        if self.gc_young_threshold is not None:
+            tune_gc_for_batches(self.gc_young_threshold)
         self.start()
         server = self._probe_server(health_port) if health_port else None
         log.info("worker started", extra={"service": self.settings.service, "health_port": health_port})

@@ -978,11 +978,13 @@ class Rules:
     def registration_changed(self, session: Session, event: Event) -> None:
         d = event.data
         verb = event.type.rsplit(".", 1)[1]
-        key = (subjects.c.subject_type == "activity", subjects.c.subject_id == d["activity_id"])
         kept = self._members if self._members is not None and self._members.covers(d["activity_id"]) else None
         if kept is not None:
             members = kept.members[d["activity_id"]]
         else:
+            # Built only here: a batch's registrations are answered from memory (`ActivityMembers`),
+            # and making these expressions cost more than the rest of the rule.
+            key = (subjects.c.subject_type == "activity", subjects.c.subject_id == d["activity_id"])
             members = session.scalar(select(subjects.c.member_ids).where(*key))
         if members is not None:
             updated = set(members) - {d["user_id"]} if verb == "cancelled" else set(members) | {d["user_id"]}

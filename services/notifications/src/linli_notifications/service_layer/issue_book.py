@@ -39,6 +39,9 @@ class IssueBook:
         self._changed: set[str] = set()
         self._new_follows: list[dict[str, Any]] = []
         self._learnt: set[tuple[str, str]] = set()
+        # Who may read each issue (`subject`), made once per snapshot: an issue's supporters can be
+        # many, and every notice gathered about it asks again. Dropped whenever its snapshot changes.
+        self._subjects: dict[str, Subject | None] = {}
 
     def covers(self, issue_id: str) -> bool:
         return issue_id in self.snapshots
@@ -79,11 +82,13 @@ class IssueBook:
     def insert_snapshot(self, issue_id: str, values: dict[str, Any]) -> None:
         self.snapshots[issue_id] = {c: values.get(c) for c in COLUMNS}
         self._inserted[issue_id] = set(values)
+        self._subjects.pop(issue_id, None)
 
     def update_snapshot(self, issue_id: str, values: dict[str, Any]) -> None:
         row = self.snapshots[issue_id]
         assert row is not None
         row.update(values)
+        self._subjects.pop(issue_id, None)
         if issue_id in self._inserted:
             self._inserted[issue_id] |= set(values)
         else:
@@ -95,6 +100,8 @@ class IssueBook:
 
     def subject(self, session: Session, issue_id: str) -> Subject | None:
         """Who may read the issue, as `repository.load_subjects` would say now."""
+        if issue_id in self._subjects:
+            return self._subjects[issue_id]
         row = self.snapshots[issue_id]
         if row is None:
             return None
@@ -103,7 +110,7 @@ class IssueBook:
             self._streets[community_id] = session.scalar(
                 select(replica.communities.c.street_id).where(replica.communities.c.community_id == community_id)
             )
-        return Subject(
+        made = self._subjects[issue_id] = Subject(
             subject_type="issue",
             subject_id=issue_id,
             community_id=community_id,
@@ -113,6 +120,7 @@ class IssueBook:
             member_ids=frozenset(row["member_ids"] or ()),
             assignee_id=row["assignee_id"],
         )
+        return made
 
     # --- follows and knowledge --------------------------------------------------------------------
     def follow(self, rows: list[dict[str, Any]]) -> None:
