@@ -14,6 +14,7 @@ import pytest
 from psycopg import pq
 from sqlalchemy import event, select
 
+from linli_activities.adapters import counts, repository
 from linli_activities.adapters.tables import activity_counts, messaging
 from linli_activities.domain.activities import Activity
 from linli_activities.service_layer import activities
@@ -165,3 +166,41 @@ def test_a_first_sign_up_writes_its_counts_with_its_registration(any_database, a
         rows = s.execute(select(activity_counts.c.scope, activity_counts.c.registered_places)).all()
         places = {scope: n for scope, n in rows if scope in (community, f"street:{any_world.street_id}")}
         assert places == {community: 2, f"street:{any_world.street_id}": 2}
+
+
+def test_a_first_sign_up_on_postgresql_is_one_read_and_one_write_psycopg_parses_once(database, world):
+    """PostgreSQL: a first sign-up reads its activity (only what the common path uses) and its
+    earlier registration in one statement, then writes in one; nothing else (an attribute of the
+    activity it left unloaded and then used would show here as a query of its own). Both sign-up
+    statements stay within psycopg's limits for keeping their parsing (4,096 characters, 50
+    parameters): beyond them psycopg splits the text again at every execution."""
+    activity = _activity(database, world.community_a)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    try:
+        resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(world.community_a,))
+        view = activities.register(ActivitiesUnitOfWork(database, lambda: NOW), resident, activity.id, party_size=2)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", seen)
+    assert view.registration.status == "confirmed"
+    assert len(statements) == 2, statements
+    read, write = statements
+    assert read.lstrip().startswith("SELECT") and "activities.description" not in read
+    assert write.startswith("WITH place AS")
+    dialect = database.engine.dialect
+    for statement in (repository.SIGN_UP_IN_ONE_STATEMENT, repository.SIGN_UPS_TOGETHER):
+        compiled = statement.compile(dialect=dialect)
+        assert len(str(compiled).encode()) <= 4096 and len(compiled.params) <= 50
+
+
+def test_a_sign_up_s_counts_move_only_the_columns_its_statements_write():
+    """The sign-up statements write only counts.REGISTRATION_COLUMNS: every figure a registration
+    can contribute, in any status, is in one of them."""
+    for status in ("confirmed", "waitlisted", "checked_in", "cancelled"):
+        row = {"community_id": "c", "status": status, "party_size": 2}
+        for _community, _month, column, _amount in counts.registration_figures(row, "published", NOW, UTC):
+            assert column in counts.REGISTRATION_COLUMNS

@@ -107,6 +107,9 @@ MEMBER = "member"
 ANCHOR = "*"  # activity_people: a person's row in a scope that check-ins appearing in a new month lock
 COLUMNS = (*COUNTED_INTEGERS, "help_hours")
 HOLDING = ("confirmed", "checked_in")
+# The only columns a registration's figures move (registration_figures): a sign-up's statements
+# write these, the others keep their zero (default) or their value.
+REGISTRATION_COLUMNS = ("registrations", "registered_places", "registrations_attended", "still_waitlisted")
 
 # Which rows to read: conditions on a table's scope column.
 ScopeRows = Callable[[Any], list[Any]]

@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from linli_activities.adapters import counts, tables
@@ -100,8 +100,12 @@ _PLACE_SQL = (
     "RETURNING " + ", ".join(TAKE_PLACE_RETURNS)
 )
 # A sign-up's amounts added to its scopes' rows of the month (both sign-up statements end so).
+# Only the columns a registration moves are named (counts.REGISTRATION_COLUMNS): the statements'
+# texts stay under psycopg's limit for caching their parsing (4,096 characters, 50 parameters),
+# which they are otherwise split again on every execution.
+_COUNTED = counts.REGISTRATION_COLUMNS
 _ADDED_TO_THE_COUNTS = " ON CONFLICT (scope, month) DO UPDATE SET " + ", ".join(
-    f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS
+    f"{n} = activity_counts.{n} + excluded.{n}" for n in _COUNTED
 )
 SIGN_UP_IN_ONE_STATEMENT = text(
     "WITH place AS ("
@@ -111,12 +115,12 @@ SIGN_UP_IN_ONE_STATEMENT = text(
     + ") SELECT "
     + ", ".join(_SIGN_UP_VALUES.get(name, f":registration_{name}") for name in _REGISTRATION_COLUMNS)
     + " FROM place RETURNING status), counts AS (INSERT INTO activity_counts (scope, month, "
-    + ", ".join(counts.COLUMNS)
+    + ", ".join(_COUNTED)
     + ") SELECT scopes.scope, :month, "
     + ", ".join(
         f"CASE WHEN registration.status = '{RegistrationStatus.CONFIRMED}' THEN :confirmed_c_{n} "
         f"ELSE :waitlisted_c_{n} END"
-        for n in counts.COLUMNS
+        for n in _COUNTED
     )
     + " FROM registration CROSS JOIN (SELECT CAST(:community AS text) AS scope UNION ALL SELECT :street_prefix || "
     "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = :community), '')) AS scopes"
@@ -175,12 +179,12 @@ SIGN_UPS_TOGETHER = text(
     )
     + " FROM ranked r ORDER BY r.ord), "
     "counts AS (INSERT INTO activity_counts (scope, month, "
-    + ", ".join(counts.COLUMNS)
+    + ", ".join(_COUNTED)
     + ") SELECT s.scope, :month, "
     + ", ".join(
         f"coalesce(sum(CAST((CASE WHEN r.fits THEN r.confirmed_counts ELSE r.waitlisted_counts END) ->> 'c_{n}' "
         "AS numeric)), 0)"
-        for n in counts.COLUMNS
+        for n in _COUNTED
     )
     + " FROM ranked r CROSS JOIN LATERAL (SELECT r.community_id AS scope UNION ALL SELECT :street_prefix || "
     "COALESCE((SELECT street_id FROM directory_communities WHERE community_id = r.community_id), '')) AS s "
@@ -203,6 +207,14 @@ ACTIVITY_WITH_REGISTRATION = (
         and_(Registration.activity_id == Activity.id, Registration.user_id == bindparam("user_id")),
     )
     .where(Activity.id == bindparam("activity_id"))
+)
+# What the common first sign-up (PostgreSQL, before its one statement) reads of the activity: who
+# may see it and for which communities (status, community_ids), the revision its statement
+# requires, and what its event says (title, start). The rest of the row (descriptions, photos,
+# windows, ...) is left unloaded; the general path, which needs it, reads the activity whole.
+FIRST_SIGN_UP_READS = ("id", "community_ids", "status", "revision", "title", "starts_at")
+ACTIVITY_WITH_REGISTRATION_FOR_SIGN_UP = ACTIVITY_WITH_REGISTRATION.options(
+    load_only(*(getattr(Activity, name) for name in FIRST_SIGN_UP_READS))
 )
 
 
@@ -375,8 +387,13 @@ class Repository:
         }
 
     def _counts_of(self, registration: Registration, starts_at: datetime) -> dict[str, Any]:
+        """The registration's amounts for the columns the sign-up statements write (_COUNTED);
+        a figure in any other column would be lost, so it is refused."""
         figures = counts.sign_up_parameters(self.session.info[counts.ZONE_KEY], registration, starts_at)
-        return {name: value for name, value in figures.items() if name.startswith("c_")}
+        written = {f"c_{name}": figures.pop(f"c_{name}") for name in _COUNTED}
+        if any(value for name, value in figures.items() if name.startswith("c_")):
+            raise ValueError(f"a sign-up's counts name a column its statements do not write: {figures}")
+        return written
 
     def sign_up_in_one_statement(self, activity: Activity, sign_up: FirstSignUp) -> SignUpOutcome | None:
         """PostgreSQL, in autocommit (`one_statement_follows_reads`): a first sign-up of `activity`
@@ -482,10 +499,15 @@ class Repository:
             .values(kind=activity.kind, status=activity.status, starts_at=activity.starts_at)
         )
 
-    def activity_with_registration(self, activity_id: str, user_id: str) -> tuple[Activity | None, Registration | None]:
+    def activity_with_registration(
+        self, activity_id: str, user_id: str, *, for_first_sign_up: bool = False
+    ) -> tuple[Activity | None, Registration | None]:
         """The activity and this user's registration for it, if any, in one query. While the caller
-        holds the activity, getting it again from the session costs no round trip."""
-        row = self.session.execute(ACTIVITY_WITH_REGISTRATION, {"activity_id": activity_id, "user_id": user_id}).first()
+        holds the activity, getting it again from the session costs no round trip.
+        `for_first_sign_up`: only the activity's FIRST_SIGN_UP_READS are loaded (a deferred one
+        read later costs a query of its own)."""
+        query = ACTIVITY_WITH_REGISTRATION_FOR_SIGN_UP if for_first_sign_up else ACTIVITY_WITH_REGISTRATION
+        row = self.session.execute(query, {"activity_id": activity_id, "user_id": user_id}).first()
         return (None, None) if row is None else (row[0], row[1])
 
     def registration_of(self, activity_id: str, user_id: str) -> Registration | None:

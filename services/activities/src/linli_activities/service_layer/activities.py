@@ -521,8 +521,11 @@ def _sign_up(
     it does not take it, by the general one (`general`). None when neither was to decide."""
     # The look for an earlier registration comes before the lock, to keep the lock short; a
     # double sign-up racing past it is stopped by the unique (activity, user) constraint. It
-    # reads the activity too: held here, _load finds it in the session (whose map is weak).
-    held, existing = uow.repo.activity_with_registration(activity_id, user_id or principal.user_id)
+    # reads the activity too: held here, _load finds it in the session (whose map is weak). When
+    # only the common path may decide, only what it reads of the activity is loaded.
+    held, existing = uow.repo.activity_with_registration(
+        activity_id, user_id or principal.user_id, for_first_sign_up=not general
+    )
     activity = _load(uow, principal, activity_id)
     del held
     user, community = _registrant(uow, principal, activity, user_id, community_id)
