@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,6 +207,16 @@ ACTIVITY_WITH_REGISTRATION = (
 )
 
 
+# A new activity's rows (Repository.insert_new_activity), their statements built once.
+_ACTIVITY_COLUMNS = tuple(c.name for c in tables.activities.columns)
+_ACTIVITY_VALUES = operator.attrgetter(*_ACTIVITY_COLUMNS)
+_ACTIVITY_INSERT = insert(tables.activities)
+_LINKS_INSERT = insert(tables.activity_communities)
+_REMINDER_COLUMNS = tuple(c.name for c in tables.activity_reminders.columns)
+_REMINDER_VALUES = operator.attrgetter(*_REMINDER_COLUMNS)
+_REMINDERS_INSERT = insert(tables.activity_reminders)
+
+
 @dataclass(frozen=True)
 class FirstSignUp:
     """A first sign-up to write: its registration as it is in either outcome, and the event of
@@ -290,6 +301,41 @@ class Repository:
         self.session.add(activity)
         self.session.flush()
         self.sync_activity_links(activity)
+
+    def streets_of(self, community_ids: Iterable[str]) -> dict[str, str | None]:
+        """The street of each community, as the directory replica knows it now (None: unknown)."""
+        return counts.streets_of(self.session.connection(), community_ids)
+
+    def insert_new_activity(
+        self, activity: Activity, streets: dict[str, str | None], reminders: Iterable[ActivityReminder]
+    ) -> None:
+        """Write a new activity, its community links, its `reminders` and, as the counts' hook counts
+        a new activity, what it adds to the statistics' counts (`streets`: its communities'), by
+        Core statements on the session's connection, in its transaction: no ORM flush for a row the
+        session would only write. `activity` stays out of the session (nothing changes it after)."""
+        connection = self.session.connection()
+        zone = self.session.info.get(counts.ZONE_KEY)
+        if zone is not None:
+            counts.count_new_activity(
+                connection, ZoneInfo(zone), {name: getattr(activity, name) for name in counts.FIELDS[Activity]}, streets
+            )
+        connection.execute(_ACTIVITY_INSERT, dict(zip(_ACTIVITY_COLUMNS, _ACTIVITY_VALUES(activity), strict=True)))
+        connection.execute(
+            _LINKS_INSERT,
+            [
+                {
+                    "activity_id": activity.id,
+                    "community_id": community_id,
+                    "kind": activity.kind,
+                    "status": activity.status,
+                    "starts_at": activity.starts_at,
+                }
+                for community_id in dict.fromkeys(activity.community_ids)
+            ],
+        )
+        rows = [dict(zip(_REMINDER_COLUMNS, _REMINDER_VALUES(r), strict=True)) for r in reminders]
+        if rows:
+            connection.execute(_REMINDERS_INSERT, rows)
 
     def activity_for_update(self, activity_id: str) -> Activity | None:
         """The activity, its row locked until commit: every change of places goes through here."""

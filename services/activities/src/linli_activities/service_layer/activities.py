@@ -44,7 +44,7 @@ DESCRIPTIVE_FIELDS = ("title", "description", "place", "post_id", "audience", "p
 
 
 # --- events ---------------------------------------------------------------------------------------
-def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity) -> dict[str, Any]:
+def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity, registrant_ids: list[str] | None) -> dict[str, Any]:
     return {
         "activity_id": activity.id,
         "community_ids": activity.community_ids,
@@ -55,19 +55,28 @@ def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity) -> dict[str, Any]:
         "place": activity.place,
         "capacity": activity.capacity,
         "organiser_id": activity.organiser_id,
-        "registrant_ids": uow.repo.registrant_ids(activity.id),
+        "registrant_ids": uow.repo.registrant_ids(activity.id) if registrant_ids is None else registrant_ids,
         "revision": activity.revision,
         "series_id": activity.series_id,
         "festival_id": activity.festival_id,
     }
 
 
-def _activity_event(uow: ActivitiesUnitOfWork, event_type: str, activity: Activity, **extra: Any) -> Event:
+def _activity_event(
+    uow: ActivitiesUnitOfWork,
+    event_type: str,
+    activity: Activity,
+    *,
+    known: KnownOfNew | None = None,
+    **extra: Any,
+) -> Event:
+    """`known`: what is known of a new activity, not read again."""
     community_id = activity.community_ids[0] if len(activity.community_ids) == 1 else None
-    street_id = uow.repo.street_of(activity.community_ids[0])
+    first = activity.community_ids[0]
+    street_id = uow.repo.street_of(first) if known is None else known.streets[first]
     return new_event(
         event_type,
-        {**_snapshot(uow, activity), **extra},
+        {**_snapshot(uow, activity, None if known is None else []), **extra},
         producer=SERVICE,
         community_id=community_id,
         street_id=street_id,
@@ -109,6 +118,14 @@ def _checkin_event(checkin: Checkin) -> Event:
     )
 
 
+@dataclass(frozen=True)
+class KnownOfNew:
+    """What is known of a new activity while it is added, not read again for its event: its
+    communities' streets (it has no registrants yet)."""
+
+    streets: dict[str, str | None]
+
+
 # --- reminders ----------------------------------------------------------------------------------
 def _plan_reminders(uow: ActivitiesUnitOfWork, activity: Activity) -> None:
     """Cancel the reminders of another start (or of an activity no longer published); plan those
@@ -124,7 +141,9 @@ def _plan_reminders(uow: ActivitiesUnitOfWork, activity: Activity) -> None:
             uow.repo.add(reminder)
 
 
-def _announce(uow: ActivitiesUnitOfWork, activity: Activity, *, force: bool = False) -> None:
+def _announce(
+    uow: ActivitiesUnitOfWork, activity: Activity, *, force: bool = False, known: KnownOfNew | None = None
+) -> None:
     """Tell residents of a published activity (activities.activity.published), once. An occurrence
     of a series more than ANNOUNCE_AHEAD away waits for the timer, unless `force` (someone is
     registering for it, so from now on its changes concern people)."""
@@ -134,7 +153,7 @@ def _announce(uow: ActivitiesUnitOfWork, activity: Activity, *, force: bool = Fa
     if activity.series_id is not None and not force and activity.starts_at > now + ANNOUNCE_AHEAD:
         return
     activity.announced_at = now
-    uow.publish(_activity_event(uow, "activities.activity.published", activity))
+    uow.publish(_activity_event(uow, "activities.activity.published", activity, known=known))
 
 
 def announce_due(uow: ActivitiesUnitOfWork, *, limit: int = 500) -> int:
@@ -275,13 +294,16 @@ def prepare_template(
 
 
 def add_published(uow: ActivitiesUnitOfWork, activity: Activity, publish: bool) -> None:
-    """Store a new activity (published when `publish`): its reminders planned, residents told."""
+    """Store a new activity (published when `publish`): its reminders planned, residents told.
+    A new activity has no registrations and no reminders yet, so neither is read: its reminders
+    are those `plan` gives (what _plan_reminders adds for it), and its communities' streets are
+    read once, for the counts and the event (a draft counts for neither). Announced before it is written: one INSERT."""
     if publish:
         activity.publish()
-    uow.repo.add_activity(activity)
-    if publish:
-        _plan_reminders(uow, activity)
-        _announce(uow, activity)
+    known = KnownOfNew(uow.repo.streets_of(activity.community_ids) if publish else {})
+    reminders = plan(activity.id, activity.starts_at, uow.reminder_minutes, uow.clock()) if publish else []
+    _announce(uow, activity, known=known)
+    uow.repo.insert_new_activity(activity, known.streets, reminders)
 
 
 def reschedule(uow: ActivitiesUnitOfWork, activity: Activity, starts_at: datetime, ends_at: datetime) -> list[Event]:
