@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -217,6 +217,36 @@ _REMINDER_VALUES = operator.attrgetter(*_REMINDER_COLUMNS)
 _REMINDERS_INSERT = insert(tables.activity_reminders)
 
 
+# What a list of activities shows of each (Repository.activity_page): the columns of its schema,
+# not the check-in code nor the bookkeeping of announcing and waiting.
+LISTED_COLUMNS = tuple(
+    c.name for c in tables.activities.columns if c.name not in ("checkin_code", "announced_at", "waitlist_counter")
+)
+_LISTED = tuple(_a[name] for name in LISTED_COLUMNS)
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    """The statements of a list of activities meeting some conditions (their values bind
+    parameters): a page of their LISTED_COLUMNS by start with their total, and the total alone."""
+
+    page: Any
+    count: Any
+
+    @classmethod
+    def of(cls, where: Iterable[ColumnElement[bool]]) -> ActivityPage:
+        conditions = list(where)
+        total = select(func.count()).select_from(tables.activities).where(*conditions).scalar_subquery()
+        page = (
+            select(*_LISTED, total.label("total"))
+            .where(*conditions)
+            .order_by(_a.starts_at, _a.id)
+            .offset(bindparam("page_offset"))
+            .limit(bindparam("page_limit"))
+        )
+        return cls(page, select(total))
+
+
 @dataclass(frozen=True)
 class FirstSignUp:
     """A first sign-up to write: its registration as it is in either outcome, and the event of
@@ -289,6 +319,18 @@ class Repository:
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(query.order_by(*order_by).offset(offset).limit(limit)).all()
         return list(rows), total
+
+    def activity_page(
+        self, statements: ActivityPage, parameters: dict[str, Any], *, offset: int, limit: int
+    ) -> tuple[list[Mapping[str, Any]], int]:
+        """A page of activities (their LISTED_COLUMNS, by start) and their total, in one statement
+        (the total a subquery beside each row). A page past the end has no row to carry it: then it
+        is counted alone."""
+        connection = self.session.connection()
+        rows = connection.execute(statements.page, {**parameters, "page_offset": offset, "page_limit": limit}).all()
+        if rows:
+            return [row._mapping for row in rows], rows[0].total
+        return [], (connection.execute(statements.count, parameters).scalar() or 0) if offset else 0
 
     def all(self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any] = ()) -> list[T]:
         query = select(kind)

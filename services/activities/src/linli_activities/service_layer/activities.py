@@ -9,16 +9,18 @@ the last places are serialised by the database, not by this process.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from linli_activities import SERVICE
-from linli_activities.adapters.repository import FirstSignUp, SignUpOutcome
+from linli_activities.adapters.repository import ActivityPage, FirstSignUp, SignUpOutcome
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
@@ -364,33 +366,59 @@ def list_activities(
     starts_before: datetime | None = None,
     series_id: str | None = None,
     festival_id: str | None = None,
-) -> tuple[list[Activity], int]:
+) -> tuple[list[Mapping[str, Any]], int]:
+    """A page of the activities the caller may see, by start, and their total: each as the
+    columns of LISTED_COLUMNS (the check-in code is not among them: a list shows it to nobody)."""
     with uow:
-        where: list[ColumnElement[bool]] = []
-        visible = scope.visible_communities(principal, links.c.community_id)
-        if visible is not None:
-            where.append(visible)
         if community_id is not None:
             scope.require_visible(uow, principal, community_id)
-            where.append(links.c.community_id == community_id)
-        if kind is not None:
-            where.append(links.c.kind == kind)
-        if principal.role not in scope.STAFF:
-            # Drafts are the organisers' business; residents see what was published (or cancelled).
-            where.append(links.c.status != ActivityStatus.DRAFT)
-        if status is not None:
-            where.append(links.c.status == status)
-        if starts_from is not None:
-            where.append(links.c.starts_at >= starts_from)
-        if starts_before is not None:
-            where.append(links.c.starts_at < starts_before)
-        ids = select(links.c.activity_id).where(*where).distinct()
-        own: list[ColumnElement[bool]] = [Activity.id.in_(ids)]
-        if series_id is not None:
-            own.append(Activity.series_id == series_id)
-        if festival_id is not None:
-            own.append(Activity.festival_id == festival_id)
-        return uow.repo.page(Activity, own, [Activity.starts_at, Activity.id], offset=offset, limit=limit)
+        form, parameters = scope.visibility(principal)
+        given = {
+            "community_id": community_id,
+            "kind": kind,
+            "status": status,
+            "starts_from": starts_from,
+            "starts_before": starts_before,
+            "series_id": series_id,
+            "festival_id": festival_id,
+        }
+        parameters.update((name, value) for name, value in given.items() if value is not None)
+        # Drafts are the organisers' business; residents see what was published (or cancelled).
+        hide_drafts = principal.role not in scope.STAFF
+        statements = _listing(form, tuple(name for name, value in given.items() if value is not None), hide_drafts)
+        return uow.repo.activity_page(statements, parameters, offset=offset, limit=limit)
+
+
+# The filters of a list of activities: on its rows of `activity_communities`, and on its own.
+_LINK_FILTERS = {
+    "community_id": links.c.community_id == bindparam("community_id"),
+    "kind": links.c.kind == bindparam("kind"),
+    "status": links.c.status == bindparam("status"),
+    "starts_from": links.c.starts_at >= bindparam("starts_from"),
+    "starts_before": links.c.starts_at < bindparam("starts_before"),
+}
+_OWN_FILTERS = {
+    "series_id": Activity.series_id == bindparam("series_id"),
+    "festival_id": Activity.festival_id == bindparam("festival_id"),
+}
+
+
+@lru_cache(maxsize=256)
+def _listing(form: str, given: tuple[str, ...], hide_drafts: bool) -> ActivityPage:
+    """The statements of a list of activities for a scope of this form (scope.visibility), these
+    filters given and drafts hidden or not, their values bind parameters: built once per form (a
+    list is the hottest read; building and keying its statement cost more than running it)."""
+    where: list[ColumnElement[bool]] = []
+    visible = scope.visible_in(form, links.c.community_id)
+    if visible is not None:
+        where.append(visible)
+    where.extend(_LINK_FILTERS[name] for name in given if name in _LINK_FILTERS)
+    if hide_drafts:
+        where.append(links.c.status != ActivityStatus.DRAFT)
+    ids = select(links.c.activity_id).where(*where).distinct()
+    own: list[ColumnElement[bool]] = [Activity.id.in_(ids)]
+    own.extend(_OWN_FILTERS[name] for name in given if name in _OWN_FILTERS)
+    return ActivityPage.of(own)
 
 
 def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> Activity:
