@@ -303,9 +303,8 @@ def _upsert_counts(connection: Connection, rows: list[dict[str, Any]]) -> None:
     connection.execute(_upserts(connection)[0], rows)
 
 
-def apply(connection: Connection, tally: Tally) -> None:
-    """Add the tally to the stored counts, rows in key order (two transactions lock the rows they
-    share in the same order and cannot deadlock on them)."""
+def _wide_rows(tally: Tally) -> dict[tuple[str, str], dict[str, Any]]:
+    """The tally's rows of `activity_counts`, by (scope, month)."""
     wide: dict[tuple[str, str], dict[str, Any]] = {}
     for (scope, month, column), amount in tally.amounts.items():
         if amount:
@@ -314,6 +313,39 @@ def apply(connection: Connection, tally: Tally) -> None:
     for row in wide.values():
         for name in COUNTED_INTEGERS:
             row[name] = int(row[name])
+    return wide
+
+
+def _kind_rows(tally: Tally) -> list[dict[str, Any]]:
+    """The tally's rows of `activity_kind_counts` in key order (a key twice when it adds to both)."""
+    return [
+        {"scope": s, "month": m, "kind": k, "held": n if c == "held" else 0, "held_city": n if c == "held_city" else 0}
+        for (s, m, k, c), n in sorted(tally.kinds.items())
+        if n
+    ]
+
+
+def new_activity_rows(
+    zone: ZoneInfo, activity: Mapping[str, Any], streets: Mapping[str, str | None]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What a new activity (FIELDS[Activity]) adds to `activity_counts` and `activity_kind_counts`,
+    as `count_new_activity` adds it: each key once (for one INSERT ... ON CONFLICT per table, which
+    may touch a row once), in key order."""
+    tally = Tally(zone, streets)
+    tally.add_activity(activity)
+    wide = _wide_rows(tally)
+    kinds: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in _kind_rows(tally):
+        merged = kinds.setdefault((row["scope"], row["month"], row["kind"]), {**row, "held": 0, "held_city": 0})
+        merged["held"] += row["held"]
+        merged["held_city"] += row["held_city"]
+    return [wide[key] for key in sorted(wide)], [kinds[key] for key in sorted(kinds)]
+
+
+def apply(connection: Connection, tally: Tally) -> None:
+    """Add the tally to the stored counts, rows in key order (two transactions lock the rows they
+    share in the same order and cannot deadlock on them)."""
+    wide = _wide_rows(tally)
     first_seen: dict[tuple[str, str, str], int] = defaultdict(int)
     members: dict[str, int] = defaultdict(int)
     for (scope, user, month, counted_on), delta in sorted(tally.people.items()):
@@ -323,11 +355,7 @@ def apply(connection: Connection, tally: Tally) -> None:
         row = wide.setdefault((scope, NOW), {"scope": scope, "month": NOW, **dict.fromkeys(COLUMNS, 0)})
         row["group_members"] += delta
     _upsert_counts(connection, [wide[key] for key in sorted(wide)])
-    kinds = [
-        {"scope": s, "month": m, "kind": k, "held": n if c == "held" else 0, "held_city": n if c == "held_city" else 0}
-        for (s, m, k, c), n in sorted(tally.kinds.items())
-        if n
-    ]
+    kinds = _kind_rows(tally)
     if kinds:
         connection.execute(_upserts(connection)[1], kinds)
     seen = [{"scope": s, "month": m, "since": p, "people": n} for (s, m, p), n in sorted(first_seen.items()) if n]

@@ -225,6 +225,35 @@ LISTED_COLUMNS = tuple(
 _LISTED = tuple(_a[name] for name in LISTED_COLUMNS)
 
 
+def _rows_of(table: Any, document: str) -> str:
+    """The rows of `table` a JSON array parameter holds (each value typed by its column)."""
+    return f"SELECT r.* FROM json_populate_recordset(NULL::{table.name}, CAST(%({document})s AS json)) AS r"
+
+
+# PostgreSQL: a new activity's rows in one statement (data-modifying WITH; the foreign keys are
+# checked at its end): what it adds to the counts (each key once: an upsert touches a row once),
+# its community links, its reminders and itself, each table's rows one JSON document read as rows
+# of that table. A fixed text, so psycopg prepares it once per connection.
+_NEW_ACTIVITY = (
+    f"WITH counted AS (INSERT INTO {tables.activity_counts.name} {_rows_of(tables.activity_counts, 'counts')}"
+    + _ADDED_TO_THE_COUNTS
+    + f"), kinds AS (INSERT INTO {tables.activity_kind_counts.name} {_rows_of(tables.activity_kind_counts, 'kinds')}"
+    " ON CONFLICT (scope, month, kind) DO UPDATE SET held = activity_kind_counts.held + excluded.held, "
+    "held_city = activity_kind_counts.held_city + excluded.held_city), "
+    f"links AS (INSERT INTO {tables.activity_communities.name} {_rows_of(tables.activity_communities, 'links')}), "
+    f"reminders AS (INSERT INTO {tables.activity_reminders.name} {_rows_of(tables.activity_reminders, 'reminders')}) "
+    f"INSERT INTO {tables.activities.name} SELECT r.* FROM "
+    f"json_populate_record(NULL::{tables.activities.name}, CAST(%(activity)s AS json)) AS r"
+)
+
+
+def _instant(value: Any) -> str:
+    """A date or an instant in a JSON document (an instant with its offset: never a naive one)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime: times are stored as instants with an offset")
+    return value.isoformat()  # anything else than a date or datetime: AttributeError, not serialisable
+
+
 @dataclass(frozen=True)
 class ActivityPage:
     """The statements of a list of activities meeting some conditions (their values bind
@@ -357,27 +386,32 @@ class Repository:
         session would only write. `activity` stays out of the session (nothing changes it after)."""
         connection = self.session.connection()
         zone = self.session.info.get(counts.ZONE_KEY)
-        if zone is not None:
-            counts.count_new_activity(
-                connection, ZoneInfo(zone), {name: getattr(activity, name) for name in counts.FIELDS[Activity]}, streets
+        counted = {name: getattr(activity, name) for name in counts.FIELDS[Activity]}
+        row = dict(zip(_ACTIVITY_COLUMNS, _ACTIVITY_VALUES(activity), strict=True))
+        links = [
+            {
+                "activity_id": activity.id,
+                "community_id": community_id,
+                "kind": activity.kind,
+                "status": activity.status,
+                "starts_at": activity.starts_at,
+            }
+            for community_id in dict.fromkeys(activity.community_ids)
+        ]
+        reminder_rows = [dict(zip(_REMINDER_COLUMNS, _REMINDER_VALUES(r), strict=True)) for r in reminders]
+        if connection.dialect.name == "postgresql":
+            wide, kinds = counts.new_activity_rows(ZoneInfo(zone), counted, streets) if zone else ([], [])
+            documents = {"activity": row, "links": links, "reminders": reminder_rows, "counts": wide, "kinds": kinds}
+            connection.exec_driver_sql(
+                _NEW_ACTIVITY, {name: json.dumps(value, default=_instant) for name, value in documents.items()}
             )
-        connection.execute(_ACTIVITY_INSERT, dict(zip(_ACTIVITY_COLUMNS, _ACTIVITY_VALUES(activity), strict=True)))
-        connection.execute(
-            _LINKS_INSERT,
-            [
-                {
-                    "activity_id": activity.id,
-                    "community_id": community_id,
-                    "kind": activity.kind,
-                    "status": activity.status,
-                    "starts_at": activity.starts_at,
-                }
-                for community_id in dict.fromkeys(activity.community_ids)
-            ],
-        )
-        rows = [dict(zip(_REMINDER_COLUMNS, _REMINDER_VALUES(r), strict=True)) for r in reminders]
-        if rows:
-            connection.execute(_REMINDERS_INSERT, rows)
+            return
+        if zone is not None:
+            counts.count_new_activity(connection, ZoneInfo(zone), counted, streets)
+        connection.execute(_ACTIVITY_INSERT, row)
+        connection.execute(_LINKS_INSERT, links)
+        if reminder_rows:
+            connection.execute(_REMINDERS_INSERT, reminder_rows)
 
     def activity_for_update(self, activity_id: str) -> Activity | None:
         """The activity, its row locked until commit: every change of places goes through here."""
