@@ -242,7 +242,7 @@ class Activities(MethodView):
     def get(self, filters: dict, pagination_parameters: Any) -> Response:
         principal = require_principal()
         items, total = activities.list_activities(
-            uow(),
+            uow().reading(),  # on PostgreSQL without the round trips of a transaction
             principal,
             offset=pagination_parameters.first_item,
             limit=pagination_parameters.page_size,
