@@ -17,7 +17,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    delete,
     func,
     insert,
     or_,
@@ -368,11 +367,6 @@ class Repository:
         return list(self.session.scalars(query.order_by(*order_by)))
 
     # --- activities --------------------------------------------------------------------------------
-    def add_activity(self, activity: Activity) -> None:
-        self.session.add(activity)
-        self.session.flush()
-        self.sync_activity_links(activity)
-
     def streets_of(self, community_ids: Iterable[str]) -> dict[str, str | None]:
         """The street of each community, as the directory replica knows it now (None: unknown)."""
         return counts.streets_of(self.session.connection(), community_ids)
@@ -578,23 +572,6 @@ class Repository:
         not marked changed."""
         for name, value in zip(TAKE_PLACE_RETURNS, places, strict=True):
             set_committed_value(activity, name, value)
-
-    def sync_activity_links(self, activity: Activity) -> None:
-        links = tables.activity_communities
-        self.session.execute(delete(links).where(links.c.activity_id == activity.id))
-        self.session.execute(
-            insert(links),
-            [
-                {
-                    "activity_id": activity.id,
-                    "community_id": community_id,
-                    "kind": activity.kind,
-                    "status": activity.status,
-                    "starts_at": activity.starts_at,
-                }
-                for community_id in dict.fromkeys(activity.community_ids)
-            ],
-        )
 
     def update_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities
