@@ -56,6 +56,7 @@ from sqlalchemy import (
     Connection,
     Executable,
     and_,
+    bindparam,
     case,
     delete,
     event,
@@ -271,20 +272,42 @@ def _insert(connection: Connection, table: Any) -> Any:
     return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert(table)
 
 
+def _adding_upserts(dialect: Any) -> tuple[Executable, Executable]:
+    """INSERT ... ON CONFLICT DO UPDATE adding to `activity_counts` and `activity_kind_counts`, in
+    `dialect`'s words."""
+    counts_insert = dialect.insert(activity_counts)
+    kinds_insert = dialect.insert(activity_kind_counts)
+    return (
+        counts_insert.on_conflict_do_update(
+            index_elements=["scope", "month"],
+            set_={name: activity_counts.c[name] + counts_insert.excluded[name] for name in COLUMNS},
+        ),
+        kinds_insert.on_conflict_do_update(
+            index_elements=["scope", "month", "kind"],
+            set_={
+                "held": activity_kind_counts.c.held + kinds_insert.excluded.held,
+                "held_city": activity_kind_counts.c.held_city + kinds_insert.excluded.held_city,
+            },
+        ),
+    )
+
+
+# Built once per dialect: building them (and their `excluded` columns) cost more than running them.
+_ADDING_UPSERTS = {"postgresql": _adding_upserts(postgresql), "sqlite": _adding_upserts(sqlite)}
+
+
+def _upserts(connection: Connection) -> tuple[Executable, Executable]:
+    return _ADDING_UPSERTS["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
+
+
 def _upsert_counts(connection: Connection, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    statement = _insert(connection, activity_counts)
-    statement = statement.on_conflict_do_update(
-        index_elements=["scope", "month"],
-        set_={name: activity_counts.c[name] + statement.excluded[name] for name in COLUMNS},
-    )
-    connection.execute(statement, rows)
+    connection.execute(_upserts(connection)[0], rows)
 
 
-def apply(connection: Connection, tally: Tally) -> None:
-    """Add the tally to the stored counts, rows in key order (two transactions lock the rows they
-    share in the same order and cannot deadlock on them)."""
+def _wide_rows(tally: Tally) -> dict[tuple[str, str], dict[str, Any]]:
+    """The tally's rows of `activity_counts`, by (scope, month)."""
     wide: dict[tuple[str, str], dict[str, Any]] = {}
     for (scope, month, column), amount in tally.amounts.items():
         if amount:
@@ -293,6 +316,39 @@ def apply(connection: Connection, tally: Tally) -> None:
     for row in wide.values():
         for name in COUNTED_INTEGERS:
             row[name] = int(row[name])
+    return wide
+
+
+def _kind_rows(tally: Tally) -> list[dict[str, Any]]:
+    """The tally's rows of `activity_kind_counts` in key order (a key twice when it adds to both)."""
+    return [
+        {"scope": s, "month": m, "kind": k, "held": n if c == "held" else 0, "held_city": n if c == "held_city" else 0}
+        for (s, m, k, c), n in sorted(tally.kinds.items())
+        if n
+    ]
+
+
+def new_activity_rows(
+    zone: ZoneInfo, activity: Mapping[str, Any], streets: Mapping[str, str | None]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What a new activity (FIELDS[Activity]) adds to `activity_counts` and `activity_kind_counts`,
+    as `count_new_activity` adds it: each key once (for one INSERT ... ON CONFLICT per table, which
+    may touch a row once), in key order."""
+    tally = Tally(zone, streets)
+    tally.add_activity(activity)
+    wide = _wide_rows(tally)
+    kinds: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in _kind_rows(tally):
+        merged = kinds.setdefault((row["scope"], row["month"], row["kind"]), {**row, "held": 0, "held_city": 0})
+        merged["held"] += row["held"]
+        merged["held_city"] += row["held_city"]
+    return [wide[key] for key in sorted(wide)], [kinds[key] for key in sorted(kinds)]
+
+
+def apply(connection: Connection, tally: Tally) -> None:
+    """Add the tally to the stored counts, rows in key order (two transactions lock the rows they
+    share in the same order and cannot deadlock on them)."""
+    wide = _wide_rows(tally)
     first_seen: dict[tuple[str, str, str], int] = defaultdict(int)
     members: dict[str, int] = defaultdict(int)
     for (scope, user, month, counted_on), delta in sorted(tally.people.items()):
@@ -302,21 +358,9 @@ def apply(connection: Connection, tally: Tally) -> None:
         row = wide.setdefault((scope, NOW), {"scope": scope, "month": NOW, **dict.fromkeys(COLUMNS, 0)})
         row["group_members"] += delta
     _upsert_counts(connection, [wide[key] for key in sorted(wide)])
-    kinds = [
-        {"scope": s, "month": m, "kind": k, "held": n if c == "held" else 0, "held_city": n if c == "held_city" else 0}
-        for (s, m, k, c), n in sorted(tally.kinds.items())
-        if n
-    ]
+    kinds = _kind_rows(tally)
     if kinds:
-        statement = _insert(connection, activity_kind_counts)
-        statement = statement.on_conflict_do_update(
-            index_elements=["scope", "month", "kind"],
-            set_={
-                "held": activity_kind_counts.c.held + statement.excluded.held,
-                "held_city": activity_kind_counts.c.held_city + statement.excluded.held_city,
-            },
-        )
-        connection.execute(statement, kinds)
+        connection.execute(_upserts(connection)[1], kinds)
     seen = [{"scope": s, "month": m, "since": p, "people": n} for (s, m, p), n in sorted(first_seen.items()) if n]
     if seen:
         statement = _insert(connection, activity_first_seen)
@@ -378,9 +422,24 @@ def streets_of(connection: Connection, community_ids: Iterable[str]) -> dict[str
     ids = sorted(set(community_ids))
     if not ids:
         return {}
-    c = replica.communities.c
-    found = dict(connection.execute(select(c.community_id, c.street_id).where(c.community_id.in_(ids))).all())
+    found = dict(connection.execute(_STREETS_OF, {"ids": ids}).all())
     return {community_id: found.get(community_id) for community_id in ids}
+
+
+_STREETS_OF = select(replica.communities.c.community_id, replica.communities.c.street_id).where(
+    replica.communities.c.community_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def count_new_activity(
+    connection: Connection, zone: ZoneInfo, activity: Mapping[str, Any], streets: Mapping[str, str | None]
+) -> None:
+    """Add what a new activity (FIELDS[Activity]) adds to the counts, as the hook counts one flushed
+    (`streets`: its communities' as `streets_of` gives them): for an activity written without the
+    session's flush (Repository.insert_new_activity)."""
+    tally = Tally(zone, streets)
+    tally.add_activity(activity)
+    apply(connection, tally)
 
 
 def zone_of_counts(connection: Connection) -> ZoneInfo | None:

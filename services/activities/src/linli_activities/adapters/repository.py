@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import operator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,7 +17,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    delete,
     func,
     insert,
     or_,
@@ -218,6 +218,75 @@ ACTIVITY_WITH_REGISTRATION_FOR_SIGN_UP = ACTIVITY_WITH_REGISTRATION.options(
 )
 
 
+# A new activity's rows (Repository.insert_new_activity), their statements built once.
+_ACTIVITY_COLUMNS = tuple(c.name for c in tables.activities.columns)
+_ACTIVITY_VALUES = operator.attrgetter(*_ACTIVITY_COLUMNS)
+_ACTIVITY_INSERT = insert(tables.activities)
+_LINKS_INSERT = insert(tables.activity_communities)
+_REMINDER_COLUMNS = tuple(c.name for c in tables.activity_reminders.columns)
+_REMINDER_VALUES = operator.attrgetter(*_REMINDER_COLUMNS)
+_REMINDERS_INSERT = insert(tables.activity_reminders)
+
+
+# What a list of activities shows of each (Repository.activity_page): the columns of its schema,
+# not the check-in code nor the bookkeeping of announcing and waiting.
+LISTED_COLUMNS = tuple(
+    c.name for c in tables.activities.columns if c.name not in ("checkin_code", "announced_at", "waitlist_counter")
+)
+_LISTED = tuple(_a[name] for name in LISTED_COLUMNS)
+
+
+def _rows_of(table: Any, document: str) -> str:
+    """The rows of `table` a JSON array parameter holds (each value typed by its column)."""
+    return f"SELECT r.* FROM json_populate_recordset(NULL::{table.name}, CAST(%({document})s AS json)) AS r"
+
+
+# PostgreSQL: a new activity's rows in one statement (data-modifying WITH; the foreign keys are
+# checked at its end): what it adds to the counts (each key once: an upsert touches a row once),
+# its community links, its reminders and itself, each table's rows one JSON document read as rows
+# of that table. A fixed text, so psycopg prepares it once per connection.
+_NEW_ACTIVITY = (
+    f"WITH counted AS (INSERT INTO {tables.activity_counts.name} {_rows_of(tables.activity_counts, 'counts')}"
+    + _ADDED_TO_THE_COUNTS
+    + f"), kinds AS (INSERT INTO {tables.activity_kind_counts.name} {_rows_of(tables.activity_kind_counts, 'kinds')}"
+    " ON CONFLICT (scope, month, kind) DO UPDATE SET held = activity_kind_counts.held + excluded.held, "
+    "held_city = activity_kind_counts.held_city + excluded.held_city), "
+    f"links AS (INSERT INTO {tables.activity_communities.name} {_rows_of(tables.activity_communities, 'links')}), "
+    f"reminders AS (INSERT INTO {tables.activity_reminders.name} {_rows_of(tables.activity_reminders, 'reminders')}) "
+    f"INSERT INTO {tables.activities.name} SELECT r.* FROM "
+    f"json_populate_record(NULL::{tables.activities.name}, CAST(%(activity)s AS json)) AS r"
+)
+
+
+def _instant(value: Any) -> str:
+    """A date or an instant in a JSON document (an instant with its offset: never a naive one)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime: times are stored as instants with an offset")
+    return value.isoformat()  # anything else than a date or datetime: AttributeError, not serialisable
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    """The statements of a list of activities meeting some conditions (their values bind
+    parameters): a page of their LISTED_COLUMNS by start with their total, and the total alone."""
+
+    page: Any
+    count: Any
+
+    @classmethod
+    def of(cls, where: Iterable[ColumnElement[bool]]) -> ActivityPage:
+        conditions = list(where)
+        total = select(func.count()).select_from(tables.activities).where(*conditions).scalar_subquery()
+        page = (
+            select(*_LISTED, total.label("total"))
+            .where(*conditions)
+            .order_by(_a.starts_at, _a.id)
+            .offset(bindparam("page_offset"))
+            .limit(bindparam("page_limit"))
+        )
+        return cls(page, select(total))
+
+
 @dataclass(frozen=True)
 class FirstSignUp:
     """A first sign-up to write: its registration as it is in either outcome, and the event of
@@ -291,6 +360,18 @@ class Repository:
         rows = self.session.scalars(query.order_by(*order_by).offset(offset).limit(limit)).all()
         return list(rows), total
 
+    def activity_page(
+        self, statements: ActivityPage, parameters: dict[str, Any], *, offset: int, limit: int
+    ) -> tuple[list[Mapping[str, Any]], int]:
+        """A page of activities (their LISTED_COLUMNS, by start) and their total, in one statement
+        (the total a subquery beside each row). A page past the end has no row to carry it: then it
+        is counted alone."""
+        connection = self.session.connection()
+        rows = connection.execute(statements.page, {**parameters, "page_offset": offset, "page_limit": limit}).all()
+        if rows:
+            return [row._mapping for row in rows], rows[0].total
+        return [], (connection.execute(statements.count, parameters).scalar() or 0) if offset else 0
+
     def all(self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any] = ()) -> list[T]:
         query = select(kind)
         for condition in where:
@@ -298,10 +379,45 @@ class Repository:
         return list(self.session.scalars(query.order_by(*order_by)))
 
     # --- activities --------------------------------------------------------------------------------
-    def add_activity(self, activity: Activity) -> None:
-        self.session.add(activity)
-        self.session.flush()
-        self.sync_activity_links(activity)
+    def streets_of(self, community_ids: Iterable[str]) -> dict[str, str | None]:
+        """The street of each community, as the directory replica knows it now (None: unknown)."""
+        return counts.streets_of(self.session.connection(), community_ids)
+
+    def insert_new_activity(
+        self, activity: Activity, streets: dict[str, str | None], reminders: Iterable[ActivityReminder]
+    ) -> None:
+        """Write a new activity, its community links, its `reminders` and, as the counts' hook counts
+        a new activity, what it adds to the statistics' counts (`streets`: its communities'), by
+        Core statements on the session's connection, in its transaction: no ORM flush for a row the
+        session would only write. `activity` stays out of the session (nothing changes it after)."""
+        connection = self.session.connection()
+        zone = self.session.info.get(counts.ZONE_KEY)
+        counted = {name: getattr(activity, name) for name in counts.FIELDS[Activity]}
+        row = dict(zip(_ACTIVITY_COLUMNS, _ACTIVITY_VALUES(activity), strict=True))
+        links = [
+            {
+                "activity_id": activity.id,
+                "community_id": community_id,
+                "kind": activity.kind,
+                "status": activity.status,
+                "starts_at": activity.starts_at,
+            }
+            for community_id in dict.fromkeys(activity.community_ids)
+        ]
+        reminder_rows = [dict(zip(_REMINDER_COLUMNS, _REMINDER_VALUES(r), strict=True)) for r in reminders]
+        if connection.dialect.name == "postgresql":
+            wide, kinds = counts.new_activity_rows(ZoneInfo(zone), counted, streets) if zone else ([], [])
+            documents = {"activity": row, "links": links, "reminders": reminder_rows, "counts": wide, "kinds": kinds}
+            connection.exec_driver_sql(
+                _NEW_ACTIVITY, {name: json.dumps(value, default=_instant) for name, value in documents.items()}
+            )
+            return
+        if zone is not None:
+            counts.count_new_activity(connection, ZoneInfo(zone), counted, streets)
+        connection.execute(_ACTIVITY_INSERT, row)
+        connection.execute(_LINKS_INSERT, links)
+        if reminder_rows:
+            connection.execute(_REMINDERS_INSERT, reminder_rows)
 
     def activity_for_update(self, activity_id: str) -> Activity | None:
         """The activity, its row locked until commit: every change of places goes through here."""
@@ -473,23 +589,6 @@ class Repository:
         not marked changed."""
         for name, value in zip(TAKE_PLACE_RETURNS, places, strict=True):
             set_committed_value(activity, name, value)
-
-    def sync_activity_links(self, activity: Activity) -> None:
-        links = tables.activity_communities
-        self.session.execute(delete(links).where(links.c.activity_id == activity.id))
-        self.session.execute(
-            insert(links),
-            [
-                {
-                    "activity_id": activity.id,
-                    "community_id": community_id,
-                    "kind": activity.kind,
-                    "status": activity.status,
-                    "starts_at": activity.starts_at,
-                }
-                for community_id in dict.fromkeys(activity.community_ids)
-            ],
-        )
 
     def update_activity_links(self, activity: Activity) -> None:
         links = tables.activity_communities

@@ -9,16 +9,18 @@ the last places are serialised by the database, not by this process.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from linli_activities import SERVICE
-from linli_activities.adapters.repository import FirstSignUp, SignUpOutcome
+from linli_activities.adapters.repository import ActivityPage, FirstSignUp, SignUpOutcome
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
@@ -44,7 +46,7 @@ DESCRIPTIVE_FIELDS = ("title", "description", "place", "post_id", "audience", "p
 
 
 # --- events ---------------------------------------------------------------------------------------
-def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity) -> dict[str, Any]:
+def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity, registrant_ids: list[str] | None) -> dict[str, Any]:
     return {
         "activity_id": activity.id,
         "community_ids": activity.community_ids,
@@ -55,19 +57,28 @@ def _snapshot(uow: ActivitiesUnitOfWork, activity: Activity) -> dict[str, Any]:
         "place": activity.place,
         "capacity": activity.capacity,
         "organiser_id": activity.organiser_id,
-        "registrant_ids": uow.repo.registrant_ids(activity.id),
+        "registrant_ids": uow.repo.registrant_ids(activity.id) if registrant_ids is None else registrant_ids,
         "revision": activity.revision,
         "series_id": activity.series_id,
         "festival_id": activity.festival_id,
     }
 
 
-def _activity_event(uow: ActivitiesUnitOfWork, event_type: str, activity: Activity, **extra: Any) -> Event:
+def _activity_event(
+    uow: ActivitiesUnitOfWork,
+    event_type: str,
+    activity: Activity,
+    *,
+    known: KnownOfNew | None = None,
+    **extra: Any,
+) -> Event:
+    """`known`: what is known of a new activity, not read again."""
     community_id = activity.community_ids[0] if len(activity.community_ids) == 1 else None
-    street_id = uow.repo.street_of(activity.community_ids[0])
+    first = activity.community_ids[0]
+    street_id = uow.repo.street_of(first) if known is None else known.streets[first]
     return new_event(
         event_type,
-        {**_snapshot(uow, activity), **extra},
+        {**_snapshot(uow, activity, None if known is None else []), **extra},
         producer=SERVICE,
         community_id=community_id,
         street_id=street_id,
@@ -109,6 +120,14 @@ def _checkin_event(checkin: Checkin) -> Event:
     )
 
 
+@dataclass(frozen=True)
+class KnownOfNew:
+    """What is known of a new activity while it is added, not read again for its event: its
+    communities' streets (it has no registrants yet)."""
+
+    streets: dict[str, str | None]
+
+
 # --- reminders ----------------------------------------------------------------------------------
 def _plan_reminders(uow: ActivitiesUnitOfWork, activity: Activity) -> None:
     """Cancel the reminders of another start (or of an activity no longer published); plan those
@@ -124,7 +143,9 @@ def _plan_reminders(uow: ActivitiesUnitOfWork, activity: Activity) -> None:
             uow.repo.add(reminder)
 
 
-def _announce(uow: ActivitiesUnitOfWork, activity: Activity, *, force: bool = False) -> None:
+def _announce(
+    uow: ActivitiesUnitOfWork, activity: Activity, *, force: bool = False, known: KnownOfNew | None = None
+) -> None:
     """Tell residents of a published activity (activities.activity.published), once. An occurrence
     of a series more than ANNOUNCE_AHEAD away waits for the timer, unless `force` (someone is
     registering for it, so from now on its changes concern people)."""
@@ -134,7 +155,7 @@ def _announce(uow: ActivitiesUnitOfWork, activity: Activity, *, force: bool = Fa
     if activity.series_id is not None and not force and activity.starts_at > now + ANNOUNCE_AHEAD:
         return
     activity.announced_at = now
-    uow.publish(_activity_event(uow, "activities.activity.published", activity))
+    uow.publish(_activity_event(uow, "activities.activity.published", activity, known=known))
 
 
 def announce_due(uow: ActivitiesUnitOfWork, *, limit: int = 500) -> int:
@@ -275,13 +296,16 @@ def prepare_template(
 
 
 def add_published(uow: ActivitiesUnitOfWork, activity: Activity, publish: bool) -> None:
-    """Store a new activity (published when `publish`): its reminders planned, residents told."""
+    """Store a new activity (published when `publish`): its reminders planned, residents told.
+    A new activity has no registrations and no reminders yet, so neither is read: its reminders
+    are those `plan` gives (what _plan_reminders adds for it), and its communities' streets are
+    read once, for the counts and the event (a draft counts for neither). Announced before it is written: one INSERT."""
     if publish:
         activity.publish()
-    uow.repo.add_activity(activity)
-    if publish:
-        _plan_reminders(uow, activity)
-        _announce(uow, activity)
+    known = KnownOfNew(uow.repo.streets_of(activity.community_ids) if publish else {})
+    reminders = plan(activity.id, activity.starts_at, uow.reminder_minutes, uow.clock()) if publish else []
+    _announce(uow, activity, known=known)
+    uow.repo.insert_new_activity(activity, known.streets, reminders)
 
 
 def reschedule(uow: ActivitiesUnitOfWork, activity: Activity, starts_at: datetime, ends_at: datetime) -> list[Event]:
@@ -342,33 +366,59 @@ def list_activities(
     starts_before: datetime | None = None,
     series_id: str | None = None,
     festival_id: str | None = None,
-) -> tuple[list[Activity], int]:
+) -> tuple[list[Mapping[str, Any]], int]:
+    """A page of the activities the caller may see, by start, and their total: each as the
+    columns of LISTED_COLUMNS (the check-in code is not among them: a list shows it to nobody)."""
     with uow:
-        where: list[ColumnElement[bool]] = []
-        visible = scope.visible_communities(principal, links.c.community_id)
-        if visible is not None:
-            where.append(visible)
         if community_id is not None:
             scope.require_visible(uow, principal, community_id)
-            where.append(links.c.community_id == community_id)
-        if kind is not None:
-            where.append(links.c.kind == kind)
-        if principal.role not in scope.STAFF:
-            # Drafts are the organisers' business; residents see what was published (or cancelled).
-            where.append(links.c.status != ActivityStatus.DRAFT)
-        if status is not None:
-            where.append(links.c.status == status)
-        if starts_from is not None:
-            where.append(links.c.starts_at >= starts_from)
-        if starts_before is not None:
-            where.append(links.c.starts_at < starts_before)
-        ids = select(links.c.activity_id).where(*where).distinct()
-        own: list[ColumnElement[bool]] = [Activity.id.in_(ids)]
-        if series_id is not None:
-            own.append(Activity.series_id == series_id)
-        if festival_id is not None:
-            own.append(Activity.festival_id == festival_id)
-        return uow.repo.page(Activity, own, [Activity.starts_at, Activity.id], offset=offset, limit=limit)
+        form, parameters = scope.visibility(principal)
+        given = {
+            "community_id": community_id,
+            "kind": kind,
+            "status": status,
+            "starts_from": starts_from,
+            "starts_before": starts_before,
+            "series_id": series_id,
+            "festival_id": festival_id,
+        }
+        parameters.update((name, value) for name, value in given.items() if value is not None)
+        # Drafts are the organisers' business; residents see what was published (or cancelled).
+        hide_drafts = principal.role not in scope.STAFF
+        statements = _listing(form, tuple(name for name, value in given.items() if value is not None), hide_drafts)
+        return uow.repo.activity_page(statements, parameters, offset=offset, limit=limit)
+
+
+# The filters of a list of activities: on its rows of `activity_communities`, and on its own.
+_LINK_FILTERS = {
+    "community_id": links.c.community_id == bindparam("community_id"),
+    "kind": links.c.kind == bindparam("kind"),
+    "status": links.c.status == bindparam("status"),
+    "starts_from": links.c.starts_at >= bindparam("starts_from"),
+    "starts_before": links.c.starts_at < bindparam("starts_before"),
+}
+_OWN_FILTERS = {
+    "series_id": Activity.series_id == bindparam("series_id"),
+    "festival_id": Activity.festival_id == bindparam("festival_id"),
+}
+
+
+@lru_cache(maxsize=256)
+def _listing(form: str, given: tuple[str, ...], hide_drafts: bool) -> ActivityPage:
+    """The statements of a list of activities for a scope of this form (scope.visibility), these
+    filters given and drafts hidden or not, their values bind parameters: built once per form (a
+    list is the hottest read; building and keying its statement cost more than running it)."""
+    where: list[ColumnElement[bool]] = []
+    visible = scope.visible_in(form, links.c.community_id)
+    if visible is not None:
+        where.append(visible)
+    where.extend(_LINK_FILTERS[name] for name in given if name in _LINK_FILTERS)
+    if hide_drafts:
+        where.append(links.c.status != ActivityStatus.DRAFT)
+    ids = select(links.c.activity_id).where(*where).distinct()
+    own: list[ColumnElement[bool]] = [Activity.id.in_(ids)]
+    own.extend(_OWN_FILTERS[name] for name in given if name in _OWN_FILTERS)
+    return ActivityPage.of(own)
 
 
 def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> Activity:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, false, select
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, false, select
 
 from linli_activities.adapters.tables import replica
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
@@ -42,3 +44,30 @@ def require_staff_of(uow: ActivitiesUnitOfWork, principal: Principal, community_
 def require_visible(uow: ActivitiesUnitOfWork, principal: Principal, community_id: str) -> None:
     if not can_see(uow, principal, community_id):
         raise Forbidden("outside your community scope")
+
+
+def visibility(principal: Principal) -> tuple[str, dict[str, Any]]:
+    """`visible_communities` as a form and its values, for a statement built once per form
+    (`visible_in`): "everything", "nothing", "street" (`scope_street`) or "communities"
+    (`scope_communities`)."""
+    if principal.role == Role.CITY_ADMIN:
+        return "everything", {}
+    if principal.role == Role.STREET_OFFICIAL:
+        if principal.street_id is None:
+            return "nothing", {}
+        return "street", {"scope_street": principal.street_id}
+    if not principal.community_ids:
+        return "nothing", {}
+    return "communities", {"scope_communities": list(principal.community_ids)}
+
+
+def visible_in(form: str, column: ColumnElement) -> ColumnElement[bool] | None:
+    """The condition of `visible_communities` for a `visibility` form, its values bind parameters."""
+    if form == "everything":
+        return None
+    if form == "nothing":
+        return false()
+    if form == "street":
+        communities = replica.communities.c
+        return column.in_(select(communities.community_id).where(communities.street_id == bindparam("scope_street")))
+    return column.in_(bindparam("scope_communities", expanding=True))
