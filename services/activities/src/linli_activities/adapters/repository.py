@@ -247,7 +247,9 @@ def _rows_of(table: Any, document: str) -> str:
 # of that table. A fixed text, so psycopg prepares it once per connection.
 _NEW_ACTIVITY = (
     f"WITH counted AS (INSERT INTO {tables.activity_counts.name} {_rows_of(tables.activity_counts, 'counts')}"
-    + _ADDED_TO_THE_COUNTS
+    # Every column: a new activity adds to more than a registration's four (`_ADDED_TO_THE_COUNTS`).
+    " ON CONFLICT (scope, month) DO UPDATE SET "
+    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
     + f"), kinds AS (INSERT INTO {tables.activity_kind_counts.name} {_rows_of(tables.activity_kind_counts, 'kinds')}"
     " ON CONFLICT (scope, month, kind) DO UPDATE SET held = activity_kind_counts.held + excluded.held, "
     "held_city = activity_kind_counts.held_city + excluded.held_city), "
