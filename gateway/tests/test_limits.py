@@ -237,3 +237,35 @@ def test_with_redis_unreachable_the_limits_are_counted_in_memory(make_app):
     assert [r.status_code for r in answers] == [200, 200, 200, 429]
     assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
     assert client.get(STREETS, environ_base=ATTACKER).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_redis_a_request_is_counted_and_its_headers_read_in_one_round_trip(make_app, monkeypatch):
+    from redis.client import Pipeline
+
+    app = make_app(
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+        RATELIMIT_KEY_PREFIX=f"linli-test-{uuid.uuid4().hex}",
+        RATE_LIMIT_PER_CLIENT="3/minute",
+    )
+    client = app.test_client()
+    storage = app.extensions["linli.rate_limits"].storage
+    # Redis has not got the scripts (say, it was flushed): limits' own calls load them, once.
+    monkeypatch.setattr(storage.lua_acquire_moving_window, "sha", "0" * 40)
+    monkeypatch.setattr(storage.lua_moving_window, "sha", "1" * 40)
+    first = client.get(STREETS, environ_base=OWNER)
+    assert first.status_code == 200 and first.headers["X-RateLimit-Remaining"] == "2"
+    trips: list[str] = []
+    pipeline_execute = Pipeline.execute
+    monkeypatch.setattr(
+        Pipeline, "execute", lambda pipe, **kw: trips.append("pipeline") or pipeline_execute(pipe, **kw)
+    )
+    single = type(storage.storage).execute_command
+    monkeypatch.setattr(
+        type(storage.storage), "execute_command", lambda redis, *a, **kw: trips.append(a[0]) or single(redis, *a, **kw)
+    )
+    answers = [client.get(STREETS, environ_base=OWNER) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["1", "0", "0"]
+    assert 55 <= int(answers[2].headers["Retry-After"]) <= 60
+    assert trips == ["pipeline"] * 3

@@ -23,8 +23,9 @@ from collections.abc import Callable
 
 from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import NoScriptError
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.http import parse_date
 
@@ -208,8 +209,8 @@ class RateLimits:
         return None if self._exempt() else self._default
 
     def check(self) -> None:
-        """Count this request; 429 when one of its limit's items is exceeded. Remembers which item
-        the answer's headers describe."""
+        """Count this request; 429 when one of its limit's items is exceeded. Remembers what the
+        answer's headers say about the item they describe (counted and read in one go)."""
         endpoint = request.endpoint
         if not endpoint:
             return  # nothing matched (Flask-Limiter exempted these too)
@@ -218,12 +219,15 @@ class RateLimits:
             return
         key = rule.key()
         args = (self._prefix, key, endpoint) if self._prefix else (key, endpoint)
+        first = None
         for item in rule.items:
-            if not self._hit(item, args):
-                g.linli_rate_limit = (item, args)
+            counted, reset, remaining = self._count(item, args)
+            first = first or (item, reset, remaining)
+            if not counted:
+                g.linli_rate_limit = (item, reset, remaining)
                 log.info("ratelimit %s (%s) exceeded at endpoint: %s", item, key, endpoint)
                 raise TooManyRequests(description=str(item))
-        g.linli_rate_limit = (rule.items[0], args)
+        g.linli_rate_limit = first
 
     def add_headers(self, response: Response) -> Response:
         """X-RateLimit-Limit, -Remaining and -Reset of the limit this request counted against; on a
@@ -232,8 +236,7 @@ class RateLimits:
         counted = g.pop("linli_rate_limit", None)
         if counted is None:
             return response
-        item, args = counted
-        reset, remaining = self._window(item, args)
+        item, reset, remaining = counted
         reset_at = int(reset + 1)
         headers = response.headers
         headers.add("X-RateLimit-Limit", str(item.amount))
@@ -246,25 +249,17 @@ class RateLimits:
             headers["Retry-After"] = str(int(reset_at - time.time()))
         return response
 
-    def _hit(self, item: RateLimitItem, args: tuple[str, ...]) -> bool:
+    def _count(self, item: RateLimitItem, args: tuple[str, ...]) -> tuple[bool, float, int]:
+        """Count one request against `item`: whether it was within the limit, and then the window's
+        reset time and what remains in it."""
         counter = self._current()
         try:
-            return counter.hit(item, *args)
+            return _hit_and_read(counter, item, args)
         except Exception:
             if counter is not self._counter:
                 raise
             self._storage_failed()
-            return self._current().hit(item, *args)
-
-    def _window(self, item: RateLimitItem, args: tuple[str, ...]) -> tuple[float, int]:
-        counter = self._current()
-        try:
-            return tuple(counter.get_window_stats(item, *args))  # type: ignore[return-value]
-        except Exception:
-            if counter is not self._counter:
-                raise
-            self._storage_failed()
-            return tuple(self._current().get_window_stats(item, *args))  # type: ignore[return-value]
+            return _hit_and_read(self._current(), item, args)
 
     def _storage_failed(self) -> None:
         with self._lock:
@@ -295,6 +290,37 @@ class RateLimits:
                 self._checks += 1
                 return True
             return False
+
+
+def _hit_and_read(
+    counter: MovingWindowRateLimiter, item: RateLimitItem, args: tuple[str, ...]
+) -> tuple[bool, float, int]:
+    """`counter.hit` then `counter.get_window_stats`; on a plain Redis, both of limits' own scripts
+    sent in one round trip (a pipeline of their EVALSHAs) instead of two."""
+    storage = counter.storage
+    if type(storage) is RedisStorage:
+        key = storage.prefixed_key(item.key_for(*args))
+        expiry = item.get_expiry()
+        now = time.time()
+        pipe = storage.get_connection().pipeline(transaction=False)
+        pipe.evalsha(storage.lua_acquire_moving_window.sha, 1, key, now, item.amount, expiry, 1)
+        pipe.evalsha(storage.lua_moving_window.sha, 1, key, now - expiry, item.amount)
+        acquired, window = pipe.execute(raise_on_error=False)
+        # A script Redis does not hold (a new or flushed Redis) did nothing: limits' own calls below
+        # load it and do that part. Anything else went wrong with the store.
+        if isinstance(acquired, Exception) and not isinstance(acquired, NoScriptError):
+            raise acquired
+        if isinstance(window, Exception) and not isinstance(window, NoScriptError):
+            raise window
+        counted = counter.hit(item, *args) if isinstance(acquired, NoScriptError) else bool(acquired)
+        if isinstance(window, NoScriptError) or isinstance(acquired, NoScriptError):
+            reset, remaining = counter.get_window_stats(item, *args)
+            return counted, reset, remaining
+        start, entries = (float(window[0]), int(window[1])) if window else (now, 0)
+        return counted, start + expiry, item.amount - entries
+    counted = counter.hit(item, *args)
+    reset, remaining = counter.get_window_stats(item, *args)
+    return counted, reset, remaining
 
 
 def _retry_after_epoch(value: str) -> float:
