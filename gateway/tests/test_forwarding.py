@@ -119,3 +119,34 @@ def test_the_remembered_header_names_are_bounded(monkeypatch):
         client.get("/x", headers={f"X-Made-Up-{n}": str(n)})
     assert len(proxy._ENVIRON_HEADERS) == 3
     assert [s[f"X-Made-Up-{n}"] for n, s in enumerate(seen)] == ["0", "1", "2", "3", "4"]
+
+
+def test_a_body_is_forwarded_whole_and_a_bodiless_request_sends_none(make_app, token_signer, monkeypatch):
+    """The proxy reads the caller's body only when there is one (Content-Length or
+    Transfer-Encoding): a form, JSON, a chunked upload go on whole; a GET goes on empty."""
+    import io
+
+    from linli_gateway.adapters.upstream_http import Answer, UpstreamPools
+
+    sent: list[bytes] = []
+
+    def request(self, method, url, headers, body, **_timeouts):  # noqa: ANN001, ANN202 - the pool's own signature
+        sent.append(body)
+        return Answer(200, [("Content-Type", "application/json")], b"{}")
+
+    monkeypatch.setattr(UpstreamPools, "request", request)
+    client = make_app().test_client()
+    resident = {"Authorization": "Bearer " + token_signer.sign(user_id="u", role="resident", community_ids=["c"])}
+    assert client.get("/api/v1/issues/", headers=resident).status_code == 200
+    assert client.post("/api/v1/issues/", json={"title": "x"}, headers=resident).status_code == 200
+    assert (
+        client.post("/open311/v2/requests.json", data={"api_key": "k", "a": "1"}, headers=resident).status_code == 200
+    )
+    chunked = b"chunked body, no length"
+    answer = client.post(
+        "/api/v1/issues/",
+        headers={**resident, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": io.BytesIO(chunked), "wsgi.input_terminated": True},
+    )
+    assert answer.status_code == 200
+    assert sent == [b"", b'{"title": "x"}', b"api_key=k&a=1", chunked]
