@@ -172,8 +172,7 @@ def test_counting_in_memory_starts_no_thread_per_request_and_still_sweeps(make_a
     from linli_gateway.entrypoints.limits import SweptMemoryStorage
 
     client = make_app(RATE_LIMIT_PER_CLIENT="5/minute").test_client()
-    limiter = next(iter(client.application.extensions["limiter"]))
-    storage = limiter.storage
+    storage = client.application.extensions["linli.rate_limits"].storage
     assert isinstance(storage, SweptMemoryStorage)
     started = []
     start = threading.Thread.start
@@ -186,3 +185,87 @@ def test_counting_in_memory_starts_no_thread_per_request_and_still_sweeps(make_a
         entry.expiry = time.time() - 1
     storage._MemoryStorage__expire_events()
     assert storage.events[key] == []
+
+
+def test_each_route_counts_where_flask_limiter_counted_it_with_its_headers(make_app, token_signer):
+    """The same storage keys as Flask-Limiter's (gateways of both kinds count together in one Redis
+    during a rolling deploy), the same limit per kind of route, the same headers."""
+    app = make_app(
+        RATE_LIMIT_PER_CLIENT="3/minute",
+        RATE_LIMIT_PER_ACCOUNT="2/minute",
+        RATE_LIMIT_AUTH="1/minute",
+        ISSUES_URL="http://127.0.0.1:9",
+        PROXY_RETRIES="0",
+        BREAKER_FAIL_MAX="100",
+    )
+    client = app.test_client()
+    resident = bearer(token_signer.sign(user_id="u1", role="resident", community_ids=["c"]))
+    proxied = [client.get("/api/v1/issues/", headers=resident, environ_base=OWNER) for _ in range(3)]
+    assert [r.status_code for r in proxied] == [503, 503, 429]
+    assert proxied[0].headers["X-RateLimit-Limit"] == "2" and proxied[0].headers["X-RateLimit-Remaining"] == "1"
+    assert proxied[0].headers["Retry-After"] == "1"  # the 503's own, not the limit's
+    assert proxied[2].get_json()["error"] == {"code": "rate_limited", "message": "2 per 1 minute", "status": 429}
+    assert 55 <= int(proxied[2].headers["Retry-After"]) <= 60
+    assert int(proxied[2].headers["X-RateLimit-Reset"]) >= int(proxied[0].headers["X-RateLimit-Reset"])
+    # Open311 has its own count of the account limit; the directory, the caller's address's.
+    assert client.get("/open311/v2/services.json", headers=resident, environ_base=OWNER).status_code == 503
+    streets = client.get(STREETS, headers=resident, environ_base=OWNER)
+    assert streets.status_code == 200 and streets.headers["X-RateLimit-Limit"] == "3"
+    assert "Retry-After" not in streets.headers
+    # Signing in: the auth limit for its POSTs, the default for the rest of the blueprint.
+    login = {"phone": "13800000009", "password": "guess-1234"}
+    posts = [client.post("/api/v1/auth/login", json=login, environ_base=ATTACKER).status_code for _ in range(2)]
+    assert posts == [401, 429]
+    assert client.get("/api/v1/auth/me", headers=resident, environ_base=ATTACKER).headers["X-RateLimit-Limit"] == "3"
+    # Probes and the front's files count against nothing.
+    assert all("X-RateLimit-Limit" not in client.get("/healthz", environ_base=OWNER).headers for _ in range(5))
+    keys = sorted(app.extensions["linli.rate_limits"].storage.events)
+    assert keys == [
+        "LIMITER/linli/account:resident:u1/open311/2/1/minute",
+        "LIMITER/linli/account:resident:u1/route/2/1/minute",
+        "LIMITER/linli/ip:198.51.100.7/directory.Streets/3/1/minute",
+        "LIMITER/linli/ip:203.0.113.66/auth.Me/3/1/minute",
+        "LIMITER/linli/ip:203.0.113.66/auth.login/1/1/minute",
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_redis_unreachable_the_limits_are_counted_in_memory(make_app):
+    app = make_app(RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0", RATE_LIMIT_PER_CLIENT="3/minute")
+    client = app.test_client()
+    answers = [client.get(STREETS, environ_base=OWNER) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
+    assert client.get(STREETS, environ_base=ATTACKER).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_redis_a_request_is_counted_and_its_headers_read_in_one_round_trip(make_app, monkeypatch):
+    from redis.client import Pipeline
+
+    app = make_app(
+        RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+        RATELIMIT_KEY_PREFIX=f"linli-test-{uuid.uuid4().hex}",
+        RATE_LIMIT_PER_CLIENT="3/minute",
+    )
+    client = app.test_client()
+    storage = app.extensions["linli.rate_limits"].storage
+    # Redis has not got the scripts (say, it was flushed): limits' own calls load them, once.
+    monkeypatch.setattr(storage.lua_acquire_moving_window, "sha", "0" * 40)
+    monkeypatch.setattr(storage.lua_moving_window, "sha", "1" * 40)
+    first = client.get(STREETS, environ_base=OWNER)
+    assert first.status_code == 200 and first.headers["X-RateLimit-Remaining"] == "2"
+    trips: list[str] = []
+    pipeline_execute = Pipeline.execute
+    monkeypatch.setattr(
+        Pipeline, "execute", lambda pipe, **kw: trips.append("pipeline") or pipeline_execute(pipe, **kw)
+    )
+    single = type(storage.storage).execute_command
+    monkeypatch.setattr(
+        type(storage.storage), "execute_command", lambda redis, *a, **kw: trips.append(a[0]) or single(redis, *a, **kw)
+    )
+    answers = [client.get(STREETS, environ_base=OWNER) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["1", "0", "0"]
+    assert 55 <= int(answers[2].headers["Retry-After"]) <= 60
+    assert trips == ["pipeline"] * 3

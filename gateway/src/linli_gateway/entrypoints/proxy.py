@@ -242,10 +242,38 @@ def forward_front(path: str) -> Response:
 def _passed_headers(route_prefix: str) -> dict[str, str]:
     """The caller's headers less those for one connection, forwarding and credentials (the gateway
     adds its own), plus what the upstream must know about the public request."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_PASSED}
+    headers: dict[str, str] = {}
+    names = _ENVIRON_HEADERS
+    for key, value in request.environ.items():
+        name = names.get(key, _UNSEEN)
+        if name is _UNSEEN:
+            name = _passed_header_name(key)
+            if len(names) < _ENVIRON_HEADERS_KEPT:
+                names[key] = name
+        # Werkzeug's own rule: an empty Content-Type or Content-Length is no header.
+        if name is not None and (value or not key.startswith("CONTENT_")):
+            headers[name] = value
     headers.update(forwarding_headers(route_prefix))
     headers["X-Request-ID"] = g.request_id
     return headers
+
+
+# The header each WSGI environ key stands for (named as werkzeug's `request.headers` names it), or
+# None when it is no header or one never passed on: worked out once per key, not once per request.
+# Bounded: the keys are the callers' header names, and anyone can make up new ones.
+_ENVIRON_HEADERS: dict[str, str | None] = {}
+_ENVIRON_HEADERS_KEPT = 1024
+_UNSEEN = object()
+
+
+def _passed_header_name(key: str) -> str | None:
+    if key.startswith("HTTP_") and key not in {"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"}:
+        name = key[5:].replace("_", "-").title()
+    elif key in {"CONTENT_TYPE", "CONTENT_LENGTH"}:
+        name = key.replace("_", "-").title()
+    else:
+        return None
+    return None if name.lower() in _NOT_PASSED else name
 
 
 def _decoded(answer: Answer) -> Answer:

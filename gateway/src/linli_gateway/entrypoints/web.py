@@ -81,10 +81,11 @@ def create_app() -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.register_blueprint(openapi.blp)
 
-    limiter = limits.install(app, gateway, workers=int(os.environ.get("WEB_CONCURRENCY") or 2))
-    limiter.limit(gateway.auth_rate_limit, key_func=client_key, methods=["POST"])(auth_api.blp)
+    rate_limits = limits.install(app, gateway, workers=int(os.environ.get("WEB_CONCURRENCY") or 2))
+    rate_limits.limit_blueprint(auth_api.blp.name, gateway.auth_rate_limit, client_key, methods=["POST"])
+    rate_limits.limit_endpoint("route", gateway.account_rate_limit, account_key)
+    rate_limits.limit_endpoint("open311", gateway.account_rate_limit, account_key)
 
-    @limiter.limit(gateway.account_rate_limit, key_func=account_key)
     def route(service: str, path: str = "") -> Response:
         if service not in ROUTED_SERVICES:
             raise NotFound(
@@ -92,7 +93,6 @@ def create_app() -> Flask:
             )
         return proxy.forward(service, path, route_prefix=f"/api/v1/{service}")
 
-    @limiter.limit(gateway.account_rate_limit, key_func=account_key)
     def open311(path: str) -> Response:
         return proxy.forward_open311(path)
 
