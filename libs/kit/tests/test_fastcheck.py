@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -286,3 +287,31 @@ def test_the_consumer_rejects_what_the_catalogue_refuses_and_takes_what_marshmal
         "supporter id not an id": ("reject", False),
         "title missing": ("reject", False),
     }
+
+
+def test_envelope_json_msgspec_takes_is_read_as_json_loads_reads_it_and_the_rest_goes_to_json_loads() -> None:
+    """The envelope's JSON is parsed by msgspec where it can: same values; what it refuses is the
+    standard library's to accept or to word the error of."""
+    data = example(CATALOGUE._schemas[("issues.issue.supported", 1)], full=False)
+    good = Event(type="issues.issue.supported", data=data, producer="issues").to_json()
+    head = good[: good.index('"data":')]
+
+    def envelope(extra: str) -> str:
+        return head + '"extra":' + extra + "," + good[len(head) :]
+
+    # Taken by msgspec: escapes, non-ASCII, big ints, floats, a repeated key (the last one counts).
+    for extra in ['"\\u697c\\n\\"\\\\"', '"楼道"', "123456789012345678901234567890", "-0.0", "1E2", "0.1",
+                  '{"a":1,"a":2}', "[true,false,null]"]:  # fmt: skip
+        body = envelope(extra)
+        assert msgspec.json.decode(body) == json.loads(body)
+        parsed = Event.from_json(body.encode())
+        assert parsed.data == json.loads(body)["data"] and parsed.id == json.loads(body)["id"]
+    # Refused by msgspec, accepted by json.loads as before.
+    for body in [envelope("NaN"), envelope("1e400"), envelope('"\\ud800"'), "\ufeff" + good]:
+        with pytest.raises(msgspec.DecodeError):
+            msgspec.json.decode(body.encode())
+        assert Event.from_json(body.encode()).data == data
+    assert Event.from_json(good.encode("utf-16")).data == data
+    # Not JSON: the standard library's words.
+    with pytest.raises(InvalidEvent, match=r"^body is not JSON: Expecting value: line 1 column 1 \(char 0\)$"):
+        Event.from_json(b"not json")

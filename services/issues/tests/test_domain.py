@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from linli_issues.domain.model import STATUSES, TRANSITIONS, Category, Issue, default_categories
+from linli_issues.domain.model import STATUSES, TRANSITIONS, Category, Issue, default_categories, sortable_id
 from linli_issues.domain.photos import check_size, photo_kind
 from linli_issues.domain.similarity import distance_metres, similarity_score, terms, text_similarity
 from linli_kit.errors import Conflict, Invalid
@@ -167,3 +168,12 @@ def test_similarity_reads_latin_words_and_chinese_character_pairs():
     near = similarity_score(text="a", candidate_text="b", same_category=True, distance=10)
     far = similarity_score(text="a", candidate_text="b", same_category=True, distance=5000)
     assert near > 0.55 and far == pytest.approx(0.2)
+
+
+def test_sortable_ids_are_canonical_uuid7s_in_the_order_they_were_made():
+    ids = [sortable_id() for _ in range(2000)]
+    for made in ids:
+        parsed = uuid.UUID(made)
+        assert str(parsed) == made  # the canonical text form, as str(uuid.UUID(...)) writes it
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)

@@ -435,3 +435,21 @@ def test_a_batch_reads_its_details_planned_for_its_arrays_and_asks_nothing_of_me
         finally:
             driver.rollback()
         assert prepared == []
+
+
+def test_the_rows_document_keeps_instants_and_text_and_refuses_a_naive_instant():
+    names = ("id", "issue_id", "kind", "body", "internal", "author_id", "data", "created_at")
+    instants = preloaded._instants_of(tables.issue_updates, names)
+    assert instants == ("created_at",)
+    at = datetime(2026, 12, 4, 19, 30, 15, 123456, tzinfo=UTC)
+    row = {"id": "u1", "issue_id": "i1", "kind": "meeting", "body": "第1次议事会", "internal": False,
+           "author_id": None, "data": {"title": "楼道照明", "n": 2}, "created_at": at}  # fmt: skip
+    other = {**row, "id": "u2", "created_at": at.astimezone(ZoneInfo("Asia/Shanghai"))}
+    [first, second] = json.loads(preloaded._json_rows([row, other], names, instants))
+    assert first == {**row, "created_at": first["created_at"]}
+    # Rows of other columns too: only these are written.
+    [third] = json.loads(preloaded._json_rows([{**row, "ignored": 1}], names, instants))
+    assert third == first
+    assert datetime.fromisoformat(first["created_at"]) == at == datetime.fromisoformat(second["created_at"])
+    with pytest.raises(ValueError, match="naive datetime"):
+        preloaded._json_rows([row, {**row, "created_at": at.replace(tzinfo=None)}], names, instants)

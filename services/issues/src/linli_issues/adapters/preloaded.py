@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import bindparam, func, insert, select, text, union, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, class_mapper
@@ -41,6 +42,7 @@ from linli_issues.adapters.sql import among
 from linli_issues.adapters.tables import issue_decisions, issue_meetings, issue_updates, issues, replica, supporters
 from linli_issues.domain.model import Category, Issue, TimelineEntry, sortable_id
 from linli_kit.events.consumer import text_array_literal
+from linli_kit.tables import UtcDateTime
 
 _Key = tuple[str, str]
 
@@ -582,12 +584,13 @@ class _Writes:
             self.session.execute(insert(table), rows)
             return
         names = tuple(c.name for c in table.columns)
-        self._parts.append((("insert", table, (), names), _json_rows(rows, names)))
+        self._parts.append((("insert", table, (), names), _json_rows(rows, names, _instants_of(table, names))))
 
     def update(self, table: Any, keys: tuple[str, ...], columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         """These columns of the rows of these keys (rows of at least those columns)."""
         if self.postgres:
-            self._parts.append((("update", table, keys, columns), _json_rows(rows, (*keys, *columns))))
+            names = (*keys, *columns)
+            self._parts.append((("update", table, keys, columns), _json_rows(rows, names, _instants_of(table, names))))
             return
         statement = (
             update(table)
@@ -615,19 +618,28 @@ def _write(writes: _Writes, table: Any, keys: tuple[str, str], rows: dict, new: 
 
 # PostgreSQL: a batch's rows go as one JSON document (serialised in C; arrays cost psycopg a Python
 # step per element), read by json_to_recordset: one statement of fixed text whatever the number of
-# rows, compiled once. json, not jsonb: a JSON column's value keeps its text as sent.
-def _json_rows(rows: list[dict[str, Any]], names: tuple[str, ...]) -> str:
+# rows, compiled once. json, not jsonb: a JSON column's value keeps its text as sent. msgspec writes
+# it: instants natively (the standard library's encoder called back into Python for each of them,
+# and escaped every Chinese character; together most of a batch's encoding time).
+_encode = msgspec.json.Encoder().encode
+
+
+def _json_rows(rows: list[dict[str, Any]], names: tuple[str, ...], instants: tuple[str, ...] = ()) -> str:
+    """The rows' values of these columns as one JSON document; `instants` are those of them that
+    hold instants: a naive datetime there is refused, as the column's type refuses it."""
+    for name in instants:
+        if any(value is not None and value.tzinfo is None for value in map(operator.itemgetter(name), rows)):
+            raise ValueError("naive datetime: times are stored as instants with an offset")
     if rows and rows[0].keys() == set(names):
-        return json.dumps(rows, default=_instant)  # rows of exactly these columns (json_to_recordset ignores others)
+        return _encode(rows).decode()  # rows of exactly these columns (json_to_recordset ignores others)
     values = operator.itemgetter(*names)
-    return json.dumps([dict(zip(names, values(row), strict=True)) for row in rows], default=_instant)
+    return _encode([dict(zip(names, values(row), strict=True)) for row in rows]).decode()
 
 
-def _instant(value: datetime) -> str:
-    """An instant in the JSON document (the only values json does not write itself)."""
-    if value.tzinfo is None:  # as the column's type refuses them: an instant without its offset is not one
-        raise ValueError("naive datetime: times are stored as instants with an offset")
-    return value.isoformat()  # anything else than a datetime: AttributeError, not serialisable
+@functools.cache
+def _instants_of(table: Any, names: tuple[str, ...]) -> tuple[str, ...]:
+    """Of these columns of the table, those of instants (UtcDateTime)."""
+    return tuple(name for name in names if isinstance(table.c[name].type, UtcDateTime))
 
 
 def _record_set(table: Any, names: tuple[str, ...], param: str) -> str:
