@@ -6,10 +6,12 @@ import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from flask import Flask
 
-from linli_issues.domain.model import IssueSummary
-from linli_issues.entrypoints.issues_api import _json_value, present, present_summary
+from linli_issues.domain.model import Issue, IssueSummary
+from linli_issues.entrypoints.issues_api import _json_value, detail_json, present, present_summary
+from linli_issues.entrypoints.schemas import IssueSchema
 from linli_issues.service_layer.access import person_id
 from linli_issues.service_layer.issues import IssueView, _view_of, _views_of
 from linli_kit import i18n
@@ -83,3 +85,26 @@ def test_views_decided_per_kind_of_issue_equal_views_decided_per_issue() -> None
     for principal in principals:
         expected = [_view_of(principal, issue, streets.get) for issue in page]
         assert _views_of(principal, page, streets.get) == expected, principal
+
+
+def test_a_whole_issue_written_without_marshmallow_equals_its_schema_dump() -> None:
+    """`detail_json` (a report's answer) says what `IssueSchema().dump` says of `present`'s body."""
+    app = Flask("detail")
+    app.extensions["linli.messages"] = i18n.Catalogue([i18n.KIT_TRANSLATIONS])
+    plain = {"community_id": "c1", "title": "Roof leaks, call 13812345678", "description": "Rain comes in",
+             "category": "repairs_facilities", "urgency": "high", "tier": "compound", "reporter_id": "r1",
+             "created_at": NOW - timedelta(days=3)}  # fmt: skip
+    issues = [
+        Issue(**plain, due_at=NOW + timedelta(days=1), assignee_type="property_company"),
+        Issue(**{**plain, "created_at": datetime(2026, 1, 1, 8, 0)}, latitude=31, longitude=121.5, anonymous=True,
+              compound_id="k1", building="7", address="1 Road", updated_at=NOW.astimezone(), status="resolved",
+              resolved_at=NOW, resolution_summary="Fixed", rating=5, supporter_count=3, action_items=2,
+              action_items_done=1, reported_by="s1", channel="phone"),
+    ]  # fmt: skip
+    for language in ("zh", "en"):
+        with app.test_request_context(headers={"Accept-Language": language}):
+            views = itertools.product((True, False), repeat=3)
+            for issue, (show, internal, masked) in itertools.product(issues, views):
+                body = present(IssueView(issue, show_reporter=show, internal=internal, masked=masked), NOW)
+                assert orjson.loads(detail_json(body)) == IssueSchema().dump(body)
+                assert list(orjson.loads(detail_json(body))) == list(IssueSchema().dump(body))
