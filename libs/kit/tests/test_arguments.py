@@ -201,3 +201,35 @@ def test_the_parser_answers_bad_input_as_webargs_does() -> None:
     assert client.post("/things", json=VALID_BODY).status_code == 200
     refused = client.post("/things", json={**VALID_BODY, "title": "  a ", "extra": 1})
     assert refused.status_code == 422 and set(refused.json["errors"]["json"]) == {"title", "extra"}
+
+
+def test_a_paginated_view_loads_its_page_with_one_schema_and_one_loader() -> None:
+    """flask-smorest hands the parser its pagination schema as a class: one instance serves every
+    request (and its compiled loader with it), and pages load and are refused as before."""
+    parser = Blueprint.PAGINATION_ARGUMENTS_PARSER
+    assert isinstance(parser, ArgumentsParser)
+    app = Flask("paged")
+    app.config.update(API_TITLE="t", API_VERSION="1", OPENAPI_VERSION="3.0.3")
+    api = Api(app)
+    blp = Blueprint("paged", "paged", url_prefix="")
+
+    @blp.route("/rows")
+    @blp.response(200)
+    @blp.paginate()
+    def rows(pagination_parameters: Any) -> list[int]:
+        pagination_parameters.item_count = 95
+        first = pagination_parameters.first_item
+        return list(range(first, min(first + pagination_parameters.page_size, 95)))
+
+    api.register_blueprint(blp)
+    client = app.test_client()
+    before = len(parser._schemas_of_classes)
+    assert client.get("/rows?page=2&page_size=10").json == list(range(10, 20))
+    assert len(parser._schemas_of_classes) == before + 1
+    schema = next(s for c, s in parser._schemas_of_classes.items() if c.__name__.startswith("Bounded"))
+    assert client.get("/rows?page=10&page_size=10").json == list(range(90, 95))
+    assert client.get("/rows").json == list(range(10))
+    assert len(parser._schemas_of_classes) == before + 1
+    assert parser._get_schema(type(schema), None) is schema
+    refused = client.get("/rows?page=0&page_size=1000")
+    assert refused.status_code == 422 and set(refused.json["errors"]["query"]) == {"page", "page_size"}

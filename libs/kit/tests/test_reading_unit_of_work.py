@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from sqlalchemy import event, insert, select, text
+from sqlalchemy.orm import registry
 
 from linli_kit import db as db_module
 from linli_kit.events import new_event
@@ -92,3 +93,32 @@ def test_a_connection_is_pinged_only_when_it_may_be_dead(database, pg_admin_url,
         with uow.reading() if session_kind == "reading" else uow:
             assert uow.session.execute(text("SELECT 1")).scalar() == 1
         assert len(pings) >= before + 1, session_kind  # the dead connection pinged (and discarded)
+
+
+class _Effect:
+    """A row of the probe's effects as an ORM object: something for a session to flush."""
+
+
+registry().map_imperatively(_Effect, probe.effects)
+
+
+def _effect(effect_id: int) -> _Effect:
+    effect = _Effect()
+    effect.id, effect.event_id, effect.n = effect_id, f"e{effect_id}", 1
+    return effect
+
+
+def test_a_reading_unit_of_work_refuses_to_flush_and_others_flush(any_database):
+    reading = UnitOfWork(any_database, Outbox(probe.messaging.outbox)).reading()
+    with reading:
+        reading.session.add(_effect(98))
+        with pytest.raises(ReadingOnly):
+            reading.session.flush()
+    writing = UnitOfWork(any_database, Outbox(probe.messaging.outbox))
+    with writing:
+        writing.session.add(_effect(97))
+        writing.session.flush()  # not a reading one: flushed and committed as ever
+        writing.commit()
+    with any_database.session() as session:
+        ids = set(session.scalars(select(probe.effects.c.id).where(probe.effects.c.id.in_([97, 98]))))
+    assert ids == {97}

@@ -207,6 +207,19 @@ class ArgumentsParser(FlaskParser):
         self._loaders: weakref.WeakKeyDictionary[ma.Schema, dict[tuple[str, str | None], Loader]] = (
             weakref.WeakKeyDictionary()
         )
+        self._schemas_of_classes: weakref.WeakKeyDictionary[type[ma.Schema], ma.Schema] = weakref.WeakKeyDictionary()
+
+    def _get_schema(self, argmap: Any, req: Any) -> ma.Schema:
+        """webargs' schema for `argmap`; for a schema class (flask-smorest's pagination parameters)
+        one instance made once, not one per request: marshmallow's schemas keep no state between
+        loads (the instances `@blp.arguments` is given are shared the same way), and the loader
+        compiled for it is then found again instead of being compiled anew for each request."""
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            schema = self._schemas_of_classes.get(argmap)
+            if schema is None:
+                schema = self._schemas_of_classes[argmap] = argmap()
+            return schema
+        return super()._get_schema(argmap, req)
 
     def _loader(self, schema: ma.Schema, location: str, unknown: str | None) -> Loader:
         by_kind = self._loaders.get(schema)

@@ -17,8 +17,18 @@ class ReadingOnly(RuntimeError):
     """A change was attempted in a unit of work opened for reading: a programming error."""
 
 
-def _refuse_writing(_session: Session, _flush_context: Any, _instances: Any) -> None:
-    raise ReadingOnly("a reading unit of work writes nothing")
+# A reading unit of work marks its session so (in its `info`); one listener on every session
+# refuses the flushes of marked ones. Registering a listener on each reading session instead cost
+# a read more than its own statement's set-up.
+_READING = "linli.reading"
+
+
+def _refuse_writing(session: Session, _flush_context: Any, _instances: Any) -> None:
+    if session.info.get(_READING):
+        raise ReadingOnly("a reading unit of work writes nothing")
+
+
+event.listen(Session, "before_flush", _refuse_writing)
 
 
 class UnitOfWork:
@@ -41,7 +51,7 @@ class UnitOfWork:
     def __enter__(self) -> Self:
         if self._reading:
             self.session = self._database.reading_session()
-            event.listen(self.session, "before_flush", _refuse_writing)
+            self.session.info[_READING] = True
         else:
             self.session = self._database.session()
         self._pending = []

@@ -217,6 +217,12 @@ def broker_check(amqp_url: str) -> ReadinessCheck:
 
 
 def _install_request_hooks(app: Flask, service: str) -> None:
+    # Each metric's child for its labels, looked up once per kind of answer, not for every request
+    # (`labels()` takes the metric's lock and builds its key each time). The labels are the
+    # routes' rules, methods and statuses: a bounded set.
+    requests_counted: dict[tuple[str, str, int], Any] = {}
+    latencies: dict[tuple[str, str], Any] = {}
+
     @app.before_request
     def _start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
@@ -233,10 +239,22 @@ def _install_request_hooks(app: Flask, service: str) -> None:
         if "Content-Language" not in response.headers and not g.get("passed_through"):
             response.headers["Content-Language"] = i18n.CONTENT_LANGUAGE[i18n.language()]
         response.vary.add("Accept-Language")
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(service, request.method, endpoint, response.status_code).inc()
-        if "started" in g:
-            HTTP_LATENCY.labels(service, request.method, endpoint).observe(time.perf_counter() - g.started)
+        rule = request.url_rule
+        endpoint = rule.rule if rule else "unmatched"
+        method = request.method
+        counter = requests_counted.get((method, endpoint, response.status_code))
+        if counter is None:
+            counter = requests_counted.setdefault(
+                (method, endpoint, response.status_code),
+                HTTP_REQUESTS.labels(service, method, endpoint, response.status_code),
+            )
+        counter.inc()
+        started = g.get("started")
+        if started is not None:
+            histogram = latencies.get((method, endpoint))
+            if histogram is None:
+                histogram = latencies.setdefault((method, endpoint), HTTP_LATENCY.labels(service, method, endpoint))
+            histogram.observe(time.perf_counter() - started)
         return response
 
     @app.teardown_request
