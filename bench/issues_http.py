@@ -297,6 +297,20 @@ def compare(ours, theirs, rounds: int = 4) -> tuple[float, float, float, float]:
     )
 
 
+def print_measured(measured: list, width: int) -> None:
+    """The table of (operation, ours /s, bare /s, target, (ours CPU, bare CPU)), and the load."""
+    print(
+        f"{'operation':<{width}}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}"
+        f"{'ours CPU ms/req':>17}{'bare CPU ms/req':>17}"
+    )
+    for name, mine, theirs, target, (cpu_ours, cpu_bare) in measured:
+        print(
+            f"{name:<{width}}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}"
+            f"{cpu_ours:>17.2f}{cpu_bare:>17.2f}"
+        )
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="requests per round and side")
@@ -419,16 +433,7 @@ def main() -> None:
             f"\nIssues over HTTP: gunicorn {workers} workers x {threads} threads each side, {args.clients} clients, "
             f"{args.requests} requests per round, 4 rounds, {args.seed} issues in {args.communities} communities"
         )
-        print(
-            f"{'operation':<44}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}"
-            f"{'ours CPU ms/req':>17}{'bare CPU ms/req':>17}"
-        )
-        for name, mine, theirs, target, (cpu_ours, cpu_bare) in measured:
-            print(
-                f"{name:<44}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}"
-                f"{cpu_ours:>17.2f}{cpu_bare:>17.2f}"
-            )
-        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print_measured(measured, width=44)
     finally:
         for process in processes:
             process.terminate()

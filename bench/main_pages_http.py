@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask import Flask, jsonify, request
-from issues_http import compare, free_ports, run, start_gunicorn
+from issues_http import compare, free_ports, print_measured, run, start_gunicorn
 from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text, create_engine, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -457,16 +457,7 @@ def main() -> None:
             f"{args.activities} activities in {args.communities} "
             f"communities, {args.notices} notices ({args.own} the resident's)"
         )
-        print(
-            f"{'operation':<48}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}"
-            f"{'ours CPU ms/req':>17}{'bare CPU ms/req':>17}"
-        )
-        for name, mine, theirs, target, (cpu_ours, cpu_bare) in measured:
-            print(
-                f"{name:<48}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}"
-                f"{cpu_ours:>17.2f}{cpu_bare:>17.2f}"
-            )
-        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print_measured(measured, width=48)
     finally:
         for process in processes:
             process.terminate()
