@@ -1,5 +1,6 @@
 """The HTTP API: inbox, devices, preferences, scope, errors, broadcasts (20,000 recipients)."""
 
+import json
 import uuid
 
 import pytest
@@ -15,6 +16,8 @@ from linli_notifications.adapters.tables import (
 )
 from linli_notifications.config import build_providers, load_config
 from linli_notifications.domain.model import Category, Intent
+from linli_notifications.entrypoints.api import NotificationSchema
+from linli_notifications.service_layer import recipient
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
 from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.planning import plan
@@ -103,6 +106,16 @@ def test_inbox_lists_marks_read_and_counts_unread(app, auth, database, clock):
         theirs = s.scalar(select(notifications.c.id).where(notifications.c.user_id == other))
     assert client.post(f"/{theirs}/read", headers=headers).status_code == 404
     assert client.get(f"/{uuid.uuid4()}", headers=headers).status_code == 404
+    # The page is what the schema that documents it would dump, read and unread rows alike.
+    page = client.get("/?page_size=10", headers=headers)
+    with database.session() as s:
+        rows = s.execute(
+            select(*recipient.INBOX_COLUMNS)
+            .where(notifications.c.user_id == me)
+            .order_by(notifications.c.created_at.desc(), notifications.c.id)
+        ).mappings()
+        expected = NotificationSchema(many=True).dump([dict(r) for r in rows])
+    assert page.json == json.loads(json.dumps(expected)) and any(r["read_at"] for r in page.json)
     assert client.post("/read-all", headers=headers).json == {"count": 2}
 
 

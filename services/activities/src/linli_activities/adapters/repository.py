@@ -288,6 +288,30 @@ class ActivityPage:
         )
         return cls(page, select(total))
 
+    @classmethod
+    def of_one_community(
+        cls, link_where: Iterable[ColumnElement[bool]], own_where: Iterable[ColumnElement[bool]]
+    ) -> ActivityPage:
+        """The same for a list of one community (`link_where` names it): read from its rows of
+        `activity_communities` in their index's order (community, start), each activity once (one
+        row per activity and community; its start copied there), joined to the activity. `of`
+        would find the community's activities among all and sort them, and count them again."""
+        links = tables.activity_communities
+        own = list(own_where)
+        conditions = [*link_where, *own]
+        joined = links.join(tables.activities, tables.activities.c.id == links.c.activity_id)
+        counted = joined if own else links  # the activity's own filters need its row; the rest do not
+        total = select(func.count()).select_from(counted).where(*conditions).scalar_subquery()
+        page = (
+            select(*_LISTED, total.label("total"))
+            .select_from(joined)
+            .where(*conditions)
+            .order_by(links.c.starts_at, links.c.activity_id)
+            .offset(bindparam("page_offset"))
+            .limit(bindparam("page_limit"))
+        )
+        return cls(page, select(total))
+
 
 @dataclass(frozen=True)
 class FirstSignUp:

@@ -415,10 +415,12 @@ def _listing(form: str, given: tuple[str, ...], hide_drafts: bool) -> ActivityPa
     where.extend(_LINK_FILTERS[name] for name in given if name in _LINK_FILTERS)
     if hide_drafts:
         where.append(links.c.status != ActivityStatus.DRAFT)
+    own_filters = [_OWN_FILTERS[name] for name in given if name in _OWN_FILTERS]
+    if "community_id" in given:
+        # One community, the usual list: its link rows give the page in order (see of_one_community).
+        return ActivityPage.of_one_community(where, own_filters)
     ids = select(links.c.activity_id).where(*where).distinct()
-    own: list[ColumnElement[bool]] = [Activity.id.in_(ids)]
-    own.extend(_OWN_FILTERS[name] for name in given if name in _OWN_FILTERS)
-    return ActivityPage.of(own)
+    return ActivityPage.of([Activity.id.in_(ids), *own_filters])
 
 
 def publish_activity(uow: ActivitiesUnitOfWork, principal: Principal, activity_id: str) -> Activity:

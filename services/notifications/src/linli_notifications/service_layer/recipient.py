@@ -36,11 +36,9 @@ StreetOf = Callable[[str], str | None]
 
 # --- inbox --------------------------------------------------------------------------------------
 # What the inbox shows of a notice (the API's NotificationSchema), not the planning's own columns.
-INBOX_COLUMNS = tuple(
-    notifications.c[name]
-    for name in ("id", "kind", "category", "urgent", "title", "body", "community_id", "subject_type", "subject_id",
-                 "created_at", "read_at")
-)  # fmt: skip
+INBOX_NAMES = ("id", "kind", "category", "urgent", "title", "body", "community_id", "subject_type", "subject_id",
+               "created_at", "read_at")  # fmt: skip
+INBOX_COLUMNS = tuple(notifications.c[name] for name in INBOX_NAMES)
 
 
 def list_inbox(
@@ -65,7 +63,8 @@ def list_inbox(
     ).all()
     if not rows:
         return [], session.scalar(select(total)) if offset else 0
-    return [r._asdict() for r in rows], rows[0].total
+    # Plain str keys (the row's are SQLAlchemy's names), as the API writes them with orjson.
+    return [dict(zip(INBOX_NAMES, r, strict=False)) for r in rows], rows[0].total
 
 
 def get_notification(session: Session, principal: Principal, notification_id: str) -> dict:
