@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import msgspec
-
-from linli_kit import context
+from linli_kit import context, jsonvalues
 from linli_kit.events.catalogue import CATALOGUE, InvalidEvent
 
 
@@ -47,12 +45,9 @@ class Event:
     def from_json(cls, body: bytes | str) -> Event:
         """Parse and validate an envelope and its data; raise InvalidEvent when either is wrong."""
         try:
-            raw = _decode(body)
-        except Exception:  # noqa: BLE001 - not msgspec's: the standard library decides, and words the error
-            try:
-                raw = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InvalidEvent(f"body is not JSON: {exc}") from exc
+            raw = jsonvalues.loads(body)  # msgspec, else json.loads: its errors and their wording
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidEvent(f"body is not JSON: {exc}") from exc
         if not isinstance(raw, dict):
             raise InvalidEvent("envelope must be a JSON object")
         if not raw.keys() >= _ENVELOPE_KEYS:
@@ -82,14 +77,6 @@ class Event:
             data=data,
         )
 
-
-# A consumer parses every envelope it receives: msgspec parses the JSON the consumers get in about
-# half the time of the standard library. What it parses it parses to the same values (objects, lists,
-# strings, ints of any size, floats, the last of a repeated key). Whatever it refuses (NaN, numbers
-# out of a float's range, a byte-order mark, UTF-16, lone surrogates, broken JSON) is put to
-# json.loads, as every body was: what is accepted and every error message stay the standard
-# library's.
-_decode = msgspec.json.Decoder().decode
 
 _ENVELOPE_KEYS_IN_ORDER = ("id", "type", "version", "occurred_at", "producer", "data")
 _ENVELOPE_KEYS = frozenset(_ENVELOPE_KEYS_IN_ORDER)
