@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, current_app
+import orjson
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -251,7 +252,8 @@ class Activities(MethodView):
         pagination_parameters.item_count = total
         # Serialised here as the schema (which documents it) would dump each as residents see it:
         # a page is the hottest read, and its rows are plain values already.
-        return current_app.json.response(listed(items))
+        # orjson: the same JSON in a fraction of the json module's time (keys in the schema's order).
+        return Response(orjson.dumps(listed(items)), content_type="application/json")
 
     @blp.arguments(ActivitySchema())
     @blp.response(201, ActivitySchema)
