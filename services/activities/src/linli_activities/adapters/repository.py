@@ -104,9 +104,16 @@ _PLACE_SQL = (
 # texts stay under psycopg's limit for caching their parsing (4,096 characters, 50 parameters),
 # which they are otherwise split again on every execution.
 _COUNTED = counts.REGISTRATION_COLUMNS
-_ADDED_TO_THE_COUNTS = " ON CONFLICT (scope, month) DO UPDATE SET " + ", ".join(
-    f"{n} = activity_counts.{n} + excluded.{n}" for n in _COUNTED
-)
+
+
+def _added_to_the_counts(columns: Iterable[str]) -> str:
+    """The end of an INSERT into activity_counts that adds its `columns` to a month's row already there."""
+    return " ON CONFLICT (scope, month) DO UPDATE SET " + ", ".join(
+        f"{n} = activity_counts.{n} + excluded.{n}" for n in columns
+    )
+
+
+_ADDED_TO_THE_COUNTS = _added_to_the_counts(_COUNTED)
 SIGN_UP_IN_ONE_STATEMENT = text(
     "WITH place AS ("
     + _PLACE_SQL
@@ -248,8 +255,7 @@ def _rows_of(table: Any, document: str) -> str:
 _NEW_ACTIVITY = (
     f"WITH counted AS (INSERT INTO {tables.activity_counts.name} {_rows_of(tables.activity_counts, 'counts')}"
     # Every column: a new activity adds to more than a registration's four (`_ADDED_TO_THE_COUNTS`).
-    " ON CONFLICT (scope, month) DO UPDATE SET "
-    + ", ".join(f"{n} = activity_counts.{n} + excluded.{n}" for n in counts.COLUMNS)
+    + _added_to_the_counts(counts.COLUMNS)
     + f"), kinds AS (INSERT INTO {tables.activity_kind_counts.name} {_rows_of(tables.activity_kind_counts, 'kinds')}"
     " ON CONFLICT (scope, month, kind) DO UPDATE SET held = activity_kind_counts.held + excluded.held, "
     "held_city = activity_kind_counts.held_city + excluded.held_city), "
