@@ -44,6 +44,9 @@ _PROBES = {"/healthz", "/readyz", "/metrics"}
 _FRONT_FILES = ("/static/",)
 API_KEY_MEMORY_SECONDS = 30.0
 API_KEY_MEMORY_SIZE = 4096
+# The environ key under which the fast path (fast_proxy.py) hands over a request it already counted
+# (`RateLimits.count`'s result): counted once, whoever answers it. No caller can set it.
+COUNTED_ON_THE_FAST_PATH = "linli.rate_limit.counted"
 
 
 class VerifiedApiKeys:
@@ -211,23 +214,33 @@ class RateLimits:
     def check(self) -> None:
         """Count this request; 429 when one of its limit's items is exceeded. Remembers what the
         answer's headers say about the item they describe (counted and read in one go)."""
-        endpoint = request.endpoint
-        if not endpoint:
-            return  # nothing matched (Flask-Limiter exempted these too)
-        rule = self.rule_for(endpoint, request.method)
-        if rule is None:
-            return
-        key = rule.key()
+        counted = request.environ.get(COUNTED_ON_THE_FAST_PATH)
+        if counted is None:
+            endpoint = request.endpoint
+            if not endpoint:
+                return  # nothing matched (Flask-Limiter exempted these too)
+            rule = self.rule_for(endpoint, request.method)
+            if rule is None:
+                return
+            counted = self.count(rule, rule.key(), endpoint)
+        # Else the fast path (fast_proxy.py) counted this request before handing it over: once.
+        within, g.linli_rate_limit = counted
+        if not within:
+            raise TooManyRequests(description=str(g.linli_rate_limit[0]))
+
+    def count(self, rule: _Rule, key: str, endpoint: str) -> tuple[bool, tuple[RateLimitItem, float, int]]:
+        """Count a request of `key` at `endpoint` against `rule`: whether it is within every item,
+        and what the answer's headers say (the first item exceeded, else the first item)."""
         args = (self._prefix, key, endpoint) if self._prefix else (key, endpoint)
         first = None
         for item in rule.items:
             counted, reset, remaining = self._count(item, args)
             first = first or (item, reset, remaining)
             if not counted:
-                g.linli_rate_limit = (item, reset, remaining)
                 log.info("ratelimit %s (%s) exceeded at endpoint: %s", item, key, endpoint)
-                raise TooManyRequests(description=str(item))
-        g.linli_rate_limit = first
+                return False, (item, reset, remaining)
+        assert first is not None
+        return True, first
 
     def add_headers(self, response: Response) -> Response:
         """X-RateLimit-Limit, -Remaining and -Reset of the limit this request counted against; on a

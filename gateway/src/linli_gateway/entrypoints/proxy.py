@@ -84,6 +84,9 @@ PUBLIC_WRITES = ("notifications/receipts/",)
 
 
 FRONT = "web front"
+# The environ key under which the fast path (fast_proxy.py) hands a request it already sent, and
+# failed to relay, to the Flask app for its error answer. No caller can set it: theirs are HTTP_*.
+FAILED_ON_THE_FAST_PATH = "linli.proxy.failed"
 
 
 class ServiceUnavailable(ServiceError):
@@ -175,7 +178,12 @@ def authorise_request(service: str) -> str | None:
 def service_token(principal: Principal, service: str) -> str:
     """A token for `service` standing for the verified caller of this request."""
     tokens: ServiceTokens = current_app.extensions["linli.service_tokens"]
-    presented = request.headers["Authorization"].partition(" ")[2].strip()
+    return service_token_for(tokens, principal, service, request.headers["Authorization"])
+
+
+def service_token_for(tokens: ServiceTokens, principal: Principal, service: str, authorization: str) -> str:
+    """A token for `service` standing for `principal`, verified from the `authorization` header."""
+    presented = authorization.partition(" ")[2].strip()
     expires = principal.expires_at or datetime.fromtimestamp(
         jwt.decode(presented, options={"verify_signature": False})["exp"], UTC
     )
@@ -188,13 +196,18 @@ def forwarding_headers(route_prefix: str) -> dict[str, str]:
     (`X-Forwarded-Host`, `X-Forwarded-Proto`), and the path prefix the gateway removed
     (`X-Forwarded-Prefix`, left out when nothing was removed). Behind `TRUSTED_PROXIES` proxies the
     gateway's own view of host, scheme and prefix already comes from theirs (werkzeug's ProxyFix)."""
-    peer = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", request.remote_addr)
+    return forwarding_headers_of(request.environ, request.host, request.script_root, route_prefix)
+
+
+def forwarding_headers_of(environ: dict[str, Any], host: str, script_root: str, route_prefix: str) -> dict[str, str]:
+    """`forwarding_headers` from a WSGI environ and werkzeug's `host` and `script_root` of it."""
+    peer = environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR", environ.get("REMOTE_ADDR"))
     headers = {
-        "X-Forwarded-For": ", ".join(filter(None, [request.headers.get("X-Forwarded-For"), peer])),
-        "X-Forwarded-Host": request.host,
-        "X-Forwarded-Proto": request.scheme,
+        "X-Forwarded-For": ", ".join(filter(None, [environ.get("HTTP_X_FORWARDED_FOR"), peer])),
+        "X-Forwarded-Host": host,
+        "X-Forwarded-Proto": environ.get("wsgi.url_scheme", "http"),
     }
-    prefix = request.script_root.rstrip("/") + route_prefix
+    prefix = script_root.rstrip("/") + route_prefix
     if prefix:
         headers["X-Forwarded-Prefix"] = prefix
     return headers
@@ -202,6 +215,10 @@ def forwarding_headers(route_prefix: str) -> dict[str, str]:
 
 def forward(service: str, path: str, *, route_prefix: str) -> Response:
     """Send this request to `service` at `/<path>`; `route_prefix` is the public prefix removed."""
+    failed = request.environ.get(FAILED_ON_THE_FAST_PATH)
+    if failed is not None:
+        # The fast path (fast_proxy.py) already sent it and failed: answered here, as any failure is.
+        raise failed
     upstream: _Upstream = current_app.extensions["linli.upstream"]
     upstream.ensure()
     settings = upstream.settings
@@ -242,9 +259,17 @@ def forward_front(path: str) -> Response:
 def _passed_headers(route_prefix: str) -> dict[str, str]:
     """The caller's headers less those for one connection, forwarding and credentials (the gateway
     adds its own), plus what the upstream must know about the public request."""
+    headers = passed_headers_of(request.environ)
+    headers.update(forwarding_headers(route_prefix))
+    headers["X-Request-ID"] = g.request_id
+    return headers
+
+
+def passed_headers_of(environ: dict[str, Any]) -> dict[str, str]:
+    """The caller's headers in a WSGI environ, less those `_passed_headers` never passes on."""
     headers: dict[str, str] = {}
     names = _ENVIRON_HEADERS
-    for key, value in request.environ.items():
+    for key, value in environ.items():
         name = names.get(key, _UNSEEN)
         if name is _UNSEEN:
             name = _passed_header_name(key)
@@ -253,8 +278,6 @@ def _passed_headers(route_prefix: str) -> dict[str, str]:
         # Werkzeug's own rule: an empty Content-Type or Content-Length is no header.
         if name is not None and (value or not key.startswith("CONTENT_")):
             headers[name] = value
-    headers.update(forwarding_headers(route_prefix))
-    headers["X-Request-ID"] = g.request_id
     return headers
 
 
@@ -338,9 +361,12 @@ def _relay(
     *,
     read_timeout: float,
     decode: bool,
+    method: str | None = None,
+    body: bytes | None = None,
 ) -> Answer:
     """One request through `name`'s circuit breaker, within the request's time budget; `decode`:
-    undo the body's Content-Encoding (see `_decoded`)."""
+    undo the body's Content-Encoding (see `_decoded`). `method` and `body`: this request's unless
+    given (the fast path has no Flask request)."""
     settings = upstream.settings
     breaker = upstream.breakers[name]
     if not breaker.allow():
@@ -349,9 +375,10 @@ def _relay(
         assert upstream.pools is not None
         answer = _send(
             upstream.pools,
-            request.method,
+            request.method if method is None else method,
             url,
             headers,
+            request.get_data() if body is None else body,
             read_timeout=read_timeout,
             budget=settings.budget_seconds,
             retries=settings.retries,
@@ -398,6 +425,7 @@ def _send(
     method: str,
     url: str,
     headers: dict[str, str],
+    body: bytes,
     *,
     read_timeout: float,
     budget: float,
@@ -406,7 +434,6 @@ def _send(
 ) -> Answer:
     """The service's answer, its body read whole (decoded with `decode`, see `_decoded`)."""
     deadline = time.monotonic() + budget
-    body = request.get_data()
     attempt = 0
     while True:
         remaining = deadline - time.monotonic()

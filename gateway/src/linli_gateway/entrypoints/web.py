@@ -12,7 +12,7 @@ from linli_gateway.adapters.passwords import HashingPool
 from linli_gateway.adapters.revocations import RevokedTokens
 from linli_gateway.adapters.service_tokens import ServiceTokens
 from linli_gateway.definition import definition
-from linli_gateway.entrypoints import auth_api, directory_api, limits, openapi, proxy, search_api, stats_api
+from linli_gateway.entrypoints import auth_api, directory_api, fast_proxy, limits, openapi, proxy, search_api, stats_api
 from linli_gateway.entrypoints.front_client import ClientSeal
 from linli_gateway.entrypoints.limits import account_key, client_key
 from linli_gateway.service_layer.accounts import API_CLIENT_TOKEN_TTL, Identity
@@ -74,11 +74,6 @@ def create_app() -> Flask:
     app.extensions["linli.client_seal"] = ClientSeal(gateway.private_key())
     app.extensions["linli.service_tokens"] = ServiceTokens(signer)
     proxy.install(app, gateway)
-    if gateway.trusted_proxies:
-        # Believe the X-Forwarded-* headers of that many proxies in front (and no more), so the
-        # caller's address, scheme, host and prefix are the public ones.
-        n = gateway.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.register_blueprint(openapi.blp)
 
     rate_limits = limits.install(app, gateway, workers=int(os.environ.get("WEB_CONCURRENCY") or 2))
@@ -111,4 +106,14 @@ def create_app() -> Flask:
     app.add_url_rule("/", "page", page, methods=ALL_METHODS)
     app.add_url_rule("/<path:path>", "page", page, methods=ALL_METHODS)
 
+    # The proxied reads skip Flask's request machinery (see fast_proxy.py); the hook it adds for the
+    # requests it hands over goes before the rate limits' (which may refuse them).
+    hooks = app.before_request_funcs[None]
+    fast_proxy.install(app, rate_limits)
+    hooks.insert(hooks.index(rate_limits.check), hooks.pop())
+    if gateway.trusted_proxies:
+        # Believe the X-Forwarded-* headers of that many proxies in front (and no more), so the
+        # caller's address, scheme, host and prefix are the public ones (the fast path's too).
+        n = gateway.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     return app
