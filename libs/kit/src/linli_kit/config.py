@@ -23,6 +23,10 @@ MAX_RETENTION_DAYS = 3650
 MIN_INBOX_RETENTION_DAYS = 1
 # A comma separates two brokers only where the next URL (scheme://) begins, so a password may hold one.
 BROKER_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+# The consumer's batch and prefetch when neither the environment (EVENTS_BATCH_SIZE,
+# EVENTS_PREFETCH) nor the service's definition (`ServiceDefinition.events_batch_size`) says.
+DEFAULT_EVENTS_BATCH_SIZE = 500
+DEFAULT_EVENTS_PREFETCH = 1000
 
 
 def split_broker_urls(amqp_url: str) -> list[str]:
@@ -105,8 +109,15 @@ class Settings:
             ) from exc
 
 
-def load_settings(service: str) -> Settings:
-    """Read and check the settings of `service`; raise ConfigError naming every bad variable."""
+def load_settings(
+    service: str,
+    *,
+    events_batch_size: int = DEFAULT_EVENTS_BATCH_SIZE,
+    events_prefetch: int = DEFAULT_EVENTS_PREFETCH,
+) -> Settings:
+    """Read and check the settings of `service`; raise ConfigError naming every bad variable.
+    `events_batch_size` and `events_prefetch` are the service's own defaults of the consumer's
+    batch and prefetch: EVENTS_BATCH_SIZE and EVENTS_PREFETCH, when set, still decide."""
     env = Env(eager=False)
     try:
         # Absolute, so a process finds the same files whatever folder it was started from.
@@ -126,10 +137,10 @@ def load_settings(service: str) -> Settings:
                 queue_prefix=env.str("QUEUE_PREFIX", ""),
             ),
             delivery_limit=env.int("EVENTS_DELIVERY_LIMIT", 5, validate=Range(1, 100)),
-            prefetch=env.int("EVENTS_PREFETCH", 1000, validate=Range(1, 10_000)),
+            prefetch=env.int("EVENTS_PREFETCH", events_prefetch, validate=Range(1, 10_000)),
             relay_batch_size=env.int("OUTBOX_BATCH_SIZE", 1000, validate=Range(1, 10_000)),
             relay_idle_seconds=env.float("OUTBOX_IDLE_SECONDS", 0.02, validate=Range(0, 60, min_inclusive=False)),
-            consumer_batch_size=env.int("EVENTS_BATCH_SIZE", 500, validate=Range(1, 10_000)),
+            consumer_batch_size=env.int("EVENTS_BATCH_SIZE", events_batch_size, validate=Range(1, 10_000)),
             # Published outbox rows are kept this long (for inspection), then deleted.
             outbox_retention_hours=env.int("OUTBOX_RETENTION_HOURS", 168, validate=Range(1, MAX_RETENTION_DAYS * 24)),
             # Inbox rows are what recognises a redelivered event: they must outlive any redelivery

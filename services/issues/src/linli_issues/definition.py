@@ -154,4 +154,10 @@ definition = ServiceDefinition(
     commands={"run-deadlines": run_deadlines, "rebuild-counts": rebuild_counts, "reencode-photos": reencode_photos},
     # `check-config` reads ISSUES_AUTO_CLOSE_DAYS, ISSUES_DEADLINE_CHECK_SECONDS and OPEN311_PUBLIC_URL too.
     check_settings=lambda _settings: load_issues_config(),
+    # The meetings' events are handled a batch at a time with a fixed number of statements (the
+    # issues locked, their details read, each table written once, the inbox claimed): batches of
+    # 1,000 share those, and the commit, among twice the events (EVENTS_BATCH_SIZE and
+    # EVENTS_PREFETCH still decide when set).
+    events_batch_size=1000,
+    events_prefetch=2000,
 )

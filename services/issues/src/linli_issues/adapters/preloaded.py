@@ -642,11 +642,21 @@ def _instants_of(table: Any, names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in names if isinstance(table.c[name].type, UtcDateTime))
 
 
+# psycopg keeps the conversion of a statement's placeholders (%(name)s to $n) for statements of at
+# most 4,096 bytes and 50 parameters (psycopg._queries.MAX_CACHED_STATEMENT_LENGTH, _PARAMS); a
+# longer one is split again at every execution. The batch's statement of every part (the issues'
+# two UPDATEs, the links' and decisions' INSERT and UPDATE, the timeline's INSERT) is kept under
+# that: the rows' alias is one letter and instants are named by PostgreSQL's short name for them.
+CONVERSION_KEPT_BYTES = 4096
+_SHORT_TYPES = {"TIMESTAMP WITH TIME ZONE": "timestamptz"}
+
+
 def _record_set(table: Any, names: tuple[str, ...], param: str) -> str:
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
-    columns = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in names)
-    return f"json_to_recordset(CAST(:{param} AS json)) AS given({columns})"
+    types = (table.c[n].type.compile(dialect=dialect) for n in names)
+    columns = ", ".join(f"{quote(n)} {_SHORT_TYPES.get(t, t)}" for n, t in zip(names, types, strict=True))
+    return f"json_to_recordset(CAST(:{param} AS json)) AS g({columns})"
 
 
 def _insert_from_json(table: Any, names: tuple[str, ...], param: str) -> str:
@@ -657,8 +667,8 @@ def _insert_from_json(table: Any, names: tuple[str, ...], param: str) -> str:
 
 def _update_from_json(table: Any, keys: tuple[str, ...], columns: tuple[str, ...], param: str) -> str:
     quote = postgresql.dialect().identifier_preparer.quote
-    assignments = ", ".join(f"{quote(c)} = given.{quote(c)}" for c in columns)
-    matched = " AND ".join(f"t.{quote(k)} = given.{quote(k)}" for k in keys)
+    assignments = ", ".join(f"{quote(c)} = g.{quote(c)}" for c in columns)
+    matched = " AND ".join(f"t.{quote(k)} = g.{quote(k)}" for k in keys)
     given = _record_set(table, (*keys, *columns), param)
     return f"UPDATE {quote(table.name)} AS t SET {assignments} FROM {given} WHERE {matched}"
 
