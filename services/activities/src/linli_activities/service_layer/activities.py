@@ -299,13 +299,14 @@ def add_published(uow: ActivitiesUnitOfWork, activity: Activity, publish: bool) 
     """Store a new activity (published when `publish`): its reminders planned, residents told.
     A new activity has no registrations and no reminders yet, so neither is read: its reminders
     are those `plan` gives (what _plan_reminders adds for it), and its communities' streets are
-    read once, for the counts and the event (a draft counts for neither). Announced before it is written: one INSERT."""
+    read once, for the counts and the event (a draft counts for neither). Announced before it is
+    written: one INSERT, with the events published so far (its announcement's among them)."""
     if publish:
         activity.publish()
     known = KnownOfNew(uow.repo.streets_of(activity.community_ids) if publish else {})
     reminders = plan(activity.id, activity.starts_at, uow.reminder_minutes, uow.clock()) if publish else []
     _announce(uow, activity, known=known)
-    uow.repo.insert_new_activity(activity, known.streets, reminders)
+    uow.repo.insert_new_activity(activity, known.streets, reminders, uow.take_pending())
 
 
 def reschedule(uow: ActivitiesUnitOfWork, activity: Activity, starts_at: datetime, ends_at: datetime) -> list[Event]:
