@@ -4,6 +4,7 @@ here as /<rest>, so the collection of activities is "/"."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -205,34 +206,43 @@ def _listing_plan() -> tuple[tuple[str, str, str], ...]:
 _LISTING = _listing_plan()
 
 
+def _dumped(value_of: Any, labels: dict[str, str], checkin_code: str | None) -> dict[str, Any]:
+    """What ActivitySchema dumps of one activity whose columns `value_of(name)` gives, its check-in
+    code shown as `checkin_code` (`labels`: the status labels worded so far)."""
+    item: dict[str, Any] = {}
+    for key, source, how in _LISTING:
+        if how == "as_is":
+            item[key] = value_of(source)
+        elif how == "iso":
+            value = value_of(source)
+            item[key] = None if value is None else value.isoformat()
+        elif how == "list":
+            value = value_of(source)
+            item[key] = None if value is None else list(value)
+        elif how == "status_label":
+            status = value_of(source)
+            if status not in labels:
+                labels[status] = i18n.label("activity_status", status)
+            item[key] = labels[status]
+        elif how == "free_places":
+            capacity = value_of("capacity")
+            item[key] = None if capacity is None else max(capacity - value_of("confirmed_places"), 0)
+        else:  # checkin_code
+            item[key] = checkin_code
+    return item
+
+
 def listed(rows: list[Any]) -> list[dict[str, Any]]:
     """What ActivitySchema dumps of each activity (its LISTED_COLUMNS) as seen by someone who does
     not manage it (no check-in code), without a schema's walk through every field of every row."""
     labels: dict[str, str] = {}
-    out = []
-    for row in rows:
-        item: dict[str, Any] = {}
-        for key, source, how in _LISTING:
-            if how == "as_is":
-                item[key] = row[source]
-            elif how == "iso":
-                value = row[source]
-                item[key] = None if value is None else value.isoformat()
-            elif how == "list":
-                value = row[source]
-                item[key] = None if value is None else list(value)
-            elif how == "status_label":
-                status = row[source]
-                if status not in labels:
-                    labels[status] = i18n.label("activity_status", status)
-                item[key] = labels[status]
-            elif how == "free_places":
-                capacity = row["capacity"]
-                item[key] = None if capacity is None else max(capacity - row["confirmed_places"], 0)
-            else:  # checkin_code
-                item[key] = None
-        out.append(item)
-    return out
+    return [_dumped(row.__getitem__, labels, None) for row in rows]
+
+
+def shown_to_organiser(activity: Any) -> dict[str, Any]:
+    """What ActivitySchema dumps of an activity seen by one who manages it (its check-in code
+    too), read from the object's attributes without a schema's walk."""
+    return _dumped(partial(getattr, activity), {}, activity.checkin_code)
 
 
 @blp.route("/")
@@ -257,8 +267,11 @@ class Activities(MethodView):
 
     @blp.arguments(ActivitySchema())
     @blp.response(201, ActivitySchema)
-    def post(self, body: dict) -> Any:
-        return activities.create_activity(uow(), require_principal(), **plain(body))
+    def post(self, body: dict) -> Response:
+        activity = activities.create_activity(uow(), require_principal(), **plain(body))
+        # Its creator manages it (staff of every community it is for): they see its check-in code.
+        # Serialised here as the schema (which documents it) would dump it, like a page.
+        return Response(orjson.dumps(shown_to_organiser(activity)), status=201, content_type="application/json")
 
 
 @blp.route("/<uuid:activity_id>")
