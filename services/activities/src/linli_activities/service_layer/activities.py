@@ -336,6 +336,11 @@ def create_activity(
     uow: ActivitiesUnitOfWork, principal: Principal, *, publish: bool = False, **values: Any
 ) -> Activity:
     with uow:
+        # PostgreSQL: it reads, then writes everything (its row, links, reminders, counts and
+        # event) in one statement, atomic on its own: in autocommit, without the round trips of
+        # BEGIN and COMMIT. Under READ COMMITTED its reads saw no more in a transaction (each
+        # statement its own snapshot, no lock taken). SQLite: one transaction, as before.
+        in_one_statement = uow.repo.one_statement_follows_reads()
         community_ids = list(dict.fromkeys(values.pop("community_ids")))
         _require_manager(uow, principal, community_ids)
         _check_post(uow, values.get("post_id"))
@@ -343,6 +348,8 @@ def create_activity(
         prepare_template(uow, principal, values, community_ids)
         activity = Activity(community_ids=community_ids, created_by=principal.user_id, created_at=uow.clock(), **values)
         add_published(uow, activity, publish)
+        if in_one_statement and (uow.session.new or uow.session.dirty):  # a programming error
+            raise RuntimeError("a new activity's change is its one statement: nothing else is written")
         uow.commit()
         return activity
 
