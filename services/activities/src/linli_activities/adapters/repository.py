@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -404,14 +404,14 @@ class Repository:
 
     def activity_page(
         self, statements: ActivityPage, parameters: dict[str, Any], *, offset: int, limit: int
-    ) -> tuple[list[Mapping[str, Any]], int]:
-        """A page of activities (their LISTED_COLUMNS, by start) and their total, in one statement
-        (the total a subquery beside each row). A page past the end has no row to carry it: then it
-        is counted alone."""
+    ) -> tuple[list[Sequence[Any]], int]:
+        """A page of activities (rows of their LISTED_COLUMNS in that order, by start) and their
+        total, in one statement (the total a subquery beside each row, after those columns). A page
+        past the end has no row to carry it: then it is counted alone."""
         connection = self.session.connection()
         rows = connection.execute(statements.page, {**parameters, "page_offset": offset, "page_limit": limit}).all()
         if rows:
-            return [row._mapping for row in rows], rows[0].total
+            return rows, rows[0].total
         return [], (connection.execute(statements.count, parameters).scalar() or 0) if offset else 0
 
     def all(self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any] = ()) -> list[T]:

@@ -9,7 +9,7 @@ the last places are serialised by the database, not by this process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -374,9 +374,9 @@ def list_activities(
     starts_before: datetime | None = None,
     series_id: str | None = None,
     festival_id: str | None = None,
-) -> tuple[list[Mapping[str, Any]], int]:
-    """A page of the activities the caller may see, by start, and their total: each as the
-    columns of LISTED_COLUMNS (the check-in code is not among them: a list shows it to nobody)."""
+) -> tuple[list[Sequence[Any]], int]:
+    """A page of the activities the caller may see, by start, and their total: each a row of
+    LISTED_COLUMNS in order (the check-in code is not among them: a list shows it to nobody)."""
     with uow:
         if community_id is not None:
             scope.require_visible(uow, principal, community_id)
