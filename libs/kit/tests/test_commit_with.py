@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from linli_kit.events import new_event
 from linli_kit.events.outbox import Outbox
 from linli_kit.testing import probe
-from linli_kit.uow import UnitOfWork
+from linli_kit.uow import ReadingOnly, UnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +44,19 @@ def test_a_change_and_its_event_are_written_by_one_statement_both_or_neither(dat
     with database.session() as s:
         assert list(s.execute(select(effects.id, effects.event_id, effects.n))) == [(1, first.id, 1)]
         assert list(s.scalars(select(probe.messaging.outbox.c.event_id))) == [first.id]
+
+
+def test_taken_events_are_the_callers_to_write_and_the_commit_writes_only_those_published_after(sqlite_database):
+    outbox = Outbox(probe.messaging.outbox)
+    uow = UnitOfWork(sqlite_database, outbox)
+    first, second = (new_event(probe.PROBE_EVENT, {"n": n}, producer="probe") for n in (1, 2))
+    with uow:
+        uow.publish(first)
+        assert uow.take_pending() == [first]
+        assert uow.take_pending() == []
+        uow.publish(second)
+        uow.commit()
+    with sqlite_database.session() as s:
+        assert list(s.scalars(select(probe.messaging.outbox.c.event_id))) == [second.id]
+    with pytest.raises(ReadingOnly), uow.reading():
+        uow.take_pending()

@@ -72,6 +72,12 @@ def test_a_new_published_activity_is_written_as_the_general_path_writes_it(any_d
     communities = [third, world.community_a, unknown]
     staff = Principal(user_id=str(uuid.uuid4()), role=Role.COMMUNITY_STAFF, community_ids=tuple(communities))
     seen, stop = _statements(database)
+    autocommit: list[bool] = []
+
+    def record(_conn, cursor, _statement, _parameters, _context, _executemany):
+        autocommit.append(getattr(cursor.connection, "autocommit", None))
+
+    event.listen(database.engine, "before_cursor_execute", record)
     try:
         activity = activities.create_activity(
             ActivitiesUnitOfWork(database, lambda: NOW, timezone=ZONE),
@@ -86,15 +92,19 @@ def test_a_new_published_activity_is_written_as_the_general_path_writes_it(any_d
         )
     finally:
         stop()
+        event.remove(database.engine, "before_cursor_execute", record)
     # Nothing read of registrations or reminders, no UPDATE or DELETE: one INSERT per table.
     written = [s for s in seen if not s.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "PRAGMA"))]
     assert not [s for s in written if "FROM registrations" in s or s.startswith(("UPDATE", "DELETE"))], written
     assert not [s for s in written if s.startswith("SELECT") and "activity_reminders" in s], written
     if database.engine.dialect.name == "postgresql":
-        # The streets read, then one statement for the counts, the links, the reminders and the
-        # activity, then the event at commit.
-        assert [s.split(" ")[0] for s in written] == ["SELECT", "WITH", "INSERT"], written
-        assert "INSERT INTO activities SELECT" in written[1] and "INSERT INTO outbox" in written[2]
+        # The streets read, then one statement for the event, the counts, the links, the
+        # reminders and the activity.
+        assert [s.split(" ")[0] for s in written] == ["SELECT", "WITH"], written
+        assert written[1].startswith("WITH events AS (INSERT INTO outbox ")
+        assert "INSERT INTO activities SELECT" in written[1]
+        # Read, then written by that one statement on its own: in autocommit (no BEGIN, no COMMIT).
+        assert autocommit and all(autocommit), autocommit
     else:
         assert sum(s.startswith("INSERT INTO activities ") for s in written) == 1
         assert len(written) <= 7, written

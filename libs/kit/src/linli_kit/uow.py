@@ -87,6 +87,15 @@ class UnitOfWork:
         self.session.commit()
         self._pending = []
 
+    def take_pending(self) -> list[Event]:
+        """The events published so far, handed to the caller to write in its own statement of
+        this transaction (e.g. with the change they describe: one round trip for both); the
+        commit no longer writes them."""
+        if self._reading:
+            raise ReadingOnly("a reading unit of work publishes no event")
+        taken, self._pending = self._pending, []
+        return taken
+
     @property
     def outbox(self) -> Outbox:
         return self._outbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -264,6 +264,16 @@ _NEW_ACTIVITY = (
     f"INSERT INTO {tables.activities.name} SELECT r.* FROM "
     f"json_populate_record(NULL::{tables.activities.name}, CAST(%(activity)s AS json)) AS r"
 )
+# The same with the events published so far (its announcement): the outbox rows written by the
+# same statement, not a round trip of their own. Only when there are events: every statement that
+# inserts into the outbox notifies the relay (a statement trigger), rows or none.
+_OUTBOX_COLUMNS = ("event_id", "event_type", "payload", "created_at", "published_at")
+_NEW_ACTIVITY_AND_EVENTS = (
+    f"WITH events AS (INSERT INTO {tables.messaging.outbox.name} ({', '.join(_OUTBOX_COLUMNS)}) SELECT "
+    + ", ".join(f"r.{name}" for name in _OUTBOX_COLUMNS)
+    + f" FROM json_populate_recordset(NULL::{tables.messaging.outbox.name}, CAST(%(events)s AS json)) AS r), "
+    + _NEW_ACTIVITY.removeprefix("WITH ")
+)
 
 
 def _instant(value: Any) -> str:
@@ -394,14 +404,14 @@ class Repository:
 
     def activity_page(
         self, statements: ActivityPage, parameters: dict[str, Any], *, offset: int, limit: int
-    ) -> tuple[list[Mapping[str, Any]], int]:
-        """A page of activities (their LISTED_COLUMNS, by start) and their total, in one statement
-        (the total a subquery beside each row). A page past the end has no row to carry it: then it
-        is counted alone."""
+    ) -> tuple[list[Sequence[Any]], int]:
+        """A page of activities (rows of their LISTED_COLUMNS in that order, by start) and their
+        total, in one statement (the total a subquery beside each row, after those columns). A page
+        past the end has no row to carry it: then it is counted alone."""
         connection = self.session.connection()
         rows = connection.execute(statements.page, {**parameters, "page_offset": offset, "page_limit": limit}).all()
         if rows:
-            return [row._mapping for row in rows], rows[0].total
+            return rows, rows[0].total
         return [], (connection.execute(statements.count, parameters).scalar() or 0) if offset else 0
 
     def all(self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any] = ()) -> list[T]:
@@ -416,12 +426,18 @@ class Repository:
         return counts.streets_of(self.session.connection(), community_ids)
 
     def insert_new_activity(
-        self, activity: Activity, streets: dict[str, str | None], reminders: Iterable[ActivityReminder]
+        self,
+        activity: Activity,
+        streets: dict[str, str | None],
+        reminders: Iterable[ActivityReminder],
+        events: Sequence[Event] = (),
     ) -> None:
         """Write a new activity, its community links, its `reminders` and, as the counts' hook counts
         a new activity, what it adds to the statistics' counts (`streets`: its communities'), by
         Core statements on the session's connection, in its transaction: no ORM flush for a row the
-        session would only write. `activity` stays out of the session (nothing changes it after)."""
+        session would only write. `activity` stays out of the session (nothing changes it after).
+        `events` (taken from the unit of work) go to the outbox in the same transaction: on
+        PostgreSQL in the same statement."""
         connection = self.session.connection()
         zone = self.session.info.get(counts.ZONE_KEY)
         counted = {name: getattr(activity, name) for name in counts.FIELDS[Activity]}
@@ -440,10 +456,14 @@ class Repository:
         if connection.dialect.name == "postgresql":
             wide, kinds = counts.new_activity_rows(ZoneInfo(zone), counted, streets) if zone else ([], [])
             documents = {"activity": row, "links": links, "reminders": reminder_rows, "counts": wide, "kinds": kinds}
+            if events:
+                documents["events"] = self.outbox.rows(events)
             connection.exec_driver_sql(
-                _NEW_ACTIVITY, {name: json.dumps(value, default=_instant) for name, value in documents.items()}
+                _NEW_ACTIVITY_AND_EVENTS if events else _NEW_ACTIVITY,
+                {name: json.dumps(value, default=_instant) for name, value in documents.items()},
             )
             return
+        self.outbox.add(self.session, events)
         if zone is not None:
             counts.count_new_activity(connection, ZoneInfo(zone), counted, streets)
         connection.execute(_ACTIVITY_INSERT, row)

@@ -3,6 +3,7 @@ here as /<rest>, so the collection of activities is "/"."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from linli_activities.adapters.repository import LISTED_COLUMNS
 from linli_activities.domain.activities import AUDIENCES, KINDS, ORGANISER_TYPES, RegistrationStatus
 from linli_activities.entrypoints.common import Instant, Redacted, Text, Url, plain, uow
 from linli_activities.service_layer import activities
@@ -202,37 +204,63 @@ def _listing_plan() -> tuple[tuple[str, str, str], ...]:
     return tuple(plan)
 
 
-_LISTING = _listing_plan()
+def _compile_dump(value_of: Callable[[str], str], checkin_code: str) -> Callable[[Any, Any], dict[str, Any]]:
+    """A function of (an activity, a status labeller) giving what ActivitySchema dumps of it, as
+    one dict display: `value_of(column)` is the expression reading a column of the activity `a`,
+    `checkin_code` the one of its check-in code. A page of twenty is the hottest answer: a loop
+    over the plan of each field of each row cost as much as reading the page."""
+    entries = []
+    for key, source, how in _listing_plan():
+        value = value_of(source) if how in ("as_is", "iso", "list", "status_label") else None
+        if how == "as_is":
+            expression = value
+        elif how == "iso":
+            expression = f"(None if (v := {value}) is None else v.isoformat())"
+        elif how == "list":
+            expression = f"(None if (v := {value}) is None else list(v))"
+        elif how == "status_label":
+            expression = f"label({value})"
+        elif how == "free_places":
+            capacity, confirmed = value_of("capacity"), value_of("confirmed_places")
+            expression = f"(None if (c := {capacity}) is None else max(c - {confirmed}, 0))"
+        else:
+            expression = checkin_code
+        entries.append(f"{key!r}: {expression}")
+    namespace: dict[str, Any] = {}
+    exec(f"def dump(a, label):\n    return {{{', '.join(entries)}}}", namespace)  # noqa: S102 - our own text
+    return namespace["dump"]
+
+
+_LISTED_POSITION = {name: index for index, name in enumerate(LISTED_COLUMNS)}
+# A row of a page (LISTED_COLUMNS in order) as seen by someone who does not manage it: no code.
+_DUMP_LISTED = _compile_dump(lambda column: f"a[{_LISTED_POSITION[column]}]", "None")
+# An activity object as its organisers see it.
+_DUMP_SHOWN = _compile_dump(lambda column: f"a.{column}", "a.checkin_code")
+
+
+def _labeller() -> Callable[[str], str]:
+    """The status labels in the request's language, each worded once."""
+    labels: dict[str, str] = {}
+
+    def label(status: str) -> str:
+        if status not in labels:
+            labels[status] = i18n.label("activity_status", status)
+        return labels[status]
+
+    return label
 
 
 def listed(rows: list[Any]) -> list[dict[str, Any]]:
-    """What ActivitySchema dumps of each activity (its LISTED_COLUMNS) as seen by someone who does
-    not manage it (no check-in code), without a schema's walk through every field of every row."""
-    labels: dict[str, str] = {}
-    out = []
-    for row in rows:
-        item: dict[str, Any] = {}
-        for key, source, how in _LISTING:
-            if how == "as_is":
-                item[key] = row[source]
-            elif how == "iso":
-                value = row[source]
-                item[key] = None if value is None else value.isoformat()
-            elif how == "list":
-                value = row[source]
-                item[key] = None if value is None else list(value)
-            elif how == "status_label":
-                status = row[source]
-                if status not in labels:
-                    labels[status] = i18n.label("activity_status", status)
-                item[key] = labels[status]
-            elif how == "free_places":
-                capacity = row["capacity"]
-                item[key] = None if capacity is None else max(capacity - row["confirmed_places"], 0)
-            else:  # checkin_code
-                item[key] = None
-        out.append(item)
-    return out
+    """What ActivitySchema dumps of each activity (rows of LISTED_COLUMNS in order) as seen by
+    someone who does not manage it (no check-in code), without a schema's walk."""
+    label = _labeller()
+    return [_DUMP_LISTED(row, label) for row in rows]
+
+
+def shown_to_organiser(activity: Any) -> dict[str, Any]:
+    """What ActivitySchema dumps of an activity seen by one who manages it (its check-in code
+    too), read from the object's attributes without a schema's walk."""
+    return _DUMP_SHOWN(activity, _labeller())
 
 
 @blp.route("/")
@@ -257,8 +285,11 @@ class Activities(MethodView):
 
     @blp.arguments(ActivitySchema())
     @blp.response(201, ActivitySchema)
-    def post(self, body: dict) -> Any:
-        return activities.create_activity(uow(), require_principal(), **plain(body))
+    def post(self, body: dict) -> Response:
+        activity = activities.create_activity(uow(), require_principal(), **plain(body))
+        # Its creator manages it (staff of every community it is for): they see its check-in code.
+        # Serialised here as the schema (which documents it) would dump it, like a page.
+        return Response(orjson.dumps(shown_to_organiser(activity)), status=201, content_type="application/json")
 
 
 @blp.route("/<uuid:activity_id>")

@@ -9,7 +9,7 @@ the last places are serialised by the database, not by this process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -299,13 +299,14 @@ def add_published(uow: ActivitiesUnitOfWork, activity: Activity, publish: bool) 
     """Store a new activity (published when `publish`): its reminders planned, residents told.
     A new activity has no registrations and no reminders yet, so neither is read: its reminders
     are those `plan` gives (what _plan_reminders adds for it), and its communities' streets are
-    read once, for the counts and the event (a draft counts for neither). Announced before it is written: one INSERT."""
+    read once, for the counts and the event (a draft counts for neither). Announced before it is
+    written: one INSERT, with the events published so far (its announcement's among them)."""
     if publish:
         activity.publish()
     known = KnownOfNew(uow.repo.streets_of(activity.community_ids) if publish else {})
     reminders = plan(activity.id, activity.starts_at, uow.reminder_minutes, uow.clock()) if publish else []
     _announce(uow, activity, known=known)
-    uow.repo.insert_new_activity(activity, known.streets, reminders)
+    uow.repo.insert_new_activity(activity, known.streets, reminders, uow.take_pending())
 
 
 def reschedule(uow: ActivitiesUnitOfWork, activity: Activity, starts_at: datetime, ends_at: datetime) -> list[Event]:
@@ -335,6 +336,11 @@ def create_activity(
     uow: ActivitiesUnitOfWork, principal: Principal, *, publish: bool = False, **values: Any
 ) -> Activity:
     with uow:
+        # PostgreSQL: it reads, then writes everything (its row, links, reminders, counts and
+        # event) in one statement, atomic on its own: in autocommit, without the round trips of
+        # BEGIN and COMMIT. Under READ COMMITTED its reads saw no more in a transaction (each
+        # statement its own snapshot, no lock taken). SQLite: one transaction, as before.
+        in_one_statement = uow.repo.one_statement_follows_reads()
         community_ids = list(dict.fromkeys(values.pop("community_ids")))
         _require_manager(uow, principal, community_ids)
         _check_post(uow, values.get("post_id"))
@@ -342,6 +348,8 @@ def create_activity(
         prepare_template(uow, principal, values, community_ids)
         activity = Activity(community_ids=community_ids, created_by=principal.user_id, created_at=uow.clock(), **values)
         add_published(uow, activity, publish)
+        if in_one_statement and (uow.session.new or uow.session.dirty):  # a programming error
+            raise RuntimeError("a new activity's change is its one statement: nothing else is written")
         uow.commit()
         return activity
 
@@ -366,9 +374,9 @@ def list_activities(
     starts_before: datetime | None = None,
     series_id: str | None = None,
     festival_id: str | None = None,
-) -> tuple[list[Mapping[str, Any]], int]:
-    """A page of the activities the caller may see, by start, and their total: each as the
-    columns of LISTED_COLUMNS (the check-in code is not among them: a list shows it to nobody)."""
+) -> tuple[list[Sequence[Any]], int]:
+    """A page of the activities the caller may see, by start, and their total: each a row of
+    LISTED_COLUMNS in order (the check-in code is not among them: a list shows it to nobody)."""
     with uow:
         if community_id is not None:
             scope.require_visible(uow, principal, community_id)
