@@ -164,7 +164,14 @@ class IssueBook:
             )
         for rows in by_columns.values():
             repository.insert_rows(session, subjects, rows)
-        if self._changed:
+        if self._changed and session.get_bind().dialect.name == "postgresql":
+            changed = []
+            for issue_id in sorted(self._changed):
+                row = self.snapshots[issue_id]
+                assert row is not None
+                changed.append({"subject_id": issue_id, **row})
+            repository.update_arrays(session, subjects, changed, ["subject_id"], {"subject_type": "issue"})
+        elif self._changed:
             statement = (
                 update(subjects)
                 .where(subjects.c.subject_type == "issue", subjects.c.subject_id == bindparam("key_id"))
@@ -176,7 +183,7 @@ class IssueBook:
                 assert row is not None
                 rows.append({"key_id": issue_id, **{f"new_{c}": row[c] for c in COLUMNS}})
             session.execute(statement, rows)
-        repository.insert_ignore(session, follows, self._new_follows, ["target_type", "target_id", "user_id"])
+        repository.insert_new(session, follows, self._new_follows, ["target_type", "target_id", "user_id"])
         repository.upsert_newer(
             session, issue_knowledge, [self.knowledge[k] for k in sorted(self._learnt)], keys=["issue_id", "user_id"]
         )
@@ -218,7 +225,16 @@ class ActivityMembers:
         self._changed.add(activity_id)
 
     def flush(self, session: Session, forget: str | None = None) -> None:
-        if self._changed:
+        if self._changed and session.get_bind().dialect.name == "postgresql":
+            repository.update_arrays(
+                session,
+                subjects,
+                [{"subject_id": a, "member_ids": self.members[a]} for a in sorted(self._changed)],
+                ["subject_id"],
+                {"subject_type": "activity"},
+            )
+            self._changed = set()
+        elif self._changed:
             session.execute(
                 update(subjects)
                 .where(subjects.c.subject_type == "activity", subjects.c.subject_id == bindparam("key_id"))
@@ -276,7 +292,5 @@ class NewMeetings:
             for rows in by_columns.values():
                 repository.insert_rows(session, subjects, rows)
             self.kept = {}
-        repository.insert_ignore(
-            session, reminders, self._reminders, ["subject_type", "subject_id", "kind", "starts_at"]
-        )
+        repository.insert_new(session, reminders, self._reminders, ["subject_type", "subject_id", "kind", "starts_at"])
         self._reminders = []
