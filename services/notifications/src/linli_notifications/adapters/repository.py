@@ -151,7 +151,7 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
         rows = session.execute(
             select(*_recipient_columns())
             .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
-            .where(among(session, r.user_id, ids[start : start + CHUNK]))
+            .where(among_rows(session, r.user_id, ids[start : start + CHUNK]))
         )
         found.update((recipient.user_id, recipient) for recipient in _recipients_of(rows, city_timezone))
     return found
@@ -205,7 +205,7 @@ def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dic
     result: dict[str, dict[tuple[str, str], bool]] = {}
     for start in range(0, len(ids), CHUNK):
         rows = session.execute(
-            select(preferences).where(among(session, preferences.c.user_id, ids[start : start + CHUNK]))
+            select(preferences).where(among_rows(session, preferences.c.user_id, ids[start : start + CHUNK]))
         ).mappings()
         for r in rows:
             result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
@@ -246,7 +246,7 @@ def members_with_role_by_community(
     for community_id, user_id in session.execute(
         select(recipient_communities.c.community_id, recipient_communities.c.user_id)
         .where(
-            among(session, recipient_communities.c.community_id, community_ids),
+            among_rows(session, recipient_communities.c.community_id, community_ids),
             recipient_communities.c.role.in_(list(roles)),
         )
         .distinct()
@@ -297,7 +297,7 @@ def load_readers(session: Session, user_ids: Iterable[str]) -> dict[str, Reader]
         rows = session.execute(
             select(r.user_id, r.role, r.street_id, r.organisation_id, r.active, rc.community_id)
             .outerjoin(recipient_communities, rc.user_id == r.user_id)
-            .where(among(session, r.user_id, ids[start : start + CHUNK]))
+            .where(among_rows(session, r.user_id, ids[start : start + CHUNK]))
         ).all()
         people: dict[str, tuple] = {}
         communities: dict[str, set[str]] = {}
@@ -339,7 +339,7 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
         rows = session.execute(
             select(*_SUBJECT_COLUMNS)
             .outerjoin(replica.communities, replica.communities.c.community_id == subjects.c.community_id)
-            .where(subjects.c.subject_type == subject_type, among(session, subjects.c.subject_id, ids))
+            .where(subjects.c.subject_type == subject_type, among_rows(session, subjects.c.subject_id, ids))
         )
         for r in rows:
             found[(subject_type, r.subject_id)] = _subject(subject_type, r)
@@ -599,17 +599,25 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 def among(session: Session, column: ColumnElement, values: Iterable[Any]) -> ColumnElement[bool]:
     """`column IN values`, as one array parameter on PostgreSQL: thousands of ids cost one bound
     value, not thousands of placeholders to render and parse. Text values go as one array literal
-    (`text_array`), read as rows (`IN (SELECT unnest(...))`), not as `= ANY(array)`: once psycopg
-    prepares the statement (its fifth run) PostgreSQL may keep a generic plan, and where that plan
-    scans (a table never analysed, as during a burst: a batch's follows of its issues, its
-    recipients) it compares every row with every element of a parameter array, never hashed:
-    250 issues against 5,000 follows cost 30 ms a batch, growing with the table. As a semi-join
-    the array is hashed once (or drives an index when the planner knows the table)."""
+    (`text_array`)."""
     values = list(values)
     if session.get_bind().dialect.name == "postgresql":
         if all(type(v) is str for v in values):
-            return column.in_(select(func.unnest(as_array(text_array(values), column.type))))
+            return column == any_(as_array(text_array(values), column.type))
         return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type), unique=True))
+    return column.in_(values)
+
+
+def among_rows(session: Session, column: ColumnElement, values: Sequence[str]) -> ColumnElement[bool]:
+    """`among` of ids, read as rows on PostgreSQL (`IN (SELECT unnest(...))`), not as `= ANY(array)`,
+    for the look-ups of a batch of events. Once psycopg prepares a statement (its fifth run)
+    PostgreSQL may keep a generic plan, and where that plan scans (tables not analysed since a
+    burst began: a batch's follows of its issues, its recipients) `= ANY` compares every row with
+    every element of the parameter array, never hashed: 250 issues against 5,000 follows cost 30 ms
+    a batch, growing with the table. As a semi-join the array is hashed once (or drives an index
+    when the planner knows the table)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column.in_(select(func.unnest(as_array(text_array(values), column.type))))
     return column.in_(values)
 
 

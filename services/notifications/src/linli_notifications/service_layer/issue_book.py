@@ -58,7 +58,9 @@ class IssueBook:
         for ids_chunk in _chunks(ids):
             rows = session.execute(
                 select(subjects.c.subject_id, *(subjects.c[c] for c in COLUMNS))
-                .where(subjects.c.subject_type == "issue", repository.among(session, subjects.c.subject_id, ids_chunk))
+                .where(
+                    subjects.c.subject_type == "issue", repository.among_rows(session, subjects.c.subject_id, ids_chunk)
+                )
                 .order_by(subjects.c.subject_id)
                 .with_for_update()  # as `_record_issue`: copies of the worker take their turns
             )
@@ -66,12 +68,12 @@ class IssueBook:
                 self.snapshots[row.subject_id] = {c: row._mapping[c] for c in COLUMNS}
             for target_id, user_id in session.execute(
                 select(follows.c.target_id, follows.c.user_id).where(
-                    follows.c.target_type == "issue", repository.among(session, follows.c.target_id, ids_chunk)
+                    follows.c.target_type == "issue", repository.among_rows(session, follows.c.target_id, ids_chunk)
                 )
             ):
                 self.followers.setdefault(target_id, set()).add(user_id)
             for row in session.execute(
-                select(issue_knowledge).where(repository.among(session, issue_knowledge.c.issue_id, ids_chunk))
+                select(issue_knowledge).where(repository.among_rows(session, issue_knowledge.c.issue_id, ids_chunk))
             ):
                 self.knowledge[(row.issue_id, row.user_id)] = dict(row._mapping)
 
@@ -212,7 +214,7 @@ class ActivityMembers:
         self.members.update(dict.fromkeys(ids))
         for activity_id, member_ids in session.execute(
             select(subjects.c.subject_id, subjects.c.member_ids).where(
-                subjects.c.subject_type == "activity", repository.among(session, subjects.c.subject_id, ids)
+                subjects.c.subject_type == "activity", repository.among_rows(session, subjects.c.subject_id, ids)
             )
         ):
             self.members[activity_id] = list(member_ids or [])
@@ -267,7 +269,7 @@ class NewMeetings:
         known = set(
             session.scalars(
                 select(subjects.c.subject_id).where(
-                    subjects.c.subject_type == "meeting", repository.among(session, subjects.c.subject_id, ids)
+                    subjects.c.subject_type == "meeting", repository.among_rows(session, subjects.c.subject_id, ids)
                 )
             )
         )
