@@ -49,6 +49,11 @@ def test_a_text_array_literal_reads_back_as_the_list_it_was_made_of(database, se
                 # again for every row a sequential scan reads.
                 rendered = str(condition.compile(session.get_bind()))
                 assert re.search(r"ANY \(CAST\(%\(\w+\)s AS ", rendered), rendered
+                # Read as rows for a batch's look-ups, the array likewise bound untyped.
+                rows = repository.among_rows(session, column, wanted)
+                assert session.scalar(select(rows)) is True
+                rendered = str(rows.compile(session.get_bind()))
+                assert re.search(r"IN \(SELECT unnest\(CAST\(%\(\w+\)s AS ", rendered), rendered
 
 
 def test_the_staging_table_serves_twice_in_a_transaction_and_after_a_rollback(database, clock):

@@ -153,7 +153,7 @@ class Rules:
                     select(follows.c.target_id, follows.c.user_id)
                     .where(
                         follows.c.target_type == target_type,
-                        repository.among(session, follows.c.target_id, sorted(ids)),
+                        repository.among_rows(session, follows.c.target_id, sorted(ids)),
                     )
                     .distinct()
                 ):
@@ -173,7 +173,7 @@ class Rules:
         for community_id, name, street_id in session.execute(
             select(
                 replica.communities.c.community_id, replica.communities.c.name, replica.communities.c.street_id
-            ).where(repository.among(session, replica.communities.c.community_id, wanted))
+            ).where(repository.among_rows(session, replica.communities.c.community_id, wanted))
         ):
             names[community_id] = name
             self._book.know_street(community_id, street_id)
@@ -396,7 +396,7 @@ class Rules:
         rows = session.execute(
             select(issue_knowledge.c.user_id, issue_knowledge.c.status, issue_knowledge.c.assignee).where(
                 issue_knowledge.c.issue_id == issue_id,
-                repository.among(session, issue_knowledge.c.user_id, sorted(set(users))),
+                repository.among_rows(session, issue_knowledge.c.user_id, sorted(set(users))),
             )
         )
         return {r.user_id: (r.status, r.assignee) for r in rows}

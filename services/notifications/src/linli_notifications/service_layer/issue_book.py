@@ -58,7 +58,9 @@ class IssueBook:
         for ids_chunk in _chunks(ids):
             rows = session.execute(
                 select(subjects.c.subject_id, *(subjects.c[c] for c in COLUMNS))
-                .where(subjects.c.subject_type == "issue", repository.among(session, subjects.c.subject_id, ids_chunk))
+                .where(
+                    subjects.c.subject_type == "issue", repository.among_rows(session, subjects.c.subject_id, ids_chunk)
+                )
                 .order_by(subjects.c.subject_id)
                 .with_for_update()  # as `_record_issue`: copies of the worker take their turns
             )
@@ -66,12 +68,12 @@ class IssueBook:
                 self.snapshots[row.subject_id] = {c: row._mapping[c] for c in COLUMNS}
             for target_id, user_id in session.execute(
                 select(follows.c.target_id, follows.c.user_id).where(
-                    follows.c.target_type == "issue", repository.among(session, follows.c.target_id, ids_chunk)
+                    follows.c.target_type == "issue", repository.among_rows(session, follows.c.target_id, ids_chunk)
                 )
             ):
                 self.followers.setdefault(target_id, set()).add(user_id)
             for row in session.execute(
-                select(issue_knowledge).where(repository.among(session, issue_knowledge.c.issue_id, ids_chunk))
+                select(issue_knowledge).where(repository.among_rows(session, issue_knowledge.c.issue_id, ids_chunk))
             ):
                 self.knowledge[(row.issue_id, row.user_id)] = dict(row._mapping)
 
@@ -164,7 +166,14 @@ class IssueBook:
             )
         for rows in by_columns.values():
             repository.insert_rows(session, subjects, rows)
-        if self._changed:
+        if self._changed and session.get_bind().dialect.name == "postgresql":
+            changed = []
+            for issue_id in sorted(self._changed):
+                row = self.snapshots[issue_id]
+                assert row is not None
+                changed.append({"subject_id": issue_id, **row})
+            repository.update_arrays(session, subjects, changed, ["subject_id"], {"subject_type": "issue"})
+        elif self._changed:
             statement = (
                 update(subjects)
                 .where(subjects.c.subject_type == "issue", subjects.c.subject_id == bindparam("key_id"))
@@ -176,7 +185,7 @@ class IssueBook:
                 assert row is not None
                 rows.append({"key_id": issue_id, **{f"new_{c}": row[c] for c in COLUMNS}})
             session.execute(statement, rows)
-        repository.insert_ignore(session, follows, self._new_follows, ["target_type", "target_id", "user_id"])
+        repository.insert_new(session, follows, self._new_follows, ["target_type", "target_id", "user_id"])
         repository.upsert_newer(
             session, issue_knowledge, [self.knowledge[k] for k in sorted(self._learnt)], keys=["issue_id", "user_id"]
         )
@@ -205,7 +214,7 @@ class ActivityMembers:
         self.members.update(dict.fromkeys(ids))
         for activity_id, member_ids in session.execute(
             select(subjects.c.subject_id, subjects.c.member_ids).where(
-                subjects.c.subject_type == "activity", repository.among(session, subjects.c.subject_id, ids)
+                subjects.c.subject_type == "activity", repository.among_rows(session, subjects.c.subject_id, ids)
             )
         ):
             self.members[activity_id] = list(member_ids or [])
@@ -218,7 +227,16 @@ class ActivityMembers:
         self._changed.add(activity_id)
 
     def flush(self, session: Session, forget: str | None = None) -> None:
-        if self._changed:
+        if self._changed and session.get_bind().dialect.name == "postgresql":
+            repository.update_arrays(
+                session,
+                subjects,
+                [{"subject_id": a, "member_ids": self.members[a]} for a in sorted(self._changed)],
+                ["subject_id"],
+                {"subject_type": "activity"},
+            )
+            self._changed = set()
+        elif self._changed:
             session.execute(
                 update(subjects)
                 .where(subjects.c.subject_type == "activity", subjects.c.subject_id == bindparam("key_id"))
@@ -251,7 +269,7 @@ class NewMeetings:
         known = set(
             session.scalars(
                 select(subjects.c.subject_id).where(
-                    subjects.c.subject_type == "meeting", repository.among(session, subjects.c.subject_id, ids)
+                    subjects.c.subject_type == "meeting", repository.among_rows(session, subjects.c.subject_id, ids)
                 )
             )
         )
@@ -276,7 +294,5 @@ class NewMeetings:
             for rows in by_columns.values():
                 repository.insert_rows(session, subjects, rows)
             self.kept = {}
-        repository.insert_ignore(
-            session, reminders, self._reminders, ["subject_type", "subject_id", "kind", "starts_at"]
-        )
+        repository.insert_new(session, reminders, self._reminders, ["subject_type", "subject_id", "kind", "starts_at"])
         self._reminders = []
