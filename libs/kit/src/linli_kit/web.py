@@ -380,11 +380,17 @@ def _install_probes(app: Flask, checks: list[tuple[str, ReadinessCheck]]) -> Non
 
 
 # --- identity in a request ---------------------------------------------------------------------
+_NOT_SET = object()
+
+
 def current_principal(*, required: bool = True) -> Principal | None:
     """The verified caller of this request; 401 when `required` and no valid token was sent."""
-    if "principal" in g:
-        return g.principal
-    header = request.headers.get("Authorization", "")
+    state = g._get_current_object()  # one look-up through the proxy: asked several times a request
+    known = getattr(state, "principal", _NOT_SET)
+    if known is not _NOT_SET:
+        return known
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    header = current.headers.get("Authorization", "")
     if not header:
         if required:
             raise Unauthorized("missing bearer token")
@@ -393,8 +399,8 @@ def current_principal(*, required: bool = True) -> Principal | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization must be 'Bearer <token>'")
     verifier: TokenVerifier = current_app.extensions["linli.verifier"]
-    g.principal = verifier.verify(token.strip())
-    return g.principal
+    state.principal = principal = verifier.verify(token.strip())
+    return principal
 
 
 def require_principal(*roles: Role) -> Principal:
