@@ -72,6 +72,21 @@ def test_unstorable_text_is_422_naming_the_field(monkeypatch, tmp_path, token_ke
     assert client.post("/echo/", json={"title": "你好 ok"}).status_code == 201
 
 
+def test_unstorable_text_in_every_form_a_json_body_can_carry_it(monkeypatch, tmp_path, token_keys):
+    """A body is walked only when its bytes may hold NUL or a lone surrogate: each way one can come
+    (escaped, raw UTF-8 surrogate bytes the parser lets through, a UTF-16 document) is still refused."""
+    client = make_client(monkeypatch, tmp_path, token_keys)
+    raw_surrogate = b'{"note": "a' + "\ud800".encode("utf-8", "surrogatepass") + b'"}'
+    utf16 = '{"note": "a\\u0000b"}'.encode("utf-16")
+    for body in (b'{"note": "a\\u0000"}', raw_surrogate, utf16, b'{"k\\u0000": 1}'):
+        answer = client.post("/echo/", data=body, content_type="application/json")
+        assert answer.status_code == 422, (body, answer.json)
+    # A backslash written before a `u` is no escape of one: the walk finds nothing and lets it by.
+    for document in ({"note": "C:\\users\\u0000"}, {"title": "한국어 fine"}, {"n": 1}):
+        answer = client.post("/echo/", data=json.dumps(document), content_type="application/json")
+        assert answer.status_code == 201 and answer.json == document
+
+
 def test_dates_and_pages_out_of_range_are_422(monkeypatch, tmp_path, token_keys):
     client = make_client(monkeypatch, tmp_path, token_keys)
     assert client.get("/echo/?day=0001-01-01").json["error"]["fields"] == {

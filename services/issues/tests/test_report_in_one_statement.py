@@ -307,3 +307,24 @@ def test_a_report_whose_category_is_read_again_is_written_for_good(client, direc
         events = [p for (p,) in s.execute(select(messaging.outbox.c.payload)) if issue_id in p]
     assert len(events) == 1
     assert client.get(f"/{issue_id}", headers=headers).status_code == 200
+
+
+def test_the_issue_a_statement_writes_is_the_one_its_fields_make():
+    """`new_written_issue` makes what `Issue(**fields)` makes (defaults, a new id, a transient
+    instance), without the ORM's attribute events; and refuses what `Issue` refuses."""
+    from sqlalchemy import inspect
+
+    from linli_issues.adapters.repository import new_written_issue
+    from linli_issues.domain.model import Issue
+
+    fields = {"community_id": "c", "title": "t", "description": "d", "category": "other", "urgency": "high",
+              "tier": "community", "reporter_id": "r", "created_at": MONTH_EDGE, "due_at": MONTH_EDGE}  # fmt: skip
+    written, made = new_written_issue(**fields), Issue(**fields)
+    assert written.id and written.id != made.id and written.status == "reported" and written.revision == 1
+    made.id = written.id
+    assert written == made and inspect(written).transient
+    assert new_written_issue(**fields, id="x").id == "x"
+    with pytest.raises(TypeError):
+        new_written_issue(**fields, colour="red")
+    with pytest.raises(TypeError):
+        new_written_issue(**{k: v for k, v in fields.items() if k != "title"})

@@ -96,7 +96,8 @@ class TokenVerifier:
         # costs the gateway. The same bytes verify the same way; only time changes the answer, so
         # a remembered token is still refused once it expires. Failures are not remembered.
         self._remembered = remembered
-        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        # Each with the instant past which it is refused (its expiry and the leeway), reckoned once.
+        self._verified: OrderedDict[str, tuple[Principal, datetime]] = OrderedDict()
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
@@ -105,16 +106,18 @@ class TokenVerifier:
             if known is not None:
                 self._verified.move_to_end(token)
         if known is not None:
-            assert known.expires_at is not None
-            if datetime.now(UTC) <= known.expires_at + timedelta(seconds=self._leeway):
-                return known
+            principal, refused_after = known
+            if datetime.now(UTC) <= refused_after:
+                return principal
             with self._lock:
                 self._verified.pop(token, None)
             raise Unauthorized("token expired")
         principal = self._check(token)
         if self._remembered:
+            assert principal.expires_at is not None
+            remembered = (principal, principal.expires_at + timedelta(seconds=self._leeway))
             with self._lock:
-                self._verified[token] = principal
+                self._verified[token] = remembered
                 while len(self._verified) > self._remembered:
                     self._verified.popitem(last=False)
         return principal

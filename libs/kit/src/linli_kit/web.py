@@ -17,7 +17,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Request, Response, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint, pagination
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
@@ -223,45 +223,63 @@ def _install_request_hooks(app: Flask, service: str) -> None:
     requests_counted: dict[tuple[str, str, int], Any] = {}
     latencies: dict[tuple[str, str], Any] = {}
 
+    # Bound once: each hook runs for every request of every service, and each look-up through
+    # Flask's `request`/`g` proxies costs a context-variable read.
+    match_request_id = _REQUEST_ID.match
+    set_request_id = context.request_id.set
+    reset_request_id = context.request_id.reset
+    perf_counter = time.perf_counter
+    content_language = i18n.CONTENT_LANGUAGE
+    language = i18n.language
+
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
-        g.request_id_token = context.request_id.set(g.request_id)
-        g.started = time.perf_counter()
-        _refuse_unstorable_text()
+        state = g._get_current_object()
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        incoming = current.headers.get("X-Request-ID", "")
+        request_id = incoming if match_request_id(incoming) else str(uuid.uuid4())
+        state.request_id = request_id
+        state.request_id_token = set_request_id(request_id)
+        state.started = perf_counter()
+        _refuse_unstorable_text(current)
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        state = g._get_current_object()
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        headers = response.headers
+        headers["X-Request-ID"] = getattr(state, "request_id", "")
         # Which language the words of this answer are in (an answer passed on as another process
         # made it, a web page, says its own or nothing); caches keep one copy per language.
-        if "Content-Language" not in response.headers and not g.get("passed_through"):
-            response.headers["Content-Language"] = i18n.CONTENT_LANGUAGE[i18n.language()]
-        response.vary.add("Accept-Language")
-        rule = request.url_rule
+        if "Content-Language" not in headers and not getattr(state, "passed_through", None):
+            headers["Content-Language"] = content_language[language()]
+        if "Vary" in headers:
+            response.vary.add("Accept-Language")
+        else:
+            headers["Vary"] = "Accept-Language"  # what `vary.add` writes when there is no Vary yet
+        rule = current.url_rule
         endpoint = rule.rule if rule else "unmatched"
-        method = request.method
-        counter = requests_counted.get((method, endpoint, response.status_code))
+        method = current.method
+        status = response.status_code
+        counter = requests_counted.get((method, endpoint, status))
         if counter is None:
             counter = requests_counted.setdefault(
-                (method, endpoint, response.status_code),
-                HTTP_REQUESTS.labels(service, method, endpoint, response.status_code),
+                (method, endpoint, status), HTTP_REQUESTS.labels(service, method, endpoint, status)
             )
         counter.inc()
-        started = g.get("started")
+        started = getattr(state, "started", None)
         if started is not None:
             histogram = latencies.get((method, endpoint))
             if histogram is None:
                 histogram = latencies.setdefault((method, endpoint), HTTP_LATENCY.labels(service, method, endpoint))
-            histogram.observe(time.perf_counter() - started)
+            histogram.observe(perf_counter() - started)
         return response
 
     @app.teardown_request
     def _reset(_exc: BaseException | None) -> None:
         token = g.pop("request_id_token", None)
         if token is not None:
-            context.request_id.reset(token)
+            reset_request_id(token)
 
 
 # NUL cannot be stored in PostgreSQL text, and a lone surrogate cannot be encoded as UTF-8 by any
@@ -270,22 +288,36 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = N_("contains a character that cannot be stored (NUL or a lone surrogate)")
 
 
-def _refuse_unstorable_text() -> None:
+def _refuse_unstorable_text(current: Request | None = None) -> None:
     """422 naming each query parameter or body field whose text holds an unstorable character,
-    before any service code sees it."""
+    before any service code sees it (`current`: the request, else Flask's current one)."""
+    if current is None:
+        current = request._get_current_object()  # type: ignore[attr-defined]
     bad: dict[str, list[str]] = {}
-    for name, value in request.args.items(multi=True):
-        if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
-            bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
-    if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
-        request.get_data(cache=True)  # keep the raw body readable (the gateway forwards it whole)
-        for name, value in request.form.items(multi=True):
+    if current.query_string:  # without one, nothing to parse
+        for name, value in current.args.items(multi=True):
             if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
                 bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
-    elif request.is_json:
-        _walk(request.get_json(silent=True), "", bad)
+    if current.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        current.get_data(cache=True)  # keep the raw body readable (the gateway forwards it whole)
+        for name, value in current.form.items(multi=True):
+            if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
+                bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
+    elif current.is_json:
+        document = current.get_json(silent=True)
+        if document is not None and _may_hold_unstorable(current.get_data(cache=True)):
+            _walk(document, "", bad)
     if bad:
         raise Invalid(invalid_input(bad), fields=bad)
+
+
+def _may_hold_unstorable(raw: bytes) -> bool:
+    """Whether a JSON body's parsed text may hold NUL or a lone surrogate; when not, the walk is
+    spared. Either comes only as a `\\u` escape, as a NUL byte (refused raw in a string by the
+    parser; and any UTF-16 or UTF-32 document, which the parser also reads, holds NUL bytes) or as
+    the UTF-8 bytes of a surrogate (0xED then 0xA0-0xBF, which `json.loads` lets through): any of
+    these bytes sends the document through the walk, which decides."""
+    return b"\\u" in raw or b"\x00" in raw or b"\xed" in raw
 
 
 def _walk(value: Any, path: str, bad: dict[str, list[str]]) -> None:
@@ -348,11 +380,17 @@ def _install_probes(app: Flask, checks: list[tuple[str, ReadinessCheck]]) -> Non
 
 
 # --- identity in a request ---------------------------------------------------------------------
+_NOT_SET = object()
+
+
 def current_principal(*, required: bool = True) -> Principal | None:
     """The verified caller of this request; 401 when `required` and no valid token was sent."""
-    if "principal" in g:
-        return g.principal
-    header = request.headers.get("Authorization", "")
+    state = g._get_current_object()  # one look-up through the proxy: asked several times a request
+    known = getattr(state, "principal", _NOT_SET)
+    if known is not _NOT_SET:
+        return known
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    header = current.headers.get("Authorization", "")
     if not header:
         if required:
             raise Unauthorized("missing bearer token")
@@ -361,8 +399,8 @@ def current_principal(*, required: bool = True) -> Principal | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization must be 'Bearer <token>'")
     verifier: TokenVerifier = current_app.extensions["linli.verifier"]
-    g.principal = verifier.verify(token.strip())
-    return g.principal
+    state.principal = principal = verifier.verify(token.strip())
+    return principal
 
 
 def require_principal(*roles: Role) -> Principal:

@@ -297,7 +297,9 @@ def _report_in_one_statement(
         if publication is None:
             return None
         try:
-            issue, entry, me = _new_report(uow, principal, now, fields, publication, on_behalf_of, channel)
+            issue, entry, me = _new_report(
+                uow, principal, now, fields, publication, on_behalf_of, channel, make_issue=uow.issues.new_written_issue
+            )
         except Forbidden:
             return None  # maybe from a street held that the community has left: asked again
         event = reported_event(uow, issue, me)
@@ -313,9 +315,13 @@ def _new_report(
     publication: str | None,
     on_behalf_of: Any,
     channel: str,
+    *,
+    make_issue: Callable[..., Issue] = Issue,
 ) -> tuple[Issue, dict[str, Any], str]:
     """The report's checks, in their order, after the context is read (`report_context`); then the
-    new issue, what its report entry says (but its data: `_report_data`) and who reports (`me`)."""
+    new issue, what its report entry says (but its data: `_report_data`) and who reports (`me`).
+    `make_issue`: makes the issue from its fields (`Issue`, or the repository's maker of an issue
+    written by its own statement)."""
     community_id = str(fields["community_id"])
     if not uow.issues.community_exists(community_id):
         raise Invalid("unknown community", fields={"community_id": ["no such community"]})
@@ -346,7 +352,7 @@ def _new_report(
         if compound is None or compound["community_id"] != community_id:
             raise Invalid("unknown compound", fields={"compound_id": ["not a compound of this community"]})
     urgency = fields.get("urgency") or "normal"
-    issue = Issue(
+    issue = make_issue(
         community_id=community_id,
         compound_id=str(compound_id) if compound_id else None,
         building=fields.get("building"),
