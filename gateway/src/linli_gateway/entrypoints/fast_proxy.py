@@ -37,7 +37,7 @@ from linli_gateway.settings import ROUTED_SERVICES
 from linli_kit import context, i18n
 from linli_kit.auth import TokenVerifier
 from linli_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from linli_kit.web import _REQUEST_ID, _UNSTORABLE
+from linli_kit.web import REQUEST_ID_FORM, UNSTORABLE_TEXT
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -95,7 +95,7 @@ class FastProxy:
             return self.app(environ, start_response)
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        request_id = incoming if REQUEST_ID_FORM.match(incoming) else str(uuid.uuid4())
         reset = context.request_id.set(request_id)
         try:
             return self._serve(environ, start_response, service, path, authorization, token, request_id, started)
@@ -124,7 +124,7 @@ class FastProxy:
             # The kit's check (linli_kit.web): a parameter holding NUL or a lone surrogate is a
             # 422, which the Flask path answers. Parsed exactly as werkzeug parses `request.args`.
             for name, value in parse_qsl(query, keep_blank_values=True, errors="werkzeug.url_quote"):
-                if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
+                if UNSTORABLE_TEXT.search(name) or UNSTORABLE_TEXT.search(value):
                     return None
         return service, path
 

@@ -33,7 +33,8 @@ from linli_kit.logs import configure_logging
 from linli_kit.metrics import HTTP_LATENCY, HTTP_REQUESTS, render
 from linli_kit.schemas import ErrorSchema, page_validator
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# What an incoming X-Request-ID may be to be kept (else a new one is made); the gateway's fast path checks it too.
+REQUEST_ID_FORM = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 ReadinessCheck = Callable[[], None]
 
 
@@ -225,7 +226,7 @@ def _install_request_hooks(app: Flask, service: str) -> None:
 
     # Bound once: each hook runs for every request of every service, and each look-up through
     # Flask's `request`/`g` proxies costs a context-variable read.
-    match_request_id = _REQUEST_ID.match
+    match_request_id = REQUEST_ID_FORM.match
     set_request_id = context.request_id.set
     reset_request_id = context.request_id.reset
     perf_counter = time.perf_counter
@@ -284,7 +285,7 @@ def _install_request_hooks(app: Flask, service: str) -> None:
 
 # NUL cannot be stored in PostgreSQL text, and a lone surrogate cannot be encoded as UTF-8 by any
 # database or JSON encoder: either turns an ordinary write into a 500 deep in a service.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = N_("contains a character that cannot be stored (NUL or a lone surrogate)")
 
 
@@ -296,13 +297,13 @@ def _refuse_unstorable_text(current: Request | None = None) -> None:
     bad: dict[str, list[str]] = {}
     if current.query_string:  # without one, nothing to parse
         for name, value in current.args.items(multi=True):
-            if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
-                bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
+            if UNSTORABLE_TEXT.search(name) or UNSTORABLE_TEXT.search(value):
+                bad[UNSTORABLE_TEXT.sub("?", name)] = [UNSTORABLE_MESSAGE]
     if current.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         current.get_data(cache=True)  # keep the raw body readable (the gateway forwards it whole)
         for name, value in current.form.items(multi=True):
-            if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
-                bad[_UNSTORABLE.sub("?", name)] = [UNSTORABLE_MESSAGE]
+            if UNSTORABLE_TEXT.search(name) or UNSTORABLE_TEXT.search(value):
+                bad[UNSTORABLE_TEXT.sub("?", name)] = [UNSTORABLE_MESSAGE]
     elif current.is_json:
         document = current.get_json(silent=True)
         if document is not None and _may_hold_unstorable(current.get_data(cache=True)):
@@ -322,11 +323,11 @@ def _may_hold_unstorable(raw: bytes) -> bool:
 
 def _walk(value: Any, path: str, bad: dict[str, list[str]]) -> None:
     if isinstance(value, str):
-        if _UNSTORABLE.search(value):
+        if UNSTORABLE_TEXT.search(value):
             bad[path or "body"] = [UNSTORABLE_MESSAGE]
     elif isinstance(value, dict):
         for key, item in value.items():
-            name = _UNSTORABLE.sub("?", str(key))
+            name = UNSTORABLE_TEXT.sub("?", str(key))
             if name != key:
                 bad[f"{path}.{name}" if path else name] = [UNSTORABLE_MESSAGE]
             _walk(item, f"{path}.{name}" if path else name, bad)
