@@ -142,4 +142,10 @@ definition = ServiceDefinition(
     # this, collections mid-batch (and full ones over the whole start-up heap) were about a sixth
     # of the consumer's CPU on a burst of events.
     worker_gc_threshold=10_000,
+    # A batch of events is read and written with a fixed number of statements (the issue book, the
+    # planning's look-ups, one insert of every notice and delivery, the inbox claim) and one commit:
+    # batches of 1,000 share those among twice the events (EVENTS_BATCH_SIZE and EVENTS_PREFETCH
+    # still decide when set).
+    events_batch_size=1000,
+    events_prefetch=2000,
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, String, bindparam, func, select, true, update
 from sqlalchemy.orm import Session
 
 from linli_notifications.adapters import repository
@@ -56,15 +56,7 @@ class IssueBook:
             return
         self.snapshots.update(dict.fromkeys(ids))
         for ids_chunk in _chunks(ids):
-            rows = session.execute(
-                select(subjects.c.subject_id, *(subjects.c[c] for c in COLUMNS))
-                .where(
-                    subjects.c.subject_type == "issue", repository.among_rows(session, subjects.c.subject_id, ids_chunk)
-                )
-                .order_by(subjects.c.subject_id)
-                .with_for_update()  # as `_record_issue`: copies of the worker take their turns
-            )
-            for row in rows:
+            for row in session.execute(_locked_snapshots(session, ids_chunk)):
                 self.snapshots[row.subject_id] = {c: row._mapping[c] for c in COLUMNS}
             for target_id, user_id in session.execute(
                 select(follows.c.target_id, follows.c.user_id).where(
@@ -190,6 +182,36 @@ class IssueBook:
             session, issue_knowledge, [self.knowledge[k] for k in sorted(self._learnt)], keys=["issue_id", "user_id"]
         )
         self._inserted, self._changed, self._new_follows, self._learnt = {}, set(), [], set()
+
+
+def _locked_snapshots(session: Session, ids: list[str]) -> Select:
+    """The snapshots of the issues `ids` (sorted), each locked as `_record_issue` locks one, in
+    the order of `ids`: copies of the worker take their turns, and never deadlock on them.
+
+    On PostgreSQL each id is looked up by the primary key (a lateral subquery per id, which a row
+    lock keeps from being flattened into a join): a semi-join of the ids read every snapshot of an
+    issue whenever the planner had no statistics of the table (a burst's, or a generic plan's), a
+    cost that grew with the number of issues the service has ever seen."""
+    columns = (subjects.c.subject_id, *(subjects.c[c] for c in COLUMNS))
+    if session.get_bind().dialect.name != "postgresql":
+        return (
+            select(*columns)
+            .where(subjects.c.subject_type == "issue", subjects.c.subject_id.in_(ids))
+            .order_by(subjects.c.subject_id)
+            .with_for_update()
+        )
+    wanted = (
+        func.unnest(repository.as_array(repository.text_array(ids), String(36)))
+        .table_valued("id", with_ordinality="n")
+        .render_derived()
+    )
+    one = (
+        select(*columns)
+        .where(subjects.c.subject_type == "issue", subjects.c.subject_id == wanted.c.id)
+        .with_for_update()
+        .lateral("snapshot")
+    )
+    return select(one).select_from(wanted.join(one, true())).order_by(wanted.c.n)
 
 
 def _chunks(ids: list[str], size: int = 5000) -> Iterable[list[str]]:
