@@ -167,9 +167,12 @@ def insert_groups(
     decisions: dict[tuple, list[tuple]] = {}  # per kind of intent and of recipient: the batch's groups share them
     _refuse_naive(now)
     now_text = now.isoformat()
+    abouts: dict[tuple, str] = {}  # a batch's notices about one issue share its text
     for intent in intents:
         groups: dict[tuple, str] = {}
-        about = json.dumps([list(key) for key in intent.about] or None, ensure_ascii=False)
+        about = abouts.get(intent.about)
+        if about is None:
+            about = abouts[intent.about] = _to_json([list(key) for key in intent.about] or None)
         for user_id in sorted(set(intent.user_ids)):
             recipient = found.get(user_id)
             if recipient is None:
@@ -214,6 +217,10 @@ def insert_groups(
     return max(session.connection().exec_driver_sql(_PLAN_FROM_GROUPS, values).rowcount, 0)
 
 
+# `json.dumps(value, ensure_ascii=False)`, with one encoder: `dumps` makes an encoder for each call
+# given any option, and a batch encodes two values per group (a third of planning's Python time).
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
 _GROUP_COLUMNS = (
     "source_keys",
     "source_types",
@@ -248,7 +255,7 @@ def _add_group(
         ("urgent", "t" if intent.urgent else "f"),
         ("titles", title[:200]),
         ("bodies", body),
-        ("params", json.dumps(params, ensure_ascii=False)),
+        ("params", _to_json(params)),
         ("community_ids", intent.community_id),
         ("subject_types", intent.subject_type),
         ("subject_ids", intent.subject_id),
