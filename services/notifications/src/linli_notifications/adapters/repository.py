@@ -528,6 +528,10 @@ def _copy_insert_ignore(
     return max(inserted, 0)
 
 
+# `json.dumps(value, ensure_ascii=False)` with one encoder (`dumps` makes one per call given an option).
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def json_encoder() -> Callable[[Any], str]:
     """json.dumps for one COPY: rows of one plan share their parameters object, encoded once (by
     identity, so only while the rows, and with them those objects, are alive)."""
@@ -541,7 +545,7 @@ def json_encoder() -> Callable[[Any], str]:
         known = done.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
-        text = json.dumps(value, ensure_ascii=False)
+        text = _to_json(value)
         done[id(value)] = (value, text)  # holding the value keeps its id from being reused
         return text
 
@@ -628,9 +632,13 @@ def text_array(values: Sequence[str | None]) -> str:
     if not values:
         return "{}"
     if None not in values:
-        plain = "".join(values)  # type: ignore[arg-type]
-        if '"' not in plain and "\\" not in plain:  # ids, phones, keys: nothing to escape
-            return '{"' + '","'.join(values) + '"}'  # type: ignore[arg-type]
+        # Joined on a character no stored text holds (PostgreSQL refuses NUL in text), escaped in one
+        # pass, then split into elements: titles, bodies and parameters quote their own quotes.
+        plain = "\0".join(values)  # type: ignore[arg-type]
+        if plain.count("\0") == len(values) - 1:
+            if '"' in plain or "\\" in plain:
+                plain = plain.replace("\\", "\\\\").replace('"', '\\"')
+            return '{"' + plain.replace("\0", '","') + '"}'
     return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
 
 

@@ -328,7 +328,8 @@ def only_readers(
             lookup = subjects_then if subjects_then is not None else known
             subjects = [lookup.get(key) for key in intent.about]
             users = tuple(u for u in intent.user_ids if u in readers and readable(subjects, readers[u]))
-            intent = replace(intent, user_ids=users)
+            if users != intent.user_ids:  # most are told to everyone named: the intent as it is
+                intent = replace(intent, user_ids=users)
         kept.append(intent)
     return kept
 
