@@ -186,31 +186,33 @@ class IssueBook:
 
 def _locked_snapshots(session: Session, ids: list[str]) -> Select:
     """The snapshots of the issues `ids` (sorted), each locked as `_record_issue` locks one, in
-    the order of `ids`: copies of the worker take their turns, and never deadlock on them.
-
-    On PostgreSQL each id is looked up by the primary key (a lateral subquery per id, which a row
-    lock keeps from being flattened into a join): a semi-join of the ids read every snapshot of an
-    issue whenever the planner had no statistics of the table (a burst's, or a generic plan's), a
-    cost that grew with the number of issues the service has ever seen."""
+    the order of `ids`: copies of the worker take their turns, and never deadlock on them."""
     columns = (subjects.c.subject_id, *(subjects.c[c] for c in COLUMNS))
+    return _by_key(session, "issue", ids, columns, lock=True)
+
+
+def _by_key(session: Session, subject_type: str, ids: list[str], columns: tuple, *, lock: bool = False) -> Select:
+    """`columns` of the snapshots of type `subject_type` among `ids`, in the order of `ids`; with
+    `lock`, each row locked as it is read (in that order).
+
+    On PostgreSQL each id is looked up by the primary key: a lateral subquery per id, which its
+    LIMIT (and a row lock) keeps from being flattened into a join. A semi-join of the ids read
+    every snapshot of the type whenever the planner had no statistics of the table (a burst's, or
+    a generic plan's), a cost that grew with the number of issues or meetings ever seen."""
     if session.get_bind().dialect.name != "postgresql":
-        return (
+        statement = (
             select(*columns)
-            .where(subjects.c.subject_type == "issue", subjects.c.subject_id.in_(ids))
+            .where(subjects.c.subject_type == subject_type, subjects.c.subject_id.in_(ids))
             .order_by(subjects.c.subject_id)
-            .with_for_update()
         )
+        return statement.with_for_update() if lock else statement
     wanted = (
         func.unnest(repository.as_array(repository.text_array(ids), String(36)))
         .table_valued("id", with_ordinality="n")
         .render_derived()
     )
-    one = (
-        select(*columns)
-        .where(subjects.c.subject_type == "issue", subjects.c.subject_id == wanted.c.id)
-        .with_for_update()
-        .lateral("snapshot")
-    )
+    one = select(*columns).where(subjects.c.subject_type == subject_type, subjects.c.subject_id == wanted.c.id)
+    one = (one.with_for_update() if lock else one).limit(1).lateral("snapshot")
     return select(one).select_from(wanted.join(one, true())).order_by(wanted.c.n)
 
 
@@ -235,9 +237,7 @@ class ActivityMembers:
             return
         self.members.update(dict.fromkeys(ids))
         for activity_id, member_ids in session.execute(
-            select(subjects.c.subject_id, subjects.c.member_ids).where(
-                subjects.c.subject_type == "activity", repository.among_rows(session, subjects.c.subject_id, ids)
-            )
+            _by_key(session, "activity", ids, (subjects.c.subject_id, subjects.c.member_ids))
         ):
             self.members[activity_id] = list(member_ids or [])
 
@@ -288,13 +288,7 @@ class NewMeetings:
         ids = sorted(set(meeting_ids))
         if not ids:
             return
-        known = set(
-            session.scalars(
-                select(subjects.c.subject_id).where(
-                    subjects.c.subject_type == "meeting", repository.among_rows(session, subjects.c.subject_id, ids)
-                )
-            )
-        )
+        known = set(session.scalars(_by_key(session, "meeting", ids, (subjects.c.subject_id,))))
         self.unseen = set(ids) - known
 
     @property
