@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, func, literal_column, select, update
+from sqlalchemy import Text, and_, bindparam, case, cast, func, literal_column, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from linli_kit.db import Database
 from linli_kit.errors import Invalid
@@ -190,8 +191,7 @@ class Deliverer:
 
     def _begin(self) -> _Round | None:
         now = self.clock()
-        self._expire_and_recover(now)
-        if not self._anything_due(now):
+        if not self._look(now):
             return None
         claimed = self._claim(now)
         if not claimed:
@@ -267,33 +267,28 @@ class Deliverer:
         return len(current.claimed)
 
     # --- before sending -----------------------------------------------------------------------
-    def _expire_and_recover(self, now: datetime) -> None:
-        too_late = (
-            deliveries.c.state == DeliveryState.PENDING.value,
-            deliveries.c.expires_at.isnot(None),
-            deliveries.c.expires_at <= now,
-        )
-        lease_over = (deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now)
+    def _look(self, now: datetime) -> bool:
+        """Whether anything is due now, once what is too late is expired and what a dead sender held
+        is taken back. Usually there is nothing to repair, and often nothing due: both are found out
+        in one read (`_LOOK`, no write lock), as the loop looks every `delivery_interval_seconds`."""
         with self.reads.reading() as session:
-            # Usually there is nothing to do: find that out without the write lock.
-            work = session.scalar(
-                select(
-                    select(deliveries.c.id).where(*too_late).exists()
-                    | select(deliveries.c.id).where(*lease_over).exists()
-                )
-            )
-        if not work:
-            return
+            too_late, lease_over, due = session.execute(_LOOK, {"now": now}).one()
+        if not (too_late or lease_over):
+            return bool(due)
+        self._expire_and_recover(now)
+        return self._anything_due(now)
+
+    def _expire_and_recover(self, now: datetime) -> None:
         with self.database.transaction() as session:
             session.execute(
                 update(deliveries)
-                .where(*too_late)
+                .where(*_too_late(now))
                 .values(state=DeliveryState.EXPIRED.value, reason="too late", finished_at=now, params={})
             )
             # A sender died holding these: for SMS we cannot know whether the provider got it.
             session.execute(
                 update(deliveries)
-                .where(*lease_over)
+                .where(*_lease_over(now))
                 .values(
                     state=DeliveryState.PENDING.value,
                     outcome_unknown=deliveries.c.channel == Channel.SMS.value,
@@ -304,14 +299,7 @@ class Deliverer:
 
     def _anything_due(self, now: datetime) -> bool:
         with self.reads.reading() as session:
-            return bool(
-                session.scalar(
-                    select(
-                        select(deliveries.c.id).where(*_pending_due(now, urgent=True)).exists()
-                        | select(deliveries.c.id).where(*_pending_due(now, urgent=False)).exists()
-                    )
-                )
-            )
+            return bool(session.scalar(_ANYTHING_DUE, {"now": now}))
 
     def _claim(self, now: datetime) -> list[Claimed]:
         """Mark a batch of due deliveries `sending` (with a lease) and return them: urgent ones first
@@ -342,11 +330,7 @@ class Deliverer:
     def _claim_step(self, session: Session, now: datetime, lease: datetime, urgent: bool, limit: int) -> list[dict]:
         picked = (
             select(deliveries.c.id)
-            .where(
-                deliveries.c.state == DeliveryState.PENDING.value,
-                deliveries.c.next_attempt_at <= now,
-                deliveries.c.urgent.is_(urgent),
-            )
+            .where(*_pending_due(now, urgent=urgent))
             .order_by(deliveries.c.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -826,23 +810,43 @@ class Deliverer:
             uow.commit()
 
 
-def _pending_due(now: datetime, *, urgent: bool) -> tuple:
-    """Conditions of a pending delivery due now, written so that each partial index can serve them
-    (SQLite uses a partial index only when the query repeats the index's own condition)."""
-    if urgent:
-        return (
-            deliveries.c.state == DeliveryState.PENDING.value,
-            deliveries.c.urgent.is_(True),
-            deliveries.c.next_attempt_at <= now,
-        )
+def _pending_due(now: datetime | BindParameter, *, urgent: bool) -> tuple:
+    """Conditions of a pending delivery due now, written so that each partial index can serve them:
+    their own conditions, in literals (SQLite matches a partial index only when the query repeats
+    its condition, PostgreSQL proves nothing from a bound parameter once its plan is generic; read
+    without the index, the claim would hold SQLite's write lock while it reads the whole table)."""
     return (
-        # The index's own condition, in literals: SQLite does not match `IN (?, ?)` against it and
-        # would read the whole table, holding the write lock while it does so when claiming.
-        deliveries.c.state.in_([literal_column("'pending'"), literal_column("'sending'")]),
-        deliveries.c.state == DeliveryState.PENDING.value,
-        deliveries.c.urgent.is_(False),
+        deliveries.c.state == literal_column("'pending'"),
+        deliveries.c.urgent.is_(urgent),
         deliveries.c.next_attempt_at <= now,
     )
+
+
+def _too_late(now: datetime | BindParameter) -> tuple:
+    return (
+        deliveries.c.state == DeliveryState.PENDING.value,
+        deliveries.c.expires_at.isnot(None),
+        deliveries.c.expires_at <= now,
+    )
+
+
+def _lease_over(now: datetime | BindParameter) -> tuple:
+    return (deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now)
+
+
+# The loop's look for work, built once (the loop looks every `delivery_interval_seconds`): whether
+# anything is too late, whether a dead sender's lease ran out, whether anything is due; each by an index.
+_NOW = bindparam("now", type_=deliveries.c.next_attempt_at.type)
+_ANYTHING_DUE = select(
+    select(deliveries.c.id).where(*_pending_due(_NOW, urgent=True)).exists()
+    | select(deliveries.c.id).where(*_pending_due(_NOW, urgent=False)).exists()
+)
+_LOOK = select(
+    select(deliveries.c.id).where(*_too_late(_NOW)).exists(),
+    select(deliveries.c.id).where(*_lease_over(_NOW)).exists(),
+    select(deliveries.c.id).where(*_pending_due(_NOW, urgent=True)).exists()
+    | select(deliveries.c.id).where(*_pending_due(_NOW, urgent=False)).exists(),
+)
 
 
 def _wakes_anyone(row: dict[str, Any]) -> bool:
