@@ -138,6 +138,9 @@ class Deliverer:
         self.after_send = after_send
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="notifications-send")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications-record")
+        # Checks and starts the rounds `hand_over` is given, one at a time, off the caller's thread:
+        # a broadcast planner reads and writes its next chunk meanwhile.
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications-hand-over")
         # SMS per number handed to a provider by a round not recorded yet (rounds overlap in drain()).
         self._in_flight: Counter = Counter()
         self._in_flight_lock = threading.Lock()
@@ -201,21 +204,24 @@ class Deliverer:
     def hand_over(self, rows: list[dict[str, Any]]) -> None:
         """Send deliveries the caller has committed already claimed (`sending`, with a lease: a
         broadcast chunk claimed in the statement that planned it), as a round of their own: checked
-        and handed to the providers now, recorded by the recorder thread. Returns once their calls
-        have started; at most two such rounds wait to be recorded (`settle` waits for them all).
-        Should this fail or the process die, the rows are taken back when their lease runs out, as
-        any claim's are."""
+        and handed to the providers by the hand-over thread, recorded by the recorder thread.
+        Returns at once unless two such rounds wait already (then once the older is recorded;
+        `settle` waits for them all). Should this fail or the process die, the rows are taken back
+        when their lease runs out, as any claim's are."""
         if not rows:
             return
         with self._handed_lock:
             while len(self._handed) > 1:
                 self._settle_one()
+            self._handed.append(self._starter.submit(self._start_handed, rows))
+
+    def _start_handed(self, rows: list[dict[str, Any]]) -> Future:
+        """A handed round started (`_start`, on the hand-over thread); its recording's future."""
         now = self.clock()
         claimed = [Claimed(r) for r in rows]
         claimed.sort(key=lambda c: (not c.row["urgent"], c.row["next_attempt_at"]))
         current = self._start(now, claimed)
-        with self._handed_lock:
-            self._handed.append(self._recorder.submit(self._finish, current))
+        return self._recorder.submit(self._finish, current)
 
     def settle(self) -> int:
         """Wait until every round `hand_over` started is recorded; the deliveries they held."""
@@ -227,7 +233,7 @@ class Deliverer:
 
     def _settle_one(self) -> int:
         try:
-            return self._handed.popleft().result()
+            return self._handed.popleft().result().result()  # started, then recorded
         except Exception:  # noqa: BLE001 - its leases protect its rows
             log.exception("recording a delivery round failed")
             return 0
@@ -823,15 +829,17 @@ def _pending_due(now: datetime | BindParameter, *, urgent: bool) -> tuple:
 
 
 def _too_late(now: datetime | BindParameter) -> tuple:
+    """Pending deliveries past their expiry, by `ix_deliveries_expiring` (its condition in literals)."""
     return (
-        deliveries.c.state == DeliveryState.PENDING.value,
+        deliveries.c.state == literal_column("'pending'"),
         deliveries.c.expires_at.isnot(None),
         deliveries.c.expires_at <= now,
     )
 
 
 def _lease_over(now: datetime | BindParameter) -> tuple:
-    return (deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now)
+    """Claims whose sender died (their lease ran out), by `ix_deliveries_leased`."""
+    return (deliveries.c.state == literal_column("'sending'"), deliveries.c.lease_until < now)
 
 
 # The loop's look for work, built once (the loop looks every `delivery_interval_seconds`): whether
