@@ -245,11 +245,11 @@ class Deliverer:
         # "outcome unknown", so checked with the provider before any resend.
         current = _Round(now, claimed)
         current.withheld = self._no_longer_readable(claimed)
-        allowed = [c for c in claimed if c.row["id"] not in current.withheld]
+        allowed = _without(claimed, current.withheld)
         current.deferred = self._hold_for_quiet_hours(allowed, now)
-        awake = [c for c in allowed if c.row["id"] not in current.deferred]
+        awake = _without(allowed, current.deferred)
         current.deferred.update(self._apply_phone_limits(awake, now))
-        current.ready = [c for c in allowed if c.row["id"] not in current.deferred]
+        current.ready = _without(allowed, current.deferred)
         self._prepare(current.ready)
         self._check_unknown(current.ready)
         to_send = [c for c in current.ready if c.row["channel"] == _SMS and c.message is not None and not c.results]
@@ -422,7 +422,8 @@ class Deliverer:
     def _hold_for_quiet_hours(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> the end of the quiet hours) because it is night where their
         recipient lives now. One-time codes and urgent notices go whatever the hour, as planned."""
-        users = sorted({c.row["user_id"] for c in claimed if c.row["user_id"] and not _wakes_anyone(c.row)})
+        sleepers = [c for c in claimed if c.row["user_id"] and not _wakes_anyone(c.row)]
+        users = sorted({c.row["user_id"] for c in sleepers})
         if not users:
             return {}
         with self.reads.reading() as session:
@@ -445,9 +446,11 @@ class Deliverer:
                 except (ValueError, KeyError):  # a zone or hour stored before it was checked: no quiet hours
                     wake_by_setting[setting] = None
             wake_of[user_id] = wake_by_setting[setting]
+        if all(wake is None for wake in wake_by_setting.values()):
+            return {}  # day wherever they live (a broadcast's daytime chunk): nobody to hold
         held = {}
-        for c in claimed:
-            wake = None if _wakes_anyone(c.row) else wake_of.get(c.row["user_id"])
+        for c in sleepers:
+            wake = wake_of.get(c.row["user_id"])
             if wake is not None:
                 held[c.row["id"]] = wake
         return held
@@ -455,15 +458,15 @@ class Deliverer:
     def _apply_phone_limits(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> when to try again) so no number gets more than the caps."""
         limits = self.config.limits
-        sms = [c for c in claimed if c.row["channel"] == Channel.SMS.value and c.row["address"]]
+        sms = [c for c in claimed if c.row["channel"] == _SMS and c.row["address"]]
         if not sms:
             return {}
-        phones = sorted({c.row["address"] for c in sms})
+        wanted = Counter(c.row["address"] for c in sms)  # per number, the messages of this round
         # Read before the database: a round recorded in between is then counted twice (safe), never missed.
         with self._in_flight_lock:
-            in_flight = {p: n for p, n in self._in_flight.items() if n}
+            in_flight = {p: n for p, n in self._in_flight.items() if n and p in wanted}
         minute, hour, day = now - timedelta(minutes=1), now - timedelta(hours=1), now - timedelta(days=1)
-        counts: dict[str, list[int]] = {p: [0, 0, 0] for p in phones}
+        counts: dict[str, list[int]] = {}  # per number sent to lately: [last minute, hour, day]
         with self.reads.reading() as session:
             rows = session.execute(
                 select(
@@ -472,24 +475,37 @@ class Deliverer:
                     func.sum(case((deliveries.c.sent_at > hour, 1), else_=0)),
                     func.count(),
                 )
-                .where(repository.among(session, deliveries.c.address, phones), deliveries.c.sent_at > day)
+                .where(repository.among(session, deliveries.c.address, sorted(wanted)), deliveries.c.sent_at > day)
                 .group_by(deliveries.c.address)
             )
             for phone, m, h, d in rows:
                 counts[phone] = [int(m or 0), int(h or 0), int(d or 0)]
-        deferred: dict[str, datetime] = {}
         caps = (
             (limits.per_phone_minute, timedelta(minutes=1)),
             (limits.per_phone_hour, timedelta(hours=1)),
             (limits.per_phone_day, timedelta(days=1)),
         )
-        for phone, n in in_flight.items():
-            if phone in counts:  # handed to the provider by the round still in flight: sent just now
-                counts[phone] = [used + n for used in counts[phone]]
+        for phone, n in in_flight.items():  # handed to the provider by a round still in flight: sent just now
+            counts[phone] = [used + n for used in counts.get(phone, (0, 0, 0))]
         (per_minute, _), (per_hour, _), (per_day, _) = caps
-        for c in sorted(sms, key=lambda c: (not c.row["urgent"], c.row["created_at"])):
+        # A number whose messages of this round all fit under every cap holds none back (usually
+        # every number: a broadcast's 5,000 each get one); only the others are gone through in order.
+        fits = min(per_minute, per_hour, per_day)
+        crowded = {
+            phone
+            for phone, n in wanted.items()
+            if (phone in counts and any(used + n > cap for used, (cap, _) in zip(counts[phone], caps, strict=True)))
+            or (phone not in counts and n > fits)
+        }
+        if not crowded:
+            return {}
+        deferred: dict[str, datetime] = {}
+        in_order = sorted(
+            (c for c in sms if c.row["address"] in crowded), key=lambda c: (not c.row["urgent"], c.row["created_at"])
+        )
+        for c in in_order:
             address = c.row["address"]
-            used = counts[address]
+            used = counts.setdefault(address, [0, 0, 0])
             if used[0] < per_minute and used[1] < per_hour and used[2] < per_day:  # the usual case, cheaply
                 counts[address] = [used[0] + 1, used[1] + 1, used[2] + 1]
                 continue
@@ -502,7 +518,7 @@ class Deliverer:
 
     def _prepare(self, ready: list[Claimed]) -> None:
         """Render each message and pick its provider; push deliveries fan out to the user's devices."""
-        push_users = [c.row["user_id"] for c in ready if c.row["channel"] == Channel.PUSH.value]
+        push_users = [c.row["user_id"] for c in ready if c.row["channel"] == _PUSH]
         devices_of: dict[str, list[dict]] = defaultdict(list)
         if push_users:
             with self.reads.reading() as session:
@@ -535,41 +551,51 @@ class Deliverer:
                     )
                 )
                 continue
-            row["segments"] = rendered.segments if row["channel"] == Channel.SMS.value else None
-            base = dict(
+            sms = row["channel"] == _SMS
+            row["segments"] = rendered.segments if sms else None
+            data = {"kind": row["kind"], "notification_id": row["notification_id"] or ""}
+            if row["urgent"]:
+                data["urgent"] = "true"  # Web Push asks the push service to wake the phone at once (Urgency: high)
+            if sms:
+                c.provider_key = row["provider"] if row["provider"] in chain else chain[0]
+                c.message = OutboundMessage(
+                    delivery_id=row["id"],
+                    channel=Channel.SMS,
+                    address=row["address"],
+                    locale=row["locale"],
+                    title=rendered.title,
+                    body=rendered.body,
+                    sms_text=rendered.sms_text,
+                    kind=row["kind"],
+                    template_params=rendered.sms_params,
+                    data=data,
+                )
+                continue
+            targets = devices_of.get(row["user_id"], [])
+            if not targets:
+                c.results.append(
+                    SendResult(
+                        row["id"],
+                        "",
+                        Outcome.PERMANENT,
+                        error_code="no_device",
+                        error_message="no registered device",
+                    )
+                )
+                continue
+            c.message = OutboundMessage(
                 delivery_id=row["id"],
                 channel=Channel(row["channel"]),
+                address="",
                 locale=row["locale"],
                 title=rendered.title,
                 body=rendered.body,
                 sms_text=rendered.sms_text,
                 kind=row["kind"],
                 template_params=rendered.sms_params,
-                data={
-                    "kind": row["kind"],
-                    "notification_id": row["notification_id"] or "",
-                    # Web Push asks the push service to wake the phone at once (Urgency: high).
-                    **({"urgent": "true"} if row["urgent"] else {}),
-                },
+                data=data,
             )
-            if row["channel"] == _SMS:
-                c.provider_key = row["provider"] if row["provider"] in chain else chain[0]
-                c.message = OutboundMessage(address=row["address"], **base)
-            else:
-                targets = devices_of.get(row["user_id"], [])
-                if not targets:
-                    c.results.append(
-                        SendResult(
-                            row["id"],
-                            "",
-                            Outcome.PERMANENT,
-                            error_code="no_device",
-                            error_message="no registered device",
-                        )
-                    )
-                    continue
-                c.message = OutboundMessage(address="", **base)
-                row["_devices"] = targets
+            row["_devices"] = targets
 
     def _push_provider_for(self, device: dict) -> str | None:
         if device["provider"] in self.providers:
@@ -855,6 +881,11 @@ _LOOK = select(
     select(deliveries.c.id).where(*_pending_due(_NOW, urgent=True)).exists()
     | select(deliveries.c.id).where(*_pending_due(_NOW, urgent=False)).exists(),
 )
+
+
+def _without(claimed: list[Claimed], ids: set[str] | dict[str, datetime]) -> list[Claimed]:
+    """The claims but those of `ids` (the list itself when there are none: the usual case)."""
+    return [c for c in claimed if c.row["id"] not in ids] if ids else claimed
 
 
 def _wakes_anyone(row: dict[str, Any]) -> bool:
