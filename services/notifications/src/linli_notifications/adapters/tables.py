@@ -266,11 +266,13 @@ deliveries = Table(
     Column("sent_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),
 )
+# What is due, not urgent: pending only (0012), so a claimed delivery (a broadcast's 50,000 are
+# written claimed) neither adds an entry nor is walked past by the loop's look for work.
 Index(
     "ix_deliveries_due",
     deliveries.c.next_attempt_at,
-    postgresql_where=deliveries.c.state.in_(["pending", "sending"]),
-    sqlite_where=deliveries.c.state.in_(["pending", "sending"]),
+    postgresql_where=(deliveries.c.state == "pending") & deliveries.c.urgent.is_(False),
+    sqlite_where=(deliveries.c.state == "pending") & deliveries.c.urgent.is_(False),
 )
 # The delivery loop's other scans: urgent ones first, what expires, what a dead sender held.
 Index(

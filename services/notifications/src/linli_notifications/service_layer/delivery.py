@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, func, literal_column, select, update
+from sqlalchemy import Text, and_, bindparam, case, cast, func, literal_column, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from linli_kit.db import Database
 from linli_kit.errors import Invalid
@@ -137,6 +138,9 @@ class Deliverer:
         self.after_send = after_send
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="notifications-send")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications-record")
+        # Checks and starts the rounds `hand_over` is given, one at a time, off the caller's thread:
+        # a broadcast planner reads and writes its next chunk meanwhile.
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifications-hand-over")
         # SMS per number handed to a provider by a round not recorded yet (rounds overlap in drain()).
         self._in_flight: Counter = Counter()
         self._in_flight_lock = threading.Lock()
@@ -190,8 +194,7 @@ class Deliverer:
 
     def _begin(self) -> _Round | None:
         now = self.clock()
-        self._expire_and_recover(now)
-        if not self._anything_due(now):
+        if not self._look(now):
             return None
         claimed = self._claim(now)
         if not claimed:
@@ -201,21 +204,24 @@ class Deliverer:
     def hand_over(self, rows: list[dict[str, Any]]) -> None:
         """Send deliveries the caller has committed already claimed (`sending`, with a lease: a
         broadcast chunk claimed in the statement that planned it), as a round of their own: checked
-        and handed to the providers now, recorded by the recorder thread. Returns once their calls
-        have started; at most two such rounds wait to be recorded (`settle` waits for them all).
-        Should this fail or the process die, the rows are taken back when their lease runs out, as
-        any claim's are."""
+        and handed to the providers by the hand-over thread, recorded by the recorder thread.
+        Returns at once unless two such rounds wait already (then once the older is recorded;
+        `settle` waits for them all). Should this fail or the process die, the rows are taken back
+        when their lease runs out, as any claim's are."""
         if not rows:
             return
         with self._handed_lock:
             while len(self._handed) > 1:
                 self._settle_one()
+            self._handed.append(self._starter.submit(self._start_handed, rows))
+
+    def _start_handed(self, rows: list[dict[str, Any]]) -> Future:
+        """A handed round started (`_start`, on the hand-over thread); its recording's future."""
         now = self.clock()
         claimed = [Claimed(r) for r in rows]
         claimed.sort(key=lambda c: (not c.row["urgent"], c.row["next_attempt_at"]))
         current = self._start(now, claimed)
-        with self._handed_lock:
-            self._handed.append(self._recorder.submit(self._finish, current))
+        return self._recorder.submit(self._finish, current)
 
     def settle(self) -> int:
         """Wait until every round `hand_over` started is recorded; the deliveries they held."""
@@ -227,7 +233,7 @@ class Deliverer:
 
     def _settle_one(self) -> int:
         try:
-            return self._handed.popleft().result()
+            return self._handed.popleft().result().result()  # started, then recorded
         except Exception:  # noqa: BLE001 - its leases protect its rows
             log.exception("recording a delivery round failed")
             return 0
@@ -239,11 +245,11 @@ class Deliverer:
         # "outcome unknown", so checked with the provider before any resend.
         current = _Round(now, claimed)
         current.withheld = self._no_longer_readable(claimed)
-        allowed = [c for c in claimed if c.row["id"] not in current.withheld]
+        allowed = _without(claimed, current.withheld)
         current.deferred = self._hold_for_quiet_hours(allowed, now)
-        awake = [c for c in allowed if c.row["id"] not in current.deferred]
+        awake = _without(allowed, current.deferred)
         current.deferred.update(self._apply_phone_limits(awake, now))
-        current.ready = [c for c in allowed if c.row["id"] not in current.deferred]
+        current.ready = _without(allowed, current.deferred)
         self._prepare(current.ready)
         self._check_unknown(current.ready)
         to_send = [c for c in current.ready if c.row["channel"] == _SMS and c.message is not None and not c.results]
@@ -267,33 +273,28 @@ class Deliverer:
         return len(current.claimed)
 
     # --- before sending -----------------------------------------------------------------------
-    def _expire_and_recover(self, now: datetime) -> None:
-        too_late = (
-            deliveries.c.state == DeliveryState.PENDING.value,
-            deliveries.c.expires_at.isnot(None),
-            deliveries.c.expires_at <= now,
-        )
-        lease_over = (deliveries.c.state == DeliveryState.SENDING.value, deliveries.c.lease_until < now)
+    def _look(self, now: datetime) -> bool:
+        """Whether anything is due now, once what is too late is expired and what a dead sender held
+        is taken back. Usually there is nothing to repair, and often nothing due: both are found out
+        in one read (`_LOOK`, no write lock), as the loop looks every `delivery_interval_seconds`."""
         with self.reads.reading() as session:
-            # Usually there is nothing to do: find that out without the write lock.
-            work = session.scalar(
-                select(
-                    select(deliveries.c.id).where(*too_late).exists()
-                    | select(deliveries.c.id).where(*lease_over).exists()
-                )
-            )
-        if not work:
-            return
+            too_late, lease_over, due = session.execute(_LOOK, {"now": now}).one()
+        if not (too_late or lease_over):
+            return bool(due)
+        self._expire_and_recover(now)
+        return self._anything_due(now)
+
+    def _expire_and_recover(self, now: datetime) -> None:
         with self.database.transaction() as session:
             session.execute(
                 update(deliveries)
-                .where(*too_late)
+                .where(*_too_late(now))
                 .values(state=DeliveryState.EXPIRED.value, reason="too late", finished_at=now, params={})
             )
             # A sender died holding these: for SMS we cannot know whether the provider got it.
             session.execute(
                 update(deliveries)
-                .where(*lease_over)
+                .where(*_lease_over(now))
                 .values(
                     state=DeliveryState.PENDING.value,
                     outcome_unknown=deliveries.c.channel == Channel.SMS.value,
@@ -304,14 +305,7 @@ class Deliverer:
 
     def _anything_due(self, now: datetime) -> bool:
         with self.reads.reading() as session:
-            return bool(
-                session.scalar(
-                    select(
-                        select(deliveries.c.id).where(*_pending_due(now, urgent=True)).exists()
-                        | select(deliveries.c.id).where(*_pending_due(now, urgent=False)).exists()
-                    )
-                )
-            )
+            return bool(session.scalar(_ANYTHING_DUE, {"now": now}))
 
     def _claim(self, now: datetime) -> list[Claimed]:
         """Mark a batch of due deliveries `sending` (with a lease) and return them: urgent ones first
@@ -342,11 +336,7 @@ class Deliverer:
     def _claim_step(self, session: Session, now: datetime, lease: datetime, urgent: bool, limit: int) -> list[dict]:
         picked = (
             select(deliveries.c.id)
-            .where(
-                deliveries.c.state == DeliveryState.PENDING.value,
-                deliveries.c.next_attempt_at <= now,
-                deliveries.c.urgent.is_(urgent),
-            )
+            .where(*_pending_due(now, urgent=urgent))
             .order_by(deliveries.c.next_attempt_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -432,7 +422,8 @@ class Deliverer:
     def _hold_for_quiet_hours(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> the end of the quiet hours) because it is night where their
         recipient lives now. One-time codes and urgent notices go whatever the hour, as planned."""
-        users = sorted({c.row["user_id"] for c in claimed if c.row["user_id"] and not _wakes_anyone(c.row)})
+        sleepers = [c for c in claimed if c.row["user_id"] and not _wakes_anyone(c.row)]
+        users = sorted({c.row["user_id"] for c in sleepers})
         if not users:
             return {}
         with self.reads.reading() as session:
@@ -455,9 +446,11 @@ class Deliverer:
                 except (ValueError, KeyError):  # a zone or hour stored before it was checked: no quiet hours
                     wake_by_setting[setting] = None
             wake_of[user_id] = wake_by_setting[setting]
+        if all(wake is None for wake in wake_by_setting.values()):
+            return {}  # day wherever they live (a broadcast's daytime chunk): nobody to hold
         held = {}
-        for c in claimed:
-            wake = None if _wakes_anyone(c.row) else wake_of.get(c.row["user_id"])
+        for c in sleepers:
+            wake = wake_of.get(c.row["user_id"])
             if wake is not None:
                 held[c.row["id"]] = wake
         return held
@@ -465,15 +458,15 @@ class Deliverer:
     def _apply_phone_limits(self, claimed: list[Claimed], now: datetime) -> dict[str, datetime]:
         """Deliveries to hold back (id -> when to try again) so no number gets more than the caps."""
         limits = self.config.limits
-        sms = [c for c in claimed if c.row["channel"] == Channel.SMS.value and c.row["address"]]
+        sms = [c for c in claimed if c.row["channel"] == _SMS and c.row["address"]]
         if not sms:
             return {}
-        phones = sorted({c.row["address"] for c in sms})
+        wanted = Counter(c.row["address"] for c in sms)  # per number, the messages of this round
         # Read before the database: a round recorded in between is then counted twice (safe), never missed.
         with self._in_flight_lock:
-            in_flight = {p: n for p, n in self._in_flight.items() if n}
+            in_flight = {p: n for p, n in self._in_flight.items() if n and p in wanted}
         minute, hour, day = now - timedelta(minutes=1), now - timedelta(hours=1), now - timedelta(days=1)
-        counts: dict[str, list[int]] = {p: [0, 0, 0] for p in phones}
+        counts: dict[str, list[int]] = {}  # per number sent to lately: [last minute, hour, day]
         with self.reads.reading() as session:
             rows = session.execute(
                 select(
@@ -482,24 +475,37 @@ class Deliverer:
                     func.sum(case((deliveries.c.sent_at > hour, 1), else_=0)),
                     func.count(),
                 )
-                .where(repository.among(session, deliveries.c.address, phones), deliveries.c.sent_at > day)
+                .where(repository.among(session, deliveries.c.address, sorted(wanted)), deliveries.c.sent_at > day)
                 .group_by(deliveries.c.address)
             )
             for phone, m, h, d in rows:
                 counts[phone] = [int(m or 0), int(h or 0), int(d or 0)]
-        deferred: dict[str, datetime] = {}
         caps = (
             (limits.per_phone_minute, timedelta(minutes=1)),
             (limits.per_phone_hour, timedelta(hours=1)),
             (limits.per_phone_day, timedelta(days=1)),
         )
-        for phone, n in in_flight.items():
-            if phone in counts:  # handed to the provider by the round still in flight: sent just now
-                counts[phone] = [used + n for used in counts[phone]]
+        for phone, n in in_flight.items():  # handed to the provider by a round still in flight: sent just now
+            counts[phone] = [used + n for used in counts.get(phone, (0, 0, 0))]
         (per_minute, _), (per_hour, _), (per_day, _) = caps
-        for c in sorted(sms, key=lambda c: (not c.row["urgent"], c.row["created_at"])):
+        # A number whose messages of this round all fit under every cap holds none back (usually
+        # every number: a broadcast's 5,000 each get one); only the others are gone through in order.
+        fits = min(per_minute, per_hour, per_day)
+        crowded = {
+            phone
+            for phone, n in wanted.items()
+            if (phone in counts and any(used + n > cap for used, (cap, _) in zip(counts[phone], caps, strict=True)))
+            or (phone not in counts and n > fits)
+        }
+        if not crowded:
+            return {}
+        deferred: dict[str, datetime] = {}
+        in_order = sorted(
+            (c for c in sms if c.row["address"] in crowded), key=lambda c: (not c.row["urgent"], c.row["created_at"])
+        )
+        for c in in_order:
             address = c.row["address"]
-            used = counts[address]
+            used = counts.setdefault(address, [0, 0, 0])
             if used[0] < per_minute and used[1] < per_hour and used[2] < per_day:  # the usual case, cheaply
                 counts[address] = [used[0] + 1, used[1] + 1, used[2] + 1]
                 continue
@@ -512,7 +518,7 @@ class Deliverer:
 
     def _prepare(self, ready: list[Claimed]) -> None:
         """Render each message and pick its provider; push deliveries fan out to the user's devices."""
-        push_users = [c.row["user_id"] for c in ready if c.row["channel"] == Channel.PUSH.value]
+        push_users = [c.row["user_id"] for c in ready if c.row["channel"] == _PUSH]
         devices_of: dict[str, list[dict]] = defaultdict(list)
         if push_users:
             with self.reads.reading() as session:
@@ -545,41 +551,51 @@ class Deliverer:
                     )
                 )
                 continue
-            row["segments"] = rendered.segments if row["channel"] == Channel.SMS.value else None
-            base = dict(
+            sms = row["channel"] == _SMS
+            row["segments"] = rendered.segments if sms else None
+            data = {"kind": row["kind"], "notification_id": row["notification_id"] or ""}
+            if row["urgent"]:
+                data["urgent"] = "true"  # Web Push asks the push service to wake the phone at once (Urgency: high)
+            if sms:
+                c.provider_key = row["provider"] if row["provider"] in chain else chain[0]
+                c.message = OutboundMessage(
+                    delivery_id=row["id"],
+                    channel=Channel.SMS,
+                    address=row["address"],
+                    locale=row["locale"],
+                    title=rendered.title,
+                    body=rendered.body,
+                    sms_text=rendered.sms_text,
+                    kind=row["kind"],
+                    template_params=rendered.sms_params,
+                    data=data,
+                )
+                continue
+            targets = devices_of.get(row["user_id"], [])
+            if not targets:
+                c.results.append(
+                    SendResult(
+                        row["id"],
+                        "",
+                        Outcome.PERMANENT,
+                        error_code="no_device",
+                        error_message="no registered device",
+                    )
+                )
+                continue
+            c.message = OutboundMessage(
                 delivery_id=row["id"],
                 channel=Channel(row["channel"]),
+                address="",
                 locale=row["locale"],
                 title=rendered.title,
                 body=rendered.body,
                 sms_text=rendered.sms_text,
                 kind=row["kind"],
                 template_params=rendered.sms_params,
-                data={
-                    "kind": row["kind"],
-                    "notification_id": row["notification_id"] or "",
-                    # Web Push asks the push service to wake the phone at once (Urgency: high).
-                    **({"urgent": "true"} if row["urgent"] else {}),
-                },
+                data=data,
             )
-            if row["channel"] == _SMS:
-                c.provider_key = row["provider"] if row["provider"] in chain else chain[0]
-                c.message = OutboundMessage(address=row["address"], **base)
-            else:
-                targets = devices_of.get(row["user_id"], [])
-                if not targets:
-                    c.results.append(
-                        SendResult(
-                            row["id"],
-                            "",
-                            Outcome.PERMANENT,
-                            error_code="no_device",
-                            error_message="no registered device",
-                        )
-                    )
-                    continue
-                c.message = OutboundMessage(address="", **base)
-                row["_devices"] = targets
+            row["_devices"] = targets
 
     def _push_provider_for(self, device: dict) -> str | None:
         if device["provider"] in self.providers:
@@ -826,23 +842,50 @@ class Deliverer:
             uow.commit()
 
 
-def _pending_due(now: datetime, *, urgent: bool) -> tuple:
-    """Conditions of a pending delivery due now, written so that each partial index can serve them
-    (SQLite uses a partial index only when the query repeats the index's own condition)."""
-    if urgent:
-        return (
-            deliveries.c.state == DeliveryState.PENDING.value,
-            deliveries.c.urgent.is_(True),
-            deliveries.c.next_attempt_at <= now,
-        )
+def _pending_due(now: datetime | BindParameter, *, urgent: bool) -> tuple:
+    """Conditions of a pending delivery due now, written so that each partial index can serve them:
+    their own conditions, in literals (SQLite matches a partial index only when the query repeats
+    its condition, PostgreSQL proves nothing from a bound parameter once its plan is generic; read
+    without the index, the claim would hold SQLite's write lock while it reads the whole table)."""
     return (
-        # The index's own condition, in literals: SQLite does not match `IN (?, ?)` against it and
-        # would read the whole table, holding the write lock while it does so when claiming.
-        deliveries.c.state.in_([literal_column("'pending'"), literal_column("'sending'")]),
-        deliveries.c.state == DeliveryState.PENDING.value,
-        deliveries.c.urgent.is_(False),
+        deliveries.c.state == literal_column("'pending'"),
+        deliveries.c.urgent.is_(urgent),
         deliveries.c.next_attempt_at <= now,
     )
+
+
+def _too_late(now: datetime | BindParameter) -> tuple:
+    """Pending deliveries past their expiry, by `ix_deliveries_expiring` (its condition in literals)."""
+    return (
+        deliveries.c.state == literal_column("'pending'"),
+        deliveries.c.expires_at.isnot(None),
+        deliveries.c.expires_at <= now,
+    )
+
+
+def _lease_over(now: datetime | BindParameter) -> tuple:
+    """Claims whose sender died (their lease ran out), by `ix_deliveries_leased`."""
+    return (deliveries.c.state == literal_column("'sending'"), deliveries.c.lease_until < now)
+
+
+# The loop's look for work, built once (the loop looks every `delivery_interval_seconds`): whether
+# anything is too late, whether a dead sender's lease ran out, whether anything is due; each by an index.
+_NOW = bindparam("now", type_=deliveries.c.next_attempt_at.type)
+_ANYTHING_DUE = select(
+    select(deliveries.c.id).where(*_pending_due(_NOW, urgent=True)).exists()
+    | select(deliveries.c.id).where(*_pending_due(_NOW, urgent=False)).exists()
+)
+_LOOK = select(
+    select(deliveries.c.id).where(*_too_late(_NOW)).exists(),
+    select(deliveries.c.id).where(*_lease_over(_NOW)).exists(),
+    select(deliveries.c.id).where(*_pending_due(_NOW, urgent=True)).exists()
+    | select(deliveries.c.id).where(*_pending_due(_NOW, urgent=False)).exists(),
+)
+
+
+def _without(claimed: list[Claimed], ids: set[str] | dict[str, datetime]) -> list[Claimed]:
+    """The claims but those of `ids` (the list itself when there are none: the usual case)."""
+    return [c for c in claimed if c.row["id"] not in ids] if ids else claimed
 
 
 def _wakes_anyone(row: dict[str, Any]) -> bool:
