@@ -526,6 +526,20 @@ patrol_findings = Table(
     Index("ix_patrol_findings_raised", "raised_at"),
 )
 
+# How many activities each community's list holds, per kind and status: the total of a list of one
+# community (`ActivityPage.of_one_community`) read from a few rows instead of counted over all of its
+# activities' rows with each page. Kept by PostgreSQL itself, in the transaction of every change of
+# `activity_communities` (statement triggers, migration 0017: `TOTALS_TRIGGERS_DDL`), so it holds
+# exactly what counting those rows gives in any snapshot. Not kept (nor read) on SQLite.
+activity_list_totals = Table(
+    "activity_list_totals",
+    metadata,
+    _id("community_id", primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("status", String(12), primary_key=True),
+    Column("activities", Integer, nullable=False),
+)
+
 # --- the statistics' read models (adapters/counts.py): what `/stats` adds up, kept with every change ---
 # A row per scope and month: the scope a community id, `street:<street id>` (`street:` alone: a
 # community the directory does not know yet) or, for the figures counted once city-wide,
