@@ -17,6 +17,7 @@ from marshmallow import Schema, fields, validate
 from linli_activities.adapters.repository import LISTED_COLUMNS
 from linli_activities.domain.activities import AUDIENCES, KINDS, ORGANISER_TYPES, RegistrationStatus
 from linli_activities.entrypoints.common import Instant, Redacted, Text, Url, plain, uow
+from linli_activities.entrypoints.loading import BodyParser
 from linli_activities.service_layer import activities
 from linli_kit import i18n
 from linli_kit.errors import Invalid
@@ -24,6 +25,8 @@ from linli_kit.schemas import DisplayLabel
 from linli_kit.web import require_principal
 
 blp = Blueprint("activities", __name__, url_prefix="/", description="Activities, registrations, check-ins")
+# Its JSON bodies loaded without marshmallow's walk when surely valid, Text and Instant fields too.
+blp.ARGUMENTS_PARSER = BodyParser()
 
 STATUSES = ("draft", "published", "cancelled")
 REGISTRATION_STATUSES = (
