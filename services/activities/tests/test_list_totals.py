@@ -9,9 +9,11 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, delete, func, insert, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from linli_activities.adapters.tables import activities as activities_table
 from linli_activities.adapters.tables import activity_communities, activity_list_totals
@@ -154,3 +156,72 @@ def test_the_migration_builds_the_totals_of_the_rows_already_there(pg_databases)
             assert names.all() == []
     finally:
         engine.dispose()
+
+
+def test_the_driver_reads_a_page_as_sqlalchemy_reads_it_in_any_time_zone(app, database, world):
+    """The page of the kept path is read by psycopg itself: the same rows as SQLAlchemy's reading
+    of the counting statement, instants in UTC even in a session of another time zone, the same
+    answer written; a connection lost on the way is SQLAlchemy's error (the 503 of any statement)."""
+    from linli_activities.adapters.repository import Repository
+    from linli_activities.entrypoints.activities_api import listed
+    from linli_activities.service_layer import activities
+    from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
+    from linli_kit.auth import Principal, Role
+    from linli_kit.db import Database
+
+    staff = Principal(user_id=str(uuid.uuid4()), role=Role.COMMUNITY_STAFF, community_ids=(world.community_a,))
+    for index in range(3):
+        start = START + timedelta(days=index, microseconds=250_000 * index)
+        activities.create_activity(
+            ActivitiesUnitOfWork(database),
+            staff,
+            publish=index > 0,
+            community_ids=[world.community_a],
+            kind="culture",
+            title=f"activity {index}",
+            starts_at=start,
+            ends_at=start + timedelta(hours=1),
+            registration_opens_at=START - timedelta(days=1) if index == 2 else None,
+        )
+    statements = activities._listing("communities", ("community_id",), False)
+    parameters = {"scope_communities": [world.community_a], "community_id": world.community_a}
+    elsewhere = Database(database.url)
+
+    @event.listens_for(elsewhere.engine, "connect")
+    def _in_shanghai(dbapi_connection, _record):
+        dbapi_connection.execute("SET TIME ZONE 'Asia/Shanghai'")
+        dbapi_connection.commit()
+
+    try:
+        session = elsewhere.reading_session()
+        try:
+            connection = session.connection()
+            assert connection.connection.driver_connection.info.timezone.key == "Asia/Shanghai"
+            rows, total = Repository(session).activity_page(statements, parameters, offset=0, limit=10)
+            counted = connection.execute(statements.page, {**parameters, "page_offset": 0, "page_limit": 10}).all()
+        finally:
+            session.close()
+        assert total == 3 and [tuple(row) for row in counted] == rows
+        instants = [value for row in rows for value in row if isinstance(value, datetime)]
+        assert instants and all(value.utcoffset() == timedelta(0) for value in instants)
+        with app.test_request_context("/", headers={"Accept-Language": "en"}):
+            assert orjson.dumps(listed(rows)) == orjson.dumps(listed(counted))
+
+        # The connection lost: SQLAlchemy's OperationalError, the connection invalidated.
+        session = elsewhere.reading_session()
+        try:
+            pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with database.engine.connect() as other:
+                other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+            with pytest.raises(OperationalError) as raised:
+                Repository(session).activity_page(statements, parameters, offset=0, limit=10)
+            assert raised.value.connection_invalidated
+        finally:
+            session.close()
+        session = elsewhere.reading_session()  # the pool hands out a live one again
+        try:
+            assert Repository(session).activity_page(statements, parameters, offset=0, limit=10)[1] == 3
+        finally:
+            session.close()
+    finally:
+        elsewhere.dispose()

@@ -210,11 +210,12 @@ def _published_event(database, activity_id):
 def test_streets_held_from_the_last_activity_are_not_read_again_and_are_checked_when_written(database, world):
     """PostgreSQL: the second activity of the same communities reads nothing (the streets held from
     the first), and its one statement writes it; when the directory has moved a community to
-    another street since, that statement writes nothing, the streets are read again and the
-    activity written from them: counted in its new street, its event saying so, written once."""
+    another street since its street was read, that statement writes nothing, the streets are read
+    again and the activity written from them: counted in its new street, its event saying so,
+    written once."""
     communities = [world.community_a, world.community_b]
     staff = Principal(user_id=str(uuid.uuid4()), role=Role.COMMUNITY_STAFF, community_ids=tuple(communities))
-    first = _create(database, staff, communities)
+    _create(database, staff, communities)
     seen, stop = _statements(database)
     try:
         second = _create(database, staff, communities)
@@ -223,41 +224,46 @@ def test_streets_held_from_the_last_activity_are_not_read_again_and_are_checked_
     assert [s.split(" ")[0] for s in seen] == ["WITH"], seen  # nothing read, nothing but its statement
     assert _published_event(database, second.id)["street_id"] == world.street_id
 
-    # Community b moves to another street, as the directory's event would have it.
-    moved_to = str(uuid.uuid4())
+    # A third community's street read (and held), then the directory moves it to another street
+    # (before it has any activity: the history and the counts agree on where its activities are).
+    third, moved_to = str(uuid.uuid4()), str(uuid.uuid4())
     with database.transaction() as s:
         s.execute(insert(replica.streets).values(street_id=moved_to, name="new street", revision=1))
         s.execute(
+            insert(replica.communities).values(community_id=third, street_id=world.street_id, name="c", revision=1)
+        )
+    with ActivitiesUnitOfWork(database, lambda: NOW, timezone=ZONE) as uow:
+        assert uow.repo.streets_of([third]) == {third: world.street_id}
+    with database.transaction() as s:
+        s.execute(
             replica.communities.update()
-            .where(replica.communities.c.community_id == world.community_b)
+            .where(replica.communities.c.community_id == third)
             .values(street_id=moved_to, revision=2)
         )
-    scopes = [*communities, counts.street_key(world.street_id), counts.street_key(moved_to)]
-    before = dict(((scope, held) for scope, held, _city in _stored_counts(database, scopes)[0]))
+    scopes = [world.community_a, third, counts.street_key(world.street_id), counts.street_key(moved_to)]
+    before = {scope: held for scope, held, _city in _stored_counts(database, scopes)[0]}
+    staff = Principal(user_id=str(uuid.uuid4()), role=Role.COMMUNITY_STAFF, community_ids=(third, world.community_a))
     seen, stop = _statements(database)
     try:
-        third = _create(database, staff, [world.community_b, world.community_a])
+        made = _create(database, staff, [third, world.community_a])
     finally:
         stop()
     # Its statement made from the streets held wrote nothing; read, and written again.
     assert [s.split(" ")[0] for s in seen] == ["WITH", "SELECT", "WITH"], seen
-    assert _published_event(database, third.id)["street_id"] == moved_to  # its first community's
-    after = dict(((scope, held) for scope, held, _city in _stored_counts(database, scopes)[0]))
-    added = {scope: after.get(scope, 0) - before.get(scope, 0) for scope in scopes}
-    assert added == {
-        world.community_a: 1,
-        world.community_b: 1,
-        counts.street_key(world.street_id): 1,
-        counts.street_key(moved_to): 1,
-    }
+    assert _published_event(database, made.id)["street_id"] == moved_to  # its first community's
+    after = {scope: held for scope, held, _city in _stored_counts(database, scopes)[0]}
+    assert {scope: after.get(scope, 0) - before.get(scope, 0) for scope in scopes} == dict.fromkeys(scopes, 1)
     with database.session() as s:
-        for made in (first, second, third):
-            assert s.execute(select(activities_table.c.id).where(activities_table.c.id == made.id)).all()
+        assert s.execute(select(activities_table.c.id).where(activities_table.c.id == made.id)).all()
         links = s.execute(
-            select(activity_communities.c.community_id).where(activity_communities.c.activity_id == third.id)
+            select(activity_communities.c.community_id).where(activity_communities.c.activity_id == made.id)
         ).all()
-        reminders = s.execute(select(activity_reminders.c.id).where(activity_reminders.c.activity_id == third.id)).all()
-    assert sorted(c for (c,) in links) == sorted(communities) and len(reminders) == 2
+        reminders = s.execute(select(activity_reminders.c.id).where(activity_reminders.c.activity_id == made.id)).all()
+        events = s.execute(
+            select(messaging.outbox.c.event_id).where(messaging.outbox.c.payload.contains(made.id))
+        ).all()
+    assert sorted(c for (c,) in links) == sorted([third, world.community_a])
+    assert len(reminders) == 2 and len(events) == 1
 
 
 def test_an_activity_made_for_its_own_statements_is_the_one_its_class_makes():

@@ -9,12 +9,13 @@ import operator
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
+import psycopg
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -28,7 +29,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -316,16 +319,43 @@ def _instant(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class DriverStatement:
+    """A statement as PostgreSQL's driver (psycopg) runs it: its text, with `%(name)s` parameters,
+    and the values of those SQLAlchemy gave (its literals'). Its parameters are given as psycopg
+    sends them: none of SQLAlchemy's processing of values on the way in or out."""
+
+    text: str
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: Any) -> DriverStatement:
+        compiled = statement.compile(dialect=_PSYCOPG)
+        text = str(compiled)
+        if "POSTCOMPILE" in text:  # an expanding parameter: its text would depend on its values
+            raise ValueError("a statement for the driver takes no expanding parameter")
+        return cls(text, {name: value for name, value in compiled.params.items() if value is not None})
+
+
+_PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+# Where LISTED_COLUMNS hold instants (read in UTC by their type; the driver reads them in the
+# session's time zone).
+_LISTED_INSTANTS = tuple(index for index, column in enumerate(_LISTED) if isinstance(column.type, UtcDateTime))
+# Time zones of PostgreSQL sessions whose instants are read in UTC already.
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"})
+
+
+@dataclass(frozen=True)
 class ActivityPage:
     """The statements of a list of activities meeting some conditions (their values bind
     parameters): a page of their LISTED_COLUMNS by start with their total, and the total alone;
     on PostgreSQL maybe the same with the total added up from the kept totals
-    (`activity_list_totals`), when the list's conditions are theirs (`kept_page`, `kept_count`)."""
+    (`activity_list_totals`), when the list's conditions are theirs (`kept_page`, `kept_count`:
+    run by the driver itself, `Repository.activity_page`)."""
 
     page: Any
     count: Any
-    kept_page: Any = None
-    kept_count: Any = None
+    kept_page: DriverStatement | None = None
+    kept_count: DriverStatement | None = None
 
     @classmethod
     def of(cls, where: Iterable[ColumnElement[bool]]) -> ActivityPage:
@@ -345,23 +375,21 @@ class ActivityPage:
         cls,
         link_where: Iterable[ColumnElement[bool]],
         own_where: Iterable[ColumnElement[bool]],
-        kept_total_where: Iterable[ColumnElement[bool]] | None = None,
+        kept: tuple[Iterable[ColumnElement[bool]], Iterable[ColumnElement[bool]]] | None = None,
     ) -> ActivityPage:
         """The same for a list of one community (`link_where` names it): read from its rows of
         `activity_communities` in their index's order (community, start), each activity once (one
         row per activity and community; its start copied there), joined to the activity. `of`
         would find the community's activities among all and sort them, and count them again.
-        `kept_total_where`: the same conditions on the rows of `activity_list_totals`, when they
-        can say them (no condition of the activity's own, nor of its start): the kept statements
-        add those rows up instead of counting the community's rows with every page."""
+        `kept`: when the kept totals can say the list's conditions (no condition of the activity's
+        own, nor of its start), those conditions on the links for PostgreSQL's driver (no expanding
+        parameter: `scope.visible_in(..., array=True)`) and on the rows of `activity_list_totals`:
+        the kept statements add those rows up instead of counting the community's rows each time."""
         links = tables.activity_communities
         own = list(own_where)
-        conditions = [*link_where, *own]
         joined = links.join(tables.activities, tables.activities.c.id == links.c.activity_id)
-        counted = joined if own else links  # the activity's own filters need its row; the rest do not
-        total = select(func.count()).select_from(counted).where(*conditions).scalar_subquery()
 
-        def page_with(total: Any) -> Any:
+        def page_with(conditions: list[ColumnElement[bool]], total: Any) -> Any:
             return (
                 select(*_LISTED, total.label("total"))
                 .select_from(joined)
@@ -371,11 +399,41 @@ class ActivityPage:
                 .limit(bindparam("page_limit"))
             )
 
-        if kept_total_where is None:
-            return cls(page_with(total), select(total))
-        kept = tables.activity_list_totals
-        kept_total = select(func.coalesce(func.sum(kept.c.activities), 0)).where(*kept_total_where).scalar_subquery()
-        return cls(page_with(total), select(total), page_with(kept_total), select(kept_total))
+        conditions = [*link_where, *own]
+        counted = joined if own else links  # the activity's own filters need its row; the rest do not
+        total = select(func.count()).select_from(counted).where(*conditions).scalar_subquery()
+        if kept is None:
+            return cls(page_with(conditions, total), select(total))
+        kept_link_where, kept_total_where = kept
+        totals = tables.activity_list_totals
+        kept_total = select(func.coalesce(func.sum(totals.c.activities), 0)).where(*kept_total_where).scalar_subquery()
+        return cls(
+            page_with(conditions, total),
+            select(total),
+            DriverStatement.of(page_with([*kept_link_where, *own], kept_total)),
+            DriverStatement.of(select(kept_total)),
+        )
+
+
+def _driver_rows(connection: Connection, statement: DriverStatement, parameters: dict[str, Any]) -> list[tuple]:
+    """The rows of `statement` run by PostgreSQL's driver on `connection`, prepared (once per
+    connection), as tuples of the values psycopg reads: without SQLAlchemy's execution and result,
+    which made a description of each column anew with every page and passed every value through
+    its type. Its errors are SQLAlchemy's, as its execution raises them (the connection
+    invalidated when it was lost: a 503 for the caller, like any statement's)."""
+    driver = connection.connection.driver_connection
+    values = {**statement.values, **parameters}
+    try:
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(statement.text, values, prepare=True)
+            return cursor.fetchall()
+    except psycopg.Error as error:
+        lost = connection.dialect.is_disconnect(error, driver, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            statement.text, values, error, psycopg.Error, connection_invalidated=lost, dialect=connection.dialect
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -462,6 +520,19 @@ def _autocommitting(engine: Engine) -> Engine:
     return autocommitting
 
 
+def _is_postgresql(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def _in_utc(row: tuple) -> tuple:
+    """A row of LISTED_COLUMNS (and more) read in a session's time zone, its instants in UTC."""
+    values = list(row)
+    for index in _LISTED_INSTANTS:
+        if values[index] is not None:
+            values[index] = values[index].astimezone(UTC)
+    return tuple(values)
+
+
 class Repository:
     outbox = Outbox(tables.messaging.outbox)
 
@@ -521,13 +592,21 @@ class Repository:
         total, in one statement (the total a subquery beside each row, after those columns). A page
         past the end has no row to carry it: then it is counted alone."""
         connection = self.session.connection()
-        page, count = statements.page, statements.count
-        if statements.kept_page is not None and connection.dialect.name == "postgresql":
-            page, count = statements.kept_page, statements.kept_count  # the totals kept there
-        rows = connection.execute(page, {**parameters, "page_offset": offset, "page_limit": limit}).all()
+        if statements.kept_page is not None and statements.kept_count is not None and _is_postgresql(connection):
+            # The totals kept there; the rows read by the driver, their instants in UTC as their type reads them.
+            rows = _driver_rows(
+                connection, statements.kept_page, {**parameters, "page_offset": offset, "page_limit": limit}
+            )
+            zone = connection.connection.driver_connection.info.timezone  # type: ignore[union-attr]
+            if rows and zone is not UTC and getattr(zone, "key", None) not in _UTC_ZONES:
+                rows = [_in_utc(row) for row in rows]
+            if rows:
+                return rows, rows[0][-1]
+            return [], (_driver_rows(connection, statements.kept_count, parameters)[0][0] or 0) if offset else 0
+        rows = connection.execute(statements.page, {**parameters, "page_offset": offset, "page_limit": limit}).all()
         if rows:
             return rows, rows[0].total
-        return [], (connection.execute(count, parameters).scalar() or 0) if offset else 0
+        return [], (connection.execute(statements.count, parameters).scalar() or 0) if offset else 0
 
     def all(self, kind: type[T], where: Iterable[ColumnElement[bool]], order_by: Iterable[Any] = ()) -> list[T]:
         query = select(kind)

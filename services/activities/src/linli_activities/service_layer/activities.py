@@ -16,7 +16,7 @@ from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import ColumnElement, String, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from linli_activities import SERVICE
@@ -455,27 +455,34 @@ def _listing(form: str, given: tuple[str, ...], hide_drafts: bool) -> ActivityPa
     """The statements of a list of activities for a scope of this form (scope.visibility), these
     filters given and drafts hidden or not, their values bind parameters: built once per form (a
     list is the hottest read; building and keying its statement cost more than running it)."""
-    where: list[ColumnElement[bool]] = []
+
+    def link_conditions(visible: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = [] if visible is None else [visible]
+        where.extend(_LINK_FILTERS[name] for name in given if name in _LINK_FILTERS)
+        if hide_drafts:
+            where.append(links.c.status != ActivityStatus.DRAFT)
+        return where
+
     visible = scope.visible_in(form, links.c.community_id)
-    if visible is not None:
-        where.append(visible)
-    where.extend(_LINK_FILTERS[name] for name in given if name in _LINK_FILTERS)
-    if hide_drafts:
-        where.append(links.c.status != ActivityStatus.DRAFT)
+
     own_filters = [_OWN_FILTERS[name] for name in given if name in _OWN_FILTERS]
     if "community_id" in given:
         # One community, the usual list: its link rows give the page in order (see of_one_community).
-        kept_total: list[ColumnElement[bool]] | None = None
+        kept = None
         if _TOTALS_FILTERS.keys() >= set(given):
             # Its total by the same conditions (scope, filters, drafts) on the rows of its totals.
+            # The scope is asked of the community named (the rows' own): a condition of its
+            # parameters, decided once, which leaves the planner's estimate of the community's
+            # rows alone (a second condition on their column made it think them a handful).
+            named_visible = scope.visible_in(form, bindparam("community_id", type_=String), array=True)
             kept_total = [_TOTALS_FILTERS[name] for name in given]
-            visible_total = scope.visible_in(form, totals.c.community_id)
-            if visible_total is not None:
-                kept_total.append(visible_total)
+            if named_visible is not None:
+                kept_total.append(named_visible)
             if hide_drafts:
                 kept_total.append(totals.c.status != ActivityStatus.DRAFT)
-        return ActivityPage.of_one_community(where, own_filters, kept_total)
-    ids = select(links.c.activity_id).where(*where).distinct()
+            kept = (link_conditions(named_visible), kept_total)
+        return ActivityPage.of_one_community(link_conditions(visible), own_filters, kept)
+    ids = select(links.c.activity_id).where(*link_conditions(visible)).distinct()
     return ActivityPage.of([Activity.id.in_(ids), *own_filters])
 
 
