@@ -27,12 +27,14 @@ KEY = (activity_communities.c.community_id, activity_communities.c.kind, activit
 
 
 def _kept_and_counted(connection, communities):
-    """Per (community, kind, status): the kept totals, and the count of the rows."""
+    """Per (community, kind, status): the kept totals (their shards added up), and the count of the rows."""
     t = activity_list_totals.c
     kept = {
         (c, k, s): n
         for c, k, s, n in connection.execute(
-            select(t.community_id, t.kind, t.status, t.activities).where(t.community_id.in_(communities))
+            select(t.community_id, t.kind, t.status, func.sum(t.activities))
+            .where(t.community_id.in_(communities))
+            .group_by(t.community_id, t.kind, t.status)
         )
         if n
     }

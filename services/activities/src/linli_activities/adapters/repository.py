@@ -678,7 +678,8 @@ class Repository:
                 "status": activity.status,
                 "starts_at": activity.starts_at,
             }
-            for community_id in dict.fromkeys(activity.community_ids)
+            # In community order: the totals of their lists are locked in that order (migration 0017).
+            for community_id in sorted(set(activity.community_ids))
         ]
         reminder_rows = [dict(zip(_REMINDER_COLUMNS, _REMINDER_VALUES(r), strict=True)) for r in reminders]
         bind = self.session.get_bind()

@@ -7,11 +7,11 @@ Create Date: 2026-12-05 02:30:00
 A list of one community's activities said its exact total by counting all of that community's rows
 of `activity_communities` with every page: thousands of rows for a busy community, more of the
 database's time than the page itself. `activity_list_totals` holds the number of those rows per
-community, kind and status, kept by statement triggers on `activity_communities` in the transaction
-of every insert, update and delete (those of a deleted activity's cascade too), whoever writes
-them; the list adds up a few of its rows instead (adapters/repository.py, `ActivityPage`). Each
-statement's rows are added up per key and written in the keys' order, so two statements touching
-the same communities take their rows' locks in the same order. Built here from the rows already
+community, kind and status (spread over a few shards), kept by triggers on `activity_communities`
+in the transaction of every insert, update and delete (those of a deleted activity's cascade too),
+whoever writes them; the list adds up a few of its rows instead (adapters/repository.py,
+`ActivityPage`). An update's or delete's rows are added up per key and written in the keys' order,
+so two statements touching the same communities take their rows' locks in the same order. Built here from the rows already
 there, after the triggers are made: creating a trigger locks out writes of the table until this
 migration commits, so nothing is counted twice or missed. The table exists on SQLite too, unused.
 """
@@ -26,19 +26,22 @@ branch_labels = None
 depends_on = None
 
 # The rows a statement added (+1) and removed (-1), per key, changes of nothing left out.
-_ADDED = "SELECT community_id, kind, status, 1 AS change FROM new_links"
-_REMOVED = "SELECT community_id, kind, status, -1 AS change FROM old_links"
+# Each total is kept on SHARDS rows (its activities spread by their id), so that new activities
+# of one community written at once seldom wait for one another's row: a list adds them all up.
+SHARDS = 8
+_SHARD = f"abs(hashtext(activity_id::text)) % {SHARDS}"
+_ADDED = f"SELECT community_id, kind, status, {_SHARD} AS shard, 1 AS change FROM new_links"  # an update's new rows
+_REMOVED = f"SELECT community_id, kind, status, {_SHARD} AS shard, -1 AS change FROM old_links"
 _KEEP = (
-    "INSERT INTO activity_list_totals AS t (community_id, kind, status, activities) "
-    "SELECT community_id, kind, status, sum(change) FROM ({changes}) AS changes "
-    "GROUP BY community_id, kind, status HAVING sum(change) <> 0 ORDER BY community_id, kind, status "
-    "ON CONFLICT (community_id, kind, status) DO UPDATE SET activities = t.activities + excluded.activities"
+    "INSERT INTO activity_list_totals AS t (community_id, kind, status, shard, activities) "
+    "SELECT community_id, kind, status, shard, sum(change) FROM ({changes}) AS changes "
+    "GROUP BY community_id, kind, status, shard HAVING sum(change) <> 0 "
+    "ORDER BY community_id, kind, status, shard "
+    "ON CONFLICT (community_id, kind, status, shard) DO UPDATE SET activities = t.activities + excluded.activities"
 )
 FUNCTION = f"""CREATE OR REPLACE FUNCTION activity_list_totals_kept() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {_KEEP.format(changes=_ADDED)};
-    ELSIF TG_OP = 'DELETE' THEN
+    IF TG_OP = 'DELETE' THEN
         {_KEEP.format(changes=_REMOVED)};
     ELSE
         {_KEEP.format(changes=_ADDED + " UNION ALL " + _REMOVED)};
@@ -46,14 +49,30 @@ BEGIN
     RETURN NULL;
 END
 $fn$"""
+# An insert, the hot path (every new activity), by a row trigger: a plain upsert whose plan the
+# function keeps (a statement trigger's query of its transition table was planned again with each
+# statement, while the rows it locks were held: new activities of one community took turns far
+# longer). A new activity's links are inserted in community order (Repository.insert_new_activity),
+# so two inserts lock the totals they share in the same order.
+ROW_FUNCTION = f"""CREATE OR REPLACE FUNCTION activity_list_totals_added() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    INSERT INTO activity_list_totals AS t (community_id, kind, status, shard, activities)
+    VALUES (NEW.community_id, NEW.kind, NEW.status, abs(hashtext(NEW.activity_id::text)) % {SHARDS}, 1)
+    ON CONFLICT (community_id, kind, status, shard) DO UPDATE SET activities = t.activities + 1;
+    RETURN NULL;
+END
+$fn$"""
 TRIGGERS = {
-    "insert": "AFTER INSERT ON activity_communities REFERENCING NEW TABLE AS new_links",
-    "update": "AFTER UPDATE ON activity_communities REFERENCING OLD TABLE AS old_links NEW TABLE AS new_links",
-    "delete": "AFTER DELETE ON activity_communities REFERENCING OLD TABLE AS old_links",
+    "insert": "AFTER INSERT ON activity_communities FOR EACH ROW EXECUTE FUNCTION activity_list_totals_added()",
+    "update": "AFTER UPDATE ON activity_communities REFERENCING OLD TABLE AS old_links NEW TABLE AS new_links "
+    "FOR EACH STATEMENT EXECUTE FUNCTION activity_list_totals_kept()",
+    "delete": "AFTER DELETE ON activity_communities REFERENCING OLD TABLE AS old_links "
+    "FOR EACH STATEMENT EXECUTE FUNCTION activity_list_totals_kept()",
 }
 BUILD = (
-    "INSERT INTO activity_list_totals (community_id, kind, status, activities) "
-    "SELECT community_id, kind, status, count(*) FROM activity_communities GROUP BY community_id, kind, status"
+    "INSERT INTO activity_list_totals (community_id, kind, status, shard, activities) "
+    f"SELECT community_id, kind, status, {_SHARD}, count(*) FROM activity_communities "
+    f"GROUP BY community_id, kind, status, {_SHARD}"
 )
 
 
@@ -63,16 +82,15 @@ def upgrade() -> None:
         sa.Column("community_id", sa.String(length=36), nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("activities", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("community_id", "kind", "status"),
+        sa.PrimaryKeyConstraint("community_id", "kind", "status", "shard"),
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(FUNCTION)
-        for event, timing in TRIGGERS.items():
-            op.execute(
-                f"CREATE TRIGGER activity_list_totals_{event} {timing} "
-                "FOR EACH STATEMENT EXECUTE FUNCTION activity_list_totals_kept()"
-            )
+        op.execute(ROW_FUNCTION)
+        for event, definition in TRIGGERS.items():
+            op.execute(f"CREATE TRIGGER activity_list_totals_{event} {definition}")
         op.execute(BUILD)
 
 
@@ -81,4 +99,5 @@ def downgrade() -> None:
         for event in TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS activity_list_totals_{event} ON activity_communities")
         op.execute("DROP FUNCTION IF EXISTS activity_list_totals_kept()")
+        op.execute("DROP FUNCTION IF EXISTS activity_list_totals_added()")
     op.drop_table("activity_list_totals")
