@@ -49,11 +49,11 @@ BEGIN
     RETURN NULL;
 END
 $fn$"""
-# An insert, the hot path (every new activity), by a row trigger: a plain upsert whose plan the
-# function keeps (a statement trigger's query of its transition table was planned again with each
-# statement, while the rows it locks were held: new activities of one community took turns far
-# longer). A new activity's links are inserted in community order (Repository.insert_new_activity),
-# so two inserts lock the totals they share in the same order.
+# An insert, the hot path (every new activity), by a row trigger: a plain upsert (under concurrent
+# creates of one community, the statement trigger's query of its transition table, run while
+# their counts' rows were held, cost them more than half their rate). A new activity's links are
+# inserted in community order (Repository.insert_new_activity), so two inserts lock the totals
+# they share in the same order.
 ROW_FUNCTION = f"""CREATE OR REPLACE FUNCTION activity_list_totals_added() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     INSERT INTO activity_list_totals AS t (community_id, kind, status, shard, activities)
