@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import orjson
 import pytest
 from sqlalchemy import insert, update
 
@@ -37,7 +38,7 @@ def _dumped(app, database, activity_ids, *, manages=False):
 def _listed(client, headers, query=""):
     response = client.get(f"/?page_size=100{query}", headers=headers)
     assert response.status_code == 200, response.get_json()
-    return response.get_json(), json.loads(response.headers["X-Pagination"])["total"]
+    return response.get_json(), json.loads(response.headers["X-Pagination"])["total"], response.data
 
 
 def test_the_list_answers_what_the_schema_dumps_for_every_scope_and_filter(any_app, any_client, any_world):
@@ -47,6 +48,7 @@ def test_the_list_answers_what_the_schema_dumps_for_every_scope_and_filter(any_a
     staff = world.headers("community_staff", communities=[a, b])
     made: dict[str, dict] = {}
     answered: dict[str, dict] = {}
+    raw: dict[str, bytes] = {}
 
     def create(index: int, by: dict | None = None, **values) -> str:
         start = START + timedelta(days=index, hours=index % 5)
@@ -62,6 +64,7 @@ def test_the_list_answers_what_the_schema_dumps_for_every_scope_and_filter(any_a
         assert response.status_code == 201, response.get_json()
         made[response.get_json()["id"]] = body
         answered[response.get_json()["id"]] = response.get_json()
+        raw[response.get_json()["id"]] = response.data
         return response.get_json()["id"]
 
     create(0, publish=True, capacity=3, max_party_size=2, place="Hall 2", audience=["elderly", "families"])
@@ -93,6 +96,9 @@ def test_the_list_answers_what_the_schema_dumps_for_every_scope_and_filter(any_a
     # the activity as stored, seen by its organisers (its check-in code), for those not changed since.
     unchanged = [i for i in made if i not in (cancelled, full, occurrence)]
     assert {i: answered[i] for i in unchanged} == _dumped(any_app, database, unchanged, manages=True)
+    assert {i: raw[i] for i in unchanged} == {
+        i: orjson.dumps(d) for i, d in _dumped(any_app, database, unchanged, manages=True).items()
+    }
     assert all(answered[i]["checkin_code"] for i in unchanged)
     dumped = _dumped(any_app, database, list(made))
     ordered = sorted(made, key=lambda i: (made[i]["starts_at"], i))
@@ -126,10 +132,13 @@ def test_the_list_answers_what_the_schema_dumps_for_every_scope_and_filter(any_a
         (staff, f"&festival_id={uuid.uuid4()}", set()),
     ]  # fmt: skip
     for headers, query, ids in cases:
-        items, total = _listed(client, headers, query)
+        items, total, data = _listed(client, headers, query)
         assert (items, total) == expect(ids), query
+        # Byte for byte the schema's dump written by orjson: its keys in its order, its instants
+        # as `isoformat` writes them.
+        assert data == orjson.dumps(expect(ids)[0]), query
     # Everyone's answer checked field by field against the schema's dump, the check-in code hidden.
-    items, _total = _listed(client, staff)
+    items, _total, _data = _listed(client, staff)
     assert all(item["checkin_code"] is None for item in items)
     assert {item["id"]: item for item in items}[full]["free_places"] == 0
     # A page past the end still tells the total; the first page of nothing says 0.

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import operator
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import orjson
+import psycopg
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -24,8 +29,12 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, load_only
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from linli_activities.adapters import counts, tables
 from linli_activities.domain.activities import Activity, ActivityStatus, Registration, RegistrationStatus
@@ -226,11 +235,12 @@ ACTIVITY_WITH_REGISTRATION_FOR_SIGN_UP = ACTIVITY_WITH_REGISTRATION.options(
 
 
 # A new activity's rows (Repository.insert_new_activity), their statements built once.
-_ACTIVITY_COLUMNS = tuple(c.name for c in tables.activities.columns)
+# Plain str names: orjson takes no subclass of str (SQLAlchemy's quoted_name) as a key.
+_ACTIVITY_COLUMNS = tuple(str(c.name) for c in tables.activities.columns)
 _ACTIVITY_VALUES = operator.attrgetter(*_ACTIVITY_COLUMNS)
 _ACTIVITY_INSERT = insert(tables.activities)
 _LINKS_INSERT = insert(tables.activity_communities)
-_REMINDER_COLUMNS = tuple(c.name for c in tables.activity_reminders.columns)
+_REMINDER_COLUMNS = tuple(str(c.name) for c in tables.activity_reminders.columns)
 _REMINDER_VALUES = operator.attrgetter(*_REMINDER_COLUMNS)
 _REMINDERS_INSERT = insert(tables.activity_reminders)
 
@@ -244,16 +254,27 @@ _LISTED = tuple(_a[name] for name in LISTED_COLUMNS)
 
 
 def _rows_of(table: Any, document: str) -> str:
-    """The rows of `table` a JSON array parameter holds (each value typed by its column)."""
-    return f"SELECT r.* FROM json_populate_recordset(NULL::{table.name}, CAST(%({document})s AS json)) AS r"
+    """The rows of `table` a JSON array parameter holds (each value typed by its column), none
+    unless the streets the statement was made from still hold (`ok`)."""
+    return f"SELECT r.* FROM ok, json_populate_recordset(NULL::{table.name}, CAST(%({document})s AS json)) AS r"
 
 
+# Whether the streets a new activity's counts and event were made from (`streets`: a JSON object of
+# community ids and their street ids, null for a community the directory did not know; maybe held
+# from an earlier activity, `Repository.held_streets`) are still the directory's, in the statement's
+# own snapshot: one row if so, none otherwise.
+_STREETS_STILL_HOLD = (
+    "ok AS MATERIALIZED (SELECT 1 AS ok WHERE NOT EXISTS (SELECT 1 FROM json_each_text(CAST(%(streets)s AS json)) "
+    f"AS held (community_id, street_id) WHERE held.street_id IS DISTINCT FROM (SELECT c.street_id FROM "
+    f"{tables.replica.communities.name} AS c WHERE c.community_id = held.community_id)))"
+)
 # PostgreSQL: a new activity's rows in one statement (data-modifying WITH; the foreign keys are
-# checked at its end): what it adds to the counts (each key once: an upsert touches a row once),
-# its community links, its reminders and itself, each table's rows one JSON document read as rows
-# of that table. A fixed text, so psycopg prepares it once per connection.
+# checked at its end), written only if the streets they were made from still hold (`ok`; its row
+# count then 1, else 0 with nothing written): what it adds to the counts (each key once: an upsert
+# touches a row once), its community links, its reminders and itself, each table's rows one JSON
+# document read as rows of that table. A fixed text, so psycopg prepares it once per connection.
 _NEW_ACTIVITY = (
-    f"WITH counted AS (INSERT INTO {tables.activity_counts.name} {_rows_of(tables.activity_counts, 'counts')}"
+    f"counted AS (INSERT INTO {tables.activity_counts.name} {_rows_of(tables.activity_counts, 'counts')}"
     # Every column: a new activity adds to more than a registration's four (`_ADDED_TO_THE_COUNTS`).
     + _added_to_the_counts(counts.COLUMNS)
     + f"), kinds AS (INSERT INTO {tables.activity_kind_counts.name} {_rows_of(tables.activity_kind_counts, 'kinds')}"
@@ -261,19 +282,33 @@ _NEW_ACTIVITY = (
     "held_city = activity_kind_counts.held_city + excluded.held_city), "
     f"links AS (INSERT INTO {tables.activity_communities.name} {_rows_of(tables.activity_communities, 'links')}), "
     f"reminders AS (INSERT INTO {tables.activity_reminders.name} {_rows_of(tables.activity_reminders, 'reminders')}) "
-    f"INSERT INTO {tables.activities.name} SELECT r.* FROM "
+    f"INSERT INTO {tables.activities.name} SELECT r.* FROM ok, "
     f"json_populate_record(NULL::{tables.activities.name}, CAST(%(activity)s AS json)) AS r"
 )
 # The same with the events published so far (its announcement): the outbox rows written by the
 # same statement, not a round trip of their own. Only when there are events: every statement that
 # inserts into the outbox notifies the relay (a statement trigger), rows or none.
 _OUTBOX_COLUMNS = ("event_id", "event_type", "payload", "created_at", "published_at")
+_NEW_ACTIVITY_ALONE = f"WITH {_STREETS_STILL_HOLD}, {_NEW_ACTIVITY}"
 _NEW_ACTIVITY_AND_EVENTS = (
-    f"WITH events AS (INSERT INTO {tables.messaging.outbox.name} ({', '.join(_OUTBOX_COLUMNS)}) SELECT "
+    f"WITH {_STREETS_STILL_HOLD}, events AS (INSERT INTO {tables.messaging.outbox.name} ({', '.join(_OUTBOX_COLUMNS)}) "
+    "SELECT "
     + ", ".join(f"r.{name}" for name in _OUTBOX_COLUMNS)
-    + f" FROM json_populate_recordset(NULL::{tables.messaging.outbox.name}, CAST(%(events)s AS json)) AS r), "
-    + _NEW_ACTIVITY.removeprefix("WITH ")
+    + f" FROM ok, json_populate_recordset(NULL::{tables.messaging.outbox.name}, CAST(%(events)s AS json)) AS r), "
+    + _NEW_ACTIVITY
 )
+# The streets of communities as last read (`Repository.streets_of`), for the new activities that
+# follow (`Repository.held_streets`): a statement written from them checks that they still hold
+# and writes nothing otherwise (`_STREETS_STILL_HOLD`), and they are then forgotten. Only known
+# communities' are held (the directory may learn of another any moment). Bounded: cleared when full.
+_held_streets: dict[str, str] = {}
+STREETS_HELD = 20_000
+
+
+def _document(value: Any) -> str:
+    """A JSON document of rows for the statement above: orjson, a fraction of the json module's
+    time; its instants and dates still written by `_instant` (which refuses a naive one)."""
+    return orjson.dumps(value, default=_instant, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
 def _instant(value: Any) -> str:
@@ -284,12 +319,43 @@ def _instant(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class DriverStatement:
+    """A statement as PostgreSQL's driver (psycopg) runs it: its text, with `%(name)s` parameters,
+    and the values of those SQLAlchemy gave (its literals'). Its parameters are given as psycopg
+    sends them: none of SQLAlchemy's processing of values on the way in or out."""
+
+    text: str
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, statement: Any) -> DriverStatement:
+        compiled = statement.compile(dialect=_PSYCOPG)
+        text = str(compiled)
+        if "POSTCOMPILE" in text:  # an expanding parameter: its text would depend on its values
+            raise ValueError("a statement for the driver takes no expanding parameter")
+        return cls(text, {name: value for name, value in compiled.params.items() if value is not None})
+
+
+_PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+# Where LISTED_COLUMNS hold instants (read in UTC by their type; the driver reads them in the
+# session's time zone).
+_LISTED_INSTANTS = tuple(index for index, column in enumerate(_LISTED) if isinstance(column.type, UtcDateTime))
+# Time zones of PostgreSQL sessions whose instants are read in UTC already.
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"})
+
+
+@dataclass(frozen=True)
 class ActivityPage:
     """The statements of a list of activities meeting some conditions (their values bind
-    parameters): a page of their LISTED_COLUMNS by start with their total, and the total alone."""
+    parameters): a page of their LISTED_COLUMNS by start with their total, and the total alone;
+    on PostgreSQL maybe the same with the total added up from the kept totals
+    (`activity_list_totals`), when the list's conditions are theirs (`kept_page`, `kept_count`:
+    run by the driver itself, `Repository.activity_page`)."""
 
     page: Any
     count: Any
+    kept_page: DriverStatement | None = None
+    kept_count: DriverStatement | None = None
 
     @classmethod
     def of(cls, where: Iterable[ColumnElement[bool]]) -> ActivityPage:
@@ -306,27 +372,68 @@ class ActivityPage:
 
     @classmethod
     def of_one_community(
-        cls, link_where: Iterable[ColumnElement[bool]], own_where: Iterable[ColumnElement[bool]]
+        cls,
+        link_where: Iterable[ColumnElement[bool]],
+        own_where: Iterable[ColumnElement[bool]],
+        kept: tuple[Iterable[ColumnElement[bool]], Iterable[ColumnElement[bool]]] | None = None,
     ) -> ActivityPage:
         """The same for a list of one community (`link_where` names it): read from its rows of
         `activity_communities` in their index's order (community, start), each activity once (one
         row per activity and community; its start copied there), joined to the activity. `of`
-        would find the community's activities among all and sort them, and count them again."""
+        would find the community's activities among all and sort them, and count them again.
+        `kept`: when the kept totals can say the list's conditions (no condition of the activity's
+        own, nor of its start), those conditions on the links for PostgreSQL's driver (no expanding
+        parameter: `scope.visible_in(..., array=True)`) and on the rows of `activity_list_totals`:
+        the kept statements add those rows up instead of counting the community's rows each time."""
         links = tables.activity_communities
         own = list(own_where)
-        conditions = [*link_where, *own]
         joined = links.join(tables.activities, tables.activities.c.id == links.c.activity_id)
+
+        def page_with(conditions: list[ColumnElement[bool]], total: Any) -> Any:
+            return (
+                select(*_LISTED, total.label("total"))
+                .select_from(joined)
+                .where(*conditions)
+                .order_by(links.c.starts_at, links.c.activity_id)
+                .offset(bindparam("page_offset"))
+                .limit(bindparam("page_limit"))
+            )
+
+        conditions = [*link_where, *own]
         counted = joined if own else links  # the activity's own filters need its row; the rest do not
         total = select(func.count()).select_from(counted).where(*conditions).scalar_subquery()
-        page = (
-            select(*_LISTED, total.label("total"))
-            .select_from(joined)
-            .where(*conditions)
-            .order_by(links.c.starts_at, links.c.activity_id)
-            .offset(bindparam("page_offset"))
-            .limit(bindparam("page_limit"))
+        if kept is None:
+            return cls(page_with(conditions, total), select(total))
+        kept_link_where, kept_total_where = kept
+        totals = tables.activity_list_totals
+        kept_total = select(func.coalesce(func.sum(totals.c.activities), 0)).where(*kept_total_where).scalar_subquery()
+        return cls(
+            page_with(conditions, total),
+            select(total),
+            DriverStatement.of(page_with([*kept_link_where, *own], kept_total)),
+            DriverStatement.of(select(kept_total)),
         )
-        return cls(page, select(total))
+
+
+def _driver_rows(connection: Connection, statement: DriverStatement, parameters: dict[str, Any]) -> list[tuple]:
+    """The rows of `statement` run by PostgreSQL's driver on `connection`, prepared (once per
+    connection), as tuples of the values psycopg reads: without SQLAlchemy's execution and result,
+    which made a description of each column anew with every page and passed every value through
+    its type. Its errors are SQLAlchemy's, as its execution raises them (the connection
+    invalidated when it was lost: a 503 for the caller, like any statement's)."""
+    driver = connection.connection.driver_connection
+    values = {**statement.values, **parameters}
+    try:
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(statement.text, values, prepare=True)
+            return cursor.fetchall()
+    except psycopg.Error as error:
+        lost = connection.dialect.is_disconnect(error, driver, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            statement.text, values, error, psycopg.Error, connection_invalidated=lost, dialect=connection.dialect
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -357,15 +464,91 @@ def registration_parameters(registration: Registration) -> dict[str, Any]:
     return {f"registration_{c.name}": getattr(registration, c.name) for c in tables.registrations.columns}
 
 
+@dataclass(frozen=True)
+class _Making:
+    """How `made_as_loaded` makes objects of a mapped dataclass."""
+
+    manager: Any
+    defaults: dict[str, Any]
+    factories: dict[str, Callable[[], Any]]
+    names: frozenset[str]
+    required: frozenset[str]
+
+
+@cache
+def _making(kind: type) -> _Making:
+    fields = [f for f in dataclasses.fields(kind) if f.init]
+    defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+    factories = {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING}
+    names = frozenset(f.name for f in fields)
+    return _Making(manager_of_class(kind), defaults, factories, names, names - defaults.keys() - factories.keys())
+
+
+def made_as_loaded(kind: type[T], /, **values: Any) -> T:
+    """`kind(**values)` for a mapped dataclass (its defaults, its factories, its `__post_init__`),
+    made as the ORM makes an object it loads (a new instance, its state and its dict at once) rather
+    than through the attribute events of each field set by `__init__` (an activity's, a tenth of
+    its creation's time). The object is as the ORM makes any transient one, only without a history
+    of changes, which nothing asks of one never added to a session: for objects written by their
+    own statements (`Repository.insert_new_activity`)."""
+    making = _making(kind)
+    unknown, missing = values.keys() - making.names, making.required - values.keys()
+    if unknown or missing:
+        raise TypeError(f"{kind.__name__}: unknown {sorted(unknown)}, missing {sorted(missing)}")
+    made = making.manager.new_instance()
+    state = made.__dict__
+    state.update(making.defaults)
+    for name, factory in making.factories.items():
+        if name not in values:
+            state[name] = factory()
+    state.update(values)
+    post_init = getattr(made, "__post_init__", None)
+    if post_init is not None:
+        post_init()
+    return made
+
+
+# Per engine, the same engine whose connections run in autocommit: made once (each call of
+# `execution_options` makes another), handed out with that setting and reset when returned.
+_AUTOCOMMITTING: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def _autocommitting(engine: Engine) -> Engine:
+    autocommitting = _AUTOCOMMITTING.get(engine)
+    if autocommitting is None:
+        autocommitting = _AUTOCOMMITTING[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return autocommitting
+
+
+def _is_postgresql(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def _in_utc(row: tuple) -> tuple:
+    """A row of LISTED_COLUMNS (and more) read in a session's time zone, its instants in UTC."""
+    values = list(row)
+    for index in _LISTED_INSTANTS:
+        if values[index] is not None:
+            values[index] = values[index].astimezone(UTC)
+    return tuple(values)
+
+
 class Repository:
     outbox = Outbox(tables.messaging.outbox)
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._one_statement = False  # `writes_in_one_statement`
 
     # --- generic ---------------------------------------------------------------------------------
     def add(self, obj: object) -> None:
         self.session.add(obj)
+
+    @staticmethod
+    def new_written(kind: type[T], /, **values: Any) -> T:
+        """A new object to be written by the repository's own statements, never by the session
+        (`made_as_loaded`): `kind(**values)`, without the ORM's events."""
+        return made_as_loaded(kind, **values)
 
     def get(self, kind: type[T], obj_id: str, *, lock: bool = False) -> T | None:
         """The object; `lock`: its row locked until commit (two callers changing it take turns)."""
@@ -409,6 +592,17 @@ class Repository:
         total, in one statement (the total a subquery beside each row, after those columns). A page
         past the end has no row to carry it: then it is counted alone."""
         connection = self.session.connection()
+        if statements.kept_page is not None and statements.kept_count is not None and _is_postgresql(connection):
+            # The totals kept there; the rows read by the driver, their instants in UTC as their type reads them.
+            rows = _driver_rows(
+                connection, statements.kept_page, {**parameters, "page_offset": offset, "page_limit": limit}
+            )
+            zone = connection.connection.driver_connection.info.timezone  # type: ignore[union-attr]
+            if rows and zone is not UTC and getattr(zone, "key", None) not in _UTC_ZONES:
+                rows = [_in_utc(row) for row in rows]
+            if rows:
+                return rows, rows[0][-1]
+            return [], (_driver_rows(connection, statements.kept_count, parameters)[0][0] or 0) if offset else 0
         rows = connection.execute(statements.page, {**parameters, "page_offset": offset, "page_limit": limit}).all()
         if rows:
             return rows, rows[0].total
@@ -422,8 +616,40 @@ class Repository:
 
     # --- activities --------------------------------------------------------------------------------
     def streets_of(self, community_ids: Iterable[str]) -> dict[str, str | None]:
-        """The street of each community, as the directory replica knows it now (None: unknown)."""
-        return counts.streets_of(self.session.connection(), community_ids)
+        """The street of each community, as the directory replica knows it now (None: unknown).
+        Held for the new activities that follow (`held_streets`) when it knows them all."""
+        streets = counts.streets_of(self.session.connection(), community_ids)
+        if None not in streets.values():
+            if len(_held_streets) + len(streets) > STREETS_HELD:
+                _held_streets.clear()
+            _held_streets.update(streets)  # type: ignore[arg-type]  # no None among them
+        return streets
+
+    def held_streets(self, community_ids: Iterable[str]) -> dict[str, str | None] | None:
+        """The streets of the communities as last read in this process, not read again, for a new
+        activity written in one statement (`writes_in_one_statement`), which writes nothing unless
+        they still hold; None when one of them is not held, or the activity is written otherwise."""
+        if not self._one_statement:
+            return None
+        held: dict[str, str | None] = {}
+        for community_id in community_ids:
+            street = _held_streets.get(community_id)
+            if street is None:
+                return None
+            held[community_id] = street
+        return held
+
+    def writes_in_one_statement(self) -> bool:
+        """Whether a new activity can be written by one statement of its own (PostgreSQL, no
+        transaction begun): then what is read before it and that statement each run in autocommit,
+        their own transaction, without the BEGIN and COMMIT round trips; no connection is taken
+        until a statement needs one (nothing may be read at all). There is no falling back to a
+        transaction in this unit of work. Asked before anything is read or written."""
+        bind = self.session.get_bind()
+        self._one_statement = bind.dialect.name == "postgresql" and not self.session.in_transaction()
+        if self._one_statement:
+            self.session.bind = _autocommitting(bind)
+        return self._one_statement
 
     def insert_new_activity(
         self,
@@ -431,14 +657,16 @@ class Repository:
         streets: dict[str, str | None],
         reminders: Iterable[ActivityReminder],
         events: Sequence[Event] = (),
-    ) -> None:
+    ) -> bool:
         """Write a new activity, its community links, its `reminders` and, as the counts' hook counts
         a new activity, what it adds to the statistics' counts (`streets`: its communities'), by
-        Core statements on the session's connection, in its transaction: no ORM flush for a row the
-        session would only write. `activity` stays out of the session (nothing changes it after).
-        `events` (taken from the unit of work) go to the outbox in the same transaction: on
-        PostgreSQL in the same statement."""
-        connection = self.session.connection()
+        Core statements: no ORM flush for a row the session would only write. `activity` stays out
+        of the session (nothing changes it after). `events` (taken from the unit of work) go to the
+        outbox with it. On PostgreSQL all in one statement, written only if `streets` are still
+        the directory's: returns whether it was (if not, nothing was written and the streets are
+        no longer held). In the session's transaction, or, written in one statement
+        (`writes_in_one_statement`) with nothing read before, on a connection of its own in
+        autocommit, without the session's bookkeeping. SQLite: in the session's transaction."""
         zone = self.session.info.get(counts.ZONE_KEY)
         counted = {name: getattr(activity, name) for name in counts.FIELDS[Activity]}
         row = dict(zip(_ACTIVITY_COLUMNS, _ACTIVITY_VALUES(activity), strict=True))
@@ -450,19 +678,29 @@ class Repository:
                 "status": activity.status,
                 "starts_at": activity.starts_at,
             }
-            for community_id in dict.fromkeys(activity.community_ids)
+            # In community order: the totals of their lists are locked in that order (migration 0017).
+            for community_id in sorted(set(activity.community_ids))
         ]
         reminder_rows = [dict(zip(_REMINDER_COLUMNS, _REMINDER_VALUES(r), strict=True)) for r in reminders]
-        if connection.dialect.name == "postgresql":
+        bind = self.session.get_bind()
+        if bind.dialect.name == "postgresql":
             wide, kinds = counts.new_activity_rows(ZoneInfo(zone), counted, streets) if zone else ([], [])
             documents = {"activity": row, "links": links, "reminders": reminder_rows, "counts": wide, "kinds": kinds}
             if events:
                 documents["events"] = self.outbox.rows(events)
-            connection.exec_driver_sql(
-                _NEW_ACTIVITY_AND_EVENTS if events else _NEW_ACTIVITY,
-                {name: json.dumps(value, default=_instant) for name, value in documents.items()},
-            )
-            return
+            parameters = {name: _document(value) for name, value in documents.items()}
+            parameters["streets"] = _document(streets)
+            statement = _NEW_ACTIVITY_AND_EVENTS if events else _NEW_ACTIVITY_ALONE
+            if self._one_statement and not self.session.in_transaction():
+                with bind.connect() as connection:  # in autocommit (`writes_in_one_statement`)
+                    written = connection.exec_driver_sql(statement, parameters).rowcount == 1
+            else:
+                written = self.session.connection().exec_driver_sql(statement, parameters).rowcount == 1
+            if not written:
+                for community_id in streets:
+                    _held_streets.pop(community_id, None)
+            return written
+        connection = self.session.connection()
         self.outbox.add(self.session, events)
         if zone is not None:
             counts.count_new_activity(connection, ZoneInfo(zone), counted, streets)
@@ -470,6 +708,7 @@ class Repository:
         connection.execute(_LINKS_INSERT, links)
         if reminder_rows:
             connection.execute(_REMINDERS_INSERT, reminder_rows)
+        return True
 
     def activity_for_update(self, activity_id: str) -> Activity | None:
         """The activity, its row locked until commit: every change of places goes through here."""

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -524,6 +525,22 @@ patrol_findings = Table(
     Index("ix_patrol_findings_community_recorded", "community_id", "recorded_at"),
     Index("ix_patrol_findings_recorded", "recorded_at"),
     Index("ix_patrol_findings_raised", "raised_at"),
+)
+
+# How many activities each community's list holds, per kind and status: the total of a list of one
+# community (`ActivityPage.of_one_community`) read from a few rows instead of counted over all of its
+# activities' rows with each page. Kept by PostgreSQL itself, in the transaction of every change of
+# `activity_communities` (triggers, migration 0017), so its rows of a key add up to
+# exactly what counting those rows gives in any snapshot. Not kept (nor read) on SQLite.
+activity_list_totals = Table(
+    "activity_list_totals",
+    metadata,
+    _id("community_id", primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("status", String(12), primary_key=True),
+    # Each total spread over a few rows by its activities' ids: concurrent writers seldom share one.
+    Column("shard", SmallInteger, primary_key=True),
+    Column("activities", Integer, nullable=False),
 )
 
 # --- the statistics' read models (adapters/counts.py): what `/stats` adds up, kept with every change ---

@@ -10,6 +10,7 @@ sent, the others expire: one message, the right one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,14 +38,21 @@ class ActivityReminder:
     id: str = field(default_factory=new_id)
 
 
-def plan(activity_id: str, starts_at: datetime, leads: tuple[int, ...], now: datetime) -> list[ActivityReminder]:
-    """The reminders of a start still ahead of `now`."""
+def plan(
+    activity_id: str,
+    starts_at: datetime,
+    leads: tuple[int, ...],
+    now: datetime,
+    make: Callable[..., ActivityReminder] = ActivityReminder,
+) -> list[ActivityReminder]:
+    """The reminders of a start still ahead of `now` (`make`: makes one of its fields, as
+    ActivityReminder does)."""
     starts_at = utc(starts_at)
     planned = []
     for lead in sorted(set(leads), reverse=True):
         due = starts_at - timedelta(minutes=lead)
         if due > utc(now):
-            planned.append(ActivityReminder(activity_id, lead, starts_at, due))
+            planned.append(make(activity_id=activity_id, lead_minutes=lead, starts_at=starts_at, due_at=due))
     return planned
 
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import ColumnElement, String, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from linli_activities import SERVICE
 from linli_activities.adapters.repository import ActivityPage, FirstSignUp, SignUpOutcome
 from linli_activities.adapters.tables import activity_communities as links
+from linli_activities.adapters.tables import activity_list_totals as totals
 from linli_activities.domain.activities import (
     DEFAULT_MAX_PARTY_SIZE,
     Activity,
@@ -35,7 +36,7 @@ from linli_activities.domain.care import MutualAidGroup
 from linli_activities.domain.common import new_id
 from linli_activities.domain.places import ServicePost
 from linli_activities.domain.programmes import ANNOUNCE_AHEAD, Festival
-from linli_activities.domain.reminders import ReminderState, plan, settle
+from linli_activities.domain.reminders import ActivityReminder, ReminderState, plan, settle
 from linli_activities.service_layer import scope
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
@@ -295,18 +296,42 @@ def prepare_template(
             )
 
 
+# How many times a new activity is written before giving up, each time from its communities' streets
+# read again: the directory replica changed them between the reading and the writing every time.
+_NEW_ACTIVITY_ATTEMPTS = 3
+
+
 def add_published(uow: ActivitiesUnitOfWork, activity: Activity, publish: bool) -> None:
     """Store a new activity (published when `publish`): its reminders planned, residents told.
     A new activity has no registrations and no reminders yet, so neither is read: its reminders
-    are those `plan` gives (what _plan_reminders adds for it), and its communities' streets are
-    read once, for the counts and the event (a draft counts for neither). Announced before it is
-    written: one INSERT, with the events published so far (its announcement's among them)."""
+    are those `plan` gives (what _plan_reminders adds for it), and its communities' streets (for
+    the counts and the event; a draft counts for neither) are read once, or not at all when held
+    from an earlier activity in one that writes in one statement. Announced before it is written:
+    one INSERT, with the events published so far (its announcement's among them), which writes
+    nothing if the streets it was made from no longer hold: then read and made again."""
     if publish:
         activity.publish()
-    known = KnownOfNew(uow.repo.streets_of(activity.community_ids) if publish else {})
-    reminders = plan(activity.id, activity.starts_at, uow.reminder_minutes, uow.clock()) if publish else []
-    _announce(uow, activity, known=known)
-    uow.repo.insert_new_activity(activity, known.streets, reminders, uow.take_pending())
+    reminders = []
+    if publish:
+        reminders = plan(
+            activity.id,
+            activity.starts_at,
+            uow.reminder_minutes,
+            uow.clock(),
+            make=partial(uow.repo.new_written, ActivityReminder),
+        )
+    streets = uow.repo.held_streets(activity.community_ids) if publish else {}
+    earlier = uow.take_pending()
+    for attempt in range(_NEW_ACTIVITY_ATTEMPTS):
+        if streets is None:
+            streets = uow.repo.streets_of(activity.community_ids)
+        if attempt:
+            activity.announced_at = None  # announced again, by the statement made again
+        _announce(uow, activity, known=KnownOfNew(streets))
+        if uow.repo.insert_new_activity(activity, streets, reminders, [*earlier, *uow.take_pending()]):
+            return
+        streets = None
+    raise RuntimeError("the directory changed the streets of these communities while each attempt was written")
 
 
 def reschedule(uow: ActivitiesUnitOfWork, activity: Activity, starts_at: datetime, ends_at: datetime) -> list[Event]:
@@ -336,20 +361,27 @@ def create_activity(
     uow: ActivitiesUnitOfWork, principal: Principal, *, publish: bool = False, **values: Any
 ) -> Activity:
     with uow:
-        # PostgreSQL: it reads, then writes everything (its row, links, reminders, counts and
-        # event) in one statement, atomic on its own: in autocommit, without the round trips of
-        # BEGIN and COMMIT. Under READ COMMITTED its reads saw no more in a transaction (each
-        # statement its own snapshot, no lock taken). SQLite: one transaction, as before.
-        in_one_statement = uow.repo.one_statement_follows_reads()
+        # PostgreSQL: it reads (usually nothing: its communities' streets are held from the last
+        # activity of these communities, and checked by the statement), then writes everything
+        # (its row, links, reminders, counts and event) in one statement, atomic on its own: in
+        # autocommit, without the round trips of BEGIN and COMMIT. Under READ COMMITTED its reads
+        # saw no more in a transaction (each statement its own snapshot, no lock taken). SQLite:
+        # one transaction, as before.
+        in_one_statement = uow.repo.writes_in_one_statement()
         community_ids = list(dict.fromkeys(values.pop("community_ids")))
         _require_manager(uow, principal, community_ids)
         _check_post(uow, values.get("post_id"))
         check_festival(uow, principal, values.get("festival_id"), community_ids, values["starts_at"])
         prepare_template(uow, principal, values, community_ids)
-        activity = Activity(community_ids=community_ids, created_by=principal.user_id, created_at=uow.clock(), **values)
+        # Written by its own statements, never by the session: made without the ORM's events.
+        activity = uow.repo.new_written(
+            Activity, community_ids=community_ids, created_by=principal.user_id, created_at=uow.clock(), **values
+        )
         add_published(uow, activity, publish)
-        if in_one_statement and (uow.session.new or uow.session.dirty):  # a programming error
-            raise RuntimeError("a new activity's change is its one statement: nothing else is written")
+        if in_one_statement:
+            if uow.session.new or uow.session.dirty:  # a programming error
+                raise RuntimeError("a new activity's change is its one statement: nothing else is written")
+            return activity  # committed by that statement
         uow.commit()
         return activity
 
@@ -409,6 +441,13 @@ _OWN_FILTERS = {
     "series_id": Activity.series_id == bindparam("series_id"),
     "festival_id": Activity.festival_id == bindparam("festival_id"),
 }
+# The same filters on the kept totals of one community's list (`activity_list_totals`), for those
+# it holds totals by: a list filtered by nothing else has its total added up from them.
+_TOTALS_FILTERS = {
+    "community_id": totals.c.community_id == bindparam("community_id"),
+    "kind": totals.c.kind == bindparam("kind"),
+    "status": totals.c.status == bindparam("status"),
+}
 
 
 @lru_cache(maxsize=256)
@@ -416,18 +455,34 @@ def _listing(form: str, given: tuple[str, ...], hide_drafts: bool) -> ActivityPa
     """The statements of a list of activities for a scope of this form (scope.visibility), these
     filters given and drafts hidden or not, their values bind parameters: built once per form (a
     list is the hottest read; building and keying its statement cost more than running it)."""
-    where: list[ColumnElement[bool]] = []
+
+    def link_conditions(visible: ColumnElement[bool] | None) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = [] if visible is None else [visible]
+        where.extend(_LINK_FILTERS[name] for name in given if name in _LINK_FILTERS)
+        if hide_drafts:
+            where.append(links.c.status != ActivityStatus.DRAFT)
+        return where
+
     visible = scope.visible_in(form, links.c.community_id)
-    if visible is not None:
-        where.append(visible)
-    where.extend(_LINK_FILTERS[name] for name in given if name in _LINK_FILTERS)
-    if hide_drafts:
-        where.append(links.c.status != ActivityStatus.DRAFT)
+
     own_filters = [_OWN_FILTERS[name] for name in given if name in _OWN_FILTERS]
     if "community_id" in given:
         # One community, the usual list: its link rows give the page in order (see of_one_community).
-        return ActivityPage.of_one_community(where, own_filters)
-    ids = select(links.c.activity_id).where(*where).distinct()
+        kept = None
+        if _TOTALS_FILTERS.keys() >= set(given):
+            # Its total by the same conditions (scope, filters, drafts) on the rows of its totals.
+            # The scope is asked of the community named (the rows' own): a condition of its
+            # parameters, decided once, which leaves the planner's estimate of the community's
+            # rows alone (a second condition on their column made it think them a handful).
+            named_visible = scope.visible_in(form, bindparam("community_id", type_=String), array=True)
+            kept_total = [_TOTALS_FILTERS[name] for name in given]
+            if named_visible is not None:
+                kept_total.append(named_visible)
+            if hide_drafts:
+                kept_total.append(totals.c.status != ActivityStatus.DRAFT)
+            kept = (link_conditions(named_visible), kept_total)
+        return ActivityPage.of_one_community(link_conditions(visible), own_filters, kept)
+    ids = select(links.c.activity_id).where(*link_conditions(visible)).distinct()
     return ActivityPage.of([Activity.id.in_(ids), *own_filters])
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, false, select
+from sqlalchemy import ColumnElement, String, any_, bindparam, false, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from linli_activities.adapters.tables import replica
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
@@ -61,8 +62,10 @@ def visibility(principal: Principal) -> tuple[str, dict[str, Any]]:
     return "communities", {"scope_communities": list(principal.community_ids)}
 
 
-def visible_in(form: str, column: ColumnElement) -> ColumnElement[bool] | None:
-    """The condition of `visible_communities` for a `visibility` form, its values bind parameters."""
+def visible_in(form: str, column: ColumnElement, *, array: bool = False) -> ColumnElement[bool] | None:
+    """The condition of `visible_communities` for a `visibility` form, its values bind parameters;
+    `array` (PostgreSQL): the communities one array parameter (`= ANY`) instead of an expanding
+    one (`IN`, its text made again for each number of values)."""
     if form == "everything":
         return None
     if form == "nothing":
@@ -70,4 +73,6 @@ def visible_in(form: str, column: ColumnElement) -> ColumnElement[bool] | None:
     if form == "street":
         communities = replica.communities.c
         return column.in_(select(communities.community_id).where(communities.street_id == bindparam("scope_street")))
+    if array:
+        return column == any_(bindparam("scope_communities", type_=ARRAY(String)))
     return column.in_(bindparam("scope_communities", expanding=True))
