@@ -17,20 +17,29 @@ ADMIN_PHONE, ADMIN_PASSWORD = "13800000000", "fuzz-admin-2026"
 _DEMO_PLATFORM_ORDER = ("tests/test_scope_matrix.py", "tests/test_languages.py", "tests/test_fuzz.py")
 # The longest modules (minutes each: whole platforms, a broker cluster, a browser), first, so that
 # pytest-xdist's workers (`make test` runs two, a module to each in turn) end together rather than
-# one waiting for the other's last long module.
+# one waiting for the other's last long module. Ranked by their wall time in a `make test` of
+# 2026-12-05 (pytest.ini turns off xdist's own order, by number of tests, which ran these last).
 _LONGEST_FIRST = (
+    "web/tests/test_browser_staff.py",
+    "tests/test_story.py",
+    "web/tests/test_browser.py",
+    "services/issues/tests/test_open311_client.py",
     "tests/test_cluster.py",
     *_DEMO_PLATFORM_ORDER,
-    "web/tests/test_browser.py",
-    "tests/test_story.py",
-    "web/tests/test_browser_staff.py",
-    "services/notifications/tests/test_sqlite_platform.py",
-    "services/issues/tests/test_open311_client.py",
-    "services/issues/tests/test_privacy_platform.py",
-    "services/meetings/tests/test_end_to_end.py",
-    "web/tests/test_browser_story.py",
     "tests/test_gateway.py",
+    "web/tests/test_browser_story.py",
+    "tests/test_directory_flow.py",
+    "services/issues/tests/test_privacy_platform.py",
+    "tests/test_front_routing.py",
+    "tests/test_revocation.py",
+    "services/meetings/tests/test_end_to_end.py",
+    "services/issues/tests/test_status_counts.py",
+    "services/issues/tests/test_cli.py",
+    "services/notifications/tests/test_sqlite_platform.py",
+    "services/issues/tests/test_consultation_counts.py",
     "services/activities/tests/test_platform_flow.py",
+    "services/meetings/tests/test_vote_race.py",
+    "services/activities/tests/test_on_any_database.py",
 )
 
 

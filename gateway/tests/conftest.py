@@ -16,11 +16,11 @@ from linli_kit.testing import english_test_clients
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """A migrated gateway database: a SQLite file, or a PostgreSQL database of this run."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    else:
-        url = request.getfixturevalue("pg_databases").create("gateway")
+    """A migrated gateway database: a SQLite file, or a PostgreSQL database of this run (a copy of
+    the one the run migrated first)."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("pg_databases").create_migrated("gateway", definition.migrations_dir)
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
     upgrade(definition.migrations_dir, url)
     return url
 

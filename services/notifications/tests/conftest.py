@@ -117,9 +117,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def database(pg_databases) -> Database:
-    url = pg_databases.create("notif")
-    upgrade(MIGRATIONS, url)
-    db = Database(url)
+    db = Database(pg_databases.create_migrated("notif", MIGRATIONS))
     yield db
     db.dispose()
 

@@ -10,6 +10,8 @@ import os
 import random
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pika
@@ -20,6 +22,8 @@ from linli_kit.config import BusNames
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
+# Connections that drop a run's databases side by side (each holds one of PostgreSQL's 100).
+DROP_CONNECTIONS = 8
 
 
 class InfraUnavailable(RuntimeError):
@@ -84,20 +88,57 @@ class PostgresDatabases:
         self.admin_url = admin_url
         self.run_id = run_id
         self.created: list[str] = []
+        self._templates: dict[Path, str] = {}  # migrations folder -> its migrated template's name
 
-    def create(self, label: str) -> str:
+    def create(self, label: str, *, template: str | None = None) -> str:
+        """A new empty database (a copy of the database `template` if given); its SQLAlchemy URL."""
         name = f"lt_{self.run_id}_{label}_{len(self.created)}".lower()
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
         self.created.append(name)
+        return self._url(name)
+
+    def create_migrated(self, label: str, migrations_dir: Path) -> str:
+        """A new database at the head of the migrations in `migrations_dir`: a copy of a database
+        this run migrated once (the first call per folder), which is many times faster than
+        migrating each time. The copy is made by PostgreSQL (CREATE DATABASE ... TEMPLATE), so it is
+        the migrations' own result, not a schema made another way. Each pytest-xdist worker has its
+        own run id, so its own template: no two processes race to make one, and a template never
+        outlives its run (it is dropped with the run's databases), so it is never stale."""
+        from linli_kit.migrations import upgrade
+
+        template = self._templates.get(migrations_dir)
+        if template is None:
+            url = self.create(f"{label}_template")
+            upgrade(migrations_dir, url)  # its engine is gone after: a template must have no session
+            template = self._templates[migrations_dir] = urlparse(url).path.lstrip("/")
+        return self.create(label, template=template)
+
+    def _url(self, name: str) -> str:
         parsed = urlparse(self.admin_url)
         return parsed._replace(scheme="postgresql+psycopg", path=f"/{name}").geturl()
 
     def drop_all(self) -> None:
+        """Drop every database this run created, several at a time.
+
+        PostgreSQL 15 makes each DROP DATABASE wait for a checkpoint; drops that wait at the same
+        time share one. One after the other, the few hundred databases of a `make test` worker took
+        over two minutes to drop on a loaded machine, at the end of the run."""
+        names, self.created = list(self.created), []
+        self._templates.clear()
+        if not names:
+            return
+        connections = min(DROP_CONNECTIONS, len(names))
+        with ThreadPoolExecutor(connections) as pool:
+            list(pool.map(self._drop_share, [names[i::connections] for i in range(connections)]))
+
+    def _drop_share(self, names: list[str]) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for name in self.created:
+            for name in names:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        self.created.clear()
 
 
 def new_run_id() -> str:
