@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+
+# A pooled connection idle longer than this is not used again. The platform's gunicorn closes a
+# keep-alive connection after 5 s idle (linli_kit/gunicorn_conf.py); a request sent on one just as
+# it closes meets a reset before any answer, and a POST cannot be safely sent again. Below 5 s the
+# server never closes a connection the client is about to use.
+IDLE_REUSE_SECONDS = 4.0
 
 
 class ApiError(RuntimeError):
@@ -24,6 +31,7 @@ class Session:
     token: str | None = None
     user: dict[str, Any] = field(default_factory=dict)
     http: requests.Session = field(default_factory=requests.Session)
+    last_call: float = field(default=float("-inf"), repr=False)
 
     @property
     def id(self) -> str:
@@ -40,7 +48,12 @@ class Session:
         headers = kwargs.pop("headers", {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        response = self.http.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+        if time.monotonic() - self.last_call > IDLE_REUSE_SECONDS:
+            self.http.close()  # its pools empty; the next request opens a fresh connection
+        try:
+            response = self.http.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+        finally:
+            self.last_call = time.monotonic()
         if response.status_code not in expect:
             raise ApiError(method, path, response)
         if response.status_code == 204 or not response.content:
