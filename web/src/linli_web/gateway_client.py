@@ -2,14 +2,17 @@
 
 One pooled `requests.Session` per process, timeouts on every call, and every failure mapped to an
 `ApiError` carrying what the gateway's error body says (status, code, message, fields), so a page
-can show a message and mark the fields the API named.
+can show a message and mark the fields the API named. A pooled connection idle past
+`IDLE_REUSE_SECONDS` is closed before it would be used again (see `_FreshConnectionPool`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,8 +21,68 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 log = logging.getLogger(__name__)
+
+# A pooled connection idle longer than this is never sent on again. The gateway's gunicorn closes a
+# keep-alive connection after 5 s idle (linli_kit/gunicorn_conf.py); a request sent on one just as
+# the server closes it meets a reset before any answer, and a POST must not be sent twice, so no
+# retry can mend it. Below 5 s the server never closes a connection the client is about to use.
+IDLE_REUSE_SECONDS = 4.0
+
+
+class _FreshConnectionPool(HTTPConnectionPool):
+    """A pool that closes a connection idle past `idle_reuse_seconds` when it is taken out, so the
+    request opens a fresh one. The idle time is kept on each connection (from when its answer was
+    read and it came back to the pool): one request thread's connection is judged by its own age,
+    never by another thread's, and nothing is shared across threads but urllib3's own queue."""
+
+    def __init__(
+        self, *args: Any, idle_reuse_seconds: float, clock: Callable[[], float] = time.monotonic, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.idle_reuse_seconds = idle_reuse_seconds
+        self.clock = clock
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn.linli_idle_since = self.clock()
+        super()._put_conn(conn)
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        idle_since = getattr(conn, "linli_idle_since", None)
+        if idle_since is not None and self.clock() - idle_since > self.idle_reuse_seconds:
+            # As urllib3 does with a connection it finds dropped: closed, it connects afresh on use.
+            conn.close()
+            conn.linli_idle_since = None
+        return conn
+
+
+class _FreshHTTPSConnectionPool(_FreshConnectionPool, HTTPSConnectionPool):
+    pass
+
+
+class _FreshAdapter(HTTPAdapter):
+    """requests' adapter whose pools (direct or through a proxy) are `_FreshConnectionPool`s."""
+
+    def __init__(self, *, idle_reuse_seconds: float, clock: Callable[[], float], **kwargs: Any) -> None:
+        fresh = {"idle_reuse_seconds": idle_reuse_seconds, "clock": clock}
+        self._pool_classes = {
+            "http": functools.partial(_FreshConnectionPool, **fresh),
+            "https": functools.partial(_FreshHTTPSConnectionPool, **fresh),
+        }
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes
+        return manager
 
 
 class ApiError(RuntimeError):
@@ -96,9 +159,13 @@ class GatewayClient:
         timeout: float = 15.0,
         pool_size: int = 16,
         language: Callable[[], str | None] | None = None,
+        idle_reuse_seconds: float = IDLE_REUSE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`language`: the language to ask the API's messages and labels in (`Accept-Language`) for
-        a call that does not name one: the reader's, where there is one."""
+        a call that does not name one: the reader's, where there is one. `idle_reuse_seconds`: a
+        pooled connection idle longer is not used again (keep it below the gateway's keep-alive);
+        `clock` measures that idle time (a test's own clock)."""
         self.base_url = base_url.rstrip("/")
         self.language = language
         self.timeout = (min(3.05, timeout), timeout)  # (connect, read)
@@ -106,7 +173,13 @@ class GatewayClient:
         # One session serves every signed-in person: no cookie an answer sets may ride along with
         # someone else's call (each person's credential is the token passed per call).
         self.http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter = _FreshAdapter(
+            idle_reuse_seconds=idle_reuse_seconds,
+            clock=clock,
+            pool_connections=4,
+            pool_maxsize=pool_size,
+            max_retries=0,
+        )
         self.http.mount("http://", adapter)
         self.http.mount("https://", adapter)
         self._executor: ThreadPoolExecutor | None = None
