@@ -76,7 +76,9 @@ def load_settings(**overrides: object) -> WebSettings:
     problems: list[str] = []
     try:
         gateway_url = _url("GATEWAY_URL", "http://127.0.0.1:8000")
-        web_url = _url("WEB_URL", "http://127.0.0.1:8005")
+        # The pages are served at the gateway's address (it passes them on to this process): the
+        # address a check-in link or QR code gives a phone is the gateway's, never this process's.
+        web_url = _url("WEB_URL", "http://127.0.0.1:8000")
     except SettingsError as exc:
         raise SettingsError(str(exc)) from None
     data_dir = Path(os.environ.get("LINLI_DATA_DIR", "var")).resolve()

@@ -95,7 +95,7 @@ def code_login_enter() -> Any:
                 if error.code == "pending_approval":
                     return redirect(url_for("auth.waiting"))
                 if error.status in (401, 404, 422):
-                    form.error("code", _("That code is not right or has expired. Ask for a new one."))
+                    form.error("code", _("That code is not right or has expired: check it, or ask for a new one."))
                 else:
                     form.error("code", error_text(error.code, error.status))
             else:
@@ -165,7 +165,7 @@ def signup_details() -> Any:
                 if error.status == 409:
                     form.error("code", _("This phone number already has an account. Sign in instead."))
                 elif "code" in error.fields:
-                    form.error("code", _("That code is not right or has expired. Ask for a new one."))
+                    form.error("code", _("That code is not right or has expired: check it, or ask for a new one."))
                 elif error.fields:
                     form.api_fields(error.fields)
                 else:
@@ -218,7 +218,7 @@ def reset() -> Any:
                 if error.code == "pending_approval":
                     return redirect(url_for("auth.waiting"))
                 if error.status in (401, 404, 422):
-                    form.error("code", _("That code is not right or has expired. Ask for a new one."))
+                    form.error("code", _("That code is not right or has expired: check it, or ask for a new one."))
                 else:
                     form.error("code", error_text(error.code, error.status))
             else:

@@ -80,8 +80,11 @@ def photo(issue_id: Any, photo_id: Any) -> Any:
 def support(issue_id: Any) -> Any:
     """'Me too'. From the report flow, the draft is dropped: the neighbour's issue is the same one."""
     issue_id = str(issue_id)
+    supporter_count = None
     try:
-        g.api.post(f"/api/v1/issues/{issue_id}/supporters")
+        answer = g.api.post(f"/api/v1/issues/{issue_id}/supporters")
+        if isinstance(answer, dict):
+            supporter_count = answer.get("supporter_count")
         ok = True
     except ApiError as error:
         if error.status != 409:  # 409: supported already; the same outcome for the person
@@ -90,7 +93,12 @@ def support(issue_id: Any) -> Any:
     if request.form.get("from_report") == "1":
         session.pop("report", None)
     if _is_htmx():
-        return render_template("issues/_supported.html", issue_id=issue_id, from_report=request.form.get("from_report"))
+        return render_template(
+            "issues/_supported.html",
+            issue_id=issue_id,
+            from_report=request.form.get("from_report"),
+            supporter_count=supporter_count,
+        )
     if ok:
         flash(_("Thank you: your support is counted, and you will be told of its progress."), "success")
     return redirect(url_for("issues.show", issue_id=issue_id), code=303)

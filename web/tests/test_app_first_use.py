@@ -1,0 +1,116 @@
+"""What a first use of a fresh clone (`make run`, then a phone and a desk through the gateway) showed:
+the check-in link named the web process's own port, the waiting page promised a text message that
+nothing sends, "Me too" left the count beside it at its old value, and the staff's plain tables had
+their cells run together."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from linli_web.settings import load_settings
+from playwright.sync_api import sync_playwright
+
+ISSUE = "33333333-3333-4333-8333-333333333333"
+CHROMIUM = "/usr/bin/chromium"  # Debian's (as conftest's browser tests; a module cannot import conftest here)
+CSS = Path(__file__).resolve().parents[1] / "src" / "linli_web" / "static" / "css" / "app.css"
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(client) -> None:
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"csrf_token": token, "phone": "13900000007", "password": "right-password"})
+
+
+def test_the_pages_address_is_the_gateways_unless_set(monkeypatch, tmp_path) -> None:
+    # `make run` sets no WEB_URL: a check-in link or QR code must not send a phone to port 8005.
+    monkeypatch.delenv("WEB_URL", raising=False)
+    assert load_settings(data_dir=tmp_path, secret_key="s" * 40).web_url == "http://127.0.0.1:8000"
+    monkeypatch.setenv("WEB_URL", "https://linli.example.org/")
+    assert load_settings(data_dir=tmp_path, secret_key="s" * 40).web_url == "https://linli.example.org"
+
+
+def test_the_waiting_page_names_the_person_in_chinese_punctuation_and_promises_no_sms(client) -> None:
+    with client.session_transaction() as session:
+        session["signup_name"] = "王小明"
+    html = client.get("/signup/waiting", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "谢谢，王小明，您已完成注册" in html
+    assert "短信" not in html  # approval sends none
+    assert "审核通过前，登录会回到这个页面" in html
+    english = client.get("/signup/waiting", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Thank you, 王小明: you have signed up" in english
+    with client.session_transaction() as session:
+        session.pop("signup_name")
+    assert "谢谢，您已完成注册" in client.get("/signup/waiting", headers={"Accept-Language": "zh-CN"}).get_data(
+        as_text=True
+    )
+
+
+def _supporters(stub, *, status: int = 200, count: int = 2) -> None:
+    plain = stub.route
+
+    def route(method, path, raw, headers):
+        if path == f"/api/v1/issues/{ISSUE}/supporters" and method == "POST":
+            if status == 409:
+                return stub._error(409, "conflict")
+            return 200, {"id": ISSUE, "title": "Wall", "supporter_count": count, "supported_by_me": True}, {}
+        return plain(method, path, raw, headers)
+
+    stub.route = route
+
+
+@pytest.mark.parametrize("from_report", ["1", ""])
+def test_me_too_by_htmx_brings_the_count_beside_it_up_to_date(client, stub, from_report) -> None:
+    _supporters(stub, count=2)
+    sign_in(client)
+    token = csrf_of(client.get("/report/category").get_data(as_text=True))
+    response = client.post(
+        f"/issues/{ISSUE}/support",
+        data={"csrf_token": token, "from_report": from_report},
+        headers={"HX-Request": "true"},
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert re.search(rf'<span id="supporters-{ISSUE}" hx-swap-oob="true">\s*2\b', html), html
+    if from_report:
+        # Supporting already follows the issue: the link leads to it, it does not ask to follow.
+        assert f'href="/issues/{ISSUE}"' in html
+        assert "Follow this issue" not in html and "关注这个议题" not in html
+
+
+def test_me_too_when_already_counted_leaves_the_count_alone(client, stub) -> None:
+    _supporters(stub, status=409)
+    sign_in(client)
+    token = csrf_of(client.get("/report/category").get_data(as_text=True))
+    html = client.post(
+        f"/issues/{ISSUE}/support", data={"csrf_token": token, "from_report": "1"}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    assert "hx-swap-oob" not in html
+
+
+def test_a_plain_staff_table_has_room_between_its_cells() -> None:
+    # The participants of a meeting, the registrations of an activity and the admin's lists.
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.set_content(
+                f"<style>{CSS.read_text()}</style><main><div class='table-wrap'><table>"
+                "<thead><tr><th>姓名</th><th>身份</th></tr></thead>"
+                "<tbody><tr><td>王小明</td><td>居民</td></tr></tbody></table></div></main>"
+            )
+            cell = page.eval_on_selector(
+                "td",
+                "c => { const s = getComputedStyle(c);"
+                " return [parseFloat(s.paddingRight), parseFloat(s.paddingTop), s.borderBottomStyle] }",
+            )
+            head = page.eval_on_selector("th", "c => parseFloat(getComputedStyle(c).paddingRight)")
+        finally:
+            browser.close()
+    padding_right, padding_top, border = cell
+    assert padding_right >= 8 and head >= 8  # the name and the role no longer touch
+    assert padding_top > 0 and border == "solid"
