@@ -114,3 +114,37 @@ def test_a_plain_staff_table_has_room_between_its_cells() -> None:
     padding_right, padding_top, border = cell
     assert padding_right >= 8 and head >= 8  # the name and the role no longer touch
     assert padding_top > 0 and border == "solid"
+
+
+def test_a_span_within_one_day_names_the_day_once(app) -> None:
+    from linli_web.i18n import span
+
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        # 09:30 to 11:00 in Shanghai (UTC+8) on 12 December.
+        assert span("2026-12-12T01:30:00+00:00", "2026-12-12T03:00:00Z") == "2026年12月12日 周六 09:30–11:00"
+        assert span("2026-12-12T01:30:00Z", "2026-12-12T03:00:00Z", "short") == "12月12日 09:30–11:00"
+        # Past midnight in Shanghai (not in UTC): both days named.
+        assert span("2026-12-12T14:00:00Z", "2026-12-12T17:00:00Z", "short") == "12月12日 22:00 – 12月13日 01:00"
+        assert span("2026-12-12T01:30:00Z", None) == "2026年12月12日 周六 09:30"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert span("2026-12-12T01:30:00Z", "2026-12-12T03:00:00Z") == "Sat 12 Dec 2026, 09:30–11:00"
+
+
+def test_the_meeting_page_gives_a_one_day_meeting_its_date_once(client, stub) -> None:
+    meeting = "44444444-4444-4444-8444-444444444444"
+    plain = stub.route
+
+    def route(method, path, raw, headers):
+        if path.split("?")[0] == f"/api/v1/meetings/{meeting}":
+            return 200, {"id": meeting, "title": "北门文化墙瓷砖怎么办", "meeting_type": "pavilion",
+                         "status": "scheduled", "community_id": stub.user["community_ids"][0],
+                         "starts_at": "2026-12-06T06:30:00Z", "ends_at": "2026-12-06T08:00:00Z",
+                         "place": "北门凉亭", "agenda": [], "decisions": []}, {}  # fmt: skip
+        return plain(method, path, raw, headers)
+
+    stub.route = route
+    sign_in(client)
+    response = client.get(f"/meetings/{meeting}", headers={"Accept-Language": "zh-CN"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[:2000]
+    assert "2026年12月6日 周日 14:30–16:00" in html

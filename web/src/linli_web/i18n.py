@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Flask, has_request_context, request
-from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, lazy_gettext
+from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, lazy_gettext
 from flask_babel import gettext as _
 
 LOCALES = {"zh": "zh-CN", "en": "en"}  # Babel's name -> the HTML lang / the API's locale
@@ -73,6 +73,20 @@ def when(value: Any, style: str = "medium") -> str:
     if style == "medium":
         return format_datetime(moment, "EEE d MMM y, HH:mm" if english else "y年M月d日 EEE HH:mm")
     return format_datetime(moment, style)
+
+
+def span(start: Any, end: Any, style: str = "medium") -> str:
+    """From `start` to `end` for reading: the end's date is left out when it falls on the start's
+    day in the city's time zone ("12月12日 09:30–11:00", not the date twice)."""
+    first, last = parse_instant(start), parse_instant(end)
+    if first is None:
+        return ""
+    if last is None:
+        return when(first, style)
+    zone = get_timezone()
+    if first.astimezone(zone).date() == last.astimezone(zone).date():
+        return f"{when(first, style)}–{format_datetime(last, 'HH:mm')}"
+    return f"{when(first, style)} – {when(last, 'short')}"
 
 
 def day(value: Any) -> str:
@@ -238,7 +252,7 @@ def install(app: Flask, timezone: str) -> None:
     Babel(app, locale_selector=select_locale)
     env = app.jinja_env
     env.globals.update(html_lang=html_lang, get_locale=get_locale, label=label)
-    env.filters.update(when=when, day=day, number=number)
+    env.filters.update(when=when, span=span, day=day, number=number)
     for name, table in {
         "ISSUE_STATUS": ISSUE_STATUS,
         "URGENCY": URGENCY,
