@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 from linli_web.settings import load_settings
-from playwright.sync_api import sync_playwright
 
 ISSUE = "33333333-3333-4333-8333-333333333333"
-CHROMIUM = "/usr/bin/chromium"  # Debian's (as conftest's browser tests; a module cannot import conftest here)
 CSS = Path(__file__).resolve().parents[1] / "src" / "linli_web" / "static" / "css" / "app.css"
 
 
@@ -92,25 +90,23 @@ def test_me_too_when_already_counted_leaves_the_count_alone(client, stub) -> Non
     assert "hx-swap-oob" not in html
 
 
-def test_a_plain_staff_table_has_room_between_its_cells() -> None:
+def test_a_plain_staff_table_has_room_between_its_cells(browser) -> None:
     # The participants of a meeting, the registrations of an activity and the admin's lists.
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.set_content(
-                f"<style>{CSS.read_text()}</style><main><div class='table-wrap'><table>"
-                "<thead><tr><th>姓名</th><th>身份</th></tr></thead>"
-                "<tbody><tr><td>王小明</td><td>居民</td></tr></tbody></table></div></main>"
-            )
-            cell = page.eval_on_selector(
-                "td",
-                "c => { const s = getComputedStyle(c);"
-                " return [parseFloat(s.paddingRight), parseFloat(s.paddingTop), s.borderBottomStyle] }",
-            )
-            head = page.eval_on_selector("th", "c => parseFloat(getComputedStyle(c).paddingRight)")
-        finally:
-            browser.close()
+    page = browser.new_page()
+    try:
+        page.set_content(
+            f"<style>{CSS.read_text()}</style><main><div class='table-wrap'><table>"
+            "<thead><tr><th>姓名</th><th>身份</th></tr></thead>"
+            "<tbody><tr><td>王小明</td><td>居民</td></tr></tbody></table></div></main>"
+        )
+        cell = page.eval_on_selector(
+            "td",
+            "c => { const s = getComputedStyle(c);"
+            " return [parseFloat(s.paddingRight), parseFloat(s.paddingTop), s.borderBottomStyle] }",
+        )
+        head = page.eval_on_selector("th", "c => parseFloat(getComputedStyle(c).paddingRight)")
+    finally:
+        page.close()
     padding_right, padding_top, border = cell
     assert padding_right >= 8 and head >= 8  # the name and the role no longer touch
     assert padding_top > 0 and border == "solid"
