@@ -144,3 +144,20 @@ def test_the_meeting_page_gives_a_one_day_meeting_its_date_once(client, stub) ->
     html = response.get_data(as_text=True)
     assert response.status_code == 200, html[:2000]
     assert "2026年12月6日 周日 14:30–16:00" in html
+
+
+def test_the_search_box_is_as_wide_and_clear_as_the_other_fields(browser) -> None:
+    # /search and the desk's filter: a type=search input was left at the browser's small default.
+    page = browser.new_page(viewport={"width": 390, "height": 800})
+    try:
+        page.set_content(
+            f"<style>{CSS.read_text()}</style><main><div class='field'><input id='q' type='search'></div>"
+            "<div class='field'><input id='t' type='text'></div></main>"
+        )
+        sizes = page.evaluate(
+            "() => ['q', 't'].map(id => { const e = document.getElementById(id), s = getComputedStyle(e);"
+            " return [e.getBoundingClientRect().width, e.getBoundingClientRect().height, s.borderTopWidth] })"
+        )
+    finally:
+        page.close()
+    assert sizes[0] == sizes[1]
