@@ -12,6 +12,11 @@ keepalive = 5
 # across a fork (the Database class also re-creates its engine if it finds itself in a new pid).
 preload_app = False
 accesslog = None
+# gunicorn 25+ opens a control socket for `gunicornc` at one path per user ($HOME/.gunicorn/gunicorn.ctl)
+# unless told otherwise: every master of the platform (five on one machine) took it from the one
+# before, so gunicornc reached whichever started last. Processes are run by honcho, compose or
+# Kubernetes here, never by gunicornc, so none is opened.
+control_socket_disable = True
 
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
