@@ -136,25 +136,35 @@ def test_a_first_sign_up_writes_its_counts_with_its_registration(any_database, a
     activity = _activity(any_database, community)
     written: list[str] = []
     idle_after: list[bool] = []
+    postgres = any_database.engine.dialect.name == "postgresql"
 
     def seen(_conn, _cursor, statement, *_args) -> None:
         verb = statement.lstrip().split()[0].upper()
         if verb in ("UPDATE", "INSERT", "WITH", "DELETE"):
             written.append(statement)
 
-    def finished(conn, _cursor, statement, *_args) -> None:
-        if statement.startswith("WITH place AS"):
-            idle_after.append(conn.connection.dbapi_connection.info.transaction_status == pq.TransactionStatus.IDLE)
+    # PostgreSQL: the statements as the driver runs them (the sign-up's are run by psycopg itself,
+    # not through SQLAlchemy's execution, whose events do not see them), and whether the
+    # connection was left outside a transaction after the one statement (committed as it ended).
+    execute = psycopg.Cursor.execute
 
-    event.listen(any_database.engine, "before_cursor_execute", seen)
-    event.listen(any_database.engine, "after_cursor_execute", finished)
-    try:
-        resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
-        activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
-    finally:
-        event.remove(any_database.engine, "before_cursor_execute", seen)
-        event.remove(any_database.engine, "after_cursor_execute", finished)
-    postgres = any_database.engine.dialect.name == "postgresql"
+    def run(cursor, query, *args, **kwargs):
+        seen(None, cursor, query)
+        result = execute(cursor, query, *args, **kwargs)
+        if query.startswith("WITH place AS"):
+            idle_after.append(cursor.connection.info.transaction_status == pq.TransactionStatus.IDLE)
+        return result
+
+    resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
+    if postgres:
+        with mock.patch.object(psycopg.Cursor, "execute", run):
+            activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
+    else:
+        event.listen(any_database.engine, "before_cursor_execute", seen)
+        try:
+            activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
+        finally:
+            event.remove(any_database.engine, "before_cursor_execute", seen)
     assert len(written) == (1 if postgres else 4), written
     assert sum("activity_counts" in statement for statement in written) == 1
     if postgres:
