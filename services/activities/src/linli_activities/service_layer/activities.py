@@ -616,10 +616,13 @@ def register(
     with uow:
         if uow.repo.one_statement_follows_reads():
             # PostgreSQL: a first sign-up reads, then writes in one statement, in autocommit.
-            view = _first_sign_up(uow, principal, activity_id, party_size, user_id, community_id)
+            try:
+                view = _first_sign_up(uow, principal, activity_id, party_size, user_id, community_id)
+            finally:
+                uow.repo.end_one_statement()
             if view is not None:
                 return view
-            uow.session.rollback()  # not a first sign-up taken so: the general path, in a transaction
+            # Not a first sign-up taken so: the general path, in the session's transaction.
             return _sign_up(uow, principal, activity_id, party_size, user_id, community_id, first_time=False)
         return _sign_up(uow, principal, activity_id, party_size, user_id, community_id)
 
