@@ -10,7 +10,8 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
+from types import SimpleNamespace
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -471,6 +472,21 @@ def _places(values: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(places)
 
 
+@lru_cache(maxsize=4096)
+def _sign_up_counts(zone: str, *values: Any) -> tuple[tuple[str, Any], ...]:
+    """A first registration's amounts for the columns the sign-up statements write (_COUNTED),
+    from what they depend on (the zone, the registration's counts.FIELDS in order, the activity's
+    start): each sign-up made both of its outcomes' anew, and they are the same for every party
+    of one size in one community. A figure in any other column would be lost, so it is refused."""
+    *fields, starts_at = values
+    registration = SimpleNamespace(**dict(zip(counts.FIELDS[Registration], fields, strict=True)))
+    figures = counts.sign_up_parameters(zone, registration, starts_at)  # type: ignore[arg-type]
+    written = tuple((f"c_{name}", figures.pop(f"c_{name}")) for name in _COUNTED)
+    if any(value for name, value in figures.items() if name.startswith("c_")):
+        raise ValueError(f"a sign-up's counts name a column its statements do not write: {figures}")
+    return written
+
+
 @dataclass(frozen=True)
 class FirstSignUp:
     """A first sign-up to write: its registration as it is in either outcome, and the event of
@@ -846,13 +862,14 @@ class Repository:
         }
 
     def _counts_of(self, registration: Registration, starts_at: datetime) -> dict[str, Any]:
-        """The registration's amounts for the columns the sign-up statements write (_COUNTED);
-        a figure in any other column would be lost, so it is refused."""
-        figures = counts.sign_up_parameters(self.session.info[counts.ZONE_KEY], registration, starts_at)
-        written = {f"c_{name}": figures.pop(f"c_{name}") for name in _COUNTED}
-        if any(value for name, value in figures.items() if name.startswith("c_")):
-            raise ValueError(f"a sign-up's counts name a column its statements do not write: {figures}")
-        return written
+        """The registration's amounts for the columns the sign-up statements write (_COUNTED)."""
+        return dict(
+            _sign_up_counts(
+                self.session.info[counts.ZONE_KEY],
+                *(getattr(registration, name) for name in counts.FIELDS[Registration]),
+                starts_at,
+            )
+        )
 
     def sign_up_in_one_statement(self, activity: Activity | SignUpTarget, sign_up: FirstSignUp) -> SignUpOutcome | None:
         """PostgreSQL, in autocommit (`one_statement_follows_reads`): a first sign-up of `activity`
