@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
+import psycopg
 import pytest
 from psycopg import pq
 from sqlalchemy import event, select
@@ -135,25 +136,35 @@ def test_a_first_sign_up_writes_its_counts_with_its_registration(any_database, a
     activity = _activity(any_database, community)
     written: list[str] = []
     idle_after: list[bool] = []
+    postgres = any_database.engine.dialect.name == "postgresql"
 
     def seen(_conn, _cursor, statement, *_args) -> None:
         verb = statement.lstrip().split()[0].upper()
         if verb in ("UPDATE", "INSERT", "WITH", "DELETE"):
             written.append(statement)
 
-    def finished(conn, _cursor, statement, *_args) -> None:
-        if statement.startswith("WITH place AS"):
-            idle_after.append(conn.connection.dbapi_connection.info.transaction_status == pq.TransactionStatus.IDLE)
+    # PostgreSQL: the statements as the driver runs them (the sign-up's are run by psycopg itself,
+    # not through SQLAlchemy's execution, whose events do not see them), and whether the
+    # connection was left outside a transaction after the one statement (committed as it ended).
+    execute = psycopg.Cursor.execute
 
-    event.listen(any_database.engine, "before_cursor_execute", seen)
-    event.listen(any_database.engine, "after_cursor_execute", finished)
-    try:
-        resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
-        activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
-    finally:
-        event.remove(any_database.engine, "before_cursor_execute", seen)
-        event.remove(any_database.engine, "after_cursor_execute", finished)
-    postgres = any_database.engine.dialect.name == "postgresql"
+    def run(cursor, query, *args, **kwargs):
+        seen(None, cursor, query)
+        result = execute(cursor, query, *args, **kwargs)
+        if query.startswith("WITH place AS"):
+            idle_after.append(cursor.connection.info.transaction_status == pq.TransactionStatus.IDLE)
+        return result
+
+    resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(community,))
+    if postgres:
+        with mock.patch.object(psycopg.Cursor, "execute", run):
+            activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
+    else:
+        event.listen(any_database.engine, "before_cursor_execute", seen)
+        try:
+            activities.register(ActivitiesUnitOfWork(any_database, lambda: NOW), resident, activity.id, party_size=2)
+        finally:
+            event.remove(any_database.engine, "before_cursor_execute", seen)
     assert len(written) == (1 if postgres else 4), written
     assert sum("activity_counts" in statement for statement in written) == 1
     if postgres:
@@ -170,26 +181,26 @@ def test_a_first_sign_up_writes_its_counts_with_its_registration(any_database, a
 
 def test_a_first_sign_up_on_postgresql_is_one_read_and_one_write_psycopg_parses_once(database, world):
     """PostgreSQL: a first sign-up reads its activity (only what the common path uses) and its
-    earlier registration in one statement, then writes in one; nothing else (an attribute of the
-    activity it left unloaded and then used would show here as a query of its own). Both sign-up
+    earlier registration in one statement, then writes in one; nothing else (an attribute it did
+    not read and then needed would show here as a query of its own). The statements are seen as
+    the driver runs them: the read is run by psycopg itself, not through SQLAlchemy. Both sign-up
     statements stay within psycopg's limits for keeping their parsing (4,096 characters, 50
     parameters): beyond them psycopg splits the text again at every execution."""
     activity = _activity(database, world.community_a)
     statements: list[str] = []
+    execute = psycopg.Cursor.execute
 
-    def seen(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
+    def seen(cursor, query, *args, **kwargs):
+        statements.append(query)
+        return execute(cursor, query, *args, **kwargs)
 
-    event.listen(database.engine, "before_cursor_execute", seen)
-    try:
+    with mock.patch.object(psycopg.Cursor, "execute", seen):
         resident = Principal(user_id=str(uuid.uuid4()), role=Role.RESIDENT, community_ids=(world.community_a,))
         view = activities.register(ActivitiesUnitOfWork(database, lambda: NOW), resident, activity.id, party_size=2)
-    finally:
-        event.remove(database.engine, "before_cursor_execute", seen)
     assert view.registration.status == "confirmed"
     assert len(statements) == 2, statements
     read, write = statements
-    assert read.lstrip().startswith("SELECT") and "activities.description" not in read
+    assert read.lstrip().startswith("SELECT") and "description" not in read
     assert write.startswith("WITH place AS")
     dialect = database.engine.dialect
     for statement in (repository.SIGN_UP_IN_ONE_STATEMENT, repository.SIGN_UPS_TOGETHER):

@@ -10,7 +10,8 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
+from types import SimpleNamespace
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
 
@@ -224,14 +225,21 @@ ACTIVITY_WITH_REGISTRATION = (
     )
     .where(Activity.id == bindparam("activity_id"))
 )
-# What the common first sign-up (PostgreSQL, before its one statement) reads of the activity: who
-# may see it and for which communities (status, community_ids), the revision its statement
-# requires, and what its event says (title, start). The rest of the row (descriptions, photos,
-# windows, ...) is left unloaded; the general path, which needs it, reads the activity whole.
-FIRST_SIGN_UP_READS = ("id", "community_ids", "status", "revision", "title", "starts_at")
-ACTIVITY_WITH_REGISTRATION_FOR_SIGN_UP = ACTIVITY_WITH_REGISTRATION.options(
-    load_only(*(getattr(Activity, name) for name in FIRST_SIGN_UP_READS))
-)
+
+
+@dataclass(frozen=True)
+class SignUpTarget:
+    """What the common first sign-up (PostgreSQL, before its one statement) reads of an activity:
+    who may see it and for which communities (status, community_ids), the revision its statement
+    requires, and what its event says (title, start). Not an object of the session: the sign-up
+    writes by its own statement, and the general path, which needs the rest, reads the activity."""
+
+    id: str
+    community_ids: list[str]
+    status: str
+    revision: int
+    title: str
+    starts_at: datetime
 
 
 # A new activity's rows (Repository.insert_new_activity), their statements built once.
@@ -436,6 +444,49 @@ def _driver_rows(connection: Connection, statement: DriverStatement, parameters:
         ) from error
 
 
+# A SignUpTarget's read, with whether the person has a registration for it already, in one statement prepared
+# and run by the driver (`_driver_rows`): the ORM's loading of an entity and an outer-joined one
+# cost a sixth of a sign-up's CPU, for six values and a yes or no.
+SIGN_UP_TARGET = DriverStatement(
+    "SELECT a.community_ids, a.status, a.revision, a.title, a.starts_at, EXISTS (SELECT 1 FROM registrations r "
+    "WHERE r.activity_id = a.id AND r.user_id = %(user_id)s) FROM activities a WHERE a.id = %(activity_id)s",
+    {},
+)
+
+
+# The sign-up statements as the driver runs them (`_driver_rows`: prepared once per connection),
+# their parameters passed as they are: SQLAlchemy's execution of a text of 40 parameters, and its
+# result, cost as much of a sign-up's CPU as the rest of its writing.
+_SIGN_UP_ALONE = DriverStatement.of(SIGN_UP_IN_ONE_STATEMENT)
+_SIGN_UPS_GROUPED = DriverStatement.of(SIGN_UPS_TOGETHER)
+_WAITING_AT = TAKE_PLACE_RETURNS.index("waiting_parties")
+_COUNTER_AT = TAKE_PLACE_RETURNS.index("waitlist_counter")
+_STARTS_AT = TAKE_PLACE_RETURNS.index("starts_at")
+
+
+def _places(values: Sequence[Any]) -> tuple[Any, ...]:
+    """TAKE_PLACE_RETURNS as the driver read them, the start in UTC as its column's type reads it
+    (the driver reads an instant in the session's time zone)."""
+    places = list(values)
+    places[_STARTS_AT] = places[_STARTS_AT].astimezone(UTC)
+    return tuple(places)
+
+
+@lru_cache(maxsize=4096)
+def _sign_up_counts(zone: str, *values: Any) -> tuple[tuple[str, Any], ...]:
+    """A first registration's amounts for the columns the sign-up statements write (_COUNTED),
+    from what they depend on (the zone, the registration's counts.FIELDS in order, the activity's
+    start): each sign-up made both of its outcomes' anew, and they are the same for every party
+    of one size in one community. A figure in any other column would be lost, so it is refused."""
+    *fields, starts_at = values
+    registration = SimpleNamespace(**dict(zip(counts.FIELDS[Registration], fields, strict=True)))
+    figures = counts.sign_up_parameters(zone, registration, starts_at)  # type: ignore[arg-type]
+    written = tuple((f"c_{name}", figures.pop(f"c_{name}")) for name in _COUNTED)
+    if any(value for name, value in figures.items() if name.startswith("c_")):
+        raise ValueError(f"a sign-up's counts name a column its statements do not write: {figures}")
+    return written
+
+
 @dataclass(frozen=True)
 class FirstSignUp:
     """A first sign-up to write: its registration as it is in either outcome, and the event of
@@ -477,6 +528,9 @@ class _Making:
 
 @cache
 def _making(kind: type) -> _Making:
+    # The mappers made whole first: their attributes know how to load only then, and nothing may
+    # have asked them yet (the ORM does so at its first query, or when a statement names them).
+    configure_mappers()
     fields = [f for f in dataclasses.fields(kind) if f.init]
     defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
     factories = {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING}
@@ -539,6 +593,7 @@ class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._one_statement = False  # `writes_in_one_statement`
+        self._autocommit: Connection | None = None  # `one_statement_follows_reads`
 
     # --- generic ---------------------------------------------------------------------------------
     def add(self, obj: object) -> None:
@@ -773,17 +828,30 @@ class Repository:
             self.session.execute(counts.sign_up_statement(zone, registration, starts_at))
 
     def one_statement_follows_reads(self) -> bool:
-        """PostgreSQL: this session's statements run in autocommit from here, each atomic on its
-        own, for a use case that reads, then makes its whole change in one statement (no BEGIN and
-        no COMMIT round trips; a row that statement locks is held only while it runs and commits).
-        Returns False, changing nothing, on SQLite or in a transaction already begun. To fall back
-        to a transaction, roll the session back: its next statement begins one."""
-        if self.session.get_bind().dialect.name != "postgresql" or self.session.in_transaction():
+        """PostgreSQL: the sign-up statements of this repository (`sign_up_target`,
+        `sign_up_in_one_statement`, `sign_up_together`) run from here on a pooled connection of
+        their own in autocommit, each atomic on its own, for a use case that reads, then makes its
+        whole change in one statement (no BEGIN and no COMMIT round trips; a row that statement
+        locks is held only while it runs and commits), without the session's bookkeeping of a
+        transaction on it (a tenth of a sign-up's CPU). Returns False, changing nothing, on SQLite
+        or in a transaction already begun. `end_one_statement` gives the connection back; the
+        session, untouched, then begins its own transaction for whatever follows."""
+        bind = self.session.get_bind()
+        if bind.dialect.name != "postgresql" or self.session.in_transaction():
             return False
-        self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        self._autocommit = _autocommitting(bind).connect()
         return True
 
-    def _sign_up_parameters(self, activity: Activity) -> dict[str, Any]:
+    def end_one_statement(self) -> None:
+        """The connection of `one_statement_follows_reads` back to the pool (it has no transaction)."""
+        if self._autocommit is not None:
+            self._autocommit.close()
+            self._autocommit = None
+
+    def _sign_up_connection(self) -> Connection:
+        return self._autocommit if self._autocommit is not None else self.session.connection()
+
+    def _sign_up_parameters(self, activity: Activity | SignUpTarget) -> dict[str, Any]:
         return {
             "activity_id": activity.id,
             "revision": activity.revision,
@@ -794,15 +862,16 @@ class Repository:
         }
 
     def _counts_of(self, registration: Registration, starts_at: datetime) -> dict[str, Any]:
-        """The registration's amounts for the columns the sign-up statements write (_COUNTED);
-        a figure in any other column would be lost, so it is refused."""
-        figures = counts.sign_up_parameters(self.session.info[counts.ZONE_KEY], registration, starts_at)
-        written = {f"c_{name}": figures.pop(f"c_{name}") for name in _COUNTED}
-        if any(value for name, value in figures.items() if name.startswith("c_")):
-            raise ValueError(f"a sign-up's counts name a column its statements do not write: {figures}")
-        return written
+        """The registration's amounts for the columns the sign-up statements write (_COUNTED)."""
+        return dict(
+            _sign_up_counts(
+                self.session.info[counts.ZONE_KEY],
+                *(getattr(registration, name) for name in counts.FIELDS[Registration]),
+                starts_at,
+            )
+        )
 
-    def sign_up_in_one_statement(self, activity: Activity, sign_up: FirstSignUp) -> SignUpOutcome | None:
+    def sign_up_in_one_statement(self, activity: Activity | SignUpTarget, sign_up: FirstSignUp) -> SignUpOutcome | None:
         """PostgreSQL, in autocommit (`one_statement_follows_reads`): a first sign-up of `activity`
         (as read: its revision) written by SIGN_UP_IN_ONE_STATEMENT, its place, registration, counts
         and event. None, with nothing written, when the activity does not take it so now."""
@@ -816,18 +885,21 @@ class Repository:
             parameters[f"{outcome}_event_id"] = row["event_id"]
             parameters[f"{outcome}_payload"] = row["payload"]
             parameters["event_created_at"] = row["created_at"]
-        places = self.session.execute(SIGN_UP_IN_ONE_STATEMENT, parameters).first()
-        if places is None:
+        rows = _driver_rows(self._sign_up_connection(), _SIGN_UP_ALONE, parameters)
+        if not rows:
             return None
-        waiting = places.waiting_parties
+        places = _places(rows[0])
+        waiting = places[_WAITING_AT]
         return SignUpOutcome(
             waits=waiting > 0,
-            waitlist_seq=places.waitlist_counter if waiting > 0 else None,
+            waitlist_seq=places[_COUNTER_AT] if waiting > 0 else None,
             waitlist_position=waiting if waiting > 0 else None,
-            places=tuple(places),
+            places=places,
         )
 
-    def sign_up_together(self, activity: Activity, sign_ups: list[FirstSignUp]) -> list[SignUpOutcome] | None:
+    def sign_up_together(
+        self, activity: Activity | SignUpTarget, sign_ups: list[FirstSignUp]
+    ) -> list[SignUpOutcome] | None:
         """PostgreSQL, in autocommit: first sign-ups of `activity` (as read: its revision), in their
         order, written by SIGN_UPS_TOGETHER in one statement (places decided one after the other,
         as one by one they would be). Their outcomes in order, or None with nothing written when
@@ -862,16 +934,12 @@ class Repository:
             largest_party=max(s.confirmed.party_size for s in sign_ups),
             now=sign_ups[0].confirmed.created_at,
         )
-        rows = self.session.execute(SIGN_UPS_TOGETHER, parameters).all()
+        rows = _driver_rows(self._sign_up_connection(), _SIGN_UPS_GROUPED, parameters)
         if not rows:
             return None
+        # Each row: fits, seq, position, ord, then TAKE_PLACE_RETURNS.
         return [
-            SignUpOutcome(
-                waits=not row.fits,
-                waitlist_seq=row.seq,
-                waitlist_position=row.position,
-                places=tuple(row)[4:],
-            )
+            SignUpOutcome(waits=not row[0], waitlist_seq=row[1], waitlist_position=row[2], places=_places(row[4:]))
             for row in rows
         ]
 
@@ -889,16 +957,25 @@ class Repository:
             .values(kind=activity.kind, status=activity.status, starts_at=activity.starts_at)
         )
 
-    def activity_with_registration(
-        self, activity_id: str, user_id: str, *, for_first_sign_up: bool = False
-    ) -> tuple[Activity | None, Registration | None]:
+    def activity_with_registration(self, activity_id: str, user_id: str) -> tuple[Activity | None, Registration | None]:
         """The activity and this user's registration for it, if any, in one query. While the caller
-        holds the activity, getting it again from the session costs no round trip.
-        `for_first_sign_up`: only the activity's FIRST_SIGN_UP_READS are loaded (a deferred one
-        read later costs a query of its own)."""
-        query = ACTIVITY_WITH_REGISTRATION_FOR_SIGN_UP if for_first_sign_up else ACTIVITY_WITH_REGISTRATION
-        row = self.session.execute(query, {"activity_id": activity_id, "user_id": user_id}).first()
+        holds the activity, getting it again from the session costs no round trip."""
+        row = self.session.execute(ACTIVITY_WITH_REGISTRATION, {"activity_id": activity_id, "user_id": user_id}).first()
         return (None, None) if row is None else (row[0], row[1])
+
+    def sign_up_target(self, activity_id: str, user_id: str) -> tuple[SignUpTarget | None, bool]:
+        """PostgreSQL: the activity as a first sign-up reads it (None if there is none) and whether
+        this user has a registration for it, in one prepared statement (on the connection of
+        `one_statement_follows_reads`: in autocommit)."""
+        rows = _driver_rows(
+            self._sign_up_connection(), SIGN_UP_TARGET, {"activity_id": activity_id, "user_id": user_id}
+        )
+        if not rows:
+            return None, False
+        community_ids, status, revision, title, starts_at, registered = rows[0]
+        # The driver reads an instant in the session's time zone; the column's type, in UTC.
+        target = SignUpTarget(activity_id, community_ids, status, revision, title, starts_at.astimezone(UTC))
+        return target, registered
 
     def registration_of(self, activity_id: str, user_id: str) -> Registration | None:
         return self.session.scalars(

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, String, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from linli_activities import SERVICE
-from linli_activities.adapters.repository import ActivityPage, FirstSignUp, SignUpOutcome
+from linli_activities.adapters.repository import ActivityPage, FirstSignUp, SignUpOutcome, SignUpTarget
 from linli_activities.adapters.tables import activity_communities as links
 from linli_activities.adapters.tables import activity_list_totals as totals
 from linli_activities.domain.activities import (
@@ -86,7 +86,9 @@ def _activity_event(
     )
 
 
-def _registration_event(event_type: str, activity: Activity, registration: Registration, position: int | None) -> Event:
+def _registration_event(
+    event_type: str, activity: Activity | SignUpTarget, registration: Registration, position: int | None
+) -> Event:
     return new_event(
         event_type,
         {
@@ -207,11 +209,11 @@ def _require_manager(uow: ActivitiesUnitOfWork, principal: Principal, community_
         scope.require_staff_of(uow, principal, community_id)
 
 
-def may_manage(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity) -> bool:
+def may_manage(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity | SignUpTarget) -> bool:
     return any(scope.is_staff_of(uow, principal, c) for c in activity.community_ids)
 
 
-def may_see(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity) -> bool:
+def may_see(uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity | SignUpTarget) -> bool:
     """An activity is seen in the scope of any of its communities; a draft only by its organisers."""
     if not any(scope.can_see(uow, principal, c) for c in activity.community_ids):
         return False
@@ -575,7 +577,11 @@ class RegistrationView:
 
 
 def _registrant(
-    uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, user_id: str | None, community_id: str | None
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    activity: Activity | SignUpTarget,
+    user_id: str | None,
+    community_id: str | None,
 ) -> tuple[str, str]:
     """Whose registration this is, and for which of the activity's communities."""
     user = user_id or principal.user_id
@@ -610,15 +616,38 @@ def register(
     with uow:
         if uow.repo.one_statement_follows_reads():
             # PostgreSQL: a first sign-up reads, then writes in one statement, in autocommit.
-            view = _sign_up(uow, principal, activity_id, party_size, user_id, community_id, general=False)
+            try:
+                view = _first_sign_up(uow, principal, activity_id, party_size, user_id, community_id)
+            finally:
+                uow.repo.end_one_statement()
             if view is not None:
                 return view
-            uow.session.rollback()  # not a first sign-up taken so: the general path, in a transaction
-            view = _sign_up(uow, principal, activity_id, party_size, user_id, community_id, first_time=False)
-        else:
-            view = _sign_up(uow, principal, activity_id, party_size, user_id, community_id)
-        assert view is not None  # the general path decides every sign-up
-        return view
+            # Not a first sign-up taken so: the general path, in the session's transaction.
+            return _sign_up(uow, principal, activity_id, party_size, user_id, community_id, first_time=False)
+        return _sign_up(uow, principal, activity_id, party_size, user_id, community_id)
+
+
+def _first_sign_up(
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    activity_id: str,
+    party_size: int,
+    user_id: str | None,
+    community_id: str | None,
+) -> RegistrationView | None:
+    """PostgreSQL: a first sign-up by the common path (_register_first_time), from the little it
+    reads of the activity (a SignUpTarget, with whether the person is registered already). None
+    when the general path is to decide: no such activity or not the caller's to see (it answers
+    404 as for any), a registration already there, or one the common path does not take; the
+    general path reads the activity whole and names its reason. The registrant's refusals are
+    raised here as there, after the activity is known visible."""
+    target, registered = uow.repo.sign_up_target(activity_id, user_id or principal.user_id)
+    if target is None or not may_see(uow, principal, target):
+        return None
+    user, community = _registrant(uow, principal, target, user_id, community_id)
+    if registered or party_size < 1:
+        return None
+    return _register_first_time(uow, principal, target, user, community, party_size)
 
 
 def _sign_up(
@@ -630,26 +659,20 @@ def _sign_up(
     community_id: str | None,
     *,
     first_time: bool = True,
-    general: bool = True,
-) -> RegistrationView | None:
+) -> RegistrationView:
     """A sign-up by the common path for a first one (`first_time`, _register_first_time) and, if
-    it does not take it, by the general one (`general`). None when neither was to decide."""
+    it does not take it, by the general one."""
     # The look for an earlier registration comes before the lock, to keep the lock short; a
     # double sign-up racing past it is stopped by the unique (activity, user) constraint. It
-    # reads the activity too: held here, _load finds it in the session (whose map is weak). When
-    # only the common path may decide, only what it reads of the activity is loaded.
-    held, existing = uow.repo.activity_with_registration(
-        activity_id, user_id or principal.user_id, for_first_sign_up=not general
-    )
+    # reads the activity too: held here, _load finds it in the session (whose map is weak).
+    held, existing = uow.repo.activity_with_registration(activity_id, user_id or principal.user_id)
     activity = _load(uow, principal, activity_id)
     del held
     user, community = _registrant(uow, principal, activity, user_id, community_id)
     if first_time and existing is None and party_size >= 1:
         view = _register_first_time(uow, principal, activity, user, community, party_size)
-        if view is not None or not general:
+        if view is not None:
             return view
-    if not general:
-        return None
     uow.repo.lock_places(activity)
     if existing is not None:
         uow.session.refresh(existing)  # as it is now that the activity is locked
@@ -676,7 +699,12 @@ def _sign_up(
 
 
 def _register_first_time(
-    uow: ActivitiesUnitOfWork, principal: Principal, activity: Activity, user: str, community: str, party_size: int
+    uow: ActivitiesUnitOfWork,
+    principal: Principal,
+    activity: Activity | SignUpTarget,
+    user: str,
+    community: str,
+    party_size: int,
 ) -> RegistrationView | None:
     """The common sign-up (a first registration for a published, announced activity open to
     sign-ups) in few statements. PostgreSQL (in autocommit): with the concurrent first sign-ups of
@@ -688,7 +716,9 @@ def _register_first_time(
     now = uow.clock()
 
     def registration(status: str, seq: int | None) -> Registration:
-        return Registration(
+        # Written by the statements below, never by the session: made without the ORM's events.
+        return uow.repo.new_written(
+            Registration,
             id=registration_id,
             activity_id=activity.id,
             user_id=user,
@@ -718,7 +748,8 @@ def _register_first_time(
             )
             if outcome is None:
                 return None
-            uow.repo.note_places(activity, outcome.places)
+            if isinstance(activity, Activity):  # a SignUpTarget is no object of the session
+                uow.repo.note_places(activity, outcome.places)
             made = waitlisted if outcome.waits else confirmed
             made.waitlist_seq = outcome.waitlist_seq
             return RegistrationView(made, outcome.waitlist_position)
@@ -742,7 +773,7 @@ def _register_first_time(
 
 
 def _sign_up_together(
-    uow: ActivitiesUnitOfWork, activity: Activity, group: list[FirstSignUp]
+    uow: ActivitiesUnitOfWork, activity: Activity | SignUpTarget, group: list[FirstSignUp]
 ) -> list[SignUpOutcome | None | BaseException]:
     """Run by one sign-up of the group (its session, its reading of the activity: the group's
     revision) for all: one statement when they are several. When that statement fails (someone

@@ -19,10 +19,21 @@ Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Call(Generic[Item, Outcome]):
     item: Item
-    turn: threading.Event = field(default_factory=threading.Event)
+    # Released when the group holding this call ran, or when it is this call's turn to lead; its
+    # caller acquires it to wait. A lock, not a threading.Event: an Event's wait and set go
+    # through a Condition (its own lock and list of waiters), which showed in a sign-up's CPU.
+    # Each release follows an acquire: a call is released once for its turn to lead (after which
+    # it acquires) and once when its group ran.
+    turn: threading.Lock = field(default_factory=_held_lock)
     done: bool = False
     outcome: Outcome | BaseException | None = None
 
@@ -47,7 +58,7 @@ class Combiner(Generic[Item, Outcome]):
             leads = key not in self._running
             self._running.add(key)
         if not leads:
-            call.turn.wait()  # set when the group holding this call ran, or when it is this call's turn to lead
+            call.turn.acquire()  # released when the group holding this call ran, or when it is this call's turn to lead
         if not call.done:
             self._lead(key, together)
         if isinstance(call.outcome, BaseException):
@@ -65,10 +76,10 @@ class Combiner(Generic[Item, Outcome]):
             outcomes = [error] * len(group)
         for c, outcome in zip(group, outcomes, strict=True):
             c.outcome, c.done = outcome, True
-            c.turn.set()
+            c.turn.release()
         with self._lock:
             following = self._waiting.get(key)
             if following:
-                following[0].turn.set()  # the first who came meanwhile leads the next group
+                following[0].turn.release()  # the first who came meanwhile leads the next group
             else:
                 self._running.discard(key)

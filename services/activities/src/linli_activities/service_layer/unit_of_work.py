@@ -17,6 +17,9 @@ from linli_kit.uow import UnitOfWork
 
 # One per process: its threads' sign-ups for one activity gathered while a group is being written.
 SIGN_UPS: Combiner[FirstSignUp, SignUpOutcome | None] = Combiner()
+# Holds only its table and a statement built from it: one for every unit of work (each request
+# makes a unit of work, and building the statement again was a tenth of its making).
+OUTBOX = Outbox(messaging.outbox)
 
 
 class ActivitiesUnitOfWork(UnitOfWork):
@@ -31,7 +34,7 @@ class ActivitiesUnitOfWork(UnitOfWork):
         timezone: str = "Asia/Shanghai",
         sign_ups: Combiner[FirstSignUp, SignUpOutcome | None] | None = None,
     ) -> None:
-        super().__init__(database, Outbox(messaging.outbox))
+        super().__init__(database, OUTBOX)
         self.clock = clock
         # How long before an activity's start its registrants are reminded (ACTIVITIES_REMINDER_MINUTES).
         self.reminder_minutes = reminder_minutes
