@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import weakref
 from pathlib import Path
 
 from linli_kit.config import ConfigError, Settings
@@ -19,15 +20,30 @@ from linli_notifications.adapters.tables import messaging, metadata, replica
 from linli_notifications.config import build_providers, check_settings, load_config
 from linli_notifications.domain.clock import Clock, system_clock
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
+from linli_notifications.service_layer.deferred import PlanQueue
 from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import fire_due_reminders, has_due_reminders, make_handlers
 from linli_notifications.service_layer.receipts import poll_jpush_receipts
 from linli_notifications.service_layer.recipient import has_stale_devices, prune_stale_devices
 from linli_notifications.service_layer.retention import prune
 
+# One per database (PostgreSQL): the consumer's handlers write plans to it, and the expander
+# timer of the same worker expands them (service_layer/deferred.py).
+_plan_queues: weakref.WeakKeyDictionary[Database, PlanQueue] = weakref.WeakKeyDictionary()
 
-def handlers(settings: Settings, _database: Database, clock: Clock = system_clock) -> dict[str, Handler | BatchHandler]:
-    return {**replica_handlers(replica), **make_handlers(clock, settings.timezone)}
+
+def plan_queue(database: Database) -> PlanQueue | None:
+    """The queue of `database`'s deferred plans; None on SQLite, where batches plan in their own
+    transaction (its writer is alone anyway)."""
+    if database.is_sqlite:
+        return None
+    if database not in _plan_queues:
+        _plan_queues[database] = PlanQueue(database)
+    return _plan_queues[database]
+
+
+def handlers(settings: Settings, database: Database, clock: Clock = system_clock) -> dict[str, Handler | BatchHandler]:
+    return {**replica_handlers(replica), **make_handlers(clock, settings.timezone, plan_queue(database))}
 
 
 def timers(settings: Settings, database: Database, clock: Clock = system_clock) -> list[Timer]:
@@ -61,6 +77,10 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
         # Phone numbers, receipts and read notices past their retention (service_layer/retention.py).
         Timer("retention", config.retention.interval_seconds, lambda: prune(database, config.retention, clock())),
     ]
+    plans = plan_queue(database)
+    if plans is not None:
+        # Each turn waits for a batch's commit (or the queue's poll) itself: no pause between turns.
+        found.append(Timer("plans", 0.0, plans.run))
     jpush = deliverer.providers.get("jpush")
     if jpush is not None:
         # JPush calls nobody back: its Report API is asked what was received.
