@@ -146,17 +146,17 @@ def test_an_expansion_that_fails_leaves_its_plan_for_the_next(database, monkeypa
     found, prefs = _people(random.Random(6), 4)
     queue = PlanQueue(database)
     _defer(database, queue, [_intent("event:a", list(found), "通知")], found, prefs)
-    real = deferred.insert_planned
+    real = deferred._expand
 
-    def crash(connection, values):
-        real(connection, values)  # the rows inserted, then the process dies before the commit
+    def crash(connection, plan_id, ordered):
+        real(connection, plan_id, ordered)  # the rows inserted, then the process dies before the commit
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(deferred, "insert_planned", crash)
+    monkeypatch.setattr(deferred, "_expand", crash)
     with pytest.raises(RuntimeError):
         queue.expand_committed()
     assert _count(database, event_plans) == 1 and _count(database, notifications) == 0
-    monkeypatch.setattr(deferred, "insert_planned", real)
+    monkeypatch.setattr(deferred, "_expand", real)
     assert queue.expand_committed() == 1
     assert _count(database, notifications) == len(found) and _count(database, event_plans) == 0
 

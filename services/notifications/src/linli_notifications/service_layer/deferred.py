@@ -6,10 +6,11 @@ for that insert. Now the batch writes the arrays the rows are made from (`planni
 as one `event_plans` row, committed with its inbox rows: the event is handled exactly once, and its
 plan is there once. After the commit the worker's expander thread (`PlanQueue.run`) expands
 committed plans, oldest first, one transaction each: the plan's rows inserted by the very statement
-the batch would have run (`planning.insert_planned`, "on conflict do nothing") and the plan row
-deleted, together. So a crash between the two stages leaves the plan to the next expander (this
-process's after a restart, or another copy's), and expanding never happens twice. Meanwhile the
-consumer reads and plans the next batch: Python and PostgreSQL work at once.
+the batch would have run (`planning.PLAN_STATEMENTS`, "on conflict do nothing"), reading its values
+from the plan row it deletes (they never travel back to the worker). So a crash between the two
+stages leaves the plan to the next expander (this process's after a restart, or another copy's),
+and expanding never happens twice. Meanwhile the consumer reads and plans the next batch: Python
+and PostgreSQL work at once.
 
 What the consumer's rules read of notices and deliveries, they find as before:
 - a plan is deferred only when none of its intents is a reminder; the reminders a changed meeting or
@@ -22,7 +23,6 @@ once its plan is expanded, a few milliseconds after its commit.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
@@ -32,27 +32,40 @@ from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
 from linli_notifications.adapters.tables import PLAN_ARRAYS
-from linli_notifications.service_layer.planning import insert_planned
+from linli_notifications.service_layer.planning import PLAN_STATEMENTS
 
-log = logging.getLogger(__name__)
-
-_COLUMNS = ("planned_at", "ordered", *PLAN_ARRAYS)
 _DEFER = (
-    "INSERT INTO event_plans ("
-    + ", ".join(f'"{c}"' for c in _COLUMNS)
+    "INSERT INTO event_plans (planned_at, ordered, "
+    + ", ".join(f'"{c}"' for c in PLAN_ARRAYS)
     + ") VALUES (%(now)s, %(ordered)s, "
     + ", ".join(f"%({c})s" for c in PLAN_ARRAYS)
     + ")"
 )
-_RETURNING = " RETURNING id, " + ", ".join(f'"{c}"' for c in _COLUMNS)
-# The oldest plan, taken for expansion: another expander holding it is waited for (and then it is
-# gone, and nothing is taken: the caller looks again).
-_TAKE_OLDEST = (
-    "DELETE FROM event_plans WHERE id = (SELECT id FROM event_plans ORDER BY id LIMIT 1 FOR UPDATE)" + _RETURNING
-)
-# Every plan there is (committed, or this transaction's own), for a batch that plans in its own
-# transaction; those being expanded elsewhere are waited for and skipped (gone by then).
-_TAKE_ALL = "DELETE FROM event_plans WHERE id IN (SELECT id FROM event_plans ORDER BY id FOR UPDATE)" + _RETURNING
+
+
+def _from_the_plan(statement: str) -> str:
+    """`statement` (`planning.PLAN_STATEMENTS`, in order or not) reading its values from the plan
+    `%(id)s`, deleted by the same statement: the arrays never travel back to the worker."""
+    text = statement.replace(
+        "WITH grp AS (", "WITH p AS (DELETE FROM event_plans WHERE id = %(id)s RETURNING *), grp AS (", 1
+    )
+    text = text.replace("AS about_json FROM unnest(", "AS about_json FROM p, unnest(", 1)
+    text = text.replace("person AS (SELECT * FROM unnest(", "person AS (SELECT u.* FROM p, unnest(", 1)
+    text = text.replace("FROM person AS u JOIN grp", "FROM p CROSS JOIN person AS u JOIN grp")
+    text = text.replace("%(now)s", "p.planned_at")
+    for name in PLAN_ARRAYS:
+        text = text.replace(f"%({name})s", f'p."{name}"')
+    if "%(" in text.replace("%(id)s", "") or text.count("FROM p") != 4:
+        raise RuntimeError("planning's statement changed: event plans cannot be expanded")  # at import
+    return text
+
+
+_EXPAND = {ordered: _from_the_plan(statement) for ordered, statement in PLAN_STATEMENTS.items()}
+# The oldest plan, locked: one another expander holds is waited for; gone by then, the next is taken.
+_LOCK_OLDEST = "SELECT id, ordered FROM event_plans ORDER BY id LIMIT 1 FOR UPDATE"
+# Every plan there is (committed, or this transaction's own), for a batch that inserts rows itself;
+# those being expanded elsewhere are waited for and skipped (gone by then).
+_LOCK_ALL = "SELECT id, ordered FROM event_plans ORDER BY id FOR UPDATE"
 
 
 class PlanQueue:
@@ -77,9 +90,9 @@ class PlanQueue:
         """Expand, in `session`'s transaction and in their order, every plan there is: before the
         batch inserts rows itself. The number of plans expanded."""
         connection = session.connection()
-        taken = connection.exec_driver_sql(_TAKE_ALL).mappings().all()
-        for plan in sorted(taken, key=lambda p: p["id"]):
-            _expand(connection, plan)
+        taken = connection.exec_driver_sql(_LOCK_ALL).all()
+        for plan_id, ordered in taken:
+            _expand(connection, plan_id, ordered)
         return len(taken)
 
     def expand_committed(self) -> int:
@@ -88,17 +101,12 @@ class PlanQueue:
         expanded = 0
         while True:
             with self.database.transaction() as session:
-                connection = session.connection()
-                plan = connection.exec_driver_sql(_TAKE_OLDEST).mappings().first()
+                plan = session.connection().exec_driver_sql(_LOCK_OLDEST).first()
                 if plan is not None:
-                    _expand(connection, plan)
-                else:
-                    # Taken by another expander while this one waited: look again if any is left.
-                    left = connection.exec_driver_sql("SELECT EXISTS (SELECT 1 FROM event_plans)").scalar()
-            if plan is not None:
-                expanded += 1
-            elif not left:
+                    _expand(session.connection(), *plan)
+            if plan is None:
                 return expanded
+            expanded += 1
 
     def run(self) -> None:
         """One turn of the expander thread: wait for a commit (at most `poll_seconds`), then
@@ -108,7 +116,6 @@ class PlanQueue:
         self.expand_committed()
 
 
-def _expand(connection: Connection, plan: Any) -> None:
-    values = dict(plan)
-    values["now"] = values.pop("planned_at")
-    insert_planned(connection, values)
+def _expand(connection: Connection, plan_id: int, ordered: bool) -> None:
+    """Insert the rows of plan `plan_id` and delete it, in the caller's transaction."""
+    connection.exec_driver_sql(_EXPAND[ordered], {"id": plan_id})

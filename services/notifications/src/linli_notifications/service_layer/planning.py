@@ -160,6 +160,8 @@ _PLAN_FROM_GROUPS = (
     "ORDER BY u.n, d.n ON CONFLICT (key) DO NOTHING"
 )
 _PLAN_FROM_GROUPS_UNORDERED = _PLAN_FROM_GROUPS.replace(" ORDER BY u.n, d.n ", " ").replace(" ORDER BY u.n ", " ")
+# By whether the rows go in in order (`group_values`' "ordered").
+PLAN_STATEMENTS = {True: _PLAN_FROM_GROUPS, False: _PLAN_FROM_GROUPS_UNORDERED}
 
 
 def insert_groups(
@@ -175,8 +177,7 @@ def insert_groups(
 def insert_planned(connection: Connection, values: dict[str, Any]) -> int:
     """Run `_PLAN_FROM_GROUPS` with the values `group_values` made (in order where rows of the plan
     may collide); the number of deliveries inserted."""
-    statement = _PLAN_FROM_GROUPS if values["ordered"] else _PLAN_FROM_GROUPS_UNORDERED
-    return max(connection.exec_driver_sql(statement, values).rowcount, 0)
+    return max(connection.exec_driver_sql(PLAN_STATEMENTS[values["ordered"]], values).rowcount, 0)
 
 
 def group_values(
