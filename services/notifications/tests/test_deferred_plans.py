@@ -205,3 +205,25 @@ def test_the_worker_expands_plans_on_postgresql_only(database, sqlite_database, 
     assert plan_queue(sqlite_database) is None
     named = {timer.name: timer for timer in timers(settings, database)}
     assert named["plans"].run == plan_queue(database).run and named["plans"].interval == 0.0
+
+
+def test_the_expander_is_woken_by_the_commit_of_a_plan_not_by_its_poll(database):
+    found, prefs = _people(random.Random(7), 3)
+    queue = PlanQueue(database, poll_seconds=60.0)
+    turn = threading.Thread(target=queue.run)
+    turn.start()
+    with database.transaction() as session:
+        queue.defer(session, group_values([_intent("event:w", list(found), "通知")], found, prefs, DAYTIME))
+        assert turn.is_alive()  # written, not committed: nothing to expand yet
+    turn.join(20)
+    assert not turn.is_alive() and _count(database, notifications) == len(found)
+    # A transaction that writes a plan and rolls back wakes nobody and leaves nothing.
+    turn = threading.Thread(target=queue.run)
+    turn.start()
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        queue.defer(session, group_values([_intent("event:x", list(found), "通知")], found, prefs, DAYTIME))
+        raise RuntimeError("the batch failed")
+    turn.join(0.5)
+    assert turn.is_alive() and _count(database, event_plans) == 0
+    queue._wake.set()  # end the turn
+    turn.join(20)
