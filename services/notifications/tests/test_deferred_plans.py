@@ -5,13 +5,16 @@ plan before them."""
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from linli_kit.db import Database
 from linli_kit.events import new_event
@@ -227,3 +230,112 @@ def test_the_expander_is_woken_by_the_commit_of_a_plan_not_by_its_poll(database)
     assert turn.is_alive() and _count(database, event_plans) == 0
     queue._wake.set()  # end the turn
     turn.join(20)
+
+
+def _plans(database: Database) -> dict[int, tuple]:
+    with database.session() as s:
+        rows = s.execute(select(event_plans.c.id, event_plans.c.tries, event_plans.c.failed_at, event_plans.c.error))
+        return {plan_id: (tries, failed_at, error) for plan_id, tries, failed_at, error in rows}
+
+
+def _set_aside_count() -> float:
+    return REGISTRY.get_sample_value("linli_notification_plans_set_aside_total") or 0.0
+
+
+def test_a_plan_that_cannot_be_expanded_is_set_aside_after_its_tries_and_the_plans_after_it_go_on(database, caplog):
+    found, prefs = _people(random.Random(8), 4)
+    people = list(found)
+    with database.transaction() as session:  # a value the table refuses, as a real one would
+        session.execute(text("ALTER TABLE notifications ADD CONSTRAINT no_bad_titles CHECK (title <> '坏')"))
+    queue = PlanQueue(database, tries=2)
+    _defer(database, queue, [_intent("event:a", people, "通知a")], found, prefs)
+    _defer(database, queue, [_intent("agenda:m:i", people, "坏")], found, prefs)
+    _defer(database, queue, [_intent("agenda:m:i", people, "好")], found, prefs)  # collides with the bad one
+    _defer(database, queue, [_intent("event:c", people, "通知c")], found, prefs)
+    bad = sorted(_plans(database))[1]
+    before = _set_aside_count()
+
+    # The first try: the plan before it expanded, the turn ended, nothing after it yet.
+    with pytest.raises(IntegrityError):
+        queue.expand_committed()
+    assert _titles(database) == {"event:a": "通知a"}
+    tries, failed_at, error = _plans(database)[bad]
+    assert tries == 1 and failed_at is None and "no_bad_titles" in error and error.startswith("23514")
+
+    # The last: set aside, and the plans after it expanded in their order; the later plan whose rows
+    # collide with it goes first.
+    with caplog.at_level(logging.ERROR, logger=deferred.__name__):
+        assert queue.expand_committed() == 2
+    assert _titles(database) == {"event:a": "通知a", "agenda:m:i": "好", "event:c": "通知c"}
+    assert set(_plans(database)) == {bad}
+    tries, failed_at, error = _plans(database)[bad]
+    assert tries == 2 and failed_at is not None and "no_bad_titles" in error
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.plan_id == bad and "no_bad_titles" in record.error
+    assert _set_aside_count() == before + 1
+
+    # Skipped from now on, by the expander and by a batch that expands the plans before it.
+    assert queue.expand_committed() == 0 and _plans(database)[bad][:2] == (2, failed_at)
+    _defer(database, queue, [_intent("event:d", people, "通知d")], found, prefs)
+    with database.transaction() as session:
+        assert queue.expand_pending(session) == 1
+    assert _titles(database)["event:d"] == "通知d" and set(_plans(database)) == {bad}
+    assert _set_aside_count() == before + 1
+
+
+def test_a_batch_leaves_a_plan_that_fails_to_the_expander_and_goes_on(database):
+    found, prefs = _people(random.Random(9), 4)
+    people = list(found)
+    with database.transaction() as session:
+        session.execute(text("ALTER TABLE notifications ADD CONSTRAINT no_bad_titles CHECK (title <> '坏')"))
+    queue = PlanQueue(database)
+    _defer(database, queue, [_intent("event:a", people, "通知a")], found, prefs)
+    _defer(database, queue, [_intent("event:b", people, "坏")], found, prefs)
+    _defer(database, queue, [_intent("event:c", people, "通知c")], found, prefs)
+    bad = sorted(_plans(database))[1]
+    with database.transaction() as session:
+        assert queue.expand_pending(session) == 2
+        # The batch's own rows after them: its transaction was not aborted by the failure.
+        insert_groups(session, [_intent("event:own", people, "自己")], found, prefs, DAYTIME)
+    assert _titles(database) == {"event:a": "通知a", "event:c": "通知c", "event:own": "自己"}
+    # Not counted by the batch: the expander tries it (and sets it aside at its last try).
+    assert _plans(database) == {bad: (0, None, None)}
+
+
+# A connection lost mid-expansion (the backend terminated), or a lock not granted in time: each a
+# real error of PostgreSQL's, raised by a trigger on notifications for the first 3 expansions.
+_TRANSIENT = {
+    "connection lost": "PERFORM pg_terminate_backend(pg_backend_pid()); PERFORM pg_sleep(5);",
+    "lock timeout": "PERFORM set_config('lock_timeout', '50ms', true); PERFORM 1 FROM held FOR UPDATE;",
+}
+
+
+@pytest.mark.parametrize("cause", sorted(_TRANSIENT))
+def test_a_transient_error_is_retried_and_never_sets_a_plan_aside(database, cause):
+    found, prefs = _people(random.Random(10), 3)
+    with database.transaction() as session:
+        session.execute(text("CREATE SEQUENCE failures; CREATE TABLE held (id int); INSERT INTO held VALUES (1)"))
+        session.execute(
+            text(
+                "CREATE FUNCTION fail_first() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                f" IF nextval('failures') <= 3 THEN {_TRANSIENT[cause]} END IF; RETURN NULL; END $$;"
+                " CREATE TRIGGER fail_first BEFORE INSERT ON notifications"
+                " FOR EACH STATEMENT EXECUTE FUNCTION fail_first()"
+            )
+        )
+    queue = PlanQueue(database, tries=2)
+    _defer(database, queue, [_intent("event:t", list(found), "通知")], found, prefs)
+    [plan] = _plans(database)
+    holder = database.session()
+    try:
+        holder.execute(text("SELECT 1 FROM held FOR UPDATE"))  # what the lock timeout waits for
+        for _ in range(3):  # more than its tries
+            with pytest.raises(OperationalError) as failed:
+                queue.expand_committed()
+            assert deferred._is_retried(failed.value)
+            assert _plans(database) == {plan: (0, None, None)}
+    finally:
+        holder.rollback()
+        holder.close()
+    assert queue.expand_committed() == 1
+    assert _titles(database) == {"event:t": "通知"} and _plans(database) == {}

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -401,4 +402,8 @@ event_plans = Table(
     # Whether rows of the plan may collide (two intents of one source): then inserted in order.
     Column("ordered", Boolean, nullable=False),
     *(Column(name, Text, nullable=False) for name in PLAN_ARRAYS),
+    # Expansions that failed with an error retrying cannot fix; set aside (skipped) at the last try.
+    Column("tries", SmallInteger, server_default="0", nullable=False),
+    Column("failed_at", UtcDateTime(), nullable=True),
+    Column("error", Text, nullable=True),
 )

@@ -19,18 +19,36 @@ What the consumer's rules read of notices and deliveries, they find as before:
   (`expand_pending`), so where two sources' rows collide, the first planned is kept, as before.
 Readers outside the worker (the inbox, the delivery loop) see a batch's notices and deliveries
 once its plan is expanded, a few milliseconds after its commit.
+
+A plan whose expansion fails must not hold up every plan after it (before plans, such a failure
+failed its batch, which was retried event by event and the bad event dead-lettered). So:
+- an error that is nobody's fault (the database unreachable, a deadlock, a serialization failure, a
+  lock timeout) is retried as it is, at the expander's next turn, as often as it happens;
+- any other error (a value a column or constraint refuses, a bug) counts a try on the plan
+  (`tries`, its `error` kept); at the `tries`-th the plan is set aside (`failed_at`): logged at
+  ERROR with its id and error, counted (`linli_notification_plans_set_aside_total`), kept in
+  event_plans for an operator, and skipped by the expanders, which go on with the plans after it;
+- a batch expanding the plans before it (`expand_pending`) expands each in a savepoint when one
+  fails, and leaves the failing one to the expander rather than failing itself (its reminders would
+  otherwise be dead-lettered for another event's plan).
+Where a plan set aside, or skipped by a batch, has rows that collide with a later plan's (or the
+batch's own), the later ones go first and are kept: the order holds among the plans that expand.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from linli_kit.db import Database
+from linli_kit.events.consumer import is_database_outage
+from linli_notifications.adapters.metrics import PLANS_SET_ASIDE
 from linli_notifications.adapters.tables import PLAN_ARRAYS
 from linli_notifications.service_layer.planning import PLAN_STATEMENTS
 
@@ -60,21 +78,38 @@ def _from_the_plan(statement: str) -> str:
     return text
 
 
+log = logging.getLogger(__name__)
+
 _EXPAND = {ordered: _from_the_plan(statement) for ordered, statement in PLAN_STATEMENTS.items()}
-# The oldest plan, locked: one another expander holds is waited for; gone by then, the next is taken.
-_LOCK_OLDEST = "SELECT id, ordered FROM event_plans ORDER BY id LIMIT 1 FOR UPDATE"
+# The oldest plan not set aside, locked: one another expander holds is waited for; gone (or set
+# aside) by then, the next is taken.
+_LOCK_OLDEST = "SELECT id, ordered FROM event_plans WHERE failed_at IS NULL ORDER BY id LIMIT 1 FOR UPDATE"
 # Every plan there is (committed, or this transaction's own), for a batch that inserts rows itself;
 # those being expanded elsewhere are waited for and skipped (gone by then).
-_LOCK_ALL = "SELECT id, ordered FROM event_plans ORDER BY id FOR UPDATE"
+_LOCK_ALL = "SELECT id, ordered FROM event_plans WHERE failed_at IS NULL ORDER BY id FOR UPDATE"
+# A failed try at plan %(id)s, in a transaction of its own (the expansion's rolled back); set aside
+# at the last. Gone (expanded by another expander meanwhile) or set aside already: no row.
+_FAILED = (
+    "UPDATE event_plans SET tries = tries + 1, error = %(error)s,"
+    " failed_at = CASE WHEN tries + 1 >= %(tries)s THEN now() END"
+    " WHERE id = %(id)s AND failed_at IS NULL RETURNING tries, failed_at IS NOT NULL"
+)
+# Class 40: serialization failure, deadlock; 55P03: lock timeout. Bad luck, not the plan's fault.
+_RETRIED_SQLSTATE_CLASSES = {"40"}
+_RETRIED_SQLSTATES = {"55P03"}
+_ERROR_CHARS = 2000
 
 
 class PlanQueue:
     """The plans of one worker's consumer: written in its batches, expanded by its expander thread."""
 
-    def __init__(self, database: Database, *, poll_seconds: float = 1.0) -> None:
+    def __init__(self, database: Database, *, poll_seconds: float = 1.0, tries: int = 3) -> None:
         self.database = database
         # Plans left by a crashed or stopped copy of the worker are found within this.
         self.poll_seconds = poll_seconds
+        # Failed expansions (not counting transient errors) before a plan is set aside: one turn
+        # each, so the plans behind a bad one wait a few turns, not forever.
+        self.tries = tries
         self._wake = threading.Event()
 
     def defer(self, session: Session, values: dict[str, Any]) -> None:
@@ -87,26 +122,73 @@ class PlanQueue:
         self._wake.set()
 
     def expand_pending(self, session: Session) -> int:
-        """Expand, in `session`'s transaction and in their order, every plan there is: before the
-        batch inserts rows itself. The number of plans expanded."""
+        """Expand, in `session`'s transaction and in their order, every plan there is (not set
+        aside): before the batch inserts rows itself. The number of plans expanded; one whose
+        expansion fails (not transiently) is left to the expander."""
         connection = session.connection()
         taken = connection.exec_driver_sql(_LOCK_ALL).all()
+        if not taken:
+            return 0
+        try:
+            # One savepoint for all: a failure must not abort the batch's transaction.
+            with session.begin_nested():
+                nested = session.connection()  # the SAVEPOINT is issued when it is asked for
+                for plan_id, ordered in taken:
+                    _expand(nested, plan_id, ordered)
+            return len(taken)
+        except Exception as exc:
+            if _is_retried(exc):
+                raise  # the batch fails and is retried, as for its own statements
+        expanded = 0
         for plan_id, ordered in taken:
-            _expand(connection, plan_id, ordered)
-        return len(taken)
+            try:
+                with session.begin_nested():
+                    _expand(session.connection(), plan_id, ordered)
+            except Exception as exc:
+                if _is_retried(exc):
+                    raise
+                # Still locked by this batch: the expander counts its tries once the batch ends.
+                log.warning("event plan left to the expander", extra={"plan_id": plan_id, "error": _describe(exc)})
+                continue
+            expanded += 1
+        return expanded
 
     def expand_committed(self) -> int:
         """Expand committed plans, oldest first, one transaction each, until none is left; the
-        number expanded."""
+        number expanded. A plan that fails counts a try and ends the turn (raised), or at its last
+        try is set aside and the next one taken; a transient error ends the turn as it is."""
         expanded = 0
         while True:
-            with self.database.transaction() as session:
-                plan = session.connection().exec_driver_sql(_LOCK_OLDEST).first()
-                if plan is not None:
-                    _expand(session.connection(), *plan)
+            plan = None
+            try:
+                with self.database.transaction() as session:
+                    plan = session.connection().exec_driver_sql(_LOCK_OLDEST).first()
+                    if plan is not None:
+                        _expand(session.connection(), *plan)
+            except Exception as exc:
+                if plan is None or _is_retried(exc) or self._tried(plan[0], exc):
+                    raise
+                continue  # set aside: the next plan
             if plan is None:
                 return expanded
             expanded += 1
+
+    def _tried(self, plan_id: int, exc: BaseException) -> bool:
+        """Count a failed expansion of plan `plan_id`: whether it is to be tried again (False: set
+        aside now, or not there any more)."""
+        error = _describe(exc)
+        with self.database.transaction() as session:
+            row = session.connection().exec_driver_sql(_FAILED, {"id": plan_id, "error": error, "tries": self.tries})
+            counted = row.first()
+        if counted is None:
+            return False
+        tries, set_aside = counted
+        if not set_aside:
+            log.warning("event plan failed to expand", extra={"plan_id": plan_id, "tries": tries, "error": error})
+            return True
+        log.error("event plan set aside", extra={"plan_id": plan_id, "tries": tries, "error": error})
+        PLANS_SET_ASIDE.inc()
+        return False
 
     def run(self) -> None:
         """One turn of the expander thread: wait for a commit (at most `poll_seconds`), then
@@ -114,6 +196,22 @@ class PlanQueue:
         self._wake.wait(self.poll_seconds)
         self._wake.clear()  # before expanding: a commit from now on wakes the next turn
         self.expand_committed()
+
+
+def _is_retried(exc: BaseException) -> bool:
+    """Whether a failed expansion is retried as it is, as often as it happens (not the plan's fault)."""
+    if is_database_outage(exc):
+        return True
+    sqlstate = getattr(exc.orig if isinstance(exc, DBAPIError) else exc, "sqlstate", None) or ""
+    return sqlstate[:2] in _RETRIED_SQLSTATE_CLASSES or sqlstate in _RETRIED_SQLSTATES
+
+
+def _describe(exc: BaseException) -> str:
+    """The error of a failed expansion, as kept on its plan."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    text = f"{sqlstate or type(orig).__name__}: {orig}".strip()
+    return text[:_ERROR_CHARS]
 
 
 def _expand(connection: Connection, plan_id: int, ordered: bool) -> None:

@@ -11,6 +11,10 @@ are made from (one row here, with its inbox rows), and another connection expand
 in their order (service_layer/deferred.py). Its text columns are stored uncompressed: they are
 written once and read once, and compressing a batch's megabyte took the consumer's backend longer
 than storing it.
+
+A plan whose expansion fails with an error that retrying cannot fix (a value a column refuses, a
+bug) is set aside after a few tries (`failed_at`, with its last `error`), as a bad event is
+dead-lettered: the plans after it go on (service_layer/deferred.py).
 """
 
 import sqlalchemy as sa
@@ -57,6 +61,9 @@ def upgrade() -> None:
         sa.Column("planned_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ordered", sa.Boolean(), nullable=False),
         *(sa.Column(name, sa.Text(), nullable=False) for name in ARRAYS),
+        sa.Column("tries", sa.SmallInteger(), server_default="0", nullable=False),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     if op.get_bind().dialect.name == "postgresql":
