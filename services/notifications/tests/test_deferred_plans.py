@@ -5,6 +5,7 @@ plan before them."""
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -22,6 +23,7 @@ from linli_kit.migrations import upgrade
 from linli_kit.replica import replica_handlers
 from linli_kit.testing.consuming import consume
 from linli_notifications.adapters.tables import deliveries, event_plans, messaging, notifications, replica
+from linli_notifications.definition import event_plans as event_plans_command
 from linli_notifications.definition import plan_queue, timers
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.service_layer import deferred
@@ -242,7 +244,9 @@ def _set_aside_count() -> float:
     return REGISTRY.get_sample_value("linli_notification_plans_set_aside_total") or 0.0
 
 
-def test_a_plan_that_cannot_be_expanded_is_set_aside_after_its_tries_and_the_plans_after_it_go_on(database, caplog):
+def test_a_plan_that_cannot_be_expanded_is_set_aside_after_its_tries_and_the_plans_after_it_go_on(
+    database, caplog, capsys
+):
     found, prefs = _people(random.Random(8), 4)
     people = list(found)
     with database.transaction() as session:  # a value the table refuses, as a real one would
@@ -281,6 +285,19 @@ def test_a_plan_that_cannot_be_expanded_is_set_aside_after_its_tries_and_the_pla
         assert queue.expand_pending(session) == 1
     assert _titles(database)["event:d"] == "通知d" and set(_plans(database)) == {bad}
     assert _set_aside_count() == before + 1
+
+    # Listed for an operator, and retried once what failed it is fixed: expanded once, its rows that
+    # collide with the later plan's skipped.
+    assert event_plans_command(None, database, ["list"]) == 0
+    [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert listed["id"] == bad and listed["tries"] == 2 and "no_bad_titles" in listed["error"]
+    with database.transaction() as session:
+        session.execute(text("ALTER TABLE notifications DROP CONSTRAINT no_bad_titles"))
+    assert event_plans_command(None, database, ["retry", "--id", str(bad + 100)]) == 1
+    assert event_plans_command(None, database, ["retry"]) == 0
+    assert queue.expand_committed() == 1 and _plans(database) == {}
+    assert _titles(database)["agenda:m:i"] == "好"
+    assert _count(database, notifications) == 4 * len(people)
 
 
 def test_a_batch_leaves_a_plan_that_fails_to_the_expander_and_goes_on(database):

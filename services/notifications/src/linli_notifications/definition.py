@@ -4,6 +4,7 @@ and the worker's loops (delivery, reminders, broadcast planning and retention)."
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import weakref
 from pathlib import Path
@@ -20,7 +21,7 @@ from linli_notifications.adapters.tables import messaging, metadata, replica
 from linli_notifications.config import build_providers, check_settings, load_config
 from linli_notifications.domain.clock import Clock, system_clock
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
-from linli_notifications.service_layer.deferred import PlanQueue
+from linli_notifications.service_layer.deferred import PlanQueue, retry_set_aside, set_aside
 from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import fire_due_reminders, has_due_reminders, make_handlers
 from linli_notifications.service_layer.receipts import poll_jpush_receipts
@@ -117,6 +118,27 @@ def check_providers(_settings: Settings, _database: Database, args: list[str]) -
     return 0
 
 
+def event_plans(_settings: Settings, database: Database, args: list[str]) -> int:
+    """List the event plans set aside (their expansion kept failing), or give them back to the
+    expander once what failed them is fixed (service_layer/deferred.py)."""
+    parser = argparse.ArgumentParser(
+        prog="linli-notifications plans",
+        description="Event plans set aside after failed expansions: list them, or retry them.",
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="the plans set aside, as JSON lines (id, planned_at, tries, failed_at, error)")
+    retry = sub.add_parser("retry", help="give the plans set aside back to the expander")
+    retry.add_argument("--id", type=int, help="this plan only")
+    parsed = parser.parse_args(args)
+    if parsed.action == "list":
+        for plan in set_aside(database):
+            print(json.dumps(plan, default=str, ensure_ascii=False))
+        return 0
+    count = retry_set_aside(database, parsed.id)
+    print(f"linli-notifications: {count} plan(s) given back to the expander")
+    return 0 if count or parsed.id is None else 1
+
+
 def make_vapid_keys(_settings: Settings, _database: Database, args: list[str]) -> int:
     """Make the VAPID key pair of the `webpush` provider: the private key to a file (PEM, mode 0600;
     an existing file is kept), and the settings that go with it printed."""
@@ -156,7 +178,7 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     timers=timers,
-    commands={"providers": check_providers, "vapid-keys": make_vapid_keys},
+    commands={"providers": check_providers, "vapid-keys": make_vapid_keys, "plans": event_plans},
     check_settings=check_settings,
     # A batch of events keeps its intents, rows and snapshots alive until it is planned: without
     # this, collections mid-batch (and full ones over the whole start-up heap) were about a sixth

@@ -31,8 +31,20 @@ failed its batch, which was retried event by event and the bad event dead-letter
 - a batch expanding the plans before it (`expand_pending`) expands each in a savepoint when one
   fails, and leaves the failing one to the expander rather than failing itself (its reminders would
   otherwise be dead-lettered for another event's plan).
-Where a plan set aside, or skipped by a batch, has rows that collide with a later plan's (or the
-batch's own), the later ones go first and are kept: the order holds among the plans that expand.
+`linli-notifications plans list` shows the plans set aside; `plans retry [--id ID]` gives them back
+to the expanders (their tries counted anew) once what failed them is fixed: each is expanded once,
+as no failed try left anything.
+
+Ordering: where a plan set aside (or skipped by a batch) has rows that collide with a later plan's
+(or the batch's own), the later one goes first and its rows are kept, those of the plan set aside
+skipped when it is retried ("on conflict do nothing"): the order holds among the plans that expand.
+
+A batch's `expand_pending` can deadlock with another copy's expander: the batch waits for the plan
+the expander holds, whose insert waits for a row the batch inserted earlier in its transaction (an
+earlier reminder of the batch, or of the same event, colliding with the plan's rows). PostgreSQL
+aborts one of them, each a whole transaction: the expander's plan stays for its next turn (not
+counted as a try), or the batch is retried event by event as for any deadlock. Nothing is lost or
+done twice; which of the colliding rows is kept is then the order of commits, as between copies.
 """
 
 from __future__ import annotations
@@ -196,6 +208,24 @@ class PlanQueue:
         self._wake.wait(self.poll_seconds)
         self._wake.clear()  # before expanding: a commit from now on wakes the next turn
         self.expand_committed()
+
+
+_SET_ASIDE = "SELECT id, planned_at, tries, failed_at, error FROM event_plans WHERE failed_at IS NOT NULL ORDER BY id"
+_RETRY = "UPDATE event_plans SET tries = 0, failed_at = NULL WHERE failed_at IS NOT NULL"
+
+
+def set_aside(database: Database) -> list[dict[str, Any]]:
+    """The plans set aside, oldest first: id, planned_at, tries, failed_at, error."""
+    with database.session() as session:
+        return [dict(row._mapping) for row in session.connection().exec_driver_sql(_SET_ASIDE)]
+
+
+def retry_set_aside(database: Database, plan_id: int | None = None) -> int:
+    """Give the plans set aside (or plan `plan_id` only) back to the expanders, which find them
+    within their poll; the number given back."""
+    statement, params = (_RETRY, {}) if plan_id is None else (_RETRY + " AND id = %(id)s", {"id": plan_id})
+    with database.transaction() as session:
+        return session.connection().exec_driver_sql(statement, params).rowcount
 
 
 def _is_retried(exc: BaseException) -> bool:
