@@ -16,8 +16,9 @@ For each consuming service, in one run on the local PostgreSQL and RabbitMQ:
   and consumer as in production) is started and has declared its queue; then an `OutboxRelay`
   (another process, like the producing service's worker) is let go. The clock runs from letting the
   relay go until the service's inbox holds every distinct event (the inbox row commits with the
-  handler's effects). Then the effects are counted: every distinct event in the inbox once, and the
-  service's own rows.
+  handler's effects) and, for notifications, every batch's plan committed with them has been
+  expanded into its notices and deliveries (`event_plans` empty). Then the effects are counted:
+  every distinct event in the inbox once, and the service's own rows.
 
 Peers, in the same run, with the same number of events and envelopes of the same size (the average
 of the bursts'), each consumer writing per event an inbox row (INSERT ... ON CONFLICT DO NOTHING)
@@ -578,6 +579,9 @@ def _count(database: Database, table: str, where: str = "") -> int:
         return int(c.execute(text(f"SELECT count(*) FROM {table} {where}")).scalar() or 0)
 
 
+# What a service's worker still has to expand into its effects after the commit of the events'
+# inbox rows (services/notifications/.../service_layer/deferred.py): the clock runs until it is empty.
+PENDING = {"notifications": ("event_plans",)}
 EFFECTS = {
     "notifications": [
         ("notifications planned", "notifications", ""),
@@ -668,7 +672,9 @@ def run_service(service: str, args, run_id: str, admin_url: str, amqp_url: str, 
             if figure.published_seconds is None and _count(producer, "outbox", "WHERE published_at IS NULL") == 0:
                 figure.published_seconds = time.time() - start
             handled = _count(database, "inbox")
-            if handled >= burst.unique:
+            # The inbox row commits with the handler's effects; where a service expands them after
+            # the commit (the notifications' plans of a batch), not before they are all expanded.
+            if handled >= burst.unique and all(_count(database, table) == 0 for table in PENDING.get(service, ())):
                 figure.seconds = time.time() - start
                 figure.worker_cpu = _cpu_seconds(worker.popen.pid) - cpu_before
                 break

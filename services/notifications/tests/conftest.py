@@ -167,9 +167,19 @@ def settings(env):
 
 @pytest.fixture
 def bus(settings, database, amqp_url, bus_names, clock, threads):
-    """The service's consumer on a thread, and `publish(type, data, ...)` for producers' events."""
-    from linli_notifications.definition import handlers
+    """The service's consumer on a thread, with the expander of its batches' plans as the worker
+    runs it, and `publish(type, data, ...)` for producers' events."""
+    from linli_notifications.definition import handlers, plan_queue
 
+    plans = plan_queue(database)
+    if plans is not None:
+        plans.poll_seconds = 0.1  # the thread sees the test's end soon
+
+        def expand(stop):
+            while not stop.is_set():
+                plans.run()
+
+        threads(expand)
     consumer = EventConsumer(
         database,
         messaging.inbox,
@@ -198,10 +208,15 @@ def bus(settings, database, amqp_url, bus_names, clock, threads):
             return event
 
         def handled(self, event):
-            from sqlalchemy import select
+            """Handled, and its notices and deliveries there: its batch's plan expanded."""
+            from sqlalchemy import exists, select
+
+            from linli_notifications.adapters.tables import event_plans
 
             with database.session() as s:
-                return s.scalar(select(messaging.inbox.c.event_id).where(messaging.inbox.c.event_id == event.id))
+                if not s.scalar(select(messaging.inbox.c.event_id).where(messaging.inbox.c.event_id == event.id)):
+                    return False
+                return database.is_sqlite or not s.scalar(select(exists().select_from(event_plans)))
 
     yield Bus()
     connection.close()

@@ -4,7 +4,9 @@ and the worker's loops (delivery, reminders, broadcast planning and retention)."
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import weakref
 from pathlib import Path
 
 from linli_kit.config import ConfigError, Settings
@@ -19,15 +21,30 @@ from linli_notifications.adapters.tables import messaging, metadata, replica
 from linli_notifications.config import build_providers, check_settings, load_config
 from linli_notifications.domain.clock import Clock, system_clock
 from linli_notifications.service_layer.broadcasts import plan_broadcasts
+from linli_notifications.service_layer.deferred import PlanQueue, retry_set_aside, set_aside
 from linli_notifications.service_layer.delivery import Deliverer
 from linli_notifications.service_layer.handlers import fire_due_reminders, has_due_reminders, make_handlers
 from linli_notifications.service_layer.receipts import poll_jpush_receipts
 from linli_notifications.service_layer.recipient import has_stale_devices, prune_stale_devices
 from linli_notifications.service_layer.retention import prune
 
+# One per database (PostgreSQL): the consumer's handlers write plans to it, and the expander
+# timer of the same worker expands them (service_layer/deferred.py).
+_plan_queues: weakref.WeakKeyDictionary[Database, PlanQueue] = weakref.WeakKeyDictionary()
 
-def handlers(settings: Settings, _database: Database, clock: Clock = system_clock) -> dict[str, Handler | BatchHandler]:
-    return {**replica_handlers(replica), **make_handlers(clock, settings.timezone)}
+
+def plan_queue(database: Database) -> PlanQueue | None:
+    """The queue of `database`'s deferred plans; None on SQLite, where batches plan in their own
+    transaction (its writer is alone anyway)."""
+    if database.is_sqlite:
+        return None
+    if database not in _plan_queues:
+        _plan_queues[database] = PlanQueue(database)
+    return _plan_queues[database]
+
+
+def handlers(settings: Settings, database: Database, clock: Clock = system_clock) -> dict[str, Handler | BatchHandler]:
+    return {**replica_handlers(replica), **make_handlers(clock, settings.timezone, plan_queue(database))}
 
 
 def timers(settings: Settings, database: Database, clock: Clock = system_clock) -> list[Timer]:
@@ -61,6 +78,10 @@ def timers(settings: Settings, database: Database, clock: Clock = system_clock) 
         # Phone numbers, receipts and read notices past their retention (service_layer/retention.py).
         Timer("retention", config.retention.interval_seconds, lambda: prune(database, config.retention, clock())),
     ]
+    plans = plan_queue(database)
+    if plans is not None:
+        # Each turn waits for a batch's commit (or the queue's poll) itself: no pause between turns.
+        found.append(Timer("plans", 0.0, plans.run))
     jpush = deliverer.providers.get("jpush")
     if jpush is not None:
         # JPush calls nobody back: its Report API is asked what was received.
@@ -95,6 +116,27 @@ def check_providers(_settings: Settings, _database: Database, args: list[str]) -
         f"linli-notifications: sms via {' > '.join(config.sms_providers)}; push via {', '.join(config.push_providers)}"
     )
     return 0
+
+
+def event_plans(_settings: Settings, database: Database, args: list[str]) -> int:
+    """List the event plans set aside (their expansion kept failing), or give them back to the
+    expander once what failed them is fixed (service_layer/deferred.py)."""
+    parser = argparse.ArgumentParser(
+        prog="linli-notifications plans",
+        description="Event plans set aside after failed expansions: list them, or retry them.",
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="the plans set aside, as JSON lines (id, planned_at, tries, failed_at, error)")
+    retry = sub.add_parser("retry", help="give the plans set aside back to the expander")
+    retry.add_argument("--id", type=int, help="this plan only")
+    parsed = parser.parse_args(args)
+    if parsed.action == "list":
+        for plan in set_aside(database):
+            print(json.dumps(plan, default=str, ensure_ascii=False))
+        return 0
+    count = retry_set_aside(database, parsed.id)
+    print(f"linli-notifications: {count} plan(s) given back to the expander")
+    return 0 if count or parsed.id is None else 1
 
 
 def make_vapid_keys(_settings: Settings, _database: Database, args: list[str]) -> int:
@@ -136,7 +178,7 @@ definition = ServiceDefinition(
     migrations_dir=Path(__file__).parent / "migrations",
     handlers=handlers,
     timers=timers,
-    commands={"providers": check_providers, "vapid-keys": make_vapid_keys},
+    commands={"providers": check_providers, "vapid-keys": make_vapid_keys, "plans": event_plans},
     check_settings=check_settings,
     # A batch of events keeps its intents, rows and snapshots alive until it is planned: without
     # this, collections mid-batch (and full ones over the whole start-up heap) were about a sixth

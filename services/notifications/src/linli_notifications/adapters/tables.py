@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -360,4 +361,49 @@ receipts = Table(
     Column("error_code", String(80), nullable=True),
     Column("received_at", UtcDateTime(), nullable=False),
     UniqueConstraint("provider", "dedup_key", name="uq_receipts_provider_key"),
+)
+
+# The arrays a batch of events' notices and deliveries are made from (service_layer/planning.py,
+# `_PLAN_FROM_GROUPS`), each as its text literal: committed with the batch's inbox rows, and
+# expanded into the rows by `service_layer/deferred.py` on another connection, while the consumer
+# goes on with the next batch. PostgreSQL only (SQLite plans in the batch's own transaction).
+PLAN_ARRAYS = (
+    "source_keys",
+    "source_types",
+    "kinds",
+    "categories",
+    "urgent",
+    "titles",
+    "bodies",
+    "params",
+    "community_ids",
+    "subject_types",
+    "subject_ids",
+    "abouts",
+    "locales",
+    "batch_keys",
+    "expires",
+    "decided",
+    "channels",
+    "states",
+    "reasons",
+    "not_before",
+    "finished",
+    "ids",
+    "user_ids",
+    "phones",
+    "groups",
+)
+event_plans = Table(
+    "event_plans",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("planned_at", UtcDateTime(), nullable=False),  # the rows' created_at
+    # Whether rows of the plan may collide (two intents of one source): then inserted in order.
+    Column("ordered", Boolean, nullable=False),
+    *(Column(name, Text, nullable=False) for name in PLAN_ARRAYS),
+    # Expansions that failed with an error retrying cannot fix; set aside (skipped) at the last try.
+    Column("tries", SmallInteger, server_default="0", nullable=False),
+    Column("failed_at", UtcDateTime(), nullable=True),
+    Column("error", Text, nullable=True),
 )

@@ -40,6 +40,7 @@ from linli_notifications.domain.access import COMMUNITY, PRIVATE, Subject
 from linli_notifications.domain.clock import Clock
 from linli_notifications.domain.model import Category, Intent
 from linli_notifications.domain.templates import shorten
+from linli_notifications.service_layer.deferred import PlanQueue
 from linli_notifications.service_layer.issue_book import ActivityMembers, IssueBook, NewMeetings
 from linli_notifications.service_layer.planning import plan, plan_code, plan_many, stable_id
 
@@ -75,9 +76,12 @@ def _utc_iso(value: datetime) -> str:
 
 
 class Rules:
-    def __init__(self, clock: Clock, city_timezone: str) -> None:
+    def __init__(self, clock: Clock, city_timezone: str, plans: PlanQueue | None = None) -> None:
         self.clock = clock
         self.tz = city_timezone
+        # Given (PostgreSQL), a batch's notices and deliveries are inserted after its commit by the
+        # queue's expander (service_layer/deferred.py), but those of reminders.
+        self.plans = plans
         # While a batch of events is handled, intents are gathered here and planned together.
         self._gathered: list[Intent] | None = None
         # For each gathered intent, who may read the issues it is about as they were when it was
@@ -201,7 +205,15 @@ class Rules:
     def _plan_gathered(self, session: Session) -> None:
         self._flush_books(session)  # planning reads who may see the intents' subjects
         if self._gathered:
-            plan_many(session, self._gathered, self.clock(), self.tz, seen=self._seen)
+            plans = self.plans
+            if plans is not None and not any(_is_reminder(i.source_type) for i in self._gathered):
+                plan_many(session, self._gathered, self.clock(), self.tz, seen=self._seen, defer=plans.defer)
+            else:
+                # Reminders are inserted now: a later change of their subject expires them. What was
+                # planned before them goes in first, as the rows that collide keep the first.
+                if plans is not None:
+                    plans.expand_pending(session)
+                plan_many(session, self._gathered, self.clock(), self.tz, seen=self._seen)
         self._gathered, self._seen, self._gathered_subjects = [], [], set()
 
     def _lookup(self, key: tuple, find: Callable[[], Any]) -> Any:
@@ -277,6 +289,8 @@ class Rules:
             if intent.subject_type and intent.subject_id and _is_reminder(intent.source_type):
                 self._gathered_subjects.add((intent.subject_type, intent.subject_id))
         else:
+            if self.plans is not None:
+                self.plans.expand_pending(session)  # what was planned before goes in first
             plan(session, intent, self.clock(), self.tz)
 
     # --- accounts -----------------------------------------------------------------------------
@@ -1226,5 +1240,7 @@ def fire_due_reminders(session: Session, clock: Clock, city_timezone: str, limit
     return len(due)
 
 
-def make_handlers(clock: Clock, city_timezone: str) -> dict[str, Handler | BatchHandler]:
-    return Rules(clock, city_timezone).handlers()
+def make_handlers(
+    clock: Clock, city_timezone: str, plans: PlanQueue | None = None
+) -> dict[str, Handler | BatchHandler]:
+    return Rules(clock, city_timezone, plans).handlers()

@@ -11,12 +11,12 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 from linli_kit.errors import Invalid
@@ -81,11 +81,14 @@ def plan_many(
     city_timezone: str,
     *,
     seen: Sequence[Mapping[tuple[str, str], Subject | None] | None] | None = None,
+    defer: Callable[[Session, dict[str, Any]], None] | None = None,
 ) -> int:
     """Plan several intents with one look-up of their recipients and one write: one statement on
     PostgreSQL (`insert_groups`), one insert per table on SQLite (`insert_rows`).
     `seen`, when given, holds for each intent the subjects it is about as they were when it was
-    made (see `only_readers`), or None to read them now."""
+    made (see `only_readers`), or None to read them now. `defer`, when given (PostgreSQL only),
+    is handed the statement's values instead of running it (see `service_layer/deferred.py`);
+    the rows are then inserted later, and 0 is returned."""
     intents = only_readers(session, intents, seen)
     everyone = sorted({u for intent in intents for u in intent.user_ids})
     if not everyone:
@@ -93,7 +96,12 @@ def plan_many(
     found = repository.load_recipients(session, everyone, city_timezone)
     prefs = repository.load_preferences(session, everyone)
     if session.get_bind().dialect.name == "postgresql":
-        return insert_groups(session, intents, found, prefs, now)
+        if defer is None:
+            return insert_groups(session, intents, found, prefs, now)
+        values = group_values(intents, found, prefs, now)
+        if values is not None:
+            defer(session, values)
+        return 0
     return insert_rows(session, intents, found, prefs, now)
 
 
@@ -114,9 +122,12 @@ def insert_rows(
 # the groups' values and the recipients' ids and phones go as arrays (one text literal each), and
 # PostgreSQL makes the rows by joining each recipient to its group and its group's decisions. The
 # rows come out in the order `build_rows` makes them (`ORDER BY` the ordinals), so that where two
-# rows of a batch collide the first is kept, as row by row. The notices are inserted by the
-# data-modifying CTE, which runs to completion whether or not it is read. A group's JSON values are
-# parsed once, in `grp` (read twice, so computed once), not once for each row made from it.
+# rows of a batch collide the first is kept, as row by row. Rows collide only where two intents
+# share a source key (an intent names each user once, and each channel once): a batch without such
+# a pair is inserted unordered (`_PLAN_FROM_GROUPS_UNORDERED`), saving PostgreSQL the sorts. The
+# notices are inserted by the data-modifying CTE, which runs to completion whether or not it is
+# read. A group's JSON values are parsed once, in `grp` (read twice, so computed once), not once
+# for each row made from it.
 _PLAN_FROM_GROUPS = (
     "WITH grp AS (SELECT g.*, CAST(g.params AS JSON) AS params_json, CAST(g.about AS JSON) AS about_json "
     "FROM unnest(CAST(%(source_keys)s AS VARCHAR[]), CAST(%(source_types)s AS VARCHAR[]), "
@@ -148,6 +159,9 @@ _PLAN_FROM_GROUPS = (
     "WITH ORDINALITY AS d(g, channel, state, reason, not_before, finished_at, n) ON d.g = u.g "
     "ORDER BY u.n, d.n ON CONFLICT (key) DO NOTHING"
 )
+_PLAN_FROM_GROUPS_UNORDERED = _PLAN_FROM_GROUPS.replace(" ORDER BY u.n, d.n ", " ").replace(" ORDER BY u.n ", " ")
+# By whether the rows go in in order (`group_values`' "ordered").
+PLAN_STATEMENTS = {True: _PLAN_FROM_GROUPS, False: _PLAN_FROM_GROUPS_UNORDERED}
 
 
 def insert_groups(
@@ -156,6 +170,21 @@ def insert_groups(
     """What `insert_rows` inserts, on PostgreSQL in one statement of fixed text (`_PLAN_FROM_GROUPS`):
     one decision and one rendering per group of an intent's recipients told alike, and no dict,
     JSON or COPY line per row; the number of deliveries inserted."""
+    values = group_values(intents, found, prefs, now)
+    return 0 if values is None else insert_planned(session.connection(), values)
+
+
+def insert_planned(connection: Connection, values: dict[str, Any]) -> int:
+    """Run `_PLAN_FROM_GROUPS` with the values `group_values` made (in order where rows of the plan
+    may collide); the number of deliveries inserted."""
+    return max(connection.exec_driver_sql(PLAN_STATEMENTS[values["ordered"]], values).rowcount, 0)
+
+
+def group_values(
+    intents: list[Intent], found: dict[str, Recipient], prefs: dict[str, dict], now: datetime
+) -> dict[str, Any] | None:
+    """The values of `_PLAN_FROM_GROUPS` for `intents` (each array as its text literal, the names of
+    `tables.PLAN_ARRAYS`), with `now` and `ordered`; None when nobody is to be told."""
     group_columns: dict[str, list[Any]] = {name: [] for name in _GROUP_COLUMNS}
     decided: dict[str, list[Any]] = {name: [] for name in _DECISION_COLUMNS}
     ids: list[str] = []
@@ -205,7 +234,7 @@ def insert_groups(
             phones.append(recipient.phone)
             numbers.append(number)
     if not ids:
-        return 0
+        return None
     values: dict[str, Any] = {name: repository.text_array(column) for name, column in (group_columns | decided).items()}
     values |= {
         "ids": repository.text_array(ids),
@@ -213,8 +242,10 @@ def insert_groups(
         "phones": repository.text_array(phones),
         "groups": "{" + ",".join(numbers) + "}",
         "now": now,
+        # Rows collide only where two intents share a source key: then they go in in order.
+        "ordered": len({intent.source_key for intent in intents}) != len(intents),
     }
-    return max(session.connection().exec_driver_sql(_PLAN_FROM_GROUPS, values).rowcount, 0)
+    return values
 
 
 # `json.dumps(value, ensure_ascii=False)`, with one encoder: `dumps` makes an encoder for each call
