@@ -5,7 +5,9 @@ their cells run together."""
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,238 @@ def test_the_search_box_is_as_wide_and_clear_as_the_other_fields(browser) -> Non
     finally:
         page.close()
     assert sizes[0] == sizes[1]
+
+
+# --- a second first use: following one's community, "Me too" and the follow button, a pending
+# sign-in, Chinese punctuation, the header and tabs of a phone with English and larger text ---------
+
+COMMUNITY = "22222222-2222-4222-8222-222222222222"  # the stub's resident's community
+
+
+def _follows(stub, found: list[dict], *, refuse: int | None = None) -> list[dict]:
+    """The stub's follows: listed as `found`; a POST is kept (or refused with `refuse`)."""
+    posted: list[dict] = []
+    plain = stub.route
+
+    def route(method, path, raw, headers):
+        if path.split("?")[0] == "/api/v1/notifications/follows":
+            if method == "POST":
+                posted.append(json.loads(raw))
+                if refuse:
+                    body = {"error": {"status": refuse, "code": "forbidden",
+                                      "message": "you can only follow communities in your scope"}}  # fmt: skip
+                    return refuse, body, {}
+                return 201, {**posted[-1], "reason": "followed"}, {}
+            return 200, found, {}
+        return plain(method, path, raw, headers)
+
+    stub.route = route
+    return posted
+
+
+def test_the_follows_page_offers_the_residents_own_community_and_follows_it(client, stub) -> None:
+    posted = _follows(stub, [])
+    sign_in(client)
+    html = client.get("/me/follows", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "关注本社区" in html and "Xihu Community 西湖社区" in html
+    assert f'name="community_id" value="{COMMUNITY}"' in html
+    response = client.post("/me/follows/community", data={"csrf_token": csrf_of(html), "community_id": COMMUNITY})
+    assert response.status_code == 303 and response.headers["Location"] == "/me/follows"
+    assert posted == [{"target_type": "community", "target_id": COMMUNITY}]
+    page = client.get("/me/follows", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "您已关注本社区" in page
+
+
+def test_a_followed_community_is_named_and_not_offered_again(client, stub) -> None:
+    _follows(stub, [{"target_type": "community", "target_id": COMMUNITY, "reason": "followed"}])
+    sign_in(client)
+    html = client.get("/me/follows", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "关注本社区" not in html
+    assert re.search(r"<li class=\"card\"><p>Xihu Community 西湖社区</p>", html), html
+    home = client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "关注本社区" not in home
+
+
+def test_the_platforms_refusal_to_follow_a_community_is_shown(client, stub) -> None:
+    _follows(stub, [], refuse=403)
+    sign_in(client)
+    token = csrf_of(client.get("/me/follows").get_data(as_text=True))
+    other = "55555555-5555-4555-8555-555555555555"
+    client.post("/me/follows/community", data={"csrf_token": token, "community_id": other})
+    html = client.get("/me/follows", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "无法关注这个社区：you can only follow communities in your scope" in html
+    assert "您已关注本社区" not in html
+
+
+def test_home_invites_a_resident_to_follow_their_community_until_they_do_or_say_not_now(client, stub) -> None:
+    posted = _follows(stub, [])
+    sign_in(client)
+    home = client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "及时了解社区的会议" in home and "关注本社区" in home
+    assert posted == []  # an invitation: nothing is followed for them
+    response = client.post(
+        "/me/follows/community", data={"csrf_token": csrf_of(home), "community_id": COMMUNITY, "next": "/"}
+    )
+    assert response.headers["Location"] == "/" and len(posted) == 1
+    client.post("/me/follows/community/later", data={"csrf_token": csrf_of(home)})
+    assert "及时了解社区的会议" not in client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+
+
+def _issue(stub, **fields) -> None:
+    plain = stub.route
+
+    def route(method, path, raw, headers):
+        if method == "GET" and path.split("?")[0] == f"/api/v1/issues/{ISSUE}":
+            return 200, {"id": ISSUE, "title": "Wall", "description": "Tiles fall", "status": "accepted",
+                         "category": "safety_hazard", "urgency": "normal", "tier": "community",
+                         "reporter_id": "someone-else", "supporter_count": 1, "supported_by_me": False,
+                         "created_at": "2026-12-01T08:00:00Z", **fields}, {}  # fmt: skip
+        return plain(method, path, raw, headers)
+
+    stub.route = route
+
+
+def test_me_too_by_htmx_turns_the_follow_button_to_following(client, stub) -> None:
+    _issue(stub)
+    _supporters(stub, count=2)
+    sign_in(client)
+    page = client.get(f"/issues/{ISSUE}", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert re.search(rf'<form id="follow-{ISSUE}"[^>]*>\s*<input[^>]*>\s*<button class="button secondary">关注', page)
+    html = client.post(
+        f"/issues/{ISSUE}/support", data={"csrf_token": csrf_of(page)}, headers={"HX-Request": "true"}
+    ).get_data(as_text=True)
+    control = re.search(rf'<form id="follow-{ISSUE}"[^>]*hx-swap-oob="true">(.*?)</form>', html, re.S)
+    assert control and 'name="stop" value="1"' in control.group(1), html
+
+
+def test_me_too_without_javascript_shows_the_issue_followed(client, stub) -> None:
+    # Supporting follows the issue by an event: the follows the page reads may not have it yet.
+    _issue(stub)
+    _supporters(stub, count=2)
+    sign_in(client)
+    token = csrf_of(client.get(f"/issues/{ISSUE}").get_data(as_text=True))
+    response = client.post(f"/issues/{ISSUE}/support", data={"csrf_token": token})
+    assert response.status_code == 303
+    html = client.get(f"/issues/{ISSUE}", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert re.search(rf'<form id="follow-{ISSUE}"[^>]*>\s*<input[^>]*>\s*<input type="hidden" name="stop"', html)
+    # Once: a later visit reads the follows as they are.
+    again = client.get(f"/issues/{ISSUE}").get_data(as_text=True)
+    assert 'name="stop"' not in again
+
+
+def test_a_pending_sign_in_is_told_it_waits_for_approval(client, stub) -> None:
+    plain = stub.route
+
+    def route(method, path, raw, headers):
+        if path == "/api/v1/auth/login":
+            body = {"error": {"status": 403, "code": "pending_approval", "message": "awaiting approval"}}
+            return 403, body, {}
+        return plain(method, path, raw, headers)
+
+    stub.route = route
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"csrf_token": token, "phone": "13900000007", "password": "x" * 10})
+    assert response.status_code == 302
+    html = client.get(response.headers["Location"], headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "<h1>您的账号正在等待社区审核</h1>" in html
+    assert "您暂时还不能登录" in html and "审核通过前，登录会回到这个页面" in html
+    assert "您已完成注册" not in html
+
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "src" / "linli_web" / "templates"
+
+
+def test_no_template_puts_half_width_brackets_or_a_space_after_a_colon_around_a_message() -> None:
+    # "已到会 (凭码签到)", "方案： …": brackets and the gap after a colon depend on the language.
+    found = []
+    for path in sorted(TEMPLATES.rglob("*.html")):
+        text = path.read_text()
+        found += [f"{path.name}: {m.group(0)}" for m in re.finditer(r" \(\{\{[^}]*\}\}\)", text)]
+        found += [f"{path.name}: {m.group(0)}" for m in re.finditer(r':"\) \}\}(?:</strong>|</dt>)? [{<]', text)]
+    assert not found, found
+
+
+def test_chinese_brackets_and_colons_are_full_width_without_spaces(app) -> None:
+    from linli_web.i18n import aside, bracketed
+    from linli_web.viewmodels.issues import timeline_entry
+
+    decision = {"kind": "decision", "body": "修文化墙", "created_at": "2026-12-01T08:00:00Z",
+                "data": {"outcome": "adopted", "votes_for": 1, "votes_against": 0}}  # fmt: skip
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert bracketed("凭码签到") == "（凭码签到）" and str(aside("<b>")) == "（&lt;b&gt;）"
+        assert timeline_entry(decision).detail == "修文化墙（赞成 1，反对 0）"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert bracketed("by code") == " (by code)"
+        assert timeline_entry(decision).detail == "修文化墙 (1 for, 0 against)"
+
+
+def test_the_issue_page_puts_no_space_after_a_chinese_colon(client, stub) -> None:
+    _issue(stub, resolution_plan="更换瓷砖")
+    sign_in(client)
+    html = client.get(f"/issues/{ISSUE}", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "<strong>方案：</strong>更换瓷砖" in html
+    english = client.get(f"/issues/{ISSUE}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "<strong>Plan:</strong> 更换瓷砖" in english
+
+
+@pytest.fixture
+def served(app):
+    """The app on the stub gateway, served over HTTP for the browser."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+LAYOUT = """() => {
+  const lines = e => { const r = document.createRange(); r.selectNodeContents(e);
+    return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size };
+  const box = s => document.querySelector(s).getBoundingClientRect();
+  const brand = box('.brand'), middle = b => (b.top + b.bottom) / 2;
+  const community = document.querySelector('.community');
+  return {
+    overflow: document.documentElement.scrollWidth,
+    tabs: [...document.querySelectorAll('nav.tabs a')].map(a => [a.textContent.trim(), lines(a)]),
+    beside: ['.search-link', '.inbox-link'].every(s => middle(box(s)) > brand.top && middle(box(s)) < brand.bottom),
+    community: [community.textContent, community.scrollWidth <= community.clientWidth],
+  }
+}"""
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_header_and_tabs_fit_a_390_px_phone_with_larger_text(browser, served, lang, tmp_path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        context.add_cookies(
+            [
+                {"name": "linli_lang", "value": lang, "url": served},
+                {"name": "linli_text", "value": "large", "url": served},
+            ]
+        )
+        page = context.new_page()
+        page.goto(served + "/login")
+        page.fill("#phone", "13900000007")
+        page.fill("#password", "right-password")
+        page.locator("main form button.button").first.click()
+        page.wait_for_url(served + "/")
+        page.screenshot(path=str(tmp_path / f"home-390-{lang}-large.png"))
+        found = page.evaluate(LAYOUT)
+    finally:
+        context.close()
+    assert found["overflow"] <= 390
+    assert all(n == 1 for _text, n in found["tabs"]), found["tabs"]  # "My issues" went onto two lines
+    assert found["beside"]  # the inbox fell onto a line of its own
+    assert found["community"] == ["Xihu Community 西湖社区", True]  # it was cut to "Xihu Co…"
+
+
+def test_staff_are_not_invited_on_their_home_page(client, stub) -> None:
+    # They plan the community's meetings; the follows page still offers them the community.
+    _follows(stub, [])
+    stub.user = {**stub.user, "role": "community_staff"}
+    sign_in(client)
+    assert "及时了解社区的会议" not in client.get("/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "关注本社区" in client.get("/me/follows", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
 
+from linli_demo.client import Session
 from linli_demo.story import PASSWORD
 from linli_kit.testing.waiting import eventually
 
@@ -339,3 +341,87 @@ def test_a_full_activity_has_a_waiting_list_and_a_meeting_is_joined_by_its_qr_co
         if p["user_id"] == stack.city.person("li_yumei").id
     ]
     assert me["checked_in_at"] and me["check_in_method"] == "code"
+
+
+def test_a_new_resident_waits_for_approval_then_follows_their_community_and_hears_of_its_meetings(stack, pages):
+    """From a first use: signing in before approval thanked the person for signing up again, and a
+    new resident had no way to follow their community, so its public meetings never reached them."""
+    phone, name = "13698765432", "Chen Li 陈丽"
+    tap = stack.tap()
+    try:
+        page = pages.open()
+        page.goto("/signup")
+        page.fill("#phone", phone)
+        page.get_by_role("button", name="发送验证码").click()
+        page.wait_for_url(re.compile(r"/signup/details$"))
+        page.fill("#code", tap.code_for(phone))
+        page.fill("#display_name", name)
+        page.fill("#password", "neighbour-2026")
+        page.select_option("#community_id", label="Shangpinyuan Community 尚品苑社区")
+        page.get_by_role("button", name="注册").click()
+        page.wait_for_url(re.compile(r"/signup/waiting$"))
+    finally:
+        tap.close()
+
+    # Before approval, signing in says plainly what it waits for.
+    page.goto("/login")
+    page.fill("#phone", phone)
+    page.fill("#password", "neighbour-2026")
+    page.locator("main form button.button").first.click()
+    page.wait_for_url(re.compile(r"/signup/waiting\?pending=1$"))
+    check(pages, page)
+    assert page.locator("h1").inner_text() == "您的账号正在等待社区审核"
+    assert "审核通过前，登录会回到这个页面" in page.content()
+
+    staff = stack.city.person("staff_shangpinyuan")
+    [user] = [u for u in staff.get("/api/v1/auth/users", params={"status": "pending"}) if u["display_name"] == name]
+    staff.post(f"/api/v1/auth/users/{user['id']}/approve")
+
+    # Approved, the home page invites them to follow their community: one button, their choice.
+    sign_in(pages, page, phone, "neighbour-2026", axe=False)
+    invitation = page.locator("section", has_text="及时了解社区的会议")
+    assert invitation.count() == 1
+    check(pages, page)
+    invitation.get_by_role("button", name="关注本社区").click()
+    page.wait_for_url(re.compile(r"/$"))
+    assert "您已关注本社区" in page.content()
+    assert page.locator("section", has_text="及时了解社区的会议").count() == 0
+    resident = Session(stack.url).login(phone, "neighbour-2026")
+    community = stack.city.communities["shangpinyuan"]
+    assert [(f["target_type"], f["target_id"]) for f in resident.get("/api/v1/notifications/follows")] == [
+        ("community", community)
+    ]
+    page.goto("/me/follows")
+    check(pages, page)
+    assert page.locator("li.card", has_text="Shangpinyuan Community 尚品苑社区").count() == 1
+    assert page.get_by_role("button", name=re.compile("关注本社区")).count() == 0
+
+    # Another community is not theirs to follow: the notifications service refuses, and the page says so.
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    refused = page.request.post(
+        "/me/follows/community",
+        form={"csrf_token": token, "community_id": stack.city.communities["xihu"]},
+    )
+    assert refused.ok and "无法关注这个社区" in refused.text()
+    assert len(resident.get("/api/v1/notifications/follows")) == 1
+
+    # Staff plan a public meeting of the community: the new resident, invited or not, is told.
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    title = "楼道堆物怎么清 Clearing the stairwells"
+    meeting = staff.post(
+        "/api/v1/meetings/",
+        {"community_id": community, "meeting_type": "round_table", "title": title, "place": "Community hall",
+         "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()},
+    )  # fmt: skip
+    [told] = eventually(
+        lambda: [
+            n
+            for n in resident.get("/api/v1/notifications/")
+            if (n["kind"], n["subject_type"], n["subject_id"]) == ("meeting.scheduled", "meeting", meeting["id"])
+        ],
+        timeout=60,
+        interval=0.5,
+        what="the notice of the community's meeting",
+    )
+    page.goto("/inbox")
+    assert told["title"] in page.content()

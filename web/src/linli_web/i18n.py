@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, has_request_context, request
 from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale, get_timezone, lazy_gettext
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 LOCALES = {"zh": "zh-CN", "en": "en"}  # Babel's name -> the HTML lang / the API's locale
 DEFAULT_LOCALE = "zh"
@@ -98,6 +99,27 @@ def day(value: Any) -> str:
         return format_date(date.fromisoformat(str(value)[:10]), "medium")
     except ValueError:
         return str(value)
+
+
+def _chinese() -> bool:
+    return has_request_context() and str(get_locale()) != "en"
+
+
+def bracketed(text: str) -> str:
+    """A remark in brackets after what it qualifies: " (by code)" in English, "（凭码签到）" in Chinese
+    (full-width brackets, no space before them). Plain text, for a view model's strings."""
+    return f"（{text}）" if _chinese() else f" ({text})"
+
+
+def aside(text: Any) -> Markup:
+    """`bracketed` in a template: the text escaped unless it is markup already (a translated message)."""
+    return Markup("（{}）" if _chinese() else " ({})").format(text)
+
+
+def after_colon() -> str:
+    """What follows a label ending with a colon ("Plan:" / "方案："): a space in English; nothing in
+    Chinese, whose full-width colon carries its own room."""
+    return "" if _chinese() else " "
 
 
 def number(value: Any) -> str:
@@ -251,7 +273,7 @@ def install(app: Flask, timezone: str) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = "translations"
     Babel(app, locale_selector=select_locale)
     env = app.jinja_env
-    env.globals.update(html_lang=html_lang, get_locale=get_locale, label=label)
+    env.globals.update(html_lang=html_lang, get_locale=get_locale, label=label, aside=aside, after_colon=after_colon)
     env.filters.update(when=when, span=span, day=day, number=number)
     for name, table in {
         "ISSUE_STATUS": ISSUE_STATUS,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from linli_web.auth import login_required
+from linli_web.auth import current_user, login_required, safe_next
 from linli_web.gateway_client import ApiError
+from linli_web.viewmodels.follows import FOLLOWS_PAGE, community_offers, followed_communities
 from linli_web.viewmodels.inbox import CHANNELS, preference_rows, quiet_values, take_preferences
 
 bp = Blueprint("account", __name__, url_prefix="/me")
@@ -94,16 +95,25 @@ def alerts() -> Any:
     return jsonify(ok=True, message=_("Alerts are on for this device.")), 201
 
 
+def _community_names(community_ids: list[str]) -> dict[str, str | None]:
+    """The directory's name of each community (None where it did not answer: the page still works)."""
+    found = g.api.gather(*[lambda a, c=c: a.get(f"/api/v1/directory/communities/{c}") for c in community_ids])
+    return {c: (f.get("name") if isinstance(f, dict) else None) for c, f in zip(community_ids, found, strict=True)}
+
+
 @bp.get("/follows")
 @login_required
 def follows() -> Any:
-    found = g.api.get("/api/v1/notifications/follows")
+    found = g.api.get("/api/v1/notifications/follows", page_size=FOLLOWS_PAGE)
     paths = {"issue": "/api/v1/issues/{}", "meeting": "/api/v1/meetings/{}"}
     wanted = [f for f in found if f["target_type"] in paths][:30]
     details = g.api.gather(*[lambda a, f=f: a.get(paths[f["target_type"]].format(f["target_id"])) for f in wanted])
     titles = {
         f["target_id"]: d.get("title") for f, d in zip(wanted, details, strict=True) if not isinstance(d, ApiError)
     }
+    community_ids = list((current_user() or {}).get("community_ids") or [])
+    names = _community_names(list(dict.fromkeys(community_ids + sorted(followed_communities(found)))))
+    titles.update({c: n for c, n in names.items() if n})
     kinds = {"issue": _("Issue"), "meeting": _("Meeting"), "community": _("Community")}
     reasons = {"reporter": _("you reported it"), "supporter": _("you support it")}
     rows = []
@@ -122,7 +132,36 @@ def follows() -> Any:
                 "href": href,
             }
         )
-    return render_template("account/follows.html", rows=rows)
+    return render_template("account/follows.html", rows=rows, offers=community_offers(community_ids, found, names))
+
+
+@bp.post("/follows/community")
+@login_required
+def follow_community() -> Any:
+    """Follow one of the person's communities: its public meetings and activities reach them. The
+    notifications service decides whose community it is (a resident, their own) and says why not."""
+    back_to = safe_next(request.form.get("next"), url_for("account.follows"))
+    community_id = request.form.get("community_id", "")
+    try:
+        g.api.post("/api/v1/notifications/follows", {"target_type": "community", "target_id": community_id})
+    except ApiError as error:
+        if error.unavailable or error.status == 401:
+            raise
+        if error.status != 409:  # 409: followed already, which is what the person asked for
+            flash(_("You could not follow this community: %(why)s", why=error.message), "error")
+            return redirect(back_to, code=303)
+    session.pop("community_invitation_later", None)
+    flash(_("You follow your community: you will be told of its public meetings and activities."), "success")
+    return redirect(back_to, code=303)
+
+
+@bp.post("/follows/community/later")
+@login_required
+def community_later() -> Any:
+    """'Not now' to the home page's invitation: not asked again in this session (the follows page
+    still offers it)."""
+    session["community_invitation_later"] = True
+    return redirect(url_for("home.index"), code=303)
 
 
 @bp.post("/follows/stop")

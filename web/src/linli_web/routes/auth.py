@@ -38,7 +38,7 @@ def login() -> Any:
                 answer = _post("/api/v1/auth/login", {"phone": phone, "password": password})
             except ApiError as error:
                 if error.code == "pending_approval":
-                    return redirect(url_for("auth.waiting"))
+                    return redirect(url_for("auth.waiting", pending=1))
                 if error.status in (401, 404, 422):
                     form.error("phone", _("The phone number or password is not right"))
                 else:
@@ -93,7 +93,7 @@ def code_login_enter() -> Any:
                 answer = _post("/api/v1/auth/login", {"phone": phone, "code": code})
             except ApiError as error:
                 if error.code == "pending_approval":
-                    return redirect(url_for("auth.waiting"))
+                    return redirect(url_for("auth.waiting", pending=1))
                 if error.status in (401, 404, 422):
                     form.error("code", _("That code is not right or has expired: check it, or ask for a new one."))
                 else:
@@ -181,7 +181,11 @@ def signup_details() -> Any:
 
 @bp.get("/signup/waiting")
 def waiting() -> Any:
-    return render_template("auth/waiting.html", name=session.get("signup_name"))
+    """After signing up; or a sign-in refused while staff have not approved the account yet (`pending`):
+    that person is told plainly they are waiting, not thanked again for signing up."""
+    return render_template(
+        "auth/waiting.html", name=session.get("signup_name"), pending=request.args.get("pending") == "1"
+    )
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
@@ -216,7 +220,7 @@ def reset() -> Any:
                 answer = _post("/api/v1/auth/login", {"phone": phone, "password": password})
             except ApiError as error:
                 if error.code == "pending_approval":
-                    return redirect(url_for("auth.waiting"))
+                    return redirect(url_for("auth.waiting", pending=1))
                 if error.status in (401, 404, 422):
                     form.error("code", _("That code is not right or has expired: check it, or ask for a new one."))
                 else:

@@ -58,6 +58,11 @@ def show(issue_id: Any) -> Any:
         photos=[] if isinstance(photos, ApiError) else photos,
         follows=[] if isinstance(follows, ApiError) else follows,
     )
+    if session.get("just_supported") == issue_id:
+        # Supporting follows the issue, by an event the notifications service may not have taken
+        # yet: the page just after "Me too" shows the follow it is about to have.
+        session.pop("just_supported")
+        detail.following = True
     form = Form({"rating": "", "comment": "", "reason": ""})
     return render_template("issues/show.html", d=detail, form=form, sent=request.args.get("sent") == "1")
 
@@ -100,6 +105,7 @@ def support(issue_id: Any) -> Any:
             supporter_count=supporter_count,
         )
     if ok:
+        session["just_supported"] = issue_id
         flash(_("Thank you: your support is counted, and you will be told of its progress."), "success")
     return redirect(url_for("issues.show", issue_id=issue_id), code=303)
 

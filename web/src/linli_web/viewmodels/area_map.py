@@ -12,6 +12,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
+from linli_web.i18n import bracketed
 
 WALK_MINUTES = 15
 # The issues API gives at most this many in one page; more overdue issues are counted, not placed.
@@ -75,7 +76,7 @@ class AreaMap:
 
 
 def _marker_text(place: CompoundPlace, community: str) -> str:
-    parts = [f"{place.name} ({community})"]
+    parts = [f"{place.name}{bracketed(community)}"]
     if place.overdue:
         parts.append(ngettext("%(num)d overdue issue", "%(num)d overdue issues", place.overdue))
     if place.covered is False:

@@ -32,6 +32,7 @@ class HomePage:
     decisions: list[Decision] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # parts the platform could not give just now
+    invitation: bool = False  # ask the person to follow their community (they do not yet)
 
 
 def upcoming(items: list[dict[str, Any]], now: datetime, limit: int = 3) -> list[dict[str, Any]]:

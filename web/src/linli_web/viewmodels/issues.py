@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_babel import gettext as _
-from linli_web.i18n import ISSUE_STATUS, OUTCOME, TIER, label, parse_instant
+from linli_web.i18n import ISSUE_STATUS, OUTCOME, TIER, bracketed, label, parse_instant
 
 OPEN = ("reported", "accepted", "deliberating", "resolving")
 
@@ -75,7 +75,7 @@ def timeline_entry(entry: dict[str, Any]) -> TimelineEntry | None:
             **{"for": data.get("votes_for", 0), "against": data.get("votes_against", 0)},
         )
         text = _("Decision: %(outcome)s", outcome=label(OUTCOME, data.get("outcome")))
-        return TimelineEntry(at, kind, text, f"{body} ({votes})", data.get("meeting_id"))
+        return TimelineEntry(at, kind, text, f"{body}{bracketed(votes)}", data.get("meeting_id"))
     if kind == "escalation":
         return TimelineEntry(at, kind, _("Passed up to: %(tier)s", tier=label(TIER, data.get("to"))), body)
     if kind == "assignment":
