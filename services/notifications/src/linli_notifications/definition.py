@@ -33,10 +33,11 @@ from linli_notifications.service_layer.retention import prune
 _plan_queues: weakref.WeakKeyDictionary[Database, PlanQueue] = weakref.WeakKeyDictionary()
 
 
-def plan_queue(database: Database) -> PlanQueue | None:
+def plan_queue(database: Database | None) -> PlanQueue | None:
     """The queue of `database`'s deferred plans; None on SQLite, where batches plan in their own
-    transaction (its writer is alone anyway)."""
-    if database.is_sqlite:
+    transaction (its writer is alone anyway), and without a database (the handlers only listed, as
+    deploy/k8s/generate.py lists the routing keys each queue binds)."""
+    if database is None or database.is_sqlite:
         return None
     if database not in _plan_queues:
         _plan_queues[database] = PlanQueue(database)
