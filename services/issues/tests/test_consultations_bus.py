@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -285,3 +286,58 @@ def test_an_action_item_update_through_the_bus_moves_the_issue_once_all_are_done
     )
     assert body["follow_up"] == {"action_items": 2, "done": 2}
     assert body["resolution_summary"] == "Pump installed and drain cleared"
+
+
+def test_what_a_meeting_does_to_an_issue_reads_in_the_language_of_the_answer(
+    client, tokens, report, worker, send, database
+):
+    """The reason the service writes when a meeting takes the issue up (and when a decision moves
+    it) is worded for the reader: Chinese by default, English on request; the event carries the
+    English, as it always has."""
+    wall, _ = report()
+    community = tokens.d.community_a1
+    staff = tokens.staff()
+    url = f"/{wall['id']}"
+    title = "北门文化墙议事会"
+    send(
+        "meetings.agenda_item.added",
+        {
+            "meeting_id": str(uuid.UUID(int=41)),
+            "community_id": community,
+            "meeting_type": "round_table",
+            "title": title,
+            "starts_at": START,
+            "item_id": str(uuid.uuid4()),
+            "issue_id": wall["id"],
+        },
+        community,
+    )
+    eventually(lambda: client.get(url, headers=staff).get_json()["status"] == "deliberating", what="on the agenda")
+
+    def moves(language: str) -> list[dict]:
+        timeline = client.get(f"{url}/updates", headers=staff | {"Accept-Language": language}).get_json()
+        return [e for e in timeline if e["kind"] == "status"]
+
+    [in_chinese] = moves("zh-CN")
+    assert in_chinese["body"] == f"已列入会议议程：{title}"
+    assert in_chinese["data"]["message"] == {"id": "on the agenda of {title}", "params": {"title": title}}
+    [in_english] = moves("en")
+    assert in_english["body"] == f"on the agenda of {title}"
+    with database.session() as s:
+        outbox = messaging.outbox
+        payloads = s.scalars(select(outbox.c.payload).where(outbox.c.event_type == "issues.issue.status_changed"))
+        [moved] = [d for d in (json.loads(p)["data"] for p in payloads) if d["issue_id"] == wall["id"]]
+    assert moved["reason"] == f"on the agenda of {title}"
+
+    # A decision to resolve a reported issue takes it through `accepted`, decided at a meeting.
+    lamp, _ = report(title="North gate street lamp is out", description="Dark at night.", urgency="normal")
+    send(
+        "meetings.decision.recorded",
+        decision(community, [lamp["id"]], "resolve", number=41, motion="路灯已修好"),
+        community,
+    )
+    eventually(lambda: client.get(f"/{lamp['id']}", headers=staff).get_json()["status"] == "resolved", what="resolved")
+    timeline = client.get(f"/{lamp['id']}/updates", headers=staff | {"Accept-Language": "zh"}).get_json()
+    assert [e["body"] for e in timeline if e["kind"] == "status"] == ["会议已作出决定", "路灯已修好"]
+    timeline = client.get(f"/{lamp['id']}/updates", headers=staff | {"Accept-Language": "en"}).get_json()
+    assert [e["body"] for e in timeline if e["kind"] == "status"] == ["decided at a meeting", "路灯已修好"]

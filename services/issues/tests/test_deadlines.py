@@ -65,6 +65,12 @@ def test_the_timer_escalates_an_overdue_issue_one_tier_at_a_time_up_to_the_city(
     timeline = client.get(f"{url}/updates", headers=staff).get_json()
     automatic = [e for e in timeline if e["kind"] == "escalation"]
     assert len(automatic) == 3 and all(e["data"]["automatic"] for e in automatic)
+    # The reason the timer wrote reads in the language of the answer (English in these tests).
+    passed = [e["data"]["message"]["params"]["at"] for e in automatic]
+    assert [e["body"] for e in automatic] == [f"deadline passed at {at}" for at in passed]
+    assert passed[0] == issue["due_at"]
+    in_chinese = client.get(f"{url}/updates", headers=staff | {"Accept-Language": "zh"}).get_json()
+    assert [e["body"] for e in in_chinese if e["kind"] == "escalation"] == [f"已超过办理期限（{at}）" for at in passed]
 
 
 def test_finished_issues_never_escalate(client, tokens, report, outbox, clock, run_timer):
@@ -97,6 +103,10 @@ def test_a_resolved_issue_nobody_rates_closes_after_the_configured_time(
     closed = [d for _, d in outbox("issues.issue.closed")]
     assert {d["issue_id"] for d in closed} == {issue["id"], rated["id"]}
     assert all(d["rating"] is None and d["actor_id"] is None for d in closed)
+    timeline = client.get(f"/{issue['id']}/updates", headers=staff | {"Accept-Language": "zh"}).get_json()
+    assert timeline[-1]["kind"] == "status" and timeline[-1]["body"] == "未评价，已自动关闭"
+    timeline = client.get(f"/{issue['id']}/updates", headers=staff).get_json()
+    assert timeline[-1]["body"] == "closed automatically: no rating"
 
 
 def test_the_auto_close_delay_is_configurable(monkeypatch, client, tokens, report, clock, env):

@@ -177,3 +177,28 @@ def test_sortable_ids_are_canonical_uuid7s_in_the_order_they_were_made():
         assert str(parsed) == made  # the canonical text form, as str(uuid.UUID(...)) writes it
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+def test_a_machine_reason_keeps_its_message_and_one_typed_by_a_person_stays_as_typed():
+    from linli_issues.domain import wording
+    from linli_kit.errors import Text
+
+    body, data = wording.with_message(Text(wording.ON_THE_AGENDA, title="北门议事会"), {"to": "deliberating"})
+    assert type(body) is str and body == "on the agenda of 北门议事会"
+    assert data == {
+        "to": "deliberating",
+        "message": {"id": "on the agenda of {title}", "params": {"title": "北门议事会"}},
+    }
+    kept = wording.message_of("status", body, None, data)
+    assert kept is not None and kept.template == wording.ON_THE_AGENDA and kept.params == {"title": "北门议事会"}
+    # Typed by staff: no message, even when it reads like one of the service's.
+    assert wording.with_message("decided at a meeting", {}) == ("decided at a meeting", {})
+    assert wording.message_of("status", "decided at a meeting", "staff-id", {}) is None
+    assert wording.message_of("reply", "decided at a meeting", None, {}) is None
+    assert wording.message_of("status", "the roof is repaired", None, {}) is None
+    # Stored before the message was kept: the service's own texts are recognised.
+    old = wording.message_of("status", "on the agenda of Round table no. 3", None, {"to": "deliberating"})
+    assert old is not None and old.params == {"title": "Round table no. 3"}
+    overdue = wording.message_of("escalation", "deadline passed at 2026-11-28T09:30:00+00:00", None, {})
+    assert overdue is not None and overdue.params == {"at": "2026-11-28T09:30:00+00:00"}
+    assert wording.message_of("status", "closed automatically: no rating", None, {}).template == wording.CLOSED_UNRATED

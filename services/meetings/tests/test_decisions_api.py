@@ -99,7 +99,15 @@ def test_roll_call_adopted_with_action_items_and_event(client, world, staff, run
     assert {v["voter_id"]: v["choice"] for v in recorded["votes"]} == cast
     assert all(v["cast_at"].endswith("+00:00") for v in recorded["votes"])
     assert recorded["outcome"] == "adopted"
-    assert "quorum 2/3 of 5 voting members (4 present)" in recorded["rule"]
+    # The rule is worded in the language of the answer (English here, Chinese by default); the
+    # event carries it in English, as stored.
+    assert recorded["rule"] == (
+        "quorum 2/3 of 5 voting members (4 present); two-thirds of votes cast: 2 for, 1 against, 1 abstaining"
+    )
+    in_chinese = client.get(url, headers=staff | {"Accept-Language": "zh-CN"}).get_json()["rule"]
+    assert in_chinese == (
+        "法定人数为 5 名有表决权成员的 2/3（到场 4 人）；三分之二多数（按所投票数计）：赞成 2 票，反对 1 票，弃权 1 票"
+    )
     assert [a["owner_body"] for a in recorded["action_items"]] == ["property_company"]
     assert client.post(f"{url}/record", headers=staff).status_code == 409
     assert client.post(f"{url}/votes", json={"choice": "for"}, headers=people["v3"][1]).status_code == 409
@@ -134,7 +142,12 @@ def test_no_quorum_and_rejection_carry_no_issue_effect(client, world, staff, run
     for name in ("v0", "v1", "v2"):
         client.post(f"/{meeting['id']}/motions/{m['id']}/votes", json={"choice": "for"}, headers=people[name][1])
     recorded = client.post(f"/{meeting['id']}/motions/{m['id']}/record", headers=staff).get_json()
-    assert recorded["outcome"] == "no_quorum" and "not reached" in recorded["rule"]
+    assert recorded["outcome"] == "no_quorum"
+    assert recorded["rule"] == "quorum 2/3 of 5 voting members (3 present): not reached"
+    in_chinese = client.get(
+        f"/{meeting['id']}/motions/{m['id']}", headers=staff | {"Accept-Language": "zh"}
+    ).get_json()["rule"]
+    assert in_chinese == "法定人数为 5 名有表决权成员的 2/3（到场 3 人）：未达到"
     [event] = outbox_events("meetings.decision.recorded", world.community_id)
     assert event["data"]["issue_effect"] == "none" and event["data"]["outcome"] == "no_quorum"
 
@@ -152,7 +165,11 @@ def test_show_of_hands_and_threshold_override(client, staff, running):
     assert client.post(f"{url}/record", headers=staff).status_code == 422  # 5 hands, 4 present
     client.put(f"{url}/tally", json={"votes_for": 3, "votes_against": 0, "abstentions": 1}, headers=staff)
     recorded = client.post(f"{url}/record", headers=staff).get_json()
-    assert recorded["outcome"] == "rejected" and "an abstention prevents it" in recorded["rule"]
+    assert recorded["outcome"] == "rejected"
+    assert "unanimity (an abstention prevents it): 3 for, 0 against, 1 abstaining" in recorded["rule"]
+    # No Accept-Language at all: Chinese, the default.
+    in_chinese = client.get(url, headers=staff | {"Accept-Language": ""}).get_json()["rule"]
+    assert "全体一致（有弃权即不能通过）：赞成 3 票，反对 0 票，弃权 1 票" in in_chinese
     negative = client.put(f"{url}/tally", json={"votes_for": -1, "votes_against": 0, "abstentions": 0}, headers=staff)
     assert negative.status_code == 422
     assert client.post(f"/{meeting['id']}/conclude", json={}, headers=staff).status_code == 200

@@ -13,6 +13,7 @@ from linli_meetings.domain.procedure import (
     Threshold,
     decide,
     parse_fraction,
+    rule_words,
 )
 
 
@@ -97,6 +98,48 @@ def test_the_rule_is_stated_in_words():
     assert result.outcome == Outcome.ADOPTED
     assert "quorum 2/3 of 9 voting members (7 present)" in result.rule
     assert "two-thirds of votes cast: 4 for, 2 against, 1 abstaining" in result.rule
+
+
+@pytest.mark.parametrize(
+    ("threshold", "blocks", "present", "words"),
+    [
+        (Threshold.SIMPLE_MAJORITY, True, 7, "a simple majority of votes cast"),
+        (Threshold.TWO_THIRDS, True, 7, "two-thirds of votes cast"),
+        (Threshold.UNANIMOUS, True, 7, "unanimity (an abstention prevents it)"),
+        (Threshold.UNANIMOUS, False, 7, "unanimity (abstentions do not prevent it)"),
+        (Threshold.SIMPLE_MAJORITY, True, 4, None),  # 4 of 9 < 1/2: no quorum
+    ],
+)
+def test_the_stored_rule_is_read_back_as_its_message(threshold, blocks, present, words):
+    """The answer words a stored rule in the reader's language from the message it was made of."""
+    rule = decide(
+        Count(3, 1, 0),
+        voting_members=9,
+        present_voting_members=present,
+        quorum=Fraction(1, 2),
+        threshold=threshold,
+        abstention_blocks_unanimity=blocks,
+    ).rule
+    message = rule_words(rule)
+    assert message is not None and str(message) == rule
+    quorum = message.params["quorum"]
+    assert quorum.params == {"numerator": 1, "denominator": 2, "voting_members": 9, "present": present}
+    if words is None:
+        assert message.template == "{quorum}: not reached"
+    else:
+        assert message.params["threshold"].template == words
+        assert (message.params["votes_for"], message.params["votes_against"], message.params["abstentions"]) == (
+            3,
+            1,
+            0,
+        )
+
+
+def test_a_rule_not_worded_here_is_left_as_it_is():
+    assert rule_words("a majority of those present") is None
+    assert (
+        rule_words("quorum 1/2 of 9 voting members (7 present); by acclamation: 3 for, 1 against, 0 abstaining") is None
+    )
 
 
 def test_more_votes_than_members_present_is_refused():

@@ -27,7 +27,7 @@ from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
 from linli_kit import dumping, search
 from linli_kit.auth import Role
 from linli_kit.errors import Forbidden, Invalid
-from linli_kit.i18n import label, language
+from linli_kit.i18n import label, language, translate
 from linli_kit.periods import resolve_period, today_in
 from linli_kit.web import current_principal, require_principal
 
@@ -438,8 +438,15 @@ class Rating(MethodView):
 class Updates(MethodView):
     @blp.response(200, schemas.TimelineEntrySchema(many=True))
     def get(self, issue_id: Any) -> list:
-        """The timeline; internal notes only for staff and the assignee."""
-        return use_cases.timeline(_uow(), require_principal(), str(issue_id))
+        """The timeline; internal notes only for staff and the assignee. What the service wrote on its
+        own (the reason of a move it made) reads in the language of the answer; what people wrote,
+        as they wrote it."""
+        entries = use_cases.timeline(_uow(), require_principal(), str(issue_id))
+        for entry in entries:
+            message = entry.pop("message")
+            if message is not None:
+                entry["body"] = translate(message)
+        return entries
 
     @blp.arguments(schemas.UpdateCreateSchema())
     @blp.response(201, schemas.TimelineEntrySchema)

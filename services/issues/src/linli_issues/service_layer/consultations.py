@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 from linli_issues.adapters.preloaded import PreloadedRepository
 from linli_issues.adapters.repository import IssueRepository
 from linli_issues.adapters.tables import messaging
+from linli_issues.domain import wording
 from linli_issues.domain.model import Issue, TimelineEntry
 from linli_issues.service_layer.events import issue_event
 from linli_issues.service_layer.issues import route_to_organisation
-from linli_kit.errors import Conflict
+from linli_kit.errors import Conflict, Text
 from linli_kit.events import Event
 from linli_kit.events.consumer import BatchHandler, Handler, batch_handler
 from linli_kit.events.outbox import Outbox
@@ -52,6 +53,7 @@ class _Changes:
         )
 
     def note(self, issue: Issue, kind: str, now: datetime, body: str | None, data: dict[str, Any]) -> None:
+        body, data = wording.with_message(body, data)  # a machine reason (a Text): kept with its message
         if isinstance(self.repo, PreloadedRepository):
             self.repo.note(issue.id, kind, now, body, data)  # a row for the batch's one INSERT
             return
@@ -70,7 +72,9 @@ class _Changes:
         if status == "resolved":
             self.publish("issues.issue.resolved", issue, from_status=previous, summary=issue.resolution_summary)
         else:
-            self.publish("issues.issue.status_changed", issue, from_status=previous, reason=reason)
+            # The event carries the reason's English, as ever (events carry data, not words).
+            plain = str(reason) if reason is not None else None
+            self.publish("issues.issue.status_changed", issue, from_status=previous, reason=plain)
         return True
 
     def flush(self) -> None:
@@ -122,7 +126,7 @@ def _link(changes: _Changes, issue: Issue, meeting: dict[str, Any], revision: in
         )
         _recount(changes, issue, now)
         if issue.status in ENTERS_DELIBERATION and meeting.get("status") != "cancelled":
-            changes.move(issue, "deliberating", now, f"on the agenda of {meeting['title']}")
+            changes.move(issue, "deliberating", now, Text(wording.ON_THE_AGENDA, title=meeting["title"]))
     elif existing["meeting_revision"] < revision:
         repo.update_meeting_link(
             issue.id,
@@ -222,18 +226,18 @@ def on_decision_recorded(changes: _Changes, event: Event) -> None:
             # items are done (see _follow); until then the issue is being resolved.
             issue.resolution_plan = data.get("resolution_plan") or data["motion"]
             if issue.status in ("reported", "accepted"):
-                changes.move(issue, "deliberating", now, "decided at a meeting")
+                changes.move(issue, "deliberating", now, Text(wording.DECIDED_AT_A_MEETING))
             changes.move(issue, "resolving", now, issue.resolution_plan)
         elif effect == "resolve":
             issue.resolution_summary = data.get("resolution_plan") or data["motion"]
             if issue.status == "reported":
-                changes.move(issue, "accepted", now, "decided at a meeting")
+                changes.move(issue, "accepted", now, Text(wording.DECIDED_AT_A_MEETING))
             changes.move(issue, "resolved", now, issue.resolution_summary)
         elif effect == "escalate":
             _escalate(changes, issue, now, data["motion"])
         elif effect == "reconsult":
             if issue.status in ENTERS_DELIBERATION:
-                changes.move(issue, "deliberating", now, "to be consulted again")
+                changes.move(issue, "deliberating", now, Text(wording.TO_BE_CONSULTED_AGAIN))
         if data.get("action_items"):
             # Its action items are to do: the issue shows 0 of them done until they are reported.
             _follow(
@@ -333,14 +337,14 @@ def _follow(
     if complete and not applied and action_items > 0:
         target = _MOVES_ON.get(effect or "")
         moved = False
-        reason = "the action items of the decision are done"
+        reason = Text(wording.ACTION_ITEMS_DONE)
         if target is not None:
             way, status = target
             if issue.status == "reported":
                 changes.move(issue, way, now, reason)
             if status == "resolved" and issue.can_move_to("resolved"):
                 # What was decided is what was done: the summary the resolved event carries.
-                issue.resolution_summary = issue.resolution_plan or reason
+                issue.resolution_summary = issue.resolution_plan or str(reason)
             moved = changes.move(issue, status, now, reason)
         changes.note(
             issue,
@@ -357,7 +361,7 @@ def _follow(
             issue,
             "follow_up",
             now,
-            "an action item of the decision is no longer done",
+            Text(wording.ACTION_ITEM_UNDONE),
             {"decision_id": decision_id, "action_items": action_items, "done": done, "complete": False},
         )
         applied = False

@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from linli_issues.domain import wording
 from linli_issues.service_layer.issues import change_status, escalate_issue, publish_change
 from linli_issues.service_layer.unit_of_work import IssuesUnitOfWork
+from linli_kit.errors import Text
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def escalate_overdue(uow: IssuesUnitOfWork, now: datetime, batch: int = 200) -> 
                         issue,
                         now,
                         actor_id=None,
-                        reason=f"deadline passed at {issue.due_at.isoformat() if issue.due_at else '?'}",
+                        reason=Text(wording.DEADLINE_PASSED, at=issue.due_at.isoformat() if issue.due_at else "?"),
                         automatic=True,
                     )
             uow.commit()
@@ -50,7 +52,7 @@ def close_unrated(uow: IssuesUnitOfWork, now: datetime, after: timedelta, batch:
         with uow:
             issues = uow.issues.resolved_before(now - after, limit=batch)
             for issue in issues:
-                change_status(uow, issue, "closed", now, actor_id=None, reason="closed automatically: no rating")
+                change_status(uow, issue, "closed", now, actor_id=None, reason=Text(wording.CLOSED_UNRATED))
             uow.commit()
         closed += len(issues)
         if len(issues) < batch:

@@ -11,7 +11,7 @@ from typing import Any
 from linli_issues.adapters.images import prepare_photo
 from linli_issues.adapters.photo_store import PhotoMissing, PhotoStore
 from linli_issues.adapters.repository import IssueRepository
-from linli_issues.domain import privacy, similarity
+from linli_issues.domain import privacy, similarity, wording
 from linli_issues.domain.model import Category, Issue, IssueSummary, TimelineEntry, sortable_id
 from linli_issues.domain.photos import EXTENSIONS, MAX_PHOTO_BYTES, THUMBNAIL_SIDE
 from linli_issues.service_layer import access
@@ -125,6 +125,8 @@ def _cached_category(uow: IssuesUnitOfWork, key: str) -> Category:
 
 
 def _note(uow: IssuesUnitOfWork, issue: Issue, kind: str, now: datetime, **values: Any) -> TimelineEntry:
+    if isinstance(values.get("body"), Text):  # a machine reason: kept with its message
+        values["body"], values["data"] = wording.with_message(values["body"], values.get("data") or {})
     entry = TimelineEntry(issue_id=issue.id, kind=kind, created_at=now, **values)
     uow.issues.add(entry)
     return entry
@@ -165,6 +167,7 @@ def change_status(
     table has no move to the same status), so no notice ever repeats the status an issue had.
     """
     previous = issue.move_to(status, now)
+    worded, reason = reason, str(reason) if reason is not None else None  # events carry the English
     if reason is not None:
         issue.reason = reason
     if previous == "reported" and status not in ("rejected", "duplicate"):
@@ -179,7 +182,7 @@ def change_status(
         issue,
         "status",
         now,
-        body=reason,
+        body=worded,
         author_id=actor_id,
         internal=internal_reason,
         data={"from": previous, "to": status},
@@ -237,13 +240,14 @@ def escalate_issue(
     uow: IssuesUnitOfWork, issue: Issue, now: datetime, *, actor_id: str | None, reason: str | None, automatic: bool
 ) -> None:
     category = _category(uow, issue.category)
+    worded, reason = reason, str(reason) if reason is not None else None  # events carry the English
     previous = issue.escalate(category, now, reason)
     _note(
         uow,
         issue,
         "escalation",
         now,
-        body=reason,
+        body=worded,
         author_id=actor_id,
         data={"from": previous, "to": issue.tier, "automatic": automatic},
     )
@@ -514,6 +518,8 @@ def timeline(uow: IssuesUnitOfWork, principal: Principal, issue_id: str) -> list
 
 
 def _entry_as_seen(entry: TimelineEntry, issue: Issue, seen: IssueView) -> dict[str, Any]:
+    """`message`: what the body is worded from in the reader's language (a machine reason), else
+    None; the answer's body is the stored one."""
     author = entry.author_id
     if not seen.show_reporter and author is not None and author == issue.reporter_id:
         author = None
@@ -524,10 +530,15 @@ def _entry_as_seen(entry: TimelineEntry, issue: Issue, seen: IssueView) -> dict[
         data = {k: privacy.masked(v) if isinstance(v, str) and k != "media_url" else v for k, v in data.items()}
         if isinstance(data.get("attendees"), list):
             data["attendees"] = [privacy.masked(a) if isinstance(a, str) else a for a in data["attendees"]]
+        kept = data.get("message")
+        if isinstance(kept, dict) and isinstance(kept.get("params"), dict):
+            params = {k: privacy.masked(v) if isinstance(v, str) else v for k, v in kept["params"].items()}
+            data["message"] = kept | {"params": params}
     return {
         "id": entry.id,
         "kind": entry.kind,
         "body": body,
+        "message": wording.message_of(entry.kind, body, entry.author_id, data),
         "internal": entry.internal,
         "author_id": author,
         "data": data,

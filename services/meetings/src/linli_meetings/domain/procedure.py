@@ -18,12 +18,13 @@ Arithmetic uses exact fractions, never floats.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from linli_kit.errors import Invalid, Label, Text
+from linli_kit.errors import N_, Invalid, Label, Text
 
 
 class Threshold(StrEnum):
@@ -53,10 +54,26 @@ class ParticipantRole(StrEnum):
 ALL_ROLES = tuple(ParticipantRole)
 # Order of strictness: a motion may only ask for a threshold the rules list as overridable.
 _THRESHOLD_WORDS = {
-    Threshold.SIMPLE_MAJORITY: "a simple majority of votes cast",
-    Threshold.TWO_THIRDS: "two-thirds of votes cast",
-    Threshold.UNANIMOUS: "unanimity",
+    Threshold.SIMPLE_MAJORITY: N_("a simple majority of votes cast"),
+    Threshold.TWO_THIRDS: N_("two-thirds of votes cast"),
 }
+# Unanimity is worded with how abstentions count under the rules it was decided by.
+_UNANIMITY_WORDS = {
+    True: N_("unanimity (an abstention prevents it)"),
+    False: N_("unanimity (abstentions do not prevent it)"),
+}
+# A decision's `rule` is stored in English (and travels so in `meetings.decision.recorded`); the
+# answer words it in the reader's language from these messages, read back from the stored text by
+# `rule_words` (its format is this module's own, so rows stored before are read back the same way).
+_QUORUM = N_("quorum {numerator}/{denominator} of {voting_members} voting members ({present} present)")
+_NOT_REACHED = N_("{quorum}: not reached")
+_COUNTED = N_("{quorum}; {threshold}: {votes_for} for, {votes_against} against, {abstentions} abstaining")
+_RULE = re.compile(
+    r"^quorum (?P<numerator>\d+)/(?P<denominator>\d+) of (?P<voting_members>\d+) voting members "
+    r"\((?P<present>\d+) present\)(?:: not reached|; (?P<threshold>[^:;]+): (?P<votes_for>\d+) for, "
+    r"(?P<votes_against>\d+) against, (?P<abstentions>\d+) abstaining)$"
+)
+_KNOWN_THRESHOLD_WORDS = frozenset(_THRESHOLD_WORDS.values()) | frozenset(_UNANIMITY_WORDS.values())
 
 
 def parse_fraction(value: str | float | int, *, field_name: str = "quorum") -> Fraction:
@@ -275,22 +292,58 @@ def decide(
             },
         )
     needed_present = quorum * voting_members
-    quorum_words = (
-        f"quorum {quorum.numerator}/{quorum.denominator} of {voting_members} voting members "
-        f"({present_voting_members} present)"
+    quorum_words = Text(
+        _QUORUM,
+        numerator=quorum.numerator,
+        denominator=quorum.denominator,
+        voting_members=voting_members,
+        present=present_voting_members,
     )
     if voting_members == 0 or present_voting_members < needed_present:
-        return Result(Outcome.NO_QUORUM, f"{quorum_words}: not reached")
-    threshold_words = _THRESHOLD_WORDS[threshold]
-    if threshold == Threshold.UNANIMOUS and abstention_blocks_unanimity:
-        threshold_words += " (an abstention prevents it)"
-    elif threshold == Threshold.UNANIMOUS:
-        threshold_words += " (abstentions do not prevent it)"
-    rule = (
-        f"{quorum_words}; {threshold_words}: {count.votes_for} for, {count.votes_against} against, "
-        f"{count.abstentions} abstaining"
+        return Result(Outcome.NO_QUORUM, str(Text(_NOT_REACHED, quorum=quorum_words)))
+    if threshold == Threshold.UNANIMOUS:
+        threshold_words = _UNANIMITY_WORDS[abstention_blocks_unanimity]
+    else:
+        threshold_words = _THRESHOLD_WORDS[threshold]
+    rule = str(
+        Text(
+            _COUNTED,
+            quorum=quorum_words,
+            threshold=Text(threshold_words),
+            votes_for=count.votes_for,
+            votes_against=count.votes_against,
+            abstentions=count.abstentions,
+        )
     )
     return Result(_passes(count, threshold, abstention_blocks_unanimity), rule)
+
+
+def rule_words(rule: str) -> Text | None:
+    """The message a decision's stored `rule` was worded from, with its values (None: a text this
+    module did not write, to be shown as it is)."""
+    found = _RULE.match(rule)
+    if found is None:
+        return None
+    values = found.groupdict()
+    quorum = Text(
+        _QUORUM,
+        numerator=int(values["numerator"]),
+        denominator=int(values["denominator"]),
+        voting_members=int(values["voting_members"]),
+        present=int(values["present"]),
+    )
+    if values["threshold"] is None:
+        return Text(_NOT_REACHED, quorum=quorum)
+    if values["threshold"] not in _KNOWN_THRESHOLD_WORDS:
+        return None
+    return Text(
+        _COUNTED,
+        quorum=quorum,
+        threshold=Text(values["threshold"]),
+        votes_for=int(values["votes_for"]),
+        votes_against=int(values["votes_against"]),
+        abstentions=int(values["abstentions"]),
+    )
 
 
 def _passes(count: Count, threshold: Threshold, abstention_blocks_unanimity: bool) -> Outcome:

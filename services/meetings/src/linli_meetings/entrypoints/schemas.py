@@ -8,11 +8,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from linli_kit.errors import Invalid
-from linli_kit.i18n import label
+from linli_kit.i18n import label, translate
 from linli_kit.schemas import AwareDateTime, BoundedDate, DisplayLabel, PeriodQuery
 from linli_meetings.domain.decision import OWNER_BODIES, ActionStatus, Choice, DocumentKind, IssueEffect, Method
 from linli_meetings.domain.meeting import Enrolment, Meeting, Response, Status
-from linli_meetings.domain.procedure import Outcome, ParticipantRole, Threshold
+from linli_meetings.domain.procedure import Outcome, ParticipantRole, Threshold, rule_words
 from linli_meetings.domain.proposal import ProposalStatus
 from linli_meetings.domain.recurrence import MAX_OCCURRENCES, WEEKDAYS, Frequency
 
@@ -34,6 +34,16 @@ def instant(**kw: Any) -> AwareDateTime:
     city's or UTC?), within the platform's range of dates."""
     kw.setdefault("metadata", {"description": "ISO 8601 with a UTC offset, e.g. 2026-11-28T19:00:00+08:00"})
     return AwareDateTime(default_timezone=None, **kw)
+
+
+class Rule(fields.String):
+    """A decision's rule, stored in English, in the language of the answer (a text the domain did
+    not word, as it is)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return translate(rule_words(value) or value)
 
 
 # --- in -------------------------------------------------------------------------------------------
@@ -545,7 +555,10 @@ class DecisionOut(Schema):
     document_title = fields.String(allow_none=True)
     status = fields.String(validate=validate.OneOf(["open", "recorded"]))
     outcome = choice(Outcome, allow_none=True, metadata={"description": "null while open"})
-    rule = fields.String(allow_none=True, metadata={"description": "how the outcome follows from the rules"})
+    rule = Rule(
+        allow_none=True,
+        metadata={"description": "how the outcome follows from the rules, in the language of the answer"},
+    )
     votes_for = fields.Integer(
         metadata={"description": "roll call: the votes cast so far while open, the votes counted once recorded"}
     )
@@ -701,7 +714,7 @@ class NoticeDecisionOut(Schema):
     issue_id = fields.String(allow_none=True)
     motion = fields.String()
     outcome = choice(Outcome)
-    rule = fields.String()
+    rule = Rule(metadata={"description": "how the outcome follows from the rules, in the language of the answer"})
     threshold = choice(Threshold)
     votes_for = fields.Integer()
     votes_against = fields.Integer()
