@@ -367,7 +367,8 @@ receipts = Table(
 # `_PLAN_FROM_GROUPS`), each as its text literal: committed with the batch's inbox rows, and
 # expanded into the rows by `service_layer/deferred.py` on another connection, while the consumer
 # goes on with the next batch. PostgreSQL only (SQLite plans in the batch's own transaction).
-PLAN_ARRAYS = (
+# Per group of recipients alike (its intent and rendering), per decision, per recipient.
+PLAN_GROUP_ARRAYS = (
     "source_keys",
     "source_types",
     "kinds",
@@ -383,17 +384,10 @@ PLAN_ARRAYS = (
     "locales",
     "batch_keys",
     "expires",
-    "decided",
-    "channels",
-    "states",
-    "reasons",
-    "not_before",
-    "finished",
-    "ids",
-    "user_ids",
-    "phones",
-    "groups",
 )
+PLAN_DECISION_ARRAYS = ("decided", "channels", "states", "reasons", "not_before", "finished")
+PLAN_RECIPIENT_ARRAYS = ("ids", "user_ids", "phones", "groups")
+PLAN_ARRAYS = PLAN_GROUP_ARRAYS + PLAN_DECISION_ARRAYS + PLAN_RECIPIENT_ARRAYS
 event_plans = Table(
     "event_plans",
     metadata,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
-from linli_notifications.adapters.tables import deliveries, notifications
+from linli_notifications.adapters.tables import PLAN_DECISION_ARRAYS, PLAN_GROUP_ARRAYS, deliveries, notifications
 from linli_notifications.domain.access import Subject, readable
 from linli_notifications.domain.model import Channel, DeliveryState, Intent, PlannedDelivery, Recipient
 from linli_notifications.domain.policy import plan_for
@@ -252,24 +252,8 @@ def group_values(
 # given any option, and a batch encodes two values per group (a third of planning's Python time).
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 
-_GROUP_COLUMNS = (
-    "source_keys",
-    "source_types",
-    "kinds",
-    "categories",
-    "urgent",
-    "titles",
-    "bodies",
-    "params",
-    "community_ids",
-    "subject_types",
-    "subject_ids",
-    "abouts",
-    "locales",
-    "batch_keys",
-    "expires",
-)
-_DECISION_COLUMNS = ("decided", "channels", "states", "reasons", "not_before", "finished")
+_GROUP_COLUMNS = PLAN_GROUP_ARRAYS
+_DECISION_COLUMNS = PLAN_DECISION_ARRAYS
 
 
 def _add_group(
