@@ -69,6 +69,7 @@ import pika
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     MetaData,
     String,
@@ -109,6 +110,11 @@ producer_outbox = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("published_at", UtcDateTime(), nullable=True),
 )
+# The indexes a service's outbox has (linli_kit.tables.add_messaging_tables): the relay reads the
+# unpublished rows by the first, and marks them published through both. Its event_id is not unique
+# here: the burst publishes 1 % of its events twice.
+Index("ix_outbox_unpublished", producer_outbox.c.id, postgresql_where=producer_outbox.c.published_at.is_(None))
+Index("ix_outbox_published_at", producer_outbox.c.published_at)
 peer_metadata = MetaData()
 Table(
     "peer_inbox",
@@ -574,6 +580,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _exists(database: Database, table: str, where: str) -> bool:
+    """Whether a row is there: polled every few milliseconds, so not a count (it would read every row)."""
+    with database.engine.connect() as c:
+        return bool(c.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table} {where})")).scalar())
+
+
 def _count(database: Database, table: str, where: str = "") -> int:
     with database.engine.connect() as c:
         return int(c.execute(text(f"SELECT count(*) FROM {table} {where}")).scalar() or 0)
@@ -669,7 +681,7 @@ def run_service(service: str, args, run_id: str, admin_url: str, amqp_url: str, 
         deadline = start + PHASE_TIMEOUT
         handled = 0
         while time.time() < deadline:
-            if figure.published_seconds is None and _count(producer, "outbox", "WHERE published_at IS NULL") == 0:
+            if figure.published_seconds is None and not _exists(producer, "outbox", "WHERE published_at IS NULL"):
                 figure.published_seconds = time.time() - start
             handled = _count(database, "inbox")
             # The inbox row commits with the handler's effects; where a service expands them after
