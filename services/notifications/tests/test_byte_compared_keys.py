@@ -1,4 +1,4 @@
-"""The keys of notices and deliveries compare bytes on PostgreSQL (migration 0014,
+"""The keys of notices, deliveries, follows, subjects and issue knowledge compare bytes on PostgreSQL (migration 0014,
 `linli_kit.tables.ascii_key`): the migrations and the tables' metadata agree, the migration goes
 back and forth, and the columns still meet those of the default collation they are joined to."""
 
@@ -19,7 +19,15 @@ BYTE_COMPARED = {
     ("deliveries", "id"),
     ("deliveries", "key"),
     ("deliveries", "community_id"),
+    ("follows", "user_id"),
+    ("follows", "target_type"),
+    ("follows", "target_id"),
+    ("subjects", "subject_type"),
+    ("subjects", "subject_id"),
+    ("issue_knowledge", "issue_id"),
+    ("issue_knowledge", "user_id"),
 }
+TABLES = sorted({table for table, _ in BYTE_COMPARED})
 
 
 def _collations(url: str) -> dict[tuple[str, str], str | None]:
@@ -29,9 +37,10 @@ def _collations(url: str) -> dict[tuple[str, str], str | None]:
             rows = conn.execute(
                 text(
                     "SELECT table_name, column_name, collation_name FROM information_schema.columns"
-                    " WHERE table_schema = 'public' AND table_name IN ('notifications', 'deliveries')"
+                    " WHERE table_schema = 'public' AND table_name = ANY(:tables)"
                     " AND data_type = 'character varying'"
-                )
+                ),
+                {"tables": TABLES},
             )
             return {(table, column): collation for table, column, collation in rows}
     finally:

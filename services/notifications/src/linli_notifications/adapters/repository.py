@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -417,9 +418,15 @@ def _unnest(table: Table, columns: Sequence[str]) -> str:
     """`unnest(CAST(%(a0)s AS type[]), ...) AS u(columns)` of `columns`, for `_column_arrays`."""
     dialect = postgresql.dialect()
     casts = ", ".join(
-        f"CAST(%(a{i})s AS {table.c[name].type.compile(dialect=dialect)}[])" for i, name in enumerate(columns)
+        f"CAST(%(a{i})s AS {_COLLATION.sub('', table.c[name].type.compile(dialect=dialect))}[])"
+        for i, name in enumerate(columns)
     )
     return f"unnest({casts}) AS u({', '.join(columns)})"
+
+
+# An array's element type takes no COLLATE (`VARCHAR(36) COLLATE "C"[]` is a syntax error); the
+# values get the column's collation as they are assigned to it (tables.py, `ascii_key`).
+_COLLATION = re.compile(r' COLLATE "[^"]*"')
 
 
 _ARRAY_STATEMENTS: dict[tuple, str] = {}

@@ -95,9 +95,9 @@ preferences = Table(
 follows = Table(
     "follows",
     metadata,
-    Column("user_id", String(36), nullable=False),
-    Column("target_type", String(20), nullable=False),  # community | issue | meeting
-    Column("target_id", String(36), nullable=False),
+    Column("user_id", ascii_key(36), nullable=False),
+    Column("target_type", ascii_key(20), nullable=False),  # community | issue | meeting
+    Column("target_id", ascii_key(36), nullable=False),
     Column("reason", String(20), nullable=False),  # followed | reporter | supporter
     Column("created_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("target_type", "target_id", "user_id", name="pk_follows"),
@@ -108,8 +108,8 @@ Index("ix_follows_user", follows.c.user_id)
 subjects = Table(
     "subjects",
     metadata,
-    Column("subject_type", String(20), nullable=False),  # issue | meeting | activity
-    Column("subject_id", String(36), nullable=False),
+    Column("subject_type", ascii_key(20), nullable=False),  # issue | meeting | activity
+    Column("subject_id", ascii_key(36), nullable=False),
     Column("community_id", String(36), nullable=True),
     Column("title", String(300), nullable=False),
     Column("starts_at", UtcDateTime(), nullable=True),
@@ -132,8 +132,8 @@ subjects = Table(
 issue_knowledge = Table(
     "issue_knowledge",
     metadata,
-    Column("issue_id", String(36), nullable=False),
-    Column("user_id", String(36), nullable=False),
+    Column("issue_id", ascii_key(36), nullable=False),
+    Column("user_id", ascii_key(36), nullable=False),
     Column("status", String(30), nullable=True),
     Column("assignee", String(80), nullable=True),  # "<assignee_type>:<assignee_id>"
     Column("revision", Integer, nullable=False),  # of the issue event it was learnt from
