@@ -65,7 +65,7 @@ from pika import spec
 from pika.adapters.select_connection import PollEvents
 from pika.exceptions import AMQPError
 from psycopg.pq import ConnStatus
-from sqlalchemy import BigInteger, Connection, Row, Table, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import BigInteger, Connection, Row, Select, Table, any_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -84,6 +84,28 @@ from linli_kit.metrics import EVENTS_PUBLISHED
 from linli_kit.tables import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
+
+
+def next_rows_query(table: Table, in_flight: list[int], limit: int) -> Select:
+    """The relay's read: the first `limit` unpublished rows in id order, but those in flight."""
+    query = select(table.c.id, table.c.event_id, table.c.event_type, table.c.payload, table.c.created_at).where(
+        table.c.published_at.is_(None)
+    )
+    if in_flight:
+        # Rows of a batch in flight lie within [lowest, highest]; a row committed late with a
+        # lower id, or refused earlier, lies below and is still taken.
+        query = query.where(or_(table.c.id > max(in_flight), table.c.id < min(in_flight)))
+    return query.order_by(table.c.id).limit(limit)
+
+
+# For the read of the next rows only (SET LOCAL: the transaction's settings). The rows it wants are
+# the first of ix_outbox_unpublished, in its order: walking that index stops after a batch, whatever
+# the backlog. During a burst the statistics still say the outbox has next to nothing unpublished,
+# so the planner chose to fetch every unpublished row by a bitmap and sort them for the first
+# thousand: with 20,000 waiting, 12-55 ms a read instead of about 1 ms, and quadratic over a burst.
+WALK_THE_UNPUBLISHED_INDEX = text(
+    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)"
+)
 
 # The envelope fields a redacted row keeps: enough to say what was published, nothing about whom.
 CLOSE_TIMEOUT_SECONDS = 5.0
@@ -537,21 +559,15 @@ class _RelayLink:
     def _read(self) -> list[Row]:
         """The next unpublished rows, oldest first, leaving out those in flight. A read-only
         transaction, over before anything is published."""
-        table = self.relay.table
-        query = select(table.c.id, table.c.event_id, table.c.event_type, table.c.payload, table.c.created_at).where(
-            table.c.published_at.is_(None)
-        )
         in_flight = [row_id for batch in self.batches for row_id in batch.rows]
-        if in_flight:
-            # Rows of a batch in flight lie within [lowest, highest]; a row committed late with a
-            # lower id, or refused earlier, lies below and is still taken.
-            query = query.where(or_(table.c.id > max(in_flight), table.c.id < min(in_flight)))
-        query = query.order_by(table.c.id).limit(self.relay.batch_size)
+        query = next_rows_query(self.relay.table, in_flight, self.relay.batch_size)
         self.relay.reads += 1
         db = self.db
         assert db is not None
         db.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
         with db.begin():
+            if not self.relay.database.is_sqlite:
+                db.execute(WALK_THE_UNPUBLISHED_INDEX)
             return list(db.execute(query).all())
 
     def _publish(self, batch: _Batch, row: Row, exchange: str) -> None:
