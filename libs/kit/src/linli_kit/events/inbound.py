@@ -52,81 +52,118 @@ _DELIVER = spec.Basic.Deliver.INDEX
 _DELIVER_NAME = spec.Basic.Deliver.NAME
 _BASIC_CLASS = spec.BasicProperties.INDEX
 _FRAME_END = spec.FRAME_END
+_FRAME_TYPE_METHOD = spec.FRAME_METHOD
+_FRAME_TYPE_HEADER = spec.FRAME_HEADER
+_FRAME_TYPE_BODY = spec.FRAME_BODY
 _KNOWN_FRAME_TYPES = frozenset((spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY, spec.FRAME_HEARTBEAT))
-_P = spec.BasicProperties
-
-
-def _short_string(buf: bytes, pos: int) -> tuple[str | bytes, int]:
-    """`data.decode_short_string`: str when the bytes are UTF-8, else the bytes themselves."""
-    end = pos + 1 + buf[pos]
-    value = buf[pos + 1 : end]
-    try:
-        return value.decode("utf8"), end
-    except UnicodeDecodeError:
-        return value, end
+_FLAG_CONTENT_TYPE = spec.BasicProperties.FLAG_CONTENT_TYPE
+_FLAG_CONTENT_ENCODING = spec.BasicProperties.FLAG_CONTENT_ENCODING
+_FLAG_HEADERS = spec.BasicProperties.FLAG_HEADERS
+_FLAG_DELIVERY_MODE = spec.BasicProperties.FLAG_DELIVERY_MODE
+_FLAG_PRIORITY = spec.BasicProperties.FLAG_PRIORITY
+_FLAG_CORRELATION_ID = spec.BasicProperties.FLAG_CORRELATION_ID
+_FLAG_REPLY_TO = spec.BasicProperties.FLAG_REPLY_TO
+_FLAG_EXPIRATION = spec.BasicProperties.FLAG_EXPIRATION
+_FLAG_MESSAGE_ID = spec.BasicProperties.FLAG_MESSAGE_ID
+_FLAG_TIMESTAMP = spec.BasicProperties.FLAG_TIMESTAMP
+_FLAG_TYPE = spec.BasicProperties.FLAG_TYPE
+_FLAG_USER_ID = spec.BasicProperties.FLAG_USER_ID
+_FLAG_APP_ID = spec.BasicProperties.FLAG_APP_ID
+_FLAG_CLUSTER_ID = spec.BasicProperties.FLAG_CLUSTER_ID
 
 
 def decode_properties(buf: bytes, pos: int, end: int) -> spec.BasicProperties | None:
     """The BasicProperties a content header encodes from `pos` (its property flags) to `end`, as
-    `spec.BasicProperties.decode` makes them; None when not sure (several flag words, or fields
-    that do not end where the frame does): pika's path then decodes the frame."""
+    `spec.BasicProperties.decode` makes them; None when not sure (several flag words, a short
+    string that is not UTF-8 (pika keeps its bytes), fields that do not end where the frame does):
+    pika's path then decodes the frame."""
     flags = _FLAGS(buf, pos)[0]
     if flags & 1:
         return None
     pos += 2
-    short = _short_string
+    # Short strings inline (length byte, UTF-8 bytes): the Python steps of a call each are a good
+    # part of the cost.
     content_type = content_encoding = headers = delivery_mode = priority = None
     correlation_id = reply_to = expiration = message_id = timestamp = kind = None
     user_id = app_id = cluster_id = None
-    if flags & _P.FLAG_CONTENT_TYPE:
-        content_type, pos = short(buf, pos)
-    if flags & _P.FLAG_CONTENT_ENCODING:
-        content_encoding, pos = short(buf, pos)
-    if flags & _P.FLAG_HEADERS:
-        headers, pos = data.decode_table(buf, pos)
-    if flags & _P.FLAG_DELIVERY_MODE:
-        delivery_mode = buf[pos]
-        pos += 1
-    if flags & _P.FLAG_PRIORITY:
-        priority = buf[pos]
-        pos += 1
-    if flags & _P.FLAG_CORRELATION_ID:
-        correlation_id, pos = short(buf, pos)
-    if flags & _P.FLAG_REPLY_TO:
-        reply_to, pos = short(buf, pos)
-    if flags & _P.FLAG_EXPIRATION:
-        expiration, pos = short(buf, pos)
-    if flags & _P.FLAG_MESSAGE_ID:
-        message_id, pos = short(buf, pos)
-    if flags & _P.FLAG_TIMESTAMP:
-        timestamp = _TIMESTAMP(buf, pos)[0]
-        pos += 8
-    if flags & _P.FLAG_TYPE:
-        kind, pos = short(buf, pos)
-    if flags & _P.FLAG_USER_ID:
-        user_id, pos = short(buf, pos)
-    if flags & _P.FLAG_APP_ID:
-        app_id, pos = short(buf, pos)
-    if flags & _P.FLAG_CLUSTER_ID:
-        cluster_id, pos = short(buf, pos)
+    try:
+        if flags & _FLAG_CONTENT_TYPE:
+            stop = pos + 1 + buf[pos]
+            content_type = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_CONTENT_ENCODING:
+            stop = pos + 1 + buf[pos]
+            content_encoding = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_HEADERS:
+            headers, pos = data.decode_table(buf, pos)
+        if flags & _FLAG_DELIVERY_MODE:
+            delivery_mode = buf[pos]
+            pos += 1
+        if flags & _FLAG_PRIORITY:
+            priority = buf[pos]
+            pos += 1
+        if flags & _FLAG_CORRELATION_ID:
+            stop = pos + 1 + buf[pos]
+            correlation_id = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_REPLY_TO:
+            stop = pos + 1 + buf[pos]
+            reply_to = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_EXPIRATION:
+            stop = pos + 1 + buf[pos]
+            expiration = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_MESSAGE_ID:
+            stop = pos + 1 + buf[pos]
+            message_id = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_TIMESTAMP:
+            timestamp = _TIMESTAMP(buf, pos)[0]
+            pos += 8
+        if flags & _FLAG_TYPE:
+            stop = pos + 1 + buf[pos]
+            kind = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_USER_ID:
+            stop = pos + 1 + buf[pos]
+            user_id = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_APP_ID:
+            stop = pos + 1 + buf[pos]
+            app_id = buf[pos + 1 : stop].decode()
+            pos = stop
+        if flags & _FLAG_CLUSTER_ID:
+            stop = pos + 1 + buf[pos]
+            cluster_id = buf[pos + 1 : stop].decode()
+            pos = stop
+    except UnicodeDecodeError:
+        return None
     if pos != end:
         return None
-    return spec.BasicProperties(
-        content_type,
-        content_encoding,
-        headers,
-        delivery_mode,
-        priority,
-        correlation_id,
-        reply_to,
-        expiration,
-        message_id,
-        timestamp,
-        kind,
-        user_id,
-        app_id,
-        cluster_id,
+    # The attributes `spec.BasicProperties.__init__` sets, in its order, without its call.
+    properties = _new_properties(spec.BasicProperties)
+    properties.__dict__.update(
+        content_type=content_type,
+        content_encoding=content_encoding,
+        headers=headers,
+        delivery_mode=delivery_mode,
+        priority=priority,
+        correlation_id=correlation_id,
+        reply_to=reply_to,
+        expiration=expiration,
+        message_id=message_id,
+        timestamp=timestamp,
+        type=kind,
+        user_id=user_id,
+        app_id=app_id,
+        cluster_id=cluster_id,
     )
+    return properties
+
+
+_new_properties = object.__new__
 
 
 class DeliveryConnection(SelectConnection):
@@ -164,7 +201,7 @@ class DeliveryConnection(SelectConnection):
                 if frame_end > end:
                     break  # the rest of the frame is still on its way
                 if (
-                    frame_type == spec.FRAME_METHOD
+                    frame_type == _FRAME_TYPE_METHOD
                     and size >= 4
                     and _METHOD_ID(buf, off + 7)[0] == _DELIVER
                     and self._deliver(buf, off, frame_end, end, channel_number)
@@ -202,11 +239,17 @@ class DeliveryConnection(SelectConnection):
         if pending is not None and _DELIVER_NAME in pending:
             return False
         try:
-            consumer_tag, pos = _short_string(buf, off + 11)
-            delivery_tag = _DELIVER_TAG(buf, pos)[0]
-            redelivered = (buf[pos + 8] & 1) != 0
-            exchange, pos = _short_string(buf, pos + 9)
-            routing_key, pos = _short_string(buf, pos)
+            # Basic.Deliver: consumer tag, delivery tag, redelivered bit, exchange, routing key.
+            pos = off + 11
+            stop = pos + 1 + buf[pos]
+            consumer_tag = buf[pos + 1 : stop].decode()
+            delivery_tag = _DELIVER_TAG(buf, stop)[0]
+            redelivered = (buf[stop + 8] & 1) != 0
+            pos = stop + 9
+            stop = pos + 1 + buf[pos]
+            exchange = buf[pos + 1 : stop].decode()
+            pos = stop + 1 + buf[stop]
+            routing_key = buf[stop + 1 : pos].decode()
             if pos != method_end - 1 or buf[pos] != _FRAME_END:
                 return False
             consumer = channel._consumers.get(consumer_tag)
@@ -218,7 +261,7 @@ class DeliveryConnection(SelectConnection):
                 return False
             frame_type, number, size = _FRAME_HEADER(buf, head)
             head_end = head + size + 8
-            if frame_type != spec.FRAME_HEADER or number != channel_number or head_end > end or size < 14:
+            if frame_type != _FRAME_TYPE_HEADER or number != channel_number or head_end > end or size < 14:
                 return False
             if buf[head_end - 1] != _FRAME_END:
                 return False
@@ -238,7 +281,7 @@ class DeliveryConnection(SelectConnection):
                     return False
                 frame_type, number, size = _FRAME_HEADER(buf, pos)
                 piece_end = pos + size + 7
-                if frame_type != spec.FRAME_BODY or number != channel_number or size > remaining:
+                if frame_type != _FRAME_TYPE_BODY or number != channel_number or size > remaining:
                     return False
                 if piece_end >= end or buf[piece_end] != _FRAME_END:
                     return False
@@ -246,8 +289,10 @@ class DeliveryConnection(SelectConnection):
                 remaining -= size
                 pos = piece_end + 1
                 frames += 1
-        except (IndexError, struct.error):
-            return False  # cut short or malformed: pika's path decides
+        except (IndexError, struct.error, UnicodeDecodeError):
+            # Cut short or malformed, or a short string that is not UTF-8 (pika keeps its bytes):
+            # pika's path decides.
+            return False
         if len(pieces) == 1:
             start, stop = pieces[0]
             body = buf[start:stop]
