@@ -5,7 +5,8 @@ Run: `.venv/bin/python bench/consumer_cpu.py [--events N] [--runs R] [--pika]`
 Publishes N envelopes of the notifications burst (bench/services_events.py: issues reported,
 supported..., meetings scheduled, registrations confirmed), with the properties the relay gives
 them, to a fresh service queue; then runs an EventConsumer over them with a batch handler that does
-nothing, on a PostgreSQL database of its own (the inbox rows are written as in production). It
+nothing, on a PostgreSQL database of its own (the inbox rows are written as in production), with
+the garbage collector tuned as the notifications worker tunes it (`--gc-threshold`). It
 prints the CPU time of the consumer's connection thread (receiving, decoding and parsing the
 messages, settling the batches) per event: the work that competes with the batch thread for the
 interpreter lock. `--pika` runs the consumer on pika's own SelectConnection instead of
@@ -33,6 +34,7 @@ from linli_kit.db import Database  # noqa: E402
 from linli_kit.events import consumer as consumer_module  # noqa: E402
 from linli_kit.events.consumer import EventConsumer, batch_handler  # noqa: E402
 from linli_kit.testing import infra, probe  # noqa: E402
+from linli_kit.worker import tune_gc_for_batches  # noqa: E402
 
 
 def publish(amqp_url: str, bus: BusNames, events: list) -> None:
@@ -99,7 +101,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pika", action="store_true", help="pika's own SelectConnection")
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=10_000,
+        help="young generation, as the notifications worker sets it; 0: as is",
+    )
     args = parser.parse_args()
+    if args.gc_threshold:
+        tune_gc_for_batches(args.gc_threshold)
     if args.pika:
         consumer_module.DeliveryConnection = SelectConnection
     admin_url, _ = infra.find_postgres()

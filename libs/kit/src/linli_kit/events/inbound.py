@@ -21,8 +21,8 @@ Every other frame, and any delivery the fast path is not sure about, goes throug
 `frame.decode_frame` and `Connection._process_frame`, one frame at a time: heartbeats, methods
 (acks, flow, cancel, channel and connection close), a message whose frames are not all in the
 buffer yet, a delivery for a consumer pika does not know or has cancelled, for a channel that is
-not a plain `pika.channel.Channel`, a header with more than one flag word, anything malformed
-(whose error is then pika's). The counters pika's heartbeat checker reads (`bytes_received`,
+not a plain `pika.channel.Channel`, a header with more than one flag word, a short string that
+is not UTF-8 (pika keeps its bytes), anything malformed (whose error is then pika's). The counters pika's heartbeat checker reads (`bytes_received`,
 `frames_received`) advance as pika advances them. libs/kit/tests/test_inbound_deliveries.py checks
 the fast path against pika's own decoding, frame by frame.
 """
