@@ -16,7 +16,7 @@ from typing import Any
 import pika
 import pytest
 from pika import frame, spec
-from pika.exceptions import AMQPConnectionError, AMQPError, InvalidFrameError
+from pika.exceptions import AMQPConnectionError, AMQPError, InvalidFieldTypeException, InvalidFrameError
 
 from linli_kit.events.inbound import RECV_BYTES, DeliveryConnection, decode_properties
 from linli_kit.events.topology import Brokers
@@ -229,6 +229,21 @@ def test_a_bad_frame_end_is_pikas_error_after_the_good_messages(pair):
         consumer.conn.process_data_events(0)
     assert fast.got == plain.got and [b for _m, _p, b in fast.got] == [b"fine"]
     assert fast.impl.fast_path == [True, False]
+
+
+def test_headers_pika_cannot_decode_are_pikas_error(pair):
+    plain, fast = pair
+    data = bytearray(message(spec.BasicProperties(headers={"k": 1}), b"body", delivery_tag=3))
+    at = data.index(b"\x01k") + 2
+    data[at : at + 1] = b"Z"  # a field type AMQP does not have
+    for consumer in pair:
+        with pytest.raises(InvalidFieldTypeException):
+            consumer.impl._on_data_available(bytes(data))
+    assert fast.impl.fast_path == [False]
+    assert (fast.impl.bytes_received, fast.impl.frames_received) == (
+        plain.impl.bytes_received,
+        plain.impl.frames_received,
+    )
 
 
 def test_properties_decoded_as_pika_decodes_them():
