@@ -5,7 +5,7 @@ channel and consumer on the local broker: both must hand the consumer the same d
 properties, body), count the same bytes and frames, and the fast path must be taken when a whole
 message is at hand and left to pika otherwise. Then real deliveries from a quorum queue: properties,
 headers, a body over several frames, a redelivery with its x-delivery-count; and heartbeats and a
-lost connection."""
+lost connection, and an EventConsumer reconnecting after one."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ import pika
 import pytest
 from pika import frame, spec
 from pika.exceptions import AMQPConnectionError, AMQPError, InvalidFieldTypeException, InvalidFrameError
+from sqlalchemy import select
 
+from linli_kit.events import new_event
 from linli_kit.events.inbound import RECV_BYTES, DeliveryConnection, decode_properties
 from linli_kit.events.topology import Brokers
+from linli_kit.testing import probe
+from linli_kit.testing.waiting import eventually
 
 TAG = "ctag-inbound"
 CHANNEL = 1
@@ -334,3 +338,36 @@ def test_a_lost_connection_is_reported_as_with_pika(broker_proxy):
         while time.monotonic() < deadline:
             conn.process_data_events(0.2)
     assert conn.is_closed
+
+
+def effect_numbers(database: Any) -> list[int]:
+    with database.session() as s:
+        return sorted(s.scalars(select(probe.effects.c.n)))
+
+
+def _publish_probe_events(amqp_url: str, bus: Any, numbers: range) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        for n in numbers:
+            event = new_event(probe.PROBE_EVENT, {"n": n}, producer="probe")
+            properties = pika.BasicProperties(message_id=event.id, type=event.type, delivery_mode=2)
+            channel.basic_publish(bus.exchange, event.type, event.to_json().encode(), properties)
+    finally:
+        conn.close()
+
+
+def test_the_consumer_reconnects_and_handles_every_event_once(database, bus_names, broker_proxy, amqp_url, threads):
+    proxy, proxied_url = broker_proxy
+    consumer = probe.make_consumer(database, proxied_url, bus_names)
+    consumer.declare()
+    _publish_probe_events(amqp_url, bus_names, range(0, 3000))
+    threads(consumer.run)
+    eventually(lambda: len(effect_numbers(database)) > 0, what="the first events handled")
+    proxy.cut()  # most likely mid-stream: deliveries unacked, a frame cut in two
+    eventually(lambda: not consumer.ready.is_set(), what="the consumer notices the loss")
+    _publish_probe_events(amqp_url, bus_names, range(3000, 3500))
+    proxy.restore()
+    eventually(lambda: len(effect_numbers(database)) >= 3500, timeout=60, what="every event after reconnecting")
+    assert effect_numbers(database) == list(range(3500))  # each once, redeliveries included
