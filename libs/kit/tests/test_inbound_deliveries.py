@@ -25,6 +25,8 @@ from linli_kit.events.topology import Brokers
 from linli_kit.testing import probe
 from linli_kit.testing.waiting import eventually
 
+pytestmark = pytest.mark.integration
+
 TAG = "ctag-inbound"
 CHANNEL = 1
 
