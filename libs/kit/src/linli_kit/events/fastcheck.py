@@ -137,7 +137,7 @@ def _with_validators(accept: Check, convert: Callable[[Any], Any] | None, valida
         if not accept(value):
             return False
         loaded = value if convert is None else convert(value)
-        return all(test(loaded) for test in tests)
+        return not tests or all(test(loaded) for test in tests)  # most have none: no generator
 
     return check
 
@@ -267,7 +267,7 @@ def _float_check(field: fields.Float, validators: list[Any]) -> Check:
             return False
         if allow_nan is False and not math.isfinite(number):
             return False
-        return all(test(number) for test in tests)
+        return not tests or all(test(number) for test in tests)
 
     return check
 
@@ -300,7 +300,7 @@ def _temporal_check(field: fields.Field, validators: list[Any]) -> Check:
             return False
         if need_aware and (loaded.tzinfo is None or loaded.tzinfo.utcoffset(loaded) is None):
             return False
-        return all(test(loaded) for test in tests)
+        return not tests or all(test(loaded) for test in tests)  # most have none: no generator
 
     return check
 
@@ -326,7 +326,7 @@ def _list_check(field: fields.List, validators: list[Any]) -> Check:
                     return False
             elif not item(each):
                 return False
-        return all(test(value) for test in tests)
+        return not tests or all(test(value) for test in tests)
 
     return check
 
