@@ -11,6 +11,7 @@ or the consumer would still pay marshmallow's price on them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import uuid
@@ -257,6 +258,37 @@ def test_envelopes_are_parsed_as_before() -> None:
         Event.from_json(json.dumps({"id": event.id, "type": "t", "occurred_at": "x", "producer": "p"}))
     with pytest.raises(InvalidEvent, match="issues.issue.supported v1: "):
         Event.from_json(good.replace('"supporter_id":"', '"supporter_id":"x', 1))
+
+
+def test_a_parsed_envelope_is_the_event_its_constructor_makes() -> None:
+    data = example(CATALOGUE._schemas[("issues.issue.supported", 1)], full=True)
+    made = Event(
+        type="issues.issue.supported", data=data, producer="issues", correlation_id="req-1", community_id=AN_ID
+    )
+    parsed = Event.from_json(made.to_json().encode())
+    assert type(parsed) is Event
+    assert parsed == made
+    assert list(vars(parsed).items()) == list(vars(made).items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.type = "other"  # type: ignore[misc]
+
+
+def test_written_out_tests_answer_as_the_functions_they_stand_for() -> None:
+    """`_straight_line` writes some field tests out as expressions (`_inline`): on every value of
+    the corpus, each expression says what its function says."""
+    inlined = {}
+    for event_type, version in ALL:
+        for field in CATALOGUE._schemas[(event_type, version)].load_fields.values():
+            test = fastcheck._field_check(field)
+            if getattr(test, "inline", None) is not None:
+                inlined[id(test)] = test
+    assert len(inlined) > 10
+    values = [*WRONG_VALUES, AN_ID, None, "x" * 80, "x" * 81, "x" * 200, "x" * 201, "reported", "public", 5]
+    for test in inlined.values():
+        template, constants = test.inline
+        expression = eval("lambda v: " + template.format(**{n: n for n in constants}), dict(constants))  # noqa: S307
+        for value in values:
+            assert bool(expression(value)) == bool(test(value)), (template, value)
 
 
 def test_the_consumer_rejects_what_the_catalogue_refuses_and_takes_what_marshmallow_takes() -> None:

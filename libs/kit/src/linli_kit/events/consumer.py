@@ -61,6 +61,7 @@ from linli_kit.config import BusNames
 from linli_kit.db import Database
 from linli_kit.events.catalogue import InvalidEvent
 from linli_kit.events.envelope import Event
+from linli_kit.events.inbound import DeliveryConnection
 from linli_kit.events.topology import Brokers, declare_service_queue
 from linli_kit.metrics import EVENTS_HANDLED
 from linli_kit.tables import UtcDateTime
@@ -200,7 +201,11 @@ class EventConsumer:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set, reconnecting with back-off whenever the broker goes away."""
         backoff = Backoff()
-        brokers = Brokers(self.amqp_url, heartbeat=HEARTBEAT_SECONDS, name=f"{self.service}-consumer")
+        # DeliveryConnection: deliveries decoded in fewer Python steps on the connection's thread,
+        # which shares the GIL with the batch thread (see linli_kit.events.inbound).
+        brokers = Brokers(
+            self.amqp_url, heartbeat=HEARTBEAT_SECONDS, name=f"{self.service}-consumer", impl_class=DeliveryConnection
+        )
         while not stop.is_set():
             try:
                 self._consume(stop, backoff, brokers)

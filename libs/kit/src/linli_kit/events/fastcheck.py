@@ -51,27 +51,50 @@ def compile_schema(schema: Schema) -> Check:
     for attr_name, field in schema.load_fields.items():
         key = field.data_key if field.data_key is not None else attr_name
         entries.append((key, bool(field.required), bool(field.allow_none), _field_check(field)))
-    known = frozenset(key for key, *_ in entries)
-    rows = tuple(entries)
-    only_known = unknown == RAISE
+    known = frozenset(key for key, *_ in entries) if unknown == RAISE else None
+    return _straight_line(entries, known)
 
-    def check(data: Any) -> bool:
-        if type(data) is not dict:
-            return False
-        get = data.get
-        for key, required, allow_none, test in rows:
-            value = get(key, _MISSING)
-            if value is _MISSING:
-                if required:
-                    return False
-            elif value is None:
-                if not allow_none:
-                    return False
-            elif not test(value):
-                return False
-        return not only_known or known.issuperset(data)
 
-    return check
+def _straight_line(rows: list[tuple[str, bool, bool, Check]], known: frozenset[str] | None) -> Check:
+    """The check of data with these fields (key, required, allow_none, test of a present non-null
+    value), and no keys but `known` if given: one function written field after field, with the
+    commonest tests (`_inline`) written out in it, rather than a loop calling a test per field. A
+    consumer runs it on every event it receives: the loop's and the calls' Python steps were most of
+    its cost. The source holds only names bound, in its namespace, to the keys and the tests.
+
+    For each field: missing -> False if required; None -> False unless allowed; else its test."""
+    namespace: dict[str, Any] = {"MISSING": _MISSING, "known": known}
+    lines = ["def check(data):", "    if type(data) is not dict:", "        return False", "    get = data.get"]
+    for i, (key, required, allow_none, test) in enumerate(rows):
+        inline = getattr(test, "inline", None)
+        if inline is not None:
+            template, constants = inline
+            names = {name: f"{name}_{i}" for name in constants}
+            namespace.update({names[name]: value for name, value in constants.items()})
+            expression = template.format(**names)
+        else:
+            namespace[f"test_{i}"] = test
+            expression = f"test_{i}(v)"
+        namespace[f"key_{i}"] = key
+        lines += [
+            f"    v = get(key_{i}, MISSING)",
+            "    if v is MISSING:",
+            "        return False" if required else "        pass",
+            "    elif v is None:",
+            "        pass" if allow_none else "        return False",
+            f"    elif not ({expression}):",
+            "        return False",
+        ]
+    lines.append("    return True" if known is None else "    return known.issuperset(data)")
+    exec("\n".join(lines), namespace)  # noqa: S102 - source made here of fixed text and names
+    return namespace["check"]
+
+
+def _inline(test: Check, template: str, **constants: Any) -> Check:
+    """Mark `test` as equivalent to the expression `template` of `v` (its `{names}` bound to
+    `constants`), for `_straight_line` to write out instead of calling it."""
+    test.inline = (template, constants)  # type: ignore[attr-defined]
+    return test
 
 
 def _field_check(field: fields.Field) -> Check:
@@ -114,7 +137,7 @@ def _with_validators(accept: Check, convert: Callable[[Any], Any] | None, valida
         if not accept(value):
             return False
         loaded = value if convert is None else convert(value)
-        return all(test(loaded) for test in tests)
+        return not tests or all(test(loaded) for test in tests)  # most have none: no generator
 
     return check
 
@@ -170,7 +193,12 @@ def _string_check(validators: list[Any]) -> Check:
     if len(validators) == 1 and type(validators[0]) is validate.Length and validators[0].equal is None:
         low, high = validators[0].min or 0, validators[0].max
         if high is not None:
-            return lambda value: type(value) is str and low <= len(value) <= high
+            return _inline(
+                lambda value: type(value) is str and low <= len(value) <= high,
+                "type(v) is str and {low} <= len(v) <= {high}",
+                low=low,
+                high=high,
+            )
     if len(validators) == 1 and type(validators[0]) is validate.OneOf:
         try:
             allowed = frozenset(validators[0].choices)
@@ -178,7 +206,11 @@ def _string_check(validators: list[Any]) -> Check:
             allowed = None
         if allowed is not None:
             # Equality and hashing agree for strings: membership is OneOf's `value in choices`.
-            return lambda value: type(value) is str and value in allowed
+            return _inline(
+                lambda value: type(value) is str and value in allowed,
+                "type(v) is str and v in {allowed}",
+                allowed=allowed,
+            )
     return _with_validators(_is_str, None, validators)
 
 
@@ -187,7 +219,7 @@ def _int_check(validators: list[Any]) -> Check:
         r = validators[0]
         if r.min is not None and r.max is None and r.min_inclusive:
             low = r.min
-            return lambda value: type(value) is int and value >= low
+            return _inline(lambda value: type(value) is int and value >= low, "type(v) is int and v >= {low}", low=low)
     return _with_validators(_is_int, None, validators)
 
 
@@ -211,6 +243,16 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
+_inline(_is_str, "type(v) is str")
+_inline(_is_int, "type(v) is int")
+_inline(
+    _is_uuid,
+    "type(v) is str and ({canonical}(v) is not None or {is_uuid}(v))",
+    canonical=_CANONICAL_UUID,
+    is_uuid=_is_uuid,
+)
+
+
 def _float_check(field: fields.Float, validators: list[Any]) -> Check:
     allow_nan = field.allow_nan
     tests = [_validator_test(v) for v in validators]
@@ -225,7 +267,7 @@ def _float_check(field: fields.Float, validators: list[Any]) -> Check:
             return False
         if allow_nan is False and not math.isfinite(number):
             return False
-        return all(test(number) for test in tests)
+        return not tests or all(test(number) for test in tests)
 
     return check
 
@@ -258,7 +300,7 @@ def _temporal_check(field: fields.Field, validators: list[Any]) -> Check:
             return False
         if need_aware and (loaded.tzinfo is None or loaded.tzinfo.utcoffset(loaded) is None):
             return False
-        return all(test(loaded) for test in tests)
+        return not tests or all(test(loaded) for test in tests)  # most have none: no generator
 
     return check
 
@@ -284,7 +326,7 @@ def _list_check(field: fields.List, validators: list[Any]) -> Check:
                     return False
             elif not item(each):
                 return False
-        return all(test(value) for test in tests)
+        return not tests or all(test(value) for test in tests)
 
     return check
 

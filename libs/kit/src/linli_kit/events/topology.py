@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.select_connection import SelectConnection
 from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 
 from linli_kit.config import BusNames, split_broker_urls
@@ -73,10 +74,21 @@ class Brokers:
     that connection went away, so the next attempt starts with the following broker: a node that
     stopped is not waited for when another can serve. One broker behaves as a plain connection."""
 
-    def __init__(self, amqp_url: str, *, heartbeat: int = 30, name: str = "linli", socket_timeout: float = 5) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        heartbeat: int = 30,
+        name: str = "linli",
+        socket_timeout: float = 5,
+        impl_class: type[SelectConnection] | None = None,
+    ) -> None:
         self.parameters = broker_parameters(amqp_url, heartbeat=heartbeat, name=name)
         for params in self.parameters:
             params.socket_timeout = socket_timeout
+        # The asynchronous connection under each BlockingConnection: pika's SelectConnection, or
+        # a subclass of it such as the consumers' `inbound.DeliveryConnection`.
+        self.impl_class = impl_class
         self._first = 0
         self.current: pika.URLParameters | None = None
 
@@ -90,7 +102,10 @@ class Brokers:
         error: AMQPConnectionError | None = None
         for params in self.candidates():
             try:
-                conn = pika.BlockingConnection(params)
+                if self.impl_class is None:
+                    conn = pika.BlockingConnection(params)
+                else:
+                    conn = pika.BlockingConnection(params, _impl_class=self.impl_class)
             except AMQPConnectionError as exc:
                 log.info("broker unreachable, trying the next", extra={"broker": _address(params), "error": repr(exc)})
                 error = exc
