@@ -646,7 +646,13 @@ def text_array(values: Sequence[str | None]) -> str:
             if '"' in plain or "\\" in plain:
                 plain = plain.replace("\\", "\\\\").replace('"', '\\"')
             return '{"' + plain.replace("\0", '","') + '"}'
-    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+        return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+    # With NULLs (a batch's reasons, finish times): each element quoted as it is, unless one needs
+    # escaping (checked once, on them all joined).
+    plain = "".join([v for v in values if v is not None])  # type: ignore[misc]
+    if '"' in plain or "\\" in plain:
+        return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+    return "{" + ",".join("NULL" if v is None else f'"{v}"' for v in values) + "}"
 
 
 def _quoted(value: str) -> str:

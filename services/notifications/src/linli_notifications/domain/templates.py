@@ -252,6 +252,14 @@ def _placeholders(text: str) -> frozenset[str]:
     return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
+@functools.lru_cache(maxsize=512)
+def _names(title: str, body: str, sms: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The names a template's title, body and SMS text fill in, sorted, and those of its SMS text:
+    worked out once per template and language (a batch of events renders hundreds of times)."""
+    sms_names = _placeholders(sms)
+    return tuple(sorted(_placeholders(title) | _placeholders(body) | sms_names)), sms_names
+
+
 def placeholders(text: str) -> set[str]:
     """The names a template's text fills in (parsed once per text: every render asks for three)."""
     return set(_placeholders(text))
@@ -321,11 +329,10 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
         for key in LABELLED:
             if key in params and key not in labelled:
                 params[key] = LABELS_ZH.get(str(params[key]), params[key])
-    sms_names = placeholders(template.sms_text(locale))
-    needed = placeholders(template.body[locale]) | placeholders(template.title[locale]) | sms_names
+    needed, sms_names = _names(template.title[locale], template.body[locale], template.sms_text(locale))
     problems: dict[str, list[str]] = {}
     values: dict[str, str] = {}
-    for name in sorted(needed):
+    for name in needed:
         value = params.get(name)
         if value is None or str(value) == "":
             problems[name] = ["missing template parameter"]
