@@ -7,6 +7,7 @@ import operator
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, cast, func, select
@@ -153,7 +154,7 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
             select(*_recipient_columns())
             .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
             .where(among_rows(session, r.user_id, ids[start : start + CHUNK]))
-        )
+        ).all()
         found.update((recipient.user_id, recipient) for recipient in _recipients_of(rows, city_timezone))
     return found
 
@@ -205,9 +206,13 @@ def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dic
     ids = sorted(set(user_ids))
     result: dict[str, dict[tuple[str, str], bool]] = {}
     for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            select(preferences).where(among_rows(session, preferences.c.user_id, ids[start : start + CHUNK]))
-        ).mappings()
+        rows = (
+            session.execute(
+                select(preferences).where(among_rows(session, preferences.c.user_id, ids[start : start + CHUNK]))
+            )
+            .mappings()
+            .all()
+        )
         for r in rows:
             result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
     return result
@@ -251,7 +256,7 @@ def members_with_role_by_community(
             recipient_communities.c.role.in_(list(roles)),
         )
         .distinct()
-    ):
+    ).all():
         found[community_id].append(user_id)
     return found
 
@@ -341,7 +346,7 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
             select(*_SUBJECT_COLUMNS)
             .outerjoin(replica.communities, replica.communities.c.community_id == subjects.c.community_id)
             .where(subjects.c.subject_type == subject_type, among_rows(session, subjects.c.subject_id, ids))
-        )
+        ).all()
         for r in rows:
             found[(subject_type, r.subject_id)] = _subject(subject_type, r)
     return found
@@ -535,8 +540,35 @@ def _copy_insert_ignore(
     return max(inserted, 0)
 
 
-# `json.dumps(value, ensure_ascii=False)` with one encoder (`dumps` makes one per call given an option).
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
+def _json_text() -> Callable[[Any], str]:
+    """`json.dumps(value, ensure_ascii=False)`, its C encoder made once: `dumps`, and even
+    `JSONEncoder.encode`, make one for every call, as much work as encoding a template's parameters
+    (a batch of events encodes two values per group of recipients, and a row's JSON columns). Made
+    without the circular-reference check, whose memo a failed call would leave holding ids: what is
+    encoded here is parsed JSON and values built from it, never a cycle (one would end in a
+    RecursionError, not a ValueError)."""
+    if c_make_encoder is None:  # no C accelerator: the pure Python encoder, made per call as before
+        return json.JSONEncoder(ensure_ascii=False).encode
+    options = json.JSONEncoder(ensure_ascii=False)
+    encoder = c_make_encoder(
+        None,
+        options.default,
+        encode_basestring,
+        None,
+        options.key_separator,
+        options.item_separator,
+        options.sort_keys,
+        options.skipkeys,
+        options.allow_nan,
+    )
+
+    def to_json(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return to_json
+
+
+to_json = _json_text()
 
 
 def json_encoder() -> Callable[[Any], str]:
@@ -552,7 +584,7 @@ def json_encoder() -> Callable[[Any], str]:
         known = done.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
-        text = _to_json(value)
+        text = to_json(value)
         done[id(value)] = (value, text)  # holding the value keeps its id from being reused
         return text
 

@@ -160,7 +160,7 @@ class Rules:
                         repository.among_rows(session, follows.c.target_id, sorted(ids)),
                     )
                     .distinct()
-                ):
+                ).all():
                     found[target_id].append(user_id)
             for target_id, people in found.items():
                 self._lookups[("followers", target_type, target_id)] = people
@@ -178,7 +178,7 @@ class Rules:
             select(
                 replica.communities.c.community_id, replica.communities.c.name, replica.communities.c.street_id
             ).where(repository.among_rows(session, replica.communities.c.community_id, wanted))
-        ):
+        ).all():
             names[community_id] = name
             self._book.know_street(community_id, street_id)
         for community_id in wanted:

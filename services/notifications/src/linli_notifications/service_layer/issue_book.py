@@ -56,17 +56,17 @@ class IssueBook:
             return
         self.snapshots.update(dict.fromkeys(ids))
         for ids_chunk in _chunks(ids):
-            for row in session.execute(_locked_snapshots(session, ids_chunk)):
+            for row in session.execute(_locked_snapshots(session, ids_chunk)).all():
                 self.snapshots[row.subject_id] = {c: row._mapping[c] for c in COLUMNS}
             for target_id, user_id in session.execute(
                 select(follows.c.target_id, follows.c.user_id).where(
                     follows.c.target_type == "issue", repository.among_rows(session, follows.c.target_id, ids_chunk)
                 )
-            ):
+            ).all():
                 self.followers.setdefault(target_id, set()).add(user_id)
             for row in session.execute(
                 select(issue_knowledge).where(repository.among_rows(session, issue_knowledge.c.issue_id, ids_chunk))
-            ):
+            ).all():
                 self.knowledge[(row.issue_id, row.user_id)] = dict(row._mapping)
 
     # --- subjects ---------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class ActivityMembers:
         self.members.update(dict.fromkeys(ids))
         for activity_id, member_ids in session.execute(
             _by_key(session, "activity", ids, (subjects.c.subject_id, subjects.c.member_ids))
-        ):
+        ).all():
             self.members[activity_id] = list(member_ids or [])
 
     def covers(self, activity_id: str) -> bool:
@@ -288,7 +288,7 @@ class NewMeetings:
         ids = sorted(set(meeting_ids))
         if not ids:
             return
-        known = set(session.scalars(_by_key(session, "meeting", ids, (subjects.c.subject_id,))))
+        known = set(session.scalars(_by_key(session, "meeting", ids, (subjects.c.subject_id,))).all())
         self.unseen = set(ids) - known
 
     @property

@@ -258,9 +258,8 @@ def _array_literals(names: Sequence[str], rows: list[tuple]) -> dict[str, str]:
     return {name: repository.text_array(column) for name, column in zip(names, columns, strict=True)}
 
 
-# `json.dumps(value, ensure_ascii=False)`, with one encoder: `dumps` makes an encoder for each call
-# given any option, and a batch encodes two values per group (a third of planning's Python time).
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
+# `json.dumps(value, ensure_ascii=False)`, with one encoder (a batch encodes two values per group).
+_to_json = repository.to_json
 
 _GROUP_COLUMNS = PLAN_GROUP_ARRAYS
 _DECISION_COLUMNS = PLAN_DECISION_ARRAYS
