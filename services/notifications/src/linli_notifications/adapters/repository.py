@@ -403,9 +403,8 @@ def _column_arrays(
     JSON null, as `_raw_lines` writes it), instants with their offset (a naive one is refused, as
     `UtcDateTime` refuses it), booleans as t/f."""
     arrays: dict[str, str] = {}
-    for i, name in enumerate(columns):
+    for i, (name, values) in enumerate(zip(columns, _transposed(columns, rows), strict=True)):
         column_type = table.c[name].type
-        values: list[Any] = [row[name] for row in rows]
         if isinstance(column_type, JSON):
             values = [encode(v) for v in values]
         elif isinstance(column_type, UtcDateTime):
@@ -413,10 +412,21 @@ def _column_arrays(
                 if v is not None and v.tzinfo is None:
                     raise ValueError("naive datetime: times are stored as instants with an offset")
             values = [None if v is None else v.isoformat() for v in values]
-        elif not all(type(v) is str for v in values):
+        elif not _TEXTUAL.issuperset(map(type, values)):
             values = [None if v is None else ("t" if v else "f") if type(v) is bool else str(v) for v in values]
         arrays[f"a{i}"] = text_array(values)
     return arrays
+
+
+# What `text_array` takes as it is.
+_TEXTUAL = frozenset({str, type(None)})
+
+
+def _transposed(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Iterable[Sequence[Any]]:
+    """The values of each of `columns` in `rows`, a column at a time (one pass over the rows)."""
+    if len(columns) == 1:
+        return [[row[columns[0]] for row in rows]]
+    return zip(*map(operator.itemgetter(*columns), rows), strict=True)
 
 
 def _unnest(table: Table, columns: Sequence[str]) -> str:

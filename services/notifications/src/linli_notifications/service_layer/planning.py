@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import PLAN_DECISION_ARRAYS, PLAN_GROUP_ARRAYS, deliveries, notifications
-from linli_notifications.domain.access import Subject, readable
+from linli_notifications.domain.access import Subject, who_may_read
 from linli_notifications.domain.model import Channel, DeliveryState, Intent, PlannedDelivery, Recipient
 from linli_notifications.domain.policy import plan_for
 from linli_notifications.domain.templates import render
@@ -350,8 +350,7 @@ def only_readers(
     for intent, subjects_then in zip(intents, given, strict=True):
         if intent.about:
             lookup = subjects_then if subjects_then is not None else known
-            subjects = [lookup.get(key) for key in intent.about]
-            users = tuple(u for u in intent.user_ids if u in readers and readable(subjects, readers[u]))
+            users = who_may_read([lookup.get(key) for key in intent.about], intent.user_ids, readers)
             if users != intent.user_ids:  # most are told to everyone named: the intent as it is
                 intent = replace(intent, user_ids=users)
         kept.append(intent)
