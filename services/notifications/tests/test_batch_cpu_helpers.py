@@ -12,7 +12,7 @@ from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
 from linli_notifications.domain.access import COMMUNITY, PRIVATE, PUBLIC, Reader, Subject, readable, who_may_read
 from linli_notifications.domain.model import Category, Intent, Recipient
-from linli_notifications.domain.templates import TEMPLATES, placeholders, render
+from linli_notifications.domain.templates import TEMPLATES, placeholders, render, render_notice
 from linli_notifications.service_layer.planning import group_values
 
 HOME, OTHER = "c-home", "c-other"
@@ -85,6 +85,23 @@ def test_a_templates_names_are_those_of_its_texts() -> None:
             with pytest.raises(Invalid) as refused:
                 render(template.kind, locale, {k: v for k, v in params.items() if k != missing})
             assert missing in refused.value.fields
+
+
+def test_a_notice_is_rendered_as_render_renders_it_and_refused_alike() -> None:
+    rng = random.Random(5)
+    for template, locale in itertools.product(TEMPLATES.values(), ("zh-CN", "en", "fr")):
+        names = sorted(placeholders(template.title["en"]) | placeholders(template.body["en"]) | {"status", "when_at"})
+        for _ in range(20):
+            params = {name: rng.choice(["reported", "declined", "bench", 3, "长" * 40, "", None]) for name in names}
+            params["when_at"] = rng.choice([None, NOW.isoformat()])
+            try:
+                rendered = render(template.kind, locale, params, "Europe/London")
+            except Invalid as exc:
+                with pytest.raises(Invalid) as refused:
+                    render_notice(template.kind, locale, params, "Europe/London")
+                assert refused.value.fields == exc.fields
+            else:
+                assert render_notice(template.kind, locale, params, "Europe/London") == (rendered.title, rendered.body)
 
 
 def test_a_plan_whose_groups_get_no_delivery_has_empty_delivery_arrays() -> None:

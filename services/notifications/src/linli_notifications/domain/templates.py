@@ -313,6 +313,29 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
 
     `params["when_at"]` (ISO 8601) becomes `when` in the recipient's time zone and language.
     """
+    template, locale, values, body, sms_params = _checked(kind, locale, params, timezone)
+    sms_text = SIGNATURE[locale] + template.sms_text(locale).format(**values)
+    return Rendered(
+        title=template.title[locale].format(**values),
+        body=body,
+        sms_text=sms_text,
+        sms_params=sms_params,
+        segments=sms_segments(sms_text),
+    )
+
+
+def render_notice(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia/Shanghai") -> tuple[str, str]:
+    """The title and body `render` gives (what an inbox entry keeps), refused as `render` refuses:
+    planning renders a batch's every group of recipients, and needs no SMS text."""
+    template, locale, values, body, _sms_params = _checked(kind, locale, params, timezone)
+    return template.title[locale].format(**values), body
+
+
+def _checked(
+    kind: str, locale: str, params: dict[str, Any], timezone: str
+) -> tuple[Template, str, dict[str, str], str, dict[str, str]]:
+    """`render`'s checks: (the template, the language used, the values by name as text, the body,
+    the SMS template's variables); Invalid naming missing or oversized parameters."""
     template = TEMPLATES.get(kind)
     if template is None:
         raise Invalid("no template for {kind}", fields={"kind": ["unknown template"]}, kind=kind)
@@ -347,14 +370,7 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
     too_long = [k for k, v in sms_params.items() if len(v) > MAX_PARAM_LENGTH and kind != "broadcast.notice"]
     if too_long:
         raise Invalid("template parameters too long", fields={k: ["longer than 35 characters"] for k in too_long})
-    sms_text = SIGNATURE[locale] + template.sms_text(locale).format(**values)
-    return Rendered(
-        title=template.title[locale].format(**values),
-        body=body,
-        sms_text=sms_text,
-        sms_params=sms_params,
-        segments=sms_segments(sms_text),
-    )
+    return template, locale, values, body, sms_params
 
 
 def sms_variables(kind: str, locale: str = "zh-CN") -> list[str]:

@@ -25,7 +25,7 @@ from linli_notifications.adapters.tables import PLAN_DECISION_ARRAYS, PLAN_GROUP
 from linli_notifications.domain.access import Subject, who_may_read
 from linli_notifications.domain.model import Channel, DeliveryState, Intent, PlannedDelivery, Recipient
 from linli_notifications.domain.policy import plan_for
-from linli_notifications.domain.templates import render
+from linli_notifications.domain.templates import render_notice
 
 _NAMESPACE = uuid.UUID("6f1d3c38-61a4-4c1e-9d2b-6b0c1d8f7e11")
 
@@ -706,8 +706,8 @@ def _render(kind: str, locale: str, params: dict, timezone: str, memo: dict[tupl
     if key is not None and key in memo:
         return memo[key]
     try:
-        result = render(kind, locale, params, timezone)
-        answer: tuple = (result.title, result.body, None)
+        title, body = render_notice(kind, locale, params, timezone)
+        answer: tuple = (title, body, None)
     except Invalid as exc:
         answer = (kind, kind, ", ".join(sorted(exc.fields)))
     if key is not None:
