@@ -425,8 +425,9 @@ def _column_arrays(
     JSON null, as `_raw_lines` writes it), instants with their offset (a naive one is refused, as
     `UtcDateTime` refuses it), booleans as t/f."""
     arrays: dict[str, str] = {}
-    for i, (name, values) in enumerate(zip(columns, _transposed(columns, rows), strict=True)):
+    for i, name in enumerate(columns):
         column_type = table.c[name].type
+        values: Sequence[Any] = [row[name] for row in rows]
         if isinstance(column_type, JSON):
             values = [encode(v) for v in values]
         elif isinstance(column_type, UtcDateTime):
@@ -440,15 +441,8 @@ def _column_arrays(
     return arrays
 
 
-# What `text_array` takes as it is.
+# What `text_array` takes as it is (checked by type over a column in C, not by a loop here).
 _TEXTUAL = frozenset({str, type(None)})
-
-
-def _transposed(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Iterable[Sequence[Any]]:
-    """The values of each of `columns` in `rows`, a column at a time (one pass over the rows)."""
-    if len(columns) == 1:
-        return [[row[columns[0]] for row in rows]]
-    return zip(*map(operator.itemgetter(*columns), rows), strict=True)
 
 
 def _unnest(table: Table, columns: Sequence[str]) -> str:
