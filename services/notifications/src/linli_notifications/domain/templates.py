@@ -357,10 +357,11 @@ def _checked(
     values: dict[str, str] = {}
     for name in needed:
         value = params.get(name)
-        if value is None or str(value) == "":
+        text = "" if value is None else str(value)
+        if text == "":
             problems[name] = ["missing template parameter"]
         else:
-            values[name] = str(value)
+            values[name] = text
     if problems:
         raise Invalid("template {kind} lacks parameters", fields=problems, kind=kind)
     body = template.body[locale].format(**values)
