@@ -132,6 +132,8 @@ def world_and_burst(seed: int) -> tuple[list[Event], list[Event]]:
                 data["previous_starts_at"] = starts
                 events.append(new_event("meetings.meeting.rescheduled", data, producer="meetings"))
         elif kind == "registration":
+            # Some give their place up: the places kept in memory lose as well as gain.
+            verb = "cancelled" if rng.random() < 0.3 else "confirmed"
             data = {
                 "registration_id": str(uuid.uuid4()),
                 "activity_id": activity["id"],
@@ -140,9 +142,9 @@ def world_and_burst(seed: int) -> tuple[list[Event], list[Event]]:
                 "title": "书法班",
                 "starts_at": starts,
                 "party_size": 1,
-                "status": "confirmed",
+                "status": verb,
             }
-            events.append(new_event("activities.registration.confirmed", data, producer="activities"))
+            events.append(new_event(f"activities.registration.{verb}", data, producer="activities"))
         else:
             activity["revision"] += 1
             data = {

@@ -63,7 +63,7 @@ def test_the_book_reads_and_locks_the_snapshots_of_its_issues_only(database) -> 
             + [{"subject_type": "meeting", "subject_id": "i001", **SNAPSHOT, "revision": 99}],  # another type
         )
     wanted = [issues[0], issues[7], issues[29], "unknown", "i001"]
-    statement = _locked_snapshots(database.session(), sorted(set(wanted)))
+    statement, _ = _locked_snapshots(database.session(), sorted(set(wanted)))
     assert "LATERAL" in str(statement.compile(database.engine)), "each id looked up by the key"
     with database.transaction() as session:
         book = IssueBook()

@@ -355,7 +355,8 @@ class EventConsumer:
             "event_types": text_array_literal(types.values()),
             "handled_at": now,
         }
-        return set(session.scalars(self._claim_statement, params))
+        # The ids fetched at once: iterated, the result fetches a row at a time (twice the Python).
+        return set(session.scalars(self._claim_statement, params).all())
 
     def _run_handlers(self, session: Session, events: list[Event]) -> None:
         i = 0

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Table, any_, bindparam, cast, func, select
+from sqlalchemy import JSON, ColumnElement, Select, Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -145,17 +147,21 @@ def load_recipients(session: Session, user_ids: Iterable[str], city_timezone: st
     2,000 (a batch of events looks its recipients up once, as a broadcast chunk does)."""
     ids = sorted(set(user_ids))
     found: dict[str, Recipient] = {}
-    r = recipients.c
+    statement = _recipients_among(dialect_of(session))
     for start in range(0, len(ids), CHUNK):
-        # Ids as one array parameter (`among`): an IN list of 2,000 placeholders costs more to build,
-        # send and parse (psycopg splits the query text on every one) than the look-up itself.
-        rows = session.execute(
-            select(*_recipient_columns())
-            .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
-            .where(among_rows(session, r.user_id, ids[start : start + CHUNK]))
-        )
+        rows = session.execute(statement, {IDS: ids_value(session, ids[start : start + CHUNK])}).all()
         found.update((recipient.user_id, recipient) for recipient in _recipients_of(rows, city_timezone))
     return found
+
+
+@functools.cache
+def _recipients_among(dialect_name: str) -> Select:
+    r = recipients.c
+    return (
+        select(*_recipient_columns())
+        .outerjoin(sms_opt_outs, sms_opt_outs.c.phone == r.phone)
+        .where(among_given(dialect_name, r.user_id))
+    )
 
 
 def community_recipients(
@@ -204,13 +210,17 @@ def community_preferences(
 def load_preferences(session: Session, user_ids: Iterable[str]) -> dict[str, dict[tuple[str, str], bool]]:
     ids = sorted(set(user_ids))
     result: dict[str, dict[tuple[str, str], bool]] = {}
+    statement = _preferences_among(dialect_of(session))
     for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            select(preferences).where(among_rows(session, preferences.c.user_id, ids[start : start + CHUNK]))
-        ).mappings()
+        rows = session.execute(statement, {IDS: ids_value(session, ids[start : start + CHUNK])}).mappings().all()
         for r in rows:
             result.setdefault(r["user_id"], {})[(r["category"], r["channel"])] = r["enabled"]
     return result
+
+
+@functools.cache
+def _preferences_among(dialect_name: str) -> Select:
+    return select(preferences).where(among_given(dialect_name, preferences.c.user_id))
 
 
 def street_lookup(session: Session) -> Callable[[str], str | None]:
@@ -244,16 +254,20 @@ def members_with_role_by_community(
     found: dict[str, list[str]] = {c: [] for c in community_ids}
     if not community_ids:
         return found
-    for community_id, user_id in session.execute(
-        select(recipient_communities.c.community_id, recipient_communities.c.user_id)
-        .where(
-            among_rows(session, recipient_communities.c.community_id, community_ids),
-            recipient_communities.c.role.in_(list(roles)),
-        )
-        .distinct()
-    ):
+    statement = _members_with_role_among(dialect_of(session), tuple(roles))
+    for community_id, user_id in session.execute(statement, {IDS: ids_value(session, community_ids)}).all():
         found[community_id].append(user_id)
     return found
+
+
+@functools.cache
+def _members_with_role_among(dialect_name: str, roles: tuple[str, ...]) -> Select:
+    rc = recipient_communities.c
+    return (
+        select(rc.community_id, rc.user_id)
+        .where(among_given(dialect_name, rc.community_id), rc.role.in_(roles))
+        .distinct()
+    )
 
 
 def officials_of_street(session: Session, street_id: str | None) -> list[str]:
@@ -293,13 +307,9 @@ def load_readers(session: Session, user_ids: Iterable[str]) -> dict[str, Reader]
     for a person of none), not the people and then their communities in two round trips."""
     ids = sorted(set(user_ids))
     found: dict[str, Reader] = {}
-    r, rc = recipients.c, recipient_communities.c
+    statement = _readers_among(dialect_of(session))
     for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            select(r.user_id, r.role, r.street_id, r.organisation_id, r.active, rc.community_id)
-            .outerjoin(recipient_communities, rc.user_id == r.user_id)
-            .where(among_rows(session, r.user_id, ids[start : start + CHUNK]))
-        ).all()
+        rows = session.execute(statement, {IDS: ids_value(session, ids[start : start + CHUNK])}).all()
         people: dict[str, tuple] = {}
         communities: dict[str, set[str]] = {}
         for user_id, role, street_id, organisation_id, active, community_id in rows:
@@ -316,6 +326,16 @@ def load_readers(session: Session, user_ids: Iterable[str]) -> dict[str, Reader]
                 active=bool(active),
             )
     return found
+
+
+@functools.cache
+def _readers_among(dialect_name: str) -> Select:
+    r, rc = recipients.c, recipient_communities.c
+    return (
+        select(r.user_id, r.role, r.street_id, r.organisation_id, r.active, rc.community_id)
+        .outerjoin(recipient_communities, rc.user_id == r.user_id)
+        .where(among_given(dialect_name, r.user_id))
+    )
 
 
 # What deciding who may read a subject takes from its row and its community's.
@@ -338,13 +358,20 @@ def load_subjects(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tup
     for subject_type in sorted({t for t, _ in wanted}):
         ids = [i for t, i in wanted if t == subject_type]
         rows = session.execute(
-            select(*_SUBJECT_COLUMNS)
-            .outerjoin(replica.communities, replica.communities.c.community_id == subjects.c.community_id)
-            .where(subjects.c.subject_type == subject_type, among_rows(session, subjects.c.subject_id, ids))
-        )
+            _subjects_among(dialect_of(session)), {"subject_type": subject_type, IDS: ids_value(session, ids)}
+        ).all()
         for r in rows:
             found[(subject_type, r.subject_id)] = _subject(subject_type, r)
     return found
+
+
+@functools.cache
+def _subjects_among(dialect_name: str) -> Select:
+    return (
+        select(*_SUBJECT_COLUMNS)
+        .outerjoin(replica.communities, replica.communities.c.community_id == subjects.c.community_id)
+        .where(subjects.c.subject_type == bindparam("subject_type"), among_given(dialect_name, subjects.c.subject_id))
+    )
 
 
 # One subject (`load_subject`), built once: a statement used again keeps its cache key.
@@ -400,7 +427,7 @@ def _column_arrays(
     arrays: dict[str, str] = {}
     for i, name in enumerate(columns):
         column_type = table.c[name].type
-        values: list[Any] = [row[name] for row in rows]
+        values: Sequence[Any] = [row[name] for row in rows]
         if isinstance(column_type, JSON):
             values = [encode(v) for v in values]
         elif isinstance(column_type, UtcDateTime):
@@ -408,10 +435,14 @@ def _column_arrays(
                 if v is not None and v.tzinfo is None:
                     raise ValueError("naive datetime: times are stored as instants with an offset")
             values = [None if v is None else v.isoformat() for v in values]
-        elif not all(type(v) is str for v in values):
+        elif not _TEXTUAL.issuperset(map(type, values)):
             values = [None if v is None else ("t" if v else "f") if type(v) is bool else str(v) for v in values]
         arrays[f"a{i}"] = text_array(values)
     return arrays
+
+
+# What `text_array` takes as it is (checked by type over a column in C, not by a loop here).
+_TEXTUAL = frozenset({str, type(None)})
 
 
 def _unnest(table: Table, columns: Sequence[str]) -> str:
@@ -535,8 +566,35 @@ def _copy_insert_ignore(
     return max(inserted, 0)
 
 
-# `json.dumps(value, ensure_ascii=False)` with one encoder (`dumps` makes one per call given an option).
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
+def _json_text() -> Callable[[Any], str]:
+    """`json.dumps(value, ensure_ascii=False)`, its C encoder made once: `dumps`, and even
+    `JSONEncoder.encode`, make one for every call, as much work as encoding a template's parameters
+    (a batch of events encodes two values per group of recipients, and a row's JSON columns). Made
+    without the circular-reference check, whose memo a failed call would leave holding ids: what is
+    encoded here is parsed JSON and values built from it, never a cycle (one would end in a
+    RecursionError, not a ValueError)."""
+    if c_make_encoder is None:  # no C accelerator: the pure Python encoder, made per call as before
+        return json.JSONEncoder(ensure_ascii=False).encode
+    options = json.JSONEncoder(ensure_ascii=False)
+    encoder = c_make_encoder(
+        None,
+        options.default,
+        encode_basestring,
+        None,
+        options.key_separator,
+        options.item_separator,
+        options.sort_keys,
+        options.skipkeys,
+        options.allow_nan,
+    )
+
+    def to_json(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return to_json
+
+
+to_json = _json_text()
 
 
 def json_encoder() -> Callable[[Any], str]:
@@ -552,7 +610,7 @@ def json_encoder() -> Callable[[Any], str]:
         known = done.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
-        text = _to_json(value)
+        text = to_json(value)
         done[id(value)] = (value, text)  # holding the value keeps its id from being reused
         return text
 
@@ -632,6 +690,29 @@ def among_rows(session: Session, column: ColumnElement, values: Sequence[str]) -
     return column.in_(values)
 
 
+# --- look-ups built once ---------------------------------------------------------------------------
+# A batch of events runs a dozen look-ups by ids. Building a Core statement and its cache key anew
+# for each cost 0.1 to 0.4 ms of Python, more than running it: those statements are built once per
+# dialect (`functools.cache`), the ids given when they run as the parameter `IDS`.
+IDS = "ids"
+
+
+def dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def among_given(dialect_name: str, column: ColumnElement, key: str = IDS) -> ColumnElement[bool]:
+    """`among_rows` of values given when the statement runs, as the parameter `key` (`ids_value`)."""
+    if dialect_name == "postgresql":
+        return column.in_(select(func.unnest(as_array("", column.type, key))))
+    return column.in_(bindparam(key, expanding=True))
+
+
+def ids_value(session: Session, values: Sequence[str]) -> str | list[str]:
+    """The parameter of `among_given` for `values` (ids: text)."""
+    return text_array(values) if dialect_of(session) == "postgresql" else list(values)
+
+
 def text_array(values: Sequence[str | None]) -> str:
     """PostgreSQL's literal of a text array (`{"a","b",NULL}`), for a parameter cast to an array
     type: psycopg dumps a list element by element in Python (9 ms for 5,000 ids, a broadcast
@@ -646,7 +727,13 @@ def text_array(values: Sequence[str | None]) -> str:
             if '"' in plain or "\\" in plain:
                 plain = plain.replace("\\", "\\\\").replace('"', '\\"')
             return '{"' + plain.replace("\0", '","') + '"}'
-    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+        return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+    # With NULLs (a batch's reasons, finish times): each element quoted as it is, unless one needs
+    # escaping (checked once, on them all joined).
+    plain = "".join([v for v in values if v is not None])  # type: ignore[misc]
+    if '"' in plain or "\\" in plain:
+        return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+    return "{" + ",".join("NULL" if v is None else f'"{v}"' for v in values) + "}"
 
 
 def _quoted(value: str) -> str:

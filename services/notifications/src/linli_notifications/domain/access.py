@@ -18,6 +18,7 @@ Plain rules over plain values; nothing here reads a database.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 PUBLIC, COMMUNITY, PRIVATE = "public", "community", "private"
@@ -94,3 +95,18 @@ class Subject:
 def readable(subjects: list[Subject | None], reader: Reader) -> bool:
     """Whether `reader` may read every one of `subjects`; an unknown one (None) reads as no."""
     return all(s is not None and s.readable_by(reader) for s in subjects)
+
+
+def who_may_read(
+    subjects: list[Subject | None], user_ids: Iterable[str], readers: Mapping[str, Reader]
+) -> tuple[str, ...]:
+    """Those of `user_ids` (in their order) who are among `readers` and may read every one of
+    `subjects` (`readable`). A batch of events asks for every notice about an issue, mostly of one
+    subject: that is checked person by person without `readable`'s loop."""
+    if any(s is None for s in subjects):
+        return ()  # an unknown subject reads as no, for everyone
+    if len(subjects) == 1:
+        subject = subjects[0]
+        assert subject is not None
+        return tuple(u for u in user_ids if u in readers and subject.readable_by(readers[u]))
+    return tuple(u for u in user_ids if u in readers and readable(subjects, readers[u]))

@@ -252,6 +252,14 @@ def _placeholders(text: str) -> frozenset[str]:
     return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
+@functools.lru_cache(maxsize=512)
+def _names(title: str, body: str, sms: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The names a template's title, body and SMS text fill in, sorted, and those of its SMS text:
+    worked out once per template and language (a batch of events renders hundreds of times)."""
+    sms_names = _placeholders(sms)
+    return tuple(sorted(_placeholders(title) | _placeholders(body) | sms_names)), sms_names
+
+
 def placeholders(text: str) -> set[str]:
     """The names a template's text fills in (parsed once per text: every render asks for three)."""
     return set(_placeholders(text))
@@ -305,6 +313,29 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
 
     `params["when_at"]` (ISO 8601) becomes `when` in the recipient's time zone and language.
     """
+    template, locale, values, body, sms_params = _checked(kind, locale, params, timezone)
+    sms_text = SIGNATURE[locale] + template.sms_text(locale).format(**values)
+    return Rendered(
+        title=template.title[locale].format(**values),
+        body=body,
+        sms_text=sms_text,
+        sms_params=sms_params,
+        segments=sms_segments(sms_text),
+    )
+
+
+def render_notice(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia/Shanghai") -> tuple[str, str]:
+    """The title and body `render` gives (what an inbox entry keeps), refused as `render` refuses:
+    planning renders a batch's every group of recipients, and needs no SMS text."""
+    template, locale, values, body, _sms_params = _checked(kind, locale, params, timezone)
+    return template.title[locale].format(**values), body
+
+
+def _checked(
+    kind: str, locale: str, params: dict[str, Any], timezone: str
+) -> tuple[Template, str, dict[str, str], str, dict[str, str]]:
+    """`render`'s checks: (the template, the language used, the values by name as text, the body,
+    the SMS template's variables); Invalid naming missing or oversized parameters."""
     template = TEMPLATES.get(kind)
     if template is None:
         raise Invalid("no template for {kind}", fields={"kind": ["unknown template"]}, kind=kind)
@@ -321,16 +352,16 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
         for key in LABELLED:
             if key in params and key not in labelled:
                 params[key] = LABELS_ZH.get(str(params[key]), params[key])
-    sms_names = placeholders(template.sms_text(locale))
-    needed = placeholders(template.body[locale]) | placeholders(template.title[locale]) | sms_names
+    needed, sms_names = _names(template.title[locale], template.body[locale], template.sms_text(locale))
     problems: dict[str, list[str]] = {}
     values: dict[str, str] = {}
-    for name in sorted(needed):
+    for name in needed:
         value = params.get(name)
-        if value is None or str(value) == "":
+        text = "" if value is None else str(value)
+        if text == "":
             problems[name] = ["missing template parameter"]
         else:
-            values[name] = str(value)
+            values[name] = text
     if problems:
         raise Invalid("template {kind} lacks parameters", fields=problems, kind=kind)
     body = template.body[locale].format(**values)
@@ -340,14 +371,7 @@ def render(kind: str, locale: str, params: dict[str, Any], timezone: str = "Asia
     too_long = [k for k, v in sms_params.items() if len(v) > MAX_PARAM_LENGTH and kind != "broadcast.notice"]
     if too_long:
         raise Invalid("template parameters too long", fields={k: ["longer than 35 characters"] for k in too_long})
-    sms_text = SIGNATURE[locale] + template.sms_text(locale).format(**values)
-    return Rendered(
-        title=template.title[locale].format(**values),
-        body=body,
-        sms_text=sms_text,
-        sms_params=sms_params,
-        segments=sms_segments(sms_text),
-    )
+    return template, locale, values, body, sms_params
 
 
 def sms_variables(kind: str, locale: str = "zh-CN") -> list[str]:

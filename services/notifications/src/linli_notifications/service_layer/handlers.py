@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from linli_kit.events import Event
@@ -126,7 +126,7 @@ class Rules:
         )
         try:
             for event in events:
-                if _subjects_changed_by(event) & self._gathered_subjects:
+                if _subject_changed_by(event) in self._gathered_subjects:
                     self._plan_gathered(session)
                 if not event.type.startswith(BOOK_BLIND):
                     self._flush_books(session)  # this rule reads the issue and meeting tables itself
@@ -150,17 +150,12 @@ class Rules:
             elif event.type == "activities.activity.published":
                 wanted["community"].update(event.data["community_ids"])
         assert self._lookups is not None
+        statement = _followers_among(repository.dialect_of(session))
         for target_type, ids in wanted.items():
             found: dict[str, list[str]] = {i: [] for i in ids}
             if ids:
-                for target_id, user_id in session.execute(
-                    select(follows.c.target_id, follows.c.user_id)
-                    .where(
-                        follows.c.target_type == target_type,
-                        repository.among_rows(session, follows.c.target_id, sorted(ids)),
-                    )
-                    .distinct()
-                ):
+                given = {"target_type": target_type, repository.IDS: repository.ids_value(session, sorted(ids))}
+                for target_id, user_id in session.execute(statement, given).all():
                     found[target_id].append(user_id)
             for target_id, people in found.items():
                 self._lookups[("followers", target_type, target_id)] = people
@@ -175,10 +170,8 @@ class Rules:
         assert self._lookups is not None and self._book is not None
         names = {c: None for c in wanted}
         for community_id, name, street_id in session.execute(
-            select(
-                replica.communities.c.community_id, replica.communities.c.name, replica.communities.c.street_id
-            ).where(repository.among_rows(session, replica.communities.c.community_id, wanted))
-        ):
+            _communities_among(repository.dialect_of(session)), {repository.IDS: repository.ids_value(session, wanted)}
+        ).all():
             names[community_id] = name
             self._book.know_street(community_id, street_id)
         for community_id in wanted:
@@ -994,17 +987,15 @@ class Rules:
         verb = event.type.rsplit(".", 1)[1]
         kept = self._members if self._members is not None and self._members.covers(d["activity_id"]) else None
         if kept is not None:
-            members = kept.members[d["activity_id"]]
+            if kept.has_snapshot(d["activity_id"]):
+                (kept.leave if verb == "cancelled" else kept.join)(d["activity_id"], d["user_id"])
         else:
             # Built only here: a batch's registrations are answered from memory (`ActivityMembers`),
             # and making these expressions cost more than the rest of the rule.
             key = (subjects.c.subject_type == "activity", subjects.c.subject_id == d["activity_id"])
             members = session.scalar(select(subjects.c.member_ids).where(*key))
-        if members is not None:
-            updated = set(members) - {d["user_id"]} if verb == "cancelled" else set(members) | {d["user_id"]}
-            if kept is not None:
-                kept.set(d["activity_id"], sorted(updated))
-            else:
+            if members is not None:
+                updated = set(members) - {d["user_id"]} if verb == "cancelled" else set(members) | {d["user_id"]}
                 session.execute(update(subjects).where(*key).values(member_ids=sorted(updated)))
         self._plan(
             session,
@@ -1163,20 +1154,41 @@ class _Known(NamedTuple):
     member_ids: list[str] | None
 
 
+@functools.cache
+def _followers_among(dialect_name: str) -> Select:
+    """Who follows each of the targets of a type (`_preload_followers`), built once."""
+    return (
+        select(follows.c.target_id, follows.c.user_id)
+        .where(
+            follows.c.target_type == bindparam("target_type"),
+            repository.among_given(dialect_name, follows.c.target_id),
+        )
+        .distinct()
+    )
+
+
+@functools.cache
+def _communities_among(dialect_name: str) -> Select:
+    """The names and streets of communities (`_preload_communities`), built once."""
+    c = replica.communities.c
+    return select(c.community_id, c.name, c.street_id).where(repository.among_given(dialect_name, c.community_id))
+
+
 def _is_reminder(source_type: str) -> bool:
     return source_type == ACTIVITY_REMINDER or source_type.startswith("reminder.")
 
 
-def _subjects_changed_by(event: Event) -> set[tuple[str, str]]:
-    """The subject whose snapshot (or reminders) the event's rule changes, if any."""
+def _subject_changed_by(event: Event) -> tuple[str, str] | None:
+    """The subject whose snapshot (or reminders) the event's rule changes, if any (asked of every
+    event of a batch: a tuple, not a set to intersect)."""
     d = event.data
     if event.type.startswith("issues.issue."):
-        return {("issue", d["issue_id"])}
+        return ("issue", d["issue_id"])
     if event.type.startswith("meetings.meeting."):
-        return {("meeting", d["meeting_id"])}
+        return ("meeting", d["meeting_id"])
     if event.type.startswith(("activities.activity.", "activities.registration.")):
-        return {("activity", d["activity_id"])}
-    return set()
+        return ("activity", d["activity_id"])
+    return None
 
 
 def _assignee(d: dict) -> str | None:

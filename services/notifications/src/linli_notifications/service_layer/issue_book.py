@@ -14,6 +14,7 @@ reading who may see an issue) must see the book's changes: the batch flushes the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,18 +56,14 @@ class IssueBook:
         if not ids:
             return
         self.snapshots.update(dict.fromkeys(ids))
+        dialect_name = repository.dialect_of(session)
         for ids_chunk in _chunks(ids):
-            for row in session.execute(_locked_snapshots(session, ids_chunk)):
+            given = {repository.IDS: repository.ids_value(session, ids_chunk)}
+            for row in session.execute(*_locked_snapshots(session, ids_chunk)).all():
                 self.snapshots[row.subject_id] = {c: row._mapping[c] for c in COLUMNS}
-            for target_id, user_id in session.execute(
-                select(follows.c.target_id, follows.c.user_id).where(
-                    follows.c.target_type == "issue", repository.among_rows(session, follows.c.target_id, ids_chunk)
-                )
-            ):
+            for target_id, user_id in session.execute(_issue_follows_among(dialect_name), given).all():
                 self.followers.setdefault(target_id, set()).add(user_id)
-            for row in session.execute(
-                select(issue_knowledge).where(repository.among_rows(session, issue_knowledge.c.issue_id, ids_chunk))
-            ):
+            for row in session.execute(_knowledge_among(dialect_name), given).all():
                 self.knowledge[(row.issue_id, row.user_id)] = dict(row._mapping)
 
     # --- subjects ---------------------------------------------------------------------------------
@@ -184,30 +181,56 @@ class IssueBook:
         self._inserted, self._changed, self._new_follows, self._learnt = {}, set(), [], set()
 
 
-def _locked_snapshots(session: Session, ids: list[str]) -> Select:
+# An issue's snapshot as the book loads it.
+_SNAPSHOT_COLUMNS = (subjects.c.subject_id, *(subjects.c[c] for c in COLUMNS))
+
+
+def _locked_snapshots(session: Session, ids: list[str]) -> tuple[Select, dict[str, Any]]:
     """The snapshots of the issues `ids` (sorted), each locked as `_record_issue` locks one, in
     the order of `ids`: copies of the worker take their turns, and never deadlock on them."""
-    columns = (subjects.c.subject_id, *(subjects.c[c] for c in COLUMNS))
-    return _by_key(session, "issue", ids, columns, lock=True)
+    return _by_key(session, "issue", ids, _SNAPSHOT_COLUMNS, lock=True)
 
 
-def _by_key(session: Session, subject_type: str, ids: list[str], columns: tuple, *, lock: bool = False) -> Select:
-    """`columns` of the snapshots of type `subject_type` among `ids`, in the order of `ids`; with
-    `lock`, each row locked as it is read (in that order).
+@functools.cache
+def _issue_follows_among(dialect_name: str) -> Select:
+    return select(follows.c.target_id, follows.c.user_id).where(
+        follows.c.target_type == "issue", repository.among_given(dialect_name, follows.c.target_id)
+    )
+
+
+@functools.cache
+def _knowledge_among(dialect_name: str) -> Select:
+    return select(issue_knowledge).where(repository.among_given(dialect_name, issue_knowledge.c.issue_id))
+
+
+def _by_key(
+    session: Session, subject_type: str, ids: list[str], columns: tuple, *, lock: bool = False
+) -> tuple[Select, dict[str, Any]]:
+    """`columns` of the snapshots of type `subject_type` among `ids` (sorted), in the order of
+    `ids`, as a statement and its parameters; with `lock`, each row locked as it is read (in that
+    order: copies of the worker take their turns, and never deadlock on them).
 
     On PostgreSQL each id is looked up by the primary key: a lateral subquery per id, which its
     LIMIT (and a row lock) keeps from being flattened into a join. A semi-join of the ids read
     every snapshot of the type whenever the planner had no statistics of the table (a burst's, or
     a generic plan's), a cost that grew with the number of issues or meetings ever seen."""
-    if session.get_bind().dialect.name != "postgresql":
+    dialect_name = repository.dialect_of(session)
+    statement = _by_key_statement(dialect_name, subject_type, columns, lock)
+    return statement, {repository.IDS: repository.ids_value(session, ids)}
+
+
+@functools.cache
+def _by_key_statement(dialect_name: str, subject_type: str, columns: tuple, lock: bool) -> Select:
+    """`_by_key`'s statement, built once (the ids given as the parameter `repository.IDS`)."""
+    if dialect_name != "postgresql":
         statement = (
             select(*columns)
-            .where(subjects.c.subject_type == subject_type, subjects.c.subject_id.in_(ids))
+            .where(subjects.c.subject_type == subject_type, repository.among_given(dialect_name, subjects.c.subject_id))
             .order_by(subjects.c.subject_id)
         )
         return statement.with_for_update() if lock else statement
     wanted = (
-        func.unnest(repository.as_array(repository.text_array(ids), String(36)))
+        func.unnest(repository.as_array("", String(36), repository.IDS))
         .table_valued("id", with_ordinality="n")
         .render_derived()
     )
@@ -225,10 +248,13 @@ class ActivityMembers:
     """Who holds a place in each activity (`subjects.member_ids`), as the registration rule keeps
     it: read for a batch's activities with one statement, changed in memory, written with one.
     An activity rule reads and writes the activity's snapshot itself: the batch writes these
-    first and forgets that activity (`flush(session, forget=...)`)."""
+    first and forgets that activity (`flush(session, forget=...)`).
+
+    Kept as sets, written sorted (as the rule writes them event by event): an activity's places run
+    to hundreds, sorted once per batch rather than once per registration."""
 
     def __init__(self) -> None:
-        self.members: dict[str, list[str] | None] = {}  # None: no snapshot of the activity
+        self.members: dict[str, set[str] | None] = {}  # None: no snapshot of the activity
         self._changed: set[str] = set()
 
     def load(self, session: Session, activity_ids: Iterable[str]) -> None:
@@ -237,23 +263,39 @@ class ActivityMembers:
             return
         self.members.update(dict.fromkeys(ids))
         for activity_id, member_ids in session.execute(
-            _by_key(session, "activity", ids, (subjects.c.subject_id, subjects.c.member_ids))
-        ):
-            self.members[activity_id] = list(member_ids or [])
+            *_by_key(session, "activity", ids, (subjects.c.subject_id, subjects.c.member_ids))
+        ).all():
+            self.members[activity_id] = set(member_ids or ())
 
     def covers(self, activity_id: str) -> bool:
         return activity_id in self.members
 
-    def set(self, activity_id: str, member_ids: list[str]) -> None:
-        self.members[activity_id] = member_ids
+    def has_snapshot(self, activity_id: str) -> bool:
+        return self.members[activity_id] is not None
+
+    def join(self, activity_id: str, user_id: str) -> None:
+        """`user_id` holds a place in the activity (which has a snapshot)."""
+        members = self.members[activity_id]
+        assert members is not None
+        members.add(user_id)
         self._changed.add(activity_id)
+
+    def leave(self, activity_id: str, user_id: str) -> None:
+        """`user_id` holds no place in the activity (which has a snapshot)."""
+        members = self.members[activity_id]
+        assert members is not None
+        members.discard(user_id)
+        self._changed.add(activity_id)
+
+    def _sorted(self, activity_id: str) -> list[str]:
+        return sorted(self.members[activity_id] or ())
 
     def flush(self, session: Session, forget: str | None = None) -> None:
         if self._changed and session.get_bind().dialect.name == "postgresql":
             repository.update_arrays(
                 session,
                 subjects,
-                [{"subject_id": a, "member_ids": self.members[a]} for a in sorted(self._changed)],
+                [{"subject_id": a, "member_ids": self._sorted(a)} for a in sorted(self._changed)],
                 ["subject_id"],
                 {"subject_type": "activity"},
             )
@@ -263,7 +305,7 @@ class ActivityMembers:
                 update(subjects)
                 .where(subjects.c.subject_type == "activity", subjects.c.subject_id == bindparam("key_id"))
                 .values(member_ids=bindparam("new_member_ids")),
-                [{"key_id": a, "new_member_ids": self.members[a]} for a in sorted(self._changed)],
+                [{"key_id": a, "new_member_ids": self._sorted(a)} for a in sorted(self._changed)],
             )
             self._changed = set()
         if forget is not None:
@@ -288,7 +330,7 @@ class NewMeetings:
         ids = sorted(set(meeting_ids))
         if not ids:
             return
-        known = set(session.scalars(_by_key(session, "meeting", ids, (subjects.c.subject_id,))))
+        known = set(session.scalars(*_by_key(session, "meeting", ids, (subjects.c.subject_id,))).all())
         self.unseen = set(ids) - known
 
     @property

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 from linli_kit.errors import Invalid
 from linli_notifications.adapters import repository
 from linli_notifications.adapters.tables import PLAN_DECISION_ARRAYS, PLAN_GROUP_ARRAYS, deliveries, notifications
-from linli_notifications.domain.access import Subject, readable
+from linli_notifications.domain.access import Subject, who_may_read
 from linli_notifications.domain.model import Channel, DeliveryState, Intent, PlannedDelivery, Recipient
 from linli_notifications.domain.policy import plan_for
-from linli_notifications.domain.templates import render
+from linli_notifications.domain.templates import render_notice
 
 _NAMESPACE = uuid.UUID("6f1d3c38-61a4-4c1e-9d2b-6b0c1d8f7e11")
 
@@ -36,11 +36,14 @@ _NAMESPACE_BYTES = _NAMESPACE.bytes
 def stable_id(*parts: str) -> str:
     """The same id for the same source and recipient, so a replay finds the row it made before:
     `uuid.uuid5(_NAMESPACE, "|".join(parts))`, written out (a broadcast makes 50,000 of them, and
-    the UUID object and its checks cost four times the hash)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join(parts).encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
-    return _as_uuid_text(digest)
+    a batch of events two per event: the UUID object and its checks cost four times the hash). The
+    version and variant go into the hex digest as characters, not as bits of a byte array."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + "|".join(parts).encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_RFC_4122_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+# The 17th hex digit of a UUID with its two top bits set to the RFC 4122 variant (10xx).
+_RFC_4122_VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
 
 
 def random_id() -> str:
@@ -185,8 +188,10 @@ def group_values(
 ) -> dict[str, Any] | None:
     """The values of `_PLAN_FROM_GROUPS` for `intents` (each array as its text literal, the names of
     `tables.PLAN_ARRAYS`), with `now` and `ordered`; None when nobody is to be told."""
-    group_columns: dict[str, list[Any]] = {name: [] for name in _GROUP_COLUMNS}
-    decided: dict[str, list[Any]] = {name: [] for name in _DECISION_COLUMNS}
+    # A row per group (`_group_row`) and per delivery of a group, turned into columns once at the end
+    # (`_array_literals`): a batch makes some 800 groups, each of 15 values.
+    group_rows: list[tuple] = []
+    decided_rows: list[tuple] = []  # (group number, *`_decide_group`'s delivery)
     ids: list[str] = []
     user_ids: list[str] = []
     phones: list[str | None] = []
@@ -202,6 +207,7 @@ def group_values(
         about = abouts.get(intent.about)
         if about is None:
             about = abouts[intent.about] = _to_json([list(key) for key in intent.about] or None)
+        source_key = intent.source_key
         for user_id in sorted(set(intent.user_ids)):
             recipient = found.get(user_id)
             if recipient is None:
@@ -211,8 +217,9 @@ def group_values(
                 key = alike[user_id] = (recipient.locale, _decision_key(recipient, prefs.get(user_id, {})))
             number = groups.get(key)
             if number is None:
-                number = groups[key] = str(len(group_columns["source_keys"]) + 1)
-                bad_params = _add_group(intent, recipient, about, rendered, group_columns)
+                number = groups[key] = str(len(group_rows) + 1)
+                row, bad_params = _group_row(intent, recipient, about, rendered)
+                group_rows.append(row)
                 # What `plan_for` looks at of the intent, of the recipient (`_decision_key`), and the
                 # template's refusal: groups alike in these get the same deliveries.
                 expired = intent.expires_at is not None and intent.expires_at <= now
@@ -222,20 +229,16 @@ def group_values(
                     made = decisions[decision] = _decide_group(
                         intent, recipient, prefs.get(user_id, {}), bad_params, now, now_text
                     )
-                for channel, state, reason, not_before, finished in made:
-                    decided["decided"].append(number)
-                    decided["channels"].append(channel)
-                    decided["states"].append(state)
-                    decided["reasons"].append(reason)
-                    decided["not_before"].append(not_before)
-                    decided["finished"].append(finished)
-            ids.append(stable_id(intent.source_key, user_id))
+                decided_rows.extend((number, *delivery) for delivery in made)
+            ids.append(stable_id(source_key, user_id))
             user_ids.append(user_id)
             phones.append(recipient.phone)
             numbers.append(number)
     if not ids:
         return None
-    values: dict[str, Any] = {name: repository.text_array(column) for name, column in (group_columns | decided).items()}
+    values: dict[str, Any] = _array_literals(_GROUP_COLUMNS, group_rows) | _array_literals(
+        _DECISION_COLUMNS, decided_rows
+    )
     values |= {
         "ids": repository.text_array(ids),
         "user_ids": repository.text_array(user_ids),
@@ -248,39 +251,45 @@ def group_values(
     return values
 
 
-# `json.dumps(value, ensure_ascii=False)`, with one encoder: `dumps` makes an encoder for each call
-# given any option, and a batch encodes two values per group (a third of planning's Python time).
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
+def _array_literals(names: Sequence[str], rows: list[tuple]) -> dict[str, str]:
+    """Each column of `rows` (tuples of text or None, a value per name of `names`) as the text
+    literal of an array, by name."""
+    columns = zip(*rows, strict=True) if rows else [()] * len(names)
+    return {name: repository.text_array(column) for name, column in zip(names, columns, strict=True)}
+
+
+# `json.dumps(value, ensure_ascii=False)`, with one encoder (a batch encodes two values per group).
+_to_json = repository.to_json
 
 _GROUP_COLUMNS = PLAN_GROUP_ARRAYS
 _DECISION_COLUMNS = PLAN_DECISION_ARRAYS
 
 
-def _add_group(
-    intent: Intent, recipient: Recipient, about: str, rendered: dict[tuple, tuple], columns: dict[str, list[Any]]
-) -> str | None:
-    """A group's values, rendered for `recipient`'s language and zone; the invalid parameters or None."""
+def _group_row(
+    intent: Intent, recipient: Recipient, about: str, rendered: dict[tuple, tuple]
+) -> tuple[tuple, str | None]:
+    """A group's values in the order of `_GROUP_COLUMNS`, rendered for `recipient`'s language and
+    zone; and the invalid parameters or None."""
     params = {**intent.params, "tz": recipient.timezone}
     title, body, bad_params = _render(intent.kind, recipient.locale, params, recipient.timezone, rendered)
-    for name, value in (
-        ("source_keys", intent.source_key),
-        ("source_types", intent.source_type),
-        ("kinds", intent.kind),
-        ("categories", intent.category.value),
-        ("urgent", "t" if intent.urgent else "f"),
-        ("titles", title[:200]),
-        ("bodies", body),
-        ("params", _to_json(params)),
-        ("community_ids", intent.community_id),
-        ("subject_types", intent.subject_type),
-        ("subject_ids", intent.subject_id),
-        ("abouts", about),
-        ("locales", recipient.locale),
-        ("batch_keys", intent.source_key[:80]),
-        ("expires", _instant_text(intent.expires_at)),
-    ):
-        columns[name].append(value)
-    return bad_params
+    row = (
+        intent.source_key,  # source_keys
+        intent.source_type,  # source_types
+        intent.kind,  # kinds
+        intent.category.value,  # categories
+        "t" if intent.urgent else "f",  # urgent
+        title[:200],  # titles
+        body,  # bodies
+        _to_json(params),  # params
+        intent.community_id,  # community_ids
+        intent.subject_type,  # subject_types
+        intent.subject_id,  # subject_ids
+        about,  # abouts
+        recipient.locale,  # locales
+        intent.source_key[:80],  # batch_keys
+        _instant_text(intent.expires_at),  # expires
+    )
+    return row, bad_params
 
 
 def _decide_group(
@@ -341,8 +350,7 @@ def only_readers(
     for intent, subjects_then in zip(intents, given, strict=True):
         if intent.about:
             lookup = subjects_then if subjects_then is not None else known
-            subjects = [lookup.get(key) for key in intent.about]
-            users = tuple(u for u in intent.user_ids if u in readers and readable(subjects, readers[u]))
+            users = who_may_read([lookup.get(key) for key in intent.about], intent.user_ids, readers)
             if users != intent.user_ids:  # most are told to everyone named: the intent as it is
                 intent = replace(intent, user_ids=users)
         kept.append(intent)
@@ -698,8 +706,8 @@ def _render(kind: str, locale: str, params: dict, timezone: str, memo: dict[tupl
     if key is not None and key in memo:
         return memo[key]
     try:
-        result = render(kind, locale, params, timezone)
-        answer: tuple = (result.title, result.body, None)
+        title, body = render_notice(kind, locale, params, timezone)
+        answer: tuple = (title, body, None)
     except Invalid as exc:
         answer = (kind, kind, ", ".join(sorted(exc.fields)))
     if key is not None:
