@@ -30,13 +30,13 @@ had issues before they existed or a change of the city's time zone.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import Connection, delete, event, func, inspect, literal, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
@@ -270,10 +270,11 @@ def tally_documents(tally: Tally) -> dict[str, str]:
     """The parameters of `added_counts_ctes` adding `tally`: its rows in key order, as `apply`
     writes them (so that writers lock the rows they share in one order)."""
     wide, narrow = tally.rows()
+    # orjson: the same documents for PostgreSQL to read (texts and integers), in a fifth of the time.
     return {
-        "counts_wide": json.dumps(wide),
-        "counts_narrow": json.dumps(narrow),
-        "counts_statuses": json.dumps(tally.status_rows()),
+        "counts_wide": orjson.dumps(wide).decode(),
+        "counts_narrow": orjson.dumps(narrow).decode(),
+        "counts_statuses": orjson.dumps(tally.status_rows()).decode(),
     }
 
 

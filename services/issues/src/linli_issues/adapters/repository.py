@@ -305,12 +305,24 @@ _REPORT = (
 )
 _ISSUE_COLUMNS = tuple(str(c.name) for c in issues_table.columns)  # plain str: orjson takes no subclass as a key
 _ISSUE_VALUES = operator.attrgetter(*_ISSUE_COLUMNS)
+_ISSUE_ITEMS = operator.itemgetter(*_ISSUE_COLUMNS)
+
+
+def _issue_values(issue: Issue) -> dict[str, Any]:
+    """Each column's value of a new issue (`new_written_issue`), read from its state's dict, where
+    it holds them all, rather than through the ORM's attribute descriptor per column (a column
+    missing there, as in an issue made otherwise: read through them)."""
+    state = issue.__dict__
+    if state.keys() >= _ISSUE_COLUMN_SET:
+        return state
+    return dict(zip(_ISSUE_COLUMNS, _ISSUE_VALUES(issue), strict=True))
 
 
 _ISSUE_DEFAULTS = {f.name: f.default for f in fields(Issue) if f.default is not MISSING}
 _ISSUE_FACTORIES = {f.name: f.default_factory for f in fields(Issue) if f.default_factory is not MISSING}
 _ISSUE_REQUIRED = frozenset(f.name for f in fields(Issue)) - set(_ISSUE_DEFAULTS) - set(_ISSUE_FACTORIES)
 _ISSUE_FIELDS = frozenset(f.name for f in fields(Issue))
+_ISSUE_COLUMN_SET = frozenset(_ISSUE_COLUMNS)
 
 
 def new_written_issue(**values: Any) -> Issue:
@@ -424,15 +436,15 @@ class IssueRepository:
         zone = ZoneInfo(context.zone) if context.zone else None
         tally = counters.Tally(zone, {issue.community_id: context.street_id})
         tally.add_status(issue.community_id, issue.status)
-        counted = {name: getattr(issue, name) for name in counters.COUNTED_FIELDS}
-        tally.add(issue.community_id, counters.issue_figures(counted))
+        values = _issue_values(issue)
+        tally.add(issue.community_id, counters.issue_figures(values))
         parameters = {
             "community_id": issue.community_id,
             "street_id": context.street_id,
             "category": issue.category,
             "publication": context.publication,
             "zone": context.zone,
-            "issue": _document(dict(zip(_ISSUE_COLUMNS, _ISSUE_VALUES(issue), strict=True))),
+            "issue": _document(dict(zip(_ISSUE_COLUMNS, _ISSUE_ITEMS(values), strict=True))),
             "entry": _document(entry),
             "event_id": event_row["event_id"],
             "event_type": event_row["event_type"],
