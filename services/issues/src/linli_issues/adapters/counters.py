@@ -133,8 +133,11 @@ class Tally:
     def add(self, community_id: str, contributions: Iterable[tuple[datetime, Figure, int]], sign: int = 1) -> None:
         if self.zone is None:
             return
+        months: dict[datetime, str] = {}  # most contributions of an issue share its creation's instant
         for moment, figure, amount in contributions:
-            month = month_of(moment, self.zone)
+            month = months.get(moment)
+            if month is None:
+                month = months[moment] = month_of(moment, self.zone)
             self.amounts[(community_id, month, figure)] += sign * amount
             if self.streets is not None:
                 wider = CITY if is_hours(figure) else street_key(self.streets.get(community_id))

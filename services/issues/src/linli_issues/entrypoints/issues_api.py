@@ -89,6 +89,9 @@ _TYPED_TEXT = (
 )  # fmt: skip
 
 
+_NO_STATE: dict[str, Any] = {}
+
+
 def present(
     item: IssueView, now: datetime | None = None, *, summary: bool = False, status_labels: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -96,7 +99,13 @@ def present(
     far for this answer (a page words each status once)."""
     issue = item.issue
     now = now or _now()
-    body = {name: getattr(issue, name) for name in (_SUMMARY_FIELDS if summary else _DETAIL_FIELDS)}
+    # Each value from the issue's state where it is there (a report's new issue holds them all),
+    # else through its attribute (a property, a column not loaded yet, a summary's slot).
+    state = getattr(issue, "__dict__", _NO_STATE)
+    body = {
+        name: state[name] if name in state else getattr(issue, name)
+        for name in (_SUMMARY_FIELDS if summary else _DETAIL_FIELDS)
+    }
     # Lists are serialised without the schema, so the label is worded here.
     if status_labels is None:
         body["status_label"] = label("issue_status", issue.status)
