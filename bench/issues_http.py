@@ -16,7 +16,9 @@ rounds so that load from other processes on the shared machine falls on both sid
 Both apps run under gunicorn with `linli_kit.gunicorn_conf` (WEB_CONCURRENCY and WEB_THREADS as in
 production, default 2 x 4) on the same PostgreSQL database (the baseline has its own table); the
 client keeps `--clients` persistent connections busy. Prints requests per second and the ratio
-ours / baseline (DESIGN section 7 targets: list >= 0.70, create >= 0.60). Never asserts on time.
+ours / baseline (DESIGN section 7 targets: list >= 0.70, create >= 0.60), and the CPU time per
+request of each side's servers and of PostgreSQL during its rounds (the machine's two cores are
+shared by the servers, the database and the client). Never asserts on time.
 
     .venv/bin/python bench/issues_http.py [--requests 2000] [--clients 8] [--seed 20000]
     .venv/bin/python bench/issues_http.py --operations create --without-notify   # diagnosis
@@ -275,25 +277,48 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def compare(ours, theirs, rounds: int = 4) -> tuple[float, float, float, float]:
-    """Requests per second of each side (rounds alternating) and its servers' CPU ms per request."""
+def database_cpu_seconds() -> float:
+    """CPU time so far of every PostgreSQL process on this machine (the server and its backends):
+    the rounds alternate, so what it gains during a side's round is that side's (with the little
+    the server does on its own)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")] != "postgres":
+            continue
+        fields = stat.rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def compare(ours, theirs, rounds: int = 4) -> tuple[float, float, tuple[float, float], tuple[float, float]]:
+    """Requests per second of each side (rounds alternating), and CPU ms per request of each side's
+    servers and of the database server during its rounds."""
     ours(50)  # warm up: pools, caches, compiled statements
     theirs(50)
     results: list[list[float]] = [[], []]
     cpu = [0.0, 0.0]
+    database_cpu = [0.0, 0.0]
     requests = [0, 0]
     for _ in range(rounds):
         for side, operation in enumerate((ours, theirs)):
-            before = cpu_seconds(operation.pid)
+            before, database_before = cpu_seconds(operation.pid), database_cpu_seconds()
             rate, count = operation(None)
             cpu[side] += cpu_seconds(operation.pid) - before
+            database_cpu[side] += database_cpu_seconds() - database_before
             requests[side] += count
             results[side].append(rate)
     return (
         sum(results[0]) / rounds,
         sum(results[1]) / rounds,
-        1000 * cpu[0] / requests[0],
-        1000 * cpu[1] / requests[1],
+        (1000 * cpu[0] / requests[0], 1000 * database_cpu[0] / requests[0]),
+        (1000 * cpu[1] / requests[1], 1000 * database_cpu[1] / requests[1]),
     )
 
 
@@ -301,12 +326,12 @@ def print_measured(measured: list, width: int) -> None:
     """The table of (operation, ours /s, bare /s, target, (ours CPU, bare CPU)), and the load."""
     print(
         f"{'operation':<{width}}{'ours /s':>10}{'bare /s':>10}{'ratio':>8}{'target':>8}"
-        f"{'ours CPU ms/req':>17}{'bare CPU ms/req':>17}"
+        f"{'CPU ms/req: ours':>18}{'(db)':>7}{'bare':>7}{'(db)':>7}"
     )
-    for name, mine, theirs, target, (cpu_ours, cpu_bare) in measured:
+    for name, mine, theirs, target, ((cpu_ours, db_ours), (cpu_bare, db_bare)) in measured:
         print(
             f"{name:<{width}}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>8.2f}{target:>8.2f}"
-            f"{cpu_ours:>17.2f}{cpu_bare:>17.2f}"
+            f"{cpu_ours:>18.2f}{db_ours:>7.2f}{cpu_bare:>7.2f}{db_bare:>7.2f}"
         )
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -68,6 +68,20 @@ def test_the_waker_notifies_once_for_pokes_that_came_together(database, listener
     assert 1 <= waker.sent <= 2 < 50  # coalesced: the thread was busy with the first while the others came
 
 
+def test_notifications_are_spaced_and_the_pokes_in_between_answered_by_one(database, listener, monkeypatch):
+    monkeypatch.setattr(OutboxWaker, "SPACING_SECONDS", 2.0)
+    waker = OutboxWaker(database.engine)
+    waker.poke()
+    # The first after a quiet moment goes at once (well within the spacing).
+    assert notifications(listener, timeout=1.0) == [("linli_outbox", "outbox")]
+    for _ in range(20):
+        waker.poke()
+    # The next waits for the spacing to end, then answers all twenty.
+    assert notifications(listener, timeout=0.5) == []
+    assert notifications(listener, timeout=5.0) == [("linli_outbox", "outbox")]
+    assert waker.sent == 2
+
+
 def test_an_idle_waker_thread_ends_and_the_next_poke_starts_another(database, listener, monkeypatch):
     monkeypatch.setattr(OutboxWaker, "IDLE_SECONDS", 0.05)
     waker = OutboxWaker(database.engine)

@@ -9,6 +9,12 @@ of its own sends one NOTIFY for every poke that came while it was busy, in a tra
 committed without waiting for its WAL flush (`synchronous_commit off`: the lock is held for
 microseconds; a notification lost in a crash is what a listener would lose anyway).
 
+Notifications are spaced at least `SPACING_SECONDS` apart: one woken relay reads every row
+committed until its read, so under a stream of commits one notification in that time does the work
+of many, each of which costs a transaction in the database (and a wake-up of the relay) on the
+machine the requests share. A first poke after a quiet moment is sent at once; the others wait at
+most that long.
+
 Nothing is lost if a wake-up is: the rows are committed, and the relay reads the outbox again
 every `listen_fallback_seconds` (5 s) while it waits for notifications.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 
 import psycopg
@@ -37,6 +44,8 @@ class OutboxWaker:
 
     # A thread with nothing to do for this long ends; the next poke starts another.
     IDLE_SECONDS = 60.0
+    # The least time between two notifications: pokes in between are answered by one at its end.
+    SPACING_SECONDS = 0.02
 
     def __init__(self, engine: Engine, table_name: str = "outbox") -> None:
         self._engine = weakref.ref(engine)  # the waker must not keep a disposed engine alive
@@ -47,6 +56,7 @@ class OutboxWaker:
         self._pid = 0
         self.sent = 0  # notifications sent (coalesced pokes count once)
         self._conn: psycopg.Connection | None = None
+        self._sent_at = float("-inf")  # time.monotonic() of the last notification
 
     def poke(self) -> None:
         """Ask for a notification soon; returns at once."""
@@ -71,11 +81,16 @@ class OutboxWaker:
                         self._close()
                         return
                 continue
+            # A deliberate pause, not a wait for something: the pokes that come in it are coalesced.
+            pause = self._sent_at + self.SPACING_SECONDS - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
             self._due.clear()  # pokes from now on ask for another notification
             for attempt in (1, 2):  # a connection gone since the last wake-up: once more on a new one
                 try:
                     if self._notify():
                         self.sent += 1
+                        self._sent_at = time.monotonic()
                     break
                 except Exception as exc:  # noqa: BLE001 - the relay's fallback read covers a lost wake-up
                     self._close()
