@@ -1,5 +1,7 @@
 """The issues service's own database schema, and the mapping of the domain objects onto it."""
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -101,15 +103,37 @@ Index(
     postgresql_include=["status", "overdue_at", "category", "tier"],
 )
 Index("ix_issues_created", issues.c.created_at)
-Index("ix_issues_resolved", issues.c.resolved_at)
-Index("ix_issues_accepted", issues.c.accepted_at)
-Index("ix_issues_closed", issues.c.closed_at)
+
+
+def _of_those_set(name: str, *columns: Column, later: Column, **options: Any) -> Index:
+    """An index of a value an issue gets after its report, over the issues that have it (migration
+    0020): a report writes no entry in it, and every query of it compares `later` with something,
+    which no NULL satisfies."""
+    where = later.is_not(None)
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where, **options)
+
+
+_of_those_set("ix_issues_resolved", issues.c.resolved_at, later=issues.c.resolved_at)
+_of_those_set("ix_issues_accepted", issues.c.accepted_at, later=issues.c.accepted_at)
+_of_those_set("ix_issues_closed", issues.c.closed_at, later=issues.c.closed_at)
 # A street's statistics read each of its communities' issues accepted, resolved or closed in a period.
-Index("ix_issues_community_accepted", issues.c.community_id, issues.c.accepted_at)
-Index("ix_issues_community_resolved", issues.c.community_id, issues.c.resolved_at, postgresql_include=["created_at"])
-Index("ix_issues_community_closed", issues.c.community_id, issues.c.closed_at, postgresql_include=["rating"])
+_of_those_set("ix_issues_community_accepted", issues.c.community_id, issues.c.accepted_at, later=issues.c.accepted_at)
+_of_those_set(
+    "ix_issues_community_resolved",
+    issues.c.community_id,
+    issues.c.resolved_at,
+    later=issues.c.resolved_at,
+    postgresql_include=["created_at"],
+)
+_of_those_set(
+    "ix_issues_community_closed",
+    issues.c.community_id,
+    issues.c.closed_at,
+    later=issues.c.closed_at,
+    postgresql_include=["rating"],
+)
 Index("ix_issues_status_due", issues.c.status, issues.c.due_at)
-Index("ix_issues_assignee", issues.c.assignee_id)
+_of_those_set("ix_issues_assignee", issues.c.assignee_id, later=issues.c.assignee_id)
 Index("ix_issues_reporter", issues.c.reporter_id)
 Index("ix_issues_publication_created", issues.c.publication, issues.c.created_at)
 
