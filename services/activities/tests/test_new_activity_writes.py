@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 
 from linli_activities.adapters import counts
 from linli_activities.adapters.tables import (
@@ -29,6 +30,7 @@ from linli_activities.service_layer import activities
 from linli_activities.service_layer.unit_of_work import ActivitiesUnitOfWork
 from linli_kit.auth import Principal, Role
 from linli_kit.events.catalogue import CATALOGUE
+from linli_kit.testing.statements import statements_sent
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +39,25 @@ START = datetime(2026, 12, 20, 11, 0, tzinfo=UTC)
 ZONE = "Asia/Shanghai"
 
 
+class _Seen(list):
+    """The statements' texts, whitespace folded, as `statements_sent` sees them (with `autocommit`)."""
+
+    autocommit: list[bool | None]
+
+
 def _statements(database):
-    """The SQL statements run on `database` while the returned list is being filled."""
-    seen: list[str] = []
+    """The SQL statements run on `database` while the returned list is being filled (on PostgreSQL
+    where psycopg sends them: a new activity's statement is run by the driver itself)."""
+    recording = ExitStack()
+    sent = recording.enter_context(statements_sent(database.engine))
+    seen = _Seen()
 
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany):
-        seen.append(" ".join(statement.split()))
+    def stop() -> None:
+        recording.close()
+        seen.extend(" ".join(statement.split()) for statement in sent)
+        seen.autocommit = list(sent.autocommit)
 
-    event.listen(database.engine, "before_cursor_execute", record)
-    return seen, lambda: event.remove(database.engine, "before_cursor_execute", record)
+    return seen, stop
 
 
 def _stored_counts(database, scopes):
@@ -73,12 +85,6 @@ def test_a_new_published_activity_is_written_as_the_general_path_writes_it(any_d
     communities = [third, world.community_a, unknown]
     staff = Principal(user_id=str(uuid.uuid4()), role=Role.COMMUNITY_STAFF, community_ids=tuple(communities))
     seen, stop = _statements(database)
-    autocommit: list[bool] = []
-
-    def record(_conn, cursor, _statement, _parameters, _context, _executemany):
-        autocommit.append(getattr(cursor.connection, "autocommit", None))
-
-    event.listen(database.engine, "before_cursor_execute", record)
     try:
         activity = activities.create_activity(
             ActivitiesUnitOfWork(database, lambda: NOW, timezone=ZONE),
@@ -93,7 +99,6 @@ def test_a_new_published_activity_is_written_as_the_general_path_writes_it(any_d
         )
     finally:
         stop()
-        event.remove(database.engine, "before_cursor_execute", record)
     # Nothing read of registrations or reminders, no UPDATE or DELETE: one INSERT per table.
     written = [s for s in seen if not s.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "PRAGMA"))]
     assert not [s for s in written if "FROM registrations" in s or s.startswith(("UPDATE", "DELETE"))], written
@@ -106,7 +111,7 @@ def test_a_new_published_activity_is_written_as_the_general_path_writes_it(any_d
         assert "events AS (INSERT INTO outbox " in written[1]
         assert "INSERT INTO activities SELECT" in written[1]
         # Read, then written by that one statement on its own: in autocommit (no BEGIN, no COMMIT).
-        assert autocommit and all(autocommit), autocommit
+        assert seen.autocommit and all(seen.autocommit), seen.autocommit
     else:
         assert sum(s.startswith("INSERT INTO activities ") for s in written) == 1
         assert len(written) <= 7, written

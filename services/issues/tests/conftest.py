@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 
 from linli_issues.adapters.tables import messaging, replica
@@ -23,6 +23,7 @@ from linli_issues.definition import definition
 from linli_kit.db import Database
 from linli_kit.migrations import upgrade
 from linli_kit.testing import english_test_clients
+from linli_kit.testing.statements import statements_sent
 
 
 class Clock:
@@ -327,16 +328,9 @@ def statements():
 
     @contextmanager
     def recording(app) -> Iterator[list[str]]:
-        engine = app.extensions["linli.database"].engine
-        seen: list[str] = []
-
-        def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:  # noqa: ANN001
-            seen.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        # Seen where the driver sends them on PostgreSQL: a report's one statement is run by the
+        # driver itself (linli_kit.db.driver_rowcount), out of SQLAlchemy's events.
+        with statements_sent(app.extensions["linli.database"].engine) as seen:
             yield seen
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
 
     return recording

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
@@ -185,3 +186,50 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn) -> None:  # noqa: ANN001
         mode = "DEFERRED" if conn.get_execution_options().get(SQLITE_BEGIN) == "DEFERRED" else "IMMEDIATE"
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+_Answer = TypeVar("_Answer")
+
+
+def driver_rowcount(connection: Connection, statement: str, parameters: Mapping[str, Any]) -> int:
+    """The row count of `statement` run by PostgreSQL's driver on `connection` (psycopg converts
+    its `%(name)s` placeholders and prepares it after a few runs, as it does under SQLAlchemy),
+    without SQLAlchemy's execution and result, which were a tenth of a one-statement write's CPU
+    (a report, a new activity). Errors as `driver_rows`'."""
+    return _on_driver(connection, statement, parameters, None, lambda cursor: cursor.rowcount)
+
+
+def driver_rows(
+    connection: Connection, statement: str, parameters: Mapping[str, Any], *, prepare: bool | None = True
+) -> list[tuple]:
+    """The rows of `statement` run by PostgreSQL's driver on `connection`, prepared (once per
+    connection) unless `prepare` says otherwise, as tuples of the values psycopg reads: without
+    SQLAlchemy's execution and result, which made a description of each column anew with every
+    run and passed every value through its type. Its errors are SQLAlchemy's, as its execution
+    raises them (the connection invalidated when it was lost: a 503 for the caller, like any
+    statement's). Statements run so are seen where psycopg sends them, not by SQLAlchemy's
+    `before_cursor_execute` (`linli_kit.testing.statements.statements_sent` sees both)."""
+    return _on_driver(connection, statement, parameters, prepare, lambda cursor: cursor.fetchall())
+
+
+def _on_driver(
+    connection: Connection,
+    statement: str,
+    parameters: Mapping[str, Any],
+    prepare: bool | None,
+    answer: Callable[[Any], _Answer],
+) -> _Answer:
+    import psycopg  # PostgreSQL only: SQLite installs need not load it
+
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(statement, parameters, prepare=prepare)
+            return answer(cursor)
+    except psycopg.Error as error:
+        lost = connection.dialect.is_disconnect(error, driver, None)
+        if lost:
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance(
+            statement, parameters, error, psycopg.Error, connection_invalidated=lost, dialect=connection.dialect
+        ) from error

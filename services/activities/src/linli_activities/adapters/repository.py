@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
-import psycopg
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -32,7 +31,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -42,6 +40,7 @@ from linli_activities.domain.activities import Activity, ActivityStatus, Registr
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
+from linli_kit.db import driver_rowcount, driver_rows
 from linli_kit.events.envelope import Event
 from linli_kit.events.outbox import Outbox
 from linli_kit.search import TextIndex
@@ -280,7 +279,9 @@ _STREETS_STILL_HOLD = (
 # checked at its end), written only if the streets they were made from still hold (`ok`; its row
 # count then 1, else 0 with nothing written): what it adds to the counts (each key once: an upsert
 # touches a row once), its community links, its reminders and itself, each table's rows one JSON
-# document read as rows of that table. A fixed text, so psycopg prepares it once per connection.
+# document read as rows of that table. A fixed text, so psycopg prepares it once per connection; run
+# by the driver itself (`driver_rowcount`: SQLAlchemy's execution and result were a tenth of a new
+# activity's CPU).
 _NEW_ACTIVITY = (
     f"counted AS (INSERT INTO {tables.activity_counts.name} {_rows_of(tables.activity_counts, 'counts')}"
     # Every column: a new activity adds to more than a registration's four (`_ADDED_TO_THE_COUNTS`).
@@ -425,23 +426,8 @@ class ActivityPage:
 
 def _driver_rows(connection: Connection, statement: DriverStatement, parameters: dict[str, Any]) -> list[tuple]:
     """The rows of `statement` run by PostgreSQL's driver on `connection`, prepared (once per
-    connection), as tuples of the values psycopg reads: without SQLAlchemy's execution and result,
-    which made a description of each column anew with every page and passed every value through
-    its type. Its errors are SQLAlchemy's, as its execution raises them (the connection
-    invalidated when it was lost: a 503 for the caller, like any statement's)."""
-    driver = connection.connection.driver_connection
-    values = {**statement.values, **parameters}
-    try:
-        with driver.cursor() as cursor:  # type: ignore[union-attr]
-            cursor.execute(statement.text, values, prepare=True)
-            return cursor.fetchall()
-    except psycopg.Error as error:
-        lost = connection.dialect.is_disconnect(error, driver, None)
-        if lost:
-            connection.invalidate(error)
-        raise DBAPIError.instance(
-            statement.text, values, error, psycopg.Error, connection_invalidated=lost, dialect=connection.dialect
-        ) from error
+    connection): `linli_kit.db.driver_rows`, with the values SQLAlchemy gave its literals."""
+    return driver_rows(connection, statement.text, {**statement.values, **parameters})
 
 
 # A SignUpTarget's read, with whether the person has a registration for it already, in one statement prepared
@@ -748,9 +734,9 @@ class Repository:
             statement = _NEW_ACTIVITY_AND_EVENTS if events else _NEW_ACTIVITY_ALONE
             if self._one_statement and not self.session.in_transaction():
                 with bind.connect() as connection:  # in autocommit (`writes_in_one_statement`)
-                    written = connection.exec_driver_sql(statement, parameters).rowcount == 1
+                    written = driver_rowcount(connection, statement, parameters) == 1
             else:
-                written = self.session.connection().exec_driver_sql(statement, parameters).rowcount == 1
+                written = driver_rowcount(self.session.connection(), statement, parameters) == 1
             if not written:
                 for community_id in streets:
                     _held_streets.pop(community_id, None)

@@ -33,6 +33,7 @@ from linli_issues.adapters.tables import (
 from linli_issues.adapters.tables import issues as issues_table
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, IssueSummary, TimelineEntry
+from linli_kit.db import driver_rowcount
 from linli_kit.events.waker import DEFER_NOTIFY_SQL, waker_for
 from linli_kit.search import TextIndex
 
@@ -287,8 +288,8 @@ _REPORT_GUARD = f"""ok AS MATERIALIZED (
 # JSON document read as a row of its table (`json_populate_record`: each value typed by its column,
 # in the table's own order), the counts as `counters.added_counts_ctes`. A text of fixed form,
 # short and with few parameters, so psycopg converts it once (it converts anew each time a text of
-# over 4 kB or 50 parameters) and prepares it once per connection; sent to the driver as it stands,
-# without SQLAlchemy's compiling and result set-up (a tenth of a report's time).
+# over 4 kB or 50 parameters) and prepares it once per connection; run by the driver as it stands
+# (`driver_rowcount`), without SQLAlchemy's compiling, execution and result set-up.
 # It does not notify the relay from the outbox's trigger (DEFER_NOTIFY_SQL): its writer pokes the
 # process's waker once it is written (linli_kit.events.waker), so reports commit side by side
 # instead of one at a time under PostgreSQL's notification lock.
@@ -455,16 +456,18 @@ class IssueRepository:
         # The statement must commit by itself: run inside a transaction the session began, it would
         # be rolled back with it when the unit of work closes, after the report's 201.
         session_connection = self.session.connection() if self.session.in_transaction() else None
+        # Run by the driver itself (`driver_rowcount`): SQLAlchemy's execution and result were a
+        # tenth of a report's CPU.
         if session_connection is not None and _autocommits(session_connection):
             # The context was read (in autocommit): on that connection.
-            written = session_connection.exec_driver_sql(_REPORT, parameters).rowcount == 1
+            written = driver_rowcount(session_connection, _REPORT, parameters) == 1
         else:
             # Nothing read, or read in a transaction (a category read again when its copy held in
             # memory expired): a connection of the pool in autocommit, without the session's
             # transaction and its bookkeeping (a tenth of a report's time, with the session's close).
             with self.session.get_bind().connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT")
-                written = connection.exec_driver_sql(_REPORT, parameters).rowcount == 1
+                written = driver_rowcount(connection, _REPORT, parameters) == 1
         if written:
             waker_for(self.session.get_bind()).poke()
         else:

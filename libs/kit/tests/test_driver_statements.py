@@ -1,0 +1,68 @@
+"""Statements run by PostgreSQL's driver itself (`linli_kit.db.driver_rowcount`, `driver_rows`):
+what they answer, SQLAlchemy's errors for the driver's (a lost connection invalidated, so the
+request answers 503 and the pool hands out a new one), and the test helper that sees them."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import exc, text
+
+from linli_kit.db import driver_rowcount, driver_rows
+from linli_kit.testing.statements import statements_sent
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_write_answers_its_row_count_and_a_read_its_rows(database):
+    with database.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("CREATE TABLE driver_things (id int PRIMARY KEY, name text)")
+        inserted = driver_rowcount(
+            conn, "INSERT INTO driver_things SELECT n, 'thing ' || n FROM generate_series(1, %(n)s) AS n", {"n": 3}
+        )
+        updated = driver_rowcount(conn, "UPDATE driver_things SET name = %(name)s WHERE id > 5", {"name": "x"})
+        rows = driver_rows(conn, "SELECT id, name FROM driver_things WHERE id >= %(least)s ORDER BY id", {"least": 2})
+    assert (inserted, updated) == (3, 0)
+    assert rows == [(2, "thing 2"), (3, "thing 3")]
+    # In autocommit each statement committed by itself: another connection sees the rows.
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM driver_things")).scalar() == 3
+
+
+def test_a_refused_statement_raises_sqlalchemys_error_and_keeps_the_connection(database):
+    with database.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(exc.ProgrammingError) as raised:
+            driver_rowcount(conn, "INSERT INTO no_such_table VALUES (%(n)s)", {"n": 1})
+        assert "no_such_table" in str(raised.value.orig)
+        assert not raised.value.connection_invalidated
+        assert driver_rows(conn, "SELECT 1", {}) == [(1,)]
+
+
+def test_a_lost_connection_is_invalidated_and_the_next_checkout_gets_a_new_one(database):
+    with database.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        backend = driver_rows(conn, "SELECT pg_backend_pid()", {})[0][0]
+        with database.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": backend})
+        with pytest.raises(exc.OperationalError) as raised:
+            driver_rowcount(conn, "SELECT 1", {})
+        assert raised.value.connection_invalidated
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != backend
+
+
+def test_the_helper_sees_what_the_driver_runs_and_what_sqlalchemy_runs(database):
+    with statements_sent(database.engine) as seen, database.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        conn.commit()
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        driver_rows(conn, "SELECT 2", {})
+    assert list(seen) == ["SELECT 1", "SELECT 2"]
+    assert seen.autocommit == [False, True]
+
+
+def test_the_helper_sees_sqlites_statements_through_sqlalchemy(sqlite_database):
+    with statements_sent(sqlite_database.engine) as seen, sqlite_database.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert [s for s in seen if not s.startswith(("BEGIN", "PRAGMA"))] == ["SELECT 1"]
