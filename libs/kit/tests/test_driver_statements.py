@@ -4,10 +4,12 @@ request answers 503 and the pool hands out a new one), and the test helper that 
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from sqlalchemy import exc, text
 
-from linli_kit.db import driver_rowcount, driver_rows
+from linli_kit import db
+from linli_kit.db import autocommit_rowcount, driver_rowcount, driver_rows
 from linli_kit.testing.statements import statements_sent
 
 pytestmark = pytest.mark.integration
@@ -66,3 +68,39 @@ def test_the_helper_sees_sqlites_statements_through_sqlalchemy(sqlite_database):
     with statements_sent(sqlite_database.engine) as seen, sqlite_database.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
     assert [s for s in seen if not s.startswith(("BEGIN", "PRAGMA"))] == ["SELECT 1"]
+
+
+def test_a_statement_in_autocommit_of_its_own_commits_and_leaves_its_connection_as_it_found_it(database):
+    with database.engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE autocommitted (id int PRIMARY KEY)")
+        conn.commit()
+    with statements_sent(database.engine) as seen:
+        written = autocommit_rowcount(
+            database.engine, "INSERT INTO autocommitted VALUES (%(n)s), (%(m)s)", {"n": 1, "m": 2}
+        )
+    assert written == 2 and seen.autocommit == [True]
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM autocommitted")).scalar() == 2
+        # The pool's connection is back in transactions: a rolled-back write leaves nothing.
+        conn.exec_driver_sql("INSERT INTO autocommitted VALUES (3)")
+        conn.rollback()
+        assert conn.execute(text("SELECT count(*) FROM autocommitted")).scalar() == 2
+    with pytest.raises(exc.IntegrityError):
+        autocommit_rowcount(database.engine, "INSERT INTO autocommitted VALUES (%(n)s)", {"n": 1})
+
+
+def test_a_lost_connection_in_autocommit_is_dropped_from_the_pool(database, monkeypatch):
+    with database.engine.connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    # The pool's one idle connection is ended by the server (a restart, an administrator), and
+    # handed out before its socket shows the server's goodbye (so not pinged at check-out).
+    url = database.engine.url.set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (backend,))
+    monkeypatch.setattr(db, "_has_input", lambda _connection: False)
+    with pytest.raises(exc.OperationalError) as raised:
+        autocommit_rowcount(database.engine, "SELECT 1", {})
+    assert raised.value.connection_invalidated
+    # The lost connection is not handed out again.
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != backend

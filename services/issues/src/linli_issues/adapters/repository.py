@@ -33,7 +33,7 @@ from linli_issues.adapters.tables import (
 from linli_issues.adapters.tables import issues as issues_table
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, IssueSummary, TimelineEntry
-from linli_kit.db import driver_rowcount
+from linli_kit.db import autocommit_rowcount, driver_rowcount
 from linli_kit.events.waker import DEFER_NOTIFY_SQL, waker_for
 from linli_kit.search import TextIndex
 
@@ -464,10 +464,9 @@ class IssueRepository:
         else:
             # Nothing read, or read in a transaction (a category read again when its copy held in
             # memory expired): a connection of the pool in autocommit, without the session's
-            # transaction and its bookkeeping (a tenth of a report's time, with the session's close).
-            with self.session.get_bind().connect() as connection:
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-                written = driver_rowcount(connection, _REPORT, parameters) == 1
+            # transaction and its bookkeeping (a tenth of a report's time, with the session's close)
+            # nor SQLAlchemy's connection (`autocommit_rowcount`).
+            written = autocommit_rowcount(self.session.get_bind(), _REPORT, parameters) == 1
         if written:
             waker_for(self.session.get_bind()).poke()
         else:
