@@ -40,7 +40,7 @@ from linli_activities.domain.activities import Activity, ActivityStatus, Registr
 from linli_activities.domain.care import HOLDING_SLOT
 from linli_activities.domain.places import CompoundPoint, ServicePost
 from linli_activities.domain.reminders import ActivityReminder, ReminderState
-from linli_kit.db import driver_rowcount, driver_rows
+from linli_kit.db import autocommit_rowcount, driver_rowcount, driver_rows
 from linli_kit.events.envelope import Event
 from linli_kit.events.outbox import Outbox
 from linli_kit.search import TextIndex
@@ -733,8 +733,8 @@ class Repository:
             parameters["streets"] = _document(streets)
             statement = _NEW_ACTIVITY_AND_EVENTS if events else _NEW_ACTIVITY_ALONE
             if self._one_statement and not self.session.in_transaction():
-                with bind.connect() as connection:  # in autocommit (`writes_in_one_statement`)
-                    written = driver_rowcount(connection, statement, parameters) == 1
+                # In autocommit (`writes_in_one_statement`), on a pooled connection of its own.
+                written = autocommit_rowcount(bind, statement, parameters) == 1
             else:
                 written = driver_rowcount(self.session.connection(), statement, parameters) == 1
             if not written:
