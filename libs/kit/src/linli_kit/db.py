@@ -216,12 +216,7 @@ def autocommit_rowcount(engine: Engine, statement: str, parameters: Mapping[str,
                 cursor.execute(statement, parameters)
                 return cursor.rowcount
         except psycopg.Error as error:
-            lost = engine.dialect.is_disconnect(error, driver, None)
-            if lost:
-                pooled.invalidate(error)
-            raise exc.DBAPIError.instance(
-                statement, parameters, error, psycopg.Error, connection_invalidated=lost, dialect=engine.dialect
-            ) from error
+            raise _as_sqlalchemys(error, statement, parameters, engine.dialect, driver, pooled.invalidate) from error
         finally:
             if not driver.closed:  # type: ignore[union-attr]
                 driver.autocommit = False  # type: ignore[union-attr]  # idle after its statement
@@ -257,9 +252,25 @@ def _on_driver(
             cursor.execute(statement, parameters, prepare=prepare)
             return answer(cursor)
     except psycopg.Error as error:
-        lost = connection.dialect.is_disconnect(error, driver, None)
-        if lost:
-            connection.invalidate(error)
-        raise exc.DBAPIError.instance(
-            statement, parameters, error, psycopg.Error, connection_invalidated=lost, dialect=connection.dialect
-        ) from error
+        dialect = connection.dialect
+        raise _as_sqlalchemys(error, statement, parameters, dialect, driver, connection.invalidate) from error
+
+
+def _as_sqlalchemys(
+    error: Exception,
+    statement: str,
+    parameters: Mapping[str, Any],
+    dialect: Any,
+    driver: Any,
+    invalidate: Callable[[BaseException], None],
+) -> exc.DBAPIError:
+    """The error SQLAlchemy's execution would raise for the driver's `error` (OperationalError,
+    IntegrityError, ...), its connection invalidated first when the error says it was lost."""
+    import psycopg
+
+    lost = dialect.is_disconnect(error, driver, None)
+    if lost:
+        invalidate(error)
+    return exc.DBAPIError.instance(
+        statement, parameters, error, psycopg.Error, connection_invalidated=lost, dialect=dialect
+    )
