@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import exc, text
 
 from linli_kit import db
-from linli_kit.db import autocommit_rowcount, driver_rowcount, driver_rows
+from linli_kit.db import Database, autocommit_rowcount, driver_rowcount, driver_rows
 from linli_kit.testing.statements import statements_sent
 
 pytestmark = pytest.mark.integration
@@ -104,3 +104,13 @@ def test_a_lost_connection_in_autocommit_is_dropped_from_the_pool(database, monk
     # The lost connection is not handed out again.
     with database.engine.connect() as conn:
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != backend
+
+
+def test_a_database_that_cannot_be_reached_raises_sqlalchemys_error():
+    """As `Engine.connect` raises it (the kit's handler answers 503 for it), not the driver's."""
+    unreachable = Database("postgresql://postgres@127.0.0.1:1/nothing")
+    try:
+        with pytest.raises(exc.OperationalError):
+            autocommit_rowcount(unreachable.engine, "SELECT 1", {})
+    finally:
+        unreachable.dispose()

@@ -207,7 +207,13 @@ def autocommit_rowcount(engine: Engine, statement: str, parameters: Mapping[str,
     report's CPU). Errors as `driver_rows'`; a connection found lost is dropped from the pool."""
     import psycopg  # PostgreSQL only: SQLite installs need not load it
 
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except psycopg.Error as error:  # the pool could not connect: as `Engine.connect` raises it
+        lost = engine.dialect.is_disconnect(error, None, None)
+        raise exc.DBAPIError.instance(
+            None, None, error, psycopg.Error, connection_invalidated=lost, dialect=engine.dialect
+        ) from error
     try:
         driver = pooled.driver_connection
         try:
