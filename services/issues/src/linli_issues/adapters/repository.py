@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import operator
 from dataclasses import MISSING, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Connection, Select, and_, asc, bindparam, case, desc, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.base import manager_of_class
 
@@ -34,10 +33,9 @@ from linli_issues.adapters.tables import (
 from linli_issues.adapters.tables import issues as issues_table
 from linli_issues.domain import privacy
 from linli_issues.domain.model import DONE_STATUSES, URGENCIES, Category, Issue, IssueSummary, TimelineEntry
-from linli_kit.db import autocommit_rowcount, driver_rowcount, driver_rows
+from linli_kit.db import autocommit_rowcount, driver_rowcount
 from linli_kit.events.waker import DEFER_NOTIFY_SQL, waker_for
 from linli_kit.search import TextIndex
-from linli_kit.tables import UtcDateTime as When
 
 # What a search reads of an issue: its title and description (migration 0010 made the index).
 ISSUE_TEXT = TextIndex("issues", "id", ("title", "description"))
@@ -177,44 +175,6 @@ def _total_per_status(statuses: bool | None) -> Any:
             c.status.in_(bindparam("status", expanding=True)) if statuses else c.status == bindparam("status")
         )
     return select(func.coalesce(func.sum(c.count), 0)).where(*conditions).scalar_subquery()
-
-
-# A list page's statement compiled for the driver, by its form (`_page_statements`). Bounded:
-# cleared when full.
-_driver_pages: dict[tuple, Any] = {}
-DRIVER_PAGES_KEPT = 256
-_PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
-# Where SUMMARY_COLUMNS hold instants, and the time zones of PostgreSQL sessions reading them in UTC.
-_SUMMARY_INSTANTS = tuple(i for i, column in enumerate(SUMMARY_COLUMNS) if isinstance(column.type, When))
-_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"})
-
-
-def _driver_page(connection: Connection, shape: tuple, statement: Any, parameters: dict[str, Any]) -> list[tuple]:
-    """The rows of a list page (`_page_statements`, summaries) run by PostgreSQL's driver itself,
-    prepared once per connection and text (`linli_kit.db.driver_rows`): SQLAlchemy's execution
-    and result (a description of each column made anew with every page, its result processing)
-    were about a quarter of a page's CPU. Its text and values are SQLAlchemy's own, each list of
-    values expanded as SQLAlchemy expands it (`construct_expanded_state`); instants come back in
-    UTC, as `When` reads them."""
-    compiled = _driver_pages.get(shape)
-    if compiled is None:
-        if len(_driver_pages) >= DRIVER_PAGES_KEPT:
-            _driver_pages.clear()
-        compiled = _driver_pages[shape] = statement.compile(dialect=_PSYCOPG)
-    expanded = compiled.construct_expanded_state(parameters)
-    rows = driver_rows(connection, expanded.statement, expanded.parameters)
-    zone = connection.connection.driver_connection.info.timezone  # type: ignore[union-attr]
-    if rows and zone is not UTC and getattr(zone, "key", None) not in _UTC_ZONES:
-        rows = [_instants_in_utc(row) for row in rows]
-    return rows
-
-
-def _instants_in_utc(row: tuple) -> tuple:
-    values = list(row)
-    for index in _SUMMARY_INSTANTS:
-        if values[index] is not None:
-            values[index] = values[index].astimezone(UTC)
-    return tuple(values)
 
 
 @lru_cache(maxsize=256)
@@ -582,13 +542,8 @@ class IssueRepository:
         page_statement, total_statement = _page_statements(*shape, _counted_per_status(scope, given))
         if summaries:
             # Plain columns, run on the session's connection: no ORM entities to load, so the
-            # ORM's execution (its context, identity map, loading) is spared for a page of rows;
-            # on PostgreSQL run by the driver itself (`_driver_page`).
-            connection = self.session.connection()
-            if connection.dialect.name == "postgresql":
-                page = _driver_page(connection, shape, page_statement, parameters)
-            else:
-                page = connection.execute(page_statement, parameters).all()
+            # ORM's execution (its context, identity map, loading) is spared for a page of rows.
+            page = self.session.connection().execute(page_statement, parameters).all()
         else:
             page = self.session.execute(page_statement, parameters).all()
         if not page:
