@@ -225,7 +225,10 @@ def autocommit_rowcount(engine: Engine, statement: str, parameters: Mapping[str,
             raise _as_sqlalchemys(error, statement, parameters, engine.dialect, driver, pooled.invalidate) from error
         finally:
             if not driver.closed:  # type: ignore[union-attr]
-                driver.autocommit = False  # type: ignore[union-attr]  # idle after its statement
+                try:
+                    driver.autocommit = False  # type: ignore[union-attr]  # idle after its statement
+                except psycopg.Error as error:  # broken after all: not handed out again
+                    pooled.invalidate(error)
     finally:
         pooled.close()
 
